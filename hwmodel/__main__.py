@@ -1,0 +1,5 @@
+import sys
+
+from hwmodel.cli import main
+
+sys.exit(main())

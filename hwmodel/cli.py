@@ -1,0 +1,70 @@
+"""The ``nmlab`` command: a thin dispatcher.
+
+Each package owns its subcommands in ``<package>/commands.py`` with a
+``register(subparsers)`` function, found through the ``nmlab.commands`` entry-point group
+(so this module never imports rl or torch by name). Handlers import their heavy modules
+lazily, which keeps ``nmlab --help`` fast and torch-free.
+
+User errors (:class:`~hwmodel.errors.NmlabError`) print one line and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from importlib.metadata import entry_points
+from typing import Callable, Sequence
+
+from hwmodel.errors import NmlabError
+
+# Display order of the packages' commands; follows the data flow.
+_PACKAGES = ("rl", "hwmodel", "sweeps", "reports")
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that reports a bad argument as one line (no usage dump) with exit status 2."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _registrars() -> list[tuple[str, Callable]]:
+    found = {ep.name: ep for ep in entry_points(group="nmlab.commands")}
+    names = [p for p in _PACKAGES if p in found] + sorted(set(found) - set(_PACKAGES))
+    if names:
+        return [(n, found[n].load()) for n in names]
+    # Running from a source tree that was never installed: use the known packages.
+    return [(p, importlib.import_module(f"{p}.commands").register) for p in _PACKAGES]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(
+        prog="nmlab",
+        description="Co-design lab for N:M sparse RL agents and the accelerators that run them.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineParser)
+    for _name, register in _registrars():
+        register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(func(args) or 0)
+    except NmlabError as exc:
+        print(f"nmlab {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nmlab {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""N:M sparsity core (numpy, no torch).
+
+Conventions, shared with the torch twin in :mod:`rl.sparsity`:
+
+* A weight matrix is ``[out_features, in_features]`` (PyTorch ``nn.Linear`` layout).
+* Row-wise N:M: every output row is cut into groups of ``M`` consecutive weights along the
+  input (reduction) dimension; at most ``N`` weights of each group are kept.
+* When ``in_features`` is not a multiple of ``M`` the last group is padded with zeros. The
+  padding is never kept (a group of 3 real weights under 4:8 keeps 3) and
+  :func:`group_padding` reports its size.
+* Ties in ``|w|`` are broken towards the lower input index, so masks are deterministic and
+  the numpy and torch versions agree bit for bit.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from hwmodel.errors import NmlabError
+
+_NM_RE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A sparsity pattern: ``kind`` is "nm", "dense" or "unstructured".
+
+    ``n`` and ``m`` are set for "nm" only.
+    """
+
+    kind: str
+    n: Optional[int] = None
+    m: Optional[int] = None
+
+    @property
+    def is_nm(self) -> bool:
+        return self.kind == "nm"
+
+    @property
+    def density(self) -> Optional[float]:
+        """Fraction of weights kept (None for unstructured: it depends on the mask)."""
+        if self.kind == "dense":
+            return 1.0
+        if self.kind == "nm":
+            return self.n / self.m
+        return None
+
+    @property
+    def meta_bits(self) -> int:
+        """Metadata bits per kept value: ceil(log2 M) (0 for dense)."""
+        return meta_bits_per_value(self.m) if self.is_nm else 0
+
+    def __str__(self) -> str:
+        return f"{self.n}:{self.m}" if self.is_nm else self.kind
+
+
+DENSE = Pattern("dense")
+UNSTRUCTURED = Pattern("unstructured")
+
+
+def parse_pattern(text: str | Pattern, *, field: str = "pattern", allow_unstructured: bool = True) -> Pattern:
+    """Parse "N:M" (1 <= N <= M, M >= 2), "dense" or "unstructured".
+
+    Raises :class:`NmlabError` naming ``field`` and the bad value otherwise.
+    """
+    if isinstance(text, Pattern):
+        return text
+    if not isinstance(text, str):
+        raise NmlabError(f"{field}: expected a string like '2:4' or 'dense', got {text!r}")
+    s = text.strip().lower()
+    if s == "dense":
+        return DENSE
+    if s == "unstructured" and allow_unstructured:
+        return UNSTRUCTURED
+    match = _NM_RE.match(s)
+    if not match:
+        raise NmlabError(f"{field}: {text!r} is not a sparsity pattern (expected 'N:M' such as '2:4', or 'dense')")
+    n, m = int(match.group(1)), int(match.group(2))
+    if m < 2:
+        raise NmlabError(f"{field}: {text!r} has M={m}; M must be at least 2")
+    if not 1 <= n <= m:
+        raise NmlabError(f"{field}: {text!r} has N={n}; N must satisfy 1 <= N <= M={m}")
+    return Pattern("nm", n, m)
+
+
+def meta_bits_per_value(m: int) -> int:
+    """Bits of index metadata per kept value in a group of ``m``: ceil(log2 m)."""
+    return max(1, math.ceil(math.log2(m))) if m > 1 else 0
+
+
+def group_padding(in_features: int, pattern: Pattern | str) -> int:
+    """Zero columns appended so ``in_features`` becomes a multiple of M (0 if not N:M)."""
+    p = parse_pattern(pattern)
+    return (-in_features) % p.m if p.is_nm else 0
+
+
+def _grouped(a: np.ndarray, m: int, fill) -> np.ndarray:
+    """Pad the last axis to a multiple of ``m`` with ``fill`` and reshape to [out, g, m]."""
+    out, cols = a.shape
+    pad = (-cols) % m
+    if pad:
+        a = np.concatenate([a, np.full((out, pad), fill, dtype=a.dtype)], axis=1)
+    return a.reshape(out, -1, m)
+
+
+def nm_mask(weights: np.ndarray, pattern: Pattern | str) -> np.ndarray:
+    """Row-wise N:M mask of ``weights`` [out, in]: keep the N largest |w| per group of M.
+
+    Returns a bool array of the same shape. Dense returns all True. Ties go to the lower
+    input index; padding columns are never kept.
+    """
+    p = parse_pattern(pattern, allow_unstructured=False)
+    w = np.asarray(weights)
+    if w.ndim != 2:
+        raise NmlabError(f"weights: expected a 2-D [out, in] matrix, got shape {w.shape}")
+    if not p.is_nm:
+        return np.ones(w.shape, dtype=bool)
+    out, cols = w.shape
+    score = _grouped(np.abs(w.astype(np.float64)), p.m, -np.inf)
+    real = _grouped(np.ones((out, cols), dtype=bool), p.m, False)
+    # Stable argsort of -score puts the larger |w| first and, among equals, the lower index.
+    order = np.argsort(-score, axis=-1, kind="stable")
+    keep = np.zeros_like(real)
+    np.put_along_axis(keep, order[..., : p.n], True, axis=-1)
+    keep &= real
+    return keep.reshape(out, -1)[:, :cols]
+
+
+def group_counts(mask: np.ndarray, m: int) -> np.ndarray:
+    """Kept entries per (row, group of m) as an int array [out, groups]."""
+    return _grouped(np.asarray(mask, dtype=bool), m, False).sum(axis=-1)
+
+
+def verify(mask: np.ndarray, pattern: Pattern | str) -> Optional[tuple[int, int]]:
+    """First (row, group) of ``mask`` holding more than N kept entries, or None if it is N:M.
+
+    Dense and unstructured patterns accept any mask.
+    """
+    p = parse_pattern(pattern)
+    if not p.is_nm:
+        return None
+    bad = np.argwhere(group_counts(mask, p.m) > p.n)
+    return (int(bad[0, 0]), int(bad[0, 1])) if len(bad) else None
+
+
+def is_transposable(mask: np.ndarray, pattern: Pattern | str) -> bool:
+    """True when ``mask`` is N:M along its rows and along its columns.
+
+    The backward-data GEMM of training uses W transposed; it can run on an N:M sparse unit
+    only if the transpose is N:M too.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    return verify(mask, pattern) is None and verify(mask.T, pattern) is None
+
+
+@dataclass(frozen=True)
+class Compressed:
+    """N:M-compressed matrix: N values and N indices per group, as a sparse tensor core stores it.
+
+    ``values`` [out, groups*N] and ``indices`` [out, groups*N] (position 0..M-1 inside the
+    group). Groups with fewer than N kept entries are filled with zero values at unused
+    positions, so every group has exactly N slots.
+    """
+
+    pattern: Pattern
+    in_features: int
+    values: np.ndarray
+    indices: np.ndarray
+
+    @property
+    def metadata_bits(self) -> int:
+        """Total index metadata: ceil(log2 M) bits per stored value."""
+        return int(self.indices.size) * self.pattern.meta_bits
+
+    def value_bits(self, bits_per_value: int) -> int:
+        return int(self.values.size) * bits_per_value
+
+
+def compress(weights: np.ndarray, mask: np.ndarray, pattern: Pattern | str) -> Compressed:
+    """Compress ``weights * mask`` to values + metadata indices. ``mask`` must be N:M."""
+    p = parse_pattern(pattern, allow_unstructured=False)
+    if not p.is_nm:
+        raise NmlabError(f"pattern: compression needs an N:M pattern, got {p}")
+    w = np.asarray(weights)
+    mask = np.asarray(mask, dtype=bool)
+    if w.shape != mask.shape:
+        raise NmlabError(f"mask: shape {mask.shape} does not match weights {w.shape}")
+    bad = verify(mask, p)
+    if bad is not None:
+        raise NmlabError(f"mask: row {bad[0]} group {bad[1]} keeps more than {p.n} of {p.m}")
+    out, cols = w.shape
+    gmask = _grouped(mask, p.m, False)
+    gw = _grouped(w, p.m, 0)
+    # Kept positions first (in index order), then unused positions to fill the N slots.
+    key = np.where(gmask, 0, 1) * p.m + np.arange(p.m)
+    order = np.argsort(key, axis=-1, kind="stable")[..., : p.n]
+    values = np.take_along_axis(gw, order, axis=-1)
+    values = np.where(np.take_along_axis(gmask, order, axis=-1), values, np.zeros((), dtype=w.dtype))
+    return Compressed(p, cols, values.reshape(out, -1), order.astype(np.uint8).reshape(out, -1))
+
+
+def decompress(c: Compressed) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`compress`: (dense weights [out, in], slot mask [out, in]).
+
+    The weights equal ``weights * mask`` bit for bit. The slot mask marks every stored slot
+    that lands inside the real columns; it equals the original mask whenever each group kept
+    exactly N (as masks from :func:`nm_mask` do wherever the group has N real columns).
+    """
+    p = c.pattern
+    out = c.values.shape[0]
+    groups = c.values.shape[1] // p.n
+    dense = np.zeros((out, groups, p.m), dtype=c.values.dtype)
+    slots = np.zeros((out, groups, p.m), dtype=bool)
+    idx = c.indices.reshape(out, groups, p.n).astype(np.intp)
+    np.put_along_axis(dense, idx, c.values.reshape(out, groups, p.n), axis=-1)
+    np.put_along_axis(slots, idx, True, axis=-1)
+    return dense.reshape(out, -1)[:, : c.in_features], slots.reshape(out, -1)[:, : c.in_features]

@@ -1,0 +1,260 @@
+"""Workload files: the layer shapes and masks of one or more networks (format in docs/workload.md).
+
+A workload file is a zip archive (``.nmw``) holding ``manifest.json`` and, per layer, numpy
+``.npy`` arrays read with ``allow_pickle=False``: loading never executes code from the file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from hwmodel.errors import NmlabError
+from hwmodel.io import atomic_write, data_path
+from hwmodel.sparsity import parse_pattern, verify
+
+FORMAT_NAME = "nmlab-workload"
+FORMAT_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+
+#: Network names TD3 produces; any other name is allowed too.
+TD3_NETWORKS = ("actor", "critic1", "critic2", "actor_target", "critic1_target", "critic2_target")
+
+
+@dataclass
+class Layer:
+    """One fully connected layer (a GEMM with K = in_features, N = out_features).
+
+    Attributes:
+        name: unique within the workload, e.g. "actor.fc1".
+        network: which network it belongs to ("actor", "critic1", ... or any name).
+        in_features: reduction size K.
+        out_features: output size N.
+        pattern: "N:M", "unstructured" or "dense".
+        mask: bool [out_features, in_features] of kept weights, None when dense.
+        weight_bits: bitwidth the weights are stored at.
+        weight: optional float32 [out_features, in_features] (already masked).
+        bias: optional float32 [out_features].
+    """
+
+    name: str
+    network: str
+    in_features: int
+    out_features: int
+    pattern: str = "dense"
+    mask: Optional[np.ndarray] = None
+    weight_bits: int = 32
+    weight: Optional[np.ndarray] = None
+    bias: Optional[np.ndarray] = None
+
+    @property
+    def nnz(self) -> int:
+        """Kept weights (all of them when dense)."""
+        return self.in_features * self.out_features if self.mask is None else int(self.mask.sum())
+
+    @property
+    def density(self) -> float:
+        return self.nnz / (self.in_features * self.out_features)
+
+
+@dataclass
+class Workload:
+    """An ordered list of layers plus free-form provenance (``meta``: env, method, steps...)."""
+
+    layers: list[Layer]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def networks(self) -> list[str]:
+        """Network names in first-appearance order."""
+        return list(dict.fromkeys(layer.network for layer in self.layers))
+
+    def network(self, name: str) -> list[Layer]:
+        return [layer for layer in self.layers if layer.network == name]
+
+    def validate(self) -> None:
+        """Raise :class:`NmlabError` naming the layer and field of the first inconsistency."""
+        seen: set[str] = set()
+        for i, layer in enumerate(self.layers):
+            _validate_layer(layer, i)
+            if layer.name in seen:
+                raise NmlabError(f"layer {layer.name!r}: name: duplicate layer name")
+            seen.add(layer.name)
+
+
+def _validate_layer(layer: Layer, index: int, arrays: bool = True) -> None:
+    """Check fields, then (``arrays``) the mask, weight and bias against them."""
+    where = f"layer {layer.name!r}" if isinstance(layer.name, str) and layer.name else f"layer #{index}"
+    if not isinstance(layer.name, str) or not layer.name:
+        raise NmlabError(f"{where}: name: must be a non-empty string")
+    if not isinstance(layer.network, str) or not layer.network:
+        raise NmlabError(f"{where}: network: must be a non-empty string")
+    for key in ("in_features", "out_features"):
+        value = getattr(layer, key)
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise NmlabError(f"{where}: {key}: must be a positive integer, got {value!r}")
+    wb = layer.weight_bits
+    if isinstance(wb, bool) or not isinstance(wb, (int, np.integer)) or not 1 <= wb <= 64:
+        raise NmlabError(f"{where}: weight_bits: must be an integer from 1 to 64, got {wb!r}")
+    pattern = parse_pattern(layer.pattern, field=f"{where}: pattern")
+    if not arrays:
+        return
+    shape = (layer.out_features, layer.in_features)
+    if layer.mask is None:
+        if pattern.kind != "dense":
+            raise NmlabError(f"{where}: mask: missing, but pattern is {pattern}")
+    else:
+        if layer.mask.shape != shape:
+            raise NmlabError(
+                f"{where}: mask: shape {tuple(layer.mask.shape)} does not match "
+                f"[out_features, in_features] = {list(shape)}"
+            )
+        bad = verify(layer.mask, pattern)
+        if bad is not None:
+            raise NmlabError(f"{where}: mask: row {bad[0]} group {bad[1]} keeps more than {pattern.n} of {pattern.m}, violating {pattern}")
+    if layer.weight is not None and layer.weight.shape != shape:
+        raise NmlabError(f"{where}: weight: shape {tuple(layer.weight.shape)} does not match {list(shape)}")
+    if layer.bias is not None and layer.bias.shape != (layer.out_features,):
+        raise NmlabError(f"{where}: bias: shape {tuple(layer.bias.shape)} does not match [{layer.out_features}]")
+
+
+def _npy_bytes(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.ascontiguousarray(a), allow_pickle=False)
+    return buf.getvalue()
+
+
+def save_workload(workload: Workload, path: str | os.PathLike) -> None:
+    """Validate and write ``workload`` to ``path`` atomically (never half-written)."""
+    workload.validate()
+    layers_json = []
+    arrays: dict[str, bytes] = {}
+    for i, layer in enumerate(workload.layers):
+        entry: dict[str, Any] = {
+            "name": layer.name,
+            "network": layer.network,
+            "in_features": int(layer.in_features),
+            "out_features": int(layer.out_features),
+            "pattern": str(parse_pattern(layer.pattern)),
+            "weight_bits": int(layer.weight_bits),
+        }
+        if layer.mask is not None:
+            entry["mask"] = f"layers/{i}/mask.npy"
+            arrays[entry["mask"]] = _npy_bytes(np.packbits(layer.mask.astype(bool), axis=None))
+        if layer.weight is not None:
+            entry["weight"] = f"layers/{i}/weight.npy"
+            arrays[entry["weight"]] = _npy_bytes(layer.weight.astype(np.float32))
+        if layer.bias is not None:
+            entry["bias"] = f"layers/{i}/bias.npy"
+            arrays[entry["bias"]] = _npy_bytes(layer.bias.astype(np.float32))
+        layers_json.append(entry)
+    manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "meta": workload.meta, "layers": layers_json}
+    with atomic_write(path) as fh:
+        with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("manifest.json", json.dumps(manifest, indent=1, sort_keys=False))
+            for name, data in arrays.items():
+                zf.writestr(name, data)
+
+
+def _read_array(zf: zipfile.ZipFile, member: Any, where: str, key: str) -> np.ndarray:
+    if not isinstance(member, str):
+        raise NmlabError(f"{where}: {key}: must name an array in the file, got {member!r}")
+    try:
+        with zf.open(member) as fh:
+            return np.lib.format.read_array(io.BytesIO(fh.read()), allow_pickle=False)
+    except KeyError:
+        raise NmlabError(f"{where}: {key}: array {member!r} is missing from the file") from None
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise NmlabError(f"{where}: {key}: array {member!r} is unreadable ({exc})") from None
+
+
+_LAYER_KEYS = {"name", "network", "in_features", "out_features", "pattern", "weight_bits", "mask", "weight", "bias"}
+
+
+def load_workload(path: str | os.PathLike) -> Workload:
+    """Read and validate a workload file. Errors are :class:`NmlabError` naming layer and field."""
+    path = Path(path)
+    if not path.is_file():
+        raise NmlabError(f"workload: no such file: {path}")
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise NmlabError(f"workload: {path} is not a workload file (truncated or not a zip archive: {exc})") from None
+    with zf:
+        try:
+            manifest = json.loads(zf.read("manifest.json"))
+        except KeyError:
+            raise NmlabError(f"workload: {path} has no manifest.json") from None
+        except (ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise NmlabError(f"workload: manifest.json is unreadable ({exc})") from None
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+            raise NmlabError(f"workload: format: expected {FORMAT_NAME!r}")
+        version = manifest.get("version")
+        if version not in SUPPORTED_VERSIONS:
+            raise NmlabError(f"workload: version: unknown version {version!r} (this nmlab reads {list(SUPPORTED_VERSIONS)})")
+        entries = manifest.get("layers")
+        if not isinstance(entries, list) or not entries:
+            raise NmlabError("workload: layers: must be a non-empty list")
+        meta = manifest.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise NmlabError("workload: meta: must be a mapping")
+        layers = []
+        for i, entry in enumerate(entries):
+            if not isinstance(entry, dict):
+                raise NmlabError(f"layer #{i}: must be a mapping")
+            where = f"layer {entry.get('name')!r}" if entry.get("name") else f"layer #{i}"
+            unknown = set(entry) - _LAYER_KEYS
+            if unknown:
+                raise NmlabError(f"{where}: {sorted(unknown)[0]}: unknown field")
+            for key in ("name", "network", "in_features", "out_features", "pattern"):
+                if key not in entry:
+                    raise NmlabError(f"{where}: {key}: missing")
+            layer = Layer(
+                name=entry["name"],
+                network=entry["network"],
+                in_features=entry["in_features"],
+                out_features=entry["out_features"],
+                pattern=entry["pattern"],
+                weight_bits=entry.get("weight_bits", 32),
+            )
+            _validate_layer(layer, i, arrays=False)  # fields first: the arrays are checked against them
+            size = layer.in_features * layer.out_features
+            if "mask" in entry:
+                packed = _read_array(zf, entry["mask"], where, "mask")
+                if packed.dtype != np.uint8 or packed.ndim != 1 or packed.size != (size + 7) // 8:
+                    raise NmlabError(
+                        f"{where}: mask: expected {(size + 7) // 8} packed bytes for "
+                        f"[{layer.out_features}, {layer.in_features}], got {packed.size} ({packed.dtype})"
+                    )
+                layer.mask = np.unpackbits(packed, count=size).astype(bool).reshape(layer.out_features, layer.in_features)
+            for key in ("weight", "bias"):
+                if key in entry:
+                    arr = _read_array(zf, entry[key], where, key)
+                    if arr.dtype.kind != "f":
+                        raise NmlabError(f"{where}: {key}: expected floating point values, got {arr.dtype}")
+                    setattr(layer, key, arr.astype(np.float32, copy=False))
+            layers.append(layer)
+    workload = Workload(layers=layers, meta=meta)
+    workload.validate()
+    return workload
+
+
+def bundled_workloads() -> list[Path]:
+    """The workload files shipped with nmlab (the main job's default input), sorted."""
+    return sorted(data_path("workloads").glob("*.nmw"))
+
+
+def default_workload() -> Path:
+    """The bundled workload used when a command is given no ``--workload``."""
+    files = bundled_workloads()
+    if not files:
+        raise NmlabError("workload: no bundled workloads found; pass --workload FILE")
+    preferred = [f for f in files if f.name.startswith("hopper") and "2of4" in f.name]
+    return (preferred or files)[0]

@@ -1,0 +1,1 @@
+"""nmlab reports: Pareto reports (HTML, PNG, Markdown) and design-point checks."""

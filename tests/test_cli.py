@@ -1,0 +1,42 @@
+"""The nmlab command: help lists every package's subcommands; user errors are one line, exit 2."""
+
+import subprocess
+import sys
+
+import pytest
+
+from hwmodel.cli import main
+
+
+def run(*args):
+    return subprocess.run([sys.executable, "-m", "hwmodel", *args], capture_output=True, text=True)
+
+
+def test_help_lists_subcommands():
+    out = run("--help")
+    assert out.returncode == 0
+    for cmd in ("workload",):
+        assert cmd in out.stdout
+
+
+def test_unknown_command_is_one_line_exit_2():
+    out = run("no-such-command")
+    assert out.returncode == 2
+    assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_missing_workload_file(tmp_path):
+    out = run("workload", str(tmp_path / "absent.nmw"))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [f"nmlab workload: error: workload: no such file: {tmp_path / 'absent.nmw'}"]
+    assert "Traceback" not in out.stderr
+
+
+def test_workload_info(tmp_path, capsys):
+    from tests.test_workload import make_workload
+    from hwmodel import save_workload
+
+    save_workload(make_workload(), tmp_path / "w.nmw")
+    assert main(["workload", str(tmp_path / "w.nmw")]) == 0
+    text = capsys.readouterr().out
+    assert "critic1.fc0" in text and "1:8" in text

@@ -1,0 +1,159 @@
+"""Workload format: round trip, and a one-line error naming layer and field for every bad input."""
+
+import json
+import subprocess
+import sys
+import zipfile
+
+import numpy as np
+import pytest
+
+from hwmodel import Layer, Workload, load_workload, nm_mask, save_workload
+from hwmodel.errors import NmlabError
+
+
+def make_workload(with_weights=True):
+    rng = np.random.default_rng(0)
+    layers = []
+    for net, shapes, pattern in [
+        ("actor", [(11, 256), (256, 256), (256, 3)], "2:4"),
+        ("critic1", [(14, 256), (256, 256), (256, 1)], "1:8"),
+    ]:
+        for i, (fan_in, fan_out) in enumerate(shapes):
+            w = rng.standard_normal((fan_out, fan_in)).astype(np.float32)
+            mask = nm_mask(w, pattern)
+            layers.append(
+                Layer(
+                    name=f"{net}.fc{i}", network=net, in_features=fan_in, out_features=fan_out,
+                    pattern=pattern, mask=mask, weight_bits=8,
+                    weight=np.where(mask, w, 0).astype(np.float32) if with_weights else None,
+                    bias=rng.standard_normal(fan_out).astype(np.float32) if with_weights else None,
+                )
+            )
+    layers.append(Layer(name="extra.dense", network="extra", in_features=5, out_features=7))
+    return Workload(layers=layers, meta={"env": "Hopper-v5", "steps": 1000})
+
+
+def test_round_trip(tmp_path):
+    wl = make_workload()
+    path = tmp_path / "w.nmw"
+    save_workload(wl, path)
+    back = load_workload(path)
+    assert back.meta == wl.meta
+    assert back.networks == ["actor", "critic1", "extra"]
+    assert len(back.layers) == len(wl.layers)
+    for a, b in zip(wl.layers, back.layers):
+        assert (a.name, a.network, a.in_features, a.out_features, a.pattern, a.weight_bits) == (
+            b.name, b.network, b.in_features, b.out_features, b.pattern, b.weight_bits)
+        if a.mask is None:
+            assert b.mask is None
+        else:
+            assert b.mask.dtype == bool and b.mask.shape == (a.out_features, a.in_features)
+            np.testing.assert_array_equal(a.mask, b.mask)
+        for key in ("weight", "bias"):
+            if getattr(a, key) is not None:
+                np.testing.assert_array_equal(getattr(a, key), getattr(b, key))
+    assert back.layers[0].nnz == wl.layers[0].mask.sum()
+
+
+def test_round_trip_without_weights(tmp_path):
+    save_workload(make_workload(with_weights=False), tmp_path / "w.nmw")
+    assert all(layer.weight is None for layer in load_workload(tmp_path / "w.nmw").layers)
+
+
+def _rewrite(src, dst, edit_manifest=None, drop=None, replace=None):
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for item in zin.infolist():
+            data = zin.read(item.filename)
+            if item.filename == "manifest.json" and edit_manifest:
+                manifest = json.loads(data)
+                edit_manifest(manifest)
+                data = json.dumps(manifest).encode()
+            if drop and item.filename == drop:
+                continue
+            if replace and item.filename in replace:
+                data = replace[item.filename]
+            zout.writestr(item.filename, data)
+
+
+def _set(path_keys, value):
+    def edit(manifest):
+        target = manifest
+        for k in path_keys[:-1]:
+            target = target[k]
+        target[path_keys[-1]] = value
+    return edit
+
+
+def _violating_mask_bytes():
+    mask = np.zeros((256, 11), dtype=bool)
+    mask[3, 4:8] = True  # row 3, group 1 keeps 4 of 4 under 2:4
+    import io
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, np.packbits(mask, axis=None))
+    return buf.getvalue()
+
+
+BAD = {
+    "unknown version": (dict(edit_manifest=_set(["version"], 99)), "version"),
+    "wrong format": (dict(edit_manifest=_set(["format"], "other")), "format"),
+    "mask shape": (dict(edit_manifest=_set(["layers", 0, "in_features"], 12)), "'actor.fc0': mask"),
+    "bad pattern": (dict(edit_manifest=_set(["layers", 1, "pattern"], "3:2")), "'actor.fc1': pattern"),
+    "negative features": (dict(edit_manifest=_set(["layers", 2, "out_features"], -3)), "'actor.fc2': out_features"),
+    "bool features": (dict(edit_manifest=_set(["layers", 2, "out_features"], True)), "'actor.fc2': out_features"),
+    "bad bits": (dict(edit_manifest=_set(["layers", 0, "weight_bits"], 0)), "'actor.fc0': weight_bits"),
+    "unknown field": (dict(edit_manifest=_set(["layers", 0, "colour"], "red")), "'actor.fc0': colour"),
+    "missing mask array": (dict(drop="layers/0/mask.npy"), "'actor.fc0': mask"),
+    "missing manifest": (dict(drop="manifest.json"), "manifest.json"),
+    "mask violates pattern": (dict(replace={"layers/0/mask.npy": _violating_mask_bytes()}), "'actor.fc0': mask: row 3 group 1"),
+    "garbage array": (dict(replace={"layers/0/weight.npy": b"not numpy"}), "'actor.fc0': weight"),
+    "nm without mask": (dict(edit_manifest=lambda m: m["layers"][0].pop("mask")), "'actor.fc0': mask: missing"),
+    "missing name": (dict(edit_manifest=lambda m: m["layers"][0].pop("name")), "layer #0: name"),
+    "duplicate name": (dict(edit_manifest=_set(["layers", 1, "name"], "actor.fc0")), "'actor.fc0': name: duplicate"),
+    "pickled array": (dict(replace={"layers/0/weight.npy": None}), "'actor.fc0': weight"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_files_give_one_line_naming_layer_and_field(tmp_path, case):
+    good = tmp_path / "good.nmw"
+    save_workload(make_workload(), good)
+    kwargs, expected = BAD[case]
+    if kwargs.get("replace", {}).get("layers/0/weight.npy", 1) is None:
+        import io, pickle
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, np.array([object()], dtype=object), allow_pickle=True)
+        kwargs = dict(replace={"layers/0/weight.npy": buf.getvalue()})
+    bad = tmp_path / "bad.nmw"
+    _rewrite(good, bad, **kwargs)
+    with pytest.raises(NmlabError) as info:
+        load_workload(bad)
+    msg = str(info.value)
+    assert expected in msg
+    assert "\n" not in msg
+
+
+def test_truncated_and_missing_files(tmp_path):
+    good = tmp_path / "good.nmw"
+    save_workload(make_workload(), good)
+    data = good.read_bytes()
+    for cut in (0, 10, len(data) // 2, len(data) - 5):
+        (tmp_path / "t.nmw").write_bytes(data[:cut])
+        with pytest.raises(NmlabError, match="workload"):
+            load_workload(tmp_path / "t.nmw")
+    with pytest.raises(NmlabError, match="no such file"):
+        load_workload(tmp_path / "absent.nmw")
+
+
+def test_save_refuses_inconsistent_workload_and_writes_nothing(tmp_path):
+    wl = make_workload()
+    wl.layers[1].mask = np.ones((256, 256), dtype=bool)  # dense mask declared 2:4
+    with pytest.raises(NmlabError, match="'actor.fc1': mask"):
+        save_workload(wl, tmp_path / "w.nmw")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_hwmodel_does_not_import_torch():
+    code = "import sys, hwmodel, hwmodel.cli, hwmodel.workload, hwmodel.sparsity; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
