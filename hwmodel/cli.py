@@ -29,6 +29,20 @@ class OneLineParser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def subgroup(sub: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
+    """Sub-subcommands under ``nmlab NAME`` that several packages may add to.
+
+    ``nmlab gpu bench`` needs torch (rl) while ``nmlab gpu validate`` is pure hwmodel: each
+    package calls ``subgroup(sub, "gpu", ...)`` and gets the same group.
+    """
+    groups = sub.__dict__.setdefault("_nmlab_groups", {})
+    if name not in groups:
+        parser = sub.add_parser(name, help=help)
+        groups[name] = parser.add_subparsers(dest=f"{name}_command", metavar="COMMAND", parser_class=OneLineParser)
+        parser.set_defaults(func=lambda args, p=parser: (p.print_help(), 2)[1])
+    return groups[name]
+
+
 def _registrars() -> list[tuple[str, Callable]]:
     found = {ep.name: ep for ep in entry_points(group="nmlab.commands")}
     names = [p for p in _PACKAGES if p in found] + sorted(set(found) - set(_PACKAGES))

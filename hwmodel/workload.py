@@ -258,3 +258,43 @@ def default_workload() -> Path:
         raise NmlabError("workload: no bundled workloads found; pass --workload FILE")
     preferred = [f for f in files if f.name.startswith("hopper") and "2of4" in f.name]
     return (preferred or files)[0]
+
+
+def synthetic_td3_workload(
+    obs_dim: int,
+    act_dim: int,
+    pattern: str = "dense",
+    hidden: tuple[int, ...] = (256, 256),
+    weight_bits: int = 32,
+    seed: int = 0,
+    with_weights: bool = False,
+) -> Workload:
+    """TD3's six networks with random (PyTorch-default-like uniform) weights masked to ``pattern``.
+
+    For tests, benchmarks and GPU shape grids; real masks come from ``nmlab export``.
+    ``meta["source"]`` is "synthetic" so nobody mistakes it for a trained agent.
+    """
+    from hwmodel.sparsity import nm_mask
+
+    rng = np.random.default_rng(seed)
+    p = parse_pattern(pattern, allow_unstructured=False)
+    shapes = {
+        "actor": [obs_dim, *hidden, act_dim],
+        "critic": [obs_dim + act_dim, *hidden, 1],
+    }
+    layers = []
+    for net in TD3_NETWORKS:
+        dims = shapes["actor" if net.startswith("actor") else "critic"]
+        for i, (fan_in, fan_out) in enumerate(zip(dims[:-1], dims[1:])):
+            bound = 1.0 / np.sqrt(fan_in)
+            w = rng.uniform(-bound, bound, size=(fan_out, fan_in)).astype(np.float32)
+            mask = None if p.kind == "dense" else nm_mask(w, p)
+            layers.append(
+                Layer(
+                    name=f"{net}.fc{i + 1}", network=net, in_features=fan_in, out_features=fan_out,
+                    pattern=str(p), mask=mask, weight_bits=weight_bits,
+                    weight=(w if mask is None else np.where(mask, w, 0).astype(np.float32)) if with_weights else None,
+                )
+            )
+    return Workload(layers=layers, meta={"source": "synthetic", "obs_dim": obs_dim, "act_dim": act_dim,
+                                          "sparsity": str(p), "seed": seed})
