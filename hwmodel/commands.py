@@ -7,6 +7,11 @@ import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from hwmodel import gpu_cmd, peer_cmd, simulate_cmd
+
+    simulate_cmd.register(sub)
+    peer_cmd.register(sub)
+    gpu_cmd.register(sub)
     p = sub.add_parser("workload", help="inspect a workload file (layers, shapes, patterns, padding)")
     p.add_argument("file", nargs="?", help="workload file (.nmw); default: the bundled default workload")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")

@@ -1,4 +1,4 @@
-"""Subcommands owned by rl. Handlers import their modules lazily."""
+"""Subcommands owned by rl. Handlers import torch and their modules lazily."""
 
 from __future__ import annotations
 
@@ -6,4 +6,7 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add this package's subcommands to the nmlab parser."""
+    from rl import gpubench_cmd, train_cmd
+
+    train_cmd.register(sub)
+    gpubench_cmd.register(sub)

@@ -1,0 +1,9 @@
+"""CLI registration for `nmlab gpu validate` (GPU model). Handlers import heavy modules lazily."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add subcommands to the nmlab parser."""
