@@ -1,0 +1,110 @@
+"""SCALE-Sim v3 side by side with our model: compute cycles must be equal on every shape.
+
+SCALE-Sim costs about 0.1 ms per simulated cycle, so the shapes are small and each array
+size's shapes go through SCALE-Sim in one run (two: dense and N:M). One test per array size
+keeps pytest-xdist from running the same SCALE-Sim job on both workers.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from hwmodel.errors import NmlabError
+from hwmodel.peers.scalesim import Gemm, parse_array, parse_gemm, run_scalesim, ws_compute_cycles_reference
+from hwmodel.sparsity import meta_bits_per_value
+
+# (array rows, cols) -> GEMM shapes "M,K,N[,n:m]" (M = batch rows, K = reduction, N = outputs).
+SHAPES: dict[tuple[int, int], list[str]] = {
+    # SCALE-Sim's default array; TD3 shapes (Hopper obs 11, act 3; HalfCheetah obs 17, act 6).
+    (32, 32): [
+        "1,11,256", "1,256,256", "1,256,3", "256,14,256", "256,256,1", "256,256,256",
+        "1,256,256,2:4", "256,256,256,2:4", "256,14,256,2:4", "1,11,256,1:4", "256,23,256,1:8",
+        "1,376,256,4:8", "1,256,256,2:8", "256,256,1,1:2",
+    ],
+    # Odd sizes: M > R, K < R, N < C, partial folds on both sides.
+    (8, 8): [
+        "3,5,7", "9,13,11", "17,8,8", "1,3,20", "12,7,5", "10,33,9",
+        "9,13,11,2:4", "9,30,10,1:2", "6,17,9,4:8", "5,19,12,2:8", "7,21,6,1:8", "11,40,13,1:4",
+    ],
+    # Non-square arrays, and partial last N:M groups that cross a fold boundary (K % m < n).
+    (4, 12): ["20,9,30", "5,5,5", "33,17,2", "20,18,30,2:4", "8,9,13,4:8", "3,10,12,2:8"],
+    (5, 4): ["2,9,4,2:4", "2,9,4,4:8", "3,26,7,3:8", "4,6,9", "1,1,1", "2,11,3,1:2"],
+    (16, 8): ["64,100,40", "64,100,40,2:4", "64,100,40,1:8", "2,50,17,4:8"],
+}
+
+
+@pytest.fixture(scope="module")
+def scalesim_available():
+    pytest.importorskip("scalesim")
+
+
+# --- the SCALE-Sim driver itself --------------------------------------------------------------
+
+@pytest.mark.parametrize("text, message", [
+    ("1,2", "expected M,K,N"),
+    ("1,2,3,2:4,9", "expected M,K,N"),
+    ("0,4,4", "M must be >= 1"),
+    ("4,x,4", "K must be a positive integer"),
+    ("4,4,4,5:4", "pattern"),
+    ("4,4,4,unstructured", "pattern"),
+])
+def test_parse_gemm_errors_name_the_value(text, message):
+    with pytest.raises(NmlabError, match=message) as err:
+        parse_gemm(text)
+    assert repr(text) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_parse_gemm_and_array():
+    g = parse_gemm("256, 14, 256, 2:4")
+    assert (g.m, g.k, g.n, str(g.pattern)) == (256, 14, 256, "2:4")
+    assert str(parse_gemm("1,2,3,dense").pattern) == "dense"
+    assert str(parse_gemm("1,2,3,4:4").pattern) == "dense"
+    assert parse_array("32, 16") == (32, 16)
+    for bad in ("32", "32,0", "a,4", "1,2,3"):
+        with pytest.raises(NmlabError, match="--array"):
+            parse_array(bad)
+
+
+@pytest.mark.parametrize("k, pattern, kept", [
+    (16, "2:4", 8), (9, "2:4", 5), (11, "2:4", 6), (9, "4:8", 5), (17, "3:8", 7), (7, "dense", 7),
+])
+def test_kept_reduction_drops_padding(k, pattern, kept):
+    assert parse_gemm(f"1,{k},1,{pattern}").kept_k == kept
+
+
+def test_missing_scalesim_is_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "scalesim.scale_sim", None)  # makes the import fail
+    with pytest.raises(NmlabError, match="scalesim is not installed"):
+        run_scalesim(["1,4,4"], 4, 4)
+
+
+def test_driver_reads_scalesim_reports(scalesim_available):
+    """Cycles, accesses and metadata land in the right fields (one small mixed run)."""
+    shapes = ["2,9,4,2:4", "2,9,4,4:8", "4,9,8", "3,20,5,1:4"]
+    layers = run_scalesim(shapes, 5, 4)
+    assert [layer.gemm.label() for layer in layers] == shapes
+    for layer in layers:
+        g = layer.gemm
+        # SCALE-Sim's WS schedule, which it reports one cycle short.
+        assert layer.compute_cycles == ws_compute_cycles_reference(g, 5, 4) - 1
+        assert layer.stall_cycles == 0              # CALC bandwidth mode never stalls
+        assert layer.sram_filter_reads == g.kept_k * g.n
+        row_folds, col_folds = -(-g.kept_k // 5), -(-g.n // 4)
+        # Partial sums are written once per reduction fold; each ifmap row is re-read per
+        # column fold (and m/n times under N:M: SCALE-Sim assumes no broadcast).
+        assert layer.sram_ofmap_writes == g.m * g.n * row_folds
+        reread = g.pattern.m / g.pattern.n if g.pattern.is_nm else 1
+        assert layer.sram_ifmap_reads == pytest.approx(g.m * g.kept_k * col_folds * reread)
+        if g.pattern.is_nm:
+            assert layer.metadata_bits == g.kept_k * g.n * meta_bits_per_value(g.pattern.m)
+        else:
+            assert layer.metadata_bits is None
+    # K=9 under 2:4 keeps 5 rows: one fold of a 5-row array, not two.
+    assert layers[0].compute_cycles == 13
+
+
+def test_driver_rejects_sparse_non_ws(scalesim_available):
+    with pytest.raises(NmlabError, match="need dataflow 'ws'"):
+        run_scalesim([Gemm(1, 8, 8, parse_gemm("1,8,8,2:4").pattern)], 4, 4, dataflow="os")
