@@ -1,0 +1,436 @@
+"""Design points: an accelerator described in YAML (schema in docs/hwmodel.md), loaded into dataclasses.
+
+The vocabulary follows Timeloop's architecture spec: a compute array with attributes plus a
+list of storage levels, outermost (DRAM) first. Every problem in a file is reported as one
+line naming the key, e.g. ``design 'edge': storage[1].capacity_bytes: must be > 0``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from hwmodel.errors import NmlabError
+from hwmodel.io import data_path
+from hwmodel.sparsity import Pattern, parse_pattern
+
+DESIGN_VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+
+#: Datatypes a MAC can run and their bitwidths.
+DATATYPE_BITS = {"int4": 4, "int8": 8, "int16": 16, "fp16": 16, "bf16": 16, "fp32": 32}
+#: Which datatype a ``bits`` request picks when the design supports several of that width.
+_BITS_PREFERENCE = {4: ("int4",), 8: ("int8",), 16: ("fp16", "bf16", "int16"), 32: ("fp32",)}
+
+COMPUTE_KINDS = ("systolic", "tensor_core")
+DATAFLOWS = ("ws", "os")
+SPARSITY_SUPPORT = ("none", "fixed", "flexible", "layerwise")
+STORAGE_CLASSES = ("dram", "sram", "regfile")
+OPERANDS = ("weights", "inputs", "outputs", "metadata")
+#: DRAM types with a pJ/bit figure in hwmodel/data/energy.yaml.
+DRAM_TYPES = ("LPDDR4", "LPDDR", "DDR3", "DDR4", "GDDR5", "HBM2", "HMC")
+
+
+@dataclass(frozen=True)
+class Compute:
+    """The MAC array.
+
+    Attributes:
+        kind: "systolic" (R x C grid of PEs) or "tensor_core" (``rows`` dot-product units,
+            each ``cols`` products wide, fed through selection muxes when sparse).
+        dataflow: "ws" or "os" (systolic only; "" for tensor_core).
+        rows: systolic PE rows (mapped along the reduction K) or tensor-core unit count.
+        cols: systolic PE columns (mapped along outputs N) or dot-product width.
+        datatypes: MACs per PE per cycle for each supported datatype (int8: 1, int4: 2 ...).
+        accumulator_bits: width of partial sums kept between K folds.
+        activation_bits: activation width; None = same as the weight bits of the run.
+        tile_m: tensor_core only: batch rows of one operand tile held in registers.
+        pipeline_depth: tensor_core only: cycles from first operand to first result.
+    """
+
+    kind: str
+    dataflow: str
+    rows: int
+    cols: int
+    datatypes: dict[str, float]
+    accumulator_bits: int = 32
+    activation_bits: Optional[int] = None
+    tile_m: int = 16
+    pipeline_depth: int = 0
+
+    @property
+    def pes(self) -> int:
+        return self.rows * self.cols
+
+
+@dataclass(frozen=True)
+class Sparsity:
+    """What N:M sparsity the hardware exploits.
+
+    Attributes:
+        support: "none"; "fixed" (only ``patterns``, as the 2:4 sparse tensor core);
+            "flexible" (per-row N from ``n_values`` in groups of ``m``, VEGETA-like);
+            "layerwise" (any N:M chosen per layer with M <= ``max_m``, as SCALE-Sim v3).
+        patterns: the supported patterns of a "fixed" design.
+        m: group size of a "flexible" design.
+        n_values: the per-row N a "flexible" design can run.
+        max_m: largest M of a "layerwise" design.
+        metadata_bits_per_cycle: bandwidth of the metadata path into the array.
+    """
+
+    support: str = "none"
+    patterns: tuple[Pattern, ...] = ()
+    m: int = 0
+    n_values: tuple[int, ...] = ()
+    max_m: int = 0
+    metadata_bits_per_cycle: float = 0.0
+
+    def candidates(self) -> tuple[Pattern, ...]:
+        """The layer-wide patterns the hardware can run, sparsest first (dense excluded)."""
+        if self.support == "fixed":
+            pats = self.patterns
+        elif self.support == "flexible":
+            pats = tuple(Pattern("nm", n, self.m) for n in self.n_values if n < self.m)
+        else:
+            return ()
+        return tuple(sorted(pats, key=lambda p: (p.n / p.m, p.m)))
+
+
+@dataclass(frozen=True)
+class Storage:
+    """One storage level.
+
+    Attributes:
+        name: unique name ("DRAM", "GlobalBuffer", ...).
+        cls: "dram", "sram" or "regfile" (the YAML key is ``class``).
+        holds: operands kept at this level (weights, inputs, outputs, metadata).
+        capacity_bytes: size (SRAM and register file; 0 for DRAM = unbounded).
+        word_bits: access width in bits.
+        banks, read_ports, write_ports: SRAM organisation (CACTI inputs, on-chip bandwidth).
+        double_buffered: SRAM only: fills the next tile while the array works on this one.
+        dram_type: DRAM only: technology naming its pJ/bit in energy.yaml.
+        bandwidth_bytes_per_cycle: DRAM only: bytes per compute-clock cycle.
+        latency_cycles: DRAM only: first-access latency in compute-clock cycles.
+    """
+
+    name: str
+    cls: str
+    holds: tuple[str, ...] = ()
+    capacity_bytes: int = 0
+    word_bits: int = 64
+    banks: int = 1
+    read_ports: int = 1
+    write_ports: int = 1
+    double_buffered: bool = True
+    dram_type: str = ""
+    bandwidth_bytes_per_cycle: float = 0.0
+    latency_cycles: float = 0.0
+
+
+@dataclass(frozen=True)
+class Design:
+    """A whole design point; ``source`` is the file it came from (None if built in code)."""
+
+    name: str
+    version: int
+    technology_nm: float
+    clock_hz: float
+    compute: Compute
+    sparsity: Sparsity
+    storage: tuple[Storage, ...]
+    description: str = ""
+    source: Optional[str] = None
+
+    @property
+    def dram(self) -> Storage:
+        return next(s for s in self.storage if s.cls == "dram")
+
+    @property
+    def srams(self) -> tuple[Storage, ...]:
+        return tuple(s for s in self.storage if s.cls == "sram")
+
+    def sram_for(self, operand: str) -> Storage:
+        """The innermost SRAM level that holds ``operand`` (weights, inputs, outputs, metadata)."""
+        for s in reversed(self.storage):
+            if s.cls == "sram" and operand in s.holds:
+                return s
+        if operand == "metadata":
+            return self.sram_for("weights")
+        raise KeyError(operand)
+
+    def regfile(self) -> Optional[Storage]:
+        return next((s for s in self.storage if s.cls == "regfile"), None)
+
+    def datatype_for(self, bits: int) -> str:
+        """The MAC datatype a run at ``bits`` uses; NmlabError if the array has none."""
+        for dt in _BITS_PREFERENCE.get(bits, ()):
+            if dt in self.compute.datatypes:
+                return dt
+        have = ", ".join(f"{d} ({DATATYPE_BITS[d]} bits)" for d in self.compute.datatypes)
+        raise NmlabError(f"design {self.name!r}: compute.datatypes: no datatype of {bits} bits (has {have})")
+
+    def weight_sram_bytes(self) -> int:
+        """On-chip capacity available for weights and their metadata (bytes)."""
+        return sum(s.capacity_bytes for s in self.srams if "weights" in s.holds or "metadata" in s.holds)
+
+    @property
+    def peak_macs_per_cycle(self) -> float:
+        """PEs x MACs per PE per cycle of the design's first (reference) datatype."""
+        return self.compute.pes * next(iter(self.compute.datatypes.values()))
+
+
+# ---------------------------------------------------------------------------------------
+# Validation helpers: each raises NmlabError naming ``where`` (design name and key path).
+
+
+class _Reader:
+    """Reads keys out of one YAML mapping, remembering which were used to catch unknown ones."""
+
+    def __init__(self, design: str, path: str, data: Any):
+        self.design = design
+        self.path = path
+        if not isinstance(data, dict):
+            self.fail("", f"must be a mapping, got {type(data).__name__}")
+        self.data = data
+
+    def key(self, name: str) -> str:
+        return f"{self.path}.{name}" if self.path else name
+
+    def fail(self, name: str, msg: str):
+        where = self.key(name) if name else (self.path or "<top>")
+        raise NmlabError(f"design {self.design!r}: {where}: {msg}")
+
+    def check_unknown(self, allowed: set[str]) -> None:
+        unknown = sorted(str(k) for k in self.data if k not in allowed)
+        if unknown:
+            self.fail(unknown[0], f"unknown key (allowed: {', '.join(sorted(allowed))})")
+
+    def get(self, name: str, default: Any = ..., *, kind: Any = None) -> Any:
+        if name not in self.data:
+            if default is ...:
+                self.fail(name, "missing")
+            return default
+        return self.data[name]
+
+    def int_(self, name: str, default: Any = ..., *, min_value: int = 1) -> int:
+        v = self.get(name, default)
+        if v is default and default is not ...:
+            return v
+        if isinstance(v, bool) or not isinstance(v, int):
+            self.fail(name, f"must be an integer, got {v!r}")
+        if v < min_value:
+            self.fail(name, f"must be >= {min_value}, got {v}")
+        return v
+
+    def num(self, name: str, default: Any = ..., *, positive: bool = True) -> float:
+        v = self.get(name, default)
+        if v is default and default is not ...:
+            return v
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+            self.fail(name, f"must be a number, got {v!r}")
+        if positive and v <= 0:
+            self.fail(name, f"must be > 0, got {v}")
+        if not positive and v < 0:
+            self.fail(name, f"must be >= 0, got {v}")
+        return float(v)
+
+    def str_(self, name: str, default: Any = ..., *, choices: tuple[str, ...] = ()) -> str:
+        v = self.get(name, default)
+        if v is default and default is not ...:
+            return v
+        if not isinstance(v, str):
+            self.fail(name, f"must be a string, got {v!r}")
+        if choices and v not in choices:
+            self.fail(name, f"must be one of {', '.join(choices)}, got {v!r}")
+        return v
+
+    def bool_(self, name: str, default: Any = ...) -> bool:
+        v = self.get(name, default)
+        if not isinstance(v, bool):
+            self.fail(name, f"must be true or false, got {v!r}")
+        return v
+
+    def sub(self, name: str, default: Any = ...) -> "_Reader":
+        return _Reader(self.design, self.key(name), self.get(name, default))
+
+
+def _parse_compute(r: _Reader) -> Compute:
+    r.check_unknown({"kind", "dataflow", "rows", "cols", "datatypes", "accumulator_bits", "activation_bits",
+                     "tile_m", "pipeline_depth"})
+    kind = r.str_("kind", choices=COMPUTE_KINDS)
+    if kind == "systolic":
+        dataflow = r.str_("dataflow", choices=DATAFLOWS)
+        for key in ("tile_m", "pipeline_depth"):
+            if key in r.data:
+                r.fail(key, "only for kind tensor_core")
+    else:
+        if "dataflow" in r.data:
+            r.fail("dataflow", "only for kind systolic (a tensor core has no dataflow choice)")
+        dataflow = ""
+    rows, cols = r.int_("rows"), r.int_("cols")
+    dts = r.sub("datatypes")
+    if not dts.data:
+        r.fail("datatypes", "must list at least one datatype")
+    datatypes: dict[str, float] = {}
+    for name in dts.data:
+        if name not in DATATYPE_BITS:
+            dts.fail(str(name), f"unknown datatype (known: {', '.join(DATATYPE_BITS)})")
+        datatypes[name] = dts.num(name)
+    acc = r.int_("accumulator_bits", 32)
+    act = r.get("activation_bits", None)
+    if act is not None:
+        act = r.int_("activation_bits")
+        if act not in _BITS_PREFERENCE:
+            r.fail("activation_bits", f"must be one of {sorted(_BITS_PREFERENCE)} or null, got {act}")
+    tile_m = r.int_("tile_m", 16)
+    depth = r.int_("pipeline_depth", 0, min_value=0)
+    if kind == "tensor_core" and depth == 0:
+        depth = math.ceil(math.log2(cols)) + 2  # adder tree plus multiply and accumulate stages
+    return Compute(kind, dataflow, rows, cols, datatypes, acc, act, tile_m, depth)
+
+
+def _parse_sparsity(r: _Reader) -> Sparsity:
+    r.check_unknown({"support", "patterns", "m", "n_values", "max_m", "metadata_bits_per_cycle"})
+    support = r.str_("support", choices=SPARSITY_SUPPORT)
+    allowed = {"none": set(), "fixed": {"patterns"}, "flexible": {"m", "n_values"}, "layerwise": {"max_m"}}[support]
+    for key in ("patterns", "m", "n_values", "max_m", "metadata_bits_per_cycle"):
+        if key in r.data and key not in allowed and not (key == "metadata_bits_per_cycle" and support != "none"):
+            r.fail(key, f"not used with support {support!r}")
+    meta_bw = 0.0 if support == "none" else r.num("metadata_bits_per_cycle")
+    if support == "fixed":
+        pats = r.get("patterns")
+        if not isinstance(pats, list) or not pats:
+            r.fail("patterns", "must be a non-empty list like ['2:4']")
+        parsed = []
+        for i, p in enumerate(pats):
+            q = parse_pattern(str(p) if isinstance(p, str) else p, field=f"design {r.design!r}: {r.key('patterns')}[{i}]",
+                              allow_unstructured=False)
+            if not q.is_nm or q.n == q.m:
+                r.fail(f"patterns[{i}]", f"must be a sparse N:M pattern with N < M, got {p!r}")
+            parsed.append(q)
+        return Sparsity(support, tuple(parsed), metadata_bits_per_cycle=meta_bw)
+    if support == "flexible":
+        m = r.int_("m", min_value=2)
+        ns = r.get("n_values")
+        if not isinstance(ns, list) or not ns:
+            r.fail("n_values", "must be a non-empty list of integers")
+        for i, n in enumerate(ns):
+            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= m:
+                r.fail(f"n_values[{i}]", f"must be an integer from 1 to m={m}, got {n!r}")
+        return Sparsity(support, m=m, n_values=tuple(sorted(set(ns))), metadata_bits_per_cycle=meta_bw)
+    if support == "layerwise":
+        return Sparsity(support, max_m=r.int_("max_m", min_value=2), metadata_bits_per_cycle=meta_bw)
+    return Sparsity("none")
+
+
+_STORAGE_KEYS = {
+    "dram": {"name", "class", "type", "bandwidth_gb_s", "bandwidth_bytes_per_cycle", "latency_ns", "latency_cycles"},
+    "sram": {"name", "class", "holds", "capacity_bytes", "word_bits", "banks", "read_ports", "write_ports",
+             "double_buffered"},
+    "regfile": {"name", "class", "holds", "capacity_bytes", "word_bits"},
+}
+
+
+def _parse_storage(r: _Reader, clock_hz: float) -> Storage:
+    cls = r.str_("class", choices=STORAGE_CLASSES)
+    r.check_unknown(_STORAGE_KEYS[cls])
+    name = r.str_("name")
+    if not name:
+        r.fail("name", "must be non-empty")
+    if cls == "dram":
+        dtype = r.str_("type", choices=DRAM_TYPES)
+        has_gbs, has_bpc = "bandwidth_gb_s" in r.data, "bandwidth_bytes_per_cycle" in r.data
+        if has_gbs == has_bpc:
+            r.fail("bandwidth_gb_s", "give exactly one of bandwidth_gb_s or bandwidth_bytes_per_cycle")
+        bpc = r.num("bandwidth_gb_s") * 1e9 / clock_hz if has_gbs else r.num("bandwidth_bytes_per_cycle")
+        if "latency_ns" in r.data and "latency_cycles" in r.data:
+            r.fail("latency_ns", "give latency_ns or latency_cycles, not both")
+        lat = (r.num("latency_ns", 0.0, positive=False) * 1e-9 * clock_hz if "latency_ns" in r.data
+               else r.num("latency_cycles", 0.0, positive=False))
+        return Storage(name, cls, holds=("weights", "inputs", "outputs", "metadata"), dram_type=dtype,
+                       bandwidth_bytes_per_cycle=bpc, latency_cycles=lat)
+    holds = r.get("holds")
+    if not isinstance(holds, list) or not holds:
+        r.fail("holds", f"must be a non-empty list of {', '.join(OPERANDS)}")
+    for i, h in enumerate(holds):
+        if h not in OPERANDS:
+            r.fail(f"holds[{i}]", f"must be one of {', '.join(OPERANDS)}, got {h!r}")
+    cap = r.int_("capacity_bytes")
+    word = r.int_("word_bits", 64 if cls == "sram" else 8)
+    if word % 8:
+        r.fail("word_bits", f"must be a multiple of 8, got {word}")
+    if cap * 8 < word:
+        r.fail("capacity_bytes", f"must hold at least one {word}-bit word, got {cap}")
+    if cls == "regfile":
+        return Storage(name, cls, tuple(holds), cap, word)
+    banks = r.int_("banks", 1)
+    rp, wp = r.int_("read_ports", 1, min_value=0), r.int_("write_ports", 1, min_value=0)
+    if rp + wp == 0:
+        r.fail("read_ports", "an SRAM needs at least one port")
+    if cap % banks:
+        r.fail("banks", f"capacity_bytes {cap} is not divisible by {banks} banks")
+    return Storage(name, cls, tuple(holds), cap, word, banks, rp, wp, r.bool_("double_buffered", True))
+
+
+def parse_design(data: Any, name: str = "<design>", source: Optional[str] = None) -> Design:
+    """Validate a design mapping (as read from YAML) and build a :class:`Design`."""
+    r = _Reader(name, "", data)
+    if isinstance(data.get("name"), str) and data["name"]:
+        name = r.design = data["name"]
+    r.check_unknown({"version", "name", "description", "technology_nm", "clock_mhz", "compute", "sparsity", "storage"})
+    version = r.get("version")
+    if version not in SUPPORTED_VERSIONS:
+        r.fail("version", f"unknown version {version!r} (this nmlab reads {list(SUPPORTED_VERSIONS)})")
+    r.str_("name")
+    desc = r.str_("description", "")
+    tech = r.num("technology_nm")
+    if not 3 <= tech <= 180:
+        r.fail("technology_nm", f"must be between 3 and 180, got {tech:g}")
+    clock_hz = r.num("clock_mhz") * 1e6
+    compute = _parse_compute(r.sub("compute"))
+    sparsity = _parse_sparsity(r.sub("sparsity", {"support": "none"}))
+    levels = r.get("storage")
+    if not isinstance(levels, list) or not levels:
+        r.fail("storage", "must be a non-empty list of levels, outermost (DRAM) first")
+    storage = tuple(_parse_storage(_Reader(name, f"storage[{i}]", lv), clock_hz) for i, lv in enumerate(levels))
+    names = [s.name for s in storage]
+    for i, s in enumerate(storage):
+        if names.index(s.name) != i:
+            r.fail(f"storage[{i}].name", f"duplicate level name {s.name!r}")
+    drams = [i for i, s in enumerate(storage) if s.cls == "dram"]
+    if len(drams) != 1 or drams[0] != 0:
+        r.fail("storage", "needs exactly one level of class dram, listed first")
+    for operand in ("weights", "inputs", "outputs"):
+        if not any(s.cls == "sram" and operand in s.holds for s in storage):
+            r.fail("storage", f"no sram level holds {operand}")
+    return Design(name, version, tech, clock_hz, compute, sparsity, storage, desc, source)
+
+
+def bundled_designs() -> dict[str, Path]:
+    """Name -> path of the designs shipped in hwmodel/data/designs."""
+    return {p.stem: p for p in sorted(data_path("designs").glob("*.yaml"))}
+
+
+def load_design(path: str | os.PathLike | Design) -> Design:
+    """Load and validate a design YAML file, or a bundled design by name (e.g. "edge_ws")."""
+    if isinstance(path, Design):
+        return path
+    p = Path(path)
+    if not p.is_file():
+        bundled = bundled_designs()
+        if str(path) in bundled:
+            p = bundled[str(path)]
+        else:
+            raise NmlabError(f"design: no such file or bundled design: {path} (bundled: {', '.join(bundled)})")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise NmlabError(f"design: {p}: not valid YAML ({exc})") from None
+    if not isinstance(data, dict):
+        raise NmlabError(f"design: {p}: must be a YAML mapping")
+    return parse_design(data, name=p.stem, source=str(p))

@@ -1,0 +1,117 @@
+"""Design YAML loader: bundled designs load, and every bad key is a one-line error naming it."""
+
+import copy
+
+import pytest
+import yaml
+
+from hwmodel.design import bundled_designs, load_design, parse_design
+from hwmodel.errors import NmlabError
+from hwmodel.io import data_path
+
+
+def _edge() -> dict:
+    return yaml.safe_load(data_path("designs", "edge_ws.yaml").read_text())
+
+
+def test_bundled_designs_load_and_cover_the_required_kinds():
+    names = set(bundled_designs())
+    assert {"edge_ws", "stc_hbm", "flex_nm", "scalesim_default_ws"} <= names
+    designs = {n: load_design(n) for n in names}
+    assert designs["stc_hbm"].compute.kind == "tensor_core"
+    assert [str(p) for p in designs["stc_hbm"].sparsity.candidates()] == ["2:4"]
+    assert designs["stc_hbm"].dram.dram_type == "HBM2"
+    assert designs["flex_nm"].sparsity.support == "flexible"
+    assert designs["edge_ws"].dram.dram_type == "LPDDR4"
+    assert 100_000 <= designs["edge_ws"].weight_sram_bytes() <= 512 * 1024
+
+
+def test_scalesim_default_matches_its_cfg():
+    d = load_design("scalesim_default_ws")
+    assert (d.compute.kind, d.compute.dataflow, d.compute.rows, d.compute.cols) == ("systolic", "ws", 32, 32)
+    assert {s.name: s.capacity_bytes for s in d.srams} == {"FilterSRAM": 65536, "IfmapSRAM": 65536, "OfmapSRAM": 65536}
+    assert d.dram.bandwidth_bytes_per_cycle == 10
+
+
+def test_load_by_path_and_unknown_name(tmp_path):
+    p = tmp_path / "mine.yaml"
+    p.write_text(yaml.safe_dump(_edge()))
+    assert load_design(p).name == "edge_ws"
+    with pytest.raises(NmlabError, match="no such file or bundled design"):
+        load_design("no_such_design")
+
+
+def _set(d: dict, path: list, value):
+    for k in path[:-1]:
+        d = d[k]
+    if value is _DEL:
+        del d[path[-1]]
+    else:
+        d[path[-1]] = value
+
+
+_DEL = object()
+
+BAD = [
+    (["bogus"], 1, "bogus: unknown key"),
+    (["version"], 7, "version: unknown version"),
+    (["version"], _DEL, "version"),
+    (["clock_mhz"], -5, "clock_mhz: must be > 0"),
+    (["clock_mhz"], "fast", "clock_mhz: must be a number"),
+    (["technology_nm"], 1000, "technology_nm: must be between"),
+    (["compute", "kind"], "gpu", "compute.kind: must be one of"),
+    (["compute", "dataflow"], "is", "compute.dataflow: must be one of"),
+    (["compute", "rows"], 0, "compute.rows: must be >= 1"),
+    (["compute", "cols"], 2.5, "compute.cols: must be an integer"),
+    (["compute", "datatypes"], {"int9": 1}, "compute.datatypes.int9: unknown datatype"),
+    (["compute", "datatypes"], {"int8": 0}, "compute.datatypes.int8: must be > 0"),
+    (["compute", "colour"], "red", "compute.colour: unknown key"),
+    (["compute", "tile_m"], 4, "compute.tile_m: only for kind tensor_core"),
+    (["sparsity", "support"], "magic", "sparsity.support: must be one of"),
+    (["sparsity", "patterns"], ["2:4", "5:4"], "sparsity.patterns[1]"),
+    (["sparsity", "patterns"], ["4:4"], "sparsity.patterns[0]: must be a sparse"),
+    (["sparsity", "patterns"], [], "sparsity.patterns: must be a non-empty list"),
+    (["sparsity", "m"], 4, "sparsity.m: not used with support 'fixed'"),
+    (["sparsity", "metadata_bits_per_cycle"], 0, "sparsity.metadata_bits_per_cycle: must be > 0"),
+    (["storage"], [], "storage: must be a non-empty list"),
+    (["storage", 0, "type"], "SDRAM9", "storage[0].type: must be one of"),
+    (["storage", 0, "bandwidth_gb_s"], _DEL, "storage[0].bandwidth_gb_s: give exactly one"),
+    (["storage", 0, "latency_ns"], -1, "storage[0].latency_ns: must be >= 0"),
+    (["storage", 1, "capacity_bytes"], 0, "storage[1].capacity_bytes: must be >= 1"),
+    (["storage", 1, "capacity_bytes"], "big", "storage[1].capacity_bytes: must be an integer"),
+    (["storage", 1, "word_bits"], 12, "storage[1].word_bits: must be a multiple of 8"),
+    (["storage", 1, "banks"], 3, "storage[1].banks: capacity_bytes 262144 is not divisible"),
+    (["storage", 1, "holds"], ["weights", "biases"], "storage[1].holds[1]: must be one of"),
+    (["storage", 1, "double_buffered"], "yes", "storage[1].double_buffered: must be true or false"),
+    (["storage", 1, "class"], "flash", "storage[1].class: must be one of"),
+    (["storage", 1, "type"], "LPDDR4", "storage[1].type: unknown key"),
+    (["storage", 2, "name"], "WeightBuffer", "storage[2].name: duplicate level name"),
+    (["storage", 2, "holds"], ["outputs"], "storage: no sram level holds inputs"),
+]
+
+
+@pytest.mark.parametrize("path,value,message", BAD, ids=[".".join(map(str, b[0])) + f"={b[1]!r}"[:20] for b in BAD])
+def test_bad_design_key_is_one_line_error_naming_it(path, value, message):
+    data = copy.deepcopy(_edge())
+    _set(data, path, value)
+    with pytest.raises(NmlabError) as info:
+        parse_design(data)
+    text = str(info.value)
+    assert "\n" not in text
+    assert text.startswith("design 'edge_ws': ")
+    assert message in text
+
+
+def test_tensor_core_rejects_dataflow_and_gets_a_pipeline_depth():
+    data = yaml.safe_load(data_path("designs", "stc_hbm.yaml").read_text())
+    assert parse_design(data).compute.pipeline_depth == 6  # ceil(log2 16) + 2
+    data["compute"]["dataflow"] = "ws"
+    with pytest.raises(NmlabError, match="compute.dataflow: only for kind systolic"):
+        parse_design(data)
+
+
+def test_datatype_for_bits():
+    d = load_design("stc_hbm")
+    assert d.datatype_for(16) == "fp16" and d.datatype_for(8) == "int8"
+    with pytest.raises(NmlabError, match="compute.datatypes: no datatype of 32 bits"):
+        d.datatype_for(32)
