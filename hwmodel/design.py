@@ -33,7 +33,8 @@ SPARSITY_SUPPORT = ("none", "fixed", "flexible", "layerwise")
 STORAGE_CLASSES = ("dram", "sram", "regfile")
 OPERANDS = ("weights", "inputs", "outputs", "metadata")
 #: DRAM types with a pJ/bit figure in hwmodel/data/energy.yaml.
-DRAM_TYPES = ("LPDDR4", "LPDDR", "DDR3", "DDR4", "GDDR5", "HBM2", "HMC")
+SRAM_CELL_TYPES = ("itrs-hp", "itrs-lstp", "itrs-lop")
+DRAM_TYPES = ("LPDDR4", "LPDDR", "DDR3", "GDDR5", "HBM2", "HMC")
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,8 @@ class Storage:
         word_bits: access width in bits.
         banks, read_ports, write_ports: SRAM organisation (CACTI inputs, on-chip bandwidth).
         double_buffered: SRAM only: fills the next tile while the array works on this one.
+        cell_type: SRAM only: CACTI cell/peripheral device type (itrs-hp, itrs-lstp, itrs-lop);
+            low-standby-power cells leak orders of magnitude less (edge designs).
         dram_type: DRAM only: technology naming its pJ/bit in energy.yaml.
         bandwidth_bytes_per_cycle: DRAM only: bytes per compute-clock cycle.
         latency_cycles: DRAM only: first-access latency in compute-clock cycles.
@@ -127,6 +130,7 @@ class Storage:
     read_ports: int = 1
     write_ports: int = 1
     double_buffered: bool = True
+    cell_type: str = "itrs-hp"
     dram_type: str = ""
     bandwidth_bytes_per_cycle: float = 0.0
     latency_cycles: float = 0.0
@@ -331,7 +335,7 @@ def _parse_sparsity(r: _Reader) -> Sparsity:
 _STORAGE_KEYS = {
     "dram": {"name", "class", "type", "bandwidth_gb_s", "bandwidth_bytes_per_cycle", "latency_ns", "latency_cycles"},
     "sram": {"name", "class", "holds", "capacity_bytes", "word_bits", "banks", "read_ports", "write_ports",
-             "double_buffered"},
+             "double_buffered", "cell_type"},
     "regfile": {"name", "class", "holds", "capacity_bytes", "word_bits"},
 }
 
@@ -374,7 +378,8 @@ def _parse_storage(r: _Reader, clock_hz: float) -> Storage:
         r.fail("read_ports", "an SRAM needs at least one port")
     if cap % banks:
         r.fail("banks", f"capacity_bytes {cap} is not divisible by {banks} banks")
-    return Storage(name, cls, tuple(holds), cap, word, banks, rp, wp, r.bool_("double_buffered", True))
+    return Storage(name, cls, tuple(holds), cap, word, banks, rp, wp, r.bool_("double_buffered", True),
+                   r.str_("cell_type", "itrs-hp", choices=SRAM_CELL_TYPES))
 
 
 def parse_design(data: Any, name: str = "<design>", source: Optional[str] = None) -> Design:

@@ -83,6 +83,7 @@ BAD = [
     (["storage", 1, "banks"], 3, "storage[1].banks: capacity_bytes 262144 is not divisible"),
     (["storage", 1, "holds"], ["weights", "biases"], "storage[1].holds[1]: must be one of"),
     (["storage", 1, "double_buffered"], "yes", "storage[1].double_buffered: must be true or false"),
+    (["storage", 1, "cell_type"], "magic", "storage[1].cell_type: must be one of"),
     (["storage", 1, "class"], "flash", "storage[1].class: must be one of"),
     (["storage", 1, "type"], "LPDDR4", "storage[1].type: unknown key"),
     (["storage", 2, "name"], "WeightBuffer", "storage[2].name: duplicate level name"),
