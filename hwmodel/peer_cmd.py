@@ -3,7 +3,37 @@
 from __future__ import annotations
 
 import argparse
+import json
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add subcommands to the nmlab parser."""
+    from hwmodel.cli import subgroup
+
+    cross = subgroup(sub, "crosscheck", "run a peer simulator and our model side by side")
+    p = cross.add_parser("scalesim", help="SCALE-Sim v3 vs our model: compute cycles per GEMM shape (WS systolic)")
+    p.add_argument("--gemm", action="extend", nargs="+", required=True, metavar="M,K,N[,n:m]",
+                   help="GEMM shape: M batch rows, K reduction, N outputs, optional layer-wise n:m (repeatable)")
+    p.add_argument("--array", default="32,32", metavar="R,C",
+                   help="systolic array rows (along K), columns (along N); default 32,32 (SCALE-Sim's default)")
+    p.add_argument("--design", default="scalesim_default_ws",
+                   help="WS systolic design file or bundled name; its SRAM sizes go to SCALE-Sim too")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=_crosscheck_scalesim)
+
+
+def _crosscheck_scalesim(args: argparse.Namespace) -> int:
+    from hwmodel.peers.crosscheck import crosscheck, format_table
+    from hwmodel.peers.scalesim import parse_array, parse_gemm
+
+    gemms = [parse_gemm(g) for g in args.gemm]       # validate everything before the slow part
+    rows, cols = parse_array(args.array)
+    results = crosscheck(gemms, rows, cols, design=args.design)
+    if args.json:
+        print(json.dumps({"array": [rows, cols], "design": args.design,
+                          "all_equal": all(r.equal for r in results),
+                          "shapes": [r.to_dict() for r in results]}, indent=1))
+    else:
+        print(f"array {rows}x{cols}, design {args.design}")
+        print(format_table(results))
+    return 0
