@@ -7,3 +7,32 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this package's subcommands to the nmlab parser."""
+    p = sub.add_parser(
+        "sweep",
+        help="grid over N:M patterns x bitwidths x designs x workloads x scenarios -> DIR/points.parquet",
+        description="Run (or resume) a sweep. Without CONFIG: bundled workloads, bundled designs, default grid "
+        "(docs/sweeps.md). Re-running the same command after an interruption finishes the missing points only.",
+    )
+    p.add_argument("config", nargs="?", help="sweep YAML file (docs/sweeps.md); default: the bundled grid")
+    p.add_argument("--out", default="results", help="output directory (default: results)")
+    p.add_argument("--workers", type=int, default=None, metavar="K",
+                   help="local worker processes (default: the CPUs available); 1 runs in this process")
+    p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run on Ray: start a local instance, or join the cluster at ADDRESS")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_sweep)
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from hwmodel.errors import NmlabError
+    from sweeps import api
+
+    if args.workers is not None and args.workers < 1:
+        raise NmlabError(f"--workers: must be at least 1, got {args.workers}")
+    stats = api.run(args.config, args.out, workers=args.workers, use_ray=args.ray is not None,
+                    ray_address=args.ray, progress=not args.quiet)
+    print(
+        f"{stats['rows']} points in {args.out}/points.parquet "
+        f"({stats['evaluated']} evaluated now, {stats['already_done']} already done, {stats['seconds']:.1f} s)"
+    )
+    return 0

@@ -1,0 +1,78 @@
+"""``nmlab sweep`` end to end: config -> plan -> run -> ``DIR/points.parquet`` + ``DIR/sweep.json``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from functools import partial
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+from sweeps import engine
+from sweeps.config import SweepConfig, load_config
+from sweeps.derived import bundled_quality, derive
+from sweeps.evaluate import evaluate_point
+from sweeps.grid import plan as make_plan
+
+
+def default_workers() -> int:
+    """Local worker processes: the CPUs this process may use."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def quality_path(cfg: SweepConfig) -> Optional[str]:
+    if cfg.quality == "bundled":
+        p = bundled_quality()
+        return str(p) if p else None
+    return cfg.quality
+
+
+def run(
+    cfg: SweepConfig | str | os.PathLike | None,
+    out: str | os.PathLike,
+    workers: Optional[int] = None,
+    use_ray: bool = False,
+    ray_address: Optional[str] = None,
+    evaluate: Callable[[dict], dict] = evaluate_point,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Run (or resume) a sweep into ``out``; returns the stats of :func:`sweeps.engine.run_sweep`.
+
+    ``cfg`` is a config, a YAML path or None (the default grid).
+    """
+    if not isinstance(cfg, SweepConfig):
+        cfg = load_config(cfg)
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        from hwmodel.errors import NmlabError
+
+        raise NmlabError(f"--out: {out} exists and is not a directory")
+    workers = workers or default_workers()
+    plan = make_plan(cfg)
+    n = len(plan)
+    qpath = quality_path(cfg)
+    for note in plan.skipped:
+        print(f"nmlab sweep: note: {note}; those points are left out", file=sys.stderr)
+    manifest = {
+        "format": engine.MANIFEST_FORMAT,
+        "version": engine.MANIFEST_VERSION,
+        "config": cfg.to_dict(),
+        "config_file": cfg.source,
+        "quality_table": qpath,
+        "workloads": [w.__dict__ for w in plan.workloads],
+        "designs": [{"name": d.name, "path": d.path, "sha": d.sha, "bits_supported": sorted(d.bits_supported)} for d in plan.designs],
+        "skipped": plan.skipped,
+        "points": n,
+        "complete": False,
+    }
+    out.mkdir(parents=True, exist_ok=True)
+    engine.write_manifest(out, manifest)
+    stats = engine.run_sweep(
+        plan.points, n, out, workers=workers, use_ray=use_ray, ray_address=ray_address,
+        chunk_size=cfg.chunk_size, evaluate=evaluate, derive=partial(derive, quality_path=qpath), progress=progress,
+    )
+    engine.write_manifest(out, {**manifest, "points": stats["points"], "complete": True})
+    return stats

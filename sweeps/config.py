@@ -1,0 +1,204 @@
+"""Sweep configuration: the YAML file of ``nmlab sweep`` (format in docs/sweeps.md), validated.
+
+Every problem is one :class:`~hwmodel.errors.NmlabError` line naming the key, e.g.
+``sweep config: bits[1]: must be an integer from 1 to 32, got 'eight'``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import yaml
+
+from hwmodel.errors import NmlabError
+from hwmodel.sparsity import parse_pattern
+
+CONFIG_VERSION = 1
+SCENARIOS = ("inference", "train_step")
+
+#: The default grid: the README's main job (bundled workloads x bundled designs).
+DEFAULT_PATTERNS = ("dense", "2:4", "1:4", "1:8")
+DEFAULT_BITS = (32, 16, 8, 4)
+#: Batch-1 inference is the control loop; TD3's default minibatch is 256 (reference/rl.md).
+DEFAULT_SCENARIOS = (("inference", 1), ("train_step", 256))
+
+_KEYS = {"version", "workloads", "patterns", "bits", "designs", "scenarios", "quality", "chunk_size"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One scenario of the grid: ``name`` is "inference" or "train_step", ``batch`` the batch size."""
+
+    name: str
+    batch: int
+
+
+@dataclass
+class SweepConfig:
+    """A validated sweep configuration.
+
+    Attributes:
+        workloads: "bundled" or a list of workload file paths (absolute after loading).
+        patterns: canonical pattern strings ("dense", "2:4", ...), no duplicates.
+        bits: weight bitwidths, no duplicates.
+        designs: "bundled" or a list of bundled design names / design YAML paths.
+        scenarios: (scenario, batch) pairs.
+        quality: "bundled", None (no return join) or a CSV path.
+        chunk_size: points per part file; None picks one from the grid size and workers.
+        source: the YAML file it came from (None for the default grid).
+    """
+
+    workloads: Union[str, list[str]] = "bundled"
+    patterns: list[str] = field(default_factory=lambda: list(DEFAULT_PATTERNS))
+    bits: list[int] = field(default_factory=lambda: list(DEFAULT_BITS))
+    designs: Union[str, list[str]] = "bundled"
+    scenarios: list[Scenario] = field(default_factory=lambda: [Scenario(s, b) for s, b in DEFAULT_SCENARIOS])
+    quality: Optional[str] = "bundled"
+    chunk_size: Optional[int] = None
+    source: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data, as written to ``DIR/sweep.json`` (paths resolved)."""
+        return {
+            "version": CONFIG_VERSION,
+            "workloads": self.workloads,
+            "patterns": list(self.patterns),
+            "bits": list(self.bits),
+            "designs": self.designs,
+            "scenarios": [{"scenario": s.name, "batch": s.batch} for s in self.scenarios],
+            "quality": self.quality,
+            "chunk_size": self.chunk_size,
+        }
+
+
+def _fail(key: str, msg: str) -> None:
+    raise NmlabError(f"sweep config: {key}: {msg}")
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _list(data: dict, key: str) -> list:
+    value = data[key]
+    if isinstance(value, (str, int)) and not isinstance(value, bool):
+        value = [value]
+    if not isinstance(value, list) or not value:
+        _fail(key, f"must be a non-empty list, got {value!r}")
+    return value
+
+
+def _paths(value: list, key: str, base: Path, must_exist: bool) -> list[str]:
+    out = []
+    for i, item in enumerate(value):
+        if not isinstance(item, str) or not item.strip():
+            _fail(f"{key}[{i}]", f"must be a file path or name, got {item!r}")
+        p = Path(os.path.expanduser(item))
+        p = p if p.is_absolute() else base / p
+        if p.is_file():
+            out.append(str(p.resolve()))
+        elif must_exist:
+            _fail(f"{key}[{i}]", f"no such file: {item}")
+        else:
+            out.append(item)  # a bundled name, resolved later
+    return out
+
+
+def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None) -> SweepConfig:
+    """Validate the loaded YAML ``data``; relative paths are relative to ``base``."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise NmlabError("sweep config: must be a YAML mapping of keys to values")
+    unknown = sorted(set(map(str, data)) - _KEYS)
+    if unknown:
+        _fail(unknown[0], f"unknown key (known: {', '.join(sorted(_KEYS))})")
+    cfg = SweepConfig(source=source)
+    version = data.get("version", CONFIG_VERSION)
+    if version != CONFIG_VERSION:
+        _fail("version", f"unknown version {version!r} (this nmlab reads {CONFIG_VERSION})")
+
+    if "workloads" in data:
+        if data["workloads"] == "bundled":
+            cfg.workloads = "bundled"
+        else:
+            cfg.workloads = _paths(_list(data, "workloads"), "workloads", base, must_exist=True)
+
+    if "patterns" in data:
+        seen: list[str] = []
+        for i, item in enumerate(_list(data, "patterns")):
+            p = str(parse_pattern(str(item) if _is_int(item) else item, field=f"sweep config: patterns[{i}]",
+                                  allow_unstructured=False))
+            if p in seen:
+                _fail(f"patterns[{i}]", f"duplicate pattern {p}")
+            seen.append(p)
+        cfg.patterns = seen
+
+    if "bits" in data:
+        bits: list[int] = []
+        for i, item in enumerate(_list(data, "bits")):
+            if not _is_int(item) or not 1 <= item <= 32:
+                _fail(f"bits[{i}]", f"must be an integer from 1 to 32, got {item!r}")
+            if item in bits:
+                _fail(f"bits[{i}]", f"duplicate bitwidth {item}")
+            bits.append(item)
+        cfg.bits = bits
+
+    if "designs" in data:
+        cfg.designs = "bundled" if data["designs"] == "bundled" else _paths(_list(data, "designs"), "designs", base, must_exist=False)
+
+    if "scenarios" in data:
+        scenarios: list[Scenario] = []
+        for i, item in enumerate(_list(data, "scenarios")):
+            key = f"scenarios[{i}]"
+            if isinstance(item, str):
+                item = {"scenario": item}
+            if not isinstance(item, dict):
+                _fail(key, f"must be a mapping like {{scenario: inference, batch: 1}}, got {item!r}")
+            extra = sorted(set(item) - {"scenario", "batch"})
+            if extra:
+                _fail(f"{key}.{extra[0]}", "unknown key (known: scenario, batch)")
+            name = item.get("scenario")
+            if name not in SCENARIOS:
+                _fail(f"{key}.scenario", f"must be one of {', '.join(SCENARIOS)}, got {name!r}")
+            batches = item.get("batch", dict(DEFAULT_SCENARIOS)[name])
+            for j, b in enumerate(batches if isinstance(batches, list) else [batches]):
+                if not _is_int(b) or b < 1:
+                    _fail(f"{key}.batch" + (f"[{j}]" if isinstance(batches, list) else ""), f"must be a positive integer, got {b!r}")
+                if Scenario(name, b) in scenarios:
+                    _fail(f"{key}.batch", f"duplicate scenario {name} at batch {b}")
+                scenarios.append(Scenario(name, b))
+        cfg.scenarios = scenarios
+
+    if "quality" in data:
+        q = data["quality"]
+        if q is None or q == "none":
+            cfg.quality = None
+        elif q == "bundled":
+            cfg.quality = "bundled"
+        else:
+            cfg.quality = _paths([q], "quality", base, must_exist=True)[0]
+
+    if "chunk_size" in data and data["chunk_size"] not in (None, "auto"):
+        cs = data["chunk_size"]
+        if not _is_int(cs) or cs < 1:
+            _fail("chunk_size", f"must be a positive integer or 'auto', got {cs!r}")
+        cfg.chunk_size = cs
+    return cfg
+
+
+def load_config(path: Optional[str | os.PathLike]) -> SweepConfig:
+    """Read a sweep YAML file (``yaml.safe_load``); None gives the default grid."""
+    if path is None:
+        return SweepConfig()
+    p = Path(path)
+    if not p.is_file():
+        raise NmlabError(f"sweep config: no such file: {p}")
+    try:
+        data = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        raise NmlabError(f"sweep config: {p}: not valid YAML ({exc})") from None
+    return parse_config(data, base=p.resolve().parent, source=str(p))

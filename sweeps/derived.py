@@ -1,0 +1,127 @@
+"""Columns a sweep table gets at consolidation: RL return (joined) and ratios vs a dense reference.
+
+They depend on other rows or files, not on one point alone, so they are recomputed every
+time the table is rebuilt (a newer quality table is picked up on the next run).
+
+Return: the quality table (``hwmodel/data/workloads/quality.csv`` by default, columns
+``env,method,sparsity,bits,seed,steps,episodes,return_mean,return_std``) joined on
+(env, sparsity, bits), seeds averaged, restricted to the row's method when the table has
+it. Rows pruned one-shot and rows without a match get NaN and ``return_missing=True``.
+
+Dense reference: per (env, design, scenario, batch), the dense row at the highest bitwidth
+in the table; ``speedup_vs_dense_ref`` and ``energy_ratio_vs_dense_ref`` compare with it
+(``speedup_vs_dense`` / ``energy_ratio_vs_dense`` from the model compare at the same bits).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Optional
+
+import pyarrow as pa
+
+from hwmodel.errors import NmlabError
+from hwmodel.sparsity import parse_pattern
+
+QUALITY_COLUMNS = ("env", "method", "sparsity", "bits", "seed", "steps", "episodes", "return_mean", "return_std")
+
+
+def bundled_quality() -> Optional[Path]:
+    from hwmodel.io import data_path
+
+    p = data_path("workloads", "quality.csv")
+    return p if p.is_file() else None
+
+
+def load_quality(path: str | Path) -> dict[tuple[str, str, int], list[dict]]:
+    """Quality rows grouped by (env, canonical sparsity, bits). Errors name the row and column."""
+    path = Path(path)
+    groups: dict[tuple[str, str, int], list[dict]] = {}
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        missing = [c for c in ("env", "sparsity", "bits", "return_mean") if c not in (reader.fieldnames or [])]
+        if missing:
+            raise NmlabError(f"quality table {path.name}: column {missing[0]!r} missing")
+        for i, rec in enumerate(reader, start=2):
+            where = f"quality table {path.name}: line {i}"
+            try:
+                sparsity = str(parse_pattern(rec["sparsity"], field=f"{where}: sparsity"))
+                bits = int(rec["bits"])
+                ret = float(rec["return_mean"])
+            except ValueError as exc:
+                raise NmlabError(f"{where}: {exc}") from None
+            if math.isnan(ret):
+                continue
+            groups.setdefault((rec["env"], sparsity, bits), []).append(
+                {"method": rec.get("method", ""), "seed": rec.get("seed", ""), "return_mean": ret,
+                 "episodes": rec.get("episodes", "")}
+            )
+    return groups
+
+
+def join_quality(table: pa.Table, quality: Optional[dict]) -> pa.Table:
+    """Add return_mean, return_std_seeds, return_seeds, return_missing."""
+    n = len(table)
+    mean = [math.nan] * n
+    std = [math.nan] * n
+    seeds = [0] * n
+    if quality and n:
+        env = table.column("env").to_pylist()
+        pat = table.column("pattern").to_pylist()
+        bits = table.column("bits").to_pylist()
+        src = table.column("mask_source").to_pylist()
+        method = table.column("method").to_pylist()
+        for i in range(n):
+            if src[i] != "trained":
+                continue
+            recs = quality.get((env[i], pat[i], int(bits[i])), [])
+            same = [r for r in recs if r["method"] == method[i]]
+            recs = same or recs
+            if recs:
+                vals = [r["return_mean"] for r in recs]
+                mean[i] = sum(vals) / len(vals)
+                std[i] = (sum((v - mean[i]) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else math.nan
+                seeds[i] = len(vals)
+    for name, values, typ in (("return_mean", mean, pa.float64()), ("return_std_seeds", std, pa.float64()),
+                              ("return_seeds", seeds, pa.int64()),
+                              ("return_missing", [math.isnan(m) for m in mean], pa.bool_())):
+        if name in table.column_names:
+            table = table.drop_columns([name])
+        table = table.append_column(name, pa.array(values, type=typ))
+    return table
+
+
+def add_dense_reference(table: pa.Table) -> pa.Table:
+    """Add dense_ref_bits, speedup_vs_dense_ref, energy_ratio_vs_dense_ref (NaN without a dense row)."""
+    n = len(table)
+    cols = {c: table.column(c).to_pylist() for c in ("env", "design", "scenario", "batch", "pattern", "bits", "latency_s", "energy_pj")} if n else {}
+    ref: dict[tuple, tuple[int, float, float]] = {}
+    for i in range(n):
+        if cols["pattern"][i] != "dense":
+            continue
+        key = (cols["env"][i], cols["design"][i], cols["scenario"][i], cols["batch"][i])
+        if key not in ref or cols["bits"][i] > ref[key][0]:
+            ref[key] = (cols["bits"][i], cols["latency_s"][i], cols["energy_pj"][i])
+    ref_bits, speed, ratio = [], [], []
+    for i in range(n):
+        r = ref.get((cols["env"][i], cols["design"][i], cols["scenario"][i], cols["batch"][i]))
+        if r is None:
+            ref_bits.append(None), speed.append(math.nan), ratio.append(math.nan)
+            continue
+        ref_bits.append(r[0])
+        speed.append(r[1] / cols["latency_s"][i] if cols["latency_s"][i] else math.nan)
+        ratio.append(cols["energy_pj"][i] / r[2] if r[2] else math.nan)
+    for name, values, typ in (("dense_ref_bits", ref_bits, pa.int64()), ("speedup_vs_dense_ref", speed, pa.float64()),
+                              ("energy_ratio_vs_dense_ref", ratio, pa.float64())):
+        if name in table.column_names:
+            table = table.drop_columns([name])
+        table = table.append_column(name, pa.array(values, type=typ))
+    return table
+
+
+def derive(table: pa.Table, quality_path: Optional[str | Path]) -> pa.Table:
+    """Both derivations; ``quality_path`` None means no return join (all returns missing)."""
+    quality = load_quality(quality_path) if quality_path else None
+    return add_dense_reference(join_quality(table, quality))

@@ -1,0 +1,207 @@
+"""Run a planned sweep: chunks of points on a local process pool or Ray, rows streamed to part files.
+
+Resuming is the normal path: ids already in part files are skipped, so re-running the same
+command after a kill (SIGKILL included) evaluates only what is missing, and consolidation
+(dedup by id) gives exactly the rows of an uninterrupted run. At most ``2 x workers``
+chunks are in flight and each finished chunk goes straight to disk: memory stays flat
+however many points the grid has.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional
+
+from hwmodel.errors import NmlabError
+from hwmodel.io import atomic_write
+from sweeps import store
+from sweeps.evaluate import evaluate_chunk, evaluate_point
+
+MANIFEST = "sweep.json"
+MANIFEST_FORMAT = "nmlab-sweep"
+MANIFEST_VERSION = 1
+
+
+def _chunks(points: Iterator[dict], skip: set[str], size: int) -> Iterator[list[dict]]:
+    chunk: list[dict] = []
+    for p in points:
+        if p["point_id"] in skip:
+            continue
+        chunk.append(p)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def auto_chunk_size(remaining: int, workers: int) -> int:
+    """About 4 chunks per worker for small grids (balance), at most 500 points per part file."""
+    return max(1, min(500, math.ceil(remaining / max(1, workers * 4))))
+
+
+class _Pool:
+    """Submit/collect interface over a local process pool (or in-process when workers == 1)."""
+
+    def __init__(self, workers: int, evaluate: Callable):
+        self.evaluate = evaluate
+        self.pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+        self.pending: dict[Any, int] = {}
+        self.ready: list[list[dict]] = []
+
+    def submit(self, chunk: list[dict]) -> None:
+        if self.pool is None:
+            self.ready.append(evaluate_chunk(chunk, self.evaluate))
+        else:
+            self.pending[self.pool.submit(evaluate_chunk, chunk, self.evaluate)] = len(chunk)
+
+    def in_flight(self) -> int:
+        return len(self.pending)
+
+    def collect(self) -> list[list[dict]]:
+        """Block until at least one chunk is done; return the finished chunks' rows."""
+        if self.ready:
+            out, self.ready = self.ready, []
+            return out
+        done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
+        out = []
+        for fut in done:
+            del self.pending[fut]
+            out.append(fut.result())
+        return out
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _RayPool:
+    """The same interface over Ray tasks (one task per chunk)."""
+
+    def __init__(self, address: Optional[str], workers: int, evaluate: Callable):
+        import ray
+
+        self.ray = ray
+        self.started = False
+        if not ray.is_initialized():
+            if address in (None, "", "local"):
+                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                         logging_level="ERROR", configure_logging=False)
+            else:
+                ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=False)
+            self.started = True
+        self.task = ray.remote(num_cpus=1)(evaluate_chunk)
+        self.evaluate = evaluate
+        self.pending: list = []
+        self.capacity = max(1, int(ray.cluster_resources().get("CPU", workers)))
+
+    def submit(self, chunk: list[dict]) -> None:
+        self.pending.append(self.task.remote(chunk, self.evaluate))
+
+    def in_flight(self) -> int:
+        return len(self.pending)
+
+    def collect(self) -> list[list[dict]]:
+        done, self.pending = self.ray.wait(self.pending, num_returns=1)
+        return self.ray.get(done)
+
+    def close(self) -> None:
+        for ref in self.pending:
+            self.ray.cancel(ref, force=True)
+        if self.started:
+            self.ray.shutdown()
+
+
+def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
+    with atomic_write(out / MANIFEST, "w") as fh:
+        json.dump(manifest, fh, indent=1, default=str)
+
+
+def read_manifest(out: Path) -> dict[str, Any]:
+    p = out / MANIFEST
+    if not p.is_file():
+        raise NmlabError(f"sweep: {out} holds no finished sweep ({MANIFEST} missing); run nmlab sweep --out {out}")
+    try:
+        data = json.loads(p.read_text())
+    except ValueError as exc:
+        raise NmlabError(f"sweep: {p}: unreadable ({exc})") from None
+    if data.get("format") != MANIFEST_FORMAT or data.get("version") != MANIFEST_VERSION:
+        raise NmlabError(f"sweep: {p}: format/version: expected {MANIFEST_FORMAT} {MANIFEST_VERSION}")
+    return data
+
+
+def run_sweep(
+    points: Callable[[], Iterator[dict[str, Any]]],
+    n_points: int,
+    out: str | os.PathLike,
+    workers: int = 1,
+    ray_address: Optional[str] = None,
+    use_ray: bool = False,
+    chunk_size: Optional[int] = None,
+    evaluate: Callable[[dict], dict] = evaluate_point,
+    derive: Optional[Callable] = None,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """Evaluate every point not yet stored in ``out``, then rebuild ``out/points.parquet``.
+
+    Args:
+        points: returns a fresh iterator over the grid's point dicts (called twice: ids, work).
+        n_points: how many points ``points()`` yields (progress bar total).
+        out: output directory (created).
+        workers: local processes (pool size, or CPUs of a Ray instance started here).
+        use_ray, ray_address: run chunks as Ray tasks; address None/"local" starts a local instance.
+        chunk_size: points per task and part file; None picks one.
+        evaluate: point -> row (module-level function so workers can import it).
+        derive: table -> table adding derived columns at consolidation.
+        progress: show a tqdm bar on stderr.
+
+    Returns stats: points, evaluated now, already done, seconds, rows.
+    """
+    from tqdm import tqdm
+
+    out = Path(out)
+    store.parts_dir(out).mkdir(parents=True, exist_ok=True)
+    store.clean_temporaries(out)
+    t0 = time.perf_counter()
+    order: dict[str, int] = {}
+    for i, p in enumerate(points()):
+        order.setdefault(p["point_id"], i)
+    already = store.done_ids(out) & order.keys()
+    remaining = len(order) - len(already)
+    size = chunk_size or auto_chunk_size(remaining, workers)
+
+    pool = _RayPool(ray_address, workers, evaluate) if use_ray else _Pool(workers, evaluate)
+    limit = 2 * (pool.capacity if use_ray else workers)
+    bar = tqdm(total=len(order), initial=len(already), unit="pt", desc="sweep", file=sys.stderr,
+               disable=not progress, mininterval=0.5, smoothing=0.1)
+    evaluated = 0
+    try:
+        work = _chunks(points(), already, size)
+        exhausted = False
+        while True:
+            while not exhausted and pool.in_flight() < limit and not getattr(pool, "ready", None):
+                chunk = next(work, None)
+                if chunk is None:
+                    exhausted = True
+                    break
+                pool.submit(chunk)
+            if pool.in_flight() == 0 and not getattr(pool, "ready", None):
+                break
+            for rows in pool.collect():
+                store.write_part(out, rows)
+                evaluated += len(rows)
+                bar.update(len(rows))
+    finally:
+        bar.close()
+        pool.close()
+    table = store.consolidate(out, order, derive)
+    if len(table) != len(order):
+        raise NmlabError(f"sweep: {out}: table has {len(table)} rows for {len(order)} points (parts missing?)")
+    return {"points": len(order), "evaluated": evaluated, "already_done": len(already),
+            "seconds": time.perf_counter() - t0, "rows": len(table), "chunk_size": size, "duplicates_in_grid": n_points - len(order)}

@@ -1,0 +1,103 @@
+"""Evaluate one sweep point: point dict -> one flat row dict (runs in worker processes).
+
+Workloads and designs are cached per process, keyed by path and pattern, so a chunk of
+points on the same workload loads and prunes it once.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Callable
+
+from hwmodel.errors import NmlabError
+
+
+@lru_cache(maxsize=8)
+def _load_workload(path: str):
+    from hwmodel.workload import load_workload
+
+    return load_workload(path)
+
+
+@lru_cache(maxsize=64)
+def workload_at(path: str, pattern: str, mask_source: str):
+    """The workload of a point: the file as is ("trained") or pruned one-shot to ``pattern``."""
+    wl = _load_workload(path)
+    return wl if mask_source == "trained" else prune_one_shot(wl, pattern)
+
+
+def prune_one_shot(wl, pattern: str):
+    """A copy of ``wl`` with every layer pruned to ``pattern`` by weight magnitude (N:M per row).
+
+    Layers without weights get the structural mask of an all-ones matrix (the first N of
+    each group): the hardware cost of an N:M mask depends on its counts, not its positions.
+    """
+    import numpy as np
+
+    from hwmodel.sparsity import nm_mask, parse_pattern
+    from hwmodel.workload import Layer, Workload
+
+    p = parse_pattern(pattern, allow_unstructured=False)
+    layers = []
+    for layer in wl.layers:
+        shape = (layer.out_features, layer.in_features)
+        source = layer.weight if layer.weight is not None else np.ones(shape, dtype=np.float32)
+        mask = None if p.kind == "dense" else nm_mask(source, p)
+        weight = None if layer.weight is None else (layer.weight if mask is None else np.where(mask, layer.weight, 0).astype(np.float32))
+        layers.append(Layer(name=layer.name, network=layer.network, in_features=layer.in_features,
+                            out_features=layer.out_features, pattern=str(p), mask=mask,
+                            weight_bits=layer.weight_bits, weight=weight, bias=layer.bias))
+    return Workload(layers=layers, meta={**wl.meta, "sparsity": str(p), "mask_source": "one-shot"})
+
+
+@lru_cache(maxsize=32)
+def _design(path: str):
+    from hwmodel.design import load_design
+
+    return load_design(path)
+
+
+def _simulate() -> Callable:
+    try:
+        from hwmodel import simulate  # type: ignore[attr-defined]
+    except ImportError:
+        from hwmodel.simulate import simulate  # type: ignore[no-redef]
+    return simulate
+
+
+def config_columns(point: dict[str, Any]) -> dict[str, Any]:
+    """The point's configuration as table columns (no machine-specific paths)."""
+    return {k: v for k, v in point.items() if not k.startswith("_")}
+
+
+def evaluate_point(point: dict[str, Any]) -> dict[str, Any]:
+    """Run the hardware model on one point and return its row.
+
+    Row = configuration columns + ``SimResult.summary()`` (latency, energy by component,
+    traffic, speedup and energy ratio vs dense at the same bits, fits-in-SRAM...) +
+    ``model_bytes`` (stored weights and metadata of the networks the scenario runs, each
+    layer counted once) and ``energy_per_sample_pj``.
+    """
+    wl = workload_at(point["_workload_path"], point["pattern"], point["mask_source"])
+    design = _design(point["_design_path"])
+    try:
+        res = _simulate()(wl, design, batch=point["batch"], bits=point["bits"], scenario=point["scenario"])
+    except NmlabError as exc:
+        raise NmlabError(f"point {point['point_id']} ({point['env']} {point['pattern']} {point['bits']} bits on "
+                         f"{point['design']}, {point['scenario']}): {exc}") from None
+    row = {**res.summary(), **config_columns(point)}
+    seen: set[str] = set()
+    model_bytes = 0.0
+    for layer in res.layers:
+        if layer.name not in seen:
+            seen.add(layer.name)
+            model_bytes += layer.figures.bytes_weights
+    row["model_bytes"] = model_bytes
+    row["energy_per_sample_pj"] = row["energy_pj"] / point["batch"]
+    row["networks"] = ",".join(res.network_names())
+    return row
+
+
+def evaluate_chunk(points: list[dict[str, Any]], evaluate: Callable[[dict], dict] = evaluate_point) -> list[dict[str, Any]]:
+    """Evaluate a chunk of points in order (the unit of work a pool or Ray task runs)."""
+    return [evaluate(p) for p in points]

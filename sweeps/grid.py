@@ -1,0 +1,225 @@
+"""Expand a :class:`~sweeps.config.SweepConfig` into points: one dict per (env, pattern, bits, design, scenario).
+
+A point is its *canonical configuration* (what the id hashes: workload and design by
+content hash, so a renamed file keeps its ids and an edited one does not) plus locator
+fields starting with ``_`` (file paths) that say where to find the inputs on this machine.
+
+Workloads are grouped by environment. For each grid pattern the env's trained workload of
+that pattern is used (``mask_source="trained"``, lowest seed); when there is none, the
+env's dense workload (or, failing that, any of its workloads with weights) is pruned
+one-shot by magnitude to the pattern (``mask_source="one-shot"``; its return is missing).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Iterator, Optional
+
+from hwmodel.errors import NmlabError
+from hwmodel.sparsity import parse_pattern
+from sweeps.config import SweepConfig
+
+#: Bumped when a point's row would change meaning: old part files then no longer match.
+POINT_SCHEMA_VERSION = 1
+_SEED_RE = re.compile(r"_s(\d+)$")
+
+
+def file_sha(path: str | Path) -> str:
+    """First 16 hex digits of the SHA-256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()[:16]
+
+
+def point_id(canonical: dict[str, Any]) -> str:
+    """Stable id of a point: SHA-256 of its canonical configuration as sorted JSON, 16 hex digits."""
+    text = json.dumps({"schema": POINT_SCHEMA_VERSION, **canonical}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class WorkloadInfo:
+    """What planning needs from a workload file (its meta and pattern), without keeping its arrays."""
+
+    path: str
+    name: str
+    sha: str
+    env: str
+    method: str
+    pattern: str
+    seed: int
+    has_weights: bool
+
+
+@lru_cache(maxsize=256)
+def _workload_info(path: str) -> WorkloadInfo:
+    from hwmodel.workload import load_workload
+
+    wl = load_workload(path)
+    meta = wl.meta
+    stem = Path(path).stem
+    patterns = {str(parse_pattern(layer.pattern)) for layer in wl.layers}
+    declared = meta.get("sparsity")
+    if declared is not None:
+        pattern = str(parse_pattern(str(declared), field=f"workload {stem}: meta.sparsity"))
+    elif len(patterns) == 1:
+        pattern = patterns.pop()
+    else:
+        pattern = "mixed"
+    seed = meta.get("seed")
+    if not isinstance(seed, int):
+        m = _SEED_RE.search(stem)
+        seed = int(m.group(1)) if m else 0
+    env = str(meta.get("env") or stem.split("_")[0])
+    return WorkloadInfo(
+        path=str(Path(path).resolve()), name=stem, sha=file_sha(path), env=env,
+        method=str(meta.get("method") or meta.get("source") or "unknown"), pattern=pattern, seed=seed,
+        has_weights=all(layer.weight is not None for layer in wl.layers),
+    )
+
+
+@dataclass(frozen=True)
+class DesignInfo:
+    name: str
+    path: str
+    sha: str
+    bits_supported: frozenset[int]
+
+
+def _design_info(ref: str) -> DesignInfo:
+    from hwmodel.design import load_design
+
+    d = load_design(ref)
+    bits = set()
+    for b in range(1, 33):
+        try:
+            d.datatype_for(b)
+            bits.add(b)
+        except NmlabError:
+            pass
+    return DesignInfo(name=d.name, path=str(Path(d.source).resolve()), sha=file_sha(d.source), bits_supported=frozenset(bits))
+
+
+def resolve_workloads(cfg: SweepConfig) -> list[WorkloadInfo]:
+    """The config's workload files (bundled ones for "bundled"), read and described."""
+    if cfg.workloads == "bundled":
+        from hwmodel.workload import bundled_workloads
+
+        files = [str(p) for p in bundled_workloads()]
+        if not files:
+            raise NmlabError("sweep config: workloads: no bundled workloads found; list workload files")
+    else:
+        files = list(cfg.workloads)
+    return [_workload_info(f) for f in files]
+
+
+def resolve_designs(cfg: SweepConfig) -> list[DesignInfo]:
+    """The config's designs (all bundled ones for "bundled"), loaded and validated."""
+    if cfg.designs == "bundled":
+        from hwmodel.design import bundled_designs
+
+        refs = [str(p) for p in bundled_designs().values()]
+        if not refs:
+            raise NmlabError("sweep config: designs: no bundled designs found; list design files")
+    else:
+        refs = list(cfg.designs)
+    infos = [_design_info(r) for r in refs]
+    names = [d.name for d in infos]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup:
+        raise NmlabError(f"sweep config: designs: two designs are named {dup!r}; names must be unique")
+    return infos
+
+
+def choose_sources(workloads: list[WorkloadInfo], pattern: str) -> list[tuple[WorkloadInfo, str]]:
+    """Per env, the workload a grid ``pattern`` runs on and its mask source ("trained"/"one-shot")."""
+    by_env: dict[str, list[WorkloadInfo]] = {}
+    for w in workloads:
+        by_env.setdefault(w.env, []).append(w)
+    chosen = []
+    for env, group in by_env.items():
+        group = sorted(group, key=lambda w: (w.seed, w.method, w.name))
+        trained = [w for w in group if w.pattern == pattern]
+        if trained:
+            # One agent per (env, pattern, method); returns average over seeds at join time.
+            seen_methods: set[str] = set()
+            for w in trained:
+                if w.method not in seen_methods:
+                    seen_methods.add(w.method)
+                    chosen.append((w, "trained"))
+            continue
+        donors = [w for w in group if w.pattern == "dense" and w.has_weights] or [w for w in group if w.has_weights]
+        if not donors:
+            raise NmlabError(
+                f"sweep config: workloads: env {env!r} has no {pattern} workload and none with weights to prune one-shot"
+            )
+        chosen.append((donors[0], "one-shot"))
+    return chosen
+
+
+@dataclass
+class Plan:
+    """The expanded grid. ``points()`` yields point dicts lazily (memory stays flat for big grids)."""
+
+    cfg: SweepConfig
+    workloads: list[WorkloadInfo]
+    designs: list[DesignInfo]
+    skipped: list[str]   # why some (design, bits) pairs are not in the grid
+    _sources: dict[str, list[tuple[WorkloadInfo, str]]]
+
+    def points(self) -> Iterator[dict[str, Any]]:
+        for pattern in self.cfg.patterns:
+            for w, mask_source in self._sources[pattern]:
+                for bits in self.cfg.bits:
+                    for d in self.designs:
+                        if bits not in d.bits_supported:
+                            continue
+                        for sc in self.cfg.scenarios:
+                            yield make_point(w, mask_source, pattern, bits, d, sc.name, sc.batch)
+
+    def __len__(self) -> int:
+        n_sc = len(self.cfg.scenarios)
+        total = 0
+        for pattern in self.cfg.patterns:
+            for _w, _src in self._sources[pattern]:
+                total += sum(1 for b in self.cfg.bits for d in self.designs if b in d.bits_supported) * n_sc
+        return total
+
+
+def make_point(w: WorkloadInfo, mask_source: str, pattern: str, bits: int, d: DesignInfo,
+               scenario: str, batch: int) -> dict[str, Any]:
+    """One point: canonical fields (hashed into ``point_id``) plus ``_``-prefixed locators."""
+    canonical = {
+        "env": w.env, "method": w.method if mask_source == "trained" else f"one-shot({w.method})",
+        "workload": w.name, "workload_sha": w.sha, "mask_source": mask_source, "pattern": pattern,
+        "bits": bits, "design": d.name, "design_sha": d.sha, "scenario": scenario, "batch": batch,
+    }
+    return {"point_id": point_id(canonical), **canonical, "_workload_path": w.path, "_design_path": d.path}
+
+
+def plan(cfg: SweepConfig) -> Plan:
+    """Resolve files and expand the grid; errors name the config key."""
+    workloads = resolve_workloads(cfg)
+    designs = resolve_designs(cfg)
+    skipped = []
+    for d in designs:
+        missing = [b for b in cfg.bits if b not in d.bits_supported]
+        if missing:
+            skipped.append(f"design {d.name!r} has no datatype of {', '.join(map(str, missing))} bits")
+    sources = {p: choose_sources(workloads, p) for p in cfg.patterns}
+    result = Plan(cfg, workloads, designs, skipped, sources)
+    if len(result) == 0:
+        raise NmlabError("sweep config: bits: no design supports any of the bitwidths " + ", ".join(map(str, cfg.bits)))
+    return result
+
+
+def canonical_of(point: dict[str, Any]) -> dict[str, Any]:
+    """The hashed part of a point (drops the id and the locators)."""
+    return {k: v for k, v in point.items() if k != "point_id" and not k.startswith("_")}

@@ -1,0 +1,258 @@
+"""Sweep engine: grid expansion, stable ids, part files, resume after SIGKILL, pool and Ray agree.
+
+The engine is tested with a cheap deterministic stand-in for the hardware model
+(:func:`fake_evaluate`) so these tests exercise the machinery, not the model; the end-to-end
+tests with the real model are in test_sweep_cli.py.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+import yaml
+
+from hwmodel.errors import NmlabError
+from hwmodel.workload import save_workload, synthetic_td3_workload
+from sweeps import api, engine, store
+from sweeps.config import Scenario, load_config, parse_config
+from sweeps.grid import canonical_of, plan, point_id
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def fake_evaluate(point: dict) -> dict:
+    """Deterministic figures from the point's configuration (a stand-in for hwmodel.simulate)."""
+    from sweeps.evaluate import config_columns
+
+    density = 1.0 if point["pattern"] == "dense" else int(point["pattern"].split(":")[0]) / int(point["pattern"].split(":")[1])
+    seed = int(point["point_id"][:6], 16) / 0xFFFFFF
+    delay = float(os.environ.get("FAKE_EVAL_DELAY_S", "0"))
+    if delay:
+        time.sleep(delay)
+    return {
+        **config_columns(point),
+        "latency_s": 1e-6 * point["batch"] * density * (1 + seed),
+        "energy_pj": 1e3 * point["batch"] * density * point["bits"] * (1 + seed),
+        "model_bytes": 1e4 * density * point["bits"] / 8,
+        "fits_in_sram": bool(seed > 0.5),
+        "area_mm2": None,
+        "speedup_vs_dense": 1 / density,
+        "energy_ratio_vs_dense": density,
+    }
+
+
+def make_workloads(tmp: Path, envs=("Hopper-v5", "Ant-v5"), trained=("dense", "2:4")) -> list[str]:
+    paths = []
+    for e, (obs, act) in zip(envs, [(11, 3), (27, 8), (17, 6)]):
+        for pat in trained:
+            wl = synthetic_td3_workload(obs, act, pattern=pat, hidden=(32, 32), seed=0, with_weights=True)
+            wl.meta.update(env=e, method="rnm-td3" if pat != "dense" else "td3", sparsity=pat, seed=0)
+            p = tmp / f"{e.split('-')[0].lower()}_{pat.replace(':', 'of')}_s0.nmw"
+            save_workload(wl, p)
+            paths.append(str(p))
+    return paths
+
+
+def write_config(tmp: Path, **overrides) -> Path:
+    data = {
+        "workloads": make_workloads(tmp),
+        "patterns": ["dense", "2:4", "1:8"],
+        "bits": [8, 4],
+        "designs": ["edge_ws", "flex_nm"],
+        "scenarios": [{"scenario": "inference", "batch": 1}, {"scenario": "train_step", "batch": [64, 256]}],
+        "quality": None,
+    }
+    data.update(overrides)
+    path = tmp / "sweep.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_grid_size_ids_and_mask_sources(tmp_path):
+    cfg = load_config(write_config(tmp_path))
+    p = plan(cfg)
+    points = list(p.points())
+    # 2 envs x 3 patterns x 2 bits x 2 designs x 3 scenario/batch pairs
+    assert len(points) == len(p) == 2 * 3 * 2 * 2 * 3
+    assert len({pt["point_id"] for pt in points}) == len(points)
+    for pt in points:
+        assert pt["point_id"] == point_id(canonical_of(pt))
+        # 1:8 has no trained workload here: pruned one-shot from dense; the others are trained.
+        assert pt["mask_source"] == ("one-shot" if pt["pattern"] == "1:8" else "trained")
+        assert not any(isinstance(v, str) and v.startswith("/") for k, v in canonical_of(pt).items())
+    # Ids hash content, not the path: a copy of the same files elsewhere gives the same ids.
+    other = tmp_path / "copy"
+    other.mkdir()
+    cfg2 = load_config(write_config(other))
+    assert [q["point_id"] for q in plan(cfg2).points()] == [q["point_id"] for q in points]
+
+
+def test_ids_change_with_configuration(tmp_path):
+    cfg = load_config(write_config(tmp_path))
+    pts = list(plan(cfg).points())
+    a = canonical_of(pts[0])
+    for key, value in (("bits", 5), ("batch", 2), ("design_sha", "0" * 16), ("pattern", "1:4")):
+        assert point_id({**a, key: value}) != point_id(a)
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"bits": [8, "eight"]}, "sweep config: bits[1]: must be an integer from 1 to 32, got 'eight'"),
+        ({"patterns": ["2:4", "5:4"]}, "sweep config: patterns[1]: '5:4' has N=5"),
+        ({"scenarios": [{"scenario": "training"}]}, "sweep config: scenarios[0].scenario: must be one of inference, train_step"),
+        ({"scenarios": [{"scenario": "inference", "batch": 0}]}, "sweep config: scenarios[0].batch: must be a positive integer"),
+        ({"colour": 1}, "sweep config: colour: unknown key"),
+        ({"workloads": ["nope.nmw"]}, "sweep config: workloads[0]: no such file: nope.nmw"),
+        ({"version": 7}, "sweep config: version: unknown version 7"),
+        ({"chunk_size": 0}, "sweep config: chunk_size: must be a positive integer"),
+        ({"bits": [8, 8]}, "sweep config: bits[1]: duplicate bitwidth 8"),
+        ([1, 2], "sweep config: must be a YAML mapping"),
+    ],
+)
+def test_config_errors_are_one_line_naming_the_key(tmp_path, data, message):
+    with pytest.raises(NmlabError) as err:
+        parse_config(data, base=tmp_path)
+    assert str(err.value).startswith(message)
+    assert "\n" not in str(err.value)
+
+
+def test_config_defaults_and_batch_lists():
+    cfg = parse_config({"scenarios": ["inference", {"scenario": "train_step", "batch": [32, 256]}]})
+    assert cfg.scenarios == [Scenario("inference", 1), Scenario("train_step", 32), Scenario("train_step", 256)]
+    assert cfg.workloads == "bundled" and cfg.designs == "bundled"
+
+
+def _run(cfg_path, out, **kw):
+    return api.run(cfg_path, out, evaluate=fake_evaluate, progress=False, **kw)
+
+
+def test_pool_matches_in_process_and_rows_are_complete(tmp_path):
+    cfg = write_config(tmp_path)
+    s1 = _run(cfg, tmp_path / "a", workers=1)
+    s2 = _run(cfg, tmp_path / "b", workers=2)
+    a = store.read_table(tmp_path / "a").to_pandas()
+    b = store.read_table(tmp_path / "b").to_pandas()
+    assert s1["rows"] == s2["rows"] == len(a) == 72
+    assert a.equals(b)
+    assert a["point_id"].is_unique
+    for col in ("env", "pattern", "bits", "design", "scenario", "batch", "mask_source", "latency_s", "energy_pj",
+                "return_mean", "return_missing", "speedup_vs_dense_ref", "energy_ratio_vs_dense_ref"):
+        assert col in a.columns
+    # Dense reference: dense rows at the top bitwidth have ratio exactly 1.
+    top = a[(a.pattern == "dense") & (a.bits == 8)]
+    assert (top.speedup_vs_dense_ref == 1).all() and (top.energy_ratio_vs_dense_ref == 1).all()
+    # No quality table configured: every return is missing, and said so.
+    assert a.return_missing.all() and a.return_mean.isna().all()
+
+
+def test_rerun_is_idempotent_and_resumes_only_missing(tmp_path):
+    cfg = write_config(tmp_path, chunk_size=5)
+    out = tmp_path / "out"
+    first = _run(cfg, out, workers=1)
+    before = store.read_table(out).to_pandas()
+    # Lose some parts (as if the run had been killed before writing them): only they are redone.
+    parts = store.list_parts(out)
+    for part in parts[:3]:
+        part.unlink()
+    again = _run(cfg, out, workers=2)
+    assert again["evaluated"] == 15 and again["already_done"] == first["points"] - 15
+    after = store.read_table(out).to_pandas()
+    assert after.equals(before)
+    # A third run evaluates nothing.
+    assert _run(cfg, out, workers=1)["evaluated"] == 0
+
+
+def test_duplicate_rows_in_parts_are_not_doubled(tmp_path):
+    cfg = write_config(tmp_path, chunk_size=4)
+    out = tmp_path / "out"
+    _run(cfg, out, workers=1)
+    before = store.read_table(out).to_pandas()
+    # Simulate an overlap: a part whose rows are already in other parts (e.g. two runs racing).
+    table = pq.read_table(store.list_parts(out)[0])
+    pq.write_table(table, store.parts_dir(out) / "part-duplicate.parquet")
+    _run(cfg, out, workers=1)
+    assert store.read_table(out).to_pandas().equals(before)
+
+
+def test_smaller_grid_in_same_dir_keeps_only_its_rows(tmp_path):
+    out = tmp_path / "out"
+    _run(write_config(tmp_path), out, workers=1)
+    small = write_config(tmp_path, patterns=["2:4"], bits=[8])
+    stats = _run(small, out, workers=1)
+    t = store.read_table(out).to_pandas()
+    assert stats["evaluated"] == 0 and len(t) == 2 * 2 * 3
+    assert set(t.pattern) == {"2:4"} and set(t.bits) == {8}
+
+
+_KILL_SCRIPT = textwrap.dedent(
+    """
+    import sys
+    sys.path.insert(0, {repo!r})
+    from sweeps import api
+    from tests.test_sweep_engine import fake_evaluate
+    api.run({cfg!r}, {out!r}, workers={workers}, evaluate=fake_evaluate, progress=False)
+    """
+)
+
+
+def _start(cfg, out, workers):
+    code = _KILL_SCRIPT.format(repo=str(REPO), cfg=str(cfg), out=str(out), workers=workers)
+    env = {**os.environ, "FAKE_EVAL_DELAY_S": "0.01"}
+    return subprocess.Popen([sys.executable, "-c", code], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_sigkill_mid_run_then_resume_gives_exactly_the_uninterrupted_rows(tmp_path, workers):
+    cfg = write_config(tmp_path, chunk_size=2)
+    ref = tmp_path / "ref"
+    _run(cfg, ref, workers=1)
+    expected = store.read_table(ref).to_pandas()
+
+    out = tmp_path / "killed"
+    proc = _start(cfg, out, workers)
+    deadline = time.monotonic() + 60
+    while len(store.list_parts(out)) < 5 if out.exists() else True:
+        assert proc.poll() is None, proc.stderr.read().decode()
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)  # the whole group: pool workers die too
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    n_parts = len(store.list_parts(out))
+    assert 5 <= n_parts < math.ceil(len(expected) / 2), "the run must have been killed mid-way"
+    assert not (out / store.TABLE).exists()
+
+    stats = _run(cfg, out, workers=workers)
+    assert stats["already_done"] >= 10 and stats["evaluated"] == len(expected) - stats["already_done"]
+    got = store.read_table(out).to_pandas()
+    assert got.equals(expected)
+    assert not list(store.parts_dir(out).glob(".*.tmp"))
+
+
+def test_ray_gives_the_same_rows(tmp_path):
+    ray = pytest.importorskip("ray")
+    cfg = write_config(tmp_path, patterns=["dense", "2:4"], bits=[8])
+    _run(cfg, tmp_path / "pool", workers=2)
+    _run(cfg, tmp_path / "ray", workers=1, use_ray=True)
+    assert not ray.is_initialized(), "a Ray instance started by the sweep is shut down after it"
+    a = store.read_table(tmp_path / "pool").to_pandas()
+    b = store.read_table(tmp_path / "ray").to_pandas()
+    assert len(a) == 2 * 2 * 2 * 3 and a.equals(b)
+
+
+def test_manifest_written(tmp_path):
+    out = tmp_path / "out"
+    _run(write_config(tmp_path), out, workers=1)
+    m = engine.read_manifest(out)
+    assert m["complete"] and m["points"] == 72 and m["config"]["bits"] == [8, 4]
