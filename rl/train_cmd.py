@@ -1,9 +1,112 @@
-"""CLI registration for `nmlab train`, `nmlab export`, `nmlab evaluate`. Handlers import heavy modules lazily."""
+"""CLI registration for `nmlab train`, `nmlab export`, `nmlab evaluate`. Handlers import heavy modules lazily.
+
+The `train` options mirror the fields of :class:`rl.td3.Args` (listed here so that
+`nmlab --help` never imports torch); tests/test_rl_cli.py checks that both agree.
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+
+# (name, type, default, help) of every rl.td3.Args field; test_rl_cli checks this matches Args.
+TRAIN_OPTIONS: list[tuple[str, type, object, str]] = [
+    ("env", str, "Hopper-v5", "gymnasium environment id (Box action space)"),
+    ("sparsity", str, "dense", "N:M pattern of every layer ('2:4', '1:8'...) or 'dense' (plain TD3)"),
+    ("layer_sparsity", str, "", "per-layer overrides, e.g. 'fc1=dense,actor.fc3=dense,critic.fc2=1:4'"),
+    ("steps", int, 1_000_000, "environment steps to train for (total, also when resuming)"),
+    ("seed", int, 0, "seed of torch, numpy, the env and its action space"),
+    ("out", str, "runs/td3", "run directory (checkpoint, CSV logs, TensorBoard)"),
+    ("hidden", int, 256, "width of the two hidden layers of every MLP"),
+    ("learning_rate", float, 3e-4, "Adam learning rate (actor and critics)"),
+    ("buffer_size", int, 1_000_000, "replay buffer capacity (transitions)"),
+    ("gamma", float, 0.99, "discount factor"),
+    ("tau", float, 0.005, "Polyak factor of the target networks"),
+    ("batch_size", int, 256, "minibatch size of each gradient update"),
+    ("policy_noise", float, 0.2, "std of target policy smoothing noise (x action scale)"),
+    ("noise_clip", float, 0.5, "clip of target policy smoothing noise (x action scale)"),
+    ("exploration_noise", float, 0.1, "std of Gaussian exploration noise (x action scale)"),
+    ("policy_frequency", int, 2, "policy delay: actor and targets update every this many critic updates"),
+    ("learning_starts", int, 25_000, "random-action steps before learning starts"),
+    ("mask_update_interval", int, 5_000, "gradient updates between N:M re-projections of the online masks"),
+    ("srste_decay", float, 2e-4, "SR-STE decay added to the gradient of pruned latent weights"),
+    ("straight_through", bool, True, "SR-STE: gradients reach pruned latent weights (else only kept ones)"),
+    ("eval_every", int, 10_000, "environment steps between deterministic evaluations"),
+    ("eval_episodes", int, 10, "episodes per evaluation"),
+    ("checkpoint_every", int, 25_000, "environment steps between checkpoints (one is also written at the end)"),
+    ("log_every", int, 1_000, "gradient updates between loss log rows"),
+    ("tensorboard", bool, True, "write TensorBoard logs under OUT/tb"),
+    ("progress", bool, True, "show a progress bar on stderr"),
+    ("torch_threads", int, 1, "torch intra-op threads (1 is fastest per core for these small MLPs)"),
+    ("device", str, "cpu", "torch device"),
+    ("resume", bool, False, "continue the run in OUT from its last checkpoint"),
+]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add subcommands to the nmlab parser."""
+    """Add `train`, `export` and `evaluate` to the nmlab parser."""
+    p = sub.add_parser("train", help="train TD3 (dense) or RNM-TD3 (N:M sparse) on a gymnasium env",
+                       description="Train TD3 / RNM-TD3. Knobs not given keep their defaults (or, with --resume, the run's values).")
+    for name, typ, default, help_ in TRAIN_OPTIONS:
+        flag = "--" + name.replace("_", "-")
+        shown = f"{help_} (default: {default!r})"
+        if typ is bool:
+            p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=shown)
+        else:
+            p.add_argument(flag, dest=name, type=typ, default=None, help=shown, metavar=name.upper())
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("export", help="write a trained run's six networks as a workload file (.nmw)")
+    p.add_argument("run_dir", metavar="DIR", help="run directory written by nmlab train")
+    p.add_argument("--out", required=True, metavar="FILE", help="workload file to write (.nmw)")
+    p.add_argument("--episodes", type=int, default=None, help="episodes to evaluate when eval.csv has no final row")
+    p.set_defaults(func=_export)
+
+    p = sub.add_parser("evaluate", help="return of a trained actor with weights fake-quantized to --bits")
+    p.add_argument("run_dir", metavar="DIR", help="run directory written by nmlab train")
+    p.add_argument("--bits", type=int, required=True, help="weight bitwidth, 2..32 (32 = float32, no quantization)")
+    p.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
+    p.add_argument("--quantize-activations", action="store_true", help="also fake-quantize every layer's input, per tensor")
+    p.add_argument("--csv", metavar="FILE", default=None, help="append the result to this quality CSV (atomic rewrite)")
+    p.set_defaults(func=_evaluate)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from rl import td3
+
+    given = {name: getattr(args, name) for name, *_ in TRAIN_OPTIONS if getattr(args, name) is not None}
+    cfg = td3.Args(**given)
+    summary = td3.train(cfg, explicit=set(given))
+    ev, sd = summary["eval_return_mean"], summary["eval_return_std"]
+    ev_text = "-" if ev is None else f"{ev:.1f} +- {sd:.1f}"
+    print(f"trained {summary['steps']} steps ({summary['steps_this_session']} this session, "
+          f"{summary['steps_per_s']:.1f} steps/s); final eval return: {ev_text}; run in {cfg.out}")
+    return 0
+
+
+def _export(args: argparse.Namespace) -> int:
+    from rl.export import export_run
+
+    wl = export_run(args.run_dir, args.out, args.episodes)
+    m = wl.meta
+    print(f"wrote {args.out}: {len(wl.layers)} layers, {m['env']} {m['method']} {m['sparsity']} seed {m['seed']} "
+          f"at {m['steps']} steps, eval return {m['eval_return_mean']:.1f} +- {m['eval_return_std']:.1f}")
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from hwmodel.errors import NmlabError
+    from rl.evaluate import append_quality_row, evaluate_run
+
+    if args.episodes < 1:
+        raise NmlabError(f"episodes: must be a positive integer, got {args.episodes}")
+    if args.csv and args.quantize_activations:
+        raise NmlabError("csv: the quality table records weight-only quantization; drop --quantize-activations or --csv")
+    row = evaluate_run(args.run_dir, args.bits, args.episodes, args.quantize_activations)
+    print(f"{row['env']} {row['method']} {row['sparsity']} seed {row['seed']} at {row['steps']} steps, "
+          f"{row['bits']}-bit weights{' and activations' if args.quantize_activations else ''}: "
+          f"return {row['return_mean']:.1f} +- {row['return_std']:.1f} over {row['episodes']} episodes")
+    if args.csv:
+        append_quality_row(args.csv, row)
+    sys.stdout.flush()
+    return 0

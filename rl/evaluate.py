@@ -1,0 +1,88 @@
+"""``nmlab evaluate``: return of a trained actor with fake-quantized weights (and activations).
+
+The quality table (``--csv``) has the columns of :data:`QUALITY_COLUMNS`; the sweeps join it
+on (env, sparsity, bits), averaging seeds. Writing a row replaces any earlier row with the
+same (env, method, sparsity, bits, seed), so re-evaluating a longer run of the same seed
+never leaves two rows for it; the file is rewritten atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from rl.quant import check_bits, fake_quant_per_channel, fake_quant_per_tensor
+
+QUALITY_COLUMNS = ["env", "method", "sparsity", "bits", "seed", "steps", "episodes", "return_mean", "return_std"]
+_KEY = ("env", "method", "sparsity", "bits", "seed")
+
+
+class _QuantInput(nn.Module):
+    """Wraps a layer so its input is fake-quantized per tensor before the layer runs."""
+
+    def __init__(self, layer: nn.Module, bits: int) -> None:
+        super().__init__()
+        self.layer, self.bits = layer, bits
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(fake_quant_per_tensor(x, self.bits))
+
+
+@torch.no_grad()
+def quantize_actor(actor: nn.Module, bits: int, activations: bool = False) -> nn.Module:
+    """Fake-quantize the actor's effective (masked) weights in place, per output channel.
+
+    The latent weight becomes the quantized masked weight; zeros stay zero, so the mask and
+    N:M pattern are unchanged. Biases stay float32 (they are added in the accumulator).
+    With ``activations`` every layer's input (the observation included) is fake-quantized
+    per tensor.
+    """
+    from rl.nm_layers import NMLinear
+
+    for name in ("fc1", "fc2", "fc3"):
+        layer = getattr(actor, name)
+        w = layer.weight * layer.mask if isinstance(layer, NMLinear) and layer.sparse else layer.weight
+        layer.weight.copy_(fake_quant_per_channel(w, bits))
+        if activations:
+            setattr(actor, name, _QuantInput(layer, bits))
+    return actor
+
+
+def evaluate_run(run_dir: str | os.PathLike, bits: int, episodes: int = 10, activations: bool = False) -> dict[str, Any]:
+    """Evaluate the run's final actor at ``bits``; returns one quality row (a dict)."""
+    from rl import td3
+    from rl.export import load_run
+
+    check_bits(bits)
+    args, nets, ckpt = load_run(run_dir)
+    actor = quantize_actor(nets["actor"], bits, activations)
+    rets = td3.evaluate_policy(actor, args.env, episodes, args.seed)
+    return {
+        "env": args.env, "method": td3.method_name(args), "sparsity": str(td3.parse_pattern(args.sparsity)),
+        "bits": bits, "seed": args.seed, "steps": int(ckpt["global_step"]), "episodes": episodes,
+        "return_mean": round(float(np.mean(rets)), 4), "return_std": round(float(np.std(rets)), 4),
+    }
+
+
+def append_quality_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
+    """Add ``row`` to the quality CSV at ``path`` (replacing a row with the same key), atomically."""
+    from hwmodel.io import atomic_write
+
+    path = Path(path)
+    rows: list[dict[str, Any]] = []
+    if path.is_file():
+        with open(path, newline="") as fh:
+            rows = [r for r in csv.DictReader(fh)]
+    key = tuple(str(row[k]) for k in _KEY)
+    rows = [r for r in rows if tuple(str(r.get(k)) for k in _KEY) != key] + [row]
+    rows.sort(key=lambda r: (str(r["env"]), str(r["method"]), str(r["sparsity"]), -int(r["bits"]), int(r["seed"])))
+    with atomic_write(path, "w") as fh:
+        w = csv.DictWriter(fh, QUALITY_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)

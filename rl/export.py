@@ -1,0 +1,92 @@
+"""``nmlab export``: a trained run's six networks -> workload file (docs/workload.md).
+
+Layers are named ``<network>.fc1..fc3`` with networks ``actor``, ``critic1``, ``critic2``,
+``actor_target``, ``critic1_target``, ``critic2_target``; each carries its real mask (the
+one its forward pass uses), its masked weight and bias, ``weight_bits=32``.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+
+from hwmodel.errors import NmlabError
+from hwmodel.workload import Layer, Workload, save_workload
+
+
+def load_run(run_dir: str | os.PathLike) -> tuple[Any, dict[str, Any], dict[str, Any]]:
+    """(Args, networks by checkpoint key, checkpoint dict) of the run in ``run_dir``, on CPU."""
+    from rl import td3
+    from rl.checkpoint import checkpoint_path, load_checkpoint
+
+    ckpt = load_checkpoint(checkpoint_path(run_dir))
+    known = {f.name for f in td3.dataclasses.fields(td3.Args)}
+    args = td3.Args(**{k: v for k, v in ckpt["args"].items() if k in known})
+    args.device = "cpu"
+    env = td3.make_env(args.env)
+    try:
+        obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+        low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
+    finally:
+        env.close()
+    nets = td3.build_networks(args, obs_dim, act_dim, low, high)
+    try:
+        for name, net in nets.items():
+            net.load_state_dict(ckpt[name])
+            net.eval()
+    except (KeyError, RuntimeError) as exc:
+        raise NmlabError(f"checkpoint: {run_dir}: networks do not match their args ({str(exc).splitlines()[0][:160]})") from None
+    return args, nets, ckpt
+
+
+def final_eval(run_dir: str | os.PathLike, step: int) -> Optional[tuple[float, float]]:
+    """(mean, std) of the run's evaluation at ``step`` from eval.csv, or None."""
+    path = Path(run_dir) / "eval.csv"
+    if not path.is_file():
+        return None
+    with open(path, newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if int(r["step"]) == step]
+    return (float(rows[-1]["return_mean"]), float(rows[-1]["return_std"])) if rows else None
+
+
+def build_workload(run_dir: str | os.PathLike, episodes: Optional[int] = None) -> Workload:
+    """The workload of the run in ``run_dir``. The evaluation return comes from eval.csv at the
+    checkpoint's step; if that row is missing the actor is evaluated now (``episodes``)."""
+    from rl import td3
+    from rl.nm_layers import nm_layers
+
+    args, nets, ckpt = load_run(run_dir)
+    step = int(ckpt["global_step"])
+    ev = final_eval(run_dir, step)
+    if ev is None:
+        rets = td3.evaluate_policy(nets["actor"], args.env, episodes or args.eval_episodes, args.seed)
+        ev = (float(np.mean(rets)), float(np.std(rets)))
+    layers = []
+    for key, network in td3.NETWORK_EXPORT_NAMES.items():
+        for i, lin in enumerate(nm_layers(nets[key])):
+            w = lin.weight.detach()
+            mask = lin.mask.numpy().copy() if lin.sparse else None
+            weight = (w * lin.mask).numpy() if lin.sparse else w.numpy()
+            layers.append(Layer(
+                name=f"{network}.fc{i + 1}", network=network, in_features=lin.in_features, out_features=lin.out_features,
+                pattern=str(lin.pattern), mask=mask, weight_bits=32,
+                weight=weight.astype(np.float32), bias=lin.bias.detach().numpy().astype(np.float32),
+            ))
+    meta = {
+        "env": args.env, "method": td3.method_name(args), "sparsity": str(td3.parse_pattern(args.sparsity)),
+        "layer_sparsity": args.layer_sparsity, "steps": step, "seed": args.seed,
+        "eval_return_mean": round(ev[0], 4), "eval_return_std": round(ev[1], 4),
+        "source": "nmlab train", "run": Path(run_dir).name,
+    }
+    return Workload(layers=layers, meta=meta)
+
+
+def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, episodes: Optional[int] = None) -> Workload:
+    """Write the workload of ``run_dir`` to ``out`` (atomic) and return it."""
+    wl = build_workload(run_dir, episodes)
+    save_workload(wl, out)
+    return wl

@@ -1,0 +1,161 @@
+"""Row-wise N:M sparse linear layers with dense latent weights (SR-STE), and their helpers.
+
+An :class:`NMLinear` keeps a dense *latent* weight ``W`` and a bool ``mask`` buffer that
+satisfies the layer's N:M pattern (groups of M along the input dimension). Every forward
+pass computes with ``W * mask``, so the network is N:M at every step. The backward pass is
+SR-STE (Zhou et al., ICLR 2021; NVIDIA's reference op, see /work/shared/reference/rl.md):
+the gradient of the masked weight flows straight through to all of ``W`` and pruned
+weights get an extra ``decay * W`` pull towards zero, so a pruned weight can grow back and
+win its group at the next mask update. With ``straight_through=False`` only the kept
+weights receive gradients (the topology can then only change through the decay-free
+magnitude comparison against stale pruned weights).
+
+The mask is recomputed by magnitude projection (:func:`project_nm`) only when the trainer
+calls :meth:`NMLinear.update_mask` (at the mask-update interval); target networks are
+re-projected after every Polyak update (:func:`polyak_update`).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from hwmodel.sparsity import Pattern, parse_pattern
+
+
+def project_nm(weight: torch.Tensor, pattern: Pattern) -> torch.Tensor:
+    """Bool mask keeping the N largest |w| of each group of M along dim 1 of ``weight`` [out, in].
+
+    Same result as :func:`rl.sparsity.nm_mask` (ties go to the lower index, padding columns
+    of an odd fan-in are never kept) but computed by pairwise rank counting inside each
+    group, which is much faster than a stable sort for the small M used here (M <= 16).
+
+    Args:
+        weight: [out_features, in_features] float tensor.
+        pattern: an N:M :class:`Pattern` (``is_nm`` must be true).
+    """
+    out, cols = weight.shape
+    n, m = pattern.n, pattern.m
+    pad = (-cols) % m
+    score = weight.detach().abs()
+    if pad:
+        score = nn.functional.pad(score, (0, pad), value=-math.inf)
+    g = score.view(out, -1, m)
+    a = g.unsqueeze(-1)  # [out, G, m, 1]: the element being ranked
+    b = g.unsqueeze(-2)  # [out, G, 1, m]: the others
+    idx = torch.arange(m, device=weight.device)
+    lower = idx.view(1, m) < idx.view(m, 1)  # [i, j]: j has a lower index than i
+    beaten_by = (b > a) | ((b == a) & lower)
+    rank = beaten_by.sum(-1)  # how many in the group come before this element
+    keep = (rank < n).view(out, -1)[:, :cols]
+    if pad:
+        keep = keep & (score[:, :cols] > -math.inf)
+    return keep
+
+
+class _SRSTE(torch.autograd.Function):
+    """``W * mask`` forward; backward passes the gradient to all of W plus ``decay * (~mask) * W``."""
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, mask: torch.Tensor, decay: float) -> torch.Tensor:
+        ctx.save_for_backward(weight, mask)
+        ctx.decay = decay
+        return weight * mask
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        weight, mask = ctx.saved_tensors
+        if ctx.decay:
+            grad = grad + ctx.decay * weight * (~mask)
+        return grad, None, None
+
+
+class NMLinear(nn.Linear):
+    """``nn.Linear`` whose effective weight is ``weight * mask`` with ``mask`` N:M (or dense).
+
+    Args:
+        in_features: fan-in (K).
+        out_features: fan-out (N).
+        pattern: "N:M" or "dense" (or a :class:`Pattern`); dense layers behave as nn.Linear.
+        decay: SR-STE decay on pruned weights (added to their gradient, times W).
+        straight_through: gradients reach pruned latent weights (SR-STE); False masks them.
+    """
+
+    def __init__(self, in_features: int, out_features: int, pattern: Pattern | str = "dense",
+                 decay: float = 2e-4, straight_through: bool = True) -> None:
+        super().__init__(in_features, out_features)
+        self.pattern = parse_pattern(pattern, allow_unstructured=False)
+        self.decay = float(decay)
+        self.straight_through = bool(straight_through)
+        # The mask is a buffer: saved in state_dict, moved by .to(), never trained.
+        self.register_buffer("mask", torch.ones(out_features, in_features, dtype=torch.bool))
+        if self.sparse:
+            self.mask.copy_(project_nm(self.weight, self.pattern))
+
+    @property
+    def sparse(self) -> bool:
+        return self.pattern.is_nm
+
+    def effective_weight(self) -> torch.Tensor:
+        """The weight the layer computes with (N:M when sparse). Differentiable."""
+        if not self.sparse:
+            return self.weight
+        if self.straight_through:
+            return _SRSTE.apply(self.weight, self.mask, self.decay)
+        return self.weight * self.mask
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return nn.functional.linear(x, self.effective_weight(), self.bias)
+
+    @torch.no_grad()
+    def update_mask(self) -> tuple[int, int]:
+        """Re-project the mask onto N:M from |latent W|. Returns (entries changed, entries)."""
+        if not self.sparse:
+            return 0, 0
+        new = project_nm(self.weight, self.pattern)
+        changed = int((new != self.mask).sum())
+        self.mask.copy_(new)
+        return changed, new.numel()
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, pattern={self.pattern}"
+
+
+def nm_layers(module: nn.Module) -> list[NMLinear]:
+    """The NMLinear layers of ``module`` in registration order."""
+    return [m for m in module.modules() if isinstance(m, NMLinear)]
+
+
+@torch.no_grad()
+def update_masks(modules: Iterable[nn.Module]) -> tuple[int, int]:
+    """Re-project every sparse layer of ``modules``; returns (changed, total) mask entries for SAD."""
+    changed = total = 0
+    for module in modules:
+        for layer in nm_layers(module):
+            c, t = layer.update_mask()
+            changed += c
+            total += t
+    return changed, total
+
+
+@torch.no_grad()
+def polyak_update(online: nn.Module, target: nn.Module, tau: float) -> None:
+    """``target <- (1 - tau) * target + tau * online``, then re-project target masks onto N:M.
+
+    The target's latent weight tracks the online network's *effective* (masked) weight, the
+    one it actually computes with; the target's mask is then the magnitude projection of its
+    own latent weight, so every target forward pass is N:M after every update.
+    """
+    for src, dst in zip(online.modules(), target.modules()):
+        if isinstance(src, NMLinear):
+            w = src.weight * src.mask if src.sparse else src.weight
+            dst.weight.lerp_(w, tau)
+            dst.bias.lerp_(src.bias, tau)
+            if dst.sparse:
+                dst.mask.copy_(project_nm(dst.weight, dst.pattern))
+        elif isinstance(src, nn.Linear):
+            dst.weight.lerp_(src.weight, tau)
+            dst.bias.lerp_(src.bias, tau)

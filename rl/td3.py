@@ -1,0 +1,581 @@
+"""TD3 and RNM-TD3 (row-wise N:M sparse TD3) on any gymnasium Box environment, in one file.
+
+Reads top to bottom: the config (:class:`Args`, every knob with its default), the networks,
+the replay buffer, environment state capture (for exact resume), then :func:`train`.
+
+TD3 (Fujimoto et al., 2018) with the current defaults of sfujim/TD3 and CleanRL
+(/work/shared/reference/rl.md): 256-256 MLPs, Adam 3e-4, batch 256, gamma 0.99, tau 0.005,
+target policy noise 0.2 clipped at 0.5, exploration noise 0.1, policy delay 2, 25k random
+start steps, 1M buffer.
+
+RNM-TD3 (Vrce et al., arXiv 2602.14578): every linear layer of all six networks (actor,
+twin critics, their targets) is an :class:`rl.nm_layers.NMLinear` whose forward pass uses
+``W * mask`` with ``mask`` row-wise N:M, from the first step to the last. Online masks are
+re-projected from the dense latent weights every ``mask_update_interval`` gradient updates
+(SR-STE gradients let pruned weights grow back); targets are re-projected after every
+Polyak update. The Sparse Architecture Divergence (SAD, fraction of online mask entries
+that changed) is logged at every mask update. The paper does not state its interval or
+whether it keeps dense latent weights: ours are choices, documented in docs/rl.md.
+
+Run directory (``--out``): ``checkpoint.pt`` (see :mod:`rl.checkpoint`), ``progress.csv``
+(one row per training episode), ``eval.csv`` (periodic deterministic evaluation),
+``sad.csv`` (one row per mask update), ``losses.csv``, ``args.json``, ``tb/`` (TensorBoard).
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import gymnasium as gym
+import numpy as np
+import torch
+from torch import nn
+
+from hwmodel.errors import NmlabError
+from hwmodel.io import atomic_write
+from hwmodel.sparsity import Pattern, parse_pattern
+from rl.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from rl.nm_layers import NMLinear, polyak_update, update_masks
+
+
+# ----------------------------------------------------------------------------- config
+@dataclass
+class Args:
+    """Every knob of a TD3 / RNM-TD3 run. Field metadata ``help`` becomes the CLI help."""
+
+    env: str = field(default="Hopper-v5", metadata={"help": "gymnasium environment id (Box action space)"})
+    sparsity: str = field(default="dense", metadata={"help": "N:M pattern of every layer ('2:4', '1:8'...) or 'dense' (plain TD3)"})
+    layer_sparsity: str = field(default="", metadata={"help": "per-layer overrides, e.g. 'fc1=dense,actor.fc3=dense,critic.fc2=1:4'"})
+    steps: int = field(default=1_000_000, metadata={"help": "environment steps to train for (total, also when resuming)"})
+    seed: int = field(default=0, metadata={"help": "seed of torch, numpy, the env and its action space"})
+    out: str = field(default="runs/td3", metadata={"help": "run directory (checkpoint, CSV logs, TensorBoard)"})
+    hidden: int = field(default=256, metadata={"help": "width of the two hidden layers of every MLP"})
+    learning_rate: float = field(default=3e-4, metadata={"help": "Adam learning rate (actor and critics)"})
+    buffer_size: int = field(default=1_000_000, metadata={"help": "replay buffer capacity (transitions)"})
+    gamma: float = field(default=0.99, metadata={"help": "discount factor"})
+    tau: float = field(default=0.005, metadata={"help": "Polyak factor of the target networks"})
+    batch_size: int = field(default=256, metadata={"help": "minibatch size of each gradient update"})
+    policy_noise: float = field(default=0.2, metadata={"help": "std of target policy smoothing noise (x action scale)"})
+    noise_clip: float = field(default=0.5, metadata={"help": "clip of target policy smoothing noise (x action scale)"})
+    exploration_noise: float = field(default=0.1, metadata={"help": "std of Gaussian exploration noise (x action scale)"})
+    policy_frequency: int = field(default=2, metadata={"help": "policy delay: actor and targets update every this many critic updates"})
+    learning_starts: int = field(default=25_000, metadata={"help": "random-action steps before learning starts"})
+    mask_update_interval: int = field(default=5_000, metadata={"help": "gradient updates between N:M re-projections of the online masks"})
+    srste_decay: float = field(default=2e-4, metadata={"help": "SR-STE decay added to the gradient of pruned latent weights"})
+    straight_through: bool = field(default=True, metadata={"help": "SR-STE: gradients reach pruned latent weights (else only kept ones)"})
+    eval_every: int = field(default=10_000, metadata={"help": "environment steps between deterministic evaluations"})
+    eval_episodes: int = field(default=10, metadata={"help": "episodes per evaluation"})
+    checkpoint_every: int = field(default=25_000, metadata={"help": "environment steps between checkpoints (one is also written at the end)"})
+    log_every: int = field(default=1_000, metadata={"help": "gradient updates between loss log rows"})
+    tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard logs under OUT/tb"})
+    progress: bool = field(default=True, metadata={"help": "show a progress bar on stderr"})
+    torch_threads: int = field(default=1, metadata={"help": "torch intra-op threads (1 is fastest per core for these small MLPs)"})
+    device: str = field(default="cpu", metadata={"help": "torch device"})
+    resume: bool = field(default=False, metadata={"help": "continue the run in OUT from its last checkpoint"})
+
+
+#: Knobs a resumed run may change; every other one must match the checkpoint.
+RESUMABLE_OVERRIDES = ("steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "tensorboard",
+                       "progress", "torch_threads", "device", "resume", "out")
+
+
+def method_name(args: Args) -> str:
+    """'td3' when every layer is dense, else 'rnm-td3'."""
+    specs = layer_patterns(args)
+    return "td3" if all(not p.is_nm for p in specs.values()) else "rnm-td3"
+
+
+def _parse_overrides(spec: str) -> dict[str, Pattern]:
+    out: dict[str, Pattern] = {}
+    for item in filter(None, (s.strip() for s in spec.split(","))):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        parts = key.split(".")
+        ok = sep and (
+            (len(parts) == 1 and parts[0] in ("fc1", "fc2", "fc3"))
+            or (len(parts) == 2 and parts[0] in ("actor", "critic") and parts[1] in ("fc1", "fc2", "fc3"))
+        )
+        if not ok:
+            raise NmlabError(f"layer_sparsity: {item!r}: expected LAYER=PATTERN with LAYER fc1..fc3, actor.fcK or critic.fcK")
+        out[key] = parse_pattern(value.strip(), field=f"layer_sparsity: {key}", allow_unstructured=False)
+    return out
+
+
+def layer_patterns(args: Args) -> dict[str, Pattern]:
+    """Pattern of each layer, keyed ``actor.fc1`` .. ``critic.fc3`` (critic = both critics)."""
+    base = parse_pattern(args.sparsity, field="sparsity", allow_unstructured=False)
+    overrides = _parse_overrides(args.layer_sparsity)
+    result = {}
+    for kind in ("actor", "critic"):
+        for fc in ("fc1", "fc2", "fc3"):
+            result[f"{kind}.{fc}"] = overrides.get(f"{kind}.{fc}", overrides.get(fc, base))
+    return result
+
+
+def validate_args(args: Args) -> None:
+    """One-line NmlabError naming the first bad knob."""
+    layer_patterns(args)
+    positive = ("steps", "hidden", "buffer_size", "batch_size", "policy_frequency", "mask_update_interval",
+                "eval_every", "eval_episodes", "checkpoint_every", "log_every", "torch_threads")
+    for name in positive:
+        value = getattr(args, name)
+        if not isinstance(value, int) or value < 1:
+            raise NmlabError(f"{name}: must be a positive integer, got {value!r}")
+    if args.learning_starts < 0:
+        raise NmlabError(f"learning_starts: must be >= 0, got {args.learning_starts}")
+    for name in ("gamma", "tau"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            raise NmlabError(f"{name}: must be in [0, 1], got {getattr(args, name)}")
+    for name in ("learning_rate", "policy_noise", "noise_clip", "exploration_noise", "srste_decay"):
+        if getattr(args, name) < 0:
+            raise NmlabError(f"{name}: must be >= 0, got {getattr(args, name)}")
+
+
+# ----------------------------------------------------------------------------- environment
+def make_env(env_id: str) -> gym.Env:
+    """gymnasium.make with one-line errors for unknown ids and non-Box action spaces."""
+    try:
+        env = gym.make(env_id)
+    except Exception as exc:  # gymnasium raises several error types for unknown/broken ids
+        raise NmlabError(f"env: cannot make {env_id!r} ({str(exc).splitlines()[0][:120]})") from None
+    if not isinstance(env.action_space, gym.spaces.Box) or not isinstance(env.observation_space, gym.spaces.Box):
+        env.close()
+        raise NmlabError(f"env: {env_id!r} needs Box observation and action spaces")
+    if len(env.observation_space.shape) != 1 or len(env.action_space.shape) != 1:
+        env.close()
+        raise NmlabError(f"env: {env_id!r} needs flat (1-D) observation and action spaces")
+    return env
+
+
+def _time_limit(env: gym.Env) -> Optional[gym.wrappers.TimeLimit]:
+    w = env
+    while isinstance(w, gym.Wrapper):
+        if isinstance(w, gym.wrappers.TimeLimit):
+            return w
+        w = w.env
+    return None
+
+
+def _mj_spec():
+    import mujoco
+
+    return mujoco.mjtState.mjSTATE_INTEGRATION
+
+
+def get_env_state(env: gym.Env) -> dict[str, Any]:
+    """Everything needed to continue the current episode bit for bit (MuJoCo physics + RNGs)."""
+    u = env.unwrapped
+    mj_state = None
+    if hasattr(u, "model") and hasattr(u, "data"):
+        import mujoco
+
+        s = np.empty(mujoco.mj_stateSize(u.model, _mj_spec()), dtype=np.float64)
+        mujoco.mj_getState(u.model, u.data, s, _mj_spec())
+        mj_state = torch.from_numpy(s)
+    tl = _time_limit(env)
+    return {
+        "mj_state": mj_state,
+        "elapsed_steps": int(tl._elapsed_steps) if tl is not None and tl._elapsed_steps is not None else None,
+        "env_rng": json.dumps(u.np_random.bit_generator.state),
+        "action_space_rng": json.dumps(env.action_space.np_random.bit_generator.state),
+    }
+
+
+def set_env_state(env: gym.Env, state: dict[str, Any], seed: int) -> bool:
+    """Restore :func:`get_env_state`. Returns False when the episode could not be restored
+    (a non-MuJoCo env): the caller then starts a fresh episode."""
+    env.reset(seed=seed)  # wrappers (order enforcing, time limit) need a reset first
+    u = env.unwrapped
+    restored = False
+    if state.get("mj_state") is not None and hasattr(u, "model"):
+        import mujoco
+
+        mujoco.mj_setState(u.model, u.data, state["mj_state"].numpy().astype(np.float64), _mj_spec())
+        tl = _time_limit(env)
+        if tl is not None:
+            tl._elapsed_steps = state["elapsed_steps"]
+        restored = True
+    u.np_random.bit_generator.state = json.loads(state["env_rng"])
+    env.action_space.np_random.bit_generator.state = json.loads(state["action_space_rng"])
+    return restored
+
+
+# ----------------------------------------------------------------------------- networks
+class Actor(nn.Module):
+    """Deterministic policy: obs -> fc1 -> relu -> fc2 -> relu -> fc3 -> tanh, scaled to the action box."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int, patterns: dict[str, Pattern],
+                 low: np.ndarray, high: np.ndarray, decay: float, straight_through: bool) -> None:
+        super().__init__()
+        kw = dict(decay=decay, straight_through=straight_through)
+        self.fc1 = NMLinear(obs_dim, hidden, patterns["actor.fc1"], **kw)
+        self.fc2 = NMLinear(hidden, hidden, patterns["actor.fc2"], **kw)
+        self.fc3 = NMLinear(hidden, act_dim, patterns["actor.fc3"], **kw)
+        self.register_buffer("action_scale", torch.as_tensor((high - low) / 2.0, dtype=torch.float32))
+        self.register_buffer("action_bias", torch.as_tensor((high + low) / 2.0, dtype=torch.float32))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.fc1(obs))
+        x = torch.relu(self.fc2(x))
+        return torch.tanh(self.fc3(x)) * self.action_scale + self.action_bias
+
+
+class Critic(nn.Module):
+    """Q(obs, action): concat -> fc1 -> relu -> fc2 -> relu -> fc3 (one value)."""
+
+    def __init__(self, obs_dim: int, act_dim: int, hidden: int, patterns: dict[str, Pattern],
+                 decay: float, straight_through: bool) -> None:
+        super().__init__()
+        kw = dict(decay=decay, straight_through=straight_through)
+        self.fc1 = NMLinear(obs_dim + act_dim, hidden, patterns["critic.fc1"], **kw)
+        self.fc2 = NMLinear(hidden, hidden, patterns["critic.fc2"], **kw)
+        self.fc3 = NMLinear(hidden, 1, patterns["critic.fc3"], **kw)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.fc1(torch.cat([obs, action], dim=1)))
+        x = torch.relu(self.fc2(x))
+        return self.fc3(x)
+
+
+def build_networks(args: Args, obs_dim: int, act_dim: int, low: np.ndarray, high: np.ndarray) -> dict[str, nn.Module]:
+    """The six TD3 networks; targets start as copies of their online networks (masks included)."""
+    pats = layer_patterns(args)
+    kw = dict(decay=args.srste_decay, straight_through=args.straight_through)
+    actor = Actor(obs_dim, act_dim, args.hidden, pats, low, high, **kw)
+    qf1 = Critic(obs_dim, act_dim, args.hidden, pats, **kw)
+    qf2 = Critic(obs_dim, act_dim, args.hidden, pats, **kw)
+    nets = {"actor": actor, "qf1": qf1, "qf2": qf2}
+    for name in list(nets):
+        nets[f"{name}_target"] = copy.deepcopy(nets[name])
+    return {k: v.to(args.device) for k, v in nets.items()}
+
+
+#: Checkpoint keys of the networks and the names ``nmlab export`` gives them.
+NETWORK_EXPORT_NAMES = {"actor": "actor", "qf1": "critic1", "qf2": "critic2",
+                        "actor_target": "actor_target", "qf1_target": "critic1_target", "qf2_target": "critic2_target"}
+
+
+# ----------------------------------------------------------------------------- replay buffer
+class ReplayBuffer:
+    """Ring buffer of float32 numpy arrays; ``np.zeros`` is lazily committed, so an unfilled
+    1M buffer costs little memory."""
+
+    def __init__(self, capacity: int, obs_dim: int, act_dim: int) -> None:
+        self.capacity = capacity
+        self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.actions = np.zeros((capacity, act_dim), dtype=np.float32)
+        self.rewards = np.zeros((capacity, 1), dtype=np.float32)
+        self.dones = np.zeros((capacity, 1), dtype=np.float32)
+        self.pos = 0
+        self.size = 0
+
+    def add(self, obs: np.ndarray, next_obs: np.ndarray, action: np.ndarray, reward: float, done: bool) -> None:
+        i = self.pos
+        self.obs[i], self.next_obs[i], self.actions[i] = obs, next_obs, action
+        self.rewards[i, 0], self.dones[i, 0] = reward, float(done)
+        self.pos = (i + 1) % self.capacity
+        self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, rng: np.random.Generator, batch_size: int, device: str) -> tuple[torch.Tensor, ...]:
+        idx = rng.integers(0, self.size, size=batch_size)
+        arrays = (self.obs[idx], self.actions[idx], self.next_obs[idx], self.rewards[idx], self.dones[idx])
+        return tuple(torch.from_numpy(a).to(device) for a in arrays)
+
+    def state_dict(self) -> dict[str, Any]:
+        n = self.size
+        return {"obs": torch.from_numpy(self.obs[:n].copy()), "next_obs": torch.from_numpy(self.next_obs[:n].copy()),
+                "actions": torch.from_numpy(self.actions[:n].copy()), "rewards": torch.from_numpy(self.rewards[:n].copy()),
+                "dones": torch.from_numpy(self.dones[:n].copy()), "pos": self.pos, "size": self.size}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        n = int(state["size"])
+        if n > self.capacity:
+            raise NmlabError(f"checkpoint: buffer: holds {n} transitions, more than buffer_size {self.capacity}")
+        for key in ("obs", "next_obs", "actions", "rewards", "dones"):
+            arr = getattr(self, key)
+            src = state[key].numpy()
+            if src.shape != (n, arr.shape[1]):
+                raise NmlabError(f"checkpoint: buffer.{key}: shape {tuple(src.shape)} does not match ({n}, {arr.shape[1]})")
+            arr[:n] = src
+        self.pos, self.size = int(state["pos"]), n
+
+
+# ----------------------------------------------------------------------------- logging
+class CsvLog:
+    """Append-only CSV with a header; on resume, rows past the checkpoint's step are dropped."""
+
+    def __init__(self, path: Path, columns: list[str], keep_upto_step: Optional[int] = None) -> None:
+        self.path, self.columns = path, columns
+        if keep_upto_step is not None and path.is_file():
+            with open(path, newline="") as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= keep_upto_step]
+            with atomic_write(path, "w") as fh:
+                w = csv.DictWriter(fh, columns)
+                w.writeheader()
+                w.writerows(rows)
+        new = not path.is_file()
+        self.fh = open(path, "a", newline="")
+        self.writer = csv.DictWriter(self.fh, columns)
+        if new:
+            self.writer.writeheader()
+            self.fh.flush()
+
+    def write(self, **row: Any) -> None:
+        self.writer.writerow(row)
+        self.fh.flush()
+
+    def close(self) -> None:
+        self.fh.close()
+
+
+# ----------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def evaluate_policy(actor: nn.Module, env_id: str, episodes: int, seed: int, device: str = "cpu") -> list[float]:
+    """Deterministic returns of ``actor`` over ``episodes`` episodes; episode i resets with
+    ``seed + 100_000 + i`` so every evaluation of a run sees the same start states and no
+    training RNG is consumed."""
+    env = make_env(env_id)
+    returns = []
+    try:
+        for i in range(episodes):
+            obs, _ = env.reset(seed=seed + 100_000 + i)
+            done, total = False, 0.0
+            while not done:
+                action = actor(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))
+                obs, reward, terminated, truncated, _ = env.step(action.squeeze(0).cpu().numpy())
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+    finally:
+        env.close()
+    return returns
+
+
+# ----------------------------------------------------------------------------- training
+def _resolve_resume(args: Args, explicit: set[str]) -> tuple[Args, dict[str, Any]]:
+    """Load the checkpoint of ``args.out`` and merge: knobs not in RESUMABLE_OVERRIDES must match."""
+    ckpt = load_checkpoint(checkpoint_path(args.out))
+    saved = ckpt["args"]
+    if not isinstance(saved, dict):
+        raise NmlabError("checkpoint: args: must be a mapping")
+    known = {f.name for f in dataclasses.fields(Args)}
+    merged = {k: v for k, v in saved.items() if k in known}
+    for name in ("env", "sparsity", "layer_sparsity"):
+        ours, theirs = getattr(args, name), saved.get(name)
+        if name in explicit and _norm(name, ours) != _norm(name, theirs):
+            raise NmlabError(f"resume: {name}: the run in {args.out} used {theirs!r}, not {ours!r}")
+    for name in explicit:
+        if name in RESUMABLE_OVERRIDES or name in ("env", "sparsity", "layer_sparsity"):
+            continue
+        if getattr(args, name) != saved.get(name):
+            raise NmlabError(f"resume: {name}: the run in {args.out} used {saved.get(name)!r}; a resumed run cannot change it")
+    for name in RESUMABLE_OVERRIDES:
+        if name in explicit:
+            merged[name] = getattr(args, name)
+    merged["resume"], merged["out"] = True, args.out
+    return Args(**merged), ckpt
+
+
+def _norm(name: str, value: Any) -> Any:
+    if name == "sparsity":
+        try:
+            return str(parse_pattern(value))
+        except NmlabError:
+            return value
+    if name == "layer_sparsity":
+        try:
+            return {k: str(v) for k, v in _parse_overrides(value or "").items()}
+        except NmlabError:
+            return value
+    return value
+
+
+def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
+    """Train (or resume) one run. ``explicit``: names of knobs the user set (for resume checks;
+    None means all). Returns a summary dict (steps, final evaluation, steps/s)."""
+    explicit = {f.name for f in dataclasses.fields(Args)} if explicit is None else explicit
+    ckpt = None
+    out = Path(args.out)
+    if args.resume:
+        args, ckpt = _resolve_resume(args, explicit)
+    elif checkpoint_path(out).exists() or (out / "progress.csv").exists():
+        raise NmlabError(f"out: {out} already holds a run; pass --resume to continue it or choose a new --out")
+    validate_args(args)
+    torch.set_num_threads(args.torch_threads)
+    out.mkdir(parents=True, exist_ok=True)
+
+    env = make_env(args.env)
+    obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+    low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
+    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
+        raise NmlabError(f"env: {args.env!r} has an unbounded action space")
+
+    # Seeding (a resume overwrites all of these from the checkpoint).
+    torch.manual_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    env.action_space.seed(args.seed)
+    obs, _ = env.reset(seed=args.seed)
+
+    nets = build_networks(args, obs_dim, act_dim, low, high)
+    actor, qf1, qf2 = nets["actor"], nets["qf1"], nets["qf2"]
+    actor_t, qf1_t, qf2_t = nets["actor_target"], nets["qf1_target"], nets["qf2_target"]
+    q_opt = torch.optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.learning_rate)
+    a_opt = torch.optim.Adam(actor.parameters(), lr=args.learning_rate)
+    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim)
+    scale = actor.action_scale
+    low_t, high_t = torch.as_tensor(low, device=args.device), torch.as_tensor(high, device=args.device)
+
+    start_step, update_step, episode = 0, 0, 0
+    ep_return, ep_len = 0.0, 0
+    if ckpt is not None:
+        try:
+            for name, net in nets.items():
+                net.load_state_dict(ckpt[name])
+            q_opt.load_state_dict(ckpt["q_optimizer"])
+            a_opt.load_state_dict(ckpt["actor_optimizer"])
+            rb.load_state_dict(ckpt["buffer"])
+            torch.set_rng_state(ckpt["rng"]["torch"])
+            rng.bit_generator.state = json.loads(ckpt["rng"]["numpy"])
+            es = ckpt["env_state"]
+            if set_env_state(env, es, args.seed):
+                obs = es["obs"].numpy().copy()
+                ep_return, ep_len = float(es["episode_return"]), int(es["episode_length"])
+            else:
+                obs, _ = env.reset()
+        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            raise NmlabError(f"checkpoint: {checkpoint_path(out)} does not match this run ({str(exc).splitlines()[0][:160]})") from None
+        start_step, update_step, episode = int(ckpt["global_step"]), int(ckpt["update_step"]), int(ckpt["episode"])
+
+    with atomic_write(out / "args.json", "w") as fh:
+        json.dump({**dataclasses.asdict(args), "method": method_name(args), "obs_dim": obs_dim, "act_dim": act_dim}, fh, indent=1)
+    keep = start_step if ckpt is not None else None
+    progress_log = CsvLog(out / "progress.csv", ["step", "episode", "return", "length", "time_s"], keep)
+    eval_log = CsvLog(out / "eval.csv", ["step", "return_mean", "return_std", "episodes", "time_s"], keep)
+    sad_log = CsvLog(out / "sad.csv", ["step", "update", "changed", "total", "sad"], keep)
+    loss_log = CsvLog(out / "losses.csv", ["step", "update", "qf_loss", "actor_loss", "q1_mean"], keep)
+    tb = None
+    if args.tensorboard:
+        from torch.utils.tensorboard import SummaryWriter
+
+        tb = SummaryWriter(str(out / "tb"), purge_step=start_step if ckpt is not None else None)
+
+    from tqdm import tqdm
+
+    bar = tqdm(total=args.steps, initial=start_step, disable=not args.progress, file=sys.stderr,
+               desc=f"{method_name(args)} {args.sparsity} {args.env}", unit="step", mininterval=2.0, dynamic_ncols=True)
+    t0 = time.time()
+    recent: list[float] = []
+    actor_loss_v = float("nan")
+    last_eval: Optional[tuple[float, float]] = None
+
+    def checkpoint(step_done: int) -> None:
+        save_checkpoint(checkpoint_path(out), {
+            "args": dataclasses.asdict(args), "global_step": step_done, "update_step": update_step, "episode": episode,
+            **{name: net.state_dict() for name, net in nets.items()},
+            "actor_optimizer": a_opt.state_dict(), "q_optimizer": q_opt.state_dict(), "buffer": rb.state_dict(),
+            "rng": {"torch": torch.get_rng_state(), "numpy": json.dumps(rng.bit_generator.state)},
+            "env_state": {**get_env_state(env), "obs": torch.from_numpy(np.asarray(obs, dtype=np.float64).copy()),
+                          "episode_return": ep_return, "episode_length": ep_len},
+        })
+
+    try:
+        for global_step in range(start_step, args.steps):
+            # --- act
+            if global_step < args.learning_starts:
+                action = env.action_space.sample()
+            else:
+                with torch.no_grad():
+                    a = actor(torch.as_tensor(obs, dtype=torch.float32, device=args.device).unsqueeze(0))[0]
+                    a = a + torch.randn_like(a) * scale * args.exploration_noise
+                    action = torch.max(torch.min(a, high_t), low_t).cpu().numpy()
+            next_obs, reward, terminated, truncated, _ = env.step(action)
+            ep_return += float(reward)
+            ep_len += 1
+            # Bootstrapping continues through time-limit truncation: only `terminated` is a true end.
+            rb.add(obs, next_obs, action, float(reward), bool(terminated))
+            obs = next_obs
+            if terminated or truncated:
+                episode += 1
+                progress_log.write(step=global_step + 1, episode=episode, **{"return": round(ep_return, 4)},
+                                   length=ep_len, time_s=round(time.time() - t0, 2))
+                if tb is not None:
+                    tb.add_scalar("charts/episodic_return", ep_return, global_step + 1)
+                recent = (recent + [ep_return])[-10:]
+                obs, _ = env.reset()
+                ep_return, ep_len = 0.0, 0
+
+            # --- learn
+            if global_step >= args.learning_starts:
+                b_obs, b_act, b_next, b_rew, b_done = rb.sample(rng, args.batch_size, args.device)
+                with torch.no_grad():
+                    noise = (torch.randn_like(b_act) * args.policy_noise).clamp(-args.noise_clip, args.noise_clip) * scale
+                    next_a = torch.max(torch.min(actor_t(b_next) + noise, high_t), low_t)
+                    q_next = torch.min(qf1_t(b_next, next_a), qf2_t(b_next, next_a))
+                    target = b_rew + (1.0 - b_done) * args.gamma * q_next
+                q1, q2 = qf1(b_obs, b_act), qf2(b_obs, b_act)
+                qf_loss = nn.functional.mse_loss(q1, target) + nn.functional.mse_loss(q2, target)
+                q_opt.zero_grad(set_to_none=True)
+                qf_loss.backward()
+                q_opt.step()
+                update_step += 1
+                if update_step % args.policy_frequency == 0:
+                    actor_loss = -qf1(b_obs, actor(b_obs)).mean()
+                    a_opt.zero_grad(set_to_none=True)
+                    actor_loss.backward()
+                    a_opt.step()
+                    actor_loss_v = float(actor_loss.detach())
+                    for online, tgt in ((actor, actor_t), (qf1, qf1_t), (qf2, qf2_t)):
+                        polyak_update(online, tgt, args.tau)
+                if update_step % args.mask_update_interval == 0:
+                    changed, total = update_masks((actor, qf1, qf2))
+                    if total:
+                        sad = changed / total
+                        sad_log.write(step=global_step + 1, update=update_step, changed=changed, total=total, sad=round(sad, 8))
+                        if tb is not None:
+                            tb.add_scalar("sparsity/sad", sad, global_step + 1)
+                if update_step % args.log_every == 0:
+                    q1m = float(q1.detach().mean())
+                    loss_log.write(step=global_step + 1, update=update_step, qf_loss=round(float(qf_loss), 6),
+                                   actor_loss=round(actor_loss_v, 6), q1_mean=round(q1m, 6))
+                    if tb is not None:
+                        tb.add_scalar("losses/qf_loss", float(qf_loss), global_step + 1)
+                        tb.add_scalar("losses/actor_loss", actor_loss_v, global_step + 1)
+                        tb.add_scalar("losses/q1_mean", q1m, global_step + 1)
+
+            step_done = global_step + 1
+            bar.update(1)
+            if step_done % 1000 == 0:
+                sps = (step_done - start_step) / max(time.time() - t0, 1e-9)
+                bar.set_postfix(sps=f"{sps:.0f}", ret=f"{np.mean(recent):.0f}" if recent else "-", refresh=False)
+                if tb is not None:
+                    tb.add_scalar("charts/SPS", sps, step_done)
+            if step_done % args.eval_every == 0 or step_done == args.steps:
+                rets = evaluate_policy(actor, args.env, args.eval_episodes, args.seed, args.device)
+                last_eval = (float(np.mean(rets)), float(np.std(rets)))
+                eval_log.write(step=step_done, return_mean=round(last_eval[0], 4), return_std=round(last_eval[1], 4),
+                               episodes=len(rets), time_s=round(time.time() - t0, 2))
+                if tb is not None:
+                    tb.add_scalar("eval/return_mean", last_eval[0], step_done)
+            if step_done % args.checkpoint_every == 0 or step_done == args.steps:
+                checkpoint(step_done)
+    finally:
+        bar.close()
+        for log in (progress_log, eval_log, sad_log, loss_log):
+            log.close()
+        if tb is not None:
+            tb.close()
+        env.close()
+    elapsed = time.time() - t0
+    return {"steps": args.steps, "steps_this_session": args.steps - start_step, "elapsed_s": elapsed,
+            "steps_per_s": (args.steps - start_step) / max(elapsed, 1e-9), "updates": update_step,
+            "eval_return_mean": last_eval[0] if last_eval else None, "eval_return_std": last_eval[1] if last_eval else None}

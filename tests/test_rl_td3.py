@@ -1,0 +1,167 @@
+"""Short real MuJoCo runs of TD3 / RNM-TD3: N:M everywhere, mask interval, SAD, resume, errors."""
+
+import csv
+import shutil
+
+import pytest
+import torch
+
+from hwmodel.errors import NmlabError
+from rl import sparsity as tsp
+from rl import td3
+from rl.checkpoint import checkpoint_path, load_checkpoint
+from rl.export import load_run
+from rl.nm_layers import nm_layers
+
+pytestmark = [pytest.mark.mujoco, pytest.mark.slow]
+
+# Small but real: Hopper-v5, a few hundred steps, tiny batch.
+SMALL = dict(env="Hopper-v5", learning_starts=150, batch_size=16, hidden=32, eval_every=10_000,
+             eval_episodes=1, checkpoint_every=250, log_every=50, tensorboard=False, progress=False)
+
+
+def _rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.fixture(scope="module")
+def sparse_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("rnm") / "run"
+    summary = td3.train(td3.Args(out=str(out), sparsity="2:4", steps=550, mask_update_interval=40, seed=3, **SMALL))
+    return out, summary
+
+
+def test_all_six_networks_are_nm_after_many_updates(sparse_run):
+    out, summary = sparse_run
+    assert summary["updates"] == 400
+    _, nets, _ = load_run(out)
+    assert set(nets) == {"actor", "qf1", "qf2", "actor_target", "qf1_target", "qf2_target"}
+    for name, net in nets.items():
+        layers = nm_layers(net)
+        assert len(layers) == 3
+        for layer in layers:
+            assert layer.sparse
+            assert tsp.verify(layer.mask, "2:4") is None, name
+            # Every group keeps exactly N real entries (padding of fan-in 14 and 3 is never kept).
+            counts = tsp.group_counts(layer.mask, 4)
+            real = tsp.group_counts(torch.ones_like(layer.mask), 4)
+            assert torch.equal(counts, torch.clamp(real, max=2)), name
+            w = layer.effective_weight().detach()
+            assert (w[~layer.mask] == 0).all()
+        if name.endswith("_target"):
+            # Targets are re-projected after every Polyak update: mask == projection of latent weights.
+            for layer in layers:
+                assert torch.equal(layer.mask, tsp.nm_mask(layer.weight, "2:4"))
+
+
+def test_mask_update_interval_and_sad_are_logged(sparse_run):
+    out, _ = sparse_run
+    rows = _rows(out / "sad.csv")
+    assert [int(r["update"]) for r in rows] == list(range(40, 401, 40))
+    # Online networks: actor 11->32->32->3, two critics 14->32->32->1.
+    total = 32 * 11 + 32 * 32 + 3 * 32 + 2 * (32 * 14 + 32 * 32 + 1 * 32)
+    for r in rows:
+        assert int(r["total"]) == total
+        assert float(r["sad"]) == pytest.approx(int(r["changed"]) / total, abs=1e-8)
+    assert any(int(r["changed"]) > 0 for r in rows)  # SR-STE lets the topology move
+
+
+def test_masks_change_only_at_the_interval(tmp_path):
+    seen = []
+    real_update = td3.update_masks
+
+    def spy(modules):
+        modules = list(modules)
+        before = [l.mask.clone() for m in modules for l in nm_layers(m)]
+        result = real_update(modules)
+        seen.append(result)
+        assert sum(int((b != l.mask).sum()) for b, l in zip(before, [l for m in modules for l in nm_layers(m)])) == result[0]
+        return result
+
+    td3.update_masks = spy
+    try:
+        td3.train(td3.Args(out=str(tmp_path / "r"), sparsity="1:4", steps=260, mask_update_interval=25, **SMALL))
+    finally:
+        td3.update_masks = real_update
+    assert len(seen) == (260 - 150) // 25
+
+
+def test_dense_td3_and_per_layer_override(tmp_path):
+    dense = td3.Args(out=str(tmp_path / "d"), sparsity="dense", steps=200, **SMALL)
+    assert td3.method_name(dense) == "td3"
+    td3.train(dense)
+    assert _rows(tmp_path / "d" / "sad.csv") == []
+    mixed = td3.Args(out=str(tmp_path / "m"), sparsity="1:8", layer_sparsity="fc1=dense,actor.fc3=dense",
+                     steps=200, mask_update_interval=10, **SMALL)
+    assert td3.method_name(mixed) == "rnm-td3"
+    td3.train(mixed)
+    _, nets, _ = load_run(tmp_path / "m")
+    kinds = {(n, i): l.sparse for n, net in nets.items() for i, l in enumerate(nm_layers(net))}
+    for name in nets:
+        assert kinds[(name, 0)] is False
+        assert kinds[(name, 1)] is True
+        assert kinds[(name, 2)] is (not name.startswith("actor"))
+
+
+def test_resume_is_bitwise_equal_to_an_uninterrupted_run(tmp_path):
+    kw = dict(SMALL, sparsity="2:4", mask_update_interval=30, seed=7)
+    td3.train(td3.Args(out=str(tmp_path / "a"), steps=500, **kw))
+    # Interrupted mid-episode after 320 steps (checkpoint there), then resumed to 500.
+    td3.train(td3.Args(out=str(tmp_path / "b"), steps=320, **kw))
+    td3.train(td3.Args(out=str(tmp_path / "b"), steps=500, resume=True, **kw), explicit={"steps", "resume", "out"})
+    a, b = load_checkpoint(checkpoint_path(tmp_path / "a")), load_checkpoint(checkpoint_path(tmp_path / "b"))
+    assert a["global_step"] == b["global_step"] == 500
+    assert a["update_step"] == b["update_step"] == 350
+    for key in td3.NETWORK_EXPORT_NAMES:
+        assert a[key].keys() == b[key].keys()
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), (key, name)
+    assert torch.equal(a["buffer"]["obs"], b["buffer"]["obs"])
+    assert [r["return"] for r in _rows(tmp_path / "a" / "progress.csv")] == [r["return"] for r in _rows(tmp_path / "b" / "progress.csv")]
+    assert _rows(tmp_path / "a" / "sad.csv") == _rows(tmp_path / "b" / "sad.csv")
+
+
+def test_resume_rejects_other_env_or_pattern_and_damaged_checkpoints(sparse_run, tmp_path):
+    out, _ = sparse_run
+    run = tmp_path / "copy"
+    shutil.copytree(out, run)
+    with pytest.raises(NmlabError, match="resume: env"):
+        td3.train(td3.Args(out=str(run), env="HalfCheetah-v5", resume=True, steps=600), explicit={"env", "resume", "out", "steps"})
+    with pytest.raises(NmlabError, match="resume: sparsity"):
+        td3.train(td3.Args(out=str(run), sparsity="1:4", resume=True, steps=600), explicit={"sparsity", "resume", "out", "steps"})
+    with pytest.raises(NmlabError, match="resume: learning_rate"):
+        td3.train(td3.Args(out=str(run), learning_rate=1e-3, resume=True), explicit={"learning_rate", "resume", "out"})
+    with pytest.raises(NmlabError, match="already holds a run"):
+        td3.train(td3.Args(out=str(run), steps=600))
+    path = checkpoint_path(run)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(NmlabError, match="corrupt or truncated") as err:
+        td3.train(td3.Args(out=str(run), resume=True), explicit={"resume", "out"})
+    assert "\n" not in str(err.value)
+    path.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(NmlabError, match="corrupt or truncated"):
+        load_checkpoint(path)
+    with pytest.raises(NmlabError, match="no such file"):
+        td3.train(td3.Args(out=str(tmp_path / "none"), resume=True), explicit={"resume", "out"})
+
+
+def test_checkpoint_loads_with_weights_only(sparse_run):
+    out, _ = sparse_run
+    data = torch.load(checkpoint_path(out), weights_only=True)
+    assert data["format"] == "nmlab-td3-checkpoint" and data["version"] == 1
+    assert data["buffer"]["size"] == 550 and data["buffer"]["obs"].shape == (550, 11)
+
+
+def test_bad_knobs_are_one_line_errors(tmp_path):
+    with pytest.raises(NmlabError, match="sparsity"):
+        td3.train(td3.Args(out=str(tmp_path / "x"), sparsity="5:4"))
+    with pytest.raises(NmlabError, match="layer_sparsity"):
+        td3.train(td3.Args(out=str(tmp_path / "x"), layer_sparsity="fc9=dense"))
+    with pytest.raises(NmlabError, match="env"):
+        td3.train(td3.Args(out=str(tmp_path / "x"), env="NoSuchEnv-v0"))
+    with pytest.raises(NmlabError, match="env: 'CartPole-v1'"):
+        td3.train(td3.Args(out=str(tmp_path / "x"), env="CartPole-v1"))
+    with pytest.raises(NmlabError, match="batch_size"):
+        td3.train(td3.Args(out=str(tmp_path / "x"), batch_size=0))
