@@ -1,0 +1,260 @@
+"""The GPU bench's shape grid and the padding rules of each GEMM path (standard library only).
+
+One :class:`Case` is one thing the harness times: a GEMM, one TD3 layer at one batch size, an
+actor forward, or a TD3 update step, in one dtype. GEMM convention everywhere in nmlab's GPU
+code: activations X are ``m x k`` (m = batch), weights W are ``n x k`` (``out x in``, as in
+``torch.nn.Linear``), output Y = X W^T is ``m x n``; FLOPs = ``2 m n k``.
+
+The harness and the model both call :func:`padded_shape`, so the model sees exactly the
+problem the library ran (cuSPARSELt and the 8-bit dense kernels need multiples of 8..32).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Iterable
+
+#: dtype name -> bytes per element of the GEMM operands.
+DTYPE_BYTES = {"bfloat16": 2, "float16": 2, "int8": 1, "float8_e4m3fn": 1}
+#: dtype name -> (output dtype name, bytes per output element) of the dense and 2:4 paths.
+OUT_DTYPE = {"bfloat16": ("bfloat16", 2), "float16": ("float16", 2), "int8": ("int32", 4),
+             "float8_e4m3fn": ("bfloat16", 2)}
+DTYPES = tuple(DTYPE_BYTES)
+
+#: Implementations timed per case.
+#:   dense       cuBLAS through torch (F.linear, torch._int_mm for int8, torch._scaled_mm for fp8)
+#:   sparse_cslt torch._cslt_sparse_mm on pre-padded operands with the fastest numerically
+#:               correct alg_id (the library kernel alone)
+#:   sparse_api  F.linear(x, to_sparse_semi_structured(W)): what a torch user gets, including
+#:               the per-call padding of x and the copy of the sliced output (16-bit only)
+IMPLS = ("dense", "sparse_cslt", "sparse_api")
+SPARSE_IMPLS = ("sparse_cslt", "sparse_api")
+
+#: cuSPARSELt shape constraints in torch (SparseSemiStructuredTensorCUSPARSELT):
+#: (sparse_min_rows, sparse_min_cols, dense_min_rows, dense_min_cols); shared/reference/gpu.md.
+CSLT_MIN = {"float8_e4m3fn": (32, 32, 16, 16), "int8": (32, 32, 16, 16),
+            "float16": (16, 16, 8, 8), "bfloat16": (16, 16, 8, 8)}
+
+#: Gymnasium v5 observation / action sizes (shared/reference/rl.md).
+TD3_ENVS = {"hopper": (11, 3), "halfcheetah": (17, 6), "walker2d": (17, 6), "ant": (105, 8)}
+WIDTHS = (256, 512, 1024, 2048, 4096)
+BATCHES = (1, 32, 256, 1024, 4096)
+SQUARE_SIZES = (256, 512, 1024, 2048, 4096, 8192, 16384)
+#: Rectangular GEMMs (m, n, k): tall/skinny/deep shapes around the square ones.
+RECT_SHAPES = ((4096, 4096, 16384), (4096, 16384, 4096), (16384, 4096, 4096), (1024, 8192, 8192),
+               (8192, 8192, 1024), (256, 16384, 16384), (2048, 1024, 8192), (512, 4096, 16384))
+ACTOR_FWD_BATCH = 1
+TD3_STEP_BATCH = 256
+
+
+def round_up(x: int, multiple: int) -> int:
+    """Smallest multiple of ``multiple`` that is >= ``x`` (and >= ``multiple``)."""
+    return max(multiple, int(math.ceil(x / multiple)) * multiple)
+
+
+def padded_shape(m: int, n: int, k: int, dtype: str, impl: str) -> tuple[int, int, int]:
+    """(m, n, k) the kernel of ``impl`` actually runs for a logical ``m x n x k`` GEMM.
+
+    2:4 (cuSPARSELt): W (n x k) is the sparse operand, so n and k go up to multiples of the
+    sparse minimum; x (m x k) is the dense operand, m goes up to the dense minimum. Dense int8
+    (``torch._int_mm``) needs m > 16 and k, n multiples of 8; dense fp8 (``torch._scaled_mm``)
+    multiples of 16. 16-bit dense cuBLAS takes any shape.
+    """
+    if dtype not in DTYPE_BYTES:
+        raise ValueError(f"dtype {dtype!r} not one of {', '.join(DTYPES)}")
+    if impl in SPARSE_IMPLS:
+        smin_r, smin_c, dmin_r, _ = CSLT_MIN[dtype]
+        return round_up(m, dmin_r), round_up(n, smin_r), round_up(k, smin_c)
+    if impl != "dense":
+        raise ValueError(f"impl {impl!r} not one of {', '.join(IMPLS)}")
+    if dtype == "int8":
+        return (m if m > 16 else 32), round_up(n, 8), round_up(k, 8)
+    if dtype == "float8_e4m3fn":
+        return round_up(m, 16), round_up(n, 16), round_up(k, 16)
+    return m, n, k
+
+
+def impls_for(dtype: str) -> tuple[str, ...]:
+    """Implementations timed for ``dtype``: the torch API path exists for 16-bit types only
+    (int8 would saturate its int8 output; fp8 ``mm`` raises and needs ``_scaled_mm``)."""
+    return IMPLS if DTYPE_BYTES[dtype] == 2 else ("dense", "sparse_cslt")
+
+
+@dataclass(frozen=True)
+class Case:
+    """One timed item.
+
+    Attributes:
+        kind: "gemm", "layer", "actor_fwd" or "td3_step".
+        name: "square", "rect", the TD3 layers that share the shape ("hopper.actor.fc2+..."),
+            or the env of a composite.
+        dtype: operand dtype name (a key of DTYPE_BYTES).
+        m, n, k: GEMM sizes (for composites: m = batch, n = k = hidden width).
+        env: environment of a TD3 shape ("" for plain GEMMs).
+        width: hidden width of the TD3 network (0 for plain GEMMs).
+        phase: run order; lower first, so a time budget cuts the least important work.
+    """
+
+    kind: str
+    name: str
+    dtype: str
+    m: int
+    n: int
+    k: int
+    env: str = ""
+    width: int = 0
+    phase: int = 0
+
+    @property
+    def key(self) -> str:
+        """Shape identity used to split calibration and held-out rows (dtype-free)."""
+        return f"{self.kind}:{self.m}x{self.n}x{self.k}"
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def td3_layer_shapes(env: str, width: int) -> list[tuple[str, int, int]]:
+    """(name, in_features k, out_features n) of TD3's actor and critic for ``env`` at ``width``."""
+    obs, act = TD3_ENVS[env]
+    actor = [obs, width, width, act]
+    critic = [obs + act, width, width, 1]
+    out = []
+    for net, dims in (("actor", actor), ("critic", critic)):
+        for i, (k, n) in enumerate(zip(dims[:-1], dims[1:])):
+            out.append((f"{env}.{net}.fc{i + 1}", k, n))
+    return out
+
+
+def _layer_cases(envs: Iterable[str], widths: Iterable[int], batches: Iterable[int], dtype: str,
+                 phase: int) -> list[Case]:
+    seen: dict[tuple[int, int, int], list[str]] = {}
+    meta: dict[tuple[int, int, int], tuple[str, int]] = {}
+    for width in widths:
+        for env in envs:
+            for name, k, n in td3_layer_shapes(env, width):
+                for b in batches:
+                    seen.setdefault((b, n, k), []).append(name)
+                    meta.setdefault((b, n, k), (env, width))
+    cases = []
+    for (b, n, k), names in seen.items():
+        env, width = meta[(b, n, k)]
+        # Hidden x hidden layers first: they carry the FLOPs and are where 2:4 can win.
+        hidden = n == k == width
+        cases.append(Case("layer", "+".join(dict.fromkeys(names)), dtype, b, n, k, env, width,
+                          phase if hidden else phase + 1))
+    return cases
+
+
+def build_grid(quick: bool = False) -> list[Case]:
+    """All cases of the full (or ``quick``) grid, in run order (by phase, stable otherwise).
+
+    Phases: 0 composites (bf16); 1 hidden TD3 layers and square GEMMs, bf16; 2 the TD3 input/
+    output layers, bf16; 3 rectangular GEMMs and the other dtypes' square GEMMs; 4 the other
+    dtypes' hidden TD3 layers; 5 their input/output layers. A ``--max-seconds`` budget that
+    runs out drops the later phases. The input/output layers use Hopper and Ant only (the
+    smallest and largest observation), the hidden ones are the same for every env.
+    """
+    if quick:
+        envs, widths, batches = ("hopper",), (256, 1024, 4096), (1, 256, 4096)
+        squares, rects, dtypes = (256, 1024, 4096, 16384), RECT_SHAPES[:2], ("bfloat16", "int8")
+        comp_widths = (256, 1024, 4096)
+    else:
+        envs, widths, batches = ("hopper", "ant"), WIDTHS, BATCHES
+        squares, rects, dtypes = SQUARE_SIZES, RECT_SHAPES, DTYPES
+        comp_widths = WIDTHS
+    cases: list[Case] = []
+    for w in comp_widths:
+        cases.append(Case("actor_fwd", "hopper", "bfloat16", ACTOR_FWD_BATCH, w, w, "hopper", w, 0))
+        cases.append(Case("td3_step", "hopper", "bfloat16", TD3_STEP_BATCH, w, w, "hopper", w, 0))
+    for dtype in dtypes:
+        first = dtype == "bfloat16"
+        cases += [Case("gemm", "square", dtype, s, s, s, phase=1 if first else 3) for s in squares]
+        cases += [Case("gemm", "rect", dtype, m, n, k, phase=3) for m, n, k in rects]
+        cases += _layer_cases(envs, widths, batches, dtype, 1 if first else 4)
+    return sorted(cases, key=lambda c: c.phase)
+
+
+# --- the TD3 composites as GEMM lists, shared by the harness's docs and the model -------------
+
+def mlp_dims(net: str, env: str, width: int) -> list[int]:
+    """Layer sizes of TD3's ``net`` ("actor" or "critic") for ``env`` at hidden ``width``."""
+    obs, act = TD3_ENVS[env]
+    return [obs, width, width, act] if net == "actor" else [obs + act, width, width, 1]
+
+
+@dataclass(frozen=True)
+class Gemm:
+    """One GEMM of a composite: sizes (m, n, k) and whether it runs 2:4 in the sparse variant."""
+
+    m: int
+    n: int
+    k: int
+    sparse: bool = False
+
+
+def _forward(net: str, env: str, width: int, batch: int, sparse: bool) -> list[Gemm]:
+    dims = mlp_dims(net, env, width)
+    # Only hidden x hidden layers are 2:4 (I/O layers have k or n < 16: padding would waste).
+    return [Gemm(batch, n, k, sparse and n == k == width) for k, n in zip(dims[:-1], dims[1:])]
+
+
+def _backward(net: str, env: str, width: int, batch: int, input_grad: bool) -> list[Gemm]:
+    """Dense backward GEMMs of one MLP: dW = dY^T X (n x k x batch) and dX = dY W (batch x k x n)."""
+    dims = mlp_dims(net, env, width)
+    out = []
+    for i, (k, n) in enumerate(zip(dims[:-1], dims[1:])):
+        out.append(Gemm(n, k, batch))
+        if i > 0 or input_grad:
+            out.append(Gemm(batch, k, n))
+    return out
+
+
+def actor_forward_gemms(env: str, width: int, batch: int, sparse: bool) -> list[Gemm]:
+    """GEMMs of one actor forward (3 layers; hidden one 2:4 when ``sparse``)."""
+    return _forward("actor", env, width, batch, sparse)
+
+
+def td3_step_gemms(env: str, width: int, batch: int, sparse: bool) -> list[Gemm]:
+    """GEMMs of one full (delayed) TD3 update as the harness runs it.
+
+    Target actor + two target critics (no grad), two critics forward, critic backward; actor
+    forward, critic1 forward on its actions, backward through both (critic1 needs dX of its
+    first layer for the action gradient). Backward GEMMs are dense in both variants: the
+    transposed weight is not 2:4 along its rows.
+    """
+    g: list[Gemm] = []
+    g += _forward("actor", env, width, batch, sparse)          # target actor
+    g += 2 * _forward("critic", env, width, batch, sparse)     # target critics
+    g += 2 * _forward("critic", env, width, batch, sparse)     # critics
+    g += 2 * _backward("critic", env, width, batch, input_grad=False)
+    g += _forward("actor", env, width, batch, sparse)          # actor
+    g += _forward("critic", env, width, batch, sparse)         # critic1(s, actor(s))
+    g += _backward("critic", env, width, batch, input_grad=True)
+    g += _backward("actor", env, width, batch, input_grad=False)
+    return g
+
+
+def actor_forward_aux_kernels(sparse: bool) -> int:
+    """Non-GEMM kernels of an actor forward: 2 ReLU + 1 tanh (bias fused into the GEMM).
+
+    The 2:4 hidden layer (bias fused into cuSPARSELt) adds a pad of x (batch 1 -> 8 rows);
+    slicing the first row of its row-major output is a view.
+    """
+    return 3 + (1 if sparse else 0)
+
+
+def td3_step_aux_kernels(sparse: bool) -> int:
+    """Estimated non-GEMM kernels of one TD3 step: an enumeration, not a measurement.
+
+    Forward: 7 network passes x (2 ReLU) + 3 cat + noise (randn, mul, clamp, add, clamp) +
+    target (min, mul, add...) ~ 10; losses ~ 8; backward per layer ~ 2 (bias-grad reduction,
+    ReLU backward) over 7 passes' worth of layers ~ 30; fused Adam 2 steps x ~2; Polyak
+    ``_foreach_lerp_`` ~ 3. The harness records the profiler's count (``kernels_per_call``)
+    so validation can report how far this estimate is off. 2:4 adds, per step, 6 weight
+    re-compressions (3 online, 3 target networks) each with a copy into the compressed
+    buffer, and 3 mask multiplies of the online weights.
+    """
+    dense = 14 + 3 + 5 + 10 + 8 + 30 + 4 + 3
+    return dense + (12 + 3 if sparse else 0)

@@ -1,0 +1,750 @@
+"""``nmlab gpu bench``: time dense vs 2:4 GEMMs, TD3 layers, an actor forward and a TD3 step.
+
+Runs on one CUDA GPU in one call and writes the CSV of ``hwmodel/gpu/schema.py`` (format in
+docs/gpu.md) plus a log beside it. Also runnable without installing nmlab, on a machine with
+only torch: ``python -m rl.gpubench --out FILE.csv`` from the repository root (the grid,
+schema and statistics modules are standard-library only and load by path if numpy is absent).
+
+Method (shared/reference/gpu.md): random data (never zeros: zeros draw less power and run
+faster); a warm-up; CUDA events around every call, median of many calls; input sets rotated
+so the data exceed L2; eager and CUDA-graph timings; for cuSPARSELt every alg_id is run,
+checked against an fp32 reference and timed, and the fastest correct one is kept (the
+library's own search is recorded beside it). Every case runs in try/except: a failure is
+one row with ``status=error`` and the run goes on. ``--max-seconds`` bounds the whole run;
+cases left when it runs out are written as ``status=skipped``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import importlib.util
+import math
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+#: Relative error bound (max |Y - ref| / max |ref|) per output dtype of the check.
+TOLERANCE = {"bfloat16": 2e-2, "float16": 5e-3, "int32": 1e-6, "float32": 1e-3}
+_DEFAULT_L2_BYTES = 50 * 2**20
+
+
+def _torchfree_modules():
+    """(grid, schema, stats): imported normally, or by file path when ``hwmodel`` cannot be
+    imported (its ``__init__`` needs numpy, which a bare torch machine may lack)."""
+    try:
+        from hwmodel.gpu import grid, schema, stats
+
+        return grid, schema, stats
+    except ImportError:
+        folder = Path(__file__).resolve().parents[1] / "hwmodel" / "gpu"
+        mods = []
+        for name in ("grid", "schema", "stats"):
+            spec = importlib.util.spec_from_file_location(f"_nmlab_gpu_{name}", folder / f"{name}.py")
+            mod = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = mod  # dataclasses look their module up here
+            spec.loader.exec_module(mod)
+            mods.append(mod)
+        return tuple(mods)
+
+
+grid, schema, stats = _torchfree_modules()
+
+
+class NoGpu(Exception):
+    """No CUDA device: the command prints one line and exits 2."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The bench's options: the same as ``nmlab gpu bench`` (defined once, in rl/gpubench_cmd.py)."""
+    from rl.gpubench_cmd import _add_arguments
+
+    _add_arguments(p)
+
+
+def require_gpu():
+    """Import torch and return it, or raise NoGpu with a one-line reason."""
+    try:
+        import torch
+    except ImportError:
+        raise NoGpu("torch is not installed") from None
+    if not torch.cuda.is_available():
+        build = torch.version.cuda or "none (CPU build)"
+        raise NoGpu(f"no CUDA GPU: torch {torch.__version__} (CUDA {build}) sees no CUDA device")
+    return torch
+
+
+# --------------------------------------------------------------------------- environment
+
+class Environment:
+    """Device, library versions and (cached) clock readings recorded on every row."""
+
+    def __init__(self, torch):
+        props = torch.cuda.get_device_properties(0)
+        self.cc = (props.major, props.minor)
+        l2 = int(getattr(props, "L2_cache_size", 0) or 0)
+        self.l2_bytes = l2 if l2 > 0 else _DEFAULT_L2_BYTES
+        cslt = None
+        try:
+            cslt = torch.backends.cusparselt.version()
+        except Exception:  # noqa: BLE001 - old torch without the module
+            pass
+        self.static = {
+            "device_name": props.name,
+            "compute_capability": f"{props.major}.{props.minor}",
+            "sm_count": props.multi_processor_count,
+            "l2_bytes": l2 if l2 > 0 else -1,
+            "mem_bytes": props.total_memory,
+            "torch": torch.__version__,
+            "cuda": torch.version.cuda or "",
+            "cusparselt": "" if cslt is None else str(cslt),
+        }
+        self._clocks: dict[str, Any] = {}
+        self._clocks_at = -1e9
+        self.static["driver"] = self._smi().get("driver", "")
+
+    def _smi(self) -> dict[str, Any]:
+        fields = "driver_version,clocks.sm,clocks.mem,clocks.max.sm,power.limit,temperature.gpu"
+        try:
+            out = subprocess.run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits", "-i", "0"],
+                                 capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]
+            parts = [p.strip() for p in out.split(",")]
+        except Exception:  # noqa: BLE001 - no nvidia-smi: clocks unknown
+            return {}
+
+        def num(text: str) -> float:
+            try:
+                return float(text)
+            except ValueError:
+                return -1.0
+
+        return {"driver": parts[0], "sm_clock_mhz": num(parts[1]), "mem_clock_mhz": num(parts[2]),
+                "max_sm_clock_mhz": num(parts[3]), "power_limit_w": num(parts[4]), "temperature_c": num(parts[5])}
+
+    def clocks(self) -> dict[str, Any]:
+        """Clock readings, refreshed at most every 5 s (nvidia-smi costs ~50 ms)."""
+        if time.monotonic() - self._clocks_at > 5.0:
+            smi = self._smi()
+            self._clocks = {k: smi.get(k, -1.0) for k in
+                            ("sm_clock_mhz", "mem_clock_mhz", "max_sm_clock_mhz", "power_limit_w", "temperature_c")}
+            self._clocks_at = time.monotonic()
+        return dict(self._clocks)
+
+    def supports(self, dtype: str) -> Optional[str]:
+        """None if ``dtype`` runs on this GPU, else why not."""
+        if dtype == "float8_e4m3fn" and self.cc < (8, 9):
+            return f"fp8 needs compute capability >= 8.9, this GPU is {self.cc[0]}.{self.cc[1]}"
+        return None
+
+
+# --------------------------------------------------------------------------- timing
+
+def time_eager(torch, fn: Callable[[int], Any], n_sets: int, reps: int) -> list[float]:
+    """Per-call microseconds: CUDA events recorded around each call, call ``r`` on set ``r % n_sets``.
+
+    When calls are shorter than their launch, the start event fires before the kernel is
+    launched, so the time includes the CPU launch cost: that is what eager code pays.
+    """
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(reps)]
+    torch.cuda.synchronize()
+    for r in range(reps):
+        starts[r].record()
+        fn(r % n_sets)
+        ends[r].record()
+    torch.cuda.synchronize()
+    return [s.elapsed_time(e) * 1000.0 for s, e in zip(starts, ends)]
+
+
+def time_graph(torch, fn: Callable[[int], Any], n_sets: int, est_us: float, target_us: float) -> list[float]:
+    """Per-call microseconds inside a CUDA graph that runs ``calls`` calls over all sets.
+
+    Warm-up on a side stream, capture, then events around each replay; per-call time is the
+    replay time divided by the calls captured.
+    """
+    calls = int(min(256, max(n_sets, math.ceil(2000.0 / max(est_us, 1.0)))))
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for i in range(3):
+            fn(i % n_sets)
+    torch.cuda.current_stream().wait_stream(side)
+    torch.cuda.synchronize()
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        for i in range(calls):
+            fn(i % n_sets)
+    graph.replay()
+    torch.cuda.synchronize()
+    replays = stats.choose_reps(calls * est_us, target_us, lo=5, hi=50)
+    starts = [torch.cuda.Event(enable_timing=True) for _ in range(replays)]
+    ends = [torch.cuda.Event(enable_timing=True) for _ in range(replays)]
+    for r in range(replays):
+        starts[r].record()
+        graph.replay()
+        ends[r].record()
+    torch.cuda.synchronize()
+    del graph
+    return [s.elapsed_time(e) * 1000.0 / calls for s, e in zip(starts, ends)]
+
+
+def measure(torch, fn: Callable[[int], Any], n_sets: int, target_us: float, row: dict[str, Any]) -> None:
+    """Warm up, time eager and graph, and fill the row's timing columns."""
+    for i in range(3):
+        fn(i % n_sets)
+    probe = stats.median(time_eager(torch, fn, n_sets, 3))
+    eager = stats.summarize(time_eager(torch, fn, n_sets, stats.choose_reps(probe, target_us)))
+    row.update(eager_median_us=eager["median_us"], eager_p10_us=eager["p10_us"],
+               eager_p90_us=eager["p90_us"], eager_reps=eager["reps"])
+    try:
+        graph = stats.summarize(time_graph(torch, fn, n_sets, eager["median_us"], target_us))
+        row.update(graph_median_us=graph["median_us"], graph_p10_us=graph["p10_us"],
+                   graph_p90_us=graph["p90_us"], graph_reps=graph["reps"])
+    except Exception as exc:  # noqa: BLE001 - some paths cannot be captured; keep the eager time
+        row["graph_error"] = f"{type(exc).__name__}: {exc}"[:300]
+        torch.cuda.synchronize()
+
+
+def count_kernels(torch, fn: Callable[[], Any]) -> int:
+    """CUDA kernels (and memsets/copies) one call launches, from the torch profiler; -1 if unknown."""
+    try:
+        from torch.profiler import ProfilerActivity, profile
+
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CUDA]) as prof:
+            fn()
+            torch.cuda.synchronize()
+        names = [e for e in prof.events() if getattr(e, "device_type", None) == torch.autograd.DeviceType.CUDA]
+        return len(names) if names else -1
+    except Exception:  # noqa: BLE001 - CUPTI unavailable: unknown, not fatal
+        return -1
+
+
+# --------------------------------------------------------------------------- data
+
+def torch_dtype(torch, name: str):
+    return getattr(torch, name)
+
+
+def random_operand(torch, rows: int, cols: int, dtype: str, mask=None):
+    """Random ``rows x cols`` tensor of ``dtype`` without zeros (before masking).
+
+    16-bit: normal; fp8: normal magnitudes in [0.5, 2] with random sign; int8: integers
+    +-1..3 (so int32 sums stay exact in an fp32 reference). ``mask`` (bool) zeroes entries.
+    """
+    dev = "cuda"
+    if dtype == "int8":
+        mag = torch.randint(1, 4, (rows, cols), device=dev).float()
+        val = mag * (torch.randint(0, 2, (rows, cols), device=dev).float() * 2 - 1)
+    elif dtype == "float8_e4m3fn":
+        val = (torch.rand(rows, cols, device=dev) * 1.5 + 0.5) * (torch.randint(0, 2, (rows, cols), device=dev).float() * 2 - 1)
+    else:
+        val = torch.randn(rows, cols, device=dev)
+    if mask is not None:
+        val = val * mask
+    return val.to(torch_dtype(torch, dtype))
+
+
+def mask_2of4(torch, rows: int, cols: int):
+    """Random 2:4 mask over groups of 4 along the columns (the reduction dimension)."""
+    scores = torch.rand(rows, cols // 4, 4, device="cuda")
+    keep = scores.topk(2, dim=-1).indices
+    mask = torch.zeros(rows, cols // 4, 4, dtype=torch.bool, device="cuda").scatter_(-1, keep, True)
+    return mask.reshape(rows, cols)
+
+
+def rel_error(torch, y, ref) -> float:
+    """max |y - ref| / max |ref| in float64."""
+    y = y.double()
+    ref = ref.double()
+    scale = ref.abs().max().item()
+    return float((y - ref).abs().max().item() / (scale if scale > 0 else 1.0))
+
+
+def reference(torch, x, w):
+    """fp32 reference X W^T from the exact operand values (TF32 off)."""
+    prev = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        return x.float() @ w.float().t()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = prev
+
+
+def nbytes(*tensors) -> int:
+    return int(sum(t.numel() * t.element_size() for t in tensors if t is not None))
+
+
+# --------------------------------------------------------------------------- GEMM paths
+
+def dense_op(torch, dtype: str) -> Callable:
+    """y = x W^T on cuBLAS for ``dtype`` (x: m x k row-major, W: n x k row-major)."""
+    F = torch.nn.functional
+    if dtype == "int8":
+        return lambda x, w: torch._int_mm(x, w.t())
+    if dtype == "float8_e4m3fn":
+        one = torch.ones((), device="cuda", dtype=torch.float32)
+
+        def fp8(x, w):
+            out = torch._scaled_mm(x, w.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
+            return out[0] if isinstance(out, tuple) else out  # torch < 2.4 returned (out, amax)
+
+        return fp8
+    return lambda x, w: F.linear(x, w)
+
+
+def run_dense(torch, case, env: Environment, args, row: dict[str, Any]) -> None:
+    mp, np_, kp = grid.padded_shape(case.m, case.n, case.k, case.dtype, "dense")
+    row.update(m_pad=mp, n_pad=np_, k_pad=kp, backend="cublas", out_dtype=grid.OUT_DTYPE[case.dtype][0])
+    op = dense_op(torch, case.dtype)
+    x0, w0 = random_operand(torch, mp, kp, case.dtype), random_operand(torch, np_, kp, case.dtype)
+    y0 = op(x0, w0)
+    set_bytes = nbytes(x0, w0, y0)
+    n_sets = stats.rotation_sets(set_bytes, env.l2_bytes)
+    sets = [(x0, w0)] + [(random_operand(torch, mp, kp, case.dtype), random_operand(torch, np_, kp, case.dtype))
+                         for _ in range(n_sets - 1)]
+    err = rel_error(torch, y0.float(), reference(torch, x0, w0))
+    row.update(rotate_sets=n_sets, set_bytes=set_bytes, max_rel_err=err, check_ok=err <= TOLERANCE[row["out_dtype"]])
+    fn = lambda i: op(*sets[i])  # noqa: E731
+    measure(torch, fn, n_sets, args.target_ms * 1000.0, row)
+    if not args.no_profile and (case.kind == "gemm" or case.m != mp):
+        row["kernels_per_call"] = count_kernels(torch, lambda: fn(0))
+
+
+def _cslt_variants(dtype: str, torch) -> list[tuple[bool, Any]]:
+    """(transpose_result, out_dtype) to try, preferred first: a row-major m x n output like
+    F.linear's; int8 into int32 (exact), else bf16; fp8 into bf16."""
+    if dtype == "int8":
+        return [(True, torch.int32), (False, torch.int32), (True, torch.bfloat16), (False, torch.bfloat16)]
+    if dtype == "float8_e4m3fn":
+        return [(True, torch.bfloat16), (False, torch.bfloat16)]
+    return [(True, None), (False, None)]
+
+
+def _max_alg_id(torch) -> int:
+    try:
+        top = torch.backends.cusparselt.get_max_alg_id()
+    except Exception:  # noqa: BLE001
+        top = None
+    return int(top) + 1 if top is not None else 64  # unknown: probe until an alg_id is refused
+
+
+def run_sparse_cslt(torch, case, env: Environment, args, row: dict[str, Any]) -> None:
+    """torch._cslt_sparse_mm on pre-padded operands with the fastest correct alg_id."""
+    mp, np_, kp = grid.padded_shape(case.m, case.n, case.k, case.dtype, "sparse_cslt")
+    row.update(m_pad=mp, n_pad=np_, k_pad=kp, backend="cusparselt")
+    mask = mask_2of4(torch, np_, kp)
+    x0 = random_operand(torch, mp, kp, case.dtype)
+    w0 = random_operand(torch, np_, kp, case.dtype, mask=mask)
+    c0 = torch._cslt_compress(w0)
+    ref = reference(torch, x0, w0)
+
+    def call(x, c, alg: int, tr: bool, od):
+        return torch._cslt_sparse_mm(c, x.t(), None, None, od, tr, alg)
+
+    def check(y, tr: bool) -> float:
+        return rel_error(torch, (y if tr else y.t()).float(), ref)
+
+    variant, last_exc = None, None
+    for tr, od in _cslt_variants(case.dtype, torch):
+        try:
+            y = call(x0, c0, 0, tr, od)
+            torch.cuda.synchronize()
+            variant = (tr, od)
+            break
+        except Exception as exc:  # noqa: BLE001 - try the next layout / output dtype
+            last_exc = exc
+    if variant is None:
+        raise RuntimeError(f"no cuSPARSELt variant ran: {type(last_exc).__name__}: {last_exc}")
+    tr, od = variant
+    out_name = str(od).replace("torch.", "") if od is not None else case.dtype
+    row["out_dtype"] = out_name
+    tol = TOLERANCE.get(out_name, 2e-2)
+
+    # Algorithm search: run, check and time every alg_id; keep the fastest correct one.
+    tried, wrong, best = 0, 0, None
+    for alg in range(_max_alg_id(torch)):
+        try:
+            y = call(x0, c0, alg, tr, od)
+            torch.cuda.synchronize()
+        except Exception:  # noqa: BLE001 - past the last valid alg_id
+            break
+        tried += 1
+        err = check(y, tr)
+        if not err <= tol:
+            wrong += 1
+            continue
+        t = stats.median(time_eager(torch, lambda i: call(x0, c0, alg, tr, od), 1, 7))
+        if best is None or t < best[1]:
+            best = (alg, t, err)
+    row.update(algs_tried=tried, algs_wrong=wrong)
+    try:
+        row["lib_alg_id"] = int(torch._cslt_sparse_mm_search(c0, x0.t(), None, None, od, tr))
+    except Exception:  # noqa: BLE001 - removed or failing in this torch: not recorded
+        row["lib_alg_id"] = -1
+    if best is None:
+        raise RuntimeError(f"all {tried} cuSPARSELt alg_ids failed the numerical check (tol {tol})")
+    alg, _, err = best
+    row.update(alg_id=alg, max_rel_err=err, check_ok=True)
+
+    y0 = call(x0, c0, alg, tr, od)
+    set_bytes = nbytes(x0, c0, y0)
+    n_sets = stats.rotation_sets(set_bytes, env.l2_bytes)
+    sets = [(x0, c0)]
+    for _ in range(n_sets - 1):
+        sets.append((random_operand(torch, mp, kp, case.dtype),
+                     torch._cslt_compress(random_operand(torch, np_, kp, case.dtype, mask=mask))))
+    row.update(rotate_sets=n_sets, set_bytes=set_bytes)
+    fn = lambda i: call(sets[i][0], sets[i][1], alg, tr, od)  # noqa: E731
+    measure(torch, fn, n_sets, args.target_ms * 1000.0, row)
+    if not args.no_profile and case.kind == "gemm":
+        row["kernels_per_call"] = count_kernels(torch, lambda: fn(0))
+
+
+def run_sparse_api(torch, case, env: Environment, args, row: dict[str, Any]) -> None:
+    """F.linear(x, to_sparse_semi_structured(W)): the user-level path with its own padding."""
+    from torch.sparse import SparseSemiStructuredTensor, to_sparse_semi_structured
+
+    # Hopper must use cuSPARSELt (the default changed between torch versions); CUTLASS
+    # kernels exist only for compute capability 8.x.
+    SparseSemiStructuredTensor._FORCE_CUTLASS = env.cc[0] == 8
+    backend = "cutlass" if SparseSemiStructuredTensor._FORCE_CUTLASS else "cusparselt"
+    _, np_, kp = grid.padded_shape(case.m, case.n, case.k, case.dtype, "sparse_api")
+    # W must meet the sparse minimum, so a user pads it (and x's k) once; the API pads x's
+    # rows to the dense minimum on every call, which is part of what we time.
+    mp = grid.padded_shape(case.m, case.n, case.k, case.dtype, "sparse_api")[0]
+    row.update(m_pad=mp, n_pad=np_, k_pad=kp, backend=backend, out_dtype=case.dtype)
+    F = torch.nn.functional
+    mask = mask_2of4(torch, np_, kp)
+    x0 = random_operand(torch, case.m, kp, case.dtype)
+    w0 = random_operand(torch, np_, kp, case.dtype, mask=mask)
+    s0 = to_sparse_semi_structured(w0)
+    y0 = F.linear(x0, s0)
+    if tuple(y0.shape) != (case.m, np_):
+        raise RuntimeError(f"sparse F.linear returned shape {tuple(y0.shape)}, expected {(case.m, np_)}")
+    err = rel_error(torch, y0.float(), reference(torch, x0, w0))
+    tol = TOLERANCE[case.dtype]
+    row.update(max_rel_err=err, check_ok=err <= tol)
+    set_bytes = nbytes(x0, s0.packed, s0.meta, y0)
+    n_sets = stats.rotation_sets(set_bytes, env.l2_bytes)
+    sets = [(x0, s0)]
+    for _ in range(n_sets - 1):
+        sets.append((random_operand(torch, case.m, kp, case.dtype),
+                     to_sparse_semi_structured(random_operand(torch, np_, kp, case.dtype, mask=mask))))
+    row.update(rotate_sets=n_sets, set_bytes=set_bytes)
+    fn = lambda i: F.linear(sets[i][0], sets[i][1])  # noqa: E731
+    measure(torch, fn, n_sets, args.target_ms * 1000.0, row)
+    if not args.no_profile:
+        row["kernels_per_call"] = count_kernels(torch, lambda: fn(0))
+
+
+# --------------------------------------------------------------------------- TD3 composites
+
+_CSLT_LINEAR_MODE: dict[str, Any] = {}
+
+
+def _cslt_linear_mode(torch) -> tuple[bool, bool]:
+    """(transpose_result, fuse_bias) that give x W^T + b correctly on this torch, probed once.
+
+    Preferred: row-major m x n output with the bias fused into cuSPARSELt; older builds may
+    refuse one or the other, then the layer falls back to a separate transpose or bias add.
+    """
+    if "mode" not in _CSLT_LINEAR_MODE:
+        x = torch.randn(32, 64, device="cuda").to(torch.bfloat16)
+        w = random_operand(torch, 64, 64, "bfloat16", mask=mask_2of4(torch, 64, 64))
+        b = torch.randn(64, device="cuda").to(torch.bfloat16)
+        ref = reference(torch, x, w) + b.float()
+        wc = torch._cslt_compress(w)
+        for tr, fuse in ((True, True), (True, False), (False, True), (False, False)):
+            try:
+                y = torch._cslt_sparse_mm(wc, x.t(), b if fuse else None, None, None, tr)
+                y = (y if tr else y.t()).float() + (0 if fuse else b.float())
+                if rel_error(torch, y, ref) <= TOLERANCE["bfloat16"]:
+                    _CSLT_LINEAR_MODE["mode"] = (tr, fuse)
+                    break
+            except Exception:  # noqa: BLE001 - try the next combination
+                continue
+        else:
+            raise RuntimeError("no cuSPARSELt layout computed x W^T + b correctly")
+    return _CSLT_LINEAR_MODE["mode"]
+
+
+def _sparse_linear_fn(torch):
+    """Autograd function: 2:4 forward on cuSPARSELt, dense backward (W^T is not 2:4 by rows)."""
+    F = torch.nn.functional
+    tr, fuse = _cslt_linear_mode(torch)
+
+    class SparseLinear24(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x, w, wc, b):
+            m = x.shape[0]
+            mp = grid.round_up(m, 8)
+            xp = F.pad(x, (0, 0, 0, mp - m)) if mp != m else x
+            y = torch._cslt_sparse_mm(wc, xp.t(), b if fuse else None, None, None, tr)
+            y = y if tr else y.t()
+            y = y[:m] if mp != m else y
+            ctx.save_for_backward(x, w)
+            return y if fuse else y + b
+
+        @staticmethod
+        def backward(ctx, gy):
+            x, w = ctx.saved_tensors
+            return gy @ w, gy.t() @ x, None, gy.sum(0)
+
+    return SparseLinear24
+
+
+class _Mlp:
+    """A TD3 MLP of bf16 parameters; hidden x hidden layers 2:4 on cuSPARSELt when ``sparse``."""
+
+    def __init__(self, torch, dims: list[int], width: int, sparse: bool, final: str):
+        self.torch, self.final = torch, final
+        self.sparse_fn = _sparse_linear_fn(torch) if sparse else None
+        self.layers = []
+        for k, n in zip(dims[:-1], dims[1:]):
+            bound = 1.0 / math.sqrt(k)
+            w = ((torch.rand(n, k, device="cuda") * 2 - 1) * bound).to(torch.bfloat16)
+            b = ((torch.rand(n, device="cuda") * 2 - 1) * bound).to(torch.bfloat16)
+            layer = {"w": w.requires_grad_(), "b": b.requires_grad_(), "mask": None, "wc": None}
+            if sparse and n == k == width:
+                layer["mask"] = mask_2of4(torch, n, k)
+                with torch.no_grad():
+                    w.mul_(layer["mask"])
+                layer["wc"] = torch._cslt_compress(w.detach())
+            self.layers.append(layer)
+
+    def params(self) -> list:
+        return [t for L in self.layers for t in (L["w"], L["b"])]
+
+    def __call__(self, x, dense_equivalent: bool = False):
+        F = self.torch.nn.functional
+        last = len(self.layers) - 1
+        for i, L in enumerate(self.layers):
+            if L["wc"] is not None and not dense_equivalent:
+                x = self.sparse_fn.apply(x, L["w"], L["wc"], L["b"])
+            else:
+                x = F.linear(x, L["w"], L["b"])
+            if i < last:
+                x = self.torch.relu(x)
+            elif self.final == "tanh":
+                x = self.torch.tanh(x)
+        return x
+
+    def recompress(self, remask: bool) -> None:
+        """After an update: re-apply the masks (online nets) and refresh the compressed weights."""
+        with self.torch.no_grad():
+            for L in self.layers:
+                if L["wc"] is not None:
+                    if remask:
+                        L["w"].mul_(L["mask"])
+                    L["wc"].copy_(self.torch._cslt_compress(L["w"]))
+
+    def clone(self) -> "_Mlp":
+        other = object.__new__(_Mlp)
+        other.torch, other.final, other.sparse_fn = self.torch, self.final, self.sparse_fn
+        other.layers = [{"w": L["w"].detach().clone(), "b": L["b"].detach().clone(), "mask": L["mask"],
+                         "wc": None if L["wc"] is None else L["wc"].clone()} for L in self.layers]
+        return other
+
+
+def run_actor_fwd(torch, case, env: Environment, args, row: dict[str, Any], sparse: bool) -> None:
+    obs, _ = grid.TD3_ENVS[case.env]
+    actor = _Mlp(torch, grid.mlp_dims("actor", case.env, case.width), case.width, sparse, "tanh")
+    n_sets = 64
+    states = [torch.randn(case.m, obs, device="cuda").to(torch.bfloat16) for _ in range(n_sets)]
+    with torch.no_grad():
+        err = rel_error(torch, actor(states[0]).float(), actor(states[0], dense_equivalent=True).float())
+        row.update(max_rel_err=err, check_ok=err <= TOLERANCE["bfloat16"], rotate_sets=n_sets,
+                   set_bytes=nbytes(states[0]) + nbytes(*actor.params()))
+
+        def fn(i):
+            return actor(states[i])
+
+        measure(torch, fn, n_sets, args.target_ms * 1000.0, row)
+        if not args.no_profile:
+            row["kernels_per_call"] = count_kernels(torch, lambda: fn(0))
+
+
+def run_td3_step(torch, case, env: Environment, args, row: dict[str, Any], sparse: bool) -> None:
+    """One delayed TD3 update (critics, actor, Polyak) on static random batches, bf16, fused-free Adam."""
+    F = torch.nn.functional
+    obs, act = grid.TD3_ENVS[case.env]
+    B, W = case.m, case.width
+    actor = _Mlp(torch, grid.mlp_dims("actor", case.env, W), W, sparse, "tanh")
+    critics = [_Mlp(torch, grid.mlp_dims("critic", case.env, W), W, sparse, "none") for _ in range(2)]
+    actor_t, critics_t = actor.clone(), [c.clone() for c in critics]
+    aopt = torch.optim.Adam(actor.params(), lr=3e-4, capturable=True, foreach=True)
+    copt = torch.optim.Adam(critics[0].params() + critics[1].params(), lr=3e-4, capturable=True, foreach=True)
+    s = torch.randn(B, obs, device="cuda").to(torch.bfloat16)
+    a = (torch.rand(B, act, device="cuda") * 2 - 1).to(torch.bfloat16)
+    r = torch.randn(B, 1, device="cuda").to(torch.bfloat16)
+    s2 = torch.randn(B, obs, device="cuda").to(torch.bfloat16)
+    done = (torch.rand(B, 1, device="cuda") < 0.01).to(torch.bfloat16)
+    pairs = [(actor, actor_t), (critics[0], critics_t[0]), (critics[1], critics_t[1])]
+
+    def step(_i: int = 0):
+        with torch.no_grad():
+            noise = (torch.randn_like(a) * 0.2).clamp(-0.5, 0.5)
+            a2 = (actor_t(s2) + noise).clamp(-1.0, 1.0)
+            sa2 = torch.cat([s2, a2], 1)
+            y = r + 0.99 * (1 - done) * torch.min(critics_t[0](sa2), critics_t[1](sa2))
+        sa = torch.cat([s, a], 1)
+        closs = F.mse_loss(critics[0](sa), y) + F.mse_loss(critics[1](sa), y)
+        copt.zero_grad(set_to_none=True)
+        closs.backward()
+        copt.step()
+        aloss = -critics[0](torch.cat([s, actor(s)], 1)).mean()
+        aopt.zero_grad(set_to_none=True)
+        aloss.backward()
+        aopt.step()
+        with torch.no_grad():
+            for net, tgt in pairs:
+                torch._foreach_lerp_(tgt.params(), net.params(), 0.005)
+            for net, tgt in pairs:
+                net.recompress(remask=True)
+                tgt.recompress(remask=False)
+        return closs
+
+    with torch.no_grad():
+        sa = torch.cat([s, a], 1)
+        err = rel_error(torch, critics[0](sa).float(), critics[0](sa, dense_equivalent=True).float())
+    loss = step()
+    torch.cuda.synchronize()
+    finite = bool(torch.isfinite(loss).item())
+    row.update(max_rel_err=err, check_ok=finite and err <= TOLERANCE["bfloat16"], rotate_sets=1,
+               set_bytes=nbytes(s, a, r, s2, done) + sum(nbytes(*n.params()) for n in [actor, *critics]))
+    measure(torch, step, 1, args.target_ms * 1000.0, row)
+    if not args.no_profile:
+        row["kernels_per_call"] = count_kernels(torch, step)
+
+
+# --------------------------------------------------------------------------- driver
+
+def _composite_flops(case, sparse: bool) -> int:
+    gemms = (grid.actor_forward_gemms(case.env, case.width, case.m, sparse) if case.kind == "actor_fwd"
+             else grid.td3_step_gemms(case.env, case.width, case.m, sparse))
+    return sum(2 * g.m * g.n * g.k for g in gemms)
+
+
+def base_row(case, impl: str, env: Environment, run_id: str) -> dict[str, Any]:
+    row = schema.empty_row()
+    row.update(run_id=run_id, kind=case.kind, name=case.name, env=case.env, width=case.width,
+               dtype=case.dtype, impl=impl, m=case.m, n=case.n, k=case.k, alg_id=-1, algs_tried=0,
+               algs_wrong=0, lib_alg_id=-1, kernels_per_call=-1, graph_error="", error="",
+               out_dtype=grid.OUT_DTYPE[case.dtype][0])
+    row["flops"] = (_composite_flops(case, impl != "dense") if case.kind in ("actor_fwd", "td3_step")
+                    else 2 * case.m * case.n * case.k)
+    row.update(env.static)
+    return row
+
+
+def impls_for_case(case) -> tuple[str, ...]:
+    if case.kind in ("actor_fwd", "td3_step"):
+        return ("dense", "sparse_cslt")
+    return grid.impls_for(case.dtype)
+
+
+def run_one(torch, case, impl: str, env: Environment, args, row: dict[str, Any]) -> None:
+    if case.kind == "actor_fwd":
+        row["backend"] = "cusparselt" if impl != "dense" else "cublas"
+        return run_actor_fwd(torch, case, env, args, row, impl != "dense")
+    if case.kind == "td3_step":
+        row["backend"] = "cusparselt" if impl != "dense" else "cublas"
+        return run_td3_step(torch, case, env, args, row, impl != "dense")
+    return {"dense": run_dense, "sparse_cslt": run_sparse_cslt, "sparse_api": run_sparse_api}[impl](
+        torch, case, env, args, row)
+
+
+def _warm_up(torch, seconds: float = 2.0) -> None:
+    """Bring clocks up before the first timing: big bf16 GEMMs for ``seconds``."""
+    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        for _ in range(10):
+            a @ a
+        torch.cuda.synchronize()
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the grid; returns 0 if any row succeeded, 1 if none did. Raises NoGpu without CUDA."""
+    torch = require_gpu()
+    t0 = time.monotonic()
+    deadline = t0 + float(args.max_seconds)
+    out = Path(args.out)
+    log_path = out.with_suffix(".log")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    log = open(log_path, "w")
+
+    def say(msg: str) -> None:
+        line = f"[{time.monotonic() - t0:7.1f}s] {msg}"
+        print(line, file=sys.stderr, flush=True)
+        log.write(line + "\n")
+        log.flush()
+
+    env = Environment(torch)
+    run_id = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    say(f"nmlab gpu bench {run_id}: {env.static}")
+    cases = grid.build_grid(quick=args.quick)
+    work = [(c, impl) for c in cases for impl in impls_for_case(c)]
+    say(f"{len(cases)} cases, {len(work)} rows, budget {args.max_seconds:.0f} s, quick={args.quick}")
+    _warm_up(torch)
+    writer = schema.RowWriter(out)
+    counts = {"ok": 0, "error": 0, "skipped": 0}
+    try:
+        for i, (case, impl) in enumerate(work):
+            row = base_row(case, impl, env, run_id)
+            why_not = env.supports(case.dtype)
+            if time.monotonic() > deadline:
+                row.update(status="skipped", error="time budget (--max-seconds) ran out")
+            elif why_not:
+                row.update(status="error", error=why_not)
+            else:
+                try:
+                    run_one(torch, case, impl, env, args, row)
+                    row["status"] = "ok" if row.get("check_ok") else "error"
+                    if not row.get("check_ok"):
+                        row["error"] = f"numerical check failed: max_rel_err {row.get('max_rel_err')}"
+                except Exception as exc:  # noqa: BLE001 - one failed case must not end the run
+                    row.update(status="error", error=f"{type(exc).__name__}: {exc}"[:300])
+                    log.write(traceback.format_exc())
+                    if "out of memory" in str(exc).lower():
+                        torch.cuda.empty_cache()
+                    try:
+                        torch.cuda.synchronize()
+                    except Exception:  # noqa: BLE001 - a sticky CUDA error: later rows will say so
+                        pass
+                row.update(env.clocks())
+            counts[row["status"]] += 1
+            writer.write(row)
+            if row["status"] != "skipped":
+                say(f"{i + 1}/{len(work)} {case.kind} {case.name[:40]} {case.dtype} {case.m}x{case.n}x{case.k} "
+                    f"{impl}: {row['status']} eager {row.get('eager_median_us')} graph {row.get('graph_median_us')} "
+                    f"{row['error'] or row['graph_error'] or ''}")
+            if case.m * case.n * case.k >= 2**36:
+                torch.cuda.empty_cache()
+    finally:
+        writer.close()
+        say(f"done in {time.monotonic() - t0:.0f} s: {counts}; wrote {out} and {log_path}")
+        log.close()
+    return 0 if counts["ok"] else 1
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m rl.gpubench``: the same as ``nmlab gpu bench`` without installing nmlab."""
+    p = argparse.ArgumentParser(prog="python -m rl.gpubench", description=__doc__.splitlines()[0])
+    add_arguments(p)
+    args = p.parse_args(argv)
+    if args.max_seconds <= 0:
+        p.error(f"--max-seconds: must be > 0, got {args.max_seconds}")
+    try:
+        return run(args)
+    except NoGpu as exc:
+        print(f"nmlab gpu bench: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
