@@ -82,6 +82,8 @@ class LayerResult:
     mapping_note: str
     figures: Figures
     dense: Optional[Figures] = None   # the same GEMM run dense on the same design
+    update: str = ""                  # train_step: "critic_update", "actor_update" or "" (inference)
+    times_per_step: float = 1.0       # figures are already multiplied by this (actor update: 1/policy_delay)
 
     @property
     def speedup_vs_dense(self) -> float:
@@ -167,6 +169,7 @@ class SimResult:
                 {
                     "name": r.name, "network": r.network, "phase": r.phase, "m": r.m, "k": r.k, "n": r.n,
                     "pattern": r.pattern, "hw_pattern": r.hw_pattern, "mapping_note": r.mapping_note,
+                    "update": r.update, "times_per_step": r.times_per_step,
                     **r.figures.to_dict(),
                     "utilization": r.figures.utilization(self.peak_macs_per_cycle),
                     "speedup_vs_dense": r.speedup_vs_dense,

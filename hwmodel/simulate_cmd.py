@@ -7,3 +7,67 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add subcommands to the nmlab parser."""
+    p = sub.add_parser("simulate", help="model a workload on an accelerator design (cycles, traffic, energy)")
+    p.add_argument("--workload", help="workload file (.nmw); default: the bundled default workload")
+    p.add_argument("--design", required=True, help="design YAML file or bundled design name (e.g. edge_ws)")
+    p.add_argument("--batch", type=int, default=1, help="batch rows per GEMM (default 1: the control loop)")
+    p.add_argument("--bits", type=int, default=8, help="weight bitwidth (default 8; overrides the workload's)")
+    p.add_argument("--scenario", choices=("inference", "train_step"), default="inference",
+                   help="inference (policy forward) or train_step (one TD3 update per env step)")
+    p.add_argument("--residency", choices=("auto", "cold", "stream"), default="auto",
+                   help="weights resident in SRAM when they fit (auto), first call (cold), always streamed")
+    p.add_argument("--json", action="store_true", help="print JSON (totals, networks, layers)")
+    p.set_defaults(func=_simulate)
+
+
+def _fmt(x: float) -> str:
+    """Compact engineering notation for a table cell."""
+    ax = abs(x)
+    for div, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if ax >= div:
+            return f"{x / div:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    import json
+
+    from hwmodel.simulate import simulate
+    from hwmodel.workload import default_workload
+
+    path = args.workload or default_workload()
+    res = simulate(path, args.design, batch=args.batch, bits=args.bits, scenario=args.scenario,
+                   residency=args.residency)
+    if args.json:
+        doc = res.to_dict()
+        doc["workload"] = str(path)
+        doc["extra"] = res.extra
+        print(json.dumps(doc, indent=1))
+        return 0
+    s = res.summary()
+    print(f"workload {path}")
+    print(f"design {res.design}: {res.scenario}, batch {res.batch}, {res.bits}-bit ({res.extra['datatype']}), "
+          f"weights {_fmt(res.extra['bytes_weights_stored'])}B stored vs {_fmt(res.sram_bytes)}B SRAM: "
+          f"{'resident' if res.extra['weights_resident'] else 'streamed from DRAM'}")
+    head = (f"{'layer':<26}{'phase':<16}{'M':>5}{'K':>6}{'N':>6} {'pattern':<8}{'hw':<6}{'cycles':>9}"
+            f"{'stall':>8}{'util':>6}{'energy_pj':>11}{'speedup':>8}{'E/dense':>8}  note")
+    print(head)
+    for r in res.layers:
+        f = r.figures
+        print(f"{r.name:<26}{r.phase:<16}{r.m:>5}{r.k:>6}{r.n:>6} {r.pattern:<8}{r.hw_pattern:<6}{_fmt(f.cycles):>9}"
+              f"{_fmt(f.stall_cycles_dram + f.stall_cycles_metadata):>8}{f.utilization(res.peak_macs_per_cycle):>6.2f}"
+              f"{_fmt(f.energy_pj):>11}{r.speedup_vs_dense:>8.2f}{r.energy_ratio_vs_dense:>8.2f}  {r.mapping_note}")
+    print("per network:")
+    for name in res.network_names():
+        f, dn = res.network(name), res.network_dense(name)
+        print(f"  {name:<18} cycles {_fmt(f.cycles):>8}  energy {_fmt(f.energy_pj):>8} pJ  "
+              f"speedup {dn.cycles / f.cycles if f.cycles else 1:.2f}  E/dense {f.energy_pj / dn.energy_pj if dn.energy_pj else 1:.2f}")
+    t = res.total
+    parts = "  ".join(f"{c} {_fmt(getattr(t, f'energy_{c}_pj'))}" for c in ("mac", "sram", "reg", "metadata", "mux", "dram", "leakage"))
+    print(f"total: {_fmt(s['cycles'])} cycles, {s['latency_s'] * 1e6:.3g} us, utilization {s['utilization']:.3f}, "
+          f"energy {_fmt(s['energy_pj'])} pJ, speedup vs dense {s['speedup_vs_dense']:.2f}, "
+          f"energy ratio vs dense {s['energy_ratio_vs_dense']:.2f}")
+    print(f"energy by component (pJ): {parts}")
+    area = f"{res.area_mm2:.3g} mm^2 SRAM (CACTI 7)" if res.area_mm2 is not None else res.extra["area_note"]
+    print(f"area: {area}")
+    return 0

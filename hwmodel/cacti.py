@@ -1,0 +1,207 @@
+"""SRAM energy, leakage and area from CACTI 7 (the binary shipped in the ``zigzag-dse`` package).
+
+CACTI runs from a private temporary copy (binary + tech_params) with its own cfg, never inside
+site-packages (zigzag's own wrapper writes there and ``rm -rf``s a folder). Answers are cached
+in JSON keyed by the parameters: ``hwmodel/data/cacti_cache.json`` ships pre-filled for the
+bundled designs; new SRAMs go to a user cache (``$NMLAB_CACHE_DIR`` or ``~/.cache/nmlab``).
+The model itself never needs CACTI when the cache has the entry.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+from hwmodel.errors import NmlabError
+from hwmodel.io import atomic_write, data_path
+
+#: Technology nodes CACTI 7's tech_params cover (16 nm ships a file but produces no result).
+CACTI_NODES_NM = (22, 32, 45, 65, 90)
+BUNDLED_CACHE = data_path("cacti_cache.json")
+
+
+@dataclass(frozen=True)
+class SramCost:
+    """One SRAM as CACTI 7 sees it, at node ``cacti_nm`` (not yet scaled to the design's node).
+
+    read_pj / write_pj: dynamic energy per access of one ``word_bits`` word.
+    leakage_mw: standby leakage of all banks. area_mm2: total area.
+    """
+
+    read_pj: float
+    write_pj: float
+    leakage_mw: float
+    area_mm2: float
+    cacti_nm: int
+    word_bits: int
+
+
+def cacti_node(tech_nm: float) -> int:
+    """The CACTI node used for a design at ``tech_nm``: the smallest covered node >= it (22 nm floor)."""
+    for node in CACTI_NODES_NM:
+        if tech_nm <= node:
+            return node
+    return CACTI_NODES_NM[-1]
+
+
+def cache_key(capacity_bytes: int, word_bits: int, banks: int, read_ports: int, write_ports: int,
+              cacti_nm: int, cell_type: str) -> str:
+    return (f"sram cap={capacity_bytes} word={word_bits} banks={banks} rd={read_ports} wr={write_ports} "
+            f"tech={cacti_nm}nm cell={cell_type}")
+
+
+def _user_cache_path() -> Path:
+    root = os.environ.get("NMLAB_CACHE_DIR") or os.path.join(os.path.expanduser("~"), ".cache", "nmlab")
+    return Path(root) / "cacti_cache.json"
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+        return data.get("entries", {}) if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+_memory: dict[str, SramCost] = {}
+
+
+def _lookup(key: str) -> Optional[SramCost]:
+    if key in _memory:
+        return _memory[key]
+    for path in (BUNDLED_CACHE, _user_cache_path()):
+        entry = _read_json(path).get(key)
+        if entry:
+            _memory[key] = SramCost(**entry)
+            return _memory[key]
+    return None
+
+
+def save_entry(key: str, cost: SramCost, path: Optional[Path] = None) -> None:
+    """Add one entry to a cache file (the user cache by default), atomically."""
+    path = path or _user_cache_path()
+    entries = _read_json(path)
+    entries[key] = asdict(cost)
+    doc = {"format": "nmlab-cacti-cache", "version": 1, "tool": "CACTI 7 (zigzag-dse build)",
+           "entries": dict(sorted(entries.items()))}
+    with atomic_write(path, "w") as fh:
+        json.dump(doc, fh, indent=1)
+        fh.write("\n")
+
+
+def _cacti_dir() -> Path:
+    try:
+        import zigzag  # only for locating the shipped binary
+    except ImportError:
+        raise NmlabError("cacti: the zigzag-dse package (which ships CACTI 7) is not installed") from None
+    return Path(zigzag.__file__).resolve().parent / "cacti" / "cacti_master"
+
+
+# cfg lines we set; everything else comes from the template zigzag ships next to the binary.
+def _cfg_text(template: str, capacity_bytes: int, word_bits: int, banks: int, read_ports: int,
+              write_ports: int, cacti_nm: int, cell_type: str) -> str:
+    subst = {
+        "-size (bytes)": f"-size (bytes) {capacity_bytes}",
+        "-block size (bytes)": f"-block size (bytes) {word_bits // 8}",
+        "-output/input bus width": f"-output/input bus width {word_bits}",
+        "-associativity": "-associativity 1",
+        "-read-write port": "-read-write port 0",
+        "-exclusive read port": f"-exclusive read port {read_ports}",
+        "-exclusive write port": f"-exclusive write port {write_ports}",
+        "-UCA bank count": f"-UCA bank count {banks}",
+        "-technology (u)": f"-technology (u) {cacti_nm / 1000:.3f}",
+        "-Data array cell type": f'-Data array cell type - "{cell_type}"',
+        "-Data array peripheral type": f'-Data array peripheral type - "{cell_type}"',
+        "-cache type": '-cache type "ram"',
+    }
+    out = []
+    for line in template.splitlines():
+        for prefix, new in subst.items():
+            if line.startswith(prefix):
+                line = new
+                break
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def run_cacti(capacity_bytes: int, word_bits: int, banks: int, read_ports: int, write_ports: int,
+              cacti_nm: int, cell_type: str = "itrs-hp", timeout_s: float = 300.0) -> SramCost:
+    """Run CACTI 7 once for an SRAM (in a private temp dir) and parse its CSV result."""
+    src = _cacti_dir()
+    binary = src / "cacti"
+    if not binary.is_file():
+        raise NmlabError(f"cacti: binary not found at {binary}")
+    with tempfile.TemporaryDirectory(prefix="nmlab-cacti-") as tmp:
+        work = Path(tmp)
+        shutil.copy2(binary, work / "cacti")
+        shutil.copytree(src / "tech_params", work / "tech_params")
+        cfg = work / "sram.cfg"
+        cfg.write_text(_cfg_text((src / "cache.cfg_temp").read_text(), capacity_bytes, word_bits, banks,
+                                 read_ports, write_ports, cacti_nm, cell_type))
+        proc = subprocess.run([str(work / "cacti"), "-infile", cfg.name], cwd=work, capture_output=True,
+                              text=True, timeout=timeout_s)
+        out = work / "sram.cfg.out"
+        if proc.returncode != 0 or not out.is_file():
+            tail = " ".join((proc.stdout + proc.stderr).split()[-12:])
+            raise NmlabError(f"cacti: no result for {capacity_bytes} B, {word_bits}-bit words, {banks} banks at "
+                             f"{cacti_nm} nm ({tail})")
+        lines = [ln for ln in out.read_text().splitlines() if ln.strip()]
+    header = [h.strip() for h in lines[0].split(",")]
+    values = [v.strip() for v in lines[-1].split(",")]
+    row = dict(zip(header, values))
+    try:
+        return SramCost(
+            read_pj=float(row["Dynamic read energy (nJ)"]) * 1000.0,
+            write_pj=float(row["Dynamic write energy (nJ)"]) * 1000.0,
+            leakage_mw=float(row["Standby leakage per bank(mW)"]) * banks,
+            area_mm2=float(row["Area (mm2)"]),
+            cacti_nm=cacti_nm,
+            word_bits=word_bits,
+        )
+    except (KeyError, ValueError) as exc:
+        raise NmlabError(f"cacti: unexpected output ({exc})") from None
+
+
+def sram_cost(capacity_bytes: int, word_bits: int, banks: int, read_ports: int, write_ports: int,
+              tech_nm: float, cell_type: str = "itrs-hp") -> SramCost:
+    """CACTI's answer for an SRAM at the CACTI node nearest ``tech_nm``: from the caches, else a fresh run."""
+    node = cacti_node(tech_nm)
+    key = cache_key(capacity_bytes, word_bits, banks, read_ports, write_ports, node, cell_type)
+    cost = _lookup(key)
+    if cost is None:
+        cost = run_cacti(capacity_bytes, word_bits, banks, read_ports, write_ports, node, cell_type)
+        _memory[key] = cost
+        try:
+            save_entry(key, cost)
+        except OSError:
+            pass  # an unwritable home only costs a re-run next time
+    return cost
+
+
+def fill_bundled_cache() -> int:
+    """Run CACTI for every SRAM of the bundled designs into the shipped cache; returns entries added."""
+    from hwmodel.design import bundled_designs, load_design
+
+    have = _read_json(BUNDLED_CACHE)
+    added = 0
+    for name in bundled_designs():
+        d = load_design(name)
+        for s in d.srams:
+            node = cacti_node(d.technology_nm)
+            key = cache_key(s.capacity_bytes, s.word_bits, s.banks, s.read_ports, s.write_ports, node, s.cell_type)
+            if key not in have:
+                cost = run_cacti(s.capacity_bytes, s.word_bits, s.banks, s.read_ports, s.write_ports, node, s.cell_type)
+                save_entry(key, cost, BUNDLED_CACHE)
+                have[key] = asdict(cost)
+                added += 1
+    return added
+
+
+if __name__ == "__main__":  # python -m hwmodel.cacti: (re)fill the shipped cache
+    print(f"added {fill_bundled_cache()} entries to {BUNDLED_CACHE}")

@@ -1,0 +1,121 @@
+"""Stall-free compute schedule of one GEMM (M = batch rows, K = reduction, N = outputs) on a design.
+
+Equations (docs/hwmodel.md has the derivation):
+
+* systolic ``ws``, array R x C: weights of a K' x N matrix are cut into R x C tiles (folds);
+  each fold loads its weights (R cycles), streams the M input rows through with skew and
+  drains: ``2R + C + M - 2`` cycles. Total ``ceil(K'/R) * ceil(N/C) * (2R + C + M - 2)``,
+  exactly SCALE-Sim v3's count (it reports one less).
+* systolic ``os``: outputs are cut into R x C tiles over (M, N); each streams the reduction:
+  ``ceil(M/R) * ceil(N/C) * (2R + C + K' - 2)``.
+* ``tensor_core``, U units of width W: a fold covers tn = min(U, N) outputs of tm = U // tn
+  batch rows; it takes ``ceil(K'/W)`` cycles per pass, pipelined; plus one pipeline fill.
+
+K' is the reduction the array actually walks: K dense, ``n * ceil(K/m)`` for n:m, and for a
+flexible design the largest per-row N inside each fold of output rows.
+A datatype rate r (MACs per PE per cycle) > 1 packs r products along K into a PE (R*r rows,
+or W*r width); r < 1 stretches the streaming part by 1/r.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import numpy as np
+
+from hwmodel.design import Design
+from hwmodel.sparsity import Pattern, parse_pattern
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The stall-free schedule of one GEMM.
+
+    compute_cycles: cycles with every operand on time (what SCALE-Sim calls compute cycles).
+    weight_folds: weight tiles loaded into the array (each needs its weights and metadata).
+    k_passes: passes over the reduction per output element (partial sums spilled between).
+    weight_slots: weight positions the array walks = sum over outputs of K' (padding included).
+    weight_reloads: how many times the whole weight matrix is fetched from SRAM.
+    input_reloads: how many times the whole input matrix is fetched from SRAM.
+    fill_window_cycles: per weight fold, cycles in which weights (and metadata) are loaded
+        without stalling (WS: R); 0 when weights stream with the computation.
+    """
+
+    compute_cycles: int
+    weight_folds: int
+    k_passes: float
+    weight_slots: int
+    weight_reloads: int
+    input_reloads: int
+    fill_window_cycles: int
+
+
+def _rate(design: Design, bits: Optional[int]) -> float:
+    dts = design.compute.datatypes
+    return dts[design.datatype_for(bits)] if bits is not None else next(iter(dts.values()))
+
+
+def _fold_k(k: int, n: int, width: int, p: Pattern, row_n: Optional[np.ndarray]) -> tuple[list[int], list[int]]:
+    """K' and output count of each fold of ``width`` output rows."""
+    folds = math.ceil(n / width)
+    widths = [width] * (folds - 1) + [n - width * (folds - 1)]
+    if row_n is not None:
+        per_fold = np.maximum.reduceat(row_n, np.arange(0, n, width))
+        groups = math.ceil(k / p.m)
+        return [int(x) * groups for x in per_fold], widths
+    kk = p.n * math.ceil(k / p.m) if p.is_nm else k
+    return [kk] * folds, widths
+
+
+def schedule(design: Design, m: int, k: int, n: int, pattern: Pattern | str = "dense",
+             bits: Optional[int] = None, row_n: Optional[np.ndarray] = None) -> Schedule:
+    """Schedule a GEMM the hardware runs at layer-wise ``pattern`` (per-row ``row_n`` on flexible designs).
+
+    Args:
+        m: batch rows streamed (M). k: reduction (in_features). n: outputs (out_features).
+        pattern: what the array is configured for ("dense" or "n:m"); no support check here.
+        bits: weight bitwidth picking the MAC datatype and its rate (None: the first datatype).
+        row_n: per-output-row N (length n), for flexible designs; overrides pattern.n per fold.
+    """
+    p = parse_pattern(pattern)
+    c = design.compute
+    rate = _rate(design, bits)
+    pack = rate if rate >= 1 else 1.0
+    slow = 1.0 / rate if rate < 1 else 1.0
+    R, C = c.rows, c.cols
+    if c.kind == "systolic":
+        fold_k, widths = _fold_k(k, n, C, p, row_n)
+        r_eff = int(R * pack)
+        slots = sum(kk * w for kk, w in zip(fold_k, widths))
+        if c.dataflow == "ws":
+            per_fold = 2 * R + C + math.ceil(m * slow) - 2
+            kfolds = [math.ceil(kk / r_eff) for kk in fold_k]
+            total = sum(kfolds) * per_fold
+            k_passes = sum(kf * w for kf, w in zip(kfolds, widths)) / n
+            return Schedule(total, sum(kfolds), k_passes, slots, 1, len(fold_k), R)
+        m_folds = math.ceil(m / R)
+        total = m_folds * sum(2 * R + C - 2 + math.ceil(kk / pack * slow) for kk in fold_k)
+        return Schedule(total, m_folds * len(fold_k), 1.0, slots, m_folds, len(fold_k), 0)
+    # tensor_core
+    tn = min(R, n)
+    tm = max(1, R // tn)
+    fold_k, widths = _fold_k(k, n, tn, p, row_n)
+    w_eff = int(C * pack)
+    passes = math.ceil(m / tm)
+    steps = sum(math.ceil(kk / w_eff) for kk in fold_k)
+    total = math.ceil(passes * steps * slow) + c.pipeline_depth
+    slots = sum(kk * w for kk, w in zip(fold_k, widths))
+    return Schedule(total, passes * len(fold_k), 1.0, slots, math.ceil(m / min(m, c.tile_m)), len(fold_k), 0)
+
+
+def compute_cycles(design: Design, m: int, k: int, n: int, pattern: Pattern | str = "dense",
+                   bits: Optional[int] = None, row_n: Optional[Sequence[int]] = None) -> int:
+    """Stall-free compute cycles of GEMM (m, k, n) run at ``pattern`` (see :func:`schedule`).
+
+    For a systolic WS design this equals SCALE-Sim v3's compute cycles plus one:
+    ``ceil(K'/R) * ceil(N/C) * (2R + C + M - 2)``, K' = K dense or n * ceil(K/m) for n:m.
+    """
+    rn = None if row_n is None else np.asarray(row_n, dtype=np.int32)
+    return schedule(design, m, k, n, pattern, bits, rn).compute_cycles

@@ -1,0 +1,113 @@
+"""Per-action energies of a design (Accelergy style), scaled to its technology node.
+
+Constants come from ``hwmodel/data/energy.yaml`` (sources cited there); SRAM read/write
+energy, leakage and area from CACTI 7 (:mod:`hwmodel.cacti`). Logic energies are given at
+45 nm and scaled with Stillmaker & Baas factors; CACTI figures are scaled from the CACTI node
+to the design's node with the same factors when CACTI does not cover the node (e.g. 7 nm).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Optional
+
+import yaml
+
+from hwmodel.cacti import sram_cost
+from hwmodel.design import Design
+from hwmodel.errors import NmlabError
+from hwmodel.io import data_path
+
+
+@lru_cache(maxsize=1)
+def constants() -> dict:
+    """The parsed energy.yaml."""
+    data = yaml.safe_load(data_path("energy.yaml").read_text())
+    if not isinstance(data, dict) or data.get("version") != 1:
+        raise NmlabError("energy.yaml: version: expected 1")
+    return data
+
+
+def energy_factor(tech_nm: float) -> float:
+    """Energy at ``tech_nm`` relative to 45 nm: log-log interpolation of energy.yaml's points."""
+    pts = sorted((float(k), float(v)) for k, v in constants()["energy_factor_from_45nm"].items())
+    xs = [math.log(p[0]) for p in pts]
+    ys = [math.log(p[1]) for p in pts]
+    x = math.log(tech_nm)
+    if x <= xs[0]:
+        i = 0
+    elif x >= xs[-1]:
+        i = len(xs) - 2
+    else:
+        i = max(j for j in range(len(xs) - 1) if xs[j] <= x)
+    t = (x - xs[i]) / (xs[i + 1] - xs[i])
+    return math.exp(ys[i] + t * (ys[i + 1] - ys[i]))
+
+
+@dataclass(frozen=True)
+class SramEnergy:
+    """Per-bit costs of one SRAM level at the design's node; area only where CACTI ran at that node."""
+
+    name: str
+    read_pj_per_bit: float
+    write_pj_per_bit: float
+    leakage_mw: float
+    area_mm2: Optional[float]
+
+
+@dataclass(frozen=True)
+class EnergyTable:
+    """Everything the model multiplies action counts with, for one design."""
+
+    mac_pj: dict[str, float]          # per MAC by datatype
+    reg_pj_per_bit: float
+    mux2_pj_per_bit: float            # one 2:1 selection stage per bit
+    dram_pj_per_bit: float
+    sram: dict[str, SramEnergy]       # by storage level name
+    logic_factor: float               # energy factor of the node vs 45 nm
+
+    @property
+    def leakage_mw(self) -> float:
+        return sum(s.leakage_mw for s in self.sram.values())
+
+    @property
+    def area_mm2(self) -> Optional[float]:
+        """SRAM area (mm^2) when known for every level, else None (compute area is not modelled)."""
+        areas = [s.area_mm2 for s in self.sram.values()]
+        return None if any(a is None for a in areas) else sum(areas)
+
+    def mux_pj(self, m: int, bits: int) -> float:
+        """One M:1 activation selection of ``bits`` bits: M-1 two-input stages per bit."""
+        return (m - 1) * bits * self.mux2_pj_per_bit
+
+
+_tables: dict[int, tuple[Design, EnergyTable]] = {}
+
+
+def energy_table(design: Design) -> EnergyTable:
+    """The design's per-action energies (cached per design object)."""
+    hit = _tables.get(id(design))
+    if hit is not None and hit[0] is design:
+        return hit[1]
+    c = constants()
+    f = energy_factor(design.technology_nm)
+    mac = {dt: float(c["mac_pj_45nm"][dt]) * f for dt in design.compute.datatypes}
+    dram_type = design.dram.dram_type
+    if dram_type not in c["dram_pj_per_bit"]:
+        raise NmlabError(f"design {design.name!r}: storage[0].type: no pJ/bit for {dram_type} in energy.yaml")
+    srams = {}
+    for s in design.srams:
+        cost = sram_cost(s.capacity_bytes, s.word_bits, s.banks, s.read_ports, s.write_ports,
+                         design.technology_nm, s.cell_type)
+        same_node = abs(cost.cacti_nm - design.technology_nm) < 1e-9
+        k = 1.0 if same_node else f / energy_factor(cost.cacti_nm)
+        srams[s.name] = SramEnergy(s.name, cost.read_pj * k / s.word_bits, cost.write_pj * k / s.word_bits,
+                                   cost.leakage_mw * k, cost.area_mm2 if same_node else None)
+    table = EnergyTable(mac, float(c["register_pj_per_bit_45nm"]) * f, float(c["mux2_pj_per_bit_45nm"]) * f,
+                        float(c["dram_pj_per_bit"][dram_type]), srams, f)
+    if len(_tables) > 256:
+        _tables.clear()
+    _tables[id(design)] = (design, table)
+    return table
