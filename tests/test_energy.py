@@ -1,0 +1,117 @@
+"""Energy: action counts x per-action energies, CACTI 7 answers and their cache, technology scaling."""
+
+import json
+import math
+
+import pytest
+import yaml
+
+import hwmodel
+from hwmodel import cacti
+from hwmodel.design import load_design, parse_design
+from hwmodel.energy import constants, energy_factor, energy_table
+from hwmodel.io import data_path
+from hwmodel.result import ENERGY_COMPONENTS
+from hwmodel.workload import synthetic_td3_workload
+
+
+def test_technology_factors_hit_the_published_points_and_are_monotonic():
+    assert energy_factor(45) == pytest.approx(1.0)
+    assert energy_factor(16) == pytest.approx(0.17)
+    assert energy_factor(7) == pytest.approx(0.094)
+    nodes = [90, 65, 45, 32, 22, 16, 10, 7, 5]
+    facts = [energy_factor(n) for n in nodes]
+    assert all(a > b for a, b in zip(facts, facts[1:]))
+
+
+def test_energy_constants_cite_their_sources():
+    text = data_path("energy.yaml").read_text()
+    assert "Horowitz" in text and "Stillmaker" in text and "Accelergy" in text
+    c = constants()
+    assert c["dram_pj_per_bit"]["HBM2"] == 3.9 and c["dram_pj_per_bit"]["LPDDR4"] == 8.0
+
+
+def test_components_are_action_counts_times_energies_and_add_up():
+    d = load_design("edge_ws")
+    res = hwmodel.simulate(synthetic_td3_workload(11, 3, "2:4"), d, batch=8, scenario="train_step")
+    et = energy_table(d)
+    f22 = energy_factor(22)
+    for r in res.layers:
+        f = r.figures
+        assert f.energy_dram_pj == pytest.approx((f.bits_dram_read + f.bits_dram_write) * 8.0)
+        if r.phase not in ("optimizer", "polyak"):
+            assert f.energy_mac_pj == pytest.approx(f.macs_issued * 0.30 * f22)
+        assert f.energy_leakage_pj == pytest.approx(et.leakage_mw * 1e-3 * f.latency_s * 1e12)
+        assert (f.energy_mux_pj > 0) == (r.hw_pattern not in ("dense",))
+    doc = res.to_dict()
+    s = doc["summary"]
+    assert s["energy_pj"] == pytest.approx(sum(s[f"energy_{c}_pj"] for c in ENERGY_COMPONENTS))
+    assert s["energy_pj"] == pytest.approx(sum(x["energy_pj"] for x in doc["layers"]))
+    assert s["energy_pj"] == pytest.approx(sum(x["energy_pj"] for x in doc["networks"].values()))
+    assert all(s[f"energy_{c}_pj"] > 0 for c in ENERGY_COMPONENTS)
+
+
+def test_sparsity_halves_mac_energy_and_pays_for_muxes_and_metadata():
+    res = hwmodel.simulate(synthetic_td3_workload(11, 3, "2:4"), "edge_ws", batch=16)
+    fc2 = next(r for r in res.layers if r.name == "actor.fc2")
+    assert fc2.figures.energy_mac_pj * 2 == pytest.approx(fc2.dense.energy_mac_pj)
+    assert fc2.dense.energy_mux_pj == 0 and fc2.dense.energy_metadata_pj == 0
+    assert fc2.figures.energy_mux_pj > 0 and fc2.figures.energy_metadata_pj > 0
+
+
+def test_dram_type_sets_pj_per_bit():
+    data = yaml.safe_load(data_path("designs", "edge_ws.yaml").read_text())
+    wl = synthetic_td3_workload(11, 3, "2:4")
+    lp = hwmodel.simulate(wl, parse_design(data), residency="stream")
+    data["storage"][0]["type"] = "LPDDR"
+    old = hwmodel.simulate(wl, parse_design(data), residency="stream")
+    assert old.total.bits_dram_read == lp.total.bits_dram_read
+    assert old.total.energy_dram_pj == pytest.approx(lp.total.energy_dram_pj * 40 / 8)
+
+
+def test_node_outside_cacti_is_scaled_and_has_no_area():
+    d = load_design("stc_hbm")  # 7 nm: CACTI runs at 22 nm
+    et = energy_table(d)
+    assert et.area_mm2 is None
+    s = d.srams[0]
+    raw = cacti.sram_cost(s.capacity_bytes, s.word_bits, s.banks, s.read_ports, s.write_ports, 7, s.cell_type)
+    assert raw.cacti_nm == 22
+    k = energy_factor(7) / energy_factor(22)
+    assert et.sram[s.name].read_pj_per_bit == pytest.approx(raw.read_pj * k / s.word_bits)
+    assert energy_table(load_design("edge_ws")).area_mm2 > 0
+
+
+def test_cacti_cache_equals_a_fresh_cacti_run():
+    pytest.importorskip("zigzag")
+    d = load_design("edge_ws")
+    s = next(x for x in d.srams if x.name == "ActBuffer")
+    node = cacti.cacti_node(d.technology_nm)
+    key = cacti.cache_key(s.capacity_bytes, s.word_bits, s.banks, s.read_ports, s.write_ports, node, s.cell_type)
+    shipped = json.loads(cacti.BUNDLED_CACHE.read_text())["entries"][key]
+    fresh = cacti.run_cacti(s.capacity_bytes, s.word_bits, s.banks, s.read_ports, s.write_ports, node, s.cell_type)
+    assert fresh.read_pj == pytest.approx(shipped["read_pj"], rel=1e-9)
+    assert fresh.write_pj == pytest.approx(shipped["write_pj"], rel=1e-9)
+    assert fresh.leakage_mw == pytest.approx(shipped["leakage_mw"], rel=1e-9)
+    assert fresh.area_mm2 == pytest.approx(shipped["area_mm2"], rel=1e-9)
+
+
+def test_bundled_cache_covers_every_bundled_design():
+    from hwmodel.design import bundled_designs
+
+    entries = json.loads(cacti.BUNDLED_CACHE.read_text())["entries"]
+    for name in bundled_designs():
+        d = load_design(name)
+        for s in d.srams:
+            key = cacti.cache_key(s.capacity_bytes, s.word_bits, s.banks, s.read_ports, s.write_ports,
+                                  cacti.cacti_node(d.technology_nm), s.cell_type)
+            assert key in entries, key
+
+
+def test_new_sram_runs_cacti_into_the_user_cache(tmp_path, monkeypatch):
+    pytest.importorskip("zigzag")
+    monkeypatch.setenv("NMLAB_CACHE_DIR", str(tmp_path))
+    cost = cacti.sram_cost(8192, 64, 1, 1, 1, 45, "itrs-hp")
+    entries = json.loads((tmp_path / "cacti_cache.json").read_text())["entries"]
+    assert len(entries) == 1 and math.isclose(next(iter(entries.values()))["read_pj"], cost.read_pj)
+    # CACTI's 8 KB / 64-bit / 45 nm read is within a factor 3 of Horowitz's 10 pJ figure.
+    assert 3.0 < cost.read_pj < 30.0

@@ -1,0 +1,288 @@
+"""Cycle model, mask mapping, residency, stalls and the TD3 training step of hwmodel.simulate."""
+
+import copy
+import json
+import math
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import yaml
+
+import hwmodel
+from hwmodel.cycles import compute_cycles, schedule
+from hwmodel.design import load_design, parse_design
+from hwmodel.errors import NmlabError
+from hwmodel.io import data_path
+from hwmodel.mapping import map_weights
+from hwmodel.sparsity import is_transposable, nm_mask, verify
+from hwmodel.workload import Layer, Workload, save_workload, synthetic_td3_workload
+
+
+def _design(name: str, **edits):
+    """A bundled design's YAML with dotted-path edits, e.g. ``{"compute.rows": 4}``."""
+    data = yaml.safe_load(data_path("designs", f"{name}.yaml").read_text())
+    for path, value in edits.items():
+        node = data
+        keys = [int(k) if k.isdigit() else k for k in path.split(".")]
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = value
+    return parse_design(data)
+
+
+# ---------------------------------------------------------------- compute cycles
+
+
+def test_scalesim_contract_on_its_documented_example():
+    d = load_design("scalesim_default_ws")
+    # peers.md: SCALE-Sim reports 22,399 dense and 11,199 for 2:4 on 32x32, M=N=K=256 (ours is one more).
+    assert compute_cycles(d, 256, 256, 256) == 22_400
+    assert compute_cycles(d, 256, 256, 256, "2:4") == 11_200
+
+
+@pytest.mark.parametrize("m,k,n,pat", [(1, 11, 256, "dense"), (7, 100, 33, "dense"), (64, 300, 70, "2:4"),
+                                       (3, 17, 5, "1:8"), (256, 1000, 1, "3:7")])
+def test_ws_compute_cycles_follow_the_scalesim_formula(m, k, n, pat):
+    d = load_design("scalesim_default_ws")
+    kk = k if pat == "dense" else int(pat[0]) * math.ceil(k / int(pat[2]))
+    assert compute_cycles(d, m, k, n, pat) == math.ceil(kk / 32) * math.ceil(n / 32) * (2 * 32 + 32 + m - 2)
+
+
+def test_fold_counts_on_small_hand_cases():
+    ws = _design("edge_ws", **{"compute.rows": 4, "compute.cols": 4})
+    s = schedule(ws, 3, 10, 6, "dense", bits=8)
+    # K 10 over 4 rows -> 3 folds, N 6 over 4 cols -> 2 folds; each 2*4 + 4 + 3 - 2 = 13 cycles.
+    assert (s.weight_folds, s.compute_cycles, s.fill_window_cycles) == (6, 78, 4)
+    assert s.weight_slots == 60 and s.k_passes == 3
+    # int4 packs two products per PE: K 10 over 8 -> 2 folds.
+    assert schedule(ws, 3, 10, 6, "dense", bits=4).compute_cycles == 2 * 2 * 13
+
+    os_ = _design("edge_ws", **{"compute.rows": 4, "compute.cols": 4, "compute.dataflow": "os"})
+    s = schedule(os_, 6, 10, 6, "dense", bits=8)
+    # outputs 6x6 over 4x4 -> 4 folds, each streams K: 2*4 + 4 + 10 - 2 = 20; weights re-read per M fold.
+    assert (s.compute_cycles, s.weight_folds, s.weight_reloads, s.input_reloads) == (80, 4, 2, 2)
+
+    tc = _design("stc_hbm", **{"compute.rows": 8, "compute.cols": 4})
+    s = schedule(tc, 3, 10, 5, "dense", bits=16)
+    # 5 outputs on 8 units (one batch row per pass), 3 passes of ceil(10/4) = 3 steps, + depth 4.
+    assert s.compute_cycles == 3 * 3 + tc.compute.pipeline_depth == 13
+    # N = 1: the units spread over 8 batch rows instead.
+    assert schedule(tc, 16, 8, 1, "dense", bits=16).compute_cycles == 2 * 2 + tc.compute.pipeline_depth
+
+
+@pytest.mark.parametrize("design", ["scalesim_default_ws", "edge_ws", "flex_nm", "stc_hbm"])
+def test_nm_cuts_compute_by_n_over_m(design):
+    d = load_design(design)
+    pe = d.compute.rows * d.compute.cols
+    fill = d.compute.pipeline_depth if d.compute.kind == "tensor_core" else 0
+    dense = compute_cycles(d, 64, 1024, 512, "dense", bits=8) - fill
+    assert (compute_cycles(d, 64, 1024, 512, "2:4", bits=8) - fill) * 2 == dense
+    assert (compute_cycles(d, 64, 1024, 512, "1:4", bits=8) - fill) * 4 == dense
+    assert pe > 0
+
+
+def test_flexible_fold_runs_at_its_largest_row_n():
+    d = load_design("flex_nm")
+    row_n = np.full(64, 1)
+    row_n[:32][5] = 2  # first fold of 32 output rows has one row at 2:4
+    per_fold = 2 * 32 + 32 + 1 - 2
+    assert compute_cycles(d, 1, 256, 64, "2:4", row_n=row_n) == (math.ceil(128 / 32) + math.ceil(64 / 32)) * per_fold
+
+
+# ---------------------------------------------------------------- mapping real masks
+
+
+def _mask_4_of_8(out: int, inp: int, fits_2_4: bool, seed: int = 0) -> np.ndarray:
+    """A 4:8 mask; when ``fits_2_4`` every half-group keeps exactly 2, else one half keeps 3."""
+    rng = np.random.default_rng(seed)
+    mask = np.zeros((out, inp), dtype=bool)
+    for r in range(out):
+        for g in range(0, inp, 4):
+            mask[r, g + rng.choice(4, 2, replace=False)] = True
+    if not fits_2_4:
+        mask[0, :8] = [True, True, True, False, True, False, False, False]
+    assert verify(mask, "4:8") is None
+    return mask
+
+
+def test_4_of_8_mask_maps_to_2_4_only_where_every_half_group_fits():
+    stc = load_design("stc_hbm")
+    good, bad = _mask_4_of_8(16, 32, True), _mask_4_of_8(16, 32, False)
+    m = map_weights(stc, good, "4:8")
+    assert str(m.hw_pattern) == "2:4" and "<= 2" in m.note
+    m = map_weights(stc, bad, "4:8")
+    assert str(m.hw_pattern) == "dense" and "does not fit" in m.note
+
+
+def test_1_8_maps_to_the_sparsest_supported_pattern():
+    w = np.random.default_rng(1).normal(size=(32, 64))
+    mask = nm_mask(w, "1:8")
+    assert str(map_weights(load_design("edge_ws"), mask, "1:8").hw_pattern) == "1:4"
+    assert str(map_weights(load_design("stc_hbm"), mask, "1:8").hw_pattern) == "2:4"
+    assert str(map_weights(load_design("scalesim_default_ws"), mask, "1:8").hw_pattern) == "1:8"
+
+
+def test_flexible_design_picks_n_per_row():
+    mask = np.zeros((4, 8), dtype=bool)
+    mask[0, [0, 4]] = True          # 1 per group -> N 1
+    mask[1, [0, 1, 4]] = True       # 2 in a group -> N 2
+    mask[2, [0, 1, 2, 5]] = True    # 3 in a group -> N 4 (3 is not offered)
+    mask[3, :] = True               # dense row -> N 4
+    m = map_weights(load_design("flex_nm"), mask, "unstructured")
+    assert m.row_n.tolist() == [1, 2, 4, 4]
+
+
+def test_unstructured_and_dense_layers_run_dense_on_fixed_hardware():
+    rng = np.random.default_rng(2)
+    mask = rng.random((16, 16)) < 0.5
+    m = map_weights(load_design("stc_hbm"), mask, "unstructured")
+    assert str(m.hw_pattern) == "dense"
+    assert str(map_weights(load_design("stc_hbm"), None, "dense").hw_pattern) == "dense"
+
+
+def _workload(pattern_masks: dict, obs: int = 12, act: int = 4, hidden: int = 32) -> Workload:
+    """actor/critic1/critic2 with given masks per network (None = dense)."""
+    dims = {"actor": [obs, hidden, hidden, act], "critic1": [obs + act, hidden, hidden, 4],
+            "critic2": [obs + act, hidden, hidden, 4]}
+    layers = []
+    for net, d in dims.items():
+        for i, (k, n) in enumerate(zip(d[:-1], d[1:])):
+            mk = pattern_masks.get(net)
+            mask = mk(n, k) if mk else None
+            layers.append(Layer(f"{net}.fc{i + 1}", net, k, n, "2:4" if mask is not None else "dense", mask, 8))
+    return Workload(layers)
+
+
+def _transposable(out: int, inp: int) -> np.ndarray:
+    i, j = np.indices((out, inp))
+    return ((i + j) % 4) < 2
+
+
+def _not_transposable(out: int, inp: int) -> np.ndarray:
+    mask = np.zeros((out, inp), dtype=bool)
+    mask[:, 0::4] = mask[:, 1::4] = True  # every row keeps the same two columns per group
+    return mask
+
+
+def test_training_step_runs_backward_data_sparse_only_for_transposable_masks():
+    assert is_transposable(_transposable(32, 32), "2:4") and not is_transposable(_not_transposable(32, 32), "2:4")
+    for make, expect in ((_transposable, "2:4"), (_not_transposable, "dense")):
+        wl = _workload({"actor": make, "critic1": make, "critic2": make})
+        res = hwmodel.simulate(wl, "stc_hbm", batch=64, bits=8, scenario="train_step")
+        phases = {}
+        for r in res.layers:
+            if r.name.endswith("fc2"):
+                phases.setdefault(r.phase, set()).add(r.hw_pattern)
+        assert phases["forward"] == {"2:4"}
+        assert phases["backward_data"] == {expect}
+        assert phases["backward_weight"] == {"dense"}
+    updates = {r.update for r in res.layers}
+    assert updates == {"critic_update", "actor_update"}
+    actor_rows = [r for r in res.layers if r.update == "actor_update"]
+    assert all(r.times_per_step == 0.5 for r in actor_rows)
+    # the critic update never back-propagates into the critics' first layer; the actor update does (dQ/da)
+    bd1 = [r.update for r in res.layers if r.name == "critic1.fc1" and r.phase == "backward_data"]
+    assert bd1 == ["actor_update"]
+    assert {r.phase for r in res.layers} >= {"forward", "backward_data", "backward_weight", "optimizer", "polyak"}
+
+
+def test_train_step_needs_actor_and_critics():
+    wl = Workload([Layer("actor.fc1", "actor", 8, 8)])
+    with pytest.raises(NmlabError, match="train_step needs networks"):
+        hwmodel.simulate(wl, "edge_ws", scenario="train_step")
+
+
+# ---------------------------------------------------------------- residency and stalls
+
+
+def test_residency_flips_when_sram_is_too_small():
+    wl = synthetic_td3_workload(11, 3, "2:4")
+    big = hwmodel.simulate(wl, "edge_ws")
+    assert big.fits_in_sram and big.extra["weights_resident"]
+    weight_dram = big.total.bits_dram_read
+    small = _design("edge_ws", **{"storage.1.capacity_bytes": 16384})
+    res = hwmodel.simulate(wl, small)
+    assert not res.fits_in_sram and not res.extra["weights_resident"]
+    stored_bits = res.extra["bytes_weights_stored"] * 8
+    assert res.total.bits_dram_read == pytest.approx(weight_dram + stored_bits)
+    assert res.total.cycles > big.total.cycles
+    cold = hwmodel.simulate(wl, "edge_ws", residency="cold")
+    assert cold.total.bits_dram_read == pytest.approx(weight_dram + stored_bits)
+
+
+def test_sparsity_can_make_weights_fit():
+    # six TD3 networks at 8 bits (~420 KB) overflow edge's 256 KB; 2:4 (~260 KB incl. metadata) does not... 1:4 does.
+    dense = hwmodel.simulate(synthetic_td3_workload(11, 3, "dense"), "edge_ws", scenario="train_step", batch=32)
+    sparse = hwmodel.simulate(synthetic_td3_workload(11, 3, "1:4"), "edge_ws", scenario="train_step", batch=32)
+    assert not dense.fits_in_sram and sparse.fits_in_sram
+    assert sparse.extra["dense_fits_in_sram"] is False
+
+
+def test_dram_stall_appears_when_bandwidth_is_cut():
+    wl = synthetic_td3_workload(11, 3, "2:4")
+    fast = hwmodel.simulate(wl, "edge_ws", residency="stream", batch=16)
+    slow = hwmodel.simulate(wl, _design("edge_ws", **{"storage.0.bandwidth_gb_s": 0.1}), residency="stream", batch=16)
+    assert slow.total.stall_cycles_dram > 10 * fast.total.stall_cycles_dram
+    assert slow.total.cycles - fast.total.cycles == pytest.approx(
+        slow.total.stall_cycles_dram - fast.total.stall_cycles_dram)
+    # without double buffering the same transfers cannot hide behind compute
+    single = _design("edge_ws", **{"storage.1.double_buffered": False})
+    assert hwmodel.simulate(wl, single, residency="stream", batch=16).total.cycles > fast.total.cycles
+
+
+def test_metadata_stall_when_metadata_bandwidth_is_short():
+    wl = synthetic_td3_workload(11, 3, "2:4")
+    ok = hwmodel.simulate(wl, "edge_ws")
+    assert ok.total.stall_cycles_metadata == 0
+    starved = hwmodel.simulate(wl, _design("edge_ws", **{"sparsity.metadata_bits_per_cycle": 1}))
+    assert starved.total.stall_cycles_metadata > 0
+    assert starved.total.cycles == pytest.approx(ok.total.cycles + starved.total.stall_cycles_metadata)
+    # ceil(log2 4) = 2 bits per kept weight
+    fc2 = next(r for r in ok.layers if r.name == "actor.fc2")
+    assert fc2.figures.bits_metadata == 256 * 128 * 2
+
+
+# ---------------------------------------------------------------- results and API
+
+
+def test_speedup_and_effectual_macs():
+    res = hwmodel.simulate(synthetic_td3_workload(11, 3, "2:4"), "scalesim_default_ws", batch=256)
+    fc2 = next(r for r in res.layers if r.name == "actor.fc2")
+    assert fc2.figures.macs_dense == 256 * 256 * 256
+    assert fc2.figures.macs_effectual == 256 * fc2.figures.macs_dense / 256 / 2
+    assert fc2.dense.macs_issued == fc2.figures.macs_dense
+    assert fc2.speedup_vs_dense == pytest.approx(2.0, rel=0.02)
+    assert 0 < fc2.energy_ratio_vs_dense < 1
+    s = res.summary()
+    assert 0 < s["utilization"] <= 1
+    assert s["macs_effectual"] == sum(r.figures.macs_effectual for r in res.layers)
+
+
+def test_bits_override_and_bad_arguments():
+    wl = synthetic_td3_workload(11, 3, "2:4", weight_bits=32)
+    r8 = hwmodel.simulate(wl, "edge_ws", bits=8)
+    r4 = hwmodel.simulate(wl, "edge_ws", bits=4)
+    assert r4.extra["bytes_weights_stored"] < r8.extra["bytes_weights_stored"]
+    assert r4.total.cycles < r8.total.cycles
+    with pytest.raises(NmlabError, match="no datatype of 32 bits"):
+        hwmodel.simulate(wl, "edge_ws", bits=32)
+    with pytest.raises(NmlabError, match="batch"):
+        hwmodel.simulate(wl, "edge_ws", batch=0)
+    with pytest.raises(NmlabError, match="scenario"):
+        hwmodel.simulate(wl, "edge_ws", scenario="serve")
+
+
+def test_cli_table_and_json(tmp_path):
+    path = tmp_path / "wl.nmw"
+    save_workload(synthetic_td3_workload(11, 3, "2:4"), path)
+    base = [sys.executable, "-m", "hwmodel.cli", "simulate", "--workload", str(path), "--design", "edge_ws"]
+    out = subprocess.run(base, capture_output=True, text=True, check=True).stdout
+    assert "actor.fc2" in out and "speedup vs dense" in out and "energy by component" in out
+    doc = json.loads(subprocess.run(base + ["--json", "--batch", "4"], capture_output=True, text=True, check=True).stdout)
+    assert doc["summary"]["batch"] == 4 and len(doc["layers"]) == 3
+    assert doc["layers"][1]["hw_pattern"] == "2:4"
+    bad = subprocess.run(base[:-1] + ["no_such"], capture_output=True, text=True)
+    assert bad.returncode == 2 and bad.stderr.startswith("nmlab simulate: error: design:")
+    assert "Traceback" not in bad.stderr
