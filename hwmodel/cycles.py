@@ -58,15 +58,12 @@ def _rate(design: Design, bits: Optional[int]) -> float:
 
 
 def _fold_k(k: int, n: int, width: int, p: Pattern, row_n: Optional[np.ndarray]) -> tuple[list[int], list[int]]:
-    """K' and output count of each fold of ``width`` output rows."""
+    """K' and output count of each fold of ``width`` output rows (flexible designs)."""
     folds = math.ceil(n / width)
     widths = [width] * (folds - 1) + [n - width * (folds - 1)]
-    if row_n is not None:
-        per_fold = np.maximum.reduceat(row_n, np.arange(0, n, width))
-        groups = math.ceil(k / p.m)
-        return [int(x) * groups for x in per_fold], widths
-    kk = p.n * math.ceil(k / p.m) if p.is_nm else k
-    return [kk] * folds, widths
+    per_fold = np.maximum.reduceat(row_n, np.arange(0, n, width))
+    groups = math.ceil(k / p.m)
+    return [int(x) * groups for x in per_fold], widths
 
 
 def schedule(design: Design, m: int, k: int, n: int, pattern: Pattern | str = "dense",
@@ -79,35 +76,48 @@ def schedule(design: Design, m: int, k: int, n: int, pattern: Pattern | str = "d
         bits: weight bitwidth picking the MAC datatype and its rate (None: the first datatype).
         row_n: per-output-row N (length n), for flexible designs; overrides pattern.n per fold.
     """
-    p = parse_pattern(pattern)
+    p = pattern if isinstance(pattern, Pattern) else parse_pattern(pattern)
     c = design.compute
     rate = _rate(design, bits)
     pack = rate if rate >= 1 else 1.0
     slow = 1.0 / rate if rate < 1 else 1.0
     R, C = c.rows, c.cols
+    width = C if c.kind == "systolic" else min(R, n)
+    # Uniform folds (the common case) stay scalar: K' is the same for every fold of outputs.
+    if row_n is None:
+        kk = p.n * -(-k // p.m) if p.is_nm else k
+        n_folds = -(-n // width)
+        slots = kk * n
+    else:
+        fold_k, widths = _fold_k(k, n, width, p, row_n)
+        n_folds = len(fold_k)
+        slots = sum(x * w for x, w in zip(fold_k, widths))
     if c.kind == "systolic":
-        fold_k, widths = _fold_k(k, n, C, p, row_n)
-        r_eff = int(R * pack)
-        slots = sum(kk * w for kk, w in zip(fold_k, widths))
         if c.dataflow == "ws":
+            r_eff = int(R * pack)
             per_fold = 2 * R + C + math.ceil(m * slow) - 2
-            kfolds = [math.ceil(kk / r_eff) for kk in fold_k]
-            total = sum(kfolds) * per_fold
-            k_passes = sum(kf * w for kf, w in zip(kfolds, widths)) / n
-            return Schedule(total, sum(kfolds), k_passes, slots, 1, len(fold_k), R)
-        m_folds = math.ceil(m / R)
-        total = m_folds * sum(2 * R + C - 2 + math.ceil(kk / pack * slow) for kk in fold_k)
-        return Schedule(total, m_folds * len(fold_k), 1.0, slots, m_folds, len(fold_k), 0)
+            if row_n is None:
+                kf = -(-kk // r_eff)
+                total_kf, k_passes = kf * n_folds, float(kf)
+            else:
+                kfs = [-(-x // r_eff) for x in fold_k]
+                total_kf = sum(kfs)
+                k_passes = sum(kf * w for kf, w in zip(kfs, widths)) / n
+            return Schedule(total_kf * per_fold, total_kf, k_passes, slots, 1, n_folds, R)
+        m_folds = -(-m // R)
+        base = 2 * R + C - 2
+        if row_n is None:
+            per_m = n_folds * (base + math.ceil(kk / pack * slow))
+        else:
+            per_m = sum(base + math.ceil(x / pack * slow) for x in fold_k)
+        return Schedule(m_folds * per_m, m_folds * n_folds, 1.0, slots, m_folds, n_folds, 0)
     # tensor_core
-    tn = min(R, n)
-    tm = max(1, R // tn)
-    fold_k, widths = _fold_k(k, n, tn, p, row_n)
+    tm = max(1, R // width)
     w_eff = int(C * pack)
-    passes = math.ceil(m / tm)
-    steps = sum(math.ceil(kk / w_eff) for kk in fold_k)
+    passes = -(-m // tm)
+    steps = n_folds * -(-kk // w_eff) if row_n is None else sum(-(-x // w_eff) for x in fold_k)
     total = math.ceil(passes * steps * slow) + c.pipeline_depth
-    slots = sum(kk * w for kk, w in zip(fold_k, widths))
-    return Schedule(total, passes * len(fold_k), 1.0, slots, math.ceil(m / min(m, c.tile_m)), len(fold_k), 0)
+    return Schedule(total, passes * n_folds, 1.0, slots, -(-m // min(m, c.tile_m)), n_folds, 0)
 
 
 def compute_cycles(design: Design, m: int, k: int, n: int, pattern: Pattern | str = "dense",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Optional
 
@@ -150,11 +151,11 @@ class Design:
     description: str = ""
     source: Optional[str] = None
 
-    @property
+    @cached_property
     def dram(self) -> Storage:
         return next(s for s in self.storage if s.cls == "dram")
 
-    @property
+    @cached_property
     def srams(self) -> tuple[Storage, ...]:
         return tuple(s for s in self.storage if s.cls == "sram")
 

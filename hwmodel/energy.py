@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Optional
 
 import yaml
@@ -68,7 +68,7 @@ class EnergyTable:
     sram: dict[str, SramEnergy]       # by storage level name
     logic_factor: float               # energy factor of the node vs 45 nm
 
-    @property
+    @cached_property
     def leakage_mw(self) -> float:
         return sum(s.leakage_mw for s in self.sram.values())
 
