@@ -641,12 +641,6 @@ def base_row(case, impl: str, env: Environment, run_id: str) -> dict[str, Any]:
     return row
 
 
-def impls_for_case(case) -> tuple[str, ...]:
-    if case.kind in ("actor_fwd", "td3_step"):
-        return ("dense", "sparse_cslt")
-    return grid.impls_for(case.dtype)
-
-
 def run_one(torch, case, impl: str, env: Environment, args, row: dict[str, Any]) -> None:
     if case.kind == "actor_fwd":
         row["backend"] = "cusparselt" if impl != "dense" else "cublas"
@@ -688,7 +682,7 @@ def run(args: argparse.Namespace) -> int:
     run_id = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     say(f"nmlab gpu bench {run_id}: {env.static}")
     cases = grid.build_grid(quick=args.quick)
-    work = [(c, impl) for c in cases for impl in impls_for_case(c)]
+    work = [(c, impl) for c in cases for impl in grid.impls_for_case(c.kind, c.dtype)]
     say(f"{len(cases)} cases, {len(work)} rows, budget {args.max_seconds:.0f} s, quick={args.quick}")
     _warm_up(torch)
     writer = schema.RowWriter(out)

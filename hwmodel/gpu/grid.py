@@ -81,6 +81,14 @@ def impls_for(dtype: str) -> tuple[str, ...]:
     return IMPLS if DTYPE_BYTES[dtype] == 2 else ("dense", "sparse_cslt")
 
 
+def impls_for_case(kind: str, dtype: str) -> tuple[str, ...]:
+    """Implementations timed for a case: composites run dense and their own 2:4 layers on
+    cuSPARSELt (reported as ``sparse_cslt``); GEMMs and layers as :func:`impls_for`."""
+    if kind in ("actor_fwd", "td3_step"):
+        return ("dense", "sparse_cslt")
+    return impls_for(dtype)
+
+
 @dataclass(frozen=True)
 class Case:
     """One timed item.
