@@ -377,6 +377,8 @@ def _parse_storage(r: _Reader, clock_hz: float) -> Storage:
     rp, wp = r.int_("read_ports", 1, min_value=0), r.int_("write_ports", 1, min_value=0)
     if rp + wp == 0:
         r.fail("read_ports", "an SRAM needs at least one port")
+    if banks & (banks - 1):
+        r.fail("banks", f"must be a power of two (CACTI's bank model), got {banks}")
     if cap % banks:
         r.fail("banks", f"capacity_bytes {cap} is not divisible by {banks} banks")
     return Storage(name, cls, tuple(holds), cap, word, banks, rp, wp, r.bool_("double_buffered", True),

@@ -156,15 +156,18 @@ class SimResult:
         }
         return row
 
+    def _network_row(self, name: str) -> dict[str, Any]:
+        f, d = self.network(name), self.network_dense(name)
+        return {**f.to_dict(), "dense_cycles": d.cycles, "dense_energy_pj": d.energy_pj,
+                "utilization": f.utilization(self.peak_macs_per_cycle),
+                "speedup_vs_dense": d.cycles / f.cycles if f.cycles else 1.0,
+                "energy_ratio_vs_dense": f.energy_pj / d.energy_pj if d.energy_pj else 1.0}
+
     def to_dict(self) -> dict[str, Any]:
         """Everything, for ``--json``: totals, per network, per layer."""
         return {
             "summary": self.summary(),
-            "networks": {
-                name: {**self.network(name).to_dict(), "dense_cycles": self.network_dense(name).cycles,
-                       "dense_energy_pj": self.network_dense(name).energy_pj}
-                for name in self.network_names()
-            },
+            "networks": {name: self._network_row(name) for name in self.network_names()},
             "layers": [
                 {
                     "name": r.name, "network": r.network, "phase": r.phase, "m": r.m, "k": r.k, "n": r.n,
