@@ -21,6 +21,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_crosscheck_scalesim)
 
+    p = sub.add_parser("export-timeloop", help="write Timeloop v0.4 / Sparseloop / Accelergy files for one layer on a design")
+    p.add_argument("--design", required=True, help="design YAML file or bundled design name (e.g. edge_ws)")
+    p.add_argument("--workload", help="workload file (.nmw); default: the bundled default workload")
+    p.add_argument("--layer", required=True, help="layer name in the workload, e.g. actor.fc1 (its forward GEMM)")
+    p.add_argument("--out", required=True, help="output folder (written atomically)")
+    p.add_argument("--batch", type=int, default=1, help="batch rows M of the GEMM (default 1)")
+    p.add_argument("--bits", type=int, default=8, help="weight bitwidth (default 8)")
+    p.set_defaults(func=_export_timeloop)
+
 
 def _crosscheck_scalesim(args: argparse.Namespace) -> int:
     from hwmodel.peers.crosscheck import crosscheck, format_table
@@ -36,4 +45,14 @@ def _crosscheck_scalesim(args: argparse.Namespace) -> int:
     else:
         print(f"array {rows}x{cols}, design {args.design}")
         print(format_table(results))
+    return 0
+
+
+def _export_timeloop(args: argparse.Namespace) -> int:
+    from hwmodel.timeloop import FILES, export_timeloop
+    from hwmodel.workload import default_workload
+
+    out = export_timeloop(args.design, args.workload or default_workload(), args.layer, args.out,
+                          batch=args.batch, bits=args.bits)
+    print(f"wrote {out}/: {', '.join(FILES)}")
     return 0

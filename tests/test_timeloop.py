@@ -1,0 +1,167 @@
+"""nmlab export-timeloop: the files parse as YAML, carry the layer's shape, N:M density and
+format, and an ERT whose energies times our action counts give back our model's energies."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import yaml
+
+import hwmodel
+from hwmodel.design import load_design
+from hwmodel.energy import energy_table
+from hwmodel.errors import NmlabError
+from hwmodel.timeloop import DRAM_WIDTH_BITS, FILES, export_timeloop
+from hwmodel.workload import Workload, save_workload, synthetic_td3_workload
+
+
+def load_all(folder):
+    return {name: yaml.safe_load((folder / name).read_text()) for name in FILES}
+
+
+def ert_energy(ert, component, action):
+    for table in ert["ERT"]["tables"]:
+        if table["name"].split(".", 1)[1].split("[")[0] == component:
+            return next(a["energy"] for a in table["actions"] if a["name"] == action)
+    raise KeyError(component)
+
+
+@pytest.fixture(scope="module")
+def wl_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("wl") / "hopper_1of8.nmw"
+    save_workload(synthetic_td3_workload(11, 3, "1:8", seed=3), path)
+    return path
+
+
+@pytest.mark.parametrize("design, pattern, hw, batch", [
+    ("edge_ws", "2:4", "2:4", 1),
+    ("edge_ws", "1:8", "1:4", 4),        # 1:8 runs on the 1:4 the edge design supports
+    ("stc_hbm", "2:4", "2:4", 256),
+    ("flex_nm", "1:4", None, 1),
+    ("scalesim_default_ws", "2:8", "2:8", 16),
+])
+def test_export_carries_the_point(tmp_path, design, pattern, hw, batch):
+    wl = synthetic_td3_workload(17, 6, pattern, seed=1)
+    path = tmp_path / "w.nmw"
+    save_workload(wl, path)
+    out = export_timeloop(design, path, "actor.fc2", tmp_path / "tl", batch=batch, bits=8)
+    assert sorted(p.name for p in out.iterdir()) == sorted(FILES)
+    docs = load_all(out)
+    d = load_design(design)
+    layer = next(x for x in wl.layers if x.name == "actor.fc2")
+    ref = hwmodel.simulate(Workload([layer]), d, batch=batch, bits=8, with_dense=False).layers[0]
+    point = docs["nmlab_point.yaml"]["nmlab_point"]
+    assert point["hw_pattern"] == ref.hw_pattern
+    if hw is not None:
+        assert ref.hw_pattern == hw
+    n, m = map(int, ref.hw_pattern.split(":"))
+
+    # problem: the GEMM shape and the weight density the hardware runs
+    prob = docs["problem.yaml"]["problem"]
+    assert prob["version"] == "0.4"
+    assert {k: prob["instance"][k] for k in "MKN"} == {"M": batch, "K": layer.in_features, "N": layer.out_features}
+    dens = prob["instance"]["densities"]["Weights"]
+    assert dens == {"distribution": "fixed_structured", "density": n / m}
+
+    # sparse optimizations: CP rank with ceil(log2 m) metadata bits at the weight SRAM
+    targets = docs["sparse_opt.yaml"]["sparse_optimizations"]["targets"]
+    wsram = d.sram_for("metadata").name
+    fmt = next(t for t in targets if t["target"] == wsram)["representation_format"]["data_spaces"][0]
+    assert fmt["name"] == "Weights"
+    assert fmt["ranks"][-1]["format"] == "CP" and fmt["ranks"][-1]["metadata_word_bits"] == math.ceil(math.log2(m))
+
+    # architecture: the array and the storage levels of the design
+    local = docs["arch.yaml"]["architecture"]["subtree"][0]["local"]
+    mac = local[-1]
+    assert mac["name"] == f"mac[1..{d.compute.rows * d.compute.cols}]"
+    assert (mac["attributes"]["meshX"], mac["attributes"]["meshY"]) == (d.compute.cols, d.compute.rows)
+    assert [c["name"].split("[")[0] for c in local[:-1]] == [s.name for s in d.storage]
+    for c, s in zip(local, d.storage):
+        if s.cls == "sram":
+            assert c["attributes"]["depth"] * c["attributes"]["width"] == s.capacity_bytes * 8
+
+    # ERT x our action counts == our energies
+    ert = docs["ERT.yaml"]
+    f = ref.figures
+    et = energy_table(d)
+    compute = ert_energy(ert, "mac", "compute")
+    assert compute == pytest.approx(et.mac_pj["int8"] + et.mux_pj(m, 8))
+    assert f.macs_issued * compute == pytest.approx(f.energy_mac_pj + f.energy_mux_pj)
+    dram = ert_energy(ert, d.dram.name, "read")
+    assert dram == pytest.approx(et.dram_pj_per_bit * DRAM_WIDTH_BITS)
+    assert (f.bits_dram_read + f.bits_dram_write) / DRAM_WIDTH_BITS * dram == pytest.approx(f.energy_dram_pj)
+    meta = d.sram_for("metadata")
+    assert ert_energy(ert, meta.name, "metadata_read") / meta.word_bits * f.bits_metadata == pytest.approx(
+        f.energy_metadata_pj)
+    for s in d.srams:
+        assert ert_energy(ert, s.name, "read") == pytest.approx(et.sram[s.name].read_pj_per_bit * s.word_bits)
+        assert ert_energy(ert, s.name, "write") == pytest.approx(et.sram[s.name].write_pj_per_bit * s.word_bits)
+    leak_per_cycle = sum(ert_energy(ert, s.name, "leak") for s in d.srams)
+    assert leak_per_cycle * f.cycles == pytest.approx(f.energy_leakage_pj)
+    # and the point file repeats our figures
+    assert point["figures"]["cycles"] == pytest.approx(f.cycles)
+    assert point["figures"]["energy_pj"] == pytest.approx(f.energy_pj)
+
+
+def test_dense_layer_has_no_sparse_format(tmp_path):
+    wl = synthetic_td3_workload(11, 3, "dense")
+    save_workload(wl, tmp_path / "w.nmw")
+    docs = load_all(export_timeloop("edge_ws", tmp_path / "w.nmw", "actor.fc1", tmp_path / "tl"))
+    assert "densities" not in docs["problem.yaml"]["problem"]["instance"]
+    assert docs["sparse_opt.yaml"]["sparse_optimizations"]["targets"] == []
+    for c in docs["arch.yaml"]["architecture"]["subtree"][0]["local"]:
+        assert not any(k.startswith("metadata") for k in c["attributes"])
+    assert docs["nmlab_point.yaml"]["nmlab_point"]["hw_pattern"] == "dense"
+
+
+def test_write_is_atomic_and_never_clobbers_other_files(tmp_path, wl_path, monkeypatch):
+    import hwmodel.timeloop as tl
+
+    out = tmp_path / "tl"
+    calls = {"n": 0}
+    real_fsync = tl.os.fsync
+
+    def failing_fsync(fd):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise OSError("disk full")
+        real_fsync(fd)
+
+    monkeypatch.setattr(tl.os, "fsync", failing_fsync)
+    with pytest.raises(OSError, match="disk full"):
+        export_timeloop("edge_ws", wl_path, "actor.fc1", out)
+    assert not out.exists()
+    assert list(tmp_path.iterdir()) == []          # no temporary folder left behind
+    monkeypatch.setattr(tl.os, "fsync", real_fsync)
+
+    export_timeloop("edge_ws", wl_path, "actor.fc1", out)
+    first = (out / "problem.yaml").read_text()
+    export_timeloop("edge_ws", wl_path, "actor.fc1", out, batch=7)   # replaces a previous export
+    assert (out / "problem.yaml").read_text() != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tl"]
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(NmlabError, match="holds other files"):
+        export_timeloop("edge_ws", wl_path, "actor.fc1", mine)
+    assert [p.name for p in mine.iterdir()] == ["notes.txt"]
+
+
+def test_cli(tmp_path, wl_path, capsys):
+    from hwmodel.cli import main
+
+    out = tmp_path / "tl"
+    assert main(["export-timeloop", "--design", "edge_ws", "--workload", str(wl_path), "--layer", "critic1.fc1",
+                 "--out", str(out), "--batch", "3"]) == 0
+    assert str(out) in capsys.readouterr().out
+    prob = yaml.safe_load((out / "problem.yaml").read_text())["problem"]["instance"]
+    assert (prob["M"], prob["K"], prob["N"]) == (3, 14, 256)
+    for argv, what in ((["--layer", "nope"], "--layer 'nope'"), (["--layer", "actor.fc1", "--bits", "3"], "bits"),
+                       (["--layer", "actor.fc1", "--batch", "0"], "batch")):
+        assert main(["export-timeloop", "--design", "edge_ws", "--workload", str(wl_path),
+                     "--out", str(tmp_path / "x"), *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and what in err[0], err
+    assert not (tmp_path / "x").exists()
