@@ -17,25 +17,45 @@ import numpy as np
 from hwmodel.design import Design
 from hwmodel.sparsity import DENSE, Pattern, group_counts, parse_pattern
 
-# (id(mask), m, transposed) -> per-row max group count. Entries die with their mask.
-_row_max_cache: dict[tuple[int, int, bool], np.ndarray] = {}
+# Per mask (by id): {(m, transposed): per-row max group count, (m, transposed, "max"): its max,
+# ("map", ...): Mapping}. A mask's entries die with it (weakref.finalize), so ids never go stale.
+_mask_cache: dict[int, dict] = {}
 
 
-def _evict(mask_id: int) -> None:
-    for key in [k for k in _row_max_cache if k[0] == mask_id]:
-        del _row_max_cache[key]
+def _entries(mask: np.ndarray) -> dict:
+    key = id(mask)
+    entries = _mask_cache.get(key)
+    if entries is None:
+        entries = _mask_cache[key] = {}
+        weakref.finalize(mask, _mask_cache.pop, key, None)
+    return entries
 
 
 def row_max_counts(mask: np.ndarray, m: int, transposed: bool = False) -> np.ndarray:
     """Largest kept count of any group of ``m`` in each output row of ``mask`` (or of ``mask.T``)."""
-    key = (id(mask), m, transposed)
-    hit = _row_max_cache.get(key)
+    entries = _entries(mask)
+    hit = entries.get((m, transposed))
     if hit is None:
-        if not any(k[0] == id(mask) for k in _row_max_cache):
-            weakref.finalize(mask, _evict, id(mask))
         hit = group_counts(mask.T if transposed else mask, m).max(axis=1).astype(np.int32)
-        _row_max_cache[key] = hit
+        entries[(m, transposed)] = hit
+        entries[(m, transposed, "max")] = int(hit.max()) if hit.size else 0
     return hit
+
+
+def mask_nnz(mask: np.ndarray) -> int:
+    """Kept weights of ``mask`` (memoised per mask)."""
+    entries = _entries(mask)
+    if "nnz" not in entries:
+        entries["nnz"] = int(np.count_nonzero(mask))
+    return entries["nnz"]
+
+
+def _max_count(mask: np.ndarray, m: int, transposed: bool) -> int:
+    entries = _entries(mask)
+    key = (m, transposed, "max")
+    if key not in entries:
+        row_max_counts(mask, m, transposed)
+    return entries[key]
 
 
 @dataclass(frozen=True)
@@ -59,7 +79,7 @@ class Mapping:
 
 
 def _fits(mask: np.ndarray, p: Pattern, transposed: bool) -> bool:
-    return int(row_max_counts(mask, p.m, transposed).max()) <= p.n
+    return _max_count(mask, p.m, transposed) <= p.n
 
 
 def map_weights(design: Design, mask: Optional[np.ndarray], pattern: Pattern | str,
@@ -71,11 +91,24 @@ def map_weights(design: Design, mask: Optional[np.ndarray], pattern: Pattern | s
     else dense. Flexible designs pick N per row. Layer-wise designs (SCALE-Sim style) run the
     layer's own N:M, tightened to the largest group count the mask really has.
     """
-    p = parse_pattern(pattern)
+    if mask is None:
+        return _DENSE_LAYER
+    key = ("map", design.sparsity, str(pattern), transposed)
+    entries = _entries(mask)
+    hit = entries.get(key)
+    if hit is None:
+        hit = entries[key] = _map(design, mask, parse_pattern(pattern), transposed)
+    return hit
+
+
+_DENSE_LAYER = Mapping(DENSE, None, "dense layer")
+
+
+def _map(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Mapping:
     sp = design.sparsity
     what = "W^T" if transposed else "mask"
-    if mask is None or p.kind == "dense":
-        return Mapping(DENSE, None, "dense layer")
+    if p.kind == "dense":
+        return _DENSE_LAYER
     if sp.support == "none":
         return Mapping(DENSE, None, "hardware has no sparsity support: run dense")
     if sp.support == "layerwise":
@@ -83,7 +116,7 @@ def map_weights(design: Design, mask: Optional[np.ndarray], pattern: Pattern | s
             return Mapping(DENSE, None, f"{p} layer: layer-wise N:M hardware runs it dense")
         if p.m > sp.max_m:
             return Mapping(DENSE, None, f"{p}: M above the hardware's max_m={sp.max_m}: run dense")
-        n = int(row_max_counts(mask, p.m, transposed).max())
+        n = _max_count(mask, p.m, transposed)
         if n >= p.m:
             return Mapping(DENSE, None, f"{what} has a full group of {p.m}: run dense")
         q = Pattern("nm", max(n, 1), p.m)

@@ -29,7 +29,7 @@ import numpy as np
 from hwmodel.design import Design, load_design
 from hwmodel.energy import energy_table
 from hwmodel.errors import NmlabError
-from hwmodel.mapping import Mapping, map_weights
+from hwmodel.mapping import Mapping, map_weights, mask_nnz
 from hwmodel.model import Operands, elementwise, evaluate_gemm
 from hwmodel.result import Figures, LayerResult, SimResult
 from hwmodel.sparsity import DENSE, parse_pattern
@@ -40,8 +40,20 @@ RESIDENCY = ("auto", "cold", "stream")
 _DENSE_MAP = Mapping(DENSE, None, "dense reference")
 
 
+_FIGURE_FIELDS = tuple(x.name for x in fields(Figures))
+_pattern_names: dict[str, str] = {}
+
+
 def _scaled(fig: Figures, f: float) -> Figures:
-    return Figures(**{x.name: getattr(fig, x.name) * f for x in fields(Figures)})
+    return Figures(**{name: getattr(fig, name) * f for name in _FIGURE_FIELDS})
+
+
+def _pattern_name(text: str) -> str:
+    """Normalised pattern text ("2:4", "dense"), memoised: layers repeat the same few strings."""
+    name = _pattern_names.get(text)
+    if name is None:
+        name = _pattern_names[text] = str(parse_pattern(text))
+    return name
 
 
 class _Runner:
@@ -112,13 +124,13 @@ class _Runner:
                                 self.meta_level)
             return _scaled(fig, times) if times != 1.0 else fig
 
-        nnz = layer.nnz if phase != "backward_weight" else kk * nn
+        nnz = kk * nn if phase == "backward_weight" or layer.mask is None else mask_nnz(layer.mask)
         fig = run(mp, self.resident, nnz)
         dense = None
         if self.with_dense:
             same = not mp.sparse and self.resident == self.resident_dense and nnz == kk * nn
             dense = fig if same else run(_DENSE_MAP, self.resident_dense, kk * nn)
-        return LayerResult(layer.name, layer.network, phase, m, kk, nn, str(parse_pattern(layer.pattern)),
+        return LayerResult(layer.name, layer.network, phase, m, kk, nn, _pattern_name(layer.pattern),
                            str(mp.hw_pattern), mp.note, fig, dense, update, times)
 
     def elementwise(self, name: str, network: str, phase: str, elements: int, rd: int, wr: int,
@@ -184,17 +196,19 @@ def simulate(workload: Workload | str | os.PathLike, design: Design | str | os.P
         raise NmlabError(f"policy_delay: must be a positive integer, got {policy_delay!r}")
     dt = d.datatype_for(int(bits))
     r = _Runner(d, int(batch), int(bits), residency, with_dense)
-    nets = {name: wl.network(name) for name in wl.networks}
-    maps = {layer.name: map_weights(d, layer.mask, layer.pattern) for layer in wl.layers}
-
+    nets: dict[str, list[Layer]] = {}
+    for layer in wl.layers:
+        nets.setdefault(layer.network, []).append(layer)
     results: list[LayerResult] = []
     if scenario == "inference":
         run_nets = ["actor"] if "actor" in nets else list(nets)
         touched = [layer for net in run_nets for layer in nets[net]]
+        maps = {layer.name: map_weights(d, layer.mask, layer.pattern) for layer in touched}
         sparse_b, dense_b = r.decide_residency(touched, maps)
         for net in run_nets:
             results += _forward(r, nets[net], maps)
     else:
+        maps = {layer.name: map_weights(d, layer.mask, layer.pattern) for layer in wl.layers}
         missing = [x for x in ("actor", "critic1", "critic2") if x not in nets]
         if missing:
             raise NmlabError(f"workload: train_step needs networks actor, critic1 and critic2; missing {', '.join(missing)}")
