@@ -30,6 +30,9 @@ from typing import Any, Callable, Optional
 #: Relative error bound (max |Y - ref| / max |ref|) per output dtype of the check.
 TOLERANCE = {"bfloat16": 2e-2, "float16": 5e-3, "int32": 1e-6, "float32": 1e-3}
 _DEFAULT_L2_BYTES = 50 * 2**20
+#: Where tensors are made. Always "cuda" in a bench; the CPU tests of the TD3 step logic set
+#: "cpu" (with stand-ins for the cuSPARSELt ops, which exist only on CUDA).
+DEVICE = "cuda"
 
 
 def _torchfree_modules():
@@ -235,7 +238,7 @@ def random_operand(torch, rows: int, cols: int, dtype: str, mask=None):
     16-bit: normal; fp8: normal magnitudes in [0.5, 2] with random sign; int8: integers
     +-1..3 (so int32 sums stay exact in an fp32 reference). ``mask`` (bool) zeroes entries.
     """
-    dev = "cuda"
+    dev = DEVICE
     if dtype == "int8":
         mag = torch.randint(1, 4, (rows, cols), device=dev).float()
         val = mag * (torch.randint(0, 2, (rows, cols), device=dev).float() * 2 - 1)
@@ -250,9 +253,9 @@ def random_operand(torch, rows: int, cols: int, dtype: str, mask=None):
 
 def mask_2of4(torch, rows: int, cols: int):
     """Random 2:4 mask over groups of 4 along the columns (the reduction dimension)."""
-    scores = torch.rand(rows, cols // 4, 4, device="cuda")
+    scores = torch.rand(rows, cols // 4, 4, device=DEVICE)
     keep = scores.topk(2, dim=-1).indices
-    mask = torch.zeros(rows, cols // 4, 4, dtype=torch.bool, device="cuda").scatter_(-1, keep, True)
+    mask = torch.zeros(rows, cols // 4, 4, dtype=torch.bool, device=DEVICE).scatter_(-1, keep, True)
     return mask.reshape(rows, cols)
 
 
@@ -286,7 +289,7 @@ def dense_op(torch, dtype: str) -> Callable:
     if dtype == "int8":
         return lambda x, w: torch._int_mm(x, w.t())
     if dtype == "float8_e4m3fn":
-        one = torch.ones((), device="cuda", dtype=torch.float32)
+        one = torch.ones((), device=DEVICE, dtype=torch.float32)
 
         def fp8(x, w):
             out = torch._scaled_mm(x, w.t(), scale_a=one, scale_b=one, out_dtype=torch.bfloat16)
@@ -453,9 +456,9 @@ def _cslt_linear_mode(torch) -> tuple[bool, bool]:
     refuse one or the other, then the layer falls back to a separate transpose or bias add.
     """
     if "mode" not in _CSLT_LINEAR_MODE:
-        x = torch.randn(32, 64, device="cuda").to(torch.bfloat16)
+        x = torch.randn(32, 64, device=DEVICE).to(torch.bfloat16)
         w = random_operand(torch, 64, 64, "bfloat16", mask=mask_2of4(torch, 64, 64))
-        b = torch.randn(64, device="cuda").to(torch.bfloat16)
+        b = torch.randn(64, device=DEVICE).to(torch.bfloat16)
         ref = reference(torch, x, w) + b.float()
         wc = torch._cslt_compress(w)
         for tr, fuse in ((True, True), (True, False), (False, True), (False, False)):
@@ -506,8 +509,8 @@ class _Mlp:
         self.layers = []
         for k, n in zip(dims[:-1], dims[1:]):
             bound = 1.0 / math.sqrt(k)
-            w = ((torch.rand(n, k, device="cuda") * 2 - 1) * bound).to(torch.bfloat16)
-            b = ((torch.rand(n, device="cuda") * 2 - 1) * bound).to(torch.bfloat16)
+            w = ((torch.rand(n, k, device=DEVICE) * 2 - 1) * bound).to(torch.bfloat16)
+            b = ((torch.rand(n, device=DEVICE) * 2 - 1) * bound).to(torch.bfloat16)
             layer = {"w": w.requires_grad_(), "b": b.requires_grad_(), "mask": None, "wc": None}
             if sparse and n == k == width:
                 layer["mask"] = mask_2of4(torch, n, k)
@@ -554,7 +557,7 @@ def run_actor_fwd(torch, case, env: Environment, args, row: dict[str, Any], spar
     obs, _ = grid.TD3_ENVS[case.env]
     actor = _Mlp(torch, grid.mlp_dims("actor", case.env, case.width), case.width, sparse, "tanh")
     n_sets = 64
-    states = [torch.randn(case.m, obs, device="cuda").to(torch.bfloat16) for _ in range(n_sets)]
+    states = [torch.randn(case.m, obs, device=DEVICE).to(torch.bfloat16) for _ in range(n_sets)]
     with torch.no_grad():
         err = rel_error(torch, actor(states[0]).float(), actor(states[0], dense_equivalent=True).float())
         row.update(max_rel_err=err, check_ok=err <= TOLERANCE["bfloat16"], rotate_sets=n_sets,
@@ -568,21 +571,30 @@ def run_actor_fwd(torch, case, env: Environment, args, row: dict[str, Any], spar
             row["kernels_per_call"] = count_kernels(torch, lambda: fn(0))
 
 
-def run_td3_step(torch, case, env: Environment, args, row: dict[str, Any], sparse: bool) -> None:
-    """One delayed TD3 update (critics, actor, Polyak) on static random batches, bf16, fused-free Adam."""
+def make_td3_step(torch, env_name: str, width: int, batch: int, sparse: bool) -> dict[str, Any]:
+    """One delayed TD3 update (critics, actor, Polyak) on a static random batch, bf16 everywhere.
+
+    Returns ``{"step": callable returning the critic loss, "online": [actor, critic1, critic2],
+    "targets": [...], "check": callable -> max relative error of critic1's 2:4 forward
+    against the same weights run dense, "batch_bytes": int}``. The GEMMs are those listed by
+    ``hwmodel.gpu.grid.td3_step_gemms``; 2:4 layers re-apply their mask and re-compress after
+    every update (online nets) or Polyak average (targets, whose masks equal the online ones).
+    """
     F = torch.nn.functional
-    obs, act = grid.TD3_ENVS[case.env]
-    B, W = case.m, case.width
-    actor = _Mlp(torch, grid.mlp_dims("actor", case.env, W), W, sparse, "tanh")
-    critics = [_Mlp(torch, grid.mlp_dims("critic", case.env, W), W, sparse, "none") for _ in range(2)]
+    obs, act = grid.TD3_ENVS[env_name]
+    B, W = batch, width
+    actor = _Mlp(torch, grid.mlp_dims("actor", env_name, W), W, sparse, "tanh")
+    critics = [_Mlp(torch, grid.mlp_dims("critic", env_name, W), W, sparse, "none") for _ in range(2)]
     actor_t, critics_t = actor.clone(), [c.clone() for c in critics]
-    aopt = torch.optim.Adam(actor.params(), lr=3e-4, capturable=True, foreach=True)
-    copt = torch.optim.Adam(critics[0].params() + critics[1].params(), lr=3e-4, capturable=True, foreach=True)
-    s = torch.randn(B, obs, device="cuda").to(torch.bfloat16)
-    a = (torch.rand(B, act, device="cuda") * 2 - 1).to(torch.bfloat16)
-    r = torch.randn(B, 1, device="cuda").to(torch.bfloat16)
-    s2 = torch.randn(B, obs, device="cuda").to(torch.bfloat16)
-    done = (torch.rand(B, 1, device="cuda") < 0.01).to(torch.bfloat16)
+    # capturable: the optimizer step can be recorded in a CUDA graph (CUDA only).
+    opt_kw = {"lr": 3e-4, "foreach": True, "capturable": DEVICE == "cuda"}
+    aopt = torch.optim.Adam(actor.params(), **opt_kw)
+    copt = torch.optim.Adam(critics[0].params() + critics[1].params(), **opt_kw)
+    s = torch.randn(B, obs, device=DEVICE).to(torch.bfloat16)
+    a = (torch.rand(B, act, device=DEVICE) * 2 - 1).to(torch.bfloat16)
+    r = torch.randn(B, 1, device=DEVICE).to(torch.bfloat16)
+    s2 = torch.randn(B, obs, device=DEVICE).to(torch.bfloat16)
+    done = (torch.rand(B, 1, device=DEVICE) < 0.01).to(torch.bfloat16)
     pairs = [(actor, actor_t), (critics[0], critics_t[0]), (critics[1], critics_t[1])]
 
     def step(_i: int = 0):
@@ -601,24 +613,35 @@ def run_td3_step(torch, case, env: Environment, args, row: dict[str, Any], spars
         aloss.backward()
         aopt.step()
         with torch.no_grad():
+            # Mask the online nets before Polyak, or their pruned weights leak into the targets.
+            for net, _ in pairs:
+                net.recompress(remask=True)
             for net, tgt in pairs:
                 torch._foreach_lerp_(tgt.params(), net.params(), 0.005)
-            for net, tgt in pairs:
-                net.recompress(remask=True)
                 tgt.recompress(remask=False)
         return closs
 
-    with torch.no_grad():
-        sa = torch.cat([s, a], 1)
-        err = rel_error(torch, critics[0](sa).float(), critics[0](sa, dense_equivalent=True).float())
-    loss = step()
+    def check() -> float:
+        with torch.no_grad():
+            sa = torch.cat([s, a], 1)
+            return rel_error(torch, critics[0](sa).float(), critics[0](sa, dense_equivalent=True).float())
+
+    return {"step": step, "online": [actor, *critics], "targets": [actor_t, *critics_t], "check": check,
+            "batch_bytes": nbytes(s, a, r, s2, done)}
+
+
+def run_td3_step(torch, case, env: Environment, args, row: dict[str, Any], sparse: bool) -> None:
+    """Time :func:`make_td3_step` (static batch: ``rotate_sets`` = 1)."""
+    td3 = make_td3_step(torch, case.env, case.width, case.m, sparse)
+    err = td3["check"]()
+    loss = td3["step"]()
     torch.cuda.synchronize()
     finite = bool(torch.isfinite(loss).item())
     row.update(max_rel_err=err, check_ok=finite and err <= TOLERANCE["bfloat16"], rotate_sets=1,
-               set_bytes=nbytes(s, a, r, s2, done) + sum(nbytes(*n.params()) for n in [actor, *critics]))
-    measure(torch, step, 1, args.target_ms * 1000.0, row)
+               set_bytes=td3["batch_bytes"] + sum(nbytes(*n.params()) for n in td3["online"]))
+    measure(torch, td3["step"], 1, args.target_ms * 1000.0, row)
     if not args.no_profile:
-        row["kernels_per_call"] = count_kernels(torch, step)
+        row["kernels_per_call"] = count_kernels(torch, td3["step"])
 
 
 # --------------------------------------------------------------------------- driver
@@ -654,7 +677,7 @@ def run_one(torch, case, impl: str, env: Environment, args, row: dict[str, Any])
 
 def _warm_up(torch, seconds: float = 2.0) -> None:
     """Bring clocks up before the first timing: big bf16 GEMMs for ``seconds``."""
-    a = torch.randn(8192, 8192, device="cuda", dtype=torch.bfloat16)
+    a = torch.randn(8192, 8192, device=DEVICE, dtype=torch.bfloat16)
     end = time.monotonic() + seconds
     while time.monotonic() < end:
         for _ in range(10):

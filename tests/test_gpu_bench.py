@@ -1,0 +1,165 @@
+"""`nmlab gpu bench` without a GPU: the exit path, the driver (budget, errors, CSV) with a stub
+device, and the TD3-step logic on the CPU with dense stand-ins for the CUDA-only cuSPARSELt
+ops. The real timings need CUDA: the `gpu`-marked test runs the quick grid there."""
+
+import argparse
+import subprocess
+import sys
+import time
+import types
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from hwmodel.gpu import grid, schema  # noqa: E402
+from rl import gpubench  # noqa: E402
+
+HAS_CUDA = torch.cuda.is_available()
+
+
+def _run(*args, **kw):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, **kw)
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="checks the no-GPU exit path; this machine has a CUDA GPU")
+def test_no_gpu_exits_2_with_one_line(tmp_path):
+    out = _run("-m", "hwmodel", "gpu", "bench", "--out", str(tmp_path / "b.csv"))
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [out.stderr.strip()]
+    assert "no CUDA GPU" in out.stderr and "Traceback" not in out.stderr
+    assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+@pytest.mark.skipif(HAS_CUDA, reason="checks the no-GPU exit path; this machine has a CUDA GPU")
+def test_harness_runs_without_numpy(tmp_path):
+    # The GPU machine has torch but maybe not numpy: `python -m rl.gpubench` must not need it.
+    code = ("import sys; sys.modules['numpy'] = None; import runpy; "
+            f"sys.argv = ['gpubench', '--out', {str(tmp_path / 'b.csv')!r}]; "
+            "runpy.run_module('rl.gpubench', run_name='__main__')")
+    out = _run("-W", "ignore", "-c", code)
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("nmlab gpu bench: error: no CUDA GPU")
+
+
+def test_bad_budget_is_a_one_line_error(tmp_path):
+    out = _run("-m", "hwmodel", "gpu", "bench", "--out", str(tmp_path / "b.csv"), "--max-seconds", "0")
+    assert out.returncode == 2 and "--max-seconds: must be > 0" in out.stderr
+
+
+class _FakeEnv:
+    def __init__(self, torch):
+        self.l2_bytes, self.cc = 50 * 2**20, (9, 0)
+        self.static = {"device_name": "stub", "compute_capability": "9.0", "sm_count": 132, "l2_bytes": self.l2_bytes,
+                       "mem_bytes": 1, "torch": "x", "cuda": "y", "cusparselt": "", "driver": ""}
+
+    def clocks(self):
+        return {"sm_clock_mhz": 1980.0}
+
+    def supports(self, dtype):
+        return "no fp8 here" if dtype == "float8_e4m3fn" else None
+
+
+def test_driver_budget_errors_and_csv(tmp_path, monkeypatch):
+    fake_torch = types.SimpleNamespace(cuda=types.SimpleNamespace(synchronize=lambda: None, empty_cache=lambda: None))
+    calls = []
+
+    def fake_run_one(torch, case, impl, env, args, row):
+        calls.append((case, impl))
+        time.sleep(0.01)
+        if impl == "sparse_api":
+            raise RuntimeError("boom\nsecond line")
+        row.update(eager_median_us=10.0, graph_median_us=5.0, check_ok=True, max_rel_err=0.0)
+
+    monkeypatch.setattr(gpubench, "require_gpu", lambda: fake_torch)
+    monkeypatch.setattr(gpubench, "Environment", _FakeEnv)
+    monkeypatch.setattr(gpubench, "_warm_up", lambda torch: None)
+    monkeypatch.setattr(gpubench, "run_one", fake_run_one)
+    out = tmp_path / "o" / "bench.csv"
+    args = argparse.Namespace(out=str(out), quick=True, max_seconds=0.6, target_ms=1.0, no_profile=True)
+    assert gpubench.run(args) == 0
+    rows = schema.read_rows(out)
+    work = [(c, i) for c in grid.build_grid(quick=True) for i in grid.impls_for_case(c.kind, c.dtype)]
+    assert len(rows) == len(work)
+    statuses = [r["status"] for r in rows]
+    assert "ok" in statuses and "error" in statuses and "skipped" in statuses
+    first_skip = statuses.index("skipped")
+    assert set(statuses[first_skip:]) == {"skipped"}  # the budget cuts the tail, in run order
+    assert len(calls) == first_skip
+    api_errors = [r for r in rows if r["impl"] == "sparse_api" and r["status"] == "error"]
+    assert api_errors and api_errors[0]["error"] == "RuntimeError: boom second line"
+    assert all(r["device_name"] == "stub" and r["run_id"] for r in rows)
+    assert (out.parent / "bench.log").read_text().count("RuntimeError") >= 1
+
+
+def _fake_cslt(monkeypatch):
+    """Dense stand-ins with cuSPARSELt's calling convention (compressed A is just A here)."""
+    def sparse_mm(a, b, bias=None, alpha=None, out_dtype=None, transpose_result=False, alg_id=0, *rest):
+        y = a @ b
+        if bias is not None:
+            y = y + bias[:, None]
+        return y.t() if transpose_result else y
+
+    monkeypatch.setattr(torch, "_cslt_compress", lambda w: w.detach().clone(), raising=False)
+    monkeypatch.setattr(torch, "_cslt_sparse_mm", sparse_mm, raising=False)
+    monkeypatch.setattr(gpubench, "DEVICE", "cpu")
+    monkeypatch.setattr(gpubench, "_CSLT_LINEAR_MODE", {})
+
+
+def test_sparse_linear_matches_dense_forward_and_backward(monkeypatch):
+    _fake_cslt(monkeypatch)
+    torch.manual_seed(0)
+    fn = gpubench._sparse_linear_fn(torch)
+    mask = gpubench.mask_2of4(torch, 32, 64)
+    w = (torch.randn(32, 64) * mask).requires_grad_()
+    b = torch.randn(32, requires_grad=True)
+    for batch in (1, 5, 16):  # 1 and 5 are padded to 8 rows inside
+        x = torch.randn(batch, 64, requires_grad=True)
+        y = fn.apply(x, w, torch._cslt_compress(w), b)
+        ref = torch.nn.functional.linear(x, w, b)
+        assert y.shape == (batch, 32) and torch.allclose(y, ref, atol=1e-5)
+        g = torch.randn_like(y)
+        gx, gw, gb = torch.autograd.grad(y, (x, w, b), g)
+        rx, rw, rb = torch.autograd.grad(ref, (x, w, b), g)
+        assert torch.allclose(gx, rx, atol=1e-5) and torch.allclose(gw, rw, atol=1e-5) and torch.allclose(gb, rb)
+
+
+def test_mask_is_2of4_along_k(monkeypatch):
+    from rl.sparsity import verify
+
+    monkeypatch.setattr(gpubench, "DEVICE", "cpu")
+    m = gpubench.mask_2of4(torch, 16, 64)
+    assert m.reshape(16, 16, 4).sum(-1).eq(2).all()
+    assert verify(torch.randn(16, 64) * m, "2:4")
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+def test_td3_step_trains_and_keeps_2of4(monkeypatch, sparse):
+    _fake_cslt(monkeypatch)
+    torch.manual_seed(0)
+    td3 = gpubench.make_td3_step(torch, "hopper", 64, 32, sparse)
+    before = [p.detach().clone() for p in td3["online"][0].params()]
+    assert td3["check"]() < 1e-2
+    for _ in range(3):
+        loss = td3["step"]()
+    assert torch.isfinite(loss)
+    assert any(not torch.equal(a, p) for a, p in zip(before, td3["online"][0].params()))
+    for net in td3["online"] + td3["targets"]:
+        for L in net.layers:
+            if L["mask"] is not None:
+                assert sparse and L["w"].shape == (64, 64)
+                assert not L["w"][~L["mask"]].any()              # pruned weights stay zero
+                assert torch.equal(L["wc"], L["w"].detach())     # compressed copy refreshed
+    assert any(L["mask"] is not None for L in td3["online"][0].layers) == sparse
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU (timings use CUDA events and cuSPARSELt)")
+def test_quick_bench_on_the_gpu(tmp_path):
+    out = _run("-m", "rl.gpubench", "--out", str(tmp_path / "b.csv"), "--quick", "--max-seconds", "120",
+               timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    rows = schema.read_rows(tmp_path / "b.csv")
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert ok and all(r["check_ok"] and r["eager_median_us"] > 0 for r in ok)
+    assert {r["impl"] for r in ok} >= {"dense", "sparse_cslt"}

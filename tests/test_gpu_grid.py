@@ -1,0 +1,116 @@
+"""The GPU bench's shape grid and padding rules (torch-free; the bench itself needs a GPU)."""
+
+import pytest
+
+from hwmodel.gpu import grid
+from hwmodel.workload import bundled_workloads, load_workload, synthetic_td3_workload
+
+
+def test_padding_constants_match_torch():
+    # Our copy of cuSPARSELt's shape minimums must equal torch's own table.
+    torch = pytest.importorskip("torch")
+    from torch.sparse import SparseSemiStructuredTensorCUSPARSELT as Cslt
+
+    for name, mins in grid.CSLT_MIN.items():
+        c = Cslt._DTYPE_SHAPE_CONSTRAINTS[getattr(torch, name)]
+        assert mins == (c.sparse_min_rows, c.sparse_min_cols, c.dense_min_rows, c.dense_min_cols)
+
+
+@pytest.mark.parametrize("dtype", grid.DTYPES)
+@pytest.mark.parametrize("impl", grid.IMPLS)
+@pytest.mark.parametrize("shape", [(1, 3, 11), (32, 1, 113), (256, 256, 256), (7, 4096, 17), (17, 6, 4096)])
+def test_padded_shape_meets_library_minimums(dtype, impl, shape):
+    m, n, k = shape
+    mp, np_, kp = grid.padded_shape(m, n, k, dtype, impl)
+    assert mp >= m and np_ >= n and kp >= k
+    assert grid.padded_shape(mp, np_, kp, dtype, impl) == (mp, np_, kp)  # idempotent
+    if impl != "dense":
+        smin_r, smin_c, dmin_r, _ = grid.CSLT_MIN[dtype]
+        assert np_ % smin_r == 0 and kp % smin_c == 0 and mp % dmin_r == 0
+        assert np_ - n < smin_r and kp - k < smin_c  # no more than needed
+    elif dtype == "int8":
+        assert mp > 16 and np_ % 8 == 0 and kp % 8 == 0
+    elif dtype == "float8_e4m3fn":
+        assert mp % 16 == 0 and np_ % 16 == 0 and kp % 16 == 0
+    else:
+        assert (mp, np_, kp) == (m, n, k)
+
+
+def test_padded_shape_rejects_unknown():
+    with pytest.raises(ValueError, match="dtype"):
+        grid.padded_shape(8, 8, 8, "float64", "dense")
+    with pytest.raises(ValueError, match="impl"):
+        grid.padded_shape(8, 8, 8, "bfloat16", "magic")
+
+
+def _layer_shapes(cases):
+    return {(c.m, c.n, c.k, c.dtype) for c in cases if c.kind == "layer"}
+
+
+def test_full_grid_covers_issue_requirements():
+    cases = grid.build_grid()
+    layers = _layer_shapes(cases)
+    # Hidden layers of every width at every batch in every dtype.
+    for w in (256, 512, 1024, 2048, 4096):
+        for b in (1, 32, 256, 1024, 4096):
+            for d in grid.DTYPES:
+                assert (b, w, w, d) in layers
+    # Square GEMMs 256..16384 and rectangular ones, every dtype.
+    squares = {(c.m, c.dtype) for c in cases if c.kind == "gemm" and c.name == "square"}
+    assert squares == {(s, d) for s in (256, 512, 1024, 2048, 4096, 8192, 16384) for d in grid.DTYPES}
+    assert any(c.name == "rect" and len({c.m, c.n, c.k}) > 1 for c in cases)
+    # Actor forward at batch 1 and TD3 steps at widths 256..4096, dense vs 2:4.
+    for kind, batch in (("actor_fwd", 1), ("td3_step", 256)):
+        widths = sorted(c.width for c in cases if c.kind == kind)
+        assert widths == [256, 512, 1024, 2048, 4096]
+        assert all(c.m == batch for c in cases if c.kind == kind)
+        assert grid.impls_for_case(kind, "bfloat16") == ("dense", "sparse_cslt")
+
+
+def test_grid_covers_td3_workload_shapes():
+    # The real TD3 layer shapes (bundled workloads, else synthetic ones for the same envs).
+    files = bundled_workloads()
+    workloads = [load_workload(f) for f in files] or [
+        synthetic_td3_workload(obs, act, hidden=(w, w)) for env, (obs, act) in grid.TD3_ENVS.items()
+        if env in ("hopper", "ant") for w in grid.WIDTHS]
+    layers = _layer_shapes(grid.build_grid())
+    for wl in workloads:
+        for layer in wl.layers:
+            if layer.in_features == layer.out_features or layer.in_features in (11, 14, 105, 113):
+                for b in grid.BATCHES:
+                    assert (b, layer.out_features, layer.in_features, "bfloat16") in layers, layer.name
+
+
+def test_grid_order_and_uniqueness():
+    cases = grid.build_grid()
+    phases = [c.phase for c in cases]
+    assert phases == sorted(phases)
+    assert cases[0].kind in ("actor_fwd", "td3_step")  # composites first: a cut budget keeps them
+    keys = [(c.kind, c.dtype, c.m, c.n, c.k) for c in cases]
+    assert len(keys) == len(set(keys))
+    for c in cases:
+        assert c.dtype in grid.DTYPE_BYTES and min(c.m, c.n, c.k) >= 1
+
+
+def test_quick_grid_is_a_smaller_subset():
+    full = {(c.kind, c.dtype, c.m, c.n, c.k) for c in grid.build_grid()}
+    quick = [(c.kind, c.dtype, c.m, c.n, c.k) for c in grid.build_grid(quick=True)]
+    assert set(quick) <= full
+    assert 50 < len(quick) < len(full) / 4
+
+
+def test_td3_step_gemms_match_the_step():
+    env, w, b = "hopper", 512, 256
+    dense = grid.td3_step_gemms(env, w, b, sparse=False)
+    sparse = grid.td3_step_gemms(env, w, b, sparse=True)
+    assert [(g.m, g.n, g.k) for g in dense] == [(g.m, g.n, g.k) for g in sparse]
+    # 7 network passes forward; the 2:4 ones are exactly their hidden x hidden layers.
+    assert [(g.m, g.n, g.k) for g in sparse if g.sparse] == [(b, w, w)] * 7
+    assert not any(g.sparse for g in dense)
+    forward = [g for g in dense if g.m == b and g.k != b]
+    assert len(forward) >= 21
+    # Backward of a trained layer costs two GEMMs of the forward's FLOPs (dW and dX).
+    fwd_flops = sum(2 * g.m * g.n * g.k for g in grid._forward("critic", env, w, b, False))
+    bwd_flops = sum(2 * g.m * g.n * g.k for g in grid._backward("critic", env, w, b, input_grad=True))
+    assert bwd_flops == 2 * fwd_flops
+    assert sum(g.sparse for g in grid.actor_forward_gemms(env, w, 1, True)) == 1
