@@ -11,13 +11,14 @@ weights receive gradients (the topology can then only change through the decay-f
 magnitude comparison against stale pruned weights).
 
 The mask is recomputed by magnitude projection (:func:`project_nm`) only when the trainer
-calls :meth:`NMLinear.update_mask` (at the mask-update interval); target networks are
-re-projected after every Polyak update (:func:`polyak_update`).
+calls :meth:`NMLinear.update_mask` (at the mask-update interval). Target networks keep
+their own masks: Polyak averaging (:func:`polyak_update`) moves their latent weights and the
+trainer re-projects their masks at the same interval; between re-projections every target
+forward pass still computes with an N:M ``W * mask``.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Iterable
 
 import torch
@@ -30,30 +31,26 @@ def project_nm(weight: torch.Tensor, pattern: Pattern) -> torch.Tensor:
     """Bool mask keeping the N largest |w| of each group of M along dim 1 of ``weight`` [out, in].
 
     Same result as :func:`rl.sparsity.nm_mask` (ties go to the lower index, padding columns
-    of an odd fan-in are never kept) but computed by pairwise rank counting inside each
-    group, which is much faster than a stable sort for the small M used here (M <= 16).
+    of an odd fan-in are never kept), computed by N rounds of ``argmax`` per group (argmax
+    returns the first maximal index), which is faster than a stable sort for N <= 4.
 
     Args:
         weight: [out_features, in_features] float tensor.
         pattern: an N:M :class:`Pattern` (``is_nm`` must be true).
     """
     out, cols = weight.shape
-    n, m = pattern.n, pattern.m
-    pad = (-cols) % m
+    pad = (-cols) % pattern.m
     score = weight.detach().abs()
-    if pad:
-        score = nn.functional.pad(score, (0, pad), value=-math.inf)
-    g = score.view(out, -1, m)
-    a = g.unsqueeze(-1)  # [out, G, m, 1]: the element being ranked
-    b = g.unsqueeze(-2)  # [out, G, 1, m]: the others
-    idx = torch.arange(m, device=weight.device)
-    lower = idx.view(1, m) < idx.view(m, 1)  # [i, j]: j has a lower index than i
-    beaten_by = (b > a) | ((b == a) & lower)
-    rank = beaten_by.sum(-1)  # how many in the group come before this element
-    keep = (rank < n).view(out, -1)[:, :cols]
-    if pad:
-        keep = keep & (score[:, :cols] > -math.inf)
-    return keep
+    # Padding scores -1 (below any |w|) so they are never picked while a real entry is left;
+    # groups with fewer than N real entries are cut back to their real columns below.
+    score = nn.functional.pad(score, (0, pad), value=-1.0) if pad else score.clone()
+    g = score.view(out, -1, pattern.m)
+    keep = torch.zeros(g.shape, dtype=torch.bool, device=weight.device)
+    for _ in range(pattern.n):
+        idx = g.argmax(-1, keepdim=True)
+        keep.scatter_(-1, idx, True)
+        g.scatter_(-1, idx, -2.0)
+    return keep.view(out, -1)[:, :cols]
 
 
 class _SRSTE(torch.autograd.Function):
@@ -142,19 +139,22 @@ def update_masks(modules: Iterable[nn.Module]) -> tuple[int, int]:
 
 
 @torch.no_grad()
-def polyak_update(online: nn.Module, target: nn.Module, tau: float) -> None:
-    """``target <- (1 - tau) * target + tau * online``, then re-project target masks onto N:M.
+def polyak_update(online: nn.Module, target: nn.Module, tau: float, reproject: bool = True) -> None:
+    """``target <- (1 - tau) * target + tau * online``, then (``reproject``) re-project the
+    target masks onto N:M from the target's latent weights.
 
     The target's latent weight tracks the online network's *effective* (masked) weight, the
-    one it actually computes with; the target's mask is then the magnitude projection of its
-    own latent weight, so every target forward pass is N:M after every update.
+    one it actually computes with. Every target forward pass is N:M whether or not it is
+    re-projected (it computes with ``W * mask``); re-projection lets the target's topology
+    follow the online one. The trainer re-projects at the mask-update interval because a
+    projection of all nine target layers costs about as much as a gradient update.
     """
     for src, dst in zip(online.modules(), target.modules()):
         if isinstance(src, NMLinear):
             w = src.weight * src.mask if src.sparse else src.weight
             dst.weight.lerp_(w, tau)
             dst.bias.lerp_(src.bias, tau)
-            if dst.sparse:
+            if reproject and dst.sparse:
                 dst.mask.copy_(project_nm(dst.weight, dst.pattern))
         elif isinstance(src, nn.Linear):
             dst.weight.lerp_(src.weight, tau)

@@ -12,8 +12,9 @@ RNM-TD3 (Vrce et al., arXiv 2602.14578): every linear layer of all six networks 
 twin critics, their targets) is an :class:`rl.nm_layers.NMLinear` whose forward pass uses
 ``W * mask`` with ``mask`` row-wise N:M, from the first step to the last. Online masks are
 re-projected from the dense latent weights every ``mask_update_interval`` gradient updates
-(SR-STE gradients let pruned weights grow back); targets are re-projected after every
-Polyak update. The Sparse Architecture Divergence (SAD, fraction of online mask entries
+(SR-STE gradients let pruned weights grow back); the targets' latent weights follow the
+online effective weights by Polyak averaging and their masks are re-projected from their
+own latent weights at the same interval (always N:M: a forward pass uses ``W * mask``). The Sparse Architecture Divergence (SAD, fraction of online mask entries
 that changed) is logged at every mask update. The paper does not state its interval or
 whether it keeps dense latent weights: ours are choices, documented in docs/rl.md.
 
@@ -535,9 +536,10 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
                     a_opt.step()
                     actor_loss_v = float(actor_loss.detach())
                     for online, tgt in ((actor, actor_t), (qf1, qf1_t), (qf2, qf2_t)):
-                        polyak_update(online, tgt, args.tau)
+                        polyak_update(online, tgt, args.tau, reproject=False)
                 if update_step % args.mask_update_interval == 0:
                     changed, total = update_masks((actor, qf1, qf2))
+                    update_masks((actor_t, qf1_t, qf2_t))  # targets: projection of their own latent weights
                     if total:
                         sad = changed / total
                         sad_log.write(step=global_step + 1, update=update_step, changed=changed, total=total, sad=round(sad, 8))

@@ -1,0 +1,110 @@
+"""Reduced-scale campaign driver: Hopper-v5 and HalfCheetah-v5, dense vs 2:4 vs 1:4 vs 1:8, 2 seeds.
+
+Runs ``nmlab train`` for every run of :func:`campaign_runs` in order, at most ``--jobs`` at a
+time (each single-threaded, ``nice -n 5``), passing ``--resume`` to runs that already have a
+checkpoint, so a later session continues the campaign by starting it again::
+
+    nohup setsid .venv/bin/python -m rl.campaign --root runs/reduced --steps 200000 > runs/reduced/campaign.log 2>&1 &
+
+A run is finished when its checkpoint's step equals ``--steps``. ``--status`` prints where
+every run stands and exits. Results are published by :mod:`rl.publish`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+ENVS = ("Hopper-v5", "HalfCheetah-v5")
+PATTERNS = ("dense", "2:4", "1:4", "1:8")
+
+
+def pattern_tag(pattern: str) -> str:
+    """'2:4' -> '2of4', 'dense' -> 'dense' (file-name safe)."""
+    return pattern.replace(":", "of")
+
+
+def run_name(env: str, pattern: str, seed: int) -> str:
+    """``hopper_2of4_s0``: lower-case env without -v5, pattern tag, seed."""
+    return f"{env.lower().replace('-v5', '')}_{pattern_tag(pattern)}_s{seed}"
+
+
+def campaign_runs(seeds: int = 2) -> list[tuple[str, str, int]]:
+    """(env, pattern, seed) in priority order: dense and 2:4 of both envs first, then 1:4 and 1:8, then the next seed."""
+    order = []
+    for seed in range(seeds):
+        for group in (("dense", "2:4"), ("1:4", "1:8")):
+            for env in ENVS:
+                order += [(env, p, seed) for p in group]
+    return order
+
+
+def run_step(run_dir: Path) -> Optional[int]:
+    """Steps done according to the run's checkpoint, or None without one."""
+    ckpt = run_dir / "checkpoint.pt"
+    if not ckpt.is_file():
+        return None
+    from rl.checkpoint import load_checkpoint
+
+    try:
+        return int(load_checkpoint(ckpt)["global_step"])
+    except Exception:  # a damaged checkpoint: report, never crash the driver
+        return -1
+
+
+def command(env: str, pattern: str, seed: int, run_dir: Path, steps: int, resume: bool) -> list[str]:
+    """The nmlab train command line of one run (default hyperparameters, 25k random start steps)."""
+    exe = str(Path(sys.executable).with_name("nmlab"))
+    cmd = ["nice", "-n", "5", exe, "train", "--env", env, "--sparsity", pattern, "--seed", str(seed),
+           "--steps", str(steps), "--out", str(run_dir), "--checkpoint-every", "10000", "--torch-threads", "1"]
+    return cmd + (["--resume"] if resume else [])
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", default="runs/reduced", help="directory holding one folder per run")
+    ap.add_argument("--steps", type=int, default=200_000, help="environment steps per run")
+    ap.add_argument("--seeds", type=int, default=2, help="seeds per (env, pattern)")
+    ap.add_argument("--jobs", type=int, default=2, help="runs at a time (one core each)")
+    ap.add_argument("--status", action="store_true", help="print each run's progress and exit")
+    args = ap.parse_args(argv)
+    root = Path(args.root)
+    root.mkdir(parents=True, exist_ok=True)
+    todo = []
+    for env, pattern, seed in campaign_runs(args.seeds):
+        run_dir = root / run_name(env, pattern, seed)
+        step = run_step(run_dir)
+        if args.status:
+            print(f"{run_dir.name:28s} {'-' if step is None else step:>8} / {args.steps}")
+        elif step is None or step < args.steps:
+            todo.append((env, pattern, seed, run_dir, step is not None))
+    if args.status:
+        return 0
+    env_vars = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    running: list[tuple[subprocess.Popen, str]] = []
+    while todo or running:
+        while todo and len(running) < args.jobs:
+            env, pattern, seed, run_dir, resume = todo.pop(0)
+            if not resume and run_dir.exists():
+                shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to continue
+            run_dir.mkdir(parents=True, exist_ok=True)
+            log = open(run_dir.parent / f"{run_dir.name}.log", "a")
+            cmd = command(env, pattern, seed, run_dir, args.steps, resume)
+            print(time.strftime("%H:%M:%S"), "start", " ".join(cmd), flush=True)
+            running.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env_vars), run_dir.name))
+        time.sleep(10)
+        for proc, name in list(running):
+            if proc.poll() is not None:
+                print(time.strftime("%H:%M:%S"), "done", name, "rc", proc.returncode, flush=True)
+                running.remove((proc, name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

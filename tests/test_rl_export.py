@@ -1,0 +1,138 @@
+"""nmlab export / evaluate / quantization, and the train CLI, on a short real MuJoCo run."""
+
+import csv
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from hwmodel.cli import main as nmlab
+from hwmodel.errors import NmlabError
+from hwmodel.sparsity import verify
+from hwmodel.workload import TD3_NETWORKS, load_workload
+from rl import td3
+from rl.evaluate import QUALITY_COLUMNS, append_quality_row, evaluate_run, quantize_actor
+from rl.export import load_run
+from rl.quant import check_bits, fake_quant_per_channel, fake_quant_per_tensor
+from rl.train_cmd import TRAIN_OPTIONS
+
+pytestmark = [pytest.mark.mujoco, pytest.mark.slow]
+
+SMALL = ["--learning-starts", "150", "--batch-size", "16", "--hidden", "32", "--eval-every", "300",
+         "--eval-episodes", "2", "--mask-update-interval", "40", "--no-tensorboard", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli") / "hc"
+    rc = nmlab(["train", "--env", "HalfCheetah-v5", "--sparsity", "1:8", "--steps", "300", "--seed", "1",
+                "--out", str(out), *SMALL])
+    assert rc == 0
+    return out
+
+
+def test_train_options_mirror_args():
+    fields = {f.name: f for f in dataclasses.fields(td3.Args)}
+    assert [o[0] for o in TRAIN_OPTIONS] == list(fields)
+    for name, typ, default, help_ in TRAIN_OPTIONS:
+        assert fields[name].default == default, name
+        assert fields[name].metadata["help"] == help_, name
+        assert fields[name].type in (typ.__name__, typ), name
+
+
+def test_export_writes_all_six_networks_with_real_masks(run_dir, tmp_path):
+    out = tmp_path / "w.nmw"
+    assert nmlab(["export", str(run_dir), "--out", str(out)]) == 0
+    wl = load_workload(out)
+    assert wl.networks == list(TD3_NETWORKS)
+    assert [l.name for l in wl.layers] == [f"{n}.fc{i}" for n in TD3_NETWORKS for i in (1, 2, 3)]
+    _, nets, _ = load_run(run_dir)
+    keys = {v: k for k, v in td3.NETWORK_EXPORT_NAMES.items()}
+    for layer in wl.layers:
+        net = layer.network
+        fc = int(layer.name[-1]) - 1
+        src = getattr(nets[keys[net]], f"fc{fc + 1}")
+        assert layer.pattern == "1:8" and layer.weight_bits == 32
+        assert (layer.in_features, layer.out_features) == (src.in_features, src.out_features)
+        assert verify(layer.mask, "1:8") is None
+        assert np.array_equal(layer.mask, src.mask.numpy())
+        assert np.array_equal(layer.weight, (src.weight * src.mask).detach().numpy())
+        assert np.array_equal(layer.bias, src.bias.detach().numpy())
+        assert not np.any(layer.weight[~layer.mask])
+    m = wl.meta
+    assert {k: m[k] for k in ("env", "method", "sparsity", "steps", "seed", "source", "run")} == {
+        "env": "HalfCheetah-v5", "method": "rnm-td3", "sparsity": "1:8", "steps": 300, "seed": 1,
+        "source": "nmlab train", "run": "hc"}
+    with open(run_dir / "eval.csv", newline="") as fh:
+        last = list(csv.DictReader(fh))[-1]
+    assert int(last["step"]) == 300
+    assert m["eval_return_mean"] == pytest.approx(float(last["return_mean"]))
+    assert m["eval_return_std"] == pytest.approx(float(last["return_std"]))
+
+
+def test_evaluate_full_precision_matches_training_eval_and_csv(run_dir, tmp_path):
+    row = evaluate_run(run_dir, 32, episodes=2)
+    with open(run_dir / "eval.csv", newline="") as fh:
+        last = list(csv.DictReader(fh))[-1]
+    assert row["return_mean"] == pytest.approx(float(last["return_mean"]), abs=1e-3)
+    table = tmp_path / "quality.csv"
+    for bits in (32, 4, 32):  # the repeated 32-bit row replaces the first
+        assert nmlab(["evaluate", str(run_dir), "--bits", str(bits), "--episodes", "1", "--csv", str(table)]) == 0
+    with open(table, newline="") as fh:
+        reader = csv.DictReader(fh)
+        rows = list(reader)
+    assert reader.fieldnames == QUALITY_COLUMNS
+    assert [(r["bits"], r["sparsity"], r["method"], r["steps"], r["episodes"]) for r in rows] == [
+        ("32", "1:8", "rnm-td3", "300", "1"), ("4", "1:8", "rnm-td3", "300", "1")]
+
+
+def test_quantized_actor_keeps_its_mask_and_changes_its_weights(run_dir):
+    _, nets, _ = load_run(run_dir)
+    before = {n: (getattr(nets["actor"], n).weight * getattr(nets["actor"], n).mask).detach().clone() for n in ("fc1", "fc2", "fc3")}
+    actor = quantize_actor(nets["actor"], 3)
+    for n, w0 in before.items():
+        layer = getattr(actor, n)
+        w = (layer.weight * layer.mask).detach()
+        assert (w[w0 == 0] == 0).all()  # pruned weights stay exactly zero
+        assert not torch.equal(w, w0)
+        for row in w:  # 3 bits: at most 7 distinct levels per output channel
+            assert len(torch.unique(row)) <= 7
+
+
+def test_fake_quant_error_is_bounded_by_half_a_step():
+    w = torch.randn(16, 40)
+    for bits in (2, 4, 8, 16):
+        q = fake_quant_per_channel(w, bits)
+        step = w.abs().amax(1, keepdim=True) / (2 ** (bits - 1) - 1)
+        assert ((q - w).abs() <= step / 2 + 1e-6).all()
+        assert torch.equal(fake_quant_per_channel(torch.zeros(2, 3), bits), torch.zeros(2, 3))
+    assert torch.equal(fake_quant_per_channel(w, 32), w)
+    x = torch.randn(5, 7)
+    assert len(torch.unique(fake_quant_per_tensor(x, 2))) <= 3
+    assert torch.equal(fake_quant_per_tensor(x, 32), x)
+    for bad in (1, 33, 0):
+        with pytest.raises(NmlabError, match="bits"):
+            check_bits(bad)
+
+
+def test_cli_errors_are_one_line(run_dir, tmp_path, capsys):
+    assert nmlab(["evaluate", str(run_dir), "--bits", "1"]) == 2
+    assert nmlab(["train", "--sparsity", "3:2", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
+    assert nmlab(["export", str(tmp_path / "missing"), "--out", str(tmp_path / "y.nmw")]) == 2
+    assert nmlab(["train", "--env", "Hopper-v5", "--resume", "--out", str(run_dir), "--steps", "400"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 4 and all(line.startswith("nmlab ") and ": error: " in line for line in err)
+    assert "resume: env" in err[-1]
+    assert not (tmp_path / "y.nmw").exists()
+
+
+def test_quality_rows_replace_same_key(tmp_path):
+    path = tmp_path / "q.csv"
+    row = dict(env="Hopper-v5", method="td3", sparsity="dense", bits=8, seed=0, steps=100, episodes=1, return_mean=1.0, return_std=0.0)
+    append_quality_row(path, row)
+    append_quality_row(path, {**row, "seed": 1})
+    append_quality_row(path, {**row, "steps": 200, "return_mean": 2.0})
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["seed"], r["steps"], r["return_mean"]) for r in rows] == [("0", "200", "2.0"), ("1", "100", "1.0")]
