@@ -7,3 +7,43 @@ import argparse
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this package's subcommands to the nmlab parser."""
+    p = sub.add_parser("report", help="Pareto report of a sweep: DIR/report/{index.html,summary.md,fronts.json,*.png}",
+                       description="Self-contained HTML (works offline), PNG figures, a Markdown summary and the "
+                       "fronts as data (docs/reports.md).")
+    p.add_argument("dir", help="sweep output directory (holds points.parquet)")
+    p.add_argument("--no-png", action="store_true", help="skip the matplotlib PNG figures")
+    p.set_defaults(func=_report)
+
+    c = sub.add_parser("check", help="check a design point against latency, energy and SRAM budgets (exit 0 pass, 1 fail)",
+                       description="Pass or fail per requirement, with the reason in words. Exit status 0 when all "
+                       "pass, 1 when any fails, 2 for bad input.")
+    c.add_argument("design", help="design YAML file or bundled design name")
+    c.add_argument("--workload", default=None, help="workload file (.nmw); default: the bundled default workload")
+    c.add_argument("--latency-budget", default=None, metavar="TIME", help="e.g. 1ms, 250us (units s, ms, us, ns)")
+    c.add_argument("--energy-budget", default=None, metavar="ENERGY", help="e.g. 5uJ (units J, mJ, uJ, nJ, pJ)")
+    c.add_argument("--sram-budget", default=None, metavar="SIZE",
+                   help="e.g. 512KB, 0.5MiB (units B, KB, MB, GB, KiB, MiB, GiB); default without any budget: "
+                   "the design's own SRAM for weights")
+    c.add_argument("--patterns", default=None, help="comma list, e.g. 2:4,1:8 (default: the workload's own pattern)")
+    c.add_argument("--bits", default=None, help="comma list, e.g. 8,4 (default: 8)")
+    c.add_argument("--batch", type=int, default=None, help="batch size (default 1 for inference, 256 for train_step)")
+    c.add_argument("--scenario", default="inference", choices=("inference", "train_step"))
+    c.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    c.set_defaults(func=_check)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from reports.build import build_report
+
+    info = build_report(args.dir, pngs=not args.no_png)
+    print(f"report of {info['points']} points, {info['fronts']} fronts: {info['dir']}/index.html "
+          f"(+ summary.md, fronts.json, {len(info['pngs'])} PNGs)")
+    if info["missing_return"]:
+        print(f"note: {info['missing_return']} points have no evaluation return; they are left out of the return fronts")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from reports.check import main
+
+    return main(args)

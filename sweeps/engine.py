@@ -121,6 +121,7 @@ class _RayPool:
 def write_manifest(out: Path, manifest: dict[str, Any]) -> None:
     with atomic_write(out / MANIFEST, "w") as fh:
         json.dump(manifest, fh, indent=1, default=str)
+    (out / MANIFEST).chmod(0o644)
 
 
 def read_manifest(out: Path) -> dict[str, Any]:

@@ -116,6 +116,7 @@ def consolidate(out: Path, order: dict[str, int], extra_columns: Optional[Any] =
         table = extra_columns(table)
     with atomic_write(out / TABLE) as fh:
         pq.write_table(table, fh)
+    (out / TABLE).chmod(0o644)  # atomic_write's temporary file is private; the table is for sharing
     return table
 
 

@@ -38,10 +38,12 @@ def fake_evaluate(point: dict) -> dict:
     delay = float(os.environ.get("FAKE_EVAL_DELAY_S", "0"))
     if delay:
         time.sleep(delay)
+    energy_pj = 1e3 * point["batch"] * density * point["bits"] * (1 + seed)
     return {
         **config_columns(point),
         "latency_s": 1e-6 * point["batch"] * density * (1 + seed),
-        "energy_pj": 1e3 * point["batch"] * density * point["bits"] * (1 + seed),
+        "energy_pj": energy_pj,
+        "energy_mac_pj": 0.5 * energy_pj, "energy_sram_pj": 0.3 * energy_pj, "energy_dram_pj": 0.2 * energy_pj,
         "model_bytes": 1e4 * density * point["bits"] / 8,
         "fits_in_sram": bool(seed > 0.5),
         "area_mm2": None,

@@ -1,0 +1,62 @@
+"""``nmlab report DIR``: fronts.json, index.html, PNGs and summary.md under ``DIR/report``."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from concurrent.futures import ProcessPoolExecutor
+
+from hwmodel.io import atomic_write
+from reports import figures, html, summary
+from reports.data import load_sweep
+from reports.fronts import compute_fronts, fronts_document
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def build_report(out: str | Path, pngs: bool = True) -> dict[str, Any]:
+    """Write the report of the sweep in ``out``; returns paths and counts."""
+    out = Path(out)
+    df, manifest = load_sweep(out)
+    rdir = out / "report"
+    rdir.mkdir(parents=True, exist_ok=True)
+    notes = []
+    n_missing = int(df.return_mean.isna().sum())
+    if n_missing:
+        one_shot = int((df.get("mask_source") == "one-shot").sum()) if "mask_source" in df else 0
+        notes.append(
+            f"{n_missing} of {len(df)} points have no evaluation return ({one_shot} pruned one-shot, never evaluated; "
+            f"the others have no entry in the quality table): they are left out of the return fronts "
+            f"(return vs energy, return vs latency, model size vs return) and kept in energy vs latency."
+        )
+    if manifest and not manifest.get("complete", True):
+        notes.append("The sweep in this directory is not complete: run nmlab sweep again to finish it.")
+    fronts = compute_fronts(df)
+    doc = fronts_document(fronts, notes=notes)
+    with atomic_write(rdir / "fronts.json", "w") as fh:
+        json.dump(doc, fh, indent=1)
+    # matplotlib is the slow part: draw the PNGs in worker processes while this one writes the page.
+    jobs = figures.png_jobs(df, fronts, rdir) if pngs else []
+    workers = min(len(jobs), _cpus())
+    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+    futures = [pool.submit(figures._run_job, j) for j in jobs] if pool else []
+    try:
+        with atomic_write(rdir / "index.html", "w") as fh:
+            fh.write(html.render(df, fronts, manifest, notes))
+        png_paths = [f.result() for f in futures] if pool else [figures._run_job(j) for j in jobs]
+    finally:
+        if pool:
+            pool.shutdown(cancel_futures=True)
+    with atomic_write(rdir / "summary.md", "w") as fh:
+        fh.write(summary.render(df, fronts, png_paths, notes))
+    for name in ("fronts.json", "index.html", "summary.md"):
+        (rdir / name).chmod(0o644)  # atomic_write's temporary files are private
+    return {"dir": rdir, "fronts": len(fronts), "pngs": png_paths, "points": len(df), "missing_return": n_missing}

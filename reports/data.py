@@ -1,0 +1,104 @@
+"""Loading a sweep directory for reporting, and the display conventions shared by all outputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Optional
+
+import pandas as pd
+
+from hwmodel.errors import NmlabError
+
+REQUIRED = ("point_id", "env", "pattern", "bits", "design", "scenario", "batch", "latency_s", "energy_pj")
+
+#: column -> (label with unit, factor from stored unit to displayed unit)
+DISPLAY = {
+    "latency_s": ("latency (us)", 1e6),
+    "energy_pj": ("energy per pass (uJ)", 1e-6),
+    "model_bytes": ("model size (KB)", 1e-3),
+    "return_mean": ("evaluation return", 1.0),
+}
+
+ENERGY_COMPONENTS = ("mac", "sram", "reg", "metadata", "mux", "dram", "leakage")
+
+
+def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """The table ``DIR/points.parquet`` and the manifest ``DIR/sweep.json`` (empty if absent)."""
+    out = Path(out)
+    table = out / "points.parquet"
+    if not table.is_file():
+        raise NmlabError(f"report: {table} not found; run nmlab sweep --out {out} first")
+    try:
+        df = pd.read_parquet(table)
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise NmlabError(f"report: {table}: unreadable ({exc})") from None
+    missing = [c for c in REQUIRED if c not in df.columns]
+    if missing:
+        raise NmlabError(f"report: {table}: column {missing[0]!r} missing (not a sweep table?)")
+    if df.empty:
+        raise NmlabError(f"report: {table}: no rows")
+    for col in ("return_mean", "model_bytes"):
+        if col not in df.columns:
+            df[col] = float("nan")
+    manifest: dict[str, Any] = {}
+    mpath = out / "sweep.json"
+    if mpath.is_file():
+        try:
+            manifest = json.loads(mpath.read_text())
+        except ValueError:
+            manifest = {}
+    return df, manifest
+
+
+def shown(col: str, values):
+    """Values of ``col`` in display units."""
+    return values * DISPLAY.get(col, ("", 1.0))[1]
+
+
+def label(col: str) -> str:
+    return DISPLAY.get(col, (col, 1.0))[0]
+
+
+def section_key(env: str, scenario: str, batch: int) -> str:
+    return f"{env} - {scenario.replace('_', ' ')} (batch {batch})"
+
+
+def pattern_order(patterns) -> list[str]:
+    """Dense first, then N:M by decreasing density (2:4, 1:4, 1:8...)."""
+    def key(p: str):
+        if p == "dense":
+            return (0, 0.0, p)
+        try:
+            n, m = (int(x) for x in p.split(":"))
+            return (1, -n / m, p)
+        except ValueError:
+            return (2, 0.0, p)
+    return sorted(set(patterns), key=key)
+
+
+def fmt_bytes(n: Optional[float]) -> str:
+    if n is None or n != n:
+        return "n/a"
+    for unit, f in (("MB", 1e6), ("KB", 1e3)):
+        if n >= f:
+            return f"{n / f:.3g} {unit}"
+    return f"{n:.0f} B"
+
+
+def fmt_time(s: float) -> str:
+    if s != s:
+        return "n/a"
+    for unit, f in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if s >= f:
+            return f"{s / f:.3g} {unit}"
+    return f"{s / 1e-9:.3g} ns"
+
+
+def fmt_energy(pj: float) -> str:
+    if pj != pj:
+        return "n/a"
+    for unit, f in (("J", 1e12), ("mJ", 1e9), ("uJ", 1e6), ("nJ", 1e3)):
+        if pj >= f:
+            return f"{pj / f:.3g} {unit}"
+    return f"{pj:.3g} pJ"

@@ -1,0 +1,59 @@
+"""The Markdown summary ``DIR/report/summary.md``: fronts as tables, best ratios, links to the PNGs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from reports.data import fmt_bytes, fmt_energy, fmt_time, pattern_order, section_key
+from reports.fronts import FRONT_SPECS
+
+
+def _front_rows(df: pd.DataFrame, ids: list[str]) -> str:
+    if not ids:
+        return "_no points_\n"
+    f = df.set_index("point_id").loc[ids].reset_index()
+    lines = ["| design | pattern | bits | mask | latency | energy | model size | fits SRAM | return | id |",
+             "|---|---|---:|---|---:|---:|---:|---|---:|---|"]
+    for r in f.itertuples():
+        ret = "missing" if r.return_mean != r.return_mean else f"{r.return_mean:.0f}"
+        fits = getattr(r, "fits_in_sram", None)
+        lines.append(f"| {r.design} | {r.pattern} | {r.bits} | {r.mask_source} | {fmt_time(r.latency_s)} | "
+                     f"{fmt_energy(r.energy_pj)} | {fmt_bytes(r.model_bytes)} | {'yes' if fits else 'no'} | {ret} | `{r.point_id}` |")
+    return "\n".join(lines) + "\n"
+
+
+def render(df: pd.DataFrame, fronts: list[dict[str, Any]], pngs: list[Path], notes: list[str]) -> str:
+    designs = sorted(df.design.unique())
+    out = [
+        "# nmlab sweep summary\n",
+        f"{len(df)} points: envs {', '.join(sorted(df.env.unique()))}; designs {', '.join(designs)}; "
+        f"patterns {', '.join(pattern_order(df.pattern))}; bits {', '.join(str(b) for b in sorted(df.bits.unique(), reverse=True))}; "
+        f"scenarios {', '.join(sorted({f'{s} (batch {b})' for s, b in zip(df.scenario, df.batch)}))}.\n",
+        "Fronts as data: `fronts.json` (point ids, objectives and senses); interactive page: `index.html`.\n",
+    ]
+    out += [f"> {n}\n" for n in notes]
+    by = {(f["name"], f["group"]["env"], f["group"]["scenario"], f["group"]["batch"]): f
+          for f in fronts if f["group"]["design"] is None}
+    for (env, sc, batch), rows in df.groupby(["env", "scenario", "batch"], sort=True):
+        out.append(f"\n## {section_key(env, sc, int(batch))}\n")
+        dense = rows[(rows.pattern != "dense") & rows.speedup_vs_dense_ref.notna()] if "speedup_vs_dense_ref" in rows else rows.iloc[:0]
+        if len(dense):
+            best = dense.loc[dense.speedup_vs_dense_ref.idxmax()]
+            low = dense.loc[dense.energy_ratio_vs_dense_ref.idxmin()]
+            out.append(f"Largest speedup vs dense: {best.speedup_vs_dense_ref:.2f}x ({best.pattern} at {best.bits} bits on "
+                       f"{best.design}); lowest energy ratio: {low.energy_ratio_vs_dense_ref:.2f} ({low.pattern} at "
+                       f"{low.bits} bits on {low.design}).\n")
+        for spec in FRONT_SPECS:
+            f = by.get((spec.name, env, sc, int(batch)))
+            if f is None:
+                continue
+            obj = ", ".join(f"{o['sense']} {o['column']}" for o in f["objectives"])
+            extra = f"; {f['excluded_missing']} points without return left out" if f["excluded_missing"] else ""
+            out.append(f"\n**{spec.title}** ({obj}; {len(f['point_ids'])} of {f['candidates']} points on the front{extra})\n\n")
+            out.append(_front_rows(rows, f["point_ids"]))
+    out.append("\n## Figures\n")
+    out += [f"![{p.stem}]({p.name})\n" for p in pngs]
+    return "\n".join(out)

@@ -1,0 +1,111 @@
+"""Pareto fronts equal a brute-force O(n^2) recomputation (random tables with ties, and real sweeps)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from reports.fronts import FRONT_SPECS, compute_fronts, group_rows, pareto_mask
+
+
+def brute_force_front(rows: list[tuple[str, tuple[float, ...]]], senses: list[str]) -> set[str]:
+    """Ids of rows no other row dominates, by checking every pair."""
+    def better_eq(x, y, s):
+        return x <= y if s == "min" else x >= y
+
+    def better(x, y, s):
+        return x < y if s == "min" else x > y
+
+    front = set()
+    for pid, v in rows:
+        dominated = False
+        for qid, w in rows:
+            if qid == pid:
+                continue
+            if all(better_eq(w[k], v[k], s) for k, s in enumerate(senses)) and any(better(w[k], v[k], s) for k, s in enumerate(senses)):
+                dominated = True
+                break
+        if not dominated:
+            front.add(pid)
+    return front
+
+
+# Few distinct values so that ties (equal in one or both objectives) are common.
+small_values = st.sampled_from([0.0, 1.0, 1.5, 2.0, 3.0, 1e-9, 7.0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(small_values, small_values), min_size=0, max_size=40),
+       st.sampled_from(["min", "max"]), st.sampled_from(["min", "max"]))
+def test_pareto_mask_2d_equals_brute_force(values, s0, s1):
+    rows = [(str(i), v) for i, v in enumerate(values)]
+    mask = pareto_mask(np.array(values, dtype=float).reshape(-1, 2), [s0, s1])
+    assert {str(i) for i in np.flatnonzero(mask)} == brute_force_front(rows, [s0, s1])
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.tuples(small_values, small_values, small_values), min_size=1, max_size=30))
+def test_pareto_mask_3d_equals_brute_force(values):
+    senses = ["min", "max", "min"]
+    rows = [(str(i), v) for i, v in enumerate(values)]
+    mask = pareto_mask(np.array(values, dtype=float), senses)
+    assert {str(i) for i in np.flatnonzero(mask)} == brute_force_front(rows, senses)
+
+
+def test_identical_points_are_all_on_the_front():
+    mask = pareto_mask(np.array([[1.0, 1.0], [1.0, 1.0], [2.0, 2.0]]), ["min", "min"])
+    assert mask.tolist() == [True, True, False]
+
+
+def check_fronts_against_table(df: pd.DataFrame, fronts: list[dict]) -> int:
+    """Recompute every front of ``fronts`` by brute force from ``df``; returns how many were checked."""
+    for f in fronts:
+        g = group_rows(df, f["group"])
+        cols = [o["column"] for o in f["objectives"]]
+        senses = [o["sense"] for o in f["objectives"]]
+        ok = g[cols].notna().all(axis=1)
+        rows = [(pid, tuple(float(x) for x in vals)) for pid, vals in zip(g.point_id[ok], g[cols][ok].to_numpy())]
+        assert set(f["point_ids"]) == brute_force_front(rows, senses), (f["name"], f["group"])
+        assert len(f["point_ids"]) == len(set(f["point_ids"]))
+        assert f["candidates"] == int(ok.sum()) and f["excluded_missing"] == int((~ok).sum())
+    return len(fronts)
+
+
+tables = st.integers(min_value=1, max_value=40).flatmap(
+    lambda n: st.fixed_dictionaries({
+        "energy_pj": st.lists(small_values, min_size=n, max_size=n),
+        "latency_s": st.lists(small_values, min_size=n, max_size=n),
+        "model_bytes": st.lists(small_values, min_size=n, max_size=n),
+        "return_mean": st.lists(st.one_of(small_values, st.just(float("nan"))), min_size=n, max_size=n),
+        "design": st.lists(st.sampled_from(["a", "b"]), min_size=n, max_size=n),
+        "env": st.lists(st.sampled_from(["Hopper-v5", "Ant-v5"]), min_size=n, max_size=n),
+        "scenario": st.lists(st.sampled_from(["inference", "train_step"]), min_size=n, max_size=n),
+    })
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(tables)
+def test_compute_fronts_on_random_tables(data):
+    df = pd.DataFrame(data)
+    df["batch"] = np.where(df.scenario == "inference", 1, 256)
+    df["point_id"] = [f"p{i:03d}" for i in range(len(df))]
+    fronts = compute_fronts(df)
+    assert check_fronts_against_table(df, fronts) == len(fronts) > 0
+    # Rows with a missing return are excluded from return fronts but kept in energy vs latency.
+    for f in fronts:
+        g = group_rows(df, f["group"])
+        if f["name"] == "energy_vs_latency":
+            assert f["excluded_missing"] == 0 and f["candidates"] == len(g)
+        else:
+            assert f["excluded_missing"] == int(g.return_mean.isna().sum())
+
+
+def test_front_specs_have_senses():
+    for spec in FRONT_SPECS:
+        assert all(s in ("min", "max") for _, s in spec.objectives)

@@ -1,0 +1,239 @@
+"""nmlab report: the page loads offline in a real headless Chromium without console errors and draws its plots.
+
+The browser is driven over the DevTools protocol on a pipe (``--remote-debugging-pipe``:
+NUL-separated JSON on fds 3 and 4), so no websocket library is needed. Every network
+request the page makes is recorded: a self-contained page makes none besides itself.
+Skipped with a message when Chromium is not installed (``make system-deps`` installs it).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reports.build import build_report
+from sweeps import api
+from tests.test_sweep_engine import fake_evaluate, write_config
+
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--remote-debugging-pipe"]
+
+
+class Browser:
+    """A minimal DevTools-protocol client over Chromium's debugging pipe."""
+
+    def __init__(self):
+        self.profile = tempfile.mkdtemp(prefix="nmlab-chromium-")
+        r_in, self._w = os.pipe()    # we write commands -> chromium reads fd 3
+        self._r, w_out = os.pipe()   # chromium writes fd 4 -> we read
+        def to_fds_3_and_4():
+            # Copy above 10 first so neither dup2 can clobber the other's source.
+            a, b = fcntl.fcntl(r_in, fcntl.F_DUPFD, 10), fcntl.fcntl(w_out, fcntl.F_DUPFD, 10)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        self.proc = subprocess.Popen(
+            [CHROMIUM, *FLAGS, f"--user-data-dir={self.profile}", "about:blank"],
+            pass_fds=(3, 4), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=to_fds_3_and_4,
+        )
+        os.close(r_in)
+        os.close(w_out)
+        self._buf = b""
+        self._id = 0
+        self.events: list[dict] = []
+
+    def _read_message(self, timeout: float) -> dict:
+        import select
+
+        deadline = time.monotonic() + timeout
+        while b"\0" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self._r], [], [], left)[0]:
+                raise TimeoutError("no message from chromium")
+            chunk = os.read(self._r, 1 << 16)
+            if not chunk:
+                raise RuntimeError("chromium closed the pipe")
+            self._buf += chunk
+        raw, self._buf = self._buf.split(b"\0", 1)
+        return json.loads(raw)
+
+    def send(self, method: str, params: dict | None = None, session: str | None = None, timeout: float = 30) -> dict:
+        self._id += 1
+        msg = {"id": self._id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        os.write(self._w, json.dumps(msg).encode() + b"\0")
+        while True:
+            reply = self._read_message(timeout)
+            if reply.get("id") == self._id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return reply.get("result", {})
+            self.events.append(reply)
+
+    def wait_event(self, method: str, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        for ev in self.events:
+            if ev.get("method") == method:
+                return ev
+        while True:
+            ev = self._read_message(max(0.01, deadline - time.monotonic()))
+            self.events.append(ev)
+            if ev.get("method") == method:
+                return ev
+
+    def drain(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                self.events.append(self._read_message(end - time.monotonic()))
+            except TimeoutError:
+                return
+
+    def close(self) -> None:
+        try:
+            self.send("Browser.close", timeout=5)
+        except Exception:
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        os.close(self._w)
+        os.close(self._r)
+        shutil.rmtree(self.profile, ignore_errors=True)
+
+
+def load_page(url: str) -> tuple[Browser, str]:
+    b = Browser()
+    target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+    session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+    for domain in ("Runtime", "Log", "Network", "Page"):
+        b.send(f"{domain}.enable", session=session)
+    b.send("Page.navigate", {"url": url}, session=session)
+    b.wait_event("Page.loadEventFired", timeout=90)
+    b.drain(1.0)  # let late console messages and requests arrive
+    return b, session
+
+
+def problems(events: list[dict], page_url: str) -> list[str]:
+    """Console errors/warnings, uncaught exceptions, log errors and any request other than the page."""
+    out = []
+    for ev in events:
+        m, p = ev.get("method"), ev.get("params", {})
+        if m == "Runtime.consoleAPICalled" and p.get("type") in ("error", "warning", "assert"):
+            out.append(f"console.{p['type']}: {[a.get('value', a.get('description')) for a in p.get('args', [])]}")
+        elif m == "Runtime.exceptionThrown":
+            out.append(f"exception: {p['exceptionDetails'].get('exception', {}).get('description') or p['exceptionDetails'].get('text')}")
+        elif m == "Log.entryAdded" and p["entry"]["level"] in ("error", "warning"):
+            out.append(f"log {p['entry']['level']}: {p['entry']['text']} {p['entry'].get('url', '')}")
+        elif m == "Network.requestWillBeSent":
+            url = p["request"]["url"]
+            if url != page_url and not url.startswith("data:"):
+                out.append(f"network request: {url}")
+    return out
+
+
+needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (run `make system-deps`): browser test skipped")
+
+
+@pytest.fixture(scope="module")
+def report_dir(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("report")
+    out = tmp / "sweep"
+    api.run(write_config(tmp, chunk_size=50), out, workers=1, evaluate=fake_evaluate, progress=False)
+    # Give the trained points a return so the return fronts have something to show.
+    df = pd.read_parquet(out / "points.parquet")
+    trained = df.mask_source == "trained"
+    df.loc[trained, "return_mean"] = 3000.0 - 200.0 * (df.loc[trained, "bits"] < 8) - 100.0 * (df.loc[trained, "pattern"] != "dense")
+    df.loc[trained, "return_missing"] = False
+    df.to_parquet(out / "points.parquet")
+    build_report(out)
+    return out
+
+
+@needs_chromium
+def test_page_loads_offline_without_errors_and_draws_every_plot(report_dir):
+    page = report_dir / "report" / "index.html"
+    url = page.resolve().as_uri()
+    b, session = load_page(url)
+    try:
+        found = problems(b.events, url)
+        assert found == [], found
+        result = b.send("Runtime.evaluate", {"returnByValue": True, "expression": """
+            Array.from(document.querySelectorAll('div.plot')).map(function (d) {
+              return {id: d.id, svg: d.querySelectorAll('svg.main-svg').length,
+                      traces: d.querySelectorAll('.scatterlayer .trace, .barlayer .trace').length,
+                      points: d.querySelectorAll('.scatterlayer .point, .barlayer .point').length};
+            })"""}, session=session)["result"]["value"]
+    finally:
+        b.close()
+    html = page.read_text()
+    n_plots = html.count('class="plot"')
+    assert n_plots == len(result) > 0
+    for plot in result:
+        assert plot["svg"] >= 1 and plot["traces"] >= 1 and plot["points"] >= 1, plot
+
+
+@needs_chromium
+def test_problem_detection_works(tmp_path):
+    """The checks above can fail: a page with a console error and a network fetch is caught."""
+    bad = tmp_path / "bad.html"
+    bad.write_text('<html><body><script>console.error("boom")</script><img src="http://127.0.0.1:9/x.png"></body></html>')
+    url = bad.resolve().as_uri()
+    b, _ = load_page(url)
+    try:
+        found = problems(b.events, url)
+    finally:
+        b.close()
+    assert any("boom" in f for f in found) and any("127.0.0.1:9" in f for f in found), found
+
+
+def test_page_is_self_contained(report_dir):
+    html = (report_dir / "report" / "index.html").read_text()
+    assert "<script src=" not in html and "<link " not in html  # nothing loaded from elsewhere
+    assert "Plotly.newPlot" in html and len(html) > 3_000_000  # plotly.js (~3.5 MB) is inlined
+
+
+def test_fronts_json_equals_brute_force_from_parquet(report_dir):
+    from tests.test_report_fronts import check_fronts_against_table
+
+    doc = json.loads((report_dir / "report" / "fronts.json").read_text())
+    assert doc["format"] == "nmlab-fronts" and doc["version"] == 1
+    df = pd.read_parquet(report_dir / doc["table"].replace("../", ""))
+    names = {f["name"] for f in doc["fronts"]}
+    assert names == {"return_vs_energy", "return_vs_latency", "energy_vs_latency", "size_vs_return"}
+    assert check_fronts_against_table(df, doc["fronts"]) == len(doc["fronts"])
+    # Energy vs latency keeps points without return; the return fronts leave them out.
+    for f in doc["fronts"]:
+        if f["name"] == "energy_vs_latency":
+            assert f["excluded_missing"] == 0
+        elif f["group"]["design"] is None:
+            assert f["excluded_missing"] > 0
+
+
+def test_report_files_and_missing_returns_are_said(report_dir):
+    r = report_dir / "report"
+    for name in ("index.html", "summary.md", "fronts.json", "front_return_vs_energy.png", "front_energy_vs_latency.png",
+                 "speedup_vs_dense.png", "energy_ratio_vs_dense.png"):
+        assert (r / name).is_file() and (r / name).stat().st_size > 0, name
+    md = (r / "summary.md").read_text()
+    df = pd.read_parquet(report_dir / "points.parquet")
+    n_missing = int(df.return_mean.isna().sum())
+    assert n_missing > 0 and f"{n_missing} of {len(df)} points have no evaluation return" in md
+    assert "left out of the return fronts" in (r / "index.html").read_text()
+    for png in r.glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
