@@ -205,7 +205,7 @@ def energy_reference_table(design: Design, bits: int, hw_m: Optional[int]) -> tu
     return {"ERT": {"version": "0.4", "tables": tables}}, derivation
 
 
-def render(design: Design, layer, batch: int, bits: int, sim_layer) -> dict[str, str]:
+def render(design: Design, layer, batch: int, bits: int, sim_layer, extra: Optional[dict] = None) -> dict[str, str]:
     """All export files as text, keyed by file name (nothing touches the disk here).
 
     Args:
@@ -213,6 +213,7 @@ def render(design: Design, layer, batch: int, bits: int, sim_layer) -> dict[str,
         layer: the workload :class:`~hwmodel.workload.Layer` exported (its forward GEMM).
         batch: M, batch rows. bits: weight bitwidth of the run.
         sim_layer: our model's :class:`~hwmodel.result.LayerResult` for that GEMM.
+        extra: ``SimResult.extra`` of that run (residency), recorded in nmlab_point.yaml.
     """
     from hwmodel.sparsity import parse_pattern
 
@@ -232,6 +233,8 @@ def render(design: Design, layer, batch: int, bits: int, sim_layer) -> dict[str,
         "weight_density_real_mask": round(float(layer.density), 6),
         "weight_density_exported": density if density is not None else 1.0,
         "metadata_word_bits": meta_bits,
+        "residency": (extra or {}).get("residency"),
+        "weights_resident_in_sram": (extra or {}).get("weights_resident"),
         "figures": {key: float(v) for key, v in f.to_dict().items()},
         "ert_derivation": derivation,
         "not_exported": "DRAM latency and the metadata-path bandwidth (Timeloop has no such attribute); "
@@ -307,4 +310,4 @@ def export_timeloop(design, workload, layer_name: str, out: str | os.PathLike, b
     layer = matches[0]
     res = hwmodel.simulate(Workload([layer], dict(wl.meta)), d, batch=batch, bits=bits, with_dense=False)
     fwd = next(r for r in res.layers if r.phase == "forward")
-    return write_folder(render(d, layer, batch, bits, fwd), out)
+    return write_folder(render(d, layer, batch, bits, fwd, res.extra), out)
