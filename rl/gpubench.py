@@ -28,11 +28,15 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 #: Relative error bound (max |Y - ref| / max |ref|) per output dtype of the check.
-TOLERANCE = {"bfloat16": 2e-2, "float16": 5e-3, "int32": 1e-6, "float32": 1e-3}
+#: Loose enough for fp16 accumulation over k = 16384, tight enough to catch a wrong alg_id
+#: (pytorch#155333: those are off by O(1)).
+TOLERANCE = {"bfloat16": 2e-2, "float16": 1e-2, "int32": 1e-6, "float32": 1e-3}
 _DEFAULT_L2_BYTES = 50 * 2**20
 #: Where tensors are made. Always "cuda" in a bench; the CPU tests of the TD3 step logic set
 #: "cpu" (with stand-ins for the cuSPARSELt ops, which exist only on CUDA).
 DEVICE = "cuda"
+#: Wall-clock cap on one case's cuSPARSELt alg_id search (the run has a fixed budget).
+SEARCH_SECONDS = 3.0
 
 
 def _torchfree_modules():
@@ -351,15 +355,22 @@ def run_sparse_cslt(torch, case, env: Environment, args, row: dict[str, Any]) ->
     def check(y, tr: bool) -> float:
         return rel_error(torch, (y if tr else y.t()).float(), ref)
 
-    variant, last_exc = None, None
+    # The first (layout, output dtype) that runs and is right at alg 0; else the first that
+    # runs (the search below may still find a correct alg_id).
+    variant, fallback, last_exc = None, None, None
     for tr, od in _cslt_variants(case.dtype, torch):
         try:
             y = call(x0, c0, 0, tr, od)
             torch.cuda.synchronize()
-            variant = (tr, od)
-            break
         except Exception as exc:  # noqa: BLE001 - try the next layout / output dtype
             last_exc = exc
+            continue
+        name = str(od).replace("torch.", "") if od is not None else case.dtype
+        if check(y, tr) <= TOLERANCE.get(name, 2e-2):
+            variant = (tr, od)
+            break
+        fallback = fallback or (tr, od)
+    variant = variant or fallback
     if variant is None:
         raise RuntimeError(f"no cuSPARSELt variant ran: {type(last_exc).__name__}: {last_exc}")
     tr, od = variant
@@ -369,7 +380,10 @@ def run_sparse_cslt(torch, case, env: Environment, args, row: dict[str, Any]) ->
 
     # Algorithm search: run, check and time every alg_id; keep the fastest correct one.
     tried, wrong, best = 0, 0, None
+    search_end = time.monotonic() + SEARCH_SECONDS
     for alg in range(_max_alg_id(torch)):
+        if time.monotonic() > search_end:
+            break
         try:
             y = call(x0, c0, alg, tr, od)
             torch.cuda.synchronize()
@@ -440,7 +454,7 @@ def run_sparse_api(torch, case, env: Environment, args, row: dict[str, Any]) -> 
     row.update(rotate_sets=n_sets, set_bytes=set_bytes)
     fn = lambda i: F.linear(sets[i][0], sets[i][1])  # noqa: E731
     measure(torch, fn, n_sets, args.target_ms * 1000.0, row)
-    if not args.no_profile:
+    if not args.no_profile and (case.kind == "gemm" or case.m != mp):  # the padded calls matter
         row["kernels_per_call"] = count_kernels(torch, lambda: fn(0))
 
 
