@@ -11,8 +11,9 @@ Equations (docs/hwmodel.md has the derivation):
 * ``tensor_core``, U units of width W: a fold covers tn = min(U, N) outputs of tm = U // tn
   batch rows; it takes ``ceil(K'/W)`` cycles per pass, pipelined; plus one pipeline fill.
 
-K' is the reduction the array actually walks: K dense, ``n * ceil(K/m)`` for n:m, and for a
-flexible design the largest per-row N inside each fold of output rows.
+K' is the reduction the array actually walks: K dense, ``n * floor(K/m) + min(K mod m, n)``
+for n:m (= n * ceil(K/m) when m divides K), and for a flexible design that with the largest
+per-row N inside each fold of output rows.
 A datatype rate r (MACs per PE per cycle) > 1 packs r products along K into a PE (R*r rows,
 or W*r width); r < 1 stretches the streaming part by 1/r.
 """
@@ -57,13 +58,21 @@ def _rate(design: Design, bits: Optional[int]) -> float:
     return dts[design.datatype_for(bits)] if bits is not None else next(iter(dts.values()))
 
 
+def k_compressed(k: int, n: int, m: int) -> int:
+    """Reduction length of K under n:m: n per full group of m, min(K mod m, n) in a partial last group.
+
+    A partial group of r < m real weights keeps at most min(r, n) of them (padding is never
+    kept), so it needs only that many slots; SCALE-Sim v3 counts the same way.
+    """
+    return n * (k // m) + min(k % m, n)
+
+
 def _fold_k(k: int, n: int, width: int, p: Pattern, row_n: Optional[np.ndarray]) -> tuple[list[int], list[int]]:
     """K' and output count of each fold of ``width`` output rows (flexible designs)."""
     folds = math.ceil(n / width)
     widths = [width] * (folds - 1) + [n - width * (folds - 1)]
     per_fold = np.maximum.reduceat(row_n, np.arange(0, n, width))
-    groups = math.ceil(k / p.m)
-    return [int(x) * groups for x in per_fold], widths
+    return [k_compressed(k, int(x), p.m) for x in per_fold], widths
 
 
 def schedule(design: Design, m: int, k: int, n: int, pattern: Pattern | str = "dense",
@@ -85,7 +94,7 @@ def schedule(design: Design, m: int, k: int, n: int, pattern: Pattern | str = "d
     width = C if c.kind == "systolic" else min(R, n)
     # Uniform folds (the common case) stay scalar: K' is the same for every fold of outputs.
     if row_n is None:
-        kk = p.n * -(-k // p.m) if p.is_nm else k
+        kk = k_compressed(k, p.n, p.m) if p.is_nm else k
         n_folds = -(-n // width)
         slots = kk * n
     else:
@@ -125,7 +134,7 @@ def compute_cycles(design: Design, m: int, k: int, n: int, pattern: Pattern | st
     """Stall-free compute cycles of GEMM (m, k, n) run at ``pattern`` (see :func:`schedule`).
 
     For a systolic WS design this equals SCALE-Sim v3's compute cycles plus one:
-    ``ceil(K'/R) * ceil(N/C) * (2R + C + M - 2)``, K' = K dense or n * ceil(K/m) for n:m.
+    ``ceil(K'/R) * ceil(N/C) * (2R + C + M - 2)``, K' = K dense or k_compressed(K, n, m) for n:m.
     """
     rn = None if row_n is None else np.asarray(row_n, dtype=np.int32)
     return schedule(design, m, k, n, pattern, bits, rn).compute_cycles

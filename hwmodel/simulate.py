@@ -26,6 +26,7 @@ from typing import Optional
 
 import numpy as np
 
+from hwmodel.cycles import k_compressed
 from hwmodel.design import Design, load_design
 from hwmodel.energy import energy_table
 from hwmodel.errors import NmlabError
@@ -77,12 +78,13 @@ class _Runner:
         k, n = layer.in_features, layer.out_features
         if not mp.sparse:
             return k * n * self.bits / 8.0
-        groups = -(-k // mp.hw_pattern.m)
-        meta = (mp.hw_pattern.m - 1).bit_length()
+        hm = mp.hw_pattern.m
+        meta = (hm - 1).bit_length()
         if mp.row_n is not None:
-            slots = float(mp.row_n.sum()) * groups
+            # n * (k // m) + min(k % m, n) summed over rows, vectorised
+            slots = float(mp.row_n.sum() * (k // hm) + np.minimum(mp.row_n, k % hm).sum())
         else:
-            slots = float(mp.hw_pattern.n * groups * n)
+            slots = float(k_compressed(k, mp.hw_pattern.n, hm) * n)
         return slots * (self.bits + meta) / 8.0
 
     def decide_residency(self, layers: list[Layer], maps: dict[str, Mapping]) -> tuple[float, float]:

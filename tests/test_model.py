@@ -43,11 +43,20 @@ def test_scalesim_contract_on_its_documented_example():
 
 
 @pytest.mark.parametrize("m,k,n,pat", [(1, 11, 256, "dense"), (7, 100, 33, "dense"), (64, 300, 70, "2:4"),
-                                       (3, 17, 5, "1:8"), (256, 1000, 1, "3:7")])
+                                       (3, 17, 5, "1:8"), (256, 1000, 1, "3:7"), (2, 65, 4, "2:4")])
 def test_ws_compute_cycles_follow_the_scalesim_formula(m, k, n, pat):
     d = load_design("scalesim_default_ws")
     kk = k if pat == "dense" else int(pat[0]) * math.ceil(k / int(pat[2]))
     assert compute_cycles(d, m, k, n, pat) == math.ceil(kk / 32) * math.ceil(n / 32) * (2 * 32 + 32 + m - 2)
+
+
+def test_partial_last_group_keeps_at_most_its_real_weights():
+    # K = 9 under 2:4: two full groups (4 slots) + a last group of 1 real weight (1 slot) = 5,
+    # one fold on a 5-row array (SCALE-Sim v3 agrees: 13 cycles reported, 14 = 2*5 + 4 + 2 - 2).
+    d = _design("scalesim_default_ws", **{"compute.rows": 5, "compute.cols": 4})
+    assert compute_cycles(d, 2, 9, 4, "2:4") == 14
+    assert compute_cycles(d, 2, 9, 4, "4:8") == 14
+    assert compute_cycles(d, 2, 10, 4, "2:4") == 28  # last group of 2 keeps 2 -> K' = 6 -> 2 folds
 
 
 def test_fold_counts_on_small_hand_cases():
