@@ -3,6 +3,7 @@ device, and the TD3-step logic on the CPU with dense stand-ins for the CUDA-only
 ops. The real timings need CUDA: the `gpu`-marked test runs the quick grid there."""
 
 import argparse
+import os
 import subprocess
 import sys
 import time
@@ -163,3 +164,139 @@ def test_quick_bench_on_the_gpu(tmp_path):
     ok = [r for r in rows if r["status"] == "ok"]
     assert ok and all(r["check_ok"] and r["eager_median_us"] > 0 for r in ok)
     assert {r["impl"] for r in ok} >= {"dense", "sparse_cslt"}
+
+
+# --- the GEMM and composite paths end to end on the CPU, with an emulated torch.cuda --------
+
+class _Event:
+    def __init__(self, enable_timing=False):
+        self.t = None
+
+    def record(self):
+        self.t = time.perf_counter()
+
+    def elapsed_time(self, end):
+        return (end.t - self.t) * 1000.0  # milliseconds, as CUDA events
+
+
+class _Graph:
+    """Capture records the calls made inside ``graph(g)``; replay runs them again."""
+
+    active = None
+
+    def __init__(self):
+        self.calls = []
+
+    def replay(self):
+        for fn, args in self.calls:
+            fn(*args)
+
+
+class _FakeCuda:
+    Event = _Event
+    CUDAGraph = _Graph
+
+    class Stream:
+        def wait_stream(self, other):
+            pass
+
+    @staticmethod
+    def synchronize():
+        pass
+
+    @staticmethod
+    def empty_cache():
+        pass
+
+    @staticmethod
+    def current_stream():
+        return _FakeCuda.Stream()
+
+    @staticmethod
+    def stream(s):
+        import contextlib
+
+        return contextlib.nullcontext()
+
+    @staticmethod
+    def graph(g):
+        import contextlib
+
+        @contextlib.contextmanager
+        def capture():
+            _Graph.active = g
+            try:
+                yield
+            finally:
+                _Graph.active = None
+
+        return capture()
+
+
+def _emulated_torch(wrong_alg=2, max_alg=4):
+    """Real CPU torch with torch.cuda emulated and dense stand-ins for the cuSPARSELt ops:
+    alg_ids >= ``max_alg`` are refused and ``wrong_alg`` returns a wrong result."""
+    def sparse_mm(a, b, bias=None, alpha=None, out_dtype=None, transpose_result=False, alg_id=0, *rest):
+        if alg_id >= max_alg:
+            raise RuntimeError("CUSPARSE_STATUS_INVALID_VALUE")
+        y = a.float() @ b.float()
+        if bias is not None:
+            y = y + bias.float()[:, None]
+        if alg_id == wrong_alg:
+            y = y * 1.5
+        y = y.to(out_dtype or (torch.bfloat16 if a.dtype == torch.float8_e4m3fn else a.dtype))
+        return y.t() if transpose_result else y
+
+    class Proxy:
+        cuda = _FakeCuda
+        _cslt_compress = staticmethod(lambda w: w.detach().clone())
+        _cslt_sparse_mm = staticmethod(sparse_mm)
+
+        def __getattr__(self, name):
+            return getattr(torch, name)
+
+    return Proxy()
+
+
+@pytest.mark.parametrize("kind,dtype,impl,shape", [
+    ("gemm", "bfloat16", "dense", (64, 64, 64)),
+    ("gemm", "bfloat16", "sparse_cslt", (64, 64, 64)),
+    ("layer", "bfloat16", "sparse_cslt", (1, 3, 11)),      # padded to 8 x 16 x 16
+    ("layer", "int8", "dense", (1, 256, 11)),              # _int_mm needs m > 16: padded to 32
+    ("layer", "int8", "sparse_cslt", (32, 64, 64)),
+    ("gemm", "float8_e4m3fn", "dense", (32, 48, 64)),
+    ("gemm", "float8_e4m3fn", "sparse_cslt", (32, 64, 64)),
+])
+def test_gemm_paths_fill_their_rows(monkeypatch, kind, dtype, impl, shape):
+    monkeypatch.setattr(gpubench, "DEVICE", "cpu")
+    fake = _emulated_torch()
+    case = grid.Case(kind, "t", dtype, *shape)
+    args = argparse.Namespace(target_ms=0.2, no_profile=True)
+    row = gpubench.base_row(case, impl, _FakeEnv(fake), "r")
+    gpubench.run_one(fake, case, impl, _FakeEnv(fake), args, row)
+    assert row["check_ok"] is True and row["max_rel_err"] < 2e-2
+    assert (row["m_pad"], row["n_pad"], row["k_pad"]) == grid.padded_shape(*shape, dtype, impl)
+    assert row["eager_median_us"] > 0 and row["eager_reps"] >= 10
+    assert row["graph_median_us"] is not None and not row.get("graph_error"), row.get("graph_error")
+    assert row["rotate_sets"] >= 2 and row["set_bytes"] > 0
+    if impl == "sparse_cslt":
+        # alg 2 is wrong and alg 4 is refused: 4 tried, 1 wrong, never pick the wrong one
+        assert (row["algs_tried"], row["algs_wrong"]) == (4, 1) and row["alg_id"] in (0, 1, 3)
+        assert row["out_dtype"] == {"int8": "int32", "float8_e4m3fn": "bfloat16"}.get(dtype, dtype)
+    schema.write_rows(os.devnull, [row])  # every key is a schema column
+
+
+@pytest.mark.parametrize("kind", ["actor_fwd", "td3_step"])
+@pytest.mark.parametrize("impl", ["dense", "sparse_cslt"])
+def test_composite_paths_fill_their_rows(monkeypatch, kind, impl):
+    monkeypatch.setattr(gpubench, "DEVICE", "cpu")
+    monkeypatch.setattr(gpubench, "_CSLT_LINEAR_MODE", {})
+    fake = _emulated_torch(wrong_alg=-1)
+    case = grid.Case(kind, "hopper", "bfloat16", 1 if kind == "actor_fwd" else 32, 64, 64, "hopper", 64)
+    args = argparse.Namespace(target_ms=0.2, no_profile=True)
+    row = gpubench.base_row(case, impl, _FakeEnv(fake), "r")
+    gpubench.run_one(fake, case, impl, _FakeEnv(fake), args, row)
+    assert row["check_ok"] is True and row["eager_median_us"] > 0 and row["graph_median_us"] is not None
+    assert row["flops"] == sum(2 * g.m * g.n * g.k for g in (
+        grid.actor_forward_gemms("hopper", 64, 1, True) if kind == "actor_fwd"
+        else grid.td3_step_gemms("hopper", 64, 32, True)))

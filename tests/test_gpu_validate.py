@@ -116,3 +116,15 @@ def test_rows_without_ok_status_are_refused(tmp_path):
         from hwmodel.gpu.validate import run_validate
 
         run_validate(str(tmp_path / "e.csv"), "h200_sxm")
+
+
+@pytest.mark.skipif(not __import__("hwmodel.gpu.validate", fromlist=["x"]).bundled_measurements(),
+                    reason="no measured GPU CSV committed yet (hwmodel/data/gpu_bench/): run nmlab gpu bench on a GPU")
+def test_bundled_measurement_validates():
+    # CI runs the validation on the committed measurement; its numbers go to the README.
+    from hwmodel.gpu.validate import run_validate
+
+    report = run_validate(None, None)
+    assert report["rows_ok"] > 0 and report["timings_held_out"] > 0
+    for mode in ("graph", "eager"):
+        assert report["metrics"][mode]["mape_dense_pct"] is not None
