@@ -1,0 +1,226 @@
+"""``nmlab check``: does a design point meet latency, energy and SRAM budgets? Pass/fail with reasons in words.
+
+Every (pattern, bitwidth) combination asked for is run through :func:`hwmodel.simulate`; a
+requirement passes when every combination meets it, and its reason names each
+combination's figure, e.g. "weights take 1.2 MB at dense and 8 bits and do not fit in
+512 KB of SRAM; at 1:8 and 4 bits they take 170 KB and fit". Exit status: 0 all pass,
+1 any fails, 2 bad input (the CLI turns :class:`NmlabError` into one line and status 2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+from hwmodel.errors import NmlabError
+from reports.data import fmt_bytes, fmt_energy, fmt_time
+
+_NUMBER = r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*"
+TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
+ENERGY_UNITS_PJ = {"J": 1e12, "mJ": 1e9, "uJ": 1e6, "µJ": 1e6, "nJ": 1e3, "pJ": 1.0}
+SIZE_UNITS = {"B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}
+
+
+def parse_quantity(text: str, units: dict[str, float], option: str) -> float:
+    """``"1.5ms"`` -> value in the base unit of ``units`` (first key scale 1). One-line errors name ``option``."""
+    if not isinstance(text, str) or not text.strip():
+        raise NmlabError(f"{option}: empty value")
+    m = re.fullmatch(_NUMBER + r"(\S*)\s*", text)
+    names = ", ".join(u for u in units if u != "µs" and u != "µJ")
+    if not m:
+        raise NmlabError(f"{option}: {text!r} is not a number with a unit (use {names})")
+    value, unit = float(m.group(1)), m.group(2)
+    if not unit:
+        raise NmlabError(f"{option}: {text!r} needs a unit ({names})")
+    if unit not in units:
+        raise NmlabError(f"{option}: unknown unit {unit!r} in {text!r} (use {names})")
+    if value <= 0:
+        raise NmlabError(f"{option}: must be > 0, got {text!r}")
+    return value * units[unit]
+
+
+def parse_bits_list(text: str) -> list[int]:
+    out = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item.isdigit() or not 1 <= int(item) <= 32:
+            raise NmlabError(f"--bits: {item!r} is not a bitwidth from 1 to 32 (e.g. --bits 8,4)")
+        if int(item) not in out:
+            out.append(int(item))
+    return out
+
+
+def parse_patterns_list(text: str) -> list[str]:
+    from hwmodel.sparsity import parse_pattern
+
+    out = []
+    for item in text.split(","):
+        p = str(parse_pattern(item.strip(), field="--patterns", allow_unstructured=False))
+        if p not in out:
+            out.append(p)
+    return out
+
+
+@dataclass
+class Combination:
+    """The model's figures for one (pattern, bits) of the checked design point."""
+
+    pattern: str
+    bits: int
+    mask_source: str
+    latency_s: float
+    energy_pj: float
+    model_bytes: float
+    fits_in_sram: bool
+
+    @property
+    def where(self) -> str:
+        return f"{self.pattern} and {self.bits} bits"
+
+
+@dataclass
+class Requirement:
+    name: str           # "latency", "energy", "sram"
+    budget_text: str
+    passed: bool
+    reason: str
+    passing: list[str] = field(default_factory=list)  # combinations that meet it
+
+
+def _latency_req(combos: list[Combination], budget_s: float, text: str) -> Requirement:
+    parts = []
+    for i, c in enumerate(combos):
+        ok = c.latency_s <= budget_s
+        verdict = "within" if ok else f"over ({c.latency_s / budget_s:.3g}x)"
+        parts.append(f"{'latency is ' if i == 0 else ''}{fmt_time(c.latency_s)} at {c.where}, {verdict} the {text} budget"
+                     if i == 0 else f"at {c.where} it is {fmt_time(c.latency_s)}, {verdict} the budget")
+    passing = [c.where for c in combos if c.latency_s <= budget_s]
+    return Requirement("latency", text, len(passing) == len(combos), "; ".join(parts), passing)
+
+
+def _energy_req(combos: list[Combination], budget_pj: float, text: str, unit: str) -> Requirement:
+    parts = []
+    for i, c in enumerate(combos):
+        ok = c.energy_pj <= budget_pj
+        verdict = "within" if ok else f"over ({c.energy_pj / budget_pj:.3g}x)"
+        parts.append(f"energy is {fmt_energy(c.energy_pj)} per {unit} at {c.where}, {verdict} the {text} budget"
+                     if i == 0 else f"at {c.where} it is {fmt_energy(c.energy_pj)}, {verdict} the budget")
+    passing = [c.where for c in combos if c.energy_pj <= budget_pj]
+    return Requirement("energy", text, len(passing) == len(combos), "; ".join(parts), passing)
+
+
+def _sram_req(combos: list[Combination], budget_bytes: float, text: str) -> Requirement:
+    parts = []
+    for i, c in enumerate(combos):
+        fits = "fit" if c.model_bytes <= budget_bytes else "do not fit"
+        if i == 0:
+            parts.append(f"weights take {fmt_bytes(c.model_bytes)} at {c.where} and {fits} in {text} of SRAM")
+        else:
+            parts.append(f"at {c.where} they take {fmt_bytes(c.model_bytes)} and {fits}")
+    passing = [c.where for c in combos if c.model_bytes <= budget_bytes]
+    return Requirement("sram", text, len(passing) == len(combos), "; ".join(parts), passing)
+
+
+def evaluate_combinations(design, workload, patterns: list[str], bits: list[int], batch: int, scenario: str) -> list[Combination]:
+    """Simulate each (pattern, bits); patterns other than the workload's own are pruned one-shot."""
+    from hwmodel.simulate import simulate
+    from hwmodel.sparsity import parse_pattern
+    from sweeps.evaluate import prune_one_shot
+
+    own = {str(parse_pattern(layer.pattern)) for layer in workload.layers}
+    combos = []
+    for p in patterns:
+        same = own == {p}
+        wl = workload if same else prune_one_shot(workload, p)
+        for b in bits:
+            res = simulate(wl, design, batch=batch, bits=b, scenario=scenario)
+            seen: dict[str, float] = {}
+            for layer in res.layers:
+                seen.setdefault(layer.name, layer.figures.bytes_weights)
+            t = res.total
+            combos.append(Combination(p, b, "as trained" if same else "one-shot", t.latency_s, t.energy_pj,
+                                      sum(seen.values()), bool(res.fits_in_sram)))
+    return combos
+
+
+def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[str], energy: Optional[str],
+              sram: Optional[str], patterns: Optional[str], bits: Optional[str], batch: Optional[int],
+              scenario: str) -> dict[str, Any]:
+    """Parse, simulate and judge; returns a dict (requirements, combinations, passed). Bad input raises NmlabError."""
+    from hwmodel.design import load_design
+    from hwmodel.workload import default_workload, load_workload
+
+    latency_s = parse_quantity(latency, TIME_UNITS, "--latency-budget") if latency is not None else None
+    energy_pj = parse_quantity(energy, ENERGY_UNITS_PJ, "--energy-budget") if energy is not None else None
+    sram_b = parse_quantity(sram, SIZE_UNITS, "--sram-budget") if sram is not None else None
+    if batch is not None and batch < 1:
+        raise NmlabError(f"--batch: must be a positive integer, got {batch}")
+    design = load_design(design_ref)
+    wpath = workload_path or str(default_workload())
+    workload = load_workload(wpath)
+    pats = parse_patterns_list(patterns) if patterns else None
+    if pats is None:
+        from hwmodel.sparsity import parse_pattern
+
+        own = sorted({str(parse_pattern(layer.pattern)) for layer in workload.layers})
+        if len(own) != 1:
+            raise NmlabError(f"--patterns: the workload mixes patterns {', '.join(own)}; name the ones to check")
+        pats = own
+    if bits:
+        bit_list = parse_bits_list(bits)
+    else:
+        bit_list = [8]
+        try:
+            design.datatype_for(8)
+        except NmlabError:
+            bit_list = [max(b for b in range(1, 33) if _supports(design, b))]
+    for b in bit_list:
+        design.datatype_for(b)  # NmlabError naming the design's datatypes
+    batch = batch or (1 if scenario == "inference" else 256)
+    combos = evaluate_combinations(design, workload, pats, bit_list, batch, scenario)
+    unit = "inference" if scenario == "inference" else "training step"
+    reqs = []
+    if latency_s is not None:
+        reqs.append(_latency_req(combos, latency_s, latency.strip()))
+    if energy_pj is not None:
+        reqs.append(_energy_req(combos, energy_pj, energy.strip(), unit))
+    if sram_b is not None:
+        reqs.append(_sram_req(combos, sram_b, sram.strip()))
+    if not reqs:
+        own = design.weight_sram_bytes()
+        reqs.append(_sram_req(combos, own, f"the design's {fmt_bytes(own)}"))
+    all_ok = [c.where for c in combos if all(c.where in r.passing for r in reqs)]
+    return {
+        "design": design.name, "workload": wpath, "scenario": scenario, "batch": batch,
+        "combinations": [asdict(c) for c in combos], "requirements": [asdict(r) for r in reqs],
+        "meeting_all": all_ok, "passed": all(r.passed for r in reqs),
+    }
+
+
+def _supports(design, bits: int) -> bool:
+    try:
+        design.datatype_for(bits)
+        return True
+    except NmlabError:
+        return False
+
+
+def main(args: argparse.Namespace) -> int:
+    """CLI entry: print verdicts; 0 all pass, 1 any fails (2 comes from NmlabError in the dispatcher)."""
+    result = run_check(args.design, args.workload, args.latency_budget, args.energy_budget, args.sram_budget,
+                       args.patterns, args.bits, args.batch, args.scenario)
+    if args.json:
+        print(json.dumps(result, indent=1))
+    else:
+        print(f"design {result['design']}, workload {result['workload']}, {result['scenario']} at batch {result['batch']}")
+        for r in result["requirements"]:
+            print(f"{'PASS' if r['passed'] else 'FAIL'} {r['name']} <= {r['budget_text']}: {r['reason']}")
+        n_fail = sum(not r["passed"] for r in result["requirements"])
+        n_req = len(result["requirements"])
+        meeting = ", ".join(result["meeting_all"]) or "none"
+        verdict = "all requirements pass" if not n_fail else f"{n_fail} of {n_req} requirements fail"
+        print(f"{verdict}; combinations meeting every requirement: {meeting}")
+    return 0 if result["passed"] else 1

@@ -1,0 +1,127 @@
+"""nmlab check: unit parsing, pass/fail per requirement with reasons, exit status 0 / 1 / 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from hwmodel.errors import NmlabError
+from hwmodel.workload import save_workload, synthetic_td3_workload
+from reports.check import ENERGY_UNITS_PJ, SIZE_UNITS, TIME_UNITS, parse_quantity, run_check
+from reports.data import fmt_bytes
+from hwmodel.cli import main
+
+
+@pytest.fixture(scope="module")
+def hopper(tmp_path_factory):
+    path = tmp_path_factory.mktemp("check") / "hopper_dense_s0.nmw"
+    wl = synthetic_td3_workload(11, 3, pattern="dense", seed=0, with_weights=True)
+    wl.meta.update(env="Hopper-v5", sparsity="dense")
+    save_workload(wl, path)
+    return path, wl
+
+
+@pytest.mark.parametrize("text, units, expected", [
+    ("1ms", TIME_UNITS, 1e-3), ("250 us", TIME_UNITS, 250e-6), ("2s", TIME_UNITS, 2.0), ("40ns", TIME_UNITS, 40e-9),
+    ("5uJ", ENERGY_UNITS_PJ, 5e6), ("1.5mJ", ENERGY_UNITS_PJ, 1.5e9), ("3pJ", ENERGY_UNITS_PJ, 3.0), ("2J", ENERGY_UNITS_PJ, 2e12),
+    ("512KB", SIZE_UNITS, 512e3), ("512KiB", SIZE_UNITS, 512 * 1024), ("1.5MB", SIZE_UNITS, 1.5e6), ("64B", SIZE_UNITS, 64),
+    ("1MiB", SIZE_UNITS, 1024 ** 2), ("1e3B", SIZE_UNITS, 1000),
+])
+def test_units(text, units, expected):
+    assert parse_quantity(text, units, "--x") == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("text, units, message", [
+    ("1", TIME_UNITS, "--x: '1' needs a unit (s, ms, us, ns)"),
+    ("1 min", TIME_UNITS, "--x: unknown unit 'min'"),
+    ("5Kb", SIZE_UNITS, "--x: unknown unit 'Kb'"),
+    ("fast", TIME_UNITS, "--x: 'fast' is not a number with a unit"),
+    ("0ms", TIME_UNITS, "--x: must be > 0"),
+    ("-1ms", TIME_UNITS, "--x: '-1ms' is not a number with a unit"),
+    ("5uj", ENERGY_UNITS_PJ, "--x: unknown unit 'uj'"),
+])
+def test_bad_units_are_one_line_errors(text, units, message):
+    with pytest.raises(NmlabError) as err:
+        parse_quantity(text, units, "--x")
+    assert str(err.value).startswith(message)
+
+
+def _json(capsys, *argv):
+    code = main(["check", *argv, "--json"])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_sram_reasons_name_each_combination_and_its_size(hopper, capsys):
+    path, wl = hopper
+    code, res = _json(capsys, "edge_ws", "--workload", str(path), "--patterns", "dense,1:8", "--bits", "8,4",
+                      "--sram-budget", "40KB")
+    sizes = {(c["pattern"], c["bits"]): c["model_bytes"] for c in res["combinations"]}
+    # Dense 8-bit weights of the actor (what inference runs) are one byte per weight.
+    actor_weights = sum(layer.in_features * layer.out_features for layer in wl.network("actor"))
+    assert sizes[("dense", 8)] == actor_weights
+    assert sizes[("dense", 4)] == actor_weights / 2
+    # edge_ws runs 1:8 as 1:4 (its fixed patterns): a quarter of the slots plus index bits.
+    assert sizes[("1:8", 4)] < sizes[("1:8", 8)] < sizes[("dense", 8)] / 2
+    (req,) = res["requirements"]
+    assert code == 1 and not req["passed"]  # dense at 8 bits (69 KB) does not fit in 40 KB
+    assert req["reason"].startswith(f"weights take {fmt_bytes(actor_weights)} at dense and 8 bits and do not fit in 40KB of SRAM")
+    assert f"at 1:8 and 4 bits they take {fmt_bytes(sizes[('1:8', 4)])} and fit" in req["reason"]
+    assert set(req["passing"]) == {f"{p} and {b} bits" for (p, b), s in sizes.items() if s <= 40e3}
+
+
+def test_budget_boundaries_and_exit_status(hopper, capsys):
+    path, _ = hopper
+    base = ["edge_ws", "--workload", str(path), "--patterns", "2:4", "--bits", "8"]
+    _, res = _json(capsys, *base, "--sram-budget", "1GB")
+    (c,) = res["combinations"]
+    lat_us = c["latency_s"] * 1e6
+    energy_nj = c["energy_pj"] / 1e3
+    # Just above the model's figures: pass (exit 0); just below: fail (exit 1).
+    assert main(["check", *base, "--latency-budget", f"{lat_us * 1.001}us", "--energy-budget", f"{energy_nj * 1.001}nJ"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS latency" in out and "PASS energy" in out and "all requirements pass" in out
+    assert main(["check", *base, "--latency-budget", f"{lat_us * 0.999}us", "--energy-budget", f"{energy_nj * 1.001}nJ"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL latency" in out and "PASS energy" in out and "1 of 2 requirements fail" in out
+
+
+def test_train_step_scenario_costs_more_than_inference(hopper):
+    path, _ = hopper
+    inf = run_check("edge_ws", str(path), None, "1J", None, "2:4", "8", None, "inference")
+    train = run_check("edge_ws", str(path), None, "1J", None, "2:4", "8", None, "train_step")
+    assert train["batch"] == 256 and inf["batch"] == 1
+    assert train["combinations"][0]["energy_pj"] > 10 * inf["combinations"][0]["energy_pj"]
+    assert "per training step" in train["requirements"][0]["reason"]
+
+
+def test_without_budgets_checks_the_designs_own_sram(hopper, capsys):
+    path, _ = hopper
+    code, res = _json(capsys, "edge_ws", "--workload", str(path))
+    (req,) = res["requirements"]
+    assert req["name"] == "sram" and "the design's" in req["budget_text"]
+    assert code == (0 if req["passed"] else 1)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--latency-budget", "1"], "nmlab check: error: --latency-budget: '1' needs a unit"),
+    (["--sram-budget", "5Kb"], "nmlab check: error: --sram-budget: unknown unit 'Kb'"),
+    (["--bits", "16"], "nmlab check: error: design 'edge_ws': compute.datatypes: no datatype of 16 bits"),
+    (["--bits", "eight"], "nmlab check: error: --bits: 'eight' is not a bitwidth"),
+    (["--patterns", "5:4"], "nmlab check: error: --patterns: '5:4' has N=5"),
+])
+def test_bad_input_exits_2_with_one_line(hopper, argv, message):
+    path, _ = hopper
+    out = subprocess.run([sys.executable, "-m", "hwmodel", "check", "edge_ws", "--workload", str(path), *argv],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip().startswith(message) and len(out.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in out.stderr
+
+
+def test_missing_design_and_workload_exit_2(hopper, tmp_path):
+    path, _ = hopper
+    assert main(["check", "no_such_design", "--workload", str(path)]) == 2
+    assert main(["check", "edge_ws", "--workload", str(tmp_path / "absent.nmw")]) == 2
