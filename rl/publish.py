@@ -1,0 +1,174 @@
+"""Publish reduced-scale results from run directories: CSVs, learning curves, final-return table,
+and (``--bundle``) workload exports plus quality rows for the bundled inputs.
+
+    .venv/bin/python -m rl.publish --root runs/reduced --out docs/results/rl --steps 200000
+    .venv/bin/python -m rl.publish --bundle runs/reduced/hopper_dense_s0 ...   # export + quality rows
+
+Everything in the table is read from the runs' own eval.csv files; nothing is typed in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import shutil
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Optional
+
+from hwmodel.io import atomic_write, data_path
+
+PATTERN_ORDER = ["dense", "2:4", "1:4", "1:8"]
+
+
+def read_eval(run_dir: Path) -> list[tuple[int, float]]:
+    """(step, mean return) rows of a run's eval.csv."""
+    path = run_dir / "eval.csv"
+    if not path.is_file():
+        return []
+    with open(path, newline="") as fh:
+        return [(int(r["step"]), float(r["return_mean"])) for r in csv.DictReader(fh)]
+
+
+def run_info(run_dir: Path) -> Optional[dict]:
+    """env, sparsity, seed and eval curve of a run (from args.json and eval.csv), or None."""
+    import json
+
+    args_path = run_dir / "args.json"
+    if not args_path.is_file():
+        return None
+    args = json.loads(args_path.read_text())
+    return {"name": run_dir.name, "dir": run_dir, "env": args["env"], "sparsity": args["sparsity"],
+            "seed": args["seed"], "target_steps": args["steps"], "curve": read_eval(run_dir)}
+
+
+def final_return(curve: list[tuple[int, float]], at_step: int, window: int = 3) -> Optional[float]:
+    """Mean of the last ``window`` evaluations at or before ``at_step`` (smooths evaluation noise)."""
+    pts = [r for s, r in curve if s <= at_step]
+    return sum(pts[-window:]) / len(pts[-window:]) if pts else None
+
+
+def table(runs: list[dict], steps: int) -> list[dict]:
+    """One row per (env, pattern): seeds, steps reached, final return, fraction of dense.
+
+    The fraction compares each seed against the dense run of the same env and seed at the
+    largest step both have evaluated, so unequal progress never flatters either side.
+    """
+    by_key = defaultdict(list)
+    for r in runs:
+        by_key[(r["env"], r["sparsity"])].append(r)
+    rows = []
+    for (env, pattern), group in sorted(by_key.items(), key=lambda kv: (kv[0][0], PATTERN_ORDER.index(kv[0][1]) if kv[0][1] in PATTERN_ORDER else 99)):
+        fracs, finals, reached = [], [], []
+        for r in sorted(group, key=lambda r: r["seed"]):
+            if not r["curve"]:
+                continue
+            last = r["curve"][-1][0]
+            reached.append(last)
+            finals.append(final_return(r["curve"], last))
+            dense = next((d for d in by_key.get((env, "dense"), []) if d["seed"] == r["seed"] and d["curve"]), None)
+            if dense is not None:
+                common = min(last, dense["curve"][-1][0])
+                ours, base = final_return(r["curve"], common), final_return(dense["curve"], common)
+                if ours is not None and base:
+                    fracs.append((ours / base, common))
+        if not reached:
+            continue
+        rows.append({
+            "env": env, "sparsity": pattern, "seeds": len(reached),
+            "steps_reached": "/".join(str(s) for s in reached), "complete": all(s >= steps for s in reached),
+            "final_return_mean": round(sum(finals) / len(finals), 1),
+            "fraction_of_dense": round(sum(f for f, _ in fracs) / len(fracs), 3) if fracs else "",
+            "compared_at_steps": "/".join(str(c) for _, c in fracs),
+        })
+    return rows
+
+
+def plot_curves(runs: list[dict], out: Path) -> list[Path]:
+    """One PNG per env: evaluation return against steps, one colour per pattern, one line per seed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    colours = dict(zip(PATTERN_ORDER, ["black", "tab:blue", "tab:orange", "tab:green"]))
+    for env in sorted({r["env"] for r in runs}):
+        fig, ax = plt.subplots(figsize=(6.4, 4.0))
+        seen = set()
+        for r in sorted((r for r in runs if r["env"] == env and r["curve"]), key=lambda r: (r["sparsity"], r["seed"])):
+            xs, ys = zip(*r["curve"])
+            label = r["sparsity"] if r["sparsity"] not in seen else None
+            seen.add(r["sparsity"])
+            ax.plot(xs, ys, color=colours.get(r["sparsity"], "grey"), lw=1.2, ls="-" if r["seed"] == 0 else "--", label=label)
+        ax.set_xlabel("environment steps")
+        ax.set_ylabel("evaluation return (10 episodes, deterministic)")
+        ax.set_title(f"{env}: dense TD3 vs RNM-TD3 (solid seed 0, dashed seed 1)")
+        ax.grid(alpha=0.3)
+        ax.legend(title="pattern")
+        path = out / f"learning_curves_{env.lower().replace('-v5', '')}.png"
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        written.append(path)
+    return written
+
+
+def publish(root: Path, out: Path, steps: int) -> list[dict]:
+    """Copy CSVs, draw curves, write final_returns.{csv,md} under ``out``; returns the table."""
+    runs = [i for d in sorted(root.iterdir()) if d.is_dir() and (i := run_info(d)) is not None]
+    out.mkdir(parents=True, exist_ok=True)
+    for r in runs:
+        dest = out / r["name"]
+        dest.mkdir(exist_ok=True)
+        for name in ("eval.csv", "progress.csv", "sad.csv", "losses.csv", "args.json"):
+            if (r["dir"] / name).is_file():
+                shutil.copyfile(r["dir"] / name, dest / name)
+    plot_curves(runs, out)
+    rows = table(runs, steps)
+    cols = ["env", "sparsity", "seeds", "steps_reached", "complete", "final_return_mean", "fraction_of_dense", "compared_at_steps"]
+    with atomic_write(out / "final_returns.csv", "w") as fh:
+        w = csv.DictWriter(fh, cols, lineterminator="\n")
+        w.writeheader()
+        w.writerows(rows)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
+    note = (f"Final return: mean of the last 3 evaluations (10 deterministic episodes each), averaged over seeds. "
+            f"Fraction of dense: per seed, at the largest step both runs reached, then averaged. "
+            f"Target {steps} steps per run; `complete` False means the run has not reached it yet.\n\n")
+    with atomic_write(out / "final_returns.md", "w") as fh:
+        fh.write(note + "\n".join(lines) + "\n")
+    return rows
+
+
+def bundle(run_dirs: list[Path], bits: tuple[int, ...] = (32, 8, 4), episodes: int = 10) -> None:
+    """Export each run to hwmodel/data/workloads/<run name>.nmw and add its quality rows."""
+    from rl.evaluate import append_quality_row, evaluate_run
+    from rl.export import export_run
+
+    quality = data_path("workloads", "quality.csv")
+    for run_dir in run_dirs:
+        wl = export_run(run_dir, data_path("workloads", f"{run_dir.name}.nmw"))
+        print(f"bundled {run_dir.name}: {wl.meta['steps']} steps, eval {wl.meta['eval_return_mean']:.1f}", flush=True)
+        for b in bits:
+            append_quality_row(quality, evaluate_run(run_dir, b, episodes))
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--root", type=Path, default=Path("runs/reduced"), help="directory of run folders")
+    ap.add_argument("--out", type=Path, default=Path("docs/results/rl"), help="where results go")
+    ap.add_argument("--steps", type=int, default=200_000, help="target steps per run (marks runs complete)")
+    ap.add_argument("--bundle", type=Path, nargs="*", default=None, help="run dirs to export into the bundled workloads")
+    args = ap.parse_args(argv)
+    if args.bundle is not None:
+        bundle(args.bundle)
+        return 0
+    for r in publish(args.root, args.out, args.steps):
+        print(r)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
