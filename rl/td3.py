@@ -547,11 +547,11 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
                         if tb is not None:
                             tb.add_scalar("sparsity/sad", sad, global_step + 1)
                 if update_step % args.log_every == 0:
-                    q1m = float(q1.detach().mean())
-                    loss_log.write(step=global_step + 1, update=update_step, qf_loss=round(float(qf_loss), 6),
+                    q1m, qfl = float(q1.detach().mean()), float(qf_loss.detach())
+                    loss_log.write(step=global_step + 1, update=update_step, qf_loss=round(qfl, 6),
                                    actor_loss=round(actor_loss_v, 6), q1_mean=round(q1m, 6))
                     if tb is not None:
-                        tb.add_scalar("losses/qf_loss", float(qf_loss), global_step + 1)
+                        tb.add_scalar("losses/qf_loss", qfl, global_step + 1)
                         tb.add_scalar("losses/actor_loss", actor_loss_v, global_step + 1)
                         tb.add_scalar("losses/q1_mean", q1m, global_step + 1)
 
