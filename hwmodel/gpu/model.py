@@ -12,11 +12,12 @@ Per kernel (shapes padded exactly as the bench's libraries pad them, ``grid.padd
 * **2:4 format.** The sparse weight moves ``density x (value bits + 2-bit metadata)``
   (``hwmodel.sparsity``'s 2:4 pattern), and its compute runs at the 2:4 peak x ``eta_sparse``.
 * **Per-call overheads.** Graph mode: ``node_us`` per kernel, plus ``sparse_fixed_us`` per
-  cuSPARSELt kernel. Eager mode: each kernel costs at
-  least ``launch_us`` (the CPU issue interval; longer kernels hide it), plus ``api_us`` per
-  call of the torch semi-structured path (Python dispatch). That path also pads x's rows to
-  the cuSPARSELt minimum and copies the sliced output: two extra kernels when m is not a
-  multiple of the dense minimum.
+  cuSPARSELt kernel. Eager mode (CUDA events around each call, so the CPU launch is inside
+  the bracket): ``max(kernels x launch_us, launch_us + graph time)``: CPU-bound issue of
+  many small kernels, or one launch then the GPU work; plus ``api_us`` per call of the torch
+  semi-structured path (Python dispatch). That path also pads x's rows to the cuSPARSELt
+  minimum and copies the sliced output: two extra kernels when m is not a multiple of the
+  dense minimum.
 * **Composites.** An actor forward or a TD3 step is the sum of its GEMMs
   (``grid.actor_forward_gemms`` / ``grid.td3_step_gemms``) plus an estimated number of
   small elementwise kernels, optimizer and Polyak traffic, and the 2:4 re-compressions.
@@ -53,7 +54,7 @@ class GpuModelParams:
         eta_dense: fraction of the dense tensor-core peak a wave of 128x256 tiles reaches.
         eta_sparse: fraction of the 2:4 peak reached by cuSPARSELt's kernels.
         eta_mem: fraction of the HBM bandwidth reached by streaming operands.
-        launch_us: eager mode, minimum cost per kernel (CPU launch interval), microseconds.
+        launch_us: eager mode, CPU time to issue one kernel (torch dispatch + launch), microseconds.
         node_us: graph mode, fixed cost per kernel (start/tail), microseconds.
         api_us: eager mode, extra cost per call of torch's semi-structured tensor path.
         sparse_fixed_us: extra fixed GPU time of every cuSPARSELt kernel (prologue, metadata
@@ -224,7 +225,10 @@ class GpuModel:
         """(eager_us, graph_us) per row."""
         t = self.kernel_us(p) + p.node_us
         graph = np.bincount(self._row, weights=t, minlength=self.n_rows)
-        eager = np.bincount(self._row, weights=np.maximum(t, p.launch_us), minlength=self.n_rows)
+        # Eager: the CPU issues one kernel per launch_us while the GPU runs them as they come.
+        # The call ends after the CPU-bound issue of all kernels or after the first launch
+        # plus all GPU work, whichever is later (events bracket the CPU-side launch too).
+        eager = np.maximum(self.kernels_per_row * p.launch_us, p.launch_us + graph)
         return eager + p.api_us * self._api, graph
 
 
