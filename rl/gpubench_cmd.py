@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="CSV to write (a .log is written beside it)")
-    p.add_argument("--quick", action="store_true", help="small grid (about a tenth of the full one)")
+    p.add_argument("--quick", action="store_true", help="small grid (about an eighth of the full one)")
     p.add_argument("--max-seconds", type=float, default=480.0,
                    help="time budget for the whole run; later cases are written as skipped (default 480)")
     p.add_argument("--target-ms", type=float, default=20.0, help="GPU time per timing statistic (default 20 ms)")

@@ -120,8 +120,10 @@ def test_sparse_api_padding_adds_kernels_and_overhead(h100):
     assert list(m.kernels_per_row) == [3, 1, 1, 1]  # pad x, GEMM, copy the sliced output
     eager, graph = m.predict(P)
     assert graph[0] > graph[1]
-    assert eager[0] >= P.api_us + 3 * P.launch_us
-    assert eager[0] - graph[0] >= P.api_us
+    assert eager[0] >= P.api_us + P.cslt_host_us + 3 * P.launch_us
+    assert eager[0] - graph[0] >= P.api_us + P.cslt_host_us
+    assert eager[2] == pytest.approx(graph[2] + P.launch_us + P.cslt_host_us)  # raw cuSPARSELt call
+    assert eager[3] == pytest.approx(graph[3] + P.launch_us)                   # cuBLAS
     for e, g in zip(eager, graph):
         assert e >= g and e >= P.launch_us
 

@@ -19,7 +19,7 @@ from hwmodel.gpu.synth import synthetic_rows
 from hwmodel.gpu.validate import crossover, split_rows, validate
 
 TRUE = GpuModelParams(eta_dense=0.72, eta_sparse=0.45, eta_mem=0.78, launch_us=6.5, node_us=2.2,
-                      api_us=25.0, sparse_fixed_us=3.0)
+                      api_us=25.0, cslt_host_us=8.0, sparse_fixed_us=3.0)
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +46,8 @@ def test_fit_from_a_wrong_start_is_reported_as_wrong():
     # Without fitting, the priors are off: held-out MAPE must show it (the report is not rigged).
     rows = synthetic_rows(gpu_for("h200_sxm"), GpuModelParams(eta_dense=0.3, eta_sparse=0.2, eta_mem=0.3,
                                                                 launch_us=30.0, node_us=9.0, api_us=80.0,
-                                                                sparse_fixed_us=10.0), quick=True, noise_sigma=0.0)
+                                                                cslt_host_us=40.0, sparse_fixed_us=10.0),
+                          quick=True, noise_sigma=0.0)
     report = validate(rows, gpu_for("h200_sxm"))
     assert report["metrics"]["all"]["mape_dense_pct"] < 1  # fits noise-free data exactly
     from hwmodel.gpu.model import GpuModel

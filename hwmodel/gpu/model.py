@@ -14,15 +14,16 @@ Per kernel (shapes padded exactly as the bench's libraries pad them, ``grid.padd
 * **Per-call overheads.** Graph mode: ``node_us`` per kernel, plus ``sparse_fixed_us`` per
   cuSPARSELt kernel. Eager mode (CUDA events around each call, so the CPU launch is inside
   the bracket): ``max(kernels x launch_us, launch_us + graph time)``: CPU-bound issue of
-  many small kernels, or one launch then the GPU work; plus ``api_us`` per call of the torch
-  semi-structured path (Python dispatch). That path also pads x's rows to the cuSPARSELt
+  many small kernels, or one launch then the GPU work; each cuSPARSELt call adds
+  ``cslt_host_us`` of host set-up, and the torch semi-structured path ``api_us`` of Python
+  dispatch per call. That path also pads x's rows to the cuSPARSELt
   minimum and copies the sliced output: two extra kernels when m is not a multiple of the
   dense minimum.
 * **Composites.** An actor forward or a TD3 step is the sum of its GEMMs
   (``grid.actor_forward_gemms`` / ``grid.td3_step_gemms``) plus an estimated number of
   small elementwise kernels, optimizer and Polyak traffic, and the 2:4 re-compressions.
 
-The seven parameters of :class:`GpuModelParams` are fitted by ``nmlab gpu validate``; the
+The eight parameters of :class:`GpuModelParams` are fitted by ``nmlab gpu validate``; the
 defaults are priors, not measurements.
 """
 
@@ -57,6 +58,8 @@ class GpuModelParams:
         launch_us: eager mode, CPU time to issue one kernel (torch dispatch + launch), microseconds.
         node_us: graph mode, fixed cost per kernel (start/tail), microseconds.
         api_us: eager mode, extra cost per call of torch's semi-structured tensor path.
+        cslt_host_us: eager mode, host time of every cuSPARSELt call (descriptor and plan
+            set-up happen per call in some versions, shared/reference/gpu.md).
         sparse_fixed_us: extra fixed GPU time of every cuSPARSELt kernel (prologue, metadata
             set-up), both modes: published small-shape 2:4 slowdowns (gpu.md) suggest one.
     """
@@ -67,6 +70,7 @@ class GpuModelParams:
     launch_us: float = 4.5
     node_us: float = 1.5
     api_us: float = 10.0
+    cslt_host_us: float = 5.0
     sparse_fixed_us: float = 1.0
 
     @classmethod
@@ -87,7 +91,7 @@ class GpuModelParams:
 #: Bounds used by the fitter (efficiencies in (0, 1], overheads in microseconds).
 PARAM_BOUNDS = {"eta_dense": (0.05, 1.0), "eta_sparse": (0.05, 1.0), "eta_mem": (0.05, 1.0),
                 "launch_us": (0.1, 200.0), "node_us": (0.01, 50.0), "api_us": (0.01, 500.0),
-                "sparse_fixed_us": (0.01, 200.0)}
+                "cslt_host_us": (0.01, 500.0), "sparse_fixed_us": (0.01, 200.0)}
 
 
 def tile_efficiency(tm: int, tn: int) -> float:
@@ -214,6 +218,7 @@ class GpuModel:
         self._comp = np.stack([k.comp for k in kernels]) if kernels else np.zeros((0, 1))
         self._byts = np.stack([k.byts for k in kernels]) if kernels else np.zeros((0, 1))
         self.kernels_per_row = np.bincount(self._row, minlength=self.n_rows)
+        self.sparse_per_row = np.bincount(self._row, weights=self._sparse.astype(float), minlength=self.n_rows)
 
     def kernel_us(self, p: GpuModelParams) -> np.ndarray:
         """GPU time of every kernel (microseconds): best candidate of max(compute, memory)."""
@@ -228,7 +233,9 @@ class GpuModel:
         # Eager: the CPU issues one kernel per launch_us while the GPU runs them as they come.
         # The call ends after the CPU-bound issue of all kernels or after the first launch
         # plus all GPU work, whichever is later (events bracket the CPU-side launch too).
-        eager = np.maximum(self.kernels_per_row * p.launch_us, p.launch_us + graph)
+        # cuSPARSELt calls also pay their host-side set-up before they launch.
+        host = self.sparse_per_row * p.cslt_host_us
+        eager = np.maximum(self.kernels_per_row * p.launch_us + host, p.launch_us + host + graph)
         return eager + p.api_us * self._api, graph
 
 
