@@ -124,9 +124,7 @@ def ratio_heatmap_png(df: pd.DataFrame, col: str, title: str, out: Path, good_hi
         ax.set_xticks(range(len(xlabels)), [f"{d}\n{_cell_label(*s)}" for d, s in xlabels], fontsize=7, rotation=90)
         ax.set_yticks(range(len(ylabels)), [f"{p} @ {b} b" for p, b in ylabels], fontsize=8)
         ax.set_title(env, fontsize=11)
-    ref = df.dense_ref_bits.dropna() if "dense_ref_bits" in df else pd.Series([], dtype=float)
-    fig.suptitle(title + (f" (reference: dense at {int(ref.max())} bits, same design and scenario)" if len(ref) else ""),
-                 fontsize=12)
+    fig.suptitle(title + " (reference: dense at the design's highest bitwidth in the sweep, same scenario)", fontsize=12)
     fig.subplots_adjust(left=0.08, right=0.99, top=0.9, bottom=0.22, wspace=0.35)
     return _save(fig, out)
 

@@ -1,0 +1,147 @@
+"""nmlab sweep end to end with the real hardware model: CLI, rows, SIGKILL + resume, Ray, default grid."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from hwmodel.cli import main
+from hwmodel.simulate import simulate
+from hwmodel.workload import bundled_workloads, load_workload
+from sweeps import store
+from tests.test_sweep_engine import make_workloads
+
+NMLAB = [sys.executable, "-m", "hwmodel"]
+
+
+def config(tmp: Path, **overrides) -> Path:
+    data = {"workloads": make_workloads(tmp), "patterns": ["dense", "2:4", "1:8"], "bits": [8, 4],
+            "designs": ["edge_ws", "flex_nm"], "quality": None,
+            "scenarios": [{"scenario": "inference", "batch": 1}, {"scenario": "train_step", "batch": 256}]}
+    data.update(overrides)
+    path = tmp / "sweep.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_rows_are_the_models_figures(tmp_path):
+    cfg = config(tmp_path)
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"]) == 0
+    df = pd.read_parquet(tmp_path / "out" / "points.parquet")
+    assert len(df) == 2 * 3 * 2 * 2 * 2 and df.point_id.is_unique
+    # Spot-check rows against a direct simulate() call on the same inputs.
+    for _, row in df[df.mask_source == "trained"].sample(6, random_state=1).iterrows():
+        wl = load_workload(tmp_path / f"{row.workload}.nmw")
+        res = simulate(wl, row.design, batch=int(row.batch), bits=int(row.bits), scenario=row.scenario)
+        assert row.latency_s == pytest.approx(res.total.latency_s)
+        assert row.energy_pj == pytest.approx(res.total.energy_pj)
+        assert row.energy_dram_pj == pytest.approx(res.total.energy_dram_pj)
+        assert bool(row.fits_in_sram) == res.fits_in_sram
+    # Every figure the model gives is a column, plus the config and the derived ones.
+    for col in ("latency_s", "cycles", "energy_pj", "energy_mac_pj", "energy_sram_pj", "energy_metadata_pj", "energy_dram_pj",
+                "bits_dram_read", "bits_sram_read", "bits_metadata", "model_bytes", "fits_in_sram",
+                "speedup_vs_dense", "energy_ratio_vs_dense", "speedup_vs_dense_ref", "energy_ratio_vs_dense_ref",
+                "return_mean", "return_missing", "mask_source", "point_id", "env", "pattern", "bits", "design",
+                "scenario", "batch"):
+        assert col in df.columns, col
+    # Sparsity on a design that exploits it is faster than dense at the same bits.
+    edge = df[(df.design == "edge_ws") & (df.scenario == "inference") & (df.bits == 8)].set_index(["env", "pattern"])
+    for env in df.env.unique():
+        assert edge.loc[(env, "2:4"), "latency_s"] < edge.loc[(env, "dense"), "latency_s"]
+        assert edge.loc[(env, "2:4"), "model_bytes"] < edge.loc[(env, "dense"), "model_bytes"]
+    # One-shot points are marked and have no return.
+    one_shot = df[df.pattern == "1:8"]
+    assert (one_shot.mask_source == "one-shot").all() and one_shot.return_missing.all()
+
+
+def test_quality_join_averages_seeds_and_marks_missing(tmp_path):
+    q = tmp_path / "quality.csv"
+    q.write_text(
+        "env,method,sparsity,bits,seed,steps,episodes,return_mean,return_std\n"
+        "Hopper-v5,rnm-td3,2:4,8,0,1000,10,3000,50\n"
+        "Hopper-v5,rnm-td3,2:4,8,1,1000,10,3200,40\n"
+        "Hopper-v5,td3,dense,8,0,1000,10,2900,10\n"
+        "Hopper-v5,rnm-td3,1:8,8,0,1000,10,2500,10\n"
+    )
+    cfg = config(tmp_path, quality=str(q))
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"]) == 0
+    df = pd.read_parquet(tmp_path / "out" / "points.parquet")
+    h = df[df.env == "Hopper-v5"]
+    assert (h[(h.pattern == "2:4") & (h.bits == 8)].return_mean == 3100).all()
+    assert (h[(h.pattern == "2:4") & (h.bits == 8)].return_seeds == 2).all()
+    assert (h[(h.pattern == "dense") & (h.bits == 8)].return_mean == 2900).all()
+    # 1:8 here is pruned one-shot from dense: the trained 1:8 agent's return does not apply.
+    assert h[h.pattern == "1:8"].return_missing.all()
+    assert h[h.bits == 4].return_missing.all() and df[df.env == "Ant-v5"].return_missing.all()
+
+
+def test_sigkill_of_the_cli_mid_run_then_same_command_finishes_exactly(tmp_path):
+    cfg = config(tmp_path, chunk_size=1, bits=[8, 4], patterns=["dense", "2:4", "1:4", "1:8"])
+    ref = tmp_path / "ref"
+    assert main(["sweep", str(cfg), "--out", str(ref), "--workers", "2", "--quiet"]) == 0
+    expected = pd.read_parquet(ref / "points.parquet")
+
+    out = tmp_path / "out"
+    cmd = [*NMLAB, "sweep", str(cfg), "--out", str(out), "--workers", "2"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while not (out.exists() and len(store.list_parts(out)) >= 8):
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert len(store.list_parts(out)) < len(expected), "killed before the end"
+    assert not (out / "points.parquet").exists()
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "already done" in again.stdout
+    got = pd.read_parquet(out / "points.parquet")
+    assert got.equals(expected)
+    assert "sweep:" in again.stderr and "pt/s" in again.stderr  # the tqdm bar: done/total, rate, time left
+
+
+def test_ray_and_pool_give_the_same_rows(tmp_path):
+    ray = pytest.importorskip("ray")
+    cfg = config(tmp_path, patterns=["dense", "2:4"], bits=[8])
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "pool"), "--workers", "2", "--quiet"]) == 0
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "ray"), "--workers", "2", "--ray", "--quiet"]) == 0
+    assert not ray.is_initialized()
+    a = pd.read_parquet(tmp_path / "pool" / "points.parquet")
+    b = pd.read_parquet(tmp_path / "ray" / "points.parquet")
+    assert len(a) == 2 * 2 * 2 * 2 and a.equals(b)
+
+
+def test_bad_config_is_one_line_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("bits: [8, 99]\n")
+    out = subprocess.run([*NMLAB, "sweep", str(bad), "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip() == "nmlab sweep: error: sweep config: bits[1]: must be an integer from 1 to 32, got 99"
+
+
+@pytest.mark.skipif(not bundled_workloads(), reason="no bundled workloads in hwmodel/data/workloads yet")
+def test_default_sweep_and_report_on_bundled_inputs(tmp_path):
+    out = tmp_path / "results"
+    run = subprocess.run([*NMLAB, "sweep", "--out", str(out)], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    df = pd.read_parquet(out / "points.parquet")
+    from hwmodel.design import bundled_designs
+
+    assert set(df.design) == set(bundled_designs())
+    assert set(df.pattern) == {"dense", "2:4", "1:4", "1:8"}
+    assert set(df.scenario) == {"inference", "train_step"}
+    assert df.point_id.is_unique
+    rep = subprocess.run([*NMLAB, "report", str(out)], capture_output=True, text=True, timeout=600)
+    assert rep.returncode == 0, rep.stderr[-2000:]
+    assert (out / "report" / "index.html").is_file() and (out / "report" / "fronts.json").is_file()
