@@ -2,8 +2,10 @@
 
 Runs on one CUDA GPU in one call and writes the CSV of ``hwmodel/gpu/schema.py`` (format in
 docs/gpu.md) plus a log beside it. Also runnable without installing nmlab, on a machine with
-only torch: ``python -m rl.gpubench --out FILE.csv`` from the repository root (the grid,
-schema and statistics modules are standard-library only and load by path if numpy is absent).
+only torch: ``python rl/gpubench.py --out FILE.csv`` (or ``python -m rl.gpubench``) from the
+repository root. This module imports only the standard library at import time (torch when
+it runs); the grid, schema and statistics modules are standard-library only and load by
+file path when the ``hwmodel`` package cannot be imported (its ``__init__`` needs numpy).
 
 Method (shared/reference/gpu.md): random data (never zeros: zeros draw less power and run
 faster); a warm-up; CUDA events around every call, median of many calls; input sets rotated
@@ -66,10 +68,13 @@ class NoGpu(Exception):
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    """The bench's options: the same as ``nmlab gpu bench`` (defined once, in rl/gpubench_cmd.py)."""
-    from rl.gpubench_cmd import _add_arguments
-
-    _add_arguments(p)
+    """The bench's options, shared by ``nmlab gpu bench`` and ``python rl/gpubench.py``."""
+    p.add_argument("--out", required=True, help="CSV to write (a .log is written beside it)")
+    p.add_argument("--quick", action="store_true", help="small grid (about an eighth of the full one)")
+    p.add_argument("--max-seconds", type=float, default=480.0,
+                   help="time budget for the whole run; later cases are written as skipped (default 480)")
+    p.add_argument("--target-ms", type=float, default=20.0, help="GPU time per timing statistic (default 20 ms)")
+    p.add_argument("--no-profile", action="store_true", help="do not count kernels with the torch profiler")
 
 
 def require_gpu():
@@ -764,8 +769,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """``python -m rl.gpubench``: the same as ``nmlab gpu bench`` without installing nmlab."""
-    p = argparse.ArgumentParser(prog="python -m rl.gpubench", description=__doc__.splitlines()[0])
+    """``python rl/gpubench.py``: the same as ``nmlab gpu bench`` without installing nmlab."""
+    p = argparse.ArgumentParser(prog="gpubench", description=__doc__.splitlines()[0])
     add_arguments(p)
     args = p.parse_args(argv)
     if args.max_seconds <= 0:

@@ -17,6 +17,7 @@ from hwmodel.gpu import grid, schema  # noqa: E402
 from rl import gpubench  # noqa: E402
 
 HAS_CUDA = torch.cuda.is_available()
+ROOT = __import__("pathlib").Path(__file__).resolve().parents[1]
 
 
 def _run(*args, **kw):
@@ -35,12 +36,14 @@ def test_no_gpu_exits_2_with_one_line(tmp_path):
 @pytest.mark.skipif(HAS_CUDA, reason="checks the no-GPU exit path; this machine has a CUDA GPU")
 def test_harness_runs_without_numpy(tmp_path):
     # The GPU machine has torch but maybe not numpy: `python -m rl.gpubench` must not need it.
-    code = ("import sys; sys.modules['numpy'] = None; import runpy; "
-            f"sys.argv = ['gpubench', '--out', {str(tmp_path / 'b.csv')!r}]; "
-            "runpy.run_module('rl.gpubench', run_name='__main__')")
-    out = _run("-W", "ignore", "-c", code)
-    assert out.returncode == 2, out.stderr
-    assert out.stderr.strip().splitlines()[-1].startswith("nmlab gpu bench: error: no CUDA GPU")
+    # Both forms the docs give: the script (no package import at all) and the module.
+    for run in ("runpy.run_path('rl/gpubench.py', run_name='__main__')",
+                "runpy.run_module('rl.gpubench', run_name='__main__')"):
+        code = ("import sys; sys.modules['numpy'] = None; import runpy; "
+                f"sys.argv = ['gpubench', '--out', {str(tmp_path / 'b.csv')!r}]; " + run)
+        out = _run("-W", "ignore", "-c", code, cwd=ROOT)
+        assert out.returncode == 2, out.stderr
+        assert out.stderr.strip().splitlines()[-1].startswith("nmlab gpu bench: error: no CUDA GPU")
 
 
 def test_bad_budget_is_a_one_line_error(tmp_path):
@@ -157,8 +160,8 @@ def test_td3_step_trains_and_keeps_2of4(monkeypatch, sparse):
 @pytest.mark.gpu
 @pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU (timings use CUDA events and cuSPARSELt)")
 def test_quick_bench_on_the_gpu(tmp_path):
-    out = _run("-m", "rl.gpubench", "--out", str(tmp_path / "b.csv"), "--quick", "--max-seconds", "120",
-               timeout=600)
+    out = _run("rl/gpubench.py", "--out", str(tmp_path / "b.csv"), "--quick", "--max-seconds", "120",
+               timeout=600, cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     rows = schema.read_rows(tmp_path / "b.csv")
     ok = [r for r in rows if r["status"] == "ok"]
