@@ -108,3 +108,65 @@ def test_driver_reads_scalesim_reports(scalesim_available):
 def test_driver_rejects_sparse_non_ws(scalesim_available):
     with pytest.raises(NmlabError, match="need dataflow 'ws'"):
         run_scalesim([Gemm(1, 8, 8, parse_gemm("1,8,8,2:4").pattern)], 4, 4, dataflow="os")
+
+
+# --- our model against SCALE-Sim ---------------------------------------------------------------
+
+@pytest.mark.slow
+@pytest.mark.parametrize("array", list(SHAPES), ids=lambda a: f"{a[0]}x{a[1]}")
+def test_compute_cycles_equal_scalesim(scalesim_available, array):
+    """Dense and layer-wise N:M: our stall-free cycles == SCALE-Sim's schedule on every shape."""
+    from hwmodel.peers.crosscheck import crosscheck
+
+    rows = crosscheck(SHAPES[array], *array)
+    assert len(rows) == len(SHAPES[array])
+    different = [(r.gemm.label(), r.scalesim.compute_cycles + 1, r.ours.compute_cycles) for r in rows if not r.equal]
+    assert not different, f"(shape, SCALE-Sim + 1, ours) differ on a {array[0]}x{array[1]} array: {different}"
+    for r in rows:
+        # The sparse layers really ran sparse on our side (the mask is SCALE-Sim's n-of-m).
+        assert r.ours.hw_pattern == str(r.gemm.pattern)
+        # Stalls only ever add cycles.
+        assert r.ours.total_cycles >= r.ours.compute_cycles
+
+
+def test_scalesim_mask_is_first_n_of_every_m():
+    from hwmodel.peers.crosscheck import scalesim_mask
+
+    mask = scalesim_mask(parse_gemm("1,10,3,2:4"))
+    assert mask.shape == (3, 10)
+    assert mask[0].tolist() == [1, 1, 0, 0, 1, 1, 0, 0, 1, 1]
+    assert (mask == mask[0]).all()
+    assert scalesim_mask(parse_gemm("1,10,3")) is None
+
+
+def test_equivalent_design_resizes_and_rejects_non_ws():
+    from hwmodel.peers.crosscheck import equivalent_design
+
+    d = equivalent_design(8, 4)
+    assert (d.compute.rows, d.compute.cols, d.compute.dataflow) == (8, 4, "ws")
+    with pytest.raises(NmlabError, match="systolic ws"):
+        equivalent_design(8, 4, design="stc_hbm")
+
+
+def test_cli_bad_values_are_one_line_exit_2(capsys):
+    from hwmodel.cli import main
+
+    for argv in (["--gemm", "1,2"], ["--gemm", "1,2,3", "--array", "4"], ["--gemm", "1,2,3,3:2"],
+                 ["--gemm", "1,0,3"], ["--gemm", "1,2,3", "--array", "0,4"]):
+        assert main(["crosscheck", "scalesim", *argv]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("nmlab crosscheck: error:"), err
+
+
+def test_cli_json(scalesim_available, capsys):
+    import json
+
+    from hwmodel.cli import main
+
+    assert main(["crosscheck", "scalesim", "--gemm", "3,10,6", "4,16,5,2:4", "--array", "4,4", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["array"] == [4, 4] and len(out["shapes"]) == 2
+    for s in out["shapes"]:
+        assert s["equal"] == (s["ours_compute_cycles"] == s["scalesim_compute_cycles_reported"] + 1)
+        assert s["ours_total_cycles"] >= s["ours_compute_cycles"]
+    assert out["shapes"][1]["gemm"]["pattern"] == "2:4"
