@@ -19,7 +19,7 @@ def _load_workload(path: str):
     return load_workload(path)
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=16)  # points come pattern by pattern, so a few entries give nearly all hits
 def workload_at(path: str, pattern: str, mask_source: str):
     """The workload of a point: the file as is ("trained") or pruned one-shot to ``pattern``."""
     wl = _load_workload(path)
@@ -27,7 +27,7 @@ def workload_at(path: str, pattern: str, mask_source: str):
 
 
 def prune_one_shot(wl, pattern: str):
-    """A copy of ``wl`` with every layer pruned to ``pattern`` by weight magnitude (N:M per row).
+    """A copy of ``wl`` with every layer pruned to ``pattern`` by weight magnitude (N:M per row), without weights.
 
     Layers without weights get the structural mask of an all-ones matrix (the first N of
     each group): the hardware cost of an N:M mask depends on its counts, not its positions.
@@ -43,10 +43,9 @@ def prune_one_shot(wl, pattern: str):
         shape = (layer.out_features, layer.in_features)
         source = layer.weight if layer.weight is not None else np.ones(shape, dtype=np.float32)
         mask = None if p.kind == "dense" else nm_mask(source, p)
-        weight = None if layer.weight is None else (layer.weight if mask is None else np.where(mask, layer.weight, 0).astype(np.float32))
+        # The model needs shapes and masks only: dropping the weights keeps worker caches small.
         layers.append(Layer(name=layer.name, network=layer.network, in_features=layer.in_features,
-                            out_features=layer.out_features, pattern=str(p), mask=mask,
-                            weight_bits=layer.weight_bits, weight=weight, bias=layer.bias))
+                            out_features=layer.out_features, pattern=str(p), mask=mask, weight_bits=layer.weight_bits))
     return Workload(layers=layers, meta={**wl.meta, "sparsity": str(p), "mask_source": "one-shot"})
 
 

@@ -1,0 +1,187 @@
+"""Benchmark of the main job: default sweep + report from a cold start, and a 100,000-point sweep's memory.
+
+    .venv/bin/python benchmarks/bench_sweep.py                 # both parts
+    .venv/bin/python benchmarks/bench_sweep.py --points 20000  # smaller big sweep
+    .venv/bin/python benchmarks/bench_sweep.py --skip-big      # only the cold start
+
+Targets (issue 6): default ``nmlab sweep`` + ``nmlab report`` under 30 s on 2 cores from a
+cold start (fresh processes, empty output directory); a 100,000-point sweep with flat memory
+(peak RSS of the sweep's whole process tree under 1 GB). Everything is measured here, by
+running the real commands as subprocesses and sampling /proc; nothing is estimated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+NMLAB = [sys.executable, "-m", "hwmodel"]
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    mem = ""
+    try:
+        kb = int(next(line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")).split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}; {usable} usable of {os.cpu_count()} CPUs{mem}; load average {load:.2f} at start; "
+            f"Python {platform.python_version()} on {platform.system()} {platform.release()}")
+
+
+def _children(pid: int) -> list[int]:
+    kids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                kids.append(int(d.name))
+    return kids
+
+
+def _rss_bytes(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
+def run_sampled(cmd: list[str], progress_dir: Path | None = None, interval_s: float = 0.2) -> dict:
+    """Run ``cmd``; sample the RSS of it plus all its descendants. Returns wall time, peaks and a series."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    peak_tree = peak_one = 0
+    series: list[tuple[float, int, int]] = []   # (seconds, tree RSS, part files)
+    while proc.poll() is None:
+        tree = [proc.pid]
+        i = 0
+        while i < len(tree):
+            tree.extend(_children(tree[i]))
+            i += 1
+        rss = [_rss_bytes(p) for p in tree]
+        peak_tree = max(peak_tree, sum(rss))
+        peak_one = max(peak_one, max(rss, default=0))
+        parts = len(list((progress_dir / "parts").glob("part-*.parquet"))) if progress_dir and (progress_dir / "parts").is_dir() else 0
+        series.append((time.perf_counter() - t0, sum(rss), parts))
+        time.sleep(interval_s)
+    out, err = proc.communicate()
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err[-3000:]}")
+    return {"seconds": time.perf_counter() - t0, "peak_tree": peak_tree, "peak_one": peak_one, "series": series,
+            "stdout": out, "stderr": err}
+
+
+def bench_default(tmp: Path) -> float:
+    out = tmp / "results"
+    sweep = run_sampled([*NMLAB, "sweep", "--out", str(out), "--quiet"])
+    report = run_sampled([*NMLAB, "report", str(out)])
+    import pandas as pd
+
+    n = len(pd.read_parquet(out / "points.parquet"))
+    total = sweep["seconds"] + report["seconds"]
+    print(f"default sweep (cold start): {n} points in {sweep['seconds']:.1f} s; report in {report['seconds']:.1f} s; "
+          f"total {total:.1f} s (target < 30 s) -> {'OK' if total < 30 else 'OVER TARGET'}")
+    print(f"  peak RSS: sweep tree {sweep['peak_tree'] / 2**20:.0f} MiB, report tree {report['peak_tree'] / 2**20:.0f} MiB")
+    return total
+
+
+def big_config(tmp: Path, target: int) -> tuple[Path, int]:
+    """A grid of at least ``target`` points over the bundled workloads and designs (many patterns and batches)."""
+    sys.path.insert(0, str(REPO))
+    from hwmodel.workload import bundled_workloads
+    from sweeps.config import parse_config
+    from sweeps.grid import plan
+
+    workloads: object = "bundled"
+    if not bundled_workloads():  # before the RL exports land: synthetic TD3 workloads of two envs
+        from hwmodel.workload import save_workload, synthetic_td3_workload
+
+        workloads = []
+        for env, (obs, act) in {"Hopper-v5": (11, 3), "HalfCheetah-v5": (17, 6)}.items():
+            wl = synthetic_td3_workload(obs, act, seed=0, with_weights=True)
+            wl.meta.update(env=env, sparsity="dense", method="synthetic")
+            p = tmp / f"{env.split('-')[0].lower()}_dense_s0.nmw"
+            save_workload(wl, p)
+            workloads.append(str(p))
+    patterns = ["dense"] + [f"{n}:{m}" for m in (2, 4, 8, 16) for n in range(1, m)]
+    base = {"workloads": workloads, "patterns": patterns, "bits": [4, 8, 16, 32], "quality": None,
+            "scenarios": [{"scenario": "inference", "batch": 1}]}
+    per_batch = len(plan(parse_config(base, base=tmp)))
+    batches = -(-target // per_batch)
+    half = (batches + 1) // 2
+    base["scenarios"] = [{"scenario": "inference", "batch": list(range(1, half + 1))},
+                         {"scenario": "train_step", "batch": [16 * i for i in range(1, batches - half + 1)]}]
+    n = len(plan(parse_config(base, base=tmp)))
+    path = tmp / "big.yaml"
+    path.write_text(yaml.safe_dump(base))
+    return path, n
+
+
+def bench_big(tmp: Path, target: int) -> None:
+    cfg, n = big_config(tmp, target)
+    out = tmp / "big"
+    r = run_sampled([*NMLAB, "sweep", str(cfg), "--out", str(out), "--quiet"], progress_dir=out, interval_s=0.5)
+    import pyarrow.parquet as pq
+
+    rows = pq.ParquetFile(out / "points.parquet").metadata.num_rows
+    print(f"big sweep: {rows} points (grid {n}) in {r['seconds']:.0f} s ({rows / r['seconds']:.0f} points/s); "
+          f"peak RSS of the whole process tree {r['peak_tree'] / 2**20:.0f} MiB, largest process {r['peak_one'] / 2**20:.0f} MiB "
+          f"(target < 1024 MiB) -> {'OK' if r['peak_tree'] < 2**30 else 'OVER TARGET'}")
+    # Flat memory: tree RSS at quarters of the run (by part files written) should not grow with points done.
+    series = [s for s in r["series"] if s[2] > 0]
+    if series:
+        last = max(s[2] for s in series)
+        marks = []
+        for q in (0.1, 0.25, 0.5, 0.75, 0.95):
+            s = next((s for s in series if s[2] >= q * last), series[-1])
+            marks.append(f"{int(q * 100)}%: {s[1] / 2**20:.0f} MiB")
+        print("  tree RSS while sweeping (by share of part files written): " + ", ".join(marks))
+    print(f"  table: {(out / 'points.parquet').stat().st_size / 2**20:.1f} MiB on disk, "
+          f"{len(list((out / 'parts').glob('part-*.parquet')))} part files")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--points", type=int, default=100_000, help="size of the big sweep (default 100000)")
+    ap.add_argument("--skip-big", action="store_true", help="only the cold-start default sweep + report")
+    ap.add_argument("--skip-default", action="store_true", help="only the big sweep")
+    args = ap.parse_args()
+    print(f"machine: {machine()}")
+    with tempfile.TemporaryDirectory(prefix="nmlab-bench-") as d:
+        tmp = Path(d)
+        if not args.skip_default:
+            bench_default(tmp)
+        if not args.skip_big:
+            bench_big(tmp, args.points)
+
+
+if __name__ == "__main__":
+    main()
