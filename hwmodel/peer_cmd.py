@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,10 +34,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _crosscheck_scalesim(args: argparse.Namespace) -> int:
     from hwmodel.peers.crosscheck import crosscheck, format_table
-    from hwmodel.peers.scalesim import parse_array, parse_gemm
+    from hwmodel.peers.scalesim import parse_array, parse_gemm, ws_compute_cycles_reference
 
     gemms = [parse_gemm(g) for g in args.gemm]       # validate everything before the slow part
     rows, cols = parse_array(args.array)
+    cycles = sum(ws_compute_cycles_reference(g, rows, cols) for g in gemms)
+    if cycles > 200_000:
+        # SCALE-Sim simulates about 10,000 cycles per second (docs/crosscheck.md).
+        print(f"nmlab crosscheck: SCALE-Sim will simulate {cycles:,} cycles, about {cycles / 1e4:,.0f} s",
+              file=sys.stderr)
     results = crosscheck(gemms, rows, cols, design=args.design)
     if args.json:
         print(json.dumps({"array": [rows, cols], "design": args.design,
