@@ -93,3 +93,12 @@ def test_polyak_keeps_targets_nm_and_tracks_online_effective_weights():
     for src, dst in zip(nm_layers(online), nm_layers(target)):
         assert torch.equal(dst.weight, src.weight * src.mask)
         assert torch.equal(dst.mask, src.mask)
+
+
+def test_loaded_mask_drives_the_forward_pass():
+    a, b = NMLinear(16, 4, "1:4", decay=0.1), NMLinear(16, 4, "1:4", decay=0.1)
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, 16)
+    assert torch.equal(a(x), b(x))
+    assert torch.equal(b.mask_f, b.mask.float())
+    assert torch.equal(b.decay_mask, 0.1 * (~b.mask).float())
