@@ -41,6 +41,11 @@ def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     for col in ("return_mean", "model_bytes"):
         if col not in df.columns:
             df[col] = float("nan")
+    # Plain Python strings: pandas' Arrow-backed string columns make the many small selections
+    # and row iterations of a report several times slower.
+    for col in df.columns:
+        if df[col].dtype != object and (pd.api.types.is_string_dtype(df[col].dtype)):
+            df[col] = df[col].astype(object)
     manifest: dict[str, Any] = {}
     mpath = out / "sweep.json"
     if mpath.is_file():

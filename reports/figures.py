@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hwmodel.io import atomic_write  # noqa: E402
-from reports.data import ENERGY_COMPONENTS, label, pattern_order, shown  # noqa: E402
+from reports.data import ENERGY_COMPONENTS, fmt_energy, label, pattern_order, shown  # noqa: E402
 from reports.fronts import FRONT_SPECS  # noqa: E402
 
 COLORS = plt.get_cmap("tab10").colors
@@ -129,8 +129,17 @@ def ratio_heatmap_png(df: pd.DataFrame, col: str, title: str, out: Path, good_hi
     return _save(fig, out)
 
 
+def _hbars(ax, y: np.ndarray, left: np.ndarray, width: np.ndarray, color, label: str, height: float = 0.8) -> None:
+    """Horizontal bars as one PolyCollection (one Rectangle artist per bar is several times slower)."""
+    from matplotlib.collections import PolyCollection
+
+    h = height / 2
+    verts = [[(l0, y0 - h), (l0 + w, y0 - h), (l0 + w, y0 + h), (l0, y0 + h)] for y0, l0, w in zip(y, left, width)]
+    ax.add_collection(PolyCollection(verts, facecolors=[color], edgecolors="none", label=label))
+
+
 def energy_png(df: pd.DataFrame, env: str, out: Path) -> Path:
-    """Energy per pass split by component: one horizontal stacked bar per design and pattern@bits, per scenario."""
+    """Energy per pass split by component (shares, total written beside): one bar per design and pattern@bits, per scenario."""
     rows = df[df.env == env]
     designs = sorted(rows.design.unique())
     secs = _sections(rows)
@@ -144,13 +153,20 @@ def energy_png(df: pd.DataFrame, env: str, out: Path) -> Path:
         g["order"] = g.pattern.map({p: i for i, p in enumerate(patterns)})
         g = g.sort_values(["design", "order", "bits"], ascending=[False, False, True])
         y = np.arange(len(g))
+        # Shares of the total (designs differ by orders of magnitude); the total is written at the right.
+        total = g[cols].fillna(0).sum(axis=1).to_numpy()
         left = np.zeros(len(g))
         for k, c in enumerate(cols):
-            vals = g[c].fillna(0).to_numpy() * 1e-6
-            ax.barh(y, vals, left=left, color=plt.get_cmap("tab10").colors[k], label=c[len("energy_"):-len("_pj")])
+            vals = g[c].fillna(0).to_numpy() / np.where(total > 0, total, 1)
+            _hbars(ax, y, left, vals, plt.get_cmap("tab10").colors[k], c[len("energy_"):-len("_pj")])
             left += vals
+        for yi, t in zip(y, total):
+            ax.text(1.01, yi, fmt_energy(t), va="center", ha="left", fontsize=7)
+        ax.set_xlim(0, 1.22)
+        ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0", "25%", "50%", "75%", "100%"])
+        ax.set_ylim(-0.6, len(g) - 0.4)
         ax.set_yticks(y, [f"{d}  {p} @ {b} b" for d, p, b in zip(g.design, g.pattern, g.bits)], fontsize=7)
-        ax.set_xlabel("energy per pass (uJ)", fontsize=9)
+        ax.set_xlabel("share of the energy per pass (total at the right)", fontsize=9)
         ax.set_title(f"{sc.replace('_', ' ')} (batch {batch})", fontsize=10)
         ax.grid(True, axis="x", alpha=0.3)
     h, lab = axes[0][0].get_legend_handles_labels()

@@ -21,7 +21,11 @@ BIT_COLORS = {32: "#4c72b0", 16: "#55a868", 8: "#dd8452", 4: "#c44e52"}
 COMPONENT_COLORS = dict(zip(ENERGY_COMPONENTS, ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#8c8c8c"]))
 
 
+_HOVER_COLUMNS = ["design", "pattern", "bits", "mask_source", "latency_s", "energy_pj", "model_bytes", "return_mean", "point_id"]
+
+
 def _hover(df: pd.DataFrame) -> list[str]:
+    df = df[_HOVER_COLUMNS]
     return [
         f"{r.design} | {r.pattern} @ {r.bits} b | {r.mask_source}<br>latency {fmt_time(r.latency_s)}, "
         f"energy {fmt_energy(r.energy_pj)}<br>size {fmt_bytes(r.model_bytes)}, return "
