@@ -36,6 +36,7 @@ class OurLayer:
     stall_cycles_dram: float
     stall_cycles_metadata: float
     hw_pattern: str
+    figures: dict = dataclasses.field(default_factory=dict)   # all of Figures: traffic in bits, energy
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,8 @@ class CrosscheckRow:
             "ours_stall_cycles_metadata": self.ours.stall_cycles_metadata,
             "ours_hw_pattern": self.ours.hw_pattern,
             "equal": self.equal,
+            "scalesim_report": {k: v for k, v in self.scalesim.to_dict().items() if k != "gemm"},
+            "ours_figures": self.ours.figures,
         }
 
 
@@ -104,7 +107,8 @@ def run_ours(gemm: Gemm, design) -> OurLayer:
     f = forward[0].figures
     stalls = f.stall_cycles_dram + f.stall_cycles_metadata
     return OurLayer(compute_cycles=f.cycles - stalls, total_cycles=f.cycles, stall_cycles_dram=f.stall_cycles_dram,
-                    stall_cycles_metadata=f.stall_cycles_metadata, hw_pattern=forward[0].hw_pattern)
+                    stall_cycles_metadata=f.stall_cycles_metadata, hw_pattern=forward[0].hw_pattern,
+                    figures=f.to_dict())
 
 
 def crosscheck(gemms: Iterable[Gemm | str], rows: int, cols: int, design: Any = DEFAULT_DESIGN) -> list[CrosscheckRow]:
