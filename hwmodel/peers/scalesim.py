@@ -27,7 +27,6 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
-import os
 import tempfile
 import warnings
 from dataclasses import asdict, dataclass
