@@ -109,7 +109,13 @@ class _RayPool:
 
     def collect(self) -> list[list[dict]]:
         done, self.pending = self.ray.wait(self.pending, num_returns=1)
-        return self.ray.get(done)
+        try:
+            return self.ray.get(done)
+        except self.ray.exceptions.RayTaskError as exc:
+            # A user error in a task (e.g. a bad design) stays the one-line NmlabError it was.
+            if isinstance(getattr(exc, "cause", None), NmlabError):
+                raise exc.cause from None
+            raise
 
     def close(self) -> None:
         for ref in self.pending:

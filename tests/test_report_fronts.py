@@ -39,7 +39,7 @@ def brute_force_front(rows: list[tuple[str, tuple[float, ...]]], senses: list[st
 small_values = st.sampled_from([0.0, 1.0, 1.5, 2.0, 3.0, 1e-9, 7.0])
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(small_values, small_values), min_size=0, max_size=40),
        st.sampled_from(["min", "max"]), st.sampled_from(["min", "max"]))
 def test_pareto_mask_2d_equals_brute_force(values, s0, s1):
@@ -89,7 +89,7 @@ tables = st.integers(min_value=1, max_value=40).flatmap(
 )
 
 
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(tables)
 def test_compute_fronts_on_random_tables(data):
     df = pd.DataFrame(data)
