@@ -86,6 +86,16 @@ def main(argv: Optional[list[str]] = None) -> int:
             todo.append((env, pattern, seed, run_dir, step is not None))
     if args.status:
         return 0
+    # One driver per root: two would train the same run directory twice.
+    lock = root / "campaign.pid"
+    if lock.is_file():
+        try:
+            os.kill(int(lock.read_text().strip()), 0)
+            print(f"campaign: another driver (pid {lock.read_text().strip()}) is running on {root}", file=sys.stderr)
+            return 2
+        except (ProcessLookupError, ValueError):
+            pass  # stale lock from a driver that is gone
+    lock.write_text(str(os.getpid()))
     env_vars = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     running: list[tuple[subprocess.Popen, str]] = []
     while todo or running:
@@ -103,6 +113,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             if proc.poll() is not None:
                 print(time.strftime("%H:%M:%S"), "done", name, "rc", proc.returncode, flush=True)
                 running.remove((proc, name))
+    lock.unlink(missing_ok=True)
     return 0
 
 
