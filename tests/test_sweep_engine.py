@@ -164,10 +164,11 @@ def test_rerun_is_idempotent_and_resumes_only_missing(tmp_path):
     before = store.read_table(out).to_pandas()
     # Lose some parts (as if the run had been killed before writing them): only they are redone.
     parts = store.list_parts(out)
+    lost = sum(pq.read_metadata(part).num_rows for part in parts[:3])
     for part in parts[:3]:
         part.unlink()
     again = _run(cfg, out, workers=2)
-    assert again["evaluated"] == 15 and again["already_done"] == first["points"] - 15
+    assert lost >= 3 and again["evaluated"] == lost and again["already_done"] == first["points"] - lost
     after = store.read_table(out).to_pandas()
     assert after.equals(before)
     # A third run evaluates nothing.
