@@ -10,8 +10,8 @@ Files written into the output folder (formats in docs/timeloop.md):
   reads (what timeloopfe dumps as parsed-processed input): DRAM, each SRAM level, the PE
   register file and the MAC array as ``mac[1..R*C]`` with ``meshX``/``meshY``.
 * ``problem.yaml``: ``problem`` v0.4, a GEMM with dimensions M, K, N and data spaces
-  Weights [N, K], Inputs [M, K], Outputs [M, N]; the weight density as
-  ``distribution: fixed_structured`` (how Sparseloop models 2:4).
+  Weights [N, K], Inputs [M, K], Outputs [M, N]; the weight density (the fraction of weight
+  slots the hardware holds) as ``distribution: fixed_structured`` (how Sparseloop models 2:4).
 * ``sparse_opt.yaml``: ``sparse_optimizations`` v0.4: Weights in UOP (N) + CP (K) with
   ``metadata_word_bits = ceil(log2 m)`` at the weight SRAM, input reads skipped on zero
   weights at the activation SRAM (the selection muxes). Empty ``targets`` when dense.
@@ -220,9 +220,11 @@ def render(design: Design, layer, batch: int, bits: int, sim_layer, extra: Optio
     hw = parse_pattern(sim_layer.hw_pattern)
     sparse = hw.is_nm and hw.n < hw.m
     meta_bits = _meta_bits(hw.m) if sparse else None
-    density = hw.n / hw.m if sparse else None
-    ert, derivation = energy_reference_table(design, bits, hw.m if sparse else None)
     f = sim_layer.figures
+    # Fraction of weight slots the hardware holds and multiplies: n/m, plus the partial last
+    # group (K=11 at 2:4 keeps 6 of 11); on flexible designs the per-row N averaged.
+    density = round(f.macs_issued / f.macs_dense, 6) if sparse and f.macs_dense else None
+    ert, derivation = energy_reference_table(design, bits, hw.m if sparse else None)
     point = {"nmlab_point": {
         "version": 1,
         "design": design.name, "design_source": design.source,

@@ -62,7 +62,12 @@ def test_export_carries_the_point(tmp_path, design, pattern, hw, batch):
     assert prob["version"] == "0.4"
     assert {k: prob["instance"][k] for k in "MKN"} == {"M": batch, "K": layer.in_features, "N": layer.out_features}
     dens = prob["instance"]["densities"]["Weights"]
-    assert dens == {"distribution": "fixed_structured", "density": n / m}
+    assert dens["distribution"] == "fixed_structured"
+    k = layer.in_features
+    if design != "flex_nm":    # uniform N: n per full group of m, min(n, K mod m) in the last one
+        assert dens["density"] == pytest.approx((n * (k // m) + min(n, k % m)) / k)
+    assert dens["density"] == pytest.approx(ref.figures.macs_issued / ref.figures.macs_dense, abs=1e-6)
+    assert point["weight_density_real_mask"] == pytest.approx(layer.density, abs=1e-6)
 
     # sparse optimizations: CP rank with ceil(log2 m) metadata bits at the weight SRAM
     targets = docs["sparse_opt.yaml"]["sparse_optimizations"]["targets"]
