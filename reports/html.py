@@ -146,9 +146,10 @@ def energy_breakdown_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str,
             data.append({"type": "bar", "x": x, "y": _num(g[c] * 1e-6), "name": comp, "legendgroup": comp,
                          "showlegend": j == 0, "marker": {"color": COMPONENT_COLORS.get(comp, "#777")},
                          "hovertemplate": f"{design} %{{x}}<br>{comp}: %{{y:.4g}} uJ<extra></extra>", **_axes(j + 1)})
-    layout["yaxis"]["title"] = {"text": "energy per pass (uJ)"}
-    layout.update({"barmode": "stack", "height": 440, "margin": {"l": 60, "r": 20, "t": 70, "b": 80},
-                   "title": {"text": "Energy breakdown by component", "font": {"size": 14}}})
+    layout["yaxis"]["title"] = {"text": "share of energy per pass (%)"}
+    # Shares: designs differ by 100x in total energy; hover gives each component in uJ.
+    layout.update({"barmode": "stack", "barnorm": "percent", "height": 440, "margin": {"l": 60, "r": 20, "t": 70, "b": 80},
+                   "title": {"text": "Energy breakdown by component (share of the total; hover for uJ)", "font": {"size": 14}}})
     return {"data": data, "layout": layout}
 
 

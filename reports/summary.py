@@ -43,9 +43,9 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], pngs: list[Path], not
         if len(dense):
             best = dense.loc[dense.speedup_vs_dense_ref.idxmax()]
             low = dense.loc[dense.energy_ratio_vs_dense_ref.idxmin()]
-            out.append(f"Largest speedup vs dense: {best.speedup_vs_dense_ref:.2f}x ({best.pattern} at {best.bits} bits on "
-                       f"{best.design}); lowest energy ratio: {low.energy_ratio_vs_dense_ref:.2f} ({low.pattern} at "
-                       f"{low.bits} bits on {low.design}).\n")
+            out.append(f"Largest speedup vs dense (at the design's highest bitwidth): {best.speedup_vs_dense_ref:.3g}x "
+                       f"({best.pattern} at {best.bits} bits on {best.design}); lowest energy ratio: "
+                       f"{low.energy_ratio_vs_dense_ref:.3g} ({low.pattern} at {low.bits} bits on {low.design}).\n")
         for spec in FRONT_SPECS:
             f = by.get((spec.name, env, sc, int(batch)))
             if f is None:

@@ -54,8 +54,9 @@ def run(
     plan = make_plan(cfg)
     n = len(plan)
     qpath = quality_path(cfg)
-    for note in plan.skipped:
-        print(f"nmlab sweep: note: {note}; those points are left out", file=sys.stderr)
+    if plan.skipped:
+        print(f"nmlab sweep: note: points left out where a design has no datatype of that width "
+              f"({'; '.join(plan.skipped)})", file=sys.stderr)
     manifest = {
         "format": engine.MANIFEST_FORMAT,
         "version": engine.MANIFEST_VERSION,

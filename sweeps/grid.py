@@ -212,7 +212,7 @@ def plan(cfg: SweepConfig) -> Plan:
     for d in designs:
         missing = [b for b in cfg.bits if b not in d.bits_supported]
         if missing:
-            skipped.append(f"design {d.name!r} has no datatype of {', '.join(map(str, missing))} bits")
+            skipped.append(f"{d.name}: {', '.join(map(str, missing))} bits")
     sources = {p: choose_sources(workloads, p) for p in cfg.patterns}
     result = Plan(cfg, workloads, designs, skipped, sources)
     if len(result) == 0:
