@@ -81,8 +81,46 @@ class _Pool:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+_LOCATORS = ("_workload_path", "_design_path")
+_local_copies: dict[str, str] = {}
+
+
+def _materialize(path: str, ref) -> str:
+    """A local copy of an input file shipped through Ray's object store (once per worker process).
+
+    Keeps the file name: a design's name is its file stem.
+    """
+    import atexit
+    import shutil
+    import tempfile
+
+    import ray
+
+    local = _local_copies.get(path)
+    if local is None:
+        data = ray.get(ref)
+        root = _local_copies.get("") or tempfile.mkdtemp(prefix="nmlab-ray-inputs-")
+        if "" not in _local_copies:
+            _local_copies[""] = root
+            atexit.register(shutil.rmtree, root, True)
+        target = Path(root) / str(len(_local_copies)) / Path(path).name
+        target.parent.mkdir(parents=True)
+        target.write_bytes(data)
+        local = _local_copies[path] = str(target)
+    return local
+
+
+def ray_evaluate_chunk(points: list[dict], evaluate: Callable, blobs: dict[str, Any]) -> list[dict]:
+    """A Ray task: point locators are rewritten to local copies of the shipped inputs, then evaluated.
+
+    Workers on other machines need not see the driver's files (only nmlab installed).
+    """
+    local = [{**p, **{k: _materialize(p[k], blobs[p[k]]) for k in _LOCATORS}} for p in points]
+    return evaluate_chunk(local, evaluate)
+
+
 class _RayPool:
-    """The same interface over Ray tasks (one task per chunk)."""
+    """The same interface over Ray tasks (one task per chunk); input files travel through the object store."""
 
     def __init__(self, address: Optional[str], workers: int, evaluate: Callable):
         import ray
@@ -96,13 +134,21 @@ class _RayPool:
             else:
                 ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=False)
             self.started = True
-        self.task = ray.remote(num_cpus=1)(evaluate_chunk)
+        self.task = ray.remote(num_cpus=1)(ray_evaluate_chunk)
         self.evaluate = evaluate
+        self.refs: dict[str, Any] = {}   # input file path -> ObjectRef of its bytes (put once)
         self.pending: list = []
         self.capacity = max(1, int(ray.cluster_resources().get("CPU", workers)))
 
     def submit(self, chunk: list[dict]) -> None:
-        self.pending.append(self.task.remote(chunk, self.evaluate))
+        blobs = {}
+        for p in chunk:
+            for key in _LOCATORS:
+                path = p[key]
+                if path not in self.refs:
+                    self.refs[path] = self.ray.put(Path(path).read_bytes())
+                blobs[path] = self.refs[path]
+        self.pending.append(self.task.remote(chunk, self.evaluate, blobs))
 
     def in_flight(self) -> int:
         return len(self.pending)

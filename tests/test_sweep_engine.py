@@ -243,11 +243,22 @@ def test_sigkill_mid_run_then_resume_gives_exactly_the_uninterrupted_rows(tmp_pa
     assert not list(store.parts_dir(out).glob(".*.tmp"))
 
 
+def shipped_evaluate(point: dict) -> dict:
+    """Under Ray: the inputs are local copies shipped through the object store, same bytes and file name."""
+    from sweeps.grid import file_sha
+
+    assert "nmlab-ray-inputs-" in point["_workload_path"] and "nmlab-ray-inputs-" in point["_design_path"]
+    assert file_sha(point["_workload_path"]) == point["workload_sha"]
+    assert file_sha(point["_design_path"]) == point["design_sha"]
+    assert Path(point["_design_path"]).stem == point["design"]
+    return fake_evaluate(point)
+
+
 def test_ray_gives_the_same_rows(tmp_path):
     ray = pytest.importorskip("ray")
     cfg = write_config(tmp_path, patterns=["dense", "2:4"], bits=[8])
     _run(cfg, tmp_path / "pool", workers=2)
-    _run(cfg, tmp_path / "ray", workers=1, use_ray=True)
+    api.run(cfg, tmp_path / "ray", workers=1, use_ray=True, evaluate=shipped_evaluate, progress=False)
     assert not ray.is_initialized(), "a Ray instance started by the sweep is shut down after it"
     a = store.read_table(tmp_path / "pool").to_pandas()
     b = store.read_table(tmp_path / "ray").to_pandas()
