@@ -170,3 +170,22 @@ def test_cli_json(scalesim_available, capsys):
         assert s["equal"] == (s["ours_compute_cycles"] == s["scalesim_compute_cycles_reported"] + 1)
         assert s["ours_total_cycles"] >= s["ours_compute_cycles"]
     assert out["shapes"][1]["gemm"]["pattern"] == "2:4"
+
+
+@pytest.mark.slow
+def test_os_dataflow_differs_by_output_drain(scalesim_available):
+    """Output stationary (outside the WS contract): our schedule drains each fold's R x C outputs
+    out of the array (R cycles) and SCALE-Sim does not, so ours = SCALE-Sim + 1 + R x folds."""
+    import dataclasses
+
+    from hwmodel.cycles import compute_cycles
+    from hwmodel.peers.crosscheck import equivalent_design
+
+    shapes = ["3,5,7", "9,13,11", "17,8,8", "1,3,20", "12,7,5", "20,9,30"]
+    for rows, cols in ((8, 8), (4, 12)):
+        d = equivalent_design(rows, cols)
+        d = dataclasses.replace(d, compute=dataclasses.replace(d.compute, dataflow="os"))
+        for g, peer in zip(map(parse_gemm, shapes), run_scalesim(shapes, rows, cols, dataflow="os")):
+            folds = -(-g.m // rows) * -(-g.n // cols)
+            ours = compute_cycles(d, g.m, g.k, g.n, "dense", 8)
+            assert ours == peer.compute_cycles + 1 + rows * folds, (rows, cols, g.label())
