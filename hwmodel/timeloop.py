@@ -149,18 +149,21 @@ def constraints(design: Design) -> dict:
             continue
         keep = [_DATASPACE[h] for h in ("weights", "inputs", "outputs") if h in s.holds]
         bypass = [d for d in ("Weights", "Inputs", "Outputs") if d not in keep]
-        targets.append({"target": s.name, "type": "bypass", "keep": keep, "bypass": bypass})
+        targets.append({"target": s.name, "type": "dataspace", "keep": keep, "bypass": bypass})
     c = design.compute
     fanout_level = design.srams[-1].name
     if c.kind == "systolic" and c.dataflow == "ws":
         # N across the columns (X), K down the rows (Y); batch rows stream in time.
-        targets.append({"target": fanout_level, "type": "spatial", "factors": "M=1", "permutation": "NKM", "split": 1})
+        targets.append({"target": fanout_level, "type": "spatial", "factors": ["M=1"], "permutation": ["N", "K", "M"],
+                        "split": 1})
     elif c.kind == "systolic":
         # Output stationary: N across the columns, M down the rows; K streams in time.
-        targets.append({"target": fanout_level, "type": "spatial", "factors": "K=1", "permutation": "NMK", "split": 1})
+        targets.append({"target": fanout_level, "type": "spatial", "factors": ["K=1"], "permutation": ["N", "M", "K"],
+                        "split": 1})
     else:
         # Tensor core: K across each unit's width (X), N over the units (Y).
-        targets.append({"target": fanout_level, "type": "spatial", "factors": "M=1", "permutation": "KNM", "split": 1})
+        targets.append({"target": fanout_level, "type": "spatial", "factors": ["M=1"], "permutation": ["K", "N", "M"],
+                        "split": 1})
     return {"architecture_constraints": {"version": "0.4", "targets": targets}}
 
 

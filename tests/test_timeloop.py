@@ -86,6 +86,15 @@ def test_export_carries_the_point(tmp_path, design, pattern, hw, batch):
         if s.cls == "sram":
             assert c["attributes"]["depth"] * c["attributes"]["width"] == s.capacity_bytes * 8
 
+    # constraints: each on-chip level keeps the operands the design says it holds
+    cons = docs["constraints.yaml"]["architecture_constraints"]["targets"]
+    names = {"weights": "Weights", "inputs": "Inputs", "outputs": "Outputs"}
+    for s in d.storage[1:]:
+        entry = next(c for c in cons if c["target"] == s.name and c["type"] == "dataspace")
+        assert set(entry["keep"]) == {names[h] for h in s.holds if h in names}
+        assert set(entry["keep"]) | set(entry["bypass"]) == set(names.values())
+    assert sum(c["type"] == "spatial" for c in cons) == 1
+
     # ERT x our action counts == our energies
     ert = docs["ERT.yaml"]
     f = ref.figures
