@@ -11,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 from hwmodel.io import atomic_write
 from reports import figures, html, summary
-from reports.data import load_sweep
+from reports.data import load_sweep, plotted_subset
 from reports.fronts import compute_fronts, fronts_document
 
 
@@ -41,22 +41,24 @@ def build_report(out: str | Path, pngs: bool = True) -> dict[str, Any]:
         notes.append("The sweep in this directory is not complete: run nmlab sweep again to finish it.")
     fronts = compute_fronts(df)
     doc = fronts_document(fronts, notes=notes)
+    shown_df, plot_note = plotted_subset(df)
+    page_notes = notes + ([plot_note] if plot_note else [])
     with atomic_write(rdir / "fronts.json", "w") as fh:
         json.dump(doc, fh, indent=1)
     # matplotlib is the slow part: draw the PNGs in worker processes while this one writes the page.
-    jobs = figures.png_jobs(df, fronts, rdir) if pngs else []
+    jobs = figures.png_jobs(shown_df, fronts, rdir) if pngs else []
     workers = min(len(jobs), _cpus())
     pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
     futures = [pool.submit(figures._run_job, j) for j in jobs] if pool else []
     try:
         with atomic_write(rdir / "index.html", "w") as fh:
-            fh.write(html.render(df, fronts, manifest, notes))
+            fh.write(html.render(shown_df, fronts, manifest, page_notes))
         png_paths = [f.result() for f in futures] if pool else [figures._run_job(j) for j in jobs]
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
     with atomic_write(rdir / "summary.md", "w") as fh:
-        fh.write(summary.render(df, fronts, png_paths, notes))
+        fh.write(summary.render(shown_df, fronts, png_paths, page_notes, total_points=len(df)))
     for name in ("fronts.json", "index.html", "summary.md"):
         (rdir / name).chmod(0o644)  # atomic_write's temporary files are private
     return {"dir": rdir, "fronts": len(fronts), "pngs": png_paths, "points": len(df), "missing_return": n_missing}

@@ -56,6 +56,30 @@ def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     return df, manifest
 
 
+#: Plots show at most this many batch sizes per scenario (fronts.json always has every group).
+MAX_BATCHES_PLOTTED = 3
+
+
+def plotted_subset(df: pd.DataFrame) -> tuple[pd.DataFrame, Optional[str]]:
+    """Rows the figures, page and summary show: per scenario, all batch sizes or (when there are many) the smallest,
+    median and largest. Returns the rows and a note saying what was left out (None if nothing)."""
+    keep = []
+    dropped = []
+    for sc, g in df.groupby("scenario", sort=True):
+        batches = sorted(int(b) for b in g.batch.unique())
+        if len(batches) > MAX_BATCHES_PLOTTED:
+            chosen = sorted({batches[0], batches[len(batches) // 2], batches[-1]})
+            dropped.append(f"{sc}: batches {', '.join(map(str, chosen))} of {len(batches)}")
+        else:
+            chosen = batches
+        keep.append(g[g.batch.isin(chosen)])
+    if not dropped:
+        return df, None
+    note = ("Figures show a few batch sizes per scenario (" + "; ".join(dropped) + "); "
+            "fronts.json covers every batch size.")
+    return pd.concat(keep), note
+
+
 def shown(col: str, values):
     """Values of ``col`` in display units."""
     return values * DISPLAY.get(col, ("", 1.0))[1]

@@ -82,14 +82,19 @@ def _pareto_2d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return keep
 
 
-def _groups(df: pd.DataFrame) -> list[tuple[dict[str, Any], pd.DataFrame]]:
-    """(group key, rows) per env/scenario/batch, per design and across all designs."""
+def _groups(df: pd.DataFrame) -> list[tuple[dict[str, Any], np.ndarray]]:
+    """(group key, row positions) per env/scenario/batch, per design and across all designs."""
     out = []
-    for key, g in df.groupby(list(GROUP_COLUMNS), sort=True, dropna=False):
+    by_design = df.groupby([*GROUP_COLUMNS, "design"], sort=True, dropna=False).indices
+    by_section: dict[tuple, list[tuple[Any, np.ndarray]]] = {}
+    for key, idx in by_design.items():
+        by_section.setdefault(tuple(key[:-1]), []).append((key[-1], idx))
+    for key in sorted(by_section, key=lambda k: tuple(str(x) for x in k)):
         base = {c: _plain(k) for c, k in zip(GROUP_COLUMNS, key)}
-        out.append(({**base, "design": None}, g))
-        for design, gd in g.groupby("design", sort=True):
-            out.append(({**base, "design": design}, gd))
+        parts = by_section[key]
+        out.append(({**base, "design": None}, np.sort(np.concatenate([idx for _, idx in parts]))))
+        for design, idx in sorted(parts, key=lambda p: str(p[0])):
+            out.append(({**base, "design": _plain(design)}, idx))
     return out
 
 
@@ -101,24 +106,25 @@ def compute_fronts(df: pd.DataFrame) -> list[dict[str, Any]]:
     """Every front of the table: one dict per (spec, group) with the point ids on it.
 
     Each dict: name, title, group (env, scenario, batch, design or None), objectives
-    ([{column, sense}]), point_ids (on the front, sorted by the first objective),
+    ([{column, sense}]), point_ids (on the front, sorted by the objectives then id),
     candidates (rows with all objectives present), excluded_missing (rows left out).
     """
+    ids = df["point_id"].to_numpy(dtype=object)
+    specs = [s for s in FRONT_SPECS if all(c in df.columns for c, _ in s.objectives)]
+    cols = {c: df[c].to_numpy(dtype=np.float64) for s in specs for c, _ in s.objectives}
     fronts = []
-    for group, g in _groups(df):
-        for spec in FRONT_SPECS:
-            cols = [c for c, _ in spec.objectives]
-            if any(c not in g.columns for c in cols):
-                continue
-            vals = g[cols].astype(float)
-            ok = vals.notna().all(axis=1).to_numpy()
-            sub = g[ok]
-            mask = pareto_mask(vals.to_numpy()[ok], [s for _, s in spec.objectives])
-            on = sub[mask].sort_values(cols + ["point_id"])
+    for group, idx in _groups(df):
+        for spec in specs:
+            names = [c for c, _ in spec.objectives]
+            vals = np.column_stack([cols[c][idx] for c in names])
+            ok = ~np.isnan(vals).any(axis=1)
+            mask = pareto_mask(vals[ok], [s for _, s in spec.objectives])
+            on_vals, on_ids = vals[ok][mask], ids[idx][ok][mask]
+            order = np.lexsort((on_ids.astype(str), *[on_vals[:, j] for j in reversed(range(len(names)))]))
             fronts.append({
                 "name": spec.name, "title": spec.title, "group": group,
                 "objectives": [{"column": c, "sense": s} for c, s in spec.objectives],
-                "point_ids": on["point_id"].tolist(),
+                "point_ids": [str(i) for i in on_ids[order]],
                 "candidates": int(ok.sum()), "excluded_missing": int((~ok).sum()),
             })
     return fronts

@@ -223,7 +223,8 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], manifest: dict[str, A
 
     n_missing = int(df.return_mean.isna().sum())
     summary = (
-        f"<p>{len(df)} points: {df.env.nunique()} env(s), {len(designs)} design(s) ({', '.join(map(html.escape, designs))}), "
+        f"<p>{manifest.get('points', len(df)) if manifest.get('complete') else len(df)} points"
+        f"{'' if manifest.get('points', len(df)) == len(df) else f' ({len(df)} plotted)'}: {df.env.nunique()} env(s), {len(designs)} design(s) ({', '.join(map(html.escape, designs))}), "
         f"patterns {', '.join(pattern_order(df.pattern))}, bits {', '.join(str(b) for b in sorted(df.bits.unique(), reverse=True))}. "
         f"Fronts as data: <a href=\"fronts.json\">fronts.json</a>; table: <code>points.parquet</code>. "
         f"Markers: circle = trained mask, x = pruned one-shot (no return).</p>"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import pandas as pd
 
@@ -25,11 +25,15 @@ def _front_rows(df: pd.DataFrame, ids: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render(df: pd.DataFrame, fronts: list[dict[str, Any]], pngs: list[Path], notes: list[str]) -> str:
+def render(df: pd.DataFrame, fronts: list[dict[str, Any]], pngs: list[Path], notes: list[str],
+           total_points: Optional[int] = None) -> str:
+    """Markdown of the rows in ``df`` (maybe a subset of the sweep's ``total_points``) and their fronts."""
     designs = sorted(df.design.unique())
+    total_points = len(df) if total_points is None else total_points
+    shown_txt = "" if total_points == len(df) else f" ({len(df)} shown here)"
     out = [
         "# nmlab sweep summary\n",
-        f"{len(df)} points: envs {', '.join(sorted(df.env.unique()))}; designs {', '.join(designs)}; "
+        f"{total_points} points{shown_txt}: envs {', '.join(sorted(df.env.unique()))}; designs {', '.join(designs)}; "
         f"patterns {', '.join(pattern_order(df.pattern))}; bits {', '.join(str(b) for b in sorted(df.bits.unique(), reverse=True))}; "
         f"scenarios {', '.join(sorted({f'{s} (batch {b})' for s, b in zip(df.scenario, df.batch)}))}.\n",
         "Fronts as data: `fronts.json` (point ids, objectives and senses); interactive page: `index.html`.\n",

@@ -109,3 +109,14 @@ def test_compute_fronts_on_random_tables(data):
 def test_front_specs_have_senses():
     for spec in FRONT_SPECS:
         assert all(s in ("min", "max") for _, s in spec.objectives)
+
+
+def test_figures_show_a_few_batches_but_fronts_cover_all():
+    from reports.data import plotted_subset
+
+    df = pd.DataFrame({"scenario": ["inference"] * 5 + ["train_step"] * 2, "batch": [1, 2, 4, 8, 16, 64, 256]})
+    sub, note = plotted_subset(df)
+    assert sorted(sub[sub.scenario == "inference"].batch) == [1, 4, 16]
+    assert sorted(sub[sub.scenario == "train_step"].batch) == [64, 256]
+    assert "inference: batches 1, 4, 16 of 5" in note and "fronts.json covers every batch size" in note
+    assert plotted_subset(df[df.scenario == "train_step"])[1] is None
