@@ -128,7 +128,7 @@ def evaluate_combinations(design, workload, patterns: list[str], bits: list[int]
     """Simulate each (pattern, bits); patterns other than the workload's own are pruned one-shot."""
     from hwmodel.simulate import simulate
     from hwmodel.sparsity import parse_pattern
-    from sweeps.evaluate import prune_one_shot
+    from sweeps.evaluate import model_bytes, prune_one_shot
 
     own = {str(parse_pattern(layer.pattern)) for layer in workload.layers}
     combos = []
@@ -137,12 +137,9 @@ def evaluate_combinations(design, workload, patterns: list[str], bits: list[int]
         wl = workload if same else prune_one_shot(workload, p)
         for b in bits:
             res = simulate(wl, design, batch=batch, bits=b, scenario=scenario)
-            seen: dict[str, float] = {}
-            for layer in res.layers:
-                seen.setdefault(layer.name, layer.figures.bytes_weights)
             t = res.total
             combos.append(Combination(p, b, "as trained" if same else "one-shot", t.latency_s, t.energy_pj,
-                                      sum(seen.values()), bool(res.fits_in_sram)))
+                                      model_bytes(res), bool(res.fits_in_sram)))
     return combos
 
 

@@ -75,7 +75,7 @@ def evaluate_point(point: dict[str, Any]) -> dict[str, Any]:
     Row = configuration columns + ``SimResult.summary()`` (latency, energy by component,
     traffic, speedup and energy ratio vs dense at the same bits, fits-in-SRAM...) +
     ``model_bytes`` (stored weights and metadata of the networks the scenario runs, each
-    layer counted once) and ``energy_per_sample_pj``.
+    layer counted once), ``energy_per_sample_pj`` and the model's scalar extras.
     """
     wl = workload_at(point["_workload_path"], point["pattern"], point["mask_source"])
     design = _design(point["_design_path"])
@@ -85,16 +85,30 @@ def evaluate_point(point: dict[str, Any]) -> dict[str, Any]:
         raise NmlabError(f"point {point['point_id']} ({point['env']} {point['pattern']} {point['bits']} bits on "
                          f"{point['design']}, {point['scenario']}): {exc}") from None
     row = {**res.summary(), **config_columns(point)}
-    seen: set[str] = set()
-    model_bytes = 0.0
-    for layer in res.layers:
-        if layer.name not in seen:
-            seen.add(layer.name)
-            model_bytes += layer.figures.bytes_weights
-    row["model_bytes"] = model_bytes
+    # The model's scalar extras (datatype, residency, stored and dense weight bytes...) become columns too.
+    for key, value in (res.extra or {}).items():
+        if key not in row and isinstance(value, (str, int, float, bool)) and key != "area_note":
+            row[key] = value
+    row["model_bytes"] = model_bytes(res)
     row["energy_per_sample_pj"] = row["energy_pj"] / point["batch"]
     row["networks"] = ",".join(res.network_names())
     return row
+
+
+def model_bytes(res) -> float:
+    """Stored weights incl. metadata of the networks the scenario touches, each once.
+
+    The model reports it (``extra["bytes_weights_stored"]``); ``Figures.bytes_weights`` sums
+    over GEMMs, counting a layer in every phase and scaled by how often the phase runs.
+    """
+    stored = (res.extra or {}).get("bytes_weights_stored")
+    if stored is not None:
+        return float(stored)
+    seen: dict[str, float] = {}
+    for layer in res.layers:
+        if layer.phase == "forward":
+            seen.setdefault(layer.name, layer.figures.bytes_weights)
+    return float(sum(seen.values()))
 
 
 def evaluate_chunk(points: list[dict[str, Any]], evaluate: Callable[[dict], dict] = evaluate_point) -> list[dict[str, Any]]:

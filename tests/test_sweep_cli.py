@@ -57,6 +57,11 @@ def test_rows_are_the_models_figures(tmp_path):
     for env in df.env.unique():
         assert edge.loc[(env, "2:4"), "latency_s"] < edge.loc[(env, "dense"), "latency_s"]
         assert edge.loc[(env, "2:4"), "model_bytes"] < edge.loc[(env, "dense"), "model_bytes"]
+    # Model size: inference stores the actor, a training step all six networks; dense 8-bit = 1 byte per weight.
+    for _, row in df[(df.pattern == "dense") & (df.bits == 8)].iterrows():
+        wl = load_workload(tmp_path / f"{row.workload}.nmw")
+        layers = wl.network("actor") if row.scenario == "inference" else wl.layers
+        assert row.model_bytes == sum(layer.in_features * layer.out_features for layer in layers)
     # One-shot points are marked and have no return.
     one_shot = df[df.pattern == "1:8"]
     assert (one_shot.mask_source == "one-shot").all() and one_shot.return_missing.all()
