@@ -221,10 +221,11 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], manifest: dict[str, A
         parts.append(front_table(rows, fr.get(main_front, {}).get(None, []), f"Front (all designs): {spec_title}"))
         sections.append("\n".join(parts))
 
-    n_missing = int(df.return_mean.isna().sum())
+    total = manifest.get("points", len(df)) if manifest.get("complete") else len(df)
+    plotted = "" if total == len(df) else f" ({len(df)} plotted)"
     summary = (
-        f"<p>{manifest.get('points', len(df)) if manifest.get('complete') else len(df)} points"
-        f"{'' if manifest.get('points', len(df)) == len(df) else f' ({len(df)} plotted)'}: {df.env.nunique()} env(s), {len(designs)} design(s) ({', '.join(map(html.escape, designs))}), "
+        f"<p>{total} points{plotted}: {df.env.nunique()} env(s), {len(designs)} design(s) "
+        f"({', '.join(map(html.escape, designs))}), "
         f"patterns {', '.join(pattern_order(df.pattern))}, bits {', '.join(str(b) for b in sorted(df.bits.unique(), reverse=True))}. "
         f"Fronts as data: <a href=\"fronts.json\">fronts.json</a>; table: <code>points.parquet</code>. "
         f"Markers: circle = trained mask, x = pruned one-shot (no return).</p>"
