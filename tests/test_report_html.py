@@ -237,3 +237,12 @@ def test_report_files_and_missing_returns_are_said(report_dir):
     assert "left out of the return fronts" in (r / "index.html").read_text()
     for png in r.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_of_a_directory_without_a_sweep_is_one_line_exit_2(tmp_path):
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "hwmodel", "report", str(tmp_path)], capture_output=True, text=True)
+    assert out.returncode == 2
+    assert out.stderr.strip() == (f"nmlab report: error: report: {tmp_path / 'points.parquet'} not found; "
+                                  f"run nmlab sweep --out {tmp_path} first")
