@@ -3,14 +3,16 @@
 Each configuration trains on the same env with the same hyperparameters (256-256 MLPs,
 batch 256, Adam 3e-4, gamma 0.99, tau 0.005, policy delay 2, target noise 0.2 / 0.5,
 exploration noise 0.1, one gradient update per env step) for ``--learning-starts`` random
-steps followed by ``--updates`` learning steps, single-threaded torch on the CPU. What is
-timed is the whole ``learn``/``train`` call, so each learning step is one env step, one
-action inference and one gradient update (the actor every second one); ours additionally
-runs one 1-episode evaluation and writes one checkpoint at the end (counted against us).
-Configurations are interleaved over ``--repeats`` rounds so load drift on a shared machine
-hits them alike; the median is reported.
+steps followed by ``--updates`` learning steps, single-threaded torch on the CPU. Each
+learning step is one env step, one action inference and one gradient update (the actor
+every second one). Every configuration is also run with 0 learning steps and that time is
+subtracted, so set-up, the random phase and our end-of-run evaluation and checkpoint
+cancel out and the rate is updates per second of the learning phase. CPU time of this
+process is reported beside wall time: on a shared machine it is far less disturbed by
+other processes. Configurations are interleaved over ``--repeats`` rounds and the median
+is reported.
 
-    .venv/bin/python benchmarks/bench_td3.py --env Hopper-v5 --updates 3000 --repeats 3
+    .venv/bin/python benchmarks/bench_td3.py --env Hopper-v5 --updates 2000 --repeats 5
 
 Needs the ``bench`` extra (stable-baselines3). Prints a table and writes ``--csv``.
 """
@@ -34,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 
-def run_ours(env: str, sparsity: str, learning_starts: int, updates: int, seed: int) -> float:
-    """Seconds for one nmlab TD3 / RNM-TD3 run of learning_starts + updates steps."""
+def run_ours(env: str, sparsity: str, learning_starts: int, updates: int, seed: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of one nmlab TD3 / RNM-TD3 run of learning_starts + updates steps."""
     from rl import td3
 
     tmp = tempfile.mkdtemp(prefix="bench_td3_")
@@ -43,15 +45,15 @@ def run_ours(env: str, sparsity: str, learning_starts: int, updates: int, seed: 
         args = td3.Args(env=env, sparsity=sparsity, steps=learning_starts + updates, learning_starts=learning_starts,
                         seed=seed, out=str(Path(tmp) / "run"), eval_every=10**9, eval_episodes=1,
                         checkpoint_every=10**9, tensorboard=False, progress=False, torch_threads=1)
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         td3.train(args)
-        return time.perf_counter() - t
+        return time.perf_counter() - t, time.process_time() - c
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_sb3(env: str, learning_starts: int, updates: int, seed: int) -> float:
-    """Seconds for one Stable-Baselines3 TD3 run with the same hyperparameters."""
+def run_sb3(env: str, learning_starts: int, updates: int, seed: int) -> tuple[float, float]:
+    """(wall, CPU) seconds of one Stable-Baselines3 TD3 run with the same hyperparameters."""
     import gymnasium as gym
     import numpy as np
     from stable_baselines3 import TD3
@@ -64,9 +66,9 @@ def run_sb3(env: str, learning_starts: int, updates: int, seed: int) -> float:
                 target_policy_noise=0.2, target_noise_clip=0.5,
                 action_noise=NormalActionNoise(np.zeros(act_dim), 0.1 * np.ones(act_dim)),
                 policy_kwargs=dict(net_arch=[256, 256]), seed=seed, device="cpu", verbose=0)
-    t = time.perf_counter()
+    t, c = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=learning_starts + updates)
-    return time.perf_counter() - t
+    return time.perf_counter() - t, time.process_time() - c
 
 
 def main() -> int:
@@ -81,33 +83,43 @@ def main() -> int:
     a = ap.parse_args()
     torch.set_num_threads(1)
     configs = [("nmlab", s) for s in a.sparsity] + ([] if a.no_sb3 else [("sb3", "dense")])
-    times: dict[tuple[str, str], list[float]] = {c: [] for c in configs}
+    times: dict[tuple[str, str], list[tuple[float, float]]] = {c: [] for c in configs}
     rows = []
     # Untimed warm-up of each implementation (imports, first-call allocations).
     run_ours(a.env, a.sparsity[0], 200, 50, 99)
     if not a.no_sb3:
         run_sb3(a.env, 200, 50, 99)
+    def one(impl: str, sp: str, updates: int, rep: int) -> tuple[float, float]:
+        if impl == "nmlab":
+            return run_ours(a.env, sp, a.learning_starts, updates, rep)
+        return run_sb3(a.env, a.learning_starts, updates, rep)
+
+    # Each round times every configuration twice: with 0 and with --updates learning steps.
+    # The difference is the learning phase alone (set-up, random steps, our final 1-episode
+    # evaluation and checkpoint cancel out), so the rate is gradient updates (= learning
+    # env steps) per second. CPU time (this process only) is much less sensitive than wall
+    # time to other processes on a shared machine; both are reported.
     for rep in range(a.repeats):
         for impl, sp in configs:
-            sec = run_ours(a.env, sp, a.learning_starts, a.updates, rep) if impl == "nmlab" else run_sb3(a.env, a.learning_starts, a.updates, rep)
-            times[(impl, sp)].append(sec)
-            rows.append({"impl": impl, "sparsity": sp, "repeat": rep, "seconds": round(sec, 3)})
-            print(f"round {rep} {impl:6s} {sp:6s} {sec:7.1f} s", file=sys.stderr, flush=True)
-    n = a.learning_starts + a.updates
-    print(f"\n{a.env}: {a.learning_starts} random + {a.updates} learning steps, median of {a.repeats}, 1 torch thread")
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, load avg {os.getloadavg()[0]:.2f}")
-    dense = statistics.median(times[("nmlab", "dense")]) if ("nmlab", "dense") in times else None
-    sb3 = statistics.median(times[("sb3", "dense")]) if ("sb3", "dense") in times else None
-    print(f"{'impl':8s} {'pattern':8s} {'steps/s':>9s} {'vs dense':>9s} {'vs SB3':>8s}")
-    for (impl, sp), ts in times.items():
-        med = statistics.median(ts)
-        # Learning-phase rate: the random phase takes well under a second at these sizes.
-        rate = n / med
-        print(f"{impl:8s} {sp:8s} {rate:9.1f} {'' if dense is None else f'{dense / med:9.2f}'} "
-              f"{'' if sb3 is None else f'{sb3 / med:8.2f}'}")
+            w0, c0 = one(impl, sp, 0, rep)
+            w1, c1 = one(impl, sp, a.updates, rep)
+            times[(impl, sp)].append((w1 - w0, c1 - c0))
+            rows.append({"impl": impl, "sparsity": sp, "repeat": rep, "wall_s": round(w1 - w0, 3), "cpu_s": round(c1 - c0, 3)})
+            print(f"round {rep} {impl:6s} {sp:6s} learning phase {w1 - w0:7.1f} s wall, {c1 - c0:7.1f} s CPU", file=sys.stderr, flush=True)
+    print(f"\n{a.env}: {a.learning_starts} random steps then {a.updates} learning steps (1 update each), "
+          f"median of {a.repeats} rounds, 1 torch thread")
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
+          f"load avg {os.getloadavg()[0]:.2f} at the end")
+    med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in times.items()}
+    dense = med.get(("nmlab", "dense"))
+    sb3 = med.get(("sb3", "dense"))
+    print(f"{'impl':6s} {'pattern':7s} {'upd/s wall':>10s} {'upd/s CPU':>10s} {'vs dense (CPU)':>15s} {'vs SB3 (CPU)':>13s}")
+    for (impl, sp), (w, c) in med.items():
+        print(f"{impl:6s} {sp:7s} {a.updates / w:10.1f} {a.updates / c:10.1f} "
+              f"{'' if dense is None else f'{dense[1] / c:15.2f}'} {'' if sb3 is None else f'{sb3[1] / c:13.2f}'}")
     if a.csv:
         with open(a.csv, "w", newline="") as fh:
-            w = csv.DictWriter(fh, ["impl", "sparsity", "repeat", "seconds"])
+            w = csv.DictWriter(fh, ["impl", "sparsity", "repeat", "wall_s", "cpu_s"])
             w.writeheader()
             w.writerows(rows)
     return 0
