@@ -123,7 +123,10 @@ class _RayPool:
     """The same interface over Ray tasks (one task per chunk); input files travel through the object store."""
 
     def __init__(self, address: Optional[str], workers: int, evaluate: Callable):
-        import ray
+        try:
+            import ray
+        except ImportError:
+            raise NmlabError("--ray: the ray package is not installed (pip install ray)") from None
 
         self.ray = ray
         self.started = False
@@ -132,7 +135,10 @@ class _RayPool:
                 ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
                          logging_level="ERROR", configure_logging=False)
             else:
-                ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=False)
+                try:
+                    ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=False)
+                except (ConnectionError, RuntimeError, ValueError) as exc:
+                    raise NmlabError(f"--ray: cannot join the Ray cluster at {address} ({exc})") from None
             self.started = True
         self.task = ray.remote(num_cpus=1)(ray_evaluate_chunk)
         self.evaluate = evaluate
