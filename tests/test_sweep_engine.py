@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -66,7 +67,7 @@ def make_workloads(tmp: Path, envs=("Hopper-v5", "Ant-v5"), trained=("dense", "2
 
 def write_config(tmp: Path, **overrides) -> Path:
     data = {
-        "workloads": make_workloads(tmp),
+        "workloads": overrides.pop("workloads", None) or make_workloads(tmp),
         "patterns": ["dense", "2:4", "1:8"],
         "bits": [8, 4],
         "designs": ["edge_ws", "flex_nm"],
@@ -94,7 +95,8 @@ def test_grid_size_ids_and_mask_sources(tmp_path):
     # Ids hash content, not the path: a copy of the same files elsewhere gives the same ids.
     other = tmp_path / "copy"
     other.mkdir()
-    cfg2 = load_config(write_config(other))
+    copies = [shutil.copy(w, other / Path(w).name) for w in cfg.workloads]
+    cfg2 = load_config(write_config(other, workloads=[str(c) for c in copies]))
     assert [q["point_id"] for q in plan(cfg2).points()] == [q["point_id"] for q in points]
 
 
@@ -189,8 +191,10 @@ def test_duplicate_rows_in_parts_are_not_doubled(tmp_path):
 
 def test_smaller_grid_in_same_dir_keeps_only_its_rows(tmp_path):
     out = tmp_path / "out"
-    _run(write_config(tmp_path), out, workers=1)
-    small = write_config(tmp_path, patterns=["2:4"], bits=[8])
+    full = write_config(tmp_path)
+    _run(full, out, workers=1)
+    same_files = yaml.safe_load(full.read_text())["workloads"]
+    small = write_config(tmp_path, workloads=same_files, patterns=["2:4"], bits=[8])
     stats = _run(small, out, workers=1)
     t = store.read_table(out).to_pandas()
     assert stats["evaluated"] == 0 and len(t) == 2 * 2 * 3
