@@ -9,8 +9,8 @@ every second one). Every configuration is also run with 0 learning steps and tha
 subtracted, so set-up, the random phase and our end-of-run evaluation and checkpoint
 cancel out and the rate is updates per second of the learning phase. CPU time of this
 process is reported beside wall time: on a shared machine it is far less disturbed by
-other processes. Configurations are interleaved over ``--repeats`` rounds and the median
-is reported.
+other processes. Configurations are interleaved over ``--repeats`` rounds, in an order rotated every
+round, and the median is reported.
 
     .venv/bin/python benchmarks/bench_td3.py --env Hopper-v5 --updates 2000 --repeats 5
 
@@ -100,7 +100,8 @@ def main() -> int:
     # env steps) per second. CPU time (this process only) is much less sensitive than wall
     # time to other processes on a shared machine; both are reported.
     for rep in range(a.repeats):
-        for impl, sp in configs:
+        # Rotate the order every round so no configuration always runs first or last.
+        for impl, sp in configs[rep % len(configs):] + configs[: rep % len(configs)]:
             w0, c0 = one(impl, sp, 0, rep)
             w1, c1 = one(impl, sp, a.updates, rep)
             times[(impl, sp)].append((w1 - w0, c1 - c0))
