@@ -113,8 +113,9 @@ class NMLinear(nn.Linear):
         """The weight the layer computes with (N:M when sparse). Differentiable."""
         if not self.sparse:
             return self.weight
-        if self.straight_through:
+        if self.straight_through and torch.is_grad_enabled():
             return _SRSTE.apply(self.weight, self.mask_f, self.decay_mask)
+        # No gradient (targets, acting, evaluation): the same product without autograd.Function overhead.
         return self.weight * self.mask_f
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
