@@ -24,10 +24,12 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import platform
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from machine import describe  # noqa: E402  (benchmarks/machine.py)
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("OMP_NUM_THREADS", "1")   # one BLAS thread per process: the workers are the parallelism
@@ -51,18 +53,7 @@ BATCHES = (1, 32, 256)
 
 
 def machine() -> str:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    return (f"CPU {cpu}; {os.cpu_count()} logical cores, {usable} usable; load average {load}; "
-            f"Python {platform.python_version()}, numpy {np.__version__}, {platform.system()} {platform.release()}")
+    return describe(numpy=np.__version__)
 
 
 # --- part 1: SCALE-Sim vs ours ------------------------------------------------------------------

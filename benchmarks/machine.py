@@ -1,0 +1,29 @@
+"""One line describing the machine a benchmark ran on (benchmarks print it beside their numbers)."""
+
+from __future__ import annotations
+
+import os
+import platform
+from pathlib import Path
+
+
+def _proc_field(path: str, key: str) -> str | None:
+    try:
+        for line in Path(path).read_text().splitlines():
+            if line.startswith(key):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return None
+
+
+def describe(**versions: str) -> str:
+    """CPU model, usable/logical cores, RAM, load average, Python and OS, plus ``versions``."""
+    cpu = _proc_field("/proc/cpuinfo", "model name") or platform.processor() or "unknown CPU"
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    mem_kb = _proc_field("/proc/meminfo", "MemTotal")
+    mem = f", {int(mem_kb.split()[0]) / 1024 / 1024:.0f} GiB RAM" if mem_kb else ""
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    extra = "".join(f", {name} {value}" for name, value in versions.items())
+    return (f"{cpu}; {usable} usable of {os.cpu_count()} logical CPUs{mem}; load average {load}; "
+            f"Python {platform.python_version()}{extra}; {platform.system()} {platform.release()}")
