@@ -105,15 +105,7 @@ def parse_gemm(text: str, *, field: str = "--gemm") -> Gemm:
     parts = [p.strip() for p in str(text).split(",")]
     if len(parts) not in (3, 4):
         raise NmlabError(f"{field} {text!r}: expected M,K,N or M,K,N,n:m (e.g. 256,256,256,2:4)")
-    dims = []
-    for name, value in zip("MKN", parts[:3]):
-        try:
-            v = int(value)
-        except ValueError:
-            raise NmlabError(f"{field} {text!r}: {name} must be a positive integer, got {value!r}") from None
-        if v < 1:
-            raise NmlabError(f"{field} {text!r}: {name} must be >= 1, got {v}")
-        dims.append(v)
+    dims = _positive_ints(parts[:3], "MKN", field, text)
     pattern = DENSE
     if len(parts) == 4:
         pattern = parse_pattern(parts[3], field=f"{field} {text!r}: pattern", allow_unstructured=False)
@@ -127,8 +119,14 @@ def parse_array(text: str, *, field: str = "--array") -> tuple[int, int]:
     parts = [p.strip() for p in str(text).split(",")]
     if len(parts) != 2:
         raise NmlabError(f"{field} {text!r}: expected R,C (rows,columns), e.g. 32,32")
+    rows, cols = _positive_ints(parts, ("rows", "columns"), field, text)
+    return rows, cols
+
+
+def _positive_ints(values, names, field: str, text: str) -> list[int]:
+    """Each of ``values`` as an int >= 1; a one-line error naming ``field`` and the part otherwise."""
     out = []
-    for name, value in zip(("rows", "columns"), parts):
+    for name, value in zip(names, values):
         try:
             v = int(value)
         except ValueError:
@@ -136,7 +134,7 @@ def parse_array(text: str, *, field: str = "--array") -> tuple[int, int]:
         if v < 1:
             raise NmlabError(f"{field} {text!r}: {name} must be >= 1, got {v}")
         out.append(v)
-    return out[0], out[1]
+    return out
 
 
 def _import_scalesim():
