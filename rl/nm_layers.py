@@ -12,7 +12,7 @@ magnitude comparison against stale pruned weights).
 
 The mask is recomputed by magnitude projection (:func:`project_nm`) only when the trainer
 calls :meth:`NMLinear.update_mask` (at the mask-update interval). Target networks keep
-their own masks: Polyak averaging (:func:`polyak_update`) moves their latent weights and the
+their own masks: Polyak averaging (:func:`polyak_update`) of the online latent weights moves their latent weights and the
 trainer re-projects their masks at the same interval; between re-projections every target
 forward pass still computes with an N:M ``W * mask``.
 """
@@ -157,16 +157,19 @@ def polyak_update(online: nn.Module, target: nn.Module, tau: float, reproject: b
     """``target <- (1 - tau) * target + tau * online``, then (``reproject``) re-project the
     target masks onto N:M from the target's latent weights.
 
-    The target's latent weight tracks the online network's *effective* (masked) weight, the
-    one it actually computes with. Every target forward pass is N:M whether or not it is
-    re-projected (it computes with ``W * mask``); re-projection lets the target's topology
-    follow the online one. The trainer re-projects at the mask-update interval because a
-    projection of all nine target layers costs about as much as a gradient update.
+    The target's latent weight is the Polyak average of the online *latent* weight (SR-STE
+    keeps pruned latent weights trained, so they carry information), and the target's mask
+    is the projection of its own latent weight. Averaging the online *effective* weights
+    instead would zero the target's copy of every weight the online mask just dropped while
+    the target mask still keeps it, leaving the target a few percent of its weights short
+    for most of each mask interval. Every target forward pass is N:M whether or not it is
+    re-projected (it computes with ``W * mask``). The trainer re-projects at the
+    mask-update interval because a projection of all nine target layers costs about as
+    much as a gradient update.
     """
     for src, dst in zip(online.modules(), target.modules()):
         if isinstance(src, NMLinear):
-            w = src.weight * src.mask_f if src.sparse else src.weight
-            dst.weight.lerp_(w, tau)
+            dst.weight.lerp_(src.weight, tau)
             dst.bias.lerp_(src.bias, tau)
             if reproject and dst.sparse:
                 dst.set_mask(project_nm(dst.weight, dst.pattern))

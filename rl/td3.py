@@ -12,10 +12,10 @@ RNM-TD3 (Vrce et al., arXiv 2602.14578): every linear layer of all six networks 
 twin critics, their targets) is an :class:`rl.nm_layers.NMLinear` whose forward pass uses
 ``W * mask`` with ``mask`` row-wise N:M, from the first step to the last. Online masks are
 re-projected from the dense latent weights every ``mask_update_interval`` gradient updates
-(SR-STE gradients let pruned weights grow back); the targets' latent weights follow the
-online effective weights by Polyak averaging and their masks are re-projected from their
-own latent weights at the same interval (always N:M: a forward pass uses ``W * mask``). The Sparse Architecture Divergence (SAD, fraction of online mask entries
-that changed) is logged at every mask update. The paper does not state its interval or
+(SR-STE gradients let pruned weights grow back); the targets' latent weights are Polyak
+averages of the online latent weights and their masks are re-projected from their own
+latent weights at the same interval (always N:M: a forward pass uses ``W * mask``). The
+Sparse Architecture Divergence (SAD, fraction of online mask entries that changed) is logged at every mask update. The paper does not state its interval or
 whether it keeps dense latent weights: ours are choices, documented in docs/rl.md.
 
 Run directory (``--out``): ``checkpoint.pt`` (see :mod:`rl.checkpoint`), ``progress.csv``

@@ -75,24 +75,30 @@ def test_dense_layer_is_plain_linear():
     assert layer.update_mask() == (0, 0)
 
 
-def test_polyak_keeps_targets_nm_and_tracks_online_effective_weights():
+def test_polyak_keeps_targets_nm_and_tracks_online_latent_weights():
     torch.manual_seed(0)
     online = torch.nn.Sequential(NMLinear(14, 32, "1:8"), torch.nn.ReLU(), NMLinear(32, 3, "2:4"))
     target = torch.nn.Sequential(NMLinear(14, 32, "1:8"), torch.nn.ReLU(), NMLinear(32, 3, "2:4"))
-    for _ in range(50):
+    for i in range(50):
         with torch.no_grad():
             for p in online.parameters():
                 p.add_(torch.randn_like(p) * 0.1)
         update_masks([online])
-        polyak_update(online, target, 0.2)
-        for src, dst in zip(nm_layers(online), nm_layers(target)):
+        old = [l.mask.clone() for l in nm_layers(target)]
+        polyak_update(online, target, 0.2, reproject=i % 2 == 0)
+        for src, dst, before in zip(nm_layers(online), nm_layers(target), old):
             assert tsp.verify(dst.mask, dst.pattern) is None
-            assert torch.equal(dst.mask, tsp.nm_mask(dst.weight, dst.pattern))
-    # tau = 1 copies the online effective weights, so the target mask is the online mask.
+            if i % 2 == 0:
+                assert torch.equal(dst.mask, tsp.nm_mask(dst.weight, dst.pattern))
+            else:
+                assert torch.equal(dst.mask, before)  # no re-projection: mask untouched
+    # tau = 1 copies the online latent weights, so the target mask is the online mask.
     polyak_update(online, target, 1.0)
     for src, dst in zip(nm_layers(online), nm_layers(target)):
-        assert torch.equal(dst.weight, src.weight * src.mask)
+        assert torch.equal(dst.weight, src.weight)
         assert torch.equal(dst.mask, src.mask)
+    x = torch.randn(4, 14)
+    assert torch.equal(online(x), target(x))
 
 
 def test_loaded_mask_drives_the_forward_pass():
