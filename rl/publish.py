@@ -71,7 +71,8 @@ def table(runs: list[dict], steps: int) -> list[dict]:
             if dense is not None:
                 common = min(last, dense["curve"][-1][0])
                 ours, base = final_return(r["curve"], common), final_return(dense["curve"], common)
-                if ours is not None and base:
+                # A ratio of returns only means "fraction of dense" when dense has a positive return.
+                if ours is not None and base is not None and base > 0:
                     fracs.append((ours / base, common))
         if not reached:
             continue
@@ -135,7 +136,8 @@ def publish(root: Path, out: Path, steps: int) -> list[dict]:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
     note = (f"Final return: mean of the last 3 evaluations (10 deterministic episodes each), averaged over seeds. "
-            f"Fraction of dense: per seed, at the largest step both runs reached, then averaged. "
+            f"Fraction of dense: per seed, at the largest step both runs reached, then averaged; blank where the dense "
+            f"return there is not positive (a ratio of negative returns means nothing). "
             f"Target {steps} steps per run; `complete` False means the run has not reached it yet.\n\n")
     with atomic_write(out / "final_returns.md", "w") as fh:
         fh.write(note + "\n".join(lines) + "\n")

@@ -47,3 +47,11 @@ def test_table_compares_with_dense_at_the_common_step(tmp_path):
     assert (out / "learning_curves_hopper.png").stat().st_size > 0
     assert (out / "hopper_2of4_s0" / "eval.csv").is_file()
     assert "| Hopper-v5 | 2:4 | 1 | 200 | False |" in (out / "final_returns.md").read_text()
+
+
+def test_no_fraction_against_a_non_positive_dense_return(tmp_path):
+    root = tmp_path / "runs"
+    _fake_run(root, "halfcheetah_dense_s0", "HalfCheetah-v5", "dense", 0, [(100, -400)])
+    _fake_run(root, "halfcheetah_2of4_s0", "HalfCheetah-v5", "2:4", 0, [(100, -500)])
+    rows = {r["sparsity"]: r for r in publish(root, tmp_path / "out", steps=100)}
+    assert rows["2:4"]["fraction_of_dense"] == "" and rows["dense"]["fraction_of_dense"] == ""
