@@ -98,7 +98,8 @@ def plot_curves(runs: list[dict], out: Path) -> list[Path]:
     for env in sorted({r["env"] for r in runs}):
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
         seen = set()
-        for r in sorted((r for r in runs if r["env"] == env and r["curve"]), key=lambda r: (r["sparsity"], r["seed"])):
+        order = {p: i for i, p in enumerate(PATTERN_ORDER)}
+        for r in sorted((r for r in runs if r["env"] == env and r["curve"]), key=lambda r: (order.get(r["sparsity"], 99), r["seed"])):
             xs, ys = zip(*r["curve"])
             label = r["sparsity"] if r["sparsity"] not in seen else None
             seen.add(r["sparsity"])
