@@ -90,26 +90,21 @@ class Requirement:
     passing: list[str] = field(default_factory=list)  # combinations that meet it
 
 
-def _latency_req(combos: list[Combination], budget_s: float, text: str) -> Requirement:
+def _budget_req(name: str, combos: list[Combination], value_of, budget: float, text: str,
+                fmt, lead: str) -> Requirement:
+    """A "value <= budget" requirement over every combination, explained in words.
+
+    ``value_of`` reads the figure from a combination, ``fmt`` prints it, ``lead`` is the first
+    clause's wording (e.g. "latency is {v}").
+    """
     parts = []
     for i, c in enumerate(combos):
-        ok = c.latency_s <= budget_s
-        verdict = "within" if ok else f"over ({c.latency_s / budget_s:.3g}x)"
-        parts.append(f"{'latency is ' if i == 0 else ''}{fmt_time(c.latency_s)} at {c.where}, {verdict} the {text} budget"
-                     if i == 0 else f"at {c.where} it is {fmt_time(c.latency_s)}, {verdict} the budget")
-    passing = [c.where for c in combos if c.latency_s <= budget_s]
-    return Requirement("latency", text, len(passing) == len(combos), "; ".join(parts), passing)
-
-
-def _energy_req(combos: list[Combination], budget_pj: float, text: str, unit: str) -> Requirement:
-    parts = []
-    for i, c in enumerate(combos):
-        ok = c.energy_pj <= budget_pj
-        verdict = "within" if ok else f"over ({c.energy_pj / budget_pj:.3g}x)"
-        parts.append(f"energy is {fmt_energy(c.energy_pj)} per {unit} at {c.where}, {verdict} the {text} budget"
-                     if i == 0 else f"at {c.where} it is {fmt_energy(c.energy_pj)}, {verdict} the budget")
-    passing = [c.where for c in combos if c.energy_pj <= budget_pj]
-    return Requirement("energy", text, len(passing) == len(combos), "; ".join(parts), passing)
+        value = value_of(c)
+        verdict = "within" if value <= budget else f"over ({value / budget:.3g}x)"
+        parts.append(f"{lead.format(v=fmt(value))} at {c.where}, {verdict} the {text} budget"
+                     if i == 0 else f"at {c.where} it is {fmt(value)}, {verdict} the budget")
+    passing = [c.where for c in combos if value_of(c) <= budget]
+    return Requirement(name, text, len(passing) == len(combos), "; ".join(parts), passing)
 
 
 def _sram_req(combos: list[Combination], budget_bytes: float, text: str) -> Requirement:
@@ -181,9 +176,10 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
     unit = "inference" if scenario == "inference" else "training step"
     reqs = []
     if latency_s is not None:
-        reqs.append(_latency_req(combos, latency_s, latency.strip()))
+        reqs.append(_budget_req("latency", combos, lambda c: c.latency_s, latency_s, latency.strip(), fmt_time, "latency is {v}"))
     if energy_pj is not None:
-        reqs.append(_energy_req(combos, energy_pj, energy.strip(), unit))
+        reqs.append(_budget_req("energy", combos, lambda c: c.energy_pj, energy_pj, energy.strip(), fmt_energy,
+                                f"energy is {{v}} per {unit}"))
     if sram_b is not None:
         reqs.append(_sram_req(combos, sram_b, sram.strip()))
     if not reqs:
