@@ -40,3 +40,12 @@ def test_workload_info(tmp_path, capsys):
     assert main(["workload", str(tmp_path / "w.nmw")]) == 0
     text = capsys.readouterr().out
     assert "critic1.fc0" in text and "1:8" in text
+
+
+def test_closed_pipe_is_quiet():
+    """`nmlab workload | head -1`: no BrokenPipeError traceback when the reader stops early."""
+    import shlex
+    cmd = f"{shlex.quote(sys.executable)} -m hwmodel workload | head -1"
+    out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True)
+    assert out.stdout.count("\n") == 1
+    assert "Traceback" not in out.stderr and "BrokenPipe" not in out.stderr
