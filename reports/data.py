@@ -106,28 +106,24 @@ def pattern_order(patterns) -> list[str]:
     return sorted(set(patterns), key=key)
 
 
-def fmt_bytes(n: Optional[float]) -> str:
-    if n is None or n != n:
+def _scaled(value: Optional[float], units: tuple[tuple[str, float], ...], base: str, base_factor: float = 1.0,
+            base_fmt: str = ".3g") -> str:
+    """``value`` in the largest of ``units`` (name, factor) it reaches, else in ``base``; NaN/None -> n/a."""
+    if value is None or value != value:
         return "n/a"
-    for unit, f in (("MB", 1e6), ("KB", 1e3)):
-        if n >= f:
-            return f"{n / f:.3g} {unit}"
-    return f"{n:.0f} B"
+    for unit, factor in units:
+        if value >= factor:
+            return f"{value / factor:.3g} {unit}"
+    return f"{value / base_factor:{base_fmt}} {base}"
+
+
+def fmt_bytes(n: Optional[float]) -> str:
+    return _scaled(n, (("MB", 1e6), ("KB", 1e3)), "B", base_fmt=".0f")
 
 
 def fmt_time(s: float) -> str:
-    if s != s:
-        return "n/a"
-    for unit, f in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
-        if s >= f:
-            return f"{s / f:.3g} {unit}"
-    return f"{s / 1e-9:.3g} ns"
+    return _scaled(s, (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)), "ns", base_factor=1e-9)
 
 
 def fmt_energy(pj: float) -> str:
-    if pj != pj:
-        return "n/a"
-    for unit, f in (("J", 1e12), ("mJ", 1e9), ("uJ", 1e6), ("nJ", 1e3)):
-        if pj >= f:
-            return f"{pj / f:.3g} {unit}"
-    return f"{pj:.3g} pJ"
+    return _scaled(pj, (("J", 1e12), ("mJ", 1e9), ("uJ", 1e6), ("nJ", 1e3)), "pJ")
