@@ -15,6 +15,16 @@ calls :meth:`NMLinear.update_mask` (at the mask-update interval). Target network
 their own masks: Polyak averaging (:func:`polyak_update`) of the online latent weights moves their latent weights and the
 trainer re-projects their masks at the same interval; between re-projections every target
 forward pass still computes with an N:M ``W * mask``.
+
+Pattern "unstructured": the mask is owned by a training method (GMP, RLx2), which sets it
+with :meth:`NMLinear.set_mask`; the forward pass is the same ``W * mask`` and
+:meth:`NMLinear.update_mask` leaves it alone. An N:M layer owned by gradual-N:M pruning
+starts with an all-ones mask set by its method (see rl/methods.py).
+
+QAT: with ``qat_bits`` set (2..16), the effective weight is additionally fake-quantized per
+output channel (:func:`rl.quant.fake_quant_per_channel`, symmetric, zero exact so masks
+survive) with a straight-through gradient. ``qat_bits`` is not saved in the state dict: the
+training method sets it from its schedule after building or loading the networks.
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import torch
 from torch import nn
 
 from hwmodel.sparsity import Pattern, parse_pattern
+from rl.quant import fake_quant_per_channel
 
 
 def project_nm(weight: torch.Tensor, pattern: Pattern) -> torch.Tensor:
@@ -67,13 +78,29 @@ class _SRSTE(torch.autograd.Function):
         return torch.addcmul(grad, weight, decay_mask), None, None
 
 
+class _FakeQuantSTE(torch.autograd.Function):
+    """Forward: per-output-channel symmetric fake quantization; backward: identity (STE).
+
+    A Function rather than ``w + (q(w) - w).detach()`` so the forward value is exactly the
+    quantized grid value (the detach trick can be one ulp off, and exports must match)."""
+
+    @staticmethod
+    def forward(ctx, weight: torch.Tensor, bits: int) -> torch.Tensor:
+        return fake_quant_per_channel(weight, bits)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        return grad, None
+
+
 class NMLinear(nn.Linear):
     """``nn.Linear`` whose effective weight is ``weight * mask`` with ``mask`` N:M (or dense).
 
     Args:
         in_features: fan-in (K).
         out_features: fan-out (N).
-        pattern: "N:M" or "dense" (or a :class:`Pattern`); dense layers behave as nn.Linear.
+        pattern: "N:M", "dense" or "unstructured" (or a :class:`Pattern`); dense layers behave
+            as nn.Linear; unstructured ones start all-ones and their method sets the mask.
         decay: SR-STE decay on pruned weights (added to their gradient, times W).
         straight_through: gradients reach pruned latent weights (SR-STE); False masks them.
     """
@@ -81,9 +108,11 @@ class NMLinear(nn.Linear):
     def __init__(self, in_features: int, out_features: int, pattern: Pattern | str = "dense",
                  decay: float = 2e-4, straight_through: bool = True) -> None:
         super().__init__(in_features, out_features)
-        self.pattern = parse_pattern(pattern, allow_unstructured=False)
+        self.pattern = parse_pattern(pattern, allow_unstructured=True)
         self.decay = float(decay)
         self.straight_through = bool(straight_through)
+        #: Fake-quantization bitwidth of the effective weight (0 = off); set by the method.
+        self.qat_bits = 0
         # The mask is a buffer: saved in state_dict, moved by .to(), never trained. Float
         # copies (not saved, derived from it) make the masked multiply and the SR-STE
         # backward one cheap op each: multiplying by a bool tensor is ~6x slower on CPU.
@@ -91,7 +120,7 @@ class NMLinear(nn.Linear):
         self.register_buffer("mask_f", torch.ones(out_features, in_features), persistent=False)
         self.register_buffer("decay_mask", torch.zeros(out_features, in_features), persistent=False)
         self.register_load_state_dict_post_hook(lambda module, _keys: module._sync_masks())
-        if self.sparse:
+        if self.pattern.is_nm:
             self.set_mask(project_nm(self.weight, self.pattern))
 
     @torch.no_grad()
@@ -107,24 +136,31 @@ class NMLinear(nn.Linear):
 
     @property
     def sparse(self) -> bool:
-        return self.pattern.is_nm
+        """True when the layer has a mask (N:M or unstructured)."""
+        return self.pattern.kind != "dense"
 
     def effective_weight(self) -> torch.Tensor:
-        """The weight the layer computes with (N:M when sparse). Differentiable."""
+        """The weight the layer computes with (masked when sparse, fake-quantized with
+        ``qat_bits``). Differentiable."""
         if not self.sparse:
-            return self.weight
-        if self.straight_through and torch.is_grad_enabled():
-            return _SRSTE.apply(self.weight, self.mask_f, self.decay_mask)
-        # No gradient (targets, acting, evaluation): the same product without autograd.Function overhead.
-        return self.weight * self.mask_f
+            w = self.weight
+        elif self.straight_through and torch.is_grad_enabled():
+            w = _SRSTE.apply(self.weight, self.mask_f, self.decay_mask)
+        else:
+            # No gradient (targets, acting, evaluation) or masked gradients: a plain product.
+            w = self.weight * self.mask_f
+        if self.qat_bits:
+            w = _FakeQuantSTE.apply(w, self.qat_bits) if torch.is_grad_enabled() else fake_quant_per_channel(w, self.qat_bits)
+        return w
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return nn.functional.linear(x, self.effective_weight(), self.bias)
 
     @torch.no_grad()
     def update_mask(self) -> tuple[int, int]:
-        """Re-project the mask onto N:M from |latent W|. Returns (entries changed, entries)."""
-        if not self.sparse:
+        """Re-project the mask onto N:M from |latent W|. Returns (entries changed, entries).
+        A no-op (0, 0) for dense and unstructured layers (their masks belong to the method)."""
+        if not self.pattern.is_nm:
             return 0, 0
         new = project_nm(self.weight, self.pattern)
         changed = int((new != self.mask).sum())
@@ -132,7 +168,7 @@ class NMLinear(nn.Linear):
         return changed, new.numel()
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, pattern={self.pattern}"
+        return f"{super().extra_repr()}, pattern={self.pattern}" + (f", qat_bits={self.qat_bits}" if self.qat_bits else "")
 
 
 def nm_layers(module: nn.Module) -> list[NMLinear]:
@@ -171,7 +207,7 @@ def polyak_update(online: nn.Module, target: nn.Module, tau: float, reproject: b
         if isinstance(src, NMLinear):
             dst.weight.lerp_(src.weight, tau)
             dst.bias.lerp_(src.bias, tau)
-            if reproject and dst.sparse:
+            if reproject and dst.pattern.is_nm:
                 dst.set_mask(project_nm(dst.weight, dst.pattern))
         elif isinstance(src, nn.Linear):
             dst.weight.lerp_(src.weight, tau)

@@ -18,9 +18,14 @@ latent weights at the same interval (always N:M: a forward pass uses ``W * mask`
 Sparse Architecture Divergence (SAD, fraction of online mask entries that changed) is logged at every mask update. The paper does not state its interval or
 whether it keeps dense latent weights: ours are choices, documented in docs/rl.md.
 
+Sparse-training methods (``--method``: td3, rnm, rlx2, gmp) live behind the hook interface
+of :mod:`rl.methods`; the loop below calls their hooks (masking, pruning, topology updates,
+QAT) at fixed points, and TD3 / RNM-TD3 are the methods ``td3`` and ``rnm`` there.
+
 Run directory (``--out``): ``checkpoint.pt`` (see :mod:`rl.checkpoint`), ``progress.csv``
 (one row per training episode), ``eval.csv`` (periodic deterministic evaluation),
-``sad.csv`` (one row per mask update), ``losses.csv``, ``args.json``, ``tb/`` (TensorBoard).
+``sad.csv`` (one row per mask update), ``method.csv`` (the method's scalars: pruned fractions...),
+``losses.csv``, ``args.json``, ``tb/`` (TensorBoard).
 """
 
 from __future__ import annotations
@@ -45,7 +50,8 @@ from hwmodel.errors import NmlabError
 from hwmodel.io import atomic_write
 from hwmodel.sparsity import Pattern, parse_pattern
 from rl.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
-from rl.nm_layers import NMLinear, polyak_update, update_masks
+from rl.methods import DISPLAY_NAMES, Method, make_method, nm_layer_patterns, parse_overrides, resolve_method
+from rl.nm_layers import NMLinear, polyak_update, update_masks  # noqa: F401  (update_masks: re-exported)
 
 
 # ----------------------------------------------------------------------------- config
@@ -54,7 +60,10 @@ class Args:
     """Every knob of a TD3 / RNM-TD3 run. Field metadata ``help`` becomes the CLI help."""
 
     env: str = field(default="Hopper-v5", metadata={"help": "gymnasium environment id (Box action space)"})
-    sparsity: str = field(default="dense", metadata={"help": "N:M pattern of every layer ('2:4', '1:8'...) or 'dense' (plain TD3)"})
+    method: str = field(default="", metadata={"help": "td3, rnm, rlx2 or gmp; empty: td3 when every layer is dense, else rnm"})
+    sparsity: str = field(default="dense", metadata={"help": "N:M pattern of every layer ('2:4', '1:8'...) or 'dense'; rlx2/gmp: fraction removed (0.9), gmp also N:M"})
+    actor_sparsity: str = field(default="", metadata={"help": "rlx2/gmp: the actor's target sparsity (overrides --sparsity)"})
+    critic_sparsity: str = field(default="", metadata={"help": "rlx2/gmp: both critics' target sparsity (overrides --sparsity)"})
     layer_sparsity: str = field(default="", metadata={"help": "per-layer overrides, e.g. 'fc1=dense,actor.fc3=dense,critic.fc2=1:4'"})
     steps: int = field(default=1_000_000, metadata={"help": "environment steps to train for (total, also when resuming)"})
     seed: int = field(default=0, metadata={"help": "seed of torch, numpy, the env and its action space"})
@@ -73,6 +82,9 @@ class Args:
     mask_update_interval: int = field(default=5_000, metadata={"help": "gradient updates between N:M re-projections of the online masks"})
     srste_decay: float = field(default=2e-4, metadata={"help": "SR-STE decay added to the gradient of pruned latent weights"})
     straight_through: bool = field(default=True, metadata={"help": "SR-STE: gradients reach pruned latent weights (else only kept ones)"})
+    prune_every: int = field(default=1_000, metadata={"help": "gmp: environment steps between pruning events"})
+    qat_bits: int = field(default=0, metadata={"help": "gmp: quantization-aware training bitwidth for the final phase (0 = no QAT)"})
+    qat_fraction: float = field(default=0.2, metadata={"help": "gmp: fraction of --steps (at the end) trained with QAT when --qat-bits is set"})
     eval_every: int = field(default=10_000, metadata={"help": "environment steps between deterministic evaluations"})
     eval_episodes: int = field(default=10, metadata={"help": "episodes per evaluation"})
     checkpoint_every: int = field(default=25_000, metadata={"help": "environment steps between checkpoints (one is also written at the end)"})
@@ -90,43 +102,27 @@ RESUMABLE_OVERRIDES = ("steps", "eval_every", "eval_episodes", "checkpoint_every
 
 
 def method_name(args: Args) -> str:
-    """'td3' when every layer is dense, else 'rnm-td3'."""
-    specs = layer_patterns(args)
-    return "td3" if all(not p.is_nm for p in specs.values()) else "rnm-td3"
+    """Name of the run's method in workload meta and quality rows: 'td3', 'rnm-td3', 'rlx2', 'gmp'."""
+    return DISPLAY_NAMES[resolve_method(args)]
 
 
 def _parse_overrides(spec: str) -> dict[str, Pattern]:
-    out: dict[str, Pattern] = {}
-    for item in filter(None, (s.strip() for s in spec.split(","))):
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        parts = key.split(".")
-        ok = sep and (
-            (len(parts) == 1 and parts[0] in ("fc1", "fc2", "fc3"))
-            or (len(parts) == 2 and parts[0] in ("actor", "critic") and parts[1] in ("fc1", "fc2", "fc3"))
-        )
-        if not ok:
-            raise NmlabError(f"layer_sparsity: {item!r}: expected LAYER=PATTERN with LAYER fc1..fc3, actor.fcK or critic.fcK")
-        out[key] = parse_pattern(value.strip(), field=f"layer_sparsity: {key}", allow_unstructured=False)
-    return out
+    return parse_overrides(spec)
 
 
 def layer_patterns(args: Args) -> dict[str, Pattern]:
-    """Pattern of each layer, keyed ``actor.fc1`` .. ``critic.fc3`` (critic = both critics)."""
-    base = parse_pattern(args.sparsity, field="sparsity", allow_unstructured=False)
-    overrides = _parse_overrides(args.layer_sparsity)
-    result = {}
-    for kind in ("actor", "critic"):
-        for fc in ("fc1", "fc2", "fc3"):
-            result[f"{kind}.{fc}"] = overrides.get(f"{kind}.{fc}", overrides.get(fc, base))
-    return result
+    """Pattern of each layer, keyed ``actor.fc1`` .. ``critic.fc3`` (critic = both critics),
+    as the run's method sets them (unstructured for rlx2/gmp fractions)."""
+    if resolve_method(args) in ("td3", "rnm"):
+        return nm_layer_patterns(args.sparsity, args.layer_sparsity)
+    return make_method(args).layer_patterns()
 
 
 def validate_args(args: Args) -> None:
     """One-line NmlabError naming the first bad knob."""
-    layer_patterns(args)
+    make_method(args)
     positive = ("steps", "hidden", "buffer_size", "batch_size", "policy_frequency", "mask_update_interval",
-                "eval_every", "eval_episodes", "checkpoint_every", "log_every", "torch_threads")
+                "eval_every", "eval_episodes", "checkpoint_every", "log_every", "torch_threads", "prune_every")
     for name in positive:
         value = getattr(args, name)
         if not isinstance(value, int) or value < 1:
@@ -139,6 +135,10 @@ def validate_args(args: Args) -> None:
     for name in ("learning_rate", "policy_noise", "noise_clip", "exploration_noise", "srste_decay"):
         if getattr(args, name) < 0:
             raise NmlabError(f"{name}: must be >= 0, got {getattr(args, name)}")
+    if isinstance(args.qat_bits, bool) or not isinstance(args.qat_bits, int) or not (args.qat_bits == 0 or 2 <= args.qat_bits <= 16):
+        raise NmlabError(f"qat_bits: must be 0 (no QAT) or an integer from 2 to 16, got {args.qat_bits!r}")
+    if not 0.0 <= args.qat_fraction < 1.0:
+        raise NmlabError(f"qat_fraction: must be in [0, 1), got {args.qat_fraction}")
 
 
 # ----------------------------------------------------------------------------- environment
@@ -247,10 +247,13 @@ class Critic(nn.Module):
         return self.fc3(x)
 
 
-def build_networks(args: Args, obs_dim: int, act_dim: int, low: np.ndarray, high: np.ndarray) -> dict[str, nn.Module]:
-    """The six TD3 networks; targets start as copies of their online networks (masks included)."""
-    pats = layer_patterns(args)
-    kw = dict(decay=args.srste_decay, straight_through=args.straight_through)
+def build_networks(args: Args, obs_dim: int, act_dim: int, low: np.ndarray, high: np.ndarray,
+                   method: Optional[Method] = None) -> dict[str, nn.Module]:
+    """The six TD3 networks; targets start as copies of their online networks (masks included).
+    ``method`` (default: built from ``args``) gives the layer patterns and NMLinear options."""
+    method = make_method(args) if method is None else method
+    pats = method.layer_patterns()
+    kw = method.layer_options()
     actor = Actor(obs_dim, act_dim, args.hidden, pats, low, high, **kw)
     qf1 = Critic(obs_dim, act_dim, args.hidden, pats, **kw)
     qf2 = Critic(obs_dim, act_dim, args.hidden, pats, **kw)
@@ -375,8 +378,14 @@ def _resolve_resume(args: Args, explicit: set[str]) -> tuple[Args, dict[str, Any
         ours, theirs = getattr(args, name), saved.get(name)
         if name in explicit and _norm(name, ours) != _norm(name, theirs):
             raise NmlabError(f"resume: {name}: the run in {args.out} used {theirs!r}, not {ours!r}")
+    if "method" in explicit:
+        # Compare resolved names: a checkpoint from before --method existed has none (inferred).
+        theirs_args = Args(**merged)
+        ours_m, theirs_m = _method_or_raw(args), _method_or_raw(theirs_args)
+        if ours_m != theirs_m:
+            raise NmlabError(f"resume: method: the run in {args.out} used {theirs_m!r}, not {ours_m!r}")
     for name in explicit:
-        if name in RESUMABLE_OVERRIDES or name in ("env", "sparsity", "layer_sparsity"):
+        if name in RESUMABLE_OVERRIDES or name in ("env", "sparsity", "layer_sparsity", "method"):
             continue
         if getattr(args, name) != saved.get(name):
             raise NmlabError(f"resume: {name}: the run in {args.out} used {saved.get(name)!r}; a resumed run cannot change it")
@@ -387,11 +396,18 @@ def _resolve_resume(args: Args, explicit: set[str]) -> tuple[Args, dict[str, Any
     return Args(**merged), ckpt
 
 
+def _method_or_raw(args: Args) -> str:
+    try:
+        return resolve_method(args)
+    except NmlabError:
+        return args.method
+
+
 def _norm(name: str, value: Any) -> Any:
     if name == "sparsity":
         try:
-            return str(parse_pattern(value))
-        except NmlabError:
+            return str(parse_pattern(value)) if ":" in str(value) or str(value).strip().lower() == "dense" else float(value)
+        except (NmlabError, ValueError):
             return value
     if name == "layer_sparsity":
         try:
@@ -427,7 +443,10 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     env.action_space.seed(args.seed)
     obs, _ = env.reset(seed=args.seed)
 
-    nets = build_networks(args, obs_dim, act_dim, low, high)
+    method = make_method(args)
+    nets = build_networks(args, obs_dim, act_dim, low, high, method)
+    if ckpt is None:
+        method.init_masks(nets)
     actor, qf1, qf2 = nets["actor"], nets["qf1"], nets["qf2"]
     actor_t, qf1_t, qf2_t = nets["actor_target"], nets["qf1_target"], nets["qf2_target"]
     # Fused Adam: one kernel per step instead of ~10 small ops per tensor (3x faster on CPU here).
@@ -446,6 +465,7 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
             q_opt.load_state_dict(ckpt["q_optimizer"])
             a_opt.load_state_dict(ckpt["actor_optimizer"])
             rb.load_state_dict(ckpt["buffer"])
+            method.load_state_dict(ckpt.get("method_state", {}))
             torch.set_rng_state(ckpt["rng"]["torch"])
             rng.bit_generator.state = json.loads(ckpt["rng"]["numpy"])
             es = ckpt["env_state"]
@@ -457,6 +477,7 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
         except (KeyError, RuntimeError, ValueError, TypeError) as exc:
             raise NmlabError(f"checkpoint: {checkpoint_path(out)} does not match this run ({str(exc).splitlines()[0][:160]})") from None
         start_step, update_step, episode = int(ckpt["global_step"]), int(ckpt["update_step"]), int(ckpt["episode"])
+    method.prepare(nets, start_step)
 
     with atomic_write(out / "args.json", "w") as fh:
         json.dump({**dataclasses.asdict(args), "method": method_name(args), "obs_dim": obs_dim, "act_dim": act_dim}, fh, indent=1)
@@ -465,6 +486,7 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     eval_log = CsvLog(out / "eval.csv", ["step", "return_mean", "return_std", "episodes", "time_s"], keep)
     sad_log = CsvLog(out / "sad.csv", ["step", "update", "changed", "total", "sad"], keep)
     loss_log = CsvLog(out / "losses.csv", ["step", "update", "qf_loss", "actor_loss", "q1_mean"], keep)
+    method_log = CsvLog(out / "method.csv", ["step", "update", "name", "value"], keep)
     tb = None
     if args.tensorboard:
         from torch.utils.tensorboard import SummaryWriter
@@ -474,17 +496,33 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     from tqdm import tqdm
 
     bar = tqdm(total=args.steps, initial=start_step, disable=not args.progress, file=sys.stderr,
-               desc=f"{method_name(args)} {args.sparsity} {args.env}", unit="step", mininterval=2.0, dynamic_ncols=True)
+               desc=f"{method_name(args)} {method.sparsity_label()} {args.env}", unit="step", mininterval=2.0, dynamic_ncols=True)
     t0 = time.time()
     recent: list[float] = []
     actor_loss_v = float("nan")
     last_eval: Optional[tuple[float, float]] = None
+
+    def log_method(scalars: dict[str, float], step_done: int) -> None:
+        """sad.csv row for mask_changed/mask_total; every other scalar to method.csv and TensorBoard."""
+        if "mask_total" in scalars:
+            changed, total = int(scalars["mask_changed"]), int(scalars["mask_total"])
+            sad = changed / total
+            sad_log.write(step=step_done, update=update_step, changed=changed, total=total, sad=round(sad, 8))
+            if tb is not None:
+                tb.add_scalar("sparsity/sad", sad, step_done)
+        for key, value in scalars.items():
+            if key in ("mask_changed", "mask_total"):
+                continue
+            method_log.write(step=step_done, update=update_step, name=key, value=round(float(value), 8))
+            if tb is not None:
+                tb.add_scalar(f"method/{key}", value, step_done)
 
     def checkpoint(step_done: int) -> None:
         save_checkpoint(checkpoint_path(out), {
             "args": dataclasses.asdict(args), "global_step": step_done, "update_step": update_step, "episode": episode,
             **{name: net.state_dict() for name, net in nets.items()},
             "actor_optimizer": a_opt.state_dict(), "q_optimizer": q_opt.state_dict(), "buffer": rb.state_dict(),
+            "method_state": method.state_dict(),
             "rng": {"torch": torch.get_rng_state(), "numpy": json.dumps(rng.bit_generator.state)},
             "env_state": {**get_env_state(env), "obs": torch.from_numpy(np.asarray(obs, dtype=np.float64).copy()),
                           "episode_return": ep_return, "episode_length": ep_len},
@@ -515,6 +553,9 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
                 recent = (recent + [ep_return])[-10:]
                 obs, _ = env.reset()
                 ep_return, ep_len = 0.0, 0
+            scalars = method.on_env_step(global_step + 1, rb, actor)
+            if scalars:
+                log_method(scalars, global_step + 1)
 
             # --- learn
             if global_step >= args.learning_starts:
@@ -526,26 +567,27 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
                     target = b_rew + (1.0 - b_done) * args.gamma * q_next
                 q1, q2 = qf1(b_obs, b_act), qf2(b_obs, b_act)
                 qf_loss = nn.functional.mse_loss(q1, target) + nn.functional.mse_loss(q2, target)
+                update_step += 1  # this update's 1-based number (the hooks see it)
                 q_opt.zero_grad(set_to_none=True)
                 qf_loss.backward()
+                method.after_backward("critic", (qf1, qf2), update_step)
                 q_opt.step()
-                update_step += 1
+                method.after_optimizer_step("critic", (qf1, qf2), update_step)
                 if update_step % args.policy_frequency == 0:
                     actor_loss = -qf1(b_obs, actor(b_obs)).mean()
                     a_opt.zero_grad(set_to_none=True)
                     actor_loss.backward()
+                    method.after_backward("actor", (actor,), update_step)
                     a_opt.step()
+                    method.after_optimizer_step("actor", (actor,), update_step)
                     actor_loss_v = float(actor_loss.detach())
-                    for online, tgt in ((actor, actor_t), (qf1, qf1_t), (qf2, qf2_t)):
+                    pairs = [(actor, actor_t), (qf1, qf1_t), (qf2, qf2_t)]
+                    for online, tgt in pairs:
                         polyak_update(online, tgt, args.tau, reproject=False)
-                if update_step % args.mask_update_interval == 0:
-                    changed, total = update_masks((actor, qf1, qf2))
-                    update_masks((actor_t, qf1_t, qf2_t))  # targets: projection of their own latent weights
-                    if total:
-                        sad = changed / total
-                        sad_log.write(step=global_step + 1, update=update_step, changed=changed, total=total, sad=round(sad, 8))
-                        if tb is not None:
-                            tb.add_scalar("sparsity/sad", sad, global_step + 1)
+                    method.after_polyak(pairs)
+                scalars = method.on_update(update_step, global_step + 1, nets)
+                if scalars:
+                    log_method(scalars, global_step + 1)
                 if update_step % args.log_every == 0:
                     q1m, qfl = float(q1.detach().mean()), float(qf_loss.detach())
                     loss_log.write(step=global_step + 1, update=update_step, qf_loss=round(qfl, 6),
@@ -573,7 +615,7 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
                 checkpoint(step_done)
     finally:
         bar.close()
-        for log in (progress_log, eval_log, sad_log, loss_log):
+        for log in (progress_log, eval_log, sad_log, loss_log, method_log):
             log.close()
         if tb is not None:
             tb.close()

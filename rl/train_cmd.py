@@ -12,7 +12,10 @@ import sys
 # (name, type, default, help) of every rl.td3.Args field; test_rl_cli checks this matches Args.
 TRAIN_OPTIONS: list[tuple[str, type, object, str]] = [
     ("env", str, "Hopper-v5", "gymnasium environment id (Box action space)"),
-    ("sparsity", str, "dense", "N:M pattern of every layer ('2:4', '1:8'...) or 'dense' (plain TD3)"),
+    ("method", str, "", "td3, rnm, rlx2 or gmp; empty: td3 when every layer is dense, else rnm"),
+    ("sparsity", str, "dense", "N:M pattern of every layer ('2:4', '1:8'...) or 'dense'; rlx2/gmp: fraction removed (0.9), gmp also N:M"),
+    ("actor_sparsity", str, "", "rlx2/gmp: the actor's target sparsity (overrides --sparsity)"),
+    ("critic_sparsity", str, "", "rlx2/gmp: both critics' target sparsity (overrides --sparsity)"),
     ("layer_sparsity", str, "", "per-layer overrides, e.g. 'fc1=dense,actor.fc3=dense,critic.fc2=1:4'"),
     ("steps", int, 1_000_000, "environment steps to train for (total, also when resuming)"),
     ("seed", int, 0, "seed of torch, numpy, the env and its action space"),
@@ -31,6 +34,9 @@ TRAIN_OPTIONS: list[tuple[str, type, object, str]] = [
     ("mask_update_interval", int, 5_000, "gradient updates between N:M re-projections of the online masks"),
     ("srste_decay", float, 2e-4, "SR-STE decay added to the gradient of pruned latent weights"),
     ("straight_through", bool, True, "SR-STE: gradients reach pruned latent weights (else only kept ones)"),
+    ("prune_every", int, 1_000, "gmp: environment steps between pruning events"),
+    ("qat_bits", int, 0, "gmp: quantization-aware training bitwidth for the final phase (0 = no QAT)"),
+    ("qat_fraction", float, 0.2, "gmp: fraction of --steps (at the end) trained with QAT when --qat-bits is set"),
     ("eval_every", int, 10_000, "environment steps between deterministic evaluations"),
     ("eval_episodes", int, 10, "episodes per evaluation"),
     ("checkpoint_every", int, 25_000, "environment steps between checkpoints (one is also written at the end)"),
@@ -45,8 +51,8 @@ TRAIN_OPTIONS: list[tuple[str, type, object, str]] = [
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `train`, `export` and `evaluate` to the nmlab parser."""
-    p = sub.add_parser("train", help="train TD3 (dense) or RNM-TD3 (N:M sparse) on a gymnasium env",
-                       description="Train TD3 / RNM-TD3. Knobs not given keep their defaults (or, with --resume, the run's values).")
+    p = sub.add_parser("train", help="train TD3 (dense), RNM-TD3 (N:M), RLx2 or GMP(+QAT) sparse TD3 on a gymnasium env",
+                       description="Train TD3 / RNM-TD3 / RLx2 / GMP. Knobs not given keep their defaults (or, with --resume, the run's values).")
     for name, typ, default, help_ in TRAIN_OPTIONS:
         flag = "--" + name.replace("_", "-")
         shown = f"{help_} (default: {default!r})"
