@@ -37,6 +37,10 @@ Contract (what the loop calls, in this order, and what a method may do there):
 ``on_update(update_step, global_step, nets) -> dict``
     After every gradient update (critic, then the delayed actor and Polyak). Schedules
     that count gradient updates (RNM mask re-projection, RigL drop/grow) run here.
+``td_steps(update_step) -> int``
+    Before each gradient update's minibatch is drawn: n of its n-step TD target (1 = TD3;
+    RLx2 switches to 3 after a delay). ``stores_behavior_actions`` (class attribute): the
+    replay buffer keeps each transition's noise-free policy action.
 ``state_dict()`` / ``load_state_dict(state)``
     Saved in the checkpoint as ``method_state`` (plain types and tensors only); a
     checkpoint without it loads ``{}``. Resume must be bit-exact.
@@ -128,6 +132,8 @@ class Method:
     """
 
     name = "base"
+    #: The replay buffer keeps each transition's noise-free policy action (RLx2's policy mismatch).
+    stores_behavior_actions = False
 
     def __init__(self, args: Any) -> None:
         self.args = args
@@ -145,6 +151,10 @@ class Method:
 
     def init_masks(self, nets: dict[str, nn.Module]) -> None:
         pass
+
+    def td_steps(self, update_step: int) -> int:
+        """n of the TD target of gradient update ``update_step`` (1-based); 1 = TD3's 1-step target."""
+        return 1
 
     def prepare(self, nets: dict[str, nn.Module], global_step: int) -> None:
         pass

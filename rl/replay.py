@@ -96,6 +96,11 @@ class ReplayBuffer:
         self.filled = 0  # slots ever written (rows a checkpoint must keep)
 
     @property
+    def stores_behavior(self) -> bool:
+        """Whether behaviour (noise-free policy) actions are kept for :func:`policy_mismatch`."""
+        return self.behavior is not None
+
+    @property
     def start(self) -> int:
         """Slot of the oldest live transition."""
         return (self.pos - self.size) % self.capacity

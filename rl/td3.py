@@ -1,7 +1,7 @@
 """TD3 and RNM-TD3 (row-wise N:M sparse TD3) on any gymnasium Box environment, in one file.
 
 Reads top to bottom: the config (:class:`Args`, every knob with its default), the networks,
-the replay buffer, environment state capture (for exact resume), then :func:`train`.
+(the replay buffer is :mod:`rl.replay`), environment state capture (for exact resume), then :func:`train`.
 
 TD3 (Fujimoto et al., 2018) with the current defaults of sfujim/TD3 and CleanRL
 (/work/shared/reference/rl.md): 256-256 MLPs, Adam 3e-4, batch 256, gamma 0.99, tau 0.005,
@@ -52,6 +52,7 @@ from hwmodel.sparsity import Pattern, parse_pattern
 from rl.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from rl.methods import DISPLAY_NAMES, Method, make_method, nm_layer_patterns, parse_overrides, resolve_method
 from rl.nm_layers import NMLinear, polyak_update, update_masks  # noqa: F401  (update_masks: re-exported)
+from rl.replay import Batch, ReplayBuffer  # noqa: F401  (ReplayBuffer lived here: re-exported)
 
 
 # ----------------------------------------------------------------------------- config
@@ -85,6 +86,14 @@ class Args:
     prune_every: int = field(default=1_000, metadata={"help": "gmp: environment steps between pruning events"})
     qat_bits: int = field(default=0, metadata={"help": "gmp: quantization-aware training bitwidth for the final phase (0 = no QAT)"})
     qat_fraction: float = field(default=0.2, metadata={"help": "gmp: fraction of --steps (at the end) trained with QAT when --qat-bits is set"})
+    rlx2_delta: int = field(default=10_000, metadata={"help": "rlx2: optimizer steps of a network (the actor counts its own) between RigL topology updates"})
+    rlx2_zeta: float = field(default=0.5, metadata={"help": "rlx2: RigL drop fraction at the start (cosine-annealed to 0 at T_end)"})
+    rlx2_t_end: float = field(default=1.0, metadata={"help": "rlx2: fraction of the gradient updates after which topologies stay fixed (T_end)"})
+    rlx2_nstep: int = field(default=3, metadata={"help": "rlx2: n of the multi-step TD target"})
+    rlx2_nstep_start: float = field(default=0.3, metadata={"help": "rlx2: multi-step targets from gradient update (this x --steps) on; 1-step before"})
+    rlx2_buffer_check_every: int = field(default=10_000, metadata={"help": "rlx2: environment steps between dynamic-buffer policy-mismatch checks"})
+    rlx2_buffer_threshold: float = field(default=0.2, metadata={"help": "rlx2: drop the oldest 10% of the buffer when the policy mismatch exceeds this"})
+    rlx2_buffer_min_size: int = field(default=100_000, metadata={"help": "rlx2: ... and the buffer holds more than this many transitions"})
     eval_every: int = field(default=10_000, metadata={"help": "environment steps between deterministic evaluations"})
     eval_episodes: int = field(default=10, metadata={"help": "episodes per evaluation"})
     checkpoint_every: int = field(default=25_000, metadata={"help": "environment steps between checkpoints (one is also written at the end)"})
@@ -268,52 +277,6 @@ NETWORK_EXPORT_NAMES = {"actor": "actor", "qf1": "critic1", "qf2": "critic2",
                         "actor_target": "actor_target", "qf1_target": "critic1_target", "qf2_target": "critic2_target"}
 
 
-# ----------------------------------------------------------------------------- replay buffer
-class ReplayBuffer:
-    """Ring buffer of float32 numpy arrays; ``np.zeros`` is lazily committed, so an unfilled
-    1M buffer costs little memory."""
-
-    def __init__(self, capacity: int, obs_dim: int, act_dim: int) -> None:
-        self.capacity = capacity
-        self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
-        self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
-        self.actions = np.zeros((capacity, act_dim), dtype=np.float32)
-        self.rewards = np.zeros((capacity, 1), dtype=np.float32)
-        self.dones = np.zeros((capacity, 1), dtype=np.float32)
-        self.pos = 0
-        self.size = 0
-
-    def add(self, obs: np.ndarray, next_obs: np.ndarray, action: np.ndarray, reward: float, done: bool) -> None:
-        i = self.pos
-        self.obs[i], self.next_obs[i], self.actions[i] = obs, next_obs, action
-        self.rewards[i, 0], self.dones[i, 0] = reward, float(done)
-        self.pos = (i + 1) % self.capacity
-        self.size = min(self.size + 1, self.capacity)
-
-    def sample(self, rng: np.random.Generator, batch_size: int, device: str) -> tuple[torch.Tensor, ...]:
-        idx = rng.integers(0, self.size, size=batch_size)
-        arrays = (self.obs[idx], self.actions[idx], self.next_obs[idx], self.rewards[idx], self.dones[idx])
-        return tuple(torch.from_numpy(a).to(device) for a in arrays)
-
-    def state_dict(self) -> dict[str, Any]:
-        n = self.size
-        return {"obs": torch.from_numpy(self.obs[:n].copy()), "next_obs": torch.from_numpy(self.next_obs[:n].copy()),
-                "actions": torch.from_numpy(self.actions[:n].copy()), "rewards": torch.from_numpy(self.rewards[:n].copy()),
-                "dones": torch.from_numpy(self.dones[:n].copy()), "pos": self.pos, "size": self.size}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        n = int(state["size"])
-        if n > self.capacity:
-            raise NmlabError(f"checkpoint: buffer: holds {n} transitions, more than buffer_size {self.capacity}")
-        for key in ("obs", "next_obs", "actions", "rewards", "dones"):
-            arr = getattr(self, key)
-            src = state[key].numpy()
-            if src.shape != (n, arr.shape[1]):
-                raise NmlabError(f"checkpoint: buffer.{key}: shape {tuple(src.shape)} does not match ({n}, {arr.shape[1]})")
-            arr[:n] = src
-        self.pos, self.size = int(state["pos"]), n
-
-
 # ----------------------------------------------------------------------------- logging
 class CsvLog:
     """Append-only CSV with a header; on resume, rows past the checkpoint's step are dropped."""
@@ -452,7 +415,7 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     # Fused Adam: one kernel per step instead of ~10 small ops per tensor (3x faster on CPU here).
     q_opt = torch.optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.learning_rate, fused=True)
     a_opt = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
-    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim)
+    rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, gamma=args.gamma, store_behavior=method.stores_behavior_actions)
     scale = actor.action_scale
     low_t, high_t = torch.as_tensor(low, device=args.device), torch.as_tensor(high, device=args.device)
 
@@ -531,18 +494,22 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     try:
         for global_step in range(start_step, args.steps):
             # --- act
+            behavior_action = None  # the policy's action before noise (RLx2's policy mismatch); None = the action
             if global_step < args.learning_starts:
                 action = env.action_space.sample()
             else:
                 with torch.no_grad():
                     a = actor(torch.as_tensor(obs, dtype=torch.float32, device=args.device).unsqueeze(0))[0]
+                    if rb.stores_behavior:
+                        behavior_action = a.cpu().numpy()
                     a = a + torch.randn_like(a) * scale * args.exploration_noise
                     action = torch.max(torch.min(a, high_t), low_t).cpu().numpy()
             next_obs, reward, terminated, truncated, _ = env.step(action)
             ep_return += float(reward)
             ep_len += 1
-            # Bootstrapping continues through time-limit truncation: only `terminated` is a true end.
-            rb.add(obs, next_obs, action, float(reward), bool(terminated))
+            # Bootstrapping continues through time-limit truncation: only `terminated` is a true end
+            # (`truncated` only ends n-step returns).
+            rb.add(obs, next_obs, action, float(reward), bool(terminated), bool(truncated), behavior_action)
             obs = next_obs
             if terminated or truncated:
                 episode += 1
@@ -559,12 +526,12 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
 
             # --- learn
             if global_step >= args.learning_starts:
-                b_obs, b_act, b_next, b_rew, b_done = rb.sample(rng, args.batch_size, args.device)
+                b_obs, b_act, b_next, b_rew, b_disc = rb.sample(rng, args.batch_size, args.device, method.td_steps(update_step + 1))
                 with torch.no_grad():
                     noise = (torch.randn_like(b_act) * args.policy_noise).clamp(-args.noise_clip, args.noise_clip) * scale
                     next_a = torch.max(torch.min(actor_t(b_next) + noise, high_t), low_t)
                     q_next = torch.min(qf1_t(b_next, next_a), qf2_t(b_next, next_a))
-                    target = b_rew + (1.0 - b_done) * args.gamma * q_next
+                    target = b_rew + b_disc * q_next  # b_disc = gamma^k (1 - terminated): rl/replay.py
                 q1, q2 = qf1(b_obs, b_act), qf2(b_obs, b_act)
                 qf_loss = nn.functional.mse_loss(q1, target) + nn.functional.mse_loss(q2, target)
                 update_step += 1  # this update's 1-based number (the hooks see it)
