@@ -247,20 +247,37 @@ class RLx2Method(Method):
         names = ("actor",) if kind == "actor" else ("qf1", "qf2")
         return [(f"{kind}.fc{i + 1}", layer) for n in names for i, layer in enumerate(nm_layers(nets[n]))]
 
-    @torch.no_grad()
-    def init_masks(self, nets: dict[str, nn.Module]) -> None:
+    def _erk(self, nets: Mapping[str, nn.Module]) -> dict[str, float]:
+        """ERK density of every layer key (from the layer shapes; layers forced dense count as dense)."""
+        densities: dict[str, float] = {}
         for kind, sparsity in (("actor", self.actor_sparsity), ("critic", self.critic_sparsity)):
             pairs = self._kind_layers(nets, kind)
             shapes = {key: tuple(layer.weight.shape) for key, layer in pairs}
-            dense = [key for key, layer in pairs if not layer.sparse]
-            self.densities.update(erk_densities(shapes, sparsity, dense))
-            for key, layer in pairs:
-                if layer.sparse:
+            dense = [key for key in shapes if self._patterns[key].kind == "dense"]
+            densities.update(erk_densities(shapes, sparsity, dense))
+        return densities
+
+    @torch.no_grad()
+    def init_masks(self, nets: dict[str, nn.Module]) -> None:
+        self.densities = self._erk(nets)
+        for kind in ("actor", "critic"):
+            for key, layer in self._kind_layers(nets, kind):
+                if layer.sparse and self.densities[key] < 1.0:
                     k = int(round(self.densities[key] * layer.weight.numel()))
                     layer.set_mask(topk_mask(layer.weight.abs(), k))
                     layer.weight.mul_(layer.mask_f)
         for name in ("actor", "qf1", "qf2"):
             self._sync_target(nets[name], nets[f"{name}_target"], copy_weights=True)
+
+    def prepare(self, nets: dict[str, nn.Module], global_step: int) -> None:
+        # A layer ERK keeps at density 1 is dense: no mask work in training, exported as dense.
+        # Its mask is all ones, so W * mask == W and results do not change.
+        self.densities = self._erk(nets)
+        for name, net in nets.items():
+            kind = "actor" if name.startswith("actor") else "critic"
+            for i, layer in enumerate(nm_layers(net)):
+                if self.densities[f"{kind}.fc{i + 1}"] >= 1.0:
+                    layer.pattern = DENSE
 
     @staticmethod
     @torch.no_grad()
@@ -284,8 +301,7 @@ class RLx2Method(Method):
     # -- hooks
     @torch.no_grad()
     def after_backward(self, kind: str, modules: tuple[nn.Module, ...], update_step: int) -> None:
-        # Layers ERK left dense (all-ones mask) take no part in masking or RigL.
-        layers = [layer for m in modules for layer in nm_layers(m) if layer.sparse and not bool(layer.mask.all())]
+        layers = [layer for m in modules for layer in nm_layers(m) if layer.sparse]
         if self._is_topology_step(kind, update_step):
             zeta = drop_fraction(self._steps_of(kind, update_step), self.t_end[kind], self.args.rlx2_zeta)
             changed = total = dropped = 0
@@ -357,4 +373,4 @@ class RLx2Method(Method):
         self.nstep_start = int(state["nstep_start"])
         self.topology_updates = {"critic": int(state["topology_updates_critic"]), "actor": int(state["topology_updates_actor"])}
         self._pending_sync = {"critic": bool(state["pending_sync_critic"]), "actor": bool(state["pending_sync_actor"])}
-        self.densities = {str(k): float(v) for k, v in state["densities"].items()}
+        # densities are recomputed from the layer shapes in prepare()
