@@ -40,6 +40,9 @@ def quantize_actor(actor: nn.Module, bits: int, activations: bool = False) -> nn
 
     The latent weight becomes the quantized masked weight; zeros stay zero, so the mask and
     N:M pattern are unchanged. Biases stay float32 (they are added in the accumulator).
+    A layer trained with QAT starts from its effective weight, which is already on its
+    QAT grid (so ``bits`` 32 evaluates the network as trained); its own QAT is then off,
+    so the weights are quantized once, at ``bits``.
     With ``activations`` every layer's input (the observation included) is fake-quantized
     per tensor.
     """
@@ -47,8 +50,10 @@ def quantize_actor(actor: nn.Module, bits: int, activations: bool = False) -> nn
 
     for name in ("fc1", "fc2", "fc3"):
         layer = getattr(actor, name)
-        w = layer.weight * layer.mask if isinstance(layer, NMLinear) and layer.sparse else layer.weight
+        w = layer.effective_weight() if isinstance(layer, NMLinear) else layer.weight
         layer.weight.copy_(fake_quant_per_channel(w, bits))
+        if isinstance(layer, NMLinear):
+            layer.qat_bits = 0
         if activations:
             setattr(actor, name, _QuantInput(layer, bits))
     return actor
@@ -58,13 +63,14 @@ def evaluate_run(run_dir: str | os.PathLike, bits: int, episodes: int = 10, acti
     """Evaluate the run's final actor at ``bits``; returns one quality row (a dict)."""
     from rl import td3
     from rl.export import load_run
+    from rl.methods import make_method
 
     check_bits(bits)
     args, nets, ckpt = load_run(run_dir)
     actor = quantize_actor(nets["actor"], bits, activations)
     rets = td3.evaluate_policy(actor, args.env, episodes, args.seed)
     return {
-        "env": args.env, "method": td3.method_name(args), "sparsity": str(td3.parse_pattern(args.sparsity)),
+        "env": args.env, "method": td3.method_name(args), "sparsity": make_method(args).sparsity_label(),
         "bits": bits, "seed": args.seed, "steps": int(ckpt["global_step"]), "episodes": episodes,
         "return_mean": round(float(np.mean(rets)), 4), "return_std": round(float(np.std(rets)), 4),
     }

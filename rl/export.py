@@ -2,7 +2,14 @@
 
 Layers are named ``<network>.fc1..fc3`` with networks ``actor``, ``critic1``, ``critic2``,
 ``actor_target``, ``critic1_target``, ``critic2_target``; each carries its real mask (the
-one its forward pass uses), its masked weight and bias, ``weight_bits=32``.
+one its forward pass uses), the weight it computes with and its bias.
+
+* Pattern: the layer's own ("N:M", "dense", or "unstructured" for GMP / RLx2 masks). A
+  gradual-N:M GMP layer exported before its schedule ended (its mask is not N:M yet) is
+  written as "unstructured" with its real mask.
+* Weights: the effective weight of the forward pass, i.e. masked and, for a layer training
+  with QAT, fake-quantized (float32 values on the per-channel integer grid). ``weight_bits``
+  is the QAT bitwidth for such layers, else 32.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import numpy as np
 
 from hwmodel.errors import NmlabError
 from hwmodel.workload import Layer, Workload, save_workload
+from rl.methods import make_method
 
 
 def load_run(run_dir: str | os.PathLike) -> tuple[Any, dict[str, Any], dict[str, Any]]:
@@ -33,13 +41,15 @@ def load_run(run_dir: str | os.PathLike) -> tuple[Any, dict[str, Any], dict[str,
         low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
     finally:
         env.close()
-    nets = td3.build_networks(args, obs_dim, act_dim, low, high)
+    method = make_method(args)
+    nets = td3.build_networks(args, obs_dim, act_dim, low, high, method)
     try:
         for name, net in nets.items():
             net.load_state_dict(ckpt[name])
             net.eval()
     except (KeyError, RuntimeError) as exc:
         raise NmlabError(f"checkpoint: {run_dir}: networks do not match their args ({str(exc).splitlines()[0][:160]})") from None
+    method.prepare(nets, int(ckpt["global_step"]))  # QAT bits of the run at that step
     return args, nets, ckpt
 
 
@@ -56,10 +66,14 @@ def final_eval(run_dir: str | os.PathLike, step: int) -> Optional[tuple[float, f
 def build_workload(run_dir: str | os.PathLike, episodes: Optional[int] = None) -> Workload:
     """The workload of the run in ``run_dir``. The evaluation return comes from eval.csv at the
     checkpoint's step; if that row is missing the actor is evaluated now (``episodes``)."""
+    import torch
+
+    from hwmodel.sparsity import verify
     from rl import td3
     from rl.nm_layers import nm_layers
 
     args, nets, ckpt = load_run(run_dir)
+    method = make_method(args)
     step = int(ckpt["global_step"])
     ev = final_eval(run_dir, step)
     if ev is None:
@@ -68,20 +82,27 @@ def build_workload(run_dir: str | os.PathLike, episodes: Optional[int] = None) -
     layers = []
     for key, network in td3.NETWORK_EXPORT_NAMES.items():
         for i, lin in enumerate(nm_layers(nets[key])):
-            w = lin.weight.detach()
+            with torch.no_grad():
+                weight = lin.effective_weight().numpy()
             mask = lin.mask.numpy().copy() if lin.sparse else None
-            weight = (w * lin.mask).numpy() if lin.sparse else w.numpy()
+            pattern = str(lin.pattern)
+            if lin.pattern.is_nm and verify(mask, lin.pattern) is not None:
+                pattern = "unstructured"  # gradual N:M before its schedule ended
             layers.append(Layer(
                 name=f"{network}.fc{i + 1}", network=network, in_features=lin.in_features, out_features=lin.out_features,
-                pattern=str(lin.pattern), mask=mask, weight_bits=32,
+                pattern=pattern, mask=mask, weight_bits=lin.qat_bits or 32,
                 weight=weight.astype(np.float32), bias=lin.bias.detach().numpy().astype(np.float32),
             ))
     meta = {
-        "env": args.env, "method": td3.method_name(args), "sparsity": str(td3.parse_pattern(args.sparsity)),
+        "env": args.env, "method": td3.method_name(args), "sparsity": method.sparsity_label(),
         "layer_sparsity": args.layer_sparsity, "steps": step, "seed": args.seed,
         "eval_return_mean": round(ev[0], 4), "eval_return_std": round(ev[1], 4),
         "source": "nmlab train", "run": Path(run_dir).name,
     }
+    if hasattr(method, "target_text"):  # rlx2 / gmp: the per-network targets
+        meta["actor_sparsity"], meta["critic_sparsity"] = method.target_text("actor"), method.target_text("critic")
+    if args.qat_bits:
+        meta["qat_bits"], meta["qat_fraction"] = args.qat_bits, args.qat_fraction
     return Workload(layers=layers, meta=meta)
 
 

@@ -132,6 +132,8 @@ class Method:
     """
 
     name = "base"
+    #: True when the method's schedules depend on ``--steps`` (then a resume may not change it).
+    schedule_uses_steps = False
     #: The replay buffer keeps each transition's noise-free policy action (RLx2's policy mismatch).
     stores_behavior_actions = False
 

@@ -347,6 +347,14 @@ def _resolve_resume(args: Args, explicit: set[str]) -> tuple[Args, dict[str, Any
         ours_m, theirs_m = _method_or_raw(args), _method_or_raw(theirs_args)
         if ours_m != theirs_m:
             raise NmlabError(f"resume: method: the run in {args.out} used {theirs_m!r}, not {ours_m!r}")
+    if "steps" in explicit and args.steps != saved.get("steps"):
+        try:
+            fixed = make_method(Args(**merged)).schedule_uses_steps
+        except NmlabError:
+            fixed = False
+        if fixed:
+            raise NmlabError(f"resume: steps: the {resolve_method(Args(**merged))} schedule of the run in {args.out} "
+                             f"depends on its --steps {saved.get('steps')!r}; a resumed run cannot change it")
     for name in explicit:
         if name in RESUMABLE_OVERRIDES or name in ("env", "sparsity", "layer_sparsity", "method"):
             continue
