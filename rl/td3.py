@@ -82,7 +82,7 @@ class Args:
     learning_starts: int = field(default=25_000, metadata={"help": "random-action steps before learning starts"})
     mask_update_interval: int = field(default=5_000, metadata={"help": "gradient updates between N:M re-projections of the online masks"})
     srste_decay: float = field(default=2e-4, metadata={"help": "SR-STE decay added to the gradient of pruned latent weights"})
-    straight_through: bool = field(default=True, metadata={"help": "SR-STE: gradients reach pruned latent weights (else only kept ones)"})
+    straight_through: bool = field(default=False, metadata={"help": "SR-STE: gradients reach pruned latent weights (else only kept ones)"})
     prune_every: int = field(default=1_000, metadata={"help": "gmp: environment steps between pruning events"})
     qat_bits: int = field(default=0, metadata={"help": "gmp: quantization-aware training bitwidth for the final phase (0 = no QAT)"})
     qat_fraction: float = field(default=0.2, metadata={"help": "gmp: fraction of --steps (at the end) trained with QAT when --qat-bits is set"})
