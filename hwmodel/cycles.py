@@ -12,8 +12,9 @@ Equations (docs/hwmodel.md has the derivation):
   batch rows; it takes ``ceil(K'/W)`` cycles per pass, pipelined; plus one pipeline fill.
 
 K' is the reduction the array actually walks: K dense, ``n * floor(K/m) + min(K mod m, n)``
-for n:m (= n * ceil(K/m) when m divides K), and for a flexible design that with the largest
-per-row N inside each fold of output rows.
+for n:m (= n * ceil(K/m) when m divides K), for a flexible design that with the largest
+per-row N inside each fold of output rows, and for an unstructured design the kept count of
+the busiest row inside each fold (load imbalance: the other rows idle on padding).
 A datatype rate r (MACs per PE per cycle) > 1 packs r products along K into a PE (R*r rows,
 or W*r width); r < 1 stretches the streaming part by 1/r.
 """
@@ -67,16 +68,27 @@ def k_compressed(k: int, n: int, m: int) -> int:
     return n * (k // m) + min(k % m, n)
 
 
-def _fold_k(k: int, n: int, width: int, p: Pattern, row_n: Optional[np.ndarray]) -> tuple[list[int], list[int]]:
-    """K' and output count of each fold of ``width`` output rows (flexible designs)."""
+def fold_width(design: Design, n: int) -> int:
+    """Output rows (of N) one fold covers: the array's columns (systolic) or min(units, N) (tensor core)."""
+    c = design.compute
+    return c.cols if c.kind == "systolic" else min(c.rows, n)
+
+
+def _fold_k(k: int, n: int, width: int, p: Pattern, row_n: Optional[np.ndarray],
+            row_k: Optional[np.ndarray] = None) -> tuple[list[int], list[int]]:
+    """K' and output count of each fold of ``width`` output rows (flexible and unstructured designs)."""
     folds = math.ceil(n / width)
     widths = [width] * (folds - 1) + [n - width * (folds - 1)]
+    if row_k is not None:
+        # Unstructured: each row is packed to its kept count; the busiest row of a fold sets its K'.
+        return [int(x) for x in np.maximum.reduceat(row_k, np.arange(0, n, width))], widths
     per_fold = np.maximum.reduceat(row_n, np.arange(0, n, width))
     return [k_compressed(k, int(x), p.m) for x in per_fold], widths
 
 
 def schedule(design: Design, m: int, k: int, n: int, pattern: Pattern | str = "dense",
-             bits: Optional[int] = None, row_n: Optional[np.ndarray] = None) -> Schedule:
+             bits: Optional[int] = None, row_n: Optional[np.ndarray] = None,
+             row_k: Optional[np.ndarray] = None) -> Schedule:
     """Schedule a GEMM the hardware runs at layer-wise ``pattern`` (per-row ``row_n`` on flexible designs).
 
     Args:
@@ -84,6 +96,8 @@ def schedule(design: Design, m: int, k: int, n: int, pattern: Pattern | str = "d
         pattern: what the array is configured for ("dense" or "n:m"); no support check here.
         bits: weight bitwidth picking the MAC datatype and its rate (None: the first datatype).
         row_n: per-output-row N (length n), for flexible designs; overrides pattern.n per fold.
+        row_k: per-output-row packed reduction length (length n; the row's kept weights), for
+            unstructured designs; each fold walks its largest entry. Overrides pattern and row_n.
     """
     p = pattern if isinstance(pattern, Pattern) else parse_pattern(pattern)
     c = design.compute
@@ -91,14 +105,16 @@ def schedule(design: Design, m: int, k: int, n: int, pattern: Pattern | str = "d
     pack = rate if rate >= 1 else 1.0
     slow = 1.0 / rate if rate < 1 else 1.0
     R, C = c.rows, c.cols
-    width = C if c.kind == "systolic" else min(R, n)
+    width = fold_width(design, n)
+    if row_k is not None:
+        row_n = row_k  # the per-fold paths below only test it against None
     # Uniform folds (the common case) stay scalar: K' is the same for every fold of outputs.
     if row_n is None:
         kk = k_compressed(k, p.n, p.m) if p.is_nm else k
         n_folds = -(-n // width)
         slots = kk * n
     else:
-        fold_k, widths = _fold_k(k, n, width, p, row_n)
+        fold_k, widths = _fold_k(k, n, width, p, row_n, row_k)
         n_folds = len(fold_k)
         slots = sum(x * w for x, w in zip(fold_k, widths))
     if c.kind == "systolic":
@@ -130,11 +146,13 @@ def schedule(design: Design, m: int, k: int, n: int, pattern: Pattern | str = "d
 
 
 def compute_cycles(design: Design, m: int, k: int, n: int, pattern: Pattern | str = "dense",
-                   bits: Optional[int] = None, row_n: Optional[Sequence[int]] = None) -> int:
+                   bits: Optional[int] = None, row_n: Optional[Sequence[int]] = None,
+                   row_k: Optional[Sequence[int]] = None) -> int:
     """Stall-free compute cycles of GEMM (m, k, n) run at ``pattern`` (see :func:`schedule`).
 
     For a systolic WS design this equals SCALE-Sim v3's compute cycles plus one:
     ``ceil(K'/R) * ceil(N/C) * (2R + C + M - 2)``, K' = K dense or k_compressed(K, n, m) for n:m.
     """
     rn = None if row_n is None else np.asarray(row_n, dtype=np.int32)
-    return schedule(design, m, k, n, pattern, bits, rn).compute_cycles
+    rk = None if row_k is None else np.asarray(row_k, dtype=np.int64)
+    return schedule(design, m, k, n, pattern, bits, rn, rk).compute_cycles

@@ -30,7 +30,9 @@ _BITS_PREFERENCE = {4: ("int4",), 8: ("int8",), 16: ("fp16", "bf16", "int16"), 3
 
 COMPUTE_KINDS = ("systolic", "tensor_core")
 DATAFLOWS = ("ws", "os")
-SPARSITY_SUPPORT = ("none", "fixed", "flexible", "layerwise")
+SPARSITY_SUPPORT = ("none", "fixed", "flexible", "layerwise", "unstructured")
+#: How an unstructured design stores which weights it kept (docs/hwmodel.md has the bit counts).
+INDEX_FORMATS = ("bitmask", "coordinate")
 STORAGE_CLASSES = ("dram", "sram", "regfile")
 OPERANDS = ("weights", "inputs", "outputs", "metadata")
 #: DRAM types with a pJ/bit figure in hwmodel/data/energy.yaml.
@@ -77,12 +79,16 @@ class Sparsity:
     Attributes:
         support: "none"; "fixed" (only ``patterns``, as the 2:4 sparse tensor core);
             "flexible" (per-row N from ``n_values`` in groups of ``m``, VEGETA-like);
-            "layerwise" (any N:M chosen per layer with M <= ``max_m``, as SCALE-Sim v3).
+            "layerwise" (any N:M chosen per layer with M <= ``max_m``, as SCALE-Sim v3);
+            "unstructured" (any mask: each output row's kept weights packed along K, SIGMA-like
+            distribution of activations; a fold of outputs walks its busiest row).
         patterns: the supported patterns of a "fixed" design.
         m: group size of a "flexible" design.
         n_values: the per-row N a "flexible" design can run.
         max_m: largest M of a "layerwise" design.
         metadata_bits_per_cycle: bandwidth of the metadata path into the array.
+        index_format: "unstructured" only: "bitmask" (one bit per dense weight position) or
+            "coordinate" (CSR-like: an input index per kept weight plus a count per output row).
     """
 
     support: str = "none"
@@ -91,6 +97,7 @@ class Sparsity:
     n_values: tuple[int, ...] = ()
     max_m: int = 0
     metadata_bits_per_cycle: float = 0.0
+    index_format: str = ""
 
     def candidates(self) -> tuple[Pattern, ...]:
         """The layer-wide patterns the hardware can run, sparsest first (dense excluded)."""
@@ -300,10 +307,11 @@ def _parse_compute(r: _Reader) -> Compute:
 
 
 def _parse_sparsity(r: _Reader) -> Sparsity:
-    r.check_unknown({"support", "patterns", "m", "n_values", "max_m", "metadata_bits_per_cycle"})
+    r.check_unknown({"support", "patterns", "m", "n_values", "max_m", "metadata_bits_per_cycle", "index_format"})
     support = r.str_("support", choices=SPARSITY_SUPPORT)
-    allowed = {"none": set(), "fixed": {"patterns"}, "flexible": {"m", "n_values"}, "layerwise": {"max_m"}}[support]
-    for key in ("patterns", "m", "n_values", "max_m", "metadata_bits_per_cycle"):
+    allowed = {"none": set(), "fixed": {"patterns"}, "flexible": {"m", "n_values"}, "layerwise": {"max_m"},
+               "unstructured": {"index_format"}}[support]
+    for key in ("patterns", "m", "n_values", "max_m", "metadata_bits_per_cycle", "index_format"):
         if key in r.data and key not in allowed and not (key == "metadata_bits_per_cycle" and support != "none"):
             r.fail(key, f"not used with support {support!r}")
     meta_bw = 0.0 if support == "none" else r.num("metadata_bits_per_cycle")
@@ -330,6 +338,9 @@ def _parse_sparsity(r: _Reader) -> Sparsity:
         return Sparsity(support, m=m, n_values=tuple(sorted(set(ns))), metadata_bits_per_cycle=meta_bw)
     if support == "layerwise":
         return Sparsity(support, max_m=r.int_("max_m", min_value=2), metadata_bits_per_cycle=meta_bw)
+    if support == "unstructured":
+        return Sparsity(support, metadata_bits_per_cycle=meta_bw,
+                        index_format=r.str_("index_format", choices=INDEX_FORMATS))
     return Sparsity("none")
 
 

@@ -82,6 +82,15 @@ class EnergyTable:
         """One M:1 activation selection of ``bits`` bits: M-1 two-input stages per bit."""
         return (m - 1) * bits * self.mux2_pj_per_bit
 
+    def distribution_pj(self, reach: int, bits: int) -> float:
+        """One activation of ``bits`` bits delivered to a PE from any of ``reach`` inputs (unstructured).
+
+        A Benes network of ``reach`` ports (SIGMA's distribution network) has
+        2 * ceil(log2 reach) - 1 switch stages; each costs one 2:1 stage per bit (assumption).
+        """
+        stages = max(1, 2 * max(1, (reach - 1).bit_length()) - 1)
+        return stages * bits * self.mux2_pj_per_bit
+
 
 _tables: dict[int, tuple[Design, EnergyTable]] = {}
 

@@ -3,7 +3,9 @@
 A mask is analysed once per (mask, group size M, orientation): the largest number of kept
 weights in any group of M, per output row. Everything else is arithmetic on that vector:
 the mask fits N:M iff every row's maximum is <= N; a flexible (per-row N) design runs each
-row at the smallest allowed N covering that row.
+row at the smallest allowed N covering that row. An unstructured design needs the kept
+count of each output row instead (also cached per mask and orientation): each fold of
+outputs walks as many packed slots as its busiest row keeps (load imbalance).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from typing import Optional
 
 import numpy as np
 
+from hwmodel.cycles import fold_width
 from hwmodel.design import Design
-from hwmodel.sparsity import DENSE, Pattern, group_counts, parse_pattern
+from hwmodel.sparsity import DENSE, UNSTRUCTURED, Pattern, group_counts, parse_pattern
 
 # Per mask (by id): {(m, transposed): per-row max group count, (m, transposed, "max"): its max,
 # ("map", ...): Mapping}. A mask's entries die with it (weakref.finalize), so ids never go stale.
@@ -50,6 +53,40 @@ def mask_nnz(mask: np.ndarray) -> int:
     return entries["nnz"]
 
 
+def row_nnz(mask: np.ndarray, transposed: bool = False) -> np.ndarray:
+    """Kept weights in each output row of ``mask`` [out, in] (of ``mask.T`` when transposed), memoised."""
+    entries = _entries(mask)
+    key = ("row_nnz", transposed)
+    hit = entries.get(key)
+    if hit is None:
+        hit = entries[key] = np.count_nonzero(mask, axis=0 if transposed else 1).astype(np.int64)
+    return hit
+
+
+def index_bits(k: int) -> int:
+    """Bits of one coordinate index into a reduction of ``k`` positions: ceil(log2 k), at least 1."""
+    return max(1, (k - 1).bit_length())
+
+
+def count_bits(k: int) -> int:
+    """Bits of one per-row count of kept weights (0..k): ceil(log2(k + 1))."""
+    return max(1, k.bit_length())
+
+
+def unstructured_metadata_bits(index_format: str, k: int, n: int, nnz: int) -> int:
+    """Index metadata of a [k x n] stationary operand (n output rows of k) keeping ``nnz`` weights.
+
+    ``bitmask``: one bit per dense position, k * n (whatever the density).
+    ``coordinate`` (CSR-like): each kept weight's position in its row, ``index_bits(k)`` bits,
+    plus a kept count per output row, ``count_bits(k)`` bits (the row pointers' increments).
+    """
+    if index_format == "bitmask":
+        return k * n
+    if index_format == "coordinate":
+        return nnz * index_bits(k) + n * count_bits(k)
+    raise ValueError(f"unknown index format {index_format!r}")
+
+
 def _max_count(mask: np.ndarray, m: int, transposed: bool) -> int:
     entries = _entries(mask)
     key = (m, transposed, "max")
@@ -62,20 +99,22 @@ def _max_count(mask: np.ndarray, m: int, transposed: bool) -> int:
 class Mapping:
     """How one weight matrix runs on the hardware.
 
-    hw_pattern: the layer-wide pattern (dense, or the N:M the array is configured for; for a
-        flexible design, the largest per-row N).
+    hw_pattern: the layer-wide pattern (dense, the N:M the array is configured for -- for a
+        flexible design, the largest per-row N -- or "unstructured" on an unstructured design).
     row_n: flexible designs only: the N each output row runs at (None otherwise).
-    kept_slots: weight slots the array holds = sum over rows of N_row * ceil(K / M) (K * rows if dense).
     note: why, in words.
+    row_k: unstructured designs only: kept weights of each output row, the packed reduction
+        length that row needs (None otherwise).
     """
 
     hw_pattern: Pattern
     row_n: Optional[np.ndarray]
     note: str
+    row_k: Optional[np.ndarray] = None
 
     @property
     def sparse(self) -> bool:
-        return self.hw_pattern.is_nm
+        return self.hw_pattern.is_nm or self.hw_pattern.kind == "unstructured"
 
 
 def _fits(mask: np.ndarray, p: Pattern, transposed: bool) -> bool:
@@ -94,6 +133,10 @@ def map_weights(design: Design, mask: Optional[np.ndarray], pattern: Pattern | s
     if mask is None:
         return _DENSE_LAYER
     key = ("map", design.sparsity, str(pattern), transposed)
+    if design.sparsity.support == "unstructured":
+        # The fold width decides which rows share a fold (and the dense fallback).
+        c = design.compute
+        key += (c.kind, c.rows, c.cols)
     entries = _entries(mask)
     hit = entries.get(key)
     if hit is None:
@@ -110,10 +153,17 @@ def _map(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Mapp
     if p.kind == "dense":
         return _DENSE_LAYER
     if sp.support == "none":
-        return Mapping(DENSE, None, "hardware has no sparsity support: run dense")
+        return Mapping(DENSE, None, "hardware has no sparsity support: run dense (zeros stored and multiplied)")
+    if sp.support == "unstructured":
+        return _map_unstructured(design, mask, p, transposed)
     if sp.support == "layerwise":
         if not p.is_nm:
-            return Mapping(DENSE, None, f"{p} layer: layer-wise N:M hardware runs it dense")
+            q = nearest_nm(mask, _pow2_up_to(sp.max_m), transposed)
+            if q is None:
+                return Mapping(DENSE, None, f"{p} {what}: every group size up to max_m={sp.max_m} has a full group: "
+                                            "run dense (zeros stored and multiplied)")
+            return Mapping(q, None, f"{p} -> {q} (nearest N:M with M <= {sp.max_m}: every group of {q.m} "
+                                    f"of the {what} holds <= {q.n})")
         if p.m > sp.max_m:
             return Mapping(DENSE, None, f"{p}: M above the hardware's max_m={sp.max_m}: run dense")
         n = _max_count(mask, p.m, transposed)
@@ -128,7 +178,10 @@ def _map(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Mapp
                 how = "native" if q == p and not transposed else f"every group of {q.m} of the {what} holds <= {q.n}"
                 return Mapping(q, None, f"{p} -> {q} ({how})")
         names = ", ".join(str(q) for q in sp.candidates())
-        return Mapping(DENSE, None, f"{what} does not fit any of {names}: run dense")
+        worst = ", ".join(sorted({f"a group of {m} holds {_max_count(mask, m, transposed)}"
+                                  for m in sorted({q.m for q in sp.candidates()})}))
+        return Mapping(DENSE, None, f"{what} does not fit any of {names} ({worst}): run dense "
+                                    "(zeros stored and multiplied)")
     # flexible: per-row N
     row_max = row_max_counts(mask, sp.m, transposed)
     allowed = np.asarray(sp.n_values + ((sp.m,) if sp.m not in sp.n_values else ()), dtype=np.int32)
@@ -142,3 +195,45 @@ def _map(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Mapp
     mean = float(row_n.mean())
     return Mapping(hw if hw.is_nm else Pattern("nm", sp.m, sp.m), row_n,
                    f"per-row N of {sp.m} on the {what}: max {top}, mean {mean:.2f}")
+
+
+def _pow2_up_to(max_m: int) -> tuple[int, ...]:
+    """Group sizes 2, 4, 8, ... <= max_m: the M a layer-wise design is searched over for an unstructured mask."""
+    return tuple(1 << i for i in range(1, max_m.bit_length()) if 1 << i <= max_m)
+
+
+def nearest_nm(mask: np.ndarray, group_sizes: tuple[int, ...], transposed: bool = False) -> Optional[Pattern]:
+    """The sparsest N:M (N < M, M in ``group_sizes``) that every group of the real mask fits.
+
+    For each M the smallest such N is the fullest group's count; among the M the lowest N/M
+    wins, ties going to the smaller M (fewer metadata bits). None when every M has a full group.
+    """
+    best: Optional[Pattern] = None
+    for m in sorted(group_sizes):
+        n = max(_max_count(mask, m, transposed), 1)
+        if n >= m:
+            continue
+        if best is None or n * best.m < best.n * m:
+            best = Pattern("nm", n, m)
+    return best
+
+
+def _map_unstructured(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Mapping:
+    """Any mask on an unstructured design: rows packed along K; a fold walks its busiest row."""
+    what = "W^T" if transposed else "mask"
+    rk = row_nnz(mask, transposed)
+    k = mask.shape[0] if transposed else mask.shape[1]
+    rows = len(rk)
+    width = fold_width(design, rows)
+    fold_max = np.maximum.reduceat(rk, np.arange(0, rows, width))
+    if (fold_max >= k).all():
+        return Mapping(DENSE, None, f"every fold of {width} rows of the {what} has a full row: run dense")
+    nnz = int(rk.sum())
+    widths = np.full(len(fold_max), width)
+    widths[-1] = rows - width * (len(fold_max) - 1)
+    walk = int((fold_max * widths).sum())
+    imbalance = f"{walk / nnz:.2f}x" if nnz else "n/a"
+    return Mapping(UNSTRUCTURED, None,
+                   f"{p} {what} packed by row ({design.sparsity.index_format}): density {nnz / (k * rows):.1%}, "
+                   f"folds of {width} rows walk their busiest row, {walk / rows:.1f} of K={k} per row vs "
+                   f"{nnz / rows:.1f} kept (load imbalance {imbalance})", row_k=rk)

@@ -17,6 +17,7 @@ import numpy as np
 from hwmodel.cycles import schedule
 from hwmodel.design import Design
 from hwmodel.energy import energy_table
+from hwmodel.mapping import unstructured_metadata_bits
 from hwmodel.result import Figures
 from hwmodel.sparsity import Pattern
 
@@ -45,26 +46,36 @@ class Operands:
 
 def evaluate_gemm(design: Design, m: int, k: int, n: int, hw: Pattern, ops: Operands, nnz: int,
                   row_n: Optional[np.ndarray] = None, bits: Optional[int] = None,
-                  meta_level: Optional[str] = None) -> Figures:
+                  meta_level: Optional[str] = None, row_k: Optional[np.ndarray] = None) -> Figures:
     """Figures of GEMM (m, k, n) run at ``hw`` (per-row ``row_n`` on flexible designs).
 
     Args:
         nnz: nonzeros of B the real mask keeps (k * n when dense): effectual MACs = m * nnz.
+        row_n: flexible designs: the N each output row runs at.
         bits: the run's bitwidth, picking the MAC datatype and its rate.
         meta_level: SRAM level holding metadata (default: B's level).
+        row_k: unstructured designs (``hw`` "unstructured"): kept weights per output row.
     """
-    sched = schedule(design, m, k, n, hw, bits, row_n)
+    sched = schedule(design, m, k, n, hw, bits, row_n, row_k)
     et = energy_table(design)
     dt = design.datatype_for(bits if bits is not None else ops.bits_b)
-    sparse = hw.is_nm
-    meta_per_slot = math.ceil(math.log2(hw.m)) if sparse else 0
+    unstructured = hw.kind == "unstructured"
+    sparse = hw.is_nm or unstructured
+    meta_per_slot = math.ceil(math.log2(hw.m)) if hw.is_nm else 0
     slots = sched.weight_slots
     acc = design.compute.accumulator_bits
     dram = design.dram
     bw_bits = dram.bandwidth_bytes_per_cycle * 8.0
+    if unstructured:
+        # Only kept values are stored and read; the array pads short rows of a fold itself.
+        stored_values = float(nnz)
+        meta_stored = float(unstructured_metadata_bits(design.sparsity.index_format, k, n, nnz))
+    else:
+        stored_values = float(slots)
+        meta_stored = float(slots * meta_per_slot)
 
     # --- metadata: indices travel with every weight tile into the array
-    bits_meta = float(slots * meta_per_slot * sched.weight_reloads)
+    bits_meta = meta_stored * sched.weight_reloads
     stall_meta = 0.0
     if bits_meta:
         need = bits_meta / design.sparsity.metadata_bits_per_cycle
@@ -72,7 +83,7 @@ def evaluate_gemm(design: Design, m: int, k: int, n: int, hw: Pattern, ops: Oper
         stall_meta = max(0.0, need - window)
 
     # --- DRAM transfers with double buffering
-    b_store = float(slots * (ops.bits_b + meta_per_slot)) if sparse else float(k * n * ops.bits_b)
+    b_store = stored_values * ops.bits_b + meta_stored if sparse else float(k * n * ops.bits_b)
     b_dram = b_store if ops.b_from_dram else 0.0
     a_dram = float(m * k * ops.bits_a) if ops.a_from_dram else 0.0
     o_dram = float(m * n * ops.bits_o) if ops.o_to_dram else 0.0
@@ -90,7 +101,7 @@ def evaluate_gemm(design: Design, m: int, k: int, n: int, hw: Pattern, ops: Oper
 
     # --- SRAM traffic (bits); metadata counted apart in bits_metadata
     mn = float(m * n)
-    b_read = float(slots * ops.bits_b * sched.weight_reloads)
+    b_read = stored_values * ops.bits_b * sched.weight_reloads
     a_read = float(m * k * ops.bits_a * sched.input_reloads)
     psum = max(sched.k_passes - 1.0, 0.0) * mn * acc
     reads: dict[str, float] = {}
@@ -120,7 +131,8 @@ def evaluate_gemm(design: Design, m: int, k: int, n: int, hw: Pattern, ops: Oper
         + sum(v * et.sram[lv].write_pj_per_bit for lv, v in writes.items()),
         energy_reg_pj=macs_issued * (ops.bits_a + ops.bits_b + 2 * acc) * et.reg_pj_per_bit,
         energy_metadata_pj=bits_meta * et.sram[mlevel].read_pj_per_bit,
-        energy_mux_pj=macs_issued * et.mux_pj(hw.m, ops.bits_a) if sparse else 0.0,
+        energy_mux_pj=(macs_issued * et.mux_pj(hw.m, ops.bits_a) if hw.is_nm
+                       else macs_issued * et.distribution_pj(k, ops.bits_a) if unstructured else 0.0),
         energy_dram_pj=(b_dram + a_dram + o_dram) * et.dram_pj_per_bit,
         energy_leakage_pj=et.leakage_mw * latency_s * 1e9,
         stall_cycles_dram=stall_dram,

@@ -30,7 +30,7 @@ from hwmodel.cycles import k_compressed
 from hwmodel.design import Design, load_design
 from hwmodel.energy import energy_table
 from hwmodel.errors import NmlabError
-from hwmodel.mapping import Mapping, map_weights, mask_nnz
+from hwmodel.mapping import Mapping, map_weights, mask_nnz, unstructured_metadata_bits
 from hwmodel.model import Operands, elementwise, evaluate_gemm
 from hwmodel.result import Figures, LayerResult, SimResult
 from hwmodel.sparsity import DENSE, parse_pattern
@@ -78,6 +78,11 @@ class _Runner:
         k, n = layer.in_features, layer.out_features
         if not mp.sparse:
             return k * n * self.bits / 8.0
+        if mp.row_k is not None:
+            # Unstructured: kept values plus the index format's bits (forward orientation).
+            nnz = mask_nnz(layer.mask)
+            meta = unstructured_metadata_bits(self.d.sparsity.index_format, k, n, nnz)
+            return (nnz * self.bits + meta) / 8.0
         hm = mp.hw_pattern.m
         meta = (hm - 1).bit_length()
         if mp.row_n is not None:
@@ -123,7 +128,7 @@ class _Runner:
                 ops = Operands(self.in_level.name, self.w_level, self.out_level.name, self.bits_a, self.bits,
                                self.bits_a, not resident, a_from, o_to)
             fig = evaluate_gemm(self.d, m, kk, nn, mapping.hw_pattern, ops, nnz, mapping.row_n, self.bits,
-                                self.meta_level)
+                                self.meta_level, mapping.row_k)
             return _scaled(fig, times) if times != 1.0 else fig
 
         nnz = kk * nn if phase == "backward_weight" or layer.mask is None else mask_nnz(layer.mask)
@@ -168,7 +173,7 @@ _DENSE_MAP_WG = Mapping(DENSE, None, "weight gradient: dense")
 
 
 def simulate(workload: Workload | str | os.PathLike, design: Design | str | os.PathLike, batch: int = 1,
-             bits: int = 8, scenario: str = "inference", residency: str = "auto", policy_delay: int = 2,
+             bits: Optional[int] = 8, scenario: str = "inference", residency: str = "auto", policy_delay: int = 2,
              with_dense: bool = True) -> SimResult:
     """Run the model of ``workload`` on ``design``.
 
@@ -177,7 +182,8 @@ def simulate(workload: Workload | str | os.PathLike, design: Design | str | os.P
         design: a Design, a design YAML path or a bundled design name.
         batch: rows per GEMM (M): 1 for the control loop, the replay batch for train_step.
         bits: weight bitwidth (overrides the workload's weight_bits); activations use the same
-            unless the design sets compute.activation_bits.
+            unless the design sets compute.activation_bits. None: the workload's own
+            weight_bits (e.g. 8 for a QAT export), which every layer must share.
         scenario: "inference" or "train_step" (one TD3 update amortized per step).
         residency: "auto" (steady state: resident when the weights fit), "cold" (first call:
             weights loaded from DRAM) or "stream" (always streamed).
@@ -192,6 +198,13 @@ def simulate(workload: Workload | str | os.PathLike, design: Design | str | os.P
         raise NmlabError(f"residency: must be one of {', '.join(RESIDENCY)}, got {residency!r}")
     if isinstance(batch, bool) or not isinstance(batch, (int, np.integer)) or batch < 1:
         raise NmlabError(f"batch: must be a positive integer, got {batch!r}")
+    if bits is None:
+        wbits = sorted({int(x.weight_bits) for x in wl.layers})
+        if len(wbits) != 1:
+            first = next(x for x in wl.layers if x.weight_bits != wl.layers[0].weight_bits)
+            raise NmlabError(f"bits: the workload's layers have weight_bits {', '.join(map(str, wbits))} "
+                             f"(layer {first.name!r}: {first.weight_bits}); give one bitwidth")
+        bits = wbits[0]
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)):
         raise NmlabError(f"bits: must be an integer, got {bits!r}")
     if isinstance(policy_delay, bool) or not isinstance(policy_delay, int) or policy_delay < 1:
@@ -255,6 +268,7 @@ def simulate(workload: Workload | str | os.PathLike, design: Design | str | os.P
         extra={
             "datatype": dt, "activation_bits": r.bits_a, "residency": residency,
             "weights_resident": r.resident, "dense_weights_resident": r.resident_dense,
+            "workload_bits": max(int(x.weight_bits) for x in wl.layers),
             "bytes_weights_stored": sparse_b, "bytes_weights_dense": dense_b,
             "dense_fits_in_sram": dense_b <= d.weight_sram_bytes(), "policy_delay": policy_delay,
             "technology_nm": d.technology_nm, "energy_factor_vs_45nm": et.logic_factor,

@@ -11,13 +11,28 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--workload", help="workload file (.nmw); default: the bundled default workload")
     p.add_argument("--design", required=True, help="design YAML file or bundled design name (e.g. edge_ws)")
     p.add_argument("--batch", type=int, default=1, help="batch rows per GEMM (default 1: the control loop)")
-    p.add_argument("--bits", type=int, default=8, help="weight bitwidth (default 8; overrides the workload's)")
+    p.add_argument("--bits", type=_bits, default=8,
+                   help="weight bitwidth (default 8; overrides the workload's), or 'workload' for the "
+                        "workload's own weight_bits (a QAT export's 8, say)")
     p.add_argument("--scenario", choices=("inference", "train_step"), default="inference",
                    help="inference (policy forward) or train_step (one TD3 update per env step)")
     p.add_argument("--residency", choices=("auto", "cold", "stream"), default="auto",
                    help="weights resident in SRAM when they fit (auto), first call (cold), always streamed")
     p.add_argument("--json", action="store_true", help="print JSON (totals, networks, layers)")
     p.set_defaults(func=_simulate)
+
+
+def _bits(text: str):
+    """--bits: a positive integer or "workload" (None: the workload's weight_bits)."""
+    if text.strip().lower() == "workload":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a bitwidth (an integer such as 8, or 'workload')") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
+    return value
 
 
 def _fmt(x: float) -> str:
@@ -49,12 +64,12 @@ def _simulate(args: argparse.Namespace) -> int:
     print(f"design {res.design}: {res.scenario}, batch {res.batch}, {res.bits}-bit ({res.extra['datatype']}), "
           f"weights {_fmt(res.extra['bytes_weights_stored'])}B stored vs {_fmt(res.sram_bytes)}B SRAM: "
           f"{'resident' if res.extra['weights_resident'] else 'streamed from DRAM'}")
-    head = (f"{'layer':<26}{'phase':<16}{'M':>5}{'K':>6}{'N':>6} {'pattern':<8}{'hw':<6}{'cycles':>9}"
+    head = (f"{'layer':<26}{'phase':<16}{'M':>5}{'K':>6}{'N':>6} {'pattern':<13}{'hw':<13}{'cycles':>9}"
             f"{'stall':>8}{'util':>6}{'energy_pj':>11}{'speedup':>8}{'E/dense':>8}  note")
     print(head)
     for r in res.layers:
         f = r.figures
-        print(f"{r.name:<26}{r.phase:<16}{r.m:>5}{r.k:>6}{r.n:>6} {r.pattern:<8}{r.hw_pattern:<6}{_fmt(f.cycles):>9}"
+        print(f"{r.name:<26}{r.phase:<16}{r.m:>5}{r.k:>6}{r.n:>6} {r.pattern:<13}{r.hw_pattern:<13}{_fmt(f.cycles):>9}"
               f"{_fmt(f.stall_cycles_dram + f.stall_cycles_metadata):>8}{f.utilization(res.peak_macs_per_cycle):>6.2f}"
               f"{_fmt(f.energy_pj):>11}{r.speedup_vs_dense:>8.2f}{r.energy_ratio_vs_dense:>8.2f}  {r.mapping_note}")
     print("per network:")

@@ -131,6 +131,36 @@ def nm_mask(weights: np.ndarray, pattern: Pattern | str) -> np.ndarray:
     return keep.reshape(out, -1)[:, :cols]
 
 
+def kept_count(size: int, sparsity: float) -> int:
+    """Weights an unstructured mask of ``size`` keeps at ``sparsity`` (fraction of zeros): round((1 - s) * size), >= 1."""
+    if not 0.0 <= sparsity < 1.0:
+        raise NmlabError(f"sparsity: must be in [0, 1), got {sparsity!r}")
+    return max(1, int(round((1.0 - sparsity) * size)))
+
+
+def magnitude_mask(weights: np.ndarray, sparsity: float) -> np.ndarray:
+    """Unstructured mask of ``weights`` keeping the ``kept_count`` largest |w| of the whole matrix.
+
+    Ties go to the lower row-major index (deterministic, like :func:`nm_mask`).
+    """
+    w = np.asarray(weights)
+    if w.ndim != 2:
+        raise NmlabError(f"weights: expected a 2-D [out, in] matrix, got shape {w.shape}")
+    keep = kept_count(w.size, sparsity)
+    order = np.argsort(-np.abs(w.astype(np.float64)).ravel(), kind="stable")
+    mask = np.zeros(w.size, dtype=bool)
+    mask[order[:keep]] = True
+    return mask.reshape(w.shape)
+
+
+def random_mask(shape: tuple[int, int], sparsity: float, rng: np.random.Generator) -> np.ndarray:
+    """Unstructured mask of ``shape`` keeping ``kept_count`` uniformly placed weights."""
+    size = shape[0] * shape[1]
+    mask = np.zeros(size, dtype=bool)
+    mask[rng.choice(size, kept_count(size, sparsity), replace=False)] = True
+    return mask.reshape(shape)
+
+
 def group_counts(mask: np.ndarray, m: int) -> np.ndarray:
     """Kept entries per (row, group of m) as an int array [out, groups]."""
     grouped = _grouped(np.asarray(mask, dtype=bool), m, False).view(np.uint8)

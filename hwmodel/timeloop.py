@@ -14,7 +14,9 @@ Files written into the output folder (formats in docs/timeloop.md):
   slots the hardware holds) as ``distribution: fixed_structured`` (how Sparseloop models 2:4).
 * ``sparse_opt.yaml``: ``sparse_optimizations`` v0.4: Weights in UOP (N) + CP (K) with
   ``metadata_word_bits = ceil(log2 m)`` at the weight SRAM, input reads skipped on zero
-  weights at the activation SRAM (the selection muxes). Empty ``targets`` when dense.
+  weights at the activation SRAM (the selection muxes). Empty ``targets`` when dense. On an
+  unstructured design the K rank is ``B`` (bitmask, 1 bit) or ``CP`` (ceil(log2 K)-bit
+  coordinates) and the density is the real mask's, ``distribution: hypergeometric``.
 * ``constraints.yaml``: ``architecture_constraints`` v0.4: which level keeps which operand
   (our ``holds``) and the spatial mapping of the dataflow.
 * ``ERT.yaml``: Accelergy energy reference table (``ERT`` v0.4), pJ per action, from
@@ -107,11 +109,15 @@ def architecture(design: Design, bits: int, meta_bits: Optional[int]) -> dict:
     }]}}
 
 
-def problem(m: int, k: int, n: int, density: Optional[float]) -> dict:
-    """Timeloop v0.4 GEMM problem: Outputs[M, N] += Inputs[M, K] * Weights[K, N]."""
+def problem(m: int, k: int, n: int, density: Optional[float], distribution: str = "fixed_structured") -> dict:
+    """Timeloop v0.4 GEMM problem: Outputs[M, N] += Inputs[M, K] * Weights[K, N].
+
+    ``distribution``: Sparseloop's density model of the weights, ``fixed_structured`` for N:M,
+    ``hypergeometric`` (randomly placed nonzeros) for an unstructured mask.
+    """
     instance: dict[str, Any] = {"M": m, "K": k, "N": n}
     if density is not None:
-        instance["densities"] = {"Weights": {"distribution": "fixed_structured", "density": density}}
+        instance["densities"] = {"Weights": {"distribution": distribution, "density": density}}
     return {"problem": {"version": "0.4", "shape": {
         "name": "nmlab_fc_layer",
         "dimensions": ["M", "K", "N"],
@@ -124,8 +130,12 @@ def problem(m: int, k: int, n: int, density: Optional[float]) -> dict:
     }, "instance": instance}}
 
 
-def sparse_optimizations(design: Design, meta_bits: Optional[int]) -> dict:
-    """Sparseloop v0.4 sparse optimizations; no targets when the hardware runs the layer dense."""
+def sparse_optimizations(design: Design, meta_bits: Optional[int], k_format: str = "CP") -> dict:
+    """Sparseloop v0.4 sparse optimizations; no targets when the hardware runs the layer dense.
+
+    ``k_format``: representation of the K rank, ``CP`` (coordinates: N:M indices, or the
+    unstructured coordinate format) or ``B`` (bitmask).
+    """
     targets = []
     if meta_bits is not None:
         w = design.sram_for("metadata").name
@@ -133,7 +143,7 @@ def sparse_optimizations(design: Design, meta_bits: Optional[int]) -> dict:
         targets.append({"target": w, "representation_format": {"data_spaces": [{
             "name": "Weights",
             "ranks": [{"format": "UOP", "flattened_rankIDs": [["N"]]},
-                      {"format": "CP", "metadata_word_bits": meta_bits, "flattened_rankIDs": [["K"]]}],
+                      {"format": k_format, "metadata_word_bits": meta_bits, "flattened_rankIDs": [["K"]]}],
         }]}})
         targets.append({"target": a, "action_optimization": [{
             "type": "skipping", "options": [{"target": "Inputs", "condition_on": ["Weights"]}],
@@ -167,8 +177,13 @@ def constraints(design: Design) -> dict:
     return {"architecture_constraints": {"version": "0.4", "targets": targets}}
 
 
-def energy_reference_table(design: Design, bits: int, hw_m: Optional[int]) -> tuple[dict, dict]:
-    """Accelergy ERT (pJ per action) from our energy model, and how each entry was derived."""
+def energy_reference_table(design: Design, bits: int, hw_m: Optional[int],
+                           reach: Optional[int] = None) -> tuple[dict, dict]:
+    """Accelergy ERT (pJ per action) from our energy model, and how each entry was derived.
+
+    ``hw_m``: group size of the N:M selection mux (None: no mux). ``reach``: unstructured
+    designs, inputs the activation distribution network selects from (K); None otherwise.
+    """
     from hwmodel.energy import energy_table
 
     et = energy_table(design)
@@ -191,7 +206,7 @@ def energy_reference_table(design: Design, bits: int, hw_m: Optional[int]) -> tu
             se = et.sram[s.name]
             rd, wr = se.read_pj_per_bit * s.word_bits, se.write_pj_per_bit * s.word_bits
             actions = {"read": rd, "write": wr, "update": wr, "leak": se.leakage_mw * 1e-3 * cycle_s * 1e12}
-            if design.sram_for("metadata") is s and hw_m is not None:
+            if design.sram_for("metadata") is s and (hw_m is not None or reach is not None):
                 actions.update({"metadata_read": rd, "metadata_write": wr, "metadata_update": wr})
             add(name, actions, f"CACTI 7 per {s.word_bits}-bit word at {design.technology_nm:g} nm; "
                                f"leak = {se.leakage_mw:.6g} mW x one cycle")
@@ -200,11 +215,12 @@ def energy_reference_table(design: Design, bits: int, hw_m: Optional[int]) -> tu
             add(name, {"read": e, "write": e, "update": e, "leak": 0.0},
                 f"{et.reg_pj_per_bit:.6g} pJ/bit (energy.yaml, node-scaled) x {s.word_bits} bits")
     mac = et.mac_pj[dt]
-    mux = et.mux_pj(hw_m, bits_a) if hw_m is not None else 0.0
+    mux = et.mux_pj(hw_m, bits_a) if hw_m is not None else et.distribution_pj(reach, bits_a) if reach else 0.0
     mx, my = _instances(design)
-    add(f"mac[1..{mx * my}]", {"compute": mac + mux},
-        f"{dt} MAC {mac:.6g} pJ" + (f" + {hw_m}:1 selection mux on {bits_a}-bit activations {mux:.6g} pJ"
-                                    if hw_m is not None else ""))
+    how = (f" + {hw_m}:1 selection mux on {bits_a}-bit activations {mux:.6g} pJ" if hw_m is not None
+           else f" + distribution network over {reach} inputs on {bits_a}-bit activations {mux:.6g} pJ" if reach
+           else "")
+    add(f"mac[1..{mx * my}]", {"compute": mac + mux}, f"{dt} MAC {mac:.6g} pJ" + how)
     return {"ERT": {"version": "0.4", "tables": tables}}, derivation
 
 
@@ -220,14 +236,24 @@ def render(design: Design, layer, batch: int, bits: int, sim_layer, extra: Optio
     """
     from hwmodel.sparsity import parse_pattern
 
+    from hwmodel.mapping import index_bits
+
     hw = parse_pattern(sim_layer.hw_pattern)
+    unstructured = hw.kind == "unstructured"
     sparse = hw.is_nm and hw.n < hw.m
     meta_bits = _meta_bits(hw.m) if sparse else None
     f = sim_layer.figures
     # Fraction of weight slots the hardware holds and multiplies: n/m, plus the partial last
     # group (K=11 at 2:4 keeps 6 of 11); on flexible designs the per-row N averaged.
     density = round(f.macs_issued / f.macs_dense, 6) if sparse and f.macs_dense else None
-    ert, derivation = energy_reference_table(design, bits, hw.m if sparse else None)
+    k_format = "CP"
+    if unstructured:
+        # The real mask's density (what is stored); Sparseloop models imbalance its own way.
+        density = round(float(layer.density), 6)
+        bitmask = design.sparsity.index_format == "bitmask"
+        k_format, meta_bits = ("B", 1) if bitmask else ("CP", index_bits(layer.in_features))
+    ert, derivation = energy_reference_table(design, bits, hw.m if sparse else None,
+                                             layer.in_features if unstructured else None)
     point = {"nmlab_point": {
         "version": 1,
         "design": design.name, "design_source": design.source,
@@ -247,8 +273,9 @@ def render(design: Design, layer, batch: int, bits: int, sim_layer, extra: Optio
     }}
     docs = {
         "arch.yaml": (architecture(design, bits, meta_bits), "Timeloop v0.4 architecture."),
-        "problem.yaml": (problem(batch, layer.in_features, layer.out_features, density), "Timeloop v0.4 problem."),
-        "sparse_opt.yaml": (sparse_optimizations(design, meta_bits), "Sparseloop v0.4 sparse optimizations."),
+        "problem.yaml": (problem(batch, layer.in_features, layer.out_features, density,
+                                 "hypergeometric" if unstructured else "fixed_structured"), "Timeloop v0.4 problem."),
+        "sparse_opt.yaml": (sparse_optimizations(design, meta_bits, k_format), "Sparseloop v0.4 sparse optimizations."),
         "constraints.yaml": (constraints(design), "Timeloop v0.4 mapping constraints."),
         "ERT.yaml": (ert, "Accelergy ERT v0.4, energies in pJ per action from nmlab's energy model."),
         "nmlab_point.yaml": (point, "What nmlab's model says about this point."),

@@ -298,3 +298,31 @@ def synthetic_td3_workload(
             )
     return Workload(layers=layers, meta={"source": "synthetic", "obs_dim": obs_dim, "act_dim": act_dim,
                                           "sparsity": str(p), "seed": seed})
+
+
+def synthetic_unstructured_td3_workload(
+    obs_dim: int,
+    act_dim: int,
+    sparsity: float = 0.9,
+    hidden: tuple[int, ...] = (256, 256),
+    weight_bits: int = 32,
+    seed: int = 0,
+    with_weights: bool = False,
+) -> Workload:
+    """TD3's six networks with random unstructured masks (pattern "unstructured").
+
+    Each layer keeps round((1 - ``sparsity``) * in * out) weights (at least one) at uniformly
+    random positions, so rows differ in their kept counts as trained unstructured masks do.
+    For tests and benchmarks; ``meta["source"]`` is "synthetic".
+    """
+    from hwmodel.sparsity import random_mask
+
+    rng = np.random.default_rng(seed)
+    base = synthetic_td3_workload(obs_dim, act_dim, "dense", hidden, weight_bits, seed, with_weights)
+    for layer in base.layers:
+        layer.pattern = "unstructured"
+        layer.mask = random_mask((layer.out_features, layer.in_features), sparsity, rng)
+        if layer.weight is not None:
+            layer.weight = np.where(layer.mask, layer.weight, 0).astype(np.float32)
+    base.meta.update({"sparsity": "unstructured", "unstructured_sparsity": sparsity})
+    return base

@@ -94,10 +94,16 @@ def section_key(env: str, scenario: str, batch: int) -> str:
 
 
 def pattern_order(patterns) -> list[str]:
-    """Dense first, then N:M by decreasing density (2:4, 1:4, 1:8...)."""
+    """Dense first, then N:M by decreasing density (2:4, 1:4, 1:8...), then unstructured (trained, then by level)."""
     def key(p: str):
         if p == "dense":
             return (0, 0.0, p)
+        if p.startswith("unstructured"):
+            level = p.partition(":")[2]
+            try:
+                return (2, float(level) if level else 0.0, p)
+            except ValueError:
+                return (3, 0.0, p)
         try:
             n, m = (int(x) for x in p.split(":"))
             return (1, -n / m, p)

@@ -21,13 +21,14 @@ BIT_COLORS = {32: "#4c72b0", 16: "#55a868", 8: "#dd8452", 4: "#c44e52"}
 COMPONENT_COLORS = dict(zip(ENERGY_COMPONENTS, ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#8c8c8c"]))
 
 
-_HOVER_COLUMNS = ["design", "pattern", "bits", "mask_source", "latency_s", "energy_pj", "model_bytes", "return_mean", "point_id"]
+_HOVER_COLUMNS = ["design", "pattern", "bits", "method", "mask_source", "latency_s", "energy_pj", "model_bytes",
+                  "return_mean", "point_id"]
 
 
 def _hover(df: pd.DataFrame) -> list[str]:
-    df = df[_HOVER_COLUMNS]
+    df = df.reindex(columns=_HOVER_COLUMNS)
     return [
-        f"{r.design} | {r.pattern} @ {r.bits} b | {r.mask_source}<br>latency {fmt_time(r.latency_s)}, "
+        f"{r.design} | {r.pattern} @ {r.bits} b | {r.method} | {r.mask_source}<br>latency {fmt_time(r.latency_s)}, "
         f"energy {fmt_energy(r.energy_pj)}<br>size {fmt_bytes(r.model_bytes)}, return "
         f"{'missing' if r.return_mean != r.return_mean else f'{r.return_mean:.0f}'}<br>id {r.point_id}"
         for r in df.itertuples()
@@ -153,7 +154,7 @@ def energy_breakdown_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str,
     return {"data": data, "layout": layout}
 
 
-FRONT_TABLE_COLUMNS = ("point_id", "design", "pattern", "bits", "mask_source", "latency_s", "energy_pj",
+FRONT_TABLE_COLUMNS = ("point_id", "design", "pattern", "bits", "method", "mask_source", "latency_s", "energy_pj",
                        "model_bytes", "fits_in_sram", "return_mean")
 
 

@@ -15,12 +15,13 @@ def _front_rows(df: pd.DataFrame, ids: list[str]) -> str:
     if not ids:
         return "_no points_\n"
     f = df.set_index("point_id").loc[ids].reset_index()
-    lines = ["| design | pattern | bits | mask | latency | energy | model size | fits SRAM | return | id |",
-             "|---|---|---:|---|---:|---:|---:|---|---:|---|"]
+    lines = ["| design | pattern | bits | method | mask | latency | energy | model size | fits SRAM | return | id |",
+             "|---|---|---:|---|---|---:|---:|---:|---|---:|---|"]
     for r in f.itertuples():
         ret = "missing" if r.return_mean != r.return_mean else f"{r.return_mean:.0f}"
         fits = getattr(r, "fits_in_sram", None)
-        lines.append(f"| {r.design} | {r.pattern} | {r.bits} | {r.mask_source} | {fmt_time(r.latency_s)} | "
+        lines.append(f"| {r.design} | {r.pattern} | {r.bits} | {getattr(r, 'method', '')} | {r.mask_source} | "
+                     f"{fmt_time(r.latency_s)} | "
                      f"{fmt_energy(r.energy_pj)} | {fmt_bytes(r.model_bytes)} | {'yes' if fits else 'no'} | {ret} | `{r.point_id}` |")
     return "\n".join(lines) + "\n"
 

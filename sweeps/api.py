@@ -55,8 +55,8 @@ def run(
     n = len(plan)
     qpath = quality_path(cfg)
     if plan.skipped:
-        print(f"nmlab sweep: note: points left out where a design has no datatype of that width "
-              f"({'; '.join(plan.skipped)})", file=sys.stderr)
+        print(f"nmlab sweep: note: points left out where a design has no datatype of that width or an env "
+              f"has no trained workload of the pattern ({'; '.join(plan.skipped)})", file=sys.stderr)
     manifest = {
         "format": engine.MANIFEST_FORMAT,
         "version": engine.MANIFEST_VERSION,

@@ -20,7 +20,10 @@ CONFIG_VERSION = 1
 SCENARIOS = ("inference", "train_step")
 
 #: The default grid: the README's main job (bundled workloads x bundled designs).
-DEFAULT_PATTERNS = ("dense", "2:4", "1:4", "1:8")
+#: "unstructured" = each env's trained unstructured workloads (RLx2, gradual pruning) as they
+#: are, left out where an env has none; "unstructured:0.9" = the dense agent pruned one-shot
+#: to 90% unstructured sparsity, so unstructured and N:M compare even without such runs.
+DEFAULT_PATTERNS = ("dense", "2:4", "1:4", "1:8", "unstructured", "unstructured:0.9")
 DEFAULT_BITS = (32, 16, 8, 4)
 #: Batch-1 inference is the control loop; TD3's default minibatch is 256 (reference/rl.md).
 DEFAULT_SCENARIOS = (("inference", 1), ("train_step", 256))
@@ -72,6 +75,34 @@ class SweepConfig:
             "quality": self.quality,
             "chunk_size": self.chunk_size,
         }
+
+
+UNSTRUCTURED_PREFIX = "unstructured:"
+
+
+def parse_grid_pattern(item: Any, field: str) -> str:
+    """Canonical text of one grid pattern; NmlabError naming ``field`` when it is none.
+
+    ``dense`` and ``N:M`` as in workload files; ``unstructured`` = the trained unstructured
+    masks as they are; ``unstructured:S`` = pruned one-shot by magnitude to sparsity S (the
+    fraction of zeros, 0 < S < 1) in every layer, written ``unstructured:0.9``.
+    """
+    if isinstance(item, str) and item.strip().lower().startswith(UNSTRUCTURED_PREFIX):
+        text = item.strip().lower()[len(UNSTRUCTURED_PREFIX):]
+        try:
+            level = float(text)
+        except ValueError:
+            level = float("nan")
+        if not 0.0 < level < 1.0:  # also false for NaN
+            raise NmlabError(f"{field}: {item!r}: the sparsity after 'unstructured:' must be a fraction of "
+                             "zeros between 0 and 1, e.g. 'unstructured:0.9'")
+        return f"{UNSTRUCTURED_PREFIX}{level:g}"
+    return str(parse_pattern(str(item) if _is_int(item) else item, field=field))
+
+
+def unstructured_level(pattern: str) -> Optional[float]:
+    """S of a grid pattern ``unstructured:S``; None for any other pattern."""
+    return float(pattern[len(UNSTRUCTURED_PREFIX):]) if pattern.startswith(UNSTRUCTURED_PREFIX) else None
 
 
 def _fail(key: str, msg: str) -> None:
@@ -130,8 +161,7 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
     if "patterns" in data:
         seen: list[str] = []
         for i, item in enumerate(_list(data, "patterns")):
-            p = str(parse_pattern(str(item) if _is_int(item) else item, field=f"sweep config: patterns[{i}]",
-                                  allow_unstructured=False))
+            p = parse_grid_pattern(item, f"sweep config: patterns[{i}]")
             if p in seen:
                 _fail(f"patterns[{i}]", f"duplicate pattern {p}")
             seen.append(p)

@@ -23,7 +23,7 @@ from typing import Optional
 import pyarrow as pa
 
 from hwmodel.errors import NmlabError
-from hwmodel.sparsity import parse_pattern
+from sweeps.config import parse_grid_pattern
 
 QUALITY_COLUMNS = ("env", "method", "sparsity", "bits", "seed", "steps", "episodes", "return_mean", "return_std")
 
@@ -47,7 +47,7 @@ def load_quality(path: str | Path) -> dict[tuple[str, str, int], list[dict]]:
         for i, rec in enumerate(reader, start=2):
             where = f"quality table {path.name}: line {i}"
             try:
-                sparsity = str(parse_pattern(rec["sparsity"], field=f"{where}: sparsity"))
+                sparsity = parse_grid_pattern(rec["sparsity"], f"{where}: sparsity")
                 bits = int(rec["bits"])
                 ret = float(rec["return_mean"])
             except ValueError as exc:

@@ -27,26 +27,47 @@ def workload_at(path: str, pattern: str, mask_source: str):
 
 
 def prune_one_shot(wl, pattern: str):
-    """A copy of ``wl`` with every layer pruned to ``pattern`` by weight magnitude (N:M per row), without weights.
+    """A copy of ``wl`` with every layer pruned to ``pattern`` by weight magnitude, without weights.
 
-    Layers without weights get the structural mask of an all-ones matrix (the first N of
-    each group): the hardware cost of an N:M mask depends on its counts, not its positions.
+    ``N:M``: the N largest |w| of each group of M per row. ``unstructured:S``: the largest |w|
+    of each layer, keeping round((1 - S) * in * out) (every layer at the same sparsity).
+    Layers without weights get, for N:M, the structural mask of an all-ones matrix (the first
+    N of each group: the hardware cost of an N:M mask depends on its counts, not its
+    positions) and, for unstructured, uniformly random positions seeded by the layer name
+    (positions decide the load imbalance; no weights, no better choice).
     """
+    import zlib
+
     import numpy as np
 
-    from hwmodel.sparsity import nm_mask, parse_pattern
+    from hwmodel.errors import NmlabError
+    from hwmodel.sparsity import magnitude_mask, nm_mask, parse_pattern, random_mask
     from hwmodel.workload import Layer, Workload
+    from sweeps.config import unstructured_level
 
-    p = parse_pattern(pattern, allow_unstructured=False)
+    level = unstructured_level(pattern)
+    if level is None:
+        if str(pattern).strip().lower() == "unstructured":
+            raise NmlabError("pattern: 'unstructured' keeps trained masks; to prune one-shot give a sparsity "
+                             "such as 'unstructured:0.9'")
+        p = parse_pattern(pattern, allow_unstructured=False)
     layers = []
     for layer in wl.layers:
         shape = (layer.out_features, layer.in_features)
-        source = layer.weight if layer.weight is not None else np.ones(shape, dtype=np.float32)
-        mask = None if p.kind == "dense" else nm_mask(source, p)
+        if level is not None:
+            if layer.weight is not None:
+                mask = magnitude_mask(layer.weight, level)
+            else:
+                mask = random_mask(shape, level, np.random.default_rng(zlib.crc32(layer.name.encode())))
+            kind = "unstructured"
+        else:
+            source = layer.weight if layer.weight is not None else np.ones(shape, dtype=np.float32)
+            mask = None if p.kind == "dense" else nm_mask(source, p)
+            kind = str(p)
         # The model needs shapes and masks only: dropping the weights keeps worker caches small.
         layers.append(Layer(name=layer.name, network=layer.network, in_features=layer.in_features,
-                            out_features=layer.out_features, pattern=str(p), mask=mask, weight_bits=layer.weight_bits))
-    return Workload(layers=layers, meta={**wl.meta, "sparsity": str(p), "mask_source": "one-shot"})
+                            out_features=layer.out_features, pattern=kind, mask=mask, weight_bits=layer.weight_bits))
+    return Workload(layers=layers, meta={**wl.meta, "sparsity": str(pattern), "mask_source": "one-shot"})
 
 
 @lru_cache(maxsize=32)

@@ -8,6 +8,8 @@ Workloads are grouped by environment. For each grid pattern the env's trained wo
 that pattern is used (``mask_source="trained"``, lowest seed); when there is none, the
 env's dense workload (or, failing that, any of its workloads with weights) is pruned
 one-shot by magnitude to the pattern (``mask_source="one-shot"``; its return is missing).
+``unstructured`` takes only trained unstructured workloads (an env without one has no such
+points); ``unstructured:S`` is always pruned one-shot to sparsity S.
 """
 
 from __future__ import annotations
@@ -22,10 +24,10 @@ from typing import Any, Iterator
 
 from hwmodel.errors import NmlabError
 from hwmodel.sparsity import parse_pattern
-from sweeps.config import SweepConfig
+from sweeps.config import SweepConfig, unstructured_level
 
 #: Bumped when a point's row would change meaning: old part files then no longer match.
-POINT_SCHEMA_VERSION = 1
+POINT_SCHEMA_VERSION = 2
 _SEED_RE = re.compile(r"_s(\d+)$")
 
 
@@ -67,7 +69,11 @@ def _workload_info(path: str) -> WorkloadInfo:
     stem = Path(path).stem
     patterns = {str(parse_pattern(layer.pattern)) for layer in wl.layers}
     declared = meta.get("sparsity")
-    if declared is not None:
+    if "unstructured" in patterns:
+        # RLx2 / gradual pruning: any unstructured layer makes it an unstructured agent, whatever
+        # meta.sparsity says (a level such as 0.9, or ERK's per-layer densities).
+        pattern = "unstructured"
+    elif declared is not None:
         pattern = str(parse_pattern(str(declared), field=f"workload {stem}: meta.sparsity"))
     elif len(patterns) == 1:
         pattern = patterns.pop()
@@ -147,6 +153,10 @@ def choose_sources(workloads: list[WorkloadInfo], pattern: str) -> list[tuple[Wo
     for env, group in by_env.items():
         group = sorted(group, key=lambda w: (w.seed, w.method, w.name))
         trained = [w for w in group if w.pattern == pattern]
+        if pattern == "unstructured" and not trained:
+            continue  # no level to prune to: the env simply has no such points (plan notes it)
+        if unstructured_level(pattern) is not None:
+            trained = []  # unstructured:S always means the one-shot pruned dense agent
         if trained:
             # One agent per (env, pattern, method); returns average over seeds at join time.
             seen_methods: set[str] = set()
@@ -214,6 +224,11 @@ def plan(cfg: SweepConfig) -> Plan:
         if missing:
             skipped.append(f"{d.name}: {', '.join(map(str, missing))} bits")
     sources = {p: choose_sources(workloads, p) for p in cfg.patterns}
+    if "unstructured" in sources:
+        have = {w.env for w, _src in sources["unstructured"]}
+        missing_envs = sorted({w.env for w in workloads} - have)
+        if missing_envs:
+            skipped.append(f"unstructured: no trained unstructured workload for {', '.join(missing_envs)}")
     result = Plan(cfg, workloads, designs, skipped, sources)
     if len(result) == 0:
         raise NmlabError("sweep config: bits: no design supports any of the bitwidths " + ", ".join(map(str, cfg.bits)))
