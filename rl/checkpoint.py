@@ -14,6 +14,7 @@ integers are not plain pickle-safe types everywhere). Format, version 1:
 | ``actor_optimizer``, ``q_optimizer`` | Adam state dicts |
 | ``buffer`` | replay buffer: ``obs``, ``next_obs``, ``actions``, ``rewards``, ``dones`` (filled rows only), ``pos``, ``size`` |
 | ``rng`` | ``torch`` (ByteTensor), ``numpy`` (JSON), ``env`` (JSON), ``action_space`` (JSON) |
+| ``method_state`` | the method's ``state_dict()`` (rl/methods.py; optional: a checkpoint without it loads ``{}``) |
 | ``env_state`` | ``obs``, ``episode_return``, ``episode_length``, ``elapsed_steps``, ``mj_state`` (MuJoCo integration state, float64) or None |
 
 Size: the replay buffer dominates: 4 bytes x (2 obs_dim + act_dim + 2) per stored

@@ -5,6 +5,11 @@ weights stay exactly zero: N:M masks survive quantization), round to nearest.
 Weights: one scale per output channel (row of ``[out, in]``). Activations: one scale per
 tensor, computed dynamically from each layer's input. ``bits >= 32`` means no quantization
 (float32 itself is the 32-bit format).
+
+The same per-channel quantizer drives quantization-aware training (``NMLinear.qat_bits``,
+set by ``--method gmp --qat-bits B``), so trained and evaluated grids are identical; it is
+idempotent (quantizing a quantized weight again at the same bits returns it unchanged).
+``torch.round`` rounds halves to even.
 """
 
 from __future__ import annotations

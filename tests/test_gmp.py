@@ -12,6 +12,7 @@ from hwmodel.sparsity import verify
 from hwmodel.workload import load_workload
 from rl import gmp, td3
 from rl.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
+from rl.evaluate import evaluate_run
 from rl.export import export_run, load_run
 from rl.methods import make_method
 from rl.nm_layers import NMLinear, nm_layers
@@ -136,6 +137,7 @@ def test_fake_quant_per_channel_by_hand():
         assert (k.round().abs() <= levels).all()
         assert ((q - x).abs() <= scale / 2 + 1e-6).all()  # nearest level
         assert torch.equal(q[x == 0], x[x == 0])
+        assert torch.equal(fake_quant_per_channel(q, bits), q)  # idempotent: evaluate at the QAT bits = as trained
 
 
 def test_qat_layer_forward_is_quantized_and_gradient_straight_through():
@@ -332,6 +334,13 @@ def test_export_of_a_qat_run_is_a_valid_workload_with_unstructured_8bit_layers(t
             scale = np.abs(w).max(1, keepdims=True) / 127
             scale[scale == 0] = 1.0  # rows pruned entirely (90% of a fan-in of 11)
             assert np.allclose(w / scale, np.round(w / scale), atol=1e-3)
+    # nmlab evaluate: 32 bits is the network as trained (the final training evaluation), and
+    # quantizing again at the QAT bits changes nothing.
+    final = float(_rows(out / "eval.csv")[-1]["return_mean"])
+    for bits in (32, 8):
+        row = evaluate_run(out, bits, episodes=1)
+        assert (row["method"], row["sparsity"]) == ("gmp", "unstructured")
+        assert row["return_mean"] == pytest.approx(final, abs=1e-3)
 
 
 # ----------------------------------------------------------------------------- smoke: every method
