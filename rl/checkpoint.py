@@ -12,14 +12,14 @@ integers are not plain pickle-safe types everywhere). Format, version 1:
 | ``global_step``, ``update_step``, ``episode`` | counters (env steps done, gradient updates done, episodes finished) |
 | ``actor``, ``qf1``, ``qf2``, ``actor_target``, ``qf1_target``, ``qf2_target`` | state dicts (latent weights, biases, bool masks) |
 | ``actor_optimizer``, ``q_optimizer`` | Adam state dicts |
-| ``buffer`` | replay buffer: ``obs``, ``next_obs``, ``actions``, ``rewards``, ``dones`` (filled rows only), ``pos``, ``size`` |
+| ``buffer`` | replay buffer (:mod:`rl.replay`): ``obs``, ``next_obs``, ``actions``, ``rewards``, ``dones`` (terminated), ``truncated`` (bool), ``behavior`` (rlx2 only) for the written rows ``[0, filled)``; ``pos``, ``size`` (live transitions), ``filled``. Files without ``truncated`` / ``filled`` (before rl/replay.py) load with no truncation flags and ``filled = size`` |
 | ``rng`` | ``torch`` (ByteTensor), ``numpy`` (JSON), ``env`` (JSON), ``action_space`` (JSON) |
 | ``method_state`` | the method's ``state_dict()`` (rl/methods.py; optional: a checkpoint without it loads ``{}``) |
 | ``env_state`` | ``obs``, ``episode_return``, ``episode_length``, ``elapsed_steps``, ``mj_state`` (MuJoCo integration state, float64) or None |
 
-Size: the replay buffer dominates: 4 bytes x (2 obs_dim + act_dim + 2) per stored
-transition, i.e. ~21.6 MB for Hopper-v5 and ~33.6 MB for HalfCheetah-v5 at 200k steps
-(108 MB / 168 MB at the full 1M buffer). Networks and Adam moments add ~3.4 MB.
+Size: the replay buffer dominates: 4 bytes x (2 obs_dim + act_dim + 2) + 1 per stored
+transition, i.e. ~21.8 MB for Hopper-v5 and ~33.8 MB for HalfCheetah-v5 at 200k steps
+(109 MB / 169 MB at the full 1M buffer; rlx2 adds 4 act_dim bytes per transition). Networks and Adam moments add ~3.4 MB.
 """
 
 from __future__ import annotations

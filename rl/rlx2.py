@@ -165,6 +165,8 @@ def resolve_sparsities(args: Any) -> tuple[float, float]:
     for kind in ("actor", "critic"):
         own = (getattr(args, f"{kind}_sparsity", "") or "").strip()
         text, field = (own, f"{kind}_sparsity") if own else (args.sparsity, "sparsity")
+        if str(text).strip().lower() == "dense":
+            raise NmlabError(f"{field}: --method rlx2 needs a fraction of weights removed (e.g. --sparsity 0.9), not 'dense'")
         value = parse_target(text, field)
         if isinstance(value, Pattern):
             raise NmlabError(f"{field}: --method rlx2 trains unstructured sparsity; give a fraction removed (0.9), not {text!r}")

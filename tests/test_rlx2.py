@@ -179,6 +179,8 @@ def rlx2_run(tmp_path_factory):
     return out, seen
 
 
+@pytest.mark.mujoco
+@pytest.mark.slow
 def test_masks_stay_at_erk_densities_in_online_and_target_networks(rlx2_run):
     out, seen = rlx2_run
     assert [s[0] for s in seen] == list(range(1, 351))
@@ -199,6 +201,8 @@ def test_masks_stay_at_erk_densities_in_online_and_target_networks(rlx2_run):
     assert abs(sum(want["actor"]) - 0.2 * sum(sizes["actor"])) <= 1.5
 
 
+@pytest.mark.mujoco
+@pytest.mark.slow
 def test_topology_updates_at_the_schedule_with_cosine_drop_counts(rlx2_run):
     out, seen = rlx2_run
     state = load_checkpoint(checkpoint_path(out))["method_state"]
@@ -229,6 +233,8 @@ def test_topology_updates_at_the_schedule_with_cosine_drop_counts(rlx2_run):
     assert int(sad[0]["changed"]) > 0
 
 
+@pytest.mark.mujoco
+@pytest.mark.slow
 def test_multi_step_targets_switch_on_after_the_delay(rlx2_run):
     out, seen = rlx2_run
     assert {u: n for u, *_, n in seen if u in (149, 150, 151)} == {149: 1, 150: 3, 151: 3}
@@ -236,6 +242,8 @@ def test_multi_step_targets_switch_on_after_the_delay(rlx2_run):
     assert [(int(r["update"]), float(r["value"])) for r in rows] == [(150, 3.0)]
 
 
+@pytest.mark.mujoco
+@pytest.mark.slow
 def test_dynamic_buffer_checks_and_drops_the_oldest_tenth(rlx2_run):
     out, _ = rlx2_run
     rows = _rows(out / "method.csv")
@@ -251,6 +259,8 @@ def test_dynamic_buffer_checks_and_drops_the_oldest_tenth(rlx2_run):
     assert buf["size"] == 390 and buf["filled"] == 500 and buf["pos"] == 500
 
 
+@pytest.mark.mujoco
+@pytest.mark.slow
 def test_rlx2_resume_after_a_kill_is_bitwise_equal_to_the_uninterrupted_run(rlx2_run, tmp_path):
     a_dir, _ = rlx2_run
     b_dir = tmp_path / "b"
@@ -314,6 +324,8 @@ def test_cli_knobs_and_one_line_errors():
         assert "\n" not in str(err.value)
 
 
+@pytest.mark.mujoco
+@pytest.mark.slow
 def test_export_writes_unstructured_layers_with_their_masks(rlx2_run, tmp_path):
     from hwmodel.workload import load_workload
     from rl.export import export_run
