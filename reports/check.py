@@ -54,11 +54,12 @@ def parse_bits_list(text: str) -> list[int]:
 
 
 def parse_patterns_list(text: str) -> list[str]:
-    from hwmodel.sparsity import parse_pattern
+    """Comma list of sweep patterns: dense, N:M, unstructured (the workload's own masks) or unstructured:S."""
+    from sweeps.config import parse_grid_pattern
 
     out = []
     for item in text.split(","):
-        p = str(parse_pattern(item.strip(), field="--patterns", allow_unstructured=False))
+        p = parse_grid_pattern(item.strip(), "--patterns")
         if p not in out:
             out.append(p)
     return out

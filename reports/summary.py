@@ -26,6 +26,33 @@ def _front_rows(df: pd.DataFrame, ids: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _side_by_side(rows: pd.DataFrame) -> str:
+    """Pattern x bitwidth x method rows, one column per design: speedup / energy ratio vs the dense reference.
+
+    Unstructured, N:M and quantized points of one section in one table, so the three compare
+    on the same designs and the same reference (dense at the design's highest bitwidth).
+    """
+    if "speedup_vs_dense_ref" not in rows or not len(rows):
+        return ""
+    designs = sorted(rows.design.unique())
+    g = rows.groupby(["pattern", "bits", "method", "design"])[["speedup_vs_dense_ref", "energy_ratio_vs_dense_ref"]].mean()
+    order = {p: i for i, p in enumerate(pattern_order(rows.pattern))}
+    keys = sorted({k[:3] for k in g.index}, key=lambda k: (order[k[0]], -k[1], k[2]))
+    lines = ["| pattern | bits | method | " + " | ".join(designs) + " |",
+             "|---|---:|---|" + "---:|" * len(designs)]
+    for pat, bits, method in keys:
+        cells = []
+        for d in designs:
+            if (pat, bits, method, d) in g.index:
+                sp, er = g.loc[(pat, bits, method, d)]
+                cells.append("n/a" if sp != sp else f"{sp:.3g}x / {er:.3g}")
+            else:
+                cells.append("-")
+        lines.append(f"| {pat} | {bits} | {method} | " + " | ".join(cells) + " |")
+    return ("\n**Side by side**: speedup / energy ratio vs dense at the design's highest bitwidth "
+            "(- : not run, e.g. no datatype of that width)\n\n" + "\n".join(lines) + "\n")
+
+
 def render(df: pd.DataFrame, fronts: list[dict[str, Any]], pngs: list[Path], notes: list[str],
            total_points: Optional[int] = None) -> str:
     """Markdown of the rows in ``df`` (maybe a subset of the sweep's ``total_points``) and their fronts."""
@@ -51,6 +78,7 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], pngs: list[Path], not
             out.append(f"Largest speedup vs dense (at the design's highest bitwidth): {best.speedup_vs_dense_ref:.3g}x "
                        f"({best.pattern} at {best.bits} bits on {best.design}); lowest energy ratio: "
                        f"{low.energy_ratio_vs_dense_ref:.3g} ({low.pattern} at {low.bits} bits on {low.design}).\n")
+        out.append(_side_by_side(rows))
         for spec in FRONT_SPECS:
             f = by.get((spec.name, env, sc, int(batch)))
             if f is None:

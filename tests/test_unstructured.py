@@ -464,3 +464,17 @@ def test_sweep_and_report_compare_unstructured_nm_and_quantized(tmp_path):
     assert "| gmp |" in summary   # the QAT agent at 8 bits (return 95) is on the return fronts
     page = (tmp_path / "out" / "report" / "index.html").read_text()
     assert "unstructured_ws" in page and "unstructured:0.9" in page
+
+
+def test_check_accepts_unstructured_patterns(tmp_path):
+    from reports.check import parse_patterns_list, run_check
+
+    assert parse_patterns_list("2:4, unstructured:0.90,2:4") == ["2:4", "unstructured:0.9"]
+    with pytest.raises(NmlabError, match="--patterns: 'unstructured:2'"):
+        parse_patterns_list("unstructured:2")
+    wl = synthetic_td3_workload(11, 3, "dense", with_weights=True)
+    save_workload(wl, tmp_path / "d.nmw")
+    out = run_check("unstructured_ws", str(tmp_path / "d.nmw"), "1s", None, None, "dense,unstructured:0.9", "8", 1,
+                    "inference")
+    lat = {c["pattern"]: c["latency_s"] for c in out["combinations"]}
+    assert lat["unstructured:0.9"] < lat["dense"]
