@@ -33,7 +33,7 @@ TRAIN_OPTIONS: list[tuple[str, type, object, str]] = [
     ("learning_starts", int, 25_000, "random-action steps before learning starts"),
     ("mask_update_interval", int, 5_000, "gradient updates between N:M re-projections of the online masks"),
     ("srste_decay", float, 2e-4, "SR-STE decay added to the gradient of pruned latent weights"),
-    ("straight_through", bool, True, "SR-STE: gradients reach pruned latent weights (else only kept ones)"),
+    ("straight_through", bool, False, "SR-STE: gradients reach pruned latent weights (else only kept ones)"),
     ("prune_every", int, 1_000, "gmp: environment steps between pruning events"),
     ("qat_bits", int, 0, "gmp: quantization-aware training bitwidth for the final phase (0 = no QAT)"),
     ("qat_fraction", float, 0.2, "gmp: fraction of --steps (at the end) trained with QAT when --qat-bits is set"),
