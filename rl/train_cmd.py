@@ -63,7 +63,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Train TD3 / RNM-TD3 / RLx2 / GMP. Knobs not given keep their defaults (or, with --resume, the run's values).")
     for name, typ, default, help_ in TRAIN_OPTIONS:
         flag = "--" + name.replace("_", "-")
-        shown = f"{help_} (default: {default!r})"
+        shown = f"{help_} (default: {default!r})".replace("%", "%%")  # argparse %-formats help text
         if typ is bool:
             p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=shown)
         else:

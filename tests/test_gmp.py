@@ -368,3 +368,17 @@ def test_smoke_run_of_each_method(tmp_path, method, sparsity, extra):
     assert summary["eval_return_mean"] is not None and math.isfinite(summary["eval_return_mean"])
     wl = export_run(tmp_path / method, tmp_path / f"{method}.nmw")
     assert len(wl.layers) == 18
+
+
+def test_train_help_lists_every_option(capsys):
+    """argparse %-formats help strings: a '%' in one (RLx2's '10%') must not crash --help."""
+    from hwmodel.cli import main as nmlab
+    from rl.train_cmd import TRAIN_OPTIONS
+
+    with pytest.raises(SystemExit) as exc:
+        nmlab(["train", "--help"])
+    assert exc.value.code == 0
+    text = capsys.readouterr().out
+    for name, *_ in TRAIN_OPTIONS:
+        assert "--" + name.replace("_", "-") in text
+    assert "10%" in text
