@@ -20,6 +20,34 @@ from typing import Optional
 from hwmodel.io import atomic_write, data_path
 
 PATTERN_ORDER = ["dense", "2:4", "1:4", "1:8"]
+METHOD_COLOURS = {"dense": "black", "2:4": "tab:blue", "1:4": "tab:orange", "1:8": "tab:green", "rlx2": "tab:red", "gmp": "tab:purple"}
+
+
+def run_label(args: dict) -> str:
+    """How a run appears in tables and plots: its N:M pattern or 'dense' (TD3 / RNM-TD3), or
+    the method with its sparsity ('rlx2 0.98/0.95' = actor/critic, 'gmp 0.9 QAT8')."""
+    method = args.get("method", "")
+    if method == "rlx2":
+        actor = args.get("actor_sparsity") or args["sparsity"]
+        critic = args.get("critic_sparsity") or args["sparsity"]
+        return f"rlx2 {actor}/{critic}"
+    if method == "gmp":
+        qat = f" QAT{args['qat_bits']}" if args.get("qat_bits") else ""
+        return f"gmp {args['sparsity']}{qat}"
+    return args["sparsity"]
+
+
+def label_order(label: str) -> tuple[int, str]:
+    """Table and legend order: dense, the N:M patterns, then the other methods by name."""
+    return (PATTERN_ORDER.index(label), "") if label in PATTERN_ORDER else (len(PATTERN_ORDER), label)
+
+
+def published_fractions() -> dict[tuple[str, str], tuple[float, str]]:
+    """(env, label) -> (published fraction of dense, source) from rl/data/published_returns.csv."""
+    path = Path(__file__).with_name("data") / "published_returns.csv"
+    with open(path, newline="") as fh:
+        rows = csv.DictReader(line for line in fh if not line.startswith("#"))
+        return {(r["env"], r["label"]): (float(r["fraction_of_dense"]), r["source"]) for r in rows}
 
 
 def read_eval(run_dir: Path) -> list[tuple[int, float]]:
@@ -39,7 +67,7 @@ def run_info(run_dir: Path) -> Optional[dict]:
     if not args_path.is_file():
         return None
     args = json.loads(args_path.read_text())
-    return {"name": run_dir.name, "dir": run_dir, "env": args["env"], "sparsity": args["sparsity"],
+    return {"name": run_dir.name, "dir": run_dir, "env": args["env"], "sparsity": run_label(args),
             "seed": args["seed"], "target_steps": args["steps"], "curve": read_eval(run_dir)}
 
 
@@ -50,7 +78,8 @@ def final_return(curve: list[tuple[int, float]], at_step: int, window: int = 3) 
 
 
 def table(runs: list[dict], steps: int) -> list[dict]:
-    """One row per (env, pattern): seeds, steps reached, final return, fraction of dense.
+    """One row per (env, label): seeds, steps reached, final return, fraction of dense, and the
+    published fraction of dense where a paper reports one (``published_fractions``).
 
     The fraction compares each seed against the dense run of the same env and seed at the
     largest step both have evaluated, so unequal progress never flatters either side.
@@ -58,8 +87,9 @@ def table(runs: list[dict], steps: int) -> list[dict]:
     by_key = defaultdict(list)
     for r in runs:
         by_key[(r["env"], r["sparsity"])].append(r)
+    published = published_fractions()
     rows = []
-    for (env, pattern), group in sorted(by_key.items(), key=lambda kv: (kv[0][0], PATTERN_ORDER.index(kv[0][1]) if kv[0][1] in PATTERN_ORDER else 99)):
+    for (env, pattern), group in sorted(by_key.items(), key=lambda kv: (kv[0][0], label_order(kv[0][1]))):
         fracs, finals, reached = [], [], []
         for r in sorted(group, key=lambda r: r["seed"]):
             if not r["curve"]:
@@ -82,6 +112,7 @@ def table(runs: list[dict], steps: int) -> list[dict]:
             "final_return_mean": round(sum(finals) / len(finals), 1),
             "fraction_of_dense": round(sum(f for f, _ in fracs) / len(fracs), 3) if fracs else "",
             "compared_at_steps": "/".join(str(c) for _, c in fracs),
+            "published_fraction_of_dense": published.get((env, pattern), ("", ""))[0],
         })
     return rows
 
@@ -94,21 +125,20 @@ def plot_curves(runs: list[dict], out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
 
     written = []
-    colours = dict(zip(PATTERN_ORDER, ["black", "tab:blue", "tab:orange", "tab:green"]))
     for env in sorted({r["env"] for r in runs}):
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
         seen = set()
-        order = {p: i for i, p in enumerate(PATTERN_ORDER)}
-        for r in sorted((r for r in runs if r["env"] == env and r["curve"]), key=lambda r: (order.get(r["sparsity"], 99), r["seed"])):
+        for r in sorted((r for r in runs if r["env"] == env and r["curve"]), key=lambda r: (label_order(r["sparsity"]), r["seed"])):
             xs, ys = zip(*r["curve"])
             label = r["sparsity"] if r["sparsity"] not in seen else None
             seen.add(r["sparsity"])
-            ax.plot(xs, ys, color=colours.get(r["sparsity"], "grey"), lw=1.2, ls="-" if r["seed"] == 0 else "--", label=label)
+            colour = METHOD_COLOURS.get(r["sparsity"].split()[0], "grey")
+            ax.plot(xs, ys, color=colour, lw=1.2, ls="-" if r["seed"] == 0 else "--", label=label)
         ax.set_xlabel("environment steps")
         ax.set_ylabel("evaluation return (10 episodes, deterministic)")
-        ax.set_title(f"{env}: dense TD3 vs RNM-TD3 (solid seed 0, dashed seed 1)")
+        ax.set_title(f"{env}: dense TD3 vs sparse methods (solid seed 0, dashed seed 1)", fontsize=10)
         ax.grid(alpha=0.3)
-        ax.legend(title="pattern")
+        ax.legend(title="pattern / method", fontsize=8)
         path = out / f"learning_curves_{env.lower().replace('-v5', '')}.png"
         fig.tight_layout()
         fig.savefig(path, dpi=110)
@@ -129,7 +159,8 @@ def publish(root: Path, out: Path, steps: int) -> list[dict]:
                 shutil.copyfile(r["dir"] / name, dest / name)
     plot_curves(runs, out)
     rows = table(runs, steps)
-    cols = ["env", "sparsity", "seeds", "steps_reached", "complete", "final_return_mean", "fraction_of_dense", "compared_at_steps"]
+    cols = ["env", "sparsity", "seeds", "steps_reached", "complete", "final_return_mean", "fraction_of_dense",
+            "compared_at_steps", "published_fraction_of_dense"]
     with atomic_write(out / "final_returns.csv", "w") as fh:
         w = csv.DictWriter(fh, cols, lineterminator="\n")
         w.writeheader()
@@ -139,7 +170,10 @@ def publish(root: Path, out: Path, steps: int) -> list[dict]:
     note = (f"Final return: mean of the last 3 evaluations (10 deterministic episodes each), averaged over seeds. "
             f"Fraction of dense: per seed, at the largest step both runs reached, then averaged; blank where the dense "
             f"return there is not positive (a ratio of negative returns means nothing). "
-            f"Target {steps} steps per run; `complete` False means the run has not reached it yet.\n\n")
+            f"Target {steps} steps per run; `complete` False means the run has not reached it yet. "
+            f"`sparsity`: the N:M pattern (dense TD3 / RNM-TD3), `rlx2 A/C` (actor/critic sparsity) or "
+            f"`gmp S QATb`. Published fraction of dense: the paper's own figure at 1M steps "
+            f"(rl/data/published_returns.csv, with sources); ours are reduced-scale runs.\n\n")
     with atomic_write(out / "final_returns.md", "w") as fh:
         fh.write(note + "\n".join(lines) + "\n")
     return rows

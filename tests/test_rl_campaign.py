@@ -5,15 +5,19 @@ import json
 
 import pytest
 
-from rl.campaign import campaign_runs, command, run_name
-from rl.publish import publish
+import subprocess
+import sys
+
+from rl.campaign import campaign_runs, command, run_name, running_outs
+from rl.publish import publish, run_label
 
 
 def test_campaign_order_and_names(tmp_path):
     runs = campaign_runs(2)
     assert runs[:4] == [("Hopper-v5", "dense", 0), ("Hopper-v5", "2:4", 0), ("HalfCheetah-v5", "dense", 0), ("HalfCheetah-v5", "2:4", 0)]
     assert runs[4:8] == [("Hopper-v5", "1:4", 0), ("Hopper-v5", "1:8", 0), ("HalfCheetah-v5", "1:4", 0), ("HalfCheetah-v5", "1:8", 0)]
-    assert [r[2] for r in runs[8:]] == [1] * 8 and len(set(runs)) == 16
+    assert runs[8:12] == [("Hopper-v5", "rlx2", 0), ("Hopper-v5", "gmp", 0), ("HalfCheetah-v5", "rlx2", 0), ("HalfCheetah-v5", "gmp", 0)]
+    assert [r[2] for r in runs[12:]] == [1] * 12 and len(set(runs)) == 24
     assert run_name("Hopper-v5", "2:4", 0) == "hopper_2of4_s0"
     assert run_name("HalfCheetah-v5", "dense", 1) == "halfcheetah_dense_s1"
     cmd = command("Hopper-v5", "1:8", 1, tmp_path / "r", 200_000, resume=True)
@@ -21,10 +25,40 @@ def test_campaign_order_and_names(tmp_path):
     assert cmd[cmd.index("--sparsity") + 1] == "1:8" and cmd[cmd.index("--steps") + 1] == "200000"
 
 
-def _fake_run(root, name, env, sparsity, seed, curve):
+def test_method_runs_use_the_paper_sparsities(tmp_path):
+    cmd = command("Hopper-v5", "rlx2", 0, tmp_path / "r", 200_000, resume=False)
+    opt = lambda name: cmd[cmd.index(name) + 1]  # noqa: E731
+    assert (opt("--method"), opt("--actor-sparsity"), opt("--critic-sparsity")) == ("rlx2", "0.98", "0.95")
+    cmd = command("HalfCheetah-v5", "rlx2", 1, tmp_path / "r", 200_000, resume=False)
+    assert (opt("--actor-sparsity"), opt("--critic-sparsity"), opt("--rlx2-delta")) == ("0.9", "0.85", "2000")
+    cmd = command("Hopper-v5", "gmp", 0, tmp_path / "r", 200_000, resume=False)
+    assert (opt("--method"), opt("--sparsity"), opt("--qat-bits")) == ("gmp", "0.9", "8")
+    assert "--resume" not in cmd
+
+
+def test_running_outs_sees_a_training_process_by_its_out_dir(tmp_path):
+    # A stand-in whose command line looks like `nmlab train --out DIR` (relative to its cwd).
+    fake = tmp_path / "nmlab"
+    fake.write_text("import time\ntime.sleep(30)\n")
+    (tmp_path / "work").mkdir()
+    proc = subprocess.Popen([sys.executable, str(fake), "train", "--out", "runs/x"], cwd=tmp_path / "work")
+    try:
+        import time
+
+        deadline = time.time() + 10
+        while str((tmp_path / "work" / "runs" / "x").resolve()) not in running_outs():
+            assert time.time() < deadline, "the training process was not found"
+            time.sleep(0.1)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert str((tmp_path / "work" / "runs" / "x").resolve()) not in running_outs()
+
+
+def _fake_run(root, name, env, sparsity, seed, curve, **extra):
     d = root / name
     d.mkdir(parents=True)
-    (d / "args.json").write_text(json.dumps({"env": env, "sparsity": sparsity, "seed": seed, "steps": 300}))
+    (d / "args.json").write_text(json.dumps({"env": env, "sparsity": sparsity, "seed": seed, "steps": 300, **extra}))
     with open(d / "eval.csv", "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(["step", "return_mean", "return_std", "episodes", "time_s"])
@@ -55,3 +89,22 @@ def test_no_fraction_against_a_non_positive_dense_return(tmp_path):
     _fake_run(root, "halfcheetah_2of4_s0", "HalfCheetah-v5", "2:4", 0, [(100, -500)])
     rows = {r["sparsity"]: r for r in publish(root, tmp_path / "out", steps=100)}
     assert rows["2:4"]["fraction_of_dense"] == "" and rows["dense"]["fraction_of_dense"] == ""
+
+
+def test_method_labels_and_published_fractions(tmp_path):
+    assert run_label({"method": "rlx2", "sparsity": "0.95", "actor_sparsity": "0.98", "critic_sparsity": "0.95"}) == "rlx2 0.98/0.95"
+    assert run_label({"method": "rlx2", "sparsity": "0.9", "actor_sparsity": "", "critic_sparsity": ""}) == "rlx2 0.9/0.9"
+    assert run_label({"method": "gmp", "sparsity": "0.9", "qat_bits": 8}) == "gmp 0.9 QAT8"
+    assert run_label({"method": "rnm-td3", "sparsity": "2:4"}) == "2:4"
+    root = tmp_path / "runs"
+    _fake_run(root, "hopper_dense_s0", "Hopper-v5", "dense", 0, [(100, 10), (200, 20)], method="td3")
+    _fake_run(root, "hopper_rlx2_s0", "Hopper-v5", "0.95", 0, [(100, 8), (200, 16)], method="rlx2",
+              actor_sparsity="0.98", critic_sparsity="0.95")
+    _fake_run(root, "hopper_gmp_s0", "Hopper-v5", "0.9", 0, [(100, 5), (200, 5)], method="gmp", qat_bits=8)
+    rows = publish(root, tmp_path / "out", steps=200)
+    assert [r["sparsity"] for r in rows] == ["dense", "gmp 0.9 QAT8", "rlx2 0.98/0.95"]
+    by = {r["sparsity"]: r for r in rows}
+    assert by["rlx2 0.98/0.95"]["fraction_of_dense"] == pytest.approx(0.8)  # mean(8, 16) / mean(10, 20)
+    assert by["rlx2 0.98/0.95"]["published_fraction_of_dense"] == pytest.approx(0.97)  # Tan et al., Hopper 98/95
+    assert by["gmp 0.9 QAT8"]["published_fraction_of_dense"] == ""
+    assert "| Hopper-v5 | rlx2 0.98/0.95 | 1 | 200 | True | 12.0 | 0.8 | 200 | 0.97 |" in (tmp_path / "out" / "final_returns.md").read_text()
