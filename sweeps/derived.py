@@ -5,8 +5,8 @@ time the table is rebuilt (a newer quality table is picked up on the next run).
 
 Return: the quality table (``hwmodel/data/workloads/quality.csv`` by default, columns
 ``env,method,sparsity,bits,seed,steps,episodes,return_mean,return_std``) joined on
-(env, sparsity, bits), seeds averaged, restricted to the row's method when the table has
-it. Rows pruned one-shot and rows without a match get NaN and ``return_missing=True``.
+(env, sparsity, bits), seeds averaged, restricted to rows of the point's method (rows
+with an empty method match any method). Rows pruned one-shot and rows without a match get NaN and ``return_missing=True``.
 
 Dense reference: per (env, design, scenario, batch), the dense row at the highest bitwidth
 in the table; ``speedup_vs_dense_ref`` and ``energy_ratio_vs_dense_ref`` compare with it
@@ -76,9 +76,9 @@ def join_quality(table: pa.Table, quality: Optional[dict]) -> pa.Table:
         for i in range(n):
             if src[i] != "trained":
                 continue
-            recs = quality.get((env[i], pat[i], int(bits[i])), [])
-            same = [r for r in recs if r["method"] == method[i]]
-            recs = same or recs
+            # Only this agent's method counts (a gradual-N:M GMP agent and an RNM-TD3 agent of
+            # the same pattern are different agents); rows without a method match any.
+            recs = [r for r in quality.get((env[i], pat[i], int(bits[i])), []) if r["method"] in ("", method[i])]
             if recs:
                 vals = [r["return_mean"] for r in recs]
                 mean[i] = sum(vals) / len(vals)

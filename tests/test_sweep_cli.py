@@ -75,6 +75,8 @@ def test_quality_join_averages_seeds_and_marks_missing(tmp_path):
         "Hopper-v5,rnm-td3,2:4,8,1,1000,10,3200,40\n"
         "Hopper-v5,td3,dense,8,0,1000,10,2900,10\n"
         "Hopper-v5,rnm-td3,1:8,8,0,1000,10,2500,10\n"
+        "Hopper-v5,gmp,2:4,8,0,1000,10,100,10\n"  # another method's agent: never averaged in
+        "Hopper-v5,gmp,2:4,4,0,1000,10,777,10\n"  # nor used where this method has no row
     )
     cfg = config(tmp_path, quality=str(q))
     assert main(["sweep", str(cfg), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"]) == 0
