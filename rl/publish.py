@@ -43,8 +43,8 @@ def label_order(label: str) -> tuple[int, str]:
 
 
 def published_fractions() -> dict[tuple[str, str], tuple[float, str]]:
-    """(env, label) -> (published fraction of dense, source) from rl/data/published_returns.csv."""
-    path = Path(__file__).with_name("data") / "published_returns.csv"
+    """(env, label) -> (published fraction of dense, source) from hwmodel/data/workloads/published_returns.csv."""
+    path = data_path("workloads", "published_returns.csv")
     with open(path, newline="") as fh:
         rows = csv.DictReader(line for line in fh if not line.startswith("#"))
         return {(r["env"], r["label"]): (float(r["fraction_of_dense"]), r["source"]) for r in rows}
@@ -173,7 +173,7 @@ def publish(root: Path, out: Path, steps: int) -> list[dict]:
             f"Target {steps} steps per run; `complete` False means the run has not reached it yet. "
             f"`sparsity`: the N:M pattern (dense TD3 / RNM-TD3), `rlx2 A/C` (actor/critic sparsity) or "
             f"`gmp S QATb`. Published fraction of dense: the paper's own figure at 1M steps "
-            f"(rl/data/published_returns.csv, with sources); ours are reduced-scale runs.\n\n")
+            f"(hwmodel/data/workloads/published_returns.csv, with sources); ours are reduced-scale runs.\n\n")
     with atomic_write(out / "final_returns.md", "w") as fh:
         fh.write(note + "\n".join(lines) + "\n")
     return rows
