@@ -13,7 +13,7 @@ integers are not plain pickle-safe types everywhere). Format, version 1:
 | ``actor``, ``qf1``, ``qf2``, ``actor_target``, ``qf1_target``, ``qf2_target`` | state dicts (latent weights, biases, bool masks) |
 | ``actor_optimizer``, ``q_optimizer`` | Adam state dicts |
 | ``buffer`` | replay buffer (:mod:`rl.replay`): ``obs``, ``next_obs``, ``actions``, ``rewards``, ``dones`` (terminated), ``truncated`` (bool), ``behavior`` (rlx2 only) for the written rows ``[0, filled)``; ``pos``, ``size`` (live transitions), ``filled``. Files without ``truncated`` / ``filled`` (before rl/replay.py) load with no truncation flags and ``filled = size`` |
-| ``rng`` | ``torch`` (ByteTensor), ``numpy`` (JSON), ``env`` (JSON), ``action_space`` (JSON) |
+| ``rng`` | ``torch`` (ByteTensor), ``numpy`` (JSON), ``env`` (JSON), ``action_space`` (JSON); ``cuda`` (ByteTensor, only from a run on a CUDA device: its exploration and target-smoothing noise) |
 | ``method_state`` | the method's ``state_dict()`` (rl/methods.py; optional: a checkpoint without it loads ``{}``) |
 | ``env_state`` | ``obs``, ``episode_return``, ``episode_length``, ``elapsed_steps``, ``mj_state`` (MuJoCo integration state, float64) or None |
 

@@ -148,6 +148,13 @@ def validate_args(args: Args) -> None:
         raise NmlabError(f"qat_bits: must be 0 (no QAT) or an integer from 2 to 16, got {args.qat_bits!r}")
     if not 0.0 <= args.qat_fraction < 1.0:
         raise NmlabError(f"qat_fraction: must be in [0, 1), got {args.qat_fraction}")
+    try:
+        dev = torch.device(args.device)
+    except (RuntimeError, TypeError, ValueError):
+        raise NmlabError(f"device: not a torch device: {args.device!r}") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        # Also catches resuming a GPU-trained run on a CPU machine without --device cpu.
+        raise NmlabError(f"device: {args.device!r}: torch {torch.__version__} sees no CUDA GPU here (pass --device cpu)")
 
 
 # ----------------------------------------------------------------------------- environment
@@ -399,6 +406,7 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     elif checkpoint_path(out).exists() or (out / "progress.csv").exists():
         raise NmlabError(f"out: {out} already holds a run; pass --resume to continue it or choose a new --out")
     validate_args(args)
+    on_cuda = torch.device(args.device).type == "cuda"
     torch.set_num_threads(args.torch_threads)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -438,6 +446,9 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
             rb.load_state_dict(ckpt["buffer"])
             method.load_state_dict(ckpt.get("method_state", {}))
             torch.set_rng_state(ckpt["rng"]["torch"])
+            if on_cuda and "cuda" in ckpt["rng"]:
+                # Exploration and target-smoothing noise come from the CUDA generator on a GPU.
+                torch.cuda.set_rng_state(ckpt["rng"]["cuda"], torch.device(args.device))
             rng.bit_generator.state = json.loads(ckpt["rng"]["numpy"])
             es = ckpt["env_state"]
             if set_env_state(env, es, args.seed):
@@ -494,7 +505,8 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
             **{name: net.state_dict() for name, net in nets.items()},
             "actor_optimizer": a_opt.state_dict(), "q_optimizer": q_opt.state_dict(), "buffer": rb.state_dict(),
             "method_state": method.state_dict(),
-            "rng": {"torch": torch.get_rng_state(), "numpy": json.dumps(rng.bit_generator.state)},
+            "rng": {"torch": torch.get_rng_state(), "numpy": json.dumps(rng.bit_generator.state),
+                    **({"cuda": torch.cuda.get_rng_state(torch.device(args.device))} if on_cuda else {})},
             "env_state": {**get_env_state(env), "obs": torch.from_numpy(np.asarray(obs, dtype=np.float64).copy()),
                           "episode_return": ep_return, "episode_length": ep_len},
         })
