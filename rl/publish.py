@@ -3,6 +3,7 @@ and (``--bundle``) workload exports plus quality rows for the bundled inputs.
 
     .venv/bin/python -m rl.publish --root runs/reduced --out docs/results/rl --steps 200000
     .venv/bin/python -m rl.publish --bundle runs/reduced/hopper_dense_s0 ...   # export + quality rows
+    .venv/bin/python -m rl.publish --bundle runs/device/hopper_1of4_s0 ... --prebuilt  # made on a device machine
 
 Everything in the table is read from the runs' own eval.csv files; nothing is typed in.
 """
@@ -179,17 +180,48 @@ def publish(root: Path, out: Path, steps: int) -> list[dict]:
     return rows
 
 
-def bundle(run_dirs: list[Path], bits: tuple[int, ...] = (32, 8, 4), episodes: int = 10) -> None:
-    """Export each run to hwmodel/data/workloads/<run name>.nmw and add its quality rows."""
+def bundle(run_dirs: list[Path], bits: tuple[int, ...] = (32, 8, 4), episodes: int = 10, prebuilt: bool = False) -> None:
+    """Export each run to hwmodel/data/workloads/<run name>.nmw and add its quality rows.
+
+    ``prebuilt``: take the workload and quality rows that ``rl.device_campaign pack`` made
+    with the run on the device machine (``workload.nmw``, ``quality.csv`` in its folder; such
+    runs come back without a checkpoint) instead of exporting and evaluating here.
+    """
     from rl.evaluate import append_quality_row, evaluate_run
     from rl.export import export_run
 
     quality = data_path("workloads", "quality.csv")
+    if prebuilt:
+        _bundle_prebuilt(run_dirs, quality)
+        return
     for run_dir in run_dirs:
         wl = export_run(run_dir, data_path("workloads", f"{run_dir.name}.nmw"))
         print(f"bundled {run_dir.name}: {wl.meta['steps']} steps, eval {wl.meta['eval_return_mean']:.1f}", flush=True)
         for b in bits:
             append_quality_row(quality, evaluate_run(run_dir, b, episodes))
+
+
+def _bundle_prebuilt(run_dirs: list[Path], quality: Path) -> None:
+    from hwmodel.errors import NmlabError
+    from hwmodel.workload import load_workload
+    from rl.device_campaign import QUALITY_FILE, WORKLOAD_FILE
+    from rl.evaluate import append_quality_row
+
+    for run_dir in run_dirs:  # check every run first: nothing is half-bundled
+        for name in (WORKLOAD_FILE, QUALITY_FILE):
+            if not (run_dir / name).is_file():
+                raise NmlabError(f"bundle: {run_dir / name}: missing (--prebuilt takes complete runs packed by rl.device_campaign)")
+        load_workload(run_dir / WORKLOAD_FILE)  # a damaged file is a one-line error here, not in a sweep
+    for run_dir in run_dirs:
+        wl = load_workload(run_dir / WORKLOAD_FILE)
+        with atomic_write(data_path("workloads", f"{run_dir.name}.nmw")) as fh:
+            fh.write((run_dir / WORKLOAD_FILE).read_bytes())
+        with open(run_dir / QUALITY_FILE, newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        for row in rows:
+            append_quality_row(quality, row)
+        print(f"bundled {run_dir.name} (prebuilt): {wl.meta['steps']} steps, eval {wl.meta['eval_return_mean']:.1f}, "
+              f"{len(rows)} quality rows", flush=True)
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -198,9 +230,17 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--out", type=Path, default=Path("docs/results/rl"), help="where results go")
     ap.add_argument("--steps", type=int, default=200_000, help="target steps per run (marks runs complete)")
     ap.add_argument("--bundle", type=Path, nargs="*", default=None, help="run dirs to export into the bundled workloads")
+    ap.add_argument("--prebuilt", action="store_true",
+                    help="with --bundle: use the workload.nmw and quality.csv packed with each run on a device machine")
     args = ap.parse_args(argv)
     if args.bundle is not None:
-        bundle(args.bundle)
+        from hwmodel.errors import NmlabError
+
+        try:
+            bundle(args.bundle, prebuilt=args.prebuilt)
+        except NmlabError as exc:
+            print(f"publish: error: {exc}", file=sys.stderr)
+            return 2
         return 0
     for r in publish(args.root, args.out, args.steps):
         print(r)
