@@ -16,7 +16,7 @@ from typing import Optional
 
 import numpy as np
 
-from hwmodel.cycles import fold_width
+from hwmodel.cycles import fold_width, k_compressed
 from hwmodel.design import Design
 from hwmodel.sparsity import DENSE, UNSTRUCTURED, Pattern, group_counts, parse_pattern
 
@@ -121,6 +121,13 @@ def _fits(mask: np.ndarray, p: Pattern, transposed: bool) -> bool:
     return _max_count(mask, p.m, transposed) <= p.n
 
 
+def _shortens(k: int, n: int, m: int) -> bool:
+    """True when n:m walks fewer than the K dense slots. It does not when K <= n < m (one partial
+    group: e.g. K = 1, W^T of a 1-output layer, "fits" every N:M): the hardware would then pay
+    indices and selection for nothing, so such a layer runs dense."""
+    return k_compressed(k, n, m) < k
+
+
 def map_weights(design: Design, mask: Optional[np.ndarray], pattern: Pattern | str,
                 transposed: bool = False) -> Mapping:
     """Choose what the hardware runs for a weight ``mask`` [out, in] of workload ``pattern``.
@@ -150,6 +157,7 @@ _DENSE_LAYER = Mapping(DENSE, None, "dense layer")
 def _map(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Mapping:
     sp = design.sparsity
     what = "W^T" if transposed else "mask"
+    k = mask.shape[0] if transposed else mask.shape[1]  # the reduction the pattern would shorten
     if p.kind == "dense":
         return _DENSE_LAYER
     if sp.support == "none":
@@ -160,8 +168,8 @@ def _map(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Mapp
         if not p.is_nm:
             q = nearest_nm(mask, _pow2_up_to(sp.max_m), transposed)
             if q is None:
-                return Mapping(DENSE, None, f"{p} {what}: every group size up to max_m={sp.max_m} has a full group: "
-                                            "run dense (zeros stored and multiplied)")
+                return Mapping(DENSE, None, f"{p} {what}: no N:M with M <= max_m={sp.max_m} fits and shortens "
+                                            f"K={k}: run dense (zeros stored and multiplied)")
             return Mapping(q, None, f"{p} -> {q} (nearest N:M with M <= {sp.max_m}: every group of {q.m} "
                                     f"of the {what} holds <= {q.n})")
         if p.m > sp.max_m:
@@ -170,18 +178,20 @@ def _map(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Mapp
         if n >= p.m:
             return Mapping(DENSE, None, f"{what} has a full group of {p.m}: run dense")
         q = Pattern("nm", max(n, 1), p.m)
+        if not _shortens(k, q.n, q.m):
+            return Mapping(DENSE, None, f"{what}: {q} walks all K={k} slots: run dense")
         return Mapping(q, None, f"layer-wise {q}" + ("" if q == p or transposed else f" (mask is tighter than {p})")
                        + (" along W^T" if transposed else ""))
     if sp.support == "fixed":
         for q in sp.candidates():
-            if _fits(mask, q, transposed):
+            if _fits(mask, q, transposed) and _shortens(k, q.n, q.m):
                 how = "native" if q == p and not transposed else f"every group of {q.m} of the {what} holds <= {q.n}"
                 return Mapping(q, None, f"{p} -> {q} ({how})")
         names = ", ".join(str(q) for q in sp.candidates())
         worst = ", ".join(sorted({f"a group of {m} holds {_max_count(mask, m, transposed)}"
                                   for m in sorted({q.m for q in sp.candidates()})}))
-        return Mapping(DENSE, None, f"{what} does not fit any of {names} ({worst}): run dense "
-                                    "(zeros stored and multiplied)")
+        return Mapping(DENSE, None, f"{what} does not fit any of {names} ({worst}) with fewer than K={k} "
+                                    "slots: run dense (zeros stored and multiplied)")
     # flexible: per-row N
     row_max = row_max_counts(mask, sp.m, transposed)
     allowed = np.asarray(sp.n_values + ((sp.m,) if sp.m not in sp.n_values else ()), dtype=np.int32)
@@ -191,6 +201,8 @@ def _map(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Mapp
         dense_rows = int((row_n >= sp.m).sum())
         if dense_rows == len(row_n):
             return Mapping(DENSE, None, f"every row of the {what} has a full group of {sp.m}: run dense")
+    if int(row_n.min()) >= min(k, sp.m):  # K <= every row's N: no row walks fewer than K slots
+        return Mapping(DENSE, None, f"per-row N of {sp.m} on the {what}: no row walks fewer than K={k} slots: run dense")
     hw = Pattern("nm", top, sp.m) if top < sp.m else DENSE
     mean = float(row_n.mean())
     return Mapping(hw if hw.is_nm else Pattern("nm", sp.m, sp.m), row_n,
@@ -206,12 +218,14 @@ def nearest_nm(mask: np.ndarray, group_sizes: tuple[int, ...], transposed: bool 
     """The sparsest N:M (N < M, M in ``group_sizes``) that every group of the real mask fits.
 
     For each M the smallest such N is the fullest group's count; among the M the lowest N/M
-    wins, ties going to the smaller M (fewer metadata bits). None when every M has a full group.
+    wins, ties going to the smaller M (fewer metadata bits). An M whose N:M would not walk fewer
+    than the K dense slots (K <= N: one partial group) is skipped. None when no M is left.
     """
     best: Optional[Pattern] = None
+    k = mask.shape[0] if transposed else mask.shape[1]
     for m in sorted(group_sizes):
         n = max(_max_count(mask, m, transposed), 1)
-        if n >= m:
+        if n >= m or not _shortens(k, n, m):
             continue
         if best is None or n * best.m < best.n * m:
             best = Pattern("nm", n, m)

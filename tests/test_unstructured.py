@@ -84,13 +84,10 @@ def test_unstructured_mask_on_dense_hardware_costs_exactly_the_dense_layer(desig
     dense_run = hwmodel.simulate(dense, design, batch=batch, bits=8, scenario=scenario)
     for u, d in zip(sparse_run.layers, dense_run.layers):
         assert u.phase == d.phase
+        # Also W^T of a critic's last layer (K = 1): every N:M fits it but none shortens it.
+        assert u.hw_pattern == "dense", (u.name, u.phase)
         if u.phase == "forward":
-            assert u.hw_pattern == "dense"
             assert "run dense" in u.mapping_note and "zeros stored and multiplied" in u.mapping_note
-        elif u.hw_pattern != "dense":
-            # W^T of a critic's last layer (1 output) is 256 rows of one weight: any N:M fits it.
-            assert u.phase == "backward_data" and u.k == 1
-            continue
         fu, fd = u.figures.to_dict(), d.figures.to_dict()
         fu.pop("macs_effectual"), fd.pop("macs_effectual")   # the only difference: zeros do no useful work
         assert fu == pytest.approx(fd)
@@ -239,17 +236,23 @@ def _brute_fits(mask, n, m):
     return True
 
 
+def _brute_walk(k, n, m):
+    """Slots an n:m row of K walks: n per full group, at most n of a partial last group."""
+    full, rest = divmod(k, m)
+    return n * full + min(rest, n)
+
+
 @settings(max_examples=60, deadline=None)
 @given(seed=st.integers(0, 10_000), n=st.integers(1, 12), k=st.integers(1, 40),
        density=st.sampled_from([0.05, 0.2, 0.4, 0.8]))
 def test_nearest_nm_equals_brute_force(seed, n, k, density):
     mask = _random_mask(np.random.default_rng(seed), n, k, density)
     rows = mask.tolist()
-    # fixed: the sparsest supported pattern every group fits, else dense
+    # fixed: the sparsest supported pattern every group fits and that walks fewer than K slots, else dense
     fixed = _design("edge_ws", {"support": "fixed", "patterns": ["2:4", "1:4", "1:8", "3:8"],
                                 "metadata_bits_per_cycle": 32})
     cands = sorted([(2, 4), (1, 4), (1, 8), (3, 8)], key=lambda p: (p[0] / p[1], p[1]))
-    want = next((f"{a}:{b}" for a, b in cands if _brute_fits(rows, a, b)), "dense")
+    want = next((f"{a}:{b}" for a, b in cands if _brute_fits(rows, a, b) and _brute_walk(k, a, b) < k), "dense")
     got = map_weights(fixed, mask, "unstructured")
     assert str(got.hw_pattern) == want
     # layer-wise (M a power of two up to max_m): smallest N per M, then the lowest N/M
@@ -257,7 +260,7 @@ def test_nearest_nm_equals_brute_force(seed, n, k, density):
     best = None
     for mm in (2, 4, 8, 16):
         nn = next(x for x in range(1, mm + 1) if _brute_fits(rows, x, mm))
-        if nn < mm and (best is None or nn / mm < best[0] / best[1]):
+        if nn < mm and _brute_walk(k, nn, mm) < k and (best is None or nn / mm < best[0] / best[1]):
             best = (nn, mm)
     got = map_weights(lw, mask, "unstructured")
     assert str(got.hw_pattern) == (f"{best[0]}:{best[1]}" if best else "dense")
@@ -266,13 +269,14 @@ def test_nearest_nm_equals_brute_force(seed, n, k, density):
     # flexible: each row at the smallest offered N covering its fullest group of 4
     flex = load_design("flex_nm")
     got = map_weights(flex, mask, "unstructured")
+    got_rows = [next(x for x in (1, 2, 4) if x >= max(sum(row[g:g + 4]) for g in range(0, len(row), 4))) for row in rows]
     for r, row in enumerate(rows):
         fullest = max(sum(row[g:g + 4]) for g in range(0, len(row), 4))
         want_n = next(x for x in (1, 2, 4) if x >= fullest)
         if got.row_n is not None:
             assert got.row_n[r] == want_n
-        else:   # run dense only when every row has a full group
-            assert want_n == 4
+        else:   # run dense only when every row has a full group or no row walks fewer than K
+            assert want_n == 4 or all(_brute_walk(k, x, 4) == k for x in got_rows)
 
 
 def test_unstructured_mask_inside_1_of_4_runs_at_1_of_4_on_edge_ws():
@@ -482,3 +486,46 @@ def test_check_accepts_unstructured_patterns(tmp_path):
                     "inference")
     lat = {c["pattern"]: c["latency_s"] for c in out["combinations"]}
     assert lat["unstructured:0.9"] < lat["dense"]
+
+
+# ------------------------------------------------------------------ a fully dense mask is the dense layer
+
+
+def _all_kept(wl: Workload, pattern: str) -> Workload:
+    """``wl`` with every layer carrying an all-ones mask under ``pattern``."""
+    import copy
+
+    out = copy.deepcopy(wl)
+    for x in out.layers:
+        x.pattern, x.mask = pattern, np.ones((x.out_features, x.in_features), dtype=bool)
+    return out
+
+
+@pytest.mark.parametrize("design", ["edge_ws", "flex_nm", "stc_hbm", "scalesim_default_ws", "unstructured_ws"])
+@pytest.mark.parametrize("scenario, batch", [("inference", 1), ("train_step", 32)])
+def test_all_ones_unstructured_mask_costs_exactly_the_dense_layer_on_every_design(design, scenario, batch):
+    # Every phase included: W^T of a critic's last layer has a reduction of K = 1, which every
+    # N:M "fits" (a lone weight in a padded group) but no N:M shortens; the hardware gains
+    # nothing there and must not pay indices and selection for it.
+    dense = synthetic_td3_workload(11, 3, "dense", seed=3)
+    full = _all_kept(dense, "unstructured")
+    a = hwmodel.simulate(full, design, batch=batch, bits=8, scenario=scenario)
+    d = hwmodel.simulate(dense, design, batch=batch, bits=8, scenario=scenario)
+    for u, x in zip(a.layers, d.layers):
+        assert (u.name, u.phase, u.hw_pattern) == (x.name, x.phase, "dense")
+        assert u.figures.to_dict() == x.figures.to_dict()
+    assert a.summary() == d.summary()
+
+
+def test_n_m_gives_no_gain_when_the_reduction_is_not_longer_than_n():
+    # K = 1 (W^T of a 1-output layer): 1:4 would walk 1 slot of 1 -> dense; K = 3 rows keeping
+    # at most one weight: 1:4 walks 1 slot of 3 -> sparse. Same on fixed, layer-wise and flexible.
+    k1 = np.ones((1, 64), dtype=bool)                       # forward [1 x 64]; W^T has K = 1
+    k3 = np.zeros((3, 64), dtype=bool)
+    k3[0, ::2] = True                                       # W^T: 64 rows of K = 3, one kept each at most
+    lw = _design("scalesim_default_ws", {"support": "layerwise", "max_m": 8, "metadata_bits_per_cycle": 10})
+    for design in (load_design("edge_ws"), load_design("flex_nm"), lw):
+        for pattern in ("1:4", "unstructured"):
+            assert str(map_weights(design, k1, pattern, transposed=True).hw_pattern) == "dense", (design.name, pattern)
+            got = map_weights(design, k3, pattern, transposed=True)
+            assert got.sparse and got.hw_pattern.n == 1, (design.name, pattern, got)
