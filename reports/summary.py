@@ -54,8 +54,9 @@ def _side_by_side(rows: pd.DataFrame) -> str:
 
 
 def render(df: pd.DataFrame, fronts: list[dict[str, Any]], pngs: list[Path], notes: list[str],
-           total_points: Optional[int] = None) -> str:
-    """Markdown of the rows in ``df`` (maybe a subset of the sweep's ``total_points``) and their fronts."""
+           total_points: Optional[int] = None, quality_md: str = "") -> str:
+    """Markdown of the rows in ``df`` (maybe a subset of the sweep's ``total_points``) and their fronts;
+    ``quality_md`` (the "RL quality vs hardware" section) comes before the per-section tables."""
     designs = sorted(df.design.unique())
     total_points = len(df) if total_points is None else total_points
     shown_txt = "" if total_points == len(df) else f" ({len(df)} shown here)"
@@ -67,6 +68,8 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], pngs: list[Path], not
         "Fronts as data: `fronts.json` (point ids, objectives and senses); interactive page: `index.html`.\n",
     ]
     out += [f"> {n}\n" for n in notes]
+    if quality_md:
+        out.append(quality_md)
     by = {(f["name"], f["group"]["env"], f["group"]["scenario"], f["group"]["batch"]): f
           for f in fronts if f["group"]["design"] is None}
     for (env, sc, batch), rows in df.groupby(["env", "scenario", "batch"], sort=True):

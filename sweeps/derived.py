@@ -6,7 +6,10 @@ time the table is rebuilt (a newer quality table is picked up on the next run).
 Return: the quality table (``hwmodel/data/workloads/quality.csv`` by default, columns
 ``env,method,sparsity,bits,seed,steps,episodes,return_mean,return_std``) joined on
 (env, sparsity, bits), seeds averaged, restricted to rows of the point's method (rows
-with an empty method match any method). Rows pruned one-shot and rows without a match get NaN and ``return_missing=True``.
+with an empty method match any method). An rlx2/gmp row whose sparsity is the fractions
+removed (``0.98/0.95``, ``0.9``: what ``nmlab evaluate`` writes for RLx2) is an
+``unstructured`` row that joins only the agent whose label has those fractions. Rows
+pruned one-shot and rows without a match get NaN and ``return_missing=True``.
 
 Dense reference: per (env, design, scenario, batch), the dense row at the highest bitwidth
 in the table; ``speedup_vs_dense_ref`` and ``energy_ratio_vs_dense_ref`` compare with it
@@ -23,6 +26,7 @@ from typing import Optional
 import pyarrow as pa
 
 from hwmodel.errors import NmlabError
+from sweeps.agents import label_fractions, parse_fractions, same_fractions
 from sweeps.config import parse_grid_pattern
 
 QUALITY_COLUMNS = ("env", "method", "sparsity", "bits", "seed", "steps", "episodes", "return_mean", "return_std")
@@ -46,8 +50,11 @@ def load_quality(path: str | Path) -> dict[tuple[str, str, int], list[dict]]:
             raise NmlabError(f"quality table {path.name}: column {missing[0]!r} missing")
         for i, rec in enumerate(reader, start=2):
             where = f"quality table {path.name}: line {i}"
+            # RLx2 rows (nmlab evaluate) record the fractions removed, "0.98/0.95" or "0.9": an
+            # unstructured agent, told apart from other RLx2 agents by its label's fractions.
+            fractions = parse_fractions(rec["sparsity"]) if rec.get("method") in ("rlx2", "gmp") else None
             try:
-                sparsity = parse_grid_pattern(rec["sparsity"], f"{where}: sparsity")
+                sparsity = "unstructured" if fractions else parse_grid_pattern(rec["sparsity"], f"{where}: sparsity")
                 bits = int(rec["bits"])
                 ret = float(rec["return_mean"])
             except ValueError as exc:
@@ -56,36 +63,51 @@ def load_quality(path: str | Path) -> dict[tuple[str, str, int], list[dict]]:
                 continue
             groups.setdefault((rec["env"], sparsity, bits), []).append(
                 {"method": rec.get("method", ""), "seed": rec.get("seed", ""), "return_mean": ret,
-                 "episodes": rec.get("episodes", "")}
+                 "episodes": rec.get("episodes", ""), "fractions": fractions, "steps": _int_or_none(rec.get("steps"))}
             )
     return groups
 
 
+def _int_or_none(text: Optional[str]) -> Optional[int]:
+    try:
+        return int(text) if text not in (None, "") else None
+    except ValueError:
+        return None  # steps is informative only; a bad value must not stop the join
+
+
 def join_quality(table: pa.Table, quality: Optional[dict]) -> pa.Table:
-    """Add return_mean, return_std_seeds, return_seeds, return_missing."""
+    """Add return_mean, return_std_seeds, return_seeds, return_steps, return_missing."""
     n = len(table)
     mean = [math.nan] * n
     std = [math.nan] * n
     seeds = [0] * n
+    steps: list[Optional[int]] = [None] * n
     if quality and n:
         env = table.column("env").to_pylist()
         pat = table.column("pattern").to_pylist()
         bits = table.column("bits").to_pylist()
         src = table.column("mask_source").to_pylist()
         method = table.column("method").to_pylist()
+        agent = table.column("agent").to_pylist() if "agent" in table.column_names else [None] * n
         for i in range(n):
             if src[i] != "trained":
                 continue
             # Only this agent's method counts (a gradual-N:M GMP agent and an RNM-TD3 agent of
-            # the same pattern are different agents); rows without a method match any.
-            recs = [r for r in quality.get((env[i], pat[i], int(bits[i])), []) if r["method"] in ("", method[i])]
+            # the same pattern are different agents); rows without a method match any. Rows
+            # naming fractions (RLx2 0.98/0.95) count only for the agent of those fractions.
+            want = label_fractions(agent[i])
+            recs = [r for r in quality.get((env[i], pat[i], int(bits[i])), []) if r["method"] in ("", method[i])
+                    and (r["fractions"] is None or want is None or same_fractions(r["fractions"], want))]
             if recs:
                 vals = [r["return_mean"] for r in recs]
                 mean[i] = sum(vals) / len(vals)
                 std[i] = (sum((v - mean[i]) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else math.nan
                 seeds[i] = len(vals)
+                # The shortest run's steps: an agent is only as trained as its least trained seed.
+                known = [r["steps"] for r in recs if r["steps"] is not None]
+                steps[i] = min(known) if known else None
     for name, values, typ in (("return_mean", mean, pa.float64()), ("return_std_seeds", std, pa.float64()),
-                              ("return_seeds", seeds, pa.int64()),
+                              ("return_seeds", seeds, pa.int64()), ("return_steps", steps, pa.int64()),
                               ("return_missing", [math.isnan(m) for m in mean], pa.bool_())):
         if name in table.column_names:
             table = table.drop_columns([name])

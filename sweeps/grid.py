@@ -24,6 +24,7 @@ from typing import Any, Iterator
 
 from hwmodel.errors import NmlabError
 from hwmodel.sparsity import parse_pattern
+from sweeps.agents import agent_label, one_shot_label
 from sweeps.config import SweepConfig, unstructured_level
 
 #: Bumped when a point's row would change meaning: old part files then no longer match.
@@ -58,6 +59,7 @@ class WorkloadInfo:
     pattern: str
     seed: int
     has_weights: bool
+    agent: str = ""  # label of the trained agent (sweeps.agents): "2:4", "rlx2 0.98/0.95", "gmp 0.9 QAT8"
 
 
 @lru_cache(maxsize=256)
@@ -84,10 +86,12 @@ def _workload_info(path: str) -> WorkloadInfo:
         m = _SEED_RE.search(stem)
         seed = int(m.group(1)) if m else 0
     env = str(meta.get("env") or stem.split("_")[0])
+    method = str(meta.get("method") or meta.get("source") or "unknown")
     return WorkloadInfo(
         path=str(Path(path).resolve()), name=stem, sha=file_sha(path), env=env,
-        method=str(meta.get("method") or meta.get("source") or "unknown"), pattern=pattern, seed=seed,
+        method=method, pattern=pattern, seed=seed,
         has_weights=all(layer.weight is not None for layer in wl.layers),
+        agent=agent_label(meta, method, pattern),
     )
 
 
@@ -206,8 +210,11 @@ class Plan:
 def make_point(w: WorkloadInfo, mask_source: str, pattern: str, bits: int, d: DesignInfo,
                scenario: str, batch: int) -> dict[str, Any]:
     """One point: canonical fields (hashed into ``point_id``) plus ``_``-prefixed locators."""
+    trained = mask_source == "trained"
     canonical = {
-        "env": w.env, "method": w.method if mask_source == "trained" else f"one-shot({w.method})",
+        "env": w.env, "method": w.method if trained else f"one-shot({w.method})",
+        # Which agent (its published label): what reports match RL results and papers by.
+        "agent": w.agent if trained else one_shot_label(pattern),
         "workload": w.name, "workload_sha": w.sha, "mask_source": mask_source, "pattern": pattern,
         "bits": bits, "design": d.name, "design_sha": d.sha, "scenario": scenario, "batch": batch,
     }

@@ -1,0 +1,281 @@
+"""RL quality next to hardware gains: one row per env and agent, in summary.md, index.html and as data.
+
+Every figure comes from the sweep table: returns are the ones the sweep joined from the
+quality table (``return_mean``, ``return_seeds``, ``return_steps``), hardware figures are the
+table's ``speedup_vs_dense_ref`` / ``energy_ratio_vs_dense_ref`` (the side-by-side tables'
+numbers). The only other input is the published fractions of dense
+(``hwmodel/data/workloads/published_returns.csv``), matched by (env, agent label).
+
+An agent is (env, method, agent label) of the sweep rows (``sweeps.agents``): ``td3 dense``,
+``rnm-td3 2:4``, ``rlx2 rlx2 0.98/0.95``, ``gmp gmp 0.9 QAT8``, or a pattern pruned one-shot.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any, Optional
+
+import pandas as pd
+
+from reports.data import pattern_order
+from sweeps.agents import label_fractions, normalize_label, one_shot_label
+
+FORMAT = "nmlab-quality-hw"
+VERSION = 1
+#: Returns are shown at the agent's own training precision and at these weight bitwidths.
+RETURN_BITS = (8, 4)
+#: Hardware gains are taken at this bitwidth.
+HW_BITS = 8
+FILENAME = "quality_vs_hardware.json"
+
+ONE_SHOT_REASON = "pruned one-shot: never trained, so never evaluated"
+
+
+def _agent_column(df: pd.DataFrame) -> pd.Series:
+    """The sweep's ``agent`` column; tables written before it existed get the pattern (one-shot marked)."""
+    if "agent" in df.columns:
+        return df["agent"].astype(object)
+    return pd.Series([p if s == "trained" else one_shot_label(p) for p, s in zip(df.pattern, df.mask_source)],
+                     index=df.index, dtype=object)
+
+
+def _own_bits(rows: pd.DataFrame) -> int:
+    """The precision the agent was trained at: the workload's weight bits (32 for float training)."""
+    if "workload_bits" in rows.columns:
+        vals = rows.workload_bits.dropna()
+        if len(vals):
+            return int(vals.max())
+    return 32
+
+
+def _hardware_scenario(df: pd.DataFrame) -> tuple[str, int]:
+    """Batch-1 inference (the control loop) when swept: inference at its smallest batch, else the first scenario's."""
+    sc = "inference" if (df.scenario == "inference").any() else sorted(df.scenario.unique())[0]
+    return sc, int(df[df.scenario == sc].batch.min())
+
+
+def _num(v: Any) -> Optional[float]:
+    return None if v is None or v != v else float(v)
+
+
+def _sparsity(key: Any) -> str:
+    """The quality table's sparsity for an agent: RLx2's fractions ("0.98/0.95") or the pattern."""
+    fr = label_fractions(key.agent) if key.method == "rlx2" else None
+    return key.agent.split()[1] if fr else key.pattern
+
+
+def _dense_agent(env_rows: pd.DataFrame) -> Optional[pd.DataFrame]:
+    """Rows of the env's dense TD3 agent (trained, dense; method td3 preferred)."""
+    dense = env_rows[(env_rows.mask_source == "trained") & (env_rows.pattern == "dense")]
+    if not len(dense):
+        return None
+    td3 = dense[dense.method == "td3"]
+    return td3 if len(td3) else dense[dense.method == sorted(dense.method.unique())[0]]
+
+
+def _return_at(rows: pd.DataFrame, bits: int) -> Optional[pd.Series]:
+    """The first row at ``bits`` with a return (all rows of one agent and bitwidth carry the same join)."""
+    at = rows[(rows.bits == bits) & rows.return_mean.notna()]
+    return at.iloc[0] if len(at) else None
+
+
+def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[float, str]],
+                     quality_table: Optional[str] = "given") -> dict[str, Any]:
+    """The table as data (``quality_vs_hardware.json``).
+
+    Args:
+        df: the sweep table (every row; groups by env and agent).
+        published: (env, canonical label) -> (published fraction of dense, source), from
+            :func:`sweeps.agents.load_published`.
+        quality_table: the quality table the sweep joined (its path), or None when it joined
+            none (then a missing return says so instead of "no quality row").
+    """
+    df = df.assign(agent=_agent_column(df))
+    scenario, batch = _hardware_scenario(df)
+    designs = sorted(df.design.unique())
+    has_hw = "speedup_vs_dense_ref" in df.columns
+    rows_out: list[dict[str, Any]] = []
+    for env, env_rows in df.groupby("env", sort=True):
+        dense = _dense_agent(env_rows)
+        order = {p: i for i, p in enumerate(pattern_order(env_rows.pattern))}
+        keys = env_rows[["method", "agent", "pattern", "mask_source"]].drop_duplicates()
+        keys = sorted(keys.itertuples(index=False), key=lambda k: (
+            0 if dense is not None and k.method == dense.method.iloc[0] and k.agent == dense.agent.iloc[0] else 1,
+            k.mask_source != "trained", order[k.pattern], k.method, k.agent))
+        for key in keys:
+            g = env_rows[(env_rows.method == key.method) & (env_rows.agent == key.agent) & (env_rows.pattern == key.pattern)
+                         & (env_rows.mask_source == key.mask_source)]
+            own = _own_bits(g)
+            trained = key.mask_source == "trained"
+            returns = []
+            for which, bits in [("own", own)] + [(str(b), b) for b in RETURN_BITS]:
+                entry: dict[str, Any] = {"which": which, "bits": bits, "return_mean": None, "seeds": None, "steps": None,
+                                         "fraction_of_dense": None, "dense_return_mean": None, "missing": None,
+                                         "fraction_missing": None}
+                if not (g.bits == bits).any():
+                    entry["missing"] = f"not swept at {bits} bits"
+                elif not trained:
+                    entry["missing"] = ONE_SHOT_REASON
+                else:
+                    r = _return_at(g, bits)
+                    if r is None:
+                        entry["missing"] = ("the sweep joined no quality table" if quality_table is None else
+                                            f"no quality row for ({env}, {key.method}, {_sparsity(key)}, {bits} bits)")
+                    else:
+                        entry["return_mean"] = float(r.return_mean)
+                        entry["seeds"] = int(r.return_seeds) if "return_seeds" in r and r.return_seeds == r.return_seeds else None
+                        entry["steps"] = int(r.return_steps) if "return_steps" in r and r.return_steps == r.return_steps else None
+                        d = _return_at(dense, bits) if dense is not None else None
+                        if d is None:
+                            entry["fraction_missing"] = f"no dense TD3 return at {bits} bits"
+                        elif d.return_mean <= 0:
+                            entry["dense_return_mean"] = float(d.return_mean)
+                            entry["fraction_missing"] = f"dense TD3's return at {bits} bits is not positive"
+                        else:
+                            entry["dense_return_mean"] = float(d.return_mean)
+                            entry["fraction_of_dense"] = entry["return_mean"] / entry["dense_return_mean"]
+                returns.append(entry)
+            pub = published.get((env, normalize_label(key.agent))) if trained else None
+            hardware = []
+            if has_hw:
+                hw = g[(g.bits == HW_BITS) & (g.scenario == scenario) & (g.batch == batch)]
+                for design in designs:
+                    h = hw[hw.design == design]
+                    hardware.append({
+                        "design": design,
+                        "speedup_vs_dense_ref": _num(h.speedup_vs_dense_ref.mean()) if len(h) else None,
+                        "energy_ratio_vs_dense_ref": _num(h.energy_ratio_vs_dense_ref.mean()) if len(h) else None,
+                        "point_ids": list(h.point_id),
+                    })
+            rows_out.append({
+                "env": env, "method": key.method, "agent": key.agent, "pattern": key.pattern,
+                "mask_source": key.mask_source, "own_bits": own, "returns": returns,
+                "published_fraction_of_dense": pub[0] if pub else None, "published_source": pub[1] if pub else None,
+                "hardware": hardware,
+            })
+    return {
+        "format": FORMAT, "version": VERSION, "table": "../points.parquet",
+        "definition": ("One row per env and agent (method, agent label). returns: return_mean of the sweep rows of that "
+                       "agent at the agent's own training precision (own_bits) and at 8 and 4 weight bits, seeds "
+                       "averaged, with the fraction of the env's dense TD3 return at the same bits (null when dense's "
+                       "is not positive). published_fraction_of_dense: the paper's figure for that (env, label). "
+                       f"hardware: {scenario} at batch {batch} and {HW_BITS} bits, speedup and energy ratio vs dense at "
+                       "the design's highest bitwidth (speedup_vs_dense_ref, energy_ratio_vs_dense_ref of the rows "
+                       "point_ids)."),
+        "hardware_scenario": {"scenario": scenario, "batch": batch, "bits": HW_BITS},
+        "designs": designs,
+        "rows": rows_out,
+    }
+
+
+# ----------------------------------------------------------------------------- rendering
+def _ret_text(e: dict[str, Any]) -> str:
+    if e["return_mean"] is None:
+        return "-"
+    frac = e["fraction_of_dense"]
+    return f"{e['return_mean']:.0f}" + (f" ({frac:.2f})" if frac is not None else "")
+
+
+def _hw_text(h: dict[str, Any]) -> str:
+    if h["speedup_vs_dense_ref"] is None:
+        return "-"
+    return f"{h['speedup_vs_dense_ref']:.3g}x / {h['energy_ratio_vs_dense_ref']:.3g}"
+
+
+def _seeds_text(row: dict[str, Any]) -> str:
+    counts = sorted({e["seeds"] for e in row["returns"] if e["seeds"]})
+    return "/".join(map(str, counts)) if counts else "-"
+
+
+def _steps_text(row: dict[str, Any]) -> str:
+    steps = sorted({e["steps"] for e in row["returns"] if e["steps"]})
+    return "/".join(f"{s // 1000}k" if s >= 1000 and s % 1000 == 0 else str(s) for s in steps) if steps else "-"
+
+
+def _why(row: dict[str, Any]) -> str:
+    """Why cells are '-' or have no fraction: each reason once, with its columns unless it holds for all."""
+    by: dict[str, list[str]] = {}
+    for e in row["returns"]:
+        col = "own" if e["which"] == "own" else f"{e['bits']} b"
+        for reason in (e["missing"], e["fraction_missing"]):
+            if reason:
+                by.setdefault(reason, []).append(col)
+    parts = [r if len(cols) == len(row["returns"]) else f"{', '.join(cols)}: {r}" for r, cols in by.items()]
+    if any(h["speedup_vs_dense_ref"] is None for h in row["hardware"]):
+        parts.append(f"designs at '-': no {HW_BITS}-bit point (no datatype of that width)")
+    return "; ".join(parts)
+
+
+def _trained_at(row: dict[str, Any]) -> str:
+    if row["mask_source"] != "trained":
+        return "-"  # never trained at this sparsity
+    return f"{row['own_bits']} (QAT)" if row["own_bits"] < 32 and row["method"] == "gmp" else str(row["own_bits"])
+
+
+def _header(doc: dict[str, Any]) -> list[str]:
+    return (["agent", "method", "seeds", "steps", "trained at (bits)", "return at own bits (of dense)"]
+            + [f"at {b} bits" for b in RETURN_BITS] + ["published (of dense)"] + list(doc["designs"]) + ["why '-'"])
+
+
+def intro(doc: dict[str, Any]) -> str:
+    hw = doc["hardware_scenario"]
+    return (f"Per env and agent: evaluation return (the quality table's mean over seeds, joined by the sweep) at the "
+            f"agent's own training precision and with the actor fake-quantized to {' and '.join(map(str, RETURN_BITS))} "
+            f"bits; in brackets the fraction of the env's dense TD3 return at the same bits (none when that is not "
+            f"positive). `steps`: training steps of the evaluated runs (ours are reduced-scale runs). Published: the "
+            f"paper's final return as a fraction of its own dense TD3 (full precision, 1M steps unless noted). "
+            f"Designs: {hw['scenario']} at batch {hw['batch']} and {hw['bits']} bits, speedup / energy ratio vs dense "
+            f"at the design's highest bitwidth (the side-by-side tables' figures). Data: `{FILENAME}`.")
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The section "RL quality vs hardware" of summary.md."""
+    out = ["\n## RL quality vs hardware\n", intro(doc) + "\n"]
+    head = _header(doc)
+    for env in sorted({r["env"] for r in doc["rows"]}):
+        rows = [r for r in doc["rows"] if r["env"] == env]
+        sources: list[str] = []
+        lines = ["| " + " | ".join(head) + " |",
+                 "|---|---|---:|---:|---:|" + "---:|" * (2 + len(RETURN_BITS) + len(doc["designs"])) + "---|"]
+        for r in rows:
+            pub = "-"
+            if r["published_fraction_of_dense"] is not None:
+                if r["published_source"] not in sources:
+                    sources.append(r["published_source"])
+                pub = f"{r['published_fraction_of_dense']:g} [{sources.index(r['published_source']) + 1}]"
+            cells = ([r["agent"], r["method"], _seeds_text(r), _steps_text(r), _trained_at(r)]
+                     + [_ret_text(e) for e in r["returns"]] + [pub] + [_hw_text(h) for h in r["hardware"]]
+                     + [_why(r).replace("|", "/")])
+            lines.append("| " + " | ".join(cells) + " |")
+        out.append(f"\n### {env}\n\n" + "\n".join(lines) + "\n")
+        if sources:
+            out.append("\n" + "\n".join(f"[{i + 1}] {s}  " for i, s in enumerate(sources)) + "\n")
+    return "\n".join(out)
+
+
+def html_section(doc: dict[str, Any], anchor: str = "quality") -> str:
+    """The section as HTML: one table per env; the published source and each '-' reason as tooltips."""
+    esc = html.escape
+    parts = [f'<h2 id="{anchor}">RL quality vs hardware</h2>', f"<p>{esc(intro(doc)).replace('`', '')}</p>"]
+    head = "".join(f"<th>{esc(h)}</th>" for h in _header(doc))
+    for env in sorted({r["env"] for r in doc["rows"]}):
+        body = []
+        for r in (r for r in doc["rows"] if r["env"] == env):
+            cells = [f"<td style=\"text-align:left\">{esc(r['agent'])}</td>", f"<td>{esc(r['method'])}</td>",
+                     f"<td>{_seeds_text(r)}</td>", f"<td>{_steps_text(r)}</td>", f"<td>{esc(_trained_at(r))}</td>"]
+            for e in r["returns"]:
+                tip = e["missing"] or e["fraction_missing"] or (
+                    f"dense TD3: {e['dense_return_mean']:.0f}" if e["dense_return_mean"] is not None else "")
+                cells.append(f"<td title=\"{esc(tip)}\">{esc(_ret_text(e))}</td>")
+            if r["published_fraction_of_dense"] is not None:
+                cells.append(f"<td title=\"{esc(r['published_source'])}\"><u>{r['published_fraction_of_dense']:g}</u></td>")
+            else:
+                cells.append('<td title="no published figure for this env and agent">-</td>')
+            for h in r["hardware"]:
+                tip = ("point " + ", ".join(h["point_ids"])) if h["point_ids"] else f"not run at {HW_BITS} bits"
+                cells.append(f"<td title=\"{esc(tip)}\">{esc(_hw_text(h))}</td>")
+            cells.append(f"<td style=\"text-align:left\">{esc(_why(r))}</td>")
+            body.append("<tr>" + "".join(cells) + "</tr>")
+        parts.append(f"<table class=\"quality\"><caption>{esc(env)}</caption><thead><tr>{head}</tr></thead>"
+                     f"<tbody>{''.join(body)}</tbody></table>")
+    return "\n".join(parts)

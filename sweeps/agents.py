@@ -1,0 +1,145 @@
+"""Agent labels: which trained agent a sweep point is, in the words of the RL results.
+
+A label names an agent the way ``rl/publish.py:run_label`` names a run and the way
+``hwmodel/data/workloads/published_returns.csv`` names a paper's agent:
+
+* dense TD3 and RNM-TD3: the N:M pattern (``dense``, ``2:4``);
+* RLx2: ``rlx2 A/C`` (actor / critic fraction of weights removed, ``rlx2 0.98/0.95``);
+* gradual magnitude pruning: ``gmp S`` (``gmp A/C`` when the networks differ; ``S`` a
+  fraction or an N:M pattern) plus `` QATb`` after quantization-aware training;
+* a point pruned one-shot (never trained): ``<pattern> one-shot``.
+
+Numbers in labels are compared in canonical form (``0.90`` = ``0.9``), so a label typed in a
+CSV matches one built from workload meta. This module reads no torch and no workload files;
+:func:`agent_label` works on a workload's ``meta`` dict.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+from hwmodel.errors import NmlabError
+
+
+def _number(text: str) -> Optional[float]:
+    """``text`` as a float when it is a plain number (not an N:M pattern), else None."""
+    if ":" in text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def normalize_label(label: str) -> str:
+    """Canonical text of a label: words separated by one space, numbers as ``%g`` (``0.90`` -> ``0.9``)."""
+    words = []
+    for word in str(label).split():
+        parts = []
+        for part in word.split("/"):
+            value = _number(part)
+            parts.append(f"{value:g}" if value is not None else part)
+        words.append("/".join(parts))
+    return " ".join(words)
+
+
+def parse_fractions(text: Any) -> Optional[tuple[float, float]]:
+    """(actor, critic) fractions from ``"A/C"`` or ``"S"`` (both networks at S); None when ``text`` is
+    not one or two fractions in [0, 1) (e.g. ``"unstructured"``, ``"2:4"``)."""
+    parts = str(text).strip().split("/")
+    if len(parts) > 2:
+        return None
+    values = [_number(p.strip()) for p in parts]
+    if any(v is None or not 0.0 <= v < 1.0 for v in values):
+        return None
+    return (values[0], values[-1])  # type: ignore[return-value]
+
+
+def label_fractions(label: Optional[str]) -> Optional[tuple[float, float]]:
+    """(actor, critic) fractions of an ``rlx2 A/C`` or ``gmp S[ QATb]`` label; None for other labels."""
+    words = str(label or "").split()
+    if len(words) >= 2 and words[0] in ("rlx2", "gmp"):
+        return parse_fractions(words[1])
+    return None
+
+
+def same_fractions(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    """Equal up to rounding of the printed form (meta and CSVs hold the same numbers as text)."""
+    return all(abs(x - y) < 1e-9 for x, y in zip(a, b))
+
+
+def _sparsity_text(actor: Any, critic: Any) -> str:
+    a, c = normalize_label(str(actor)), normalize_label(str(critic))
+    return a if a == c else f"{a}/{c}"
+
+
+def agent_label(meta: dict[str, Any], method: str, pattern: str) -> str:
+    """The label of a trained agent from its workload's ``meta`` (as ``nmlab export`` writes it).
+
+    Args:
+        meta: the workload's meta dict (``sparsity``; for gmp ``actor_sparsity``,
+            ``critic_sparsity`` and ``qat_bits``; rlx2 exports may carry the same keys).
+        method: the workload's method (``td3``, ``rnm-td3``, ``rlx2``, ``gmp``, or another name).
+        pattern: the workload's pattern as the sweep sees it (``dense``, ``2:4``, ``unstructured``).
+    """
+    actor, critic = meta.get("actor_sparsity"), meta.get("critic_sparsity")
+    if method == "rlx2":
+        if actor in (None, "") or critic in (None, ""):
+            # rlx2 exports record "A/C", or "S" when both networks share it.
+            fr = parse_fractions(meta.get("sparsity", ""))
+            if fr is None:
+                return normalize_label(f"rlx2 {meta.get('sparsity', pattern)}")
+            actor, critic = fr
+        a, c = normalize_label(str(actor)), normalize_label(str(critic))
+        return f"rlx2 {a}/{c}"
+    if method == "gmp":
+        if actor in (None, "") or critic in (None, ""):
+            actor = critic = meta.get("sparsity", pattern)
+        qat = meta.get("qat_bits")
+        return f"gmp {_sparsity_text(actor, critic)}" + (f" QAT{int(qat)}" if qat else "")
+    return pattern
+
+
+def one_shot_label(pattern: str) -> str:
+    """The label of a point pruned one-shot to ``pattern`` (no trained agent behind it)."""
+    return f"{pattern} one-shot"
+
+
+def bundled_published() -> Optional[Path]:
+    """``hwmodel/data/workloads/published_returns.csv`` when present."""
+    from hwmodel.io import data_path
+
+    p = data_path("workloads", "published_returns.csv")
+    return p if p.is_file() else None
+
+
+def load_published(path: Optional[str | Path]) -> dict[tuple[str, str], tuple[float, str]]:
+    """(env, canonical label) -> (published fraction of dense TD3's return, source).
+
+    The CSV has columns ``method,env,label,fraction_of_dense,source``; lines starting with
+    ``#`` are comments. ``path`` None gives an empty table. Errors name the line and column.
+    """
+    if path is None:
+        return {}
+    path = Path(path)
+    out: dict[tuple[str, str], tuple[float, str]] = {}
+    with open(path, newline="") as fh:
+        lines = [(i, line) for i, line in enumerate(fh, start=1) if line.strip() and not line.lstrip().startswith("#")]
+    reader = csv.DictReader(line for _, line in lines)
+    missing = [c for c in ("env", "label", "fraction_of_dense") if c not in (reader.fieldnames or [])]
+    if missing:
+        raise NmlabError(f"published returns {path.name}: column {missing[0]!r} missing")
+    for (lineno, _), rec in zip(lines[1:], reader):
+        where = f"published returns {path.name}: line {lineno}"
+        try:
+            fraction = float(rec["fraction_of_dense"])
+        except (TypeError, ValueError):
+            raise NmlabError(f"{where}: fraction_of_dense: not a number: {rec['fraction_of_dense']!r}") from None
+        if not rec.get("env") or not rec.get("label"):
+            raise NmlabError(f"{where}: env and label must not be empty")
+        out[(rec["env"], normalize_label(rec["label"]))] = (fraction, (rec.get("source") or "").strip())
+    return out
