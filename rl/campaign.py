@@ -95,6 +95,12 @@ def run_step(run_dir: Path) -> Optional[int]:
         return -1
 
 
+def _complete_in(run_dir: Path, steps: int) -> bool:
+    from rl.device_campaign import is_complete  # imports this module: keep it lazy
+
+    return is_complete(run_dir, steps)
+
+
 def command(env: str, pattern: str, seed: int, run_dir: Path, steps: int, resume: bool) -> list[str]:
     """The nmlab train command line of one run (default hyperparameters, 25k random start steps)."""
     exe = str(Path(sys.executable).with_name("nmlab"))
@@ -110,6 +116,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--seeds", type=int, default=2, help="seeds per (env, pattern)")
     ap.add_argument("--jobs", type=int, default=2, help="runs at a time (one core each)")
     ap.add_argument("--status", action="store_true", help="print each run's progress and exit")
+    ap.add_argument("--done-in", nargs="*", default=[], metavar="ROOT",
+                    help="skip runs complete under these roots (runs/device: trained on a GPU machine, rl.device_campaign)")
     args = ap.parse_args(argv)
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
@@ -117,8 +125,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     for env, pattern, seed in campaign_runs(args.seeds):
         run_dir = root / run_name(env, pattern, seed)
         step = run_step(run_dir)
+        elsewhere = next((d for d in args.done_in if _complete_in(Path(d) / run_dir.name, args.steps)), None)
         if args.status:
-            print(f"{run_dir.name:28s} {'-' if step is None else step:>8} / {args.steps}")
+            print(f"{run_dir.name:28s} {'-' if step is None else step:>8} / {args.steps}"
+                  + (f"  (complete in {elsewhere})" if elsewhere else ""))
+        elif elsewhere:
+            continue
         elif step is None or step < args.steps:
             todo.append((env, pattern, seed, run_dir, step is not None))
     if args.status:

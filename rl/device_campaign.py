@@ -75,6 +75,8 @@ CHECKPOINT_FILE = "checkpoint.pt"
 #: Every file name a packed run folder may hold (unpack refuses anything else).
 PACKED_FILES = frozenset(LOG_FILES + (RUN_INFO_FILE, TRAIN_LOG_FILE, WORKLOAD_FILE, QUALITY_FILE, CHECKPOINT_FILE))
 QUALITY_BITS = (32, 16, 8, 4)
+#: CUDA runs at a time when ``--mps`` was asked for but the MPS server did not start.
+NO_MPS_CUDA_JOBS = 4
 MIB = 2**20
 #: The device tool's limits on files coming back (docs: 8 files, 16 MiB each, 64 MiB together),
 #: with margins: parts of 15 MiB, 62 MiB in all.
@@ -411,11 +413,15 @@ def launch(root: Path, steps: int, jobs: int, device: str, cuda_jobs: Optional[i
     extra = {}
     if mps and cuda_jobs:
         ok, note = start_mps(root)
+        if ok:
+            extra = mps_env(root)
+        elif cuda_jobs > NO_MPS_CUDA_JOBS:
+            # Without MPS the processes' contexts time-slice the GPU: many of them would stall each other.
+            cuda_jobs = NO_MPS_CUDA_JOBS
+            note += f"; at most {cuda_jobs} runs on cuda"
         print(f"launch: {note}", flush=True)
         state["mps"], state["mps_note"] = ok, note
         write_state(root, state)
-        if ok:
-            extra = mps_env(root)
     cmd = [sys.executable, "-m", "rl.device_campaign", "drive", "--root", str(root), "--steps", str(steps),
            "--jobs", str(jobs), "--cuda-jobs", str(cuda_jobs), "--seeds", str(seeds), "--poll", str(poll_s),
            "--only", *[s.name for s in specs]]
@@ -601,9 +607,32 @@ def ensure_products(run_dir: Path, bits: Iterable[int] = QUALITY_BITS, episodes:
     os.replace(tmp, quality)
 
 
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def make_products(run_dirs: list[Path], bits: Iterable[int], episodes: int, workers: int = 1) -> None:
+    """:func:`ensure_products` of every run, in ``workers`` processes (one torch thread each)."""
+    bits = tuple(bits)
+    if workers <= 1 or len(run_dirs) <= 1:
+        for d in run_dirs:
+            ensure_products(d, bits, episodes)
+        return
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn, not fork: the parent has torch loaded (forking it is not safe with its threads).
+    with ProcessPoolExecutor(min(workers, len(run_dirs)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_one_thread) as pool:
+        for fut in [pool.submit(ensure_products, d, bits, episodes) for d in run_dirs]:
+            fut.result()  # re-raises a worker's NmlabError
+
+
 def pack(root: Path, out: Path, steps: int, only: Optional[list[str]] = None, checkpoints: bool = True,
          max_files: int = DEFAULT_MAX_FILES, part_bytes: int = DEFAULT_PART_BYTES, total_bytes: int = DEFAULT_TOTAL_BYTES,
-         bits: Iterable[int] = QUALITY_BITS, episodes: int = 10, commit: Optional[str] = None,
+         bits: Iterable[int] = QUALITY_BITS, episodes: int = 10, commit: Optional[str] = None, workers: int = 1,
          log: Callable[[str], None] = print) -> dict:
     """Pack the runs under ``root`` into ``out`` (see the module doc); returns the manifest.
 
@@ -619,8 +648,10 @@ def pack(root: Path, out: Path, steps: int, only: Optional[list[str]] = None, ch
         bits: bitwidths of the quality rows of complete runs.
         episodes: evaluation episodes per quality row.
         commit: git commit of the code that trained the runs (default: ``git rev-parse HEAD``).
+        workers: processes that export and evaluate complete runs.
         log: where progress lines go.
     """
+    bits = tuple(bits)
     if max_files < 2:
         raise NmlabError(f"max_files: need at least 2 (one part and the manifest), got {max_files}")
     if part_bytes < 1024 or total_bytes < 2048:
@@ -643,9 +674,6 @@ def pack(root: Path, out: Path, steps: int, only: Optional[list[str]] = None, ch
         rec = state["runs"].get(run_dir.name, {})
         running = rec.get("rc") is None and _is_our_trainer(rec.get("pid"), str(run_dir))
         complete = step is not None and step >= steps
-        if complete:
-            log(f"pack: {run_dir.name}: complete; workload and quality rows at {list(bits)} bits")
-            ensure_products(run_dir, bits, episodes)
         entries.append({"name": run_dir.name, "env": args.get("env"), "label": run_label(args), "seed": args.get("seed"),
                         "target_steps": steps, "checkpoint_step": step, "logged_step": logged_step(run_dir),
                         "complete": complete, "device": rec.get("device"), "running_at_pack": running,
@@ -653,6 +681,10 @@ def pack(root: Path, out: Path, steps: int, only: Optional[list[str]] = None, ch
                         "checkpoint_packed": False, "files": {}})
         if not complete and checkpoints and step is not None and step > 0:
             optional.append((step, run_dir.name))
+    done = [root / e["name"] for e in entries if e["complete"]]
+    if done:
+        log(f"pack: {len(done)} complete runs: workloads and quality rows at {list(bits)} bits ({episodes} episodes)")
+        make_products(done, bits, episodes, workers)
     manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "created_utc": _utc(), "git_commit": git_commit(commit),
                 "target_steps": steps, "device": device_info(),
                 "campaign": {k: state.get(k) for k in ("jobs", "cuda_jobs", "mps", "mps_note", "driver_started_utc")},
@@ -966,6 +998,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     p.add_argument("--bits", type=int, nargs="+", default=list(QUALITY_BITS), help="quality rows of complete runs")
     p.add_argument("--episodes", type=int, default=10, help="episodes per quality row")
     p.add_argument("--commit", default=None, help="git commit of the code (the device copy has no .git)")
+    p.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="processes exporting and evaluating complete runs")
 
     p = sub.add_parser("unpack", help="restore packed runs here")
     p.add_argument("files", nargs="+", type=Path, help="the parts and device_manifest.json")
@@ -998,7 +1031,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             print_status(args.root)
         elif args.cmd == "pack":
             pack(args.root, args.out, args.steps, args.only, not args.no_checkpoints, args.max_files, args.part_bytes,
-                 args.total_bytes, args.bits, args.episodes, args.commit, log=lambda s: print(s, flush=True))
+                 args.total_bytes, args.bits, args.episodes, args.commit, args.workers, log=lambda s: print(s, flush=True))
         elif args.cmd == "unpack":
             unpack(args.files, args.root, args.replace)
         elif args.cmd == "todo":

@@ -168,6 +168,31 @@ def test_todo_skips_complete_running_and_device_complete_runs(tmp_path):
     assert len(dc.todo(here, 600, 1, [device])) == 12  # a longer target: nothing is complete
 
 
+def test_campaign_status_and_queue_skip_runs_complete_on_the_device(tmp_path, capsys, monkeypatch):
+    here, device = tmp_path / "reduced", tmp_path / "device"
+    d = _fake_run(device, "hopper_2of4_s0")
+    (d / dc.RUN_INFO_FILE).write_text(json.dumps({"complete": True, "target_steps": 500}))
+    _fake_run(device, "hopper_dense_s0")  # came back incomplete: still trained here
+    assert campaign.main(["--root", str(here), "--steps", "500", "--seeds", "1", "--status", "--done-in", str(device)]) == 0
+    lines = {line.split()[0]: line for line in capsys.readouterr().out.splitlines()}
+    assert lines["hopper_2of4_s0"].endswith(f"(complete in {device})") and "complete in" not in lines["hopper_dense_s0"]
+    started = []
+    monkeypatch.setattr(campaign.subprocess, "Popen", lambda cmd, **kw: started.append(cmd) or _Done())
+    monkeypatch.setattr(campaign.time, "sleep", lambda s: None)
+    assert campaign.main(["--root", str(here), "--steps", "500", "--seeds", "1", "--jobs", "12", "--done-in", str(device)]) == 0
+    names = [Path(c[c.index("--out") + 1]).name for c in started]
+    assert len(names) == 11 and "hopper_2of4_s0" not in names and "hopper_dense_s0" in names
+
+
+class _Done:
+    """A Popen stand-in that has already exited."""
+
+    returncode = 0
+
+    def poll(self):
+        return 0
+
+
 # ----------------------------------------------------------------------------- pack limits and splitter
 def test_split_file_cuts_at_the_limit_and_joins_back(tmp_path):
     src = tmp_path / "blob"
@@ -362,8 +387,13 @@ def test_pack_exports_complete_runs_and_publish_bundles_them_prebuilt(tmp_path, 
         rows = list(csv.DictReader(fh))
     assert [(r["bits"], r["steps"], r["episodes"], r["sparsity"]) for r in rows] == [("32", "800", "2", "2:4"), ("4", "800", "2", "2:4")]
     mtime = (a / dc.WORKLOAD_FILE).stat().st_mtime_ns
-    dc.pack(root, out, steps=800, bits=(32, 4), episodes=2, log=lambda s: None)
+    twin = root / "hopper_2of4_s2"  # a second complete run: products made in two worker processes
+    shutil.copytree(a, twin, ignore=shutil.ignore_patterns(dc.WORKLOAD_FILE, dc.QUALITY_FILE))
+    dc.pack(root, out, steps=800, bits=(32, 4), episodes=2, workers=2, log=lambda s: None)
     assert (a / dc.WORKLOAD_FILE).stat().st_mtime_ns == mtime  # a second pack reuses the products
+    assert (twin / dc.QUALITY_FILE).read_text() == (a / dc.QUALITY_FILE).read_text()  # same weights, same returns
+    shutil.rmtree(twin)
+    man = dc.pack(root, out, steps=800, bits=(32, 4), episodes=2, log=lambda s: None)
 
     dest = tmp_path / "device"
     dc.unpack(sorted(out.iterdir()), dest, log=lambda s: None)
