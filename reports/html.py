@@ -182,6 +182,7 @@ table{border-collapse:collapse;font-size:13px;margin:8px 0 16px}caption{text-ali
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 12px}
 nav a{margin-right:12px}
+table.quality td{white-space:nowrap}table.quality td:last-child{white-space:normal;text-align:left;min-width:12em}
 """
 
 

@@ -256,7 +256,9 @@ def markdown(doc: dict[str, Any]) -> str:
 def html_section(doc: dict[str, Any], anchor: str = "quality") -> str:
     """The section as HTML: one table per env; the published source and each '-' reason as tooltips."""
     esc = html.escape
-    parts = [f'<h2 id="{anchor}">RL quality vs hardware</h2>', f"<p>{esc(intro(doc)).replace('`', '')}</p>"]
+    parts = [f'<h2 id="{anchor}">RL quality vs hardware</h2>',
+             f"<p>{esc(intro(doc)).replace('`', '')} Hover a published figure for its source, a '-' for its "
+             "reason, a design cell for its point id.</p>"]
     head = "".join(f"<th>{esc(h)}</th>" for h in _header(doc))
     for env in sorted({r["env"] for r in doc["rows"]}):
         body = []
@@ -276,6 +278,6 @@ def html_section(doc: dict[str, Any], anchor: str = "quality") -> str:
                 cells.append(f"<td title=\"{esc(tip)}\">{esc(_hw_text(h))}</td>")
             cells.append(f"<td style=\"text-align:left\">{esc(_why(r))}</td>")
             body.append("<tr>" + "".join(cells) + "</tr>")
-        parts.append(f"<table class=\"quality\"><caption>{esc(env)}</caption><thead><tr>{head}</tr></thead>"
-                     f"<tbody>{''.join(body)}</tbody></table>")
+        parts.append(f"<div style=\"overflow-x:auto\"><table class=\"quality\"><caption>{esc(env)}</caption>"
+                     f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
     return "\n".join(parts)
