@@ -77,6 +77,8 @@ PACKED_FILES = frozenset(LOG_FILES + (RUN_INFO_FILE, TRAIN_LOG_FILE, WORKLOAD_FI
 QUALITY_BITS = (32, 16, 8, 4)
 #: CUDA runs at a time when ``--mps`` was asked for but the MPS server did not start.
 NO_MPS_CUDA_JOBS = 4
+#: A CUDA run failing within this many seconds of its start turns CUDA off for the rest.
+CUDA_GRACE_S = 300.0
 MIB = 2**20
 #: The device tool's limits on files coming back (docs: 8 files, 16 MiB each, 64 MiB together),
 #: with margins: parts of 15 MiB, 62 MiB in all.
@@ -285,6 +287,9 @@ def drive(root: Path, specs: list[RunSpec], steps: int, jobs: int, cuda_jobs: in
     """Train every run of ``specs`` that is not complete, at most ``jobs`` at a time and at most
     ``cuda_jobs`` of them on CUDA (the rest on the CPU), in order; returns the final state.
 
+    A CUDA run that fails within ``CUDA_GRACE_S`` of its start (CUDA broken on the machine, not
+    tested before) moves every later run to the CPU and is started again there, once.
+
     Args:
         root: campaign root (run folders, logs, state file).
         specs: runs in priority order.
@@ -304,6 +309,7 @@ def drive(root: Path, specs: list[RunSpec], steps: int, jobs: int, cuda_jobs: in
     env = child_env(extra_env)
     pending = list(specs)
     running: dict[str, tuple[subprocess.Popen, Any]] = {}
+    retried: set[str] = set()  # runs that failed on cuda and run again on the cpu
     while pending or running:
         while pending and len(running) < jobs:
             spec = pending.pop(0)
@@ -319,13 +325,13 @@ def drive(root: Path, specs: list[RunSpec], steps: int, jobs: int, cuda_jobs: in
                 spec.run_dir.rename(aside)
             spec.run_dir.mkdir(parents=True, exist_ok=True)
             on_cuda = sum(1 for _, r in running.values() if r["device"] == "cuda")
-            device = "cuda" if on_cuda < cuda_jobs else "cpu"
+            device = "cuda" if on_cuda < cuda_jobs and spec.name not in retried else "cpu"
             cmd = train_command(spec, steps, resume, device, trainer)
             fh = open(root / f"{spec.name}.log", "a")
             proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
             fh.close()  # the child holds its own copy
             record = {"device": device, "pid": proc.pid, "resumed": resume, "cmd": cmd, "started_utc": _utc(),
-                      "ended_utc": None, "rc": None}
+                      "ended_utc": None, "rc": None, "t0": time.time()}
             state["runs"][spec.name] = record
             running[spec.name] = (proc, record)
             write_state(root, state)
@@ -335,6 +341,14 @@ def drive(root: Path, specs: list[RunSpec], steps: int, jobs: int, cuda_jobs: in
             if proc.poll() is not None:
                 record.update(rc=proc.returncode, ended_utc=_utc())
                 del running[name]
+                if (proc.returncode != 0 and record["device"] == "cuda" and name not in retried
+                        and time.time() - record["t0"] < CUDA_GRACE_S):
+                    cuda_jobs = state["cuda_jobs"] = 0
+                    retried.add(name)
+                    pending.insert(0, next(s for s in specs if s.name == name))
+                    state.setdefault("notes", []).append(f"{_utc()} {name} failed on cuda (rc {proc.returncode}): "
+                                                         "every later run on the cpu")
+                    log(f"{time.strftime('%H:%M:%S')} {name} failed on cuda (rc {proc.returncode}): cuda off, again on cpu")
                 write_state(root, state)
                 log(f"{time.strftime('%H:%M:%S')} done {name} rc {proc.returncode}")
     state["driver_ended_utc"] = _utc()

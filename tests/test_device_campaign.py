@@ -43,6 +43,7 @@ try:
     time.sleep(float(os.environ.get("FAKE_SLEEP", "0.6")))
 finally:
     me.unlink()
+sys.exit(1 if os.environ.get("FAKE_FAIL_CUDA") and opt("--device") == "cuda" else 0)
 '''
 
 
@@ -154,6 +155,24 @@ def test_launch_detaches_and_stop_ends_every_run(tmp_path, monkeypatch):
     assert not dc.active(root)
     assert {n: r["rc"] for n, r in dc.read_state(root)["runs"].items()} == {"hopper_dense_s0": "stopped", "hopper_2of4_s0": "stopped"}
     assert "hopper_1of4_s0" not in dc.read_state(root)["runs"]  # the driver was stopped before starting it
+
+
+def test_a_run_failing_on_cuda_turns_cuda_off_and_runs_again_on_the_cpu(tmp_path, monkeypatch):
+    root, marks = tmp_path / "root", tmp_path / "marks"
+    fake = tmp_path / "fake_trainer.py"
+    fake.write_text(FAKE_TRAINER)
+    monkeypatch.setenv("FAKE_MARKS", str(marks))
+    monkeypatch.setenv("FAKE_FAIL_CUDA", "1")
+    monkeypatch.setenv("FAKE_SLEEP", "0.3")
+    specs = dc.campaign_specs(root, 2, ["hopper_dense_s0", "hopper_2of4_s0", "hopper_1of4_s0", "hopper_1of8_s0"])
+    state = dc.drive(root, specs, 1000, jobs=2, cuda_jobs=2, trainer=[sys.executable, str(fake)], poll_s=0.05,
+                     log=lambda s: None)
+    log = [(r["name"], r["device"]) for r in map(json.loads, (marks / "log.jsonl").read_text().splitlines())]
+    assert log[:2] == [("hopper_dense_s0", "cuda"), ("hopper_2of4_s0", "cuda")]
+    assert sorted(log[2:]) == sorted([("hopper_dense_s0", "cpu"), ("hopper_2of4_s0", "cpu"), ("hopper_1of4_s0", "cpu"),
+                                      ("hopper_1of8_s0", "cpu")])
+    assert state["cuda_jobs"] == 0 and all(r["rc"] == 0 and r["device"] == "cpu" for r in state["runs"].values())
+    assert len(state["notes"]) == 2
 
 
 def test_todo_skips_complete_running_and_device_complete_runs(tmp_path):
