@@ -569,6 +569,33 @@ def device_info() -> dict:
             "cpu_cores": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()}
 
 
+def code_hashes() -> dict[str, str]:
+    """SHA-256 of the Python files of ``rl/`` and ``hwmodel/`` (the device trains with the working
+    tree as it was copied, uncommitted edits included; these say exactly what ran)."""
+    base = repo_root()
+    files = sorted(list((base / "rl").glob("*.py")) + list((base / "hwmodel").rglob("*.py")))
+    return {str(f.relative_to(base)): _sha256_file(f) for f in files}
+
+
+def code_drift(manifest: dict) -> Optional[list[str]]:
+    """Files whose packed hash differs from the manifest's git commit here (None when that
+    commit or git is unknown here)."""
+    commit, hashes = manifest.get("git_commit"), manifest.get("code_sha256") or {}
+    git = ["git", "-C", str(repo_root())]
+    try:
+        if not commit or not hashes or subprocess.run(git + ["cat-file", "-e", f"{commit}^{{commit}}"],
+                                                       capture_output=True).returncode != 0:
+            return None
+        differ = []
+        for path, digest in hashes.items():
+            out = subprocess.run(git + ["show", f"{commit}:{path}"], capture_output=True)
+            if out.returncode != 0 or hashlib.sha256(out.stdout).hexdigest() != digest:
+                differ.append(path)
+    except OSError:  # no git here
+        return None
+    return differ
+
+
 def git_commit(given: Optional[str] = None) -> Optional[str]:
     """``given``, else ``git rev-parse HEAD`` of this source tree (None where there is no .git,
     e.g. on the device machine: pass ``--commit`` there)."""
@@ -700,7 +727,7 @@ def pack(root: Path, out: Path, steps: int, only: Optional[list[str]] = None, ch
         log(f"pack: {len(done)} complete runs: workloads and quality rows at {list(bits)} bits ({episodes} episodes)")
         make_products(done, bits, episodes, workers)
     manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "created_utc": _utc(), "git_commit": git_commit(commit),
-                "target_steps": steps, "device": device_info(),
+                "target_steps": steps, "device": device_info(), "code_sha256": code_hashes(),
                 "campaign": {k: state.get(k) for k in ("jobs", "cuda_jobs", "mps", "mps_note", "driver_started_utc")},
                 "limits": {"max_files": max_files, "part_bytes": part_bytes, "total_bytes": total_bytes},
                 "quality": {"bits": list(bits), "episodes": episodes}, "runs": entries}
@@ -936,6 +963,11 @@ def unpack(files: list[Path], root: Path, replace: bool = False, log: Callable[[
             json.dump(outer if outer is not None else inner, fh, indent=1)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+    drift = code_drift(inner)
+    if drift is None:
+        log(f"unpack: code: cannot compare with commit {inner.get('git_commit')!r} here")
+    elif drift:
+        log(f"unpack: code: {len(drift)} files the runs used differ from commit {inner['git_commit']}: {' '.join(drift[:8])}")
     done = [e for e in inner["runs"] if e["complete"]]
     log(f"unpack: {len(names)} runs into {root} ({len(done)} complete; "
         f"{sum(e['checkpoint_packed'] for e in inner['runs'])} with a checkpoint to resume)")
