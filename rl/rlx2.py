@@ -25,9 +25,10 @@ Implemented from the paper's description as summarised in /work/shared/reference
   counter ``t`` counts actor updates and its ``T_end`` is the critic's divided by 2.
   ``T_end`` = ``--rlx2-t-end`` (1.0) x the gradient updates of the run (``steps -
   learning_starts``), the authors' code's choice (RigL itself stops at 75%).
-  Adam moments are not reset on a topology change (neither do the authors' code nor RigL's
-  default): a pruned weight's gradient is masked, so its moments decay by 0.9 / 0.999 per
-  step, to ~0 / 4.5e-5 of their old values after 10,000 steps.
+  Adam moments are not reset on a topology change, as in the authors' code (whose reset only
+  touches SGD momentum; RigL's own code zeroes every optimizer slot of a grown weight): a pruned
+  weight's gradient is masked, so its moments decay by 0.9 / 0.999 per step, to ~0 / 4.5e-5
+  of their old values after 10,000 steps, close to RigL's reset at the default delta.
 - Multi-step TD target, n = ``--rlx2-nstep`` (3), from gradient update
   ``round(--rlx2-nstep-start x steps)`` on (0.3: the paper's 300k of 1M); 1-step before.
   Truncated at episode ends and at the write head (:mod:`rl.replay`).
