@@ -64,6 +64,7 @@ FORMAT_NAME = "nmlab-device-campaign"
 FORMAT_VERSION = 1
 STATE_FILE = "device_campaign.json"  #: the driver's state, in the campaign root
 DRIVER_LOG = "driver.log"
+DRIVER_PID_FILE = "driver.pid"
 MANIFEST_FILE = "device_manifest.json"
 PART_PREFIX = "device_runs.tar.gz."  #: parts are PART_PREFIX + 3 digits
 RUN_INFO_FILE = "device_run.json"  #: a run's manifest entry, packed into its folder
@@ -226,6 +227,14 @@ def read_state(root: Path) -> dict:
 def write_state(root: Path, state: dict) -> None:
     with atomic_write(root / STATE_FILE, "w") as fh:
         json.dump(state, fh, indent=1)
+
+
+def driver_pid(root: Path) -> Optional[int]:
+    """Pid of the root's driver: ``driver.pid`` (written by launch), else the state's."""
+    try:
+        return int((root / DRIVER_PID_FILE).read_text().strip())
+    except (OSError, ValueError):
+        return read_state(root).get("driver_pid")
 
 
 def _utc() -> str:
@@ -418,8 +427,8 @@ def launch(root: Path, steps: int, jobs: int, device: str, cuda_jobs: Optional[i
             raise NmlabError(f"device: 'cuda' asked for but torch {torch.__version__} sees no CUDA GPU")
     root.mkdir(parents=True, exist_ok=True)
     state = read_state(root)
-    if _is_our_driver(state.get("driver_pid"), root):
-        raise NmlabError(f"root: a driver (pid {state['driver_pid']}) is already running on {root}; stop it first")
+    if _is_our_driver(driver_pid(root), root):
+        raise NmlabError(f"root: a driver (pid {driver_pid(root)}) is already running on {root}; stop it first")
     specs = [s for s in campaign_specs(root, seeds, only) if not is_complete(s.run_dir, steps)]
     if not specs:
         print("launch: every run is complete; nothing to start")
@@ -446,6 +455,9 @@ def launch(root: Path, steps: int, jobs: int, device: str, cuda_jobs: Optional[i
     with open(root / DRIVER_LOG, "a") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=child_env(), start_new_session=True,
                                 cwd=os.getcwd())
+    # Its own file (the driver owns the state file): known at once, before the driver is up.
+    with atomic_write(root / DRIVER_PID_FILE, "w") as fh:
+        fh.write(f"{proc.pid}\n")
     print(f"launch: driver pid {proc.pid}: {len(specs)} runs, {jobs} at a time ({cuda_jobs} on cuda): "
           + " ".join(s.name for s in specs), flush=True)
     return proc.pid
@@ -465,7 +477,7 @@ def status_rows(root: Path) -> list[dict]:
 
 def print_status(root: Path) -> None:
     state = read_state(root)
-    driver = "running" if _is_our_driver(state.get("driver_pid"), root) else "not running"
+    driver = "running" if _is_our_driver(driver_pid(root), root) else "not running"
     print(f"{time.strftime('%H:%M:%S')} driver {driver}; target {state.get('steps')} steps", flush=True)
     for r in status_rows(root):
         what = "running" if r["running"] else f"ended rc {r['rc']}"
@@ -476,7 +488,7 @@ def print_status(root: Path) -> None:
 def active(root: Path) -> bool:
     """True while the driver or any trainer it started is alive."""
     state = read_state(root)
-    if _is_our_driver(state.get("driver_pid"), root):
+    if _is_our_driver(driver_pid(root), root):
         return True
     return any(r.get("rc") is None and _is_our_trainer(r.get("pid"), str(root / n)) for n, r in state["runs"].items())
 
@@ -503,8 +515,7 @@ def stop(root: Path, grace_s: float = 30.0) -> list[str]:
     to its process group (the trainer's ``finally`` closes its logs; its last checkpoint stays),
     SIGKILL after ``grace_s``. Only processes whose command line names this root's runs are
     signalled. Returns the names of the runs that were stopped."""
-    state = read_state(root)
-    driver = state.get("driver_pid")
+    driver = driver_pid(root)
     if _is_our_driver(driver, root):
         os.kill(int(driver), signal.SIGTERM)
         t_end = time.time() + 10

@@ -139,12 +139,13 @@ def test_launch_detaches_and_stop_ends_every_run(tmp_path, monkeypatch):
                   "--poll", "0.1", "--trainer", f"{sys.executable} {fake}"])
     assert rc == 0
     try:
+        assert dc.active(root)  # at once, before the driver has written its state
         deadline = time.time() + 60
         while len([r for r in dc.status_rows(root) if r["running"]]) < 2:
             assert time.time() < deadline, "two runs did not start"
             time.sleep(0.2)
         state = dc.read_state(root)
-        assert dc._is_our_driver(state["driver_pid"], root)
+        assert dc._is_our_driver(state["driver_pid"], root) and dc.driver_pid(root) == state["driver_pid"]
         assert dc.main(["launch", "--root", str(root), "--steps", "1000", "--jobs", "2", "--only", *only]) == 2  # one driver per root
         time.sleep(0.5)
         assert sorted(r["name"] for r in dc.status_rows(root) if r["running"]) == ["hopper_2of4_s0", "hopper_dense_s0"]
