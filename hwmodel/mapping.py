@@ -217,19 +217,22 @@ def _pow2_up_to(max_m: int) -> tuple[int, ...]:
 def nearest_nm(mask: np.ndarray, group_sizes: tuple[int, ...], transposed: bool = False) -> Optional[Pattern]:
     """The sparsest N:M (N < M, M in ``group_sizes``) that every group of the real mask fits.
 
-    For each M the smallest such N is the fullest group's count; among the M the lowest N/M
-    wins, ties going to the smaller M (fewer metadata bits). An M whose N:M would not walk fewer
-    than the K dense slots (K <= N: one partial group) is skipped. None when no M is left.
+    For each M the smallest such N is the fullest group's count; among the M the fewest slots
+    walked (``k_compressed(K, N, M)``; the lowest N/M when M divides K) wins, ties going to the
+    smaller M (fewer metadata bits, a narrower selection). Slots, not N/M, because for K < M
+    N/M says nothing: 3:64 and 3:16 both walk 3 slots of K = 11. An M whose N:M would not walk
+    fewer than the K dense slots (K <= N: one partial group) is skipped. None when no M is left.
     """
-    best: Optional[Pattern] = None
+    best: Optional[tuple[int, Pattern]] = None
     k = mask.shape[0] if transposed else mask.shape[1]
     for m in sorted(group_sizes):
         n = max(_max_count(mask, m, transposed), 1)
         if n >= m or not _shortens(k, n, m):
             continue
-        if best is None or n * best.m < best.n * m:
-            best = Pattern("nm", n, m)
-    return best
+        walked = k_compressed(k, n, m)
+        if best is None or walked < best[0]:
+            best = (walked, Pattern("nm", n, m))
+    return None if best is None else best[1]
 
 
 def _map_unstructured(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Mapping:

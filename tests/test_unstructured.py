@@ -255,12 +255,14 @@ def test_nearest_nm_equals_brute_force(seed, n, k, density):
     want = next((f"{a}:{b}" for a, b in cands if _brute_fits(rows, a, b) and _brute_walk(k, a, b) < k), "dense")
     got = map_weights(fixed, mask, "unstructured")
     assert str(got.hw_pattern) == want
-    # layer-wise (M a power of two up to max_m): smallest N per M, then the lowest N/M
+    # layer-wise (M a power of two up to max_m): smallest N per M, then the fewest slots walked
+    # (ties: the smaller M)
     lw = _design("scalesim_default_ws", {"support": "layerwise", "max_m": 16, "metadata_bits_per_cycle": 10})
     best = None
     for mm in (2, 4, 8, 16):
         nn = next(x for x in range(1, mm + 1) if _brute_fits(rows, x, mm))
-        if nn < mm and _brute_walk(k, nn, mm) < k and (best is None or nn / mm < best[0] / best[1]):
+        walk = _brute_walk(k, nn, mm)
+        if nn < mm and walk < k and (best is None or walk < _brute_walk(k, *best)):
             best = (nn, mm)
     got = map_weights(lw, mask, "unstructured")
     assert str(got.hw_pattern) == (f"{best[0]}:{best[1]}" if best else "dense")
@@ -529,3 +531,17 @@ def test_n_m_gives_no_gain_when_the_reduction_is_not_longer_than_n():
             assert str(map_weights(design, k1, pattern, transposed=True).hw_pattern) == "dense", (design.name, pattern)
             got = map_weights(design, k3, pattern, transposed=True)
             assert got.sparse and got.hw_pattern.n == 1, (design.name, pattern, got)
+
+
+def test_nearest_nm_ranks_by_slots_walked_when_k_is_shorter_than_m():
+    # K = 11 (Hopper's actor input), every row keeps columns 0..2. 3:16, 3:32 and 3:64 all walk
+    # 3 slots of the one partial group (3:8 walks 3 + 3, 3:4 walks 9): the smallest M of the tie
+    # wins (4-bit indices and a 16:1 selection, not 6 bits and 64:1). N/M alone would say 3:64.
+    lw = _design("scalesim_default_ws", {"support": "layerwise", "max_m": 64, "metadata_bits_per_cycle": 10})
+    mask = np.zeros((8, 11), dtype=bool)
+    mask[:, :3] = True
+    assert str(map_weights(lw, mask, "unstructured").hw_pattern) == "3:16"
+    # K a multiple of every M: slots walked = N/M x K, so the order is N/M's (ties: smaller M).
+    wide = np.zeros((8, 256), dtype=bool)
+    wide[:, ::16] = True                                    # one per 16: 1:16, 2:32, 4:64 walk 16
+    assert str(map_weights(lw, wide, "unstructured").hw_pattern) == "1:16"
