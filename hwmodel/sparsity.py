@@ -71,7 +71,12 @@ def parse_pattern(text: str | Pattern, *, field: str = "pattern", allow_unstruct
     if isinstance(text, Pattern):
         return text
     if not isinstance(text, str):
-        raise NmlabError(f"{field}: expected a string like '2:4' or 'dense', got {text!r}")
+        hint = ""
+        if isinstance(text, int) and not isinstance(text, bool) and text >= 60:
+            # YAML 1.1 (PyYAML) reads an unquoted 2:4 as the base-60 integer 124.
+            n, m = divmod(text, 60)
+            hint = f" (YAML reads an unquoted {n}:{m} as the base-60 number {text}: quote it, \"{n}:{m}\")"
+        raise NmlabError(f"{field}: expected a string like '2:4' or 'dense', got {text!r}{hint}")
     s = text.strip().lower()
     if s == "dense":
         return DENSE

@@ -97,7 +97,7 @@ def parse_grid_pattern(item: Any, field: str) -> str:
             raise NmlabError(f"{field}: {item!r}: the sparsity after 'unstructured:' must be a fraction of "
                              "zeros between 0 and 1, e.g. 'unstructured:0.9'")
         return f"{UNSTRUCTURED_PREFIX}{level:g}"
-    return str(parse_pattern(str(item) if _is_int(item) else item, field=field))
+    return str(parse_pattern(item, field=field))
 
 
 def unstructured_level(pattern: str) -> Optional[float]:

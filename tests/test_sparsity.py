@@ -21,6 +21,15 @@ def test_bad_patterns_raise_naming_the_value(text):
     assert "\n" not in str(info.value)
 
 
+def test_unquoted_yaml_pattern_error_says_to_quote_it():
+    # yaml.safe_load("[2:4, 1:8]") gives [124, 68]: the error must point back at the typo.
+    import yaml
+    for text, value in (("2:4", 124), ("1:8", 68)):
+        assert yaml.safe_load(text) == value
+        with pytest.raises(NmlabError, match=f'base-60 number {value}: quote it, "{text}"'):
+            nps.parse_pattern(value, field="patterns[0]")
+
+
 @pytest.mark.parametrize("text,n,m", [("2:4", 2, 4), (" 1:8 ", 1, 8), ("4:4", 4, 4), ("1:2", 1, 2)])
 def test_parse_nm(text, n, m):
     p = nps.parse_pattern(text)

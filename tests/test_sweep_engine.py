@@ -113,6 +113,7 @@ def test_ids_change_with_configuration(tmp_path):
     [
         ({"bits": [8, "eight"]}, "sweep config: bits[1]: must be an integer from 1 to 32, got 'eight'"),
         ({"patterns": ["2:4", "5:4"]}, "sweep config: patterns[1]: '5:4' has N=5"),
+        ({"patterns": [124]}, 'sweep config: patterns[0]: expected a string like \'2:4\' or \'dense\', got 124 (YAML reads an unquoted 2:4 as the base-60 number 124: quote it, "2:4")'),
         ({"scenarios": [{"scenario": "training"}]}, "sweep config: scenarios[0].scenario: must be one of inference, train_step"),
         ({"scenarios": [{"scenario": "inference", "batch": 0}]}, "sweep config: scenarios[0].batch: must be a positive integer"),
         ({"colour": 1}, "sweep config: colour: unknown key"),
