@@ -303,3 +303,99 @@ def test_composite_paths_fill_their_rows(monkeypatch, kind, impl):
     assert row["flops"] == sum(2 * g.m * g.n * g.k for g in (
         grid.actor_forward_gemms("hopper", 64, 1, True) if kind == "actor_fwd"
         else grid.td3_step_gemms("hopper", 64, 32, True)))
+
+
+# --- torch-version differences the first device run must survive (helper G's pre-flight) ----
+
+def _with_search(fake, mm_search=None, old_search=None, split_raises=False, split_wrong=False):
+    """``fake`` (an _emulated_torch) plus cuSPARSELt search entry points and split-K handling."""
+    base = fake._cslt_sparse_mm
+
+    def sparse_mm(a, b, bias=None, alpha=None, out_dtype=None, transpose_result=False, alg_id=0, *split):
+        if split and split_raises:
+            raise TypeError("_cslt_sparse_mm(): argument 'split_k_one_kernel' must be bool, not int")
+        y = base(a, b, bias, alpha, out_dtype, transpose_result, alg_id)
+        return y * 3 if split and split[0] != 1 and split_wrong else y
+
+    fake._cslt_sparse_mm = sparse_mm
+    fake._C = types.SimpleNamespace(_cusparselt=types.SimpleNamespace(mm_search=mm_search) if mm_search else None)
+    fake._cslt_sparse_mm_search = old_search
+    return fake
+
+
+def test_library_search_reads_every_torch_form():
+    fake = _emulated_torch()
+    _with_search(fake, mm_search=lambda *a: (3, 4, 1, 9))
+    assert gpubench.library_search(fake, None, None, None, True) == (
+        {"alg_id": 3, "split_k": 4, "split_k_mode": 1, "max_alg_id": 9}, "mm_search")
+    _with_search(fake, mm_search=lambda *a: (2, 1, True, 5))  # older builds: a bool "one kernel"
+    assert gpubench.library_search(fake, None, None, None, True)[0]["split_k_mode"] == 1
+    _with_search(fake, old_search=lambda *a: 7)                 # only the deprecated int form
+    assert gpubench.library_search(fake, None, None, None, True) == ({"alg_id": 7}, "_cslt_sparse_mm_search")
+
+    def broken(*a):
+        raise RuntimeError("CUSPARSE_STATUS_NOT_SUPPORTED")
+
+    _with_search(fake, mm_search=broken, old_search=broken)
+    found, path = gpubench.library_search(fake, None, None, None, True)
+    assert found is None and path.startswith("none(") and "mm_search RuntimeError" in path
+    _with_search(fake)
+    assert gpubench.library_search(fake, None, None, None, True) == (None, "none")
+
+
+@pytest.mark.parametrize("split_raises,split_wrong", [(False, False), (True, False), (False, True)])
+def test_cslt_row_uses_the_library_bound_and_pick(monkeypatch, split_raises, split_wrong):
+    # mm_search says this shape has alg_ids 0..2 (the emulation would accept 0..3) and picks
+    # alg 1 with split-K 4: our search stops at 2, the library's split pick is checked too,
+    # and the row says which entry points it used. A split-K call this torch refuses, or one
+    # that computes garbage, never becomes the timed configuration.
+    monkeypatch.setattr(gpubench, "DEVICE", "cpu")
+    fake = _with_search(_emulated_torch(wrong_alg=-1), mm_search=lambda *a: (1, 4, 1, 2),
+                        split_raises=split_raises, split_wrong=split_wrong)
+    case = grid.Case("gemm", "square", "bfloat16", 64, 64, 64)
+    args = argparse.Namespace(target_ms=0.2, no_profile=True)
+    row = gpubench.base_row(case, "sparse_cslt", _FakeEnv(fake), "r")
+    gpubench.run_one(fake, case, "sparse_cslt", _FakeEnv(fake), args, row)
+    assert row["check_ok"] is True and row["lib_alg_id"] == 1
+    assert "search=mm_search" in row["api_path"] and "algs=mm_search:3" in row["api_path"]
+    assert "lib_split=1/sk4/mode1" in row["api_path"]
+    if split_raises:
+        assert row["algs_tried"] == 3 and row["split_k"] == 1 and "TypeError" in row["api_path"]
+    elif split_wrong:
+        assert (row["algs_tried"], row["algs_wrong"]) == (4, 1) and row["split_k"] == 1
+        assert ":wrong" in row["api_path"]
+    else:
+        assert row["algs_tried"] == 4 and row["split_k"] in (1, 4)
+        if row["split_k"] == 4:
+            assert row["alg_id"] == 1
+    schema.write_rows(os.devnull, [row])
+
+
+def test_every_row_records_its_path(monkeypatch):
+    # dense rows name their torch entry point; composites name the 2:4 linear they used.
+    monkeypatch.setattr(gpubench, "DEVICE", "cpu")
+    monkeypatch.setattr(gpubench, "_CSLT_LINEAR_MODE", {})
+    fake = _emulated_torch(wrong_alg=-1)
+    args = argparse.Namespace(target_ms=0.2, no_profile=True)
+    for case, impl, expect in (
+            (grid.Case("gemm", "square", "int8", 32, 32, 32), "dense", "torch._int_mm"),
+            (grid.Case("gemm", "square", "float8_e4m3fn", 32, 32, 32), "dense", "torch._scaled_mm"),
+            (grid.Case("gemm", "square", "float16", 32, 32, 32), "dense", "F.linear"),
+            (grid.Case("actor_fwd", "hopper", "bfloat16", 1, 64, 64, "hopper", 64), "sparse_cslt", "fused_bias=")):
+        row = gpubench.base_row(case, impl, _FakeEnv(fake), "r")
+        gpubench.run_one(fake, case, impl, _FakeEnv(fake), args, row)
+        assert expect in row["api_path"], row["api_path"]
+        assert row["split_k"] == -1  # not a timed cuSPARSELt GEMM
+
+
+def test_script_mode_drops_its_own_folder_from_sys_path(tmp_path):
+    # `python3 rl/gpubench.py` puts rl/ first on sys.path, where rl/export.py, rl/evaluate.py...
+    # could shadow what torch imports; the script removes it before importing anything else.
+    probe = tmp_path / "probe.py"
+    code = (ROOT / "rl" / "gpubench.py").read_text().replace(
+        "grid, schema, stats = _torchfree_modules()",
+        "print('RL_ON_PATH', any(p.rstrip('/').endswith('/rl') for p in sys.path)); raise SystemExit(0)")
+    (tmp_path / "rl").mkdir()
+    (tmp_path / "rl" / "gpubench.py").write_text(code)
+    out = _run(str(tmp_path / "rl" / "gpubench.py"), cwd=tmp_path)
+    assert out.returncode == 0 and "RL_ON_PATH False" in out.stdout, out.stderr

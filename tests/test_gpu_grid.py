@@ -85,7 +85,20 @@ def test_grid_order_and_uniqueness():
     cases = grid.build_grid()
     phases = [c.phase for c in cases]
     assert phases == sorted(phases)
-    assert cases[0].kind in ("actor_fwd", "td3_step")  # composites first: a cut budget keeps them
+    # A cut budget keeps, in this order: the 16-bit hidden TD3 layers (dense vs 2:4 at every
+    # batch), the TD3 step and actor forward, the 16-bit square GEMMs, then int8, then fp8.
+    first = {}
+    for i, c in enumerate(cases):
+        what = ("hidden16" if c.kind == "layer" and c.n == c.k == c.width and c.dtype in ("bfloat16", "float16")
+                else "composite" if c.kind in ("actor_fwd", "td3_step")
+                else "square16" if c.name == "square" and c.dtype in ("bfloat16", "float16")
+                else "int8" if c.dtype == "int8" else "fp8" if c.dtype == "float8_e4m3fn" else "other")
+        first.setdefault(what, i)
+    assert first["hidden16"] == 0
+    assert first["hidden16"] < first["composite"] < first["square16"] < first["int8"] < first["fp8"]
+    hidden16 = [c for c in cases if c.phase == 0]
+    assert len(hidden16) == 2 * 25 and all(c.n == c.k == c.width for c in hidden16)
+    assert all(c.phase < grid.PHASES["io16"] for c in cases if c.kind in ("actor_fwd", "td3_step") or c.name == "square")
     keys = [(c.kind, c.dtype, c.m, c.n, c.k) for c in cases]
     assert len(keys) == len(set(keys))
     for c in cases:
@@ -114,3 +127,21 @@ def test_td3_step_gemms_match_the_step():
     bwd_flops = sum(2 * g.m * g.n * g.k for g in grid._backward("critic", env, w, b, input_grad=True))
     assert bwd_flops == 2 * fwd_flops
     assert sum(g.sparse for g in grid.actor_forward_gemms(env, w, 1, True)) == 1
+
+
+def test_estimate_keeps_the_important_phases_well_inside_the_budget():
+    # The rough per-row estimate (grid.estimate_seconds) of the phases the first device run
+    # must deliver (16-bit hidden layers, composites, 16-bit squares, real I/O layers, int8,
+    # fp8) stays under half of the 480 s budget, so a 2x misestimate still keeps them.
+    import math
+
+    work = [(c, i) for c in grid.build_grid() for i in grid.impls_for_case(c.kind, c.dtype)]
+    est = [grid.estimate_seconds(c, i) for c, i in work]
+    assert all(e > 0 and math.isfinite(e) for e in est)
+    important = sum(e for (c, _), e in zip(work, est) if c.phase <= grid.PHASES["fp8"])
+    assert important < 240
+    # 2:4 with its alg_id searches costs more than dense; the largest GEMM costs the most.
+    sq = {c.m: (grid.estimate_seconds(c, "dense"), grid.estimate_seconds(c, "sparse_cslt"))
+          for c, _ in work if c.name == "square" and c.dtype == "bfloat16"}
+    assert all(s > d for d, s in sq.values())
+    assert max(sq.values()) == sq[16384]

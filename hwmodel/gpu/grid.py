@@ -135,8 +135,38 @@ def td3_layer_shapes(env: str, width: int) -> list[tuple[str, int, int]]:
     return out
 
 
-def _layer_cases(envs: Iterable[str], widths: Iterable[int], batches: Iterable[int], dtype: str,
-                 phase: int) -> list[Case]:
+#: Run order (lower first), so that a ``--max-seconds`` budget cuts the least important work:
+#: the TD3 hidden layers in the 16-bit types, the composites, the square GEMMs in 16 bits, the
+#: real (width 256) TD3 input/output layers in bf16, int8 then fp8, the rectangular GEMMs,
+#: the remaining 16-bit input/output layers, and last the 8-bit input/output layers.
+PHASES = {"hidden16": 0, "composite": 1, "square16": 2, "io256_bf16": 3, "int8": 4, "fp8": 5,
+          "rect": 6, "io16": 7, "io8": 8}
+
+
+def case_phase(kind: str, dtype: str, hidden: bool = False, width: int = 0) -> int:
+    """Run phase of a case (see :data:`PHASES`).
+
+    Args:
+        kind: "gemm" (square), "rect", "layer", "actor_fwd" or "td3_step".
+        dtype: operand dtype name.
+        hidden: for layers, True for a hidden x hidden layer (where 2:4 can win).
+        width: for layers, the TD3 hidden width.
+    """
+    if kind in ("actor_fwd", "td3_step"):
+        return PHASES["composite"]
+    sixteen = DTYPE_BYTES[dtype] == 2
+    if kind == "rect":
+        return PHASES["rect"]
+    if kind == "layer" and not hidden:
+        if dtype == "bfloat16" and width == 256:
+            return PHASES["io256_bf16"]
+        return PHASES["io16"] if sixteen else PHASES["io8"]
+    if sixteen:
+        return PHASES["hidden16"] if kind == "layer" else PHASES["square16"]
+    return PHASES["int8"] if dtype == "int8" else PHASES["fp8"]
+
+
+def _layer_cases(envs: Iterable[str], widths: Iterable[int], batches: Iterable[int], dtype: str) -> list[Case]:
     seen: dict[tuple[int, int, int], list[str]] = {}
     meta: dict[tuple[int, int, int], tuple[str, int]] = {}
     for width in widths:
@@ -151,18 +181,18 @@ def _layer_cases(envs: Iterable[str], widths: Iterable[int], batches: Iterable[i
         # Hidden x hidden layers first: they carry the FLOPs and are where 2:4 can win.
         hidden = n == k == width
         cases.append(Case("layer", "+".join(dict.fromkeys(names)), dtype, b, n, k, env, width,
-                          phase if hidden else phase + 1))
+                          case_phase("layer", dtype, hidden, width)))
     return cases
 
 
 def build_grid(quick: bool = False) -> list[Case]:
-    """All cases of the full (or ``quick``) grid, in run order (by phase, stable otherwise).
+    """All cases of the full (or ``quick``) grid, in run order (by :func:`case_phase`, stable
+    otherwise: bf16 before fp16, smaller before larger within a phase).
 
-    Phases: 0 composites (bf16); 1 hidden TD3 layers and square GEMMs, bf16; 2 the TD3 input/
-    output layers, bf16; 3 rectangular GEMMs and the other dtypes' square GEMMs; 4 the other
-    dtypes' hidden TD3 layers; 5 their input/output layers. A ``--max-seconds`` budget that
-    runs out drops the later phases. The input/output layers use Hopper and Ant only (the
-    smallest and largest observation), the hidden ones are the same for every env.
+    The full grid (about 2200 rows) does not fit one 480 s device call; the order decides
+    what a cut budget keeps (docs/gpu.md, "First run checklist"). The input/output layers
+    use Hopper and Ant only (the smallest and largest observation), the hidden ones are the
+    same for every env.
     """
     if quick:
         envs, widths, batches = ("hopper",), (256, 1024, 4096), (1, 256, 4096)
@@ -174,14 +204,55 @@ def build_grid(quick: bool = False) -> list[Case]:
         comp_widths = WIDTHS
     cases: list[Case] = []
     for w in comp_widths:
-        cases.append(Case("actor_fwd", "hopper", "bfloat16", ACTOR_FWD_BATCH, w, w, "hopper", w, 0))
-        cases.append(Case("td3_step", "hopper", "bfloat16", TD3_STEP_BATCH, w, w, "hopper", w, 0))
+        cases.append(Case("actor_fwd", "hopper", "bfloat16", ACTOR_FWD_BATCH, w, w, "hopper", w,
+                          case_phase("actor_fwd", "bfloat16")))
+        cases.append(Case("td3_step", "hopper", "bfloat16", TD3_STEP_BATCH, w, w, "hopper", w,
+                          case_phase("td3_step", "bfloat16")))
     for dtype in dtypes:
-        first = dtype == "bfloat16"
-        cases += [Case("gemm", "square", dtype, s, s, s, phase=1 if first else 3) for s in squares]
-        cases += [Case("gemm", "rect", dtype, m, n, k, phase=3) for m, n, k in rects]
-        cases += _layer_cases(envs, widths, batches, dtype, 1 if first else 4)
+        cases += [Case("gemm", "square", dtype, s, s, s, phase=case_phase("gemm", dtype)) for s in squares]
+        cases += [Case("gemm", "rect", dtype, m, n, k, phase=case_phase("rect", dtype)) for m, n, k in rects]
+        cases += _layer_cases(envs, widths, batches, dtype)
     return sorted(cases, key=lambda c: c.phase)
+
+
+# --- a rough run-time estimate of the bench, to order the grid and plan a device call --------
+
+#: H200 figures the estimate uses (shared/reference/gpu.md and the device notes): bf16 dense
+#: GEMM measured at ~790 TFLOP/s on random data; 8-bit at twice that; 2:4 taken as 1.3x
+#: dense (published H100 speedups are 0.6-1.8x); HBM ~4.3 TB/s copy; an fp32 reference GEMM
+#: (TF32 off) at ~50 TFLOP/s; ~6 us per eager launch.
+_EST = {"tflops16": 790.0, "tflops8": 1580.0, "sparse_gain": 1.3, "bytes_per_s": 4.3e12,
+        "ref_tflops": 50.0, "launch_s": 6e-6}
+
+
+def estimate_seconds(case: Case, impl: str, profile: bool = True) -> float:
+    """Rough wall-clock seconds the harness spends on one row on an H200.
+
+    Host overheads (operand sets, the reference, graph capture, the profiler, cuSPARSELt's
+    searches) are guesses from how the harness works, not measurements: the estimate is for
+    ordering and planning only. ``docs/gpu.md`` ("First run checklist") quotes it per phase.
+    """
+    if case.kind == "td3_step":
+        return 2.0 + (0.5 if impl != "dense" else 0.0) + (0.3 if profile else 0.0)
+    if case.kind == "actor_fwd":
+        return 0.4 + (0.3 if profile else 0.0)
+    m, n, k = padded_shape(case.m, case.n, case.k, case.dtype, impl)
+    eight = DTYPE_BYTES[case.dtype] == 1
+    rate = (_EST["tflops8"] if eight else _EST["tflops16"]) * 1e12
+    if impl != "dense":
+        rate *= _EST["sparse_gain"]
+    nbytes = DTYPE_BYTES[case.dtype] * (m * k + n * k) + OUT_DTYPE[case.dtype][1] * m * n
+    call_s = max(2.0 * m * n * k / rate, nbytes / _EST["bytes_per_s"]) + _EST["launch_s"]
+    # measure(): 6 warm-up/probe calls, eager reps (>= 10, ~20 ms), graph (>= 5 replays, ~20 ms)
+    timing = 6 * call_s + max(0.02, 10 * call_s) + max(0.02, 5 * 2 * call_s) + 0.02
+    sets = min(256, max(2, math.ceil(2 * 60e6 / nbytes)))
+    setup = sets * (60e-6 if impl == "dense" else 150e-6) + 2.0 * m * n * k / (_EST["ref_tflops"] * 1e12)
+    search = 0.0
+    if impl == "sparse_cslt":
+        # our alg_id search (~20 alg_ids x 6 calls, capped at 1.5 s) + the library's own
+        search = min(1.5, 20 * (6 * call_s + 1e-3)) + 20 * 5 * call_s
+    profiled = profile and (case.kind == "gemm" or (m != case.m and impl != "sparse_cslt"))
+    return 0.05 + timing + setup + search + (0.3 if profiled else 0.0)
 
 
 # --- the TD3 composites as GEMM lists, shared by the harness's docs and the model -------------

@@ -1,7 +1,10 @@
-"""CSV schema of ``nmlab gpu bench`` results, version 1 (standard library only).
+"""CSV schema of ``nmlab gpu bench`` results, version 2 (standard library only).
 
 One row per (case, implementation). Times are microseconds per call. Documented column by
 column in docs/gpu.md (a test checks the two agree). A reader refuses other versions.
+Version 2 (before any GPU run was committed) added ``split_k`` and ``api_path``: which
+torch entry points and cuSPARSELt configuration a row really used, since those differ
+between torch versions.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ except ImportError:  # loaded by file path on a bare GPU machine where hwmodel/_
         """Stand-in with the same meaning: a one-line user error."""
 
 SCHEMA_NAME = "nmlab-gpu-bench"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,8 @@ COLUMNS: tuple[Column, ...] = (
     Column("algs_tried", int, "cuSPARSELt alg_ids that ran in the search"),
     Column("algs_wrong", int, "of those, alg_ids whose result failed the numerical check"),
     Column("lib_alg_id", int, "alg_id cuSPARSELt's own search picked (-1 if unavailable)"),
+    Column("split_k", int, "cuSPARSELt split-K of the timed configuration (1 = none; -1 when not cuSPARSELt)"),
+    Column("api_path", str, "torch entry points and options the row really used (docs/gpu.md)"),
     Column("eager_median_us", float, "median per-call time, eager, CUDA events around each call"),
     Column("eager_p10_us", float, "10th percentile, eager"),
     Column("eager_p90_us", float, "90th percentile, eager"),
