@@ -42,9 +42,12 @@ def build_report(out: str | Path, pngs: bool = True, published: Optional[str | P
     n_missing = int(df.return_mean.isna().sum())
     if n_missing:
         one_shot = int((df.get("mask_source") == "one-shot").sum()) if "mask_source" in df else 0
+        why = [f"{one_shot} pruned one-shot, never evaluated"] if one_shot else []
+        if n_missing > one_shot:
+            why.append(f"{n_missing - one_shot} with no entry in the quality table")
         notes.append(
-            f"{n_missing} of {len(df)} points have no evaluation return ({one_shot} pruned one-shot, never evaluated; "
-            f"the others have no entry in the quality table): they are left out of the return fronts "
+            f"{n_missing} of {len(df)} points have no evaluation return ({'; '.join(why)}): "
+            f"they are left out of the return fronts "
             f"(return vs energy, return vs latency, model size vs return) and kept in energy vs latency."
         )
     if manifest and not manifest.get("complete", True):

@@ -234,9 +234,32 @@ def test_report_files_and_missing_returns_are_said(report_dir):
     df = pd.read_parquet(report_dir / "points.parquet")
     n_missing = int(df.return_mean.isna().sum())
     assert n_missing > 0 and f"{n_missing} of {len(df)} points have no evaluation return" in md
+    # The breakdown adds up: one-shot points, then trained ones the quality table lacks.
+    one_shot = int((df.return_mean.isna() & (df.mask_source == "one-shot")).sum())
+    assert (f"({one_shot} pruned one-shot, never evaluated" in md) == (one_shot > 0)
+    assert (f"{n_missing - one_shot} with no entry in the quality table)" in md) == (n_missing > one_shot)
     assert "left out of the return fronts" in (r / "index.html").read_text()
     for png in r.glob("*.png"):
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_missing_return_note_counts_one_shot_and_unevaluated_points_apart(report_dir, tmp_path):
+    import shutil
+
+    out = tmp_path / "sweep"
+    out.mkdir()
+    for name in ("points.parquet", "sweep.json"):
+        shutil.copy(report_dir / name, out / name)
+    df = pd.read_parquet(out / "points.parquet")
+    trained = df.index[df.mask_source == "trained"][:3]
+    df.loc[trained, "return_mean"] = float("nan")  # trained, but the quality table has no row
+    df.to_parquet(out / "points.parquet")
+    build_report(out, pngs=False)
+    one_shot = int((df.mask_source == "one-shot").sum())
+    md = (out / "report" / "summary.md").read_text()
+    assert one_shot > 0
+    assert (f"{one_shot + 3} of {len(df)} points have no evaluation return "
+            f"({one_shot} pruned one-shot, never evaluated; 3 with no entry in the quality table)") in md
 
 
 def test_report_of_a_directory_without_a_sweep_is_one_line_exit_2(tmp_path):
