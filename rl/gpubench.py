@@ -22,6 +22,7 @@ import argparse
 import datetime as _dt
 import importlib.util
 import math
+import os
 import subprocess
 import sys
 import time
@@ -82,6 +83,40 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="time budget for the whole run; later cases are written as skipped (default 480)")
     p.add_argument("--target-ms", type=float, default=20.0, help="GPU time per timing statistic (default 20 ms)")
     p.add_argument("--no-profile", action="store_true", help="do not count kernels with the torch profiler")
+    # Internal: a run whose CUDA context broke (a sticky error such as an illegal address
+    # makes every later CUDA call fail) re-executes itself and carries on from the next row.
+    p.add_argument("--resume-at", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--run-id", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--deadline-epoch", type=float, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--restarts", type=int, default=0, help=argparse.SUPPRESS)
+
+
+#: Fresh processes a run may start after losing its CUDA context.
+MAX_RESTARTS = 3
+
+
+def context_lost(torch) -> bool:
+    """True when this process's CUDA context no longer works (a sticky error)."""
+    try:
+        torch.cuda.synchronize()
+        probe = torch.ones(4, device=DEVICE)
+        return float((probe + 1).sum().item()) != 8.0
+    except Exception:  # noqa: BLE001 - any failure here means the context is gone
+        return True
+
+
+def restart_argv(args: argparse.Namespace, resume_at: int, run_id: str, deadline_epoch: float) -> list[str]:
+    """Command line of the fresh process that carries on at row ``resume_at`` of the same run."""
+    argv = [sys.executable, str(Path(__file__).resolve()), "--out", str(args.out),
+            "--max-seconds", str(args.max_seconds), "--target-ms", str(args.target_ms),
+            "--resume-at", str(resume_at), "--run-id", run_id, "--deadline-epoch", repr(deadline_epoch),
+            "--restarts", str(int(getattr(args, "restarts", 0) or 0) + 1)]
+    return argv + (["--quick"] if args.quick else []) + (["--no-profile"] if args.no_profile else [])
+
+
+def _exec(argv: list[str]) -> None:
+    """Replace this process (tests replace this function)."""
+    os.execv(argv[0], argv)
 
 
 def require_gpu():
@@ -131,8 +166,10 @@ class Environment:
             out = subprocess.run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits", "-i", "0"],
                                  capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]
             parts = [p.strip() for p in out.split(",")]
-        except Exception:  # noqa: BLE001 - no nvidia-smi: clocks unknown
-            return {}
+            if len(parts) < 6:
+                raise ValueError(out)
+        except Exception:  # noqa: BLE001 - no nvidia-smi: NVML (nvidia-ml-py), else unknown
+            return self._nvml()
 
         def num(text: str) -> float:
             try:
@@ -142,6 +179,24 @@ class Environment:
 
         return {"driver": parts[0], "sm_clock_mhz": num(parts[1]), "mem_clock_mhz": num(parts[2]),
                 "max_sm_clock_mhz": num(parts[3]), "power_limit_w": num(parts[4]), "temperature_c": num(parts[5])}
+
+    @staticmethod
+    def _nvml() -> dict[str, Any]:
+        """The same readings through NVML (``pynvml`` from nvidia-ml-py); {} if unavailable."""
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            h = pynvml.nvmlDeviceGetHandleByIndex(0)
+            drv = pynvml.nvmlSystemGetDriverVersion()
+            return {"driver": drv.decode() if isinstance(drv, bytes) else str(drv),
+                    "sm_clock_mhz": float(pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM)),
+                    "mem_clock_mhz": float(pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_MEM)),
+                    "max_sm_clock_mhz": float(pynvml.nvmlDeviceGetMaxClockInfo(h, pynvml.NVML_CLOCK_SM)),
+                    "power_limit_w": pynvml.nvmlDeviceGetEnforcedPowerLimit(h) / 1000.0,
+                    "temperature_c": float(pynvml.nvmlDeviceGetTemperature(h, pynvml.NVML_TEMPERATURE_GPU))}
+        except Exception:  # noqa: BLE001 - no NVML either: clocks unknown
+            return {}
 
     def clocks(self) -> dict[str, Any]:
         """Clock readings, refreshed at most every 5 s (nvidia-smi costs ~50 ms)."""
@@ -789,11 +844,16 @@ def run(args: argparse.Namespace) -> int:
     """Run the grid; returns 0 if any row succeeded, 1 if none did. Raises NoGpu without CUDA."""
     torch = require_gpu()
     t0 = time.monotonic()
-    deadline = t0 + float(args.max_seconds)
+    resume_at = int(getattr(args, "resume_at", 0) or 0)
+    restarts = int(getattr(args, "restarts", 0) or 0)
+    deadline_epoch = getattr(args, "deadline_epoch", None)
+    if deadline_epoch is None:
+        deadline_epoch = time.time() + float(args.max_seconds)
+    deadline = t0 + (deadline_epoch - time.time())
     out = Path(args.out)
     log_path = out.with_suffix(".log")
     out.parent.mkdir(parents=True, exist_ok=True)
-    log = open(log_path, "w")
+    log = open(log_path, "a" if resume_at else "w")
 
     def say(msg: str) -> None:
         line = f"[{time.monotonic() - t0:7.1f}s] {msg}"
@@ -802,32 +862,39 @@ def run(args: argparse.Namespace) -> int:
         log.flush()
 
     env = Environment(torch)
-    run_id = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
-    say(f"nmlab gpu bench {run_id}: {env.static}")
+    run_id = getattr(args, "run_id", None) or _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    say(f"nmlab gpu bench {run_id}: {env.static}" + (f" (fresh process {restarts}, from row {resume_at + 1})"
+                                                     if resume_at else ""))
     cases = grid.build_grid(quick=args.quick)
     work = [(c, impl) for c in cases for impl in grid.impls_for_case(c.kind, c.dtype)]
-    say(f"{len(cases)} cases, {len(work)} rows, budget {args.max_seconds:.0f} s, quick={args.quick}")
-    est: dict[int, list] = {}
-    for c, impl in work:
-        e = est.setdefault(c.phase, [0, 0.0])
-        e[0] += 1
-        e[1] += grid.estimate_seconds(c, impl, not args.no_profile)
-    total = 0.0
-    for phase in sorted(est):
-        total += est[phase][1]
-        say(f"phase {phase}: {est[phase][0]} rows, rough estimate {est[phase][1]:.0f} s (cumulative {total:.0f} s)")
+    if not resume_at:
+        say(f"{len(cases)} cases, {len(work)} rows, budget {args.max_seconds:.0f} s, quick={args.quick}")
+        est: dict[int, list] = {}
+        for c, impl in work:
+            e = est.setdefault(c.phase, [0, 0.0])
+            e[0] += 1
+            e[1] += grid.estimate_seconds(c, impl, not args.no_profile)
+        total = 0.0
+        for phase in sorted(est):
+            total += est[phase][1]
+            say(f"phase {phase}: {est[phase][0]} rows, rough estimate {est[phase][1]:.0f} s (cumulative {total:.0f} s)")
     try:
         _warm_up(torch)
     except Exception as exc:  # noqa: BLE001 - the cases still run; their clocks are recorded
         say(f"warm-up failed: {type(exc).__name__}: {exc}")
-    writer = schema.RowWriter(out)
+    writer = schema.RowWriter(out, append=resume_at > 0)
     counts = {"ok": 0, "error": 0, "skipped": 0}
+    lost = None  # the row after which the CUDA context broke
+    renamed = False
     try:
-        for i, (case, impl) in enumerate(work):
+        for i in range(resume_at, len(work)):
+            case, impl = work[i]
             row = base_row(case, impl, env, run_id)
             why_not = env.supports(case.dtype)
             if time.monotonic() > deadline:
                 row.update(status="skipped", error="time budget (--max-seconds) ran out")
+            elif lost is not None:
+                row.update(status="skipped", error=f"CUDA context lost after row {lost + 1} ({MAX_RESTARTS} restarts used)")
             elif why_not:
                 row.update(status="error", error=why_not)
             else:
@@ -841,10 +908,8 @@ def run(args: argparse.Namespace) -> int:
                     log.write(traceback.format_exc())
                     if "out of memory" in str(exc).lower():
                         torch.cuda.empty_cache()
-                    try:
-                        torch.cuda.synchronize()
-                    except Exception:  # noqa: BLE001 - a sticky CUDA error: later rows will say so
-                        pass
+                    if context_lost(torch):
+                        lost = i
                 row.update(env.clocks())
             counts[row["status"]] += 1
             writer.write(row)
@@ -852,13 +917,24 @@ def run(args: argparse.Namespace) -> int:
                 say(f"{i + 1}/{len(work)} {case.kind} {case.name[:40]} {case.dtype} {case.m}x{case.n}x{case.k} "
                     f"{impl}: {row['status']} eager {row.get('eager_median_us')} graph {row.get('graph_median_us')} "
                     f"{row['error'] or row['graph_error'] or ''}")
+            if lost == i and restarts < MAX_RESTARTS and i + 1 < len(work) and time.monotonic() < deadline:
+                # Every later CUDA call in this process would fail: carry on in a fresh one.
+                say(f"CUDA context lost at row {i + 1}: restarting in a fresh process")
+                writer.detach()
+                log.close()
+                _exec(restart_argv(args, i + 1, run_id, deadline_epoch))
+                return 0  # only reached when _exec returns (tests)
             if case.m * case.n * case.k >= 2**36:
                 torch.cuda.empty_cache()
-    finally:
         writer.close()
-        say(f"done in {time.monotonic() - t0:.0f} s: {counts}; wrote {out} and {log_path}")
-        log.close()
-    return 0 if counts["ok"] else 1
+        renamed = True
+    finally:
+        if not renamed and not writer.detached:
+            writer.close()
+        if not log.closed:
+            say(f"done in {time.monotonic() - t0:.0f} s (this process): {counts}; wrote {out} and {log_path}")
+            log.close()
+    return 0 if counts["ok"] or (resume_at and schema.count_status(out, "ok")) else 1
 
 
 def main(argv: Optional[list[str]] = None) -> int:

@@ -79,6 +79,7 @@ def test_driver_budget_errors_and_csv(tmp_path, monkeypatch):
     monkeypatch.setattr(gpubench, "Environment", _FakeEnv)
     monkeypatch.setattr(gpubench, "_warm_up", lambda torch: None)
     monkeypatch.setattr(gpubench, "run_one", fake_run_one)
+    monkeypatch.setattr(gpubench, "context_lost", lambda torch: False)  # an ordinary exception
     out = tmp_path / "o" / "bench.csv"
     args = argparse.Namespace(out=str(out), quick=True, max_seconds=0.6, target_ms=1.0, no_profile=True)
     assert gpubench.run(args) == 0
@@ -399,3 +400,81 @@ def test_script_mode_drops_its_own_folder_from_sys_path(tmp_path):
     (tmp_path / "rl" / "gpubench.py").write_text(code)
     out = _run(str(tmp_path / "rl" / "gpubench.py"), cwd=tmp_path)
     assert out.returncode == 0 and "RL_ON_PATH False" in out.stdout, out.stderr
+
+
+def test_lost_cuda_context_restarts_in_a_fresh_process(tmp_path, monkeypatch):
+    # A sticky CUDA error (say an illegal address from a bad alg_id) makes every later CUDA
+    # call of the process fail: the run re-executes itself and carries on at the next row,
+    # appending to the same partial CSV under the same run_id and deadline; after
+    # MAX_RESTARTS the rest is written as skipped. Every grid row appears exactly once.
+    fake_torch = types.SimpleNamespace(cuda=types.SimpleNamespace(synchronize=lambda: None, empty_cache=lambda: None))
+    state = {"broken": False, "execs": []}
+    poison = {5, 9, 12, 14, 16}  # rows (0-based) whose case breaks the context
+
+    def fake_run_one(torch, case, impl, env, args, row):
+        i = work.index((case, impl))
+        if i in poison:
+            state["broken"] = True
+            raise RuntimeError("CUDA error: an illegal memory access was encountered")
+        row.update(eager_median_us=10.0, check_ok=True, max_rel_err=0.0)
+
+    class Exec(Exception):
+        pass
+
+    def fake_exec(argv):
+        state["execs"].append(argv)
+        raise Exec(argv)
+
+    work = [(c, i) for c in grid.build_grid(quick=True) for i in grid.impls_for_case(c.kind, c.dtype)]
+    monkeypatch.setattr(gpubench, "require_gpu", lambda: fake_torch)
+    monkeypatch.setattr(gpubench, "Environment", _FakeEnv)
+    monkeypatch.setattr(gpubench, "_warm_up", lambda torch: None)
+    monkeypatch.setattr(gpubench, "run_one", fake_run_one)
+    monkeypatch.setattr(gpubench, "context_lost", lambda torch: state["broken"])
+    monkeypatch.setattr(gpubench, "_exec", fake_exec)
+    out = tmp_path / "bench.csv"
+    argv = ["--out", str(out), "--quick", "--max-seconds", "600", "--no-profile"]
+    while True:
+        try:
+            code = gpubench.main(argv)
+            break
+        except Exec as exc:  # "the fresh process": same code, the argv it was given
+            state["broken"] = False
+            argv = exc.args[0][2:]
+            assert exc.args[0][1].endswith("gpubench.py")
+    assert code == 0 and len(state["execs"]) == gpubench.MAX_RESTARTS
+    rows = schema.read_rows(out)
+    assert len(rows) == len(work) and not (tmp_path / "bench.csv.partial").exists()
+    assert [(r["kind"], r["dtype"], r["m"], r["n"], r["k"], r["impl"]) for r in rows] == [
+        (c.kind, c.dtype, c.m, c.n, c.k, i) for c, i in work]
+    assert len({r["run_id"] for r in rows}) == 1
+    statuses = [r["status"] for r in rows]
+    assert [i for i, s in enumerate(statuses) if s == "error"] == [5, 9, 12, 14]
+    # after the last allowed restart the context broke again at row 14: the rest is skipped
+    assert set(statuses[15:]) == {"skipped"} and "CUDA context lost after row 15" in rows[15]["error"]
+    assert all(s == "ok" for s in statuses[:14] if s != "error")
+    log = (tmp_path / "bench.log").read_text()
+    assert log.count("restarting in a fresh process") == gpubench.MAX_RESTARTS
+    deadlines = {a[a.index("--deadline-epoch") + 1] for a in state["execs"]}
+    assert len(deadlines) == 1  # the budget is the first process's, not renewed
+
+
+def test_clocks_fall_back_to_nvml(monkeypatch):
+    # No nvidia-smi on the PATH: the same readings come from NVML (nvidia-ml-py), in MHz, W, C.
+    def no_smi(*a, **kw):
+        raise FileNotFoundError("nvidia-smi")
+
+    fake = types.SimpleNamespace(
+        NVML_CLOCK_SM=0, NVML_CLOCK_MEM=1, NVML_TEMPERATURE_GPU=0, nvmlInit=lambda: None,
+        nvmlDeviceGetHandleByIndex=lambda i: "h", nvmlSystemGetDriverVersion=lambda: b"580.159.03",
+        nvmlDeviceGetClockInfo=lambda h, c: 1980 if c == 0 else 3201,
+        nvmlDeviceGetMaxClockInfo=lambda h, c: 1980, nvmlDeviceGetEnforcedPowerLimit=lambda h: 700000,
+        nvmlDeviceGetTemperature=lambda h, s: 41)
+    monkeypatch.setattr(gpubench.subprocess, "run", no_smi)
+    monkeypatch.setitem(sys.modules, "pynvml", fake)
+    env = object.__new__(gpubench.Environment)
+    env._clocks, env._clocks_at = {}, -1e9
+    assert env._smi() == {"driver": "580.159.03", "sm_clock_mhz": 1980.0, "mem_clock_mhz": 3201.0,
+                          "max_sm_clock_mhz": 1980.0, "power_limit_w": 700.0, "temperature_c": 41.0}
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # neither: unknown, not an error
+    assert env._smi() == {} and env.clocks()["sm_clock_mhz"] == -1.0

@@ -132,14 +132,19 @@ class RowWriter:
     then renames the file to ``path`` on :meth:`close`.
     """
 
-    def __init__(self, path: str | os.PathLike):
+    def __init__(self, path: str | os.PathLike, append: bool = False):
+        """``append``: carry on writing an existing partial file (a bench run that restarted
+        in a fresh process); its header is kept."""
         self.path = Path(path)
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fh = open(self.partial, "w", newline="")
+        keep = append and self.partial.is_file() and self.partial.stat().st_size > 0
+        self._fh = open(self.partial, "a" if keep else "w", newline="")
         self._csv = csv.DictWriter(self._fh, fieldnames=FIELDNAMES, lineterminator="\n")
-        self._csv.writeheader()
+        if not keep:
+            self._csv.writeheader()
         self.count = 0
+        self.detached = False
 
     def write(self, row: dict[str, Any]) -> None:
         unknown = set(row) - set(FIELDNAMES)
@@ -152,6 +157,20 @@ class RowWriter:
     def close(self) -> None:
         self._fh.close()
         os.replace(self.partial, self.path)
+
+    def detach(self) -> None:
+        """Close the partial file without renaming it: another process carries on writing it."""
+        self._fh.close()
+        self.detached = True
+
+
+def count_status(path: str | os.PathLike, status: str) -> int:
+    """Rows of the bench CSV at ``path`` with ``status`` (0 if the file is missing)."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    with open(path, newline="") as fh:
+        return sum(1 for raw in csv.DictReader(fh) if raw.get("status") == status)
 
 
 def write_rows(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:
