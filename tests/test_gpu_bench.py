@@ -478,3 +478,17 @@ def test_clocks_fall_back_to_nvml(monkeypatch):
                           "max_sm_clock_mhz": 1980.0, "power_limit_w": 700.0, "temperature_c": 41.0}
     monkeypatch.setitem(sys.modules, "pynvml", None)  # neither: unknown, not an error
     assert env._smi() == {} and env.clocks()["sm_clock_mhz"] == -1.0
+
+
+def test_library_search_skipped_where_one_call_is_long(monkeypatch):
+    # cuSPARSELt's own search runs every configuration several times: on the largest GEMMs it
+    # could eat the budget, so it is skipped there and the row says so.
+    monkeypatch.setattr(gpubench, "DEVICE", "cpu")
+    monkeypatch.setattr(gpubench, "LIB_SEARCH_MAX_CALL_S", -1.0)  # every call counts as long
+    asked = []
+    fake = _with_search(_emulated_torch(wrong_alg=-1), mm_search=lambda *a: asked.append(a) or (0, 1, -1, 3))
+    case = grid.Case("gemm", "square", "bfloat16", 64, 64, 64)
+    row = gpubench.base_row(case, "sparse_cslt", _FakeEnv(fake), "r")
+    gpubench.run_one(fake, case, "sparse_cslt", _FakeEnv(fake), argparse.Namespace(target_ms=0.2, no_profile=True), row)
+    assert not asked and row["lib_alg_id"] == -1 and "search=skipped(one call" in row["api_path"]
+    assert row["check_ok"] is True and row["algs_tried"] == 4  # probed until alg 4 was refused
