@@ -492,3 +492,39 @@ def test_library_search_skipped_where_one_call_is_long(monkeypatch):
     gpubench.run_one(fake, case, "sparse_cslt", _FakeEnv(fake), argparse.Namespace(target_ms=0.2, no_profile=True), row)
     assert not asked and row["lib_alg_id"] == -1 and "search=skipped(one call" in row["api_path"]
     assert row["check_ok"] is True and row["algs_tried"] == 4  # probed until alg 4 was refused
+
+
+def test_whole_driver_on_every_path_with_emulated_cuda(tmp_path, monkeypatch):
+    # The real run_one paths (dense, cuSPARSELt, the torch API, both composites) in every
+    # dtype through the driver, the CSV and the log: the CPU stand-in of the first device run.
+    # The torch API path needs CUDA here, so its rows are errors and the run goes on.
+    monkeypatch.setattr(gpubench, "DEVICE", "cpu")
+    monkeypatch.setattr(gpubench, "_CSLT_LINEAR_MODE", {})
+    fake = _with_search(_emulated_torch(), mm_search=lambda *a: (1, 1, -1, 5))
+    tiny = [grid.Case("layer", "t", "bfloat16", 1, 64, 64, "hopper", 64, 0),
+            grid.Case("layer", "t", "float16", 32, 64, 64, "hopper", 64, 0),
+            grid.Case("actor_fwd", "hopper", "bfloat16", 1, 64, 64, "hopper", 64, 1),
+            grid.Case("td3_step", "hopper", "bfloat16", 32, 64, 64, "hopper", 64, 1),
+            grid.Case("gemm", "square", "int8", 64, 64, 64, phase=4),
+            grid.Case("gemm", "square", "float8_e4m3fn", 64, 64, 64, phase=5),
+            grid.Case("layer", "t", "int8", 1, 3, 11, "hopper", 64, 8)]
+    monkeypatch.setattr(gpubench.grid, "build_grid", lambda quick=False: tiny)
+    monkeypatch.setattr(gpubench, "require_gpu", lambda: fake)
+    monkeypatch.setattr(gpubench, "Environment", _FakeEnv)
+    monkeypatch.setattr(gpubench, "_warm_up", lambda torch: None)
+    env_supports_all = lambda self, dtype: None  # noqa: E731 - fp8 runs in this emulation
+    monkeypatch.setattr(_FakeEnv, "supports", env_supports_all)
+    out = tmp_path / "b.csv"
+    assert gpubench.main(["--out", str(out), "--target-ms", "0.2", "--no-profile"]) == 0
+    rows = schema.read_rows(out)
+    work = [(c, i) for c in tiny for i in grid.impls_for_case(c.kind, c.dtype)]
+    assert [(r["kind"], r["dtype"], r["impl"]) for r in rows] == [(c.kind, c.dtype, i) for c, i in work]
+    for r in rows:
+        if r["impl"] == "sparse_api":
+            assert r["status"] == "error" and r["error"]
+        else:
+            assert r["status"] == "ok", (r["kind"], r["dtype"], r["impl"], r["error"])
+            assert r["eager_median_us"] > 0 and r["check_ok"] and r["api_path"]
+        if r["impl"] == "sparse_cslt" and r["kind"] in ("gemm", "layer"):
+            assert r["lib_alg_id"] == 1 and r["split_k"] == 1 and "algs=mm_search:6" in r["api_path"]
+    assert "phase 0: 6 rows" in (tmp_path / "b.log").read_text()
