@@ -408,13 +408,13 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     validate_args(args)
     on_cuda = torch.device(args.device).type == "cuda"
     torch.set_num_threads(args.torch_threads)
-    out.mkdir(parents=True, exist_ok=True)
 
     env = make_env(args.env)
     obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
     low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
         raise NmlabError(f"env: {args.env!r} has an unbounded action space")
+    out.mkdir(parents=True, exist_ok=True)  # only once the env is known good: a bad --env leaves nothing
 
     # Seeding (a resume overwrites all of these from the checkpoint).
     torch.manual_seed(args.seed)

@@ -168,3 +168,5 @@ def test_bad_knobs_are_one_line_errors(tmp_path):
         td3.train(td3.Args(out=str(tmp_path / "x"), env="CartPole-v1"))
     with pytest.raises(NmlabError, match="batch_size"):
         td3.train(td3.Args(out=str(tmp_path / "x"), batch_size=0))
+    # A rejected knob or env leaves no run directory behind (nothing half-written).
+    assert not (tmp_path / "x").exists()
