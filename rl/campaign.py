@@ -110,7 +110,8 @@ def command(env: str, pattern: str, seed: int, run_dir: Path, steps: int, resume
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()),
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--root", default="runs/reduced", help="directory holding one folder per run")
     ap.add_argument("--steps", type=int, default=200_000, help="environment steps per run")
     ap.add_argument("--seeds", type=int, default=2, help="seeds per (env, pattern)")

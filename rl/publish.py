@@ -225,7 +225,8 @@ def _bundle_prebuilt(run_dirs: list[Path], quality: Path) -> None:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()),
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     ap.add_argument("--root", type=Path, default=Path("runs/reduced"), help="directory of run folders")
     ap.add_argument("--out", type=Path, default=Path("docs/results/rl"), help="where results go")
     ap.add_argument("--steps", type=int, default=200_000, help="target steps per run (marks runs complete)")
