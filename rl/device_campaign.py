@@ -1034,7 +1034,7 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     p = sub.add_parser("wait", help="print progress until every run ended or SECONDS passed")
     common(p, steps=False)
-    p.add_argument("--seconds", type=float, required=True)
+    p.add_argument("--seconds", type=float, required=True, help="give up waiting after this many seconds (the runs go on)")
     p.add_argument("--interval", type=float, default=60.0, help="seconds between status prints")
 
     p = sub.add_parser("stop", help="end the driver and every run it started")
@@ -1047,11 +1047,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     p = sub.add_parser("pack", help="logs, workloads, quality rows (and checkpoints that fit) -> at most 8 files")
     common(p)
     p.add_argument("--out", type=Path, required=True, help="folder for the parts and the manifest ($OUT)")
-    p.add_argument("--only", nargs="+", default=None, metavar="NAME")
+    p.add_argument("--only", nargs="+", default=None, metavar="NAME", help="only these runs (campaign names)")
     p.add_argument("--no-checkpoints", action="store_true", help="never pack incomplete runs' checkpoints")
-    p.add_argument("--max-files", type=int, default=DEFAULT_MAX_FILES)
-    p.add_argument("--part-bytes", type=int, default=DEFAULT_PART_BYTES)
-    p.add_argument("--total-bytes", type=int, default=DEFAULT_TOTAL_BYTES)
+    p.add_argument("--max-files", type=int, default=DEFAULT_MAX_FILES, help="files written, manifest included (default %(default)s)")
+    p.add_argument("--part-bytes", type=int, default=DEFAULT_PART_BYTES, help="size of each archive part (default %(default)s)")
+    p.add_argument("--total-bytes", type=int, default=DEFAULT_TOTAL_BYTES, help="all files together at most (default %(default)s)")
     p.add_argument("--bits", type=int, nargs="+", default=list(QUALITY_BITS), help="quality rows of complete runs")
     p.add_argument("--episodes", type=int, default=10, help="episodes per quality row")
     p.add_argument("--commit", default=None, help="git commit of the code (the device copy has no .git)")
@@ -1059,12 +1059,12 @@ def main(argv: Optional[list[str]] = None) -> int:
 
     p = sub.add_parser("unpack", help="restore packed runs here")
     p.add_argument("files", nargs="+", type=Path, help="the parts and device_manifest.json")
-    p.add_argument("--root", type=Path, default=Path("runs/device"))
+    p.add_argument("--root", type=Path, default=Path("runs/device"), help="where the run folders go (default %(default)s)")
     p.add_argument("--replace", action="store_true", help="move existing run folders to ROOT/_replaced/")
 
     p = sub.add_parser("todo", help="names of runs not finished or running here (for --only)")
     common(p)
-    p.add_argument("--seeds", type=int, default=2)
+    p.add_argument("--seeds", type=int, default=2, help="seeds of the campaign list (default %(default)s)")
     p.add_argument("--done", type=Path, nargs="*", default=[], help="roots whose complete runs count as done (runs/device)")
 
     args = ap.parse_args(argv)
