@@ -22,12 +22,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--latency-budget", default=None, metavar="TIME", help="e.g. 1ms, 250us (units s, ms, us, ns)")
     c.add_argument("--energy-budget", default=None, metavar="ENERGY", help="e.g. 5uJ (units J, mJ, uJ, nJ, pJ)")
     c.add_argument("--sram-budget", default=None, metavar="SIZE",
-                   help="e.g. 512KB, 0.5MiB (units B, KB, MB, GB, KiB, MiB, GiB); default without any budget: "
+                   help="e.g. 512KB, 0.5MiB (units B, KB, MB, GB in powers of 1000; KiB, MiB, GiB in powers of 1024); "
+                   "default without any budget: "
                    "the design's own SRAM for weights")
     c.add_argument("--patterns", default=None, help="comma list, e.g. 2:4,1:8 (default: the workload's own pattern)")
     c.add_argument("--bits", default=None, help="comma list, e.g. 8,4 (default: 8)")
     c.add_argument("--batch", type=int, default=None, help="batch size (default 1 for inference, 256 for train_step)")
-    c.add_argument("--scenario", default="inference", choices=("inference", "train_step"))
+    c.add_argument("--scenario", default="inference", choices=("inference", "train_step"),
+                   help="inference (policy forward, per pass) or train_step (one TD3 update) (default: inference)")
     c.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     c.set_defaults(func=_check)
 
@@ -37,7 +39,7 @@ def _report(args: argparse.Namespace) -> int:
 
     info = build_report(args.dir, pngs=not args.no_png)
     print(f"report of {info['points']} points, {info['fronts']} fronts: {info['dir']}/index.html "
-          f"(+ summary.md, fronts.json, {len(info['pngs'])} PNGs)")
+          f"(+ summary.md, fronts.json, quality_vs_hardware.json, {len(info['pngs'])} PNGs)")
     if info["missing_return"]:
         print(f"note: {info['missing_return']} points have no evaluation return; they are left out of the return fronts")
     return 0
