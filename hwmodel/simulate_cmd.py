@@ -10,14 +10,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("simulate", help="model a workload on an accelerator design (cycles, traffic, energy)")
     p.add_argument("--workload", help="workload file (.nmw); default: the bundled default workload")
     p.add_argument("--design", required=True, help="design YAML file or bundled design name (e.g. edge_ws)")
-    p.add_argument("--batch", type=int, default=1, help="batch rows per GEMM (default 1: the control loop)")
+    p.add_argument("--batch", type=int, default=1, help="batch rows per GEMM (default 1: the control loop, also for train_step; TD3 trains at 256)")
     p.add_argument("--bits", type=_bits, default=8,
                    help="weight bitwidth (default 8; overrides the workload's), or 'workload' for the "
                         "workload's own weight_bits (a QAT export's 8, say)")
     p.add_argument("--scenario", choices=("inference", "train_step"), default="inference",
-                   help="inference (policy forward) or train_step (one TD3 update per env step)")
+                   help="inference (policy forward, default) or train_step (one TD3 update per env step)")
     p.add_argument("--residency", choices=("auto", "cold", "stream"), default="auto",
-                   help="weights resident in SRAM when they fit (auto), first call (cold), always streamed")
+                   help="auto (default): steady state, weights stay in SRAM when they fit; cold: first call, every "
+                        "weight read from DRAM once; stream: weights always streamed from DRAM")
     p.add_argument("--json", action="store_true", help="print JSON (totals, networks, layers)")
     p.set_defaults(func=_simulate)
 
