@@ -71,15 +71,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return 2
+    # "nmlab gpu validate", not "nmlab gpu": the same name argparse's own errors use.
+    name = " ".join(filter(None, (args.command, getattr(args, f"{args.command}_command", None))))
     try:
         status = int(func(args) or 0)
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit
         return status
     except NmlabError as exc:
-        print(f"nmlab {args.command}: error: {exc}", file=sys.stderr)
+        print(f"nmlab {name}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print(f"nmlab {args.command}: interrupted", file=sys.stderr)
+        print(f"nmlab {name}: interrupted", file=sys.stderr)
         return 130
     except BrokenPipeError:
         # The reader went away (`nmlab workload | head`): stop quietly, as Unix tools do.

@@ -155,7 +155,7 @@ def test_cli_bad_values_are_one_line_exit_2(capsys):
                  ["--gemm", "1,0,3"], ["--gemm", "1,2,3", "--array", "0,4"]):
         assert main(["crosscheck", "scalesim", *argv]) == 2
         err = capsys.readouterr().err.strip().splitlines()
-        assert len(err) == 1 and err[0].startswith("nmlab crosscheck: error:"), err
+        assert len(err) == 1 and err[0].startswith("nmlab crosscheck scalesim: error:"), err
 
 
 def test_cli_json(scalesim_available, capsys):
