@@ -157,3 +157,17 @@ def test_hwmodel_does_not_import_torch():
     code = "import sys, hwmodel, hwmodel.cli, hwmodel.workload, hwmodel.sparsity; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_saved_file_has_the_permissions_open_would_give(tmp_path):
+    # atomic_write goes through mkstemp (mode 0600); the finished file must honour the umask
+    # like any other output, or other users of a shared results folder cannot read it.
+    import os
+
+    mask = os.umask(0o022)
+    try:
+        path = tmp_path / "w.nmw"
+        save_workload(make_workload(), path)
+        assert path.stat().st_mode & 0o777 == 0o644
+    finally:
+        os.umask(mask)
