@@ -65,7 +65,7 @@ class Args:
     sparsity: str = field(default="dense", metadata={"help": "N:M pattern of every layer ('2:4', '1:8'...) or 'dense'; rlx2/gmp: fraction removed (0.9), gmp also N:M"})
     actor_sparsity: str = field(default="", metadata={"help": "rlx2/gmp: the actor's target sparsity (overrides --sparsity)"})
     critic_sparsity: str = field(default="", metadata={"help": "rlx2/gmp: both critics' target sparsity (overrides --sparsity)"})
-    layer_sparsity: str = field(default="", metadata={"help": "per-layer overrides, e.g. 'fc1=dense,actor.fc3=dense,critic.fc2=1:4'"})
+    layer_sparsity: str = field(default="", metadata={"help": "per-layer overrides, e.g. 'fc1=dense,actor.fc3=dense,critic.fc2=1:4' (td3/rnm; rlx2: dense only)"})
     steps: int = field(default=1_000_000, metadata={"help": "environment steps to train for (total, also when resuming)"})
     seed: int = field(default=0, metadata={"help": "seed of torch, numpy, the env and its action space"})
     out: str = field(default="runs/td3", metadata={"help": "run directory (checkpoint, CSV logs, TensorBoard)"})

@@ -16,7 +16,7 @@ TRAIN_OPTIONS: list[tuple[str, type, object, str]] = [
     ("sparsity", str, "dense", "N:M pattern of every layer ('2:4', '1:8'...) or 'dense'; rlx2/gmp: fraction removed (0.9), gmp also N:M"),
     ("actor_sparsity", str, "", "rlx2/gmp: the actor's target sparsity (overrides --sparsity)"),
     ("critic_sparsity", str, "", "rlx2/gmp: both critics' target sparsity (overrides --sparsity)"),
-    ("layer_sparsity", str, "", "per-layer overrides, e.g. 'fc1=dense,actor.fc3=dense,critic.fc2=1:4'"),
+    ("layer_sparsity", str, "", "per-layer overrides, e.g. 'fc1=dense,actor.fc3=dense,critic.fc2=1:4' (td3/rnm; rlx2: dense only)"),
     ("steps", int, 1_000_000, "environment steps to train for (total, also when resuming)"),
     ("seed", int, 0, "seed of torch, numpy, the env and its action space"),
     ("out", str, "runs/td3", "run directory (checkpoint, CSV logs, TensorBoard)"),
