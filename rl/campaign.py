@@ -155,7 +155,10 @@ def main(argv: Optional[list[str]] = None) -> int:
             item = next(t for t in todo if str(t[3].resolve()) not in foreign)
             todo.remove(item)
             env, pattern, seed, run_dir, resume = item
-            if resume is False and run_step(run_dir) is not None:
+            step = run_step(run_dir)
+            if step is not None and step >= args.steps:
+                continue  # another process finished it while we waited
+            if resume is False and step is not None:
                 resume = True  # another process checkpointed it while we waited
             if not resume and run_dir.exists():
                 shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to continue
