@@ -180,7 +180,7 @@ def publish(root: Path, out: Path, steps: int) -> list[dict]:
     return rows
 
 
-def bundle(run_dirs: list[Path], bits: tuple[int, ...] = (32, 8, 4), episodes: int = 10, prebuilt: bool = False) -> None:
+def bundle(run_dirs: list[Path], bits: tuple[int, ...] = (32, 16, 8, 4), episodes: int = 10, prebuilt: bool = False) -> None:
     """Export each run to hwmodel/data/workloads/<run name>.nmw and add its quality rows.
 
     ``prebuilt``: take the workload and quality rows that ``rl.device_campaign pack`` made
