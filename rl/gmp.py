@@ -48,7 +48,7 @@ from torch import nn
 from hwmodel.errors import NmlabError
 from hwmodel.sparsity import DENSE, UNSTRUCTURED, Pattern
 from rl.methods import Method, parse_target
-from rl.nm_layers import NMLinear, nm_layers
+from rl.nm_layers import apply_masks, nm_layers
 
 #: Start and end of pruning as fractions of the pruning phase (Zhu & Gupta, Graesser et al.).
 START_FRACTION = 0.2
@@ -273,16 +273,8 @@ class GMPMethod(Method):
             scalars["qat_bits"] = float(self.args.qat_bits)
         return scalars
 
-    @torch.no_grad()
     def after_optimizer_step(self, kind: str, modules: tuple[nn.Module, ...], update_step: int) -> None:
-        for module in modules:
-            for layer in nm_layers(module):
-                if layer.sparse:
-                    layer.weight.mul_(layer.mask_f)
+        apply_masks(modules)
 
-    @torch.no_grad()
     def after_polyak(self, pairs: list[tuple[nn.Module, nn.Module]]) -> None:
-        for _online, target in pairs:
-            for layer in nm_layers(target):
-                if layer.sparse:
-                    layer.weight.mul_(layer.mask_f)
+        apply_masks(target for _online, target in pairs)

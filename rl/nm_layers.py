@@ -177,6 +177,16 @@ def nm_layers(module: nn.Module) -> list[NMLinear]:
 
 
 @torch.no_grad()
+def apply_masks(modules: Iterable[nn.Module]) -> None:
+    """``W *= mask`` in every sparse layer of ``modules``: pruned weights back to exactly zero
+    (after an optimizer step, whose momentum would move them, or a Polyak update)."""
+    for module in modules:
+        for layer in nm_layers(module):
+            if layer.sparse:
+                layer.weight.mul_(layer.mask_f)
+
+
+@torch.no_grad()
 def update_masks(modules: Iterable[nn.Module]) -> tuple[int, int]:
     """Re-project every sparse layer of ``modules``; returns (changed, total) mask entries for SAD."""
     changed = total = 0

@@ -52,7 +52,7 @@ from torch import nn
 from hwmodel.errors import NmlabError
 from hwmodel.sparsity import DENSE, UNSTRUCTURED, Pattern
 from rl.methods import LAYER_KEYS, Method, parse_overrides, parse_target
-from rl.nm_layers import NMLinear, nm_layers
+from rl.nm_layers import NMLinear, apply_masks, nm_layers
 from rl.replay import MISMATCH_OLDEST, policy_mismatch, should_shrink
 
 #: Fraction of the live transitions dropped when the policy mismatch is too large (RLx2).
@@ -328,12 +328,8 @@ class RLx2Method(Method):
         for layer in layers:
             layer.weight.grad.mul_(layer.mask_f)
 
-    @torch.no_grad()
     def after_optimizer_step(self, kind: str, modules: tuple[nn.Module, ...], update_step: int) -> None:
-        for m in modules:
-            for layer in nm_layers(m):
-                if layer.sparse:
-                    layer.weight.mul_(layer.mask_f)
+        apply_masks(modules)
 
     @torch.no_grad()
     def after_polyak(self, pairs: list[tuple[nn.Module, nn.Module]]) -> None:
