@@ -13,7 +13,7 @@ from hwmodel.io import atomic_write
 from reports import figures, html, quality, summary
 from reports.data import load_sweep, plotted_subset
 from reports.fronts import compute_fronts, fronts_document
-from sweeps.agents import bundled_published, load_published
+from hwmodel.agents import bundled_published, load_published
 
 
 def _cpus() -> int:
@@ -29,7 +29,7 @@ def build_report(out: str | Path, pngs: bool = True, published: Optional[str | P
     Args:
         out: the sweep directory (holds points.parquet); the report goes to ``out/report``.
         pngs: draw the matplotlib PNGs.
-        published: CSV of published fractions of dense (``sweeps.agents.load_published``):
+        published: CSV of published fractions of dense (``hwmodel.agents.load_published``):
             "bundled" = hwmodel/data/workloads/published_returns.csv, None = none.
     """
     if published == "bundled":

@@ -6,7 +6,7 @@ table's ``speedup_vs_dense_ref`` / ``energy_ratio_vs_dense_ref`` (the side-by-si
 numbers). The only other input is the published fractions of dense
 (``hwmodel/data/workloads/published_returns.csv``), matched by (env, agent label).
 
-An agent is (env, method, agent label) of the sweep rows (``sweeps.agents``): ``td3 dense``,
+An agent is (env, method, agent label) of the sweep rows (``hwmodel.agents``): ``td3 dense``,
 ``rnm-td3 2:4``, ``rlx2 rlx2 0.98/0.95``, ``gmp gmp 0.9 QAT8``, or a pattern pruned one-shot.
 """
 
@@ -18,7 +18,7 @@ from typing import Any, Optional
 import pandas as pd
 
 from reports.data import pattern_order
-from sweeps.agents import label_fractions, normalize_label, one_shot_label
+from hwmodel.agents import label_fractions, normalize_label, one_shot_label
 
 FORMAT = "nmlab-quality-hw"
 VERSION = 1
@@ -86,7 +86,7 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
     Args:
         df: the sweep table (every row; groups by env and agent).
         published: (env, canonical label) -> (published fraction of dense, source), from
-            :func:`sweeps.agents.load_published`.
+            :func:`hwmodel.agents.load_published`.
         quality_table: the quality table the sweep joined (its path), or None when it joined
             none (then a missing return says so instead of "no quality row").
     """

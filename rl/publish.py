@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Optional
 
+from hwmodel.agents import agent_label, bundled_published, load_published
 from hwmodel.io import atomic_write, data_path
 
 PATTERN_ORDER = ["dense", "2:4", "1:4", "1:8"]
@@ -26,16 +27,9 @@ METHOD_COLOURS = {"dense": "black", "2:4": "tab:blue", "1:4": "tab:orange", "1:8
 
 def run_label(args: dict) -> str:
     """How a run appears in tables and plots: its N:M pattern or 'dense' (TD3 / RNM-TD3), or
-    the method with its sparsity ('rlx2 0.98/0.95' = actor/critic, 'gmp 0.9 QAT8')."""
-    method = args.get("method", "")
-    if method == "rlx2":
-        actor = args.get("actor_sparsity") or args["sparsity"]
-        critic = args.get("critic_sparsity") or args["sparsity"]
-        return f"rlx2 {actor}/{critic}"
-    if method == "gmp":
-        qat = f" QAT{args['qat_bits']}" if args.get("qat_bits") else ""
-        return f"gmp {args['sparsity']}{qat}"
-    return args["sparsity"]
+    the method with its sparsity ('rlx2 0.98/0.95' = actor/critic, 'gmp 0.9 QAT8'): the same
+    label the sweep gives the run's exported workload (:func:`hwmodel.agents.agent_label`)."""
+    return agent_label(args, args.get("method", ""), args["sparsity"])
 
 
 def label_order(label: str) -> tuple[int, str]:
@@ -45,10 +39,7 @@ def label_order(label: str) -> tuple[int, str]:
 
 def published_fractions() -> dict[tuple[str, str], tuple[float, str]]:
     """(env, label) -> (published fraction of dense, source) from hwmodel/data/workloads/published_returns.csv."""
-    path = data_path("workloads", "published_returns.csv")
-    with open(path, newline="") as fh:
-        rows = csv.DictReader(line for line in fh if not line.startswith("#"))
-        return {(r["env"], r["label"]): (float(r["fraction_of_dense"]), r["source"]) for r in rows}
+    return load_published(bundled_published())
 
 
 def read_eval(run_dir: Path) -> list[tuple[int, float]]:

@@ -26,7 +26,7 @@ from typing import Optional
 import pyarrow as pa
 
 from hwmodel.errors import NmlabError
-from sweeps.agents import label_fractions, parse_fractions, same_fractions
+from hwmodel.agents import label_fractions, parse_fractions, same_fractions
 from sweeps.config import parse_grid_pattern
 
 QUALITY_COLUMNS = ("env", "method", "sparsity", "bits", "seed", "steps", "episodes", "return_mean", "return_std")

@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 from hwmodel.errors import NmlabError
 from hwmodel.sparsity import parse_pattern
-from sweeps.agents import agent_label, one_shot_label
+from hwmodel.agents import agent_label, one_shot_label
 from sweeps.config import SweepConfig, unstructured_level
 
 #: Bumped when a point's row would change meaning: old part files then no longer match.
@@ -59,7 +59,7 @@ class WorkloadInfo:
     pattern: str
     seed: int
     has_weights: bool
-    agent: str = ""  # label of the trained agent (sweeps.agents): "2:4", "rlx2 0.98/0.95", "gmp 0.9 QAT8"
+    agent: str = ""  # label of the trained agent (hwmodel.agents): "2:4", "rlx2 0.98/0.95", "gmp 0.9 QAT8"
 
 
 @lru_cache(maxsize=256)

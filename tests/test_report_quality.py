@@ -1,6 +1,6 @@
 """The "RL quality vs hardware" table of nmlab report: returns from the sweep's join, fractions of
 dense by hand, published figures on the right agent only, missing returns explained, hardware
-figures equal to the sweep rows, and the agent labels the sweep writes (sweeps/agents.py)."""
+figures equal to the sweep rows, and the agent labels the sweep writes (hwmodel/agents.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from hwmodel.errors import NmlabError
 from hwmodel.workload import save_workload, synthetic_td3_workload, synthetic_unstructured_td3_workload
 from reports import quality
 from reports.build import build_report
-from sweeps.agents import agent_label, label_fractions, load_published, normalize_label
+from hwmodel.agents import agent_label, label_fractions, load_published, normalize_label
 from sweeps.api import run
 
 ENV = "Synth-v0"
@@ -259,7 +259,7 @@ def test_label_helpers():
 
 
 def test_bundled_published_file_loads_and_a_bad_one_names_the_line(tmp_path):
-    from sweeps.agents import bundled_published
+    from hwmodel.agents import bundled_published
 
     pub = load_published(bundled_published())
     assert pub[("HalfCheetah-v5", "2:4")][0] == pytest.approx(1.01)
