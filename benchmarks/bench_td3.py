@@ -37,12 +37,15 @@ import torch  # noqa: E402
 
 
 def run_ours(env: str, sparsity: str, learning_starts: int, updates: int, seed: int) -> tuple[float, float]:
-    """(wall, CPU) seconds of one nmlab TD3 / RNM-TD3 run of learning_starts + updates steps."""
+    """(wall, CPU) seconds of one nmlab run of learning_starts + updates steps. ``sparsity``:
+    an N:M pattern or 'dense' (TD3 / RNM-TD3), or METHOD=SPARSITY for another method
+    ('rlx2=0.9', 'gmp=0.9')."""
     from rl import td3
 
+    method, _, sp = sparsity.rpartition("=")
     tmp = tempfile.mkdtemp(prefix="bench_td3_")
     try:
-        args = td3.Args(env=env, sparsity=sparsity, steps=learning_starts + updates, learning_starts=learning_starts,
+        args = td3.Args(env=env, method=method, sparsity=sp, steps=learning_starts + updates, learning_starts=learning_starts,
                         seed=seed, out=str(Path(tmp) / "run"), eval_every=10**9, eval_episodes=1,
                         checkpoint_every=10**9, tensorboard=False, progress=False, torch_threads=1)
         t, c = time.perf_counter(), time.process_time()
@@ -77,7 +80,8 @@ def main() -> int:
     ap.add_argument("--updates", type=int, default=3000, help="learning steps (= gradient updates) per run")
     ap.add_argument("--learning-starts", type=int, default=1000, help="random steps before learning")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--sparsity", nargs="+", default=["dense", "2:4", "1:8"])
+    ap.add_argument("--sparsity", nargs="+", default=["dense", "2:4", "1:8"],
+                    help="configurations: N:M patterns or 'dense', or METHOD=SPARSITY ('rlx2=0.9', 'gmp=0.9')")
     ap.add_argument("--no-sb3", action="store_true", help="skip Stable-Baselines3")
     ap.add_argument("--csv", default=None, help="write per-run timings here")
     a = ap.parse_args()
@@ -106,7 +110,7 @@ def main() -> int:
             w1, c1 = one(impl, sp, a.updates, rep)
             times[(impl, sp)].append((w1 - w0, c1 - c0))
             rows.append({"impl": impl, "sparsity": sp, "repeat": rep, "wall_s": round(w1 - w0, 3), "cpu_s": round(c1 - c0, 3)})
-            print(f"round {rep} {impl:6s} {sp:6s} learning phase {w1 - w0:7.1f} s wall, {c1 - c0:7.1f} s CPU", file=sys.stderr, flush=True)
+            print(f"round {rep} {impl:6s} {sp:9s} learning phase {w1 - w0:7.1f} s wall, {c1 - c0:7.1f} s CPU", file=sys.stderr, flush=True)
     print(f"\n{a.env}: {a.learning_starts} random steps then {a.updates} learning steps (1 update each), "
           f"median of {a.repeats} rounds, 1 torch thread")
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} logical CPUs, torch {torch.__version__}, "
@@ -114,9 +118,9 @@ def main() -> int:
     med = {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in times.items()}
     dense = med.get(("nmlab", "dense"))
     sb3 = med.get(("sb3", "dense"))
-    print(f"{'impl':6s} {'pattern':7s} {'upd/s wall':>10s} {'upd/s CPU':>10s} {'vs dense (CPU)':>15s} {'vs SB3 (CPU)':>13s}")
+    print(f"{'impl':6s} {'config':9s} {'upd/s wall':>10s} {'upd/s CPU':>10s} {'vs dense (CPU)':>15s} {'vs SB3 (CPU)':>13s}")
     for (impl, sp), (w, c) in med.items():
-        print(f"{impl:6s} {sp:7s} {a.updates / w:10.1f} {a.updates / c:10.1f} "
+        print(f"{impl:6s} {sp:9s} {a.updates / w:10.1f} {a.updates / c:10.1f} "
               f"{'' if dense is None else f'{dense[1] / c:15.2f}'} {'' if sb3 is None else f'{sb3[1] / c:13.2f}'}")
     if a.csv:
         with open(a.csv, "w", newline="") as fh:
