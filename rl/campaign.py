@@ -20,7 +20,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 ENVS = ("Hopper-v5", "HalfCheetah-v5")
 PATTERNS = ("dense", "2:4", "1:4", "1:8")
@@ -43,14 +43,18 @@ def run_name(env: str, pattern: str, seed: int) -> str:
     return f"{env.lower().replace('-v5', '')}_{pattern_tag(pattern)}_s{seed}"
 
 
-def campaign_runs(seeds: int = 2) -> list[tuple[str, str, int]]:
+LABELS = ("dense", "2:4", "1:4", "1:8", *METHODS)
+
+
+def campaign_runs(seeds: int = 2, only: Optional[Sequence[str]] = None) -> list[tuple[str, str, int]]:
     """(env, label, seed) in priority order: dense and 2:4 of both envs first, then 1:4 and 1:8,
-    then RLx2 and GMP, then the next seed. A label is an N:M pattern, 'dense' or a method of METHODS."""
+    then RLx2 and GMP, then the next seed. A label is an N:M pattern, 'dense' or a method of METHODS.
+    ``only`` keeps the runs of these labels (one issue's runs before the rest)."""
     order = []
     for seed in range(seeds):
         for group in (("dense", "2:4"), ("1:4", "1:8"), METHODS):
             for env in ENVS:
-                order += [(env, p, seed) for p in group]
+                order += [(env, p, seed) for p in group if not only or p in only]
     return order
 
 
@@ -119,11 +123,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--status", action="store_true", help="print each run's progress and exit")
     ap.add_argument("--done-in", nargs="*", default=[], metavar="ROOT",
                     help="skip runs complete under these roots (runs/device: trained on a GPU machine, rl.device_campaign)")
+    ap.add_argument("--only", nargs="+", choices=LABELS, metavar="LABEL",
+                    help=f"train only the runs of these labels ({', '.join(LABELS)}); default: all")
     args = ap.parse_args(argv)
     root = Path(args.root)
     root.mkdir(parents=True, exist_ok=True)
     todo = []
-    for env, pattern, seed in campaign_runs(args.seeds):
+    for env, pattern, seed in campaign_runs(args.seeds, args.only):
         run_dir = root / run_name(env, pattern, seed)
         step = run_step(run_dir)
         elsewhere = next((d for d in args.done_in if _complete_in(Path(d) / run_dir.name, args.steps)), None)

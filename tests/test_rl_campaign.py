@@ -25,6 +25,20 @@ def test_campaign_order_and_names(tmp_path):
     assert cmd[cmd.index("--sparsity") + 1] == "1:8" and cmd[cmd.index("--steps") + 1] == "200000"
 
 
+def test_only_keeps_the_order_of_the_chosen_labels(tmp_path):
+    runs = campaign_runs(2, only=["rlx2", "gmp"])
+    assert runs == [r for r in campaign_runs(2) if r[1] in ("rlx2", "gmp")] and len(runs) == 8
+    assert runs[4:] == [("Hopper-v5", "rlx2", 1), ("Hopper-v5", "gmp", 1), ("HalfCheetah-v5", "rlx2", 1),
+                        ("HalfCheetah-v5", "gmp", 1)]
+    out = subprocess.run([sys.executable, "-m", "rl.campaign", "--root", str(tmp_path), "--only", "rlx2", "--status"],
+                         capture_output=True, text=True, check=True).stdout.split("\n")
+    assert [line.split()[0] for line in out if line] == [
+        "hopper_rlx2_s0", "halfcheetah_rlx2_s0", "hopper_rlx2_s1", "halfcheetah_rlx2_s1"]
+    bad = subprocess.run([sys.executable, "-m", "rl.campaign", "--root", str(tmp_path), "--only", "2:8"],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--only" in bad.stderr and "Traceback" not in bad.stderr
+
+
 def test_method_runs_use_the_paper_sparsities(tmp_path):
     cmd = command("Hopper-v5", "rlx2", 0, tmp_path / "r", 200_000, resume=False)
     opt = lambda name: cmd[cmd.index(name) + 1]  # noqa: E731
