@@ -102,6 +102,8 @@ def table(runs: list[dict], steps: int) -> list[dict]:
             "env": env, "sparsity": pattern, "seeds": len(reached),
             "steps_reached": "/".join(str(s) for s in reached), "complete": all(s >= steps for s in reached),
             "final_return_mean": round(sum(finals) / len(finals), 1),
+            # RL returns vary a lot between seeds: show each, not only their mean.
+            "final_return_per_seed": " / ".join(f"{f:.0f}" for f in finals),
             "fraction_of_dense": round(sum(f for f, _ in fracs) / len(fracs), 3) if fracs else "",
             "compared_at_steps": "/".join(str(c) for _, c in fracs),
             "published_fraction_of_dense": published.get((env, pattern), ("", ""))[0],
@@ -151,7 +153,8 @@ def publish(root: Path, out: Path, steps: int) -> list[dict]:
                 shutil.copyfile(r["dir"] / name, dest / name)
     plot_curves(runs, out)
     rows = table(runs, steps)
-    cols = ["env", "sparsity", "seeds", "steps_reached", "complete", "final_return_mean", "fraction_of_dense",
+    cols = ["env", "sparsity", "seeds", "steps_reached", "complete", "final_return_mean", "final_return_per_seed",
+            "fraction_of_dense",
             "compared_at_steps", "published_fraction_of_dense"]
     with atomic_write(out / "final_returns.csv", "w") as fh:
         w = csv.DictWriter(fh, cols, lineterminator="\n")
@@ -159,8 +162,8 @@ def publish(root: Path, out: Path, steps: int) -> list[dict]:
         w.writerows(rows)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
-    note = (f"Final return: mean of the last 3 evaluations (10 deterministic episodes each), averaged over seeds. "
-            f"Fraction of dense: per seed, at the largest step both runs reached, then averaged; blank where the dense "
+    note = (f"Final return: mean of the last 3 evaluations (10 deterministic episodes each), averaged over seeds "
+            f"(`final_return_per_seed`: each seed's, in seed order). Fraction of dense: per seed, at the largest step both runs reached, then averaged; blank where the dense "
             f"return there is not positive (a ratio of negative returns means nothing). "
             f"Target {steps} steps per run; `complete` False means the run has not reached it yet. "
             f"`sparsity`: the N:M pattern (dense TD3 / RNM-TD3), `rlx2 A/C` (actor/critic sparsity) or "
@@ -234,8 +237,9 @@ def main(argv: Optional[list[str]] = None) -> int:
             print(f"publish: error: {exc}", file=sys.stderr)
             return 2
         return 0
-    for r in publish(args.root, args.out, args.steps):
-        print(r)
+    rows = publish(args.root, args.out, args.steps)
+    print((args.out / "final_returns.md").read_text().split("\n\n", 1)[1], end="")  # the table, not its note
+    print(f"{len(rows)} rows: {args.out}/final_returns.{{md,csv}}, learning_curves_*.png")
     return 0
 
 

@@ -86,6 +86,7 @@ def test_table_compares_with_dense_at_the_common_step(tmp_path):
     _fake_run(root, "hopper_2of4_s0", "Hopper-v5", "2:4", 0, [(100, 5), (200, 40)])  # unfinished
     rows = {r["sparsity"]: r for r in publish(root, tmp_path / "out", steps=300)}
     assert rows["dense"]["complete"] is True and rows["dense"]["final_return_mean"] == 20.0
+    assert rows["dense"]["final_return_per_seed"] == "20"
     two = rows["2:4"]
     assert two["complete"] is False and two["steps_reached"] == "200"
     # At step 200: sparse mean(5, 40) = 22.5, dense mean(10, 20) = 15.
@@ -95,6 +96,16 @@ def test_table_compares_with_dense_at_the_common_step(tmp_path):
     assert (out / "learning_curves_hopper.png").stat().st_size > 0
     assert (out / "hopper_2of4_s0" / "eval.csv").is_file()
     assert "| Hopper-v5 | 2:4 | 1 | 200 | False |" in (out / "final_returns.md").read_text()
+
+
+def test_two_seeds_show_each_return_and_pair_fractions_by_seed(tmp_path):
+    root = tmp_path / "runs"
+    _fake_run(root, "hopper_dense_s0", "Hopper-v5", "dense", 0, [(300, 100)])
+    _fake_run(root, "hopper_2of4_s0", "Hopper-v5", "2:4", 0, [(300, 50)])
+    _fake_run(root, "hopper_2of4_s1", "Hopper-v5", "2:4", 1, [(300, 250)])  # its dense seed is not there yet
+    two = {r["sparsity"]: r for r in publish(root, tmp_path / "out", steps=300)}["2:4"]
+    assert two["seeds"] == 2 and two["final_return_mean"] == 150.0 and two["final_return_per_seed"] == "50 / 250"
+    assert two["fraction_of_dense"] == pytest.approx(0.5) and two["compared_at_steps"] == "300"  # seed 0 only
 
 
 def test_no_fraction_against_a_non_positive_dense_return(tmp_path):
@@ -121,4 +132,4 @@ def test_method_labels_and_published_fractions(tmp_path):
     assert by["rlx2 0.98/0.95"]["fraction_of_dense"] == pytest.approx(0.8)  # mean(8, 16) / mean(10, 20)
     assert by["rlx2 0.98/0.95"]["published_fraction_of_dense"] == pytest.approx(0.97)  # Tan et al., Hopper 98/95
     assert by["gmp 0.9 QAT8"]["published_fraction_of_dense"] == ""
-    assert "| Hopper-v5 | rlx2 0.98/0.95 | 1 | 200 | True | 12.0 | 0.8 | 200 | 0.97 |" in (tmp_path / "out" / "final_returns.md").read_text()
+    assert "| Hopper-v5 | rlx2 0.98/0.95 | 1 | 200 | True | 12.0 | 12 | 0.8 | 200 | 0.97 |" in (tmp_path / "out" / "final_returns.md").read_text()
