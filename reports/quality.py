@@ -21,7 +21,7 @@ from reports.data import pattern_order
 from hwmodel.agents import label_fractions, normalize_label, one_shot_label
 
 FORMAT = "nmlab-quality-hw"
-VERSION = 1
+VERSION = 2  # 2: fractions against dense as trained (1: dense at the same bits)
 #: Returns are shown at the agent's own training precision and at these weight bitwidths.
 RETURN_BITS = (8, 4)
 #: Hardware gains are taken at this bitwidth.
@@ -73,6 +73,20 @@ def _dense_agent(env_rows: pd.DataFrame) -> Optional[pd.DataFrame]:
     return td3 if len(td3) else dense[dense.method == sorted(dense.method.unique())[0]]
 
 
+def fraction_of_dense(return_mean: float, dense_ref: Optional[pd.Series]) -> dict[str, Any]:
+    """``fraction_of_dense``, ``dense_return_mean`` and ``fraction_missing`` of one return against
+    the env's dense TD3 return at its training precision (``dense_ref``, a row with ``return_mean``
+    and ``bits``; None when the sweep has none). No fraction when that return is not positive: a
+    ratio to a non-positive return means nothing."""
+    if dense_ref is None:
+        return {"fraction_of_dense": None, "dense_return_mean": None, "fraction_missing": "no dense TD3 return"}
+    base = float(dense_ref.return_mean)
+    if base <= 0:
+        return {"fraction_of_dense": None, "dense_return_mean": base,
+                "fraction_missing": f"dense TD3's return at {int(dense_ref.bits)} bits is not positive"}
+    return {"fraction_of_dense": return_mean / base, "dense_return_mean": base, "fraction_missing": None}
+
+
 def _return_at(rows: pd.DataFrame, bits: int) -> Optional[pd.Series]:
     """The first row at ``bits`` with a return (all rows of one agent and bitwidth carry the same join)."""
     at = rows[(rows.bits == bits) & rows.return_mean.notna()]
@@ -97,6 +111,9 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
     rows_out: list[dict[str, Any]] = []
     for env, env_rows in df.groupby("env", sort=True):
         dense = _dense_agent(env_rows)
+        # One reference per env: dense TD3 as trained (full precision), so each cell says what that
+        # (agent, bits) keeps of the dense agent; dense itself collapses at 4 bits, a useless yardstick.
+        dense_ref = _return_at(dense, _own_bits(dense)) if dense is not None else None
         order = {p: i for i, p in enumerate(pattern_order(env_rows.pattern))}
         keys = env_rows[["method", "agent", "pattern", "mask_source"]].drop_duplicates()
         keys = sorted(keys.itertuples(index=False), key=lambda k: (
@@ -125,15 +142,7 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
                         entry["return_mean"] = float(r.return_mean)
                         entry["seeds"] = int(r.return_seeds) if "return_seeds" in r and r.return_seeds == r.return_seeds else None
                         entry["steps"] = int(r.return_steps) if "return_steps" in r and r.return_steps == r.return_steps else None
-                        d = _return_at(dense, bits) if dense is not None else None
-                        if d is None:
-                            entry["fraction_missing"] = f"no dense TD3 return at {bits} bits"
-                        elif d.return_mean <= 0:
-                            entry["dense_return_mean"] = float(d.return_mean)
-                            entry["fraction_missing"] = f"dense TD3's return at {bits} bits is not positive"
-                        else:
-                            entry["dense_return_mean"] = float(d.return_mean)
-                            entry["fraction_of_dense"] = entry["return_mean"] / entry["dense_return_mean"]
+                        entry.update(fraction_of_dense(entry["return_mean"], dense_ref))
                 returns.append(entry)
             pub = published.get((env, normalize_label(key.agent))) if trained else None
             hardware = []
@@ -157,8 +166,8 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
         "format": FORMAT, "version": VERSION, "table": "../points.parquet",
         "definition": ("One row per env and agent (method, agent label). returns: return_mean of the sweep rows of that "
                        "agent at the agent's own training precision (own_bits) and at 8 and 4 weight bits, seeds "
-                       "averaged, with the fraction of the env's dense TD3 return at the same bits (null when dense's "
-                       "is not positive). published_fraction_of_dense: the paper's figure for that (env, label). "
+                       "averaged, with the fraction of the env's dense TD3 return at its own training precision "
+                       "(fraction_of_dense = return_mean / dense_return_mean; null when that is not positive). published_fraction_of_dense: the paper's figure for that (env, label). "
                        f"hardware: {scenario} at batch {batch} and {HW_BITS} bits, speedup and energy ratio vs dense at "
                        "the design's highest bitwidth (speedup_vs_dense_ref, energy_ratio_vs_dense_ref of the rows "
                        "point_ids)."),
@@ -221,8 +230,8 @@ def intro(doc: dict[str, Any]) -> str:
     hw = doc["hardware_scenario"]
     return (f"Per env and agent: evaluation return (the quality table's mean over seeds, joined by the sweep) at the "
             f"agent's own training precision and with the actor fake-quantized to {' and '.join(map(str, RETURN_BITS))} "
-            f"bits; in brackets the fraction of the env's dense TD3 return at the same bits (none when that is not "
-            f"positive). `steps`: training steps of the evaluated runs (ours are reduced-scale runs). Published: the "
+            f"bits; in brackets the fraction of the env's dense TD3 return as trained (full precision; none when that is "
+            f"not positive), so a cell says what that agent keeps of the dense agent at that bitwidth. `steps`: training steps of the evaluated runs (ours are reduced-scale runs). Published: the "
             f"paper's final return as a fraction of its own dense TD3 (full precision, 1M steps unless noted). "
             f"Designs: {hw['scenario']} at batch {hw['batch']} and {hw['bits']} bits, speedup / energy ratio vs dense "
             f"at the design's highest bitwidth (the side-by-side tables' figures). Data: `{FILENAME}`.")

@@ -22,8 +22,8 @@ from sweeps.api import run
 ENV = "Synth-v0"
 HIDDEN = (32, 32)
 
-# Hand-made quality table. Dense TD3 at 8 bits: two seeds, 190 and 210 -> 200; at 4 bits its
-# return is negative, so no fraction of dense exists there.
+# Hand-made quality table. Dense TD3 as trained (32 bits): 200, every fraction's reference; at 8
+# bits two seeds, 190 and 210 -> 200; at 4 bits it collapses to a negative return.
 QUALITY = """env,method,sparsity,bits,seed,steps,episodes,return_mean,return_std
 Synth-v0,td3,dense,32,0,2000,5,200,1
 Synth-v0,td3,dense,8,0,2000,5,190,1
@@ -126,10 +126,11 @@ def test_returns_and_fractions_of_dense_by_hand(doc):
     assert _ret(rnm, "8")["return_mean"] == pytest.approx(150)            # (140 + 160) / 2
     assert _ret(rnm, "8")["fraction_of_dense"] == pytest.approx(150 / 200)
     assert _ret(rnm, "8")["steps"] == 1000 and _ret(rnm, "8")["seeds"] == 2  # the shorter seed's steps
-    # Dense's 4-bit return is negative: the return is shown, the fraction is not, and it says why.
+    # Every fraction is against dense as trained (200), not dense at the same bits (-5 at 4 bits).
     e4 = _ret(rnm, "4")
-    assert e4["return_mean"] == 100 and e4["fraction_of_dense"] is None
-    assert e4["fraction_missing"] == "dense TD3's return at 4 bits is not positive"
+    assert e4["return_mean"] == 100 and e4["fraction_of_dense"] == pytest.approx(100 / 200)
+    assert e4["dense_return_mean"] == 200 and e4["fraction_missing"] is None
+    assert _ret(dense, "4")["fraction_of_dense"] == pytest.approx(-5 / 200)
     # RLx2's rows name its fractions; the 0.9 RLx2 agent's row (999) is another agent's.
     rlx2 = _row(doc, "rlx2", "rlx2 0.98/0.95")
     assert _ret(rlx2, "own")["fraction_of_dense"] == pytest.approx(180 / 200)
@@ -141,6 +142,15 @@ def test_returns_and_fractions_of_dense_by_hand(doc):
     # GMP 2:4 gets its own row only (50), not RNM-TD3's.
     g24 = _row(doc, "gmp", "gmp 2:4")
     assert _ret(g24, "8")["return_mean"] == 50 and _ret(g24, "8")["fraction_of_dense"] == pytest.approx(0.25)
+
+
+def test_no_fraction_against_a_missing_or_non_positive_dense_return():
+    ref = pd.Series({"return_mean": 200.0, "bits": 32})
+    assert quality.fraction_of_dense(50.0, ref) == {"fraction_of_dense": 0.25, "dense_return_mean": 200.0,
+                                                   "fraction_missing": None}
+    bad = quality.fraction_of_dense(50.0, pd.Series({"return_mean": -3.0, "bits": 32}))
+    assert bad["fraction_of_dense"] is None and bad["fraction_missing"] == "dense TD3's return at 32 bits is not positive"
+    assert quality.fraction_of_dense(50.0, None)["fraction_missing"] == "no dense TD3 return"
 
 
 def test_returns_equal_the_sweep_rows(doc, sweep_dir):
@@ -193,9 +203,9 @@ def test_table_in_summary_md(sweep_dir, doc):
     md = (sweep_dir / "report" / "summary.md").read_text()
     section = md.split("## RL quality vs hardware", 1)[1].split("\n## ", 1)[0]
     lines = {ln.split(" | ")[0].lstrip("| "): ln for ln in section.splitlines() if ln.startswith("| ")}
-    assert " 150 (0.75) | 150 (0.75) | 100 | 1.01 [1] |" in lines["2:4"]
+    assert " 150 (0.75) | 150 (0.75) | 100 (0.50) | 1.01 [1] |" in lines["2:4"]
     assert " 180 (0.90) | 170 (0.85) | - | 0.97 [2] |" in lines["rlx2 0.98/0.95"]
-    assert "| 8 (QAT) | 120 (0.60) | 120 (0.60) | 60 | - |" in lines["gmp 0.9 QAT8"]
+    assert "| 8 (QAT) | 120 (0.60) | 120 (0.60) | 60 (0.30) | - |" in lines["gmp 0.9 QAT8"]
     assert quality.ONE_SHOT_REASON in lines["1:8 one-shot"]
     assert "[1] Paper A, abstract" in section and "[2] Paper C, TD3 table" in section
     hw = _row(doc, "rlx2", "rlx2 0.98/0.95")["hardware"]
