@@ -69,43 +69,54 @@ def final_return(curve: list[tuple[int, float]], at_step: int, window: int = 3) 
     return sum(pts[-window:]) / len(pts[-window:]) if pts else None
 
 
-def table(runs: list[dict], steps: int) -> list[dict]:
-    """One row per (env, label): seeds, steps reached, final return, fraction of dense, and the
-    published fraction of dense where a paper reports one (``published_fractions``).
+def fraction_vs_dense(group: list[dict], dense: list[dict]) -> Optional[dict]:
+    """Mean final return of ``group`` over the mean of ``dense`` (runs of one env), both at one step.
 
-    The fraction compares each seed against the dense run of the same env and seed at the
-    largest step both have evaluated, so unequal progress never flatters either side.
+    The step is the furthest both sides reached (the smaller of each side's furthest run), and
+    only runs that reached it count, so a run still training never drags the comparison back
+    to its step nor is compared with finished runs. Seeds are not paired: seed s of two methods
+    shares nothing after the first update, so the fraction is a ratio of means (as RLx2 reports
+    it). None without runs on both sides or when dense's mean there is not positive (a ratio to
+    a negative return means nothing).
     """
+    group, dense = [r for r in group if r["curve"]], [d for d in dense if d["curve"]]
+    if not group or not dense:
+        return None
+    at = min(max(r["curve"][-1][0] for r in group), max(d["curve"][-1][0] for d in dense))
+    ours = [(r["seed"], final_return(r["curve"], at)) for r in group if r["curve"][-1][0] >= at]
+    base = [(d["seed"], final_return(d["curve"], at)) for d in dense if d["curve"][-1][0] >= at]
+    base_mean = sum(v for _, v in base) / len(base)
+    if base_mean <= 0:
+        return None
+    return {"fraction": sum(v for _, v in ours) / len(ours) / base_mean, "at": at,
+            "seeds": f"{','.join(str(s) for s, _ in ours)} / {','.join(str(s) for s, _ in base)}"}
+
+
+def table(runs: list[dict], steps: int) -> list[dict]:
+    """One row per (env, label): seeds, steps reached, final return (mean and per seed), the
+    fraction of dense (``fraction_vs_dense``) and the published fraction of dense where a paper
+    reports one (``published_fractions``)."""
     by_key = defaultdict(list)
     for r in runs:
         by_key[(r["env"], r["sparsity"])].append(r)
     published = published_fractions()
     rows = []
     for (env, pattern), group in sorted(by_key.items(), key=lambda kv: (kv[0][0], label_order(kv[0][1]))):
-        fracs, finals, reached = [], [], []
-        for r in sorted(group, key=lambda r: r["seed"]):
-            if not r["curve"]:
-                continue
-            last = r["curve"][-1][0]
-            reached.append(last)
-            finals.append(final_return(r["curve"], last))
-            dense = next((d for d in by_key.get((env, "dense"), []) if d["seed"] == r["seed"] and d["curve"]), None)
-            if dense is not None:
-                common = min(last, dense["curve"][-1][0])
-                ours, base = final_return(r["curve"], common), final_return(dense["curve"], common)
-                # A ratio of returns only means "fraction of dense" when dense has a positive return.
-                if ours is not None and base is not None and base > 0:
-                    fracs.append((ours / base, common))
-        if not reached:
+        group = sorted((r for r in group if r["curve"]), key=lambda r: r["seed"])
+        if not group:
             continue
+        reached = [r["curve"][-1][0] for r in group]
+        finals = [final_return(r["curve"], last) for r, last in zip(group, reached)]
+        frac = fraction_vs_dense(group, by_key.get((env, "dense"), []))
         rows.append({
-            "env": env, "sparsity": pattern, "seeds": len(reached),
+            "env": env, "sparsity": pattern, "seeds": len(group),
             "steps_reached": "/".join(str(s) for s in reached), "complete": all(s >= steps for s in reached),
             "final_return_mean": round(sum(finals) / len(finals), 1),
             # RL returns vary a lot between seeds: show each, not only their mean.
             "final_return_per_seed": " / ".join(f"{f:.0f}" for f in finals),
-            "fraction_of_dense": round(sum(f for f, _ in fracs) / len(fracs), 3) if fracs else "",
-            "compared_at_steps": "/".join(str(c) for _, c in fracs),
+            "fraction_of_dense": round(frac["fraction"], 3) if frac else "",
+            "compared_at_steps": frac["at"] if frac else "",
+            "compared_seeds": frac["seeds"] if frac else "",
             "published_fraction_of_dense": published.get((env, pattern), ("", ""))[0],
         })
     return rows
@@ -154,8 +165,7 @@ def publish(root: Path, out: Path, steps: int) -> list[dict]:
     plot_curves(runs, out)
     rows = table(runs, steps)
     cols = ["env", "sparsity", "seeds", "steps_reached", "complete", "final_return_mean", "final_return_per_seed",
-            "fraction_of_dense",
-            "compared_at_steps", "published_fraction_of_dense"]
+            "fraction_of_dense", "compared_at_steps", "compared_seeds", "published_fraction_of_dense"]
     with atomic_write(out / "final_returns.csv", "w") as fh:
         w = csv.DictWriter(fh, cols, lineterminator="\n")
         w.writeheader()
@@ -163,8 +173,10 @@ def publish(root: Path, out: Path, steps: int) -> list[dict]:
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
     note = (f"Final return: mean of the last 3 evaluations (10 deterministic episodes each), averaged over seeds "
-            f"(`final_return_per_seed`: each seed's, in seed order). Fraction of dense: per seed, at the largest step both runs reached, then averaged; blank where the dense "
-            f"return there is not positive (a ratio of negative returns means nothing). "
+            f"(`final_return_per_seed`: each seed's, in seed order). Fraction of dense: the mean final return over seeds "
+            f"divided by dense TD3's, both at `compared_at_steps` (the furthest step both sides reached; only runs that "
+            f"reached it count; `compared_seeds`: this row's seeds / dense's); seeds are not paired. Blank where dense's "
+            f"mean there is not positive (a ratio to a negative return means nothing). "
             f"Target {steps} steps per run; `complete` False means the run has not reached it yet. "
             f"`sparsity`: the N:M pattern (dense TD3 / RNM-TD3), `rlx2 A/C` (actor/critic sparsity) or "
             f"`gmp S QATb`. Published fraction of dense: the paper's own figure at 1M steps "

@@ -91,21 +91,31 @@ def test_table_compares_with_dense_at_the_common_step(tmp_path):
     assert two["complete"] is False and two["steps_reached"] == "200"
     # At step 200: sparse mean(5, 40) = 22.5, dense mean(10, 20) = 15.
     assert two["fraction_of_dense"] == pytest.approx(1.5)
-    assert two["compared_at_steps"] == "200"
+    assert two["compared_at_steps"] == 200 and two["compared_seeds"] == "0 / 0"
     out = tmp_path / "out"
     assert (out / "learning_curves_hopper.png").stat().st_size > 0
     assert (out / "hopper_2of4_s0" / "eval.csv").is_file()
     assert "| Hopper-v5 | 2:4 | 1 | 200 | False |" in (out / "final_returns.md").read_text()
 
 
-def test_two_seeds_show_each_return_and_pair_fractions_by_seed(tmp_path):
+def test_fraction_is_a_ratio_of_seed_means_at_the_furthest_common_step(tmp_path):
     root = tmp_path / "runs"
-    _fake_run(root, "hopper_dense_s0", "Hopper-v5", "dense", 0, [(300, 100)])
-    _fake_run(root, "hopper_2of4_s0", "Hopper-v5", "2:4", 0, [(300, 50)])
-    _fake_run(root, "hopper_2of4_s1", "Hopper-v5", "2:4", 1, [(300, 250)])  # its dense seed is not there yet
-    two = {r["sparsity"]: r for r in publish(root, tmp_path / "out", steps=300)}["2:4"]
-    assert two["seeds"] == 2 and two["final_return_mean"] == 150.0 and two["final_return_per_seed"] == "50 / 250"
-    assert two["fraction_of_dense"] == pytest.approx(0.5) and two["compared_at_steps"] == "300"  # seed 0 only
+    _fake_run(root, "hopper_dense_s0", "Hopper-v5", "dense", 0, [(100, 40), (300, 100)])
+    _fake_run(root, "hopper_dense_s1", "Hopper-v5", "dense", 1, [(100, 60)])  # still training: left out at 300
+    _fake_run(root, "hopper_2of4_s0", "Hopper-v5", "2:4", 0, [(100, 10), (300, 50)])
+    _fake_run(root, "hopper_2of4_s1", "Hopper-v5", "2:4", 1, [(100, 20), (300, 250)])
+    rows = {r["sparsity"]: r for r in publish(root, tmp_path / "out", steps=300)}
+    two = rows["2:4"]
+    assert two["seeds"] == 2 and two["final_return_per_seed"] == "30 / 135"  # mean of the last 3 evaluations
+    assert two["final_return_mean"] == pytest.approx(82.5)
+    # At 300: mean(30, 135) / dense seed 0's mean(40, 100) = 82.5 / 70; dense seed 1 has not reached 300.
+    assert two["fraction_of_dense"] == pytest.approx(82.5 / 70, abs=1e-3)
+    assert (two["compared_at_steps"], two["compared_seeds"]) == (300, "0,1 / 0")
+    # A sparse side that is behind moves the step back to where it is and drops dense runs only if short.
+    _fake_run(root, "hopper_1of4_s0", "Hopper-v5", "1:4", 0, [(100, 30)])
+    one = {r["sparsity"]: r for r in publish(root, tmp_path / "out", steps=300)}["1:4"]
+    assert (one["compared_at_steps"], one["compared_seeds"]) == (100, "0 / 0,1")
+    assert one["fraction_of_dense"] == pytest.approx(30 / 50)  # dense at 100: mean(40, 60)
 
 
 def test_no_fraction_against_a_non_positive_dense_return(tmp_path):
@@ -132,4 +142,4 @@ def test_method_labels_and_published_fractions(tmp_path):
     assert by["rlx2 0.98/0.95"]["fraction_of_dense"] == pytest.approx(0.8)  # mean(8, 16) / mean(10, 20)
     assert by["rlx2 0.98/0.95"]["published_fraction_of_dense"] == pytest.approx(0.97)  # Tan et al., Hopper 98/95
     assert by["gmp 0.9 QAT8"]["published_fraction_of_dense"] == ""
-    assert "| Hopper-v5 | rlx2 0.98/0.95 | 1 | 200 | True | 12.0 | 12 | 0.8 | 200 | 0.97 |" in (tmp_path / "out" / "final_returns.md").read_text()
+    assert "| Hopper-v5 | rlx2 0.98/0.95 | 1 | 200 | True | 12.0 | 12 | 0.8 | 200 | 0 / 0 | 0.97 |" in (tmp_path / "out" / "final_returns.md").read_text()
