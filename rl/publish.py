@@ -186,28 +186,37 @@ def publish(root: Path, out: Path, steps: int) -> list[dict]:
     return rows
 
 
-def bundle(run_dirs: list[Path], bits: tuple[int, ...] = (32, 16, 8, 4), episodes: int = 10, prebuilt: bool = False) -> None:
-    """Export each run to hwmodel/data/workloads/<run name>.nmw and add its quality rows.
+def bundle(run_dirs: list[Path], bits: tuple[int, ...] = (32, 16, 8, 4), episodes: int = 10, prebuilt: bool = False,
+           quality_only: bool = False, dest: Optional[Path] = None) -> None:
+    """Export each run to <dest>/<run name>.nmw and add its quality rows to <dest>/quality.csv.
 
+    ``dest``: the bundled workloads folder, ``hwmodel/data/workloads`` by default.
     ``prebuilt``: take the workload and quality rows that ``rl.device_campaign pack`` made
     with the run on the device machine (``workload.nmw``, ``quality.csv`` in its folder; such
     runs come back without a checkpoint) instead of exporting and evaluating here.
+    ``quality_only``: add the quality rows but no workload file: a further seed of an agent
+    whose workload is bundled already, so the main job sweeps each agent once while the
+    report's returns average every seed.
     """
     from rl.evaluate import append_quality_row, evaluate_run
     from rl.export import export_run
 
-    quality = data_path("workloads", "quality.csv")
+    dest = Path(dest) if dest is not None else data_path("workloads")
+    quality = dest / "quality.csv"
     if prebuilt:
-        _bundle_prebuilt(run_dirs, quality)
+        _bundle_prebuilt(run_dirs, quality, dest, quality_only)
         return
     for run_dir in run_dirs:
-        wl = export_run(run_dir, data_path("workloads", f"{run_dir.name}.nmw"))
-        print(f"bundled {run_dir.name}: {wl.meta['steps']} steps, eval {wl.meta['eval_return_mean']:.1f}", flush=True)
+        if not quality_only:
+            wl = export_run(run_dir, dest / f"{run_dir.name}.nmw")
+            print(f"bundled {run_dir.name}: {wl.meta['steps']} steps, eval {wl.meta['eval_return_mean']:.1f}", flush=True)
         for b in bits:
             append_quality_row(quality, evaluate_run(run_dir, b, episodes))
+        if quality_only:
+            print(f"bundled {run_dir.name}: quality rows at {', '.join(map(str, bits))} bits (no workload file)", flush=True)
 
 
-def _bundle_prebuilt(run_dirs: list[Path], quality: Path) -> None:
+def _bundle_prebuilt(run_dirs: list[Path], quality: Path, dest: Path, quality_only: bool) -> None:
     from hwmodel.errors import NmlabError
     from hwmodel.workload import load_workload
     from rl.device_campaign import QUALITY_FILE, WORKLOAD_FILE
@@ -220,8 +229,9 @@ def _bundle_prebuilt(run_dirs: list[Path], quality: Path) -> None:
         load_workload(run_dir / WORKLOAD_FILE)  # a damaged file is a one-line error here, not in a sweep
     for run_dir in run_dirs:
         wl = load_workload(run_dir / WORKLOAD_FILE)
-        with atomic_write(data_path("workloads", f"{run_dir.name}.nmw")) as fh:
-            fh.write((run_dir / WORKLOAD_FILE).read_bytes())
+        if not quality_only:
+            with atomic_write(dest / f"{run_dir.name}.nmw") as fh:
+                fh.write((run_dir / WORKLOAD_FILE).read_bytes())
         with open(run_dir / QUALITY_FILE, newline="") as fh:
             rows = list(csv.DictReader(fh))
         for row in rows:
@@ -239,12 +249,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--bundle", type=Path, nargs="*", default=None, help="run dirs to export into the bundled workloads")
     ap.add_argument("--prebuilt", action="store_true",
                     help="with --bundle: use the workload.nmw and quality.csv packed with each run on a device machine")
+    ap.add_argument("--quality-only", action="store_true",
+                    help="with --bundle: add the runs' quality rows but no workload file (further seeds of a bundled agent)")
     args = ap.parse_args(argv)
+    if args.quality_only and args.bundle is None:
+        ap.error("--quality-only needs --bundle")
     if args.bundle is not None:
         from hwmodel.errors import NmlabError
 
         try:
-            bundle(args.bundle, prebuilt=args.prebuilt)
+            bundle(args.bundle, prebuilt=args.prebuilt, quality_only=args.quality_only)
         except NmlabError as exc:
             print(f"publish: error: {exc}", file=sys.stderr)
             return 2

@@ -127,6 +127,20 @@ def test_cli_errors_are_one_line(run_dir, tmp_path, capsys):
     assert not (tmp_path / "y.nmw").exists()
 
 
+def test_bundle_quality_only_adds_rows_but_no_workload(run_dir, tmp_path):
+    from rl.publish import bundle
+
+    bundle([run_dir], bits=(32, 8), episodes=1, dest=tmp_path, quality_only=True)
+    assert not (tmp_path / f"{run_dir.name}.nmw").exists()
+    with open(tmp_path / "quality.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [(r["sparsity"], r["bits"], r["seed"], r["steps"]) for r in rows] == [("1:8", "32", "1", "300"), ("1:8", "8", "1", "300")]
+    bundle([run_dir], bits=(8,), episodes=1, dest=tmp_path)  # the same run again: its workload, its row replaced
+    assert load_workload(tmp_path / f"{run_dir.name}.nmw").meta["seed"] == 1
+    with open(tmp_path / "quality.csv", newline="") as fh:
+        assert len(list(csv.DictReader(fh))) == 2
+
+
 def test_quality_rows_replace_same_key(tmp_path):
     path = tmp_path / "q.csv"
     row = dict(env="Hopper-v5", method="td3", sparsity="dense", bits=8, seed=0, steps=100, episodes=1, return_mean=1.0, return_std=0.0)
