@@ -1,0 +1,97 @@
+"""Learning-curve reference: Stable-Baselines3's TD3 with nmlab's TD3 hyperparameters.
+
+A check of our dense TD3's *quality* (bench_td3.py checks its speed): SB3's TD3 trained with
+the same hyperparameters (256-256, Adam 3e-4, batch 256, gamma 0.99, tau 0.005, target noise
+0.2 clipped at 0.5, exploration noise 0.1, policy delay 2, 25k random start steps, 1M buffer)
+and evaluated exactly as ``nmlab train`` evaluates: every ``--eval-every`` steps, the
+deterministic policy over ``--eval-episodes`` episodes whose start states are seeded
+``seed + 100000 + i`` (rl.td3.evaluate_policy). Writes ``eval.csv`` in the format of
+``nmlab train`` (step, return_mean, return_std, episodes, time_s) and ``args.json``, so the
+curve sits beside a run of ours in the same units.
+
+    python benchmarks/sb3_reference.py --env Hopper-v5 --steps 150000 --seed 0 --out runs/reference/sb3_hopper_s0
+
+Needs the ``bench`` extra (``pip install -e .[bench]``: stable-baselines3).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--env", default="Hopper-v5")
+    ap.add_argument("--steps", type=int, default=200_000, help="environment steps")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--learning-starts", type=int, default=25_000)
+    ap.add_argument("--eval-every", type=int, default=10_000)
+    ap.add_argument("--eval-episodes", type=int, default=10)
+    ap.add_argument("--torch-threads", type=int, default=1)
+    ap.add_argument("--out", type=Path, required=True, help="run folder (eval.csv, args.json)")
+    a = ap.parse_args(argv)
+    try:
+        from stable_baselines3 import TD3
+        from stable_baselines3.common.callbacks import BaseCallback
+        from stable_baselines3.common.noise import NormalActionNoise
+    except ImportError:
+        print("sb3_reference: error: stable-baselines3 is not installed (pip install -e .[bench])", file=sys.stderr)
+        return 2
+    import numpy as np
+    import torch
+
+    from hwmodel.io import atomic_write
+    from rl.td3 import make_env
+
+    torch.set_num_threads(a.torch_threads)
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "args.json").write_text(json.dumps({
+        "env": a.env, "method": "sb3-td3", "sparsity": "dense", "seed": a.seed, "steps": a.steps,
+        "learning_starts": a.learning_starts, "eval_every": a.eval_every, "eval_episodes": a.eval_episodes,
+        "stable_baselines3": __import__("stable_baselines3").__version__}, indent=1))
+    rows: list[str] = ["step,return_mean,return_std,episodes,time_s"]
+    t0 = time.time()
+
+    def evaluate(model) -> list[float]:
+        env, returns = make_env(a.env), []
+        for i in range(a.eval_episodes):
+            obs, _ = env.reset(seed=a.seed + 100_000 + i)  # the start states nmlab's evaluation uses
+            done, total = False, 0.0
+            while not done:
+                action, _ = model.predict(obs, deterministic=True)
+                obs, reward, terminated, truncated, _ = env.step(action)
+                total += float(reward)
+                done = terminated or truncated
+            returns.append(total)
+        env.close()
+        return returns
+
+    class EvalEvery(BaseCallback):
+        def _on_step(self) -> bool:
+            if self.num_timesteps % a.eval_every == 0:
+                r = evaluate(self.model)
+                rows.append(f"{self.num_timesteps},{np.mean(r):.4f},{np.std(r):.4f},{len(r)},{time.time() - t0:.2f}")
+                with atomic_write(a.out / "eval.csv", "w") as fh:  # rewritten each time: a killed run keeps its curve
+                    fh.write("\n".join(rows) + "\n")
+                print(f"{a.env} sb3-td3 seed {a.seed}: step {self.num_timesteps}, eval {np.mean(r):.1f}", flush=True)
+            return True
+
+    env = make_env(a.env)
+    act_dim = env.action_space.shape[0]
+    model = TD3("MlpPolicy", env, learning_rate=3e-4, buffer_size=1_000_000, learning_starts=a.learning_starts,
+                batch_size=256, tau=0.005, gamma=0.99, train_freq=1, gradient_steps=1, policy_delay=2,
+                target_policy_noise=0.2, target_noise_clip=0.5,
+                # SB3 adds action noise in its [-1, 1]-scaled action space: 0.1 of the box half-width, as ours.
+                action_noise=NormalActionNoise(np.zeros(act_dim), 0.1 * np.ones(act_dim)),
+                policy_kwargs=dict(net_arch=[256, 256]), seed=a.seed, device="cpu", verbose=0)
+    model.learn(total_timesteps=a.steps, callback=EvalEvery())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
