@@ -46,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from hwmodel.io import atomic_write
-    from rl.td3 import make_env
+    from rl.td3 import evaluate_policy, make_env
 
     torch.set_num_threads(a.torch_threads)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -58,18 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.time()
 
     def evaluate(model) -> list[float]:
-        env, returns = make_env(a.env), []
-        for i in range(a.eval_episodes):
-            obs, _ = env.reset(seed=a.seed + 100_000 + i)  # the start states nmlab's evaluation uses
-            done, total = False, 0.0
-            while not done:
-                action, _ = model.predict(obs, deterministic=True)
-                obs, reward, terminated, truncated, _ = env.step(action)
-                total += float(reward)
-                done = terminated or truncated
-            returns.append(total)
-        env.close()
-        return returns
+        # nmlab's own evaluation loop, with SB3's deterministic action in place of our actor.
+        def act(obs: torch.Tensor) -> torch.Tensor:
+            return torch.as_tensor(model.predict(obs.squeeze(0).numpy(), deterministic=True)[0]).unsqueeze(0)
+
+        return evaluate_policy(act, a.env, a.eval_episodes, a.seed)
 
     class EvalEvery(BaseCallback):
         def _on_step(self) -> bool:

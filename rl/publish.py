@@ -202,21 +202,20 @@ def bundle(run_dirs: list[Path], bits: tuple[int, ...] = (32, 16, 8, 4), episode
     from rl.export import export_run
 
     dest = Path(dest) if dest is not None else data_path("workloads")
-    quality = dest / "quality.csv"
     if prebuilt:
-        _bundle_prebuilt(run_dirs, quality, dest, quality_only)
+        _bundle_prebuilt(run_dirs, dest, quality_only)
         return
     for run_dir in run_dirs:
         if not quality_only:
             wl = export_run(run_dir, dest / f"{run_dir.name}.nmw")
             print(f"bundled {run_dir.name}: {wl.meta['steps']} steps, eval {wl.meta['eval_return_mean']:.1f}", flush=True)
         for b in bits:
-            append_quality_row(quality, evaluate_run(run_dir, b, episodes))
+            append_quality_row(dest / "quality.csv", evaluate_run(run_dir, b, episodes))
         if quality_only:
             print(f"bundled {run_dir.name}: quality rows at {', '.join(map(str, bits))} bits (no workload file)", flush=True)
 
 
-def _bundle_prebuilt(run_dirs: list[Path], quality: Path, dest: Path, quality_only: bool) -> None:
+def _bundle_prebuilt(run_dirs: list[Path], dest: Path, quality_only: bool) -> None:
     from hwmodel.errors import NmlabError
     from hwmodel.workload import load_workload
     from rl.device_campaign import QUALITY_FILE, WORKLOAD_FILE
@@ -235,7 +234,7 @@ def _bundle_prebuilt(run_dirs: list[Path], quality: Path, dest: Path, quality_on
         with open(run_dir / QUALITY_FILE, newline="") as fh:
             rows = list(csv.DictReader(fh))
         for row in rows:
-            append_quality_row(quality, row)
+            append_quality_row(dest / "quality.csv", row)
         print(f"bundled {run_dir.name} (prebuilt): {wl.meta['steps']} steps, eval {wl.meta['eval_return_mean']:.1f}, "
               f"{len(rows)} quality rows", flush=True)
 
