@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import csv
 import shutil
+import statistics
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -111,7 +112,8 @@ def table(runs: list[dict], steps: int) -> list[dict]:
         rows.append({
             "env": env, "sparsity": pattern, "seeds": len(group),
             "steps_reached": "/".join(str(s) for s in reached), "complete": all(s >= steps for s in reached),
-            "final_return_mean": round(sum(finals) / len(finals), 1),
+            # Mean over the seeds at the furthest step, so a run still training never drags it down.
+            "final_return_mean": round(statistics.mean(f for f, s in zip(finals, reached) if s == max(reached)), 1),
             # RL returns vary a lot between seeds: show each, not only their mean.
             "final_return_per_seed": " / ".join(f"{f:.0f}" for f in finals),
             "fraction_of_dense": round(frac["fraction"], 3) if frac else "",
@@ -172,8 +174,9 @@ def publish(root: Path, out: Path, steps: int) -> list[dict]:
         w.writerows(rows)
     lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
-    note = (f"Final return: mean of the last 3 evaluations (10 deterministic episodes each), averaged over seeds "
-            f"(`final_return_per_seed`: each seed's, in seed order). Fraction of dense: the mean final return over seeds "
+    note = (f"Final return: mean of the last 3 evaluations (10 deterministic episodes each), averaged over the seeds "
+            f"that reached the row's furthest step (`final_return_per_seed`: each seed's at its own last step, in seed "
+            f"order, `steps_reached` in the same order). Fraction of dense: the mean final return over seeds "
             f"divided by dense TD3's, both at `compared_at_steps` (the furthest step both sides reached; only runs that "
             f"reached it count; `compared_seeds`: this row's seeds / dense's); seeds are not paired. Blank where dense's "
             f"mean there is not positive (a ratio to a negative return means nothing). "
