@@ -167,7 +167,8 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
         "definition": ("One row per env and agent (method, agent label). returns: return_mean of the sweep rows of that "
                        "agent at the agent's own training precision (own_bits) and at 8 and 4 weight bits, seeds "
                        "averaged, with the fraction of the env's dense TD3 return at its own training precision "
-                       "(fraction_of_dense = return_mean / dense_return_mean; null when that is not positive). published_fraction_of_dense: the paper's figure for that (env, label). "
+                       "(fraction_of_dense = return_mean / dense_return_mean; null when that is not positive). "
+                       "published_fraction_of_dense: the paper's figure for that (env, label). "
                        f"hardware: {scenario} at batch {batch} and {HW_BITS} bits, speedup and energy ratio vs dense at "
                        "the design's highest bitwidth (speedup_vs_dense_ref, energy_ratio_vs_dense_ref of the rows "
                        "point_ids)."),
@@ -231,7 +232,8 @@ def intro(doc: dict[str, Any]) -> str:
     return (f"Per env and agent: evaluation return (the quality table's mean over seeds, joined by the sweep) at the "
             f"agent's own training precision and with the actor fake-quantized to {' and '.join(map(str, RETURN_BITS))} "
             f"bits; in brackets the fraction of the env's dense TD3 return as trained (full precision; none when that is "
-            f"not positive), so a cell says what that agent keeps of the dense agent at that bitwidth. `steps`: training steps of the evaluated runs (ours are reduced-scale runs). Published: the "
+            f"not positive), so a cell says what that agent keeps of the dense agent at that bitwidth. `steps`: training "
+            f"steps of the evaluated runs (ours are reduced-scale runs). Published: the "
             f"paper's final return as a fraction of its own dense TD3 (full precision, 1M steps unless noted). "
             f"Designs: {hw['scenario']} at batch {hw['batch']} and {hw['bits']} bits, speedup / energy ratio vs dense "
             f"at the design's highest bitwidth (the side-by-side tables' figures). Data: `{FILENAME}`.")
