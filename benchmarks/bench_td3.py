@@ -32,6 +32,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # sb3_td3.py
 
 import torch  # noqa: E402
 
@@ -56,19 +57,10 @@ def run_ours(env: str, sparsity: str, learning_starts: int, updates: int, seed: 
 
 
 def run_sb3(env: str, learning_starts: int, updates: int, seed: int) -> tuple[float, float]:
-    """(wall, CPU) seconds of one Stable-Baselines3 TD3 run with the same hyperparameters."""
-    import gymnasium as gym
-    import numpy as np
-    from stable_baselines3 import TD3
-    from stable_baselines3.common.noise import NormalActionNoise
+    """(wall, CPU) seconds of one Stable-Baselines3 TD3 run with the same hyperparameters (sb3_td3.py)."""
+    from sb3_td3 import sb3_td3  # benchmarks/sb3_td3.py
 
-    e = gym.make(env)
-    act_dim = e.action_space.shape[0]
-    model = TD3("MlpPolicy", e, learning_rate=3e-4, buffer_size=1_000_000, learning_starts=learning_starts,
-                batch_size=256, tau=0.005, gamma=0.99, train_freq=1, gradient_steps=1, policy_delay=2,
-                target_policy_noise=0.2, target_noise_clip=0.5,
-                action_noise=NormalActionNoise(np.zeros(act_dim), 0.1 * np.ones(act_dim)),
-                policy_kwargs=dict(net_arch=[256, 256]), seed=seed, device="cpu", verbose=0)
+    model = sb3_td3(env, learning_starts, seed)
     t, c = time.perf_counter(), time.process_time()
     model.learn(total_timesteps=learning_starts + updates)
     return time.perf_counter() - t, time.process_time() - c

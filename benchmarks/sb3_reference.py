@@ -2,12 +2,12 @@
 
 A check of our dense TD3's *quality* (bench_td3.py checks its speed): SB3's TD3 trained with
 the same hyperparameters (256-256, Adam 3e-4, batch 256, gamma 0.99, tau 0.005, target noise
-0.2 clipped at 0.5, exploration noise 0.1, policy delay 2, 25k random start steps, 1M buffer)
-and evaluated exactly as ``nmlab train`` evaluates: every ``--eval-every`` steps, the
-deterministic policy over ``--eval-episodes`` episodes whose start states are seeded
-``seed + 100000 + i`` (rl.td3.evaluate_policy). Writes ``eval.csv`` in the format of
-``nmlab train`` (step, return_mean, return_std, episodes, time_s) and ``args.json``, so the
-curve sits beside a run of ours in the same units.
+0.2 clipped at 0.5, exploration noise 0.1, policy delay 2, 25k random start steps, 1M buffer;
+read from ``rl.td3.Args`` by sb3_td3.py) and evaluated exactly as ``nmlab train`` evaluates:
+every ``--eval-every`` steps, the deterministic policy over ``--eval-episodes`` episodes whose
+start states are seeded ``seed + 100000 + i`` (through rl.td3.evaluate_policy itself). Writes
+``eval.csv`` in the format of ``nmlab train`` (step, return_mean, return_std, episodes,
+time_s) and ``args.json``, so the curve sits beside a run of ours in the same units.
 
     python benchmarks/sb3_reference.py --env Hopper-v5 --steps 150000 --seed 0 --out runs/reference/sb3_hopper_s0
 
@@ -21,6 +21,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,9 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="run folder (eval.csv, args.json)")
     a = ap.parse_args(argv)
     try:
-        from stable_baselines3 import TD3
         from stable_baselines3.common.callbacks import BaseCallback
-        from stable_baselines3.common.noise import NormalActionNoise
     except ImportError:
         print("sb3_reference: error: stable-baselines3 is not installed (pip install -e .[bench])", file=sys.stderr)
         return 2
@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from hwmodel.io import atomic_write
     from rl.td3 import evaluate_policy, make_env
+    from sb3_td3 import sb3_td3  # benchmarks/sb3_td3.py: our hyperparameters, read from rl.td3.Args
 
     torch.set_num_threads(a.torch_threads)
     a.out.mkdir(parents=True, exist_ok=True)
@@ -74,14 +75,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{a.env} sb3-td3 seed {a.seed}: step {self.num_timesteps}, eval {np.mean(r):.1f}", flush=True)
             return True
 
-    env = make_env(a.env)
-    act_dim = env.action_space.shape[0]
-    model = TD3("MlpPolicy", env, learning_rate=3e-4, buffer_size=1_000_000, learning_starts=a.learning_starts,
-                batch_size=256, tau=0.005, gamma=0.99, train_freq=1, gradient_steps=1, policy_delay=2,
-                target_policy_noise=0.2, target_noise_clip=0.5,
-                # SB3 adds action noise in its [-1, 1]-scaled action space: 0.1 of the box half-width, as ours.
-                action_noise=NormalActionNoise(np.zeros(act_dim), 0.1 * np.ones(act_dim)),
-                policy_kwargs=dict(net_arch=[256, 256]), seed=a.seed, device="cpu", verbose=0)
+    model = sb3_td3(make_env(a.env), a.learning_starts, a.seed)
     model.learn(total_timesteps=a.steps, callback=EvalEvery())
     return 0
 
