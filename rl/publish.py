@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import shutil
 import statistics
 import sys
@@ -54,8 +55,6 @@ def read_eval(run_dir: Path) -> list[tuple[int, float]]:
 
 def run_info(run_dir: Path) -> Optional[dict]:
     """env, sparsity, seed and eval curve of a run (from args.json and eval.csv), or None."""
-    import json
-
     args_path = run_dir / "args.json"
     if not args_path.is_file():
         return None
@@ -86,10 +85,10 @@ def fraction_vs_dense(group: list[dict], dense: list[dict]) -> Optional[dict]:
     at = min(max(r["curve"][-1][0] for r in group), max(d["curve"][-1][0] for d in dense))
     ours = [(r["seed"], final_return(r["curve"], at)) for r in group if r["curve"][-1][0] >= at]
     base = [(d["seed"], final_return(d["curve"], at)) for d in dense if d["curve"][-1][0] >= at]
-    base_mean = sum(v for _, v in base) / len(base)
+    base_mean = statistics.mean(v for _, v in base)
     if base_mean <= 0:
         return None
-    return {"fraction": sum(v for _, v in ours) / len(ours) / base_mean, "at": at,
+    return {"fraction": statistics.mean(v for _, v in ours) / base_mean, "at": at,
             "seeds": f"{','.join(str(s) for s, _ in ours)} / {','.join(str(s) for s, _ in base)}"}
 
 
@@ -154,6 +153,17 @@ def plot_curves(runs: list[dict], out: Path) -> list[Path]:
     return written
 
 
+#: Columns of final_returns.{csv,md}, in order.
+COLUMNS = ["env", "sparsity", "seeds", "steps_reached", "complete", "final_return_mean", "final_return_per_seed",
+           "fraction_of_dense", "compared_at_steps", "compared_seeds", "published_fraction_of_dense"]
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The rows of :func:`table` as a Markdown table."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    return "\n".join(lines + ["| " + " | ".join(str(r[c]) for c in COLUMNS) + " |" for r in rows]) + "\n"
+
+
 def publish(root: Path, out: Path, steps: int) -> list[dict]:
     """Copy CSVs, draw curves, write final_returns.{csv,md} under ``out``; returns the table."""
     runs = [i for d in sorted(root.iterdir()) if d.is_dir() and (i := run_info(d)) is not None]
@@ -166,14 +176,10 @@ def publish(root: Path, out: Path, steps: int) -> list[dict]:
                 shutil.copyfile(r["dir"] / name, dest / name)
     plot_curves(runs, out)
     rows = table(runs, steps)
-    cols = ["env", "sparsity", "seeds", "steps_reached", "complete", "final_return_mean", "final_return_per_seed",
-            "fraction_of_dense", "compared_at_steps", "compared_seeds", "published_fraction_of_dense"]
     with atomic_write(out / "final_returns.csv", "w") as fh:
-        w = csv.DictWriter(fh, cols, lineterminator="\n")
+        w = csv.DictWriter(fh, COLUMNS, lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    lines += ["| " + " | ".join(str(r[c]) for c in cols) + " |" for r in rows]
     note = (f"Final return: mean of the last 3 evaluations (10 deterministic episodes each), averaged over the seeds "
             f"that reached the row's furthest step (`final_return_per_seed`: each seed's at its own last step, in seed "
             f"order, `steps_reached` in the same order). Fraction of dense: the mean final return over seeds "
@@ -185,7 +191,7 @@ def publish(root: Path, out: Path, steps: int) -> list[dict]:
             f"`gmp S QATb`. Published fraction of dense: the paper's own figure at 1M steps "
             f"(hwmodel/data/workloads/published_returns.csv, with sources); ours are reduced-scale runs.\n\n")
     with atomic_write(out / "final_returns.md", "w") as fh:
-        fh.write(note + "\n".join(lines) + "\n")
+        fh.write(note + markdown_table(rows))
     return rows
 
 
@@ -266,7 +272,7 @@ def main(argv: Optional[list[str]] = None) -> int:
             return 2
         return 0
     rows = publish(args.root, args.out, args.steps)
-    print((args.out / "final_returns.md").read_text().split("\n\n", 1)[1], end="")  # the table, not its note
+    print(markdown_table(rows), end="")
     print(f"{len(rows)} rows: {args.out}/final_returns.{{md,csv}}, learning_curves_*.png")
     return 0
 
