@@ -43,7 +43,9 @@ def run_name(env: str, pattern: str, seed: int) -> str:
     return f"{env.lower().replace('-v5', '')}_{pattern_tag(pattern)}_s{seed}"
 
 
-LABELS = ("dense", "2:4", "1:4", "1:8", *METHODS)
+#: Labels in priority groups: dense and 2:4 of both envs first, then 1:4 and 1:8, then the methods.
+GROUPS = (("dense", "2:4"), ("1:4", "1:8"), METHODS)
+LABELS = tuple(label for group in GROUPS for label in group)
 
 
 def campaign_runs(seeds: int = 2, only: Optional[Sequence[str]] = None) -> list[tuple[str, str, int]]:
@@ -52,7 +54,7 @@ def campaign_runs(seeds: int = 2, only: Optional[Sequence[str]] = None) -> list[
     ``only`` keeps the runs of these labels (one issue's runs before the rest)."""
     order = []
     for seed in range(seeds):
-        for group in (("dense", "2:4"), ("1:4", "1:8"), METHODS):
+        for group in GROUPS:
             for env in ENVS:
                 order += [(env, p, seed) for p in group if not only or p in only]
     return order
