@@ -113,9 +113,9 @@ def test_fraction_is_a_ratio_of_seed_means_at_the_furthest_common_step(tmp_path)
     assert (two["compared_at_steps"], two["compared_seeds"]) == (300, "0,1 / 0")
     # A sparse side that is behind moves the step back to where it is and drops dense runs only if short.
     _fake_run(root, "hopper_1of4_s0", "Hopper-v5", "1:4", 0, [(100, 30)])
-    one = {r["sparsity"]: r for r in publish(root, tmp_path / "out", steps=300)}["1:4"]
+    rows = {r["sparsity"]: r for r in publish(root, tmp_path / "out", steps=300)}
+    one, dense = rows["1:4"], rows["dense"]
     assert (one["compared_at_steps"], one["compared_seeds"]) == (100, "0 / 0,1")
-    dense = {r["sparsity"]: r for r in publish(root, tmp_path / "out", steps=300)}["dense"]
     assert dense["final_return_per_seed"] == "70 / 60" and dense["steps_reached"] == "300/100"
     assert dense["final_return_mean"] == 70.0  # seed 1 has not reached 300: not in the mean
     assert one["fraction_of_dense"] == pytest.approx(30 / 50)  # dense at 100: mean(40, 60)
