@@ -1,12 +1,26 @@
-"""Small file helpers shared by every package: atomic writes, nothing half-written."""
+"""Small file helpers shared by every package: atomic writes, nothing half-written.
+
+A writer works in a temporary file beside its target, named ``.<target>.<pid>-<random>.tmp``,
+and renames it over the target when done. A writer killed outright (SIGKILL, power loss)
+cannot remove its temporary file; the next write to the same target does, once the process
+that made it is gone (:func:`remove_stale_temps`).
+"""
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
+import re
+import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import IO, Iterator
+
+#: A temporary file without a pid in its name (written before pids were recorded) is stale
+#: once it is this old (seconds).
+STALE_UNNAMED_S = 600.0
 
 
 def _umask() -> int:
@@ -16,16 +30,69 @@ def _umask() -> int:
     return mask
 
 
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this machine."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
+def temp_prefix(name: str) -> str:
+    """Prefix of this process's temporary files for target ``name``: ``.<name>.<pid>-``."""
+    return f".{name}.{os.getpid()}-"
+
+
+def remove_stale_temps(folder: str | os.PathLike, name: str, suffixes: tuple[str, ...] = (".tmp",)) -> list[Path]:
+    """Remove temporary files (or folders) of target ``name`` in ``folder`` left by dead writers.
+
+    A temporary whose pid is still running is another writer at work and is kept; one
+    without a pid in its name is removed once older than :data:`STALE_UNNAMED_S`.
+    Returns what was removed.
+    """
+    folder = Path(folder)
+    removed = []
+    head = f".{name}."
+    for suffix in suffixes:
+        for p in folder.glob(glob.escape(head) + "*" + glob.escape(suffix)):
+            middle = p.name[len(head):-len(suffix)]
+            m = re.fullmatch(r"(\d+)-.+", middle)
+            try:
+                if m:
+                    pid = int(m.group(1))
+                    if pid == os.getpid() or _alive(pid):
+                        continue  # a writer at work (this process's own included)
+                elif time.time() - p.lstat().st_mtime < STALE_UNNAMED_S:
+                    continue
+                if p.is_dir() and not p.is_symlink():
+                    shutil.rmtree(p)
+                else:
+                    p.unlink()
+                removed.append(p)
+            except FileNotFoundError:
+                pass  # another run cleaned it meanwhile
+            except OSError:
+                pass  # not ours to remove (permissions): leave it
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success rename it over ``path``.
 
     On any exception the temporary file is removed and ``path`` is left untouched, so a
-    reader never sees a half-written file (the rename is atomic on POSIX).
+    reader never sees a half-written file (the rename is atomic on POSIX). Temporary files
+    a killed writer left for ``path`` are removed first.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    remove_stale_temps(path.parent, path.name)
+    fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, mode) as fh:
             yield fh

@@ -1,7 +1,10 @@
 """Workload files: the layer shapes and masks of one or more networks (format in docs/workload.md).
 
 A workload file is a zip archive (``.nmw``) holding ``manifest.json`` and, per layer, numpy
-``.npy`` arrays read with ``allow_pickle=False``: loading never executes code from the file.
+``.npy`` arrays. Loading never executes code from the file and never trusts its sizes: every
+member's declared size is checked against what the manifest's layer shapes need before it is
+inflated, each ``.npy`` header against the layer before any allocation, and the shapes
+against the limits of :mod:`hwmodel.limits` (docs/limits.md).
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ import numpy as np
 
 from hwmodel.errors import NmlabError
 from hwmodel.io import atomic_write, data_path
-from hwmodel.sparsity import parse_pattern, verify
+from hwmodel.limits import (
+    NPY_MAX_HEADER_BYTES, check_finite_array, check_limit, check_version, is_int, limit, loads_json, over_limit,
+    parse_npy, read_member, short,
+)
+from hwmodel.sparsity import Pattern, parse_pattern, verify
 
 FORMAT_NAME = "nmlab-workload"
 FORMAT_VERSION = 1
@@ -82,8 +89,13 @@ class Workload:
     def validate(self) -> None:
         """Raise :class:`NmlabError` naming the layer and field of the first inconsistency."""
         seen: set[str] = set()
+        check_limit("layers", len(self.layers), "workload: layers")
+        total = 0
         for i, layer in enumerate(self.layers):
             _validate_layer(layer, i)
+            total += int(layer.in_features) * int(layer.out_features)
+            if total > limit("workload_weights"):
+                raise over_limit("workload_weights", total, f"layer {short(layer.name)}: the workload's weights so far")
             if layer.name in seen:
                 raise NmlabError(f"layer {layer.name!r}: name: duplicate layer name")
             seen.add(layer.name)
@@ -91,18 +103,22 @@ class Workload:
 
 def _validate_layer(layer: Layer, index: int, arrays: bool = True) -> None:
     """Check fields, then (``arrays``) the mask, weight and bias against them."""
-    where = f"layer {layer.name!r}" if isinstance(layer.name, str) and layer.name else f"layer #{index}"
+    where = f"layer {short(layer.name)}" if isinstance(layer.name, str) and layer.name else f"layer #{index}"
     if not isinstance(layer.name, str) or not layer.name:
         raise NmlabError(f"{where}: name: must be a non-empty string")
     if not isinstance(layer.network, str) or not layer.network:
         raise NmlabError(f"{where}: network: must be a non-empty string")
     for key in ("in_features", "out_features"):
         value = getattr(layer, key)
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise NmlabError(f"{where}: {key}: must be a positive integer, got {value!r}")
+        if not is_int(value) or value < 1:
+            raise NmlabError(f"{where}: {key}: must be a positive integer, got {short(value)}")
+    check_limit("layer_weights", int(layer.in_features) * int(layer.out_features),
+                f"{where}: in_features x out_features")
     wb = layer.weight_bits
-    if isinstance(wb, bool) or not isinstance(wb, (int, np.integer)) or not 1 <= wb <= 64:
-        raise NmlabError(f"{where}: weight_bits: must be an integer from 1 to 64, got {wb!r}")
+    if not is_int(wb) or not 1 <= wb <= 64:
+        raise NmlabError(f"{where}: weight_bits: must be an integer from 1 to 64, got {short(wb)}")
+    if not isinstance(layer.pattern, (str, Pattern)):
+        raise NmlabError(f"{where}: pattern: expected a string like '2:4' or 'dense', got {short(layer.pattern)}")
     pattern = parse_pattern(layer.pattern, field=f"{where}: pattern")
     if not arrays:
         return
@@ -119,10 +135,14 @@ def _validate_layer(layer: Layer, index: int, arrays: bool = True) -> None:
         bad = verify(layer.mask, pattern)
         if bad is not None:
             raise NmlabError(f"{where}: mask: row {bad[0]} group {bad[1]} keeps more than {pattern.n} of {pattern.m}, violating {pattern}")
-    if layer.weight is not None and layer.weight.shape != shape:
-        raise NmlabError(f"{where}: weight: shape {tuple(layer.weight.shape)} does not match {list(shape)}")
-    if layer.bias is not None and layer.bias.shape != (layer.out_features,):
-        raise NmlabError(f"{where}: bias: shape {tuple(layer.bias.shape)} does not match [{layer.out_features}]")
+    if layer.weight is not None:
+        if layer.weight.shape != shape:
+            raise NmlabError(f"{where}: weight: shape {tuple(layer.weight.shape)} does not match {list(shape)}")
+        check_finite_array(layer.weight, f"{where}: weight")
+    if layer.bias is not None:
+        if layer.bias.shape != (layer.out_features,):
+            raise NmlabError(f"{where}: bias: shape {tuple(layer.bias.shape)} does not match [{layer.out_features}]")
+        check_finite_array(layer.bias, f"{where}: bias")
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -163,56 +183,70 @@ def save_workload(workload: Workload, path: str | os.PathLike) -> None:
                 zf.writestr(name, data)
 
 
-def _read_array(zf: zipfile.ZipFile, member: Any, where: str, key: str) -> np.ndarray:
+#: Largest item of a float array (numpy's longdouble): the most bytes a weight may take on disk.
+_MAX_ITEM_BYTES = 16
+
+
+def _read_array(zf: zipfile.ZipFile, member: Any, where: str, key: str, count: int, kinds: str) -> np.ndarray:
+    """Array ``member`` of ``count`` elements of a dtype kind in ``kinds``, bounded before inflating.
+
+    A member may declare at most a .npy header plus ``count`` of the widest items; the
+    header must then promise exactly ``count`` elements and the data hold exactly their bytes.
+    """
     if not isinstance(member, str):
-        raise NmlabError(f"{where}: {key}: must name an array in the file, got {member!r}")
-    try:
-        with zf.open(member) as fh:
-            return np.lib.format.read_array(io.BytesIO(fh.read()), allow_pickle=False)
-    except KeyError:
-        raise NmlabError(f"{where}: {key}: array {member!r} is missing from the file") from None
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise NmlabError(f"{where}: {key}: array {member!r} is unreadable ({exc})") from None
+        raise NmlabError(f"{where}: {key}: must name an array in the file, got {short(member)}")
+    itemsize = 1 if kinds == "u" else _MAX_ITEM_BYTES
+    data = read_member(zf, member, NPY_MAX_HEADER_BYTES + 16 + itemsize * count, f"{where}: {key}: array")
+    arr = parse_npy(data, f"{where}: {key}: array {short(member)}", count, kinds)
+    return arr
 
 
 _LAYER_KEYS = {"name", "network", "in_features", "out_features", "pattern", "weight_bits", "mask", "weight", "bias"}
 
 
+def _read_manifest(zf: zipfile.ZipFile, path: Path) -> dict:
+    """The parsed manifest.json, within the ``manifest_bytes`` limit; NaN and Infinity refused."""
+    if "manifest.json" not in zf.NameToInfo:
+        raise NmlabError(f"workload: {path} has no manifest.json")
+    data = read_member(zf, "manifest.json", limit("manifest_bytes"), "workload", "manifest_bytes")
+    manifest = loads_json(bytes(data), "workload: manifest.json")
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
+        raise NmlabError(f"workload: format: expected {FORMAT_NAME!r}")
+    check_version(manifest.get("version"), SUPPORTED_VERSIONS, "workload: version")
+    return manifest
+
+
 def load_workload(path: str | os.PathLike) -> Workload:
-    """Read and validate a workload file. Errors are :class:`NmlabError` naming layer and field."""
+    """Read and validate a workload file. Errors are :class:`NmlabError` naming layer and field.
+
+    Sizes are checked before anything is inflated or allocated (docs/limits.md).
+    """
     path = Path(path)
     if not path.is_file():
         raise NmlabError(f"workload: no such file: {path}")
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise NmlabError(f"workload: {path} is not a workload file (truncated or not a zip archive: {exc})") from None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
+        raise NmlabError(f"workload: {path} is not a workload file (truncated or not a zip archive: {short(str(exc), 120)})") from None
     with zf:
-        try:
-            manifest = json.loads(zf.read("manifest.json"))
-        except KeyError:
-            raise NmlabError(f"workload: {path} has no manifest.json") from None
-        except (ValueError, zipfile.BadZipFile, OSError, EOFError) as exc:
-            raise NmlabError(f"workload: manifest.json is unreadable ({exc})") from None
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_NAME:
-            raise NmlabError(f"workload: format: expected {FORMAT_NAME!r}")
-        version = manifest.get("version")
-        if version not in SUPPORTED_VERSIONS:
-            raise NmlabError(f"workload: version: unknown version {version!r} (this nmlab reads {list(SUPPORTED_VERSIONS)})")
+        manifest = _read_manifest(zf, path)
         entries = manifest.get("layers")
         if not isinstance(entries, list) or not entries:
             raise NmlabError("workload: layers: must be a non-empty list")
+        check_limit("layers", len(entries), "workload: layers")
         meta = manifest.get("meta") or {}
         if not isinstance(meta, dict):
             raise NmlabError("workload: meta: must be a mapping")
         layers = []
+        total = 0
         for i, entry in enumerate(entries):
             if not isinstance(entry, dict):
                 raise NmlabError(f"layer #{i}: must be a mapping")
-            where = f"layer {entry.get('name')!r}" if entry.get("name") else f"layer #{i}"
+            name = entry.get("name")
+            where = f"layer {short(name)}" if name else f"layer #{i}"
             unknown = set(entry) - _LAYER_KEYS
             if unknown:
-                raise NmlabError(f"{where}: {sorted(unknown)[0]}: unknown field")
+                raise NmlabError(f"{where}: {short(sorted(unknown)[0])[1:-1]}: unknown field")
             for key in ("name", "network", "in_features", "out_features", "pattern"):
                 if key not in entry:
                     raise NmlabError(f"{where}: {key}: missing")
@@ -226,20 +260,22 @@ def load_workload(path: str | os.PathLike) -> Workload:
             )
             _validate_layer(layer, i, arrays=False)  # fields first: the arrays are checked against them
             size = layer.in_features * layer.out_features
+            total += size
+            if total > limit("workload_weights"):
+                raise over_limit("workload_weights", total, f"{where}: the workload's weights so far")
             if "mask" in entry:
-                packed = _read_array(zf, entry["mask"], where, "mask")
-                if packed.dtype != np.uint8 or packed.ndim != 1 or packed.size != (size + 7) // 8:
+                packed = _read_array(zf, entry["mask"], where, "mask", (size + 7) // 8, "u")
+                if packed.dtype != np.uint8 or packed.ndim != 1:
                     raise NmlabError(
                         f"{where}: mask: expected {(size + 7) // 8} packed bytes for "
-                        f"[{layer.out_features}, {layer.in_features}], got {packed.size} ({packed.dtype})"
+                        f"[{layer.out_features}, {layer.in_features}], got shape {packed.shape} ({packed.dtype})"
                     )
                 layer.mask = np.unpackbits(packed, count=size).astype(bool).reshape(layer.out_features, layer.in_features)
             for key in ("weight", "bias"):
                 if key in entry:
-                    arr = _read_array(zf, entry[key], where, key)
-                    if arr.dtype.kind != "f":
-                        raise NmlabError(f"{where}: {key}: expected floating point values, got {arr.dtype}")
-                    setattr(layer, key, arr.astype(np.float32, copy=False))
+                    count = size if key == "weight" else layer.out_features
+                    arr = _read_array(zf, entry[key], where, key, count, "f")
+                    setattr(layer, key, arr.astype(np.float32))  # a copy: writable, not a view of the file
             layers.append(layer)
     workload = Workload(layers=layers, meta=meta)
     workload.validate()

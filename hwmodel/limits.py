@@ -1,0 +1,532 @@
+"""Limits on what nmlab reads, and the checks every loader shares (docs/limits.md).
+
+Every file and option is checked here before any work starts: sizes against stated limits
+(each overridable by an environment variable, for users with bigger models), numbers for
+being finite, versions for being a known integer, YAML for bounded alias expansion, output
+locations for being writable. A failed check is one :class:`~hwmodel.errors.NmlabError`
+line naming the file and field; the values it quotes are shortened by :func:`short`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Optional, Sequence
+
+import numpy as np
+
+from hwmodel.errors import NmlabError
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One stated limit: ``env`` overrides ``default``; ``what`` says what it bounds (docs/limits.md)."""
+
+    env: str
+    default: int
+    what: str
+
+
+#: Every limit, by name. Defaults keep any input within them under ~1 GB of memory.
+LIMITS: dict[str, Limit] = {
+    "layer_weights": Limit("NMLAB_MAX_LAYER_WEIGHTS", 1 << 24,
+                           "weights of one workload layer (in_features x out_features)"),
+    "workload_weights": Limit("NMLAB_MAX_WORKLOAD_WEIGHTS", 1 << 26, "weights of all layers of one workload"),
+    "layers": Limit("NMLAB_MAX_LAYERS", 10_000, "layers in one workload"),
+    "manifest_bytes": Limit("NMLAB_MAX_MANIFEST_BYTES", 16 << 20, "bytes of a workload's manifest.json"),
+    "yaml_bytes": Limit("NMLAB_MAX_YAML_BYTES", 1 << 20, "bytes of a design or sweep YAML file"),
+    "yaml_expanded": Limit("NMLAB_MAX_YAML_EXPANDED", 1_000_000,
+                           "nodes plus scalar characters of a YAML file with every alias expanded"),
+    "csv_bytes": Limit("NMLAB_MAX_CSV_BYTES", 64 << 20, "bytes of a CSV table (quality, published returns, GPU timings)"),
+    "csv_rows": Limit("NMLAB_MAX_CSV_ROWS", 1_000_000, "rows of a CSV table"),
+    "checkpoint_bytes": Limit("NMLAB_MAX_CHECKPOINT_BYTES", 1 << 30,
+                              "uncompressed bytes of a checkpoint (the sum its archive declares)"),
+    "pes": Limit("NMLAB_MAX_PES", 1 << 24, "processing elements of a design (rows x cols)"),
+    "sram_bytes": Limit("NMLAB_MAX_SRAM_BYTES", 1 << 34, "capacity_bytes of one storage level"),
+    "batch": Limit("NMLAB_MAX_BATCH", 1 << 24, "batch rows of a GEMM (--batch, sweep batches)"),
+    "sweep_points": Limit("NMLAB_MAX_SWEEP_POINTS", 1_000_000, "points of one sweep grid"),
+}
+
+#: Fixed bounds no real file comes near (not overridable).
+YAML_MAX_DEPTH = 64
+NPY_MAX_HEADER_BYTES = 10_000  # numpy's own default cap on a .npy header
+SHORT_CHARS = 60
+
+
+def limit(name: str) -> int:
+    """The value of limit ``name``: its environment variable when set, else its default."""
+    lim = LIMITS[name]
+    text = os.environ.get(lim.env)
+    if text is None or not text.strip():
+        return lim.default
+    try:
+        value = int(text.strip().replace("_", ""))
+    except ValueError:
+        raise NmlabError(f"environment: {lim.env}: must be a positive integer, got {short(text)}") from None
+    if value < 1:
+        raise NmlabError(f"environment: {lim.env}: must be a positive integer, got {value}")
+    return value
+
+
+def over_limit(name: str, value: int, where: str) -> NmlabError:
+    """The error for ``value`` exceeding limit ``name`` at ``where`` (says how to raise it)."""
+    lim = LIMITS[name]
+    return NmlabError(f"{where}: {value:,} is over the limit of {limit(name):,} {lim.what} "
+                      f"(set {lim.env} to raise it; docs/limits.md)")
+
+
+def check_limit(name: str, value: int, where: str) -> int:
+    """``value`` when within limit ``name``; else the one-line error."""
+    if value > limit(name):
+        raise over_limit(name, value, where)
+    return value
+
+
+def short(value: Any, chars: int = SHORT_CHARS) -> str:
+    """``repr(value)`` cut to about ``chars`` characters: an error never quotes a whole huge value.
+
+    Containers are summarised by type and length before anything is formatted, so a value
+    with millions of (shared) elements costs nothing to describe.
+    """
+    if isinstance(value, (list, tuple, dict, set)) and len(value) > 8:
+        return f"a {type(value).__name__} of {len(value)} items"
+    if isinstance(value, (list, tuple)):
+        parts, used = [], 0
+        for item in value:
+            parts.append(short(item, chars))
+            used += len(parts[-1])
+            if used > chars:
+                break
+        text = ", ".join(parts)
+        text = f"[{text}]" if isinstance(value, list) else f"({text})"
+    elif isinstance(value, dict):
+        text = "{" + ", ".join(f"{short(k, chars)}: {short(v, chars)}" for k, v in list(value.items())[:8]) + "}"
+    elif isinstance(value, (str, bytes)) and len(value) > chars:
+        text = repr(value[:chars])
+    else:
+        text = repr(value)
+    return text if len(text) <= chars else text[: chars - 3] + "..."
+
+
+# ----------------------------------------------------------------------------- numbers
+
+
+def is_int(value: Any) -> bool:
+    """A real integer: ``True`` and ``1.0`` are not."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_version(value: Any, supported: Sequence[int], where: str) -> int:
+    """``value`` when it is an integer in ``supported`` (``true`` and ``1.0`` are refused)."""
+    if not is_int(value) or int(value) not in supported:
+        raise NmlabError(f"{where}: unknown version {short(value)} (this nmlab reads {list(supported)})")
+    return int(value)
+
+
+def finite(value: Any, where: str, *, low: Optional[float] = None, high: Optional[float] = None,
+           low_open: bool = False) -> float:
+    """``value`` as a float when it is a finite number (not a bool) within [low, high] (low excluded
+    with ``low_open``); else NmlabError naming ``where``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise NmlabError(f"{where}: must be a number, got {short(value)}")
+    try:
+        x = float(value)
+    except OverflowError:
+        x = math.inf
+    if not math.isfinite(x):
+        raise NmlabError(f"{where}: must be a finite number, got {short(value)}")
+    if low is not None and (x <= low if low_open else x < low):
+        raise NmlabError(f"{where}: must be {'>' if low_open else '>='} {low:g}, got {x:g}")
+    if high is not None and x > high:
+        raise NmlabError(f"{where}: must be <= {high:g}, got {x:g}")
+    return x
+
+
+def parse_finite(text: str, where: str, **bounds: Any) -> float:
+    """A finite float from text (a CSV cell, an option); "nan", "inf" and "1e999" are refused."""
+    try:
+        value = float(str(text).strip())
+    except ValueError:
+        raise NmlabError(f"{where}: not a number: {short(text)}") from None
+    return finite(value, where, **bounds)
+
+
+def parse_int(text: str, where: str, low: Optional[int] = None, high: Optional[int] = None) -> int:
+    """An integer from text within [low, high]; "1.0", "nan" and 4,000-digit numbers are refused."""
+    s = str(text).strip()
+    if len(s) > 30:
+        raise NmlabError(f"{where}: not an integer: {short(text)}")
+    try:
+        value = int(s)
+    except ValueError:
+        raise NmlabError(f"{where}: not an integer: {short(text)}") from None
+    if low is not None and value < low:
+        raise NmlabError(f"{where}: must be >= {low}, got {value}")
+    if high is not None and value > high:
+        raise NmlabError(f"{where}: must be <= {high:,}, got {value:,}")
+    return value
+
+
+def check_finite_array(arr: np.ndarray, where: str) -> np.ndarray:
+    """``arr`` when every value is finite; else the error names the first bad index and value."""
+    arr = np.asarray(arr)
+    if arr.dtype.kind in "fc":
+        bad = ~np.isfinite(arr)
+        if bad.any():
+            idx = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise NmlabError(f"{where}: non-finite value {arr[idx].item()!r} at index {list(idx)} "
+                             f"({int(bad.sum())} of {arr.size} values)")
+    return arr
+
+
+# ----------------------------------------------------------------------------- CLI options
+
+
+def cli_int(low: Optional[int] = None, high: Optional[int] = None, limit_name: Optional[str] = None) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in [low, high] (``limit_name``: high is that stated limit,
+    read when the option is parsed)."""
+
+    def convert(text: str) -> int:
+        hi = limit(limit_name) if limit_name else high
+        try:
+            value = parse_int(text, "value", low, None)
+        except NmlabError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix("value: ")) from None
+        if hi is not None and value > hi:
+            hint = f" (set {LIMITS[limit_name].env} to raise it; docs/limits.md)" if limit_name else ""
+            raise argparse.ArgumentTypeError(f"must be <= {hi:,}, got {value:,}{hint}")
+        return value
+
+    convert.__name__ = "integer"  # argparse names the type in "invalid integer value"
+    return convert
+
+
+def cli_float(low: Optional[float] = None, high: Optional[float] = None, low_open: bool = False) -> Callable[[str], float]:
+    """An argparse ``type``: a finite float in [low, high] ("nan", "inf" refused)."""
+
+    def convert(text: str) -> float:
+        try:
+            return parse_finite(text, "value", low=low, high=high, low_open=low_open)
+        except NmlabError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix("value: ")) from None
+
+    convert.__name__ = "number"
+    return convert
+
+
+# ----------------------------------------------------------------------------- output locations
+
+
+def _existing_ancestor(p: Path) -> Path:
+    """The nearest ancestor of ``p`` that exists (``p`` itself excluded)."""
+    q = p.parent
+    while not os.path.lexists(q) and q != q.parent:
+        q = q.parent
+    return q
+
+
+def _probe_dir(d: Path, option: str, target: Path) -> None:
+    """Create and remove a file in directory ``d``: the only reliable writability test (root, /proc, read-only mounts)."""
+    if not d.is_dir():
+        raise NmlabError(f"{option}: {target}: {d} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".nmlab-write-test.", dir=d)
+    except OSError as exc:
+        raise NmlabError(f"{option}: {target}: cannot write in {d} ({exc.strerror or exc})") from None
+    os.close(fd)
+    os.unlink(probe)
+
+
+def check_output_file(path: str | os.PathLike, option: str) -> Path:
+    """``path`` when a file can be written there (atomically: a temporary file beside it, then a rename).
+
+    Refuses an existing directory or special file (``/dev/null``: a rename would replace it),
+    a parent that is a file (``/dev/null/x``) and an unwritable folder (``/proc/x``). Creates
+    nothing: missing parent folders are made by the writer once the work is done.
+    """
+    p = Path(os.path.expanduser(str(path)))
+    if p.is_dir():
+        raise NmlabError(f"{option}: {p}: is a directory (give a file name)")
+    if os.path.lexists(p) and not p.is_file():
+        raise NmlabError(f"{option}: {p}: exists and is not a regular file")
+    parent = p.parent if p.parent.is_dir() else _existing_ancestor(p)
+    _probe_dir(parent, option, p)
+    return p
+
+
+def check_output_dir(path: str | os.PathLike, option: str) -> Path:
+    """``path`` when it is a writable directory or one can be created there; creates nothing."""
+    p = Path(os.path.expanduser(str(path)))
+    if os.path.lexists(p):
+        if not p.is_dir():
+            raise NmlabError(f"{option}: {p}: exists and is not a directory")
+        _probe_dir(p, option, p)
+    else:
+        _probe_dir(_existing_ancestor(p), option, p)
+    return p
+
+
+# ----------------------------------------------------------------------------- files
+
+
+def read_bytes(path: str | os.PathLike, max_bytes: int, what: str, limit_name: Optional[str] = None) -> bytes:
+    """The bytes of ``path``, refusing a file larger than ``max_bytes`` before reading it."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > max_bytes:
+            raise over_limit(limit_name, size, f"{what}: {p}") if limit_name else \
+                NmlabError(f"{what}: {p}: {size:,} bytes, more than {max_bytes:,}")
+        with open(p, "rb") as fh:
+            data = fh.read(max_bytes + 1)  # a file that grows meanwhile is still cut
+    except IsADirectoryError:
+        raise NmlabError(f"{what}: {p}: is a directory") from None
+    except FileNotFoundError:
+        raise NmlabError(f"{what}: no such file: {p}") from None
+    except OSError as exc:
+        raise NmlabError(f"{what}: {p}: cannot read ({exc.strerror or exc})") from None
+    if len(data) > max_bytes:
+        raise NmlabError(f"{what}: {p}: more than {max_bytes:,} bytes")
+    return data
+
+
+def read_text(path: str | os.PathLike, what: str, limit_name: str) -> str:
+    """UTF-8 text of ``path`` within limit ``limit_name`` (bytes); binary files are refused."""
+    data = read_bytes(path, limit(limit_name), what, limit_name)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise NmlabError(f"{what}: {path}: not UTF-8 text (byte {exc.start} is {data[exc.start]:#04x})") from None
+    if "\0" in text:
+        raise NmlabError(f"{what}: {path}: not a text file (holds a NUL byte at offset {text.index(chr(0))})")
+    return text
+
+
+def read_csv(path: str | os.PathLike, what: str, required: Iterable[str] = (), comments: bool = False
+             ) -> tuple[list[str], list[tuple[int, dict[str, str]]]]:
+    """(header, [(line number, row)]) of a CSV file, bounded and checked.
+
+    Size and row count within ``csv_bytes`` / ``csv_rows``; UTF-8 text; every column in
+    ``required`` present; every row with as many cells as the header. ``comments``: lines
+    starting with ``#`` and blank lines are skipped. The cells stay strings: parse numbers
+    with :func:`parse_finite` / :func:`parse_int`, naming the line and column.
+    """
+    name = Path(path).name
+    text = read_text(path, what, "csv_bytes")
+    lines = [(i, line) for i, line in enumerate(text.splitlines(), start=1)
+             if not comments or (line.strip() and not line.lstrip().startswith("#"))]
+    max_rows = limit("csv_rows")
+    if len(lines) > max_rows + 1:
+        raise over_limit("csv_rows", len(lines) - 1, f"{what} {name}")
+    try:
+        reader = csv.reader([line for _, line in lines], strict=True)
+        records = list(reader)
+    except csv.Error as exc:
+        raise NmlabError(f"{what} {name}: line {lines[reader.line_num - 1][0] if lines else 1}: not CSV ({exc})") from None
+    if not records:
+        raise NmlabError(f"{what} {name}: empty (no header line)")
+    header = [c.strip() for c in records[0]]
+    for col in required:
+        if col not in header:
+            raise NmlabError(f"{what} {name}: column {col!r} missing (header: {short(','.join(header))})")
+    rows = []
+    # csv.reader saw one record per kept line only when no quoted field spans lines.
+    numbers = [n for n, _ in lines] if len(records) == len(lines) else list(range(1, len(records) + 1))
+    for lineno, rec in zip(numbers[1:], records[1:]):
+        if not rec or all(not c.strip() for c in rec):
+            continue
+        if len(rec) != len(header):
+            raise NmlabError(f"{what} {name}: line {lineno}: {len(rec)} cells, the header has {len(header)}")
+        rows.append((lineno, dict(zip(header, rec))))
+    return header, rows
+
+
+def loads_json(data: bytes | str, where: str) -> Any:
+    """JSON with NaN, Infinity and overflowing numbers (1e999) refused; deep nesting is one error too."""
+
+    def constant(name: str) -> float:
+        raise NmlabError(f"{where}: non-finite number {name} (not allowed)")
+
+    def number(text: str) -> float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise NmlabError(f"{where}: number {short(text)} does not fit a double")
+        return value
+
+    try:
+        return json.loads(data, parse_constant=constant, parse_float=number)
+    except RecursionError:
+        raise NmlabError(f"{where}: nested too deeply") from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        if isinstance(exc, NmlabError):
+            raise
+        raise NmlabError(f"{where}: not valid JSON ({short(str(exc), 120)})") from None
+
+
+# ----------------------------------------------------------------------------- zip archives
+
+#: What a damaged or hostile zip member raises while being read.
+ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, zlib.error, EOFError, OSError, ValueError,
+              NotImplementedError, RuntimeError)
+
+
+def read_member(zf: zipfile.ZipFile, name: str, max_bytes: int, where: str,
+                limit_name: Optional[str] = None) -> bytearray:
+    """Inflate member ``name`` of ``zf``, never past ``max_bytes``.
+
+    The size the archive declares is checked first, so a bomb is refused without inflating
+    a byte of it; the stream is then read in 1 MiB pieces with the same cap, so a member that
+    inflates past what it declared is refused too (zipfile also stops at the declared size).
+    """
+    try:
+        info = zf.getinfo(name)
+    except KeyError:
+        raise NmlabError(f"{where}: {short(name)} is missing from the archive") from None
+    if info.file_size > max_bytes:
+        if limit_name:
+            raise over_limit(limit_name, info.file_size, f"{where}: {short(name)} declares")
+        raise NmlabError(f"{where}: {short(name)} declares {info.file_size:,} bytes, more than the "
+                         f"{max_bytes:,} it can need")
+    buf = bytearray()
+    try:
+        with zf.open(info) as fh:
+            while True:
+                chunk = fh.read(1 << 20)
+                if not chunk:
+                    break
+                buf += chunk
+                if len(buf) > max_bytes:
+                    raise NmlabError(f"{where}: {short(name)} inflates past {max_bytes:,} bytes")
+    except NmlabError:
+        raise
+    except ZIP_ERRORS as exc:
+        raise NmlabError(f"{where}: {short(name)} is unreadable ({short(str(exc), 120)})") from None
+    return buf
+
+
+def declared_zip_bytes(path: str | os.PathLike, what: str, limit_name: str) -> int:
+    """Sum of the uncompressed sizes a zip archive declares, refused past limit ``limit_name``
+    before anything is inflated; 0 when ``path`` is not a zip archive (the reader says why)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            total = sum(i.file_size for i in zf.infolist())
+    except ZIP_ERRORS:
+        return 0
+    check_limit(limit_name, total, f"{what}: {path}: uncompressed size")
+    return total
+
+
+def parse_npy(data: bytearray, where: str, count: int, kinds: str) -> np.ndarray:
+    """The array in ``.npy`` bytes, checked before any allocation: no objects (pickles), a dtype
+    kind in ``kinds`` ("u", "f", ...), exactly ``count`` elements and exactly their bytes."""
+    bio = io.BytesIO(data)
+    try:
+        version = np.lib.format.read_magic(bio)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(bio, max_header_size=NPY_MAX_HEADER_BYTES)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(bio, max_header_size=NPY_MAX_HEADER_BYTES)
+        else:
+            raise ValueError(f"npy format version {version} is not supported")
+    except (ValueError, TypeError, SyntaxError, EOFError, OverflowError) as exc:
+        raise NmlabError(f"{where}: not a .npy array ({short(str(exc), 120)})") from None
+    if dtype.hasobject:
+        raise NmlabError(f"{where}: holds Python objects (pickles are never loaded)")
+    if dtype.kind not in kinds:
+        raise NmlabError(f"{where}: dtype {dtype} is not allowed here")
+    n = math.prod(shape)
+    if n != count:
+        raise NmlabError(f"{where}: shape {short(tuple(shape))} has {n:,} elements, expected {count:,}")
+    offset = bio.tell()
+    if len(data) - offset != n * dtype.itemsize:
+        raise NmlabError(f"{where}: holds {len(data) - offset:,} data bytes, its header promises {n * dtype.itemsize:,}")
+    arr = np.frombuffer(data, dtype=dtype, count=n, offset=offset)
+    return arr.reshape(shape, order="F" if fortran else "C")
+
+
+# ----------------------------------------------------------------------------- YAML
+
+
+def _children(node: Any) -> list:
+    import yaml
+
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [x for pair in node.value for x in pair]
+    return []
+
+
+def _check_expansion(root: Any, where: str) -> None:
+    """Refuse a YAML node graph that is recursive, deeper than YAML_MAX_DEPTH, or larger than the
+    ``yaml_expanded`` limit once every alias is expanded (billion laughs). Linear in the graph,
+    without recursion: each node's expanded size is memoised."""
+    import yaml
+
+    cap = limit("yaml_expanded")
+    memo: dict[int, tuple[int, int]] = {}
+    open_: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        nid = id(node)
+        if done:
+            open_.discard(nid)
+            kids = _children(node)
+            own = max(1, len(node.value)) if isinstance(node, yaml.ScalarNode) else 1
+            size = own + sum(memo[id(k)][0] for k in kids)
+            depth = 1 + max((memo[id(k)][1] for k in kids), default=0)
+            if depth > YAML_MAX_DEPTH:
+                raise NmlabError(f"{where}: nested deeper than {YAML_MAX_DEPTH} levels")
+            if size > cap:
+                line = node.start_mark.line + 1 if node.start_mark else "?"
+                raise NmlabError(
+                    f"{where}: line {line}: with its aliases expanded this value exceeds the limit of {cap:,} "
+                    f"nodes and characters (an alias bomb?; set {LIMITS['yaml_expanded'].env} to raise it)")
+            memo[nid] = (size, depth)
+            continue
+        if nid in memo:
+            continue
+        open_.add(nid)
+        stack.append((node, True))
+        if len(open_) > YAML_MAX_DEPTH + 1:
+            raise NmlabError(f"{where}: nested deeper than {YAML_MAX_DEPTH} levels")
+        for kid in _children(node):
+            if id(kid) in open_:
+                line = kid.start_mark.line + 1 if kid.start_mark else "?"
+                raise NmlabError(f"{where}: line {line}: an alias refers to a value that contains it (recursive)")
+            if id(kid) not in memo:
+                stack.append((kid, False))
+
+
+def load_yaml(path: str | os.PathLike, what: str) -> Any:
+    """``yaml.safe_load`` of ``path``, bounded: file size (``yaml_bytes``), nesting depth, and the
+    size with aliases expanded (``yaml_expanded``) are checked on the node graph before any
+    Python value is built. Errors are one line: ``<what>: <path>: ...``."""
+    import yaml
+
+    text = read_text(path, what, "yaml_bytes")
+    where = f"{what}: {path}"
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(node, where)
+        return loader.construct_document(node)
+    except yaml.YAMLError as exc:
+        first = " ".join(str(exc).split())
+        raise NmlabError(f"{where}: not valid YAML ({short(first, 200)})") from None
+    except RecursionError:
+        raise NmlabError(f"{where}: nested too deeply") from None
+    finally:
+        loader.dispose()
