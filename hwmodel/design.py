@@ -14,10 +14,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-
 from hwmodel.errors import NmlabError
 from hwmodel.io import data_path
+from hwmodel.limits import check_version, is_int, limit, load_yaml, over_limit, short
 from hwmodel.sparsity import Pattern, parse_pattern
 
 DESIGN_VERSION = 1
@@ -199,6 +198,11 @@ class Design:
 # ---------------------------------------------------------------------------------------
 # Validation helpers: each raises NmlabError naming ``where`` (design name and key path).
 
+#: Bounds of fields no real design comes near (rows x cols and capacity_bytes have stated,
+#: overridable limits: hwmodel.limits, docs/limits.md).
+_MAX_INT = 1 << 20          # widths, depths, banks, ports, N:M group sizes
+_MAX_NUM = 1e6              # MHz, GB/s, ns, MACs per PE per cycle, metadata bits per cycle
+
 
 class _Reader:
     """Reads keys out of one YAML mapping, remembering which were used to catch unknown ones."""
@@ -215,10 +219,10 @@ class _Reader:
 
     def fail(self, name: str, msg: str):
         where = self.key(name) if name else (self.path or "<top>")
-        raise NmlabError(f"design {self.design!r}: {where}: {msg}")
+        raise NmlabError(f"design {short(self.design)}: {where}: {msg}")
 
     def check_unknown(self, allowed: set[str]) -> None:
-        unknown = sorted(str(k) for k in self.data if k not in allowed)
+        unknown = sorted(short(k)[1:-1] if isinstance(k, str) else short(k) for k in self.data if k not in allowed)
         if unknown:
             self.fail(unknown[0], f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
@@ -229,26 +233,32 @@ class _Reader:
             return default
         return self.data[name]
 
-    def int_(self, name: str, default: Any = ..., *, min_value: int = 1) -> int:
+    def int_(self, name: str, default: Any = ..., *, min_value: int = 1, max_value: int = _MAX_INT) -> int:
         v = self.get(name, default)
         if v is default and default is not ...:
             return v
-        if isinstance(v, bool) or not isinstance(v, int):
-            self.fail(name, f"must be an integer, got {v!r}")
+        if not is_int(v):
+            self.fail(name, f"must be an integer, got {short(v)}")
         if v < min_value:
             self.fail(name, f"must be >= {min_value}, got {v}")
+        if v > max_value:
+            self.fail(name, f"must be <= {max_value:,}, got {v:,}")
         return v
 
-    def num(self, name: str, default: Any = ..., *, positive: bool = True) -> float:
+    def num(self, name: str, default: Any = ..., *, positive: bool = True, max_value: float = _MAX_NUM) -> float:
         v = self.get(name, default)
         if v is default and default is not ...:
             return v
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-            self.fail(name, f"must be a number, got {v!r}")
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            self.fail(name, f"must be a number, got {short(v)}")
+        if not math.isfinite(v):
+            self.fail(name, f"must be a finite number, got {short(v)}")
         if positive and v <= 0:
             self.fail(name, f"must be > 0, got {v}")
         if not positive and v < 0:
             self.fail(name, f"must be >= 0, got {v}")
+        if v > max_value:
+            self.fail(name, f"must be <= {max_value:g}, got {v:g}")
         return float(v)
 
     def str_(self, name: str, default: Any = ..., *, choices: tuple[str, ...] = ()) -> str:
@@ -256,15 +266,15 @@ class _Reader:
         if v is default and default is not ...:
             return v
         if not isinstance(v, str):
-            self.fail(name, f"must be a string, got {v!r}")
+            self.fail(name, f"must be a string, got {short(v)}")
         if choices and v not in choices:
-            self.fail(name, f"must be one of {', '.join(choices)}, got {v!r}")
+            self.fail(name, f"must be one of {', '.join(choices)}, got {short(v)}")
         return v
 
     def bool_(self, name: str, default: Any = ...) -> bool:
         v = self.get(name, default)
         if not isinstance(v, bool):
-            self.fail(name, f"must be true or false, got {v!r}")
+            self.fail(name, f"must be true or false, got {short(v)}")
         return v
 
     def sub(self, name: str, default: Any = ...) -> "_Reader":
@@ -284,7 +294,9 @@ def _parse_compute(r: _Reader) -> Compute:
         if "dataflow" in r.data:
             r.fail("dataflow", "only for kind systolic (a tensor core has no dataflow choice)")
         dataflow = ""
-    rows, cols = r.int_("rows"), r.int_("cols")
+    rows, cols = r.int_("rows", max_value=1 << 62), r.int_("cols", max_value=1 << 62)
+    if rows * cols > limit("pes"):
+        raise over_limit("pes", rows * cols, f"design {short(r.design)}: {r.key('rows')} x {r.key('cols')}")
     dts = r.sub("datatypes")
     if not dts.data:
         r.fail("datatypes", "must list at least one datatype")
@@ -293,7 +305,7 @@ def _parse_compute(r: _Reader) -> Compute:
         if name not in DATATYPE_BITS:
             dts.fail(str(name), f"unknown datatype (known: {', '.join(DATATYPE_BITS)})")
         datatypes[name] = dts.num(name)
-    acc = r.int_("accumulator_bits", 32)
+    acc = r.int_("accumulator_bits", 32, max_value=256)
     act = r.get("activation_bits", None)
     if act is not None:
         act = r.int_("activation_bits")
@@ -321,10 +333,10 @@ def _parse_sparsity(r: _Reader) -> Sparsity:
             r.fail("patterns", "must be a non-empty list like ['2:4']")
         parsed = []
         for i, p in enumerate(pats):
-            q = parse_pattern(str(p) if isinstance(p, str) else p, field=f"design {r.design!r}: {r.key('patterns')}[{i}]",
+            q = parse_pattern(str(p) if isinstance(p, str) else p, field=f"design {short(r.design)}: {r.key('patterns')}[{i}]",
                               allow_unstructured=False)
             if not q.is_nm or q.n == q.m:
-                r.fail(f"patterns[{i}]", f"must be a sparse N:M pattern with N < M, got {p!r}")
+                r.fail(f"patterns[{i}]", f"must be a sparse N:M pattern with N < M, got {short(p)}")
             parsed.append(q)
         return Sparsity(support, tuple(parsed), metadata_bits_per_cycle=meta_bw)
     if support == "flexible":
@@ -334,7 +346,7 @@ def _parse_sparsity(r: _Reader) -> Sparsity:
             r.fail("n_values", "must be a non-empty list of integers")
         for i, n in enumerate(ns):
             if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= m:
-                r.fail(f"n_values[{i}]", f"must be an integer from 1 to m={m}, got {n!r}")
+                r.fail(f"n_values[{i}]", f"must be an integer from 1 to m={m}, got {short(n)}")
         return Sparsity(support, m=m, n_values=tuple(sorted(set(ns))), metadata_bits_per_cycle=meta_bw)
     if support == "layerwise":
         return Sparsity(support, max_m=r.int_("max_m", min_value=2), metadata_bits_per_cycle=meta_bw)
@@ -375,8 +387,8 @@ def _parse_storage(r: _Reader, clock_hz: float) -> Storage:
         r.fail("holds", f"must be a non-empty list of {', '.join(OPERANDS)}")
     for i, h in enumerate(holds):
         if h not in OPERANDS:
-            r.fail(f"holds[{i}]", f"must be one of {', '.join(OPERANDS)}, got {h!r}")
-    cap = r.int_("capacity_bytes")
+            r.fail(f"holds[{i}]", f"must be one of {', '.join(OPERANDS)}, got {short(h)}")
+    cap = r.int_("capacity_bytes", max_value=limit("sram_bytes"))
     word = r.int_("word_bits", 64 if cls == "sram" else 8)
     if word % 8:
         r.fail("word_bits", f"must be a multiple of 8, got {word}")
@@ -402,9 +414,7 @@ def parse_design(data: Any, name: str = "<design>", source: Optional[str] = None
     if isinstance(data.get("name"), str) and data["name"]:
         name = r.design = data["name"]
     r.check_unknown({"version", "name", "description", "technology_nm", "clock_mhz", "compute", "sparsity", "storage"})
-    version = r.get("version")
-    if version not in SUPPORTED_VERSIONS:
-        r.fail("version", f"unknown version {version!r} (this nmlab reads {list(SUPPORTED_VERSIONS)})")
+    version = check_version(r.get("version"), SUPPORTED_VERSIONS, f"design {short(name)}: version")
     r.str_("name")
     desc = r.str_("description", "")
     tech = r.num("technology_nm")
@@ -420,7 +430,7 @@ def parse_design(data: Any, name: str = "<design>", source: Optional[str] = None
     names = [s.name for s in storage]
     for i, s in enumerate(storage):
         if names.index(s.name) != i:
-            r.fail(f"storage[{i}].name", f"duplicate level name {s.name!r}")
+            r.fail(f"storage[{i}].name", f"duplicate level name {short(s.name)}")
     drams = [i for i, s in enumerate(storage) if s.cls == "dram"]
     if len(drams) != 1 or drams[0] != 0:
         r.fail("storage", "needs exactly one level of class dram, listed first")
@@ -446,10 +456,7 @@ def load_design(path: str | os.PathLike | Design) -> Design:
             p = bundled[str(path)]
         else:
             raise NmlabError(f"design: no such file or bundled design: {path} (bundled: {', '.join(bundled)})")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise NmlabError(f"design: {p}: not valid YAML ({exc})") from None
+    data = load_yaml(p, "design")
     if not isinstance(data, dict):
         raise NmlabError(f"design: {p}: must be a YAML mapping")
     return parse_design(data, name=p.stem, source=str(p))

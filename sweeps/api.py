@@ -9,8 +9,8 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from sweeps import engine
-from sweeps.config import SweepConfig, load_config
-from sweeps.derived import bundled_quality, derive
+from sweeps.config import SweepConfig, check_grid_size, load_config
+from sweeps.derived import bundled_quality, derive, load_quality
 from sweeps.evaluate import evaluate_point
 from sweeps.grid import plan as make_plan
 
@@ -30,6 +30,16 @@ def quality_path(cfg: SweepConfig) -> Optional[str]:
     return cfg.quality
 
 
+def _grid_counts(cfg: SweepConfig) -> tuple[int, int]:
+    """(workloads, designs) the grid multiplies, "bundled" counted from the bundled files."""
+    from hwmodel.design import bundled_designs
+    from hwmodel.workload import bundled_workloads
+
+    n_w = len(bundled_workloads()) if cfg.workloads == "bundled" else len(cfg.workloads)
+    n_d = len(bundled_designs()) if cfg.designs == "bundled" else len(cfg.designs)
+    return n_w, n_d
+
+
 def run(
     cfg: SweepConfig | str | os.PathLike | None,
     out: str | os.PathLike,
@@ -43,17 +53,20 @@ def run(
 
     ``cfg`` is a config, a YAML path or None (the default grid).
     """
+    from hwmodel.limits import check_output_dir
+
     if not isinstance(cfg, SweepConfig):
         cfg = load_config(cfg)
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        from hwmodel.errors import NmlabError
-
-        raise NmlabError(f"--out: {out} exists and is not a directory")
+    # Everything the sweep reads or writes is checked before the first point is evaluated
+    # and before anything is written: a bad input leaves no sweep.json and no part files.
+    out = check_output_dir(out, "--out")
+    qpath = quality_path(cfg)
+    if qpath:
+        load_quality(qpath)
+    check_grid_size(cfg, *_grid_counts(cfg))
     workers = workers or default_workers()
     plan = make_plan(cfg)
     n = len(plan)
-    qpath = quality_path(cfg)
     if plan.skipped:
         print(f"nmlab sweep: note: points left out where a design has no datatype of that width or an env "
               f"has no trained workload of the pattern ({'; '.join(plan.skipped)})", file=sys.stderr)

@@ -11,9 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional, Union
 
-import yaml
-
 from hwmodel.errors import NmlabError
+from hwmodel.limits import check_version, limit, load_yaml, over_limit, short
 from hwmodel.sparsity import parse_pattern
 
 CONFIG_VERSION = 1
@@ -94,7 +93,7 @@ def parse_grid_pattern(item: Any, field: str) -> str:
         except ValueError:
             level = float("nan")
         if not 0.0 < level < 1.0:  # also false for NaN
-            raise NmlabError(f"{field}: {item!r}: the sparsity after 'unstructured:' must be a fraction of "
+            raise NmlabError(f"{field}: {short(item)}: the sparsity after 'unstructured:' must be a fraction of "
                              "zeros between 0 and 1, e.g. 'unstructured:0.9'")
         return f"{UNSTRUCTURED_PREFIX}{level:g}"
     return str(parse_pattern(item, field=field))
@@ -118,7 +117,7 @@ def _list(data: dict, key: str) -> list:
     if isinstance(value, (str, int)) and not isinstance(value, bool):
         value = [value]
     if not isinstance(value, list) or not value:
-        _fail(key, f"must be a non-empty list, got {value!r}")
+        _fail(key, f"must be a non-empty list, got {short(value)}")
     return value
 
 
@@ -126,7 +125,7 @@ def _paths(value: list, key: str, base: Path, must_exist: bool) -> list[str]:
     out = []
     for i, item in enumerate(value):
         if not isinstance(item, str) or not item.strip():
-            _fail(f"{key}[{i}]", f"must be a file path or name, got {item!r}")
+            _fail(f"{key}[{i}]", f"must be a file path or name, got {short(item)}")
         p = Path(os.path.expanduser(item))
         p = p if p.is_absolute() else base / p
         if p.is_file():
@@ -146,11 +145,9 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
         raise NmlabError("sweep config: must be a YAML mapping of keys to values")
     unknown = sorted(set(map(str, data)) - _KEYS)
     if unknown:
-        _fail(unknown[0], f"unknown key (known: {', '.join(sorted(_KEYS))})")
+        _fail(short(unknown[0])[1:-1], f"unknown key (known: {', '.join(sorted(_KEYS))})")
     cfg = SweepConfig(source=source)
-    version = data.get("version", CONFIG_VERSION)
-    if version != CONFIG_VERSION:
-        _fail("version", f"unknown version {version!r} (this nmlab reads {CONFIG_VERSION})")
+    check_version(data.get("version", CONFIG_VERSION), (CONFIG_VERSION,), "sweep config: version")
 
     if "workloads" in data:
         if data["workloads"] == "bundled":
@@ -171,7 +168,7 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
         bits: list[int] = []
         for i, item in enumerate(_list(data, "bits")):
             if not _is_int(item) or not 1 <= item <= 32:
-                _fail(f"bits[{i}]", f"must be an integer from 1 to 32, got {item!r}")
+                _fail(f"bits[{i}]", f"must be an integer from 1 to 32, got {short(item)}")
             if item in bits:
                 _fail(f"bits[{i}]", f"duplicate bitwidth {item}")
             bits.append(item)
@@ -187,17 +184,20 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
             if isinstance(item, str):
                 item = {"scenario": item}
             if not isinstance(item, dict):
-                _fail(key, f"must be a mapping like {{scenario: inference, batch: 1}}, got {item!r}")
-            extra = sorted(set(item) - {"scenario", "batch"})
+                _fail(key, f"must be a mapping like {{scenario: inference, batch: 1}}, got {short(item)}")
+            extra = sorted(map(str, set(item) - {"scenario", "batch"}))
             if extra:
-                _fail(f"{key}.{extra[0]}", "unknown key (known: scenario, batch)")
+                _fail(f"{key}.{short(extra[0])[1:-1]}", "unknown key (known: scenario, batch)")
             name = item.get("scenario")
-            if name not in SCENARIOS:
-                _fail(f"{key}.scenario", f"must be one of {', '.join(SCENARIOS)}, got {name!r}")
+            if not isinstance(name, str) or name not in SCENARIOS:
+                _fail(f"{key}.scenario", f"must be one of {', '.join(SCENARIOS)}, got {short(name)}")
             batches = item.get("batch", dict(DEFAULT_SCENARIOS)[name])
             for j, b in enumerate(batches if isinstance(batches, list) else [batches]):
+                where = f"{key}.batch" + (f"[{j}]" if isinstance(batches, list) else "")
                 if not _is_int(b) or b < 1:
-                    _fail(f"{key}.batch" + (f"[{j}]" if isinstance(batches, list) else ""), f"must be a positive integer, got {b!r}")
+                    _fail(where, f"must be a positive integer, got {short(b)}")
+                if b > limit("batch"):
+                    raise over_limit("batch", b, f"sweep config: {where}")
                 if Scenario(name, b) in scenarios:
                     _fail(f"{key}.batch", f"duplicate scenario {name} at batch {b}")
                 scenarios.append(Scenario(name, b))
@@ -215,7 +215,7 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
     if "chunk_size" in data and data["chunk_size"] not in (None, "auto"):
         cs = data["chunk_size"]
         if not _is_int(cs) or cs < 1:
-            _fail("chunk_size", f"must be a positive integer or 'auto', got {cs!r}")
+            _fail("chunk_size", f"must be a positive integer or 'auto', got {short(cs)}")
         cfg.chunk_size = cs
     return cfg
 
@@ -227,8 +227,13 @@ def load_config(path: Optional[str | os.PathLike]) -> SweepConfig:
     p = Path(path)
     if not p.is_file():
         raise NmlabError(f"sweep config: no such file: {p}")
-    try:
-        data = yaml.safe_load(p.read_text())
-    except yaml.YAMLError as exc:
-        raise NmlabError(f"sweep config: {p}: not valid YAML ({exc})") from None
+    data = load_yaml(p, "sweep config")
     return parse_config(data, base=p.resolve().parent, source=str(p))
+
+
+def check_grid_size(cfg: SweepConfig, n_workloads: int, n_designs: int) -> int:
+    """The grid's point count before planning, refused past the ``sweep_points`` limit."""
+    n = n_workloads * len(cfg.patterns) * len(cfg.bits) * n_designs * len(cfg.scenarios)
+    if n > limit("sweep_points"):
+        raise over_limit("sweep_points", n, "sweep config: workloads x patterns x bits x designs x scenarios")
+    return n

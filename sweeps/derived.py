@@ -18,7 +18,6 @@ in the table; ``speedup_vs_dense_ref`` and ``energy_ratio_vs_dense_ref`` compare
 
 from __future__ import annotations
 
-import csv
 import math
 from pathlib import Path
 from typing import Optional
@@ -26,6 +25,7 @@ from typing import Optional
 import pyarrow as pa
 
 from hwmodel.errors import NmlabError
+from hwmodel.limits import parse_finite, parse_int, read_csv
 from hwmodel.agents import label_fractions, parse_fractions, same_fractions
 from sweeps.config import parse_grid_pattern
 
@@ -40,31 +40,30 @@ def bundled_quality() -> Optional[Path]:
 
 
 def load_quality(path: str | Path) -> dict[tuple[str, str, int], list[dict]]:
-    """Quality rows grouped by (env, canonical sparsity, bits). Errors name the row and column."""
+    """Quality rows grouped by (env, canonical sparsity, bits). Errors name the line and column.
+
+    Read within the CSV limits of :mod:`hwmodel.limits`; ``bits`` must be an integer from 1 to
+    64 and ``return_mean`` a finite number (NaN and inf are refused, docs/limits.md).
+    """
     path = Path(path)
     groups: dict[tuple[str, str, int], list[dict]] = {}
-    with open(path, newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in ("env", "sparsity", "bits", "return_mean") if c not in (reader.fieldnames or [])]
-        if missing:
-            raise NmlabError(f"quality table {path.name}: column {missing[0]!r} missing")
-        for i, rec in enumerate(reader, start=2):
-            where = f"quality table {path.name}: line {i}"
-            # RLx2 rows (nmlab evaluate) record the fractions removed, "0.98/0.95" or "0.9": an
-            # unstructured agent, told apart from other RLx2 agents by its label's fractions.
-            fractions = parse_fractions(rec["sparsity"]) if rec.get("method") in ("rlx2", "gmp") else None
-            try:
-                sparsity = "unstructured" if fractions else parse_grid_pattern(rec["sparsity"], f"{where}: sparsity")
-                bits = int(rec["bits"])
-                ret = float(rec["return_mean"])
-            except ValueError as exc:
-                raise NmlabError(f"{where}: {exc}") from None
-            if math.isnan(ret):
-                continue
-            groups.setdefault((rec["env"], sparsity, bits), []).append(
-                {"method": rec.get("method", ""), "seed": rec.get("seed", ""), "return_mean": ret,
-                 "episodes": rec.get("episodes", ""), "fractions": fractions, "steps": _int_or_none(rec.get("steps"))}
-            )
+    _header, rows = read_csv(path, "quality table", required=("env", "sparsity", "bits", "return_mean"))
+    for i, rec in rows:
+        where = f"quality table {path.name}: line {i}"
+        if not rec["env"].strip():
+            raise NmlabError(f"{where}: env: empty")
+        # RLx2 rows (nmlab evaluate) record the fractions removed, "0.98/0.95" or "0.9": an
+        # unstructured agent, told apart from other RLx2 agents by its label's fractions.
+        fractions = parse_fractions(rec["sparsity"]) if rec.get("method") in ("rlx2", "gmp") else None
+        sparsity = "unstructured" if fractions else parse_grid_pattern(rec["sparsity"], f"{where}: sparsity")
+        bits = parse_int(rec["bits"], f"{where}: bits", 1, 64)
+        ret = parse_finite(rec["return_mean"], f"{where}: return_mean")
+        if (rec.get("return_std") or "").strip():
+            parse_finite(rec["return_std"], f"{where}: return_std", low=0.0)
+        groups.setdefault((rec["env"], sparsity, bits), []).append(
+            {"method": rec.get("method", ""), "seed": rec.get("seed", ""), "return_mean": ret,
+             "episodes": rec.get("episodes", ""), "fractions": fractions, "steps": _int_or_none(rec.get("steps"))}
+        )
     return groups
 
 
