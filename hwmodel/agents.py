@@ -16,12 +16,15 @@ CSV matches one built from workload meta. This module reads no torch and no work
 
 from __future__ import annotations
 
-import csv
 import math
+import os
 from pathlib import Path
 from typing import Any, Optional
 
 from hwmodel.errors import NmlabError
+
+#: Columns of the quality table ``nmlab evaluate --csv`` writes and sweeps join (docs/sweeps.md).
+QUALITY_COLUMNS = ["env", "method", "sparsity", "bits", "seed", "steps", "episodes", "return_mean", "return_std"]
 
 
 def _number(text: str) -> Optional[float]:
@@ -123,23 +126,40 @@ def load_published(path: Optional[str | Path]) -> dict[tuple[str, str], tuple[fl
     The CSV has columns ``method,env,label,fraction_of_dense,source``; lines starting with
     ``#`` are comments. ``path`` None gives an empty table. Errors name the line and column.
     """
+    from hwmodel.limits import parse_finite, read_csv
+
     if path is None:
         return {}
     path = Path(path)
     out: dict[tuple[str, str], tuple[float, str]] = {}
-    with open(path, newline="") as fh:
-        lines = [(i, line) for i, line in enumerate(fh, start=1) if line.strip() and not line.lstrip().startswith("#")]
-    reader = csv.DictReader(line for _, line in lines)
-    missing = [c for c in ("env", "label", "fraction_of_dense") if c not in (reader.fieldnames or [])]
-    if missing:
-        raise NmlabError(f"published returns {path.name}: column {missing[0]!r} missing")
-    for (lineno, _), rec in zip(lines[1:], reader):
+    _header, rows = read_csv(path, "published returns", required=("env", "label", "fraction_of_dense"), comments=True)
+    for lineno, rec in rows:
         where = f"published returns {path.name}: line {lineno}"
-        try:
-            fraction = float(rec["fraction_of_dense"])
-        except (TypeError, ValueError):
-            raise NmlabError(f"{where}: fraction_of_dense: not a number: {rec['fraction_of_dense']!r}") from None
+        fraction = parse_finite(rec["fraction_of_dense"], f"{where}: fraction_of_dense")
         if not rec.get("env") or not rec.get("label"):
             raise NmlabError(f"{where}: env and label must not be empty")
         out[(rec["env"], normalize_label(rec["label"]))] = (fraction, (rec.get("source") or "").strip())
     return out
+
+
+def check_quality_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """The rows of the quality CSV at ``path`` (none when it does not exist yet), refused unless
+    it can take a row: writable, header exactly :data:`QUALITY_COLUMNS` (any order), and rows
+    whose key columns parse (``bits``, ``seed`` integers; ``return_mean`` finite)."""
+    from hwmodel.limits import check_output_file, parse_finite, parse_int, read_csv
+
+    path = check_output_file(path, "--csv")
+    if not path.exists():
+        return []
+    header, rows = read_csv(path, "--csv")
+    if sorted(header) != sorted(QUALITY_COLUMNS):
+        extra = [c for c in header if c not in QUALITY_COLUMNS]
+        missing = [c for c in QUALITY_COLUMNS if c not in header]
+        why = f"column {missing[0]!r} missing" if missing else f"unknown column {extra[0][:40]!r}"
+        raise NmlabError(f"--csv {path}: not a quality table ({why}; expected {','.join(QUALITY_COLUMNS)})")
+    for lineno, r in rows:
+        where = f"--csv {path.name}: line {lineno}"
+        parse_int(r["bits"], f"{where}: bits", 1, 64)
+        parse_int(r["seed"], f"{where}: seed")
+        parse_finite(r["return_mean"], f"{where}: return_mean")
+    return [r for _, r in rows]

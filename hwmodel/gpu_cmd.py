@@ -22,7 +22,10 @@ def _validate(args: argparse.Namespace) -> int:
     import json
 
     from hwmodel.gpu.validate import finite_or_none, format_report, public, run_validate, write_plots
+    from hwmodel.limits import check_output_dir
 
+    if args.plots:
+        check_output_dir(args.plots, "--plots")  # before the fit, not after it
     report = run_validate(args.data, args.gpu)
     plots = write_plots(report, args.plots) if args.plots else []
     if args.json:

@@ -53,6 +53,8 @@ LIMITS: dict[str, Limit] = {
     "pes": Limit("NMLAB_MAX_PES", 1 << 24, "processing elements of a design (rows x cols)"),
     "sram_bytes": Limit("NMLAB_MAX_SRAM_BYTES", 1 << 34, "capacity_bytes of one storage level"),
     "batch": Limit("NMLAB_MAX_BATCH", 1 << 24, "batch rows of a GEMM (--batch, sweep batches)"),
+    "replay_transitions": Limit("NMLAB_MAX_REPLAY_TRANSITIONS", 10_000_000,
+                                "transitions of a replay buffer (nmlab train --buffer-size)"),
     "sweep_points": Limit("NMLAB_MAX_SWEEP_POINTS", 1_000_000, "points of one sweep grid"),
 }
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import argparse
 
+from hwmodel.limits import cli_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add subcommands to the nmlab parser."""
     p = sub.add_parser("simulate", help="model a workload on an accelerator design (cycles, traffic, energy)")
     p.add_argument("--workload", help="workload file (.nmw); default: the bundled default workload")
     p.add_argument("--design", required=True, help="design YAML file or bundled design name (e.g. edge_ws)")
-    p.add_argument("--batch", type=int, default=1, help="batch rows per GEMM (default 1: the control loop, also for train_step; TD3 trains at 256)")
+    p.add_argument("--batch", type=cli_int(1, limit_name="batch"), default=1, help="batch rows per GEMM (default 1: the control loop, also for train_step; TD3 trains at 256)")
     p.add_argument("--bits", type=_bits, default=8,
                    help="weight bitwidth (default 8; overrides the workload's), or 'workload' for the "
                         "workload's own weight_bits (a QAT export's 8, say)")
@@ -28,12 +30,9 @@ def _bits(text: str):
     if text.strip().lower() == "workload":
         return None
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a bitwidth (an integer such as 8, or 'workload')") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {value}")
-    return value
+        return cli_int(1, 64)(text)
+    except argparse.ArgumentTypeError as exc:
+        raise argparse.ArgumentTypeError(f"{exc} (a bitwidth such as 8, or 'workload')") from None
 
 
 def _fmt(x: float) -> str:

@@ -284,20 +284,31 @@ def render(design: Design, layer, batch: int, bits: int, sim_layer, extra: Optio
             for name, (doc, what) in docs.items()}
 
 
+def check_out(out: str | os.PathLike) -> Path:
+    """``out`` when the export may go there: a new folder in a writable place, or a folder holding
+    only a previous export (checked before any work starts)."""
+    from hwmodel.limits import check_output_dir
+
+    out = check_output_dir(out, "--out")
+    if out.is_dir():
+        foreign = sorted(p.name for p in out.iterdir() if p.name not in FILES)
+        if foreign:
+            raise NmlabError(f"--out {out}: folder holds other files ({', '.join(foreign[:3])}); choose a new folder")
+    return out
+
+
 def write_folder(files: dict[str, str], out: str | os.PathLike) -> Path:
     """Write ``files`` into folder ``out`` atomically (temporary folder, then rename).
 
     An existing ``out`` is replaced only when it holds nothing but files this exporter writes.
+    Temporary folders a killed export left beside ``out`` are removed first.
     """
-    out = Path(out)
-    if out.exists():
-        if not out.is_dir():
-            raise NmlabError(f"--out {out}: exists and is not a folder")
-        foreign = sorted(p.name for p in out.iterdir() if p.name not in FILES)
-        if foreign:
-            raise NmlabError(f"--out {out}: folder holds other files ({', '.join(foreign[:3])}); choose a new folder")
+    from hwmodel.io import remove_stale_temps, temp_prefix
+
+    out = check_out(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    remove_stale_temps(out.parent, out.name, (".tmp", ".old"))
+    tmp = Path(tempfile.mkdtemp(prefix=temp_prefix(out.name), suffix=".tmp", dir=out.parent))
     try:
         for name, text in files.items():
             with open(tmp / name, "w") as fh:
@@ -305,7 +316,7 @@ def write_folder(files: dict[str, str], out: str | os.PathLike) -> Path:
                 fh.flush()
                 os.fsync(fh.fileno())
         if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".old", dir=out.parent))
+            old = Path(tempfile.mkdtemp(prefix=temp_prefix(out.name), suffix=".old", dir=out.parent))
             os.replace(out, old / out.name)
             os.replace(tmp, out)
             shutil.rmtree(old, ignore_errors=True)
@@ -332,6 +343,10 @@ def export_timeloop(design, workload, layer_name: str, out: str | os.PathLike, b
     from hwmodel.design import load_design
     from hwmodel.workload import Workload, load_workload
 
+    from hwmodel.limits import check_limit
+
+    check_out(out)  # before the work: an unwritable --out fails at once
+    check_limit("batch", batch, "--batch")
     d = load_design(design)
     wl = workload if isinstance(workload, Workload) else load_workload(workload)
     matches = [x for x in wl.layers if x.name == layer_name]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hwmodel.limits import cli_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this package's subcommands to the nmlab parser."""
@@ -27,7 +29,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "the design's own SRAM for weights")
     c.add_argument("--patterns", default=None, help="comma list, e.g. 2:4,1:8 (default: the workload's own pattern)")
     c.add_argument("--bits", default=None, help="comma list, e.g. 8,4 (default: 8)")
-    c.add_argument("--batch", type=int, default=None, help="batch size (default 1 for inference, 256 for train_step)")
+    c.add_argument("--batch", type=cli_int(1, limit_name="batch"), default=None, help="batch size (default 1 for inference, 256 for train_step)")
     c.add_argument("--scenario", default="inference", choices=("inference", "train_step"),
                    help="inference (policy forward, per pass) or train_step (one TD3 update) (default: inference)")
     c.add_argument("--json", action="store_true", help="print the verdicts as JSON")

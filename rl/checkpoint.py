@@ -52,21 +52,53 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
         torch.save(data, fh)
 
 
+_NETWORKS = ("actor", "qf1", "qf2", "actor_target", "qf1_target", "qf2_target")
+
+
+def _check_values(data: dict[str, Any], path: Path) -> None:
+    """Refuse non-finite numbers: in ``args`` (a resumed run trains with them) and in the six
+    networks (an export or evaluation would carry NaN weights into workloads and returns)."""
+    from hwmodel.limits import finite, short
+
+    args = data.get("args")
+    if not isinstance(args, dict):
+        raise NmlabError(f"checkpoint: {path}: args: must be a mapping")
+    for key, value in args.items():
+        if isinstance(value, float):
+            finite(value, f"checkpoint: {path}: args.{short(key)[1:-1] if isinstance(key, str) else short(key)}")
+    for net in _NETWORKS:
+        state = data.get(net)
+        if not isinstance(state, dict):
+            raise NmlabError(f"checkpoint: {path}: {net}: must be a state dict")
+        for name, t in state.items():
+            if isinstance(t, torch.Tensor) and t.is_floating_point() and not bool(torch.isfinite(t).all()):
+                raise NmlabError(f"checkpoint: {path}: {net}.{short(name)[1:-1]}: holds non-finite values (NaN or inf)")
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint with ``torch.load(weights_only=True)``; any damage is one NmlabError line."""
+    """Read a checkpoint with ``torch.load(weights_only=True)``; any damage is one NmlabError line.
+
+    The sizes its archive declares are checked against the ``checkpoint_bytes`` limit before
+    anything is read (docs/limits.md); numbers in its args and networks must be finite.
+    """
+    from hwmodel.limits import check_limit, check_version, declared_zip_bytes
+
     path = Path(path)
     if not path.is_file():
         raise NmlabError(f"checkpoint: no such file: {path}")
+    check_limit("checkpoint_bytes", path.stat().st_size, f"checkpoint: {path}: file size")
+    declared_zip_bytes(path, "checkpoint", "checkpoint_bytes")
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError, KeyError) as exc:
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile, pickle.UnpicklingError, KeyError,
+            MemoryError, OverflowError, TypeError, AttributeError, IndexError, UnicodeDecodeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise NmlabError(f"checkpoint: {path} is corrupt or truncated ({first[:160]})") from None
     if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
         raise NmlabError(f"checkpoint: {path}: format: expected {FORMAT_NAME!r}")
-    if data.get("version") != FORMAT_VERSION:
-        raise NmlabError(f"checkpoint: {path}: version: unknown version {data.get('version')!r} (this nmlab reads {FORMAT_VERSION})")
-    missing = [k for k in ("args", "global_step", "actor", "qf1", "qf2", "actor_target", "qf1_target", "qf2_target") if k not in data]
+    check_version(data.get("version"), (FORMAT_VERSION,), f"checkpoint: {path}: version")
+    missing = [k for k in ("args", "global_step", *_NETWORKS) if k not in data]
     if missing:
         raise NmlabError(f"checkpoint: {path}: {missing[0]}: missing")
+    _check_values(data, path)
     return data

@@ -10,16 +10,14 @@ from __future__ import annotations
 
 import csv
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
+from hwmodel.agents import QUALITY_COLUMNS  # re-exported: the table this module writes
 from rl.quant import check_bits, fake_quant_per_channel, fake_quant_per_tensor
-
-QUALITY_COLUMNS = ["env", "method", "sparsity", "bits", "seed", "steps", "episodes", "return_mean", "return_std"]
 _KEY = ("env", "method", "sparsity", "bits", "seed")
 
 
@@ -78,13 +76,10 @@ def evaluate_run(run_dir: str | os.PathLike, bits: int, episodes: int = 10, acti
 
 def append_quality_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
     """Add ``row`` to the quality CSV at ``path`` (replacing a row with the same key), atomically."""
+    from hwmodel.agents import check_quality_csv
     from hwmodel.io import atomic_write
 
-    path = Path(path)
-    rows: list[dict[str, Any]] = []
-    if path.is_file():
-        with open(path, newline="") as fh:
-            rows = [r for r in csv.DictReader(fh)]
+    rows = check_quality_csv(path)
     key = tuple(str(row[k]) for k in _KEY)
     rows = [r for r in rows if tuple(str(r.get(k)) for k in _KEY) != key] + [row]
     rows.sort(key=lambda r: (str(r["env"]), str(r["method"]), str(r["sparsity"]), -int(r["bits"]), int(r["seed"])))

@@ -14,7 +14,6 @@ one its forward pass uses), the weight it computes with and its bias.
 
 from __future__ import annotations
 
-import csv
 import os
 from pathlib import Path
 from typing import Any, Optional
@@ -55,12 +54,18 @@ def load_run(run_dir: str | os.PathLike) -> tuple[Any, dict[str, Any], dict[str,
 
 def final_eval(run_dir: str | os.PathLike, step: int) -> Optional[tuple[float, float]]:
     """(mean, std) of the run's evaluation at ``step`` from eval.csv, or None."""
+    from hwmodel.limits import parse_finite, parse_int, read_csv
+
     path = Path(run_dir) / "eval.csv"
     if not path.is_file():
         return None
-    with open(path, newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if int(r["step"]) == step]
-    return (float(rows[-1]["return_mean"]), float(rows[-1]["return_std"])) if rows else None
+    _header, rows = read_csv(path, "eval log", required=("step", "return_mean", "return_std"))
+    last = [(i, r) for i, r in rows if parse_int(r["step"], f"eval log {path}: line {i}: step") == step]
+    if not last:
+        return None
+    i, r = last[-1]
+    where = f"eval log {path}: line {i}"
+    return (parse_finite(r["return_mean"], f"{where}: return_mean"), parse_finite(r["return_std"], f"{where}: return_std"))
 
 
 def build_workload(run_dir: str | os.PathLike, episodes: Optional[int] = None) -> Workload:

@@ -57,6 +57,32 @@ TRAIN_OPTIONS: list[tuple[str, type, object, str]] = [
 ]
 
 
+#: Bounds of the integer train options (inclusive; a name with a str is a stated limit of
+#: hwmodel.limits); any other integer option is 0 .. 10^12. Float options must be finite.
+_INT_BOUNDS: dict[str, tuple[int, object]] = {
+    "hidden": (1, 1 << 16),
+    "buffer_size": (1, "replay_transitions"),
+    "batch_size": (1, "batch"),
+    "torch_threads": (1, 1024),
+    "seed": (0, 2**32 - 1),
+    "eval_episodes": (1, 1_000_000),
+    "bits": (2, 32),  # nmlab evaluate --bits (rl.quant.MIN_BITS .. MAX_BITS)
+}
+_MAX_INT_OPTION = 10**12
+
+
+def _option_type(name: str, typ: type):
+    """The argparse type of train option ``name``: bounded integers, finite floats, plain strings."""
+    from hwmodel.limits import cli_float, cli_int
+
+    if typ is int:
+        low, high = _INT_BOUNDS.get(name, (0, _MAX_INT_OPTION))
+        return cli_int(low, limit_name=high) if isinstance(high, str) else cli_int(low, high)
+    if typ is float:
+        return cli_float()
+    return typ
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add `train`, `export` and `evaluate` to the nmlab parser."""
     p = sub.add_parser("train", help="train TD3 (dense), RNM-TD3 (N:M), RLx2 or GMP(+QAT) sparse TD3 on a gymnasium env",
@@ -67,30 +93,45 @@ def register(sub: argparse._SubParsersAction) -> None:
         if typ is bool:
             p.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=shown)
         else:
-            p.add_argument(flag, dest=name, type=typ, default=None, help=shown, metavar=name.upper())
+            p.add_argument(flag, dest=name, type=_option_type(name, typ), default=None, help=shown, metavar=name.upper())
     p.set_defaults(func=_train)
 
     p = sub.add_parser("export", help="write a trained run's six networks as a workload file (.nmw)")
     p.add_argument("run_dir", metavar="DIR", help="run directory written by nmlab train")
     p.add_argument("--out", required=True, metavar="FILE", help="workload file to write (.nmw)")
-    p.add_argument("--episodes", type=int, default=None, help="episodes to evaluate when eval.csv has no final row")
+    p.add_argument("--episodes", type=_option_type("eval_episodes", int), default=None,
+                   help="episodes to evaluate when eval.csv has no final row")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("evaluate", help="return of a trained actor with weights fake-quantized to --bits")
     p.add_argument("run_dir", metavar="DIR", help="run directory written by nmlab train")
-    p.add_argument("--bits", type=int, required=True, help="weight bitwidth, 2..32 (32 = float32, no quantization)")
-    p.add_argument("--episodes", type=int, default=10, help="evaluation episodes (default 10)")
+    p.add_argument("--bits", type=_option_type("bits", int), required=True,
+                   help="weight bitwidth, 2..32 (32 = float32, no quantization)")
+    p.add_argument("--episodes", type=_option_type("eval_episodes", int), default=10, help="evaluation episodes (default 10)")
     p.add_argument("--quantize-activations", action="store_true", help="also fake-quantize every layer's input, per tensor")
     p.add_argument("--csv", metavar="FILE", default=None, help="append the result to this quality CSV (atomic rewrite)")
     p.set_defaults(func=_evaluate)
 
 
 def _train(args: argparse.Namespace) -> int:
-    from rl import td3
+    from hwmodel.errors import NmlabError
+    from hwmodel.limits import check_output_dir
 
     given = {name: getattr(args, name) for name, *_ in TRAIN_OPTIONS if getattr(args, name) is not None}
+    default_out = next(default for name, _t, default, _h in TRAIN_OPTIONS if name == "out")
+    out = check_output_dir(given.get("out", default_out), "--out")  # before torch is even imported
+    existed = out.exists()
+
+    from rl import td3
+
     cfg = td3.Args(**given)
-    summary = td3.train(cfg, explicit=set(given))
+    try:
+        summary = td3.train(cfg, explicit=set(given))
+    except NmlabError:
+        # A bad option found once training had set up leaves no empty run folder behind.
+        if not existed and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
     ev, sd = summary["eval_return_mean"], summary["eval_return_std"]
     ev_text = "-" if ev is None else f"{ev:.1f} +- {sd:.1f}"
     print(f"trained {summary['steps']} steps ({summary['steps_this_session']} this session, "
@@ -99,6 +140,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    from hwmodel.limits import check_output_file
+
+    check_output_file(args.out, "--out")  # before torch is imported
     from rl.export import export_run
 
     wl = export_run(args.run_dir, args.out, args.episodes)
@@ -110,12 +154,16 @@ def _export(args: argparse.Namespace) -> int:
 
 def _evaluate(args: argparse.Namespace) -> int:
     from hwmodel.errors import NmlabError
-    from rl.evaluate import append_quality_row, evaluate_run
+    from hwmodel.agents import check_quality_csv
 
     if args.episodes < 1:
         raise NmlabError(f"episodes: must be a positive integer, got {args.episodes}")
     if args.csv and args.quantize_activations:
         raise NmlabError("csv: the quality table records weight-only quantization; drop --quantize-activations or --csv")
+    if args.csv:
+        check_quality_csv(args.csv)  # before the evaluation: it is the slow part
+    from rl.evaluate import append_quality_row, evaluate_run
+
     row = evaluate_run(args.run_dir, args.bits, args.episodes, args.quantize_activations)
     print(f"{row['env']} {row['method']} {row['sparsity']} seed {row['seed']} at {row['steps']} steps, "
           f"{row['bits']}-bit weights{' and activations' if args.quantize_activations else ''}: "
