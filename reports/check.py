@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
@@ -39,6 +40,8 @@ def parse_quantity(text: str, units: dict[str, float], option: str) -> float:
         raise NmlabError(f"{option}: unknown unit {unit!r} in {text!r} (use {names})")
     if value <= 0:
         raise NmlabError(f"{option}: must be > 0, got {text!r}")
+    if not math.isfinite(value * units[unit]):
+        raise NmlabError(f"{option}: {text!r} is too large to be a finite number")
     return value * units[unit]
 
 

@@ -142,3 +142,574 @@ def alias_bomb(levels: int = 9, width: int = 9) -> str:
     for i in range(1, levels):
         parts.append(f"&a{i} [{', '.join([f'*a{i - 1}'] * width)}]")
     return "[" + ", ".join(parts) + "]"
+
+
+# ----------------------------------------------------------------------------- harness
+
+
+def nmlab_subprocess(*args: str, env: dict | None = None) -> tuple[int, str, str, float]:
+    """(exit status, stdout, stderr, seconds) of ``python -m hwmodel ARGS`` under LIMIT_AS_BYTES."""
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (LIMIT_AS_BYTES, LIMIT_AS_BYTES))
+
+    t0 = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-m", "hwmodel", *args], capture_output=True, text=True, cwd=REPO,
+                          preexec_fn=cap, timeout=60, env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+    return proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - t0
+
+
+def assert_one_line_error(rc: int, out: str, err: str, *needles: str) -> str:
+    """Exit status 2, nothing on stdout, one line on stderr holding every needle, no traceback."""
+    assert "Traceback" not in err, err[-2000:]
+    assert rc == 2, (rc, err[-2000:])
+    assert out == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err[-2000:]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    return lines[0]
+
+
+def nmlab_inproc(capsys, *args: str) -> tuple[int, str, str]:
+    """(exit status, stdout, stderr) of ``nmlab ARGS`` in this process (argparse errors exit)."""
+    from hwmodel.cli import main
+
+    try:
+        rc = main(list(args))
+    except SystemExit as exc:
+        rc = exc.code
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def raises_fast(fn, *needles: str) -> str:
+    """``fn()`` raises one NmlabError line holding every needle, within LIMIT_S."""
+    t0 = time.perf_counter()
+    with pytest.raises(NmlabError) as info:
+        fn()
+    assert time.perf_counter() - t0 < LIMIT_S
+    msg = str(info.value)
+    assert "\n" not in msg and len(msg) <= 1000
+    for needle in needles:
+        assert needle in msg, msg
+    return msg
+
+
+# ----------------------------------------------------------------------------- workload archives
+
+
+@pytest.fixture(scope="module")
+def hostile_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("hostile")
+    (d / "mask_bomb.nmw").write_bytes(mask_bomb())
+    (d / "manifest_bomb.nmw").write_bytes(manifest_bomb())
+    return d
+
+
+def test_bombs_are_small_on_disk_and_really_inflate(hostile_dir):
+    """The fixtures are what they claim: < 1 MB each, one member declaring (and holding) 800 MiB."""
+    for name, member in (("mask_bomb.nmw", "layers/0/mask.npy"), ("manifest_bomb.nmw", "manifest.json")):
+        path = hostile_dir / name
+        assert path.stat().st_size < 1_000_000
+        with zipfile.ZipFile(path) as zf:
+            assert zf.getinfo(member).file_size == 800 << 20
+            with zf.open(member) as fh:  # the first MiB inflates as declared
+                assert len(fh.read(1 << 20)) == 1 << 20
+
+
+@pytest.mark.parametrize("name, needle", [("mask_bomb.nmw", "mask"), ("manifest_bomb.nmw", "NMLAB_MAX_MANIFEST_BYTES")])
+def test_zip_bomb_refused_from_declared_size_without_inflating(hostile_dir, name, needle):
+    from hwmodel.workload import load_workload
+
+    raises_fast(lambda: load_workload(hostile_dir / name), needle, "declares")
+
+
+@pytest.mark.parametrize("name", ["mask_bomb.nmw", "manifest_bomb.nmw"])
+def test_zip_bomb_cli_one_line_under_time_and_memory(hostile_dir, name):
+    rc, out, err, seconds = nmlab_subprocess("workload", str(hostile_dir / name))
+    assert_one_line_error(rc, out, err, "nmlab workload: error:")
+    assert seconds < LIMIT_S
+
+
+def test_member_inflating_past_its_declared_size_is_refused(tmp_path):
+    from hwmodel.workload import load_workload
+
+    path = tmp_path / "lying.nmw"
+    path.write_bytes(lying_header_zip())
+    raises_fast(lambda: load_workload(path), "'actor.fc1': mask")
+
+
+def test_npy_header_is_checked_before_numpy_allocates(tmp_path):
+    from hwmodel.workload import load_workload
+
+    path = tmp_path / "shape.nmw"
+    path.write_bytes(npy_shape_lie_zip())
+    raises_fast(lambda: load_workload(path), "mask", "1,000,000,000,000 elements, expected 4")
+
+
+def test_huge_dense_layer_refused_and_limit_overridable(tmp_path, monkeypatch):
+    from hwmodel.workload import load_workload
+
+    path = tmp_path / "huge.nmw"
+    path.write_bytes(workload_zip(manifest([dense_layer(k=10**9, n=10**9)])))
+    raises_fast(lambda: load_workload(path), "in_features x out_features", "NMLAB_MAX_LAYER_WEIGHTS")
+    small = tmp_path / "small.nmw"
+    small.write_bytes(workload_zip(manifest([dense_layer(k=8, n=4)])))
+    assert load_workload(small).layers[0].in_features == 8
+    monkeypatch.setenv("NMLAB_MAX_LAYER_WEIGHTS", "31")  # the 8x4 layer has 32
+    raises_fast(lambda: load_workload(small), "32 is over the limit of 31")
+    monkeypatch.setenv("NMLAB_MAX_LAYER_WEIGHTS", "lots")
+    raises_fast(lambda: load_workload(small), "NMLAB_MAX_LAYER_WEIGHTS", "positive integer")
+
+
+def test_too_many_layers_refused(tmp_path, monkeypatch):
+    from hwmodel.workload import load_workload
+
+    path = tmp_path / "many.nmw"
+    path.write_bytes(workload_zip(manifest([dense_layer(name=f"l{i}") for i in range(5)])))
+    assert len(load_workload(path).layers) == 5
+    monkeypatch.setenv("NMLAB_MAX_LAYERS", "4")
+    raises_fast(lambda: load_workload(path), "layers", "NMLAB_MAX_LAYERS")
+
+
+@pytest.mark.parametrize("version", [True, 1.0, "1", None, 2])
+def test_workload_version_must_be_a_known_int(tmp_path, version):
+    from hwmodel.workload import load_workload
+
+    path = tmp_path / "v.nmw"
+    path.write_bytes(workload_zip(manifest([dense_layer()], version=version)))
+    raises_fast(lambda: load_workload(path), "version", "unknown version")
+
+
+@pytest.mark.parametrize("key, bad", [("weight", np.nan), ("weight", np.inf), ("bias", -np.inf), ("bias", np.nan)])
+def test_non_finite_weights_refused(tmp_path, key, bad):
+    from hwmodel.workload import load_workload
+
+    arr = np.ones((4, 8) if key == "weight" else (4,), np.float32)
+    arr.flat[3] = bad
+    path = tmp_path / "w.nmw"
+    path.write_bytes(workload_zip(manifest([{**dense_layer(), key: f"{key}.npy"}]), {f"{key}.npy": npy_bytes(arr)}))
+    raises_fast(lambda: load_workload(path), f"'actor.fc1': {key}: non-finite value")
+
+
+def test_save_refuses_non_finite_weights(tmp_path):
+    from hwmodel.workload import Layer, Workload, save_workload
+
+    w = np.ones((4, 8), np.float32)
+    w[1, 2] = np.nan
+    wl = Workload([Layer("a", "actor", 8, 4, weight=w)])
+    raises_fast(lambda: save_workload(wl, tmp_path / "w.nmw"), "weight: non-finite value nan at index [1, 2]")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("text", [b'{"x": NaN}', b'{"x": Infinity}', b'{"x": -Infinity}', b'{"x": 1e999}'])
+def test_non_finite_numbers_in_manifest_refused(tmp_path, text):
+    from hwmodel.workload import load_workload
+
+    body = manifest([dense_layer()]).replace(b'"meta": {}', b'"meta": ' + text)
+    path = tmp_path / "m.nmw"
+    path.write_bytes(workload_zip(body))
+    raises_fast(lambda: load_workload(path), "manifest.json")
+
+
+def test_deeply_nested_manifest_is_one_line(tmp_path):
+    from hwmodel.workload import load_workload
+
+    body = manifest([dense_layer()]).replace(b'"meta": {}', b'"meta": ' + b"[" * 100_000 + b"]" * 100_000)
+    path = tmp_path / "deep.nmw"
+    path.write_bytes(workload_zip(body))
+    raises_fast(lambda: load_workload(path), "manifest.json")
+
+
+def test_check_cli_on_huge_layer_and_nan_weights(tmp_path):
+    """The issue's cases through `nmlab check`: no 3.5 EiB allocation, no PASS on NaN weights."""
+    huge = tmp_path / "huge.nmw"
+    huge.write_bytes(workload_zip(manifest([dense_layer(k=10**9, n=10**9)])))
+    w = np.full((4, 8), np.nan, np.float32)
+    nan = tmp_path / "nan.nmw"
+    nan.write_bytes(workload_zip(manifest([{**dense_layer(), "weight": "w.npy"}]), {"w.npy": npy_bytes(w)}))
+    for path, needle in ((huge, "in_features x out_features"), (nan, "non-finite")):
+        rc, out, err, seconds = nmlab_subprocess("check", "edge_ws", "--workload", str(path))
+        assert_one_line_error(rc, out, err, "nmlab check: error:", needle)
+        assert seconds < LIMIT_S
+
+
+# ----------------------------------------------------------------------------- design and sweep YAML
+
+
+def _design_yaml(**changes) -> str:
+    from hwmodel.design import bundled_designs
+
+    data = yaml.safe_load(bundled_designs()["edge_ws"].read_text())
+    data.update(changes)
+    return yaml.safe_dump(data)
+
+
+def test_design_alias_bomb_refused_before_construction(tmp_path):
+    from hwmodel.design import load_design
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_design_yaml(technology_nm=1).replace("technology_nm: 1", "technology_nm: " + alias_bomb()))
+    assert path.stat().st_size < 2000
+    raises_fast(lambda: load_design(path), "aliases expanded", "NMLAB_MAX_YAML_EXPANDED")
+
+
+def test_sweep_alias_bomb_refused_and_leaves_nothing(tmp_path):
+    from sweeps import api
+
+    path = tmp_path / "bomb.yaml"
+    path.write_text("bits: " + alias_bomb() + "\n")
+    raises_fast(lambda: api.run(path, tmp_path / "out", workers=1, progress=False), "aliases expanded")
+    assert not (tmp_path / "out").exists()
+
+
+def test_alias_of_a_long_string_counts_its_characters(tmp_path):
+    """Few nodes, but every alias repeats a 100 kB string: formatting it would be 10 GB."""
+    from hwmodel.design import load_design
+
+    path = tmp_path / "long.yaml"
+    path.write_text(f"version: 1\nname: x\ndescription: &s {'y' * 100_000}\ntechnology_nm: [" + ", ".join(["*s"] * 100_000) + "]\n")
+    raises_fast(lambda: load_design(path), "aliases expanded")
+
+
+def test_recursive_alias_and_deep_nesting_refused(tmp_path):
+    from hwmodel.limits import load_yaml
+
+    rec = tmp_path / "rec.yaml"
+    rec.write_text("a: &a [1, *a]\n")
+    raises_fast(lambda: load_yaml(rec, "design"), "recursive")
+    deep = tmp_path / "deep.yaml"
+    deep.write_text("a: " + "[" * 5000 + "]" * 5000 + "\n")
+    raises_fast(lambda: load_yaml(deep, "design"), "nested")
+
+
+def test_yaml_within_the_limits_loads_with_its_aliases(tmp_path):
+    """A bounded loader must still read what yaml.safe_load reads, anchors and merges included."""
+    from hwmodel.limits import load_yaml
+
+    text = "base: &b {x: 1, y: [1, 2]}\nother:\n  <<: *b\n  z: 3\nlist: [*b, *b]\n"
+    path = tmp_path / "ok.yaml"
+    path.write_text(text)
+    assert load_yaml(path, "design") == yaml.safe_load(text)
+
+
+def test_big_yaml_file_refused_before_parsing(tmp_path, monkeypatch):
+    from hwmodel.design import load_design
+
+    path = tmp_path / "big.yaml"
+    path.write_text(_design_yaml())
+    load_design(path)
+    monkeypatch.setenv("NMLAB_MAX_YAML_BYTES", "100")
+    raises_fast(lambda: load_design(path), "NMLAB_MAX_YAML_BYTES")
+
+
+@pytest.mark.parametrize("version", ["true", "1.0", "'1'", "null"])
+def test_design_and_sweep_versions_must_be_known_ints(tmp_path, version):
+    from hwmodel.design import load_design
+    from sweeps.config import load_config
+
+    d = tmp_path / "d.yaml"
+    d.write_text(_design_yaml().replace("version: 1", f"version: {version}"))
+    raises_fast(lambda: load_design(d), "version", "unknown version")
+    s = tmp_path / "s.yaml"
+    s.write_text(f"version: {version}\n")
+    raises_fast(lambda: load_config(s), "sweep config: version")
+
+
+def test_design_pe_array_bounded_and_overridable(tmp_path, monkeypatch):
+    from hwmodel.design import bundled_designs, load_design
+
+    data = yaml.safe_load(bundled_designs()["edge_ws"].read_text())
+    data["compute"].update(rows=10**9, cols=10**9)
+    path = tmp_path / "huge.yaml"
+    path.write_text(yaml.safe_dump(data))
+    raises_fast(lambda: load_design(path), "compute.rows x compute.cols", "NMLAB_MAX_PES")
+    data["compute"].update(rows=64, cols=64)
+    path.write_text(yaml.safe_dump(data))
+    assert load_design(path).compute.pes == 4096
+    monkeypatch.setenv("NMLAB_MAX_PES", "1024")
+    raises_fast(lambda: load_design(path), "4,096 is over the limit of 1,024")
+
+
+@pytest.mark.parametrize("field, value", [("technology_nm", ".nan"), ("clock_mhz", ".inf"), ("clock_mhz", "-.inf")])
+def test_design_non_finite_numbers_refused(tmp_path, field, value):
+    from hwmodel.design import load_design
+
+    path = tmp_path / "d.yaml"
+    path.write_text(_design_yaml(**{field: 1.5}).replace(f"{field}: 1.5", f"{field}: {value}"))
+    raises_fast(lambda: load_design(path), field, "finite")
+
+
+def test_sweep_batch_and_grid_size_bounded(tmp_path, monkeypatch):
+    from sweeps import api
+    from sweeps.config import load_config
+
+    path = tmp_path / "s.yaml"
+    path.write_text("scenarios: [{scenario: inference, batch: 1000000000000000}]\n")
+    raises_fast(lambda: load_config(path), "scenarios[0].batch", "NMLAB_MAX_BATCH")
+    path.write_text("patterns: [dense, '2:4']\nbits: [8, 4]\ndesigns: [edge_ws]\nquality: null\n")
+    monkeypatch.setenv("NMLAB_MAX_SWEEP_POINTS", "3")
+    raises_fast(lambda: api.run(path, tmp_path / "out", workers=1, progress=False), "NMLAB_MAX_SWEEP_POINTS")
+    assert not (tmp_path / "out").exists()
+
+
+def test_error_quoting_a_huge_value_stays_short(tmp_path):
+    from hwmodel.design import load_design
+
+    path = tmp_path / "d.yaml"
+    path.write_text(_design_yaml(technology_nm=list(range(50_000))))
+    msg = raises_fast(lambda: load_design(path), "technology_nm")
+    assert len(msg) < 200
+
+
+# ----------------------------------------------------------------------------- quality table
+
+
+def _sweep_config(tmp: Path, quality: Path) -> Path:
+    from hwmodel.workload import bundled_workloads
+
+    path = tmp / "sweep.yaml"
+    path.write_text(yaml.safe_dump({"workloads": [str(bundled_workloads()[0])], "patterns": ["dense"], "bits": [8],
+                                    "designs": ["edge_ws"], "scenarios": ["inference"], "quality": str(quality)}))
+    return path
+
+
+GOOD_QUALITY = "env,method,sparsity,bits,seed,steps,episodes,return_mean,return_std\nHopper-v5,td3,dense,8,0,10,2,100.5,3.0\n"
+BAD_QUALITY = {
+    "binary": os.urandom(4000).replace(b"\n", b"\0") + b"\xff",
+    "nul": GOOD_QUALITY.replace("100.5", "10\x000").encode(),
+    "nan return": GOOD_QUALITY.replace("100.5", "nan").encode(),
+    "inf return": GOOD_QUALITY.replace("100.5", "inf").encode(),
+    "overflow": GOOD_QUALITY.replace("100.5", "1e999").encode(),
+    "bits float": GOOD_QUALITY.replace(",8,0,", ",8.0,0,").encode(),
+    "bits huge": GOOD_QUALITY.replace(",8,0,", ",1" + "0" * 5000 + ",0,").encode(),
+    "missing column": GOOD_QUALITY.replace("return_mean", "ret").encode(),
+    "ragged": (GOOD_QUALITY + "Hopper-v5,td3\n").encode(),
+    "huge field": (GOOD_QUALITY + "Hopper-v5," + "x" * 300_000 + ",dense,8,0,1,1,1,1\n").encode(),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_QUALITY))
+def test_garbage_quality_table_fails_before_any_point_and_leaves_nothing(tmp_path, case):
+    from sweeps import api
+
+    quality = tmp_path / "quality.csv"
+    quality.write_bytes(BAD_QUALITY[case])
+    calls = []
+
+    def evaluate(point: dict) -> dict:
+        calls.append(point)
+        raise AssertionError("a point was evaluated")
+
+    out = tmp_path / "out"
+    raises_fast(lambda: api.run(_sweep_config(tmp_path, quality), out, workers=1, evaluate=evaluate, progress=False),
+                "quality")
+    assert calls == [] and not out.exists()
+
+
+def test_good_quality_table_still_joins(tmp_path):
+    from sweeps.derived import load_quality
+
+    quality = tmp_path / "quality.csv"
+    quality.write_text(GOOD_QUALITY)
+    assert load_quality(quality)[("Hopper-v5", "dense", 8)][0]["return_mean"] == 100.5
+
+
+# ----------------------------------------------------------------------------- CLI numbers
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["simulate", "--design", "edge_ws", "--batch", "1000000000000000"], "NMLAB_MAX_BATCH"),
+    (["simulate", "--design", "edge_ws", "--batch", "nan"], "--batch"),
+    (["simulate", "--design", "edge_ws", "--bits", "1e3"], "--bits"),
+    (["check", "edge_ws", "--batch", "1000000000000000"], "NMLAB_MAX_BATCH"),
+    (["check", "edge_ws", "--sram-budget", "1e999KB"], "--sram-budget"),
+    (["export-timeloop", "--design", "edge_ws", "--layer", "actor.fc1", "--out", "x", "--batch", "-1"], "--batch"),
+    (["train", "--learning-rate", "nan"], "--learning-rate"),
+    (["train", "--gamma", "inf"], "--gamma"),
+    (["train", "--buffer-size", "1000000000000"], "NMLAB_MAX_REPLAY_TRANSITIONS"),
+    (["train", "--hidden", "1" + "0" * 5000], "--hidden"),
+    (["evaluate", "run", "--bits", "99"], "--bits"),
+    (["sweep", "--workers", "0"], "--workers"),
+])
+def test_bad_numbers_on_the_command_line(capsys, args, needle):
+    rc, out, err = nmlab_inproc(capsys, *args)
+    assert_one_line_error(rc, out, err, needle)
+
+
+def test_train_nan_learning_rate_leaves_no_run_folder(tmp_path):
+    out = tmp_path / "run"
+    rc, stdout, err, seconds = nmlab_subprocess("train", "--learning-rate", "nan", "--out", str(out))
+    assert_one_line_error(rc, stdout, err, "--learning-rate")
+    assert not out.exists() and seconds < LIMIT_S
+
+
+# ----------------------------------------------------------------------------- output locations
+
+BAD_OUTPUTS = ["/dev/null/x", "/proc/x", "DIR"]
+
+
+def _bad_out(tmp_path: Path, where: str, kind: str) -> str:
+    if where != "DIR":
+        return where
+    if kind == "file":
+        return str(tmp_path)  # an existing directory where a file is wanted
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    return str(blocker)  # an existing file where a directory is wanted
+
+
+@pytest.mark.parametrize("where", BAD_OUTPUTS)
+@pytest.mark.parametrize("command", ["sweep", "train", "export", "export-timeloop", "evaluate", "gpu validate"])
+def test_unwritable_outputs_refused_before_work(tmp_path, capsys, command, where):
+    kind = "file" if command in ("export", "evaluate") else "dir"
+    bad = _bad_out(tmp_path, where, kind)
+    args = {
+        "sweep": ["sweep", "--out", bad, "--quiet"],
+        "train": ["train", "--out", bad],
+        "export": ["export", str(tmp_path / "no_run"), "--out", bad],
+        "export-timeloop": ["export-timeloop", "--design", "edge_ws", "--layer", "actor.fc1", "--out", bad],
+        "evaluate": ["evaluate", str(tmp_path / "no_run"), "--bits", "8", "--csv", bad],
+        "gpu validate": ["gpu", "validate", "--plots", bad],
+    }[command]
+    before = sorted(p.name for p in tmp_path.iterdir())
+    t0 = time.perf_counter()
+    rc, out, err = nmlab_inproc(capsys, *args)
+    # The run folder does not exist: had the work started first, the error would be about it.
+    assert_one_line_error(rc, out, err, "--csv" if command == "evaluate" else "--plots" if command == "gpu validate" else "--out")
+    assert time.perf_counter() - t0 < LIMIT_S
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_evaluate_csv_with_another_header_refused_before_evaluating(tmp_path, capsys):
+    other = tmp_path / "other.csv"
+    other.write_text("a,b\n1,2\n")
+    rc, out, err = nmlab_inproc(capsys, "evaluate", str(tmp_path / "no_run"), "--bits", "8", "--csv", str(other))
+    assert_one_line_error(rc, out, err, "--csv", "not a quality table", "column 'env' missing")
+    assert other.read_text() == "a,b\n1,2\n"
+
+
+def test_output_checks_create_nothing(tmp_path):
+    from hwmodel.limits import check_output_dir, check_output_file
+
+    assert check_output_file(tmp_path / "new" / "deeper" / "f.csv", "--csv") == tmp_path / "new" / "deeper" / "f.csv"
+    assert check_output_dir(tmp_path / "a" / "b", "--out") == tmp_path / "a" / "b"
+    assert list(tmp_path.iterdir()) == []
+    fifo = tmp_path / "fifo"  # like /dev/null: renaming a file over it would replace the device
+    os.mkfifo(fifo)
+    with pytest.raises(NmlabError, match="not a regular file"):
+        check_output_file(fifo, "--out")
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def _checkpoint_payload():
+    import torch
+
+    net = {"fc1.weight": torch.ones(4, 3), "fc1.bias": torch.zeros(4)}
+    return {"args": {"env": "Hopper-v5", "learning_rate": 3e-4}, "global_step": 10,
+            **{k: {n: t.clone() for n, t in net.items()} for k in ("actor", "qf1", "qf2", "actor_target", "qf1_target", "qf2_target")}}
+
+
+def test_checkpoint_declared_size_refused_before_torch_reads_it(tmp_path, monkeypatch):
+    from rl.checkpoint import load_checkpoint, save_checkpoint
+
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, _checkpoint_payload())
+    assert load_checkpoint(path)["global_step"] == 10
+    monkeypatch.setenv("NMLAB_MAX_CHECKPOINT_BYTES", "2000")
+    raises_fast(lambda: load_checkpoint(path), "NMLAB_MAX_CHECKPOINT_BYTES")
+    monkeypatch.delenv("NMLAB_MAX_CHECKPOINT_BYTES")
+    bomb = tmp_path / "bomb.pt"
+    bomb.write_bytes(raw_zip([("archive/data.pkl", *bomb_stream(b"", b"\0", 1100 << 20))]))
+    assert bomb.stat().st_size < 2_000_000
+    raises_fast(lambda: load_checkpoint(bomb), "uncompressed size", "NMLAB_MAX_CHECKPOINT_BYTES")
+
+
+@pytest.mark.parametrize("where", ["args", "weights", "version"])
+def test_checkpoint_non_finite_values_and_bad_version_refused(tmp_path, where):
+    import torch
+
+    from rl.checkpoint import load_checkpoint, save_checkpoint
+
+    payload = _checkpoint_payload()
+    if where == "args":
+        payload["args"]["learning_rate"] = float("nan")
+    elif where == "weights":
+        payload["qf2"]["fc1.weight"][1, 1] = float("inf")
+    else:
+        payload["version"] = True
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, payload)
+    if where == "version":  # save_checkpoint puts its own version first; the payload's wins
+        assert torch.load(path, weights_only=True)["version"] is True
+    raises_fast(lambda: load_checkpoint(path), {"args": "args.learning_rate", "weights": "qf2.fc1.weight",
+                                                "version": "unknown version True"}[where])
+
+
+# ----------------------------------------------------------------------------- interrupted writers
+
+_KILLED_WRITER = """
+import os, signal, sys
+sys.path.insert(0, {repo!r})
+from hwmodel.io import atomic_write
+with atomic_write({target!r}, "w") as fh:
+    fh.write("<html>half")
+    fh.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_sigkilled_writer_leaves_a_temporary_the_next_write_removes(tmp_path):
+    from hwmodel.io import atomic_write
+
+    target = tmp_path / "report" / "index.html"
+    proc = subprocess.run([sys.executable, "-c", _KILLED_WRITER.format(repo=str(REPO), target=str(target))])
+    assert proc.returncode == -9
+    left = list(target.parent.glob(".index.html.*.tmp"))
+    assert len(left) == 1 and not target.exists()
+    # An old-style temporary (no pid in its name) is removed once it is old, a live writer's never.
+    legacy = target.parent / ".index.html.abcd1234.tmp"
+    legacy.write_text("")
+    os.utime(legacy, (time.time() - 3600, time.time() - 3600))
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        alive = target.parent / f".index.html.{live.pid}-zzzz.tmp"
+        alive.write_text("")
+        with atomic_write(target, "w") as fh:
+            fh.write("<html>whole</html>")
+        assert target.read_text() == "<html>whole</html>"
+        assert sorted(p.name for p in target.parent.iterdir()) == sorted([alive.name, "index.html"])
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_report_run_removes_temporaries_of_a_killed_report(tmp_path):
+    """`nmlab report` after a SIGKILLed one: the killed run's .index.html.*.tmp is gone."""
+    from tests.test_sweep_engine import fake_evaluate, write_config
+
+    from reports.build import build_report
+    from sweeps import api
+
+    out = tmp_path / "sweep"
+    api.run(write_config(tmp_path, chunk_size=50), out, workers=1, evaluate=fake_evaluate, progress=False)
+    target = out / "report" / "index.html"
+    subprocess.run([sys.executable, "-c", _KILLED_WRITER.format(repo=str(REPO), target=str(target))])
+    assert list(target.parent.glob(".*.tmp"))
+    build_report(out, pngs=False)
+    assert not list(target.parent.glob(".*.tmp"))
+    assert target.is_file()
+
+
+def test_timeloop_export_removes_temporaries_of_a_killed_export(tmp_path):
+    from hwmodel.timeloop import write_folder
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".tl.{int(dead.stdout)}-abc.tmp"
+    stale.mkdir()
+    (stale / "arch.yaml").write_text("half")
+    write_folder({"arch.yaml": "whole"}, tmp_path / "tl")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tl"]
