@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from hwmodel.errors import NmlabError
 from hwmodel.io import data_path
-from hwmodel.limits import check_version, is_int, limit, load_yaml, over_limit, short
+from hwmodel.limits import check_version, is_file, is_int, limit, load_yaml, over_limit, short
 from hwmodel.sparsity import Pattern, parse_pattern
 
 DESIGN_VERSION = 1
@@ -450,12 +450,12 @@ def load_design(path: str | os.PathLike | Design) -> Design:
     if isinstance(path, Design):
         return path
     p = Path(path)
-    if not p.is_file():
+    if not is_file(p):
         bundled = bundled_designs()
         if str(path) in bundled:
             p = bundled[str(path)]
         else:
-            raise NmlabError(f"design: no such file or bundled design: {path} (bundled: {', '.join(bundled)})")
+            raise NmlabError(f"design: no such file or bundled design: {short(str(path), 200)} (bundled: {', '.join(bundled)})")
     data = load_yaml(p, "design")
     if not isinstance(data, dict):
         raise NmlabError(f"design: {p}: must be a YAML mapping")

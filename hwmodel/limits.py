@@ -280,6 +280,15 @@ def check_output_dir(path: str | os.PathLike, option: str) -> Path:
 # ----------------------------------------------------------------------------- files
 
 
+def is_file(path: str | os.PathLike) -> bool:
+    """``Path(path).is_file()`` that is False, not an exception, for names the OS refuses
+    (too long, a NUL byte inside)."""
+    try:
+        return Path(path).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def read_bytes(path: str | os.PathLike, max_bytes: int, what: str, limit_name: Optional[str] = None) -> bytes:
     """The bytes of ``path``, refusing a file larger than ``max_bytes`` before reading it."""
     p = Path(path)
@@ -518,8 +527,9 @@ def load_yaml(path: str | os.PathLike, what: str) -> Any:
 
     text = read_text(path, what, "yaml_bytes")
     where = f"{what}: {path}"
-    loader = yaml.SafeLoader(text)
+    loader = None
     try:
+        loader = yaml.SafeLoader(text)  # checks the characters: may already raise
         node = loader.get_single_node()
         if node is None:
             return None
@@ -531,4 +541,5 @@ def load_yaml(path: str | os.PathLike, what: str) -> Any:
     except RecursionError:
         raise NmlabError(f"{where}: nested too deeply") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()

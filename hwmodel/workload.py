@@ -22,7 +22,7 @@ import numpy as np
 from hwmodel.errors import NmlabError
 from hwmodel.io import atomic_write, data_path
 from hwmodel.limits import (
-    NPY_MAX_HEADER_BYTES, check_finite_array, check_limit, check_version, is_int, limit, loads_json, over_limit,
+    NPY_MAX_HEADER_BYTES, check_finite_array, check_limit, check_version, is_file, is_int, limit, loads_json, over_limit,
     parse_npy, read_member, short,
 )
 from hwmodel.sparsity import Pattern, parse_pattern, verify
@@ -222,8 +222,8 @@ def load_workload(path: str | os.PathLike) -> Workload:
     Sizes are checked before anything is inflated or allocated (docs/limits.md).
     """
     path = Path(path)
-    if not path.is_file():
-        raise NmlabError(f"workload: no such file: {path}")
+    if not is_file(path):
+        raise NmlabError(f"workload: no such file: {short(str(path), 200)}")
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import check_version, limit, load_yaml, over_limit, short
+from hwmodel.limits import check_version, is_file, limit, load_yaml, over_limit, short
 from hwmodel.sparsity import parse_pattern
 
 CONFIG_VERSION = 1
@@ -128,10 +128,10 @@ def _paths(value: list, key: str, base: Path, must_exist: bool) -> list[str]:
             _fail(f"{key}[{i}]", f"must be a file path or name, got {short(item)}")
         p = Path(os.path.expanduser(item))
         p = p if p.is_absolute() else base / p
-        if p.is_file():
+        if is_file(p):
             out.append(str(p.resolve()))
         elif must_exist:
-            _fail(f"{key}[{i}]", f"no such file: {item}")
+            _fail(f"{key}[{i}]", f"no such file: {short(item)}")
         else:
             out.append(item)  # a bundled name, resolved later
     return out
@@ -225,8 +225,8 @@ def load_config(path: Optional[str | os.PathLike]) -> SweepConfig:
     if path is None:
         return SweepConfig()
     p = Path(path)
-    if not p.is_file():
-        raise NmlabError(f"sweep config: no such file: {p}")
+    if not is_file(p):
+        raise NmlabError(f"sweep config: no such file: {short(str(p), 200)}")
     data = load_yaml(p, "sweep config")
     return parse_config(data, base=p.resolve().parent, source=str(p))
 
