@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from hwmodel.limits import cli_int
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this package's subcommands to the nmlab parser."""
@@ -15,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("config", nargs="?", help="sweep YAML file (docs/sweeps.md); default: the bundled grid")
     p.add_argument("--out", default="results", help="output directory (default: results)")
-    p.add_argument("--workers", type=int, default=None, metavar="K",
+    p.add_argument("--workers", type=cli_int(1, 1024), default=None, metavar="K",
                    help="local worker processes (default: the CPUs available); 1 runs in this process")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="run on Ray: start a local instance, or join the cluster at ADDRESS")
