@@ -58,6 +58,34 @@ def _mutate(data: bytes, draw) -> bytes:
     return bytes(buf)
 
 
+def _check_loader(loader: Callable[[Path], Any], valid: bytes, suffix: str,
+                  structured: Callable[[Any], bytes] | None = None, examples: int | None = None) -> None:
+    """The valid file loads; random bytes, byte damage and (``structured(draw)``) value-level
+    mutations of it give a result or one NmlabError line."""
+    _load(loader, valid, suffix)
+    cfg = settings(SETTINGS, max_examples=examples or EXAMPLES)
+
+    @cfg
+    @given(st.binary(max_size=2000))
+    def random_bytes(data):
+        _load(loader, data, suffix)
+
+    @cfg
+    @given(st.data())
+    def byte_mutations(data):
+        _load(loader, _mutate(valid, data.draw), suffix)
+
+    random_bytes()
+    byte_mutations()
+    if structured is not None:
+        @cfg
+        @given(st.data())
+        def value_mutations(data):
+            _load(loader, structured(data.draw), suffix)
+
+        value_mutations()
+
+
 def _replace_somewhere(obj: Any, draw) -> Any:
     """``obj`` (JSON/YAML data) with one value somewhere replaced by a NASTY one."""
     if isinstance(obj, dict) and obj and draw(st.booleans()):
@@ -108,28 +136,14 @@ def _load_workload(path: Path) -> None:
     load_workload(path)
 
 
-def test_valid_workload_loads():
-    _load(_load_workload, VALID_NMW, ".nmw")
-
-
-@SETTINGS
-@given(st.binary(max_size=2000))
-def test_workload_random_bytes(data):
-    _load(_load_workload, data, ".nmw")
-
-
-@SETTINGS
-@given(st.data())
-def test_workload_byte_mutations(data):
-    _load(_load_workload, _mutate(VALID_NMW, data.draw), ".nmw")
-
-
-@SETTINGS
-@given(st.data())
-def test_workload_manifest_mutations(data):
+def test_workload_loader():
     with zipfile.ZipFile(io.BytesIO(VALID_NMW)) as zf:
         manifest = json.loads(zf.read("manifest.json"))
-    _load(_load_workload, _with_manifest(_replace_somewhere(manifest, data.draw)), ".nmw")
+
+    def manifests(draw) -> bytes:
+        return _with_manifest(_replace_somewhere(manifest, draw))
+
+    _check_loader(_load_workload, VALID_NMW, ".nmw", manifests)
 
 
 # ----------------------------------------------------------------------------- YAML: designs and sweeps
@@ -161,27 +175,11 @@ SWEEP_TEXT = "version: 1\npatterns: [dense, '2:4', 'unstructured:0.9']\nbits: [8
 @pytest.mark.parametrize("loader, text", [(_load_design, None), (_load_config, SWEEP_TEXT)], ids=["design", "sweep"])
 def test_yaml_loaders(loader, text):
     text = text or _design_text()
-    _load(loader, text.encode(), ".yaml")
 
-    @SETTINGS
-    @given(st.binary(max_size=2000))
-    def random_bytes(data):
-        _load(loader, data, ".yaml")
+    def values(draw) -> bytes:
+        return yaml.safe_dump(_replace_somewhere(yaml.safe_load(text), draw), allow_unicode=True).encode()
 
-    @SETTINGS
-    @given(st.data())
-    def byte_mutations(data):
-        _load(loader, _mutate(text.encode(), data.draw), ".yaml")
-
-    @SETTINGS
-    @given(st.data())
-    def value_mutations(data):
-        mutated = _replace_somewhere(yaml.safe_load(text), data.draw)
-        _load(loader, yaml.safe_dump(mutated, allow_unicode=True).encode(), ".yaml")
-
-    random_bytes()
-    byte_mutations()
-    value_mutations()
+    _check_loader(loader, text.encode(), ".yaml", values)
 
 
 # ----------------------------------------------------------------------------- CSV tables
@@ -213,31 +211,13 @@ PUBLISHED_TEXT = "# a comment\nmethod,env,label,fraction_of_dense,source\nrlx2,H
 @pytest.mark.parametrize("loader, text", [(_load_quality, QUALITY_TEXT), (_load_published, PUBLISHED_TEXT),
                                           (_check_quality_csv, QUALITY_TEXT)], ids=["quality", "published", "evaluate-csv"])
 def test_csv_loaders(loader, text):
-    _load(loader, text.encode(), ".csv")
-
-    @SETTINGS
-    @given(st.binary(max_size=2000))
-    def random_bytes(data):
-        _load(loader, data, ".csv")
-
-    @SETTINGS
-    @given(st.data())
-    def byte_mutations(data):
-        _load(loader, _mutate(text.encode(), data.draw), ".csv")
-
-    @SETTINGS
-    @given(st.data())
-    def cell_mutations(data):
+    def cells(draw) -> bytes:
         lines = [line.split(",") for line in text.splitlines()]
-        i = data.draw(st.integers(0, len(lines) - 1))
-        j = data.draw(st.integers(0, len(lines[i]) - 1))
-        value = data.draw(NASTY)
-        lines[i][j] = str(value)
-        _load(loader, "\n".join(",".join(cells) for cells in lines).encode(), ".csv")
+        i = draw(st.integers(0, len(lines) - 1))
+        lines[i][draw(st.integers(0, len(lines[i]) - 1))] = str(draw(NASTY))
+        return "\n".join(",".join(row) for row in lines).encode()
 
-    random_bytes()
-    byte_mutations()
-    cell_mutations()
+    _check_loader(loader, text.encode(), ".csv", cells)
 
 
 # ----------------------------------------------------------------------------- checkpoints
@@ -253,17 +233,4 @@ def test_checkpoint_loader():
     with tempfile.TemporaryDirectory() as d:
         save_checkpoint(Path(d) / "c.pt", payload)
         valid = (Path(d) / "c.pt").read_bytes()
-    _load(load_checkpoint, valid, ".pt")
-
-    @settings(max_examples=max(1, EXAMPLES * 2 // 3), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(st.binary(max_size=2000))
-    def random_bytes(data):
-        _load(load_checkpoint, data, ".pt")
-
-    @settings(max_examples=max(1, EXAMPLES * 2 // 3), deadline=None, suppress_health_check=[HealthCheck.too_slow])
-    @given(st.data())
-    def byte_mutations(data):
-        _load(load_checkpoint, _mutate(valid, data.draw), ".pt")
-
-    random_bytes()
-    byte_mutations()
+    _check_loader(load_checkpoint, valid, ".pt", examples=max(1, EXAMPLES * 2 // 3))
