@@ -242,7 +242,7 @@ class _Reader:
         if v < min_value:
             self.fail(name, f"must be >= {min_value}, got {v}")
         if v > max_value:
-            self.fail(name, f"must be <= {max_value:,}, got {v:,}")
+            self.fail(name, f"must be <= {max_value:,}, got {short(v)}")
         return v
 
     def num(self, name: str, default: Any = ..., *, positive: bool = True, max_value: float = _MAX_NUM) -> float:
@@ -251,7 +251,11 @@ class _Reader:
             return v
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             self.fail(name, f"must be a number, got {short(v)}")
-        if not math.isfinite(v):
+        try:
+            finite = math.isfinite(v)
+        except OverflowError:  # an integer beyond any float
+            finite = False
+        if not finite:
             self.fail(name, f"must be a finite number, got {short(v)}")
         if positive and v <= 0:
             self.fail(name, f"must be > 0, got {v}")

@@ -79,10 +79,18 @@ def limit(name: str) -> int:
     return value
 
 
+def fmt_count(n: int) -> str:
+    """An integer for a message: ``1,048,576``; a huge one as ``about 10^5000`` (Python refuses
+    to print integers of more than 4,300 digits)."""
+    if abs(n) < 10**21:
+        return f"{n:,}"
+    return f"about 10^{int((abs(n).bit_length() - 1) * 0.30103)}"
+
+
 def over_limit(name: str, value: int, where: str) -> NmlabError:
     """The error for ``value`` exceeding limit ``name`` at ``where`` (says how to raise it)."""
     lim = LIMITS[name]
-    return NmlabError(f"{where}: {value:,} is over the limit of {limit(name):,} {lim.what} "
+    return NmlabError(f"{where}: {fmt_count(value)} is over the limit of {limit(name):,} {lim.what} "
                       f"(set {lim.env} to raise it; docs/limits.md)")
 
 
@@ -114,6 +122,8 @@ def short(value: Any, chars: int = SHORT_CHARS) -> str:
         text = "{" + ", ".join(f"{short(k, chars)}: {short(v, chars)}" for k, v in list(value.items())[:8]) + "}"
     elif isinstance(value, (str, bytes)) and len(value) > chars:
         text = repr(value[:chars])
+    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**21:
+        text = fmt_count(value)
     else:
         text = repr(value)
     return text if len(text) <= chars else text[: chars - 3] + "..."
@@ -456,10 +466,10 @@ def parse_npy(data: bytearray, where: str, count: int, kinds: str) -> np.ndarray
         raise NmlabError(f"{where}: dtype {dtype} is not allowed here")
     n = math.prod(shape)
     if n != count:
-        raise NmlabError(f"{where}: shape {short(tuple(shape))} has {n:,} elements, expected {count:,}")
+        raise NmlabError(f"{where}: shape {short(tuple(shape))} has {fmt_count(n)} elements, expected {count:,}")
     offset = bio.tell()
     if len(data) - offset != n * dtype.itemsize:
-        raise NmlabError(f"{where}: holds {len(data) - offset:,} data bytes, its header promises {n * dtype.itemsize:,}")
+        raise NmlabError(f"{where}: holds {len(data) - offset:,} data bytes, its header promises {fmt_count(n * dtype.itemsize)}")
     arr = np.frombuffer(data, dtype=dtype, count=n, offset=offset)
     return arr.reshape(shape, order="F" if fortran else "C")
 
@@ -540,6 +550,8 @@ def load_yaml(path: str | os.PathLike, what: str) -> Any:
         raise NmlabError(f"{where}: not valid YAML ({short(first, 200)})") from None
     except RecursionError:
         raise NmlabError(f"{where}: nested too deeply") from None
+    except (ValueError, OverflowError) as exc:  # a value PyYAML cannot build, e.g. a 5,000-digit integer
+        raise NmlabError(f"{where}: a value cannot be read ({short(str(exc), 120)})") from None
     finally:
         if loader is not None:
             loader.dispose()

@@ -713,3 +713,21 @@ def test_timeloop_export_removes_temporaries_of_a_killed_export(tmp_path):
     (stale / "arch.yaml").write_text("half")
     write_folder({"arch.yaml": "whole"}, tmp_path / "tl")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tl"]
+
+
+def test_integers_too_long_to_print_are_one_line(tmp_path):
+    """Python refuses to convert integers of more than 4,300 digits to text: no ValueError escapes."""
+    from hwmodel.design import load_design
+    from hwmodel.workload import load_workload
+
+    path = tmp_path / "d.yaml"
+    path.write_text(_design_yaml(technology_nm=1).replace("technology_nm: 1", "technology_nm: 1" + "0" * 5000))
+    raises_fast(lambda: load_design(path), "cannot be read")
+    path.write_text(_design_yaml(clock_mhz=10**400))
+    raises_fast(lambda: load_design(path), "clock_mhz")
+    nmw = tmp_path / "w.nmw"
+    nmw.write_bytes(workload_zip(manifest([{**dense_layer(pattern="2:4"), "mask": "m.npy"}]),
+                                 {"m.npy": npy_header((10**18,) * 300)}))
+    raises_fast(lambda: load_workload(nmw), "about 10^5399 elements")
+    nmw.write_bytes(workload_zip(manifest([dense_layer(k=7)]).replace(b'"in_features": 7', b'"in_features": 1' + b"0" * 5000)))
+    raises_fast(lambda: load_workload(nmw), "manifest.json")
