@@ -66,7 +66,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help (0) or a bad argument (2, its one line already printed)
+        return exc.code if isinstance(exc.code, int) else 2
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()

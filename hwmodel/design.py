@@ -459,7 +459,7 @@ def load_design(path: str | os.PathLike | Design) -> Design:
         if str(path) in bundled:
             p = bundled[str(path)]
         else:
-            raise NmlabError(f"design: no such file or bundled design: {short(str(path), 200)} (bundled: {', '.join(bundled)})")
+            raise NmlabError(f"design: no such file or bundled design: {str(path)[:300]} (bundled: {', '.join(bundled)})")
     data = load_yaml(p, "design")
     if not isinstance(data, dict):
         raise NmlabError(f"design: {p}: must be a YAML mapping")

@@ -223,7 +223,7 @@ def load_workload(path: str | os.PathLike) -> Workload:
     """
     path = Path(path)
     if not is_file(path):
-        raise NmlabError(f"workload: no such file: {short(str(path), 200)}")
+        raise NmlabError(f"workload: no such file: {str(path)[:300]}")
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:

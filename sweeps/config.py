@@ -131,7 +131,7 @@ def _paths(value: list, key: str, base: Path, must_exist: bool) -> list[str]:
         if is_file(p):
             out.append(str(p.resolve()))
         elif must_exist:
-            _fail(f"{key}[{i}]", f"no such file: {short(item)}")
+            _fail(f"{key}[{i}]", f"no such file: {item[:300]}")
         else:
             out.append(item)  # a bundled name, resolved later
     return out
@@ -226,7 +226,7 @@ def load_config(path: Optional[str | os.PathLike]) -> SweepConfig:
         return SweepConfig()
     p = Path(path)
     if not is_file(p):
-        raise NmlabError(f"sweep config: no such file: {short(str(p), 200)}")
+        raise NmlabError(f"sweep config: no such file: {str(p)[:300]}")
     data = load_yaml(p, "sweep config")
     return parse_config(data, base=p.resolve().parent, source=str(p))
 
