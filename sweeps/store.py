@@ -52,9 +52,10 @@ def done_ids(out: Path) -> set[str]:
     return ids
 
 
-def _normalize(rows: list[dict[str, Any]]) -> pa.Table:
-    """Rows -> Arrow table; None in a numeric column becomes NaN so schemas agree across parts."""
-    table = pa.Table.from_pylist(rows)
+def _normalize(rows: list[dict[str, Any]] | pa.Table) -> pa.Table:
+    """Rows (or a table) -> Arrow table; all-null columns become float64 and integer columns
+    with nulls float64 (NaN) so schemas agree across parts."""
+    table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows)
     cols = []
     for name in table.column_names:
         col = table.column(name)
@@ -66,9 +67,10 @@ def _normalize(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.table(cols, names=table.column_names)
 
 
-def write_part(out: Path, rows: list[dict[str, Any]]) -> Path:
-    """Write one chunk's rows atomically; the name hashes its point ids (same chunk, same name)."""
-    ids = "\n".join(r["point_id"] for r in rows)
+def write_part(out: Path, rows: list[dict[str, Any]] | pa.Table) -> Path:
+    """Write one chunk's rows (dicts or a table) atomically; the name hashes its point ids (same chunk, same name)."""
+    point_ids = rows.column("point_id").to_pylist() if isinstance(rows, pa.Table) else [r["point_id"] for r in rows]
+    ids = "\n".join(point_ids)
     path = parts_dir(out) / f"part-{hashlib.sha256(ids.encode()).hexdigest()[:20]}.parquet"
     with atomic_write(path) as fh:
         pq.write_table(_normalize(rows), fh)
@@ -122,3 +124,8 @@ def consolidate(out: Path, order: dict[str, int], extra_columns: Optional[Any] =
 
 def read_table(out: Path, columns: Optional[Iterable[str]] = None) -> pa.Table:
     return pq.read_table(out / TABLE, columns=list(columns) if columns else None)
+
+
+def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Row dicts (from a point -> row evaluator) as one Arrow table, schemas normalised like the parts."""
+    return _normalize(rows)
