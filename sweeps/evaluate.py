@@ -137,21 +137,23 @@ def _dense_reference(mp, key: tuple, bits: np.ndarray, batch: np.ndarray) -> tup
     """Dense cycles and energy of each (bits, batch), evaluating only pairs not seen before."""
     from hwmodel.model import evaluate
 
-    pairs = list(zip(bits.tolist(), batch.tolist()))
-    todo = sorted({p for p in pairs if key + p not in _dense_totals})
+    pairs, inverse = np.unique(np.stack([bits, batch], axis=1), axis=0, return_inverse=True)
+    pairs = [(int(b), int(m)) for b, m in pairs]
+    todo = [p for p in pairs if key + p not in _dense_totals]
     if todo:
         ev = evaluate(mp, [b for b, _ in todo], [m for _, m in todo])
         tot = ev.totals()
+        energy = _energy_pj(tot)
         if len(_dense_totals) > 500_000:
             _dense_totals.clear()
         for i, p in enumerate(todo):
-            _dense_totals[key + p] = (float(tot["cycles"][i]), float(_energy_pj({k: v[i:i + 1] for k, v in tot.items()})[0]))
-    got = np.asarray([_dense_totals[key + p] for p in pairs], dtype=np.float64).reshape(-1, 2)
+            _dense_totals[key + p] = (float(tot["cycles"][i]), float(energy[i]))
+    got = np.asarray([_dense_totals[key + p] for p in pairs], dtype=np.float64).reshape(-1, 2)[inverse.reshape(-1)]
     return got[:, 0], got[:, 1]
 
 
-def evaluate_points(points: list[dict[str, Any]]):
-    """Rows of many points as one Arrow table (columns in the order :func:`evaluate_point` gives).
+def evaluate_points(points: dict[str, list]):
+    """Rows of many points (columns: each key of a point dict -> one list) as one Arrow table.
 
     Points are grouped by (workload, pattern, mask source, design, scenario); each group is one
     columnar evaluation over its (bits, batch) pairs. Row = configuration columns + the
@@ -166,17 +168,18 @@ def evaluate_points(points: list[dict[str, Any]]):
     from hwmodel.model import FIELDS, evaluate
     from hwmodel.simulate import dense_weight_bytes, point_extras
 
-    n = len(points)
+    n = len(points["point_id"])
     groups: dict[tuple, list[int]] = {}
-    for i, p in enumerate(points):
-        key = (p["_workload_path"], p["pattern"], p["mask_source"], p["_design_path"], p["scenario"])
+    for i, key in enumerate(zip(points["_workload_path"], points["pattern"], points["mask_source"],
+                                points["_design_path"], points["scenario"])):
         groups.setdefault(key, []).append(i)
+    all_bits = np.asarray(points["bits"], dtype=np.int64)
+    all_batch = np.asarray(points["batch"], dtype=np.int64)
     num: dict[str, np.ndarray] = {}
     obj: dict[str, list] = {}
     for key, idx in groups.items():
-        first = points[idx[0]]
-        bits = np.asarray([points[i]["bits"] for i in idx], dtype=np.int64)
-        batch = np.asarray([points[i]["batch"] for i in idx], dtype=np.int64)
+        first = {k: v[idx[0]] for k, v in points.items()}
+        bits, batch = all_bits[idx], all_batch[idx]
         try:
             wl = workload_at(*key[:3])
             d = _design(key[3])
@@ -210,18 +213,18 @@ def evaluate_points(points: list[dict[str, Any]]):
             if name not in num:
                 num[name] = np.zeros(n, dtype=np.asarray(values).dtype)
             num[name][idx] = values
-        area = et.area_mm2
-        networks = ",".join(mp.program.network_names())
-        for j, i in enumerate(idx):
-            b = int(bits[j])
-            e = extras[b]
-            for name, value in (("area_mm2", area), ("networks", networks),
-                                *((k, v) for k, v in e.items() if k not in ("weights_resident", "bytes_weights_stored", "area_note"))):
-                obj.setdefault(name, [None] * n)[i] = value
+        rows = np.asarray(idx)
+        for name, value in (("area_mm2", et.area_mm2), ("networks", ",".join(mp.program.network_names()))):
+            obj.setdefault(name, np.full(n, None, dtype=object))[rows] = value
+        for b, e in extras.items():
+            at = rows[bits == b]
+            for name, value in e.items():
+                if name not in ("weights_resident", "bytes_weights_stored", "area_note"):
+                    obj.setdefault(name, np.full(n, None, dtype=object))[at] = value
     columns: dict[str, Any] = {}
     for name in ("design", "scenario", "batch", "bits", *FIELDS, *SUMMARY_FIGURES):
         columns[name] = None
-    for name in points[0]:
+    for name in points:
         if not name.startswith("_"):
             columns[name] = None
     for name in ("datatype", "activation_bits", "residency", "weights_resident", "dense_weights_resident",
@@ -235,17 +238,21 @@ def evaluate_points(points: list[dict[str, Any]]):
         elif name in obj:
             values = obj[name]
             if name in ("technology_nm", "area_mm2", "bytes_weights_dense", "energy_factor_vs_45nm"):
-                arrays.append(pa.array([None if v is None else float(v) for v in values], type=pa.float64()))
+                arrays.append(pa.array(values.tolist(), type=pa.float64()))
             else:
-                arrays.append(pa.array(values))
+                arrays.append(pa.array(values.tolist()))
+        elif name == "bits":
+            arrays.append(pa.array(all_bits))
+        elif name == "batch":
+            arrays.append(pa.array(all_batch))
         else:
-            arrays.append(pa.array([p.get(name) for p in points]))
+            arrays.append(pa.array(points[name]))
     return pa.table(arrays, names=list(columns))
 
 
 def evaluate_point(point: dict[str, Any]) -> dict[str, Any]:
     """Run the hardware model on one point and return its row (see :func:`evaluate_points`)."""
-    return evaluate_points([point]).to_pylist()[0]
+    return evaluate_points({k: [v] for k, v in point.items()}).to_pylist()[0]
 
 
 def model_bytes(res) -> float:
@@ -264,16 +271,12 @@ def model_bytes(res) -> float:
     return float(sum(seen.values()))
 
 
-def _evaluate_columns(points: list[dict[str, Any]]):
-    return evaluate_points(points)
-
-
 #: The engine evaluates whole chunks of points through this (one columnar call per chunk).
-evaluate_point.columns = _evaluate_columns  # type: ignore[attr-defined]
+evaluate_point.columns = evaluate_points  # type: ignore[attr-defined]
 
 
-def evaluate_chunk(points: list[dict[str, Any]], evaluate: Callable[[dict], dict] = evaluate_point):
-    """Evaluate a chunk of points in order (the unit of work a pool or Ray task runs): an Arrow table.
+def evaluate_chunk(points: dict[str, list], evaluate: Callable[[dict], dict] = evaluate_point):
+    """Evaluate a chunk of points (columns) in order, the unit of work a pool or Ray task runs: an Arrow table.
 
     ``evaluate`` with a ``columns`` attribute evaluates the chunk at once; any other point ->
     row function is applied point by point.
@@ -283,4 +286,5 @@ def evaluate_chunk(points: list[dict[str, Any]], evaluate: Callable[[dict], dict
         return columns(points)
     from sweeps.store import rows_to_table
 
-    return rows_to_table([evaluate(p) for p in points])
+    keys = list(points)
+    return rows_to_table([evaluate(dict(zip(keys, values))) for values in zip(*points.values())])
