@@ -80,7 +80,8 @@ def write_part(out: Path, rows: list[dict[str, Any]] | pa.Table) -> Path:
     ids = "\n".join(point_ids)
     path = parts_dir(out) / f"part-{hashlib.sha256(ids.encode()).hexdigest()[:20]}.parquet"
     with atomic_write(path) as fh:
-        pq.write_table(_normalize(rows), fh)
+        # Parts are read once more and deleted never: speed over size (no compression).
+        pq.write_table(_normalize(rows), fh, compression="none")
     return path
 
 
@@ -166,7 +167,7 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
         else:
             reader = _Parts(parts, schema)
             if streaming:
-                extra_columns.prepare(_dense_rows(reader, part_of, row_of))
+                extra_columns.prepare(_dense_rows(parts, part_of, row_of))
             batches = (_gather(reader, part_of[i:i + ROW_GROUP], row_of[i:i + ROW_GROUP])
                        for i in range(0, len(pos), ROW_GROUP))
             if extra_columns is not None and not streaming:
@@ -192,15 +193,27 @@ def _gather(reader: _Parts, part_of: np.ndarray, row_of: np.ndarray) -> pa.Table
     return pa.concat_tables(tables)
 
 
-def _dense_rows(reader: _Parts, part_of: np.ndarray, row_of: np.ndarray) -> pa.Table:
-    """The rows of pattern "dense" (what a dense reference is chosen from), in grid order."""
-    tables = []
-    for i in range(0, len(part_of), ROW_GROUP):
-        t = _gather(reader, part_of[i:i + ROW_GROUP], row_of[i:i + ROW_GROUP])
-        if "pattern" in t.column_names:
-            t = t.filter(pc.equal(t.column("pattern"), "dense"))
-        tables.append(t)
-    return pa.concat_tables(tables)
+def _dense_rows(parts: list[Path], part_of: np.ndarray, row_of: np.ndarray) -> pa.Table:
+    """The kept rows of pattern "dense" (what a dense reference is chosen from), in grid order,
+    with only the columns a derivation reads. ``part_of``/``row_of``: the kept rows in grid order."""
+    want = ["env", "design", "scenario", "batch", "pattern", "bits", "latency_s", "energy_pj"]
+    tables, ranks = [], []
+    for pi, part in enumerate(parts):
+        rank = np.flatnonzero(part_of == pi)
+        if not len(rank):
+            continue
+        names = pq.read_schema(part).names
+        if "pattern" not in names:
+            continue
+        t = pq.read_table(part, columns=[c for c in want if c in names])
+        rows = row_of[rank]
+        dense = np.asarray(t.column("pattern").to_numpy(zero_copy_only=False) == "dense")[rows]
+        tables.append(t.take(pa.array(rows[dense], type=pa.int64())))
+        ranks.append(rank[dense])
+    if not tables:
+        return pa.table({c: pa.array([], pa.string()) for c in want[:5]})
+    table = pa.concat_tables(tables, promote_options="permissive")
+    return table.take(pa.array(np.argsort(np.concatenate(ranks), kind="stable"), type=pa.int64()))
 
 
 def read_table(out: Path, columns: Optional[Iterable[str]] = None) -> pa.Table:
