@@ -285,7 +285,10 @@ def evaluate(mp: MappedProgram, bits, batch, residency: str = "auto") -> Evaluat
         "energy_leakage_pj": energy.leakage, "stall_cycles_dram": stall_dram, "stall_cycles_metadata": stall_meta,
     }
     times = mp.times
-    gemm = {f: np.broadcast_to(figs[f], (P, len(times))) * times for f in FIELDS}
+    shape = (P, len(times))
+    scale = None if np.all(times == 1.0) else times
+    gemm = {f: (v if v.shape == shape else np.broadcast_to(v, shape).copy()) if scale is None
+            else np.broadcast_to(v, shape) * scale for f, v in figs.items()}
     ew = _elementwise(mp, bits, resident, et)
     return Evaluation(gemm, ew, m, kk, nn, stored_bytes[:, 0], resident[:, 0])
 
@@ -300,7 +303,8 @@ def _elementwise(mp: MappedProgram, bits: np.ndarray, resident: np.ndarray, et) 
     d = mp.design
     P, W = len(bits), len(mp.ew_elements)
     if W == 0:
-        return {f: np.zeros((P, 0)) for f in FIELDS}
+        empty = np.zeros((P, 0))
+        return dict.fromkeys(FIELDS, empty)
     s = d.sram_for("weights")
     lv = et.sram[s.name]
     elements = mp.ew_elements
