@@ -65,7 +65,8 @@ def dram_timing(busy, b_dram, a_dram, o_dram, weight_folds, b_double_buffered, b
                 latency_cycles: float) -> tuple[np.ndarray, np.ndarray]:
     """(cycles, DRAM stall cycles) of GEMMs busy ``busy`` cycles on the array with these DRAM transfers."""
     t_b = b_dram / bandwidth_bits_per_cycle
-    overlapped = np.maximum(busy, t_b) + t_b / weight_folds
+    # Only used where B moves (t_b != 0); a GEMM without weight folds moves no B.
+    overlapped = np.maximum(busy, t_b) + t_b / np.where(weight_folds != 0, weight_folds, 1)
     core = np.where(t_b != 0, np.where(b_double_buffered, overlapped, busy + t_b), busy)
     exposed = (a_dram + o_dram) / bandwidth_bits_per_cycle
     latency = np.where((b_dram != 0) | (a_dram != 0) | (o_dram != 0), latency_cycles, 0.0)
