@@ -1,19 +1,24 @@
-"""Benchmark of the main job: default sweep + report from a cold start, and a 100,000-point sweep's memory.
+"""Benchmark of the main job: default sweep (+ report) from a cold start, and big sweeps' time and memory.
 
-    .venv/bin/python benchmarks/bench_sweep.py                 # both parts
-    .venv/bin/python benchmarks/bench_sweep.py --points 20000  # smaller big sweep
-    .venv/bin/python benchmarks/bench_sweep.py --skip-big      # only the cold start
+    .venv/bin/python benchmarks/bench_sweep.py                        # default, 100k and 1M points
+    .venv/bin/python benchmarks/bench_sweep.py --baseline /tmp/before # ... beside an earlier engine
+    .venv/bin/python benchmarks/bench_sweep.py --points 100000        # only one big sweep size
+    .venv/bin/python benchmarks/bench_sweep.py --skip-big             # only the cold start
 
-Targets (issue 6): default ``nmlab sweep`` + ``nmlab report`` under 30 s on 2 cores from a
-cold start (fresh processes, empty output directory); a 100,000-point sweep with flat memory
-(peak RSS of the sweep's whole process tree under 1 GB). Everything is measured here, by
-running the real commands as subprocesses and sampling /proc; nothing is estimated.
+Targets (issue 14): a 1,000,000-point sweep under 60 s wall and under 1 GB peak RSS of the
+whole process tree; 100,000 points under 6 s; on 2 cores. ``--baseline DIR`` (a checkout of
+the earlier engine, e.g. ``git worktree add /tmp/before 6fee389``) runs the same commands with
+that engine in the same invocation: the default sweep in full, the big grid on
+``--baseline-points`` points (it is ~100x slower); ratios are of points per second. Everything
+is measured here, by running the real commands as subprocesses and sampling /proc (RSS of
+the command and all its descendants); nothing is estimated.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -56,13 +61,15 @@ def _rss_bytes(pid: int) -> int:
     return 0
 
 
-def run_sampled(cmd: list[str], progress_dir: Path | None = None, interval_s: float = 0.2) -> dict:
+def run_sampled(cmd: list[str], progress_dir: Path | None = None, interval_s: float = 0.2,
+                env: dict | None = None) -> dict:
     """Run ``cmd``; sample the RSS of it plus all its descendants. Returns wall time, peaks and a series."""
     import resource
 
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                            cwd=None if env is None else env["PYTHONPATH"])
     peak_tree = peak_one = 0
     series: list[tuple[float, int, int]] = []   # (seconds, tree RSS, part files)
     while proc.poll() is None:
@@ -86,9 +93,23 @@ def run_sampled(cmd: list[str], progress_dir: Path | None = None, interval_s: fl
             "stdout": out, "stderr": err}
 
 
-def bench_default(tmp: Path) -> float:
+def _env(checkout: Path | None) -> dict | None:
+    return None if checkout is None else {**os.environ, "PYTHONPATH": str(checkout.resolve())}
+
+
+def bench_default(tmp: Path, baseline: Path | None = None, with_report: bool = True) -> float:
+    if baseline is not None:
+        old = run_sampled([*NMLAB, "sweep", "--out", str(tmp / "results-before"), "--quiet"], env=_env(baseline))
+        new = run_sampled([*NMLAB, "sweep", "--out", str(tmp / "results-warmup"), "--quiet"])
+        print(f"default sweep, cold start: {old['seconds'] / new['seconds']:.1f}x less wall time and "
+              f"{old['cpu_seconds'] / max(new['cpu_seconds'], 1e-9):.1f}x less CPU than the engine in --baseline "
+              f"({old['seconds']:.2f} s wall, {old['cpu_seconds']:.2f} s CPU; this engine {new['seconds']:.2f} s, "
+              f"{new['cpu_seconds']:.2f} s)")
     out = tmp / "results"
     sweep = run_sampled([*NMLAB, "sweep", "--out", str(out), "--quiet"])
+    if not with_report:
+        print(f"default sweep (cold start): {sweep['seconds']:.2f} s wall, {sweep['cpu_seconds']:.2f} s CPU")
+        return sweep["seconds"]
     report = run_sampled([*NMLAB, "report", str(out)])
     import pandas as pd
 
@@ -134,16 +155,33 @@ def big_config(tmp: Path, target: int) -> tuple[Path, int]:
     return path, n
 
 
-def bench_big(tmp: Path, target: int) -> None:
+def bench_big(tmp: Path, target: int, baseline: Path | None = None, baseline_points: int = 10_000,
+              goal_s: float | None = None) -> None:
     cfg, n = big_config(tmp, target)
-    out = tmp / "big"
-    r = run_sampled([*NMLAB, "sweep", str(cfg), "--out", str(out), "--quiet"], progress_dir=out, interval_s=0.5)
+    out = tmp / f"big{target}"
     import pyarrow.parquet as pq
 
+    if baseline is not None:
+        bcfg, bn = big_config(tmp / "before", baseline_points) if (tmp / "before").mkdir() is None else (None, 0)
+        bout = tmp / "before" / "out"
+        b = run_sampled([*NMLAB, "sweep", str(bcfg), "--out", str(bout), "--quiet"], progress_dir=bout, interval_s=0.5,
+                        env=_env(baseline))
+    r = run_sampled([*NMLAB, "sweep", str(cfg), "--out", str(out), "--quiet"], progress_dir=out, interval_s=0.5)
     rows = pq.ParquetFile(out / "points.parquet").metadata.num_rows
-    print(f"big sweep: {rows} points (grid {n}) in {r['seconds']:.0f} s ({rows / r['seconds']:.0f} points/s); "
-          f"peak RSS of the whole process tree {r['peak_tree'] / 2**20:.0f} MiB, largest process {r['peak_one'] / 2**20:.0f} MiB "
-          f"(target < 1024 MiB) -> {'OK' if r['peak_tree'] < 2**30 else 'OVER TARGET'}; CPU {r['cpu_seconds']:.0f} s")
+    load = os.getloadavg()[0]
+    if baseline is not None:
+        brows = pq.ParquetFile(bout / "points.parquet").metadata.num_rows
+        print(f"big sweep of {rows:,} points: {rows / r['seconds'] / (brows / b['seconds']):,.0f}x the points per second "
+              f"of the engine in --baseline (wall; CPU per point {b['cpu_seconds'] / brows / (r['cpu_seconds'] / rows):,.0f}x "
+              f"less), measured on {brows:,} points of the same kind of grid: {brows / b['seconds']:,.0f} points/s, "
+              f"{b['cpu_seconds'] / brows * 1e3:.2f} ms CPU per point, peak tree RSS {b['peak_tree'] / 2**20:.0f} MiB")
+    verdict = ""
+    if goal_s is not None:
+        ok = r["seconds"] < goal_s and r["peak_tree"] < 2**30
+        verdict = f" (target < {goal_s:.0f} s and < 1024 MiB) -> {'OK' if ok else 'OVER TARGET'}"
+    print(f"big sweep: {rows:,} points (grid {n:,}) in {r['seconds']:.1f} s wall, {r['cpu_seconds']:.1f} s CPU "
+          f"({rows / r['seconds']:,.0f} points/s); peak RSS of the whole process tree {r['peak_tree'] / 2**20:.0f} MiB, "
+          f"largest process {r['peak_one'] / 2**20:.0f} MiB{verdict}; load average at the end {load:.2f}")
     # Flat memory: tree RSS at quarters of the run (by part files written) should not grow with points done.
     series = [s for s in r["series"] if s[2] > 0]
     if series:
@@ -155,21 +193,29 @@ def bench_big(tmp: Path, target: int) -> None:
         print("  tree RSS while sweeping (by share of part files written): " + ", ".join(marks))
     print(f"  table: {(out / 'points.parquet').stat().st_size / 2**20:.1f} MiB on disk, "
           f"{len(list((out / 'parts').glob('part-*.parquet')))} part files")
+    shutil.rmtree(out, ignore_errors=True)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--points", type=int, default=100_000, help="size of the big sweep (default 100000)")
-    ap.add_argument("--skip-big", action="store_true", help="only the cold-start default sweep + report")
-    ap.add_argument("--skip-default", action="store_true", help="only the big sweep")
+    ap.add_argument("--points", type=int, action="append", help="size of a big sweep (default: 100000 and 1000000)")
+    ap.add_argument("--skip-big", action="store_true", help="only the cold-start default sweep")
+    ap.add_argument("--skip-default", action="store_true", help="only the big sweeps")
+    ap.add_argument("--with-report", action="store_true", help="also time nmlab report after the default sweep")
+    ap.add_argument("--baseline", type=Path, metavar="DIR", help="checkout of the earlier engine to compare with")
+    ap.add_argument("--baseline-points", type=int, default=10_000, help="big-grid points the baseline runs (default 10000)")
     args = ap.parse_args()
     print(f"machine: {machine()}")
+    goals = {100_000: 6.0, 1_000_000: 60.0}
     with tempfile.TemporaryDirectory(prefix="nmlab-bench-") as d:
         tmp = Path(d)
         if not args.skip_default:
-            bench_default(tmp)
+            bench_default(tmp, args.baseline, args.with_report)
         if not args.skip_big:
-            bench_big(tmp, args.points)
+            for i, points in enumerate(args.points or [100_000, 1_000_000]):
+                sub = tmp / f"g{i}"
+                sub.mkdir()
+                bench_big(sub, points, args.baseline if i == 0 else None, args.baseline_points, goals.get(points))
 
 
 if __name__ == "__main__":

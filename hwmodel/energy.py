@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property, lru_cache
 from typing import Optional
 
+import numpy as np
 import yaml
 
 from hwmodel.cacti import sram_cost
@@ -120,3 +121,54 @@ def energy_table(design: Design) -> EnergyTable:
         _tables.clear()
     _tables[id(design)] = (design, table)
     return table
+
+
+def bit_length(x) -> np.ndarray:
+    """``int.bit_length`` of non-negative integer arrays (exact: frexp's exponent)."""
+    x = np.asarray(x)
+    return np.where(x > 0, np.frexp(np.maximum(x, 1).astype(np.float64))[1], 0).astype(np.int64)
+
+
+def distribution_stages(reach) -> np.ndarray:
+    """Switch stages of a Benes network of ``reach`` ports: 2 * ceil(log2 reach) - 1, at least 1 (arrays)."""
+    return np.maximum(1, 2 * np.maximum(1, bit_length(np.asarray(reach) - 1)) - 1)
+
+
+@dataclass(frozen=True)
+class GemmEnergy:
+    """Energy by component of GEMMs (pJ arrays), as :class:`hwmodel.result.Figures` names them."""
+
+    mac: np.ndarray
+    sram: np.ndarray
+    reg: np.ndarray
+    metadata: np.ndarray
+    mux: np.ndarray
+    dram: np.ndarray
+    leakage: np.ndarray
+
+
+def gemm_energy(et: EnergyTable, mac_pj, macs_issued, sram_read_bits_pj, sram_write_bits_pj, bits_a, bits_b,
+                accumulator_bits: int, bits_metadata, metadata_read_pj_per_bit: float, kind, group_m, reach,
+                bits_dram, latency_s) -> GemmEnergy:
+    """Energy of GEMMs from their action counts (arrays broadcasting together).
+
+    Args:
+        mac_pj: energy of one MAC of the run's datatype.
+        sram_read_bits_pj, sram_write_bits_pj: SRAM energy already weighted by each level's pJ/bit
+            (sum over levels of bits read x read pJ/bit, same for writes).
+        kind: 0 dense, 1 N:M (an (M-1)-stage selection mux per issued MAC and activation bit,
+            M = ``group_m``), 2 unstructured (a distribution network reaching ``reach`` inputs).
+        bits_dram: bits moved to and from DRAM. latency_s: the GEMMs' run time (leakage).
+    """
+    macs = np.asarray(macs_issued, dtype=np.float64)
+    mux_nm = macs * ((np.asarray(group_m) - 1) * bits_a * et.mux2_pj_per_bit)
+    mux_un = macs * (distribution_stages(reach) * bits_a * et.mux2_pj_per_bit)
+    return GemmEnergy(
+        mac=macs * mac_pj,
+        sram=sram_read_bits_pj + sram_write_bits_pj,
+        reg=macs * (bits_a + bits_b + 2 * accumulator_bits) * et.reg_pj_per_bit,
+        metadata=bits_metadata * metadata_read_pj_per_bit,
+        mux=np.where(kind == 1, mux_nm, np.where(kind == 2, mux_un, 0.0)),
+        dram=bits_dram * et.dram_pj_per_bit,
+        leakage=et.leakage_mw * latency_s * 1e9,
+    )

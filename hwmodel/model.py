@@ -1,4 +1,11 @@
-"""One GEMM on one design: cycles with stalls, traffic in bits, and energy by component.
+"""The columnar model: a scenario's GEMMs on one design, for many (bits, batch) points at once.
+
+A :class:`MappedProgram` is a :class:`~hwmodel.program.Program` whose weight masks have been
+mapped onto a design (:mod:`hwmodel.mapping`): per GEMM, the pattern the array runs, its
+folds and its stored weights, as arrays over the G GEMMs. :func:`evaluate` then runs the
+closed forms of :mod:`hwmodel.cycles` (schedule), :mod:`hwmodel.traffic` (metadata, DRAM,
+SRAM) and :mod:`hwmodel.energy` on arrays shaped [points, GEMMs]: one numpy expression per
+quantity, whatever the number of points.
 
 Operands, whatever the phase: ``A`` [M x K] streams through the array, ``B`` [K x N] is the
 stationary (weight-like) operand the sparsity applies to, ``O`` [M x N] is produced. In the
@@ -8,168 +15,315 @@ layer, i.e. the transposed mask), in the weight-gradient GEMM B is the activatio
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Optional
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-from hwmodel.cycles import schedule
+from hwmodel import traffic
+from hwmodel.cycles import FoldTable, Rate, fold_sums, fold_width, k_compressed, ragged_fold_sums, ragged_folds, schedule_columns
 from hwmodel.design import Design
-from hwmodel.energy import energy_table
-from hwmodel.mapping import unstructured_metadata_bits
+from hwmodel.energy import energy_table, gemm_energy
+from hwmodel.mapping import Mapping, map_weights, mask_nnz, unstructured_metadata_bits
+from hwmodel.program import BACKWARD_DATA, BACKWARD_WEIGHT, FORWARD, GemmEntry, Program
 from hwmodel.result import Figures
-from hwmodel.sparsity import Pattern
+from hwmodel.sparsity import DENSE
+
+FIELDS = tuple(f.name for f in fields(Figures))
+_DENSE_REF = Mapping(DENSE, None, "dense reference")
+_DENSE_WG = Mapping(DENSE, None, "weight gradient: dense")
 
 
-@dataclass(frozen=True)
-class Operands:
-    """Where each operand lives and how wide it is.
+@dataclass
+class MappedProgram:
+    """A program's GEMMs mapped onto a design: static arrays over its G GEMMs and W element-wise entries.
 
-    a_level, b_level, o_level: SRAM level names holding A, B and O.
-    bits_a, bits_b, bits_o: element widths.
-    b_from_dram: B is streamed from DRAM in this run (not resident in SRAM).
-    a_from_dram: A arrives from DRAM (network input, or spilled activations).
-    o_to_dram: O leaves to DRAM (network output, spilled activations, gradients).
+    Per GEMM: ``k_fixed``/``n_out`` the reduction and outputs when they do not depend on the
+    batch (forward: in, out; backward-data: out, in; weight gradient: K = batch, N = in, M = out),
+    ``kind`` 0 dense / 1 N:M / 2 unstructured, ``group_n``/``group_m`` the N:M run, ``nnz`` kept
+    weights of B (-1: all of a dense B), ``meta_unstructured`` index bits of an unstructured B,
+    ``ragged`` folds walk different K' (their K' in ``folds``).
+    Residency: the weights stored for the touched layers are ``(stored_per_bit * bits +
+    stored_extra_bits) / 8`` bytes.
     """
 
-    a_level: str
-    b_level: str
-    o_level: str
-    bits_a: int
-    bits_b: int
-    bits_o: int
-    b_from_dram: bool = False
-    a_from_dram: bool = False
-    o_to_dram: bool = False
+    program: Program
+    design: Design
+    dense: bool
+    m_fixed: np.ndarray
+    k_fixed: np.ndarray
+    n_out: np.ndarray
+    is_wg: np.ndarray
+    first_fwd: np.ndarray
+    last_fwd: np.ndarray
+    kind: np.ndarray
+    group_n: np.ndarray
+    group_m: np.ndarray
+    nnz: np.ndarray
+    meta_unstructured: np.ndarray
+    ragged: np.ndarray
+    folds: FoldTable
+    times: np.ndarray
+    hw_patterns: list[str]
+    notes: list[str]
+    stored_per_bit: int
+    stored_extra_bits: int
+    ew_elements: np.ndarray
+    ew_read: tuple[np.ndarray, np.ndarray]
+    ew_write: tuple[np.ndarray, np.ndarray]
+    ew_always_dram: np.ndarray
+    ew_times: np.ndarray
+    _ragged_cache: dict
 
 
-def evaluate_gemm(design: Design, m: int, k: int, n: int, hw: Pattern, ops: Operands, nnz: int,
-                  row_n: Optional[np.ndarray] = None, bits: Optional[int] = None,
-                  meta_level: Optional[str] = None, row_k: Optional[np.ndarray] = None) -> Figures:
-    """Figures of GEMM (m, k, n) run at ``hw`` (per-row ``row_n`` on flexible designs).
+def _kind(m: Mapping) -> int:
+    if m.hw_pattern.kind == "unstructured":
+        return traffic.UNSTRUCTURED
+    return traffic.NM if m.hw_pattern.is_nm else traffic.DENSE
 
-    Args:
-        nnz: nonzeros of B the real mask keeps (k * n when dense): effectual MACs = m * nnz.
-        row_n: flexible designs: the N each output row runs at.
-        bits: the run's bitwidth, picking the MAC datatype and its rate.
-        meta_level: SRAM level holding metadata (default: B's level).
-        row_k: unstructured designs (``hw`` "unstructured"): kept weights per output row.
+
+def stored_bits(design: Design, layer, mp: Mapping) -> tuple[int, int]:
+    """(bits per weight bit, extra bits) a layer's weights take as the hardware stores them at ``mp``.
+
+    Dense: k * n values; unstructured: kept values plus the index format's bits; N:M: the
+    slots walked, each a value and ceil(log2 M) index bits.
     """
-    sched = schedule(design, m, k, n, hw, bits, row_n, row_k)
-    et = energy_table(design)
-    dt = design.datatype_for(bits if bits is not None else ops.bits_b)
-    unstructured = hw.kind == "unstructured"
-    sparse = hw.is_nm or unstructured
-    meta_per_slot = math.ceil(math.log2(hw.m)) if hw.is_nm else 0
-    slots = sched.weight_slots
-    acc = design.compute.accumulator_bits
-    dram = design.dram
-    bw_bits = dram.bandwidth_bytes_per_cycle * 8.0
-    if unstructured:
-        # Only kept values are stored and read; the array pads short rows of a fold itself.
-        stored_values = float(nnz)
-        meta_stored = float(unstructured_metadata_bits(design.sparsity.index_format, k, n, nnz))
+    k, n = layer.in_features, layer.out_features
+    if not mp.sparse:
+        return k * n, 0
+    if mp.row_k is not None:
+        nnz = mask_nnz(layer.mask)
+        return nnz, unstructured_metadata_bits(design.sparsity.index_format, k, n, nnz)
+    hm = mp.hw_pattern.m
+    meta = (hm - 1).bit_length()
+    if mp.row_n is not None:
+        slots = int(mp.row_n.sum()) * (k // hm) + int(np.minimum(mp.row_n, k % hm).sum())
     else:
-        stored_values = float(slots)
-        meta_stored = float(slots * meta_per_slot)
+        slots = k_compressed(k, mp.hw_pattern.n, hm) * n
+    return slots, slots * meta
 
-    # --- metadata: indices travel with every weight tile into the array
-    bits_meta = meta_stored * sched.weight_reloads
-    stall_meta = 0.0
-    if bits_meta:
-        need = bits_meta / design.sparsity.metadata_bits_per_cycle
-        window = sched.weight_folds * sched.fill_window_cycles if sched.fill_window_cycles else sched.compute_cycles
-        stall_meta = max(0.0, need - window)
 
-    # --- DRAM transfers with double buffering
-    b_store = stored_values * ops.bits_b + meta_stored if sparse else float(k * n * ops.bits_b)
-    b_dram = b_store if ops.b_from_dram else 0.0
-    a_dram = float(m * k * ops.bits_a) if ops.a_from_dram else 0.0
-    o_dram = float(m * n * ops.bits_o) if ops.o_to_dram else 0.0
-    busy = sched.compute_cycles + stall_meta
-    t_b = b_dram / bw_bits
-    if t_b:
-        b_level = next(s for s in design.srams if s.name == ops.b_level)
-        core = max(busy, t_b) + t_b / sched.weight_folds if b_level.double_buffered else busy + t_b
-    else:
-        core = busy
-    exposed = (a_dram + o_dram) / bw_bits
-    latency = dram.latency_cycles if (b_dram or a_dram or o_dram) else 0.0
-    cycles = core + exposed + latency
-    stall_dram = cycles - busy
-
-    # --- SRAM traffic (bits); metadata counted apart in bits_metadata
-    mn = float(m * n)
-    b_read = stored_values * ops.bits_b * sched.weight_reloads
-    a_read = float(m * k * ops.bits_a * sched.input_reloads)
-    psum = max(sched.k_passes - 1.0, 0.0) * mn * acc
-    reads: dict[str, float] = {}
-    writes: dict[str, float] = {}
-    for level, rd, wr in ((ops.b_level, b_read, b_dram), (ops.a_level, a_read, a_dram),
-                          (ops.o_level, psum + o_dram, psum + mn * ops.bits_o)):
-        reads[level] = reads.get(level, 0.0) + rd
-        writes[level] = writes.get(level, 0.0) + wr
-
-    macs_issued = float(m * slots)
-    latency_s = cycles / design.clock_hz
-    mlevel = meta_level or ops.b_level
-    fig = Figures(
-        cycles=cycles,
-        latency_s=latency_s,
-        macs_dense=float(m * k * n),
-        macs_effectual=float(m * nnz),
-        macs_issued=macs_issued,
-        bits_sram_read=sum(reads.values()),
-        bits_sram_write=sum(writes.values()),
-        bits_dram_read=b_dram + a_dram,
-        bits_dram_write=o_dram,
-        bits_metadata=bits_meta,
-        bytes_weights=b_store / 8.0,
-        energy_mac_pj=macs_issued * et.mac_pj[dt],
-        energy_sram_pj=sum(v * et.sram[lv].read_pj_per_bit for lv, v in reads.items())
-        + sum(v * et.sram[lv].write_pj_per_bit for lv, v in writes.items()),
-        energy_reg_pj=macs_issued * (ops.bits_a + ops.bits_b + 2 * acc) * et.reg_pj_per_bit,
-        energy_metadata_pj=bits_meta * et.sram[mlevel].read_pj_per_bit,
-        energy_mux_pj=(macs_issued * et.mux_pj(hw.m, ops.bits_a) if hw.is_nm
-                       else macs_issued * et.distribution_pj(k, ops.bits_a) if unstructured else 0.0),
-        energy_dram_pj=(b_dram + a_dram + o_dram) * et.dram_pj_per_bit,
-        energy_leakage_pj=et.leakage_mw * latency_s * 1e9,
-        stall_cycles_dram=stall_dram,
-        stall_cycles_metadata=stall_meta,
+def map_program(program: Program, design: Design, dense: bool = False) -> MappedProgram:
+    """Map every GEMM of ``program`` onto ``design`` (``dense``: the dense reference, every mapping dense)."""
+    layers = program.layers
+    fwd_maps = [_DENSE_REF if dense else map_weights(design, x.mask, x.pattern) for x in layers]
+    gemms = program.gemms
+    cols: dict[str, list] = {k: [] for k in ("m", "k", "n", "wg", "first", "last", "kind", "gn", "gm", "nnz", "meta",
+                                             "ragged", "times")}
+    hw, notes = [], []
+    fold_gemm, fold_k, fold_out = [], [], []
+    for gi, e in enumerate(gemms):
+        layer = layers[e.layer]
+        k, n = layer.in_features, layer.out_features
+        if e.phase == FORWARD:
+            mp, m_fixed, kk, nn = fwd_maps[e.layer], 0, k, n
+        elif e.phase == BACKWARD_DATA:
+            mp = _DENSE_REF if dense else map_weights(design, layer.mask, layer.pattern, transposed=True)
+            m_fixed, kk, nn = 0, n, k
+        else:
+            mp, m_fixed, kk, nn = _DENSE_WG, n, 0, k
+        if e.phase == BACKWARD_WEIGHT or dense or layer.mask is None:
+            nnz = -1 if e.phase == BACKWARD_WEIGHT else kk * nn
+        else:
+            nnz = mask_nnz(layer.mask)
+        kind = _kind(mp)
+        p = mp.hw_pattern
+        ragged = mp.row_n is not None or mp.row_k is not None
+        if ragged:
+            fk, outs = ragged_folds(kk, nn, fold_width(design, nn), p, mp.row_n, mp.row_k)
+            fold_gemm.append(np.full(len(fk), gi, dtype=np.int64))
+            fold_k.append(fk)
+            fold_out.append(outs)
+        meta = (unstructured_metadata_bits(design.sparsity.index_format, kk, nn, nnz)
+                if kind == traffic.UNSTRUCTURED else 0)
+        for key, value in (("m", m_fixed), ("k", kk), ("n", nn), ("wg", e.phase == BACKWARD_WEIGHT),
+                           ("first", e.first and e.phase == FORWARD), ("last", e.last and e.phase == FORWARD),
+                           ("kind", kind), ("gn", p.n if p.is_nm else 0), ("gm", p.m if p.is_nm else 0),
+                           ("nnz", nnz), ("meta", meta), ("ragged", ragged), ("times", e.times)):
+            cols[key].append(value)
+        hw.append(str(p))
+        notes.append(mp.note)
+    per_bit = extra = 0
+    for i in program.touched:
+        a, b = stored_bits(design, layers[i], fwd_maps[i])
+        per_bit += a
+        extra += b
+    ew = program.elementwise
+    cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64))
+    i64 = (lambda key: np.asarray(cols[key], dtype=np.int64))
+    return MappedProgram(
+        program, design, dense, i64("m"), i64("k"), i64("n"), np.asarray(cols["wg"], dtype=bool),
+        np.asarray(cols["first"], dtype=bool), np.asarray(cols["last"], dtype=bool), i64("kind"), i64("gn"),
+        i64("gm"), i64("nnz"), i64("meta"), np.asarray(cols["ragged"], dtype=bool),
+        FoldTable(cat(fold_gemm), cat(fold_k), cat(fold_out), len(gemms)), np.asarray(cols["times"], dtype=np.float64),
+        hw, notes, per_bit, extra,
+        np.asarray([e.elements for e in ew], dtype=np.int64),
+        (np.asarray([e.read_bits_per_bit for e in ew], dtype=np.int64),
+         np.asarray([e.read_bits_extra for e in ew], dtype=np.int64)),
+        (np.asarray([e.write_bits_per_bit for e in ew], dtype=np.int64),
+         np.asarray([e.write_bits_extra for e in ew], dtype=np.int64)),
+        np.asarray([e.always_dram for e in ew], dtype=bool), np.asarray([e.times for e in ew], dtype=np.float64), {},
     )
-    return fig
 
 
-def elementwise(design: Design, elements: int, bits_per_element_read: int, bits_per_element_write: int,
-                level: str, from_dram: bool) -> Figures:
-    """Element-wise update traffic (Polyak averaging, optimizer step): bandwidth-bound, no MAC array.
+@dataclass
+class Evaluation:
+    """Figures of a mapped program at P points: ``gemm[field]`` [P, G], ``elementwise[field]`` [P, W]
+    (already multiplied by each entry's times per step), and per point the residency decision."""
 
-    Each element reads ``bits_per_element_read`` and writes ``bits_per_element_write`` bits, at
-    SRAM ``level`` (bandwidth banks x word_bits per cycle) or DRAM when ``from_dram``.
-    The arithmetic (a few adds/multiplies per element) is charged as one MAC of the level's
-    first datatype per element.
+    gemm: dict[str, np.ndarray]
+    elementwise: dict[str, np.ndarray]
+    m: np.ndarray
+    kk: np.ndarray
+    nn: np.ndarray
+    stored_bytes: np.ndarray
+    resident: np.ndarray
+
+    def totals(self) -> dict[str, np.ndarray]:
+        """Per point, every Figures field summed over the GEMMs and element-wise entries."""
+        return {f: self.gemm[f].sum(axis=1) + self.elementwise[f].sum(axis=1) for f in FIELDS}
+
+
+def _ragged_sums(mp: MappedProgram, rates: np.ndarray, rate_index: np.ndarray):
+    """Fold sums of the ragged GEMMs at each point's rate ([P, G] arrays; zeros where not ragged)."""
+    per_rate = []
+    for r in rates:
+        hit = mp._ragged_cache.get(float(r))
+        if hit is None:
+            hit = mp._ragged_cache[float(r)] = ragged_fold_sums(mp.design, mp.folds, Rate.of(float(r)))
+        per_rate.append(hit)
+    return {name: np.stack([getattr(s, name) for s in per_rate])[rate_index]
+            for name in ("n_folds", "slots", "kf", "kf_outputs", "steps_os", "steps_tc")}
+
+
+def evaluate(mp: MappedProgram, bits, batch, residency: str = "auto") -> Evaluation:
+    """Run ``mp`` at P points (``bits`` and ``batch``: length-P integer arrays); see :class:`Evaluation`.
+
+    ``residency``: "auto" (weights stay in SRAM when they fit), "cold" or "stream" (B from DRAM).
     """
-    et = energy_table(design)
-    s = next(x for x in design.srams if x.name == level)
-    rd, wr = float(elements * bits_per_element_read), float(elements * bits_per_element_write)
-    sram_bw = s.word_bits * s.banks * max(s.read_ports, 1)
-    cycles = (rd + wr) / sram_bw
-    stall = 0.0
-    dram_r = dram_w = 0.0
-    if from_dram:
-        dram_r, dram_w = rd, wr
-        t = (rd + wr) / (design.dram.bandwidth_bytes_per_cycle * 8.0) + design.dram.latency_cycles
-        stall = max(0.0, t - cycles)
-        cycles = max(cycles, t)
-    latency_s = cycles / design.clock_hz
-    dt = next(iter(design.compute.datatypes))
-    return Figures(
-        cycles=cycles, latency_s=latency_s,
-        bits_sram_read=rd, bits_sram_write=wr, bits_dram_read=dram_r, bits_dram_write=dram_w,
-        energy_mac_pj=elements * et.mac_pj[dt],
-        energy_sram_pj=rd * et.sram[level].read_pj_per_bit + wr * et.sram[level].write_pj_per_bit,
-        energy_dram_pj=(dram_r + dram_w) * et.dram_pj_per_bit,
-        energy_leakage_pj=et.leakage_mw * latency_s * 1e9,
-        stall_cycles_dram=stall,
-    )
+    d = mp.design
+    et = energy_table(d)
+    c = d.compute
+    bits = np.asarray(bits, dtype=np.int64).reshape(-1, 1)
+    batch = np.asarray(batch, dtype=np.int64).reshape(-1, 1)
+    P = len(bits)
+    # Per point: datatype, its rate and MAC energy; activation width; residency.
+    uniq_bits, bit_index = np.unique(bits[:, 0], return_inverse=True)
+    dts = [d.datatype_for(int(b)) for b in uniq_bits]
+    rates_u = np.asarray([c.datatypes[dt] for dt in dts], dtype=np.float64)
+    rate = Rate.of(rates_u[bit_index].reshape(-1, 1))
+    mac_pj = np.asarray([et.mac_pj[dt] for dt in dts])[bit_index].reshape(-1, 1)
+    bits_a = np.full_like(bits, c.activation_bits) if c.activation_bits else bits
+    stored_bytes = (mp.stored_per_bit * bits + mp.stored_extra_bits) / 8.0
+    resident = (residency == "auto") & (stored_bytes <= d.weight_sram_bytes())
+
+    wg = mp.is_wg[None, :]
+    m = np.where(wg, mp.m_fixed, batch)
+    kk = np.where(wg, batch, mp.k_fixed)
+    nn = np.broadcast_to(mp.n_out, (P, len(mp.n_out)))
+    # Operands: forward/backward-data run activations through weights; the weight gradient
+    # runs dY^T (out x B) through the activations X (B x in) and writes dW.
+    w_level, meta_level = d.sram_for("weights"), d.sram_for("metadata")
+    in_level, out_level = d.sram_for("inputs"), d.sram_for("outputs")
+    bits_b = np.where(wg, bits_a, bits)
+    bits_o = np.where(wg, bits, bits_a)
+    a_spill = m * kk * bits_a / 8.0 > in_level.capacity_bytes
+    o_spill = m * nn * bits_a / 8.0 > out_level.capacity_bytes
+    b_from_dram = ~wg & ~resident
+    a_from_dram = a_spill | mp.first_fwd
+    o_to_dram = np.where(wg, ~resident, o_spill | mp.last_fwd)
+
+    # Schedule: K' walked, folds, cycles.
+    group_m = np.maximum(mp.group_m, 1)
+    k_walk = np.where(mp.kind == traffic.NM, k_compressed(kk, mp.group_n, group_m), kk)
+    sums = fold_sums(d, k_walk, nn, rate)
+    if mp.ragged.any():
+        rag = _ragged_sums(mp, rates_u, bit_index)
+        sums = type(sums)(**{name: np.where(mp.ragged, rag[name], getattr(sums, name)) for name in rag})
+    s = schedule_columns(d, m, nn, sums, rate)
+
+    # Traffic: stored B, metadata, DRAM, SRAM.
+    nnz = np.where(mp.nnz < 0, kk * nn, mp.nnz)
+    values, meta_stored = traffic.stored_weights(mp.kind, s.weight_slots, traffic.index_bits_per_slot(mp.group_m),
+                                                 nnz, mp.meta_unstructured)
+    bits_meta, stall_meta = traffic.metadata(meta_stored, s.weight_reloads, s.weight_folds, s.fill_window_cycles,
+                                             s.compute_cycles, d.sparsity.metadata_bits_per_cycle)
+    b_store, b_dram, a_dram, o_dram = traffic.dram_bits(mp.kind, m, kk, nn, values, meta_stored, bits_a, bits_b,
+                                                        bits_o, b_from_dram, a_from_dram, o_to_dram)
+    busy = s.compute_cycles + stall_meta
+    b_double = np.where(wg, in_level.double_buffered, w_level.double_buffered)
+    cycles, stall_dram = traffic.dram_timing(busy, b_dram, a_dram, o_dram, s.weight_folds, b_double,
+                                             d.dram.bandwidth_bytes_per_cycle * 8.0, d.dram.latency_cycles)
+    b_read, a_read, psum, o_write = traffic.sram_bits(m, kk, nn, values, bits_a, bits_b, bits_o, s.weight_reloads,
+                                                      s.input_reloads, s.k_passes, c.accumulator_bits)
+    # Where each operand's SRAM traffic lands: B at the weights (activations for dW), A at the
+    # inputs, O at the outputs (weights for dW).
+    sram = et.sram
+    b_lv = (sram[in_level.name], sram[w_level.name])
+    o_lv = (sram[w_level.name], sram[out_level.name])
+    a_e = sram[in_level.name]
+    rd_b = np.where(wg, b_lv[0].read_pj_per_bit, b_lv[1].read_pj_per_bit)
+    wr_b = np.where(wg, b_lv[0].write_pj_per_bit, b_lv[1].write_pj_per_bit)
+    rd_o = np.where(wg, o_lv[0].read_pj_per_bit, o_lv[1].read_pj_per_bit)
+    wr_o = np.where(wg, o_lv[0].write_pj_per_bit, o_lv[1].write_pj_per_bit)
+    o_read = psum + o_dram
+    o_written = psum + o_write
+    sram_read = b_read + a_read + o_read
+    sram_write = b_dram + a_dram + o_written
+    macs_issued = (m * s.weight_slots).astype(np.float64)
+    latency_s = cycles / d.clock_hz
+    energy = gemm_energy(et, mac_pj, macs_issued, b_read * rd_b + a_read * a_e.read_pj_per_bit + o_read * rd_o,
+                         b_dram * wr_b + a_dram * a_e.write_pj_per_bit + o_written * wr_o, bits_a, bits_b,
+                         c.accumulator_bits, bits_meta, sram[meta_level.name].read_pj_per_bit, mp.kind,
+                         mp.group_m, kk, b_dram + a_dram + o_dram, latency_s)
+    figs = {
+        "cycles": cycles, "latency_s": latency_s, "macs_dense": (m * kk * nn).astype(np.float64),
+        "macs_effectual": (m * nnz).astype(np.float64), "macs_issued": macs_issued,
+        "bits_sram_read": sram_read, "bits_sram_write": sram_write, "bits_dram_read": b_dram + a_dram,
+        "bits_dram_write": o_dram, "bits_metadata": bits_meta, "bytes_weights": b_store / 8.0,
+        "energy_mac_pj": energy.mac, "energy_sram_pj": energy.sram, "energy_reg_pj": energy.reg,
+        "energy_metadata_pj": energy.metadata, "energy_mux_pj": energy.mux, "energy_dram_pj": energy.dram,
+        "energy_leakage_pj": energy.leakage, "stall_cycles_dram": stall_dram, "stall_cycles_metadata": stall_meta,
+    }
+    times = mp.times
+    shape = (P, len(times))
+    scale = None if np.all(times == 1.0) else times
+    gemm = {f: (v if v.shape == shape else np.broadcast_to(v, shape).copy()) if scale is None
+            else np.broadcast_to(v, shape) * scale for f, v in figs.items()}
+    ew = _elementwise(mp, bits, resident, et)
+    return Evaluation(gemm, ew, m, kk, nn, stored_bytes[:, 0], resident[:, 0])
+
+
+def _elementwise(mp: MappedProgram, bits: np.ndarray, resident: np.ndarray, et) -> dict[str, np.ndarray]:
+    """Element-wise updates (Adam, Polyak): bandwidth-bound at the weights' SRAM level, or DRAM.
+
+    Each element reads and writes its bits at the weight SRAM (banks x word_bits x read ports
+    per cycle) or, from DRAM, at DRAM bandwidth plus one latency. The arithmetic (a few adds
+    and multiplies per element) is charged as one MAC of the design's first datatype.
+    """
+    d = mp.design
+    P, W = len(bits), len(mp.ew_elements)
+    if W == 0:
+        empty = np.zeros((P, 0))
+        return dict.fromkeys(FIELDS, empty)
+    s = d.sram_for("weights")
+    lv = et.sram[s.name]
+    elements = mp.ew_elements
+    rd = (elements * (mp.ew_read[0] * bits + mp.ew_read[1])).astype(np.float64)
+    wr = (elements * (mp.ew_write[0] * bits + mp.ew_write[1])).astype(np.float64)
+    sram_cycles = (rd + wr) / (s.word_bits * s.banks * max(s.read_ports, 1))
+    from_dram = mp.ew_always_dram | ~resident
+    t = (rd + wr) / (d.dram.bandwidth_bytes_per_cycle * 8.0) + d.dram.latency_cycles
+    cycles = np.where(from_dram, np.maximum(sram_cycles, t), sram_cycles)
+    stall = np.where(from_dram, np.maximum(0.0, t - sram_cycles), 0.0)
+    dram_r = np.where(from_dram, rd, 0.0)
+    dram_w = np.where(from_dram, wr, 0.0)
+    latency_s = cycles / d.clock_hz
+    mac_pj = et.mac_pj[next(iter(d.compute.datatypes))]
+    zero = np.zeros((P, W))
+    figs = dict.fromkeys(FIELDS, zero)
+    figs.update(cycles=cycles, latency_s=latency_s, bits_sram_read=rd, bits_sram_write=wr, bits_dram_read=dram_r,
+                bits_dram_write=dram_w, energy_mac_pj=elements * mac_pj,
+                energy_sram_pj=rd * lv.read_pj_per_bit + wr * lv.write_pj_per_bit,
+                energy_dram_pj=(dram_r + dram_w) * et.dram_pj_per_bit,
+                energy_leakage_pj=et.leakage_mw * latency_s * 1e9, stall_cycles_dram=stall)
+    return {f: np.broadcast_to(figs[f], (P, W)) * mp.ew_times for f in FIELDS}

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import sys
-from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Optional
 
 from sweeps import engine
 from sweeps.config import SweepConfig, check_grid_size, load_config
-from sweeps.derived import bundled_quality, derive, load_quality
+from sweeps.derived import Derivation, bundled_quality, load_quality
 from sweeps.evaluate import evaluate_point
 from sweeps.grid import plan as make_plan
 
@@ -85,8 +84,8 @@ def run(
     out.mkdir(parents=True, exist_ok=True)
     engine.write_manifest(out, manifest)
     stats = engine.run_sweep(
-        plan.points, n, out, workers=workers, use_ray=use_ray, ray_address=ray_address,
-        chunk_size=cfg.chunk_size, evaluate=evaluate, derive=partial(derive, quality_path=qpath), progress=progress,
+        plan, n, out, workers=workers, use_ray=use_ray, ray_address=ray_address,
+        chunk_size=cfg.chunk_size, evaluate=evaluate, derive=Derivation(qpath), progress=progress,
     )
     engine.write_manifest(out, {**manifest, "points": stats["points"], "complete": True})
     return stats

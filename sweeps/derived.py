@@ -114,35 +114,74 @@ def join_quality(table: pa.Table, quality: Optional[dict]) -> pa.Table:
     return table
 
 
-def add_dense_reference(table: pa.Table) -> pa.Table:
-    """Add dense_ref_bits, speedup_vs_dense_ref, energy_ratio_vs_dense_ref (NaN without a dense row)."""
-    n = len(table)
-    cols = {c: table.column(c).to_pylist() for c in ("env", "design", "scenario", "batch", "pattern", "bits", "latency_s", "energy_pj")} if n else {}
+_REF_KEYS = ("env", "design", "scenario", "batch")
+
+
+def dense_reference(table: pa.Table) -> dict[tuple, tuple[int, float, float]]:
+    """(env, design, scenario, batch) -> (bits, latency_s, energy_pj) of the dense row at the highest
+    bitwidth; rows in grid order, the first row wins a tie. Rows of other patterns are ignored."""
     ref: dict[tuple, tuple[int, float, float]] = {}
-    for i in range(n):
+    if not len(table):
+        return ref
+    cols = {c: table.column(c).to_pylist() for c in (*_REF_KEYS, "pattern", "bits", "latency_s", "energy_pj")}
+    for i in range(len(table)):
         if cols["pattern"][i] != "dense":
             continue
-        key = (cols["env"][i], cols["design"][i], cols["scenario"][i], cols["batch"][i])
+        key = tuple(cols[c][i] for c in _REF_KEYS)
         if key not in ref or cols["bits"][i] > ref[key][0]:
             ref[key] = (cols["bits"][i], cols["latency_s"][i], cols["energy_pj"][i])
-    ref_bits, speed, ratio = [], [], []
-    for i in range(n):
-        r = ref.get((cols["env"][i], cols["design"][i], cols["scenario"][i], cols["batch"][i]))
-        if r is None:
-            ref_bits.append(None), speed.append(math.nan), ratio.append(math.nan)
-            continue
-        ref_bits.append(r[0])
-        speed.append(r[1] / cols["latency_s"][i] if cols["latency_s"][i] else math.nan)
-        ratio.append(cols["energy_pj"][i] / r[2] if r[2] else math.nan)
-    for name, values, typ in (("dense_ref_bits", ref_bits, pa.int64()), ("speedup_vs_dense_ref", speed, pa.float64()),
-                              ("energy_ratio_vs_dense_ref", ratio, pa.float64())):
+    return ref
+
+
+def apply_dense_reference(table: pa.Table, ref: dict[tuple, tuple[int, float, float]]) -> pa.Table:
+    """Add dense_ref_bits, speedup_vs_dense_ref, energy_ratio_vs_dense_ref from ``ref`` (NaN without a dense row)."""
+    import numpy as np
+
+    n = len(table)
+    keys = list(zip(*(table.column(c).to_pylist() for c in _REF_KEYS))) if n else []
+    hits = [ref.get(k) for k in keys]
+    found = np.asarray([h is not None for h in hits], dtype=bool)
+    ref_bits = np.asarray([h[0] if h else 0 for h in hits], dtype=np.int64)
+    ref_lat = np.asarray([h[1] if h else np.nan for h in hits], dtype=np.float64)
+    ref_en = np.asarray([h[2] if h else np.nan for h in hits], dtype=np.float64)
+    lat = table.column("latency_s").to_numpy(zero_copy_only=False).astype(np.float64) if n else np.zeros(0)
+    en = table.column("energy_pj").to_numpy(zero_copy_only=False).astype(np.float64) if n else np.zeros(0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        speed = np.where(found & (lat != 0), ref_lat / np.where(lat != 0, lat, 1.0), np.nan)
+        ratio = np.where(found & (ref_en != 0), en / np.where(ref_en != 0, ref_en, 1.0), np.nan)
+    for name, values in (("dense_ref_bits", pa.array(ref_bits, type=pa.int64(), mask=~found)),
+                         ("speedup_vs_dense_ref", pa.array(speed, type=pa.float64())),
+                         ("energy_ratio_vs_dense_ref", pa.array(ratio, type=pa.float64()))):
         if name in table.column_names:
             table = table.drop_columns([name])
-        table = table.append_column(name, pa.array(values, type=typ))
+        table = table.append_column(name, values)
     return table
+
+
+def add_dense_reference(table: pa.Table) -> pa.Table:
+    """Add dense_ref_bits, speedup_vs_dense_ref, energy_ratio_vs_dense_ref (NaN without a dense row)."""
+    return apply_dense_reference(table, dense_reference(table))
+
+
+class Derivation:
+    """The derived columns, streamed: :meth:`prepare` sees the dense rows (grid order) once, then
+    :meth:`apply` adds the columns to each row group. Calling it on a whole table does both."""
+
+    def __init__(self, quality_path: Optional[str | Path]):
+        self.quality = load_quality(quality_path) if quality_path else None
+        self.ref: dict[tuple, tuple[int, float, float]] = {}
+
+    def prepare(self, dense_rows: pa.Table) -> None:
+        self.ref = dense_reference(dense_rows)
+
+    def apply(self, table: pa.Table) -> pa.Table:
+        return apply_dense_reference(join_quality(table, self.quality), self.ref)
+
+    def __call__(self, table: pa.Table) -> pa.Table:
+        self.prepare(table)
+        return self.apply(table)
 
 
 def derive(table: pa.Table, quality_path: Optional[str | Path]) -> pa.Table:
     """Both derivations; ``quality_path`` None means no return join (all returns missing)."""
-    quality = load_quality(quality_path) if quality_path else None
-    return add_dense_reference(join_quality(table, quality))
+    return Derivation(quality_path)(table)

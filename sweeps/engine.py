@@ -1,10 +1,12 @@
-"""Run a planned sweep: chunks of points on a local process pool or Ray, rows streamed to part files.
+"""Run a planned sweep: chunks of points on a local process pool or Ray, column chunks streamed to part files.
 
-Resuming is the normal path: ids already in part files are skipped, so re-running the same
-command after a kill (SIGKILL included) evaluates only what is missing, and consolidation
-(dedup by id) gives exactly the rows of an uninterrupted run. At most ``2 x workers``
-chunks are in flight and each finished chunk goes straight to disk: memory stays flat
-however many points the grid has.
+The parent holds the grid's point ids only (16 bytes each, a numpy array); a chunk travels to
+a worker as columns (one list per point field) and comes back as an Arrow table of its rows,
+written straight to a part file. Resuming is the normal path: ids already in part files are
+skipped, so re-running the same command after a kill (SIGKILL included) evaluates only what is
+missing, and consolidation (dedup by id, grid order, row group by row group: see
+:func:`sweeps.store.consolidate`) gives exactly the rows of an uninterrupted run. At most
+``2 x workers`` chunks are in flight: memory stays flat however many points the grid has.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional
 
+import numpy as np
+
 from hwmodel.errors import NmlabError
 from hwmodel.io import atomic_write
 from sweeps import store
@@ -28,22 +32,34 @@ MANIFEST_FORMAT = "nmlab-sweep"
 MANIFEST_VERSION = 1
 
 
-def _chunks(points: Iterator[dict], skip: set[str], size: int) -> Iterator[list[dict]]:
-    chunk: list[dict] = []
-    for p in points:
-        if p["point_id"] in skip:
-            continue
-        chunk.append(p)
-        if len(chunk) == size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
+class _PointList:
+    """A grid given as a callable returning point dicts, with the interface of :class:`sweeps.grid.Plan`."""
+
+    def __init__(self, points: Callable[[], Iterator[dict]]):
+        self.points = list(points())
+
+    def point_ids(self) -> list[str]:
+        return [p["point_id"] for p in self.points]
+
+    def columns(self, indices: list[int], ids: Any = None) -> dict[str, list]:
+        keys = list(dict.fromkeys(k for i in indices for k in self.points[i]))
+        return {k: [self.points[i].get(k) for i in indices] for k in keys}
+
+
+class _Ids:
+    """Grid index -> point id (str) over the parent's compact id array."""
+
+    def __init__(self, ids: np.ndarray):
+        self.ids = ids
+
+    def __getitem__(self, i: int) -> str:
+        return self.ids[i].decode()
 
 
 def auto_chunk_size(remaining: int, workers: int) -> int:
-    """About 4 chunks per worker for small grids (balance), at most 500 points per part file."""
-    return max(1, min(500, math.ceil(remaining / max(1, workers * 4))))
+    """About 4 chunks per worker for small grids (balance), at most 4,000 points per part file
+    (a chunk is one columnar evaluation: bigger chunks amortize it; the cap bounds worker memory)."""
+    return max(1, min(4000, math.ceil(remaining / max(1, workers * 4))))
 
 
 class _Pool:
@@ -53,9 +69,9 @@ class _Pool:
         self.evaluate = evaluate
         self.pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
         self.pending: dict[Any, int] = {}
-        self.ready: list[list[dict]] = []
+        self.ready: list = []
 
-    def submit(self, chunk: list[dict]) -> None:
+    def submit(self, chunk: dict[str, list]) -> None:
         if self.pool is None:
             self.ready.append(evaluate_chunk(chunk, self.evaluate))
         else:
@@ -64,8 +80,8 @@ class _Pool:
     def in_flight(self) -> int:
         return len(self.pending)
 
-    def collect(self) -> list[list[dict]]:
-        """Block until at least one chunk is done; return the finished chunks' rows."""
+    def collect(self) -> list:
+        """Block until at least one chunk is done; return the finished chunks' tables."""
         if self.ready:
             out, self.ready = self.ready, []
             return out
@@ -110,12 +126,14 @@ def _materialize(path: str, ref) -> str:
     return local
 
 
-def ray_evaluate_chunk(points: list[dict], evaluate: Callable, blobs: dict[str, Any]) -> list[dict]:
+def ray_evaluate_chunk(points: dict[str, list], evaluate: Callable, blobs: dict[str, Any]):
     """A Ray task: point locators are rewritten to local copies of the shipped inputs, then evaluated.
 
     Workers on other machines need not see the driver's files (only nmlab installed).
     """
-    local = [{**p, **{k: _materialize(p[k], blobs[p[k]]) for k in _LOCATORS}} for p in points]
+    local = dict(points)
+    for k in _LOCATORS:
+        local[k] = [_materialize(path, blobs[path]) for path in points[k]]
     return evaluate_chunk(local, evaluate)
 
 
@@ -146,11 +164,10 @@ class _RayPool:
         self.pending: list = []
         self.capacity = max(1, int(ray.cluster_resources().get("CPU", workers)))
 
-    def submit(self, chunk: list[dict]) -> None:
+    def submit(self, chunk: dict[str, list]) -> None:
         blobs = {}
-        for p in chunk:
-            for key in _LOCATORS:
-                path = p[key]
+        for key in _LOCATORS:
+            for path in set(chunk[key]):
                 if path not in self.refs:
                     self.refs[path] = self.ray.put(Path(path).read_bytes())
                 blobs[path] = self.refs[path]
@@ -159,7 +176,7 @@ class _RayPool:
     def in_flight(self) -> int:
         return len(self.pending)
 
-    def collect(self) -> list[list[dict]]:
+    def collect(self) -> list:
         done, self.pending = self.ray.wait(self.pending, num_returns=1)
         try:
             return self.ray.get(done)
@@ -196,7 +213,7 @@ def read_manifest(out: Path) -> dict[str, Any]:
 
 
 def run_sweep(
-    points: Callable[[], Iterator[dict[str, Any]]],
+    points: Any,
     n_points: int,
     out: str | os.PathLike,
     workers: int = 1,
@@ -204,63 +221,70 @@ def run_sweep(
     use_ray: bool = False,
     chunk_size: Optional[int] = None,
     evaluate: Callable[[dict], dict] = evaluate_point,
-    derive: Optional[Callable] = None,
+    derive: Optional[Any] = None,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Evaluate every point not yet stored in ``out``, then rebuild ``out/points.parquet``.
 
     Args:
-        points: returns a fresh iterator over the grid's point dicts (called twice: ids, work).
-        n_points: how many points ``points()`` yields (progress bar total).
+        points: the grid: a :class:`sweeps.grid.Plan` (``point_ids()`` and ``columns()``), or a
+            callable returning an iterator over point dicts.
+        n_points: how many points the grid has (duplicates included).
         out: output directory (created).
         workers: local processes (pool size, or CPUs of a Ray instance started here).
         use_ray, ray_address: run chunks as Ray tasks; address None/"local" starts a local instance.
         chunk_size: points per task and part file; None picks one.
-        evaluate: point -> row (module-level function so workers can import it).
-        derive: table -> table adding derived columns at consolidation.
+        evaluate: point -> row (module-level function so workers can import it); with a
+            ``columns`` attribute (columns -> Arrow table) whole chunks are evaluated at once.
+        derive: adds derived columns at consolidation: a :class:`sweeps.derived.Derivation`
+            (streamed batch by batch) or a table -> table function (given the whole table).
         progress: show a tqdm bar on stderr.
 
     Returns stats: points, evaluated now, already done, seconds, rows.
     """
     from tqdm import tqdm
 
+    grid = points if hasattr(points, "point_ids") else _PointList(points)
     out = Path(out)
     store.parts_dir(out).mkdir(parents=True, exist_ok=True)
     store.clean_temporaries(out)
     t0 = time.perf_counter()
-    order: dict[str, int] = {}
-    for i, p in enumerate(points()):
-        order.setdefault(p["point_id"], i)
-    already = store.done_ids(out) & order.keys()
-    remaining = len(order) - len(already)
-    size = chunk_size or auto_chunk_size(remaining, workers)
+    ids = np.asarray(grid.point_ids(), dtype="S16")
+    n_points = len(ids)
+    _, first = np.unique(ids, return_index=True)
+    keep = np.sort(first)                      # grid positions of each distinct id's first occurrence
+    done = np.isin(ids[keep], store.done_ids(out))
+    remaining = keep[~done]
+    size = chunk_size or auto_chunk_size(len(remaining), workers)
 
     pool = _RayPool(ray_address, workers, evaluate) if use_ray else _Pool(workers, evaluate)
     limit = 2 * (pool.capacity if use_ray else workers)
-    bar = tqdm(total=len(order), initial=len(already), unit="pt", desc="sweep", file=sys.stderr,
+    bar = tqdm(total=len(keep), initial=int(done.sum()), unit="pt", desc="sweep", file=sys.stderr,
                disable=not progress, mininterval=0.5, smoothing=0.1)
     evaluated = 0
+    lookup = _Ids(ids)
     try:
-        work = _chunks(points(), already, size)
+        starts = iter(range(0, len(remaining), size))
         exhausted = False
         while True:
             while not exhausted and pool.in_flight() < limit and not getattr(pool, "ready", None):
-                chunk = next(work, None)
-                if chunk is None:
+                start = next(starts, None)
+                if start is None:
                     exhausted = True
                     break
-                pool.submit(chunk)
+                pool.submit(grid.columns(remaining[start:start + size].tolist(), lookup))
             if pool.in_flight() == 0 and not getattr(pool, "ready", None):
                 break
-            for rows in pool.collect():
-                store.write_part(out, rows)
-                evaluated += len(rows)
-                bar.update(len(rows))
+            for table in pool.collect():
+                store.write_part(out, table)
+                evaluated += len(table)
+                bar.update(len(table))
     finally:
         bar.close()
         pool.close()
-    table = store.consolidate(out, order, derive)
-    if len(table) != len(order):
-        raise NmlabError(f"sweep: {out}: table has {len(table)} rows for {len(order)} points (parts missing?)")
-    return {"points": len(order), "evaluated": evaluated, "already_done": len(already),
-            "seconds": time.perf_counter() - t0, "rows": len(table), "chunk_size": size, "duplicates_in_grid": n_points - len(order)}
+    rows = store.consolidate(out, ids[keep], derive)
+    if rows != len(keep):
+        raise NmlabError(f"sweep: {out}: table has {rows} rows for {len(keep)} points (parts missing?)")
+    return {"points": len(keep), "evaluated": evaluated, "already_done": int(done.sum()),
+            "seconds": time.perf_counter() - t0, "rows": rows, "chunk_size": size,
+            "duplicates_in_grid": n_points - len(keep)}

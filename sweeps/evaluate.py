@@ -9,7 +9,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Callable
 
+import numpy as np
+
 from hwmodel.errors import NmlabError
+from hwmodel.result import ENERGY_COMPONENTS
 
 
 @lru_cache(maxsize=8)
@@ -77,47 +80,183 @@ def _design(path: str):
     return load_design(path)
 
 
-def _simulate() -> Callable:
-    try:
-        from hwmodel import simulate  # type: ignore[attr-defined]
-    except ImportError:
-        from hwmodel.simulate import simulate  # type: ignore[no-redef]
-    return simulate
-
-
 def config_columns(point: dict[str, Any]) -> dict[str, Any]:
     """The point's configuration as table columns (no machine-specific paths)."""
     return {k: v for k, v in point.items() if not k.startswith("_")}
 
 
-def evaluate_point(point: dict[str, Any]) -> dict[str, Any]:
-    """Run the hardware model on one point and return its row.
+@lru_cache(maxsize=64)
+def _program(path: str, pattern: str, mask_source: str, scenario: str):
+    from hwmodel.program import build_program
 
-    Row = configuration columns + ``SimResult.summary()`` (latency, energy by component,
-    traffic, speedup and energy ratio vs dense at the same bits, fits-in-SRAM...) +
-    ``model_bytes`` (stored weights and metadata of the networks the scenario runs, each
-    layer counted once), ``energy_per_sample_pj`` and the model's scalar extras.
+    return build_program(workload_at(path, pattern, mask_source), scenario)
+
+
+@lru_cache(maxsize=256)
+def _mapped(path: str, pattern: str, mask_source: str, design_path: str, scenario: str):
+    from hwmodel.model import map_program
+
+    return map_program(_program(path, pattern, mask_source, scenario), _design(design_path))
+
+
+def _shape(prog) -> tuple:
+    """What the dense reference of a program depends on: its layers' networks and shapes, in order."""
+    return tuple((x.network, x.in_features, x.out_features) for x in prog.layers)
+
+
+@lru_cache(maxsize=256)
+def _mapped_dense(shape: tuple, design_path: str, scenario: str, path: str, pattern: str, mask_source: str):
+    """The dense reference program, shared by every workload of the same shape (the extra
+    arguments only say where to find one the first time)."""
+    from hwmodel.model import map_program
+
+    return map_program(_program(path, pattern, mask_source, scenario), _design(design_path), dense=True)
+
+
+# (shape, design path, scenario, bits, batch) -> (dense cycles, dense energy pJ): the dense
+# reference of a point is computed once per process and shared by all its patterns.
+_dense_totals: dict[tuple, tuple[float, float]] = {}
+
+SUMMARY_FIGURES = ("energy_pj", "utilization", "speedup_vs_dense", "energy_ratio_vs_dense", "fits_in_sram",
+                   "sram_bytes", "area_mm2")
+
+
+def _energy_pj(totals: dict[str, np.ndarray]) -> np.ndarray:
+    out = 0
+    for c in ENERGY_COMPONENTS:
+        out = out + totals[f"energy_{c}_pj"]
+    return out
+
+
+def _describe(point: dict[str, Any]) -> str:
+    return (f"point {point['point_id']} ({point['env']} {point['pattern']} {point['bits']} bits on "
+            f"{point['design']}, {point['scenario']})")
+
+
+def _dense_reference(mp, key: tuple, bits: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense cycles and energy of each (bits, batch), evaluating only pairs not seen before."""
+    from hwmodel.model import evaluate
+
+    pairs, inverse = np.unique(np.stack([bits, batch], axis=1), axis=0, return_inverse=True)
+    pairs = [(int(b), int(m)) for b, m in pairs]
+    todo = [p for p in pairs if key + p not in _dense_totals]
+    if todo:
+        ev = evaluate(mp, [b for b, _ in todo], [m for _, m in todo])
+        tot = ev.totals()
+        energy = _energy_pj(tot)
+        if len(_dense_totals) > 500_000:
+            _dense_totals.clear()
+        for i, p in enumerate(todo):
+            _dense_totals[key + p] = (float(tot["cycles"][i]), float(energy[i]))
+    got = np.asarray([_dense_totals[key + p] for p in pairs], dtype=np.float64).reshape(-1, 2)[inverse.reshape(-1)]
+    return got[:, 0], got[:, 1]
+
+
+def evaluate_points(points: dict[str, list]):
+    """Rows of many points (columns: each key of a point dict -> one list) as one Arrow table.
+
+    Points are grouped by (workload, pattern, mask source, design, scenario); each group is one
+    columnar evaluation over its (bits, batch) pairs. Row = configuration columns + the
+    totals of ``simulate()`` (latency, energy by component, traffic, speedup and energy ratio vs
+    dense at the same bits, fits-in-SRAM...) + ``model_bytes`` (stored weights and metadata of
+    the networks the scenario runs, each layer counted once), ``energy_per_sample_pj`` and the
+    model's scalar extras.
     """
-    wl = workload_at(point["_workload_path"], point["pattern"], point["mask_source"])
-    design = _design(point["_design_path"])
-    try:
-        res = _simulate()(wl, design, batch=point["batch"], bits=point["bits"], scenario=point["scenario"])
-    except NmlabError as exc:
-        raise NmlabError(f"point {point['point_id']} ({point['env']} {point['pattern']} {point['bits']} bits on "
-                         f"{point['design']}, {point['scenario']}): {exc}") from None
-    row = {**res.summary(), **config_columns(point)}
-    # The model's scalar extras (datatype, residency, stored and dense weight bytes...) become columns too.
-    for key, value in (res.extra or {}).items():
-        if key not in row and isinstance(value, (str, int, float, bool)) and key != "area_note":
-            row[key] = value
-    row["model_bytes"] = model_bytes(res)
-    row["energy_per_sample_pj"] = row["energy_pj"] / point["batch"]
-    row["networks"] = ",".join(res.network_names())
-    return row
+    import pyarrow as pa
+
+    from hwmodel.energy import energy_table
+    from hwmodel.model import FIELDS, evaluate
+    from hwmodel.simulate import dense_weight_bytes, point_extras
+
+    n = len(points["point_id"])
+    groups: dict[tuple, list[int]] = {}
+    for i, key in enumerate(zip(points["_workload_path"], points["pattern"], points["mask_source"],
+                                points["_design_path"], points["scenario"])):
+        groups.setdefault(key, []).append(i)
+    all_bits = np.asarray(points["bits"], dtype=np.int64)
+    all_batch = np.asarray(points["batch"], dtype=np.int64)
+    num: dict[str, np.ndarray] = {}
+    obj: dict[str, list] = {}
+    for key, idx in groups.items():
+        first = {k: v[idx[0]] for k, v in points.items()}
+        bits, batch = all_bits[idx], all_batch[idx]
+        try:
+            wl = workload_at(*key[:3])
+            d = _design(key[3])
+            mp = _mapped(*key)
+            ev = evaluate(mp, bits, batch)
+            shape = _shape(mp.program)
+            dmp = _mapped_dense(shape, key[3], key[4], *key[:3])
+            d_cycles, d_energy = _dense_reference(dmp, (shape, key[3], key[4]), bits, batch)
+            extras = {b: point_extras(d, wl, b, "auto", mp.program.policy_delay, False, 0.0,
+                                      dense_weight_bytes(mp.program, b)) for b in set(bits.tolist())}
+        except NmlabError as exc:
+            raise NmlabError(f"{_describe(first)}: {exc}") from None
+        tot = ev.totals()
+        energy = _energy_pj(tot)
+        et = energy_table(d)
+        peak = np.asarray([d.compute.pes * d.compute.datatypes[extras[b]["datatype"]] for b in bits.tolist()])
+        cycles = tot["cycles"]
+        safe = np.where(cycles != 0, cycles, 1.0)
+        cap = d.weight_sram_bytes()
+        cols = {**tot, "energy_pj": energy,
+                "utilization": np.where(cycles != 0, tot["macs_effectual"] / (safe * peak), 0.0),
+                "speedup_vs_dense": np.where(cycles != 0, d_cycles / safe, 1.0),
+                "energy_ratio_vs_dense": np.where(d_energy != 0, energy / np.where(d_energy != 0, d_energy, 1.0), 1.0),
+                "fits_in_sram": ev.stored_bytes <= cap,
+                "sram_bytes": np.full(len(idx), float(cap)),
+                "weights_resident": ev.resident,
+                "bytes_weights_stored": ev.stored_bytes,
+                "model_bytes": ev.stored_bytes,
+                "energy_per_sample_pj": energy / batch}
+        for name, values in cols.items():
+            if name not in num:
+                num[name] = np.zeros(n, dtype=np.asarray(values).dtype)
+            num[name][idx] = values
+        rows = np.asarray(idx)
+        for name, value in (("area_mm2", et.area_mm2), ("networks", ",".join(mp.program.network_names()))):
+            obj.setdefault(name, np.full(n, None, dtype=object))[rows] = value
+        for b, e in extras.items():
+            at = rows[bits == b]
+            for name, value in e.items():
+                if name not in ("weights_resident", "bytes_weights_stored", "area_note"):
+                    obj.setdefault(name, np.full(n, None, dtype=object))[at] = value
+    columns: dict[str, Any] = {}
+    for name in ("design", "scenario", "batch", "bits", *FIELDS, *SUMMARY_FIGURES):
+        columns[name] = None
+    for name in points:
+        if not name.startswith("_"):
+            columns[name] = None
+    for name in ("datatype", "activation_bits", "residency", "weights_resident", "dense_weights_resident",
+                 "workload_bits", "bytes_weights_stored", "bytes_weights_dense", "dense_fits_in_sram", "policy_delay",
+                 "technology_nm", "energy_factor_vs_45nm", "model_bytes", "energy_per_sample_pj", "networks"):
+        columns.setdefault(name, None)
+    arrays = []
+    for name in columns:
+        if name in num:
+            arrays.append(pa.array(num[name]))
+        elif name in obj:
+            values = obj[name]
+            if name in ("technology_nm", "area_mm2", "bytes_weights_dense", "energy_factor_vs_45nm"):
+                arrays.append(pa.array(values.tolist(), type=pa.float64()))
+            else:
+                arrays.append(pa.array(values.tolist()))
+        elif name == "bits":
+            arrays.append(pa.array(all_bits))
+        elif name == "batch":
+            arrays.append(pa.array(all_batch))
+        else:
+            arrays.append(pa.array(points[name]))
+    return pa.table(arrays, names=list(columns))
+
+
+def evaluate_point(point: dict[str, Any]) -> dict[str, Any]:
+    """Run the hardware model on one point and return its row (see :func:`evaluate_points`)."""
+    return evaluate_points({k: [v] for k, v in point.items()}).to_pylist()[0]
 
 
 def model_bytes(res) -> float:
-    """Stored weights incl. metadata of the networks the scenario touches, each once.
+    """Stored weights incl. metadata of the networks a ``SimResult``'s scenario touches, each once.
 
     The model reports it (``extra["bytes_weights_stored"]``); ``Figures.bytes_weights`` sums
     over GEMMs, counting a layer in every phase and scaled by how often the phase runs.
@@ -132,6 +271,20 @@ def model_bytes(res) -> float:
     return float(sum(seen.values()))
 
 
-def evaluate_chunk(points: list[dict[str, Any]], evaluate: Callable[[dict], dict] = evaluate_point) -> list[dict[str, Any]]:
-    """Evaluate a chunk of points in order (the unit of work a pool or Ray task runs)."""
-    return [evaluate(p) for p in points]
+#: The engine evaluates whole chunks of points through this (one columnar call per chunk).
+evaluate_point.columns = evaluate_points  # type: ignore[attr-defined]
+
+
+def evaluate_chunk(points: dict[str, list], evaluate: Callable[[dict], dict] = evaluate_point):
+    """Evaluate a chunk of points (columns) in order, the unit of work a pool or Ray task runs: an Arrow table.
+
+    ``evaluate`` with a ``columns`` attribute evaluates the chunk at once; any other point ->
+    row function is applied point by point.
+    """
+    columns = getattr(evaluate, "columns", None)
+    if columns is not None:
+        return columns(points)
+    from sweeps.store import rows_to_table
+
+    keys = list(points)
+    return rows_to_table([evaluate(dict(zip(keys, values))) for values in zip(*points.values())])

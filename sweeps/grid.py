@@ -18,9 +18,9 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 
 from hwmodel.errors import NmlabError
 from hwmodel.sparsity import parse_pattern
@@ -29,6 +29,8 @@ from sweeps.config import SweepConfig, unstructured_level
 
 #: Bumped when a point's row would change meaning: old part files then no longer match.
 POINT_SCHEMA_VERSION = 2
+_BATCH_TOKEN = 918273645546372819   # placeholders in a block's canonical JSON (point_ids)
+_SCENARIO_TOKEN = "@@scenario@@"
 _SEED_RE = re.compile(r"_s(\d+)$")
 
 
@@ -199,12 +201,70 @@ class Plan:
                             yield make_point(w, mask_source, pattern, bits, d, sc.name, sc.batch)
 
     def __len__(self) -> int:
+        return len(self._blocks) * len(self.cfg.scenarios)
+
+    @cached_property
+    def _blocks(self) -> list[tuple[WorkloadInfo, str, str, int, DesignInfo]]:
+        """(workload, mask source, pattern, bits, design) of each run of points that differ only
+        in the scenario, in grid order: grid index i is scenario ``i % S`` of block ``i // S``."""
+        return [(w, src, pattern, bits, d) for pattern in self.cfg.patterns for w, src in self._sources[pattern]
+                for bits in self.cfg.bits for d in self.designs if bits in d.bits_supported]
+
+    def _block_fields(self, b: int) -> dict[str, Any]:
+        """The point fields of block ``b`` (those of its first scenario; scenario, batch and id vary)."""
+        w, src, pattern, bits, d = self._blocks[b]
+        sc = self.cfg.scenarios[0]
+        return make_point(w, src, pattern, bits, d, sc.name, sc.batch)
+
+    def point_ids(self) -> list[str]:
+        """Every point's id in grid order, as ``points()`` gives them, without building the points.
+
+        The canonical JSON of a block is formatted once with placeholders for the scenario and
+        batch; each point then costs one string format and one SHA-256.
+        """
+        ids: list[str] = []
+        scen = [(sc.batch, json.dumps(sc.name)) for sc in self.cfg.scenarios]
+        for b in range(len(self._blocks)):
+            canonical = canonical_of(self._block_fields(b))
+            text = json.dumps({"schema": POINT_SCHEMA_VERSION, **canonical, "batch": _BATCH_TOKEN,
+                               "scenario": _SCENARIO_TOKEN}, sort_keys=True, separators=(",", ":"))
+            template = (text.replace("{", "{{").replace("}", "}}").replace(str(_BATCH_TOKEN), "{0}")
+                        .replace(json.dumps(_SCENARIO_TOKEN), "{1}"))
+            sha = hashlib.sha256
+            ids.extend(sha(template.format(batch, name).encode()).hexdigest()[:16] for batch, name in scen)
+        return ids
+
+    def columns(self, indices: list[int], ids: Optional[Any] = None) -> dict[str, list]:
+        """The points at grid ``indices`` (ascending) as columns: each key of ``points()``'s dicts -> a list.
+
+        ``ids``: indexable by grid index giving the point's id (the grid's ``point_ids()``), when
+        the caller has them; else they are computed. A key some points lack is None there.
+        """
         n_sc = len(self.cfg.scenarios)
-        total = 0
-        for pattern in self.cfg.patterns:
-            for _w, _src in self._sources[pattern]:
-                total += sum(1 for b in self.cfg.bits for d in self.designs if b in d.bits_supported) * n_sc
-        return total
+        cols: dict[str, list] = {}
+        size = 0
+        i = 0
+        while i < len(indices):
+            b = indices[i] // n_sc
+            j = i
+            while j < len(indices) and indices[j] // n_sc == b:
+                j += 1
+            fields = self._block_fields(b)
+            run = indices[i:j]
+            scs = [self.cfg.scenarios[x % n_sc] for x in run]
+            if ids is not None:
+                pids = [ids[x] for x in run]
+            else:
+                pids = [point_id(canonical_of({**fields, "scenario": sc.name, "batch": sc.batch})) for sc in scs]
+            varying = {"point_id": pids, "scenario": [sc.name for sc in scs], "batch": [sc.batch for sc in scs]}
+            for k in fields:
+                if k not in cols:
+                    cols[k] = [None] * size
+            for k, col in cols.items():
+                col.extend(varying[k] if k in varying else [fields.get(k)] * len(run))
+            size += len(run)
+            i = j
+        return cols
 
 
 def make_point(w: WorkloadInfo, mask_source: str, pattern: str, bits: int, d: DesignInfo,

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any, Iterable, Optional
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -39,22 +40,29 @@ def list_parts(out: Path) -> list[Path]:
     return sorted(parts_dir(out).glob("part-*.parquet"))
 
 
-def done_ids(out: Path) -> set[str]:
-    """Point ids already stored in readable part files (unreadable ones are set aside)."""
-    ids: set[str] = set()
+def _part_ids(part: Path) -> np.ndarray:
+    """A part's point ids as a fixed-width bytes array (16 bytes each, no Python strings)."""
+    col = pq.read_table(part, columns=["point_id"]).column("point_id")
+    return np.asarray(col.to_numpy(zero_copy_only=False), dtype="S16")
+
+
+def done_ids(out: Path) -> np.ndarray:
+    """Point ids already stored in readable part files (unreadable ones are set aside), as an S16 array."""
+    ids = []
     for part in list_parts(out):
         try:
-            ids.update(pq.read_table(part, columns=["point_id"]).column("point_id").to_pylist())
+            ids.append(_part_ids(part))
         except (pa.ArrowInvalid, OSError, KeyError) as exc:
             # Cannot happen with atomic renames, but a damaged disk must not stop a resume.
             print(f"nmlab sweep: warning: setting aside unreadable {part.name} ({exc})", file=sys.stderr)
             part.rename(part.with_suffix(".bad"))
-    return ids
+    return np.concatenate(ids) if ids else np.zeros(0, dtype="S16")
 
 
-def _normalize(rows: list[dict[str, Any]]) -> pa.Table:
-    """Rows -> Arrow table; None in a numeric column becomes NaN so schemas agree across parts."""
-    table = pa.Table.from_pylist(rows)
+def _normalize(rows: list[dict[str, Any]] | pa.Table) -> pa.Table:
+    """Rows (or a table) -> Arrow table; all-null columns become float64 and integer columns
+    with nulls float64 (NaN) so schemas agree across parts."""
+    table = rows if isinstance(rows, pa.Table) else pa.Table.from_pylist(rows)
     cols = []
     for name in table.column_names:
         col = table.column(name)
@@ -66,12 +74,14 @@ def _normalize(rows: list[dict[str, Any]]) -> pa.Table:
     return pa.table(cols, names=table.column_names)
 
 
-def write_part(out: Path, rows: list[dict[str, Any]]) -> Path:
-    """Write one chunk's rows atomically; the name hashes its point ids (same chunk, same name)."""
-    ids = "\n".join(r["point_id"] for r in rows)
+def write_part(out: Path, rows: list[dict[str, Any]] | pa.Table) -> Path:
+    """Write one chunk's rows (dicts or a table) atomically; the name hashes its point ids (same chunk, same name)."""
+    point_ids = rows.column("point_id").to_pylist() if isinstance(rows, pa.Table) else [r["point_id"] for r in rows]
+    ids = "\n".join(point_ids)
     path = parts_dir(out) / f"part-{hashlib.sha256(ids.encode()).hexdigest()[:20]}.parquet"
     with atomic_write(path) as fh:
-        pq.write_table(_normalize(rows), fh)
+        # Parts are read once more and deleted never: speed over size (no compression).
+        pq.write_table(_normalize(rows), fh, compression="none")
     return path
 
 
@@ -84,41 +94,132 @@ def _unified_schema(parts: list[Path]) -> Optional[pa.Schema]:
     return schema
 
 
-def consolidate(out: Path, order: dict[str, int], extra_columns: Optional[Any] = None) -> pa.Table:
-    """Build the grid's table from the parts: rows whose id is in ``order``, each once, in grid order.
+#: Rows per row group of points.parquet: the most rows consolidation holds at once.
+ROW_GROUP = 65_536
 
-    ``extra_columns(table) -> table`` adds derived columns (return join, dense reference).
-    Writes ``DIR/points.parquet`` atomically and returns the table.
+
+class _Parts:
+    """Part tables read on demand, the last few kept (consecutive output rows come from few parts)."""
+
+    def __init__(self, parts: list[Path], schema: pa.Schema, keep: int = 4):
+        self.parts, self.schema, self.keep = parts, schema, keep
+        self.cache: dict[int, pa.Table] = {}
+
+    def get(self, i: int) -> pa.Table:
+        t = self.cache.pop(i, None)
+        if t is None:
+            t = pq.read_table(self.parts[i])
+            t = t.select([n for n in self.schema.names if n in t.column_names])
+            for name in self.schema.names:
+                if name not in t.column_names:
+                    typ = self.schema.field(name).type
+                    t = t.append_column(pa.field(name, typ), pa.nulls(len(t), typ))
+            t = t.select(self.schema.names).cast(self.schema)
+        self.cache[i] = t
+        while len(self.cache) > self.keep:
+            self.cache.pop(next(iter(self.cache)))
+        return t
+
+
+def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = None) -> int:
+    """Write ``DIR/points.parquet`` from the parts: rows whose id is in ``grid_ids``, each once, in grid order.
+
+    ``grid_ids``: the grid's distinct point ids in grid order (S16 array). Only ids and
+    positions are held for every row; the rows themselves move ``ROW_GROUP`` at a time from the
+    parts to the output's row groups. ``extra_columns`` adds derived columns: an object with
+    ``prepare(table)`` (given the dense rows, in grid order) and ``apply(table)`` (each row
+    group), or a table -> table function given the whole table. Written atomically; returns
+    the number of rows.
     """
     parts = list_parts(out)
     schema = _unified_schema(parts)
-    tables = []
-    seen: set[str] = set()
-    for part in parts:
-        t = pq.read_table(part)
-        t = t.select([n for n in schema.names if n in t.column_names])
-        for name in schema.names:
-            if name not in t.column_names:
-                t = t.append_column(pa.field(name, schema.field(name).type), pa.nulls(len(t), schema.field(name).type))
-        t = t.select(schema.names).cast(schema)
-        ids = t.column("point_id").to_pylist()
-        keep = []
-        for i, pid in enumerate(ids):
-            if pid in order and pid not in seen:
-                seen.add(pid)
-                keep.append(i)
-        if keep:
-            tables.append(t.take(pa.array(keep, type=pa.int64())))
-    table = pa.concat_tables(tables) if tables else pa.table({"point_id": pa.array([], pa.string())})
-    idx = pa.array([order[p] for p in table.column("point_id").to_pylist()], type=pa.int64())
-    table = table.take(pc.sort_indices(idx))
-    if extra_columns is not None:
-        table = extra_columns(table)
+    n = len(grid_ids)
+    by_id = np.argsort(grid_ids, kind="stable")
+    sorted_ids = grid_ids[by_id]
+    seen = np.zeros(n, dtype=bool)
+    pos_l, part_l, row_l = [], [], []
+    for pi, part in enumerate(parts):
+        pid = _part_ids(part)
+        at = np.minimum(np.searchsorted(sorted_ids, pid), max(n - 1, 0))
+        ok = (sorted_ids[at] == pid) if n else np.zeros(len(pid), dtype=bool)
+        rows = np.flatnonzero(ok)
+        pos = by_id[at[rows]]
+        # First occurrence only: earlier parts win, then earlier rows of this part.
+        _, first = np.unique(pos, return_index=True)
+        first = np.sort(first)
+        rows, pos = rows[first], pos[first]
+        fresh = ~seen[pos]
+        rows, pos = rows[fresh], pos[fresh]
+        seen[pos] = True
+        pos_l.append(pos)
+        part_l.append(np.full(len(pos), pi))
+        row_l.append(rows)
+    cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0, dtype=np.int64))
+    pos, part_of, row_of = cat(pos_l), cat(part_l), cat(row_l)
+    order = np.argsort(pos, kind="stable")
+    part_of, row_of = part_of[order], row_of[order]
+    streaming = extra_columns is not None and hasattr(extra_columns, "apply")
     with atomic_write(out / TABLE) as fh:
-        pq.write_table(table, fh)
+        if schema is None or not len(pos):
+            table = pa.table({"point_id": pa.array([], pa.string())})
+            pq.write_table(extra_columns(table) if extra_columns is not None and not streaming
+                           else extra_columns.apply(table) if streaming else table, fh)
+        else:
+            reader = _Parts(parts, schema)
+            if streaming:
+                extra_columns.prepare(_dense_rows(parts, part_of, row_of))
+            batches = (_gather(reader, part_of[i:i + ROW_GROUP], row_of[i:i + ROW_GROUP])
+                       for i in range(0, len(pos), ROW_GROUP))
+            if extra_columns is not None and not streaming:
+                batches = iter([extra_columns(pa.concat_tables(list(batches)))])
+            writer = None
+            for batch in batches:
+                if streaming:
+                    batch = extra_columns.apply(batch)
+                if writer is None:
+                    writer = pq.ParquetWriter(fh, batch.schema)
+                writer.write_table(batch.cast(writer.schema), row_group_size=ROW_GROUP)
+            writer.close()
     (out / TABLE).chmod(0o644)  # atomic_write's temporary file is private; the table is for sharing
-    return table
+    return len(pos)
+
+
+def _gather(reader: _Parts, part_of: np.ndarray, row_of: np.ndarray) -> pa.Table:
+    """Rows (part, row) in the given order, as one table."""
+    cuts = np.flatnonzero(np.diff(part_of)) + 1
+    tables = []
+    for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(part_of)]):
+        tables.append(reader.get(int(part_of[a])).take(pa.array(row_of[a:b], type=pa.int64())))
+    return pa.concat_tables(tables)
+
+
+def _dense_rows(parts: list[Path], part_of: np.ndarray, row_of: np.ndarray) -> pa.Table:
+    """The kept rows of pattern "dense" (what a dense reference is chosen from), in grid order,
+    with only the columns a derivation reads. ``part_of``/``row_of``: the kept rows in grid order."""
+    want = ["env", "design", "scenario", "batch", "pattern", "bits", "latency_s", "energy_pj"]
+    tables, ranks = [], []
+    for pi, part in enumerate(parts):
+        rank = np.flatnonzero(part_of == pi)
+        if not len(rank):
+            continue
+        names = pq.read_schema(part).names
+        if "pattern" not in names:
+            continue
+        t = pq.read_table(part, columns=[c for c in want if c in names])
+        rows = row_of[rank]
+        dense = np.asarray(t.column("pattern").to_numpy(zero_copy_only=False) == "dense")[rows]
+        tables.append(t.take(pa.array(rows[dense], type=pa.int64())))
+        ranks.append(rank[dense])
+    if not tables:
+        return pa.table({c: pa.array([], pa.string()) for c in want[:5]})
+    table = pa.concat_tables(tables, promote_options="permissive")
+    return table.take(pa.array(np.argsort(np.concatenate(ranks), kind="stable"), type=pa.int64()))
 
 
 def read_table(out: Path, columns: Optional[Iterable[str]] = None) -> pa.Table:
     return pq.read_table(out / TABLE, columns=list(columns) if columns else None)
+
+
+def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
+    """Row dicts (from a point -> row evaluator) as one Arrow table, schemas normalised like the parts."""
+    return _normalize(rows)
