@@ -53,6 +53,7 @@ def quantization_gain(df: pd.DataFrame) -> pd.DataFrame:
     columns env, scenario, batch, design, bits, ref_bits, speedup (ref latency / latency), energy_ratio
     (energy / ref energy), point_id, ref_point_id."""
     dense = df[(df.pattern == "dense") & (df.get("mask_source", "trained") == "trained")]
+    dense = dense[[*SECTION, "design", "bits", "latency_s", "energy_pj", "point_id"]]
     one_row_per(dense, [*SECTION, "design", "bits"], "quantization table")
     rows = []
     for key, g in dense.groupby([*SECTION, "design"], sort=True):
@@ -105,9 +106,19 @@ def _td(v: float, col: str, good_high: bool, r: dict[str, Any] | None) -> str:
             f'{f"<sup>{mark}</sup>" if mark else ""}</td>')
 
 
-def design_card(rows: pd.DataFrame, design: str, color: str, agents: list[tuple[str, str]], bits: list[int]) -> str:
-    """One design's pattern x bitwidth table: speedup and energy ratio vs dense at the same bits."""
-    by = {(r["method"], r["agent"], int(r["bits"])): r for r in rows.to_dict("records")}
+def _group(recs: list[dict], keys: tuple[str, ...]) -> dict[tuple, list[dict]]:
+    """Records grouped by ``keys``, groups in sorted key order (one pass: no pandas selection per group)."""
+    out: dict[tuple, list[dict]] = {}
+    for r in recs:
+        out.setdefault(tuple(r[k] for k in keys), []).append(r)
+    return dict(sorted(out.items(), key=lambda kv: tuple(v if isinstance(v, (int, float, np.integer)) else str(v)
+                                                         for v in kv[0])))
+
+
+def design_card(rows: list[dict], design: str, color: str, agents: list[tuple[str, str]], bits: list[int]) -> str:
+    """One design's pattern x bitwidth table (``rows``: its same-bits records): speedup and energy ratio vs
+    dense at the same bits."""
+    by = {(r["method"], r["agent"], int(r["bits"])): r for r in rows}
     head = ("<thead><tr><th rowspan=2 class=l>agent</th>"
             f"<th colspan={len(bits)}>speedup vs dense (x, higher is faster)</th>"
             f"<th colspan={len(bits)}>energy / dense (lower saves)</th></tr><tr>"
@@ -132,11 +143,11 @@ def design_card(rows: pd.DataFrame, design: str, color: str, agents: list[tuple[
             f'<tbody>{"".join(body)}</tbody></table></div>')
 
 
-def extreme_notes(rows: pd.DataFrame) -> list[str]:
+def extreme_notes(rows: list[dict]) -> list[str]:
     """One line per (design, cause) for cells whose ratio is extreme: the cause (with the numbers of the
     most extreme cell), then the cells it explains (agent @bits: speedup, energy ratio)."""
     groups: dict[tuple[str, str], list[dict]] = {}
-    for r in rows.to_dict("records"):
+    for r in rows:
         if is_extreme(r["pattern"], r["speedup_vs_dense"], r["energy_ratio_vs_dense"]) and r.get("why"):
             groups.setdefault((r["design"], r["why"].split(":")[0]), []).append(r)
     out = []
@@ -154,15 +165,15 @@ def extreme_notes(rows: pd.DataFrame) -> list[str]:
     return out
 
 
-def quantization_card(q: pd.DataFrame, colors: dict[str, str], bits: list[int]) -> str:
+def quantization_card(q: list[dict], colors: dict[str, str], bits: list[int]) -> str:
     """Quantization alone: dense at B bits vs dense at the design's highest bits, one row per design."""
     head = ("<thead><tr><th rowspan=2 class=l>design (dense vs dense at)</th>"
             f"<th colspan={len(bits)}>speedup (x)</th><th colspan={len(bits)}>energy ratio</th></tr><tr>"
             + "".join(f"<th>{b} b</th>" for b in bits) * 2 + "</tr></thead>")
     body = []
-    for design, g in q.groupby("design", sort=True):
-        by = {int(r.bits): r for r in g.itertuples(index=False)}
-        ref = int(g.ref_bits.iloc[0])
+    for (design,), g in _group(q, ("design",)).items():
+        by = {int(r["bits"]): r for r in g}
+        ref = int(g[0]["ref_bits"])
         cells = []
         for col, good in (("speedup", True), ("energy_ratio", False)):
             for b in bits:
@@ -170,9 +181,9 @@ def quantization_card(q: pd.DataFrame, colors: dict[str, str], bits: list[int]) 
                 if r is None:
                     cells.append('<td class="na">\u2013</td>')
                     continue
-                v = getattr(r, col)
+                v = r[col]
                 cells.append(f'<td style="background:{ratio_color(v, good)}" title="dense at {b} bits (point '
-                             f'{r.point_id}) vs dense at {ref} bits (point {r.ref_point_id})" data-point="{r.point_id}" '
+                             f'{r["point_id"]}) vs dense at {ref} bits (point {r["ref_point_id"]})" data-point="{r["point_id"]}" '
                              f'data-col="quantization_{col}" data-value="{v!r}">{_fmt_ratio(v)}</td>')
         body.append(f'<tr><td class=l><span class="sw" style="background:{colors.get(design, "#777")}"></span>'
                     f'{html.escape(design)} ({ref} b)</td>{"".join(cells)}</tr>')
@@ -180,15 +191,26 @@ def quantization_card(q: pd.DataFrame, colors: dict[str, str], bits: list[int]) 
             f'dense at the design\'s highest bitwidth</caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
 
 
+def _sections(table: pd.DataFrame, quant: pd.DataFrame) -> tuple[dict, dict]:
+    """env -> (scenario, batch) -> same-bits records; (env, scenario, batch) -> quantization records."""
+    sections: dict[str, dict[tuple, list[dict]]] = {}
+    for (env, sc, batch), recs in _group(table.to_dict("records"), SECTION).items():
+        sections.setdefault(env, {})[(sc, batch)] = recs
+    return sections, _group(quant.to_dict("records"), SECTION)
+
+
 def _section_title(scenario: str, batch: int) -> str:
     return f"{scenario.replace('_', ' ')}, batch {batch}"
 
 
-def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[str, list[str]]) -> str:
+def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[str, list[str]],
+                 table: pd.DataFrame | None = None, quant: pd.DataFrame | None = None) -> str:
     """The page's first section: per env, the return card and caveats, then per scenario the design
-    cards (same bits), the quantization card and the explanations of extreme cells."""
-    table = same_bits(df)
-    quant = quantization_gain(df)
+    cards (same bits), the quantization card and the explanations of extreme cells. ``table`` and
+    ``quant``: ``same_bits(df)`` and ``quantization_gain(df)`` when already computed."""
+    table = same_bits(df) if table is None else table
+    quant = quantization_gain(df) if quant is None else quant
+    sections, qsec = _sections(table, quant)
     colors = design_colors(df.design.unique())
     bits = sorted((int(b) for b in df.bits.unique()), reverse=True)
     parts = ['<h2 id="answer">What each pattern buys at equal bits, and what it costs</h2>',
@@ -213,7 +235,7 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
             parts += [f'<p class="note caveat">Caveat: {html.escape(c)}</p>' for c in caveats.get(env, [])]
         env_agents = [a for a in agents_all if ((df.env == env) & (df.method == a[0]) & (df.agent == a[1])).any()] \
             if "agent" in df.columns else agents_all
-        for (sc, batch), rows in table[table.env == env].groupby(["scenario", "batch"], sort=True):
+        for (sc, batch), rows in sections.get(env, {}).items():
             parts.append(f"<h4>{html.escape(env)}: {_section_title(sc, int(batch))}</h4>")
             if sc == "train_step":
                 parts.append("<p class=small>Train-step points: the hardware runs one TD3 update with B-bit "
@@ -223,10 +245,9 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
             else:
                 parts.append("<p class=small>Inference points at B bits pair with the return of the agent "
                              "evaluated with its actor fake-quantized to B bits (the return table's B-bit column).</p>")
-            cards = [design_card(g, d, colors[d], env_agents, sorted((int(b) for b in g.bits.unique()), reverse=True))
-                     for d, g in rows.groupby("design", sort=True)]
-            q = quant[(quant.env == env) & (quant.scenario == sc) & (quant.batch == batch)]
-            cards.append(quantization_card(q, colors, bits))
+            cards = [design_card(g, d, colors[d], env_agents, sorted({int(r["bits"]) for r in g}, reverse=True))
+                     for (d,), g in _group(rows, ("design",)).items()]
+            cards.append(quantization_card(qsec.get((env, sc, batch), []), colors, bits))
             parts.append('<div class="cards">' + "".join(cards) + "</div>")
             notes = extreme_notes(rows)
             if notes:
@@ -261,10 +282,12 @@ h4{margin:18px 0 4px}.cells{color:#555}
 """
 
 
-def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]]) -> str:
+def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
+             table: pd.DataFrame | None = None, quant: pd.DataFrame | None = None) -> str:
     """The answer section of summary.md: the same tables as the page, as Markdown."""
-    table = same_bits(df)
-    quant = quantization_gain(df)
+    table = same_bits(df) if table is None else table
+    quant = quantization_gain(df) if quant is None else quant
+    sections, qsec = _sections(table, quant)
     bits = sorted((int(b) for b in df.bits.unique()), reverse=True)
     out = ["\n## What each pattern buys at equal bits, and what it costs\n",
            "Speedup (dense latency / latency) and energy ratio (energy / dense energy) against **dense at the same "
@@ -296,10 +319,10 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]])
                 out_label = agent_label(method, agent)
                 lines.append(f"| {out_label} | {own} | " + " | ".join(cells) + " |")
             out.append("\n".join(lines) + "\n\n(bold: as trained)\n")
-        for (sc, batch), rows in table[table.env == env].groupby(["scenario", "batch"], sort=True):
+        for (sc, batch), rows in sections.get(env, {}).items():
             out.append(f"\n#### {env}: {_section_title(sc, int(batch))}\n")
-            for design, g in rows.groupby("design", sort=True):
-                by = {(r["method"], r["agent"], int(r["bits"])): r for r in g.to_dict("records")}
+            for (design,), g in _group(rows, ("design",)).items():
+                by = {(r["method"], r["agent"], int(r["bits"])): r for r in g}
                 lines = [f"**{design}** (speedup x | energy ratio, vs dense at the same bits)\n",
                          "| agent | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
                 for method, agent in agents:
@@ -310,13 +333,14 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]])
                         "-" if c is None else f"{_fmt_ratio(c['speedup_vs_dense'])}x / {_fmt_ratio(c['energy_ratio_vs_dense'])}"
                         + CLIFF_MARKS.get(c.get("sram", ""), "") for c in cells) + " |")
                 out.append("\n".join(lines) + "\n")
-            q = quant[(quant.env == env) & (quant.scenario == sc) & (quant.batch == batch)]
+            q = qsec.get((env, sc, batch), [])
             lines = ["**Quantization alone** (dense at B bits vs dense at the design's highest bits: speedup x | energy ratio)\n",
                      "| design | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
-            for design, g in q.groupby("design", sort=True):
-                by = {int(r.bits): r for r in g.itertuples(index=False)}
-                lines.append(f"| {design} ({int(g.ref_bits.iloc[0])} b) | " + " | ".join(
-                    f"{_fmt_ratio(by[b].speedup)}x / {_fmt_ratio(by[b].energy_ratio)}" if b in by else "-" for b in bits) + " |")
+            for (design,), g in _group(q, ("design",)).items():
+                by = {int(r["bits"]): r for r in g}
+                lines.append(f"| {design} ({int(g[0]['ref_bits'])} b) | " + " | ".join(
+                    f"{_fmt_ratio(by[b]['speedup'])}x / {_fmt_ratio(by[b]['energy_ratio'])}" if b in by else "-"
+                    for b in bits) + " |")
             out.append("\n".join(lines) + "\n")
             notes = extreme_notes(rows)
             if notes:

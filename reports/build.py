@@ -98,7 +98,8 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
     ret = returns.return_table(df, manifest.get("quality_table"))
     cav = returns.caveats(ret)
     say("same-bits tables")
-    answer_html = answer.html_section(shown_df, returns.html_cards(ret, df), cav)
+    same, quant = answer.same_bits(shown_df), answer.quantization_gain(shown_df)
+    answer_html = answer.html_section(shown_df, returns.html_cards(ret, df), cav, same, quant)
     with atomic_write(rdir / "fronts.json", "w") as fh:
         json.dump(doc, fh, indent=1)
     with atomic_write(rdir / quality.FILENAME, "w") as fh:
@@ -130,7 +131,7 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
     say("summary.md")
     with atomic_write(rdir / "summary.md", "w") as fh:
         fh.write(summary.render(shown_df, fronts, png_paths, page_notes, total_points=len(df),
-                                quality_md=quality.markdown(qdoc), answer_md=answer.markdown(shown_df, ret, cav)))
+                                quality_md=quality.markdown(qdoc), answer_md=answer.markdown(shown_df, ret, cav, same, quant)))
     for name in ("fronts.json", quality.FILENAME, "index.html", "summary.md"):
         (rdir / name).chmod(0o644)  # atomic_write's temporary files are private
     say.done()

@@ -26,13 +26,13 @@ _HOVER_COLUMNS = ["design", "pattern", "bits", "method", "mask_source", "latency
 
 
 def _hover(df: pd.DataFrame) -> list[str]:
-    df = df.reindex(columns=_HOVER_COLUMNS)
-    return [
-        f"{r.design} | {r.pattern} @ {r.bits} b | {r.method} | {r.mask_source}<br>latency {fmt_time(r.latency_s)}, "
-        f"energy {fmt_energy(r.energy_pj)}<br>size {fmt_bytes(r.model_bytes)}, return "
-        f"{'missing' if r.return_mean != r.return_mean else f'{r.return_mean:.0f}'}<br>id {r.point_id}"
-        for r in df.itertuples()
-    ]
+    cols = {c: (df[c].tolist() if c in df.columns else [float("nan")] * len(df)) for c in _HOVER_COLUMNS}
+    out = []
+    for design, pattern, bits, method, src, lat, en, size, ret, pid in zip(*cols.values()):
+        rtxt = "missing" if ret != ret else f"{ret:.0f}"
+        out.append(f"{design} | {pattern} @ {bits} b | {method} | {src}<br>latency {fmt_time(lat)}, "
+                   f"energy {fmt_energy(en)}<br>size {fmt_bytes(size)}, return {rtxt}<br>id {pid}")
+    return out
 
 
 def _num(values) -> list:
@@ -66,43 +66,56 @@ def _axes(k: int) -> dict[str, str]:
     return {"xaxis": "x" if k == 1 else f"x{k}", "yaxis": "y" if k == 1 else f"y{k}"}
 
 
-def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], designs: list[str]) -> dict[str, Any]:
+def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], designs: list[str],
+                  hover: Optional[list[str]] = None) -> dict[str, Any]:
     """All points of one section with each design's front and the overall front. Colour = design (the
-    report's one palette), marker shape = pattern (open: pruned one-shot), marker size = bits; the points
-    on the overall front are labelled "pattern @bits"."""
+    report's one palette), marker shape = pattern (hollow: pruned one-shot), marker size = bits; the points
+    on the overall front are labelled "pattern @bits". ``hover``: ``_hover(rows)`` when already computed
+    (the four fronts of a section share it)."""
     (xc, _), (yc, _) = spec.objectives
-    data = []
-    ok = rows[[xc, yc]].notna().all(axis=1)
-    have = rows[ok]
-    indexed = rows.set_index("point_id")
+    hover = _hover(rows) if hover is None else hover
+    x = np.asarray(shown(xc, rows[xc].to_numpy(dtype=float)))
+    y = np.asarray(shown(yc, rows[yc].to_numpy(dtype=float)))
+    ok = ~(np.isnan(x) | np.isnan(y))
+    design_of = rows.design.to_numpy(dtype=object)
+    pid = rows.point_id.to_numpy(dtype=object)
+    pattern = rows.pattern.to_numpy(dtype=object)
+    bits = rows.bits.to_numpy()
+    trained = (rows.mask_source == "trained").to_numpy() if "mask_source" in rows else np.ones(len(rows), bool)
+    pos = {p: i for i, p in enumerate(pid)}
     colors = design_colors(designs)
+    data = []
+
+    def on_front(ids: list[str]) -> np.ndarray:
+        idx = np.array([pos[i] for i in ids], dtype=int)
+        return idx[np.argsort(x[idx], kind="stable")]
+
     for design in designs:
-        d = have[have.design == design]
-        if len(d) > MAX_BACKGROUND_POINTS:
-            d = d.sample(MAX_BACKGROUND_POINTS, random_state=0)
+        idx = np.flatnonzero(ok & (design_of == design))
+        if len(idx) > MAX_BACKGROUND_POINTS:  # deterministic sample of big sweeps
+            idx = np.sort(np.random.RandomState(0).choice(idx, MAX_BACKGROUND_POINTS, replace=False))
         color = colors[design]
         data.append({
             "type": "scatter", "mode": "markers", "name": design, "legendgroup": design,
-            "x": _num(shown(xc, d[xc])), "y": _num(shown(yc, d[yc])), "customdata": list(d.point_id),
+            "x": _num(x[idx]), "y": _num(y[idx]), "customdata": pid[idx].tolist(),
             "marker": {"color": color, "opacity": 0.65, "line": {"width": 0.5, "color": "#333"},
-                       "symbol": [pattern_symbol(p) + ("" if s == "trained" else "-open")
-                                  for p, s in zip(d.pattern, d.mask_source)],
-                       "size": [bit_size(b) for b in d.bits]},
-            "text": _hover(d), "hoverinfo": "text",
+                       "symbol": [pattern_symbol(pattern[i]) + ("" if trained[i] else "-open") for i in idx],
+                       "size": [bit_size(bits[i]) for i in idx]},
+            "text": [hover[i] for i in idx], "hoverinfo": "text",
         })
         ids = fronts.get(design, [])
         if ids:
-            f = indexed.loc[ids].sort_values(xc)
+            f = on_front(ids)
             data.append({"type": "scatter", "mode": "lines", "name": f"{design} front", "legendgroup": design,
-                         "showlegend": False, "hoverinfo": "skip", "x": _num(shown(xc, f[xc])), "y": _num(shown(yc, f[yc])),
+                         "showlegend": False, "hoverinfo": "skip", "x": _num(x[f]), "y": _num(y[f]),
                          "line": {"color": color, "dash": "dot", "shape": "hv"}})
     ids = fronts.get(None, [])
     if ids:
-        f = indexed.loc[ids].reset_index().sort_values(xc)
+        f = on_front(ids)
         data.append({"type": "scatter", "mode": "lines+markers+text", "name": "front (all designs)",
-                     "x": _num(shown(xc, f[xc])), "y": _num(shown(yc, f[yc])), "hovertext": _hover(f),
-                     "hoverinfo": "text", "customdata": list(f.point_id),
-                     "text": [f"{p} @{b}" for p, b in zip(f.pattern, f.bits)], "textposition": "top left",
+                     "x": _num(x[f]), "y": _num(y[f]), "hovertext": [hover[i] for i in f],
+                     "hoverinfo": "text", "customdata": pid[f].tolist(),
+                     "text": [f"{pattern[i]} @{bits[i]}" for i in f], "textposition": "top left",
                      "textfont": {"size": 10},
                      "line": {"color": "black", "width": 2, "shape": "hv"},
                      "marker": {"size": 13, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}}})
@@ -326,8 +339,9 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], manifest: dict[str, A
         nav.append(f'<a href="#{anchor}">{html.escape(title)}</a>')
         fr = by_group.get(key, {})
         parts = [f'<h3 id="{anchor}">{html.escape(title)}</h3><div class="grid">']
+        hover = _hover(rows)
         for spec in FRONT_SPECS:
-            parts.append(fig_html(pareto_figure(rows, spec, fr.get(spec.name, {}), designs)))
+            parts.append(fig_html(pareto_figure(rows, spec, fr.get(spec.name, {}), designs, hover)))
         parts.append("</div>")
         main_front = "return_vs_energy" if rows.return_mean.notna().any() else "energy_vs_latency"
         spec_title = next(s.title for s in FRONT_SPECS if s.name == main_front)

@@ -68,24 +68,31 @@ def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.Dat
     """
     df = with_agent(df)
     seeds = seed_values(df, quality_path)
+    cols = [c for c in ("env", "method", "agent", "pattern", "mask_source", "bits", "workload_bits", "return_mean",
+                        "return_std_seeds", "return_seeds") if c in df.columns]
+    # All rows of one agent and bitwidth carry the same join: the first row with a return stands for them.
+    first = df[cols][df.return_mean.notna() & (df.mask_source == "trained")].drop_duplicates(
+        ["env", "method", "agent", "bits"]).to_dict("records")
+    by = {(r["env"], r["method"], r["agent"], int(r["bits"])): r for r in first}
+    own_bits = {}
+    if "workload_bits" in df.columns:
+        for (env, method, agent), wb in df.groupby(["env", "method", "agent"]).workload_bits.max().items():
+            own_bits[(env, method, agent)] = int(wb) if wb == wb else 32
     out: list[dict[str, Any]] = []
-    for env, env_rows in df.groupby("env", sort=True):
+    for env in sorted(df.env.unique()):
+        env_rows = df[df.env == env]
         dense = _dense_agent(env_rows)
         ref = _return_at(dense, _own_bits(dense)) if dense is not None else None
         base = float(ref.return_mean) if ref is not None and ref.return_mean > 0 else math.nan
         for method, agent in agent_order(env_rows):
-            g = env_rows[(env_rows.method == method) & (env_rows.agent == agent)]
-            if (g.mask_source != "trained").all():
-                continue
-            own = _own_bits(g)
-            for bits in sorted(g.bits.unique(), reverse=True):
-                r = _return_at(g, int(bits))
-                if r is None:
-                    continue
-                mean = float(r.return_mean)
+            own = own_bits.get((env, method, agent), 32)
+            for bits in sorted({k[3] for k in by if k[:3] == (env, method, agent)}, reverse=True):
+                r = by[(env, method, agent, bits)]
+                mean = float(r["return_mean"])
                 per = seeds.get((env, method, agent, int(bits)))
-                std = float(r.return_std_seeds) if "return_std_seeds" in r and r.return_std_seeds == r.return_std_seeds else math.nan
-                n = int(r.return_seeds) if "return_seeds" in r and r.return_seeds == r.return_seeds else (len(per) if per else 0)
+                std = float(r.get("return_std_seeds", math.nan))
+                nseeds = r.get("return_seeds", math.nan)
+                n = int(nseeds) if nseeds == nseeds else (len(per) if per else 0)
                 if per:
                     lo, hi, kind = min(v for _, v in per), max(v for _, v in per), "min-max"
                 elif std == std:

@@ -14,7 +14,9 @@ from reports.fronts import FRONT_SPECS
 def _front_rows(df: pd.DataFrame, ids: list[str]) -> str:
     if not ids:
         return "_no points_\n"
-    f = df.set_index("point_id").loc[ids].reset_index()
+    cols = ["point_id", "design", "pattern", "bits", "method", "mask_source", "latency_s", "energy_pj", "model_bytes",
+            "fits_in_sram", "return_mean"]
+    f = df[[c for c in cols if c in df.columns]].set_index("point_id").loc[ids].reset_index()
     lines = ["| design | pattern | bits | method | mask | latency | energy | model size | fits SRAM | return | id |",
              "|---|---|---:|---|---|---:|---:|---:|---|---:|---|"]
     for r in f.itertuples():

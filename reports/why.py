@@ -86,7 +86,9 @@ def limiters(df: pd.DataFrame) -> pd.DataFrame:
         "sram": sram,
         "skips_macs": skips,
     }, index=df.index)
-    out["why"] = [_why_line(r, d, lim) for r, d, lim in zip(df.to_dict("records"), dense.to_dict("records"),
+    used = [c for c in ("pattern", "model_bytes", "sram_bytes", "stall_cycles_dram", "cycles", "speedup_vs_dense")
+            if c in df.columns]
+    out["why"] = [_why_line(r, d, lim) for r, d, lim in zip(df[used].to_dict("records"), dense.to_dict("records"),
                                                                out.to_dict("records"))]
     return out
 
