@@ -172,3 +172,55 @@ def test_default_report_draws_no_png_and_png_flag_draws_them(sweep, tmp_path):
     assert {"front_return_vs_energy.png", "speedup_same_bits.png", "energy_ratio_same_bits.png"} <= names
     for p in info["pngs"]:
         assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ----------------------------------------------------------------------------- layout in a real browser
+from tests.test_report_html import Browser, needs_chromium, problems  # noqa: E402
+
+LAYOUT_JS = """(function () {
+  function box(el) { return {sw: el.scrollWidth, cw: el.clientWidth, ox: getComputedStyle(el).overflowX}; }
+  return {
+    view: window.innerWidth, page: document.documentElement.scrollWidth,
+    cards: Array.from(document.querySelectorAll('table.ans')).map(function (t) {
+      var c = t.closest('.card'); var b = box(c); b.name = t.dataset.design || t.className; return b; }),
+    frames: Array.from(document.querySelectorAll('.frame')).map(box),
+    plots: Array.from(document.querySelectorAll('div.plot')).map(function (d) {
+      return d.getBoundingClientRect().right; })
+  };
+})()"""
+
+
+@needs_chromium
+def test_main_tables_fit_1400_px_without_horizontal_overflow(page, sweep):
+    url = (sweep / "report" / "index.html").resolve().as_uri()
+    b = Browser()
+    try:
+        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Runtime", "Log", "Page"):
+            b.send(f"{domain}.enable", session=session)
+        b.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1000, "deviceScaleFactor": 1,
+                                                      "mobile": False}, session=session)
+        b.send("Page.navigate", {"url": url}, session=session)
+        b.wait_event("Page.loadEventFired", timeout=90)
+        b.drain(1.0)
+        assert problems(b.events, url) == []
+        got = b.send("Runtime.evaluate", {"expression": LAYOUT_JS, "returnByValue": True}, session=session)["result"]["value"]
+        shot = b.send("Page.captureScreenshot", {"format": "png"}, session=session)["data"]
+    finally:
+        b.close()
+    import base64
+    import struct
+
+    png = base64.b64decode(shot)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">I", png[16:20])[0] == 1400  # a 1400 px wide screenshot
+    assert got["view"] == 1400
+    assert got["page"] <= got["view"], "the page scrolls sideways at 1400 px"
+    # Every answer table (same-bits per design, quantization, returns) fits its card: nothing to scroll.
+    assert len(got["cards"]) > 10
+    for card in got["cards"]:
+        assert card["sw"] <= card["cw"], card
+    # Wider tables (front tables, RL quality) scroll inside their own frame, never the page.
+    for frame in got["frames"]:
+        assert frame["ox"] == "auto", frame
+    assert got["plots"] and max(got["plots"]) <= got["view"]
