@@ -86,20 +86,28 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
             f"they are left out of the return fronts "
             f"(return vs energy, return vs latency, model size vs return) and kept in energy vs latency."
         )
+    # Train-step points carry the return of the agent as trained (fronts, page and summary alike).
+    raw = df  # returns as evaluated per bitwidth: the return and quality tables read these
+    raw_missing = df.return_mean.isna().to_numpy()
+    df = returns.as_trained(df)
+    lost = int((df.return_mean.isna().to_numpy() & ~raw_missing).sum())
+    if lost:
+        notes.append(f"{lost} train-step points have no return of their agent as trained (the sweep has no point "
+                     f"at the agent's own precision): they are left out of the return fronts too.")
     if manifest and not manifest.get("complete", True):
         notes.append("The sweep in this directory is not complete: run nmlab sweep again to finish it.")
     say("Pareto fronts")
     fronts = compute_fronts(df)
     doc = fronts_document(fronts, notes=notes)
     say("returns and seed spread")
-    qdoc = quality.quality_document(df, load_published(published), manifest.get("quality_table", "unknown"))
+    qdoc = quality.quality_document(raw, load_published(published), manifest.get("quality_table", "unknown"))
     shown_df, plot_note = plotted_subset(df)
     page_notes = notes + ([plot_note] if plot_note else [])
-    ret = returns.return_table(df, manifest.get("quality_table"))
+    ret = returns.return_table(raw, manifest.get("quality_table"))
     cav = returns.caveats(ret)
     say("same-bits tables")
     same, quant = answer.same_bits(shown_df), answer.quantization_gain(shown_df)
-    answer_html = answer.html_section(shown_df, returns.html_cards(ret, df), cav, same, quant)
+    answer_html = answer.html_section(shown_df, returns.html_cards(ret, raw), cav, same, quant)
     with atomic_write(rdir / "fronts.json", "w") as fh:
         json.dump(doc, fh, indent=1)
     with atomic_write(rdir / quality.FILENAME, "w") as fh:

@@ -22,15 +22,18 @@ MAX_BACKGROUND_POINTS = 3000
 
 
 _HOVER_COLUMNS = ["design", "pattern", "bits", "method", "mask_source", "latency_s", "energy_pj", "model_bytes",
-                  "return_mean", "point_id"]
+                  "return_mean", "point_id", "agent", "return_trained_bits", "return_eval_bits"]
 
 
 def _hover(df: pd.DataFrame) -> list[str]:
     cols = {c: (df[c].tolist() if c in df.columns else [float("nan")] * len(df)) for c in _HOVER_COLUMNS}
     out = []
-    for design, pattern, bits, method, src, lat, en, size, ret, pid in zip(*cols.values()):
+    for design, pattern, bits, method, src, lat, en, size, ret, pid, agent, tb, eb in zip(*cols.values()):
         rtxt = "missing" if ret != ret else f"{ret:.0f}"
-        out.append(f"{design} | {pattern} @ {bits} b | {method} | {src}<br>latency {fmt_time(lat)}, "
+        if ret == ret and tb == tb and eb == eb:
+            rtxt += f" (agent trained at {int(tb)} b, evaluated at {int(eb)} b)"
+        who = agent if agent == agent and agent is not None else pattern
+        out.append(f"{design} | {who} ({method}) @ {bits} b | {src}<br>latency {fmt_time(lat)}, "
                    f"energy {fmt_energy(en)}<br>size {fmt_bytes(size)}, return {rtxt}<br>id {pid}")
     return out
 
@@ -70,7 +73,7 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
                   hover: Optional[list[str]] = None) -> dict[str, Any]:
     """All points of one section with each design's front and the overall front. Colour = design (the
     report's one palette), marker shape = pattern (hollow: pruned one-shot), marker size = bits; the points
-    on the overall front are labelled "pattern @bits". ``hover``: ``_hover(rows)`` when already computed
+    on the overall front are labelled "agent @bits". ``hover``: ``_hover(rows)`` when already computed
     (the four fronts of a section share it)."""
     (xc, _), (yc, _) = spec.objectives
     hover = _hover(rows) if hover is None else hover
@@ -80,6 +83,7 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
     design_of = rows.design.to_numpy(dtype=object)
     pid = rows.point_id.to_numpy(dtype=object)
     pattern = rows.pattern.to_numpy(dtype=object)
+    agent = (rows.agent if "agent" in rows else rows.pattern).to_numpy(dtype=object)
     bits = rows.bits.to_numpy()
     trained = (rows.mask_source == "trained").to_numpy() if "mask_source" in rows else np.ones(len(rows), bool)
     pos = {p: i for i, p in enumerate(pid)}
@@ -115,8 +119,8 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
         data.append({"type": "scatter", "mode": "lines+markers+text", "name": "front (all designs)",
                      "x": _num(x[f]), "y": _num(y[f]), "hovertext": [hover[i] for i in f],
                      "hoverinfo": "text", "customdata": pid[f].tolist(),
-                     "text": [f"{pattern[i]} @{bits[i]}" for i in f], "textposition": "top left",
-                     "textfont": {"size": 10},
+                     "text": [f"{agent[i]} @{bits[i]}" for i in f], "textposition": "top center",
+                     "textfont": {"size": 10}, "cliponaxis": False,
                      "line": {"color": "black", "width": 2, "shape": "hv"},
                      "marker": {"size": 13, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}}})
     excluded = int((~ok).sum())
@@ -164,7 +168,7 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
     colors = design_colors(designs)
     nrow, ncol = len(designs), len(WHY_COLUMNS)
     layout: dict[str, Any] = {"annotations": [], "shapes": []}
-    vgap, hgap = 0.35 / max(nrow, 1), 0.06
+    vgap, hgap = 0.12 / max(nrow, 1), 0.06
     h = (1 - vgap * (nrow - 1)) / nrow
     w = (1 - hgap * (ncol - 1)) / ncol
     data: list[dict[str, Any]] = []
@@ -180,7 +184,7 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
             x0, y1 = j * (w + hgap), 1 - i * (h + vgap)
             layout[f"xaxis{sfx}"] = {"domain": [x0, x0 + w], "anchor": f"y{sfx}", "type": "category",
                                      "categoryorder": "array", "categoryarray": cats, "tickfont": {"size": 9},
-                                     "showticklabels": True, "tickangle": -60}
+                                     "showticklabels": i == nrow - 1, "tickangle": -60}
             layout[f"yaxis{sfx}"] = {"domain": [y1 - h, y1], "anchor": f"x{sfx}", "tickfont": {"size": 9}}
             if i == 0:
                 layout["annotations"].append({"text": f"<b>{WHY_COLUMNS[j]}</b>", "x": x0 + w / 2, "y": 1.0, "xref": "paper",
@@ -197,6 +201,7 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
             for name, vals in (("compute", cyc - stall_d - stall_m), ("DRAM stall", stall_d), ("metadata stall", stall_m)):
                 data.append({"type": "bar", "x": x, "y": _num(100 * vals / cyc), "name": name, "legendgroup": name,
                              "showlegend": i == 0, "marker": {"color": CYCLE_COLORS[name]}, "customdata": ids,
+                             "textposition": "none",
                              "text": [f"{v:.0f} of {c:.0f} cycles" for v, c in zip(vals, cyc)],
                              "hovertemplate": f"{design} %{{x}}<br>{name}: %{{y:.1f}}%% (%{{text}})<br>point %{{customdata}}"
                                               "<extra></extra>".replace("%%", "%"), **ax[0]})
@@ -205,13 +210,14 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
             vals = d[f"energy_{c}_pj"].fillna(0).to_numpy(dtype=float)
             data.append({"type": "bar", "x": x, "y": _num(100 * vals / total), "name": c, "legendgroup": c,
                          "showlegend": i == 0, "marker": {"color": COMPONENT_COLORS.get(c, "#777")}, "customdata": ids,
+                         "textposition": "none",
                          "text": [fmt_energy(v) for v in vals],
                          "hovertemplate": f"{design} %{{x}}<br>{c}: %{{y:.1f}}%% (%{{text}})<br>point %{{customdata}}"
                                           "<extra></extra>".replace("%%", "%"), **ax[1]})
         if "model_bytes" in d and d.model_bytes.notna().any():
             fits = d.fits_in_sram.to_numpy() if "fits_in_sram" in d else np.ones(len(d), bool)
             data.append({"type": "bar", "x": x, "y": _num(d.model_bytes * 1e-3), "name": f"{design} weights",
-                         "showlegend": False, "customdata": ids,
+                         "showlegend": False, "customdata": ids, "textposition": "none",
                          "marker": {"color": [colors[design] if f else "rgba(0,0,0,0)" for f in fits],
                                     "line": {"color": colors[design], "width": 1.5}},
                          "text": ["fits" if f else "misses SRAM" for f in fits],
@@ -225,12 +231,13 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
                 layout["annotations"].append({"text": f"SRAM {fmt_bytes(sram_kb * 1e3)}", "xref": f"x{k} domain",
                                               "yref": f"y{k}", "x": 1, "y": math.log10(sram_kb), "xanchor": "right",
                                               "yanchor": "bottom", "showarrow": False, "font": {"size": 10}})
-            layout[f"yaxis{'' if i * ncol + 3 == 1 else i * ncol + 3}"].update({"type": "log", "title": {"text": "KB"}})
+            layout[f"yaxis{'' if i * ncol + 3 == 1 else i * ncol + 3}"].update({"type": "log", "dtick": 1, "title": {"text": "KB"}})
         for j in (0, 1):
             k = i * ncol + j + 1
             layout[f"yaxis{'' if k == 1 else k}"].update({"range": [0, 100], "ticksuffix": "%"})
-    layout.update({"barmode": "stack", "height": 130 + 210 * nrow, "margin": {"l": 70, "r": 20, "t": 60, "b": 110},
-                   "legend": {"orientation": "h", "y": 1.0 + 40 / (130 + 210 * nrow), "yanchor": "bottom", "x": 0},
+    height = 190 + 170 * nrow
+    layout.update({"barmode": "stack", "height": height, "margin": {"l": 70, "r": 20, "t": 80, "b": 120},
+                   "legend": {"orientation": "h", "y": 1.0 + 28 / height, "yanchor": "bottom", "x": 0},
                    "title": {"text": "What limits each point (one bar per agent and bits; hover for absolute figures; "
                                      "hollow weight bars miss the SRAM)", "font": {"size": 14}, "y": 0.995}})
     return {"data": data, "layout": layout}
@@ -283,8 +290,10 @@ class Section:
 
 MARKER_LEGEND = ("Colour = design; marker shape = pattern (circle dense, square 2:4, diamond 1:4, triangle 1:8, "
                  "star unstructured as trained, x unstructured:0.9; hollow = pruned one-shot); marker size = bits "
-                 "(largest 32, smallest 4); the black front's points are labelled pattern @bits. Hover any point "
-                 "for its agent, method and figures.")
+                 "(largest 32, smallest 4); the black front's points are labelled agent @bits. Hover any point "
+                 "for its agent, method and figures. Train-step points carry the return of the agent as trained "
+                 "(at its own precision: no agent was trained at the other bitwidths); inference points carry the "
+                 "return evaluated with the actor at the point's bits.")
 
 
 def render(df: pd.DataFrame, fronts: list[dict[str, Any]], manifest: dict[str, Any], notes: list[str],
@@ -341,6 +350,12 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], manifest: dict[str, A
         parts = [f'<h3 id="{anchor}">{html.escape(title)}</h3><div class="grid">']
         hover = _hover(rows)
         for spec in FRONT_SPECS:
+            cols = [c for c, _ in spec.objectives]
+            if not rows[cols].notna().all(axis=1).any():  # nothing to draw: say why instead of an empty plot
+                reason = (" (train-step points carry the return of the agent as trained, and no agent here has a "
+                          "return at its own precision)" if scenario == "train_step" and "return_mean" in cols else "")
+                parts.append(f"<p class=small><b>{html.escape(spec.title)}</b>: no point has every objective{reason}.</p>")
+                continue
             parts.append(fig_html(pareto_figure(rows, spec, fr.get(spec.name, {}), designs, hover)))
         parts.append("</div>")
         main_front = "return_vs_energy" if rows.return_mean.notna().any() else "energy_vs_latency"

@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import pandas as pd
 
 from reports.data import agent_label, agent_order, with_agent
@@ -127,8 +128,8 @@ def caveats(table: pd.DataFrame) -> dict[str, list[str]]:
             notes.append(f"no published dense TD3 return is known for {env}: whether dense learned is not checked.")
         elif base < LEARNED_FRACTION * pub:
             notes.append(f"dense TD3 has not learned {env}: its return ({base:.0f}) is below {LEARNED_FRACTION:.0%} of "
-                         f"the published {pub:.0f} ({PUBLISHED_SOURCE}). Fractions of dense here compare agents that "
-                         f"all failed; read them as noise, not as a cost of sparsity.")
+                         f"the published {pub:.0f} ({PUBLISHED_SOURCE}). Fractions of dense here divide by a baseline "
+                         f"that failed; read them as noise, not as a cost or gain of sparsity.")
         own = t[t.bits == t.trained_bits]
         spread = (own.return_max - own.return_min) if (own.spread_kind == "min-max").any() else 2 * own.return_std
         if len(own) > 1 and spread.notna().any():
@@ -199,4 +200,24 @@ def html_cards(table: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
             f"<th rowspan=2>trained at (bits)</th><th rowspan=2>as trained</th><th colspan={len(bits)}>evaluated with "
             f"the actor at B bits</th></tr><tr>" + "".join(f"<th>{b} b</th>" for b in bits) + "</tr></thead><tbody>"
             + "".join(rows) + f"</tbody></table>{foot}</div>")
+    return out
+
+
+def as_trained(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the return a train-step point stands for: the agent **as trained** (its return at its own
+    training precision, ``workload_bits``, 32 when absent), not the return of its actor fake-quantized to the
+    point's bits: no agent was trained at those bits. Inference rows keep their own return (evaluated at
+    the point's bits). Adds ``return_eval_bits`` (the bits the shown return was evaluated at) and
+    ``return_trained_bits``. A train-step row whose agent has no return at its own bits gets NaN."""
+    df = with_agent(df)
+    own = (df["workload_bits"].fillna(32).astype(int) if "workload_bits" in df.columns
+           else pd.Series(32, index=df.index))
+    key = ["env", "method", "agent"]
+    at_own = df[df.bits.astype(int) == own][[*key, "return_mean"]].dropna().drop_duplicates(key)
+    merged = df[key].merge(at_own.rename(columns={"return_mean": "_own_return"}), on=key, how="left")
+    train = (df.scenario == "train_step").to_numpy()
+    out = df.copy()
+    out["return_mean"] = np.where(train, merged["_own_return"].to_numpy(), df.return_mean.to_numpy())
+    out["return_eval_bits"] = np.where(train, own.to_numpy(), df.bits.astype(int).to_numpy())
+    out["return_trained_bits"] = own.to_numpy()
     return out

@@ -224,3 +224,27 @@ def test_main_tables_fit_1400_px_without_horizontal_overflow(page, sweep):
     for frame in got["frames"]:
         assert frame["ox"] == "auto", frame
     assert got["plots"] and max(got["plots"]) <= got["view"]
+
+
+def test_train_step_points_carry_the_return_of_the_agent_as_trained(sweep):
+    df = pd.read_parquet(sweep / "points.parquet")
+    got = returns.as_trained(df)
+    train = got[got.scenario == "train_step"]
+    inf = df[(df.scenario == "inference") & df.return_mean.notna()]
+    checked = 0
+    for r in train.itertuples():
+        own = inf[(inf.env == r.env) & (inf.method == r.method) & (inf.agent == r.agent) & (inf.bits == r.workload_bits)]
+        if r.mask_source != "trained":
+            assert math.isnan(r.return_mean)
+            continue
+        assert r.return_mean == own.return_mean.iloc[0] and r.return_eval_bits == r.return_trained_bits == r.workload_bits
+        checked += 1
+    assert checked and set(train[train.method == "gmp"].return_trained_bits) == {8}  # the QAT agent: 8 bits
+    # Inference points keep the return evaluated at their own bits.
+    i = got.scenario == "inference"
+    assert got.return_mean[i].equals(df.return_mean[i]) and (got.return_eval_bits[i] == got.bits[i]).all()
+    # And the fronts of the report are computed on exactly these returns.
+    from tests.test_report_fronts import check_fronts_against_table
+
+    doc = json.loads((sweep / "report" / "fronts.json").read_text())
+    assert check_fronts_against_table(got, doc["fronts"]) == len(doc["fronts"])
