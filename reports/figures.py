@@ -68,7 +68,8 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
                 ax.step(shown(xc, f[xc]), shown(yc, f[yc]), where="post", color="black", lw=1.4,
                         label="front (all designs)")
                 ax.scatter(shown(xc, f[xc]), shown(yc, f[yc]), s=40, facecolors="none", edgecolors="black", lw=1.2)
-                for xv, yv, p, b in zip(shown(xc, f[xc]), shown(yc, f[yc]), f.pattern, f.bits):
+                names = f.agent if "agent" in f else f.pattern
+                for xv, yv, p, b in zip(shown(xc, f[xc]), shown(yc, f[yc]), names, f.bits):
                     ax.annotate(f"{p} @{b}", (xv, yv), textcoords="offset points", xytext=(-3, 4), ha="right", fontsize=7)
             if xc != "return_mean" and len(data):
                 ax.set_xscale("log")
@@ -134,8 +135,9 @@ def same_bits_heatmap_png(df: pd.DataFrame, col: str, title: str, out: Path, goo
                 m[i, j] = g.get((me, a, b, d, sc, bt), np.nan)
         mats.append((env, ylabels, xlabels, m))
     n_rows = max(len(y) for _, y, _, _ in mats)
-    fig, axes = plt.subplots(1, len(envs), figsize=(2.5 + 0.55 * len(designs) * len(secs) * len(envs),
-                                                    1.8 + 0.2 * n_rows), squeeze=False)
+    # Constrained layout keeps each panel's agent labels, the rotated design labels and the colour bar apart.
+    fig, axes = plt.subplots(1, len(envs), figsize=(1.0 + (2.2 + 0.45 * len(designs) * len(secs)) * len(envs),
+                                                    2.6 + 0.2 * n_rows), squeeze=False, layout="constrained")
     colors = design_colors(designs)
     im = None
     for ax, (env, ylabels, xlabels, m) in zip(axes[0], mats):
