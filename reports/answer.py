@@ -208,21 +208,13 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
     """The page's first section: per env, the return card and caveats, then per scenario the design
     cards (same bits), the quantization card and the explanations of extreme cells. ``table`` and
     ``quant``: ``same_bits(df)`` and ``quantization_gain(df)`` when already computed."""
-    table = same_bits(df) if table is None else table
-    quant = quantization_gain(df) if quant is None else quant
-    sections, qsec = _sections(table, quant)
+    sections, qsec = _sections(same_bits(df) if table is None else table,
+                               quantization_gain(df) if quant is None else quant)
     colors = design_colors(df.design.unique())
     bits = sorted((int(b) for b in df.bits.unique()), reverse=True)
     parts = ['<h2 id="answer">What each pattern buys at equal bits, and what it costs</h2>',
-             "<p class=lead><b>Hardware</b>: speedup = dense latency / this latency, energy ratio = this energy / "
-             "dense energy, both against <b>dense at the same design, scenario, batch and bits</b> "
-             "(points.parquet's <code>speedup_vs_dense</code>, <code>energy_ratio_vs_dense</code>), so sparsity is "
-             "not mixed with quantization; quantization's own gain is the separate table below each scenario. "
-             "Green: better than dense, red: worse (log colour scale, full at 10x). "
-             "<sup>\u25c6</sup>: the weights fit the design's SRAM while dense's do not (SRAM cliff); "
-             "<sup>\u25c7</sup>: they miss it while dense's fit. Hover a cell for what limits it (compute, DRAM "
-             "bandwidth, metadata, SRAM fit, leakage); extreme cells are explained under each scenario. "
-             "<b>Return</b>: evaluation return as a fraction of dense TD3 as trained, with the spread over seeds.</p>"]
+             f"<p class=lead>{html.escape(INTRO)} Hover a cell for what limits it (compute, DRAM bandwidth, "
+             "metadata, SRAM fit, leakage); extreme cells are explained under each scenario.</p>"]
     agents_all = agent_order(df)
     for env in sorted(df.env.unique()):
         anchor = env_anchor(env)
@@ -256,6 +248,13 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
     return "\n".join(parts)
 
 
+INTRO = ("Hardware: speedup = dense latency / this latency, energy ratio = this energy / dense energy, both "
+         "against dense at the same design, scenario, batch and bits (points.parquet's speedup_vs_dense, "
+         "energy_ratio_vs_dense), so sparsity is not mixed with quantization; quantization's own gain is the "
+         "separate table 'Quantization alone' under each scenario. Colour: green better than dense, red worse "
+         "(log scale, full at 10x). \u25c6: the weights fit the design's SRAM while dense's do not (SRAM cliff); "
+         "\u25c7: they miss it while dense's fit. Return: evaluation return as a fraction of dense TD3 as trained, "
+         "with the lowest and highest seed.")
 RETURN_HELP = ("<p>How to read the return table: each cell is the agent's mean evaluation return over its seeds "
                "divided by dense TD3's return as trained; below it the lowest and highest seed on the same scale. "
                "'as trained' is the agent at its own training precision (what a train-step point pairs with); "
@@ -285,15 +284,10 @@ h4{margin:18px 0 4px}.cells{color:#555}
 def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
              table: pd.DataFrame | None = None, quant: pd.DataFrame | None = None) -> str:
     """The answer section of summary.md: the same tables as the page, as Markdown."""
-    table = same_bits(df) if table is None else table
-    quant = quantization_gain(df) if quant is None else quant
-    sections, qsec = _sections(table, quant)
+    sections, qsec = _sections(same_bits(df) if table is None else table,
+                               quantization_gain(df) if quant is None else quant)
     bits = sorted((int(b) for b in df.bits.unique()), reverse=True)
-    out = ["\n## What each pattern buys at equal bits, and what it costs\n",
-           "Speedup (dense latency / latency) and energy ratio (energy / dense energy) against **dense at the same "
-           "design, scenario, batch and bits** (`speedup_vs_dense`, `energy_ratio_vs_dense`); quantization's own "
-           "gain is a separate table. \u25c6: weights fit the SRAM while dense's do not; \u25c7: the reverse. Return: "
-           "fraction of dense TD3 as trained, [min-max over seeds].\n"]
+    out = ["\n## What each pattern buys at equal bits, and what it costs\n", INTRO + "\n"]
     agents = agent_order(df)
     for env in sorted(df.env.unique()):
         out.append(f"\n### {env}\n")
