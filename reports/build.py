@@ -1,19 +1,29 @@
-"""``nmlab report DIR``: fronts.json, index.html, PNGs and summary.md under ``DIR/report``."""
+"""``nmlab report DIR``: index.html, summary.md, fronts.json and quality_vs_hardware.json under
+``DIR/report``; the matplotlib PNGs only on request (``--png``: pictures for papers and pull requests)."""
 
 from __future__ import annotations
 
 import json
 import os
+import sys
+import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
-from concurrent.futures import ProcessPoolExecutor
+import pandas as pd
 
+from hwmodel.agents import bundled_published, load_published
 from hwmodel.io import atomic_write
-from reports import figures, html, quality, summary
+from reports import answer, html, quality, returns, summary
 from reports.data import load_sweep, plotted_subset
 from reports.fronts import compute_fronts, fronts_document
-from hwmodel.agents import bundled_published, load_published
+
+#: Optional page sections: each is called with (rows shown, whole table, manifest, sweep dir) and returns
+#: an ``html.Section`` or None (nothing to show, e.g. no measurements in this sweep). A section module
+#: appends its function here (or a caller passes ``extra_sections=``); the page lists each in its
+#: navigation after the Pareto fronts.
+SectionFn = Callable[[pd.DataFrame, pd.DataFrame, dict, Path], Optional[html.Section]]
+OPTIONAL_SECTIONS: list[SectionFn] = []
 
 
 def _cpus() -> int:
@@ -23,19 +33,45 @@ def _cpus() -> int:
         return os.cpu_count() or 1
 
 
-def build_report(out: str | Path, pngs: bool = True, published: Optional[str | Path] = "bundled") -> dict[str, Any]:
+class Progress:
+    """One line on stderr, rewritten in place as the report is built (silent when ``enabled`` is False)."""
+
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.t0 = time.perf_counter()
+        self.tty = sys.stderr.isatty()
+
+    def __call__(self, text: str) -> None:
+        if not self.enabled:
+            return
+        line = f"nmlab report: {text} ({time.perf_counter() - self.t0:.1f} s)"
+        sys.stderr.write(("\r\x1b[2K" + line) if self.tty else line + "\n")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        if self.enabled and self.tty:
+            sys.stderr.write("\r\x1b[2K")
+            sys.stderr.flush()
+
+
+def build_report(out: str | Path, pngs: bool = False, published: Optional[str | Path] = "bundled",
+                 progress: bool = False, extra_sections: Optional[list[SectionFn]] = None) -> dict[str, Any]:
     """Write the report of the sweep in ``out``; returns paths and counts.
 
     Args:
         out: the sweep directory (holds points.parquet); the report goes to ``out/report``.
-        pngs: draw the matplotlib PNGs.
+        pngs: also draw the matplotlib PNGs (slow: several seconds; the page needs none).
         published: CSV of published fractions of dense (``hwmodel.agents.load_published``):
             "bundled" = hwmodel/data/workloads/published_returns.csv, None = none.
+        progress: print a progress line on stderr while building.
+        extra_sections: optional sections besides ``OPTIONAL_SECTIONS``.
     """
+    say = Progress(progress)
     if published == "bundled":
         published = bundled_published()
     out = Path(out)
-    df, manifest = load_sweep(out)
+    df, manifest = load_sweep(out)  # bad input fails here, before any progress line
+    say(f"{len(df)} points read")
     rdir = out / "report"
     rdir.mkdir(parents=True, exist_ok=True)
     notes = []
@@ -50,33 +86,62 @@ def build_report(out: str | Path, pngs: bool = True, published: Optional[str | P
             f"they are left out of the return fronts "
             f"(return vs energy, return vs latency, model size vs return) and kept in energy vs latency."
         )
+    # Train-step points carry the return of the agent as trained (fronts, page and summary alike).
+    raw = df  # returns as evaluated per bitwidth: the return and quality tables read these
+    raw_missing = df.return_mean.isna().to_numpy()
+    df = returns.as_trained(df)
+    lost = int((df.return_mean.isna().to_numpy() & ~raw_missing).sum())
+    if lost:
+        notes.append(f"{lost} train-step points have no return of their agent as trained (the sweep has no point "
+                     f"at the agent's own precision): they are left out of the return fronts too.")
     if manifest and not manifest.get("complete", True):
         notes.append("The sweep in this directory is not complete: run nmlab sweep again to finish it.")
+    say("Pareto fronts")
     fronts = compute_fronts(df)
     doc = fronts_document(fronts, notes=notes)
-    # RL quality beside hardware gains: from every row (all batches), returns as the sweep joined them.
-    qdoc = quality.quality_document(df, load_published(published), manifest.get("quality_table", "unknown"))
+    say("returns and seed spread")
+    qdoc = quality.quality_document(raw, load_published(published), manifest.get("quality_table", "unknown"))
     shown_df, plot_note = plotted_subset(df)
     page_notes = notes + ([plot_note] if plot_note else [])
+    ret = returns.return_table(raw, manifest.get("quality_table"))
+    cav = returns.caveats(ret)
+    say("same-bits tables")
+    same, quant = answer.same_bits(shown_df), answer.quantization_gain(shown_df)
+    answer_html = answer.html_section(shown_df, returns.html_cards(ret, raw), cav, same, quant)
     with atomic_write(rdir / "fronts.json", "w") as fh:
         json.dump(doc, fh, indent=1)
     with atomic_write(rdir / quality.FILENAME, "w") as fh:
         json.dump(qdoc, fh, indent=1)
+    extra = [s for fn in [*OPTIONAL_SECTIONS, *(extra_sections or [])] if (s := fn(shown_df, df, manifest, out))]
     # matplotlib is the slow part: draw the PNGs in worker processes while this one writes the page.
-    jobs = figures.png_jobs(shown_df, fronts, rdir) if pngs else []
-    workers = min(len(jobs), _cpus())
-    pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
-    futures = [pool.submit(figures._run_job, j) for j in jobs] if pool else []
+    jobs, pool, futures = [], None, []
+    if pngs:
+        from concurrent.futures import ProcessPoolExecutor
+
+        from reports import figures
+
+        jobs = figures.png_jobs(shown_df, fronts, rdir)
+        workers = min(len(jobs), _cpus())
+        pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+        futures = [pool.submit(figures._run_job, j) for j in jobs] if pool else []
     try:
+        page = html.render(shown_df, fronts, manifest, page_notes, quality_html=quality.html_section(qdoc),
+                           answer_html=answer_html, extra=extra, progress=say)
+        say("writing index.html")
         with atomic_write(rdir / "index.html", "w") as fh:
-            fh.write(html.render(shown_df, fronts, manifest, page_notes, quality_html=quality.html_section(qdoc)))
+            fh.write(page)
+        if jobs:
+            say(f"{len(jobs)} PNGs")
         png_paths = [f.result() for f in futures] if pool else [figures._run_job(j) for j in jobs]
     finally:
         if pool:
             pool.shutdown(cancel_futures=True)
+    say("summary.md")
     with atomic_write(rdir / "summary.md", "w") as fh:
         fh.write(summary.render(shown_df, fronts, png_paths, page_notes, total_points=len(df),
-                                quality_md=quality.markdown(qdoc)))
+                                quality_md=quality.markdown(qdoc), answer_md=answer.markdown(shown_df, ret, cav, same, quant)))
     for name in ("fronts.json", quality.FILENAME, "index.html", "summary.md"):
         (rdir / name).chmod(0o644)  # atomic_write's temporary files are private
-    return {"dir": rdir, "fronts": len(fronts), "pngs": png_paths, "points": len(df), "missing_return": n_missing}
+    say.done()
+    return {"dir": rdir, "fronts": len(fronts), "pngs": png_paths, "points": len(df), "missing_return": n_missing,
+            "seconds": time.perf_counter() - say.t0}

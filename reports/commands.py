@@ -9,11 +9,14 @@ from hwmodel.limits import cli_int
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this package's subcommands to the nmlab parser."""
-    p = sub.add_parser("report", help="Pareto report of a sweep: DIR/report/{index.html,summary.md,fronts.json,*.png}",
-                       description="Self-contained HTML (works offline), PNG figures, a Markdown summary and the "
-                       "fronts as data (docs/reports.md).")
+    p = sub.add_parser("report", help="report of a sweep: DIR/report/{index.html,summary.md,fronts.json} (+ PNGs with --png)",
+                       description="Self-contained HTML (works offline): what each pattern buys at equal bits and "
+                       "what it costs in return, why, and the Pareto fronts; a Markdown summary and the fronts as "
+                       "data (docs/reports.md). PNG figures only with --png.")
     p.add_argument("dir", help="sweep output directory (holds points.parquet)")
-    p.add_argument("--no-png", action="store_true", help="skip the matplotlib PNG figures")
+    p.add_argument("--png", action="store_true", help="also draw the matplotlib PNG figures (slower: several seconds)")
+    p.add_argument("--no-png", action="store_true", help=argparse.SUPPRESS)  # the default since PNGs became opt-in
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress line")
     p.set_defaults(func=_report)
 
     c = sub.add_parser("check", help="check a design point against latency, energy and SRAM budgets (exit 0 pass, 1 fail)",
@@ -39,9 +42,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _report(args: argparse.Namespace) -> int:
     from reports.build import build_report
 
-    info = build_report(args.dir, pngs=not args.no_png)
-    print(f"report of {info['points']} points, {info['fronts']} fronts: {info['dir']}/index.html "
-          f"(+ summary.md, fronts.json, quality_vs_hardware.json, {len(info['pngs'])} PNGs)")
+    info = build_report(args.dir, pngs=args.png and not args.no_png, progress=not args.quiet)
+    pngs = f", {len(info['pngs'])} PNGs" if info["pngs"] else ""
+    print(f"report of {info['points']} points, {info['fronts']} fronts in {info['seconds']:.1f} s: {info['dir']}/index.html "
+          f"(+ summary.md, fronts.json, quality_vs_hardware.json{pngs})")
     if info["missing_return"]:
         print(f"note: {info['missing_return']} points have no evaluation return; they are left out of the return fronts")
     return 0

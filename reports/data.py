@@ -133,3 +133,49 @@ def fmt_time(s: float) -> str:
 
 def fmt_energy(pj: float) -> str:
     return _scaled(pj, (("J", 1e12), ("mJ", 1e9), ("uJ", 1e6), ("nJ", 1e3)), "pJ")
+
+
+# ----------------------------------------------------------------------------- agents
+#: Columns naming one agent: a (method, agent label) pair of the sweep (``hwmodel.agents``).
+AGENT_KEY = ("method", "agent")
+
+
+def with_agent(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with an ``agent`` column (tables written before it existed: the pattern, one-shot marked)."""
+    if "agent" in df.columns:
+        return df
+    agent = [p if s == "trained" else f"{p} one-shot" for p, s in zip(df.pattern, df.get("mask_source", ["trained"] * len(df)))]
+    out = df.assign(agent=agent)
+    if "method" not in out.columns:
+        out["method"] = ""
+    return out
+
+
+def agent_label(method: str, agent: str) -> str:
+    """How an agent is named on the page: its label, with the method when the label lacks it."""
+    method, agent = str(method or ""), str(agent)
+    if not method or method.split("(")[0] in agent or "one-shot" in agent:
+        return agent
+    return f"{agent} ({method})"
+
+
+def agent_order(df: pd.DataFrame) -> list[tuple[str, str]]:
+    """(method, agent) pairs of ``df``: dense TD3 first, then trained agents by pattern (pattern_order),
+    then one-shot points; each agent separately, never merged by pattern."""
+    df = with_agent(df)
+    order = {p: i for i, p in enumerate(pattern_order(df.pattern))}
+    keys = df[["method", "agent", "pattern", "mask_source"]].drop_duplicates(["method", "agent"])
+    ranked = sorted(keys.itertuples(index=False), key=lambda k: (
+        k.mask_source != "trained", order[k.pattern], k.method != "td3", str(k.method), str(k.agent)))
+    return [(str(k.method), str(k.agent)) for k in ranked]
+
+
+def one_row_per(df: pd.DataFrame, keys: list[str], what: str) -> pd.DataFrame:
+    """``df`` indexed by ``keys``; raises ValueError when two rows share a key: a figure or table built
+    on it then shows each row as it is, never an average of two agents or two points."""
+    dup = df.duplicated(list(keys), keep=False)
+    if dup.any():
+        first = df[dup].iloc[0]
+        raise ValueError(f"{what}: {int(dup.sum())} rows share ({', '.join(f'{k}={first[k]}' for k in keys)}); "
+                         f"refusing to average them")
+    return df.set_index(list(keys))

@@ -15,11 +15,11 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hwmodel.io import atomic_write  # noqa: E402
-from reports.data import ENERGY_COMPONENTS, fmt_energy, label, pattern_order, shown  # noqa: E402
+from reports.data import (ENERGY_COMPONENTS, agent_label, agent_order, fmt_energy, label, one_row_per,  # noqa: E402
+                          shown, with_agent)
 from reports.fronts import FRONT_SPECS  # noqa: E402
+from reports.style import COMPONENT_COLORS, MPL_MARKERS, bit_size, design_colors, pattern_symbol  # noqa: E402
 
-COLORS = plt.get_cmap("tab10").colors
-BIT_COLORS = {32: "#4c72b0", 16: "#55a868", 8: "#dd8452", 4: "#c44e52"}
 MAX_POINTS = 4000
 
 
@@ -52,17 +52,25 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
             rows = df[(df.env == env) & (df.scenario == sc) & (df.batch == batch)]
             ok = rows[[xc, yc]].notna().all(axis=1)
             data = rows[ok]
-            for k, design in enumerate(designs):
+            colors = design_colors(designs)
+            for design in designs:
                 d = data[data.design == design]
                 if len(d) > MAX_POINTS:
                     d = d.sample(MAX_POINTS, random_state=0)
-                ax.scatter(shown(xc, d[xc]), shown(yc, d[yc]), s=14, alpha=0.6, color=COLORS[k % 10], label=design)
+                # Colour = design (as on the page), shape = pattern, size = bits.
+                for pat, dp in d.groupby("pattern", sort=True):
+                    ax.scatter(shown(xc, dp[xc]), shown(yc, dp[yc]), s=[bit_size(b) ** 2 * 0.6 for b in dp.bits],
+                               alpha=0.7, color=colors[design], marker=MPL_MARKERS.get(pattern_symbol(pat), "o"),
+                               edgecolors="#333", linewidths=0.3)
             ids = fronts_by_key.get((env, sc, batch), [])
             if ids:
                 f = rows.set_index("point_id").loc[ids].sort_values(xc)
                 ax.step(shown(xc, f[xc]), shown(yc, f[yc]), where="post", color="black", lw=1.4,
                         label="front (all designs)")
                 ax.scatter(shown(xc, f[xc]), shown(yc, f[yc]), s=40, facecolors="none", edgecolors="black", lw=1.2)
+                names = f.agent if "agent" in f else f.pattern
+                for xv, yv, p, b in zip(shown(xc, f[xc]), shown(yc, f[yc]), names, f.bits):
+                    ax.annotate(f"{p} @{b}", (xv, yv), textcoords="offset points", xytext=(-3, 4), ha="right", fontsize=7)
             if xc != "return_mean" and len(data):
                 ax.set_xscale("log")
                 ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short decades
@@ -78,18 +86,21 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
             ax.grid(True, alpha=0.3, which="both")
             if not len(data):
                 ax.text(0.5, 0.5, "no points with all objectives", ha="center", va="center", transform=ax.transAxes)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    for row in axes:
-        for ax in row:
-            h, lab = ax.get_legend_handles_labels()
-            if len(h) > len(handles):
-                handles, labels = h, lab
+    from matplotlib.lines import Line2D
+
+    colors = design_colors(designs)
+    handles = [Line2D([], [], ls="", marker="o", color=colors[d], label=d) for d in designs]
+    handles += [Line2D([], [], ls="", marker=MPL_MARKERS.get(pattern_symbol(p), "o"), color="#555", label=p)
+                for p in sorted(df.pattern.unique())]
+    handles.append(Line2D([], [], color="black", lw=1.4, label="front (all designs)"))
+    labels = [h.get_label() for h in handles]
     h_in = 3.9 * len(envs) + 0.8
     fig.set_figheight(h_in)
     fig.suptitle(spec.title, y=1 - 0.08 / h_in, va="top", fontsize=13)
-    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 6), fontsize=9,
-               bbox_to_anchor=(0.5, 1 - 0.4 / h_in))
-    fig.subplots_adjust(left=0.08, right=0.98, top=1 - 1.25 / h_in, bottom=0.5 / h_in, hspace=0.6, wspace=0.28)
+    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 8), fontsize=8,
+               bbox_to_anchor=(0.5, 1 - 0.3 / h_in), title="colour = design, shape = pattern, size = bits",
+               title_fontsize=8)
+    fig.subplots_adjust(left=0.08, right=0.98, top=1 - 1.6 / h_in, bottom=0.5 / h_in, hspace=0.6, wspace=0.28)
     return _save(fig, out)
 
 
@@ -97,35 +108,57 @@ def _cell_label(sc: str, batch: int) -> str:
     return f"{'inf' if sc == 'inference' else 'train'} b{batch}"
 
 
-def ratio_heatmap_png(df: pd.DataFrame, col: str, title: str, out: Path, good_high: bool) -> Path:
-    """One heatmap per env: rows = pattern@bits, columns = design x scenario, value annotated in each cell."""
+#: Cells above which a heatmap carries no numbers (colour and colour bar only): no walls of text.
+MAX_ANNOTATED_CELLS = 160
+
+
+def same_bits_heatmap_png(df: pd.DataFrame, col: str, title: str, out: Path, good_high: bool) -> Path:
+    """One heatmap per env: rows = agent @ bits (every agent apart), columns = design x scenario; colour =
+    log10 of the ratio against dense at the same bits (green better); numbers only on small grids."""
+    from matplotlib.colors import TwoSlopeNorm
+
+    df = with_agent(df)
     envs = sorted(df.env.unique())
     designs = sorted(df.design.unique())
     secs = _sections(df)
-    fig, axes = plt.subplots(1, len(envs), figsize=(1.0 + 1.15 * len(designs) * len(secs) * len(envs), 7.0), squeeze=False)
-    for ax, env in zip(axes[0], envs):
-        rows = df[df.env == env]
-        patterns = pattern_order(rows.pattern)
+    mats = []
+    for env in envs:
+        rows = df[(df.env == env) & (df.pattern != "dense")]
+        g = one_row_per(rows, ["method", "agent", "bits", "design", "scenario", "batch"], f"heatmap {env}")[col]
         bits_all = sorted(rows.bits.unique(), reverse=True)
-        ylabels = [(p, b) for p in patterns for b in bits_all if ((rows.pattern == p) & (rows.bits == b)).any()]
+        ylabels = [(m, a, b) for m, a in agent_order(rows) for b in bits_all
+                   if ((rows.method == m) & (rows.agent == a) & (rows.bits == b)).any()]
         xlabels = [(d, s) for d in designs for s in secs]
-        g = rows.groupby(["pattern", "bits", "design", "scenario", "batch"])[col].mean()
         m = np.full((len(ylabels), len(xlabels)), np.nan)
-        for i, (p, b) in enumerate(ylabels):
+        for i, (me, a, b) in enumerate(ylabels):
             for j, (d, (sc, bt)) in enumerate(xlabels):
-                m[i, j] = g.get((p, b, d, sc, bt), np.nan)
-        # Colour by log ratio, centred on 1 (= as good as dense): green better, red worse.
-        logm = np.log2(np.where(m > 0, m, np.nan))
-        lim = max(0.5, float(np.nanmax(np.abs(logm)))) if np.isfinite(logm).any() else 1.0
-        ax.imshow(logm if good_high else -logm, cmap="RdYlGn", vmin=-lim, vmax=lim, aspect="auto")
-        for i in range(m.shape[0]):
-            for j in range(m.shape[1]):
-                ax.text(j, i, "-" if np.isnan(m[i, j]) else f"{m[i, j]:.2f}", ha="center", va="center", fontsize=7)
+                m[i, j] = g.get((me, a, b, d, sc, bt), np.nan)
+        mats.append((env, ylabels, xlabels, m))
+    n_rows = max(len(y) for _, y, _, _ in mats)
+    # Constrained layout keeps each panel's agent labels, the rotated design labels and the colour bar apart.
+    fig, axes = plt.subplots(1, len(envs), figsize=(1.0 + (2.2 + 0.45 * len(designs) * len(secs)) * len(envs),
+                                                    2.6 + 0.2 * n_rows), squeeze=False, layout="constrained")
+    colors = design_colors(designs)
+    im = None
+    for ax, (env, ylabels, xlabels, m) in zip(axes[0], mats):
+        logm = np.log10(np.where(m > 0, m, np.nan)) * (1 if good_high else -1)
+        im = ax.imshow(logm, cmap="RdYlGn", norm=TwoSlopeNorm(0.0, -1.0, 1.0), aspect="auto")
+        if m.size <= MAX_ANNOTATED_CELLS:
+            for i in range(m.shape[0]):
+                for j in range(m.shape[1]):
+                    if m[i, j] == m[i, j]:
+                        ax.text(j, i, f"{m[i, j]:.2g}", ha="center", va="center", fontsize=6)
         ax.set_xticks(range(len(xlabels)), [f"{d}\n{_cell_label(*s)}" for d, s in xlabels], fontsize=7, rotation=90)
-        ax.set_yticks(range(len(ylabels)), [f"{p} @ {b} b" for p, b in ylabels], fontsize=8)
+        for tick, (d, _) in zip(ax.get_xticklabels(), xlabels):
+            tick.set_color(colors[d])
+        ax.set_yticks(range(len(ylabels)), [f"{agent_label(me, a)} @ {b} b" for me, a, b in ylabels], fontsize=7)
         ax.set_title(env, fontsize=11)
-    fig.suptitle(title + " (reference: dense at the design's highest bitwidth in the sweep, same scenario)", fontsize=12)
-    fig.subplots_adjust(left=0.08, right=0.99, top=0.9, bottom=0.22, wspace=0.35)
+    if im is not None:
+        cb = fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, pad=0.01)
+        ticks = [-1, -0.5, 0, 0.5, 1]
+        cb.set_ticks(ticks, labels=[f"{10 ** (t if good_high else -t):.2g}" for t in ticks])
+        cb.set_label(title.split(" (")[0], fontsize=8)
+    fig.suptitle(title + " (vs dense at the same bits, same design and scenario)", fontsize=11)
     return _save(fig, out)
 
 
@@ -143,14 +176,15 @@ def energy_png(df: pd.DataFrame, env: str, out: Path) -> Path:
     rows = df[df.env == env]
     designs = sorted(rows.design.unique())
     secs = _sections(rows)
-    patterns = pattern_order(rows.pattern)
+    rows = with_agent(rows)
+    order = {k: i for i, k in enumerate(agent_order(rows))}
     cols = [f"energy_{c}_pj" for c in ENERGY_COMPONENTS if f"energy_{c}_pj" in rows.columns]
-    n_bars = rows.groupby(["design", "pattern", "bits"]).ngroups
+    n_bars = rows.groupby(["design", "method", "agent", "bits"]).ngroups
     fig, axes = plt.subplots(1, len(secs), figsize=(7.0 * len(secs), 1.2 + 0.22 * n_bars), squeeze=False)
     for ax, (sc, batch) in zip(axes[0], secs):
         d = rows[(rows.scenario == sc) & (rows.batch == batch)]
-        g = d.groupby(["design", "pattern", "bits"])[cols].mean().reset_index()
-        g["order"] = g.pattern.map({p: i for i, p in enumerate(patterns)})
+        g = one_row_per(d, ["design", "method", "agent", "bits"], f"energy figure {env}").reset_index()
+        g["order"] = [order[(m, a)] for m, a in zip(g.method, g.agent)]
         g = g.sort_values(["design", "order", "bits"], ascending=[False, False, True])
         y = np.arange(len(g))
         # Shares of the total (designs differ by orders of magnitude); the total is written at the right.
@@ -158,14 +192,19 @@ def energy_png(df: pd.DataFrame, env: str, out: Path) -> Path:
         left = np.zeros(len(g))
         for k, c in enumerate(cols):
             vals = g[c].fillna(0).to_numpy() / np.where(total > 0, total, 1)
-            _hbars(ax, y, left, vals, plt.get_cmap("tab10").colors[k], c[len("energy_"):-len("_pj")])
+            comp = c[len("energy_"):-len("_pj")]
+            _hbars(ax, y, left, vals, COMPONENT_COLORS.get(comp, "#777"), comp)
             left += vals
         for yi, t in zip(y, total):
             ax.text(1.01, yi, fmt_energy(t), va="center", ha="left", fontsize=7)
         ax.set_xlim(0, 1.22)
         ax.set_xticks([0, 0.25, 0.5, 0.75, 1.0], ["0", "25%", "50%", "75%", "100%"])
         ax.set_ylim(-0.6, len(g) - 0.4)
-        ax.set_yticks(y, [f"{d}  {p} @ {b} b" for d, p, b in zip(g.design, g.pattern, g.bits)], fontsize=7)
+        ax.set_yticks(y, [f"{d}  {agent_label(m, a)} @ {b} b" for d, m, a, b in zip(g.design, g.method, g.agent, g.bits)],
+                      fontsize=7)
+        dcol = design_colors(designs)
+        for tick, d in zip(ax.get_yticklabels(), g.design):
+            tick.set_color(dcol[d])
         ax.set_xlabel("share of the energy per pass (total at the right)", fontsize=9)
         ax.set_title(f"{sc.replace('_', ' ')} (batch {batch})", fontsize=10)
         ax.grid(True, axis="x", alpha=0.3)
@@ -184,11 +223,11 @@ def png_jobs(df: pd.DataFrame, fronts: list[dict[str, Any]], out_dir: Path) -> l
         by_key = {(f["group"]["env"], f["group"]["scenario"], f["group"]["batch"]): f["point_ids"]
                   for f in fronts if f["name"] == spec.name and f["group"]["design"] is None}
         jobs.append((front_png, (df, spec, by_key, out_dir / f"front_{spec.name}.png")))
-    if "speedup_vs_dense_ref" in df:
-        jobs.append((ratio_heatmap_png, (df, "speedup_vs_dense_ref", "Speedup vs dense (>1 is faster)",
-                                         out_dir / "speedup_vs_dense.png", True)))
-        jobs.append((ratio_heatmap_png, (df, "energy_ratio_vs_dense_ref", "Energy ratio vs dense (<1 saves energy)",
-                                         out_dir / "energy_ratio_vs_dense.png", False)))
+    if "speedup_vs_dense" in df:
+        jobs.append((same_bits_heatmap_png, (df, "speedup_vs_dense", "Speedup (>1 is faster)",
+                                             out_dir / "speedup_same_bits.png", True)))
+        jobs.append((same_bits_heatmap_png, (df, "energy_ratio_vs_dense", "Energy ratio (<1 saves energy)",
+                                             out_dir / "energy_ratio_same_bits.png", False)))
     for env in sorted(df.env.unique()):
         jobs.append((energy_png, (df, env, out_dir / f"energy_{slug(env)}.png")))
     return jobs

@@ -3,36 +3,39 @@
 from __future__ import annotations
 
 import html
-from typing import Any
-
 import json
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
 
-from reports.data import (ENERGY_COMPONENTS, fmt_bytes, fmt_energy, fmt_time, label, pattern_order, section_key,
-                          shown)
+from reports.data import (ENERGY_COMPONENTS, agent_label, agent_order, fmt_bytes, fmt_energy, fmt_time, label,
+                          one_row_per, pattern_order, section_key, shown, with_agent)
+from reports.answer import CSS as ANSWER_CSS, env_anchor
 from reports.fronts import FRONT_SPECS
+from reports.style import COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, pattern_symbol
 
 #: Points per plot drawn besides the fronts (big sweeps are sampled deterministically).
 MAX_BACKGROUND_POINTS = 3000
-COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf"]
-BIT_COLORS = {32: "#4c72b0", 16: "#55a868", 8: "#dd8452", 4: "#c44e52"}
-COMPONENT_COLORS = dict(zip(ENERGY_COMPONENTS, ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#8c8c8c"]))
 
 
 _HOVER_COLUMNS = ["design", "pattern", "bits", "method", "mask_source", "latency_s", "energy_pj", "model_bytes",
-                  "return_mean", "point_id"]
+                  "return_mean", "point_id", "agent", "return_trained_bits", "return_eval_bits"]
 
 
 def _hover(df: pd.DataFrame) -> list[str]:
-    df = df.reindex(columns=_HOVER_COLUMNS)
-    return [
-        f"{r.design} | {r.pattern} @ {r.bits} b | {r.method} | {r.mask_source}<br>latency {fmt_time(r.latency_s)}, "
-        f"energy {fmt_energy(r.energy_pj)}<br>size {fmt_bytes(r.model_bytes)}, return "
-        f"{'missing' if r.return_mean != r.return_mean else f'{r.return_mean:.0f}'}<br>id {r.point_id}"
-        for r in df.itertuples()
-    ]
+    cols = {c: (df[c].tolist() if c in df.columns else [float("nan")] * len(df)) for c in _HOVER_COLUMNS}
+    out = []
+    for design, pattern, bits, method, src, lat, en, size, ret, pid, agent, tb, eb in zip(*cols.values()):
+        rtxt = "missing" if ret != ret else f"{ret:.0f}"
+        if ret == ret and tb == tb and eb == eb:
+            rtxt += f" (agent trained at {int(tb)} b, evaluated at {int(eb)} b)"
+        who = agent if agent == agent and agent is not None else pattern
+        out.append(f"{design} | {who} ({method}) @ {bits} b | {src}<br>latency {fmt_time(lat)}, "
+                   f"energy {fmt_energy(en)}<br>size {fmt_bytes(size)}, return {rtxt}<br>id {pid}")
+    return out
 
 
 def _num(values) -> list:
@@ -66,91 +69,177 @@ def _axes(k: int) -> dict[str, str]:
     return {"xaxis": "x" if k == 1 else f"x{k}", "yaxis": "y" if k == 1 else f"y{k}"}
 
 
-def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], designs: list[str]) -> dict[str, Any]:
-    """All points of one section (colour = design) with each design's front and the overall front."""
+def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], designs: list[str],
+                  hover: Optional[list[str]] = None) -> dict[str, Any]:
+    """All points of one section with each design's front and the overall front. Colour = design (the
+    report's one palette), marker shape = pattern (hollow: pruned one-shot), marker size = bits; the points
+    on the overall front are labelled "agent @bits". ``hover``: ``_hover(rows)`` when already computed
+    (the four fronts of a section share it)."""
     (xc, _), (yc, _) = spec.objectives
+    hover = _hover(rows) if hover is None else hover
+    x = np.asarray(shown(xc, rows[xc].to_numpy(dtype=float)))
+    y = np.asarray(shown(yc, rows[yc].to_numpy(dtype=float)))
+    ok = ~(np.isnan(x) | np.isnan(y))
+    design_of = rows.design.to_numpy(dtype=object)
+    pid = rows.point_id.to_numpy(dtype=object)
+    pattern = rows.pattern.to_numpy(dtype=object)
+    agent = (rows.agent if "agent" in rows else rows.pattern).to_numpy(dtype=object)
+    bits = rows.bits.to_numpy()
+    trained = (rows.mask_source == "trained").to_numpy() if "mask_source" in rows else np.ones(len(rows), bool)
+    pos = {p: i for i, p in enumerate(pid)}
+    colors = design_colors(designs)
     data = []
-    ok = rows[[xc, yc]].notna().all(axis=1)
-    have = rows[ok]
-    indexed = rows.set_index("point_id")
-    for i, design in enumerate(designs):
-        d = have[have.design == design]
-        if len(d) > MAX_BACKGROUND_POINTS:
-            d = d.sample(MAX_BACKGROUND_POINTS, random_state=0)
-        color = COLORS[i % len(COLORS)]
+
+    def on_front(ids: list[str]) -> np.ndarray:
+        idx = np.array([pos[i] for i in ids], dtype=int)
+        return idx[np.argsort(x[idx], kind="stable")]
+
+    for design in designs:
+        idx = np.flatnonzero(ok & (design_of == design))
+        if len(idx) > MAX_BACKGROUND_POINTS:  # deterministic sample of big sweeps
+            idx = np.sort(np.random.RandomState(0).choice(idx, MAX_BACKGROUND_POINTS, replace=False))
+        color = colors[design]
         data.append({
             "type": "scatter", "mode": "markers", "name": design, "legendgroup": design,
-            "x": _num(shown(xc, d[xc])), "y": _num(shown(yc, d[yc])),
-            "marker": {"color": color, "size": 7, "opacity": 0.55,
-                       "symbol": ["circle" if s == "trained" else "x" for s in d.mask_source]},
-            "text": _hover(d), "hoverinfo": "text",
+            "x": _num(x[idx]), "y": _num(y[idx]), "customdata": pid[idx].tolist(),
+            "marker": {"color": color, "opacity": 0.65, "line": {"width": 0.5, "color": "#333"},
+                       "symbol": [pattern_symbol(pattern[i]) + ("" if trained[i] else "-open") for i in idx],
+                       "size": [bit_size(bits[i]) for i in idx]},
+            "text": [hover[i] for i in idx], "hoverinfo": "text",
         })
         ids = fronts.get(design, [])
         if ids:
-            f = indexed.loc[ids].sort_values(xc)
+            f = on_front(ids)
             data.append({"type": "scatter", "mode": "lines", "name": f"{design} front", "legendgroup": design,
-                         "showlegend": False, "hoverinfo": "skip", "x": _num(shown(xc, f[xc])), "y": _num(shown(yc, f[yc])),
+                         "showlegend": False, "hoverinfo": "skip", "x": _num(x[f]), "y": _num(y[f]),
                          "line": {"color": color, "dash": "dot", "shape": "hv"}})
     ids = fronts.get(None, [])
     if ids:
-        f = indexed.loc[ids].reset_index().sort_values(xc)
-        data.append({"type": "scatter", "mode": "lines+markers", "name": "front (all designs)",
-                     "x": _num(shown(xc, f[xc])), "y": _num(shown(yc, f[yc])), "text": _hover(f), "hoverinfo": "text",
+        f = on_front(ids)
+        data.append({"type": "scatter", "mode": "lines+markers+text", "name": "front (all designs)",
+                     "x": _num(x[f]), "y": _num(y[f]), "hovertext": [hover[i] for i in f],
+                     "hoverinfo": "text", "customdata": pid[f].tolist(),
+                     "text": [f"{agent[i]} @{bits[i]}" for i in f], "textposition": "top center",
+                     "textfont": {"size": 10}, "cliponaxis": False,
                      "line": {"color": "black", "width": 2, "shape": "hv"},
-                     "marker": {"size": 10, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}}})
+                     "marker": {"size": 13, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}}})
     excluded = int((~ok).sum())
     title = spec.title + (f"  ({excluded} points without return left out)" if excluded else "")
-    layout = {"title": {"text": title, "font": {"size": 14}}, "height": 420, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+    layout = {"title": {"text": title, "font": {"size": 14}}, "height": 440, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
               "xaxis": {"title": {"text": label(xc)}, "type": "linear" if xc == "return_mean" else "log"},
               "yaxis": {"title": {"text": label(yc)}, "type": "linear" if yc == "return_mean" else "log"}}
     return {"data": data, "layout": layout}
 
 
-def ratio_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
-    """Speedup and energy ratio of each pattern and bitwidth vs the dense reference, per design."""
-    layout = _grid(2, len(designs), designs)
-    patterns = pattern_order(rows.pattern)
-    bits_all = sorted(rows.bits.unique(), reverse=True)
-    data = []
-    for j, design in enumerate(designs):
-        d = rows[rows.design == design]
+def _short_labels(rows: pd.DataFrame) -> dict[tuple[str, str], str]:
+    """(method, agent) -> the shortest unambiguous name: the agent label, with the method where two share it."""
+    keys = agent_order(rows)
+    counts: dict[str, int] = {}
+    for _, a in keys:
+        counts[a] = counts.get(a, 0) + 1
+    return {(m, a): (a if counts[a] == 1 else agent_label(m, a)) for m, a in keys}
+
+
+def _categories(rows: pd.DataFrame) -> tuple[list[str], dict[tuple, str]]:
+    """x categories "agent @B" in agent order, then bits descending; and (method, agent, bits) -> category."""
+    names = _short_labels(rows)
+    bits_all = sorted((int(b) for b in rows.bits.unique()), reverse=True)
+    present = set(zip(rows.method, rows.agent, rows.bits.astype(int)))
+    cats, by = [], {}
+    for key in names:
         for b in bits_all:
-            db = d[d.bits == b].groupby("pattern")[["speedup_vs_dense_ref", "energy_ratio_vs_dense_ref"]].mean().reindex(patterns)
-            for r, col in ((0, "speedup_vs_dense_ref"), (1, "energy_ratio_vs_dense_ref")):
-                data.append({"type": "bar", "x": patterns, "y": _num(db[col]), "name": f"{b} bits", "legendgroup": str(b),
-                             "marker": {"color": BIT_COLORS.get(int(b), "#777")}, "showlegend": j == 0 and r == 0,
-                             "hovertemplate": f"{design}<br>%{{x}} @ {b} bits<br>{col}: %{{y:.3g}}<extra></extra>",
-                             **_axes(r * len(designs) + j + 1)})
-    ref_txt = "dense"
-    layout["yaxis"]["title"] = {"text": f"speedup vs {ref_txt}"}
-    layout[f"yaxis{len(designs) + 1}"]["title"] = {"text": f"energy / {ref_txt}"}
-    layout.update({"barmode": "group", "height": 520, "margin": {"l": 60, "r": 20, "t": 70, "b": 40},
-                   "title": {"text": "Speedup and energy ratio vs dense at the design's highest bitwidth in the sweep "
-                                      "(>1 faster; <1 less energy)", "font": {"size": 14}}})
-    return {"data": data, "layout": layout}
+            if (*key, b) in present:
+                cat = f"{names[key]} @{b}"
+                cats.append(cat)
+                by[(*key, b)] = cat
+    return cats, by
 
 
-def energy_breakdown_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
-    """Stacked energy components of every pattern and bitwidth, per design."""
-    layout = _grid(1, len(designs), designs)
-    patterns = pattern_order(rows.pattern)
-    data = []
-    for j, design in enumerate(designs):
-        d = rows[rows.design == design]
-        cols = [f"energy_{c}_pj" for c in ENERGY_COMPONENTS if f"energy_{c}_pj" in d.columns]
-        g = d.groupby(["pattern", "bits"])[cols].mean().reset_index()
-        g["order"] = g.pattern.map({p: i for i, p in enumerate(patterns)})
-        g = g.sort_values(["order", "bits"], ascending=[True, False])
-        x = [f"{p} @{b}b" for p, b in zip(g.pattern, g.bits)]
-        for c in cols:
-            comp = c[len("energy_"):-len("_pj")]
-            data.append({"type": "bar", "x": x, "y": _num(g[c] * 1e-6), "name": comp, "legendgroup": comp,
-                         "showlegend": j == 0, "marker": {"color": COMPONENT_COLORS.get(comp, "#777")},
-                         "hovertemplate": f"{design} %{{x}}<br>{comp}: %{{y:.4g}} uJ<extra></extra>", **_axes(j + 1)})
-    layout["yaxis"]["title"] = {"text": "share of energy per pass (%)"}
-    # Shares: designs differ by 100x in total energy; hover gives each component in uJ.
-    layout.update({"barmode": "stack", "barnorm": "percent", "height": 440, "margin": {"l": 60, "r": 20, "t": 70, "b": 80},
-                   "title": {"text": "Energy breakdown by component (share of the total; hover for uJ)", "font": {"size": 14}}})
+WHY_COLUMNS = ("cycles: compute vs stalls (share)", "energy by component (share)", "weights vs SRAM (log)")
+
+
+def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
+    """What limits each point, one row of subplots per design: the cycle breakdown (compute, DRAM stalls,
+    metadata stalls) and the energy breakdown as shares of the point's total, and the weights' size
+    against the design's SRAM (log axis; the SRAM capacity as a line, bars over it miss the SRAM).
+    One bar per point (agent and bits): never an average of two agents."""
+    rows = with_agent(rows)
+    cats, cat_of = _categories(rows)
+    colors = design_colors(designs)
+    nrow, ncol = len(designs), len(WHY_COLUMNS)
+    layout: dict[str, Any] = {"annotations": [], "shapes": []}
+    vgap, hgap = 0.12 / max(nrow, 1), 0.06
+    h = (1 - vgap * (nrow - 1)) / nrow
+    w = (1 - hgap * (ncol - 1)) / ncol
+    data: list[dict[str, Any]] = []
+    comps = [c for c in ENERGY_COMPONENTS if f"energy_{c}_pj" in rows.columns]
+    has_cycles = "cycles" in rows.columns
+    for i, design in enumerate(designs):
+        d = one_row_per(rows[rows.design == design], ["method", "agent", "bits"], f"why figure ({design})").reset_index()
+        x = [cat_of[(m, a, int(b))] for m, a, b in zip(d.method, d.agent, d.bits)]
+        ids = list(d.point_id)
+        for j in range(ncol):
+            k = i * ncol + j + 1
+            sfx = "" if k == 1 else str(k)
+            x0, y1 = j * (w + hgap), 1 - i * (h + vgap)
+            layout[f"xaxis{sfx}"] = {"domain": [x0, x0 + w], "anchor": f"y{sfx}", "type": "category",
+                                     "categoryorder": "array", "categoryarray": cats, "tickfont": {"size": 9},
+                                     "showticklabels": i == nrow - 1, "tickangle": -60}
+            layout[f"yaxis{sfx}"] = {"domain": [y1 - h, y1], "anchor": f"x{sfx}", "tickfont": {"size": 9}}
+            if i == 0:
+                layout["annotations"].append({"text": f"<b>{WHY_COLUMNS[j]}</b>", "x": x0 + w / 2, "y": 1.0, "xref": "paper",
+                                              "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False})
+            if j == 0:
+                layout["annotations"].append({"text": f"<b>{html.escape(design)}</b>", "x": -0.045, "y": y1 - h / 2,
+                                              "xref": "paper", "yref": "paper", "textangle": -90, "showarrow": False,
+                                              "font": {"color": colors[design], "size": 13}})
+        ax = [_axes(i * ncol + j + 1) for j in range(ncol)]
+        if has_cycles:
+            cyc = d.cycles.to_numpy(dtype=float)
+            stall_d = d.get("stall_cycles_dram", pd.Series(0.0, index=d.index)).fillna(0).to_numpy(dtype=float)
+            stall_m = d.get("stall_cycles_metadata", pd.Series(0.0, index=d.index)).fillna(0).to_numpy(dtype=float)
+            for name, vals in (("compute", cyc - stall_d - stall_m), ("DRAM stall", stall_d), ("metadata stall", stall_m)):
+                data.append({"type": "bar", "x": x, "y": _num(100 * vals / cyc), "name": name, "legendgroup": name,
+                             "showlegend": i == 0, "marker": {"color": CYCLE_COLORS[name]}, "customdata": ids,
+                             "textposition": "none",
+                             "text": [f"{v:.0f} of {c:.0f} cycles" for v, c in zip(vals, cyc)],
+                             "hovertemplate": f"{design} %{{x}}<br>{name}: %{{y:.1f}}%% (%{{text}})<br>point %{{customdata}}"
+                                              "<extra></extra>".replace("%%", "%"), **ax[0]})
+        total = d.energy_pj.to_numpy(dtype=float)
+        for c in comps:
+            vals = d[f"energy_{c}_pj"].fillna(0).to_numpy(dtype=float)
+            data.append({"type": "bar", "x": x, "y": _num(100 * vals / total), "name": c, "legendgroup": c,
+                         "showlegend": i == 0, "marker": {"color": COMPONENT_COLORS.get(c, "#777")}, "customdata": ids,
+                         "textposition": "none",
+                         "text": [fmt_energy(v) for v in vals],
+                         "hovertemplate": f"{design} %{{x}}<br>{c}: %{{y:.1f}}%% (%{{text}})<br>point %{{customdata}}"
+                                          "<extra></extra>".replace("%%", "%"), **ax[1]})
+        if "model_bytes" in d and d.model_bytes.notna().any():
+            fits = d.fits_in_sram.to_numpy() if "fits_in_sram" in d else np.ones(len(d), bool)
+            data.append({"type": "bar", "x": x, "y": _num(d.model_bytes * 1e-3), "name": f"{design} weights",
+                         "showlegend": False, "customdata": ids, "textposition": "none",
+                         "marker": {"color": [colors[design] if f else "rgba(0,0,0,0)" for f in fits],
+                                    "line": {"color": colors[design], "width": 1.5}},
+                         "text": ["fits" if f else "misses SRAM" for f in fits],
+                         "hovertemplate": f"{design} %{{x}}<br>weights %{{y:.3g}} KB: %{{text}}<br>point %{{customdata}}"
+                                          "<extra></extra>", **ax[2]})
+            if "sram_bytes" in d and d.sram_bytes.notna().any():
+                k = i * ncol + 3
+                sram_kb = float(d.sram_bytes.max()) * 1e-3
+                layout["shapes"].append({"type": "line", "xref": f"x{k} domain", "yref": f"y{k}", "x0": 0, "x1": 1,
+                                         "y0": sram_kb, "y1": sram_kb, "line": {"color": "#333", "dash": "dash", "width": 1.5}})
+                layout["annotations"].append({"text": f"SRAM {fmt_bytes(sram_kb * 1e3)}", "xref": f"x{k} domain",
+                                              "yref": f"y{k}", "x": 1, "y": math.log10(sram_kb), "xanchor": "right",
+                                              "yanchor": "bottom", "showarrow": False, "font": {"size": 10}})
+            layout[f"yaxis{'' if i * ncol + 3 == 1 else i * ncol + 3}"].update({"type": "log", "dtick": 1, "title": {"text": "KB"}})
+        for j in (0, 1):
+            k = i * ncol + j + 1
+            layout[f"yaxis{'' if k == 1 else k}"].update({"range": [0, 100], "ticksuffix": "%"})
+    height = 190 + 170 * nrow
+    layout.update({"barmode": "stack", "height": height, "margin": {"l": 70, "r": 20, "t": 80, "b": 120},
+                   "legend": {"orientation": "h", "y": 1.0 + 28 / height, "yanchor": "bottom", "x": 0},
+                   "title": {"text": "What limits each point (one bar per agent and bits; hover for absolute figures; "
+                                     "hollow weight bars miss the SRAM)", "font": {"size": 14}, "y": 0.995}})
     return {"data": data, "layout": layout}
 
 
@@ -175,23 +264,58 @@ def front_table(rows: pd.DataFrame, ids: list[str], caption: str) -> str:
 
 
 _CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:16px 24px;color:#222}
-h1{font-size:1.6em}h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:2em}
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0 auto;max-width:1400px;padding:16px 24px;color:#222;box-sizing:border-box}
+h1{font-size:1.6em}h2{border-bottom:2px solid #ddd;padding-bottom:4px;margin-top:2em}h3{margin-top:1.6em}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(560px,1fr));gap:8px}
 table{border-collapse:collapse;font-size:13px;margin:8px 0 16px}caption{text-align:left;font-weight:600;padding:4px 0}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 12px}
-nav a{margin-right:12px}
+.frame{overflow-x:auto;max-width:100%}
+nav{line-height:1.8}nav a{margin-right:12px}nav b{margin-right:6px}
 table.quality td{white-space:nowrap}table.quality td:last-child{white-space:normal;text-align:left;min-width:12em}
 """
 
 
-def render(df: pd.DataFrame, fronts: list[dict[str, Any]], manifest: dict[str, Any], notes: list[str],
-           quality_html: str = "") -> str:
-    """The whole page as one string; ``quality_html`` (reports.quality.html_section) comes first after the notes."""
-    figs: list[tuple[str, dict]] = []
+@dataclass
+class Section:
+    """An optional section of the page (added by ``reports.build.OPTIONAL_SECTIONS``): its anchor, its
+    title in the navigation, its HTML (a ``<div class="plot" id=...>`` per figure) and its plotly figures
+    as (div id, figure dict)."""
 
-    def fig_html(fig: dict, div_id: str) -> str:
+    anchor: str
+    title: str
+    html: str
+    figures: list[tuple[str, dict]] = field(default_factory=list)
+
+
+MARKER_LEGEND = ("Colour = design; marker shape = pattern (circle dense, square 2:4, diamond 1:4, triangle 1:8, "
+                 "star unstructured as trained, x unstructured:0.9; hollow = pruned one-shot); marker size = bits "
+                 "(largest 32, smallest 4); the black front's points are labelled agent @bits. Hover any point "
+                 "for its agent, method and figures. Train-step points carry the return of the agent as trained "
+                 "(at its own precision: no agent was trained at the other bitwidths); inference points carry the "
+                 "return evaluated with the actor at the point's bits.")
+
+
+def render(df: pd.DataFrame, fronts: list[dict[str, Any]], manifest: dict[str, Any], notes: list[str],
+           quality_html: str = "", answer_html: str = "", extra: Optional[list[Section]] = None,
+           progress: Optional[Any] = None) -> str:
+    """The whole page as one string.
+
+    Args:
+        df: the rows shown (maybe a subset of the sweep: ``reports.data.plotted_subset``).
+        fronts: ``reports.fronts.compute_fronts`` of the whole table.
+        manifest: the sweep's ``sweep.json`` (point count when complete).
+        notes: lines shown in a highlighted box under the title.
+        quality_html: the "RL quality vs hardware" section (``reports.quality.html_section``).
+        answer_html: the first section (``reports.answer.html_section``).
+        extra: optional sections after the fronts (e.g. measurements), each in the navigation.
+        progress: called with a short text as each part is built (None: silent).
+    """
+    figs: list[tuple[str, dict]] = []
+    say = progress or (lambda text: None)
+
+    def fig_html(fig: dict) -> str:
+        div_id = f"plot{len(figs)}"
         figs.append((div_id, fig))
         return f'<div id="{div_id}" class="plot"></div>'
 
@@ -201,48 +325,79 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], manifest: dict[str, A
         g = f["group"]
         by_group.setdefault((g["env"], g["scenario"], g["batch"]), {}).setdefault(f["name"], {})[g["design"]] = f["point_ids"]
 
-    sections = []
-    nav = []
-    n = 0
-    for (env, scenario, batch), rows in df.groupby(["env", "scenario", "batch"], sort=True):
+    groups = list(df.groupby(["env", "scenario", "batch"], sort=True))
+    say("why figures")
+    why = ['<h2 id="why">Why: what limits each point</h2>',
+           "<p>From the model's figures in points.parquet, one bar per agent and bitwidth (never averaged): the "
+           "share of cycles spent computing or stalled on DRAM or N:M metadata; the share of energy per component "
+           "(leakage dominates at batch 1 on most designs); and the weights' size against the design's SRAM on a "
+           "log axis (hollow bars miss the SRAM: the cliff behind the largest ratios).</p>"]
+    why_nav = []
+    for (env, scenario, batch), rows in groups:
+        anchor = f"why{len(why_nav)}"
+        title = section_key(env, scenario, int(batch))
+        why_nav.append(f'<a href="#{anchor}">{html.escape(title)}</a>')
+        why.append(f'<h3 id="{anchor}">{html.escape(title)}</h3>' + fig_html(why_figure(rows, designs)))
+
+    say("Pareto fronts")
+    sections, nav = [], []
+    for (env, scenario, batch), rows in groups:
         key = (env, scenario, int(batch))
         anchor = f"s{len(nav)}"
         title = section_key(env, scenario, int(batch))
         nav.append(f'<a href="#{anchor}">{html.escape(title)}</a>')
         fr = by_group.get(key, {})
-        parts = [f'<h2 id="{anchor}">{html.escape(title)}</h2><div class="grid">']
+        parts = [f'<h3 id="{anchor}">{html.escape(title)}</h3><div class="grid">']
+        hover = _hover(rows)
         for spec in FRONT_SPECS:
-            parts.append(fig_html(pareto_figure(rows, spec, fr.get(spec.name, {}), designs), f"plot{n}"))
-            n += 1
+            cols = [c for c, _ in spec.objectives]
+            if not rows[cols].notna().all(axis=1).any():  # nothing to draw: say why instead of an empty plot
+                reason = (" (train-step points carry the return of the agent as trained, and no agent here has a "
+                          "return at its own precision)" if scenario == "train_step" and "return_mean" in cols else "")
+                parts.append(f"<p class=small><b>{html.escape(spec.title)}</b>: no point has every objective{reason}.</p>")
+                continue
+            parts.append(fig_html(pareto_figure(rows, spec, fr.get(spec.name, {}), designs, hover)))
         parts.append("</div>")
-        parts.append(fig_html(ratio_figure(rows, designs), f"plot{n}"))
-        n += 1
-        parts.append(fig_html(energy_breakdown_figure(rows, designs), f"plot{n}"))
-        n += 1
         main_front = "return_vs_energy" if rows.return_mean.notna().any() else "energy_vs_latency"
         spec_title = next(s.title for s in FRONT_SPECS if s.name == main_front)
-        parts.append(front_table(rows, fr.get(main_front, {}).get(None, []), f"Front (all designs): {spec_title}"))
+        parts.append('<div class="frame">' + front_table(rows, fr.get(main_front, {}).get(None, []),
+                                                        f"Front (all designs): {spec_title}") + "</div>")
         sections.append("\n".join(parts))
 
+    extra = list(extra or [])
+    for sec in extra:
+        figs.extend(sec.figures)
     total = manifest.get("points", len(df)) if manifest.get("complete") else len(df)
     plotted = "" if total == len(df) else f" ({len(df)} plotted)"
     summary = (
         f"<p>{total} points{plotted}: {df.env.nunique()} env(s), {len(designs)} design(s) "
         f"({', '.join(map(html.escape, designs))}), "
         f"patterns {', '.join(pattern_order(df.pattern))}, bits {', '.join(str(b) for b in sorted(df.bits.unique(), reverse=True))}. "
-        f"Fronts as data: <a href=\"fronts.json\">fronts.json</a>; table: <code>points.parquet</code>. "
-        f"Markers: circle = trained mask, x = pruned one-shot (no return).</p>"
+        f"Fronts as data: <a href=\"fronts.json\">fronts.json</a>; table: <code>points.parquet</code>.</p>"
     )
     note_html = "".join(f'<p class="note">{html.escape(t)}</p>' for t in notes)
-    quality_nav = '<a href="#quality">RL quality vs hardware</a>' if quality_html else ""
+    envs = sorted(df.env.unique())
+    nav_html = ("<nav>"
+                + (("<b>Answer:</b>" + "".join(f'<a href="#{env_anchor(e)}">{html.escape(e)}</a>' for e in envs) + "<br>")
+                   if answer_html else "")
+                + "<b>Why:</b>" + "".join(why_nav) + "<br>"
+                + ('<a href="#quality">RL quality vs hardware (published figures)</a><br>' if quality_html else "")
+                + '<b id="fronts">Pareto fronts:</b>' + "".join(nav)
+                + ("<br>" + "".join(f'<a href="#{s.anchor}">{html.escape(s.title)}</a>' for s in extra) if extra else "")
+                + "</nav>")
+    say("page")
     return (
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>nmlab sweep report</title>"
-        f"<meta name=\"viewport\" content=\"width=device-width\"><style>{_CSS}</style>"
+        f"<meta name=\"viewport\" content=\"width=device-width\"><style>{_CSS}{ANSWER_CSS}</style>"
         f"<script>{_plotly_js()}</script></head><body>"
-        f"<h1>nmlab sweep report</h1>{summary}{note_html}<nav>{quality_nav}{''.join(nav)}</nav>"
+        f"<h1>nmlab sweep report</h1>{summary}{note_html}{nav_html}"
+        + answer_html
+        + "\n".join(why)
         + quality_html
+        + '<h2 id="pareto">Pareto fronts</h2><p class=small>' + html.escape(MARKER_LEGEND) + "</p>"
         + "\n".join(sections)
-        + f'<p style="margin-top:3em;color:#888">{n} plots. Generated by nmlab report.</p>'
+        + "\n".join(s.html for s in extra)
+        + f'<p style="margin-top:3em;color:#888">{len(figs)} plots. Generated by nmlab report.</p>'
         + _plots_script(figs)
         + "</body></html>\n"
     )

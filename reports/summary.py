@@ -14,7 +14,9 @@ from reports.fronts import FRONT_SPECS
 def _front_rows(df: pd.DataFrame, ids: list[str]) -> str:
     if not ids:
         return "_no points_\n"
-    f = df.set_index("point_id").loc[ids].reset_index()
+    cols = ["point_id", "design", "pattern", "bits", "method", "mask_source", "latency_s", "energy_pj", "model_bytes",
+            "fits_in_sram", "return_mean"]
+    f = df[[c for c in cols if c in df.columns]].set_index("point_id").loc[ids].reset_index()
     lines = ["| design | pattern | bits | method | mask | latency | energy | model size | fits SRAM | return | id |",
              "|---|---|---:|---|---|---:|---:|---:|---|---:|---|"]
     for r in f.itertuples():
@@ -26,37 +28,11 @@ def _front_rows(df: pd.DataFrame, ids: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _side_by_side(rows: pd.DataFrame) -> str:
-    """Pattern x bitwidth x method rows, one column per design: speedup / energy ratio vs the dense reference.
-
-    Unstructured, N:M and quantized points of one section in one table, so the three compare
-    on the same designs and the same reference (dense at the design's highest bitwidth).
-    """
-    if "speedup_vs_dense_ref" not in rows or not len(rows):
-        return ""
-    designs = sorted(rows.design.unique())
-    g = rows.groupby(["pattern", "bits", "method", "design"])[["speedup_vs_dense_ref", "energy_ratio_vs_dense_ref"]].mean()
-    order = {p: i for i, p in enumerate(pattern_order(rows.pattern))}
-    keys = sorted({k[:3] for k in g.index}, key=lambda k: (order[k[0]], -k[1], k[2]))
-    lines = ["| pattern | bits | method | " + " | ".join(designs) + " |",
-             "|---|---:|---|" + "---:|" * len(designs)]
-    for pat, bits, method in keys:
-        cells = []
-        for d in designs:
-            if (pat, bits, method, d) in g.index:
-                sp, er = g.loc[(pat, bits, method, d)]
-                cells.append("n/a" if sp != sp else f"{sp:.3g}x / {er:.3g}")
-            else:
-                cells.append("-")
-        lines.append(f"| {pat} | {bits} | {method} | " + " | ".join(cells) + " |")
-    return ("\n**Side by side**: speedup / energy ratio vs dense at the design's highest bitwidth "
-            "(- : not run, e.g. no datatype of that width)\n\n" + "\n".join(lines) + "\n")
-
-
 def render(df: pd.DataFrame, fronts: list[dict[str, Any]], pngs: list[Path], notes: list[str],
-           total_points: Optional[int] = None, quality_md: str = "") -> str:
+           total_points: Optional[int] = None, quality_md: str = "", answer_md: str = "") -> str:
     """Markdown of the rows in ``df`` (maybe a subset of the sweep's ``total_points``) and their fronts;
-    ``quality_md`` (the "RL quality vs hardware" section) comes before the per-section tables."""
+    ``answer_md`` (reports.answer.markdown) comes first, then ``quality_md`` (the "RL quality vs hardware"
+    section), then the per-section front tables."""
     designs = sorted(df.design.unique())
     total_points = len(df) if total_points is None else total_points
     shown_txt = "" if total_points == len(df) else f" ({len(df)} shown here)"
@@ -68,20 +44,21 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], pngs: list[Path], not
         "Fronts as data: `fronts.json` (point ids, objectives and senses); interactive page: `index.html`.\n",
     ]
     out += [f"> {n}\n" for n in notes]
+    out.append(answer_md)
     if quality_md:
         out.append(quality_md)
     by = {(f["name"], f["group"]["env"], f["group"]["scenario"], f["group"]["batch"]): f
           for f in fronts if f["group"]["design"] is None}
     for (env, sc, batch), rows in df.groupby(["env", "scenario", "batch"], sort=True):
         out.append(f"\n## {section_key(env, sc, int(batch))}\n")
-        dense = rows[(rows.pattern != "dense") & rows.speedup_vs_dense_ref.notna()] if "speedup_vs_dense_ref" in rows else rows.iloc[:0]
-        if len(dense):
-            best = dense.loc[dense.speedup_vs_dense_ref.idxmax()]
-            low = dense.loc[dense.energy_ratio_vs_dense_ref.idxmin()]
-            out.append(f"Largest speedup vs dense (at the design's highest bitwidth): {best.speedup_vs_dense_ref:.3g}x "
-                       f"({best.pattern} at {best.bits} bits on {best.design}); lowest energy ratio: "
-                       f"{low.energy_ratio_vs_dense_ref:.3g} ({low.pattern} at {low.bits} bits on {low.design}).\n")
-        out.append(_side_by_side(rows))
+        sparse = rows[(rows.pattern != "dense") & rows.speedup_vs_dense.notna()] if "speedup_vs_dense" in rows else rows.iloc[:0]
+        if len(sparse):
+            best = sparse.loc[sparse.speedup_vs_dense.idxmax()]
+            low = sparse.loc[sparse.energy_ratio_vs_dense.idxmin()]
+            out.append(f"Largest speedup vs dense at the same bits: {best.speedup_vs_dense:.3g}x "
+                       f"({best.agent if 'agent' in best else best.pattern} at {best.bits} bits on {best.design}); "
+                       f"lowest energy ratio: {low.energy_ratio_vs_dense:.3g} "
+                       f"({low.agent if 'agent' in low else low.pattern} at {low.bits} bits on {low.design}).\n")
         for spec in FRONT_SPECS:
             f = by.get((spec.name, env, sc, int(batch)))
             if f is None:

@@ -1,0 +1,343 @@
+"""The answer first: what each sparsity pattern buys on each design at equal bits, and what it costs.
+
+Three views, all from points.parquet:
+
+* **Same bits** (``same_bits``): per env, scenario, batch and design, a pattern x bitwidth table of
+  ``speedup_vs_dense`` (dense latency / this latency) and ``energy_ratio_vs_dense`` (this energy /
+  dense energy), both against the dense point of the same env, design, scenario, batch **and bits**
+  (``sweeps/derived.py``: the model's own same-bits ratios). One row per agent (RLx2, GMP,
+  each RNM-TD3 pattern, one-shot points): never averaged.
+* **Quantization alone** (``quantization_gain``): dense at B bits against dense at the design's
+  highest bitwidth in the sweep (the reference of ``speedup_vs_dense_ref``).
+* **Return cost** (``reports.returns``): the agents' returns as fractions of dense with their seed
+  spread; shown beside the hardware tables.
+
+Each hardware cell carries what limits it (``reports.why``) as a tooltip, a mark for SRAM cliffs, and
+a one-line explanation under the table where the ratio is extreme.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from reports.data import agent_label, agent_order, fmt_bytes, fmt_energy, fmt_time, one_row_per, with_agent
+from reports.style import design_colors
+from reports.why import is_extreme, limiters
+
+SAME_BITS = ("speedup_vs_dense", "energy_ratio_vs_dense")
+SECTION = ("env", "scenario", "batch")
+#: Marks written after a value: the SRAM cliff behind the most extreme ratios.
+CLIFF_MARKS = {"fits, dense misses": "\u25c6", "misses, dense fits": "\u25c7"}
+
+
+def same_bits(df: pd.DataFrame) -> pd.DataFrame:
+    """Rows of the same-bits tables: section, design, agent (method, agent, label, pattern), bits, the
+    two ratios, point_id and the limiter columns of ``reports.why``. One row per point: raises
+    ValueError if two points share (section, design, agent, bits)."""
+    df = with_agent(df)
+    keep = [c for c in ("point_id", *SECTION, "design", "method", "agent", "pattern", "mask_source", "bits", *SAME_BITS,
+                        "latency_s", "energy_pj", "model_bytes", "sram_bytes") if c in df.columns]
+    out = df[keep].join(limiters(df))
+    out["label"] = [agent_label(m, a) for m, a in zip(out.method, out.agent)]
+    one_row_per(out, [*SECTION, "design", "method", "agent", "bits"], "same-bits table")
+    return out
+
+
+def quantization_gain(df: pd.DataFrame) -> pd.DataFrame:
+    """Dense at each bitwidth vs dense at the design's highest bitwidth in the sweep, per section and design:
+    columns env, scenario, batch, design, bits, ref_bits, speedup (ref latency / latency), energy_ratio
+    (energy / ref energy), point_id, ref_point_id."""
+    dense = df[(df.pattern == "dense") & (df.get("mask_source", "trained") == "trained")]
+    dense = dense[[*SECTION, "design", "bits", "latency_s", "energy_pj", "point_id"]]
+    one_row_per(dense, [*SECTION, "design", "bits"], "quantization table")
+    rows = []
+    for key, g in dense.groupby([*SECTION, "design"], sort=True):
+        ref = g.loc[g.bits.idxmax()]
+        for r in g.sort_values("bits", ascending=False).itertuples(index=False):
+            rows.append({**dict(zip([*SECTION, "design"], key)), "bits": int(r.bits), "ref_bits": int(ref.bits),
+                         "speedup": ref.latency_s / r.latency_s, "energy_ratio": r.energy_pj / ref.energy_pj,
+                         "point_id": r.point_id, "ref_point_id": ref.point_id})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------- formatting
+def _fmt_ratio(v: float) -> str:
+    if v != v:
+        return "\u2013"
+    return f"{v:.3g}" if v >= 0.01 else f"{v:.2g}"
+
+
+def ratio_color(v: float, good_high: bool) -> str:
+    """Cell background: green better than dense, red worse, on a log scale saturating at 10x (white at 1)."""
+    if v != v or v <= 0:
+        return "#f4f4f4"
+    t = max(-1.0, min(1.0, math.log10(v))) * (1 if good_high else -1)
+    a = 0.08 + 0.55 * abs(t) if abs(t) > 0.01 else 0.0
+    rgb = (26, 152, 80) if t > 0 else (215, 48, 39)
+    return f"rgba({rgb[0]},{rgb[1]},{rgb[2]},{a:.2f})"
+
+
+def _tip(r: dict[str, Any]) -> str:
+    parts = [f"{r['label']} at {r['bits']} bits on {r['design']}: speedup {_fmt_ratio(r['speedup_vs_dense'])}x, "
+             f"energy ratio {_fmt_ratio(r['energy_ratio_vs_dense'])} vs dense at {r['bits']} bits."]
+    if r.get("latency_limiter"):
+        parts.append(f"Latency limited by {r['latency_limiter']} ({r['latency_share']:.0%} of cycles).")
+    if r.get("energy_top"):
+        parts.append(f"Largest energy share: {r['energy_top']} ({r['energy_top_share']:.0%}).")
+    if r.get("sram"):
+        parts.append(f"Weights {fmt_bytes(r.get('model_bytes'))} {r['sram']} SRAM ({fmt_bytes(r.get('sram_bytes'))}).")
+    if r.get("why"):
+        parts.append(f"Why: {r['why']}.")
+    parts.append(f"Point {r['point_id']}.")
+    return " ".join(parts)
+
+
+def _td(v: float, col: str, good_high: bool, r: dict[str, Any] | None) -> str:
+    if r is None:
+        return '<td class="na" title="not run (no datatype of that width on this design)">\u2013</td>'
+    mark = CLIFF_MARKS.get(r.get("sram", ""), "")
+    return (f'<td style="background:{ratio_color(v, good_high)}" title="{html.escape(_tip(r))}" '
+            f'data-point="{r["point_id"]}" data-col="{col}" data-value="{v!r}">{_fmt_ratio(v)}'
+            f'{f"<sup>{mark}</sup>" if mark else ""}</td>')
+
+
+def _group(recs: list[dict], keys: tuple[str, ...]) -> dict[tuple, list[dict]]:
+    """Records grouped by ``keys``, groups in sorted key order (one pass: no pandas selection per group)."""
+    out: dict[tuple, list[dict]] = {}
+    for r in recs:
+        out.setdefault(tuple(r[k] for k in keys), []).append(r)
+    return dict(sorted(out.items(), key=lambda kv: tuple(v if isinstance(v, (int, float, np.integer)) else str(v)
+                                                         for v in kv[0])))
+
+
+def design_card(rows: list[dict], design: str, color: str, agents: list[tuple[str, str]], bits: list[int]) -> str:
+    """One design's pattern x bitwidth table (``rows``: its same-bits records): speedup and energy ratio vs
+    dense at the same bits."""
+    by = {(r["method"], r["agent"], int(r["bits"])): r for r in rows}
+    head = ("<thead><tr><th rowspan=2 class=l>agent</th>"
+            f"<th colspan={len(bits)}>speedup vs dense (x, higher is faster)</th>"
+            f"<th colspan={len(bits)}>energy / dense (lower saves)</th></tr><tr>"
+            + "".join(f"<th>{b} b</th>" for b in bits) * 2 + "</tr></thead>")
+    body = []
+    dense = [by.get(("td3", "dense", b)) or next((r for k, r in by.items() if k[2] == b and r["pattern"] == "dense"
+                                                   and r["mask_source"] == "trained"), None) for b in bits]
+    body.append("<tr class=abs><td class=l>dense, absolute</td>"
+                + "".join(f"<td>{fmt_time(d['latency_s']) if d else '&ndash;'}</td>" for d in dense)
+                + "".join(f"<td>{fmt_energy(d['energy_pj']) if d else '&ndash;'}</td>" for d in dense) + "</tr>")
+    for method, agent in agents:
+        cells = [by.get((method, agent, b)) for b in bits]
+        if all(c is None for c in cells) or (cells and all(c is None or c["pattern"] == "dense" for c in cells)):
+            continue
+        label = agent_label(method, agent)
+        body.append(f"<tr><td class=l>{html.escape(label)}</td>"
+                    + "".join(_td(c["speedup_vs_dense"] if c else math.nan, "speedup_vs_dense", True, c) for c in cells)
+                    + "".join(_td(c["energy_ratio_vs_dense"] if c else math.nan, "energy_ratio_vs_dense", False, c)
+                              for c in cells) + "</tr>")
+    return (f'<div class="card"><table class="ans" data-design="{html.escape(design)}"><caption>'
+            f'<span class="sw" style="background:{color}"></span>{html.escape(design)}</caption>{head}'
+            f'<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def extreme_notes(rows: list[dict]) -> list[str]:
+    """One line per (design, cause) for cells whose ratio is extreme: the cause (with the numbers of the
+    most extreme cell), then the cells it explains (agent @bits: speedup, energy ratio)."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in rows:
+        if is_extreme(r["pattern"], r["speedup_vs_dense"], r["energy_ratio_vs_dense"]) and r.get("why"):
+            groups.setdefault((r["design"], r["why"].split(":")[0]), []).append(r)
+    out = []
+    for (design, _), rs in sorted(groups.items()):
+        worst = max(rs, key=lambda r: abs(math.log(max(r["energy_ratio_vs_dense"], 1e-12)))
+                    + abs(math.log(max(r["speedup_vs_dense"], 1e-12))))
+        by_agent: dict[str, list[str]] = {}
+        for r in rs:
+            by_agent.setdefault(r["label"], []).append(
+                f"{r['bits']} b {_fmt_ratio(r['speedup_vs_dense'])}x/{_fmt_ratio(r['energy_ratio_vs_dense'])}")
+        cells = "; ".join(f"{a} @ {', '.join(v)}" for a, v in by_agent.items())
+        eg = f" (numbers of {worst['label']} @{worst['bits']} b)" if len(rs) > 1 else ""
+        out.append(f"<b>{html.escape(design)}</b>: {html.escape(worst['why'])}{html.escape(eg)}. "
+                   f"<span class=cells>{html.escape(cells)}</span>")
+    return out
+
+
+def quantization_card(q: list[dict], colors: dict[str, str], bits: list[int]) -> str:
+    """Quantization alone: dense at B bits vs dense at the design's highest bits, one row per design."""
+    head = ("<thead><tr><th rowspan=2 class=l>design (dense vs dense at)</th>"
+            f"<th colspan={len(bits)}>speedup (x)</th><th colspan={len(bits)}>energy ratio</th></tr><tr>"
+            + "".join(f"<th>{b} b</th>" for b in bits) * 2 + "</tr></thead>")
+    body = []
+    for (design,), g in _group(q, ("design",)).items():
+        by = {int(r["bits"]): r for r in g}
+        ref = int(g[0]["ref_bits"])
+        cells = []
+        for col, good in (("speedup", True), ("energy_ratio", False)):
+            for b in bits:
+                r = by.get(b)
+                if r is None:
+                    cells.append('<td class="na">\u2013</td>')
+                    continue
+                v = r[col]
+                cells.append(f'<td style="background:{ratio_color(v, good)}" title="dense at {b} bits (point '
+                             f'{r["point_id"]}) vs dense at {ref} bits (point {r["ref_point_id"]})" data-point="{r["point_id"]}" '
+                             f'data-col="quantization_{col}" data-value="{v!r}">{_fmt_ratio(v)}</td>')
+        body.append(f'<tr><td class=l><span class="sw" style="background:{colors.get(design, "#777")}"></span>'
+                    f'{html.escape(design)} ({ref} b)</td>{"".join(cells)}</tr>')
+    return (f'<div class="card"><table class="ans quant"><caption>Quantization alone (no sparsity): dense at B bits vs '
+            f'dense at the design\'s highest bitwidth</caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def _sections(table: pd.DataFrame, quant: pd.DataFrame) -> tuple[dict, dict]:
+    """env -> (scenario, batch) -> same-bits records; (env, scenario, batch) -> quantization records."""
+    sections: dict[str, dict[tuple, list[dict]]] = {}
+    for (env, sc, batch), recs in _group(table.to_dict("records"), SECTION).items():
+        sections.setdefault(env, {})[(sc, batch)] = recs
+    return sections, _group(quant.to_dict("records"), SECTION)
+
+
+def _section_title(scenario: str, batch: int) -> str:
+    return f"{scenario.replace('_', ' ')}, batch {batch}"
+
+
+def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[str, list[str]],
+                 table: pd.DataFrame | None = None, quant: pd.DataFrame | None = None) -> str:
+    """The page's first section: per env, the return card and caveats, then per scenario the design
+    cards (same bits), the quantization card and the explanations of extreme cells. ``table`` and
+    ``quant``: ``same_bits(df)`` and ``quantization_gain(df)`` when already computed."""
+    sections, qsec = _sections(same_bits(df) if table is None else table,
+                               quantization_gain(df) if quant is None else quant)
+    colors = design_colors(df.design.unique())
+    bits = sorted((int(b) for b in df.bits.unique()), reverse=True)
+    parts = ['<h2 id="answer">What each pattern buys at equal bits, and what it costs</h2>',
+             f"<p class=lead>{html.escape(INTRO)} Hover a cell for what limits it (compute, DRAM bandwidth, "
+             "metadata, SRAM fit, leakage); extreme cells are explained under each scenario.</p>"]
+    agents_all = agent_order(df)
+    for env in sorted(df.env.unique()):
+        anchor = env_anchor(env)
+        parts.append(f'<h3 id="{anchor}">{html.escape(env)}</h3>')
+        if returns_html.get(env):
+            parts.append('<div class="cards">' + returns_html[env] + '<div class="card small">'
+                         + "".join(f'<p class="note caveat">Caveat: {html.escape(c)}</p>' for c in caveats.get(env, []))
+                         + RETURN_HELP + "</div></div>")
+        else:
+            parts += [f'<p class="note caveat">Caveat: {html.escape(c)}</p>' for c in caveats.get(env, [])]
+        env_agents = [a for a in agents_all if ((df.env == env) & (df.method == a[0]) & (df.agent == a[1])).any()] \
+            if "agent" in df.columns else agents_all
+        for (sc, batch), rows in sections.get(env, {}).items():
+            parts.append(f"<h4>{html.escape(env)}: {_section_title(sc, int(batch))}</h4>")
+            if sc == "train_step":
+                parts.append("<p class=small>Train-step points: the hardware runs one TD3 update with B-bit "
+                             "arithmetic; the return beside them is the agent <b>as trained</b> (the "
+                             "'as trained' column: trained and evaluated at its own precision). No agent was "
+                             "trained at the other bitwidths.</p>")
+            else:
+                parts.append("<p class=small>Inference points at B bits pair with the return of the agent "
+                             "evaluated with its actor fake-quantized to B bits (the return table's B-bit column).</p>")
+            cards = [design_card(g, d, colors[d], env_agents, sorted({int(r["bits"]) for r in g}, reverse=True))
+                     for (d,), g in _group(rows, ("design",)).items()]
+            cards.append(quantization_card(qsec.get((env, sc, batch), []), colors, bits))
+            parts.append('<div class="cards">' + "".join(cards) + "</div>")
+            notes = extreme_notes(rows)
+            if notes:
+                parts.append("<details open class=why><summary>Why the extreme cells are extreme</summary><ul>"
+                             + "".join(f"<li>{n}</li>" for n in notes) + "</ul></details>")
+    return "\n".join(parts)
+
+
+INTRO = ("Hardware: speedup = dense latency / this latency, energy ratio = this energy / dense energy, both "
+         "against dense at the same design, scenario, batch and bits (points.parquet's speedup_vs_dense, "
+         "energy_ratio_vs_dense), so sparsity is not mixed with quantization; quantization's own gain is the "
+         "separate table 'Quantization alone' under each scenario. Colour: green better than dense, red worse "
+         "(log scale, full at 10x). \u25c6: the weights fit the design's SRAM while dense's do not (SRAM cliff); "
+         "\u25c7: they miss it while dense's fit. Return: evaluation return as a fraction of dense TD3 as trained, "
+         "with the lowest and highest seed.")
+RETURN_HELP = ("<p>How to read the return table: each cell is the agent's mean evaluation return over its seeds "
+               "divided by dense TD3's return as trained; below it the lowest and highest seed on the same scale. "
+               "'as trained' is the agent at its own training precision (what a train-step point pairs with); "
+               "the B-bit columns evaluate the same agent with its actor fake-quantized to B bits (what an "
+               "inference point at B bits pairs with). Where two agents' ranges overlap, their difference is "
+               "within seed noise.</p>")
+
+
+def env_anchor(env: str) -> str:
+    """The page anchor of an env's answer."""
+    return "answer-" + "".join(ch if ch.isalnum() else "-" for ch in str(env).lower()).strip("-")
+
+
+CSS = """
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(600px,1fr));gap:10px 18px;align-items:start}
+.card{overflow-x:auto;max-width:100%}
+table.ans{font-size:12.5px;margin:4px 0 8px}table.ans td,table.ans th{padding:2px 6px}
+table.ans td.l,table.ans th.l{text-align:left;white-space:nowrap}table.ans tr.abs td{color:#555;font-size:11.5px}
+table.ans td.na{color:#aaa}table.ans sup{color:#333}
+.sw{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:6px;vertical-align:-1px}
+.caveat{background:#fdecea;border-left-color:#d62728}.small{font-size:13px;color:#444;margin:4px 0}
+.lead{font-size:14px}details.why{font-size:13px;margin:4px 0 14px}details.why li{margin:2px 0}
+h4{margin:18px 0 4px}.cells{color:#555}
+"""
+
+
+def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
+             table: pd.DataFrame | None = None, quant: pd.DataFrame | None = None) -> str:
+    """The answer section of summary.md: the same tables as the page, as Markdown."""
+    sections, qsec = _sections(same_bits(df) if table is None else table,
+                               quantization_gain(df) if quant is None else quant)
+    bits = sorted((int(b) for b in df.bits.unique()), reverse=True)
+    out = ["\n## What each pattern buys at equal bits, and what it costs\n", INTRO + "\n"]
+    agents = agent_order(df)
+    for env in sorted(df.env.unique()):
+        out.append(f"\n### {env}\n")
+        out += [f"> Caveat: {c}\n" for c in caveats.get(env, [])]
+        t = ret[ret.env == env] if len(ret) else ret
+        if len(t):
+            seeds = sorted({s for x in t.seeds for s in str(x).split(",") if s})
+            out.append(f"Return as a fraction of dense TD3 as trained ({t.dense_return.iloc[0]:.0f}); "
+                       f"[min-max over seeds {', '.join(seeds) or 'unknown'}]\n")
+            lines = ["| agent | trained at | " + " | ".join(f"eval {b} b" for b in bits) + " |",
+                     "|---|---:|" + "---:|" * len(bits)]
+            for (method, agent), g in t.groupby(["method", "agent"], sort=False):
+                by = {int(r.bits): r for r in g.itertuples(index=False)}
+                own = int(g.trained_bits.iloc[0])
+                cells = []
+                for b in bits:
+                    r = by.get(b)
+                    if r is None:
+                        cells.append("-")
+                        continue
+                    txt = f"{r.fraction:.2f}" + (f" [{r.fraction_min:.2f}-{r.fraction_max:.2f}]" if r.spread_kind else "")
+                    cells.append(f"**{txt}**" if b == own else txt)
+                out_label = agent_label(method, agent)
+                lines.append(f"| {out_label} | {own} | " + " | ".join(cells) + " |")
+            out.append("\n".join(lines) + "\n\n(bold: as trained)\n")
+        for (sc, batch), rows in sections.get(env, {}).items():
+            out.append(f"\n#### {env}: {_section_title(sc, int(batch))}\n")
+            for (design,), g in _group(rows, ("design",)).items():
+                by = {(r["method"], r["agent"], int(r["bits"])): r for r in g}
+                lines = [f"**{design}** (speedup x | energy ratio, vs dense at the same bits)\n",
+                         "| agent | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
+                for method, agent in agents:
+                    cells = [by.get((method, agent, b)) for b in bits]
+                    if all(c is None or c["pattern"] == "dense" for c in cells):
+                        continue
+                    lines.append(f"| {agent_label(method, agent)} | " + " | ".join(
+                        "-" if c is None else f"{_fmt_ratio(c['speedup_vs_dense'])}x / {_fmt_ratio(c['energy_ratio_vs_dense'])}"
+                        + CLIFF_MARKS.get(c.get("sram", ""), "") for c in cells) + " |")
+                out.append("\n".join(lines) + "\n")
+            q = qsec.get((env, sc, batch), [])
+            lines = ["**Quantization alone** (dense at B bits vs dense at the design's highest bits: speedup x | energy ratio)\n",
+                     "| design | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
+            for (design,), g in _group(q, ("design",)).items():
+                by = {int(r["bits"]): r for r in g}
+                lines.append(f"| {design} ({int(g[0]['ref_bits'])} b) | " + " | ".join(
+                    f"{_fmt_ratio(by[b]['speedup'])}x / {_fmt_ratio(by[b]['energy_ratio'])}" if b in by else "-"
+                    for b in bits) + " |")
+            out.append("\n".join(lines) + "\n")
+            notes = extreme_notes(rows)
+            if notes:
+                out.append("Why the extreme cells are extreme:\n\n" + "\n".join(
+                    "- " + n.replace("<b>", "**").replace("</b>", "**") for n in notes) + "\n")
+    return "\n".join(out)

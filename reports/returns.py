@@ -1,0 +1,223 @@
+"""Returns with their seed spread, as fractions of dense, and the caveats a reader needs.
+
+Every number comes from the sweep table (``return_mean``, ``return_seeds``,
+``return_std_seeds``) and, for the per-seed values (seed names, min-max), from the quality
+table the sweep joined (``sweep.json``'s ``quality_table``), matched exactly as the sweep
+matched it (``sweeps.derived.join_quality``: same env, pattern, bits and method; RLx2/GMP
+rows by their fractions). When the per-seed values no longer average to the table's
+``return_mean`` (the quality file changed since the sweep), the seeds are not shown and the
+spread falls back to the table's standard deviation over seeds.
+
+Reference: the fraction of dense is the return divided by the env's dense TD3 return as
+trained (own precision, 32 bits), as in the "RL quality vs hardware" table.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+
+from reports.data import agent_label, agent_order, with_agent
+from reports.quality import _dense_agent, _own_bits, _return_at
+
+#: Dense TD3 has "learned" an env when its return reaches this fraction of the published dense TD3
+#: return at 1M steps; below it every fraction of dense on the page gets a caveat.
+LEARNED_FRACTION = 0.25
+#: Published dense TD3 returns at 1M steps (Fujimoto et al. 2018, TD3 paper, max average return;
+#: /work/shared/reference/rl.md "Dense TD3 reference returns"). v1 envs; our v5 counterparts.
+PUBLISHED_DENSE_RETURN = {"HalfCheetah-v5": 9637.0, "Hopper-v5": 3564.0, "Walker2d-v5": 4683.0, "Ant-v5": 4372.0}
+PUBLISHED_SOURCE = "Fujimoto et al. 2018 (TD3), max average return at 1M steps"
+
+
+def seed_values(df: pd.DataFrame, quality_path: Optional[str | Path]) -> dict[tuple, list[tuple[str, float]]]:
+    """(env, method, agent, bits) -> [(seed, return)] of the quality rows the sweep averaged into
+    ``return_mean``; only keys whose values still average to it (1e-9 relative)."""
+    if not quality_path or not Path(quality_path).is_file():
+        return {}
+    from hwmodel.agents import label_fractions, same_fractions
+    from sweeps.derived import load_quality
+
+    try:
+        groups = load_quality(quality_path)
+    except Exception:  # a damaged or changed quality file: fall back to the table's std
+        return {}
+    out: dict[tuple, list[tuple[str, float]]] = {}
+    rows = with_agent(df)
+    rows = rows[(rows.mask_source == "trained") & rows.return_mean.notna()].drop_duplicates(
+        ["env", "method", "agent", "pattern", "bits"])
+    for r in rows.itertuples(index=False):
+        want = label_fractions(r.agent)
+        recs = [q for q in groups.get((r.env, r.pattern, int(r.bits)), []) if q["method"] in ("", r.method)
+                and (q["fractions"] is None or want is None or same_fractions(q["fractions"], want))]
+        vals = [q["return_mean"] for q in recs]
+        if vals and math.isclose(sum(vals) / len(vals), float(r.return_mean), rel_tol=1e-9, abs_tol=1e-9):
+            out[(r.env, r.method, r.agent, int(r.bits))] = [(str(q["seed"]), q["return_mean"]) for q in recs]
+    return out
+
+
+def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.DataFrame:
+    """One row per (env, agent, evaluated bits) with a return: mean, seeds, spread and fractions of dense.
+
+    Columns: env, method, agent, label, trained_bits, bits (evaluated at), return_mean, n_seeds, seeds
+    (names, "" when unknown), return_min, return_max (per-seed; NaN when unknown), return_std (over seeds),
+    dense_return (the env's dense TD3 as trained), fraction, fraction_min, fraction_max (per-seed returns
+    over dense_return; with only a std: mean -/+ std), spread_kind ("min-max" or "std").
+    """
+    df = with_agent(df)
+    seeds = seed_values(df, quality_path)
+    cols = [c for c in ("env", "method", "agent", "pattern", "mask_source", "bits", "workload_bits", "return_mean",
+                        "return_std_seeds", "return_seeds") if c in df.columns]
+    # All rows of one agent and bitwidth carry the same join: the first row with a return stands for them.
+    first = df[cols][df.return_mean.notna() & (df.mask_source == "trained")].drop_duplicates(
+        ["env", "method", "agent", "bits"]).to_dict("records")
+    by = {(r["env"], r["method"], r["agent"], int(r["bits"])): r for r in first}
+    own_bits = {}
+    if "workload_bits" in df.columns:
+        for (env, method, agent), wb in df.groupby(["env", "method", "agent"]).workload_bits.max().items():
+            own_bits[(env, method, agent)] = int(wb) if wb == wb else 32
+    out: list[dict[str, Any]] = []
+    for env in sorted(df.env.unique()):
+        env_rows = df[df.env == env]
+        dense = _dense_agent(env_rows)
+        ref = _return_at(dense, _own_bits(dense)) if dense is not None else None
+        base = float(ref.return_mean) if ref is not None and ref.return_mean > 0 else math.nan
+        for method, agent in agent_order(env_rows):
+            own = own_bits.get((env, method, agent), 32)
+            for bits in sorted({k[3] for k in by if k[:3] == (env, method, agent)}, reverse=True):
+                r = by[(env, method, agent, bits)]
+                mean = float(r["return_mean"])
+                per = seeds.get((env, method, agent, int(bits)))
+                std = float(r.get("return_std_seeds", math.nan))
+                nseeds = r.get("return_seeds", math.nan)
+                n = int(nseeds) if nseeds == nseeds else (len(per) if per else 0)
+                if per:
+                    lo, hi, kind = min(v for _, v in per), max(v for _, v in per), "min-max"
+                elif std == std:
+                    lo, hi, kind = mean - std, mean + std, "std"
+                else:
+                    lo = hi = math.nan
+                    kind = ""
+                out.append({
+                    "env": env, "method": method, "agent": agent, "label": agent_label(method, agent),
+                    "trained_bits": own, "bits": int(bits), "return_mean": mean, "n_seeds": n,
+                    "seeds": ",".join(s for s, _ in per) if per else "", "return_min": lo, "return_max": hi,
+                    "return_std": std, "dense_return": base, "fraction": mean / base, "fraction_min": lo / base,
+                    "fraction_max": hi / base, "spread_kind": kind,
+                })
+    return pd.DataFrame(out)
+
+
+def caveats(table: pd.DataFrame) -> dict[str, list[str]]:
+    """env -> the caveats its returns need, in words with the numbers behind them:
+    dense itself has not learned (below LEARNED_FRACTION of the published return), or the seeds of one
+    agent disagree more than the agents' means differ (at the agents' own training precision)."""
+    out: dict[str, list[str]] = {}
+    if table.empty:
+        return out
+    for env, t in table.groupby("env", sort=True):
+        notes = []
+        base = float(t.dense_return.iloc[0])
+        pub = PUBLISHED_DENSE_RETURN.get(env)
+        if base != base:
+            notes.append("dense TD3 has no positive return here: no fraction of dense can be given.")
+        elif pub is None:
+            notes.append(f"no published dense TD3 return is known for {env}: whether dense learned is not checked.")
+        elif base < LEARNED_FRACTION * pub:
+            notes.append(f"dense TD3 has not learned {env}: its return ({base:.0f}) is below {LEARNED_FRACTION:.0%} of "
+                         f"the published {pub:.0f} ({PUBLISHED_SOURCE}). Fractions of dense here divide by a baseline "
+                         f"that failed; read them as noise, not as a cost or gain of sparsity.")
+        own = t[t.bits == t.trained_bits]
+        spread = (own.return_max - own.return_min) if (own.spread_kind == "min-max").any() else 2 * own.return_std
+        if len(own) > 1 and spread.notna().any():
+            widest = own.loc[spread.idxmax()]
+            gap = own.return_mean.max() - own.return_mean.min()
+            if spread.max() > gap:
+                what = "seeds" + (f" {widest.seeds}" if widest.seeds else "")
+                notes.append(f"seeds disagree more than methods: {widest.label}'s {what} span {spread.max():.0f} "
+                             f"while the agents' means (as trained) span {gap:.0f}; differences between agents are "
+                             f"within seed noise.")
+        if notes:
+            out[str(env)] = notes
+    return out
+
+
+# ----------------------------------------------------------------------------- rendering
+def _frac_cell(r: dict[str, Any], own: bool) -> str:
+    import html
+
+    if r["fraction"] != r["fraction"]:
+        return f'<td title="return {r["return_mean"]:.0f}; no positive dense return to divide by">{r["return_mean"]:.0f}</td>'
+    spread = ""
+    if r["spread_kind"]:
+        spread = f'<br><small>{r["fraction_min"]:.2f}\u2013{r["fraction_max"]:.2f}</small>'
+    seeds = (f"seeds {r['seeds']}" if r["seeds"] else f"{r['n_seeds']} seeds")
+    tip = (f"{r['label']}, trained at {r['trained_bits']} bits, evaluated at {r['bits']} bits: return "
+           f"{r['return_mean']:.0f} ({seeds}; {r['spread_kind'] or 'no spread'} "
+           f"{r['return_min']:.0f} to {r['return_max']:.0f}) / dense TD3 as trained {r['dense_return']:.0f}")
+    cls = ' class="own"' if own else ""
+    return (f'<td{cls} title="{html.escape(tip)}" data-col="return_fraction" data-value="{r["fraction"]!r}">'
+            f'{r["fraction"]:.2f}{spread}</td>')
+
+
+def html_cards(table: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
+    """env -> the return table (agents x evaluated bits, fraction of dense with its seed spread)."""
+    import html
+
+    out: dict[str, str] = {}
+    if table.empty:
+        return out
+    bits = sorted((int(b) for b in df.bits.unique()), reverse=True)
+    df = with_agent(df)
+    for env, t in table.groupby("env", sort=True):
+        recs = t.to_dict("records")
+        by = {(r["method"], r["agent"], r["bits"]): r for r in recs}
+        seeds = sorted({s for r in recs for s in r["seeds"].split(",") if s})
+        kinds = sorted({r["spread_kind"] for r in recs if r["spread_kind"]})
+        spread_txt = ("min\u2013max over seeds " + ", ".join(seeds)) if kinds == ["min-max"] else (
+            "mean \u00b1 one standard deviation over seeds" if kinds == ["std"] else "spread over seeds (min\u2013max, "
+            "or \u00b1 std where the seeds are unknown)")
+        rows = []
+        for method, agent in dict.fromkeys((r["method"], r["agent"]) for r in recs):
+            first = by[next(k for k in by if k[:2] == (method, agent))]
+            own = first["trained_bits"]
+            cells = [_frac_cell(by[(method, agent, b)], b == own) if (method, agent, b) in by
+                     else '<td class="na">\u2013</td>' for b in bits]
+            as_trained = by.get((method, agent, own))
+            rows.append(f"<tr><td class=l>{html.escape(first['label'])}</td><td>{own}</td>"
+                        + (_frac_cell(as_trained, True) if as_trained else '<td class="na">\u2013</td>')
+                        + "".join(cells) + "</tr>")
+        one_shot = sorted({a for a, s in zip(df[df.env == env].agent, df[df.env == env].mask_source) if s != "trained"})
+        foot = (f"<p class=small>Pruned one-shot, never trained, so never evaluated: {html.escape(', '.join(one_shot))}.</p>"
+                if one_shot else "")
+        base = t.dense_return.iloc[0]
+        out[str(env)] = (
+            '<div class="card"><table class="ans ret"><caption>Return as a fraction of dense TD3 as trained '
+            f"({base:.0f} = 1.00); below each: {spread_txt}</caption><thead><tr><th rowspan=2 class=l>agent</th>"
+            f"<th rowspan=2>trained at (bits)</th><th rowspan=2>as trained</th><th colspan={len(bits)}>evaluated with "
+            f"the actor at B bits</th></tr><tr>" + "".join(f"<th>{b} b</th>" for b in bits) + "</tr></thead><tbody>"
+            + "".join(rows) + f"</tbody></table>{foot}</div>")
+    return out
+
+
+def as_trained(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the return a train-step point stands for: the agent **as trained** (its return at its own
+    training precision, ``workload_bits``, 32 when absent), not the return of its actor fake-quantized to the
+    point's bits: no agent was trained at those bits. Inference rows keep their own return (evaluated at
+    the point's bits). Adds ``return_eval_bits`` (the bits the shown return was evaluated at) and
+    ``return_trained_bits``. A train-step row whose agent has no return at its own bits gets NaN."""
+    df = with_agent(df)
+    own = (df["workload_bits"].fillna(32).astype(int) if "workload_bits" in df.columns
+           else pd.Series(32, index=df.index))
+    key = ["env", "method", "agent"]
+    at_own = df[df.bits.astype(int) == own][[*key, "return_mean"]].dropna().drop_duplicates(key)
+    merged = df[key].merge(at_own.rename(columns={"return_mean": "_own_return"}), on=key, how="left")
+    train = (df.scenario == "train_step").to_numpy()
+    out = df.copy()
+    out["return_mean"] = np.where(train, merged["_own_return"].to_numpy(), df.return_mean.to_numpy())
+    out["return_eval_bits"] = np.where(train, own.to_numpy(), df.bits.astype(int).to_numpy())
+    out["return_trained_bits"] = own.to_numpy()
+    return out

@@ -1,0 +1,41 @@
+"""Colours, marker shapes and labels shared by the HTML page and the PNG figures.
+
+One colour per design everywhere: a design's colour depends only on its position in the
+sorted list of the sweep's designs, so the page and the PNGs of one report agree.
+"""
+
+from __future__ import annotations
+
+from reports.data import ENERGY_COMPONENTS
+
+#: Designs in sorted order take these colours in turn (colour-blind-safe "tab10" order, grey last).
+DESIGN_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+                  "#bcbd22", "#7f7f7f")
+COMPONENT_COLORS = dict(zip(ENERGY_COMPONENTS, ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860",
+                                                "#8c8c8c"]))
+#: Cycle breakdown: compute vs the two kinds of stall the model reports.
+CYCLE_COLORS = {"compute": "#4c72b0", "DRAM stall": "#c44e52", "metadata stall": "#8172b3"}
+#: Plotly marker symbol per pattern (the agent's sparsity); matplotlib's equivalent below.
+PATTERN_SYMBOLS = {"dense": "circle", "2:4": "square", "1:4": "diamond", "1:8": "triangle-up",
+                   "unstructured": "star", "unstructured:0.9": "x"}
+MPL_MARKERS = {"circle": "o", "square": "s", "diamond": "D", "triangle-up": "^", "star": "*", "x": "X",
+               "cross": "P", "hexagon": "h", "pentagon": "p", "triangle-down": "v"}
+_SPARE_SYMBOLS = ("cross", "hexagon", "pentagon", "triangle-down")
+#: Marker size by weight bits: wider numbers, bigger markers.
+BIT_SIZES = {32: 11, 16: 9, 8: 7, 4: 5}
+
+
+def design_colors(designs) -> dict[str, str]:
+    """Design -> colour, by sorted position (stable within a report, identical in PNG and HTML)."""
+    return {d: DESIGN_PALETTE[i % len(DESIGN_PALETTE)] for i, d in enumerate(sorted(set(designs)))}
+
+
+def pattern_symbol(pattern: str) -> str:
+    """Plotly symbol of a pattern; unknown patterns share a few spare shapes (stable by name)."""
+    if pattern in PATTERN_SYMBOLS:
+        return PATTERN_SYMBOLS[pattern]
+    return _SPARE_SYMBOLS[sum(map(ord, pattern)) % len(_SPARE_SYMBOLS)]
+
+
+def bit_size(bits: int) -> int:
+    return BIT_SIZES.get(int(bits), 7)

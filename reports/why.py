@@ -1,0 +1,145 @@
+"""What limits each design point, from the model's own figures in points.parquet.
+
+Per row: the latency limiter (compute, DRAM bandwidth or metadata: the largest share of
+``cycles`` among compute cycles, ``stall_cycles_dram`` and ``stall_cycles_metadata``), the
+largest energy component and its share, whether the weights fit the design's SRAM while dense
+at the same bits does not (or the reverse: the cliff behind the most extreme ratios), whether
+the design skipped any MAC at all, and a one-line explanation of the ratio against dense at the
+same bits. Columns a table lacks (older or reduced sweeps) leave the matching reason out.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from reports.data import ENERGY_COMPONENTS, fmt_bytes
+
+#: Same-bits ratios outside these bounds get a one-line explanation on the page.
+SPEEDUP_EXTREME = (0.9, 4.0)
+ENERGY_EXTREME = (0.1, 1.1)
+#: A sparse point within this of 1.0 in speedup gained nothing: also explained.
+NO_GAIN = 0.05
+
+DENSE_KEY = ("env", "design", "scenario", "batch", "bits")
+
+
+def dense_same_bits(df: pd.DataFrame) -> pd.DataFrame:
+    """For each row, the dense row of its (env, design, scenario, batch, bits): columns prefixed ``dense_``
+    (NaN where the sweep has no such dense row). Index aligned with ``df``."""
+    cols = [c for c in ("latency_s", "energy_pj", "model_bytes", "fits_in_sram", "energy_dram_pj", "macs_issued",
+                        "stall_cycles_dram", "cycles", "point_id") if c in df.columns]
+    dense = df[df.pattern == "dense"]
+    if "mask_source" in dense:
+        dense = dense[dense.mask_source == "trained"]
+    dense = dense.drop_duplicates(list(DENSE_KEY))[[*DENSE_KEY, *cols]]
+    merged = df[list(DENSE_KEY)].merge(dense.rename(columns={c: f"dense_{c}" for c in cols}), on=list(DENSE_KEY),
+                                       how="left")
+    merged.index = df.index
+    return merged[[f"dense_{c}" for c in cols]]
+
+
+def _col(df: pd.DataFrame, name: str) -> np.ndarray:
+    return df[name].to_numpy(dtype=float) if name in df.columns else np.full(len(df), np.nan)
+
+
+def limiters(df: pd.DataFrame) -> pd.DataFrame:
+    """Per row of ``df`` (same index): latency_limiter, latency_share, energy_top, energy_top_share,
+    leakage_share, sram ("fits, dense misses" / "misses, dense fits" / "fits" / "misses" / ""),
+    skips_macs (False when the design issued every dense MAC) and why (one line)."""
+    n = len(df)
+    cycles = _col(df, "cycles")
+    stall_d = np.nan_to_num(_col(df, "stall_cycles_dram"))
+    stall_m = np.nan_to_num(_col(df, "stall_cycles_metadata"))
+    parts = np.column_stack([cycles - stall_d - stall_m, stall_d, stall_m])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        shares = parts / cycles[:, None]
+    names = np.array(["compute", "DRAM bandwidth", "metadata"])
+    have_cycles = np.isfinite(cycles) & (cycles > 0)
+    top = np.where(have_cycles, np.nanargmax(np.where(np.isfinite(shares), shares, -1), axis=1), 0)
+    comps = [c for c in ENERGY_COMPONENTS if f"energy_{c}_pj" in df.columns]
+    energy = np.column_stack([np.nan_to_num(_col(df, f"energy_{c}_pj")) for c in comps]) if comps else np.zeros((n, 0))
+    total = _col(df, "energy_pj")
+    with np.errstate(invalid="ignore", divide="ignore"):
+        eshare = energy / total[:, None] if comps else energy
+    etop = np.argmax(eshare, axis=1) if comps else np.zeros(n, dtype=int)
+    leak = eshare[:, comps.index("leakage")] if "leakage" in comps else np.full(n, np.nan)
+    dense = dense_same_bits(df)
+    fits = df["fits_in_sram"].to_numpy() if "fits_in_sram" in df else np.full(n, None)
+    dfits = dense["dense_fits_in_sram"].to_numpy() if "dense_fits_in_sram" in dense else np.full(n, None)
+    sram = []
+    for f, d in zip(fits, dfits):
+        if f is None or f != f:
+            sram.append("")
+        elif d is None or d != d or bool(f) == bool(d):
+            sram.append("fits" if f else "misses")
+        else:
+            sram.append("fits, dense misses" if f else "misses, dense fits")
+    issued, dense_issued = _col(df, "macs_issued"), _col(dense, "dense_macs_issued")
+    skips = ~(np.isfinite(issued) & np.isfinite(dense_issued) & (issued >= dense_issued * (1 - 1e-9)))
+    out = pd.DataFrame({
+        "latency_limiter": np.where(have_cycles, names[top], ""),
+        "latency_share": np.where(have_cycles, shares[np.arange(n), top], np.nan),
+        "energy_top": np.array(comps, dtype=object)[etop] if comps else "",
+        "energy_top_share": eshare[np.arange(n), etop] if comps else np.nan,
+        "leakage_share": leak,
+        "sram": sram,
+        "skips_macs": skips,
+    }, index=df.index)
+    used = [c for c in ("pattern", "model_bytes", "sram_bytes", "stall_cycles_dram", "stall_cycles_metadata", "cycles",
+                        "speedup_vs_dense")
+            if c in df.columns]
+    out["why"] = [_why_line(r, d, lim) for r, d, lim in zip(df[used].to_dict("records"), dense.to_dict("records"),
+                                                               out.to_dict("records"))]
+    return out
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _why_line(r: dict, d: dict, lim: dict) -> str:
+    """One line on why this point's same-bits ratios are what they are (the strongest cause first)."""
+    sram_b = r.get("sram_bytes")
+    if lim["sram"] == "fits, dense misses":
+        dram = d.get("dense_energy_dram_pj")
+        share = f" ({_pct(dram / d['dense_energy_pj'])} of dense's energy)" if dram == dram and dram is not None and d.get(
+            "dense_energy_pj") else ""
+        return (f"SRAM cliff: these weights ({fmt_bytes(r.get('model_bytes'))}) fit the {fmt_bytes(sram_b)} SRAM, dense "
+                f"({fmt_bytes(d.get('dense_model_bytes'))}) does not and streams them from DRAM{share}")
+    if lim["sram"] == "misses, dense fits":
+        return (f"SRAM cliff: these weights with their metadata ({fmt_bytes(r.get('model_bytes'))}) miss the "
+                f"{fmt_bytes(sram_b)} SRAM that dense ({fmt_bytes(d.get('dense_model_bytes'))}) fits")
+    if lim["latency_limiter"] == "DRAM bandwidth" and lim["latency_share"] > 0.5:
+        dense = ""
+        if d.get("dense_cycles") == d.get("dense_cycles") and d.get("dense_cycles"):
+            dense = (f" (dense at these bits: {d['dense_stall_cycles_dram']:.0f} of {d['dense_cycles']:.0f})")
+        return (f"DRAM-bound: {r['stall_cycles_dram']:.0f} of {r['cycles']:.0f} cycles are DRAM stalls{dense}; "
+                f"sparsity only shortens the rest")
+    sp = r.get("speedup_vs_dense")
+    sp = sp if sp is not None and sp == sp else 1.0
+    if r.get("pattern") != "dense" and abs(sp - 1) < NO_GAIN:
+        extra = ", issuing every dense MAC" if not lim["skips_macs"] else ""
+        return (f"no gain: the design runs this pattern on dense's schedule{extra} (it cannot exploit this "
+                f"sparsity), so cycles and energy stay as dense's")
+    stall_m = r.get("stall_cycles_metadata")
+    if sp < 1 - NO_GAIN and stall_m and r.get("cycles"):
+        return (f"slower than dense: {stall_m:.0f} of {r['cycles']:.0f} cycles wait for N:M/index metadata, "
+                f"which dense never loads")
+    if lim["latency_limiter"] == "metadata" and lim["latency_share"] > 0.25:
+        return f"metadata-bound: {_pct(lim['latency_share'])} of the cycles wait for N:M index metadata"
+    lk = lim["leakage_share"]
+    if lk == lk and lk > 0.5:
+        return f"leakage is {_pct(lk)} of the energy: energy follows latency, not the MAC count"
+    if lim["latency_limiter"]:
+        return (f"compute-bound ({_pct(lim['latency_share'])} of cycles computing); energy mostly "
+                f"{lim['energy_top']} ({_pct(lim['energy_top_share'])})")
+    return ""
+
+
+def is_extreme(pattern: str, speedup: float, energy_ratio: float) -> bool:
+    """Whether a same-bits cell deserves its one-line explanation on the page."""
+    if pattern == "dense" or speedup != speedup:
+        return False
+    return (speedup < SPEEDUP_EXTREME[0] or speedup > SPEEDUP_EXTREME[1] or energy_ratio < ENERGY_EXTREME[0]
+            or energy_ratio > ENERGY_EXTREME[1] or abs(speedup - 1) < NO_GAIN)

@@ -1,0 +1,250 @@
+"""The report's answer: same-bits tables equal a recomputation from points.parquet, quantization's own
+gain apart, returns with their seed spread and caveats, every agent separately (no figure averages two
+agents), and the page's main tables fit 1400 px in a real headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reports import answer, returns
+from reports.build import build_report
+from reports.data import one_row_per
+from sweeps import api
+
+KEY = ["env", "design", "scenario", "batch", "bits"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """The default grid on the bundled workloads and quality table, with the real model (about 2 s)."""
+    out = tmp_path_factory.mktemp("answer") / "sweep"
+    api.run(None, out, workers=1, progress=False)
+    build_report(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def page(sweep) -> str:
+    return (sweep / "report" / "index.html").read_text()
+
+
+def _cells(page: str) -> list[tuple[str, str, float]]:
+    return [(m[0], m[1], float(m[2])) for m in
+            re.findall(r'data-point="([0-9a-f]+)" data-col="([a-z_]+)" data-value="([^"]+)"', page)]
+
+
+def test_same_bits_cells_equal_a_recomputation_from_the_table(sweep, page):
+    df = pd.read_parquet(sweep / "points.parquet")
+    dense = df[(df.pattern == "dense") & (df.mask_source == "trained")].set_index(KEY)
+    by_id = df.set_index("point_id")
+    cells = [c for c in _cells(page) if c[1] in ("speedup_vs_dense", "energy_ratio_vs_dense")]
+    shown = {pid for pid, _, _ in cells}
+    # Every non-dense point of the sweep has its two cells (the default grid plots every batch).
+    assert shown == set(df.point_id[df.pattern != "dense"])
+    assert len(cells) == 2 * len(shown)
+    for pid, col, value in cells:
+        r = by_id.loc[pid]
+        d = dense.loc[(r.env, r.design, r.scenario, r.batch, r.bits)]
+        want = d.latency_s / r.latency_s if col == "speedup_vs_dense" else r.energy_pj / d.energy_pj
+        assert value == pytest.approx(want, rel=1e-12), (pid, col)
+    # Not the highest-bitwidth reference: on a design whose dense points span several bitwidths the two differ.
+    sp = {(pid, col): v for pid, col, v in cells}
+    differs = [pid for pid in shown if by_id.loc[pid].bits != by_id.loc[pid].dense_ref_bits]
+    assert differs and all(sp[(p, "speedup_vs_dense")] != pytest.approx(by_id.loc[p].speedup_vs_dense_ref) for p in differs[:5])
+
+
+def test_quantization_table_is_dense_against_dense_at_the_highest_bits(sweep, page):
+    df = pd.read_parquet(sweep / "points.parquet")
+    dense = df[(df.pattern == "dense") & (df.mask_source == "trained")]
+    top = dense.loc[dense.groupby(["env", "design", "scenario", "batch"]).bits.idxmax()].set_index(
+        ["env", "design", "scenario", "batch"])
+    by_id = dense.set_index("point_id")
+    cells = [c for c in _cells(page) if c[1].startswith("quantization_")]
+    assert {pid for pid, _, _ in cells} == set(dense.point_id)
+    for pid, col, value in cells:
+        r = by_id.loc[pid]
+        ref = top.loc[(r.env, r.design, r.scenario, r.batch)]
+        want = ref.latency_s / r.latency_s if col == "quantization_speedup" else r.energy_pj / ref.energy_pj
+        assert value == pytest.approx(want, rel=1e-12)
+        assert value == pytest.approx(r.speedup_vs_dense_ref if col == "quantization_speedup" else r.energy_ratio_vs_dense_ref)
+
+
+def _figures(page: str) -> list[dict]:
+    payload = page.split("<script>(function(){var P=", 1)[1].split(";var C=", 1)[0]
+    return json.loads(payload.replace("<\\/", "</"))["figures"]
+
+
+def test_no_figure_averages_two_agents(sweep, page):
+    """Every bar and marker carries the one point it shows: no trace shows a point twice, every point
+    id is a row of the table, and each energy share equals that row's component over its total."""
+    df = pd.read_parquet(sweep / "points.parquet").set_index("point_id")
+    figs = _figures(page)
+    checked = 0
+    for fig in figs:
+        for tr in fig["data"]:
+            ids = tr.get("customdata")
+            if ids is None:
+                continue
+            assert len(ids) == len(set(ids)) == len(tr["x"]), tr.get("name")
+            assert set(ids) <= set(df.index)
+            comp = f"energy_{tr['name']}_pj"
+            if tr["type"] == "bar" and comp in df.columns:
+                want = 100 * df.loc[ids, comp].to_numpy() / df.loc[ids, "energy_pj"].to_numpy()
+                assert np.allclose(np.asarray(tr["y"], dtype=float), want, rtol=1e-9)
+                checked += 1
+    assert checked > 0
+    # Two trained agents of one pattern (RLx2 and GMP, both "unstructured") are two bars, not one.
+    why = next(f for f in figs if "What limits" in f["layout"]["title"]["text"])
+    cats = why["layout"]["xaxis"]["categoryarray"]
+    assert any(c.startswith("rlx2") for c in cats) and any(c.startswith("gmp") for c in cats)
+
+
+def test_one_row_per_refuses_to_average():
+    df = pd.DataFrame({"design": ["a", "a"], "agent": ["x", "x"], "v": [1.0, 3.0]})
+    with pytest.raises(ValueError, match="refusing to average"):
+        one_row_per(df, ["design", "agent"], "test")
+    assert one_row_per(df.assign(agent=["x", "y"]), ["design", "agent"], "test").v.tolist() == [1.0, 3.0]
+
+
+def test_returns_carry_the_seed_spread_of_the_quality_table(sweep):
+    df = pd.read_parquet(sweep / "points.parquet")
+    qpath = json.loads((sweep / "sweep.json").read_text())["quality_table"]
+    table = returns.return_table(df, qpath)
+    with open(qpath) as fh:
+        q = [r for r in csv.DictReader(fh)]
+    dense = [float(r["return_mean"]) for r in q if r["env"] == "Hopper-v5" and r["method"] == "td3" and r["bits"] == "32"]
+    row = table[(table.env == "Hopper-v5") & (table.agent == "dense") & (table.bits == 32)].iloc[0]
+    assert row.seeds == "0,1" and row.n_seeds == 2
+    assert (row.return_min, row.return_max) == (min(dense), max(dense))
+    assert row.fraction == 1.0 and row.fraction_min == pytest.approx(min(dense) / np.mean(dense))
+    rl = [float(r["return_mean"]) for r in q if r["env"] == "Hopper-v5" and r["method"] == "rlx2" and r["bits"] == "8"]
+    got = table[(table.env == "Hopper-v5") & (table.method == "rlx2") & (table.bits == 8)].iloc[0]
+    assert (got.return_min, got.return_max) == (min(rl), max(rl))
+    assert got.fraction_max == pytest.approx(max(rl) / np.mean(dense))
+
+
+def test_caveats_state_the_threshold_and_fire_only_when_due():
+    base = {"method": "td3", "agent": "dense", "label": "dense", "trained_bits": 32, "bits": 32, "n_seeds": 2,
+            "seeds": "0,1", "spread_kind": "min-max", "return_std": math.nan}
+    learned = pd.DataFrame([
+        {**base, "env": "Hopper-v5", "return_mean": 3000.0, "return_min": 2950.0, "return_max": 3050.0, "dense_return": 3000.0},
+        {**base, "env": "Hopper-v5", "method": "rnm-td3", "agent": "2:4", "label": "2:4", "return_mean": 2000.0,
+         "return_min": 1990.0, "return_max": 2010.0, "dense_return": 3000.0}])
+    assert returns.caveats(learned) == {}
+    failed = learned.assign(return_mean=[300.0, 250.0], return_min=[290.0, 50.0], return_max=[310.0, 450.0],
+                            dense_return=300.0)
+    notes = returns.caveats(failed)["Hopper-v5"]
+    limit = returns.LEARNED_FRACTION * returns.PUBLISHED_DENSE_RETURN["Hopper-v5"]
+    assert any("has not learned" in n and f"{returns.LEARNED_FRACTION:.0%}" in n for n in notes) and 300 < limit
+    assert any("seeds disagree more than methods" in n and "span 400" in n and "span 50" in n for n in notes)
+
+
+def test_page_opens_with_the_answer_and_states_caveats(page):
+    assert page.index('id="answer"') < page.index('id="why"') < page.index('id="quality"') < page.index('id="pareto"')
+    assert "has not learned Hopper-v5" in page and f"below {returns.LEARNED_FRACTION:.0%}" in page
+    assert "as trained" in page and "min\u2013max over seeds 0, 1" in page
+    # The SRAM cliff behind the most extreme same-bits ratio is explained in words on the page.
+    assert "SRAM cliff" in page and "DRAM-bound" in page
+
+
+def test_summary_md_answers_first(sweep):
+    md = (sweep / "report" / "summary.md").read_text()
+    assert md.index("## What each pattern buys at equal bits") < md.index("## RL quality vs hardware")
+    assert "Quantization alone" in md and "[0.94-1.06]" in md  # HalfCheetah dense's own seed range
+
+
+def test_default_report_draws_no_png_and_png_flag_draws_them(sweep, tmp_path):
+    assert not list((sweep / "report").glob("*.png"))
+    import shutil
+
+    out = tmp_path / "s"
+    shutil.copytree(sweep, out, ignore=shutil.ignore_patterns("report"))
+    info = build_report(out, pngs=True)
+    names = {p.name for p in info["pngs"]}
+    assert {"front_return_vs_energy.png", "speedup_same_bits.png", "energy_ratio_same_bits.png"} <= names
+    for p in info["pngs"]:
+        assert p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ----------------------------------------------------------------------------- layout in a real browser
+from tests.test_report_html import Browser, needs_chromium, problems  # noqa: E402
+
+LAYOUT_JS = """(function () {
+  function box(el) { return {sw: el.scrollWidth, cw: el.clientWidth, ox: getComputedStyle(el).overflowX}; }
+  return {
+    view: window.innerWidth, page: document.documentElement.scrollWidth,
+    cards: Array.from(document.querySelectorAll('table.ans')).map(function (t) {
+      var c = t.closest('.card'); var b = box(c); b.name = t.dataset.design || t.className; return b; }),
+    frames: Array.from(document.querySelectorAll('.frame')).map(box),
+    plots: Array.from(document.querySelectorAll('div.plot')).map(function (d) {
+      return d.getBoundingClientRect().right; })
+  };
+})()"""
+
+
+@needs_chromium
+def test_main_tables_fit_1400_px_without_horizontal_overflow(page, sweep):
+    url = (sweep / "report" / "index.html").resolve().as_uri()
+    b = Browser()
+    try:
+        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Runtime", "Log", "Page"):
+            b.send(f"{domain}.enable", session=session)
+        b.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1000, "deviceScaleFactor": 1,
+                                                      "mobile": False}, session=session)
+        b.send("Page.navigate", {"url": url}, session=session)
+        b.wait_event("Page.loadEventFired", timeout=90)
+        b.drain(1.0)
+        assert problems(b.events, url) == []
+        got = b.send("Runtime.evaluate", {"expression": LAYOUT_JS, "returnByValue": True}, session=session)["result"]["value"]
+        shot = b.send("Page.captureScreenshot", {"format": "png"}, session=session)["data"]
+    finally:
+        b.close()
+    import base64
+    import struct
+
+    png = base64.b64decode(shot)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and struct.unpack(">I", png[16:20])[0] == 1400  # a 1400 px wide screenshot
+    assert got["view"] == 1400
+    assert got["page"] <= got["view"], "the page scrolls sideways at 1400 px"
+    # Every answer table (same-bits per design, quantization, returns) fits its card: nothing to scroll.
+    assert len(got["cards"]) > 10
+    for card in got["cards"]:
+        assert card["sw"] <= card["cw"], card
+    # Wider tables (front tables, RL quality) scroll inside their own frame, never the page.
+    for frame in got["frames"]:
+        assert frame["ox"] == "auto", frame
+    assert got["plots"] and max(got["plots"]) <= got["view"]
+
+
+def test_train_step_points_carry_the_return_of_the_agent_as_trained(sweep):
+    df = pd.read_parquet(sweep / "points.parquet")
+    got = returns.as_trained(df)
+    train = got[got.scenario == "train_step"]
+    inf = df[(df.scenario == "inference") & df.return_mean.notna()]
+    checked = 0
+    for r in train.itertuples():
+        own = inf[(inf.env == r.env) & (inf.method == r.method) & (inf.agent == r.agent) & (inf.bits == r.workload_bits)]
+        if r.mask_source != "trained":
+            assert math.isnan(r.return_mean)
+            continue
+        assert r.return_mean == own.return_mean.iloc[0] and r.return_eval_bits == r.return_trained_bits == r.workload_bits
+        checked += 1
+    assert checked and set(train[train.method == "gmp"].return_trained_bits) == {8}  # the QAT agent: 8 bits
+    # Inference points keep the return evaluated at their own bits.
+    i = got.scenario == "inference"
+    assert got.return_mean[i].equals(df.return_mean[i]) and (got.return_eval_bits[i] == got.bits[i]).all()
+    # And the fronts of the report are computed on exactly these returns.
+    from tests.test_report_fronts import check_fronts_against_table
+
+    doc = json.loads((sweep / "report" / "fronts.json").read_text())
+    assert check_fronts_against_table(got, doc["fronts"]) == len(doc["fronts"])
