@@ -444,6 +444,9 @@ def load_design(path: str | os.PathLike | Design) -> Design:
         bundled = bundled_designs()
         if str(path) in bundled:
             p = bundled[str(path)]
+        elif data_path("gpus", f"{path}.yaml").is_file():
+            raise NmlabError(f"design: {path} is a GPU spec, not an accelerator design: simulate, sweep and check "
+                             "take it as a design point; this command needs an accelerator design")
         else:
             raise NmlabError(f"design: no such file or bundled design: {path} (bundled: {', '.join(bundled)})")
     try:
@@ -452,4 +455,7 @@ def load_design(path: str | os.PathLike | Design) -> Design:
         raise NmlabError(f"design: {p}: not valid YAML ({exc})") from None
     if not isinstance(data, dict):
         raise NmlabError(f"design: {p}: must be a YAML mapping")
+    if data.get("format") == "nmlab-gpu":
+        raise NmlabError(f"design: {p}: a GPU spec, not an accelerator design: simulate, sweep and check take it "
+                         "as a design point; this command needs an accelerator design")
     return parse_design(data, name=p.stem, source=str(p))
