@@ -52,7 +52,8 @@ class SweepConfig:
         bits: weight bitwidths, no duplicates.
         designs: "bundled" or a list of bundled design names / design YAML paths.
         gpus: GPU design points swept beside the designs: "bundled" (every bundled GPU spec) or
-            a list of bundled GPU names / GPU spec files (empty: none).
+            a list of bundled GPU names / GPU spec files (empty: none). Default: DEFAULT_GPUS,
+            or none when the config lists its ``designs`` and says nothing of ``gpus``.
         scenarios: (scenario, batch) pairs.
         quality: "bundled", None (no return join) or a CSV path.
         chunk_size: points per part file; None picks one from the grid size and workers.
@@ -187,6 +188,8 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
     if "designs" in data:
         cfg.designs = "bundled" if data["designs"] == "bundled" else _paths(_list(data, "designs"), "designs", base, must_exist=False)
 
+    if "designs" in data and "gpus" not in data:
+        cfg.gpus = []  # a config that lists its designs sweeps just those (as before GPUs were design points)
     if "gpus" in data:
         g = data["gpus"]
         if g is None or g == "none" or g == []:
