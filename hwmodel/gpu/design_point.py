@@ -198,15 +198,15 @@ def load_design_point(ref: Any):
 
 @dataclass
 class _Gemm:
-    """One GEMM of a scenario before it is timed (sizes as in LayerResult: M x K . K x N)."""
+    """One GEMM of a scenario before it is timed: ``layer``'s GEMM in ``phase``, sizes as in
+    LayerResult (M x K . K x N), what the GPU runs (``mapping``), kept weights (``nnz``), and
+    the update it belongs to with how often it runs per step."""
 
-    name: str
-    network: str
+    layer: Any
     phase: str
     m: int
     k: int
     n: int
-    pattern: str
     mapping: Mapping
     nnz: int
     update: str
@@ -243,8 +243,7 @@ def _scenario_gemms(wl, batch: int, scenario: str, policy_delay: int) -> tuple[l
         else:
             m, kk, nn, mp = n, B, k, Mapping(DENSE, None, "weight gradient: dense")
         nnz = kk * nn if phase == "backward_weight" or layer.mask is None else mask_nnz(layer.mask)
-        gemms.append(_Gemm(layer.name, layer.network, phase, m, kk, nn, str(parse_pattern(layer.pattern)), mp, nnz,
-                           update, times))
+        gemms.append(_Gemm(layer, phase, m, kk, nn, mp, nnz, update, times))
 
     def forward(net: str, update: str = "", times: float = 1.0) -> None:
         for layer in nets[net]:
@@ -372,15 +371,16 @@ def simulate_gpu(workload, design: Any, batch: int = 1, bits: Optional[int] = 16
     if with_dense:
         dense_run = _gemm_figures(gpu, gemms, dtype, np.zeros(len(gemms), dtype=bool)) if sparse.any() else figs
         dense_figs = [d if s else f for f, d, s in zip(figs, dense_run, sparse)]
-    layers = [LayerResult(g.name, g.network, g.phase, g.m, g.k, g.n, g.pattern, str(g.mapping.hw_pattern),
-                          g.mapping.note, f, d, g.update, g.times) for g, f, d in zip(gemms, figs, dense_figs)]
+    layers = [LayerResult(g.layer.name, g.layer.network, g.phase, g.m, g.k, g.n, str(parse_pattern(g.layer.pattern)),
+                          str(g.mapping.hw_pattern), g.mapping.note, f, d, g.update, g.times)
+              for g, f, d in zip(gemms, figs, dense_figs)]
     for name, net, phase, elements, kind, update, times in elementwise:
         fig = _elementwise_figures(gpu, elements, kind, int(bits), times)
         layers.append(LayerResult(name, net, phase, 1, elements, 1, "dense", "dense",
                                   "element-wise, memory-bound GPU kernel", fig, fig if with_dense else None,
                                   update, times))
     # Stored weights of the touched layers (each once), as the GPU holds them at this dtype.
-    mapped = {g.name: g.mapping.sparse for g in gemms if g.phase == "forward"}
+    mapped = {g.layer.name: g.mapping.sparse for g in gemms if g.phase == "forward"}
     stored = sum(weight_bytes(x.out_features, x.in_features, dtype, mapped.get(x.name, False)) for x in touched)
     dense_bytes = sum(weight_bytes(x.out_features, x.in_features, dtype, False) for x in touched)
     l2 = gpu.weight_sram_bytes()
