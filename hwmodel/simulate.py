@@ -30,6 +30,7 @@ from hwmodel.cycles import k_compressed
 from hwmodel.design import Design, load_design
 from hwmodel.energy import energy_table
 from hwmodel.errors import NmlabError
+from hwmodel.gpu.design_point import gpu_design, simulate_gpu
 from hwmodel.mapping import Mapping, map_weights, mask_nnz, unstructured_metadata_bits
 from hwmodel.model import Operands, elementwise, evaluate_gemm
 from hwmodel.result import Figures, LayerResult, SimResult
@@ -190,7 +191,8 @@ def simulate(workload: Workload | str | os.PathLike, design: Design | str | os.P
         policy_delay: TD3's actor-update period (train_step).
         with_dense: also run every GEMM dense for speedup and energy ratios.
     """
-    d = load_design(design)
+    gpu = gpu_design(design)  # a GPU spec as the design point: hwmodel/gpu/design_point.py
+    d = load_design(design) if gpu is None else None
     wl = workload if isinstance(workload, Workload) else load_workload(workload)
     if scenario not in SCENARIOS:
         raise NmlabError(f"scenario: must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
@@ -209,6 +211,9 @@ def simulate(workload: Workload | str | os.PathLike, design: Design | str | os.P
         raise NmlabError(f"bits: must be an integer, got {bits!r}")
     if isinstance(policy_delay, bool) or not isinstance(policy_delay, int) or policy_delay < 1:
         raise NmlabError(f"policy_delay: must be a positive integer, got {policy_delay!r}")
+    if gpu is not None:
+        return simulate_gpu(wl, gpu, batch=int(batch), bits=int(bits), scenario=scenario, residency=residency,
+                            policy_delay=policy_delay, with_dense=with_dense)
     dt = d.datatype_for(int(bits))
     r = _Runner(d, int(batch), int(bits), residency, with_dense)
     nets: dict[str, list[Layer]] = {}

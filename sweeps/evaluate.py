@@ -72,9 +72,9 @@ def prune_one_shot(wl, pattern: str):
 
 @lru_cache(maxsize=32)
 def _design(path: str):
-    from hwmodel.design import load_design
+    from hwmodel.gpu.design_point import load_design_point  # an accelerator design or a GPU spec
 
-    return load_design(path)
+    return load_design_point(path)
 
 
 def _simulate() -> Callable:
