@@ -9,7 +9,7 @@ import pytest
 from hwmodel.design import bundled_designs, load_design
 from hwmodel.errors import NmlabError
 from hwmodel.gpu import design_point as dp
-from hwmodel.gpu.model import predict_gemm_us, weight_bytes
+from hwmodel.gpu.model import predict, weight_bytes
 from hwmodel.gpu.spec import bundled_gpus, gpu_for
 from hwmodel.simulate import simulate
 from hwmodel.sparsity import nm_mask, random_mask
@@ -38,9 +38,8 @@ def _unstructured(sparsity):
 
 
 def _model_us(spec, r, dtype):
-    """The GPU model's own time for a layer's GEMM (graph mode), called directly."""
-    impl = "sparse_cslt" if r.hw_pattern == "2:4" else "dense"
-    return predict_gemm_us(spec, dp.model_params(spec), r.m, r.n, r.k, dtype=dtype, impl=impl, mode="graph")
+    """The GPU model's own time for a layer's GEMM (kernel time, cold L2), called directly."""
+    return predict(spec, r.m, r.k, r.n, dtype, r.hw_pattern == "2:4", dp.model_params(spec), l2="cold") * 1e6
 
 
 @pytest.mark.parametrize("bits,dtype", [(16, "bfloat16"), (8, "int8")])
@@ -61,7 +60,7 @@ def test_latency_is_the_gpu_models_per_layer_sum(bits, dtype, scenario, batch):
         if r.phase in ("optimizer", "polyak"):  # memory-bound element-wise passes
             nbytes = (r.figures.bits_dram_read + r.figures.bits_dram_write) / 8.0 / r.times_per_step
             p = dp.model_params(spec)
-            expected += (p.node_us * 1e-6 + nbytes / (p.eta_mem * spec.memory_bytes_per_s)) * r.times_per_step
+            expected += (p.kernel_dense_us * 1e-6 + nbytes / (p.eta_mem * spec.memory_bytes_per_s)) * r.times_per_step
     assert res.total.latency_s == pytest.approx(expected, rel=1e-12)
     assert (scenario == "train_step") == any(r.phase == "optimizer" for r in res.layers)
 
