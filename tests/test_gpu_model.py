@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hwmodel.errors import NmlabError
-from hwmodel.gpu.model import (OPERAND_BYTES, PUBLISHED_LOOP_CALLS, SPLITS, TILES, Geometry, GpuParams, predict,
+from hwmodel.gpu.model import (CLUSTER_MULTICAST, OPERAND_BYTES, PUBLISHED_LOOP_CALLS, SPLITS, TILES, Geometry, GpuParams, predict,
                                predict_pair_us, predict_s, smooth_max, weight_bytes)
 from hwmodel.gpu.params import architecture, bundled_params, params_for
 from hwmodel.gpu.spec import bundled_gpus, gpu_for, load_gpu
@@ -80,8 +80,10 @@ def test_4096_cubed_bf16_on_h100_sxm_by_hand(h100):
     assert want_s / (2 * 4096**3 / (peak_boost * clock)) == pytest.approx(4 / (512 / 132), rel=1e-12)
     # DRAM: X, W and Y once each (cold call), 3 x 32 MiB at eta_mem of the bandwidth.
     assert terms["dram_s"][0] == pytest.approx(3 * 4096 * 4096 * 2 / (ETA1.eta_mem * 3.35e12), rel=1e-12)
-    # L2 moves X once per tile column and W once per tile row: (16 + 32) x 32 MiB (+ Y).
-    traffic = 16 * 4096 * 4096 * 2 + 32 * 4096 * 4096 * 2 + 4096 * 4096 * 2
+    # L2 moves X once per tile column and W once per tile row: (16 + 32) x 32 MiB (+ Y), each
+    # operand tile once per 2-SM cluster on Hopper (TMA multicast).
+    assert CLUSTER_MULTICAST["9"] == 2.0
+    traffic = (16 * 4096 * 4096 * 2 + 32 * 4096 * 4096 * 2 + 4096 * 4096 * 2) / 2
     assert terms["l2_s"][0, c] == pytest.approx(traffic / (200.0 * 132 * h100.boost_clock_mhz * 1e6 * clock))
     # The kernel is compute-bound: the chosen candidate's time is within the smooth max of it.
     best = terms["kernel_s"][0].min()

@@ -60,8 +60,8 @@ SPLITS = {False: (1, 2), True: (1,)}
 #: Whether the library also offers a stream-K schedule (evenly dealt k-iterations, no wave tail).
 STREAM_K = {False: False, True: False}
 STREAM_K_BLOCK = 64
-#: Bytes of k per pipeline step of a tile's main loop (64 16-bit or 128 8-bit values).
-KBLOCK_BYTES = 128
+#: Compute-capability major -> SMs that share one L2 read of an operand tile.
+CLUSTER_MULTICAST = {"9": 2.0, "10": 4.0}
 MIN_K_PER_SPLIT = 256
 #: Tile FLOPs per operand element (tm*tn/(tm+tn)) at which the tensor cores stop starving.
 TILE_INTENSITY_FULL = 128 * 128 / 256
@@ -82,9 +82,6 @@ class GpuParams:
         kernel_dense_us: fixed GPU time of a cuBLASLt kernel (start, prologue, epilogue), us.
         kernel_sparse_us: the same for a cuSPARSELt kernel (metadata set-up included), us.
         eta_mem: fraction of the DRAM bandwidth a streaming GEMM reaches.
-        sm_bytes_per_clk: operand bytes one SM loads per clock (limits few-tile GEMMs).
-        kblock_cycles: least clocks one step of a tile's k-loop takes (the load latency the
-            pipeline cannot hide; limits deep, few-tile GEMMs).
         l2_bytes_per_clk_sm: aggregate L2 bandwidth in bytes per clock, per SM of the GPU.
         l2_usable: fraction of the L2 that keeps operands between calls.
         clock_sustained: clock fraction a long power-limited run settles at (1 = no limit).
@@ -99,8 +96,6 @@ class GpuParams:
     kernel_dense_us: float = 2.0
     kernel_sparse_us: float = 3.0
     eta_mem: float = 0.8
-    sm_bytes_per_clk: float = 64.0
-    kblock_cycles: float = 200.0
     l2_bytes_per_clk_sm: float = 32.0
     l2_usable: float = 0.6
     clock_sustained: float = 0.8
@@ -109,7 +104,7 @@ class GpuParams:
     eager_sparse_us: float = 15.0
     eta: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
-    SCALARS = ("issue_us", "kernel_dense_us", "kernel_sparse_us", "eta_mem", "sm_bytes_per_clk", "kblock_cycles", "l2_bytes_per_clk_sm",
+    SCALARS = ("issue_us", "kernel_dense_us", "kernel_sparse_us", "eta_mem", "l2_bytes_per_clk_sm",
                "l2_usable", "clock_sustained", "heat_ms")
 
     def efficiency(self, dtype: str, sparse: bool) -> float:
@@ -131,8 +126,8 @@ DEFAULT_ETA = {"dense": 0.7, "sparse": 0.5}
 
 #: (lower, upper) bounds the fitter keeps each scalar in.
 BOUNDS = {"issue_us": (0.5, 50.0), "kernel_dense_us": (0.05, 30.0), "kernel_sparse_us": (0.05, 30.0),
-          "eta_mem": (0.2, 1.0), "sm_bytes_per_clk": (4.0, 512.0), "kblock_cycles": (1.0, 5000.0), "l2_bytes_per_clk_sm": (2.0, 256.0), "l2_usable": (0.1, 1.0),
-          "clock_sustained": (0.3, 1.0), "heat_ms": (1.0, 1e5), "eta": (0.02, 1.2)}
+          "eta_mem": (0.2, 1.0),  "l2_bytes_per_clk_sm": (2.0, 256.0), "l2_usable": (0.1, 1.0),
+          "clock_sustained": (0.3, 1.0), "heat_ms": (1.0, 1e5), "eta": (0.02, 1.5)}
 
 
 def weight_bytes(n: np.ndarray, k: np.ndarray, dtype: str, sparse: bool) -> np.ndarray:
@@ -177,7 +172,7 @@ class Geometry:
         ob = OUTPUT_BYTES[dtype] if out_bytes is None else float(out_bytes)
         self.flops = 2.0 * m * n * k
         self.ws_bytes = m * k * b + n * k * wb + m * n * ob
-        waves, tile_flops, tile_bytes, traffic, kblocks = [], [], [], [], []
+        waves, tile_flops, traffic = [], [], []
         for tm, tn in TILES[sparse]:
             tile_eff = min(1.0, (tm * tn / (tm + tn)) / TILE_INTENSITY_FULL)
             rows_t, cols_t = np.ceil(m / tm), np.ceil(n / tn)
@@ -189,8 +184,6 @@ class Geometry:
                 w = np.where((split == 1) | (k / split >= MIN_K_PER_SPLIT), w, np.inf)
                 waves.append(w)
                 tile_flops.append(2.0 * tm * tn * kc / tile_eff)
-                kblocks.append(np.ceil(kc * b / KBLOCK_BYTES))
-                tile_bytes.append((tm * b + tn * wb) * kc + tm * tn * ob + partial)
                 traffic.append((m * k * b) * cols_t + (n * k * wb) * rows_t + m * n * ob
                                + (rows_t * cols_t * split * partial if split > 1 else 0.0))
             if STREAM_K[sparse]:
@@ -199,15 +192,13 @@ class Geometry:
                 iters = np.ceil(k / STREAM_K_BLOCK)
                 waves.append(np.ceil(rows_t * cols_t * iters / spec.sm_count) / iters)
                 tile_flops.append(2.0 * tm * tn * k / tile_eff)
-                kblocks.append(np.ceil(k * b / KBLOCK_BYTES))
-                tile_bytes.append((tm * b + tn * wb) * k + tm * tn * ob + 2.0 * tm * tn * 4.0)
                 traffic.append((m * k * b) * cols_t + (n * k * wb) * rows_t + m * n * ob
                                + spec.sm_count * 2.0 * tm * tn * 4.0)
         self.waves = np.stack(waves, axis=1)
         self.tile_flops = np.stack(tile_flops, axis=1)
-        self.tile_bytes = np.stack(tile_bytes, axis=1)
-        self.traffic = np.stack(traffic, axis=1)
-        self.kblocks = np.stack(kblocks, axis=1)
+        # Hopper and later multicast an operand tile to both SMs of a 2-SM cluster (TMA
+        # multicast): L2 serves it once per cluster.
+        self.traffic = np.stack(traffic, axis=1) / CLUSTER_MULTICAST.get(spec.compute_capability.split(".")[0], 1.0)
 
     def terms(self, params: GpuParams, loop_calls: int = PUBLISHED_LOOP_CALLS,
               l2: str = "warm") -> dict[str, np.ndarray]:
@@ -231,11 +222,9 @@ class Geometry:
         sm_flops = (self.peak * eta / spec.sm_count) * clock
         hz = spec.boost_clock_mhz * 1e6 * clock
         compute_s = self.waves * self.tile_flops / sm_flops[:, None]
-        sm_s = self.waves * self.tile_bytes / (params.sm_bytes_per_clk * hz)[:, None]
         l2_s = self.traffic / (params.l2_bytes_per_clk_sm * spec.sm_count * hz)[:, None]
-        loop_s = self.waves * self.kblocks * params.kblock_cycles / hz[:, None]
-        kernel_s = smooth_max(compute_s, sm_s, l2_s, loop_s, dram_s[:, None])
-        return {"compute_s": compute_s, "sm_s": sm_s, "l2_s": l2_s, "dram_s": dram_s, "kernel_s": kernel_s,
+        kernel_s = smooth_max(compute_s, l2_s, dram_s[:, None])
+        return {"compute_s": compute_s, "l2_s": l2_s, "dram_s": dram_s, "kernel_s": kernel_s,
                 "best": np.argmin(kernel_s, axis=1), "clock": clock, "miss": miss}
 
     def seconds(self, params: GpuParams, loop_calls: int = PUBLISHED_LOOP_CALLS, l2: str = "warm",
