@@ -449,6 +449,10 @@ def bundled_designs() -> dict[str, Path]:
     return {p.stem: p for p in sorted(data_path("designs").glob("*.yaml"))}
 
 
+_GPU_SPEC = ("a GPU spec, not an accelerator design: simulate, sweep and check take it as a design point "
+             "(hwmodel/gpu/design_point.py); this command needs an accelerator design")
+
+
 def load_design(path: str | os.PathLike | Design) -> Design:
     """Load and validate a design YAML file, or a bundled design by name (e.g. "edge_ws")."""
     if isinstance(path, Design):
@@ -458,9 +462,13 @@ def load_design(path: str | os.PathLike | Design) -> Design:
         bundled = bundled_designs()
         if str(path) in bundled:
             p = bundled[str(path)]
+        elif data_path("gpus", f"{path}.yaml").is_file():
+            raise NmlabError(f"design: {path} is {_GPU_SPEC}")
         else:
             raise NmlabError(f"design: no such file or bundled design: {str(path)[:300]} (bundled: {', '.join(bundled)})")
     data = load_yaml(p, "design")
     if not isinstance(data, dict):
         raise NmlabError(f"design: {p}: must be a YAML mapping")
+    if data.get("format") == "nmlab-gpu":
+        raise NmlabError(f"design: {p} is {_GPU_SPEC}")
     return parse_design(data, name=p.stem, source=str(p))

@@ -1,4 +1,4 @@
-"""CLI registration for `nmlab gpu validate` (GPU model). Handlers import heavy modules lazily."""
+"""CLI registration for ``nmlab gpu validate | predict | fit`` (GPU model). Handlers import lazily."""
 
 from __future__ import annotations
 
@@ -8,14 +8,30 @@ from hwmodel.cli import subgroup
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add ``nmlab gpu validate`` to the shared ``gpu`` group."""
-    gpu = subgroup(sub, "gpu", "GPU timings: measure dense vs 2:4 (bench), check the GPU model (validate)")
-    p = gpu.add_parser("validate", help="fit the GPU model on part of a bench CSV and report its error on the rest")
-    p.add_argument("--data", help="bench CSV (nmlab gpu bench); default: the measurement bundled in hwmodel/data/gpu_bench")
-    p.add_argument("--gpu", help="design point to compare with (h100_sxm, h200_sxm, a100_sxm); default: from the rows")
-    p.add_argument("--json", action="store_true", help="print the report as JSON")
-    p.add_argument("--plots", metavar="DIR", help="write predicted_vs_measured.png and speedup_vs_size.png here")
+    """Add the GPU model's commands to the shared ``gpu`` group."""
+    gpu = subgroup(sub, "gpu", "GPU timings: measure dense vs 2:4 (bench), check and use the GPU model")
+    p = gpu.add_parser("validate", help="check the GPU model against measured dense vs 2:4 GEMM times")
+    p.add_argument("--data", help="a published-format or `nmlab gpu bench` CSV; default: every file bundled "
+                                  "in hwmodel/data/gpu_measurements (one block per GPU, plus leave-one-GPU-out)")
+    p.add_argument("--gpu", help="GPU spec for every row (e.g. h100_pcie); default: matched from the file's GPU names")
+    p.add_argument("--no-fit", action="store_true", help="use the bundled per-architecture parameters, fit nothing")
+    p.add_argument("--json", action="store_true", help="print a JSON list, one object per GPU")
+    p.add_argument("--plots", metavar="DIR", help="write <gpu>_predicted_vs_measured.png and <gpu>_speedup_vs_size.png")
     p.set_defaults(func=_validate)
+
+    p = gpu.add_parser("predict", help="predicted dense and 2:4 time of one GEMM on a GPU spec")
+    p.add_argument("--gpu", required=True, help="GPU spec name (hwmodel/data/gpus), e.g. h100_sxm")
+    p.add_argument("--gemm", required=True, metavar="M,K,N", help="Y[M,N] = X[M,K] W[N,K]^T")
+    p.add_argument("--dtype", default="bf16", help="bf16 | fp16 | fp8 | int8 | fp4 (or full names); default bf16")
+    p.add_argument("--l2", choices=("warm", "cold"), default="warm",
+                   help="warm: operands reused from L2 across calls (a timing loop); cold: read from DRAM")
+    p.add_argument("--calls", type=int, default=125, help="back-to-back calls (heats the card); default 125")
+    p.add_argument("--eager", action="store_true", help="add torch's eager per-call dispatch (a prior, not fitted)")
+    p.set_defaults(func=_predict)
+
+    p = gpu.add_parser("fit", help="refit the bundled per-architecture parameters from the bundled measurements")
+    p.add_argument("--out", help="output YAML; default hwmodel/data/gpu_params.yaml")
+    p.set_defaults(func=_fit)
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -26,14 +42,59 @@ def _validate(args: argparse.Namespace) -> int:
 
     if args.plots:
         check_output_dir(args.plots, "--plots")  # before the fit, not after it
-    report = run_validate(args.data, args.gpu)
-    plots = write_plots(report, args.plots) if args.plots else []
+    reports = run_validate(args.data, args.gpu, do_fit=not args.no_fit)
+    plots = [p for r in reports for p in write_plots(r, args.plots)] if args.plots else []
     if args.json:
-        out = public(report)
-        out["plots"] = [str(p) for p in plots]
-        print(json.dumps(finite_or_none(out), indent=1, default=str))
+        print(json.dumps([finite_or_none(public(r)) for r in reports], indent=1))
     else:
-        print(format_report(report))
+        print("\n\n".join(format_report(r) for r in reports))
         for p in plots:
-            print(f"  plot: {p}")
+            print(f"plot: {p}")
+    return 0
+
+
+def _parse_gemm(text: str) -> tuple[int, int, int]:
+    from hwmodel.errors import NmlabError
+
+    parts = text.split(",")
+    try:
+        values = tuple(int(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or min(values) < 1:
+        raise NmlabError(f"--gemm: {text!r} is not M,K,N (three whole numbers >= 1)")
+    return values  # type: ignore[return-value]
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from hwmodel.errors import NmlabError
+    from hwmodel.gpu.measurements import canonical_dtype
+    from hwmodel.gpu.model import predict
+    from hwmodel.gpu.params import architecture, params_for
+    from hwmodel.gpu.spec import gpu_for
+
+    m, k, n = _parse_gemm(args.gemm)
+    dtype = canonical_dtype(args.dtype)
+    if args.calls < 1:
+        raise NmlabError(f"--calls: {args.calls} must be >= 1")
+    spec = gpu_for(args.gpu)
+    params = params_for(spec)
+    kw = dict(loop_calls=args.calls, l2=args.l2, mode="eager" if args.eager else "kernel")
+    dense = predict(spec, m, k, n, dtype, False, params, **kw) * 1e6
+    sparse = predict(spec, m, k, n, dtype, True, params, **kw) * 1e6
+    flops = 2.0 * m * k * n
+    print(f"{spec.name} ({spec.display_name}), {architecture(spec)} parameters; GEMM {m}x{k}x{n} (M,K,N) {dtype}, "
+          f"L2 {args.l2}, {args.calls} calls, {'eager torch' if args.eager else 'library kernel'}")
+    print(f"  dense  {dense:12.2f} us  ({flops / dense / 1e6:8.1f} TFLOP/s)")
+    print(f"  2:4    {sparse:12.2f} us  ({flops / sparse / 1e6:8.1f} TFLOP/s effective)")
+    print(f"  speedup dense/2:4 {dense / sparse:.3f} ({'2:4 wins' if sparse < dense else 'dense wins'})")
+    return 0
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from hwmodel.gpu.params import default_path
+    from hwmodel.gpu.tune import write_bundled_params
+
+    path = write_bundled_params(args.out or default_path())
+    print(f"wrote {path}")
     return 0

@@ -28,6 +28,7 @@ import numpy as np
 from hwmodel.design import Design, load_design
 from hwmodel.energy import energy_table
 from hwmodel.errors import NmlabError
+from hwmodel.gpu.design_point import gpu_design, simulate_gpu
 from hwmodel.model import FIELDS, Evaluation, MappedProgram, evaluate, map_program
 from hwmodel.program import SCENARIOS, GemmEntry, build_program
 from hwmodel.result import Figures, LayerResult, SimResult
@@ -132,9 +133,13 @@ def simulate(workload: Workload | str | os.PathLike, design: Design | str | os.P
         policy_delay: TD3's actor-update period (train_step).
         with_dense: also run every GEMM dense for speedup and energy ratios.
     """
-    d = load_design(design)
+    gpu = gpu_design(design)  # a GPU spec as the design point: hwmodel/gpu/design_point.py
+    d = load_design(design) if gpu is None else None
     wl = workload if isinstance(workload, Workload) else load_workload(workload)
     bits = check_arguments(wl, batch, bits, scenario, residency, policy_delay)
+    if gpu is not None:
+        return simulate_gpu(wl, gpu, batch=int(batch), bits=bits, scenario=scenario, residency=residency,
+                            policy_delay=policy_delay, with_dense=with_dense)
     dt = d.datatype_for(bits)
     prog = build_program(wl, scenario, policy_delay)
     mp = map_program(prog, d)

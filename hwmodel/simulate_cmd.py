@@ -11,7 +11,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add subcommands to the nmlab parser."""
     p = sub.add_parser("simulate", help="model a workload on an accelerator design (cycles, traffic, energy)")
     p.add_argument("--workload", help="workload file (.nmw); default: the bundled default workload")
-    p.add_argument("--design", required=True, help="design YAML file or bundled design name (e.g. edge_ws)")
+    p.add_argument("--design", required=True, help="design YAML file or bundled design name (e.g. edge_ws), or a GPU spec (e.g. h100_sxm, docs/gpu.md)")
     p.add_argument("--batch", type=cli_int(1, limit_name="batch"), default=1, help="batch rows per GEMM (default 1: the control loop, also for train_step; TD3 trains at 256)")
     p.add_argument("--bits", type=_bits, default=8,
                    help="weight bitwidth (default 8; overrides the workload's), or 'workload' for the "

@@ -146,7 +146,7 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
               sram: Optional[str], patterns: Optional[str], bits: Optional[str], batch: Optional[int],
               scenario: str) -> dict[str, Any]:
     """Parse, simulate and judge; returns a dict (requirements, combinations, passed). Bad input raises NmlabError."""
-    from hwmodel.design import load_design
+    from hwmodel.gpu.design_point import load_design_point  # an accelerator design or a GPU spec
     from hwmodel.workload import default_workload, load_workload
 
     latency_s = parse_quantity(latency, TIME_UNITS, "--latency-budget") if latency is not None else None
@@ -154,7 +154,7 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
     sram_b = parse_quantity(sram, SIZE_UNITS, "--sram-budget") if sram is not None else None
     if batch is not None and batch < 1:
         raise NmlabError(f"--batch: must be a positive integer, got {batch}")
-    design = load_design(design_ref)
+    design = load_design_point(design_ref)
     wpath = workload_path or str(default_workload())
     workload = load_workload(wpath)
     pats = parse_patterns_list(patterns) if patterns else None

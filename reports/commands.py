@@ -22,7 +22,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     c = sub.add_parser("check", help="check a design point against latency, energy and SRAM budgets (exit 0 pass, 1 fail)",
                        description="Pass or fail per requirement, with the reason in words. Exit status 0 when all "
                        "pass, 1 when any fails, 2 for bad input.")
-    c.add_argument("design", help="design YAML file or bundled design name")
+    c.add_argument("design", nargs="?", default=None,
+                   help="design YAML file, bundled design name, or GPU spec (e.g. h100_sxm; docs/gpu.md)")
+    c.add_argument("--design", dest="design_option", default=None, metavar="DESIGN",
+                   help="the design point, as an option (same as the positional DESIGN)")
     c.add_argument("--workload", default=None, help="workload file (.nmw); default: the bundled default workload")
     c.add_argument("--latency-budget", default=None, metavar="TIME", help="e.g. 1ms, 250us (units s, ms, us, ns)")
     c.add_argument("--energy-budget", default=None, metavar="ENERGY", help="e.g. 5uJ (units J, mJ, uJ, nJ, pJ)")
@@ -52,6 +55,12 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
+    from hwmodel.errors import NmlabError
     from reports.check import main
 
+    if args.design and args.design_option and args.design != args.design_option:
+        raise NmlabError(f"check: two designs given ({args.design} and --design {args.design_option}); give one")
+    args.design = args.design or args.design_option
+    if not args.design:
+        raise NmlabError("check: no design: give DESIGN or --design (an accelerator design or a GPU such as h100_sxm)")
     return main(args)

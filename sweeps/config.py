@@ -27,7 +27,10 @@ DEFAULT_BITS = (32, 16, 8, 4)
 #: Batch-1 inference is the control loop; TD3's default minibatch is 256 (reference/rl.md).
 DEFAULT_SCENARIOS = (("inference", 1), ("train_step", 256))
 
-_KEYS = {"version", "workloads", "patterns", "bits", "designs", "scenarios", "quality", "chunk_size"}
+#: GPUs swept beside the accelerator designs by default (hwmodel/data/gpus; docs/gpu.md).
+DEFAULT_GPUS = ("h100_sxm", "a100_sxm")
+
+_KEYS = {"version", "workloads", "patterns", "bits", "designs", "gpus", "scenarios", "quality", "chunk_size"}
 
 
 @dataclass(frozen=True)
@@ -47,6 +50,9 @@ class SweepConfig:
         patterns: canonical pattern strings ("dense", "2:4", ...), no duplicates.
         bits: weight bitwidths, no duplicates.
         designs: "bundled" or a list of bundled design names / design YAML paths.
+        gpus: GPU design points swept beside the designs: "bundled" (every bundled GPU spec) or
+            a list of bundled GPU names / GPU spec files (empty: none). Default: DEFAULT_GPUS,
+            or none when the config lists its ``designs`` and says nothing of ``gpus``.
         scenarios: (scenario, batch) pairs.
         quality: "bundled", None (no return join) or a CSV path.
         chunk_size: points per part file; None picks one from the grid size and workers.
@@ -57,6 +63,7 @@ class SweepConfig:
     patterns: list[str] = field(default_factory=lambda: list(DEFAULT_PATTERNS))
     bits: list[int] = field(default_factory=lambda: list(DEFAULT_BITS))
     designs: Union[str, list[str]] = "bundled"
+    gpus: Union[str, list[str]] = field(default_factory=lambda: list(DEFAULT_GPUS))
     scenarios: list[Scenario] = field(default_factory=lambda: [Scenario(s, b) for s, b in DEFAULT_SCENARIOS])
     quality: Optional[str] = "bundled"
     chunk_size: Optional[int] = None
@@ -70,6 +77,7 @@ class SweepConfig:
             "patterns": list(self.patterns),
             "bits": list(self.bits),
             "designs": self.designs,
+            "gpus": self.gpus,
             "scenarios": [{"scenario": s.name, "batch": s.batch} for s in self.scenarios],
             "quality": self.quality,
             "chunk_size": self.chunk_size,
@@ -176,6 +184,17 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
 
     if "designs" in data:
         cfg.designs = "bundled" if data["designs"] == "bundled" else _paths(_list(data, "designs"), "designs", base, must_exist=False)
+
+    if "designs" in data and "gpus" not in data:
+        cfg.gpus = []  # a config that lists its designs sweeps just those (as before GPUs were design points)
+    if "gpus" in data:
+        g = data["gpus"]
+        if g is None or g == "none" or g == []:
+            cfg.gpus = []
+        elif g == "bundled":
+            cfg.gpus = "bundled"
+        else:
+            cfg.gpus = _paths(_list(data, "gpus"), "gpus", base, must_exist=False)
 
     if "scenarios" in data:
         scenarios: list[Scenario] = []

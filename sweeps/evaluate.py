@@ -75,9 +75,9 @@ def prune_one_shot(wl, pattern: str):
 
 @lru_cache(maxsize=32)
 def _design(path: str):
-    from hwmodel.design import load_design
+    from hwmodel.gpu.design_point import load_design_point  # an accelerator design or a GPU spec
 
-    return load_design(path)
+    return load_design_point(path)
 
 
 def config_columns(point: dict[str, Any]) -> dict[str, Any]:
@@ -169,6 +169,9 @@ def evaluate_points(points: dict[str, list]):
     from hwmodel.simulate import dense_weight_bytes, point_extras
 
     n = len(points["point_id"])
+    on_gpu = [_is_gpu(path) for path in points["_design_path"]]
+    if any(on_gpu):
+        return _mixed_points(points, on_gpu)
     groups: dict[tuple, list[int]] = {}
     for i, key in enumerate(zip(points["_workload_path"], points["pattern"], points["mask_source"],
                                 points["_design_path"], points["scenario"])):
@@ -248,6 +251,53 @@ def evaluate_points(points: dict[str, list]):
         else:
             arrays.append(pa.array(points[name]))
     return pa.table(arrays, names=list(columns))
+
+
+@lru_cache(maxsize=64)
+def _is_gpu(design_path: str) -> bool:
+    from hwmodel.gpu.design_point import GpuDesign
+
+    return isinstance(_design(design_path), GpuDesign)
+
+
+def _gpu_row(point: dict[str, Any]) -> dict[str, Any]:
+    """One GPU design point's row: ``simulate()`` on the GPU model (hwmodel/gpu/design_point.py),
+    its summary and scalar extras as columns, like an accelerator row."""
+    from hwmodel.simulate import simulate
+
+    wl = workload_at(point["_workload_path"], point["pattern"], point["mask_source"])
+    try:
+        res = simulate(wl, _design(point["_design_path"]), batch=point["batch"], bits=point["bits"],
+                       scenario=point["scenario"])
+    except NmlabError as exc:
+        raise NmlabError(f"{_describe(point)}: {exc}") from None
+    row = {**res.summary(), **config_columns(point)}
+    for key, value in (res.extra or {}).items():
+        if key not in row and isinstance(value, (str, int, float, bool)) and key != "area_note":
+            row[key] = value
+    row["model_bytes"] = model_bytes(res)
+    row["energy_per_sample_pj"] = row["energy_pj"] / point["batch"]
+    row["networks"] = ",".join(res.network_names())
+    return row
+
+
+def _mixed_points(points: dict[str, list], on_gpu: list[bool]):
+    """A chunk holding GPU design points: accelerator points columnar, GPU points one
+    ``simulate()`` each (the GPU timing model is per GEMM), rows back in the chunk's order."""
+    import pyarrow as pa
+
+    from sweeps.store import rows_to_table
+
+    acc = [i for i, g in enumerate(on_gpu) if not g]
+    gpu = [i for i, g in enumerate(on_gpu) if g]
+    tables = []
+    if acc:
+        tables.append(evaluate_points({k: [v[i] for i in acc] for k, v in points.items()}))
+    keys = list(points)
+    tables.append(rows_to_table([_gpu_row({k: points[k][i] for k in keys}) for i in gpu]))
+    table = pa.concat_tables(tables, promote_options="permissive")
+    order = np.argsort(np.asarray(acc + gpu), kind="stable")
+    return table.take(pa.array(order))
 
 
 def evaluate_point(point: dict[str, Any]) -> dict[str, Any]:

@@ -106,9 +106,9 @@ class DesignInfo:
 
 
 def _design_info(ref: str) -> DesignInfo:
-    from hwmodel.design import load_design
+    from hwmodel.gpu.design_point import load_design_point  # an accelerator design or a GPU spec
 
-    d = load_design(ref)
+    d = load_design_point(ref)
     bits = set()
     for b in range(1, 33):
         try:
@@ -142,12 +142,23 @@ def resolve_designs(cfg: SweepConfig) -> list[DesignInfo]:
             raise NmlabError("sweep config: designs: no bundled designs found; list design files")
     else:
         refs = list(cfg.designs)
+    refs += _gpu_refs(cfg)
     infos = [_design_info(r) for r in refs]
     names = [d.name for d in infos]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
         raise NmlabError(f"sweep config: designs: two designs are named {dup!r}; names must be unique")
     return infos
+
+
+def _gpu_refs(cfg: SweepConfig) -> list[str]:
+    """The config's GPU design points (``gpus``: "bundled" = every bundled GPU spec, or a list)."""
+    gpus = getattr(cfg, "gpus", None)
+    if gpus == "bundled":
+        from hwmodel.gpu.design_point import bundled_gpu_names
+
+        return list(bundled_gpu_names())
+    return list(gpus or [])
 
 
 def choose_sources(workloads: list[WorkloadInfo], pattern: str) -> list[tuple[WorkloadInfo, str]]:

@@ -1,15 +1,19 @@
-"""GPU design points and the analytic GPU model: monotonicity, quantization, 2:4 format, overheads."""
+"""GPU design points and the analytic GPU timing model: hand-computed tile/wave and L2 cases,
+monotonicity, the 2:4 format, heating, the vectorized API."""
 
 import math
 
+import numpy as np
 import pytest
 
 from hwmodel.errors import NmlabError
-from hwmodel.gpu import grid
-from hwmodel.gpu.model import GpuModel, GpuModelParams, gemm_row, predict_gemm_us, weight_bytes
+from hwmodel.gpu.model import (CLUSTER_MULTICAST, OPERAND_BYTES, PUBLISHED_LOOP_CALLS, SPLITS, TILES, Geometry, GpuParams, predict,
+                               predict_pair_us, predict_s, smooth_max, weight_bytes)
+from hwmodel.gpu.params import architecture, bundled_params, params_for
 from hwmodel.gpu.spec import bundled_gpus, gpu_for, load_gpu
 
-P = GpuModelParams()
+# Full efficiency, no heating, an L2 fast enough not to bind: the compute term alone.
+ETA1 = GpuParams(eta={"bfloat16": {"dense": 1.0, "sparse": 1.0}}, clock_sustained=1.0, l2_bytes_per_clk_sm=200.0)
 
 
 @pytest.fixture(scope="module")
@@ -19,8 +23,8 @@ def h100():
 
 def test_design_points_load_and_are_consistent():
     gpus = bundled_gpus()
-    assert set(gpus) == {"a100_sxm", "h100_sxm", "h200_sxm"}
-    for g in gpus.values():
+    assert {"a100_sxm", "h100_sxm", "h200_sxm"} <= set(gpus)  # tests/test_gpu_schema.py checks every spec
+    for g in (gpus["a100_sxm"], gpus["h100_sxm"], gpus["h200_sxm"]):
         for dtype, rate in g.tensor_flops.items():
             assert rate["sparse"] == pytest.approx(2 * rate["dense"], rel=1e-3), (g.name, dtype)
         # Peak bf16 = FLOP/clock/SM x SMs x tensor clock (4096 on Hopper, 2048 on Ampere).
@@ -40,7 +44,7 @@ def test_load_gpu_names_the_bad_field(tmp_path):
     bad.write_text(text.replace("sm_count: 132", "sm_count: 0"))
     with pytest.raises(NmlabError, match="gpu 'bad': sm_count: must be > 0"):
         load_gpu(bad)
-    bad.write_text(text.replace("version: 1", "version: 9"))
+    bad.write_text(text.replace("version: 2", "version: 9"))
     with pytest.raises(NmlabError, match="format/version"):
         load_gpu(bad)
     bad.write_text(text.replace("bfloat16: {dense: 989.4, sparse: 1978.9}", "bfloat16: {dense: 989.4}"))
@@ -54,109 +58,111 @@ def bundled_path(name):
     return data_path("gpus", f"{name}.yaml")
 
 
-@pytest.mark.parametrize("impl", grid.IMPLS)
-@pytest.mark.parametrize("mode", ["eager", "graph"])
-def test_time_never_decreases_with_size(h100, impl, mode):
-    sizes = [1, 8, 32, 100, 256, 1000, 1024, 4096, 16384]
-    for dim in range(3):
-        times = []
-        for s in sizes:
-            if impl == "sparse_api" and dim == 0 and s % 8:
-                continue  # the API pads such m per call: m = 1 costs more than m = 8 (tested below)
-            shape = [1024, 1024, 1024]
-            shape[dim] = s
-            times.append(predict_gemm_us(h100, P, *shape, impl=impl, mode=mode))
-        assert all(b >= a * (1 - 1e-9) for a, b in zip(times, times[1:])), (dim, times)
+def _candidate(tm, tn, split, sparse=False):
+    """Column of (tm, tn, split) in Geometry's candidate arrays (tiles outer, splits inner)."""
+    return TILES[sparse].index((tm, tn)) * len(SPLITS[sparse]) + SPLITS[sparse].index(split)
 
 
-def test_large_gemm_approaches_the_efficient_peak(h100):
-    s = 16384
-    t = predict_gemm_us(h100, P, s, s, s)
-    achieved = 2 * s**3 / (t * 1e-6)
-    assert achieved == pytest.approx(P.eta_dense * h100.peak_flops("bfloat16", False), rel=0.02)
-    ts = predict_gemm_us(h100, P, s, s, s, impl="sparse_cslt")
-    assert t / ts == pytest.approx(2 * P.eta_sparse / P.eta_dense, rel=0.02)
+def test_4096_cubed_bf16_on_h100_sxm_by_hand(h100):
+    # 4096^3 bf16 dense, 128x256 tiles, no split-K: 32 x 16 = 512 tiles on 132 SMs = 4 waves
+    # (3.88 rounded up), each a full tile of 2*128*256*4096 FLOPs at the per-SM peak.
+    geo = Geometry(h100, 4096, 4096, 4096, "bfloat16", False)
+    c = _candidate(128, 256, 1)
+    assert geo.waves[0, c] == 4 == math.ceil((4096 // 128) * (4096 // 256) / 132)
+    assert geo.tile_flops[0, c] == 2 * 128 * 256 * 4096
+    terms = geo.terms(ETA1, loop_calls=1, l2="cold")
+    peak_boost = 989.4e12 * h100.boost_clock_mhz / h100.tensor_clock_mhz
+    clock = terms["clock"][0]  # one isolated call barely heats the card
+    assert 0.999 < clock <= 1.0
+    want_s = 4 * 2 * 128 * 256 * 4096 / (peak_boost * clock / 132)
+    assert terms["compute_s"][0, c] == pytest.approx(want_s, rel=1e-12)
+    # The wave tail costs 4 / 3.88 = 3% over a perfectly balanced schedule.
+    assert want_s / (2 * 4096**3 / (peak_boost * clock)) == pytest.approx(4 / (512 / 132), rel=1e-12)
+    # DRAM: X, W and Y once each (cold call), 3 x 32 MiB at eta_mem of the bandwidth.
+    assert terms["dram_s"][0] == pytest.approx(3 * 4096 * 4096 * 2 / (ETA1.eta_mem * 3.35e12), rel=1e-12)
+    # L2 moves X once per tile column and W once per tile row: (16 + 32) x 32 MiB (+ Y), each
+    # operand tile once per 2-SM cluster on Hopper (TMA multicast).
+    assert CLUSTER_MULTICAST["9"] == 2.0
+    traffic = (16 * 4096 * 4096 * 2 + 32 * 4096 * 4096 * 2 + 4096 * 4096 * 2) / 2
+    assert terms["l2_s"][0, c] == pytest.approx(traffic / (200.0 * 132 * h100.boost_clock_mhz * 1e6 * clock))
+    # The kernel is compute-bound: the chosen candidate's time is within the smooth max of it.
+    best = terms["kernel_s"][0].min()
+    assert terms["compute_s"][0].min() <= best < 1.2 * terms["compute_s"][0].min()
 
 
-def test_wave_quantization_step(h100):
-    # One more 128-row tile than fills the SMs costs a whole extra wave for a compute-bound GEMM.
-    full = 128 * h100.sm_count
-    t_full = predict_gemm_us(h100, P, full, 256, 8192)
-    t_plus = predict_gemm_us(h100, P, full + 1, 256, 8192)
-    t_less = predict_gemm_us(h100, P, full - 128, 256, 8192)
-    assert t_plus > 1.2 * t_full
-    assert t_full - t_less < 0.05 * t_full
+def test_small_gemm_lives_in_l2(h100):
+    # 1024^3 bf16: X, W, Y are 2 MiB each = 6 MiB, far below the usable L2 (l2_usable x 50 MB):
+    # in a loop on the same operands almost nothing comes from DRAM; a cold call reads all 6 MiB.
+    p = GpuParams(l2_usable=0.6)
+    geo = Geometry(h100, 1024, 1024, 1024, "bfloat16", False)
+    warm, cold = geo.terms(p, l2="warm"), geo.terms(p, l2="cold")
+    ws = 3 * 1024 * 1024 * 2
+    ratio = (ws / (0.6 * h100.l2_bytes)) ** 6
+    assert warm["miss"][0] == pytest.approx(ratio / (1 + ratio), rel=1e-12) and warm["miss"][0] < 1e-4
+    assert cold["dram_s"][0] == pytest.approx(ws / (p.eta_mem * h100.memory_bytes_per_s), rel=1e-12)
+    assert warm["dram_s"][0] < 1e-4 * cold["dram_s"][0]
+    # A working set 4x the L2 misses almost always, warm or not.
+    big = Geometry(h100, 16384, 8192, 8192, "bfloat16", False).terms(p, l2="warm")
+    assert big["miss"][0] > 0.99
 
 
-def test_tile_quantization_pads_small_dims(h100):
-    # m = 1 and m = 64 use the same tiles: same compute, only x's bytes differ.
-    t1 = predict_gemm_us(h100, P, 1, 8192, 8192)
-    t64 = predict_gemm_us(h100, P, 64, 8192, 8192)
-    assert t64 == pytest.approx(t1, rel=0.05)
+def test_memory_bound_gemv_time_follows_the_2of4_bytes(h100):
+    # m = 1, weight 16384 x 16384 cold: time ~ weight bytes / bandwidth; 2:4 moves 9/16.
+    p = params_for(h100)
+    dense, sparse = predict_pair_us(h100, 1, 16384, 16384, "bfloat16", p, l2="cold")
+    assert weight_bytes(np.float64(16384), np.float64(16384), "bfloat16", True) / (16384 * 16384 * 2) == 9 / 16
+    assert sparse[0] < dense[0] and dense[0] / sparse[0] == pytest.approx(16 / 9, rel=0.1)
 
 
-def test_compressed_2of4_format_bytes():
-    # values (half of them) + 2-bit metadata per kept value
-    assert weight_bytes(1024, 1024, "bfloat16", True) == pytest.approx(1024 * 1024 * 2 * 9 / 16)
-    assert weight_bytes(1024, 1024, "int8", True) == pytest.approx(1024 * 1024 * 10 / 16)
-    assert weight_bytes(1024, 1024, "bfloat16", False) == 1024 * 1024 * 2
+def test_time_grows_with_size_and_heat(h100):
+    p = params_for(h100)
+    sizes = np.array([256, 512, 1024, 2048, 4096, 8192, 16384])
+    for sparse in (False, True):
+        t = predict_s(h100, sizes, sizes, sizes, "bfloat16", sparse, p)
+        assert np.all(np.diff(t) > 0)
+    # A long loop heats the card: per-call time of a big GEMM rises with the number of calls.
+    one = predict(h100, 16384, 16384, 16384, "bfloat16", False, p, loop_calls=1)
+    many = predict(h100, 16384, 16384, 16384, "bfloat16", False, p, loop_calls=PUBLISHED_LOOP_CALLS)
+    assert many > one
+    # Tiny GEMMs sit on the per-call floor.
+    assert predict(h100, 64, 64, 64, "bfloat16", False, p) >= p.issue_us * 1e-6
 
 
-def test_memory_bound_speedup_follows_the_format():
-    g = gpu_for("h200_sxm")
-    p = GpuModelParams(node_us=0.0, sparse_fixed_us=0.0)
-    d = predict_gemm_us(g, p, 8, 16384, 16384)
-    s = predict_gemm_us(g, p, 8, 16384, 16384, impl="sparse_cslt")
-    # Weight-streaming GEMV-like call: time ratio ~ bytes ratio 16/9 (x and y are tiny).
-    assert d / s == pytest.approx(16 / 9, rel=0.03)
-    # Same call on the H100: only bandwidth differs.
-    h100 = gpu_for("h100_sxm")
-    assert predict_gemm_us(h100, p, 8, 16384, 16384) / d == pytest.approx(4.8 / 3.35, rel=0.03)
+def test_vectorized_equals_scalar_and_shapes(h100):
+    m = np.array([[64, 4096], [512, 16384]])
+    got = predict(h100, m, 4096, 2048, "int8", True)
+    assert got.shape == (2, 2)
+    for i in range(2):
+        for j in range(2):
+            assert got[i, j] == predict(h100, int(m[i, j]), 4096, 2048, "int8", True)
+    assert isinstance(predict(h100, 128, 128, 128, "bfloat16", False), float)
+    assert predict(h100, 128, 128, 128, "bfloat16", False, mode="eager") > predict(h100, 128, 128, 128,
+                                                                                    "bfloat16", False)
 
 
-def test_sparse_api_padding_adds_kernels_and_overhead(h100):
-    m = GpuModel(h100, [gemm_row(1, 4096, 4096, impl="sparse_api"), gemm_row(8, 4096, 4096, impl="sparse_api"),
-                        gemm_row(1, 4096, 4096, impl="sparse_cslt"), gemm_row(1, 4096, 4096, impl="dense")])
-    assert list(m.kernels_per_row) == [3, 1, 1, 1]  # pad x, GEMM, copy the sliced output
-    eager, graph = m.predict(P)
-    assert graph[0] > graph[1]
-    assert eager[0] >= P.api_us + P.cslt_host_us + 3 * P.launch_us
-    assert eager[0] - graph[0] >= P.api_us + P.cslt_host_us
-    assert eager[2] == pytest.approx(graph[2] + P.launch_us + P.cslt_host_us)  # raw cuSPARSELt call
-    assert eager[3] == pytest.approx(graph[3] + P.launch_us)                   # cuBLAS
-    for e, g in zip(eager, graph):
-        assert e >= g and e >= P.launch_us
-
-
-def test_eager_adds_the_launch_or_is_cpu_bound(h100):
-    p = GpuModelParams(launch_us=7.0)
-    for shape in ((16, 16, 16), (4096, 4096, 4096)):  # one kernel: launch, then the GPU work
-        graph = predict_gemm_us(h100, p, *shape, mode="graph")
-        assert predict_gemm_us(h100, p, *shape, mode="eager") == pytest.approx(graph + 7.0)
-    # Many tiny kernels (an actor forward): the CPU issue rate bounds the call.
-    row = {"kind": "actor_fwd", "impl": "dense", "dtype": "bfloat16", "m": 1, "n": 256, "k": 256,
-           "env": "hopper", "width": 256}
-    m = GpuModel(h100, [row])
-    eager, graph = m.predict(GpuModelParams(launch_us=20.0, node_us=1.0))
-    assert eager[0] == pytest.approx(20.0 * m.kernels_per_row[0]) and graph[0] < eager[0] / 2
-
-
-def test_composites_are_sums_of_their_gemms(h100):
-    rows = [{"kind": "td3_step", "impl": i, "dtype": "bfloat16", "m": 256, "n": w, "k": w, "env": "hopper",
-             "width": w} for w in (256, 4096) for i in ("dense", "sparse_cslt")]
-    m = GpuModel(h100, rows)
-    eager, graph = m.predict(P)
-    gemms = grid.td3_step_gemms("hopper", 4096, 256, False)
-    gemm_sum = sum(predict_gemm_us(h100, P, g.m, g.n, g.k) for g in gemms)
-    assert graph[2] > gemm_sum  # plus the elementwise kernels
-    assert graph[2] > graph[0] and eager[2] > eager[0]
-    assert m.kernels_per_row[1] > m.kernels_per_row[0]  # re-compression kernels
-    a = GpuModel(h100, [{"kind": "actor_fwd", "impl": "dense", "dtype": "bfloat16", "m": 1, "n": 256, "k": 256,
-                         "env": "hopper", "width": 256}])
-    assert a.kernels_per_row[0] == 3 + grid.actor_forward_aux_kernels(False)
-    assert math.isfinite(a.predict(P)[1][0])
-
-
-def test_fp8_has_no_rate_on_a100():
+def test_bad_arguments_are_user_errors(h100):
     with pytest.raises(NmlabError, match="no tensor-core rate"):
-        predict_gemm_us(gpu_for("a100_sxm"), P, 256, 256, 256, dtype="float8_e4m3fn")
+        predict(gpu_for("a100_sxm"), 256, 256, 256, "float8_e4m3fn", False)
+    with pytest.raises(NmlabError, match="m, k, n"):
+        predict(h100, 0, 256, 256, "bfloat16", False)
+    with pytest.raises(NmlabError, match="l2 must be"):
+        predict(h100, 256, 256, 256, "bfloat16", False, l2="hot")
+    with pytest.raises(NmlabError, match="unknown dtype"):
+        predict(h100, 256, 256, 256, "complex64", False)
+
+
+def test_smooth_max_bounds():
+    a, b = np.array([1.0, 3.0]), np.array([1.0, 1.0])
+    got = smooth_max(a, b)
+    assert np.all(got >= np.maximum(a, b)) and np.all(got <= 2 ** 0.25 * np.maximum(a, b) + 1e-12)
+
+
+def test_every_spec_has_parameters():
+    sets = bundled_params()
+    assert "generic" in sets
+    for spec in bundled_gpus().values():
+        p = params_for(spec, sets)
+        assert p is sets.get(architecture(spec), sets["generic"])
+        for dtype in spec.tensor_flops:
+            if dtype in OPERAND_BYTES:
+                assert math.isfinite(predict(spec, 1024, 1024, 1024, dtype, True, p))

@@ -102,3 +102,182 @@ def test_reps_and_rotation():
         assert n >= 2
         assert n * set_bytes >= 2 * l2 or n == 256  # the data exceed L2 unless capped
     assert stats.rotation_sets(100, l2) == 256
+
+
+# ---- GPU spec files (hwmodel/data/gpus, format nmlab-gpu version 2) -------------------------
+
+import csv as _csv
+
+from hwmodel.gpu import spec as gpuspec
+from hwmodel.io import data_path
+
+ROOT = Path(__file__).resolve().parents[1]
+# Where the published timings may lie: bundled with the package, or the reference copy beside the checkout.
+MEASUREMENT_DIRS = [ROOT / "hwmodel" / "data" / "gpu_measurements"] + [
+    p / "shared" / "reference" / "gpu_measurements" for p in (ROOT, ROOT.parent, ROOT.parent.parent)]
+# The GPU names of the published dense vs 2:4 timings (shared/reference/gpu_measurements) and the spec each is.
+PUBLISHED_GPUS = {"NVIDIA H100 PCIe": "h100_pcie", "NVIDIA A100 80GB PCIe": "a100_pcie",
+                  "NVIDIA B200": "b200", "NVIDIA GeForce RTX 4090": "rtx4090"}
+# Device names as torch reports them for the other bundled parts, and names that must select nothing.
+OTHER_TORCH_NAMES = {"NVIDIA H100 80GB HBM3": "h100_sxm", "NVIDIA A100-SXM4-80GB": "a100_sxm",
+                     "NVIDIA A100-SXM4-40GB": "a100_sxm", "NVIDIA A100-PCIE-40GB": "a100_pcie",
+                     "NVIDIA H200": "h200_sxm", "NVIDIA L40S": "l40s", "NVIDIA GeForce RTX 5080": "rtx5080",
+                     "NVIDIA GB10": "gb10"}
+NO_SPEC = ["NVIDIA GH200 480GB", "NVIDIA GB200", "NVIDIA L40", "NVIDIA H100 NVL", "NVIDIA GeForce RTX 4080"]
+BUNDLED = {"a100_sxm", "a100_pcie", "h100_sxm", "h100_pcie", "h200_sxm", "b200", "l40s", "rtx4090", "rtx5080", "gb10"}
+# Dense bf16 FLOP per clock per SM at the tensor clock: Ampere 2048, Hopper 4096, data-center
+# Blackwell 8192; Ada and GeForce Blackwell 1024 with fp16 accumulate, half that with fp32
+# accumulate on GeForce (the rate recorded there), full on the professional L40S.
+BF16_FLOP_PER_CLK_SM = {"ampere": 2048, "hopper": 4096, "blackwell": 8192, "l40s": 1024,
+                        "rtx4090": 512, "rtx5080": 512, "gb10": 512}
+
+
+def _published_names():
+    """GPU names in the published timing files where this checkout has them, else the known four."""
+    names = set()
+    for folder in MEASUREMENT_DIRS:
+        for f in sorted(folder.glob("*.csv")) if folder.is_dir() else []:
+            with open(f, newline="") as fh:
+                reader = _csv.DictReader(fh)
+                if "gpu" in (reader.fieldnames or []):
+                    names |= {row["gpu"] for row in reader}
+    return names or set(PUBLISHED_GPUS)
+
+
+def _specs():
+    return gpuspec.bundled_gpus()
+
+
+def test_every_bundled_spec_loads_with_every_figure_and_its_source():
+    specs = _specs()
+    assert BUNDLED <= set(specs), sorted(BUNDLED - set(specs))
+    for g in specs.values():
+        assert g.format_version == gpuspec.FORMAT_VERSION, g.name
+        for figure in gpuspec.FIGURES:
+            source = g.sources[figure]
+            value = getattr(g, figure)
+            # A figure is absent only where its source says the vendor publishes none.
+            assert (value is None) == source.startswith("unpublished:"), (g.name, figure)
+            ref = source.split(":", 1)[0]
+            assert ref in g.references or ref in gpuspec.SOURCE_KINDS, (g.name, figure, ref)
+        for dtype in g.tensor_flops:
+            assert f"tensor_tflops.{dtype}" in g.sources, (g.name, dtype)
+        assert {"bfloat16", "float16", "int8", "tfloat32"} <= set(g.tensor_flops), g.name
+        assert g.memory_type and g.power_limit_w > 0 and g.architecture
+        # Every reference is cited by some figure's source (no dangling citations).
+        for ref in g.references:
+            assert any(ref in text for text in g.sources.values()), (g.name, ref)
+
+
+def test_dtype_support_follows_the_architecture():
+    specs = _specs()
+    for g in specs.values():
+        has_fp8 = "float8_e4m3fn" in g.tensor_flops
+        has_fp4 = "float4_e2m1" in g.tensor_flops
+        assert has_fp8 == (g.architecture != "ampere"), g.name      # fp8 from Ada/Hopper on
+        assert has_fp4 == (g.architecture == "blackwell"), g.name   # fp4 on Blackwell only
+
+
+def test_two_to_four_doubles_every_dense_rate():
+    # NVIDIA quotes 2:4 at twice the dense rate for every dtype of every bundled part.
+    for g in _specs().values():
+        for table in (g.tensor_flops, g.tensor_flops_fp16_acc):
+            for dtype, rate in table.items():
+                assert rate["sparse"] == pytest.approx(2 * rate["dense"], rel=1e-3), (g.name, dtype)
+
+
+def test_peak_rates_agree_with_sms_and_clock():
+    # Three independent figures (rate, SM count, clock) must agree with the per-SM tensor width.
+    for g in _specs().values():
+        per_clk = g.peak_flops("bfloat16", False) / (g.sm_count * g.tensor_clock_mhz * 1e6)
+        expected = BF16_FLOP_PER_CLK_SM.get(g.name, BF16_FLOP_PER_CLK_SM.get(g.architecture))
+        assert per_clk == pytest.approx(expected, rel=0.01), (g.name, per_clk)
+        assert g.tensor_clock_mhz <= g.boost_clock_mhz
+        if g.base_clock_mhz is not None:
+            assert g.base_clock_mhz < g.boost_clock_mhz, g.name
+
+
+def test_geforce_records_the_fp32_accumulate_rate():
+    # cuBLAS bf16/fp16 GEMMs accumulate in fp32; GeForce runs that at half the fp16-accumulate rate.
+    specs = _specs()
+    for name in ("rtx4090", "rtx5080"):
+        g = specs[name]
+        for dtype in ("float16", "float8_e4m3fn"):
+            acc16 = g.tensor_flops_fp16_acc[dtype]["dense"]
+            assert acc16 == pytest.approx(2 * g.tensor_flops[dtype]["dense"], rel=1e-3), (name, dtype)
+        assert "fp32" in g.tensor_accumulate
+    assert not specs["l40s"].tensor_flops_fp16_acc  # professional Ada: fp32 accumulate at full rate
+
+
+def test_published_gpu_names_resolve_to_exactly_one_spec():
+    specs = _specs()
+    names = _published_names()
+    assert names == set(PUBLISHED_GPUS), names
+    for device, expected in {**PUBLISHED_GPUS, **OTHER_TORCH_NAMES}.items():
+        hits = [s.name for s in specs.values() if s.matches(device)]
+        assert hits == [expected], (device, hits)
+        assert gpuspec.gpu_for(device).name == expected
+    for device in NO_SPEC:
+        assert not [s.name for s in specs.values() if s.matches(device)], device
+        with pytest.raises(NmlabError, match="matches 0 design points"):
+            gpuspec.gpu_for(device)
+
+
+def _write_spec(tmp_path, text, name="bad"):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_spec_loader_names_the_bad_field(tmp_path):
+    text = data_path("gpus", "h100_pcie.yaml").read_text()
+    cases = {
+        '  power_limit_w: "h100-pb: maximum TDP 350 W (h100-ds: 300-350 W configurable)"\n': "sources.power_limit_w: missing",
+        '  sm_count: "hopper-wp: Table': "sources.sm_count: 'nowhere' is not in references",
+        "power_limit_w: 350\n": "power_limit_w: missing",
+        "base_clock_mhz: 1095\n": "base_clock_mhz: a figure is null exactly when",
+    }
+    replacements = {
+        '  power_limit_w: "h100-pb: maximum TDP 350 W (h100-ds: 300-350 W configurable)"\n': "",
+        '  sm_count: "hopper-wp: Table': '  sm_count: "nowhere: Table',
+        "power_limit_w: 350\n": "",
+        "base_clock_mhz: 1095\n": "base_clock_mhz: null\n",
+    }
+    for old, message in cases.items():
+        assert old in text, old
+        with pytest.raises(NmlabError, match=message):
+            gpuspec.load_gpu(_write_spec(tmp_path, text.replace(old, replacements[old], 1)))
+    with pytest.raises(NmlabError, match="tensor_tflops.bfloat16: missing"):
+        gpuspec.load_gpu(_write_spec(tmp_path, text.replace(
+            '  tensor_tflops.bfloat16: "derived: h100-ds gives 1,513 TFLOPS with sparsity; dense = 1513 / 2"\n', "")))
+    with pytest.raises(NmlabError, match="sm_count: 'many' is not a int"):
+        gpuspec.load_gpu(_write_spec(tmp_path, text.replace("sm_count: 114", "sm_count: many")))
+    with pytest.raises(NmlabError, match="not valid yaml"):
+        gpuspec.load_gpu(_write_spec(tmp_path, "a: [1, 2\n"))
+    binary = tmp_path / "bin.yaml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    with pytest.raises(NmlabError, match="gpu 'bin'"):
+        gpuspec.load_gpu(binary)
+
+
+def test_version_1_files_still_load(tmp_path):
+    v1 = """format: nmlab-gpu
+version: 1
+name: old
+device_name_patterns: ["Old GPU"]
+compute_capability: "9.0"
+sm_count: 132
+tensor_clock_mhz: 1830
+boost_clock_mhz: 1980
+hbm_bytes: 80.0e9
+hbm_bytes_per_s: 3.35e12
+l2_bytes: 52428800
+smem_per_sm_bytes: 233472
+launch_overhead_us: 4.5
+tensor_tflops:
+  bfloat16: {dense: 989.4, sparse: 1978.9}
+"""
+    g = gpuspec.load_gpu(_write_spec(tmp_path, v1, "old"))
+    assert g.format_version == 1 and g.hbm_bytes_per_s == 3.35e12 and g.memory_bytes == 80e9
+    assert g.power_limit_w is None and g.sources == {}
+    assert g.peak_flops("bfloat16", True) == pytest.approx(1978.9e12)

@@ -144,8 +144,9 @@ def test_default_sweep_and_report_on_bundled_inputs(tmp_path):
     assert run.returncode == 0, run.stderr[-2000:]
     df = pd.read_parquet(out / "points.parquet")
     from hwmodel.design import bundled_designs
+    from sweeps.config import DEFAULT_GPUS
 
-    assert set(df.design) == set(bundled_designs())
+    assert set(df.design) == set(bundled_designs()) | set(DEFAULT_GPUS)  # the GPUs beside the accelerators
     # "unstructured" (trained RLx2 / gradual-pruning masks) appears once such workloads are bundled
     grid = {"dense", "2:4", "1:4", "1:8", "unstructured:0.9"}
     assert grid <= set(df.pattern) <= grid | {"unstructured"}

@@ -189,8 +189,8 @@ def build_grid(quick: bool = False) -> list[Case]:
     """All cases of the full (or ``quick``) grid, in run order (by :func:`case_phase`, stable
     otherwise: bf16 before fp16, smaller before larger within a phase).
 
-    The full grid (about 2200 rows) does not fit one 480 s device call; the order decides
-    what a cut budget keeps (docs/gpu.md, "First run checklist"). The input/output layers
+    The full grid (about 2200 rows) takes longer than a short --max-seconds; the order decides
+    what a cut budget keeps (docs/gpu.md, "Measuring your own GPU"). The input/output layers
     use Hopper and Ant only (the smallest and largest observation), the hidden ones are the
     same for every env.
     """
@@ -215,7 +215,7 @@ def build_grid(quick: bool = False) -> list[Case]:
     return sorted(cases, key=lambda c: c.phase)
 
 
-# --- a rough run-time estimate of the bench, to order the grid and plan a device call --------
+# --- a rough run-time estimate of the bench, to order the grid and plan a run ------------------
 
 #: H200 figures the estimate uses (shared/reference/gpu.md and the device notes): bf16 dense
 #: GEMM measured at ~790 TFLOP/s on random data; 8-bit at twice that; 2:4 taken as 1.3x
@@ -230,7 +230,7 @@ def estimate_seconds(case: Case, impl: str, profile: bool = True) -> float:
 
     Host overheads (operand sets, the reference, graph capture, the profiler, cuSPARSELt's
     searches) are guesses from how the harness works, not measurements: the estimate is for
-    ordering and planning only. ``docs/gpu.md`` ("First run checklist") quotes it per phase.
+    ordering and planning only. The bench logs it per phase at the start of a run.
     """
     if case.kind == "td3_step":
         return 2.0 + (0.5 if impl != "dense" else 0.0) + (0.3 if profile else 0.0)

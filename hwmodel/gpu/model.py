@@ -1,251 +1,285 @@
-"""Analytic GPU timing model for dense and 2:4 GEMMs, TD3 layers and TD3 steps (numpy, no torch).
+"""Analytic GPU timing model of dense (cuBLASLt) and 2:4 (cuSPARSELt) GEMMs (numpy, no torch).
 
-Per kernel (shapes padded exactly as the bench's libraries pad them, ``grid.padded_shape``):
+Y[m, n] = X[m, k] W[n, k]^T; W is the (2:4-compressible) weight. One call's time is built
+from the hardware, not fitted per shape:
 
-* **Tile and wave quantization.** The output is cut into ``tm x tn`` tiles (optionally with
-  split-K); tiles run in waves of ``sm_count``; each wave costs a full tile's FLOPs at the
-  per-SM peak times ``eta`` times a tile efficiency (operand bytes per FLOP of the tile,
-  relative to a 128x256 tile). The model takes the best candidate, as a library heuristic
-  would.
-* **Roofline.** Kernel time = max(compute, HBM bytes / (eta_mem x bandwidth)). Operands are
-  read once, the output written once; split-K adds fp32 partials.
-* **2:4 format.** The sparse weight moves ``density x (value bits + 2-bit metadata)``
-  (``hwmodel.sparsity``'s 2:4 pattern), and its compute runs at the 2:4 peak x ``eta_sparse``.
-* **Per-call overheads.** Graph mode: ``node_us`` per kernel, plus ``sparse_fixed_us`` per
-  cuSPARSELt kernel. Eager mode (CUDA events around each call, so the CPU launch is inside
-  the bracket): ``max(kernels x launch_us, launch_us + graph time)``: CPU-bound issue of
-  many small kernels, or one launch then the GPU work; each cuSPARSELt call adds
-  ``cslt_host_us`` of host set-up, and the torch semi-structured path ``api_us`` of Python
-  dispatch per call. That path also pads x's rows to the cuSPARSELt
-  minimum and copies the sliced output: two extra kernels when m is not a multiple of the
-  dense minimum.
-* **Composites.** An actor forward or a TD3 step is the sum of its GEMMs
-  (``grid.actor_forward_gemms`` / ``grid.td3_step_gemms``) plus an estimated number of
-  small elementwise kernels, optimizer and Polyak traffic, and the 2:4 re-compressions.
+* **Tiles, waves, split-K.** The output is cut into ``tm x tn`` tiles, optionally split
+  along k; tiles run in waves of ``sm_count``, and every wave costs a full tile. A tile's
+  rate is the per-SM tensor peak of the spec (2:4 peak for 2:4) times the per-dtype kernel
+  efficiency ``eta`` times a tile-shape factor (small tiles re-read more operand bytes per
+  FLOP from shared memory). The library picks the fastest candidate; so does the model.
+* **Memory: L2 or DRAM.** DRAM moves the unique bytes (X, W or its 2:4 form with 2-bit
+  metadata per kept value, Y in the output dtype) that miss in L2. In a loop on the same
+  operands (how published timings are taken) a working set that fits the usable L2 stays
+  there; a cold call (``l2="cold"``) reads everything from DRAM. L2 itself moves the tiled
+  traffic (X once per tile column, W once per tile row, split-K partials) at a bandwidth
+  proportional to SMs x clock.
+* **Clock and power.** A long run of back-to-back calls heats the card into its power
+  limit: the clock falls from boost towards a sustained fraction with a time constant.
+* **Overlap.** Compute, DRAM and L2 overlap: the kernel takes their smooth maximum
+  (a p-norm, ``SMOOTH_P``), plus a fixed per-kernel time (start, prologue, epilogue; its
+  own value for cuSPARSELt). Back-to-back calls cannot issue faster than ``issue_us``: the
+  call time is the smooth maximum of that floor and the kernel.
+* **Torch eager.** ``mode="eager"`` adds torch's per-call dispatch on the CPU
+  (``eager_us``, and ``eager_sparse_us`` more for the semi-structured path); library timings
+  (and CUDA-graph replays) are ``mode="kernel"``.
 
-The eight parameters of :class:`GpuModelParams` are fitted by ``nmlab gpu validate``; the
-defaults are priors, not measurements.
+Parameters (:class:`GpuParams`): per GPU, 8 scalars plus a dense and a 2:4 efficiency per
+dtype; fitted by :mod:`hwmodel.gpu.fit`; bundled per architecture in
+``hwmodel/data/gpu_params.yaml``.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Mapping, Optional, Union
 
 import numpy as np
 
-from hwmodel.gpu import grid
+from hwmodel.errors import NmlabError
 from hwmodel.gpu.spec import GpuSpec
-from hwmodel.sparsity import parse_pattern
 
-#: Output tile candidates (rows x cols) and split-K factors a GEMM library may pick.
-TILES = ((64, 64), (64, 128), (128, 64), (128, 128), (128, 256), (256, 128))
-SPLITS = (1, 2, 4, 8, 16)
-MIN_K_PER_SPLIT = 128
-_REF_INTENSITY = 128 * 256 / (128 + 256)
-PATTERN_24 = parse_pattern("2:4")
+#: Operand bytes per element by dtype name.
+OPERAND_BYTES = {"bfloat16": 2.0, "float16": 2.0, "float8_e4m3fn": 1.0, "int8": 1.0, "float4_e2m1": 0.5,
+                 "tfloat32": 4.0}
+#: Output bytes per element of the published kernels (bf16->bf16, fp16->fp16, fp8->bf16,
+#: int8->int8 with int32 accumulation, fp4->bf16). The bench's own int8 path outputs int32.
+OUTPUT_BYTES = {"bfloat16": 2.0, "float16": 2.0, "float8_e4m3fn": 2.0, "int8": 1.0, "float4_e2m1": 2.0,
+                "tfloat32": 4.0}
+#: 2:4 keeps half the values plus 2 bits of position metadata per kept value.
+SPARSE_DENSITY = 0.5
+SPARSE_META_BITS = 2.0
+
+#: Output tiles (rows x cols) and split-K factors a GEMM library may pick.
+#: Keyed by ``sparse``. cuSPARSELt's kernels tile the dense operand in at least 128 rows and
+#: its published times grow with k at small m and n, as without split-K: the model offers it
+#: neither (docs/gpu.md, "What the data showed").
+TILES = {False: ((64, 64), (64, 128), (128, 64), (128, 128), (128, 256), (256, 128)),
+         True: ((128, 64), (128, 128), (128, 256), (256, 128))}
+SPLITS = {False: (1, 2), True: (1,)}
+#: Whether the library also offers a stream-K schedule (evenly dealt k-iterations, no wave tail).
+STREAM_K = {False: False, True: False}
+STREAM_K_BLOCK = 64
+#: Compute-capability major -> SMs that share one L2 read of an operand tile.
+CLUSTER_MULTICAST = {"9": 2.0, "10": 4.0}
+MIN_K_PER_SPLIT = 256
+#: Tile FLOPs per operand element (tm*tn/(tm+tn)) at which the tensor cores stop starving.
+TILE_INTENSITY_FULL = 128 * 128 / 256
+#: Sharpness of the smooth maxima (a p-norm): 4 lets a 2x larger term dominate within 6%.
+SMOOTH_P = 4.0
+#: Sharpness of the L2 hit/miss transition around the usable L2 size.
+L2_TRANSITION_P = 6.0
+#: Calls in the published timing loop (25 warm-up + 100 timed) that heat the card.
+PUBLISHED_LOOP_CALLS = 125
 
 
 @dataclass(frozen=True)
-class GpuModelParams:
-    """The fitted efficiency parameters (defaults are priors).
+class GpuParams:
+    """The model's efficiency parameters for one GPU (or one architecture's defaults).
 
     Attributes:
-        eta_dense: fraction of the dense tensor-core peak a wave of 128x256 tiles reaches.
-        eta_sparse: fraction of the 2:4 peak reached by cuSPARSELt's kernels.
-        eta_mem: fraction of the HBM bandwidth reached by streaming operands.
-        launch_us: eager mode, CPU time to issue one kernel (torch dispatch + launch), microseconds.
-        node_us: graph mode, fixed cost per kernel (start/tail), microseconds.
-        api_us: eager mode, extra cost per call of torch's semi-structured tensor path.
-        cslt_host_us: eager mode, host time of every cuSPARSELt call (descriptor and plan
-            set-up happen per call in some versions, shared/reference/gpu.md).
-        sparse_fixed_us: extra fixed GPU time of every cuSPARSELt kernel (prologue, metadata
-            set-up), both modes: published small-shape 2:4 slowdowns (gpu.md) suggest one.
+        issue_us: floor of one call in a back-to-back loop (CPU issue + launch), microseconds.
+        kernel_dense_us: fixed GPU time of a cuBLASLt kernel (start, prologue, epilogue), us.
+        kernel_sparse_us: the same for a cuSPARSELt kernel (metadata set-up included), us.
+        eta_mem: fraction of the DRAM bandwidth a streaming GEMM reaches.
+        l2_bytes_per_clk_sm: aggregate L2 bandwidth in bytes per clock, per SM of the GPU.
+        l2_usable: fraction of the L2 that keeps operands between calls.
+        clock_sustained: clock fraction a long power-limited run settles at (1 = no limit).
+        heat_ms: time constant of the fall from boost to the sustained clock, milliseconds.
+        eager_us: torch eager dispatch per call on the CPU (prior: not in published timings).
+        eager_sparse_us: extra per call of torch's semi-structured 2:4 path (prior).
+        eta: dtype -> {"dense": fraction, "sparse": fraction} of the spec's peak a large tile
+            reaches (the kernel's efficiency, output dtype included).
     """
 
-    eta_dense: float = 0.80
-    eta_sparse: float = 0.60
-    eta_mem: float = 0.85
-    launch_us: float = 4.5
-    node_us: float = 1.5
-    api_us: float = 10.0
-    cslt_host_us: float = 5.0
-    sparse_fixed_us: float = 1.0
+    issue_us: float = 4.5
+    kernel_dense_us: float = 2.0
+    kernel_sparse_us: float = 3.0
+    eta_mem: float = 0.8
+    l2_bytes_per_clk_sm: float = 32.0
+    l2_usable: float = 0.6
+    clock_sustained: float = 0.8
+    heat_ms: float = 100.0
+    eager_us: float = 10.0
+    eager_sparse_us: float = 15.0
+    eta: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in fields(cls))
+    SCALARS = ("issue_us", "kernel_dense_us", "kernel_sparse_us", "eta_mem", "l2_bytes_per_clk_sm",
+               "l2_usable", "clock_sustained", "heat_ms")
 
-    def vector(self) -> np.ndarray:
-        return np.array([getattr(self, n) for n in self.names()], dtype=float)
+    def efficiency(self, dtype: str, sparse: bool) -> float:
+        """Kernel efficiency for ``dtype`` (``DEFAULT_ETA`` when this set has none for it)."""
+        pair = self.eta.get(dtype) or DEFAULT_ETA
+        return float(pair["sparse" if sparse else "dense"])
 
-    @classmethod
-    def from_vector(cls, v: Sequence[float]) -> "GpuModelParams":
-        return cls(**{n: float(x) for n, x in zip(cls.names(), v)})
+    def as_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["eta"] = {k: dict(v) for k, v in self.eta.items()}
+        return d
 
-    def as_dict(self) -> dict[str, float]:
-        return asdict(self)
-
-
-#: Bounds used by the fitter (efficiencies in (0, 1], overheads in microseconds).
-PARAM_BOUNDS = {"eta_dense": (0.05, 1.0), "eta_sparse": (0.05, 1.0), "eta_mem": (0.05, 1.0),
-                "launch_us": (0.1, 200.0), "node_us": (0.01, 50.0), "api_us": (0.01, 500.0),
-                "cslt_host_us": (0.01, 500.0), "sparse_fixed_us": (0.01, 200.0)}
-
-
-def tile_efficiency(tm: int, tn: int) -> float:
-    """Tile's FLOPs per operand byte relative to a 128x256 tile, capped at 1."""
-    return min(1.0, (tm * tn / (tm + tn)) / _REF_INTENSITY)
+    def with_values(self, **kw: Any) -> "GpuParams":
+        return replace(self, **kw)
 
 
-def weight_bytes(n: int, k: int, dtype: str, sparse: bool) -> float:
-    """Bytes of an ``n x k`` weight: dense, or 2:4 values plus 2-bit metadata per kept value."""
-    b = grid.DTYPE_BYTES[dtype]
+#: Efficiency used for a dtype no fitted set covers.
+DEFAULT_ETA = {"dense": 0.7, "sparse": 0.5}
+
+#: (lower, upper) bounds the fitter keeps each scalar in.
+BOUNDS = {"issue_us": (0.5, 50.0), "kernel_dense_us": (0.05, 30.0), "kernel_sparse_us": (0.05, 30.0),
+          "eta_mem": (0.2, 1.0),  "l2_bytes_per_clk_sm": (2.0, 256.0), "l2_usable": (0.1, 1.0),
+          "clock_sustained": (0.3, 1.0), "heat_ms": (1.0, 1e5), "eta": (0.02, 1.5)}
+
+
+def weight_bytes(n: np.ndarray, k: np.ndarray, dtype: str, sparse: bool) -> np.ndarray:
+    """Bytes of the ``n x k`` weight: dense, or 2:4 kept values plus their metadata."""
+    b = OPERAND_BYTES[dtype]
     if not sparse:
-        return float(n * k * b)
-    kept = n * k * PATTERN_24.density
-    return kept * b + kept * PATTERN_24.meta_bits / 8.0
+        return n * k * b
+    kept = n * k * SPARSE_DENSITY
+    return kept * b + kept * SPARSE_META_BITS / 8.0
 
 
-def gemm_candidates(gpu: GpuSpec, m: int, n: int, k: int, dtype: str, sparse: bool) -> tuple[np.ndarray, np.ndarray]:
-    """Per (tile, split) candidate: compute seconds at eta = 1 (inf if not allowed) and HBM bytes."""
-    peak_per_sm = gpu.peak_flops(dtype, sparse) / gpu.sm_count
-    out_b = grid.OUT_DTYPE[dtype][1]
-    base_bytes = m * k * grid.DTYPE_BYTES[dtype] + weight_bytes(n, k, dtype, sparse) + m * n * out_b
-    comp, byts = [], []
-    for tm, tn in TILES:
-        for split in SPLITS:
-            kc = math.ceil(k / split)
-            if split > 1 and kc < MIN_K_PER_SPLIT:
-                comp.append(math.inf)
-                byts.append(math.inf)
-                continue
-            tiles = math.ceil(m / tm) * math.ceil(n / tn) * split
-            waves = math.ceil(tiles / gpu.sm_count)
-            comp.append(waves * 2.0 * tm * tn * kc / (peak_per_sm * tile_efficiency(tm, tn)))
-            byts.append(base_bytes + (2.0 * m * n * 4 * split if split > 1 else 0.0))
-    return np.array(comp), np.array(byts)
+def smooth_max(*terms: np.ndarray, p: float = SMOOTH_P) -> np.ndarray:
+    """p-norm of non-negative terms: the largest when one dominates, up to 2**(1/p) x when equal."""
+    return sum(np.asarray(t, float) ** p for t in terms) ** (1.0 / p)
 
 
-@dataclass
-class _Kernel:
-    row: int
-    sparse: bool
-    comp: np.ndarray   # seconds at eta = 1 per candidate (zeros for elementwise kernels)
-    byts: np.ndarray   # HBM bytes per candidate
+def _arrays(m: Any, k: Any, n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    m, k, n = (np.asarray(x, dtype=float) for x in (m, k, n))
+    m, k, n = (np.ravel(x).astype(float) for x in np.broadcast_arrays(m, k, n))
+    if np.any(~np.isfinite(m) | ~np.isfinite(k) | ~np.isfinite(n)) or np.any((m < 1) | (k < 1) | (n < 1)):
+        raise NmlabError("gpu model: GEMM sizes m, k, n must be finite and >= 1")
+    return m, k, n
 
 
-def _elementwise(row: int, nbytes: float) -> _Kernel:
-    n = len(TILES) * len(SPLITS)
-    return _Kernel(row, False, np.zeros(n), np.full(n, float(nbytes)))
+class Geometry:
+    """The parameter-free part of the model for a set of GEMMs on one GPU (tiles, waves, bytes).
 
-
-def _gemm(gpu: GpuSpec, row: int, m: int, n: int, k: int, dtype: str, sparse: bool) -> _Kernel:
-    comp, byts = gemm_candidates(gpu, m, n, k, dtype, sparse)
-    return _Kernel(row, sparse, comp, byts)
-
-
-def _composite_kernels(gpu: GpuSpec, i: int, kind: str, env: str, width: int, batch: int,
-                       sparse: bool) -> list[_Kernel]:
-    """Kernels of an actor forward or TD3 step (bf16), see grid's GEMM lists and aux counts."""
-    dtype = "bfloat16"
-    out: list[_Kernel] = []
-    if kind == "actor_fwd":
-        gemms = grid.actor_forward_gemms(env, width, batch, sparse)
-        aux = grid.actor_forward_aux_kernels(sparse)
-    else:
-        gemms = grid.td3_step_gemms(env, width, batch, sparse)
-        aux = grid.td3_step_aux_kernels(sparse)
-        actor = grid.mlp_dims("actor", env, width)
-        critic = grid.mlp_dims("critic", env, width)
-        n_params = sum(k * n + n for dims in (actor, critic, critic) for k, n in zip(dims[:-1], dims[1:]))
-        # Adam reads param, grad, both moments and writes param and moments (bf16); Polyak
-        # reads target and online and writes target. Two optimizers, one lerp over all nets.
-        out.append(_elementwise(i, 7 * 2 * n_params))
-        out.append(_elementwise(i, 2 * 3 * n_params))
-        aux -= 2
-        if sparse:
-            for _ in range(6):  # re-compress 3 online + 3 target hidden weights, copy into place
-                out.append(_elementwise(i, width * width * 2 + 2 * weight_bytes(width, width, dtype, True)))
-            aux -= 6
-    for g in gemms:
-        if g.sparse:
-            mp, np_, kp = grid.padded_shape(g.m, g.n, g.k, dtype, "sparse_cslt")
-            out.append(_gemm(gpu, i, mp, np_, kp, dtype, True))
-        else:
-            out.append(_gemm(gpu, i, g.m, g.n, g.k, dtype, False))
-    out += [_elementwise(i, 2 * 2 * batch * width) for _ in range(max(aux, 0))]
-    return out
-
-
-def row_kernels(gpu: GpuSpec, i: int, row: dict[str, Any]) -> tuple[list[_Kernel], bool]:
-    """Kernels one bench row launches per call, and whether it goes through the torch API."""
-    kind, impl, dtype = row["kind"], row["impl"], row["dtype"]
-    m, n, k = int(row["m"]), int(row["n"]), int(row["k"])
-    sparse = impl in grid.SPARSE_IMPLS
-    if kind in ("actor_fwd", "td3_step"):
-        return _composite_kernels(gpu, i, kind, row.get("env") or "hopper", int(row.get("width") or n), m, sparse), False
-    mp, np_, kp = grid.padded_shape(m, n, k, dtype, impl)
-    kernels = [_gemm(gpu, i, mp, np_, kp, dtype, sparse)]
-    if impl == "sparse_api" and mp != m:
-        b, ob = grid.DTYPE_BYTES[dtype], grid.OUT_DTYPE[dtype][1]
-        kernels.append(_elementwise(i, (m + mp) * kp * b))      # F.pad of x
-        kernels.append(_elementwise(i, 2 * m * np_ * ob))       # narrow(...).contiguous()
-    return kernels, impl == "sparse_api"
-
-
-class GpuModel:
-    """Predicts eager and graph microseconds of bench rows on one GPU.
-
-    The shape-dependent work (tile candidates, bytes) is done once per row set, so evaluating
-    new parameters (what the fitter does) costs a few array operations.
+    Built once per (spec, shapes, dtype, sparse); :meth:`seconds` then evaluates any
+    parameter set with a few array operations (what the fitter needs).
     """
 
-    def __init__(self, gpu: GpuSpec, rows: Iterable[dict[str, Any]]):
-        self.gpu = gpu
-        rows = list(rows)
-        self.n_rows = len(rows)
-        kernels: list[_Kernel] = []
-        api = np.zeros(self.n_rows)
-        for i, row in enumerate(rows):
-            ks, is_api = row_kernels(gpu, i, row)
-            kernels += ks
-            api[i] = 1.0 if is_api else 0.0
-        self._api = api
-        self._row = np.array([k.row for k in kernels], dtype=int)
-        self._sparse = np.array([k.sparse for k in kernels], dtype=bool)
-        self._comp = np.stack([k.comp for k in kernels]) if kernels else np.zeros((0, 1))
-        self._byts = np.stack([k.byts for k in kernels]) if kernels else np.zeros((0, 1))
-        self.kernels_per_row = np.bincount(self._row, minlength=self.n_rows)
-        self.sparse_per_row = np.bincount(self._row, weights=self._sparse.astype(float), minlength=self.n_rows)
+    def __init__(self, spec: GpuSpec, m: Any, k: Any, n: Any, dtype: str, sparse: bool,
+                 out_bytes: Optional[float] = None):
+        m, k, n = _arrays(m, k, n)
+        if dtype not in OPERAND_BYTES:
+            raise NmlabError(f"gpu model: unknown dtype {dtype!r}")
+        self.spec, self.dtype, self.sparse = spec, dtype, sparse
+        # Datasheet rates hold at the tensor clock; a short run boosts above it.
+        self.peak = spec.peak_flops(dtype, sparse) * spec.boost_clock_mhz / spec.tensor_clock_mhz
+        b = OPERAND_BYTES[dtype]
+        wb = weight_bytes(np.float64(1.0), np.float64(1.0), dtype, sparse)  # bytes per weight element
+        ob = OUTPUT_BYTES[dtype] if out_bytes is None else float(out_bytes)
+        self.flops = 2.0 * m * n * k
+        self.ws_bytes = m * k * b + n * k * wb + m * n * ob
+        waves, tile_flops, traffic = [], [], []
+        for tm, tn in TILES[sparse]:
+            tile_eff = min(1.0, (tm * tn / (tm + tn)) / TILE_INTENSITY_FULL)
+            rows_t, cols_t = np.ceil(m / tm), np.ceil(n / tn)
+            for split in SPLITS[sparse]:
+                kc = np.ceil(k / split)
+                w = np.ceil(rows_t * cols_t * split / spec.sm_count)
+                # Split-K writes and re-reads fp32 partials; below MIN_K_PER_SPLIT it is not offered.
+                partial = 2.0 * tm * tn * 4.0 if split > 1 else 0.0
+                w = np.where((split == 1) | (k / split >= MIN_K_PER_SPLIT), w, np.inf)
+                waves.append(w)
+                tile_flops.append(2.0 * tm * tn * kc / tile_eff)
+                traffic.append((m * k * b) * cols_t + (n * k * wb) * rows_t + m * n * ob
+                               + (rows_t * cols_t * split * partial if split > 1 else 0.0))
+            if STREAM_K[sparse]:
+                # Stream-K: the k-iterations of all tiles are dealt evenly to the SMs (no
+                # wave tail); an SM that ends mid-tile writes fp32 partials for a fix-up.
+                iters = np.ceil(k / STREAM_K_BLOCK)
+                waves.append(np.ceil(rows_t * cols_t * iters / spec.sm_count) / iters)
+                tile_flops.append(2.0 * tm * tn * k / tile_eff)
+                traffic.append((m * k * b) * cols_t + (n * k * wb) * rows_t + m * n * ob
+                               + spec.sm_count * 2.0 * tm * tn * 4.0)
+        self.waves = np.stack(waves, axis=1)
+        self.tile_flops = np.stack(tile_flops, axis=1)
+        # Hopper and later multicast an operand tile to both SMs of a 2-SM cluster (TMA
+        # multicast): L2 serves it once per cluster.
+        self.traffic = np.stack(traffic, axis=1) / CLUSTER_MULTICAST.get(spec.compute_capability.split(".")[0], 1.0)
 
-    def kernel_us(self, p: GpuModelParams) -> np.ndarray:
-        """GPU time of every kernel (microseconds): best candidate of max(compute, memory)."""
-        eta = np.where(self._sparse, p.eta_sparse, p.eta_dense)[:, None]
-        t = np.maximum(self._comp / eta, self._byts / (p.eta_mem * self.gpu.hbm_bytes_per_s))
-        return np.min(t, axis=1) * 1e6 + p.sparse_fixed_us * self._sparse
+    def terms(self, params: GpuParams, loop_calls: int = PUBLISHED_LOOP_CALLS,
+              l2: str = "warm") -> dict[str, np.ndarray]:
+        """Per (GEMM, candidate) seconds of compute, per-SM operand traffic and DRAM traffic."""
+        if l2 not in ("warm", "cold"):
+            raise NmlabError(f"gpu model: l2 must be 'warm' or 'cold', got {l2!r}")
+        spec = self.spec
+        eta = params.efficiency(self.dtype, self.sparse)
+        if l2 == "cold":
+            miss = np.ones_like(self.ws_bytes)
+        else:
+            usable = params.l2_usable * spec.l2_bytes
+            ratio = (self.ws_bytes / usable) ** L2_TRANSITION_P
+            miss = ratio / (1.0 + ratio)
+        dram_s = self.ws_bytes * miss / (params.eta_mem * spec.hbm_bytes_per_s)
+        # Heating: the clock falls from boost towards the sustained fraction over the run.
+        run_s = loop_calls * self.flops / (self.peak * eta)
+        tau_s = params.heat_ms * 1e-3
+        sus = float((params.eta.get(self.dtype) or {}).get("sustained", params.clock_sustained))
+        clock = sus + (1.0 - sus) * tau_s / (tau_s + run_s)
+        sm_flops = (self.peak * eta / spec.sm_count) * clock
+        hz = spec.boost_clock_mhz * 1e6 * clock
+        compute_s = self.waves * self.tile_flops / sm_flops[:, None]
+        l2_s = self.traffic / (params.l2_bytes_per_clk_sm * spec.sm_count * hz)[:, None]
+        kernel_s = smooth_max(compute_s, l2_s, dram_s[:, None])
+        return {"compute_s": compute_s, "l2_s": l2_s, "dram_s": dram_s, "kernel_s": kernel_s,
+                "best": np.argmin(kernel_s, axis=1), "clock": clock, "miss": miss}
 
-    def predict(self, p: GpuModelParams) -> tuple[np.ndarray, np.ndarray]:
-        """(eager_us, graph_us) per row."""
-        t = self.kernel_us(p) + p.node_us
-        graph = np.bincount(self._row, weights=t, minlength=self.n_rows)
-        # Eager: the CPU issues one kernel per launch_us while the GPU runs them as they come.
-        # The call ends after the CPU-bound issue of all kernels or after the first launch
-        # plus all GPU work, whichever is later (events bracket the CPU-side launch too).
-        # cuSPARSELt calls also pay their host-side set-up before they launch.
-        host = self.sparse_per_row * p.cslt_host_us
-        eager = np.maximum(self.kernels_per_row * p.launch_us + host, p.launch_us + host + graph)
-        return eager + p.api_us * self._api, graph
+    def seconds(self, params: GpuParams, loop_calls: int = PUBLISHED_LOOP_CALLS, l2: str = "warm",
+                mode: str = "kernel") -> np.ndarray:
+        """Seconds per call (see :func:`predict_s`)."""
+        if mode not in ("kernel", "eager"):
+            raise NmlabError(f"gpu model: mode must be 'kernel' or 'eager', got {mode!r}")
+        t = self.terms(params, loop_calls, l2)
+        fixed_us = params.kernel_sparse_us if self.sparse else params.kernel_dense_us
+        kernel = np.min(t["kernel_s"], axis=1) + fixed_us * 1e-6
+        issue_us = params.issue_us
+        if mode == "eager":
+            issue_us += params.eager_us + (params.eager_sparse_us if self.sparse else 0.0)
+        return smooth_max(np.full_like(kernel, issue_us * 1e-6), kernel)
 
 
-def gemm_row(m: int, n: int, k: int, dtype: str = "bfloat16", impl: str = "dense", kind: str = "gemm") -> dict:
-    """A minimal bench row for predicting one GEMM (what tests and plots feed the model)."""
-    return {"kind": kind, "impl": impl, "dtype": dtype, "m": m, "n": n, "k": k, "env": "", "width": 0}
+def predict_s(spec: GpuSpec, m: Any, k: Any, n: Any, dtype: str, sparse: bool,
+              params: Optional[GpuParams] = None, *, loop_calls: int = PUBLISHED_LOOP_CALLS,
+              l2: str = "warm", mode: str = "kernel", out_bytes: Optional[float] = None) -> np.ndarray:
+    """Seconds per call of ``Y[m,n] = X[m,k] W[n,k]^T`` on ``spec`` (arrays broadcast).
+
+    Args:
+        spec: the GPU design point.
+        m, k, n: GEMM sizes (scalars or numpy arrays; m = rows of X, k = reduction, n = outputs).
+        dtype: operand dtype name ("bfloat16", "float16", "float8_e4m3fn", "int8", ...).
+        sparse: True for the 2:4 weight (cuSPARSELt), False for dense (cuBLASLt).
+        params: efficiency parameters; default: the bundled set for the spec's architecture.
+        loop_calls: calls run back to back (heats the card; 125 in the published loop, 1 for
+            an isolated call).
+        l2: "warm" (operands that fit the usable L2 stay there between calls, as in a timing
+            loop on the same operands) or "cold" (every call reads its operands from DRAM, as a
+            layer in a training step whose other layers evicted them).
+        mode: "kernel" (library time, or a CUDA-graph replay) or "eager" (plus torch's
+            per-call CPU dispatch; calls are then issue-bound at small sizes).
+        out_bytes: output bytes per element if not the published kernels' (``OUTPUT_BYTES``).
+    """
+    if params is None:
+        from hwmodel.gpu.params import params_for
+
+        params = params_for(spec)
+    geo = Geometry(spec, m, k, n, dtype, sparse, out_bytes)
+    return geo.seconds(params, loop_calls, l2, mode)
 
 
-def predict_gemm_us(gpu: GpuSpec, p: GpuModelParams, m: int, n: int, k: int, dtype: str = "bfloat16",
-                    impl: str = "dense", mode: str = "graph") -> float:
-    """Predicted time of one GEMM call in microseconds (``mode`` "eager" or "graph")."""
-    eager, graph = GpuModel(gpu, [gemm_row(m, n, k, dtype, impl)]).predict(p)
-    return float((eager if mode == "eager" else graph)[0])
+def predict_pair_us(spec: GpuSpec, m: Any, k: Any, n: Any, dtype: str,
+                    params: Optional[GpuParams] = None, **kw: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(dense microseconds, 2:4 microseconds) per GEMM; keywords as :func:`predict_s`."""
+    dense = predict_s(spec, m, k, n, dtype, False, params, **kw) * 1e6
+    sparse = predict_s(spec, m, k, n, dtype, True, params, **kw) * 1e6
+    return dense, sparse
+
+
+def predict(spec: GpuSpec, m: Any, k: Any, n: Any, dtype: str, sparse: bool,
+            params: Optional[GpuParams] = None, **kw: Any) -> Union[float, np.ndarray]:
+    """:func:`predict_s` returning a float for scalar sizes (the public entry point)."""
+    out = predict_s(spec, m, k, n, dtype, sparse, params, **kw)
+    shape = np.broadcast_shapes(np.shape(m), np.shape(k), np.shape(n))
+    return float(out[0]) if shape == () else out.reshape(shape)

@@ -1,11 +1,20 @@
-"""GPU design points: ``hwmodel/data/gpus/*.yaml`` (format ``nmlab-gpu`` version 1, docs/gpu.md)."""
+"""GPU design points: ``hwmodel/data/gpus/*.yaml`` (format ``nmlab-gpu`` version 2, docs/gpu.md).
+
+Version 2 added the figures a GPU needs as a design point and their provenance: base clock,
+memory type, power limit, a ``sources`` entry for every figure and a ``references`` list
+(datasheets, whitepapers), optional fp16-accumulate rates of GeForce cards, and renamed
+``hbm_bytes``/``hbm_bytes_per_s`` to ``memory_bytes``/``memory_bytes_per_s`` (GDDR and
+LPDDR parts are bundled too). Version 1 files still load: their new figures are None and
+:attr:`GpuSpec.hbm_bytes_per_s` keeps working for version 1 and 2 alike.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 
@@ -13,7 +22,18 @@ from hwmodel.errors import NmlabError
 from hwmodel.io import data_path
 
 FORMAT_NAME = "nmlab-gpu"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+
+# Scalar figures every version-2 file carries, each with a `sources` entry.
+FIGURES: tuple[str, ...] = (
+    "sm_count", "base_clock_mhz", "boost_clock_mhz", "tensor_clock_mhz", "memory_type", "memory_bytes",
+    "memory_bytes_per_s", "l2_bytes", "smem_per_sm_bytes", "power_limit_w", "launch_overhead_us",
+)
+# A source is "<reference id>: where", "derived: how" or "unpublished: why" (the figure is null then).
+SOURCE_KINDS = ("derived", "unpublished")
+# Operand dtypes of tensor_tflops (names as the bench CSV writes them).
+DTYPES = ("bfloat16", "float16", "tfloat32", "float8_e4m3fn", "int8", "float4_e2m1")
 
 
 @dataclass(frozen=True)
@@ -23,14 +43,29 @@ class GpuSpec:
     Attributes:
         name: file stem, e.g. "h200_sxm".
         display_name: human name.
-        device_name_patterns: substrings of torch's device name that select this spec.
+        device_name_patterns: names of the part as torch's device name spells them; one
+            selects this spec when it occurs in the device name as a whole word (see :meth:`matches`).
         compute_capability: "major.minor".
         sm_count: streaming multiprocessors.
         tensor_clock_mhz: clock at which the peak tensor rates hold.
-        hbm_bytes_per_s: peak HBM bandwidth.
+        boost_clock_mhz: maximum (boost) graphics clock.
+        memory_bytes: device memory capacity (decimal bytes, as vendors quote it).
+        memory_bytes_per_s: peak device-memory bandwidth.
         l2_bytes: L2 cache size.
-        launch_overhead_us: prior for the eager per-kernel launch cost.
-        tensor_flops: dtype -> {"dense": FLOP/s, "sparse": FLOP/s with 2:4}.
+        smem_per_sm_bytes: largest shared memory per SM.
+        launch_overhead_us: prior for the per-kernel fixed cost (fitted by the GPU model).
+        sparse_pattern: the hardware sparsity pattern ("2:4").
+        tensor_flops: dtype -> {"dense": FLOP/s, "sparse": FLOP/s with 2:4}; on GeForce cards
+            the fp32-accumulate rate (what cuBLAS uses for bf16/fp16, cuBLASLt for fp8).
+        architecture: "ampere", "hopper", "ada", "blackwell" (None in version 1 files).
+        base_clock_mhz: base graphics clock (None when the vendor publishes none).
+        memory_type: "HBM3", "GDDR6X", ... (None in version 1 files).
+        power_limit_w: board power limit (TDP/TGP) in watts (None in version 1 files).
+        tensor_accumulate: which accumulator the tensor_flops rates assume, in words.
+        tensor_flops_fp16_acc: GeForce only: dtype -> {"dense", "sparse"} with fp16 accumulate.
+        sources: figure (or "tensor_tflops.<dtype>") -> where it comes from.
+        references: reference id -> full citation.
+        format_version: the file's format version.
     """
 
     name: str
@@ -40,13 +75,32 @@ class GpuSpec:
     sm_count: int
     tensor_clock_mhz: float
     boost_clock_mhz: float
-    hbm_bytes: float
-    hbm_bytes_per_s: float
+    memory_bytes: float
+    memory_bytes_per_s: float
     l2_bytes: int
     smem_per_sm_bytes: int
     launch_overhead_us: float
     sparse_pattern: str
     tensor_flops: dict[str, dict[str, float]]
+    architecture: Optional[str] = None
+    base_clock_mhz: Optional[float] = None
+    memory_type: Optional[str] = None
+    power_limit_w: Optional[float] = None
+    tensor_accumulate: str = ""
+    tensor_flops_fp16_acc: dict[str, dict[str, float]] = field(default_factory=dict)
+    sources: dict[str, str] = field(default_factory=dict)
+    references: dict[str, str] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def hbm_bytes(self) -> float:
+        """Device memory capacity (the version-1 name, kept for older callers)."""
+        return self.memory_bytes
+
+    @property
+    def hbm_bytes_per_s(self) -> float:
+        """Peak device-memory bandwidth (the version-1 name, kept for older callers)."""
+        return self.memory_bytes_per_s
 
     def peak_flops(self, dtype: str, sparse: bool) -> float:
         """Peak tensor-core rate for ``dtype`` (FLOP/s), the 2:4 rate when ``sparse``."""
@@ -55,20 +109,76 @@ class GpuSpec:
         return self.tensor_flops[dtype]["sparse" if sparse else "dense"]
 
     def matches(self, device_name: str) -> bool:
-        return any(p.lower() in device_name.lower() for p in self.device_name_patterns)
+        """Whether one of the patterns occurs in ``device_name`` as a whole word (case-insensitive):
+        "H200" matches "NVIDIA H200" but not "NVIDIA GH200 480GB"."""
+        return any(_word_re(p).search(device_name) for p in self.device_name_patterns)
+
+
+def _word_re(pattern: str) -> re.Pattern:
+    return re.compile(r"(?<![A-Za-z0-9])" + re.escape(pattern) + r"(?![A-Za-z0-9])", re.IGNORECASE)
 
 
 def _need(doc: dict, key: str, where: str, kind: type, positive: bool = True) -> Any:
     if key not in doc:
         raise NmlabError(f"{where}: {key}: missing")
     value = doc[key]
-    try:
-        value = kind(value)
+    if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float, str))):
+        raise NmlabError(f"{where}: {key}: {value!r} is not a {kind.__name__}")
+    try:  # a string too: yaml 1.1 reads "80.0e9" (no exponent sign) as one
+        value = kind(float(value)) if kind is int and isinstance(value, str) else kind(value)
     except (TypeError, ValueError):
         raise NmlabError(f"{where}: {key}: {value!r} is not a {kind.__name__}") from None
     if positive and kind in (int, float) and not value > 0:
         raise NmlabError(f"{where}: {key}: must be > 0, got {value}")
     return value
+
+
+def _rates(doc: dict, key: str, where: str, required: bool) -> dict[str, dict[str, float]]:
+    """A {dtype: {dense, sparse}} block in TFLOP/s, returned in FLOP/s."""
+    rates = doc.get(key)
+    if rates is None and not required:
+        return {}
+    if not isinstance(rates, dict) or not rates:
+        raise NmlabError(f"{where}: {key}: missing or empty")
+    flops = {}
+    for dtype, pair in rates.items():
+        if not isinstance(pair, dict):
+            raise NmlabError(f"{where}: {key}.{dtype}: expected {{dense, sparse}}")
+        dense = _need(pair, "dense", f"{where}: {key}.{dtype}", float)
+        sparse = _need(pair, "sparse", f"{where}: {key}.{dtype}", float)
+        flops[str(dtype)] = {"dense": dense * 1e12, "sparse": sparse * 1e12}
+    return flops
+
+
+def _strings(doc: dict, key: str, where: str) -> dict[str, str]:
+    block = doc.get(key)
+    if not isinstance(block, dict) or not block:
+        raise NmlabError(f"{where}: {key}: missing or empty")
+    for k, v in block.items():
+        if not isinstance(v, str) or not v.strip():
+            raise NmlabError(f"{where}: {key}.{k}: expected a non-empty string")
+    return {str(k): v for k, v in block.items()}
+
+
+def _check_sources(doc: dict, where: str, tensor_keys: list[str]) -> tuple[dict[str, str], dict[str, str]]:
+    """Every figure and every tensor rate names its source; a source names a listed reference."""
+    for key in FIGURES:
+        if key not in doc:
+            raise NmlabError(f"{where}: {key}: missing (null with an 'unpublished:' source if the vendor gives none)")
+    references = _strings(doc, "references", where)
+    sources = _strings(doc, "sources", where)
+    for key in list(FIGURES) + tensor_keys:
+        if key not in sources:
+            raise NmlabError(f"{where}: sources.{key}: missing (every figure names its source)")
+    for key, text in sources.items():
+        ref = text.split(":", 1)[0].strip()
+        if ref not in references and ref not in SOURCE_KINDS:
+            raise NmlabError(f"{where}: sources.{key}: {ref!r} is not in references "
+                             f"(have {', '.join(references)}) nor one of {', '.join(SOURCE_KINDS)}")
+        unpublished = ref == "unpublished"
+        if key in FIGURES and (doc.get(key) is None) != unpublished:
+            raise NmlabError(f"{where}: {key}: a figure is null exactly when its source says 'unpublished:'")
+    return sources, references
 
 
 def load_gpu(path: str | os.PathLike) -> GpuSpec:
@@ -77,26 +187,21 @@ def load_gpu(path: str | os.PathLike) -> GpuSpec:
     where = f"gpu '{path.stem}'"
     if not path.is_file():
         raise NmlabError(f"{where}: no such file: {path}")
-    doc = yaml.safe_load(path.read_text())
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise NmlabError(f"{where}: not valid yaml: {' '.join(str(exc).split())[:160]}") from None
     if not isinstance(doc, dict):
         raise NmlabError(f"{where}: not a mapping")
-    if doc.get("format") != FORMAT_NAME or doc.get("version") != FORMAT_VERSION:
-        raise NmlabError(f"{where}: format/version: expected {FORMAT_NAME} version {FORMAT_VERSION}, "
-                         f"got {doc.get('format')} {doc.get('version')}")
-    rates = doc.get("tensor_tflops")
-    if not isinstance(rates, dict) or not rates:
-        raise NmlabError(f"{where}: tensor_tflops: missing or empty")
-    flops = {}
-    for dtype, pair in rates.items():
-        if not isinstance(pair, dict):
-            raise NmlabError(f"{where}: tensor_tflops.{dtype}: expected {{dense, sparse}}")
-        dense = _need(pair, "dense", f"{where}: tensor_tflops.{dtype}", float)
-        sparse = _need(pair, "sparse", f"{where}: tensor_tflops.{dtype}", float)
-        flops[str(dtype)] = {"dense": dense * 1e12, "sparse": sparse * 1e12}
+    version = doc.get("version")
+    if doc.get("format") != FORMAT_NAME or version not in READABLE_VERSIONS:
+        raise NmlabError(f"{where}: format/version: expected {FORMAT_NAME} version "
+                         f"{' or '.join(map(str, READABLE_VERSIONS))}, got {doc.get('format')} {version}")
+    flops = _rates(doc, "tensor_tflops", where, required=True)
     patterns = doc.get("device_name_patterns") or []
     if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
         raise NmlabError(f"{where}: device_name_patterns: expected a list of strings")
-    return GpuSpec(
+    common = dict(
         name=str(doc.get("name") or path.stem),
         display_name=str(doc.get("display_name") or path.stem),
         device_name_patterns=tuple(patterns),
@@ -104,13 +209,32 @@ def load_gpu(path: str | os.PathLike) -> GpuSpec:
         sm_count=_need(doc, "sm_count", where, int),
         tensor_clock_mhz=_need(doc, "tensor_clock_mhz", where, float),
         boost_clock_mhz=_need(doc, "boost_clock_mhz", where, float),
-        hbm_bytes=_need(doc, "hbm_bytes", where, float),
-        hbm_bytes_per_s=_need(doc, "hbm_bytes_per_s", where, float),
         l2_bytes=_need(doc, "l2_bytes", where, int),
         smem_per_sm_bytes=_need(doc, "smem_per_sm_bytes", where, int),
         launch_overhead_us=_need(doc, "launch_overhead_us", where, float),
         sparse_pattern=str(doc.get("sparse_pattern", "2:4")),
         tensor_flops=flops,
+        format_version=int(version),
+    )
+    if version == 1:
+        return GpuSpec(memory_bytes=_need(doc, "hbm_bytes", where, float),
+                       memory_bytes_per_s=_need(doc, "hbm_bytes_per_s", where, float), **common)
+    fp16_acc = _rates(doc, "tensor_tflops_fp16_accumulate", where, required=False)
+    tensor_keys = [f"tensor_tflops.{d}" for d in flops] + [f"tensor_tflops_fp16_accumulate.{d}" for d in fp16_acc]
+    sources, references = _check_sources(doc, where, tensor_keys)
+    base = doc.get("base_clock_mhz")
+    return GpuSpec(
+        memory_bytes=_need(doc, "memory_bytes", where, float),
+        memory_bytes_per_s=_need(doc, "memory_bytes_per_s", where, float),
+        architecture=str(_need(doc, "architecture", where, str, positive=False)),
+        base_clock_mhz=None if base is None else _need(doc, "base_clock_mhz", where, float),
+        memory_type=str(_need(doc, "memory_type", where, str, positive=False)),
+        power_limit_w=_need(doc, "power_limit_w", where, float),
+        tensor_accumulate=str(_need(doc, "tensor_accumulate", where, str, positive=False)),
+        tensor_flops_fp16_acc=fp16_acc,
+        sources=sources,
+        references=references,
+        **common,
     )
 
 

@@ -1,0 +1,107 @@
+"""Fitting the GPU model's parameters to measured times (scipy least_squares, numpy only).
+
+One fit covers one or more GPUs (the per-architecture defaults and leave-one-GPU-out pool
+several): the scalar parameters of :class:`~hwmodel.gpu.model.GpuParams` are shared, the
+kernel efficiencies are per dtype (dense and 2:4). The residual is log(predicted /
+measured) of every dense and 2:4 time, with a soft-L1 loss (``F_SCALE``) so a few rows where
+the library picked an odd kernel cannot drag the rest; parameters move in log space inside
+:data:`~hwmodel.gpu.model.BOUNDS`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from hwmodel.errors import NmlabError
+from hwmodel.gpu.measurements import Measurements
+from hwmodel.gpu.model import BOUNDS, Geometry, GpuParams
+from hwmodel.gpu.spec import GpuSpec
+
+#: The scalars a fit moves (torch's eager costs are not in library timings: they stay priors).
+FIT_SCALARS = GpuParams.SCALARS
+F_SCALE = 0.1
+START_ETA = {"dense": 0.7, "sparse": 0.6}
+
+
+@dataclass
+class GpuData:
+    """One GPU's measured rows with the model's parameter-free geometry built once."""
+
+    spec: GpuSpec
+    meas: Measurements
+    groups: list[tuple[np.ndarray, bool, Geometry]]
+
+    @classmethod
+    def build(cls, spec: GpuSpec, meas: Measurements) -> "GpuData":
+        """Group rows by (dtype, output bytes) and build a dense and a 2:4 geometry per group."""
+        groups = []
+        keys = sorted(set(zip(meas.dtype.tolist(), meas.out_bytes.tolist())))
+        for dtype, ob in keys:
+            idx = np.flatnonzero((meas.dtype == dtype) & (meas.out_bytes == ob))
+            for sparse in (False, True):
+                groups.append((idx, sparse, Geometry(spec, meas.m[idx], meas.k[idx], meas.n[idx], dtype, sparse, ob)))
+        return cls(spec, meas, groups)
+
+    def predict_us(self, params: GpuParams) -> tuple[np.ndarray, np.ndarray]:
+        """(dense, 2:4) predicted microseconds of every row under ``params``."""
+        out = np.empty((2, len(self.meas)))
+        for idx, sparse, geo in self.groups:
+            out[int(sparse), idx] = geo.seconds(params, self.meas.loop_calls, self.meas.l2) * 1e6
+        return out[0], out[1]
+
+    @property
+    def dtypes(self) -> list[str]:
+        return sorted(set(self.meas.dtype.tolist()))
+
+
+def _layout(dtypes: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    names = list(FIT_SCALARS) + [f"eta.{d}.{kind}" for d in dtypes for kind in ("dense", "sparse")]
+    lo = np.log([BOUNDS[s][0] for s in FIT_SCALARS] + [BOUNDS["eta"][0]] * 2 * len(dtypes))
+    hi = np.log([BOUNDS[s][1] for s in FIT_SCALARS] + [BOUNDS["eta"][1]] * 2 * len(dtypes))
+    return names, lo, hi
+
+
+def _unpack(x: np.ndarray, dtypes: Sequence[str], base: GpuParams) -> GpuParams:
+    v = np.exp(x)
+    scalars = dict(zip(FIT_SCALARS, v[:len(FIT_SCALARS)].tolist()))
+    e = v[len(FIT_SCALARS):].reshape(len(dtypes), 2)
+    eta = {d: {"dense": float(e[i, 0]), "sparse": float(e[i, 1])} for i, d in enumerate(dtypes)}
+    return base.with_values(**scalars, eta=eta)
+
+
+def fit(datas: Sequence[GpuData], rows: Optional[Sequence[np.ndarray]] = None,
+        start: Optional[GpuParams] = None) -> tuple[GpuParams, dict[str, Any]]:
+    """Fit one parameter set to the rows ``rows[i]`` of ``datas[i]`` (all rows when None).
+
+    Returns the parameters and fit facts (timings used, parameters fitted, rms log residual).
+    """
+    from scipy.optimize import least_squares
+
+    rows = [np.arange(len(d.meas)) if rows is None else np.asarray(rows[i]) for i, d in enumerate(datas)]
+    dtypes = sorted({dt for d, r in zip(datas, rows) for dt in d.meas.dtype[r].tolist()})
+    names, lo, hi = _layout(dtypes)
+    timings = 2 * sum(len(r) for r in rows)
+    if timings < 2 * len(names):
+        raise NmlabError(f"gpu model fit: {timings} timings for {len(names)} parameters; need at least {2 * len(names)}")
+    base = start or GpuParams()
+    x0 = np.log([getattr(base, s) for s in FIT_SCALARS]
+                + [(base.eta.get(d) or START_ETA)[kind] for d in dtypes for kind in ("dense", "sparse")])
+    x0 = np.clip(x0, lo + 1e-6, hi - 1e-6)
+    meas = np.concatenate([np.log(np.concatenate([d.meas.dense_us[r], d.meas.sparse_us[r]]))
+                           for d, r in zip(datas, rows)])
+
+    def residuals(x: np.ndarray) -> np.ndarray:
+        p = _unpack(x, dtypes, base)
+        parts = []
+        for d, r in zip(datas, rows):
+            dense, sparse = d.predict_us(p)
+            parts.append(np.log(np.concatenate([dense[r], sparse[r]])))
+        return np.concatenate(parts) - meas
+
+    res = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=F_SCALE)
+    params = _unpack(res.x, dtypes, base)
+    return params, {"timings": int(timings), "parameters": len(names),
+                    "rms_log_residual": float(np.sqrt(np.mean(res.fun ** 2))), "status": int(res.status)}

@@ -1,0 +1,234 @@
+"""Measured dense vs 2:4 GEMM times: the published format and our bench CSV, read into arrays.
+
+Two formats are read (the header tells which):
+
+* **published** (``hwmodel/data/gpu_measurements/*.csv``, provenance in the README there):
+  ``source, gpu, dtype, m, k, n, dense_us, sparse_us, speedup, notes``; library kernel times
+  (cuBLASLt, cuSPARSELt) in a loop of back-to-back calls on the same operands, so operands
+  that fit the L2 stay there (``l2="warm"``); int8 GEMMs write int8.
+* **bench** (``nmlab gpu bench``, schema ``nmlab-gpu-bench``, docs/gpu.md): the ``ok`` GEMM
+  and layer rows; dense (``impl=dense``) and 2:4 (``impl=sparse_cslt``) of one case are
+  paired; their CUDA-graph medians are kernel times; the bench cycles through enough input
+  sets to miss in L2 (``l2="cold"``); int8 GEMMs write int32.
+
+The whole file is checked before anything is returned: a binary or empty file, a missing
+column, a size or time that is not a finite positive number raises one
+:class:`~hwmodel.errors.NmlabError` naming the file, line and column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from hwmodel.errors import NmlabError
+from hwmodel.gpu.model import OPERAND_BYTES, OUTPUT_BYTES
+
+PUBLISHED_COLUMNS = ("gpu", "dtype", "m", "k", "n", "dense_us", "sparse_us")
+#: Short dtype names users type, and the names the files use.
+DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp8": "float8_e4m3fn",
+                 "e4m3": "float8_e4m3fn", "fp4": "float4_e2m1", "tf32": "tfloat32"}
+BENCH_LOOP_CALLS = 50
+
+
+def canonical_dtype(name: str) -> str:
+    """Full dtype name for ``name`` (an alias such as "bf16" or a full name)."""
+    name = str(name).strip()
+    full = DTYPE_ALIASES.get(name.lower(), name)
+    if full not in OPERAND_BYTES:
+        raise NmlabError(f"dtype {name!r}: not one of {', '.join(sorted(set(OPERAND_BYTES) | set(DTYPE_ALIASES)))}")
+    return full
+
+
+@dataclass
+class Measurements:
+    """Per-GEMM measured times of one or more GPUs (numpy arrays of equal length).
+
+    Attributes:
+        path: the file read.
+        fmt: "published" or "bench".
+        gpu: device name per row, as the file gives it.
+        dtype: operand dtype name per row.
+        m, k, n: GEMM sizes (Y[m,n] = X[m,k] W[n,k]^T).
+        dense_us, sparse_us: measured microseconds per call, dense and 2:4.
+        out_bytes: output bytes per element per row.
+        l2: "warm" (operands reused from L2 between calls) or "cold" (read from DRAM).
+        loop_calls: back-to-back calls per timing (heats the card).
+    """
+
+    path: str
+    fmt: str
+    gpu: np.ndarray
+    dtype: np.ndarray
+    m: np.ndarray
+    k: np.ndarray
+    n: np.ndarray
+    dense_us: np.ndarray
+    sparse_us: np.ndarray
+    out_bytes: np.ndarray
+    l2: str
+    loop_calls: int
+
+    def __len__(self) -> int:
+        return int(self.m.size)
+
+    def subset(self, idx: np.ndarray) -> "Measurements":
+        """The rows ``idx`` (indices or a boolean mask)."""
+        pick = lambda a: a[idx]  # noqa: E731
+        return Measurements(self.path, self.fmt, pick(self.gpu), pick(self.dtype), pick(self.m), pick(self.k),
+                            pick(self.n), pick(self.dense_us), pick(self.sparse_us), pick(self.out_bytes),
+                            self.l2, self.loop_calls)
+
+    @property
+    def speedup(self) -> np.ndarray:
+        """Measured dense time / 2:4 time per row."""
+        return self.dense_us / self.sparse_us
+
+    def shape_keys(self) -> list[tuple[int, int, int]]:
+        """(m, k, n) per row: the identity of a shape across dtypes."""
+        return list(zip(self.m.tolist(), self.k.tolist(), self.n.tolist()))
+
+
+def _read_text(path: Path) -> str:
+    if not path.is_file():
+        raise NmlabError(f"gpu bench csv: no such file: {path}")
+    raw = path.read_bytes()
+    if b"\x00" in raw:
+        raise NmlabError(f"{path}: not a text CSV (binary data)")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise NmlabError(f"{path}: not a text CSV (not UTF-8)") from None
+    if not text.strip():
+        raise NmlabError(f"{path}: empty file")
+    return text
+
+
+def _positive(value: str, where: str, column: str, integer: bool = False) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise NmlabError(f"{where}: column {column}: {value!r} is not a number") from None
+    if not math.isfinite(x) or x <= 0:
+        raise NmlabError(f"{where}: column {column}: {value!r} must be a finite number > 0")
+    if integer and x != int(x):
+        raise NmlabError(f"{where}: column {column}: {value!r} is not a whole number")
+    return x
+
+
+def _published(path: Path, reader: csv.DictReader) -> Measurements:
+    header = reader.fieldnames or []
+    missing = [c for c in PUBLISHED_COLUMNS if c not in header]
+    if missing:
+        raise NmlabError(f"{path}: missing column(s) {', '.join(missing)} "
+                         f"(a published-format file needs {', '.join(PUBLISHED_COLUMNS)})")
+    cols: dict[str, list] = {c: [] for c in PUBLISHED_COLUMNS}
+    for line, row in enumerate(reader, start=2):
+        where = f"{path}: line {line}"
+        if None in row or any(row.get(c) is None for c in PUBLISHED_COLUMNS):
+            raise NmlabError(f"{where}: expected {len(header)} fields")
+        gpu = (row["gpu"] or "").strip()
+        if not gpu:
+            raise NmlabError(f"{where}: column gpu: empty")
+        try:
+            dtype = canonical_dtype(row["dtype"])
+        except NmlabError as exc:
+            raise NmlabError(f"{where}: column {exc}") from None
+        cols["gpu"].append(gpu)
+        cols["dtype"].append(dtype)
+        for c in ("m", "k", "n"):
+            cols[c].append(_positive(row[c], where, c, integer=True))
+        for c in ("dense_us", "sparse_us"):
+            cols[c].append(_positive(row[c], where, c))
+    if not cols["gpu"]:
+        raise NmlabError(f"{path}: no data rows")
+    dtype = np.array(cols["dtype"])
+    return Measurements(str(path), "published", np.array(cols["gpu"]), dtype,
+                        *(np.array(cols[c], dtype=float) for c in ("m", "k", "n", "dense_us", "sparse_us")),
+                        out_bytes=np.array([OUTPUT_BYTES[d] for d in dtype], dtype=float), l2="warm",
+                        loop_calls=125)
+
+
+def _bench(path: Path) -> Measurements:
+    from hwmodel.gpu import schema
+
+    rows = schema.read_rows(path)
+    cases: dict[tuple, dict[str, dict]] = {}
+    for row in rows:
+        if row.get("status") != "ok" or row.get("kind") not in ("gemm", "layer"):
+            continue
+        if row.get("impl") not in ("dense", "sparse_cslt"):
+            continue
+        key = (row["device_name"], row["dtype"], row["m"], row["k"], row["n"])
+        cases.setdefault(key, {})[row["impl"]] = row
+    cols: dict[str, list] = {c: [] for c in ("gpu", "dtype", "m", "k", "n", "dense_us", "sparse_us", "out")}
+    for (gpu, dtype, m, k, n), impls in sorted(cases.items()):
+        if "dense" not in impls or "sparse_cslt" not in impls:
+            continue
+        times = [schema.measured_time_us(impls[i], "graph") for i in ("dense", "sparse_cslt")]
+        if any(t is None or not math.isfinite(t) for t in times):
+            continue
+        try:
+            full = canonical_dtype(dtype)
+        except NmlabError as exc:
+            raise NmlabError(f"{path}: column {exc}") from None
+        out = {"int32": 4.0, "bfloat16": 2.0, "float16": 2.0}.get(impls["dense"].get("out_dtype") or "", OUTPUT_BYTES[full])
+        for c, v in (("gpu", gpu), ("dtype", full), ("m", m), ("k", k), ("n", n), ("dense_us", times[0]),
+                     ("sparse_us", times[1]), ("out", out)):
+            cols[c].append(v)
+    if not cols["gpu"]:
+        raise NmlabError(f"{path}: no ok GEMM or layer case with both a dense and a sparse_cslt graph time")
+    return Measurements(str(path), "bench", np.array(cols["gpu"]), np.array(cols["dtype"]),
+                        *(np.array(cols[c], dtype=float) for c in ("m", "k", "n", "dense_us", "sparse_us")),
+                        out_bytes=np.array(cols["out"], dtype=float), l2="cold", loop_calls=BENCH_LOOP_CALLS)
+
+
+def read_measurements(path: str | os.PathLike) -> Measurements:
+    """Read a published-format or bench CSV (the header decides); see the module docstring."""
+    path = Path(path)
+    text = _read_text(path)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = reader.fieldnames or []
+    if "schema" in header:
+        return _bench(path)
+    return _published(path, reader)
+
+
+def bundled_files() -> list[Path]:
+    """The published measurement files bundled under hwmodel/data/gpu_measurements."""
+    from hwmodel.io import data_path
+
+    return sorted(data_path("gpu_measurements").glob("*.csv"))
+
+
+def spec_names_for(meas: Measurements, gpu: Optional[str] = None) -> dict[str, np.ndarray]:
+    """Bundled spec name -> row mask, one per GPU in the file (``gpu`` forces one spec for all rows)."""
+    from hwmodel.gpu.spec import bundled_gpus, gpu_for
+
+    if gpu:
+        spec = gpu_for(gpu)
+        return {spec.name: np.ones(len(meas), dtype=bool)}
+    specs = bundled_gpus()
+    out: dict[str, np.ndarray] = {}
+    for device in sorted(set(meas.gpu.tolist())):
+        hits = [s.name for s in specs.values() if s.matches(device)]
+        if len(hits) != 1:
+            why = "no bundled GPU spec matches it" if not hits else f"it matches {', '.join(hits)}"
+            raise NmlabError(f"{meas.path}: column gpu: unknown GPU {device!r} ({why}); pass --gpu NAME "
+                             f"(one of {', '.join(specs)})")
+        out[hits[0]] = out.get(hits[0], np.zeros(len(meas), dtype=bool)) | (meas.gpu == device)
+    return out
+
+
+def check_dtypes(meas: Measurements, spec_name: str, mask: np.ndarray, dtypes: Sequence[str]) -> None:
+    """Refuse rows whose dtype the GPU spec has no tensor rate for (names the dtype)."""
+    missing = sorted(set(meas.dtype[mask].tolist()) - set(dtypes))
+    if missing:
+        raise NmlabError(f"{meas.path}: column dtype: GPU {spec_name} has no tensor rate for {', '.join(missing)}")

@@ -1,0 +1,180 @@
+"""GPUs as design points of simulate, sweep and check (hwmodel/gpu/design_point.py)."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from hwmodel.design import bundled_designs, load_design
+from hwmodel.errors import NmlabError
+from hwmodel.gpu import design_point as dp
+from hwmodel.gpu.model import predict, weight_bytes
+from hwmodel.gpu.spec import bundled_gpus, gpu_for
+from hwmodel.simulate import simulate
+from hwmodel.sparsity import nm_mask, random_mask
+from hwmodel.workload import Layer, Workload
+
+NMLAB = [sys.executable, "-m", "hwmodel"]
+
+
+def _td3(pattern_of, width=256, seed=0):
+    """A small TD3 workload (obs 11, act 3) whose hidden layers carry ``pattern_of(shape, rng)`` masks."""
+    rng = np.random.default_rng(seed)
+    layers = []
+    for net, dims in (("actor", (11, width, width, 3)), ("critic1", (14, width, width, 1)), ("critic2", (14, width, width, 1))):
+        for i, (k, n) in enumerate(zip(dims[:-1], dims[1:])):
+            pattern, mask = pattern_of((n, k), rng) if i == 1 else ("dense", None)
+            layers.append(Layer(f"{net}.fc{i + 1}", net, k, n, pattern, mask, 16))
+    return Workload(layers=layers, meta={"env": "hopper"})
+
+
+def _nm(text):
+    return lambda shape, rng: (text, nm_mask(rng.standard_normal(shape).astype(np.float32), text))
+
+
+def _unstructured(sparsity):
+    return lambda shape, rng: ("unstructured", random_mask(shape, sparsity, rng))
+
+
+def _model_us(spec, r, dtype):
+    """The GPU model's own time for a layer's GEMM (kernel time, cold L2), called directly."""
+    return predict(spec, r.m, r.k, r.n, dtype, r.hw_pattern == "2:4", dp.model_params(spec), l2="cold") * 1e6
+
+
+@pytest.mark.parametrize("bits,dtype", [(16, "bfloat16"), (8, "int8")])
+@pytest.mark.parametrize("scenario,batch", [("inference", 1), ("train_step", 256)])
+def test_latency_is_the_gpu_models_per_layer_sum(bits, dtype, scenario, batch):
+    spec = gpu_for("h100_sxm")
+    res = simulate(_td3(_nm("2:4")), "h100_sxm", batch=batch, bits=bits, scenario=scenario)
+    assert res.extra["datatype"] == dtype
+    gemms = [r for r in res.layers if r.phase in ("forward", "backward_data", "backward_weight")]
+    assert any(r.hw_pattern == "2:4" for r in gemms) and any(r.hw_pattern == "dense" for r in gemms)
+    expected = 0.0
+    for r in gemms:
+        want = _model_us(spec, r, dtype) * 1e-6 * r.times_per_step
+        assert r.figures.latency_s == pytest.approx(want, rel=1e-12), r.name
+        assert r.figures.cycles == pytest.approx(r.figures.latency_s * spec.tensor_clock_mhz * 1e6)
+        expected += want
+    for r in res.layers:
+        if r.phase in ("optimizer", "polyak"):  # memory-bound element-wise passes
+            nbytes = (r.figures.bits_dram_read + r.figures.bits_dram_write) / 8.0 / r.times_per_step
+            p = dp.model_params(spec)
+            expected += (p.kernel_dense_us * 1e-6 + nbytes / (p.eta_mem * spec.memory_bytes_per_s)) * r.times_per_step
+    assert res.total.latency_s == pytest.approx(expected, rel=1e-12)
+    assert (scenario == "train_step") == any(r.phase == "optimizer" for r in res.layers)
+
+
+@pytest.mark.parametrize("make,runs_24", [(_nm("2:4"), True), (_nm("1:8"), True), (_nm("4:8"), False),
+                                         (_unstructured(0.5), False)])
+def test_only_masks_that_fit_2to4_run_sparse(make, runs_24):
+    spec = gpu_for("a100_pcie")
+    res = simulate(_td3(make), "a100_pcie", batch=64, bits=16, scenario="train_step")
+    hidden = [r for r in res.layers if r.name.endswith("fc2") and r.phase == "forward"]
+    for r in hidden:
+        fits = runs_24
+        assert (r.hw_pattern == "2:4") == fits, (r.name, r.mapping_note)
+        if fits:
+            assert r.mapping_note.startswith("GPU 2:4 (cuSPARSELt)")
+            assert r.figures.bytes_weights == weight_bytes(r.n, r.k, "bfloat16", True) * r.times_per_step
+        else:
+            # Any other mask runs dense: the dense time, dense MACs issued, and the note says why.
+            assert "GPU runs 2:4 only" in r.mapping_note and "run dense" in r.mapping_note
+            assert r.figures.latency_s == pytest.approx(r.dense.latency_s) == pytest.approx(
+                _model_us(spec, r, "bfloat16") * 1e-6 * r.times_per_step)
+            assert r.figures.macs_issued == r.m * r.k * r.n * r.times_per_step
+    # Weight gradients always run dense; dense layers stay dense.
+    assert all(r.hw_pattern == "dense" for r in res.layers if r.phase == "backward_weight")
+    assert all(r.hw_pattern == "dense" for r in res.layers if r.name.endswith("fc1") and r.phase == "forward")
+
+
+def test_backward_data_checks_the_transposed_mask():
+    # A 2:4 mask along rows is generally not 2:4 along columns: W^T then runs dense.
+    res = simulate(_td3(_nm("2:4")), "h100_pcie", batch=256, bits=16, scenario="train_step")
+    fwd = {r.name: r for r in res.layers if r.phase == "forward"}
+    bwd = [r for r in res.layers if r.phase == "backward_data" and r.name.endswith("fc2")]
+    assert bwd and all(fwd[r.name].hw_pattern == "2:4" for r in bwd)
+    assert all(r.hw_pattern == "dense" and "W^T" in r.mapping_note for r in bwd)
+
+
+@pytest.mark.parametrize("gpu", ["h100_sxm", "rtx4090", "b200"])
+def test_energy_is_time_times_the_documented_board_power(gpu):
+    spec = gpu_for(gpu)
+    res = simulate(_td3(_nm("2:4")), gpu, batch=256, bits=16, scenario="train_step")
+    limit = spec.power_limit_w
+    for r in res.layers:
+        f, t = r.figures, r.figures.latency_s
+        # Recompute the documented model: P = limit x (floor + (1 - floor) x utilization).
+        if r.phase in ("optimizer", "polyak"):
+            util = (f.bits_dram_read + f.bits_dram_write) / 8.0 / (t * spec.memory_bytes_per_s)
+        else:
+            sparse = r.hw_pattern == "2:4"
+            flops = 2.0 * r.m * r.k * r.n * (0.5 if sparse else 1.0) * r.times_per_step
+            nbytes = (r.m * r.k * 2 + weight_bytes(r.n, r.k, "bfloat16", sparse) + r.m * r.n * 2) * r.times_per_step
+            util = max(flops / (t * spec.peak_flops("bfloat16", sparse)), nbytes / (t * spec.memory_bytes_per_s))
+        power = limit * (dp.IDLE_FRACTION + (1 - dp.IDLE_FRACTION) * min(util, 1.0))
+        assert f.energy_pj == pytest.approx(power * t * 1e12, rel=1e-9), r.name
+        assert f.energy_leakage_pj == pytest.approx(dp.IDLE_FRACTION * limit * t * 1e12, rel=1e-9)
+        assert dp.IDLE_FRACTION * limit * t * 1e12 <= f.energy_pj * (1 + 1e-12) <= limit * t * 1e12 * (1 + 1e-12)
+        # Only the MAC and leakage buckets carry GPU energy (the model does not split the rest).
+        assert f.energy_sram_pj == f.energy_dram_pj == f.energy_reg_pj == f.energy_metadata_pj == 0.0
+    assert "assumed floor" in res.extra["gpu"]["power_model"] and str(int(limit)) in res.extra["gpu"]["power_model"]
+
+
+def test_gpu_points_carry_the_accelerator_columns(tmp_path):
+    from sweeps.config import parse_config
+    from sweeps.evaluate import evaluate_point
+    from sweeps.grid import plan
+
+    wl = _td3(_nm("2:4"))
+    wl.meta["sparsity"] = "2:4"
+    path = tmp_path / "w.nmw"
+    from hwmodel.workload import save_workload
+
+    save_workload(wl, path)
+    cfg = parse_config({"workloads": [str(path)], "patterns": ["2:4"], "bits": [16, 8], "designs": ["stc_hbm"],
+                        "gpus": ["h100_sxm", "rtx4090"]}, base=tmp_path)
+    p = plan(cfg)
+    assert {d.name for d in p.designs} == {"stc_hbm", "h100_sxm", "rtx4090"}
+    rows = [evaluate_point(x) for x in p.points()]
+    gpu_rows = [r for r in rows if r["design"] != "stc_hbm"]
+    acc_rows = [r for r in rows if r["design"] == "stc_hbm"]
+    assert gpu_rows and acc_rows
+    assert {k for r in gpu_rows for k in r} == {k for r in acc_rows for k in r}
+    for r in gpu_rows:
+        assert r["datatype"] == {16: "bfloat16", 8: "int8"}[r["bits"]]
+        assert r["energy_pj"] > 0 and r["latency_s"] > 0 and 0 < r["utilization"] < 1
+
+
+def test_sweep_config_gpus_key():
+    from sweeps.config import DEFAULT_GPUS, SweepConfig, parse_config
+
+    assert SweepConfig().gpus == list(DEFAULT_GPUS) and {"h100_sxm", "a100_sxm"} <= set(DEFAULT_GPUS)
+    assert parse_config({"designs": ["edge_ws"]}).gpus == []          # listed designs: just those
+    assert parse_config({"gpus": "bundled"}).gpus == "bundled"
+    assert parse_config({"gpus": "none"}).gpus == []
+    assert parse_config({"gpus": ["b200"]}).gpus == ["b200"]
+
+
+def test_gpu_names_and_bad_input():
+    assert not set(bundled_gpus()) & set(bundled_designs())  # one name, one kind of design point
+    with pytest.raises(NmlabError, match="is a GPU spec, not an accelerator design"):
+        load_design("h100_sxm")
+    with pytest.raises(NmlabError, match=r"runs 16 \(bfloat16\), 8 \(int8\) bits, not 4"):
+        simulate(_td3(_nm("2:4")), "h100_sxm", bits=4)
+    assert dp.gpu_design("edge_ws") is None and dp.gpu_design("h100_sxm").name == "h100_sxm"
+    spec_file = str(dp.gpu_design("b200").source)
+    assert dp.gpu_design(spec_file).spec == gpu_for("b200")  # a spec file works as well as its name
+
+
+def test_check_takes_a_gpu_design():
+    out = subprocess.run([*NMLAB, "check", "--design", "h100_sxm", "--bits", "16,8", "--latency-budget", "1s"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("design h100_sxm,") and "PASS latency <= 1s" in out.stdout
+    bad = subprocess.run([*NMLAB, "check", "--design", "h100_sxm", "--bits", "4"], capture_output=True, text=True,
+                         timeout=300)
+    assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "not 4" in bad.stderr
+    tight = subprocess.run([*NMLAB, "check", "h100_sxm", "--latency-budget", "1ns"], capture_output=True, text=True,
+                           timeout=300)
+    assert tight.returncode == 1 and "FAIL latency" in tight.stdout
