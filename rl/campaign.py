@@ -199,6 +199,9 @@ def _start_ray(address: Optional[str], workers: int) -> Any:
         raise NmlabError("--ray: the ray package is not installed (pip install ray)") from None
     kw: dict[str, Any] = dict(log_to_driver=False, logging_level="ERROR", configure_logging=False)
     if address is None:
+        # Ray lowers its workers' priority by default (niceness 15 on top of ours); a local
+        # instance's runs get the driver's own (`nice nmlab campaign ...` sets it).
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=workers, include_dashboard=False, **kw)
     else:
         try:

@@ -73,6 +73,18 @@ def _mid_run(run_dir):
     return (run_dir / "checkpoint.pt").is_file() and not (run_dir / DONE_FILE).exists() and (run_dir / ATTEMPTS_FILE).is_file()
 
 
+def _started_until_mid_run(tmp_path, name):
+    """A campaign started in the background, once run ``name`` is mid-way in its first attempt."""
+    config, out = _config(tmp_path), tmp_path / "out"
+    proc = _campaign(config, out, wait=False)
+    try:
+        _wait_for(lambda: _mid_run(out / name) and len(_attempts(out / name)) == 1, proc, f"a checkpoint of {name}")
+    except BaseException:
+        os.kill(proc.pid, signal.SIGKILL)
+        raise
+    return config, out, proc
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory):
     """One campaign run start to end: the reference the interrupted ones must equal."""
@@ -158,9 +170,7 @@ def test_second_invocation_trains_nothing(uninterrupted):
 @pytest.mark.slow
 def test_driver_sigkill_then_rerun_equals_an_uninterrupted_campaign(uninterrupted, tmp_path):
     ref = uninterrupted[1]
-    config, out = _config(tmp_path), tmp_path / "out"
-    proc = _campaign(config, out, wait=False)
-    _wait_for(lambda: _mid_run(out / RUNS[1]), proc, "a checkpoint of the second run")
+    config, out, proc = _started_until_mid_run(tmp_path, RUNS[1])
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not all((out / n / DONE_FILE).exists() for n in RUNS)
@@ -177,11 +187,9 @@ def test_driver_sigkill_then_rerun_equals_an_uninterrupted_campaign(uninterrupte
 @pytest.mark.slow
 def test_a_killed_worker_is_retried_from_its_checkpoint(uninterrupted, tmp_path):
     ref = uninterrupted[1]
-    config, out = _config(tmp_path), tmp_path / "out"
-    proc = _campaign(config, out, wait=False)
+    config, out, proc = _started_until_mid_run(tmp_path, RUNS[0])
+    run = out / RUNS[0]
     try:
-        run = out / RUNS[0]
-        _wait_for(lambda: _mid_run(run) and len(_attempts(run)) == 1, proc, "a checkpoint of the first run")
         os.kill(int(_attempts(run)[0]["pid"]), signal.SIGKILL)  # the Ray worker training it
         stdout, _ = proc.communicate(timeout=600)
     finally:
@@ -195,6 +203,8 @@ def test_a_killed_worker_is_retried_from_its_checkpoint(uninterrupted, tmp_path)
     for name in RUNS:
         assert _evals(out / name) == _evals(ref / name)
     assert run_state(run, 1600)["state"] == "done"
+
+
 def _fake_run(root, name, env, sparsity, seed, curve, **extra):
     d = root / name
     d.mkdir(parents=True)
