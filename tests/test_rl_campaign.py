@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from rl.campaign import ATTEMPTS_FILE, DONE_FILE, run_state
-from rl.campaign_config import load_config, parse_config, run_name
+from rl.campaign_config import parse_config, run_name
 from rl.publish import publish, run_label
 
 ROOT = Path(__file__).resolve().parents[1]
