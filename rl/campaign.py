@@ -1,191 +1,301 @@
-"""Reduced-scale campaign driver: Hopper-v5 and HalfCheetah-v5, 2 seeds, dense TD3 vs RNM-TD3
-(2:4, 1:4, 1:8) vs RLx2 vs gradual magnitude pruning + 8-bit QAT.
+"""``nmlab campaign CONFIG.yaml --out DIR``: train every run of a campaign as Ray tasks.
 
-Runs ``nmlab train`` for every run of :func:`campaign_runs` in order, at most ``--jobs`` at a
-time (each single-threaded, ``nice -n 5``), passing ``--resume`` to runs that already have a
-checkpoint, so a later session continues the campaign by starting it again::
+Each run (env x agent x seed, :mod:`rl.campaign_config`) is one Ray task (1 CPU; a GPU share
+with ``train: {device: cuda}``) that trains in ``DIR/<run>``. The task itself decides how to
+start: with ``--resume`` when the run's checkpoint exists, fresh otherwise (clearing what a run
+killed before its first checkpoint left). Training resumes bit-exactly (:mod:`rl.checkpoint`),
+so a killed campaign, a lost worker or node (Ray retries the task, ``max_retries``) or a second
+invocation continues where the run stopped, and a finished run is never trained again.
 
-    nohup setsid .venv/bin/python -m rl.campaign --root runs/reduced --steps 200000 > runs/reduced/campaign.log 2>&1 &
+When a run reaches its steps, the task also makes its workload export ``workload.nmw`` and
+its quality rows ``quality.csv`` (return at each of ``quality_bits``), then writes
+``done.json``: a run is finished exactly when that file exists. ``python -m rl.publish --root
+DIR`` builds the results tables from DIR; ``--bundle DIR/<run> --prebuilt`` copies a finished
+run's export and quality rows into the bundled workloads.
 
-A run is finished when its checkpoint's step equals ``--steps``. ``--status`` prints where
-every run stands and exits. Results are published by :mod:`rl.publish`.
+Files of a run folder besides those of ``nmlab train``: ``attempts.csv`` (one row per start
+and per end of training: time, host, pid, resumed or not, steps trained), ``run.lock`` (held
+while a task works on the run, so two tasks never write one run: a worker of a killed driver
+that is still alive makes the new task wait until it is gone). ``DIR/campaign.lock`` is held by
+the driver (one driver per DIR).
+
+Without ``--ray`` a local Ray instance with ``--workers`` CPUs runs the tasks; ``--ray``
+(address ``auto``) or ``--ray ADDRESS`` joins a running cluster, whose nodes must all see DIR
+(shared storage) and have nmlab installed.
 """
 
 from __future__ import annotations
 
-import argparse
+import csv
+import fcntl
+import json
 import os
 import shutil
-import subprocess
+import socket
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Iterator, Optional
 
-ENVS = ("Hopper-v5", "HalfCheetah-v5")
-PATTERNS = ("dense", "2:4", "1:4", "1:8")
-#: Further methods (issue 7), by run label. RLx2 uses the paper's per-env actor/critic
-#: sparsities (Tan et al. 2023, TD3 table; /work/shared/reference/rl.md) and a topology
-#: interval scaled to 200k-step runs (2000 keeps the paper's ~97 critic updates of topology).
-#: GMP prunes both networks to 90% on the cubic schedule, then trains 20% of the steps with
-#: 8-bit QAT (Ivanov et al. 2024; Graesser et al. 2022 for TD3 at ~90%).
-RLX2_SPARSITY = {"Hopper-v5": ("0.98", "0.95"), "HalfCheetah-v5": ("0.9", "0.85")}
-METHODS = ("rlx2", "gmp")
+from hwmodel.errors import NmlabError
+from hwmodel.io import atomic_write
+from rl.campaign_config import CampaignConfig, RunSpec, load_config
 
-
-def pattern_tag(pattern: str) -> str:
-    """'2:4' -> '2of4', 'dense' -> 'dense' (file-name safe)."""
-    return pattern.replace(":", "of")
+DONE_FILE = "done.json"
+WORKLOAD_FILE = "workload.nmw"
+QUALITY_FILE = "quality.csv"
+ATTEMPTS_FILE = "attempts.csv"
+RUN_LOCK = "run.lock"
+CAMPAIGN_LOCK = "campaign.lock"
+ATTEMPT_COLUMNS = ["time", "host", "pid", "event", "resumed", "steps_trained", "steps"]
 
 
-def run_name(env: str, pattern: str, seed: int) -> str:
-    """``hopper_2of4_s0``: lower-case env without -v5, pattern tag, seed."""
-    return f"{env.lower().replace('-v5', '')}_{pattern_tag(pattern)}_s{seed}"
-
-
-#: Labels in priority groups: dense and 2:4 of both envs first, then 1:4 and 1:8, then the methods.
-GROUPS = (("dense", "2:4"), ("1:4", "1:8"), METHODS)
-LABELS = tuple(label for group in GROUPS for label in group)
-
-
-def campaign_runs(seeds: int = 2, only: Optional[Sequence[str]] = None) -> list[tuple[str, str, int]]:
-    """(env, label, seed) in priority order: dense and 2:4 of both envs first, then 1:4 and 1:8,
-    then RLx2 and GMP, then the next seed. A label is an N:M pattern, 'dense' or a method of METHODS.
-    ``only`` keeps the runs of these labels (one issue's runs before the rest)."""
-    order = []
-    for seed in range(seeds):
-        for group in GROUPS:
-            for env in ENVS:
-                order += [(env, p, seed) for p in group if not only or p in only]
-    return order
-
-
-def label_args(env: str, label: str) -> list[str]:
-    """The ``nmlab train`` options that select a run's method and sparsity."""
-    if label == "rlx2":
-        actor, critic = RLX2_SPARSITY[env]
-        return ["--method", "rlx2", "--sparsity", critic, "--actor-sparsity", actor, "--critic-sparsity", critic,
-                "--rlx2-delta", "2000"]
-    if label == "gmp":
-        return ["--method", "gmp", "--sparsity", "0.9", "--qat-bits", "8"]
-    return ["--sparsity", label]
-
-
-def running_outs() -> set[str]:
-    """Resolved ``--out`` directories of ``nmlab train`` processes alive on this machine (any
-    driver's, or started by hand), so a restarted driver never trains a run twice."""
-    outs = set()
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            argv = cmdline.read_bytes().decode(errors="replace").split("\0")
-            cwd = os.readlink(cmdline.parent / "cwd")
-        except OSError:
-            continue  # the process ended while we looked
-        if "train" in argv and "--out" in argv and any(a.endswith("nmlab") for a in argv):
-            i = argv.index("--out")
-            if i + 1 < len(argv):
-                outs.add(str((Path(cwd) / argv[i + 1]).resolve()))
-    return outs
-
-
-def run_step(run_dir: Path) -> Optional[int]:
-    """Steps done according to the run's checkpoint, or None without one."""
-    ckpt = run_dir / "checkpoint.pt"
-    if not ckpt.is_file():
+# ----------------------------------------------------------------------------- run folder state
+def _last_row(path: Path) -> Optional[dict[str, str]]:
+    """The last data row of a CSV log (None without one)."""
+    if not path.is_file():
         return None
-    from rl.checkpoint import load_checkpoint
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    return rows[-1] if rows else None
 
+
+def read_done(run_dir: Path) -> Optional[dict[str, Any]]:
+    """The run's ``done.json`` (None while the run is not finished)."""
     try:
-        return int(load_checkpoint(ckpt)["global_step"])
-    except Exception:  # a damaged checkpoint: report, never crash the driver
-        return -1
+        return json.loads((run_dir / DONE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
 
 
-def _complete_in(run_dir: Path, steps: int) -> bool:
-    from rl.device_campaign import is_complete  # imports this module: keep it lazy
-
-    return is_complete(run_dir, steps)
-
-
-def command(env: str, pattern: str, seed: int, run_dir: Path, steps: int, resume: bool) -> list[str]:
-    """The nmlab train command line of one run (default hyperparameters, 25k random start steps)."""
-    exe = str(Path(sys.executable).with_name("nmlab"))
-    cmd = ["nice", "-n", "5", exe, "train", "--env", env, *label_args(env, pattern), "--seed", str(seed),
-           "--steps", str(steps), "--out", str(run_dir), "--checkpoint-every", "10000", "--torch-threads", "1"]
-    return cmd + (["--resume"] if resume else [])
-
-
-def main(argv: Optional[list[str]] = None) -> int:
-    ap = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()),
-                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    ap.add_argument("--root", default="runs/reduced", help="directory holding one folder per run")
-    ap.add_argument("--steps", type=int, default=200_000, help="environment steps per run")
-    ap.add_argument("--seeds", type=int, default=2, help="seeds per (env, pattern)")
-    ap.add_argument("--jobs", type=int, default=2, help="runs at a time (one core each)")
-    ap.add_argument("--status", action="store_true", help="print each run's progress and exit")
-    ap.add_argument("--done-in", nargs="*", default=[], metavar="ROOT",
-                    help="skip runs complete under these roots (runs/device: trained on a GPU machine, rl.device_campaign)")
-    ap.add_argument("--only", nargs="+", choices=LABELS, metavar="LABEL",
-                    help=f"train only the runs of these labels ({', '.join(LABELS)}); default: all")
-    args = ap.parse_args(argv)
-    root = Path(args.root)
-    root.mkdir(parents=True, exist_ok=True)
-    todo = []
-    for env, pattern, seed in campaign_runs(args.seeds, args.only):
-        run_dir = root / run_name(env, pattern, seed)
-        step = run_step(run_dir)
-        elsewhere = next((d for d in args.done_in if _complete_in(Path(d) / run_dir.name, args.steps)), None)
-        if args.status:
-            print(f"{run_dir.name:28s} {'-' if step is None else step:>8} / {args.steps}"
-                  + (f"  (complete in {elsewhere})" if elsewhere else ""))
-        elif elsewhere:
-            continue
-        elif step is None or step < args.steps:
-            todo.append((env, pattern, seed, run_dir, step is not None))
-    if args.status:
-        return 0
-    # One driver per root: two would train the same run directory twice.
-    lock = root / "campaign.pid"
-    if lock.is_file():
+def is_locked(path: Path) -> bool:
+    """True while another process holds the flock on ``path``."""
+    if not path.exists():
+        return False
+    with open(path, "a") as fh:
         try:
-            os.kill(int(lock.read_text().strip()), 0)
-            print(f"campaign: another driver (pid {lock.read_text().strip()}) is running on {root}", file=sys.stderr)
-            return 2
-        except (ProcessLookupError, ValueError):
-            pass  # stale lock from a driver that is gone
-    lock.write_text(str(os.getpid()))
-    env_vars = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    running: list[tuple[subprocess.Popen, str]] = []
-    while todo or running:
-        foreign = running_outs() - {str(Path(name).resolve()) for _, name in running}
-        # Runs another process is training count against --jobs and wait until it is done.
-        while len(running) + len(foreign) < args.jobs and any(str(t[3].resolve()) not in foreign for t in todo):
-            item = next(t for t in todo if str(t[3].resolve()) not in foreign)
-            todo.remove(item)
-            env, pattern, seed, run_dir, resume = item
-            step = run_step(run_dir)
-            if step is not None and step >= args.steps:
-                continue  # another process finished it while we waited
-            if resume is False and step is not None:
-                resume = True  # another process checkpointed it while we waited
-            if not resume and run_dir.exists():
-                shutil.rmtree(run_dir)  # killed before its first checkpoint: nothing to continue
-            run_dir.mkdir(parents=True, exist_ok=True)
-            log = open(run_dir.parent / f"{run_dir.name}.log", "a")
-            cmd = command(env, pattern, seed, run_dir, args.steps, resume)
-            print(time.strftime("%H:%M:%S"), "start", " ".join(cmd), flush=True)
-            running.append((subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env_vars), str(run_dir)))
-        time.sleep(10)
-        for proc, name in list(running):
-            if proc.poll() is not None:
-                print(time.strftime("%H:%M:%S"), "done", Path(name).name, "rc", proc.returncode, flush=True)
-                running.remove((proc, name))
-        for t in list(todo):  # a foreign process finished this run meanwhile
-            if str(t[3].resolve()) not in foreign and (run_step(t[3]) or 0) >= args.steps:
-                todo.remove(t)
-    lock.unlink(missing_ok=True)
-    return 0
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def run_state(run_dir: Path, steps: int) -> dict[str, Any]:
+    """Where a run stands: ``steps_reached`` (last training episode logged), ``last_eval``
+    (step, mean return) and ``state``: done, running, resumable (has a checkpoint), new."""
+    progress, ev = _last_row(run_dir / "progress.csv"), _last_row(run_dir / "eval.csv")
+    if read_done(run_dir) is not None:
+        state = "done"
+    elif is_locked(run_dir / RUN_LOCK):
+        state = "running"
+    elif (run_dir / "checkpoint.pt").is_file():
+        state = "resumable"
+    else:
+        state = "new"
+    reached = int(progress["step"]) if progress else 0
+    last_eval = (int(ev["step"]), float(ev["return_mean"])) if ev else None
+    if last_eval and last_eval[0] > reached:
+        reached = last_eval[0]
+    return {"steps_reached": min(reached, steps), "steps": steps, "last_eval": last_eval, "state": state}
+
+
+def status_table(cfg: CampaignConfig, out: Path) -> str:
+    """One line per run: name, steps reached / target, last evaluation, state."""
+    lines = [f"{'run':30s} {'steps':>17s}  {'last eval (step: return)':>26s}  state"]
+    for run in cfg.runs():
+        s = run_state(out / run.name, cfg.steps)
+        ev = f"{s['last_eval'][0]}: {s['last_eval'][1]:.1f}" if s["last_eval"] else "-"
+        lines.append(f"{run.name:30s} {s['steps_reached']:>8d}/{cfg.steps:<8d}  {ev:>26s}  {s['state']}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- one run (a Ray task)
+@contextmanager
+def _flock(path: Path, blocking: bool) -> Iterator[bool]:
+    """Hold an exclusive flock on ``path``; yields False when ``blocking`` is off and it is taken."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _log_attempt(run_dir: Path, event: str, resumed: bool, steps_trained: str = "", steps: str = "") -> None:
+    path = run_dir / ATTEMPTS_FILE
+    new = not path.is_file()
+    with open(path, "a", newline="") as fh:
+        w = csv.writer(fh, lineterminator="\n")
+        if new:
+            w.writerow(ATTEMPT_COLUMNS)
+        w.writerow([time.strftime("%Y-%m-%dT%H:%M:%S"), socket.gethostname(), os.getpid(), event, resumed, steps_trained, steps])
+
+
+def _clear(run_dir: Path) -> None:
+    """Remove what a run killed before its first checkpoint left (it restarts from step 0)."""
+    for p in run_dir.iterdir():
+        if p.name in (RUN_LOCK, ATTEMPTS_FILE):
+            continue
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def finish_run(run_dir: Path, bits: list[int], episodes: int) -> dict[str, Any]:
+    """Workload export and quality rows of a trained run, then ``done.json`` (written last)."""
+    from rl.evaluate import append_quality_row, evaluate_run
+    from rl.export import export_run
+
+    wl = export_run(run_dir, run_dir / WORKLOAD_FILE)
+    quality = run_dir / QUALITY_FILE
+    quality.unlink(missing_ok=True)  # a task killed while writing them left some rows
+    for b in bits:
+        append_quality_row(quality, evaluate_run(run_dir, b, episodes))
+    done = {"steps": int(wl.meta["steps"]), "eval_return_mean": float(wl.meta["eval_return_mean"]),
+            "eval_return_std": float(wl.meta["eval_return_std"]), "workload": WORKLOAD_FILE, "quality": QUALITY_FILE}
+    with atomic_write(run_dir / DONE_FILE, "w") as fh:
+        json.dump(done, fh, indent=1)
+    return done
+
+
+def train_run(run: RunSpec, out: str, bits: list[int], episodes: int) -> dict[str, Any]:
+    """Train one run to its steps (resuming from its checkpoint when there is one), then finish it.
+
+    Args:
+        run: the run (its ``train`` options are those of ``nmlab train``).
+        out: the campaign directory; the run trains in ``out/run.name``.
+        bits: bitwidths of the quality rows.
+        episodes: episodes per quality row.
+    Returns ``done.json``'s content.
+    """
+    from rl import td3
+    from rl.checkpoint import checkpoint_path
+
+    run_dir = Path(out) / run.name
+    with _flock(run_dir / RUN_LOCK, blocking=True):
+        done = read_done(run_dir)
+        if done is not None:
+            return done
+        resume = checkpoint_path(run_dir).is_file()
+        if not resume:
+            _clear(run_dir)
+        _log_attempt(run_dir, "start", resume)
+        opts = {**run.train, "out": str(run_dir), "resume": resume, "progress": False}
+        summary = td3.train(td3.Args(**opts), explicit=set(opts) - {"progress"})
+        _log_attempt(run_dir, "trained", resume, str(summary["steps_this_session"]), str(summary["steps"]))
+        return finish_run(run_dir, bits, episodes)
+
+
+# ----------------------------------------------------------------------------- the driver
+def _start_ray(address: Optional[str], workers: int) -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise NmlabError("--ray: the ray package is not installed (pip install ray)") from None
+    kw: dict[str, Any] = dict(log_to_driver=False, logging_level="ERROR", configure_logging=False)
+    if address is None:
+        # Ray lowers its workers' priority by default (niceness 15 on top of ours); a local
+        # instance's runs get the driver's own (`nice nmlab campaign ...` sets it).
+        os.environ.setdefault("RAY_worker_niceness", "0")
+        ray.init(num_cpus=workers, include_dashboard=False, **kw)
+    else:
+        try:
+            ray.init(address=address, **kw)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise NmlabError(f"--ray: cannot join the Ray cluster at {address} ({str(exc).splitlines()[0]})") from None
+    return ray
+
+
+def _failure(ray: Any, exc: Exception) -> str:
+    """One line for a run that failed: the NmlabError of a bad setting, else the error's last line."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, NmlabError):
+        return str(cause)
+    if isinstance(exc, ray.exceptions.RayTaskError) and cause is not None:
+        return f"{type(cause).__name__}: {str(cause).strip().splitlines()[-1][:200] if str(cause).strip() else ''}"
+    return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"
+
+
+def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, workers: int = 1,
+                 progress: bool = True) -> int:
+    """Train every unfinished run of ``cfg`` in ``out``; returns 0 when all are done, 1 if some failed."""
+    out.mkdir(parents=True, exist_ok=True)
+    with _flock(out / CAMPAIGN_LOCK, blocking=False) as mine:
+        if not mine:
+            raise NmlabError(f"out: another nmlab campaign is running on {out}")
+        runs = cfg.runs()
+        todo = [r for r in runs if read_done(out / r.name) is None]
+        print(f"campaign {out}: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to train", flush=True)
+        if not todo:
+            return 0
+        ray = _start_ray(address, workers)
+        try:
+            failed = _drive(ray, cfg, out, todo, progress)
+        finally:
+            ray.shutdown()
+    print(status_table(cfg, out), flush=True)
+    return 1 if failed else 0
+
+
+def _drive(ray: Any, cfg: CampaignConfig, out: Path, todo: list[RunSpec], progress: bool) -> int:
+    from tqdm import tqdm
+
+    options: dict[str, Any] = {"num_cpus": 1, "max_retries": cfg.max_retries, "retry_exceptions": False}
+    if cfg.on_gpu:
+        options["num_gpus"] = cfg.gpus_per_run
+    task = ray.remote(train_run).options(**options)
+    pending = {task.remote(run, str(out.resolve()), cfg.quality_bits, cfg.quality_episodes): run for run in todo}
+    total = cfg.steps * len(todo)
+    bar = tqdm(total=total, unit="step", disable=not progress, mininterval=5.0, file=sys.stderr)
+    failed = 0
+    try:
+        while pending:
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=5.0)
+            for ref in ready:
+                run = pending.pop(ref)
+                try:
+                    done = ray.get(ref)
+                    tqdm.write(f"done {run.name}: {done['steps']} steps, eval return {done['eval_return_mean']:.1f}", file=sys.stdout)
+                except Exception as exc:  # one run failing never stops the others
+                    failed += 1
+                    tqdm.write(f"failed {run.name}: {_failure(ray, exc)}", file=sys.stdout)
+            reached = sum(run_state(out / r.name, cfg.steps)["steps_reached"] for r in todo)
+            bar.update(max(0, reached - bar.n))
+    finally:
+        bar.close()
+    sys.stdout.flush()
+    return failed
+
+
+# ----------------------------------------------------------------------------- CLI
+def register(sub: Any) -> None:
+    """Add ``nmlab campaign``."""
+    p = sub.add_parser("campaign", help="train a campaign of runs (envs x agents x seeds) as Ray tasks, resumable",
+                       description="Train every run of CONFIG (envs x agents x seeds, YAML version 1; see docs/rl.md) "
+                                   "as one Ray task each, resuming runs that have a checkpoint and skipping finished ones.")
+    p.add_argument("config", metavar="CONFIG.yaml", help="campaign file (version 1)")
+    p.add_argument("--out", required=True, metavar="DIR", help="campaign directory: one folder per run (shared storage on a cluster)")
+    p.add_argument("--ray", nargs="?", const="auto", default=None, metavar="ADDRESS",
+                   help="join a running Ray cluster (default address: auto); without it a local Ray instance")
+    p.add_argument("--workers", type=int, default=None, metavar="K", help="CPUs of the local Ray instance (default: all)")
+    p.add_argument("--status", action="store_true", help="print every run's steps, last return and state, then exit")
+    p.set_defaults(func=_campaign)
+
+
+def _campaign(args: Any) -> int:
+    cfg = load_config(args.config)
+    out = Path(args.out)
+    if args.status:
+        print(status_table(cfg, out))
+        return 0
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    if workers < 1:
+        raise NmlabError(f"workers: must be a positive integer, got {workers}")
+    if args.ray is not None and args.workers is not None:
+        raise NmlabError("workers: sets the local Ray instance's CPUs; a cluster (--ray) has its own")
+    return run_campaign(cfg, out, args.ray, workers)

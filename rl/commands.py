@@ -6,7 +6,8 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    from rl import gpubench_cmd, train_cmd
+    from rl import campaign, gpubench_cmd, train_cmd
 
     train_cmd.register(sub)
+    campaign.register(sub)
     gpubench_cmd.register(sub)

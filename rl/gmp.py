@@ -49,6 +49,10 @@ from hwmodel.errors import NmlabError
 from hwmodel.sparsity import DENSE, UNSTRUCTURED, Pattern
 from rl.methods import Method, parse_target
 from rl.nm_layers import apply_masks, nm_layers
+from rl.rlx2 import erk_densities
+
+#: ``--prune-distribution`` values: how a network's target sparsity is spread over its layers.
+DISTRIBUTIONS = ("erk", "uniform")
 
 #: Start and end of pruning as fractions of the pruning phase (Zhu & Gupta, Graesser et al.).
 START_FRACTION = 0.2
@@ -187,10 +191,14 @@ class GMPMethod(Method):
         pruning_steps = args.steps - (int(math.floor(args.qat_fraction * args.steps + 0.5)) if qat else 0)
         self.qat_start: Optional[int] = pruning_steps if qat else None
         self.schedule = CubicSchedule(pruning_steps=max(pruning_steps, 0), prune_every=max(int(args.prune_every), 1))
+        self.distribution = str(getattr(args, "prune_distribution", "erk")).strip().lower()
         self.nets: Optional[dict[str, nn.Module]] = None
         self._qat_on = False
+        self._layer_final: Optional[dict[str, float]] = None
 
     def validate(self) -> None:
+        if self.distribution not in DISTRIBUTIONS:
+            raise NmlabError(f"prune_distribution: must be one of {', '.join(DISTRIBUTIONS)}, got {self.args.prune_distribution!r}")
         if self.args.layer_sparsity:
             raise NmlabError("layer_sparsity: not used by --method gmp (use --actor-sparsity / --critic-sparsity)")
         if all(t == 0.0 for t in self.targets.values()):
@@ -218,29 +226,56 @@ class GMPMethod(Method):
         return str(t) if isinstance(t, Pattern) else repr(float(t))
 
     # --- masks
+    def layer_final_sparsity(self, nets: dict[str, nn.Module]) -> dict[str, float]:
+        """Final sparsity of every unstructured layer key (``actor.fc1`` .. ``critic.fc3``).
+
+        ``uniform``: every layer at its network's target. ``erk``: Erdos-Renyi-Kernel over the
+        network's layers (:func:`rl.rlx2.erk_densities`): the network keeps the same number of
+        weights, but small layers (the input layer, the critic's one-output layer) keep more,
+        up to dense."""
+        if self._layer_final is None:
+            final: dict[str, float] = {}
+            for kind, name in (("actor", "actor"), ("critic", "qf1")):
+                target = self.targets[kind]
+                if isinstance(target, Pattern):
+                    continue
+                shapes = {f"{kind}.fc{i + 1}": tuple(layer.weight.shape) for i, layer in enumerate(nm_layers(nets[name]))}
+                if self.distribution == "erk" and target > 0.0:
+                    final.update({key: 1.0 - d for key, d in erk_densities(shapes, target).items()})
+                else:
+                    final.update({key: float(target) for key in shapes})
+            self._layer_final = final
+        return self._layer_final
+
     @torch.no_grad()
     def prune(self, nets: dict[str, nn.Module], t: int) -> dict[str, float]:
         """Prune every online layer to the schedule at env step ``t``; targets take the online
         masks; pruned weights are zeroed in both. Returns the achieved sparsity per network kind."""
         fraction = self.schedule.fraction(t)
+        finals = self.layer_final_sparsity(nets)
         stats: dict[str, float] = {}
         for kind, names in (("actor", ("actor",)), ("critic", ("qf1", "qf2"))):
             target = self.targets[kind]
             pruned = total = 0
+            any_sparse = False
             for name in names:
-                for layer, tlayer in zip(nm_layers(nets[name]), nm_layers(nets[f"{name}_target"])):
+                pairs = zip(nm_layers(nets[name]), nm_layers(nets[f"{name}_target"]))
+                for i, (layer, tlayer) in enumerate(pairs):
                     if not layer.sparse:
+                        total += layer.weight.numel()  # dense layers count in the network's sparsity
                         continue
+                    any_sparse = True
                     if isinstance(target, Pattern):
                         new = nm_gradual_mask(layer.weight, layer.mask, target, fraction)
                     else:
-                        new = magnitude_mask(layer.weight, layer.mask, prune_count(layer.weight.numel(), target * fraction))
+                        final = finals[f"{kind}.fc{i + 1}"]
+                        new = magnitude_mask(layer.weight, layer.mask, prune_count(layer.weight.numel(), final * fraction))
                     for lay in (layer, tlayer):
                         lay.set_mask(new)
                         lay.weight.mul_(lay.mask_f)
                     pruned += int((~new).sum())
                     total += new.numel()
-            if total:
+            if any_sparse:
                 stats[f"{kind}_sparsity"] = pruned / total
         return stats
 
@@ -254,6 +289,14 @@ class GMPMethod(Method):
 
     def prepare(self, nets: dict[str, nn.Module], global_step: int) -> None:
         self.nets = nets
+        # A layer ERK keeps dense is dense (no mask work, exported as dense); the mask check
+        # keeps a checkpoint pruned under another distribution as it was trained.
+        finals = self.layer_final_sparsity(nets)
+        for name, net in nets.items():
+            kind = "actor" if name.startswith("actor") else "critic"
+            for i, layer in enumerate(nm_layers(net)):
+                if finals.get(f"{kind}.fc{i + 1}", 1.0) <= 0.0 and not layer.pattern.is_nm and bool(layer.mask.all()):
+                    layer.pattern = DENSE
         self._set_qat(self.qat_start is not None and global_step >= self.qat_start)
 
     def _set_qat(self, on: bool) -> None:

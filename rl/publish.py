@@ -3,7 +3,7 @@ and (``--bundle``) workload exports plus quality rows for the bundled inputs.
 
     .venv/bin/python -m rl.publish --root runs/reduced --out docs/results/rl --steps 200000
     .venv/bin/python -m rl.publish --bundle runs/reduced/hopper_dense_s0 ...   # export + quality rows
-    .venv/bin/python -m rl.publish --bundle runs/device/hopper_1of4_s0 ... --prebuilt  # made on a device machine
+    .venv/bin/python -m rl.publish --bundle runs/c/hopper_gmp_s0 ... --prebuilt  # finished by `nmlab campaign`
 
 Everything in the table is read from the runs' own eval.csv files; nothing is typed in.
 """
@@ -200,9 +200,9 @@ def bundle(run_dirs: list[Path], bits: tuple[int, ...] = (32, 16, 8, 4), episode
     """Export each run to <dest>/<run name>.nmw and add its quality rows to <dest>/quality.csv.
 
     ``dest``: the bundled workloads folder, ``hwmodel/data/workloads`` by default.
-    ``prebuilt``: take the workload and quality rows that ``rl.device_campaign pack`` made
-    with the run on the device machine (``workload.nmw``, ``quality.csv`` in its folder; such
-    runs come back without a checkpoint) instead of exporting and evaluating here.
+    ``prebuilt``: take the workload and quality rows that ``nmlab campaign`` made when the run
+    finished (``workload.nmw``, ``quality.csv`` in its folder, :mod:`rl.campaign`) instead
+    of exporting and evaluating again here.
     ``quality_only``: add the quality rows but no workload file: a further seed of an agent
     whose workload is bundled already, so the main job sweeps each agent once while the
     report's returns average every seed.
@@ -227,13 +227,13 @@ def bundle(run_dirs: list[Path], bits: tuple[int, ...] = (32, 16, 8, 4), episode
 def _bundle_prebuilt(run_dirs: list[Path], dest: Path, quality_only: bool) -> None:
     from hwmodel.errors import NmlabError
     from hwmodel.workload import load_workload
-    from rl.device_campaign import QUALITY_FILE, WORKLOAD_FILE
+    from rl.campaign import DONE_FILE, QUALITY_FILE, WORKLOAD_FILE
     from rl.evaluate import append_quality_row
 
     for run_dir in run_dirs:  # check every run first: nothing is half-bundled
-        for name in (WORKLOAD_FILE, QUALITY_FILE):
+        for name in (DONE_FILE, WORKLOAD_FILE, QUALITY_FILE):
             if not (run_dir / name).is_file():
-                raise NmlabError(f"bundle: {run_dir / name}: missing (--prebuilt takes complete runs packed by rl.device_campaign)")
+                raise NmlabError(f"bundle: {run_dir / name}: missing (--prebuilt takes runs nmlab campaign finished)")
         load_workload(run_dir / WORKLOAD_FILE)  # a damaged file is a one-line error here, not in a sweep
     for run_dir in run_dirs:
         wl = load_workload(run_dir / WORKLOAD_FILE)
@@ -256,7 +256,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     ap.add_argument("--steps", type=int, default=200_000, help="target steps per run (marks runs complete)")
     ap.add_argument("--bundle", type=Path, nargs="*", default=None, help="run dirs to export into the bundled workloads")
     ap.add_argument("--prebuilt", action="store_true",
-                    help="with --bundle: use the workload.nmw and quality.csv packed with each run on a device machine")
+                    help="with --bundle: use the workload.nmw and quality.csv nmlab campaign made when each run finished")
     ap.add_argument("--quality-only", action="store_true",
                     help="with --bundle: add the runs' quality rows but no workload file (further seeds of a bundled agent)")
     args = ap.parse_args(argv)

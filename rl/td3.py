@@ -84,6 +84,7 @@ class Args:
     srste_decay: float = field(default=2e-4, metadata={"help": "SR-STE decay added to the gradient of pruned latent weights"})
     straight_through: bool = field(default=False, metadata={"help": "SR-STE: gradients reach pruned latent weights (else only kept ones)"})
     prune_every: int = field(default=1_000, metadata={"help": "gmp: environment steps between pruning events"})
+    prune_distribution: str = field(default="erk", metadata={"help": "gmp: per-layer sparsity of a fraction target: erk (small layers keep more) or uniform"})
     qat_bits: int = field(default=0, metadata={"help": "gmp: quantization-aware training bitwidth for the final phase (0 = no QAT)"})
     qat_fraction: float = field(default=0.2, metadata={"help": "gmp: fraction of --steps (at the end) trained with QAT when --qat-bits is set"})
     rlx2_delta: int = field(default=10_000, metadata={"help": "rlx2: optimizer steps of a network (the actor counts its own) between RigL topology updates"})

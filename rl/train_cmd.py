@@ -35,6 +35,7 @@ TRAIN_OPTIONS: list[tuple[str, type, object, str]] = [
     ("srste_decay", float, 2e-4, "SR-STE decay added to the gradient of pruned latent weights"),
     ("straight_through", bool, False, "SR-STE: gradients reach pruned latent weights (else only kept ones)"),
     ("prune_every", int, 1_000, "gmp: environment steps between pruning events"),
+    ("prune_distribution", str, "erk", "gmp: per-layer sparsity of a fraction target: erk (small layers keep more) or uniform"),
     ("qat_bits", int, 0, "gmp: quantization-aware training bitwidth for the final phase (0 = no QAT)"),
     ("qat_fraction", float, 0.2, "gmp: fraction of --steps (at the end) trained with QAT when --qat-bits is set"),
     ("rlx2_delta", int, 10_000, "rlx2: optimizer steps of a network (the actor counts its own) between RigL topology updates"),

@@ -103,6 +103,7 @@ def test_bad_gmp_knobs_are_one_line_errors(tmp_path):
         (dict(method="rnm", sparsity="2:4", qat_bits=8), "qat_bits"),
         (dict(method="gmp", sparsity="0.9", qat_bits=1), "qat_bits"),
         (dict(method="gmp", sparsity="0.9", qat_fraction=1.0), "qat_fraction"),
+        (dict(method="gmp", sparsity="0.9", prune_distribution="global"), "prune_distribution"),
         (dict(method="td3", sparsity="2:4"), "sparsity: --method td3"),
         (dict(method="rnm"), "sparsity: --method rnm"),
         (dict(method="magic"), "method"),
@@ -160,10 +161,64 @@ def test_qat_layer_forward_is_quantized_and_gradient_straight_through():
     assert (a.weight.grad[~mask] == 0).all()
 
 
+def _built(hidden=256, **kw):
+    """A GMP method and its six networks (HalfCheetah shapes: 17 observations, 6 actions), masks initialised."""
+    args = _gmp(env="HalfCheetah-v5", steps=10_000, hidden=hidden, **kw)
+    method = make_method(args)
+    nets = td3.build_networks(args, 17, 6, -np.ones(6, np.float32), np.ones(6, np.float32), method)
+    method.init_masks(nets)
+    method.prepare(nets, 0)
+    return method, nets
+
+
+def test_erk_prunes_each_layer_to_its_erk_sparsity_and_keeps_the_network_target():
+    from rl.rlx2 import erk_densities
+
+    method, nets = _built(actor_sparsity="0.9", critic_sparsity="0.8")
+    stats = method.prune(nets, method.schedule.t_end)  # s_F reached
+    for name, net in nets.items():
+        kind, target = ("actor", 0.9) if name.startswith("actor") else ("critic", 0.8)
+        layers = nm_layers(net)
+        dens = erk_densities({f"fc{i + 1}": tuple(l.weight.shape) for i, l in enumerate(layers)}, target)
+        kept = total = 0
+        for i, layer in enumerate(layers):
+            d, n = dens[f"fc{i + 1}"], layer.weight.numel()
+            if d >= 1.0:  # ERK keeps the small output layer dense: a dense layer, exported as such
+                assert layer.pattern.kind == "dense" and bool(layer.mask.all())
+            else:
+                assert int((~layer.mask).sum()) == gmp.prune_count(n, 1.0 - d)
+                assert (layer.weight[~layer.mask] == 0).all()
+            kept, total = kept + int(layer.mask.sum()), total + n
+        assert abs((1 - kept / total) - target) < 1e-3, name  # the network's target, not each layer's
+        assert stats[f"{kind}_sparsity"] == pytest.approx(1 - kept / total, abs=1e-9)
+    # The 256->1 critic output and 256->6 actor output stay dense; fc2 carries the pruning.
+    assert [l.pattern.kind for l in nm_layers(nets["qf1"])] == ["unstructured", "unstructured", "dense"]
+    assert 1 - nm_layers(nets["actor"])[1].mask.float().mean() > 0.9
+
+
+def test_uniform_prunes_every_layer_to_the_target():
+    method, nets = _built(prune_distribution="uniform")
+    method.prune(nets, method.schedule.t_end)
+    for net in nets.values():
+        for layer in nm_layers(net):
+            assert layer.pattern.kind == "unstructured"
+            assert int((~layer.mask).sum()) == gmp.prune_count(layer.weight.numel(), 0.9)
+
+
+def test_a_uniform_checkpoint_keeps_its_sparse_output_layers_under_the_erk_default():
+    """prepare() marks a layer dense only when its mask is all ones: a run pruned under the
+    uniform distribution (or before ERK existed) loads with every trained mask in force."""
+    method, nets = _built(prune_distribution="uniform")
+    method.prune(nets, method.schedule.t_end)
+    erk = make_method(_gmp(env="HalfCheetah-v5", steps=10_000))
+    erk.prepare(nets, 0)
+    assert all(l.pattern.kind == "unstructured" for net in nets.values() for l in nm_layers(net))
+
+
 # ----------------------------------------------------------------------------- real runs
 @pytest.fixture(scope="module")
 def gmp_run(tmp_path_factory):
-    """Unstructured GMP, 700 steps: prune every 50 inside [150, 550]; checks invariants after every update."""
+    """Unstructured GMP (uniform layers), 700 steps: prune every 50 inside [150, 550]; checks invariants after every update."""
     out = tmp_path_factory.mktemp("gmp") / "run"
     prunes, violations = [], []
     real_prune, real_on_update = gmp.GMPMethod.prune, gmp.GMPMethod.on_update
@@ -184,7 +239,8 @@ def gmp_run(tmp_path_factory):
 
     gmp.GMPMethod.prune, gmp.GMPMethod.on_update = prune, on_update
     try:
-        td3.train(_gmp(out=str(out), sparsity="0.9", critic_sparsity="0.8", steps=700, prune_every=50, seed=2, **SMALL))
+        td3.train(_gmp(out=str(out), sparsity="0.9", critic_sparsity="0.8", steps=700, prune_every=50, seed=2,
+                       prune_distribution="uniform", **SMALL))
     finally:
         gmp.GMPMethod.prune, gmp.GMPMethod.on_update = real_prune, real_on_update
     return out, prunes, violations
@@ -311,7 +367,8 @@ def test_checkpoint_from_before_methods_resumes_bitwise(tmp_path):
 @pytest.mark.slow
 def test_export_of_a_qat_run_is_a_valid_workload_with_unstructured_8bit_layers(tmp_path):
     out = tmp_path / "q"
-    td3.train(_gmp(out=str(out), sparsity="0.9", qat_bits=8, steps=500, prune_every=50, seed=1, **SMALL))
+    td3.train(_gmp(out=str(out), sparsity="0.9", qat_bits=8, steps=500, prune_every=50, seed=1,
+                   prune_distribution="uniform", **SMALL))
     wl_path = tmp_path / "q.nmw"
     export_run(out, wl_path)
     wl = load_workload(wl_path)

@@ -1,72 +1,208 @@
-"""Campaign order and names, and the published final-return table (from eval CSVs)."""
+"""`nmlab campaign` on Ray (config checks, resume after a killed driver or worker, nothing
+retrained) and the published final-return table (from eval CSVs)."""
 
 import csv
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
-import subprocess
-import sys
-
-from rl.campaign import campaign_runs, command, run_name, running_outs
+from rl.campaign import ATTEMPTS_FILE, DONE_FILE, run_state
+from rl.campaign_config import parse_config, run_name
 from rl.publish import publish, run_label
 
-
-def test_campaign_order_and_names(tmp_path):
-    runs = campaign_runs(2)
-    assert runs[:4] == [("Hopper-v5", "dense", 0), ("Hopper-v5", "2:4", 0), ("HalfCheetah-v5", "dense", 0), ("HalfCheetah-v5", "2:4", 0)]
-    assert runs[4:8] == [("Hopper-v5", "1:4", 0), ("Hopper-v5", "1:8", 0), ("HalfCheetah-v5", "1:4", 0), ("HalfCheetah-v5", "1:8", 0)]
-    assert runs[8:12] == [("Hopper-v5", "rlx2", 0), ("Hopper-v5", "gmp", 0), ("HalfCheetah-v5", "rlx2", 0), ("HalfCheetah-v5", "gmp", 0)]
-    assert [r[2] for r in runs[12:]] == [1] * 12 and len(set(runs)) == 24
-    assert run_name("Hopper-v5", "2:4", 0) == "hopper_2of4_s0"
-    assert run_name("HalfCheetah-v5", "dense", 1) == "halfcheetah_dense_s1"
-    cmd = command("Hopper-v5", "1:8", 1, tmp_path / "r", 200_000, resume=True)
-    assert cmd[:3] == ["nice", "-n", "5"] and cmd[-1] == "--resume"
-    assert cmd[cmd.index("--sparsity") + 1] == "1:8" and cmd[cmd.index("--steps") + 1] == "200000"
-
-
-def test_only_keeps_the_order_of_the_chosen_labels(tmp_path):
-    runs = campaign_runs(2, only=["rlx2", "gmp"])
-    assert runs == [r for r in campaign_runs(2) if r[1] in ("rlx2", "gmp")] and len(runs) == 8
-    assert runs[4:] == [("Hopper-v5", "rlx2", 1), ("Hopper-v5", "gmp", 1), ("HalfCheetah-v5", "rlx2", 1),
-                        ("HalfCheetah-v5", "gmp", 1)]
-    out = subprocess.run([sys.executable, "-m", "rl.campaign", "--root", str(tmp_path), "--only", "rlx2", "--status"],
-                         capture_output=True, text=True, check=True).stdout.split("\n")
-    assert [line.split()[0] for line in out if line] == [
-        "hopper_rlx2_s0", "halfcheetah_rlx2_s0", "hopper_rlx2_s1", "halfcheetah_rlx2_s1"]
-    bad = subprocess.run([sys.executable, "-m", "rl.campaign", "--root", str(tmp_path), "--only", "2:8"],
-                         capture_output=True, text=True)
-    assert bad.returncode == 2 and "--only" in bad.stderr and "Traceback" not in bad.stderr
+ROOT = Path(__file__).resolve().parents[1]
+#: Two tiny runs (small nets, 1,600 steps, a checkpoint every 200): a campaign takes seconds
+#: plus Ray's start on a 2-core machine.
+CONFIG = """\
+version: 1
+envs: [Hopper-v5]
+agents: [dense, gmp]
+seeds: [0]
+steps: 1600
+train: {learning_starts: 300, hidden: 32, batch_size: 32, buffer_size: 5000, eval_every: 400, eval_episodes: 2,
+        checkpoint_every: 200, log_every: 100, tensorboard: false, prune_every: 100}
+quality_bits: [32, 8]
+quality_episodes: 1
+"""
+RUNS = ("hopper_dense_s0", "hopper_gmp_s0")
 
 
-def test_method_runs_use_the_paper_sparsities(tmp_path):
-    cmd = command("Hopper-v5", "rlx2", 0, tmp_path / "r", 200_000, resume=False)
-    opt = lambda name: cmd[cmd.index(name) + 1]  # noqa: E731
-    assert (opt("--method"), opt("--actor-sparsity"), opt("--critic-sparsity")) == ("rlx2", "0.98", "0.95")
-    cmd = command("HalfCheetah-v5", "rlx2", 1, tmp_path / "r", 200_000, resume=False)
-    assert (opt("--actor-sparsity"), opt("--critic-sparsity"), opt("--rlx2-delta")) == ("0.9", "0.85", "2000")
-    cmd = command("Hopper-v5", "gmp", 0, tmp_path / "r", 200_000, resume=False)
-    assert (opt("--method"), opt("--sparsity"), opt("--qat-bits")) == ("gmp", "0.9", "8")
-    assert "--resume" not in cmd
+def _campaign(config, out, *extra, wait=True, timeout=600):
+    cmd = [sys.executable, "-m", "hwmodel", "campaign", str(config), "--out", str(out), "--workers", "2", *extra]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    if wait:
+        return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+    # Own session, so the test can SIGKILL the driver alone (as a crash would).
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT, env=env,
+                            start_new_session=True)
 
 
-def test_running_outs_sees_a_training_process_by_its_out_dir(tmp_path):
-    # A stand-in whose command line looks like `nmlab train --out DIR` (relative to its cwd).
-    fake = tmp_path / "nmlab"
-    fake.write_text("import time\ntime.sleep(30)\n")
-    (tmp_path / "work").mkdir()
-    proc = subprocess.Popen([sys.executable, str(fake), "train", "--out", "runs/x"], cwd=tmp_path / "work")
+def _config(tmp_path, text=CONFIG):
+    path = tmp_path / "campaign.yaml"
+    path.write_text(text)
+    return path
+
+
+def _evals(run_dir):
+    """eval.csv without its wall-clock column: what must not depend on interruptions."""
+    with open(run_dir / "eval.csv", newline="") as fh:
+        return [(r["step"], r["return_mean"], r["return_std"]) for r in csv.DictReader(fh)]
+
+
+def _attempts(run_dir):
+    with open(run_dir / ATTEMPTS_FILE, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _wait_for(cond, proc, what, timeout=300):
+    deadline = time.time() + timeout
+    while not cond():
+        assert proc.poll() is None, f"the campaign ended before {what}: {proc.stdout.read()}"
+        assert time.time() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def _mid_run(run_dir):
+    """The run has a checkpoint and is not finished: killing now loses work after the checkpoint."""
+    return (run_dir / "checkpoint.pt").is_file() and not (run_dir / DONE_FILE).exists() and (run_dir / ATTEMPTS_FILE).is_file()
+
+
+def _started_until_mid_run(tmp_path, name):
+    """A campaign started in the background, once run ``name`` is mid-way in its first attempt."""
+    config, out = _config(tmp_path), tmp_path / "out"
+    proc = _campaign(config, out, wait=False)
     try:
-        import time
+        _wait_for(lambda: _mid_run(out / name) and len(_attempts(out / name)) == 1, proc, f"a checkpoint of {name}")
+    except BaseException:
+        os.kill(proc.pid, signal.SIGKILL)
+        raise
+    return config, out, proc
 
-        deadline = time.time() + 10
-        while str((tmp_path / "work" / "runs" / "x").resolve()) not in running_outs():
-            assert time.time() < deadline, "the training process was not found"
-            time.sleep(0.1)
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory):
+    """One campaign run start to end: the reference the interrupted ones must equal."""
+    tmp = tmp_path_factory.mktemp("campaign")
+    out = tmp / "out"
+    proc = _campaign(_config(tmp), out)
+    assert proc.returncode == 0, proc.stderr
+    return tmp, out, proc.stdout
+
+
+# ----------------------------------------------------------------------------- config
+def test_runs_names_and_agent_options(tmp_path):
+    cfg = parse_config({"version": 1, "envs": ["Hopper-v5", "HalfCheetah-v5"], "agents": ["dense", "2:4", "rlx2", "gmp"],
+                        "seeds": [0, 1], "steps": 1000, "train": {"learning-starts": 100}})
+    runs = cfg.runs()
+    assert len(runs) == 16 and [r.seed for r in runs] == [0] * 8 + [1] * 8
+    assert [r.name for r in runs[:4]] == ["hopper_dense_s0", "hopper_2of4_s0", "hopper_rlx2_s0", "hopper_gmp_s0"]
+    assert run_name("HalfCheetah-v5", "1:8", 1) == "halfcheetah_1of8_s1"
+    by = {r.name: r.train for r in runs}
+    assert by["hopper_rlx2_s0"]["actor_sparsity"] == "0.98" and by["halfcheetah_rlx2_s1"]["critic_sparsity"] == "0.85"
+    assert (by["hopper_gmp_s0"]["method"], by["hopper_gmp_s0"]["sparsity"], by["hopper_gmp_s0"]["qat_bits"]) == ("gmp", "0.9", 8)
+    assert all(t["learning_starts"] == 100 and t["steps"] == 1000 for t in by.values())
+
+
+@pytest.mark.parametrize("text,key", [
+    ("version: 2\nenvs: [Hopper-v5]\nagents: [dense]\nseeds: [0]\nsteps: 10\n", "version"),
+    ("version: 1\nagents: [dense]\nseeds: [0]\nsteps: 10\n", "envs"),
+    ("version: 1\nenvs: [Hopper-v5]\nagents: [dense, 2:4]\nseeds: [0]\nsteps: 10\n", "agents[1]"),
+    ("version: 1\nenvs: [Hopper-v5]\nagents: [dense, sparse]\nseeds: [0]\nsteps: 10\n", "agents[1]"),
+    ("version: 1\nenvs: [Hopper-v9]\nagents: [dense]\nseeds: [0]\nsteps: 10\n", "envs[0]"),
+    ("version: 1\nenvs: [Hopper-v5]\nagents: [dense]\nseeds: [0, -1]\nsteps: 10\n", "seeds[1]"),
+    ("version: 1\nenvs: [Hopper-v5]\nagents: [dense]\nseeds: [0]\nsteps: 0\n", "steps"),
+    ("version: 1\nenvs: [Hopper-v5]\nagents: [dense]\nseeds: [0]\nsteps: 10\ntrain: {learning_rate: fast}\n", "train.learning_rate"),
+    ("version: 1\nenvs: [Hopper-v5]\nagents: [dense]\nseeds: [0]\nsteps: 10\ntrain: {warp: 9}\n", "train.warp"),
+    ("version: 1\nenvs: [Hopper-v5]\nagents: [dense]\nseeds: [0]\nsteps: 10\ntrain: {seed: 3}\n", "train.seed"),
+    ("version: 1\nenvs: [Hopper-v5]\nagents: [dense]\nseeds: [0]\nsteps: 10\ntrain: {tau: 2.0}\n", "train.tau"),
+    ("version: 1\nenvs: [Hopper-v5]\nagents: [dense]\nseeds: [0]\nsteps: 10\ntrain: {qat_bits: 8}\n", "train.qat_bits"),
+    ("version: 1\nenvs: [Hopper-v5]\nagents: [dense]\nseeds: [0]\nsteps: 10\ncolour: red\n", "colour"),
+    ("version: 1\nenvs: [Hopper-v5\n", "line"),
+])
+def test_bad_config_is_one_line_naming_the_key_and_starts_nothing(tmp_path, text, key):
+    out = tmp_path / "out"
+    proc = _campaign(_config(tmp_path, text), out)
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert "campaign.yaml" in lines[0] and key in lines[0], lines[0]
+    assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- Ray campaigns
+@pytest.mark.mujoco
+@pytest.mark.slow
+def test_campaign_trains_every_run_and_finishes_it(uninterrupted):
+    tmp, out, stdout = uninterrupted
+    for name in RUNS:
+        run = out / name
+        done = json.loads((run / DONE_FILE).read_text())
+        assert done["steps"] == 1600 and _evals(run)[-1][0] == "1600"
+        assert float(_evals(run)[-1][1]) == pytest.approx(done["eval_return_mean"], abs=1e-3)
+        with open(run / "quality.csv", newline="") as fh:
+            assert [int(r["bits"]) for r in csv.DictReader(fh)] == [32, 8]
+        assert (run / "workload.nmw").stat().st_size > 0
+        assert [a["event"] for a in _attempts(run)] == ["start", "trained"]  # one attempt, fresh
+        assert f"done {name}" in stdout
+    assert "2 runs, 0 done, 2 to train" in stdout
+
+
+@pytest.mark.mujoco
+@pytest.mark.slow
+def test_second_invocation_trains_nothing(uninterrupted):
+    tmp, out, _ = uninterrupted
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file() and p.name != "campaign.lock"}
+    proc = _campaign(tmp / "campaign.yaml", out)
+    assert proc.returncode == 0 and "2 runs, 2 done, 0 to train" in proc.stdout, proc.stdout + proc.stderr
+    assert {p: p.stat().st_mtime_ns for p in before} == before
+    status = _campaign(tmp / "campaign.yaml", out, "--status")
+    rows = [line.split() for line in status.stdout.splitlines()[1:]]
+    assert [(r[0], r[1], r[-1]) for r in rows] == [(n, "1600/1600", "done") for n in RUNS]
+
+
+@pytest.mark.mujoco
+@pytest.mark.slow
+def test_driver_sigkill_then_rerun_equals_an_uninterrupted_campaign(uninterrupted, tmp_path):
+    ref = uninterrupted[1]
+    config, out, proc = _started_until_mid_run(tmp_path, RUNS[1])
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not all((out / n / DONE_FILE).exists() for n in RUNS)
+    rerun = _campaign(config, out)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    for name in RUNS:
+        assert _evals(out / name) == _evals(ref / name)
+    # The interrupted run continued from its checkpoint (no second fresh start).
+    starts = [a for a in _attempts(out / RUNS[1]) if a["event"] == "start"]
+    assert starts[0]["resumed"] == "False" and all(a["resumed"] == "True" for a in starts[1:]) and len(starts) >= 2
+
+
+@pytest.mark.mujoco
+@pytest.mark.slow
+def test_a_killed_worker_is_retried_from_its_checkpoint(uninterrupted, tmp_path):
+    ref = uninterrupted[1]
+    config, out, proc = _started_until_mid_run(tmp_path, RUNS[0])
+    run = out / RUNS[0]
+    try:
+        os.kill(int(_attempts(run)[0]["pid"]), signal.SIGKILL)  # the Ray worker training it
+        stdout, _ = proc.communicate(timeout=600)
     finally:
-        proc.kill()
-        proc.wait()
-    assert str((tmp_path / "work" / "runs" / "x").resolve()) not in running_outs()
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 0, stdout
+    attempts = _attempts(run)
+    assert [(a["event"], a["resumed"]) for a in attempts] == [("start", "False"), ("start", "True"), ("trained", "True")]
+    assert attempts[0]["pid"] != attempts[1]["pid"]
+    assert 0 < int(attempts[2]["steps_trained"]) < 1600  # continued: did not train from step 0
+    for name in RUNS:
+        assert _evals(out / name) == _evals(ref / name)
+    assert run_state(run, 1600)["state"] == "done"
 
 
 def _fake_run(root, name, env, sparsity, seed, curve, **extra):
