@@ -55,7 +55,7 @@ LIMITS: dict[str, Limit] = {
     "batch": Limit("NMLAB_MAX_BATCH", 1 << 24, "batch rows of a GEMM (--batch, sweep batches)"),
     "replay_transitions": Limit("NMLAB_MAX_REPLAY_TRANSITIONS", 10_000_000,
                                 "transitions of a replay buffer (nmlab train --buffer-size)"),
-    "sweep_points": Limit("NMLAB_MAX_SWEEP_POINTS", 1_000_000, "points of one sweep grid"),
+    "sweep_points": Limit("NMLAB_MAX_SWEEP_POINTS", 10_000_000, "points of one sweep grid"),
 }
 
 #: Fixed bounds no real file comes near (not overridable).

@@ -29,16 +29,6 @@ def quality_path(cfg: SweepConfig) -> Optional[str]:
     return cfg.quality
 
 
-def _grid_counts(cfg: SweepConfig) -> tuple[int, int]:
-    """(workloads, designs) the grid multiplies, "bundled" counted from the bundled files."""
-    from hwmodel.design import bundled_designs
-    from hwmodel.workload import bundled_workloads
-
-    n_w = len(bundled_workloads()) if cfg.workloads == "bundled" else len(cfg.workloads)
-    n_d = len(bundled_designs()) if cfg.designs == "bundled" else len(cfg.designs)
-    return n_w, n_d
-
-
 def run(
     cfg: SweepConfig | str | os.PathLike | None,
     out: str | os.PathLike,
@@ -62,10 +52,9 @@ def run(
     qpath = quality_path(cfg)
     if qpath:
         load_quality(qpath)
-    check_grid_size(cfg, *_grid_counts(cfg))
-    workers = workers or default_workers()
     plan = make_plan(cfg)
-    n = len(plan)
+    n = check_grid_size(len(plan))
+    workers = workers or default_workers()
     if plan.skipped:
         print(f"nmlab sweep: note: points left out where a design has no datatype of that width or an env "
               f"has no trained workload of the pattern ({'; '.join(plan.skipped)})", file=sys.stderr)

@@ -250,9 +250,13 @@ def load_config(path: Optional[str | os.PathLike]) -> SweepConfig:
     return parse_config(data, base=p.resolve().parent, source=str(p))
 
 
-def check_grid_size(cfg: SweepConfig, n_workloads: int, n_designs: int) -> int:
-    """The grid's point count before planning, refused past the ``sweep_points`` limit."""
-    n = n_workloads * len(cfg.patterns) * len(cfg.bits) * n_designs * len(cfg.scenarios)
-    if n > limit("sweep_points"):
-        raise over_limit("sweep_points", n, "sweep config: workloads x patterns x bits x designs x scenarios")
-    return n
+def check_grid_size(n_points: int) -> int:
+    """The planned grid's point count, refused past the ``sweep_points`` limit.
+
+    Counted after planning (points a design or env cannot run are not counted): the plan's
+    length is arithmetic over the config's lists, so an absurd grid is refused before any
+    point id is made.
+    """
+    if n_points > limit("sweep_points"):
+        raise over_limit("sweep_points", n_points, "sweep config: points of the planned grid")
+    return n_points
