@@ -726,3 +726,40 @@ def test_integers_too_long_to_print_are_one_line(tmp_path):
     raises_one_line(lambda: load_workload(nmw), "about 10^5399 elements")
     nmw.write_bytes(workload_zip(manifest([dense_layer(k=7)]).replace(b'"in_features": 7', b'"in_features": 1' + b"0" * 5000)))
     raises_one_line(lambda: load_workload(nmw), "manifest.json")
+
+
+# GPU timings: sizes are bounded and a bench row marked ok must carry a usable time.
+def _gpu_published(tmp_path, m: str) -> Path:
+    path = tmp_path / "t.csv"
+    path.write_text("source,gpu,dtype,m,k,n,dense_us,sparse_us,speedup,notes\n"
+                    f"x,NVIDIA H100 PCIe,bfloat16,{m},64,64,4.6,5.0,0.9,sq\n")
+    return path
+
+
+def _gpu_bench(tmp_path, dense_us: float) -> Path:
+    from hwmodel.gpu import schema
+
+    rows = []
+    for impl, t in (("dense", dense_us), ("sparse_cslt", 20.0)):
+        row = schema.empty_row()
+        row.update(run_id="r", status="ok", error="", kind="gemm", name="square", env="", width=0, dtype="bfloat16",
+                   out_dtype="bfloat16", impl=impl, backend="x", m=1024, n=1024, k=1024, graph_median_us=t,
+                   eager_median_us=t, device_name="NVIDIA H100 PCIe")
+        rows.append(row)
+    path = tmp_path / "bench.csv"
+    schema.write_rows(path, rows)
+    return path
+
+
+@pytest.mark.parametrize("make, needle", [
+    (lambda p: _gpu_published(p, "1000000000000"), "column m: '1000000000000' is over the largest GEMM dimension"),
+    (lambda p: _gpu_bench(p, 0.0), "column dense time"),
+    (lambda p: _gpu_bench(p, -4.0), "column dense time"),
+    (lambda p: _gpu_bench(p, float("nan")), "column dense time"),
+    (lambda p: _gpu_bench(p, float("inf")), "column dense time"),
+])
+def test_gpu_timings_bounds_and_bench_times(tmp_path, make, needle):
+    from hwmodel.gpu.measurements import read_measurements
+
+    path = make(tmp_path)
+    raises_one_line(lambda: read_measurements(path), needle)

@@ -24,7 +24,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
@@ -111,7 +111,12 @@ def _read_text(path: Path) -> str:
     return text
 
 
-def _positive(value: str, where: str, column: str, integer: bool = False) -> float:
+#: Largest GEMM dimension a timing row may name (fixed, docs/limits.md): the published squares
+#: stop at 65,536, and a dimension past this is a broken file, not a GEMM anyone timed.
+MAX_GEMM_DIM = 2**24
+
+
+def _positive(value: Any, where: str, column: str, integer: bool = False) -> float:
     try:
         x = float(value)
     except (TypeError, ValueError):
@@ -120,6 +125,8 @@ def _positive(value: str, where: str, column: str, integer: bool = False) -> flo
         raise NmlabError(f"{where}: column {column}: {value!r} must be a finite number > 0")
     if integer and x != int(x):
         raise NmlabError(f"{where}: column {column}: {value!r} is not a whole number")
+    if integer and x > MAX_GEMM_DIM:
+        raise NmlabError(f"{where}: column {column}: {value!r} is over the largest GEMM dimension {MAX_GEMM_DIM:,}")
     return x
 
 
@@ -172,9 +179,13 @@ def _bench(path: Path) -> Measurements:
     for (gpu, dtype, m, k, n), impls in sorted(cases.items()):
         if "dense" not in impls or "sparse_cslt" not in impls:
             continue
-        times = [schema.measured_time_us(impls[i], "graph") for i in ("dense", "sparse_cslt")]
-        if any(t is None or not math.isfinite(t) for t in times):
+        # An ok row must carry a usable time: zero, negative or NaN is a broken file, not a skip.
+        times = [impls[i].get(schema.TIME_COLUMNS["graph"]) for i in ("dense", "sparse_cslt")]
+        if any(t is None for t in times):
             continue
+        where = f"{path}: {gpu} {dtype} {m}x{k}x{n}"
+        m, k, n = (_positive(v, where, c, integer=True) for v, c in ((m, "m"), (k, "k"), (n, "n")))
+        times = [_positive(t, where, c) for t, c in zip(times, ("dense time", "sparse_cslt time"))]
         try:
             full = canonical_dtype(dtype)
         except NmlabError as exc:
