@@ -27,7 +27,7 @@ import pandas as pd
 
 from reports.data import agent_label, agent_order, design_order, fmt_bytes, fmt_energy, fmt_time, one_row_per, with_agent
 from reports.style import design_colors
-from reports.why import is_extreme, limiters, small_pct
+from reports.why import is_extreme, limiters, skipped_share, small_pct
 
 SAME_BITS = ("speedup_vs_dense", "energy_ratio_vs_dense")
 SECTION = ("env", "scenario", "batch")
@@ -41,7 +41,8 @@ def same_bits(df: pd.DataFrame) -> pd.DataFrame:
     ValueError if two points share (section, design, agent, bits)."""
     df = with_agent(df)
     keep = [c for c in ("point_id", *SECTION, "design", "method", "agent", "pattern", "mask_source", "bits", *SAME_BITS,
-                        "latency_s", "energy_pj", "model_bytes", "sram_bytes", "datatype") if c in df.columns]
+                        "latency_s", "energy_pj", "model_bytes", "sram_bytes", "datatype", "macs_issued", "macs_dense")
+            if c in df.columns]
     out = df[keep].join(limiters(df))
     out["label"] = [agent_label(m, a) for m, a in zip(out.method, out.agent)]
     one_row_per(out, [*SECTION, "design", "method", "agent", "bits"], "same-bits table")
@@ -126,18 +127,25 @@ def _by_design(recs: list[dict]) -> list[tuple[str, list[dict]]]:
 
 
 def gpu_mapping_note(rows: list[dict]) -> str:
-    """What a GPU design point ran, from its same-bits records: the datatype per bitwidth, and which agents
-    ran 2:4 (some MACs skipped) and which ran dense (a GPU's sparse tensor cores run 2:4 only)."""
+    """What a GPU design point ran, from its same-bits records: the datatype per bitwidth, the share of
+    dense's MACs each agent skipped (its layers whose mask fits 2:4 ran 2:4, the others dense), and the
+    agents that ran entirely dense (a GPU's sparse tensor cores run 2:4 only)."""
     dtypes = sorted({(int(r["bits"]), str(r["datatype"])) for r in rows if r.get("datatype")}, reverse=True)
-    sparse = [r for r in rows if r["pattern"] != "dense"]
-    ran_24 = list(dict.fromkeys(r["label"] for r in sparse if r["skips_macs"]))
-    ran_dense = list(dict.fromkeys(r["label"] for r in sparse if not r["skips_macs"] and r["label"] not in ran_24))
+    skipped: dict[str, float] = {}
+    for r in rows:
+        if r["pattern"] != "dense":
+            share = skipped_share(r.get("macs_issued"), r.get("macs_dense"))
+            if share == share:
+                skipped[r["label"]] = max(skipped.get(r["label"], 0.0), share)
     out = ["GPU" + (f" ({', '.join(f'{b} b run {d}' for b, d in dtypes)})" if dtypes else "")
-           + ": its sparse tensor cores run 2:4 only."]
-    if ran_24:
-        out.append(f"Ran 2:4 (cuSPARSELt; a 1:4 or 1:8 mask fits 2:4): {', '.join(ran_24)}.")
-    if ran_dense:
-        out.append(f"Ran dense (mask does not fit 2:4: zeros stored and multiplied): {', '.join(ran_dense)}.")
+           + ": its sparse tensor cores run 2:4 only. A layer whose mask fits 2:4 (2:4, 1:4, 1:8) runs 2:4 "
+           "(cuSPARSELt), any other runs dense, its zeros stored and multiplied (and a train step's weight gradients run dense)."]
+    some = {a: v for a, v in skipped.items() if v > 0}
+    none = [a for a, v in skipped.items() if v == 0]
+    if some:
+        out.append("Share of dense's MACs skipped: " + ", ".join(f"{a} {small_pct(v)}" for a, v in some.items()) + ".")
+    if none:
+        out.append(f"Ran dense (no layer's mask fits 2:4): {', '.join(none)}.")
     return " ".join(out)
 
 

@@ -111,7 +111,7 @@ def limiters(df: pd.DataFrame) -> pd.DataFrame:
         "utilization": util,
     }, index=df.index)
     used = [c for c in ("pattern", "model_bytes", "sram_bytes", "stall_cycles_dram", "stall_cycles_metadata", "cycles",
-                        "speedup_vs_dense")
+                        "speedup_vs_dense", "macs_issued", "macs_dense")
             if c in df.columns]
     out["why"] = [(_gpu_why_line if lim["gpu"] else _why_line)(r, d, lim)
                   for r, d, lim in zip(df[used].to_dict("records"), dense.to_dict("records"), out.to_dict("records"))]
@@ -120,6 +120,13 @@ def limiters(df: pd.DataFrame) -> pd.DataFrame:
 
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
+
+
+def skipped_share(issued, dense) -> float:
+    """Share of the dense MACs a point did not issue (NaN when either count is missing)."""
+    if issued is None or dense is None or issued != issued or dense != dense or not dense:
+        return float("nan")
+    return max(0.0, 1.0 - float(issued) / float(dense))
 
 
 def small_pct(x: float) -> str:
@@ -177,7 +184,9 @@ def _gpu_why_line(r: dict, d: dict, lim: dict) -> str:
         return ("runs dense: a GPU's sparse tensor cores run 2:4 only and this mask does not fit 2:4, so its zeros "
                 "are stored and multiplied and it costs what dense costs")
     u = lim["utilization"]
-    gain = f"; 2:4 halves the MACs, not that fixed time ({sp:.3g}x dense's speed)" if sparse else ""
+    skipped = skipped_share(r.get("macs_issued"), r.get("macs_dense"))
+    gain = (f"; the layers that run 2:4 skip {small_pct(skipped)} of dense's MACs but not that fixed time "
+            f"({sp:.3g}x dense's speed)" if sparse and skipped == skipped else "")
     if u == u and u < FIXED_COST_UTILIZATION:
         lk = lim["leakage_share"]
         energy = (f"; {_pct(lk)} of the energy is the board's assumed floor power x time, so energy follows latency"
