@@ -250,7 +250,8 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
     bits = sorted((int(b) for b in df.bits.unique()), reverse=True)
     parts = ['<h2 id="answer">What each pattern buys at equal bits, and what it costs</h2>',
              f"<p class=lead>{html.escape(INTRO)} Hover a cell for what limits it (compute, DRAM bandwidth, "
-             "metadata, SRAM fit, leakage); extreme cells are explained under each scenario.</p>"]
+             "metadata, SRAM fit, leakage; on a GPU: its fixed per-call cost); extreme cells are explained under "
+             "each scenario.</p>"]
     agents_all = agent_order(df)
     for env in sorted(df.env.unique()):
         anchor = env_anchor(env)
