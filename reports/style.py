@@ -2,7 +2,7 @@
 
 One colour per design everywhere: a design's colour depends only on its position in the
 sorted list of the sweep's designs, so the page and the PNGs of one report agree. GPU design
-points take their own palette (dark tones no accelerator takes), in sorted order among the
+points take their own palette (colours far from every accelerator's), in sorted order among the
 GPUs: adding or removing a GPU never changes an accelerator's colour, nor the reverse.
 """
 
@@ -13,8 +13,9 @@ from reports.data import ENERGY_COMPONENTS, is_gpu
 #: Designs in sorted order take these colours in turn (colour-blind-safe "tab10" order, grey last).
 DESIGN_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
                   "#bcbd22", "#7f7f7f")
-#: GPU design points in sorted order take these (matplotlib "tab20b" dark tones: apart from every colour above).
-GPU_PALETTE = ("#393b79", "#7b4173", "#637939", "#8c6d31", "#5254a3", "#a55194")
+#: GPU design points in sorted order take these: picked far in CIELAB (the first four 45 or more) from every
+#: colour above and from black (the overall front), so a GPU never looks like an accelerator.
+GPU_PALETTE = ("#0000e0", "#e000e0", "#204000", "#000080", "#b8860b", "#c000c0")
 COMPONENT_COLORS = dict(zip(ENERGY_COMPONENTS, ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860",
                                                 "#8c8c8c"]))
 #: Cycle breakdown: compute vs the two kinds of stall the model reports.
