@@ -88,7 +88,8 @@ def _params_provenance() -> dict[str, tuple[list[str], Optional[int]]]:
     from hwmodel.gpu.params import default_path
 
     try:
-        doc = yaml.safe_load(default_path().read_text())
+        # libyaml's loader where present: ten times faster than the pure-Python one (metadata only)
+        doc = yaml.load(default_path().read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
         return {str(k): (list(v.get("fitted_on") or []), v.get("rows")) for k, v in (doc.get("sets") or {}).items()
                 if isinstance(v, dict)}
     except (OSError, AttributeError, yaml.YAMLError):
