@@ -11,7 +11,7 @@ MAPEs written on it) and speedup (dense / 2:4) vs size over the square GEMMs, pe
 points over the model's curve.
 
 The section is shown only when the sweep has GPU design points (``reports.data.gpu_rows``). It costs
-about 0.15 s: each file is read once, the bundled GPU specs are loaded once, and the model is numpy.
+about 0.1 s CPU: each file is read once, the bundled GPU specs are loaded once, and the model is numpy.
 """
 
 from __future__ import annotations
