@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from reports.data import agent_label, agent_order, fmt_bytes, fmt_energy, fmt_time, one_row_per, with_agent
+from reports.data import agent_label, agent_order, design_order, fmt_bytes, fmt_energy, fmt_time, one_row_per, with_agent
 from reports.style import design_colors
-from reports.why import is_extreme, limiters
+from reports.why import is_extreme, limiters, skipped_share, small_pct
 
 SAME_BITS = ("speedup_vs_dense", "energy_ratio_vs_dense")
 SECTION = ("env", "scenario", "batch")
@@ -41,7 +41,8 @@ def same_bits(df: pd.DataFrame) -> pd.DataFrame:
     ValueError if two points share (section, design, agent, bits)."""
     df = with_agent(df)
     keep = [c for c in ("point_id", *SECTION, "design", "method", "agent", "pattern", "mask_source", "bits", *SAME_BITS,
-                        "latency_s", "energy_pj", "model_bytes", "sram_bytes") if c in df.columns]
+                        "latency_s", "energy_pj", "model_bytes", "sram_bytes", "datatype", "macs_issued", "macs_dense")
+            if c in df.columns]
     out = df[keep].join(limiters(df))
     out["label"] = [agent_label(m, a) for m, a in zip(out.method, out.agent)]
     one_row_per(out, [*SECTION, "design", "method", "agent", "bits"], "same-bits table")
@@ -85,7 +86,11 @@ def ratio_color(v: float, good_high: bool) -> str:
 def _tip(r: dict[str, Any]) -> str:
     parts = [f"{r['label']} at {r['bits']} bits on {r['design']}: speedup {_fmt_ratio(r['speedup_vs_dense'])}x, "
              f"energy ratio {_fmt_ratio(r['energy_ratio_vs_dense'])} vs dense at {r['bits']} bits."]
-    if r.get("latency_limiter"):
+    if r.get("gpu"):
+        u = r.get("utilization", math.nan)
+        parts.append(f"GPU: latency limited by {r['latency_limiter']} (the GEMMs use {small_pct(u)} of its tensor peak "
+                     f"or memory bandwidth).")
+    elif r.get("latency_limiter"):
         parts.append(f"Latency limited by {r['latency_limiter']} ({r['latency_share']:.0%} of cycles).")
     if r.get("energy_top"):
         parts.append(f"Largest energy share: {r['energy_top']} ({r['energy_top_share']:.0%}).")
@@ -115,9 +120,38 @@ def _group(recs: list[dict], keys: tuple[str, ...]) -> dict[tuple, list[dict]]:
                                                          for v in kv[0])))
 
 
+def _by_design(recs: list[dict]) -> list[tuple[str, list[dict]]]:
+    """(design, its records) with the accelerators first and the GPUs beside them (``design_order``)."""
+    groups = {d: g for (d,), g in _group(recs, ("design",)).items()}
+    return [(d, groups[d]) for d in design_order(groups)]
+
+
+def gpu_mapping_note(rows: list[dict]) -> str:
+    """What a GPU design point ran, from its same-bits records: the datatype per bitwidth, the share of
+    dense's MACs each agent skipped (its layers whose mask fits 2:4 ran 2:4, the others dense), and the
+    agents that ran entirely dense (a GPU's sparse tensor cores run 2:4 only)."""
+    dtypes = sorted({(int(r["bits"]), str(r["datatype"])) for r in rows if r.get("datatype")}, reverse=True)
+    skipped: dict[str, float] = {}
+    for r in rows:
+        if r["pattern"] != "dense":
+            share = skipped_share(r.get("macs_issued"), r.get("macs_dense"))
+            if share == share:
+                skipped[r["label"]] = max(skipped.get(r["label"], 0.0), share)
+    out = ["GPU" + (f" ({', '.join(f'{b} b run {d}' for b, d in dtypes)})" if dtypes else "")
+           + ": its sparse tensor cores run 2:4 only. A layer whose mask fits 2:4 (2:4, 1:4, 1:8) runs 2:4 "
+           "(cuSPARSELt), any other runs dense, its zeros stored and multiplied (and a train step's weight gradients run dense)."]
+    some = {a: v for a, v in skipped.items() if v > 0}
+    none = [a for a, v in skipped.items() if v == 0]
+    if some:
+        out.append("Share of dense's MACs skipped: " + ", ".join(f"{a} {small_pct(v)}" for a, v in some.items()) + ".")
+    if none:
+        out.append(f"Ran dense (no layer's mask fits 2:4): {', '.join(none)}.")
+    return " ".join(out)
+
+
 def design_card(rows: list[dict], design: str, color: str, agents: list[tuple[str, str]], bits: list[int]) -> str:
     """One design's pattern x bitwidth table (``rows``: its same-bits records): speedup and energy ratio vs
-    dense at the same bits."""
+    dense at the same bits. A GPU's card says under its table what ran 2:4 and what ran dense."""
     by = {(r["method"], r["agent"], int(r["bits"])): r for r in rows}
     head = ("<thead><tr><th rowspan=2 class=l>agent</th>"
             f"<th colspan={len(bits)}>speedup vs dense (x, higher is faster)</th>"
@@ -138,9 +172,11 @@ def design_card(rows: list[dict], design: str, color: str, agents: list[tuple[st
                     + "".join(_td(c["speedup_vs_dense"] if c else math.nan, "speedup_vs_dense", True, c) for c in cells)
                     + "".join(_td(c["energy_ratio_vs_dense"] if c else math.nan, "energy_ratio_vs_dense", False, c)
                               for c in cells) + "</tr>")
+    gpu = bool(rows) and bool(rows[0].get("gpu"))
+    note = f'<p class="small gpunote">{html.escape(gpu_mapping_note(rows))}</p>' if gpu else ""
     return (f'<div class="card"><table class="ans" data-design="{html.escape(design)}"><caption>'
-            f'<span class="sw" style="background:{color}"></span>{html.escape(design)}</caption>{head}'
-            f'<tbody>{"".join(body)}</tbody></table></div>')
+            f'<span class="sw" style="background:{color}"></span>{html.escape(design)}{" (GPU)" if gpu else ""}'
+            f'</caption>{head}<tbody>{"".join(body)}</tbody></table>{note}</div>')
 
 
 def extreme_notes(rows: list[dict]) -> list[str]:
@@ -171,7 +207,7 @@ def quantization_card(q: list[dict], colors: dict[str, str], bits: list[int]) ->
             f"<th colspan={len(bits)}>speedup (x)</th><th colspan={len(bits)}>energy ratio</th></tr><tr>"
             + "".join(f"<th>{b} b</th>" for b in bits) * 2 + "</tr></thead>")
     body = []
-    for (design,), g in _group(q, ("design",)).items():
+    for design, g in _by_design(q):
         by = {int(r["bits"]): r for r in g}
         ref = int(g[0]["ref_bits"])
         cells = []
@@ -214,7 +250,8 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
     bits = sorted((int(b) for b in df.bits.unique()), reverse=True)
     parts = ['<h2 id="answer">What each pattern buys at equal bits, and what it costs</h2>',
              f"<p class=lead>{html.escape(INTRO)} Hover a cell for what limits it (compute, DRAM bandwidth, "
-             "metadata, SRAM fit, leakage); extreme cells are explained under each scenario.</p>"]
+             "metadata, SRAM fit, leakage; on a GPU: its fixed per-call cost); extreme cells are explained under "
+             "each scenario.</p>"]
     agents_all = agent_order(df)
     for env in sorted(df.env.unique()):
         anchor = env_anchor(env)
@@ -238,7 +275,7 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
                 parts.append("<p class=small>Inference points at B bits pair with the return of the agent "
                              "evaluated with its actor fake-quantized to B bits (the return table's B-bit column).</p>")
             cards = [design_card(g, d, colors[d], env_agents, sorted({int(r["bits"]) for r in g}, reverse=True))
-                     for (d,), g in _group(rows, ("design",)).items()]
+                     for d, g in _by_design(rows)]
             cards.append(quantization_card(qsec.get((env, sc, batch), []), colors, bits))
             parts.append('<div class="cards">' + "".join(cards) + "</div>")
             notes = extreme_notes(rows)
@@ -315,9 +352,10 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
             out.append("\n".join(lines) + "\n\n(bold: as trained)\n")
         for (sc, batch), rows in sections.get(env, {}).items():
             out.append(f"\n#### {env}: {_section_title(sc, int(batch))}\n")
-            for (design,), g in _group(rows, ("design",)).items():
+            for design, g in _by_design(rows):
                 by = {(r["method"], r["agent"], int(r["bits"])): r for r in g}
-                lines = [f"**{design}** (speedup x | energy ratio, vs dense at the same bits)\n",
+                gpu = bool(g[0].get("gpu"))
+                lines = [f"**{design}**{' (GPU)' if gpu else ''} (speedup x | energy ratio, vs dense at the same bits)\n",
                          "| agent | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
                 for method, agent in agents:
                     cells = [by.get((method, agent, b)) for b in bits]
@@ -326,11 +364,11 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
                     lines.append(f"| {agent_label(method, agent)} | " + " | ".join(
                         "-" if c is None else f"{_fmt_ratio(c['speedup_vs_dense'])}x / {_fmt_ratio(c['energy_ratio_vs_dense'])}"
                         + CLIFF_MARKS.get(c.get("sram", ""), "") for c in cells) + " |")
-                out.append("\n".join(lines) + "\n")
+                out.append("\n".join(lines) + "\n" + (f"\n{gpu_mapping_note(g)}\n" if gpu else ""))
             q = qsec.get((env, sc, batch), [])
             lines = ["**Quantization alone** (dense at B bits vs dense at the design's highest bits: speedup x | energy ratio)\n",
                      "| design | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
-            for (design,), g in _group(q, ("design",)).items():
+            for design, g in _by_design(q):
                 by = {int(r["bits"]): r for r in g}
                 lines.append(f"| {design} ({int(g[0]['ref_bits'])} b) | " + " | ".join(
                     f"{_fmt_ratio(by[b]['speedup'])}x / {_fmt_ratio(by[b]['energy_ratio'])}" if b in by else "-"

@@ -14,8 +14,8 @@ import pandas as pd
 
 from hwmodel.agents import bundled_published, load_published
 from hwmodel.io import atomic_write
-from reports import answer, html, quality, returns, summary
-from reports.data import load_sweep, plotted_subset
+from reports import answer, gpu_model, html, quality, returns, summary
+from reports.data import load_sweep, plotted_subset, register_gpus
 from reports.fronts import compute_fronts, fronts_document
 
 #: Optional page sections: each is called with (rows shown, whole table, manifest, sweep dir) and returns
@@ -23,7 +23,7 @@ from reports.fronts import compute_fronts, fronts_document
 #: appends its function here (or a caller passes ``extra_sections=``); the page lists each in its
 #: navigation after the Pareto fronts.
 SectionFn = Callable[[pd.DataFrame, pd.DataFrame, dict, Path], Optional[html.Section]]
-OPTIONAL_SECTIONS: list[SectionFn] = []
+OPTIONAL_SECTIONS: list[SectionFn] = [gpu_model.section]  # shown when the sweep has GPU design points
 
 
 def _cpus() -> int:
@@ -71,6 +71,7 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
         published = bundled_published()
     out = Path(out)
     df, manifest = load_sweep(out)  # bad input fails here, before any progress line
+    register_gpus(df)  # a GPU spec file outside the bundle gets a GPU's colour and place too
     say(f"{len(df)} points read")
     rdir = out / "report"
     rdir.mkdir(parents=True, exist_ok=True)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
+import numpy as np
 import pandas as pd
 
 from hwmodel.errors import NmlabError
@@ -179,3 +181,44 @@ def one_row_per(df: pd.DataFrame, keys: list[str], what: str) -> pd.DataFrame:
         raise ValueError(f"{what}: {int(dup.sum())} rows share ({', '.join(f'{k}={first[k]}' for k in keys)}); "
                          f"refusing to average them")
     return df.set_index(list(keys))
+
+
+# ----------------------------------------------------------------------------- GPU design points
+@lru_cache(maxsize=1)
+def bundled_gpu_names() -> frozenset[str]:
+    """Names of the bundled GPU specs (hwmodel/data/gpus/<name>.yaml; a file's stem is its spec's name)."""
+    from hwmodel.io import data_path
+
+    return frozenset(p.stem for p in data_path("gpus").glob("*.yaml"))
+
+
+#: GPU design points of the report being built that are not bundled specs (``register_gpus``).
+_OTHER_GPUS: set[str] = set()
+
+
+def gpu_rows(df: pd.DataFrame) -> np.ndarray:
+    """Per row: whether it is a GPU design point (a bundled GPU spec's name, or NaN ``technology_nm``:
+    every accelerator design has a technology node, a GPU row carries NaN there)."""
+    names = bundled_gpu_names() | _OTHER_GPUS
+    out = df.design.isin(names).to_numpy()
+    if "technology_nm" in df.columns:
+        out = out | df.technology_nm.isna().to_numpy()
+    return out
+
+
+def register_gpus(df: pd.DataFrame) -> frozenset[str]:
+    """Note the GPU design points of ``df`` (``gpu_rows``) so that colours and order treat a GPU spec file
+    outside the bundle as a GPU too; returns the GPU designs of ``df``."""
+    gpus = frozenset(df.design[gpu_rows(df)].unique())
+    _OTHER_GPUS.update(gpus - bundled_gpu_names())
+    return gpus
+
+
+def is_gpu(design: str) -> bool:
+    """Whether ``design`` names a GPU design point (bundled, or registered by ``register_gpus``)."""
+    return design in bundled_gpu_names() or design in _OTHER_GPUS
+
+
+def design_order(designs) -> list[str]:
+    """Accelerator designs in sorted order, then the GPUs beside them (sorted)."""
+    return sorted(set(designs), key=lambda d: (is_gpu(d), d))

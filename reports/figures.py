@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hwmodel.io import atomic_write  # noqa: E402
-from reports.data import (ENERGY_COMPONENTS, agent_label, agent_order, fmt_energy, label, one_row_per,  # noqa: E402
+from reports.data import (ENERGY_COMPONENTS, agent_label, agent_order, design_order, fmt_energy, label, one_row_per,  # noqa: E402
                           shown, with_agent)
 from reports.fronts import FRONT_SPECS  # noqa: E402
 from reports.style import COMPONENT_COLORS, MPL_MARKERS, bit_size, design_colors, pattern_symbol  # noqa: E402
@@ -43,7 +43,7 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
     """One figure per front kind: rows = env, columns = scenario; colour = design, black = overall front."""
     envs = sorted(df.env.unique())
     secs = _sections(df)
-    designs = sorted(df.design.unique())
+    designs = design_order(df.design.unique())
     (xc, _), (yc, _) = spec.objectives
     fig, axes = plt.subplots(len(envs), len(secs), figsize=(5.2 * len(secs), 3.9 * len(envs)), squeeze=False)
     for i, env in enumerate(envs):
@@ -119,7 +119,7 @@ def same_bits_heatmap_png(df: pd.DataFrame, col: str, title: str, out: Path, goo
 
     df = with_agent(df)
     envs = sorted(df.env.unique())
-    designs = sorted(df.design.unique())
+    designs = design_order(df.design.unique())
     secs = _sections(df)
     mats = []
     for env in envs:
@@ -174,7 +174,7 @@ def _hbars(ax, y: np.ndarray, left: np.ndarray, width: np.ndarray, color, label:
 def energy_png(df: pd.DataFrame, env: str, out: Path) -> Path:
     """Energy per pass split by component (shares, total written beside): one bar per design and pattern@bits, per scenario."""
     rows = df[df.env == env]
-    designs = sorted(rows.design.unique())
+    designs = design_order(rows.design.unique())
     secs = _sections(rows)
     rows = with_agent(rows)
     order = {k: i for i, k in enumerate(agent_order(rows))}

@@ -11,11 +11,13 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from reports.data import (ENERGY_COMPONENTS, agent_label, agent_order, fmt_bytes, fmt_energy, fmt_time, label,
-                          one_row_per, pattern_order, section_key, shown, with_agent)
+from hwmodel.gpu.design_point import IDLE_FRACTION
+from reports.data import (ENERGY_COMPONENTS, agent_label, agent_order, design_order, fmt_bytes, fmt_energy, fmt_time,
+                          is_gpu, label, one_row_per, pattern_order, section_key, shown, with_agent)
 from reports.answer import CSS as ANSWER_CSS, env_anchor
 from reports.fronts import FRONT_SPECS
 from reports.style import COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, pattern_symbol
+from reports.why import small_pct
 
 #: Points per plot drawn besides the fronts (big sweeps are sampled deterministically).
 MAX_BACKGROUND_POINTS = 3000
@@ -162,8 +164,15 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
     """What limits each point, one row of subplots per design: the cycle breakdown (compute, DRAM stalls,
     metadata stalls) and the energy breakdown as shares of the point's total, and the weights' size
     against the design's SRAM (log axis; the SRAM capacity as a line, bars over it miss the SRAM).
-    One bar per point (agent and bits): never an average of two agents."""
+    One bar per point (agent and bits): never an average of two agents. A GPU's row (``is_gpu``) has no
+    cycle bars (the GPU model splits no stalls: the panel gives its utilization instead) and its L2 as
+    the line."""
     rows = with_agent(rows)
+    # Only the columns drawn: indexing and resetting the full table (60+ columns) per design cost half the time.
+    keep = {"design", "method", "agent", "pattern", "mask_source", "bits", "point_id", "cycles", "stall_cycles_dram",
+            "stall_cycles_metadata", "energy_pj", "model_bytes", "fits_in_sram", "sram_bytes", "utilization",
+            *(f"energy_{c}_pj" for c in ENERGY_COMPONENTS)}
+    rows = rows[[c for c in rows.columns if c in keep]]
     cats, cat_of = _categories(rows)
     colors = design_colors(designs)
     nrow, ncol = len(designs), len(WHY_COLUMNS)
@@ -174,10 +183,13 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
     data: list[dict[str, Any]] = []
     comps = [c for c in ENERGY_COMPONENTS if f"energy_{c}_pj" in rows.columns]
     has_cycles = "cycles" in rows.columns
+    one_row_per(rows, ["design", "method", "agent", "bits"], "why figure")  # one bar per point: refuse duplicates
+    by_design = dict(tuple(rows.groupby("design", sort=False)))  # one split, not a selection per design
     for i, design in enumerate(designs):
-        d = one_row_per(rows[rows.design == design], ["method", "agent", "bits"], f"why figure ({design})").reset_index()
+        d = by_design.get(design, rows.iloc[:0])
         x = [cat_of[(m, a, int(b))] for m, a, b in zip(d.method, d.agent, d.bits)]
         ids = list(d.point_id)
+        gpu = is_gpu(design)
         for j in range(ncol):
             k = i * ncol + j + 1
             sfx = "" if k == 1 else str(k)
@@ -190,11 +202,26 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
                 layout["annotations"].append({"text": f"<b>{WHY_COLUMNS[j]}</b>", "x": x0 + w / 2, "y": 1.0, "xref": "paper",
                                               "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False})
             if j == 0:
-                layout["annotations"].append({"text": f"<b>{html.escape(design)}</b>", "x": -0.045, "y": y1 - h / 2,
+                layout["annotations"].append({"text": f"<b>{html.escape(design)}</b>" + (" (GPU)" if gpu else ""),
+                                              "x": -0.045, "y": y1 - h / 2,
                                               "xref": "paper", "yref": "paper", "textangle": -90, "showarrow": False,
                                               "font": {"color": colors[design], "size": 13}})
         ax = [_axes(i * ncol + j + 1) for j in range(ncol)]
-        if has_cycles:
+        if gpu:
+            util = d.utilization.to_numpy(dtype=float) if "utilization" in d else np.full(len(d), np.nan)
+            top = f"at most {small_pct(np.nanmax(util))}" if np.isfinite(util).any() else "n/a"
+            layout["annotations"].append({
+                "text": f"GPU: the model splits no stalls.<br>Its GEMMs use {top} of the<br>tensor peak or memory "
+                        "bandwidth: each call<br>costs its fixed time, not its MACs",
+                # paper coordinates: plotly misplaces "domain" references to an axis without traces
+                "xref": "paper", "yref": "paper", "x": w / 2, "y": 1 - i * (h + vgap) - h / 2,
+                "showarrow": False, "font": {"size": 10, "color": "#444"}})
+            k0 = i * ncol + 1
+            layout[f"yaxis{'' if k0 == 1 else k0}"].update({"showticklabels": False, "showgrid": False, "zeroline": False})
+            # an empty trace keeps the panel's categories (and the bottom row's tick labels)
+            data.append({"type": "bar", "x": x, "y": [None] * len(x), "showlegend": False, "hoverinfo": "skip",
+                         "name": "", **ax[0]})
+        elif has_cycles:
             cyc = d.cycles.to_numpy(dtype=float)
             stall_d = d.get("stall_cycles_dram", pd.Series(0.0, index=d.index)).fillna(0).to_numpy(dtype=float)
             stall_m = d.get("stall_cycles_metadata", pd.Series(0.0, index=d.index)).fillna(0).to_numpy(dtype=float)
@@ -228,7 +255,8 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
                 sram_kb = float(d.sram_bytes.max()) * 1e-3
                 layout["shapes"].append({"type": "line", "xref": f"x{k} domain", "yref": f"y{k}", "x0": 0, "x1": 1,
                                          "y0": sram_kb, "y1": sram_kb, "line": {"color": "#333", "dash": "dash", "width": 1.5}})
-                layout["annotations"].append({"text": f"SRAM {fmt_bytes(sram_kb * 1e3)}", "xref": f"x{k} domain",
+                memory = "L2 (weights come from DRAM every call)" if gpu else "SRAM"
+                layout["annotations"].append({"text": f"{memory} {fmt_bytes(sram_kb * 1e3)}", "xref": f"x{k} domain",
                                               "yref": f"y{k}", "x": 1, "y": math.log10(sram_kb), "xanchor": "right",
                                               "yanchor": "bottom", "showarrow": False, "font": {"size": 10}})
             layout[f"yaxis{'' if i * ncol + 3 == 1 else i * ncol + 3}"].update({"type": "log", "dtick": 1, "title": {"text": "KB"}})
@@ -319,7 +347,7 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], manifest: dict[str, A
         figs.append((div_id, fig))
         return f'<div id="{div_id}" class="plot"></div>'
 
-    designs = sorted(df.design.unique())
+    designs = design_order(df.design.unique())
     by_group: dict[tuple, dict[str, dict[Any, list[str]]]] = {}
     for f in fronts:
         g = f["group"]
@@ -332,6 +360,15 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], manifest: dict[str, A
            "share of cycles spent computing or stalled on DRAM or N:M metadata; the share of energy per component "
            "(leakage dominates at batch 1 on most designs); and the weights' size against the design's SRAM on a "
            "log axis (hollow bars miss the SRAM: the cliff behind the largest ratios).</p>"]
+    gpus = [d for d in designs if is_gpu(d)]
+    if gpus:
+        why.append(f"<p class=small>GPU rows ({', '.join(map(html.escape, gpus))}): the GPU timing model splits no "
+                   "stall cycles, so their cycle panel gives their utilization instead; their energy is time x board "
+                   f"power: 'leakage' is the board's floor power (assumed {IDLE_FRACTION:.0%} of the power limit: "
+                   "docs/gpu.md) "
+                   "and 'mac' the rest; their line is the L2, which does not change their time (the model reads the "
+                   "weights from DRAM on every call). The GPU model itself is checked against published "
+                   "measurements in <a href=\"#gpu-model\">GPU model vs measurements</a>.</p>")
     why_nav = []
     for (env, scenario, batch), rows in groups:
         anchor = f"why{len(why_nav)}"

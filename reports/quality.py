@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from reports.data import pattern_order
+from reports.data import design_order, pattern_order
 from hwmodel.agents import label_fractions, normalize_label, one_shot_label
 
 FORMAT = "nmlab-quality-hw"
@@ -110,7 +110,7 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
                          "point_id", "return_mean", "return_seeds", "return_steps", "workload_bits", "speedup_vs_dense",
                          "energy_ratio_vs_dense") if c in df.columns]]
     scenario, batch = _hardware_scenario(df)
-    designs = sorted(df.design.unique())
+    designs = design_order(df.design.unique())
     has_hw = "speedup_vs_dense" in df.columns
     rows_out: list[dict[str, Any]] = []
     for env, env_rows in df.groupby("env", sort=True):

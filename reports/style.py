@@ -1,16 +1,21 @@
 """Colours, marker shapes and labels shared by the HTML page and the PNG figures.
 
 One colour per design everywhere: a design's colour depends only on its position in the
-sorted list of the sweep's designs, so the page and the PNGs of one report agree.
+sorted list of the sweep's designs, so the page and the PNGs of one report agree. GPU design
+points take their own palette (colours far from every accelerator's), in sorted order among the
+GPUs: adding or removing a GPU never changes an accelerator's colour, nor the reverse.
 """
 
 from __future__ import annotations
 
-from reports.data import ENERGY_COMPONENTS
+from reports.data import ENERGY_COMPONENTS, is_gpu
 
 #: Designs in sorted order take these colours in turn (colour-blind-safe "tab10" order, grey last).
 DESIGN_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
                   "#bcbd22", "#7f7f7f")
+#: GPU design points in sorted order take these: picked far in CIELAB (the first four 45 or more) from every
+#: colour above and from black (the overall front), so a GPU never looks like an accelerator.
+GPU_PALETTE = ("#0000e0", "#e000e0", "#204000", "#000080", "#b8860b", "#c000c0")
 COMPONENT_COLORS = dict(zip(ENERGY_COMPONENTS, ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860",
                                                 "#8c8c8c"]))
 #: Cycle breakdown: compute vs the two kinds of stall the model reports.
@@ -26,8 +31,14 @@ BIT_SIZES = {32: 11, 16: 9, 8: 7, 4: 5}
 
 
 def design_colors(designs) -> dict[str, str]:
-    """Design -> colour, by sorted position (stable within a report, identical in PNG and HTML)."""
-    return {d: DESIGN_PALETTE[i % len(DESIGN_PALETTE)] for i, d in enumerate(sorted(set(designs)))}
+    """Design -> colour, by sorted position among the accelerators or among the GPUs
+    (``reports.data.is_gpu``): stable within a report, identical in PNG and HTML."""
+    names = sorted(set(designs))
+    acc = [d for d in names if not is_gpu(d)]
+    gpus = [d for d in names if is_gpu(d)]
+    out = {d: DESIGN_PALETTE[i % len(DESIGN_PALETTE)] for i, d in enumerate(acc)}
+    out.update({d: GPU_PALETTE[i % len(GPU_PALETTE)] for i, d in enumerate(gpus)})
+    return out
 
 
 def pattern_symbol(pattern: str) -> str:

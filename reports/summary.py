@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from reports.data import fmt_bytes, fmt_energy, fmt_time, pattern_order, section_key
+from reports.data import design_order, fmt_bytes, fmt_energy, fmt_time, pattern_order, section_key
 from reports.fronts import FRONT_SPECS
 
 
@@ -33,7 +33,7 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], pngs: list[Path], not
     """Markdown of the rows in ``df`` (maybe a subset of the sweep's ``total_points``) and their fronts;
     ``answer_md`` (reports.answer.markdown) comes first, then ``quality_md`` (the "RL quality vs hardware"
     section), then the per-section front tables."""
-    designs = sorted(df.design.unique())
+    designs = design_order(df.design.unique())
     total_points = len(df) if total_points is None else total_points
     shown_txt = "" if total_points == len(df) else f" ({len(df)} shown here)"
     out = [

@@ -6,6 +6,13 @@ largest energy component and its share, whether the weights fit the design's SRA
 at the same bits does not (or the reverse: the cliff behind the most extreme ratios), whether
 the design skipped any MAC at all, and a one-line explanation of the ratio against dense at the
 same bits. Columns a table lacks (older or reduced sweeps) leave the matching reason out.
+
+GPU design points (``reports.data.gpu_rows``) are explained in GPU terms: the GPU model splits no
+stall cycles and reads weights from DRAM on every call (cold L2), so neither the cycle split nor
+the SRAM (L2) fit says anything there. What does: ``utilization`` (the GEMMs' share of the tensor
+peak or memory bandwidth: far below 1, each call costs its fixed time, not its MACs), whether the
+layers ran 2:4 at all (a GPU runs 2:4 only; other masks run dense), and energy = board power x
+time, mostly the assumed floor power (``energy_leakage_pj``; ``energy_mac_pj`` is the rest).
 """
 
 from __future__ import annotations
@@ -13,13 +20,17 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from reports.data import ENERGY_COMPONENTS, fmt_bytes
+from reports.data import ENERGY_COMPONENTS, fmt_bytes, gpu_rows
 
 #: Same-bits ratios outside these bounds get a one-line explanation on the page.
 SPEEDUP_EXTREME = (0.9, 4.0)
 ENERGY_EXTREME = (0.1, 1.1)
 #: A sparse point within this of 1.0 in speedup gained nothing: also explained.
 NO_GAIN = 0.05
+#: A GPU point whose GEMMs use less than this share of the GPU's peak is fixed-cost bound.
+FIXED_COST_UTILIZATION = 0.1
+#: What the energy components of a GPU row are (hwmodel/gpu/design_point.py: energy = time x board power).
+GPU_ENERGY_NAMES = {"leakage": "floor power (assumed)", "mac": "active power"}
 
 DENSE_KEY = ("env", "design", "scenario", "batch", "bits")
 
@@ -46,8 +57,13 @@ def _col(df: pd.DataFrame, name: str) -> np.ndarray:
 def limiters(df: pd.DataFrame) -> pd.DataFrame:
     """Per row of ``df`` (same index): latency_limiter, latency_share, energy_top, energy_top_share,
     leakage_share, sram ("fits, dense misses" / "misses, dense fits" / "fits" / "misses" / ""),
-    skips_macs (False when the design issued every dense MAC) and why (one line)."""
+    skips_macs (False when the design issued every dense MAC), gpu (a GPU design point),
+    utilization and why (one line). On GPU rows the limiter is "fixed per-call cost" or
+    "throughput" (from ``utilization``), the latency share NaN, the energy components named as
+    ``GPU_ENERGY_NAMES`` says, and sram "" (the GPU model's time does not depend on the L2 fit)."""
     n = len(df)
+    gpu = gpu_rows(df)
+    util = _col(df, "utilization")
     cycles = _col(df, "cycles")
     stall_d = np.nan_to_num(_col(df, "stall_cycles_dram"))
     stall_m = np.nan_to_num(_col(df, "stall_cycles_metadata"))
@@ -68,8 +84,8 @@ def limiters(df: pd.DataFrame) -> pd.DataFrame:
     fits = df["fits_in_sram"].to_numpy() if "fits_in_sram" in df else np.full(n, None)
     dfits = dense["dense_fits_in_sram"].to_numpy() if "dense_fits_in_sram" in dense else np.full(n, None)
     sram = []
-    for f, d in zip(fits, dfits):
-        if f is None or f != f:
+    for f, d, g in zip(fits, dfits, gpu):
+        if g or f is None or f != f:
             sram.append("")
         elif d is None or d != d or bool(f) == bool(d):
             sram.append("fits" if f else "misses")
@@ -77,25 +93,47 @@ def limiters(df: pd.DataFrame) -> pd.DataFrame:
             sram.append("fits, dense misses" if f else "misses, dense fits")
     issued, dense_issued = _col(df, "macs_issued"), _col(dense, "dense_macs_issued")
     skips = ~(np.isfinite(issued) & np.isfinite(dense_issued) & (issued >= dense_issued * (1 - 1e-9)))
+    limiter = np.where(have_cycles, names[top], "").astype(object)
+    share = np.where(have_cycles, shares[np.arange(n), top], np.nan)
+    limiter[gpu] = np.where(util[gpu] < FIXED_COST_UTILIZATION, "fixed per-call cost", "throughput")
+    share[gpu] = np.nan
+    etop_name = np.array(comps, dtype=object)[etop] if comps else np.full(n, "", dtype=object)
+    etop_name[gpu] = [GPU_ENERGY_NAMES.get(c, c) for c in etop_name[gpu]]
     out = pd.DataFrame({
-        "latency_limiter": np.where(have_cycles, names[top], ""),
-        "latency_share": np.where(have_cycles, shares[np.arange(n), top], np.nan),
-        "energy_top": np.array(comps, dtype=object)[etop] if comps else "",
+        "latency_limiter": limiter,
+        "latency_share": share,
+        "energy_top": etop_name,
         "energy_top_share": eshare[np.arange(n), etop] if comps else np.nan,
         "leakage_share": leak,
         "sram": sram,
         "skips_macs": skips,
+        "gpu": gpu,
+        "utilization": util,
     }, index=df.index)
     used = [c for c in ("pattern", "model_bytes", "sram_bytes", "stall_cycles_dram", "stall_cycles_metadata", "cycles",
-                        "speedup_vs_dense")
+                        "speedup_vs_dense", "macs_issued", "macs_dense")
             if c in df.columns]
-    out["why"] = [_why_line(r, d, lim) for r, d, lim in zip(df[used].to_dict("records"), dense.to_dict("records"),
-                                                               out.to_dict("records"))]
+    out["why"] = [(_gpu_why_line if lim["gpu"] else _why_line)(r, d, lim)
+                  for r, d, lim in zip(df[used].to_dict("records"), dense.to_dict("records"), out.to_dict("records"))]
     return out
 
 
 def _pct(x: float) -> str:
     return f"{100 * x:.0f}%"
+
+
+def skipped_share(issued, dense) -> float:
+    """Share of the dense MACs a point did not issue (NaN when either count is missing)."""
+    if issued is None or dense is None or issued != issued or dense != dense or not dense:
+        return float("nan")
+    return max(0.0, 1.0 - float(issued) / float(dense))
+
+
+def small_pct(x: float) -> str:
+    """A share that may be tiny (a GPU's utilization): "0.0031%", or "under 0.001%"."""
+    if x != x:
+        return "n/a"
+    return "under 0.001%" if x < 1e-5 else f"{100 * x:.2g}%"
 
 
 def _why_line(r: dict, d: dict, lim: dict) -> str:
@@ -134,6 +172,30 @@ def _why_line(r: dict, d: dict, lim: dict) -> str:
     if lim["latency_limiter"]:
         return (f"compute-bound ({_pct(lim['latency_share'])} of cycles computing); energy mostly "
                 f"{lim['energy_top']} ({_pct(lim['energy_top_share'])})")
+    return ""
+
+
+def _gpu_why_line(r: dict, d: dict, lim: dict) -> str:
+    """The one line of a GPU point: 2:4 or not (a GPU runs 2:4 only), then what the time is made of."""
+    sp = r.get("speedup_vs_dense")
+    sp = sp if sp is not None and sp == sp else 1.0
+    sparse = r.get("pattern") not in (None, "dense")
+    if sparse and not lim["skips_macs"]:
+        return ("runs dense: a GPU's sparse tensor cores run 2:4 only and this mask does not fit 2:4, so its zeros "
+                "are stored and multiplied and it costs what dense costs")
+    u = lim["utilization"]
+    skipped = skipped_share(r.get("macs_issued"), r.get("macs_dense"))
+    gain = (f"; the layers that run 2:4 skip {small_pct(skipped)} of dense's MACs but not that fixed time "
+            f"({sp:.3g}x dense's speed)" if sparse and skipped == skipped else "")
+    if u == u and u < FIXED_COST_UTILIZATION:
+        lk = lim["leakage_share"]
+        energy = (f"; {_pct(lk)} of the energy is the board's assumed floor power x time, so energy follows latency"
+                  if lk == lk and lk > 0.5 else "")
+        return (f"fixed-cost bound: the GEMMs use {small_pct(u)} of the GPU's tensor peak or memory bandwidth, so "
+                f"each call costs its fixed time (issue floor, kernel start and end), not its MACs{gain}{energy}")
+    if u == u:
+        return (f"throughput-bound: the GEMMs use {_pct(u)} of the GPU's tensor peak or memory bandwidth"
+                + (f"; 2:4 gives {sp:.3g}x" if sparse else ""))
     return ""
 
 

@@ -1,0 +1,366 @@
+"""The page's "GPU model vs measurements" section: how well the GPU timing model behind the sweep's GPU
+design points predicts published dense and 2:4 GEMM times.
+
+Per bundled measured GPU (``hwmodel/data/gpu_measurements``, provenance in its README): the model with
+the **bundled parameters** (``hwmodel.gpu.params``, the set of the GPU's architecture: what the sweep's
+GPU points use) predicts every row (``hwmodel.gpu.model.predict_pair_us``, under the file's own timing
+conditions); the rows scored are the **held-out** shapes of ``hwmodel.gpu.validate.split_shapes`` and
+the scores are ``hwmodel.gpu.validate.scores`` (MAPE of dense and 2:4 times, speedup error, same
+winner) and ``square_crossover``. Two plots per GPU: predicted vs measured time (log-log, y = x, the
+MAPEs written on it) and speedup (dense / 2:4) vs size over the square GEMMs, per dtype, the measured
+points over the model's curve.
+
+The section is shown only when the sweep has GPU design points (``reports.data.gpu_rows``). It costs
+about 0.1 s CPU: each file is read once, the bundled GPU specs are loaded once, and the model is numpy.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import pandas as pd
+
+from reports.data import gpu_rows
+from reports.html import Section
+
+ANCHOR = "gpu-model"
+TITLE = "GPU model vs measurements"
+#: Sizes on the model's speedup curve (log-spaced over the measured square sizes).
+CURVE_POINTS = 40
+#: Colours: dense and 2:4 in the scatter, one per dtype on the speedup plot.
+KIND_COLORS = {"dense": "#4c72b0", "2:4": "#dd8452"}
+DTYPE_COLORS = {"bfloat16": "#0072b2", "float16": "#009e73", "float8_e4m3fn": "#d55e00", "int8": "#cc79a7",
+                "float4_e2m1": "#e69f00", "tfloat32": "#56b4e9"}  # Okabe-Ito: colour-blind-safe
+DTYPE_SHORT = {"bfloat16": "bf16", "float16": "fp16", "float8_e4m3fn": "fp8", "int8": "int8", "float4_e2m1": "fp4",
+               "tfloat32": "tf32"}
+
+
+@dataclass
+class GpuCheck:
+    """One measured GPU against the model with the bundled parameters.
+
+    Attributes:
+        name: the bundled spec's name ("h100_pcie").
+        device: the device as the measurement file names it.
+        architecture: the parameter set used ("hopper"; "generic" when its architecture has none).
+        path: the measurement file.
+        meas: its rows of this GPU (``hwmodel.gpu.measurements.Measurements``).
+        dense_us, sparse_us: predicted microseconds per row.
+        held_out: mask of the rows scored (the held-out shapes of ``split_shapes``).
+        scores: ``validate.scores`` over the held-out rows; ``dtypes``: the same per dtype, each with
+            its ``crossover`` (``validate.square_crossover``, over every square row).
+        curves: dtype -> (sizes, predicted speedup) of square GEMMs, for the plot.
+        fitted_on: the GPUs the parameter set was fitted on, and how many rows (from its file).
+    """
+
+    name: str
+    device: str
+    architecture: str
+    path: Path
+    meas: Any
+    dense_us: np.ndarray
+    sparse_us: np.ndarray
+    held_out: np.ndarray
+    scores: dict[str, Any]
+    dtypes: dict[str, dict[str, Any]]
+    curves: dict[str, tuple[np.ndarray, np.ndarray]]
+    fitted_on: tuple[list[str], Optional[int]]
+
+
+@lru_cache(maxsize=1)
+def _specs() -> dict[str, Any]:
+    """The bundled GPU specs, loaded once per process (loading them per file would cost more than the rest)."""
+    from hwmodel.gpu.spec import bundled_gpus
+
+    return bundled_gpus()
+
+
+def _params_provenance() -> dict[str, tuple[list[str], Optional[int]]]:
+    """Set name -> (GPUs it was fitted on, rows) from the bundled parameter file's metadata."""
+    import yaml
+
+    from hwmodel.gpu.params import default_path
+
+    try:
+        # libyaml's loader where present: ten times faster than the pure-Python one (metadata only)
+        doc = yaml.load(default_path().read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        return {str(k): (list(v.get("fitted_on") or []), v.get("rows")) for k, v in (doc.get("sets") or {}).items()
+                if isinstance(v, dict)}
+    except (OSError, AttributeError, yaml.YAMLError):
+        return {}
+
+
+def _predict(spec, meas, params) -> tuple[np.ndarray, np.ndarray]:
+    """(dense, 2:4) predicted microseconds of every row, under the file's timing conditions."""
+    from hwmodel.gpu.model import predict_pair_us
+
+    dense, sparse = np.empty(len(meas)), np.empty(len(meas))
+    for dtype, ob in sorted(set(zip(meas.dtype.tolist(), meas.out_bytes.tolist()))):
+        i = np.flatnonzero((meas.dtype == dtype) & (meas.out_bytes == ob))
+        dense[i], sparse[i] = predict_pair_us(spec, meas.m[i], meas.k[i], meas.n[i], dtype, params,
+                                              loop_calls=meas.loop_calls, l2=meas.l2, out_bytes=ob)
+    return dense, sparse
+
+
+def _curve(spec, meas, params, dtype: str) -> Optional[tuple[np.ndarray, np.ndarray]]:
+    """The model's speedup over square sizes spanning the measured squares of ``dtype``."""
+    from hwmodel.gpu.model import predict_pair_us
+
+    sq = np.flatnonzero((meas.dtype == dtype) & (meas.m == meas.k) & (meas.k == meas.n))
+    if sq.size == 0:
+        return None
+    lo, hi = float(meas.m[sq].min()), float(meas.m[sq].max())
+    sizes = np.unique(np.round(np.geomspace(lo, hi, CURVE_POINTS)))
+    dense, sparse = predict_pair_us(spec, sizes, sizes, sizes, dtype, params, loop_calls=meas.loop_calls, l2=meas.l2,
+                                    out_bytes=float(meas.out_bytes[sq[0]]))
+    return sizes, dense / sparse
+
+
+def check_bundled() -> list[GpuCheck]:
+    """Every bundled measured GPU against the model with the bundled parameters (held-out rows scored)."""
+    from hwmodel.gpu.measurements import bundled_files, read_measurements
+    from hwmodel.gpu.params import architecture, bundled_params, params_for
+    from hwmodel.gpu.validate import scores, split_shapes, square_crossover
+
+    specs = _specs()
+    sets = bundled_params()
+    prov = _params_provenance()
+    out = []
+    for path in bundled_files():
+        all_rows = read_measurements(path)
+        for device in sorted(set(all_rows.gpu.tolist())):
+            hits = [s for s in specs.values() if s.matches(device)]
+            if len(hits) != 1:
+                continue  # `nmlab gpu validate` names such a row; the page shows the GPUs it can check
+            spec, meas = hits[0], all_rows.subset(all_rows.gpu == device)
+            arch = architecture(spec)
+            params = params_for(spec, sets)
+            set_name = arch if arch in sets else "generic"
+            dense, sparse = _predict(spec, meas, params)
+            held = ~split_shapes(meas)
+            per_dtype = {}
+            curves = {}
+            for dtype in sorted(set(meas.dtype.tolist())):
+                s = scores(meas, dense, sparse, held & (meas.dtype == dtype))
+                s["crossover"] = square_crossover(meas, dense, sparse, dtype)
+                per_dtype[dtype] = s
+                c = _curve(spec, meas, params, dtype)
+                if c is not None:
+                    curves[dtype] = c
+            out.append(GpuCheck(spec.name, device, set_name, path, meas, dense, sparse, held,
+                                scores(meas, dense, sparse, held), per_dtype, curves, prov.get(set_name, ([], None))))
+    return out
+
+
+def _provenance_line() -> str:
+    """Source of the bundled measurements, from the bullets of its README (Repository, Paper, Commits)."""
+    from hwmodel.io import data_path
+
+    readme = data_path("gpu_measurements") / "README.md"
+    try:
+        text = readme.read_text()
+    except OSError:
+        return "hwmodel/data/gpu_measurements (no README found)"
+    bullets = {}
+    for m in re.finditer(r"^- \*\*(Repository|Paper|Commits)\*\*: (.*(?:\n  .*)*)", text, re.MULTILINE):
+        bullets[m.group(1)] = " ".join(m.group(2).split()).rstrip(".")
+    parts = [f"{k.lower()}: {bullets[k]}" for k in ("Paper", "Repository", "Commits") if k in bullets]
+    return "; ".join(parts)
+
+
+# ----------------------------------------------------------------------------- figures
+def _pct(x: Optional[float]) -> str:
+    return "n/a" if x is None or x != x else f"{100 * x:.1f}%"
+
+
+def _log_range(values: np.ndarray) -> list[float]:
+    lo, hi = float(np.min(values)), float(np.max(values))
+    return [np.log10(lo) - 0.08, np.log10(hi) + 0.08]
+
+
+def scatter_figure(c: GpuCheck) -> dict[str, Any]:
+    """Predicted vs measured time of the held-out rows (dense and 2:4), log-log, with y = x and the MAPEs."""
+    m, h = c.meas, c.held_out
+    shapes = [f"{DTYPE_SHORT.get(d, d)} {int(a)}x{int(b)}x{int(n)}" for d, a, b, n in zip(m.dtype, m.m, m.k, m.n)]
+    data = []
+    both = np.concatenate([m.dense_us[h], m.sparse_us[h], c.dense_us[h], c.sparse_us[h]])
+    rng = _log_range(both)
+    data.append({"type": "scatter", "mode": "lines", "x": [10 ** rng[0], 10 ** rng[1]], "y": [10 ** rng[0], 10 ** rng[1]],
+                 "name": "y = x", "hoverinfo": "skip", "line": {"color": "#333", "dash": "dash", "width": 1}})
+    for kind, got, pred, symbol in (("dense", m.dense_us, c.dense_us, "circle"), ("2:4", m.sparse_us, c.sparse_us,
+                                                                                   "triangle-up")):
+        idx = np.flatnonzero(h)
+        data.append({"type": "scatter", "mode": "markers", "name": kind, "x": got[idx].round(4).tolist(),
+                     "y": pred[idx].round(4).tolist(),
+                     "marker": {"color": KIND_COLORS[kind], "symbol": symbol, "size": 5, "opacity": 0.6},
+                     "text": [f"{shapes[i]} {kind}: measured {got[i]:.3g} us, predicted {pred[i]:.3g} us "
+                              f"({100 * (pred[i] / got[i] - 1):+.0f}%)" for i in idx], "hoverinfo": "text"})
+    s = c.scores
+    note = (f"{s['rows']} held-out rows<br>MAPE dense {_pct(s['mape_dense'])}, 2:4 {_pct(s['mape_sparse'])}"
+            f"<br>speedup error {_pct(s['speedup_mape'])}")
+    layout = {"title": {"text": f"{html.escape(c.device)}: predicted vs measured", "font": {"size": 13}},
+              "height": 380, "margin": {"l": 60, "r": 15, "t": 40, "b": 45},
+              "xaxis": {"type": "log", "range": rng, "title": {"text": "measured time per call (us)"}},
+              "yaxis": {"type": "log", "range": rng, "title": {"text": "predicted (us)"}},
+              "legend": {"x": 1, "xanchor": "right", "y": 0, "yanchor": "bottom", "bgcolor": "rgba(255,255,255,0.8)"},
+              "annotations": [{"text": note, "xref": "paper", "yref": "paper", "x": 0.02, "y": 0.98, "xanchor": "left",
+                               "yanchor": "top", "align": "left", "showarrow": False, "font": {"size": 11},
+                               "bgcolor": "rgba(255,255,255,0.85)"}]}
+    return {"data": data, "layout": layout}
+
+
+def speedup_figure(c: GpuCheck) -> dict[str, Any]:
+    """Speedup (dense / 2:4) vs size over the square GEMMs, per dtype: measured points (filled: held-out
+    shapes, hollow: calibration shapes) over the model's curve; a line at 1 (above it 2:4 wins)."""
+    m = c.meas
+    data = []
+    for dtype, (sizes, curve) in c.curves.items():
+        color = DTYPE_COLORS.get(dtype, "#777")
+        short = DTYPE_SHORT.get(dtype, dtype)
+        data.append({"type": "scatter", "mode": "lines", "name": short, "legendgroup": dtype,
+                     "x": sizes.tolist(), "y": curve.round(4).tolist(), "line": {"color": color, "width": 1.5},
+                     "hovertemplate": f"{short} model: %{{x}}^3, %{{y:.3f}}x<extra></extra>"})
+        sq = np.flatnonzero((m.dtype == dtype) & (m.m == m.k) & (m.k == m.n))
+        sq = sq[np.argsort(m.m[sq], kind="stable")]
+        held = c.held_out[sq]
+        data.append({"type": "scatter", "mode": "markers", "name": f"{short} measured", "legendgroup": dtype,
+                     "showlegend": False,
+                     "x": m.m[sq].astype(int).tolist(), "y": (m.dense_us[sq] / m.sparse_us[sq]).round(4).tolist(),
+                     "marker": {"color": [color if x else "white" for x in held], "size": 6,
+                                "line": {"color": color, "width": 1.5}},
+                     "text": [f"{short} {int(s)}^3 measured {v:.3f}x ({'held out' if x else 'calibration shape'}), "
+                              f"model {p:.3f}x" for s, v, x, p in zip(m.m[sq], m.dense_us[sq] / m.sparse_us[sq], held,
+                                                                       c.dense_us[sq] / c.sparse_us[sq])],
+                     "hoverinfo": "text"})
+    layout = {"title": {"text": f"{html.escape(c.device)}: 2:4 speedup vs square size", "font": {"size": 13}},
+              "height": 380, "margin": {"l": 55, "r": 15, "t": 40, "b": 45},
+              "xaxis": {"type": "log", "title": {"text": "square GEMM size (m = k = n)"}},
+              "yaxis": {"title": {"text": "speedup dense / 2:4 (x)"}},
+              "legend": {"font": {"size": 10}, "title": {"text": "dtype"}},
+              "annotations": [{"text": "lines: model; dots: measured (hollow: calibration shape)", "xref": "paper",
+                               "yref": "paper", "x": 0.01, "y": 0.99, "xanchor": "left", "yanchor": "top",
+                               "showarrow": False, "font": {"size": 10, "color": "#444"},
+                               "bgcolor": "rgba(255,255,255,0.85)"}],
+              "shapes": [{"type": "line", "xref": "x domain", "yref": "y", "x0": 0, "x1": 1, "y0": 1, "y1": 1,
+                          "line": {"color": "#333", "width": 1}}]}
+    return {"data": data, "layout": layout}
+
+
+# ----------------------------------------------------------------------------- table and section
+def _cell(c: GpuCheck, dtype: str, col: str, v: Optional[float]) -> str:
+    return (f'<td data-gpu="{html.escape(c.name)}" data-dtype="{html.escape(dtype)}" data-col="{col}" '
+            f'data-value="{"nan" if v is None else repr(float(v))}">{_pct(v)}</td>')
+
+
+def _size(x: Optional[float]) -> str:
+    return "never" if x is None else str(int(x))
+
+
+def scores_table(checks: list[GpuCheck]) -> str:
+    """Per GPU and dtype: held-out rows, MAPE dense and 2:4, speedup error, same winner, square crossover."""
+    head = ("<thead><tr><th class=l>GPU</th><th class=l>dtype</th><th>held-out rows</th><th>MAPE dense</th>"
+            "<th>MAPE 2:4</th><th>speedup error</th><th>same winner</th><th>crossover measured / model</th>"
+            "</tr></thead>")
+    body = []
+    for c in checks:
+        rows = [(d, s) for d, s in c.dtypes.items()] + [("all", c.scores)]
+        for i, (dtype, s) in enumerate(rows):
+            cross = s.get("crossover")
+            cross_txt = (f"{_size(cross['measured'])} / {_size(cross['predicted'])}" if cross and cross["sizes"]
+                         else ("no squares" if cross else ""))
+            first = (f'<td class=l rowspan={len(rows)}><b>{html.escape(c.name)}</b><br><span class=small>'
+                     f'{html.escape(c.device)}; {html.escape(c.architecture)} set</span></td>') if i == 0 else ""
+            body.append(f"<tr{' class=all' if dtype == 'all' else ''}>{first}<td class=l>"
+                        f"{html.escape(DTYPE_SHORT.get(dtype, dtype))}</td><td>{s['rows']}</td>"
+                        + _cell(c, dtype, "mape_dense", s["mape_dense"]) + _cell(c, dtype, "mape_sparse", s["mape_sparse"])
+                        + _cell(c, dtype, "speedup_mape", s["speedup_mape"])
+                        + f"<td>{_pct(s['winner_agreement'])}</td><td>{cross_txt}</td></tr>")
+    return (f'<div class="frame"><table class="gpumodel"><caption>The model with the bundled parameters on the '
+            f'held-out shapes</caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def _fit_note(c: GpuCheck) -> str:
+    gpus, rows = c.fitted_on
+    if c.name in gpus and rows is not None and rows >= len(c.meas):
+        return f"{c.name}: the {c.architecture} set was fitted on all {len(c.meas)} of its rows, these included"
+    if c.name in gpus:
+        return f"{c.name}: the {c.architecture} set was fitted on {', '.join(gpus)} ({rows} rows)"
+    return f"{c.name}: the {c.architecture} set was fitted on {', '.join(gpus) or 'other GPUs'}, not on this GPU"
+
+
+def _sweep_gpus_line(df: pd.DataFrame, checks: list[GpuCheck]) -> str:
+    """Which parameter set (and so which measured GPU) stands behind each GPU design point of the sweep."""
+    from hwmodel.gpu.params import architecture, bundled_params
+
+    specs, sets = _specs(), bundled_params()
+    by_set: dict[str, list[str]] = {}
+    for c in checks:
+        by_set.setdefault(c.architecture, []).append(c.name)
+    parts = []
+    for d in sorted(set(df.design[gpu_rows(df)])):
+        spec = specs.get(d)
+        if spec is None:
+            parts.append(f"{d}: a GPU spec file outside the bundle")
+            continue
+        arch = architecture(spec)
+        name = arch if arch in sets else "generic"
+        measured = by_set.get(name)
+        parts.append(f"{d} uses the {name} set" + (f" (checked here on {', '.join(measured)})" if measured else
+                                                   " (no measured GPU of its architecture)"))
+    return "; ".join(parts)
+
+
+def build_section(df: pd.DataFrame, checks: Optional[list[GpuCheck]] = None) -> Section:
+    """The section for a sweep table ``df`` (its GPU design points named in the text)."""
+    checks = check_bundled() if checks is None else checks
+    figs: list[tuple[str, dict]] = []
+    parts = [f'<style>{CSS}</style><h2 id="{ANCHOR}">{TITLE}</h2>']
+    if not checks:
+        parts.append("<p>No bundled GPU measurements to check the GPU model against.</p>")
+        return Section(ANCHOR, TITLE, "\n".join(parts), figs)
+    m0 = checks[0].meas
+    parts.append(
+        "<p>The sweep's GPU design points take their times from the GPU timing model (hwmodel/gpu/model.py) with the "
+        f"bundled parameters of their architecture: {html.escape(_sweep_gpus_line(df, checks))}. Here that model, with "
+        "the same bundled parameters, predicts published dense (cuBLASLt) and 2:4 (cuSPARSELt) GEMM times of the "
+        f"GPUs that have measurements, under the conditions they were measured in ({m0.loop_calls} back-to-back calls "
+        f"on the same operands, L2 {html.escape(m0.l2)}; the sweep's GPU points read their weights with L2 cold). "
+        f"Source of the measurements: {html.escape(_provenance_line())} (hwmodel/data/gpu_measurements/README.md).</p>"
+        "<p class=small>Rows scored: the held-out shapes of <code>nmlab gpu validate</code>'s split (per GPU, one "
+        "shape in three is a calibration shape, across every dtype; the other two are held out). The bundled "
+        "parameters themselves come from <code>nmlab gpu fit</code>: "
+        + html.escape("; ".join(_fit_note(c) for c in checks))
+        + ". So where a set saw these rows, this is how well the sweep's model fits the data, not a test on unseen "
+        "shapes; <code>nmlab gpu validate</code> fits on the calibration shapes alone and scores the held-out ones, "
+        "and its leave-one-GPU-out scores predict each GPU from its spec alone (docs/gpu.md). MAPE = mean |predicted "
+        "/ measured - 1|; speedup error the same on dense / 2:4; same winner: the share of rows where model and "
+        "measurement agree on whether 2:4 beats dense; crossover: the smallest square size from which 2:4 keeps "
+        "winning.</p>")
+    parts.append(scores_table(checks))
+    for c in checks:
+        parts.append(f"<h3>{html.escape(c.device)} ({html.escape(c.name)})</h3><div class=\"grid\">")
+        for fig in (scatter_figure(c), speedup_figure(c)):
+            div = f"gpuplot{len(figs)}"
+            figs.append((div, fig))
+            parts.append(f'<div id="{div}" class="plot"></div>')
+        parts.append("</div>")
+    return Section(ANCHOR, TITLE, "\n".join(parts), figs)
+
+
+def section(shown_df: pd.DataFrame, df: pd.DataFrame, manifest: dict, out: Path) -> Optional[Section]:
+    """``reports.build.OPTIONAL_SECTIONS`` entry: the section when the sweep has GPU design points."""
+    if not gpu_rows(df).any():
+        return None
+    return build_section(df)
+
+
+CSS = """
+table.gpumodel td.l,table.gpumodel th.l{text-align:left}table.gpumodel tr.all td{font-weight:600;background:#fafafa}
+table.gpumodel .small{font-weight:normal}
+"""

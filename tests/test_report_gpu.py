@@ -1,0 +1,236 @@
+"""GPUs in the report: their own colours beside the accelerators, GPU terms in the limiter text and the
+2:4-only mapping note, and the "GPU model vs measurements" section, whose MAPEs equal hwmodel.gpu's own
+scoring of the same held-out rows, drawn without errors or sideways overflow in headless Chromium."""
+
+from __future__ import annotations
+
+import html as html_lib
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from reports import gpu_model
+from reports.build import build_report
+from reports.data import agent_label, design_order, gpu_rows, is_gpu
+from reports.style import DESIGN_PALETTE, GPU_PALETTE, design_colors
+from reports.why import limiters
+from sweeps import api
+from tests.test_report_answer import _figures
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    """The default grid (accelerators and the default GPUs h100_sxm, a100_sxm) with the real model."""
+    out = tmp_path_factory.mktemp("gpu_report") / "sweep"
+    api.run(None, out, workers=1, progress=False)
+    build_report(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def page(sweep) -> str:
+    return (sweep / "report" / "index.html").read_text()
+
+
+@pytest.fixture(scope="module")
+def table(sweep) -> pd.DataFrame:
+    return pd.read_parquet(sweep / "points.parquet")
+
+
+# ----------------------------------------------------------------------------- the section's figures
+def _page_scores(page: str) -> dict[tuple[str, str, str], float]:
+    cells = re.findall(r'data-gpu="([^"]+)" data-dtype="([^"]+)" data-col="([a-z_]+)" data-value="([^"]+)"', page)
+    return {(g, d, c): float(v) for g, d, c, v in cells}
+
+
+def _recomputed() -> dict[str, dict]:
+    """hwmodel.gpu's own path: validate_block with the bundled parameters (its GpuData predictions), scored
+    by validate.scores on the held-out shapes of validate.split_shapes."""
+    from hwmodel.gpu.measurements import bundled_files
+    from hwmodel.gpu.validate import load_blocks, scores, split_shapes, validate_block
+
+    out = {}
+    for block in load_blocks(bundled_files()):
+        rep = validate_block(block, do_fit=False)
+        dense, sparse = rep["_pred"]
+        meas = block.meas
+        held = ~split_shapes(meas)
+        per = {d: scores(meas, dense, sparse, held & (meas.dtype == d)) for d in sorted(set(meas.dtype.tolist()))}
+        per["all"] = scores(meas, dense, sparse, held)
+        out[block.spec.name] = per
+    return out
+
+
+def test_section_mapes_equal_hwmodel_gpu_scoring_of_the_held_out_rows(page):
+    assert f'<h2 id="{gpu_model.ANCHOR}">GPU model vs measurements</h2>' in page
+    assert f'href="#{gpu_model.ANCHOR}"' in page  # listed in the navigation
+    got = _page_scores(page)
+    want = _recomputed()
+    assert set(want) == {"a100_pcie", "b200", "h100_pcie", "rtx4090"}
+    assert {g for g, _, _ in got} == set(want)
+    checked = 0
+    for gpu, per in want.items():
+        for dtype, s in per.items():
+            assert s["rows"] > 0
+            for col in ("mape_dense", "mape_sparse", "speedup_mape"):
+                assert got[(gpu, dtype, col)] == pytest.approx(s[col], rel=1e-9), (gpu, dtype, col)
+                checked += 1
+    assert checked == len(got)
+    # Held-out rows only: fewer than the file's rows, and the count is what the table says.
+    assert f"<td>{want['h100_pcie']['all']['rows']}</td>" in page
+
+
+def test_scatter_carries_the_held_out_rows_y_equals_x_and_its_mape(page):
+    want = _recomputed()
+    figs = {f["layout"]["title"]["text"]: f for f in _figures(page)}
+    from hwmodel.gpu.spec import bundled_gpus
+
+    specs = bundled_gpus()
+    for gpu, per in want.items():
+        device = next(c.device for c in gpu_model.check_bundled() if c.name == gpu)
+        fig = figs[f"{html_lib.escape(device)}: predicted vs measured"]
+        assert fig["layout"]["xaxis"]["type"] == fig["layout"]["yaxis"]["type"] == "log"
+        line = next(t for t in fig["data"] if t["name"] == "y = x")
+        assert line["x"] == line["y"]
+        n = {t["name"]: len(t["x"]) for t in fig["data"]}
+        assert n["dense"] == n["2:4"] == per["all"]["rows"]
+        note = fig["layout"]["annotations"][0]["text"]
+        s = per["all"]
+        assert (f"MAPE dense {100 * s['mape_dense']:.1f}%, 2:4 {100 * s['mape_sparse']:.1f}%" in note
+                and f"speedup error {100 * s['speedup_mape']:.1f}%" in note), note
+        # Speedup vs size: per dtype with squares, the model's curve and the measured squares.
+        sp = figs[f"{html_lib.escape(device)}: 2:4 speedup vs square size"]
+        names = {t["name"] for t in sp["data"]}
+        assert specs[gpu].name == gpu and len(names) >= 4
+        for t in sp["data"]:
+            assert all(v > 0 for v in t["y"])
+
+
+def test_section_states_its_source_and_what_the_bundled_parameters_saw(page):
+    i = page.index(f'id="{gpu_model.ANCHOR}"')
+    text = page[i:i + 8000]
+    assert "arXiv 2603.05232" in text and "github.com/bcacdwk/vllmbench" in text  # from the data's README
+    assert "held-out" in text and "h100_sxm uses the hopper set (checked here on h100_pcie)" in text
+
+
+def test_no_section_without_gpu_design_points(table):
+    acc = table[~gpu_rows(table)]
+    assert len(acc) and gpu_model.section(acc, acc, {}, Path(".")) is None
+    assert gpu_model.section(table, table, {}, Path(".")) is not None
+
+
+# ----------------------------------------------------------------------------- GPUs beside the accelerators
+def test_gpu_designs_have_their_own_distinct_colours_everywhere(table, page):
+    designs = sorted(table.design.unique())
+    gpus = [d for d in designs if is_gpu(d)]
+    assert gpus == ["a100_sxm", "h100_sxm"]
+    colors = design_colors(designs)
+    assert len(set(colors.values())) == len(designs)
+    assert all(colors[g] in GPU_PALETTE and colors[g] not in DESIGN_PALETTE for g in gpus)
+    # Adding the GPUs changes no accelerator's colour.
+    acc = [d for d in designs if d not in gpus]
+    assert {d: colors[d] for d in acc} == design_colors(acc)
+    # GPUs come after the accelerators, and the page uses the same colour for a design everywhere.
+    assert design_order(designs)[-2:] == gpus
+    for d in designs:
+        swatches = set(re.findall(r'data-design="%s"><caption><span class="sw" style="background:(#[0-9a-f]+)"' % d, page))
+        assert swatches == {colors[d]}, d
+    for fig in _figures(page):
+        for tr in fig["data"]:
+            if tr.get("name") in colors and tr.get("mode") == "markers":
+                assert tr["marker"]["color"] == colors[tr["name"]]
+
+
+def test_gpu_limiter_text_speaks_of_fixed_cost_and_the_2_4_only_mapping(table, page):
+    lim = limiters(table)
+    g = lim[lim.gpu]
+    assert len(g) == gpu_rows(table).sum() > 0 and not lim.gpu[~gpu_rows(table)].any()
+    rows = table.loc[g.index]
+    for r, why in zip(rows.itertuples(), g.why):
+        assert "SRAM" not in why and "leakage is" not in why and "dense's schedule" not in why, why
+        ran_dense = r.pattern != "dense" and r.macs_issued >= r.macs_dense
+        if ran_dense:
+            assert why.startswith("runs dense: a GPU's sparse tensor cores run 2:4 only"), why
+        elif r.utilization < 0.1:
+            assert why.startswith("fixed-cost bound"), why
+    assert (g.sram == "").all() and set(g.latency_limiter) <= {"fixed per-call cost", "throughput"}
+    # The 2:4 points the GPU runs slower than dense are explained on the page in these terms.
+    slow = rows[(rows.pattern == "2:4") & (rows.speedup_vs_dense < 0.9)]
+    assert len(slow) and "<b>h100_sxm</b>: fixed-cost bound" in page
+    # Under each GPU card: which agents ran dense and what share of the MACs the others skipped, as the
+    # table's MAC counts say (one note per env, scenario, batch and GPU).
+    notes = [html_lib.unescape(n) for n in re.findall(r'<p class="small gpunote">(.*?)</p>', page)]
+    want = []
+    for _, grp in rows[rows.pattern != "dense"].groupby(["env", "scenario", "batch", "design"], sort=True):
+        grp = grp.assign(label=[agent_label(m, a) for m, a in zip(grp.method, grp.agent)])
+        skipped = 1 - grp.groupby("label").macs_issued.min() / grp.groupby("label").macs_dense.max()
+        want.append((sorted(skipped.index[skipped <= 0]), {a: 100 * v for a, v in skipped[skipped > 0].items()}))
+    got = []
+    for note in notes:
+        dense_part = re.search(r"Ran dense \(no layer's mask fits 2:4\): (.*)\.$", note)
+        ran_dense = sorted(dense_part.group(1).split(", ")) if dense_part else []
+        some = re.search(r"Share of dense's MACs skipped: (.*?)\.(?: Ran dense|$)", note).group(1)
+        got.append((ran_dense, {m[0]: float(m[1]) for m in re.findall(r"(.+?) ([0-9.]+)%(?:, |$)", some)}))
+    assert len(got) == len(want) == 8  # 2 envs x 2 scenarios x 2 GPUs
+    unmatched = list(want)
+    for g_dense, g_share in got:  # each note is one group's: same agents ran dense, same shares (2 digits)
+        hit = next(w for w in unmatched if w[0] == g_dense and set(w[1]) == set(g_share)
+                   and all(g_share[a] == pytest.approx(w[1][a], rel=0.05) for a in g_share))
+        unmatched.remove(hit)
+    assert any("gmp 0.9 QAT8" in d for d, _ in got) and all("2:4 (rnm-td3)" not in d for d, _ in got)
+    assert all(n.startswith("GPU (16 b run bfloat16, 8 b run int8): its sparse tensor cores run 2:4 only.") for n in notes)
+
+
+# ----------------------------------------------------------------------------- in a real browser
+from tests.test_report_html import Browser, needs_chromium, problems  # noqa: E402
+
+SECTION_JS = """(function () {
+  var h = document.getElementById('%s'); var plots = [], el = h.nextElementSibling;
+  while (el) { el.querySelectorAll('div.plot').forEach(function (d) {
+      plots.push({right: d.getBoundingClientRect().right, svg: d.querySelectorAll('svg.main-svg').length,
+                  points: d.querySelectorAll('.scatterlayer .point').length}); });
+    el = el.nextElementSibling; }
+  var t = document.querySelector('table.gpumodel'); var f = t.closest('.frame');
+  return {view: window.innerWidth, page: document.documentElement.scrollWidth, plots: plots,
+          table: {sw: f.scrollWidth, cw: f.clientWidth, right: t.getBoundingClientRect().right}};
+})()""" % gpu_model.ANCHOR
+
+
+@needs_chromium
+def test_section_draws_in_chromium_without_errors_or_overflow_at_1400_px(sweep):
+    url = (sweep / "report" / "index.html").resolve().as_uri()
+    b = Browser()
+    try:
+        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Runtime", "Log", "Network", "Page"):
+            b.send(f"{domain}.enable", session=session)
+        b.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1000, "deviceScaleFactor": 1,
+                                                      "mobile": False}, session=session)
+        b.send("Page.navigate", {"url": url}, session=session)
+        b.wait_event("Page.loadEventFired", timeout=90)
+        b.drain(1.0)
+        assert problems(b.events, url) == []
+        got = b.send("Runtime.evaluate", {"expression": SECTION_JS, "returnByValue": True}, session=session)["result"]["value"]
+    finally:
+        b.close()
+    assert got["view"] == 1400 and got["page"] <= got["view"], got
+    assert len(got["plots"]) == 2 * 4  # two per bundled measured GPU
+    for p in got["plots"]:
+        assert p["svg"] >= 1 and p["points"] > 0 and p["right"] <= got["view"], p
+    assert got["table"]["sw"] <= got["table"]["cw"] and got["table"]["right"] <= got["view"], got["table"]
+
+
+def test_section_costs_little(table):
+    """The section is in every default report: it must stay a small part of the report's 3 s budget."""
+    import time
+
+    gpu_model.check_bundled()  # warm the one-time loads (specs, parameters) as a report does once
+    t0 = time.process_time()
+    sec = gpu_model.build_section(table)
+    cpu = time.process_time() - t0
+    assert len(sec.figures) == 8
+    assert cpu < 1.0, f"GPU model section took {cpu:.2f} s CPU"
