@@ -169,9 +169,6 @@ def evaluate_points(points: dict[str, list]):
     from hwmodel.simulate import dense_weight_bytes, point_extras
 
     n = len(points["point_id"])
-    on_gpu = [_is_gpu(path) for path in points["_design_path"]]
-    if any(on_gpu):
-        return _mixed_points(points, on_gpu)
     groups: dict[tuple, list[int]] = {}
     for i, key in enumerate(zip(points["_workload_path"], points["pattern"], points["mask_source"],
                                 points["_design_path"], points["scenario"])):
@@ -179,10 +176,29 @@ def evaluate_points(points: dict[str, list]):
     all_bits = np.asarray(points["bits"], dtype=np.int64)
     all_batch = np.asarray(points["batch"], dtype=np.int64)
     num: dict[str, np.ndarray] = {}
-    obj: dict[str, list] = {}
+    obj: dict[str, np.ndarray] = {}
+
+    def put(rows: np.ndarray, cols: dict[str, Any], bits: np.ndarray, extras: dict[int, dict],
+            scalars: dict[str, Any]) -> None:
+        for name, values in cols.items():
+            if name not in num:
+                num[name] = np.zeros(n, dtype=np.asarray(values).dtype)
+            num[name][rows] = values
+        for name, value in scalars.items():
+            obj.setdefault(name, np.full(n, None, dtype=object))[rows] = value
+        for b, e in extras.items():
+            at = rows[bits == b]
+            for name, value in e.items():
+                if name not in ("weights_resident", "bytes_weights_stored", "area_note"):
+                    obj.setdefault(name, np.full(n, None, dtype=object))[at] = value
+
     for key, idx in groups.items():
-        first = {k: v[idx[0]] for k, v in points.items()}
         bits, batch = all_bits[idx], all_batch[idx]
+        rows = np.asarray(idx)
+        if _is_gpu(key[3]):
+            put(rows, *_gpu_group(key, bits, batch, {k: v[idx[0]] for k, v in points.items()}))
+            continue
+        first = {k: v[idx[0]] for k, v in points.items()}
         try:
             wl = workload_at(*key[:3])
             d = _design(key[3])
@@ -212,18 +228,7 @@ def evaluate_points(points: dict[str, list]):
                 "bytes_weights_stored": ev.stored_bytes,
                 "model_bytes": ev.stored_bytes,
                 "energy_per_sample_pj": energy / batch}
-        for name, values in cols.items():
-            if name not in num:
-                num[name] = np.zeros(n, dtype=np.asarray(values).dtype)
-            num[name][idx] = values
-        rows = np.asarray(idx)
-        for name, value in (("area_mm2", et.area_mm2), ("networks", ",".join(mp.program.network_names()))):
-            obj.setdefault(name, np.full(n, None, dtype=object))[rows] = value
-        for b, e in extras.items():
-            at = rows[bits == b]
-            for name, value in e.items():
-                if name not in ("weights_resident", "bytes_weights_stored", "area_note"):
-                    obj.setdefault(name, np.full(n, None, dtype=object))[at] = value
+        put(rows, cols, bits, extras, {"area_mm2": et.area_mm2, "networks": ",".join(mp.program.network_names())})
     columns: dict[str, Any] = {}
     for name in ("design", "scenario", "batch", "bits", *FIELDS, *SUMMARY_FIGURES):
         columns[name] = None
@@ -260,44 +265,29 @@ def _is_gpu(design_path: str) -> bool:
     return isinstance(_design(design_path), GpuDesign)
 
 
-def _gpu_row(point: dict[str, Any]) -> dict[str, Any]:
-    """One GPU design point's row: ``simulate()`` on the GPU model (hwmodel/gpu/design_point.py),
-    its summary and scalar extras as columns, like an accelerator row."""
-    from hwmodel.simulate import simulate
+@lru_cache(maxsize=64)
+def _gpu_plan(path: str, pattern: str, mask_source: str, scenario: str):
+    from hwmodel.gpu.design_point import gpu_plan
 
-    wl = workload_at(point["_workload_path"], point["pattern"], point["mask_source"])
+    return gpu_plan(workload_at(path, pattern, mask_source), scenario)
+
+
+def _gpu_group(key: tuple, bits: np.ndarray, batch: np.ndarray, first: dict[str, Any]):
+    """The columns of a group of GPU design points (one workload, pattern, GPU and scenario):
+    ``simulate()``'s summary and scalar extras, like an accelerator group's, evaluated at once
+    over the group's (bits, batch) pairs by the GPU model (hwmodel/gpu/design_point.py)."""
+    from hwmodel.gpu.design_point import simulate_gpu_columns
+
     try:
-        res = simulate(wl, _design(point["_design_path"]), batch=point["batch"], bits=point["bits"],
-                       scenario=point["scenario"])
+        plan = _gpu_plan(key[0], key[1], key[2], key[4])
+        cols, extras = simulate_gpu_columns(plan, _design(key[3]), batch, bits)
     except NmlabError as exc:
-        raise NmlabError(f"{_describe(point)}: {exc}") from None
-    row = {**res.summary(), **config_columns(point)}
-    for key, value in (res.extra or {}).items():
-        if key not in row and isinstance(value, (str, int, float, bool)) and key != "area_note":
-            row[key] = value
-    row["model_bytes"] = model_bytes(res)
-    row["energy_per_sample_pj"] = row["energy_pj"] / point["batch"]
-    row["networks"] = ",".join(res.network_names())
-    return row
-
-
-def _mixed_points(points: dict[str, list], on_gpu: list[bool]):
-    """A chunk holding GPU design points: accelerator points columnar, GPU points one
-    ``simulate()`` each (the GPU timing model is per GEMM), rows back in the chunk's order."""
-    import pyarrow as pa
-
-    from sweeps.store import rows_to_table
-
-    acc = [i for i, g in enumerate(on_gpu) if not g]
-    gpu = [i for i, g in enumerate(on_gpu) if g]
-    tables = []
-    if acc:
-        tables.append(evaluate_points({k: [v[i] for i in acc] for k, v in points.items()}))
-    keys = list(points)
-    tables.append(rows_to_table([_gpu_row({k: points[k][i] for k in keys}) for i in gpu]))
-    table = pa.concat_tables(tables, promote_options="permissive")
-    order = np.argsort(np.asarray(acc + gpu), kind="stable")
-    return table.take(pa.array(order))
+        raise NmlabError(f"{_describe(first)}: {exc}") from None
+    energy = _energy_pj(cols)
+    stored = np.asarray([extras[b]["bytes_weights_stored"] for b in bits.tolist()], dtype=float)
+    cols.update({"energy_pj": energy, "weights_resident": cols["fits_in_sram"], "bytes_weights_stored": stored,
+                 "model_bytes": stored, "energy_per_sample_pj": energy / batch})
+    return cols, bits, extras, {"area_mm2": None, "networks": ",".join(plan.networks)}
 
 
 def evaluate_point(point: dict[str, Any]) -> dict[str, Any]:
