@@ -113,9 +113,9 @@ def _mapped_dense(shape: tuple, design_path: str, scenario: str, path: str, patt
     return map_program(_program(path, pattern, mask_source, scenario), _design(design_path), dense=True)
 
 
-# (shape, design path, scenario, bits, batch) -> (dense cycles, dense energy pJ): the dense
-# reference of a point is computed once per process and shared by all its patterns.
-_dense_totals: dict[tuple, tuple[float, float]] = {}
+# (shape, design path, scenario) -> (sorted codes of (bits, batch), dense cycles, dense energy pJ):
+# the dense reference of a point is computed once per process and shared by all its patterns.
+_dense_totals: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 SUMMARY_FIGURES = ("energy_pj", "utilization", "speedup_vs_dense", "energy_ratio_vs_dense", "fits_in_sram",
                    "sram_bytes", "area_mm2")
@@ -137,19 +137,25 @@ def _dense_reference(mp, key: tuple, bits: np.ndarray, batch: np.ndarray) -> tup
     """Dense cycles and energy of each (bits, batch), evaluating only pairs not seen before."""
     from hwmodel.model import evaluate
 
-    pairs, inverse = np.unique(np.stack([bits, batch], axis=1), axis=0, return_inverse=True)
-    pairs = [(int(b), int(m)) for b, m in pairs]
-    todo = [p for p in pairs if key + p not in _dense_totals]
-    if todo:
-        ev = evaluate(mp, [b for b, _ in todo], [m for _, m in todo])
+    code = (bits.astype(np.int64) << 32) | batch.astype(np.int64)  # batch < 2**32 (the batch limit is 2**24)
+    known, cycles, energy = _dense_totals.get(key, (np.zeros(0, np.int64), np.zeros(0), np.zeros(0)))
+    at = np.minimum(np.searchsorted(known, code), max(len(known) - 1, 0))
+    hit = (known[at] == code) if len(known) else np.zeros(len(code), dtype=bool)
+    if not hit.all():
+        todo = np.unique(code[~hit])
+        ev = evaluate(mp, todo >> 32, todo & 0xFFFFFFFF)
         tot = ev.totals()
-        energy = _energy_pj(tot)
-        if len(_dense_totals) > 500_000:
+        if sum(len(v[0]) for v in _dense_totals.values()) > 500_000:
             _dense_totals.clear()
-        for i, p in enumerate(todo):
-            _dense_totals[key + p] = (float(tot["cycles"][i]), float(energy[i]))
-    got = np.asarray([_dense_totals[key + p] for p in pairs], dtype=np.float64).reshape(-1, 2)[inverse.reshape(-1)]
-    return got[:, 0], got[:, 1]
+            known, cycles, energy = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+        known = np.concatenate([known, todo])
+        order = np.argsort(known, kind="stable")
+        known = known[order]
+        cycles = np.concatenate([cycles, tot["cycles"]])[order]
+        energy = np.concatenate([energy, _energy_pj(tot)])[order]
+        _dense_totals[key] = (known, cycles, energy)
+        at = np.searchsorted(known, code)
+    return cycles[at], energy[at]
 
 
 def evaluate_points(points: dict[str, list]):

@@ -43,7 +43,31 @@ def list_parts(out: Path) -> list[Path]:
 def _part_ids(part: Path) -> np.ndarray:
     """A part's point ids as a fixed-width bytes array (16 bytes each, no Python strings)."""
     col = pq.read_table(part, columns=["point_id"]).column("point_id")
-    return np.asarray(col.to_numpy(zero_copy_only=False), dtype="S16")
+    out = []
+    for chunk in col.chunks:
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32, count=len(chunk) + 1, offset=chunk.offset * 4)
+        if chunk.null_count == 0 and pa.types.is_string(chunk.type) and np.all(np.diff(offsets) == 16):
+            # Ids are 16 characters: the string data is already the S16 array.
+            out.append(np.frombuffer(chunk.buffers()[2], dtype="S16", count=len(chunk), offset=int(offsets[0])))
+        else:
+            out.append(np.asarray(chunk.to_numpy(zero_copy_only=False), dtype="S16"))
+    return np.concatenate(out) if out else np.zeros(0, dtype="S16")
+
+
+def _is_hex(x: bytes) -> bool:
+    try:
+        return len(x) == 16 and len(bytes.fromhex(x.decode("ascii"))) == 8
+    except (ValueError, UnicodeDecodeError):
+        return False
+
+
+def id_keys(ids: np.ndarray) -> Optional[np.ndarray]:
+    """Point ids (an S16 array of 16 hex digits each) as uint64 keys that sort and compare like
+    the ids (fast to sort and search); None when some id is not 16 hex digits."""
+    try:
+        return np.frombuffer(bytes.fromhex(ids.tobytes().decode("ascii")), dtype=">u8").astype(np.uint64)
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def done_ids(out: Path) -> np.ndarray:
@@ -134,12 +158,21 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
     parts = list_parts(out)
     schema = _unified_schema(parts)
     n = len(grid_ids)
+    # Hex ids compare as uint64 keys (sorting 16-byte strings is several times slower).
+    keys = id_keys(grid_ids)
+    if keys is not None:
+        grid_ids = keys
     by_id = np.argsort(grid_ids, kind="stable")
     sorted_ids = grid_ids[by_id]
     seen = np.zeros(n, dtype=bool)
     pos_l, part_l, row_l = [], [], []
     for pi, part in enumerate(parts):
         pid = _part_ids(part)
+        if keys is not None:
+            pkeys = id_keys(pid)
+            # A part id that is not hex cannot be in a grid of hex ids.
+            pid = pkeys if pkeys is not None else np.asarray([int(x, 16) if _is_hex(x) else 2**64 - 1 for x in pid],
+                                                             dtype=np.uint64)
         at = np.minimum(np.searchsorted(sorted_ids, pid), max(n - 1, 0))
         ok = (sorted_ids[at] == pid) if n else np.zeros(len(pid), dtype=bool)
         rows = np.flatnonzero(ok)

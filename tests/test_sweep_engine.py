@@ -87,6 +87,7 @@ def test_grid_size_ids_and_mask_sources(tmp_path):
     # 2 envs x 3 patterns x 2 bits x 2 designs x 3 scenario/batch pairs
     assert len(points) == len(p) == 2 * 3 * 2 * 2 * 3
     assert len({pt["point_id"] for pt in points}) == len(points)
+    assert p.point_ids() == [pt["point_id"] for pt in points]  # the fast path hashes the same text
     for pt in points:
         assert pt["point_id"] == point_id(canonical_of(pt))
         # 1:8 has no trained workload here: pruned one-shot from dense; the others are trained.

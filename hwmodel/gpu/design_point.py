@@ -85,34 +85,61 @@ def gemm_latency_s(spec: GpuSpec, m: np.ndarray, n: np.ndarray, k: np.ndarray, d
 
     Args:
         spec: the GPU.
-        m, n, k: GEMM sizes (integer arrays of one shape, or broadcasting to one).
+        m, n, k: GEMM sizes (equal-length integer arrays).
         dtype: operand dtype ("bfloat16", "int8", ...).
         sparse: bool array, True for a 2:4 weight (cuSPARSELt), False for dense (cuBLAS).
-    Returns:
-        seconds, in the broadcast shape.
     """
-    m, n, k, sparse = np.broadcast_arrays(np.asarray(m, dtype=np.int64), np.asarray(n, dtype=np.int64),
-                                          np.asarray(k, dtype=np.int64), np.asarray(sparse, dtype=bool))
-    cache = _LATENCY_CACHE.setdefault((id(spec), dtype), {})
-    keys = list(zip(m.ravel().tolist(), n.ravel().tolist(), k.ravel().tolist(), sparse.ravel().tolist()))
-    todo = list(dict.fromkeys(key for key in keys if key not in cache))
+    m, n, k = (np.asarray(x, dtype=float) for x in (m, n, k))
+    sparse = np.asarray(sparse, dtype=bool)
+    out = np.empty(len(m))
+    # A layer in a training step finds its operands evicted by the other layers: cold L2.
+    for flag in (False, True):
+        at = np.flatnonzero(sparse == flag)
+        if len(at):
+            out[at] = predict_s(spec, m[at], k[at], n[at], dtype, flag, model_params(spec), l2="cold")
+    return out
+
+
+def _cached_latency_s(spec: GpuSpec, batch: np.ndarray, classes: np.ndarray, dtype: str) -> np.ndarray:
+    """:func:`gemm_latency_s` of every (batch, GEMM class) pair: a (len(batch), len(classes)) array.
+
+    ``batch``: distinct sorted batches; ``classes``: rows (weight gradient, M, K, N, sparse) with
+    the batch standing in for M (K for a weight gradient). Layer shapes repeat across sweep
+    points (patterns, scenarios, bits), so each pair is timed once per process.
+    """
+    out = np.empty((len(batch), len(classes)))
+    todo = []
+    for j, cls in enumerate(map(tuple, classes.tolist())):
+        known, secs = _LATENCY_CACHE.get((id(spec), dtype, cls), _NONE)
+        at = np.minimum(np.searchsorted(known, batch), max(len(known) - 1, 0))
+        hit = known[at] == batch if len(known) else np.zeros(len(batch), dtype=bool)
+        out[hit, j] = secs[at[hit]]
+        if not hit.all():
+            todo.append((j, cls, np.flatnonzero(~hit)))
     if todo:
-        if len(cache) > 1_000_000:  # bounds a long-lived process; entries are cheap to recompute
-            cache.clear()
-        # A layer in a training step finds its operands evicted by the other layers: cold L2.
-        for flag in (False, True):
-            part = [key for key in todo if key[3] == flag]
-            if part:
-                mm, nn, kk = (np.array([key[i] for key in part], dtype=float) for i in (0, 1, 2))
-                secs = predict_s(spec, mm, kk, nn, dtype, flag, model_params(spec), l2="cold")
-                cache.update(zip(part, secs.tolist()))
+        b = np.concatenate([batch[rows] for _, _, rows in todo])
+        cl = np.concatenate([np.broadcast_to(np.asarray(cls), (len(rows), 5)) for _, cls, rows in todo])
+        wg = cl[:, 0].astype(bool)
+        secs = gemm_latency_s(spec, np.where(wg, cl[:, 1], b), cl[:, 3], np.where(wg, b, cl[:, 2]), dtype,
+                              cl[:, 4].astype(bool))
+        if sum(len(v[0]) for v in _LATENCY_CACHE.values()) > 1_000_000:
+            _LATENCY_CACHE.clear()  # bounds a long-lived process; entries are cheap to recompute
+        start = 0
+        for j, cls, rows in todo:
+            got = secs[start:start + len(rows)]
+            start += len(rows)
+            out[rows, j] = got
+            known, old = _LATENCY_CACHE.get((id(spec), dtype, cls), _NONE)
+            known, old = np.concatenate([known, batch[rows]]), np.concatenate([old, got])
+            order = np.argsort(known, kind="stable")
+            _LATENCY_CACHE[(id(spec), dtype, cls)] = (known[order], old[order])
         _CACHED_SPECS[id(spec)] = spec  # keeps the id from being reused while its entries live
-    return np.array([cache[key] for key in keys], dtype=float).reshape(m.shape)
+    return out
 
 
-# Layer shapes repeat across sweep points (patterns, bits, scenarios): time each GEMM once.
-# (id(spec), dtype) -> {(m, n, k, sparse): seconds}.
-_LATENCY_CACHE: dict[tuple, dict[tuple, float]] = {}
+# (id(spec), dtype, GEMM class) -> (sorted batches, seconds).
+_LATENCY_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+_NONE = (np.zeros(0, dtype=np.int64), np.zeros(0))
 _PARAMS: dict[int, GpuParams] = {}
 _CACHED_SPECS: dict[int, GpuSpec] = {}
 
@@ -373,12 +400,7 @@ def gemm_columns(gpu: GpuDesign, plan: GpuPlan, batch: np.ndarray, dtype: str,
     ub, b_at = np.unique(batch, return_inverse=True)
     classes = np.stack([plan.weight_grad, plan.m_static, plan.k_static, plan.n_static, sparse], axis=1).astype(np.int64)
     uc, c_at = np.unique(classes, axis=0, return_inverse=True)
-    c_at = c_at.reshape(-1)
-    ucb = ub[:, None]
-    uwg = uc[:, 0].astype(bool)
-    lat_u = gemm_latency_s(spec, np.where(uwg, uc[:, 1], ucb), uc[:, 3], np.where(uwg, ucb, uc[:, 2]), dtype,
-                           np.broadcast_to(uc[:, 4].astype(bool), (len(ub), len(uc))))
-    latency = lat_u[b_at.reshape(-1)][:, c_at]
+    latency = _cached_latency_s(spec, ub, uc, dtype)[b_at.reshape(-1)][:, c_at.reshape(-1)]
     B = batch[:, None]
     m = np.where(plan.weight_grad, plan.m_static, B)
     k = np.where(plan.weight_grad, B, plan.k_static)
