@@ -138,12 +138,7 @@ def apply_dense_reference(table: pa.Table, ref: dict[tuple, tuple[int, float, fl
     import numpy as np
 
     n = len(table)
-    keys = list(zip(*(table.column(c).to_pylist() for c in _REF_KEYS))) if n else []
-    hits = [ref.get(k) for k in keys]
-    found = np.asarray([h is not None for h in hits], dtype=bool)
-    ref_bits = np.asarray([h[0] if h else 0 for h in hits], dtype=np.int64)
-    ref_lat = np.asarray([h[1] if h else np.nan for h in hits], dtype=np.float64)
-    ref_en = np.asarray([h[2] if h else np.nan for h in hits], dtype=np.float64)
+    found, ref_bits, ref_lat, ref_en = _lookup(table, ref)
     lat = table.column("latency_s").to_numpy(zero_copy_only=False).astype(np.float64) if n else np.zeros(0)
     en = table.column("energy_pj").to_numpy(zero_copy_only=False).astype(np.float64) if n else np.zeros(0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -156,6 +151,45 @@ def apply_dense_reference(table: pa.Table, ref: dict[tuple, tuple[int, float, fl
             table = table.drop_columns([name])
         table = table.append_column(name, values)
     return table
+
+
+def _lookup(table: pa.Table, ref: dict[tuple, tuple[int, float, float]]):
+    """(found, bits, latency_s, energy_pj) of each row's dense reference (0 / NaN where none).
+
+    The key columns are dictionary-encoded and the reference laid out over the cross product
+    of their distinct values (a few envs, designs, scenarios, batches), so every row is one
+    array lookup; a cross product too big for that falls back to one dict lookup per row.
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
+    n = len(table)
+    codes, values = [], []
+    for c in _REF_KEYS:
+        enc = pc.dictionary_encode(table.column(c).combine_chunks())
+        codes.append(enc.indices.to_numpy(zero_copy_only=False).astype(np.int64))
+        values.append(enc.dictionary.to_pylist())
+    sizes = [len(v) for v in values]
+    if n and int(np.prod(sizes)) <= 4 * n + 1_000_000 and not any(table.column(c).null_count for c in _REF_KEYS):
+        index = [{v: i for i, v in enumerate(vals)} for vals in values]
+        table_bits = np.zeros(int(np.prod(sizes)), dtype=np.int64)
+        table_lat = np.full(len(table_bits), np.nan)
+        table_en = np.full(len(table_bits), np.nan)
+        table_found = np.zeros(len(table_bits), dtype=bool)
+        for key, (b, lat, en) in ref.items():
+            at = [ix.get(v) for ix, v in zip(index, key)]
+            if None in at:
+                continue  # a reference for rows this table does not have
+            flat = int(np.ravel_multi_index(at, sizes))
+            table_bits[flat], table_lat[flat], table_en[flat], table_found[flat] = b, lat, en, True
+        row = np.ravel_multi_index(codes, sizes) if n else np.zeros(0, dtype=np.int64)
+        return table_found[row], table_bits[row], table_lat[row], table_en[row]
+    keys = list(zip(*(table.column(c).to_pylist() for c in _REF_KEYS))) if n else []
+    hits = [ref.get(k) for k in keys]
+    return (np.asarray([h is not None for h in hits], dtype=bool),
+            np.asarray([h[0] if h else 0 for h in hits], dtype=np.int64),
+            np.asarray([h[1] if h else np.nan for h in hits], dtype=np.float64),
+            np.asarray([h[2] if h else np.nan for h in hits], dtype=np.float64))
 
 
 def add_dense_reference(table: pa.Table) -> pa.Table:

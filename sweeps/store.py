@@ -103,7 +103,9 @@ def write_part(out: Path, rows: list[dict[str, Any]] | pa.Table) -> Path:
     point_ids = rows.column("point_id").to_pylist() if isinstance(rows, pa.Table) else [r["point_id"] for r in rows]
     ids = "\n".join(point_ids)
     path = parts_dir(out) / f"part-{hashlib.sha256(ids.encode()).hexdigest()[:20]}.parquet"
-    with atomic_write(path) as fh:
+    # Not fsynced: the rename alone keeps a killed run's parts complete or absent, and a part an
+    # OS crash left unreadable is set aside and its points evaluated again (done_ids).
+    with atomic_write(path, durable=False) as fh:
         # Parts are read once more and deleted never: speed over size (no compression).
         pq.write_table(_normalize(rows), fh, compression="none")
     return path
