@@ -42,7 +42,11 @@ def list_parts(out: Path) -> list[Path]:
 
 def _part_ids(part: Path) -> np.ndarray:
     """A part's point ids as a fixed-width bytes array (16 bytes each, no Python strings)."""
-    col = pq.read_table(part, columns=["point_id"]).column("point_id")
+    return _ids_of(pq.read_table(part, columns=["point_id"]).column("point_id"))
+
+
+def _ids_of(col: pa.ChunkedArray) -> np.ndarray:
+    """A point_id column as a fixed-width bytes array (S16)."""
     out = []
     for chunk in col.chunks:
         offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32, count=len(chunk) + 1, offset=chunk.offset * 4)
@@ -135,7 +139,8 @@ class _Parts:
         t = self.cache.pop(i, None)
         if t is None:
             t = pq.read_table(self.parts[i])
-            t = t.select([n for n in self.schema.names if n in t.column_names])
+            have = set(t.column_names)
+            t = t.select([n for n in self.schema.names if n in have])
             for name in self.schema.names:
                 if name not in t.column_names:
                     typ = self.schema.field(name).type
@@ -168,8 +173,15 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
     sorted_ids = grid_ids[by_id]
     seen = np.zeros(n, dtype=bool)
     pos_l, part_l, row_l = [], [], []
+    streaming = extra_columns is not None and hasattr(extra_columns, "apply")
+    dense_l, dense_pos_l = [], []
     for pi, part in enumerate(parts):
-        pid = _part_ids(part)
+        # One read per part gives its ids and, for a derivation, the columns of its dense rows.
+        pf = pq.ParquetFile(part)
+        names = pf.schema_arrow.names
+        want = [c for c in DENSE_COLUMNS if c in names] if streaming and "pattern" in names else []
+        t = pf.read(columns=["point_id", *want])
+        pid = _ids_of(t.column("point_id"))
         if keys is not None:
             pkeys = id_keys(pid)
             # A part id that is not hex cannot be in a grid of hex ids.
@@ -186,6 +198,10 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
         fresh = ~seen[pos]
         rows, pos = rows[fresh], pos[fresh]
         seen[pos] = True
+        if want:
+            dense = pc.fill_null(pc.equal(t.column("pattern"), "dense"), False).to_numpy(zero_copy_only=False)[rows]
+            dense_l.append(t.select(want).take(pa.array(rows[dense], type=pa.int64())))
+            dense_pos_l.append(pos[dense])
         pos_l.append(pos)
         part_l.append(np.full(len(pos), pi))
         row_l.append(rows)
@@ -193,7 +209,6 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
     pos, part_of, row_of = cat(pos_l), cat(part_l), cat(row_l)
     order = np.argsort(pos, kind="stable")
     part_of, row_of = part_of[order], row_of[order]
-    streaming = extra_columns is not None and hasattr(extra_columns, "apply")
     with atomic_write(out / TABLE) as fh:
         if schema is None or not len(pos):
             table = pa.table({"point_id": pa.array([], pa.string())})
@@ -202,7 +217,7 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
         else:
             reader = _Parts(parts, schema)
             if streaming:
-                extra_columns.prepare(_dense_rows(parts, part_of, row_of))
+                extra_columns.prepare(_dense_rows(dense_l, dense_pos_l))
             batches = (_gather(reader, part_of[i:i + ROW_GROUP], row_of[i:i + ROW_GROUP])
                        for i in range(0, len(pos), ROW_GROUP))
             if extra_columns is not None and not streaming:
@@ -228,27 +243,17 @@ def _gather(reader: _Parts, part_of: np.ndarray, row_of: np.ndarray) -> pa.Table
     return pa.concat_tables(tables)
 
 
-def _dense_rows(parts: list[Path], part_of: np.ndarray, row_of: np.ndarray) -> pa.Table:
+#: The columns a derivation reads from the dense rows.
+DENSE_COLUMNS = ("env", "design", "scenario", "batch", "pattern", "bits", "latency_s", "energy_pj")
+
+
+def _dense_rows(tables: list[pa.Table], positions: list[np.ndarray]) -> pa.Table:
     """The kept rows of pattern "dense" (what a dense reference is chosen from), in grid order,
-    with only the columns a derivation reads. ``part_of``/``row_of``: the kept rows in grid order."""
-    want = ["env", "design", "scenario", "batch", "pattern", "bits", "latency_s", "energy_pj"]
-    tables, ranks = [], []
-    for pi, part in enumerate(parts):
-        rank = np.flatnonzero(part_of == pi)
-        if not len(rank):
-            continue
-        names = pq.read_schema(part).names
-        if "pattern" not in names:
-            continue
-        t = pq.read_table(part, columns=[c for c in want if c in names])
-        rows = row_of[rank]
-        dense = np.asarray(t.column("pattern").to_numpy(zero_copy_only=False) == "dense")[rows]
-        tables.append(t.take(pa.array(rows[dense], type=pa.int64())))
-        ranks.append(rank[dense])
+    with only the columns a derivation reads: each part's dense rows and their grid positions."""
     if not tables:
-        return pa.table({c: pa.array([], pa.string()) for c in want[:5]})
+        return pa.table({c: pa.array([], pa.string()) for c in DENSE_COLUMNS[:5]})
     table = pa.concat_tables(tables, promote_options="permissive")
-    return table.take(pa.array(np.argsort(np.concatenate(ranks), kind="stable"), type=pa.int64()))
+    return table.take(pa.array(np.argsort(np.concatenate(positions), kind="stable"), type=pa.int64()))
 
 
 def read_table(out: Path, columns: Optional[Iterable[str]] = None) -> pa.Table:
