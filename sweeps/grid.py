@@ -260,6 +260,7 @@ class Plan:
         the caller has them; else they are computed. A key some points lack is None there.
         """
         n_sc = len(self.cfg.scenarios)
+        every = ids.many(indices) if hasattr(ids, "many") else None  # all at once: one array operation
         cols: dict[str, list] = {}
         size = 0
         i = 0
@@ -271,7 +272,9 @@ class Plan:
             fields = self._block_fields(b)
             run = indices[i:j]
             scs = [self.cfg.scenarios[x % n_sc] for x in run]
-            if ids is not None:
+            if every is not None:
+                pids = every[i:j]
+            elif ids is not None:
                 pids = [ids[x] for x in run]
             else:
                 pids = [point_id(canonical_of({**fields, "scenario": sc.name, "batch": sc.batch})) for sc in scs]
