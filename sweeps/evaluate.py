@@ -104,13 +104,22 @@ def _shape(prog) -> tuple:
     return tuple((x.network, x.in_features, x.out_features) for x in prog.layers)
 
 
-@lru_cache(maxsize=256)
+_dense_mapped: dict[tuple, Any] = {}
+
+
 def _mapped_dense(shape: tuple, design_path: str, scenario: str, path: str, pattern: str, mask_source: str):
-    """The dense reference program, shared by every workload of the same shape (the extra
-    arguments only say where to find one the first time)."""
+    """The dense reference program, shared by every workload of the same shape: keyed by
+    (shape, design, scenario) only; the other arguments say where to find one the first time."""
     from hwmodel.model import map_program
 
-    return map_program(_program(path, pattern, mask_source, scenario), _design(design_path), dense=True)
+    key = (shape, design_path, scenario)
+    got = _dense_mapped.get(key)
+    if got is None:
+        if len(_dense_mapped) >= 256:
+            _dense_mapped.clear()
+        got = _dense_mapped[key] = map_program(_program(path, pattern, mask_source, scenario), _design(design_path),
+                                               dense=True)
+    return got
 
 
 # (shape, design path, scenario) -> (sorted codes of (bits, batch), dense cycles, dense energy pJ):

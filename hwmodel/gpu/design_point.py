@@ -194,7 +194,10 @@ class GpuDesign:
 def _is_gpu_file(path: Path) -> bool:
     """Whether a YAML file is a GPU spec (``format: nmlab-gpu``) rather than an accelerator design."""
     try:
-        doc = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        if FORMAT_NAME not in text:
+            return False  # cannot say format: nmlab-gpu (skips parsing every accelerator design twice)
+        doc = yaml.safe_load(text)
     except (yaml.YAMLError, UnicodeDecodeError, OSError):
         return False
     return isinstance(doc, dict) and doc.get("format") == FORMAT_NAME
