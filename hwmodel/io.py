@@ -82,12 +82,14 @@ def remove_stale_temps(folder: str | os.PathLike, name: str, suffixes: tuple[str
 
 
 @contextlib.contextmanager
-def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+def atomic_write(path: str | os.PathLike, mode: str = "wb", durable: bool = True) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success rename it over ``path``.
 
     On any exception the temporary file is removed and ``path`` is left untouched, so a
     reader never sees a half-written file (the rename is atomic on POSIX). Temporary files
-    a killed writer left for ``path`` are removed first.
+    a killed writer left for ``path`` are removed first. ``durable``: flush the data to disk
+    before the rename (survives an OS crash, not only a killed process); False for files
+    that are rebuilt when found unreadable.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -97,7 +99,8 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
         with os.fdopen(fd, mode) as fh:
             yield fh
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp made it 0600; give it what open() would
         os.replace(tmp, path)
     except BaseException:

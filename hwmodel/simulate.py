@@ -115,6 +115,39 @@ def _layer_results(mp: MappedProgram, ev: Evaluation, dense: Optional[Evaluation
     return out
 
 
+_FILES: dict[tuple, object] = {}
+
+
+def _load_once(loader, ref, bundled: Optional[str] = None):
+    """``loader(ref)``, reused while the file behind ``ref`` keeps its path, size and mtime:
+    repeated ``simulate()`` calls on the same files parse them once (most of a call's time).
+
+    ``ref``: a file path, or a bundled name (``hwmodel/data/<bundled>/<name>.yaml``); anything
+    else (an object) goes straight to ``loader``. What is loaded is only read, never changed.
+    """
+    if not isinstance(ref, (str, os.PathLike)):
+        return loader(ref)
+    from pathlib import Path
+
+    from hwmodel.io import data_path
+
+    try:
+        p = Path(ref)
+        if not p.is_file() and bundled is not None:
+            p = data_path(bundled, f"{ref}.yaml")
+        st = p.stat()
+        key = (loader, str(ref), str(p.resolve()), st.st_mtime_ns, st.st_size)
+    except (OSError, ValueError):
+        return loader(ref)  # not a readable file: the loader says what is wrong
+    hit = _FILES.get(key)
+    if hit is None:
+        hit = loader(ref)
+        if len(_FILES) >= 32:
+            _FILES.clear()
+        _FILES[key] = hit
+    return hit
+
+
 def simulate(workload: Workload | str | os.PathLike, design: Design | str | os.PathLike, batch: int = 1,
              bits: Optional[int] = 8, scenario: str = "inference", residency: str = "auto", policy_delay: int = 2,
              with_dense: bool = True) -> SimResult:
@@ -134,8 +167,8 @@ def simulate(workload: Workload | str | os.PathLike, design: Design | str | os.P
         with_dense: also run every GEMM dense for speedup and energy ratios.
     """
     gpu = gpu_design(design)  # a GPU spec as the design point: hwmodel/gpu/design_point.py
-    d = load_design(design) if gpu is None else None
-    wl = workload if isinstance(workload, Workload) else load_workload(workload)
+    d = _load_once(load_design, design, "designs") if gpu is None else None
+    wl = workload if isinstance(workload, Workload) else _load_once(load_workload, workload)
     bits = check_arguments(wl, batch, bits, scenario, residency, policy_delay)
     if gpu is not None:
         return simulate_gpu(wl, gpu, batch=int(batch), bits=bits, scenario=scenario, residency=residency,

@@ -22,6 +22,12 @@ def default_workers() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+#: Points per local worker when ``workers`` is not given: a worker process costs about a
+#: second of CPU to start and fill its caches, more than a small grid takes to evaluate (the
+#: default grid's 504 points run in this process).
+POINTS_PER_WORKER = 5_000
+
+
 def quality_path(cfg: SweepConfig) -> Optional[str]:
     if cfg.quality == "bundled":
         p = bundled_quality()
@@ -54,7 +60,8 @@ def run(
         load_quality(qpath)
     plan = make_plan(cfg)
     n = check_grid_size(len(plan))
-    workers = workers or default_workers()
+    if not workers:
+        workers = default_workers() if use_ray else min(default_workers(), max(1, -(-n // POINTS_PER_WORKER)))
     if plan.skipped:
         print(f"nmlab sweep: note: points left out where a design has no datatype of that width or an env "
               f"has no trained workload of the pattern ({'; '.join(plan.skipped)})", file=sys.stderr)

@@ -18,7 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", nargs="?", help="sweep YAML file (docs/sweeps.md); default: the bundled grid")
     p.add_argument("--out", default="results", help="output directory (default: results)")
     p.add_argument("--workers", type=cli_int(1, 1024), default=None, metavar="K",
-                   help="local worker processes (default: the CPUs available); 1 runs in this process")
+                   help="local worker processes (default: the CPUs available, at most one per 5,000 points); "
+                   "1 runs in this process")
     p.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
                    help="run on Ray: start a local instance, or join the cluster at ADDRESS")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -105,9 +105,12 @@ def join_quality(table: pa.Table, quality: Optional[dict]) -> pa.Table:
                 # The shortest run's steps: an agent is only as trained as its least trained seed.
                 known = [r["steps"] for r in recs if r["steps"] is not None]
                 steps[i] = min(known) if known else None
-    for name, values, typ in (("return_mean", mean, pa.float64()), ("return_std_seeds", std, pa.float64()),
-                              ("return_seeds", seeds, pa.int64()), ("return_steps", steps, pa.int64()),
-                              ("return_missing", [math.isnan(m) for m in mean], pa.bool_())):
+    import numpy as np
+
+    mean_a = np.asarray(mean, dtype=np.float64)
+    for name, values, typ in (("return_mean", mean_a, pa.float64()), ("return_std_seeds", np.asarray(std, np.float64), pa.float64()),
+                              ("return_seeds", np.asarray(seeds, np.int64), pa.int64()), ("return_steps", steps, pa.int64()),
+                              ("return_missing", np.isnan(mean_a), pa.bool_())):
         if name in table.column_names:
             table = table.drop_columns([name])
         table = table.append_column(name, pa.array(values, type=typ))
@@ -138,12 +141,7 @@ def apply_dense_reference(table: pa.Table, ref: dict[tuple, tuple[int, float, fl
     import numpy as np
 
     n = len(table)
-    keys = list(zip(*(table.column(c).to_pylist() for c in _REF_KEYS))) if n else []
-    hits = [ref.get(k) for k in keys]
-    found = np.asarray([h is not None for h in hits], dtype=bool)
-    ref_bits = np.asarray([h[0] if h else 0 for h in hits], dtype=np.int64)
-    ref_lat = np.asarray([h[1] if h else np.nan for h in hits], dtype=np.float64)
-    ref_en = np.asarray([h[2] if h else np.nan for h in hits], dtype=np.float64)
+    found, ref_bits, ref_lat, ref_en = _lookup(table, ref)
     lat = table.column("latency_s").to_numpy(zero_copy_only=False).astype(np.float64) if n else np.zeros(0)
     en = table.column("energy_pj").to_numpy(zero_copy_only=False).astype(np.float64) if n else np.zeros(0)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -156,6 +154,75 @@ def apply_dense_reference(table: pa.Table, ref: dict[tuple, tuple[int, float, fl
             table = table.drop_columns([name])
         table = table.append_column(name, values)
     return table
+
+
+_REF_ARRAYS: dict[int, tuple] = {}
+
+
+def _ref_arrays(ref: dict[tuple, tuple[int, float, float]]) -> tuple:
+    """``ref`` as arrays, made once per reference: per key column its distinct values and each
+    entry's code among them, then the entries' bits, latency and energy."""
+    import numpy as np
+
+    got = _REF_ARRAYS.get(id(ref))
+    if got is not None and got[0] is ref and got[1] == len(ref):
+        return got[2]
+    keys = list(ref)
+    values, codes = [], []
+    for j in range(len(_REF_KEYS)):
+        index: dict = {}
+        codes.append(np.asarray([index.setdefault(k[j], len(index)) for k in keys], dtype=np.int64))
+        values.append(list(index))
+    entries = list(ref.values())
+    arrays = (values, codes, np.asarray([e[0] for e in entries], dtype=np.int64),
+              np.asarray([e[1] for e in entries], dtype=np.float64), np.asarray([e[2] for e in entries], dtype=np.float64))
+    _REF_ARRAYS.clear()  # one reference at a time (a consolidation's); holding it keeps its id unique
+    _REF_ARRAYS[id(ref)] = (ref, len(ref), arrays)
+    return arrays
+
+
+def _lookup(table: pa.Table, ref: dict[tuple, tuple[int, float, float]]):
+    """(found, bits, latency_s, energy_pj) of each row's dense reference (0 / NaN where none).
+
+    The key columns are dictionary-encoded and the reference laid out over the cross product
+    of their distinct values (a few envs, designs, scenarios, batches), so every row is one
+    array lookup; a cross product too big for that falls back to one dict lookup per row.
+    """
+    import numpy as np
+    import pyarrow.compute as pc
+
+    n = len(table)
+    codes, values = [], []
+    for c in _REF_KEYS:
+        enc = pc.dictionary_encode(table.column(c).combine_chunks())
+        codes.append(enc.indices.to_numpy(zero_copy_only=False).astype(np.int64))
+        values.append(enc.dictionary.to_pylist())
+    sizes = [len(v) for v in values]
+    if n and int(np.prod(sizes)) <= 4 * n + 1_000_000 and not any(table.column(c).null_count for c in _REF_KEYS):
+        ref_values, ref_codes, ref_bits, ref_lat, ref_en = _ref_arrays(ref)
+        flat = np.zeros(len(ref_bits), dtype=np.int64)
+        usable = np.ones(len(ref_bits), dtype=bool)
+        for vals, here, codes_of_ref, size in zip(ref_values, values, ref_codes, sizes):
+            # This row group's code of each distinct reference value (-1: no row has it).
+            index = {v: i for i, v in enumerate(here)}
+            to_here = np.asarray([index.get(v, -1) for v in vals], dtype=np.int64)
+            c = to_here[codes_of_ref] if len(vals) else np.zeros(0, dtype=np.int64)
+            usable &= c >= 0
+            flat = flat * size + np.maximum(c, 0)
+        total = int(np.prod(sizes))
+        table_bits = np.zeros(total, dtype=np.int64)
+        table_lat, table_en = np.full(total, np.nan), np.full(total, np.nan)
+        table_found = np.zeros(total, dtype=bool)
+        at = flat[usable]
+        table_bits[at], table_lat[at], table_en[at], table_found[at] = ref_bits[usable], ref_lat[usable], ref_en[usable], True
+        row = np.ravel_multi_index(codes, sizes)
+        return table_found[row], table_bits[row], table_lat[row], table_en[row]
+    keys = list(zip(*(table.column(c).to_pylist() for c in _REF_KEYS))) if n else []
+    hits = [ref.get(k) for k in keys]
+    return (np.asarray([h is not None for h in hits], dtype=bool),
+            np.asarray([h[0] if h else 0 for h in hits], dtype=np.int64),
+            np.asarray([h[1] if h else np.nan for h in hits], dtype=np.float64),
+            np.asarray([h[2] if h else np.nan for h in hits], dtype=np.float64))
 
 
 def add_dense_reference(table: pa.Table) -> pa.Table:

@@ -104,18 +104,27 @@ def _shape(prog) -> tuple:
     return tuple((x.network, x.in_features, x.out_features) for x in prog.layers)
 
 
-@lru_cache(maxsize=256)
+_dense_mapped: dict[tuple, Any] = {}
+
+
 def _mapped_dense(shape: tuple, design_path: str, scenario: str, path: str, pattern: str, mask_source: str):
-    """The dense reference program, shared by every workload of the same shape (the extra
-    arguments only say where to find one the first time)."""
+    """The dense reference program, shared by every workload of the same shape: keyed by
+    (shape, design, scenario) only; the other arguments say where to find one the first time."""
     from hwmodel.model import map_program
 
-    return map_program(_program(path, pattern, mask_source, scenario), _design(design_path), dense=True)
+    key = (shape, design_path, scenario)
+    got = _dense_mapped.get(key)
+    if got is None:
+        if len(_dense_mapped) >= 256:
+            _dense_mapped.clear()
+        got = _dense_mapped[key] = map_program(_program(path, pattern, mask_source, scenario), _design(design_path),
+                                               dense=True)
+    return got
 
 
-# (shape, design path, scenario, bits, batch) -> (dense cycles, dense energy pJ): the dense
-# reference of a point is computed once per process and shared by all its patterns.
-_dense_totals: dict[tuple, tuple[float, float]] = {}
+# (shape, design path, scenario) -> (sorted codes of (bits, batch), dense cycles, dense energy pJ):
+# the dense reference of a point is computed once per process and shared by all its patterns.
+_dense_totals: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 
 SUMMARY_FIGURES = ("energy_pj", "utilization", "speedup_vs_dense", "energy_ratio_vs_dense", "fits_in_sram",
                    "sram_bytes", "area_mm2")
@@ -137,19 +146,25 @@ def _dense_reference(mp, key: tuple, bits: np.ndarray, batch: np.ndarray) -> tup
     """Dense cycles and energy of each (bits, batch), evaluating only pairs not seen before."""
     from hwmodel.model import evaluate
 
-    pairs, inverse = np.unique(np.stack([bits, batch], axis=1), axis=0, return_inverse=True)
-    pairs = [(int(b), int(m)) for b, m in pairs]
-    todo = [p for p in pairs if key + p not in _dense_totals]
-    if todo:
-        ev = evaluate(mp, [b for b, _ in todo], [m for _, m in todo])
+    code = (bits.astype(np.int64) << 32) | batch.astype(np.int64)  # batch < 2**32 (the batch limit is 2**24)
+    known, cycles, energy = _dense_totals.get(key, (np.zeros(0, np.int64), np.zeros(0), np.zeros(0)))
+    at = np.minimum(np.searchsorted(known, code), max(len(known) - 1, 0))
+    hit = (known[at] == code) if len(known) else np.zeros(len(code), dtype=bool)
+    if not hit.all():
+        todo = np.unique(code[~hit])
+        ev = evaluate(mp, todo >> 32, todo & 0xFFFFFFFF)
         tot = ev.totals()
-        energy = _energy_pj(tot)
-        if len(_dense_totals) > 500_000:
+        if sum(len(v[0]) for v in _dense_totals.values()) > 500_000:
             _dense_totals.clear()
-        for i, p in enumerate(todo):
-            _dense_totals[key + p] = (float(tot["cycles"][i]), float(energy[i]))
-    got = np.asarray([_dense_totals[key + p] for p in pairs], dtype=np.float64).reshape(-1, 2)[inverse.reshape(-1)]
-    return got[:, 0], got[:, 1]
+            known, cycles, energy = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+        known = np.concatenate([known, todo])
+        order = np.argsort(known, kind="stable")
+        known = known[order]
+        cycles = np.concatenate([cycles, tot["cycles"]])[order]
+        energy = np.concatenate([energy, _energy_pj(tot)])[order]
+        _dense_totals[key] = (known, cycles, energy)
+        at = np.searchsorted(known, code)
+    return cycles[at], energy[at]
 
 
 def evaluate_points(points: dict[str, list]):
@@ -169,9 +184,6 @@ def evaluate_points(points: dict[str, list]):
     from hwmodel.simulate import dense_weight_bytes, point_extras
 
     n = len(points["point_id"])
-    on_gpu = [_is_gpu(path) for path in points["_design_path"]]
-    if any(on_gpu):
-        return _mixed_points(points, on_gpu)
     groups: dict[tuple, list[int]] = {}
     for i, key in enumerate(zip(points["_workload_path"], points["pattern"], points["mask_source"],
                                 points["_design_path"], points["scenario"])):
@@ -179,10 +191,29 @@ def evaluate_points(points: dict[str, list]):
     all_bits = np.asarray(points["bits"], dtype=np.int64)
     all_batch = np.asarray(points["batch"], dtype=np.int64)
     num: dict[str, np.ndarray] = {}
-    obj: dict[str, list] = {}
+    obj: dict[str, np.ndarray] = {}
+
+    def put(rows: np.ndarray, cols: dict[str, Any], bits: np.ndarray, extras: dict[int, dict],
+            scalars: dict[str, Any]) -> None:
+        for name, values in cols.items():
+            if name not in num:
+                num[name] = np.zeros(n, dtype=np.asarray(values).dtype)
+            num[name][rows] = values
+        for name, value in scalars.items():
+            obj.setdefault(name, np.full(n, None, dtype=object))[rows] = value
+        for b, e in extras.items():
+            at = rows[bits == b]
+            for name, value in e.items():
+                if name not in ("weights_resident", "bytes_weights_stored", "area_note"):
+                    obj.setdefault(name, np.full(n, None, dtype=object))[at] = value
+
     for key, idx in groups.items():
-        first = {k: v[idx[0]] for k, v in points.items()}
         bits, batch = all_bits[idx], all_batch[idx]
+        rows = np.asarray(idx)
+        if _is_gpu(key[3]):
+            put(rows, *_gpu_group(key, bits, batch, {k: v[idx[0]] for k, v in points.items()}))
+            continue
+        first = {k: v[idx[0]] for k, v in points.items()}
         try:
             wl = workload_at(*key[:3])
             d = _design(key[3])
@@ -212,18 +243,7 @@ def evaluate_points(points: dict[str, list]):
                 "bytes_weights_stored": ev.stored_bytes,
                 "model_bytes": ev.stored_bytes,
                 "energy_per_sample_pj": energy / batch}
-        for name, values in cols.items():
-            if name not in num:
-                num[name] = np.zeros(n, dtype=np.asarray(values).dtype)
-            num[name][idx] = values
-        rows = np.asarray(idx)
-        for name, value in (("area_mm2", et.area_mm2), ("networks", ",".join(mp.program.network_names()))):
-            obj.setdefault(name, np.full(n, None, dtype=object))[rows] = value
-        for b, e in extras.items():
-            at = rows[bits == b]
-            for name, value in e.items():
-                if name not in ("weights_resident", "bytes_weights_stored", "area_note"):
-                    obj.setdefault(name, np.full(n, None, dtype=object))[at] = value
+        put(rows, cols, bits, extras, {"area_mm2": et.area_mm2, "networks": ",".join(mp.program.network_names())})
     columns: dict[str, Any] = {}
     for name in ("design", "scenario", "batch", "bits", *FIELDS, *SUMMARY_FIGURES):
         columns[name] = None
@@ -260,44 +280,29 @@ def _is_gpu(design_path: str) -> bool:
     return isinstance(_design(design_path), GpuDesign)
 
 
-def _gpu_row(point: dict[str, Any]) -> dict[str, Any]:
-    """One GPU design point's row: ``simulate()`` on the GPU model (hwmodel/gpu/design_point.py),
-    its summary and scalar extras as columns, like an accelerator row."""
-    from hwmodel.simulate import simulate
+@lru_cache(maxsize=64)
+def _gpu_plan(path: str, pattern: str, mask_source: str, scenario: str):
+    from hwmodel.gpu.design_point import gpu_plan
 
-    wl = workload_at(point["_workload_path"], point["pattern"], point["mask_source"])
+    return gpu_plan(workload_at(path, pattern, mask_source), scenario)
+
+
+def _gpu_group(key: tuple, bits: np.ndarray, batch: np.ndarray, first: dict[str, Any]):
+    """The columns of a group of GPU design points (one workload, pattern, GPU and scenario):
+    ``simulate()``'s summary and scalar extras, like an accelerator group's, evaluated at once
+    over the group's (bits, batch) pairs by the GPU model (hwmodel/gpu/design_point.py)."""
+    from hwmodel.gpu.design_point import simulate_gpu_columns
+
     try:
-        res = simulate(wl, _design(point["_design_path"]), batch=point["batch"], bits=point["bits"],
-                       scenario=point["scenario"])
+        plan = _gpu_plan(key[0], key[1], key[2], key[4])
+        cols, extras = simulate_gpu_columns(plan, _design(key[3]), batch, bits)
     except NmlabError as exc:
-        raise NmlabError(f"{_describe(point)}: {exc}") from None
-    row = {**res.summary(), **config_columns(point)}
-    for key, value in (res.extra or {}).items():
-        if key not in row and isinstance(value, (str, int, float, bool)) and key != "area_note":
-            row[key] = value
-    row["model_bytes"] = model_bytes(res)
-    row["energy_per_sample_pj"] = row["energy_pj"] / point["batch"]
-    row["networks"] = ",".join(res.network_names())
-    return row
-
-
-def _mixed_points(points: dict[str, list], on_gpu: list[bool]):
-    """A chunk holding GPU design points: accelerator points columnar, GPU points one
-    ``simulate()`` each (the GPU timing model is per GEMM), rows back in the chunk's order."""
-    import pyarrow as pa
-
-    from sweeps.store import rows_to_table
-
-    acc = [i for i, g in enumerate(on_gpu) if not g]
-    gpu = [i for i, g in enumerate(on_gpu) if g]
-    tables = []
-    if acc:
-        tables.append(evaluate_points({k: [v[i] for i in acc] for k, v in points.items()}))
-    keys = list(points)
-    tables.append(rows_to_table([_gpu_row({k: points[k][i] for k in keys}) for i in gpu]))
-    table = pa.concat_tables(tables, promote_options="permissive")
-    order = np.argsort(np.asarray(acc + gpu), kind="stable")
-    return table.take(pa.array(order))
+        raise NmlabError(f"{_describe(first)}: {exc}") from None
+    energy = _energy_pj(cols)
+    stored = np.asarray([extras[b]["bytes_weights_stored"] for b in bits.tolist()], dtype=float)
+    cols.update({"energy_pj": energy, "weights_resident": cols["fits_in_sram"], "bytes_weights_stored": stored,
+                 "model_bytes": stored, "energy_per_sample_pj": energy / batch})
+    return cols, bits, extras, {"area_mm2": None, "networks": ",".join(plan.networks)}
 
 
 def evaluate_point(point: dict[str, Any]) -> dict[str, Any]:

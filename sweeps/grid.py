@@ -234,15 +234,23 @@ class Plan:
         batch; each point then costs one string format and one SHA-256.
         """
         ids: list[str] = []
-        scen = [(sc.batch, json.dumps(sc.name)) for sc in self.cfg.scenarios]
+        scen = [(str(sc.batch), json.dumps(sc.name)) for sc in self.cfg.scenarios]
+        batch_token, scenario_token = str(_BATCH_TOKEN), json.dumps(_SCENARIO_TOKEN)
+        sha = hashlib.sha256
         for b in range(len(self._blocks)):
             canonical = canonical_of(self._block_fields(b))
             text = json.dumps({"schema": POINT_SCHEMA_VERSION, **canonical, "batch": _BATCH_TOKEN,
                                "scenario": _SCENARIO_TOKEN}, sort_keys=True, separators=(",", ":"))
-            template = (text.replace("{", "{{").replace("}", "}}").replace(str(_BATCH_TOKEN), "{0}")
-                        .replace(json.dumps(_SCENARIO_TOKEN), "{1}"))
-            sha = hashlib.sha256
-            ids.extend(sha(template.format(batch, name).encode()).hexdigest()[:16] for batch, name in scen)
+            # Sorted keys put "batch" before "scenario": text = head batch mid scenario tail. The
+            # head is hashed once per block and each point only hashes on from there.
+            head, rest = text.split(batch_token)
+            mid, tail = rest.split(scenario_token)
+            hashed = sha(head.encode())
+            ends = {name: (mid + name + tail).encode() for name in {name for _, name in scen}}
+            for batch, name in scen:
+                h = hashed.copy()
+                h.update(batch.encode() + ends[name])
+                ids.append(h.hexdigest()[:16])
         return ids
 
     def columns(self, indices: list[int], ids: Optional[Any] = None) -> dict[str, list]:
@@ -252,6 +260,7 @@ class Plan:
         the caller has them; else they are computed. A key some points lack is None there.
         """
         n_sc = len(self.cfg.scenarios)
+        every = ids.many(indices) if hasattr(ids, "many") else None  # all at once: one array operation
         cols: dict[str, list] = {}
         size = 0
         i = 0
@@ -263,7 +272,9 @@ class Plan:
             fields = self._block_fields(b)
             run = indices[i:j]
             scs = [self.cfg.scenarios[x % n_sc] for x in run]
-            if ids is not None:
+            if every is not None:
+                pids = every[i:j]
+            elif ids is not None:
                 pids = [ids[x] for x in run]
             else:
                 pids = [point_id(canonical_of({**fields, "scenario": sc.name, "batch": sc.batch})) for sc in scs]

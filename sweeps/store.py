@@ -42,8 +42,36 @@ def list_parts(out: Path) -> list[Path]:
 
 def _part_ids(part: Path) -> np.ndarray:
     """A part's point ids as a fixed-width bytes array (16 bytes each, no Python strings)."""
-    col = pq.read_table(part, columns=["point_id"]).column("point_id")
-    return np.asarray(col.to_numpy(zero_copy_only=False), dtype="S16")
+    return _ids_of(pq.read_table(part, columns=["point_id"]).column("point_id"))
+
+
+def _ids_of(col: pa.ChunkedArray) -> np.ndarray:
+    """A point_id column as a fixed-width bytes array (S16)."""
+    out = []
+    for chunk in col.chunks:
+        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32, count=len(chunk) + 1, offset=chunk.offset * 4)
+        if chunk.null_count == 0 and pa.types.is_string(chunk.type) and np.all(np.diff(offsets) == 16):
+            # Ids are 16 characters: the string data is already the S16 array.
+            out.append(np.frombuffer(chunk.buffers()[2], dtype="S16", count=len(chunk), offset=int(offsets[0])))
+        else:
+            out.append(np.asarray(chunk.to_numpy(zero_copy_only=False), dtype="S16"))
+    return np.concatenate(out) if out else np.zeros(0, dtype="S16")
+
+
+def _is_hex(x: bytes) -> bool:
+    try:
+        return len(x) == 16 and len(bytes.fromhex(x.decode("ascii"))) == 8
+    except (ValueError, UnicodeDecodeError):
+        return False
+
+
+def id_keys(ids: np.ndarray) -> Optional[np.ndarray]:
+    """Point ids (an S16 array of 16 hex digits each) as uint64 keys that sort and compare like
+    the ids (fast to sort and search); None when some id is not 16 hex digits."""
+    try:
+        return np.frombuffer(bytes.fromhex(ids.tobytes().decode("ascii")), dtype=">u8").astype(np.uint64)
+    except (ValueError, UnicodeDecodeError):
+        return None
 
 
 def done_ids(out: Path) -> np.ndarray:
@@ -79,7 +107,9 @@ def write_part(out: Path, rows: list[dict[str, Any]] | pa.Table) -> Path:
     point_ids = rows.column("point_id").to_pylist() if isinstance(rows, pa.Table) else [r["point_id"] for r in rows]
     ids = "\n".join(point_ids)
     path = parts_dir(out) / f"part-{hashlib.sha256(ids.encode()).hexdigest()[:20]}.parquet"
-    with atomic_write(path) as fh:
+    # Not fsynced: the rename alone keeps a killed run's parts complete or absent, and a part an
+    # OS crash left unreadable is set aside and its points evaluated again (done_ids).
+    with atomic_write(path, durable=False) as fh:
         # Parts are read once more and deleted never: speed over size (no compression).
         pq.write_table(_normalize(rows), fh, compression="none")
     return path
@@ -109,7 +139,8 @@ class _Parts:
         t = self.cache.pop(i, None)
         if t is None:
             t = pq.read_table(self.parts[i])
-            t = t.select([n for n in self.schema.names if n in t.column_names])
+            have = set(t.column_names)
+            t = t.select([n for n in self.schema.names if n in have])
             for name in self.schema.names:
                 if name not in t.column_names:
                     typ = self.schema.field(name).type
@@ -134,12 +165,28 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
     parts = list_parts(out)
     schema = _unified_schema(parts)
     n = len(grid_ids)
+    # Hex ids compare as uint64 keys (sorting 16-byte strings is several times slower).
+    keys = id_keys(grid_ids)
+    if keys is not None:
+        grid_ids = keys
     by_id = np.argsort(grid_ids, kind="stable")
     sorted_ids = grid_ids[by_id]
     seen = np.zeros(n, dtype=bool)
     pos_l, part_l, row_l = [], [], []
+    streaming = extra_columns is not None and hasattr(extra_columns, "apply")
+    dense_l, dense_pos_l = [], []
     for pi, part in enumerate(parts):
-        pid = _part_ids(part)
+        # One read per part gives its ids and, for a derivation, the columns of its dense rows.
+        pf = pq.ParquetFile(part)
+        names = pf.schema_arrow.names
+        want = [c for c in DENSE_COLUMNS if c in names] if streaming and "pattern" in names else []
+        t = pf.read(columns=["point_id", *want])
+        pid = _ids_of(t.column("point_id"))
+        if keys is not None:
+            pkeys = id_keys(pid)
+            # A part id that is not hex cannot be in a grid of hex ids.
+            pid = pkeys if pkeys is not None else np.asarray([int(x, 16) if _is_hex(x) else 2**64 - 1 for x in pid],
+                                                             dtype=np.uint64)
         at = np.minimum(np.searchsorted(sorted_ids, pid), max(n - 1, 0))
         ok = (sorted_ids[at] == pid) if n else np.zeros(len(pid), dtype=bool)
         rows = np.flatnonzero(ok)
@@ -151,6 +198,10 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
         fresh = ~seen[pos]
         rows, pos = rows[fresh], pos[fresh]
         seen[pos] = True
+        if want:
+            dense = pc.fill_null(pc.equal(t.column("pattern"), "dense"), False).to_numpy(zero_copy_only=False)[rows]
+            dense_l.append(t.select(want).take(pa.array(rows[dense], type=pa.int64())))
+            dense_pos_l.append(pos[dense])
         pos_l.append(pos)
         part_l.append(np.full(len(pos), pi))
         row_l.append(rows)
@@ -158,7 +209,6 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
     pos, part_of, row_of = cat(pos_l), cat(part_l), cat(row_l)
     order = np.argsort(pos, kind="stable")
     part_of, row_of = part_of[order], row_of[order]
-    streaming = extra_columns is not None and hasattr(extra_columns, "apply")
     with atomic_write(out / TABLE) as fh:
         if schema is None or not len(pos):
             table = pa.table({"point_id": pa.array([], pa.string())})
@@ -167,7 +217,7 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
         else:
             reader = _Parts(parts, schema)
             if streaming:
-                extra_columns.prepare(_dense_rows(parts, part_of, row_of))
+                extra_columns.prepare(_dense_rows(dense_l, dense_pos_l))
             batches = (_gather(reader, part_of[i:i + ROW_GROUP], row_of[i:i + ROW_GROUP])
                        for i in range(0, len(pos), ROW_GROUP))
             if extra_columns is not None and not streaming:
@@ -193,27 +243,17 @@ def _gather(reader: _Parts, part_of: np.ndarray, row_of: np.ndarray) -> pa.Table
     return pa.concat_tables(tables)
 
 
-def _dense_rows(parts: list[Path], part_of: np.ndarray, row_of: np.ndarray) -> pa.Table:
+#: The columns a derivation reads from the dense rows.
+DENSE_COLUMNS = ("env", "design", "scenario", "batch", "pattern", "bits", "latency_s", "energy_pj")
+
+
+def _dense_rows(tables: list[pa.Table], positions: list[np.ndarray]) -> pa.Table:
     """The kept rows of pattern "dense" (what a dense reference is chosen from), in grid order,
-    with only the columns a derivation reads. ``part_of``/``row_of``: the kept rows in grid order."""
-    want = ["env", "design", "scenario", "batch", "pattern", "bits", "latency_s", "energy_pj"]
-    tables, ranks = [], []
-    for pi, part in enumerate(parts):
-        rank = np.flatnonzero(part_of == pi)
-        if not len(rank):
-            continue
-        names = pq.read_schema(part).names
-        if "pattern" not in names:
-            continue
-        t = pq.read_table(part, columns=[c for c in want if c in names])
-        rows = row_of[rank]
-        dense = np.asarray(t.column("pattern").to_numpy(zero_copy_only=False) == "dense")[rows]
-        tables.append(t.take(pa.array(rows[dense], type=pa.int64())))
-        ranks.append(rank[dense])
+    with only the columns a derivation reads: each part's dense rows and their grid positions."""
     if not tables:
-        return pa.table({c: pa.array([], pa.string()) for c in want[:5]})
+        return pa.table({c: pa.array([], pa.string()) for c in DENSE_COLUMNS[:5]})
     table = pa.concat_tables(tables, promote_options="permissive")
-    return table.take(pa.array(np.argsort(np.concatenate(ranks), kind="stable"), type=pa.int64()))
+    return table.take(pa.array(np.argsort(np.concatenate(positions), kind="stable"), type=pa.int64()))
 
 
 def read_table(out: Path, columns: Optional[Iterable[str]] = None) -> pa.Table:

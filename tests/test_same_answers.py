@@ -3,7 +3,10 @@
 Reference files in tests/data were written by tests/data/make_model_fixtures.py at commit
 6fee389 (the per-GEMM scalar model): the default sweep's ``points.parquet`` (with the quality
 table it joined) and per-layer rows of ``simulate()`` over bundled workloads x designs x
-scenarios x residencies x batches. Numbers must agree to 1e-9 relative, text and flags exactly.
+scenarios x residencies x batches. GPU design points have their own reference, written by
+tests/data/make_gpu_fixtures.py at 3ee5ba4 (one ``simulate()`` per GPU point): a GPU sweep
+``gpu_sweep_points.parquet`` and per-layer ``gpu_simulate_layers.parquet``. Numbers must agree
+to 1e-9 relative, text and flags exactly.
 """
 
 from __future__ import annotations
@@ -36,15 +39,13 @@ def _same_column(name: str, want: list, got: list, where: list[str]) -> list[str
     return bad
 
 
-def test_default_sweep_equals_the_reference_points(tmp_path):
+def _same_sweep(cfg, reference: str, out: Path) -> None:
+    """Run the sweep ``cfg`` into ``out``; every column of every point equals ``reference``'s."""
     from sweeps import api
-    from sweeps.config import SweepConfig
 
-    ref = pq.read_table(DATA / "default_sweep_points.parquet")
-    # The reference predates GPUs as design points: the default grid without them.
-    cfg = SweepConfig(quality=str(DATA / "default_sweep_quality.csv"), gpus=[])
-    api.run(cfg, tmp_path / "out", workers=1, progress=False)
-    got = pq.read_table(tmp_path / "out" / "points.parquet")
+    ref = pq.read_table(DATA / reference)
+    api.run(cfg, out, workers=1, progress=False)
+    got = pq.read_table(out / "points.parquet")
     assert got.column_names == ref.column_names
     assert got.column("point_id").to_pylist() == ref.column("point_id").to_pylist()
     ids = ref.column("point_id").to_pylist()
@@ -54,11 +55,32 @@ def test_default_sweep_equals_the_reference_points(tmp_path):
     assert not bad, f"{len(bad)} values differ, e.g.\n" + "\n".join(bad[:20])
 
 
-def test_simulate_layers_equal_the_reference():
+def test_default_sweep_equals_the_reference_points(tmp_path):
+    from sweeps.config import SweepConfig
+
+    # The reference predates GPUs as design points: the default grid without them.
+    _same_sweep(SweepConfig(quality=str(DATA / "default_sweep_quality.csv"), gpus=[]),
+                "default_sweep_points.parquet", tmp_path / "out")
+
+
+def test_gpu_sweep_equals_the_reference_points(tmp_path):
+    """GPU design points (columnar since) as they were when evaluated one ``simulate()`` each
+    (tests/data/make_gpu_fixtures.py at 3ee5ba4): patterns that fit 2:4 and not, bits 16/8,
+    several batches of both scenarios, chunks mixing GPU and accelerator points."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_gpu_fixtures", DATA / "make_gpu_fixtures.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    _same_sweep(mod.gpu_sweep_config(DATA), "gpu_sweep_points.parquet", tmp_path / "out")
+
+
+@pytest.mark.parametrize("reference", ["simulate_layers.parquet", "gpu_simulate_layers.parquet"])
+def test_simulate_layers_equal_the_reference(reference):
     from hwmodel import simulate
     from hwmodel.io import data_path
 
-    ref = pq.read_table(DATA / "simulate_layers.parquet").to_pandas()
+    ref = pq.read_table(DATA / reference).to_pandas()
     numeric = [c for c in ref.columns if ref[c].dtype.kind in "fi" and c not in ("case", "index", "bits", "batch")]
     text = [c for c in ("name", "network", "phase", "pattern", "hw_pattern", "mapping_note", "update")
             if c in ref.columns]

@@ -87,6 +87,7 @@ def test_grid_size_ids_and_mask_sources(tmp_path):
     # 2 envs x 3 patterns x 2 bits x 2 designs x 3 scenario/batch pairs
     assert len(points) == len(p) == 2 * 3 * 2 * 2 * 3
     assert len({pt["point_id"] for pt in points}) == len(points)
+    assert p.point_ids() == [pt["point_id"] for pt in points]  # the fast path hashes the same text
     for pt in points:
         assert pt["point_id"] == point_id(canonical_of(pt))
         # 1:8 has no trained workload here: pruned one-shot from dense; the others are trained.
@@ -275,3 +276,30 @@ def test_manifest_written(tmp_path):
     _run(write_config(tmp_path), out, workers=1)
     m = engine.read_manifest(out)
     assert m["complete"] and m["points"] == 72 and m["config"]["bits"] == [8, 4]
+
+
+def test_dense_reference_lookup_matches_row_by_row():
+    """The vectorised dense-reference lookup gives each row exactly its key's reference (or none)."""
+    import numpy as np
+    import pyarrow as pa
+
+    from sweeps.derived import apply_dense_reference
+
+    rng = np.random.default_rng(0)
+    n = 500
+    table = pa.table({"env": rng.choice(["Hopper", "Walker"], n).tolist(),
+                      "design": rng.choice(["a", "b", "c"], n).tolist(),
+                      "scenario": rng.choice(["inference", "train_step"], n).tolist(),
+                      "batch": rng.choice([1, 7, 256], n).tolist(),
+                      "latency_s": rng.uniform(1, 2, n), "energy_pj": rng.uniform(1, 2, n)})
+    keys = list(zip(*(table.column(c).to_pylist() for c in ("env", "design", "scenario", "batch"))))
+    ref = {k: (8 + i, 3.0 + i, 5.0 + i) for i, k in enumerate(sorted(set(keys))[::2])}
+    ref[("Ant", "a", "inference", 1)] = (4, 1.0, 1.0)  # a key no row has
+    got = apply_dense_reference(table, ref)
+    for i, k in enumerate(keys):
+        bits = got.column("dense_ref_bits")[i].as_py()
+        speed = got.column("speedup_vs_dense_ref")[i].as_py()
+        if k in ref:
+            assert bits == ref[k][0] and speed == pytest.approx(ref[k][1] / table.column("latency_s")[i].as_py())
+        else:
+            assert bits is None and np.isnan(speed)

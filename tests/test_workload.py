@@ -171,3 +171,16 @@ def test_saved_file_has_the_permissions_open_would_give(tmp_path):
         assert path.stat().st_mode & 0o777 == 0o644
     finally:
         os.umask(mask)
+
+
+def test_simulate_rereads_a_workload_file_that_changed(tmp_path):
+    """simulate() reuses a parsed workload file only while the file is unchanged."""
+    from hwmodel.simulate import simulate
+    from hwmodel.workload import save_workload, synthetic_td3_workload
+
+    path = tmp_path / "w.nmw"
+    save_workload(synthetic_td3_workload(11, 3, hidden=(64, 64)), path)
+    small = simulate(str(path), "edge_ws", batch=1, bits=8).total.macs_dense
+    assert simulate(str(path), "edge_ws", batch=1, bits=8).total.macs_dense == small
+    save_workload(synthetic_td3_workload(11, 3, hidden=(128, 128)), path)
+    assert simulate(str(path), "edge_ws", batch=1, bits=8).total.macs_dense > small

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from functools import lru_cache
 from pathlib import Path
 from types import SimpleNamespace
@@ -49,7 +50,7 @@ from hwmodel.gpu.params import params_for
 from hwmodel.gpu.spec import FORMAT_NAME, GpuSpec, bundled_gpus, load_gpu
 from hwmodel.io import data_path
 from hwmodel.mapping import Mapping, map_weights, mask_nnz
-from hwmodel.result import Figures, LayerResult, SimResult
+from hwmodel.result import ENERGY_COMPONENTS, Figures, LayerResult, SimResult
 from hwmodel.sparsity import DENSE, parse_pattern
 
 #: Run bitwidth -> the GPU operand dtype it runs (8 bits: int8, see the module docstring).
@@ -69,8 +70,13 @@ _GPU_SPARSITY = SimpleNamespace(sparsity=Sparsity(support="fixed", patterns=(GPU
 # ---- the GPU timing model, behind two functions (the one place to switch models) ----------
 
 def model_params(spec: GpuSpec) -> GpuParams:
-    """Parameters of the GPU timing model for ``spec``: the bundled set of its architecture."""
-    return params_for(spec)
+    """Parameters of the GPU timing model for ``spec``: the bundled set of its architecture
+    (looked up once per spec and process: the lookup resolves a data path)."""
+    params = _PARAMS.get(id(spec))
+    if params is None:
+        params = _PARAMS[id(spec)] = params_for(spec)
+        _CACHED_SPECS[id(spec)] = spec
+    return params
 
 
 def gemm_latency_s(spec: GpuSpec, m: np.ndarray, n: np.ndarray, k: np.ndarray, dtype: str,
@@ -83,22 +89,58 @@ def gemm_latency_s(spec: GpuSpec, m: np.ndarray, n: np.ndarray, k: np.ndarray, d
         dtype: operand dtype ("bfloat16", "int8", ...).
         sparse: bool array, True for a 2:4 weight (cuSPARSELt), False for dense (cuBLAS).
     """
-    keys = [(id(spec), int(a), int(b), int(c), dtype, bool(s)) for a, b, c, s in zip(m, n, k, sparse)]
-    todo = list(dict.fromkeys(key for key in keys if key not in _LATENCY_CACHE))
+    m, n, k = (np.asarray(x, dtype=float) for x in (m, n, k))
+    sparse = np.asarray(sparse, dtype=bool)
+    out = np.empty(len(m))
+    # A layer in a training step finds its operands evicted by the other layers: cold L2.
+    for flag in (False, True):
+        at = np.flatnonzero(sparse == flag)
+        if len(at):
+            out[at] = predict_s(spec, m[at], k[at], n[at], dtype, flag, model_params(spec), l2="cold")
+    return out
+
+
+def _cached_latency_s(spec: GpuSpec, batch: np.ndarray, classes: np.ndarray, dtype: str) -> np.ndarray:
+    """:func:`gemm_latency_s` of every (batch, GEMM class) pair: a (len(batch), len(classes)) array.
+
+    ``batch``: distinct sorted batches; ``classes``: rows (weight gradient, M, K, N, sparse) with
+    the batch standing in for M (K for a weight gradient). Layer shapes repeat across sweep
+    points (patterns, scenarios, bits), so each pair is timed once per process.
+    """
+    out = np.empty((len(batch), len(classes)))
+    todo = []
+    for j, cls in enumerate(map(tuple, classes.tolist())):
+        known, secs = _LATENCY_CACHE.get((id(spec), dtype, cls), _NONE)
+        at = np.minimum(np.searchsorted(known, batch), max(len(known) - 1, 0))
+        hit = known[at] == batch if len(known) else np.zeros(len(batch), dtype=bool)
+        out[hit, j] = secs[at[hit]]
+        if not hit.all():
+            todo.append((j, cls, np.flatnonzero(~hit)))
     if todo:
-        # A layer in a training step finds its operands evicted by the other layers: cold L2.
-        for flag in (False, True):
-            part = [key for key in todo if key[5] == flag]
-            if part:
-                mm, nn, kk = (np.array([key[i] for key in part], dtype=float) for i in (1, 2, 3))
-                secs = predict_s(spec, mm, kk, nn, dtype, flag, model_params(spec), l2="cold")
-                _LATENCY_CACHE.update(zip(part, secs.tolist()))
+        b = np.concatenate([batch[rows] for _, _, rows in todo])
+        cl = np.concatenate([np.broadcast_to(np.asarray(cls), (len(rows), 5)) for _, cls, rows in todo])
+        wg = cl[:, 0].astype(bool)
+        secs = gemm_latency_s(spec, np.where(wg, cl[:, 1], b), cl[:, 3], np.where(wg, b, cl[:, 2]), dtype,
+                              cl[:, 4].astype(bool))
+        if sum(len(v[0]) for v in _LATENCY_CACHE.values()) > 1_000_000:
+            _LATENCY_CACHE.clear()  # bounds a long-lived process; entries are cheap to recompute
+        start = 0
+        for j, cls, rows in todo:
+            got = secs[start:start + len(rows)]
+            start += len(rows)
+            out[rows, j] = got
+            known, old = _LATENCY_CACHE.get((id(spec), dtype, cls), _NONE)
+            known, old = np.concatenate([known, batch[rows]]), np.concatenate([old, got])
+            order = np.argsort(known, kind="stable")
+            _LATENCY_CACHE[(id(spec), dtype, cls)] = (known[order], old[order])
         _CACHED_SPECS[id(spec)] = spec  # keeps the id from being reused while its entries live
-    return np.array([_LATENCY_CACHE[key] for key in keys])
+    return out
 
 
-# Layer shapes repeat across sweep points (patterns, bits, scenarios): time each GEMM once.
-_LATENCY_CACHE: dict[tuple, float] = {}
+# (id(spec), dtype, GEMM class) -> (sorted batches, seconds).
+_LATENCY_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+_NONE = (np.zeros(0, dtype=np.int64), np.zeros(0))
+_PARAMS: dict[int, GpuParams] = {}
 _CACHED_SPECS: dict[int, GpuSpec] = {}
 
 
@@ -152,7 +194,10 @@ class GpuDesign:
 def _is_gpu_file(path: Path) -> bool:
     """Whether a YAML file is a GPU spec (``format: nmlab-gpu``) rather than an accelerator design."""
     try:
-        doc = yaml.safe_load(path.read_text())
+        text = path.read_text()
+        if FORMAT_NAME not in text:
+            return False  # cannot say format: nmlab-gpu (skips parsing every accelerator design twice)
+        doc = yaml.safe_load(text)
     except (yaml.YAMLError, UnicodeDecodeError, OSError):
         return False
     return isinstance(doc, dict) and doc.get("format") == FORMAT_NAME
@@ -203,19 +248,48 @@ def load_design_point(ref: Any):
 
 @dataclass
 class _Gemm:
-    """One GEMM of a scenario before it is timed: ``layer``'s GEMM in ``phase``, sizes as in
-    LayerResult (M x K . K x N), what the GPU runs (``mapping``), kept weights (``nnz``), and
+    """One GEMM of a scenario, for any batch: ``layer``'s GEMM in ``phase``, what the GPU runs
+    (``mapping``), kept weights (``nnz``; a weight gradient's depend on the batch: None) and
     the update it belongs to with how often it runs per step."""
 
     layer: Any
     phase: str
-    m: int
-    k: int
-    n: int
     mapping: Mapping
-    nnz: int
+    nnz: Optional[int]
     update: str
     times: float
+
+    def sizes(self, batch: int) -> tuple[int, int, int]:
+        """(M, K, N) at ``batch``, as in LayerResult (M x K . K x N)."""
+        i, o = self.layer.in_features, self.layer.out_features
+        if self.phase == "forward":
+            return batch, i, o
+        if self.phase == "backward_data":
+            return batch, o, i
+        return o, batch, i
+
+
+@dataclass(frozen=True)
+class GpuPlan:
+    """What a workload's scenario runs on a GPU, independent of batch and bits: its GEMMs (as
+    arrays over GEMMs for the columnar figures), element-wise passes and touched layers.
+
+    A GEMM's sizes at batch B: M = ``m_static`` for weight gradients (else B), K = B for
+    weight gradients (else ``k_static``), N = ``n_static``.
+    """
+
+    gemms: tuple
+    elementwise: tuple
+    touched: tuple
+    weight_grad: np.ndarray
+    m_static: np.ndarray
+    k_static: np.ndarray
+    n_static: np.ndarray
+    nnz: np.ndarray
+    sparse: np.ndarray
+    times: np.ndarray
+    networks: tuple
+    workload_bits: int
 
 
 def _map(mask: Optional[np.ndarray], pattern: str, transposed: bool) -> Mapping:
@@ -228,7 +302,7 @@ def _map(mask: Optional[np.ndarray], pattern: str, transposed: bool) -> Mapping:
     return Mapping(DENSE, None, f"GPU runs 2:4 only: {mp.note}")
 
 
-def _scenario_gemms(wl, batch: int, scenario: str, policy_delay: int) -> tuple[list[_Gemm], list[tuple], list]:
+def _scenario_gemms(wl, scenario: str, policy_delay: int) -> tuple[list[_Gemm], list[tuple], list]:
     """The GEMMs (and element-wise passes) of a scenario, in the order and orientation the
     accelerator model uses (``hwmodel.simulate``'s docstring describes the TD3 step)."""
     from hwmodel.workload import Layer
@@ -240,15 +314,12 @@ def _scenario_gemms(wl, batch: int, scenario: str, policy_delay: int) -> tuple[l
     elementwise: list[tuple] = []
 
     def gemm(layer, phase: str, update: str, times: float) -> None:
-        k, n, B = layer.in_features, layer.out_features, batch
-        if phase == "forward":
-            m, kk, nn, mp = B, k, n, _map(layer.mask, layer.pattern, False)
-        elif phase == "backward_data":
-            m, kk, nn, mp = B, n, k, _map(layer.mask, layer.pattern, True)
-        else:
-            m, kk, nn, mp = n, B, k, Mapping(DENSE, None, "weight gradient: dense")
-        nnz = kk * nn if phase == "backward_weight" or layer.mask is None else mask_nnz(layer.mask)
-        gemms.append(_Gemm(layer, phase, m, kk, nn, mp, nnz, update, times))
+        if phase == "backward_weight":
+            gemms.append(_Gemm(layer, phase, Mapping(DENSE, None, "weight gradient: dense"), None, update, times))
+            return
+        mp = _map(layer.mask, layer.pattern, phase == "backward_data")
+        nnz = layer.in_features * layer.out_features if layer.mask is None else mask_nnz(layer.mask)
+        gemms.append(_Gemm(layer, phase, mp, nnz, update, times))
 
     def forward(net: str, update: str = "", times: float = 1.0) -> None:
         for layer in nets[net]:
@@ -295,6 +366,23 @@ def _scenario_gemms(wl, batch: int, scenario: str, policy_delay: int) -> tuple[l
     return gemms, elementwise, touched
 
 
+def gpu_plan(wl, scenario: str, policy_delay: int = 2) -> GpuPlan:
+    """The :class:`GpuPlan` of workload ``wl`` in ``scenario`` (built once, run at any batch and bits)."""
+    gemms, elementwise, touched = _scenario_gemms(wl, scenario, policy_delay)
+    wg = np.array([g.phase == "backward_weight" for g in gemms], dtype=bool)
+    fwd = np.array([g.phase == "forward" for g in gemms], dtype=bool)
+    i = np.array([g.layer.in_features for g in gemms], dtype=np.int64)
+    o = np.array([g.layer.out_features for g in gemms], dtype=np.int64)
+    names = [g.layer.network for g in gemms] + [e[1] for e in elementwise]
+    return GpuPlan(
+        gemms=tuple(gemms), elementwise=tuple(elementwise), touched=tuple(touched), weight_grad=wg,
+        m_static=o, k_static=np.where(fwd, i, o), n_static=np.where(fwd, o, i),
+        nnz=np.array([g.nnz or 0 for g in gemms], dtype=np.int64),
+        sparse=np.array([g.mapping.sparse for g in gemms], dtype=bool),
+        times=np.array([g.times for g in gemms], dtype=float),
+        networks=tuple(dict.fromkeys(names)), workload_bits=max(int(x.weight_bits) for x in wl.layers))
+
+
 def _power_w(gpu: GpuDesign, utilization: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(static, dynamic) board power in watts at ``utilization`` (see the module docstring)."""
     limit = gpu.power_limit_w()
@@ -302,36 +390,44 @@ def _power_w(gpu: GpuDesign, utilization: np.ndarray) -> tuple[np.ndarray, np.nd
     return np.full_like(u, IDLE_FRACTION * limit), (1.0 - IDLE_FRACTION) * limit * u
 
 
-def _gemm_figures(gpu: GpuDesign, gemms: list[_Gemm], dtype: str, sparse: np.ndarray) -> list[Figures]:
-    """Figures of every GEMM run dense or 2:4 (``sparse``), times already applied."""
+def gemm_columns(gpu: GpuDesign, plan: GpuPlan, batch: np.ndarray, dtype: str,
+                 sparse: np.ndarray) -> dict[str, np.ndarray]:
+    """Figures of every GEMM of ``plan`` at every batch, run dense or 2:4 (``sparse``, per GEMM).
+
+    Returns Figures field -> (len(batch), GEMMs) array, ``times`` already applied (fields a
+    GPU run does not have are left out: they are 0).
+    """
     spec = gpu.spec
-    m = np.array([g.m for g in gemms], dtype=np.int64)
-    k = np.array([g.k for g in gemms], dtype=np.int64)
-    n = np.array([g.n for g in gemms], dtype=np.int64)
-    latency = gemm_latency_s(spec, m, n, k, dtype, sparse)
+    batch = np.asarray(batch, dtype=np.int64)
+    # Time each distinct (batch, GEMM shape, sparse) once: layers repeat shapes across networks.
+    ub, b_at = np.unique(batch, return_inverse=True)
+    classes = np.stack([plan.weight_grad, plan.m_static, plan.k_static, plan.n_static, sparse], axis=1).astype(np.int64)
+    uc, c_at = np.unique(classes, axis=0, return_inverse=True)
+    latency = _cached_latency_s(spec, ub, uc, dtype)[b_at.reshape(-1)][:, c_at.reshape(-1)]
+    B = batch[:, None]
+    m = np.where(plan.weight_grad, plan.m_static, B)
+    k = np.where(plan.weight_grad, B, plan.k_static)
+    n = plan.n_static
     in_b, out_b = grid.DTYPE_BYTES[dtype], grid.OUT_DTYPE[dtype][1]
-    w_bytes = np.array([weight_bytes(int(b), int(c), dtype, bool(s)) for b, c, s in zip(n, k, sparse)])
+    w_bytes = np.where(sparse, weight_bytes(n, k, dtype, True), weight_bytes(n, k, dtype, False))
     read_bytes = m * k * in_b + w_bytes
     write_bytes = (m * n * out_b).astype(float)
     macs = (m * k * n).astype(float)
     issued = np.where(sparse, macs * GPU_PATTERN.density, macs)
-    peak = np.array([spec.peak_flops(dtype, bool(s)) for s in sparse])
+    peak = np.where(sparse, spec.peak_flops(dtype, True), spec.peak_flops(dtype, False))
     util = np.maximum(2.0 * issued / (latency * peak),
                       (read_bytes + write_bytes) / (latency * spec.memory_bytes_per_s))
     static_w, dynamic_w = _power_w(gpu, util)
-    figs = []
-    for i, g in enumerate(gemms):
-        effectual = float(g.m * g.nnz) if g.phase != "backward_weight" else macs[i]
-        meta_bits = float(n[i] * k[i] * GPU_PATTERN.density * GPU_PATTERN.meta_bits) if sparse[i] else 0.0
-        fig = Figures(
-            cycles=latency[i] * gpu.clock_hz, latency_s=latency[i], macs_dense=macs[i],
-            macs_effectual=min(effectual, macs[i]), macs_issued=issued[i],
-            bits_dram_read=read_bytes[i] * 8.0, bits_dram_write=write_bytes[i] * 8.0, bits_metadata=meta_bits,
-            bytes_weights=w_bytes[i] if g.phase != "backward_weight" else 0.0,
-            energy_mac_pj=dynamic_w[i] * latency[i] * 1e12, energy_leakage_pj=static_w[i] * latency[i] * 1e12,
-        )
-        figs.append(_scaled(fig, g.times) if g.times != 1.0 else fig)
-    return figs
+    effectual = np.where(plan.weight_grad, macs, (B * plan.nnz).astype(float))
+    times = plan.times
+    return {
+        "cycles": latency * gpu.clock_hz * times, "latency_s": latency * times, "macs_dense": macs * times,
+        "macs_effectual": np.minimum(effectual, macs) * times, "macs_issued": issued * times,
+        "bits_dram_read": read_bytes * 8.0 * times, "bits_dram_write": write_bytes * 8.0 * times,
+        "bits_metadata": np.where(sparse, n * k * GPU_PATTERN.density * GPU_PATTERN.meta_bits, 0.0) * times,
+        "bytes_weights": np.where(plan.weight_grad, 0.0, w_bytes) * times,
+        "energy_mac_pj": dynamic_w * latency * 1e12 * times, "energy_leakage_pj": static_w * latency * 1e12 * times,
+    }
 
 
 def _scaled(fig: Figures, f: float) -> Figures:
@@ -351,11 +447,36 @@ def _elementwise_figures(gpu: GpuDesign, elements: int, kind: str, bits: int, ti
     return _scaled(fig, times)
 
 
+def _extras(gpu: GpuDesign, plan: GpuPlan, dtype: str, bits: int, residency: str, policy_delay: int) -> dict[str, Any]:
+    """The scalar extras of a run (``SimResult.extra`` less the descriptive ``gpu`` entry)."""
+    # Stored weights of the touched layers (each once), as the GPU holds them at this dtype.
+    mapped = {g.layer.name: g.mapping.sparse for g in plan.gemms if g.phase == "forward"}
+    stored = sum(weight_bytes(x.out_features, x.in_features, dtype, mapped.get(x.name, False)) for x in plan.touched)
+    dense_bytes = sum(weight_bytes(x.out_features, x.in_features, dtype, False) for x in plan.touched)
+    l2 = gpu.weight_sram_bytes()
+    return {
+        "datatype": dtype, "activation_bits": int(bits), "residency": residency,
+        "weights_resident": stored <= l2, "dense_weights_resident": dense_bytes <= l2,
+        "workload_bits": plan.workload_bits,
+        "bytes_weights_stored": float(stored), "bytes_weights_dense": float(dense_bytes),
+        "dense_fits_in_sram": dense_bytes <= l2, "policy_delay": policy_delay,
+        "area_note": "a GPU: no area model",
+        # Accelerator-only figures, present (NaN) so GPU rows carry the same columns.
+        "technology_nm": float("nan"), "energy_factor_vs_45nm": float("nan"),
+    }
+
+
+def _peak_macs_per_cycle(gpu: GpuDesign, dtype: str) -> float:
+    return gpu.spec.peak_flops(dtype, False) / 2.0 / gpu.clock_hz
+
+
 def simulate_gpu(workload, design: Any, batch: int = 1, bits: Optional[int] = 16, scenario: str = "inference",
-                 residency: str = "auto", policy_delay: int = 2, with_dense: bool = True) -> SimResult:
+                 residency: str = "auto", policy_delay: int = 2, with_dense: bool = True,
+                 plan: Optional[GpuPlan] = None) -> SimResult:
     """``hwmodel.simulate`` for a GPU design point (arguments as there; the caller validated them).
 
     ``residency`` does not apply (the GPU model treats L2 reuse itself) and is recorded only.
+    ``plan``: the workload's :func:`gpu_plan` for this scenario, when the caller has it.
     """
     from hwmodel.workload import Workload, load_workload
 
@@ -369,40 +490,37 @@ def simulate_gpu(workload, design: Any, batch: int = 1, bits: Optional[int] = 16
             raise NmlabError(f"bits: the workload's layers have weight_bits {', '.join(map(str, wbits))}; give one bitwidth")
         bits = wbits[0]
     dtype = gpu.datatype_for(int(bits))
-    gemms, elementwise, touched = _scenario_gemms(wl, int(batch), scenario, policy_delay)
-    sparse = np.array([g.mapping.sparse for g in gemms], dtype=bool)
-    figs = _gemm_figures(gpu, gemms, dtype, sparse)
-    dense_figs: list[Optional[Figures]] = [None] * len(gemms)
+    plan = plan or gpu_plan(wl, scenario, policy_delay)
+    batch = int(batch)
+    one = np.array([batch])
+
+    def figures(cols: dict[str, np.ndarray]) -> list[Figures]:
+        names = list(cols)
+        rows = np.stack([cols[x][0] for x in names], axis=1).tolist()
+        return [Figures(**dict(zip(names, row))) for row in rows]
+
+    figs = figures(gemm_columns(gpu, plan, one, dtype, plan.sparse))
+    dense_figs: list[Optional[Figures]] = [None] * len(figs)
     if with_dense:
-        dense_run = _gemm_figures(gpu, gemms, dtype, np.zeros(len(gemms), dtype=bool)) if sparse.any() else figs
-        dense_figs = [d if s else f for f, d, s in zip(figs, dense_run, sparse)]
-    layers = [LayerResult(g.layer.name, g.layer.network, g.phase, g.m, g.k, g.n, str(parse_pattern(g.layer.pattern)),
+        dense_run = figures(gemm_columns(gpu, plan, one, dtype, np.zeros_like(plan.sparse))) if plan.sparse.any() else figs
+        dense_figs = [d if s else f for f, d, s in zip(figs, dense_run, plan.sparse)]
+    layers = [LayerResult(g.layer.name, g.layer.network, g.phase, *g.sizes(batch), str(parse_pattern(g.layer.pattern)),
                           str(g.mapping.hw_pattern), g.mapping.note, f, d, g.update, g.times)
-              for g, f, d in zip(gemms, figs, dense_figs)]
-    for name, net, phase, elements, kind, update, times in elementwise:
+              for g, f, d in zip(plan.gemms, figs, dense_figs)]
+    for name, net, phase, elements, kind, update, times in plan.elementwise:
         fig = _elementwise_figures(gpu, elements, kind, int(bits), times)
         layers.append(LayerResult(name, net, phase, 1, elements, 1, "dense", "dense",
                                   "element-wise, memory-bound GPU kernel", fig, fig if with_dense else None,
                                   update, times))
-    # Stored weights of the touched layers (each once), as the GPU holds them at this dtype.
-    mapped = {g.layer.name: g.mapping.sparse for g in gemms if g.phase == "forward"}
-    stored = sum(weight_bytes(x.out_features, x.in_features, dtype, mapped.get(x.name, False)) for x in touched)
-    dense_bytes = sum(weight_bytes(x.out_features, x.in_features, dtype, False) for x in touched)
-    l2 = gpu.weight_sram_bytes()
+    extra = _extras(gpu, plan, dtype, int(bits), residency, policy_delay)
     spec = gpu.spec
+    l2 = gpu.weight_sram_bytes()
     return SimResult(
-        design=gpu.name, scenario=scenario, batch=int(batch), bits=int(bits), clock_hz=gpu.clock_hz,
-        peak_macs_per_cycle=spec.peak_flops(dtype, False) / 2.0 / gpu.clock_hz, layers=layers,
-        sram_bytes=float(l2), area_mm2=None, fits_in_sram=stored <= l2,
+        design=gpu.name, scenario=scenario, batch=batch, bits=int(bits), clock_hz=gpu.clock_hz,
+        peak_macs_per_cycle=_peak_macs_per_cycle(gpu, dtype), layers=layers,
+        sram_bytes=float(l2), area_mm2=None, fits_in_sram=extra["weights_resident"],
         extra={
-            "datatype": dtype, "activation_bits": int(bits), "residency": residency,
-            "weights_resident": stored <= l2, "dense_weights_resident": dense_bytes <= l2,
-            "workload_bits": max(int(x.weight_bits) for x in wl.layers),
-            "bytes_weights_stored": float(stored), "bytes_weights_dense": float(dense_bytes),
-            "dense_fits_in_sram": dense_bytes <= l2, "policy_delay": policy_delay,
-            "area_note": "a GPU: no area model",
-            # Accelerator-only figures, present (NaN) so GPU rows carry the same columns.
-            "technology_nm": float("nan"), "energy_factor_vs_45nm": float("nan"),
+            **extra,
             "gpu": {
                 "spec": spec.display_name, "latency_model": "hwmodel.gpu.model, kernel time (graph mode), "
                 "parameters: fitted, bundled per architecture (hwmodel/data/gpu_params.yaml), L2 cold",
@@ -413,3 +531,57 @@ def simulate_gpu(workload, design: Any, batch: int = 1, bits: Optional[int] = 16
             },
         },
     )
+
+
+#: Figures fields a GPU run has (gemm_columns' keys and the element-wise passes'); the rest are 0.
+_GPU_FIELDS = ("cycles", "latency_s", "macs_dense", "macs_effectual", "macs_issued", "bits_dram_read",
+               "bits_dram_write", "bits_metadata", "bytes_weights", "energy_mac_pj", "energy_leakage_pj")
+
+
+def simulate_gpu_columns(plan: GpuPlan, design: Any, batch: np.ndarray, bits: np.ndarray,
+                         residency: str = "auto", policy_delay: int = 2) -> tuple[dict[str, np.ndarray], dict[int, dict]]:
+    """:func:`simulate_gpu`'s summary of many runs of one plan at once (a sweep's GPU points).
+
+    Args:
+        plan: the workload's :func:`gpu_plan` in the scenario (built with ``policy_delay``).
+        design: the GPU design point.
+        batch, bits: one entry per run (equal-length integer arrays).
+    Returns:
+        (columns, extras): every Figures field's total per run plus ``utilization``,
+        ``speedup_vs_dense``, ``energy_ratio_vs_dense``, ``fits_in_sram`` and ``sram_bytes``
+        (arrays, one entry per run); and bits -> that bitwidth's scalar extras.
+    """
+    gpu = gpu_design(design)
+    if gpu is None:
+        raise NmlabError(f"design: {design!r} is not a GPU spec")
+    batch = np.asarray(batch, dtype=np.int64)
+    bits = np.asarray(bits, dtype=np.int64)
+    n = len(batch)
+    cols = {f.name: np.zeros(n) for f in dataclass_fields(Figures)}
+    dense_cycles, dense_energy = np.zeros(n), np.zeros(n)
+    peak, fits = np.zeros(n), np.zeros(n, dtype=bool)
+    extras: dict[int, dict] = {}
+    for b in np.unique(bits).tolist():
+        at = np.flatnonzero(bits == b)
+        dtype = gpu.datatype_for(b)
+        run = gemm_columns(gpu, plan, batch[at], dtype, plan.sparse)
+        dense = gemm_columns(gpu, plan, batch[at], dtype, np.zeros_like(plan.sparse)) if plan.sparse.any() else run
+        ew = Figures.sum(_elementwise_figures(gpu, elements, kind, b, times)
+                         for _n, _net, _p, elements, kind, _u, times in plan.elementwise)
+        for name in _GPU_FIELDS:
+            cols[name][at] = run[name].sum(axis=1) + getattr(ew, name)
+        dense_cycles[at] = dense["cycles"].sum(axis=1) + ew.cycles
+        dense_energy[at] = dense["energy_mac_pj"].sum(axis=1) + dense["energy_leakage_pj"].sum(axis=1) + ew.energy_pj
+        peak[at] = _peak_macs_per_cycle(gpu, dtype)
+        extras[b] = _extras(gpu, plan, dtype, b, residency, policy_delay)
+        fits[at] = extras[b]["weights_resident"]
+    cycles = cols["cycles"]
+    safe = np.where(cycles != 0, cycles, 1.0)
+    energy = sum(cols[f"energy_{c}_pj"] for c in ENERGY_COMPONENTS)
+    cols.update({
+        "utilization": np.where(cycles != 0, cols["macs_effectual"] / (safe * peak), 0.0),
+        "speedup_vs_dense": np.where(cycles != 0, dense_cycles / safe, 1.0),
+        "energy_ratio_vs_dense": np.where(dense_energy != 0, energy / np.where(dense_energy != 0, dense_energy, 1.0), 1.0),
+        "fits_in_sram": fits, "sram_bytes": np.full(n, float(gpu.weight_sram_bytes())),
+    })
+    return cols, extras
