@@ -4,7 +4,7 @@ Y[m, n] = X[m, k] W[n, k]^T; W is the (2:4-compressible) weight. One call's time
 from the hardware, not fitted per shape:
 
 * **Tiles, waves, split-K.** The output is cut into ``tm x tn`` tiles, optionally split
-  along k; tiles run in waves of ``sm_count``, and every wave costs a full tile. A tile's
+  along k in 2, 4 or 8 (cuBLASLt and cuSPARSELt both offer split-K); tiles run in waves of ``sm_count``, and every wave costs a full tile. A tile's
   rate is the per-SM tensor peak of the spec (2:4 peak for 2:4) times the per-dtype kernel
   efficiency ``eta`` times a tile-shape factor (small tiles re-read more operand bytes per
   FLOP from shared memory). The library picks the fastest candidate; so does the model.
@@ -14,8 +14,14 @@ from the hardware, not fitted per shape:
   there; a cold call (``l2="cold"``) reads everything from DRAM. L2 itself moves the tiled
   traffic (X once per tile column, W once per tile row, split-K partials) at a bandwidth
   proportional to SMs x clock.
-* **Clock and power.** A long run of back-to-back calls heats the card into its power
-  limit: the clock falls from boost towards a sustained fraction with a time constant.
+* **Clock and power.** The tensor cores draw ``tensor_pj_per_flop`` per 16-bit FLOP at
+  the boost clock (an 8-bit FLOP half: at full rate fp8 draws what bf16 does), a 2:4 FLOP
+  ``sparse_energy`` of a dense one; a GEMM reaching a
+  fraction of the peak draws that fraction of the peak power. Above the spec's board power
+  limit the clock settles where f V^2 (V ~ f) meets the limit, f = (limit / power)^(1/3):
+  a compute-bound GEMM on a PCIe card runs far below boost, a memory-bound one or a card
+  with headroom (RTX 4090) at boost. A run of back-to-back calls falls from boost to that
+  clock with the time constant ``heat_ms``.
 * **Overlap.** Compute, DRAM and L2 overlap: the kernel takes their smooth maximum
   (a p-norm, ``SMOOTH_P``), plus a fixed per-kernel time (start, prologue, epilogue; its
   own value for cuSPARSELt). Back-to-back calls cannot issue faster than ``issue_us``: the
@@ -24,7 +30,7 @@ from the hardware, not fitted per shape:
   (``eager_us``, and ``eager_sparse_us`` more for the semi-structured path); library timings
   (and CUDA-graph replays) are ``mode="kernel"``.
 
-Parameters (:class:`GpuParams`): per GPU, 8 scalars plus a dense and a 2:4 efficiency per
+Parameters (:class:`GpuParams`): per GPU, 9 scalars plus a dense and a 2:4 efficiency per
 dtype; fitted by :mod:`hwmodel.gpu.fit`; bundled per architecture in
 ``hwmodel/data/gpu_params.yaml``.
 """
@@ -50,10 +56,10 @@ OUTPUT_BYTES = {"bfloat16": 2.0, "float16": 2.0, "float8_e4m3fn": 2.0, "int8": 1
 SPARSE_DENSITY = 0.5
 SPARSE_META_BITS = 2.0
 
-#: Output tiles (rows x cols) and split-K factors a GEMM library may pick.
-#: Keyed by ``sparse``. cuSPARSELt's kernels tile the dense operand in at least 128 rows and
-#: its published times grow with k at small m and n, as without split-K: the model offers it
-#: neither (docs/gpu.md, "What the data showed").
+#: Output tiles (rows x cols) and split-K factors a GEMM library may pick, keyed by
+#: ``sparse``. cuSPARSELt's kernels tile the dense operand in at least 128 rows. The published
+#: 2:4 times were searched over cuSPARSELt's split-K too: at small m the RTX 4090's are 2-3x
+#: below what one k-pass per tile allows, so both libraries get splits up to 8.
 TILES = {False: ((64, 64), (64, 128), (128, 64), (128, 128), (128, 256), (256, 128)),
          True: ((128, 64), (128, 128), (128, 256), (256, 128))}
 SPLITS = {False: (1, 2, 4, 8), True: (1, 2, 4, 8)}
