@@ -73,7 +73,7 @@ def test_4096_cubed_bf16_on_h100_sxm_by_hand(h100):
     assert geo.tile_flops[0, c] == 2 * 128 * 256 * 4096
     terms = geo.terms(ETA1, loop_calls=1, l2="cold")
     peak_boost = 989.4e12 * h100.boost_clock_mhz / h100.tensor_clock_mhz
-    clock = terms["clock"][0]  # 0.05 pJ/FLOP x 1064 TFLOP/s = 53 W, far below 700 W: boost
+    clock = terms["clock"][0]  # 0.05 pJ/FLOP x 1070 TFLOP/s = 54 W, far below 700 W: boost
     assert clock == 1.0
     want_s = 4 * 2 * 128 * 256 * 4096 / (peak_boost * clock / 132)
     assert terms["compute_s"][0, c] == pytest.approx(want_s, rel=1e-12)
@@ -93,8 +93,8 @@ def test_4096_cubed_bf16_on_h100_sxm_by_hand(h100):
 
 def test_power_limited_clock_by_hand(h100):
     # 16384^3 bf16 dense on H100 SXM (700 W), 2 pJ per FLOP, 1000 calls (2 ms time constant):
-    # at boost the GEMM reaches a fraction u of the 1064 TFLOP/s boost peak and would draw
-    # 2e-12 x 1064e12 x u W; the clock settles at (700 / that)^(1/3) and a long loop sits
+    # at boost the GEMM reaches a fraction u of the 1070 TFLOP/s boost peak and would draw
+    # 2e-12 x 1070e12 x u W; the clock settles at (700 / that)^(1/3) and a long loop sits
     # there (tau / (tau + T) ~ 0).
     p = GpuParams(eta={"bfloat16": {"dense": 0.9, "sparse": 0.9}}, tensor_pj_per_flop=2.0, heat_ms=2.0,
                   l2_bytes_per_clk_sm=200.0)
