@@ -12,8 +12,9 @@ from hwmodel.gpu.model import (CLUSTER_MULTICAST, OPERAND_BYTES, PUBLISHED_LOOP_
 from hwmodel.gpu.params import architecture, bundled_params, params_for
 from hwmodel.gpu.spec import bundled_gpus, gpu_for, load_gpu
 
-# Full efficiency, no heating, an L2 fast enough not to bind: the compute term alone.
-ETA1 = GpuParams(eta={"bfloat16": {"dense": 1.0, "sparse": 1.0}}, clock_sustained=1.0, l2_bytes_per_clk_sm=200.0)
+# Full efficiency, tensor power far below any board limit (no throttling), an L2 fast enough
+# not to bind: the compute term alone.
+ETA1 = GpuParams(eta={"bfloat16": {"dense": 1.0, "sparse": 1.0}}, tensor_pj_per_flop=0.05, l2_bytes_per_clk_sm=200.0)
 
 
 @pytest.fixture(scope="module")
@@ -72,8 +73,8 @@ def test_4096_cubed_bf16_on_h100_sxm_by_hand(h100):
     assert geo.tile_flops[0, c] == 2 * 128 * 256 * 4096
     terms = geo.terms(ETA1, loop_calls=1, l2="cold")
     peak_boost = 989.4e12 * h100.boost_clock_mhz / h100.tensor_clock_mhz
-    clock = terms["clock"][0]  # one isolated call barely heats the card
-    assert 0.999 < clock <= 1.0
+    clock = terms["clock"][0]  # 0.05 pJ/FLOP x 1070 TFLOP/s = 54 W, far below 700 W: boost
+    assert clock == 1.0
     want_s = 4 * 2 * 128 * 256 * 4096 / (peak_boost * clock / 132)
     assert terms["compute_s"][0, c] == pytest.approx(want_s, rel=1e-12)
     # The wave tail costs 4 / 3.88 = 3% over a perfectly balanced schedule.
@@ -88,6 +89,34 @@ def test_4096_cubed_bf16_on_h100_sxm_by_hand(h100):
     # The kernel is compute-bound: the chosen candidate's time is within the smooth max of it.
     best = terms["kernel_s"][0].min()
     assert terms["compute_s"][0].min() <= best < 1.2 * terms["compute_s"][0].min()
+
+
+def test_power_limited_clock_by_hand(h100):
+    # 16384^3 bf16 dense on H100 SXM (700 W), 2 pJ per FLOP, 1000 calls (2 ms time constant):
+    # at boost the GEMM reaches a fraction u of the 1070 TFLOP/s boost peak and would draw
+    # 2e-12 x 1070e12 x u W; the clock settles at (700 / that)^(1/3) and a long loop sits
+    # there (tau / (tau + T) ~ 0).
+    p = GpuParams(eta={"bfloat16": {"dense": 0.9, "sparse": 0.9}}, tensor_pj_per_flop=2.0, heat_ms=2.0,
+                  l2_bytes_per_clk_sm=200.0)
+    geo = Geometry(h100, 16384, 16384, 16384, "bfloat16", False)
+    peak_boost = 989.4e12 * h100.boost_clock_mhz / h100.tensor_clock_mhz
+    boost = geo.terms(p, loop_calls=1000, l2="cold")
+    ones = np.ones(1)
+    at_boost_s = geo._at_clock(p, 0.9, ones, boost["dram_s"])[2].min(axis=1)[0]
+    u = 2 * 16384**3 / (peak_boost * at_boost_s)
+    assert 0.8 < u < 0.9  # eta 0.9, a little lost to waves and the overlap with memory
+    f = (700.0 / (2e-12 * peak_boost * u)) ** (1 / 3)
+    run_s = 1000 * at_boost_s
+    want = f + (1 - f) * 2e-3 / (2e-3 + run_s)
+    assert boost["clock"][0] == pytest.approx(want, rel=1e-12) and 0.7 < want < 0.8
+    # fp8 at full rate draws what bf16 does (an 8-bit FLOP costs half): same clock fraction.
+    p8 = p.with_values(eta={"float8_e4m3fn": {"dense": 0.9, "sparse": 0.9}})
+    geo8 = Geometry(h100, 16384, 16384, 16384, "float8_e4m3fn", False)
+    assert geo8.terms(p8, loop_calls=1000, l2="cold")["clock"][0] == pytest.approx(want, rel=0.02)
+    # A card with no power limit recorded runs at boost.
+    from dataclasses import replace
+    free = Geometry(replace(h100, power_limit_w=None), 16384, 16384, 16384, "bfloat16", False)
+    assert free.terms(p, loop_calls=1000, l2="cold")["clock"][0] == 1.0
 
 
 def test_small_gemm_lives_in_l2(h100):

@@ -81,17 +81,23 @@ def test_crossover():
 
 
 def test_bundled_scores_do_not_regress(bundled_reports):
-    # A regression guard at the figures the model reaches today (docs/gpu.md, README): held-out
-    # time MAPE and speedup error per GPU over all its dtypes, leave-one-GPU-out MAPE.
-    guard = {"a100_pcie": 0.10, "b200": 0.13, "h100_pcie": 0.18, "rtx4090": 0.16}
+    # A regression guard at the figures the model reaches today (docs/gpu.md, README), plus
+    # about a point: held-out time MAPE (worse of dense and 2:4) and speedup error per GPU over
+    # all its dtypes, and leave-one-GPU-out MAPE (worse of dense and 2:4).
+    # Today: a100 8.9 / 8.6 / 14.7%, b200 10.8 / 10.1 / 27.4%, h100 15.3 / 17.7 / 20.4%,
+    # rtx4090 9.0 / 11.1 / 20.4%.
+    guard = {"a100_pcie": 0.10, "b200": 0.12, "h100_pcie": 0.165, "rtx4090": 0.105}
+    speedup_guard = {"a100_pcie": 0.10, "b200": 0.115, "h100_pcie": 0.19, "rtx4090": 0.125}
+    logo_guard = {"a100_pcie": 0.16, "b200": 0.29, "h100_pcie": 0.22, "rtx4090": 0.22}
     assert set(bundled_reports) == set(guard)
     for name, r in bundled_reports.items():
         assert r["fit"] == "calibration" and r["rows_calibration"] > 0 and r["rows_scored"] > 0
         assert max(r["mape_dense"], r["mape_sparse"]) < guard[name], name
-        assert r["speedup_mape"] < guard[name] + 0.05, name
+        assert r["speedup_mape"] < speedup_guard[name], name
         assert r["winner_agreement"] > 0.85, name
-        assert "leave_one_gpu_out" in r and r["leave_one_gpu_out"]["fitted_on"] and name not in \
-            r["leave_one_gpu_out"]["fitted_on"]
+        lo = r["leave_one_gpu_out"]
+        assert lo["fitted_on"] and name not in lo["fitted_on"]
+        assert max(lo["mape_dense"], lo["mape_sparse"]) < logo_guard[name], name
 
 
 @pytest.mark.xfail(strict=True, reason="the issue's targets are not met yet (docs/gpu.md, 'What the model misses')")

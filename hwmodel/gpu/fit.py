@@ -23,6 +23,9 @@ from hwmodel.gpu.spec import GpuSpec
 #: The scalars a fit moves (torch's eager costs are not in library timings: they stay priors).
 FIT_SCALARS = GpuParams.SCALARS
 F_SCALE = 0.1
+#: Relative tolerance on the cost and the step, and the iteration cap, of the fit.
+FIT_TOL = 1e-5
+MAX_ITER = 60
 START_ETA = {"dense": 0.7, "sparse": 0.6}
 
 
@@ -101,7 +104,8 @@ def fit(datas: Sequence[GpuData], rows: Optional[Sequence[np.ndarray]] = None,
             parts.append(np.log(np.concatenate([dense[r], sparse[r]])))
         return np.concatenate(parts) - meas
 
-    res = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=F_SCALE)
+    res = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=F_SCALE, ftol=FIT_TOL, xtol=FIT_TOL,
+                        max_nfev=MAX_ITER * (len(names) + 1))
     params = _unpack(res.x, dtypes, base)
     return params, {"timings": int(timings), "parameters": len(names),
                     "rms_log_residual": float(np.sqrt(np.mean(res.fun ** 2))), "status": int(res.status)}

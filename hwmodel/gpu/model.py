@@ -4,7 +4,7 @@ Y[m, n] = X[m, k] W[n, k]^T; W is the (2:4-compressible) weight. One call's time
 from the hardware, not fitted per shape:
 
 * **Tiles, waves, split-K.** The output is cut into ``tm x tn`` tiles, optionally split
-  along k; tiles run in waves of ``sm_count``, and every wave costs a full tile. A tile's
+  along k in 2, 4 or 8 (cuBLASLt and cuSPARSELt both offer split-K); tiles run in waves of ``sm_count``, and every wave costs a full tile. A tile's
   rate is the per-SM tensor peak of the spec (2:4 peak for 2:4) times the per-dtype kernel
   efficiency ``eta`` times a tile-shape factor (small tiles re-read more operand bytes per
   FLOP from shared memory). The library picks the fastest candidate; so does the model.
@@ -14,8 +14,14 @@ from the hardware, not fitted per shape:
   there; a cold call (``l2="cold"``) reads everything from DRAM. L2 itself moves the tiled
   traffic (X once per tile column, W once per tile row, split-K partials) at a bandwidth
   proportional to SMs x clock.
-* **Clock and power.** A long run of back-to-back calls heats the card into its power
-  limit: the clock falls from boost towards a sustained fraction with a time constant.
+* **Clock and power.** The tensor cores draw ``tensor_pj_per_flop`` per 16-bit FLOP at
+  the boost clock (an 8-bit FLOP half: at full rate fp8 draws what bf16 does), a 2:4 FLOP
+  ``sparse_energy`` of a dense one; a GEMM reaching a
+  fraction of the peak draws that fraction of the peak power. Above the spec's board power
+  limit the clock settles where f V^2 (V ~ f) meets the limit, f = (limit / power)^(1/3):
+  a compute-bound GEMM on a PCIe card runs far below boost, a memory-bound one or a card
+  with headroom (RTX 4090) at boost. A run of back-to-back calls falls from boost to that
+  clock with the time constant ``heat_ms``.
 * **Overlap.** Compute, DRAM and L2 overlap: the kernel takes their smooth maximum
   (a p-norm, ``SMOOTH_P``), plus a fixed per-kernel time (start, prologue, epilogue; its
   own value for cuSPARSELt). Back-to-back calls cannot issue faster than ``issue_us``: the
@@ -24,7 +30,7 @@ from the hardware, not fitted per shape:
   (``eager_us``, and ``eager_sparse_us`` more for the semi-structured path); library timings
   (and CUDA-graph replays) are ``mode="kernel"``.
 
-Parameters (:class:`GpuParams`): per GPU, 8 scalars plus a dense and a 2:4 efficiency per
+Parameters (:class:`GpuParams`): per GPU, 9 scalars plus a dense and a 2:4 efficiency per
 dtype; fitted by :mod:`hwmodel.gpu.fit`; bundled per architecture in
 ``hwmodel/data/gpu_params.yaml``.
 """
@@ -50,13 +56,13 @@ OUTPUT_BYTES = {"bfloat16": 2.0, "float16": 2.0, "float8_e4m3fn": 2.0, "int8": 1
 SPARSE_DENSITY = 0.5
 SPARSE_META_BITS = 2.0
 
-#: Output tiles (rows x cols) and split-K factors a GEMM library may pick.
-#: Keyed by ``sparse``. cuSPARSELt's kernels tile the dense operand in at least 128 rows and
-#: its published times grow with k at small m and n, as without split-K: the model offers it
-#: neither (docs/gpu.md, "What the data showed").
+#: Output tiles (rows x cols) and split-K factors a GEMM library may pick, keyed by
+#: ``sparse``. cuSPARSELt's kernels tile the dense operand in at least 128 rows. The published
+#: 2:4 times were searched over cuSPARSELt's split-K too: at small m the RTX 4090's are 2-3x
+#: below what one k-pass per tile allows, so both libraries get splits up to 8.
 TILES = {False: ((64, 64), (64, 128), (128, 64), (128, 128), (128, 256), (256, 128)),
          True: ((128, 64), (128, 128), (128, 256), (256, 128))}
-SPLITS = {False: (1, 2), True: (1,)}
+SPLITS = {False: (1, 2, 4, 8), True: (1, 2, 4, 8)}
 #: Whether the library also offers a stream-K schedule (evenly dealt k-iterations, no wave tail).
 STREAM_K = {False: False, True: False}
 STREAM_K_BLOCK = 64
@@ -84,7 +90,10 @@ class GpuParams:
         eta_mem: fraction of the DRAM bandwidth a streaming GEMM reaches.
         l2_bytes_per_clk_sm: aggregate L2 bandwidth in bytes per clock, per SM of the GPU.
         l2_usable: fraction of the L2 that keeps operands between calls.
-        clock_sustained: clock fraction a long power-limited run settles at (1 = no limit).
+        tensor_pj_per_flop: tensor-core energy per dense 16-bit FLOP at the boost clock, pJ
+            (8-bit FLOPs cost half; sets the power-limited clock with the spec's power limit).
+        sparse_energy: energy of a 2:4 FLOP (one that counts the skipped zeros) relative to a
+            dense one.
         heat_ms: time constant of the fall from boost to the sustained clock, milliseconds.
         eager_us: torch eager dispatch per call on the CPU (prior: not in published timings).
         eager_sparse_us: extra per call of torch's semi-structured 2:4 path (prior).
@@ -98,14 +107,15 @@ class GpuParams:
     eta_mem: float = 0.8
     l2_bytes_per_clk_sm: float = 32.0
     l2_usable: float = 0.6
-    clock_sustained: float = 0.8
+    tensor_pj_per_flop: float = 2.0
+    sparse_energy: float = 0.7
     heat_ms: float = 100.0
     eager_us: float = 10.0
     eager_sparse_us: float = 15.0
     eta: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
     SCALARS = ("issue_us", "kernel_dense_us", "kernel_sparse_us", "eta_mem", "l2_bytes_per_clk_sm",
-               "l2_usable", "clock_sustained", "heat_ms")
+               "l2_usable", "tensor_pj_per_flop", "sparse_energy", "heat_ms")
 
     def efficiency(self, dtype: str, sparse: bool) -> float:
         """Kernel efficiency for ``dtype`` (``DEFAULT_ETA`` when this set has none for it)."""
@@ -124,10 +134,12 @@ class GpuParams:
 #: Efficiency used for a dtype no fitted set covers.
 DEFAULT_ETA = {"dense": 0.7, "sparse": 0.5}
 
-#: (lower, upper) bounds the fitter keeps each scalar in.
+#: (lower, upper) bounds the fitter keeps each scalar in. Efficiencies may pass 1 only a
+#: little: the peak is already scaled to the spec boost clock, and a card boosts at most some
+#: 10% above that (RTX 4090: ~2.75 GHz against 2.52).
 BOUNDS = {"issue_us": (0.5, 50.0), "kernel_dense_us": (0.05, 30.0), "kernel_sparse_us": (0.05, 30.0),
           "eta_mem": (0.2, 1.0),  "l2_bytes_per_clk_sm": (2.0, 256.0), "l2_usable": (0.1, 1.0),
-          "clock_sustained": (0.3, 1.0), "heat_ms": (1.0, 1e5), "eta": (0.02, 1.5)}
+          "tensor_pj_per_flop": (0.05, 50.0), "sparse_energy": (0.2, 2.0), "heat_ms": (1.0, 1e5), "eta": (0.02, 1.15)}
 
 
 def weight_bytes(n: np.ndarray, k: np.ndarray, dtype: str, sparse: bool) -> np.ndarray:
@@ -185,7 +197,7 @@ class Geometry:
                 waves.append(w)
                 tile_flops.append(2.0 * tm * tn * kc / tile_eff)
                 traffic.append((m * k * b) * cols_t + (n * k * wb) * rows_t + m * n * ob
-                               + (rows_t * cols_t * split * partial if split > 1 else 0.0))
+                               + rows_t * cols_t * split * partial)
             if STREAM_K[sparse]:
                 # Stream-K: the k-iterations of all tiles are dealt evenly to the SMs (no
                 # wave tail); an SM that ends mid-tile writes fp32 partials for a fix-up.
@@ -199,6 +211,36 @@ class Geometry:
         # Hopper and later multicast an operand tile to both SMs of a 2-SM cluster (TMA
         # multicast): L2 serves it once per cluster.
         self.traffic = np.stack(traffic, axis=1) / CLUSTER_MULTICAST.get(spec.compute_capability.split(".")[0], 1.0)
+
+    def _at_clock(self, params: GpuParams, eta: float, clock: np.ndarray,
+                  dram_s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(compute, L2, kernel) seconds per (GEMM, candidate) at a clock fraction per GEMM."""
+        spec = self.spec
+        sm_flops = (self.peak * eta / spec.sm_count) * clock
+        hz = spec.boost_clock_mhz * 1e6 * clock
+        compute_s = self.waves * self.tile_flops / sm_flops[:, None]
+        l2_s = self.traffic / (params.l2_bytes_per_clk_sm * spec.sm_count * hz)[:, None]
+        return compute_s, l2_s, smooth_max(compute_s, l2_s, dram_s[:, None])
+
+    def clock(self, params: GpuParams, eta: float, boost_s: np.ndarray, loop_calls: int) -> np.ndarray:
+        """Clock fraction of the boost clock per GEMM, from the board power limit.
+
+        At the boost clock a GEMM that reaches a fraction ``util`` of the tensor peak draws
+        ``tensor_pj_per_flop`` x (operand bytes / 2) x peak x util watts (2:4 FLOPs at
+        ``sparse_energy`` of that). Dynamic power goes as f V^2 with V ~ f, so above the
+        limit the clock settles at f = (limit / power)^(1/3); it falls from boost towards f
+        over the loop with the time constant ``heat_ms``.
+        """
+        limit_w = self.spec.power_limit_w
+        if not limit_w:
+            return np.ones_like(boost_s)
+        util = np.minimum(1.0, self.flops / (self.peak * boost_s))
+        weight = OPERAND_BYTES[self.dtype] / 2.0 * (params.sparse_energy if self.sparse else 1.0)
+        watts = params.tensor_pj_per_flop * 1e-12 * weight * self.peak * util
+        sustained = np.minimum(1.0, (limit_w / watts) ** (1.0 / 3.0))
+        tau_s = params.heat_ms * 1e-3
+        run_s = loop_calls * boost_s
+        return sustained + (1.0 - sustained) * tau_s / (tau_s + run_s)
 
     def terms(self, params: GpuParams, loop_calls: int = PUBLISHED_LOOP_CALLS,
               l2: str = "warm") -> dict[str, np.ndarray]:
@@ -214,16 +256,9 @@ class Geometry:
             ratio = (self.ws_bytes / usable) ** L2_TRANSITION_P
             miss = ratio / (1.0 + ratio)
         dram_s = self.ws_bytes * miss / (params.eta_mem * spec.hbm_bytes_per_s)
-        # Heating: the clock falls from boost towards the sustained fraction over the run.
-        run_s = loop_calls * self.flops / (self.peak * eta)
-        tau_s = params.heat_ms * 1e-3
-        sus = float((params.eta.get(self.dtype) or {}).get("sustained", params.clock_sustained))
-        clock = sus + (1.0 - sus) * tau_s / (tau_s + run_s)
-        sm_flops = (self.peak * eta / spec.sm_count) * clock
-        hz = spec.boost_clock_mhz * 1e6 * clock
-        compute_s = self.waves * self.tile_flops / sm_flops[:, None]
-        l2_s = self.traffic / (params.l2_bytes_per_clk_sm * spec.sm_count * hz)[:, None]
-        kernel_s = smooth_max(compute_s, l2_s, dram_s[:, None])
+        boost = self._at_clock(params, eta, np.ones_like(dram_s), dram_s)
+        clock = self.clock(params, eta, boost[2].min(axis=1), loop_calls)
+        compute_s, l2_s, kernel_s = self._at_clock(params, eta, clock, dram_s)
         return {"compute_s": compute_s, "l2_s": l2_s, "dram_s": dram_s, "kernel_s": kernel_s,
                 "best": np.argmin(kernel_s, axis=1), "clock": clock, "miss": miss}
 
