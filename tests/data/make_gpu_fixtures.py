@@ -1,9 +1,13 @@
 """Write the reference answers of GPU design points (tests/test_same_answers.py).
 
-Run once at the commit whose answers are the reference (3ee5ba4, GPU points evaluated one
-``simulate()`` each):
+Run once with the per-point engine of 3ee5ba4 (GPU points evaluated one ``simulate()``
+each). When the GPU model itself changes, the reference is regenerated with that engine and
+the new model files, so the test keeps comparing the columnar engine with the per-point one:
 
-    PYTHONPATH=$PWD python tests/data/make_gpu_fixtures.py tests/data
+    git worktree add /tmp/ref 3ee5ba4 && cd /tmp/ref
+    git checkout main -- hwmodel/gpu/model.py hwmodel/gpu/fit.py hwmodel/data/gpu_params.yaml
+    cp <main>/tests/data/{make_gpu_fixtures.py,default_sweep_quality.csv} OUT/   # script needs both
+    PYTHONPATH=$PWD python OUT/make_gpu_fixtures.py OUT     # then copy OUT/gpu_*.parquet to tests/data
 
 Writes ``gpu_sweep_points.parquet``: a sweep of the bundled workloads on the bundled GPUs
 and one accelerator (mixed chunks) over patterns that do and do not fit 2:4, bits 16/8/4
