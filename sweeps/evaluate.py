@@ -146,7 +146,9 @@ def _dense_reference(mp, key: tuple, bits: np.ndarray, batch: np.ndarray) -> tup
     """Dense cycles and energy of each (bits, batch), evaluating only pairs not seen before."""
     from hwmodel.model import evaluate
 
-    code = (bits.astype(np.int64) << 32) | batch.astype(np.int64)  # batch < 2**32 (the batch limit is 2**24)
+    if len(batch) and int(batch.max()) >= 1 << 32:
+        raise NmlabError(f"batch: {int(batch.max())} is above 2**32, more than a sweep point can have")
+    code = (bits.astype(np.int64) << 32) | batch.astype(np.int64)  # one int64 per (bits, batch)
     known, cycles, energy = _dense_totals.get(key, (np.zeros(0, np.int64), np.zeros(0), np.zeros(0)))
     at = np.minimum(np.searchsorted(known, code), max(len(known) - 1, 0))
     hit = (known[at] == code) if len(known) else np.zeros(len(code), dtype=bool)

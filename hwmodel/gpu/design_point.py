@@ -3,7 +3,9 @@
 A bundled GPU spec (``hwmodel/data/gpus/<name>.yaml``, e.g. ``h100_sxm``) or a GPU spec file
 stands where an accelerator design does. :func:`simulate_gpu` returns the same
 :class:`~hwmodel.result.SimResult` as an accelerator run, GEMM by GEMM, so sweeps, reports
-and checks treat both alike. What a GPU run means, figure by figure:
+and checks treat both alike. Both it and :func:`simulate_gpu_columns` (a sweep's points of
+one workload, GPU and scenario at many batches and bitwidths at once) build the scenario's
+:class:`GpuPlan` and time every GEMM through :func:`gemm_columns`: one code path. What a GPU run means, figure by figure:
 
 * **Datatype.** 16 bits run bf16 (``bfloat16``), 8 bits run **int8** (every bundled GPU has
   int8 tensor cores, the A100 has no fp8, and the accelerators' 8-bit datatype is int8 too).
