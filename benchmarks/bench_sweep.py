@@ -101,10 +101,15 @@ def bench_default(tmp: Path, baseline: Path | None = None, with_report: bool = T
     if baseline is not None:
         old = run_sampled([*NMLAB, "sweep", "--out", str(tmp / "results-before"), "--quiet"], env=_env(baseline))
         new = run_sampled([*NMLAB, "sweep", "--out", str(tmp / "results-warmup"), "--quiet"])
+        import pyarrow.parquet as pq
+
+        n_old = pq.ParquetFile(tmp / "results-before" / "points.parquet").metadata.num_rows
+        n_new = pq.ParquetFile(tmp / "results-warmup" / "points.parquet").metadata.num_rows
+        # The default grids may differ (GPU design points joined it): say both sizes.
         print(f"default sweep, cold start: {old['seconds'] / new['seconds']:.1f}x less wall time and "
               f"{old['cpu_seconds'] / max(new['cpu_seconds'], 1e-9):.1f}x less CPU than the engine in --baseline "
-              f"({old['seconds']:.2f} s wall, {old['cpu_seconds']:.2f} s CPU; this engine {new['seconds']:.2f} s, "
-              f"{new['cpu_seconds']:.2f} s)")
+              f"({n_old} points: {old['seconds']:.2f} s wall, {old['cpu_seconds']:.2f} s CPU; this engine "
+              f"{n_new} points: {new['seconds']:.2f} s, {new['cpu_seconds']:.2f} s)")
     out = tmp / "results"
     sweep = run_sampled([*NMLAB, "sweep", "--out", str(out), "--quiet"])
     if not with_report:

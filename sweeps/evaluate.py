@@ -125,6 +125,8 @@ def _mapped_dense(shape: tuple, design_path: str, scenario: str, path: str, patt
 # (shape, design path, scenario) -> (sorted codes of (bits, batch), dense cycles, dense energy pJ):
 # the dense reference of a point is computed once per process and shared by all its patterns.
 _dense_totals: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
+#: Pairs the dense-reference cache holds before it starts over (bounds a worker's memory).
+DENSE_TOTALS_MAX = 500_000
 
 SUMMARY_FIGURES = ("energy_pj", "utilization", "speedup_vs_dense", "energy_ratio_vs_dense", "fits_in_sram",
                    "sram_bytes", "area_mm2")
@@ -146,17 +148,21 @@ def _dense_reference(mp, key: tuple, bits: np.ndarray, batch: np.ndarray) -> tup
     """Dense cycles and energy of each (bits, batch), evaluating only pairs not seen before."""
     from hwmodel.model import evaluate
 
-    code = (bits.astype(np.int64) << 32) | batch.astype(np.int64)  # batch < 2**32 (the batch limit is 2**24)
+    if len(batch) and int(batch.max()) >= 1 << 32:
+        raise NmlabError(f"batch: {int(batch.max())} is above 2**32, more than a sweep point can have")
+    code = (bits.astype(np.int64) << 32) | batch.astype(np.int64)  # one int64 per (bits, batch)
     known, cycles, energy = _dense_totals.get(key, (np.zeros(0, np.int64), np.zeros(0), np.zeros(0)))
     at = np.minimum(np.searchsorted(known, code), max(len(known) - 1, 0))
     hit = (known[at] == code) if len(known) else np.zeros(len(code), dtype=bool)
     if not hit.all():
+        if sum(len(v[0]) for v in _dense_totals.values()) > DENSE_TOTALS_MAX:
+            # Bounds a long-lived process: start over, evaluating every pair of this call.
+            _dense_totals.clear()
+            known, cycles, energy = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
+            hit[:] = False
         todo = np.unique(code[~hit])
         ev = evaluate(mp, todo >> 32, todo & 0xFFFFFFFF)
         tot = ev.totals()
-        if sum(len(v[0]) for v in _dense_totals.values()) > 500_000:
-            _dense_totals.clear()
-            known, cycles, energy = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
         known = np.concatenate([known, todo])
         order = np.argsort(known, kind="stable")
         known = known[order]

@@ -303,3 +303,30 @@ def test_dense_reference_lookup_matches_row_by_row():
             assert bits == ref[k][0] and speed == pytest.approx(ref[k][1] / table.column("latency_s")[i].as_py())
         else:
             assert bits is None and np.isnan(speed)
+
+
+def test_dense_reference_cache_starting_over_gives_the_same_values(monkeypatch):
+    """When the per-process dense-reference cache is full it starts over, also for the pairs
+    of the call that were cached: every pair still gets its own dense figures."""
+    import numpy as np
+
+    import sweeps.evaluate as ev
+    from hwmodel.design import load_design
+    from hwmodel.io import data_path
+    from hwmodel.model import map_program
+    from hwmodel.program import build_program
+    from hwmodel.workload import load_workload
+
+    wl = load_workload(str(data_path("workloads", "hopper_dense_s0.nmw")))
+    mp = map_program(build_program(wl, "inference"), load_design("edge_ws"), dense=True)
+    bits, batch = np.array([8, 8, 8]), np.array([1, 3, 7])
+    ev._dense_totals.clear()
+    want = ev._dense_reference(mp, ("k",), bits, batch)
+    ev._dense_totals.clear()
+    ev._dense_reference(mp, ("k",), bits[:1], batch[:1])
+    ev._dense_totals[("other",)] = (np.arange(5), np.zeros(5), np.zeros(5))
+    monkeypatch.setattr(ev, "DENSE_TOTALS_MAX", 1)
+    got = ev._dense_reference(mp, ("k",), bits, batch)  # batch 1 cached, 3 and 7 not: starts over
+    assert len(set(want[0].tolist())) == 3
+    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
+    ev._dense_totals.clear()

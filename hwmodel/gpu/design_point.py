@@ -3,7 +3,9 @@
 A bundled GPU spec (``hwmodel/data/gpus/<name>.yaml``, e.g. ``h100_sxm``) or a GPU spec file
 stands where an accelerator design does. :func:`simulate_gpu` returns the same
 :class:`~hwmodel.result.SimResult` as an accelerator run, GEMM by GEMM, so sweeps, reports
-and checks treat both alike. What a GPU run means, figure by figure:
+and checks treat both alike. Both it and :func:`simulate_gpu_columns` (a sweep's points of
+one workload, GPU and scenario at many batches and bitwidths at once) build the scenario's
+:class:`GpuPlan` and time every GEMM through :func:`gemm_columns`: one code path. What a GPU run means, figure by figure:
 
 * **Datatype.** 16 bits run bf16 (``bfloat16``), 8 bits run **int8** (every bundled GPU has
   int8 tensor cores, the A100 has no fp8, and the accelerators' 8-bit datatype is int8 too).
@@ -32,7 +34,7 @@ and checks treat both alike. What a GPU run means, figure by figure:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from functools import lru_cache
 from pathlib import Path
@@ -290,6 +292,8 @@ class GpuPlan:
     times: np.ndarray
     networks: tuple
     workload_bits: int
+    #: sparse flags (bytes) -> the GEMMs' distinct timing classes and each GEMM's class.
+    classes: dict = field(default_factory=dict, compare=False, repr=False)
 
 
 def _map(mask: Optional[np.ndarray], pattern: str, transposed: bool) -> Mapping:
@@ -400,10 +404,20 @@ def gemm_columns(gpu: GpuDesign, plan: GpuPlan, batch: np.ndarray, dtype: str,
     spec = gpu.spec
     batch = np.asarray(batch, dtype=np.int64)
     # Time each distinct (batch, GEMM shape, sparse) once: layers repeat shapes across networks.
-    ub, b_at = np.unique(batch, return_inverse=True)
-    classes = np.stack([plan.weight_grad, plan.m_static, plan.k_static, plan.n_static, sparse], axis=1).astype(np.int64)
-    uc, c_at = np.unique(classes, axis=0, return_inverse=True)
-    latency = _cached_latency_s(spec, ub, uc, dtype)[b_at.reshape(-1)][:, c_at.reshape(-1)]
+    if len(batch) == 1:
+        ub, b_at = batch, np.zeros(1, dtype=np.int64)
+    else:
+        ub, b_at = np.unique(batch, return_inverse=True)
+    got = plan.classes.get(sparse.tobytes())
+    if got is None:
+        index: dict[tuple, int] = {}
+        rows = zip(plan.weight_grad.astype(np.int64).tolist(), plan.m_static.tolist(), plan.k_static.tolist(),
+                   plan.n_static.tolist(), sparse.astype(np.int64).tolist())
+        c_at = np.asarray([index.setdefault(row, len(index)) for row in rows], dtype=np.int64)
+        uc = np.asarray(list(index), dtype=np.int64).reshape(-1, 5)
+        got = plan.classes[sparse.tobytes()] = (uc, c_at)
+    uc, c_at = got
+    latency = _cached_latency_s(spec, ub, uc, dtype)[b_at.reshape(-1)][:, c_at]
     B = batch[:, None]
     m = np.where(plan.weight_grad, plan.m_static, B)
     k = np.where(plan.weight_grad, B, plan.k_static)
