@@ -66,12 +66,37 @@ def auto_chunk_size(remaining: int, workers: int) -> int:
     return max(1, min(4000, math.ceil(remaining / max(1, workers * 4))))
 
 
-class _Pool:
-    """Submit/collect interface over a local process pool (or in-process when workers == 1)."""
+def _worker_start() -> None:
+    """Start-up of a local worker process, run while the parent still plans: the imports every
+    chunk needs, and no pandas (pyarrow would import it on the first chunk)."""
+    store.skip_pyarrow_pandas_import()
+    import hwmodel.energy  # noqa: F401
+    import hwmodel.gpu.design_point  # noqa: F401
+    import hwmodel.model  # noqa: F401
+    import hwmodel.simulate  # noqa: F401
 
-    def __init__(self, workers: int, evaluate: Callable):
+
+def _evaluate_to_part(chunk: dict[str, list], evaluate: Callable, out: str) -> int:
+    """Evaluate a chunk and write its part file here, in the worker (the rows never travel to
+    the parent, which would write them one after another); returns the number of rows."""
+    table = evaluate_chunk(chunk, evaluate)
+    store.write_part(Path(out), table)
+    return len(table)
+
+
+class _Pool:
+    """Submit/collect interface over a local process pool (or in-process when workers == 1).
+
+    Pool workers write their chunks' part files themselves; ``collect`` returns row counts
+    for those and tables for chunks evaluated in this process (the caller writes them).
+    """
+
+    def __init__(self, workers: int, evaluate: Callable, out: Path):
         self.evaluate = evaluate
-        self.pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+        self.out = str(out)
+        self.pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_start) if workers > 1 else None
+        if self.pool is not None:
+            self.pool.submit(int)  # starts the workers now: their start-up overlaps the parent's planning
         self.pending: dict[Any, int] = {}
         self.ready: list = []
 
@@ -79,13 +104,13 @@ class _Pool:
         if self.pool is None:
             self.ready.append(evaluate_chunk(chunk, self.evaluate))
         else:
-            self.pending[self.pool.submit(evaluate_chunk, chunk, self.evaluate)] = len(chunk)
+            self.pending[self.pool.submit(_evaluate_to_part, chunk, self.evaluate, self.out)] = len(chunk)
 
     def in_flight(self) -> int:
         return len(self.pending)
 
     def collect(self) -> list:
-        """Block until at least one chunk is done; return the finished chunks' tables."""
+        """Block until at least one chunk is done; return the finished chunks' tables (or row counts)."""
         if self.ready:
             out, self.ready = self.ready, []
             return out
@@ -246,13 +271,24 @@ def run_sweep(
 
     Returns stats: points, evaluated now, already done, seconds, rows.
     """
-    from tqdm import tqdm
-
     grid = points if hasattr(points, "point_ids") else _PointList(points)
     out = Path(out)
     store.parts_dir(out).mkdir(parents=True, exist_ok=True)
     store.clean_temporaries(out)
     t0 = time.perf_counter()
+    # A fresh sweep starts its local workers first: their start-up overlaps the work below.
+    pool = _Pool(workers, evaluate, out) if not use_ray and not store.list_parts(out) else None
+    try:
+        return _run(grid, out, pool, workers, ray_address, use_ray, chunk_size, evaluate, derive, progress, t0)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _run(grid, out: Path, pool, workers: int, ray_address: Optional[str], use_ray: bool, chunk_size: Optional[int],
+         evaluate: Callable, derive: Any, progress: bool, t0: float) -> dict[str, Any]:
+    from tqdm import tqdm
+
     ids = np.asarray(grid.point_ids(), dtype="S16")
     n_points = len(ids)
     keys = store.id_keys(ids)                  # hex ids as uint64: sorting 16-byte strings is slower
@@ -264,7 +300,8 @@ def run_sweep(
     remaining = keep[~done]
     size = chunk_size or auto_chunk_size(len(remaining), workers)
 
-    pool = _RayPool(ray_address, workers, evaluate) if use_ray else _Pool(workers, evaluate)
+    if pool is None:
+        pool = _RayPool(ray_address, workers, evaluate) if use_ray else _Pool(workers, evaluate, out)
     limit = 2 * (pool.capacity if use_ray else workers)
     bar = tqdm(total=len(keep), initial=int(done.sum()), unit="pt", desc="sweep", file=sys.stderr,
                disable=not progress, mininterval=0.5, smoothing=0.1)
@@ -283,9 +320,13 @@ def run_sweep(
             if pool.in_flight() == 0 and not getattr(pool, "ready", None):
                 break
             for table in pool.collect():
-                store.write_part(out, table)
-                evaluated += len(table)
-                bar.update(len(table))
+                if isinstance(table, int):  # a pool worker wrote the part
+                    rows = table
+                else:
+                    store.write_part(out, table)
+                    rows = len(table)
+                evaluated += rows
+                bar.update(rows)
     finally:
         bar.close()
         pool.close()
