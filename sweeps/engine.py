@@ -84,6 +84,21 @@ def _evaluate_to_part(chunk: dict[str, list], evaluate: Callable, out: str) -> i
     return len(table)
 
 
+def chunk_starts(n: int, size: int, workers: int, taper: bool) -> list[int]:
+    """Where chunks of ``n`` points start: ``size`` each; with ``taper``, chunks shrink over the
+    last ``2 x workers`` of them (to an eighth of ``size``), so workers finish nearly together
+    rather than one idling while another evaluates a whole chunk."""
+    starts, at = [], 0
+    floor = max(1, size // 8)
+    while at < n:
+        starts.append(at)
+        step = size
+        if taper and workers > 1:
+            step = max(floor, min(size, math.ceil((n - at) / (2 * workers))))
+        at += step
+    return starts
+
+
 class _Pool:
     """Submit/collect interface over a local process pool (or in-process when workers == 1).
 
@@ -308,15 +323,16 @@ def _run(grid, out: Path, pool, workers: int, ray_address: Optional[str], use_ra
     evaluated = 0
     lookup = _Ids(ids)
     try:
-        starts = iter(range(0, len(remaining), size))
+        bounds = chunk_starts(len(remaining), size, workers if not use_ray else pool.capacity, chunk_size is None)
+        starts = iter(zip(bounds, bounds[1:] + [len(remaining)]))
         exhausted = False
         while True:
             while not exhausted and pool.in_flight() < limit and not getattr(pool, "ready", None):
-                start = next(starts, None)
-                if start is None:
+                span = next(starts, None)
+                if span is None:
                     exhausted = True
                     break
-                pool.submit(grid.columns(remaining[start:start + size].tolist(), lookup))
+                pool.submit(grid.columns(remaining[span[0]:span[1]].tolist(), lookup))
             if pool.in_flight() == 0 and not getattr(pool, "ready", None):
                 break
             for table in pool.collect():
