@@ -144,8 +144,7 @@ def write_part(out: Path, rows: list[dict[str, Any]] | pa.Table) -> Path:
     return path
 
 
-def _unified_schema(parts: list[Path]) -> Optional[pa.Schema]:
-    schemas = [pq.read_schema(p) for p in parts]
+def _unify(schemas: list[pa.Schema]) -> Optional[pa.Schema]:
     if not schemas:
         return None
     schema = pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
@@ -172,17 +171,22 @@ class _Parts:
         t = self.cache.pop(i, None)
         if t is None:
             t = pq.ParquetFile(self.parts[i]).read()  # not read_table: it imports pyarrow.dataset and pandas (0.3 s)
-            have = set(t.column_names)
-            t = t.select([n for n in self.schema.names if n in have])
-            for name in self.schema.names:
-                if name not in t.column_names:
-                    typ = self.schema.field(name).type
-                    t = t.append_column(pa.field(name, typ), pa.nulls(len(t), typ))
-            t = t.select(self.schema.names).cast(self.schema)
+            if not t.schema.equals(self.schema):  # usually equal (every part of one run): nothing to convert
+                t = self._conform(t)
         self.cache[i] = t
         while len(self.cache) > self.keep:
             self.cache.pop(next(iter(self.cache)))
         return t
+
+    def _conform(self, t: pa.Table) -> pa.Table:
+        """``t`` in the unified schema: its columns in that order, missing ones all null, types cast."""
+        have = set(t.column_names)
+        t = t.select([n for n in self.schema.names if n in have])
+        for name in self.schema.names:
+            if name not in t.column_names:
+                typ = self.schema.field(name).type
+                t = t.append_column(pa.field(name, typ), pa.nulls(len(t), typ))
+        return t.select(self.schema.names).cast(self.schema)
 
 
 def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = None) -> int:
@@ -196,7 +200,7 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
     the number of rows.
     """
     parts = list_parts(out)
-    schema = _unified_schema(parts)
+    schemas = []
     n = len(grid_ids)
     # Hex ids compare as uint64 keys (sorting 16-byte strings is several times slower).
     keys = id_keys(grid_ids)
@@ -211,6 +215,7 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
     for pi, part in enumerate(parts):
         # One read per part gives its ids and, for a derivation, the columns of its dense rows.
         pf = pq.ParquetFile(part)
+        schemas.append(pf.schema_arrow)
         names = pf.schema_arrow.names
         want = [c for c in DENSE_COLUMNS if c in names] if streaming and "pattern" in names else []
         t = pf.read(columns=["point_id", *want])
@@ -238,6 +243,7 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
         pos_l.append(pos)
         part_l.append(np.full(len(pos), pi))
         row_l.append(rows)
+    schema = _unify(schemas)
     cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0, dtype=np.int64))
     pos, part_of, row_of = cat(pos_l), cat(part_l), cat(row_l)
     order = np.argsort(pos, kind="stable")
