@@ -76,12 +76,11 @@ def _worker_start() -> None:
     import hwmodel.simulate  # noqa: F401
 
 
-def _evaluate_to_part(chunk: dict[str, list], evaluate: Callable, out: str) -> int:
+def _evaluate_to_part(chunk: dict[str, list], evaluate: Callable, out: str) -> tuple[int, str]:
     """Evaluate a chunk and write its part file here, in the worker (the rows never travel to
-    the parent, which would write them one after another); returns the number of rows."""
+    the parent, which would write them one after another); returns the rows and the part's path."""
     table = evaluate_chunk(chunk, evaluate)
-    store.write_part(Path(out), table)
-    return len(table)
+    return len(table), str(store.write_part(Path(out), table))
 
 
 def chunk_starts(n: int, size: int, workers: int, taper: bool) -> list[int]:
@@ -102,8 +101,8 @@ def chunk_starts(n: int, size: int, workers: int, taper: bool) -> list[int]:
 class _Pool:
     """Submit/collect interface over a local process pool (or in-process when workers == 1).
 
-    Pool workers write their chunks' part files themselves; ``collect`` returns row counts
-    for those and tables for chunks evaluated in this process (the caller writes them).
+    Pool workers write their chunks' part files themselves; ``collect`` returns (tag, (rows,
+    path)) for those and (tag, table) for chunks evaluated in this process (the caller writes them).
     """
 
     def __init__(self, workers: int, evaluate: Callable, out: Path):
@@ -115,25 +114,24 @@ class _Pool:
         self.pending: dict[Any, int] = {}
         self.ready: list = []
 
-    def submit(self, chunk: dict[str, list]) -> None:
+    def submit(self, chunk: dict[str, list], tag: int) -> None:
         if self.pool is None:
-            self.ready.append(evaluate_chunk(chunk, self.evaluate))
+            self.ready.append((tag, evaluate_chunk(chunk, self.evaluate)))
         else:
-            self.pending[self.pool.submit(_evaluate_to_part, chunk, self.evaluate, self.out)] = len(chunk)
+            self.pending[self.pool.submit(_evaluate_to_part, chunk, self.evaluate, self.out)] = tag
 
     def in_flight(self) -> int:
         return len(self.pending)
 
     def collect(self) -> list:
-        """Block until at least one chunk is done; return the finished chunks' tables (or row counts)."""
+        """Block until at least one chunk is done; return the finished chunks' (tag, result)."""
         if self.ready:
             out, self.ready = self.ready, []
             return out
         done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
         out = []
         for fut in done:
-            del self.pending[fut]
-            out.append(fut.result())
+            out.append((self.pending.pop(fut), fut.result()))
         return out
 
     def close(self) -> None:
@@ -206,16 +204,19 @@ class _RayPool:
         self.evaluate = evaluate
         self.refs: dict[str, Any] = {}   # input file path -> ObjectRef of its bytes (put once)
         self.pending: list = []
+        self.tags: dict[Any, int] = {}
         self.capacity = max(1, int(ray.cluster_resources().get("CPU", workers)))
 
-    def submit(self, chunk: dict[str, list]) -> None:
+    def submit(self, chunk: dict[str, list], tag: int) -> None:
         blobs = {}
         for key in _LOCATORS:
             for path in set(chunk[key]):
                 if path not in self.refs:
                     self.refs[path] = self.ray.put(Path(path).read_bytes())
                 blobs[path] = self.refs[path]
-        self.pending.append(self.task.remote(chunk, self.evaluate, blobs))
+        ref = self.task.remote(chunk, self.evaluate, blobs)
+        self.pending.append(ref)
+        self.tags[ref] = tag
 
     def in_flight(self) -> int:
         return len(self.pending)
@@ -223,7 +224,7 @@ class _RayPool:
     def collect(self) -> list:
         done, self.pending = self.ray.wait(self.pending, num_returns=1)
         try:
-            return self.ray.get(done)
+            return list(zip([self.tags.pop(ref) for ref in done], self.ray.get(done)))
         except self.ray.exceptions.RayTaskError as exc:
             # A user error in a task (e.g. a bad design) stays the one-line NmlabError it was.
             if isinstance(getattr(exc, "cause", None), NmlabError):
@@ -322,31 +323,45 @@ def _run(grid, out: Path, pool, workers: int, ray_address: Optional[str], use_ra
                disable=not progress, mininterval=0.5, smoothing=0.1)
     evaluated = 0
     lookup = _Ids(ids)
+    bounds = chunk_starts(len(remaining), size, workers if not use_ray else pool.capacity, chunk_size is None)
+    spans = list(zip(bounds, bounds[1:] + [len(remaining)]))
+    stream = None
+    if len(stored) == 0 and len(remaining) and hasattr(derive, "apply") and hasattr(grid, "patterns_at"):
+        # A fresh sweep writes points.parquet as chunks finish (store.TableStream), not all at the end.
+        dense = np.flatnonzero(grid.patterns_at(remaining) == "dense")
+        stream = store.TableStream(out, spans, ids[remaining], int(dense[-1]) + 1 if len(dense) else 0, derive)
     try:
-        bounds = chunk_starts(len(remaining), size, workers if not use_ray else pool.capacity, chunk_size is None)
-        starts = iter(zip(bounds, bounds[1:] + [len(remaining)]))
+        starts = iter(enumerate(spans))
         exhausted = False
         while True:
             while not exhausted and pool.in_flight() < limit and not getattr(pool, "ready", None):
-                span = next(starts, None)
-                if span is None:
+                job = next(starts, None)
+                if job is None:
                     exhausted = True
                     break
-                pool.submit(grid.columns(remaining[span[0]:span[1]].tolist(), lookup))
+                k, (a, b) = job
+                pool.submit(grid.columns(remaining[a:b].tolist(), lookup), k)
             if pool.in_flight() == 0 and not getattr(pool, "ready", None):
                 break
-            for table in pool.collect():
-                if isinstance(table, int):  # a pool worker wrote the part
-                    rows = table
+            for k, result in pool.collect():
+                if isinstance(result, tuple):  # a pool worker wrote the part
+                    n_rows, path = result
                 else:
-                    store.write_part(out, table)
-                    rows = len(table)
-                evaluated += rows
-                bar.update(rows)
+                    path, n_rows = store.write_part(out, result), len(result)
+                evaluated += n_rows
+                bar.update(n_rows)
+                if stream is not None:
+                    stream.add(k, path)
+    except BaseException:
+        if stream is not None:
+            stream.abort()
+        raise
     finally:
         bar.close()
         pool.close()
-    rows = store.consolidate(out, ids[keep], derive)
+    rows = stream.finish() if stream is not None else None
+    if rows is None:
+        rows = store.consolidate(out, ids[keep], derive)
     if rows != len(keep):
         raise NmlabError(f"sweep: {out}: table has {rows} rows for {len(keep)} points (parts missing?)")
     return {"points": len(keep), "evaluated": evaluated, "already_done": int(done.sum()),

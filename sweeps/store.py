@@ -8,6 +8,7 @@ id, restricted to the current grid, in grid order) and also written atomically.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import sys
 from pathlib import Path
@@ -306,3 +307,128 @@ def read_table(out: Path, columns: Optional[Iterable[str]] = None) -> pa.Table:
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
     """Row dicts (from a point -> row evaluator) as one Arrow table, schemas normalised like the parts."""
     return _normalize(rows)
+
+
+class _Diverged(Exception):
+    """A fresh sweep's parts are not what :class:`TableStream` can write as they come."""
+
+
+class TableStream:
+    """``DIR/points.parquet`` written while a fresh sweep runs, so little is left to do at its end.
+
+    For a sweep that starts with no parts: chunk ``k`` holds output rows ``spans[k]`` (grid
+    order, each point once), in order. Once the chunks holding every dense row are written
+    (``dense_upto``: output rows before it include them all; dense points come first in a
+    grid whose patterns start with "dense"), the derivation is prepared from those rows, and
+    from then on each ``row_group`` rows whose chunks are all written are read back, derived
+    and appended. Anything unexpected (a part whose ids, schema or dense rows are not as
+    planned) abandons the stream: :meth:`finish` then returns None and the caller
+    consolidates as usual. The table appears atomically, only when complete.
+    """
+
+    def __init__(self, out: Path, spans: list[tuple[int, int]], ids: np.ndarray, dense_upto: int, derive: Any,
+                 row_group: int = 16_384):
+        self.out, self.spans, self.ids, self.derive, self.row_group = out, spans, ids, derive, row_group
+        self.paths: list[Optional[Path]] = [None] * len(spans)
+        self.done = 0       # chunks 0 .. done-1 are written
+        self.written = 0    # output rows appended so far
+        self.dense_chunks = next((k + 1 for k, (_a, b) in enumerate(spans) if b >= dense_upto), 0) if dense_upto else 0
+        self.prepared = False
+        self.schema: Optional[pa.Schema] = None
+        self.tables: dict[int, pa.Table] = {}
+        self.writer: Optional[pq.ParquetWriter] = None
+        self.ok = True
+        self._cm = atomic_write(out / TABLE)
+        self._fh = self._cm.__enter__()
+
+    def add(self, k: int, path: Path) -> None:
+        """Chunk ``k`` is written to ``path``: append what can be appended now."""
+        if not self.ok:
+            return
+        self.paths[k] = Path(path)
+        while self.done < len(self.spans) and self.paths[self.done] is not None:
+            self.done += 1
+        try:
+            self._advance()
+        except _Diverged:
+            self.abort()
+
+    def _table(self, k: int) -> pa.Table:
+        t = self.tables.get(k)
+        if t is None:
+            t = pq.ParquetFile(self.paths[k]).read()
+            a, b = self.spans[k]
+            if len(t) != b - a or not np.array_equal(_ids_of(t.column("point_id")), self.ids[a:b]):
+                raise _Diverged(f"chunk {k}: rows are not the planned points")
+            if self.schema is None:
+                self.schema = t.schema
+            elif not t.schema.equals(self.schema):
+                raise _Diverged(f"chunk {k}: schema differs")  # consolidation unifies schemas
+            if k >= self.dense_chunks and "pattern" in t.column_names and \
+                    pc.any(pc.fill_null(pc.equal(t.column("pattern"), "dense"), False)).as_py():
+                raise _Diverged(f"chunk {k}: a dense row after the planned ones")
+            self.tables[k] = t
+        return t
+
+    def _prepare(self) -> None:
+        """The derivation's dense reference, from the dense rows of the first chunks (as consolidate does)."""
+        dense_l, pos_l = [], []
+        for k in range(self.dense_chunks):
+            t = self._table(k)
+            if "pattern" not in t.column_names:
+                continue
+            want = [c for c in DENSE_COLUMNS if c in t.column_names]
+            rows = np.flatnonzero(pc.fill_null(pc.equal(t.column("pattern"), "dense"), False).to_numpy(zero_copy_only=False))
+            dense_l.append(t.select(want).take(pa.array(rows, type=pa.int64())))
+            pos_l.append(self.spans[k][0] + rows)
+        self.derive.prepare(_dense_rows(dense_l, pos_l))
+        self.prepared = True
+
+    def _advance(self) -> None:
+        if not self.prepared:
+            if self.done < self.dense_chunks:
+                return
+            self._prepare()
+        covered = self.spans[self.done - 1][1] if self.done else 0
+        final = self.done == len(self.spans)
+        while self.written < covered and (final or covered - self.written >= self.row_group):
+            stop = min(self.written + self.row_group, covered)
+            self._append(self.written, stop)
+            self.written = stop
+
+    def _append(self, a: int, b: int) -> None:
+        parts = []
+        for k, (s, e) in enumerate(self.spans):
+            if e > a and s < b:
+                lo, hi = max(a, s), min(b, e)
+                parts.append(self._table(k).slice(lo - s, hi - lo))
+        batch = self.derive.apply(pa.concat_tables(parts))
+        if self.writer is None:
+            self.writer = pq.ParquetWriter(self._fh, batch.schema, **TABLE_OPTIONS)
+        self.writer.write_table(batch.cast(self.writer.schema), row_group_size=self.row_group)
+        for k in [k for k in self.tables if self.spans[k][1] <= b]:
+            del self.tables[k]  # fully appended: memory stays a few chunks
+
+    def finish(self) -> Optional[int]:
+        """Close the table (renamed into place); its row count, or None if the stream was abandoned."""
+        if self.ok and self.done == len(self.spans) and self.writer is not None:
+            self.ok = False
+            self.writer.close()
+            cm, self._cm = self._cm, None
+            cm.__exit__(None, None, None)
+            (self.out / TABLE).chmod(0o644)
+            return self.written
+        self.abort()
+        return None
+
+    def abort(self) -> None:
+        """Abandon the stream: the temporary file goes, ``points.parquet`` is left as it was."""
+        self.ok = False
+        if self._cm is None:
+            return
+        cm, self._cm = self._cm, None
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+        with contextlib.suppress(BaseException):
+            cm.__exit__(_Diverged, _Diverged("abandoned"), None)
