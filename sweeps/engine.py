@@ -67,8 +67,8 @@ def auto_chunk_size(remaining: int, workers: int) -> int:
 
 
 def _worker_start() -> None:
-    """Start-up of a local worker process, run while the parent still plans: the imports every
-    chunk needs, and no pandas (pyarrow would import it on the first chunk)."""
+    """Start-up of a local worker process, run while the parent computes point ids: the imports
+    every chunk needs, and no pandas (pyarrow would import it on the first chunk)."""
     store.skip_pyarrow_pandas_import()
     import hwmodel.energy  # noqa: F401
     import hwmodel.gpu.design_point  # noqa: F401
@@ -110,7 +110,7 @@ class _Pool:
         self.out = str(out)
         self.pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_start) if workers > 1 else None
         if self.pool is not None:
-            self.pool.submit(int)  # starts the workers now: their start-up overlaps the parent's planning
+            self.pool.submit(int)  # starts the workers now: their start-up overlaps the parent's id work
         self.pending: dict[Any, int] = {}
         self.ready: list = []
 
