@@ -160,6 +160,11 @@ def big_config(tmp: Path, target: int) -> tuple[Path, int]:
     return path, n
 
 
+def _ratio(x: float) -> str:
+    """A ratio with a decimal below 10 (1.4x, not 1x), whole above."""
+    return f"{x:.1f}" if x < 10 else f"{x:,.0f}"
+
+
 def bench_big(tmp: Path, target: int, baseline: Path | None = None, baseline_points: int = 10_000,
               goal_s: float | None = None) -> None:
     cfg, n = big_config(tmp, target)
@@ -176,10 +181,12 @@ def bench_big(tmp: Path, target: int, baseline: Path | None = None, baseline_poi
     load = os.getloadavg()[0]
     if baseline is not None:
         brows = pq.ParquetFile(bout / "points.parquet").metadata.num_rows
-        print(f"big sweep of {rows:,} points: {rows / r['seconds'] / (brows / b['seconds']):,.0f}x the points per second "
-              f"of the engine in --baseline (wall; CPU per point {b['cpu_seconds'] / brows / (r['cpu_seconds'] / rows):,.0f}x "
-              f"less), measured on {brows:,} points of the same kind of grid: {brows / b['seconds']:,.0f} points/s, "
-              f"{b['cpu_seconds'] / brows * 1e3:.2f} ms CPU per point, peak tree RSS {b['peak_tree'] / 2**20:.0f} MiB")
+        speed, cpu = rows / r["seconds"] / (brows / b["seconds"]), b["cpu_seconds"] / brows / (r["cpu_seconds"] / rows)
+        print(f"big sweep of {rows:,} points: {_ratio(speed)}x the points per second "
+              f"of the engine in --baseline (wall; CPU per point {_ratio(cpu)}x "
+              f"less), measured on {brows:,} points of the same kind of grid: {brows / b['seconds']:,.0f} points/s "
+              f"({b['seconds']:.1f} s wall, {b['cpu_seconds']:.1f} s CPU), "
+              f"{b['cpu_seconds'] / brows * 1e3:.3f} ms CPU per point, peak tree RSS {b['peak_tree'] / 2**20:.0f} MiB")
     verdict = ""
     if goal_s is not None:
         ok = r["seconds"] < goal_s and r["peak_tree"] < 2**30

@@ -14,18 +14,17 @@ from functools import cached_property, lru_cache
 from typing import Optional
 
 import numpy as np
-import yaml
 
 from hwmodel.cacti import sram_cost
 from hwmodel.design import Design
 from hwmodel.errors import NmlabError
-from hwmodel.io import data_path
+from hwmodel.io import data_path, yaml_safe_load
 
 
 @lru_cache(maxsize=1)
 def constants() -> dict:
     """The parsed energy.yaml."""
-    data = yaml.safe_load(data_path("energy.yaml").read_text())
+    data = yaml_safe_load(data_path("energy.yaml").read_text())
     if not isinstance(data, dict) or data.get("version") != 1:
         raise NmlabError("energy.yaml: version: expected 1")
     return data

@@ -112,3 +112,12 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", durable: bool = True
 def data_path(*parts: str) -> Path:
     """Path of a file bundled under ``hwmodel/data``."""
     return Path(__file__).resolve().parent.joinpath("data", *parts)
+
+
+def yaml_safe_load(text: str):
+    """``yaml.safe_load(text)`` with libyaml's parser when PyYAML has it: the same safe
+    constructor and values, parsed about 10x faster (GPU specs and the GPU model's parameters
+    are read by every sweep process)."""
+    import yaml
+
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))

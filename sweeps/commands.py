@@ -28,7 +28,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _sweep(args: argparse.Namespace) -> int:
     from hwmodel.errors import NmlabError
-    from sweeps import api
+    from sweeps import api, store
+
+    store.skip_pyarrow_pandas_import()  # this process only sweeps
 
     if args.workers is not None and args.workers < 1:
         raise NmlabError(f"--workers: must be at least 1, got {args.workers}")

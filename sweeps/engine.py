@@ -66,34 +66,72 @@ def auto_chunk_size(remaining: int, workers: int) -> int:
     return max(1, min(4000, math.ceil(remaining / max(1, workers * 4))))
 
 
-class _Pool:
-    """Submit/collect interface over a local process pool (or in-process when workers == 1)."""
+def _worker_start() -> None:
+    """Start-up of a local worker process, run while the parent computes point ids: the imports
+    every chunk needs, and no pandas (pyarrow would import it on the first chunk)."""
+    store.skip_pyarrow_pandas_import()
+    import hwmodel.energy  # noqa: F401
+    import hwmodel.gpu.design_point  # noqa: F401
+    import hwmodel.model  # noqa: F401
+    import hwmodel.simulate  # noqa: F401
 
-    def __init__(self, workers: int, evaluate: Callable):
+
+def _evaluate_to_part(chunk: dict[str, list], evaluate: Callable, out: str) -> tuple[int, str]:
+    """Evaluate a chunk and write its part file here, in the worker (the rows never travel to
+    the parent, which would write them one after another); returns the rows and the part's path."""
+    table = evaluate_chunk(chunk, evaluate)
+    return len(table), str(store.write_part(Path(out), table))
+
+
+def chunk_starts(n: int, size: int, workers: int, taper: bool) -> list[int]:
+    """Where chunks of ``n`` points start: ``size`` each; with ``taper``, chunks shrink over the
+    last ``2 x workers`` of them (to an eighth of ``size``), so workers finish nearly together
+    rather than one idling while another evaluates a whole chunk."""
+    starts, at = [], 0
+    floor = max(1, size // 8)
+    while at < n:
+        starts.append(at)
+        step = size
+        if taper and workers > 1:
+            step = max(floor, min(size, math.ceil((n - at) / (2 * workers))))
+        at += step
+    return starts
+
+
+class _Pool:
+    """Submit/collect interface over a local process pool (or in-process when workers == 1).
+
+    Pool workers write their chunks' part files themselves; ``collect`` returns (tag, (rows,
+    path)) for those and (tag, table) for chunks evaluated in this process (the caller writes them).
+    """
+
+    def __init__(self, workers: int, evaluate: Callable, out: Path):
         self.evaluate = evaluate
-        self.pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
+        self.out = str(out)
+        self.pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_start) if workers > 1 else None
+        if self.pool is not None:
+            self.pool.submit(int)  # starts the workers now: their start-up overlaps the parent's id work
         self.pending: dict[Any, int] = {}
         self.ready: list = []
 
-    def submit(self, chunk: dict[str, list]) -> None:
+    def submit(self, chunk: dict[str, list], tag: int) -> None:
         if self.pool is None:
-            self.ready.append(evaluate_chunk(chunk, self.evaluate))
+            self.ready.append((tag, evaluate_chunk(chunk, self.evaluate)))
         else:
-            self.pending[self.pool.submit(evaluate_chunk, chunk, self.evaluate)] = len(chunk)
+            self.pending[self.pool.submit(_evaluate_to_part, chunk, self.evaluate, self.out)] = tag
 
     def in_flight(self) -> int:
         return len(self.pending)
 
     def collect(self) -> list:
-        """Block until at least one chunk is done; return the finished chunks' tables."""
+        """Block until at least one chunk is done; return the finished chunks' (tag, result)."""
         if self.ready:
             out, self.ready = self.ready, []
             return out
         done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
         out = []
         for fut in done:
-            del self.pending[fut]
-            out.append(fut.result())
+            out.append((self.pending.pop(fut), fut.result()))
         return out
 
     def close(self) -> None:
@@ -166,16 +204,19 @@ class _RayPool:
         self.evaluate = evaluate
         self.refs: dict[str, Any] = {}   # input file path -> ObjectRef of its bytes (put once)
         self.pending: list = []
+        self.tags: dict[Any, int] = {}
         self.capacity = max(1, int(ray.cluster_resources().get("CPU", workers)))
 
-    def submit(self, chunk: dict[str, list]) -> None:
+    def submit(self, chunk: dict[str, list], tag: int) -> None:
         blobs = {}
         for key in _LOCATORS:
             for path in set(chunk[key]):
                 if path not in self.refs:
                     self.refs[path] = self.ray.put(Path(path).read_bytes())
                 blobs[path] = self.refs[path]
-        self.pending.append(self.task.remote(chunk, self.evaluate, blobs))
+        ref = self.task.remote(chunk, self.evaluate, blobs)
+        self.pending.append(ref)
+        self.tags[ref] = tag
 
     def in_flight(self) -> int:
         return len(self.pending)
@@ -183,7 +224,7 @@ class _RayPool:
     def collect(self) -> list:
         done, self.pending = self.ray.wait(self.pending, num_returns=1)
         try:
-            return self.ray.get(done)
+            return list(zip([self.tags.pop(ref) for ref in done], self.ray.get(done)))
         except self.ray.exceptions.RayTaskError as exc:
             # A user error in a task (e.g. a bad design) stays the one-line NmlabError it was.
             if isinstance(getattr(exc, "cause", None), NmlabError):
@@ -246,13 +287,24 @@ def run_sweep(
 
     Returns stats: points, evaluated now, already done, seconds, rows.
     """
-    from tqdm import tqdm
-
     grid = points if hasattr(points, "point_ids") else _PointList(points)
     out = Path(out)
     store.parts_dir(out).mkdir(parents=True, exist_ok=True)
     store.clean_temporaries(out)
     t0 = time.perf_counter()
+    # A fresh sweep starts its local workers first: their start-up overlaps the work below.
+    pool = _Pool(workers, evaluate, out) if not use_ray and not store.list_parts(out) else None
+    try:
+        return _run(grid, out, pool, workers, ray_address, use_ray, chunk_size, evaluate, derive, progress, t0)
+    finally:
+        if pool is not None:
+            pool.close()
+
+
+def _run(grid, out: Path, pool, workers: int, ray_address: Optional[str], use_ray: bool, chunk_size: Optional[int],
+         evaluate: Callable, derive: Any, progress: bool, t0: float) -> dict[str, Any]:
+    from tqdm import tqdm
+
     ids = np.asarray(grid.point_ids(), dtype="S16")
     n_points = len(ids)
     keys = store.id_keys(ids)                  # hex ids as uint64: sorting 16-byte strings is slower
@@ -264,32 +316,52 @@ def run_sweep(
     remaining = keep[~done]
     size = chunk_size or auto_chunk_size(len(remaining), workers)
 
-    pool = _RayPool(ray_address, workers, evaluate) if use_ray else _Pool(workers, evaluate)
+    if pool is None:
+        pool = _RayPool(ray_address, workers, evaluate) if use_ray else _Pool(workers, evaluate, out)
     limit = 2 * (pool.capacity if use_ray else workers)
     bar = tqdm(total=len(keep), initial=int(done.sum()), unit="pt", desc="sweep", file=sys.stderr,
                disable=not progress, mininterval=0.5, smoothing=0.1)
     evaluated = 0
     lookup = _Ids(ids)
+    bounds = chunk_starts(len(remaining), size, workers if not use_ray else pool.capacity, chunk_size is None)
+    spans = list(zip(bounds, bounds[1:] + [len(remaining)]))
+    stream = None
+    if len(stored) == 0 and len(remaining) and hasattr(derive, "apply") and hasattr(grid, "patterns_at"):
+        # A fresh sweep writes points.parquet as chunks finish (store.TableStream), not all at the end.
+        dense = np.flatnonzero(grid.patterns_at(remaining) == "dense")
+        stream = store.TableStream(out, spans, ids[remaining], int(dense[-1]) + 1 if len(dense) else 0, derive)
     try:
-        starts = iter(range(0, len(remaining), size))
+        starts = iter(enumerate(spans))
         exhausted = False
         while True:
             while not exhausted and pool.in_flight() < limit and not getattr(pool, "ready", None):
-                start = next(starts, None)
-                if start is None:
+                job = next(starts, None)
+                if job is None:
                     exhausted = True
                     break
-                pool.submit(grid.columns(remaining[start:start + size].tolist(), lookup))
+                k, (a, b) = job
+                pool.submit(grid.columns(remaining[a:b].tolist(), lookup), k)
             if pool.in_flight() == 0 and not getattr(pool, "ready", None):
                 break
-            for table in pool.collect():
-                store.write_part(out, table)
-                evaluated += len(table)
-                bar.update(len(table))
+            for k, result in pool.collect():
+                if isinstance(result, tuple):  # a pool worker wrote the part
+                    n_rows, path = result
+                else:
+                    path, n_rows = store.write_part(out, result), len(result)
+                evaluated += n_rows
+                bar.update(n_rows)
+                if stream is not None:
+                    stream.add(k, path)
+    except BaseException:
+        if stream is not None:
+            stream.abort()
+        raise
     finally:
         bar.close()
         pool.close()
-    rows = store.consolidate(out, ids[keep], derive)
+    rows = stream.finish() if stream is not None else None
+    if rows is None:
+        rows = store.consolidate(out, ids[keep], derive)
     if rows != len(keep):
         raise NmlabError(f"sweep: {out}: table has {rows} rows for {len(keep)} points (parts missing?)")
     return {"points": len(keep), "evaluated": evaluated, "already_done": int(done.sum()),

@@ -206,12 +206,19 @@ def evaluate_points(points: dict[str, list]):
                 num[name] = np.zeros(n, dtype=np.asarray(values).dtype)
             num[name][rows] = values
         for name, value in scalars.items():
-            obj.setdefault(name, np.full(n, None, dtype=object))[rows] = value
+            _column(obj, name)[rows] = value
         for b, e in extras.items():
             at = rows[bits == b]
             for name, value in e.items():
                 if name not in ("weights_resident", "bytes_weights_stored", "area_note"):
-                    obj.setdefault(name, np.full(n, None, dtype=object))[at] = value
+                    _column(obj, name)[at] = value
+
+    def _column(cols: dict[str, np.ndarray], name: str) -> np.ndarray:
+        """The object column ``name`` (all None until set), made on first use only."""
+        col = cols.get(name)
+        if col is None:
+            col = cols[name] = np.full(n, None, dtype=object)
+        return col
 
     for key, idx in groups.items():
         bits, batch = all_bits[idx], all_batch[idx]

@@ -22,6 +22,8 @@ from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
+import numpy as np
+
 from hwmodel.errors import NmlabError
 from hwmodel.sparsity import parse_pattern
 from hwmodel.agents import agent_label, one_shot_label
@@ -220,6 +222,11 @@ class Plan:
         in the scenario, in grid order: grid index i is scenario ``i % S`` of block ``i // S``."""
         return [(w, src, pattern, bits, d) for pattern in self.cfg.patterns for w, src in self._sources[pattern]
                 for bits in self.cfg.bits for d in self.designs if bits in d.bits_supported]
+
+    def patterns_at(self, indices: np.ndarray) -> np.ndarray:
+        """The grid pattern of each point at grid ``indices`` (an object array)."""
+        patterns = np.array([blk[2] for blk in self._blocks], dtype=object)
+        return patterns[np.asarray(indices, dtype=np.int64) // len(self.cfg.scenarios)]
 
     def _block_fields(self, b: int) -> dict[str, Any]:
         """The point fields of block ``b`` (those of its first scenario; scenario, batch and id vary)."""

@@ -161,6 +161,40 @@ def test_pool_matches_in_process_and_rows_are_complete(tmp_path):
     assert a.return_missing.all() and a.return_mean.isna().all()
 
 
+@pytest.mark.parametrize("patterns", [["dense", "2:4", "1:8"], ["2:4", "dense", "1:8"]])
+def test_streamed_table_equals_the_table_consolidated_from_the_parts(tmp_path, patterns):
+    """A fresh sweep writes points.parquet while chunks finish (store.TableStream); rebuilding
+    it from the same parts afterwards (the resume path) gives exactly the same rows, whether
+    the dense rows come first in the grid or not."""
+    cfg = write_config(tmp_path, patterns=patterns, chunk_size=7)
+    out = tmp_path / "out"
+    _run(cfg, out, workers=2)
+    streamed = store.read_table(out).to_pandas()
+    assert len(store.list_parts(out)) == math.ceil(len(streamed) / 7)
+    (out / store.TABLE).unlink()
+    assert _run(cfg, out, workers=1)["evaluated"] == 0  # parts present: consolidated at the end
+    assert store.read_table(out).to_pandas().equals(streamed)
+
+
+def test_table_stream_gives_way_when_a_part_is_not_the_planned_rows(tmp_path):
+    """A part whose ids are not the planned ones abandons the stream: no temporary file is
+    left, an existing table is untouched, and finish() says to consolidate instead."""
+    import numpy as np
+    import pyarrow as pa
+
+    from sweeps.derived import Derivation
+
+    out = tmp_path / "out"
+    store.parts_dir(out).mkdir(parents=True)
+    (out / store.TABLE).write_bytes(b"earlier table")
+    part = store.write_part(out, pa.table({"point_id": ["a" * 16, "b" * 16], "pattern": ["dense", "2:4"]}))
+    stream = store.TableStream(out, [(0, 2)], np.array([b"c" * 16, b"d" * 16], dtype="S16"), 1, Derivation(None))
+    stream.add(0, part)
+    assert stream.finish() is None
+    assert (out / store.TABLE).read_bytes() == b"earlier table"
+    assert not list(out.glob(".*.tmp"))
+
+
 def test_rerun_is_idempotent_and_resumes_only_missing(tmp_path):
     cfg = write_config(tmp_path, chunk_size=5)
     out = tmp_path / "out"

@@ -50,7 +50,7 @@ from hwmodel.gpu import grid
 from hwmodel.gpu.model import GpuParams, predict_s, weight_bytes
 from hwmodel.gpu.params import params_for
 from hwmodel.gpu.spec import FORMAT_NAME, GpuSpec, bundled_gpus, load_gpu
-from hwmodel.io import data_path
+from hwmodel.io import data_path, yaml_safe_load
 from hwmodel.mapping import Mapping, map_weights, mask_nnz
 from hwmodel.result import ENERGY_COMPONENTS, Figures, LayerResult, SimResult
 from hwmodel.sparsity import DENSE, parse_pattern
@@ -199,7 +199,7 @@ def _is_gpu_file(path: Path) -> bool:
         text = path.read_text()
         if FORMAT_NAME not in text:
             return False  # cannot say format: nmlab-gpu (skips parsing every accelerator design twice)
-        doc = yaml.safe_load(text)
+        doc = yaml_safe_load(text)
     except (yaml.YAMLError, UnicodeDecodeError, OSError):
         return False
     return isinstance(doc, dict) and doc.get("format") == FORMAT_NAME

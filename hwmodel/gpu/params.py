@@ -13,11 +13,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
 
 from hwmodel.errors import NmlabError
 from hwmodel.gpu.model import BOUNDS, GpuParams
 from hwmodel.gpu.spec import GpuSpec
+from hwmodel.io import yaml_safe_load
 
 FORMAT_NAME = "nmlab-gpu-params"
 FORMAT_VERSION = 1
@@ -78,7 +78,7 @@ def load_params_file(path: str | os.PathLike) -> dict[str, GpuParams]:
     path = Path(path)
     if not path.is_file():
         raise NmlabError(f"gpu params: no such file: {path}")
-    doc = yaml.safe_load(path.read_text())
+    doc = yaml_safe_load(path.read_text())
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME or doc.get("version") != FORMAT_VERSION:
         raise NmlabError(f"{path}: format/version: expected {FORMAT_NAME} version {FORMAT_VERSION}")
     sets = doc.get("sets")

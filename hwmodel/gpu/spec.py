@@ -19,7 +19,7 @@ from typing import Any, Optional
 import yaml
 
 from hwmodel.errors import NmlabError
-from hwmodel.io import data_path
+from hwmodel.io import data_path, yaml_safe_load
 
 FORMAT_NAME = "nmlab-gpu"
 FORMAT_VERSION = 2
@@ -188,7 +188,7 @@ def load_gpu(path: str | os.PathLike) -> GpuSpec:
     if not path.is_file():
         raise NmlabError(f"{where}: no such file: {path}")
     try:
-        doc = yaml.safe_load(path.read_text())
+        doc = yaml_safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise NmlabError(f"{where}: not valid yaml: {' '.join(str(exc).split())[:160]}") from None
     if not isinstance(doc, dict):
