@@ -107,8 +107,7 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
     layers = program.layers
     fwd_maps = [_DENSE_REF if dense else map_weights(design, x.mask, x.pattern) for x in layers]
     gemms = program.gemms
-    cols: dict[str, list] = {k: [] for k in ("m", "k", "n", "wg", "first", "last", "kind", "gn", "gm", "nnz", "meta",
-                                             "ragged", "times")}
+    rows = []  # per GEMM: (m, k, n, wg, first, last, kind, gn, gm, nnz, meta, ragged, times)
     hw, notes = [], []
     fold_gemm, fold_k, fold_out = [], [], []
     for gi, e in enumerate(gemms):
@@ -135,11 +134,10 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
             fold_out.append(outs)
         meta = (unstructured_metadata_bits(design.sparsity.index_format, kk, nn, nnz)
                 if kind == traffic.UNSTRUCTURED else 0)
-        for key, value in (("m", m_fixed), ("k", kk), ("n", nn), ("wg", e.phase == BACKWARD_WEIGHT),
-                           ("first", e.first and e.phase == FORWARD), ("last", e.last and e.phase == FORWARD),
-                           ("kind", kind), ("gn", p.n if p.is_nm else 0), ("gm", p.m if p.is_nm else 0),
-                           ("nnz", nnz), ("meta", meta), ("ragged", ragged), ("times", e.times)):
-            cols[key].append(value)
+        nm = p.kind == "nm"
+        fwd = e.phase == FORWARD
+        rows.append((m_fixed, kk, nn, e.phase == BACKWARD_WEIGHT, bool(e.first and fwd), bool(e.last and fwd), kind,
+                     p.n if nm else 0, p.m if nm else 0, nnz, meta, ragged, e.times))
         hw.append(str(p))
         notes.append(mp.note)
     per_bit = extra = 0
@@ -149,12 +147,14 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
         extra += b
     ew = program.elementwise
     cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64))
-    i64 = (lambda key: np.asarray(cols[key], dtype=np.int64))
+    # One 2-D conversion for the integer columns instead of one small array per column.
+    ints = np.array([r[:3] + r[6:11] for r in rows], dtype=np.int64).reshape(len(rows), 8).T.copy()
+    flags = np.array([r[3:6] + r[11:12] for r in rows], dtype=bool).reshape(len(rows), 4).T.copy()
     return MappedProgram(
-        program, design, dense, i64("m"), i64("k"), i64("n"), np.asarray(cols["wg"], dtype=bool),
-        np.asarray(cols["first"], dtype=bool), np.asarray(cols["last"], dtype=bool), i64("kind"), i64("gn"),
-        i64("gm"), i64("nnz"), i64("meta"), np.asarray(cols["ragged"], dtype=bool),
-        FoldTable(cat(fold_gemm), cat(fold_k), cat(fold_out), len(gemms)), np.asarray(cols["times"], dtype=np.float64),
+        program, design, dense, ints[0], ints[1], ints[2], flags[0], flags[1], flags[2], ints[3], ints[4],
+        ints[5], ints[6], ints[7], flags[3],
+        FoldTable(cat(fold_gemm), cat(fold_k), cat(fold_out), len(gemms)),
+        np.array([r[12] for r in rows], dtype=np.float64),
         hw, notes, per_bit, extra,
         np.asarray([e.elements for e in ew], dtype=np.int64),
         (np.asarray([e.read_bits_per_bit for e in ew], dtype=np.int64),

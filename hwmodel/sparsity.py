@@ -70,6 +70,11 @@ def parse_pattern(text: str | Pattern, *, field: str = "pattern", allow_unstruct
     """
     if isinstance(text, Pattern):
         return text
+    # Mapping parses a layer's pattern string per layer and design: memoise valid strings
+    # (Patterns are frozen, so one instance can be shared; errors are not cached).
+    hit = _PARSED.get((text, allow_unstructured)) if isinstance(text, str) else None
+    if hit is not None:
+        return hit
     if not isinstance(text, str):
         hint = ""
         if isinstance(text, int) and not isinstance(text, bool) and text >= 60:
@@ -90,7 +95,13 @@ def parse_pattern(text: str | Pattern, *, field: str = "pattern", allow_unstruct
         raise NmlabError(f"{field}: {text!r} has M={m}; M must be at least 2")
     if not 1 <= n <= m:
         raise NmlabError(f"{field}: {text!r} has N={n}; N must satisfy 1 <= N <= M={m}")
-    return Pattern("nm", n, m)
+    p = Pattern("nm", n, m)
+    if len(_PARSED) < 4096:
+        _PARSED[(text, allow_unstructured)] = p
+    return p
+
+
+_PARSED: dict[tuple[str, bool], Pattern] = {}
 
 
 def meta_bits_per_value(m: int) -> int:
