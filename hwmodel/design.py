@@ -100,6 +100,14 @@ class Sparsity:
 
     def candidates(self) -> tuple[Pattern, ...]:
         """The layer-wide patterns the hardware can run, sparsest first (dense excluded)."""
+        # Memoised on the instance (the mapping asks once per mask): the fields are frozen.
+        hit = self.__dict__.get("_candidates")
+        if hit is None:
+            hit = self._sorted_candidates()
+            object.__setattr__(self, "_candidates", hit)
+        return hit
+
+    def _sorted_candidates(self) -> tuple[Pattern, ...]:
         if self.support == "fixed":
             pats = self.patterns
         elif self.support == "flexible":

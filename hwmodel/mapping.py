@@ -39,7 +39,7 @@ def row_max_counts(mask: np.ndarray, m: int, transposed: bool = False) -> np.nda
     entries = _entries(mask)
     hit = entries.get((m, transposed))
     if hit is None:
-        hit = group_counts(mask.T if transposed else mask, m).max(axis=1).astype(np.int32)
+        hit = group_counts(mask.T if transposed else mask, m).max(axis=1).astype(np.int32, copy=False)
         entries[(m, transposed)] = hit
         entries[(m, transposed, "max")] = int(hit.max()) if hit.size else 0
     return hit

@@ -207,7 +207,11 @@ def evaluate(mp: MappedProgram, bits, batch, residency: str = "auto") -> Evaluat
     batch = np.asarray(batch, dtype=np.int64).reshape(-1, 1)
     P = len(bits)
     # Per point: datatype, its rate and MAC energy; activation width; residency.
-    uniq_bits, bit_index = np.unique(bits[:, 0], return_inverse=True)
+    # np.unique costs more than the few points of a small call: sort the distinct bitwidths in Python.
+    bits_list = bits[:, 0].tolist()
+    uniq_bits = sorted(set(bits_list))
+    pos = {b: i for i, b in enumerate(uniq_bits)}
+    bit_index = np.fromiter((pos[b] for b in bits_list), dtype=np.intp, count=P)
     dts = [d.datatype_for(int(b)) for b in uniq_bits]
     rates_u = np.asarray([c.datatypes[dt] for dt in dts], dtype=np.float64)
     rate = Rate.of(rates_u[bit_index].reshape(-1, 1))
