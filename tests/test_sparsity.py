@@ -171,3 +171,22 @@ def test_transposable_agrees_with_torch(args):
     out, cols, seed, pattern, ties = args
     mask = nps.nm_mask(_make(out, cols, seed, ties), pattern)
     assert nps.is_transposable(mask, pattern) == ts.is_transposable(torch.from_numpy(mask), pattern)
+
+
+def test_group_counts_fast_paths_match_a_plain_sum():
+    """group_counts picks packed popcounts or slice sums by M and size: every path counts the same,
+    including a partial last group (padding never counts) and transposed (strided) masks."""
+    from hwmodel.sparsity import group_counts
+
+    rng = np.random.default_rng(7)
+    for out, cols in [(1, 1), (3, 9), (6, 256), (256, 17), (256, 256), (40, 300), (2, 513)]:
+        mask = rng.random((out, cols)) < rng.uniform(0.1, 0.9)
+        for a in (mask, mask.T):
+            for m in (2, 3, 4, 8, 16, 24, 32, 64):
+                groups = -(-a.shape[1] // m)
+                padded = np.zeros((a.shape[0], groups * m), dtype=np.int64)
+                padded[:, :a.shape[1]] = a
+                want = padded.reshape(a.shape[0], groups, m).sum(axis=2)
+                got = group_counts(a, m)
+                assert got.dtype == np.int32 and got.shape == want.shape
+                assert np.array_equal(got, want), (a.shape, m)
