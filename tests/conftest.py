@@ -1,5 +1,20 @@
 import os
 
+import pytest
+
 # Keep test processes from oversubscribing the 2-core CI machine.
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+
+@pytest.fixture(scope="session")
+def default_sweep(tmp_path_factory):
+    """The README's main job, built once per test process: the default grid (bundled workloads,
+    accelerators and the default GPUs) with the real model, and its report. Read-only for tests."""
+    from reports.build import build_report
+    from sweeps import api
+
+    out = tmp_path_factory.mktemp("default") / "sweep"
+    api.run(None, out, workers=1, progress=False)
+    build_report(out)
+    return out

@@ -17,18 +17,14 @@ import pytest
 from reports import answer, returns
 from reports.build import build_report
 from reports.data import one_row_per
-from sweeps import api
 
 KEY = ["env", "design", "scenario", "batch", "bits"]
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory) -> Path:
-    """The default grid on the bundled workloads and quality table, with the real model (about 2 s)."""
-    out = tmp_path_factory.mktemp("answer") / "sweep"
-    api.run(None, out, workers=1, progress=False)
-    build_report(out)
-    return out
+def sweep(default_sweep) -> Path:
+    """The default grid on the bundled workloads and quality table, with the real model (about 2 s). (tests/conftest.py)"""
+    return default_sweep
 
 
 @pytest.fixture(scope="module")

@@ -13,21 +13,16 @@ import pandas as pd
 import pytest
 
 from reports import gpu_model
-from reports.build import build_report
 from reports.data import agent_label, design_order, gpu_rows, is_gpu
 from reports.style import DESIGN_PALETTE, GPU_PALETTE, design_colors
 from reports.why import limiters
-from sweeps import api
 from tests.test_report_answer import _figures
 
 
 @pytest.fixture(scope="module")
-def sweep(tmp_path_factory) -> Path:
-    """The default grid (accelerators and the default GPUs h100_sxm, a100_sxm) with the real model."""
-    out = tmp_path_factory.mktemp("gpu_report") / "sweep"
-    api.run(None, out, workers=1, progress=False)
-    build_report(out)
-    return out
+def sweep(default_sweep) -> Path:
+    """The default grid (accelerators and the default GPUs h100_sxm, a100_sxm) with the real model. (tests/conftest.py)"""
+    return default_sweep
 
 
 @pytest.fixture(scope="module")
