@@ -75,7 +75,7 @@ class GpuCheck:
 
 @lru_cache(maxsize=1)
 def _specs() -> dict[str, Any]:
-    """The bundled GPU specs, loaded once per process (loading them per file would cost more than the rest)."""
+    """The bundled GPU specs by name, loaded once per process."""
     from hwmodel.gpu.spec import bundled_gpus
 
     return bundled_gpus()
@@ -86,26 +86,14 @@ def _params_provenance() -> dict[str, tuple[list[str], Optional[int]]]:
     import yaml
 
     from hwmodel.gpu.params import default_path
+    from hwmodel.io import yaml_safe_load
 
     try:
-        # libyaml's loader where present: ten times faster than the pure-Python one (metadata only)
-        doc = yaml.load(default_path().read_text(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+        doc = yaml_safe_load(default_path().read_text())
         return {str(k): (list(v.get("fitted_on") or []), v.get("rows")) for k, v in (doc.get("sets") or {}).items()
                 if isinstance(v, dict)}
     except (OSError, AttributeError, yaml.YAMLError):
         return {}
-
-
-def _predict(spec, meas, params) -> tuple[np.ndarray, np.ndarray]:
-    """(dense, 2:4) predicted microseconds of every row, under the file's timing conditions."""
-    from hwmodel.gpu.model import predict_pair_us
-
-    dense, sparse = np.empty(len(meas)), np.empty(len(meas))
-    for dtype, ob in sorted(set(zip(meas.dtype.tolist(), meas.out_bytes.tolist()))):
-        i = np.flatnonzero((meas.dtype == dtype) & (meas.out_bytes == ob))
-        dense[i], sparse[i] = predict_pair_us(spec, meas.m[i], meas.k[i], meas.n[i], dtype, params,
-                                              loop_calls=meas.loop_calls, l2=meas.l2, out_bytes=ob)
-    return dense, sparse
 
 
 def _curve(spec, meas, params, dtype: str) -> Optional[tuple[np.ndarray, np.ndarray]]:
@@ -123,38 +111,32 @@ def _curve(spec, meas, params, dtype: str) -> Optional[tuple[np.ndarray, np.ndar
 
 
 def check_bundled() -> list[GpuCheck]:
-    """Every bundled measured GPU against the model with the bundled parameters (held-out rows scored)."""
-    from hwmodel.gpu.measurements import bundled_files, read_measurements
+    """Every bundled measured GPU against the model with the bundled parameters (held-out rows scored):
+    the blocks, predictions and scores of ``nmlab gpu validate``, with the bundled sets instead of a fit."""
+    from hwmodel.gpu.fit import GpuData
+    from hwmodel.gpu.measurements import bundled_files
     from hwmodel.gpu.params import architecture, bundled_params, params_for
-    from hwmodel.gpu.validate import scores, split_shapes, square_crossover
+    from hwmodel.gpu.validate import load_blocks, scores, split_shapes, square_crossover
 
-    specs = _specs()
     sets = bundled_params()
     prov = _params_provenance()
     out = []
-    for path in bundled_files():
-        all_rows = read_measurements(path)
-        for device in sorted(set(all_rows.gpu.tolist())):
-            hits = [s for s in specs.values() if s.matches(device)]
-            if len(hits) != 1:
-                continue  # `nmlab gpu validate` names such a row; the page shows the GPUs it can check
-            spec, meas = hits[0], all_rows.subset(all_rows.gpu == device)
-            arch = architecture(spec)
-            params = params_for(spec, sets)
-            set_name = arch if arch in sets else "generic"
-            dense, sparse = _predict(spec, meas, params)
-            held = ~split_shapes(meas)
-            per_dtype = {}
-            curves = {}
-            for dtype in sorted(set(meas.dtype.tolist())):
-                s = scores(meas, dense, sparse, held & (meas.dtype == dtype))
-                s["crossover"] = square_crossover(meas, dense, sparse, dtype)
-                per_dtype[dtype] = s
-                c = _curve(spec, meas, params, dtype)
-                if c is not None:
-                    curves[dtype] = c
-            out.append(GpuCheck(spec.name, device, set_name, path, meas, dense, sparse, held,
-                                scores(meas, dense, sparse, held), per_dtype, curves, prov.get(set_name, ([], None))))
+    for block in load_blocks(bundled_files()):
+        spec, meas = block.spec, block.meas
+        arch = architecture(spec)
+        params = params_for(spec, sets)
+        set_name = arch if arch in sets else "generic"
+        dense, sparse = GpuData.build(spec, meas).predict_us(params)
+        held = ~split_shapes(meas)
+        per_dtype, curves = {}, {}
+        for dtype in sorted(set(meas.dtype.tolist())):
+            per_dtype[dtype] = {**scores(meas, dense, sparse, held & (meas.dtype == dtype)),
+                                "crossover": square_crossover(meas, dense, sparse, dtype)}
+            c = _curve(spec, meas, params, dtype)
+            if c is not None:
+                curves[dtype] = c
+        out.append(GpuCheck(spec.name, str(meas.gpu[0]), set_name, Path(meas.path), meas, dense, sparse, held,
+                            scores(meas, dense, sparse, held), per_dtype, curves, prov.get(set_name, ([], None))))
     return out
 
 

@@ -144,7 +144,6 @@ def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuPar
            "crossover_predicted": {d: v["crossover"]["predicted"] for d, v in per_dtype.items()},
            "dtypes": per_dtype, "fit_info": info, "params": params.as_dict(),
            "_pred": (dense, sparse), "_scored": scored, "_meas": meas}
-    out["rows"] = len(meas)
     out["meets_targets"] = meets_targets(out)
     return out
 
