@@ -4,7 +4,8 @@ Y[m, n] = X[m, k] W[n, k]^T; W is the (2:4-compressible) weight. One call's time
 from the hardware, not fitted per shape:
 
 * **Tiles, waves, split-K.** The output is cut into ``tm x tn`` tiles, optionally split
-  along k in 2, 4 or 8 (cuBLASLt and cuSPARSELt both offer split-K); tiles run in waves of ``sm_count``, and every wave costs a full tile. A tile's
+  along k in 2, 4 or 8 (cuBLASLt and cuSPARSELt both offer split-K, except the Hopper kernels
+  in ``NO_SPLIT_K``); tiles run in waves of ``sm_count``, and every wave costs a full tile. A tile's
   rate is the per-SM tensor peak of the spec (2:4 peak for 2:4) times the per-dtype kernel
   efficiency ``eta`` times a tile-shape factor (small tiles re-read more operand bytes per
   FLOP from shared memory). The library picks the fastest candidate; so does the model.
@@ -63,6 +64,13 @@ SPARSE_META_BITS = 2.0
 TILES = {False: ((64, 64), (64, 128), (128, 64), (128, 128), (128, 256), (256, 128)),
          True: ((128, 64), (128, 128), (128, 256), (256, 128))}
 SPLITS = {False: (1, 2, 4, 8), True: (1, 2, 4, 8)}
+#: (compute-capability major, sparse, dtype) whose library kernels do not split K. Hopper's
+#: published times show two: cuSPARSELt's 16-bit 2:4 times at m <= 256 grow with k alone (H100
+#: PCIe bf16: 14 us at k = 2048, 36 us at k = 8192, whatever n), the time of one CTA walking all
+#: of k per tile, where its fp8/int8 2:4 kernels split (12.7 us at k = 8192); and cuBLASLt's
+#: int8 (int8-output) dense times at m <= 256 are 1.5-3x its fp8 ones at the same shapes
+#: (64x8192x2048: 29.0 us against 10.2), k x one tile column's bytes per CTA on 16 of 114 SMs.
+NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int8")}
 #: Whether the library also offers a stream-K schedule (evenly dealt k-iterations, no wave tail).
 STREAM_K = {False: False, True: False}
 STREAM_K_BLOCK = 64
@@ -156,6 +164,12 @@ def smooth_max(*terms: np.ndarray, p: float = SMOOTH_P) -> np.ndarray:
     return sum(np.asarray(t, float) ** p for t in terms) ** (1.0 / p)
 
 
+def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> tuple[tuple, tuple, bool]:
+    """(tiles, split-K factors, stream-K offered) the library offers for this GPU, dtype and kind."""
+    no_split = (spec.compute_capability.split(".")[0], sparse, dtype) in NO_SPLIT_K
+    return TILES[sparse], (1,) if no_split else SPLITS[sparse], STREAM_K[sparse]
+
+
 def _arrays(m: Any, k: Any, n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m, k, n = (np.asarray(x, dtype=float) for x in (m, k, n))
     m, k, n = (np.ravel(x).astype(float) for x in np.broadcast_arrays(m, k, n))
@@ -185,10 +199,11 @@ class Geometry:
         self.flops = 2.0 * m * n * k
         self.ws_bytes = m * k * b + n * k * wb + m * n * ob
         waves, tile_flops, traffic = [], [], []
-        for tm, tn in TILES[sparse]:
+        tiles, splits, stream_k = candidates(spec, dtype, sparse)
+        for tm, tn in tiles:
             tile_eff = min(1.0, (tm * tn / (tm + tn)) / TILE_INTENSITY_FULL)
             rows_t, cols_t = np.ceil(m / tm), np.ceil(n / tn)
-            for split in SPLITS[sparse]:
+            for split in splits:
                 kc = np.ceil(k / split)
                 w = np.ceil(rows_t * cols_t * split / spec.sm_count)
                 # Split-K writes and re-reads fp32 partials; below MIN_K_PER_SPLIT it is not offered.
@@ -198,7 +213,7 @@ class Geometry:
                 tile_flops.append(2.0 * tm * tn * kc / tile_eff)
                 traffic.append((m * k * b) * cols_t + (n * k * wb) * rows_t + m * n * ob
                                + rows_t * cols_t * split * partial)
-            if STREAM_K[sparse]:
+            if stream_k:
                 # Stream-K: the k-iterations of all tiles are dealt evenly to the SMs (no
                 # wave tail); an SM that ends mid-tile writes fp32 partials for a fix-up.
                 iters = np.ceil(k / STREAM_K_BLOCK)
