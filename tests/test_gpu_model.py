@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from hwmodel.errors import NmlabError
-from hwmodel.gpu.model import (CLUSTER_MULTICAST, OPERAND_BYTES, PUBLISHED_LOOP_CALLS, SPLITS, TILES, Geometry, GpuParams, predict,
-                               predict_pair_us, predict_s, smooth_max, weight_bytes)
+from hwmodel.gpu.model import (CLUSTER_MULTICAST, OPERAND_BYTES, PUBLISHED_LOOP_CALLS, SPLITS, TILES, Geometry, GpuParams, candidates,
+                               predict, predict_pair_us, predict_s, smooth_max, weight_bytes)
 from hwmodel.gpu.params import architecture, bundled_params, params_for
 from hwmodel.gpu.spec import bundled_gpus, gpu_for, load_gpu
 
@@ -141,6 +141,24 @@ def test_memory_bound_gemv_time_follows_the_2of4_bytes(h100):
     dense, sparse = predict_pair_us(h100, 1, 16384, 16384, "bfloat16", p, l2="cold")
     assert weight_bytes(np.float64(16384), np.float64(16384), "bfloat16", True) / (16384 * 16384 * 2) == 9 / 16
     assert sparse[0] < dense[0] and dense[0] / sparse[0] == pytest.approx(16 / 9, rel=0.1)
+
+
+def test_hopper_kernels_that_do_not_split_k():
+    # Hopper's cuSPARSELt 16-bit 2:4 and cuBLASLt int8 kernels walk all of k per tile; the
+    # other kernels, and these on Ampere, may split.
+    h100p, a100 = gpu_for("h100_pcie"), gpu_for("a100_pcie")
+    assert candidates(h100p, "bfloat16", True)[1] == candidates(h100p, "float16", True)[1] == (1,)
+    assert candidates(h100p, "int8", False)[1] == (1,)
+    assert candidates(h100p, "float8_e4m3fn", True)[1] == SPLITS[True] == candidates(a100, "bfloat16", True)[1]
+    assert candidates(h100p, "bfloat16", False)[1] == SPLITS[False] == candidates(a100, "int8", False)[1]
+    geo = Geometry(h100p, 64, 8192, 2048, "bfloat16", True)
+    assert geo.waves.shape == (1, len(TILES[True])) and np.all(geo.waves == 1)  # <= 32 tiles on 114 SMs
+    # The published H100 PCIe bf16 2:4 times at m = 64, n = 2048 grow with k alone: 14.1 us at
+    # k = 2048, 36.6 us at 8192 (2.6x); the fp8 2:4 ones 7.2 -> 12.7 us. The bundled model too.
+    bf16 = [predict(h100p, 64, k, 2048, "bfloat16", True) * 1e6 for k in (2048, 8192)]
+    fp8 = [predict(h100p, 64, k, 2048, "float8_e4m3fn", True) * 1e6 for k in (2048, 8192)]
+    assert bf16[0] == pytest.approx(14.1, rel=0.15) and bf16[1] == pytest.approx(36.6, rel=0.15)
+    assert bf16[1] / bf16[0] > 2.2 and fp8[1] / fp8[0] < 2.0
 
 
 def test_time_grows_with_size_and_heat(h100):

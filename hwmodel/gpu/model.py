@@ -67,9 +67,10 @@ SPLITS = {False: (1, 2, 4, 8), True: (1, 2, 4, 8)}
 #: (compute-capability major, sparse, dtype) whose library kernels do not split K. Hopper's
 #: published times show two: cuSPARSELt's 16-bit 2:4 times at m <= 256 grow with k alone (H100
 #: PCIe bf16: 14 us at k = 2048, 36 us at k = 8192, whatever n), the time of one CTA walking all
-#: of k per tile, where its fp8/int8 2:4 kernels split (12.7 us at k = 8192); and cuBLASLt's
-#: int8 (int8-output) dense times at m <= 256 are 1.5-3x its fp8 ones at the same shapes
-#: (64x8192x2048: 29.0 us against 10.2), k x one tile column's bytes per CTA on 16 of 114 SMs.
+#: of k per tile (its fp8 2:4 ones: 7.2 -> 12.7 us), and the source's search logs pick split-K 1
+#: there where the A100's pick 3-8; cuBLASLt's int8 (int8-output) dense times at m <= 256 are
+#: 1.5-3x its fp8 ones (64x8192x2048: 29.0 us against 10.2), and its int8 kernels there use no
+#: workspace, so no split-K reduction (docs/gpu.md, "What the data showed").
 NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int8")}
 #: Whether the library also offers a stream-K schedule (evenly dealt k-iterations, no wave tail).
 STREAM_K = {False: False, True: False}
