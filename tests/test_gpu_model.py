@@ -161,6 +161,27 @@ def test_hopper_kernels_that_do_not_split_k():
     assert bf16[1] / bf16[0] > 2.2 and fp8[1] / fp8[0] < 2.0
 
 
+def test_weight_reread_in_ampere_16bit_2of4_kernels():
+    # cuSPARSELt's 16-bit kernels on Ampere/Ada deal tiles along n first: 16384 x 5120 x 27648
+    # has 216 tile columns of 128 for 108 SMs, so a wave holds one row-block of X and the 159 MB
+    # weight (far above the L2) is read again for each of the other 127 row-blocks.
+    a100 = gpu_for("a100_pcie")
+    c = _candidate(128, 128, 1, sparse=True)
+    geo = Geometry(a100, 16384, 5120, 27648, "bfloat16", True)
+    assert geo.w_rereads[0, c] == 16384 // 128 - 1
+    assert geo.w_bytes[0] == weight_bytes(np.float64(27648), np.float64(5120), "bfloat16", True)
+    # Not at small m, not for 8-bit or dense kernels, not on Hopper.
+    assert not Geometry(a100, 64, 5120, 27648, "bfloat16", True).w_rereads.any()
+    for other in (Geometry(a100, 16384, 5120, 27648, "int8", True), Geometry(a100, 16384, 5120, 27648, "bfloat16", False),
+                  Geometry(gpu_for("h100_pcie"), 16384, 5120, 27648, "bfloat16", True)):
+        assert not other.w_rereads.any()
+    # Published A100: per output column, n = 27648 takes 1.32x the time of n = 7168 (2:4 bf16,
+    # m = 16384, k = 5120); dense 1.0x. The bundled model: 2:4 above 1.15x, dense below 1.1x.
+    for sparse, lo, hi in ((True, 1.15, 1.5), (False, 0.9, 1.1)):
+        wide, narrow = (predict(a100, 16384, 5120, n, "bfloat16", sparse) / n for n in (27648, 7168))
+        assert lo < wide / narrow < hi, sparse
+
+
 def test_time_grows_with_size_and_heat(h100):
     p = params_for(h100)
     sizes = np.array([256, 512, 1024, 2048, 4096, 8192, 16384])

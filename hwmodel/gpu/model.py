@@ -14,7 +14,8 @@ from the hardware, not fitted per shape:
   operands (how published timings are taken) a working set that fits the usable L2 stays
   there; a cold call (``l2="cold"``) reads everything from DRAM. L2 itself moves the tiled
   traffic (X once per tile column, W once per tile row, split-K partials) at a bandwidth
-  proportional to SMs x clock.
+  proportional to SMs x clock. cuSPARSELt's 16-bit kernels on Ampere/Ada (``W_REREAD``) deal
+  tiles along n first and read a weight that misses in L2 from DRAM again per wave of X rows.
 * **Clock and power.** The tensor cores draw ``tensor_pj_per_flop`` per 16-bit FLOP at
   the boost clock (an 8-bit FLOP half: at full rate fp8 draws what bf16 does), a 2:4 FLOP
   ``sparse_energy`` of a dense one; a GEMM reaching a
@@ -72,6 +73,14 @@ SPLITS = {False: (1, 2, 4, 8), True: (1, 2, 4, 8)}
 #: 1.5-3x its fp8 ones (64x8192x2048: 29.0 us against 10.2), and its int8 kernels there use no
 #: workspace, so no split-K reduction (docs/gpu.md, "What the data showed").
 NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int8")}
+#: (compute-capability major, sparse, dtype) whose library kernels deal output tiles to the
+#: SMs along n first, so that one wave holds few row-blocks of X and a weight larger than the
+#: usable L2 comes from DRAM again for each later group of row-blocks. cuSPARSELt's 16-bit 2:4
+#: kernels on Ampere and Ada: at m >= 2048 and n >= 13824 their published A100 / RTX 4090 times
+#: are 17-20% above the model without it (8-bit 2:4, dense, Hopper, Blackwell: no such excess),
+#: and the source's A100 search logs give 262-272 TOPS at n = 37888 under every sm80 alg_id,
+#: 350-380 at n = 3584 or 4608 (k = 3584 both).
+W_REREAD = {("8", True, "bfloat16"), ("8", True, "float16")}
 #: Whether the library also offers a stream-K schedule (evenly dealt k-iterations, no wave tail).
 STREAM_K = {False: False, True: False}
 STREAM_K_BLOCK = 64
@@ -199,8 +208,9 @@ class Geometry:
         ob = OUTPUT_BYTES[dtype] if out_bytes is None else float(out_bytes)
         self.flops = 2.0 * m * n * k
         self.ws_bytes = m * k * b + n * k * wb + m * n * ob
-        waves, tile_flops, traffic = [], [], []
+        waves, tile_flops, traffic, rereads = [], [], [], []
         tiles, splits, stream_k = candidates(spec, dtype, sparse)
+        reread = (spec.compute_capability.split(".")[0], sparse, dtype) in W_REREAD
         for tm, tn in tiles:
             tile_eff = min(1.0, (tm * tn / (tm + tn)) / TILE_INTENSITY_FULL)
             rows_t, cols_t = np.ceil(m / tm), np.ceil(n / tn)
@@ -214,6 +224,10 @@ class Geometry:
                 tile_flops.append(2.0 * tm * tn * kc / tile_eff)
                 traffic.append((m * k * b) * cols_t + (n * k * wb) * rows_t + m * n * ob
                                + rows_t * cols_t * split * partial)
+                # Tiles dealt along n first: a wave holds `group` row-blocks of X; W is read
+                # once per group (from DRAM where it misses in L2), the first time included in ws_bytes.
+                group = np.maximum(1.0, np.floor(spec.sm_count / (cols_t * split)))
+                rereads.append(np.maximum(0.0, np.ceil(rows_t / group) - 1.0) if reread else np.zeros_like(m))
             if stream_k:
                 # Stream-K: the k-iterations of all tiles are dealt evenly to the SMs (no
                 # wave tail); an SM that ends mid-tile writes fp32 partials for a fix-up.
@@ -222,7 +236,10 @@ class Geometry:
                 tile_flops.append(2.0 * tm * tn * k / tile_eff)
                 traffic.append((m * k * b) * cols_t + (n * k * wb) * rows_t + m * n * ob
                                + spec.sm_count * 2.0 * tm * tn * 4.0)
+                rereads.append(np.zeros_like(m))
         self.waves = np.stack(waves, axis=1)
+        self.w_bytes = n * k * wb
+        self.w_rereads = np.stack(rereads, axis=1)
         self.tile_flops = np.stack(tile_flops, axis=1)
         # Hopper and later multicast an operand tile to both SMs of a 2-SM cluster (TMA
         # multicast): L2 serves it once per cluster.
@@ -230,13 +247,16 @@ class Geometry:
 
     def _at_clock(self, params: GpuParams, eta: float, clock: np.ndarray,
                   dram_s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(compute, L2, kernel) seconds per (GEMM, candidate) at a clock fraction per GEMM."""
+        """(compute, L2, kernel) seconds per (GEMM, candidate) at a clock fraction per GEMM.
+
+        ``dram_s`` is per GEMM or per (GEMM, candidate)."""
         spec = self.spec
         sm_flops = (self.peak * eta / spec.sm_count) * clock
         hz = spec.boost_clock_mhz * 1e6 * clock
         compute_s = self.waves * self.tile_flops / sm_flops[:, None]
         l2_s = self.traffic / (params.l2_bytes_per_clk_sm * spec.sm_count * hz)[:, None]
-        return compute_s, l2_s, smooth_max(compute_s, l2_s, dram_s[:, None])
+        dram = dram_s if dram_s.ndim == 2 else dram_s[:, None]
+        return compute_s, l2_s, smooth_max(compute_s, l2_s, dram)
 
     def clock(self, params: GpuParams, eta: float, boost_s: np.ndarray, loop_calls: int) -> np.ndarray:
         """Clock fraction of the boost clock per GEMM, from the board power limit.
@@ -271,11 +291,16 @@ class Geometry:
             usable = params.l2_usable * spec.l2_bytes
             ratio = (self.ws_bytes / usable) ** L2_TRANSITION_P
             miss = ratio / (1.0 + ratio)
-        dram_s = self.ws_bytes * miss / (params.eta_mem * spec.hbm_bytes_per_s)
-        boost = self._at_clock(params, eta, np.ones_like(dram_s), dram_s)
+        bandwidth = params.eta_mem * spec.hbm_bytes_per_s
+        dram_s = self.ws_bytes * miss / bandwidth
+        # W read again per group of row-blocks (W_REREAD kernels), from DRAM where W misses in L2.
+        ratio_w = (self.w_bytes / (params.l2_usable * spec.l2_bytes)) ** L2_TRANSITION_P
+        reread_s = (self.w_bytes * ratio_w / (1.0 + ratio_w) / bandwidth)[:, None] * self.w_rereads
+        dram_all = dram_s[:, None] + reread_s
+        boost = self._at_clock(params, eta, np.ones_like(dram_s), dram_all)
         clock = self.clock(params, eta, boost[2].min(axis=1), loop_calls)
-        compute_s, l2_s, kernel_s = self._at_clock(params, eta, clock, dram_s)
-        return {"compute_s": compute_s, "l2_s": l2_s, "dram_s": dram_s, "kernel_s": kernel_s,
+        compute_s, l2_s, kernel_s = self._at_clock(params, eta, clock, dram_all)
+        return {"compute_s": compute_s, "l2_s": l2_s, "dram_s": dram_s, "reread_s": reread_s, "kernel_s": kernel_s,
                 "best": np.argmin(kernel_s, axis=1), "clock": clock, "miss": miss}
 
     def seconds(self, params: GpuParams, loop_calls: int = PUBLISHED_LOOP_CALLS, l2: str = "warm",
