@@ -78,8 +78,8 @@ NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int
 #: usable L2 comes from DRAM again for each later group of row-blocks. cuSPARSELt's 16-bit 2:4
 #: kernels on Ampere and Ada: at m >= 2048 and n >= 13824 their published A100 / RTX 4090 times
 #: are 17-20% above the model without it (8-bit 2:4, dense, Hopper, Blackwell: no such excess),
-#: and the source's A100 search logs give 262-272 TOPS at n = 37888 under every sm80 alg_id,
-#: 350-380 at n = 3584 or 4608 (k = 3584 both).
+#: and the source's search logs give 262-272 TOPS at n = 37888 under every A100 alg_id,
+#: 350-380 at n = 3584 or 4608 (k = 3584 both); RTX 4090: 185-193 against 275-322.
 W_REREAD = {("8", True, "bfloat16"), ("8", True, "float16")}
 #: Whether the library also offers a stream-K schedule (evenly dealt k-iterations, no wave tail).
 STREAM_K = {False: False, True: False}
