@@ -16,6 +16,7 @@ layer, i.e. the transposed mask), in the weight-gradient GEMM B is the activatio
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Optional
 
 import numpy as np
 
@@ -43,7 +44,8 @@ class MappedProgram:
     weights of B (-1: all of a dense B), ``meta_unstructured`` index bits of an unstructured B,
     ``ragged`` folds walk different K' (their K' in ``folds``).
     Residency: the weights stored for the touched layers are ``(stored_per_bit * bits +
-    stored_extra_bits) / 8`` bytes.
+    stored_extra_bits) / 8`` bytes. ``int_columns``/``flag_columns`` hold the per-GEMM columns
+    as two 2-D arrays (the named fields are their rows), so programs concatenate in two calls.
     """
 
     program: Program
@@ -73,6 +75,8 @@ class MappedProgram:
     ew_always_dram: np.ndarray
     ew_times: np.ndarray
     _ragged_cache: dict
+    int_columns: np.ndarray     # [8, G]: m_fixed, k_fixed, n_out, kind, group_n, group_m, nnz, meta_unstructured
+    flag_columns: np.ndarray    # [4, G]: is_wg, first_fwd, last_fwd, ragged
 
 
 def _kind(m: Mapping) -> int:
@@ -162,6 +166,7 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
         (np.asarray([e.write_bits_per_bit for e in ew], dtype=np.int64),
          np.asarray([e.write_bits_extra for e in ew], dtype=np.int64)),
         np.asarray([e.always_dram for e in ew], dtype=bool), np.asarray([e.times for e in ew], dtype=np.float64), {},
+        ints, flags,
     )
 
 
@@ -183,47 +188,178 @@ class Evaluation:
         return {f: self.gemm[f].sum(axis=1) + self.elementwise[f].sum(axis=1) for f in FIELDS}
 
 
-def _ragged_sums(mp: MappedProgram, rates: np.ndarray, rate_index: np.ndarray):
-    """Fold sums of the ragged GEMMs at each point's rate ([P, G] arrays; zeros where not ragged)."""
-    per_rate = []
-    for r in rates:
-        hit = mp._ragged_cache.get(float(r))
-        if hit is None:
-            hit = mp._ragged_cache[float(r)] = ragged_fold_sums(mp.design, mp.folds, Rate.of(float(r)))
-        per_rate.append(hit)
-    return {name: np.stack([getattr(s, name) for s in per_rate])[rate_index]
-            for name in ("n_folds", "slots", "kf", "kf_outputs", "steps_os", "steps_tc")}
+_GEMM_COLUMNS = ("m_fixed", "k_fixed", "n_out", "kind", "group_n", "group_m", "nnz", "meta_unstructured")
+_GEMM_FLAGS = ("is_wg", "first_fwd", "last_fwd", "ragged")
+_RAGGED = ("n_folds", "slots", "kf", "kf_outputs", "steps_os", "steps_tc")
 
 
 def evaluate(mp: MappedProgram, bits, batch, residency: str = "auto") -> Evaluation:
     """Run ``mp`` at P points (``bits`` and ``batch``: length-P integer arrays); see :class:`Evaluation`.
 
     ``residency``: "auto" (weights stay in SRAM when they fit), "cold" or "stream" (B from DRAM).
+    The one-program case of :func:`evaluate_many`.
     """
-    d = mp.design
+    return evaluate_many([(mp, bits, batch)], residency)[0]
+
+
+def evaluate_many(runs, residency: str = "auto") -> list[Evaluation]:
+    """Run many mapped programs, each at its own points, in one pass per design.
+
+    ``runs``: (MappedProgram, bits, batch) triples (``bits``, ``batch``: equal-length integer
+    arrays). Returns one :class:`Evaluation` per triple, in order, equal in every array to
+    ``evaluate(mp, bits, batch, residency)``. Programs on the same design object are evaluated
+    together: the closed forms run once over flat (point, GEMM) rows, GEMM columns gathered by
+    row, point columns (bitwidth, batch, residency) gathered by row, then the rows are cut back
+    into each program's [P, G] arrays. This is what makes a grid of many small groups
+    (a few points per workload) cheap: the fixed cost of ~200 numpy operations is paid once
+    per design, not once per program.
+    """
+    runs = list(runs)
+    out: list = [None] * len(runs)
+    by_design: dict[int, list[int]] = {}
+    for i, run in enumerate(runs):
+        by_design.setdefault(id(run[0].design), []).append(i)
+    for idx in by_design.values():
+        for i, ev in zip(idx, _evaluate_design([runs[i] for i in idx], residency)):
+            out[i] = ev
+    return out
+
+
+def _points(runs) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    bits, batch = [], []
+    for mp, b, m in runs:
+        b = np.asarray(b, dtype=np.int64).reshape(-1)
+        m = np.asarray(m, dtype=np.int64).reshape(-1)
+        if len(b) != len(m):
+            raise ValueError(f"bits and batch: {len(b)} and {len(m)} points, expected the same number")
+        bits.append(b)
+        batch.append(m)
+    return bits, batch
+
+
+def _evaluate_design(runs, residency: str) -> list[Evaluation]:
+    """:func:`evaluate_many` on programs sharing one design.
+
+    One program: point columns [P, 1] against GEMM columns [G] (numpy broadcasting gives
+    [P, G]). Several: both gathered onto R = sum(P_i * G_i) rows, program-major, then point,
+    then GEMM, so program i's rows are one contiguous block that reshapes to [P_i, G_i].
+    The closed forms (:func:`_gemm_figures`, :func:`_elementwise`) are the same code on both.
+    """
+    mps = [r[0] for r in runs]
+    d = mps[0].design
     et = energy_table(d)
-    c = d.compute
-    bits = np.asarray(bits, dtype=np.int64).reshape(-1, 1)
-    batch = np.asarray(batch, dtype=np.int64).reshape(-1, 1)
+    bits_p, batch_p = _points(runs)
+    n_points = [len(b) for b in bits_p]
+    bits = np.concatenate(bits_p) if len(runs) > 1 else bits_p[0]
+    batch = np.concatenate(batch_p) if len(runs) > 1 else batch_p[0]
     P = len(bits)
-    # Per point: datatype, its rate and MAC energy; activation width; residency.
+    # Per point: datatype (by index into the distinct bitwidths), residency.
     # np.unique costs more than the few points of a small call: sort the distinct bitwidths in Python.
-    bits_list = bits[:, 0].tolist()
+    bits_list = bits.tolist()
     uniq_bits = sorted(set(bits_list))
     pos = {b: i for i, b in enumerate(uniq_bits)}
     bit_index = np.fromiter((pos[b] for b in bits_list), dtype=np.intp, count=P)
     dts = [d.datatype_for(int(b)) for b in uniq_bits]
-    rates_u = np.asarray([c.datatypes[dt] for dt in dts], dtype=np.float64)
-    rate = Rate.of(rates_u[bit_index].reshape(-1, 1))
-    mac_pj = np.asarray([et.mac_pj[dt] for dt in dts])[bit_index].reshape(-1, 1)
-    bits_a = np.full_like(bits, c.activation_bits) if c.activation_bits else bits
-    stored_bytes = (mp.stored_per_bit * bits + mp.stored_extra_bits) / 8.0
+    rates_u = np.asarray([d.compute.datatypes[dt] for dt in dts], dtype=np.float64)
+    mac_u = np.asarray([et.mac_pj[dt] for dt in dts])
+    if len(runs) == 1:
+        per_bit, extra = mps[0].stored_per_bit, mps[0].stored_extra_bits
+    else:
+        prog = np.repeat(np.arange(len(runs)), n_points)
+        per_bit = np.asarray([mp.stored_per_bit for mp in mps], dtype=np.int64)[prog]
+        extra = np.asarray([mp.stored_extra_bits for mp in mps], dtype=np.int64)[prog]
+    stored_bytes = (per_bit * bits + extra) / 8.0
     resident = (residency == "auto") & (stored_bytes <= d.weight_sram_bytes())
 
-    wg = mp.is_wg[None, :]
-    m = np.where(wg, mp.m_fixed, batch)
-    kk = np.where(wg, batch, mp.k_fixed)
-    nn = np.broadcast_to(mp.n_out, (P, len(mp.n_out)))
+    if len(runs) == 1:
+        mp = mps[0]
+        G = len(mp.times)
+        cols = dict(zip(_GEMM_COLUMNS, mp.int_columns))
+        cols.update(zip(_GEMM_FLAGS, mp.flag_columns))
+        gemm_index, times = np.arange(G), mp.times
+        pt = (bits[:, None], batch[:, None], bit_index[:, None], resident[:, None])
+        tables = [mp.folds] if mp.ragged.any() else []
+        cache = mp._ragged_cache
+    else:
+        n_gemms = [len(mp.times) for mp in mps]
+        g_start = np.cumsum([0] + n_gemms[:-1])
+        per_point = np.repeat(n_gemms, n_points)               # GEMMs of each point's program
+        row_start = np.cumsum(per_point) - per_point           # first row of each point
+        R = int(per_point.sum())
+        row_point = np.repeat(np.arange(P), per_point)
+        gemm_index = np.arange(R) + np.repeat(np.repeat(g_start, n_points) - row_start, per_point)
+        ints = np.concatenate([mp.int_columns for mp in mps], axis=1)[:, gemm_index]
+        flags = np.concatenate([mp.flag_columns for mp in mps], axis=1)[:, gemm_index]
+        cols = dict(zip(_GEMM_COLUMNS, ints))
+        cols.update(zip(_GEMM_FLAGS, flags))
+        times = np.concatenate([mp.times for mp in mps])[gemm_index]
+        pt = (bits[row_point], batch[row_point], bit_index[row_point], resident[row_point])
+        tables = [(mp.folds, int(s)) for mp, s in zip(mps, g_start) if mp.ragged.any()]
+        cache = None
+    rag = _ragged_table(d, tables, cache, rates_u, sum(len(mp.times) for mp in mps)) if tables else None
+    figs, m, kk, nn = _gemm_figures(d, et, cols, *pt, rates_u, mac_u, rag, gemm_index)
+    if not np.all(times == 1.0):
+        figs = {f: v * times for f, v in figs.items()}
+
+    ew_bits = bits[:, None] if len(runs) == 1 else None
+    ews = _elementwise_runs(d, et, mps, bits, resident, n_points, ew_bits)
+    evs = []
+    if len(runs) == 1:
+        shape = (P, G)
+        gemm = {f: v if v.shape == shape else np.broadcast_to(v, shape).copy() for f, v in figs.items()}
+        evs.append(Evaluation(gemm, ews[0], m, kk, np.broadcast_to(nn, shape), stored_bytes, resident))
+        return evs
+    r0 = p0 = 0
+    for i, mp in enumerate(mps):
+        P_i, G_i = n_points[i], len(mp.times)
+        r1, p1 = r0 + P_i * G_i, p0 + P_i
+        shape = (P_i, G_i)
+        gemm = {f: v[r0:r1].reshape(shape) for f, v in figs.items()}
+        evs.append(Evaluation(gemm, ews[i], m[r0:r1].reshape(shape), kk[r0:r1].reshape(shape),
+                              nn[r0:r1].reshape(shape), stored_bytes[p0:p1], resident[p0:p1]))
+        r0, p0 = r1, p1
+    return evs
+
+
+def _ragged_table(d: Design, tables: list, cache: Optional[dict], rates_u: np.ndarray,
+                  n_gemms: int) -> dict[str, np.ndarray]:
+    """Fold sums of the ragged GEMMs at each distinct rate: name -> [rates, GEMMs] (zeros where not ragged).
+
+    ``tables``: one program's FoldTable (``cache``: that program's per-rate memo), or
+    (FoldTable, first GEMM) pairs of several programs, joined into one table first.
+    """
+    if cache is not None:
+        table = tables[0]
+    else:
+        table = FoldTable(np.concatenate([t.gemm + s for t, s in tables]), np.concatenate([t.k for t, _ in tables]),
+                          np.concatenate([t.outputs for t, _ in tables]), n_gemms)
+    per_rate = []
+    for r in rates_u.tolist():
+        hit = None if cache is None else cache.get(r)
+        if hit is None:
+            hit = ragged_fold_sums(d, table, Rate.of(r))
+            if cache is not None:
+                cache[r] = hit
+        per_rate.append(hit)
+    return {name: np.stack([getattr(s, name) for s in per_rate]) for name in _RAGGED}
+
+
+def _gemm_figures(d: Design, et, g: dict, bits, batch, bit_index, resident, rates_u, mac_u, rag, gemm_index):
+    """Every Figures field of GEMM rows: (figures, m, kk, nn).
+
+    Point columns (``bits``, ``batch``, ``bit_index`` into ``rates_u``/``mac_u``, ``resident``)
+    and GEMM columns ``g`` (see :class:`MappedProgram`) broadcast against each other: [P, 1]
+    against [G], or both gathered onto the same rows. ``rag``: fold sums of the ragged GEMMs
+    by (rate, GEMM), read at (``bit_index``, ``gemm_index``).
+    """
+    c = d.compute
+    rate = Rate.of(rates_u[bit_index])
+    mac_pj = mac_u[bit_index]
+    bits_a = np.full_like(bits, c.activation_bits) if c.activation_bits else bits
+    wg = g["is_wg"]
+    m = np.where(wg, g["m_fixed"], batch)
+    kk = np.where(wg, batch, g["k_fixed"])
+    nn = g["n_out"]
     # Operands: forward/backward-data run activations through weights; the weight gradient
     # runs dY^T (out x B) through the activations X (B x in) and writes dW.
     w_level, meta_level = d.sram_for("weights"), d.sram_for("metadata")
@@ -233,25 +369,26 @@ def evaluate(mp: MappedProgram, bits, batch, residency: str = "auto") -> Evaluat
     a_spill = m * kk * bits_a / 8.0 > in_level.capacity_bytes
     o_spill = m * nn * bits_a / 8.0 > out_level.capacity_bytes
     b_from_dram = ~wg & ~resident
-    a_from_dram = a_spill | mp.first_fwd
-    o_to_dram = np.where(wg, ~resident, o_spill | mp.last_fwd)
+    a_from_dram = a_spill | g["first_fwd"]
+    o_to_dram = np.where(wg, ~resident, o_spill | g["last_fwd"])
 
     # Schedule: K' walked, folds, cycles.
-    group_m = np.maximum(mp.group_m, 1)
-    k_walk = np.where(mp.kind == traffic.NM, k_compressed(kk, mp.group_n, group_m), kk)
+    kind = g["kind"]
+    group_m = np.maximum(g["group_m"], 1)
+    k_walk = np.where(kind == traffic.NM, k_compressed(kk, g["group_n"], group_m), kk)
     sums = fold_sums(d, k_walk, nn, rate)
-    if mp.ragged.any():
-        rag = _ragged_sums(mp, rates_u, bit_index)
-        sums = type(sums)(**{name: np.where(mp.ragged, rag[name], getattr(sums, name)) for name in rag})
+    if rag is not None:
+        sums = type(sums)(**{name: np.where(g["ragged"], rag[name][bit_index, gemm_index], getattr(sums, name))
+                             for name in _RAGGED})
     s = schedule_columns(d, m, nn, sums, rate)
 
     # Traffic: stored B, metadata, DRAM, SRAM.
-    nnz = np.where(mp.nnz < 0, kk * nn, mp.nnz)
-    values, meta_stored = traffic.stored_weights(mp.kind, s.weight_slots, traffic.index_bits_per_slot(mp.group_m),
-                                                 nnz, mp.meta_unstructured)
+    nnz = np.where(g["nnz"] < 0, kk * nn, g["nnz"])
+    values, meta_stored = traffic.stored_weights(kind, s.weight_slots, traffic.index_bits_per_slot(g["group_m"]),
+                                                 nnz, g["meta_unstructured"])
     bits_meta, stall_meta = traffic.metadata(meta_stored, s.weight_reloads, s.weight_folds, s.fill_window_cycles,
                                              s.compute_cycles, d.sparsity.metadata_bits_per_cycle)
-    b_store, b_dram, a_dram, o_dram = traffic.dram_bits(mp.kind, m, kk, nn, values, meta_stored, bits_a, bits_b,
+    b_store, b_dram, a_dram, o_dram = traffic.dram_bits(kind, m, kk, nn, values, meta_stored, bits_a, bits_b,
                                                         bits_o, b_from_dram, a_from_dram, o_to_dram)
     busy = s.compute_cycles + stall_meta
     b_double = np.where(wg, in_level.double_buffered, w_level.double_buffered)
@@ -277,8 +414,8 @@ def evaluate(mp: MappedProgram, bits, batch, residency: str = "auto") -> Evaluat
     latency_s = cycles / d.clock_hz
     energy = gemm_energy(et, mac_pj, macs_issued, b_read * rd_b + a_read * a_e.read_pj_per_bit + o_read * rd_o,
                          b_dram * wr_b + a_dram * a_e.write_pj_per_bit + o_written * wr_o, bits_a, bits_b,
-                         c.accumulator_bits, bits_meta, sram[meta_level.name].read_pj_per_bit, mp.kind,
-                         mp.group_m, kk, b_dram + a_dram + o_dram, latency_s)
+                         c.accumulator_bits, bits_meta, sram[meta_level.name].read_pj_per_bit, kind,
+                         g["group_m"], kk, b_dram + a_dram + o_dram, latency_s)
     figs = {
         "cycles": cycles, "latency_s": latency_s, "macs_dense": (m * kk * nn).astype(np.float64),
         "macs_effectual": (m * nnz).astype(np.float64), "macs_issued": macs_issued,
@@ -288,34 +425,61 @@ def evaluate(mp: MappedProgram, bits, batch, residency: str = "auto") -> Evaluat
         "energy_metadata_pj": energy.metadata, "energy_mux_pj": energy.mux, "energy_dram_pj": energy.dram,
         "energy_leakage_pj": energy.leakage, "stall_cycles_dram": stall_dram, "stall_cycles_metadata": stall_meta,
     }
-    times = mp.times
-    shape = (P, len(times))
-    scale = None if np.all(times == 1.0) else times
-    gemm = {f: (v if v.shape == shape else np.broadcast_to(v, shape).copy()) if scale is None
-            else np.broadcast_to(v, shape) * scale for f, v in figs.items()}
-    ew = _elementwise(mp, bits, resident, et)
-    return Evaluation(gemm, ew, m, kk, nn, stored_bytes[:, 0], resident[:, 0])
+    return figs, m, kk, nn
 
 
-def _elementwise(mp: MappedProgram, bits: np.ndarray, resident: np.ndarray, et) -> dict[str, np.ndarray]:
+def _elementwise_runs(d: Design, et, mps: list, bits: np.ndarray, resident: np.ndarray, n_points: list,
+                      bits_col: Optional[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Each program's element-wise figures ([P_i, W_i] per field): one pass over (point, entry) rows."""
+    W = [len(mp.ew_elements) for mp in mps]
+    if bits_col is not None:  # one program: [P, 1] points against [W] entries
+        mp = mps[0]
+        if W[0] == 0:
+            return [dict.fromkeys(FIELDS, np.zeros((len(bits), 0)))]
+        ew = (mp.ew_elements, mp.ew_read[0], mp.ew_read[1], mp.ew_write[0], mp.ew_write[1], mp.ew_always_dram,
+              mp.ew_times)
+        figs = _elementwise(d, et, bits_col, resident[:, None], *ew[:-1])
+        shape = (len(bits), W[0])
+        return [{f: np.broadcast_to(figs[f], shape) * mp.ew_times for f in FIELDS}]
+    out = [dict.fromkeys(FIELDS, np.zeros((p, 0))) for p in n_points]
+    if not any(W):
+        return out
+    per_point = np.repeat(W, n_points)
+    P = len(bits)
+    row_point = np.repeat(np.arange(P), per_point)
+    w_start = np.cumsum([0] + W[:-1])
+    row_start = np.cumsum(per_point) - per_point
+    index = np.arange(int(per_point.sum())) + np.repeat(np.repeat(w_start, n_points) - row_start, per_point)
+    cat = [np.concatenate(x)[index] for x in zip(*[(mp.ew_elements, mp.ew_read[0], mp.ew_read[1], mp.ew_write[0],
+                                                     mp.ew_write[1], mp.ew_always_dram, mp.ew_times) for mp in mps])]
+    figs = _elementwise(d, et, bits[row_point], resident[row_point], *cat[:-1])
+    n = len(index)
+    flat = {f: np.broadcast_to(figs[f], (n,)) * cat[-1] for f in FIELDS}
+    r0 = 0
+    for i, p in enumerate(n_points):
+        r1 = r0 + p * W[i]
+        if W[i]:
+            out[i] = {f: v[r0:r1].reshape(p, W[i]) for f, v in flat.items()}
+        r0 = r1
+    return out
+
+
+def _elementwise(d: Design, et, bits, resident, elements, read_per_bit, read_extra, write_per_bit, write_extra,
+                 always_dram) -> dict[str, np.ndarray]:
     """Element-wise updates (Adam, Polyak): bandwidth-bound at the weights' SRAM level, or DRAM.
 
     Each element reads and writes its bits at the weight SRAM (banks x word_bits x read ports
     per cycle) or, from DRAM, at DRAM bandwidth plus one latency. The arithmetic (a few adds
     and multiplies per element) is charged as one MAC of the design's first datatype.
+    Point columns (``bits``, ``resident``) broadcast against entry columns; each entry's
+    times per step is applied by the caller.
     """
-    d = mp.design
-    P, W = len(bits), len(mp.ew_elements)
-    if W == 0:
-        empty = np.zeros((P, 0))
-        return dict.fromkeys(FIELDS, empty)
     s = d.sram_for("weights")
     lv = et.sram[s.name]
-    elements = mp.ew_elements
-    rd = (elements * (mp.ew_read[0] * bits + mp.ew_read[1])).astype(np.float64)
-    wr = (elements * (mp.ew_write[0] * bits + mp.ew_write[1])).astype(np.float64)
+    rd = (elements * (read_per_bit * bits + read_extra)).astype(np.float64)
+    wr = (elements * (write_per_bit * bits + write_extra)).astype(np.float64)
     sram_cycles = (rd + wr) / (s.word_bits * s.banks * max(s.read_ports, 1))
-    from_dram = mp.ew_always_dram | ~resident
+    from_dram = always_dram | ~resident
     t = (rd + wr) / (d.dram.bandwidth_bytes_per_cycle * 8.0) + d.dram.latency_cycles
     cycles = np.where(from_dram, np.maximum(sram_cycles, t), sram_cycles)
     stall = np.where(from_dram, np.maximum(0.0, t - sram_cycles), 0.0)
@@ -323,11 +487,10 @@ def _elementwise(mp: MappedProgram, bits: np.ndarray, resident: np.ndarray, et) 
     dram_w = np.where(from_dram, wr, 0.0)
     latency_s = cycles / d.clock_hz
     mac_pj = et.mac_pj[next(iter(d.compute.datatypes))]
-    zero = np.zeros((P, W))
-    figs = dict.fromkeys(FIELDS, zero)
+    figs = dict.fromkeys(FIELDS, np.zeros(cycles.shape))
     figs.update(cycles=cycles, latency_s=latency_s, bits_sram_read=rd, bits_sram_write=wr, bits_dram_read=dram_r,
                 bits_dram_write=dram_w, energy_mac_pj=elements * mac_pj,
                 energy_sram_pj=rd * lv.read_pj_per_bit + wr * lv.write_pj_per_bit,
                 energy_dram_pj=(dram_r + dram_w) * et.dram_pj_per_bit,
                 energy_leakage_pj=et.leakage_mw * latency_s * 1e9, stall_cycles_dram=stall)
-    return {f: np.broadcast_to(figs[f], (P, W)) * mp.ew_times for f in FIELDS}
+    return figs

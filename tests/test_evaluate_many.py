@@ -1,0 +1,99 @@
+"""One evaluate_many() call over many programs gives exactly what evaluate() gives for each."""
+
+import numpy as np
+import pytest
+import yaml
+
+from hwmodel.design import load_design, parse_design
+from hwmodel.errors import NmlabError
+from hwmodel.io import data_path
+from hwmodel.model import FIELDS, Evaluation, evaluate, evaluate_many, map_program
+from hwmodel.program import build_program
+from hwmodel.workload import load_workload, synthetic_td3_workload
+
+
+def _edited(name: str, **edits):
+    data = yaml.safe_load(data_path("designs", f"{name}.yaml").read_text())
+    for path, value in edits.items():
+        node = data
+        keys = [int(k) if k.isdigit() else k for k in path.split(".")]
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = value
+    return parse_design(data)
+
+
+def _designs():
+    """Every array kind and sparsity support: WS, OS and tensor core; fixed, flexible, layer-wise, unstructured."""
+    return [load_design(n) for n in ("edge_ws", "flex_nm", "stc_hbm", "scalesim_default_ws", "unstructured_ws")] + [
+        _edited("edge_ws", **{"compute.dataflow": "os"})]
+
+
+def _workloads():
+    wls = [load_workload(data_path("workloads", f"{n}.nmw"))
+           for n in ("hopper_2of4_s0", "halfcheetah_1of8_s0", "hopper_gmp_s0", "hopper_dense_s0")]
+    return wls + [synthetic_td3_workload(17, 6, "4:8", seed=3)]
+
+
+def _points(design, rng, n):
+    bits = []
+    for b in (4, 8, 16):
+        try:
+            design.datatype_for(b)
+        except NmlabError:
+            continue
+        bits.append(b)
+    return rng.choice(bits, n), rng.choice([1, 3, 32, 256, 1000], n)
+
+
+def _assert_same(got: Evaluation, want: Evaluation) -> None:
+    assert set(got.gemm) == set(want.gemm) == set(FIELDS)
+    assert set(got.elementwise) == set(want.elementwise) == set(FIELDS)
+    for part in ("gemm", "elementwise"):
+        for f in FIELDS:
+            a, b = getattr(got, part)[f], getattr(want, part)[f]
+            assert a.shape == b.shape and a.dtype == b.dtype, (part, f)
+            assert np.array_equal(a, b), (part, f)
+    for name in ("m", "kk", "nn", "stored_bytes", "resident"):
+        a, b = getattr(got, name), getattr(want, name)
+        assert a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b), name
+
+
+@pytest.mark.parametrize("residency", ["auto", "stream"])
+def test_batched_call_equals_each_program_alone(residency):
+    rng = np.random.default_rng(7)
+    runs = []
+    for d in _designs():
+        for wl in _workloads():
+            for scenario in ("inference", "train_step"):
+                prog = build_program(wl, scenario)
+                for dense in (False, True):
+                    bits, batch = _points(d, rng, int(rng.integers(1, 6)))
+                    runs.append((map_program(prog, d, dense=dense), bits, batch))
+    # Designs interleaved in one call: each design's programs are evaluated together.
+    order = rng.permutation(len(runs))
+    runs = [runs[i] for i in order]
+    many = evaluate_many(runs, residency)
+    assert len(many) == len(runs)
+    ragged = sum(bool(mp.ragged.any()) for mp, _, _ in runs)
+    assert 0 < ragged < len(runs)  # flexible and unstructured folds mixed with closed-form ones
+    for (mp, bits, batch), got in zip(runs, many):
+        _assert_same(got, evaluate(mp, bits, batch, residency))
+        assert got.gemm["cycles"].shape == (len(bits), len(mp.times))
+
+
+def test_batched_call_on_one_program_and_on_a_repeat():
+    d = load_design("flex_nm")
+    mp = map_program(build_program(synthetic_td3_workload(11, 3, "2:4", seed=1), "train_step"), d)
+    bits, batch = np.array([4, 8, 16, 8]), np.array([1, 256, 32, 32])
+    alone = evaluate(mp, bits, batch)
+    twice = evaluate_many([(mp, bits, batch), (mp, bits[::-1], batch[::-1])])
+    _assert_same(twice[0], alone)
+    _assert_same(twice[1], evaluate(mp, bits[::-1], batch[::-1]))
+    assert evaluate_many([]) == []
+
+
+def test_bits_and_batch_of_different_lengths_are_refused():
+    mp = map_program(build_program(synthetic_td3_workload(11, 3, "dense"), "inference"), load_design("edge_ws"))
+    with pytest.raises(ValueError, match="bits and batch"):
+        evaluate_many([(mp, [8, 8], [1])])
