@@ -9,8 +9,9 @@ the layer: per-layer time = call time / 10,000) and as one ``simulate()`` call.
 Target: columnar >= 100,000x faster than SCALE-Sim on every layer at equal compute cycles.
 
 Part 2 times 100,000 layer evaluations (layers x designs x patterns x bitwidths x batch
-sizes) through the columnar model (one evaluate() call per workload and design over its
-bitwidth/batch points) on 1 and on ``--workers`` processes. Target: < 2 us per layer evaluation.
+sizes) through the columnar model (each workload mapped onto each design, then one
+evaluate_many() call per design over every workload's bitwidth/batch points) on 1 and on
+``--workers`` processes. Target: < 2 us per layer evaluation.
 
 A layer evaluation is one GEMM of one layer on one design at one pattern, bitwidth and batch,
 with everything ``simulate`` reports for it (cycles with stalls, traffic, energy by component);
@@ -197,22 +198,31 @@ _DESIGNS: dict = {}   # loaded once in the parent; forked workers inherit them
 
 
 def _run_jobs(jobs: list) -> int:
-    """Evaluate jobs (workload, design name, bits, batch) with the columnar model: one evaluate()
-    call per (workload, design) over its (bits, batch) points. Returns layer evaluations done."""
-    from hwmodel.model import evaluate, map_program
+    """Evaluate jobs (workload, design name, bits, batch) with the columnar model: each
+    (workload, design) is mapped once, then one evaluate_many() call per design runs every
+    workload's (bits, batch) points. Returns layer evaluations done."""
+    from hwmodel.model import evaluate_many, map_program
     from hwmodel.program import build_program
 
     groups: dict[tuple, list] = {}
     for wl, name, bits, batch in jobs:
-        groups.setdefault((id(wl), name), [wl, []])[1].append((bits, batch))
-    n = 0
-    for (_, name), (wl, pts) in groups.items():
+        groups.setdefault((id(wl), name), [wl, [], []])
+        g = groups[(id(wl), name)]
+        g[1].append(bits)
+        g[2].append(batch)
+    programs: dict[int, object] = {}
+    by_design: dict[str, list] = {}
+    for (key, name), (wl, bits, batch) in groups.items():
         d = _DESIGNS.get(name)
         if d is None:
             d = _DESIGNS[name] = load_design(name)
-        mp = map_program(build_program(wl, "inference"), d)
-        ev = evaluate(mp, [b for b, _ in pts], [m for _, m in pts])
-        n += ev.gemm["cycles"].size
+        prog = programs.get(key)
+        if prog is None:
+            prog = programs[key] = build_program(wl, "inference")
+        by_design.setdefault(name, []).append((map_program(prog, d), bits, batch))
+    n = 0
+    for runs in by_design.values():
+        n += sum(ev.gemm["cycles"].size for ev in evaluate_many(runs))
     return n
 
 
