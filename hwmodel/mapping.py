@@ -10,6 +10,7 @@ outputs walks as many packed slots as its busiest row keeps (load imbalance).
 
 from __future__ import annotations
 
+import bisect
 import weakref
 from dataclasses import dataclass
 from typing import Optional
@@ -20,17 +21,26 @@ from hwmodel.cycles import fold_width, k_compressed
 from hwmodel.design import Design
 from hwmodel.sparsity import DENSE, UNSTRUCTURED, Pattern, group_counts, parse_pattern
 
-# Per mask (by id): {(m, transposed): per-row max group count, (m, transposed, "max"): its max,
-# ("map", ...): Mapping}. A mask's entries die with it (weakref.finalize), so ids never go stale.
-_mask_cache: dict[int, dict] = {}
+# Per mask (by id): (weak reference to the mask, {(m, transposed): per-row max group count,
+# (m, transposed, "max"): its max, ("map", ...): Mapping}). An entry whose reference no longer
+# gives back the mask is stale (the id was reused) and is replaced; dead entries are dropped
+# whenever the cache has doubled since the last sweep. (A weakref.finalize per mask cost more
+# than analysing a small mask.)
+_mask_cache: dict[int, tuple[weakref.ref, dict]] = {}
+_sweep_at = [1024]
 
 
 def _entries(mask: np.ndarray) -> dict:
     key = id(mask)
-    entries = _mask_cache.get(key)
-    if entries is None:
-        entries = _mask_cache[key] = {}
-        weakref.finalize(mask, _mask_cache.pop, key, None)
+    hit = _mask_cache.get(key)
+    if hit is not None and hit[0]() is mask:
+        return hit[1]
+    if len(_mask_cache) >= _sweep_at[0]:
+        for k in [k for k, (ref, _) in _mask_cache.items() if ref() is None]:
+            del _mask_cache[k]
+        _sweep_at[0] = max(1024, 2 * len(_mask_cache))
+    entries: dict = {}
+    _mask_cache[key] = (weakref.ref(mask), entries)
     return entries
 
 
@@ -167,6 +177,29 @@ def _shortens(k: int, n: int, m: int) -> bool:
     return k_compressed(k, n, m) < k
 
 
+_design_keys: dict[int, tuple[Design, int]] = {}
+_key_ids: dict[tuple, int] = {}
+
+
+def design_key(design: Design) -> int:
+    """A small integer naming what a mapping depends on in ``design`` (its sparsity support and,
+    for unstructured designs, the fold width), the same for equal designs; memoised per design
+    object so a mask's cache lookups do not hash the design's dataclasses every time."""
+    hit = _design_keys.get(id(design))
+    if hit is not None and hit[0] is design:
+        return hit[1]
+    value: tuple = (design.sparsity,)
+    if design.sparsity.support == "unstructured":
+        # The fold width decides which rows share a fold (and the dense fallback).
+        c = design.compute
+        value += (c.kind, c.rows, c.cols)
+    key = _key_ids.setdefault(value, len(_key_ids))
+    if len(_design_keys) > 256:
+        _design_keys.clear()
+    _design_keys[id(design)] = (design, key)
+    return key
+
+
 def map_weights(design: Design, mask: Optional[np.ndarray], pattern: Pattern | str,
                 transposed: bool = False) -> Mapping:
     """Choose what the hardware runs for a weight ``mask`` [out, in] of workload ``pattern``.
@@ -178,11 +211,7 @@ def map_weights(design: Design, mask: Optional[np.ndarray], pattern: Pattern | s
     """
     if mask is None:
         return _DENSE_LAYER
-    key = ("map", design.sparsity, str(pattern), transposed)
-    if design.sparsity.support == "unstructured":
-        # The fold width decides which rows share a fold (and the dense fallback).
-        c = design.compute
-        key += (c.kind, c.rows, c.cols)
+    key = ("map", design_key(design), pattern if isinstance(pattern, str) else str(pattern), transposed)
     entries = _entries(mask)
     hit = entries.get(key)
     if hit is None:
@@ -231,21 +260,30 @@ def _map(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Mapp
                                   for m in sorted({q.m for q in sp.candidates()})}))
         return Mapping(DENSE, None, f"{what} does not fit any of {names} ({worst}) with fewer than K={k} "
                                     "slots: run dense (zeros stored and multiplied)")
-    # flexible: per-row N
+    # flexible: per-row N, the smallest allowed N covering the row's fullest group. The map is
+    # monotone, so the largest and smallest row N are the map of the largest and smallest count.
     row_max = row_max_counts(mask, sp.m, transposed)
-    allowed = np.asarray(sp.n_values + ((sp.m,) if sp.m not in sp.n_values else ()), dtype=np.int32)
+    allowed = _allowed_n(sp)
     row_n = allowed[np.searchsorted(allowed, row_max, side="left")]
-    top = int(row_n.max())
-    if top >= sp.m:
-        dense_rows = int((row_n >= sp.m).sum())
-        if dense_rows == len(row_n):
-            return Mapping(DENSE, None, f"every row of the {what} has a full group of {sp.m}: run dense")
-    if int(row_n.min()) >= min(k, sp.m):  # K <= every row's N: no row walks fewer than K slots
+    top = int(allowed[bisect.bisect_left(allowed.tolist(), _max_count(mask, sp.m, transposed))])
+    low = int(row_n.min())
+    if low >= sp.m:
+        return Mapping(DENSE, None, f"every row of the {what} has a full group of {sp.m}: run dense")
+    if low >= min(k, sp.m):  # K <= every row's N: no row walks fewer than K slots
         return Mapping(DENSE, None, f"per-row N of {sp.m} on the {what}: no row walks fewer than K={k} slots: run dense")
     hw = Pattern("nm", top, sp.m) if top < sp.m else DENSE
-    mean = float(row_n.mean())
+    mean = int(row_n.sum()) / len(row_n)
     return Mapping(hw if hw.is_nm else Pattern("nm", sp.m, sp.m), row_n,
                    f"per-row N of {sp.m} on the {what}: max {top}, mean {mean:.2f}")
+
+
+def _allowed_n(sp) -> np.ndarray:
+    """The N a flexible design runs a row at, ascending, M (dense) last; memoised on the frozen Sparsity."""
+    hit = sp.__dict__.get("_allowed_n")
+    if hit is None:
+        hit = np.asarray(sp.n_values + ((sp.m,) if sp.m not in sp.n_values else ()), dtype=np.int32)
+        object.__setattr__(sp, "_allowed_n", hit)
+    return hit
 
 
 def _pow2_up_to(max_m: int) -> tuple[int, ...]:

@@ -21,7 +21,7 @@ from typing import Optional
 import numpy as np
 
 from hwmodel import traffic
-from hwmodel.cycles import FoldTable, Rate, fold_sums, fold_width, k_compressed, ragged_fold_sums, ragged_folds, schedule_columns
+from hwmodel.cycles import FoldTable, Rate, fold_sums, fold_width, k_compressed, ragged_fold_sums, schedule_columns
 from hwmodel.design import Design
 from hwmodel.energy import energy_table, gemm_energy
 from hwmodel.mapping import Mapping, map_weights, mask_nnz, unstructured_metadata_bits
@@ -85,6 +85,18 @@ def _kind(m: Mapping) -> int:
     return traffic.NM if m.hw_pattern.is_nm else traffic.DENSE
 
 
+def _columns(mp: Mapping) -> tuple[int, int, int, str, bool]:
+    """(kind, group N, group M, hardware pattern text, ragged) of a mapping, memoised on it
+    (mappings are cached per mask and design, and the dense ones are shared)."""
+    hit = mp.__dict__.get("_columns")
+    if hit is None:
+        p = mp.hw_pattern
+        nm = p.kind == "nm"
+        hit = (_kind(mp), p.n if nm else 0, p.m if nm else 0, str(p), mp.row_n is not None or mp.row_k is not None)
+        object.__setattr__(mp, "_columns", hit)
+    return hit
+
+
 def stored_bits(design: Design, layer, mp: Mapping) -> tuple[int, int]:
     """(bits per weight bit, extra bits) a layer's weights take as the hardware stores them at ``mp``.
 
@@ -100,10 +112,41 @@ def stored_bits(design: Design, layer, mp: Mapping) -> tuple[int, int]:
     hm = mp.hw_pattern.m
     meta = (hm - 1).bit_length()
     if mp.row_n is not None:
-        slots = int(mp.row_n.sum()) * (k // hm) + int(np.minimum(mp.row_n, k % hm).sum())
+        # Each row walks k_compressed(k, row N, M); the partial last group only when M does not divide K.
+        slots = int(mp.row_n.sum()) * (k // hm)
+        if k % hm:
+            slots += int(np.minimum(mp.row_n, k % hm).sum())
     else:
         slots = k_compressed(k, mp.hw_pattern.n, hm) * n
     return slots, slots * meta
+
+
+def _fold_table(design: Design, ragged: list, n_gemms: int) -> FoldTable:
+    """Per-fold K' of the ragged GEMMs (gemm index, K, N, group M, per-row N or kept count,
+    unstructured?), all GEMMs at once: the rows of every GEMM joined, one max per fold
+    (np.maximum.reduceat), folds of ``fold_width`` rows inside each GEMM. Equal to
+    :func:`hwmodel.cycles.ragged_folds` GEMM by GEMM."""
+    if not ragged:
+        empty = np.zeros(0, dtype=np.int64)
+        return FoldTable(empty, empty, empty, n_gemms)
+    gi, kk, nn, gm, vecs, unstructured = zip(*ragged)
+    nn = np.asarray(nn, dtype=np.int64)
+    width = np.asarray([fold_width(design, int(n)) for n in nn], dtype=np.int64)
+    folds = -(-nn // width)
+    first_fold = np.cumsum(folds) - folds
+    first_row = np.cumsum(nn) - nn
+    F = int(folds.sum())
+    at = np.arange(F) - np.repeat(first_fold, folds)            # fold index inside its GEMM
+    w = np.repeat(width, folds)
+    start = at * w                                               # first row of the fold inside its GEMM
+    outputs = np.minimum(w, np.repeat(nn, folds) - start)
+    per_fold = np.maximum.reduceat(np.concatenate(vecs).astype(np.int64, copy=False),
+                                   np.repeat(first_row, folds) + start)
+    un = np.repeat(np.asarray(unstructured, dtype=bool), folds)
+    m = np.repeat(np.where(unstructured, 1, gm), folds)
+    k = np.where(un, per_fold, k_compressed(np.repeat(np.asarray(kk, dtype=np.int64), folds), per_fold, m))
+    return FoldTable(np.repeat(np.asarray(gi, dtype=np.int64), folds), k.astype(np.int64, copy=False), outputs,
+                     n_gemms)
 
 
 def map_program(program: Program, design: Design, dense: bool = False) -> MappedProgram:
@@ -111,38 +154,34 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
     layers = program.layers
     fwd_maps = [_DENSE_REF if dense else map_weights(design, x.mask, x.pattern) for x in layers]
     gemms = program.gemms
-    rows = []  # per GEMM: (m, k, n, wg, first, last, kind, gn, gm, nnz, meta, ragged, times)
-    hw, notes = [], []
-    fold_gemm, fold_k, fold_out = [], [], []
+    fmt = design.sparsity.index_format
+    ints, flags, times, hw, notes, ragged = [], [], [], [], [], []
     for gi, e in enumerate(gemms):
         layer = layers[e.layer]
         k, n = layer.in_features, layer.out_features
-        if e.phase == FORWARD:
+        phase = e.phase
+        if phase == FORWARD:
             mp, m_fixed, kk, nn = fwd_maps[e.layer], 0, k, n
-        elif e.phase == BACKWARD_DATA:
+        elif phase == BACKWARD_DATA:
             mp = _DENSE_REF if dense else map_weights(design, layer.mask, layer.pattern, transposed=True)
             m_fixed, kk, nn = 0, n, k
         else:
             mp, m_fixed, kk, nn = _DENSE_WG, n, 0, k
-        if e.phase == BACKWARD_WEIGHT or dense or layer.mask is None:
-            nnz = -1 if e.phase == BACKWARD_WEIGHT else kk * nn
+        if phase == BACKWARD_WEIGHT:
+            nnz = -1
+        elif dense or layer.mask is None:
+            nnz = kk * nn
         else:
             nnz = mask_nnz(layer.mask)
-        kind = _kind(mp)
-        p = mp.hw_pattern
-        ragged = mp.row_n is not None or mp.row_k is not None
-        if ragged:
-            fk, outs = ragged_folds(kk, nn, fold_width(design, nn), p, mp.row_n, mp.row_k)
-            fold_gemm.append(np.full(len(fk), gi, dtype=np.int64))
-            fold_k.append(fk)
-            fold_out.append(outs)
-        meta = (unstructured_metadata_bits(design.sparsity.index_format, kk, nn, nnz)
-                if kind == traffic.UNSTRUCTURED else 0)
-        nm = p.kind == "nm"
-        fwd = e.phase == FORWARD
-        rows.append((m_fixed, kk, nn, e.phase == BACKWARD_WEIGHT, bool(e.first and fwd), bool(e.last and fwd), kind,
-                     p.n if nm else 0, p.m if nm else 0, nnz, meta, ragged, e.times))
-        hw.append(str(p))
+        kind, gn, gm, hw_text, is_ragged = _columns(mp)
+        if is_ragged:
+            ragged.append((gi, kk, nn, gm, mp.row_k if mp.row_k is not None else mp.row_n, mp.row_k is not None))
+        meta = unstructured_metadata_bits(fmt, kk, nn, nnz) if kind == traffic.UNSTRUCTURED else 0
+        fwd = phase == FORWARD
+        ints.append((m_fixed, kk, nn, kind, gn, gm, nnz, meta))
+        flags.append((phase == BACKWARD_WEIGHT, bool(e.first and fwd), bool(e.last and fwd), is_ragged))
+        times.append(e.times)
+        hw.append(hw_text)
         notes.append(mp.note)
     per_bit = extra = 0
     for i in program.touched:
@@ -150,23 +189,21 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
         per_bit += a
         extra += b
     ew = program.elementwise
-    cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64))
+    G = len(gemms)
     # One 2-D conversion for the integer columns instead of one small array per column.
-    ints = np.array([r[:3] + r[6:11] for r in rows], dtype=np.int64).reshape(len(rows), 8).T.copy()
-    flags = np.array([r[3:6] + r[11:12] for r in rows], dtype=bool).reshape(len(rows), 4).T.copy()
+    cols = np.array(ints, dtype=np.int64).reshape(G, 8).T.copy()
+    flag_cols = np.array(flags, dtype=bool).reshape(G, 4).T.copy()
     return MappedProgram(
-        program, design, dense, ints[0], ints[1], ints[2], flags[0], flags[1], flags[2], ints[3], ints[4],
-        ints[5], ints[6], ints[7], flags[3],
-        FoldTable(cat(fold_gemm), cat(fold_k), cat(fold_out), len(gemms)),
-        np.array([r[12] for r in rows], dtype=np.float64),
-        hw, notes, per_bit, extra,
+        program, design, dense, cols[0], cols[1], cols[2], flag_cols[0], flag_cols[1], flag_cols[2], cols[3],
+        cols[4], cols[5], cols[6], cols[7], flag_cols[3], _fold_table(design, ragged, G),
+        np.array(times, dtype=np.float64), hw, notes, per_bit, extra,
         np.asarray([e.elements for e in ew], dtype=np.int64),
         (np.asarray([e.read_bits_per_bit for e in ew], dtype=np.int64),
          np.asarray([e.read_bits_extra for e in ew], dtype=np.int64)),
         (np.asarray([e.write_bits_per_bit for e in ew], dtype=np.int64),
          np.asarray([e.write_bits_extra for e in ew], dtype=np.int64)),
         np.asarray([e.always_dram for e in ew], dtype=bool), np.asarray([e.times for e in ew], dtype=np.float64), {},
-        ints, flags,
+        cols, flag_cols,
     )
 
 

@@ -119,3 +119,38 @@ def test_mask_analysis_equals_per_group_counts(m, transposed):
             other = mask.copy()
             assert np.array_equal(row_max_counts(other, m, transposed), want)
             assert _max_count(other, m, transposed) == want.max()
+
+
+@pytest.mark.parametrize("design", ["flex_nm", "unstructured_ws", "stc_hbm"])
+def test_fold_table_equals_ragged_folds_gemm_by_gemm(design):
+    from hwmodel.cycles import fold_width, ragged_folds
+    from hwmodel.mapping import map_weights
+    from hwmodel.program import BACKWARD_DATA, FORWARD
+
+    d = load_design(design)
+    if design == "stc_hbm":  # a tensor core (fold width min(units, N)) running unstructured masks
+        d = _edited("stc_hbm", **{"sparsity": {"support": "unstructured", "index_format": "bitmask",
+                                               "metadata_bits_per_cycle": 2048}})
+    checked = 0
+    for wl in _workloads():
+        prog = build_program(wl, "train_step")
+        mp = map_program(prog, d)
+        gemm, k, outputs = [], [], []
+        for gi, e in enumerate(prog.gemms):
+            layer = prog.layers[e.layer]
+            if e.phase not in (FORWARD, BACKWARD_DATA):
+                continue
+            t = e.phase == BACKWARD_DATA
+            m = map_weights(d, layer.mask, layer.pattern, transposed=t)
+            if m.row_n is None and m.row_k is None:
+                continue
+            kk, nn = (layer.out_features, layer.in_features) if t else (layer.in_features, layer.out_features)
+            fk, outs = ragged_folds(kk, nn, fold_width(d, nn), m.hw_pattern, m.row_n, m.row_k)
+            gemm += [gi] * len(fk)
+            k += fk.tolist()
+            outputs += outs.tolist()
+        assert mp.folds.gemm.tolist() == gemm and mp.folds.k.tolist() == k and mp.folds.outputs.tolist() == outputs
+        assert mp.folds.n_gemms == len(prog.gemms)
+        assert mp.folds.k.dtype == mp.folds.outputs.dtype == mp.folds.gemm.dtype == np.int64
+        checked += len(set(gemm))
+    assert checked >= 20  # ragged GEMMs, forward and W^T, were compared
