@@ -47,7 +47,7 @@ def _entries(mask: np.ndarray) -> dict:
 # Group sizes analysed by viewing each group of m bools (bytes 0/1) as one unsigned integer:
 # multiplied by 0x0101..01, its top byte is the group's kept count (no carries: counts <= m).
 # Comparing the products compares the counts first, so a max over products is a max over
-# counts. Two numpy operations per mask instead of a per-group count array.
+# counts: a multiply and one max per row instead of a per-group count array.
 _WORDS = {4: (np.uint32, np.uint32(0x01010101), np.uint32(24)),
           8: (np.uint64, np.uint64(0x0101010101010101), np.uint64(56))}
 
@@ -81,7 +81,9 @@ def row_max_counts(mask: np.ndarray, m: int, transposed: bool = False) -> np.nda
         if words is None:
             hit = group_counts(mask.T if transposed else mask, m).max(axis=1).astype(np.int32, copy=False)
         else:
-            hit = (words.max(axis=1) >> _WORDS[m][2]).astype(np.int32)
+            # A max per row as one reduceat over the flat words (3x faster than max(axis=1) on short rows).
+            rows, groups = words.shape
+            hit = (np.maximum.reduceat(words.ravel(), np.arange(0, rows * groups, groups)) >> _WORDS[m][2]).astype(np.int32)
         entries[(m, transposed)] = hit
         entries[(m, transposed, "max")] = int(hit.max()) if hit.size else 0
     return hit
@@ -130,18 +132,13 @@ def unstructured_metadata_bits(index_format: str, k: int, n: int, nnz: int) -> i
 
 
 def _max_count(mask: np.ndarray, m: int, transposed: bool) -> int:
-    """Largest kept count of any group of ``m`` (memoised); fixed and layer-wise designs need
-    only this, so it is one max over the group words, not a max per row."""
+    """Largest kept count of any group of ``m`` (memoised with the per-row vector: computing both at
+    once costs less than the global max now and the per-row vector again for a flexible design)."""
     entries = _entries(mask)
     key = (m, transposed, "max")
-    hit = entries.get(key)
-    if hit is None:
-        words = None if (m, transposed) in entries else _group_words(mask, m, transposed)
-        if words is None:
-            row_max_counts(mask, m, transposed)
-            return entries[key]
-        hit = entries[key] = int(words.max() >> _WORDS[m][2])
-    return hit
+    if key not in entries:
+        row_max_counts(mask, m, transposed)
+    return entries[key]
 
 
 @dataclass(frozen=True)
@@ -215,7 +212,48 @@ def map_weights(design: Design, mask: Optional[np.ndarray], pattern: Pattern | s
     entries = _entries(mask)
     hit = entries.get(key)
     if hit is None:
-        hit = entries[key] = _map(design, mask, parse_pattern(pattern), transposed)
+        p = parse_pattern(pattern)
+        stats = _counts_deciding(design, mask, p, transposed)
+        if stats is None:
+            hit = _map(design, mask, p, transposed)
+        else:
+            # Fixed and layer-wise mappings depend on the mask only through a few max counts
+            # (and K): masks with equal counts share one Mapping, built once.
+            skey = key[1:] + (mask.shape[0] if transposed else mask.shape[1], stats)
+            hit = _by_counts.get(skey)
+            if hit is None:
+                if len(_by_counts) >= 4096:
+                    _by_counts.clear()
+                hit = _by_counts[skey] = _map(design, mask, p, transposed)
+        entries[key] = hit
+    return hit
+
+
+_by_counts: dict[tuple, "Mapping"] = {}
+
+
+def _counts_deciding(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Optional[tuple]:
+    """The largest group counts that decide a fixed or layer-wise mapping of ``mask`` (all of
+    them, as ``_map`` reads them), or None when the mapping needs per-row figures (flexible,
+    unstructured)."""
+    sp = design.sparsity
+    if p.kind == "dense" or sp.support == "none":
+        return ()
+    if sp.support == "fixed":
+        return tuple(_max_count(mask, m, transposed) for m in _candidate_ms(sp))
+    if sp.support == "layerwise":
+        if not p.is_nm:
+            return tuple(_max_count(mask, m, transposed) for m in _pow2_up_to(sp.max_m))
+        return () if p.m > sp.max_m else (_max_count(mask, p.m, transposed),)
+    return None
+
+
+def _candidate_ms(sp) -> tuple[int, ...]:
+    """Group sizes of a fixed design's patterns, ascending; memoised on the frozen Sparsity."""
+    hit = sp.__dict__.get("_candidate_ms")
+    if hit is None:
+        hit = tuple(sorted({q.m for q in sp.candidates()}))
+        object.__setattr__(sp, "_candidate_ms", hit)
     return hit
 
 

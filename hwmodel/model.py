@@ -346,14 +346,18 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
         gemm = {f: v if v.shape == shape else np.broadcast_to(v, shape).copy() for f, v in figs.items()}
         evs.append(Evaluation(gemm, ews[0], m, kk, np.broadcast_to(nn, shape), stored_bytes, resident))
         return evs
+    # Cut back per program: every field stacked once, then one reshape per program whose rows
+    # are the fields' [P_i, G_i] views (not one slice per field and program).
+    names = list(figs)
+    stacked = np.stack([np.broadcast_to(figs[f], (R,)) for f in names])
+    sizes = np.stack([m, kk, np.broadcast_to(nn, (R,))])
     r0 = p0 = 0
     for i, mp in enumerate(mps):
         P_i, G_i = n_points[i], len(mp.times)
         r1, p1 = r0 + P_i * G_i, p0 + P_i
-        shape = (P_i, G_i)
-        gemm = {f: v[r0:r1].reshape(shape) for f, v in figs.items()}
-        evs.append(Evaluation(gemm, ews[i], m[r0:r1].reshape(shape), kk[r0:r1].reshape(shape),
-                              nn[r0:r1].reshape(shape), stored_bytes[p0:p1], resident[p0:p1]))
+        mkn = sizes[:, r0:r1].reshape(3, P_i, G_i)
+        evs.append(Evaluation(dict(zip(names, stacked[:, r0:r1].reshape(len(names), P_i, G_i))), ews[i],
+                              mkn[0], mkn[1], mkn[2], stored_bytes[p0:p1], resident[p0:p1]))
         r0, p0 = r1, p1
     return evs
 
