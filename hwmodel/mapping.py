@@ -74,7 +74,10 @@ def _group_words(mask: np.ndarray, m: int, transposed: bool) -> Optional[np.ndar
 
 def row_max_counts(mask: np.ndarray, m: int, transposed: bool = False) -> np.ndarray:
     """Largest kept count of any group of ``m`` in each output row of ``mask`` (or of ``mask.T``)."""
-    entries = _entries(mask)
+    return _row_max(mask, m, transposed, _entries(mask))
+
+
+def _row_max(mask: np.ndarray, m: int, transposed: bool, entries: dict) -> np.ndarray:
     hit = entries.get((m, transposed))
     if hit is None:
         words = _group_words(mask, m, transposed)
@@ -131,14 +134,17 @@ def unstructured_metadata_bits(index_format: str, k: int, n: int, nnz: int) -> i
     raise ValueError(f"unknown index format {index_format!r}")
 
 
-def _max_count(mask: np.ndarray, m: int, transposed: bool) -> int:
+def _max_count(mask: np.ndarray, m: int, transposed: bool, entries: Optional[dict] = None) -> int:
     """Largest kept count of any group of ``m`` (memoised with the per-row vector: computing both at
     once costs less than the global max now and the per-row vector again for a flexible design)."""
-    entries = _entries(mask)
+    if entries is None:
+        entries = _entries(mask)
     key = (m, transposed, "max")
-    if key not in entries:
-        row_max_counts(mask, m, transposed)
-    return entries[key]
+    hit = entries.get(key)
+    if hit is None:
+        _row_max(mask, m, transposed, entries)
+        hit = entries[key]
+    return hit
 
 
 @dataclass(frozen=True)
@@ -213,7 +219,7 @@ def map_weights(design: Design, mask: Optional[np.ndarray], pattern: Pattern | s
     hit = entries.get(key)
     if hit is None:
         p = parse_pattern(pattern)
-        stats = _counts_deciding(design, mask, p, transposed)
+        stats = _counts_deciding(design, mask, p, transposed, entries)
         if stats is None:
             hit = _map(design, mask, p, transposed)
         else:
@@ -232,7 +238,8 @@ def map_weights(design: Design, mask: Optional[np.ndarray], pattern: Pattern | s
 _by_counts: dict[tuple, "Mapping"] = {}
 
 
-def _counts_deciding(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Optional[tuple]:
+def _counts_deciding(design: Design, mask: np.ndarray, p: Pattern, transposed: bool,
+                     entries: dict) -> Optional[tuple]:
     """The largest group counts that decide a fixed or layer-wise mapping of ``mask`` (all of
     them, as ``_map`` reads them), or None when the mapping needs per-row figures (flexible,
     unstructured)."""
@@ -240,11 +247,11 @@ def _counts_deciding(design: Design, mask: np.ndarray, p: Pattern, transposed: b
     if p.kind == "dense" or sp.support == "none":
         return ()
     if sp.support == "fixed":
-        return tuple(_max_count(mask, m, transposed) for m in _candidate_ms(sp))
+        return tuple(_max_count(mask, m, transposed, entries) for m in _candidate_ms(sp))
     if sp.support == "layerwise":
         if not p.is_nm:
-            return tuple(_max_count(mask, m, transposed) for m in _pow2_up_to(sp.max_m))
-        return () if p.m > sp.max_m else (_max_count(mask, p.m, transposed),)
+            return tuple(_max_count(mask, m, transposed, entries) for m in _pow2_up_to(sp.max_m))
+        return () if p.m > sp.max_m else (_max_count(mask, p.m, transposed, entries),)
     return None
 
 

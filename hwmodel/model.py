@@ -121,6 +121,19 @@ def stored_bits(design: Design, layer, mp: Mapping) -> tuple[int, int]:
     return slots, slots * meta
 
 
+def _stored_bits(design: Design, layer, mp: Mapping) -> tuple[int, int]:
+    """:func:`stored_bits`, memoised per (K, N) on mappings without per-row figures (those are
+    shared between layers: dense, fixed and layer-wise ones)."""
+    if mp.row_n is not None or mp.row_k is not None:
+        return stored_bits(design, layer, mp)
+    memo = mp.__dict__.setdefault("_stored_bits", {})
+    shape = (layer.in_features, layer.out_features)
+    hit = memo.get(shape)
+    if hit is None:
+        hit = memo[shape] = stored_bits(design, layer, mp)
+    return hit
+
+
 def _fold_table(design: Design, ragged: list, n_gemms: int) -> FoldTable:
     """Per-fold K' of the ragged GEMMs (gemm index, K, N, group M, per-row N or kept count,
     unstructured?), all GEMMs at once: the rows of every GEMM joined, one max per fold
@@ -185,7 +198,7 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
         notes.append(mp.note)
     per_bit = extra = 0
     for i in program.touched:
-        a, b = stored_bits(design, layers[i], fwd_maps[i])
+        a, b = _stored_bits(design, layers[i], fwd_maps[i])
         per_bit += a
         extra += b
     ew = program.elementwise
