@@ -328,8 +328,7 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
         cols.update(zip(_GEMM_FLAGS, mp.flag_columns))
         gemm_index, times = np.arange(G), mp.times
         pt = (bits[:, None], batch[:, None], bit_index[:, None], resident[:, None])
-        tables = [mp.folds] if mp.ragged.any() else []
-        cache = mp._ragged_cache
+        ragged = [(mp, 0)] if mp.ragged.any() else []
     else:
         n_gemms = [len(mp.times) for mp in mps]
         g_start = np.cumsum([0] + n_gemms[:-1])
@@ -344,9 +343,8 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
         cols.update(zip(_GEMM_FLAGS, flags))
         times = np.concatenate([mp.times for mp in mps])[gemm_index]
         pt = (bits[row_point], batch[row_point], bit_index[row_point], resident[row_point])
-        tables = [(mp.folds, int(s)) for mp, s in zip(mps, g_start) if mp.ragged.any()]
-        cache = None
-    rag = _ragged_table(d, tables, cache, rates_u, sum(len(mp.times) for mp in mps)) if tables else None
+        ragged = [(mp, int(s)) for mp, s in zip(mps, g_start) if mp.ragged.any()]
+    rag = _ragged_table(d, ragged, rates_u, sum(len(mp.times) for mp in mps)) if ragged else None
     figs, m, kk, nn = _gemm_figures(d, et, cols, *pt, rates_u, mac_u, rag, gemm_index)
     if not np.all(times == 1.0):
         figs = {f: v * times for f, v in figs.items()}
@@ -375,27 +373,33 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
     return evs
 
 
-def _ragged_table(d: Design, tables: list, cache: Optional[dict], rates_u: np.ndarray,
-                  n_gemms: int) -> dict[str, np.ndarray]:
+def _ragged_table(d: Design, ragged: list, rates_u: np.ndarray, n_gemms: int) -> dict[str, np.ndarray]:
     """Fold sums of the ragged GEMMs at each distinct rate: name -> [rates, GEMMs] (zeros where not ragged).
 
-    ``tables``: one program's FoldTable (``cache``: that program's per-rate memo), or
-    (FoldTable, first GEMM) pairs of several programs, joined into one table first.
+    ``ragged``: (MappedProgram, its first GEMM) of the programs with ragged folds. Each
+    program memoises its sums per rate (repeated calls on a program skip the folds); the
+    programs missing a rate are done together, their fold tables joined into one.
     """
-    if cache is not None:
-        table = tables[0]
-    else:
-        table = FoldTable(np.concatenate([t.gemm + s for t, s in tables]), np.concatenate([t.k for t, _ in tables]),
-                          np.concatenate([t.outputs for t, _ in tables]), n_gemms)
-    per_rate = []
-    for r in rates_u.tolist():
-        hit = None if cache is None else cache.get(r)
-        if hit is None:
-            hit = ragged_fold_sums(d, table, Rate.of(r))
-            if cache is not None:
-                cache[r] = hit
-        per_rate.append(hit)
-    return {name: np.stack([getattr(s, name) for s in per_rate]) for name in _RAGGED}
+    out = {name: np.zeros((len(rates_u), n_gemms), dtype=np.int64) for name in _RAGGED}
+    for ri, r in enumerate(rates_u.tolist()):
+        missing = [(mp, s) for mp, s in ragged if r not in mp._ragged_cache]
+        if len(missing) == 1:
+            mp = missing[0][0]
+            mp._ragged_cache[r] = ragged_fold_sums(d, mp.folds, Rate.of(r))
+        elif missing:
+            sizes = [len(mp.times) for mp, _ in missing]
+            local = np.cumsum([0] + sizes[:-1])
+            table = FoldTable(np.concatenate([mp.folds.gemm + o for (mp, _), o in zip(missing, local)]),
+                              np.concatenate([mp.folds.k for mp, _ in missing]),
+                              np.concatenate([mp.folds.outputs for mp, _ in missing]), int(sum(sizes)))
+            joint = ragged_fold_sums(d, table, Rate.of(r))
+            for (mp, _), o, g in zip(missing, local.tolist(), sizes):
+                mp._ragged_cache[r] = type(joint)(**{name: getattr(joint, name)[o:o + g] for name in _RAGGED})
+        for mp, s in ragged:
+            sums = mp._ragged_cache[r]
+            for name in _RAGGED:
+                out[name][ri, s:s + len(mp.times)] = getattr(sums, name)
+    return out
 
 
 def _gemm_figures(d: Design, et, g: dict, bits, batch, bit_index, resident, rates_u, mac_u, rag, gemm_index):

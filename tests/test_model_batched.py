@@ -1,6 +1,8 @@
 """The batched paths give exactly the one-at-a-time answers: one evaluate_many() call over many
 programs vs evaluate() on each, and the word-wise mask analysis vs per-group counts."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import yaml
@@ -74,13 +76,19 @@ def test_batched_call_equals_each_program_alone(residency):
     # Designs interleaved in one call: each design's programs are evaluated together.
     order = rng.permutation(len(runs))
     runs = [runs[i] for i in order]
+    # Each program alone first, on a copy with its own (empty) memo of ragged fold sums, so the
+    # batched call's memo cannot feed the reference.
+    want = [evaluate(replace(mp, _ragged_cache={}), bits, batch, residency) for mp, bits, batch in runs]
     many = evaluate_many(runs, residency)
     assert len(many) == len(runs)
     ragged = sum(bool(mp.ragged.any()) for mp, _, _ in runs)
     assert 0 < ragged < len(runs)  # flexible and unstructured folds mixed with closed-form ones
-    for (mp, bits, batch), got in zip(runs, many):
-        _assert_same(got, evaluate(mp, bits, batch, residency))
+    for (mp, bits, batch), got, ref in zip(runs, many, want):
+        _assert_same(got, ref)
         assert got.gemm["cycles"].shape == (len(bits), len(mp.times))
+    # Again, now from the memo the batched call left on each program.
+    for (mp, bits, batch), got in zip(runs, evaluate_many(runs, residency)):
+        _assert_same(got, evaluate(replace(mp, _ragged_cache={}), bits, batch, residency))
 
 
 def test_batched_call_on_one_program_and_on_a_repeat():
