@@ -235,6 +235,19 @@ def map_weights(design: Design, mask: Optional[np.ndarray], pattern: Pattern | s
     return hit
 
 
+def map_layer(design: Design, dkey: int, mask: np.ndarray, pattern: Pattern | str) -> tuple["Mapping", int]:
+    """(``map_weights(design, mask, pattern)``, ``mask_nnz(mask)``) with one lookup of the mask's
+    cache; ``dkey`` is ``design_key(design)`` (a program's layers share it)."""
+    entries = _entries(mask)
+    hit = entries.get(("map", dkey, pattern, False))
+    if hit is None:
+        hit = map_weights(design, mask, pattern)
+    nnz = entries.get("nnz")
+    if nnz is None:
+        nnz = entries["nnz"] = int(np.count_nonzero(mask))
+    return hit, nnz
+
+
 _by_counts: dict[tuple, "Mapping"] = {}
 
 

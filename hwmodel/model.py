@@ -24,7 +24,7 @@ from hwmodel import traffic
 from hwmodel.cycles import FoldTable, Rate, fold_sums, fold_width, k_compressed, ragged_fold_sums, schedule_columns
 from hwmodel.design import Design
 from hwmodel.energy import energy_table, gemm_energy
-from hwmodel.mapping import Mapping, map_weights, mask_nnz, unstructured_metadata_bits
+from hwmodel.mapping import _DENSE_LAYER, Mapping, design_key, map_layer, map_weights, mask_nnz, unstructured_metadata_bits
 from hwmodel.program import BACKWARD_DATA, BACKWARD_WEIGHT, FORWARD, GemmEntry, Program
 from hwmodel.result import Figures
 from hwmodel.sparsity import DENSE
@@ -165,7 +165,21 @@ def _fold_table(design: Design, ragged: list, n_gemms: int) -> FoldTable:
 def map_program(program: Program, design: Design, dense: bool = False) -> MappedProgram:
     """Map every GEMM of ``program`` onto ``design`` (``dense``: the dense reference, every mapping dense)."""
     layers = program.layers
-    fwd_maps = [_DENSE_REF if dense else map_weights(design, x.mask, x.pattern) for x in layers]
+    # Per layer once: its forward mapping and kept weights (one cache lookup per mask).
+    if dense:
+        fwd_maps = [_DENSE_REF] * len(layers)
+        kept = [x.in_features * x.out_features for x in layers]
+    else:
+        dkey = design_key(design)
+        fwd_maps, kept = [], []
+        for x in layers:
+            if x.mask is None:
+                fwd_maps.append(_DENSE_LAYER)
+                kept.append(x.in_features * x.out_features)
+            else:
+                mp, nnz = map_layer(design, dkey, x.mask, x.pattern)
+                fwd_maps.append(mp)
+                kept.append(nnz)
     gemms = program.gemms
     fmt = design.sparsity.index_format
     ints, flags, times, hw, notes, ragged = [], [], [], [], [], []
@@ -174,18 +188,12 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
         k, n = layer.in_features, layer.out_features
         phase = e.phase
         if phase == FORWARD:
-            mp, m_fixed, kk, nn = fwd_maps[e.layer], 0, k, n
+            mp, m_fixed, kk, nn, nnz = fwd_maps[e.layer], 0, k, n, kept[e.layer]
         elif phase == BACKWARD_DATA:
             mp = _DENSE_REF if dense else map_weights(design, layer.mask, layer.pattern, transposed=True)
-            m_fixed, kk, nn = 0, n, k
+            m_fixed, kk, nn, nnz = 0, n, k, kept[e.layer]
         else:
-            mp, m_fixed, kk, nn = _DENSE_WG, n, 0, k
-        if phase == BACKWARD_WEIGHT:
-            nnz = -1
-        elif dense or layer.mask is None:
-            nnz = kk * nn
-        else:
-            nnz = mask_nnz(layer.mask)
+            mp, m_fixed, kk, nn, nnz = _DENSE_WG, n, 0, k, -1
         kind, gn, gm, hw_text, is_ragged = _columns(mp)
         if is_ragged:
             ragged.append((gi, kk, nn, gm, mp.row_k if mp.row_k is not None else mp.row_n, mp.row_k is not None))
