@@ -113,7 +113,8 @@ def stored_bits(design: Design, layer, mp: Mapping) -> tuple[int, int]:
     meta = (hm - 1).bit_length()
     if mp.row_n is not None:
         # Each row walks k_compressed(k, row N, M); the partial last group only when M does not divide K.
-        slots = int(mp.row_n.sum()) * (k // hm)
+        total = mp.__dict__.get("_row_n_sum")
+        slots = (int(mp.row_n.sum()) if total is None else total) * (k // hm)
         if k % hm:
             slots += int(np.minimum(mp.row_n, k % hm).sum())
     else:
@@ -210,21 +211,18 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
         per_bit += a
         extra += b
     ew = program.elementwise
-    G = len(gemms)
+    G, W = len(gemms), len(ew)
     # One 2-D conversion for the integer columns instead of one small array per column.
     cols = np.array(ints, dtype=np.int64).reshape(G, 8).T.copy()
     flag_cols = np.array(flags, dtype=bool).reshape(G, 4).T.copy()
+    ew_cols = np.array([(e.elements, e.read_bits_per_bit, e.read_bits_extra, e.write_bits_per_bit, e.write_bits_extra)
+                        for e in ew], dtype=np.int64).reshape(W, 5).T.copy()
     return MappedProgram(
         program, design, dense, cols[0], cols[1], cols[2], flag_cols[0], flag_cols[1], flag_cols[2], cols[3],
         cols[4], cols[5], cols[6], cols[7], flag_cols[3], _fold_table(design, ragged, G),
-        np.array(times, dtype=np.float64), hw, notes, per_bit, extra,
-        np.asarray([e.elements for e in ew], dtype=np.int64),
-        (np.asarray([e.read_bits_per_bit for e in ew], dtype=np.int64),
-         np.asarray([e.read_bits_extra for e in ew], dtype=np.int64)),
-        (np.asarray([e.write_bits_per_bit for e in ew], dtype=np.int64),
-         np.asarray([e.write_bits_extra for e in ew], dtype=np.int64)),
-        np.asarray([e.always_dram for e in ew], dtype=bool), np.asarray([e.times for e in ew], dtype=np.float64), {},
-        cols, flag_cols,
+        np.array(times, dtype=np.float64), hw, notes, per_bit, extra, ew_cols[0], (ew_cols[1], ew_cols[2]),
+        (ew_cols[3], ew_cols[4]), np.array([e.always_dram for e in ew], dtype=bool),
+        np.array([e.times for e in ew], dtype=np.float64), {}, cols, flag_cols,
     )
 
 
