@@ -224,21 +224,33 @@ def map_weights(design: Design, mask: Optional[np.ndarray], pattern: Pattern | s
     key = ("map", design_key(design), pattern if isinstance(pattern, str) else str(pattern), transposed)
     entries = _entries(mask)
     hit = entries.get(key)
-    if hit is None:
+    return _map_into(entries, key, design, mask, pattern, transposed) if hit is None else hit
+
+
+_patterns: dict[str, Pattern] = {}  # parsed pattern texts (layers repeat a few)
+
+
+def _map_into(entries: dict, key: tuple, design: Design, mask: np.ndarray, pattern: Pattern | str,
+              transposed: bool) -> "Mapping":
+    """Map ``mask`` and store the Mapping in its cache ``entries`` under ``key``."""
+    p = _patterns.get(pattern) if isinstance(pattern, str) else None
+    if p is None:
         p = parse_pattern(pattern)
-        stats = _counts_deciding(design, mask, p, transposed, entries)
-        if stats is None:
-            hit = _map(design, mask, p, transposed)
-        else:
-            # Fixed and layer-wise mappings depend on the mask only through a few max counts
-            # (and K): masks with equal counts share one Mapping, built once.
-            skey = key[1:] + (mask.shape[0] if transposed else mask.shape[1], stats)
-            hit = _by_counts.get(skey)
-            if hit is None:
-                if len(_by_counts) >= 4096:
-                    _by_counts.clear()
-                hit = _by_counts[skey] = _map(design, mask, p, transposed)
-        entries[key] = hit
+        if isinstance(pattern, str) and len(_patterns) < 256:
+            _patterns[pattern] = p
+    stats = _counts_deciding(design, mask, p, transposed, entries)
+    if stats is None:
+        hit = _map(design, mask, p, transposed)
+    else:
+        # Fixed and layer-wise mappings depend on the mask only through a few max counts
+        # (and K): masks with equal counts share one Mapping, built once.
+        skey = key[1:] + (mask.shape[0] if transposed else mask.shape[1], stats)
+        hit = _by_counts.get(skey)
+        if hit is None:
+            if len(_by_counts) >= 4096:
+                _by_counts.clear()
+            hit = _by_counts[skey] = _map(design, mask, p, transposed)
+    entries[key] = hit
     return hit
 
 
@@ -246,9 +258,10 @@ def map_layer(design: Design, dkey: int, mask: np.ndarray, pattern: Pattern | st
     """(``map_weights(design, mask, pattern)``, ``mask_nnz(mask)``) with one lookup of the mask's
     cache; ``dkey`` is ``design_key(design)`` (a program's layers share it)."""
     entries = _entries(mask)
-    hit = entries.get(("map", dkey, pattern, False))
+    key = ("map", dkey, pattern if isinstance(pattern, str) else str(pattern), False)
+    hit = entries.get(key)
     if hit is None:
-        hit = map_weights(design, mask, pattern)
+        hit = _map_into(entries, key, design, mask, pattern, False)
     nnz = entries.get("nnz")
     if nnz is None:
         nnz = entries["nnz"] = int(np.count_nonzero(mask))
@@ -267,7 +280,10 @@ def _counts_deciding(design: Design, mask: np.ndarray, p: Pattern, transposed: b
     if p.kind == "dense" or sp.support == "none":
         return ()
     if sp.support == "fixed":
-        return tuple(_max_count(mask, m, transposed, entries) for m in _candidate_ms(sp))
+        ms = _candidate_ms(sp)
+        if len(ms) == 1:
+            return (_max_count(mask, ms[0], transposed, entries),)
+        return tuple(_max_count(mask, m, transposed, entries) for m in ms)
     if sp.support == "layerwise":
         if not p.is_nm:
             return tuple(_max_count(mask, m, transposed, entries) for m in _pow2_up_to(sp.max_m))

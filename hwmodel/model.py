@@ -382,26 +382,26 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
 def _ragged_table(d: Design, ragged: list, rates_u: np.ndarray, n_gemms: int) -> dict[str, np.ndarray]:
     """Fold sums of the ragged GEMMs at each distinct rate: name -> [rates, GEMMs] (zeros where not ragged).
 
-    ``ragged``: (MappedProgram, its first GEMM) of the programs with ragged folds. Each
-    program memoises its sums per rate (repeated calls on a program skip the folds); the
-    programs missing a rate are done together, their fold tables joined into one.
+    ``ragged``: (MappedProgram, its first GEMM) of the programs with ragged folds. A program
+    evaluated alone (``simulate``, a sweep group) memoises its sums per rate, so repeated calls
+    skip the folds; programs evaluated together are done at once, their fold tables joined.
     """
     out = {name: np.zeros((len(rates_u), n_gemms), dtype=np.int64) for name in _RAGGED}
     for ri, r in enumerate(rates_u.tolist()):
+        hits = [(mp, s) for mp, s in ragged if r in mp._ragged_cache]
         missing = [(mp, s) for mp, s in ragged if r not in mp._ragged_cache]
         if len(missing) == 1:
             mp = missing[0][0]
             mp._ragged_cache[r] = ragged_fold_sums(d, mp.folds, Rate.of(r))
-        elif missing:
-            sizes = [len(mp.times) for mp, _ in missing]
-            local = np.cumsum([0] + sizes[:-1])
-            table = FoldTable(np.concatenate([mp.folds.gemm + o for (mp, _), o in zip(missing, local)]),
+            hits, missing = ragged, []
+        if missing:
+            table = FoldTable(np.concatenate([mp.folds.gemm + s for mp, s in missing]),
                               np.concatenate([mp.folds.k for mp, _ in missing]),
-                              np.concatenate([mp.folds.outputs for mp, _ in missing]), int(sum(sizes)))
+                              np.concatenate([mp.folds.outputs for mp, _ in missing]), n_gemms)
             joint = ragged_fold_sums(d, table, Rate.of(r))
-            for (mp, _), o, g in zip(missing, local.tolist(), sizes):
-                mp._ragged_cache[r] = type(joint)(**{name: getattr(joint, name)[o:o + g] for name in _RAGGED})
-        for mp, s in ragged:
+            for name in _RAGGED:
+                out[name][ri] = getattr(joint, name)  # zeros outside the missing programs' GEMMs
+        for mp, s in hits:
             sums = mp._ragged_cache[r]
             for name in _RAGGED:
                 out[name][ri, s:s + len(mp.times)] = getattr(sums, name)

@@ -86,7 +86,12 @@ def test_batched_call_equals_each_program_alone(residency):
     for (mp, bits, batch), got, ref in zip(runs, many, want):
         _assert_same(got, ref)
         assert got.gemm["cycles"].shape == (len(bits), len(mp.times))
-    # Again, now from the memo the batched call left on each program.
+    # Again, with every other program's fold sums memoised (each evaluated alone once): memoised
+    # and joined fold tables mixed in one call.
+    for mp, bits, batch in runs[::2]:
+        evaluate(mp, bits, batch, residency)
+    assert any(mp._ragged_cache for mp, _, _ in runs) and any(mp.ragged.any() and not mp._ragged_cache
+                                                             for mp, _, _ in runs)
     for (mp, bits, batch), got in zip(runs, evaluate_many(runs, residency)):
         _assert_same(got, evaluate(replace(mp, _ragged_cache={}), bits, batch, residency))
 
