@@ -163,9 +163,68 @@ def _fold_table(design: Design, ragged: list, n_gemms: int) -> FoldTable:
                      n_gemms)
 
 
+@dataclass(frozen=True)
+class _Skeleton:
+    """What a program's GEMMs and element-wise entries are, whatever the design: per GEMM its
+    layer, phase and sizes (M fixed, K, N; ``k_list``/``n_list`` as Python ints too), the
+    weight-gradient / first / last flags, times per step; the element-wise columns."""
+
+    layer_of: list
+    phase_of: list
+    k_list: list
+    n_list: list
+    sizes: np.ndarray        # [3, G]: m_fixed, k, n
+    flags: np.ndarray        # [3, G]: is_wg, first_fwd, last_fwd
+    times: np.ndarray
+    ew_cols: np.ndarray      # [5, W]: elements, read per bit, read extra, write per bit, write extra
+    ew_always_dram: np.ndarray
+    ew_times: np.ndarray
+
+
+def _skeleton(program: Program) -> _Skeleton:
+    """The design-independent part of mapping ``program``, memoised on it (a program is built once
+    and mapped onto many designs; the memo is redone if entries were added since)."""
+    hit = program.__dict__.get("_skeleton")
+    if hit is not None and hit[0] == len(program.entries):
+        return hit[1]
+    layers = program.layers
+    layer_of, phase_of, k_list, n_list, rows = [], [], [], [], []
+    for e in program.gemms:
+        layer = layers[e.layer]
+        k, n = layer.in_features, layer.out_features
+        if e.phase == FORWARD:
+            m_fixed, kk, nn = 0, k, n
+        elif e.phase == BACKWARD_DATA:
+            m_fixed, kk, nn = 0, n, k
+        else:
+            m_fixed, kk, nn = n, 0, k
+        fwd = e.phase == FORWARD
+        layer_of.append(e.layer)
+        phase_of.append(e.phase)
+        k_list.append(kk)
+        n_list.append(nn)
+        rows.append((m_fixed, kk, nn, e.phase == BACKWARD_WEIGHT, bool(e.first and fwd), bool(e.last and fwd), e.times))
+    G = len(rows)
+    ew = program.elementwise
+    W = len(ew)
+    sk = _Skeleton(
+        layer_of, phase_of, k_list, n_list,
+        np.array([r[:3] for r in rows], dtype=np.int64).reshape(G, 3).T.copy(),
+        np.array([r[3:6] for r in rows], dtype=bool).reshape(G, 3).T.copy(),
+        np.array([r[6] for r in rows], dtype=np.float64),
+        np.array([(e.elements, e.read_bits_per_bit, e.read_bits_extra, e.write_bits_per_bit, e.write_bits_extra)
+                  for e in ew], dtype=np.int64).reshape(W, 5).T.copy(),
+        np.array([e.always_dram for e in ew], dtype=bool), np.array([e.times for e in ew], dtype=np.float64))
+    for a in (sk.sizes, sk.flags, sk.times, sk.ew_cols, sk.ew_always_dram, sk.ew_times):
+        a.flags.writeable = False  # shared by every MappedProgram of the program
+    program.__dict__["_skeleton"] = (len(program.entries), sk)
+    return sk
+
+
 def map_program(program: Program, design: Design, dense: bool = False) -> MappedProgram:
     """Map every GEMM of ``program`` onto ``design`` (``dense``: the dense reference, every mapping dense)."""
     layers = program.layers
+    sk = _skeleton(program)
     # Per layer once: its forward mapping and kept weights (one cache lookup per mask).
     if dense:
         fwd_maps = [_DENSE_REF] * len(layers)
@@ -181,48 +240,47 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
                 mp, nnz = map_layer(design, dkey, x.mask, x.pattern)
                 fwd_maps.append(mp)
                 kept.append(nnz)
-    gemms = program.gemms
-    fmt = design.sparsity.index_format
-    ints, flags, times, hw, notes, ragged = [], [], [], [], [], []
-    for gi, e in enumerate(gemms):
-        layer = layers[e.layer]
-        k, n = layer.in_features, layer.out_features
-        phase = e.phase
+    # Per GEMM, what its mapping decides: (kind, group N, group M, kept weights).
+    dyn, hw, notes, maps = [], [], [], []
+    for li, phase in zip(sk.layer_of, sk.phase_of):
         if phase == FORWARD:
-            mp, m_fixed, kk, nn, nnz = fwd_maps[e.layer], 0, k, n, kept[e.layer]
+            mp, nnz = fwd_maps[li], kept[li]
         elif phase == BACKWARD_DATA:
+            layer = layers[li]
             mp = _DENSE_REF if dense else map_weights(design, layer.mask, layer.pattern, transposed=True)
-            m_fixed, kk, nn, nnz = 0, n, k, kept[e.layer]
+            nnz = kept[li]
         else:
-            mp, m_fixed, kk, nn, nnz = _DENSE_WG, n, 0, k, -1
-        kind, gn, gm, hw_text, is_ragged = _columns(mp)
-        if is_ragged:
-            ragged.append((gi, kk, nn, gm, mp.row_k if mp.row_k is not None else mp.row_n, mp.row_k is not None))
-        meta = unstructured_metadata_bits(fmt, kk, nn, nnz) if kind == traffic.UNSTRUCTURED else 0
-        fwd = phase == FORWARD
-        ints.append((m_fixed, kk, nn, kind, gn, gm, nnz, meta))
-        flags.append((phase == BACKWARD_WEIGHT, bool(e.first and fwd), bool(e.last and fwd), is_ragged))
-        times.append(e.times)
-        hw.append(hw_text)
+            mp, nnz = _DENSE_WG, -1
+        c = mp.__dict__.get("_columns") or _columns(mp)
+        dyn.append((c[0], c[1], c[2], nnz))
+        hw.append(c[3])
         notes.append(mp.note)
+        maps.append(mp)
+    G = len(dyn)
+    d4 = np.array(dyn, dtype=np.int64).reshape(G, 4).T
+    meta = np.zeros(G, dtype=np.int64)
+    ragged, is_ragged = [], np.zeros(G, dtype=bool)
+    fmt = design.sparsity.index_format
+    for gi, mp in enumerate(maps):
+        c = mp.__dict__["_columns"]
+        if c[0] == traffic.UNSTRUCTURED:
+            meta[gi] = unstructured_metadata_bits(fmt, sk.k_list[gi], sk.n_list[gi], dyn[gi][3])
+        if c[4]:
+            is_ragged[gi] = True
+            ragged.append((gi, sk.k_list[gi], sk.n_list[gi], c[2],
+                           mp.row_k if mp.row_k is not None else mp.row_n, mp.row_k is not None))
     per_bit = extra = 0
     for i in program.touched:
         a, b = _stored_bits(design, layers[i], fwd_maps[i])
         per_bit += a
         extra += b
-    ew = program.elementwise
-    G, W = len(gemms), len(ew)
-    # One 2-D conversion for the integer columns instead of one small array per column.
-    cols = np.array(ints, dtype=np.int64).reshape(G, 8).T.copy()
-    flag_cols = np.array(flags, dtype=bool).reshape(G, 4).T.copy()
-    ew_cols = np.array([(e.elements, e.read_bits_per_bit, e.read_bits_extra, e.write_bits_per_bit, e.write_bits_extra)
-                        for e in ew], dtype=np.int64).reshape(W, 5).T.copy()
+    cols = np.concatenate([sk.sizes, d4, meta[None, :]])
+    flag_cols = np.concatenate([sk.flags, is_ragged[None, :]])
+    ew = sk.ew_cols
     return MappedProgram(
         program, design, dense, cols[0], cols[1], cols[2], flag_cols[0], flag_cols[1], flag_cols[2], cols[3],
-        cols[4], cols[5], cols[6], cols[7], flag_cols[3], _fold_table(design, ragged, G),
-        np.array(times, dtype=np.float64), hw, notes, per_bit, extra, ew_cols[0], (ew_cols[1], ew_cols[2]),
-        (ew_cols[3], ew_cols[4]), np.array([e.always_dram for e in ew], dtype=bool),
-        np.array([e.times for e in ew], dtype=np.float64), {}, cols, flag_cols,
+        cols[4], cols[5], cols[6], cols[7], flag_cols[3], _fold_table(design, ragged, G), sk.times, hw, notes,
+        per_bit, extra, ew[0], (ew[1], ew[2]), (ew[3], ew[4]), sk.ew_always_dram, sk.ew_times, {}, cols, flag_cols,
     )
 
 
