@@ -339,7 +339,16 @@ def evaluate_many(runs, residency: str = "auto") -> list[Evaluation]:
     return out
 
 
-def _points(runs) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _points(runs) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Every run's bits and batch, concatenated (int64), and each run's number of points."""
+    if len(runs) > 1 and all(type(b) is list and type(m) is list for _, b, m in runs):
+        # Plain lists (a grid's points): one conversion for all programs.
+        n_points = [len(b) for _, b, _ in runs]
+        for n, (_, _, m) in zip(n_points, runs):
+            if n != len(m):
+                raise ValueError(f"bits and batch: {n} and {len(m)} points, expected the same number")
+        return (np.array([x for _, b, _ in runs for x in b], dtype=np.int64),
+                np.array([x for _, _, m in runs for x in m], dtype=np.int64), n_points)
     bits, batch = [], []
     for mp, b, m in runs:
         b = np.asarray(b, dtype=np.int64).reshape(-1)
@@ -348,7 +357,10 @@ def _points(runs) -> tuple[list[np.ndarray], list[np.ndarray]]:
             raise ValueError(f"bits and batch: {len(b)} and {len(m)} points, expected the same number")
         bits.append(b)
         batch.append(m)
-    return bits, batch
+    n_points = [len(b) for b in bits]
+    if len(runs) == 1:
+        return bits[0], batch[0], n_points
+    return np.concatenate(bits), np.concatenate(batch), n_points
 
 
 def _evaluate_design(runs, residency: str) -> list[Evaluation]:
@@ -362,10 +374,7 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
     mps = [r[0] for r in runs]
     d = mps[0].design
     et = energy_table(d)
-    bits_p, batch_p = _points(runs)
-    n_points = [len(b) for b in bits_p]
-    bits = np.concatenate(bits_p) if len(runs) > 1 else bits_p[0]
-    batch = np.concatenate(batch_p) if len(runs) > 1 else batch_p[0]
+    bits, batch, n_points = _points(runs)
     P = len(bits)
     # Per point: datatype (by index into the distinct bitwidths), residency.
     # np.unique costs more than the few points of a small call: sort the distinct bitwidths in Python.

@@ -167,3 +167,15 @@ def test_fold_table_equals_ragged_folds_gemm_by_gemm(design):
         assert mp.folds.k.dtype == mp.folds.outputs.dtype == mp.folds.gemm.dtype == np.int64
         checked += len(set(gemm))
     assert checked >= 20  # ragged GEMMs, forward and W^T, were compared
+
+
+def test_lists_of_points_give_the_same_answers_as_arrays():
+    d = load_design("stc_hbm")
+    progs = [map_program(build_program(synthetic_td3_workload(11, 3, p, seed=2), "inference"), d)
+             for p in ("2:4", "dense", "1:4")]
+    lists = [(mp, [4, 8, 16][: i + 1], [1, 32, 256][: i + 1]) for i, mp in enumerate(progs)]
+    arrays = [(mp, np.array(b), np.array(m)) for mp, b, m in lists]
+    for got, want in zip(evaluate_many(lists), evaluate_many(arrays)):
+        _assert_same(got, want)
+    with pytest.raises(ValueError, match="bits and batch"):
+        evaluate_many(lists + [(progs[0], [8, 8], [1])])
