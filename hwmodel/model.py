@@ -171,6 +171,7 @@ class _Skeleton:
 
     layer_of: list
     phase_of: list
+    forward_only: bool       # GEMM i is the forward pass of layer i, for every layer
     k_list: list
     n_list: list
     sizes: np.ndarray        # [3, G]: m_fixed, k, n
@@ -207,8 +208,9 @@ def _skeleton(program: Program) -> _Skeleton:
     G = len(rows)
     ew = program.elementwise
     W = len(ew)
+    forward_only = phase_of == [FORWARD] * len(layers) and layer_of == list(range(len(layers)))
     sk = _Skeleton(
-        layer_of, phase_of, k_list, n_list,
+        layer_of, phase_of, forward_only, k_list, n_list,
         np.array([r[:3] for r in rows], dtype=np.int64).reshape(G, 3).T.copy(),
         np.array([r[3:6] for r in rows], dtype=bool).reshape(G, 3).T.copy(),
         np.array([r[6] for r in rows], dtype=np.float64),
@@ -240,35 +242,39 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
                 mp, nnz = map_layer(design, dkey, x.mask, x.pattern)
                 fwd_maps.append(mp)
                 kept.append(nnz)
-    # Per GEMM, what its mapping decides: (kind, group N, group M, kept weights).
-    dyn, hw, notes, maps = [], [], [], []
-    for li, phase in zip(sk.layer_of, sk.phase_of):
-        if phase == FORWARD:
-            mp, nnz = fwd_maps[li], kept[li]
-        elif phase == BACKWARD_DATA:
-            layer = layers[li]
-            mp = _DENSE_REF if dense else map_weights(design, layer.mask, layer.pattern, transposed=True)
-            nnz = kept[li]
-        else:
-            mp, nnz = _DENSE_WG, -1
-        c = mp.__dict__.get("_columns") or _columns(mp)
-        dyn.append((c[0], c[1], c[2], nnz))
-        hw.append(c[3])
-        notes.append(mp.note)
-        maps.append(mp)
-    G = len(dyn)
-    d4 = np.array(dyn, dtype=np.int64).reshape(G, 4).T
+    # Per GEMM, its mapping and kept weights (an inference program: the layers in order).
+    if sk.forward_only:
+        maps, nnzs = fwd_maps, kept
+    else:
+        maps, nnzs = [], []
+        for li, phase in zip(sk.layer_of, sk.phase_of):
+            if phase == FORWARD:
+                maps.append(fwd_maps[li])
+                nnzs.append(kept[li])
+            elif phase == BACKWARD_DATA:
+                layer = layers[li]
+                maps.append(_DENSE_REF if dense else map_weights(design, layer.mask, layer.pattern, transposed=True))
+                nnzs.append(kept[li])
+            else:
+                maps.append(_DENSE_WG)
+                nnzs.append(-1)
+    # What each mapping decides: (kind, group N, group M, hardware pattern text, ragged).
+    cs = [mp.__dict__.get("_columns") or _columns(mp) for mp in maps]
+    G = len(cs)
+    d4 = np.array([(c[0], c[1], c[2], n) for c, n in zip(cs, nnzs)], dtype=np.int64).reshape(G, 4).T
+    hw = [c[3] for c in cs]
+    notes = [mp.note for mp in maps]
     meta = np.zeros(G, dtype=np.int64)
     ragged, is_ragged = [], np.zeros(G, dtype=bool)
-    fmt = design.sparsity.index_format
-    for gi, mp in enumerate(maps):
-        c = mp.__dict__["_columns"]
-        if c[0] == traffic.UNSTRUCTURED:
-            meta[gi] = unstructured_metadata_bits(fmt, sk.k_list[gi], sk.n_list[gi], dyn[gi][3])
-        if c[4]:
-            is_ragged[gi] = True
-            ragged.append((gi, sk.k_list[gi], sk.n_list[gi], c[2],
-                           mp.row_k if mp.row_k is not None else mp.row_n, mp.row_k is not None))
+    if any(c[4] or c[0] == traffic.UNSTRUCTURED for c in cs):
+        fmt = design.sparsity.index_format
+        for gi, (mp, c) in enumerate(zip(maps, cs)):
+            if c[0] == traffic.UNSTRUCTURED:
+                meta[gi] = unstructured_metadata_bits(fmt, sk.k_list[gi], sk.n_list[gi], nnzs[gi])
+            if c[4]:
+                is_ragged[gi] = True
+                ragged.append((gi, sk.k_list[gi], sk.n_list[gi], c[2],
+                               mp.row_k if mp.row_k is not None else mp.row_n, mp.row_k is not None))
     per_bit = extra = 0
     for i in program.touched:
         a, b = _stored_bits(design, layers[i], fwd_maps[i])
