@@ -1,7 +1,8 @@
 """Which pattern the hardware runs a real mask at (``hw_pattern``), and why (``mapping_note``).
 
 A mask is analysed once per (mask, group size M, orientation): the largest number of kept
-weights in any group of M, per output row. Everything else is arithmetic on that vector:
+weights in any group of M, per output row (for M = 4 and 8 each group's bytes read as one
+integer, so the analysis is a multiply and a max per row). Everything else is arithmetic on that vector:
 the mask fits N:M iff every row's maximum is <= N; a flexible (per-row N) design runs each
 row at the smallest allowed N covering that row. An unstructured design needs the kept
 count of each output row instead (also cached per mask and orientation): each fold of

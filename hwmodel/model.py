@@ -5,7 +5,9 @@ mapped onto a design (:mod:`hwmodel.mapping`): per GEMM, the pattern the array r
 folds and its stored weights, as arrays over the G GEMMs. :func:`evaluate` then runs the
 closed forms of :mod:`hwmodel.cycles` (schedule), :mod:`hwmodel.traffic` (metadata, DRAM,
 SRAM) and :mod:`hwmodel.energy` on arrays shaped [points, GEMMs]: one numpy expression per
-quantity, whatever the number of points.
+quantity, whatever the number of points. :func:`evaluate_many` runs many mapped programs of
+one design (each at its own points) through the same expressions at once, over flat
+(point, GEMM) rows; :func:`evaluate` is its one-program case.
 
 Operands, whatever the phase: ``A`` [M x K] streams through the array, ``B`` [K x N] is the
 stationary (weight-like) operand the sparsity applies to, ``O`` [M x N] is produced. In the
@@ -24,8 +26,9 @@ from hwmodel import traffic
 from hwmodel.cycles import FoldTable, Rate, fold_sums, fold_width, k_compressed, ragged_fold_sums, schedule_columns
 from hwmodel.design import Design
 from hwmodel.energy import energy_table, gemm_energy
-from hwmodel.mapping import _DENSE_LAYER, Mapping, design_key, map_layer, map_weights, mask_nnz, unstructured_metadata_bits
-from hwmodel.program import BACKWARD_DATA, BACKWARD_WEIGHT, FORWARD, GemmEntry, Program
+from hwmodel.mapping import (_DENSE_LAYER, Mapping, design_key, map_layer, map_weights, mask_nnz,
+                             unstructured_metadata_bits)
+from hwmodel.program import BACKWARD_DATA, BACKWARD_WEIGHT, FORWARD, Program
 from hwmodel.result import Figures
 from hwmodel.sparsity import DENSE
 
