@@ -353,12 +353,22 @@ def _map(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Mapp
         return Mapping(DENSE, None, f"every row of the {what} has a full group of {sp.m}: run dense")
     if low >= min(k, sp.m):  # K <= every row's N: no row walks fewer than K slots
         return Mapping(DENSE, None, f"per-row N of {sp.m} on the {what}: no row walks fewer than K={k} slots: run dense")
-    hw = Pattern("nm", top, sp.m) if top < sp.m else DENSE
     total = int(row_n.sum())
-    out = Mapping(hw if hw.is_nm else Pattern("nm", sp.m, sp.m), row_n,
+    out = Mapping(_nm(top if top < sp.m else sp.m, sp.m), row_n,
                   f"per-row N of {sp.m} on the {what}: max {top}, mean {total / len(row_n):.2f}")
     object.__setattr__(out, "_row_n_sum", total)  # the stored slots need it again
     return out
+
+
+_nm_patterns: dict[tuple[int, int], Pattern] = {}
+
+
+def _nm(n: int, m: int) -> Pattern:
+    """The Pattern n:m, one object per (n, m) (flexible mappings make one per mask otherwise)."""
+    hit = _nm_patterns.get((n, m))
+    if hit is None:
+        hit = _nm_patterns[(n, m)] = Pattern("nm", n, m)
+    return hit
 
 
 def _allowed_n(sp) -> np.ndarray:

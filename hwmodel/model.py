@@ -95,7 +95,11 @@ def _columns(mp: Mapping) -> tuple[int, int, int, str, bool]:
     if hit is None:
         p = mp.hw_pattern
         nm = p.kind == "nm"
-        hit = (_kind(mp), p.n if nm else 0, p.m if nm else 0, str(p), mp.row_n is not None or mp.row_k is not None)
+        text = p.__dict__.get("_text")  # memoised on the (shared) pattern object
+        if text is None:
+            text = str(p)
+            object.__setattr__(p, "_text", text)
+        hit = (_kind(mp), p.n if nm else 0, p.m if nm else 0, text, mp.row_n is not None or mp.row_k is not None)
         object.__setattr__(mp, "_columns", hit)
     return hit
 
