@@ -115,9 +115,14 @@ def test_bits_and_batch_of_different_lengths_are_refused():
 
 @pytest.mark.parametrize("m", [2, 4, 8, 16])
 @pytest.mark.parametrize("transposed", [False, True])
-def test_mask_analysis_equals_per_group_counts(m, transposed):
+@pytest.mark.parametrize("per_row", [False, True])
+def test_mask_analysis_equals_per_group_counts(m, transposed, per_row, monkeypatch):
+    from hwmodel import mapping
     from hwmodel.mapping import _max_count, row_max_counts
     from hwmodel.sparsity import group_counts
+
+    # The global max alone, or with the per-row vector (once a flexible design of this M is in use).
+    monkeypatch.setattr(mapping, "_per_row_ms", {m} if per_row else set())
 
     rng = np.random.default_rng(m)
     for shape in [(7, 13), (16, 32), (3, 256), (256, 17), (1, 1), (40, 9)]:
