@@ -451,8 +451,8 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
         # Programs of one GEMM count (a grid's workloads): each field is one [points, G] view,
         # each program's arrays its rows, no copy.
         G = n_g.pop()
-        views = [np.broadcast_to(figs[f], (R,)).reshape(P, G) for f in names]
-        m2, kk2, nn2 = m.reshape(P, G), kk.reshape(P, G), np.broadcast_to(nn, (R,)).reshape(P, G)
+        views = [_rows(figs[f], R).reshape(P, G) for f in names]
+        m2, kk2, nn2 = m.reshape(P, G), kk.reshape(P, G), _rows(nn, R).reshape(P, G)
         p0 = 0
         for i, mp in enumerate(mps):
             p1 = p0 + n_points[i]
@@ -460,8 +460,8 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
                                   nn2[p0:p1], stored_bytes[p0:p1], resident[p0:p1]))
             p0 = p1
         return evs
-    stacked = np.stack([np.broadcast_to(figs[f], (R,)) for f in names])
-    sizes = np.stack([m, kk, np.broadcast_to(nn, (R,))])
+    stacked = np.stack([_rows(figs[f], R) for f in names])
+    sizes = np.stack([m, kk, _rows(nn, R)])
     r0 = p0 = 0
     for i, mp in enumerate(mps):
         P_i, G_i = n_points[i], len(mp.times)
@@ -471,6 +471,11 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
                               mkn[0], mkn[1], mkn[2], stored_bytes[p0:p1], resident[p0:p1]))
         r0, p0 = r1, p1
     return evs
+
+
+def _rows(v: np.ndarray, n: int) -> np.ndarray:
+    """``v`` as n rows: itself when it already is (np.broadcast_to costs microseconds per call)."""
+    return v if v.shape == (n,) else np.broadcast_to(v, (n,))
 
 
 def _ragged_table(d: Design, ragged: list, rates_u: np.ndarray, n_gemms: int) -> dict[str, np.ndarray]:
@@ -612,7 +617,7 @@ def _elementwise_runs(d: Design, et, mps: list, bits: np.ndarray, resident: np.n
                                                      mp.ew_write[1], mp.ew_always_dram, mp.ew_times) for mp in mps])]
     figs = _elementwise(d, et, bits[row_point], resident[row_point], *cat[:-1])
     n = len(index)
-    flat = {f: np.broadcast_to(figs[f], (n,)) * cat[-1] for f in FIELDS}
+    flat = {f: _rows(figs[f], n) * cat[-1] for f in FIELDS}
     r0 = 0
     for i, p in enumerate(n_points):
         r1 = r0 + p * W[i]

@@ -93,7 +93,7 @@ def dense_weight_bytes(prog, bits: int) -> float:
 
 def _figures(cols: dict[str, np.ndarray]) -> list[Figures]:
     """One Figures per column of the first point of ``cols`` (one conversion to Python floats)."""
-    return [Figures(*row) for row in np.stack([cols[f][0] for f in FIELDS], axis=1).tolist()]
+    return [Figures(*row) for row in zip(*[cols[f][0].tolist() for f in FIELDS])]
 
 
 def _layer_results(mp: MappedProgram, ev: Evaluation, dense: Optional[Evaluation]) -> list[LayerResult]:
