@@ -137,7 +137,7 @@ def _cached(kind: str, design, wl: Workload, scenario: str, policy_delay: int, b
     key = (kind, id(design), scenario, policy_delay, _layers_key(wl))
     hit = _MAPPED.get(key)
     if hit is None or hit[0] is not design:
-        if len(_MAPPED) >= 64:
+        if len(_MAPPED) >= 16:  # each entry keeps its workload's masks alive
             _MAPPED.clear()
         hit = _MAPPED[key] = (design, build())
     return hit[1]

@@ -184,3 +184,21 @@ def test_lists_of_points_give_the_same_answers_as_arrays():
         _assert_same(got, want)
     with pytest.raises(ValueError, match="bits and batch"):
         evaluate_many(lists + [(progs[0], [8, 8], [1])])
+
+
+def test_simulate_reuses_its_mapping_but_sees_a_workload_edited_between_calls():
+    import copy
+
+    import hwmodel
+
+    wl = synthetic_td3_workload(11, 3, "2:4", seed=4)
+    first = hwmodel.simulate(wl, "flex_nm", batch=8, scenario="train_step")
+    again = hwmodel.simulate(wl, "flex_nm", batch=8, scenario="train_step")
+    assert again.total == first.total and [r.figures for r in again.layers] == [r.figures for r in first.layers]
+    # A layer's mask and pattern replaced on the same workload object: the next call maps it anew.
+    layer = wl.layers[1]
+    layer.mask, layer.pattern = None, "dense"
+    edited = hwmodel.simulate(wl, "flex_nm", batch=8, scenario="train_step")
+    fresh = hwmodel.simulate(copy.deepcopy(wl), "flex_nm", batch=8, scenario="train_step")
+    assert edited.total != first.total
+    assert edited.total == fresh.total and [r.figures for r in edited.layers] == [r.figures for r in fresh.layers]
