@@ -5,7 +5,9 @@ mapped onto a design (:mod:`hwmodel.mapping`): per GEMM, the pattern the array r
 folds and its stored weights, as arrays over the G GEMMs. :func:`evaluate` then runs the
 closed forms of :mod:`hwmodel.cycles` (schedule), :mod:`hwmodel.traffic` (metadata, DRAM,
 SRAM) and :mod:`hwmodel.energy` on arrays shaped [points, GEMMs]: one numpy expression per
-quantity, whatever the number of points.
+quantity, whatever the number of points. :func:`evaluate_many` runs many mapped programs of
+one design (each at its own points) through the same expressions at once, over flat
+(point, GEMM) rows; :func:`evaluate` is its one-program case.
 
 Operands, whatever the phase: ``A`` [M x K] streams through the array, ``B`` [K x N] is the
 stationary (weight-like) operand the sparsity applies to, ``O`` [M x N] is produced. In the
@@ -16,15 +18,17 @@ layer, i.e. the transposed mask), in the weight-gradient GEMM B is the activatio
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Optional
 
 import numpy as np
 
 from hwmodel import traffic
-from hwmodel.cycles import FoldTable, Rate, fold_sums, fold_width, k_compressed, ragged_fold_sums, ragged_folds, schedule_columns
+from hwmodel.cycles import FoldTable, Rate, fold_sums, fold_width, k_compressed, ragged_fold_sums, schedule_columns
 from hwmodel.design import Design
 from hwmodel.energy import energy_table, gemm_energy
-from hwmodel.mapping import Mapping, map_weights, mask_nnz, unstructured_metadata_bits
-from hwmodel.program import BACKWARD_DATA, BACKWARD_WEIGHT, FORWARD, GemmEntry, Program
+from hwmodel.mapping import (_DENSE_LAYER, Mapping, design_key, map_layer, map_weights, mask_nnz,
+                             unstructured_metadata_bits)
+from hwmodel.program import BACKWARD_DATA, BACKWARD_WEIGHT, FORWARD, Program
 from hwmodel.result import Figures
 from hwmodel.sparsity import DENSE
 
@@ -43,7 +47,8 @@ class MappedProgram:
     weights of B (-1: all of a dense B), ``meta_unstructured`` index bits of an unstructured B,
     ``ragged`` folds walk different K' (their K' in ``folds``).
     Residency: the weights stored for the touched layers are ``(stored_per_bit * bits +
-    stored_extra_bits) / 8`` bytes.
+    stored_extra_bits) / 8`` bytes. ``int_columns``/``flag_columns`` hold the per-GEMM columns
+    as two 2-D arrays (the named fields are their rows), so programs concatenate in two calls.
     """
 
     program: Program
@@ -73,12 +78,30 @@ class MappedProgram:
     ew_always_dram: np.ndarray
     ew_times: np.ndarray
     _ragged_cache: dict
+    int_columns: np.ndarray     # [8, G]: m_fixed, k_fixed, n_out, kind, group_n, group_m, nnz, meta_unstructured
+    flag_columns: np.ndarray    # [4, G]: is_wg, first_fwd, last_fwd, ragged
 
 
 def _kind(m: Mapping) -> int:
     if m.hw_pattern.kind == "unstructured":
         return traffic.UNSTRUCTURED
     return traffic.NM if m.hw_pattern.is_nm else traffic.DENSE
+
+
+def _columns(mp: Mapping) -> tuple[int, int, int, str, bool]:
+    """(kind, group N, group M, hardware pattern text, ragged) of a mapping, memoised on it
+    (mappings are cached per mask and design, and the dense ones are shared)."""
+    hit = mp.__dict__.get("_columns")
+    if hit is None:
+        p = mp.hw_pattern
+        nm = p.kind == "nm"
+        text = p.__dict__.get("_text")  # memoised on the (shared) pattern object
+        if text is None:
+            text = str(p)
+            object.__setattr__(p, "_text", text)
+        hit = (_kind(mp), p.n if nm else 0, p.m if nm else 0, text, mp.row_n is not None or mp.row_k is not None)
+        object.__setattr__(mp, "_columns", hit)
+    return hit
 
 
 def stored_bits(design: Design, layer, mp: Mapping) -> tuple[int, int]:
@@ -96,72 +119,181 @@ def stored_bits(design: Design, layer, mp: Mapping) -> tuple[int, int]:
     hm = mp.hw_pattern.m
     meta = (hm - 1).bit_length()
     if mp.row_n is not None:
-        slots = int(mp.row_n.sum()) * (k // hm) + int(np.minimum(mp.row_n, k % hm).sum())
+        # Each row walks k_compressed(k, row N, M); the partial last group only when M does not divide K.
+        total = mp.__dict__.get("_row_n_sum")
+        slots = (int(mp.row_n.sum()) if total is None else total) * (k // hm)
+        if k % hm:
+            slots += int(np.minimum(mp.row_n, k % hm).sum())
     else:
         slots = k_compressed(k, mp.hw_pattern.n, hm) * n
     return slots, slots * meta
 
 
-def map_program(program: Program, design: Design, dense: bool = False) -> MappedProgram:
-    """Map every GEMM of ``program`` onto ``design`` (``dense``: the dense reference, every mapping dense)."""
+def _stored_bits(design: Design, layer, mp: Mapping) -> tuple[int, int]:
+    """:func:`stored_bits`, memoised per (K, N) on mappings without per-row figures (those are
+    shared between layers: dense, fixed and layer-wise ones)."""
+    if mp.row_n is not None or mp.row_k is not None:
+        return stored_bits(design, layer, mp)
+    memo = mp.__dict__.setdefault("_stored_bits", {})
+    shape = (layer.in_features, layer.out_features)
+    hit = memo.get(shape)
+    if hit is None:
+        hit = memo[shape] = stored_bits(design, layer, mp)
+    return hit
+
+
+def _fold_table(design: Design, ragged: list, n_gemms: int) -> FoldTable:
+    """Per-fold K' of the ragged GEMMs (gemm index, K, N, group M, per-row N or kept count,
+    unstructured?), all GEMMs at once: the rows of every GEMM joined, one max per fold
+    (np.maximum.reduceat), folds of ``fold_width`` rows inside each GEMM. Equal to
+    :func:`hwmodel.cycles.ragged_folds` GEMM by GEMM."""
+    if not ragged:
+        empty = np.zeros(0, dtype=np.int64)
+        return FoldTable(empty, empty, empty, n_gemms)
+    gi, kk, nn, gm, vecs, unstructured = zip(*ragged)
+    nn = np.asarray(nn, dtype=np.int64)
+    width = np.asarray([fold_width(design, int(n)) for n in nn], dtype=np.int64)
+    folds = -(-nn // width)
+    first_fold = np.cumsum(folds) - folds
+    first_row = np.cumsum(nn) - nn
+    F = int(folds.sum())
+    at = np.arange(F) - np.repeat(first_fold, folds)            # fold index inside its GEMM
+    w = np.repeat(width, folds)
+    start = at * w                                               # first row of the fold inside its GEMM
+    outputs = np.minimum(w, np.repeat(nn, folds) - start)
+    per_fold = np.maximum.reduceat(np.concatenate(vecs).astype(np.int64, copy=False),
+                                   np.repeat(first_row, folds) + start)
+    un = np.repeat(np.asarray(unstructured, dtype=bool), folds)
+    m = np.repeat(np.where(unstructured, 1, gm), folds)
+    k = np.where(un, per_fold, k_compressed(np.repeat(np.asarray(kk, dtype=np.int64), folds), per_fold, m))
+    return FoldTable(np.repeat(np.asarray(gi, dtype=np.int64), folds), k.astype(np.int64, copy=False), outputs,
+                     n_gemms)
+
+
+@dataclass(frozen=True)
+class _Skeleton:
+    """What a program's GEMMs and element-wise entries are, whatever the design: per GEMM its
+    layer, phase and sizes (M fixed, K, N; ``k_list``/``n_list`` as Python ints too), the
+    weight-gradient / first / last flags, times per step; the element-wise columns."""
+
+    layer_of: list
+    phase_of: list
+    forward_only: bool       # GEMM i is the forward pass of layer i, for every layer
+    k_list: list
+    n_list: list
+    sizes: np.ndarray        # [3, G]: m_fixed, k, n
+    flags: np.ndarray        # [3, G]: is_wg, first_fwd, last_fwd
+    times: np.ndarray
+    ew_cols: np.ndarray      # [5, W]: elements, read per bit, read extra, write per bit, write extra
+    ew_always_dram: np.ndarray
+    ew_times: np.ndarray
+
+
+def _skeleton(program: Program) -> _Skeleton:
+    """The design-independent part of mapping ``program``, memoised on it (a program is built once
+    and mapped onto many designs; the memo is redone if entries were added since)."""
+    hit = program.__dict__.get("_skeleton")
+    if hit is not None and hit[0] == len(program.entries):
+        return hit[1]
     layers = program.layers
-    fwd_maps = [_DENSE_REF if dense else map_weights(design, x.mask, x.pattern) for x in layers]
-    gemms = program.gemms
-    rows = []  # per GEMM: (m, k, n, wg, first, last, kind, gn, gm, nnz, meta, ragged, times)
-    hw, notes = [], []
-    fold_gemm, fold_k, fold_out = [], [], []
-    for gi, e in enumerate(gemms):
+    layer_of, phase_of, k_list, n_list, rows = [], [], [], [], []
+    for e in program.gemms:
         layer = layers[e.layer]
         k, n = layer.in_features, layer.out_features
         if e.phase == FORWARD:
-            mp, m_fixed, kk, nn = fwd_maps[e.layer], 0, k, n
+            m_fixed, kk, nn = 0, k, n
         elif e.phase == BACKWARD_DATA:
-            mp = _DENSE_REF if dense else map_weights(design, layer.mask, layer.pattern, transposed=True)
             m_fixed, kk, nn = 0, n, k
         else:
-            mp, m_fixed, kk, nn = _DENSE_WG, n, 0, k
-        if e.phase == BACKWARD_WEIGHT or dense or layer.mask is None:
-            nnz = -1 if e.phase == BACKWARD_WEIGHT else kk * nn
-        else:
-            nnz = mask_nnz(layer.mask)
-        kind = _kind(mp)
-        p = mp.hw_pattern
-        ragged = mp.row_n is not None or mp.row_k is not None
-        if ragged:
-            fk, outs = ragged_folds(kk, nn, fold_width(design, nn), p, mp.row_n, mp.row_k)
-            fold_gemm.append(np.full(len(fk), gi, dtype=np.int64))
-            fold_k.append(fk)
-            fold_out.append(outs)
-        meta = (unstructured_metadata_bits(design.sparsity.index_format, kk, nn, nnz)
-                if kind == traffic.UNSTRUCTURED else 0)
-        nm = p.kind == "nm"
+            m_fixed, kk, nn = n, 0, k
         fwd = e.phase == FORWARD
-        rows.append((m_fixed, kk, nn, e.phase == BACKWARD_WEIGHT, bool(e.first and fwd), bool(e.last and fwd), kind,
-                     p.n if nm else 0, p.m if nm else 0, nnz, meta, ragged, e.times))
-        hw.append(str(p))
-        notes.append(mp.note)
+        layer_of.append(e.layer)
+        phase_of.append(e.phase)
+        k_list.append(kk)
+        n_list.append(nn)
+        rows.append((m_fixed, kk, nn, e.phase == BACKWARD_WEIGHT, bool(e.first and fwd), bool(e.last and fwd), e.times))
+    G = len(rows)
+    ew = program.elementwise
+    W = len(ew)
+    forward_only = phase_of == [FORWARD] * len(layers) and layer_of == list(range(len(layers)))
+    sk = _Skeleton(
+        layer_of, phase_of, forward_only, k_list, n_list,
+        np.array([r[:3] for r in rows], dtype=np.int64).reshape(G, 3).T.copy(),
+        np.array([r[3:6] for r in rows], dtype=bool).reshape(G, 3).T.copy(),
+        np.array([r[6] for r in rows], dtype=np.float64),
+        np.array([(e.elements, e.read_bits_per_bit, e.read_bits_extra, e.write_bits_per_bit, e.write_bits_extra)
+                  for e in ew], dtype=np.int64).reshape(W, 5).T.copy(),
+        np.array([e.always_dram for e in ew], dtype=bool), np.array([e.times for e in ew], dtype=np.float64))
+    for a in (sk.sizes, sk.flags, sk.times, sk.ew_cols, sk.ew_always_dram, sk.ew_times):
+        a.flags.writeable = False  # shared by every MappedProgram of the program
+    program.__dict__["_skeleton"] = (len(program.entries), sk)
+    return sk
+
+
+def map_program(program: Program, design: Design, dense: bool = False) -> MappedProgram:
+    """Map every GEMM of ``program`` onto ``design`` (``dense``: the dense reference, every mapping dense)."""
+    layers = program.layers
+    sk = _skeleton(program)
+    # Per layer once: its forward mapping and kept weights (one cache lookup per mask).
+    if dense:
+        fwd_maps = [_DENSE_REF] * len(layers)
+        kept = [x.in_features * x.out_features for x in layers]
+    else:
+        dkey = design_key(design)
+        fwd_maps, kept = [], []
+        for x in layers:
+            if x.mask is None:
+                fwd_maps.append(_DENSE_LAYER)
+                kept.append(x.in_features * x.out_features)
+            else:
+                mp, nnz = map_layer(design, dkey, x.mask, x.pattern)
+                fwd_maps.append(mp)
+                kept.append(nnz)
+    # Per GEMM, its mapping and kept weights (an inference program: the layers in order).
+    if sk.forward_only:
+        maps, nnzs = fwd_maps, kept
+    else:
+        maps, nnzs = [], []
+        for li, phase in zip(sk.layer_of, sk.phase_of):
+            if phase == FORWARD:
+                maps.append(fwd_maps[li])
+                nnzs.append(kept[li])
+            elif phase == BACKWARD_DATA:
+                layer = layers[li]
+                maps.append(_DENSE_REF if dense else map_weights(design, layer.mask, layer.pattern, transposed=True))
+                nnzs.append(kept[li])
+            else:
+                maps.append(_DENSE_WG)
+                nnzs.append(-1)
+    # What each mapping decides: (kind, group N, group M, hardware pattern text, ragged).
+    cs = [mp.__dict__.get("_columns") or _columns(mp) for mp in maps]
+    G = len(cs)
+    d4 = np.array([(c[0], c[1], c[2], n) for c, n in zip(cs, nnzs)], dtype=np.int64).reshape(G, 4).T
+    hw = [c[3] for c in cs]
+    notes = [mp.note for mp in maps]
+    meta = np.zeros(G, dtype=np.int64)
+    ragged, is_ragged = [], np.zeros(G, dtype=bool)
+    if any(c[4] or c[0] == traffic.UNSTRUCTURED for c in cs):
+        fmt = design.sparsity.index_format
+        for gi, (mp, c) in enumerate(zip(maps, cs)):
+            if c[0] == traffic.UNSTRUCTURED:
+                meta[gi] = unstructured_metadata_bits(fmt, sk.k_list[gi], sk.n_list[gi], nnzs[gi])
+            if c[4]:
+                is_ragged[gi] = True
+                ragged.append((gi, sk.k_list[gi], sk.n_list[gi], c[2],
+                               mp.row_k if mp.row_k is not None else mp.row_n, mp.row_k is not None))
     per_bit = extra = 0
     for i in program.touched:
-        a, b = stored_bits(design, layers[i], fwd_maps[i])
+        a, b = _stored_bits(design, layers[i], fwd_maps[i])
         per_bit += a
         extra += b
-    ew = program.elementwise
-    cat = (lambda parts: np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64))
-    # One 2-D conversion for the integer columns instead of one small array per column.
-    ints = np.array([r[:3] + r[6:11] for r in rows], dtype=np.int64).reshape(len(rows), 8).T.copy()
-    flags = np.array([r[3:6] + r[11:12] for r in rows], dtype=bool).reshape(len(rows), 4).T.copy()
+    cols = np.concatenate([sk.sizes, d4, meta[None, :]])
+    flag_cols = np.concatenate([sk.flags, is_ragged[None, :]])
+    ew = sk.ew_cols
     return MappedProgram(
-        program, design, dense, ints[0], ints[1], ints[2], flags[0], flags[1], flags[2], ints[3], ints[4],
-        ints[5], ints[6], ints[7], flags[3],
-        FoldTable(cat(fold_gemm), cat(fold_k), cat(fold_out), len(gemms)),
-        np.array([r[12] for r in rows], dtype=np.float64),
-        hw, notes, per_bit, extra,
-        np.asarray([e.elements for e in ew], dtype=np.int64),
-        (np.asarray([e.read_bits_per_bit for e in ew], dtype=np.int64),
-         np.asarray([e.read_bits_extra for e in ew], dtype=np.int64)),
-        (np.asarray([e.write_bits_per_bit for e in ew], dtype=np.int64),
-         np.asarray([e.write_bits_extra for e in ew], dtype=np.int64)),
-        np.asarray([e.always_dram for e in ew], dtype=bool), np.asarray([e.times for e in ew], dtype=np.float64), {},
+        program, design, dense, cols[0], cols[1], cols[2], flag_cols[0], flag_cols[1], flag_cols[2], cols[3],
+        cols[4], cols[5], cols[6], cols[7], flag_cols[3], _fold_table(design, ragged, G), sk.times, hw, notes,
+        per_bit, extra, ew[0], (ew[1], ew[2]), (ew[3], ew[4]), sk.ew_always_dram, sk.ew_times, {}, cols, flag_cols,
     )
 
 
@@ -183,47 +315,214 @@ class Evaluation:
         return {f: self.gemm[f].sum(axis=1) + self.elementwise[f].sum(axis=1) for f in FIELDS}
 
 
-def _ragged_sums(mp: MappedProgram, rates: np.ndarray, rate_index: np.ndarray):
-    """Fold sums of the ragged GEMMs at each point's rate ([P, G] arrays; zeros where not ragged)."""
-    per_rate = []
-    for r in rates:
-        hit = mp._ragged_cache.get(float(r))
-        if hit is None:
-            hit = mp._ragged_cache[float(r)] = ragged_fold_sums(mp.design, mp.folds, Rate.of(float(r)))
-        per_rate.append(hit)
-    return {name: np.stack([getattr(s, name) for s in per_rate])[rate_index]
-            for name in ("n_folds", "slots", "kf", "kf_outputs", "steps_os", "steps_tc")}
+_GEMM_COLUMNS = ("m_fixed", "k_fixed", "n_out", "kind", "group_n", "group_m", "nnz", "meta_unstructured")
+_GEMM_FLAGS = ("is_wg", "first_fwd", "last_fwd", "ragged")
+_RAGGED = ("n_folds", "slots", "kf", "kf_outputs", "steps_os", "steps_tc")
 
 
 def evaluate(mp: MappedProgram, bits, batch, residency: str = "auto") -> Evaluation:
     """Run ``mp`` at P points (``bits`` and ``batch``: length-P integer arrays); see :class:`Evaluation`.
 
     ``residency``: "auto" (weights stay in SRAM when they fit), "cold" or "stream" (B from DRAM).
+    The one-program case of :func:`evaluate_many`.
     """
-    d = mp.design
+    return evaluate_many([(mp, bits, batch)], residency)[0]
+
+
+def evaluate_many(runs, residency: str = "auto") -> list[Evaluation]:
+    """Run many mapped programs, each at its own points, in one pass per design.
+
+    ``runs``: (MappedProgram, bits, batch) triples (``bits``, ``batch``: equal-length integer
+    arrays). Returns one :class:`Evaluation` per triple, in order, equal in every array to
+    ``evaluate(mp, bits, batch, residency)``. Programs on the same design object are evaluated
+    together: the closed forms run once over flat (point, GEMM) rows, GEMM columns gathered by
+    row, point columns (bitwidth, batch, residency) gathered by row, then the rows are cut back
+    into each program's [P, G] arrays. This is what makes a grid of many small groups
+    (a few points per workload) cheap: the fixed cost of ~200 numpy operations is paid once
+    per design, not once per program.
+    """
+    runs = list(runs)
+    out: list = [None] * len(runs)
+    by_design: dict[int, list[int]] = {}
+    for i, run in enumerate(runs):
+        by_design.setdefault(id(run[0].design), []).append(i)
+    for idx in by_design.values():
+        for i, ev in zip(idx, _evaluate_design([runs[i] for i in idx], residency)):
+            out[i] = ev
+    return out
+
+
+def _points(runs) -> tuple[np.ndarray, np.ndarray, list[int]]:
+    """Every run's bits and batch, concatenated (int64), and each run's number of points."""
+    if len(runs) > 1 and all(type(b) is list and type(m) is list for _, b, m in runs):
+        # Plain lists (a grid's points): one conversion for all programs.
+        n_points = [len(b) for _, b, _ in runs]
+        for n, (_, _, m) in zip(n_points, runs):
+            if n != len(m):
+                raise ValueError(f"bits and batch: {n} and {len(m)} points, expected the same number")
+        return (np.array([x for _, b, _ in runs for x in b], dtype=np.int64),
+                np.array([x for _, _, m in runs for x in m], dtype=np.int64), n_points)
+    bits, batch = [], []
+    for mp, b, m in runs:
+        b = np.asarray(b, dtype=np.int64).reshape(-1)
+        m = np.asarray(m, dtype=np.int64).reshape(-1)
+        if len(b) != len(m):
+            raise ValueError(f"bits and batch: {len(b)} and {len(m)} points, expected the same number")
+        bits.append(b)
+        batch.append(m)
+    n_points = [len(b) for b in bits]
+    if len(runs) == 1:
+        return bits[0], batch[0], n_points
+    return np.concatenate(bits), np.concatenate(batch), n_points
+
+
+def _evaluate_design(runs, residency: str) -> list[Evaluation]:
+    """:func:`evaluate_many` on programs sharing one design.
+
+    One program: point columns [P, 1] against GEMM columns [G] (numpy broadcasting gives
+    [P, G]). Several: both gathered onto R = sum(P_i * G_i) rows, program-major, then point,
+    then GEMM, so program i's rows are one contiguous block that reshapes to [P_i, G_i].
+    The closed forms (:func:`_gemm_figures`, :func:`_elementwise`) are the same code on both.
+    """
+    mps = [r[0] for r in runs]
+    d = mps[0].design
     et = energy_table(d)
-    c = d.compute
-    bits = np.asarray(bits, dtype=np.int64).reshape(-1, 1)
-    batch = np.asarray(batch, dtype=np.int64).reshape(-1, 1)
+    bits, batch, n_points = _points(runs)
     P = len(bits)
-    # Per point: datatype, its rate and MAC energy; activation width; residency.
+    # Per point: datatype (by index into the distinct bitwidths), residency.
     # np.unique costs more than the few points of a small call: sort the distinct bitwidths in Python.
-    bits_list = bits[:, 0].tolist()
+    bits_list = bits.tolist()
     uniq_bits = sorted(set(bits_list))
     pos = {b: i for i, b in enumerate(uniq_bits)}
     bit_index = np.fromiter((pos[b] for b in bits_list), dtype=np.intp, count=P)
     dts = [d.datatype_for(int(b)) for b in uniq_bits]
-    rates_u = np.asarray([c.datatypes[dt] for dt in dts], dtype=np.float64)
-    rate = Rate.of(rates_u[bit_index].reshape(-1, 1))
-    mac_pj = np.asarray([et.mac_pj[dt] for dt in dts])[bit_index].reshape(-1, 1)
-    bits_a = np.full_like(bits, c.activation_bits) if c.activation_bits else bits
-    stored_bytes = (mp.stored_per_bit * bits + mp.stored_extra_bits) / 8.0
+    rates_u = np.asarray([d.compute.datatypes[dt] for dt in dts], dtype=np.float64)
+    mac_u = np.asarray([et.mac_pj[dt] for dt in dts])
+    if len(runs) == 1:
+        per_bit, extra = mps[0].stored_per_bit, mps[0].stored_extra_bits
+    else:
+        prog = np.repeat(np.arange(len(runs)), n_points)
+        per_bit = np.asarray([mp.stored_per_bit for mp in mps], dtype=np.int64)[prog]
+        extra = np.asarray([mp.stored_extra_bits for mp in mps], dtype=np.int64)[prog]
+    stored_bytes = (per_bit * bits + extra) / 8.0
     resident = (residency == "auto") & (stored_bytes <= d.weight_sram_bytes())
 
-    wg = mp.is_wg[None, :]
-    m = np.where(wg, mp.m_fixed, batch)
-    kk = np.where(wg, batch, mp.k_fixed)
-    nn = np.broadcast_to(mp.n_out, (P, len(mp.n_out)))
+    if len(runs) == 1:
+        mp = mps[0]
+        G = len(mp.times)
+        cols = dict(zip(_GEMM_COLUMNS, mp.int_columns))
+        cols.update(zip(_GEMM_FLAGS, mp.flag_columns))
+        gemm_index, times = np.arange(G), mp.times
+        pt = (bits[:, None], batch[:, None], bit_index[:, None], resident[:, None])
+        ragged = [(mp, 0)] if mp.ragged.any() else []
+    else:
+        n_gemms = [len(mp.times) for mp in mps]
+        g_start = np.cumsum([0] + n_gemms[:-1])
+        per_point = np.repeat(n_gemms, n_points)               # GEMMs of each point's program
+        row_start = np.cumsum(per_point) - per_point           # first row of each point
+        R = int(per_point.sum())
+        row_point = np.repeat(np.arange(P), per_point)
+        gemm_index = np.arange(R) + np.repeat(np.repeat(g_start, n_points) - row_start, per_point)
+        ints = np.concatenate([mp.int_columns for mp in mps], axis=1)[:, gemm_index]
+        flags = np.concatenate([mp.flag_columns for mp in mps], axis=1)[:, gemm_index]
+        cols = dict(zip(_GEMM_COLUMNS, ints))
+        cols.update(zip(_GEMM_FLAGS, flags))
+        times = np.concatenate([mp.times for mp in mps])[gemm_index]
+        pt = (bits[row_point], batch[row_point], bit_index[row_point], resident[row_point])
+        ragged = [(mp, int(s)) for mp, s in zip(mps, g_start) if mp.ragged.any()]
+    rag = _ragged_table(d, ragged, rates_u, sum(len(mp.times) for mp in mps)) if ragged else None
+    figs, m, kk, nn = _gemm_figures(d, et, cols, *pt, rates_u, mac_u, rag, gemm_index)
+    if not np.all(times == 1.0):
+        figs = {f: v * times for f, v in figs.items()}
+
+    ew_bits = bits[:, None] if len(runs) == 1 else None
+    ews = _elementwise_runs(d, et, mps, bits, resident, n_points, ew_bits)
+    evs = []
+    if len(runs) == 1:
+        shape = (P, G)
+        gemm = {f: v if v.shape == shape else np.broadcast_to(v, shape).copy() for f, v in figs.items()}
+        evs.append(Evaluation(gemm, ews[0], m, kk, np.broadcast_to(nn, shape), stored_bytes, resident))
+        return evs
+    # Cut back per program: every field stacked once, then one reshape per program whose rows
+    # are the fields' [P_i, G_i] views (not one slice per field and program).
+    names = list(figs)
+    n_g = {len(mp.times) for mp in mps}
+    if len(n_g) == 1:
+        # Programs of one GEMM count (a grid's workloads): each field is one [points, G] view,
+        # each program's arrays its rows, no copy.
+        G = n_g.pop()
+        views = [_rows(figs[f], R).reshape(P, G) for f in names]
+        m2, kk2, nn2 = m.reshape(P, G), kk.reshape(P, G), _rows(nn, R).reshape(P, G)
+        p0 = 0
+        for i, mp in enumerate(mps):
+            p1 = p0 + n_points[i]
+            evs.append(Evaluation({f: v[p0:p1] for f, v in zip(names, views)}, ews[i], m2[p0:p1], kk2[p0:p1],
+                                  nn2[p0:p1], stored_bytes[p0:p1], resident[p0:p1]))
+            p0 = p1
+        return evs
+    stacked = np.stack([_rows(figs[f], R) for f in names])
+    sizes = np.stack([m, kk, _rows(nn, R)])
+    r0 = p0 = 0
+    for i, mp in enumerate(mps):
+        P_i, G_i = n_points[i], len(mp.times)
+        r1, p1 = r0 + P_i * G_i, p0 + P_i
+        mkn = sizes[:, r0:r1].reshape(3, P_i, G_i)
+        evs.append(Evaluation(dict(zip(names, stacked[:, r0:r1].reshape(len(names), P_i, G_i))), ews[i],
+                              mkn[0], mkn[1], mkn[2], stored_bytes[p0:p1], resident[p0:p1]))
+        r0, p0 = r1, p1
+    return evs
+
+
+def _rows(v: np.ndarray, n: int) -> np.ndarray:
+    """``v`` as n rows: itself when it already is (np.broadcast_to costs microseconds per call)."""
+    return v if v.shape == (n,) else np.broadcast_to(v, (n,))
+
+
+def _ragged_table(d: Design, ragged: list, rates_u: np.ndarray, n_gemms: int) -> dict[str, np.ndarray]:
+    """Fold sums of the ragged GEMMs at each distinct rate: name -> [rates, GEMMs] (zeros where not ragged).
+
+    ``ragged``: (MappedProgram, its first GEMM) of the programs with ragged folds. A program
+    evaluated alone (``simulate``, a sweep group) memoises its sums per rate, so repeated calls
+    skip the folds; programs evaluated together are done at once, their fold tables joined.
+    """
+    out = {name: np.zeros((len(rates_u), n_gemms), dtype=np.int64) for name in _RAGGED}
+    for ri, r in enumerate(rates_u.tolist()):
+        hits = [(mp, s) for mp, s in ragged if r in mp._ragged_cache]
+        missing = [(mp, s) for mp, s in ragged if r not in mp._ragged_cache]
+        if len(missing) == 1:
+            mp = missing[0][0]
+            mp._ragged_cache[r] = ragged_fold_sums(d, mp.folds, Rate.of(r))
+            hits, missing = ragged, []
+        if missing:
+            table = FoldTable(np.concatenate([mp.folds.gemm + s for mp, s in missing]),
+                              np.concatenate([mp.folds.k for mp, _ in missing]),
+                              np.concatenate([mp.folds.outputs for mp, _ in missing]), n_gemms)
+            joint = ragged_fold_sums(d, table, Rate.of(r))
+            for name in _RAGGED:
+                out[name][ri] = getattr(joint, name)  # zeros outside the missing programs' GEMMs
+        for mp, s in hits:
+            sums = mp._ragged_cache[r]
+            for name in _RAGGED:
+                out[name][ri, s:s + len(mp.times)] = getattr(sums, name)
+    return out
+
+
+def _gemm_figures(d: Design, et, g: dict, bits, batch, bit_index, resident, rates_u, mac_u, rag, gemm_index):
+    """Every Figures field of GEMM rows: (figures, m, kk, nn).
+
+    Point columns (``bits``, ``batch``, ``bit_index`` into ``rates_u``/``mac_u``, ``resident``)
+    and GEMM columns ``g`` (see :class:`MappedProgram`) broadcast against each other: [P, 1]
+    against [G], or both gathered onto the same rows. ``rag``: fold sums of the ragged GEMMs
+    by (rate, GEMM), read at (``bit_index``, ``gemm_index``).
+    """
+    c = d.compute
+    rate = Rate.of(rates_u[bit_index])
+    mac_pj = mac_u[bit_index]
+    bits_a = np.full_like(bits, c.activation_bits) if c.activation_bits else bits
+    wg = g["is_wg"]
+    m = np.where(wg, g["m_fixed"], batch)
+    kk = np.where(wg, batch, g["k_fixed"])
+    nn = g["n_out"]
     # Operands: forward/backward-data run activations through weights; the weight gradient
     # runs dY^T (out x B) through the activations X (B x in) and writes dW.
     w_level, meta_level = d.sram_for("weights"), d.sram_for("metadata")
@@ -233,25 +532,26 @@ def evaluate(mp: MappedProgram, bits, batch, residency: str = "auto") -> Evaluat
     a_spill = m * kk * bits_a / 8.0 > in_level.capacity_bytes
     o_spill = m * nn * bits_a / 8.0 > out_level.capacity_bytes
     b_from_dram = ~wg & ~resident
-    a_from_dram = a_spill | mp.first_fwd
-    o_to_dram = np.where(wg, ~resident, o_spill | mp.last_fwd)
+    a_from_dram = a_spill | g["first_fwd"]
+    o_to_dram = np.where(wg, ~resident, o_spill | g["last_fwd"])
 
     # Schedule: K' walked, folds, cycles.
-    group_m = np.maximum(mp.group_m, 1)
-    k_walk = np.where(mp.kind == traffic.NM, k_compressed(kk, mp.group_n, group_m), kk)
+    kind = g["kind"]
+    group_m = np.maximum(g["group_m"], 1)
+    k_walk = np.where(kind == traffic.NM, k_compressed(kk, g["group_n"], group_m), kk)
     sums = fold_sums(d, k_walk, nn, rate)
-    if mp.ragged.any():
-        rag = _ragged_sums(mp, rates_u, bit_index)
-        sums = type(sums)(**{name: np.where(mp.ragged, rag[name], getattr(sums, name)) for name in rag})
+    if rag is not None:
+        sums = type(sums)(**{name: np.where(g["ragged"], rag[name][bit_index, gemm_index], getattr(sums, name))
+                             for name in _RAGGED})
     s = schedule_columns(d, m, nn, sums, rate)
 
     # Traffic: stored B, metadata, DRAM, SRAM.
-    nnz = np.where(mp.nnz < 0, kk * nn, mp.nnz)
-    values, meta_stored = traffic.stored_weights(mp.kind, s.weight_slots, traffic.index_bits_per_slot(mp.group_m),
-                                                 nnz, mp.meta_unstructured)
+    nnz = np.where(g["nnz"] < 0, kk * nn, g["nnz"])
+    values, meta_stored = traffic.stored_weights(kind, s.weight_slots, traffic.index_bits_per_slot(g["group_m"]),
+                                                 nnz, g["meta_unstructured"])
     bits_meta, stall_meta = traffic.metadata(meta_stored, s.weight_reloads, s.weight_folds, s.fill_window_cycles,
                                              s.compute_cycles, d.sparsity.metadata_bits_per_cycle)
-    b_store, b_dram, a_dram, o_dram = traffic.dram_bits(mp.kind, m, kk, nn, values, meta_stored, bits_a, bits_b,
+    b_store, b_dram, a_dram, o_dram = traffic.dram_bits(kind, m, kk, nn, values, meta_stored, bits_a, bits_b,
                                                         bits_o, b_from_dram, a_from_dram, o_to_dram)
     busy = s.compute_cycles + stall_meta
     b_double = np.where(wg, in_level.double_buffered, w_level.double_buffered)
@@ -277,8 +577,8 @@ def evaluate(mp: MappedProgram, bits, batch, residency: str = "auto") -> Evaluat
     latency_s = cycles / d.clock_hz
     energy = gemm_energy(et, mac_pj, macs_issued, b_read * rd_b + a_read * a_e.read_pj_per_bit + o_read * rd_o,
                          b_dram * wr_b + a_dram * a_e.write_pj_per_bit + o_written * wr_o, bits_a, bits_b,
-                         c.accumulator_bits, bits_meta, sram[meta_level.name].read_pj_per_bit, mp.kind,
-                         mp.group_m, kk, b_dram + a_dram + o_dram, latency_s)
+                         c.accumulator_bits, bits_meta, sram[meta_level.name].read_pj_per_bit, kind,
+                         g["group_m"], kk, b_dram + a_dram + o_dram, latency_s)
     figs = {
         "cycles": cycles, "latency_s": latency_s, "macs_dense": (m * kk * nn).astype(np.float64),
         "macs_effectual": (m * nnz).astype(np.float64), "macs_issued": macs_issued,
@@ -288,34 +588,61 @@ def evaluate(mp: MappedProgram, bits, batch, residency: str = "auto") -> Evaluat
         "energy_metadata_pj": energy.metadata, "energy_mux_pj": energy.mux, "energy_dram_pj": energy.dram,
         "energy_leakage_pj": energy.leakage, "stall_cycles_dram": stall_dram, "stall_cycles_metadata": stall_meta,
     }
-    times = mp.times
-    shape = (P, len(times))
-    scale = None if np.all(times == 1.0) else times
-    gemm = {f: (v if v.shape == shape else np.broadcast_to(v, shape).copy()) if scale is None
-            else np.broadcast_to(v, shape) * scale for f, v in figs.items()}
-    ew = _elementwise(mp, bits, resident, et)
-    return Evaluation(gemm, ew, m, kk, nn, stored_bytes[:, 0], resident[:, 0])
+    return figs, m, kk, nn
 
 
-def _elementwise(mp: MappedProgram, bits: np.ndarray, resident: np.ndarray, et) -> dict[str, np.ndarray]:
+def _elementwise_runs(d: Design, et, mps: list, bits: np.ndarray, resident: np.ndarray, n_points: list,
+                      bits_col: Optional[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """Each program's element-wise figures ([P_i, W_i] per field): one pass over (point, entry) rows."""
+    W = [len(mp.ew_elements) for mp in mps]
+    if bits_col is not None:  # one program: [P, 1] points against [W] entries
+        mp = mps[0]
+        if W[0] == 0:
+            return [dict.fromkeys(FIELDS, np.zeros((len(bits), 0)))]
+        ew = (mp.ew_elements, mp.ew_read[0], mp.ew_read[1], mp.ew_write[0], mp.ew_write[1], mp.ew_always_dram,
+              mp.ew_times)
+        figs = _elementwise(d, et, bits_col, resident[:, None], *ew[:-1])
+        shape = (len(bits), W[0])
+        return [{f: np.broadcast_to(figs[f], shape) * mp.ew_times for f in FIELDS}]
+    out = [dict.fromkeys(FIELDS, np.zeros((p, 0))) for p in n_points]
+    if not any(W):
+        return out
+    per_point = np.repeat(W, n_points)
+    P = len(bits)
+    row_point = np.repeat(np.arange(P), per_point)
+    w_start = np.cumsum([0] + W[:-1])
+    row_start = np.cumsum(per_point) - per_point
+    index = np.arange(int(per_point.sum())) + np.repeat(np.repeat(w_start, n_points) - row_start, per_point)
+    cat = [np.concatenate(x)[index] for x in zip(*[(mp.ew_elements, mp.ew_read[0], mp.ew_read[1], mp.ew_write[0],
+                                                     mp.ew_write[1], mp.ew_always_dram, mp.ew_times) for mp in mps])]
+    figs = _elementwise(d, et, bits[row_point], resident[row_point], *cat[:-1])
+    n = len(index)
+    flat = {f: _rows(figs[f], n) * cat[-1] for f in FIELDS}
+    r0 = 0
+    for i, p in enumerate(n_points):
+        r1 = r0 + p * W[i]
+        if W[i]:
+            out[i] = {f: v[r0:r1].reshape(p, W[i]) for f, v in flat.items()}
+        r0 = r1
+    return out
+
+
+def _elementwise(d: Design, et, bits, resident, elements, read_per_bit, read_extra, write_per_bit, write_extra,
+                 always_dram) -> dict[str, np.ndarray]:
     """Element-wise updates (Adam, Polyak): bandwidth-bound at the weights' SRAM level, or DRAM.
 
     Each element reads and writes its bits at the weight SRAM (banks x word_bits x read ports
     per cycle) or, from DRAM, at DRAM bandwidth plus one latency. The arithmetic (a few adds
     and multiplies per element) is charged as one MAC of the design's first datatype.
+    Point columns (``bits``, ``resident``) broadcast against entry columns; each entry's
+    times per step is applied by the caller.
     """
-    d = mp.design
-    P, W = len(bits), len(mp.ew_elements)
-    if W == 0:
-        empty = np.zeros((P, 0))
-        return dict.fromkeys(FIELDS, empty)
     s = d.sram_for("weights")
     lv = et.sram[s.name]
-    elements = mp.ew_elements
-    rd = (elements * (mp.ew_read[0] * bits + mp.ew_read[1])).astype(np.float64)
-    wr = (elements * (mp.ew_write[0] * bits + mp.ew_write[1])).astype(np.float64)
+    rd = (elements * (read_per_bit * bits + read_extra)).astype(np.float64)
+    wr = (elements * (write_per_bit * bits + write_extra)).astype(np.float64)
     sram_cycles = (rd + wr) / (s.word_bits * s.banks * max(s.read_ports, 1))
-    from_dram = mp.ew_always_dram | ~resident
+    from_dram = always_dram | ~resident
     t = (rd + wr) / (d.dram.bandwidth_bytes_per_cycle * 8.0) + d.dram.latency_cycles
     cycles = np.where(from_dram, np.maximum(sram_cycles, t), sram_cycles)
     stall = np.where(from_dram, np.maximum(0.0, t - sram_cycles), 0.0)
@@ -323,11 +650,10 @@ def _elementwise(mp: MappedProgram, bits: np.ndarray, resident: np.ndarray, et) 
     dram_w = np.where(from_dram, wr, 0.0)
     latency_s = cycles / d.clock_hz
     mac_pj = et.mac_pj[next(iter(d.compute.datatypes))]
-    zero = np.zeros((P, W))
-    figs = dict.fromkeys(FIELDS, zero)
+    figs = dict.fromkeys(FIELDS, np.zeros(cycles.shape))
     figs.update(cycles=cycles, latency_s=latency_s, bits_sram_read=rd, bits_sram_write=wr, bits_dram_read=dram_r,
                 bits_dram_write=dram_w, energy_mac_pj=elements * mac_pj,
                 energy_sram_pj=rd * lv.read_pj_per_bit + wr * lv.write_pj_per_bit,
                 energy_dram_pj=(dram_r + dram_w) * et.dram_pj_per_bit,
                 energy_leakage_pj=et.leakage_mw * latency_s * 1e9, stall_cycles_dram=stall)
-    return {f: np.broadcast_to(figs[f], (P, W)) * mp.ew_times for f in FIELDS}
+    return figs

@@ -28,8 +28,8 @@ import numpy as np
 from hwmodel.design import Design, load_design
 from hwmodel.energy import energy_table
 from hwmodel.errors import NmlabError
-from hwmodel.gpu.design_point import gpu_design, simulate_gpu
-from hwmodel.model import FIELDS, Evaluation, MappedProgram, evaluate, map_program
+from hwmodel.gpu.design_point import gpu_design, gpu_plan, simulate_gpu
+from hwmodel.model import FIELDS, Evaluation, MappedProgram, evaluate_many, map_program
 from hwmodel.program import SCENARIOS, GemmEntry, build_program
 from hwmodel.result import Figures, LayerResult, SimResult
 from hwmodel.sparsity import parse_pattern
@@ -91,8 +91,9 @@ def dense_weight_bytes(prog, bits: int) -> float:
     return float(bits * sum(prog.layers[i].in_features * prog.layers[i].out_features for i in prog.touched) / 8.0)
 
 
-def _figures(cols: dict[str, np.ndarray], j: int) -> Figures:
-    return Figures(*(float(cols[f][0, j]) for f in FIELDS))
+def _figures(cols: dict[str, np.ndarray]) -> list[Figures]:
+    """One Figures per column of the first point of ``cols`` (one conversion to Python floats)."""
+    return [Figures(*row) for row in zip(*[cols[f][0].tolist() for f in FIELDS])]
 
 
 def _layer_results(mp: MappedProgram, ev: Evaluation, dense: Optional[Evaluation]) -> list[LayerResult]:
@@ -100,19 +101,55 @@ def _layer_results(mp: MappedProgram, ev: Evaluation, dense: Optional[Evaluation
     out = []
     prog = mp.program
     g = w = 0
+    figs, ew_figs = _figures(ev.gemm), _figures(ev.elementwise)
+    dense_figs = _figures(dense.gemm) if dense else None
+    dense_ew = _figures(dense.elementwise) if dense else None
+    m, kk, nn = ev.m[0].tolist(), ev.kk[0].tolist(), ev.nn[0].tolist()
     for e in prog.entries:
         if isinstance(e, GemmEntry):
             layer = prog.layers[e.layer]
-            out.append(LayerResult(layer.name, layer.network, e.phase, int(ev.m[0, g]), int(ev.kk[0, g]),
-                                   int(ev.nn[0, g]), _pattern_name(layer.pattern), mp.hw_patterns[g], mp.notes[g],
-                                   _figures(ev.gemm, g), _figures(dense.gemm, g) if dense else None, e.update, e.times))
+            out.append(LayerResult(layer.name, layer.network, e.phase, m[g], kk[g], nn[g], _pattern_name(layer.pattern),
+                                   mp.hw_patterns[g], mp.notes[g], figs[g], dense_figs[g] if dense else None,
+                                   e.update, e.times))
             g += 1
         else:
             out.append(LayerResult(e.name, e.network, e.phase, 1, e.elements, 1, "dense", "dense",
-                                   "element-wise, not on the MAC array", _figures(ev.elementwise, w),
-                                   _figures(dense.elementwise, w) if dense else None, e.update, e.times))
+                                   "element-wise, not on the MAC array", ew_figs[w], dense_ew[w] if dense else None,
+                                   e.update, e.times))
             w += 1
     return out
+
+
+# Mapped programs (and GPU plans) of recent calls, keyed by what they are built from: the
+# design object, the scenario and policy delay, and each layer's name, network, shape,
+# pattern and mask object. The value holds the design and the program (hence the masks), so
+# the ids in a live key cannot be reused by other objects. A workload edited between calls
+# (a layer's pattern, network or mask replaced) gets a new key; a mask edited in place is not
+# seen (as the per-mask analysis cache in hwmodel.mapping).
+_MAPPED: dict[tuple, tuple] = {}
+
+
+def _layers_key(wl: Workload) -> tuple:
+    return tuple((x.name, x.network, x.in_features, x.out_features, x.pattern, id(x.mask)) for x in wl.layers)
+
+
+def _cached(kind: str, design, wl: Workload, scenario: str, policy_delay: int, build):
+    key = (kind, id(design), scenario, policy_delay, _layers_key(wl))
+    hit = _MAPPED.get(key)
+    if hit is None or hit[0] is not design:
+        if len(_MAPPED) >= 16:  # each entry keeps its workload's masks alive
+            _MAPPED.clear()
+        hit = _MAPPED[key] = (design, build())
+    return hit[1]
+
+
+def _mapped_pair(wl: Workload, d: Design, scenario: str, policy_delay: int) -> tuple[MappedProgram, MappedProgram]:
+    """(the program mapped onto ``d``, its dense reference), reused across calls on the same inputs."""
+    def build():
+        prog = build_program(wl, scenario, policy_delay)
+        return map_program(prog, d), map_program(prog, d, dense=True)
+
+    return _cached("accelerator", d, wl, scenario, policy_delay, build)
 
 
 _FILES: dict[tuple, object] = {}
@@ -171,13 +208,17 @@ def simulate(workload: Workload | str | os.PathLike, design: Design | str | os.P
     wl = workload if isinstance(workload, Workload) else _load_once(load_workload, workload)
     bits = check_arguments(wl, batch, bits, scenario, residency, policy_delay)
     if gpu is not None:
+        # The plan depends on the workload and scenario only, not on the GPU.
+        plan = _cached("gpu", None, wl, scenario, policy_delay, lambda: gpu_plan(wl, scenario, policy_delay))
         return simulate_gpu(wl, gpu, batch=int(batch), bits=bits, scenario=scenario, residency=residency,
-                            policy_delay=policy_delay, with_dense=with_dense)
+                            policy_delay=policy_delay, with_dense=with_dense, plan=plan)
     dt = d.datatype_for(bits)
-    prog = build_program(wl, scenario, policy_delay)
-    mp = map_program(prog, d)
-    ev = evaluate(mp, [bits], [int(batch)], residency)
-    dense_ev = evaluate(map_program(prog, d, dense=True), [bits], [int(batch)], residency) if with_dense else None
+    mp, dense_mp = _mapped_pair(wl, d, scenario, policy_delay)
+    prog = mp.program
+    # The run and its dense reference in one pass of the closed forms.
+    runs = [(mp, [bits], [int(batch)])] + ([(dense_mp, [bits], [int(batch)])] if with_dense else [])
+    evs = evaluate_many(runs, residency)
+    ev, dense_ev = evs[0], (evs[1] if with_dense else None)
     sparse_b = float(ev.stored_bytes[0])
     dense_b = dense_weight_bytes(prog, bits)
     cap = d.weight_sram_bytes()

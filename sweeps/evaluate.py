@@ -144,40 +144,60 @@ def _describe(point: dict[str, Any]) -> str:
             f"{point['design']}, {point['scenario']})")
 
 
+def _dense_code(bits: np.ndarray, batch: np.ndarray) -> np.ndarray:
+    """One int64 per (bits, batch): the dense-reference cache's key within a (shape, design, scenario)."""
+    if len(batch) and int(batch.max()) >= 1 << 32:
+        raise NmlabError(f"batch: {int(batch.max())} is above 2**32, more than a sweep point can have")
+    return (bits.astype(np.int64) << 32) | batch.astype(np.int64)
+
+
+def _dense_missing(key: tuple, code: np.ndarray) -> np.ndarray:
+    """The codes of ``code`` the dense-reference cache does not hold for ``key``."""
+    known = _dense_totals.get(key, (np.zeros(0, np.int64),))[0]
+    if not len(known):
+        return code
+    at = np.minimum(np.searchsorted(known, code), len(known) - 1)
+    return code[known[at] != code]
+
+
+def _dense_add(key: tuple, todo: np.ndarray, ev) -> None:
+    """Store the dense totals of the sorted distinct codes ``todo`` (evaluated as ``ev``) under ``key``."""
+    known, cycles, energy = _dense_totals.get(key, (np.zeros(0, np.int64), np.zeros(0), np.zeros(0)))
+    tot = ev.totals()
+    known = np.concatenate([known, todo])
+    order = np.argsort(known, kind="stable")
+    _dense_totals[key] = (known[order], np.concatenate([cycles, tot["cycles"]])[order],
+                          np.concatenate([energy, _energy_pj(tot)])[order])
+
+
+def _dense_lookup(key: tuple, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    known, cycles, energy = _dense_totals[key]
+    at = np.searchsorted(known, code)
+    return cycles[at], energy[at]
+
+
 def _dense_reference(mp, key: tuple, bits: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Dense cycles and energy of each (bits, batch), evaluating only pairs not seen before."""
     from hwmodel.model import evaluate
 
-    if len(batch) and int(batch.max()) >= 1 << 32:
-        raise NmlabError(f"batch: {int(batch.max())} is above 2**32, more than a sweep point can have")
-    code = (bits.astype(np.int64) << 32) | batch.astype(np.int64)  # one int64 per (bits, batch)
-    known, cycles, energy = _dense_totals.get(key, (np.zeros(0, np.int64), np.zeros(0), np.zeros(0)))
-    at = np.minimum(np.searchsorted(known, code), max(len(known) - 1, 0))
-    hit = (known[at] == code) if len(known) else np.zeros(len(code), dtype=bool)
-    if not hit.all():
+    code = _dense_code(bits, batch)
+    todo = _dense_missing(key, code)
+    if len(todo):
         if sum(len(v[0]) for v in _dense_totals.values()) > DENSE_TOTALS_MAX:
             # Bounds a long-lived process: start over, evaluating every pair of this call.
             _dense_totals.clear()
-            known, cycles, energy = np.zeros(0, np.int64), np.zeros(0), np.zeros(0)
-            hit[:] = False
-        todo = np.unique(code[~hit])
-        ev = evaluate(mp, todo >> 32, todo & 0xFFFFFFFF)
-        tot = ev.totals()
-        known = np.concatenate([known, todo])
-        order = np.argsort(known, kind="stable")
-        known = known[order]
-        cycles = np.concatenate([cycles, tot["cycles"]])[order]
-        energy = np.concatenate([energy, _energy_pj(tot)])[order]
-        _dense_totals[key] = (known, cycles, energy)
-        at = np.searchsorted(known, code)
-    return cycles[at], energy[at]
+            todo = code
+        todo = np.unique(todo)
+        _dense_add(key, todo, evaluate(mp, todo >> 32, todo & 0xFFFFFFFF))
+    return _dense_lookup(key, code)
 
 
 def evaluate_points(points: dict[str, list]):
     """Rows of many points (columns: each key of a point dict -> one list) as one Arrow table.
 
-    Points are grouped by (workload, pattern, mask source, design, scenario); each group is one
-    columnar evaluation over its (bits, batch) pairs. Row = configuration columns + the
+    Points are grouped by (workload, pattern, mask source, design, scenario); all groups of the
+    chunk (and the dense references not cached yet) are evaluated in one ``evaluate_many`` call,
+    one pass of the closed forms per design over every group's (bits, batch) pairs. Row = configuration columns + the
     totals of ``simulate()`` (latency, energy by component, traffic, speedup and energy ratio vs
     dense at the same bits, fits-in-SRAM...) + ``model_bytes`` (stored weights and metadata of
     the networks the scenario runs, each layer counted once), ``energy_per_sample_pj`` and the
@@ -186,7 +206,7 @@ def evaluate_points(points: dict[str, list]):
     import pyarrow as pa
 
     from hwmodel.energy import energy_table
-    from hwmodel.model import FIELDS, evaluate
+    from hwmodel.model import FIELDS, evaluate_many
     from hwmodel.simulate import dense_weight_bytes, point_extras
 
     n = len(points["point_id"])
@@ -220,25 +240,51 @@ def evaluate_points(points: dict[str, list]):
             col = cols[name] = np.full(n, None, dtype=object)
         return col
 
+    # Accelerator groups in three passes: map each group and find the dense-reference pairs not
+    # cached yet; one evaluate_many() call over every group and missing dense reference (one
+    # pass of the closed forms per design); then each group's columns.
+    if sum(len(v[0]) for v in _dense_totals.values()) > DENSE_TOTALS_MAX:
+        _dense_totals.clear()  # bounds a long-lived process; checked once per chunk, between lookups
+    todo: list[tuple] = []
+    gpu: list[tuple] = []  # (accelerator groups before it, rows, columns)
+    dense_todo: dict[tuple, tuple[Any, list[np.ndarray]]] = {}
     for key, idx in groups.items():
         bits, batch = all_bits[idx], all_batch[idx]
         rows = np.asarray(idx)
         if _is_gpu(key[3]):
-            put(rows, *_gpu_group(key, bits, batch, {k: v[idx[0]] for k, v in points.items()}))
+            # Put in group order with the others below: a column's dtype is the first group's.
+            gpu.append((len(todo), rows, _gpu_group(key, bits, batch, {k: v[idx[0]] for k, v in points.items()})))
             continue
         first = {k: v[idx[0]] for k, v in points.items()}
         try:
             wl = workload_at(*key[:3])
             d = _design(key[3])
             mp = _mapped(*key)
-            ev = evaluate(mp, bits, batch)
             shape = _shape(mp.program)
+            dkey = (shape, key[3], key[4])
             dmp = _mapped_dense(shape, key[3], key[4], *key[:3])
-            d_cycles, d_energy = _dense_reference(dmp, (shape, key[3], key[4]), bits, batch)
+            code = _dense_code(bits, batch)
+            # Every bitwidth's datatype is checked here, so a bad one names its point.
             extras = {b: point_extras(d, wl, b, "auto", mp.program.policy_delay, False, 0.0,
                                       dense_weight_bytes(mp.program, b)) for b in set(bits.tolist())}
         except NmlabError as exc:
             raise NmlabError(f"{_describe(first)}: {exc}") from None
+        missing = _dense_missing(dkey, code)
+        if len(missing):
+            dense_todo.setdefault(dkey, (dmp, []))[1].append(missing)
+        todo.append((rows, bits, batch, d, mp, dkey, code, extras))
+    dense_keys = list(dense_todo)
+    dense_codes = [np.unique(np.concatenate(dense_todo[k][1])) for k in dense_keys]
+    evs = evaluate_many([(t[4], t[1], t[2]) for t in todo]
+                        + [(dense_todo[k][0], c >> 32, c & 0xFFFFFFFF) for k, c in zip(dense_keys, dense_codes)])
+    for k, c, ev in zip(dense_keys, dense_codes, evs[len(todo):]):
+        _dense_add(k, c, ev)
+    gpu_at = 0
+    for i, ((rows, bits, batch, d, mp, dkey, code, extras), ev) in enumerate(zip(todo, evs)):
+        while gpu_at < len(gpu) and gpu[gpu_at][0] == i:
+            put(gpu[gpu_at][1], *gpu[gpu_at][2])
+            gpu_at += 1
+        d_cycles, d_energy = _dense_lookup(dkey, code)
         tot = ev.totals()
         energy = _energy_pj(tot)
         et = energy_table(d)
@@ -251,12 +297,14 @@ def evaluate_points(points: dict[str, list]):
                 "speedup_vs_dense": np.where(cycles != 0, d_cycles / safe, 1.0),
                 "energy_ratio_vs_dense": np.where(d_energy != 0, energy / np.where(d_energy != 0, d_energy, 1.0), 1.0),
                 "fits_in_sram": ev.stored_bytes <= cap,
-                "sram_bytes": np.full(len(idx), float(cap)),
+                "sram_bytes": np.full(len(rows), float(cap)),
                 "weights_resident": ev.resident,
                 "bytes_weights_stored": ev.stored_bytes,
                 "model_bytes": ev.stored_bytes,
                 "energy_per_sample_pj": energy / batch}
         put(rows, cols, bits, extras, {"area_mm2": et.area_mm2, "networks": ",".join(mp.program.network_names())})
+    for _, rows, group in gpu[gpu_at:]:
+        put(rows, *group)
     columns: dict[str, Any] = {}
     for name in ("design", "scenario", "batch", "bits", *FIELDS, *SUMMARY_FIGURES):
         columns[name] = None

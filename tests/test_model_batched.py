@@ -1,0 +1,204 @@
+"""The batched paths give exactly the one-at-a-time answers: one evaluate_many() call over many
+programs vs evaluate() on each, and the word-wise mask analysis vs per-group counts."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import yaml
+
+from hwmodel.design import load_design, parse_design
+from hwmodel.errors import NmlabError
+from hwmodel.io import data_path
+from hwmodel.model import FIELDS, Evaluation, evaluate, evaluate_many, map_program
+from hwmodel.program import build_program
+from hwmodel.workload import load_workload, synthetic_td3_workload
+
+
+def _edited(name: str, **edits):
+    data = yaml.safe_load(data_path("designs", f"{name}.yaml").read_text())
+    for path, value in edits.items():
+        node = data
+        keys = [int(k) if k.isdigit() else k for k in path.split(".")]
+        for k in keys[:-1]:
+            node = node[k]
+        node[keys[-1]] = value
+    return parse_design(data)
+
+
+def _designs():
+    """Every array kind and sparsity support: WS, OS and tensor core; fixed, flexible, layer-wise, unstructured."""
+    return [load_design(n) for n in ("edge_ws", "flex_nm", "stc_hbm", "scalesim_default_ws", "unstructured_ws")] + [
+        _edited("edge_ws", **{"compute.dataflow": "os"})]
+
+
+def _workloads():
+    wls = [load_workload(data_path("workloads", f"{n}.nmw"))
+           for n in ("hopper_2of4_s0", "halfcheetah_1of8_s0", "hopper_gmp_s0", "hopper_dense_s0")]
+    return wls + [synthetic_td3_workload(17, 6, "4:8", seed=3)]
+
+
+def _points(design, rng, n):
+    bits = []
+    for b in (4, 8, 16):
+        try:
+            design.datatype_for(b)
+        except NmlabError:
+            continue
+        bits.append(b)
+    return rng.choice(bits, n), rng.choice([1, 3, 32, 256, 1000], n)
+
+
+def _assert_same(got: Evaluation, want: Evaluation) -> None:
+    assert set(got.gemm) == set(want.gemm) == set(FIELDS)
+    assert set(got.elementwise) == set(want.elementwise) == set(FIELDS)
+    for part in ("gemm", "elementwise"):
+        for f in FIELDS:
+            a, b = getattr(got, part)[f], getattr(want, part)[f]
+            assert a.shape == b.shape and a.dtype == b.dtype, (part, f)
+            assert np.array_equal(a, b), (part, f)
+    for name in ("m", "kk", "nn", "stored_bytes", "resident"):
+        a, b = getattr(got, name), getattr(want, name)
+        assert a.shape == b.shape and a.dtype == b.dtype and np.array_equal(a, b), name
+
+
+@pytest.mark.parametrize("residency", ["auto", "stream"])
+def test_batched_call_equals_each_program_alone(residency):
+    rng = np.random.default_rng(7)
+    runs = []
+    for d in _designs():
+        for wl in _workloads():
+            for scenario in ("inference", "train_step"):
+                prog = build_program(wl, scenario)
+                for dense in (False, True):
+                    bits, batch = _points(d, rng, int(rng.integers(1, 6)))
+                    runs.append((map_program(prog, d, dense=dense), bits, batch))
+    # Designs interleaved in one call: each design's programs are evaluated together.
+    order = rng.permutation(len(runs))
+    runs = [runs[i] for i in order]
+    # Each program alone first, on a copy with its own (empty) memo of ragged fold sums, so the
+    # batched call's memo cannot feed the reference.
+    want = [evaluate(replace(mp, _ragged_cache={}), bits, batch, residency) for mp, bits, batch in runs]
+    many = evaluate_many(runs, residency)
+    assert len(many) == len(runs)
+    ragged = sum(bool(mp.ragged.any()) for mp, _, _ in runs)
+    assert 0 < ragged < len(runs)  # flexible and unstructured folds mixed with closed-form ones
+    for (mp, bits, batch), got, ref in zip(runs, many, want):
+        _assert_same(got, ref)
+        assert got.gemm["cycles"].shape == (len(bits), len(mp.times))
+    # Again, with every other program's fold sums memoised (each evaluated alone once): memoised
+    # and joined fold tables mixed in one call.
+    for mp, bits, batch in runs[::2]:
+        evaluate(mp, bits, batch, residency)
+    assert any(mp._ragged_cache for mp, _, _ in runs) and any(mp.ragged.any() and not mp._ragged_cache
+                                                             for mp, _, _ in runs)
+    for (mp, bits, batch), got in zip(runs, evaluate_many(runs, residency)):
+        _assert_same(got, evaluate(replace(mp, _ragged_cache={}), bits, batch, residency))
+
+
+def test_batched_call_on_one_program_and_on_a_repeat():
+    d = load_design("flex_nm")
+    mp = map_program(build_program(synthetic_td3_workload(11, 3, "2:4", seed=1), "train_step"), d)
+    bits, batch = np.array([4, 8, 16, 8]), np.array([1, 256, 32, 32])
+    alone = evaluate(mp, bits, batch)
+    twice = evaluate_many([(mp, bits, batch), (mp, bits[::-1], batch[::-1])])
+    _assert_same(twice[0], alone)
+    _assert_same(twice[1], evaluate(mp, bits[::-1], batch[::-1]))
+    assert evaluate_many([]) == []
+
+
+def test_bits_and_batch_of_different_lengths_are_refused():
+    mp = map_program(build_program(synthetic_td3_workload(11, 3, "dense"), "inference"), load_design("edge_ws"))
+    with pytest.raises(ValueError, match="bits and batch"):
+        evaluate_many([(mp, [8, 8], [1])])
+
+
+@pytest.mark.parametrize("m", [2, 4, 8, 16])
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("per_row", [False, True])
+def test_mask_analysis_equals_per_group_counts(m, transposed, per_row, monkeypatch):
+    from hwmodel import mapping
+    from hwmodel.mapping import _max_count, row_max_counts
+    from hwmodel.sparsity import group_counts
+
+    # The global max alone, or with the per-row vector (once a flexible design of this M is in use).
+    monkeypatch.setattr(mapping, "_per_row_ms", {m} if per_row else set())
+
+    rng = np.random.default_rng(m)
+    for shape in [(7, 13), (16, 32), (3, 256), (256, 17), (1, 1), (40, 9)]:
+        for density in (0.1, 0.5, 0.9):
+            mask = rng.random(shape) < density
+            a = mask.T if transposed else mask
+            want = group_counts(a, m).max(axis=1)
+            # The global max first (what fixed designs ask), then the per-row vector, then a fresh mask
+            # asked in the other order: both orders give the same answers.
+            assert _max_count(mask, m, transposed) == want.max()
+            assert np.array_equal(row_max_counts(mask, m, transposed), want)
+            other = mask.copy()
+            assert np.array_equal(row_max_counts(other, m, transposed), want)
+            assert _max_count(other, m, transposed) == want.max()
+
+
+@pytest.mark.parametrize("design", ["flex_nm", "unstructured_ws", "stc_hbm"])
+def test_fold_table_equals_ragged_folds_gemm_by_gemm(design):
+    from hwmodel.cycles import fold_width, ragged_folds
+    from hwmodel.mapping import map_weights
+    from hwmodel.program import BACKWARD_DATA, FORWARD
+
+    d = load_design(design)
+    if design == "stc_hbm":  # a tensor core (fold width min(units, N)) running unstructured masks
+        d = _edited("stc_hbm", **{"sparsity": {"support": "unstructured", "index_format": "bitmask",
+                                               "metadata_bits_per_cycle": 2048}})
+    checked = 0
+    for wl in _workloads():
+        prog = build_program(wl, "train_step")
+        mp = map_program(prog, d)
+        gemm, k, outputs = [], [], []
+        for gi, e in enumerate(prog.gemms):
+            layer = prog.layers[e.layer]
+            if e.phase not in (FORWARD, BACKWARD_DATA):
+                continue
+            t = e.phase == BACKWARD_DATA
+            m = map_weights(d, layer.mask, layer.pattern, transposed=t)
+            if m.row_n is None and m.row_k is None:
+                continue
+            kk, nn = (layer.out_features, layer.in_features) if t else (layer.in_features, layer.out_features)
+            fk, outs = ragged_folds(kk, nn, fold_width(d, nn), m.hw_pattern, m.row_n, m.row_k)
+            gemm += [gi] * len(fk)
+            k += fk.tolist()
+            outputs += outs.tolist()
+        assert mp.folds.gemm.tolist() == gemm and mp.folds.k.tolist() == k and mp.folds.outputs.tolist() == outputs
+        assert mp.folds.n_gemms == len(prog.gemms)
+        assert mp.folds.k.dtype == mp.folds.outputs.dtype == mp.folds.gemm.dtype == np.int64
+        checked += len(set(gemm))
+    assert checked >= 20  # ragged GEMMs, forward and W^T, were compared
+
+
+def test_lists_of_points_give_the_same_answers_as_arrays():
+    d = load_design("stc_hbm")
+    progs = [map_program(build_program(synthetic_td3_workload(11, 3, p, seed=2), "inference"), d)
+             for p in ("2:4", "dense", "1:4")]
+    lists = [(mp, [4, 8, 16][: i + 1], [1, 32, 256][: i + 1]) for i, mp in enumerate(progs)]
+    arrays = [(mp, np.array(b), np.array(m)) for mp, b, m in lists]
+    for got, want in zip(evaluate_many(lists), evaluate_many(arrays)):
+        _assert_same(got, want)
+    with pytest.raises(ValueError, match="bits and batch"):
+        evaluate_many(lists + [(progs[0], [8, 8], [1])])
+
+
+def test_simulate_reuses_its_mapping_but_sees_a_workload_edited_between_calls():
+    import copy
+
+    import hwmodel
+
+    wl = synthetic_td3_workload(11, 3, "2:4", seed=4)
+    first = hwmodel.simulate(wl, "flex_nm", batch=8, scenario="train_step")
+    again = hwmodel.simulate(wl, "flex_nm", batch=8, scenario="train_step")
+    assert again.total == first.total and [r.figures for r in again.layers] == [r.figures for r in first.layers]
+    # A layer's mask and pattern replaced on the same workload object: the next call maps it anew.
+    layer = wl.layers[1]
+    layer.mask, layer.pattern = None, "dense"
+    edited = hwmodel.simulate(wl, "flex_nm", batch=8, scenario="train_step")
+    fresh = hwmodel.simulate(copy.deepcopy(wl), "flex_nm", batch=8, scenario="train_step")
+    assert edited.total != first.total
+    assert edited.total == fresh.total and [r.figures for r in edited.layers] == [r.figures for r in fresh.layers]
