@@ -16,6 +16,9 @@ from the hardware, not fitted per shape:
   traffic (X once per tile column, W once per tile row, split-K partials) at a bandwidth
   proportional to SMs x clock. cuSPARSELt's 16-bit kernels on Ampere/Ada (``W_REREAD``) deal
   tiles along n first and read a weight that misses in L2 from DRAM again per wave of X rows.
+* **Legacy kernels.** Where the library runs an Ampere-generation kernel on a newer GPU that
+  executes it no faster than an Ampere SM (``LEGACY_SM80``: cuBLASLt int8 on Blackwell), the
+  peak is the Ampere SM's per-clock rate x SMs, not the spec's.
 * **Clock and power.** The tensor cores draw ``tensor_pj_per_flop`` per 16-bit FLOP at
   the boost clock (an 8-bit FLOP half: at full rate fp8 draws what bf16 does), a 2:4 FLOP
   ``sparse_energy`` of a dense one; a GEMM reaching a
@@ -81,6 +84,20 @@ NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int
 #: and the source's search logs give 262-272 TOPS at n = 37888 under every A100 alg_id,
 #: 350-380 at n = 3584 or 4608 (k = 3584 both); RTX 4090: 185-193 against 275-322.
 W_REREAD = {("8", True, "bfloat16"), ("8", True, "float16")}
+#: (compute-capability major, sparse, dtype) whose library kernel is an Ampere-generation (sm80,
+#: mma.sync) kernel on a GPU whose own tensor-core instructions it cannot use, and whose SMs run
+#: such a kernel no faster than an Ampere SM: its peak is ``SM80_OPS_PER_CLK_SM`` x SMs x clock
+#: when that is below the spec's. cuBLASLt's int8 (int8-output) GEMM on Blackwell: it reaches
+#: ~0.9 of 4.5 POPS at every large size (3,200 ops per clock per SM at boost, 0.78 of an A100
+#: SM's int8 rate) where cuSPARSELt's int8 reaches 6 POPS on the same card, and at small m it
+#: behaves like the sm80-class int8 kernels that the Hopper search logs name (ids 21/23/39/41,
+#: against 66 for bf16/fp8): 2-3x its fp8 time, a lower fixed cost at 64^3 (4.8 us against
+#: 5.3-6.0). Hopper runs those same kernels at 1.34x the Ampere SM rate (1,097 TOPS at 16384 x
+#: 8192 x 2048 on the H100 PCIe), so the cap does not hold there and Hopper is not listed.
+LEGACY_SM80 = {("10", False, "int8")}
+#: Dense tensor operations per clock per SM of an Ampere (sm80) SM, from the A100 datasheet:
+#: 312 TFLOP/s bf16/fp16, 156 tf32, 624 TOPS int8 on 108 SMs at 1410 MHz.
+SM80_OPS_PER_CLK_SM = {"bfloat16": 2048.0, "float16": 2048.0, "tfloat32": 1024.0, "int8": 4096.0}
 #: Whether the library also offers a stream-K schedule (evenly dealt k-iterations, no wave tail).
 STREAM_K = {False: False, True: False}
 STREAM_K_BLOCK = 64
@@ -203,6 +220,8 @@ class Geometry:
         self.spec, self.dtype, self.sparse = spec, dtype, sparse
         # Datasheet rates hold at the tensor clock; a short run boosts above it.
         self.peak = spec.peak_flops(dtype, sparse) * spec.boost_clock_mhz / spec.tensor_clock_mhz
+        if (spec.compute_capability.split(".")[0], sparse, dtype) in LEGACY_SM80:
+            self.peak = min(self.peak, SM80_OPS_PER_CLK_SM[dtype] * spec.sm_count * spec.boost_clock_mhz * 1e6)
         b = OPERAND_BYTES[dtype]
         wb = weight_bytes(np.float64(1.0), np.float64(1.0), dtype, sparse)  # bytes per weight element
         ob = OUTPUT_BYTES[dtype] if out_bytes is None else float(out_bytes)
