@@ -199,6 +199,11 @@ def test_ampere_kernels_on_blackwell_run_at_the_ampere_sm_rate():
     sets = bundled_params()
     assert 0.5 < sets["blackwell"].efficiency("int8", False) < 1.0
     assert predict(b200, 8192, 8192, 8192, "int8", False, sets["generic"]) * 1e6 == pytest.approx(1181, rel=0.2)
+    # Like Hopper's sm80-class int8 kernels it does not split K: the published B200 int8 times at
+    # m = 64 are set by k (10.4 us at k = n = 2048, 14.5 at 3584, 18.6 at 5120); the bundled model too.
+    assert candidates(b200, "int8", False)[1] == (1,) and candidates(b200, "float8_e4m3fn", False)[1] == SPLITS[False]
+    for k, us in ((2048, 10.4), (3584, 14.5), (5120, 18.6)):
+        assert predict(b200, 64, k, k, "int8", False) * 1e6 == pytest.approx(us, rel=0.12), k
 
 
 def test_time_grows_with_size_and_heat(h100):

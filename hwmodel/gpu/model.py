@@ -74,8 +74,11 @@ SPLITS = {False: (1, 2, 4, 8), True: (1, 2, 4, 8)}
 #: of k per tile (its fp8 2:4 ones: 7.2 -> 12.7 us), and the source's search logs pick split-K 1
 #: there where the A100's pick 3-8; cuBLASLt's int8 (int8-output) dense times at m <= 256 are
 #: 1.5-3x its fp8 ones (64x8192x2048: 29.0 us against 10.2), and its int8 kernels there use no
-#: workspace, so no split-K reduction (docs/gpu.md, "What the data showed").
-NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int8")}
+#: workspace, so no split-K reduction (docs/gpu.md, "What the data showed"). Blackwell's cuBLASLt
+#: int8 is the same sm80-class kernel (``LEGACY_SM80``) and walks all of k too: its published B200
+#: times at m = 64 are set by k alone (10.4 us at k = 2048 for n = 2048..16384, 12.4 at 2560, 14.5
+#: at 3584, 18.6 at 5120) where fp8 takes 6.0-10.4 us.
+NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int8"), ("10", False, "int8")}
 #: (compute-capability major, sparse, dtype) whose library kernels deal output tiles to the
 #: SMs along n first, so that one wave holds few row-blocks of X and a weight larger than the
 #: usable L2 comes from DRAM again for each later group of row-blocks. cuSPARSELt's 16-bit 2:4
