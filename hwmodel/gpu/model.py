@@ -17,8 +17,9 @@ from the hardware, not fitted per shape:
   proportional to SMs x clock. cuSPARSELt's 16-bit kernels on Ampere/Ada (``W_REREAD``) deal
   tiles along n first and read a weight that misses in L2 from DRAM again per wave of X rows.
 * **Legacy kernels.** Where the library runs an Ampere-generation kernel on a newer GPU that
-  executes it no faster than an Ampere SM (``LEGACY_SM80``: cuBLASLt int8 on Blackwell), the
-  peak is the Ampere SM's per-clock rate x SMs, not the spec's.
+  executes it no faster than an Ampere SM (``LEGACY_SM80``: cuBLASLt int8 on Blackwell,
+  cuSPARSELt 16-bit 2:4 on Hopper), the peak is the Ampere SM's per-clock rate x SMs, not the
+  spec's.
 * **Clock and power.** The tensor cores draw ``tensor_pj_per_flop`` per 16-bit FLOP at
   the boost clock (an 8-bit FLOP half: at full rate fp8 draws what bf16 does), a 2:4 FLOP
   ``sparse_energy`` of a dense one; a GEMM reaching a
@@ -88,16 +89,22 @@ NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int
 #: 350-380 at n = 3584 or 4608 (k = 3584 both); RTX 4090: 185-193 against 275-322.
 W_REREAD = {("8", True, "bfloat16"), ("8", True, "float16")}
 #: (compute-capability major, sparse, dtype) whose library kernel is an Ampere-generation (sm80,
-#: mma.sync) kernel on a GPU whose own tensor-core instructions it cannot use, and whose SMs run
-#: such a kernel no faster than an Ampere SM: its peak is ``SM80_OPS_PER_CLK_SM`` x SMs x clock
-#: when that is below the spec's. cuBLASLt's int8 (int8-output) GEMM on Blackwell: it reaches
-#: ~0.9 of 4.5 POPS at every large size (3,200 ops per clock per SM at boost, 0.78 of an A100
-#: SM's int8 rate) where cuSPARSELt's int8 reaches 6 POPS on the same card, and at small m it
-#: behaves like the sm80-class int8 kernels that the Hopper search logs name (ids 21/23/39/41,
-#: against 66 for bf16/fp8): 2-3x its fp8 time, a lower fixed cost at 64^3 (4.8 us against
-#: 5.3-6.0). Hopper runs those same kernels at 1.34x the Ampere SM rate (1,097 TOPS at 16384 x
-#: 8192 x 2048 on the H100 PCIe), so the cap does not hold there and Hopper is not listed.
-LEGACY_SM80 = {("10", False, "int8")}
+#: mma.sync) kernel on a GPU whose own tensor-core instructions it does not use, and which runs
+#: no faster than on an Ampere SM: its peak is ``SM80_OPS_PER_CLK_SM`` (x2 for 2:4) x SMs x clock
+#: where that is below the spec's. Both also walk all of k (``NO_SPLIT_K``):
+#: * cuBLASLt's int8 (int8-output) GEMM on Blackwell: ~0.9 of 4.5 POPS at every large size (3,200
+#:   ops per clock per SM at boost, 0.78 of an A100 SM's int8 rate) where cuSPARSELt's int8
+#:   reaches 6 POPS on the same card; at small m 2-3x its fp8 time and a lower fixed cost at
+#:   64^3 (4.8 us against 5.3-6.0), like the sm80-class int8 kernels the Hopper search logs name
+#:   (ids 21/23/39/41, against 66 for bf16/fp8).
+#: * cuSPARSELt's 16-bit 2:4 GEMM on Hopper: at most 753 TFLOP/s on the H100 PCIe, 0.92 of an
+#:   Ampere SM's 2:4 bf16 rate x 114 SMs x boost (819), where its fp8 and int8 2:4 kernels reach
+#:   1.43 and 1.55 P(FL)OP/s. Fitted alone the cap changes nothing held out (the efficiency
+#:   absorbs it), but across GPUs the H100's 2:4 efficiency (0.47 of the spec without it) no
+#:   longer drags the pooled one down.
+#: Hopper's own int8 dense kernels (also ids 21/39) reach 1,097 TOPS, 1.34x the Ampere SM rate,
+#: so the cap does not hold for them and they are not listed.
+LEGACY_SM80 = {("10", False, "int8"), ("9", True, "bfloat16"), ("9", True, "float16")}
 #: Dense tensor operations per clock per SM of an Ampere (sm80) SM, from the A100 datasheet:
 #: 312 TFLOP/s bf16/fp16, 156 tf32, 624 TOPS int8 on 108 SMs at 1410 MHz.
 SM80_OPS_PER_CLK_SM = {"bfloat16": 2048.0, "float16": 2048.0, "tfloat32": 1024.0, "int8": 4096.0}
@@ -224,7 +231,8 @@ class Geometry:
         # Datasheet rates hold at the tensor clock; a short run boosts above it.
         self.peak = spec.peak_flops(dtype, sparse) * spec.boost_clock_mhz / spec.tensor_clock_mhz
         if (spec.compute_capability.split(".")[0], sparse, dtype) in LEGACY_SM80:
-            self.peak = min(self.peak, SM80_OPS_PER_CLK_SM[dtype] * spec.sm_count * spec.boost_clock_mhz * 1e6)
+            sm80_rate = SM80_OPS_PER_CLK_SM[dtype] * (2.0 if sparse else 1.0)  # 2:4 doubles the rate
+            self.peak = min(self.peak, sm80_rate * spec.sm_count * spec.boost_clock_mhz * 1e6)
         b = OPERAND_BYTES[dtype]
         wb = weight_bytes(np.float64(1.0), np.float64(1.0), dtype, sparse)  # bytes per weight element
         ob = OUTPUT_BYTES[dtype] if out_bytes is None else float(out_bytes)
