@@ -161,6 +161,19 @@ def test_hopper_kernels_that_do_not_split_k():
     assert bf16[1] / bf16[0] > 2.2 and fp8[1] / fp8[0] < 2.0
 
 
+def test_hopper_int8_kernels_have_the_tiles_of_the_search_logs():
+    # cuBLASLt int8 on Hopper runs algorithm 21 (tile 64 rows of X x 128 of W) at small m and 39
+    # (256 x 128) from m = 256-512, never split; other dtypes and GPUs keep the full tile set.
+    h100p, a100 = gpu_for("h100_pcie"), gpu_for("a100_pcie")
+    assert candidates(h100p, "int8", False)[0] == ((64, 128), (256, 128))
+    assert candidates(h100p, "float8_e4m3fn", False)[0] == TILES[False] == candidates(a100, "int8", False)[0]
+    assert candidates(h100p, "int8", True)[0] == TILES[True]
+    # Published H100 PCIe int8 dense: 64x2048x8192 takes 29.0 us, 2.9x the 10.0 us of
+    # 64x2048x2048 (one 64 x 128 tile per 16 of 114 SMs walking all of k); the bundled model too.
+    short, long_k = (predict(h100p, 64, k, 2048, "int8", False) * 1e6 for k in (2048, 8192))
+    assert short == pytest.approx(10.0, rel=0.15) and long_k == pytest.approx(29.0, rel=0.15)
+
+
 def test_weight_reread_in_ampere_16bit_2of4_kernels():
     # cuSPARSELt's 16-bit kernels on Ampere/Ada deal tiles along n first: 16384 x 5120 x 27648
     # has 216 tile columns of 128 for 108 SMs, so a wave holds one row-block of X and the 159 MB

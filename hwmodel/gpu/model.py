@@ -108,6 +108,13 @@ LEGACY_SM80 = {("10", False, "int8"), ("9", True, "bfloat16"), ("9", True, "floa
 #: Dense tensor operations per clock per SM of an Ampere (sm80) SM, from the A100 datasheet:
 #: 312 TFLOP/s bf16/fp16, 156 tf32, 624 TOPS int8 on 108 SMs at 1410 MHz.
 SM80_OPS_PER_CLK_SM = {"bfloat16": 2048.0, "float16": 2048.0, "tfloat32": 1024.0, "int8": 4096.0}
+#: (compute-capability major, sparse, dtype) -> the only output tiles (rows of X x columns of W)
+#: the library's kernels have, where the source's search logs name them. cuBLASLt int8 on
+#: Hopper: the fastest is always algorithm 21 or 39 (H100_cc90 INT8 logs of Llama3.2-1B and
+#: Qwen2.5-7B: 21 at m <= 128-256, 39 from m = 256-512), and their descriptors (``algo_data``)
+#: hold tile id 18 (128x64 as cuBLASLt's m x n, its m = our n) for 21 and tile id 23 (128x256)
+#: for 39, split-K 1 in both.
+KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128))}
 #: Whether the library also offers a stream-K schedule (evenly dealt k-iterations, no wave tail).
 STREAM_K = {False: False, True: False}
 STREAM_K_BLOCK = 64
@@ -203,8 +210,8 @@ def smooth_max(*terms: np.ndarray, p: float = SMOOTH_P) -> np.ndarray:
 
 def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> tuple[tuple, tuple, bool]:
     """(tiles, split-K factors, stream-K offered) the library offers for this GPU, dtype and kind."""
-    no_split = (spec.compute_capability.split(".")[0], sparse, dtype) in NO_SPLIT_K
-    return TILES[sparse], (1,) if no_split else SPLITS[sparse], STREAM_K[sparse]
+    key = (spec.compute_capability.split(".")[0], sparse, dtype)
+    return KERNEL_TILES.get(key, TILES[sparse]), (1,) if key in NO_SPLIT_K else SPLITS[sparse], STREAM_K[sparse]
 
 
 def _arrays(m: Any, k: Any, n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
