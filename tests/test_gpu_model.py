@@ -161,6 +161,19 @@ def test_hopper_kernels_that_do_not_split_k():
     assert bf16[1] / bf16[0] > 2.2 and fp8[1] / fp8[0] < 2.0
 
 
+def test_hopper_int8_kernels_have_the_tiles_of_the_search_logs():
+    # cuBLASLt int8 on Hopper runs algorithm 21 (tile 64 rows of X x 128 of W) at small m and 39
+    # (256 x 128) from m = 256-512, never split; other dtypes and GPUs keep the full tile set.
+    h100p, a100 = gpu_for("h100_pcie"), gpu_for("a100_pcie")
+    assert candidates(h100p, "int8", False)[0] == ((64, 128), (256, 128))
+    assert candidates(h100p, "float8_e4m3fn", False)[0] == TILES[False] == candidates(a100, "int8", False)[0]
+    assert candidates(h100p, "int8", True)[0] == TILES[True]
+    # Published H100 PCIe int8 dense: 64x2048x8192 takes 29.0 us, 2.9x the 10.0 us of
+    # 64x2048x2048 (one 64 x 128 tile per 16 of 114 SMs walking all of k); the bundled model too.
+    short, long_k = (predict(h100p, 64, k, 2048, "int8", False) * 1e6 for k in (2048, 8192))
+    assert short == pytest.approx(10.0, rel=0.15) and long_k == pytest.approx(29.0, rel=0.15)
+
+
 def test_weight_reread_in_ampere_16bit_2of4_kernels():
     # cuSPARSELt's 16-bit kernels on Ampere/Ada deal tiles along n first: 16384 x 5120 x 27648
     # has 216 tile columns of 128 for 108 SMs, so a wave holds one row-block of X and the 159 MB
@@ -180,6 +193,47 @@ def test_weight_reread_in_ampere_16bit_2of4_kernels():
     for sparse, lo, hi in ((True, 1.15, 1.5), (False, 0.9, 1.1)):
         wide, narrow = (predict(a100, 16384, 5120, n, "bfloat16", sparse) / n for n in (27648, 7168))
         assert lo < wide / narrow < hi, sparse
+
+
+def test_ampere_kernels_on_blackwell_run_at_the_ampere_sm_rate():
+    # cuBLASLt's int8 GEMM on Blackwell is an sm80-class kernel: its peak is an A100 SM's int8
+    # rate (4096 ops per clock) x 148 SMs x boost, a quarter of the spec's 4.5 POPS (scaled to
+    # boost); cuSPARSELt's int8, the other B200 dtypes and Hopper's int8 keep the spec's.
+    b200, h100p = gpu_for("b200"), gpu_for("h100_pcie")
+    boost = b200.boost_clock_mhz / b200.tensor_clock_mhz
+    assert Geometry(b200, 64, 64, 64, "int8", False).peak == pytest.approx(4096 * 148 * b200.boost_clock_mhz * 1e6)
+    assert Geometry(b200, 64, 64, 64, "int8", True).peak == pytest.approx(b200.peak_flops("int8", True) * boost)
+    assert Geometry(b200, 64, 64, 64, "float8_e4m3fn", False).peak == pytest.approx(b200.peak_flops("float8_e4m3fn", False) * boost)
+    h_boost = h100p.boost_clock_mhz / h100p.tensor_clock_mhz
+    assert Geometry(h100p, 64, 64, 64, "int8", False).peak == pytest.approx(h100p.peak_flops("int8", False) * h_boost)
+    # With it the B200 fits an int8 efficiency like the other GPUs' (0.18 of the spec peak
+    # without it), and the set fitted on all GPUs predicts B200 dense int8 8192^3 (published:
+    # 1181 us; 4.5 POPS at that efficiency would give about 300 us).
+    sets = bundled_params()
+    assert 0.5 < sets["blackwell"].efficiency("int8", False) < 1.0
+    assert predict(b200, 8192, 8192, 8192, "int8", False, sets["generic"]) * 1e6 == pytest.approx(1181, rel=0.2)
+    # Like Hopper's sm80-class int8 kernels it does not split K: the published B200 int8 times at
+    # m = 64 are set by k (10.4 us at k = n = 2048, 14.5 at 3584, 18.6 at 5120); the bundled model too.
+    assert candidates(b200, "int8", False)[1] == (1,) and candidates(b200, "float8_e4m3fn", False)[1] == SPLITS[False]
+    for k, us in ((2048, 10.4), (3584, 14.5), (5120, 18.6)):
+        assert predict(b200, 64, k, k, "int8", False) * 1e6 == pytest.approx(us, rel=0.12), k
+
+
+def test_hopper_16bit_2of4_runs_at_the_ampere_sm_rate():
+    # cuSPARSELt's 16-bit 2:4 kernels on Hopper peak at an A100 SM's 2:4 rate (2 x 2048 FLOP per
+    # clock) x SMs x boost: 819 TFLOP/s on the H100 PCIe (published best: 753), half the spec's;
+    # its fp8 and int8 2:4 kernels and its dense bf16 keep the spec's peak.
+    h100p = gpu_for("h100_pcie")
+    boost = h100p.boost_clock_mhz / h100p.tensor_clock_mhz
+    for dtype in ("bfloat16", "float16"):
+        assert Geometry(h100p, 64, 64, 64, dtype, True).peak == pytest.approx(2 * 2048 * 114 * h100p.boost_clock_mhz * 1e6)
+    for dtype, sparse in (("float8_e4m3fn", True), ("int8", True), ("bfloat16", False)):
+        assert Geometry(h100p, 64, 64, 64, dtype, sparse).peak == pytest.approx(h100p.peak_flops(dtype, sparse) * boost)
+    # So the H100's bf16 2:4 efficiency is an A100-like one (0.47 of the spec's peak without it),
+    # and the H100 PCIe's bundled bf16 2:4 time at 16384^3 stays near the published 15.3 ms.
+    sets = bundled_params()
+    assert sets["hopper"].efficiency("bfloat16", True) > 0.7
+    assert predict(h100p, 16384, 16384, 16384, "bfloat16", True) * 1e3 == pytest.approx(15.3, rel=0.15)
 
 
 def test_time_grows_with_size_and_heat(h100):

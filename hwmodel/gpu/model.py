@@ -16,6 +16,10 @@ from the hardware, not fitted per shape:
   traffic (X once per tile column, W once per tile row, split-K partials) at a bandwidth
   proportional to SMs x clock. cuSPARSELt's 16-bit kernels on Ampere/Ada (``W_REREAD``) deal
   tiles along n first and read a weight that misses in L2 from DRAM again per wave of X rows.
+* **Legacy kernels.** Where the library runs an Ampere-generation kernel on a newer GPU that
+  executes it no faster than an Ampere SM (``LEGACY_SM80``: cuBLASLt int8 on Blackwell,
+  cuSPARSELt 16-bit 2:4 on Hopper), the peak is the Ampere SM's per-clock rate x SMs, not the
+  spec's.
 * **Clock and power.** The tensor cores draw ``tensor_pj_per_flop`` per 16-bit FLOP at
   the boost clock (an 8-bit FLOP half: at full rate fp8 draws what bf16 does), a 2:4 FLOP
   ``sparse_energy`` of a dense one; a GEMM reaching a
@@ -71,8 +75,11 @@ SPLITS = {False: (1, 2, 4, 8), True: (1, 2, 4, 8)}
 #: of k per tile (its fp8 2:4 ones: 7.2 -> 12.7 us), and the source's search logs pick split-K 1
 #: there where the A100's pick 3-8; cuBLASLt's int8 (int8-output) dense times at m <= 256 are
 #: 1.5-3x its fp8 ones (64x8192x2048: 29.0 us against 10.2), and its int8 kernels there use no
-#: workspace, so no split-K reduction (docs/gpu.md, "What the data showed").
-NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int8")}
+#: workspace, so no split-K reduction (docs/gpu.md, "What the data showed"). Blackwell's cuBLASLt
+#: int8 is the same sm80-class kernel (``LEGACY_SM80``) and walks all of k too: its published B200
+#: times at m = 64 are set by k alone (10.4 us at k = 2048 for n = 2048..16384, 12.4 at 2560, 14.5
+#: at 3584, 18.6 at 5120) where fp8 takes 6.0-10.4 us.
+NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int8"), ("10", False, "int8")}
 #: (compute-capability major, sparse, dtype) whose library kernels deal output tiles to the
 #: SMs along n first, so that one wave holds few row-blocks of X and a weight larger than the
 #: usable L2 comes from DRAM again for each later group of row-blocks. cuSPARSELt's 16-bit 2:4
@@ -81,6 +88,33 @@ NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int
 #: and the source's search logs give 262-272 TOPS at n = 37888 under every A100 alg_id,
 #: 350-380 at n = 3584 or 4608 (k = 3584 both); RTX 4090: 185-193 against 275-322.
 W_REREAD = {("8", True, "bfloat16"), ("8", True, "float16")}
+#: (compute-capability major, sparse, dtype) whose library kernel is an Ampere-generation (sm80,
+#: mma.sync) kernel on a GPU whose own tensor-core instructions it does not use, and which runs
+#: no faster than on an Ampere SM: its peak is ``SM80_OPS_PER_CLK_SM`` (x2 for 2:4) x SMs x clock
+#: where that is below the spec's. Both also walk all of k (``NO_SPLIT_K``):
+#: * cuBLASLt's int8 (int8-output) GEMM on Blackwell: ~0.9 of 4.5 POPS at every large size (3,200
+#:   ops per clock per SM at boost, 0.78 of an A100 SM's int8 rate) where cuSPARSELt's int8
+#:   reaches 6 POPS on the same card; at small m 2-3x its fp8 time and a lower fixed cost at
+#:   64^3 (4.8 us against 5.3-6.0), like the sm80-class int8 kernels the Hopper search logs name
+#:   (ids 21/23/39/41, against 66 for bf16/fp8).
+#: * cuSPARSELt's 16-bit 2:4 GEMM on Hopper: at most 753 TFLOP/s on the H100 PCIe, 0.92 of an
+#:   Ampere SM's 2:4 bf16 rate x 114 SMs x boost (819), where its fp8 and int8 2:4 kernels reach
+#:   1.43 and 1.55 P(FL)OP/s. Fitted alone the cap changes nothing held out (the efficiency
+#:   absorbs it), but across GPUs the H100's 2:4 efficiency (0.47 of the spec without it) no
+#:   longer drags the pooled one down.
+#: Hopper's own int8 dense kernels (also ids 21/39) reach 1,097 TOPS, 1.34x the Ampere SM rate,
+#: so the cap does not hold for them and they are not listed.
+LEGACY_SM80 = {("10", False, "int8"), ("9", True, "bfloat16"), ("9", True, "float16")}
+#: Dense tensor operations per clock per SM of an Ampere (sm80) SM, from the A100 datasheet:
+#: 312 TFLOP/s bf16/fp16, 156 tf32, 624 TOPS int8 on 108 SMs at 1410 MHz.
+SM80_OPS_PER_CLK_SM = {"bfloat16": 2048.0, "float16": 2048.0, "tfloat32": 1024.0, "int8": 4096.0}
+#: (compute-capability major, sparse, dtype) -> the only output tiles (rows of X x columns of W)
+#: the library's kernels have, where the source's search logs name them. cuBLASLt int8 on
+#: Hopper: the fastest is always algorithm 21 or 39 (H100_cc90 INT8 logs of Llama3.2-1B and
+#: Qwen2.5-7B: 21 at m <= 128-256, 39 from m = 256-512), and their descriptors (``algo_data``)
+#: hold tile id 18 (128x64 as cuBLASLt's m x n, its m = our n) for 21 and tile id 23 (128x256)
+#: for 39, split-K 1 in both.
+KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128))}
 #: Whether the library also offers a stream-K schedule (evenly dealt k-iterations, no wave tail).
 STREAM_K = {False: False, True: False}
 STREAM_K_BLOCK = 64
@@ -176,8 +210,8 @@ def smooth_max(*terms: np.ndarray, p: float = SMOOTH_P) -> np.ndarray:
 
 def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> tuple[tuple, tuple, bool]:
     """(tiles, split-K factors, stream-K offered) the library offers for this GPU, dtype and kind."""
-    no_split = (spec.compute_capability.split(".")[0], sparse, dtype) in NO_SPLIT_K
-    return TILES[sparse], (1,) if no_split else SPLITS[sparse], STREAM_K[sparse]
+    key = (spec.compute_capability.split(".")[0], sparse, dtype)
+    return KERNEL_TILES.get(key, TILES[sparse]), (1,) if key in NO_SPLIT_K else SPLITS[sparse], STREAM_K[sparse]
 
 
 def _arrays(m: Any, k: Any, n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -203,6 +237,9 @@ class Geometry:
         self.spec, self.dtype, self.sparse = spec, dtype, sparse
         # Datasheet rates hold at the tensor clock; a short run boosts above it.
         self.peak = spec.peak_flops(dtype, sparse) * spec.boost_clock_mhz / spec.tensor_clock_mhz
+        if (spec.compute_capability.split(".")[0], sparse, dtype) in LEGACY_SM80:
+            sm80_rate = SM80_OPS_PER_CLK_SM[dtype] * (2.0 if sparse else 1.0)  # 2:4 doubles the rate
+            self.peak = min(self.peak, sm80_rate * spec.sm_count * spec.boost_clock_mhz * 1e6)
         b = OPERAND_BYTES[dtype]
         wb = weight_bytes(np.float64(1.0), np.float64(1.0), dtype, sparse)  # bytes per weight element
         ob = OUTPUT_BYTES[dtype] if out_bytes is None else float(out_bytes)
