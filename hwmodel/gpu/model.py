@@ -3,9 +3,10 @@
 Y[m, n] = X[m, k] W[n, k]^T; W is the (2:4-compressible) weight. One call's time is built
 from the hardware, not fitted per shape:
 
-* **Tiles, waves, split-K.** The output is cut into ``tm x tn`` tiles, optionally split
-  along k in 2, 4 or 8 (cuBLASLt and cuSPARSELt both offer split-K, except the Hopper kernels
-  in ``NO_SPLIT_K``); tiles run in waves of ``sm_count``, and every wave costs a full tile. A tile's
+* **Tiles, waves, split-K.** The output is cut into ``tm x tn`` tiles (only those the search
+  logs name where they do, ``KERNEL_TILES``), optionally split along k in 2, 4 or 8 (cuBLASLt
+  and cuSPARSELt both offer split-K, except the Hopper and Blackwell kernels in
+  ``NO_SPLIT_K``); tiles run in waves of ``sm_count``, and every wave costs a full tile. A tile's
   rate is the per-SM tensor peak of the spec (2:4 peak for 2:4) times the per-dtype kernel
   efficiency ``eta`` times a tile-shape factor (small tiles re-read more operand bytes per
   FLOP from shared memory). The library picks the fastest candidate; so does the model.
