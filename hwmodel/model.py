@@ -17,6 +17,7 @@ layer, i.e. the transposed mask), in the weight-gradient GEMM B is the activatio
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, fields
 from typing import Optional
 
@@ -26,7 +27,7 @@ from hwmodel import traffic
 from hwmodel.cycles import FoldTable, Rate, fold_sums, fold_width, k_compressed, ragged_fold_sums, schedule_columns
 from hwmodel.design import Design
 from hwmodel.energy import energy_table, gemm_energy
-from hwmodel.mapping import (_DENSE_LAYER, Mapping, design_key, map_layer, map_weights, mask_nnz,
+from hwmodel.mapping import (_DENSE_LAYER, Mapping, _entries, _map_into, design_key, map_weights, mask_nnz,
                              unstructured_metadata_bits)
 from hwmodel.program import BACKWARD_DATA, BACKWARD_WEIGHT, FORWARD, Program
 from hwmodel.result import Figures
@@ -123,7 +124,9 @@ def stored_bits(design: Design, layer, mp: Mapping) -> tuple[int, int]:
         total = mp.__dict__.get("_row_n_sum")
         slots = (int(mp.row_n.sum()) if total is None else total) * (k // hm)
         if k % hm:
-            slots += int(np.minimum(mp.row_n, k % hm).sum())
+            r = k % hm
+            hist = mp.__dict__.get("_row_n_hist")  # (row N, rows) pairs of a flexible mapping
+            slots += int(np.minimum(mp.row_n, r).sum()) if hist is None else sum(min(n, r) * c for n, c in hist)
     else:
         slots = k_compressed(k, mp.hw_pattern.n, hm) * n
     return slots, slots * meta
@@ -151,23 +154,43 @@ def _fold_table(design: Design, ragged: list, n_gemms: int) -> FoldTable:
         empty = np.zeros(0, dtype=np.int64)
         return FoldTable(empty, empty, empty, n_gemms)
     gi, kk, nn, gm, vecs, unstructured = zip(*ragged)
-    nn = np.asarray(nn, dtype=np.int64)
-    width = np.asarray([fold_width(design, int(n)) for n in nn], dtype=np.int64)
-    folds = -(-nn // width)
-    first_fold = np.cumsum(folds) - folds
-    first_row = np.cumsum(nn) - nn
-    F = int(folds.sum())
-    at = np.arange(F) - np.repeat(first_fold, folds)            # fold index inside its GEMM
-    w = np.repeat(width, folds)
-    start = at * w                                               # first row of the fold inside its GEMM
-    outputs = np.minimum(w, np.repeat(nn, folds) - start)
-    per_fold = np.maximum.reduceat(np.concatenate(vecs).astype(np.int64, copy=False),
-                                   np.repeat(first_row, folds) + start)
-    un = np.repeat(np.asarray(unstructured, dtype=bool), folds)
-    m = np.repeat(np.where(unstructured, 1, gm), folds)
-    k = np.where(un, per_fold, k_compressed(np.repeat(np.asarray(kk, dtype=np.int64), folds), per_fold, m))
-    return FoldTable(np.repeat(np.asarray(gi, dtype=np.int64), folds), k.astype(np.int64, copy=False), outputs,
-                     n_gemms)
+    # Everything but the per-row figures depends on the GEMMs' shapes and the design only
+    # (programs of one workload family repeat them): built once per such key.
+    key = (id(design), n_gemms, gi, kk, nn, gm, unstructured)
+    hit = _fold_index.get(key)
+    if hit is None or hit[0] is not design:
+        nn_a = np.asarray(nn, dtype=np.int64)
+        width = np.asarray([fold_width(design, int(n)) for n in nn_a], dtype=np.int64)
+        folds = -(-nn_a // width)
+        first_fold = np.cumsum(folds) - folds
+        first_row = np.cumsum(nn_a) - nn_a
+        F = int(folds.sum())
+        at = np.arange(F) - np.repeat(first_fold, folds)            # fold index inside its GEMM
+        w = np.repeat(width, folds)
+        start = at * w                                               # first row of the fold inside its GEMM
+        outputs = np.minimum(w, np.repeat(nn_a, folds) - start)
+        un = np.repeat(np.asarray(unstructured, dtype=bool), folds)
+        m = np.repeat(np.where(unstructured, 1, gm), folds)
+        kk_f = np.repeat(np.asarray(kk, dtype=np.int64), folds)
+        gemm = np.repeat(np.asarray(gi, dtype=np.int64), folds)
+        for a in (outputs, gemm):
+            a.flags.writeable = False  # shared by the FoldTables of this key
+        if len(_fold_index) >= 256:
+            _fold_index.clear()
+        hit = _fold_index[key] = (design, np.repeat(first_row, folds) + start, un, un.any(), un.all(), kk_f, m,
+                                  gemm, outputs)
+    _, row_at, un, any_un, all_un, kk_f, m, gemm, outputs = hit
+    per_fold = np.maximum.reduceat(np.concatenate(vecs).astype(np.int64, copy=False), row_at)
+    if all_un:
+        k = per_fold
+    else:
+        k = k_compressed(kk_f, per_fold, m)
+        if any_un:
+            k = np.where(un, per_fold, k)
+    return FoldTable(gemm, k.astype(np.int64, copy=False), outputs, n_gemms)
+
+
+_fold_index: dict[tuple, tuple] = {}
 
 
 @dataclass(frozen=True)
@@ -187,6 +210,21 @@ class _Skeleton:
     ew_cols: np.ndarray      # [5, W]: elements, read per bit, read extra, write per bit, write extra
     ew_always_dram: np.ndarray
     ew_times: np.ndarray
+    shape_key: tuple         # layer shapes, GEMM layers and phases, touched layers: what columns depend on
+    plain_flags: np.ndarray  # [4, G]: flags, then ragged = False everywhere
+
+
+_shape_keys: dict[tuple, tuple] = {}
+
+
+def _intern(key: tuple) -> tuple:
+    """One object per distinct shape key (later lookups hash a cached tuple, compared by identity first)."""
+    hit = _shape_keys.get(key)
+    if hit is None:
+        if len(_shape_keys) >= 1024:
+            _shape_keys.clear()
+        hit = _shape_keys[key] = key
+    return hit
 
 
 def _skeleton(program: Program) -> _Skeleton:
@@ -223,57 +261,126 @@ def _skeleton(program: Program) -> _Skeleton:
         np.array([r[6] for r in rows], dtype=np.float64),
         np.array([(e.elements, e.read_bits_per_bit, e.read_bits_extra, e.write_bits_per_bit, e.write_bits_extra)
                   for e in ew], dtype=np.int64).reshape(W, 5).T.copy(),
-        np.array([e.always_dram for e in ew], dtype=bool), np.array([e.times for e in ew], dtype=np.float64))
-    for a in (sk.sizes, sk.flags, sk.times, sk.ew_cols, sk.ew_always_dram, sk.ew_times):
+        np.array([e.always_dram for e in ew], dtype=bool), np.array([e.times for e in ew], dtype=np.float64),
+        _intern((tuple((x.in_features, x.out_features) for x in layers), tuple(layer_of), tuple(phase_of),
+                 tuple(program.touched))),
+        np.array([r[3:6] + (False,) for r in rows], dtype=bool).reshape(G, 4).T.copy())
+    for a in (sk.sizes, sk.flags, sk.times, sk.ew_cols, sk.ew_always_dram, sk.ew_times, sk.plain_flags):
         a.flags.writeable = False  # shared by every MappedProgram of the program
     program.__dict__["_skeleton"] = (len(program.entries), sk)
     return sk
+
+
+def _layer_refs(program: Program, sk: _Skeleton) -> tuple:
+    """Per layer, whatever the design: (masks, each mask's analysis cache or None for a dense
+    layer, pattern texts, kept weights per GEMM [G] (-1: the weight gradient's dense B), the
+    same for the dense reference), memoised on the program and redone when a layer's mask
+    object was replaced. Mapping the program onto each design then only looks up its
+    mappings in the masks' caches."""
+    masks = [x.mask for x in program.layers]
+    hit = program.__dict__.get("_layer_refs")
+    if hit is not None and hit[0] is sk and len(hit[1]) == len(masks) and all(map(operator.is_, hit[1], masks)):
+        return hit[1:]
+    entries, pats, kept, dense_kept = [], [], [], []
+    for x, mask in zip(program.layers, masks):
+        full = x.in_features * x.out_features
+        dense_kept.append(full)
+        pat = x.pattern
+        pats.append(pat if isinstance(pat, str) else str(pat))
+        if mask is None:
+            entries.append(None)
+            kept.append(full)
+        else:
+            e = _entries(mask)
+            nnz = e.get("nnz")
+            if nnz is None:
+                nnz = e["nnz"] = int(np.count_nonzero(mask))
+            entries.append(e)
+            kept.append(nnz)
+    layer_of = np.asarray(sk.layer_of, dtype=np.intp)
+    is_wg = sk.flags[0]
+    rows = []
+    for per_layer in (kept, dense_kept):
+        r = np.asarray(per_layer, dtype=np.int64)[layer_of]
+        r[is_wg] = -1
+        r.flags.writeable = False
+        rows.append(r)
+    out = (sk, masks, entries, pats, rows[0], rows[1])
+    program.__dict__["_layer_refs"] = out
+    return out[1:]
+
+
+# Per-GEMM columns of programs without ragged folds, by (program shapes, mapping objects): a
+# fixed or layer-wise design gives masks with equal max counts the same Mapping object, so
+# programs of one shape mostly repeat these. The value holds the mappings, so the ids in a
+# live key cannot be reused by other objects.
+_plain_columns: dict[tuple, tuple] = {}
 
 
 def map_program(program: Program, design: Design, dense: bool = False) -> MappedProgram:
     """Map every GEMM of ``program`` onto ``design`` (``dense``: the dense reference, every mapping dense)."""
     layers = program.layers
     sk = _skeleton(program)
-    # Per layer once: its forward mapping and kept weights (one cache lookup per mask).
+    masks, entries, pats, nnz_row, dense_nnz_row = _layer_refs(program, sk)
+    # Per layer once: its forward mapping (one cache lookup per mask).
     if dense:
         fwd_maps = [_DENSE_REF] * len(layers)
-        kept = [x.in_features * x.out_features for x in layers]
+        nnz_row = dense_nnz_row
     else:
         dkey = design_key(design)
-        fwd_maps, kept = [], []
-        for x in layers:
-            if x.mask is None:
+        keys: dict = {}
+        fwd_maps = []
+        for x, e, pat in zip(layers, entries, pats):
+            if e is None:
                 fwd_maps.append(_DENSE_LAYER)
-                kept.append(x.in_features * x.out_features)
-            else:
-                mp, nnz = map_layer(design, dkey, x.mask, x.pattern)
-                fwd_maps.append(mp)
-                kept.append(nnz)
-    # Per GEMM, its mapping and kept weights (an inference program: the layers in order).
+                continue
+            key = keys.get(pat)
+            if key is None:
+                key = keys[pat] = ("map", dkey, pat, False)
+            mp = e.get(key)
+            fwd_maps.append(_map_into(e, key, design, x.mask, x.pattern, False) if mp is None else mp)
+    # Per GEMM, its mapping (an inference program: the layers in order).
     if sk.forward_only:
-        maps, nnzs = fwd_maps, kept
+        maps = fwd_maps
     else:
-        maps, nnzs = [], []
+        maps = []
         for li, phase in zip(sk.layer_of, sk.phase_of):
             if phase == FORWARD:
                 maps.append(fwd_maps[li])
-                nnzs.append(kept[li])
             elif phase == BACKWARD_DATA:
                 layer = layers[li]
                 maps.append(_DENSE_REF if dense else map_weights(design, layer.mask, layer.pattern, transposed=True))
-                nnzs.append(kept[li])
             else:
                 maps.append(_DENSE_WG)
-                nnzs.append(-1)
-    # What each mapping decides: (kind, group N, group M, hardware pattern text, ragged).
-    cs = [mp.__dict__.get("_columns") or _columns(mp) for mp in maps]
-    G = len(cs)
-    d4 = np.array([(c[0], c[1], c[2], n) for c, n in zip(cs, nnzs)], dtype=np.int64).reshape(G, 4).T
-    hw = [c[3] for c in cs]
-    notes = [mp.note for mp in maps]
-    meta = np.zeros(G, dtype=np.int64)
-    ragged, is_ragged = [], np.zeros(G, dtype=bool)
-    if any(c[4] or c[0] == traffic.UNSTRUCTURED for c in cs):
+    G = len(maps)
+    ckey = (sk.shape_key, tuple(map(id, maps)) if sk.forward_only else (tuple(map(id, fwd_maps)), tuple(map(id, maps))))
+    plain = _plain_columns.get(ckey)
+    if plain is None:
+        # What each mapping decides: (kind, group N, group M, hardware pattern text, ragged).
+        cs = [mp.__dict__.get("_columns") or _columns(mp) for mp in maps]
+        if not any(c[4] or c[0] == traffic.UNSTRUCTURED for c in cs):
+            per_bit = extra = 0
+            for i in program.touched:
+                a, b = _stored_bits(design, layers[i], fwd_maps[i])
+                per_bit += a
+                extra += b
+            d3 = np.array([c[:3] for c in cs], dtype=np.int64).reshape(G, 3).T
+            if len(_plain_columns) >= 1024:
+                _plain_columns.clear()
+            plain = _plain_columns[ckey] = (
+                list(maps), list(fwd_maps), np.concatenate([sk.sizes, d3]), [c[3] for c in cs],
+                [mp.note for mp in maps], per_bit, extra, _fold_table(design, [], G))
+    if plain is not None:
+        _, _, head, hw, notes, per_bit, extra, folds = plain
+        cols = np.concatenate([head, nnz_row[None, :], _zeros_row(G)])
+        flag_cols = sk.plain_flags
+    else:
+        nnzs = nnz_row.tolist()
+        d4 = np.array([(c[0], c[1], c[2]) for c in cs], dtype=np.int64).reshape(G, 3).T
+        hw = [c[3] for c in cs]
+        notes = [mp.note for mp in maps]
+        meta = np.zeros(G, dtype=np.int64)
+        ragged, is_ragged = [], np.zeros(G, dtype=bool)
         fmt = design.sparsity.index_format
         for gi, (mp, c) in enumerate(zip(maps, cs)):
             if c[0] == traffic.UNSTRUCTURED:
@@ -282,19 +389,34 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
                 is_ragged[gi] = True
                 ragged.append((gi, sk.k_list[gi], sk.n_list[gi], c[2],
                                mp.row_k if mp.row_k is not None else mp.row_n, mp.row_k is not None))
-    per_bit = extra = 0
-    for i in program.touched:
-        a, b = _stored_bits(design, layers[i], fwd_maps[i])
-        per_bit += a
-        extra += b
-    cols = np.concatenate([sk.sizes, d4, meta[None, :]])
-    flag_cols = np.concatenate([sk.flags, is_ragged[None, :]])
+        per_bit = extra = 0
+        for i in program.touched:
+            a, b = _stored_bits(design, layers[i], fwd_maps[i])
+            per_bit += a
+            extra += b
+        cols = np.concatenate([sk.sizes, d4, nnz_row[None, :], meta[None, :]])
+        flag_cols = np.concatenate([sk.flags, is_ragged[None, :]])
+        folds = _fold_table(design, ragged, G)
     ew = sk.ew_cols
     return MappedProgram(
         program, design, dense, cols[0], cols[1], cols[2], flag_cols[0], flag_cols[1], flag_cols[2], cols[3],
-        cols[4], cols[5], cols[6], cols[7], flag_cols[3], _fold_table(design, ragged, G), sk.times, hw, notes,
+        cols[4], cols[5], cols[6], cols[7], flag_cols[3], folds, sk.times, hw, notes,
         per_bit, extra, ew[0], (ew[1], ew[2]), (ew[3], ew[4]), sk.ew_always_dram, sk.ew_times, {}, cols, flag_cols,
     )
+
+
+_zero_rows: dict[int, np.ndarray] = {}
+
+
+def _zeros_row(n: int) -> np.ndarray:
+    """A read-only [1, n] int64 row of zeros, one per n."""
+    hit = _zero_rows.get(n)
+    if hit is None:
+        hit = np.zeros((1, n), dtype=np.int64)
+        hit.flags.writeable = False
+        if len(_zero_rows) < 256:
+            _zero_rows[n] = hit
+    return hit
 
 
 @dataclass
