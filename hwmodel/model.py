@@ -48,7 +48,9 @@ class MappedProgram:
     weights of B (-1: all of a dense B), ``meta_unstructured`` index bits of an unstructured B,
     ``ragged`` folds walk different K' (their K' in ``folds``).
     Residency: the weights stored for the touched layers are ``(stored_per_bit * bits +
-    stored_extra_bits) / 8`` bytes. ``int_columns``/``flag_columns`` hold the per-GEMM columns
+    stored_extra_bits) / 8`` bytes. ``gemm_class`` (programs without ragged GEMMs): GEMMs
+    with equal ids have equal columns except ``nnz``, hence equal figures at equal points
+    except ``macs_effectual``; :func:`evaluate_many` evaluates such rows once. ``int_columns``/``flag_columns`` hold the per-GEMM columns
     as two 2-D arrays (the named fields are their rows), so programs concatenate in two calls.
     """
 
@@ -81,6 +83,7 @@ class MappedProgram:
     _ragged_cache: dict
     int_columns: np.ndarray     # [8, G]: m_fixed, k_fixed, n_out, kind, group_n, group_m, nnz, meta_unstructured
     flag_columns: np.ndarray    # [4, G]: is_wg, first_fwd, last_fwd, ragged
+    gemm_class: Optional[np.ndarray] = None  # [G]: equal ids <=> equal columns but nnz (no ragged GEMM); None: not classed
 
 
 def _kind(m: Mapping) -> int:
@@ -367,11 +370,12 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
             d3 = np.array([c[:3] for c in cs], dtype=np.int64).reshape(G, 3).T
             if len(_plain_columns) >= 1024:
                 _plain_columns.clear()
+            head = np.concatenate([sk.sizes, d3])
             plain = _plain_columns[ckey] = (
-                list(maps), list(fwd_maps), np.concatenate([sk.sizes, d3]), [c[3] for c in cs],
-                [mp.note for mp in maps], per_bit, extra, _fold_table(design, [], G))
+                list(maps), list(fwd_maps), head, [c[3] for c in cs], [mp.note for mp in maps], per_bit, extra,
+                _fold_table(design, [], G), _class_ids(head, sk.flags))
     if plain is not None:
-        _, _, head, hw, notes, per_bit, extra, folds = plain
+        _, _, head, hw, notes, per_bit, extra, folds, gemm_class = plain
         cols = np.concatenate([head, nnz_row[None, :], _zeros_row(G)])
         flag_cols = sk.plain_flags
     else:
@@ -397,12 +401,37 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
         cols = np.concatenate([sk.sizes, d4, nnz_row[None, :], meta[None, :]])
         flag_cols = np.concatenate([sk.flags, is_ragged[None, :]])
         folds = _fold_table(design, ragged, G)
+        gemm_class = None
     ew = sk.ew_cols
     return MappedProgram(
         program, design, dense, cols[0], cols[1], cols[2], flag_cols[0], flag_cols[1], flag_cols[2], cols[3],
         cols[4], cols[5], cols[6], cols[7], flag_cols[3], folds, sk.times, hw, notes,
         per_bit, extra, ew[0], (ew[1], ew[2]), (ew[3], ew[4]), sk.ew_always_dram, sk.ew_times, {}, cols, flag_cols,
+        gemm_class,
     )
+
+
+# GEMM columns (all but nnz; ragged GEMMs never get here) -> class id. Ids are never reused,
+# also after the table is cleared: a cleared table only hands out new ids for old contents.
+_class_table: dict[tuple, int] = {}
+_next_class = [0]
+
+
+def _class_ids(head: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """Class id of each GEMM of ``head`` (m_fixed, K, N, kind, group N, group M) and ``flags``
+    (weight gradient, first, last): one id per distinct content, read-only."""
+    ids = []
+    for key in zip(*head.tolist(), *flags.tolist()):
+        hit = _class_table.get(key)
+        if hit is None:
+            if len(_class_table) >= 1 << 16:
+                _class_table.clear()
+            hit = _class_table[key] = _next_class[0]
+            _next_class[0] += 1
+        ids.append(hit)
+    out = np.asarray(ids, dtype=np.int64)
+    out.flags.writeable = False
+    return out
 
 
 _zero_rows: dict[int, np.ndarray] = {}
@@ -553,7 +582,20 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
         pt = (bits[row_point], batch[row_point], bit_index[row_point], resident[row_point])
         ragged = [(mp, int(s)) for mp, s in zip(mps, g_start) if mp.ragged.any()]
     rag = _ragged_table(d, ragged, rates_u, sum(len(mp.times) for mp in mps)) if ragged else None
-    figs, m, kk, nn = _gemm_figures(d, et, cols, *pt, rates_u, mac_u, rag, gemm_index)
+    rows = None if len(runs) == 1 else _distinct_rows(mps, n_points, gemm_index, pt)
+    if rows is None:
+        figs, m, kk, nn = _gemm_figures(d, et, cols, *pt, rates_u, mac_u, rag, gemm_index)
+    else:
+        # Each distinct (GEMM class, point) row once, then spread back; macs_effectual, the one
+        # figure that depends on nnz, on every row (the same expression as _gemm_figures).
+        first, inverse = rows
+        U = len(first)
+        figs, m, kk, nn = _gemm_figures(d, et, {k: v[first] for k, v in cols.items()}, *(x[first] for x in pt),
+                                        rates_u, mac_u, rag, gemm_index[first])
+        figs = {f: _rows(v, U)[inverse] for f, v in figs.items()}
+        m, kk, nn = m[inverse], kk[inverse], _rows(nn, U)[inverse]
+        nnz = np.where(cols["nnz"] < 0, kk * nn, cols["nnz"])
+        figs["macs_effectual"] = (m * nnz).astype(np.float64)
     if not np.all(times == 1.0):
         figs = {f: v * times for f, v in figs.items()}
 
@@ -593,6 +635,29 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
                               mkn[0], mkn[1], mkn[2], stored_bytes[p0:p1], resident[p0:p1]))
         r0, p0 = r1, p1
     return evs
+
+
+def _distinct_rows(mps: list, n_points: list, gemm_index: np.ndarray, pt: tuple) -> Optional[tuple]:
+    """(first row of each distinct (GEMM class, bitwidth, batch, residency) row, each row's
+    distinct row) over the flat rows of ``mps``, or None when not worth it: programs with
+    ragged GEMMs (not classed) make up more than a quarter of the rows, or fewer than half
+    the rows repeat."""
+    classed = sum(p * len(mp.times) for mp, p in zip(mps, n_points) if mp.gemm_class is not None)
+    R = len(gemm_index)
+    if R < 256 or 4 * classed < 3 * R:
+        return None
+    gc = np.concatenate([mp.gemm_class if mp.gemm_class is not None else np.full(len(mp.times), -1, dtype=np.int64)
+                         for mp in mps])[gemm_index]
+    bits, batch, bit_index, resident = pt
+    point_key = (batch * (int(bit_index.max()) + 1) + bit_index) * 2 + resident
+    span = int(point_key.max()) + 1
+    if int(gc.max()) >= (1 << 62) // span:
+        return None
+    key = np.where(gc >= 0, gc * span + point_key, -1 - np.arange(R))
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    if 2 * len(first) > R:
+        return None
+    return first, inverse.reshape(-1)
 
 
 def _rows(v: np.ndarray, n: int) -> np.ndarray:

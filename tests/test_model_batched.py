@@ -202,3 +202,28 @@ def test_simulate_reuses_its_mapping_but_sees_a_workload_edited_between_calls():
     fresh = hwmodel.simulate(copy.deepcopy(wl), "flex_nm", batch=8, scenario="train_step")
     assert edited.total != first.total
     assert edited.total == fresh.total and [r.figures for r in edited.layers] == [r.figures for r in fresh.layers]
+
+
+def test_repeated_rows_evaluated_once_give_the_same_answers(monkeypatch):
+    """A grid of many workloads on fixed, layer-wise and flexible designs: evaluate_many() runs
+    each distinct (GEMM class, point) row once (masks differ, so only macs_effectual differs
+    between a class's rows) and must equal evaluate() on each program; on fixed designs it does
+    take that path."""
+    import hwmodel.model as model
+
+    used = []
+    distinct = model._distinct_rows
+    monkeypatch.setattr(model, "_distinct_rows", lambda *a: used.append(distinct(*a)) or used[-1])
+    for name in ("edge_ws", "stc_hbm", "scalesim_default_ws", "flex_nm"):
+        d = load_design(name)
+        runs = []
+        for seed in range(6):
+            for p in ("2:4", "1:8", "dense"):
+                wl = synthetic_td3_workload(17, 6, p, seed=seed)
+                mp = map_program(build_program(wl, "train_step" if seed == 5 else "inference"), d)
+                runs.append((mp, [8, 8, 8][: 3 - seed % 2], [1, 256, 32][: 3 - seed % 2]))
+        used.clear()
+        for (mp, bits, batch), got in zip(runs, evaluate_many(runs)):
+            _assert_same(got, evaluate(mp, np.array(bits), np.array(batch)))
+        if name != "flex_nm":
+            assert used and used[-1] is not None and len(used[-1][0]) < len(used[-1][1]) // 4
