@@ -237,6 +237,24 @@ def _skeleton(program: Program) -> _Skeleton:
     if hit is not None and hit[0] == len(program.entries):
         return hit[1]
     layers = program.layers
+    # Programs of equal entries, layer shapes and touched layers (a grid's workloads of one
+    # environment) share one skeleton.
+    key = (tuple(program.entries), tuple([(x.in_features, x.out_features) for x in layers]), tuple(program.touched))
+    sk = _skeletons.get(key)
+    if sk is None:
+        sk = _build_skeleton(program)
+        if len(_skeletons) >= 256:
+            _skeletons.clear()
+        _skeletons[key] = sk
+    program.__dict__["_skeleton"] = (len(program.entries), sk)
+    return sk
+
+
+_skeletons: dict[tuple, _Skeleton] = {}
+
+
+def _build_skeleton(program: Program) -> _Skeleton:
+    layers = program.layers
     layer_of, phase_of, k_list, n_list, rows = [], [], [], [], []
     for e in program.gemms:
         layer = layers[e.layer]
@@ -270,7 +288,6 @@ def _skeleton(program: Program) -> _Skeleton:
         np.array([r[3:6] + (False,) for r in rows], dtype=bool).reshape(G, 4).T.copy())
     for a in (sk.sizes, sk.flags, sk.times, sk.ew_cols, sk.ew_always_dram, sk.ew_times, sk.plain_flags):
         a.flags.writeable = False  # shared by every MappedProgram of the program
-    program.__dict__["_skeleton"] = (len(program.entries), sk)
     return sk
 
 
@@ -714,13 +731,15 @@ def _gemm_figures(d: Design, et, g: dict, bits, batch, bit_index, resident, rate
     # runs dY^T (out x B) through the activations X (B x in) and writes dW.
     w_level, meta_level = d.sram_for("weights"), d.sram_for("metadata")
     in_level, out_level = d.sram_for("inputs"), d.sram_for("outputs")
-    bits_b = np.where(wg, bits_a, bits)
-    bits_o = np.where(wg, bits, bits_a)
+    # Without weight-gradient rows (inference) the per-row picks below are their second operand.
+    any_wg = bool(wg.any())
+    bits_b = np.where(wg, bits_a, bits) if any_wg else bits
+    bits_o = np.where(wg, bits, bits_a) if any_wg else bits_a
     a_spill = m * kk * bits_a / 8.0 > in_level.capacity_bytes
     o_spill = m * nn * bits_a / 8.0 > out_level.capacity_bytes
     b_from_dram = ~wg & ~resident
     a_from_dram = a_spill | g["first_fwd"]
-    o_to_dram = np.where(wg, ~resident, o_spill | g["last_fwd"])
+    o_to_dram = np.where(wg, ~resident, o_spill | g["last_fwd"]) if any_wg else o_spill | g["last_fwd"]
 
     # Schedule: K' walked, folds, cycles.
     kind = g["kind"]
@@ -741,7 +760,7 @@ def _gemm_figures(d: Design, et, g: dict, bits, batch, bit_index, resident, rate
     b_store, b_dram, a_dram, o_dram = traffic.dram_bits(kind, m, kk, nn, values, meta_stored, bits_a, bits_b,
                                                         bits_o, b_from_dram, a_from_dram, o_to_dram)
     busy = s.compute_cycles + stall_meta
-    b_double = np.where(wg, in_level.double_buffered, w_level.double_buffered)
+    b_double = np.where(wg, in_level.double_buffered, w_level.double_buffered) if any_wg else w_level.double_buffered
     cycles, stall_dram = traffic.dram_timing(busy, b_dram, a_dram, o_dram, s.weight_folds, b_double,
                                              d.dram.bandwidth_bytes_per_cycle * 8.0, d.dram.latency_cycles)
     b_read, a_read, psum, o_write = traffic.sram_bits(m, kk, nn, values, bits_a, bits_b, bits_o, s.weight_reloads,
@@ -752,10 +771,14 @@ def _gemm_figures(d: Design, et, g: dict, bits, batch, bit_index, resident, rate
     b_lv = (sram[in_level.name], sram[w_level.name])
     o_lv = (sram[w_level.name], sram[out_level.name])
     a_e = sram[in_level.name]
-    rd_b = np.where(wg, b_lv[0].read_pj_per_bit, b_lv[1].read_pj_per_bit)
-    wr_b = np.where(wg, b_lv[0].write_pj_per_bit, b_lv[1].write_pj_per_bit)
-    rd_o = np.where(wg, o_lv[0].read_pj_per_bit, o_lv[1].read_pj_per_bit)
-    wr_o = np.where(wg, o_lv[0].write_pj_per_bit, o_lv[1].write_pj_per_bit)
+    if any_wg:
+        rd_b = np.where(wg, b_lv[0].read_pj_per_bit, b_lv[1].read_pj_per_bit)
+        wr_b = np.where(wg, b_lv[0].write_pj_per_bit, b_lv[1].write_pj_per_bit)
+        rd_o = np.where(wg, o_lv[0].read_pj_per_bit, o_lv[1].read_pj_per_bit)
+        wr_o = np.where(wg, o_lv[0].write_pj_per_bit, o_lv[1].write_pj_per_bit)
+    else:
+        rd_b, wr_b = b_lv[1].read_pj_per_bit, b_lv[1].write_pj_per_bit
+        rd_o, wr_o = o_lv[1].read_pj_per_bit, o_lv[1].write_pj_per_bit
     o_read = psum + o_dram
     o_written = psum + o_write
     sram_read = b_read + a_read + o_read
