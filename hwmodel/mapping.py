@@ -245,8 +245,8 @@ def _map_into(entries: dict, key: tuple, design: Design, mask: np.ndarray, patte
         plan = _plan(design, pattern, key[1:3])
     p, ms, max_keys = plan
     if ms is None:
-        hit = _map_flexible(design, mask, p, transposed, entries) if design.sparsity.support == "flexible" \
-            else _map(design, mask, p, transposed)
+        hit = _map_flexible(design, mask, p, transposed, entries, key[1]) \
+            if design.sparsity.support == "flexible" else _map(design, mask, p, transposed)
     else:
         # Fixed and layer-wise mappings depend on the mask only through a few max counts
         # (and K): masks with equal counts share one Mapping, built once.
@@ -345,13 +345,16 @@ def _map(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Mapp
                                   for m in sorted({q.m for q in sp.candidates()})}))
         return Mapping(DENSE, None, f"{what} does not fit any of {names} ({worst}) with fewer than K={k} "
                                     "slots: run dense (zeros stored and multiplied)")
-    return _map_flexible(design, mask, p, transposed, _entries(mask))
+    return _map_flexible(design, mask, p, transposed, _entries(mask), design_key(design))
 
 
-def _map_flexible(design: Design, mask: np.ndarray, p: Pattern, transposed: bool, entries: dict) -> Mapping:
+def _map_flexible(design: Design, mask: np.ndarray, p: Pattern, transposed: bool, entries: dict,
+                  dkey: int) -> Mapping:
     """A flexible design: per-row N, the smallest allowed N covering the row's fullest group.
     The row figures come from a histogram of the rows' largest counts (0..M): the smallest,
-    largest and summed row N are read off it instead of reducing the row vector three times."""
+    largest and summed row N are read off it instead of reducing the row vector three times.
+    When every row runs at the same N (most real N:M masks) the Mapping depends on the shape
+    and that N only, and masks of equal ones share it (``dkey``: ``design_key(design)``)."""
     sp = design.sparsity
     if p.kind == "dense":
         return _DENSE_LAYER
@@ -370,12 +373,26 @@ def _map_flexible(design: Design, mask: np.ndarray, p: Pattern, transposed: bool
         return Mapping(DENSE, None, f"every row of the {what} has a full group of {sp.m}: run dense")
     if low >= min(k, sp.m):  # K <= every row's N: no row walks fewer than K slots
         return Mapping(DENSE, None, f"per-row N of {sp.m} on the {what}: no row walks fewer than K={k} slots: run dense")
+    skey = None
+    if low == top:
+        skey = ("flexible", dkey, transposed, k, len(row_max), top)
+        hit = _by_counts.get(skey)
+        if hit is not None:
+            return hit
+        row_n = np.full(len(row_max), top, dtype=lut.dtype)
+        row_n.flags.writeable = False  # shared by the masks of this shape and N
+    else:
+        row_n = lut[row_max]
     row_hist = tuple((lut_l[c], rows) for c, rows in enumerate(hist) if rows)  # (row N, rows)
     total = sum(n * rows for n, rows in row_hist)
-    out = Mapping(_nm(top if top < sp.m else sp.m, sp.m), lut[row_max],
+    out = Mapping(_nm(top if top < sp.m else sp.m, sp.m), row_n,
                   f"per-row N of {sp.m} on the {what}: max {top}, mean {total / len(row_max):.2f}")
     object.__setattr__(out, "_row_n_sum", total)  # the stored slots need it again
     object.__setattr__(out, "_row_n_hist", row_hist)  # and the partial last group's slots
+    if skey is not None:
+        if len(_by_counts) >= 4096:
+            _by_counts.clear()
+        _by_counts[skey] = out
     return out
 
 

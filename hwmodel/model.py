@@ -330,11 +330,12 @@ def _layer_refs(program: Program, sk: _Skeleton) -> tuple:
     return out[1:]
 
 
-# Per-GEMM columns of programs without ragged folds, by (program shapes, mapping objects): a
-# fixed or layer-wise design gives masks with equal max counts the same Mapping object, so
-# programs of one shape mostly repeat these. The value holds the mappings, so the ids in a
-# live key cannot be reused by other objects.
-_plain_columns: dict[tuple, tuple] = {}
+# What a program's mapping onto a design decides apart from the kept weights (per-GEMM
+# columns, notes, stored bits, folds), by (design, program shapes, mapping objects): a fixed or
+# layer-wise design gives masks with equal max counts the same Mapping object, a flexible one
+# masks whose rows all run at one N, so programs of one shape mostly repeat these. The value
+# holds the design and the mappings, so the ids in a live key cannot be reused by other objects.
+_static_columns: dict[tuple, tuple] = {}
 
 
 def map_program(program: Program, design: Design, dense: bool = False) -> MappedProgram:
@@ -373,51 +374,35 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
             else:
                 maps.append(_DENSE_WG)
     G = len(maps)
-    ckey = (sk.shape_key, tuple(map(id, maps)) if sk.forward_only else (tuple(map(id, fwd_maps)), tuple(map(id, maps))))
-    plain = _plain_columns.get(ckey)
-    if plain is None:
+    ckey = (id(design), sk.shape_key,
+            tuple(map(id, maps)) if sk.forward_only else (tuple(map(id, fwd_maps)), tuple(map(id, maps))))
+    hit = _static_columns.get(ckey)
+    if hit is None:
         # What each mapping decides: (kind, group N, group M, hardware pattern text, ragged).
         cs = [mp.__dict__.get("_columns") or _columns(mp) for mp in maps]
-        if not any(c[4] or c[0] == traffic.UNSTRUCTURED for c in cs):
-            per_bit = extra = 0
-            for i in program.touched:
-                a, b = _stored_bits(design, layers[i], fwd_maps[i])
-                per_bit += a
-                extra += b
-            d3 = np.array([c[:3] for c in cs], dtype=np.int64).reshape(G, 3).T
-            if len(_plain_columns) >= 1024:
-                _plain_columns.clear()
-            head = np.concatenate([sk.sizes, d3])
-            plain = _plain_columns[ckey] = (
-                list(maps), list(fwd_maps), head, [c[3] for c in cs], [mp.note for mp in maps], per_bit, extra,
-                _fold_table(design, [], G), _class_ids(head, sk.flags))
-    if plain is not None:
-        _, _, head, hw, notes, per_bit, extra, folds, gemm_class = plain
+        # Unstructured GEMMs' index bits depend on each mask's kept count: not memoised.
+        if not any(c[0] == traffic.UNSTRUCTURED for c in cs):
+            hit = _static(program, design, sk, maps, fwd_maps, cs)
+            if len(_static_columns) >= 1024:
+                _static_columns.clear()
+            _static_columns[ckey] = hit
+    if hit is not None:
+        _, _, _, head, hw, notes, per_bit, extra, folds, flag_cols, gemm_class = hit
         cols = np.concatenate([head, nnz_row[None, :], _zeros_row(G)])
-        flag_cols = sk.plain_flags
     else:
         nnzs = nnz_row.tolist()
-        d4 = np.array([(c[0], c[1], c[2]) for c in cs], dtype=np.int64).reshape(G, 3).T
+        d3 = np.array([c[:3] for c in cs], dtype=np.int64).reshape(G, 3).T
         hw = [c[3] for c in cs]
         notes = [mp.note for mp in maps]
         meta = np.zeros(G, dtype=np.int64)
-        ragged, is_ragged = [], np.zeros(G, dtype=bool)
         fmt = design.sparsity.index_format
-        for gi, (mp, c) in enumerate(zip(maps, cs)):
+        for gi, c in enumerate(cs):
             if c[0] == traffic.UNSTRUCTURED:
                 meta[gi] = unstructured_metadata_bits(fmt, sk.k_list[gi], sk.n_list[gi], nnzs[gi])
-            if c[4]:
-                is_ragged[gi] = True
-                ragged.append((gi, sk.k_list[gi], sk.n_list[gi], c[2],
-                               mp.row_k if mp.row_k is not None else mp.row_n, mp.row_k is not None))
-        per_bit = extra = 0
-        for i in program.touched:
-            a, b = _stored_bits(design, layers[i], fwd_maps[i])
-            per_bit += a
-            extra += b
-        cols = np.concatenate([sk.sizes, d4, nnz_row[None, :], meta[None, :]])
+        is_ragged, folds = _ragged_folds(design, sk, maps, cs)
+        per_bit, extra = _stored_total(program, design, fwd_maps)
+        cols = np.concatenate([sk.sizes, d3, nnz_row[None, :], meta[None, :]])
         flag_cols = np.concatenate([sk.flags, is_ragged[None, :]])
-        folds = _fold_table(design, ragged, G)
         gemm_class = None
     ew = sk.ew_cols
     return MappedProgram(
@@ -426,6 +411,51 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
         per_bit, extra, ew[0], (ew[1], ew[2]), (ew[3], ew[4]), sk.ew_always_dram, sk.ew_times, {}, cols, flag_cols,
         gemm_class,
     )
+
+
+def _ragged_folds(design: Design, sk: _Skeleton, maps: list, cs: list) -> tuple[np.ndarray, FoldTable]:
+    """(which GEMMs have ragged folds, their fold table)."""
+    G = len(maps)
+    ragged, is_ragged = [], np.zeros(G, dtype=bool)
+    for gi, (mp, c) in enumerate(zip(maps, cs)):
+        if c[4]:
+            is_ragged[gi] = True
+            ragged.append((gi, sk.k_list[gi], sk.n_list[gi], c[2],
+                           mp.row_k if mp.row_k is not None else mp.row_n, mp.row_k is not None))
+    return is_ragged, _fold_table(design, ragged, G)
+
+
+def _stored_total(program: Program, design: Design, fwd_maps: list) -> tuple[int, int]:
+    """(bits per weight bit, extra bits) of the touched layers' weights as stored."""
+    per_bit = extra = 0
+    layers = program.layers
+    for i in program.touched:
+        a, b = _stored_bits(design, layers[i], fwd_maps[i])
+        per_bit += a
+        extra += b
+    return per_bit, extra
+
+
+def _static(program: Program, design: Design, sk: _Skeleton, maps: list, fwd_maps: list, cs: list) -> tuple:
+    """The memoised part of a mapped program without unstructured GEMMs (see ``_static_columns``):
+    (design, mappings, forward mappings, sizes and decided columns [6, G], hardware patterns,
+    notes, stored bits per weight bit and extra, fold table, flags [4, G], class ids or None)."""
+    G = len(maps)
+    d3 = np.array([c[:3] for c in cs], dtype=np.int64).reshape(G, 3).T
+    head = np.concatenate([sk.sizes, d3])
+    head.flags.writeable = False
+    per_bit, extra = _stored_total(program, design, fwd_maps)
+    if any(c[4] for c in cs):
+        is_ragged, folds = _ragged_folds(design, sk, maps, cs)
+        flags = np.concatenate([sk.flags, is_ragged[None, :]])
+        flags.flags.writeable = False
+        for a in (folds.gemm, folds.k, folds.outputs):
+            a.flags.writeable = False  # shared by the programs of this key
+        gemm_class = None
+    else:
+        flags, folds, gemm_class = sk.plain_flags, _fold_table(design, [], G), _class_ids(head, sk.flags)
+    return (design, list(maps), list(fwd_maps), head, [c[3] for c in cs], [mp.note for mp in maps], per_bit, extra,
+            folds, flags, gemm_class)
 
 
 # GEMM columns (all but nnz; ragged GEMMs never get here) -> class id. Ids are never reused,

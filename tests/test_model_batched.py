@@ -227,3 +227,29 @@ def test_repeated_rows_evaluated_once_give_the_same_answers(monkeypatch):
             _assert_same(got, evaluate(mp, np.array(bits), np.array(batch)))
         if name != "flex_nm":
             assert used and used[-1] is not None and len(used[-1][0]) < len(used[-1][1]) // 4
+
+
+def test_flexible_rows_at_one_n_share_a_mapping_but_not_across_array_sizes():
+    """Masks whose rows all run at one N share one flexible Mapping (its row N constant and
+    read-only); a design with the same sparsity but another array width still gets its own
+    folds: its answers equal those of a process that never mapped the first design."""
+    import hwmodel.mapping as mapping
+    import hwmodel.model as model
+    from hwmodel.mapping import _allowed_n, map_weights, row_max_counts
+
+    d = load_design("flex_nm")
+    a, b = (synthetic_td3_workload(17, 6, "2:4", seed=s).layers[1] for s in (7, 8))
+    ma, mb = map_weights(d, a.mask, a.pattern), map_weights(d, b.mask, b.pattern)
+    assert ma is mb and not ma.row_n.flags.writeable
+    assert np.array_equal(ma.row_n, _allowed_n(d.sparsity)[row_max_counts(a.mask, 4)])
+    wide = _edited("flex_nm", **{"compute.cols": 8, "compute.rows": 8})
+    progs = [build_program(synthetic_td3_workload(17, 6, "2:4", seed=s), "train_step") for s in (7, 8)]
+    both = [evaluate(map_program(p, dd), np.array([8, 8]), np.array([1, 256])) for p in progs for dd in (d, wide)]
+    for cache in (mapping._mask_cache, mapping._by_counts, model._static_columns, model._fold_index):
+        cache.clear()
+    for p in progs:
+        p.__dict__.pop("_layer_refs", None)
+    alone = [evaluate(map_program(p, wide), np.array([8, 8]), np.array([1, 256])) for p in progs]
+    _assert_same(both[1], alone[0])
+    _assert_same(both[3], alone[1])
+    assert not np.array_equal(both[0].gemm["cycles"], both[1].gemm["cycles"])
