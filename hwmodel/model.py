@@ -599,9 +599,8 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
     if len(runs) == 1:
         per_bit, extra = mps[0].stored_per_bit, mps[0].stored_extra_bits
     else:
-        prog = np.repeat(np.arange(len(runs)), n_points)
-        per_bit = np.asarray([mp.stored_per_bit for mp in mps], dtype=np.int64)[prog]
-        extra = np.asarray([mp.stored_extra_bits for mp in mps], dtype=np.int64)[prog]
+        per_bit = np.repeat(np.asarray([mp.stored_per_bit for mp in mps], dtype=np.int64), n_points)
+        extra = np.repeat(np.asarray([mp.stored_extra_bits for mp in mps], dtype=np.int64), n_points)
     stored_bytes = (per_bit * bits + extra) / 8.0
     resident = (residency == "auto") & (stored_bytes <= d.weight_sram_bytes())
 
@@ -616,16 +615,25 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
     else:
         n_gemms = [len(mp.times) for mp in mps]
         g_start = np.cumsum([0] + n_gemms[:-1])
-        per_point = np.repeat(n_gemms, n_points)               # GEMMs of each point's program
-        row_start = np.cumsum(per_point) - per_point           # first row of each point
-        R = int(per_point.sum())
-        row_point = np.repeat(np.arange(P), per_point)
-        gemm_index = np.arange(R) + np.repeat(np.repeat(g_start, n_points) - row_start, per_point)
-        ints = np.concatenate([mp.int_columns for mp in mps], axis=1)[:, gemm_index]
-        flags = np.concatenate([mp.flag_columns for mp in mps], axis=1)[:, gemm_index]
+        R = sum(p * g for p, g in zip(n_points, n_gemms))
+        if all(p == 1 for p in n_points):
+            # One point per program (simulate(): the run and its dense reference): the rows are
+            # the programs' GEMMs in order, no gather.
+            row_point = np.repeat(np.arange(P), n_gemms)
+            gemm_index = np.arange(R)
+            ints = np.concatenate([mp.int_columns for mp in mps], axis=1)
+            flags = np.concatenate([mp.flag_columns for mp in mps], axis=1)
+            times = np.concatenate([mp.times for mp in mps])
+        else:
+            per_point = np.repeat(n_gemms, n_points)               # GEMMs of each point's program
+            row_start = np.cumsum(per_point) - per_point           # first row of each point
+            row_point = np.repeat(np.arange(P), per_point)
+            gemm_index = np.arange(R) + np.repeat(np.repeat(g_start, n_points) - row_start, per_point)
+            ints = np.concatenate([mp.int_columns for mp in mps], axis=1)[:, gemm_index]
+            flags = np.concatenate([mp.flag_columns for mp in mps], axis=1)[:, gemm_index]
+            times = np.concatenate([mp.times for mp in mps])[gemm_index]
         cols = dict(zip(_GEMM_COLUMNS, ints))
         cols.update(zip(_GEMM_FLAGS, flags))
-        times = np.concatenate([mp.times for mp in mps])[gemm_index]
         pt = (bits[row_point], batch[row_point], bit_index[row_point], resident[row_point])
         ragged = [(mp, int(s)) for mp, s in zip(mps, g_start) if mp.ragged.any()]
     rag = _ragged_table(d, ragged, rates_u, sum(len(mp.times) for mp in mps)) if ragged else None
