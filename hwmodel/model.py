@@ -48,9 +48,9 @@ class MappedProgram:
     weights of B (-1: all of a dense B), ``meta_unstructured`` index bits of an unstructured B,
     ``ragged`` folds walk different K' (their K' in ``folds``).
     Residency: the weights stored for the touched layers are ``(stored_per_bit * bits +
-    stored_extra_bits) / 8`` bytes. ``gemm_class`` (programs without ragged GEMMs): GEMMs
-    with equal ids have equal columns except ``nnz``, hence equal figures at equal points
-    except ``macs_effectual``; :func:`evaluate_many` evaluates such rows once. ``int_columns``/``flag_columns`` hold the per-GEMM columns
+    stored_extra_bits) / 8`` bytes. ``gemm_class`` (programs without unstructured GEMMs):
+    GEMMs with equal ids have equal columns and folds except ``nnz``, hence equal figures at
+    equal points except ``macs_effectual``; :func:`evaluate_many` evaluates such rows once. ``int_columns``/``flag_columns`` hold the per-GEMM columns
     as two 2-D arrays (the named fields are their rows), so programs concatenate in two calls.
     """
 
@@ -83,7 +83,7 @@ class MappedProgram:
     _ragged_cache: dict
     int_columns: np.ndarray     # [8, G]: m_fixed, k_fixed, n_out, kind, group_n, group_m, nnz, meta_unstructured
     flag_columns: np.ndarray    # [4, G]: is_wg, first_fwd, last_fwd, ragged
-    gemm_class: Optional[np.ndarray] = None  # [G]: equal ids <=> equal columns but nnz (no ragged GEMM); None: not classed
+    gemm_class: Optional[np.ndarray] = None  # [G]: equal ids => equal columns and folds but nnz; None: not classed
 
 
 def _kind(m: Mapping) -> int:
@@ -451,7 +451,10 @@ def _static(program: Program, design: Design, sk: _Skeleton, maps: list, fwd_map
         flags.flags.writeable = False
         for a in (folds.gemm, folds.k, folds.outputs):
             a.flags.writeable = False  # shared by the programs of this key
-        gemm_class = None
+        # Ids of their own: only the programs sharing this entry (hence its folds) share them.
+        gemm_class = np.arange(_next_class[0], _next_class[0] + G, dtype=np.int64)
+        gemm_class.flags.writeable = False
+        _next_class[0] += G
     else:
         flags, folds, gemm_class = sk.plain_flags, _fold_table(design, [], G), _class_ids(head, sk.flags)
     return (design, list(maps), list(fwd_maps), head, [c[3] for c in cs], [mp.note for mp in maps], per_bit, extra,

@@ -207,8 +207,7 @@ def test_simulate_reuses_its_mapping_but_sees_a_workload_edited_between_calls():
 def test_repeated_rows_evaluated_once_give_the_same_answers(monkeypatch):
     """A grid of many workloads on fixed, layer-wise and flexible designs: evaluate_many() runs
     each distinct (GEMM class, point) row once (masks differ, so only macs_effectual differs
-    between a class's rows) and must equal evaluate() on each program; on fixed designs it does
-    take that path."""
+    between a class's rows) and must equal evaluate() on each program; it does take that path."""
     import hwmodel.model as model
 
     used = []
@@ -225,8 +224,9 @@ def test_repeated_rows_evaluated_once_give_the_same_answers(monkeypatch):
         used.clear()
         for (mp, bits, batch), got in zip(runs, evaluate_many(runs)):
             _assert_same(got, evaluate(mp, np.array(bits), np.array(batch)))
-        if name != "flex_nm":
-            assert used and used[-1] is not None and len(used[-1][0]) < len(used[-1][1]) // 4
+        # Fixed and layer-wise designs share mappings by max counts, the flexible one by a
+        # single row N (2:4 and 1:8 masks): every design repeats rows here.
+        assert used and used[-1] is not None and len(used[-1][0]) < len(used[-1][1]) // 3, name
 
 
 def test_flexible_rows_at_one_n_share_a_mapping_but_not_across_array_sizes():
