@@ -219,14 +219,16 @@ def test_repeated_rows_evaluated_once_give_the_same_answers(monkeypatch):
         for seed in range(6):
             for p in ("2:4", "1:8", "dense"):
                 wl = synthetic_td3_workload(17, 6, p, seed=seed)
-                mp = map_program(build_program(wl, "train_step" if seed == 5 else "inference"), d)
-                runs.append((mp, [8, 8, 8][: 3 - seed % 2], [1, 256, 32][: 3 - seed % 2]))
+                # (W^T of these masks has rows at several N: flexible train steps repeat no rows.)
+                train = seed >= 3 and name != "flex_nm"
+                mp = map_program(build_program(wl, "train_step" if train else "inference"), d)
+                runs.append((mp, [8, 8, 8], [1, 256, 32]))
         used.clear()
         for (mp, bits, batch), got in zip(runs, evaluate_many(runs)):
             _assert_same(got, evaluate(mp, np.array(bits), np.array(batch)))
         # Fixed and layer-wise designs share mappings by max counts, the flexible one by a
-        # single row N (2:4 and 1:8 masks): every design repeats rows here.
-        assert used and used[-1] is not None and len(used[-1][0]) < len(used[-1][1]) // 3, name
+        # single row N (forward 2:4 and 1:8 masks): every design repeats rows here.
+        assert used and used[-1] is not None and 2 * len(used[-1][0]) <= len(used[-1][1]), name
 
 
 def test_flexible_rows_at_one_n_share_a_mapping_but_not_across_array_sizes():
