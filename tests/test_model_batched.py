@@ -222,7 +222,7 @@ def test_repeated_rows_evaluated_once_give_the_same_answers(monkeypatch):
                 # (W^T of these masks has rows at several N: flexible train steps repeat no rows.)
                 train = seed >= 3 and name != "flex_nm"
                 mp = map_program(build_program(wl, "train_step" if train else "inference"), d)
-                runs.append((mp, [8, 8, 8], [1, 256, 32]))
+                runs.append((mp, [8] * 6, [1, 256, 32, 4, 64, 128]))
         used.clear()
         for (mp, bits, batch), got in zip(runs, evaluate_many(runs)):
             _assert_same(got, evaluate(mp, np.array(bits), np.array(batch)))
