@@ -213,20 +213,23 @@ class _Skeleton:
     ew_cols: np.ndarray      # [5, W]: elements, read per bit, read extra, write per bit, write extra
     ew_always_dram: np.ndarray
     ew_times: np.ndarray
-    shape_key: tuple         # layer shapes, GEMM layers and phases, touched layers: what columns depend on
+    shape_key: int           # id of (layer shapes, GEMM layers and phases, touched layers): what columns depend on
     plain_flags: np.ndarray  # [4, G]: flags, then ragged = False everywhere
 
 
-_shape_keys: dict[tuple, tuple] = {}
+_shape_keys: dict[tuple, int] = {}
+_next_shape = [0]
 
 
-def _intern(key: tuple) -> tuple:
-    """One object per distinct shape key (later lookups hash a cached tuple, compared by identity first)."""
+def _intern(key: tuple) -> int:
+    """A small integer per distinct shape key (cheaper to hash than the key); never reused,
+    also after the table is cleared, so a stale id only misses."""
     hit = _shape_keys.get(key)
     if hit is None:
         if len(_shape_keys) >= 1024:
             _shape_keys.clear()
-        hit = _shape_keys[key] = key
+        hit = _shape_keys[key] = _next_shape[0]
+        _next_shape[0] += 1
     return hit
 
 
