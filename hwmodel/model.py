@@ -295,17 +295,19 @@ def _build_skeleton(program: Program) -> _Skeleton:
 
 
 def _layer_refs(program: Program, sk: _Skeleton) -> tuple:
-    """Per layer, whatever the design: (masks, each mask's analysis cache or None for a dense
-    layer, pattern texts, kept weights per GEMM [G] (-1: the weight gradient's dense B), the
+    """Per layer, whatever the design: (each mask's analysis cache or None for a dense layer,
+    pattern texts, kept weights per GEMM [G] (-1: the weight gradient's dense B), the
     same for the dense reference), memoised on the program and redone when a layer's mask
-    object was replaced. Mapping the program onto each design then only looks up its
-    mappings in the masks' caches."""
-    masks = [x.mask for x in program.layers]
+    or pattern object was replaced. Mapping the program onto each design then only looks up
+    its mappings in the masks' caches."""
+    layers = program.layers
+    masks = [x.mask for x in layers]
+    inputs = masks + [x.pattern for x in layers]  # what the memo was built from, by identity
     hit = program.__dict__.get("_layer_refs")
-    if hit is not None and hit[0] is sk and len(hit[1]) == len(masks) and all(map(operator.is_, hit[1], masks)):
-        return hit[1:]
+    if hit is not None and hit[0] is sk and len(hit[1]) == len(inputs) and all(map(operator.is_, hit[1], inputs)):
+        return hit[2:]
     entries, pats, kept, dense_kept = [], [], [], []
-    for x, mask in zip(program.layers, masks):
+    for x, mask in zip(layers, masks):
         full = x.in_features * x.out_features
         dense_kept.append(full)
         pat = x.pattern
@@ -328,9 +330,9 @@ def _layer_refs(program: Program, sk: _Skeleton) -> tuple:
         r[is_wg] = -1
         r.flags.writeable = False
         rows.append(r)
-    out = (sk, masks, entries, pats, rows[0], rows[1])
+    out = (sk, inputs, entries, pats, rows[0], rows[1])
     program.__dict__["_layer_refs"] = out
-    return out[1:]
+    return out[2:]
 
 
 # What a program's mapping onto a design decides apart from the kept weights (per-GEMM
@@ -345,7 +347,7 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
     """Map every GEMM of ``program`` onto ``design`` (``dense``: the dense reference, every mapping dense)."""
     layers = program.layers
     sk = _skeleton(program)
-    masks, entries, pats, nnz_row, dense_nnz_row = _layer_refs(program, sk)
+    entries, pats, nnz_row, dense_nnz_row = _layer_refs(program, sk)
     # Per layer once: its forward mapping (one cache lookup per mask).
     if dense:
         fwd_maps = [_DENSE_REF] * len(layers)

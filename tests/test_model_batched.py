@@ -255,3 +255,21 @@ def test_flexible_rows_at_one_n_share_a_mapping_but_not_across_array_sizes():
     _assert_same(both[1], alone[0])
     _assert_same(both[3], alone[1])
     assert not np.array_equal(both[0].gemm["cycles"], both[1].gemm["cycles"])
+
+
+def test_map_program_sees_a_layer_mask_or_pattern_replaced_on_the_same_program():
+    """A program's per-layer mapping inputs are memoised; replacing a layer's mask or pattern
+    object on the same program maps it anew (equal to a freshly built program's mapping)."""
+    d = load_design("edge_ws")
+    wl = synthetic_td3_workload(17, 6, "2:4", seed=9)
+    prog = build_program(wl, "inference")
+    first = map_program(prog, d)
+    layer = prog.layers[1]
+    layer.pattern = "dense"  # the same mask, run as a dense layer
+    again = map_program(prog, d)
+    fresh = map_program(build_program(wl, "inference"), d)
+    assert first.hw_patterns[1] == "2:4" and again.hw_patterns[1] == fresh.hw_patterns[1] == "dense"
+    assert np.array_equal(again.int_columns, fresh.int_columns)
+    layer.mask = None  # no mask: every weight kept
+    again = map_program(prog, d)
+    assert again.nnz[1] == layer.in_features * layer.out_features > first.nnz[1]
