@@ -236,23 +236,27 @@ def map_weights(design: Design, mask: Optional[np.ndarray], pattern: Pattern | s
     return _map_into(entries, key, design, mask, pattern, transposed) if hit is None else hit
 
 
-_patterns: dict[str, Pattern] = {}  # parsed pattern texts (layers repeat a few)
-
-
 def _map_into(entries: dict, key: tuple, design: Design, mask: np.ndarray, pattern: Pattern | str,
               transposed: bool) -> "Mapping":
-    """Map ``mask`` and store the Mapping in its cache ``entries`` under ``key``."""
-    p = _patterns.get(pattern) if isinstance(pattern, str) else None
-    if p is None:
-        p = parse_pattern(pattern)
-        if isinstance(pattern, str) and len(_patterns) < 256:
-            _patterns[pattern] = p
-    stats = _counts_deciding(design, mask, p, transposed, entries)
-    if stats is None:
-        hit = _map(design, mask, p, transposed)
+    """Map ``mask`` and store the Mapping in its cache ``entries`` under ``key``
+    (``("map", design_key(design), pattern text, transposed)``)."""
+    plan = _plans.get(key[1:3])
+    if plan is None:
+        plan = _plan(design, pattern, key[1:3])
+    p, ms, max_keys = plan
+    if ms is None:
+        hit = _map_flexible(design, mask, p, transposed, entries, key[1]) \
+            if design.sparsity.support == "flexible" else _map(design, mask, p, transposed)
     else:
         # Fixed and layer-wise mappings depend on the mask only through a few max counts
         # (and K): masks with equal counts share one Mapping, built once.
+        if transposed:
+            stats = tuple(_max_count(mask, m, True, entries) for m in ms)
+        elif len(ms) == 1:
+            c = entries.get(max_keys[0])
+            stats = (_max_count(mask, ms[0], False, entries) if c is None else c,)
+        else:
+            stats = tuple(_max_count(mask, m, False, entries) for m in ms)
         skey = key[1:] + (mask.shape[0] if transposed else mask.shape[1], stats)
         hit = _by_counts.get(skey)
         if hit is None:
@@ -263,41 +267,32 @@ def _map_into(entries: dict, key: tuple, design: Design, mask: np.ndarray, patte
     return hit
 
 
-def map_layer(design: Design, dkey: int, mask: np.ndarray, pattern: Pattern | str) -> tuple["Mapping", int]:
-    """(``map_weights(design, mask, pattern)``, ``mask_nnz(mask)``) with one lookup of the mask's
-    cache; ``dkey`` is ``design_key(design)`` (a program's layers share it)."""
-    entries = _entries(mask)
-    key = ("map", dkey, pattern if isinstance(pattern, str) else str(pattern), False)
-    hit = entries.get(key)
-    if hit is None:
-        hit = _map_into(entries, key, design, mask, pattern, False)
-    nnz = entries.get("nnz")
-    if nnz is None:
-        nnz = entries["nnz"] = int(np.count_nonzero(mask))
-    return hit, nnz
+# (design key, pattern text) -> (parsed pattern, the group sizes whose largest counts decide a
+# fixed or layer-wise mapping (None: the mapping needs per-row figures), their cache keys).
+_plans: dict[tuple, tuple] = {}
+
+
+def _plan(design: Design, pattern: Pattern | str, key: tuple) -> tuple:
+    p = parse_pattern(pattern) if isinstance(pattern, str) else pattern
+    sp = design.sparsity
+    if p.kind == "dense" or sp.support == "none":
+        ms: Optional[tuple] = ()
+    elif sp.support == "fixed":
+        ms = _candidate_ms(sp)
+    elif sp.support == "layerwise":
+        if not p.is_nm:
+            ms = _pow2_up_to(sp.max_m)
+        else:
+            ms = () if p.m > sp.max_m else (p.m,)
+    else:
+        ms = None
+    plan = (p, ms, tuple((m, False, "max") for m in ms or ()))
+    if len(_plans) < 1024:
+        _plans[key] = plan
+    return plan
 
 
 _by_counts: dict[tuple, "Mapping"] = {}
-
-
-def _counts_deciding(design: Design, mask: np.ndarray, p: Pattern, transposed: bool,
-                     entries: dict) -> Optional[tuple]:
-    """The largest group counts that decide a fixed or layer-wise mapping of ``mask`` (all of
-    them, as ``_map`` reads them), or None when the mapping needs per-row figures (flexible,
-    unstructured)."""
-    sp = design.sparsity
-    if p.kind == "dense" or sp.support == "none":
-        return ()
-    if sp.support == "fixed":
-        ms = _candidate_ms(sp)
-        if len(ms) == 1:
-            return (_max_count(mask, ms[0], transposed, entries),)
-        return tuple(_max_count(mask, m, transposed, entries) for m in ms)
-    if sp.support == "layerwise":
-        if not p.is_nm:
-            return tuple(_max_count(mask, m, transposed, entries) for m in _pow2_up_to(sp.max_m))
-        return () if p.m > sp.max_m else (_max_count(mask, p.m, transposed, entries),)
-    return None
 
 
 def _candidate_ms(sp) -> tuple[int, ...]:
@@ -350,22 +345,54 @@ def _map(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Mapp
                                   for m in sorted({q.m for q in sp.candidates()})}))
         return Mapping(DENSE, None, f"{what} does not fit any of {names} ({worst}) with fewer than K={k} "
                                     "slots: run dense (zeros stored and multiplied)")
-    # flexible: per-row N, the smallest allowed N covering the row's fullest group. The map is
-    # monotone, so the largest and smallest row N are the map of the largest and smallest count.
+    return _map_flexible(design, mask, p, transposed, _entries(mask), design_key(design))
+
+
+def _map_flexible(design: Design, mask: np.ndarray, p: Pattern, transposed: bool, entries: dict,
+                  dkey: int) -> Mapping:
+    """A flexible design: per-row N, the smallest allowed N covering the row's fullest group.
+    The row figures come from a histogram of the rows' largest counts (0..M): the smallest,
+    largest and summed row N are read off it instead of reducing the row vector three times.
+    When every row runs at the same N (most real N:M masks) the Mapping depends on the shape
+    and that N only, and masks of equal ones share it (``dkey``: ``design_key(design)``)."""
+    sp = design.sparsity
+    if p.kind == "dense":
+        return _DENSE_LAYER
+    what = "W^T" if transposed else "mask"
+    k = mask.shape[0] if transposed else mask.shape[1]
     _per_row_ms.add(sp.m)
-    row_max = row_max_counts(mask, sp.m, transposed)
+    row_max = _row_max(mask, sp.m, transposed, entries)
     lut = _allowed_n(sp)  # row N by the row's largest count
-    row_n = lut[row_max]
-    top = int(lut[_max_count(mask, sp.m, transposed)])
-    low = int(row_n.min())
+    lut_l = sp.__dict__["_allowed_n_list"]
+    hist = np.bincount(row_max, minlength=sp.m + 1).tolist()
+    present = [lut_l[c] for c, rows in enumerate(hist) if rows]
+    if not present:  # no rows
+        return Mapping(DENSE, None, f"every row of the {what} has a full group of {sp.m}: run dense")
+    low, top = present[0], present[-1]
     if low >= sp.m:
         return Mapping(DENSE, None, f"every row of the {what} has a full group of {sp.m}: run dense")
     if low >= min(k, sp.m):  # K <= every row's N: no row walks fewer than K slots
         return Mapping(DENSE, None, f"per-row N of {sp.m} on the {what}: no row walks fewer than K={k} slots: run dense")
-    total = int(row_n.sum())
+    skey = None
+    if low == top:
+        skey = ("flexible", dkey, transposed, k, len(row_max), top)
+        hit = _by_counts.get(skey)
+        if hit is not None:
+            return hit
+        row_n = np.full(len(row_max), top, dtype=lut.dtype)
+        row_n.flags.writeable = False  # shared by the masks of this shape and N
+    else:
+        row_n = lut[row_max]
+    row_hist = tuple((lut_l[c], rows) for c, rows in enumerate(hist) if rows)  # (row N, rows)
+    total = sum(n * rows for n, rows in row_hist)
     out = Mapping(_nm(top if top < sp.m else sp.m, sp.m), row_n,
-                  f"per-row N of {sp.m} on the {what}: max {top}, mean {total / len(row_n):.2f}")
+                  f"per-row N of {sp.m} on the {what}: max {top}, mean {total / len(row_max):.2f}")
     object.__setattr__(out, "_row_n_sum", total)  # the stored slots need it again
+    object.__setattr__(out, "_row_n_hist", row_hist)  # and the partial last group's slots
+    if skey is not None:
+        if len(_by_counts) >= 4096:
+            _by_counts.clear()
+        _by_counts[skey] = out
     return out
 
 
@@ -388,6 +415,7 @@ def _allowed_n(sp) -> np.ndarray:
         allowed = np.asarray(sp.n_values + ((sp.m,) if sp.m not in sp.n_values else ()), dtype=np.int32)
         hit = allowed[np.searchsorted(allowed, np.arange(sp.m + 1), side="left")]
         object.__setattr__(sp, "_allowed_n", hit)
+        object.__setattr__(sp, "_allowed_n_list", hit.tolist())
     return hit
 
 

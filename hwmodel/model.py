@@ -17,6 +17,7 @@ layer, i.e. the transposed mask), in the weight-gradient GEMM B is the activatio
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, fields
 from typing import Optional
 
@@ -26,7 +27,7 @@ from hwmodel import traffic
 from hwmodel.cycles import FoldTable, Rate, fold_sums, fold_width, k_compressed, ragged_fold_sums, schedule_columns
 from hwmodel.design import Design
 from hwmodel.energy import energy_table, gemm_energy
-from hwmodel.mapping import (_DENSE_LAYER, Mapping, design_key, map_layer, map_weights, mask_nnz,
+from hwmodel.mapping import (_DENSE_LAYER, Mapping, _entries, _map_into, design_key, map_weights, mask_nnz,
                              unstructured_metadata_bits)
 from hwmodel.program import BACKWARD_DATA, BACKWARD_WEIGHT, FORWARD, Program
 from hwmodel.result import Figures
@@ -47,7 +48,9 @@ class MappedProgram:
     weights of B (-1: all of a dense B), ``meta_unstructured`` index bits of an unstructured B,
     ``ragged`` folds walk different K' (their K' in ``folds``).
     Residency: the weights stored for the touched layers are ``(stored_per_bit * bits +
-    stored_extra_bits) / 8`` bytes. ``int_columns``/``flag_columns`` hold the per-GEMM columns
+    stored_extra_bits) / 8`` bytes. ``gemm_class`` (programs without unstructured GEMMs):
+    GEMMs with equal ids have equal columns and folds except ``nnz``, hence equal figures at
+    equal points except ``macs_effectual``; :func:`evaluate_many` evaluates such rows once. ``int_columns``/``flag_columns`` hold the per-GEMM columns
     as two 2-D arrays (the named fields are their rows), so programs concatenate in two calls.
     """
 
@@ -80,6 +83,7 @@ class MappedProgram:
     _ragged_cache: dict
     int_columns: np.ndarray     # [8, G]: m_fixed, k_fixed, n_out, kind, group_n, group_m, nnz, meta_unstructured
     flag_columns: np.ndarray    # [4, G]: is_wg, first_fwd, last_fwd, ragged
+    gemm_class: Optional[np.ndarray] = None  # [G]: equal ids => equal columns and folds but nnz; None: not classed
 
 
 def _kind(m: Mapping) -> int:
@@ -123,7 +127,9 @@ def stored_bits(design: Design, layer, mp: Mapping) -> tuple[int, int]:
         total = mp.__dict__.get("_row_n_sum")
         slots = (int(mp.row_n.sum()) if total is None else total) * (k // hm)
         if k % hm:
-            slots += int(np.minimum(mp.row_n, k % hm).sum())
+            r = k % hm
+            hist = mp.__dict__.get("_row_n_hist")  # (row N, rows) pairs of a flexible mapping
+            slots += int(np.minimum(mp.row_n, r).sum()) if hist is None else sum(min(n, r) * c for n, c in hist)
     else:
         slots = k_compressed(k, mp.hw_pattern.n, hm) * n
     return slots, slots * meta
@@ -151,23 +157,43 @@ def _fold_table(design: Design, ragged: list, n_gemms: int) -> FoldTable:
         empty = np.zeros(0, dtype=np.int64)
         return FoldTable(empty, empty, empty, n_gemms)
     gi, kk, nn, gm, vecs, unstructured = zip(*ragged)
-    nn = np.asarray(nn, dtype=np.int64)
-    width = np.asarray([fold_width(design, int(n)) for n in nn], dtype=np.int64)
-    folds = -(-nn // width)
-    first_fold = np.cumsum(folds) - folds
-    first_row = np.cumsum(nn) - nn
-    F = int(folds.sum())
-    at = np.arange(F) - np.repeat(first_fold, folds)            # fold index inside its GEMM
-    w = np.repeat(width, folds)
-    start = at * w                                               # first row of the fold inside its GEMM
-    outputs = np.minimum(w, np.repeat(nn, folds) - start)
-    per_fold = np.maximum.reduceat(np.concatenate(vecs).astype(np.int64, copy=False),
-                                   np.repeat(first_row, folds) + start)
-    un = np.repeat(np.asarray(unstructured, dtype=bool), folds)
-    m = np.repeat(np.where(unstructured, 1, gm), folds)
-    k = np.where(un, per_fold, k_compressed(np.repeat(np.asarray(kk, dtype=np.int64), folds), per_fold, m))
-    return FoldTable(np.repeat(np.asarray(gi, dtype=np.int64), folds), k.astype(np.int64, copy=False), outputs,
-                     n_gemms)
+    # Everything but the per-row figures depends on the GEMMs' shapes and the design only
+    # (programs of one workload family repeat them): built once per such key.
+    key = (id(design), n_gemms, gi, kk, nn, gm, unstructured)
+    hit = _fold_index.get(key)
+    if hit is None or hit[0] is not design:
+        nn_a = np.asarray(nn, dtype=np.int64)
+        width = np.asarray([fold_width(design, int(n)) for n in nn_a], dtype=np.int64)
+        folds = -(-nn_a // width)
+        first_fold = np.cumsum(folds) - folds
+        first_row = np.cumsum(nn_a) - nn_a
+        F = int(folds.sum())
+        at = np.arange(F) - np.repeat(first_fold, folds)            # fold index inside its GEMM
+        w = np.repeat(width, folds)
+        start = at * w                                               # first row of the fold inside its GEMM
+        outputs = np.minimum(w, np.repeat(nn_a, folds) - start)
+        un = np.repeat(np.asarray(unstructured, dtype=bool), folds)
+        m = np.repeat(np.where(unstructured, 1, gm), folds)
+        kk_f = np.repeat(np.asarray(kk, dtype=np.int64), folds)
+        gemm = np.repeat(np.asarray(gi, dtype=np.int64), folds)
+        for a in (outputs, gemm):
+            a.flags.writeable = False  # shared by the FoldTables of this key
+        if len(_fold_index) >= 256:
+            _fold_index.clear()
+        hit = _fold_index[key] = (design, np.repeat(first_row, folds) + start, un, un.any(), un.all(), kk_f, m,
+                                  gemm, outputs)
+    _, row_at, un, any_un, all_un, kk_f, m, gemm, outputs = hit
+    per_fold = np.maximum.reduceat(np.concatenate(vecs).astype(np.int64, copy=False), row_at)
+    if all_un:
+        k = per_fold
+    else:
+        k = k_compressed(kk_f, per_fold, m)
+        if any_un:
+            k = np.where(un, per_fold, k)
+    return FoldTable(gemm, k.astype(np.int64, copy=False), outputs, n_gemms)
+
+
+_fold_index: dict[tuple, tuple] = {}
 
 
 @dataclass(frozen=True)
@@ -187,6 +213,24 @@ class _Skeleton:
     ew_cols: np.ndarray      # [5, W]: elements, read per bit, read extra, write per bit, write extra
     ew_always_dram: np.ndarray
     ew_times: np.ndarray
+    shape_key: int           # id of (layer shapes, GEMM layers and phases, touched layers): what columns depend on
+    plain_flags: np.ndarray  # [4, G]: flags, then ragged = False everywhere
+
+
+_shape_keys: dict[tuple, int] = {}
+_next_shape = [0]
+
+
+def _intern(key: tuple) -> int:
+    """A small integer per distinct shape key (cheaper to hash than the key); never reused,
+    also after the table is cleared, so a stale id only misses."""
+    hit = _shape_keys.get(key)
+    if hit is None:
+        if len(_shape_keys) >= 1024:
+            _shape_keys.clear()
+        hit = _shape_keys[key] = _next_shape[0]
+        _next_shape[0] += 1
+    return hit
 
 
 def _skeleton(program: Program) -> _Skeleton:
@@ -195,6 +239,24 @@ def _skeleton(program: Program) -> _Skeleton:
     hit = program.__dict__.get("_skeleton")
     if hit is not None and hit[0] == len(program.entries):
         return hit[1]
+    layers = program.layers
+    # Programs of equal entries, layer shapes and touched layers (a grid's workloads of one
+    # environment) share one skeleton.
+    key = (tuple(program.entries), tuple([(x.in_features, x.out_features) for x in layers]), tuple(program.touched))
+    sk = _skeletons.get(key)
+    if sk is None:
+        sk = _build_skeleton(program)
+        if len(_skeletons) >= 256:
+            _skeletons.clear()
+        _skeletons[key] = sk
+    program.__dict__["_skeleton"] = (len(program.entries), sk)
+    return sk
+
+
+_skeletons: dict[tuple, _Skeleton] = {}
+
+
+def _build_skeleton(program: Program) -> _Skeleton:
     layers = program.layers
     layer_of, phase_of, k_list, n_list, rows = [], [], [], [], []
     for e in program.gemms:
@@ -223,78 +285,222 @@ def _skeleton(program: Program) -> _Skeleton:
         np.array([r[6] for r in rows], dtype=np.float64),
         np.array([(e.elements, e.read_bits_per_bit, e.read_bits_extra, e.write_bits_per_bit, e.write_bits_extra)
                   for e in ew], dtype=np.int64).reshape(W, 5).T.copy(),
-        np.array([e.always_dram for e in ew], dtype=bool), np.array([e.times for e in ew], dtype=np.float64))
-    for a in (sk.sizes, sk.flags, sk.times, sk.ew_cols, sk.ew_always_dram, sk.ew_times):
+        np.array([e.always_dram for e in ew], dtype=bool), np.array([e.times for e in ew], dtype=np.float64),
+        _intern((tuple((x.in_features, x.out_features) for x in layers), tuple(layer_of), tuple(phase_of),
+                 tuple(program.touched))),
+        np.array([r[3:6] + (False,) for r in rows], dtype=bool).reshape(G, 4).T.copy())
+    for a in (sk.sizes, sk.flags, sk.times, sk.ew_cols, sk.ew_always_dram, sk.ew_times, sk.plain_flags):
         a.flags.writeable = False  # shared by every MappedProgram of the program
-    program.__dict__["_skeleton"] = (len(program.entries), sk)
     return sk
+
+
+def _layer_refs(program: Program, sk: _Skeleton) -> tuple:
+    """Per layer, whatever the design: (each mask's analysis cache or None for a dense layer,
+    pattern texts, kept weights per GEMM [G] (-1: the weight gradient's dense B), the
+    same for the dense reference), memoised on the program and redone when a layer's mask
+    or pattern object was replaced. Mapping the program onto each design then only looks up
+    its mappings in the masks' caches."""
+    layers = program.layers
+    masks = [x.mask for x in layers]
+    inputs = masks + [x.pattern for x in layers]  # what the memo was built from, by identity
+    hit = program.__dict__.get("_layer_refs")
+    if hit is not None and hit[0] is sk and len(hit[1]) == len(inputs) and all(map(operator.is_, hit[1], inputs)):
+        return hit[2:]
+    entries, pats, kept, dense_kept = [], [], [], []
+    for x, mask in zip(layers, masks):
+        full = x.in_features * x.out_features
+        dense_kept.append(full)
+        pat = x.pattern
+        pats.append(pat if isinstance(pat, str) else str(pat))
+        if mask is None:
+            entries.append(None)
+            kept.append(full)
+        else:
+            e = _entries(mask)
+            nnz = e.get("nnz")
+            if nnz is None:
+                nnz = e["nnz"] = int(np.count_nonzero(mask))
+            entries.append(e)
+            kept.append(nnz)
+    layer_of = np.asarray(sk.layer_of, dtype=np.intp)
+    is_wg = sk.flags[0]
+    rows = []
+    for per_layer in (kept, dense_kept):
+        r = np.asarray(per_layer, dtype=np.int64)[layer_of]
+        r[is_wg] = -1
+        r.flags.writeable = False
+        rows.append(r)
+    out = (sk, inputs, entries, pats, rows[0], rows[1])
+    program.__dict__["_layer_refs"] = out
+    return out[2:]
+
+
+# What a program's mapping onto a design decides apart from the kept weights (per-GEMM
+# columns, notes, stored bits, folds), by (design, program shapes, mapping objects): a fixed or
+# layer-wise design gives masks with equal max counts the same Mapping object, a flexible one
+# masks whose rows all run at one N, so programs of one shape mostly repeat these. The value
+# holds the design and the mappings, so the ids in a live key cannot be reused by other objects.
+_static_columns: dict[tuple, tuple] = {}
 
 
 def map_program(program: Program, design: Design, dense: bool = False) -> MappedProgram:
     """Map every GEMM of ``program`` onto ``design`` (``dense``: the dense reference, every mapping dense)."""
     layers = program.layers
     sk = _skeleton(program)
-    # Per layer once: its forward mapping and kept weights (one cache lookup per mask).
+    entries, pats, nnz_row, dense_nnz_row = _layer_refs(program, sk)
+    # Per layer once: its forward mapping (one cache lookup per mask).
     if dense:
         fwd_maps = [_DENSE_REF] * len(layers)
-        kept = [x.in_features * x.out_features for x in layers]
+        nnz_row = dense_nnz_row
     else:
         dkey = design_key(design)
-        fwd_maps, kept = [], []
-        for x in layers:
-            if x.mask is None:
+        keys: dict = {}
+        fwd_maps = []
+        for x, e, pat in zip(layers, entries, pats):
+            if e is None:
                 fwd_maps.append(_DENSE_LAYER)
-                kept.append(x.in_features * x.out_features)
-            else:
-                mp, nnz = map_layer(design, dkey, x.mask, x.pattern)
-                fwd_maps.append(mp)
-                kept.append(nnz)
-    # Per GEMM, its mapping and kept weights (an inference program: the layers in order).
+                continue
+            key = keys.get(pat)
+            if key is None:
+                key = keys[pat] = ("map", dkey, pat, False)
+            mp = e.get(key)
+            fwd_maps.append(_map_into(e, key, design, x.mask, x.pattern, False) if mp is None else mp)
+    # Per GEMM, its mapping (an inference program: the layers in order).
     if sk.forward_only:
-        maps, nnzs = fwd_maps, kept
+        maps = fwd_maps
     else:
-        maps, nnzs = [], []
+        maps = []
         for li, phase in zip(sk.layer_of, sk.phase_of):
             if phase == FORWARD:
                 maps.append(fwd_maps[li])
-                nnzs.append(kept[li])
             elif phase == BACKWARD_DATA:
                 layer = layers[li]
                 maps.append(_DENSE_REF if dense else map_weights(design, layer.mask, layer.pattern, transposed=True))
-                nnzs.append(kept[li])
             else:
                 maps.append(_DENSE_WG)
-                nnzs.append(-1)
-    # What each mapping decides: (kind, group N, group M, hardware pattern text, ragged).
-    cs = [mp.__dict__.get("_columns") or _columns(mp) for mp in maps]
-    G = len(cs)
-    d4 = np.array([(c[0], c[1], c[2], n) for c, n in zip(cs, nnzs)], dtype=np.int64).reshape(G, 4).T
-    hw = [c[3] for c in cs]
-    notes = [mp.note for mp in maps]
-    meta = np.zeros(G, dtype=np.int64)
-    ragged, is_ragged = [], np.zeros(G, dtype=bool)
-    if any(c[4] or c[0] == traffic.UNSTRUCTURED for c in cs):
+    G = len(maps)
+    ckey = (id(design), sk.shape_key,
+            tuple(map(id, maps)) if sk.forward_only else (tuple(map(id, fwd_maps)), tuple(map(id, maps))))
+    hit = _static_columns.get(ckey)
+    if hit is None:
+        # What each mapping decides: (kind, group N, group M, hardware pattern text, ragged).
+        cs = [mp.__dict__.get("_columns") or _columns(mp) for mp in maps]
+        # Unstructured GEMMs' index bits depend on each mask's kept count: not memoised.
+        if not any(c[0] == traffic.UNSTRUCTURED for c in cs):
+            hit = _static(program, design, sk, maps, fwd_maps, cs)
+            if len(_static_columns) >= 1024:
+                _static_columns.clear()
+            _static_columns[ckey] = hit
+    if hit is not None:
+        _, _, _, head, hw, notes, per_bit, extra, folds, flag_cols, gemm_class = hit
+        cols = np.concatenate([head, nnz_row[None, :], _zeros_row(G)])
+    else:
+        nnzs = nnz_row.tolist()
+        d3 = np.array([c[:3] for c in cs], dtype=np.int64).reshape(G, 3).T
+        hw = [c[3] for c in cs]
+        notes = [mp.note for mp in maps]
+        meta = np.zeros(G, dtype=np.int64)
         fmt = design.sparsity.index_format
-        for gi, (mp, c) in enumerate(zip(maps, cs)):
+        for gi, c in enumerate(cs):
             if c[0] == traffic.UNSTRUCTURED:
                 meta[gi] = unstructured_metadata_bits(fmt, sk.k_list[gi], sk.n_list[gi], nnzs[gi])
-            if c[4]:
-                is_ragged[gi] = True
-                ragged.append((gi, sk.k_list[gi], sk.n_list[gi], c[2],
-                               mp.row_k if mp.row_k is not None else mp.row_n, mp.row_k is not None))
+        is_ragged, folds = _ragged_folds(design, sk, maps, cs)
+        per_bit, extra = _stored_total(program, design, fwd_maps)
+        cols = np.concatenate([sk.sizes, d3, nnz_row[None, :], meta[None, :]])
+        flag_cols = np.concatenate([sk.flags, is_ragged[None, :]])
+        gemm_class = None
+    ew = sk.ew_cols
+    return MappedProgram(
+        program, design, dense, cols[0], cols[1], cols[2], flag_cols[0], flag_cols[1], flag_cols[2], cols[3],
+        cols[4], cols[5], cols[6], cols[7], flag_cols[3], folds, sk.times, hw, notes,
+        per_bit, extra, ew[0], (ew[1], ew[2]), (ew[3], ew[4]), sk.ew_always_dram, sk.ew_times, {}, cols, flag_cols,
+        gemm_class,
+    )
+
+
+def _ragged_folds(design: Design, sk: _Skeleton, maps: list, cs: list) -> tuple[np.ndarray, FoldTable]:
+    """(which GEMMs have ragged folds, their fold table)."""
+    G = len(maps)
+    ragged, is_ragged = [], np.zeros(G, dtype=bool)
+    for gi, (mp, c) in enumerate(zip(maps, cs)):
+        if c[4]:
+            is_ragged[gi] = True
+            ragged.append((gi, sk.k_list[gi], sk.n_list[gi], c[2],
+                           mp.row_k if mp.row_k is not None else mp.row_n, mp.row_k is not None))
+    return is_ragged, _fold_table(design, ragged, G)
+
+
+def _stored_total(program: Program, design: Design, fwd_maps: list) -> tuple[int, int]:
+    """(bits per weight bit, extra bits) of the touched layers' weights as stored."""
     per_bit = extra = 0
+    layers = program.layers
     for i in program.touched:
         a, b = _stored_bits(design, layers[i], fwd_maps[i])
         per_bit += a
         extra += b
-    cols = np.concatenate([sk.sizes, d4, meta[None, :]])
-    flag_cols = np.concatenate([sk.flags, is_ragged[None, :]])
-    ew = sk.ew_cols
-    return MappedProgram(
-        program, design, dense, cols[0], cols[1], cols[2], flag_cols[0], flag_cols[1], flag_cols[2], cols[3],
-        cols[4], cols[5], cols[6], cols[7], flag_cols[3], _fold_table(design, ragged, G), sk.times, hw, notes,
-        per_bit, extra, ew[0], (ew[1], ew[2]), (ew[3], ew[4]), sk.ew_always_dram, sk.ew_times, {}, cols, flag_cols,
-    )
+    return per_bit, extra
+
+
+def _static(program: Program, design: Design, sk: _Skeleton, maps: list, fwd_maps: list, cs: list) -> tuple:
+    """The memoised part of a mapped program without unstructured GEMMs (see ``_static_columns``):
+    (design, mappings, forward mappings, sizes and decided columns [6, G], hardware patterns,
+    notes, stored bits per weight bit and extra, fold table, flags [4, G], class ids or None)."""
+    G = len(maps)
+    d3 = np.array([c[:3] for c in cs], dtype=np.int64).reshape(G, 3).T
+    head = np.concatenate([sk.sizes, d3])
+    head.flags.writeable = False
+    per_bit, extra = _stored_total(program, design, fwd_maps)
+    if any(c[4] for c in cs):
+        is_ragged, folds = _ragged_folds(design, sk, maps, cs)
+        flags = np.concatenate([sk.flags, is_ragged[None, :]])
+        flags.flags.writeable = False
+        for a in (folds.gemm, folds.k, folds.outputs):
+            a.flags.writeable = False  # shared by the programs of this key
+        # Ids of their own: only the programs sharing this entry (hence its folds) share them.
+        gemm_class = np.arange(_next_class[0], _next_class[0] + G, dtype=np.int64)
+        gemm_class.flags.writeable = False
+        _next_class[0] += G
+    else:
+        flags, folds, gemm_class = sk.plain_flags, _fold_table(design, [], G), _class_ids(head, sk.flags)
+    return (design, list(maps), list(fwd_maps), head, [c[3] for c in cs], [mp.note for mp in maps], per_bit, extra,
+            folds, flags, gemm_class)
+
+
+# GEMM columns (all but nnz; ragged GEMMs never get here) -> class id. Ids are never reused,
+# also after the table is cleared: a cleared table only hands out new ids for old contents.
+_class_table: dict[tuple, int] = {}
+_next_class = [0]
+
+
+def _class_ids(head: np.ndarray, flags: np.ndarray) -> np.ndarray:
+    """Class id of each GEMM of ``head`` (m_fixed, K, N, kind, group N, group M) and ``flags``
+    (weight gradient, first, last): one id per distinct content, read-only."""
+    ids = []
+    for key in zip(*head.tolist(), *flags.tolist()):
+        hit = _class_table.get(key)
+        if hit is None:
+            if len(_class_table) >= 1 << 16:
+                _class_table.clear()
+            hit = _class_table[key] = _next_class[0]
+            _next_class[0] += 1
+        ids.append(hit)
+    out = np.asarray(ids, dtype=np.int64)
+    out.flags.writeable = False
+    return out
+
+
+_zero_rows: dict[int, np.ndarray] = {}
+
+
+def _zeros_row(n: int) -> np.ndarray:
+    """A read-only [1, n] int64 row of zeros, one per n."""
+    hit = _zero_rows.get(n)
+    if hit is None:
+        hit = np.zeros((1, n), dtype=np.int64)
+        hit.flags.writeable = False
+        if len(_zero_rows) < 256:
+            _zero_rows[n] = hit
+    return hit
 
 
 @dataclass
@@ -401,9 +607,8 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
     if len(runs) == 1:
         per_bit, extra = mps[0].stored_per_bit, mps[0].stored_extra_bits
     else:
-        prog = np.repeat(np.arange(len(runs)), n_points)
-        per_bit = np.asarray([mp.stored_per_bit for mp in mps], dtype=np.int64)[prog]
-        extra = np.asarray([mp.stored_extra_bits for mp in mps], dtype=np.int64)[prog]
+        per_bit = np.repeat(np.asarray([mp.stored_per_bit for mp in mps], dtype=np.int64), n_points)
+        extra = np.repeat(np.asarray([mp.stored_extra_bits for mp in mps], dtype=np.int64), n_points)
     stored_bytes = (per_bit * bits + extra) / 8.0
     resident = (residency == "auto") & (stored_bytes <= d.weight_sram_bytes())
 
@@ -418,20 +623,42 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
     else:
         n_gemms = [len(mp.times) for mp in mps]
         g_start = np.cumsum([0] + n_gemms[:-1])
-        per_point = np.repeat(n_gemms, n_points)               # GEMMs of each point's program
-        row_start = np.cumsum(per_point) - per_point           # first row of each point
-        R = int(per_point.sum())
-        row_point = np.repeat(np.arange(P), per_point)
-        gemm_index = np.arange(R) + np.repeat(np.repeat(g_start, n_points) - row_start, per_point)
-        ints = np.concatenate([mp.int_columns for mp in mps], axis=1)[:, gemm_index]
-        flags = np.concatenate([mp.flag_columns for mp in mps], axis=1)[:, gemm_index]
+        R = sum(p * g for p, g in zip(n_points, n_gemms))
+        if all(p == 1 for p in n_points):
+            # One point per program (simulate(): the run and its dense reference): the rows are
+            # the programs' GEMMs in order, no gather.
+            row_point = np.repeat(np.arange(P), n_gemms)
+            gemm_index = np.arange(R)
+            ints = np.concatenate([mp.int_columns for mp in mps], axis=1)
+            flags = np.concatenate([mp.flag_columns for mp in mps], axis=1)
+            times = np.concatenate([mp.times for mp in mps])
+        else:
+            per_point = np.repeat(n_gemms, n_points)               # GEMMs of each point's program
+            row_start = np.cumsum(per_point) - per_point           # first row of each point
+            row_point = np.repeat(np.arange(P), per_point)
+            gemm_index = np.arange(R) + np.repeat(np.repeat(g_start, n_points) - row_start, per_point)
+            ints = np.concatenate([mp.int_columns for mp in mps], axis=1)[:, gemm_index]
+            flags = np.concatenate([mp.flag_columns for mp in mps], axis=1)[:, gemm_index]
+            times = np.concatenate([mp.times for mp in mps])[gemm_index]
         cols = dict(zip(_GEMM_COLUMNS, ints))
         cols.update(zip(_GEMM_FLAGS, flags))
-        times = np.concatenate([mp.times for mp in mps])[gemm_index]
         pt = (bits[row_point], batch[row_point], bit_index[row_point], resident[row_point])
         ragged = [(mp, int(s)) for mp, s in zip(mps, g_start) if mp.ragged.any()]
     rag = _ragged_table(d, ragged, rates_u, sum(len(mp.times) for mp in mps)) if ragged else None
-    figs, m, kk, nn = _gemm_figures(d, et, cols, *pt, rates_u, mac_u, rag, gemm_index)
+    rows = None if len(runs) == 1 else _distinct_rows(mps, n_points, gemm_index, pt)
+    if rows is None:
+        figs, m, kk, nn = _gemm_figures(d, et, cols, *pt, rates_u, mac_u, rag, gemm_index)
+    else:
+        # Each distinct (GEMM class, point) row once, then spread back; macs_effectual, the one
+        # figure that depends on nnz, on every row (the same expression as _gemm_figures).
+        first, inverse = rows
+        U = len(first)
+        figs, m, kk, nn = _gemm_figures(d, et, {k: v[first] for k, v in cols.items()}, *(x[first] for x in pt),
+                                        rates_u, mac_u, rag, gemm_index[first])
+        figs = {f: _rows(v, U)[inverse] for f, v in figs.items()}
+        m, kk, nn = m[inverse], kk[inverse], _rows(nn, U)[inverse]
+        nnz = np.where(cols["nnz"] < 0, kk * nn, cols["nnz"])
+        figs["macs_effectual"] = (m * nnz).astype(np.float64)
     if not np.all(times == 1.0):
         figs = {f: v * times for f, v in figs.items()}
 
@@ -471,6 +698,29 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
                               mkn[0], mkn[1], mkn[2], stored_bytes[p0:p1], resident[p0:p1]))
         r0, p0 = r1, p1
     return evs
+
+
+def _distinct_rows(mps: list, n_points: list, gemm_index: np.ndarray, pt: tuple) -> Optional[tuple]:
+    """(first row of each distinct (GEMM class, bitwidth, batch, residency) row, each row's
+    distinct row) over the flat rows of ``mps``, or None when not worth it: programs with
+    ragged GEMMs (not classed) make up more than a quarter of the rows, or fewer than half
+    the rows repeat."""
+    classed = sum(p * len(mp.times) for mp, p in zip(mps, n_points) if mp.gemm_class is not None)
+    R = len(gemm_index)
+    if R < 256 or 4 * classed < 3 * R:
+        return None
+    gc = np.concatenate([mp.gemm_class if mp.gemm_class is not None else np.full(len(mp.times), -1, dtype=np.int64)
+                         for mp in mps])[gemm_index]
+    bits, batch, bit_index, resident = pt
+    point_key = (batch * (int(bit_index.max()) + 1) + bit_index) * 2 + resident
+    span = int(point_key.max()) + 1
+    if int(gc.max()) >= (1 << 62) // span:
+        return None
+    key = np.where(gc >= 0, gc * span + point_key, -1 - np.arange(R))
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    if 2 * len(first) > R:
+        return None
+    return first, inverse.reshape(-1)
 
 
 def _rows(v: np.ndarray, n: int) -> np.ndarray:
@@ -527,13 +777,15 @@ def _gemm_figures(d: Design, et, g: dict, bits, batch, bit_index, resident, rate
     # runs dY^T (out x B) through the activations X (B x in) and writes dW.
     w_level, meta_level = d.sram_for("weights"), d.sram_for("metadata")
     in_level, out_level = d.sram_for("inputs"), d.sram_for("outputs")
-    bits_b = np.where(wg, bits_a, bits)
-    bits_o = np.where(wg, bits, bits_a)
+    # Without weight-gradient rows (inference) the per-row picks below are their second operand.
+    any_wg = bool(wg.any())
+    bits_b = np.where(wg, bits_a, bits) if any_wg else bits
+    bits_o = np.where(wg, bits, bits_a) if any_wg else bits_a
     a_spill = m * kk * bits_a / 8.0 > in_level.capacity_bytes
     o_spill = m * nn * bits_a / 8.0 > out_level.capacity_bytes
     b_from_dram = ~wg & ~resident
     a_from_dram = a_spill | g["first_fwd"]
-    o_to_dram = np.where(wg, ~resident, o_spill | g["last_fwd"])
+    o_to_dram = np.where(wg, ~resident, o_spill | g["last_fwd"]) if any_wg else o_spill | g["last_fwd"]
 
     # Schedule: K' walked, folds, cycles.
     kind = g["kind"]
@@ -554,7 +806,7 @@ def _gemm_figures(d: Design, et, g: dict, bits, batch, bit_index, resident, rate
     b_store, b_dram, a_dram, o_dram = traffic.dram_bits(kind, m, kk, nn, values, meta_stored, bits_a, bits_b,
                                                         bits_o, b_from_dram, a_from_dram, o_to_dram)
     busy = s.compute_cycles + stall_meta
-    b_double = np.where(wg, in_level.double_buffered, w_level.double_buffered)
+    b_double = np.where(wg, in_level.double_buffered, w_level.double_buffered) if any_wg else w_level.double_buffered
     cycles, stall_dram = traffic.dram_timing(busy, b_dram, a_dram, o_dram, s.weight_folds, b_double,
                                              d.dram.bandwidth_bytes_per_cycle * 8.0, d.dram.latency_cycles)
     b_read, a_read, psum, o_write = traffic.sram_bits(m, kk, nn, values, bits_a, bits_b, bits_o, s.weight_reloads,
@@ -565,10 +817,14 @@ def _gemm_figures(d: Design, et, g: dict, bits, batch, bit_index, resident, rate
     b_lv = (sram[in_level.name], sram[w_level.name])
     o_lv = (sram[w_level.name], sram[out_level.name])
     a_e = sram[in_level.name]
-    rd_b = np.where(wg, b_lv[0].read_pj_per_bit, b_lv[1].read_pj_per_bit)
-    wr_b = np.where(wg, b_lv[0].write_pj_per_bit, b_lv[1].write_pj_per_bit)
-    rd_o = np.where(wg, o_lv[0].read_pj_per_bit, o_lv[1].read_pj_per_bit)
-    wr_o = np.where(wg, o_lv[0].write_pj_per_bit, o_lv[1].write_pj_per_bit)
+    if any_wg:
+        rd_b = np.where(wg, b_lv[0].read_pj_per_bit, b_lv[1].read_pj_per_bit)
+        wr_b = np.where(wg, b_lv[0].write_pj_per_bit, b_lv[1].write_pj_per_bit)
+        rd_o = np.where(wg, o_lv[0].read_pj_per_bit, o_lv[1].read_pj_per_bit)
+        wr_o = np.where(wg, o_lv[0].write_pj_per_bit, o_lv[1].write_pj_per_bit)
+    else:
+        rd_b, wr_b = b_lv[1].read_pj_per_bit, b_lv[1].write_pj_per_bit
+        rd_o, wr_o = o_lv[1].read_pj_per_bit, o_lv[1].write_pj_per_bit
     o_read = psum + o_dram
     o_written = psum + o_write
     sram_read = b_read + a_read + o_read

@@ -202,3 +202,74 @@ def test_simulate_reuses_its_mapping_but_sees_a_workload_edited_between_calls():
     fresh = hwmodel.simulate(copy.deepcopy(wl), "flex_nm", batch=8, scenario="train_step")
     assert edited.total != first.total
     assert edited.total == fresh.total and [r.figures for r in edited.layers] == [r.figures for r in fresh.layers]
+
+
+def test_repeated_rows_evaluated_once_give_the_same_answers(monkeypatch):
+    """A grid of many workloads on fixed, layer-wise and flexible designs: evaluate_many() runs
+    each distinct (GEMM class, point) row once (masks differ, so only macs_effectual differs
+    between a class's rows) and must equal evaluate() on each program; it does take that path."""
+    import hwmodel.model as model
+
+    used = []
+    distinct = model._distinct_rows
+    monkeypatch.setattr(model, "_distinct_rows", lambda *a: used.append(distinct(*a)) or used[-1])
+    for name in ("edge_ws", "stc_hbm", "scalesim_default_ws", "flex_nm"):
+        d = load_design(name)
+        runs = []
+        for seed in range(6):
+            for p in ("2:4", "1:8", "dense"):
+                wl = synthetic_td3_workload(17, 6, p, seed=seed)
+                # (W^T of these masks has rows at several N: flexible train steps repeat no rows.)
+                train = seed >= 3 and name != "flex_nm"
+                mp = map_program(build_program(wl, "train_step" if train else "inference"), d)
+                runs.append((mp, [8] * 6, [1, 256, 32, 4, 64, 128]))
+        used.clear()
+        for (mp, bits, batch), got in zip(runs, evaluate_many(runs)):
+            _assert_same(got, evaluate(mp, np.array(bits), np.array(batch)))
+        # Fixed and layer-wise designs share mappings by max counts, the flexible one by a
+        # single row N (forward 2:4 and 1:8 masks): every design repeats rows here.
+        assert used and used[-1] is not None and 2 * len(used[-1][0]) <= len(used[-1][1]), name
+
+
+def test_flexible_rows_at_one_n_share_a_mapping_but_not_across_array_sizes():
+    """Masks whose rows all run at one N share one flexible Mapping (its row N constant and
+    read-only); a design with the same sparsity but another array width still gets its own
+    folds: its answers equal those of a process that never mapped the first design."""
+    import hwmodel.mapping as mapping
+    import hwmodel.model as model
+    from hwmodel.mapping import _allowed_n, map_weights, row_max_counts
+
+    d = load_design("flex_nm")
+    a, b = (synthetic_td3_workload(17, 6, "2:4", seed=s).layers[1] for s in (7, 8))
+    ma, mb = map_weights(d, a.mask, a.pattern), map_weights(d, b.mask, b.pattern)
+    assert ma is mb and not ma.row_n.flags.writeable
+    assert np.array_equal(ma.row_n, _allowed_n(d.sparsity)[row_max_counts(a.mask, 4)])
+    wide = _edited("flex_nm", **{"compute.cols": 8, "compute.rows": 8})
+    progs = [build_program(synthetic_td3_workload(17, 6, "2:4", seed=s), "train_step") for s in (7, 8)]
+    both = [evaluate(map_program(p, dd), np.array([8, 8]), np.array([1, 256])) for p in progs for dd in (d, wide)]
+    for cache in (mapping._mask_cache, mapping._by_counts, model._static_columns, model._fold_index):
+        cache.clear()
+    for p in progs:
+        p.__dict__.pop("_layer_refs", None)
+    alone = [evaluate(map_program(p, wide), np.array([8, 8]), np.array([1, 256])) for p in progs]
+    _assert_same(both[1], alone[0])
+    _assert_same(both[3], alone[1])
+    assert not np.array_equal(both[0].gemm["cycles"], both[1].gemm["cycles"])
+
+
+def test_map_program_sees_a_layer_mask_or_pattern_replaced_on_the_same_program():
+    """A program's per-layer mapping inputs are memoised; replacing a layer's mask or pattern
+    object on the same program maps it anew (equal to a freshly built program's mapping)."""
+    d = load_design("edge_ws")
+    wl = synthetic_td3_workload(17, 6, "2:4", seed=9)
+    prog = build_program(wl, "inference")
+    first = map_program(prog, d)
+    layer = prog.layers[1]
+    layer.pattern = "dense"  # the same mask, run as a dense layer
+    again = map_program(prog, d)
+    fresh = map_program(build_program(wl, "inference"), d)
+    assert first.hw_patterns[1] == "2:4" and again.hw_patterns[1] == fresh.hw_patterns[1] == "dense"
+    assert np.array_equal(again.int_columns, fresh.int_columns)
+    layer.mask = None  # no mask: every weight kept
+    again = map_program(prog, d)
+    assert again.nnz[1] == layer.in_features * layer.out_features > first.nnz[1]
