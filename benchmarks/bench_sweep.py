@@ -187,6 +187,8 @@ def bench_big(tmp: Path, target: int, baseline: Path | None = None, baseline_poi
               f"less), measured on {brows:,} points of the same kind of grid: {brows / b['seconds']:,.0f} points/s "
               f"({b['seconds']:.1f} s wall, {b['cpu_seconds']:.1f} s CPU), "
               f"{b['cpu_seconds'] / brows * 1e3:.3f} ms CPU per point, peak tree RSS {b['peak_tree'] / 2**20:.0f} MiB")
+        if brows != rows:   # start-up cost weighs differently on grids of different sizes
+            print(f"  (rates of runs of different size: pass --baseline-points {target} for a like-for-like ratio)")
     verdict = ""
     if goal_s is not None:
         ok = r["seconds"] < goal_s and r["peak_tree"] < 2**30
