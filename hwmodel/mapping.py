@@ -41,6 +41,9 @@ def _entries(mask: np.ndarray) -> dict:
         _sweep_at[0] = max(1024, 2 * len(_mask_cache))
     entries: dict = {}
     _mask_cache[key] = (weakref.ref(mask), entries)
+    # The analysis is kept per mask object: an in-place edit would leave it stale, so the mask
+    # becomes read-only (an edit raises); replace the array to change a layer's mask.
+    mask.flags.writeable = False
     return entries
 
 

@@ -45,7 +45,9 @@ class Layer:
         in_features: reduction size K.
         out_features: output size N.
         pattern: "N:M", "unstructured" or "dense".
-        mask: bool [out_features, in_features] of kept weights, None when dense.
+        mask: bool [out_features, in_features] of kept weights, None when dense. The hardware
+            model analyses a mask once and then marks the array read-only; to change a
+            layer's mask, assign a new array.
         weight_bits: bitwidth the weights are stored at.
         weight: optional float32 [out_features, in_features] (already masked).
         bias: optional float32 [out_features].

@@ -273,3 +273,19 @@ def test_map_program_sees_a_layer_mask_or_pattern_replaced_on_the_same_program()
     layer.mask = None  # no mask: every weight kept
     again = map_program(prog, d)
     assert again.nnz[1] == layer.in_features * layer.out_features > first.nnz[1]
+
+
+def test_an_analysed_mask_cannot_be_edited_in_place():
+    """The analysis is cached per mask object: an in-place edit after a simulate() call would
+    leave it stale, so it raises; a new array is analysed anew."""
+    import hwmodel
+
+    wl = synthetic_td3_workload(11, 3, "2:4", seed=5)
+    first = hwmodel.simulate(wl, "flex_nm", batch=8)
+    layer = wl.layers[1]
+    with pytest.raises(ValueError, match="read-only"):
+        layer.mask[:, :] = False
+    mask = layer.mask.copy()
+    mask[:, 0::4] = False   # a sparser 2:4-compatible mask (1:4 kept at most in each group)
+    layer.mask = mask
+    assert hwmodel.simulate(wl, "flex_nm", batch=8).total != first.total
