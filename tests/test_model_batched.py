@@ -236,7 +236,7 @@ def test_flexible_rows_at_one_n_share_a_mapping_but_not_across_array_sizes():
     read-only); a design with the same sparsity but another array width still gets its own
     folds: its answers equal those of a process that never mapped the first design."""
     import hwmodel.mapping as mapping
-    import hwmodel.model as model
+    import hwmodel.mapped_program as mapped_program
     from hwmodel.mapping import _allowed_n, map_weights, row_max_counts
 
     d = load_design("flex_nm")
@@ -247,7 +247,7 @@ def test_flexible_rows_at_one_n_share_a_mapping_but_not_across_array_sizes():
     wide = _edited("flex_nm", **{"compute.cols": 8, "compute.rows": 8})
     progs = [build_program(synthetic_td3_workload(17, 6, "2:4", seed=s), "train_step") for s in (7, 8)]
     both = [evaluate(map_program(p, dd), np.array([8, 8]), np.array([1, 256])) for p in progs for dd in (d, wide)]
-    for cache in (mapping._mask_cache, mapping._by_counts, model._static_columns, model._fold_index):
+    for cache in (mapping._mask_cache, mapping._by_counts, mapped_program._static_columns, mapped_program._fold_index):
         cache.clear()
     for p in progs:
         p.__dict__.pop("_layer_refs", None)
