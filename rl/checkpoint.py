@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import warnings
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     check_limit("checkpoint_bytes", path.stat().st_size, f"checkpoint: {path}: file size")
     declared_zip_bytes(path, "checkpoint", "checkpoint_bytes")
     try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
+        # A damaged file can declare an odd pickle protocol: torch warns before failing, and the
+        # user should see one line (the error below), not torch's warning first.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch's unpickler raises many types on damaged or hostile bytes
         # (struct.error, pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, ...): all mean a bad file.
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
