@@ -5,25 +5,14 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-import yaml
 
-from hwmodel.design import load_design, parse_design
+from hwmodel.design import load_design
 from hwmodel.errors import NmlabError
 from hwmodel.io import data_path
 from hwmodel.model import FIELDS, Evaluation, evaluate, evaluate_many, map_program
 from hwmodel.program import build_program
 from hwmodel.workload import load_workload, synthetic_td3_workload
-
-
-def _edited(name: str, **edits):
-    data = yaml.safe_load(data_path("designs", f"{name}.yaml").read_text())
-    for path, value in edits.items():
-        node = data
-        keys = [int(k) if k.isdigit() else k for k in path.split(".")]
-        for k in keys[:-1]:
-            node = node[k]
-        node[keys[-1]] = value
-    return parse_design(data)
+from tests.test_model import _design as _edited  # a bundled design with dotted-path edits
 
 
 def _designs():
