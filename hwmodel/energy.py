@@ -19,6 +19,7 @@ from hwmodel.cacti import sram_cost
 from hwmodel.design import Design
 from hwmodel.errors import NmlabError
 from hwmodel.io import data_path, yaml_safe_load
+from hwmodel.memo import BoundedMemo
 
 
 @lru_cache(maxsize=1)
@@ -92,7 +93,7 @@ class EnergyTable:
         return stages * bits * self.mux2_pj_per_bit
 
 
-_tables: dict[int, tuple[Design, EnergyTable]] = {}
+_tables: BoundedMemo = BoundedMemo(256)  # id(design) -> (design, EnergyTable)
 
 
 def energy_table(design: Design) -> EnergyTable:
@@ -116,9 +117,7 @@ def energy_table(design: Design) -> EnergyTable:
                                    cost.leakage_mw * k, cost.area_mm2 if same_node else None)
     table = EnergyTable(mac, float(c["register_pj_per_bit_45nm"]) * f, float(c["mux2_pj_per_bit_45nm"]) * f,
                         float(c["dram_pj_per_bit"][dram_type]), srams, f)
-    if len(_tables) > 256:
-        _tables.clear()
-    _tables[id(design)] = (design, table)
+    _tables.put(id(design), (design, table))
     return table
 
 

@@ -22,6 +22,7 @@ from hwmodel.cycles import FoldTable, fold_width, k_compressed
 from hwmodel.design import Design
 from hwmodel.mapping import (_DENSE_LAYER, Mapping, _entries, _map_into, design_key, map_weights, mask_nnz,
                              unstructured_metadata_bits)
+from hwmodel.memo import BoundedMemo
 from hwmodel.program import BACKWARD_DATA, BACKWARD_WEIGHT, FORWARD, Program
 from hwmodel.sparsity import DENSE
 
@@ -169,10 +170,8 @@ def _fold_table(design: Design, ragged: list, n_gemms: int) -> FoldTable:
         gemm = np.repeat(np.asarray(gi, dtype=np.int64), folds)
         for a in (outputs, gemm):
             a.flags.writeable = False  # shared by the FoldTables of this key
-        if len(_fold_index) >= 256:
-            _fold_index.clear()
-        hit = _fold_index[key] = (design, np.repeat(first_row, folds) + start, un, un.any(), un.all(), kk_f, m,
-                                  gemm, outputs)
+        hit = _fold_index.put(key, (design, np.repeat(first_row, folds) + start, un, un.any(), un.all(), kk_f, m,
+                                      gemm, outputs))
     _, row_at, un, any_un, all_un, kk_f, m, gemm, outputs = hit
     per_fold = np.maximum.reduceat(np.concatenate(vecs).astype(np.int64, copy=False), row_at)
     if all_un:
@@ -184,7 +183,7 @@ def _fold_table(design: Design, ragged: list, n_gemms: int) -> FoldTable:
     return FoldTable(gemm, k.astype(np.int64, copy=False), outputs, n_gemms)
 
 
-_fold_index: dict[tuple, tuple] = {}
+_fold_index: BoundedMemo = BoundedMemo(256)
 
 
 @dataclass(frozen=True)
@@ -208,7 +207,7 @@ class _Skeleton:
     plain_flags: np.ndarray  # [4, G]: flags, then ragged = False everywhere
 
 
-_shape_keys: dict[tuple, int] = {}
+_shape_keys: BoundedMemo = BoundedMemo(1024)
 _next_shape = [0]
 
 
@@ -217,9 +216,7 @@ def _intern(key: tuple) -> int:
     also after the table is cleared, so a stale id only misses."""
     hit = _shape_keys.get(key)
     if hit is None:
-        if len(_shape_keys) >= 1024:
-            _shape_keys.clear()
-        hit = _shape_keys[key] = _next_shape[0]
+        hit = _shape_keys.put(key, _next_shape[0])
         _next_shape[0] += 1
     return hit
 
@@ -236,15 +233,12 @@ def _skeleton(program: Program) -> _Skeleton:
     key = (tuple(program.entries), tuple([(x.in_features, x.out_features) for x in layers]), tuple(program.touched))
     sk = _skeletons.get(key)
     if sk is None:
-        sk = _build_skeleton(program)
-        if len(_skeletons) >= 256:
-            _skeletons.clear()
-        _skeletons[key] = sk
+        sk = _skeletons.put(key, _build_skeleton(program))
     program.__dict__["_skeleton"] = (len(program.entries), sk)
     return sk
 
 
-_skeletons: dict[tuple, _Skeleton] = {}
+_skeletons: BoundedMemo = BoundedMemo(256)
 
 
 def _build_skeleton(program: Program) -> _Skeleton:
@@ -331,7 +325,7 @@ def _layer_refs(program: Program, sk: _Skeleton) -> tuple:
 # layer-wise design gives masks with equal max counts the same Mapping object, a flexible one
 # masks whose rows all run at one N, so programs of one shape mostly repeat these. The value
 # holds the design and the mappings, so the ids in a live key cannot be reused by other objects.
-_static_columns: dict[tuple, tuple] = {}
+_static_columns: BoundedMemo = BoundedMemo(1024)
 
 
 def map_program(program: Program, design: Design, dense: bool = False) -> MappedProgram:
@@ -378,10 +372,7 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
         cs = [mp.__dict__.get("_columns") or _columns(mp) for mp in maps]
         # Unstructured GEMMs' index bits depend on each mask's kept count: not memoised.
         if not any(c[0] == traffic.UNSTRUCTURED for c in cs):
-            hit = _static(program, design, sk, maps, fwd_maps, cs)
-            if len(_static_columns) >= 1024:
-                _static_columns.clear()
-            _static_columns[ckey] = hit
+            hit = _static_columns.put(ckey, _static(program, design, sk, maps, fwd_maps, cs))
     if hit is not None:
         _, _, _, head, hw, notes, per_bit, extra, folds, flag_cols, gemm_class = hit
         cols = np.concatenate([head, nnz_row[None, :], _zeros_row(G)])
@@ -459,7 +450,7 @@ def _static(program: Program, design: Design, sk: _Skeleton, maps: list, fwd_map
 
 # GEMM columns (all but nnz; ragged GEMMs never get here) -> class id. Ids are never reused,
 # also after the table is cleared: a cleared table only hands out new ids for old contents.
-_class_table: dict[tuple, int] = {}
+_class_table: BoundedMemo = BoundedMemo(1 << 16)
 _next_class = [0]
 
 
@@ -470,9 +461,7 @@ def _class_ids(head: np.ndarray, flags: np.ndarray) -> np.ndarray:
     for key in zip(*head.tolist(), *flags.tolist()):
         hit = _class_table.get(key)
         if hit is None:
-            if len(_class_table) >= 1 << 16:
-                _class_table.clear()
-            hit = _class_table[key] = _next_class[0]
+            hit = _class_table.put(key, _next_class[0])
             _next_class[0] += 1
         ids.append(hit)
     out = np.asarray(ids, dtype=np.int64)

@@ -19,6 +19,7 @@ import numpy as np
 
 from hwmodel.cycles import fold_width, k_compressed
 from hwmodel.design import Design
+from hwmodel.memo import BoundedMemo
 from hwmodel.sparsity import DENSE, UNSTRUCTURED, Pattern, group_counts, parse_pattern
 
 # Per mask (by id): (weak reference to the mask, {(m, transposed): per-row max group count,
@@ -55,7 +56,7 @@ _WORDS = {4: (np.uint32, np.uint32(0x01010101), np.uint32(24)),
           8: (np.uint64, np.uint64(0x0101010101010101), np.uint64(56))}
 
 
-_row_starts: dict[tuple[int, int], np.ndarray] = {}  # (rows, groups) -> first word of each row (layer shapes repeat)
+_row_starts: BoundedMemo = BoundedMemo(256)  # (rows, groups) -> first word of each row (layer shapes repeat)
 
 
 def _group_words(mask: np.ndarray, m: int, transposed: bool) -> Optional[np.ndarray]:
@@ -94,9 +95,7 @@ def _row_max(mask: np.ndarray, m: int, transposed: bool, entries: dict) -> np.nd
             starts = _row_starts.get(words.shape)
             if starts is None:
                 rows, groups = words.shape
-                if len(_row_starts) >= 256:
-                    _row_starts.clear()
-                starts = _row_starts[words.shape] = np.arange(0, rows * groups, groups)
+                starts = _row_starts.put(words.shape, np.arange(0, rows * groups, groups))
             hit = (np.maximum.reduceat(words.ravel(), starts) >> _WORDS[m][2]).astype(np.int32)
         entries[(m, transposed)] = hit
         entries[(m, transposed, "max")] = int(hit.max()) if hit.size else 0
@@ -199,7 +198,7 @@ def _shortens(k: int, n: int, m: int) -> bool:
     return k_compressed(k, n, m) < k
 
 
-_design_keys: dict[int, tuple[Design, int]] = {}
+_design_keys: BoundedMemo = BoundedMemo(256)  # id(design) -> (design, key)
 _key_ids: dict[tuple, int] = {}
 
 
@@ -216,9 +215,7 @@ def design_key(design: Design) -> int:
         c = design.compute
         value += (c.kind, c.rows, c.cols)
     key = _key_ids.setdefault(value, len(_key_ids))
-    if len(_design_keys) > 256:
-        _design_keys.clear()
-    _design_keys[id(design)] = (design, key)
+    _design_keys.put(id(design), (design, key))
     return key
 
 
@@ -263,9 +260,7 @@ def _map_into(entries: dict, key: tuple, design: Design, mask: np.ndarray, patte
         skey = key[1:] + (mask.shape[0] if transposed else mask.shape[1], stats)
         hit = _by_counts.get(skey)
         if hit is None:
-            if len(_by_counts) >= 4096:
-                _by_counts.clear()
-            hit = _by_counts[skey] = _map(design, mask, p, transposed)
+            hit = _by_counts.put(skey, _map(design, mask, p, transposed))
     entries[key] = hit
     return hit
 
@@ -295,7 +290,7 @@ def _plan(design: Design, pattern: Pattern | str, key: tuple) -> tuple:
     return plan
 
 
-_by_counts: dict[tuple, "Mapping"] = {}
+_by_counts: BoundedMemo = BoundedMemo(4096)
 
 
 def _candidate_ms(sp) -> tuple[int, ...]:
@@ -393,9 +388,7 @@ def _map_flexible(design: Design, mask: np.ndarray, p: Pattern, transposed: bool
     object.__setattr__(out, "_row_n_sum", total)  # the stored slots need it again
     object.__setattr__(out, "_row_n_hist", row_hist)  # and the partial last group's slots
     if skey is not None:
-        if len(_by_counts) >= 4096:
-            _by_counts.clear()
-        _by_counts[skey] = out
+        _by_counts.put(skey, out)
     return out
 
 

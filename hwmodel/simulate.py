@@ -29,6 +29,7 @@ from hwmodel.design import Design, load_design
 from hwmodel.energy import energy_table
 from hwmodel.errors import NmlabError
 from hwmodel.gpu.design_point import gpu_design, gpu_plan, simulate_gpu
+from hwmodel.memo import BoundedMemo
 from hwmodel.model import FIELDS, Evaluation, MappedProgram, evaluate_many, map_program
 from hwmodel.program import SCENARIOS, GemmEntry, build_program
 from hwmodel.result import Figures, LayerResult, SimResult
@@ -126,7 +127,7 @@ def _layer_results(mp: MappedProgram, ev: Evaluation, dense: Optional[Evaluation
 # the ids in a live key cannot be reused by other objects. A workload edited between calls
 # (a layer's pattern, network or mask replaced) gets a new key; a mask edited in place is not
 # seen (as the per-mask analysis cache in hwmodel.mapping).
-_MAPPED: dict[tuple, tuple] = {}
+_MAPPED: BoundedMemo = BoundedMemo(16)  # each entry keeps its workload's masks alive
 
 
 def _layers_key(wl: Workload) -> tuple:
@@ -137,9 +138,7 @@ def _cached(kind: str, design, wl: Workload, scenario: str, policy_delay: int, b
     key = (kind, id(design), scenario, policy_delay, _layers_key(wl))
     hit = _MAPPED.get(key)
     if hit is None or hit[0] is not design:
-        if len(_MAPPED) >= 16:  # each entry keeps its workload's masks alive
-            _MAPPED.clear()
-        hit = _MAPPED[key] = (design, build())
+        hit = _MAPPED.put(key, (design, build()))
     return hit[1]
 
 
@@ -152,7 +151,7 @@ def _mapped_pair(wl: Workload, d: Design, scenario: str, policy_delay: int) -> t
     return _cached("accelerator", d, wl, scenario, policy_delay, build)
 
 
-_FILES: dict[tuple, object] = {}
+_FILES: BoundedMemo = BoundedMemo(32)
 
 
 def _load_once(loader, ref, bundled: Optional[str] = None):
@@ -178,10 +177,7 @@ def _load_once(loader, ref, bundled: Optional[str] = None):
         return loader(ref)  # not a readable file: the loader says what is wrong
     hit = _FILES.get(key)
     if hit is None:
-        hit = loader(ref)
-        if len(_FILES) >= 32:
-            _FILES.clear()
-        _FILES[key] = hit
+        hit = _FILES.put(key, loader(ref))
     return hit
 
 

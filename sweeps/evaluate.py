@@ -12,6 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hwmodel.errors import NmlabError
+from hwmodel.memo import BoundedMemo
 from hwmodel.result import ENERGY_COMPONENTS
 
 
@@ -104,7 +105,7 @@ def _shape(prog) -> tuple:
     return tuple((x.network, x.in_features, x.out_features) for x in prog.layers)
 
 
-_dense_mapped: dict[tuple, Any] = {}
+_dense_mapped: BoundedMemo = BoundedMemo(256)
 
 
 def _mapped_dense(shape: tuple, design_path: str, scenario: str, path: str, pattern: str, mask_source: str):
@@ -115,10 +116,8 @@ def _mapped_dense(shape: tuple, design_path: str, scenario: str, path: str, patt
     key = (shape, design_path, scenario)
     got = _dense_mapped.get(key)
     if got is None:
-        if len(_dense_mapped) >= 256:
-            _dense_mapped.clear()
-        got = _dense_mapped[key] = map_program(_program(path, pattern, mask_source, scenario), _design(design_path),
-                                               dense=True)
+        got = _dense_mapped.put(key, map_program(_program(path, pattern, mask_source, scenario), _design(design_path),
+                                                 dense=True))
     return got
 
 
