@@ -125,8 +125,8 @@ def _layer_results(mp: MappedProgram, ev: Evaluation, dense: Optional[Evaluation
 # design object, the scenario and policy delay, and each layer's name, network, shape,
 # pattern and mask object. The value holds the design and the program (hence the masks), so
 # the ids in a live key cannot be reused by other objects. A workload edited between calls
-# (a layer's pattern, network or mask replaced) gets a new key; a mask edited in place is not
-# seen (as the per-mask analysis cache in hwmodel.mapping).
+# (a layer's pattern, network or mask replaced) gets a new key; a mask cannot be edited in
+# place (hwmodel.mapping makes an analysed mask read-only).
 _MAPPED: BoundedMemo = BoundedMemo(16)  # each entry keeps its workload's masks alive
 
 
