@@ -20,7 +20,7 @@ import numpy as np
 from hwmodel.cycles import fold_width, k_compressed
 from hwmodel.design import Design
 from hwmodel.memo import BoundedMemo
-from hwmodel.sparsity import DENSE, UNSTRUCTURED, Pattern, group_counts, parse_pattern
+from hwmodel.sparsity import DENSE, GROUP_WORDS, UNSTRUCTURED, Pattern, group_counts, group_words, parse_pattern
 
 # Per mask (by id): (weak reference to the mask, {(m, transposed): per-row max group count,
 # (m, transposed, "max"): its max, ("map", ...): Mapping}). An entry whose reference no longer
@@ -48,35 +48,7 @@ def _entries(mask: np.ndarray) -> dict:
     return entries
 
 
-# Group sizes analysed by viewing each group of m bools (bytes 0/1) as one unsigned integer:
-# multiplied by 0x0101..01, its top byte is the group's kept count (no carries: counts <= m).
-# Comparing the products compares the counts first, so a max over products is a max over
-# counts: a multiply and one max per row instead of a per-group count array.
-_WORDS = {4: (np.uint32, np.uint32(0x01010101), np.uint32(24)),
-          8: (np.uint64, np.uint64(0x0101010101010101), np.uint64(56))}
-
-
 _row_starts: BoundedMemo = BoundedMemo(256)  # (rows, groups) -> first word of each row (layer shapes repeat)
-
-
-def _group_words(mask: np.ndarray, m: int, transposed: bool) -> Optional[np.ndarray]:
-    """[out, groups] products whose top byte is each group's kept count (m in 4, 8), else None."""
-    if m not in _WORDS:
-        return None
-    a = np.asarray(mask, dtype=bool)
-    if transposed:
-        a = a.T
-    if a.ndim != 2 or a.size == 0:
-        return None
-    out, k = a.shape
-    if k % m:
-        padded = np.zeros((out, k + m - k % m), dtype=bool)  # padding is never kept
-        padded[:, :k] = a
-        a = padded
-    elif not a.flags.c_contiguous:
-        a = np.ascontiguousarray(a)
-    dtype, magic, _ = _WORDS[m]
-    return a.view(dtype) * magic
 
 
 def row_max_counts(mask: np.ndarray, m: int, transposed: bool = False) -> np.ndarray:
@@ -87,7 +59,7 @@ def row_max_counts(mask: np.ndarray, m: int, transposed: bool = False) -> np.nda
 def _row_max(mask: np.ndarray, m: int, transposed: bool, entries: dict) -> np.ndarray:
     hit = entries.get((m, transposed))
     if hit is None:
-        words = _group_words(mask, m, transposed)
+        words = group_words(mask.T if transposed else mask, m)
         if words is None:
             hit = group_counts(mask.T if transposed else mask, m).max(axis=1).astype(np.int32, copy=False)
         else:
@@ -96,7 +68,7 @@ def _row_max(mask: np.ndarray, m: int, transposed: bool, entries: dict) -> np.nd
             if starts is None:
                 rows, groups = words.shape
                 starts = _row_starts.put(words.shape, np.arange(0, rows * groups, groups))
-            hit = (np.maximum.reduceat(words.ravel(), starts) >> _WORDS[m][2]).astype(np.int32)
+            hit = (np.maximum.reduceat(words.ravel(), starts) >> GROUP_WORDS[m][2]).astype(np.int32)
         entries[(m, transposed)] = hit
         entries[(m, transposed, "max")] = int(hit.max()) if hit.size else 0
     return hit
@@ -157,11 +129,11 @@ def _max_count(mask: np.ndarray, m: int, transposed: bool, entries: Optional[dic
     key = (m, transposed, "max")
     hit = entries.get(key)
     if hit is None:
-        words = None if m in _per_row_ms else _group_words(mask, m, transposed)
+        words = None if m in _per_row_ms else group_words(mask.T if transposed else mask, m)
         if words is None:
             _row_max(mask, m, transposed, entries)
             return entries[key]
-        hit = entries[key] = int(words.max() >> _WORDS[m][2])
+        hit = entries[key] = int(words.max() >> GROUP_WORDS[m][2])
     return hit
 
 

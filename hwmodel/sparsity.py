@@ -177,47 +177,68 @@ def random_mask(shape: tuple[int, int], sparsity: float, rng: np.random.Generato
     return mask.reshape(shape)
 
 
-def _popcount_table(m: int) -> np.ndarray:
-    """Kept count of each m-bit field of a byte, [256, 8 // m] (m < 8), or of the whole byte, [256] (m >= 8)."""
-    t = _POPCOUNT.get(m)
-    if t is None:
-        byte = np.arange(256)
-        if m < 8:
-            fields = [(byte >> (8 - m * (j + 1))) & ((1 << m) - 1) for j in range(8 // m)]
-            t = np.stack([np.unpackbits(f.astype(np.uint8)[:, None], axis=1).sum(axis=1) for f in fields], axis=1)
-        else:
-            t = np.unpackbits(byte.astype(np.uint8)[:, None], axis=1).sum(axis=1)
-        t = _POPCOUNT[m] = t.astype(np.int32)
-    return t
+# Groups of 4 or 8 bools (bytes 0/1) read as one unsigned integer: multiplied by 0x0101..01,
+# the top byte of the product is the group's kept count (no carries: counts <= m). Comparing
+# products compares counts first, so a max over products is a max over counts.
+GROUP_WORDS = {4: (np.uint32, np.uint32(0x01010101), np.uint32(24)),
+               8: (np.uint64, np.uint64(0x0101010101010101), np.uint64(56))}
 
 
-_POPCOUNT: dict[int, np.ndarray] = {}
+def group_words(mask: np.ndarray, m: int) -> Optional[np.ndarray]:
+    """[out, groups] products whose top byte (``>> GROUP_WORDS[m][2]``) is each group's kept count
+    (m in 4, 8; trailing padding counts as not kept); None for other m or an empty mask."""
+    if m not in GROUP_WORDS:
+        return None
+    a = np.asarray(mask, dtype=bool)
+    if a.ndim != 2 or a.size == 0:
+        return None
+    out, k = a.shape
+    if k % m:
+        padded = np.zeros((out, k + m - k % m), dtype=bool)
+        padded[:, :k] = a
+        a = padded
+    elif not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a)
+    dtype, magic, _ = GROUP_WORDS[m]
+    return a.view(dtype) * magic
+
+
+def _popcount_table() -> np.ndarray:
+    """Kept count of each byte, [256]."""
+    global _POPCOUNT
+    if _POPCOUNT is None:
+        _POPCOUNT = np.unpackbits(np.arange(256, dtype=np.uint8)[:, None], axis=1).sum(axis=1).astype(np.int32)
+    return _POPCOUNT
+
+
+_POPCOUNT: Optional[np.ndarray] = None
 
 
 def _packed_group_counts(a: np.ndarray, m: int) -> np.ndarray:
-    """group_counts via packbits and a popcount table (m in 4, 8, 16, 32, ...): a few numpy calls
+    """group_counts via packbits and a popcount table (m = 16, 32, ...): a few numpy calls
     whatever m, where adding m slices costs m; trailing padding bits are zero, as in _grouped."""
     out, cols = a.shape
     groups = -(-cols // m)
     packed = np.packbits(a, axis=1)
-    if m < 8:
-        return _popcount_table(m)[packed].reshape(out, packed.shape[1] * (8 // m))[:, :groups]
     per = m // 8
     if packed.shape[1] < groups * per:
         packed = np.concatenate([packed, np.zeros((out, groups * per - packed.shape[1]), dtype=np.uint8)], axis=1)
-    return _popcount_table(m)[packed].reshape(out, groups, per).sum(axis=2, dtype=np.int32)
+    return _popcount_table()[packed].reshape(out, groups, per).sum(axis=2, dtype=np.int32)
 
 
 def group_counts(mask: np.ndarray, m: int) -> np.ndarray:
     """Kept entries per (row, group of m) as an int array [out, groups]."""
+    words = group_words(mask, m)
+    if words is not None:
+        words >>= GROUP_WORDS[m][2]  # a fresh product: shift it in place
+        return words.astype(np.int32)
     a = np.asarray(mask, dtype=bool)
-    # Packed popcounts win for M = 8 at any size and for M = 4 or M = 16, 32, ... on small
-    # masks (measured on TD3 layer shapes); the table gather loses on large masks otherwise.
-    if a.ndim == 2 and a.shape[0] and (m == 8 or (m == 4 and a.size <= 2048) or (m % 8 == 0 and a.size <= 8192)):
+    # Packed popcounts win for M = 16, 32, ... on small masks (measured on TD3 layer shapes);
+    # the table gather loses on large masks.
+    if a.ndim == 2 and a.shape[0] and m % 8 == 0 and a.size <= 8192:
         return _packed_group_counts(a, m)
     grouped = _grouped(a, m, False).view(np.uint8)
-    # Adding the m slices is ~5-10x faster than .sum(axis=-1) over a tiny last axis, and the
-    # hardware model analyses every real mask this way.
+    # Adding the m slices is ~5-10x faster than .sum(axis=-1) over a tiny last axis.
     counts = grouped[..., 0].astype(np.int32)
     for j in range(1, m):
         counts += grouped[..., j]

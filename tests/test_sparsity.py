@@ -174,7 +174,7 @@ def test_transposable_agrees_with_torch(args):
 
 
 def test_group_counts_fast_paths_match_a_plain_sum():
-    """group_counts picks packed popcounts or slice sums by M and size: every path counts the same,
+    """group_counts picks word products, packed popcounts or slice sums by M and size: every path counts the same,
     including a partial last group (padding never counts) and transposed (strided) masks."""
     from hwmodel.sparsity import group_counts
 
