@@ -266,7 +266,9 @@ class Geometry:
         wb = weight_bytes(np.float64(1.0), np.float64(1.0), dtype, sparse)  # bytes per weight element
         ob = OUTPUT_BYTES[dtype] if out_bytes is None else float(out_bytes)
         self.flops = 2.0 * m * n * k
-        self.ws_bytes = m * k * b + n * k * wb + m * n * ob
+        # Bytes of X, W (as stored) and Y: the working set, and what each tile candidate re-reads.
+        x_bytes, self.w_bytes, y_bytes = m * k * b, n * k * wb, m * n * ob
+        self.ws_bytes = x_bytes + self.w_bytes + y_bytes
         waves, tile_flops, traffic, rereads = [], [], [], []
         for tm, tn in kernel.tiles:
             tile_eff = min(1.0, (tm * tn / (tm + tn)) / TILE_INTENSITY_FULL)
@@ -279,7 +281,7 @@ class Geometry:
                 w = np.where((split == 1) | (k / split >= MIN_K_PER_SPLIT), w, np.inf)
                 waves.append(w)
                 tile_flops.append(2.0 * tm * tn * kc / tile_eff)
-                traffic.append((m * k * b) * cols_t + (n * k * wb) * rows_t + m * n * ob
+                traffic.append(x_bytes * cols_t + self.w_bytes * rows_t + y_bytes
                                + rows_t * cols_t * split * partial)
                 # Tiles dealt along n first: a wave holds `group` row-blocks of X; W is read
                 # once per group (from DRAM where it misses in L2), the first time included in ws_bytes.
@@ -291,11 +293,10 @@ class Geometry:
                 iters = np.ceil(k / STREAM_K_BLOCK)
                 waves.append(np.ceil(rows_t * cols_t * iters / spec.sm_count) / iters)
                 tile_flops.append(2.0 * tm * tn * k / tile_eff)
-                traffic.append((m * k * b) * cols_t + (n * k * wb) * rows_t + m * n * ob
+                traffic.append(x_bytes * cols_t + self.w_bytes * rows_t + y_bytes
                                + spec.sm_count * 2.0 * tm * tn * 4.0)
                 rereads.append(np.zeros_like(m))
         self.waves = np.stack(waves, axis=1)
-        self.w_bytes = n * k * wb
         self.w_rereads = np.stack(rereads, axis=1)
         self.tile_flops = np.stack(tile_flops, axis=1)
         # Hopper and later multicast an operand tile to both SMs of a 2-SM cluster (TMA
