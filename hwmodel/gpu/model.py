@@ -343,16 +343,16 @@ class Geometry:
             raise NmlabError(f"gpu model: l2 must be 'warm' or 'cold', got {l2!r}")
         spec = self.spec
         eta = params.efficiency(self.dtype, self.sparse)
+        usable = params.l2_usable * spec.l2_bytes
         if l2 == "cold":
             miss = np.ones_like(self.ws_bytes)
         else:
-            usable = params.l2_usable * spec.l2_bytes
             ratio = (self.ws_bytes / usable) ** L2_TRANSITION_P
             miss = ratio / (1.0 + ratio)
         bandwidth = params.eta_mem * spec.hbm_bytes_per_s
         dram_s = self.ws_bytes * miss / bandwidth
         # W read again per group of row-blocks (W_REREAD kernels), from DRAM where W misses in L2.
-        ratio_w = (self.w_bytes / (params.l2_usable * spec.l2_bytes)) ** L2_TRANSITION_P
+        ratio_w = (self.w_bytes / usable) ** L2_TRANSITION_P
         reread_s = (self.w_bytes * ratio_w / (1.0 + ratio_w) / bandwidth)[:, None] * self.w_rereads
         dram_all = dram_s[:, None] + reread_s
         boost = self._at_clock(params, eta, np.ones_like(dram_s), dram_all)
