@@ -116,7 +116,7 @@ def check_bundled() -> list[GpuCheck]:
     from hwmodel.gpu.fit import GpuData
     from hwmodel.gpu.measurements import bundled_files
     from hwmodel.gpu.params import architecture, bundled_params, params_for
-    from hwmodel.gpu.validate import load_blocks, scores, split_shapes, square_crossover
+    from hwmodel.gpu.validate import dtype_scores, load_blocks, scores, split_shapes
 
     sets = bundled_params()
     prov = _params_provenance()
@@ -128,13 +128,8 @@ def check_bundled() -> list[GpuCheck]:
         set_name = arch if arch in sets else "generic"
         dense, sparse = GpuData.build(spec, meas).predict_us(params)
         held = ~split_shapes(meas)
-        per_dtype, curves = {}, {}
-        for dtype in sorted(set(meas.dtype.tolist())):
-            per_dtype[dtype] = {**scores(meas, dense, sparse, held & (meas.dtype == dtype)),
-                                "crossover": square_crossover(meas, dense, sparse, dtype)}
-            c = _curve(spec, meas, params, dtype)
-            if c is not None:
-                curves[dtype] = c
+        per_dtype = dtype_scores(meas, dense, sparse, held)
+        curves = {dtype: c for dtype in per_dtype if (c := _curve(spec, meas, params, dtype)) is not None}
         out.append(GpuCheck(spec.name, str(meas.gpu[0]), set_name, Path(meas.path), meas, dense, sparse, held,
                             scores(meas, dense, sparse, held), per_dtype, curves, prov.get(set_name, ([], None))))
     return out

@@ -261,15 +261,6 @@ class _Gemm:
     update: str
     times: float
 
-    def sizes(self, batch: int) -> tuple[int, int, int]:
-        """(M, K, N) at ``batch``, as in LayerResult (M x K . K x N)."""
-        i, o = self.layer.in_features, self.layer.out_features
-        if self.phase == "forward":
-            return batch, i, o
-        if self.phase == "backward_data":
-            return batch, o, i
-        return o, batch, i
-
 
 @dataclass(frozen=True)
 class GpuPlan:
@@ -294,6 +285,13 @@ class GpuPlan:
     workload_bits: int
     #: sparse flags (bytes) -> the GEMMs' distinct timing classes and each GEMM's class.
     classes: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def sizes(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(M, K, N) of every GEMM at every batch, as in LayerResult (M x K . K x N): three
+        (len(batch), GEMMs) arrays (N broadcasts)."""
+        B = np.asarray(batch, dtype=np.int64)[:, None]
+        return (np.where(self.weight_grad, self.m_static, B), np.where(self.weight_grad, B, self.k_static),
+                np.broadcast_to(self.n_static, (len(B), len(self.n_static))))
 
 
 def _map(mask: Optional[np.ndarray], pattern: str, transposed: bool) -> Mapping:
@@ -419,9 +417,7 @@ def gemm_columns(gpu: GpuDesign, plan: GpuPlan, batch: np.ndarray, dtype: str,
     uc, c_at = got
     latency = _cached_latency_s(spec, ub, uc, dtype)[b_at.reshape(-1)][:, c_at]
     B = batch[:, None]
-    m = np.where(plan.weight_grad, plan.m_static, B)
-    k = np.where(plan.weight_grad, B, plan.k_static)
-    n = plan.n_static
+    m, k, n = plan.sizes(batch)
     in_b, out_b = grid.DTYPE_BYTES[dtype], grid.OUT_DTYPE[dtype][1]
     w_bytes = np.where(sparse, weight_bytes(n, k, dtype, True), weight_bytes(n, k, dtype, False))
     read_bytes = m * k * in_b + w_bytes
@@ -518,9 +514,10 @@ def simulate_gpu(workload, design: Any, batch: int = 1, bits: Optional[int] = 16
     if with_dense:
         dense_run = figures(gemm_columns(gpu, plan, one, dtype, np.zeros_like(plan.sparse))) if plan.sparse.any() else figs
         dense_figs = [d if s else f for f, d, s in zip(figs, dense_run, plan.sparse)]
-    layers = [LayerResult(g.layer.name, g.layer.network, g.phase, *g.sizes(batch), str(parse_pattern(g.layer.pattern)),
+    sizes = np.stack([x[0] for x in plan.sizes(one)], axis=1).tolist()
+    layers = [LayerResult(g.layer.name, g.layer.network, g.phase, *mkn, str(parse_pattern(g.layer.pattern)),
                           str(g.mapping.hw_pattern), g.mapping.note, f, d, g.update, g.times)
-              for g, f, d in zip(plan.gemms, figs, dense_figs)]
+              for g, mkn, f, d in zip(plan.gemms, sizes, figs, dense_figs)]
     for name, net, phase, elements, kind, update, times in plan.elementwise:
         fig = _elementwise_figures(gpu, elements, kind, int(bits), times)
         layers.append(LayerResult(name, net, phase, 1, elements, 1, "dense", "dense",

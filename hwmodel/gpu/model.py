@@ -45,7 +45,7 @@ dtype; fitted by :mod:`hwmodel.gpu.fit`; bundled per architecture in
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Mapping, Optional, Union
+from typing import Any, Mapping, NamedTuple, Optional, Union
 
 import numpy as np
 
@@ -209,10 +209,31 @@ def smooth_max(*terms: np.ndarray, p: float = SMOOTH_P) -> np.ndarray:
     return sum(np.asarray(t, float) ** p for t in terms) ** (1.0 / p)
 
 
-def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> tuple[tuple, tuple, bool]:
-    """(tiles, split-K factors, stream-K offered) the library offers for this GPU, dtype and kind."""
-    key = (spec.compute_capability.split(".")[0], sparse, dtype)
-    return KERNEL_TILES.get(key, TILES[sparse]), (1,) if key in NO_SPLIT_K else SPLITS[sparse], STREAM_K[sparse]
+class Kernel(NamedTuple):
+    """What the library's kernels offer and do for one (GPU, dtype, dense or 2:4)."""
+
+    tiles: tuple
+    splits: tuple
+    stream_k: bool
+    w_reread: bool
+    #: Tensor operations per second of the kernel's peak, the Ampere SM's where ``LEGACY_SM80``
+    #: caps it (at the boost clock), else None.
+    sm80_peak: Optional[float]
+    #: SMs that share one L2 read of an operand tile (``CLUSTER_MULTICAST``).
+    multicast: float
+
+
+def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
+    """The :class:`Kernel` of this GPU, dtype and kind: tiles, split-K factors and stream-K the
+    library offers, and the per-architecture kernel tables (the one place that reads them)."""
+    major = spec.compute_capability.split(".")[0]
+    key = (major, sparse, dtype)
+    sm80_peak = None
+    if key in LEGACY_SM80:
+        sm80_rate = SM80_OPS_PER_CLK_SM[dtype] * (2.0 if sparse else 1.0)  # 2:4 doubles the rate
+        sm80_peak = sm80_rate * spec.sm_count * spec.boost_clock_mhz * 1e6
+    return Kernel(KERNEL_TILES.get(key, TILES[sparse]), (1,) if key in NO_SPLIT_K else SPLITS[sparse],
+                  STREAM_K[sparse], key in W_REREAD, sm80_peak, CLUSTER_MULTICAST.get(major, 1.0))
 
 
 def _arrays(m: Any, k: Any, n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -237,22 +258,22 @@ class Geometry:
             raise NmlabError(f"gpu model: unknown dtype {dtype!r}")
         self.spec, self.dtype, self.sparse = spec, dtype, sparse
         # Datasheet rates hold at the tensor clock; a short run boosts above it.
+        kernel = candidates(spec, dtype, sparse)
         self.peak = spec.peak_flops(dtype, sparse) * spec.boost_clock_mhz / spec.tensor_clock_mhz
-        if (spec.compute_capability.split(".")[0], sparse, dtype) in LEGACY_SM80:
-            sm80_rate = SM80_OPS_PER_CLK_SM[dtype] * (2.0 if sparse else 1.0)  # 2:4 doubles the rate
-            self.peak = min(self.peak, sm80_rate * spec.sm_count * spec.boost_clock_mhz * 1e6)
+        if kernel.sm80_peak is not None:
+            self.peak = min(self.peak, kernel.sm80_peak)
         b = OPERAND_BYTES[dtype]
         wb = weight_bytes(np.float64(1.0), np.float64(1.0), dtype, sparse)  # bytes per weight element
         ob = OUTPUT_BYTES[dtype] if out_bytes is None else float(out_bytes)
         self.flops = 2.0 * m * n * k
-        self.ws_bytes = m * k * b + n * k * wb + m * n * ob
+        # Bytes of X, W (as stored) and Y: the working set, and what each tile candidate re-reads.
+        x_bytes, self.w_bytes, y_bytes = m * k * b, n * k * wb, m * n * ob
+        self.ws_bytes = x_bytes + self.w_bytes + y_bytes
         waves, tile_flops, traffic, rereads = [], [], [], []
-        tiles, splits, stream_k = candidates(spec, dtype, sparse)
-        reread = (spec.compute_capability.split(".")[0], sparse, dtype) in W_REREAD
-        for tm, tn in tiles:
+        for tm, tn in kernel.tiles:
             tile_eff = min(1.0, (tm * tn / (tm + tn)) / TILE_INTENSITY_FULL)
             rows_t, cols_t = np.ceil(m / tm), np.ceil(n / tn)
-            for split in splits:
+            for split in kernel.splits:
                 kc = np.ceil(k / split)
                 w = np.ceil(rows_t * cols_t * split / spec.sm_count)
                 # Split-K writes and re-reads fp32 partials; below MIN_K_PER_SPLIT it is not offered.
@@ -260,28 +281,27 @@ class Geometry:
                 w = np.where((split == 1) | (k / split >= MIN_K_PER_SPLIT), w, np.inf)
                 waves.append(w)
                 tile_flops.append(2.0 * tm * tn * kc / tile_eff)
-                traffic.append((m * k * b) * cols_t + (n * k * wb) * rows_t + m * n * ob
+                traffic.append(x_bytes * cols_t + self.w_bytes * rows_t + y_bytes
                                + rows_t * cols_t * split * partial)
                 # Tiles dealt along n first: a wave holds `group` row-blocks of X; W is read
                 # once per group (from DRAM where it misses in L2), the first time included in ws_bytes.
                 group = np.maximum(1.0, np.floor(spec.sm_count / (cols_t * split)))
-                rereads.append(np.maximum(0.0, np.ceil(rows_t / group) - 1.0) if reread else np.zeros_like(m))
-            if stream_k:
+                rereads.append(np.maximum(0.0, np.ceil(rows_t / group) - 1.0) if kernel.w_reread else np.zeros_like(m))
+            if kernel.stream_k:
                 # Stream-K: the k-iterations of all tiles are dealt evenly to the SMs (no
                 # wave tail); an SM that ends mid-tile writes fp32 partials for a fix-up.
                 iters = np.ceil(k / STREAM_K_BLOCK)
                 waves.append(np.ceil(rows_t * cols_t * iters / spec.sm_count) / iters)
                 tile_flops.append(2.0 * tm * tn * k / tile_eff)
-                traffic.append((m * k * b) * cols_t + (n * k * wb) * rows_t + m * n * ob
+                traffic.append(x_bytes * cols_t + self.w_bytes * rows_t + y_bytes
                                + spec.sm_count * 2.0 * tm * tn * 4.0)
                 rereads.append(np.zeros_like(m))
         self.waves = np.stack(waves, axis=1)
-        self.w_bytes = n * k * wb
         self.w_rereads = np.stack(rereads, axis=1)
         self.tile_flops = np.stack(tile_flops, axis=1)
         # Hopper and later multicast an operand tile to both SMs of a 2-SM cluster (TMA
         # multicast): L2 serves it once per cluster.
-        self.traffic = np.stack(traffic, axis=1) / CLUSTER_MULTICAST.get(spec.compute_capability.split(".")[0], 1.0)
+        self.traffic = np.stack(traffic, axis=1) / kernel.multicast
 
     def _at_clock(self, params: GpuParams, eta: float, clock: np.ndarray,
                   dram_s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -323,16 +343,16 @@ class Geometry:
             raise NmlabError(f"gpu model: l2 must be 'warm' or 'cold', got {l2!r}")
         spec = self.spec
         eta = params.efficiency(self.dtype, self.sparse)
+        usable = params.l2_usable * spec.l2_bytes
         if l2 == "cold":
             miss = np.ones_like(self.ws_bytes)
         else:
-            usable = params.l2_usable * spec.l2_bytes
             ratio = (self.ws_bytes / usable) ** L2_TRANSITION_P
             miss = ratio / (1.0 + ratio)
         bandwidth = params.eta_mem * spec.hbm_bytes_per_s
         dram_s = self.ws_bytes * miss / bandwidth
         # W read again per group of row-blocks (W_REREAD kernels), from DRAM where W misses in L2.
-        ratio_w = (self.w_bytes / (params.l2_usable * spec.l2_bytes)) ** L2_TRANSITION_P
+        ratio_w = (self.w_bytes / usable) ** L2_TRANSITION_P
         reread_s = (self.w_bytes * ratio_w / (1.0 + ratio_w) / bandwidth)[:, None] * self.w_rereads
         dram_all = dram_s[:, None] + reread_s
         boost = self._at_clock(params, eta, np.ones_like(dram_s), dram_all)

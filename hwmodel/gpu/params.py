@@ -13,7 +13,6 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
-
 from hwmodel.errors import NmlabError
 from hwmodel.gpu.model import BOUNDS, GpuParams
 from hwmodel.gpu.spec import GpuSpec

@@ -115,6 +115,13 @@ def square_crossover(meas: Measurements, dense: np.ndarray, sparse: np.ndarray, 
             "steps": crossover_steps(sizes, measured, predicted) if sizes else None}
 
 
+def dtype_scores(meas: Measurements, dense: np.ndarray, sparse: np.ndarray, rows: np.ndarray) -> dict[str, dict]:
+    """dtype -> :func:`scores` over its rows in ``rows`` (a mask), with its square crossover."""
+    return {dtype: {**scores(meas, dense, sparse, rows & (meas.dtype == dtype)),
+                    "crossover": square_crossover(meas, dense, sparse, dtype)}
+            for dtype in sorted(set(meas.dtype.tolist()))}
+
+
 def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuParams] = None) -> dict[str, Any]:
     """Fit on the calibration shapes (or use ``params``/the bundled set) and score."""
     from hwmodel.gpu.params import architecture, params_for
@@ -129,11 +136,7 @@ def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuPar
         params = params or params_for(block.spec)
         info, calib, scored = None, np.zeros(len(meas), dtype=bool), np.ones(len(meas), dtype=bool)
     dense, sparse = data.predict_us(params)
-    per_dtype = {}
-    for dtype in sorted(set(meas.dtype.tolist())):
-        s = scores(meas, dense, sparse, scored & (meas.dtype == dtype))
-        s["crossover"] = square_crossover(meas, dense, sparse, dtype)
-        per_dtype[dtype] = s
+    per_dtype = dtype_scores(meas, dense, sparse, scored)
     out = {"gpu": block.spec.name, "device": sorted(set(meas.gpu.tolist())), "architecture": architecture(block.spec),
            "data": meas.path, "format": meas.fmt, "rows": len(meas), "fit": "calibration" if do_fit else "none",
            "rows_calibration": int(calib.sum()), "rows_scored": int(scored.sum()),
