@@ -238,8 +238,8 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
         rows, pos = rows[fresh], pos[fresh]
         seen[pos] = True
         if want:
-            dense = pc.fill_null(pc.equal(t.column("pattern"), "dense"), False).to_numpy(zero_copy_only=False)[rows]
-            dense_l.append(t.select(want).take(pa.array(rows[dense], type=pa.int64())))
+            dense = _dense_mask(t)[rows]
+            dense_l.append(_dense_take(t, rows[dense]))
             dense_pos_l.append(pos[dense])
         pos_l.append(pos)
         part_l.append(np.full(len(pos), pi))
@@ -289,6 +289,16 @@ def _gather(reader: _Parts, part_of: np.ndarray, row_of: np.ndarray) -> pa.Table
 
 #: The columns a derivation reads from the dense rows.
 DENSE_COLUMNS = ("env", "design", "scenario", "batch", "pattern", "bits", "latency_s", "energy_pj")
+
+
+def _dense_mask(t: pa.Table) -> np.ndarray:
+    """Which rows of ``t`` have pattern "dense" (a null pattern is not dense)."""
+    return pc.fill_null(pc.equal(t.column("pattern"), "dense"), False).to_numpy(zero_copy_only=False)
+
+
+def _dense_take(t: pa.Table, rows: np.ndarray) -> pa.Table:
+    """Rows ``rows`` of ``t``, with only the columns a derivation reads (those ``t`` has)."""
+    return t.select([c for c in DENSE_COLUMNS if c in t.column_names]).take(pa.array(rows, type=pa.int64()))
 
 
 def _dense_rows(tables: list[pa.Table], positions: list[np.ndarray]) -> pa.Table:
@@ -364,8 +374,7 @@ class TableStream:
                 self.schema = t.schema
             elif not t.schema.equals(self.schema):
                 raise _Diverged(f"chunk {k}: schema differs")  # consolidation unifies schemas
-            if k >= self.dense_chunks and "pattern" in t.column_names and \
-                    pc.any(pc.fill_null(pc.equal(t.column("pattern"), "dense"), False)).as_py():
+            if k >= self.dense_chunks and "pattern" in t.column_names and _dense_mask(t).any():
                 raise _Diverged(f"chunk {k}: a dense row after the planned ones")
             self.tables[k] = t
         return t
@@ -377,9 +386,8 @@ class TableStream:
             t = self._table(k)
             if "pattern" not in t.column_names:
                 continue
-            want = [c for c in DENSE_COLUMNS if c in t.column_names]
-            rows = np.flatnonzero(pc.fill_null(pc.equal(t.column("pattern"), "dense"), False).to_numpy(zero_copy_only=False))
-            dense_l.append(t.select(want).take(pa.array(rows, type=pa.int64())))
+            rows = np.flatnonzero(_dense_mask(t))
+            dense_l.append(_dense_take(t, rows))
             pos_l.append(self.spans[k][0] + rows)
         self.derive.prepare(_dense_rows(dense_l, pos_l))
         self.prepared = True
