@@ -78,12 +78,15 @@ def _ids_of(col: pa.ChunkedArray) -> np.ndarray:
     """A point_id column as a fixed-width bytes array (S16)."""
     out = []
     for chunk in col.chunks:
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32, count=len(chunk) + 1, offset=chunk.offset * 4)
-        if chunk.null_count == 0 and pa.types.is_string(chunk.type) and np.all(np.diff(offsets) == 16):
-            # Ids are 16 characters: the string data is already the S16 array.
-            out.append(np.frombuffer(chunk.buffers()[2], dtype="S16", count=len(chunk), offset=int(offsets[0])))
-        else:
-            out.append(np.asarray(chunk.to_numpy(zero_copy_only=False), dtype="S16"))
+        # Only a string column without nulls has int32 offsets to read (a null or dictionary
+        # column, from a foreign part, has not: it takes the general conversion).
+        if chunk.null_count == 0 and pa.types.is_string(chunk.type):
+            offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32, count=len(chunk) + 1, offset=chunk.offset * 4)
+            if np.all(np.diff(offsets) == 16):
+                # Ids are 16 characters: the string data is already the S16 array.
+                out.append(np.frombuffer(chunk.buffers()[2], dtype="S16", count=len(chunk), offset=int(offsets[0])))
+                continue
+        out.append(np.asarray(chunk.to_numpy(zero_copy_only=False), dtype="S16"))
     return np.concatenate(out) if out else np.zeros(0, dtype="S16")
 
 
