@@ -101,9 +101,12 @@ def id_keys(ids: np.ndarray) -> Optional[np.ndarray]:
     """Point ids (an S16 array of 16 hex digits each) as uint64 keys that sort and compare like
     the ids (fast to sort and search); None when some id is not 16 hex digits."""
     try:
-        return np.frombuffer(bytes.fromhex(ids.tobytes().decode("ascii")), dtype=">u8").astype(np.uint64)
+        raw = bytes.fromhex(ids.tobytes().decode("ascii"))
     except (ValueError, UnicodeDecodeError):
         return None
+    if len(raw) != 8 * len(ids):
+        return None  # fromhex skips whitespace: an id with spaces would shift every key after it
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64)
 
 
 def done_ids(out: Path) -> np.ndarray:
