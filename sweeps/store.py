@@ -353,13 +353,12 @@ class TableStream:
         self.schema: Optional[pa.Schema] = None
         self.tables: dict[int, pa.Table] = {}
         self.writer: Optional[pq.ParquetWriter] = None
-        self.ok = True
-        self._cm = atomic_write(out / TABLE)
+        self._cm = atomic_write(out / TABLE)  # None once finished or abandoned
         self._fh = self._cm.__enter__()
 
     def add(self, k: int, path: Path) -> None:
         """Chunk ``k`` is written to ``path``: append what can be appended now."""
-        if not self.ok:
+        if self._cm is None:
             return
         self.paths[k] = Path(path)
         while self.done < len(self.spans) and self.paths[self.done] is not None:
@@ -425,9 +424,12 @@ class TableStream:
 
     def finish(self) -> Optional[int]:
         """Close the table (renamed into place); its row count, or None if the stream was abandoned."""
-        if self.ok and self.done == len(self.spans) and self.writer is not None:
-            self.ok = False
-            self.writer.close()
+        if self._cm is not None and self.done == len(self.spans) and self.writer is not None:
+            try:
+                self.writer.close()
+            except BaseException:
+                self.abort()  # the temporary file goes now, not at the next run's clean-up
+                raise
             cm, self._cm = self._cm, None
             cm.__exit__(None, None, None)
             (self.out / TABLE).chmod(0o644)
@@ -437,7 +439,6 @@ class TableStream:
 
     def abort(self) -> None:
         """Abandon the stream: the temporary file goes, ``points.parquet`` is left as it was."""
-        self.ok = False
         if self._cm is None:
             return
         cm, self._cm = self._cm, None
