@@ -225,18 +225,18 @@ def evaluate_points(points: dict[str, list]):
                 num[name] = np.zeros(n, dtype=np.asarray(values).dtype)
             num[name][rows] = values
         for name, value in scalars.items():
-            _column(obj, name)[rows] = value
+            _column(name)[rows] = value
         for b, e in extras.items():
             at = rows[bits == b]
             for name, value in e.items():
                 if name not in ("weights_resident", "bytes_weights_stored", "area_note"):
-                    _column(obj, name)[at] = value
+                    _column(name)[at] = value
 
-    def _column(cols: dict[str, np.ndarray], name: str) -> np.ndarray:
+    def _column(name: str) -> np.ndarray:
         """The object column ``name`` (all None until set), made on first use only."""
-        col = cols.get(name)
+        col = obj.get(name)
         if col is None:
-            col = cols[name] = np.full(n, None, dtype=object)
+            col = obj[name] = np.full(n, None, dtype=object)
         return col
 
     # Accelerator groups in three passes: map each group and find the dense-reference pairs not
@@ -245,16 +245,17 @@ def evaluate_points(points: dict[str, list]):
     if sum(len(v[0]) for v in _dense_totals.values()) > DENSE_TOTALS_MAX:
         _dense_totals.clear()  # bounds a long-lived process; checked once per chunk, between lookups
     todo: list[tuple] = []
-    gpu: list[tuple] = []  # (accelerator groups before it, rows, columns)
+    # Every group in chunk order (a column's dtype is its first group's): an index into todo
+    # for an accelerator group, put()'s arguments for a GPU group.
+    order: list = []
     dense_todo: dict[tuple, tuple[Any, list[np.ndarray]]] = {}
     for key, idx in groups.items():
         bits, batch = all_bits[idx], all_batch[idx]
         rows = np.asarray(idx)
-        if _is_gpu(key[3]):
-            # Put in group order with the others below: a column's dtype is the first group's.
-            gpu.append((len(todo), rows, _gpu_group(key, bits, batch, {k: v[idx[0]] for k, v in points.items()})))
-            continue
         first = {k: v[idx[0]] for k, v in points.items()}
+        if _is_gpu(key[3]):
+            order.append((rows, *_gpu_group(key, bits, batch, first)))
+            continue
         try:
             wl = workload_at(*key[:3])
             d = _design(key[3])
@@ -271,6 +272,7 @@ def evaluate_points(points: dict[str, list]):
         missing = _dense_missing(dkey, code)
         if len(missing):
             dense_todo.setdefault(dkey, (dmp, []))[1].append(missing)
+        order.append(len(todo))
         todo.append((rows, bits, batch, d, mp, dkey, code, extras))
     dense_keys = list(dense_todo)
     dense_codes = [np.unique(np.concatenate(dense_todo[k][1])) for k in dense_keys]
@@ -278,11 +280,11 @@ def evaluate_points(points: dict[str, list]):
                         + [(dense_todo[k][0], c >> 32, c & 0xFFFFFFFF) for k, c in zip(dense_keys, dense_codes)])
     for k, c, ev in zip(dense_keys, dense_codes, evs[len(todo):]):
         _dense_add(k, c, ev)
-    gpu_at = 0
-    for i, ((rows, bits, batch, d, mp, dkey, code, extras), ev) in enumerate(zip(todo, evs)):
-        while gpu_at < len(gpu) and gpu[gpu_at][0] == i:
-            put(gpu[gpu_at][1], *gpu[gpu_at][2])
-            gpu_at += 1
+    for item in order:
+        if not isinstance(item, int):
+            put(*item)  # a GPU group
+            continue
+        (rows, bits, batch, d, mp, dkey, code, extras), ev = todo[item], evs[item]
         d_cycles, d_energy = _dense_lookup(dkey, code)
         tot = ev.totals()
         energy = _energy_pj(tot)
@@ -302,8 +304,6 @@ def evaluate_points(points: dict[str, list]):
                 "model_bytes": ev.stored_bytes,
                 "energy_per_sample_pj": energy / batch}
         put(rows, cols, bits, extras, {"area_mm2": et.area_mm2, "networks": ",".join(mp.program.network_names())})
-    for _, rows, group in gpu[gpu_at:]:
-        put(rows, *group)
     columns: dict[str, Any] = {}
     for name in ("design", "scenario", "batch", "bits", *FIELDS, *SUMMARY_FIGURES):
         columns[name] = None

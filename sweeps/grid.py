@@ -267,7 +267,8 @@ class Plan:
         the caller has them; else they are computed. A key some points lack is None there.
         """
         n_sc = len(self.cfg.scenarios)
-        every = ids.many(indices) if hasattr(ids, "many") else None  # all at once: one array operation
+        # The given ids of every point at once (``many``: one array operation, not one lookup each).
+        every = None if ids is None else ids.many(indices) if hasattr(ids, "many") else [ids[x] for x in indices]
         cols: dict[str, list] = {}
         size = 0
         i = 0
@@ -281,8 +282,6 @@ class Plan:
             scs = [self.cfg.scenarios[x % n_sc] for x in run]
             if every is not None:
                 pids = every[i:j]
-            elif ids is not None:
-                pids = [ids[x] for x in run]
             else:
                 pids = [point_id(canonical_of({**fields, "scenario": sc.name, "batch": sc.batch})) for sc in scs]
             varying = {"point_id": pids, "scenario": [sc.name for sc in scs], "batch": [sc.batch for sc in scs]}

@@ -78,12 +78,15 @@ def _ids_of(col: pa.ChunkedArray) -> np.ndarray:
     """A point_id column as a fixed-width bytes array (S16)."""
     out = []
     for chunk in col.chunks:
-        offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32, count=len(chunk) + 1, offset=chunk.offset * 4)
-        if chunk.null_count == 0 and pa.types.is_string(chunk.type) and np.all(np.diff(offsets) == 16):
-            # Ids are 16 characters: the string data is already the S16 array.
-            out.append(np.frombuffer(chunk.buffers()[2], dtype="S16", count=len(chunk), offset=int(offsets[0])))
-        else:
-            out.append(np.asarray(chunk.to_numpy(zero_copy_only=False), dtype="S16"))
+        # Only a string column without nulls has int32 offsets to read (a null or dictionary
+        # column, from a foreign part, has not: it takes the general conversion).
+        if chunk.null_count == 0 and pa.types.is_string(chunk.type):
+            offsets = np.frombuffer(chunk.buffers()[1], dtype=np.int32, count=len(chunk) + 1, offset=chunk.offset * 4)
+            if np.all(np.diff(offsets) == 16):
+                # Ids are 16 characters: the string data is already the S16 array.
+                out.append(np.frombuffer(chunk.buffers()[2], dtype="S16", count=len(chunk), offset=int(offsets[0])))
+                continue
+        out.append(np.asarray(chunk.to_numpy(zero_copy_only=False), dtype="S16"))
     return np.concatenate(out) if out else np.zeros(0, dtype="S16")
 
 
@@ -98,9 +101,12 @@ def id_keys(ids: np.ndarray) -> Optional[np.ndarray]:
     """Point ids (an S16 array of 16 hex digits each) as uint64 keys that sort and compare like
     the ids (fast to sort and search); None when some id is not 16 hex digits."""
     try:
-        return np.frombuffer(bytes.fromhex(ids.tobytes().decode("ascii")), dtype=">u8").astype(np.uint64)
+        raw = bytes.fromhex(ids.tobytes().decode("ascii"))
     except (ValueError, UnicodeDecodeError):
         return None
+    if len(raw) != 8 * len(ids):
+        return None  # fromhex skips whitespace: an id with spaces would shift every key after it
+    return np.frombuffer(raw, dtype=">u8").astype(np.uint64)
 
 
 def done_ids(out: Path) -> np.ndarray:
@@ -238,8 +244,8 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
         rows, pos = rows[fresh], pos[fresh]
         seen[pos] = True
         if want:
-            dense = pc.fill_null(pc.equal(t.column("pattern"), "dense"), False).to_numpy(zero_copy_only=False)[rows]
-            dense_l.append(t.select(want).take(pa.array(rows[dense], type=pa.int64())))
+            dense = _dense_mask(t)[rows]
+            dense_l.append(_dense_take(t, rows[dense]))
             dense_pos_l.append(pos[dense])
         pos_l.append(pos)
         part_l.append(np.full(len(pos), pi))
@@ -291,6 +297,16 @@ def _gather(reader: _Parts, part_of: np.ndarray, row_of: np.ndarray) -> pa.Table
 DENSE_COLUMNS = ("env", "design", "scenario", "batch", "pattern", "bits", "latency_s", "energy_pj")
 
 
+def _dense_mask(t: pa.Table) -> np.ndarray:
+    """Which rows of ``t`` have pattern "dense" (a null pattern is not dense)."""
+    return pc.fill_null(pc.equal(t.column("pattern"), "dense"), False).to_numpy(zero_copy_only=False)
+
+
+def _dense_take(t: pa.Table, rows: np.ndarray) -> pa.Table:
+    """Rows ``rows`` of ``t``, with only the columns a derivation reads (those ``t`` has)."""
+    return t.select([c for c in DENSE_COLUMNS if c in t.column_names]).take(pa.array(rows, type=pa.int64()))
+
+
 def _dense_rows(tables: list[pa.Table], positions: list[np.ndarray]) -> pa.Table:
     """The kept rows of pattern "dense" (what a dense reference is chosen from), in grid order,
     with only the columns a derivation reads: each part's dense rows and their grid positions."""
@@ -337,13 +353,12 @@ class TableStream:
         self.schema: Optional[pa.Schema] = None
         self.tables: dict[int, pa.Table] = {}
         self.writer: Optional[pq.ParquetWriter] = None
-        self.ok = True
-        self._cm = atomic_write(out / TABLE)
+        self._cm = atomic_write(out / TABLE)  # None once finished or abandoned
         self._fh = self._cm.__enter__()
 
     def add(self, k: int, path: Path) -> None:
         """Chunk ``k`` is written to ``path``: append what can be appended now."""
-        if not self.ok:
+        if self._cm is None:
             return
         self.paths[k] = Path(path)
         while self.done < len(self.spans) and self.paths[self.done] is not None:
@@ -364,8 +379,7 @@ class TableStream:
                 self.schema = t.schema
             elif not t.schema.equals(self.schema):
                 raise _Diverged(f"chunk {k}: schema differs")  # consolidation unifies schemas
-            if k >= self.dense_chunks and "pattern" in t.column_names and \
-                    pc.any(pc.fill_null(pc.equal(t.column("pattern"), "dense"), False)).as_py():
+            if k >= self.dense_chunks and "pattern" in t.column_names and _dense_mask(t).any():
                 raise _Diverged(f"chunk {k}: a dense row after the planned ones")
             self.tables[k] = t
         return t
@@ -377,9 +391,8 @@ class TableStream:
             t = self._table(k)
             if "pattern" not in t.column_names:
                 continue
-            want = [c for c in DENSE_COLUMNS if c in t.column_names]
-            rows = np.flatnonzero(pc.fill_null(pc.equal(t.column("pattern"), "dense"), False).to_numpy(zero_copy_only=False))
-            dense_l.append(t.select(want).take(pa.array(rows, type=pa.int64())))
+            rows = np.flatnonzero(_dense_mask(t))
+            dense_l.append(_dense_take(t, rows))
             pos_l.append(self.spans[k][0] + rows)
         self.derive.prepare(_dense_rows(dense_l, pos_l))
         self.prepared = True
@@ -411,9 +424,12 @@ class TableStream:
 
     def finish(self) -> Optional[int]:
         """Close the table (renamed into place); its row count, or None if the stream was abandoned."""
-        if self.ok and self.done == len(self.spans) and self.writer is not None:
-            self.ok = False
-            self.writer.close()
+        if self._cm is not None and self.done == len(self.spans) and self.writer is not None:
+            try:
+                self.writer.close()
+            except BaseException:
+                self.abort()  # the temporary file goes now, not at the next run's clean-up
+                raise
             cm, self._cm = self._cm, None
             cm.__exit__(None, None, None)
             (self.out / TABLE).chmod(0o644)
@@ -423,7 +439,6 @@ class TableStream:
 
     def abort(self) -> None:
         """Abandon the stream: the temporary file goes, ``points.parquet`` is left as it was."""
-        self.ok = False
         if self._cm is None:
             return
         cm, self._cm = self._cm, None

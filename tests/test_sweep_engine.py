@@ -364,3 +364,27 @@ def test_dense_reference_cache_starting_over_gives_the_same_values(monkeypatch):
     assert len(set(want[0].tolist())) == 3
     assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
     ev._dense_totals.clear()
+
+
+def test_done_ids_reads_a_part_whose_point_id_column_is_dictionary_encoded(tmp_path):
+    """A part written by another tool may store point_id dictionary-encoded (or all null): its
+    ids are read like a plain string column's, not taken for string offsets."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "out"
+    store.parts_dir(out).mkdir(parents=True)
+    ids = ["0123456789abcdef", "fedcba9876543210"]
+    pq.write_table(pa.table({"point_id": pa.array(ids).dictionary_encode()}), store.parts_dir(out) / "part-a.parquet")
+    assert store.done_ids(out).tolist() == [i.encode() for i in ids]
+
+
+def test_id_keys_refuses_ids_with_whitespace():
+    """bytes.fromhex skips whitespace, so ids with spaces (from a foreign part) must give no
+    keys rather than fewer keys than ids, shifted onto the wrong rows."""
+    import numpy as np
+
+    good = "0123456789abcdef"
+    assert store.id_keys(np.array([good.encode()], dtype="S16")).tolist() == [int(good, 16)]
+    for ids in ([b" " * 16, good.encode()], [b"0123456789abcd  "] * 8):
+        assert store.id_keys(np.array(ids, dtype="S16")) is None
