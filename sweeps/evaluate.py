@@ -175,22 +175,6 @@ def _dense_lookup(key: tuple, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return cycles[at], energy[at]
 
 
-def _dense_reference(mp, key: tuple, bits: np.ndarray, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Dense cycles and energy of each (bits, batch), evaluating only pairs not seen before."""
-    from hwmodel.model import evaluate
-
-    code = _dense_code(bits, batch)
-    todo = _dense_missing(key, code)
-    if len(todo):
-        if sum(len(v[0]) for v in _dense_totals.values()) > DENSE_TOTALS_MAX:
-            # Bounds a long-lived process: start over, evaluating every pair of this call.
-            _dense_totals.clear()
-            todo = code
-        todo = np.unique(todo)
-        _dense_add(key, todo, evaluate(mp, todo >> 32, todo & 0xFFFFFFFF))
-    return _dense_lookup(key, code)
-
-
 def evaluate_points(points: dict[str, list]):
     """Rows of many points (columns: each key of a point dict -> one list) as one Arrow table.
 

@@ -339,31 +339,40 @@ def test_dense_reference_lookup_matches_row_by_row():
             assert bits is None and np.isnan(speed)
 
 
-def test_dense_reference_cache_starting_over_gives_the_same_values(monkeypatch):
-    """When the per-process dense-reference cache is full it starts over, also for the pairs
-    of the call that were cached: every pair still gets its own dense figures."""
+def test_dense_reference_cache_starting_over_gives_the_same_values(monkeypatch, tmp_path):
+    """When the per-process dense-reference cache is full it starts over (checked once per
+    chunk): every point still gets its own dense figures, equal to a run whose cache never
+    filled."""
     import numpy as np
+    import pyarrow.parquet as pq
 
     import sweeps.evaluate as ev
-    from hwmodel.design import load_design
-    from hwmodel.io import data_path
-    from hwmodel.model import map_program
-    from hwmodel.program import build_program
-    from hwmodel.workload import load_workload
+    from sweeps import api
+    from sweeps.config import Scenario, SweepConfig
 
-    wl = load_workload(str(data_path("workloads", "hopper_dense_s0.nmw")))
-    mp = map_program(build_program(wl, "inference"), load_design("edge_ws"), dense=True)
-    bits, batch = np.array([8, 8, 8]), np.array([1, 3, 7])
-    ev._dense_totals.clear()
-    want = ev._dense_reference(mp, ("k",), bits, batch)
-    ev._dense_totals.clear()
-    ev._dense_reference(mp, ("k",), bits[:1], batch[:1])
-    ev._dense_totals[("other",)] = (np.arange(5), np.zeros(5), np.zeros(5))
+    class Counted(dict):
+        clears = 0
+
+        def clear(self):
+            Counted.clears += 1
+            super().clear()
+
+    cfg = SweepConfig(patterns=["dense", "2:4"], bits=[8, 16], designs=["edge_ws", "flex_nm"], gpus=[],
+                      scenarios=[Scenario("inference", b) for b in (1, 3, 7)], quality=None, chunk_size=5)
+    cols = ["point_id", "cycles", "energy_pj", "speedup_vs_dense", "energy_ratio_vs_dense"]
+
+    def sweep(out):
+        api.run(cfg, tmp_path / out, progress=False)  # a small grid runs in this process
+        return pq.read_table(tmp_path / out / "points.parquet", columns=cols).sort_by("point_id").to_pydict()
+
+    monkeypatch.setattr(ev, "_dense_totals", Counted())
+    want = sweep("kept")
+    kept_clears = Counted.clears
     monkeypatch.setattr(ev, "DENSE_TOTALS_MAX", 1)
-    got = ev._dense_reference(mp, ("k",), bits, batch)  # batch 1 cached, 3 and 7 not: starts over
-    assert len(set(want[0].tolist())) == 3
-    assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
-    ev._dense_totals.clear()
+    got = sweep("restarted")
+    assert kept_clears == 0 and Counted.clears > 2   # the cache did start over, chunk after chunk
+    assert len(set(np.round(want["speedup_vs_dense"], 9))) > 2
+    assert got == want
 
 
 def test_done_ids_reads_a_part_whose_point_id_column_is_dictionary_encoded(tmp_path):
