@@ -20,7 +20,7 @@ from the hardware, not fitted per shape:
 * **Legacy kernels.** Where the library runs an Ampere-generation kernel on a newer GPU that
   executes it no faster than an Ampere SM (``LEGACY_SM80``: cuBLASLt int8 on Blackwell,
   cuSPARSELt 16-bit 2:4 on Hopper), the peak is the Ampere SM's per-clock rate x SMs, not the
-  spec's.
+  spec's; a tile then starves only below the intensity that rate needs (``tile_intensity_full``).
 * **Clock and power.** The tensor cores draw ``tensor_pj_per_flop`` per 16-bit FLOP at
   the boost clock (an 8-bit FLOP half: at full rate fp8 draws what bf16 does), a 2:4 FLOP
   ``sparse_energy`` of a dense one; a GEMM reaching a
@@ -114,15 +114,21 @@ SM80_OPS_PER_CLK_SM = {"bfloat16": 2048.0, "float16": 2048.0, "tfloat32": 1024.0
 #: Hopper: the fastest is always algorithm 21 or 39 (H100_cc90 INT8 logs of Llama3.2-1B and
 #: Qwen2.5-7B: 21 at m <= 128-256, 39 from m = 256-512), and their descriptors (``algo_data``)
 #: hold tile id 18 (128x64 as cuBLASLt's m x n, its m = our n) for 21 and tile id 23 (128x256)
-#: for 39, split-K 1 in both.
-KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128))}
+#: for 39, split-K 1 in both. cuBLASLt int8 on Blackwell (no B200 logs): its published times
+#: step in waves of 64x128 tiles on the 148 SMs, each walking all of k (k = 2048: 10.4 us for up
+#: to 148 tiles, m from 64 to 512 at n = 2048; 16.5 us for 149-296; 27.5 us for 512 tiles; 84 us
+#: for 2048), the tile of algorithm 21 in the H100 and A100 logs.
+KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128)), ("10", False, "int8"): ((64, 128),)}
 #: Whether the library also offers a stream-K schedule (evenly dealt k-iterations, no wave tail).
 STREAM_K = {False: False, True: False}
 STREAM_K_BLOCK = 64
 #: Compute-capability major -> SMs that share one L2 read of an operand tile.
 CLUSTER_MULTICAST = {"9": 2.0, "10": 4.0}
 MIN_K_PER_SPLIT = 256
-#: Tile FLOPs per operand element (tm*tn/(tm+tn)) at which the tensor cores stop starving.
+#: Tile FLOPs per operand element (tm*tn/(tm+tn)) at which the tensor cores stop starving, for a
+#: kernel at the SM's native dense rate. A ``LEGACY_SM80`` kernel capped below that rate needs
+#: proportionally less operand feed per clock, so its threshold is scaled by min(1, capped peak /
+#: the spec's dense peak for the dtype) (:func:`tile_intensity_full`).
 TILE_INTENSITY_FULL = 128 * 128 / 256
 #: Sharpness of the smooth maxima (a p-norm): 4 lets a 2x larger term dominate within 6%.
 SMOOTH_P = 4.0
@@ -236,6 +242,23 @@ def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
                   STREAM_K[sparse], key in W_REREAD, sm80_peak, CLUSTER_MULTICAST.get(major, 1.0))
 
 
+def tile_intensity_full(spec: GpuSpec, dtype: str, kernel: Kernel) -> float:
+    """Tile intensity (FLOPs per operand element) from which a tile of ``kernel`` runs at full rate.
+
+    A tile's operand feed (shared memory, L2) per clock grows with the rate the kernel runs at;
+    ``TILE_INTENSITY_FULL`` holds at the SM's native dense rate. A kernel capped at the Ampere SM's
+    rate (``LEGACY_SM80``) below that needs the fraction of the feed its cap is of the native
+    dense peak: Blackwell's cuBLASLt int8, a quarter of the B200's int8 rate, runs its one
+    64x128 tile at 5.9-6.0 TOPS per SM from m = 64 (one tile per SM) to m = 16384, 0.75 of an
+    Ampere SM's int8 rate at boost, which the 64x128 tile's 0.67 factor would put at an efficiency
+    of 1.2. Hopper's 16-bit 2:4 cap (the Ampere 2:4 rate) equals its native dense rate: factor 1.
+    """
+    if kernel.sm80_peak is None:
+        return TILE_INTENSITY_FULL
+    dense_peak = spec.peak_flops(dtype, False) * spec.boost_clock_mhz / spec.tensor_clock_mhz
+    return TILE_INTENSITY_FULL * min(1.0, kernel.sm80_peak / dense_peak)
+
+
 def _arrays(m: Any, k: Any, n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     m, k, n = (np.asarray(x, dtype=float) for x in (m, k, n))
     m, k, n = (np.ravel(x).astype(float) for x in np.broadcast_arrays(m, k, n))
@@ -270,8 +293,9 @@ class Geometry:
         x_bytes, self.w_bytes, y_bytes = m * k * b, n * k * wb, m * n * ob
         self.ws_bytes = x_bytes + self.w_bytes + y_bytes
         waves, tile_flops, traffic, rereads = [], [], [], []
+        full_intensity = tile_intensity_full(spec, dtype, kernel)
         for tm, tn in kernel.tiles:
-            tile_eff = min(1.0, (tm * tn / (tm + tn)) / TILE_INTENSITY_FULL)
+            tile_eff = min(1.0, (tm * tn / (tm + tn)) / full_intensity)
             rows_t, cols_t = np.ceil(m / tm), np.ceil(n / tn)
             for split in kernel.splits:
                 kc = np.ceil(k / split)
