@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from hwmodel.errors import NmlabError
-from hwmodel.gpu.model import (CLUSTER_MULTICAST, OPERAND_BYTES, PUBLISHED_LOOP_CALLS, SPLITS, TILES, Geometry, GpuParams, candidates,
-                               predict, predict_pair_us, predict_s, smooth_max, weight_bytes)
+from hwmodel.gpu.model import (CLUSTER_MULTICAST, OPERAND_BYTES, PUBLISHED_LOOP_CALLS, SPLITS, TILE_INTENSITY_FULL, TILES, Geometry,
+                               GpuParams, candidates, predict, predict_pair_us, predict_s, smooth_max, tile_intensity_full,
+                               weight_bytes)
 from hwmodel.gpu.params import architecture, bundled_params, params_for
 from hwmodel.gpu.spec import bundled_gpus, gpu_for, load_gpu
 
@@ -217,6 +218,31 @@ def test_ampere_kernels_on_blackwell_run_at_the_ampere_sm_rate():
     assert candidates(b200, "int8", False)[1] == (1,) and candidates(b200, "float8_e4m3fn", False)[1] == SPLITS[False]
     for k, us in ((2048, 10.4), (3584, 14.5), (5120, 18.6)):
         assert predict(b200, 64, k, k, "int8", False) * 1e6 == pytest.approx(us, rel=0.12), k
+
+
+def test_blackwell_int8_runs_64x128_tiles_in_waves():
+    # The published B200 int8 dense times step in waves of 64 x 128 tiles (rows of X x columns of
+    # W) on 148 SMs, each tile walking all of k: at k = 2048, 10.4 us for every m from 64 to 512
+    # at n = 2048 (16-128 tiles), and with n = 16384 10.4, 16.5, 27.5, 45.1 us at m = 64, 128, 256,
+    # 512 (1, 2, 4, 7 waves). Its peak is capped at the Ampere SM rate, a quarter of the B200's
+    # dense int8 rate, so the tile needs a quarter of the operand feed and runs at full rate.
+    b200, h100p, a100 = gpu_for("b200"), gpu_for("h100_pcie"), gpu_for("a100_pcie")
+    kernel = candidates(b200, "int8", False)
+    assert kernel.tiles == ((64, 128),) and candidates(b200, "int8", True).tiles == TILES[True]
+    assert tile_intensity_full(b200, "int8", kernel) == pytest.approx(TILE_INTENSITY_FULL / 4, rel=0.01)
+    geo = Geometry(b200, 64, 2048, 2048, "int8", False)
+    assert geo.tile_flops[0, 0] == 2 * 64 * 128 * 2048 and geo.waves[0, 0] == 1  # no 0.67 factor
+    # Not for native kernels, nor where the cap equals the native dense rate (Hopper 16-bit 2:4).
+    assert tile_intensity_full(a100, "int8", candidates(a100, "int8", False)) == TILE_INTENSITY_FULL
+    assert tile_intensity_full(h100p, "int8", candidates(h100p, "int8", False)) == TILE_INTENSITY_FULL
+    assert tile_intensity_full(h100p, "bfloat16", candidates(h100p, "bfloat16", True)) == pytest.approx(TILE_INTENSITY_FULL, rel=1e-3)
+    assert Geometry(h100p, 64, 2048, 2048, "int8", False).tile_flops[0, 0] == pytest.approx(2 * 64 * 128 * 2048 * 1.5)
+    # The bundled model: flat from m = 64 to 512 at n = 2048 (the full tile set stepped +26% at
+    # m = 512), and the waves at n = 16384.
+    flat = [predict(b200, m, 2048, 2048, "int8", False) for m in (64, 512)]
+    assert flat[1] / flat[0] < 1.02
+    for m, us in ((64, 10.4), (128, 16.5), (256, 27.5), (512, 45.1)):
+        assert predict(b200, m, 2048, 16384, "int8", False) * 1e6 == pytest.approx(us, rel=0.12), m
 
 
 def test_hopper_16bit_2of4_runs_at_the_ampere_sm_rate():
