@@ -249,9 +249,10 @@ def tile_intensity_full(spec: GpuSpec, dtype: str, kernel: Kernel) -> float:
     ``TILE_INTENSITY_FULL`` holds at the SM's native dense rate. A kernel capped at the Ampere SM's
     rate (``LEGACY_SM80``) below that needs the fraction of the feed its cap is of the native
     dense peak: Blackwell's cuBLASLt int8, a quarter of the B200's int8 rate, runs its one
-    64x128 tile at 5.9-6.0 TOPS per SM from m = 64 (one tile per SM) to m = 16384, 0.75 of an
-    Ampere SM's int8 rate at boost, which the 64x128 tile's 0.67 factor would put at an efficiency
-    of 1.2. Hopper's 16-bit 2:4 cap (the Ampere 2:4 rate) equals its native dense rate: factor 1.
+    64x128 tile at 5.9-6.0 TOPS per SM from m = 64 (one tile per SM) to m = 16384, about 0.73 of
+    an Ampere SM's int8 rate at boost; with the 64x128 tile's 0.67 factor its fitted efficiency
+    (0.78) would be 1.17, above its bound, and predicted from the other GPUs it is 42% off (4%
+    with this). Hopper's 16-bit 2:4 cap (the Ampere 2:4 rate) equals its native dense rate.
     """
     if kernel.sm80_peak is None:
         return TILE_INTENSITY_FULL
