@@ -40,6 +40,7 @@ def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         raise NmlabError(f"report: {table}: column {missing[0]!r} missing (not a sweep table?)")
     if df.empty:
         raise NmlabError(f"report: {table}: no rows")
+    _check_values(df, table)
     for col in ("return_mean", "model_bytes"):
         if col not in df.columns:
             df[col] = float("nan")
@@ -56,6 +57,51 @@ def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         except ValueError:
             manifest = {}
     return df, manifest
+
+
+#: Columns that name a point: every row has them (a sweep never writes them empty).
+KEY_COLUMNS = ("env", "pattern", "design", "scenario")
+#: Figures that may be missing (NaN: left out of the fronts that use them and counted) but are
+#: never negative or infinite in a sweep's table.
+NONNEGATIVE_FIGURES = ("latency_s", "energy_pj", "model_bytes")
+
+
+def _check_values(df: pd.DataFrame, table: Path) -> None:
+    """One NmlabError line naming the column when a value could only end in a traceback or a
+    false figure further on: an empty key, a batch or bitwidth that is not a whole number in
+    range, a point id twice, an infinite or negative latency, energy or size, an infinite return."""
+    def fail(col: str, bad: np.ndarray, what: str) -> None:
+        first = df.point_id.iloc[int(np.flatnonzero(bad)[0])]
+        raise NmlabError(f"report: {table}: column {col!r}: {int(bad.sum())} of {len(df)} rows {what} "
+                         f"(first: point {first}); not a table nmlab sweep wrote")
+
+    ids = df.point_id
+    if ids.isna().any():
+        fail("point_id", ids.isna().to_numpy(), "are empty")
+    dup = ids.duplicated(keep="first").to_numpy()
+    if dup.any():
+        fail("point_id", dup, "repeat an earlier row's id")
+    for col in KEY_COLUMNS:
+        empty = df[col].isna().to_numpy()
+        if empty.any():
+            fail(col, empty, "are empty")
+    for col, low, high in (("batch", 1, None), ("bits", 1, 32)):
+        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.isfinite(v) & (v == np.round(v)) & (v >= low) & (v <= (high or np.inf)))
+        if bad.any():
+            fail(col, bad, f"are not whole numbers {f'from {low} to {high}' if high else f'of at least {low}'}")
+    for col in (*NONNEGATIVE_FIGURES, "return_mean"):
+        if col not in df.columns:
+            continue
+        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.isinf(v) | (df[col].notna().to_numpy() & np.isnan(v))
+        if col != "return_mean":
+            with np.errstate(invalid="ignore"):
+                bad |= v < 0
+        if bad.any():
+            fail(col, bad, "are not numbers (NaN when missing)" if col == "return_mean"
+                 else "are infinite, negative or not numbers (NaN when missing)")
 
 
 #: Plots show at most this many batch sizes per scenario (fronts.json always has every group).
@@ -173,12 +219,12 @@ def agent_order(df: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def one_row_per(df: pd.DataFrame, keys: list[str], what: str) -> pd.DataFrame:
-    """``df`` indexed by ``keys``; raises ValueError when two rows share a key: a figure or table built
-    on it then shows each row as it is, never an average of two agents or two points."""
+    """``df`` indexed by ``keys``; raises NmlabError (one line, exit status 2) when two rows share a key:
+    a figure or table built on it then shows each row as it is, never an average of two agents or two points."""
     dup = df.duplicated(list(keys), keep=False)
     if dup.any():
         first = df[dup].iloc[0]
-        raise ValueError(f"{what}: {int(dup.sum())} rows share ({', '.join(f'{k}={first[k]}' for k in keys)}); "
+        raise NmlabError(f"report: {what}: {int(dup.sum())} rows share ({', '.join(f'{k}={first[k]}' for k in keys)}); "
                          f"refusing to average them")
     return df.set_index(list(keys))
 

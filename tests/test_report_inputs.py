@@ -1,0 +1,69 @@
+"""nmlab report on a points.parquet that a sweep did not write: one NmlabError line naming the
+column (exit status 2) and nothing written; a report that fails on the way leaves the previous
+report's files untouched rather than some new beside others old."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hwmodel.errors import NmlabError
+from reports.build import build_report
+
+
+def _copy(default_sweep, tmp_path, edit=None):
+    """The default sweep's table and manifest in a fresh directory, ``edit`` applied to the table."""
+    out = tmp_path / "sweep"
+    out.mkdir(parents=True)
+    shutil.copy(default_sweep / "sweep.json", out / "sweep.json")
+    df = pd.read_parquet(default_sweep / "points.parquet")
+    (edit(df) if edit is not None else df).to_parquet(out / "points.parquet")
+    return out
+
+
+def _set(col, value, rows=slice(0, 3)):
+    def edit(df):
+        df = df.copy()
+        if df[col].dtype.kind in "iu":
+            df[col] = df[col].astype("float64")
+        df.loc[df.index[rows], col] = value
+        return df
+    return edit
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (_set("latency_s", np.inf), "column 'latency_s': 3 of 504 rows are infinite"),
+    (_set("energy_pj", -1.0), "column 'energy_pj': 3 of 504 rows are infinite, negative"),
+    (_set("model_bytes", np.inf), "column 'model_bytes': 3 of 504"),
+    (_set("return_mean", -np.inf), "column 'return_mean': 3 of 504 rows are not numbers"),
+    (_set("env", None), "column 'env': 3 of 504 rows are empty"),
+    (_set("design", None), "column 'design': 3 of 504 rows are empty"),
+    (_set("batch", np.nan), "column 'batch': 3 of 504 rows are not whole numbers of at least 1"),
+    (_set("bits", 2.5), "column 'bits': 3 of 504 rows are not whole numbers from 1 to 32"),
+    (lambda df: pd.concat([df, df.iloc[:2]]), "column 'point_id': 2 of 506 rows repeat an earlier row's id"),
+])
+def test_bad_values_are_one_line_naming_the_column_and_write_nothing(default_sweep, tmp_path, edit, needle):
+    out = _copy(default_sweep, tmp_path, edit)
+    with pytest.raises(NmlabError, match="report: .*points.parquet: " + needle.replace("(", r"\(")):
+        build_report(out)
+    assert not (out / "report").exists()
+
+
+def test_two_rows_of_one_agent_cell_are_one_line_exit_2(default_sweep, tmp_path):
+    """Two points with different ids but the same agent, design, scenario and bits (a table merged by
+    hand): the same-bits table refuses to average them, as one line with exit status 2."""
+    def twin(df):
+        extra = df[df.pattern == "2:4"].iloc[:1].copy()
+        extra["point_id"] = "f" * 16
+        return pd.concat([df, extra])
+
+    out = _copy(default_sweep, tmp_path, twin)
+    run = subprocess.run([sys.executable, "-m", "hwmodel", "report", "-q", str(out)], capture_output=True, text=True)
+    assert run.returncode == 2, run.stderr
+    assert run.stderr.count("\n") == 1 and "refusing to average them" in run.stderr
+    assert not (out / "report").exists()
