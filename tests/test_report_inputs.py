@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from hwmodel.errors import NmlabError
+from reports import build, summary
 from reports.build import build_report
 
 
@@ -67,3 +68,27 @@ def test_two_rows_of_one_agent_cell_are_one_line_exit_2(default_sweep, tmp_path)
     assert run.returncode == 2, run.stderr
     assert run.stderr.count("\n") == 1 and "refusing to average them" in run.stderr
     assert not (out / "report").exists()
+
+
+def test_a_failed_report_leaves_the_previous_one_as_it_was(default_sweep, tmp_path, monkeypatch):
+    out = _copy(default_sweep, tmp_path)
+    build_report(out)
+    before = {p.name: p.read_bytes() for p in (out / "report").iterdir()}
+    assert set(before) >= {"index.html", "summary.md", "fronts.json", "quality_vs_hardware.json"}
+    df = pd.read_parquet(out / "points.parquet")
+    df.loc[df.pattern == "2:4", "latency_s"] *= 2  # the next report would have other fronts
+    df.to_parquet(out / "points.parquet")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("summary failed")
+
+    monkeypatch.setattr(summary, "render", broken)
+    with pytest.raises(RuntimeError, match="summary failed"):
+        build_report(out)
+    assert {p.name: p.read_bytes() for p in (out / "report").iterdir()} == before
+    # A first report that fails makes no report folder at all.
+    fresh = _copy(default_sweep, tmp_path / "fresh")
+    monkeypatch.setattr(build.html, "render", broken)
+    with pytest.raises(RuntimeError):
+        build_report(fresh)
+    assert not (fresh / "report").exists()
