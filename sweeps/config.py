@@ -211,6 +211,8 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
             if not isinstance(name, str) or name not in SCENARIOS:
                 _fail(f"{key}.scenario", f"must be one of {', '.join(SCENARIOS)}, got {short(name)}")
             batches = item.get("batch", dict(DEFAULT_SCENARIOS)[name])
+            if batches == []:
+                _fail(f"{key}.batch", "must be a positive integer or a non-empty list of them, got []")
             for j, b in enumerate(batches if isinstance(batches, list) else [batches]):
                 where = f"{key}.batch" + (f"[{j}]" if isinstance(batches, list) else "")
                 if not _is_int(b) or b < 1:

@@ -326,7 +326,13 @@ def plan(cfg: SweepConfig) -> Plan:
             skipped.append(f"unstructured: no trained unstructured workload for {', '.join(missing_envs)}")
     result = Plan(cfg, workloads, designs, skipped, sources)
     if len(result) == 0:
-        raise NmlabError("sweep config: bits: no design supports any of the bitwidths " + ", ".join(map(str, cfg.bits)))
+        if not any(b in d.bits_supported for d in designs for b in cfg.bits):
+            raise NmlabError("sweep config: bits: no design supports any of the bitwidths " + ", ".join(map(str, cfg.bits)))
+        # Every design runs some bitwidth, so no pattern found a workload: only "unstructured"
+        # (trained unstructured agents, none here) leaves an env out.
+        raise NmlabError(f"sweep config: patterns: no point to sweep: no env has a workload for "
+                         f"{', '.join(cfg.patterns)} (unstructured takes trained unstructured agents only; "
+                         f"unstructured:S prunes the dense agent one-shot, e.g. unstructured:0.9)")
     return result
 
 

@@ -117,6 +117,7 @@ def test_ids_change_with_configuration(tmp_path):
         ({"patterns": [124]}, 'sweep config: patterns[0]: expected a string like \'2:4\' or \'dense\', got 124 (YAML reads an unquoted 2:4 as the base-60 number 124: quote it, "2:4")'),
         ({"scenarios": [{"scenario": "training"}]}, "sweep config: scenarios[0].scenario: must be one of inference, train_step"),
         ({"scenarios": [{"scenario": "inference", "batch": 0}]}, "sweep config: scenarios[0].batch: must be a positive integer"),
+        ({"scenarios": [{"scenario": "inference", "batch": []}]}, "sweep config: scenarios[0].batch: must be a positive integer or a non-empty list"),
         ({"colour": 1}, "sweep config: colour: unknown key"),
         ({"workloads": ["nope.nmw"]}, "sweep config: workloads[0]: no such file: nope.nmw"),
         ({"version": 7}, "sweep config: version: unknown version 7"),
@@ -130,6 +131,19 @@ def test_config_errors_are_one_line_naming_the_key(tmp_path, data, message):
         parse_config(data, base=tmp_path)
     assert str(err.value).startswith(message)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    # Every design runs 8 bits here: the grid is empty because no env has a trained unstructured agent.
+    ({"patterns": ["unstructured"]}, "sweep config: patterns: no point to sweep: no env has a workload for unstructured"),
+    ({"bits": [2]}, "sweep config: bits: no design supports any of the bitwidths 2"),
+])
+def test_empty_or_unknown_grid_entries_name_the_key_at_fault(tmp_path, overrides, message):
+    """Planning errors name the config key that causes them (not bits for an empty pattern list,
+    not a design list for a GPU name)."""
+    with pytest.raises(NmlabError) as err:
+        plan(load_config(write_config(tmp_path, **overrides)))
+    assert str(err.value).startswith(message)
 
 
 def test_config_defaults_and_batch_lists():
