@@ -137,6 +137,9 @@ def test_config_errors_are_one_line_naming_the_key(tmp_path, data, message):
     # Every design runs 8 bits here: the grid is empty because no env has a trained unstructured agent.
     ({"patterns": ["unstructured"]}, "sweep config: patterns: no point to sweep: no env has a workload for unstructured"),
     ({"bits": [2]}, "sweep config: bits: no design supports any of the bitwidths 2"),
+    ({"gpus": ["h100"]}, "sweep config: gpus[0]: h100: no such GPU spec file or bundled GPU (bundled GPUs: a100_pcie, "),
+    ({"gpus": [str(REPO / "hwmodel/data/designs/edge_ws.yaml")]}, "sweep config: gpus[0]: "),
+    ({"designs": ["edge_ws", "nope"]}, "sweep config: designs[1]: design: no such file or bundled design: nope"),
 ])
 def test_empty_or_unknown_grid_entries_name_the_key_at_fault(tmp_path, overrides, message):
     """Planning errors name the config key that causes them (not bits for an empty pattern list,
@@ -144,6 +147,8 @@ def test_empty_or_unknown_grid_entries_name_the_key_at_fault(tmp_path, overrides
     with pytest.raises(NmlabError) as err:
         plan(load_config(write_config(tmp_path, **overrides)))
     assert str(err.value).startswith(message)
+    if "edge_ws.yaml" in str(overrides):
+        assert "not a GPU spec file (an accelerator design goes under designs)" in str(err.value)
 
 
 def test_config_defaults_and_batch_lists():
