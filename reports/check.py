@@ -157,7 +157,8 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
     design = load_design_point(design_ref)
     wpath = workload_path or str(default_workload())
     workload = load_workload(wpath)
-    pats = parse_patterns_list(patterns) if patterns else None
+    # An empty --patterns or --bits is bad input, not a request for the defaults.
+    pats = parse_patterns_list(patterns) if patterns is not None else None
     if pats is None:
         from hwmodel.sparsity import parse_pattern
 
@@ -165,7 +166,7 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
         if len(own) != 1:
             raise NmlabError(f"--patterns: the workload mixes patterns {', '.join(own)}; name the ones to check")
         pats = own
-    if bits:
+    if bits is not None:
         bit_list = parse_bits_list(bits)
     else:
         bit_list = [8]

@@ -111,6 +111,10 @@ def test_without_budgets_checks_the_designs_own_sram(hopper, capsys):
     (["--bits", "16"], "nmlab check: error: design 'edge_ws': compute.datatypes: no datatype of 16 bits"),
     (["--bits", "eight"], "nmlab check: error: --bits: 'eight' is not a bitwidth"),
     (["--patterns", "5:4"], "nmlab check: error: --patterns: '5:4' has N=5"),
+    # Empty lists are refused, not read as "use the defaults" (the check would pass on a combination not asked for).
+    (["--bits", ""], "nmlab check: error: --bits: '' is not a bitwidth"),
+    (["--patterns", ""], "nmlab check: error: --patterns: '' is not a sparsity pattern"),
+    (["--patterns", " "], "nmlab check: error: --patterns: '' is not a sparsity pattern"),
 ])
 def test_bad_input_exits_2_with_one_line(hopper, argv, message):
     path, _ = hopper
