@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reports import returns
 from reports.data import agent_label, agent_order, design_order, fmt_bytes, fmt_energy, fmt_time, one_row_per, with_agent
 from reports.style import design_colors
 from reports.why import is_extreme, limiters, skipped_share, small_pct
@@ -332,8 +333,10 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
         t = ret[ret.env == env] if len(ret) else ret
         if len(t):
             seeds = sorted({s for x in t.seeds for s in str(x).split(",") if s})
-            out.append(f"Return as a fraction of dense TD3 as trained ({t.dense_return.iloc[0]:.0f}); "
-                       f"[min-max over seeds {', '.join(seeds) or 'unknown'}]\n")
+            base = t.dense_return.iloc[0]
+            spread = f"[min-max over seeds {', '.join(seeds) or 'unknown'}]"
+            out.append(f"Return as a fraction of dense TD3 as trained ({base:.0f}); {spread}\n" if base == base else
+                       f"Return (no fraction of dense: {returns.caption_reason(t)}); {spread}\n")
             lines = ["| agent | trained at | " + " | ".join(f"eval {b} b" for b in bits) + " |",
                      "|---|---:|" + "---:|" * len(bits)]
             for (method, agent), g in t.groupby(["method", "agent"], sort=False):
@@ -345,7 +348,10 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
                     if r is None:
                         cells.append("-")
                         continue
-                    txt = f"{r.fraction:.2f}" + (f" [{r.fraction_min:.2f}-{r.fraction_max:.2f}]" if r.spread_kind else "")
+                    if r.fraction == r.fraction:
+                        txt = f"{r.fraction:.2f}" + (f" [{r.fraction_min:.2f}-{r.fraction_max:.2f}]" if r.spread_kind else "")
+                    else:  # no dense reference: the return itself, as on the page
+                        txt = f"{r.return_mean:.0f}" + (f" [{r.return_min:.0f}-{r.return_max:.0f}]" if r.spread_kind else "")
                     cells.append(f"**{txt}**" if b == own else txt)
                 out_label = agent_label(method, agent)
                 lines.append(f"| {out_label} | {own} | " + " | ".join(cells) + " |")

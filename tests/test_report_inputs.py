@@ -4,6 +4,7 @@ report's files untouched rather than some new beside others old."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -92,3 +93,32 @@ def test_a_failed_report_leaves_the_previous_one_as_it_was(default_sweep, tmp_pa
     with pytest.raises(RuntimeError):
         build_report(fresh)
     assert not (fresh / "report").exists()
+
+
+def _sweep(tmp_path, **config):
+    """A small real sweep (bundled workloads and quality table, edge_ws) and its report."""
+    import yaml
+
+    from sweeps import api
+
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(yaml.safe_dump({"designs": ["edge_ws"], "gpus": "none", **config}))
+    out = tmp_path / "out"
+    api.run(str(cfg), out, workers=1, progress=False)
+    build_report(out)
+    return (out / "report" / "summary.md").read_text(), (out / "report" / "index.html").read_text()
+
+
+def test_a_sweep_without_dense_at_its_own_precision_says_so_not_that_dense_has_no_return(tmp_path):
+    """bits [8, 4]: dense TD3 (32-bit trained, a positive return in the quality table) has no point at its
+    own precision, so no fraction of dense can be given. The page and summary say why, in words, and give
+    the returns themselves; before, they said 'dense TD3 has no positive return here' (false) over cells
+    of 'nan [nan-nan]' and a caption '(nan = 1.00)'."""
+    md, page = _sweep(tmp_path, bits=[8, 4], patterns=["dense", "2:4"])
+    why = "the sweep has no return of dense TD3 at its own precision (32 bits)"
+    assert f"Caveat: {why}: no fraction of dense can be given" in md and why in page
+    assert "no positive return" not in md + page
+    assert "nan" not in md.lower() and "nan = 1.00" not in page
+    df = pd.read_parquet(tmp_path / "out" / "points.parquet")
+    dense8 = df[(df.env == "Hopper-v5") & (df.pattern == "dense") & (df.bits == 8)].return_mean.iloc[0]
+    assert f"| dense (td3) | 32 | {dense8:.0f} [" in md  # the return itself, with its seed range
