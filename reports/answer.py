@@ -277,7 +277,8 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
                              "evaluated with its actor fake-quantized to B bits (the return table's B-bit column).</p>")
             cards = [design_card(g, d, colors[d], env_agents, sorted({int(r["bits"]) for r in g}, reverse=True))
                      for d, g in _by_design(rows)]
-            cards.append(quantization_card(qsec.get((env, sc, batch), []), colors, bits))
+            if qsec.get((env, sc, batch)):  # none without dense points: no empty table
+                cards.append(quantization_card(qsec[(env, sc, batch)], colors, bits))
             parts.append('<div class="cards">' + "".join(cards) + "</div>")
             notes = extreme_notes(rows)
             if notes:
@@ -372,7 +373,7 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
                         + CLIFF_MARKS.get(c.get("sram", ""), "") for c in cells) + " |")
                 out.append("\n".join(lines) + "\n" + (f"\n{gpu_mapping_note(g)}\n" if gpu else ""))
             q = qsec.get((env, sc, batch), [])
-            lines = ["**Quantization alone** (dense at B bits vs dense at the design's highest bits: speedup x | energy ratio)\n",
+            lines = [] if not q else ["**Quantization alone** (dense at B bits vs dense at the design's highest bits: speedup x | energy ratio)\n",
                      "| design | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
             for design, g in _by_design(q):
                 by = {int(r["bits"]): r for r in g}

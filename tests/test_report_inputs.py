@@ -122,3 +122,10 @@ def test_a_sweep_without_dense_at_its_own_precision_says_so_not_that_dense_has_n
     df = pd.read_parquet(tmp_path / "out" / "points.parquet")
     dense8 = df[(df.env == "Hopper-v5") & (df.pattern == "dense") & (df.bits == 8)].return_mean.iloc[0]
     assert f"| dense (td3) | 32 | {dense8:.0f} [" in md  # the return itself, with its seed range
+
+
+def test_a_sweep_without_dense_has_no_empty_quantization_table(tmp_path):
+    md, page = _sweep(tmp_path, bits=[8], patterns=["2:4"])
+    assert "the sweep has no dense TD3 agent for this env" in md
+    assert "**Quantization alone**" not in md
+    assert 'class="ans quant"' not in page
