@@ -202,6 +202,12 @@ def extreme_notes(rows: list[dict]) -> list[str]:
     return out
 
 
+def _md_note(note: str) -> str:
+    """An ``extreme_notes`` line (HTML) as Markdown: bold kept, the cell list as plain text, entities unescaped."""
+    note = note.replace("<b>", "**").replace("</b>", "**").replace("<span class=cells>", "Cells: ").replace("</span>", "")
+    return html.unescape(note)
+
+
 def quantization_card(q: list[dict], colors: dict[str, str], bits: list[int]) -> str:
     """Quantization alone: dense at B bits vs dense at the design's highest bits, one row per design."""
     head = ("<thead><tr><th rowspan=2 class=l>design (dense vs dense at)</th>"
@@ -383,6 +389,5 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
             out.append("\n".join(lines) + "\n")
             notes = extreme_notes(rows)
             if notes:
-                out.append("Why the extreme cells are extreme:\n\n" + "\n".join(
-                    "- " + n.replace("<b>", "**").replace("</b>", "**") for n in notes) + "\n")
+                out.append("Why the extreme cells are extreme:\n\n" + "\n".join("- " + _md_note(n) for n in notes) + "\n")
     return "\n".join(out)

@@ -129,3 +129,11 @@ def test_a_sweep_without_dense_has_no_empty_quantization_table(tmp_path):
     assert "the sweep has no dense TD3 agent for this env" in md
     assert "**Quantization alone**" not in md
     assert 'class="ans quant"' not in page
+
+
+def test_summary_md_holds_no_html(default_sweep):
+    """The 'why the extreme cells are extreme' lines came to summary.md as HTML: escaped entities
+    (dense&#x27;s) and <span> tags in the Markdown."""
+    md = (default_sweep / "report" / "summary.md").read_text()
+    assert "Why the extreme cells are extreme" in md and "dense's energy" in md
+    assert not re.search(r"&#?\w+;|</?(span|b|td|p)\b", md)
