@@ -103,7 +103,10 @@ def parse_grid_pattern(item: Any, field: str) -> str:
         if not 0.0 < level < 1.0:  # also false for NaN
             raise NmlabError(f"{field}: {short(item)}: the sparsity after 'unstructured:' must be a fraction of "
                              "zeros between 0 and 1, e.g. 'unstructured:0.9'")
-        return f"{UNSTRUCTURED_PREFIX}{level:g}"
+        # ``:g`` names the usual levels (0.9); a level it would round (0.9999999 -> 1, an
+        # invalid sparsity found only when the point is evaluated) keeps its exact digits.
+        text = f"{level:g}" if float(f"{level:g}") == level else repr(level)
+        return f"{UNSTRUCTURED_PREFIX}{text}"
     return str(parse_pattern(item, field=field))
 
 

@@ -151,6 +151,17 @@ def test_empty_or_unknown_grid_entries_name_the_key_at_fault(tmp_path, overrides
         assert "not a GPU spec file (an accelerator design goes under designs)" in str(err.value)
 
 
+def test_unstructured_levels_keep_their_digits_and_run(tmp_path):
+    """'unstructured:0.9999999' was named 'unstructured:1' (``:g`` rounds to 6 digits), a sparsity the
+    model refuses: the sweep failed at its first point, after writing sweep.json and parts/."""
+    cfg = parse_config({"patterns": ["unstructured:0.90", "unstructured:0.9999999", "unstructured:0.1234567"]})
+    assert cfg.patterns == ["unstructured:0.9", "unstructured:0.9999999", "unstructured:0.1234567"]
+    stats = api.run(load_config(write_config(tmp_path, patterns=["unstructured:0.9999999"], bits=[8],
+                                             designs=["edge_ws"])), tmp_path / "out", workers=1, progress=False)
+    table = store.read_table(tmp_path / "out").to_pandas()
+    assert stats["rows"] == len(table) > 0 and set(table.pattern) == {"unstructured:0.9999999"}
+
+
 def test_config_defaults_and_batch_lists():
     cfg = parse_config({"scenarios": ["inference", {"scenario": "train_step", "batch": [32, 256]}]})
     assert cfg.scenarios == [Scenario("inference", 1), Scenario("train_step", 32), Scenario("train_step", 256)]
