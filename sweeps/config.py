@@ -85,6 +85,8 @@ class SweepConfig:
 
 
 UNSTRUCTURED_PREFIX = "unstructured:"
+#: Widest N:M group a sweep or check prunes to (real N:M hardware stops at M = 32 or so).
+MAX_GROUP = 1024
 
 
 def parse_grid_pattern(item: Any, field: str) -> str:
@@ -107,7 +109,11 @@ def parse_grid_pattern(item: Any, field: str) -> str:
         # invalid sparsity found only when the point is evaluated) keeps its exact digits.
         text = f"{level:g}" if float(f"{level:g}") == level else repr(level)
         return f"{UNSTRUCTURED_PREFIX}{text}"
-    return str(parse_pattern(item, field=field))
+    pattern = parse_pattern(item, field=field)
+    if pattern.kind == "nm" and pattern.m > MAX_GROUP:
+        # Pruning pads every row to a multiple of M: 1:1000000000 would allocate terabytes.
+        raise NmlabError(f"{field}: {short(item)} has M={pattern.m:,}; M is at most {MAX_GROUP:,} (docs/limits.md)")
+    return str(pattern)
 
 
 def unstructured_level(pattern: str) -> Optional[float]:

@@ -111,6 +111,7 @@ def test_without_budgets_checks_the_designs_own_sram(hopper, capsys):
     (["--bits", "16"], "nmlab check: error: design 'edge_ws': compute.datatypes: no datatype of 16 bits"),
     (["--bits", "eight"], "nmlab check: error: --bits: 'eight' is not a bitwidth"),
     (["--patterns", "5:4"], "nmlab check: error: --patterns: '5:4' has N=5"),
+    (["--patterns", "1:100000"], "nmlab check: error: --patterns: '1:100000' has M=100,000; M is at most 1,024"),
     # Empty lists are refused, not read as "use the defaults" (the check would pass on a combination not asked for).
     (["--bits", ""], "nmlab check: error: --bits: '' is not a bitwidth"),
     (["--patterns", ""], "nmlab check: error: --patterns: '' is not a sparsity pattern"),

@@ -123,6 +123,8 @@ def test_ids_change_with_configuration(tmp_path):
         ({"version": 7}, "sweep config: version: unknown version 7"),
         ({"chunk_size": 0}, "sweep config: chunk_size: must be a positive integer"),
         ({"bits": [8, 8]}, "sweep config: bits[1]: duplicate bitwidth 8"),
+        # An absurd group: pruning pads rows to a multiple of M (this one would allocate terabytes).
+        ({"patterns": ["dense", "1:1000000000"]}, "sweep config: patterns[1]: '1:1000000000' has M=1,000,000,000; M is at most 1,024"),
         ([1, 2], "sweep config: must be a YAML mapping"),
     ],
 )
