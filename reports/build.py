@@ -80,7 +80,10 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
         one_shot = int((df.get("mask_source") == "one-shot").sum()) if "mask_source" in df else 0
         why = [f"{one_shot} pruned one-shot, never evaluated"] if one_shot else []
         if n_missing > one_shot:
-            why.append(f"{n_missing - one_shot} with no entry in the quality table")
+            # sweep.json's quality_table is null when the config said quality: none.
+            joined = not manifest or manifest.get("quality_table") is not None
+            why.append(f"{n_missing - one_shot} with no entry in the quality table" if joined
+                       else f"{n_missing - one_shot} trained, but the sweep joined no quality table")
         notes.append(
             f"{n_missing} of {len(df)} points have no evaluation return ({'; '.join(why)}): "
             f"they are left out of the return fronts "

@@ -101,6 +101,7 @@ def _sweep(tmp_path, **config):
 
     from sweeps import api
 
+    tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = tmp_path / "sweep.yaml"
     cfg.write_text(yaml.safe_dump({"designs": ["edge_ws"], "gpus": "none", **config}))
     out = tmp_path / "out"
@@ -137,3 +138,13 @@ def test_summary_md_holds_no_html(default_sweep):
     md = (default_sweep / "report" / "summary.md").read_text()
     assert "Why the extreme cells are extreme" in md and "dense's energy" in md
     assert not re.search(r"&#?\w+;|</?(span|b|td|p)\b", md)
+
+
+def test_missing_returns_of_a_sweep_without_quality_table_say_so(tmp_path):
+    """quality: none: the note said '48 with no entry in the quality table' of a sweep that joined none."""
+    md, page = _sweep(tmp_path, bits=[8], patterns=["dense", "2:4", "1:8"])
+    assert "the sweep joined no quality table" not in md  # the bundled table was joined
+    md, page = _sweep(tmp_path / "none", bits=[8], patterns=["dense", "2:4", "1:8"], quality="none")
+    note = "12 of 12 points have no evaluation return (12 trained, but the sweep joined no quality table)"
+    assert note in md and note in page
+    assert "no entry in the quality table" not in md + page
