@@ -55,8 +55,22 @@ def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         try:
             manifest = json.loads(mpath.read_text())
         except ValueError:
-            manifest = {}
+            manifest = {}  # unreadable: reported as if absent
+        _check_manifest(manifest, mpath)
     return df, manifest
+
+
+def _check_manifest(manifest: Any, path: Path) -> None:
+    """One NmlabError line when ``sweep.json`` parses but is not what a sweep writes, in the fields the
+    report reads (they would end in an AttributeError or TypeError further on)."""
+    if not isinstance(manifest, dict):
+        raise NmlabError(f"report: {path}: expected a JSON object (a sweep manifest), got {type(manifest).__name__}")
+    for key, ok, what in (("quality_table", lambda v: v is None or isinstance(v, str), "a path or null"),
+                          ("complete", lambda v: isinstance(v, bool), "true or false"),
+                          ("points", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                           "a count of points")):
+        if key in manifest and not ok(manifest[key]):
+            raise NmlabError(f"report: {path}: {key}: expected {what}, got {json.dumps(manifest[key])[:80]}")
 
 
 #: Columns that name a point: every row has them (a sweep never writes them empty).

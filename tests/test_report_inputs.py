@@ -148,3 +148,18 @@ def test_missing_returns_of_a_sweep_without_quality_table_say_so(tmp_path):
     note = "12 of 12 points have no evaluation return (12 trained, but the sweep joined no quality table)"
     assert note in md and note in page
     assert "no entry in the quality table" not in md + page
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("[]", "expected a JSON object (a sweep manifest), got list"),
+    ('{"quality_table": 5}', "quality_table: expected a path or null, got 5"),
+    ('{"complete": "no"}', 'complete: expected true or false, got "no"'),
+    ('{"complete": true, "points": "many"}', 'points: expected a count of points, got "many"'),
+])
+def test_a_sweep_json_that_is_not_a_manifest_is_one_line(default_sweep, tmp_path, text, needle):
+    """It parsed, so it was used: a list ended in AttributeError, a number as quality_table in TypeError."""
+    out = _copy(default_sweep, tmp_path)
+    (out / "sweep.json").write_text(text)
+    with pytest.raises(NmlabError, match="report: .*sweep.json: " + re.escape(needle)):
+        build_report(out)
+    assert not (out / "report").exists()
