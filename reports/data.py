@@ -12,7 +12,8 @@ import pandas as pd
 
 from hwmodel.errors import NmlabError
 
-REQUIRED = ("point_id", "env", "pattern", "bits", "design", "scenario", "batch", "latency_s", "energy_pj")
+REQUIRED = ("point_id", "env", "pattern", "bits", "design", "scenario", "batch", "latency_s", "energy_pj",
+            "method", "mask_source", "speedup_vs_dense", "energy_ratio_vs_dense")
 
 #: column -> (label with unit, factor from stored unit to displayed unit)
 DISPLAY = {
@@ -73,8 +74,8 @@ def _check_manifest(manifest: Any, path: Path) -> None:
             raise NmlabError(f"report: {path}: {key}: expected {what}, got {json.dumps(manifest[key])[:80]}")
 
 
-#: Columns that name a point: every row has them (a sweep never writes them empty).
-KEY_COLUMNS = ("env", "pattern", "design", "scenario")
+#: Columns that name a point: text in every row (a sweep never writes them empty).
+KEY_COLUMNS = ("env", "pattern", "design", "scenario", "method", "mask_source")
 #: Figures that may be missing (NaN: left out of the fronts that use them and counted) but are
 #: never negative or infinite in a sweep's table.
 NONNEGATIVE_FIGURES = ("latency_s", "energy_pj", "model_bytes")
@@ -82,12 +83,24 @@ NONNEGATIVE_FIGURES = ("latency_s", "energy_pj", "model_bytes")
 
 def _check_values(df: pd.DataFrame, table: Path) -> None:
     """One NmlabError line naming the column when a value could only end in a traceback or a
-    false figure further on: an empty key, a batch or bitwidth that is not a whole number in
-    range, a point id twice, an infinite or negative latency, energy or size, an infinite return."""
+    false figure further on: an empty or non-text key, a batch or bitwidth that is not a whole
+    number in range, a point id twice, a figure that is not a number, an infinite or negative
+    latency, energy or size, an infinite return."""
     def fail(col: str, bad: np.ndarray, what: str) -> None:
         first = df.point_id.iloc[int(np.flatnonzero(bad)[0])]
         raise NmlabError(f"report: {table}: column {col!r}: {int(bad.sum())} of {len(df)} rows {what} "
                          f"(first: point {first}); not a table nmlab sweep wrote")
+
+    def numbers(col: str) -> np.ndarray:
+        """The column as float64 (None and NaN: missing); text such as "1e-6" or booleans refused,
+        which a conversion here would let through to fail in the arithmetic later."""
+        c = df[col]
+        if pd.api.types.is_numeric_dtype(c) and not pd.api.types.is_bool_dtype(c):
+            return c.to_numpy(dtype=np.float64)
+        bad = ~c.map(lambda v: v is None or (isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))))
+        if bad.any():
+            fail(col, bad.to_numpy(dtype=bool), "are not numbers (NaN when missing)")
+        return c.to_numpy(dtype=np.float64, na_value=np.nan)
 
     ids = df.point_id
     if ids.isna().any():
@@ -99,8 +112,12 @@ def _check_values(df: pd.DataFrame, table: Path) -> None:
         empty = df[col].isna().to_numpy()
         if empty.any():
             fail(col, empty, "are empty")
+        if pd.api.types.infer_dtype(df[col], skipna=False) != "string":
+            fail(col, ~df[col].map(lambda v: isinstance(v, str)).to_numpy(dtype=bool), "are not text")
+    for col in ("speedup_vs_dense", "energy_ratio_vs_dense"):
+        numbers(col)
     for col, low, high in (("batch", 1, None), ("bits", 1, 32)):
-        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
+        v = numbers(col)
         with np.errstate(invalid="ignore"):
             bad = ~(np.isfinite(v) & (v == np.round(v)) & (v >= low) & (v <= (high or np.inf)))
         if bad.any():
@@ -108,13 +125,13 @@ def _check_values(df: pd.DataFrame, table: Path) -> None:
     for col in (*NONNEGATIVE_FIGURES, "return_mean"):
         if col not in df.columns:
             continue
-        v = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=np.float64)
-        bad = np.isinf(v) | (df[col].notna().to_numpy() & np.isnan(v))
+        v = numbers(col)
+        bad = np.isinf(v)
         if col != "return_mean":
             with np.errstate(invalid="ignore"):
                 bad |= v < 0
         if bad.any():
-            fail(col, bad, "are not numbers (NaN when missing)" if col == "return_mean"
+            fail(col, bad, "are infinite (NaN when missing)" if col == "return_mean"
                  else "are infinite, negative or not numbers (NaN when missing)")
 
 

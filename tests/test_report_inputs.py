@@ -42,7 +42,11 @@ def _set(col, value, rows=slice(0, 3)):
     (_set("latency_s", np.inf), "column 'latency_s': 3 of 504 rows are infinite"),
     (_set("energy_pj", -1.0), "column 'energy_pj': 3 of 504 rows are infinite, negative"),
     (_set("model_bytes", np.inf), "column 'model_bytes': 3 of 504"),
-    (_set("return_mean", -np.inf), "column 'return_mean': 3 of 504 rows are not numbers"),
+    (_set("return_mean", -np.inf), "column 'return_mean': 3 of 504 rows are infinite"),
+    (lambda df: df.assign(latency_s=df.latency_s.astype(str)), "column 'latency_s': 504 of 504 rows are not numbers"),
+    (lambda df: df.assign(bits=df.bits.astype(str)), "column 'bits': 504 of 504 rows are not numbers"),
+    (lambda df: df.assign(design=np.arange(len(df))), "column 'design': 504 of 504 rows are not text"),
+    (lambda df: df.assign(pattern=7), "column 'pattern': 504 of 504 rows are not text"),
     (_set("env", None), "column 'env': 3 of 504 rows are empty"),
     (_set("design", None), "column 'design': 3 of 504 rows are empty"),
     (_set("batch", np.nan), "column 'batch': 3 of 504 rows are not whole numbers of at least 1"),
@@ -52,6 +56,15 @@ def _set(col, value, rows=slice(0, 3)):
 def test_bad_values_are_one_line_naming_the_column_and_write_nothing(default_sweep, tmp_path, edit, needle):
     out = _copy(default_sweep, tmp_path, edit)
     with pytest.raises(NmlabError, match="report: .*points.parquet: " + needle.replace("(", r"\(")):
+        build_report(out)
+    assert not (out / "report").exists()
+
+
+@pytest.mark.parametrize("column", ["method", "mask_source", "speedup_vs_dense", "energy_ratio_vs_dense"])
+def test_a_column_the_report_reads_is_required(default_sweep, tmp_path, column):
+    """Each of these ended in a KeyError or AttributeError when missing."""
+    out = _copy(default_sweep, tmp_path, lambda df: df.drop(columns=[column]))
+    with pytest.raises(NmlabError, match=f"column '{column}' missing"):
         build_report(out)
     assert not (out / "report").exists()
 
