@@ -130,3 +130,12 @@ def test_missing_design_and_workload_exit_2(hopper, tmp_path):
     path, _ = hopper
     assert main(["check", "no_such_design", "--workload", str(path)]) == 2
     assert main(["check", "edge_ws", "--workload", str(tmp_path / "absent.nmw")]) == 2
+
+
+def test_a_gpu_without_budgets_is_checked_against_its_l2_said_so(hopper):
+    """A GPU's default budget is its L2, which the GPU model never keeps weights in; the reason said
+    'SRAM' as for an accelerator."""
+    path, _ = hopper
+    (req,) = run_check("h100_sxm", str(path), None, None, None, None, "16", None, "inference")["requirements"]
+    assert req["name"] == "sram" and req["budget_text"].startswith("the GPU's")
+    assert "of L2 (the GPU model reads the weights from DRAM on every call" in req["reason"] and "SRAM" not in req["reason"]
