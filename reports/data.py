@@ -31,6 +31,16 @@ def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     out = Path(out)
     table = out / "points.parquet"
     if not table.is_file():
+        if (out / "sweep.json").is_file():
+            # A sweep started here and did not finish: "nmlab sweep --out DIR" alone would sweep the
+            # default grid into it, not the config this sweep was started with.
+            try:
+                config = json.loads((out / "sweep.json").read_text()).get("config_file")
+            except (ValueError, AttributeError):
+                config = None
+            what = f"config {config}" if isinstance(config, str) else "the default grid" if config is None else "its config"
+            raise NmlabError(f"report: {table} not found: the sweep in {out} did not finish; run the nmlab sweep "
+                             f"command that started it ({what}, --out {out}) again to finish it")
         raise NmlabError(f"report: {table} not found; run nmlab sweep --out {out} first")
     try:
         df = pd.read_parquet(table)

@@ -176,3 +176,18 @@ def test_a_sweep_json_that_is_not_a_manifest_is_one_line(default_sweep, tmp_path
     with pytest.raises(NmlabError, match="report: .*sweep.json: " + re.escape(needle)):
         build_report(out)
     assert not (out / "report").exists()
+
+
+def test_an_unfinished_sweep_folder_names_the_command_to_finish_it(tmp_path):
+    """sweep.json but no points.parquet (a sweep killed before its table): the error said 'run nmlab sweep
+    --out DIR first', which would sweep the default grid into a folder started with another config."""
+    import json
+
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "sweep.json").write_text(json.dumps({"format": "nmlab-sweep", "version": 1, "config_file": "mine.yaml",
+                                                "complete": False}))
+    with pytest.raises(NmlabError, match=r"the sweep in .* did not finish; run the nmlab sweep command that started "
+                                         r"it \(config mine.yaml, --out .*\) again to finish it"):
+        build_report(out)
+    assert sorted(p.name for p in out.iterdir()) == ["sweep.json"]
