@@ -240,7 +240,14 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
         elif q == "bundled":
             cfg.quality = "bundled"
         else:
-            cfg.quality = _paths([q], "quality", base, must_exist=True)[0]
+            # One path, not a list: errors name "quality", not "quality[0]".
+            if not isinstance(q, str) or not q.strip():
+                _fail("quality", f"must be bundled, none or a CSV file path, got {short(q)}")
+            path = Path(os.path.expanduser(q))
+            path = path if path.is_absolute() else base / path
+            if not is_file(path):
+                _fail("quality", f"no such file: {q[:300]}")
+            cfg.quality = str(path.resolve())
 
     if "chunk_size" in data and data["chunk_size"] not in (None, "auto"):
         cs = data["chunk_size"]

@@ -120,6 +120,9 @@ def test_ids_change_with_configuration(tmp_path):
         ({"scenarios": [{"scenario": "inference", "batch": []}]}, "sweep config: scenarios[0].batch: must be a positive integer or a non-empty list"),
         ({"colour": 1}, "sweep config: colour: unknown key"),
         ({"workloads": ["nope.nmw"]}, "sweep config: workloads[0]: no such file: nope.nmw"),
+        # quality is one path: its errors name "quality" (they said "quality[0]").
+        ({"quality": "nope.csv"}, "sweep config: quality: no such file: nope.csv"),
+        ({"quality": ["a.csv", "b.csv"]}, "sweep config: quality: must be bundled, none or a CSV file path, got ['a.csv', 'b.csv']"),
         ({"version": 7}, "sweep config: version: unknown version 7"),
         ({"chunk_size": 0}, "sweep config: chunk_size: must be a positive integer"),
         ({"bits": [8, 8]}, "sweep config: bits[1]: duplicate bitwidth 8"),
