@@ -73,7 +73,9 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
     df, manifest = load_sweep(out)  # bad input fails here, before any progress line
     register_gpus(df)  # a GPU spec file outside the bundle gets a GPU's colour and place too
     say(f"{len(df)} points read")
-    rdir = out / "report"
+    from hwmodel.limits import check_output_dir
+
+    rdir = check_output_dir(out / "report", "report")  # writable, before the work (creates nothing)
     notes = []
     n_missing = int(df.return_mean.isna().sum())
     if n_missing:

@@ -191,3 +191,17 @@ def test_an_unfinished_sweep_folder_names_the_command_to_finish_it(tmp_path):
                                          r"it \(config mine.yaml, --out .*\) again to finish it"):
         build_report(out)
     assert sorted(p.name for p in out.iterdir()) == ["sweep.json"]
+
+
+def test_a_report_path_that_is_a_file_is_refused_before_the_work(default_sweep, tmp_path, monkeypatch):
+    """DIR/report a file: a FileExistsError traceback once every output was made."""
+    out = _copy(default_sweep, tmp_path)
+    (out / "report").write_text("not a folder")
+
+    def never(*args, **kwargs):
+        raise AssertionError("the work started before the output folder was checked")
+
+    monkeypatch.setattr(build, "compute_fronts", never)
+    with pytest.raises(NmlabError, match=r"report: .*report: exists and is not a directory"):
+        build_report(out)
+    assert (out / "report").read_text() == "not a folder"
