@@ -14,6 +14,7 @@ import pandas as pd
 
 from hwmodel.agents import bundled_published, load_published
 from hwmodel.io import atomic_write
+from hwmodel.limits import check_output_dir
 from reports import answer, gpu_model, html, quality, returns, summary
 from reports.data import load_sweep, plotted_subset, register_gpus
 from reports.fronts import compute_fronts, fronts_document
@@ -73,8 +74,6 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
     df, manifest = load_sweep(out)  # bad input fails here, before any progress line
     register_gpus(df)  # a GPU spec file outside the bundle gets a GPU's colour and place too
     say(f"{len(df)} points read")
-    from hwmodel.limits import check_output_dir
-
     rdir = check_output_dir(out / "report", "report")  # writable, before the work (creates nothing)
     notes = []
     n_missing = int(df.return_mean.isna().sum())
@@ -114,7 +113,7 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
     same, quant = answer.same_bits(shown_df), answer.quantization_gain(shown_df)
     answer_html = answer.html_section(shown_df, returns.html_cards(ret, raw), cav, same, quant)
     extra = [s for fn in [*OPTIONAL_SECTIONS, *(extra_sections or [])] if (s := fn(shown_df, df, manifest, out))]
-    # matplotlib is the slow part: draw the PNGs in worker processes while this one writes the page.
+    # matplotlib is the slow part: draw the PNGs in worker processes while this one renders the page.
     jobs, pool, futures = [], None, []
     if pngs:
         from concurrent.futures import ProcessPoolExecutor
