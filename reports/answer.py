@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from reports import returns
 from reports.data import agent_label, agent_order, design_order, fmt_bytes, fmt_energy, fmt_time, one_row_per, with_agent
 from reports.style import design_colors
 from reports.why import is_extreme, limiters, skipped_share, small_pct
@@ -201,6 +202,12 @@ def extreme_notes(rows: list[dict]) -> list[str]:
     return out
 
 
+def _md_note(note: str) -> str:
+    """An ``extreme_notes`` line (HTML) as Markdown: bold kept, the cell list as plain text, entities unescaped."""
+    note = note.replace("<b>", "**").replace("</b>", "**").replace("<span class=cells>", "Cells: ").replace("</span>", "")
+    return html.unescape(note)
+
+
 def quantization_card(q: list[dict], colors: dict[str, str], bits: list[int]) -> str:
     """Quantization alone: dense at B bits vs dense at the design's highest bits, one row per design."""
     head = ("<thead><tr><th rowspan=2 class=l>design (dense vs dense at)</th>"
@@ -276,7 +283,8 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
                              "evaluated with its actor fake-quantized to B bits (the return table's B-bit column).</p>")
             cards = [design_card(g, d, colors[d], env_agents, sorted({int(r["bits"]) for r in g}, reverse=True))
                      for d, g in _by_design(rows)]
-            cards.append(quantization_card(qsec.get((env, sc, batch), []), colors, bits))
+            if qsec.get((env, sc, batch)):  # none without dense points: no empty table
+                cards.append(quantization_card(qsec[(env, sc, batch)], colors, bits))
             parts.append('<div class="cards">' + "".join(cards) + "</div>")
             notes = extreme_notes(rows)
             if notes:
@@ -332,8 +340,10 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
         t = ret[ret.env == env] if len(ret) else ret
         if len(t):
             seeds = sorted({s for x in t.seeds for s in str(x).split(",") if s})
-            out.append(f"Return as a fraction of dense TD3 as trained ({t.dense_return.iloc[0]:.0f}); "
-                       f"[min-max over seeds {', '.join(seeds) or 'unknown'}]\n")
+            base = t.dense_return.iloc[0]
+            spread = f"[min-max over seeds {', '.join(seeds) or 'unknown'}]"
+            out.append(f"Return as a fraction of dense TD3 as trained ({base:.0f}); {spread}\n" if base == base else
+                       f"Return (no fraction of dense: {returns.caption_reason(t)}); {spread}\n")
             lines = ["| agent | trained at | " + " | ".join(f"eval {b} b" for b in bits) + " |",
                      "|---|---:|" + "---:|" * len(bits)]
             for (method, agent), g in t.groupby(["method", "agent"], sort=False):
@@ -345,7 +355,10 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
                     if r is None:
                         cells.append("-")
                         continue
-                    txt = f"{r.fraction:.2f}" + (f" [{r.fraction_min:.2f}-{r.fraction_max:.2f}]" if r.spread_kind else "")
+                    if r.fraction == r.fraction:
+                        txt = f"{r.fraction:.2f}" + (f" [{r.fraction_min:.2f}-{r.fraction_max:.2f}]" if r.spread_kind else "")
+                    else:  # no dense reference: the return itself, as on the page
+                        txt = f"{r.return_mean:.0f}" + (f" [{r.return_min:.0f}-{r.return_max:.0f}]" if r.spread_kind else "")
                     cells.append(f"**{txt}**" if b == own else txt)
                 out_label = agent_label(method, agent)
                 lines.append(f"| {out_label} | {own} | " + " | ".join(cells) + " |")
@@ -366,7 +379,7 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
                         + CLIFF_MARKS.get(c.get("sram", ""), "") for c in cells) + " |")
                 out.append("\n".join(lines) + "\n" + (f"\n{gpu_mapping_note(g)}\n" if gpu else ""))
             q = qsec.get((env, sc, batch), [])
-            lines = ["**Quantization alone** (dense at B bits vs dense at the design's highest bits: speedup x | energy ratio)\n",
+            lines = [] if not q else ["**Quantization alone** (dense at B bits vs dense at the design's highest bits: speedup x | energy ratio)\n",
                      "| design | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
             for design, g in _by_design(q):
                 by = {int(r["bits"]): r for r in g}
@@ -376,6 +389,5 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
             out.append("\n".join(lines) + "\n")
             notes = extreme_notes(rows)
             if notes:
-                out.append("Why the extreme cells are extreme:\n\n" + "\n".join(
-                    "- " + n.replace("<b>", "**").replace("</b>", "**") for n in notes) + "\n")
+                out.append("Why the extreme cells are extreme:\n\n" + "\n".join("- " + _md_note(n) for n in notes) + "\n")
     return "\n".join(out)

@@ -14,6 +14,7 @@ import pandas as pd
 
 from hwmodel.agents import bundled_published, load_published
 from hwmodel.io import atomic_write
+from hwmodel.limits import check_output_dir
 from reports import answer, gpu_model, html, quality, returns, summary
 from reports.data import load_sweep, plotted_subset, register_gpus
 from reports.fronts import compute_fronts, fronts_document
@@ -73,15 +74,17 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
     df, manifest = load_sweep(out)  # bad input fails here, before any progress line
     register_gpus(df)  # a GPU spec file outside the bundle gets a GPU's colour and place too
     say(f"{len(df)} points read")
-    rdir = out / "report"
-    rdir.mkdir(parents=True, exist_ok=True)
+    rdir = check_output_dir(out / "report", "report")  # writable, before the work (creates nothing)
     notes = []
     n_missing = int(df.return_mean.isna().sum())
     if n_missing:
         one_shot = int((df.get("mask_source") == "one-shot").sum()) if "mask_source" in df else 0
         why = [f"{one_shot} pruned one-shot, never evaluated"] if one_shot else []
         if n_missing > one_shot:
-            why.append(f"{n_missing - one_shot} with no entry in the quality table")
+            # sweep.json's quality_table is null when the config said quality: none.
+            joined = not manifest or manifest.get("quality_table") is not None
+            why.append(f"{n_missing - one_shot} with no entry in the quality table" if joined
+                       else f"{n_missing - one_shot} trained, but the sweep joined no quality table")
         notes.append(
             f"{n_missing} of {len(df)} points have no evaluation return ({'; '.join(why)}): "
             f"they are left out of the return fronts "
@@ -109,12 +112,8 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
     say("same-bits tables")
     same, quant = answer.same_bits(shown_df), answer.quantization_gain(shown_df)
     answer_html = answer.html_section(shown_df, returns.html_cards(ret, raw), cav, same, quant)
-    with atomic_write(rdir / "fronts.json", "w") as fh:
-        json.dump(doc, fh, indent=1)
-    with atomic_write(rdir / quality.FILENAME, "w") as fh:
-        json.dump(qdoc, fh, indent=1)
     extra = [s for fn in [*OPTIONAL_SECTIONS, *(extra_sections or [])] if (s := fn(shown_df, df, manifest, out))]
-    # matplotlib is the slow part: draw the PNGs in worker processes while this one writes the page.
+    # matplotlib is the slow part: draw the PNGs in worker processes while this one renders the page.
     jobs, pool, futures = [], None, []
     if pngs:
         from concurrent.futures import ProcessPoolExecutor
@@ -122,15 +121,13 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
         from reports import figures
 
         jobs = figures.png_jobs(shown_df, fronts, rdir)
+        rdir.mkdir(parents=True, exist_ok=True)
         workers = min(len(jobs), _cpus())
         pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
         futures = [pool.submit(figures._run_job, j) for j in jobs] if pool else []
     try:
         page = html.render(shown_df, fronts, manifest, page_notes, quality_html=quality.html_section(qdoc),
                            answer_html=answer_html, extra=extra, progress=say)
-        say("writing index.html")
-        with atomic_write(rdir / "index.html", "w") as fh:
-            fh.write(page)
         if jobs:
             say(f"{len(jobs)} PNGs")
         png_paths = [f.result() for f in futures] if pool else [figures._run_job(j) for j in jobs]
@@ -138,10 +135,17 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
         if pool:
             pool.shutdown(cancel_futures=True)
     say("summary.md")
-    with atomic_write(rdir / "summary.md", "w") as fh:
-        fh.write(summary.render(shown_df, fronts, png_paths, page_notes, total_points=len(df),
-                                quality_md=quality.markdown(qdoc), answer_md=answer.markdown(shown_df, ret, cav, same, quant)))
-    for name in ("fronts.json", quality.FILENAME, "index.html", "summary.md"):
+    md = summary.render(shown_df, fronts, png_paths, page_notes, total_points=len(df),
+                        quality_md=quality.markdown(qdoc), answer_md=answer.markdown(shown_df, ret, cav, same, quant))
+    # Written only once every output is made: a report that fails on the way leaves the previous
+    # report's files as they were, never some of them new beside others old.
+    say("writing the files")
+    rdir.mkdir(parents=True, exist_ok=True)
+    texts = {"fronts.json": json.dumps(doc, indent=1), quality.FILENAME: json.dumps(qdoc, indent=1),
+             "index.html": page, "summary.md": md}
+    for name, text in texts.items():
+        with atomic_write(rdir / name, "w") as fh:
+            fh.write(text)
         (rdir / name).chmod(0o644)  # atomic_write's temporary files are private
     say.done()
     return {"dir": rdir, "fronts": len(fronts), "pngs": png_paths, "points": len(df), "missing_return": n_missing,

@@ -111,12 +111,13 @@ def _budget_req(name: str, combos: list[Combination], value_of, budget: float, t
     return Requirement(name, text, len(passing) == len(combos), "; ".join(parts), passing)
 
 
-def _sram_req(combos: list[Combination], budget_bytes: float, text: str) -> Requirement:
+def _sram_req(combos: list[Combination], budget_bytes: float, text: str, memory: str = "SRAM") -> Requirement:
+    """Stored weights (N:M metadata included) <= ``budget_bytes``; ``memory`` names what holds them."""
     parts = []
     for i, c in enumerate(combos):
         fits = "fit" if c.model_bytes <= budget_bytes else "do not fit"
         if i == 0:
-            parts.append(f"weights take {fmt_bytes(c.model_bytes)} at {c.where} and {fits} in {text} of SRAM")
+            parts.append(f"weights take {fmt_bytes(c.model_bytes)} at {c.where} and {fits} in {text} of {memory}")
         else:
             parts.append(f"at {c.where} they take {fmt_bytes(c.model_bytes)} and {fits}")
     passing = [c.where for c in combos if c.model_bytes <= budget_bytes]
@@ -146,7 +147,7 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
               sram: Optional[str], patterns: Optional[str], bits: Optional[str], batch: Optional[int],
               scenario: str) -> dict[str, Any]:
     """Parse, simulate and judge; returns a dict (requirements, combinations, passed). Bad input raises NmlabError."""
-    from hwmodel.gpu.design_point import load_design_point  # an accelerator design or a GPU spec
+    from hwmodel.gpu.design_point import gpu_design, load_design_point  # an accelerator design or a GPU spec
     from hwmodel.workload import default_workload, load_workload
 
     latency_s = parse_quantity(latency, TIME_UNITS, "--latency-budget") if latency is not None else None
@@ -157,7 +158,8 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
     design = load_design_point(design_ref)
     wpath = workload_path or str(default_workload())
     workload = load_workload(wpath)
-    pats = parse_patterns_list(patterns) if patterns else None
+    # An empty --patterns or --bits is bad input, not a request for the defaults.
+    pats = parse_patterns_list(patterns) if patterns is not None else None
     if pats is None:
         from hwmodel.sparsity import parse_pattern
 
@@ -165,7 +167,7 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
         if len(own) != 1:
             raise NmlabError(f"--patterns: the workload mixes patterns {', '.join(own)}; name the ones to check")
         pats = own
-    if bits:
+    if bits is not None:
         bit_list = parse_bits_list(bits)
     else:
         bit_list = [8]
@@ -188,7 +190,13 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
         reqs.append(_sram_req(combos, sram_b, sram.strip()))
     if not reqs:
         own = design.weight_sram_bytes()
-        reqs.append(_sram_req(combos, own, f"the design's {fmt_bytes(own)}"))
+        if gpu_design(design) is not None:
+            # A GPU's on-chip store is its L2, and its timing model reads the weights from DRAM on
+            # every call: the fit is reported as the L2's, with no time attached to it.
+            reqs.append(_sram_req(combos, own, f"the GPU's {fmt_bytes(own)}",
+                                  "L2 (the GPU model reads the weights from DRAM on every call, fit or not)"))
+        else:
+            reqs.append(_sram_req(combos, own, f"the design's {fmt_bytes(own)}"))
     all_ok = [c.where for c in combos if all(c.where in r.passing for r in reqs)]
     return {
         "design": design.name, "workload": wpath, "scenario": scenario, "batch": batch,

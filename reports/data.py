@@ -12,7 +12,8 @@ import pandas as pd
 
 from hwmodel.errors import NmlabError
 
-REQUIRED = ("point_id", "env", "pattern", "bits", "design", "scenario", "batch", "latency_s", "energy_pj")
+REQUIRED = ("point_id", "env", "pattern", "bits", "design", "scenario", "batch", "latency_s", "energy_pj",
+            "method", "mask_source", "speedup_vs_dense", "energy_ratio_vs_dense")
 
 #: column -> (label with unit, factor from stored unit to displayed unit)
 DISPLAY = {
@@ -30,6 +31,16 @@ def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     out = Path(out)
     table = out / "points.parquet"
     if not table.is_file():
+        if (out / "sweep.json").is_file():
+            # A sweep started here and did not finish: "nmlab sweep --out DIR" alone would sweep the
+            # default grid into it, not the config this sweep was started with.
+            try:
+                config = json.loads((out / "sweep.json").read_text()).get("config_file")
+            except (ValueError, AttributeError):
+                config = None
+            what = f"config {config}" if isinstance(config, str) else "the default grid" if config is None else "its config"
+            raise NmlabError(f"report: {table} not found: the sweep in {out} did not finish; run the nmlab sweep "
+                             f"command that started it ({what}, --out {out}) again to finish it")
         raise NmlabError(f"report: {table} not found; run nmlab sweep --out {out} first")
     try:
         df = pd.read_parquet(table)
@@ -40,6 +51,7 @@ def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         raise NmlabError(f"report: {table}: column {missing[0]!r} missing (not a sweep table?)")
     if df.empty:
         raise NmlabError(f"report: {table}: no rows")
+    _check_values(df, table)
     for col in ("return_mean", "model_bytes"):
         if col not in df.columns:
             df[col] = float("nan")
@@ -54,8 +66,83 @@ def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         try:
             manifest = json.loads(mpath.read_text())
         except ValueError:
-            manifest = {}
+            manifest = {}  # unreadable: reported as if absent
+        _check_manifest(manifest, mpath)
     return df, manifest
+
+
+def _check_manifest(manifest: Any, path: Path) -> None:
+    """One NmlabError line when ``sweep.json`` parses but is not what a sweep writes, in the fields the
+    report reads (they would end in an AttributeError or TypeError further on)."""
+    if not isinstance(manifest, dict):
+        raise NmlabError(f"report: {path}: expected a JSON object (a sweep manifest), got {type(manifest).__name__}")
+    for key, ok, what in (("quality_table", lambda v: v is None or isinstance(v, str), "a path or null"),
+                          ("complete", lambda v: isinstance(v, bool), "true or false"),
+                          ("points", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                           "a count of points")):
+        if key in manifest and not ok(manifest[key]):
+            raise NmlabError(f"report: {path}: {key}: expected {what}, got {json.dumps(manifest[key])[:80]}")
+
+
+#: Columns that name a point: text in every row (a sweep never writes them empty).
+KEY_COLUMNS = ("env", "pattern", "design", "scenario", "method", "mask_source")
+#: Figures that may be missing (NaN: left out of the fronts that use them and counted) but are
+#: never negative or infinite in a sweep's table.
+NONNEGATIVE_FIGURES = ("latency_s", "energy_pj", "model_bytes")
+
+
+def _check_values(df: pd.DataFrame, table: Path) -> None:
+    """One NmlabError line naming the column when a value could only end in a traceback or a
+    false figure further on: an empty or non-text key, a batch or bitwidth that is not a whole
+    number in range, a point id twice, a figure that is not a number, an infinite or negative
+    latency, energy or size, an infinite return."""
+    def fail(col: str, bad: np.ndarray, what: str) -> None:
+        first = df.point_id.iloc[int(np.flatnonzero(bad)[0])]
+        raise NmlabError(f"report: {table}: column {col!r}: {int(bad.sum())} of {len(df)} rows {what} "
+                         f"(first: point {first}); not a table nmlab sweep wrote")
+
+    def numbers(col: str) -> np.ndarray:
+        """The column as float64 (None and NaN: missing); text such as "1e-6" or booleans refused,
+        which a conversion here would let through to fail in the arithmetic later."""
+        c = df[col]
+        if pd.api.types.is_numeric_dtype(c) and not pd.api.types.is_bool_dtype(c):
+            return c.to_numpy(dtype=np.float64)
+        bad = ~c.map(lambda v: v is None or (isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))))
+        if bad.any():
+            fail(col, bad.to_numpy(dtype=bool), "are not numbers (NaN when missing)")
+        return c.to_numpy(dtype=np.float64, na_value=np.nan)
+
+    ids = df.point_id
+    if ids.isna().any():
+        fail("point_id", ids.isna().to_numpy(), "are empty")
+    dup = ids.duplicated(keep="first").to_numpy()
+    if dup.any():
+        fail("point_id", dup, "repeat an earlier row's id")
+    for col in KEY_COLUMNS:
+        empty = df[col].isna().to_numpy()
+        if empty.any():
+            fail(col, empty, "are empty")
+        if pd.api.types.infer_dtype(df[col], skipna=False) != "string":
+            fail(col, ~df[col].map(lambda v: isinstance(v, str)).to_numpy(dtype=bool), "are not text")
+    for col in ("speedup_vs_dense", "energy_ratio_vs_dense"):
+        numbers(col)
+    for col, low, high in (("batch", 1, None), ("bits", 1, 32)):
+        v = numbers(col)
+        with np.errstate(invalid="ignore"):
+            bad = ~(np.isfinite(v) & (v == np.round(v)) & (v >= low) & (v <= (high or np.inf)))
+        if bad.any():
+            fail(col, bad, f"are not whole numbers {f'from {low} to {high}' if high else f'of at least {low}'}")
+    for col in (*NONNEGATIVE_FIGURES, "return_mean"):
+        if col not in df.columns:
+            continue
+        v = numbers(col)
+        bad = np.isinf(v)
+        if col != "return_mean":
+            with np.errstate(invalid="ignore"):
+                bad |= v < 0
+        if bad.any():
+            fail(col, bad, "are infinite (NaN when missing)" if col == "return_mean"
+                 else "are infinite, negative or not numbers (NaN when missing)")
 
 
 #: Plots show at most this many batch sizes per scenario (fronts.json always has every group).
@@ -173,12 +260,12 @@ def agent_order(df: pd.DataFrame) -> list[tuple[str, str]]:
 
 
 def one_row_per(df: pd.DataFrame, keys: list[str], what: str) -> pd.DataFrame:
-    """``df`` indexed by ``keys``; raises ValueError when two rows share a key: a figure or table built
-    on it then shows each row as it is, never an average of two agents or two points."""
+    """``df`` indexed by ``keys``; raises NmlabError (one line, exit status 2) when two rows share a key:
+    a figure or table built on it then shows each row as it is, never an average of two agents or two points."""
     dup = df.duplicated(list(keys), keep=False)
     if dup.any():
         first = df[dup].iloc[0]
-        raise ValueError(f"{what}: {int(dup.sum())} rows share ({', '.join(f'{k}={first[k]}' for k in keys)}); "
+        raise NmlabError(f"report: {what}: {int(dup.sum())} rows share ({', '.join(f'{k}={first[k]}' for k in keys)}); "
                          f"refusing to average them")
     return df.set_index(list(keys))
 

@@ -85,6 +85,16 @@ def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.Dat
         dense = _dense_agent(env_rows)
         ref = _return_at(dense, _own_bits(dense)) if dense is not None else None
         base = float(ref.return_mean) if ref is not None and ref.return_mean > 0 else math.nan
+        # Why there is no reference, in words (a sweep without dense, or without dense's own
+        # precision, e.g. bits [8, 4], has one in the quality table but not in the sweep).
+        if dense is None:
+            dense_missing = "the sweep has no dense TD3 agent for this env"
+        elif ref is None:
+            dense_missing = f"the sweep has no return of dense TD3 at its own precision ({_own_bits(dense)} bits)"
+        elif base != base:
+            dense_missing = f"dense TD3's return as trained ({float(ref.return_mean):.0f}) is not positive"
+        else:
+            dense_missing = ""
         for method, agent in agent_order(env_rows):
             own = own_bits.get((env, method, agent), 32)
             for bits in sorted({k[3] for k in by if k[:3] == (env, method, agent)}, reverse=True):
@@ -106,7 +116,7 @@ def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.Dat
                     "trained_bits": own, "bits": int(bits), "return_mean": mean, "n_seeds": n,
                     "seeds": ",".join(s for s, _ in per) if per else "", "return_min": lo, "return_max": hi,
                     "return_std": std, "dense_return": base, "fraction": mean / base, "fraction_min": lo / base,
-                    "fraction_max": hi / base, "spread_kind": kind,
+                    "fraction_max": hi / base, "spread_kind": kind, "dense_missing": dense_missing,
                 })
     return pd.DataFrame(out)
 
@@ -123,7 +133,8 @@ def caveats(table: pd.DataFrame) -> dict[str, list[str]]:
         base = float(t.dense_return.iloc[0])
         pub = PUBLISHED_DENSE_RETURN.get(env)
         if base != base:
-            notes.append("dense TD3 has no positive return here: no fraction of dense can be given.")
+            why = t.dense_missing.iloc[0] if "dense_missing" in t.columns else "dense TD3 has no positive return here"
+            notes.append(f"{why}: no fraction of dense can be given; the returns are shown as they are.")
         elif pub is None:
             notes.append(f"no published dense TD3 return is known for {env}: whether dense learned is not checked.")
         elif base < LEARNED_FRACTION * pub:
@@ -150,7 +161,8 @@ def _frac_cell(r: dict[str, Any], own: bool) -> str:
     import html
 
     if r["fraction"] != r["fraction"]:
-        return f'<td title="return {r["return_mean"]:.0f}; no positive dense return to divide by">{r["return_mean"]:.0f}</td>'
+        why = r.get("dense_missing") or "no positive dense return to divide by"
+        return f'<td title="return {r["return_mean"]:.0f}; {html.escape(why)}">{r["return_mean"]:.0f}</td>'
     spread = ""
     if r["spread_kind"]:
         spread = f'<br><small>{r["fraction_min"]:.2f}\u2013{r["fraction_max"]:.2f}</small>'
@@ -194,13 +206,19 @@ def html_cards(table: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
         foot = (f"<p class=small>Pruned one-shot, never trained, so never evaluated: {html.escape(', '.join(one_shot))}.</p>"
                 if one_shot else "")
         base = t.dense_return.iloc[0]
+        what = (f"Return as a fraction of dense TD3 as trained ({base:.0f} = 1.00); below each: {spread_txt}"
+                if base == base else f"Return (no fraction of dense: {html.escape(caption_reason(t))})")
         out[str(env)] = (
-            '<div class="card"><table class="ans ret"><caption>Return as a fraction of dense TD3 as trained '
-            f"({base:.0f} = 1.00); below each: {spread_txt}</caption><thead><tr><th rowspan=2 class=l>agent</th>"
+            f'<div class="card"><table class="ans ret"><caption>{what}</caption><thead><tr><th rowspan=2 class=l>agent</th>'
             f"<th rowspan=2>trained at (bits)</th><th rowspan=2>as trained</th><th colspan={len(bits)}>evaluated with "
             f"the actor at B bits</th></tr><tr>" + "".join(f"<th>{b} b</th>" for b in bits) + "</tr></thead><tbody>"
             + "".join(rows) + f"</tbody></table>{foot}</div>")
     return out
+
+
+def caption_reason(t: pd.DataFrame) -> str:
+    """Why an env's return table gives returns rather than fractions of dense (its rows share it)."""
+    return str(t.dense_missing.iloc[0]) if "dense_missing" in t.columns else "no positive dense TD3 return"
 
 
 def as_trained(df: pd.DataFrame) -> pd.DataFrame:

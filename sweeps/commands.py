@@ -27,13 +27,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from hwmodel.errors import NmlabError
     from sweeps import api, store
 
     store.skip_pyarrow_pandas_import()  # this process only sweeps
 
-    if args.workers is not None and args.workers < 1:
-        raise NmlabError(f"--workers: must be at least 1, got {args.workers}")
     stats = api.run(args.config, args.out, workers=args.workers, use_ray=args.ray is not None,
                     ray_address=args.ray, progress=not args.quiet)
     print(

@@ -85,6 +85,8 @@ class SweepConfig:
 
 
 UNSTRUCTURED_PREFIX = "unstructured:"
+#: Widest N:M group a sweep or check prunes to (real N:M hardware stops at M = 32 or so).
+MAX_GROUP = 1024
 
 
 def parse_grid_pattern(item: Any, field: str) -> str:
@@ -103,8 +105,15 @@ def parse_grid_pattern(item: Any, field: str) -> str:
         if not 0.0 < level < 1.0:  # also false for NaN
             raise NmlabError(f"{field}: {short(item)}: the sparsity after 'unstructured:' must be a fraction of "
                              "zeros between 0 and 1, e.g. 'unstructured:0.9'")
-        return f"{UNSTRUCTURED_PREFIX}{level:g}"
-    return str(parse_pattern(item, field=field))
+        # ``:g`` names the usual levels (0.9); a level it would round (0.9999999 -> 1, an
+        # invalid sparsity found only when the point is evaluated) keeps its exact digits.
+        text = f"{level:g}" if float(f"{level:g}") == level else repr(level)
+        return f"{UNSTRUCTURED_PREFIX}{text}"
+    pattern = parse_pattern(item, field=field)
+    if pattern.kind == "nm" and pattern.m > MAX_GROUP:
+        # Pruning pads every row to a multiple of M: 1:1000000000 would allocate terabytes.
+        raise NmlabError(f"{field}: {short(item)} has M={pattern.m:,}; M is at most {MAX_GROUP:,} (docs/limits.md)")
+    return str(pattern)
 
 
 def unstructured_level(pattern: str) -> Optional[float]:
@@ -164,13 +173,13 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
             cfg.workloads = _paths(_list(data, "workloads"), "workloads", base, must_exist=True)
 
     if "patterns" in data:
-        seen: list[str] = []
+        seen: dict[str, None] = {}  # ordered; a list's "in" is quadratic in a long pattern list
         for i, item in enumerate(_list(data, "patterns")):
             p = parse_grid_pattern(item, f"sweep config: patterns[{i}]")
             if p in seen:
                 _fail(f"patterns[{i}]", f"duplicate pattern {p}")
-            seen.append(p)
-        cfg.patterns = seen
+            seen[p] = None
+        cfg.patterns = list(seen)
 
     if "bits" in data:
         bits: list[int] = []
@@ -198,6 +207,7 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
 
     if "scenarios" in data:
         scenarios: list[Scenario] = []
+        seen_scenarios: set[Scenario] = set()  # a list's "in" made long batch lists quadratic (20,000: 50 s)
         for i, item in enumerate(_list(data, "scenarios")):
             key = f"scenarios[{i}]"
             if isinstance(item, str):
@@ -211,14 +221,17 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
             if not isinstance(name, str) or name not in SCENARIOS:
                 _fail(f"{key}.scenario", f"must be one of {', '.join(SCENARIOS)}, got {short(name)}")
             batches = item.get("batch", dict(DEFAULT_SCENARIOS)[name])
+            if batches == []:
+                _fail(f"{key}.batch", "must be a positive integer or a non-empty list of them, got []")
             for j, b in enumerate(batches if isinstance(batches, list) else [batches]):
                 where = f"{key}.batch" + (f"[{j}]" if isinstance(batches, list) else "")
                 if not _is_int(b) or b < 1:
                     _fail(where, f"must be a positive integer, got {short(b)}")
                 if b > limit("batch"):
                     raise over_limit("batch", b, f"sweep config: {where}")
-                if Scenario(name, b) in scenarios:
+                if Scenario(name, b) in seen_scenarios:
                     _fail(f"{key}.batch", f"duplicate scenario {name} at batch {b}")
+                seen_scenarios.add(Scenario(name, b))
                 scenarios.append(Scenario(name, b))
         cfg.scenarios = scenarios
 
@@ -229,7 +242,14 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
         elif q == "bundled":
             cfg.quality = "bundled"
         else:
-            cfg.quality = _paths([q], "quality", base, must_exist=True)[0]
+            # One path, not a list: errors name "quality", not "quality[0]".
+            if not isinstance(q, str) or not q.strip():
+                _fail("quality", f"must be bundled, none or a CSV file path, got {short(q)}")
+            path = Path(os.path.expanduser(q))
+            path = path if path.is_absolute() else base / path
+            if not is_file(path):
+                _fail("quality", f"no such file: {q[:300]}")
+            cfg.quality = str(path.resolve())
 
     if "chunk_size" in data and data["chunk_size"] not in (None, "auto"):
         cs = data["chunk_size"]

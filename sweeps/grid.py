@@ -144,13 +144,35 @@ def resolve_designs(cfg: SweepConfig) -> list[DesignInfo]:
             raise NmlabError("sweep config: designs: no bundled designs found; list design files")
     else:
         refs = list(cfg.designs)
-    refs += _gpu_refs(cfg)
-    infos = [_design_info(r) for r in refs]
+    infos = []
+    for i, r in enumerate(refs):
+        try:
+            infos.append(_design_info(r))
+        except NmlabError as exc:
+            raise NmlabError(f"sweep config: designs[{i}]: {exc}") from None
+    infos += [_gpu_info(r, i) for i, r in enumerate(_gpu_refs(cfg))]
     names = [d.name for d in infos]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup:
         raise NmlabError(f"sweep config: designs: two designs are named {dup!r}; names must be unique")
     return infos
+
+
+def _gpu_info(ref: str, i: int) -> DesignInfo:
+    """A ``gpus`` entry (a bundled GPU name or a GPU spec file); errors name ``gpus[i]`` and the
+    bundled GPUs, not the accelerator designs (a design loader's message would list those)."""
+    from hwmodel.gpu.design_point import bundled_gpu_names, gpu_design
+
+    key = f"sweep config: gpus[{i}]"
+    try:
+        gpu = gpu_design(ref)
+    except NmlabError as exc:
+        raise NmlabError(f"{key}: {exc}") from None
+    if gpu is None:
+        what = "not a GPU spec file (an accelerator design goes under designs)" if Path(ref).is_file() else \
+            "no such GPU spec file or bundled GPU"
+        raise NmlabError(f"{key}: {str(ref)[:300]}: {what} (bundled GPUs: {', '.join(bundled_gpu_names())})")
+    return _design_info(gpu.source)
 
 
 def _gpu_refs(cfg: SweepConfig) -> list[str]:
@@ -326,7 +348,13 @@ def plan(cfg: SweepConfig) -> Plan:
             skipped.append(f"unstructured: no trained unstructured workload for {', '.join(missing_envs)}")
     result = Plan(cfg, workloads, designs, skipped, sources)
     if len(result) == 0:
-        raise NmlabError("sweep config: bits: no design supports any of the bitwidths " + ", ".join(map(str, cfg.bits)))
+        if not any(b in d.bits_supported for d in designs for b in cfg.bits):
+            raise NmlabError("sweep config: bits: no design supports any of the bitwidths " + ", ".join(map(str, cfg.bits)))
+        # Every design runs some bitwidth, so no pattern found a workload: only "unstructured"
+        # (trained unstructured agents, none here) leaves an env out.
+        raise NmlabError(f"sweep config: patterns: no point to sweep: no env has a workload for "
+                         f"{', '.join(cfg.patterns)} (unstructured takes trained unstructured agents only; "
+                         f"unstructured:S prunes the dense agent one-shot, e.g. unstructured:0.9)")
     return result
 
 

@@ -111,6 +111,11 @@ def test_without_budgets_checks_the_designs_own_sram(hopper, capsys):
     (["--bits", "16"], "nmlab check: error: design 'edge_ws': compute.datatypes: no datatype of 16 bits"),
     (["--bits", "eight"], "nmlab check: error: --bits: 'eight' is not a bitwidth"),
     (["--patterns", "5:4"], "nmlab check: error: --patterns: '5:4' has N=5"),
+    (["--patterns", "1:100000"], "nmlab check: error: --patterns: '1:100000' has M=100,000; M is at most 1,024"),
+    # Empty lists are refused, not read as "use the defaults" (the check would pass on a combination not asked for).
+    (["--bits", ""], "nmlab check: error: --bits: '' is not a bitwidth"),
+    (["--patterns", ""], "nmlab check: error: --patterns: '' is not a sparsity pattern"),
+    (["--patterns", " "], "nmlab check: error: --patterns: '' is not a sparsity pattern"),
 ])
 def test_bad_input_exits_2_with_one_line(hopper, argv, message):
     path, _ = hopper
@@ -125,3 +130,12 @@ def test_missing_design_and_workload_exit_2(hopper, tmp_path):
     path, _ = hopper
     assert main(["check", "no_such_design", "--workload", str(path)]) == 2
     assert main(["check", "edge_ws", "--workload", str(tmp_path / "absent.nmw")]) == 2
+
+
+def test_a_gpu_without_budgets_is_checked_against_its_l2_said_so(hopper):
+    """A GPU's default budget is its L2, which the GPU model never keeps weights in; the reason said
+    'SRAM' as for an accelerator."""
+    path, _ = hopper
+    (req,) = run_check("h100_sxm", str(path), None, None, None, None, "16", None, "inference")["requirements"]
+    assert req["name"] == "sram" and req["budget_text"].startswith("the GPU's")
+    assert "of L2 (the GPU model reads the weights from DRAM on every call" in req["reason"] and "SRAM" not in req["reason"]

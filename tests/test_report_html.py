@@ -253,6 +253,9 @@ def test_missing_return_note_counts_one_shot_and_unevaluated_points_apart(report
     out.mkdir()
     for name in ("points.parquet", "sweep.json"):
         shutil.copy(report_dir / name, out / name)
+    # The fixture's sweep joined no quality table (its returns are set by hand): say it joined one.
+    manifest = json.loads((out / "sweep.json").read_text())
+    (out / "sweep.json").write_text(json.dumps({**manifest, "quality_table": str(out / "quality.csv")}))
     df = pd.read_parquet(out / "points.parquet")
     trained = df.index[df.mask_source == "trained"][:3]
     df.loc[trained, "return_mean"] = float("nan")  # trained, but the quality table has no row
