@@ -300,8 +300,9 @@ INTRO = ("Hardware: speedup = dense latency / this latency, energy ratio = this 
          "(log scale, full at 10x). \u25c6: the weights fit the design's SRAM while dense's do not (SRAM cliff); "
          "\u25c7: they miss it while dense's fit. Return: evaluation return as a fraction of dense TD3 as trained, "
          "with the lowest and highest seed.")
-RETURN_HELP = ("<p>How to read the return table: each cell is the agent's mean evaluation return over its seeds "
-               "divided by dense TD3's return as trained; below it the lowest and highest seed on the same scale. "
+RETURN_HELP = ("<p>How to read the return table: each cell is the agent's mean evaluation return over its seeds, "
+               "divided by dense TD3's return as trained where the sweep has one (the caption says which); below it "
+               "the lowest and highest seed on the same scale. "
                "'as trained' is the agent at its own training precision (what a train-step point pairs with); "
                "the B-bit columns evaluate the same agent with its actor fake-quantized to B bits (what an "
                "inference point at B bits pairs with). Where two agents' ranges overlap, their difference is "
