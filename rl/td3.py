@@ -129,7 +129,12 @@ def layer_patterns(args: Args) -> dict[str, Pattern]:
 
 
 def validate_args(args: Args) -> None:
-    """One-line NmlabError naming the first bad knob."""
+    """One-line NmlabError naming the first bad knob (types and bounds as on the command
+    line first: a campaign's ``train:`` or a checkpoint's args did not come through argparse)."""
+    from rl.train_cmd import check_option
+
+    for f in dataclasses.fields(Args):
+        check_option(f.name, getattr(args, f.name))
     make_method(args)
     positive = ("steps", "hidden", "buffer_size", "batch_size", "policy_frequency", "mask_update_interval",
                 "eval_every", "eval_episodes", "checkpoint_every", "log_every", "torch_threads", "prune_every")
@@ -457,9 +462,10 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
                 ep_return, ep_len = float(es["episode_return"]), int(es["episode_length"])
             else:
                 obs, _ = env.reset()
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            start_step, update_step, episode = int(ckpt["global_step"]), int(ckpt["update_step"]), int(ckpt["episode"])
+        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
+            # Any of these from a damaged or hostile checkpoint (a missing key, a wrong type).
             raise NmlabError(f"checkpoint: {checkpoint_path(out)} does not match this run ({str(exc).splitlines()[0][:160]})") from None
-        start_step, update_step, episode = int(ckpt["global_step"]), int(ckpt["update_step"]), int(ckpt["episode"])
     method.prepare(nets, start_step)
 
     with atomic_write(out / "args.json", "w") as fh:

@@ -170,3 +170,37 @@ def test_bad_knobs_are_one_line_errors(tmp_path):
         td3.train(td3.Args(out=str(tmp_path / "x"), batch_size=0))
     # A rejected knob or env leaves no run directory behind (nothing half-written).
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("name,mutate", [
+    ("update_step missing", lambda c: c.pop("update_step")),
+    ("episode missing", lambda c: c.pop("episode")),
+    ("global_step text", lambda c: c.__setitem__("global_step", "abc")),
+    ("global_step negative", lambda c: c.__setitem__("global_step", -5)),
+    ("env_state None", lambda c: c.__setitem__("env_state", None)),
+    ("args.hidden text", lambda c: c["args"].__setitem__("hidden", "abc")),
+    ("args.hidden negative", lambda c: c["args"].__setitem__("hidden", -3)),
+    ("args.seed text", lambda c: c["args"].__setitem__("seed", "x")),
+    ("args.gamma text", lambda c: c["args"].__setitem__("gamma", "x")),
+])
+def test_hostile_checkpoint_is_one_line_for_resume_export_and_evaluate(sparse_run, tmp_path, name, mutate):
+    """A checkpoint whose counters, env state or args have the wrong type or sign (it loads with
+    weights_only=True) is one NmlabError line for every reader, never a traceback."""
+    from rl.evaluate import evaluate_run
+    from rl.export import export_run
+
+    out, _ = sparse_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    data = torch.load(checkpoint_path(run), weights_only=True)
+    mutate(data)
+    torch.save(data, checkpoint_path(run))
+    readers = {"resume": lambda: td3.train(td3.Args(out=str(run), resume=True, steps=600), explicit={"resume", "out", "steps"})}
+    if not name.startswith(("update_step", "episode", "env_state")):  # export and evaluate need neither
+        readers["export"] = lambda: export_run(run, tmp_path / "w.nmw")
+        readers["evaluate"] = lambda: evaluate_run(run, 8, episodes=1)
+    for reader, call in readers.items():
+        with pytest.raises(NmlabError) as err:
+            call()
+        assert "\n" not in str(err.value), (reader, str(err.value))
+    assert not (tmp_path / "w.nmw").exists()
