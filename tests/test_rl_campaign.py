@@ -135,6 +135,24 @@ def test_bad_config_is_one_line_naming_the_key_and_starts_nothing(tmp_path, text
     assert not out.exists()
 
 
+@pytest.mark.parametrize("extra,key", [
+    ({"train": {"hidden": 100_000}}, "train.hidden"),            # nmlab train --hidden stops at 65,536
+    ({"train": {"buffer_size": 10**12}}, "train.buffer_size"),  # the replay_transitions limit
+    ({"train": {"torch_threads": 5000}}, "train.torch_threads"),
+    ({"seeds": [2**40]}, "seeds[0]"),                           # torch and numpy seeds are 32-bit
+    ({"steps": 10**13}, "steps"),
+])
+def test_config_values_have_the_bounds_of_nmlab_train(extra, key):
+    """What `nmlab train` refuses on its command line, a campaign refuses in its config (before
+    any Ray task would try to build a 100k-wide network or a 10^12-row buffer)."""
+    from hwmodel.errors import NmlabError
+
+    raw = {"version": 1, "envs": ["Hopper-v5"], "agents": ["dense"], "seeds": [0], "steps": 1000, **extra}
+    with pytest.raises(NmlabError) as err:
+        parse_config(raw, "c.yaml")
+    assert str(err.value).startswith(f"c.yaml: {key}: "), str(err.value)
+
+
 # ----------------------------------------------------------------------------- Ray campaigns
 @pytest.mark.mujoco
 @pytest.mark.slow
