@@ -376,6 +376,11 @@ def _resolve_resume(args: Args, explicit: set[str]) -> tuple[Args, dict[str, Any
     for name in RESUMABLE_OVERRIDES:
         if name in explicit:
             merged[name] = getattr(args, name)
+    done = ckpt["global_step"]
+    if isinstance(merged.get("steps"), int) and merged["steps"] < done:
+        # Training cannot go back; a smaller --steps would only rewrite args.json with it.
+        raise NmlabError(f"resume: steps: the run in {args.out} has trained {done} steps already; "
+                         f"--steps must be at least that, got {merged['steps']}")
     merged["resume"], merged["out"] = True, args.out
     return Args(**merged), ckpt
 

@@ -204,3 +204,18 @@ def test_hostile_checkpoint_is_one_line_for_resume_export_and_evaluate(sparse_ru
             call()
         assert "\n" not in str(err.value), (reader, str(err.value))
     assert not (tmp_path / "w.nmw").exists()
+
+
+def test_resume_with_fewer_steps_than_trained_is_refused_and_changes_nothing(sparse_run, tmp_path):
+    """--steps below the checkpoint's step cannot be honoured (training does not go back): it
+    used to 'train' -N steps and rewrite args.json with the smaller --steps."""
+    out, _ = sparse_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    with pytest.raises(NmlabError, match=r"resume: steps: .* has trained 550 steps already; --steps must be at least that, got 300"):
+        td3.train(td3.Args(out=str(run), resume=True, steps=300), explicit={"resume", "out", "steps"})
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+    # Equal is fine: nothing left to train.
+    summary = td3.train(td3.Args(out=str(run), resume=True, steps=550, progress=False), explicit={"resume", "out", "steps", "progress"})
+    assert summary["steps_this_session"] == 0
