@@ -414,8 +414,12 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     out = Path(args.out)
     if args.resume:
         args, ckpt = _resolve_resume(args, explicit)
-    elif checkpoint_path(out).exists() or (out / "progress.csv").exists():
+    elif checkpoint_path(out).exists():
         raise NmlabError(f"out: {out} already holds a run; pass --resume to continue it or choose a new --out")
+    elif (out / "progress.csv").exists():
+        # --resume would fail too: there is nothing to continue from.
+        raise NmlabError(f"out: {out} holds a run stopped before its first checkpoint (--checkpoint-every); "
+                         f"remove it to start again or choose a new --out")
     validate_args(args)
     on_cuda = torch.device(args.device).type == "cuda"
     torch.set_num_threads(args.torch_threads)

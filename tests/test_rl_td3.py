@@ -219,3 +219,21 @@ def test_resume_with_fewer_steps_than_trained_is_refused_and_changes_nothing(spa
     # Equal is fine: nothing left to train.
     summary = td3.train(td3.Args(out=str(run), resume=True, steps=550, progress=False), explicit={"resume", "out", "steps", "progress"})
     assert summary["steps_this_session"] == 0
+
+
+
+def test_a_run_stopped_before_its_first_checkpoint_is_not_sent_to_resume(tmp_path, monkeypatch):
+    """An --out with logs but no checkpoint: the error must not say 'pass --resume' (which
+    then fails with 'no such file')."""
+    run = tmp_path / "run"
+
+    def interrupt(*_a, **_k):  # stopped at its first evaluation, before any checkpoint
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(td3, "evaluate_policy", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        td3.train(td3.Args(out=str(run), steps=300, **{**SMALL, "eval_every": 100, "checkpoint_every": 10_000}))
+    assert (run / "progress.csv").exists() and not checkpoint_path(run).exists()
+    with pytest.raises(NmlabError, match="before its first checkpoint") as err:
+        td3.train(td3.Args(out=str(run), steps=300, **SMALL))
+    assert "--resume" not in str(err.value)
