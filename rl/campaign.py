@@ -298,4 +298,6 @@ def _campaign(args: Any) -> int:
         raise NmlabError(f"workers: must be a positive integer, got {workers}")
     if args.ray is not None and args.workers is not None:
         raise NmlabError("workers: sets the local Ray instance's CPUs; a cluster (--ray) has its own")
-    return run_campaign(cfg, out, args.ray, workers)
+    from hwmodel.limits import check_output_dir
+
+    return run_campaign(cfg, check_output_dir(out, "--out"), args.ray, workers)

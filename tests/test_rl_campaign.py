@@ -153,6 +153,18 @@ def test_config_values_have_the_bounds_of_nmlab_train(extra, key):
     assert str(err.value).startswith(f"c.yaml: {key}: "), str(err.value)
 
 
+@pytest.mark.parametrize("where", ["file", "under_file"])
+def test_an_out_that_cannot_be_a_folder_is_one_line(tmp_path, where):
+    """--out naming a file (or a path under one) was a FileExistsError / NotADirectoryError traceback."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    out = blocker if where == "file" else blocker / "sub"
+    proc = _campaign(_config(tmp_path, "version: 1\nenvs: [Hopper-v5]\nagents: [dense]\nseeds: [0]\nsteps: 10\n"), out)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "--out" in proc.stderr, proc.stderr
+    assert blocker.read_text() == "x"
+
+
 # ----------------------------------------------------------------------------- Ray campaigns
 @pytest.mark.mujoco
 @pytest.mark.slow
