@@ -312,3 +312,35 @@ def test_method_labels_and_published_fractions(tmp_path):
     assert by["rlx2 0.98/0.95"]["published_fraction_of_dense"] == pytest.approx(0.97)  # Tan et al., Hopper 98/95
     assert by["gmp 0.9 QAT8"]["published_fraction_of_dense"] == ""
     assert "| Hopper-v5 | rlx2 0.98/0.95 | 1 | 200 | True | 12.0 | 12 | 0.8 | 200 | 0 / 0 | 0.97 |" in (tmp_path / "out" / "final_returns.md").read_text()
+
+
+def test_prebuilt_bundle_checks_every_quality_table_before_writing_anything(tmp_path):
+    """A damaged quality.csv in the second run was a ValueError traceback after the first run's
+    workload and rows (and the second's workload) were already in the bundled folder."""
+    import shutil
+
+    from hwmodel.errors import NmlabError
+    from rl.publish import bundle
+
+    header = "env,method,sparsity,bits,seed,steps,episodes,return_mean,return_std\n"
+    for name, bits in (("hopper_dense_s0", "32"), ("hopper_dense_s1", "x")):
+        run = tmp_path / name
+        run.mkdir()
+        shutil.copyfile(ROOT / "hwmodel/data/workloads/hopper_dense_s0.nmw", run / "workload.nmw")
+        (run / DONE_FILE).write_text("{}")
+        (run / "quality.csv").write_text(header + f"Hopper-v5,td3,dense,{bits},0,100,1,5.0,0.0\n")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(NmlabError, match="hopper_dense_s1.*bits") as err:
+        bundle([tmp_path / "hopper_dense_s0", tmp_path / "hopper_dense_s1"], prebuilt=True, dest=dest)
+    assert "\n" not in str(err.value)
+    assert list(dest.iterdir()) == []
+
+
+def test_publish_without_its_root_is_one_line(tmp_path, capsys):
+    from rl.publish import main
+
+    assert main(["--root", str(tmp_path / "none"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("publish: error: --root") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
