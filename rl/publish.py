@@ -175,7 +175,7 @@ def publish(root: Path, out: Path, steps: int) -> list[dict]:
     for r in runs:
         dest = out / r["name"]
         dest.mkdir(exist_ok=True)
-        for name in ("eval.csv", "progress.csv", "sad.csv", "losses.csv", "args.json"):
+        for name in ("eval.csv", "progress.csv", "sad.csv", "losses.csv", "method.csv", "args.json"):
             if (r["dir"] / name).is_file():
                 shutil.copyfile(r["dir"] / name, dest / name)
     plot_curves(runs, out)

@@ -264,6 +264,19 @@ def test_table_compares_with_dense_at_the_common_step(tmp_path):
     assert "| Hopper-v5 | 2:4 | 1 | 200 | False |" in (out / "final_returns.md").read_text()
 
 
+def test_publish_copies_every_log_of_a_run_method_csv_included(tmp_path):
+    """GMP's pruning progress and RLx2's topology and buffer scalars are in method.csv; the
+    published run folders hold it (docs/results/rl/README.md), so publish must copy it."""
+    root = tmp_path / "runs"
+    _fake_run(root, "hopper_gmp_s0", "Hopper-v5", "0.9", 0, [(100, 10)], method="gmp", qat_bits=8)
+    logs = ("progress.csv", "sad.csv", "losses.csv", "method.csv")
+    for name in logs:
+        (root / "hopper_gmp_s0" / name).write_text(f"step,{name}\n1,2\n")
+    publish(root, tmp_path / "out", steps=300)
+    for name in (*logs, "eval.csv", "args.json"):
+        assert (tmp_path / "out" / "hopper_gmp_s0" / name).read_bytes() == (root / "hopper_gmp_s0" / name).read_bytes()
+
+
 def test_fraction_is_a_ratio_of_seed_means_at_the_furthest_common_step(tmp_path):
     root = tmp_path / "runs"
     _fake_run(root, "hopper_dense_s0", "Hopper-v5", "dense", 0, [(100, 40), (300, 100)])
