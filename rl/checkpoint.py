@@ -25,9 +25,7 @@ transition, i.e. ~21.8 MB for Hopper-v5 and ~33.8 MB for HalfCheetah-v5 at 200k 
 from __future__ import annotations
 
 import os
-import pickle
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 

@@ -53,14 +53,13 @@ of ``method.csv`` and a TensorBoard scalar ``method/<name>``.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Optional
+from typing import Any
 
-import torch
 from torch import nn
 
 from hwmodel.errors import NmlabError
-from hwmodel.sparsity import DENSE, UNSTRUCTURED, Pattern, parse_pattern
-from rl.nm_layers import NMLinear, nm_layers, update_masks
+from hwmodel.sparsity import Pattern, parse_pattern
+from rl.nm_layers import update_masks
 
 #: Layer keys, in network order; ``critic.*`` applies to both critics.
 LAYER_KEYS = tuple(f"{kind}.{fc}" for kind in ("actor", "critic") for fc in ("fc1", "fc2", "fc3"))
@@ -117,10 +116,6 @@ def resolve_method(args: Any) -> str:
         return METHOD_ALIASES[given]
     pats = nm_layer_patterns(args.sparsity, args.layer_sparsity)
     return "td3" if all(not p.is_nm for p in pats.values()) else "rnm"
-
-
-def _layers_of(modules: Iterable[nn.Module]) -> list[NMLinear]:
-    return [layer for m in modules for layer in nm_layers(m)]
 
 
 # ----------------------------------------------------------------------------- base and TD3 / RNM-TD3

@@ -12,7 +12,8 @@ RNM-TD3 (Vrce et al., arXiv 2602.14578): every linear layer of all six networks 
 twin critics, their targets) is an :class:`rl.nm_layers.NMLinear` whose forward pass uses
 ``W * mask`` with ``mask`` row-wise N:M, from the first step to the last. Online masks are
 re-projected from the dense latent weights every ``mask_update_interval`` gradient updates
-(SR-STE gradients let pruned weights grow back); the targets' latent weights are Polyak
+(only kept weights train, the paper's rule; ``--straight-through``: SR-STE, gradients reach
+pruned weights too); the targets' latent weights are Polyak
 averages of the online latent weights and their masks are re-projected from their own
 latent weights at the same interval (always N:M: a forward pass uses ``W * mask``). The
 Sparse Architecture Divergence (SAD, fraction of online mask entries that changed) is logged at every mask update. The paper does not state its interval or
@@ -34,7 +35,6 @@ import copy
 import csv
 import dataclasses
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -114,10 +114,6 @@ RESUMABLE_OVERRIDES = ("steps", "eval_every", "eval_episodes", "checkpoint_every
 def method_name(args: Args) -> str:
     """Name of the run's method in workload meta and quality rows: 'td3', 'rnm-td3', 'rlx2', 'gmp'."""
     return DISPLAY_NAMES[resolve_method(args)]
-
-
-def _parse_overrides(spec: str) -> dict[str, Pattern]:
-    return parse_overrides(spec)
 
 
 def layer_patterns(args: Args) -> dict[str, Pattern]:
@@ -400,7 +396,7 @@ def _norm(name: str, value: Any) -> Any:
             return value
     if name == "layer_sparsity":
         try:
-            return {k: str(v) for k, v in _parse_overrides(value or "").items()}
+            return {k: str(v) for k, v in parse_overrides(value or "").items()}
         except NmlabError:
             return value
     return value

@@ -183,8 +183,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     from hwmodel.errors import NmlabError
     from hwmodel.agents import check_quality_csv
 
-    if args.episodes < 1:
-        raise NmlabError(f"episodes: must be a positive integer, got {args.episodes}")
     if args.csv and args.quantize_activations:
         raise NmlabError("csv: the quality table records weight-only quantization; drop --quantize-activations or --csv")
     if args.csv:
