@@ -20,8 +20,9 @@ def _bench(args: argparse.Namespace) -> int:
     from hwmodel.errors import NmlabError
     from rl import gpubench
 
-    if args.max_seconds <= 0:
-        raise NmlabError(f"--max-seconds: must be > 0, got {args.max_seconds}")
+    why = gpubench.bad_argument(args)
+    if why:
+        raise NmlabError(why)
     try:
         return gpubench.run(args)
     except gpubench.NoGpu as exc:
