@@ -195,6 +195,14 @@ class TD3Method(Method):
     def layer_patterns(self) -> dict[str, Pattern]:
         return dict(self._patterns)
 
+    def validate(self) -> None:
+        super().validate()
+        for kind in ("actor", "critic"):
+            if (getattr(self.args, f"{kind}_sparsity", "") or "").strip():
+                # Silently training every layer at --sparsity instead would be worse.
+                raise NmlabError(f"{kind}_sparsity: per-network targets are for --method rlx2 or gmp; td3/rnm set "
+                                 f"layers with --sparsity and --layer-sparsity ('{kind}.fc2=1:8')")
+
     def on_update(self, update_step: int, global_step: int, nets: dict[str, nn.Module]) -> dict[str, float]:
         if update_step % self.args.mask_update_interval:
             return {}

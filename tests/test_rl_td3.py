@@ -169,6 +169,11 @@ def test_bad_knobs_are_one_line_errors(tmp_path):
         td3.train(td3.Args(out=str(tmp_path / "x"), env="CartPole-v1"))
     with pytest.raises(NmlabError, match="batch_size"):
         td3.train(td3.Args(out=str(tmp_path / "x"), batch_size=0))
+    # Per-network targets belong to rlx2/gmp: td3/rnm used to ignore them and train every layer at --sparsity.
+    with pytest.raises(NmlabError, match="actor_sparsity: per-network targets are for --method rlx2 or gmp"):
+        td3.validate_args(td3.Args(out=str(tmp_path / "x"), sparsity="2:4", actor_sparsity="1:8"))
+    with pytest.raises(NmlabError, match="critic_sparsity"):
+        td3.validate_args(td3.Args(out=str(tmp_path / "x"), critic_sparsity="0.9"))
     # A rejected knob or env leaves no run directory behind (nothing half-written).
     assert not (tmp_path / "x").exists()
 
