@@ -57,6 +57,19 @@ def test_bad_budget_is_a_one_line_error(tmp_path, flag, value):
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
 
 
+def test_unwritable_out_is_one_line_before_any_gpu_work(monkeypatch):
+    """With a GPU present, --out under /proc was an OSError traceback from run()'s mkdir."""
+    from hwmodel.errors import NmlabError
+    from rl import gpubench_cmd
+
+    monkeypatch.setattr(gpubench, "require_gpu", lambda: torch)  # as if this machine had one
+    monkeypatch.setattr(gpubench, "Environment", lambda _t: pytest.fail("GPU work started"))
+    args = argparse.Namespace(out="/proc/nmlab_no/b.csv", quick=True, max_seconds=10.0, target_ms=1.0,
+                              no_profile=True, resume_at=0, run_id=None, deadline_epoch=None, restarts=0)
+    with pytest.raises(NmlabError, match="--out"):
+        gpubench_cmd._bench(args)
+
+
 class _FakeEnv:
     def __init__(self, torch):
         self.l2_bytes, self.cc = 50 * 2**20, (9, 0)
