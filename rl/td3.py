@@ -293,8 +293,12 @@ class CsvLog:
     def __init__(self, path: Path, columns: list[str], keep_upto_step: Optional[int] = None) -> None:
         self.path, self.columns = path, columns
         if keep_upto_step is not None and path.is_file():
+            from hwmodel.limits import parse_int
+
             with open(path, newline="") as fh:
-                rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= keep_upto_step]
+                # A damaged row is one line naming it (a resume must not end in a traceback).
+                rows = [r for i, r in enumerate(csv.DictReader(fh), start=2)
+                        if parse_int(r.get("step"), f"resume: {path}: line {i}: step", 0) <= keep_upto_step]
             with atomic_write(path, "w") as fh:
                 w = csv.DictWriter(fh, columns)
                 w.writeheader()
@@ -473,14 +477,15 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
             raise NmlabError(f"checkpoint: {checkpoint_path(out)} does not match this run ({str(exc).splitlines()[0][:160]})") from None
     method.prepare(nets, start_step)
 
-    with atomic_write(out / "args.json", "w") as fh:
-        json.dump({**dataclasses.asdict(args), "method": method_name(args), "obs_dim": obs_dim, "act_dim": act_dim}, fh, indent=1)
     keep = start_step if ckpt is not None else None
     progress_log = CsvLog(out / "progress.csv", ["step", "episode", "return", "length", "time_s"], keep)
     eval_log = CsvLog(out / "eval.csv", ["step", "return_mean", "return_std", "episodes", "time_s"], keep)
     sad_log = CsvLog(out / "sad.csv", ["step", "update", "changed", "total", "sad"], keep)
     loss_log = CsvLog(out / "losses.csv", ["step", "update", "qf_loss", "actor_loss", "q1_mean"], keep)
     method_log = CsvLog(out / "method.csv", ["step", "update", "name", "value"], keep)
+    # After the logs: a resume refused for a damaged log leaves the run's args as they were.
+    with atomic_write(out / "args.json", "w") as fh:
+        json.dump({**dataclasses.asdict(args), "method": method_name(args), "obs_dim": obs_dim, "act_dim": act_dim}, fh, indent=1)
     tb = None
     if args.tensorboard:
         from torch.utils.tensorboard import SummaryWriter

@@ -243,3 +243,18 @@ def test_a_run_stopped_before_its_first_checkpoint_is_not_sent_to_resume(tmp_pat
     with pytest.raises(NmlabError, match="before its first checkpoint") as err:
         td3.train(td3.Args(out=str(run), steps=300, **SMALL))
     assert "--resume" not in str(err.value)
+
+
+def test_resume_with_a_damaged_log_row_is_one_line_and_keeps_args(sparse_run, tmp_path):
+    """A log row whose step is not an integer (a hand edit, a torn write) was a ValueError
+    traceback from CsvLog; args.json was already rewritten with the resumed --steps."""
+    out, _ = sparse_run
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    with open(run / "progress.csv", "a") as fh:
+        fh.write("xx,1,2.0,3,4.0\n")
+    args_before = (run / "args.json").read_bytes()
+    with pytest.raises(NmlabError, match=r"resume: .*progress.csv: line \d+: step: not an integer") as err:
+        td3.train(td3.Args(out=str(run), resume=True, steps=600, progress=False), explicit={"resume", "out", "steps", "progress"})
+    assert "\n" not in str(err.value)
+    assert (run / "args.json").read_bytes() == args_before
