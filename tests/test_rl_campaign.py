@@ -357,3 +357,14 @@ def test_publish_without_its_root_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("publish: error: --root") and err.count("\n") == 1
     assert not (tmp_path / "out").exists()
+
+
+def test_run_state_passes_over_damaged_log_rows(tmp_path):
+    """A damaged last row (a hand edit, a torn write) was a ValueError traceback from
+    run_state, which ends --status and the driver that polls it while runs train."""
+    run = tmp_path / "hopper_dense_s0"
+    run.mkdir()
+    (run / "progress.csv").write_text("step,episode,return,length,time_s\n120,1,5.0,120,0.1\nxx,2,1,1,1\n")
+    (run / "eval.csv").write_text("step,return_mean,return_std,episodes,time_s\n100,7.5,0,1,0\n200,abc,0,1,0\n")
+    s = run_state(run, 1000)
+    assert (s["steps_reached"], s["last_eval"], s["state"]) == (120, (100, 7.5), "new")
