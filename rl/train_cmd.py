@@ -1,7 +1,7 @@
 """CLI registration for `nmlab train`, `nmlab export`, `nmlab evaluate`. Handlers import heavy modules lazily.
 
 The `train` options mirror the fields of :class:`rl.td3.Args` (listed here so that
-`nmlab --help` never imports torch); tests/test_rl_cli.py checks that both agree.
+`nmlab --help` never imports torch); tests/test_rl_export.py::test_train_options_mirror_args checks that both agree.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-# (name, type, default, help) of every rl.td3.Args field; test_rl_cli checks this matches Args.
+# (name, type, default, help) of every rl.td3.Args field; test_train_options_mirror_args checks this matches Args.
 TRAIN_OPTIONS: list[tuple[str, type, object, str]] = [
     ("env", str, "Hopper-v5", "gymnasium environment id (Box action space)"),
     ("method", str, "", "td3, rnm, rlx2 or gmp; empty: td3 when every layer is dense, else rnm"),
