@@ -36,7 +36,7 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from hwmodel.errors import NmlabError
 from hwmodel.io import atomic_write
@@ -52,13 +52,20 @@ ATTEMPT_COLUMNS = ["time", "host", "pid", "event", "resumed", "steps_trained", "
 
 
 # ----------------------------------------------------------------------------- run folder state
-def _last_row(path: Path) -> Optional[dict[str, str]]:
-    """The last data row of a CSV log (None without one)."""
+def _last_parsed(path: Path, parse: Callable[[dict[str, str]], Any]) -> Any:
+    """``parse`` of the last row of a CSV log that parses (None without one). Rows that do
+    not parse are passed over: status is a report, and a damaged row must stop neither
+    ``--status`` nor the driver, which polls it while runs train."""
     if not path.is_file():
         return None
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
-    return rows[-1] if rows else None
+    for row in reversed(rows):
+        try:
+            return parse(row)
+        except (TypeError, ValueError):
+            continue
+    return None
 
 
 def read_done(run_dir: Path) -> Optional[dict[str, Any]]:
@@ -85,7 +92,8 @@ def is_locked(path: Path) -> bool:
 def run_state(run_dir: Path, steps: int) -> dict[str, Any]:
     """Where a run stands: ``steps_reached`` (last training episode logged), ``last_eval``
     (step, mean return) and ``state``: done, running, resumable (has a checkpoint), new."""
-    progress, ev = _last_row(run_dir / "progress.csv"), _last_row(run_dir / "eval.csv")
+    reached = _last_parsed(run_dir / "progress.csv", lambda r: int(r["step"])) or 0
+    last_eval = _last_parsed(run_dir / "eval.csv", lambda r: (int(r["step"]), float(r["return_mean"])))
     if read_done(run_dir) is not None:
         state = "done"
     elif is_locked(run_dir / RUN_LOCK):
@@ -94,8 +102,6 @@ def run_state(run_dir: Path, steps: int) -> dict[str, Any]:
         state = "resumable"
     else:
         state = "new"
-    reached = int(progress["step"]) if progress else 0
-    last_eval = (int(ev["step"]), float(ev["return_mean"])) if ev else None
     if last_eval and last_eval[0] > reached:
         reached = last_eval[0]
     return {"steps_reached": min(reached, steps), "steps": steps, "last_eval": last_eval, "state": state}
@@ -298,4 +304,6 @@ def _campaign(args: Any) -> int:
         raise NmlabError(f"workers: must be a positive integer, got {workers}")
     if args.ray is not None and args.workers is not None:
         raise NmlabError("workers: sets the local Ray instance's CPUs; a cluster (--ray) has its own")
-    return run_campaign(cfg, out, args.ray, workers)
+    from hwmodel.limits import check_output_dir
+
+    return run_campaign(cfg, check_output_dir(out, "--out"), args.ray, workers)

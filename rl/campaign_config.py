@@ -28,7 +28,6 @@ anything starts: a bad config is one :class:`~hwmodel.errors.NmlabError` naming 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -157,29 +156,27 @@ def _train_options(raw: Any, path: str) -> dict[str, Any]:
         return {}
     if not isinstance(raw, dict):
         raise _fail(path, "train", f"must be a mapping of nmlab train options, got {raw!r}")
-    types = {name: typ for name, typ, _default, _help in TRAIN_OPTIONS}
+    names = {name for name, *_ in TRAIN_OPTIONS}
     out: dict[str, Any] = {}
     for key, value in raw.items():
         name = str(key).replace("-", "_")
         where = f"train.{key}"
-        if name not in types:
+        if name not in names:
             raise _fail(path, where, "not an nmlab train option")
         if name in RESERVED_TRAIN:
             raise _fail(path, where, "set by the campaign for each run (envs, agents, seeds, steps, --out)")
-        typ = types[name]
-        if typ is bool:
-            ok = isinstance(value, bool)
-        elif typ is int:
-            ok = _int(value)
-        elif typ is float:
-            ok = (_int(value) or isinstance(value, float)) and math.isfinite(value)
-            value = float(value) if ok else value
-        else:
-            ok = isinstance(value, str)
-        if not ok:
-            raise _fail(path, where, f"must be {typ.__name__}, got {value!r}")
-        out[name] = value
+        out[name] = _checked(name, value, where, path)
     return out
+
+
+def _checked(name: str, value: Any, where: str, path: str) -> Any:
+    """``value`` of train option ``name`` checked as ``nmlab train`` checks it (type, bounds)."""
+    from rl.train_cmd import check_option
+
+    try:
+        return check_option(name, value)
+    except NmlabError as exc:
+        raise _fail(path, where, str(exc).split(": ", 1)[1]) from None
 
 
 def parse_config(raw: Any, path: str = "config") -> CampaignConfig:
@@ -203,10 +200,9 @@ def parse_config(raw: Any, path: str = "config") -> CampaignConfig:
         raise _fail(path, "agents", "lists one agent twice")
     seeds = _list(raw, "seeds", path)
     for i, seed in enumerate(seeds):
-        if not _int(seed) or seed < 0:
-            raise _fail(path, f"seeds[{i}]", f"must be an integer >= 0, got {seed!r}")
-    steps = raw["steps"]
-    if not _int(steps) or steps < 1:
+        _checked("seed", seed, f"seeds[{i}]", path)
+    steps = _checked("steps", raw["steps"], "steps", path)
+    if steps < 1:
         raise _fail(path, "steps", f"must be a positive integer, got {steps!r}")
     opt = {**OPTIONAL, **{k: v for k, v in raw.items() if k in OPTIONAL}}
     bits = opt["quality_bits"]

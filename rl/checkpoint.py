@@ -25,9 +25,7 @@ transition, i.e. ~21.8 MB for Hopper-v5 and ~33.8 MB for HalfCheetah-v5 at 200k 
 from __future__ import annotations
 
 import os
-import pickle
 import warnings
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -105,5 +103,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     missing = [k for k in ("args", "global_step", *_NETWORKS) if k not in data]
     if missing:
         raise NmlabError(f"checkpoint: {path}: {missing[0]}: missing")
+    for key in ("global_step", "update_step", "episode"):  # the last two: a resume needs them (KeyError there)
+        value = data.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            from hwmodel.limits import short
+
+            raise NmlabError(f"checkpoint: {path}: {key}: must be an integer >= 0, got {short(value)}")
     _check_values(data, path)
     return data

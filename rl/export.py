@@ -34,6 +34,10 @@ def load_run(run_dir: str | os.PathLike) -> tuple[Any, dict[str, Any], dict[str,
     known = {f.name for f in td3.dataclasses.fields(td3.Args)}
     args = td3.Args(**{k: v for k, v in ckpt["args"].items() if k in known})
     args.device = "cpu"
+    try:
+        td3.validate_args(args)  # the checkpoint's args, checked as nmlab train checks them
+    except NmlabError as exc:
+        raise NmlabError(f"checkpoint: {checkpoint_path(run_dir)}: args: {exc}") from None
     env = td3.make_env(args.env)
     try:
         obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]

@@ -12,10 +12,11 @@ with the Zhu & Gupta schedule as in Graesser et al.; /work/shared/reference/rl.m
   multiple of ``--prune-every`` (default 1000, the paper's) so that pruning happens exactly
   at the multiples of ``prune_every`` inside ``[t_s, t_e]`` and the last one reaches ``s_F``.
 * Targets per network (``--actor-sparsity`` / ``--critic-sparsity`` override
-  ``--sparsity``); every layer of a network is pruned to the network's current ``s_t``
-  by magnitude *within the layer* (per-layer, uniform; the paper prunes per layer).
-  A layer of ``n`` weights has ``round(s_t * n)`` pruned, so its sparsity is within half a
-  weight of the schedule. Pruning is monotone: a pruned weight is never regrown (its latent
+  ``--sparsity``), spread over the network's layers by ``--prune-distribution``: ``erk``
+  (default; :meth:`GMPMethod.layer_final_sparsity`) or ``uniform`` (every layer at the
+  network's target). Layer l with final sparsity ``s_l`` is pruned to ``s_l * s_t / s_F``
+  by magnitude *within the layer* (the paper prunes per layer): ``round(s_l s_t / s_F * n)``
+  of its ``n`` weights, within half a weight of the schedule. Pruning is monotone: a pruned weight is never regrown (its latent
   weight is zero; ties go to the lower flat index).
 * Gradual N:M (``--sparsity 2:4``): the same cubic curve drives the *fraction of the
   final prunable count* ``C = sum over groups of max(0, r_g - N)`` (``r_g`` real entries of

@@ -94,6 +94,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--restarts", type=int, default=0, help=argparse.SUPPRESS)
 
 
+def bad_argument(args: argparse.Namespace) -> Optional[str]:
+    """Why the budget options cannot be used (one line), or None. ``nan`` would disable the
+    --max-seconds deadline (every comparison with it is false); a target of 0 or less ms
+    silently times with the minimum repetitions."""
+    for flag, value in (("--max-seconds", args.max_seconds), ("--target-ms", args.target_ms)):
+        if not (math.isfinite(value) and value > 0):
+            return f"{flag}: must be > 0 and finite, got {value}"
+    return None
+
+
 #: Fresh processes a run may start after losing its CUDA context.
 MAX_RESTARTS = 3
 
@@ -954,9 +964,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     p = argparse.ArgumentParser(prog="gpubench", description=__doc__.splitlines()[0])
     add_arguments(p)
     args = p.parse_args(argv)
-    if args.max_seconds <= 0:
-        p.error(f"--max-seconds: must be > 0, got {args.max_seconds}")
     try:
+        why = bad_argument(args)
+        if why:
+            raise NoGpu(why)  # the same one line and exit status as a missing GPU
         return run(args)
     except NoGpu as exc:
         print(f"nmlab gpu bench: error: {exc}", file=sys.stderr)

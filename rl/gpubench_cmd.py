@@ -20,8 +20,12 @@ def _bench(args: argparse.Namespace) -> int:
     from hwmodel.errors import NmlabError
     from rl import gpubench
 
-    if args.max_seconds <= 0:
-        raise NmlabError(f"--max-seconds: must be > 0, got {args.max_seconds}")
+    from hwmodel.limits import check_output_file
+
+    why = gpubench.bad_argument(args)
+    if why:
+        raise NmlabError(why)
+    check_output_file(args.out, "--out")  # before minutes of GPU work, not when the CSV is first written
     try:
         return gpubench.run(args)
     except gpubench.NoGpu as exc:

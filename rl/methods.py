@@ -53,14 +53,13 @@ of ``method.csv`` and a TensorBoard scalar ``method/<name>``.
 from __future__ import annotations
 
 import math
-from typing import Any, Iterable, Optional
+from typing import Any
 
-import torch
 from torch import nn
 
 from hwmodel.errors import NmlabError
-from hwmodel.sparsity import DENSE, UNSTRUCTURED, Pattern, parse_pattern
-from rl.nm_layers import NMLinear, nm_layers, update_masks
+from hwmodel.sparsity import Pattern, parse_pattern
+from rl.nm_layers import update_masks
 
 #: Layer keys, in network order; ``critic.*`` applies to both critics.
 LAYER_KEYS = tuple(f"{kind}.{fc}" for kind in ("actor", "critic") for fc in ("fc1", "fc2", "fc3"))
@@ -117,10 +116,6 @@ def resolve_method(args: Any) -> str:
         return METHOD_ALIASES[given]
     pats = nm_layer_patterns(args.sparsity, args.layer_sparsity)
     return "td3" if all(not p.is_nm for p in pats.values()) else "rnm"
-
-
-def _layers_of(modules: Iterable[nn.Module]) -> list[NMLinear]:
-    return [layer for m in modules for layer in nm_layers(m)]
 
 
 # ----------------------------------------------------------------------------- base and TD3 / RNM-TD3
@@ -199,6 +194,14 @@ class TD3Method(Method):
 
     def layer_patterns(self) -> dict[str, Pattern]:
         return dict(self._patterns)
+
+    def validate(self) -> None:
+        super().validate()
+        for kind in ("actor", "critic"):
+            if (getattr(self.args, f"{kind}_sparsity", "") or "").strip():
+                # Silently training every layer at --sparsity instead would be worse.
+                raise NmlabError(f"{kind}_sparsity: per-network targets are for --method rlx2 or gmp; td3/rnm set "
+                                 f"layers with --sparsity and --layer-sparsity ('{kind}.fc2=1:8')")
 
     def on_update(self, update_step: int, global_step: int, nets: dict[str, nn.Module]) -> dict[str, float]:
         if update_step % self.args.mask_update_interval:

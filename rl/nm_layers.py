@@ -2,13 +2,14 @@
 
 An :class:`NMLinear` keeps a dense *latent* weight ``W`` and a bool ``mask`` buffer that
 satisfies the layer's N:M pattern (groups of M along the input dimension). Every forward
-pass computes with ``W * mask``, so the network is N:M at every step. The backward pass is
-SR-STE (Zhou et al., ICLR 2021; NVIDIA's reference op, see /work/shared/reference/rl.md):
+pass computes with ``W * mask``, so the network is N:M at every step. The backward pass,
+with ``straight_through=False`` (the trainer's default, the paper's rule), gives gradients
+to the kept weights only (the topology then changes only when a kept weight shrinks below a
+pruned one's stale magnitude). With ``straight_through=True`` (``--straight-through``) it
+is SR-STE (Zhou et al., ICLR 2021; NVIDIA's reference op, see /work/shared/reference/rl.md):
 the gradient of the masked weight flows straight through to all of ``W`` and pruned
 weights get an extra ``decay * W`` pull towards zero, so a pruned weight can grow back and
-win its group at the next mask update. With ``straight_through=False`` only the kept
-weights receive gradients (the topology can then only change through the decay-free
-magnitude comparison against stale pruned weights).
+win its group at the next mask update.
 
 The mask is recomputed by magnitude projection (:func:`project_nm`) only when the trainer
 calls :meth:`NMLinear.update_mask` (at the mask-update interval). Target networks keep
@@ -203,8 +204,8 @@ def polyak_update(online: nn.Module, target: nn.Module, tau: float, reproject: b
     """``target <- (1 - tau) * target + tau * online``, then (``reproject``) re-project the
     target masks onto N:M from the target's latent weights.
 
-    The target's latent weight is the Polyak average of the online *latent* weight (SR-STE
-    keeps pruned latent weights trained, so they carry information), and the target's mask
+    The target's latent weight is the Polyak average of the online *latent* weight (a pruned
+    latent weight keeps its last value, or keeps training under SR-STE), and the target's mask
     is the projection of its own latent weight. Averaging the online *effective* weights
     instead would zero the target's copy of every weight the online mask just dropped while
     the target mask still keeps it, leaving the target a few percent of its weights short

@@ -166,12 +166,16 @@ def markdown_table(rows: list[dict]) -> str:
 
 def publish(root: Path, out: Path, steps: int) -> list[dict]:
     """Copy CSVs, draw curves, write final_returns.{csv,md} under ``out``; returns the table."""
+    from hwmodel.errors import NmlabError
+
+    if not root.is_dir():
+        raise NmlabError(f"--root: {root}: not a directory of run folders")
     runs = [i for d in sorted(root.iterdir()) if d.is_dir() and (i := run_info(d)) is not None]
     out.mkdir(parents=True, exist_ok=True)
     for r in runs:
         dest = out / r["name"]
         dest.mkdir(exist_ok=True)
-        for name in ("eval.csv", "progress.csv", "sad.csv", "losses.csv", "args.json"):
+        for name in ("eval.csv", "progress.csv", "sad.csv", "losses.csv", "method.csv", "args.json"):
             if (r["dir"] / name).is_file():
                 shutil.copyfile(r["dir"] / name, dest / name)
     plot_curves(runs, out)
@@ -225,23 +229,29 @@ def bundle(run_dirs: list[Path], bits: tuple[int, ...] = (32, 16, 8, 4), episode
 
 
 def _bundle_prebuilt(run_dirs: list[Path], dest: Path, quality_only: bool) -> None:
+    from hwmodel.agents import check_quality_csv
     from hwmodel.errors import NmlabError
     from hwmodel.workload import load_workload
     from rl.campaign import DONE_FILE, QUALITY_FILE, WORKLOAD_FILE
     from rl.evaluate import append_quality_row
 
+    check_quality_csv(dest / "quality.csv")
+    quality = {}
     for run_dir in run_dirs:  # check every run first: nothing is half-bundled
         for name in (DONE_FILE, WORKLOAD_FILE, QUALITY_FILE):
             if not (run_dir / name).is_file():
                 raise NmlabError(f"bundle: {run_dir / name}: missing (--prebuilt takes runs nmlab campaign finished)")
         load_workload(run_dir / WORKLOAD_FILE)  # a damaged file is a one-line error here, not in a sweep
+        try:
+            quality[run_dir] = check_quality_csv(run_dir / QUALITY_FILE)  # its rows go into the bundled table
+        except NmlabError as exc:
+            raise NmlabError(f"bundle: {run_dir}: {exc}") from None
     for run_dir in run_dirs:
         wl = load_workload(run_dir / WORKLOAD_FILE)
         if not quality_only:
             with atomic_write(dest / f"{run_dir.name}.nmw") as fh:
                 fh.write((run_dir / WORKLOAD_FILE).read_bytes())
-        with open(run_dir / QUALITY_FILE, newline="") as fh:
-            rows = list(csv.DictReader(fh))
+        rows = quality[run_dir]
         for row in rows:
             append_quality_row(dest / "quality.csv", row)
         print(f"bundled {run_dir.name} (prebuilt): {wl.meta['steps']} steps, eval {wl.meta['eval_return_mean']:.1f}, "
@@ -262,16 +272,16 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = ap.parse_args(argv)
     if args.quality_only and args.bundle is None:
         ap.error("--quality-only needs --bundle")
-    if args.bundle is not None:
-        from hwmodel.errors import NmlabError
+    from hwmodel.errors import NmlabError
 
-        try:
+    try:
+        if args.bundle is not None:
             bundle(args.bundle, prebuilt=args.prebuilt, quality_only=args.quality_only)
-        except NmlabError as exc:
-            print(f"publish: error: {exc}", file=sys.stderr)
-            return 2
-        return 0
-    rows = publish(args.root, args.out, args.steps)
+            return 0
+        rows = publish(args.root, args.out, args.steps)
+    except NmlabError as exc:
+        print(f"publish: error: {exc}", file=sys.stderr)
+        return 2
     print(markdown_table(rows), end="")
     print(f"{len(rows)} rows: {args.out}/final_returns.{{md,csv}}, learning_curves_*.png")
     return 0

@@ -240,6 +240,10 @@ class RLx2Method(Method):
         a, c = self.actor_sparsity, self.critic_sparsity
         return f"{a:g}" if a == c else f"{a:g}/{c:g}"
 
+    def target_text(self, kind: str) -> str:
+        """The target sparsity of ``kind`` ('actor'/'critic') as text ('0.98'), for export meta."""
+        return repr(self.actor_sparsity if kind == "actor" else self.critic_sparsity)
+
     def td_steps(self, update_step: int) -> int:
         """n of the TD target of gradient update ``update_step`` (1-based)."""
         return self.args.rlx2_nstep if update_step >= self.nstep_start else 1

@@ -12,7 +12,8 @@ RNM-TD3 (Vrce et al., arXiv 2602.14578): every linear layer of all six networks 
 twin critics, their targets) is an :class:`rl.nm_layers.NMLinear` whose forward pass uses
 ``W * mask`` with ``mask`` row-wise N:M, from the first step to the last. Online masks are
 re-projected from the dense latent weights every ``mask_update_interval`` gradient updates
-(SR-STE gradients let pruned weights grow back); the targets' latent weights are Polyak
+(only kept weights train, the paper's rule; ``--straight-through``: SR-STE, gradients reach
+pruned weights too); the targets' latent weights are Polyak
 averages of the online latent weights and their masks are re-projected from their own
 latent weights at the same interval (always N:M: a forward pass uses ``W * mask``). The
 Sparse Architecture Divergence (SAD, fraction of online mask entries that changed) is logged at every mask update. The paper does not state its interval or
@@ -34,7 +35,6 @@ import copy
 import csv
 import dataclasses
 import json
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -116,10 +116,6 @@ def method_name(args: Args) -> str:
     return DISPLAY_NAMES[resolve_method(args)]
 
 
-def _parse_overrides(spec: str) -> dict[str, Pattern]:
-    return parse_overrides(spec)
-
-
 def layer_patterns(args: Args) -> dict[str, Pattern]:
     """Pattern of each layer, keyed ``actor.fc1`` .. ``critic.fc3`` (critic = both critics),
     as the run's method sets them (unstructured for rlx2/gmp fractions)."""
@@ -129,7 +125,12 @@ def layer_patterns(args: Args) -> dict[str, Pattern]:
 
 
 def validate_args(args: Args) -> None:
-    """One-line NmlabError naming the first bad knob."""
+    """One-line NmlabError naming the first bad knob (types and bounds as on the command
+    line first: a campaign's ``train:`` or a checkpoint's args did not come through argparse)."""
+    from rl.train_cmd import check_option
+
+    for f in dataclasses.fields(Args):
+        check_option(f.name, getattr(args, f.name))
     make_method(args)
     positive = ("steps", "hidden", "buffer_size", "batch_size", "policy_frequency", "mask_update_interval",
                 "eval_every", "eval_episodes", "checkpoint_every", "log_every", "torch_threads", "prune_every")
@@ -292,8 +293,12 @@ class CsvLog:
     def __init__(self, path: Path, columns: list[str], keep_upto_step: Optional[int] = None) -> None:
         self.path, self.columns = path, columns
         if keep_upto_step is not None and path.is_file():
+            from hwmodel.limits import parse_int
+
             with open(path, newline="") as fh:
-                rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= keep_upto_step]
+                # A damaged row is one line naming it (a resume must not end in a traceback).
+                rows = [r for i, r in enumerate(csv.DictReader(fh), start=2)
+                        if parse_int(r.get("step"), f"resume: {path}: line {i}: step", 0) <= keep_upto_step]
             with atomic_write(path, "w") as fh:
                 w = csv.DictWriter(fh, columns)
                 w.writeheader()
@@ -371,6 +376,11 @@ def _resolve_resume(args: Args, explicit: set[str]) -> tuple[Args, dict[str, Any
     for name in RESUMABLE_OVERRIDES:
         if name in explicit:
             merged[name] = getattr(args, name)
+    done = ckpt["global_step"]
+    if isinstance(merged.get("steps"), int) and merged["steps"] < done:
+        # Training cannot go back; a smaller --steps would only rewrite args.json with it.
+        raise NmlabError(f"resume: steps: the run in {args.out} has trained {done} steps already; "
+                         f"--steps must be at least that, got {merged['steps']}")
     merged["resume"], merged["out"] = True, args.out
     return Args(**merged), ckpt
 
@@ -390,7 +400,7 @@ def _norm(name: str, value: Any) -> Any:
             return value
     if name == "layer_sparsity":
         try:
-            return {k: str(v) for k, v in _parse_overrides(value or "").items()}
+            return {k: str(v) for k, v in parse_overrides(value or "").items()}
         except NmlabError:
             return value
     return value
@@ -404,8 +414,12 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     out = Path(args.out)
     if args.resume:
         args, ckpt = _resolve_resume(args, explicit)
-    elif checkpoint_path(out).exists() or (out / "progress.csv").exists():
+    elif checkpoint_path(out).exists():
         raise NmlabError(f"out: {out} already holds a run; pass --resume to continue it or choose a new --out")
+    elif (out / "progress.csv").exists():
+        # --resume would fail too: there is nothing to continue from.
+        raise NmlabError(f"out: {out} holds a run stopped before its first checkpoint (--checkpoint-every); "
+                         f"remove it to start again or choose a new --out")
     validate_args(args)
     on_cuda = torch.device(args.device).type == "cuda"
     torch.set_num_threads(args.torch_threads)
@@ -457,19 +471,21 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
                 ep_return, ep_len = float(es["episode_return"]), int(es["episode_length"])
             else:
                 obs, _ = env.reset()
-        except (KeyError, RuntimeError, ValueError, TypeError) as exc:
+            start_step, update_step, episode = int(ckpt["global_step"]), int(ckpt["update_step"]), int(ckpt["episode"])
+        except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
+            # Any of these from a damaged or hostile checkpoint (a missing key, a wrong type).
             raise NmlabError(f"checkpoint: {checkpoint_path(out)} does not match this run ({str(exc).splitlines()[0][:160]})") from None
-        start_step, update_step, episode = int(ckpt["global_step"]), int(ckpt["update_step"]), int(ckpt["episode"])
     method.prepare(nets, start_step)
 
-    with atomic_write(out / "args.json", "w") as fh:
-        json.dump({**dataclasses.asdict(args), "method": method_name(args), "obs_dim": obs_dim, "act_dim": act_dim}, fh, indent=1)
     keep = start_step if ckpt is not None else None
     progress_log = CsvLog(out / "progress.csv", ["step", "episode", "return", "length", "time_s"], keep)
     eval_log = CsvLog(out / "eval.csv", ["step", "return_mean", "return_std", "episodes", "time_s"], keep)
     sad_log = CsvLog(out / "sad.csv", ["step", "update", "changed", "total", "sad"], keep)
     loss_log = CsvLog(out / "losses.csv", ["step", "update", "qf_loss", "actor_loss", "q1_mean"], keep)
     method_log = CsvLog(out / "method.csv", ["step", "update", "name", "value"], keep)
+    # After the logs: a resume refused for a damaged log leaves the run's args as they were.
+    with atomic_write(out / "args.json", "w") as fh:
+        json.dump({**dataclasses.asdict(args), "method": method_name(args), "obs_dim": obs_dim, "act_dim": act_dim}, fh, indent=1)
     tb = None
     if args.tensorboard:
         from torch.utils.tensorboard import SummaryWriter

@@ -1,7 +1,7 @@
 """CLI registration for `nmlab train`, `nmlab export`, `nmlab evaluate`. Handlers import heavy modules lazily.
 
 The `train` options mirror the fields of :class:`rl.td3.Args` (listed here so that
-`nmlab --help` never imports torch); tests/test_rl_cli.py checks that both agree.
+`nmlab --help` never imports torch); tests/test_rl_export.py::test_train_options_mirror_args checks that both agree.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-# (name, type, default, help) of every rl.td3.Args field; test_rl_cli checks this matches Args.
+# (name, type, default, help) of every rl.td3.Args field; test_train_options_mirror_args checks this matches Args.
 TRAIN_OPTIONS: list[tuple[str, type, object, str]] = [
     ("env", str, "Hopper-v5", "gymnasium environment id (Box action space)"),
     ("method", str, "", "td3, rnm, rlx2 or gmp; empty: td3 when every layer is dense, else rnm"),
@@ -70,6 +70,7 @@ _INT_BOUNDS: dict[str, tuple[int, object]] = {
     "bits": (2, 32),  # nmlab evaluate --bits (rl.quant.MIN_BITS .. MAX_BITS)
 }
 _MAX_INT_OPTION = 10**12
+_TYPES = {name: typ for name, typ, _default, _help in TRAIN_OPTIONS}
 
 
 def _option_type(name: str, typ: type):
@@ -82,6 +83,31 @@ def _option_type(name: str, typ: type):
     if typ is float:
         return cli_float()
     return typ
+
+
+def check_option(name: str, value: object) -> object:
+    """``value`` of train option ``name`` (an int, float, bool or str, not text to parse),
+    checked as the command line checks it: its type, an integer within the option's bounds
+    (:data:`_INT_BOUNDS`), a finite float (an int is taken as one). Returns it (floats as
+    float); a bad value is one NmlabError naming the option. For values that did not come
+    through argparse: a campaign's ``train:`` mapping and a checkpoint's args."""
+    from hwmodel.errors import NmlabError
+    from hwmodel.limits import finite, limit, short
+
+    typ = _TYPES[name]
+    if typ is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise NmlabError(f"{name}: must be an integer, got {short(value)}")
+        low, high = _INT_BOUNDS.get(name, (0, _MAX_INT_OPTION))
+        high = limit(high) if isinstance(high, str) else high
+        if not low <= value <= high:
+            raise NmlabError(f"{name}: must be an integer from {low} to {high:,}, got {value:,}")
+        return value
+    if typ is float:
+        return finite(value, name)
+    if not isinstance(value, typ):
+        raise NmlabError(f"{name}: must be {'true or false' if typ is bool else 'a string'}, got {short(value)}")
+    return value
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -157,8 +183,6 @@ def _evaluate(args: argparse.Namespace) -> int:
     from hwmodel.errors import NmlabError
     from hwmodel.agents import check_quality_csv
 
-    if args.episodes < 1:
-        raise NmlabError(f"episodes: must be a positive integer, got {args.episodes}")
     if args.csv and args.quantize_activations:
         raise NmlabError("csv: the quality table records weight-only quantization; drop --quantize-activations or --csv")
     if args.csv:

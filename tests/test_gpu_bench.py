@@ -46,9 +46,28 @@ def test_harness_runs_without_numpy(tmp_path):
         assert out.stderr.strip().splitlines()[-1].startswith("nmlab gpu bench: error: no CUDA GPU")
 
 
-def test_bad_budget_is_a_one_line_error(tmp_path):
-    out = _run("-m", "hwmodel", "gpu", "bench", "--out", str(tmp_path / "b.csv"), "--max-seconds", "0")
-    assert out.returncode == 2 and "--max-seconds: must be > 0" in out.stderr
+@pytest.mark.parametrize("flag,value", [("--max-seconds", "0"), ("--max-seconds", "nan"), ("--target-ms", "-5"),
+                                        ("--target-ms", "0"), ("--target-ms", "inf")])
+def test_bad_budget_is_a_one_line_error(tmp_path, flag, value):
+    """Checked before the GPU is looked for (on a GPU, nan --max-seconds ran with no deadline and
+    --target-ms <= 0 timed with the minimum repetitions), in both entry points."""
+    for entry in (("-m", "hwmodel", "gpu", "bench"), ("rl/gpubench.py",)):
+        out = _run(*entry, "--out", str(tmp_path / "b.csv"), flag, value)
+        assert out.returncode == 2 and f"{flag}: must be > 0" in out.stderr, (entry, out.stderr)
+        assert len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def test_unwritable_out_is_one_line_before_any_gpu_work(monkeypatch):
+    """With a GPU present, --out under /proc was an OSError traceback from run()'s mkdir."""
+    from hwmodel.errors import NmlabError
+    from rl import gpubench_cmd
+
+    monkeypatch.setattr(gpubench, "require_gpu", lambda: torch)  # as if this machine had one
+    monkeypatch.setattr(gpubench, "Environment", lambda _t: pytest.fail("GPU work started"))
+    args = argparse.Namespace(out="/proc/nmlab_no/b.csv", quick=True, max_seconds=10.0, target_ms=1.0,
+                              no_profile=True, resume_at=0, run_id=None, deadline_epoch=None, restarts=0)
+    with pytest.raises(NmlabError, match="--out"):
+        gpubench_cmd._bench(args)
 
 
 class _FakeEnv:

@@ -135,6 +135,36 @@ def test_bad_config_is_one_line_naming_the_key_and_starts_nothing(tmp_path, text
     assert not out.exists()
 
 
+@pytest.mark.parametrize("extra,key", [
+    ({"train": {"hidden": 100_000}}, "train.hidden"),            # nmlab train --hidden stops at 65,536
+    ({"train": {"buffer_size": 10**12}}, "train.buffer_size"),  # the replay_transitions limit
+    ({"train": {"torch_threads": 5000}}, "train.torch_threads"),
+    ({"seeds": [2**40]}, "seeds[0]"),                           # torch and numpy seeds are 32-bit
+    ({"steps": 10**13}, "steps"),
+])
+def test_config_values_have_the_bounds_of_nmlab_train(extra, key):
+    """What `nmlab train` refuses on its command line, a campaign refuses in its config (before
+    any Ray task would try to build a 100k-wide network or a 10^12-row buffer)."""
+    from hwmodel.errors import NmlabError
+
+    raw = {"version": 1, "envs": ["Hopper-v5"], "agents": ["dense"], "seeds": [0], "steps": 1000, **extra}
+    with pytest.raises(NmlabError) as err:
+        parse_config(raw, "c.yaml")
+    assert str(err.value).startswith(f"c.yaml: {key}: "), str(err.value)
+
+
+@pytest.mark.parametrize("where", ["file", "under_file"])
+def test_an_out_that_cannot_be_a_folder_is_one_line(tmp_path, where):
+    """--out naming a file (or a path under one) was a FileExistsError / NotADirectoryError traceback."""
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    out = blocker if where == "file" else blocker / "sub"
+    proc = _campaign(_config(tmp_path, "version: 1\nenvs: [Hopper-v5]\nagents: [dense]\nseeds: [0]\nsteps: 10\n"), out)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip().count("\n") == 0 and "--out" in proc.stderr, proc.stderr
+    assert blocker.read_text() == "x"
+
+
 # ----------------------------------------------------------------------------- Ray campaigns
 @pytest.mark.mujoco
 @pytest.mark.slow
@@ -234,6 +264,19 @@ def test_table_compares_with_dense_at_the_common_step(tmp_path):
     assert "| Hopper-v5 | 2:4 | 1 | 200 | False |" in (out / "final_returns.md").read_text()
 
 
+def test_publish_copies_every_log_of_a_run_method_csv_included(tmp_path):
+    """GMP's pruning progress and RLx2's topology and buffer scalars are in method.csv; the
+    published run folders hold it (docs/results/rl/README.md), so publish must copy it."""
+    root = tmp_path / "runs"
+    _fake_run(root, "hopper_gmp_s0", "Hopper-v5", "0.9", 0, [(100, 10)], method="gmp", qat_bits=8)
+    logs = ("progress.csv", "sad.csv", "losses.csv", "method.csv")
+    for name in logs:
+        (root / "hopper_gmp_s0" / name).write_text(f"step,{name}\n1,2\n")
+    publish(root, tmp_path / "out", steps=300)
+    for name in (*logs, "eval.csv", "args.json"):
+        assert (tmp_path / "out" / "hopper_gmp_s0" / name).read_bytes() == (root / "hopper_gmp_s0" / name).read_bytes()
+
+
 def test_fraction_is_a_ratio_of_seed_means_at_the_furthest_common_step(tmp_path):
     root = tmp_path / "runs"
     _fake_run(root, "hopper_dense_s0", "Hopper-v5", "dense", 0, [(100, 40), (300, 100)])
@@ -282,3 +325,46 @@ def test_method_labels_and_published_fractions(tmp_path):
     assert by["rlx2 0.98/0.95"]["published_fraction_of_dense"] == pytest.approx(0.97)  # Tan et al., Hopper 98/95
     assert by["gmp 0.9 QAT8"]["published_fraction_of_dense"] == ""
     assert "| Hopper-v5 | rlx2 0.98/0.95 | 1 | 200 | True | 12.0 | 12 | 0.8 | 200 | 0 / 0 | 0.97 |" in (tmp_path / "out" / "final_returns.md").read_text()
+
+
+def test_prebuilt_bundle_checks_every_quality_table_before_writing_anything(tmp_path):
+    """A damaged quality.csv in the second run was a ValueError traceback after the first run's
+    workload and rows (and the second's workload) were already in the bundled folder."""
+    import shutil
+
+    from hwmodel.errors import NmlabError
+    from rl.publish import bundle
+
+    header = "env,method,sparsity,bits,seed,steps,episodes,return_mean,return_std\n"
+    for name, bits in (("hopper_dense_s0", "32"), ("hopper_dense_s1", "x")):
+        run = tmp_path / name
+        run.mkdir()
+        shutil.copyfile(ROOT / "hwmodel/data/workloads/hopper_dense_s0.nmw", run / "workload.nmw")
+        (run / DONE_FILE).write_text("{}")
+        (run / "quality.csv").write_text(header + f"Hopper-v5,td3,dense,{bits},0,100,1,5.0,0.0\n")
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(NmlabError, match="hopper_dense_s1.*bits") as err:
+        bundle([tmp_path / "hopper_dense_s0", tmp_path / "hopper_dense_s1"], prebuilt=True, dest=dest)
+    assert "\n" not in str(err.value)
+    assert list(dest.iterdir()) == []
+
+
+def test_publish_without_its_root_is_one_line(tmp_path, capsys):
+    from rl.publish import main
+
+    assert main(["--root", str(tmp_path / "none"), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("publish: error: --root") and err.count("\n") == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_run_state_passes_over_damaged_log_rows(tmp_path):
+    """A damaged last row (a hand edit, a torn write) was a ValueError traceback from
+    run_state, which ends --status and the driver that polls it while runs train."""
+    run = tmp_path / "hopper_dense_s0"
+    run.mkdir()
+    (run / "progress.csv").write_text("step,episode,return,length,time_s\n120,1,5.0,120,0.1\nxx,2,1,1,1\n")
+    (run / "eval.csv").write_text("step,return_mean,return_std,episodes,time_s\n100,7.5,0,1,0\n200,abc,0,1,0\n")
+    s = run_state(run, 1000)
+    assert (s["steps_reached"], s["last_eval"], s["state"]) == (120, (100, 7.5), "new")

@@ -335,6 +335,8 @@ def test_export_writes_unstructured_layers_with_their_masks(rlx2_run, tmp_path):
     export_run(out, path)
     wl = load_workload(path)
     assert wl.meta["method"] == "rlx2" and wl.meta["sparsity"] == "0.8"
+    # docs/rl.md "Export": rlx2 and gmp exports record the per-network targets.
+    assert (wl.meta["actor_sparsity"], wl.meta["critic_sparsity"]) == ("0.8", "0.8")
     counts = seen[-1][1]
     nets = {"actor": "actor", "critic1": "qf1", "critic2": "qf2", "actor_target": "actor_target",
             "critic1_target": "qf1_target", "critic2_target": "qf2_target"}
