@@ -28,7 +28,7 @@ from reports.quality import _dense_agent, _own_bits, _return_at
 #: return at 1M steps; below it every fraction of dense on the page gets a caveat.
 LEARNED_FRACTION = 0.25
 #: Published dense TD3 returns at 1M steps (Fujimoto et al. 2018, TD3 paper, max average return;
-#: /work/shared/reference/rl.md "Dense TD3 reference returns"). v1 envs; our v5 counterparts.
+#: shared/reference/rl.md "Dense TD3 reference returns"). v1 envs; our v5 counterparts.
 PUBLISHED_DENSE_RETURN = {"HalfCheetah-v5": 9637.0, "Hopper-v5": 3564.0, "Walker2d-v5": 4683.0, "Ant-v5": 4372.0}
 PUBLISHED_SOURCE = "Fujimoto et al. 2018 (TD3), max average return at 1M steps"
 

@@ -38,7 +38,7 @@ from hwmodel.errors import NmlabError
 VERSION = 1
 #: Method labels besides dense and N:M patterns (as in the results tables).
 METHOD_LABELS = ("rlx2", "gmp")
-#: RLx2's per-env (actor, critic) sparsities (Tan et al. 2023, TD3 table; /work/shared/reference/rl.md).
+#: RLx2's per-env (actor, critic) sparsities (Tan et al. 2023, TD3 table; shared/reference/rl.md).
 RLX2_SPARSITY = {"Hopper-v5": ("0.98", "0.95"), "HalfCheetah-v5": ("0.9", "0.85")}
 #: ``nmlab train`` options the campaign sets itself for every run.
 RESERVED_TRAIN = ("env", "seed", "steps", "out", "resume", "method", "sparsity")

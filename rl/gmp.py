@@ -1,7 +1,7 @@
 """Gradual magnitude pruning (GMP) of TD3, unstructured or to N:M, then quantization-aware training.
 
 ``nmlab train --method gmp --sparsity 0.95 --qat-bits 8`` (Ivanov et al., arXiv 2405.07748,
-with the Zhu & Gupta schedule as in Graesser et al.; /work/shared/reference/rl.md):
+with the Zhu & Gupta schedule as in Graesser et al.; shared/reference/rl.md):
 
 * ``--steps`` is the whole run. With ``--qat-bits B`` the last ``--qat-fraction`` of it
   (default 0.2) is the QAT phase; pruning is scheduled over the first

@@ -6,7 +6,7 @@ pass computes with ``W * mask``, so the network is N:M at every step. The backwa
 with ``straight_through=False`` (the trainer's default, the paper's rule), gives gradients
 to the kept weights only (the topology then changes only when a kept weight shrinks below a
 pruned one's stale magnitude). With ``straight_through=True`` (``--straight-through``) it
-is SR-STE (Zhou et al., ICLR 2021; NVIDIA's reference op, see /work/shared/reference/rl.md):
+is SR-STE (Zhou et al., ICLR 2021; NVIDIA's reference op, see shared/reference/rl.md):
 the gradient of the masked weight flows straight through to all of ``W`` and pruned
 weights get an extra ``decay * W`` pull towards zero, so a pruned weight can grow back and
 win its group at the next mask update.

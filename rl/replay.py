@@ -23,7 +23,7 @@ TD targets. :meth:`ReplayBuffer.sample` returns a :class:`Batch` whose target is
   bootstraps from its last observation with ``gamma^k`` (time limits are not terminal).
 
 Policy mismatch (RLx2, Tan et al., ICLR 2023, "dynamic buffer capacity";
-/work/shared/reference/rl.md): on the ``K = 2048`` oldest live transitions,
+shared/reference/rl.md): on the ``K = 2048`` oldest live transitions,
 
     D = 1 / (2 K |A|) * sum_i || (pi(s_i) - mu_i) / scale ||^2
 

@@ -1,7 +1,7 @@
 """RLx2 (Tan et al., ICLR 2023) for TD3: sparse training from scratch with RigL topology
 evolution, multi-step TD targets and a dynamic-capacity replay buffer.
 
-Implemented from the paper's description as summarised in /work/shared/reference/rl.md
+Implemented from the paper's description as summarised in shared/reference/rl.md
 (RLx2 section); defaults follow the paper and the authors' TD3 settings:
 
 - Layer densities: Erdos-Renyi-Kernel (:func:`erk_densities`), per network (the actor's

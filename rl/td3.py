@@ -4,7 +4,7 @@ Reads top to bottom: the config (:class:`Args`, every knob with its default), th
 (the replay buffer is :mod:`rl.replay`), environment state capture (for exact resume), then :func:`train`.
 
 TD3 (Fujimoto et al., 2018) with the current defaults of sfujim/TD3 and CleanRL
-(/work/shared/reference/rl.md): 256-256 MLPs, Adam 3e-4, batch 256, gamma 0.99, tau 0.005,
+(shared/reference/rl.md): 256-256 MLPs, Adam 3e-4, batch 256, gamma 0.99, tau 0.005,
 target policy noise 0.2 clipped at 0.5, exploration noise 0.1, policy delay 2, 25k random
 start steps, 1M buffer.
 
