@@ -94,8 +94,10 @@ def run_state(run_dir: Path, steps: int) -> dict[str, Any]:
     (step, mean return) and ``state``: done, running, resumable (has a checkpoint), new."""
     reached = _last_parsed(run_dir / "progress.csv", lambda r: int(r["step"])) or 0
     last_eval = _last_parsed(run_dir / "eval.csv", lambda r: (int(r["step"]), float(r["return_mean"])))
-    if read_done(run_dir) is not None:
-        state = "done"
+    done = read_done(run_dir)
+    if done is not None:
+        # A run finished at other steps than the config's now (steps raised or lowered later).
+        state = "done" if done.get("steps") == steps else f"done at {done.get('steps')}"
     elif is_locked(run_dir / RUN_LOCK):
         state = "running"
     elif (run_dir / "checkpoint.pt").is_file():
@@ -105,6 +107,18 @@ def run_state(run_dir: Path, steps: int) -> dict[str, Any]:
     if last_eval and last_eval[0] > reached:
         reached = last_eval[0]
     return {"steps_reached": min(reached, steps), "steps": steps, "last_eval": last_eval, "state": state}
+
+
+def other_steps(runs: list[RunSpec], out: Path, steps: int) -> list[tuple[str, Any]]:
+    """(run name, its steps) of the finished runs whose ``done.json`` steps are not ``steps``: a
+    finished run is never trained again, so raising the config's steps later leaves them as they
+    are, and the campaign says so rather than report them done at the new steps."""
+    found = []
+    for run in runs:
+        done = read_done(out / run.name)
+        if done is not None and done.get("steps") != steps:
+            found.append((run.name, done.get("steps")))
+    return found
 
 
 def status_table(cfg: CampaignConfig, out: Path) -> str:
@@ -237,6 +251,12 @@ def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, 
         runs = cfg.runs()
         todo = [r for r in runs if read_done(out / r.name) is None]
         print(f"campaign {out}: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to train", flush=True)
+        other = other_steps(runs, out, cfg.steps)
+        if other:
+            print(f"note: {len(other)} finished run(s) trained to other steps than the config's {cfg.steps} "
+                  f"({', '.join(f'{name}: {steps}' for name, steps in other)}) are not trained again; to go on, "
+                  f"nmlab train --out {out}/RUN --resume --steps N (the run's schedules stay those it started with), "
+                  f"or a new --out", flush=True)
         if not todo:
             return 0
         ray = _start_ray(address, workers)

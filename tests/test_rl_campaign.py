@@ -368,3 +368,23 @@ def test_run_state_passes_over_damaged_log_rows(tmp_path):
     (run / "eval.csv").write_text("step,return_mean,return_std,episodes,time_s\n100,7.5,0,1,0\n200,abc,0,1,0\n")
     s = run_state(run, 1000)
     assert (s["steps_reached"], s["last_eval"], s["state"]) == (120, (100, 7.5), "new")
+
+
+def test_finished_runs_at_other_steps_are_named_not_retrained(tmp_path):
+    """Raising the config's steps after a campaign finished left its runs 'done' at the new
+    steps in --status and skipped them without a word; now both say at which steps they ended."""
+    out = tmp_path / "c"
+    for name, steps in (("hopper_dense_s0", 1600), ("hopper_gmp_s0", 800)):
+        (out / name).mkdir(parents=True)
+        (out / name / DONE_FILE).write_text(json.dumps({"steps": steps}))
+    config = _config(tmp_path)
+    assert run_state(out / "hopper_gmp_s0", 1600)["state"] == "done at 800"
+    assert run_state(out / "hopper_dense_s0", 1600)["state"] == "done"
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != "campaign.lock"}
+    proc = _campaign(config, out)
+    assert proc.returncode == 0 and "2 runs, 2 done, 0 to train" in proc.stdout, proc.stdout + proc.stderr
+    note = [line for line in proc.stdout.splitlines() if line.startswith("note:")]
+    assert len(note) == 1 and "hopper_gmp_s0: 800" in note[0] and "hopper_dense_s0" not in note[0], proc.stdout
+    assert {p: p.read_bytes() for p in before} == before
+    status = _campaign(config, out, "--status").stdout.splitlines()
+    assert status[2].split()[0] == "hopper_gmp_s0" and status[2].endswith("done at 800"), status
