@@ -226,6 +226,11 @@ def _packed_group_counts(a: np.ndarray, m: int) -> np.ndarray:
     return _popcount_table()[packed].reshape(out, groups, per).sum(axis=2, dtype=np.int32)
 
 
+#: Above this group size group_counts reduces with np.add.reduceat: bounded in memory and time
+#: for any M, and faster than the slices or packed popcounts at M = 128 (1.7-14x on TD3 shapes).
+_SLICE_MAX_M = 64
+
+
 def group_counts(mask: np.ndarray, m: int) -> np.ndarray:
     """Kept entries per (row, group of m) as an int array [out, groups]."""
     words = group_words(mask, m)
@@ -233,6 +238,10 @@ def group_counts(mask: np.ndarray, m: int) -> np.ndarray:
         words >>= GROUP_WORDS[m][2]  # a fresh product: shift it in place
         return words.astype(np.int32)
     a = np.asarray(mask, dtype=bool)
+    if m > _SLICE_MAX_M and a.ndim == 2 and a.shape[1]:
+        # Large M (a file may declare 1:1000000000): one reduceat over the real columns. Padding
+        # to a multiple of M would allocate rows x M, and adding M slices costs M numpy calls.
+        return np.add.reduceat(a.view(np.uint8), np.arange(0, a.shape[1], m), axis=1, dtype=np.int32)
     # Packed popcounts win for M = 16, 32, ... on small masks (measured on TD3 layer shapes);
     # the table gather loses on large masks.
     if a.ndim == 2 and a.shape[0] and m % 8 == 0 and a.size <= 8192:

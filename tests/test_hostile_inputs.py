@@ -332,6 +332,42 @@ def test_check_cli_on_huge_layer_and_nan_weights(tmp_path):
         assert_one_line_error(rc, out, err, "nmlab check: error:", needle)
 
 
+def test_huge_group_size_in_a_small_workload_stays_small(tmp_path):
+    """A 400-byte file whose 8192 x 1 mask declares 1:4000000: the group count must not pad each
+    row to M (8192 x 4M bytes, 20 GB resident before the fix) nor loop over M."""
+    from hwmodel.sparsity import group_counts
+
+    path = tmp_path / "hugem.nmw"
+    packed = np.packbits(np.ones(8192, dtype=bool))
+    path.write_bytes(workload_zip(manifest([dense_layer(k=1, n=8192, pattern="1:4000000", mask="m.npy")]),
+                                  {"m.npy": npy_bytes(packed)}))
+    assert path.stat().st_size < 1000
+    for args in (("workload", str(path)), ("simulate", "--design", "flex_nm", "--workload", str(path))):
+        rc, out, err, _seconds = nmlab_subprocess(*args)
+        assert rc == 0 and "Traceback" not in err, err[-2000:]
+    mask = np.random.default_rng(0).random((5, 300)) < 0.5
+    for m in (65, 128, 299, 300, 301, 10**9):  # the large-M path against a plain sum per group
+        want = [[int(row[j:j + m].sum()) for j in range(0, 300, m)] for row in mask]
+        assert group_counts(mask, m).tolist() == want
+
+
+def test_flexible_design_with_a_huge_group_size_stays_small(tmp_path):
+    """flexible m may be up to 2^20; a 2048 x 2048 layer grouped by padding every row to m took
+    4.2 GB and 37 s before the fix."""
+    from hwmodel.workload import Layer, Workload, save_workload
+
+    data = yaml.safe_load((REPO / "hwmodel/data/designs/flex_nm.yaml").read_text())
+    data["sparsity"]["m"] = (1 << 20) - 1
+    design = tmp_path / "flex_huge_m.yaml"
+    design.write_text(yaml.safe_dump(data))
+    mask = np.random.default_rng(0).random((2048, 2048)) < 0.5
+    wl = tmp_path / "big.nmw"
+    save_workload(Workload([Layer("actor.fc1", "actor", 2048, 2048, "unstructured", mask)]), wl)
+    rc, out, err, _seconds = nmlab_subprocess("simulate", "--design", str(design), "--workload", str(wl))
+    assert rc == 0 and "Traceback" not in err, err[-2000:]
+    assert "1048575" in out  # the mapping note names the group size
+
+
 # ----------------------------------------------------------------------------- design and sweep YAML
 
 
