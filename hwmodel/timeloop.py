@@ -240,7 +240,9 @@ def render(design: Design, layer, batch: int, bits: int, sim_layer, extra: Optio
 
     hw = parse_pattern(sim_layer.hw_pattern)
     unstructured = hw.kind == "unstructured"
-    sparse = hw.is_nm and hw.n < hw.m
+    # Any N:M the model runs is sparse: a flexible design's hw_pattern is its largest per-row N,
+    # m:m when one row has a full group while the others still run compressed.
+    sparse = hw.is_nm
     meta_bits = _meta_bits(hw.m) if sparse else None
     f = sim_layer.figures
     # Fraction of weight slots the hardware holds and multiplies: n/m, plus the partial last
