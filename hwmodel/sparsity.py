@@ -281,8 +281,9 @@ class Compressed:
     """N:M-compressed matrix: N values and N indices per group, as a sparse tensor core stores it.
 
     ``values`` [out, groups*N] and ``indices`` [out, groups*N] (position 0..M-1 inside the
-    group). Groups with fewer than N kept entries are filled with zero values at unused
-    positions, so every group has exactly N slots.
+    group; uint8 up to M = 256, the narrowest unsigned type holding M-1 beyond). Groups with
+    fewer than N kept entries are filled with zero values at unused positions, so every group
+    has exactly N slots.
     """
 
     pattern: Pattern
@@ -319,7 +320,9 @@ def compress(weights: np.ndarray, mask: np.ndarray, pattern: Pattern | str) -> C
     order = np.argsort(key, axis=-1, kind="stable")[..., : p.n]
     values = np.take_along_axis(gw, order, axis=-1)
     values = np.where(np.take_along_axis(gmask, order, axis=-1), values, np.zeros((), dtype=w.dtype))
-    return Compressed(p, cols, values.reshape(out, -1), order.astype(np.uint8).reshape(out, -1))
+    # The narrowest unsigned type holding 0..M-1: uint8 up to M = 256, wider beyond (no wrap).
+    index_type = np.min_scalar_type(p.m - 1)
+    return Compressed(p, cols, values.reshape(out, -1), order.astype(index_type).reshape(out, -1))
 
 
 def decompress(c: Compressed) -> tuple[np.ndarray, np.ndarray]:
