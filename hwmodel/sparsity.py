@@ -241,7 +241,9 @@ def group_counts(mask: np.ndarray, m: int) -> np.ndarray:
     if m > _SLICE_MAX_M and a.ndim == 2 and a.shape[1]:
         # Large M (a file may declare 1:1000000000): one reduceat over the real columns. Padding
         # to a multiple of M would allocate rows x M, and adding M slices costs M numpy calls.
-        return np.add.reduceat(a.view(np.uint8), np.arange(0, a.shape[1], m), axis=1, dtype=np.int32)
+        # An M of at least the row length is one group per row (and may exceed int64).
+        starts = np.arange(0, a.shape[1], min(m, a.shape[1]))
+        return np.add.reduceat(a.view(np.uint8), starts, axis=1, dtype=np.int32)
     # Packed popcounts win for M = 16, 32, ... on small masks (measured on TD3 layer shapes);
     # the table gather loses on large masks.
     if a.ndim == 2 and a.shape[0] and m % 8 == 0 and a.size <= 8192:

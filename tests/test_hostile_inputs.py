@@ -351,6 +351,20 @@ def test_huge_group_size_in_a_small_workload_stays_small(tmp_path):
         assert group_counts(mask, m).tolist() == want
 
 
+@pytest.mark.parametrize("pattern", ["1:99999999999999999999999", "99999999999999999999999:99999999999999999999999"])
+def test_group_size_beyond_int64_is_one_group_per_row(tmp_path, pattern):
+    """M past int64 is valid N:M syntax: one group per row, not a traceback from numpy."""
+    from hwmodel.workload import load_workload
+
+    path = tmp_path / "m.nmw"
+    packed = np.packbits(np.eye(4, 8, dtype=bool).ravel())
+    path.write_bytes(workload_zip(manifest([dense_layer(pattern=pattern, mask="m.npy")]), {"m.npy": npy_bytes(packed)}))
+    assert load_workload(path).layers[0].nnz == 4
+    for args in (("workload", str(path)), ("simulate", "--design", "scalesim_default_ws", "--workload", str(path))):
+        rc, out, err, _seconds = nmlab_subprocess(*args)
+        assert rc == 0 and "Traceback" not in err, err[-2000:]
+
+
 def test_flexible_design_with_a_huge_group_size_stays_small(tmp_path):
     """flexible m may be up to 2^20; a 2048 x 2048 layer grouped by padding every row to m took
     4.2 GB and 37 s before the fix."""
