@@ -23,6 +23,8 @@ from hwmodel.io import atomic_write, data_path
 
 #: Technology nodes CACTI 7's tech_params cover (16 nm ships a file but produces no result).
 CACTI_NODES_NM = (22, 32, 45, 65, 90)
+#: Largest SRAM CACTI 7 models: it reads the size as a 32-bit int (2 GiB wraps negative).
+CACTI_MAX_BYTES = (1 << 31) - 1
 BUNDLED_CACHE = data_path("cacti_cache.json")
 
 

@@ -15,7 +15,7 @@ from typing import Optional
 
 import numpy as np
 
-from hwmodel.cacti import sram_cost
+from hwmodel.cacti import CACTI_MAX_BYTES, sram_cost
 from hwmodel.design import Design
 from hwmodel.errors import NmlabError
 from hwmodel.io import data_path, yaml_safe_load
@@ -109,6 +109,10 @@ def energy_table(design: Design) -> EnergyTable:
         raise NmlabError(f"design {design.name!r}: storage[0].type: no pJ/bit for {dram_type} in energy.yaml")
     srams = {}
     for s in design.srams:
+        if s.capacity_bytes > CACTI_MAX_BYTES:
+            raise NmlabError(f"design {design.name!r}: storage[{design.storage.index(s)}].capacity_bytes: "
+                             f"{s.capacity_bytes:,} is more than CACTI 7 models ({CACTI_MAX_BYTES:,} bytes: it "
+                             "reads the size as a 32-bit integer), so the level's energy is unknown")
         cost = sram_cost(s.capacity_bytes, s.word_bits, s.banks, s.read_ports, s.write_ports,
                          design.technology_nm, s.cell_type)
         same_node = abs(cost.cacti_nm - design.technology_nm) < 1e-9
