@@ -132,3 +132,12 @@ def test_sram_too_large_for_cacti_names_the_level(tmp_path, monkeypatch):
     msg = str(info.value)
     assert f"storage[{i}].capacity_bytes" in msg and "2,147,483,648" in msg and "CACTI" in msg, msg
     assert "must >=64" not in msg and "\n" not in msg
+
+
+def test_cacti_that_runs_too_long_is_one_error_line():
+    """A CACTI run past its timeout is an NmlabError, not subprocess.TimeoutExpired."""
+    pytest.importorskip("zigzag")
+    from hwmodel.errors import NmlabError
+
+    with pytest.raises(NmlabError, match="cacti: no result .* within 0.001 s"):
+        cacti.run_cacti(1 << 20, 64, 1, 1, 1, 45, "itrs-hp", timeout_s=0.001)
