@@ -2,7 +2,7 @@
 
 The vocabulary follows Timeloop's architecture spec: a compute array with attributes plus a
 list of storage levels, outermost (DRAM) first. Every problem in a file is reported as one
-line naming the key, e.g. ``design 'edge': storage[1].capacity_bytes: must be > 0``.
+line naming the key, e.g. ``design 'edge': storage[1].capacity_bytes: must be >= 1, got 0``.
 """
 
 from __future__ import annotations
@@ -210,6 +210,10 @@ class Design:
 #: overridable limits: hwmodel.limits, docs/limits.md).
 _MAX_INT = 1 << 20          # widths, depths, banks, ports, N:M group sizes
 _MAX_NUM = 1e6              # MHz, GB/s, ns, MACs per PE per cycle, metadata bits per cycle
+#: Smallest positive rate (MHz, GB/s, bytes or metadata bits per cycle, MACs per PE per cycle):
+#: a MAC rate r stretches streaming by 1/r in int64 cycle counts, and a tiny clock or
+#: bandwidth makes latency and leakage energy infinite.
+_MIN_NUM = 1e-3
 
 
 class _Reader:
@@ -265,8 +269,8 @@ class _Reader:
             finite = False
         if not finite:
             self.fail(name, f"must be a finite number, got {short(v)}")
-        if positive and v <= 0:
-            self.fail(name, f"must be > 0, got {v}")
+        if positive and v < _MIN_NUM:
+            self.fail(name, f"must be >= {_MIN_NUM:g}, got {v:g}")
         if not positive and v < 0:
             self.fail(name, f"must be >= 0, got {v}")
         if v > max_value:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import resource
 import struct
@@ -486,6 +487,37 @@ def test_design_non_finite_numbers_refused(tmp_path, field, value):
     path = tmp_path / "d.yaml"
     path.write_text(_design_yaml(**{field: 1.5}).replace(f"{field}: 1.5", f"{field}: {value}"))
     raises_one_line(lambda: load_design(path), field, "finite")
+
+
+@pytest.mark.parametrize("path, value", [
+    ("compute.datatypes.int8", 1e-300),          # int64 cycles wrapped: negative stalls, utilization 1.9e304
+    ("compute.datatypes.int8", 1e-15),           # 1e15x slower streaming: wraps at large batches
+    ("clock_mhz", 1e-300),                       # latency, leakage energy and E/dense infinite
+    ("sparsity.metadata_bits_per_cycle", 1e-300),
+    ("storage.0.bandwidth_gb_s", 1e-300),
+])
+def test_design_rates_too_small_to_model_refused(tmp_path, path, value):
+    """Positive but absurdly small rates passed as '> 0' and gave wrapped or infinite figures;
+    the error names the field (rates are bounded below as they are above)."""
+    from hwmodel.design import bundled_designs, load_design
+
+    data = yaml.safe_load(bundled_designs()["edge_ws"].read_text())
+    node, keys = data, [int(k) if k.isdigit() else k for k in path.split(".")]
+    for k in keys[:-1]:
+        node = node[k]
+    node[keys[-1]] = value
+    d = tmp_path / "d.yaml"
+    d.write_text(yaml.safe_dump(data))
+    field = path.replace("storage.0", "storage[0]")
+    raises_one_line(lambda: load_design(d), field, "must be >= 0.001")
+    node[keys[-1]] = 0.001  # the bound itself loads and gives finite, non-negative figures
+    d.write_text(yaml.safe_dump(data))
+    import hwmodel
+
+    s = hwmodel.simulate(hwmodel.workload.default_workload(), load_design(d), batch=1 << 24).summary()
+    figures = [v for k, v in s.items() if isinstance(v, float)]
+    assert all(math.isfinite(v) and v >= 0 for v in figures), s
+    assert s["utilization"] <= 1.0
 
 
 def test_sweep_batch_and_grid_size_bounded(tmp_path, monkeypatch):
