@@ -247,6 +247,24 @@ def test_npy_header_is_checked_before_numpy_allocates(tmp_path):
     raises_one_line(lambda: load_workload(path), "mask", "1,000,000,000,000 elements, expected 4")
 
 
+@pytest.mark.parametrize("key, shape, descr, data", [
+    ("mask", (-1, -4), "|u1", b"\xff" * 4),        # 4 packed bytes of a 4x8 mask, shape product 4
+    ("weight", (-4, -8), "<f4", b"\0" * 128),      # 32 float32 weights, shape product 32
+    ("weight", (-1, -1, 32), "<f4", b"\0" * 128),
+])
+def test_npy_header_with_negative_dimensions_is_refused(tmp_path, key, shape, descr, data):
+    """A header whose negative dimensions multiply to the right count passed the count check and
+    then crashed numpy's reshape (ValueError traceback)."""
+    from hwmodel.workload import load_workload
+
+    layer = dense_layer(pattern="2:4" if key == "mask" else "dense", **{key: "a.npy"})
+    path = tmp_path / "neg.nmw"
+    path.write_bytes(workload_zip(manifest([layer]), {"a.npy": npy_header(shape, descr) + data}))
+    raises_one_line(lambda: load_workload(path), key, "negative")
+    rc, out, err, _seconds = nmlab_subprocess("workload", str(path))
+    assert_one_line_error(rc, out, err, "nmlab workload: error:", "negative")
+
+
 def test_huge_dense_layer_refused_and_limit_overridable(tmp_path, monkeypatch):
     from hwmodel.workload import load_workload
 
