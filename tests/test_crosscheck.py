@@ -158,6 +158,20 @@ def test_cli_bad_values_are_one_line_exit_2(capsys):
         assert len(err) == 1 and err[0].startswith("nmlab crosscheck scalesim: error:"), err
 
 
+def test_array_is_held_to_the_design_pe_limit(monkeypatch, capsys):
+    """--array 8192,8192 (2^26 PEs, over NMLAB_MAX_PES) bypassed the limit every design has and
+    ran SCALE-Sim for 167 s at 9.5 GB; it is refused before any work, and the limit overrides."""
+    from hwmodel.cli import main
+
+    assert main(["crosscheck", "scalesim", "--gemm", "1,8,8", "--array", "8192,8192"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--array" in err[0] and "NMLAB_MAX_PES" in err[0], err
+    monkeypatch.setenv("NMLAB_MAX_PES", "100")
+    with pytest.raises(NmlabError, match="NMLAB_MAX_PES"):
+        parse_array("16,16")
+    assert parse_array("10,10") == (10, 10)
+
+
 def test_cli_json(scalesim_available, capsys):
     import json
 
