@@ -148,6 +148,30 @@ def test_equivalent_design_resizes_and_rejects_non_ws():
         equivalent_design(8, 4, design="stc_hbm")
 
 
+def test_design_our_model_cannot_run_fails_before_scalesim(tmp_path, monkeypatch):
+    """docs/crosscheck.md: bad values fail before anything runs. A --design without an 8-bit
+    datatype (or an SRAM CACTI cannot model) failed only in our model, after SCALE-Sim's run."""
+    import yaml
+
+    from hwmodel.io import data_path
+    from hwmodel.peers import crosscheck as cc
+
+    def no_scalesim(*args, **kwargs):
+        raise AssertionError("SCALE-Sim ran before the design was checked")
+
+    monkeypatch.setattr(cc, "run_scalesim", no_scalesim)
+    monkeypatch.setenv("NMLAB_CACHE_DIR", str(tmp_path))
+    base = yaml.safe_load(data_path("designs", "scalesim_default_ws.yaml").read_text())
+    fp16 = {**base, "name": "fp16only", "compute": {**base["compute"], "datatypes": {"fp16": 1}}}
+    big = {**base, "name": "bigsram", "storage": [dict(s) for s in base["storage"]]}
+    big["storage"][1].update(capacity_bytes=1 << 31, banks=1)
+    for data, needle in ((fp16, "no datatype of 8 bits"), (big, "capacity_bytes")):
+        path = tmp_path / f"{data['name']}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        with pytest.raises(NmlabError, match=needle):
+            cc.crosscheck(["1,8,8"], 4, 4, design=str(path))
+
+
 def test_cli_bad_values_are_one_line_exit_2(capsys):
     from hwmodel.cli import main
 
