@@ -182,9 +182,6 @@ class Design:
             return self.sram_for("weights")
         raise KeyError(operand)
 
-    def regfile(self) -> Optional[Storage]:
-        return next((s for s in self.storage if s.cls == "regfile"), None)
-
     def datatype_for(self, bits: int) -> str:
         """The MAC datatype a run at ``bits`` uses; NmlabError if the array has none."""
         for dt in _BITS_PREFERENCE.get(bits, ()):
@@ -196,11 +193,6 @@ class Design:
     def weight_sram_bytes(self) -> int:
         """On-chip capacity available for weights and their metadata (bytes)."""
         return sum(s.capacity_bytes for s in self.srams if "weights" in s.holds or "metadata" in s.holds)
-
-    @property
-    def peak_macs_per_cycle(self) -> float:
-        """PEs x MACs per PE per cycle of the design's first (reference) datatype."""
-        return self.compute.pes * next(iter(self.compute.datatypes.values()))
 
 
 # ---------------------------------------------------------------------------------------
