@@ -238,10 +238,11 @@ def group_counts(mask: np.ndarray, m: int) -> np.ndarray:
         words >>= GROUP_WORDS[m][2]  # a fresh product: shift it in place
         return words.astype(np.int32)
     a = np.asarray(mask, dtype=bool)
-    if m > _SLICE_MAX_M and a.ndim == 2 and a.shape[1]:
-        # Large M (a file may declare 1:1000000000): one reduceat over the real columns. Padding
-        # to a multiple of M would allocate rows x M, and adding M slices costs M numpy calls.
-        # An M of at least the row length is one group per row (and may exceed int64).
+    if a.ndim == 2 and a.shape[1] and (m > _SLICE_MAX_M or m > a.shape[1]):
+        # Large M (a file may declare 1:1000000000), or rows shorter than M (a 2^24 x 1 layer
+        # searched for 1:64): one reduceat over the real columns. Padding to a multiple of M
+        # would allocate rows x M, and adding M slices costs M numpy calls. An M of at least
+        # the row length is one group per row (and may exceed int64).
         starts = np.arange(0, a.shape[1], min(m, a.shape[1]))
         return np.add.reduceat(a.view(np.uint8), starts, axis=1, dtype=np.int32)
     # Packed popcounts win for M = 16, 32, ... on small masks (measured on TD3 layer shapes);

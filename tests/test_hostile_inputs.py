@@ -384,6 +384,19 @@ def test_group_size_beyond_int64_is_one_group_per_row(tmp_path, pattern):
         assert rc == 0 and "Traceback" not in err, err[-2000:]
 
 
+def test_layer_narrower_than_the_group_size_is_not_padded_to_it(tmp_path):
+    """A 2^24 x 1 layer (within NMLAB_MAX_LAYER_WEIGHTS) on the layer-wise design: its
+    unstructured mask is searched for the nearest N:M up to 1:64, and padding each 1-weight row
+    to 64 took 2.35 GB and 20 s before the fix (a MemoryError under this address-space cap)."""
+    from hwmodel.workload import Layer, Workload, save_workload
+
+    mask = np.random.default_rng(0).random((1 << 24, 1)) < 0.5
+    wl = tmp_path / "tall.nmw"
+    save_workload(Workload([Layer("actor.fc1", "actor", 1, 1 << 24, "unstructured", mask)]), wl)
+    rc, out, err, _seconds = nmlab_subprocess("simulate", "--design", "scalesim_default_ws", "--workload", str(wl))
+    assert rc == 0 and "Traceback" not in err, err[-2000:]
+
+
 def test_flexible_design_with_a_huge_group_size_stays_small(tmp_path):
     """flexible m may be up to 2^20; a 2048 x 2048 layer grouped by padding every row to m took
     4.2 GB and 37 s before the fix."""
