@@ -4,7 +4,7 @@ SCALE-Sim (``scalesim`` on PyPI, 3.0.0) is the cycle-level systolic-array simula
 our compute cycles against. It is a *test* dependency: it is imported lazily and a missing
 install is a one-line :class:`~hwmodel.errors.NmlabError`.
 
-How it is driven (see /work/shared/reference/peers.md):
+How it is driven (docs/crosscheck.md):
 
 * everything lives in a private temporary folder: the ``.cfg``, a GEMM topology CSV (one row
   per layer: ``name, M, N, K, n:m,`` with the trailing comma the parser needs) and a layout
