@@ -320,9 +320,9 @@ def _parse_compute(r: _Reader) -> Compute:
         if act not in _BITS_PREFERENCE:
             r.fail("activation_bits", f"must be one of {sorted(_BITS_PREFERENCE)} or null, got {act}")
     tile_m = r.int_("tile_m", 16)
-    depth = r.int_("pipeline_depth", 0, min_value=0)
-    if kind == "tensor_core" and depth == 0:
-        depth = math.ceil(math.log2(cols)) + 2  # adder tree plus multiply and accumulate stages
+    depth = r.int_("pipeline_depth", None, min_value=0)
+    if depth is None:  # absent: a systolic array has none; a tensor core's adder tree plus multiply and accumulate
+        depth = math.ceil(math.log2(cols)) + 2 if kind == "tensor_core" else 0
     return Compute(kind, dataflow, rows, cols, datatypes, acc, act, tile_m, depth)
 
 

@@ -112,6 +112,15 @@ def test_tensor_core_rejects_dataflow_and_gets_a_pipeline_depth():
         parse_design(data)
 
 
+def test_explicit_pipeline_depth_is_kept_even_zero():
+    """pipeline_depth: 0 is allowed (min 0) but was silently replaced by the default
+    ceil(log2 cols) + 2; a value the file gives is the value the model uses."""
+    data = yaml.safe_load(data_path("designs", "stc_hbm.yaml").read_text())
+    for depth in (0, 1, 9):
+        data["compute"]["pipeline_depth"] = depth
+        assert parse_design(data).compute.pipeline_depth == depth
+
+
 def test_datatype_for_bits():
     d = load_design("stc_hbm")
     assert d.datatype_for(16) == "fp16" and d.datatype_for(8) == "int8"
