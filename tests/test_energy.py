@@ -141,3 +141,18 @@ def test_cacti_that_runs_too_long_is_one_error_line():
 
     with pytest.raises(NmlabError, match="cacti: no result .* within 0.001 s"):
         cacti.run_cacti(1 << 20, 64, 1, 1, 1, 45, "itrs-hp", timeout_s=0.001)
+
+
+def test_sram_cacti_cannot_model_names_the_level(tmp_path, monkeypatch):
+    """A geometry CACTI 7 refuses (a 32-byte level: it needs 64 bytes a bank) was reported as
+    'cacti: no result for 32 B, ...' without the key: the error now names storage[i]."""
+    pytest.importorskip("zigzag")
+    from hwmodel.errors import NmlabError
+
+    monkeypatch.setenv("NMLAB_CACHE_DIR", str(tmp_path))
+    data = yaml.safe_load(data_path("designs", "edge_ws.yaml").read_text())
+    data["storage"][1].update(capacity_bytes=32, banks=1, word_bits=64)
+    with pytest.raises(NmlabError) as info:
+        energy_table(parse_design(data))
+    msg = str(info.value)
+    assert msg.startswith("design 'edge_ws': storage[1] (WeightBuffer): cacti: no result for 32 B"), msg
