@@ -206,6 +206,8 @@ _MAX_NUM = 1e6              # MHz, GB/s, ns, MACs per PE per cycle, metadata bit
 #: a MAC rate r stretches streaming by 1/r in int64 cycle counts, and a tiny clock or
 #: bandwidth makes latency and leakage energy infinite.
 _MIN_NUM = 1e-3
+#: Most patterns a fixed design lists: every mask is checked against each pattern's group size.
+_MAX_PATTERNS = 64
 
 
 class _Reader:
@@ -339,6 +341,8 @@ def _parse_sparsity(r: _Reader) -> Sparsity:
         pats = r.get("patterns")
         if not isinstance(pats, list) or not pats:
             r.fail("patterns", "must be a non-empty list like ['2:4']")
+        if len(pats) > _MAX_PATTERNS:
+            r.fail("patterns", f"at most {_MAX_PATTERNS} patterns, got {len(pats)}")
         parsed = []
         for i, p in enumerate(pats):
             q = parse_pattern(str(p) if isinstance(p, str) else p, field=f"design {short(r.design)}: {r.key('patterns')}[{i}]",
