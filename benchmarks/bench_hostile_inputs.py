@@ -23,8 +23,8 @@ sys.path.insert(0, str(REPO))
 
 from benchmarks.machine import describe  # noqa: E402
 from tests.test_hostile_inputs import (  # noqa: E402
-    alias_bomb, dense_layer, lying_header_zip, manifest, manifest_bomb, mask_bomb, npy_bytes, npy_shape_lie_zip,
-    workload_zip,
+    alias_bomb, dense_layer, lying_header_zip, manifest, manifest_bomb, mask_bomb, npy_bytes, npy_header,
+    npy_shape_lie_zip, workload_zip,
 )
 
 TARGET_S, TARGET_RSS_BYTES = 10.0, 1 << 30
@@ -55,12 +55,20 @@ def cases(d: Path) -> list[tuple[str, list[str]]]:
         "version_float.nmw": workload_zip(manifest([dense_layer()], version=1.0)),
         "nan_weight.nmw": workload_zip(manifest([{**dense_layer(), "weight": "w.npy"}]),
                                        {"w.npy": npy_bytes(np.full((4, 8), np.nan, np.float32))}),
+        # negative dimensions whose product is the layer's 32 weights
+        "negative_npy_shape.nmw": workload_zip(manifest([{**dense_layer(), "weight": "w.npy"}]),
+                                               {"w.npy": npy_header((-4, -8), "<f4") + bytes(128)}),
     }
     for name, data in files.items():
         (d / name).write_bytes(data)
     base = yaml.safe_load((REPO / "hwmodel/data/designs/edge_ws.yaml").read_text())
     (d / "bomb.yaml").write_text(yaml.safe_dump({**base, "technology_nm": 1}).replace("technology_nm: 1", "technology_nm: " + alias_bomb()))
     (d / "pes.yaml").write_text(yaml.safe_dump({**base, "compute": {**base["compute"], "rows": 10**9, "cols": 10**9}}))
+    tiny = {**base["compute"], "datatypes": {**base["compute"]["datatypes"], "int8": 1e-300}}
+    (d / "tiny_rate.yaml").write_text(yaml.safe_dump({**base, "compute": tiny}))
+    big = {**base, "storage": [dict(s) for s in base["storage"]]}
+    big["storage"][1].update(capacity_bytes=1 << 31, banks=1)
+    (d / "sram_2gib.yaml").write_text(yaml.safe_dump(big))
     (d / "sweep_bomb.yaml").write_text("bits: " + alias_bomb() + "\n")
     (d / "garbage.csv").write_bytes(os.urandom(3000))
     (d / "sweep_garbage.yaml").write_text(f"patterns: [dense]\nbits: [8]\ndesigns: [edge_ws]\nquality: {d / 'garbage.csv'}\n")
@@ -77,6 +85,9 @@ def cases(d: Path) -> list[tuple[str, list[str]]]:
     out.append(("simulate design alias bomb", ["simulate", "--design", str(d / "bomb.yaml")]))
     out.append(("simulate 10^9 x 10^9 PEs", ["simulate", "--design", str(d / "pes.yaml")]))
     out.append(("simulate --batch 10^15", ["simulate", "--design", "edge_ws", "--batch", "1000000000000000"]))
+    out.append(("simulate MAC rate 1e-300", ["simulate", "--design", str(d / "tiny_rate.yaml")]))
+    out.append(("simulate 2 GiB SRAM (past CACTI)", ["simulate", "--design", str(d / "sram_2gib.yaml")]))
+    out.append(("crosscheck --array 8192,8192", ["crosscheck", "scalesim", "--gemm", "1,8,8", "--array", "8192,8192"]))
     out.append(("sweep alias bomb", ["sweep", str(d / "sweep_bomb.yaml"), "--out", str(d / "s1")]))
     out.append(("sweep garbage quality", ["sweep", str(d / "sweep_garbage.yaml"), "--out", str(d / "s2")]))
     for bad in ("/dev/null/x", "/proc/x", str(d / "other.csv")):

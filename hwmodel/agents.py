@@ -103,8 +103,18 @@ def agent_label(meta: dict[str, Any], method: str, pattern: str) -> str:
         if actor in (None, "") or critic in (None, ""):
             actor = critic = meta.get("sparsity", pattern)
         qat = meta.get("qat_bits")
-        return f"gmp {_sparsity_text(actor, critic)}" + (f" QAT{int(qat)}" if qat else "")
+        return f"gmp {_sparsity_text(actor, critic)}" + (f" QAT{_qat_text(qat)}" if qat else "")
     return pattern
+
+
+def _qat_text(qat: Any) -> str:
+    """``meta.qat_bits`` as label text: an integral number as an int (8, 8.0, "8" -> "8"); meta is
+    free-form, so anything else is quoted as written rather than failing."""
+    try:
+        value = float(qat)
+    except (TypeError, ValueError, OverflowError):
+        return str(qat)
+    return str(int(value)) if math.isfinite(value) and value == int(value) else str(qat)
 
 
 def one_shot_label(pattern: str) -> str:

@@ -23,6 +23,8 @@ from hwmodel.io import atomic_write, data_path
 
 #: Technology nodes CACTI 7's tech_params cover (16 nm ships a file but produces no result).
 CACTI_NODES_NM = (22, 32, 45, 65, 90)
+#: Largest SRAM CACTI 7 models: it reads the size as a 32-bit int (2 GiB wraps negative).
+CACTI_MAX_BYTES = (1 << 31) - 1
 BUNDLED_CACHE = data_path("cacti_cache.json")
 
 
@@ -144,8 +146,12 @@ def run_cacti(capacity_bytes: int, word_bits: int, banks: int, read_ports: int, 
         cfg = work / "sram.cfg"
         cfg.write_text(_cfg_text((src / "cache.cfg_temp").read_text(), capacity_bytes, word_bits, banks,
                                  read_ports, write_ports, cacti_nm, cell_type))
-        proc = subprocess.run([str(work / "cacti"), "-infile", cfg.name], cwd=work, capture_output=True,
-                              text=True, timeout=timeout_s)
+        try:
+            proc = subprocess.run([str(work / "cacti"), "-infile", cfg.name], cwd=work, capture_output=True,
+                                  text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise NmlabError(f"cacti: no result for {capacity_bytes} B, {word_bits}-bit words, {banks} banks at "
+                             f"{cacti_nm} nm within {timeout_s:g} s") from None
         out = work / "sram.cfg.out"
         if proc.returncode != 0 or not out.is_file():
             tail = " ".join((proc.stdout + proc.stderr).split()[-12:])

@@ -2,7 +2,7 @@
 
 The vocabulary follows Timeloop's architecture spec: a compute array with attributes plus a
 list of storage levels, outermost (DRAM) first. Every problem in a file is reported as one
-line naming the key, e.g. ``design 'edge': storage[1].capacity_bytes: must be > 0``.
+line naming the key, e.g. ``design 'edge': storage[1].capacity_bytes: must be >= 1, got 0``.
 """
 
 from __future__ import annotations
@@ -182,9 +182,6 @@ class Design:
             return self.sram_for("weights")
         raise KeyError(operand)
 
-    def regfile(self) -> Optional[Storage]:
-        return next((s for s in self.storage if s.cls == "regfile"), None)
-
     def datatype_for(self, bits: int) -> str:
         """The MAC datatype a run at ``bits`` uses; NmlabError if the array has none."""
         for dt in _BITS_PREFERENCE.get(bits, ()):
@@ -197,11 +194,6 @@ class Design:
         """On-chip capacity available for weights and their metadata (bytes)."""
         return sum(s.capacity_bytes for s in self.srams if "weights" in s.holds or "metadata" in s.holds)
 
-    @property
-    def peak_macs_per_cycle(self) -> float:
-        """PEs x MACs per PE per cycle of the design's first (reference) datatype."""
-        return self.compute.pes * next(iter(self.compute.datatypes.values()))
-
 
 # ---------------------------------------------------------------------------------------
 # Validation helpers: each raises NmlabError naming ``where`` (design name and key path).
@@ -210,6 +202,12 @@ class Design:
 #: overridable limits: hwmodel.limits, docs/limits.md).
 _MAX_INT = 1 << 20          # widths, depths, banks, ports, N:M group sizes
 _MAX_NUM = 1e6              # MHz, GB/s, ns, MACs per PE per cycle, metadata bits per cycle
+#: Smallest positive rate (MHz, GB/s, bytes or metadata bits per cycle, MACs per PE per cycle):
+#: a MAC rate r stretches streaming by 1/r in int64 cycle counts, and a tiny clock or
+#: bandwidth makes latency and leakage energy infinite.
+_MIN_NUM = 1e-3
+#: Most patterns a fixed design lists: every mask is checked against each pattern's group size.
+_MAX_PATTERNS = 64
 
 
 class _Reader:
@@ -265,8 +263,8 @@ class _Reader:
             finite = False
         if not finite:
             self.fail(name, f"must be a finite number, got {short(v)}")
-        if positive and v <= 0:
-            self.fail(name, f"must be > 0, got {v}")
+        if positive and v < _MIN_NUM:
+            self.fail(name, f"must be >= {_MIN_NUM:g}, got {v:g}")
         if not positive and v < 0:
             self.fail(name, f"must be >= 0, got {v}")
         if v > max_value:
@@ -324,9 +322,9 @@ def _parse_compute(r: _Reader) -> Compute:
         if act not in _BITS_PREFERENCE:
             r.fail("activation_bits", f"must be one of {sorted(_BITS_PREFERENCE)} or null, got {act}")
     tile_m = r.int_("tile_m", 16)
-    depth = r.int_("pipeline_depth", 0, min_value=0)
-    if kind == "tensor_core" and depth == 0:
-        depth = math.ceil(math.log2(cols)) + 2  # adder tree plus multiply and accumulate stages
+    depth = r.int_("pipeline_depth", None, min_value=0)
+    if depth is None:  # absent: a systolic array has none; a tensor core's adder tree plus multiply and accumulate
+        depth = math.ceil(math.log2(cols)) + 2 if kind == "tensor_core" else 0
     return Compute(kind, dataflow, rows, cols, datatypes, acc, act, tile_m, depth)
 
 
@@ -343,6 +341,8 @@ def _parse_sparsity(r: _Reader) -> Sparsity:
         pats = r.get("patterns")
         if not isinstance(pats, list) or not pats:
             r.fail("patterns", "must be a non-empty list like ['2:4']")
+        if len(pats) > _MAX_PATTERNS:
+            r.fail("patterns", f"at most {_MAX_PATTERNS} patterns, got {len(pats)}")
         parsed = []
         for i, p in enumerate(pats):
             q = parse_pattern(str(p) if isinstance(p, str) else p, field=f"design {short(r.design)}: {r.key('patterns')}[{i}]",

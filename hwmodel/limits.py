@@ -464,6 +464,8 @@ def parse_npy(data: bytearray, where: str, count: int, kinds: str) -> np.ndarray
         raise NmlabError(f"{where}: holds Python objects (pickles are never loaded)")
     if dtype.kind not in kinds:
         raise NmlabError(f"{where}: dtype {dtype} is not allowed here")
+    if any(d < 0 for d in shape):  # (-4, -8) multiplies to 32 but is no shape
+        raise NmlabError(f"{where}: shape {short(tuple(shape))} has a negative dimension")
     n = math.prod(shape)
     if n != count:
         raise NmlabError(f"{where}: shape {short(tuple(shape))} has {fmt_count(n)} elements, expected {count:,}")

@@ -334,7 +334,8 @@ def _map_flexible(design: Design, mask: np.ndarray, p: Pattern, transposed: bool
     row_max = _row_max(mask, sp.m, transposed, entries)
     lut = _allowed_n(sp)  # row N by the row's largest count
     lut_l = sp.__dict__["_allowed_n_list"]
-    hist = np.bincount(row_max, minlength=sp.m + 1).tolist()
+    # Counts run 0..min(M, K): no minlength M + 1, which made every mask cost O(M) (M may be 2^20).
+    hist = np.bincount(row_max).tolist()
     present = [lut_l[c] for c, rows in enumerate(hist) if rows]
     if not present:  # no rows
         return Mapping(DENSE, None, f"every row of the {what} has a full group of {sp.m}: run dense")

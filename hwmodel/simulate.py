@@ -14,8 +14,8 @@ Scenarios:
 
 Weights are resident in SRAM across calls when every touched network's weights (as the
 hardware stores them, metadata included) fit the weight SRAM: steady state reads no weights
-from DRAM. ``residency="cold"`` models the first call after power-up (all weights loaded
-once from DRAM), ``"stream"`` forces streaming.
+from DRAM. ``residency="cold"`` models the first call after power-up (no weight resident:
+every GEMM reads its weights from DRAM, the same figures as ``"stream"``, which forces streaming).
 """
 
 from __future__ import annotations
@@ -195,7 +195,7 @@ def simulate(workload: Workload | str | os.PathLike, design: Design | str | os.P
             weight_bits (e.g. 8 for a QAT export), which every layer must share.
         scenario: "inference" or "train_step" (one TD3 update amortized per step).
         residency: "auto" (steady state: resident when the weights fit), "cold" (first call:
-            weights loaded from DRAM) or "stream" (always streamed).
+            every GEMM reads its weights from DRAM) or "stream" (always streamed; the same figures).
         policy_delay: TD3's actor-update period (train_step).
         with_dense: also run every GEMM dense for speedup and energy ratios.
     """

@@ -19,8 +19,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--scenario", choices=("inference", "train_step"), default="inference",
                    help="inference (policy forward, default) or train_step (one TD3 update per env step)")
     p.add_argument("--residency", choices=("auto", "cold", "stream"), default="auto",
-                   help="auto (default): steady state, weights stay in SRAM when they fit; cold: first call, every "
-                        "weight read from DRAM once; stream: weights always streamed from DRAM")
+                   help="auto (default): steady state, weights stay in SRAM when they fit; cold: first call, no weight "
+                        "resident, every GEMM reads its weights from DRAM (the figures of stream); stream: weights "
+                        "always streamed from DRAM")
     p.add_argument("--json", action="store_true", help="print JSON (totals, networks, layers)")
     p.set_defaults(func=_simulate)
 

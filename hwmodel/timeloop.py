@@ -30,7 +30,6 @@ temporary folder beside it, then renamed into place.
 
 from __future__ import annotations
 
-import math
 import os
 import shutil
 import tempfile
@@ -47,10 +46,6 @@ TOP = "system"
 DRAM_WIDTH_BITS = 64      # one DRAM access in the exported architecture (energy = pJ/bit x width)
 _DATASPACE = {"weights": "Weights", "inputs": "Inputs", "outputs": "Outputs"}
 _HEADER = "# Written by `nmlab export-timeloop` (docs/timeloop.md). {what}\n"
-
-
-def _meta_bits(m: int) -> int:
-    return max(1, math.ceil(math.log2(m)))
 
 
 def _instances(design: Design) -> tuple[int, int]:
@@ -234,14 +229,16 @@ def render(design: Design, layer, batch: int, bits: int, sim_layer, extra: Optio
         sim_layer: our model's :class:`~hwmodel.result.LayerResult` for that GEMM.
         extra: ``SimResult.extra`` of that run (residency), recorded in nmlab_point.yaml.
     """
-    from hwmodel.sparsity import parse_pattern
+    from hwmodel.sparsity import meta_bits_per_value, parse_pattern
 
     from hwmodel.mapping import index_bits
 
     hw = parse_pattern(sim_layer.hw_pattern)
     unstructured = hw.kind == "unstructured"
-    sparse = hw.is_nm and hw.n < hw.m
-    meta_bits = _meta_bits(hw.m) if sparse else None
+    # Any N:M the model runs is sparse: a flexible design's hw_pattern is its largest per-row N,
+    # m:m when one row has a full group while the others still run compressed.
+    sparse = hw.is_nm
+    meta_bits = meta_bits_per_value(hw.m) if sparse else None
     f = sim_layer.figures
     # Fraction of weight slots the hardware holds and multiplies: n/m, plus the partial last
     # group (K=11 at 2:4 keeps 6 of 11); on flexible designs the per-row N averaged.

@@ -148,6 +148,30 @@ def test_equivalent_design_resizes_and_rejects_non_ws():
         equivalent_design(8, 4, design="stc_hbm")
 
 
+def test_design_our_model_cannot_run_fails_before_scalesim(tmp_path, monkeypatch):
+    """docs/crosscheck.md: bad values fail before anything runs. A --design without an 8-bit
+    datatype (or an SRAM CACTI cannot model) failed only in our model, after SCALE-Sim's run."""
+    import yaml
+
+    from hwmodel.io import data_path
+    from hwmodel.peers import crosscheck as cc
+
+    def no_scalesim(*args, **kwargs):
+        raise AssertionError("SCALE-Sim ran before the design was checked")
+
+    monkeypatch.setattr(cc, "run_scalesim", no_scalesim)
+    monkeypatch.setenv("NMLAB_CACHE_DIR", str(tmp_path))
+    base = yaml.safe_load(data_path("designs", "scalesim_default_ws.yaml").read_text())
+    fp16 = {**base, "name": "fp16only", "compute": {**base["compute"], "datatypes": {"fp16": 1}}}
+    big = {**base, "name": "bigsram", "storage": [dict(s) for s in base["storage"]]}
+    big["storage"][1].update(capacity_bytes=1 << 31, banks=1)
+    for data, needle in ((fp16, "no datatype of 8 bits"), (big, "capacity_bytes")):
+        path = tmp_path / f"{data['name']}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        with pytest.raises(NmlabError, match=needle):
+            cc.crosscheck(["1,8,8"], 4, 4, design=str(path))
+
+
 def test_cli_bad_values_are_one_line_exit_2(capsys):
     from hwmodel.cli import main
 
@@ -156,6 +180,20 @@ def test_cli_bad_values_are_one_line_exit_2(capsys):
         assert main(["crosscheck", "scalesim", *argv]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and err[0].startswith("nmlab crosscheck scalesim: error:"), err
+
+
+def test_array_is_held_to_the_design_pe_limit(monkeypatch, capsys):
+    """--array 8192,8192 (2^26 PEs, over NMLAB_MAX_PES) bypassed the limit every design has and
+    ran SCALE-Sim for 167 s at 9.5 GB; it is refused before any work, and the limit overrides."""
+    from hwmodel.cli import main
+
+    assert main(["crosscheck", "scalesim", "--gemm", "1,8,8", "--array", "8192,8192"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--array" in err[0] and "NMLAB_MAX_PES" in err[0], err
+    monkeypatch.setenv("NMLAB_MAX_PES", "100")
+    with pytest.raises(NmlabError, match="NMLAB_MAX_PES"):
+        parse_array("16,16")
+    assert parse_array("10,10") == (10, 10)
 
 
 def test_cli_json(scalesim_available, capsys):

@@ -56,7 +56,7 @@ BAD = [
     (["bogus"], 1, "bogus: unknown key"),
     (["version"], 7, "version: unknown version"),
     (["version"], _DEL, "version"),
-    (["clock_mhz"], -5, "clock_mhz: must be > 0"),
+    (["clock_mhz"], -5, "clock_mhz: must be >= 0.001"),
     (["clock_mhz"], "fast", "clock_mhz: must be a number"),
     (["technology_nm"], 1000, "technology_nm: must be between"),
     (["compute", "kind"], "gpu", "compute.kind: must be one of"),
@@ -64,7 +64,7 @@ BAD = [
     (["compute", "rows"], 0, "compute.rows: must be >= 1"),
     (["compute", "cols"], 2.5, "compute.cols: must be an integer"),
     (["compute", "datatypes"], {"int9": 1}, "compute.datatypes.int9: unknown datatype"),
-    (["compute", "datatypes"], {"int8": 0}, "compute.datatypes.int8: must be > 0"),
+    (["compute", "datatypes"], {"int8": 0}, "compute.datatypes.int8: must be >= 0.001"),
     (["compute", "colour"], "red", "compute.colour: unknown key"),
     (["compute", "tile_m"], 4, "compute.tile_m: only for kind tensor_core"),
     (["sparsity", "support"], "magic", "sparsity.support: must be one of"),
@@ -72,7 +72,7 @@ BAD = [
     (["sparsity", "patterns"], ["4:4"], "sparsity.patterns[0]: must be a sparse"),
     (["sparsity", "patterns"], [], "sparsity.patterns: must be a non-empty list"),
     (["sparsity", "m"], 4, "sparsity.m: not used with support 'fixed'"),
-    (["sparsity", "metadata_bits_per_cycle"], 0, "sparsity.metadata_bits_per_cycle: must be > 0"),
+    (["sparsity", "metadata_bits_per_cycle"], 0, "sparsity.metadata_bits_per_cycle: must be >= 0.001"),
     (["storage"], [], "storage: must be a non-empty list"),
     (["storage", 0, "type"], "SDRAM9", "storage[0].type: must be one of"),
     (["storage", 0, "bandwidth_gb_s"], _DEL, "storage[0].bandwidth_gb_s: give exactly one"),
@@ -110,6 +110,15 @@ def test_tensor_core_rejects_dataflow_and_gets_a_pipeline_depth():
     data["compute"]["dataflow"] = "ws"
     with pytest.raises(NmlabError, match="compute.dataflow: only for kind systolic"):
         parse_design(data)
+
+
+def test_explicit_pipeline_depth_is_kept_even_zero():
+    """pipeline_depth: 0 is allowed (min 0) but was silently replaced by the default
+    ceil(log2 cols) + 2; a value the file gives is the value the model uses."""
+    data = yaml.safe_load(data_path("designs", "stc_hbm.yaml").read_text())
+    for depth in (0, 1, 9):
+        data["compute"]["pipeline_depth"] = depth
+        assert parse_design(data).compute.pipeline_depth == depth
 
 
 def test_datatype_for_bits():

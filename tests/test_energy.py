@@ -115,3 +115,44 @@ def test_new_sram_runs_cacti_into_the_user_cache(tmp_path, monkeypatch):
     assert len(entries) == 1 and math.isclose(next(iter(entries.values()))["read_pj"], cost.read_pj)
     # CACTI's 8 KB / 64-bit / 45 nm read is within a factor 3 of Horowitz's 10 pJ figure.
     assert 3.0 < cost.read_pj < 30.0
+
+
+def test_sram_too_large_for_cacti_names_the_level(tmp_path, monkeypatch):
+    """CACTI 7 reads an SRAM's size as a 32-bit int: at 2 GiB (within NMLAB_MAX_SRAM_BYTES) it
+    answered 'Cache size must >=64'. The error must name the level and the real reason."""
+    from hwmodel.errors import NmlabError
+
+    monkeypatch.setenv("NMLAB_CACHE_DIR", str(tmp_path))
+    data = yaml.safe_load(data_path("designs", "edge_ws.yaml").read_text())
+    i = next(i for i, s in enumerate(data["storage"]) if s["class"] == "sram")
+    data["storage"][i].update(capacity_bytes=1 << 31, banks=1)
+    d = parse_design(data)
+    with pytest.raises(NmlabError) as info:
+        energy_table(d)
+    msg = str(info.value)
+    assert f"storage[{i}].capacity_bytes" in msg and "2,147,483,648" in msg and "CACTI" in msg, msg
+    assert "must >=64" not in msg and "\n" not in msg
+
+
+def test_cacti_that_runs_too_long_is_one_error_line():
+    """A CACTI run past its timeout is an NmlabError, not subprocess.TimeoutExpired."""
+    pytest.importorskip("zigzag")
+    from hwmodel.errors import NmlabError
+
+    with pytest.raises(NmlabError, match="cacti: no result .* within 0.001 s"):
+        cacti.run_cacti(1 << 20, 64, 1, 1, 1, 45, "itrs-hp", timeout_s=0.001)
+
+
+def test_sram_cacti_cannot_model_names_the_level(tmp_path, monkeypatch):
+    """A geometry CACTI 7 refuses (a 32-byte level: it needs 64 bytes a bank) was reported as
+    'cacti: no result for 32 B, ...' without the key: the error now names storage[i]."""
+    pytest.importorskip("zigzag")
+    from hwmodel.errors import NmlabError
+
+    monkeypatch.setenv("NMLAB_CACHE_DIR", str(tmp_path))
+    data = yaml.safe_load(data_path("designs", "edge_ws.yaml").read_text())
+    data["storage"][1].update(capacity_bytes=32, banks=1, word_bits=64)
+    with pytest.raises(NmlabError) as info:
+        energy_table(parse_design(data))
+    msg = str(info.value)
+    assert msg.startswith("design 'edge_ws': storage[1] (WeightBuffer): cacti: no result for 32 B"), msg

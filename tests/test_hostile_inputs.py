@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import resource
 import struct
@@ -246,6 +247,24 @@ def test_npy_header_is_checked_before_numpy_allocates(tmp_path):
     raises_one_line(lambda: load_workload(path), "mask", "1,000,000,000,000 elements, expected 4")
 
 
+@pytest.mark.parametrize("key, shape, descr, data", [
+    ("mask", (-1, -4), "|u1", b"\xff" * 4),        # 4 packed bytes of a 4x8 mask, shape product 4
+    ("weight", (-4, -8), "<f4", b"\0" * 128),      # 32 float32 weights, shape product 32
+    ("weight", (-1, -1, 32), "<f4", b"\0" * 128),
+])
+def test_npy_header_with_negative_dimensions_is_refused(tmp_path, key, shape, descr, data):
+    """A header whose negative dimensions multiply to the right count passed the count check and
+    then crashed numpy's reshape (ValueError traceback)."""
+    from hwmodel.workload import load_workload
+
+    layer = dense_layer(pattern="2:4" if key == "mask" else "dense", **{key: "a.npy"})
+    path = tmp_path / "neg.nmw"
+    path.write_bytes(workload_zip(manifest([layer]), {"a.npy": npy_header(shape, descr) + data}))
+    raises_one_line(lambda: load_workload(path), key, "negative")
+    rc, out, err, _seconds = nmlab_subprocess("workload", str(path))
+    assert_one_line_error(rc, out, err, "nmlab workload: error:", "negative")
+
+
 def test_huge_dense_layer_refused_and_limit_overridable(tmp_path, monkeypatch):
     from hwmodel.workload import load_workload
 
@@ -330,6 +349,107 @@ def test_check_cli_on_huge_layer_and_nan_weights(tmp_path):
     for path, needle in ((huge, "in_features x out_features"), (nan, "non-finite")):
         rc, out, err, _seconds = nmlab_subprocess("check", "edge_ws", "--workload", str(path))
         assert_one_line_error(rc, out, err, "nmlab check: error:", needle)
+
+
+def test_huge_group_size_in_a_small_workload_stays_small(tmp_path):
+    """A 400-byte file whose 8192 x 1 mask declares 1:4000000: the group count must not pad each
+    row to M (8192 x 4M bytes, 20 GB resident before the fix) nor loop over M."""
+    from hwmodel.sparsity import group_counts
+
+    path = tmp_path / "hugem.nmw"
+    packed = np.packbits(np.ones(8192, dtype=bool))
+    path.write_bytes(workload_zip(manifest([dense_layer(k=1, n=8192, pattern="1:4000000", mask="m.npy")]),
+                                  {"m.npy": npy_bytes(packed)}))
+    assert path.stat().st_size < 1000
+    for args in (("workload", str(path)), ("simulate", "--design", "flex_nm", "--workload", str(path))):
+        rc, out, err, _seconds = nmlab_subprocess(*args)
+        assert rc == 0 and "Traceback" not in err, err[-2000:]
+    mask = np.random.default_rng(0).random((5, 300)) < 0.5
+    for m in (65, 128, 299, 300, 301, 10**9):  # the large-M path against a plain sum per group
+        want = [[int(row[j:j + m].sum()) for j in range(0, 300, m)] for row in mask]
+        assert group_counts(mask, m).tolist() == want
+
+
+@pytest.mark.parametrize("pattern", ["1:99999999999999999999999", "99999999999999999999999:99999999999999999999999"])
+def test_group_size_beyond_int64_is_one_group_per_row(tmp_path, pattern):
+    """M past int64 is valid N:M syntax: one group per row, not a traceback from numpy."""
+    from hwmodel.workload import load_workload
+
+    path = tmp_path / "m.nmw"
+    packed = np.packbits(np.eye(4, 8, dtype=bool).ravel())
+    path.write_bytes(workload_zip(manifest([dense_layer(pattern=pattern, mask="m.npy")]), {"m.npy": npy_bytes(packed)}))
+    assert load_workload(path).layers[0].nnz == 4
+    for args in (("workload", str(path)), ("simulate", "--design", "scalesim_default_ws", "--workload", str(path))):
+        rc, out, err, _seconds = nmlab_subprocess(*args)
+        assert rc == 0 and "Traceback" not in err, err[-2000:]
+
+
+def test_layer_narrower_than_the_group_size_is_not_padded_to_it(tmp_path):
+    """A 2^24 x 1 layer (within NMLAB_MAX_LAYER_WEIGHTS) on the layer-wise design: its
+    unstructured mask is searched for the nearest N:M up to 1:64, and padding each 1-weight row
+    to 64 took 2.35 GB and 20 s before the fix (a MemoryError under this address-space cap)."""
+    from hwmodel.workload import Layer, Workload, save_workload
+
+    mask = np.random.default_rng(0).random((1 << 24, 1)) < 0.5
+    wl = tmp_path / "tall.nmw"
+    save_workload(Workload([Layer("actor.fc1", "actor", 1, 1 << 24, "unstructured", mask)]), wl)
+    rc, out, err, _seconds = nmlab_subprocess("simulate", "--design", "scalesim_default_ws", "--workload", str(wl))
+    assert rc == 0 and "Traceback" not in err, err[-2000:]
+
+
+def test_flexible_mapping_costs_nothing_per_mask_in_the_group_size():
+    """flexible m may be 2^20 - 1: mapping each mask built a histogram of m + 1 bins and walked
+    it in Python (60 ms a mask; a 10,000-layer workload of 16 x 16 masks ran over 10 minutes).
+    Mapping a small mask must allocate nothing of the order of m."""
+    import tracemalloc
+
+    from hwmodel.design import parse_design
+    from hwmodel.mapping import map_weights
+
+    data = yaml.safe_load((REPO / "hwmodel/data/designs/flex_nm.yaml").read_text())
+    data["sparsity"].update(m=(1 << 20) - 1, n_values=[1, 2, 4])
+    design = parse_design(data)
+    rng = np.random.default_rng(0)
+    map_weights(design, rng.random((16, 16)) < 0.3, "unstructured")  # per-design tables built once
+    mask = rng.random((16, 16)) < 0.3
+    tracemalloc.start()
+    try:
+        mapping = map_weights(design, mask, "unstructured")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "1048575" in mapping.note
+    assert peak < 1 << 20, f"mapping one 16x16 mask allocated {peak:,} bytes"
+
+
+def test_fixed_design_pattern_list_is_bounded():
+    """Every mask is checked against each pattern's group size: a 27 kB design listing 2,000
+    patterns made a 2 MB workload of 10,000 small layers take 2 min 46 s to simulate. A fixed
+    design lists at most 64 patterns (hardware offers a handful)."""
+    from hwmodel.design import parse_design
+
+    data = yaml.safe_load((REPO / "hwmodel/data/designs/edge_ws.yaml").read_text())
+    data["sparsity"]["patterns"] = [f"1:{m}" for m in range(2, 67)]
+    raises_one_line(lambda: parse_design(data), "sparsity.patterns", "at most 64", "65")
+    data["sparsity"]["patterns"] = data["sparsity"]["patterns"][:64]
+    assert len(parse_design(data).sparsity.patterns) == 64
+
+
+def test_flexible_design_with_a_huge_group_size_stays_small(tmp_path):
+    """flexible m may be up to 2^20; a 2048 x 2048 layer grouped by padding every row to m took
+    4.2 GB and 37 s before the fix."""
+    from hwmodel.workload import Layer, Workload, save_workload
+
+    data = yaml.safe_load((REPO / "hwmodel/data/designs/flex_nm.yaml").read_text())
+    data["sparsity"]["m"] = (1 << 20) - 1
+    design = tmp_path / "flex_huge_m.yaml"
+    design.write_text(yaml.safe_dump(data))
+    mask = np.random.default_rng(0).random((2048, 2048)) < 0.5
+    wl = tmp_path / "big.nmw"
+    save_workload(Workload([Layer("actor.fc1", "actor", 2048, 2048, "unstructured", mask)]), wl)
+    rc, out, err, _seconds = nmlab_subprocess("simulate", "--design", str(design), "--workload", str(wl))
+    assert rc == 0 and "Traceback" not in err, err[-2000:]
+    assert "1048575" in out  # the mapping note names the group size
 
 
 # ----------------------------------------------------------------------------- design and sweep YAML
@@ -436,6 +556,37 @@ def test_design_non_finite_numbers_refused(tmp_path, field, value):
     path = tmp_path / "d.yaml"
     path.write_text(_design_yaml(**{field: 1.5}).replace(f"{field}: 1.5", f"{field}: {value}"))
     raises_one_line(lambda: load_design(path), field, "finite")
+
+
+@pytest.mark.parametrize("path, value", [
+    ("compute.datatypes.int8", 1e-300),          # int64 cycles wrapped: negative stalls, utilization 1.9e304
+    ("compute.datatypes.int8", 1e-15),           # 1e15x slower streaming: wraps at large batches
+    ("clock_mhz", 1e-300),                       # latency, leakage energy and E/dense infinite
+    ("sparsity.metadata_bits_per_cycle", 1e-300),
+    ("storage.0.bandwidth_gb_s", 1e-300),
+])
+def test_design_rates_too_small_to_model_refused(tmp_path, path, value):
+    """Positive but absurdly small rates passed as '> 0' and gave wrapped or infinite figures;
+    the error names the field (rates are bounded below as they are above)."""
+    from hwmodel.design import bundled_designs, load_design
+
+    data = yaml.safe_load(bundled_designs()["edge_ws"].read_text())
+    node, keys = data, [int(k) if k.isdigit() else k for k in path.split(".")]
+    for k in keys[:-1]:
+        node = node[k]
+    node[keys[-1]] = value
+    d = tmp_path / "d.yaml"
+    d.write_text(yaml.safe_dump(data))
+    field = path.replace("storage.0", "storage[0]")
+    raises_one_line(lambda: load_design(d), field, "must be >= 0.001")
+    node[keys[-1]] = 0.001  # the bound itself loads and gives finite, non-negative figures
+    d.write_text(yaml.safe_dump(data))
+    import hwmodel
+
+    s = hwmodel.simulate(hwmodel.workload.default_workload(), load_design(d), batch=1 << 24).summary()
+    figures = [v for k, v in s.items() if isinstance(v, float)]
+    assert all(math.isfinite(v) and v >= 0 for v in figures), s
+    assert s["utilization"] <= 1.0
 
 
 def test_sweep_batch_and_grid_size_bounded(tmp_path, monkeypatch):

@@ -264,6 +264,18 @@ def test_labels_of_exported_meta_match_run_labels():
     assert agent_label({"actor_sparsity": "0.95", "critic_sparsity": "0.9"}, "gmp", "unstructured") == "gmp 0.95/0.9"
 
 
+def test_agent_label_takes_any_free_form_qat_bits():
+    """meta is free-form provenance (docs/workload.md): a workload whose meta.qat_bits is not a
+    number ended \`nmlab sweep\` in int()'s ValueError traceback; the label now quotes it."""
+    from hwmodel.agents import agent_label
+
+    assert agent_label({"sparsity": "2:4", "qat_bits": 8}, "gmp", "2:4") == "gmp 2:4 QAT8"
+    assert agent_label({"sparsity": "2:4", "qat_bits": 8.0}, "gmp", "2:4") == "gmp 2:4 QAT8"
+    assert agent_label({"sparsity": "2:4", "qat_bits": "eight"}, "gmp", "2:4") == "gmp 2:4 QATeight"
+    assert agent_label({"sparsity": "2:4", "qat_bits": [8]}, "gmp", "2:4") == "gmp 2:4 QAT[8]"
+    assert agent_label({"sparsity": "2:4", "qat_bits": "8 bits"}, "gmp", "2:4") == "gmp 2:4 QAT8 bits"
+
+
 def test_label_helpers():
     assert normalize_label("rlx2  0.90/0.850") == "rlx2 0.9/0.85"
     assert normalize_label("2:4") == "2:4" and normalize_label("gmp 0.9 QAT8") == "gmp 0.9 QAT8"

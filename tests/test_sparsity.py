@@ -147,6 +147,19 @@ def test_compress_round_trip_is_bit_exact(args, drop):
     np.testing.assert_array_equal(slots, mask)
 
 
+@pytest.mark.parametrize("pattern", ["2:256", "2:512", "3:1000", "1:70000"])
+def test_compress_round_trip_for_groups_over_256(pattern):
+    """Indices of a group of more than 256 do not fit a byte: they must not wrap (2:512 kept
+    position 300 read back as 44 before)."""
+    w = np.random.default_rng(0).standard_normal((3, 1500)).astype(np.float32)
+    mask = nps.nm_mask(w, pattern)
+    c = nps.compress(w, mask, pattern)
+    assert int(c.indices.max()) < nps.parse_pattern(pattern).m
+    dense, slots = nps.decompress(c)
+    np.testing.assert_array_equal(dense, np.where(mask, w, np.float32(0)))
+    np.testing.assert_array_equal(slots, mask)
+
+
 def test_compress_rejects_violating_mask():
     w = np.ones((1, 4), dtype=np.float32)
     with pytest.raises(NmlabError, match="row 0 group 0"):

@@ -118,6 +118,33 @@ def test_export_carries_the_point(tmp_path, design, pattern, hw, batch):
     assert point["figures"]["energy_pj"] == pytest.approx(f.energy_pj)
 
 
+def test_flexible_layer_with_one_full_row_exports_its_sparsity(tmp_path):
+    """flex_nm runs each row at its own N: one row with a full group runs at 4 of 4 (hw_pattern
+    4:4) while the other 63 run at 1:4; nmlab charges metadata and muxes for the 1.05 average,
+    so the export must carry that density, the 2-bit indices and the mux, not a dense layer."""
+    import numpy as np
+
+    from hwmodel.workload import Layer
+
+    mask = np.zeros((64, 64), dtype=bool)
+    mask[:, ::4] = True
+    mask[0, :4] = True
+    wl = Workload([Layer("actor.fc1", "actor", 64, 64, "unstructured", mask)])
+    ref = hwmodel.simulate(wl, "flex_nm", with_dense=False).layers[0]
+    f = ref.figures
+    assert ref.hw_pattern == "4:4" and f.macs_issued < f.macs_dense and f.bits_metadata > 0  # run sparse
+    docs = load_all(export_timeloop("flex_nm", wl, "actor.fc1", tmp_path / "tl"))
+    dens = docs["problem.yaml"]["problem"]["instance"]["densities"]["Weights"]
+    assert dens["density"] == pytest.approx(f.macs_issued / f.macs_dense, abs=1e-6)
+    d = load_design("flex_nm")
+    targets = docs["sparse_opt.yaml"]["sparse_optimizations"]["targets"]
+    fmt = next(t for t in targets if t["target"] == d.sram_for("metadata").name)["representation_format"]
+    assert fmt["data_spaces"][0]["ranks"][-1]["metadata_word_bits"] == 2
+    assert docs["nmlab_point.yaml"]["nmlab_point"]["metadata_word_bits"] == 2
+    compute = ert_energy(docs["ERT.yaml"], "mac", "compute")
+    assert f.macs_issued * compute == pytest.approx(f.energy_mac_pj + f.energy_mux_pj)
+
+
 def test_dense_layer_has_no_sparse_format(tmp_path):
     wl = synthetic_td3_workload(11, 3, "dense")
     save_workload(wl, tmp_path / "w.nmw")

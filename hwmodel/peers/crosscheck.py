@@ -119,8 +119,14 @@ def crosscheck(gemms: Iterable[Gemm | str], rows: int, cols: int, design: Any = 
         rows, cols: the systolic array (R along K, C along N).
         design: WS systolic design whose SRAM sizes SCALE-Sim also gets (ifmap, filter, ofmap).
     """
+    from hwmodel.energy import energy_table
+
     items = [parse_gemm(g) if isinstance(g, str) else g for g in gemms]
     d = equivalent_design(rows, cols, design)
+    # What our side needs of the design (its 8-bit datatype, SRAM energies), checked before
+    # SCALE-Sim's run, which may take minutes.
+    d.datatype_for(BITS)
+    energy_table(d)
     sram_kb = tuple(max(1, d.sram_for(op).capacity_bytes // 1024) for op in ("inputs", "weights", "outputs"))
     peer = run_scalesim(items, rows, cols, dataflow="ws", sram_kb=sram_kb)
     return [CrosscheckRow(g, p, run_ours(g, d)) for g, p in zip(items, peer)]

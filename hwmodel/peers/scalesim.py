@@ -4,7 +4,7 @@ SCALE-Sim (``scalesim`` on PyPI, 3.0.0) is the cycle-level systolic-array simula
 our compute cycles against. It is a *test* dependency: it is imported lazily and a missing
 install is a one-line :class:`~hwmodel.errors.NmlabError`.
 
-How it is driven (see shared/reference/peers.md):
+How it is driven (docs/crosscheck.md):
 
 * everything lives in a private temporary folder: the ``.cfg``, a GEMM topology CSV (one row
   per layer: ``name, M, N, K, n:m,`` with the trailing comma the parser needs) and a layout
@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Iterable, Optional, Sequence
 
 from hwmodel.errors import NmlabError
+from hwmodel.limits import check_limit
 from hwmodel.sparsity import DENSE, Pattern, parse_pattern
 
 # SCALE-Sim v3's own default configuration (configs/scale.cfg in scalesim-project/scale-sim-v3):
@@ -120,6 +121,8 @@ def parse_array(text: str, *, field: str = "--array") -> tuple[int, int]:
     if len(parts) != 2:
         raise NmlabError(f"{field} {text!r}: expected R,C (rows,columns), e.g. 32,32")
     rows, cols = _positive_ints(parts, ("rows", "columns"), field, text)
+    # The array becomes a design's (crosscheck.equivalent_design): the same PE limit as a design file.
+    check_limit("pes", rows * cols, f"{field} {text!r}: rows x columns")
     return rows, cols
 
 
