@@ -341,7 +341,12 @@ def _map_flexible(design: Design, mask: np.ndarray, p: Pattern, transposed: bool
         return Mapping(DENSE, None, f"every row of the {what} has a full group of {sp.m}: run dense")
     low, top = present[0], present[-1]
     if low >= sp.m:
-        return Mapping(DENSE, None, f"every row of the {what} has a full group of {sp.m}: run dense")
+        fullest = next(c for c, rows in enumerate(hist) if rows)  # the least full row's fullest group
+        if fullest >= sp.m:
+            return Mapping(DENSE, None, f"every row of the {what} has a full group of {sp.m}: run dense")
+        below = ", ".join(str(n) for n in sp.n_values if n < sp.m)
+        return Mapping(DENSE, None, f"every row of the {what} has a group holding {fullest} or more of {sp.m}, more "
+                                    f"than any N below {sp.m} the design offers ({below}): run dense")
     if low >= min(k, sp.m):  # K <= every row's N: no row walks fewer than K slots
         return Mapping(DENSE, None, f"per-row N of {sp.m} on the {what}: no row walks fewer than K={k} slots: run dense")
     skey = None

@@ -143,6 +143,24 @@ def test_flexible_design_picks_n_per_row():
     assert m.row_n.tolist() == [1, 2, 4, 4]
 
 
+def test_flexible_note_says_why_rows_without_a_full_group_run_dense():
+    # Every row's fullest group holds 3 of 4 and flex_nm offers N of 1, 2, 4: every row runs at
+    # N = 4, dense. The note said "has a full group of 4", which no row has.
+    mask = np.zeros((4, 8), dtype=bool)
+    mask[:, [0, 1, 2, 4]] = True
+    m = map_weights(load_design("flex_nm"), mask, "unstructured")
+    assert str(m.hw_pattern) == "dense"
+    assert m.note == ("every row of the mask has a group holding 3 or more of 4, more than any N below 4 "
+                      "the design offers (1, 2): run dense")
+    mask = mask.copy()  # an analysed mask is read-only
+    mask[0, :4] = True  # one row with a full group: the least full row still holds 3
+    assert "holding 3 or more" in map_weights(load_design("flex_nm"), mask, "unstructured").note
+    mask = mask.copy()
+    mask[:, :4] = True  # every row has a full group
+    assert map_weights(load_design("flex_nm"), mask, "unstructured").note == \
+        "every row of the mask has a full group of 4: run dense"
+
+
 def test_unstructured_and_dense_layers_run_dense_on_fixed_hardware():
     rng = np.random.default_rng(2)
     mask = rng.random((16, 16)) < 0.5

@@ -16,6 +16,7 @@ tests read it from there (point ids hash a workload's name and sha, not its path
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -97,6 +98,23 @@ def test_gpu_sweep_equals_the_reference_points(tmp_path):
     _same_sweep(cfg, "gpu_sweep_points.parquet", tmp_path / "out")
 
 
+#: Notes whose wording changed after the reference was written, the decision unchanged: a
+#: flexible design whose rows all need N = M said "has a full group of M" also where the
+#: fullest group held fewer than M (more than every N below M the design offers).
+REWORDED = [(re.compile(r"every row of the (\S+) has a full group of (\d+): run dense"),
+             re.compile(r"every row of the (\S+) has a group holding \d+ or more of (\d+), more than any N below "
+                        r"\d+ the design offers \([\d, ]+\): run dense"))]
+
+
+def _reworded(old: str, new: str) -> bool:
+    """True when ``new`` is ``old`` in a wording listed in ``REWORDED`` (same layer view and M)."""
+    for was, now in REWORDED:
+        a, b = was.fullmatch(str(old)), now.fullmatch(str(new))
+        if a and b and a.groups() == b.groups():
+            return True
+    return False
+
+
 @pytest.mark.parametrize("reference", ["simulate_layers.parquet", "gpu_simulate_layers.parquet"])
 def test_simulate_layers_equal_the_reference(reference):
     from hwmodel import simulate
@@ -119,7 +137,7 @@ def test_simulate_layers_equal_the_reference(reference):
                 if not np.isnan(want[c]) or c in got:
                     bad += _same_column(c, [float(want[c])], [float(got[c])], [f"{where} {want['name']}"])
             for c in text:
-                if want[c] != got[c]:
+                if want[c] != got[c] and not (c == "mapping_note" and _reworded(want[c], got[c])):
                     bad.append(f"{where} {want['name']} {c}: reference {want[c]!r}, now {got[c]!r}")
         summary = rows[rows["index"] < 0].iloc[0]
         for c in numeric:
