@@ -489,9 +489,26 @@ def _children(node: Any) -> list:
     return []
 
 
+def _check_unique_keys(node: Any, where: str) -> None:
+    """Refuse a mapping that gives one key twice: YAML loaders keep the last silently, so a
+    design or config edited by appending would run with a value its author did not see."""
+    import yaml
+
+    seen: set[str] = set()
+    for key, _ in node.value:
+        if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
+            continue
+        if key.value in seen:
+            line = key.start_mark.line + 1 if key.start_mark else "?"
+            raise NmlabError(f"{where}: line {line}: key {short(key.value, 60)} is given twice "
+                             "(YAML would keep only the last)")
+        seen.add(key.value)
+
+
 def _check_expansion(root: Any, where: str) -> None:
-    """Refuse a YAML node graph that is recursive, deeper than YAML_MAX_DEPTH, or larger than the
-    ``yaml_expanded`` limit once every alias is expanded (billion laughs). Linear in the graph,
+    """Refuse a YAML node graph that is recursive, deeper than YAML_MAX_DEPTH, larger than the
+    ``yaml_expanded`` limit once every alias is expanded (billion laughs), or holds a mapping
+    with a key given twice. Linear in the graph,
     without recursion: each node's expanded size is memoised."""
     import yaml
 
@@ -504,6 +521,8 @@ def _check_expansion(root: Any, where: str) -> None:
         nid = id(node)
         if done:
             open_.discard(nid)
+            if isinstance(node, yaml.MappingNode):
+                _check_unique_keys(node, where)
             kids = _children(node)
             own = max(1, len(node.value)) if isinstance(node, yaml.ScalarNode) else 1
             size = own + sum(memo[id(k)][0] for k in kids)
@@ -532,9 +551,9 @@ def _check_expansion(root: Any, where: str) -> None:
 
 
 def load_yaml(path: str | os.PathLike, what: str) -> Any:
-    """``yaml.safe_load`` of ``path``, bounded: file size (``yaml_bytes``), nesting depth, and the
-    size with aliases expanded (``yaml_expanded``) are checked on the node graph before any
-    Python value is built. Errors are one line: ``<what>: <path>: ...``."""
+    """``yaml.safe_load`` of ``path``, bounded: file size (``yaml_bytes``), nesting depth, the
+    size with aliases expanded (``yaml_expanded``) and duplicate keys are checked on the node
+    graph before any Python value is built. Errors are one line: ``<what>: <path>: ...``."""
     import yaml
 
     text = read_text(path, what, "yaml_bytes")

@@ -242,18 +242,11 @@ def _validate_runs(cfg: CampaignConfig, path: str) -> None:
 
 
 def load_config(path: str | Path) -> CampaignConfig:
-    """Read and validate a campaign file (``yaml.safe_load``: nothing in it is executed)."""
-    import yaml
+    """Read and validate a campaign file (``yaml.safe_load``: nothing in it is executed), with the
+    bounds every nmlab YAML input gets (``hwmodel.limits.load_yaml``: file size, nesting, alias
+    expansion, duplicate keys)."""
+    from hwmodel.limits import load_yaml
 
     p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise NmlabError(f"{p}: cannot read ({exc.strerror})") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise NmlabError(f"{p}: not valid YAML{where}") from None
+    raw = load_yaml(p, "campaign config")
     return parse_config(raw, str(p))

@@ -252,8 +252,10 @@ def test_spec_loader_names_the_bad_field(tmp_path):
             '  tensor_tflops.bfloat16: "derived: h100-ds gives 1,513 TFLOPS with sparsity; dense = 1513 / 2"\n', "")))
     with pytest.raises(NmlabError, match="sm_count: 'many' is not a int"):
         gpuspec.load_gpu(_write_spec(tmp_path, text.replace("sm_count: 114", "sm_count: many")))
-    with pytest.raises(NmlabError, match="not valid yaml"):
+    with pytest.raises(NmlabError, match="not valid YAML"):
         gpuspec.load_gpu(_write_spec(tmp_path, "a: [1, 2\n"))
+    with pytest.raises(NmlabError, match="line 11: key 'sm_count' is given twice"):  # YAML would keep the last
+        gpuspec.load_gpu(_write_spec(tmp_path, text.replace("sm_count: 114", "sm_count: 114\nsm_count: 132")))
     binary = tmp_path / "bin.yaml"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
     with pytest.raises(NmlabError, match="gpu 'bin'"):

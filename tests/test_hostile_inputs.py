@@ -490,6 +490,42 @@ def test_alias_of_a_long_string_counts_its_characters(tmp_path):
     raises_one_line(lambda: load_design(path), "aliases expanded")
 
 
+def test_duplicate_yaml_keys_refused_in_every_yaml_input(tmp_path):
+    """YAML loaders keep the last of a repeated key without a word: a design edited by appending
+    `technology_nm: 7` below the original ran with whichever came last. Now one line names it."""
+    from hwmodel.design import load_design
+    from rl.campaign_config import load_config
+    from sweeps import api
+
+    design = tmp_path / "dup.yaml"
+    design.write_text(_design_yaml() + "technology_nm: 7\n")
+    raises_one_line(lambda: load_design(design), "key 'technology_nm' is given twice")
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("bits: [8]\nbits: [4]\n")
+    raises_one_line(lambda: api.run(sweep, tmp_path / "out", workers=1, progress=False), "line 2: key 'bits'")
+    assert not (tmp_path / "out").exists()
+    campaign = tmp_path / "campaign.yaml"
+    campaign.write_text("version: 1\nenvs: [Hopper-v5]\nagents: [dense]\nseeds: [0]\nseeds: [1]\nsteps: 10\n")
+    raises_one_line(lambda: load_config(campaign), "campaign config", "key 'seeds' is given twice")
+    nested = tmp_path / "nested.yaml"  # at any depth; a merge key (<<) is not a repeat
+    nested.write_text("a: &x {p: 1}\nb:\n  <<: *x\n  q: 2\nc: {r: 1, r: 2}\n")
+    from hwmodel.limits import load_yaml
+    raises_one_line(lambda: load_yaml(nested, "design"), "line 5: key 'r' is given twice")
+
+
+def test_campaign_config_gets_the_yaml_bounds(tmp_path):
+    """The campaign config was read with a bare yaml.safe_load: a binary file was a
+    UnicodeDecodeError traceback, and no size, nesting or alias bound applied."""
+    from rl.campaign_config import load_config
+
+    binary = tmp_path / "campaign.yaml"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe")
+    raises_one_line(lambda: load_config(binary), "campaign config", "not UTF-8")
+    bomb = tmp_path / "bomb.yaml"
+    bomb.write_text("version: 1\nenvs: " + alias_bomb() + "\n")
+    raises_one_line(lambda: load_config(bomb), "aliases expanded")
+
+
 def test_recursive_alias_and_deep_nesting_refused(tmp_path):
     from hwmodel.limits import load_yaml
 

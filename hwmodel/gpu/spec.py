@@ -16,10 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-import yaml
-
 from hwmodel.errors import NmlabError
-from hwmodel.io import data_path, yaml_safe_load
+from hwmodel.io import data_path
+from hwmodel.limits import load_yaml
 
 FORMAT_NAME = "nmlab-gpu"
 FORMAT_VERSION = 2
@@ -187,10 +186,8 @@ def load_gpu(path: str | os.PathLike) -> GpuSpec:
     where = f"gpu '{path.stem}'"
     if not path.is_file():
         raise NmlabError(f"{where}: no such file: {path}")
-    try:
-        doc = yaml_safe_load(path.read_text())
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise NmlabError(f"{where}: not valid yaml: {' '.join(str(exc).split())[:160]}") from None
+    # Bounded like every YAML input (size, nesting, aliases, duplicate keys): a spec may be a user's file.
+    doc = load_yaml(path, where)
     if not isinstance(doc, dict):
         raise NmlabError(f"{where}: not a mapping")
     version = doc.get("version")
