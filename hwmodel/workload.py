@@ -103,13 +103,21 @@ class Workload:
             seen.add(layer.name)
 
 
+#: Longest layer or network name a workload may hold (torch module paths are tens of characters).
+NAME_MAX_CHARS = 200
+
+
 def _validate_layer(layer: Layer, index: int, arrays: bool = True) -> None:
     """Check fields, then (``arrays``) the mask, weight and bias against them."""
     where = f"layer {short(layer.name)}" if isinstance(layer.name, str) and layer.name else f"layer #{index}"
-    if not isinstance(layer.name, str) or not layer.name:
-        raise NmlabError(f"{where}: name: must be a non-empty string")
-    if not isinstance(layer.network, str) or not layer.network:
-        raise NmlabError(f"{where}: network: must be a non-empty string")
+    for key in ("name", "network"):
+        value = getattr(layer, key)
+        if not isinstance(value, str) or not value:
+            raise NmlabError(f"{where}: {key}: must be a non-empty string")
+        # Names are printed in tables and reports: no terminal control sequences, no page-long names.
+        if len(value) > NAME_MAX_CHARS or not value.isprintable():
+            raise NmlabError(f"{where}: {key}: must be printable text of at most {NAME_MAX_CHARS} characters "
+                             f"(no control characters), got {short(value)}")
     for key in ("in_features", "out_features"):
         value = getattr(layer, key)
         if not is_int(value) or value < 1:

@@ -111,6 +111,12 @@ BAD = {
     "missing name": (dict(edit_manifest=lambda m: m["layers"][0].pop("name")), "layer #0: name"),
     "duplicate name": (dict(edit_manifest=_set(["layers", 1, "name"], "actor.fc0")), "'actor.fc0': name: duplicate"),
     "pickled array": (dict(replace={"layers/0/weight.npy": None}), "'actor.fc0': weight"),
+    # Names are printed in tables: a terminal escape (clear screen) or a page-long name is refused.
+    "control characters in a name": (dict(edit_manifest=_set(["layers", 0, "name"], "fc\x1b[2J")),
+                                     "name: must be printable text"),
+    "control characters in a network": (dict(edit_manifest=_set(["layers", 0, "network"], "actor\n")),
+                                        "'actor.fc0': network: must be printable"),
+    "page-long name": (dict(edit_manifest=_set(["layers", 0, "name"], "x" * 5000)), "at most 200 characters"),
 }
 
 
