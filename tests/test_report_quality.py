@@ -266,7 +266,7 @@ def test_labels_of_exported_meta_match_run_labels():
 
 def test_agent_label_takes_any_free_form_qat_bits():
     """meta is free-form provenance (docs/workload.md): a workload whose meta.qat_bits is not a
-    number ended \`nmlab sweep\` in int()'s ValueError traceback; the label now quotes it."""
+    number ended `nmlab sweep` in int()'s ValueError traceback; the label now quotes it."""
     from hwmodel.agents import agent_label
 
     assert agent_label({"sparsity": "2:4", "qat_bits": 8}, "gmp", "2:4") == "gmp 2:4 QAT8"
