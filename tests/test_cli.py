@@ -51,7 +51,8 @@ def test_closed_pipe_is_quiet():
     proc = subprocess.Popen([sys.executable, "-m", "hwmodel", "workload"], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     proc.stdout.close()
-    err = proc.stderr.read()
+    with proc.stderr:
+        err = proc.stderr.read()
     assert proc.wait() == 141
     assert "Traceback" not in err and "BrokenPipe" not in err
 
