@@ -10,7 +10,8 @@ PYTEST_ARGS ?= -n 2
 
 .PHONY: install system-deps run test bench clean
 
-# torch first, pinned to the local CPU build: otherwise pip pulls several GB of CUDA wheels.
+# torch first, pinned to one version. Which build comes is pip's choice from its configured
+# indexes: the CPU-only one needs PyTorch's CPU index or a local CPU wheel (README, Set-up).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
