@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 
 from hwmodel.limits import cli_int
 
@@ -45,6 +46,17 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _json_safe(x):
+    """``x`` with every non-finite float as None: JSON has no NaN (a GPU has no process node)."""
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
 def _simulate(args: argparse.Namespace) -> int:
     import json
 
@@ -58,7 +70,7 @@ def _simulate(args: argparse.Namespace) -> int:
         doc = res.to_dict()
         doc["workload"] = str(path)
         doc["extra"] = res.extra
-        print(json.dumps(doc, indent=1))
+        print(json.dumps(_json_safe(doc), indent=1, allow_nan=False))
         return 0
     s = res.summary()
     print(f"workload {path}")
