@@ -43,7 +43,7 @@ LIMITS: dict[str, Limit] = {
     "workload_weights": Limit("NMLAB_MAX_WORKLOAD_WEIGHTS", 1 << 26, "weights of all layers of one workload"),
     "layers": Limit("NMLAB_MAX_LAYERS", 10_000, "layers in one workload"),
     "manifest_bytes": Limit("NMLAB_MAX_MANIFEST_BYTES", 16 << 20, "bytes of a workload's manifest.json"),
-    "yaml_bytes": Limit("NMLAB_MAX_YAML_BYTES", 1 << 20, "bytes of a design or sweep YAML file"),
+    "yaml_bytes": Limit("NMLAB_MAX_YAML_BYTES", 1 << 20, "bytes of a YAML file (design, sweep, campaign config or GPU spec)"),
     "yaml_expanded": Limit("NMLAB_MAX_YAML_EXPANDED", 1_000_000,
                            "nodes plus scalar characters of a YAML file with every alias expanded"),
     "csv_bytes": Limit("NMLAB_MAX_CSV_BYTES", 64 << 20, "bytes of a CSV table (quality, published returns, GPU timings)"),
