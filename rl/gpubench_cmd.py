@@ -10,7 +10,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     from hwmodel.cli import subgroup
     from rl.gpubench import add_arguments  # standard library only until it runs
 
-    gpu = subgroup(sub, "gpu", "GPU timings: measure dense vs 2:4 (bench), check the GPU model (validate)")
+    gpu = subgroup(sub, "gpu", "GPU timings: measure dense vs 2:4 (bench), check the GPU model "
+                   "(validate), predict a GEMM (predict), refit the model (fit)")
     p = gpu.add_parser("bench", help="time dense vs 2:4 GEMMs, TD3 layers and steps on this CUDA GPU -> CSV")
     add_arguments(p)
     p.set_defaults(func=_bench)
