@@ -283,3 +283,20 @@ tensor_tflops:
     assert g.format_version == 1 and g.hbm_bytes_per_s == 3.35e12 and g.memory_bytes == 80e9
     assert g.power_limit_w is None and g.sources == {}
     assert g.peak_flops("bfloat16", True) == pytest.approx(1978.9e12)
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("memory_bytes_per_s: 2.0e12", "memory_bytes_per_s: .inf", "memory_bytes_per_s: must be a finite number"),
+    ("power_limit_w: 350", "power_limit_w: .inf", "power_limit_w: must be a finite number"),
+    ("bfloat16: {dense: 756.5", "bfloat16: {dense: .inf", "tensor_tflops.bfloat16: dense: must be a finite number"),
+    ("l2_bytes: 52428800", "l2_bytes: 5.5", "l2_bytes: 5.5 is not a whole number"),
+    ("sm_count: 114", "sm_count: 114.5", "sm_count: 114.5 is not a whole number"),
+    ("sparse_pattern:", "tensor_tflops_fp16_accumulat: {}\nsparse_pattern:", "tensor_tflops_fp16_accumulat: unknown key"),
+])
+def test_spec_loader_refuses_infinite_fractional_and_unknown_fields(tmp_path, old, new, message):
+    # A user's spec file stands where a design does: inf passed "> 0", a fraction was cut off
+    # silently, and a misspelt optional key was dropped without a word.
+    text = data_path("gpus", "h100_pcie.yaml").read_text()
+    assert old in text, old
+    with pytest.raises(NmlabError, match=message):
+        gpuspec.load_gpu(_write_spec(tmp_path, text.replace(old, new, 1)))
