@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _validate(args: argparse.Namespace) -> int:
     import json
 
-    from hwmodel.gpu.validate import finite_or_none, format_report, public, run_validate, write_plots
+    from hwmodel.gpu.validate import format_report, public, run_validate, write_plots
     from hwmodel.limits import check_output_dir
 
     if args.plots:
@@ -45,7 +45,7 @@ def _validate(args: argparse.Namespace) -> int:
     reports = run_validate(args.data, args.gpu, do_fit=not args.no_fit)
     plots = [p for r in reports for p in write_plots(r, args.plots)] if args.plots else []
     if args.json:
-        print(json.dumps([finite_or_none(public(r)) for r in reports], indent=1))
+        print(json.dumps([public(r) for r in reports], indent=1, allow_nan=False))
     else:
         print("\n\n".join(format_report(r) for r in reports))
         for p in plots:

@@ -48,6 +48,7 @@ def _fmt(x: float) -> str:
 def _simulate(args: argparse.Namespace) -> int:
     import json
 
+    from hwmodel.limits import finite_or_none
     from hwmodel.simulate import simulate
     from hwmodel.workload import default_workload
 
@@ -58,7 +59,8 @@ def _simulate(args: argparse.Namespace) -> int:
         doc = res.to_dict()
         doc["workload"] = str(path)
         doc["extra"] = res.extra
-        print(json.dumps(doc, indent=1))
+        # A GPU point's accelerator-only extras (technology_nm) are NaN: JSON has no NaN, they print null.
+        print(json.dumps(finite_or_none(doc), indent=1, allow_nan=False))
         return 0
     s = res.summary()
     print(f"workload {path}")

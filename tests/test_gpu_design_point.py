@@ -178,3 +178,20 @@ def test_check_takes_a_gpu_design():
     tight = subprocess.run([*NMLAB, "check", "h100_sxm", "--latency-budget", "1ns"], capture_output=True, text=True,
                            timeout=300)
     assert tight.returncode == 1 and "FAIL latency" in tight.stdout
+
+
+def test_simulate_json_of_a_gpu_is_strict_json(capsys):
+    # A GPU point's accelerator-only extras are NaN; `simulate --json` printed them as the bare
+    # token NaN, which strict JSON readers (jq, JavaScript) refuse.
+    import json
+
+    from hwmodel.cli import main
+
+    assert main(["simulate", "--design", "h100_sxm", "--json"]) == 0
+
+    def refuse(name):
+        raise ValueError(f"non-JSON constant {name}")
+
+    doc = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert doc["extra"]["technology_nm"] is None and doc["extra"]["datatype"] == "int8"
+    assert doc["extra"]["gpu"]["power_model"].startswith("board power = 700 W power limit")

@@ -18,7 +18,6 @@ steps apart.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from hwmodel.gpu.fit import GpuData, fit
 from hwmodel.gpu.measurements import Measurements, bundled_files, check_dtypes, read_measurements, spec_names_for
 from hwmodel.gpu.model import GpuParams
 from hwmodel.gpu.spec import GpuSpec, gpu_for
+from hwmodel.limits import finite_or_none
 
 SPLIT_SEED = 13
 CALIBRATION_EVERY = 3
@@ -205,19 +205,6 @@ def run_validate(data: Optional[str], gpu: Optional[str], do_fit: bool = True,
 def public(report: dict[str, Any]) -> dict[str, Any]:
     """The report without in-memory arrays (what --json prints)."""
     return finite_or_none({k: v for k, v in report.items() if not k.startswith("_")})
-
-
-def finite_or_none(x: Any) -> Any:
-    """JSON-safe values (NaN/inf become None; numpy scalars become floats)."""
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, dict):
-        return {k: finite_or_none(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [finite_or_none(v) for v in x]
-    return x
 
 
 def _pct(x: Optional[float]) -> str:
