@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = gpu.add_parser("validate", help="check the GPU model against measured dense vs 2:4 GEMM times")
     p.add_argument("--data", help="a published-format or `nmlab gpu bench` CSV; default: every file bundled "
                                   "in hwmodel/data/gpu_measurements (one block per GPU, plus leave-one-GPU-out)")
-    p.add_argument("--gpu", help="GPU spec for every row (e.g. h100_pcie); default: matched from the file's GPU names")
+    p.add_argument("--gpu", help="GPU spec for every row of --data (e.g. h100_pcie); default: matched from the file's GPU names")
     p.add_argument("--no-fit", action="store_true", help="use the bundled per-architecture parameters, fit nothing")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per GPU")
     p.add_argument("--plots", metavar="DIR", help="write <gpu>_predicted_vs_measured.png and <gpu>_speedup_vs_size.png")

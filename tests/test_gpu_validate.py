@@ -204,3 +204,30 @@ def test_bundled_parameters_are_what_fit_writes(tmp_path):
                         assert v == pytest.approx(b["eta"][dtype][kind], rel=0.02), (name, dtype, kind)
             else:
                 assert value == pytest.approx(b[key], rel=0.02), (name, key)
+
+
+def test_gpu_without_data_is_refused(capsys):
+    # One spec forced on every bundled file scored the A100's rows as a B200, and leave-one-GPU-out
+    # pinned the last GPU's scores on the first (fitted on "b200, b200, b200").
+    assert main(["gpu", "validate", "--gpu", "b200", "--no-fit"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.strip().splitlines()
+    assert "--gpu applies to --data FILE" in line
+
+
+def test_leave_one_out_is_per_block_even_for_one_spec(tmp_path):
+    # Two files of one GPU: each block gets its own scores (they were keyed by spec name, so the
+    # second overwrote the first and the caller's zip gave them to the wrong report).
+    from hwmodel.gpu.validate import leave_one_out
+
+    lines = H100_FILE.read_text().splitlines(keepends=True)
+    halves = []
+    for i, rows in enumerate((lines[1:265], lines[265:])):
+        path = tmp_path / f"half{i}.csv"
+        path.write_text(lines[0] + "".join(rows))
+        halves.append(path)
+    blocks = load_blocks(halves)
+    out = leave_one_out(blocks)
+    assert len(out) == 2 and [s["fitted_on"] for s in out] == [["h100_pcie"], ["h100_pcie"]]
+    assert [s["rows"] for s in out] == [len(b.meas) for b in blocks] == [264, 264]

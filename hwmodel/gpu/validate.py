@@ -163,13 +163,15 @@ def meets_targets(report: dict[str, Any]) -> bool:
     return True
 
 
-def leave_one_out(blocks: Sequence[GpuBlock]) -> dict[str, dict[str, Any]]:
-    """Per GPU: scores over all its rows of a set fitted on the other GPUs' rows only."""
+def leave_one_out(blocks: Sequence[GpuBlock]) -> list[Optional[dict[str, Any]]]:
+    """Per block (same order): scores over all its rows of a set fitted on the other blocks' rows
+    only; None for a lone block."""
     datas = [GpuData.build(b.spec, b.meas) for b in blocks]
-    out = {}
+    out: list[Optional[dict[str, Any]]] = []
     for i, block in enumerate(blocks):
         others = [d for j, d in enumerate(datas) if j != i]
         if not others:
+            out.append(None)
             continue
         params, _ = fit(others)
         dense, sparse = datas[i].predict_us(params)
@@ -179,7 +181,7 @@ def leave_one_out(blocks: Sequence[GpuBlock]) -> dict[str, dict[str, Any]]:
         s["dtypes"] = {d: scores(block.meas, dense, sparse, block.meas.dtype == d)
                        for d in sorted(set(block.meas.dtype.tolist()))}
         s["meets_target"] = bool(max(s["mape_dense"], s["mape_sparse"]) < TARGETS["logo_mape"])
-        out[block.spec.name] = s
+        out.append(s)
     return out
 
 
@@ -189,6 +191,9 @@ def run_validate(data: Optional[str], gpu: Optional[str], do_fit: bool = True,
 
     ``logo`` (default: on for the bundled files) adds each GPU's leave-one-GPU-out scores.
     """
+    if gpu and not data:
+        # The bundled files name their GPUs; one spec forced on all four scored A100 rows as a B200.
+        raise NmlabError("gpu validate: --gpu applies to --data FILE (the bundled files name their GPUs)")
     paths = [data] if data else bundled_files()
     if not paths:
         raise NmlabError("gpu validate: no measurement file bundled; pass --data FILE")
@@ -197,8 +202,10 @@ def run_validate(data: Optional[str], gpu: Optional[str], do_fit: bool = True,
     if logo is None:
         logo = data is None
     if logo and len(blocks) > 1:
-        for r, (name, s) in zip(reports, leave_one_out(blocks).items()):
-            r["leave_one_gpu_out"] = s
+        # By position: keyed by spec name, blocks of one spec overwrote each other's scores.
+        for r, s in zip(reports, leave_one_out(blocks)):
+            if s is not None:
+                r["leave_one_gpu_out"] = s
     return reports
 
 
