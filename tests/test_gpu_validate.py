@@ -231,3 +231,56 @@ def test_leave_one_out_is_per_block_even_for_one_spec(tmp_path):
     out = leave_one_out(blocks)
     assert len(out) == 2 and [s["fitted_on"] for s in out] == [["h100_pcie"], ["h100_pcie"]]
     assert [s["rows"] for s in out] == [len(b.meas) for b in blocks] == [264, 264]
+
+
+def _bench_rows(kind="gemm", name="square", times=(30.0, 20.0), **extra):
+    rows = []
+    for impl, t in zip(("dense", "sparse_cslt"), times):
+        row = schema.empty_row()
+        row.update(run_id="r", status="ok", error="", kind=kind, name=name, env="", width=0, dtype="bfloat16",
+                   out_dtype="bfloat16", impl=impl, backend="x", m=256, n=256, k=256, graph_median_us=t,
+                   device_name="NVIDIA H100 PCIe", check_ok=True)
+        row.update(extra)
+        rows.append(row)
+    return rows
+
+
+def test_bench_cases_of_one_shape_are_kept_and_repeats_refused(tmp_path, capsys):
+    # The full bench grid times 12 shapes both as a square GEMM and as a TD3 layer: keyed by shape
+    # alone, the layer's rows silently replaced the square's.
+    path = tmp_path / "bench.csv"
+    schema.write_rows(path, _bench_rows() + _bench_rows("layer", "hopper.actor.fc2", (31.0, 22.0), env="hopper",
+                                                         width=256))
+    meas = read_measurements(path)
+    assert sorted(zip(meas.dense_us.tolist(), meas.sparse_us.tolist())) == [(30.0, 20.0), (31.0, 22.0)]
+    # The same case twice is one line naming both rows.
+    schema.write_rows(path, _bench_rows() + _bench_rows(times=(33.0, 21.0)))
+    assert main(["gpu", "validate", "--data", str(path), "--no-fit"]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert captured.out == "" and "line 4:" in line and "dense is already on line 2" in line
+
+
+def test_bench_rows_that_failed_the_numerical_check_are_left_out(tmp_path):
+    path = tmp_path / "bench.csv"
+    bad = _bench_rows(times=(30.0, 5.0))
+    bad[1]["check_ok"] = False  # a wrong alg_id: fast and wrong
+    schema.write_rows(path, bad + _bench_rows(times=(31.0, 22.0), m=1024))
+    meas = read_measurements(path)
+    assert (meas.dense_us.tolist(), meas.sparse_us.tolist()) == ([31.0], [22.0])
+
+
+def test_published_repeats_and_oversized_files_are_refused(tmp_path, capsys, monkeypatch):
+    path = _published_csv(tmp_path / "dup.csv", ["bfloat16,64,64,64,5,6,0.8,sq", "bfloat16,128,128,128,6,6,1,sq",
+                                                 "bf16,64,64,64.0,5.5,6,0.9,sq"])
+    assert main(["gpu", "validate", "--data", str(path), "--no-fit"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"{path}: line 4:" in line and "64x64x64 (m x k x n) is already on line 2" in line
+    # Bounded like every CSV input (docs/limits.md).
+    monkeypatch.setenv("NMLAB_MAX_CSV_BYTES", "1000")
+    assert main(["gpu", "validate", "--data", str(H100_FILE), "--no-fit"]) == 2
+    assert "NMLAB_MAX_CSV_BYTES" in capsys.readouterr().err
+    monkeypatch.delenv("NMLAB_MAX_CSV_BYTES")
+    monkeypatch.setenv("NMLAB_MAX_CSV_ROWS", "100")
+    assert main(["gpu", "validate", "--data", str(H100_FILE), "--no-fit"]) == 2
+    assert "NMLAB_MAX_CSV_ROWS" in capsys.readouterr().err
