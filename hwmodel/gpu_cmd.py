@@ -55,14 +55,18 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _parse_gemm(text: str) -> tuple[int, int, int]:
     from hwmodel.errors import NmlabError
+    from hwmodel.gpu.measurements import MAX_GEMM_DIM
 
     parts = text.split(",")
     try:
-        values = tuple(int(p) for p in parts)
+        values = tuple(int(p) for p in parts if len(p.strip()) <= 30)
     except ValueError:
         values = ()
     if len(values) != 3 or min(values) < 1:
-        raise NmlabError(f"--gemm: {text!r} is not M,K,N (three whole numbers >= 1)")
+        raise NmlabError(f"--gemm: {text[:60]!r} is not M,K,N (three whole numbers >= 1)")
+    # The bound a timing file's sizes have: past it the model extrapolates to GEMMs nobody can run.
+    if max(values) > MAX_GEMM_DIM:
+        raise NmlabError(f"--gemm: {max(values):,} is over the largest GEMM dimension {MAX_GEMM_DIM:,}")
     return values  # type: ignore[return-value]
 
 

@@ -284,3 +284,13 @@ def test_published_repeats_and_oversized_files_are_refused(tmp_path, capsys, mon
     monkeypatch.setenv("NMLAB_MAX_CSV_ROWS", "100")
     assert main(["gpu", "validate", "--data", str(H100_FILE), "--no-fit"]) == 2
     assert "NMLAB_MAX_CSV_ROWS" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("gemm,message", [("1,1,99999999999", "over the largest GEMM dimension 16,777,216"),
+                                          ("1,1," + "9" * 5000, "is not M,K,N")])
+def test_predict_refuses_gemms_past_the_dimension_bound(capsys, gemm, message):
+    # A timing file's sizes stop at MAX_GEMM_DIM; predict printed times for a 1e11-wide GEMM.
+    assert main(["gpu", "predict", "--gpu", "h100_sxm", "--gemm", gemm]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert captured.out == "" and message in line and len(line) < 200
