@@ -86,6 +86,8 @@ def _simulate(args: argparse.Namespace) -> int:
           f"energy {_fmt(s['energy_pj'])} pJ, speedup vs dense {s['speedup_vs_dense']:.2f}, "
           f"energy ratio vs dense {s['energy_ratio_vs_dense']:.2f}")
     print(f"energy by component (pJ): {parts}")
+    if "gpu" in res.extra:  # a GPU's energy is time x an assumed board power: say which, and the limit's source
+        print(f"energy model: {res.extra['gpu']['power_model']}; mac = the part above the floor, leakage = the floor")
     area = f"{res.area_mm2:.3g} mm^2 SRAM (CACTI 7)" if res.area_mm2 is not None else res.extra["area_note"]
     print(f"area: {area}")
     return 0

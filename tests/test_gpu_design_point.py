@@ -195,3 +195,13 @@ def test_simulate_json_of_a_gpu_is_strict_json(capsys):
     doc = json.loads(capsys.readouterr().out, parse_constant=refuse)
     assert doc["extra"]["technology_nm"] is None and doc["extra"]["datatype"] == "int8"
     assert doc["extra"]["gpu"]["power_model"].startswith("board power = 700 W power limit")
+
+
+def test_simulate_text_states_a_gpus_energy_model_and_its_source():
+    # The table's "mac" and "leakage" of a GPU are the board power above and at the assumed floor;
+    # the text output said neither that nor where the power limit comes from.
+    out = subprocess.run([*NMLAB, "simulate", "--design", "h100_sxm"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    (line,) = [x for x in out.stdout.splitlines() if x.startswith("energy model:")]
+    assert "700 W power limit x (0.25 assumed floor" in line
+    assert "NVIDIA H100 Tensor Core GPU datasheet" in line and "leakage = the floor" in line

@@ -537,11 +537,21 @@ def simulate_gpu(workload, design: Any, batch: int = 1, bits: Optional[int] = 16
                 "parameters: fitted, bundled per architecture (hwmodel/data/gpu_params.yaml), L2 cold",
                 "power_model": f"board power = {spec.power_limit_w:g} W power limit x ({IDLE_FRACTION:g} assumed "
                                f"floor + {1 - IDLE_FRACTION:g} x utilization); source of the limit: "
-                               f"{spec.sources.get('power_limit_w', 'the spec file')}",
+                               f"{_cited(spec, 'power_limit_w')}",
                 "datatype_note": "16 bits run bf16, 8 bits int8",
             },
         },
     )
+
+
+def _cited(spec: GpuSpec, figure: str) -> str:
+    """The spec's source of ``figure`` with its reference id spelt out ("h100-ds: ..." names the datasheet)."""
+    source = spec.sources.get(figure)
+    if not source:
+        return f"the spec file {spec.name}"
+    ref, _, where = source.partition(":")
+    cited = spec.references.get(ref.strip())
+    return f"{cited}: {where.strip()}" if cited else source
 
 
 #: Figures fields a GPU run has (gemm_columns' keys and the element-wise passes'); the rest are 0.
