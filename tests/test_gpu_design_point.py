@@ -205,3 +205,18 @@ def test_simulate_text_states_a_gpus_energy_model_and_its_source():
     (line,) = [x for x in out.stdout.splitlines() if x.startswith("energy model:")]
     assert "700 W power limit x (0.25 assumed floor" in line
     assert "NVIDIA H100 Tensor Core GPU datasheet" in line and "leakage = the floor" in line
+
+
+def test_docs_name_only_real_model_parameters():
+    # docs/gpu.md "GPUs as design points" named a `node_us` parameter the model does not have.
+    import re
+    from dataclasses import fields
+
+    from pathlib import Path
+
+    from hwmodel.gpu.model import GpuParams
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "gpu.md").read_text()
+    section = text.split("## GPUs as design points", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([a-z_]+_(?:us|mem))`", section))
+    assert named and named <= {f.name for f in fields(GpuParams)}, named - {f.name for f in fields(GpuParams)}
