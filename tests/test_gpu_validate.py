@@ -120,6 +120,8 @@ def test_no_fit_uses_bundled_parameters_and_json(capsys, tmp_path):
         assert key in obj, key
     assert obj["gpu"] == "h100_pcie" and obj["fit"] == "none" and obj["rows"] == 528 and obj["rows_scored"] == 528
     assert 0 < obj["mape_dense"] < 1 and obj["crossover_measured"]["bfloat16"] == 4096
+    for key in ("crossover_measured", "crossover_predicted"):  # square sizes are whole numbers (were 4096.0)
+        assert all(v is None or type(v) is int for v in obj[key].values()), obj[key]
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
         "h100_pcie_predicted_vs_measured.png", "h100_pcie_speedup_vs_size.png"]
 

@@ -109,9 +109,10 @@ def square_crossover(meas: Measurements, dense: np.ndarray, sparse: np.ndarray, 
     prediction at a calibration size is as much a prediction of the curve as at a held-out one)."""
     sq = (meas.dtype == dtype) & (meas.m == meas.k) & (meas.k == meas.n)
     sizes = meas.m[sq].tolist()
+    sizes = [int(s) for s in sizes]  # whole sizes: --json printed 4096.0
     measured = crossover(sizes, meas.speedup[sq].tolist())
     predicted = crossover(sizes, (dense[sq] / sparse[sq]).tolist())
-    return {"sizes": sorted(int(s) for s in set(sizes)), "measured": measured, "predicted": predicted,
+    return {"sizes": sorted(set(sizes)), "measured": measured, "predicted": predicted,
             "steps": crossover_steps(sizes, measured, predicted) if sizes else None}
 
 
