@@ -101,7 +101,7 @@ def _read_text(path: Path) -> str:
     from hwmodel.limits import limit, read_bytes
 
     if not path.is_file():
-        raise NmlabError(f"gpu bench csv: no such file: {path}")
+        raise NmlabError(f"gpu timings csv: {path}: {'is a directory' if path.is_dir() else 'no such file'}")
     # Bounded like every CSV input (docs/limits.md): a huge file is refused before it is read.
     raw = read_bytes(path, limit("csv_bytes"), "gpu timings csv", "csv_bytes")
     if b"\x00" in raw:

@@ -139,11 +139,11 @@ def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuPar
     dense, sparse = data.predict_us(params)
     per_dtype = dtype_scores(meas, dense, sparse, scored)
     out = {"gpu": block.spec.name, "device": sorted(set(meas.gpu.tolist())), "architecture": architecture(block.spec),
-           "data": meas.path, "format": meas.fmt, "rows": len(meas), "fit": "calibration" if do_fit else "none",
+           "data": meas.path, "format": meas.fmt, "fit": "calibration" if do_fit else "none",
            "rows_calibration": int(calib.sum()), "rows_scored": int(scored.sum()),
            "shapes_calibration": len({k for k, c in zip(meas.shape_keys(), calib) if c}),
            "shapes_scored": len({k for k, c in zip(meas.shape_keys(), scored) if c}),
-           **scores(meas, dense, sparse, scored),
+           **scores(meas, dense, sparse, scored),  # its "rows" are the scored rows, as per dtype
            "crossover_measured": {d: v["crossover"]["measured"] for d, v in per_dtype.items()},
            "crossover_predicted": {d: v["crossover"]["predicted"] for d, v in per_dtype.items()},
            "dtypes": per_dtype, "fit_info": info, "params": params.as_dict(),
