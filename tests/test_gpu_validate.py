@@ -296,3 +296,11 @@ def test_predict_refuses_gemms_past_the_dimension_bound(capsys, gemm, message):
     captured = capsys.readouterr()
     (line,) = captured.err.strip().splitlines()
     assert captured.out == "" and message in line and len(line) < 200
+
+
+def test_dtype_names_are_case_blind():
+    # "BF16" was accepted but "INT8" (and "BFloat16") were not: aliases alone were lower-cased.
+    from hwmodel.gpu.measurements import canonical_dtype
+
+    assert [canonical_dtype(x) for x in ("BF16", "INT8", "BFloat16", "fp8", "Float8_E4M3FN")] == [
+        "bfloat16", "int8", "bfloat16", "float8_e4m3fn", "float8_e4m3fn"]

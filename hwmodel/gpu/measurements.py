@@ -40,9 +40,10 @@ BENCH_LOOP_CALLS = 50
 
 
 def canonical_dtype(name: str) -> str:
-    """Full dtype name for ``name`` (an alias such as "bf16" or a full name)."""
+    """Full dtype name for ``name`` (an alias such as "bf16" or a full name, any case)."""
     name = str(name).strip()
-    full = DTYPE_ALIASES.get(name.lower(), name)
+    # Case-blind like the aliases: "BF16" worked but "INT8" and "BFloat16" were refused.
+    full = DTYPE_ALIASES.get(name.lower(), name.lower())
     if full not in OPERAND_BYTES:
         raise NmlabError(f"dtype {name!r}: not one of {', '.join(sorted(set(OPERAND_BYTES) | set(DTYPE_ALIASES)))}")
     return full
