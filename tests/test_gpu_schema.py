@@ -300,3 +300,26 @@ def test_spec_loader_refuses_infinite_fractional_and_unknown_fields(tmp_path, ol
     assert old in text, old
     with pytest.raises(NmlabError, match=message):
         gpuspec.load_gpu(_write_spec(tmp_path, text.replace(old, new, 1)))
+
+
+def test_unpublished_figures_are_null_not_the_string_none(tmp_path):
+    # docs/gpu.md: a figure is null with an 'unpublished:' source. memory_type read as the string
+    # 'None', a null power limit as "None is not a float", a null count as "None is not a int".
+    import re
+
+    text = data_path("gpus", "h100_pcie.yaml").read_text()
+
+    def unpublished(key):
+        t = re.sub(rf"^{key}: .*$", f"{key}: null", text, count=1, flags=re.M)
+        return re.sub(rf'^  {key}: ".*"$', f'  {key}: "unpublished: not in any datasheet"', t, count=1, flags=re.M)
+
+    spec = gpuspec.load_gpu(_write_spec(tmp_path, unpublished("memory_type")))
+    assert spec.memory_type is None
+    spec = gpuspec.load_gpu(_write_spec(tmp_path, unpublished("power_limit_w"), "nopower"))
+    assert spec.power_limit_w is None
+    from hwmodel.gpu import design_point
+
+    with pytest.raises(NmlabError, match="has no power_limit_w"):
+        design_point.GpuDesign(spec, "nopower.yaml").power_limit_w()
+    with pytest.raises(NmlabError, match="sm_count: null, but the GPU model needs a value"):
+        gpuspec.load_gpu(_write_spec(tmp_path, unpublished("sm_count")))

@@ -188,7 +188,7 @@ class GpuDesign:
 
     def power_limit_w(self) -> float:
         if self.spec.power_limit_w is None:
-            raise NmlabError(f"design '{self.name}': the GPU spec has no power_limit_w (a version-1 file); "
+            raise NmlabError(f"design '{self.name}': the GPU spec has no power_limit_w (null, or a version-1 file); "
                              "a design point needs it for energy")
         return self.spec.power_limit_w
 

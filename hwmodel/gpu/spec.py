@@ -129,6 +129,8 @@ def _need(doc: dict, key: str, where: str, kind: type, positive: bool = True) ->
     if key not in doc:
         raise NmlabError(f"{where}: {key}: missing")
     value = doc[key]
+    if value is None:  # str(None) made memory_type 'None'; a None count read as "None is not a int"
+        raise NmlabError(f"{where}: {key}: null, but the GPU model needs a value")
     if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float, str))):
         raise NmlabError(f"{where}: {key}: {value!r} is not a {kind.__name__}")
     if kind not in (int, float):
@@ -238,14 +240,16 @@ def load_gpu(path: str | os.PathLike) -> GpuSpec:
     fp16_acc = _rates(doc, "tensor_tflops_fp16_accumulate", where, required=False)
     tensor_keys = [f"tensor_tflops.{d}" for d in flops] + [f"tensor_tflops_fp16_accumulate.{d}" for d in fp16_acc]
     sources, references = _check_sources(doc, where, tensor_keys)
-    base = doc.get("base_clock_mhz")
+    # Figures the model can do without may be null ('unpublished:' sources, checked above).
+    optional = {key: None if doc[key] is None else _need(doc, key, where, kind, positive=kind is float)
+                for key, kind in (("base_clock_mhz", float), ("memory_type", str), ("power_limit_w", float))}
     return GpuSpec(
         memory_bytes=_need(doc, "memory_bytes", where, float),
         memory_bytes_per_s=_need(doc, "memory_bytes_per_s", where, float),
         architecture=str(_need(doc, "architecture", where, str, positive=False)),
-        base_clock_mhz=None if base is None else _need(doc, "base_clock_mhz", where, float),
-        memory_type=str(_need(doc, "memory_type", where, str, positive=False)),
-        power_limit_w=_need(doc, "power_limit_w", where, float),
+        base_clock_mhz=optional["base_clock_mhz"],
+        memory_type=optional["memory_type"],
+        power_limit_w=optional["power_limit_w"],
         tensor_accumulate=str(_need(doc, "tensor_accumulate", where, str, positive=False)),
         tensor_flops_fp16_acc=fp16_acc,
         sources=sources,
