@@ -1,6 +1,7 @@
 """Bench CSV schema (round trip, version checks, docs) and the timing statistics."""
 
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -78,6 +79,12 @@ def test_docs_list_every_column():
     assert f"version {schema.SCHEMA_VERSION}" in text
     for name in schema.FIELDNAMES:
         assert f"`{name}`" in text, name
+    # The whole table agrees (types and meanings too), and every row has its three cells: a bare
+    # "|" inside a meaning ("ok | error | skipped") made extra cells that renderers cut off.
+    table = schema.schema_markdown()
+    assert table in text
+    for line in table.splitlines():
+        assert len(re.split(r"(?<!\\)\|", line)) == 5, line
 
 
 def test_percentiles_match_numpy():

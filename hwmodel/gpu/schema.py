@@ -218,7 +218,8 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
 def schema_markdown() -> str:
     """The column table for docs/gpu.md."""
     lines = ["| column | type | meaning |", "|---|---|---|"]
-    lines += [f"| `{c.name}` | {c.type.__name__} | {c.doc} |" for c in COLUMNS]
+    # A bare "|" in a meaning ("ok | error | skipped") split the row into extra cells and cut it.
+    lines += [f"| `{c.name}` | {c.type.__name__} | {c.doc.replace('|', chr(92) + '|')} |" for c in COLUMNS]
     return "\n".join(lines)
 
 
