@@ -220,3 +220,21 @@ def test_docs_name_only_real_model_parameters():
     section = text.split("## GPUs as design points", 1)[1].split("\n## ", 1)[0]
     named = set(re.findall(r"`([a-z_]+_(?:us|mem))`", section))
     assert named and named <= {f.name for f in fields(GpuParams)}, named - {f.name for f in fields(GpuParams)}
+
+
+def test_a_design_file_over_the_yaml_bound_is_not_read_whole(tmp_path, monkeypatch):
+    # Telling a GPU spec from a design read the whole file before any size bound applied.
+    import tracemalloc
+
+    from hwmodel.cli import main
+
+    big = tmp_path / "big.yaml"
+    big.write_text("format: nmlab-gpu\n#" + "x" * (32 << 20) + "\n")
+    monkeypatch.setenv("NMLAB_MAX_YAML_BYTES", "100000")
+    tracemalloc.start()
+    try:
+        assert main(["simulate", "--design", str(big)]) == 2
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak

@@ -195,7 +195,11 @@ class GpuDesign:
 
 def _is_gpu_file(path: Path) -> bool:
     """Whether a YAML file is a GPU spec (``format: nmlab-gpu``) rather than an accelerator design."""
+    from hwmodel.limits import limit
+
     try:
+        if path.stat().st_size > limit("yaml_bytes"):
+            return False  # read whole, past the bound; the design loader refuses it by size, in one line
         text = path.read_text()
         if FORMAT_NAME not in text:
             return False  # cannot say format: nmlab-gpu (skips parsing every accelerator design twice)
