@@ -74,7 +74,7 @@ def _predict(args: argparse.Namespace) -> int:
     from hwmodel.errors import NmlabError
     from hwmodel.gpu.measurements import canonical_dtype
     from hwmodel.gpu.model import predict
-    from hwmodel.gpu.params import architecture, params_for
+    from hwmodel.gpu.params import params_for, set_name_for
     from hwmodel.gpu.spec import gpu_for
 
     m, k, n = _parse_gemm(args.gemm)
@@ -87,7 +87,7 @@ def _predict(args: argparse.Namespace) -> int:
     dense = predict(spec, m, k, n, dtype, False, params, **kw) * 1e6
     sparse = predict(spec, m, k, n, dtype, True, params, **kw) * 1e6
     flops = 2.0 * m * k * n
-    print(f"{spec.name} ({spec.display_name}), {architecture(spec)} parameters; GEMM {m}x{k}x{n} (M,K,N) {dtype}, "
+    print(f"{spec.name} ({spec.display_name}), {set_name_for(spec)} parameters; GEMM {m}x{k}x{n} (M,K,N) {dtype}, "
           f"L2 {args.l2}, {args.calls} calls, {'eager torch' if args.eager else 'library kernel'}")
     print(f"  dense  {dense:12.2f} us  ({flops / dense / 1e6:8.1f} TFLOP/s)")
     print(f"  2:4    {sparse:12.2f} us  ({flops / sparse / 1e6:8.1f} TFLOP/s effective)")

@@ -238,3 +238,19 @@ def test_a_design_file_over_the_yaml_bound_is_not_read_whole(tmp_path, monkeypat
     finally:
         tracemalloc.stop()
     assert peak < 8 << 20, peak
+
+
+def test_a_spec_of_an_unfitted_architecture_says_it_runs_the_generic_set(tmp_path):
+    # params_for falls back to the "generic" set; the result said "bundled per architecture"
+    # and `gpu predict` labelled it with the architecture's name.
+    from hwmodel.gpu.params import set_name_for
+
+    with open(dp.gpu_design("h100_sxm").source) as fh:
+        text = fh.read()
+    spec_file = tmp_path / "volta_like.yaml"
+    spec_file.write_text(text.replace("architecture: hopper", "architecture: volta").replace(
+        "name: h100_sxm", "name: volta_like"))
+    gpu = dp.gpu_design(str(spec_file))
+    assert set_name_for(gpu.spec) == "generic" and set_name_for(gpu_for("h100_sxm")) == "hopper"
+    res = simulate(_td3(_nm("2:4")), str(spec_file), bits=16)
+    assert "the fitted 'generic' set" in res.extra["gpu"]["latency_model"]

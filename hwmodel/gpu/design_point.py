@@ -48,7 +48,7 @@ from hwmodel.design import Sparsity
 from hwmodel.errors import NmlabError
 from hwmodel.gpu import grid
 from hwmodel.gpu.model import GpuParams, predict_s, weight_bytes
-from hwmodel.gpu.params import params_for
+from hwmodel.gpu.params import params_for, set_name_for
 from hwmodel.gpu.spec import FORMAT_NAME, GpuSpec, bundled_gpus, load_gpu
 from hwmodel.io import data_path, yaml_safe_load
 from hwmodel.mapping import Mapping, map_weights, mask_nnz
@@ -538,7 +538,7 @@ def simulate_gpu(workload, design: Any, batch: int = 1, bits: Optional[int] = 16
             **extra,
             "gpu": {
                 "spec": spec.display_name, "latency_model": "hwmodel.gpu.model, kernel time (graph mode), "
-                "parameters: fitted, bundled per architecture (hwmodel/data/gpu_params.yaml), L2 cold",
+                f"parameters: the fitted '{set_name_for(spec)}' set of hwmodel/data/gpu_params.yaml, L2 cold",
                 "power_model": f"board power = {spec.power_limit_w:g} W power limit x ({IDLE_FRACTION:g} assumed "
                                f"floor + {1 - IDLE_FRACTION:g} x utilization); source of the limit: "
                                f"{_cited(spec, 'power_limit_w')}",
