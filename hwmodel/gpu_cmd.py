@@ -73,7 +73,7 @@ def _parse_gemm(text: str) -> tuple[int, int, int]:
 def _predict(args: argparse.Namespace) -> int:
     from hwmodel.errors import NmlabError
     from hwmodel.gpu.measurements import canonical_dtype
-    from hwmodel.gpu.model import predict
+    from hwmodel.gpu.model import predict_pair_us
     from hwmodel.gpu.params import params_for, set_name_for
     from hwmodel.gpu.spec import gpu_for
 
@@ -84,8 +84,7 @@ def _predict(args: argparse.Namespace) -> int:
     spec = gpu_for(args.gpu)
     params = params_for(spec)
     kw = dict(loop_calls=args.calls, l2=args.l2, mode="eager" if args.eager else "kernel")
-    dense = predict(spec, m, k, n, dtype, False, params, **kw) * 1e6
-    sparse = predict(spec, m, k, n, dtype, True, params, **kw) * 1e6
+    dense, sparse = (float(t) for t in predict_pair_us(spec, m, k, n, dtype, params, **kw))
     flops = 2.0 * m * k * n
     print(f"{spec.name} ({spec.display_name}), {set_name_for(spec)} parameters; GEMM {m}x{k}x{n} (M,K,N) {dtype}, "
           f"L2 {args.l2}, {args.calls} calls, {'eager torch' if args.eager else 'library kernel'}")

@@ -143,6 +143,13 @@ def test_predict_prints_both_times_and_the_speedup(capsys):
     # The times are printed to 0.01 us, so their ratio matches the printed speedup to ~1e-3.
     speedup = float(out.split("speedup dense/2:4")[1].split()[0])
     assert speedup == pytest.approx(dense / sparse, abs=2e-3)
+    # The printed times are the public model's (to the 0.01 us printed).
+    from hwmodel.gpu.model import predict
+    from hwmodel.gpu.spec import gpu_for
+
+    spec = gpu_for("h100_sxm")
+    for shown, sparse_flag in ((dense, False), (sparse, True)):
+        assert shown == pytest.approx(predict(spec, 4096, 4096, 4096, "bfloat16", sparse_flag) * 1e6, abs=0.006)
 
 
 @pytest.mark.parametrize("content,message", [
