@@ -84,7 +84,7 @@ def _predict(args: argparse.Namespace) -> int:
     spec = gpu_for(args.gpu)
     params = params_for(spec)
     kw = dict(loop_calls=args.calls, l2=args.l2, mode="eager" if args.eager else "kernel")
-    dense, sparse = (float(t) for t in predict_pair_us(spec, m, k, n, dtype, params, **kw))
+    dense, sparse = (float(t.item()) for t in predict_pair_us(spec, m, k, n, dtype, params, **kw))
     flops = 2.0 * m * k * n
     print(f"{spec.name} ({spec.display_name}), {set_name_for(spec)} parameters; GEMM {m}x{k}x{n} (M,K,N) {dtype}, "
           f"L2 {args.l2}, {args.calls} calls, {'eager torch' if args.eager else 'library kernel'}")
