@@ -61,9 +61,13 @@ def test_reader_rejects_other_versions_and_foreign_files(tmp_path):
     with pytest.raises(NmlabError, match="missing columns"):
         schema.read_rows(q)
     r = tmp_path / "bad.csv"
-    schema.write_rows(r, [_row(m="many")])
-    with pytest.raises(NmlabError, match="column m: 'many' is not a int"):
-        schema.read_rows(r)
+    # An integer column takes whole numbers only: "1024.5" was cut to 1024, "inf" was an OverflowError.
+    for bad in ("many", "1024.5", "inf", "nan"):
+        schema.write_rows(r, [_row(m=bad)])
+        with pytest.raises(NmlabError, match=f"column m: '{bad}' is not a whole number"):
+            schema.read_rows(r)
+    schema.write_rows(r, [_row(m="1e3")])
+    assert schema.read_rows(r)[0]["m"] == 1000
     with pytest.raises(NmlabError, match="no such file"):
         schema.read_rows(tmp_path / "absent.csv")
 

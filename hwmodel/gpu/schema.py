@@ -122,9 +122,15 @@ def _parse(name: str, text: str, where: str) -> Any:
             if text not in ("true", "false"):
                 raise ValueError(text)
             return text == "true"
-        return kind(text) if kind is not int else int(float(text))
+        if kind is int:  # "1e3" is fine; "1024.5" was cut to 1024 and "inf" was an OverflowError traceback
+            x = float(text)
+            if not x.is_integer():
+                raise ValueError(text)
+            return int(x)
+        return kind(text)
     except ValueError:
-        raise NmlabError(f"{where}: column {name}: {text!r} is not a {kind.__name__}") from None
+        raise NmlabError(f"{where}: column {name}: {text!r} is not a {'whole number' if kind is int else kind.__name__}"
+                         ) from None
 
 
 class RowWriter:
