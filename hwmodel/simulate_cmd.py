@@ -64,9 +64,16 @@ def _simulate(args: argparse.Namespace) -> int:
         return 0
     s = res.summary()
     print(f"workload {path}")
+    if "gpu" in res.extra:
+        # The GPU model reads every GEMM's weights from DRAM (L2 cold) whatever --residency says:
+        # "resident" would claim a reuse its times do not have.
+        where = (f"{_fmt(res.sram_bytes)}B L2: {'fit' if res.extra['weights_resident'] else 'do not fit'}, read from "
+                 f"DRAM on every call (L2 cold; --residency does not apply to a GPU)")
+    else:
+        where = (f"{_fmt(res.sram_bytes)}B SRAM: "
+                 f"{'resident' if res.extra['weights_resident'] else 'streamed from DRAM'}")
     print(f"design {res.design}: {res.scenario}, batch {res.batch}, {res.bits}-bit ({res.extra['datatype']}), "
-          f"weights {_fmt(res.extra['bytes_weights_stored'])}B stored vs {_fmt(res.sram_bytes)}B SRAM: "
-          f"{'resident' if res.extra['weights_resident'] else 'streamed from DRAM'}")
+          f"weights {_fmt(res.extra['bytes_weights_stored'])}B stored vs {where}")
     head = (f"{'layer':<26}{'phase':<16}{'M':>5}{'K':>6}{'N':>6} {'pattern':<13}{'hw':<13}{'cycles':>9}"
             f"{'stall':>8}{'util':>6}{'energy_pj':>11}{'speedup':>8}{'E/dense':>8}  note")
     print(head)

@@ -254,3 +254,14 @@ def test_a_spec_of_an_unfitted_architecture_says_it_runs_the_generic_set(tmp_pat
     assert set_name_for(gpu.spec) == "generic" and set_name_for(gpu_for("h100_sxm")) == "hopper"
     res = simulate(_td3(_nm("2:4")), str(spec_file), bits=16)
     assert "the fitted 'generic' set" in res.extra["gpu"]["latency_model"]
+
+
+def test_simulate_text_does_not_call_a_gpus_weights_resident():
+    # The GPU model reads weights from DRAM on every call (L2 cold); the header said "52.4MB SRAM:
+    # resident" and ignored --residency stream without a word.
+    out = subprocess.run([*NMLAB, "simulate", "--design", "h100_sxm", "--residency", "stream"], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    header = out.stdout.splitlines()[1]
+    assert "52.4MB L2: fit, read from DRAM on every call" in header and "resident" not in header, header
+    assert "--residency does not apply" in header
