@@ -14,7 +14,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = gpu.add_parser("validate", help="check the GPU model against measured dense vs 2:4 GEMM times")
     p.add_argument("--data", help="a published-format or `nmlab gpu bench` CSV; default: every file bundled "
                                   "in hwmodel/data/gpu_measurements (one block per GPU, plus leave-one-GPU-out)")
-    p.add_argument("--gpu", help="GPU spec for every row (e.g. h100_pcie); default: matched from the file's GPU names")
+    p.add_argument("--gpu", help="GPU spec for every row of --data (e.g. h100_pcie); default: matched from the file's GPU names")
     p.add_argument("--no-fit", action="store_true", help="use the bundled per-architecture parameters, fit nothing")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per GPU")
     p.add_argument("--plots", metavar="DIR", help="write <gpu>_predicted_vs_measured.png and <gpu>_speedup_vs_size.png")
@@ -38,7 +38,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def _validate(args: argparse.Namespace) -> int:
     import json
 
-    from hwmodel.gpu.validate import finite_or_none, format_report, public, run_validate, write_plots
+    from hwmodel.gpu.validate import format_report, public, run_validate, write_plots
     from hwmodel.limits import check_output_dir
 
     if args.plots:
@@ -46,7 +46,7 @@ def _validate(args: argparse.Namespace) -> int:
     reports = run_validate(args.data, args.gpu, do_fit=not args.no_fit)
     plots = [p for r in reports for p in write_plots(r, args.plots)] if args.plots else []
     if args.json:
-        print(json.dumps([finite_or_none(public(r)) for r in reports], indent=1))
+        print(json.dumps([public(r) for r in reports], indent=1, allow_nan=False))
     else:
         print("\n\n".join(format_report(r) for r in reports))
         for p in plots:
@@ -56,22 +56,26 @@ def _validate(args: argparse.Namespace) -> int:
 
 def _parse_gemm(text: str) -> tuple[int, int, int]:
     from hwmodel.errors import NmlabError
+    from hwmodel.gpu.measurements import MAX_GEMM_DIM
 
     parts = text.split(",")
     try:
-        values = tuple(int(p) for p in parts)
+        values = tuple(int(p) for p in parts if len(p.strip()) <= 30)
     except ValueError:
         values = ()
     if len(values) != 3 or min(values) < 1:
-        raise NmlabError(f"--gemm: {text!r} is not M,K,N (three whole numbers >= 1)")
+        raise NmlabError(f"--gemm: {text[:60]!r} is not M,K,N (three whole numbers >= 1)")
+    # The bound a timing file's sizes have: past it the model extrapolates to GEMMs nobody can run.
+    if max(values) > MAX_GEMM_DIM:
+        raise NmlabError(f"--gemm: {max(values):,} is over the largest GEMM dimension {MAX_GEMM_DIM:,}")
     return values  # type: ignore[return-value]
 
 
 def _predict(args: argparse.Namespace) -> int:
     from hwmodel.errors import NmlabError
     from hwmodel.gpu.measurements import canonical_dtype
-    from hwmodel.gpu.model import predict
-    from hwmodel.gpu.params import architecture, params_for
+    from hwmodel.gpu.model import predict_pair_us
+    from hwmodel.gpu.params import params_for, set_name_for
     from hwmodel.gpu.spec import gpu_for
 
     m, k, n = _parse_gemm(args.gemm)
@@ -81,10 +85,9 @@ def _predict(args: argparse.Namespace) -> int:
     spec = gpu_for(args.gpu)
     params = params_for(spec)
     kw = dict(loop_calls=args.calls, l2=args.l2, mode="eager" if args.eager else "kernel")
-    dense = predict(spec, m, k, n, dtype, False, params, **kw) * 1e6
-    sparse = predict(spec, m, k, n, dtype, True, params, **kw) * 1e6
+    dense, sparse = (float(t.item()) for t in predict_pair_us(spec, m, k, n, dtype, params, **kw))
     flops = 2.0 * m * k * n
-    print(f"{spec.name} ({spec.display_name}), {architecture(spec)} parameters; GEMM {m}x{k}x{n} (M,K,N) {dtype}, "
+    print(f"{spec.name} ({spec.display_name}), {set_name_for(spec)} parameters; GEMM {m}x{k}x{n} (M,K,N) {dtype}, "
           f"L2 {args.l2}, {args.calls} calls, {'eager torch' if args.eager else 'library kernel'}")
     print(f"  dense  {dense:12.2f} us  ({flops / dense / 1e6:8.1f} TFLOP/s)")
     print(f"  2:4    {sparse:12.2f} us  ({flops / sparse / 1e6:8.1f} TFLOP/s effective)")

@@ -163,6 +163,20 @@ def finite(value: Any, where: str, *, low: Optional[float] = None, high: Optiona
     return x
 
 
+def finite_or_none(x: Any) -> Any:
+    """JSON-safe values: NaN and infinities become None (JSON has no NaN), numpy scalars
+    become Python numbers; dicts, lists and tuples are converted throughout."""
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, dict):
+        return {k: finite_or_none(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [finite_or_none(v) for v in x]
+    return x
+
+
 def parse_finite(text: str, where: str, **bounds: Any) -> float:
     """A finite float from text (a CSV cell, an option); "nan", "inf" and "1e999" are refused."""
     try:

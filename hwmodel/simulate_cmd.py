@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 
 from hwmodel.limits import cli_int
 
@@ -46,20 +45,10 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
-def _json_safe(x):
-    """``x`` with every non-finite float as None: JSON has no NaN (a GPU has no process node)."""
-    if isinstance(x, dict):
-        return {k: _json_safe(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_json_safe(v) for v in x]
-    if isinstance(x, float) and not math.isfinite(x):
-        return None
-    return x
-
-
 def _simulate(args: argparse.Namespace) -> int:
     import json
 
+    from hwmodel.limits import finite_or_none
     from hwmodel.simulate import simulate
     from hwmodel.workload import default_workload
 
@@ -70,13 +59,21 @@ def _simulate(args: argparse.Namespace) -> int:
         doc = res.to_dict()
         doc["workload"] = str(path)
         doc["extra"] = res.extra
-        print(json.dumps(_json_safe(doc), indent=1, allow_nan=False))
+        # A GPU point's accelerator-only extras (technology_nm) are NaN: JSON has no NaN, they print null.
+        print(json.dumps(finite_or_none(doc), indent=1, allow_nan=False))
         return 0
     s = res.summary()
     print(f"workload {path}")
+    if "gpu" in res.extra:
+        # The GPU model reads every GEMM's weights from DRAM (L2 cold) whatever --residency says:
+        # "resident" would claim a reuse its times do not have.
+        where = (f"{_fmt(res.sram_bytes)}B L2: {'fit' if res.extra['weights_resident'] else 'do not fit'}, read from "
+                 f"DRAM on every call (L2 cold; --residency does not apply to a GPU)")
+    else:
+        where = (f"{_fmt(res.sram_bytes)}B SRAM: "
+                 f"{'resident' if res.extra['weights_resident'] else 'streamed from DRAM'}")
     print(f"design {res.design}: {res.scenario}, batch {res.batch}, {res.bits}-bit ({res.extra['datatype']}), "
-          f"weights {_fmt(res.extra['bytes_weights_stored'])}B stored vs {_fmt(res.sram_bytes)}B SRAM: "
-          f"{'resident' if res.extra['weights_resident'] else 'streamed from DRAM'}")
+          f"weights {_fmt(res.extra['bytes_weights_stored'])}B stored vs {where}")
     head = (f"{'layer':<26}{'phase':<16}{'M':>5}{'K':>6}{'N':>6} {'pattern':<13}{'hw':<13}{'cycles':>9}"
             f"{'stall':>8}{'util':>6}{'energy_pj':>11}{'speedup':>8}{'E/dense':>8}  note")
     print(head)
@@ -96,6 +93,8 @@ def _simulate(args: argparse.Namespace) -> int:
           f"energy {_fmt(s['energy_pj'])} pJ, speedup vs dense {s['speedup_vs_dense']:.2f}, "
           f"energy ratio vs dense {s['energy_ratio_vs_dense']:.2f}")
     print(f"energy by component (pJ): {parts}")
+    if "gpu" in res.extra:  # a GPU's energy is time x an assumed board power: say which, and the limit's source
+        print(f"energy model: {res.extra['gpu']['power_model']}; mac = the part above the floor, leakage = the floor")
     area = f"{res.area_mm2:.3g} mm^2 SRAM (CACTI 7)" if res.area_mm2 is not None else res.extra["area_note"]
     print(f"area: {area}")
     return 0

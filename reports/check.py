@@ -94,6 +94,14 @@ class Requirement:
     passing: list[str] = field(default_factory=list)  # combinations that meet it
 
 
+def _ratio(r: float) -> str:
+    """``r`` to 3 significant digits, more when those read "1" (a figure just over its budget read "over (1x)")."""
+    digits = 3
+    while f"{r:.{digits}g}" == "1" and digits < 12:
+        digits += 1
+    return f"{r:.{digits}g}"
+
+
 def _budget_req(name: str, combos: list[Combination], value_of, budget: float, text: str,
                 fmt, lead: str) -> Requirement:
     """A "value <= budget" requirement over every combination, explained in words.
@@ -104,7 +112,7 @@ def _budget_req(name: str, combos: list[Combination], value_of, budget: float, t
     parts = []
     for i, c in enumerate(combos):
         value = value_of(c)
-        verdict = "within" if value <= budget else f"over ({value / budget:.3g}x)"
+        verdict = "within" if value <= budget else f"over ({_ratio(value / budget)}x)"
         parts.append(f"{lead.format(v=fmt(value))} at {c.where}, {verdict} the {text} budget"
                      if i == 0 else f"at {c.where} it is {fmt(value)}, {verdict} the budget")
     passing = [c.where for c in combos if value_of(c) <= budget]

@@ -115,7 +115,7 @@ def check_bundled() -> list[GpuCheck]:
     the blocks, predictions and scores of ``nmlab gpu validate``, with the bundled sets instead of a fit."""
     from hwmodel.gpu.fit import GpuData
     from hwmodel.gpu.measurements import bundled_files
-    from hwmodel.gpu.params import architecture, bundled_params, params_for
+    from hwmodel.gpu.params import bundled_params, params_for, set_name_for
     from hwmodel.gpu.validate import dtype_scores, load_blocks, scores, split_shapes
 
     sets = bundled_params()
@@ -123,9 +123,8 @@ def check_bundled() -> list[GpuCheck]:
     out = []
     for block in load_blocks(bundled_files()):
         spec, meas = block.spec, block.meas
-        arch = architecture(spec)
         params = params_for(spec, sets)
-        set_name = arch if arch in sets else "generic"
+        set_name = set_name_for(spec, sets)
         dense, sparse = GpuData.build(spec, meas).predict_us(params)
         held = ~split_shapes(meas)
         per_dtype = dtype_scores(meas, dense, sparse, held)
@@ -273,7 +272,7 @@ def _fit_note(c: GpuCheck) -> str:
 
 def _sweep_gpus_line(df: pd.DataFrame, checks: list[GpuCheck]) -> str:
     """Which parameter set (and so which measured GPU) stands behind each GPU design point of the sweep."""
-    from hwmodel.gpu.params import architecture, bundled_params
+    from hwmodel.gpu.params import bundled_params, set_name_for
 
     specs, sets = _specs(), bundled_params()
     by_set: dict[str, list[str]] = {}
@@ -285,8 +284,7 @@ def _sweep_gpus_line(df: pd.DataFrame, checks: list[GpuCheck]) -> str:
         if spec is None:
             parts.append(f"{d}: a GPU spec file outside the bundle")
             continue
-        arch = architecture(spec)
-        name = arch if arch in sets else "generic"
+        name = set_name_for(spec, sets)
         measured = by_set.get(name)
         parts.append(f"{d} uses the {name} set" + (f" (checked here on {', '.join(measured)})" if measured else
                                                    " (no measured GPU of its architecture)"))

@@ -139,3 +139,13 @@ def test_a_gpu_without_budgets_is_checked_against_its_l2_said_so(hopper):
     (req,) = run_check("h100_sxm", str(path), None, None, None, None, "16", None, "inference")["requirements"]
     assert req["name"] == "sram" and req["budget_text"].startswith("the GPU's")
     assert "of L2 (the GPU model reads the weights from DRAM on every call" in req["reason"] and "SRAM" not in req["reason"]
+
+
+def test_a_figure_just_over_its_budget_does_not_read_over_1x():
+    # A GPU at 19.976 us against a 19.97us budget printed "latency is 20 us ..., over (1x) the budget".
+    from reports.check import Combination, _budget_req
+    from reports.data import fmt_time
+
+    combo = Combination("2:4", 8, "trained", 19.976e-6, 1.0, 1.0, True)
+    req = _budget_req("latency", [combo], lambda c: c.latency_s, 19.97e-6, "19.97us", fmt_time, "latency is {v}")
+    assert not req.passed and "over (1.0003x) the 19.97us budget" in req.reason, req.reason

@@ -61,6 +61,6 @@ def test_nested_command_errors_name_the_whole_command(tmp_path):
     # A user error and an argparse error of `nmlab gpu validate` carry the same prefix.
     out = run("gpu", "validate", "--data", str(tmp_path / "absent.csv"))
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == [f"nmlab gpu validate: error: gpu bench csv: no such file: {tmp_path / 'absent.csv'}"]
+    assert out.stderr.strip().splitlines() == [f"nmlab gpu validate: error: gpu timings csv: {tmp_path / 'absent.csv'}: no such file"]
     out = run("gpu", "validate", "--gpu")  # argparse: --gpu needs a value
     assert out.returncode == 2 and out.stderr.startswith("nmlab gpu validate: error:")

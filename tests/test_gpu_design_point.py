@@ -178,3 +178,90 @@ def test_check_takes_a_gpu_design():
     tight = subprocess.run([*NMLAB, "check", "h100_sxm", "--latency-budget", "1ns"], capture_output=True, text=True,
                            timeout=300)
     assert tight.returncode == 1 and "FAIL latency" in tight.stdout
+
+
+def test_simulate_json_of_a_gpu_is_strict_json(capsys):
+    # A GPU point's accelerator-only extras are NaN; `simulate --json` printed them as the bare
+    # token NaN, which strict JSON readers (jq, JavaScript) refuse.
+    import json
+
+    from hwmodel.cli import main
+
+    assert main(["simulate", "--design", "h100_sxm", "--json"]) == 0
+
+    def refuse(name):
+        raise ValueError(f"non-JSON constant {name}")
+
+    doc = json.loads(capsys.readouterr().out, parse_constant=refuse)
+    assert doc["extra"]["technology_nm"] is None and doc["extra"]["datatype"] == "int8"
+    assert doc["extra"]["gpu"]["power_model"].startswith("board power = 700 W power limit")
+
+
+def test_simulate_text_states_a_gpus_energy_model_and_its_source():
+    # The table's "mac" and "leakage" of a GPU are the board power above and at the assumed floor;
+    # the text output said neither that nor where the power limit comes from.
+    out = subprocess.run([*NMLAB, "simulate", "--design", "h100_sxm"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    (line,) = [x for x in out.stdout.splitlines() if x.startswith("energy model:")]
+    assert "700 W power limit x (0.25 assumed floor" in line
+    assert "NVIDIA H100 Tensor Core GPU datasheet" in line and "leakage = the floor" in line
+
+
+def test_docs_name_only_real_model_parameters():
+    # docs/gpu.md "GPUs as design points" named a `node_us` parameter the model does not have.
+    import re
+    from dataclasses import fields
+
+    from pathlib import Path
+
+    from hwmodel.gpu.model import GpuParams
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "gpu.md").read_text()
+    section = text.split("## GPUs as design points", 1)[1].split("\n## ", 1)[0]
+    named = set(re.findall(r"`([a-z_]+_(?:us|mem))`", section))
+    assert named and named <= {f.name for f in fields(GpuParams)}, named - {f.name for f in fields(GpuParams)}
+
+
+def test_a_design_file_over_the_yaml_bound_is_not_read_whole(tmp_path, monkeypatch):
+    # Telling a GPU spec from a design read the whole file before any size bound applied.
+    import tracemalloc
+
+    from hwmodel.cli import main
+
+    big = tmp_path / "big.yaml"
+    big.write_text("format: nmlab-gpu\n#" + "x" * (32 << 20) + "\n")
+    monkeypatch.setenv("NMLAB_MAX_YAML_BYTES", "100000")
+    tracemalloc.start()
+    try:
+        assert main(["simulate", "--design", str(big)]) == 2
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20, peak
+
+
+def test_a_spec_of_an_unfitted_architecture_says_it_runs_the_generic_set(tmp_path):
+    # params_for falls back to the "generic" set; the result said "bundled per architecture"
+    # and `gpu predict` labelled it with the architecture's name.
+    from hwmodel.gpu.params import set_name_for
+
+    with open(dp.gpu_design("h100_sxm").source) as fh:
+        text = fh.read()
+    spec_file = tmp_path / "volta_like.yaml"
+    spec_file.write_text(text.replace("architecture: hopper", "architecture: volta").replace(
+        "name: h100_sxm", "name: volta_like"))
+    gpu = dp.gpu_design(str(spec_file))
+    assert set_name_for(gpu.spec) == "generic" and set_name_for(gpu_for("h100_sxm")) == "hopper"
+    res = simulate(_td3(_nm("2:4")), str(spec_file), bits=16)
+    assert "the fitted 'generic' set" in res.extra["gpu"]["latency_model"]
+
+
+def test_simulate_text_does_not_call_a_gpus_weights_resident():
+    # The GPU model reads weights from DRAM on every call (L2 cold); the header said "52.4MB SRAM:
+    # resident" and ignored --residency stream without a word.
+    out = subprocess.run([*NMLAB, "simulate", "--design", "h100_sxm", "--residency", "stream"], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    header = out.stdout.splitlines()[1]
+    assert "52.4MB L2: fit, read from DRAM on every call" in header and "resident" not in header, header
+    assert "--residency does not apply" in header

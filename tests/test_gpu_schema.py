@@ -1,6 +1,7 @@
 """Bench CSV schema (round trip, version checks, docs) and the timing statistics."""
 
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -60,9 +61,13 @@ def test_reader_rejects_other_versions_and_foreign_files(tmp_path):
     with pytest.raises(NmlabError, match="missing columns"):
         schema.read_rows(q)
     r = tmp_path / "bad.csv"
-    schema.write_rows(r, [_row(m="many")])
-    with pytest.raises(NmlabError, match="column m: 'many' is not a int"):
-        schema.read_rows(r)
+    # An integer column takes whole numbers only: "1024.5" was cut to 1024, "inf" was an OverflowError.
+    for bad in ("many", "1024.5", "inf", "nan"):
+        schema.write_rows(r, [_row(m=bad)])
+        with pytest.raises(NmlabError, match=f"column m: '{bad}' is not a whole number"):
+            schema.read_rows(r)
+    schema.write_rows(r, [_row(m="1e3")])
+    assert schema.read_rows(r)[0]["m"] == 1000
     with pytest.raises(NmlabError, match="no such file"):
         schema.read_rows(tmp_path / "absent.csv")
 
@@ -78,6 +83,12 @@ def test_docs_list_every_column():
     assert f"version {schema.SCHEMA_VERSION}" in text
     for name in schema.FIELDNAMES:
         assert f"`{name}`" in text, name
+    # The whole table agrees (types and meanings too), and every row has its three cells: a bare
+    # "|" inside a meaning ("ok | error | skipped") made extra cells that renderers cut off.
+    table = schema.schema_markdown()
+    assert table in text
+    for line in table.splitlines():
+        assert len(re.split(r"(?<!\\)\|", line)) == 5, line
 
 
 def test_percentiles_match_numpy():
@@ -283,3 +294,43 @@ tensor_tflops:
     assert g.format_version == 1 and g.hbm_bytes_per_s == 3.35e12 and g.memory_bytes == 80e9
     assert g.power_limit_w is None and g.sources == {}
     assert g.peak_flops("bfloat16", True) == pytest.approx(1978.9e12)
+
+
+@pytest.mark.parametrize("old,new,message", [
+    ("memory_bytes_per_s: 2.0e12", "memory_bytes_per_s: .inf", "memory_bytes_per_s: must be a finite number"),
+    ("power_limit_w: 350", "power_limit_w: .inf", "power_limit_w: must be a finite number"),
+    ("bfloat16: {dense: 756.5", "bfloat16: {dense: .inf", "tensor_tflops.bfloat16: dense: must be a finite number"),
+    ("l2_bytes: 52428800", "l2_bytes: 5.5", "l2_bytes: 5.5 is not a whole number"),
+    ("sm_count: 114", "sm_count: 114.5", "sm_count: 114.5 is not a whole number"),
+    ("sparse_pattern:", "tensor_tflops_fp16_accumulat: {}\nsparse_pattern:", "tensor_tflops_fp16_accumulat: unknown key"),
+])
+def test_spec_loader_refuses_infinite_fractional_and_unknown_fields(tmp_path, old, new, message):
+    # A user's spec file stands where a design does: inf passed "> 0", a fraction was cut off
+    # silently, and a misspelt optional key was dropped without a word.
+    text = data_path("gpus", "h100_pcie.yaml").read_text()
+    assert old in text, old
+    with pytest.raises(NmlabError, match=message):
+        gpuspec.load_gpu(_write_spec(tmp_path, text.replace(old, new, 1)))
+
+
+def test_unpublished_figures_are_null_not_the_string_none(tmp_path):
+    # docs/gpu.md: a figure is null with an 'unpublished:' source. memory_type read as the string
+    # 'None', a null power limit as "None is not a float", a null count as "None is not a int".
+    import re
+
+    text = data_path("gpus", "h100_pcie.yaml").read_text()
+
+    def unpublished(key):
+        t = re.sub(rf"^{key}: .*$", f"{key}: null", text, count=1, flags=re.M)
+        return re.sub(rf'^  {key}: ".*"$', f'  {key}: "unpublished: not in any datasheet"', t, count=1, flags=re.M)
+
+    spec = gpuspec.load_gpu(_write_spec(tmp_path, unpublished("memory_type")))
+    assert spec.memory_type is None
+    spec = gpuspec.load_gpu(_write_spec(tmp_path, unpublished("power_limit_w"), "nopower"))
+    assert spec.power_limit_w is None
+    from hwmodel.gpu import design_point
+
+    with pytest.raises(NmlabError, match="has no power_limit_w"):
+        design_point.GpuDesign(spec, "nopower.yaml").power_limit_w()
+    with pytest.raises(NmlabError, match="sm_count: null, but the GPU model needs a value"):
+        gpuspec.load_gpu(_write_spec(tmp_path, unpublished("sm_count")))

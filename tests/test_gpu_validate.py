@@ -120,6 +120,8 @@ def test_no_fit_uses_bundled_parameters_and_json(capsys, tmp_path):
         assert key in obj, key
     assert obj["gpu"] == "h100_pcie" and obj["fit"] == "none" and obj["rows"] == 528 and obj["rows_scored"] == 528
     assert 0 < obj["mape_dense"] < 1 and obj["crossover_measured"]["bfloat16"] == 4096
+    for key in ("crossover_measured", "crossover_predicted"):  # square sizes are whole numbers (were 4096.0)
+        assert all(v is None or type(v) is int for v in obj[key].values()), obj[key]
     assert sorted(p.name for p in (tmp_path / "plots").iterdir()) == [
         "h100_pcie_predicted_vs_measured.png", "h100_pcie_speedup_vs_size.png"]
 
@@ -141,6 +143,13 @@ def test_predict_prints_both_times_and_the_speedup(capsys):
     # The times are printed to 0.01 us, so their ratio matches the printed speedup to ~1e-3.
     speedup = float(out.split("speedup dense/2:4")[1].split()[0])
     assert speedup == pytest.approx(dense / sparse, abs=2e-3)
+    # The printed times are the public model's (to the 0.01 us printed).
+    from hwmodel.gpu.model import predict
+    from hwmodel.gpu.spec import gpu_for
+
+    spec = gpu_for("h100_sxm")
+    for shown, sparse_flag in ((dense, False), (sparse, True)):
+        assert shown == pytest.approx(predict(spec, 4096, 4096, 4096, "bfloat16", sparse_flag) * 1e6, abs=0.006)
 
 
 @pytest.mark.parametrize("content,message", [
@@ -204,3 +213,101 @@ def test_bundled_parameters_are_what_fit_writes(tmp_path):
                         assert v == pytest.approx(b["eta"][dtype][kind], rel=0.02), (name, dtype, kind)
             else:
                 assert value == pytest.approx(b[key], rel=0.02), (name, key)
+
+
+def test_gpu_without_data_is_refused(capsys):
+    # One spec forced on every bundled file scored the A100's rows as a B200, and leave-one-GPU-out
+    # pinned the last GPU's scores on the first (fitted on "b200, b200, b200").
+    assert main(["gpu", "validate", "--gpu", "b200", "--no-fit"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    (line,) = captured.err.strip().splitlines()
+    assert "--gpu applies to --data FILE" in line
+
+
+def test_leave_one_out_is_per_block_even_for_one_spec(tmp_path):
+    # Two files of one GPU: each block gets its own scores (they were keyed by spec name, so the
+    # second overwrote the first and the caller's zip gave them to the wrong report).
+    from hwmodel.gpu.validate import leave_one_out
+
+    lines = H100_FILE.read_text().splitlines(keepends=True)
+    halves = []
+    for i, rows in enumerate((lines[1:265], lines[265:])):
+        path = tmp_path / f"half{i}.csv"
+        path.write_text(lines[0] + "".join(rows))
+        halves.append(path)
+    blocks = load_blocks(halves)
+    out = leave_one_out(blocks)
+    assert len(out) == 2 and [s["fitted_on"] for s in out] == [["h100_pcie"], ["h100_pcie"]]
+    assert [s["rows"] for s in out] == [len(b.meas) for b in blocks] == [264, 264]
+
+
+def _bench_rows(kind="gemm", name="square", times=(30.0, 20.0), **extra):
+    rows = []
+    for impl, t in zip(("dense", "sparse_cslt"), times):
+        row = schema.empty_row()
+        row.update(run_id="r", status="ok", error="", kind=kind, name=name, env="", width=0, dtype="bfloat16",
+                   out_dtype="bfloat16", impl=impl, backend="x", m=256, n=256, k=256, graph_median_us=t,
+                   device_name="NVIDIA H100 PCIe", check_ok=True)
+        row.update(extra)
+        rows.append(row)
+    return rows
+
+
+def test_bench_cases_of_one_shape_are_kept_and_repeats_refused(tmp_path, capsys):
+    # The full bench grid times 12 shapes both as a square GEMM and as a TD3 layer: keyed by shape
+    # alone, the layer's rows silently replaced the square's.
+    path = tmp_path / "bench.csv"
+    schema.write_rows(path, _bench_rows() + _bench_rows("layer", "hopper.actor.fc2", (31.0, 22.0), env="hopper",
+                                                         width=256))
+    meas = read_measurements(path)
+    assert sorted(zip(meas.dense_us.tolist(), meas.sparse_us.tolist())) == [(30.0, 20.0), (31.0, 22.0)]
+    # The same case twice is one line naming both rows.
+    schema.write_rows(path, _bench_rows() + _bench_rows(times=(33.0, 21.0)))
+    assert main(["gpu", "validate", "--data", str(path), "--no-fit"]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert captured.out == "" and "line 4:" in line and "dense is already on line 2" in line
+
+
+def test_bench_rows_that_failed_the_numerical_check_are_left_out(tmp_path):
+    path = tmp_path / "bench.csv"
+    bad = _bench_rows(times=(30.0, 5.0))
+    bad[1]["check_ok"] = False  # a wrong alg_id: fast and wrong
+    schema.write_rows(path, bad + _bench_rows(times=(31.0, 22.0), m=1024))
+    meas = read_measurements(path)
+    assert (meas.dense_us.tolist(), meas.sparse_us.tolist()) == ([31.0], [22.0])
+
+
+def test_published_repeats_and_oversized_files_are_refused(tmp_path, capsys, monkeypatch):
+    path = _published_csv(tmp_path / "dup.csv", ["bfloat16,64,64,64,5,6,0.8,sq", "bfloat16,128,128,128,6,6,1,sq",
+                                                 "bf16,64,64,64.0,5.5,6,0.9,sq"])
+    assert main(["gpu", "validate", "--data", str(path), "--no-fit"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert f"{path}: line 4:" in line and "64x64x64 (m x k x n) is already on line 2" in line
+    # Bounded like every CSV input (docs/limits.md).
+    monkeypatch.setenv("NMLAB_MAX_CSV_BYTES", "1000")
+    assert main(["gpu", "validate", "--data", str(H100_FILE), "--no-fit"]) == 2
+    assert "NMLAB_MAX_CSV_BYTES" in capsys.readouterr().err
+    monkeypatch.delenv("NMLAB_MAX_CSV_BYTES")
+    monkeypatch.setenv("NMLAB_MAX_CSV_ROWS", "100")
+    assert main(["gpu", "validate", "--data", str(H100_FILE), "--no-fit"]) == 2
+    assert "NMLAB_MAX_CSV_ROWS" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("gemm,message", [("1,1,99999999999", "over the largest GEMM dimension 16,777,216"),
+                                          ("1,1," + "9" * 5000, "is not M,K,N")])
+def test_predict_refuses_gemms_past_the_dimension_bound(capsys, gemm, message):
+    # A timing file's sizes stop at MAX_GEMM_DIM; predict printed times for a 1e11-wide GEMM.
+    assert main(["gpu", "predict", "--gpu", "h100_sxm", "--gemm", gemm]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert captured.out == "" and message in line and len(line) < 200
+
+
+def test_dtype_names_are_case_blind():
+    # "BF16" was accepted but "INT8" (and "BFloat16") were not: aliases alone were lower-cased.
+    from hwmodel.gpu.measurements import canonical_dtype
+
+    assert [canonical_dtype(x) for x in ("BF16", "INT8", "BFloat16", "fp8", "Float8_E4M3FN")] == [
+        "bfloat16", "int8", "bfloat16", "float8_e4m3fn", "float8_e4m3fn"]

@@ -48,7 +48,7 @@ from hwmodel.design import Sparsity
 from hwmodel.errors import NmlabError
 from hwmodel.gpu import grid
 from hwmodel.gpu.model import GpuParams, predict_s, weight_bytes
-from hwmodel.gpu.params import params_for
+from hwmodel.gpu.params import params_for, set_name_for
 from hwmodel.gpu.spec import FORMAT_NAME, GpuSpec, bundled_gpus, load_gpu
 from hwmodel.io import data_path, yaml_safe_load
 from hwmodel.mapping import Mapping, map_weights, mask_nnz
@@ -188,14 +188,18 @@ class GpuDesign:
 
     def power_limit_w(self) -> float:
         if self.spec.power_limit_w is None:
-            raise NmlabError(f"design '{self.name}': the GPU spec has no power_limit_w (a version-1 file); "
+            raise NmlabError(f"design '{self.name}': the GPU spec has no power_limit_w (null, or a version-1 file); "
                              "a design point needs it for energy")
         return self.spec.power_limit_w
 
 
 def _is_gpu_file(path: Path) -> bool:
     """Whether a YAML file is a GPU spec (``format: nmlab-gpu``) rather than an accelerator design."""
+    from hwmodel.limits import limit
+
     try:
+        if path.stat().st_size > limit("yaml_bytes"):
+            return False  # read whole, past the bound; the design loader refuses it by size, in one line
         text = path.read_text()
         if FORMAT_NAME not in text:
             return False  # cannot say format: nmlab-gpu (skips parsing every accelerator design twice)
@@ -534,14 +538,24 @@ def simulate_gpu(workload, design: Any, batch: int = 1, bits: Optional[int] = 16
             **extra,
             "gpu": {
                 "spec": spec.display_name, "latency_model": "hwmodel.gpu.model, kernel time (graph mode), "
-                "parameters: fitted, bundled per architecture (hwmodel/data/gpu_params.yaml), L2 cold",
+                f"parameters: the fitted '{set_name_for(spec)}' set of hwmodel/data/gpu_params.yaml, L2 cold",
                 "power_model": f"board power = {spec.power_limit_w:g} W power limit x ({IDLE_FRACTION:g} assumed "
                                f"floor + {1 - IDLE_FRACTION:g} x utilization); source of the limit: "
-                               f"{spec.sources.get('power_limit_w', 'the spec file')}",
+                               f"{_cited(spec, 'power_limit_w')}",
                 "datatype_note": "16 bits run bf16, 8 bits int8",
             },
         },
     )
+
+
+def _cited(spec: GpuSpec, figure: str) -> str:
+    """The spec's source of ``figure`` with its reference id spelt out ("h100-ds: ..." names the datasheet)."""
+    source = spec.sources.get(figure)
+    if not source:
+        return f"the spec file {spec.name}"
+    ref, _, where = source.partition(":")
+    cited = spec.references.get(ref.strip())
+    return f"{cited}: {where.strip()}" if cited else source
 
 
 #: Figures fields a GPU run has (gemm_columns' keys and the element-wise passes'); the rest are 0.

@@ -313,27 +313,3 @@ def td3_step_gemms(env: str, width: int, batch: int, sparse: bool) -> list[Gemm]
     g += _backward("critic", env, width, batch, input_grad=True)
     g += _backward("actor", env, width, batch, input_grad=False)
     return g
-
-
-def actor_forward_aux_kernels(sparse: bool) -> int:
-    """Non-GEMM kernels of an actor forward: 2 ReLU + 1 tanh (bias fused into the GEMM).
-
-    The 2:4 hidden layer (bias fused into cuSPARSELt) adds a pad of x (batch 1 -> 8 rows);
-    slicing the first row of its row-major output is a view.
-    """
-    return 3 + (1 if sparse else 0)
-
-
-def td3_step_aux_kernels(sparse: bool) -> int:
-    """Estimated non-GEMM kernels of one TD3 step: an enumeration, not a measurement.
-
-    Forward: 7 network passes x (2 ReLU) + 3 cat + noise (randn, mul, clamp, add, clamp) +
-    target (min, mul, add...) ~ 10; losses ~ 8; backward per layer ~ 2 (bias-grad reduction,
-    ReLU backward) over 7 passes' worth of layers ~ 30; fused Adam 2 steps x ~2; Polyak
-    ``_foreach_lerp_`` ~ 3. The harness records the profiler's count (``kernels_per_call``)
-    so validation can report how far this estimate is off. 2:4 adds, per step, 6 weight
-    re-compressions (3 online, 3 target networks) each with a copy into the compressed
-    buffer, and 3 mask multiplies of the online weights.
-    """
-    dense = 14 + 3 + 5 + 10 + 8 + 30 + 4 + 3
-    return dense + (12 + 3 if sparse else 0)

@@ -7,12 +7,13 @@ Two formats are read (the header tells which):
   (cuBLASLt, cuSPARSELt) in a loop of back-to-back calls on the same operands, so operands
   that fit the L2 stay there (``l2="warm"``); int8 GEMMs write int8.
 * **bench** (``nmlab gpu bench``, schema ``nmlab-gpu-bench``, docs/gpu.md): the ``ok`` GEMM
-  and layer rows; dense (``impl=dense``) and 2:4 (``impl=sparse_cslt``) of one case are
-  paired; their CUDA-graph medians are kernel times; the bench cycles through enough input
+  and layer rows whose numerical check passed; dense (``impl=dense``) and 2:4
+  (``impl=sparse_cslt``) of one case (kind, name, env, width and GEMM) are paired; their CUDA-graph medians are kernel times; the bench cycles through enough input
   sets to miss in L2 (``l2="cold"``); int8 GEMMs write int32.
 
-The whole file is checked before anything is returned: a binary or empty file, a missing
-column, a size or time that is not a finite positive number raises one
+The whole file is checked before anything is returned: a binary, empty or oversized file
+(``csv_bytes``, ``csv_rows``), a missing column, a size or time that is not a finite positive
+number, a GEMM (published) or case (bench) given twice raises one
 :class:`~hwmodel.errors.NmlabError` naming the file, line and column.
 """
 
@@ -39,9 +40,10 @@ BENCH_LOOP_CALLS = 50
 
 
 def canonical_dtype(name: str) -> str:
-    """Full dtype name for ``name`` (an alias such as "bf16" or a full name)."""
+    """Full dtype name for ``name`` (an alias such as "bf16" or a full name, any case)."""
     name = str(name).strip()
-    full = DTYPE_ALIASES.get(name.lower(), name)
+    # Case-blind like the aliases: "BF16" worked but "INT8" and "BFloat16" were refused.
+    full = DTYPE_ALIASES.get(name.lower(), name.lower())
     if full not in OPERAND_BYTES:
         raise NmlabError(f"dtype {name!r}: not one of {', '.join(sorted(set(OPERAND_BYTES) | set(DTYPE_ALIASES)))}")
     return full
@@ -97,9 +99,12 @@ class Measurements:
 
 
 def _read_text(path: Path) -> str:
+    from hwmodel.limits import limit, read_bytes
+
     if not path.is_file():
-        raise NmlabError(f"gpu bench csv: no such file: {path}")
-    raw = path.read_bytes()
+        raise NmlabError(f"gpu timings csv: {path}: {'is a directory' if path.is_dir() else 'no such file'}")
+    # Bounded like every CSV input (docs/limits.md): a huge file is refused before it is read.
+    raw = read_bytes(path, limit("csv_bytes"), "gpu timings csv", "csv_bytes")
     if b"\x00" in raw:
         raise NmlabError(f"{path}: not a text CSV (binary data)")
     try:
@@ -130,6 +135,13 @@ def _positive(value: Any, where: str, column: str, integer: bool = False) -> flo
     return x
 
 
+def _check_rows(path: Path, count: int) -> None:
+    from hwmodel.limits import limit, over_limit
+
+    if count > limit("csv_rows"):
+        raise over_limit("csv_rows", count, f"gpu timings csv {path}")
+
+
 def _published(path: Path, reader: csv.DictReader) -> Measurements:
     header = reader.fieldnames or []
     missing = [c for c in PUBLISHED_COLUMNS if c not in header]
@@ -137,8 +149,10 @@ def _published(path: Path, reader: csv.DictReader) -> Measurements:
         raise NmlabError(f"{path}: missing column(s) {', '.join(missing)} "
                          f"(a published-format file needs {', '.join(PUBLISHED_COLUMNS)})")
     cols: dict[str, list] = {c: [] for c in PUBLISHED_COLUMNS}
+    seen: dict[tuple, int] = {}
     for line, row in enumerate(reader, start=2):
         where = f"{path}: line {line}"
+        _check_rows(path, line - 1)
         if None in row or any(row.get(c) is None for c in PUBLISHED_COLUMNS):
             raise NmlabError(f"{where}: expected {len(header)} fields")
         gpu = (row["gpu"] or "").strip()
@@ -152,6 +166,12 @@ def _published(path: Path, reader: csv.DictReader) -> Measurements:
         cols["dtype"].append(dtype)
         for c in ("m", "k", "n"):
             cols[c].append(_positive(row[c], where, c, integer=True))
+        # A GEMM timed twice would weigh twice in the fit and the scores; which time is right is the file's call.
+        key = (gpu, dtype, cols["m"][-1], cols["k"][-1], cols["n"][-1])
+        if key in seen:
+            raise NmlabError(f"{where}: {gpu} {dtype} {key[2]:.0f}x{key[3]:.0f}x{key[4]:.0f} (m x k x n) is "
+                             f"already on line {seen[key]}; keep one row per GEMM")
+        seen[key] = line
         for c in ("dense_us", "sparse_us"):
             cols[c].append(_positive(row[c], where, c))
     if not cols["gpu"]:
@@ -163,20 +183,35 @@ def _published(path: Path, reader: csv.DictReader) -> Measurements:
                         loop_calls=125)
 
 
+def _case_order(item: tuple) -> tuple:
+    # Cells may be empty (None): sort them last instead of comparing None with a number.
+    return tuple((True, 0) if x is None else (False, x) for x in item[0])
+
+
 def _bench(path: Path) -> Measurements:
     from hwmodel.gpu import schema
 
     rows = schema.read_rows(path)
+    _check_rows(path, len(rows))
+    # A case is its kind, name, env and width with the GEMM: a square GEMM and a TD3 layer of the
+    # same shape are two cases, each pairs its own dense and sparse_cslt rows (keyed by shape
+    # alone, the later silently replaced the earlier).
     cases: dict[tuple, dict[str, dict]] = {}
-    for row in rows:
+    for line, row in enumerate(rows, start=2):
         if row.get("status") != "ok" or row.get("kind") not in ("gemm", "layer"):
             continue
-        if row.get("impl") not in ("dense", "sparse_cslt"):
-            continue
-        key = (row["device_name"], row["dtype"], row["m"], row["k"], row["n"])
-        cases.setdefault(key, {})[row["impl"]] = row
+        if row.get("impl") not in ("dense", "sparse_cslt") or row.get("check_ok") is False:
+            continue  # a row whose result failed the numerical check timed a wrong kernel
+        key = (row["device_name"], row["dtype"], row["m"], row["k"], row["n"], row["kind"], row["name"],
+               row["env"], row["width"])
+        case = cases.setdefault(key, {})
+        if row["impl"] in case:
+            raise NmlabError(f"{path}: line {line}: {row['device_name']} {row['kind']} {row['name']} {row['dtype']} "
+                             f"{row['m']}x{row['k']}x{row['n']} {row['impl']} is already on line "
+                             f"{case[row['impl']]['_line']}; keep one ok row per case")
+        case[row["impl"]] = {**row, "_line": line}
     cols: dict[str, list] = {c: [] for c in ("gpu", "dtype", "m", "k", "n", "dense_us", "sparse_us", "out")}
-    for (gpu, dtype, m, k, n), impls in sorted(cases.items()):
+    for (gpu, dtype, m, k, n, *_case), impls in sorted(cases.items(), key=_case_order):
         if "dense" not in impls or "sparse_cslt" not in impls:
             continue
         # An ok row must carry a usable time: zero, negative or NaN is a broken file, not a skip.

@@ -101,7 +101,14 @@ def bundled_params() -> dict[str, GpuParams]:
     return _bundled(str(default_path()))
 
 
+def set_name_for(spec: GpuSpec, sets: Optional[dict[str, GpuParams]] = None) -> str:
+    """Name of the parameter set :func:`params_for` uses: the architecture's, else "generic"."""
+    sets = bundled_params() if sets is None else sets
+    arch = architecture(spec)
+    return arch if arch in sets else GENERIC
+
+
 def params_for(spec: GpuSpec, sets: Optional[dict[str, GpuParams]] = None) -> GpuParams:
     """Parameters for ``spec``: its architecture's set, else the generic one."""
     sets = bundled_params() if sets is None else sets
-    return sets.get(architecture(spec)) or sets[GENERIC]
+    return sets[set_name_for(spec, sets)]

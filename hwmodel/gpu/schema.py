@@ -122,9 +122,15 @@ def _parse(name: str, text: str, where: str) -> Any:
             if text not in ("true", "false"):
                 raise ValueError(text)
             return text == "true"
-        return kind(text) if kind is not int else int(float(text))
+        if kind is int:  # "1e3" is fine; "1024.5" was cut to 1024 and "inf" was an OverflowError traceback
+            x = float(text)
+            if not x.is_integer():
+                raise ValueError(text)
+            return int(x)
+        return kind(text)
     except ValueError:
-        raise NmlabError(f"{where}: column {name}: {text!r} is not a {kind.__name__}") from None
+        raise NmlabError(f"{where}: column {name}: {text!r} is not a {'whole number' if kind is int else kind.__name__}"
+                         ) from None
 
 
 class RowWriter:
@@ -218,7 +224,8 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
 def schema_markdown() -> str:
     """The column table for docs/gpu.md."""
     lines = ["| column | type | meaning |", "|---|---|---|"]
-    lines += [f"| `{c.name}` | {c.type.__name__} | {c.doc} |" for c in COLUMNS]
+    # A bare "|" in a meaning ("ok | error | skipped") split the row into extra cells and cut it.
+    lines += [f"| `{c.name}` | {c.type.__name__} | {c.doc.replace('|', chr(92) + '|')} |" for c in COLUMNS]
     return "\n".join(lines)
 
 

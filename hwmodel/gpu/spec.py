@@ -10,6 +10,7 @@ LPDDR parts are bundled too). Version 1 files still load: their new figures are 
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -33,6 +34,13 @@ FIGURES: tuple[str, ...] = (
 SOURCE_KINDS = ("derived", "unpublished")
 # Operand dtypes of tensor_tflops (names as the bench CSV writes them).
 DTYPES = ("bfloat16", "float16", "tfloat32", "float8_e4m3fn", "int8", "float4_e2m1")
+# Every top-level key a file may have, per version: any other is a typo and refused.
+_COMMON_KEYS = ("format", "version", "name", "display_name", "device_name_patterns", "compute_capability",
+                "sm_count", "tensor_clock_mhz", "boost_clock_mhz", "l2_bytes", "smem_per_sm_bytes",
+                "launch_overhead_us", "sparse_pattern", "tensor_tflops")
+KEYS = {1: frozenset(_COMMON_KEYS + ("hbm_bytes", "hbm_bytes_per_s")),
+        2: frozenset(_COMMON_KEYS + FIGURES + ("architecture", "tensor_accumulate", "tensor_tflops_fp16_accumulate",
+                                              "sources", "references"))}
 
 
 @dataclass(frozen=True)
@@ -121,12 +129,22 @@ def _need(doc: dict, key: str, where: str, kind: type, positive: bool = True) ->
     if key not in doc:
         raise NmlabError(f"{where}: {key}: missing")
     value = doc[key]
+    if value is None:  # str(None) made memory_type 'None'; a None count read as "None is not a int"
+        raise NmlabError(f"{where}: {key}: null, but the GPU model needs a value")
     if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float, str))):
         raise NmlabError(f"{where}: {key}: {value!r} is not a {kind.__name__}")
+    if kind not in (int, float):
+        return kind(value)
     try:  # a string too: yaml 1.1 reads "80.0e9" (no exponent sign) as one
-        value = kind(float(value)) if kind is int and isinstance(value, str) else kind(value)
-    except (TypeError, ValueError):
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
         raise NmlabError(f"{where}: {key}: {value!r} is not a {kind.__name__}") from None
+    # inf passed "> 0", and int() dropped a fraction silently (l2_bytes: 5.5 ran as 5 bytes).
+    if not math.isfinite(number):
+        raise NmlabError(f"{where}: {key}: must be a finite number, got {value!r}")
+    if kind is int and number != int(number):
+        raise NmlabError(f"{where}: {key}: {value!r} is not a whole number")
+    value = kind(number)
     if positive and kind in (int, float) and not value > 0:
         raise NmlabError(f"{where}: {key}: must be > 0, got {value}")
     return value
@@ -194,6 +212,9 @@ def load_gpu(path: str | os.PathLike) -> GpuSpec:
     if doc.get("format") != FORMAT_NAME or version not in READABLE_VERSIONS:
         raise NmlabError(f"{where}: format/version: expected {FORMAT_NAME} version "
                          f"{' or '.join(map(str, READABLE_VERSIONS))}, got {doc.get('format')} {version}")
+    unknown = sorted(str(k) for k in doc if k not in KEYS[version])
+    if unknown:  # a misspelt optional key (tensor_tflops_fp16_accumulate) would be dropped silently
+        raise NmlabError(f"{where}: {unknown[0]}: unknown key (allowed: {', '.join(sorted(KEYS[version]))})")
     flops = _rates(doc, "tensor_tflops", where, required=True)
     patterns = doc.get("device_name_patterns") or []
     if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
@@ -219,14 +240,16 @@ def load_gpu(path: str | os.PathLike) -> GpuSpec:
     fp16_acc = _rates(doc, "tensor_tflops_fp16_accumulate", where, required=False)
     tensor_keys = [f"tensor_tflops.{d}" for d in flops] + [f"tensor_tflops_fp16_accumulate.{d}" for d in fp16_acc]
     sources, references = _check_sources(doc, where, tensor_keys)
-    base = doc.get("base_clock_mhz")
+    # Figures the model can do without may be null ('unpublished:' sources, checked above).
+    optional = {key: None if doc[key] is None else _need(doc, key, where, kind, positive=kind is float)
+                for key, kind in (("base_clock_mhz", float), ("memory_type", str), ("power_limit_w", float))}
     return GpuSpec(
         memory_bytes=_need(doc, "memory_bytes", where, float),
         memory_bytes_per_s=_need(doc, "memory_bytes_per_s", where, float),
         architecture=str(_need(doc, "architecture", where, str, positive=False)),
-        base_clock_mhz=None if base is None else _need(doc, "base_clock_mhz", where, float),
-        memory_type=str(_need(doc, "memory_type", where, str, positive=False)),
-        power_limit_w=_need(doc, "power_limit_w", where, float),
+        base_clock_mhz=optional["base_clock_mhz"],
+        memory_type=optional["memory_type"],
+        power_limit_w=optional["power_limit_w"],
         tensor_accumulate=str(_need(doc, "tensor_accumulate", where, str, positive=False)),
         tensor_flops_fp16_acc=fp16_acc,
         sources=sources,

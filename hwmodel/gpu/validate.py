@@ -18,7 +18,6 @@ steps apart.
 
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ from hwmodel.gpu.fit import GpuData, fit
 from hwmodel.gpu.measurements import Measurements, bundled_files, check_dtypes, read_measurements, spec_names_for
 from hwmodel.gpu.model import GpuParams
 from hwmodel.gpu.spec import GpuSpec, gpu_for
+from hwmodel.limits import finite_or_none
 
 SPLIT_SEED = 13
 CALIBRATION_EVERY = 3
@@ -109,9 +109,10 @@ def square_crossover(meas: Measurements, dense: np.ndarray, sparse: np.ndarray, 
     prediction at a calibration size is as much a prediction of the curve as at a held-out one)."""
     sq = (meas.dtype == dtype) & (meas.m == meas.k) & (meas.k == meas.n)
     sizes = meas.m[sq].tolist()
+    sizes = [int(s) for s in sizes]  # whole sizes: --json printed 4096.0
     measured = crossover(sizes, meas.speedup[sq].tolist())
     predicted = crossover(sizes, (dense[sq] / sparse[sq]).tolist())
-    return {"sizes": sorted(int(s) for s in set(sizes)), "measured": measured, "predicted": predicted,
+    return {"sizes": sorted(set(sizes)), "measured": measured, "predicted": predicted,
             "steps": crossover_steps(sizes, measured, predicted) if sizes else None}
 
 
@@ -138,11 +139,11 @@ def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuPar
     dense, sparse = data.predict_us(params)
     per_dtype = dtype_scores(meas, dense, sparse, scored)
     out = {"gpu": block.spec.name, "device": sorted(set(meas.gpu.tolist())), "architecture": architecture(block.spec),
-           "data": meas.path, "format": meas.fmt, "rows": len(meas), "fit": "calibration" if do_fit else "none",
+           "data": meas.path, "format": meas.fmt, "fit": "calibration" if do_fit else "none",
            "rows_calibration": int(calib.sum()), "rows_scored": int(scored.sum()),
            "shapes_calibration": len({k for k, c in zip(meas.shape_keys(), calib) if c}),
            "shapes_scored": len({k for k, c in zip(meas.shape_keys(), scored) if c}),
-           **scores(meas, dense, sparse, scored),
+           **scores(meas, dense, sparse, scored),  # its "rows" are the scored rows, as per dtype
            "crossover_measured": {d: v["crossover"]["measured"] for d, v in per_dtype.items()},
            "crossover_predicted": {d: v["crossover"]["predicted"] for d, v in per_dtype.items()},
            "dtypes": per_dtype, "fit_info": info, "params": params.as_dict(),
@@ -163,13 +164,15 @@ def meets_targets(report: dict[str, Any]) -> bool:
     return True
 
 
-def leave_one_out(blocks: Sequence[GpuBlock]) -> dict[str, dict[str, Any]]:
-    """Per GPU: scores over all its rows of a set fitted on the other GPUs' rows only."""
+def leave_one_out(blocks: Sequence[GpuBlock]) -> list[Optional[dict[str, Any]]]:
+    """Per block (same order): scores over all its rows of a set fitted on the other blocks' rows
+    only; None for a lone block."""
     datas = [GpuData.build(b.spec, b.meas) for b in blocks]
-    out = {}
+    out: list[Optional[dict[str, Any]]] = []
     for i, block in enumerate(blocks):
         others = [d for j, d in enumerate(datas) if j != i]
         if not others:
+            out.append(None)
             continue
         params, _ = fit(others)
         dense, sparse = datas[i].predict_us(params)
@@ -179,7 +182,7 @@ def leave_one_out(blocks: Sequence[GpuBlock]) -> dict[str, dict[str, Any]]:
         s["dtypes"] = {d: scores(block.meas, dense, sparse, block.meas.dtype == d)
                        for d in sorted(set(block.meas.dtype.tolist()))}
         s["meets_target"] = bool(max(s["mape_dense"], s["mape_sparse"]) < TARGETS["logo_mape"])
-        out[block.spec.name] = s
+        out.append(s)
     return out
 
 
@@ -189,6 +192,9 @@ def run_validate(data: Optional[str], gpu: Optional[str], do_fit: bool = True,
 
     ``logo`` (default: on for the bundled files) adds each GPU's leave-one-GPU-out scores.
     """
+    if gpu and not data:
+        # The bundled files name their GPUs; one spec forced on all four scored A100 rows as a B200.
+        raise NmlabError("gpu validate: --gpu applies to --data FILE (the bundled files name their GPUs)")
     paths = [data] if data else bundled_files()
     if not paths:
         raise NmlabError("gpu validate: no measurement file bundled; pass --data FILE")
@@ -197,27 +203,16 @@ def run_validate(data: Optional[str], gpu: Optional[str], do_fit: bool = True,
     if logo is None:
         logo = data is None
     if logo and len(blocks) > 1:
-        for r, (name, s) in zip(reports, leave_one_out(blocks).items()):
-            r["leave_one_gpu_out"] = s
+        # By position: keyed by spec name, blocks of one spec overwrote each other's scores.
+        for r, s in zip(reports, leave_one_out(blocks)):
+            if s is not None:
+                r["leave_one_gpu_out"] = s
     return reports
 
 
 def public(report: dict[str, Any]) -> dict[str, Any]:
     """The report without in-memory arrays (what --json prints)."""
     return finite_or_none({k: v for k, v in report.items() if not k.startswith("_")})
-
-
-def finite_or_none(x: Any) -> Any:
-    """JSON-safe values (NaN/inf become None; numpy scalars become floats)."""
-    if isinstance(x, (float, np.floating)):
-        return float(x) if math.isfinite(x) else None
-    if isinstance(x, np.integer):
-        return int(x)
-    if isinstance(x, dict):
-        return {k: finite_or_none(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [finite_or_none(v) for v in x]
-    return x
 
 
 def _pct(x: Optional[float]) -> str:
