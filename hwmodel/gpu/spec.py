@@ -271,6 +271,7 @@ def gpu_for(name_or_device: str) -> GpuSpec:
         return specs[name_or_device]
     hits = [s for s in specs.values() if s.matches(name_or_device)]
     if len(hits) != 1:
+        # Name the bundled specs: the caller's option (--gpu, --design, a sweep's gpus) is what to fix.
         raise NmlabError(f"gpu: {name_or_device!r} matches {len(hits)} design points "
-                         f"(have {', '.join(specs)}); pass --gpu NAME")
+                         f"(have {', '.join(specs)})")
     return hits[0]
