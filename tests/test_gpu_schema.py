@@ -303,6 +303,7 @@ tensor_tflops:
     ("l2_bytes: 52428800", "l2_bytes: 5.5", "l2_bytes: 5.5 is not a whole number"),
     ("sm_count: 114", "sm_count: 114.5", "sm_count: 114.5 is not a whole number"),
     ("sparse_pattern:", "tensor_tflops_fp16_accumulat: {}\nsparse_pattern:", "tensor_tflops_fp16_accumulat: unknown key"),
+    ('sparse_pattern: "2:4"', 'sparse_pattern: "1:4"', 'sparse_pattern: the GPU model runs "2:4" only'),  # was ignored
 ])
 def test_spec_loader_refuses_infinite_fractional_and_unknown_fields(tmp_path, old, new, message):
     # A user's spec file stands where a design does: inf passed "> 0", a fraction was cut off

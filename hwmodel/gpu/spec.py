@@ -216,6 +216,9 @@ def load_gpu(path: str | os.PathLike) -> GpuSpec:
     if unknown:  # a misspelt optional key (tensor_tflops_fp16_accumulate) would be dropped silently
         raise NmlabError(f"{where}: {unknown[0]}: unknown key (allowed: {', '.join(sorted(KEYS[version]))})")
     flops = _rates(doc, "tensor_tflops", where, required=True)
+    sparse_pattern = doc.get("sparse_pattern", "2:4")
+    if sparse_pattern != "2:4":  # the GPU model (cuSPARSELt) runs 2:4 only
+        raise NmlabError(f"{where}: sparse_pattern: the GPU model runs \"2:4\" only, got {sparse_pattern!r}")
     patterns = doc.get("device_name_patterns") or []
     if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
         raise NmlabError(f"{where}: device_name_patterns: expected a list of strings")
@@ -230,7 +233,7 @@ def load_gpu(path: str | os.PathLike) -> GpuSpec:
         l2_bytes=_need(doc, "l2_bytes", where, int),
         smem_per_sm_bytes=_need(doc, "smem_per_sm_bytes", where, int),
         launch_overhead_us=_need(doc, "launch_overhead_us", where, float),
-        sparse_pattern=str(doc.get("sparse_pattern", "2:4")),
+        sparse_pattern=sparse_pattern,
         tensor_flops=flops,
         format_version=int(version),
     )
