@@ -583,10 +583,10 @@ def run_sparse_api(torch, case, env: Environment, args, row: dict[str, Any]) -> 
     # kernels exist only for compute capability 8.x.
     SparseSemiStructuredTensor._FORCE_CUTLASS = env.cc[0] == 8
     backend = "cutlass" if SparseSemiStructuredTensor._FORCE_CUTLASS else "cusparselt"
-    _, np_, kp = grid.padded_shape(case.m, case.n, case.k, case.dtype, "sparse_api")
-    # W must meet the sparse minimum, so a user pads it (and x's k) once; the API pads x's
-    # rows to the dense minimum on every call, which is part of what we time.
-    mp = grid.padded_shape(case.m, case.n, case.k, case.dtype, "sparse_api")[0]
+    # W must meet the sparse minimum of the backend that runs (CUTLASS's is larger), so a user
+    # pads it (and x's k) once; the API pads x's rows to the dense minimum on every call,
+    # which is part of what we time.
+    mp, np_, kp = grid.padded_shape(case.m, case.n, case.k, case.dtype, "sparse_api", backend)
     row.update(m_pad=mp, n_pad=np_, k_pad=kp, backend=backend, out_dtype=case.dtype)
     F = torch.nn.functional
     mask = mask_2of4(torch, np_, kp)

@@ -547,3 +547,38 @@ def test_whole_driver_on_every_path_with_emulated_cuda(tmp_path, monkeypatch):
         if r["impl"] == "sparse_cslt" and r["kind"] in ("gemm", "layer"):
             assert r["lib_alg_id"] == 1 and r["split_k"] == 1 and "algs=mm_search:6" in r["api_path"]
     assert "phase 0: 6 rows" in (tmp_path / "b.log").read_text()
+
+
+@pytest.mark.parametrize("cc,cls_name", [((8, 0), "SparseSemiStructuredTensorCUTLASS"),
+                                         ((9, 0), "SparseSemiStructuredTensorCUSPARSELT")])
+def test_sparse_api_pads_w_to_the_minimum_of_the_backend_it_forces(monkeypatch, cc, cls_name):
+    """On compute capability 8.x the API path forces CUTLASS, whose minimum W shape is 32 x 64
+    for 16-bit types (cuSPARSELt's is 16 x 16): padding to cuSPARSELt's made every TD3
+    input/output layer (k = 11, n = 3, ...) an error row on A100/L40S/RTX 4090."""
+    import torch.sparse as ts
+
+    monkeypatch.setattr(gpubench, "DEVICE", "cpu")
+    cls = getattr(ts, cls_name)
+    seen = []
+
+    def fake_to_sparse(w):
+        seen.append(tuple(w.shape))
+        c = cls._DTYPE_SHAPE_CONSTRAINTS[w.dtype]
+        r, k = w.shape
+        if r % c.sparse_min_rows or k % c.sparse_min_cols:
+            raise RuntimeError(f"shape {tuple(w.shape)} not a multiple of ({c.sparse_min_rows}, {c.sparse_min_cols})")
+        raise _Reached()
+
+    class _Reached(Exception):
+        pass
+
+    monkeypatch.setattr(ts, "to_sparse_semi_structured", fake_to_sparse)
+    monkeypatch.setattr(ts.SparseSemiStructuredTensor, "_FORCE_CUTLASS", False)
+    env = _FakeEnv(torch)
+    env.cc = cc
+    case = grid.Case("layer", "hopper.actor.fc1", "bfloat16", 1, 256, 11, "hopper", 256)
+    row = gpubench.base_row(case, "sparse_api", env, "r")
+    with pytest.raises(_Reached):
+        gpubench.run_one(torch, case, "sparse_api", env, argparse.Namespace(target_ms=0.2, no_profile=True), row)
+    assert row["backend"] == ("cutlass" if cc[0] == 8 else "cusparselt")
+    assert (row["n_pad"], row["k_pad"]) == seen[0]
