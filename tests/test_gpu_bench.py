@@ -485,7 +485,8 @@ def test_clocks_fall_back_to_nvml(monkeypatch):
 
     fake = types.SimpleNamespace(
         NVML_CLOCK_SM=0, NVML_CLOCK_MEM=1, NVML_TEMPERATURE_GPU=0, nvmlInit=lambda: None,
-        nvmlDeviceGetHandleByIndex=lambda i: "h", nvmlSystemGetDriverVersion=lambda: b"580.159.03",
+        nvmlDeviceGetHandleByIndex=lambda i: "h", nvmlDeviceGetCount=lambda: 1,
+        nvmlSystemGetDriverVersion=lambda: b"580.159.03",
         nvmlDeviceGetClockInfo=lambda h, c: 1980 if c == 0 else 3201,
         nvmlDeviceGetMaxClockInfo=lambda h, c: 1980, nvmlDeviceGetEnforcedPowerLimit=lambda h: 700000,
         nvmlDeviceGetTemperature=lambda h, s: 41)
@@ -582,3 +583,25 @@ def test_sparse_api_pads_w_to_the_minimum_of_the_backend_it_forces(monkeypatch, 
         gpubench.run_one(torch, case, "sparse_api", env, argparse.Namespace(target_ms=0.2, no_profile=True), row)
     assert row["backend"] == ("cutlass" if cc[0] == 8 else "cusparselt")
     assert (row["n_pad"], row["k_pad"]) == seen[0]
+
+
+def test_clocks_are_read_from_torchs_gpu_not_smi_index_0(monkeypatch):
+    """nvidia-smi/NVML index GPUs by PCI order and ignore CUDA_VISIBLE_DEVICES: with
+    CUDA_VISIBLE_DEVICES=1, ``-i 0`` recorded the clocks, power limit and temperature of an
+    idle card beside the one that ran. The harness matches torch's ``props.uuid`` instead."""
+    smi = ("GPU-aaaaaaaa-0000-0000-0000-000000000000, 580.159.03, 345, 1593, 1980, 700.00, 31\n"
+           "GPU-bbbbbbbb-0000-0000-0000-000000000000, 580.159.03, 1980, 3201, 1980, 500.00, 67\n")
+    monkeypatch.setattr(gpubench.subprocess, "run", lambda *a, **kw: types.SimpleNamespace(stdout=smi))
+    props = types.SimpleNamespace(major=9, minor=0, L2_cache_size=50 * 2**20, name="NVIDIA H100 80GB HBM3",
+                                  multi_processor_count=132, total_memory=80 * 2**30,
+                                  uuid="bbbbbbbb-0000-0000-0000-000000000000")
+    fake = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(get_device_properties=lambda i: props), __version__="2.13",
+        version=types.SimpleNamespace(cuda="13.0"), backends=types.SimpleNamespace())
+    env = gpubench.Environment(fake)
+    clocks = env.clocks()
+    assert env.static["driver"] == "580.159.03"
+    assert (clocks["sm_clock_mhz"], clocks["power_limit_w"], clocks["temperature_c"]) == (1980.0, 500.0, 67.0)
+    props.uuid = "cccccccc-0000-0000-0000-000000000000"  # no match (a MIG instance): unknown, not wrong
+    env = gpubench.Environment(fake)
+    assert env.static["driver"] == "580.159.03" and env.clocks()["sm_clock_mhz"] == -1.0
