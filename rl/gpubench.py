@@ -872,6 +872,7 @@ def run_one(torch, case, impl: str, env: Environment, args, row: dict[str, Any])
         row["api_path"] = "F.linear(x, W, b)"
         if sparse:
             tr, fuse = _cslt_linear_mode(torch)
+            row.update(alg_id=0, split_k=1)  # the 2:4 layers run alg 0 at the default split-K
             row["api_path"] = (f"hidden: torch._cslt_sparse_mm(Wc, x.t(), b) transpose_result={int(tr)} "
                                f"fused_bias={int(fuse)} alg 0; others F.linear")
         run = run_actor_fwd if case.kind == "actor_fwd" else run_td3_step

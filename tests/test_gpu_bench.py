@@ -320,6 +320,8 @@ def test_composite_paths_fill_their_rows(monkeypatch, kind, impl):
     row = gpubench.base_row(case, impl, _FakeEnv(fake), "r")
     gpubench.run_one(fake, case, impl, _FakeEnv(fake), args, row)
     assert row["check_ok"] is True and row["eager_median_us"] > 0 and row["graph_median_us"] is not None
+    # cuSPARSELt rows say which configuration ran (-1 only where cuSPARSELt did not run)
+    assert (row["alg_id"], row["split_k"]) == ((0, 1) if impl == "sparse_cslt" else (-1, -1))
     assert row["flops"] == sum(2 * g.m * g.n * g.k for g in (
         grid.actor_forward_gemms("hopper", 64, 1, True) if kind == "actor_fwd"
         else grid.td3_step_gemms("hopper", 64, 32, True)))
