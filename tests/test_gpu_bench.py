@@ -407,7 +407,8 @@ def test_every_row_records_its_path(monkeypatch):
         row = gpubench.base_row(case, impl, _FakeEnv(fake), "r")
         gpubench.run_one(fake, case, impl, _FakeEnv(fake), args, row)
         assert expect in row["api_path"], row["api_path"]
-        assert row["split_k"] == -1  # not a timed cuSPARSELt GEMM
+        # -1 where cuSPARSELt did not run; the 2:4 composite's layers run split-K 1
+        assert row["split_k"] == (1 if impl == "sparse_cslt" else -1)
 
 
 def test_script_mode_drops_its_own_folder_from_sys_path(tmp_path):
@@ -607,3 +608,4 @@ def test_clocks_are_read_from_torchs_gpu_not_smi_index_0(monkeypatch):
     props.uuid = "cccccccc-0000-0000-0000-000000000000"  # no match (a MIG instance): unknown, not wrong
     env = gpubench.Environment(fake)
     assert env.static["driver"] == "580.159.03" and env.clocks()["sm_clock_mhz"] == -1.0
+
