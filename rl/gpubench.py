@@ -981,7 +981,11 @@ def run(args: argparse.Namespace) -> int:
         renamed = True
     finally:
         if not renamed and not writer.detached:
-            writer.close()
+            # Interrupted (Ctrl-C, a kill, a bug in the driver): keep FILE.partial. Renaming it
+            # gave FILE without the rest of the grid, which readers take for a finished run.
+            writer.detach()
+            if not log.closed:
+                say(f"interrupted after {time.monotonic() - t0:.0f} s: {counts}; rows so far in {writer.partial}")
         if not log.closed:
             say(f"done in {time.monotonic() - t0:.0f} s (this process): {counts}; wrote {out} and {log_path}")
             log.close()

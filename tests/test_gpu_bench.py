@@ -609,3 +609,28 @@ def test_clocks_are_read_from_torchs_gpu_not_smi_index_0(monkeypatch):
     env = gpubench.Environment(fake)
     assert env.static["driver"] == "580.159.03" and env.clocks()["sm_clock_mhz"] == -1.0
 
+
+def test_interrupted_run_leaves_the_partial_file_not_a_short_csv(tmp_path, monkeypatch):
+    """Ctrl-C (or any exception out of the driver) used to rename FILE.partial to FILE, so a
+    run cut after a few rows looked finished (the docs promise FILE has every row of the grid)."""
+    fake_torch = types.SimpleNamespace(cuda=types.SimpleNamespace(synchronize=lambda: None, empty_cache=lambda: None))
+    done = []
+
+    def fake_run_one(torch, case, impl, env, args, row):
+        if len(done) == 2:
+            raise KeyboardInterrupt
+        done.append(1)
+        row.update(eager_median_us=10.0, check_ok=True, max_rel_err=0.0)
+
+    monkeypatch.setattr(gpubench, "require_gpu", lambda: fake_torch)
+    monkeypatch.setattr(gpubench, "Environment", _FakeEnv)
+    monkeypatch.setattr(gpubench, "_warm_up", lambda torch: None)
+    monkeypatch.setattr(gpubench, "run_one", fake_run_one)
+    out = tmp_path / "bench.csv"
+    args = argparse.Namespace(out=str(out), quick=True, max_seconds=60.0, target_ms=1.0, no_profile=True)
+    with pytest.raises(KeyboardInterrupt):
+        gpubench.run(args)
+    assert not out.exists()
+    partial = tmp_path / "bench.csv.partial"
+    assert len(schema.read_rows(partial)) == 2
+    assert "interrupted" in (tmp_path / "bench.log").read_text()
