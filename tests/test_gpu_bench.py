@@ -327,7 +327,7 @@ def test_composite_paths_fill_their_rows(monkeypatch, kind, impl):
         else grid.td3_step_gemms("hopper", 64, 32, True)))
 
 
-# --- torch-version differences the first device run must survive (helper G's pre-flight) ----
+# --- torch-version differences the first GPU run must survive ------------------------------
 
 def _with_search(fake, mm_search=None, old_search=None, split_raises=False, split_wrong=False):
     """``fake`` (an _emulated_torch) plus cuSPARSELt search entry points and split-K handling."""

@@ -227,7 +227,7 @@ def build_grid(quick: bool = False) -> list[Case]:
 
 # --- a rough run-time estimate of the bench, to order the grid and plan a run ------------------
 
-#: H200 figures the estimate uses (shared/reference/gpu.md and the device notes): bf16 dense
+#: H200 figures the estimate uses (shared/reference/gpu.md): bf16 dense
 #: GEMM measured at ~790 TFLOP/s on random data; 8-bit at twice that; 2:4 taken as 1.3x
 #: dense (published H100 speedups are 0.6-1.8x); HBM ~4.3 TB/s copy; an fp32 reference GEMM
 #: (TF32 off) at ~50 TFLOP/s; ~6 us per eager launch.
