@@ -146,6 +146,16 @@ def require_gpu():
 
 # --------------------------------------------------------------------------- environment
 
+def _bare_uuid(value: Any) -> str:
+    """A GPU UUID without its "GPU-"/"MIG-" prefix, lower case ("" if unknown): torch prints
+    ``props.uuid`` bare, nvidia-smi and NVML with the prefix."""
+    text = str(value or "").strip().lower()
+    for prefix in ("gpu-", "mig-"):
+        if text.startswith(prefix):
+            return text[len(prefix):]
+    return text
+
+
 class Environment:
     """Device, library versions and (cached) clock readings recorded on every row."""
 
@@ -171,18 +181,28 @@ class Environment:
         }
         self._clocks: dict[str, Any] = {}
         self._clocks_at = -1e9
+        # nvidia-smi and NVML number GPUs by PCI order and ignore CUDA_VISIBLE_DEVICES, so
+        # "index 0" may be another card than torch's device 0: match the UUID instead.
+        self._uuid = _bare_uuid(getattr(props, "uuid", ""))
         self.static["driver"] = self._smi().get("driver", "")
 
     def _smi(self) -> dict[str, Any]:
-        fields = "driver_version,clocks.sm,clocks.mem,clocks.max.sm,power.limit,temperature.gpu"
+        """Driver and clock readings of torch's device (the GPU with its UUID); {} if unknown.
+        Where no line matches (a MIG instance, an old torch without ``uuid``) only a machine
+        with one GPU is read: the readings of another card would be wrong, not unknown."""
+        fields = "uuid,driver_version,clocks.sm,clocks.mem,clocks.max.sm,power.limit,temperature.gpu"
         try:
-            out = subprocess.run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits", "-i", "0"],
-                                 capture_output=True, text=True, timeout=10).stdout.strip().splitlines()[0]
-            parts = [p.strip() for p in out.split(",")]
-            if len(parts) < 6:
-                raise ValueError(out)
+            lines = subprocess.run(["nvidia-smi", f"--query-gpu={fields}", "--format=csv,noheader,nounits"],
+                                   capture_output=True, text=True, timeout=10).stdout.strip().splitlines()
+            rows = [[p.strip() for p in line.split(",")] for line in lines if line.strip()]
+            if not rows or any(len(r) < 7 for r in rows):
+                raise ValueError(lines)
         except Exception:  # noqa: BLE001 - no nvidia-smi: NVML (nvidia-ml-py), else unknown
             return self._nvml()
+        mine = [r for r in rows if getattr(self, "_uuid", "") and _bare_uuid(r[0]) == self._uuid]
+        if not mine and len(rows) > 1:
+            return {"driver": rows[0][1]}  # the same driver serves every GPU
+        parts = (mine or rows)[0][1:]
 
         def num(text: str) -> float:
             try:
@@ -193,16 +213,24 @@ class Environment:
         return {"driver": parts[0], "sm_clock_mhz": num(parts[1]), "mem_clock_mhz": num(parts[2]),
                 "max_sm_clock_mhz": num(parts[3]), "power_limit_w": num(parts[4]), "temperature_c": num(parts[5])}
 
-    @staticmethod
-    def _nvml() -> dict[str, Any]:
+    def _nvml(self) -> dict[str, Any]:
         """The same readings through NVML (``pynvml`` from nvidia-ml-py); {} if unavailable."""
         try:
             import pynvml
 
             pynvml.nvmlInit()
-            h = pynvml.nvmlDeviceGetHandleByIndex(0)
             drv = pynvml.nvmlSystemGetDriverVersion()
-            return {"driver": drv.decode() if isinstance(drv, bytes) else str(drv),
+            driver = drv.decode() if isinstance(drv, bytes) else str(drv)
+            uuid = getattr(self, "_uuid", "")
+            try:
+                h = pynvml.nvmlDeviceGetHandleByUUID(f"GPU-{uuid}") if uuid else None
+            except Exception:  # noqa: BLE001 - a MIG instance's UUID: only a single GPU is read
+                h = None
+            if h is None:
+                if pynvml.nvmlDeviceGetCount() != 1:
+                    return {"driver": driver}
+                h = pynvml.nvmlDeviceGetHandleByIndex(0)
+            return {"driver": driver,
                     "sm_clock_mhz": float(pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_SM)),
                     "mem_clock_mhz": float(pynvml.nvmlDeviceGetClockInfo(h, pynvml.NVML_CLOCK_MEM)),
                     "max_sm_clock_mhz": float(pynvml.nvmlDeviceGetMaxClockInfo(h, pynvml.NVML_CLOCK_SM)),
@@ -583,10 +611,10 @@ def run_sparse_api(torch, case, env: Environment, args, row: dict[str, Any]) -> 
     # kernels exist only for compute capability 8.x.
     SparseSemiStructuredTensor._FORCE_CUTLASS = env.cc[0] == 8
     backend = "cutlass" if SparseSemiStructuredTensor._FORCE_CUTLASS else "cusparselt"
-    _, np_, kp = grid.padded_shape(case.m, case.n, case.k, case.dtype, "sparse_api")
-    # W must meet the sparse minimum, so a user pads it (and x's k) once; the API pads x's
-    # rows to the dense minimum on every call, which is part of what we time.
-    mp = grid.padded_shape(case.m, case.n, case.k, case.dtype, "sparse_api")[0]
+    # W must meet the sparse minimum of the backend that runs (CUTLASS's is larger), so a user
+    # pads it (and x's k) once; the API pads x's rows to the dense minimum on every call,
+    # which is part of what we time.
+    mp, np_, kp = grid.padded_shape(case.m, case.n, case.k, case.dtype, "sparse_api", backend)
     row.update(m_pad=mp, n_pad=np_, k_pad=kp, backend=backend, out_dtype=case.dtype)
     F = torch.nn.functional
     mask = mask_2of4(torch, np_, kp)
@@ -844,6 +872,7 @@ def run_one(torch, case, impl: str, env: Environment, args, row: dict[str, Any])
         row["api_path"] = "F.linear(x, W, b)"
         if sparse:
             tr, fuse = _cslt_linear_mode(torch)
+            row.update(alg_id=0, split_k=1)  # the 2:4 layers run alg 0 at the default split-K
             row["api_path"] = (f"hidden: torch._cslt_sparse_mm(Wc, x.t(), b) transpose_result={int(tr)} "
                                f"fused_bias={int(fuse)} alg 0; others F.linear")
         run = run_actor_fwd if case.kind == "actor_fwd" else run_td3_step
@@ -952,7 +981,11 @@ def run(args: argparse.Namespace) -> int:
         renamed = True
     finally:
         if not renamed and not writer.detached:
-            writer.close()
+            # Interrupted (Ctrl-C, a kill, a bug in the driver): keep FILE.partial. Renaming it
+            # gave FILE without the rest of the grid, which readers take for a finished run.
+            writer.detach()
+            if not log.closed:
+                say(f"interrupted after {time.monotonic() - t0:.0f} s: {counts}; rows so far in {writer.partial}")
         if not log.closed:
             say(f"done in {time.monotonic() - t0:.0f} s (this process): {counts}; wrote {out} and {log_path}")
             log.close()

@@ -320,12 +320,14 @@ def test_composite_paths_fill_their_rows(monkeypatch, kind, impl):
     row = gpubench.base_row(case, impl, _FakeEnv(fake), "r")
     gpubench.run_one(fake, case, impl, _FakeEnv(fake), args, row)
     assert row["check_ok"] is True and row["eager_median_us"] > 0 and row["graph_median_us"] is not None
+    # cuSPARSELt rows say which configuration ran (-1 only where cuSPARSELt did not run)
+    assert (row["alg_id"], row["split_k"]) == ((0, 1) if impl == "sparse_cslt" else (-1, -1))
     assert row["flops"] == sum(2 * g.m * g.n * g.k for g in (
         grid.actor_forward_gemms("hopper", 64, 1, True) if kind == "actor_fwd"
         else grid.td3_step_gemms("hopper", 64, 32, True)))
 
 
-# --- torch-version differences the first device run must survive (helper G's pre-flight) ----
+# --- torch-version differences the first GPU run must survive ------------------------------
 
 def _with_search(fake, mm_search=None, old_search=None, split_raises=False, split_wrong=False):
     """``fake`` (an _emulated_torch) plus cuSPARSELt search entry points and split-K handling."""
@@ -405,7 +407,8 @@ def test_every_row_records_its_path(monkeypatch):
         row = gpubench.base_row(case, impl, _FakeEnv(fake), "r")
         gpubench.run_one(fake, case, impl, _FakeEnv(fake), args, row)
         assert expect in row["api_path"], row["api_path"]
-        assert row["split_k"] == -1  # not a timed cuSPARSELt GEMM
+        # -1 where cuSPARSELt did not run; the 2:4 composite's layers run split-K 1
+        assert row["split_k"] == (1 if impl == "sparse_cslt" else -1)
 
 
 def test_script_mode_drops_its_own_folder_from_sys_path(tmp_path):
@@ -485,7 +488,8 @@ def test_clocks_fall_back_to_nvml(monkeypatch):
 
     fake = types.SimpleNamespace(
         NVML_CLOCK_SM=0, NVML_CLOCK_MEM=1, NVML_TEMPERATURE_GPU=0, nvmlInit=lambda: None,
-        nvmlDeviceGetHandleByIndex=lambda i: "h", nvmlSystemGetDriverVersion=lambda: b"580.159.03",
+        nvmlDeviceGetHandleByIndex=lambda i: "h", nvmlDeviceGetCount=lambda: 1,
+        nvmlSystemGetDriverVersion=lambda: b"580.159.03",
         nvmlDeviceGetClockInfo=lambda h, c: 1980 if c == 0 else 3201,
         nvmlDeviceGetMaxClockInfo=lambda h, c: 1980, nvmlDeviceGetEnforcedPowerLimit=lambda h: 700000,
         nvmlDeviceGetTemperature=lambda h, s: 41)
@@ -547,3 +551,86 @@ def test_whole_driver_on_every_path_with_emulated_cuda(tmp_path, monkeypatch):
         if r["impl"] == "sparse_cslt" and r["kind"] in ("gemm", "layer"):
             assert r["lib_alg_id"] == 1 and r["split_k"] == 1 and "algs=mm_search:6" in r["api_path"]
     assert "phase 0: 6 rows" in (tmp_path / "b.log").read_text()
+
+
+@pytest.mark.parametrize("cc,cls_name", [((8, 0), "SparseSemiStructuredTensorCUTLASS"),
+                                         ((9, 0), "SparseSemiStructuredTensorCUSPARSELT")])
+def test_sparse_api_pads_w_to_the_minimum_of_the_backend_it_forces(monkeypatch, cc, cls_name):
+    """On compute capability 8.x the API path forces CUTLASS, whose minimum W shape is 32 x 64
+    for 16-bit types (cuSPARSELt's is 16 x 16): padding to cuSPARSELt's made every TD3
+    input/output layer (k = 11, n = 3, ...) an error row on A100/L40S/RTX 4090."""
+    import torch.sparse as ts
+
+    monkeypatch.setattr(gpubench, "DEVICE", "cpu")
+    cls = getattr(ts, cls_name)
+    seen = []
+
+    def fake_to_sparse(w):
+        seen.append(tuple(w.shape))
+        c = cls._DTYPE_SHAPE_CONSTRAINTS[w.dtype]
+        r, k = w.shape
+        if r % c.sparse_min_rows or k % c.sparse_min_cols:
+            raise RuntimeError(f"shape {tuple(w.shape)} not a multiple of ({c.sparse_min_rows}, {c.sparse_min_cols})")
+        raise _Reached()
+
+    class _Reached(Exception):
+        pass
+
+    monkeypatch.setattr(ts, "to_sparse_semi_structured", fake_to_sparse)
+    monkeypatch.setattr(ts.SparseSemiStructuredTensor, "_FORCE_CUTLASS", False)
+    env = _FakeEnv(torch)
+    env.cc = cc
+    case = grid.Case("layer", "hopper.actor.fc1", "bfloat16", 1, 256, 11, "hopper", 256)
+    row = gpubench.base_row(case, "sparse_api", env, "r")
+    with pytest.raises(_Reached):
+        gpubench.run_one(torch, case, "sparse_api", env, argparse.Namespace(target_ms=0.2, no_profile=True), row)
+    assert row["backend"] == ("cutlass" if cc[0] == 8 else "cusparselt")
+    assert (row["n_pad"], row["k_pad"]) == seen[0]
+
+
+def test_clocks_are_read_from_torchs_gpu_not_smi_index_0(monkeypatch):
+    """nvidia-smi/NVML index GPUs by PCI order and ignore CUDA_VISIBLE_DEVICES: with
+    CUDA_VISIBLE_DEVICES=1, ``-i 0`` recorded the clocks, power limit and temperature of an
+    idle card beside the one that ran. The harness matches torch's ``props.uuid`` instead."""
+    smi = ("GPU-aaaaaaaa-0000-0000-0000-000000000000, 580.159.03, 345, 1593, 1980, 700.00, 31\n"
+           "GPU-bbbbbbbb-0000-0000-0000-000000000000, 580.159.03, 1980, 3201, 1980, 500.00, 67\n")
+    monkeypatch.setattr(gpubench.subprocess, "run", lambda *a, **kw: types.SimpleNamespace(stdout=smi))
+    props = types.SimpleNamespace(major=9, minor=0, L2_cache_size=50 * 2**20, name="NVIDIA H100 80GB HBM3",
+                                  multi_processor_count=132, total_memory=80 * 2**30,
+                                  uuid="bbbbbbbb-0000-0000-0000-000000000000")
+    fake = types.SimpleNamespace(
+        cuda=types.SimpleNamespace(get_device_properties=lambda i: props), __version__="2.13",
+        version=types.SimpleNamespace(cuda="13.0"), backends=types.SimpleNamespace())
+    env = gpubench.Environment(fake)
+    clocks = env.clocks()
+    assert env.static["driver"] == "580.159.03"
+    assert (clocks["sm_clock_mhz"], clocks["power_limit_w"], clocks["temperature_c"]) == (1980.0, 500.0, 67.0)
+    props.uuid = "cccccccc-0000-0000-0000-000000000000"  # no match (a MIG instance): unknown, not wrong
+    env = gpubench.Environment(fake)
+    assert env.static["driver"] == "580.159.03" and env.clocks()["sm_clock_mhz"] == -1.0
+
+
+def test_interrupted_run_leaves_the_partial_file_not_a_short_csv(tmp_path, monkeypatch):
+    """Ctrl-C (or any exception out of the driver) used to rename FILE.partial to FILE, so a
+    run cut after a few rows looked finished (the docs promise FILE has every row of the grid)."""
+    fake_torch = types.SimpleNamespace(cuda=types.SimpleNamespace(synchronize=lambda: None, empty_cache=lambda: None))
+    done = []
+
+    def fake_run_one(torch, case, impl, env, args, row):
+        if len(done) == 2:
+            raise KeyboardInterrupt
+        done.append(1)
+        row.update(eager_median_us=10.0, check_ok=True, max_rel_err=0.0)
+
+    monkeypatch.setattr(gpubench, "require_gpu", lambda: fake_torch)
+    monkeypatch.setattr(gpubench, "Environment", _FakeEnv)
+    monkeypatch.setattr(gpubench, "_warm_up", lambda torch: None)
+    monkeypatch.setattr(gpubench, "run_one", fake_run_one)
+    out = tmp_path / "bench.csv"
+    args = argparse.Namespace(out=str(out), quick=True, max_seconds=60.0, target_ms=1.0, no_profile=True)
+    with pytest.raises(KeyboardInterrupt):
+        gpubench.run(args)
+    assert not out.exists()
+    partial = tmp_path / "bench.csv.partial"
+    assert len(schema.read_rows(partial)) == 2
+    assert "interrupted" in (tmp_path / "bench.log").read_text()

@@ -14,6 +14,21 @@ def test_padding_constants_match_torch():
     for name, mins in grid.CSLT_MIN.items():
         c = Cslt._DTYPE_SHAPE_CONSTRAINTS[getattr(torch, name)]
         assert mins == (c.sparse_min_rows, c.sparse_min_cols, c.dense_min_rows, c.dense_min_cols)
+    from torch.sparse import SparseSemiStructuredTensorCUTLASS as Cutlass
+
+    for name, mins in grid.CUTLASS_MIN.items():
+        c = Cutlass._DTYPE_SHAPE_CONSTRAINTS[getattr(torch, name)]
+        assert mins == (c.sparse_min_rows, c.sparse_min_cols, c.dense_min_rows, c.dense_min_cols)
+
+
+def test_cutlass_padding_meets_cutlass_minimums():
+    # hopper.actor.fc1 (k = 11) and fc3 (n = 3): 32 x 64 for CUTLASS, 16 x 16 for cuSPARSELt.
+    assert grid.padded_shape(1, 3, 11, "bfloat16", "sparse_api", "cutlass") == (8, 32, 64)
+    assert grid.padded_shape(1, 3, 11, "bfloat16", "sparse_api") == (8, 16, 16)
+    with pytest.raises(ValueError, match="backend"):
+        grid.padded_shape(1, 3, 11, "bfloat16", "sparse_cslt", "cutlass")
+    with pytest.raises(ValueError, match="no 2:4 kernel"):
+        grid.padded_shape(1, 3, 11, "float8_e4m3fn", "sparse_api", "cutlass")
 
 
 @pytest.mark.parametrize("dtype", grid.DTYPES)

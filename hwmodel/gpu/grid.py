@@ -35,6 +35,9 @@ SPARSE_IMPLS = ("sparse_cslt", "sparse_api")
 #: (sparse_min_rows, sparse_min_cols, dense_min_rows, dense_min_cols); shared/reference/gpu.md.
 CSLT_MIN = {"float8_e4m3fn": (32, 32, 16, 16), "int8": (32, 32, 16, 16),
             "float16": (16, 16, 8, 8), "bfloat16": (16, 16, 8, 8)}
+#: The same for torch's CUTLASS 2:4 kernels (SparseSemiStructuredTensorCUTLASS), which the
+#: ``sparse_api`` path uses on compute capability 8.x: W needs 32 x 64 in 16 bits, not 16 x 16.
+CUTLASS_MIN = {"int8": (16, 128, 16, 16), "float16": (32, 64, 8, 8), "bfloat16": (32, 64, 8, 8)}
 
 #: Gymnasium v5 observation / action sizes (shared/reference/rl.md).
 TD3_ENVS = {"hopper": (11, 3), "halfcheetah": (17, 6), "walker2d": (17, 6), "ant": (105, 8)}
@@ -53,18 +56,25 @@ def round_up(x: int, multiple: int) -> int:
     return max(multiple, int(math.ceil(x / multiple)) * multiple)
 
 
-def padded_shape(m: int, n: int, k: int, dtype: str, impl: str) -> tuple[int, int, int]:
+def padded_shape(m: int, n: int, k: int, dtype: str, impl: str,
+                 backend: str = "cusparselt") -> tuple[int, int, int]:
     """(m, n, k) the kernel of ``impl`` actually runs for a logical ``m x n x k`` GEMM.
 
-    2:4 (cuSPARSELt): W (n x k) is the sparse operand, so n and k go up to multiples of the
-    sparse minimum; x (m x k) is the dense operand, m goes up to the dense minimum. Dense int8
+    2:4: W (n x k) is the sparse operand, so n and k go up to multiples of the sparse minimum
+    of ``backend`` ("cusparselt", or "cutlass" for ``sparse_api`` on compute capability 8.x);
+    x (m x k) is the dense operand, m goes up to the dense minimum. Dense int8
     (``torch._int_mm``) needs m > 16 and k, n multiples of 8; dense fp8 (``torch._scaled_mm``)
     multiples of 16. 16-bit dense cuBLAS takes any shape.
     """
     if dtype not in DTYPE_BYTES:
         raise ValueError(f"dtype {dtype!r} not one of {', '.join(DTYPES)}")
     if impl in SPARSE_IMPLS:
-        smin_r, smin_c, dmin_r, _ = CSLT_MIN[dtype]
+        if backend not in ("cusparselt", "cutlass") or (backend == "cutlass" and impl == "sparse_cslt"):
+            raise ValueError(f"backend {backend!r} not one of cusparselt, cutlass (sparse_api only)")
+        table = CUTLASS_MIN if backend == "cutlass" else CSLT_MIN
+        if dtype not in table:
+            raise ValueError(f"dtype {dtype!r} has no 2:4 kernel in {backend}")
+        smin_r, smin_c, dmin_r, _ = table[dtype]
         return round_up(m, dmin_r), round_up(n, smin_r), round_up(k, smin_c)
     if impl != "dense":
         raise ValueError(f"impl {impl!r} not one of {', '.join(IMPLS)}")
@@ -217,7 +227,7 @@ def build_grid(quick: bool = False) -> list[Case]:
 
 # --- a rough run-time estimate of the bench, to order the grid and plan a run ------------------
 
-#: H200 figures the estimate uses (shared/reference/gpu.md and the device notes): bf16 dense
+#: H200 figures the estimate uses (shared/reference/gpu.md): bf16 dense
 #: GEMM measured at ~790 TFLOP/s on random data; 8-bit at twice that; 2:4 taken as 1.3x
 #: dense (published H100 speedups are 0.6-1.8x); HBM ~4.3 TB/s copy; an fp32 reference GEMM
 #: (TF32 off) at ~50 TFLOP/s; ~6 us per eager launch.
