@@ -227,7 +227,7 @@ def test_csv_loaders(loader, text):
 
 
 def test_checkpoint_loader():
-    torch = pytest.importorskip("torch")
+    import torch
     from rl.checkpoint import load_checkpoint, save_checkpoint
 
     net = {"fc1.weight": torch.ones(4, 3), "fc1.bias": torch.zeros(4)}

@@ -119,7 +119,7 @@ def test_sigkill_of_the_cli_mid_run_then_same_command_finishes_exactly(tmp_path)
 
 
 def test_ray_and_pool_give_the_same_rows(tmp_path):
-    ray = pytest.importorskip("ray")
+    import ray
     cfg = config(tmp_path, patterns=["dense", "2:4"], bits=[8])
     assert main(["sweep", str(cfg), "--out", str(tmp_path / "pool"), "--workers", "2", "--quiet"]) == 0
     assert main(["sweep", str(cfg), "--out", str(tmp_path / "ray"), "--workers", "2", "--ray", "--quiet"]) == 0
@@ -137,8 +137,8 @@ def test_bad_config_is_one_line_exit_2(tmp_path):
     assert out.stderr.strip() == "nmlab sweep: error: sweep config: bits[1]: must be an integer from 1 to 32, got 99"
 
 
-@pytest.mark.skipif(not bundled_workloads(), reason="no bundled workloads in hwmodel/data/workloads yet")
 def test_default_sweep_and_report_on_bundled_inputs(tmp_path):
+    assert bundled_workloads(), "no bundled workloads in hwmodel/data/workloads: the default sweep has no input"
     out = tmp_path / "results"
     run = subprocess.run([*NMLAB, "sweep", "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]
