@@ -162,6 +162,15 @@ def test_compress_round_trip_for_groups_over_256(pattern):
     np.testing.assert_array_equal(slots, mask)
 
 
+def test_compress_layout_by_hand():
+    """Per group: the kept values in index order, then unused slots (value 0) at the lowest free indices."""
+    w = np.array([[1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]], dtype=np.float32)
+    mask = np.array([[False, True, False, True, False, False, True, False]])
+    c = nps.compress(w, mask, "2:4")
+    assert c.values.tolist() == [[2.0, 4.0, 7.0, 0.0]]
+    assert c.indices.tolist() == [[1, 3, 2, 0]]
+
+
 def test_compress_rejects_violating_mask():
     w = np.ones((1, 4), dtype=np.float32)
     with pytest.raises(NmlabError, match="row 0 group 0"):
