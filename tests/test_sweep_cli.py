@@ -84,6 +84,10 @@ def test_quality_join_averages_seeds_and_marks_missing(tmp_path):
     h = df[df.env == "Hopper-v5"]
     assert (h[(h.pattern == "2:4") & (h.bits == 8)].return_mean == 3100).all()
     assert (h[(h.pattern == "2:4") & (h.bits == 8)].return_seeds == 2).all()
+    # The spread over seeds is the sample standard deviation: |3000 - 3200| / sqrt(2); one seed has none.
+    assert h[(h.pattern == "2:4") & (h.bits == 8)].return_std_seeds.tolist() == pytest.approx(
+        [200 / 2 ** 0.5] * int(((h.pattern == "2:4") & (h.bits == 8)).sum()), rel=1e-12)
+    assert h[(h.pattern == "dense") & (h.bits == 8)].return_std_seeds.isna().all()
     assert (h[(h.pattern == "dense") & (h.bits == 8)].return_mean == 2900).all()
     # 1:8 here is pruned one-shot from dense: the trained 1:8 agent's return does not apply.
     assert h[h.pattern == "1:8"].return_missing.all()
