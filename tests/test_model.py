@@ -405,3 +405,18 @@ def test_dram_timing_and_sram_bits_by_hand():
     b_read, a_read, psum, o_write = sram_bits(a([3]), a([10]), a([5]), a([40.0]), 8, 8, 16, a([2]), a([3]), a([4]), 32)
     assert (b_read[0], a_read[0], psum[0], o_write[0]) == (40 * 8 * 2, 3 * 10 * 8 * 3, 3 * 3 * 5 * 32, 3 * 5 * 16)
     assert sram_bits(a([3]), a([10]), a([5]), a([40.0]), 8, 8, 16, a([1]), a([1]), a([1]), 32)[2][0] == 0
+
+
+def test_metadata_traffic_and_stall_by_hand():
+    """docs/hwmodel.md, Stalls: index bits travel with every weight reload; on WS they must arrive
+    within the weight fill of each fold, elsewhere within the compute time."""
+    from hwmodel.traffic import metadata
+
+    a = np.array
+    # 60 index bits stored, reloaded 3 times = 180 bits at 10 bits/cycle = 18 cycles; WS window 2 folds x 4.
+    bits, stall = metadata(a([60.0]), a([3]), a([2]), a([4]), a([50.0]), 10.0)
+    assert (bits[0], stall[0]) == (180, 18 - 8)
+    # No fill window (OS, tensor core): the 50 compute cycles hide the 18.
+    assert metadata(a([60.0]), a([3]), a([2]), a([0]), a([50.0]), 10.0)[1][0] == 0
+    bits, stall = metadata(a([0.0]), a([3]), a([2]), a([4]), a([50.0]), 10.0)  # dense: nothing moves
+    assert (bits[0], stall[0]) == (0, 0)
