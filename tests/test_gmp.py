@@ -196,6 +196,14 @@ def test_erk_prunes_each_layer_to_its_erk_sparsity_and_keeps_the_network_target(
     assert 1 - nm_layers(nets["actor"])[1].mask.float().mean() > 0.9
 
 
+def test_prune_count_rounds_half_up_and_keeps_one_weight():
+    """The tests above take prune_count as their expectation: its rounding is pinned here by hand."""
+    assert gmp.prune_count(10, 0.25) == 3   # 2.5 rounds up (Python's round() would give 2)
+    assert gmp.prune_count(10, 0.24) == 2 and gmp.prune_count(10, 0.26) == 3
+    assert gmp.prune_count(1000, 0.9) == 900 and gmp.prune_count(7, 0.0) == 0
+    assert gmp.prune_count(5, 1.0) == 4 and gmp.prune_count(1, 0.9) == 0  # at least one weight stays
+
+
 def test_uniform_prunes_every_layer_to_the_target():
     method, nets = _built(prune_distribution="uniform")
     method.prune(nets, method.schedule.t_end)
