@@ -350,6 +350,14 @@ def _resolve_resume(args: Args, explicit: set[str]) -> tuple[Args, dict[str, Any
         raise NmlabError("checkpoint: args: must be a mapping")
     known = {f.name for f in dataclasses.fields(Args)}
     merged = {k: v for k, v in saved.items() if k in known}
+    from rl.train_cmd import check_option
+
+    for name, value in merged.items():
+        # A damaged checkpoint value is named as the checkpoint's, not as a knob the user passed.
+        try:
+            check_option(name, value)
+        except NmlabError as exc:
+            raise NmlabError(f"checkpoint: {checkpoint_path(args.out)}: args: {exc}") from None
     for name in ("env", "sparsity", "layer_sparsity"):
         ours, theirs = getattr(args, name), saved.get(name)
         if name in explicit and _norm(name, ours) != _norm(name, theirs):

@@ -97,12 +97,26 @@ def test_train_step_scenario_costs_more_than_inference(hopper):
     assert "per training step" in train["requirements"][0]["reason"]
 
 
-def test_without_budgets_checks_the_designs_own_sram(hopper, capsys):
+def test_without_budgets_checks_the_designs_own_sram(hopper, capsys, tmp_path):
     path, _ = hopper
     code, res = _json(capsys, "edge_ws", "--workload", str(path))
     (req,) = res["requirements"]
-    assert req["name"] == "sram" and "the design's" in req["budget_text"]
-    assert code == (0 if req["passed"] else 1)
+    from hwmodel.design import load_design
+
+    own = load_design("edge_ws").weight_sram_bytes()
+    assert req["name"] == "sram" and req["budget_text"] == f"the design's {fmt_bytes(own)}"
+    assert code == 0 and req["passed"]  # the small actor fits
+    # A 512-wide actor (about 270 KB at 8 bits, half at 4) fits edge_ws's weight SRAM at 4 bits
+    # only: each combination passes exactly when its stored weights fit, and the check fails.
+    wide = tmp_path / "wide.nmw"
+    wl = synthetic_td3_workload(11, 3, pattern="dense", hidden=(512, 512), seed=0, with_weights=True)
+    wl.meta.update(env="Hopper-v5", sparsity="dense")
+    save_workload(wl, wide)
+    code, res = _json(capsys, "edge_ws", "--workload", str(wide), "--bits", "8,4")
+    (req,) = res["requirements"]
+    fits = {c["bits"]: c["model_bytes"] <= own for c in res["combinations"]}
+    assert fits == {8: False, 4: True}
+    assert req["passing"] == ["dense and 4 bits"] and not req["passed"] and code == 1
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -82,7 +82,6 @@ def test_node_outside_cacti_is_scaled_and_has_no_area():
 
 
 def test_cacti_cache_equals_a_fresh_cacti_run():
-    pytest.importorskip("zigzag")
     d = load_design("edge_ws")
     s = next(x for x in d.srams if x.name == "ActBuffer")
     node = cacti.cacti_node(d.technology_nm)
@@ -108,7 +107,6 @@ def test_bundled_cache_covers_every_bundled_design():
 
 
 def test_new_sram_runs_cacti_into_the_user_cache(tmp_path, monkeypatch):
-    pytest.importorskip("zigzag")
     monkeypatch.setenv("NMLAB_CACHE_DIR", str(tmp_path))
     cost = cacti.sram_cost(8192, 64, 1, 1, 1, 45, "itrs-hp")
     entries = json.loads((tmp_path / "cacti_cache.json").read_text())["entries"]
@@ -136,7 +134,6 @@ def test_sram_too_large_for_cacti_names_the_level(tmp_path, monkeypatch):
 
 def test_cacti_that_runs_too_long_is_one_error_line():
     """A CACTI run past its timeout is an NmlabError, not subprocess.TimeoutExpired."""
-    pytest.importorskip("zigzag")
     from hwmodel.errors import NmlabError
 
     with pytest.raises(NmlabError, match="cacti: no result .* within 0.001 s"):
@@ -146,7 +143,6 @@ def test_cacti_that_runs_too_long_is_one_error_line():
 def test_sram_cacti_cannot_model_names_the_level(tmp_path, monkeypatch):
     """A geometry CACTI 7 refuses (a 32-byte level: it needs 64 bytes a bank) was reported as
     'cacti: no result for 32 B, ...' without the key: the error now names storage[i]."""
-    pytest.importorskip("zigzag")
     from hwmodel.errors import NmlabError
 
     monkeypatch.setenv("NMLAB_CACHE_DIR", str(tmp_path))

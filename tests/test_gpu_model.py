@@ -90,6 +90,10 @@ def test_4096_cubed_bf16_on_h100_sxm_by_hand(h100):
     # The kernel is compute-bound: the chosen candidate's time is within the smooth max of it.
     best = terms["kernel_s"][0].min()
     assert terms["compute_s"][0].min() <= best < 1.2 * terms["compute_s"][0].min()
+    # The candidate's kernel time: compute, L2 and DRAM overlap as a 4-norm (not a plain max).
+    parts = (terms["compute_s"][0, c], terms["l2_s"][0, c], terms["dram_s"][0])
+    assert terms["kernel_s"][0, c] == pytest.approx(sum(t ** 4 for t in parts) ** 0.25, rel=1e-12)
+    assert terms["kernel_s"][0, c] > max(parts) * (1 + 1e-6)
 
 
 def test_power_limited_clock_by_hand(h100):
@@ -303,6 +307,10 @@ def test_smooth_max_bounds():
     a, b = np.array([1.0, 3.0]), np.array([1.0, 1.0])
     got = smooth_max(a, b)
     assert np.all(got >= np.maximum(a, b)) and np.all(got <= 2 ** 0.25 * np.maximum(a, b) + 1e-12)
+    # The 4-norm by hand: equal terms overlap imperfectly (2^(1/4) x one of them), a dominant
+    # one is nearly the max; a plain max (perfect overlap) or a sum (none) is not this model.
+    assert got.tolist() == pytest.approx([2 ** 0.25, 82 ** 0.25], rel=1e-12)
+    assert smooth_max(np.array([2.0]), np.array([2.0]), np.array([2.0]))[0] == pytest.approx(2 * 3 ** 0.25, rel=1e-12)
 
 
 def test_every_spec_has_parameters():

@@ -311,3 +311,24 @@ def test_dtype_names_are_case_blind():
 
     assert [canonical_dtype(x) for x in ("BF16", "INT8", "BFloat16", "fp8", "Float8_E4M3FN")] == [
         "bfloat16", "int8", "bfloat16", "float8_e4m3fn", "float8_e4m3fn"]
+
+
+def test_scores_by_hand():
+    """MAPE = mean |predicted / measured - 1| over the scored rows only; the speedup MAPE compares
+    predicted dense/sparse with the measured speedup; winner agreement counts the rows where both
+    say the same side of 1."""
+    from types import SimpleNamespace
+
+    from hwmodel.gpu.validate import scores
+
+    dense_us, sparse_us = np.array([10.0, 20.0, 40.0]), np.array([5.0, 25.0, 20.0])
+    meas = SimpleNamespace(dense_us=dense_us, sparse_us=sparse_us, speedup=dense_us / sparse_us)  # 2, 0.8, 2
+    pred_dense, pred_sparse = np.array([11.0, 18.0, 40.0]), np.array([5.5, 16.0, 40.0])  # row 2 is off 2x: not scored
+    s = scores(meas, pred_dense, pred_sparse, np.array([True, True, False]))
+    assert s["rows"] == 2
+    assert s["mape_dense"] == pytest.approx((0.1 + 0.1) / 2, rel=1e-12)
+    assert s["mape_sparse"] == pytest.approx((0.1 + 0.36) / 2, rel=1e-12)
+    # predicted speedups 2 and 1.125 against measured 2 and 0.8: errors 0 and 0.40625; row 1
+    # is a 2:4 win predicted for a measured loss.
+    assert s["speedup_mape"] == pytest.approx(0.40625 / 2, rel=1e-12)
+    assert s["winner_agreement"] == 0.5

@@ -698,6 +698,11 @@ def test_good_quality_table_still_joins(tmp_path):
     quality = tmp_path / "quality.csv"
     quality.write_text(GOOD_QUALITY)
     assert load_quality(quality)[("Hopper-v5", "dense", 8)][0]["return_mean"] == 100.5
+    # A one-episode evaluation has return_std 0: the bound is >= 0, and only a negative one is refused.
+    quality.write_text(GOOD_QUALITY.replace(",100.5,3.0", ",100.5,0"))
+    assert load_quality(quality)[("Hopper-v5", "dense", 8)][0]["return_mean"] == 100.5
+    quality.write_text(GOOD_QUALITY.replace(",100.5,3.0", ",100.5,-0.5"))
+    raises_one_line(lambda: load_quality(quality), "line 2: return_std: must be >= 0, got -0.5")
 
 
 # ----------------------------------------------------------------------------- CLI numbers

@@ -61,8 +61,26 @@ def test_identical_points_are_all_on_the_front():
     assert mask.tolist() == [True, True, False]
 
 
+def expected_front_keys(df: pd.DataFrame) -> set[tuple]:
+    """(front name, env, scenario, batch, design or None) for every front the table must have:
+    each spec whose columns exist, on every env/scenario/batch, across all designs and per design."""
+    specs = [s.name for s in FRONT_SPECS if all(c in df.columns for c, _ in s.objectives)]
+    keys = set()
+    for env, scenario, batch, design in df[["env", "scenario", "batch", "design"]].itertuples(index=False):
+        for name in specs:
+            keys.add((name, env, scenario, int(batch), None))
+            keys.add((name, env, scenario, int(batch), design))
+    return keys
+
+
 def check_fronts_against_table(df: pd.DataFrame, fronts: list[dict]) -> int:
-    """Recompute every front of ``fronts`` by brute force from ``df``; returns how many were checked."""
+    """Recompute every front of ``fronts`` by brute force from ``df``; returns how many were checked.
+
+    Also: no front is missing (every group, across all designs and per design) and each front's
+    point_ids are in the documented order (by the objectives, x first, then by id)."""
+    got = [(f["name"], f["group"]["env"], f["group"]["scenario"], int(f["group"]["batch"]), f["group"]["design"])
+           for f in fronts]
+    assert len(got) == len(set(got)) and set(got) == expected_front_keys(df)
     for f in fronts:
         g = group_rows(df, f["group"])
         cols = [o["column"] for o in f["objectives"]]
@@ -71,6 +89,8 @@ def check_fronts_against_table(df: pd.DataFrame, fronts: list[dict]) -> int:
         rows = [(pid, tuple(float(x) for x in vals)) for pid, vals in zip(g.point_id[ok], g[cols][ok].to_numpy())]
         assert set(f["point_ids"]) == brute_force_front(rows, senses), (f["name"], f["group"])
         assert len(f["point_ids"]) == len(set(f["point_ids"]))
+        value = dict(rows)
+        assert f["point_ids"] == sorted(f["point_ids"], key=lambda pid: (*value[pid], pid)), (f["name"], f["group"])
         assert f["candidates"] == int(ok.sum()) and f["excluded_missing"] == int((~ok).sum())
     return len(fronts)
 

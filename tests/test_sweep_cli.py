@@ -84,6 +84,10 @@ def test_quality_join_averages_seeds_and_marks_missing(tmp_path):
     h = df[df.env == "Hopper-v5"]
     assert (h[(h.pattern == "2:4") & (h.bits == 8)].return_mean == 3100).all()
     assert (h[(h.pattern == "2:4") & (h.bits == 8)].return_seeds == 2).all()
+    # The spread over seeds is the sample standard deviation: |3000 - 3200| / sqrt(2); one seed has none.
+    assert h[(h.pattern == "2:4") & (h.bits == 8)].return_std_seeds.tolist() == pytest.approx(
+        [200 / 2 ** 0.5] * int(((h.pattern == "2:4") & (h.bits == 8)).sum()), rel=1e-12)
+    assert h[(h.pattern == "dense") & (h.bits == 8)].return_std_seeds.isna().all()
     assert (h[(h.pattern == "dense") & (h.bits == 8)].return_mean == 2900).all()
     # 1:8 here is pruned one-shot from dense: the trained 1:8 agent's return does not apply.
     assert h[h.pattern == "1:8"].return_missing.all()
@@ -119,7 +123,7 @@ def test_sigkill_of_the_cli_mid_run_then_same_command_finishes_exactly(tmp_path)
 
 
 def test_ray_and_pool_give_the_same_rows(tmp_path):
-    ray = pytest.importorskip("ray")
+    import ray
     cfg = config(tmp_path, patterns=["dense", "2:4"], bits=[8])
     assert main(["sweep", str(cfg), "--out", str(tmp_path / "pool"), "--workers", "2", "--quiet"]) == 0
     assert main(["sweep", str(cfg), "--out", str(tmp_path / "ray"), "--workers", "2", "--ray", "--quiet"]) == 0
@@ -137,8 +141,8 @@ def test_bad_config_is_one_line_exit_2(tmp_path):
     assert out.stderr.strip() == "nmlab sweep: error: sweep config: bits[1]: must be an integer from 1 to 32, got 99"
 
 
-@pytest.mark.skipif(not bundled_workloads(), reason="no bundled workloads in hwmodel/data/workloads yet")
 def test_default_sweep_and_report_on_bundled_inputs(tmp_path):
+    assert bundled_workloads(), "no bundled workloads in hwmodel/data/workloads: the default sweep has no input"
     out = tmp_path / "results"
     run = subprocess.run([*NMLAB, "sweep", "--out", str(out)], capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-2000:]

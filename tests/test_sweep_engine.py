@@ -345,7 +345,7 @@ def shipped_evaluate(point: dict) -> dict:
 
 
 def test_ray_gives_the_same_rows(tmp_path):
-    ray = pytest.importorskip("ray")
+    import ray
     cfg = write_config(tmp_path, patterns=["dense", "2:4"], bits=[8])
     _run(cfg, tmp_path / "pool", workers=2)
     api.run(cfg, tmp_path / "ray", workers=1, use_ray=True, evaluate=shipped_evaluate, progress=False)
