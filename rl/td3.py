@@ -461,28 +461,38 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     start_step, update_step, episode = 0, 0, 0
     ep_return, ep_len = 0.0, 0
     if ckpt is not None:
+        part = ""  # the checkpoint entry being restored, named in the error
         try:
             for name, net in nets.items():
+                part = name
                 net.load_state_dict(ckpt[name])
+            part = "q_optimizer"
             q_opt.load_state_dict(ckpt["q_optimizer"])
+            part = "actor_optimizer"
             a_opt.load_state_dict(ckpt["actor_optimizer"])
+            part = "buffer"
             rb.load_state_dict(ckpt["buffer"])
+            part = "method_state"
             method.load_state_dict(ckpt.get("method_state", {}))
+            part = "rng"
             torch.set_rng_state(ckpt["rng"]["torch"])
             if on_cuda and "cuda" in ckpt["rng"]:
                 # Exploration and target-smoothing noise come from the CUDA generator on a GPU.
                 torch.cuda.set_rng_state(ckpt["rng"]["cuda"], torch.device(args.device))
             rng.bit_generator.state = json.loads(ckpt["rng"]["numpy"])
+            part = "env_state"
             es = ckpt["env_state"]
             if set_env_state(env, es, args.seed):
                 obs = es["obs"].numpy().copy()
                 ep_return, ep_len = float(es["episode_return"]), int(es["episode_length"])
             else:
                 obs, _ = env.reset()
+            part = "global_step"
             start_step, update_step, episode = int(ckpt["global_step"]), int(ckpt["update_step"]), int(ckpt["episode"])
         except (KeyError, RuntimeError, ValueError, TypeError, AttributeError) as exc:
             # Any of these from a damaged or hostile checkpoint (a missing key, a wrong type).
-            raise NmlabError(f"checkpoint: {checkpoint_path(out)} does not match this run ({str(exc).splitlines()[0][:160]})") from None
+            raise NmlabError(f"checkpoint: {checkpoint_path(out)}: {part}: does not match this run "
+                             f"({str(exc).splitlines()[0][:160]})") from None
     method.prepare(nets, start_step)
 
     keep = start_step if ckpt is not None else None

@@ -206,8 +206,8 @@ def test_hostile_checkpoint_is_one_line_for_resume_export_and_evaluate(sparse_ru
         readers["export"] = lambda: export_run(run, tmp_path / "w.nmw")
         readers["evaluate"] = lambda: evaluate_run(run, 8, episodes=1)
     # The error comes from the checkpoint's check and names what is damaged (a wrong-typed env
-    # state fails inside the catch-all of the restore), not from some other check on the way.
-    field = "does not match this run" if name.startswith("env_state") else name.split()[0].removeprefix("args.")
+    # state fails inside the catch-all of the restore, which names the entry it was restoring).
+    field = "env_state: does not match this run" if name.startswith("env_state") else name.split()[0].removeprefix("args.")
     for reader, call in readers.items():
         with pytest.raises(NmlabError) as err:
             call()
