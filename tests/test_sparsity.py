@@ -41,7 +41,7 @@ def test_parse_dense_and_unstructured():
     assert nps.parse_pattern("dense").kind == "dense"
     assert nps.parse_pattern("Dense").density == 1.0
     assert nps.parse_pattern("unstructured").kind == "unstructured"
-    with pytest.raises(NmlabError):
+    with pytest.raises(NmlabError, match=r"'unstructured' is not a sparsity pattern \(expected 'N:M'"):
         nps.parse_pattern("unstructured", allow_unstructured=False)
 
 
