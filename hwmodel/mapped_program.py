@@ -301,12 +301,8 @@ def _layer_refs(program: Program, sk: _Skeleton) -> tuple:
             entries.append(None)
             kept.append(full)
         else:
-            e = _entries(mask)
-            nnz = e.get("nnz")
-            if nnz is None:
-                nnz = e["nnz"] = int(np.count_nonzero(mask))
-            entries.append(e)
-            kept.append(nnz)
+            entries.append(_entries(mask))
+            kept.append(mask_nnz(mask))
     layer_of = np.asarray(sk.layer_of, dtype=np.intp)
     is_wg = sk.flags[0]
     rows = []
@@ -469,7 +465,7 @@ def _class_ids(head: np.ndarray, flags: np.ndarray) -> np.ndarray:
     return out
 
 
-_zero_rows: dict[int, np.ndarray] = {}
+_zero_rows: BoundedMemo = BoundedMemo(256)
 
 
 def _zeros_row(n: int) -> np.ndarray:
@@ -478,6 +474,5 @@ def _zeros_row(n: int) -> np.ndarray:
     if hit is None:
         hit = np.zeros((1, n), dtype=np.int64)
         hit.flags.writeable = False
-        if len(_zero_rows) < 256:
-            _zero_rows[n] = hit
+        _zero_rows.put(n, hit)
     return hit
