@@ -239,7 +239,7 @@ def _map_into(entries: dict, key: tuple, design: Design, mask: np.ndarray, patte
 
 # (design key, pattern text) -> (parsed pattern, the group sizes whose largest counts decide a
 # fixed or layer-wise mapping (None: the mapping needs per-row figures), their cache keys).
-_plans: dict[tuple, tuple] = {}
+_plans: BoundedMemo = BoundedMemo(1024)
 
 
 def _plan(design: Design, pattern: Pattern | str, key: tuple) -> tuple:
@@ -256,10 +256,7 @@ def _plan(design: Design, pattern: Pattern | str, key: tuple) -> tuple:
             ms = () if p.m > sp.max_m else (p.m,)
     else:
         ms = None
-    plan = (p, ms, tuple((m, False, "max") for m in ms or ()))
-    if len(_plans) < 1024:
-        _plans[key] = plan
-    return plan
+    return _plans.put(key, (p, ms, tuple((m, False, "max") for m in ms or ())))
 
 
 _by_counts: BoundedMemo = BoundedMemo(4096)
@@ -312,7 +309,7 @@ def _map(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Mapp
                 return Mapping(q, None, f"{p} -> {q} ({how})")
         names = ", ".join(str(q) for q in sp.candidates())
         worst = ", ".join(sorted({f"a group of {m} holds {_max_count(mask, m, transposed)}"
-                                  for m in sorted({q.m for q in sp.candidates()})}))
+                                  for m in _candidate_ms(sp)}))
         return Mapping(DENSE, None, f"{what} does not fit any of {names} ({worst}) with fewer than K={k} "
                                     "slots: run dense (zeros stored and multiplied)")
     return _map_flexible(design, mask, p, transposed, _entries(mask), design_key(design))
@@ -335,13 +332,13 @@ def _map_flexible(design: Design, mask: np.ndarray, p: Pattern, transposed: bool
     lut = _allowed_n(sp)  # row N by the row's largest count
     lut_l = sp.__dict__["_allowed_n_list"]
     # Counts run 0..min(M, K): no minlength M + 1, which made every mask cost O(M) (M may be 2^20).
-    hist = np.bincount(row_max).tolist()
-    present = [lut_l[c] for c, rows in enumerate(hist) if rows]
-    if not present:  # no rows
+    counts = [(c, rows) for c, rows in enumerate(np.bincount(row_max).tolist()) if rows]  # (largest count, rows)
+    if not counts:  # no rows
         return Mapping(DENSE, None, f"every row of the {what} has a full group of {sp.m}: run dense")
-    low, top = present[0], present[-1]
+    row_hist = tuple((lut_l[c], rows) for c, rows in counts)  # (row N, rows), ascending
+    low, top = row_hist[0][0], row_hist[-1][0]
     if low >= sp.m:
-        fullest = next(c for c, rows in enumerate(hist) if rows)  # the least full row's fullest group
+        fullest = counts[0][0]  # the least full row's fullest group
         if fullest >= sp.m:
             return Mapping(DENSE, None, f"every row of the {what} has a full group of {sp.m}: run dense")
         below = ", ".join(str(n) for n in sp.n_values if n < sp.m)
@@ -359,7 +356,6 @@ def _map_flexible(design: Design, mask: np.ndarray, p: Pattern, transposed: bool
         row_n.flags.writeable = False  # shared by the masks of this shape and N
     else:
         row_n = lut[row_max]
-    row_hist = tuple((lut_l[c], rows) for c, rows in enumerate(hist) if rows)  # (row N, rows)
     total = sum(n * rows for n, rows in row_hist)
     out = Mapping(_nm(top if top < sp.m else sp.m, sp.m), row_n,
                   f"per-row N of {sp.m} on the {what}: max {top}, mean {total / len(row_max):.2f}")
