@@ -223,6 +223,10 @@ class Kernel(NamedTuple):
     sm80_peak: Optional[float]
     #: SMs that share one L2 read of an operand tile (``CLUSTER_MULTICAST``).
     multicast: float
+    #: Tensor operations per second the kernel runs at, at the boost clock: the spec's rate
+    #: (datasheet rates hold at the tensor clock; a short run boosts above it), capped at
+    #: ``sm80_peak`` where that is set.
+    peak: float
 
 
 def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
@@ -234,8 +238,11 @@ def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
     if key in LEGACY_SM80:
         sm80_rate = SM80_OPS_PER_CLK_SM[dtype] * (2.0 if sparse else 1.0)  # 2:4 doubles the rate
         sm80_peak = sm80_rate * spec.sm_count * spec.boost_clock_mhz * 1e6
+    peak = spec.peak_flops(dtype, sparse) * spec.boost_clock_mhz / spec.tensor_clock_mhz
+    if sm80_peak is not None:
+        peak = min(peak, sm80_peak)
     return Kernel(KERNEL_TILES.get(key, TILES[sparse]), (1,) if key in NO_SPLIT_K else SPLITS[sparse],
-                  key in W_REREAD, sm80_peak, CLUSTER_MULTICAST.get(major, 1.0))
+                  key in W_REREAD, sm80_peak, CLUSTER_MULTICAST.get(major, 1.0), peak)
 
 
 def tile_intensity_full(spec: GpuSpec, dtype: str, kernel: Kernel) -> float:
@@ -277,11 +284,8 @@ class Geometry:
         if dtype not in OPERAND_BYTES:
             raise NmlabError(f"gpu model: unknown dtype {dtype!r}")
         self.spec, self.dtype, self.sparse = spec, dtype, sparse
-        # Datasheet rates hold at the tensor clock; a short run boosts above it.
         kernel = candidates(spec, dtype, sparse)
-        self.peak = spec.peak_flops(dtype, sparse) * spec.boost_clock_mhz / spec.tensor_clock_mhz
-        if kernel.sm80_peak is not None:
-            self.peak = min(self.peak, kernel.sm80_peak)
+        self.peak = kernel.peak
         b = OPERAND_BYTES[dtype]
         wb = weight_bytes(np.float64(1.0), np.float64(1.0), dtype, sparse)  # bytes per weight element
         ob = OUTPUT_BYTES[dtype] if out_bytes is None else float(out_bytes)
