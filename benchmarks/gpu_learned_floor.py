@@ -33,7 +33,7 @@ import numpy as np
 from scipy.interpolate import RBFInterpolator
 
 from hwmodel.gpu.measurements import bundled_files
-from hwmodel.gpu.validate import TARGETS, load_blocks, split_shapes, validate_block
+from hwmodel.gpu.validate import TARGETS, load_blocks, validate_block
 
 KERNELS = ("thin_plate_spline", "cubic", "linear")
 SMOOTHING = (0.01, 0.1, 1.0, 10.0)
@@ -62,7 +62,7 @@ def floor_rows(block) -> list[dict]:
     meas = block.meas
     report = validate_block(block)
     model_dense, model_sparse = report["_pred"]
-    calib = split_shapes(meas)
+    calib = ~report["_scored"]  # validate_block's own split (its held-out rows are the scored ones)
     x = np.log2(np.stack([meas.m, meas.k, meas.n], axis=1).astype(float))
     rows = []
     for dtype in sorted(set(meas.dtype.tolist())):

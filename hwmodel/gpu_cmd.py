@@ -6,11 +6,15 @@ import argparse
 
 from hwmodel.cli import subgroup
 
+#: Help of the shared ``gpu`` group; rl's ``gpu bench`` registrar passes the same text (whichever
+#: registers first sets it).
+GROUP_HELP = ("GPU timings: measure dense vs 2:4 (bench), check the GPU model (validate), predict a GEMM "
+              "(predict), refit the model (fit)")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the GPU model's commands to the shared ``gpu`` group."""
-    gpu = subgroup(sub, "gpu", "GPU timings: measure dense vs 2:4 (bench), check the GPU model "
-                   "(validate), predict a GEMM (predict), refit the model (fit)")
+    gpu = subgroup(sub, "gpu", GROUP_HELP)
     p = gpu.add_parser("validate", help="check the GPU model against measured dense vs 2:4 GEMM times")
     p.add_argument("--data", help="a published-format or `nmlab gpu bench` CSV; default: every file bundled "
                                   "in hwmodel/data/gpu_measurements (one block per GPU, plus leave-one-GPU-out)")

@@ -8,10 +8,10 @@ import argparse
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``nmlab gpu bench`` to the shared ``gpu`` group."""
     from hwmodel.cli import subgroup
+    from hwmodel.gpu_cmd import GROUP_HELP
     from rl.gpubench import add_arguments  # standard library only until it runs
 
-    gpu = subgroup(sub, "gpu", "GPU timings: measure dense vs 2:4 (bench), check the GPU model "
-                   "(validate), predict a GEMM (predict), refit the model (fit)")
+    gpu = subgroup(sub, "gpu", GROUP_HELP)
     p = gpu.add_parser("bench", help="time dense vs 2:4 GEMMs, TD3 layers and steps on this CUDA GPU -> CSV")
     add_arguments(p)
     p.set_defaults(func=_bench)

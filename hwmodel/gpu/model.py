@@ -119,9 +119,6 @@ SM80_OPS_PER_CLK_SM = {"bfloat16": 2048.0, "float16": 2048.0, "tfloat32": 1024.0
 #: to 148 tiles, m from 64 to 512 at n = 2048; 16.5 us for 149-296; 27.5 us for 512 tiles; 84 us
 #: for 2048), the tile of algorithm 21 in the H100 and A100 logs.
 KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128)), ("10", False, "int8"): ((64, 128),)}
-#: Whether the library also offers a stream-K schedule (evenly dealt k-iterations, no wave tail).
-STREAM_K = {False: False, True: False}
-STREAM_K_BLOCK = 64
 #: Compute-capability major -> SMs that share one L2 read of an operand tile.
 CLUSTER_MULTICAST = {"9": 2.0, "10": 4.0}
 MIN_K_PER_SPLIT = 256
@@ -220,26 +217,32 @@ class Kernel(NamedTuple):
 
     tiles: tuple
     splits: tuple
-    stream_k: bool
     w_reread: bool
     #: Tensor operations per second of the kernel's peak, the Ampere SM's where ``LEGACY_SM80``
     #: caps it (at the boost clock), else None.
     sm80_peak: Optional[float]
     #: SMs that share one L2 read of an operand tile (``CLUSTER_MULTICAST``).
     multicast: float
+    #: Tensor operations per second the kernel runs at, at the boost clock: the spec's rate
+    #: (datasheet rates hold at the tensor clock; a short run boosts above it), capped at
+    #: ``sm80_peak`` where that is set.
+    peak: float
 
 
 def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
-    """The :class:`Kernel` of this GPU, dtype and kind: tiles, split-K factors and stream-K the
-    library offers, and the per-architecture kernel tables (the one place that reads them)."""
+    """The :class:`Kernel` of this GPU, dtype and kind: tiles and split-K factors the library
+    offers, and the per-architecture kernel tables (the one place that reads them)."""
     major = spec.compute_capability.split(".")[0]
     key = (major, sparse, dtype)
     sm80_peak = None
     if key in LEGACY_SM80:
         sm80_rate = SM80_OPS_PER_CLK_SM[dtype] * (2.0 if sparse else 1.0)  # 2:4 doubles the rate
         sm80_peak = sm80_rate * spec.sm_count * spec.boost_clock_mhz * 1e6
+    peak = spec.peak_flops(dtype, sparse) * spec.boost_clock_mhz / spec.tensor_clock_mhz
+    if sm80_peak is not None:
+        peak = min(peak, sm80_peak)
     return Kernel(KERNEL_TILES.get(key, TILES[sparse]), (1,) if key in NO_SPLIT_K else SPLITS[sparse],
-                  STREAM_K[sparse], key in W_REREAD, sm80_peak, CLUSTER_MULTICAST.get(major, 1.0))
+                  key in W_REREAD, sm80_peak, CLUSTER_MULTICAST.get(major, 1.0), peak)
 
 
 def tile_intensity_full(spec: GpuSpec, dtype: str, kernel: Kernel) -> float:
@@ -281,11 +284,8 @@ class Geometry:
         if dtype not in OPERAND_BYTES:
             raise NmlabError(f"gpu model: unknown dtype {dtype!r}")
         self.spec, self.dtype, self.sparse = spec, dtype, sparse
-        # Datasheet rates hold at the tensor clock; a short run boosts above it.
         kernel = candidates(spec, dtype, sparse)
-        self.peak = spec.peak_flops(dtype, sparse) * spec.boost_clock_mhz / spec.tensor_clock_mhz
-        if kernel.sm80_peak is not None:
-            self.peak = min(self.peak, kernel.sm80_peak)
+        self.peak = kernel.peak
         b = OPERAND_BYTES[dtype]
         wb = weight_bytes(np.float64(1.0), np.float64(1.0), dtype, sparse)  # bytes per weight element
         ob = OUTPUT_BYTES[dtype] if out_bytes is None else float(out_bytes)
@@ -312,15 +312,6 @@ class Geometry:
                 # once per group (from DRAM where it misses in L2), the first time included in ws_bytes.
                 group = np.maximum(1.0, np.floor(spec.sm_count / (cols_t * split)))
                 rereads.append(np.maximum(0.0, np.ceil(rows_t / group) - 1.0) if kernel.w_reread else np.zeros_like(m))
-            if kernel.stream_k:
-                # Stream-K: the k-iterations of all tiles are dealt evenly to the SMs (no
-                # wave tail); an SM that ends mid-tile writes fp32 partials for a fix-up.
-                iters = np.ceil(k / STREAM_K_BLOCK)
-                waves.append(np.ceil(rows_t * cols_t * iters / spec.sm_count) / iters)
-                tile_flops.append(2.0 * tm * tn * k / tile_eff)
-                traffic.append(x_bytes * cols_t + self.w_bytes * rows_t + y_bytes
-                               + spec.sm_count * 2.0 * tm * tn * 4.0)
-                rereads.append(np.zeros_like(m))
         self.waves = np.stack(waves, axis=1)
         self.w_rereads = np.stack(rereads, axis=1)
         self.tile_flops = np.stack(tile_flops, axis=1)
