@@ -109,16 +109,12 @@ def run_state(run_dir: Path, steps: int) -> dict[str, Any]:
     return {"steps_reached": min(reached, steps), "steps": steps, "last_eval": last_eval, "state": state}
 
 
-def other_steps(runs: list[RunSpec], out: Path, steps: int) -> list[tuple[str, Any]]:
-    """(run name, its steps) of the finished runs whose ``done.json`` steps are not ``steps``: a
-    finished run is never trained again, so raising the config's steps later leaves them as they
-    are, and the campaign says so rather than report them done at the new steps."""
-    found = []
-    for run in runs:
-        done = read_done(out / run.name)
-        if done is not None and done.get("steps") != steps:
-            found.append((run.name, done.get("steps")))
-    return found
+def other_steps(done: list[tuple[RunSpec, Optional[dict[str, Any]]]], steps: int) -> list[tuple[str, Any]]:
+    """(run name, its steps) of the finished runs whose ``done.json`` steps are not ``steps``, from
+    (run, its :func:`read_done`) pairs: a finished run is never trained again, so raising the
+    config's steps later leaves them as they are, and the campaign says so rather than report them
+    done at the new steps."""
+    return [(run.name, d.get("steps")) for run, d in done if d is not None and d.get("steps") != steps]
 
 
 def status_table(cfg: CampaignConfig, out: Path) -> str:
@@ -249,9 +245,10 @@ def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, 
         if not mine:
             raise NmlabError(f"out: another nmlab campaign is running on {out}")
         runs = cfg.runs()
-        todo = [r for r in runs if read_done(out / r.name) is None]
+        done = [(r, read_done(out / r.name)) for r in runs]  # each done.json read once
+        todo = [r for r, d in done if d is None]
         print(f"campaign {out}: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to train", flush=True)
-        other = other_steps(runs, out, cfg.steps)
+        other = other_steps(done, cfg.steps)
         if other:
             print(f"note: {len(other)} finished run(s) trained to other steps than the config's {cfg.steps} "
                   f"({', '.join(f'{name}: {steps}' for name, steps in other)}) are not trained again; to go on, "

@@ -463,15 +463,9 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     if ckpt is not None:
         part = ""  # the checkpoint entry being restored, named in the error
         try:
-            for name, net in nets.items():
-                part = name
-                net.load_state_dict(ckpt[name])
-            part = "q_optimizer"
-            q_opt.load_state_dict(ckpt["q_optimizer"])
-            part = "actor_optimizer"
-            a_opt.load_state_dict(ckpt["actor_optimizer"])
-            part = "buffer"
-            rb.load_state_dict(ckpt["buffer"])
+            # Each entry that is a plain state dict, under its own name (the name the error gives).
+            for part, holder in [*nets.items(), ("q_optimizer", q_opt), ("actor_optimizer", a_opt), ("buffer", rb)]:
+                holder.load_state_dict(ckpt[part])
             part = "method_state"
             method.load_state_dict(ckpt.get("method_state", {}))
             part = "rng"

@@ -138,20 +138,22 @@ def _list(data: dict, key: str) -> list:
     return value
 
 
+def _path(item: Any, where: str, base: Path, must_exist: bool, what: str = "a file path or name") -> str:
+    """``item`` as an absolute path when it names a file (relative to ``base``), else as given (a
+    bundled name, resolved later) unless ``must_exist``; errors name ``where`` and say ``what`` it takes."""
+    if not isinstance(item, str) or not item.strip():
+        _fail(where, f"must be {what}, got {short(item)}")
+    p = Path(os.path.expanduser(item))
+    p = p if p.is_absolute() else base / p
+    if is_file(p):
+        return str(p.resolve())
+    if must_exist:
+        _fail(where, f"no such file: {item[:300]}")
+    return item
+
+
 def _paths(value: list, key: str, base: Path, must_exist: bool) -> list[str]:
-    out = []
-    for i, item in enumerate(value):
-        if not isinstance(item, str) or not item.strip():
-            _fail(f"{key}[{i}]", f"must be a file path or name, got {short(item)}")
-        p = Path(os.path.expanduser(item))
-        p = p if p.is_absolute() else base / p
-        if is_file(p):
-            out.append(str(p.resolve()))
-        elif must_exist:
-            _fail(f"{key}[{i}]", f"no such file: {item[:300]}")
-        else:
-            out.append(item)  # a bundled name, resolved later
-    return out
+    return [_path(item, f"{key}[{i}]", base, must_exist) for i, item in enumerate(value)]
 
 
 def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None) -> SweepConfig:
@@ -243,13 +245,7 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
             cfg.quality = "bundled"
         else:
             # One path, not a list: errors name "quality", not "quality[0]".
-            if not isinstance(q, str) or not q.strip():
-                _fail("quality", f"must be bundled, none or a CSV file path, got {short(q)}")
-            path = Path(os.path.expanduser(q))
-            path = path if path.is_absolute() else base / path
-            if not is_file(path):
-                _fail("quality", f"no such file: {q[:300]}")
-            cfg.quality = str(path.resolve())
+            cfg.quality = _path(q, "quality", base, True, "bundled, none or a CSV file path")
 
     if "chunk_size" in data and data["chunk_size"] not in (None, "auto"):
         cs = data["chunk_size"]
