@@ -333,7 +333,8 @@ def test_ada_int8_runs_the_logged_ampere_kernel():
     kernel = candidates(rtx, "int8", False)
     assert kernel.tiles == ((64, 128), (128, 256)) and kernel.splits == (1,)
     assert candidates(rtx, "int8", True).splits == (1,) and candidates(rtx, "int8", True).tiles == TILES[True]
-    assert candidates(rtx, "float8_e4m3fn", True).splits == SPLITS[True]
+    assert candidates(rtx, "float8_e4m3fn", True).splits == (1,)
+    assert candidates(rtx, "bfloat16", True).splits == SPLITS[True] and candidates(rtx, "float8_e4m3fn", False).splits == SPLITS[False]
     assert candidates(rtx, "float8_e4m3fn", False).tiles == TILES[False]
     assert candidates(a100, "int8", False).tiles == TILES[False] and candidates(a100, "int8", False).splits == SPLITS[False]
     # Ada's int8 SM rate is half an Ampere SM's with the same shared memory per clock: the tile needs
@@ -361,3 +362,21 @@ def test_ada_int8_runs_the_logged_ampere_kernel():
     # 128x256 tile, which needs half that, is the faster one at m = 2048.
     l2 = p.with_values(l2_bytes_per_clk_sm=12.6)
     assert large.terms(l2)["best"][0] == 1 and large.terms(p)["best"][0] == 0
+
+
+def test_ada_fp8_2of4_lone_tiles_run_at_the_full_rate():
+    # cuSPARSELt's fp8 2:4 on Ada does not split K (RTX4090_cc89_*/FP8 logs: split-K 1 for the
+    # three fastest at every shape) and runs 2048 dense-equivalent FLOP per clock per SM on 1-byte
+    # operands, half an Ampere SM's operand feed: its 128x64 tile runs at the full 2:4 rate.
+    # 64 x 18944 x 3584 is 56 such tiles, one per SM, 60.1 us at 660.6 TFLOP/s / 128 SMs
+    # (published 61.9 us with the fixed cost; with the 0.67 tile factor it would be 90 us).
+    rtx = gpu_for("rtx4090")
+    kernel = candidates(rtx, "float8_e4m3fn", True)
+    assert tile_intensity_full(rtx, "float8_e4m3fn", kernel) == TILE_INTENSITY_FULL / 2
+    assert tile_intensity_full(rtx, "bfloat16", candidates(rtx, "bfloat16", True)) == TILE_INTENSITY_FULL
+    p = GpuParams(eta={"float8_e4m3fn": {"dense": 1.0, "sparse": 1.0}}, tensor_pj_per_flop=0.05, l2_bytes_per_clk_sm=200.0)
+    geo = Geometry(rtx, 64, 18944, 3584, "float8_e4m3fn", True)
+    t = geo.terms(p)
+    best = t["best"][0]
+    assert kernel.tiles[best] == (128, 64) and geo.waves[0, best] == 1
+    assert t["compute_s"][0, best] * 1e6 == pytest.approx(2 * 128 * 64 * 18944 / (660.6e12 / 128) * 1e6, rel=1e-3)

@@ -83,11 +83,13 @@ SPLITS = {False: (1, 2, 4, 8), True: (1, 2, 4, 8)}
 #: Ada (keyed on the full compute capability, "8.9", since the A100 shares the major): the
 #: RTX 4090's cuBLASLt int8 search logs (``RTX4090_cc89_*/INT8``, four models) pick id 21 at
 #: every shape and m with workspace 0 and split-K word 1 in the descriptor, and its cuSPARSELt
-#: int8 logs (``cuSPARSELt/.../RTX4090_cc89_*/INT8``) give split-K 1 for the three fastest
-#: configurations of every shape and m. Its published dense int8 times at m = 64 grow with k at
-#: 128 or fewer tiles (64 x 8192 x 2048: 30.8 us, 64 x 2048 x 2048: 14.6 us).
+#: int8 and fp8 logs (``cuSPARSELt/.../RTX4090_cc89_*/{INT8,FP8}``) give split-K 1 for the three
+#: fastest configurations of every shape and m (its BF16 ones split in 2-7 at m = 64-512). The
+#: published times at m = 64 grow with k at a few dozen tiles: dense int8 64 x 8192 x 2048 30.8
+#: us against 14.6 at k = 2048; fp8 2:4 64 x 18944 x 3584 61.9 us (62.1 in the log), 64 x 8192 x
+#: 2048 29.1 us against 12.1 at k = 2048.
 NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int8"), ("10", False, "int8"),
-              ("8.9", False, "int8"), ("8.9", True, "int8")}
+              ("8.9", False, "int8"), ("8.9", True, "int8"), ("8.9", True, "float8_e4m3fn")}
 #: (compute-capability major, sparse, dtype) whose library kernels deal output tiles to the
 #: SMs along n first, so that one wave holds few row-blocks of X and a weight larger than the
 #: usable L2 comes from DRAM again for each later group of row-blocks. cuSPARSELt's 16-bit 2:4
@@ -141,17 +143,28 @@ KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128)), ("10", False, "in
 #: at the rate of m >= 2048 would take some 50 us), so the fastest-candidate rule alone misses it.
 TILE_MIN_WAVES = {("8.9", False, "int8"): {(128, 256): 1.5}}
 #: (compute capability, sparse, dtype) -> the fraction of the operand feed per clock that
-#: ``TILE_INTENSITY_FULL`` stands for which the kernel needs (:func:`tile_intensity_full`).
-#: cuBLASLt's int8 kernel on Ada is the Ampere one (algorithm 21, the descriptor of the A100's
-#: logs) on an SM with an Ampere SM's shared memory per clock (128 bytes) and half its int8 rate
-#: (2048 ops per clock: 660.6 TOPS / 128 SMs / 2520 MHz, against 4096), so it needs half the
-#: feed: at m = 64 its 64x128 tiles, one per SM, run at the full int8 rate (64 x 18944 x 3584:
-#: 63.9 us published, 64.5 us in the log; 28 tiles of 2 x 64 x 128 x 18944 ops at 5.16 TOPS per
-#: SM take 60 us, where the 0.67 factor of a 64x128 tile gives 90 us). Where every SM is busy the
-#: same tile is bound by the GPU's L2 bandwidth instead (the L2 term): 24 bytes per clock per SM
-#: at the full rate, about twice what the fitted Ada L2 moves, hence its 310-340 TOPS at m =
-#: 256-1024 in the logs.
-FEED_SCALE = {("8.9", False, "int8"): 0.5}
+#: ``TILE_INTENSITY_FULL`` stands for which the kernel needs (:func:`tile_intensity_full`): its
+#: operand bytes per clock per SM (tensor rate x bytes per operand) over an Ampere SM's (4096:
+#: 2048 bf16 FLOP x 2 bytes, or 4096 int8 ops x 1), where both SMs have the same shared memory
+#: per clock (128 bytes). Listed where the published times pin a lone tile's rate (kernels that
+#: do not split K, ``NO_SPLIT_K``), and there the tile factor of a small tile is not seen:
+#: * cuBLASLt's int8 on Ada, the Ampere kernel (algorithm 21, the A100 logs' descriptor) at 2048
+#:   ops per clock (660.6 TOPS / 128 SMs / 2520 MHz): 0.5. At m = 64 its 64x128 tiles, one per
+#:   SM, run at the full int8 rate: 64 x 18944 x 3584 takes 63.9 us published (64.5 us in the
+#:   log), 28 tiles of 2 x 64 x 128 x 18944 ops at 5.16 TOPS per SM being 60 us, where the 0.67
+#:   factor of a 64x128 tile gives 90 us.
+#: * cuSPARSELt's fp8 2:4 on Ada, 2048 dense-equivalent FLOP per clock (660.6 TFLOP/s with 2:4,
+#:   fp32 accumulate) on 1-byte operands: 0.5. 64 x 18944 x 3584 takes 61.9 us: 56 tiles of
+#:   128x64 (cuSPARSELt's smallest), one per SM, at the full 2:4 rate take 60 us (the card boosts
+#:   above the 2520 MHz of the spec's rate), with the tile factor (0.67) 90 us.
+#: Where every SM is busy, such a tile is bound by the GPU's L2 bandwidth instead (the L2 term):
+#: a 64x128 int8 tile at the full rate needs 24 bytes per clock per SM, about twice what the
+#: fitted Ada L2 moves, hence the logged 310-340 TOPS at m = 256-1024. By the same rule Ada's
+#: 16-bit and dense fp8 kernels would need 0.25 and its 16-bit 2:4 0.5 (int8 2:4: 1.0); with
+#: those as well the held-out mean of the twelve figures is 8.17% against 8.22%, but
+#: leave-one-GPU-out 14.65% against 14.38%, and the data do not pin a lone tile's rate for
+#: kernels that split K, so they are not listed.
+FEED_SCALE = {("8.9", False, "int8"): 0.5, ("8.9", True, "float8_e4m3fn"): 0.5}
 #: Compute-capability major -> SMs that share one L2 read of an operand tile.
 CLUSTER_MULTICAST = {"9": 2.0, "10": 4.0}
 MIN_K_PER_SPLIT = 256
