@@ -5,8 +5,8 @@ from the hardware, not fitted per shape:
 
 * **Tiles, waves, split-K.** The output is cut into ``tm x tn`` tiles (only those the search
   logs name where they do, ``KERNEL_TILES``), optionally split along k in 2, 4 or 8 (cuBLASLt
-  and cuSPARSELt both offer split-K, except the Hopper and Blackwell kernels in
-  ``NO_SPLIT_K``); tiles run in waves of ``sm_count``, and every wave costs a full tile. A tile's
+  and cuSPARSELt both offer split-K, except the Hopper kernels in ``NO_SPLIT_K`` and every
+  Blackwell kernel, ``NO_SPLIT_K_ARCH``); tiles run in waves of ``sm_count``, and every wave costs a full tile. A tile's
   rate is the per-SM tensor peak of the spec (2:4 peak for 2:4) times the per-dtype kernel
   efficiency ``eta`` times a tile-shape factor (small tiles re-read more operand bytes per
   FLOP from shared memory). The library picks the fastest candidate; so does the model.
@@ -79,7 +79,8 @@ SPLITS = {False: (1, 2, 4, 8), True: (1, 2, 4, 8)}
 #: workspace, so no split-K reduction (docs/gpu.md, "What the data showed"). Blackwell's cuBLASLt
 #: int8 is the same sm80-class kernel (``LEGACY_SM80``) and walks all of k too: its published B200
 #: times at m = 64 are set by k alone (10.4 us at k = 2048 for n = 2048..16384, 12.4 at 2560, 14.5
-#: at 3584, 18.6 at 5120) where fp8 takes 6.0-10.4 us.
+#: at 3584, 18.6 at 5120) where fp8 takes 6.0-10.4 us. Blackwell's other kernels do not split
+#: either (``NO_SPLIT_K_ARCH``).
 #: Ada (keyed on the full compute capability, "8.9", since the A100 shares the major): the
 #: RTX 4090's cuBLASLt int8 search logs (``RTX4090_cc89_*/INT8``, four models) pick id 21 at
 #: every shape and m with workspace 0 and split-K word 1 in the descriptor, and its cuSPARSELt
@@ -88,8 +89,19 @@ SPLITS = {False: (1, 2, 4, 8), True: (1, 2, 4, 8)}
 #: published times at m = 64 grow with k at a few dozen tiles: dense int8 64 x 8192 x 2048 30.8
 #: us against 14.6 at k = 2048; fp8 2:4 64 x 18944 x 3584 61.9 us (62.1 in the log), 64 x 8192 x
 #: 2048 29.1 us against 12.1 at k = 2048.
-NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int8"), ("10", False, "int8"),
+NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int8"),
               ("8.9", False, "int8"), ("8.9", True, "int8"), ("8.9", True, "float8_e4m3fn")}
+#: Compute-capability majors on which neither library splits K, whatever the kernel. Blackwell:
+#: the source's B200 search logs pick split-K 1 (or the library's default, no split) as the
+#: fastest configuration of every shape, m = 16..16384, for cuSPARSELt's fp8 2:4 (vllmbench
+#: ``slidesparse/search/cuSPARSELt_AlgSearch/alg_search_results/B200_cc100_py312_cu129_x86_64/``,
+#: Llama3.2-1B and Qwen2.5-0.5B, 108 configurations each) and cuBLASLt's fp8 (same path under
+#: ``cuBLASLt_AlgSearch``, Qwen2.5-0.5B: at 16 x 896 x 4864, our m x n x k, split 1 takes 8.3 us,
+#: split 2 10.4), even where a few tiles walk a long k; and the published B200 times at m = 64
+#: grow with k as one CTA per tile walking all of k does, dense and 2:4 alike (bf16 2:4 at m = 64:
+#: 8.3 us at k = 2048-3072, 10.4 at 5120, 14.4 at 8192, 19.6 at 13824; dense 64 x 8192 x 2048:
+#: 14.4 us, where split-K candidates gave 9).
+NO_SPLIT_K_ARCH = {"10"}
 #: (compute-capability major, sparse, dtype) whose library kernels deal output tiles to the
 #: SMs along n first, so that one wave holds few row-blocks of X and a weight larger than the
 #: usable L2 comes from DRAM again for each later group of row-blocks. cuSPARSELt's 16-bit 2:4
@@ -101,7 +113,7 @@ W_REREAD = {("8", True, "bfloat16"), ("8", True, "float16")}
 #: (compute-capability major, sparse, dtype) whose library kernel is an Ampere-generation (sm80,
 #: mma.sync) kernel on a GPU whose own tensor-core instructions it does not use, and which runs
 #: no faster than on an Ampere SM: its peak is ``SM80_OPS_PER_CLK_SM`` (x2 for 2:4) x SMs x clock
-#: where that is below the spec's. Both also walk all of k (``NO_SPLIT_K``):
+#: where that is below the spec's. Both also walk all of k (``NO_SPLIT_K``, ``NO_SPLIT_K_ARCH``):
 #: * cuBLASLt's int8 (int8-output) GEMM on Blackwell: ~0.9 of 4.5 POPS at every large size (3,200
 #:   ops per clock per SM at boost, 0.78 of an A100 SM's int8 rate) where cuSPARSELt's int8
 #:   reaches 6 POPS on the same card; at small m 2-3x its fp8 time and a lower fixed cost at
@@ -293,7 +305,7 @@ def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
     if sm80_peak is not None:
         peak = min(peak, sm80_peak)
     tiles = KERNEL_TILES.get(cc_key, KERNEL_TILES.get(key, TILES[sparse]))
-    no_split = key in NO_SPLIT_K or cc_key in NO_SPLIT_K
+    no_split = key in NO_SPLIT_K or cc_key in NO_SPLIT_K or major in NO_SPLIT_K_ARCH
     min_waves = TILE_MIN_WAVES.get(cc_key, {})
     return Kernel(tiles, (1,) if no_split else SPLITS[sparse], key in W_REREAD, sm80_peak,
                   CLUSTER_MULTICAST.get(major, 1.0), peak, tuple(min_waves.get(t, 0.0) for t in tiles),
