@@ -343,3 +343,61 @@ def test_every_spec_has_parameters():
         for dtype in spec.tensor_flops:
             if dtype in OPERAND_BYTES:
                 assert math.isfinite(predict(spec, 1024, 1024, 1024, dtype, True, p))
+
+
+def test_ada_int8_runs_the_logged_ampere_kernel():
+    # The RTX 4090's cuBLASLt int8 search logs (vllmbench RTX4090_cc89_*/INT8) name algorithm 21
+    # at every shape: tile 64x128 (rows of X x columns of W) up to m = 1024, 128x256 from m = 2048,
+    # workspace 0 and split-K 1; its cuSPARSELt int8 logs split K 1 as well. The A100 (same
+    # compute-capability major) keeps the generic candidates, and so do Ada's other dtypes.
+    rtx, a100 = gpu_for("rtx4090"), gpu_for("a100_pcie")
+    kernel = candidates(rtx, "int8", False)
+    assert kernel.tiles == ((64, 128), (128, 256)) and kernel.splits == (1,)
+    assert candidates(rtx, "int8", True).splits == (1,) and candidates(rtx, "int8", True).tiles == TILES[True]
+    assert candidates(rtx, "float8_e4m3fn", True).splits == (1,)
+    assert candidates(rtx, "bfloat16", True).splits == SPLITS[True] and candidates(rtx, "float8_e4m3fn", False).splits == SPLITS[False]
+    assert candidates(rtx, "float8_e4m3fn", False).tiles == TILES[False]
+    assert candidates(a100, "int8", False).tiles == TILES[False] and candidates(a100, "int8", False).splits == SPLITS[False]
+    # Ada's int8 SM rate is half an Ampere SM's with the same shared memory per clock: the tile needs
+    # half the feed, and a 64x128 tile runs at the full rate (no 0.67 factor; the A100's keeps it).
+    assert tile_intensity_full(rtx, "int8", kernel) == TILE_INTENSITY_FULL / 2
+    assert tile_intensity_full(a100, "int8", candidates(a100, "int8", False)) == TILE_INTENSITY_FULL
+    # Hand-computed: 64 x 18944 x 3584 is 28 tiles of 64x128, one per SM, each walking all of k at
+    # the per-SM int8 peak (660.6 TOPS / 128 SMs at the 2520 MHz boost = tensor clock): 60.1 us
+    # (published: 63.9 us with the fixed cost; the split-K candidates made it 47 us).
+    p = GpuParams(eta={"int8": {"dense": 1.0, "sparse": 1.0}}, tensor_pj_per_flop=0.05, l2_bytes_per_clk_sm=200.0)
+    geo = Geometry(rtx, 64, 18944, 3584, "int8", False)
+    t = geo.terms(p)
+    best = t["best"][0]
+    assert geo.waves[0, best] == 1 and geo.tile_flops[0, best] == 2 * 64 * 128 * 18944
+    assert t["compute_s"][0, best] * 1e6 == pytest.approx(2 * 64 * 128 * 18944 / (660.6e12 / 128) * 1e6, rel=1e-3)
+    assert t["compute_s"][0, best] * 1e6 == pytest.approx(60.1, abs=0.1)
+    # The 128x256 tile only from 1.5 waves of it (the logs keep 64x128 at 112-148 such tiles, take
+    # 128x256 at 224-296): not at m = 1024 (8 x 14 = 112 tiles on 128 SMs), at m = 2048 (224).
+    small = Geometry(rtx, 1024, 3584, 3584, "int8", False)
+    large = Geometry(rtx, 2048, 3584, 3584, "int8", False)
+    assert np.isinf(small.waves[0, 1]) and np.isfinite(small.waves[0, 0])
+    assert large.waves[0, 1] == 2
+    # Where every SM is busy the 64x128 tile is bound by L2 instead (24 bytes per clock per SM at
+    # the full int8 rate); at an L2 of 12.6 bytes per clock per SM (Ada's bundled fit) the
+    # 128x256 tile, which needs half that, is the faster one at m = 2048.
+    l2 = p.with_values(l2_bytes_per_clk_sm=12.6)
+    assert large.terms(l2)["best"][0] == 1 and large.terms(p)["best"][0] == 0
+
+
+def test_ada_fp8_2of4_lone_tiles_run_at_the_full_rate():
+    # cuSPARSELt's fp8 2:4 on Ada does not split K (RTX4090_cc89_*/FP8 logs: split-K 1 for the
+    # three fastest at every shape) and runs 2048 dense-equivalent FLOP per clock per SM on 1-byte
+    # operands, half an Ampere SM's operand feed: its 128x64 tile runs at the full 2:4 rate.
+    # 64 x 18944 x 3584 is 56 such tiles, one per SM, 60.1 us at 660.6 TFLOP/s / 128 SMs
+    # (published 61.9 us with the fixed cost; with the 0.67 tile factor it would be 90 us).
+    rtx = gpu_for("rtx4090")
+    kernel = candidates(rtx, "float8_e4m3fn", True)
+    assert tile_intensity_full(rtx, "float8_e4m3fn", kernel) == TILE_INTENSITY_FULL / 2
+    assert tile_intensity_full(rtx, "bfloat16", candidates(rtx, "bfloat16", True)) == TILE_INTENSITY_FULL
+    p = GpuParams(eta={"float8_e4m3fn": {"dense": 1.0, "sparse": 1.0}}, tensor_pj_per_flop=0.05, l2_bytes_per_clk_sm=200.0)
+    geo = Geometry(rtx, 64, 18944, 3584, "float8_e4m3fn", True)
+    t = geo.terms(p)
+    best = t["best"][0]
+    assert kernel.tiles[best] == (128, 64) and geo.waves[0, best] == 1
+    assert t["compute_s"][0, best] * 1e6 == pytest.approx(2 * 128 * 64 * 18944 / (660.6e12 / 128) * 1e6, rel=1e-3)

@@ -81,7 +81,16 @@ SPLITS = {False: (1, 2, 4, 8), True: (1, 2, 4, 8)}
 #: times at m = 64 are set by k alone (10.4 us at k = 2048 for n = 2048..16384, 12.4 at 2560, 14.5
 #: at 3584, 18.6 at 5120) where fp8 takes 6.0-10.4 us. Blackwell's other kernels do not split
 #: either (``NO_SPLIT_K_ARCH``).
-NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int8")}
+#: Ada (keyed on the full compute capability, "8.9", since the A100 shares the major): the
+#: RTX 4090's cuBLASLt int8 search logs (``RTX4090_cc89_*/INT8``, four models) pick id 21 at
+#: every shape and m with workspace 0 and split-K word 1 in the descriptor, and its cuSPARSELt
+#: int8 and fp8 logs (``cuSPARSELt/.../RTX4090_cc89_*/{INT8,FP8}``) give split-K 1 for the three
+#: fastest configurations of every shape and m (its BF16 ones split in 2-7 at m = 64-512). The
+#: published times at m = 64 grow with k at a few dozen tiles: dense int8 64 x 8192 x 2048 30.8
+#: us against 14.6 at k = 2048; fp8 2:4 64 x 18944 x 3584 61.9 us (62.1 in the log), 64 x 8192 x
+#: 2048 29.1 us against 12.1 at k = 2048.
+NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int8"),
+              ("8.9", False, "int8"), ("8.9", True, "int8"), ("8.9", True, "float8_e4m3fn")}
 #: Compute-capability majors on which neither library splits K, whatever the kernel. Blackwell:
 #: the source's B200 search logs pick split-K 1 (or the library's default, no split) as the
 #: fastest configuration of every shape, m = 16..16384, for cuSPARSELt's fp8 2:4 (vllmbench
@@ -130,7 +139,44 @@ SM80_OPS_PER_CLK_SM = {"bfloat16": 2048.0, "float16": 2048.0, "tfloat32": 1024.0
 #: step in waves of 64x128 tiles on the 148 SMs, each walking all of k (k = 2048: 10.4 us for up
 #: to 148 tiles, m from 64 to 512 at n = 2048; 16.5 us for 149-296; 27.5 us for 512 tiles; 84 us
 #: for 2048), the tile of algorithm 21 in the H100 and A100 logs.
-KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128)), ("10", False, "int8"): ((64, 128),)}
+#: cuBLASLt int8 on Ada ("8.9"): algorithm 21 with tile id 18 (64 rows of X x 128 columns of W) up
+#: to m = 1024 and tile id 24 (256x128 as cuBLASLt's m x n: 128 rows of X x 256 of W) from m =
+#: 2048 (from m = 256 at n = 37888) in the RTX 4090 logs (``RTX4090_cc89_*/INT8``, Qwen2.5-7B:
+#: every (n, k) of 4608/3584/37888 x 3584 and 3584 x 18944).
+KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128)), ("10", False, "int8"): ((64, 128),),
+                ("8.9", False, "int8"): ((64, 128), (128, 256))}
+#: (compute capability, sparse, dtype) -> {tile: the fewest waves of that tile (tiles / SMs) from
+#: which the library's heuristic takes it}. The RTX 4090's cuBLASLt int8 logs (above) keep the
+#: 64x128 tile while the 128x256 one would give 112 (m = 1024, n = 3584), 144 (1024 x 4608) or
+#: 148 tiles (128 x 37888) on 128 SMs, and take the large tile at 224 (2048 x 3584), 288 (2048
+#: x 4608) and 296 (256 x 37888): a threshold between 1.16 and 1.75 waves; 1.5 is its middle
+#: (any value in that range gives the same held-out figures within 0.03 point). At m = 1024 the
+#: library's 64x128 pick is the slower one (3584 x 3584: 79.4 us, 331 TOPS, where a 128x256 wave
+#: at the rate of m >= 2048 would take some 50 us), so the fastest-candidate rule alone misses it.
+TILE_MIN_WAVES = {("8.9", False, "int8"): {(128, 256): 1.5}}
+#: (compute capability, sparse, dtype) -> the fraction of the operand feed per clock that
+#: ``TILE_INTENSITY_FULL`` stands for which the kernel needs (:func:`tile_intensity_full`): its
+#: operand bytes per clock per SM (tensor rate x bytes per operand) over an Ampere SM's (4096:
+#: 2048 bf16 FLOP x 2 bytes, or 4096 int8 ops x 1), where both SMs have the same shared memory
+#: per clock (128 bytes). Listed where the published times pin a lone tile's rate (kernels that
+#: do not split K, ``NO_SPLIT_K``), and there the tile factor of a small tile is not seen:
+#: * cuBLASLt's int8 on Ada, the Ampere kernel (algorithm 21, the A100 logs' descriptor) at 2048
+#:   ops per clock (660.6 TOPS / 128 SMs / 2520 MHz): 0.5. At m = 64 its 64x128 tiles, one per
+#:   SM, run at the full int8 rate: 64 x 18944 x 3584 takes 63.9 us published (64.5 us in the
+#:   log), 28 tiles of 2 x 64 x 128 x 18944 ops at 5.16 TOPS per SM being 60 us, where the 0.67
+#:   factor of a 64x128 tile gives 90 us.
+#: * cuSPARSELt's fp8 2:4 on Ada, 2048 dense-equivalent FLOP per clock (660.6 TFLOP/s with 2:4,
+#:   fp32 accumulate) on 1-byte operands: 0.5. 64 x 18944 x 3584 takes 61.9 us: 56 tiles of
+#:   128x64 (cuSPARSELt's smallest), one per SM, at the full 2:4 rate take 60 us (the card boosts
+#:   above the 2520 MHz of the spec's rate), with the tile factor (0.67) 90 us.
+#: Where every SM is busy, such a tile is bound by the GPU's L2 bandwidth instead (the L2 term):
+#: a 64x128 int8 tile at the full rate needs 24 bytes per clock per SM, about twice what the
+#: fitted Ada L2 moves, hence the logged 310-340 TOPS at m = 256-1024. By the same rule Ada's
+#: 16-bit and dense fp8 kernels would need 0.25 and its 16-bit 2:4 0.5 (int8 2:4: 1.0); with
+#: those as well the held-out mean of the twelve figures is 8.17% against 8.22%, but
+#: leave-one-GPU-out 14.65% against 14.38%, and the data do not pin a lone tile's rate for
+#: kernels that split K, so they are not listed.
+FEED_SCALE = {("8.9", False, "int8"): 0.5, ("8.9", True, "float8_e4m3fn"): 0.5}
 #: Compute-capability major -> SMs that share one L2 read of an operand tile.
 CLUSTER_MULTICAST = {"9": 2.0, "10": 4.0}
 MIN_K_PER_SPLIT = 256
@@ -239,6 +285,10 @@ class Kernel(NamedTuple):
     #: (datasheet rates hold at the tensor clock; a short run boosts above it), capped at
     #: ``sm80_peak`` where that is set.
     peak: float
+    #: Per tile (same order as ``tiles``): the fewest waves from which the library takes it.
+    min_waves: tuple = ()
+    #: Operand feed per clock the kernel needs, as a fraction of ``TILE_INTENSITY_FULL``'s.
+    feed: float = 1.0
 
 
 def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
@@ -246,6 +296,7 @@ def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
     offers, and the per-architecture kernel tables (the one place that reads them)."""
     major = spec.compute_capability.split(".")[0]
     key = (major, sparse, dtype)
+    cc_key = (spec.compute_capability, sparse, dtype)  # tables may name a full compute capability
     sm80_peak = None
     if key in LEGACY_SM80:
         sm80_rate = SM80_OPS_PER_CLK_SM[dtype] * (2.0 if sparse else 1.0)  # 2:4 doubles the rate
@@ -253,9 +304,12 @@ def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
     peak = spec.peak_flops(dtype, sparse) * spec.boost_clock_mhz / spec.tensor_clock_mhz
     if sm80_peak is not None:
         peak = min(peak, sm80_peak)
-    no_split = key in NO_SPLIT_K or major in NO_SPLIT_K_ARCH
-    return Kernel(KERNEL_TILES.get(key, TILES[sparse]), (1,) if no_split else SPLITS[sparse],
-                  key in W_REREAD, sm80_peak, CLUSTER_MULTICAST.get(major, 1.0), peak)
+    tiles = KERNEL_TILES.get(cc_key, KERNEL_TILES.get(key, TILES[sparse]))
+    no_split = key in NO_SPLIT_K or cc_key in NO_SPLIT_K or major in NO_SPLIT_K_ARCH
+    min_waves = TILE_MIN_WAVES.get(cc_key, {})
+    return Kernel(tiles, (1,) if no_split else SPLITS[sparse], key in W_REREAD, sm80_peak,
+                  CLUSTER_MULTICAST.get(major, 1.0), peak, tuple(min_waves.get(t, 0.0) for t in tiles),
+                  FEED_SCALE.get(cc_key, 1.0))
 
 
 def tile_intensity_full(spec: GpuSpec, dtype: str, kernel: Kernel) -> float:
@@ -269,9 +323,11 @@ def tile_intensity_full(spec: GpuSpec, dtype: str, kernel: Kernel) -> float:
     an Ampere SM's int8 rate at boost; with the 64x128 tile's 0.67 factor its fitted efficiency
     (0.78) would be 1.17, above its bound, and predicted from the other GPUs it is 42% off (4%
     with this). Hopper's 16-bit 2:4 cap (the Ampere 2:4 rate) equals its native dense rate.
+    A kernel in ``FEED_SCALE`` (the Ampere int8 kernel on Ada's half-rate int8 SM) needs that
+    fraction of the feed.
     """
     if kernel.sm80_peak is None:
-        return TILE_INTENSITY_FULL
+        return TILE_INTENSITY_FULL * kernel.feed
     dense_peak = spec.peak_flops(dtype, False) * spec.boost_clock_mhz / spec.tensor_clock_mhz
     return TILE_INTENSITY_FULL * min(1.0, kernel.sm80_peak / dense_peak)
 
@@ -308,7 +364,8 @@ class Geometry:
         self.ws_bytes = x_bytes + self.w_bytes + y_bytes
         waves, tile_flops, traffic, rereads = [], [], [], []
         full_intensity = tile_intensity_full(spec, dtype, kernel)
-        for tm, tn in kernel.tiles:
+        for i, (tm, tn) in enumerate(kernel.tiles):
+            min_tiles = (kernel.min_waves[i] if kernel.min_waves else 0.0) * spec.sm_count
             tile_eff = min(1.0, (tm * tn / (tm + tn)) / full_intensity)
             rows_t, cols_t = np.ceil(m / tm), np.ceil(n / tn)
             for split in kernel.splits:
@@ -317,6 +374,8 @@ class Geometry:
                 # Split-K writes and re-reads fp32 partials; below MIN_K_PER_SPLIT it is not offered.
                 partial = 2.0 * tm * tn * 4.0 if split > 1 else 0.0
                 w = np.where((split == 1) | (k / split >= MIN_K_PER_SPLIT), w, np.inf)
+                # A tile the library's heuristic takes only from some number of waves (TILE_MIN_WAVES).
+                w = np.where(rows_t * cols_t * split >= min_tiles, w, np.inf)
                 waves.append(w)
                 tile_flops.append(2.0 * tm * tn * kc / tile_eff)
                 traffic.append(x_bytes * cols_t + self.w_bytes * rows_t + y_bytes
