@@ -345,6 +345,14 @@ def test_every_spec_has_parameters():
                 assert math.isfinite(predict(spec, 1024, 1024, 1024, dtype, True, p))
 
 
+def _lone_tile_at_full_rate(spec, m, k, n, dtype, sparse):
+    """(geometry, terms, best candidate) at efficiency 1, no throttling and an L2 that never binds."""
+    p = GpuParams(eta={dtype: {"dense": 1.0, "sparse": 1.0}}, tensor_pj_per_flop=0.05, l2_bytes_per_clk_sm=200.0)
+    geo = Geometry(spec, m, k, n, dtype, sparse)
+    t = geo.terms(p)
+    return geo, t, t["best"][0], p
+
+
 def test_ada_int8_runs_the_logged_ampere_kernel():
     # The RTX 4090's cuBLASLt int8 search logs (vllmbench RTX4090_cc89_*/INT8) name algorithm 21
     # at every shape: tile 64x128 (rows of X x columns of W) up to m = 1024, 128x256 from m = 2048,
@@ -365,10 +373,7 @@ def test_ada_int8_runs_the_logged_ampere_kernel():
     # Hand-computed: 64 x 18944 x 3584 is 28 tiles of 64x128, one per SM, each walking all of k at
     # the per-SM int8 peak (660.6 TOPS / 128 SMs at the 2520 MHz boost = tensor clock): 60.1 us
     # (published: 63.9 us with the fixed cost; the split-K candidates made it 47 us).
-    p = GpuParams(eta={"int8": {"dense": 1.0, "sparse": 1.0}}, tensor_pj_per_flop=0.05, l2_bytes_per_clk_sm=200.0)
-    geo = Geometry(rtx, 64, 18944, 3584, "int8", False)
-    t = geo.terms(p)
-    best = t["best"][0]
+    geo, t, best, p = _lone_tile_at_full_rate(rtx, 64, 18944, 3584, "int8", False)
     assert geo.waves[0, best] == 1 and geo.tile_flops[0, best] == 2 * 64 * 128 * 18944
     assert t["compute_s"][0, best] * 1e6 == pytest.approx(2 * 64 * 128 * 18944 / (660.6e12 / 128) * 1e6, rel=1e-3)
     assert t["compute_s"][0, best] * 1e6 == pytest.approx(60.1, abs=0.1)
@@ -395,10 +400,7 @@ def test_ada_fp8_2of4_lone_tiles_run_at_the_full_rate():
     kernel = candidates(rtx, "float8_e4m3fn", True)
     assert tile_intensity_full(rtx, "float8_e4m3fn", kernel) == TILE_INTENSITY_FULL / 2
     assert tile_intensity_full(rtx, "bfloat16", candidates(rtx, "bfloat16", True)) == TILE_INTENSITY_FULL
-    p = GpuParams(eta={"float8_e4m3fn": {"dense": 1.0, "sparse": 1.0}}, tensor_pj_per_flop=0.05, l2_bytes_per_clk_sm=200.0)
-    geo = Geometry(rtx, 64, 18944, 3584, "float8_e4m3fn", True)
-    t = geo.terms(p)
-    best = t["best"][0]
+    geo, t, best, _ = _lone_tile_at_full_rate(rtx, 64, 18944, 3584, "float8_e4m3fn", True)
     assert kernel.tiles[best] == (128, 64) and geo.waves[0, best] == 1
     assert t["compute_s"][0, best] * 1e6 == pytest.approx(2 * 128 * 64 * 18944 / (660.6e12 / 128) * 1e6, rel=1e-3)
 
