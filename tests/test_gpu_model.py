@@ -403,3 +403,24 @@ def test_ada_fp8_2of4_lone_tiles_run_at_the_full_rate():
     geo, t, best, _ = _lone_tile_at_full_rate(rtx, 64, 18944, 3584, "float8_e4m3fn", True)
     assert kernel.tiles[best] == (128, 64) and geo.waves[0, best] == 1
     assert t["compute_s"][0, best] * 1e6 == pytest.approx(2 * 128 * 64 * 18944 / (660.6e12 / 128) * 1e6, rel=1e-3)
+
+
+def test_ampere_ada_16bit_2of4_kernels_tile_128_rows_of_x():
+    # cuSPARSELt's 16-bit 2:4 kernels on Ampere/Ada have 128-row tiles only: a weight far above
+    # the L2 is streamed once per 128 rows of X (the RTX 4090 and A100 search logs run n x k =
+    # 37888 x 7168 at a flat 185-191 / 268 TOPS from m = 1024 up, 128 W passes at m = 16384).
+    rtx, a100, h100p = gpu_for("rtx4090"), gpu_for("a100_pcie"), gpu_for("h100_pcie")
+    rows128 = tuple(t for t in TILES[True] if t[0] == 128)
+    for gpu in (rtx, a100):
+        for dtype in ("bfloat16", "float16"):
+            assert candidates(gpu, dtype, True)[0] == rows128
+        assert candidates(gpu, "int8", True)[0] == TILES[True]
+        assert candidates(gpu, "bfloat16", False)[0] == TILES[False]
+    assert candidates(h100p, "bfloat16", True)[0] == TILES[True]
+    geo = Geometry(rtx, 16384, 3584, 37888, "bfloat16", True)
+    assert geo.w_rereads.min() == 16384 // 128 - 1
+    # Published RTX 4090 bf16 2:4, n x k = 37888 x 3584: 2915 us at m = 2048, 23104 us at 16384
+    # (8x the rows, 7.9x the time); A100 PCIe 16847 us at m = 16384. Bundled model within 15%
+    # (256-row tiles gave 2125 / 17572 / 15071 us: 24-27% and 11% fast).
+    for gpu, m, published_us in ((rtx, 2048, 2915.2), (rtx, 16384, 23103.9), (a100, 16384, 16847.1)):
+        assert predict(gpu, m, 3584, 37888, "bfloat16", True) * 1e6 == pytest.approx(published_us, rel=0.15)

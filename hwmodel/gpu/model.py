@@ -16,7 +16,8 @@ from the hardware, not fitted per shape:
   there; a cold call (``l2="cold"``) reads everything from DRAM. L2 itself moves the tiled
   traffic (X once per tile column, W once per tile row, split-K partials) at a bandwidth
   proportional to SMs x clock. cuSPARSELt's 16-bit kernels on Ampere/Ada (``W_REREAD``) deal
-  tiles along n first and read a weight that misses in L2 from DRAM again per wave of X rows.
+  tiles along n first and read a weight that misses in L2 from DRAM again per wave of X rows
+  (their tiles are 128 rows of X, ``KERNEL_TILES``).
 * **Legacy kernels.** Where the library runs an Ampere-generation kernel on a newer GPU that
   executes it no faster than an Ampere SM (``LEGACY_SM80``: cuBLASLt int8 on Blackwell,
   cuSPARSELt 16-bit 2:4 on Hopper), the peak is the Ampere SM's per-clock rate x SMs, not the
@@ -143,8 +144,22 @@ SM80_OPS_PER_CLK_SM = {"bfloat16": 2048.0, "float16": 2048.0, "tfloat32": 1024.0
 #: to m = 1024 and tile id 24 (256x128 as cuBLASLt's m x n: 128 rows of X x 256 of W) from m =
 #: 2048 (from m = 256 at n = 37888) in the RTX 4090 logs (``RTX4090_cc89_*/INT8``, Qwen2.5-7B:
 #: every (n, k) of 4608/3584/37888 x 3584 and 3584 x 18944).
+#: cuSPARSELt's 16-bit 2:4 on Ampere and Ada (``W_REREAD``): tiles of 128 rows of X only. Where
+#: their W is far above the L2 its time is one W pass per 128 rows of X at the DRAM rate, for every
+#: m: the RTX 4090 BF16 log (``cuSPARSELt/.../RTX4090_cc89_*/BF16/alg_search_Qwen2.5-7B-FP8_2_inf``,
+#: n x k = 37888 x 7168, a 305 MB 2:4 weight) runs 185-191 TOPS from m = 1024 to 16384, the fastest
+#: alg_id (1) and split-K 1 each time: 16384 rows take 46.8 ms, 128 passes of W at 836 GB/s (0.83 of
+#: the 1008 GB/s spec; m = 1024 and 2048: 812 and 836 GB/s; its FP16 log the same, 185-191 TOPS
+#: from m = 512, alg_id 3); the A100 one (``A100_cc80_*``, same shapes) 1.18-1.20 TB/s from m = 1024
+#: to 65536. None of the four alg_ids makes fewer passes (the slowest runs 101-102 TOPS: one W pass
+#: per 64 rows at 893 GB/s); 256-row tiles would halve them and put the RTX 4090 at its compute
+#: rate (its log reaches 318-331 TOPS at n = 3584 and 4608). The published times agree: with
+#: 256-row tiles the model was 19-26% fast on RTX 4090 bf16 2:4 at n = 27648 and 37888 (m >= 256),
+#: 9-16% on the A100's (m >= 1024).
 KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128)), ("10", False, "int8"): ((64, 128),),
-                ("8.9", False, "int8"): ((64, 128), (128, 256))}
+                ("8.9", False, "int8"): ((64, 128), (128, 256)),
+                ("8", True, "bfloat16"): ((128, 64), (128, 128), (128, 256)),
+                ("8", True, "float16"): ((128, 64), (128, 128), (128, 256))}
 #: (compute capability, sparse, dtype) -> {tile: the fewest waves of that tile (tiles / SMs) from
 #: which the library's heuristic takes it}. The RTX 4090's cuBLASLt int8 logs (above) keep the
 #: 64x128 tile while the 128x256 one would give 112 (m = 1024, n = 3584), 144 (1024 x 4608) or
