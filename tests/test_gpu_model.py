@@ -424,3 +424,23 @@ def test_ampere_ada_16bit_2of4_kernels_tile_128_rows_of_x():
     # (256-row tiles gave 2125 / 17572 / 15071 us: 24-27% and 11% fast).
     for gpu, m, published_us in ((rtx, 2048, 2915.2), (rtx, 16384, 23103.9), (a100, 16384, 16847.1)):
         assert predict(gpu, m, 3584, 37888, "bfloat16", True) * 1e6 == pytest.approx(published_us, rel=0.15)
+
+
+def test_blackwell_16bit_and_fp8_dense_tiles_fill_the_sms():
+    """B200 cuBLASLt bf16/fp16/fp8 offers the tcgen05 M=128 tiles (N = 64..256 by 16, either way
+    round): at 512 x 13824 x 5120 (m x k x n) 128 x 144 tiles give 4 x 36 = 144 tiles, one wave on
+    148 SMs, where the generic 128 x 256 gives 80 (published: 53.5 us, 1,356 TFLOP/s)."""
+    b200 = gpu_for("b200")
+    for dtype in ("bfloat16", "float16", "float8_e4m3fn"):
+        tiles = candidates(b200, dtype, False).tiles
+        assert (128, 144) in tiles and (144, 128) in tiles and (128, 256) in tiles, dtype
+        assert all(min(t) >= 64 for t in tiles), dtype
+    assert candidates(b200, "int8", False).tiles == ((64, 128),)  # the sm80-class kernel keeps its tile
+    assert candidates(b200, "float4_e2m1", False).tiles == TILES[False]
+    assert candidates(gpu_for("h100_sxm"), "bfloat16", False).tiles == TILES[False]
+    geo = Geometry(b200, 512, 13824, 5120, "bfloat16", False)
+    t = geo.terms(params_for(b200))
+    tm, tn = candidates(b200, "bfloat16", False).tiles[t["best"][0]]
+    assert math.ceil(512 / tm) * math.ceil(5120 / tn) <= b200.sm_count  # one wave
+    assert geo.waves[0, t["best"][0]] == 1
+    assert tm * tn < 128 * 256  # not the generic 80-tile wave

@@ -156,10 +156,25 @@ SM80_OPS_PER_CLK_SM = {"bfloat16": 2048.0, "float16": 2048.0, "tfloat32": 1024.0
 #: rate (its log reaches 318-331 TOPS at n = 3584 and 4608). The published times agree: with
 #: 256-row tiles the model was 19-26% fast on RTX 4090 bf16 2:4 at n = 27648 and 37888 (m >= 256),
 #: 9-16% on the A100's (m >= 1024).
+#: cuBLASLt bf16/fp16/fp8 on Blackwell (``BLACKWELL_MMA_TILES``): the B200 fp8 search log
+#: (``slidesparse/search/cuBLASLt_AlgSearch/alg_search_results/B200_cc100_*/alg_search_Qwen2.5-0.5B-FP8_out-BF16.json``,
+#: algorithm 66 at every shape and m) names tile ids 12, 13, 17, 20, 23, 29, 33, 80, 124, 165, 193,
+#: 312, 313 and 394: 32x64, 64x32, 64x128, 128x128, 128x256, 128x160, 128x96, 40x64, 72x64,
+#: 112x128, 160x64, 64x16, 64x24 and 128x16 in cuBLASLt's m x n, widths that are no power of two,
+#: each one side 64 or 128 by a multiple of 8 or 16: the tcgen05 MMA shapes (CUTLASS
+#: ``python/cutlass_library/sm100_shapes.py``: M = 128 with N = 16..256 in steps of 16), in either
+#: orientation, picked so the tiles fill the 148 SMs. From m = 1024 the log's picks are all M = 128
+#: with N = 64..256 (96, 112, 128, 160, 256); the narrower ones come at m <= 128 with n <= 1152,
+#: where every time sits at the ~5.5 us floor, so the model offers the M = 128 family with N >= 64
+#: and the 64-row tiles of the generic set.
+BLACKWELL_MMA_TILES = tuple(sorted({(128, w) for w in range(64, 257, 16)} | {(w, 128) for w in range(64, 257, 16)}
+                                   | {(64, 64), (64, 128), (128, 64)}))
 KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128)), ("10", False, "int8"): ((64, 128),),
                 ("8.9", False, "int8"): ((64, 128), (128, 256)),
                 ("8", True, "bfloat16"): ((128, 64), (128, 128), (128, 256)),
-                ("8", True, "float16"): ((128, 64), (128, 128), (128, 256))}
+                ("8", True, "float16"): ((128, 64), (128, 128), (128, 256)),
+                ("10", False, "bfloat16"): BLACKWELL_MMA_TILES, ("10", False, "float16"): BLACKWELL_MMA_TILES,
+                ("10", False, "float8_e4m3fn"): BLACKWELL_MMA_TILES}
 #: (compute capability, sparse, dtype) -> {tile: the fewest waves of that tile (tiles / SMs) from
 #: which the library's heuristic takes it}. The RTX 4090's cuBLASLt int8 logs (above) keep the
 #: 64x128 tile while the 128x256 one would give 112 (m = 1024, n = 3584), 144 (1024 x 4608) or
