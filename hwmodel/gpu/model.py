@@ -4,8 +4,8 @@ Y[m, n] = X[m, k] W[n, k]^T; W is the (2:4-compressible) weight. One call's time
 from the hardware, not fitted per shape:
 
 * **Tiles, waves, split-K.** The output is cut into ``tm x tn`` tiles (only those the search
-  logs name where they do, ``KERNEL_TILES``), optionally split along k in 2, 4 or 8 (cuBLASLt
-  and cuSPARSELt both offer split-K, except the Hopper kernels in ``NO_SPLIT_K`` and every
+  logs, or the published waves, name where they do, ``KERNEL_TILES``), optionally split along k in 2, 4 or 8 (cuBLASLt
+  and cuSPARSELt both offer split-K, except the Hopper and Ada kernels in ``NO_SPLIT_K`` and every
   Blackwell kernel, ``NO_SPLIT_K_ARCH``); tiles run in waves of ``sm_count``, and every wave costs a full tile. A tile's
   rate is the per-SM tensor peak of the spec (2:4 peak for 2:4) times the per-dtype kernel
   efficiency ``eta`` times a tile-shape factor (small tiles re-read more operand bytes per
@@ -14,7 +14,7 @@ from the hardware, not fitted per shape:
   metadata per kept value, Y in the output dtype) that miss in L2. In a loop on the same
   operands (how published timings are taken) a working set that fits the usable L2 stays
   there; a cold call (``l2="cold"``) reads everything from DRAM. L2 itself moves the tiled
-  traffic (X once per tile column, W once per tile row, split-K partials) at a bandwidth
+  traffic (X once per tile column, W once per tile row, Y, split-K partials) at a bandwidth
   proportional to SMs x clock. cuSPARSELt's 16-bit kernels on Ampere/Ada (``W_REREAD``) deal
   tiles along n first and read a weight that misses in L2 from DRAM again per wave of X rows
   (their tiles are 128 rows of X, ``KERNEL_TILES``).
@@ -139,7 +139,7 @@ W_REREAD = {("8", True, "bfloat16"), ("8", True, "float16")}
 #: so the cap does not hold for them and they are not listed. Hopper's int8 2:4 times equal its
 #: fp8 2:4 ones shape by shape (median ratio 1.02), but capped too its efficiency is no nearer
 #: the other GPUs' (0.95 of the cap against 0.51 of the spec; theirs 0.67-0.70 of the spec), and
-#: predicted from the others H100 int8 2:4 goes 15.1 -> 16.4% off, RTX 4090 int8 2:4 17.4 ->
+#: predicted from the others H100 int8 2:4 goes 15.1 -> 16.4% off, RTX 4090 int8 2:4 17.1 ->
 #: 21.1%: it is not listed.
 LEGACY_SM80 = {("10", False, "int8"), ("9", True, "bfloat16"), ("9", True, "float16"), ("9", True, "float8_e4m3fn")}
 #: Dense tensor operations per clock per SM of an Ampere (sm80) SM, from the A100 datasheet:
