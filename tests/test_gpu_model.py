@@ -471,3 +471,14 @@ def test_blackwell_16bit_and_fp8_dense_tiles_fill_the_sms():
     assert math.ceil(512 / tm) * math.ceil(5120 / tn) <= b200.sm_count  # one wave
     assert geo.waves[0, t["best"][0]] == 1
     assert tm * tn < 128 * 256  # not the generic 80-tile wave
+
+
+def test_hopper_fp8_dense_has_no_256_wide_tile():
+    # The H100 fp8 cuBLASLt descriptors (H100_cc90_*/FP8, 108 picks of algorithm 66) never name a
+    # tile 256 wide (widest 160x128), where its bf16 ones do (256x128 and 128x256, 28 of 108).
+    h100p = gpu_for("h100_pcie")
+    fp8 = candidates(h100p, "float8_e4m3fn", False).tiles
+    assert fp8 and all(max(t) < 256 for t in fp8)
+    assert set(fp8) == {t for t in TILES[False] if max(t) < 256}
+    assert (128, 256) in candidates(h100p, "bfloat16", False).tiles
+    assert candidates(gpu_for("a100_pcie"), "bfloat16", False).tiles == TILES[False]
