@@ -171,7 +171,7 @@ def test_hopper_int8_kernels_have_the_tiles_of_the_search_logs():
     # (256 x 128) from m = 256-512, never split; other dtypes and GPUs keep the full tile set.
     h100p, a100 = gpu_for("h100_pcie"), gpu_for("a100_pcie")
     assert candidates(h100p, "int8", False)[0] == ((64, 128), (256, 128))
-    assert candidates(h100p, "float8_e4m3fn", False)[0] == TILES[False] == candidates(a100, "int8", False)[0]
+    assert candidates(h100p, "bfloat16", False)[0] == TILES[False] == candidates(a100, "int8", False)[0]
     assert candidates(h100p, "int8", True)[0] == TILES[True]
     # Published H100 PCIe int8 dense: 64x2048x8192 takes 29.0 us, 2.9x the 10.0 us of
     # 64x2048x2048 (one 64 x 128 tile per 16 of 114 SMs walking all of k); the bundled model too.
