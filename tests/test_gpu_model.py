@@ -171,7 +171,7 @@ def test_hopper_int8_kernels_have_the_tiles_of_the_search_logs():
     # (256 x 128) from m = 256-512, never split; other dtypes and GPUs keep the full tile set.
     h100p, a100 = gpu_for("h100_pcie"), gpu_for("a100_pcie")
     assert candidates(h100p, "int8", False)[0] == ((64, 128), (256, 128))
-    assert candidates(h100p, "float8_e4m3fn", False)[0] == TILES[False] == candidates(a100, "int8", False)[0]
+    assert candidates(h100p, "bfloat16", False)[0] == TILES[False] == candidates(a100, "int8", False)[0]
     assert candidates(h100p, "int8", True)[0] == TILES[True]
     # Published H100 PCIe int8 dense: 64x2048x8192 takes 29.0 us, 2.9x the 10.0 us of
     # 64x2048x2048 (one 64 x 128 tile per 16 of 114 SMs walking all of k); the bundled model too.
@@ -471,3 +471,14 @@ def test_blackwell_16bit_and_fp8_dense_tiles_fill_the_sms():
     assert math.ceil(512 / tm) * math.ceil(5120 / tn) <= b200.sm_count  # one wave
     assert geo.waves[0, t["best"][0]] == 1
     assert tm * tn < 128 * 256  # not the generic 80-tile wave
+
+
+def test_hopper_fp8_dense_has_no_256_wide_tile():
+    # The H100 fp8 cuBLASLt descriptors (H100_cc90_*/FP8, 108 picks of algorithm 66) never name a
+    # tile 256 wide (widest 160x128), where its bf16 ones do (256x128 and 128x256, 28 of 108).
+    h100p = gpu_for("h100_pcie")
+    fp8 = candidates(h100p, "float8_e4m3fn", False).tiles
+    assert fp8 and all(max(t) < 256 for t in fp8)
+    assert set(fp8) == {t for t in TILES[False] if max(t) < 256}
+    assert (128, 256) in candidates(h100p, "bfloat16", False).tiles
+    assert candidates(gpu_for("a100_pcie"), "bfloat16", False).tiles == TILES[False]
