@@ -71,7 +71,8 @@ SPARSE_META_BITS = 2.0
 TILES = {False: ((64, 64), (64, 128), (128, 64), (128, 128), (128, 256), (256, 128)),
          True: ((128, 64), (128, 128), (128, 256), (256, 128))}
 SPLITS = {False: (1, 2, 4, 8), True: (1, 2, 4, 8)}
-#: (compute-capability major, sparse, dtype) whose library kernels do not split K. Hopper's
+#: (compute capability, sparse, dtype) whose library kernels do not split K (a compute capability
+#: is a major, "9", or a full one, "8.9", as :func:`_table_keys` reads them). Hopper's
 #: published times show two: cuSPARSELt's 16-bit 2:4 times at m <= 256 grow with k alone (H100
 #: PCIe bf16: 14 us at k = 2048, 36 us at k = 8192, whatever n), the time of one CTA walking all
 #: of k per tile (its fp8 2:4 ones: 7.2 -> 12.7 us), and the source's search logs pick split-K 1
@@ -82,8 +83,7 @@ SPLITS = {False: (1, 2, 4, 8), True: (1, 2, 4, 8)}
 #: times at m = 64 are set by k alone (10.4 us at k = 2048 for n = 2048..16384, 12.4 at 2560, 14.5
 #: at 3584, 18.6 at 5120) where fp8 takes 6.0-10.4 us. Blackwell's other kernels do not split
 #: either (``NO_SPLIT_K_ARCH``).
-#: Ada (keyed on the full compute capability, "8.9", since the A100 shares the major): the
-#: RTX 4090's cuBLASLt int8 search logs (``RTX4090_cc89_*/INT8``, four models) pick id 21 at
+#: Ada ("8.9"): the RTX 4090's cuBLASLt int8 search logs (``RTX4090_cc89_*/INT8``, four models) pick id 21 at
 #: every shape and m with workspace 0 and split-K word 1 in the descriptor, and its cuSPARSELt
 #: int8 and fp8 logs (``cuSPARSELt/.../RTX4090_cc89_*/{INT8,FP8}``) give split-K 1 for the three
 #: fastest configurations of every shape and m (its BF16 ones split in 2-7 at m = 64-512). The
@@ -103,7 +103,7 @@ NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int
 #: 8.3 us at k = 2048-3072, 10.4 at 5120, 14.4 at 8192, 19.6 at 13824; dense 64 x 8192 x 2048:
 #: 14.4 us, where split-K candidates gave 9).
 NO_SPLIT_K_ARCH = {"10"}
-#: (compute-capability major, sparse, dtype) whose library kernels deal output tiles to the
+#: (compute capability, sparse, dtype) whose library kernels deal output tiles to the
 #: SMs along n first, so that one wave holds few row-blocks of X and a weight larger than the
 #: usable L2 comes from DRAM again for each later group of row-blocks. cuSPARSELt's 16-bit 2:4
 #: kernels on Ampere and Ada: at m >= 2048 and n >= 13824 their published A100 / RTX 4090 times
@@ -111,7 +111,7 @@ NO_SPLIT_K_ARCH = {"10"}
 #: and the source's search logs give 262-272 TOPS at n = 37888 under every A100 alg_id,
 #: 350-380 at n = 3584 or 4608 (k = 3584 both); RTX 4090: 185-193 against 275-322.
 W_REREAD = {("8", True, "bfloat16"), ("8", True, "float16")}
-#: (compute-capability major, sparse, dtype) whose library kernel is an Ampere-generation (sm80,
+#: (compute capability, sparse, dtype) whose library kernel is an Ampere-generation (sm80,
 #: mma.sync) kernel on a GPU whose own tensor-core instructions it does not use, and which runs
 #: no faster than on an Ampere SM: its peak is ``SM80_OPS_PER_CLK_SM`` (x2 for 2:4) x SMs x clock
 #: where that is below the spec's. Both also walk all of k (``NO_SPLIT_K``, ``NO_SPLIT_K_ARCH``):
@@ -149,7 +149,7 @@ LEGACY_SM80 = {("10", False, "int8"), ("9", True, "bfloat16"), ("9", True, "floa
 #: 660.6 TOPS int8; L40S: 733 and 733).
 SM80_OPS_PER_CLK_SM = {"bfloat16": 2048.0, "float16": 2048.0, "tfloat32": 1024.0, "int8": 4096.0,
                        "float8_e4m3fn": 4096.0}
-#: (compute-capability major, sparse, dtype) -> the only output tiles (rows of X x columns of W)
+#: (compute capability, sparse, dtype) -> the only output tiles (rows of X x columns of W)
 #: the library's kernels have, where the source's search logs name them. cuBLASLt int8 on
 #: Hopper: the fastest is always algorithm 21 or 39 (H100_cc90 INT8 logs of Llama3.2-1B and
 #: Qwen2.5-7B: 21 at m <= 128-256, 39 from m = 256-512), and their descriptors (``algo_data``)
@@ -346,25 +346,41 @@ class Kernel(NamedTuple):
     feed: float = 1.0
 
 
+def _table_keys(spec: GpuSpec, sparse: bool, dtype: str) -> tuple[tuple, tuple]:
+    """The keys every kernel table is read with, most specific first: the full compute capability
+    ("8.9": Ada, whose major the A100 shares), then its major ("8")."""
+    cc = spec.compute_capability
+    return (cc, sparse, dtype), (cc.split(".")[0], sparse, dtype)
+
+
+def _lookup(table: Mapping, keys: tuple, default: Any) -> Any:
+    """The entry of the first of ``keys`` that ``table`` has, else ``default``."""
+    return next((table[key] for key in keys if key in table), default)
+
+
+def _listed(table: Union[set, frozenset], keys: tuple) -> bool:
+    """Whether ``table`` lists any of ``keys``."""
+    return any(key in table for key in keys)
+
+
 def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
     """The :class:`Kernel` of this GPU, dtype and kind: tiles and split-K factors the library
     offers, and the per-architecture kernel tables (the one place that reads them)."""
     major = spec.compute_capability.split(".")[0]
-    key = (major, sparse, dtype)
-    cc_key = (spec.compute_capability, sparse, dtype)  # tables may name a full compute capability
+    keys = _table_keys(spec, sparse, dtype)
     sm80_peak = None
-    if key in LEGACY_SM80:
+    if _listed(LEGACY_SM80, keys):
         sm80_rate = SM80_OPS_PER_CLK_SM[dtype] * (2.0 if sparse else 1.0)  # 2:4 doubles the rate
         sm80_peak = sm80_rate * spec.sm_count * spec.boost_clock_mhz * 1e6
     peak = spec.peak_flops(dtype, sparse) * spec.boost_clock_mhz / spec.tensor_clock_mhz
     if sm80_peak is not None:
         peak = min(peak, sm80_peak)
-    tiles = KERNEL_TILES.get(cc_key, KERNEL_TILES.get(key, TILES[sparse]))
-    no_split = key in NO_SPLIT_K or cc_key in NO_SPLIT_K or major in NO_SPLIT_K_ARCH
-    min_waves = TILE_MIN_WAVES.get(cc_key, {})
-    return Kernel(tiles, (1,) if no_split else SPLITS[sparse], key in W_REREAD, sm80_peak,
+    tiles = _lookup(KERNEL_TILES, keys, TILES[sparse])
+    no_split = _listed(NO_SPLIT_K, keys) or major in NO_SPLIT_K_ARCH
+    min_waves = _lookup(TILE_MIN_WAVES, keys, {})
+    return Kernel(tiles, (1,) if no_split else SPLITS[sparse], _listed(W_REREAD, keys), sm80_peak,
                   CLUSTER_MULTICAST.get(major, 1.0), peak, tuple(min_waves.get(t, 0.0) for t in tiles),
-                  FEED_SCALE.get(cc_key, 1.0))
+                  _lookup(FEED_SCALE, keys, 1.0))
 
 
 def tile_intensity_full(spec: GpuSpec, dtype: str, kernel: Kernel) -> float:
