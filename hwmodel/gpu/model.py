@@ -340,10 +340,11 @@ class Kernel(NamedTuple):
     #: (datasheet rates hold at the tensor clock; a short run boosts above it), capped at
     #: ``sm80_peak`` where that is set.
     peak: float
-    #: Per tile (same order as ``tiles``): the fewest waves from which the library takes it.
-    min_waves: tuple = ()
+    #: Per tile (same order as ``tiles``): the fewest waves from which the library takes it
+    #: (0: any number, ``TILE_MIN_WAVES``).
+    min_waves: tuple
     #: Operand feed per clock the kernel needs, as a fraction of ``TILE_INTENSITY_FULL``'s.
-    feed: float = 1.0
+    feed: float
 
 
 def _table_keys(spec: GpuSpec, sparse: bool, dtype: str) -> tuple[tuple, tuple]:
@@ -435,28 +436,29 @@ class Geometry:
         self.ws_bytes = x_bytes + self.w_bytes + y_bytes
         waves, tile_flops, traffic, rereads = [], [], [], []
         full_intensity = tile_intensity_full(spec, dtype, kernel)
-        for i, (tm, tn) in enumerate(kernel.tiles):
-            min_tiles = (kernel.min_waves[i] if kernel.min_waves else 0.0) * spec.sm_count
+        for (tm, tn), min_waves in zip(kernel.tiles, kernel.min_waves):
             tile_eff = min(1.0, (tm * tn / (tm + tn)) / full_intensity)
             rows_t, cols_t = np.ceil(m / tm), np.ceil(n / tn)
             for split in kernel.splits:
                 kc = np.ceil(k / split)
-                w = np.ceil(rows_t * cols_t * split / spec.sm_count)
+                n_tiles = rows_t * cols_t * split
+                w = np.ceil(n_tiles / spec.sm_count)
                 # Split-K writes and re-reads fp32 partials; below MIN_K_PER_SPLIT it is not offered.
                 partial = 2.0 * tm * tn * 4.0 if split > 1 else 0.0
-                w = np.where((split == 1) | (k / split >= MIN_K_PER_SPLIT), w, np.inf)
-                # A tile the library's heuristic takes only from some number of waves (TILE_MIN_WAVES).
-                w = np.where(rows_t * cols_t * split >= min_tiles, w, np.inf)
+                if split > 1:
+                    w = np.where(k / split >= MIN_K_PER_SPLIT, w, np.inf)
+                if min_waves:  # a tile the library's heuristic takes only from some number of waves
+                    w = np.where(n_tiles >= min_waves * spec.sm_count, w, np.inf)
                 waves.append(w)
                 tile_flops.append(2.0 * tm * tn * kc / tile_eff)
-                traffic.append(x_bytes * cols_t + self.w_bytes * rows_t + y_bytes
-                               + rows_t * cols_t * split * partial)
-                # Tiles dealt along n first: a wave holds `group` row-blocks of X; W is read
-                # once per group (from DRAM where it misses in L2), the first time included in ws_bytes.
-                group = np.maximum(1.0, np.floor(spec.sm_count / (cols_t * split)))
-                rereads.append(np.maximum(0.0, np.ceil(rows_t / group) - 1.0) if kernel.w_reread else np.zeros_like(m))
+                traffic.append(x_bytes * cols_t + self.w_bytes * rows_t + y_bytes + n_tiles * partial)
+                if kernel.w_reread:
+                    # Tiles dealt along n first: a wave holds `group` row-blocks of X; W is read once
+                    # per group (from DRAM where it misses in L2), the first time included in ws_bytes.
+                    group = np.maximum(1.0, np.floor(spec.sm_count / (cols_t * split)))
+                    rereads.append(np.maximum(0.0, np.ceil(rows_t / group) - 1.0))
         self.waves = np.stack(waves, axis=1)
-        self.w_rereads = np.stack(rereads, axis=1)
+        self.w_rereads = np.stack(rereads, axis=1) if rereads else np.zeros_like(self.waves)
         self.tile_flops = np.stack(tile_flops, axis=1)
         # Hopper and later multicast an operand tile to both SMs of a 2-SM cluster (TMA
         # multicast): L2 serves it once per cluster.
