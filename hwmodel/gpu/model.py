@@ -336,15 +336,20 @@ class Kernel(NamedTuple):
     sm80_peak: Optional[float]
     #: SMs that share one L2 read of an operand tile (``CLUSTER_MULTICAST``).
     multicast: float
-    #: Tensor operations per second the kernel runs at, at the boost clock: the spec's rate
-    #: (datasheet rates hold at the tensor clock; a short run boosts above it), capped at
-    #: ``sm80_peak`` where that is set.
+    #: Tensor operations per second the kernel runs at: :func:`_boost_peak`, capped at ``sm80_peak``
+    #: where that is set.
     peak: float
     #: Per tile (same order as ``tiles``): the fewest waves from which the library takes it
     #: (0: any number, ``TILE_MIN_WAVES``).
     min_waves: tuple
     #: Operand feed per clock the kernel needs, as a fraction of ``TILE_INTENSITY_FULL``'s.
     feed: float
+
+
+def _boost_peak(spec: GpuSpec, dtype: str, sparse: bool) -> float:
+    """The spec's tensor operations per second at the boost clock: datasheet rates hold at the
+    tensor clock, and a short run boosts above it."""
+    return spec.peak_flops(dtype, sparse) * spec.boost_clock_mhz / spec.tensor_clock_mhz
 
 
 def _table_keys(spec: GpuSpec, sparse: bool, dtype: str) -> tuple[tuple, tuple]:
@@ -373,7 +378,7 @@ def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
     if _listed(LEGACY_SM80, keys):
         sm80_rate = SM80_OPS_PER_CLK_SM[dtype] * (2.0 if sparse else 1.0)  # 2:4 doubles the rate
         sm80_peak = sm80_rate * spec.sm_count * spec.boost_clock_mhz * 1e6
-    peak = spec.peak_flops(dtype, sparse) * spec.boost_clock_mhz / spec.tensor_clock_mhz
+    peak = _boost_peak(spec, dtype, sparse)
     if sm80_peak is not None:
         peak = min(peak, sm80_peak)
     tiles = _lookup(KERNEL_TILES, keys, TILES[sparse])
@@ -400,8 +405,7 @@ def tile_intensity_full(spec: GpuSpec, dtype: str, kernel: Kernel) -> float:
     """
     if kernel.sm80_peak is None:
         return TILE_INTENSITY_FULL * kernel.feed
-    dense_peak = spec.peak_flops(dtype, False) * spec.boost_clock_mhz / spec.tensor_clock_mhz
-    return TILE_INTENSITY_FULL * min(1.0, kernel.sm80_peak / dense_peak)
+    return TILE_INTENSITY_FULL * min(1.0, kernel.sm80_peak / _boost_peak(spec, dtype, False))
 
 
 def _arrays(m: Any, k: Any, n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
