@@ -78,11 +78,8 @@ SPLITS = {False: (1, 2, 4, 8), True: (1, 2, 4, 8)}
 #: of k per tile (its fp8 2:4 ones: 7.2 -> 12.7 us), and the source's search logs pick split-K 1
 #: there where the A100's pick 3-8; cuBLASLt's int8 (int8-output) dense times at m <= 256 are
 #: 1.5-3x its fp8 ones (64x8192x2048: 29.0 us against 10.2), and its int8 kernels there use no
-#: workspace, so no split-K reduction (docs/gpu.md, "What the data showed"). Blackwell's cuBLASLt
-#: int8 is the same sm80-class kernel (``LEGACY_SM80``) and walks all of k too: its published B200
-#: times at m = 64 are set by k alone (10.4 us at k = 2048 for n = 2048..16384, 12.4 at 2560, 14.5
-#: at 3584, 18.6 at 5120) where fp8 takes 6.0-10.4 us. Blackwell's other kernels do not split
-#: either (``NO_SPLIT_K_ARCH``).
+#: workspace, so no split-K reduction (docs/gpu.md, "What the data showed"). Blackwell's kernels
+#: do not split either (``NO_SPLIT_K_ARCH``).
 #: Ada ("8.9"): the RTX 4090's cuBLASLt int8 search logs (``RTX4090_cc89_*/INT8``, four models) pick id 21 at
 #: every shape and m with workspace 0 and split-K word 1 in the descriptor, and its cuSPARSELt
 #: int8 and fp8 logs (``cuSPARSELt/.../RTX4090_cc89_*/{INT8,FP8}``) give split-K 1 for the three
@@ -101,7 +98,9 @@ NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int
 #: split 2 10.4), even where a few tiles walk a long k; and the published B200 times at m = 64
 #: grow with k as one CTA per tile walking all of k does, dense and 2:4 alike (bf16 2:4 at m = 64:
 #: 8.3 us at k = 2048-3072, 10.4 at 5120, 14.4 at 8192, 19.6 at 13824; dense 64 x 8192 x 2048:
-#: 14.4 us, where split-K candidates gave 9).
+#: 14.4 us). Its cuBLASLt int8, the sm80-class kernel of ``LEGACY_SM80``, too: its published
+#: times at m = 64 are set by k alone (10.4 us at k = 2048 for n = 2048..16384, 12.4 at 2560, 14.5
+#: at 3584, 18.6 at 5120) where fp8 takes 6.0-10.4 us.
 NO_SPLIT_K_ARCH = {"10"}
 #: (compute capability, sparse, dtype) whose library kernels deal output tiles to the
 #: SMs along n first, so that one wave holds few row-blocks of X and a weight larger than the
@@ -114,7 +113,9 @@ W_REREAD = {("8", True, "bfloat16"), ("8", True, "float16")}
 #: (compute capability, sparse, dtype) whose library kernel is an Ampere-generation (sm80,
 #: mma.sync) kernel on a GPU whose own tensor-core instructions it does not use, and which runs
 #: no faster than on an Ampere SM: its peak is ``SM80_OPS_PER_CLK_SM`` (x2 for 2:4) x SMs x clock
-#: where that is below the spec's. Both also walk all of k (``NO_SPLIT_K``, ``NO_SPLIT_K_ARCH``):
+#: where that is below the spec's. The first two also walk all of k (``NO_SPLIT_K``,
+#: ``NO_SPLIT_K_ARCH``). What each cap does to the held-out and leave-one-GPU-out figures is in
+#: docs/gpu.md, "What the data showed" (measured on the model of the day; no command reruns it):
 #: * cuBLASLt's int8 (int8-output) GEMM on Blackwell: ~0.9 of 4.5 POPS at every large size (3,200
 #:   ops per clock per SM at boost, 0.78 of an A100 SM's int8 rate) where cuSPARSELt's int8
 #:   reaches 6 POPS on the same card; at small m 2-3x its fp8 time and a lower fixed cost at
@@ -125,22 +126,22 @@ W_REREAD = {("8", True, "bfloat16"), ("8", True, "float16")}
 #:   1.43 and 1.55 P(FL)OP/s. Fitted alone the cap changes nothing held out (the efficiency
 #:   absorbs it), but across GPUs the H100's 2:4 efficiency (0.47 of the spec without it) no
 #:   longer drags the pooled one down.
-#: * cuSPARSELt's fp8 2:4 GEMM on Hopper (it splits K in the model: without split-K it is worse
-#:   held out, H100 fp8 2:4 7.3 -> 12.1%): its large GEMMs plateau at 1.22-1.26 PFLOP/s (median,
-#:   m = 2048-16384; at most 1,433), 0.87 of the 8-bit 2:4 rate of an Ampere-class SM x 114 SMs x
-#:   boost (1,639) and 0.44 of the spec's at boost, where the native fp8 dense kernel reaches 916
-#:   (2:4 / dense 1.45-1.56, against 1.72 on the B200 and 2.02 on the RTX 4090); from m = 1024 its
+#: * cuSPARSELt's fp8 2:4 GEMM on Hopper (it splits K in the model: held out it is worse without
+#:   split-K): its large GEMMs plateau at 1.22-1.26 PFLOP/s (median, m = 2048-16384; at most
+#:   1,433), 0.87 of the 8-bit 2:4 rate of an Ampere-class SM x 114 SMs x boost (1,639) and 0.44
+#:   of the spec's at boost, where the native fp8 dense kernel reaches 916 (2:4 / dense
+#:   1.45-1.56, against 1.72 on the B200 and 2.02 on the RTX 4090); from m = 1024 its
 #:   median rate is 1.6-1.8x (its best 1.8-1.9x) the capped 16-bit 2:4 kernel's, near the 2x of
-#:   8-bit to 16-bit operands on one mma.sp data path. Fitted alone the efficiency absorbs the cap (held out unchanged), but
-#:   the H100's fp8 2:4 efficiency (0.42 of the spec without it) no longer drags the pooled one
-#:   down: fitted on the other three GPUs, RTX 4090 fp8 2:4 goes from 32.5% off (31% slow at m >=
-#:   4096) to 8.4%, and H100 fp8 2:4 predicted from the others from 18.8% to 9.7%.
+#:   8-bit to 16-bit operands on one mma.sp data path. Fitted alone the efficiency absorbs the
+#:   cap, but the H100's fp8 2:4 efficiency (0.42 of the spec without it) no longer drags the
+#:   pooled one down, which the RTX 4090's and the H100's own fp8 2:4 predicted from the other
+#:   GPUs show.
 #: Hopper's own int8 dense kernels (also ids 21/39) reach 1,097 TOPS, 1.34x the Ampere SM rate,
 #: so the cap does not hold for them and they are not listed. Hopper's int8 2:4 times equal its
 #: fp8 2:4 ones shape by shape (median ratio 1.02), but capped too its efficiency is no nearer
 #: the other GPUs' (0.95 of the cap against 0.51 of the spec; theirs 0.67-0.70 of the spec), and
-#: predicted from the others H100 int8 2:4 goes 15.1 -> 16.4% off, RTX 4090 int8 2:4 17.1 ->
-#: 21.1%: it is not listed.
+#: capping it makes the H100's and the RTX 4090's int8 2:4 predicted from the others worse: it is
+#: not listed.
 LEGACY_SM80 = {("10", False, "int8"), ("9", True, "bfloat16"), ("9", True, "float16"), ("9", True, "float8_e4m3fn")}
 #: Dense tensor operations per clock per SM of an Ampere (sm80) SM, from the A100 datasheet:
 #: 312 TFLOP/s bf16/fp16, 156 tf32, 624 TOPS int8 on 108 SMs at 1410 MHz. fp8 (which Ampere
@@ -192,7 +193,8 @@ BLACKWELL_MMA_TILES = tuple(sorted({(128, w) for w in range(64, 257, 16)} | {(w,
 #: name one (the widest is 160x128, 28 times; then 128x128, 20, and 128x144, 13), where its bf16
 #: ones take 256x128 18 times and 128x256 10 of 108. Held-out figures do not move (the fit on
 #: the H100's own rows rarely picks them); fitted on the other three GPUs they no longer pull the
-#: pooled fp8 efficiency: leave-one-GPU-out mean 12.39 -> 11.43%, worst 18.47 -> 16.17%.
+#: pooled fp8 efficiency (leave-one-GPU-out before and after: docs/gpu.md, "How well the model
+#: does").
 KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128)), ("10", False, "int8"): ((64, 128),),
                 ("8.9", False, "int8"): ((64, 128), (128, 256)),
                 ("8", True, "bfloat16"): ((128, 64), (128, 128), (128, 256)),
@@ -204,10 +206,10 @@ KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128)), ("10", False, "in
 #: which the library's heuristic takes it}. The RTX 4090's cuBLASLt int8 logs (above) keep the
 #: 64x128 tile while the 128x256 one would give 112 (m = 1024, n = 3584), 144 (1024 x 4608) or
 #: 148 tiles (128 x 37888) on 128 SMs, and take the large tile at 224 (2048 x 3584), 288 (2048
-#: x 4608) and 296 (256 x 37888): a threshold between 1.16 and 1.75 waves; 1.5 is its middle
-#: (any value in that range gives the same held-out figures within 0.03 point). At m = 1024 the
-#: library's 64x128 pick is the slower one (3584 x 3584: 79.4 us, 331 TOPS, where a 128x256 wave
-#: at the rate of m >= 2048 would take some 50 us), so the fastest-candidate rule alone misses it.
+#: x 4608) and 296 (256 x 37888): a threshold between 1.16 and 1.75 waves; 1.5 is its middle.
+#: At m = 1024 the library's 64x128 pick is the slower one (3584 x 3584: 79.4 us, 331 TOPS, where
+#: a 128x256 wave at the rate of m >= 2048 would take some 50 us), so the fastest-candidate rule
+#: alone misses it.
 TILE_MIN_WAVES = {("8.9", False, "int8"): {(128, 256): 1.5}}
 #: (compute capability, sparse, dtype) -> the fraction of the operand feed per clock that
 #: ``TILE_INTENSITY_FULL`` stands for which the kernel needs (:func:`tile_intensity_full`): its
@@ -227,18 +229,15 @@ TILE_MIN_WAVES = {("8.9", False, "int8"): {(128, 256): 1.5}}
 #: Where every SM is busy, such a tile is bound by the GPU's L2 bandwidth instead (the L2 term):
 #: a 64x128 int8 tile at the full rate needs 24 bytes per clock per SM, about twice what the
 #: fitted Ada L2 moves, hence the logged 310-340 TOPS at m = 256-1024. By the same rule Ada's
-#: 16-bit and dense fp8 kernels would need 0.25 and its 16-bit 2:4 0.5 (int8 2:4: 1.0); with
-#: those as well the held-out mean of the twelve figures is 8.17% against 8.22%, but
-#: leave-one-GPU-out 14.65% against 14.38%, and the data do not pin a lone tile's rate for
-#: kernels that split K, so they are not listed.
+#: 16-bit and dense fp8 kernels would need 0.25 and its 16-bit 2:4 0.5 (int8 2:4: 1.0), but the
+#: data do not pin a lone tile's rate for kernels that split K, and with those the model did no
+#: better (docs/gpu.md, "Tried and not kept"), so they are not listed.
 FEED_SCALE = {("8.9", False, "int8"): 0.5, ("8.9", True, "float8_e4m3fn"): 0.5}
 #: Compute-capability major -> SMs that share one L2 read of an operand tile.
 CLUSTER_MULTICAST = {"9": 2.0, "10": 4.0}
 MIN_K_PER_SPLIT = 256
 #: Tile FLOPs per operand element (tm*tn/(tm+tn)) at which the tensor cores stop starving, for a
-#: kernel at the SM's native dense rate. A ``LEGACY_SM80`` kernel capped below that rate needs
-#: proportionally less operand feed per clock, so its threshold is scaled by min(1, capped peak /
-#: the spec's dense peak for the dtype) (:func:`tile_intensity_full`).
+#: kernel at the SM's native dense rate (:func:`tile_intensity_full` scales it for the others).
 TILE_INTENSITY_FULL = 128 * 128 / 256
 #: Sharpness of the smooth maxima (a p-norm): 4 lets a 2x larger term dominate within 6%.
 SMOOTH_P = 4.0
@@ -398,8 +397,9 @@ def tile_intensity_full(spec: GpuSpec, dtype: str, kernel: Kernel) -> float:
     dense peak: Blackwell's cuBLASLt int8, a quarter of the B200's int8 rate, runs its one
     64x128 tile at 5.9-6.0 TOPS per SM from m = 64 (one tile per SM) to m = 16384, about 0.73 of
     an Ampere SM's int8 rate at boost; with the 64x128 tile's 0.67 factor its fitted efficiency
-    (0.78) would be 1.17, above its bound, and predicted from the other GPUs it is 42% off (4%
-    with this). Hopper's 16-bit 2:4 cap (the Ampere 2:4 rate) equals its native dense rate.
+    (0.78) would be 1.17, above its bound (docs/gpu.md, "What the data showed", has what this
+    does to it predicted from the other GPUs). Hopper's 16-bit 2:4 cap (the Ampere 2:4 rate)
+    equals its native dense rate.
     A kernel in ``FEED_SCALE`` (the Ampere int8 kernel on Ada's half-rate int8 SM) needs that
     fraction of the feed.
     """
