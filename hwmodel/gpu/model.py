@@ -4,12 +4,13 @@ Y[m, n] = X[m, k] W[n, k]^T; W is the (2:4-compressible) weight. One call's time
 from the hardware, not fitted per shape:
 
 * **Tiles, waves, split-K.** The output is cut into ``tm x tn`` tiles (only those the search
-  logs, or the published waves, name where they do, ``KERNEL_TILES``), optionally split along k in 2, 4 or 8 (cuBLASLt
-  and cuSPARSELt both offer split-K, except the Hopper and Ada kernels in ``NO_SPLIT_K`` and every
-  Blackwell kernel, ``NO_SPLIT_K_ARCH``); tiles run in waves of ``sm_count``, and every wave costs a full tile. A tile's
-  rate is the per-SM tensor peak of the spec (2:4 peak for 2:4) times the per-dtype kernel
-  efficiency ``eta`` times a tile-shape factor (small tiles re-read more operand bytes per
-  FLOP from shared memory). The library picks the fastest candidate; so does the model.
+  logs, or the published waves, name where they do, ``KERNEL_TILES``), optionally split along k
+  in 2, 4 or 8 (cuBLASLt and cuSPARSELt both offer split-K, except the Hopper and Ada kernels in
+  ``NO_SPLIT_K`` and every Blackwell kernel, ``NO_SPLIT_K_ARCH``); tiles run in waves of
+  ``sm_count``, and every wave costs a full tile. A tile's rate is the per-SM tensor peak of the
+  spec (2:4 peak for 2:4) times the per-dtype kernel efficiency ``eta`` times a tile-shape factor
+  (small tiles re-read more operand bytes per FLOP from shared memory). The library picks the
+  fastest candidate; so does the model.
 * **Memory: L2 or DRAM.** DRAM moves the unique bytes (X, W or its 2:4 form with 2-bit
   metadata per kept value, Y in the output dtype) that miss in L2. In a loop on the same
   operands (how published timings are taken) a working set that fits the usable L2 stays
@@ -20,8 +21,9 @@ from the hardware, not fitted per shape:
   (their tiles are 128 rows of X, ``KERNEL_TILES``).
 * **Legacy kernels.** Where the library runs an Ampere-generation kernel on a newer GPU that
   executes it no faster than an Ampere SM (``LEGACY_SM80``: cuBLASLt int8 on Blackwell,
-  cuSPARSELt 16-bit and fp8 2:4 on Hopper), the peak is the Ampere SM's per-clock rate x SMs, not the
-  spec's; a tile then starves only below the intensity that rate needs (``tile_intensity_full``).
+  cuSPARSELt 16-bit and fp8 2:4 on Hopper), the peak is the Ampere SM's per-clock rate x SMs,
+  not the spec's; a tile then starves only below the intensity that rate needs
+  (``tile_intensity_full``).
 * **Clock and power.** The tensor cores draw ``tensor_pj_per_flop`` per 16-bit FLOP at
   the boost clock (an 8-bit FLOP half: at full rate fp8 draws what bf16 does), a 2:4 FLOP
   ``sparse_energy`` of a dense one; a GEMM reaching a
