@@ -8,8 +8,9 @@ Two formats are read (the header tells which):
   that fit the L2 stay there (``l2="warm"``); int8 GEMMs write int8.
 * **bench** (``nmlab gpu bench``, schema ``nmlab-gpu-bench``, docs/gpu.md): the ``ok`` GEMM
   and layer rows whose numerical check passed; dense (``impl=dense``) and 2:4
-  (``impl=sparse_cslt``) of one case (kind, name, env, width and GEMM) are paired; their CUDA-graph medians are kernel times; the bench cycles through enough input
-  sets to miss in L2 (``l2="cold"``); int8 GEMMs write int32.
+  (``impl=sparse_cslt``) of one case (kind, name, env, width and GEMM) are paired; their
+  CUDA-graph medians are kernel times; the bench cycles through enough input sets to miss in
+  L2 (``l2="cold"``); int8 GEMMs write int32.
 
 The whole file is checked before anything is returned: a binary, empty or oversized file
 (``csv_bytes``, ``csv_rows``), a missing column, a size or time that is not a finite positive

@@ -4,12 +4,13 @@ Y[m, n] = X[m, k] W[n, k]^T; W is the (2:4-compressible) weight. One call's time
 from the hardware, not fitted per shape:
 
 * **Tiles, waves, split-K.** The output is cut into ``tm x tn`` tiles (only those the search
-  logs, or the published waves, name where they do, ``KERNEL_TILES``), optionally split along k in 2, 4 or 8 (cuBLASLt
-  and cuSPARSELt both offer split-K, except the Hopper and Ada kernels in ``NO_SPLIT_K`` and every
-  Blackwell kernel, ``NO_SPLIT_K_ARCH``); tiles run in waves of ``sm_count``, and every wave costs a full tile. A tile's
-  rate is the per-SM tensor peak of the spec (2:4 peak for 2:4) times the per-dtype kernel
-  efficiency ``eta`` times a tile-shape factor (small tiles re-read more operand bytes per
-  FLOP from shared memory). The library picks the fastest candidate; so does the model.
+  logs, or the published waves, name where they do, ``KERNEL_TILES``), optionally split along k
+  in 2, 4 or 8 (cuBLASLt and cuSPARSELt both offer split-K, except the Hopper and Ada kernels in
+  ``NO_SPLIT_K`` and every Blackwell kernel, ``NO_SPLIT_K_ARCH``); tiles run in waves of
+  ``sm_count``, and every wave costs a full tile. A tile's rate is the per-SM tensor peak of the
+  spec (2:4 peak for 2:4) times the per-dtype kernel efficiency ``eta`` times a tile-shape factor
+  (small tiles re-read more operand bytes per FLOP from shared memory). The library picks the
+  fastest candidate; so does the model.
 * **Memory: L2 or DRAM.** DRAM moves the unique bytes (X, W or its 2:4 form with 2-bit
   metadata per kept value, Y in the output dtype) that miss in L2. In a loop on the same
   operands (how published timings are taken) a working set that fits the usable L2 stays
@@ -20,8 +21,9 @@ from the hardware, not fitted per shape:
   (their tiles are 128 rows of X, ``KERNEL_TILES``).
 * **Legacy kernels.** Where the library runs an Ampere-generation kernel on a newer GPU that
   executes it no faster than an Ampere SM (``LEGACY_SM80``: cuBLASLt int8 on Blackwell,
-  cuSPARSELt 16-bit and fp8 2:4 on Hopper), the peak is the Ampere SM's per-clock rate x SMs, not the
-  spec's; a tile then starves only below the intensity that rate needs (``tile_intensity_full``).
+  cuSPARSELt 16-bit and fp8 2:4 on Hopper), the peak is the Ampere SM's per-clock rate x SMs,
+  not the spec's; a tile then starves only below the intensity that rate needs
+  (``tile_intensity_full``).
 * **Clock and power.** The tensor cores draw ``tensor_pj_per_flop`` per 16-bit FLOP at
   the boost clock (an 8-bit FLOP half: at full rate fp8 draws what bf16 does), a 2:4 FLOP
   ``sparse_energy`` of a dense one; a GEMM reaching a
@@ -71,19 +73,16 @@ SPARSE_META_BITS = 2.0
 TILES = {False: ((64, 64), (64, 128), (128, 64), (128, 128), (128, 256), (256, 128)),
          True: ((128, 64), (128, 128), (128, 256), (256, 128))}
 SPLITS = {False: (1, 2, 4, 8), True: (1, 2, 4, 8)}
-#: (compute-capability major, sparse, dtype) whose library kernels do not split K. Hopper's
+#: (compute capability, sparse, dtype) whose library kernels do not split K (a compute capability
+#: is a major, "9", or a full one, "8.9", as :func:`_table_keys` reads them). Hopper's
 #: published times show two: cuSPARSELt's 16-bit 2:4 times at m <= 256 grow with k alone (H100
 #: PCIe bf16: 14 us at k = 2048, 36 us at k = 8192, whatever n), the time of one CTA walking all
 #: of k per tile (its fp8 2:4 ones: 7.2 -> 12.7 us), and the source's search logs pick split-K 1
 #: there where the A100's pick 3-8; cuBLASLt's int8 (int8-output) dense times at m <= 256 are
 #: 1.5-3x its fp8 ones (64x8192x2048: 29.0 us against 10.2), and its int8 kernels there use no
-#: workspace, so no split-K reduction (docs/gpu.md, "What the data showed"). Blackwell's cuBLASLt
-#: int8 is the same sm80-class kernel (``LEGACY_SM80``) and walks all of k too: its published B200
-#: times at m = 64 are set by k alone (10.4 us at k = 2048 for n = 2048..16384, 12.4 at 2560, 14.5
-#: at 3584, 18.6 at 5120) where fp8 takes 6.0-10.4 us. Blackwell's other kernels do not split
-#: either (``NO_SPLIT_K_ARCH``).
-#: Ada (keyed on the full compute capability, "8.9", since the A100 shares the major): the
-#: RTX 4090's cuBLASLt int8 search logs (``RTX4090_cc89_*/INT8``, four models) pick id 21 at
+#: workspace, so no split-K reduction (docs/gpu.md, "What the data showed"). Blackwell's kernels
+#: do not split either (``NO_SPLIT_K_ARCH``).
+#: Ada ("8.9"): the RTX 4090's cuBLASLt int8 search logs (``RTX4090_cc89_*/INT8``, four models) pick id 21 at
 #: every shape and m with workspace 0 and split-K word 1 in the descriptor, and its cuSPARSELt
 #: int8 and fp8 logs (``cuSPARSELt/.../RTX4090_cc89_*/{INT8,FP8}``) give split-K 1 for the three
 #: fastest configurations of every shape and m (its BF16 ones split in 2-7 at m = 64-512). The
@@ -101,9 +100,11 @@ NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int
 #: split 2 10.4), even where a few tiles walk a long k; and the published B200 times at m = 64
 #: grow with k as one CTA per tile walking all of k does, dense and 2:4 alike (bf16 2:4 at m = 64:
 #: 8.3 us at k = 2048-3072, 10.4 at 5120, 14.4 at 8192, 19.6 at 13824; dense 64 x 8192 x 2048:
-#: 14.4 us, where split-K candidates gave 9).
+#: 14.4 us). Its cuBLASLt int8, the sm80-class kernel of ``LEGACY_SM80``, too: its published
+#: times at m = 64 are set by k alone (10.4 us at k = 2048 for n = 2048..16384, 12.4 at 2560, 14.5
+#: at 3584, 18.6 at 5120) where fp8 takes 6.0-10.4 us.
 NO_SPLIT_K_ARCH = {"10"}
-#: (compute-capability major, sparse, dtype) whose library kernels deal output tiles to the
+#: (compute capability, sparse, dtype) whose library kernels deal output tiles to the
 #: SMs along n first, so that one wave holds few row-blocks of X and a weight larger than the
 #: usable L2 comes from DRAM again for each later group of row-blocks. cuSPARSELt's 16-bit 2:4
 #: kernels on Ampere and Ada: at m >= 2048 and n >= 13824 their published A100 / RTX 4090 times
@@ -111,10 +112,12 @@ NO_SPLIT_K_ARCH = {"10"}
 #: and the source's search logs give 262-272 TOPS at n = 37888 under every A100 alg_id,
 #: 350-380 at n = 3584 or 4608 (k = 3584 both); RTX 4090: 185-193 against 275-322.
 W_REREAD = {("8", True, "bfloat16"), ("8", True, "float16")}
-#: (compute-capability major, sparse, dtype) whose library kernel is an Ampere-generation (sm80,
+#: (compute capability, sparse, dtype) whose library kernel is an Ampere-generation (sm80,
 #: mma.sync) kernel on a GPU whose own tensor-core instructions it does not use, and which runs
 #: no faster than on an Ampere SM: its peak is ``SM80_OPS_PER_CLK_SM`` (x2 for 2:4) x SMs x clock
-#: where that is below the spec's. Both also walk all of k (``NO_SPLIT_K``, ``NO_SPLIT_K_ARCH``):
+#: where that is below the spec's. The first two also walk all of k (``NO_SPLIT_K``,
+#: ``NO_SPLIT_K_ARCH``). What each cap does to the held-out and leave-one-GPU-out figures is in
+#: docs/gpu.md, "What the data showed" (measured on the model of the day; no command reruns it):
 #: * cuBLASLt's int8 (int8-output) GEMM on Blackwell: ~0.9 of 4.5 POPS at every large size (3,200
 #:   ops per clock per SM at boost, 0.78 of an A100 SM's int8 rate) where cuSPARSELt's int8
 #:   reaches 6 POPS on the same card; at small m 2-3x its fp8 time and a lower fixed cost at
@@ -125,22 +128,22 @@ W_REREAD = {("8", True, "bfloat16"), ("8", True, "float16")}
 #:   1.43 and 1.55 P(FL)OP/s. Fitted alone the cap changes nothing held out (the efficiency
 #:   absorbs it), but across GPUs the H100's 2:4 efficiency (0.47 of the spec without it) no
 #:   longer drags the pooled one down.
-#: * cuSPARSELt's fp8 2:4 GEMM on Hopper (it splits K in the model: without split-K it is worse
-#:   held out, H100 fp8 2:4 7.3 -> 12.1%): its large GEMMs plateau at 1.22-1.26 PFLOP/s (median,
-#:   m = 2048-16384; at most 1,433), 0.87 of the 8-bit 2:4 rate of an Ampere-class SM x 114 SMs x
-#:   boost (1,639) and 0.44 of the spec's at boost, where the native fp8 dense kernel reaches 916
-#:   (2:4 / dense 1.45-1.56, against 1.72 on the B200 and 2.02 on the RTX 4090); from m = 1024 its
+#: * cuSPARSELt's fp8 2:4 GEMM on Hopper (it splits K in the model: held out it is worse without
+#:   split-K): its large GEMMs plateau at 1.22-1.26 PFLOP/s (median, m = 2048-16384; at most
+#:   1,433), 0.87 of the 8-bit 2:4 rate of an Ampere-class SM x 114 SMs x boost (1,639) and 0.44
+#:   of the spec's at boost, where the native fp8 dense kernel reaches 916 (2:4 / dense
+#:   1.45-1.56, against 1.72 on the B200 and 2.02 on the RTX 4090); from m = 1024 its
 #:   median rate is 1.6-1.8x (its best 1.8-1.9x) the capped 16-bit 2:4 kernel's, near the 2x of
-#:   8-bit to 16-bit operands on one mma.sp data path. Fitted alone the efficiency absorbs the cap (held out unchanged), but
-#:   the H100's fp8 2:4 efficiency (0.42 of the spec without it) no longer drags the pooled one
-#:   down: fitted on the other three GPUs, RTX 4090 fp8 2:4 goes from 32.5% off (31% slow at m >=
-#:   4096) to 8.4%, and H100 fp8 2:4 predicted from the others from 18.8% to 9.7%.
+#:   8-bit to 16-bit operands on one mma.sp data path. Fitted alone the efficiency absorbs the
+#:   cap, but the H100's fp8 2:4 efficiency (0.42 of the spec without it) no longer drags the
+#:   pooled one down, which the RTX 4090's and the H100's own fp8 2:4 predicted from the other
+#:   GPUs show.
 #: Hopper's own int8 dense kernels (also ids 21/39) reach 1,097 TOPS, 1.34x the Ampere SM rate,
 #: so the cap does not hold for them and they are not listed. Hopper's int8 2:4 times equal its
 #: fp8 2:4 ones shape by shape (median ratio 1.02), but capped too its efficiency is no nearer
 #: the other GPUs' (0.95 of the cap against 0.51 of the spec; theirs 0.67-0.70 of the spec), and
-#: predicted from the others H100 int8 2:4 goes 15.1 -> 16.4% off, RTX 4090 int8 2:4 17.1 ->
-#: 21.1%: it is not listed.
+#: capping it makes the H100's and the RTX 4090's int8 2:4 predicted from the others worse: it is
+#: not listed.
 LEGACY_SM80 = {("10", False, "int8"), ("9", True, "bfloat16"), ("9", True, "float16"), ("9", True, "float8_e4m3fn")}
 #: Dense tensor operations per clock per SM of an Ampere (sm80) SM, from the A100 datasheet:
 #: 312 TFLOP/s bf16/fp16, 156 tf32, 624 TOPS int8 on 108 SMs at 1410 MHz. fp8 (which Ampere
@@ -149,7 +152,7 @@ LEGACY_SM80 = {("10", False, "int8"), ("9", True, "bfloat16"), ("9", True, "floa
 #: 660.6 TOPS int8; L40S: 733 and 733).
 SM80_OPS_PER_CLK_SM = {"bfloat16": 2048.0, "float16": 2048.0, "tfloat32": 1024.0, "int8": 4096.0,
                        "float8_e4m3fn": 4096.0}
-#: (compute-capability major, sparse, dtype) -> the only output tiles (rows of X x columns of W)
+#: (compute capability, sparse, dtype) -> the only output tiles (rows of X x columns of W)
 #: the library's kernels have, where the source's search logs name them. cuBLASLt int8 on
 #: Hopper: the fastest is always algorithm 21 or 39 (H100_cc90 INT8 logs of Llama3.2-1B and
 #: Qwen2.5-7B: 21 at m <= 128-256, 39 from m = 256-512), and their descriptors (``algo_data``)
@@ -192,7 +195,8 @@ BLACKWELL_MMA_TILES = tuple(sorted({(128, w) for w in range(64, 257, 16)} | {(w,
 #: name one (the widest is 160x128, 28 times; then 128x128, 20, and 128x144, 13), where its bf16
 #: ones take 256x128 18 times and 128x256 10 of 108. Held-out figures do not move (the fit on
 #: the H100's own rows rarely picks them); fitted on the other three GPUs they no longer pull the
-#: pooled fp8 efficiency: leave-one-GPU-out mean 12.39 -> 11.43%, worst 18.47 -> 16.17%.
+#: pooled fp8 efficiency (leave-one-GPU-out before and after: docs/gpu.md, "How well the model
+#: does").
 KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128)), ("10", False, "int8"): ((64, 128),),
                 ("8.9", False, "int8"): ((64, 128), (128, 256)),
                 ("8", True, "bfloat16"): ((128, 64), (128, 128), (128, 256)),
@@ -204,10 +208,10 @@ KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128)), ("10", False, "in
 #: which the library's heuristic takes it}. The RTX 4090's cuBLASLt int8 logs (above) keep the
 #: 64x128 tile while the 128x256 one would give 112 (m = 1024, n = 3584), 144 (1024 x 4608) or
 #: 148 tiles (128 x 37888) on 128 SMs, and take the large tile at 224 (2048 x 3584), 288 (2048
-#: x 4608) and 296 (256 x 37888): a threshold between 1.16 and 1.75 waves; 1.5 is its middle
-#: (any value in that range gives the same held-out figures within 0.03 point). At m = 1024 the
-#: library's 64x128 pick is the slower one (3584 x 3584: 79.4 us, 331 TOPS, where a 128x256 wave
-#: at the rate of m >= 2048 would take some 50 us), so the fastest-candidate rule alone misses it.
+#: x 4608) and 296 (256 x 37888): a threshold between 1.16 and 1.75 waves; 1.5 is its middle.
+#: At m = 1024 the library's 64x128 pick is the slower one (3584 x 3584: 79.4 us, 331 TOPS, where
+#: a 128x256 wave at the rate of m >= 2048 would take some 50 us), so the fastest-candidate rule
+#: alone misses it.
 TILE_MIN_WAVES = {("8.9", False, "int8"): {(128, 256): 1.5}}
 #: (compute capability, sparse, dtype) -> the fraction of the operand feed per clock that
 #: ``TILE_INTENSITY_FULL`` stands for which the kernel needs (:func:`tile_intensity_full`): its
@@ -227,18 +231,15 @@ TILE_MIN_WAVES = {("8.9", False, "int8"): {(128, 256): 1.5}}
 #: Where every SM is busy, such a tile is bound by the GPU's L2 bandwidth instead (the L2 term):
 #: a 64x128 int8 tile at the full rate needs 24 bytes per clock per SM, about twice what the
 #: fitted Ada L2 moves, hence the logged 310-340 TOPS at m = 256-1024. By the same rule Ada's
-#: 16-bit and dense fp8 kernels would need 0.25 and its 16-bit 2:4 0.5 (int8 2:4: 1.0); with
-#: those as well the held-out mean of the twelve figures is 8.17% against 8.22%, but
-#: leave-one-GPU-out 14.65% against 14.38%, and the data do not pin a lone tile's rate for
-#: kernels that split K, so they are not listed.
+#: 16-bit and dense fp8 kernels would need 0.25 and its 16-bit 2:4 0.5 (int8 2:4: 1.0), but the
+#: data do not pin a lone tile's rate for kernels that split K, and with those the model did no
+#: better (docs/gpu.md, "Tried and not kept"), so they are not listed.
 FEED_SCALE = {("8.9", False, "int8"): 0.5, ("8.9", True, "float8_e4m3fn"): 0.5}
 #: Compute-capability major -> SMs that share one L2 read of an operand tile.
 CLUSTER_MULTICAST = {"9": 2.0, "10": 4.0}
 MIN_K_PER_SPLIT = 256
 #: Tile FLOPs per operand element (tm*tn/(tm+tn)) at which the tensor cores stop starving, for a
-#: kernel at the SM's native dense rate. A ``LEGACY_SM80`` kernel capped below that rate needs
-#: proportionally less operand feed per clock, so its threshold is scaled by min(1, capped peak /
-#: the spec's dense peak for the dtype) (:func:`tile_intensity_full`).
+#: kernel at the SM's native dense rate (:func:`tile_intensity_full` scales it for the others).
 TILE_INTENSITY_FULL = 128 * 128 / 256
 #: Sharpness of the smooth maxima (a p-norm): 4 lets a 2x larger term dominate within 6%.
 SMOOTH_P = 4.0
@@ -336,35 +337,57 @@ class Kernel(NamedTuple):
     sm80_peak: Optional[float]
     #: SMs that share one L2 read of an operand tile (``CLUSTER_MULTICAST``).
     multicast: float
-    #: Tensor operations per second the kernel runs at, at the boost clock: the spec's rate
-    #: (datasheet rates hold at the tensor clock; a short run boosts above it), capped at
-    #: ``sm80_peak`` where that is set.
+    #: Tensor operations per second the kernel runs at: :func:`_boost_peak`, capped at ``sm80_peak``
+    #: where that is set.
     peak: float
-    #: Per tile (same order as ``tiles``): the fewest waves from which the library takes it.
-    min_waves: tuple = ()
+    #: Per tile (same order as ``tiles``): the fewest waves from which the library takes it
+    #: (0: any number, ``TILE_MIN_WAVES``).
+    min_waves: tuple
     #: Operand feed per clock the kernel needs, as a fraction of ``TILE_INTENSITY_FULL``'s.
-    feed: float = 1.0
+    feed: float
+
+
+def _boost_peak(spec: GpuSpec, dtype: str, sparse: bool) -> float:
+    """The spec's tensor operations per second at the boost clock: datasheet rates hold at the
+    tensor clock, and a short run boosts above it."""
+    return spec.peak_flops(dtype, sparse) * spec.boost_clock_mhz / spec.tensor_clock_mhz
+
+
+def _table_keys(spec: GpuSpec, sparse: bool, dtype: str) -> tuple[tuple, tuple]:
+    """The keys every kernel table is read with, most specific first: the full compute capability
+    ("8.9": Ada, whose major the A100 shares), then its major ("8")."""
+    cc = spec.compute_capability
+    return (cc, sparse, dtype), (cc.split(".")[0], sparse, dtype)
+
+
+def _lookup(table: Mapping, keys: tuple, default: Any) -> Any:
+    """The entry of the first of ``keys`` that ``table`` has, else ``default``."""
+    return next((table[key] for key in keys if key in table), default)
+
+
+def _listed(table: Union[set, frozenset], keys: tuple) -> bool:
+    """Whether ``table`` lists any of ``keys``."""
+    return any(key in table for key in keys)
 
 
 def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
     """The :class:`Kernel` of this GPU, dtype and kind: tiles and split-K factors the library
     offers, and the per-architecture kernel tables (the one place that reads them)."""
     major = spec.compute_capability.split(".")[0]
-    key = (major, sparse, dtype)
-    cc_key = (spec.compute_capability, sparse, dtype)  # tables may name a full compute capability
+    keys = _table_keys(spec, sparse, dtype)
     sm80_peak = None
-    if key in LEGACY_SM80:
+    if _listed(LEGACY_SM80, keys):
         sm80_rate = SM80_OPS_PER_CLK_SM[dtype] * (2.0 if sparse else 1.0)  # 2:4 doubles the rate
         sm80_peak = sm80_rate * spec.sm_count * spec.boost_clock_mhz * 1e6
-    peak = spec.peak_flops(dtype, sparse) * spec.boost_clock_mhz / spec.tensor_clock_mhz
+    peak = _boost_peak(spec, dtype, sparse)
     if sm80_peak is not None:
         peak = min(peak, sm80_peak)
-    tiles = KERNEL_TILES.get(cc_key, KERNEL_TILES.get(key, TILES[sparse]))
-    no_split = key in NO_SPLIT_K or cc_key in NO_SPLIT_K or major in NO_SPLIT_K_ARCH
-    min_waves = TILE_MIN_WAVES.get(cc_key, {})
-    return Kernel(tiles, (1,) if no_split else SPLITS[sparse], key in W_REREAD, sm80_peak,
+    tiles = _lookup(KERNEL_TILES, keys, TILES[sparse])
+    no_split = _listed(NO_SPLIT_K, keys) or major in NO_SPLIT_K_ARCH
+    min_waves = _lookup(TILE_MIN_WAVES, keys, {})
+    return Kernel(tiles, (1,) if no_split else SPLITS[sparse], _listed(W_REREAD, keys), sm80_peak,
                   CLUSTER_MULTICAST.get(major, 1.0), peak, tuple(min_waves.get(t, 0.0) for t in tiles),
-                  FEED_SCALE.get(cc_key, 1.0))
+                  _lookup(FEED_SCALE, keys, 1.0))
 
 
 def tile_intensity_full(spec: GpuSpec, dtype: str, kernel: Kernel) -> float:
@@ -376,15 +399,15 @@ def tile_intensity_full(spec: GpuSpec, dtype: str, kernel: Kernel) -> float:
     dense peak: Blackwell's cuBLASLt int8, a quarter of the B200's int8 rate, runs its one
     64x128 tile at 5.9-6.0 TOPS per SM from m = 64 (one tile per SM) to m = 16384, about 0.73 of
     an Ampere SM's int8 rate at boost; with the 64x128 tile's 0.67 factor its fitted efficiency
-    (0.78) would be 1.17, above its bound, and predicted from the other GPUs it is 42% off (4%
-    with this). Hopper's 16-bit 2:4 cap (the Ampere 2:4 rate) equals its native dense rate.
+    (0.78) would be 1.17, above its bound (docs/gpu.md, "What the data showed", has what this
+    does to it predicted from the other GPUs). Hopper's 16-bit 2:4 cap (the Ampere 2:4 rate)
+    equals its native dense rate.
     A kernel in ``FEED_SCALE`` (the Ampere int8 kernel on Ada's half-rate int8 SM) needs that
     fraction of the feed.
     """
     if kernel.sm80_peak is None:
         return TILE_INTENSITY_FULL * kernel.feed
-    dense_peak = spec.peak_flops(dtype, False) * spec.boost_clock_mhz / spec.tensor_clock_mhz
-    return TILE_INTENSITY_FULL * min(1.0, kernel.sm80_peak / dense_peak)
+    return TILE_INTENSITY_FULL * min(1.0, kernel.sm80_peak / _boost_peak(spec, dtype, False))
 
 
 def _arrays(m: Any, k: Any, n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -419,28 +442,29 @@ class Geometry:
         self.ws_bytes = x_bytes + self.w_bytes + y_bytes
         waves, tile_flops, traffic, rereads = [], [], [], []
         full_intensity = tile_intensity_full(spec, dtype, kernel)
-        for i, (tm, tn) in enumerate(kernel.tiles):
-            min_tiles = (kernel.min_waves[i] if kernel.min_waves else 0.0) * spec.sm_count
+        for (tm, tn), min_waves in zip(kernel.tiles, kernel.min_waves):
             tile_eff = min(1.0, (tm * tn / (tm + tn)) / full_intensity)
             rows_t, cols_t = np.ceil(m / tm), np.ceil(n / tn)
             for split in kernel.splits:
                 kc = np.ceil(k / split)
-                w = np.ceil(rows_t * cols_t * split / spec.sm_count)
+                n_tiles = rows_t * cols_t * split
+                w = np.ceil(n_tiles / spec.sm_count)
                 # Split-K writes and re-reads fp32 partials; below MIN_K_PER_SPLIT it is not offered.
                 partial = 2.0 * tm * tn * 4.0 if split > 1 else 0.0
-                w = np.where((split == 1) | (k / split >= MIN_K_PER_SPLIT), w, np.inf)
-                # A tile the library's heuristic takes only from some number of waves (TILE_MIN_WAVES).
-                w = np.where(rows_t * cols_t * split >= min_tiles, w, np.inf)
+                if split > 1:
+                    w = np.where(k / split >= MIN_K_PER_SPLIT, w, np.inf)
+                if min_waves:  # a tile the library's heuristic takes only from some number of waves
+                    w = np.where(n_tiles >= min_waves * spec.sm_count, w, np.inf)
                 waves.append(w)
                 tile_flops.append(2.0 * tm * tn * kc / tile_eff)
-                traffic.append(x_bytes * cols_t + self.w_bytes * rows_t + y_bytes
-                               + rows_t * cols_t * split * partial)
-                # Tiles dealt along n first: a wave holds `group` row-blocks of X; W is read
-                # once per group (from DRAM where it misses in L2), the first time included in ws_bytes.
-                group = np.maximum(1.0, np.floor(spec.sm_count / (cols_t * split)))
-                rereads.append(np.maximum(0.0, np.ceil(rows_t / group) - 1.0) if kernel.w_reread else np.zeros_like(m))
+                traffic.append(x_bytes * cols_t + self.w_bytes * rows_t + y_bytes + n_tiles * partial)
+                if kernel.w_reread:
+                    # Tiles dealt along n first: a wave holds `group` row-blocks of X; W is read once
+                    # per group (from DRAM where it misses in L2), the first time included in ws_bytes.
+                    group = np.maximum(1.0, np.floor(spec.sm_count / (cols_t * split)))
+                    rereads.append(np.maximum(0.0, np.ceil(rows_t / group) - 1.0))
         self.waves = np.stack(waves, axis=1)
-        self.w_rereads = np.stack(rereads, axis=1)
+        self.w_rereads = np.stack(rereads, axis=1) if rereads else np.zeros_like(self.waves)
         self.tile_flops = np.stack(tile_flops, axis=1)
         # Hopper and later multicast an operand tile to both SMs of a 2-SM cluster (TMA
         # multicast): L2 serves it once per cluster.

@@ -108,8 +108,7 @@ def square_crossover(meas: Measurements, dense: np.ndarray, sparse: np.ndarray, 
     """Measured and predicted crossover over the square GEMMs of ``dtype`` (all rows: the model's
     prediction at a calibration size is as much a prediction of the curve as at a held-out one)."""
     sq = (meas.dtype == dtype) & (meas.m == meas.k) & (meas.k == meas.n)
-    sizes = meas.m[sq].tolist()
-    sizes = [int(s) for s in sizes]  # whole sizes: --json printed 4096.0
+    sizes = [int(s) for s in meas.m[sq].tolist()]  # whole sizes: --json printed 4096.0
     measured = crossover(sizes, meas.speedup[sq].tolist())
     predicted = crossover(sizes, (dense[sq] / sparse[sq]).tolist())
     return {"sizes": sorted(set(sizes)), "measured": measured, "predicted": predicted,
