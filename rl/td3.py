@@ -356,23 +356,23 @@ def _resolve_resume(args: Args, explicit: set[str]) -> tuple[Args, dict[str, Any
             check_option(name, value)
         except NmlabError as exc:
             raise NmlabError(f"checkpoint: {checkpoint_path(args.out)}: args: {exc}") from None
+    saved_args = Args(**merged)  # the run's own knobs, before this invocation's overrides
     for name in ("env", "sparsity", "layer_sparsity"):
         ours, theirs = getattr(args, name), saved.get(name)
         if name in explicit and _norm(name, ours) != _norm(name, theirs):
             raise NmlabError(f"resume: {name}: the run in {args.out} used {theirs!r}, not {ours!r}")
     if "method" in explicit:
         # Compare resolved names: a checkpoint from before --method existed has none (inferred).
-        theirs_args = Args(**merged)
-        ours_m, theirs_m = _method_or_raw(args), _method_or_raw(theirs_args)
+        ours_m, theirs_m = _method_or_raw(args), _method_or_raw(saved_args)
         if ours_m != theirs_m:
             raise NmlabError(f"resume: method: the run in {args.out} used {theirs_m!r}, not {ours_m!r}")
     if "steps" in explicit and args.steps != saved.get("steps"):
         try:
-            fixed = make_method(Args(**merged)).schedule_uses_steps
+            fixed = make_method(saved_args).schedule_uses_steps
         except NmlabError:
             fixed = False
         if fixed:
-            raise NmlabError(f"resume: steps: the {resolve_method(Args(**merged))} schedule of the run in {args.out} "
+            raise NmlabError(f"resume: steps: the {resolve_method(saved_args)} schedule of the run in {args.out} "
                              f"depends on its --steps {saved.get('steps')!r}; a resumed run cannot change it")
     for name in explicit:
         if name in RESUMABLE_OVERRIDES or name in ("env", "sparsity", "layer_sparsity", "method"):
