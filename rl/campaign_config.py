@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from hwmodel.errors import NmlabError
+from hwmodel.limits import is_int
 
 #: The config format version this module reads.
 VERSION = 1
@@ -116,10 +117,6 @@ def _fail(path: str, key: str, why: str) -> NmlabError:
     return NmlabError(f"{path}: {key}: {why}")
 
 
-def _int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _list(raw: dict, key: str, path: str) -> list:
     value = raw[key]
     if not isinstance(value, list) or not value:
@@ -132,7 +129,7 @@ def _list(raw: dict, key: str, path: str) -> list:
 def _agent(value: Any, where: str, path: str) -> str:
     from hwmodel.sparsity import parse_pattern
 
-    if _int(value):
+    if is_int(value):
         raise _fail(path, where, f"{value!r} is a number: quote N:M labels (\"2:4\"), YAML reads 2:4 as a base-60 integer")
     if not isinstance(value, str):
         raise _fail(path, where, f"must be a label (dense, \"2:4\", rlx2, gmp), got {value!r}")
@@ -206,13 +203,13 @@ def parse_config(raw: Any, path: str = "config") -> CampaignConfig:
         raise _fail(path, "steps", f"must be a positive integer, got {steps!r}")
     opt = {**OPTIONAL, **{k: v for k, v in raw.items() if k in OPTIONAL}}
     bits = opt["quality_bits"]
-    if not isinstance(bits, list) or not all(_int(b) and 2 <= b <= 32 for b in bits):
+    if not isinstance(bits, list) or not all(is_int(b) and 2 <= b <= 32 for b in bits):
         raise _fail(path, "quality_bits", f"must be a list of bitwidths from 2 to 32, got {bits!r}")
     for key, low in (("quality_episodes", 1), ("max_retries", 0)):
-        if not _int(opt[key]) or opt[key] < low:
+        if not is_int(opt[key]) or opt[key] < low:
             raise _fail(path, key, f"must be an integer >= {low}, got {opt[key]!r}")
     gpus = opt["gpus_per_run"]
-    if not (_int(gpus) or isinstance(gpus, float)) or not 0 < gpus <= 1:
+    if not (is_int(gpus) or isinstance(gpus, float)) or not 0 < gpus <= 1:
         raise _fail(path, "gpus_per_run", f"must be a number in (0, 1], got {gpus!r}")
     cfg = CampaignConfig(envs=list(envs), agents=agents, seeds=list(seeds), steps=steps,
                          train=_train_options(opt["train"], path), quality_bits=list(bits),

@@ -236,25 +236,25 @@ def _bundle_prebuilt(run_dirs: list[Path], dest: Path, quality_only: bool) -> No
     from rl.evaluate import append_quality_row
 
     check_quality_csv(dest / "quality.csv")
-    quality, meta = {}, {}
+    checked = []  # (run folder, its workload's meta, its quality rows)
     for run_dir in run_dirs:  # check every run first: nothing is half-bundled
         for name in (DONE_FILE, WORKLOAD_FILE, QUALITY_FILE):
             if not (run_dir / name).is_file():
                 raise NmlabError(f"bundle: {run_dir / name}: missing (--prebuilt takes runs nmlab campaign finished)")
         # A damaged file is a one-line error here, not in a sweep; its meta is kept for the summary line.
-        meta[run_dir] = load_workload(run_dir / WORKLOAD_FILE).meta
+        meta = load_workload(run_dir / WORKLOAD_FILE).meta
         try:
-            quality[run_dir] = check_quality_csv(run_dir / QUALITY_FILE)  # its rows go into the bundled table
+            rows = check_quality_csv(run_dir / QUALITY_FILE)  # its rows go into the bundled table
         except NmlabError as exc:
             raise NmlabError(f"bundle: {run_dir}: {exc}") from None
-    for run_dir in run_dirs:
+        checked.append((run_dir, meta, rows))
+    for run_dir, meta, rows in checked:
         if not quality_only:
             with atomic_write(dest / f"{run_dir.name}.nmw") as fh:
                 fh.write((run_dir / WORKLOAD_FILE).read_bytes())
-        rows = quality[run_dir]
         for row in rows:
             append_quality_row(dest / "quality.csv", row)
-        print(f"bundled {run_dir.name} (prebuilt): {meta[run_dir]['steps']} steps, eval {meta[run_dir]['eval_return_mean']:.1f}, "
+        print(f"bundled {run_dir.name} (prebuilt): {meta['steps']} steps, eval {meta['eval_return_mean']:.1f}, "
               f"{len(rows)} quality rows", flush=True)
 
 

@@ -134,19 +134,17 @@ def validate_args(args: Args) -> None:
     make_method(args)
     positive = ("steps", "hidden", "buffer_size", "batch_size", "policy_frequency", "mask_update_interval",
                 "eval_every", "eval_episodes", "checkpoint_every", "log_every", "torch_threads", "prune_every")
-    for name in positive:
+    for name in positive:  # check_option took them as integers >= 0
         value = getattr(args, name)
-        if not isinstance(value, int) or value < 1:
+        if value < 1:
             raise NmlabError(f"{name}: must be a positive integer, got {value!r}")
-    if args.learning_starts < 0:
-        raise NmlabError(f"learning_starts: must be >= 0, got {args.learning_starts}")
     for name in ("gamma", "tau"):
         if not 0.0 <= getattr(args, name) <= 1.0:
             raise NmlabError(f"{name}: must be in [0, 1], got {getattr(args, name)}")
     for name in ("learning_rate", "policy_noise", "noise_clip", "exploration_noise", "srste_decay"):
         if getattr(args, name) < 0:
             raise NmlabError(f"{name}: must be >= 0, got {getattr(args, name)}")
-    if isinstance(args.qat_bits, bool) or not isinstance(args.qat_bits, int) or not (args.qat_bits == 0 or 2 <= args.qat_bits <= 16):
+    if not (args.qat_bits == 0 or 2 <= args.qat_bits <= 16):
         raise NmlabError(f"qat_bits: must be 0 (no QAT) or an integer from 2 to 16, got {args.qat_bits!r}")
     if not 0.0 <= args.qat_fraction < 1.0:
         raise NmlabError(f"qat_fraction: must be in [0, 1), got {args.qat_fraction}")
@@ -358,23 +356,23 @@ def _resolve_resume(args: Args, explicit: set[str]) -> tuple[Args, dict[str, Any
             check_option(name, value)
         except NmlabError as exc:
             raise NmlabError(f"checkpoint: {checkpoint_path(args.out)}: args: {exc}") from None
+    saved_args = Args(**merged)  # the run's own knobs, before this invocation's overrides
     for name in ("env", "sparsity", "layer_sparsity"):
         ours, theirs = getattr(args, name), saved.get(name)
         if name in explicit and _norm(name, ours) != _norm(name, theirs):
             raise NmlabError(f"resume: {name}: the run in {args.out} used {theirs!r}, not {ours!r}")
     if "method" in explicit:
         # Compare resolved names: a checkpoint from before --method existed has none (inferred).
-        theirs_args = Args(**merged)
-        ours_m, theirs_m = _method_or_raw(args), _method_or_raw(theirs_args)
+        ours_m, theirs_m = _method_or_raw(args), _method_or_raw(saved_args)
         if ours_m != theirs_m:
             raise NmlabError(f"resume: method: the run in {args.out} used {theirs_m!r}, not {ours_m!r}")
     if "steps" in explicit and args.steps != saved.get("steps"):
         try:
-            fixed = make_method(Args(**merged)).schedule_uses_steps
+            fixed = make_method(saved_args).schedule_uses_steps
         except NmlabError:
             fixed = False
         if fixed:
-            raise NmlabError(f"resume: steps: the {resolve_method(Args(**merged))} schedule of the run in {args.out} "
+            raise NmlabError(f"resume: steps: the {resolve_method(saved_args)} schedule of the run in {args.out} "
                              f"depends on its --steps {saved.get('steps')!r}; a resumed run cannot change it")
     for name in explicit:
         if name in RESUMABLE_OVERRIDES or name in ("env", "sparsity", "layer_sparsity", "method"):
