@@ -167,8 +167,9 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
     wpath = workload_path or str(default_workload())
     workload = load_workload(wpath)
     # An empty --patterns or --bits is bad input, not a request for the defaults.
-    pats = parse_patterns_list(patterns) if patterns is not None else None
-    if pats is None:
+    if patterns is not None:
+        pats = parse_patterns_list(patterns)
+    else:
         from hwmodel.sparsity import parse_pattern
 
         own = sorted({str(parse_pattern(layer.pattern)) for layer in workload.layers})
