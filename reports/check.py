@@ -60,12 +60,8 @@ def parse_patterns_list(text: str) -> list[str]:
     """Comma list of sweep patterns: dense, N:M, unstructured (the workload's own masks) or unstructured:S."""
     from sweeps.config import parse_grid_pattern
 
-    out = []
-    for item in text.split(","):
-        p = parse_grid_pattern(item.strip(), "--patterns")
-        if p not in out:
-            out.append(p)
-    return out
+    # First occurrence kept, in order; a dict, not a list's "in", as the sweep config's patterns do.
+    return list(dict.fromkeys(parse_grid_pattern(item.strip(), "--patterns") for item in text.split(",")))
 
 
 @dataclass
