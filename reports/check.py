@@ -60,12 +60,8 @@ def parse_patterns_list(text: str) -> list[str]:
     """Comma list of sweep patterns: dense, N:M, unstructured (the workload's own masks) or unstructured:S."""
     from sweeps.config import parse_grid_pattern
 
-    out = []
-    for item in text.split(","):
-        p = parse_grid_pattern(item.strip(), "--patterns")
-        if p not in out:
-            out.append(p)
-    return out
+    # First occurrence kept, in order; a dict, not a list's "in", as the sweep config's patterns do.
+    return list(dict.fromkeys(parse_grid_pattern(item.strip(), "--patterns") for item in text.split(",")))
 
 
 @dataclass
@@ -167,8 +163,9 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
     wpath = workload_path or str(default_workload())
     workload = load_workload(wpath)
     # An empty --patterns or --bits is bad input, not a request for the defaults.
-    pats = parse_patterns_list(patterns) if patterns is not None else None
-    if pats is None:
+    if patterns is not None:
+        pats = parse_patterns_list(patterns)
+    else:
         from hwmodel.sparsity import parse_pattern
 
         own = sorted({str(parse_pattern(layer.pattern)) for layer in workload.layers})

@@ -65,7 +65,8 @@ def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.Dat
     Columns: env, method, agent, label, trained_bits, bits (evaluated at), return_mean, n_seeds, seeds
     (names, "" when unknown), return_min, return_max (per-seed; NaN when unknown), return_std (over seeds),
     dense_return (the env's dense TD3 as trained), fraction, fraction_min, fraction_max (per-seed returns
-    over dense_return; with only a std: mean -/+ std), spread_kind ("min-max" or "std").
+    over dense_return; with only a std: mean -/+ std), spread_kind ("min-max" or "std"), dense_missing (why
+    dense_return is NaN, in words; "" when it is not).
     """
     df = with_agent(df)
     seeds = seed_values(df, quality_path)
@@ -123,8 +124,9 @@ def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.Dat
 
 def caveats(table: pd.DataFrame) -> dict[str, list[str]]:
     """env -> the caveats its returns need, in words with the numbers behind them:
-    dense itself has not learned (below LEARNED_FRACTION of the published return), or the seeds of one
-    agent disagree more than the agents' means differ (at the agents' own training precision)."""
+    no dense reference (``caption_reason``), dense itself has not learned (below LEARNED_FRACTION of the
+    published return), or the seeds of one agent disagree more than the agents' means differ (at the
+    agents' own training precision)."""
     out: dict[str, list[str]] = {}
     if table.empty:
         return out
@@ -133,8 +135,7 @@ def caveats(table: pd.DataFrame) -> dict[str, list[str]]:
         base = float(t.dense_return.iloc[0])
         pub = PUBLISHED_DENSE_RETURN.get(env)
         if base != base:
-            why = t.dense_missing.iloc[0] if "dense_missing" in t.columns else "dense TD3 has no positive return here"
-            notes.append(f"{why}: no fraction of dense can be given; the returns are shown as they are.")
+            notes.append(f"{caption_reason(t)}: no fraction of dense can be given; the returns are shown as they are.")
         elif pub is None:
             notes.append(f"no published dense TD3 return is known for {env}: whether dense learned is not checked.")
         elif base < LEARNED_FRACTION * pub:

@@ -209,7 +209,7 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
 
     if "scenarios" in data:
         scenarios: list[Scenario] = []
-        seen_scenarios: set[Scenario] = set()  # a list's "in" made long batch lists quadratic (20,000: 50 s)
+        seen_scenarios: set[Scenario] = set()  # a list's "in" would make the duplicate check quadratic in the batch list
         for i, item in enumerate(_list(data, "scenarios")):
             key = f"scenarios[{i}]"
             if isinstance(item, str):

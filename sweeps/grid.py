@@ -110,7 +110,11 @@ class DesignInfo:
 def _design_info(ref: str) -> DesignInfo:
     from hwmodel.gpu.design_point import load_design_point  # an accelerator design or a GPU spec
 
-    d = load_design_point(ref)
+    return _loaded_info(load_design_point(ref))
+
+
+def _loaded_info(d) -> DesignInfo:
+    """A loaded design point (accelerator or GPU) as the sweep records it."""
     bits = set()
     for b in range(1, 33):
         try:
@@ -172,7 +176,7 @@ def _gpu_info(ref: str, i: int) -> DesignInfo:
         what = "not a GPU spec file (an accelerator design goes under designs)" if Path(ref).is_file() else \
             "no such GPU spec file or bundled GPU"
         raise NmlabError(f"{key}: {str(ref)[:300]}: {what} (bundled GPUs: {', '.join(bundled_gpu_names())})")
-    return _design_info(gpu.source)
+    return _loaded_info(gpu)  # already loaded: not parsed a second time from gpu.source
 
 
 def _gpu_refs(cfg: SweepConfig) -> list[str]:
