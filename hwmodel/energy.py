@@ -18,14 +18,16 @@ import numpy as np
 from hwmodel.cacti import CACTI_MAX_BYTES, sram_cost
 from hwmodel.design import Design
 from hwmodel.errors import NmlabError
-from hwmodel.io import data_path, yaml_safe_load
+from hwmodel.io import data_path
+from hwmodel.limits import load_yaml
 from hwmodel.memo import BoundedMemo
 
 
 @lru_cache(maxsize=1)
 def constants() -> dict:
-    """The parsed energy.yaml."""
-    data = yaml_safe_load(data_path("energy.yaml").read_text())
+    """The parsed energy.yaml (through the bounded loader: a key given twice is refused, not
+    silently replaced by the last)."""
+    data = load_yaml(data_path("energy.yaml"), "energy constants")
     if not isinstance(data, dict) or data.get("version") != 1:
         raise NmlabError("energy.yaml: version: expected 1")
     return data
