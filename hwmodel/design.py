@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from hwmodel.errors import NmlabError
 from hwmodel.io import data_path
-from hwmodel.limits import check_version, is_file, is_int, limit, load_yaml, over_limit, short
+from hwmodel.limits import check_version, finite, is_file, is_int, limit, load_yaml, over_limit, short
 from hwmodel.sparsity import Pattern, parse_pattern
 
 DESIGN_VERSION = 1
@@ -255,21 +255,8 @@ class _Reader:
         v = self.get(name, default)
         if v is default and default is not ...:
             return v
-        if isinstance(v, bool) or not isinstance(v, (int, float)):
-            self.fail(name, f"must be a number, got {short(v)}")
-        try:
-            finite = math.isfinite(v)
-        except OverflowError:  # an integer beyond any float
-            finite = False
-        if not finite:
-            self.fail(name, f"must be a finite number, got {short(v)}")
-        if positive and v < _MIN_NUM:
-            self.fail(name, f"must be >= {_MIN_NUM:g}, got {v:g}")
-        if not positive and v < 0:
-            self.fail(name, f"must be >= 0, got {v}")
-        if v > max_value:
-            self.fail(name, f"must be <= {max_value:g}, got {v:g}")
-        return float(v)
+        return finite(v, f"design {short(self.design)}: {self.key(name)}", low=_MIN_NUM if positive else 0,
+                      high=max_value)
 
     def str_(self, name: str, default: Any = ..., *, choices: tuple[str, ...] = ()) -> str:
         v = self.get(name, default)

@@ -18,14 +18,16 @@ import numpy as np
 from hwmodel.cacti import CACTI_MAX_BYTES, sram_cost
 from hwmodel.design import Design
 from hwmodel.errors import NmlabError
-from hwmodel.io import data_path, yaml_safe_load
+from hwmodel.io import data_path
+from hwmodel.limits import load_yaml
 from hwmodel.memo import BoundedMemo
 
 
 @lru_cache(maxsize=1)
 def constants() -> dict:
-    """The parsed energy.yaml."""
-    data = yaml_safe_load(data_path("energy.yaml").read_text())
+    """The parsed energy.yaml (through the bounded loader: a key given twice is refused, not
+    silently replaced by the last)."""
+    data = load_yaml(data_path("energy.yaml"), "energy constants")
     if not isinstance(data, dict) or data.get("version") != 1:
         raise NmlabError("energy.yaml: version: expected 1")
     return data
@@ -109,15 +111,16 @@ def energy_table(design: Design) -> EnergyTable:
         raise NmlabError(f"design {design.name!r}: storage[0].type: no pJ/bit for {dram_type} in energy.yaml")
     srams = {}
     for s in design.srams:
+        where = f"design {design.name!r}: storage[{design.storage.index(s)}]"
         if s.capacity_bytes > CACTI_MAX_BYTES:
-            raise NmlabError(f"design {design.name!r}: storage[{design.storage.index(s)}].capacity_bytes: "
+            raise NmlabError(f"{where}.capacity_bytes: "
                              f"{s.capacity_bytes:,} is more than CACTI 7 models ({CACTI_MAX_BYTES:,} bytes: it "
                              "reads the size as a 32-bit integer), so the level's energy is unknown")
         try:
             cost = sram_cost(s.capacity_bytes, s.word_bits, s.banks, s.read_ports, s.write_ports,
                              design.technology_nm, s.cell_type)
         except NmlabError as exc:  # CACTI refused the geometry: say which level of the file it is
-            raise NmlabError(f"design {design.name!r}: storage[{design.storage.index(s)}] ({s.name}): {exc}") from None
+            raise NmlabError(f"{where} ({s.name}): {exc}") from None
         same_node = abs(cost.cacti_nm - design.technology_nm) < 1e-9
         k = 1.0 if same_node else f / energy_factor(cost.cacti_nm)
         srams[s.name] = SramEnergy(s.name, cost.read_pj * k / s.word_bits, cost.write_pj * k / s.word_bits,

@@ -493,6 +493,11 @@ def parse_npy(data: bytearray, where: str, count: int, kinds: str) -> np.ndarray
 # ----------------------------------------------------------------------------- YAML
 
 
+def _line(node: Any) -> int | str:
+    """The 1-based line a YAML node starts on, for error messages ("?" when unknown)."""
+    return node.start_mark.line + 1 if node.start_mark else "?"
+
+
 def _children(node: Any) -> list:
     import yaml
 
@@ -513,8 +518,7 @@ def _check_unique_keys(node: Any, where: str) -> None:
         if not isinstance(key, yaml.ScalarNode) or key.tag == "tag:yaml.org,2002:merge":
             continue
         if key.value in seen:
-            line = key.start_mark.line + 1 if key.start_mark else "?"
-            raise NmlabError(f"{where}: line {line}: key {short(key.value, 60)} is given twice "
+            raise NmlabError(f"{where}: line {_line(key)}: key {short(key.value, 60)} is given twice "
                              "(YAML would keep only the last)")
         seen.add(key.value)
 
@@ -522,8 +526,8 @@ def _check_unique_keys(node: Any, where: str) -> None:
 def _check_expansion(root: Any, where: str) -> None:
     """Refuse a YAML node graph that is recursive, deeper than YAML_MAX_DEPTH, larger than the
     ``yaml_expanded`` limit once every alias is expanded (billion laughs), or holds a mapping
-    with a key given twice. Linear in the graph,
-    without recursion: each node's expanded size is memoised."""
+    with a key given twice. Linear in the graph, without recursion: each node's expanded size
+    is memoised."""
     import yaml
 
     cap = limit("yaml_expanded")
@@ -544,9 +548,8 @@ def _check_expansion(root: Any, where: str) -> None:
             if depth > YAML_MAX_DEPTH:
                 raise NmlabError(f"{where}: nested deeper than {YAML_MAX_DEPTH} levels")
             if size > cap:
-                line = node.start_mark.line + 1 if node.start_mark else "?"
                 raise NmlabError(
-                    f"{where}: line {line}: with its aliases expanded this value exceeds the limit of {cap:,} "
+                    f"{where}: line {_line(node)}: with its aliases expanded this value exceeds the limit of {cap:,} "
                     f"nodes and characters (an alias bomb?; set {LIMITS['yaml_expanded'].env} to raise it)")
             memo[nid] = (size, depth)
             continue
@@ -558,8 +561,7 @@ def _check_expansion(root: Any, where: str) -> None:
             raise NmlabError(f"{where}: nested deeper than {YAML_MAX_DEPTH} levels")
         for kid in _children(node):
             if id(kid) in open_:
-                line = kid.start_mark.line + 1 if kid.start_mark else "?"
-                raise NmlabError(f"{where}: line {line}: an alias refers to a value that contains it (recursive)")
+                raise NmlabError(f"{where}: line {_line(kid)}: an alias refers to a value that contains it (recursive)")
             if id(kid) not in memo:
                 stack.append((kid, False))
 

@@ -49,6 +49,7 @@ def _simulate(args: argparse.Namespace) -> int:
     import json
 
     from hwmodel.limits import finite_or_none
+    from hwmodel.result import ENERGY_COMPONENTS
     from hwmodel.simulate import simulate
     from hwmodel.workload import default_workload
 
@@ -88,7 +89,7 @@ def _simulate(args: argparse.Namespace) -> int:
         print(f"  {name:<18} cycles {_fmt(f.cycles):>8}  energy {_fmt(f.energy_pj):>8} pJ  "
               f"speedup {dn.cycles / f.cycles if f.cycles else 1:.2f}  E/dense {f.energy_pj / dn.energy_pj if dn.energy_pj else 1:.2f}")
     t = res.total
-    parts = "  ".join(f"{c} {_fmt(getattr(t, f'energy_{c}_pj'))}" for c in ("mac", "sram", "reg", "metadata", "mux", "dram", "leakage"))
+    parts = "  ".join(f"{c} {_fmt(getattr(t, f'energy_{c}_pj'))}" for c in ENERGY_COMPONENTS)
     print(f"total: {_fmt(s['cycles'])} cycles, {s['latency_s'] * 1e6:.3g} us, utilization {s['utilization']:.3f}, "
           f"energy {_fmt(s['energy_pj'])} pJ, speedup vs dense {s['speedup_vs_dense']:.2f}, "
           f"energy ratio vs dense {s['energy_ratio_vs_dense']:.2f}")

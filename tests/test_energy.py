@@ -15,6 +15,11 @@ from hwmodel.result import ENERGY_COMPONENTS
 from hwmodel.workload import synthetic_td3_workload
 
 
+def _edge_data() -> dict:
+    """edge_ws's YAML as a dict, to edit and parse."""
+    return yaml.safe_load(data_path("designs", "edge_ws.yaml").read_text())
+
+
 def test_technology_factors_hit_the_published_points_and_are_monotonic():
     assert energy_factor(45) == pytest.approx(1.0)
     assert energy_factor(16) == pytest.approx(0.17)
@@ -60,7 +65,7 @@ def test_sparsity_halves_mac_energy_and_pays_for_muxes_and_metadata():
 
 
 def test_dram_type_sets_pj_per_bit():
-    data = yaml.safe_load(data_path("designs", "edge_ws.yaml").read_text())
+    data = _edge_data()
     wl = synthetic_td3_workload(11, 3, "2:4")
     lp = hwmodel.simulate(wl, parse_design(data), residency="stream")
     data["storage"][0]["type"] = "LPDDR"
@@ -121,7 +126,7 @@ def test_sram_too_large_for_cacti_names_the_level(tmp_path, monkeypatch):
     from hwmodel.errors import NmlabError
 
     monkeypatch.setenv("NMLAB_CACHE_DIR", str(tmp_path))
-    data = yaml.safe_load(data_path("designs", "edge_ws.yaml").read_text())
+    data = _edge_data()
     i = next(i for i, s in enumerate(data["storage"]) if s["class"] == "sram")
     data["storage"][i].update(capacity_bytes=1 << 31, banks=1)
     d = parse_design(data)
@@ -146,7 +151,7 @@ def test_sram_cacti_cannot_model_names_the_level(tmp_path, monkeypatch):
     from hwmodel.errors import NmlabError
 
     monkeypatch.setenv("NMLAB_CACHE_DIR", str(tmp_path))
-    data = yaml.safe_load(data_path("designs", "edge_ws.yaml").read_text())
+    data = _edge_data()
     data["storage"][1].update(capacity_bytes=32, banks=1, word_bits=64)
     with pytest.raises(NmlabError) as info:
         energy_table(parse_design(data))

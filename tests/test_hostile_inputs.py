@@ -149,6 +149,11 @@ def alias_bomb(levels: int = 9, width: int = 9) -> str:
 # ----------------------------------------------------------------------------- harness
 
 
+def design_data(name: str = "edge_ws") -> dict:
+    """A bundled design's YAML as a dict, to change one field and parse or write it back."""
+    return yaml.safe_load((REPO / "hwmodel/data/designs" / f"{name}.yaml").read_text())
+
+
 def nmlab_subprocess(*args: str, env: dict | None = None) -> tuple[int, str, str, float]:
     """(exit status, stdout, stderr, seconds) of ``python -m hwmodel ARGS`` under LIMIT_AS_BYTES."""
 
@@ -406,7 +411,7 @@ def test_flexible_mapping_costs_nothing_per_mask_in_the_group_size():
     from hwmodel.design import parse_design
     from hwmodel.mapping import map_weights
 
-    data = yaml.safe_load((REPO / "hwmodel/data/designs/flex_nm.yaml").read_text())
+    data = design_data("flex_nm")
     data["sparsity"].update(m=(1 << 20) - 1, n_values=[1, 2, 4])
     design = parse_design(data)
     rng = np.random.default_rng(0)
@@ -428,7 +433,7 @@ def test_fixed_design_pattern_list_is_bounded():
     design lists at most 64 patterns (hardware offers a handful)."""
     from hwmodel.design import parse_design
 
-    data = yaml.safe_load((REPO / "hwmodel/data/designs/edge_ws.yaml").read_text())
+    data = design_data()
     data["sparsity"]["patterns"] = [f"1:{m}" for m in range(2, 67)]
     raises_one_line(lambda: parse_design(data), "sparsity.patterns", "at most 64", "65")
     data["sparsity"]["patterns"] = data["sparsity"]["patterns"][:64]
@@ -440,7 +445,7 @@ def test_flexible_design_with_a_huge_group_size_stays_small(tmp_path):
     4.2 GB and 37 s before the fix."""
     from hwmodel.workload import Layer, Workload, save_workload
 
-    data = yaml.safe_load((REPO / "hwmodel/data/designs/flex_nm.yaml").read_text())
+    data = design_data("flex_nm")
     data["sparsity"]["m"] = (1 << 20) - 1
     design = tmp_path / "flex_huge_m.yaml"
     design.write_text(yaml.safe_dump(data))
@@ -456,9 +461,7 @@ def test_flexible_design_with_a_huge_group_size_stays_small(tmp_path):
 
 
 def _design_yaml(**changes) -> str:
-    from hwmodel.design import bundled_designs
-
-    data = yaml.safe_load(bundled_designs()["edge_ws"].read_text())
+    data = design_data()
     data.update(changes)
     return yaml.safe_dump(data)
 
@@ -571,9 +574,9 @@ def test_design_and_sweep_versions_must_be_known_ints(tmp_path, version):
 
 
 def test_design_pe_array_bounded_and_overridable(tmp_path, monkeypatch):
-    from hwmodel.design import bundled_designs, load_design
+    from hwmodel.design import load_design
 
-    data = yaml.safe_load(bundled_designs()["edge_ws"].read_text())
+    data = design_data()
     data["compute"].update(rows=10**9, cols=10**9)
     path = tmp_path / "huge.yaml"
     path.write_text(yaml.safe_dump(data))
@@ -604,9 +607,9 @@ def test_design_non_finite_numbers_refused(tmp_path, field, value):
 def test_design_rates_too_small_to_model_refused(tmp_path, path, value):
     """Positive but absurdly small rates passed as '> 0' and gave wrapped or infinite figures;
     the error names the field (rates are bounded below as they are above)."""
-    from hwmodel.design import bundled_designs, load_design
+    from hwmodel.design import load_design
 
-    data = yaml.safe_load(bundled_designs()["edge_ws"].read_text())
+    data = design_data()
     node, keys = data, [int(k) if k.isdigit() else k for k in path.split(".")]
     for k in keys[:-1]:
         node = node[k]
