@@ -987,7 +987,8 @@ def run(args: argparse.Namespace) -> int:
             if not log.closed:
                 say(f"interrupted after {time.monotonic() - t0:.0f} s: {counts}; rows so far in {writer.partial}")
         if not log.closed:
-            say(f"done in {time.monotonic() - t0:.0f} s (this process): {counts}; wrote {out} and {log_path}")
+            if renamed:  # an interrupted run wrote no FILE (above)
+                say(f"done in {time.monotonic() - t0:.0f} s (this process): {counts}; wrote {out} and {log_path}")
             log.close()
     return 0 if counts["ok"] or (resume_at and schema.count_status(out, "ok")) else 1
 
