@@ -34,6 +34,35 @@ def test_published_format_loads():
     assert meas.out_bytes[meas.dtype == "int8"].tolist() == [1.0] * 188  # int8 -> int8 output
 
 
+def test_published_dense_fp4_of_the_source_is_the_gemm_it_ran(tmp_path):
+    # SlideSparse's cuBLASLt harness passes the packed fp4 bytes (K // 2) as cuBLASLt's element
+    # count, so its dense fp4 time is a GEMM of half the row's k (B200 16384^3: 683 us, 12.9
+    # PFLOP/s over 2mnk, above any B200); its 2:4 call runs the row's k.
+    from hwmodel.gpu.fit import GpuData
+    from hwmodel.gpu.params import GpuParams
+    from hwmodel.gpu.spec import gpu_for
+
+    src = "bcacdwk/vllmbench@d629629:latency_SQUARE.csv"
+    path = tmp_path / "b200.csv"
+    path.write_text(HEADER + f"{src},NVIDIA B200,float4_e2m1,4096,4096,4096,18.6,23.0,0.81,square\n"
+                    f"{src},NVIDIA B200,float8_e4m3fn,4096,4096,4096,45.5,30.2,1.51,square\n"
+                    "mine,NVIDIA B200,float4_e2m1,4096,2048,4096,18.6,23.0,0.81,square\n")
+    meas = read_measurements(path)
+    assert meas.k.tolist() == [4096, 4096, 2048]  # the rows keep the logical k
+    assert meas.dense_k.tolist() == [2048, 4096, 2048]  # only the source's dense fp4 is halved
+    assert meas.subset(np.array([0])).dense_k.tolist() == [2048]
+    other = tmp_path / "other.csv"
+    other.write_text(HEADER + "mine,NVIDIA B200,float4_e2m1,4096,4096,4096,18.6,23.0,0.81,square\n")
+    mine = read_measurements(other)
+    assert mine.dense_k.tolist() == [4096]  # another source's fp4 row ran its k
+    spec, params = gpu_for("b200"), GpuParams()
+    dense, sparse = GpuData.build(spec, meas).predict_us(params)
+    dense_mine, sparse_mine = GpuData.build(spec, mine).predict_us(params)
+    # The source's row: dense time of the k/2 GEMM (row 2), 2:4 time of its own k (as another source's).
+    assert dense[0] == pytest.approx(dense[2], rel=1e-12) and dense[0] < 0.8 * dense_mine[0]
+    assert sparse[0] == pytest.approx(sparse_mine[0], rel=1e-12)
+
+
 def test_bench_format_loads(tmp_path):
     rows = []
     for impl, t in (("dense", 30.0), ("sparse_cslt", 20.0), ("sparse_api", 40.0)):

@@ -39,13 +39,15 @@ class GpuData:
 
     @classmethod
     def build(cls, spec: GpuSpec, meas: Measurements) -> "GpuData":
-        """Group rows by (dtype, output bytes) and build a dense and a 2:4 geometry per group."""
+        """Group rows by (dtype, output bytes) and build a dense (of ``dense_k``) and a 2:4 geometry per group."""
         groups = []
         keys = sorted(set(zip(meas.dtype.tolist(), meas.out_bytes.tolist())))
         for dtype, ob in keys:
             idx = np.flatnonzero((meas.dtype == dtype) & (meas.out_bytes == ob))
             for sparse in (False, True):
-                groups.append((idx, sparse, Geometry(spec, meas.m[idx], meas.k[idx], meas.n[idx], dtype, sparse, ob)))
+                # The dense call may have run a smaller k than the row names (measurements.dense_k).
+                k = meas.k[idx] if sparse else meas.dense_k[idx]
+                groups.append((idx, sparse, Geometry(spec, meas.m[idx], k, meas.n[idx], dtype, sparse, ob)))
         return cls(spec, meas, groups)
 
     def predict_us(self, params: GpuParams) -> tuple[np.ndarray, np.ndarray]:

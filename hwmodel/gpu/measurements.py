@@ -5,7 +5,8 @@ Two formats are read (the header tells which):
 * **published** (``hwmodel/data/gpu_measurements/*.csv``, provenance in the README there):
   ``source, gpu, dtype, m, k, n, dense_us, sparse_us, speedup, notes``; library kernel times
   (cuBLASLt, cuSPARSELt) in a loop of back-to-back calls on the same operands, so operands
-  that fit the L2 stay there (``l2="warm"``); int8 GEMMs write int8.
+  that fit the L2 stay there (``l2="warm"``); int8 GEMMs write int8. The source's dense fp4
+  call ran a GEMM of half the row's k (:data:`PACKED_K_SOURCES`): ``dense_k`` says so.
 * **bench** (``nmlab gpu bench``, schema ``nmlab-gpu-bench``, docs/gpu.md): the ``ok`` GEMM
   and layer rows whose numerical check passed; dense (``impl=dense``) and 2:4
   (``impl=sparse_cslt``) of one case (kind, name, env, width and GEMM) are paired; their
@@ -38,6 +39,15 @@ PUBLISHED_COLUMNS = ("gpu", "dtype", "m", "k", "n", "dense_us", "sparse_us")
 DTYPE_ALIASES = {"bf16": "bfloat16", "fp16": "float16", "half": "float16", "fp8": "float8_e4m3fn",
                  "e4m3": "float8_e4m3fn", "fp4": "float4_e2m1", "tf32": "tfloat32"}
 BENCH_LOOP_CALLS = 50
+#: Published sources whose dense (cuBLASLt) call of a packed dtype ran k / values-per-byte, not k.
+#: SlideSparse's cuBLASLt/alg_search.py (bcacdwk/vllmbench, run_search) passes
+#: ``K_effective = K // 2 if is_fp4 else K`` (the packed bytes of a torch fp4 tensor) to
+#: cublaslt_gemm.cu, which makes CUDA_R_4F_E2M1 layouts of K rows (elements, not bytes), and
+#: reports the logical K; its cuSPARSELt 2:4 call passes the logical K. Hence B200 dense fp4 at
+#: 16384^3 (683 us) is 12.9 PFLOP/s over 2mnk, above any B200's 9.6 (docs/gpu.md).
+PACKED_K_SOURCES = ("bcacdwk/vllmbench@",)
+#: Values per byte of the packed dtypes (torch stores fp4 two to a byte).
+PACKED_VALUES_PER_BYTE = {"float4_e2m1": 2}
 
 
 def canonical_dtype(name: str) -> str:
@@ -60,6 +70,8 @@ class Measurements:
         gpu: device name per row, as the file gives it.
         dtype: operand dtype name per row.
         m, k, n: GEMM sizes (Y[m,n] = X[m,k] W[n,k]^T).
+        dense_k: the k the dense call ran (k, but k/2 for a published dense fp4 row of
+            :data:`PACKED_K_SOURCES`); the 2:4 call ran ``k``.
         dense_us, sparse_us: measured microseconds per call, dense and 2:4.
         out_bytes: output bytes per element per row.
         l2: "warm" (operands reused from L2 between calls) or "cold" (read from DRAM).
@@ -78,6 +90,11 @@ class Measurements:
     out_bytes: np.ndarray
     l2: str
     loop_calls: int
+    dense_k: Optional[np.ndarray] = None
+
+    def __post_init__(self) -> None:
+        if self.dense_k is None:
+            self.dense_k = self.k.copy()
 
     def __len__(self) -> int:
         return int(self.m.size)
@@ -87,7 +104,7 @@ class Measurements:
         pick = lambda a: a[idx]  # noqa: E731
         return Measurements(self.path, self.fmt, pick(self.gpu), pick(self.dtype), pick(self.m), pick(self.k),
                             pick(self.n), pick(self.dense_us), pick(self.sparse_us), pick(self.out_bytes),
-                            self.l2, self.loop_calls)
+                            self.l2, self.loop_calls, pick(self.dense_k))
 
     @property
     def speedup(self) -> np.ndarray:
@@ -150,6 +167,7 @@ def _published(path: Path, reader: csv.DictReader) -> Measurements:
         raise NmlabError(f"{path}: missing column(s) {', '.join(missing)} "
                          f"(a published-format file needs {', '.join(PUBLISHED_COLUMNS)})")
     cols: dict[str, list] = {c: [] for c in PUBLISHED_COLUMNS}
+    dense_k: list[float] = []
     seen: dict[tuple, int] = {}
     for line, row in enumerate(reader, start=2):
         where = f"{path}: line {line}"
@@ -175,13 +193,15 @@ def _published(path: Path, reader: csv.DictReader) -> Measurements:
         seen[key] = line
         for c in ("dense_us", "sparse_us"):
             cols[c].append(_positive(row[c], where, c))
+        packed = (row.get("source") or "").strip().startswith(PACKED_K_SOURCES)
+        dense_k.append(cols["k"][-1] / (PACKED_VALUES_PER_BYTE.get(dtype, 1) if packed else 1))
     if not cols["gpu"]:
         raise NmlabError(f"{path}: no data rows")
     dtype = np.array(cols["dtype"])
     return Measurements(str(path), "published", np.array(cols["gpu"]), dtype,
                         *(np.array(cols[c], dtype=float) for c in ("m", "k", "n", "dense_us", "sparse_us")),
                         out_bytes=np.array([OUTPUT_BYTES[d] for d in dtype], dtype=float), l2="warm",
-                        loop_calls=125)
+                        loop_calls=125, dense_k=np.array(dense_k, dtype=float))
 
 
 def _case_order(item: tuple) -> tuple:
