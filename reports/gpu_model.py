@@ -97,16 +97,19 @@ def _params_provenance() -> dict[str, tuple[list[str], Optional[int]]]:
 
 
 def _curve(spec, meas, params, dtype: str) -> Optional[tuple[np.ndarray, np.ndarray]]:
-    """The model's speedup over square sizes spanning the measured squares of ``dtype``."""
-    from hwmodel.gpu.model import predict_pair_us
+    """The model's speedup over square sizes spanning the measured squares of ``dtype``, each call
+    as the file's rows ran it (a published dense fp4 call ran k/2: ``Measurements.dense_k``)."""
+    from hwmodel.gpu.model import predict_s
 
     sq = np.flatnonzero((meas.dtype == dtype) & (meas.m == meas.k) & (meas.k == meas.n))
     if sq.size == 0:
         return None
     lo, hi = float(meas.m[sq].min()), float(meas.m[sq].max())
     sizes = np.unique(np.round(np.geomspace(lo, hi, CURVE_POINTS)))
-    dense, sparse = predict_pair_us(spec, sizes, sizes, sizes, dtype, params, loop_calls=meas.loop_calls, l2=meas.l2,
-                                    out_bytes=float(meas.out_bytes[sq[0]]))
+    dense_k = sizes * float(meas.dense_k[sq[0]] / meas.k[sq[0]])
+    kw = {"loop_calls": meas.loop_calls, "l2": meas.l2, "out_bytes": float(meas.out_bytes[sq[0]])}
+    dense = predict_s(spec, sizes, dense_k, sizes, dtype, False, params, **kw)
+    sparse = predict_s(spec, sizes, sizes, sizes, dtype, True, params, **kw)
     return sizes, dense / sparse
 
 

@@ -104,6 +104,21 @@ def test_scatter_carries_the_held_out_rows_y_equals_x_and_its_mape(page):
             assert all(v > 0 for v in t["y"])
 
 
+def test_speedup_curve_runs_each_call_as_the_rows_did():
+    """The model's curve passes through the model's own prediction of the smallest and largest measured
+    squares of every dtype, B200 fp4 included, whose published dense call ran k/2 (Measurements.dense_k):
+    a curve of the full-k dense GEMM would sit far from the points it is drawn with."""
+    seen_packed = False
+    for c in gpu_model.check_bundled():
+        m = c.meas
+        for dtype, (sizes, curve) in c.curves.items():
+            for size, value in ((sizes[0], curve[0]), (sizes[-1], curve[-1])):
+                row = np.flatnonzero((m.dtype == dtype) & (m.m == size) & (m.k == size) & (m.n == size))[0]
+                assert value == pytest.approx(c.dense_us[row] / c.sparse_us[row], rel=1e-9), (c.name, dtype, size)
+                seen_packed |= bool(m.dense_k[row] != m.k[row])
+    assert seen_packed
+
+
 def test_section_states_its_source_and_what_the_bundled_parameters_saw(page):
     i = page.index(f'id="{gpu_model.ANCHOR}"')
     text = page[i:i + 8000]
