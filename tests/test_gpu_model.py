@@ -302,7 +302,7 @@ def test_blackwell_int8_runs_64x128_tiles_in_waves():
 
 def test_hopper_int8_64x128_tile_runs_at_the_ampere_sm_rate():
     # Hopper cuBLASLt int8: the logs' algorithm 21 (64x128, m <= 128-256) is the sm80-class kernel.
-    # Its lone tiles at m = 64 add 5.2-5.3 TOPS per SM of k (published H100 PCIe, n = 2048: 10.0 us
+    # Its lone tiles at m = 64 run the extra k at 5.2-5.3 TOPS per SM (published H100 PCIe, n = 2048: 10.0 us
     # at k = 2048, 29.0 us at 8192), 0.73 of an Ampere SM's 4096 int8 ops per clock at boost, 0.37
     # of Hopper's 8192. So that tile runs at the Ampere SM rate with the full tile factor (its
     # feed is that of a capped kernel), while algorithm 39's 256x128 tile (1,097 TOPS at large m,

@@ -151,13 +151,14 @@ LEGACY_SM80 = {("10", False, "int8"), ("9", True, "bfloat16"), ("9", True, "floa
 #: way), where the table's other tiles run at the native rate. Hopper cuBLASLt int8: the logs pick
 #: algorithm 21 (64x128) at m <= 128-256 and 39 (256x128) from m = 256-512 (``KERNEL_TILES``). At m
 #: = 64, 16-20 of those 64x128 tiles (fewer than the 114 SMs, W in L2), one per SM and each
-#: walking all of k, add 5.2-5.3 TOPS per SM of k (published, n = 2048: k = 2048 10.0 us, k = 8192
-#: 29.0 us; n = 2560: k = 2560 11.6 us, k = 6912 25.3 us), 0.72-0.74 of an Ampere SM's int8 rate at
-#: boost (7.19 TOPS) and 0.37 of Hopper's (14.4): the Blackwell int8 kernel's 0.73
-#: (``LEGACY_SM80``). The large GEMMs (algorithm 39) reach 1,097 TOPS, 1.34x the Ampere rate, so
-#: that tile is not capped. At the native rate with its 0.67 tile factor the model had these lone
-#: tiles 12-30% fast at m <= 256 and k >= 5120, and the fitted cuBLASLt fixed cost rose to
-#: make up part of it.
+#: walking all of k, run the extra k at 5.2-5.3 TOPS per SM (published, n = 2048: k = 2048 10.0
+#: us, k = 8192 29.0 us; n = 2560: k = 2560 11.6 us, k = 6912 25.3 us), 0.72-0.74 of an Ampere
+#: SM's int8 rate at boost (7.19 TOPS) and 0.37 of Hopper's (14.4): the Blackwell int8 kernel's
+#: 0.73 (``LEGACY_SM80``); the H100's int8 dense efficiency fitted with this rule, 0.74, gives
+#: 5.3. The large GEMMs (algorithm 39) reach 1,097 TOPS, 1.34x the Ampere rate, so that tile is
+#: not capped. At the native rate with its 0.67 tile factor the model had those m = 64-128 rows
+#: with k >= 5120 and W in L2 12-13% fast, and the fitted cuBLASLt fixed cost rose to make up
+#: part of it (4.46 us bundled, 4.18 us fitted with this rule).
 SM80_TILES = {("9", False, "int8"): ((64, 128),)}
 #: Dense tensor operations per clock per SM of an Ampere (sm80) SM, from the A100 datasheet:
 #: 312 TFLOP/s bf16/fp16, 156 tf32, 624 TOPS int8 on 108 SMs at 1410 MHz. fp8 (which Ampere
