@@ -288,13 +288,42 @@ def test_blackwell_int8_runs_64x128_tiles_in_waves():
     assert tile_intensity_full(a100, "int8", candidates(a100, "int8", False)) == TILE_INTENSITY_FULL
     assert tile_intensity_full(h100p, "int8", candidates(h100p, "int8", False)) == TILE_INTENSITY_FULL
     assert tile_intensity_full(h100p, "bfloat16", candidates(h100p, "bfloat16", True)) == pytest.approx(TILE_INTENSITY_FULL, rel=1e-3)
-    assert Geometry(h100p, 64, 2048, 2048, "int8", False).tile_flops[0, 0] == pytest.approx(2 * 64 * 128 * 2048 * 1.5)
+    # Hopper's int8 64x128 tile is the sm80-class kernel (``SM80_TILES``): full tile factor at the
+    # Ampere rate, half the H100's int8 rate (test_hopper_int8_64x128_tile_runs_at_the_ampere_sm_rate).
+    h_int8 = Geometry(h100p, 64, 2048, 2048, "int8", False)
+    assert h_int8.tile_flops[0, 0] == pytest.approx(2 * 64 * 128 * 2048 * h_int8.peak / (4096 * 114 * 1755e6))
     # The bundled model: flat from m = 64 to 512 at n = 2048 (the full tile set stepped +26% at
     # m = 512), and the waves at n = 16384.
     flat = [predict(b200, m, 2048, 2048, "int8", False) for m in (64, 512)]
     assert flat[1] / flat[0] < 1.02
     for m, us in ((64, 10.4), (128, 16.5), (256, 27.5), (512, 45.1)):
         assert predict(b200, m, 2048, 16384, "int8", False) * 1e6 == pytest.approx(us, rel=0.12), m
+
+
+def test_hopper_int8_64x128_tile_runs_at_the_ampere_sm_rate():
+    # Hopper cuBLASLt int8: the logs' algorithm 21 (64x128, m <= 128-256) is the sm80-class kernel.
+    # Its lone tiles at m = 64 run the extra k at 5.2-5.3 TOPS per SM (published H100 PCIe, n = 2048: 10.0 us
+    # at k = 2048, 29.0 us at 8192), 0.73 of an Ampere SM's 4096 int8 ops per clock at boost, 0.37
+    # of Hopper's 8192. So that tile runs at the Ampere SM rate with the full tile factor (its
+    # feed is that of a capped kernel), while algorithm 39's 256x128 tile (1,097 TOPS at large m,
+    # 1.34x the Ampere rate) keeps the native rate; no other kernel has a per-tile cap.
+    h100p, b200 = gpu_for("h100_pcie"), gpu_for("b200")
+    sm80 = 4096 * 114 * 1755e6
+    kernel = candidates(h100p, "int8", False)
+    assert kernel.tiles == ((64, 128), (256, 128)) and kernel.tile_sm80_peak == (pytest.approx(sm80), None)
+    assert kernel.sm80_peak is None and kernel.peak == pytest.approx(h100p.peak_flops("int8", False) * 1755 / 1620)
+    assert candidates(h100p, "int8", True).tile_sm80_peak == (None,) * len(TILES[True])
+    assert candidates(b200, "int8", False).tile_sm80_peak == (None,)  # capped as a whole (LEGACY_SM80)
+    # By hand, at the boost clock and eta 0.7: one 64x128 tile per SM (16 tiles) walking k = 8192.
+    eta, k = 0.7, 8192
+    geo = Geometry(h100p, 64, k, 2048, "int8", False)
+    compute_s, _, _ = geo._at_clock(ETA1, eta, np.ones(1), np.zeros(1))
+    assert geo.waves[0, 0] == 1
+    assert compute_s[0, 0] == pytest.approx(2 * 64 * 128 * k / (eta * 4096 * 1755e6), rel=1e-9)  # 26.1 us
+    # 256x128 at the native rate (its intensity 85 is above the full-rate 64): 4x the work per tile
+    # at twice the rate.
+    assert compute_s[0, 1] == pytest.approx(2 * 256 * 128 * k / (eta * kernel.peak / 114), rel=1e-9)
+    assert compute_s[0, 1] / compute_s[0, 0] == pytest.approx(4 * sm80 / kernel.peak, rel=1e-9)
 
 
 def test_hopper_16bit_2of4_runs_at_the_ampere_sm_rate():

@@ -23,7 +23,8 @@ from the hardware, not fitted per shape:
   executes it no faster than an Ampere SM (``LEGACY_SM80``: cuBLASLt int8 on Blackwell,
   cuSPARSELt 16-bit and fp8 2:4 on Hopper), the peak is the Ampere SM's per-clock rate x SMs,
   not the spec's; a tile then starves only below the intensity that rate needs
-  (``tile_intensity_full``).
+  (``tile_intensity_full``). Where only some of a kernel table's tiles are such a kernel
+  (``SM80_TILES``: Hopper cuBLASLt int8's 64x128 tile), those tiles alone run at that rate.
 * **Clock and power.** The tensor cores draw ``tensor_pj_per_flop`` per 16-bit FLOP at
   the boost clock (an 8-bit FLOP half: at full rate fp8 draws what bf16 does), a 2:4 FLOP
   ``sparse_energy`` of a dense one; a GEMM reaching a
@@ -145,6 +146,20 @@ W_REREAD = {("8", True, "bfloat16"), ("8", True, "float16")}
 #: capping it makes the H100's and the RTX 4090's int8 2:4 predicted from the others worse: it is
 #: not listed.
 LEGACY_SM80 = {("10", False, "int8"), ("9", True, "bfloat16"), ("9", True, "float16"), ("9", True, "float8_e4m3fn")}
+#: (compute capability, sparse, dtype) -> the tiles of ``KERNEL_TILES`` whose kernel is the
+#: sm80-class one and runs at the Ampere SM's rate (as ``LEGACY_SM80``, tile factor scaled the same
+#: way), where the table's other tiles run at the native rate. Hopper cuBLASLt int8: the logs pick
+#: algorithm 21 (64x128) at m <= 128-256 and 39 (256x128) from m = 256-512 (``KERNEL_TILES``). At m
+#: = 64, 16-20 of those 64x128 tiles (fewer than the 114 SMs, W in L2), one per SM and each
+#: walking all of k, run the extra k at 5.2-5.3 TOPS per SM (published, n = 2048: k = 2048 10.0
+#: us, k = 8192 29.0 us; n = 2560: k = 2560 11.6 us, k = 6912 25.3 us), 0.72-0.74 of an Ampere
+#: SM's int8 rate at boost (7.19 TOPS) and 0.37 of Hopper's (14.4): the Blackwell int8 kernel's
+#: 0.73 (``LEGACY_SM80``); the H100's int8 dense efficiency fitted with this rule, 0.74, gives
+#: 5.3. The large GEMMs (algorithm 39) reach 1,097 TOPS, 1.34x the Ampere rate, so that tile is
+#: not capped. At the native rate with its 0.67 tile factor the model had those m = 64-128 rows
+#: with k >= 5120 and W in L2 12-13% fast, and the fitted cuBLASLt fixed cost rose to make up
+#: part of it (4.46 us bundled, 4.18 us fitted with this rule).
+SM80_TILES = {("9", False, "int8"): ((64, 128),)}
 #: Dense tensor operations per clock per SM of an Ampere (sm80) SM, from the A100 datasheet:
 #: 312 TFLOP/s bf16/fp16, 156 tf32, 624 TOPS int8 on 108 SMs at 1410 MHz. fp8 (which Ampere
 #: lacks): the int8 rate, as the mma.sync / mma.sp e4m3 shapes (PTX, sm_89) run at the int8 rate
@@ -345,6 +360,9 @@ class Kernel(NamedTuple):
     min_waves: tuple
     #: Operand feed per clock the kernel needs, as a fraction of ``TILE_INTENSITY_FULL``'s.
     feed: float
+    #: Per tile (same order as ``tiles``): tensor operations per second of the Ampere SM's rate
+    #: that tile alone runs at (``SM80_TILES``), else None (the kernel's ``peak``).
+    tile_sm80_peak: tuple
 
 
 def _boost_peak(spec: GpuSpec, dtype: str, sparse: bool) -> float:
@@ -375,22 +393,27 @@ def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
     offers, and the per-architecture kernel tables (the one place that reads them)."""
     major = spec.compute_capability.split(".")[0]
     keys = _table_keys(spec, sparse, dtype)
-    sm80_peak = None
-    if _listed(LEGACY_SM80, keys):
-        sm80_rate = SM80_OPS_PER_CLK_SM[dtype] * (2.0 if sparse else 1.0)  # 2:4 doubles the rate
-        sm80_peak = sm80_rate * spec.sm_count * spec.boost_clock_mhz * 1e6
+    sm80_peak = _sm80_peak(spec, dtype, sparse) if _listed(LEGACY_SM80, keys) else None
     peak = _boost_peak(spec, dtype, sparse)
     if sm80_peak is not None:
         peak = min(peak, sm80_peak)
     tiles = _lookup(KERNEL_TILES, keys, TILES[sparse])
     no_split = _listed(NO_SPLIT_K, keys) or major in NO_SPLIT_K_ARCH
     min_waves = _lookup(TILE_MIN_WAVES, keys, {})
+    sm80_tiles = _lookup(SM80_TILES, keys, ())
+    tile_sm80 = tuple(min(peak, _sm80_peak(spec, dtype, sparse)) if t in sm80_tiles else None for t in tiles)
     return Kernel(tiles, (1,) if no_split else SPLITS[sparse], _listed(W_REREAD, keys), sm80_peak,
                   CLUSTER_MULTICAST.get(major, 1.0), peak, tuple(min_waves.get(t, 0.0) for t in tiles),
-                  _lookup(FEED_SCALE, keys, 1.0))
+                  _lookup(FEED_SCALE, keys, 1.0), tile_sm80)
 
 
-def tile_intensity_full(spec: GpuSpec, dtype: str, kernel: Kernel) -> float:
+def _sm80_peak(spec: GpuSpec, dtype: str, sparse: bool) -> float:
+    """Tensor operations per second of ``spec``'s SMs at an Ampere SM's per-clock rate, at boost."""
+    sm80_rate = SM80_OPS_PER_CLK_SM[dtype] * (2.0 if sparse else 1.0)  # 2:4 doubles the rate
+    return sm80_rate * spec.sm_count * spec.boost_clock_mhz * 1e6
+
+
+def tile_intensity_full(spec: GpuSpec, dtype: str, kernel: Kernel, sm80_peak: Optional[float] = None) -> float:
     """Tile intensity (FLOPs per operand element) from which a tile of ``kernel`` runs at full rate.
 
     A tile's operand feed (shared memory, L2) per clock grows with the rate the kernel runs at;
@@ -403,11 +426,13 @@ def tile_intensity_full(spec: GpuSpec, dtype: str, kernel: Kernel) -> float:
     does to it predicted from the other GPUs). Hopper's 16-bit 2:4 cap (the Ampere 2:4 rate)
     equals its native dense rate.
     A kernel in ``FEED_SCALE`` (the Ampere int8 kernel on Ada's half-rate int8 SM) needs that
-    fraction of the feed.
+    fraction of the feed. ``sm80_peak``, where given, is one tile's own Ampere-rate cap
+    (``SM80_TILES``), scaled the same way.
     """
-    if kernel.sm80_peak is None:
+    cap = kernel.sm80_peak if sm80_peak is None else sm80_peak
+    if cap is None:
         return TILE_INTENSITY_FULL * kernel.feed
-    return TILE_INTENSITY_FULL * min(1.0, kernel.sm80_peak / _boost_peak(spec, dtype, False))
+    return TILE_INTENSITY_FULL * min(1.0, cap / _boost_peak(spec, dtype, False))
 
 
 def _arrays(m: Any, k: Any, n: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -442,8 +467,11 @@ class Geometry:
         self.ws_bytes = x_bytes + self.w_bytes + y_bytes
         waves, tile_flops, traffic, rereads = [], [], [], []
         full_intensity = tile_intensity_full(spec, dtype, kernel)
-        for (tm, tn), min_waves in zip(kernel.tiles, kernel.min_waves):
-            tile_eff = min(1.0, (tm * tn / (tm + tn)) / full_intensity)
+        for (tm, tn), min_waves, tile_cap in zip(kernel.tiles, kernel.min_waves, kernel.tile_sm80_peak):
+            # An ``SM80_TILES`` tile runs at its own cap: its operations cost peak / cap more time.
+            slow = 1.0 if tile_cap is None else kernel.peak / tile_cap
+            full = full_intensity if tile_cap is None else tile_intensity_full(spec, dtype, kernel, tile_cap)
+            tile_eff = min(1.0, (tm * tn / (tm + tn)) / full) / slow
             rows_t, cols_t = np.ceil(m / tm), np.ceil(n / tn)
             for split in kernel.splits:
                 kc = np.ceil(k / split)
