@@ -472,7 +472,7 @@ def test_ampere_ada_16bit_2of4_kernels_tile_128_rows_of_x():
             assert candidates(gpu, dtype, True)[0] == rows128
         assert candidates(gpu, "int8", True)[0] == TILES[True]
         assert candidates(gpu, "bfloat16", False)[0] == TILES[False]
-    assert candidates(h100p, "bfloat16", True)[0] == TILES[True]
+    assert (192, 128) in candidates(h100p, "bfloat16", True)[0]  # Hopper's own set (test below)
     geo = Geometry(rtx, 16384, 3584, 37888, "bfloat16", True)
     assert geo.w_rereads.min() == 16384 // 128 - 1
     # Published RTX 4090 bf16 2:4, n x k = 37888 x 3584: 2915 us at m = 2048, 23104 us at 16384
@@ -511,3 +511,21 @@ def test_hopper_fp8_dense_has_no_256_wide_tile():
     assert set(fp8) == {t for t in TILES[False] if max(t) < 256}
     assert (128, 256) in candidates(h100p, "bfloat16", False).tiles
     assert candidates(gpu_for("a100_pcie"), "bfloat16", False).tiles == TILES[False]
+
+
+def test_hopper_16bit_2of4_has_192_wide_tiles():
+    # Published H100 PCIe bf16 2:4, 512 x 3072 x 5120 (m x k x n): 28.1 us, one wave of 4 x 27 =
+    # 108 tiles of 128 x 192 at the Ampere 2:4 rate; 128-multiple tiles need two waves of 128x128
+    # or one of 128x256, a third more work per SM.
+    h100p, a100 = gpu_for("h100_pcie"), gpu_for("a100_pcie")
+    for dtype in ("bfloat16", "float16"):
+        assert candidates(h100p, dtype, True).tiles == ((128, 64), (128, 128), (128, 192), (192, 128))
+    assert candidates(h100p, "int8", True).tiles == candidates(h100p, "float8_e4m3fn", True).tiles == TILES[True]
+    assert (192, 128) not in candidates(a100, "bfloat16", True).tiles
+    geo = Geometry(h100p, 512, 3072, 5120, "bfloat16", True)
+    work = geo.waves * geo.tile_flops  # per SM, in FLOPs at the tile's rate
+    best = int(np.argmin(work[0]))
+    assert candidates(h100p, "bfloat16", True).tiles[best] == (128, 192) and geo.waves[0, best] == 1
+    assert work[0, best] == pytest.approx(2 * 128 * 192 * 3072)
+    # The bundled model: within 15% of the published time (the 256-wide tiles gave 36 us).
+    assert predict(h100p, 512, 3072, 5120, "bfloat16", True) * 1e6 == pytest.approx(28.1, rel=0.15)

@@ -212,7 +212,20 @@ BLACKWELL_MMA_TILES = tuple(sorted({(128, w) for w in range(64, 257, 16)} | {(w,
 #: the H100's own rows rarely picks them); fitted on the other three GPUs they no longer pull the
 #: pooled fp8 efficiency (leave-one-GPU-out before and after: docs/gpu.md, "How well the model
 #: does").
+#: cuSPARSELt 16-bit 2:4 on Hopper (no split-K, the Ampere 2:4 rate: ``NO_SPLIT_K``, ``LEGACY_SM80``):
+#: tiles 192 wide in place of the 256-wide ones. Its search logs name only alg ids (21 for BF16,
+#: ``cuSPARSELt/alg_search_results/H100_cc90_*/BF16``, no tile descriptor), but the published H100
+#: PCIe times at m = 512-1024 are one wave of 128x192 or 192x128 tiles at the capped rate (2 x 128
+#: x 192 x k FLOP at 0.95 x 7.19 TFLOP/s per SM, plus the ~6.4 us fixed cost), where 128-multiple
+#: tiles need two waves of 128x128 or one of twice the work: m x k x n = 512 x 3072 x 5120 (108
+#: tiles) 28.1 us published, 28.4 by hand, 35.9 with the 256-wide tiles; 512 x 3584 x 4608 31.4
+#: against 40.7; 512 x 13824 x 5120 114.7 against 141.2; 1024 x 2048 x 2048 (96 192x128 tiles)
+#: 21.4 against 26.0; 1024 x 8192 x 2048 62.9 against 84.7 (held out, split seed 13). At m <= 256
+#: (128x64) and m >= 2048 (full tile rate either way) little changes. Keeping the 256-wide tiles
+#: as well fits as well held out but puts one split seed's crossovers a step further off.
+HOPPER_SPARSE16_TILES = ((128, 64), (128, 128), (128, 192), (192, 128))
 KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128)), ("10", False, "int8"): ((64, 128),),
+                ("9", True, "bfloat16"): HOPPER_SPARSE16_TILES, ("9", True, "float16"): HOPPER_SPARSE16_TILES,
                 ("8.9", False, "int8"): ((64, 128), (128, 256)),
                 ("8", True, "bfloat16"): ((128, 64), (128, 128), (128, 256)),
                 ("8", True, "float16"): ((128, 64), (128, 128), (128, 256)),
