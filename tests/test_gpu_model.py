@@ -461,6 +461,22 @@ def test_ada_fp8_2of4_lone_tiles_run_at_the_full_rate():
     assert t["compute_s"][0, best] * 1e6 == pytest.approx(2 * 128 * 64 * 18944 / (660.6e12 / 128) * 1e6, rel=1e-3)
 
 
+def test_ada_int8_2of4_lone_tiles_run_at_the_full_rate():
+    # cuSPARSELt's int8 2:4 on Ada (split-K 1 in the RTX4090_cc89_*/INT8 logs) runs 4096
+    # dense-equivalent ops per clock per SM, half the A100's 2:4 rate, and a lone 128x64 tile at
+    # that rate needs the 42 bytes per clock the A100 feeds its own lone 2:4 tile: full rate, as
+    # the published m = 64 slopes show (0.93-1.04 of the per-SM 2:4 peak). 64 x 18944 x 3584 is
+    # 56 such tiles, one per SM (published 37.4 us with the fixed cost; the 0.67 factor gave 53.7).
+    rtx, a100 = gpu_for("rtx4090"), gpu_for("a100_pcie")
+    kernel = candidates(rtx, "int8", True)
+    assert tile_intensity_full(rtx, "int8", kernel) == TILE_INTENSITY_FULL / 2
+    assert tile_intensity_full(a100, "int8", candidates(a100, "int8", True)) == TILE_INTENSITY_FULL
+    geo, t, best, _ = _lone_tile_at_full_rate(rtx, 64, 18944, 3584, "int8", True)
+    assert kernel.tiles[best] == (128, 64) and geo.waves[0, best] == 1
+    per_sm = kernel.peak / rtx.sm_count
+    assert t["compute_s"][0, best] == pytest.approx(2 * 128 * 64 * 18944 / per_sm, rel=1e-9)
+
+
 def test_ampere_ada_16bit_2of4_kernels_tile_128_rows_of_x():
     # cuSPARSELt's 16-bit 2:4 kernels on Ampere/Ada have 128-row tiles only: a weight far above
     # the L2 is streamed once per 128 rows of X (the RTX 4090 and A100 search logs run n x k =

@@ -256,13 +256,25 @@ TILE_MIN_WAVES = {("8.9", False, "int8"): {(128, 256): 1.5}}
 #:   fp32 accumulate) on 1-byte operands: 0.5. 64 x 18944 x 3584 takes 61.9 us: 56 tiles of
 #:   128x64 (cuSPARSELt's smallest), one per SM, at the full 2:4 rate take 60 us (the card boosts
 #:   above the 2520 MHz of the spec's rate), with the tile factor (0.67) 90 us.
+#: * cuSPARSELt's int8 2:4 on Ada (split-K 1 at every shape in the RTX4090_cc89_*/INT8 logs),
+#:   4096 dense-equivalent ops per clock (1321 TOPS with 2:4 / 128 SMs / 2520 MHz): 0.5. Against
+#:   the dense feed it would need all of it (1.0), but the A100's own 2:4 int8 kernel shows what an
+#:   Ampere SM feeds a lone 2:4 tile: at m = 64-256 with W in L2 its published times grow by
+#:   2.5-3.1 ns per k on 16-28 tiles, about 4,150 ops per clock per SM for a 128x64 tile, i.e. 42
+#:   bytes per clock (128 + 32 + 8 per k step: X, the kept half of W, its metadata). The same tile
+#:   at Ada's full int8 2:4 rate needs those 42 bytes, and the RTX 4090's lone tiles run at it:
+#:   1.52-1.71 ns per k at m = 64, n = 2048-5120 (32-80 tiles of 16,384 ops per k step), 0.93-1.04
+#:   of the per-SM 2:4 peak, where the 0.67 factor left the model 26-46% slow on those rows (64 x
+#:   18944 x 3584: 37.4 us published, 53.7 predicted). Measured against the 2:4 rate of an Ampere
+#:   SM (8192), Ada's fp8 2:4 entry above would be 0.25; it gives its 128x64 tile the full rate
+#:   either way.
 #: Where every SM is busy, such a tile is bound by the GPU's L2 bandwidth instead (the L2 term):
 #: a 64x128 int8 tile at the full rate needs 24 bytes per clock per SM, about twice what the
 #: fitted Ada L2 moves, hence the logged 310-340 TOPS at m = 256-1024. By the same rule Ada's
-#: 16-bit and dense fp8 kernels would need 0.25 and its 16-bit 2:4 0.5 (int8 2:4: 1.0), but the
+#: 16-bit and dense fp8 kernels would need 0.25 and its 16-bit 2:4 0.5, but the
 #: data do not pin a lone tile's rate for kernels that split K, and with those the model did no
 #: better (docs/gpu.md, "Tried and not kept"), so they are not listed.
-FEED_SCALE = {("8.9", False, "int8"): 0.5, ("8.9", True, "float8_e4m3fn"): 0.5}
+FEED_SCALE = {("8.9", False, "int8"): 0.5, ("8.9", True, "float8_e4m3fn"): 0.5, ("8.9", True, "int8"): 0.5}
 #: Compute-capability major -> SMs that share one L2 read of an operand tile.
 CLUSTER_MULTICAST = {"9": 2.0, "10": 4.0}
 MIN_K_PER_SPLIT = 256
