@@ -158,7 +158,7 @@ LEGACY_SM80 = {("10", False, "int8"), ("9", True, "bfloat16"), ("9", True, "floa
 #: 5.3. The large GEMMs (algorithm 39) reach 1,097 TOPS, 1.34x the Ampere rate, so that tile is
 #: not capped. At the native rate with its 0.67 tile factor the model had those m = 64-128 rows
 #: with k >= 5120 and W in L2 12-13% fast, and the fitted cuBLASLt fixed cost rose to make up
-#: part of it (4.46 us bundled, 4.18 us fitted with this rule).
+#: part of it (4.46 us before this rule, 4.18 us fitted with it).
 SM80_TILES = {("9", False, "int8"): ((64, 128),)}
 #: Dense tensor operations per clock per SM of an Ampere (sm80) SM, from the A100 datasheet:
 #: 312 TFLOP/s bf16/fp16, 156 tf32, 624 TOPS int8 on 108 SMs at 1410 MHz. fp8 (which Ampere
