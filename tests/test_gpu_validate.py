@@ -63,6 +63,31 @@ def test_published_dense_fp4_of_the_source_is_the_gemm_it_ran(tmp_path):
     assert sparse[0] == pytest.approx(sparse_mine[0], rel=1e-12)
 
 
+def test_bundled_dense_k_halves_only_the_b200_fp4_rows():
+    # The halving keys on the rows' source column: a bundled file whose source text changed would
+    # silently drop it (B200 fp4 dense back at 12.9 PFLOP/s over 2mnk); every other row ran its k.
+    for path in bundled_files():
+        meas = read_measurements(path)
+        fp4 = meas.dtype == "float4_e2m1"
+        assert np.array_equal(meas.dense_k[~fp4], meas.k[~fp4]), path.name
+        assert np.array_equal(meas.dense_k[fp4], meas.k[fp4] / 2), path.name
+        assert fp4.any() == (path.name == "slidesparse_b200.csv")
+
+
+def test_bench_rows_run_their_own_k(tmp_path):
+    # nmlab's own bench times the logical k for every dtype, fp4 included: dense_k stays k.
+    rows = []
+    for impl, t in (("dense", 30.0), ("sparse_cslt", 20.0)):
+        row = schema.empty_row()
+        row.update(run_id="r", status="ok", error="", kind="gemm", name="square", env="", width=0,
+                   dtype="float4_e2m1", out_dtype="bfloat16", impl=impl, backend="x", m=1024, n=1024, k=2048,
+                   graph_median_us=t, eager_median_us=t + 10, device_name="NVIDIA B200")
+        rows.append(row)
+    path = tmp_path / "bench.csv"
+    schema.write_rows(path, rows)
+    meas = read_measurements(path)
+    assert meas.dtype.tolist() == ["float4_e2m1"] and meas.dense_k.tolist() == meas.k.tolist() == [2048.0]
+
 def test_bench_format_loads(tmp_path):
     rows = []
     for impl, t in (("dense", 30.0), ("sparse_cslt", 20.0), ("sparse_api", 40.0)):
