@@ -9,8 +9,9 @@ from the hardware, not fitted per shape:
   ``NO_SPLIT_K`` and every Blackwell kernel, ``NO_SPLIT_K_ARCH``); tiles run in waves of
   ``sm_count``, and every wave costs a full tile. A tile's rate is the per-SM tensor peak of the
   spec (2:4 peak for 2:4) times the per-dtype kernel efficiency ``eta`` times a tile-shape factor
-  (small tiles re-read more operand bytes per FLOP from shared memory). The library picks the
-  fastest candidate; so does the model.
+  (small tiles re-read more operand bytes per FLOP from shared memory; a kernel that needs only
+  part of the operand feed per clock that factor assumes, ``FEED_SCALE``, keeps smaller tiles at
+  full rate). The library picks the fastest candidate; so does the model.
 * **Memory: L2 or DRAM.** DRAM moves the unique bytes (X, W or its 2:4 form with 2-bit
   metadata per kept value, Y in the output dtype) that miss in L2. In a loop on the same
   operands (how published timings are taken) a working set that fits the usable L2 stays
