@@ -63,6 +63,18 @@ def test_published_dense_fp4_of_the_source_is_the_gemm_it_ran(tmp_path):
     assert sparse[0] == pytest.approx(sparse_mine[0], rel=1e-12)
 
 
+def test_published_packed_fp4_row_of_odd_k_is_refused_on_its_line(tmp_path):
+    # The source's dense call ran k // 2 packed bytes: an odd k (k = 1 gave a 0.5 or 0-element dense
+    # GEMM) is a broken row, named by its line, not a model error about GEMM sizes later.
+    from hwmodel.errors import NmlabError
+
+    path = tmp_path / "odd.csv"
+    path.write_text(HEADER + "bcacdwk/vllmbench@x:y.csv,NVIDIA B200,float4_e2m1,64,1,64,5.0,6.0,0.83,\n")
+    with pytest.raises(NmlabError, match=r"line 2: float4_e2m1 k = 1 is not a multiple of 2"):
+        read_measurements(path)
+    path.write_text(HEADER + "mine,NVIDIA B200,float4_e2m1,64,1,64,5.0,6.0,0.83,\n")
+    assert read_measurements(path).dense_k.tolist() == [1.0]  # another source ran k itself
+
 def test_bundled_dense_k_halves_only_the_b200_fp4_rows():
     # The halving keys on the rows' source column: a bundled file whose source text changed would
     # silently drop it (B200 fp4 dense back at 12.9 PFLOP/s over 2mnk); every other row ran its k.
