@@ -3,12 +3,13 @@ design points predicts published dense and 2:4 GEMM times.
 
 Per bundled measured GPU (``hwmodel/data/gpu_measurements``, provenance in its README): the model with
 the **bundled parameters** (``hwmodel.gpu.params``, the set of the GPU's architecture: what the sweep's
-GPU points use) predicts every row (``hwmodel.gpu.model.predict_pair_us``, under the file's own timing
-conditions); the rows scored are the **held-out** shapes of ``hwmodel.gpu.validate.split_shapes`` and
-the scores are ``hwmodel.gpu.validate.scores`` (MAPE of dense and 2:4 times, speedup error, same
-winner) and ``square_crossover``. Two plots per GPU: predicted vs measured time (log-log, y = x, the
-MAPEs written on it) and speedup (dense / 2:4) vs size over the square GEMMs, per dtype, the measured
-points over the model's curve.
+GPU points use) predicts every row as its calls ran (``hwmodel.gpu.fit.GpuData``, as ``nmlab gpu
+validate``: the dense call at ``Measurements.dense_k``, under the file's own timing conditions); the
+rows scored are the **held-out** shapes of ``hwmodel.gpu.validate.split_shapes`` and the scores are
+``hwmodel.gpu.validate.scores`` (MAPE of dense and 2:4 times, speedup error, same winner) and
+``square_crossover``. Two plots per GPU: predicted vs measured time (log-log, y = x, the MAPEs written
+on it) and speedup (dense / 2:4) vs size over the square GEMMs, per dtype, the measured points over the
+model's curve.
 
 The section is shown only when the sweep has GPU design points (``reports.data.gpu_rows``). It costs
 about 0.1 s CPU: each file is read once, the bundled GPU specs are loaded once, and the model is numpy.

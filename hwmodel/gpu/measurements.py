@@ -46,8 +46,6 @@ BENCH_LOOP_CALLS = 50
 #: reports the logical K; its cuSPARSELt 2:4 call passes the logical K. Hence B200 dense fp4 at
 #: 16384^3 (683 us) is 12.9 PFLOP/s over 2mnk, above any B200's 9.6 (docs/gpu.md).
 PACKED_K_SOURCES = ("bcacdwk/vllmbench@",)
-#: Values per byte of the packed dtypes (torch stores fp4 two to a byte).
-PACKED_VALUES_PER_BYTE = {"float4_e2m1": 2}
 
 
 def canonical_dtype(name: str) -> str:
@@ -193,8 +191,13 @@ def _published(path: Path, reader: csv.DictReader) -> Measurements:
         seen[key] = line
         for c in ("dense_us", "sparse_us"):
             cols[c].append(_positive(row[c], where, c))
+        # Such a source's dense call ran the packed bytes of k (K // 2 for fp4, two values a byte).
         packed = (row.get("source") or "").strip().startswith(PACKED_K_SOURCES)
-        dense_k.append(cols["k"][-1] / (PACKED_VALUES_PER_BYTE.get(dtype, 1) if packed else 1))
+        per_byte = max(1, round(1 / OPERAND_BYTES[dtype])) if packed else 1
+        if cols["k"][-1] % per_byte:
+            raise NmlabError(f"{where}: {dtype} k = {cols['k'][-1]:.0f} is not a multiple of {per_byte}: this "
+                             f"source's dense call ran the packed k (k // {per_byte}), which would be a partial byte")
+        dense_k.append(cols["k"][-1] // per_byte)
     if not cols["gpu"]:
         raise NmlabError(f"{path}: no data rows")
     dtype = np.array(cols["dtype"])

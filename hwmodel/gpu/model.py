@@ -9,8 +9,9 @@ from the hardware, not fitted per shape:
   ``NO_SPLIT_K`` and every Blackwell kernel, ``NO_SPLIT_K_ARCH``); tiles run in waves of
   ``sm_count``, and every wave costs a full tile. A tile's rate is the per-SM tensor peak of the
   spec (2:4 peak for 2:4) times the per-dtype kernel efficiency ``eta`` times a tile-shape factor
-  (small tiles re-read more operand bytes per FLOP from shared memory). The library picks the
-  fastest candidate; so does the model.
+  (small tiles re-read more operand bytes per FLOP from shared memory; a kernel that needs only
+  part of the operand feed per clock that factor assumes, ``FEED_SCALE``, keeps smaller tiles at
+  full rate). The library picks the fastest candidate; so does the model.
 * **Memory: L2 or DRAM.** DRAM moves the unique bytes (X, W or its 2:4 form with 2-bit
   metadata per kept value, Y in the output dtype) that miss in L2. In a loop on the same
   operands (how published timings are taken) a working set that fits the usable L2 stays
@@ -158,7 +159,7 @@ LEGACY_SM80 = {("10", False, "int8"), ("9", True, "bfloat16"), ("9", True, "floa
 #: 5.3. The large GEMMs (algorithm 39) reach 1,097 TOPS, 1.34x the Ampere rate, so that tile is
 #: not capped. At the native rate with its 0.67 tile factor the model had those m = 64-128 rows
 #: with k >= 5120 and W in L2 12-13% fast, and the fitted cuBLASLt fixed cost rose to make up
-#: part of it (4.46 us bundled, 4.18 us fitted with this rule).
+#: part of it (4.46 us before this rule, 4.18 us fitted with it).
 SM80_TILES = {("9", False, "int8"): ((64, 128),)}
 #: Dense tensor operations per clock per SM of an Ampere (sm80) SM, from the A100 datasheet:
 #: 312 TFLOP/s bf16/fp16, 156 tf32, 624 TOPS int8 on 108 SMs at 1410 MHz. fp8 (which Ampere
