@@ -9,7 +9,8 @@ import pytest
 from hwmodel.cli import main
 from hwmodel.gpu import schema
 from hwmodel.gpu.measurements import bundled_files, read_measurements
-from hwmodel.gpu.validate import (TARGETS, crossover, crossover_steps, load_blocks, run_validate, split_shapes)
+from hwmodel.gpu.validate import (TARGETS, crossover, crossover_steps, load_blocks, run_validate, split_shapes,
+                                  validate_block)
 
 H100_FILE = next(p for p in bundled_files() if p.name == "slidesparse_h100.csv")
 HEADER = "source,gpu,dtype,m,k,n,dense_us,sparse_us,speedup,notes\n"
@@ -134,6 +135,15 @@ def test_split_is_disjoint_seeded_and_spans_sizes():
     for dtype in set(meas.dtype):
         assert calib[meas.dtype == dtype].any() and (~calib[meas.dtype == dtype]).any()
     assert not np.array_equal(calib, split_shapes(meas, seed=1))
+
+
+def test_validate_scores_the_split_of_its_seed():
+    # validate_block fits on split_shapes(meas, seed) and scores the rest (what
+    # benchmarks/gpu_split_seeds.py reruns docs/gpu.md's per-seed figures with).
+    (block,) = load_blocks([H100_FILE])
+    for seed in (13, 2):
+        report = validate_block(block, seed=seed)
+        assert np.array_equal(report["_scored"], ~split_shapes(block.meas, seed)), seed
 
 
 def test_crossover():

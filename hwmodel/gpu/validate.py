@@ -122,14 +122,15 @@ def dtype_scores(meas: Measurements, dense: np.ndarray, sparse: np.ndarray, rows
             for dtype in sorted(set(meas.dtype.tolist()))}
 
 
-def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuParams] = None) -> dict[str, Any]:
-    """Fit on the calibration shapes (or use ``params``/the bundled set) and score."""
+def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuParams] = None,
+                   seed: int = SPLIT_SEED) -> dict[str, Any]:
+    """Fit on the calibration shapes of split ``seed`` (or use ``params``/the bundled set) and score."""
     from hwmodel.gpu.params import architecture, params_for
 
     data = GpuData.build(block.spec, block.meas)
     meas = block.meas
     if do_fit:
-        calib = split_shapes(meas)
+        calib = split_shapes(meas, seed)
         params, info = fit([data], [np.flatnonzero(calib)])
         scored = ~calib
     else:
@@ -186,10 +187,12 @@ def leave_one_out(blocks: Sequence[GpuBlock]) -> list[Optional[dict[str, Any]]]:
 
 
 def run_validate(data: Optional[str], gpu: Optional[str], do_fit: bool = True,
-                 logo: Optional[bool] = None) -> list[dict[str, Any]]:
+                 logo: Optional[bool] = None, seed: int = SPLIT_SEED) -> list[dict[str, Any]]:
     """Validate on ``data`` (default: every bundled file), one report per GPU.
 
-    ``logo`` (default: on for the bundled files) adds each GPU's leave-one-GPU-out scores.
+    ``logo`` (default: on for the bundled files) adds each GPU's leave-one-GPU-out scores (fitted
+    on all rows of the other GPUs: no split, so ``seed`` does not change them). ``seed`` picks the
+    calibration shapes (:func:`split_shapes`; ``nmlab gpu validate`` uses ``SPLIT_SEED``).
     """
     if gpu and not data:
         # The bundled files name their GPUs; one spec forced on all four scored A100 rows as a B200.
@@ -198,7 +201,7 @@ def run_validate(data: Optional[str], gpu: Optional[str], do_fit: bool = True,
     if not paths:
         raise NmlabError("gpu validate: no measurement file bundled; pass --data FILE")
     blocks = load_blocks(paths, gpu)
-    reports = [validate_block(b, do_fit) for b in blocks]
+    reports = [validate_block(b, do_fit, seed=seed) for b in blocks]
     if logo is None:
         logo = data is None
     if logo and len(blocks) > 1:
