@@ -20,7 +20,8 @@ import time
 
 import numpy as np
 
-from hwmodel.gpu.validate import SPLIT_SEED, TARGETS, run_validate
+from hwmodel.gpu.measurements import bundled_files
+from hwmodel.gpu.validate import SPLIT_SEED, TARGETS, leave_one_out, load_blocks, run_validate
 
 KINDS = ("mape_dense", "mape_sparse", "speedup_mape")
 
@@ -61,7 +62,8 @@ def main() -> None:
                     f"{d} {100 * s['mape_dense']:.1f}/{100 * s['mape_sparse']:.1f}/{100 * s['speedup_mape']:.1f} "
                     f"xo {s['crossover']['measured']}/{s['crossover']['predicted']}" for d, s in r["dtypes"].items()))
         print(f"seed {seed}: {summary(reports)}")
-    logo = {r["gpu"]: r["leave_one_gpu_out"] for r in run_validate(None, None, logo=True)}
+    blocks = load_blocks(bundled_files())
+    logo = {b.spec.name: lo for b, lo in zip(blocks, leave_one_out(blocks))}
     figures = [lo[k] for lo in logo.values() for k in KINDS]
     print(f"leave-one-GPU-out (any seed), dense / 2:4 / speedup: "
           + ", ".join(f"{g} " + " / ".join(f"{100 * lo[k]:.1f}" for k in KINDS) for g, lo in logo.items())
