@@ -4,8 +4,8 @@ The bundled published rows (``hwmodel/data/gpu_measurements``) and the source's 
 cuSPARSELt search logs (``benchmarks/data/search_log_times.csv``, the best configuration per
 shape; see the README beside it) are two timings of the same linear-layer shapes on the same
 card with the same harness (CUDA events around back-to-back library calls, best configuration).
-Where the two runs of a shape are far apart, no model of the hardware can be closer than that
-to both: the repeat spread is a floor for the held-out errors of ``nmlab gpu validate``.
+Where the two runs of a shape are far apart, no model can be close to both: the repeat spread
+bounds what the held-out errors of ``nmlab gpu validate`` can reach.
 
 1. Per GPU and dtype with logs: the rows in both runs, mean |published / log - 1| of the dense
    and the 2:4 times and of their speedup, and how many rows are more than 20% apart.
@@ -19,8 +19,8 @@ to both: the repeat spread is a floor for the held-out errors of ``nmlab gpu val
    with the log's 2:4 time in place of the published one (published dense time kept).
 4. Per GPU with 8-bit logs: logged times no model of the hardware reaches: int8 2:4 (twice fp8
    2:4's rate on the same bytes where the card has fp8) slower than fp8 2:4 at the same shape
-   and m, and twice the rows taking more than 2.2 times as long (the library's picks change with
-   the shape and dtype).
+   and m, and twice the rows (up to m = 1024, where X and Y are small beside the same W) taking
+   more than 2.2 times as long (the library's picks change with the shape and dtype).
 
     PYTHONPATH=$PWD python benchmarks/gpu_log_repeat.py
 """
