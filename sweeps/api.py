@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from sweeps import engine
+from sweeps import engine, grid
 from sweeps.config import SweepConfig, check_grid_size, load_config
 from sweeps.derived import Derivation, bundled_quality, load_quality
 from sweeps.evaluate import evaluate_point
@@ -74,6 +74,7 @@ def run(
         "workloads": [w.__dict__ for w in plan.workloads],
         "designs": [{"name": d.name, "path": d.path, "sha": d.sha, "bits_supported": sorted(d.bits_supported)} for d in plan.designs],
         "skipped": plan.skipped,
+        "model_sha": grid.model_sha(),  # in every point id: rows of another model are not reused
         "points": n,
         "complete": False,
     }

@@ -45,9 +45,37 @@ def file_sha(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
+@lru_cache(maxsize=1)
+def model_sha() -> str:
+    """First 16 hex digits of the SHA-256 of what turns a point's files into its row: every Python
+    file of ``hwmodel`` and ``sweeps`` and the model's bundled constants (``energy.yaml``,
+    ``gpu_params.yaml``). Design and workload files carry their own shas in the point.
+
+    Part of every point id, so a sweep re-run in the same directory after nmlab's model changed
+    evaluates its points again (the old rows stay in ``parts/`` but out of the table) instead of
+    mixing the rows of two models.
+    """
+    import hwmodel
+    import sweeps
+    from hwmodel.io import data_path
+
+    h = hashlib.sha256()
+    for pkg in (hwmodel, sweeps):
+        root = Path(pkg.__file__).resolve().parent
+        for f in sorted(root.rglob("*.py")):
+            h.update(f"{pkg.__name__}/{f.relative_to(root).as_posix()}\0".encode())
+            h.update(f.read_bytes())
+    for name in ("energy.yaml", "gpu_params.yaml"):
+        h.update(f"data/{name}\0".encode())
+        h.update(data_path(name).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def point_id(canonical: dict[str, Any]) -> str:
-    """Stable id of a point: SHA-256 of its canonical configuration as sorted JSON, 16 hex digits."""
-    text = json.dumps({"schema": POINT_SCHEMA_VERSION, **canonical}, sort_keys=True, separators=(",", ":"))
+    """Stable id of a point: SHA-256 of its canonical configuration as sorted JSON (with the
+    point schema version and :func:`model_sha`), 16 hex digits."""
+    text = json.dumps({"schema": POINT_SCHEMA_VERSION, "model": model_sha(), **canonical},
+                      sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -272,8 +300,9 @@ class Plan:
         sha = hashlib.sha256
         for b in range(len(self._blocks)):
             canonical = canonical_of(self._block_fields(b))
-            text = json.dumps({"schema": POINT_SCHEMA_VERSION, **canonical, "batch": _BATCH_TOKEN,
-                               "scenario": _SCENARIO_TOKEN}, sort_keys=True, separators=(",", ":"))
+            text = json.dumps({"schema": POINT_SCHEMA_VERSION, "model": model_sha(), **canonical,
+                               "batch": _BATCH_TOKEN, "scenario": _SCENARIO_TOKEN},
+                              sort_keys=True, separators=(",", ":"))
             # Sorted keys put "batch" before "scenario": text = head batch mid scenario tail. The
             # head is hashed once per block and each point only hashes on from there.
             head, rest = text.split(batch_token)

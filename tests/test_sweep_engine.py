@@ -264,6 +264,34 @@ def test_rerun_is_idempotent_and_resumes_only_missing(tmp_path):
     assert _run(cfg, out, workers=1)["evaluated"] == 0
 
 
+def test_a_model_change_reevaluates_every_point_instead_of_reusing_old_rows(tmp_path, monkeypatch):
+    from sweeps import grid
+
+    cfg = write_config(tmp_path, chunk_size=5)
+    out = tmp_path / "out"
+    first = _run(cfg, out, workers=1)
+    assert engine.read_manifest(out)["model_sha"] == grid.model_sha()
+    ids_before = set(store.read_table(out).column("point_id").to_pylist())
+    # The same command after nmlab's model changed (its code or bundled constants): new ids, so
+    # nothing is skipped, and the table holds the new rows only (the old parts stay, unused).
+    monkeypatch.setattr(grid, "model_sha", lambda: "f" * 16)
+    again = _run(cfg, out, workers=1)
+    assert again["evaluated"] == first["points"] and again["already_done"] == 0
+    table = store.read_table(out)
+    assert table.num_rows == first["points"]
+    assert ids_before.isdisjoint(table.column("point_id").to_pylist())
+    assert engine.read_manifest(out)["model_sha"] == "f" * 16
+
+
+def test_model_sha_covers_the_model_code_and_constants():
+    from sweeps import grid
+
+    sha = grid.model_sha()
+    assert len(sha) == 16 and int(sha, 16) >= 0
+    grid.model_sha.cache_clear()
+    assert grid.model_sha() == sha  # content, not time or process: stable across calls
+
+
 def test_duplicate_rows_in_parts_are_not_doubled(tmp_path):
     cfg = write_config(tmp_path, chunk_size=4)
     out = tmp_path / "out"
