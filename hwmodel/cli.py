@@ -67,15 +67,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        # parse_known_args: an unknown option is reported below under the subcommand's name
+        # (`nmlab report: error: ...`), not the top parser's bare `nmlab: error:`.
+        args, extra = parser.parse_known_args(argv)
     except SystemExit as exc:  # --help (0) or a bad argument (2, its one line already printed)
         return exc.code if isinstance(exc.code, int) else 2
+    # "nmlab gpu validate", not "nmlab gpu": the same name argparse's own errors use.
+    name = " ".join(filter(None, (args.command, getattr(args, f"{args.command}_command", None))))
+    if extra:
+        print(f"nmlab{' ' + name if name else ''}: error: unrecognized arguments: {' '.join(extra)}",
+              file=sys.stderr)
+        return 2
     func = getattr(args, "func", None)
     if func is None:
         parser.print_help()
         return 2
-    # "nmlab gpu validate", not "nmlab gpu": the same name argparse's own errors use.
-    name = " ".join(filter(None, (args.command, getattr(args, f"{args.command}_command", None))))
     try:
         status = int(func(args) or 0)
         sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at exit

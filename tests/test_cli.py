@@ -30,6 +30,17 @@ def test_unknown_command_is_one_line_exit_2():
     assert len(out.stderr.strip().splitlines()) == 1
 
 
+def test_unknown_option_names_the_subcommand():
+    # A typo'd flag (`--pngg`) is one line under the subcommand's name, exit 2, as every
+    # other bad argument of that subcommand is.
+    out = run("report", "results", "--pngg")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == ["nmlab report: error: unrecognized arguments: --pngg"]
+    out = run("gpu", "predict", "--gpu", "h100_sxm", "--gemm", "4096", "4096", "4096")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == ["nmlab gpu predict: error: unrecognized arguments: 4096 4096"]
+
+
 def test_missing_workload_file(tmp_path):
     out = run("workload", str(tmp_path / "absent.nmw"))
     assert out.returncode == 2
