@@ -313,6 +313,21 @@ def is_file(path: str | os.PathLike) -> bool:
         return False
 
 
+def is_dir(path: str | os.PathLike) -> bool:
+    """``Path(path).is_dir()``, False for names the OS refuses (as :func:`is_file`)."""
+    try:
+        return Path(path).is_dir()
+    except (OSError, ValueError):
+        return False
+
+
+def not_a_file(what: str, path: str | os.PathLike) -> NmlabError:
+    """The one-line error for a path that is not a file: a directory says so, since "no such
+    file" for a folder that exists sends the user looking for a typo."""
+    shown = str(path)[:300]
+    return NmlabError(f"{what}: {shown}: is a directory" if is_dir(path) else f"{what}: no such file: {shown}")
+
+
 def read_bytes(path: str | os.PathLike, max_bytes: int, what: str, limit_name: Optional[str] = None) -> bytes:
     """The bytes of ``path``, refusing a file larger than ``max_bytes`` before reading it."""
     p = Path(path)

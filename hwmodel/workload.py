@@ -22,7 +22,7 @@ import numpy as np
 from hwmodel.errors import NmlabError
 from hwmodel.io import atomic_write, data_path
 from hwmodel.limits import (
-    NPY_MAX_HEADER_BYTES, check_finite_array, check_limit, check_version, is_file, is_int, limit, loads_json, over_limit,
+    NPY_MAX_HEADER_BYTES, check_finite_array, check_limit, check_version, is_file, is_int, limit, loads_json, not_a_file, over_limit,
     parse_npy, read_member, short,
 )
 from hwmodel.sparsity import Pattern, parse_pattern, verify
@@ -233,7 +233,7 @@ def load_workload(path: str | os.PathLike) -> Workload:
     """
     path = Path(path)
     if not is_file(path):
-        raise NmlabError(f"workload: no such file: {str(path)[:300]}")
+        raise not_a_file("workload", path)
     try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import check_version, is_file, limit, load_yaml, over_limit, short
+from hwmodel.limits import check_version, is_file, limit, load_yaml, not_a_file, over_limit, short
 from hwmodel.sparsity import parse_pattern
 
 CONFIG_VERSION = 1
@@ -261,7 +261,7 @@ def load_config(path: Optional[str | os.PathLike]) -> SweepConfig:
         return SweepConfig()
     p = Path(path)
     if not is_file(p):
-        raise NmlabError(f"sweep config: no such file: {str(p)[:300]}")
+        raise not_a_file("sweep config", p)
     data = load_yaml(p, "sweep config")
     return parse_config(data, base=p.resolve().parent, source=str(p))
 

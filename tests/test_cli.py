@@ -48,6 +48,17 @@ def test_missing_workload_file(tmp_path):
     assert "Traceback" not in out.stderr
 
 
+def test_a_directory_given_as_a_file_says_so(tmp_path):
+    # "no such file" for a folder that exists would send the user looking for a typo.
+    for args, what in [(("workload", str(tmp_path)), "nmlab workload: error: workload"),
+                       (("simulate", "--design", str(tmp_path)), "nmlab simulate: error: design"),
+                       (("sweep", str(tmp_path), "--out", str(tmp_path / "out")), "nmlab sweep: error: sweep config")]:
+        out = run(*args)
+        assert out.returncode == 2
+        assert out.stderr.strip().splitlines() == [f"{what}: {tmp_path}: is a directory"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_workload_info(tmp_path, capsys):
     from tests.test_workload import make_workload
     from hwmodel import save_workload
