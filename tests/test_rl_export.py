@@ -116,6 +116,18 @@ def test_fake_quant_error_is_bounded_by_half_a_step():
             check_bits(bad)
 
 
+def test_resume_of_a_finished_run_prints_its_final_return(run_dir, capsys):
+    # Nothing left to train, so nothing is evaluated now; the summary line still gives the
+    # run's return at its last step from eval.csv (it printed "final eval return: -").
+    capsys.readouterr()
+    assert nmlab(["train", "--out", str(run_dir), "--resume", "--no-progress"]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    with open(run_dir / "eval.csv") as fh:
+        last = list(csv.DictReader(fh))[-1]
+    assert int(last["step"]) == 300
+    assert f"final eval return: {float(last['return_mean']):.1f} +- {float(last['return_std']):.1f};" in line, line
+
+
 def test_cli_errors_are_one_line(run_dir, tmp_path, capsys):
     assert nmlab(["evaluate", str(run_dir), "--bits", "1"]) == 2
     assert nmlab(["train", "--sparsity", "3:2", "--out", str(tmp_path / "x"), "--no-progress"]) == 2
