@@ -108,8 +108,8 @@ def model_line(gpu: str, dtype: str, meas, report: dict, logs: dict) -> str:
     h, ld, ls = held[both], ld[both], ls[both]
     pd, ps = meas.dense_us[h], meas.sparse_us[h]
     md, ms = dense[h], sparse[h]
-    everyone = (dev_pct(dense[held], meas.dense_us[held]), dev_pct(sparse[held], meas.sparse_us[held]),
-                dev_pct(dense[held] / sparse[held], meas.dense_us[held] / meas.sparse_us[held]))
+    every = report["dtypes"][dtype]  # validate_block's scores over all held-out rows of the dtype
+    everyone = [100 * every[k] for k in ("mape_dense", "mape_sparse", "speedup_mape")]
     return (f"{gpu:<10} {dtype:<14} {h.size:4d}/{held.size:<4d} "
             f"{dev_pct(md, pd):5.1f} /{dev_pct(md, ld):5.1f}  {dev_pct(ms, ps):5.1f} /{dev_pct(ms, ls):5.1f}  "
             f"{dev_pct(md / ms, pd / ps):5.1f} /{dev_pct(md / ms, ld / ls):5.1f}   "
