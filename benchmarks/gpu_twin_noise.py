@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from hwmodel.gpu.measurements import bundled_files
-from hwmodel.gpu.validate import crossover, load_blocks, validate_block
+from hwmodel.gpu.validate import load_blocks, validate_block
 
 TWINS = ("bfloat16", "float16")
 
@@ -65,9 +65,7 @@ def main() -> None:
             model = float(np.mean(np.abs(predicted[rows] / measured[rows] - 1.0)))
             print(f"{block.spec.name:<10} {kind:<8} {b.size:>6}  {100 * diff:>12.1f}% {100 * floor:>5.1f}% "
                   f"{100 * after:>10.1f}% {100 * model:>5.1f}%")
-        sq = (meas.m == meas.k) & (meas.k == meas.n)
-        cross = {dt: crossover(meas.m[sq & (meas.dtype == dt)].astype(int).tolist(),
-                               meas.speedup[sq & (meas.dtype == dt)].tolist()) for dt in TWINS}
+        cross = report["crossover_measured"]  # over each dtype's square GEMMs
         print(f"{'':<10} square crossover measured: {TWINS[0]} {cross[TWINS[0]]}, {TWINS[1]} {cross[TWINS[1]]}")
 
 
