@@ -33,9 +33,12 @@ from pathlib import Path
 
 import numpy as np
 
-from hwmodel.errors import NmlabError
-from hwmodel.gpu.measurements import bundled_files
-from hwmodel.gpu.validate import SPLIT_SEED, load_blocks, validate_block
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_common import mape_pct  # noqa: E402  (benchmarks/gpu_common.py)
+
+from hwmodel.errors import NmlabError  # noqa: E402
+from hwmodel.gpu.measurements import bundled_files  # noqa: E402
+from hwmodel.gpu.validate import SPLIT_SEED, load_blocks, validate_block  # noqa: E402
 
 #: The source's logged times, one row per (gpu, dtype, kind, m, k, n).
 LOG_CSV = Path(__file__).resolve().parent / "data" / "search_log_times.csv"
@@ -79,11 +82,6 @@ def logged(logs: dict, gpu: str, dtype: str, kind: str, meas, rows: np.ndarray) 
     return np.array([table.get((int(meas.m[i]), int(meas.k[i]), int(meas.n[i])), np.nan) for i in rows])
 
 
-def dev_pct(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean |a / b - 1| in percent (NaN over no rows)."""
-    return float(100 * np.mean(np.abs(a / b - 1.0))) if a.size else float("nan")
-
-
 def far(a: np.ndarray, b: np.ndarray) -> int:
     """How many pairs are more than FAR_RATIO apart, either way."""
     return int(np.sum(np.abs(np.log(a / b)) > np.log(FAR_RATIO)))
@@ -95,8 +93,8 @@ def repeat_line(gpu: str, dtype: str, meas, logs: dict) -> str:
     ld, ls = (logged(logs, gpu, dtype, kind, meas, rows) for kind in KINDS)
     both = np.isfinite(ld) & np.isfinite(ls)
     pd, ps, ld, ls = meas.dense_us[rows][both], meas.sparse_us[rows][both], ld[both], ls[both]
-    return (f"{gpu:<10} {dtype:<14} {both.sum():5d}/{rows.size:<4d} {dev_pct(pd, ld):7.1f}% {dev_pct(ps, ls):6.1f}% "
-            f"{dev_pct(pd / ps, ld / ls):8.1f}%   {far(pd, ld):5d} {far(ps, ls):5d} {far(pd / ps, ld / ls):7d}")
+    return (f"{gpu:<10} {dtype:<14} {both.sum():5d}/{rows.size:<4d} {mape_pct(pd, ld):7.1f}% {mape_pct(ps, ls):6.1f}% "
+            f"{mape_pct(pd / ps, ld / ls):8.1f}%   {far(pd, ld):5d} {far(ps, ls):5d} {far(pd / ps, ld / ls):7d}")
 
 
 def model_line(gpu: str, dtype: str, meas, report: dict, logs: dict) -> str:
@@ -111,8 +109,8 @@ def model_line(gpu: str, dtype: str, meas, report: dict, logs: dict) -> str:
     every = report["dtypes"][dtype]  # validate_block's scores over all held-out rows of the dtype
     everyone = [100 * every[k] for k in ("mape_dense", "mape_sparse", "speedup_mape")]
     return (f"{gpu:<10} {dtype:<14} {h.size:4d}/{held.size:<4d} "
-            f"{dev_pct(md, pd):5.1f} /{dev_pct(md, ld):5.1f}  {dev_pct(ms, ps):5.1f} /{dev_pct(ms, ls):5.1f}  "
-            f"{dev_pct(md / ms, pd / ps):5.1f} /{dev_pct(md / ms, ld / ls):5.1f}   "
+            f"{mape_pct(md, pd):5.1f} /{mape_pct(md, ld):5.1f}  {mape_pct(ms, ps):5.1f} /{mape_pct(ms, ls):5.1f}  "
+            f"{mape_pct(md / ms, pd / ps):5.1f} /{mape_pct(md / ms, ld / ls):5.1f}   "
             f"{everyone[0]:5.1f} {everyone[1]:5.1f} {everyone[2]:5.1f}")
 
 
