@@ -78,8 +78,8 @@ def read_log_times(path: Path = LOG_CSV) -> dict[tuple[str, str, str], dict[tupl
 
 def logged(logs: dict, gpu: str, dtype: str, kind: str, meas, rows: np.ndarray) -> np.ndarray:
     """The logged times (us) of published rows ``rows``, NaN where the logs do not have the shape."""
-    table = logs.get((gpu, dtype, kind), {})
-    return np.array([table.get((int(meas.m[i]), int(meas.k[i]), int(meas.n[i])), np.nan) for i in rows])
+    table, keys = logs.get((gpu, dtype, kind), {}), meas.shape_keys()
+    return np.array([table.get(keys[i], np.nan) for i in rows])
 
 
 def far(a: np.ndarray, b: np.ndarray) -> int:

@@ -38,8 +38,8 @@ TWINS = ("bfloat16", "float16")
 
 def twin_rows(meas) -> tuple[np.ndarray, np.ndarray]:
     """Row indices (bf16, fp16) of the shapes timed in both dtypes, paired."""
-    index = {dt: {(m, k, n): i for i, (m, k, n) in enumerate(zip(meas.m, meas.k, meas.n)) if meas.dtype[i] == dt}
-             for dt in TWINS}
+    keys = meas.shape_keys()
+    index = {dt: {s: i for i, s in enumerate(keys) if meas.dtype[i] == dt} for dt in TWINS}
     shapes = sorted(set(index[TWINS[0]]) & set(index[TWINS[1]]))
     return (np.array([index[TWINS[0]][s] for s in shapes], dtype=int),
             np.array([index[TWINS[1]][s] for s in shapes], dtype=int))
