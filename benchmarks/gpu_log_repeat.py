@@ -143,7 +143,8 @@ def outlier_rows(gpu: str, dtype: str, meas, report: dict, logs: dict) -> None:
 def library_picks(gpu: str, logs: dict) -> None:
     """Section 4: logged 2:4 times of one GPU that no model of the hardware reaches."""
     f8, i8 = logs.get((gpu, "float8_e4m3fn", "sparse"), {}), logs.get((gpu, "int8", "sparse"), {})
-    common = sorted(set(f8) & set(i8), key=lambda s: (s[2], s[1], s[0]))
+    by_layer = lambda s: (s[2], s[1], s[0])  # noqa: E731  (n, k, then m: one layer's rows together)
+    common = sorted(set(f8) & set(i8), key=by_layer)
     slow = [s for s in common if i8[s] > 1.1 * f8[s]]
     print(f"{gpu}: int8 2:4 more than 10% slower than fp8 2:4 at the same shape and m ({len(slow)} of {len(common)}):")
     for m, k, n in slow:
@@ -153,7 +154,7 @@ def library_picks(gpu: str, logs: dict) -> None:
     # hardware more than doubles the time; at large m the operands leave L2 and the PCIe cards
     # slow down under their power limit, which the model does have.
     for dtype, table in (("float8_e4m3fn", f8), ("int8", i8)):
-        jumps = [(m, k, n, t, table[(2 * m, k, n)]) for (m, k, n), t in sorted(table.items(), key=lambda x: (x[0][2], x[0][1], x[0][0]))
+        jumps = [(m, k, n, t, table[(2 * m, k, n)]) for (m, k, n), t in sorted(table.items(), key=lambda x: by_layer(x[0]))
                  if 2 * m <= JUMP_MAX_M and (2 * m, k, n) in table and table[(2 * m, k, n)] > 2.2 * t]
         print(f"{gpu} {dtype} 2:4, twice the rows (up to m = {JUMP_MAX_M}) more than 2.2x the time: "
               + ("; ".join(f"m {m} -> {2 * m} at {k} x {n}: {a:.1f} -> {b:.1f} us" for m, k, n, a, b in jumps) or "none"))
