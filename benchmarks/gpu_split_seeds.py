@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 from hwmodel.gpu.measurements import bundled_files
-from hwmodel.gpu.validate import SPLIT_SEED, TARGETS, leave_one_out, load_blocks, run_validate
+from hwmodel.gpu.validate import SPLIT_SEED, TARGETS, leave_one_out, load_blocks, validate_block
 
 KINDS = ("mape_dense", "mape_sparse", "speedup_mape")
 
@@ -54,15 +54,15 @@ def main() -> None:
     ap.add_argument("--quiet", action="store_true", help="only the summary lines")
     args = ap.parse_args()
     t0 = time.perf_counter()
+    blocks = load_blocks(bundled_files())  # read once: every split and leave-one-GPU-out use the same rows
     for seed in (int(x) for x in args.seeds.split(",")):
-        reports = run_validate(None, None, logo=False, seed=seed)
+        reports = [validate_block(b, seed=seed) for b in blocks]  # run_validate's reports, without logo
         if not args.quiet:
             for r in reports:
                 print(f"seed {seed} {r['gpu']}: " + "  ".join(
                     f"{d} {100 * s['mape_dense']:.1f}/{100 * s['mape_sparse']:.1f}/{100 * s['speedup_mape']:.1f} "
                     f"xo {s['crossover']['measured']}/{s['crossover']['predicted']}" for d, s in r["dtypes"].items()))
         print(f"seed {seed}: {summary(reports)}")
-    blocks = load_blocks(bundled_files())
     logo = {b.spec.name: lo for b, lo in zip(blocks, leave_one_out(blocks))}
     figures = [lo[k] for lo in logo.values() for k in KINDS]
     print(f"leave-one-GPU-out (any seed), dense / 2:4 / speedup: "

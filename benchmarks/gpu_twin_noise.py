@@ -22,18 +22,24 @@ one crossover for both.
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
 
-from hwmodel.gpu.measurements import bundled_files
-from hwmodel.gpu.validate import crossover, load_blocks, validate_block
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_common import mape_pct  # noqa: E402  (benchmarks/gpu_common.py)
+
+from hwmodel.gpu.measurements import bundled_files  # noqa: E402
+from hwmodel.gpu.validate import load_blocks, validate_block  # noqa: E402
 
 TWINS = ("bfloat16", "float16")
 
 
 def twin_rows(meas) -> tuple[np.ndarray, np.ndarray]:
     """Row indices (bf16, fp16) of the shapes timed in both dtypes, paired."""
-    index = {dt: {(m, k, n): i for i, (m, k, n) in enumerate(zip(meas.m, meas.k, meas.n)) if meas.dtype[i] == dt}
-             for dt in TWINS}
+    keys = meas.shape_keys()
+    index = {dt: {s: i for i, s in enumerate(keys) if meas.dtype[i] == dt} for dt in TWINS}
     shapes = sorted(set(index[TWINS[0]]) & set(index[TWINS[1]]))
     return (np.array([index[TWINS[0]][s] for s in shapes], dtype=int),
             np.array([index[TWINS[1]][s] for s in shapes], dtype=int))
@@ -62,12 +68,10 @@ def main() -> None:
         for kind, (measured, predicted) in kinds.items():
             diff, floor, after = spread(np.log(measured[b] / measured[f]))
             rows = np.concatenate([b[held[b]], f[held[f]]])
-            model = float(np.mean(np.abs(predicted[rows] / measured[rows] - 1.0)))
+            model = mape_pct(predicted[rows], measured[rows])
             print(f"{block.spec.name:<10} {kind:<8} {b.size:>6}  {100 * diff:>12.1f}% {100 * floor:>5.1f}% "
-                  f"{100 * after:>10.1f}% {100 * model:>5.1f}%")
-        sq = (meas.m == meas.k) & (meas.k == meas.n)
-        cross = {dt: crossover(meas.m[sq & (meas.dtype == dt)].astype(int).tolist(),
-                               meas.speedup[sq & (meas.dtype == dt)].tolist()) for dt in TWINS}
+                  f"{100 * after:>10.1f}% {model:>5.1f}%")
+        cross = report["crossover_measured"]  # over each dtype's square GEMMs
         print(f"{'':<10} square crossover measured: {TWINS[0]} {cross[TWINS[0]]}, {TWINS[1]} {cross[TWINS[1]]}")
 
 

@@ -64,6 +64,6 @@ def test_wrong_columns_are_refused(mod, tmp_path):
 
 def test_repeat_statistics(mod):
     a, b = np.array([1.0, 1.3, 0.7]), np.array([1.0, 1.0, 1.0])
-    assert mod.dev_pct(a, b) == pytest.approx(20.0)
+    assert mod.mape_pct(a, b) == pytest.approx(20.0)
     assert mod.far(a, b) == 2  # 1.3 and 0.7 are more than 20% apart, 1.0 is not
-    assert np.isnan(mod.dev_pct(np.array([]), np.array([])))
+    assert np.isnan(mod.mape_pct(np.array([]), np.array([])))
