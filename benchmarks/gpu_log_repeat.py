@@ -22,6 +22,8 @@ bounds what the held-out errors of ``nmlab gpu validate`` can reach.
    files) more than 10% slower than fp8 2:4 at the same shape and m, and twice the rows (up to
    m = 1024, where X and Y are small beside the same W) taking more than 2.2 times as long (the
    library's picks change with the shape and dtype).
+5. Section 1 again at m <= 256 only, split into square weights (n = k) and the others (where
+   the H100's dense times repeat least).
 
     PYTHONPATH=$PWD python benchmarks/gpu_log_repeat.py
 """
@@ -31,6 +33,7 @@ from __future__ import annotations
 import csv
 import sys
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 
@@ -47,6 +50,8 @@ LOG_COLUMNS = ("gpu", "dtype", "kind", "m", "k", "n", "us", "source")
 KINDS = ("dense", "sparse")
 #: Section 4 looks at doublings of m up to this many rows only (see ``library_picks``).
 JUMP_MAX_M = 1024
+#: Section 5's small m: where the dense library's picks are irregular (docs/gpu.md).
+SMALL_M = 256
 #: (gpu, dtype) cells whose outlier rows section 3 lists.
 DETAIL = (("rtx4090", "float8_e4m3fn"), ("rtx4090", "int8"))
 #: A pair of times this far apart (ratio) counts as "far apart".
@@ -88,13 +93,15 @@ def far(a: np.ndarray, b: np.ndarray) -> int:
     return int(np.sum(np.abs(np.log(a / b)) > np.log(FAR_RATIO)))
 
 
-def repeat_line(gpu: str, dtype: str, meas, logs: dict) -> str:
-    """Section 1: the published run of one GPU and dtype against the logs, dense and 2:4."""
-    rows = np.flatnonzero(meas.dtype == dtype)
+def repeat_line(gpu: str, dtype: str, meas, logs: dict, where: Optional[np.ndarray] = None, label: str = "") -> str:
+    """Sections 1 and 5: the published run of one GPU and dtype (its rows in ``where``, a mask, if
+    given) against the logs, dense and 2:4."""
+    rows = np.flatnonzero((meas.dtype == dtype) & (True if where is None else where))
     ld, ls = (logged(logs, gpu, dtype, kind, meas, rows) for kind in KINDS)
     both = np.isfinite(ld) & np.isfinite(ls)
     pd, ps, ld, ls = meas.dense_us[rows][both], meas.sparse_us[rows][both], ld[both], ls[both]
-    return (f"{gpu:<10} {dtype:<14} {both.sum():5d}/{rows.size:<4d} {mape_pct(pd, ld):7.1f}% {mape_pct(ps, ls):6.1f}% "
+    name = f"{dtype} {label}" if label else dtype
+    return (f"{gpu:<10} {name:<{19 if label else 14}} {both.sum():5d}/{rows.size:<4d} {mape_pct(pd, ld):7.1f}% {mape_pct(ps, ls):6.1f}% "
             f"{mape_pct(pd / ps, ld / ls):8.1f}%   {far(pd, ld):5d} {far(ps, ls):5d} {far(pd / ps, ld / ls):7d}")
 
 
@@ -204,6 +211,14 @@ def main() -> int:
     for gpu in cells:
         if (gpu, "float8_e4m3fn", "sparse") in logs and (gpu, "int8", "sparse") in logs:
             library_picks(gpu, logs)
+
+    print(f"== 5. as 1, at m <= {SMALL_M} only: square weights (n = k) and the others")
+    for gpu, dts in cells.items():
+        m = meas[gpu]
+        small, square = m.m <= SMALL_M, m.n == m.k
+        for dtype in dts:
+            print(repeat_line(gpu, dtype, m, logs, small & square, "n=k"))
+            print(repeat_line(gpu, dtype, m, logs, small & ~square, "n!=k"))
     return 0
 
 
