@@ -426,17 +426,19 @@ def _listed(table: Union[set, frozenset], keys: tuple) -> bool:
 def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
     """The :class:`Kernel` of this GPU, dtype and kind: tiles and split-K factors the library
     offers, and the per-architecture kernel tables (the one place that reads them)."""
-    major = spec.compute_capability.split(".")[0]
     keys = _table_keys(spec, sparse, dtype)
-    sm80_peak = _sm80_peak(spec, dtype, sparse) if _listed(LEGACY_SM80, keys) else None
+    major = keys[1][0]
+    legacy, sm80_tiles = _listed(LEGACY_SM80, keys), _lookup(SM80_TILES, keys, ())
+    # The Ampere SM's rate, only for the kernels that run at it (other dtypes have none).
+    sm80_rate = _sm80_peak(spec, dtype, sparse) if legacy or sm80_tiles else None
+    sm80_peak = sm80_rate if legacy else None
     peak = _boost_peak(spec, dtype, sparse)
     if sm80_peak is not None:
         peak = min(peak, sm80_peak)
     tiles = _lookup(KERNEL_TILES, keys, TILES[sparse])
     no_split = _listed(NO_SPLIT_K, keys) or major in NO_SPLIT_K_ARCH
     min_waves = _lookup(TILE_MIN_WAVES, keys, {})
-    sm80_tiles = _lookup(SM80_TILES, keys, ())
-    tile_sm80 = tuple(min(peak, _sm80_peak(spec, dtype, sparse)) if t in sm80_tiles else None for t in tiles)
+    tile_sm80 = tuple(min(peak, sm80_rate) if t in sm80_tiles else None for t in tiles)
     return Kernel(tiles, (1,) if no_split else SPLITS[sparse], _listed(W_REREAD, keys), sm80_peak,
                   CLUSTER_MULTICAST.get(major, 1.0), peak, tuple(min_waves.get(t, 0.0) for t in tiles),
                   _lookup(FEED_SCALE, keys, 1.0), tile_sm80)
