@@ -234,11 +234,12 @@ HOPPER_SPARSE16_TILES = ((128, 64), (128, 128), (128, 192), (192, 128))
 #: 8192). The 32x64 tile is left out: with it the held-out figures do not move and one split
 #: seed's crossover goes a step further off.
 ADA_FP8_TILES = ((64, 64), (64, 128), (128, 64), (128, 128), (256, 64))
+#: cuSPARSELt 16-bit 2:4 on Ampere and Ada: the 2:4 tiles of 128 rows of X (above, ``W_REREAD``).
+AMPERE_SPARSE16_TILES = tuple(t for t in TILES[True] if t[0] == 128)
 KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128)), ("10", False, "int8"): ((64, 128),),
                 ("9", True, "bfloat16"): HOPPER_SPARSE16_TILES, ("9", True, "float16"): HOPPER_SPARSE16_TILES,
                 ("8.9", False, "int8"): ((64, 128), (128, 256)), ("8.9", False, "float8_e4m3fn"): ADA_FP8_TILES,
-                ("8", True, "bfloat16"): ((128, 64), (128, 128), (128, 256)),
-                ("8", True, "float16"): ((128, 64), (128, 128), (128, 256)),
+                ("8", True, "bfloat16"): AMPERE_SPARSE16_TILES, ("8", True, "float16"): AMPERE_SPARSE16_TILES,
                 ("10", False, "bfloat16"): BLACKWELL_MMA_TILES, ("10", False, "float16"): BLACKWELL_MMA_TILES,
                 ("10", False, "float8_e4m3fn"): BLACKWELL_MMA_TILES,
                 ("9", False, "float8_e4m3fn"): tuple(t for t in TILES[False] if max(t) < 256)}
