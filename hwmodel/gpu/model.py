@@ -155,11 +155,12 @@ LEGACY_SM80 = {("10", False, "int8"), ("9", True, "bfloat16"), ("9", True, "floa
 #: walking all of k, run the extra k at 5.2-5.3 TOPS per SM (published, n = 2048: k = 2048 10.0
 #: us, k = 8192 29.0 us; n = 2560: k = 2560 11.6 us, k = 6912 25.3 us), 0.72-0.74 of an Ampere
 #: SM's int8 rate at boost (7.19 TOPS) and 0.37 of Hopper's (14.4): the Blackwell int8 kernel's
-#: 0.73 (``LEGACY_SM80``); the H100's int8 dense efficiency fitted with this rule, 0.74, gives
-#: 5.3. The large GEMMs (algorithm 39) reach 1,097 TOPS, 1.34x the Ampere rate, so that tile is
-#: not capped. At the native rate with its 0.67 tile factor the model had those m = 64-128 rows
-#: with k >= 5120 and W in L2 12-13% fast, and the fitted cuBLASLt fixed cost rose to make up
-#: part of it (4.46 us before this rule, 4.18 us fitted with it).
+#: 0.73 (``LEGACY_SM80``); the H100's int8 dense efficiency fitted with this rule (hopper int8
+#: dense in hwmodel/data/gpu_params.yaml, ``nmlab gpu fit``: 0.74) gives 5.3. The large GEMMs
+#: (algorithm 39) reach 1,097 TOPS, 1.34x the Ampere rate, so that tile is not capped. At the
+#: native rate with its 0.67 tile factor the model had those m = 64-128 rows with k >= 5120 and
+#: W in L2 too fast, and the fitted cuBLASLt fixed cost rose to make up part of it (docs/gpu.md,
+#: "What the data showed", has the figures, measured on the model without this rule).
 SM80_TILES = {("9", False, "int8"): ((64, 128),)}
 #: Dense tensor operations per clock per SM of an Ampere (sm80) SM, from the A100 datasheet:
 #: 312 TFLOP/s bf16/fp16, 156 tf32, 624 TOPS int8 on 108 SMs at 1410 MHz. fp8 (which Ampere
@@ -219,11 +220,12 @@ BLACKWELL_MMA_TILES = tuple(sorted({(128, w) for w in range(64, 257, 16)} | {(w,
 #: PCIe times at m = 512-1024 are one wave of 128x192 or 192x128 tiles at the capped rate (2 x 128
 #: x 192 x k FLOP at 0.95 x 7.19 TFLOP/s per SM, plus the ~6.4 us fixed cost), where 128-multiple
 #: tiles need two waves of 128x128 or one of twice the work: m x k x n = 512 x 3072 x 5120 (108
-#: tiles) 28.1 us published, 28.4 by hand, 35.9 with the 256-wide tiles; 512 x 3584 x 4608 31.4
-#: against 40.7; 512 x 13824 x 5120 114.7 against 141.2; 1024 x 2048 x 2048 (96 192x128 tiles)
-#: 21.4 against 26.0; 1024 x 8192 x 2048 62.9 against 84.7 (held out, split seed 13). At m <= 256
-#: (128x64) and m >= 2048 (full tile rate either way) little changes. Keeping the 256-wide tiles
-#: as well fits as well held out but puts one split seed's crossovers a step further off.
+#: tiles) 28.1 us published, 28.4 by hand; 512 x 3584 x 4608 31.4; 512 x 13824 x 5120 114.7;
+#: 1024 x 2048 x 2048 (96 192x128 tiles) 21.4; 1024 x 8192 x 2048 62.9 (what the model with
+#: 256-wide tiles gave and the held-out figures before and after: docs/gpu.md, "What the data
+#: showed", measured on the model of the day). At m <= 256 (128x64) and m >= 2048 (full tile
+#: rate either way) little changes. Keeping the 256-wide tiles as well fits as well held out but
+#: puts one split seed's crossovers a step further off.
 HOPPER_SPARSE16_TILES = ((128, 64), (128, 128), (128, 192), (192, 128))
 #: cuBLASLt fp8 on Ada: no tile 256 wide by 128. The RTX 4090's fp8 descriptors
 #: (``cuBLASLt/alg_search_results/RTX4090_cc89_py312_cu129_x86_64/FP8/alg_search_*.json``:
@@ -275,8 +277,9 @@ TILE_MIN_WAVES = {("8.9", False, "int8"): {(128, 256): 1.5}}
 #:   bytes per clock (128 + 32 + 8 per k step: X, the kept half of W, its metadata). The same tile
 #:   at Ada's full int8 2:4 rate needs those 42 bytes, and the RTX 4090's lone tiles run at it:
 #:   1.52-1.71 ns per k at m = 64, n = 2048-5120 (32-80 tiles of 16,384 ops per k step), 0.93-1.04
-#:   of the per-SM 2:4 peak, where the 0.67 factor left the model 26-46% slow on those rows (64 x
-#:   18944 x 3584: 37.4 us published, 53.7 predicted). Measured against the 2:4 rate of an Ampere
+#:   of the per-SM 2:4 peak, where the 0.67 factor left the model slow on those rows (64 x 18944 x
+#:   3584: 37.4 us published; what the rule did to the held-out figures: docs/gpu.md, "How well
+#:   the model does", measured on the model of the day). Measured against the 2:4 rate of an Ampere
 #:   SM (8192), Ada's fp8 2:4 entry above would be 0.25; it gives its 128x64 tile the full rate
 #:   either way.
 #: Where every SM is busy, such a tile is bound by the GPU's L2 bandwidth instead (the L2 term):
