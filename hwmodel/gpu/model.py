@@ -214,6 +214,7 @@ BLACKWELL_MMA_TILES = tuple(sorted({(128, w) for w in range(64, 257, 16)} | {(w,
 #: the H100's own rows rarely picks them); fitted on the other three GPUs they no longer pull the
 #: pooled fp8 efficiency (leave-one-GPU-out before and after: docs/gpu.md, "How well the model
 #: does").
+HOPPER_FP8_TILES = tuple(t for t in TILES[False] if max(t) < 256)
 #: cuSPARSELt 16-bit 2:4 on Hopper (no split-K, the Ampere 2:4 rate: ``NO_SPLIT_K``, ``LEGACY_SM80``):
 #: tiles 192 wide in place of the 256-wide ones. Its search logs name only alg ids (21 for BF16,
 #: ``cuSPARSELt/alg_search_results/H100_cc90_*/BF16``, no tile descriptor), but the published H100
@@ -236,7 +237,8 @@ HOPPER_SPARSE16_TILES = ((128, 64), (128, 128), (128, 192), (192, 128))
 #: 8192). The 32x64 tile is left out: with it the held-out figures do not move and one split
 #: seed's crossover goes a step further off.
 ADA_FP8_TILES = ((64, 64), (64, 128), (128, 64), (128, 128), (256, 64))
-#: cuSPARSELt 16-bit 2:4 on Ampere and Ada: the 2:4 tiles of 128 rows of X (above, ``W_REREAD``).
+#: cuSPARSELt 16-bit 2:4 on Ampere and Ada: the 2:4 tiles of 128 rows of X (the ``KERNEL_TILES``
+#: notes above, ``W_REREAD``).
 AMPERE_SPARSE16_TILES = tuple(t for t in TILES[True] if t[0] == 128)
 KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128)), ("10", False, "int8"): ((64, 128),),
                 ("9", True, "bfloat16"): HOPPER_SPARSE16_TILES, ("9", True, "float16"): HOPPER_SPARSE16_TILES,
@@ -244,7 +246,7 @@ KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128)), ("10", False, "in
                 ("8", True, "bfloat16"): AMPERE_SPARSE16_TILES, ("8", True, "float16"): AMPERE_SPARSE16_TILES,
                 ("10", False, "bfloat16"): BLACKWELL_MMA_TILES, ("10", False, "float16"): BLACKWELL_MMA_TILES,
                 ("10", False, "float8_e4m3fn"): BLACKWELL_MMA_TILES,
-                ("9", False, "float8_e4m3fn"): tuple(t for t in TILES[False] if max(t) < 256)}
+                ("9", False, "float8_e4m3fn"): HOPPER_FP8_TILES}
 #: (compute capability, sparse, dtype) -> {tile: the fewest waves of that tile (tiles / SMs) from
 #: which the library's heuristic takes it}. The RTX 4090's cuBLASLt int8 logs (above) keep the
 #: 64x128 tile while the 128x256 one would give 112 (m = 1024, n = 3584), 144 (1024 x 4608) or
