@@ -76,6 +76,7 @@ def test_published_packed_fp4_row_of_odd_k_is_refused_on_its_line(tmp_path):
     path.write_text(HEADER + "mine,NVIDIA B200,float4_e2m1,64,1,64,5.0,6.0,0.83,\n")
     assert read_measurements(path).dense_k.tolist() == [1.0]  # another source ran k itself
 
+
 def test_bundled_dense_k_halves_only_the_b200_fp4_rows():
     # The halving keys on the rows' source column: a bundled file whose source text changed would
     # silently drop it (B200 fp4 dense back at 12.9 PFLOP/s over 2mnk); every other row ran its k.
@@ -100,6 +101,7 @@ def test_bench_rows_run_their_own_k(tmp_path):
     schema.write_rows(path, rows)
     meas = read_measurements(path)
     assert meas.dtype.tolist() == ["float4_e2m1"] and meas.dense_k.tolist() == meas.k.tolist() == [2048.0]
+
 
 def test_bench_format_loads(tmp_path):
     rows = []

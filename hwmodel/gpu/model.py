@@ -155,11 +155,12 @@ LEGACY_SM80 = {("10", False, "int8"), ("9", True, "bfloat16"), ("9", True, "floa
 #: walking all of k, run the extra k at 5.2-5.3 TOPS per SM (published, n = 2048: k = 2048 10.0
 #: us, k = 8192 29.0 us; n = 2560: k = 2560 11.6 us, k = 6912 25.3 us), 0.72-0.74 of an Ampere
 #: SM's int8 rate at boost (7.19 TOPS) and 0.37 of Hopper's (14.4): the Blackwell int8 kernel's
-#: 0.73 (``LEGACY_SM80``); the H100's int8 dense efficiency fitted with this rule, 0.74, gives
-#: 5.3. The large GEMMs (algorithm 39) reach 1,097 TOPS, 1.34x the Ampere rate, so that tile is
-#: not capped. At the native rate with its 0.67 tile factor the model had those m = 64-128 rows
-#: with k >= 5120 and W in L2 12-13% fast, and the fitted cuBLASLt fixed cost rose to make up
-#: part of it (4.46 us before this rule, 4.18 us fitted with it).
+#: 0.73 (``LEGACY_SM80``); the H100's int8 dense efficiency fitted with this rule (hopper int8
+#: dense in hwmodel/data/gpu_params.yaml, ``nmlab gpu fit``: 0.74) gives 5.3. The large GEMMs
+#: (algorithm 39) reach 1,097 TOPS, 1.34x the Ampere rate, so that tile is not capped. At the
+#: native rate with its 0.67 tile factor the model had those m = 64-128 rows with k >= 5120 and
+#: W in L2 too fast, and the fitted cuBLASLt fixed cost rose to make up part of it (docs/gpu.md,
+#: "What the data showed", has the figures, measured on the model without this rule).
 SM80_TILES = {("9", False, "int8"): ((64, 128),)}
 #: Dense tensor operations per clock per SM of an Ampere (sm80) SM, from the A100 datasheet:
 #: 312 TFLOP/s bf16/fp16, 156 tf32, 624 TOPS int8 on 108 SMs at 1410 MHz. fp8 (which Ampere
@@ -213,17 +214,19 @@ BLACKWELL_MMA_TILES = tuple(sorted({(128, w) for w in range(64, 257, 16)} | {(w,
 #: the H100's own rows rarely picks them); fitted on the other three GPUs they no longer pull the
 #: pooled fp8 efficiency (leave-one-GPU-out before and after: docs/gpu.md, "How well the model
 #: does").
+HOPPER_FP8_TILES = tuple(t for t in TILES[False] if max(t) < 256)
 #: cuSPARSELt 16-bit 2:4 on Hopper (no split-K, the Ampere 2:4 rate: ``NO_SPLIT_K``, ``LEGACY_SM80``):
 #: tiles 192 wide in place of the 256-wide ones. Its search logs name only alg ids (21 for BF16,
 #: ``cuSPARSELt/alg_search_results/H100_cc90_*/BF16``, no tile descriptor), but the published H100
 #: PCIe times at m = 512-1024 are one wave of 128x192 or 192x128 tiles at the capped rate (2 x 128
 #: x 192 x k FLOP at 0.95 x 7.19 TFLOP/s per SM, plus the ~6.4 us fixed cost), where 128-multiple
 #: tiles need two waves of 128x128 or one of twice the work: m x k x n = 512 x 3072 x 5120 (108
-#: tiles) 28.1 us published, 28.4 by hand, 35.9 with the 256-wide tiles; 512 x 3584 x 4608 31.4
-#: against 40.7; 512 x 13824 x 5120 114.7 against 141.2; 1024 x 2048 x 2048 (96 192x128 tiles)
-#: 21.4 against 26.0; 1024 x 8192 x 2048 62.9 against 84.7 (held out, split seed 13). At m <= 256
-#: (128x64) and m >= 2048 (full tile rate either way) little changes. Keeping the 256-wide tiles
-#: as well fits as well held out but puts one split seed's crossovers a step further off.
+#: tiles) 28.1 us published, 28.4 by hand; 512 x 3584 x 4608 31.4; 512 x 13824 x 5120 114.7;
+#: 1024 x 2048 x 2048 (96 192x128 tiles) 21.4; 1024 x 8192 x 2048 62.9 (what the model with
+#: 256-wide tiles gave and the held-out figures before and after: docs/gpu.md, "What the data
+#: showed", measured on the model of the day). At m <= 256 (128x64) and m >= 2048 (full tile
+#: rate either way) little changes. Keeping the 256-wide tiles as well fits as well held out but
+#: puts one split seed's crossovers a step further off.
 HOPPER_SPARSE16_TILES = ((128, 64), (128, 128), (128, 192), (192, 128))
 #: cuBLASLt fp8 on Ada: no tile 256 wide by 128. The RTX 4090's fp8 descriptors
 #: (``cuBLASLt/alg_search_results/RTX4090_cc89_py312_cu129_x86_64/FP8/alg_search_*.json``:
@@ -234,14 +237,16 @@ HOPPER_SPARSE16_TILES = ((128, 64), (128, 128), (128, 192), (192, 128))
 #: 8192). The 32x64 tile is left out: with it the held-out figures do not move and one split
 #: seed's crossover goes a step further off.
 ADA_FP8_TILES = ((64, 64), (64, 128), (128, 64), (128, 128), (256, 64))
+#: cuSPARSELt 16-bit 2:4 on Ampere and Ada: the 2:4 tiles of 128 rows of X (the ``KERNEL_TILES``
+#: notes above, ``W_REREAD``).
+AMPERE_SPARSE16_TILES = tuple(t for t in TILES[True] if t[0] == 128)
 KERNEL_TILES = {("9", False, "int8"): ((64, 128), (256, 128)), ("10", False, "int8"): ((64, 128),),
                 ("9", True, "bfloat16"): HOPPER_SPARSE16_TILES, ("9", True, "float16"): HOPPER_SPARSE16_TILES,
                 ("8.9", False, "int8"): ((64, 128), (128, 256)), ("8.9", False, "float8_e4m3fn"): ADA_FP8_TILES,
-                ("8", True, "bfloat16"): ((128, 64), (128, 128), (128, 256)),
-                ("8", True, "float16"): ((128, 64), (128, 128), (128, 256)),
+                ("8", True, "bfloat16"): AMPERE_SPARSE16_TILES, ("8", True, "float16"): AMPERE_SPARSE16_TILES,
                 ("10", False, "bfloat16"): BLACKWELL_MMA_TILES, ("10", False, "float16"): BLACKWELL_MMA_TILES,
                 ("10", False, "float8_e4m3fn"): BLACKWELL_MMA_TILES,
-                ("9", False, "float8_e4m3fn"): tuple(t for t in TILES[False] if max(t) < 256)}
+                ("9", False, "float8_e4m3fn"): HOPPER_FP8_TILES}
 #: (compute capability, sparse, dtype) -> {tile: the fewest waves of that tile (tiles / SMs) from
 #: which the library's heuristic takes it}. The RTX 4090's cuBLASLt int8 logs (above) keep the
 #: 64x128 tile while the 128x256 one would give 112 (m = 1024, n = 3584), 144 (1024 x 4608) or
@@ -274,8 +279,9 @@ TILE_MIN_WAVES = {("8.9", False, "int8"): {(128, 256): 1.5}}
 #:   bytes per clock (128 + 32 + 8 per k step: X, the kept half of W, its metadata). The same tile
 #:   at Ada's full int8 2:4 rate needs those 42 bytes, and the RTX 4090's lone tiles run at it:
 #:   1.52-1.71 ns per k at m = 64, n = 2048-5120 (32-80 tiles of 16,384 ops per k step), 0.93-1.04
-#:   of the per-SM 2:4 peak, where the 0.67 factor left the model 26-46% slow on those rows (64 x
-#:   18944 x 3584: 37.4 us published, 53.7 predicted). Measured against the 2:4 rate of an Ampere
+#:   of the per-SM 2:4 peak, where the 0.67 factor left the model slow on those rows (64 x 18944 x
+#:   3584: 37.4 us published; what the rule did to the held-out figures: docs/gpu.md, "How well
+#:   the model does", measured on the model of the day). Measured against the 2:4 rate of an Ampere
 #:   SM (8192), Ada's fp8 2:4 entry above would be 0.25; it gives its 128x64 tile the full rate
 #:   either way.
 #: Where every SM is busy, such a tile is bound by the GPU's L2 bandwidth instead (the L2 term):
@@ -426,17 +432,19 @@ def _listed(table: Union[set, frozenset], keys: tuple) -> bool:
 def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
     """The :class:`Kernel` of this GPU, dtype and kind: tiles and split-K factors the library
     offers, and the per-architecture kernel tables (the one place that reads them)."""
-    major = spec.compute_capability.split(".")[0]
     keys = _table_keys(spec, sparse, dtype)
-    sm80_peak = _sm80_peak(spec, dtype, sparse) if _listed(LEGACY_SM80, keys) else None
+    major = keys[1][0]
+    legacy, sm80_tiles = _listed(LEGACY_SM80, keys), _lookup(SM80_TILES, keys, ())
+    # The Ampere SM's rate, only for the kernels that run at it (other dtypes have none).
+    sm80_rate = _sm80_peak(spec, dtype, sparse) if legacy or sm80_tiles else None
+    sm80_peak = sm80_rate if legacy else None
     peak = _boost_peak(spec, dtype, sparse)
     if sm80_peak is not None:
         peak = min(peak, sm80_peak)
     tiles = _lookup(KERNEL_TILES, keys, TILES[sparse])
     no_split = _listed(NO_SPLIT_K, keys) or major in NO_SPLIT_K_ARCH
     min_waves = _lookup(TILE_MIN_WAVES, keys, {})
-    sm80_tiles = _lookup(SM80_TILES, keys, ())
-    tile_sm80 = tuple(min(peak, _sm80_peak(spec, dtype, sparse)) if t in sm80_tiles else None for t in tiles)
+    tile_sm80 = tuple(min(peak, sm80_rate) if t in sm80_tiles else None for t in tiles)
     return Kernel(tiles, (1,) if no_split else SPLITS[sparse], _listed(W_REREAD, keys), sm80_peak,
                   CLUSTER_MULTICAST.get(major, 1.0), peak, tuple(min_waves.get(t, 0.0) for t in tiles),
                   _lookup(FEED_SCALE, keys, 1.0), tile_sm80)
