@@ -71,12 +71,17 @@ def model_sha() -> str:
     return h.hexdigest()[:16]
 
 
-def point_id(canonical: dict[str, Any]) -> str:
-    """Stable id of a point: SHA-256 of its canonical configuration as sorted JSON (with the
-    point schema version and :func:`model_sha`), 16 hex digits."""
-    text = json.dumps({"schema": POINT_SCHEMA_VERSION, "model": model_sha(), **canonical},
+def _id_text(canonical: dict[str, Any]) -> str:
+    """What a point id hashes: the canonical configuration with the point schema version and
+    :func:`model_sha`, as sorted compact JSON. One place for both :func:`point_id` and
+    :meth:`Plan.point_ids`, whose ids must agree."""
+    return json.dumps({"schema": POINT_SCHEMA_VERSION, "model": model_sha(), **canonical},
                       sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def point_id(canonical: dict[str, Any]) -> str:
+    """Stable id of a point: SHA-256 of :func:`_id_text`, 16 hex digits."""
+    return hashlib.sha256(_id_text(canonical).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -300,9 +305,7 @@ class Plan:
         sha = hashlib.sha256
         for b in range(len(self._blocks)):
             canonical = canonical_of(self._block_fields(b))
-            text = json.dumps({"schema": POINT_SCHEMA_VERSION, "model": model_sha(), **canonical,
-                               "batch": _BATCH_TOKEN, "scenario": _SCENARIO_TOKEN},
-                              sort_keys=True, separators=(",", ":"))
+            text = _id_text({**canonical, "batch": _BATCH_TOKEN, "scenario": _SCENARIO_TOKEN})
             # Sorted keys put "batch" before "scenario": text = head batch mid scenario tail. The
             # head is hashed once per block and each point only hashes on from there.
             head, rest = text.split(batch_token)
