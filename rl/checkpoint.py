@@ -83,11 +83,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     The sizes its archive declares are checked against the ``checkpoint_bytes`` limit before
     anything is read (docs/limits.md); numbers in its args and networks must be finite.
     """
-    from hwmodel.limits import check_limit, check_version, declared_zip_bytes
+    from hwmodel.limits import check_limit, check_version, declared_zip_bytes, is_file, not_a_file
 
     path = Path(path)
-    if not path.is_file():
-        raise NmlabError(f"checkpoint: no such file: {path}")
+    if not is_file(path):
+        raise not_a_file("checkpoint", path)
     check_limit("checkpoint_bytes", path.stat().st_size, f"checkpoint: {path}: file size")
     declared_zip_bytes(path, "checkpoint", "checkpoint_bytes")
     try:
