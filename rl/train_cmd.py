@@ -92,11 +92,11 @@ def check_option(name: str, value: object) -> object:
     float); a bad value is one NmlabError naming the option. For values that did not come
     through argparse: a campaign's ``train:`` mapping and a checkpoint's args."""
     from hwmodel.errors import NmlabError
-    from hwmodel.limits import finite, limit, short
+    from hwmodel.limits import finite, is_int, limit, short
 
     typ = _TYPES[name]
     if typ is int:
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not is_int(value):
             raise NmlabError(f"{name}: must be an integer, got {short(value)}")
         low, high = _INT_BOUNDS.get(name, (0, _MAX_INT_OPTION))
         high = limit(high) if isinstance(high, str) else high
