@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Optional
@@ -344,7 +344,7 @@ def _parse_sparsity(r: _Reader) -> Sparsity:
         if not isinstance(ns, list) or not ns:
             r.fail("n_values", "must be a non-empty list of integers")
         for i, n in enumerate(ns):
-            if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= m:
+            if not is_int(n) or not 1 <= n <= m:
                 r.fail(f"n_values[{i}]", f"must be an integer from 1 to m={m}, got {short(n)}")
         return Sparsity(support, m=m, n_values=tuple(sorted(set(ns))), metadata_bits_per_cycle=meta_bw)
     if support == "layerwise":

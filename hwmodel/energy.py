@@ -23,11 +23,15 @@ from hwmodel.limits import load_yaml
 from hwmodel.memo import BoundedMemo
 
 
+#: The model's energy constants (pJ per operation and per bit, by technology node).
+ENERGY_CONSTANTS_PATH = data_path("energy.yaml")
+
+
 @lru_cache(maxsize=1)
 def constants() -> dict:
     """The parsed energy.yaml (through the bounded loader: a key given twice is refused, not
     silently replaced by the last)."""
-    data = load_yaml(data_path("energy.yaml"), "energy constants")
+    data = load_yaml(ENERGY_CONSTANTS_PATH, "energy constants")
     if not isinstance(data, dict) or data.get("version") != 1:
         raise NmlabError("energy.yaml: version: expected 1")
     return data

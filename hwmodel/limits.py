@@ -338,10 +338,8 @@ def read_bytes(path: str | os.PathLike, max_bytes: int, what: str, limit_name: O
                 NmlabError(f"{what}: {p}: {size:,} bytes, more than {max_bytes:,}")
         with open(p, "rb") as fh:
             data = fh.read(max_bytes + 1)  # a file that grows meanwhile is still cut
-    except IsADirectoryError:
-        raise NmlabError(f"{what}: {p}: is a directory") from None
-    except FileNotFoundError:
-        raise NmlabError(f"{what}: no such file: {p}") from None
+    except (IsADirectoryError, FileNotFoundError):
+        raise not_a_file(what, p) from None
     except OSError as exc:
         raise NmlabError(f"{what}: {p}: cannot read ({exc.strerror or exc})") from None
     if len(data) > max_bytes:

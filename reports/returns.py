@@ -21,6 +21,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
+from hwmodel.limits import is_file
 from reports.data import agent_label, agent_order, with_agent
 from reports.quality import _dense_agent, _own_bits, _return_at
 
@@ -36,7 +37,7 @@ PUBLISHED_SOURCE = "Fujimoto et al. 2018 (TD3), max average return at 1M steps"
 def seed_values(df: pd.DataFrame, quality_path: Optional[str | Path]) -> dict[tuple, list[tuple[str, float]]]:
     """(env, method, agent, bits) -> [(seed, return)] of the quality rows the sweep averaged into
     ``return_mean``; only keys whose values still average to it (1e-9 relative)."""
-    if not quality_path or not Path(quality_path).is_file():
+    if not quality_path or not is_file(quality_path):  # a manifest's path: a name the OS refuses is no file
         return {}
     from hwmodel.agents import label_fractions, same_fractions
     from sweeps.derived import load_quality

@@ -83,11 +83,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     The sizes its archive declares are checked against the ``checkpoint_bytes`` limit before
     anything is read (docs/limits.md); numbers in its args and networks must be finite.
     """
-    from hwmodel.limits import check_limit, check_version, declared_zip_bytes
+    from hwmodel.limits import check_limit, check_version, declared_zip_bytes, is_file, is_int, not_a_file, short
 
     path = Path(path)
-    if not path.is_file():
-        raise NmlabError(f"checkpoint: no such file: {path}")
+    if not is_file(path):
+        raise not_a_file("checkpoint", path)
     check_limit("checkpoint_bytes", path.stat().st_size, f"checkpoint: {path}: file size")
     declared_zip_bytes(path, "checkpoint", "checkpoint_bytes")
     try:
@@ -108,9 +108,7 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise NmlabError(f"checkpoint: {path}: {missing[0]}: missing")
     for key in ("global_step", "update_step", "episode"):  # the last two: a resume needs them (KeyError there)
         value = data.get(key, 0)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            from hwmodel.limits import short
-
+        if not is_int(value) or value < 0:
             raise NmlabError(f"checkpoint: {path}: {key}: must be an integer >= 0, got {short(value)}")
     _check_values(data, path)
     return data

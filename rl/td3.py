@@ -412,6 +412,17 @@ def _norm(name: str, value: Any) -> Any:
     return value
 
 
+def _logged_eval(out: Path, step: int) -> Optional[tuple[float, float]]:
+    """(mean, std) return that eval.csv in ``out`` holds for ``step``; None when it has none or
+    cannot be read (the summary then shows no return; the log itself is left as it is)."""
+    from rl.export import final_eval
+
+    try:
+        return final_eval(out, step)
+    except NmlabError:
+        return None
+
+
 def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     """Train (or resume) one run. ``explicit``: names of knobs the user set (for resume checks;
     None means all). Returns a summary dict (steps, final evaluation, steps/s)."""
@@ -509,7 +520,9 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     t0 = time.time()
     recent: list[float] = []
     actor_loss_v = float("nan")
-    last_eval: Optional[tuple[float, float]] = None
+    # A resume evaluates only when it trains on: until then the run's final evaluation is the one
+    # logged at the checkpoint's step (eval.csv, as `nmlab export` reads it).
+    last_eval: Optional[tuple[float, float]] = _logged_eval(out, start_step) if ckpt is not None else None
 
     def log_method(scalars: dict[str, float], step_done: int) -> None:
         """sad.csv row for mask_changed/mask_total; every other scalar to method.csv and TensorBoard."""

@@ -92,11 +92,11 @@ def check_option(name: str, value: object) -> object:
     float); a bad value is one NmlabError naming the option. For values that did not come
     through argparse: a campaign's ``train:`` mapping and a checkpoint's args."""
     from hwmodel.errors import NmlabError
-    from hwmodel.limits import finite, limit, short
+    from hwmodel.limits import finite, is_int, limit, short
 
     typ = _TYPES[name]
     if typ is int:
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not is_int(value):
             raise NmlabError(f"{name}: must be an integer, got {short(value)}")
         low, high = _INT_BOUNDS.get(name, (0, _MAX_INT_OPTION))
         high = limit(high) if isinstance(high, str) else high
@@ -160,14 +160,6 @@ def _train(args: argparse.Namespace) -> int:
             out.rmdir()
         raise
     ev, sd = summary["eval_return_mean"], summary["eval_return_std"]
-    if ev is None:
-        # A resume with nothing left to train evaluates nothing now: the run's own evaluation
-        # at its last step (eval.csv) is still its final return, as `nmlab export` reports it.
-        from rl.export import final_eval
-        try:
-            ev, sd = final_eval(cfg.out, summary["steps"]) or (None, None)
-        except NmlabError:
-            pass
     ev_text = "-" if ev is None else f"{ev:.1f} +- {sd:.1f}"
     print(f"trained {summary['steps']} steps ({summary['steps_this_session']} in this invocation, "
           f"{summary['steps_per_s']:.1f} steps/s); final eval return: {ev_text}; run in {cfg.out}")

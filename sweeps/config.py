@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import check_version, is_file, limit, load_yaml, not_a_file, over_limit, short
+from hwmodel.limits import check_version, is_file, is_int, limit, load_yaml, not_a_file, over_limit, short
 from hwmodel.sparsity import parse_pattern
 
 CONFIG_VERSION = 1
@@ -125,10 +125,6 @@ def _fail(key: str, msg: str) -> None:
     raise NmlabError(f"sweep config: {key}: {msg}")
 
 
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
 def _list(data: dict, key: str) -> list:
     value = data[key]
     if isinstance(value, (str, int)) and not isinstance(value, bool):
@@ -186,7 +182,7 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
     if "bits" in data:
         bits: list[int] = []
         for i, item in enumerate(_list(data, "bits")):
-            if not _is_int(item) or not 1 <= item <= 32:
+            if not is_int(item) or not 1 <= item <= 32:
                 _fail(f"bits[{i}]", f"must be an integer from 1 to 32, got {short(item)}")
             if item in bits:
                 _fail(f"bits[{i}]", f"duplicate bitwidth {item}")
@@ -227,7 +223,7 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
                 _fail(f"{key}.batch", "must be a positive integer or a non-empty list of them, got []")
             for j, b in enumerate(batches if isinstance(batches, list) else [batches]):
                 where = f"{key}.batch" + (f"[{j}]" if isinstance(batches, list) else "")
-                if not _is_int(b) or b < 1:
+                if not is_int(b) or b < 1:
                     _fail(where, f"must be a positive integer, got {short(b)}")
                 if b > limit("batch"):
                     raise over_limit("batch", b, f"sweep config: {where}")
@@ -249,7 +245,7 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
 
     if "chunk_size" in data and data["chunk_size"] not in (None, "auto"):
         cs = data["chunk_size"]
-        if not _is_int(cs) or cs < 1:
+        if not is_int(cs) or cs < 1:
             _fail("chunk_size", f"must be a positive integer or 'auto', got {short(cs)}")
         cfg.chunk_size = cs
     return cfg

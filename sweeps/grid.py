@@ -48,8 +48,9 @@ def file_sha(path: str | Path) -> str:
 @lru_cache(maxsize=1)
 def model_sha() -> str:
     """First 16 hex digits of the SHA-256 of what turns a point's files into its row: every Python
-    file of ``hwmodel`` and ``sweeps`` and the model's bundled constants (``energy.yaml``,
-    ``gpu_params.yaml``). Design and workload files carry their own shas in the point.
+    file of ``hwmodel`` and ``sweeps`` and the bundled constants the model reads, each named by
+    the module that reads it (``energy.yaml``, ``gpu_params.yaml``, the CACTI answers in
+    ``cacti_cache.json``). Design and workload files carry their own shas in the point.
 
     Part of every point id, so a sweep re-run in the same directory after nmlab's model changed
     evaluates its points again (the old rows stay in ``parts/`` but out of the table) instead of
@@ -57,7 +58,9 @@ def model_sha() -> str:
     """
     import hwmodel
     import sweeps
-    from hwmodel.io import data_path
+    from hwmodel.cacti import BUNDLED_CACHE
+    from hwmodel.energy import ENERGY_CONSTANTS_PATH
+    from hwmodel.gpu.params import default_path as gpu_params_path
 
     h = hashlib.sha256()
     for pkg in (hwmodel, sweeps):
@@ -65,18 +68,23 @@ def model_sha() -> str:
         for f in sorted(root.rglob("*.py")):
             h.update(f"{pkg.__name__}/{f.relative_to(root).as_posix()}\0".encode())
             h.update(f.read_bytes())
-    for name in ("energy.yaml", "gpu_params.yaml"):
-        h.update(f"data/{name}\0".encode())
-        h.update(data_path(name).read_bytes())
+    for path in (ENERGY_CONSTANTS_PATH, gpu_params_path(), BUNDLED_CACHE):
+        h.update(f"data/{path.name}\0".encode())
+        h.update(path.read_bytes())
     return h.hexdigest()[:16]
 
 
-def point_id(canonical: dict[str, Any]) -> str:
-    """Stable id of a point: SHA-256 of its canonical configuration as sorted JSON (with the
-    point schema version and :func:`model_sha`), 16 hex digits."""
-    text = json.dumps({"schema": POINT_SCHEMA_VERSION, "model": model_sha(), **canonical},
+def _id_text(canonical: dict[str, Any]) -> str:
+    """What a point id hashes: the canonical configuration with the point schema version and
+    :func:`model_sha`, as sorted compact JSON. One place for both :func:`point_id` and
+    :meth:`Plan.point_ids`, whose ids must agree."""
+    return json.dumps({"schema": POINT_SCHEMA_VERSION, "model": model_sha(), **canonical},
                       sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def point_id(canonical: dict[str, Any]) -> str:
+    """Stable id of a point: SHA-256 of :func:`_id_text`, 16 hex digits."""
+    return hashlib.sha256(_id_text(canonical).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -300,9 +308,7 @@ class Plan:
         sha = hashlib.sha256
         for b in range(len(self._blocks)):
             canonical = canonical_of(self._block_fields(b))
-            text = json.dumps({"schema": POINT_SCHEMA_VERSION, "model": model_sha(), **canonical,
-                               "batch": _BATCH_TOKEN, "scenario": _SCENARIO_TOKEN},
-                              sort_keys=True, separators=(",", ":"))
+            text = _id_text({**canonical, "batch": _BATCH_TOKEN, "scenario": _SCENARIO_TOKEN})
             # Sorted keys put "batch" before "scenario": text = head batch mid scenario tail. The
             # head is hashed once per block and each point only hashes on from there.
             head, rest = text.split(batch_token)

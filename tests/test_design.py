@@ -10,7 +10,7 @@ from hwmodel.errors import NmlabError
 from hwmodel.io import data_path
 
 
-def _design_data(name: str = "edge_ws") -> dict:
+def design_data(name: str = "edge_ws") -> dict:
     """A bundled design's YAML as a dict, to edit and parse."""
     return yaml.safe_load(data_path("designs", f"{name}.yaml").read_text())
 
@@ -36,7 +36,7 @@ def test_scalesim_default_matches_its_cfg():
 
 def test_load_by_path_and_unknown_name(tmp_path):
     p = tmp_path / "mine.yaml"
-    p.write_text(yaml.safe_dump(_design_data()))
+    p.write_text(yaml.safe_dump(design_data()))
     assert load_design(p).name == "edge_ws"
     with pytest.raises(NmlabError, match="no such file or bundled design"):
         load_design("no_such_design")
@@ -95,7 +95,7 @@ BAD = [
 
 @pytest.mark.parametrize("path,value,message", BAD, ids=[".".join(map(str, b[0])) + f"={b[1]!r}"[:20] for b in BAD])
 def test_bad_design_key_is_one_line_error_naming_it(path, value, message):
-    data = copy.deepcopy(_design_data())
+    data = copy.deepcopy(design_data())
     _set(data, path, value)
     with pytest.raises(NmlabError) as info:
         parse_design(data)
@@ -106,7 +106,7 @@ def test_bad_design_key_is_one_line_error_naming_it(path, value, message):
 
 
 def test_tensor_core_rejects_dataflow_and_gets_a_pipeline_depth():
-    data = _design_data("stc_hbm")
+    data = design_data("stc_hbm")
     assert parse_design(data).compute.pipeline_depth == 6  # ceil(log2 16) + 2
     data["compute"]["dataflow"] = "ws"
     with pytest.raises(NmlabError, match="compute.dataflow: only for kind systolic"):
@@ -116,7 +116,7 @@ def test_tensor_core_rejects_dataflow_and_gets_a_pipeline_depth():
 def test_explicit_pipeline_depth_is_kept_even_zero():
     """pipeline_depth: 0 is allowed (min 0) but was silently replaced by the default
     ceil(log2 cols) + 2; a value the file gives is the value the model uses."""
-    data = _design_data("stc_hbm")
+    data = design_data("stc_hbm")
     for depth in (0, 1, 9):
         data["compute"]["pipeline_depth"] = depth
         assert parse_design(data).compute.pipeline_depth == depth

@@ -4,7 +4,6 @@ import json
 import math
 
 import pytest
-import yaml
 
 import hwmodel
 from hwmodel import cacti
@@ -13,11 +12,7 @@ from hwmodel.energy import constants, energy_factor, energy_table
 from hwmodel.io import data_path
 from hwmodel.result import ENERGY_COMPONENTS
 from hwmodel.workload import synthetic_td3_workload
-
-
-def _edge_data() -> dict:
-    """edge_ws's YAML as a dict, to edit and parse."""
-    return yaml.safe_load(data_path("designs", "edge_ws.yaml").read_text())
+from tests.test_design import design_data
 
 
 def test_technology_factors_hit_the_published_points_and_are_monotonic():
@@ -65,7 +60,7 @@ def test_sparsity_halves_mac_energy_and_pays_for_muxes_and_metadata():
 
 
 def test_dram_type_sets_pj_per_bit():
-    data = _edge_data()
+    data = design_data()
     wl = synthetic_td3_workload(11, 3, "2:4")
     lp = hwmodel.simulate(wl, parse_design(data), residency="stream")
     data["storage"][0]["type"] = "LPDDR"
@@ -126,7 +121,7 @@ def test_sram_too_large_for_cacti_names_the_level(tmp_path, monkeypatch):
     from hwmodel.errors import NmlabError
 
     monkeypatch.setenv("NMLAB_CACHE_DIR", str(tmp_path))
-    data = _edge_data()
+    data = design_data()
     i = next(i for i, s in enumerate(data["storage"]) if s["class"] == "sram")
     data["storage"][i].update(capacity_bytes=1 << 31, banks=1)
     d = parse_design(data)
@@ -151,7 +146,7 @@ def test_sram_cacti_cannot_model_names_the_level(tmp_path, monkeypatch):
     from hwmodel.errors import NmlabError
 
     monkeypatch.setenv("NMLAB_CACHE_DIR", str(tmp_path))
-    data = _edge_data()
+    data = design_data()
     data["storage"][1].update(capacity_bytes=32, banks=1, word_bits=64)
     with pytest.raises(NmlabError) as info:
         energy_table(parse_design(data))

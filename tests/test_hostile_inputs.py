@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from hwmodel.errors import NmlabError
+from tests.test_design import design_data
 
 REPO = Path(__file__).resolve().parents[1]
 #: Address space a CLI run on a bad input gets (benchmarks/bench_hostile_inputs.py measures time and RSS).
@@ -147,11 +148,6 @@ def alias_bomb(levels: int = 9, width: int = 9) -> str:
 
 
 # ----------------------------------------------------------------------------- harness
-
-
-def design_data(name: str = "edge_ws") -> dict:
-    """A bundled design's YAML as a dict, to change one field and parse or write it back."""
-    return yaml.safe_load((REPO / "hwmodel/data/designs" / f"{name}.yaml").read_text())
 
 
 def nmlab_subprocess(*args: str, env: dict | None = None) -> tuple[int, str, str, float]:
