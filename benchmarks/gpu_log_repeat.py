@@ -50,7 +50,7 @@ LOG_COLUMNS = ("gpu", "dtype", "kind", "m", "k", "n", "us", "source")
 KINDS = ("dense", "sparse")
 #: Section 4 looks at doublings of m up to this many rows only (see ``library_picks``).
 JUMP_MAX_M = 1024
-#: Section 5's small m: where the dense library's picks are irregular (docs/gpu.md).
+#: Section 5's small m: where the dense library's picks are irregular (docs/gpu_record.md, "What the model misses").
 SMALL_M = 256
 #: (gpu, dtype) cells whose outlier rows section 3 lists.
 DETAIL = (("rtx4090", "float8_e4m3fn"), ("rtx4090", "int8"))

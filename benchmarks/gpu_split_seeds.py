@@ -2,7 +2,7 @@
 
 The held-out scores hang on which third of the shapes calibrates the fit (``SPLIT_SEED`` = 13
 in ``nmlab gpu validate``). A model change is kept only if it helps with every split, so
-docs/gpu.md quotes, per change, the figures of seeds 2, 3, 4, 5 and 13; this prints them. Per
+docs/gpu_record.md quotes, per change, the figures of seeds 2, 3, 4, 5 and 13; this prints them. Per
 seed: each GPU's held-out MAPE dense / 2:4 / speedup error per dtype with its crossover
 (measured / predicted), then one line: the mean and worst of the twelve per-GPU figures (dense,
 2:4 and speedup over all of a GPU's dtypes, four GPUs), the crossover size steps off summed

@@ -1,5 +1,5 @@
-"""How often the published small GEMM times sit on a multiple of one period (docs/gpu.md, "B200
-times are quantized").
+"""How often the published small GEMM times sit on a multiple of one period (docs/gpu_record.md,
+"B200 times are quantized").
 
 Per bundled published file: the dense and 2:4 times below ``--below`` us (pooled), the share
 within a tenth of a period of a whole multiple of it (``--tolerance``; times spread evenly give

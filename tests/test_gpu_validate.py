@@ -141,7 +141,7 @@ def test_split_is_disjoint_seeded_and_spans_sizes():
 
 def test_validate_scores_the_split_of_its_seed():
     # validate_block fits on split_shapes(meas, seed) and scores the rest (what
-    # benchmarks/gpu_split_seeds.py reruns docs/gpu.md's per-seed figures with).
+    # benchmarks/gpu_split_seeds.py reruns docs/gpu_record.md's per-seed figures with).
     (block,) = load_blocks([H100_FILE])
     for seed in (13, 2):
         report = validate_block(block, seed=seed)
@@ -178,7 +178,7 @@ def test_bundled_scores_do_not_regress(bundled_reports):
         assert max(lo["mape_dense"], lo["mape_sparse"]) < logo_guard[name], name
 
 
-@pytest.mark.xfail(strict=True, reason="the issue's targets are not met yet (docs/gpu.md, 'What the model misses')")
+@pytest.mark.xfail(strict=True, reason="the issue's targets are not met yet (docs/gpu_record.md, 'What the model misses')")
 def test_bundled_scores_meet_the_issue_targets(bundled_reports):
     for name, r in bundled_reports.items():
         for dtype, s in r["dtypes"].items():

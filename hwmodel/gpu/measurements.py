@@ -45,7 +45,8 @@ BENCH_LOOP_CALLS = 50
 #: cublaslt_gemm.cu, which makes CUDA_R_4F_E2M1 layouts of K rows (elements, not bytes), and
 #: reports the logical K; its cuSPARSELt 2:4 call passes the logical K. Hence B200 dense fp4 at
 #: 16384^3 (683 us) is 12.9 PFLOP/s over 2mnk, above the B200's dense fp4 peak even at boost (9.0
-#: PFLOP/s x 1980 / 1856 MHz = 9.6, hwmodel/data/gpus/b200.yaml; docs/gpu.md).
+#: PFLOP/s x 1980 / 1856 MHz = 9.6, hwmodel/data/gpus/b200.yaml; docs/gpu_record.md, "What the
+#: data showed").
 PACKED_K_SOURCES = ("bcacdwk/vllmbench@",)
 
 

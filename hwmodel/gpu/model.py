@@ -82,7 +82,7 @@ SPLITS = {False: (1, 2, 4, 8), True: (1, 2, 4, 8)}
 #: of k per tile (its fp8 2:4 ones: 7.2 -> 12.7 us), and the source's search logs pick split-K 1
 #: there where the A100's pick 3-8; cuBLASLt's int8 (int8-output) dense times at m <= 256 are
 #: 1.5-3x its fp8 ones (64x8192x2048: 29.0 us against 10.2), and its int8 kernels there use no
-#: workspace, so no split-K reduction (docs/gpu.md, "What the data showed"). Blackwell's kernels
+#: workspace, so no split-K reduction (docs/gpu_record.md, "What the data showed"). Blackwell's kernels
 #: do not split either (``NO_SPLIT_K_ARCH``).
 #: Ada ("8.9"): the RTX 4090's cuBLASLt int8 search logs (``RTX4090_cc89_*/INT8``, four models) pick id 21 at
 #: every shape and m with workspace 0 and split-K word 1 in the descriptor, and its cuSPARSELt
@@ -119,7 +119,7 @@ W_REREAD = {("8", True, "bfloat16"), ("8", True, "float16")}
 #: no faster than on an Ampere SM: its peak is ``SM80_OPS_PER_CLK_SM`` (x2 for 2:4) x SMs x clock
 #: where that is below the spec's. The first two also walk all of k (``NO_SPLIT_K``,
 #: ``NO_SPLIT_K_ARCH``). What each cap does to the held-out and leave-one-GPU-out figures is in
-#: docs/gpu.md, "What the data showed" (measured on the model of the day; no command reruns it):
+#: docs/gpu_record.md, "What the data showed" (measured on the model of the day; no command reruns it):
 #: * cuBLASLt's int8 (int8-output) GEMM on Blackwell: ~0.9 of 4.5 POPS at every large size (3,200
 #:   ops per clock per SM at boost, 0.78 of an A100 SM's int8 rate) where cuSPARSELt's int8
 #:   reaches 6 POPS on the same card; at small m 2-3x its fp8 time and a lower fixed cost at
@@ -159,7 +159,7 @@ LEGACY_SM80 = {("10", False, "int8"), ("9", True, "bfloat16"), ("9", True, "floa
 #: dense in hwmodel/data/gpu_params.yaml, ``nmlab gpu fit``: 0.74) gives 5.3. The large GEMMs
 #: (algorithm 39) reach 1,097 TOPS, 1.34x the Ampere rate, so that tile is not capped. At the
 #: native rate with its 0.67 tile factor the model had those m = 64-128 rows with k >= 5120 and
-#: W in L2 too fast, and the fitted cuBLASLt fixed cost rose to make up part of it (docs/gpu.md,
+#: W in L2 too fast, and the fitted cuBLASLt fixed cost rose to make up part of it (docs/gpu_record.md,
 #: "What the data showed", has the figures, measured on the model without this rule).
 SM80_TILES = {("9", False, "int8"): ((64, 128),)}
 #: Dense tensor operations per clock per SM of an Ampere (sm80) SM, from the A100 datasheet:
@@ -212,8 +212,8 @@ BLACKWELL_MMA_TILES = tuple(sorted({(128, w) for w in range(64, 257, 16)} | {(w,
 #: name one (the widest is 160x128, 28 times; then 128x128, 20, and 128x144, 13), where its bf16
 #: ones take 256x128 18 times and 128x256 10 of 108. Held-out figures do not move (the fit on
 #: the H100's own rows rarely picks them); fitted on the other three GPUs they no longer pull the
-#: pooled fp8 efficiency (leave-one-GPU-out before and after: docs/gpu.md, "How well the model
-#: does").
+#: pooled fp8 efficiency (leave-one-GPU-out before and after: docs/gpu_record.md, "How well the
+#: model does: before and after each step").
 HOPPER_FP8_TILES = tuple(t for t in TILES[False] if max(t) < 256)
 #: cuSPARSELt 16-bit 2:4 on Hopper (no split-K, the Ampere 2:4 rate: ``NO_SPLIT_K``, ``LEGACY_SM80``):
 #: tiles 192 wide in place of the 256-wide ones. Its search logs name only alg ids (21 for BF16,
@@ -223,8 +223,8 @@ HOPPER_FP8_TILES = tuple(t for t in TILES[False] if max(t) < 256)
 #: tiles need two waves of 128x128 or one of twice the work: m x k x n = 512 x 3072 x 5120 (108
 #: tiles) 28.1 us published, 28.4 by hand; 512 x 3584 x 4608 31.4; 512 x 13824 x 5120 114.7;
 #: 1024 x 2048 x 2048 (96 192x128 tiles) 21.4; 1024 x 8192 x 2048 62.9 (what the model with
-#: 256-wide tiles gave and the held-out figures before and after: docs/gpu.md, "What the data
-#: showed", measured on the model of the day). At m <= 256 (128x64) and m >= 2048 (full tile
+#: 256-wide tiles gave and the held-out figures before and after: docs/gpu_record.md, "What the
+#: data showed", measured on the model of the day). At m <= 256 (128x64) and m >= 2048 (full tile
 #: rate either way) little changes. Keeping the 256-wide tiles as well fits as well held out but
 #: puts one split seed's crossovers a step further off.
 HOPPER_SPARSE16_TILES = ((128, 64), (128, 128), (128, 192), (192, 128))
@@ -280,16 +280,16 @@ TILE_MIN_WAVES = {("8.9", False, "int8"): {(128, 256): 1.5}}
 #:   at Ada's full int8 2:4 rate needs those 42 bytes, and the RTX 4090's lone tiles run at it:
 #:   1.52-1.71 ns per k at m = 64, n = 2048-5120 (32-80 tiles of 16,384 ops per k step), 0.93-1.04
 #:   of the per-SM 2:4 peak, where the 0.67 factor left the model slow on those rows (64 x 18944 x
-#:   3584: 37.4 us published; what the rule did to the held-out figures: docs/gpu.md, "How well
-#:   the model does", measured on the model of the day). Measured against the 2:4 rate of an Ampere
-#:   SM (8192), Ada's fp8 2:4 entry above would be 0.25; it gives its 128x64 tile the full rate
-#:   either way.
+#:   3584: 37.4 us published; what the rule did to the held-out figures: docs/gpu_record.md, "How
+#:   well the model does: before and after each step", measured on the model of the day).
+#:   Measured against the 2:4 rate of an Ampere SM (8192), Ada's fp8 2:4 entry above would be
+#:   0.25; it gives its 128x64 tile the full rate either way.
 #: Where every SM is busy, such a tile is bound by the GPU's L2 bandwidth instead (the L2 term):
 #: a 64x128 int8 tile at the full rate needs 24 bytes per clock per SM, about twice what the
 #: fitted Ada L2 moves, hence the logged 310-340 TOPS at m = 256-1024. By the same rule Ada's
 #: 16-bit and dense fp8 kernels would need 0.25 and its 16-bit 2:4 0.5, but the
 #: data do not pin a lone tile's rate for kernels that split K, and with those the model did no
-#: better (docs/gpu.md, "Tried and not kept"), so they are not listed.
+#: better (docs/gpu_record.md, "Tried and not kept"), so they are not listed.
 FEED_SCALE = {("8.9", False, "int8"): 0.5, ("8.9", True, "float8_e4m3fn"): 0.5, ("8.9", True, "int8"): 0.5}
 #: Compute-capability major -> SMs that share one L2 read of an operand tile.
 CLUSTER_MULTICAST = {"9": 2.0, "10": 4.0}
@@ -465,7 +465,7 @@ def tile_intensity_full(spec: GpuSpec, dtype: str, kernel: Kernel, sm80_peak: Op
     dense peak: Blackwell's cuBLASLt int8, a quarter of the B200's int8 rate, runs its one
     64x128 tile at 5.9-6.0 TOPS per SM from m = 64 (one tile per SM) to m = 16384, about 0.73 of
     an Ampere SM's int8 rate at boost; with the 64x128 tile's 0.67 factor its fitted efficiency
-    (0.78) would be 1.17, above its bound (docs/gpu.md, "What the data showed", has what this
+    (0.78) would be 1.17, above its bound (docs/gpu_record.md, "What the data showed", has what this
     does to it predicted from the other GPUs). Hopper's 16-bit 2:4 cap (the Ampere 2:4 rate)
     equals its native dense rate.
     A kernel in ``FEED_SCALE`` (the Ampere int8 kernel on Ada's half-rate int8 SM) needs that
