@@ -2,7 +2,9 @@
 
 One fit covers one or more GPUs (the per-architecture defaults and leave-one-GPU-out pool
 several): the scalar parameters of :class:`~hwmodel.gpu.model.GpuParams` are shared, the
-kernel efficiencies are per dtype (dense and 2:4). The residual is log(predicted /
+kernel efficiencies are per dtype (dense and 2:4). The block-scaled kernel's extra fixed time
+is fitted only where some rows are block-scaled (:func:`fit_scalars`); otherwise it keeps the
+start value (``BLOCK_SCALED_DEFAULT_US`` for a fresh set). The residual is log(predicted /
 measured) of every dense and 2:4 time, with a soft-L1 loss (``F_SCALE``) so a few rows where
 the library picked an odd kernel cannot drag the rest; parameters move in log space inside
 :data:`~hwmodel.gpu.model.BOUNDS`.
