@@ -364,8 +364,8 @@ class GpuParams:
     eager_sparse_us: float = 15.0
     eta: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
-    SCALARS = ("issue_us", "kernel_dense_us", "kernel_sparse_us", "kernel_block_scaled_us", "eta_mem", "l2_bytes_per_clk_sm",
-               "l2_usable", "tensor_pj_per_flop", "sparse_energy", "heat_ms")
+    SCALARS = ("issue_us", "kernel_dense_us", "kernel_sparse_us", "kernel_block_scaled_us", "eta_mem",
+               "l2_bytes_per_clk_sm", "l2_usable", "tensor_pj_per_flop", "sparse_energy", "heat_ms")
 
     def efficiency(self, dtype: str, sparse: bool) -> float:
         """Kernel efficiency for ``dtype`` (``DEFAULT_ETA`` when this set has none for it)."""
