@@ -2,7 +2,9 @@
 
 One fit covers one or more GPUs (the per-architecture defaults and leave-one-GPU-out pool
 several): the scalar parameters of :class:`~hwmodel.gpu.model.GpuParams` are shared, the
-kernel efficiencies are per dtype (dense and 2:4). The residual is log(predicted /
+kernel efficiencies are per dtype (dense and 2:4). The block-scaled kernel's extra fixed time
+is fitted only where some rows are block-scaled (:func:`fit_scalars`); otherwise it keeps the
+start value (``BLOCK_SCALED_DEFAULT_US`` for a fresh set). The residual is log(predicted /
 measured) of every dense and 2:4 time, with a soft-L1 loss (``F_SCALE``) so a few rows where
 the library picked an odd kernel cannot drag the rest; parameters move in log space inside
 :data:`~hwmodel.gpu.model.BOUNDS`.
@@ -17,7 +19,7 @@ import numpy as np
 
 from hwmodel.errors import NmlabError
 from hwmodel.gpu.measurements import Measurements
-from hwmodel.gpu.model import BOUNDS, Geometry, GpuParams
+from hwmodel.gpu.model import BLOCK_SCALED, BOUNDS, Geometry, GpuParams
 from hwmodel.gpu.spec import GpuSpec
 
 #: The scalars a fit moves (torch's eager costs are not in library timings: they stay priors).
@@ -62,17 +64,26 @@ class GpuData:
         return sorted(set(self.meas.dtype.tolist()))
 
 
+def fit_scalars(dtypes: Sequence[str]) -> tuple[str, ...]:
+    """The scalars a fit on rows of ``dtypes`` moves: the block-scaled kernel's extra fixed time only
+    where some rows are block-scaled (``BLOCK_SCALED``); elsewhere it keeps its start value."""
+    return tuple(s for s in FIT_SCALARS
+                 if s != "kernel_block_scaled_us" or any(d in BLOCK_SCALED for d in dtypes))
+
+
 def _layout(dtypes: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    names = list(FIT_SCALARS) + [f"eta.{d}.{kind}" for d in dtypes for kind in ("dense", "sparse")]
-    lo = np.log([BOUNDS[s][0] for s in FIT_SCALARS] + [BOUNDS["eta"][0]] * 2 * len(dtypes))
-    hi = np.log([BOUNDS[s][1] for s in FIT_SCALARS] + [BOUNDS["eta"][1]] * 2 * len(dtypes))
+    scalars = fit_scalars(dtypes)
+    names = list(scalars) + [f"eta.{d}.{kind}" for d in dtypes for kind in ("dense", "sparse")]
+    lo = np.log([BOUNDS[s][0] for s in scalars] + [BOUNDS["eta"][0]] * 2 * len(dtypes))
+    hi = np.log([BOUNDS[s][1] for s in scalars] + [BOUNDS["eta"][1]] * 2 * len(dtypes))
     return names, lo, hi
 
 
 def _unpack(x: np.ndarray, dtypes: Sequence[str], base: GpuParams) -> GpuParams:
     v = np.exp(x)
-    scalars = dict(zip(FIT_SCALARS, v[:len(FIT_SCALARS)].tolist()))
-    e = v[len(FIT_SCALARS):].reshape(len(dtypes), 2)
+    names = fit_scalars(dtypes)
+    scalars = dict(zip(names, v[:len(names)].tolist()))
+    e = v[len(names):].reshape(len(dtypes), 2)
     eta = {d: {"dense": float(e[i, 0]), "sparse": float(e[i, 1])} for i, d in enumerate(dtypes)}
     return base.with_values(**scalars, eta=eta)
 
@@ -92,7 +103,7 @@ def fit(datas: Sequence[GpuData], rows: Optional[Sequence[np.ndarray]] = None,
     if timings < 2 * len(names):
         raise NmlabError(f"gpu model fit: {timings} timings for {len(names)} parameters; need at least {2 * len(names)}")
     base = start or GpuParams()
-    x0 = np.log([getattr(base, s) for s in FIT_SCALARS]
+    x0 = np.log([getattr(base, s) for s in fit_scalars(dtypes)]
                 + [(base.eta.get(d) or START_ETA)[kind] for d in dtypes for kind in ("dense", "sparse")])
     x0 = np.clip(x0, lo + 1e-6, hi - 1e-6)
     meas = np.concatenate([np.log(np.concatenate([d.meas.dense_us[r], d.meas.sparse_us[r]]))

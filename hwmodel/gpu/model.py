@@ -36,13 +36,15 @@ from the hardware, not fitted per shape:
   clock with the time constant ``heat_ms``.
 * **Overlap.** Compute, DRAM and L2 overlap: the kernel takes their smooth maximum
   (a p-norm, ``SMOOTH_P``), plus a fixed per-kernel time (start, prologue, epilogue; its
-  own value for cuSPARSELt). Back-to-back calls cannot issue faster than ``issue_us``: the
+  own value for cuSPARSELt, and an extra one for cuBLASLt's block-scaled fp4 call,
+  ``BLOCK_SCALED``). Back-to-back calls cannot issue faster than ``issue_us``: the
   call time is the smooth maximum of that floor and the kernel.
 * **Torch eager.** ``mode="eager"`` adds torch's per-call dispatch on the CPU
   (``eager_us``, and ``eager_sparse_us`` more for the semi-structured path); library timings
   (and CUDA-graph replays) are ``mode="kernel"``.
 
-Parameters (:class:`GpuParams`): per GPU, 9 scalars plus a dense and a 2:4 efficiency per
+Parameters (:class:`GpuParams`): per GPU, 10 scalars (a fit moves the block-scaled kernel's
+only where it has block-scaled rows) plus a dense and a 2:4 efficiency per
 dtype; fitted by :mod:`hwmodel.gpu.fit`; bundled per architecture in
 ``hwmodel/data/gpu_params.yaml``.
 """
@@ -291,6 +293,23 @@ TILE_MIN_WAVES = {("8.9", False, "int8"): {(128, 256): 1.5}}
 #: data do not pin a lone tile's rate for kernels that split K, and with those the model did no
 #: better (docs/gpu_record.md, "Tried and not kept"), so they are not listed.
 FEED_SCALE = {("8.9", False, "int8"): 0.5, ("8.9", True, "float8_e4m3fn"): 0.5, ("8.9", True, "int8"): 0.5}
+#: Dtypes whose cuBLASLt (dense) call is block-scaled, with a fixed time per call of its own:
+#: ``kernel_dense_us`` plus ``kernel_block_scaled_us``. The source's fp4 GEMMs set
+#: ``CUBLASLT_MATMUL_MATRIX_SCALE_VEC16_UE4M3`` on both operands (vllmbench
+#: ``slidesparse/benchmark_kernel/cuBLASLt/cublaslt_gemm.cu``: a UE4M3 scale per 16 values that
+#: the kernel loads and applies; fp8 sets no scale). Published B200 dense fp4 takes 8.4-8.7 us
+#: from 64^3 to 2048^3 (the k/2 GEMM it ran, ``Measurements.dense_k``), where bf16/fp16/fp8
+#: dense take 5.2-6.3 us and fp4 2:4 (cuSPARSELt, no such floor) 6.2 up to 1024^3; with one fixed
+#: 8.4 us per call its large squares run at one rate, 6.7 / 6.5 / 6.5 PFLOP/s at 4096^3 / 8192^3
+#: / 16384^3 (5.3 / 6.3 / 6.5 with the shared ~5.5 us, which left the fitted fp4 efficiency low
+#: and the model 14% / 28% slow at 8192^3 / 16384^3). The held-out B200 fit puts the extra at ~2.9 us.
+BLOCK_SCALED = {"float4_e2m1"}
+#: ``kernel_block_scaled_us`` of a fit with no block-scaled rows (GPUs without fp4 data, and the
+#: B200 predicted from the others): the source's RTX 5080 square logs
+#: (``cuBLASLt/alg_search_results/RTX5080_cc120_*/alg_search_SQUARE_{FP4,FP8}.csv``, 25 warm-up +
+#: 100 timed calls) time 128^3 dense at 4.14 us in fp4 (algorithm 70) and 3.26 us in fp8
+#: (algorithm 35), both at their floor: 0.9 us more for the block-scaled call.
+BLOCK_SCALED_DEFAULT_US = 0.9
 #: Compute-capability major -> SMs that share one L2 read of an operand tile.
 CLUSTER_MULTICAST = {"9": 2.0, "10": 4.0}
 MIN_K_PER_SPLIT = 256
@@ -313,6 +332,10 @@ class GpuParams:
         issue_us: floor of one call in a back-to-back loop (CPU issue + launch), microseconds.
         kernel_dense_us: fixed GPU time of a cuBLASLt kernel (start, prologue, epilogue), us.
         kernel_sparse_us: the same for a cuSPARSELt kernel (metadata set-up included), us.
+        kernel_block_scaled_us: extra fixed time of a block-scaled cuBLASLt kernel
+            (``BLOCK_SCALED``: fp4 with a UE4M3 scale per 16 values), on top of
+            ``kernel_dense_us``, us. A fit with no such rows keeps the default
+            (``BLOCK_SCALED_DEFAULT_US``).
         eta_mem: fraction of the DRAM bandwidth a streaming GEMM reaches.
         l2_bytes_per_clk_sm: aggregate L2 bandwidth in bytes per clock, per SM of the GPU.
         l2_usable: fraction of the L2 that keeps operands between calls.
@@ -330,6 +353,7 @@ class GpuParams:
     issue_us: float = 4.5
     kernel_dense_us: float = 2.0
     kernel_sparse_us: float = 3.0
+    kernel_block_scaled_us: float = BLOCK_SCALED_DEFAULT_US
     eta_mem: float = 0.8
     l2_bytes_per_clk_sm: float = 32.0
     l2_usable: float = 0.6
@@ -340,8 +364,8 @@ class GpuParams:
     eager_sparse_us: float = 15.0
     eta: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
 
-    SCALARS = ("issue_us", "kernel_dense_us", "kernel_sparse_us", "eta_mem", "l2_bytes_per_clk_sm",
-               "l2_usable", "tensor_pj_per_flop", "sparse_energy", "heat_ms")
+    SCALARS = ("issue_us", "kernel_dense_us", "kernel_sparse_us", "kernel_block_scaled_us", "eta_mem",
+               "l2_bytes_per_clk_sm", "l2_usable", "tensor_pj_per_flop", "sparse_energy", "heat_ms")
 
     def efficiency(self, dtype: str, sparse: bool) -> float:
         """Kernel efficiency for ``dtype`` (``DEFAULT_ETA`` when this set has none for it)."""
@@ -364,6 +388,7 @@ DEFAULT_ETA = {"dense": 0.7, "sparse": 0.5}
 #: little: the peak is already scaled to the spec boost clock, and a card boosts at most some
 #: 10% above that (RTX 4090: ~2.75 GHz against 2.52).
 BOUNDS = {"issue_us": (0.5, 50.0), "kernel_dense_us": (0.05, 30.0), "kernel_sparse_us": (0.05, 30.0),
+          "kernel_block_scaled_us": (0.05, 30.0),
           "eta_mem": (0.2, 1.0),  "l2_bytes_per_clk_sm": (2.0, 256.0), "l2_usable": (0.1, 1.0),
           "tensor_pj_per_flop": (0.05, 50.0), "sparse_energy": (0.2, 2.0), "heat_ms": (1.0, 1e5), "eta": (0.02, 1.15)}
 
@@ -499,6 +524,7 @@ class Geometry:
         if dtype not in OPERAND_BYTES:
             raise NmlabError(f"gpu model: unknown dtype {dtype!r}")
         self.spec, self.dtype, self.sparse = spec, dtype, sparse
+        self.block_scaled = not sparse and dtype in BLOCK_SCALED
         kernel = candidates(spec, dtype, sparse)
         self.peak = kernel.peak
         b = OPERAND_BYTES[dtype]
@@ -606,6 +632,8 @@ class Geometry:
             raise NmlabError(f"gpu model: mode must be 'kernel' or 'eager', got {mode!r}")
         t = self.terms(params, loop_calls, l2)
         fixed_us = params.kernel_sparse_us if self.sparse else params.kernel_dense_us
+        if self.block_scaled:
+            fixed_us += params.kernel_block_scaled_us
         kernel = np.min(t["kernel_s"], axis=1) + fixed_us * 1e-6
         issue_us = params.issue_us
         if mode == "eager":
