@@ -604,3 +604,45 @@ def test_fit_moves_the_block_scaled_cost_only_with_fp4_rows():
     p_a, info_a = fit([a100], rows)
     assert p_a.kernel_block_scaled_us == GpuParams().kernel_block_scaled_us
     assert info_a["parameters"] == len(GpuParams.SCALARS) - 1 + 2 * len(a100.dtypes)
+
+
+def test_a100_int8_lone_tiles_walk_k_at_the_sm_rate():
+    # A100 int8, both libraries, split-K 1 in the logs: where no more tiles than SMs are needed,
+    # a tile walks k at the larger of the SM's tensor peak and its operand bytes at the SM's share
+    # of the GA100 whitepaper's 5,120 bytes per clock of L2 read bandwidth, whatever the large
+    # GEMMs' efficiency; the split and multi-wave candidates are not offered there.
+    a100, rtx = gpu_for("a100_pcie"), gpu_for("rtx4090")
+    dense, sparse = candidates(a100, "int8", False), candidates(a100, "int8", True)
+    assert dense.lone_tiles == ((64, 128),) and sparse.lone_tiles == TILES[True] and sparse.splits == (1,)
+    assert candidates(a100, "bfloat16", False).lone_tiles == () == candidates(rtx, "int8", False).lone_tiles
+    per_sm_bytes = 5120.0 / 108
+    hz = 1410e6
+
+    def lone(m, k, n, sparse_):
+        out = []
+        for eta in (1.0, 0.5):  # the lone tile's time does not depend on the kernel efficiency
+            p = GpuParams(eta={"int8": {"dense": eta, "sparse": eta}}, tensor_pj_per_flop=0.05, l2_bytes_per_clk_sm=200.0)
+            geo = Geometry(a100, m, k, n, "int8", sparse_)
+            t = geo.terms(p)
+            out.append((geo, t, t["best"][0]))
+        (geo, t, best), (_, t_half, best_half) = out
+        assert best == best_half and t["compute_s"][0, best] == pytest.approx(t_half["compute_s"][0, best], rel=1e-12)
+        n_lone = len(candidates(a100, "int8", sparse_).lone_tiles)
+        assert best >= geo.waves.shape[1] - n_lone and np.all(np.isinf(geo.waves[0, :-n_lone]))
+        return t["compute_s"][0, best]
+
+    # Dense 64 x 8192 x 2048: 16 tiles of 64x128; per k step 16,384 ops at 4,096 per clock and 192
+    # bytes at 47.4 per clock: 4.79 clocks, 3.4 ns (published: 3.2-3.5 ns per k step; 31.3 us with
+    # the fixed cost).
+    ops_clk = 624e12 / (108 * hz)
+    per_k = smooth_max(np.float64(2 * 64 * 128 / ops_clk), np.float64(192 / per_sm_bytes))
+    assert lone(64, 8192, 2048, False) == pytest.approx(8192 * per_k / hz, rel=1e-9)
+    assert lone(64, 8192, 2048, False) * 1e6 == pytest.approx(27.8, abs=0.1)
+    # 2:4 128 x 8192 x 2048: the 128x64 tile (32 of them) is the fastest, 168 bytes per k step
+    # (128 of X, 32 of kept W, 8 of metadata) at 47.4 per clock against 2 clocks of 2:4 ops: 2.6
+    # ns per k step (published: 2.6-3.3; 27.0 us with the fixed cost).
+    per_k = smooth_max(np.float64(2 * 128 * 64 / (2 * ops_clk)), np.float64(168 / per_sm_bytes))
+    assert lone(128, 8192, 2048, True) == pytest.approx(8192 * per_k / hz, rel=1e-9)
+    # Past one wave the lone candidates are gone and the fitted terms hold as before.
+    geo = Geometry(a100, 4096, 8192, 2048, "int8", False)
+    assert np.isinf(geo.waves[0, -1]) and np.isfinite(geo.waves[0, :-1]).any()

@@ -11,7 +11,10 @@ from the hardware, not fitted per shape:
   spec (2:4 peak for 2:4) times the per-dtype kernel efficiency ``eta`` times a tile-shape factor
   (small tiles re-read more operand bytes per FLOP from shared memory; a kernel that needs only
   part of the operand feed per clock that factor assumes, ``FEED_SCALE``, keeps smaller tiles at
-  full rate). The library picks the fastest candidate; so does the model.
+  full rate). The library picks the fastest candidate; so does the model. Where the logs show
+  kernels that walk k without splitting and a wave of them fits the SMs (``LONE_TILES``: A100
+  int8), such a lone tile runs at the SM's own rates (tensor peak, its share of the spec's L2
+  read bandwidth), not at the large GEMMs' efficiency.
 * **Memory: L2 or DRAM.** DRAM moves the unique bytes (X, W or its 2:4 form with 2-bit
   metadata per kept value, Y in the output dtype) that miss in L2. In a loop on the same
   operands (how published timings are taken) a working set that fits the usable L2 stays
@@ -93,8 +96,12 @@ SPLITS = {False: (1, 2, 4, 8), True: (1, 2, 4, 8)}
 #: published times at m = 64 grow with k at a few dozen tiles: dense int8 64 x 8192 x 2048 30.8
 #: us against 14.6 at k = 2048; fp8 2:4 64 x 18944 x 3584 61.9 us (62.1 in the log), 64 x 8192 x
 #: 2048 29.1 us against 12.1 at k = 2048.
+#: A100 ("8.0") cuSPARSELt int8: the A100 INT8 logs (``cuSPARSELt/.../A100_cc80_*/INT8``, e.g.
+#: ``alg_search_Qwen2.5-7B-FP8_2_inf.csv``: n = 3584, 4608, 37888 at k = 7168, m = 64..65536) give
+#: split-K 1 at every shape and m, alg ids 0-4.
 NO_SPLIT_K = {("9", True, "bfloat16"), ("9", True, "float16"), ("9", False, "int8"),
-              ("8.9", False, "int8"), ("8.9", True, "int8"), ("8.9", True, "float8_e4m3fn")}
+              ("8.9", False, "int8"), ("8.9", True, "int8"), ("8.9", True, "float8_e4m3fn"),
+              ("8.0", True, "int8")}
 #: Compute-capability majors on which neither library splits K, whatever the kernel. Blackwell:
 #: the source's B200 search logs pick split-K 1 (or the library's default, no split) as the
 #: fastest configuration of every shape, m = 16..16384, for cuSPARSELt's fp8 2:4 (vllmbench
@@ -310,6 +317,29 @@ BLOCK_SCALED = {"float4_e2m1"}
 #: 100 timed calls) time 128^3 dense at 4.14 us in fp4 (algorithm 70) and 3.26 us in fp8
 #: (algorithm 35), both at their floor: 0.9 us more for the block-scaled call.
 BLOCK_SCALED_DEFAULT_US = 0.9
+#: (compute capability, sparse, dtype) -> the tiles of a kernel whose lone tiles (one wave: no more
+#: tiles than SMs, split-K 1) walk k at a rate set by the SM alone, not by the kernel efficiency
+#: ``eta`` of the large GEMMs: per k step the larger of the tile's tensor operations at the SM's
+#: peak and its operand bytes (tm rows of X, tn columns of W as stored) at the SM's share of the L2
+#: read bandwidth (``L2_READ_BYTES_PER_CLK``), combined as the smooth maximum. Where a row has such
+#: a tile, the library runs it (the other candidates are not offered). A100 int8, both libraries:
+#: * cuBLASLt: the logs pick algorithm 21, one 64x128 tile, split-K 1, at every m (``A100_cc80_*/
+#:   INT8/alg_search_Qwen2.5-7B-FP8``). Its published times with W in L2 grow by 3.2-3.5 ns per k
+#:   step on 16-80 such tiles, the same at m = 64 and 128 (64 x 8192 x 2048: 31.3 us, 128 x 8192 x
+#:   2048: 33.3 us; 64 x 3584 x 3584: 17.5 us, 128: 17.3 us), 0.86 of the SM's int8 rate where the
+#:   large GEMMs' fitted efficiency is about 0.62, and 192 operand bytes per k step, 39-42 bytes
+#:   per clock.
+#: * cuSPARSELt: split-K 1 (``NO_SPLIT_K``) with alg ids 0-4 changing with m, so its 2:4 tiles; with
+#:   W in L2 its times grow by 2.6-3.3 ns per k step on up to 108 tiles of 128x64 (64 x 8192 x
+#:   2048: 29.0 us; 128 x 8192 x 2048: 27.0 us), 168 bytes per k step (128 of X, 32 of kept W, 8 of
+#:   metadata), 36-46 bytes per clock, about half its 2:4 peak.
+#: Both near 47.4 bytes per clock per SM, the GA100 whitepaper's L2 read bandwidth over its 108
+#: SMs. From two waves on, every SM is busy and the fitted L2 and efficiency terms hold as before.
+LONE_TILES = {("8.0", False, "int8"): ((64, 128),), ("8.0", True, "int8"): TILES[True]}
+#: Compute capability -> L2 read bandwidth in bytes per clock, where the architecture's whitepaper
+#: gives it: GA100 (NVIDIA A100 Tensor Core GPU Architecture whitepaper, "A100 L2 cache": 5,120
+#: bytes per clock, against V100's 2,048).
+L2_READ_BYTES_PER_CLK = {"8.0": 5120.0}
 #: Compute-capability major -> SMs that share one L2 read of an operand tile.
 CLUSTER_MULTICAST = {"9": 2.0, "10": 4.0}
 MIN_K_PER_SPLIT = 256
@@ -429,6 +459,8 @@ class Kernel(NamedTuple):
     #: Per tile (same order as ``tiles``): tensor operations per second of the Ampere SM's rate
     #: that tile alone runs at (``SM80_TILES``), else None (the kernel's ``peak``).
     tile_sm80_peak: tuple
+    #: Tiles whose lone waves walk k at the SM's own rate (``LONE_TILES``), else ().
+    lone_tiles: tuple = ()
 
 
 def _boost_peak(spec: GpuSpec, dtype: str, sparse: bool) -> float:
@@ -472,7 +504,8 @@ def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
     tile_sm80 = tuple(min(peak, sm80_rate) if t in sm80_tiles else None for t in tiles)
     return Kernel(tiles, (1,) if no_split else SPLITS[sparse], _listed(W_REREAD, keys), sm80_peak,
                   CLUSTER_MULTICAST.get(major, 1.0), peak, tuple(min_waves.get(t, 0.0) for t in tiles),
-                  _lookup(FEED_SCALE, keys, 1.0), tile_sm80)
+                  _lookup(FEED_SCALE, keys, 1.0), tile_sm80,
+                  _lookup(LONE_TILES, keys, ()) if spec.compute_capability in L2_READ_BYTES_PER_CLK else ())
 
 
 def _sm80_peak(spec: GpuSpec, dtype: str, sparse: bool) -> float:
@@ -560,7 +593,28 @@ class Geometry:
                     # per group (from DRAM where it misses in L2), the first time included in ws_bytes.
                     group = np.maximum(1.0, np.floor(spec.sm_count / (cols_t * split)))
                     rereads.append(np.maximum(0.0, np.ceil(rows_t / group) - 1.0))
+        # Lone tiles (``LONE_TILES``): one wave, split-K 1, seconds per call fixed by the SM's rates.
+        lone_s, lone_any = [], np.zeros_like(m, dtype=bool)
+        if kernel.lone_tiles:
+            per_sm_bytes = L2_READ_BYTES_PER_CLK[spec.compute_capability] / spec.sm_count
+            ops_per_clk = kernel.peak / (spec.sm_count * spec.boost_clock_mhz * 1e6)
+            for tm, tn in kernel.lone_tiles:
+                rows_t, cols_t = np.ceil(m / tm), np.ceil(n / tn)
+                lone = rows_t * cols_t <= spec.sm_count
+                lone_any |= lone
+                clk_per_k = smooth_max(np.float64(2.0 * tm * tn / ops_per_clk), np.float64((tm * b + tn * wb) / per_sm_bytes))
+                waves.append(np.where(lone, 1.0, np.inf))
+                tile_flops.append(2.0 * tm * tn * k)
+                traffic.append(x_bytes * cols_t + self.w_bytes * rows_t + y_bytes)
+                lone_s.append(k * clk_per_k / (spec.boost_clock_mhz * 1e6))
+                if kernel.w_reread:
+                    rereads.append(np.zeros_like(m))
         self.waves = np.stack(waves, axis=1)
+        n_lone = len(lone_s)
+        if n_lone:  # where a lone tile fits, the library runs it, not the multi-wave or split candidates
+            self.waves[:, :-n_lone] = np.where(lone_any[:, None], np.inf, self.waves[:, :-n_lone])
+        #: Seconds per call at the boost clock of the lone-tile candidates (the last columns), or None.
+        self.lone_s = np.stack(lone_s, axis=1) if n_lone else None
         self.w_rereads = np.stack(rereads, axis=1) if rereads else np.zeros_like(self.waves)
         self.tile_flops = np.stack(tile_flops, axis=1)
         # Hopper and later multicast an operand tile to both SMs of a 2-SM cluster (TMA
@@ -576,6 +630,10 @@ class Geometry:
         sm_flops = (self.peak * eta / spec.sm_count) * clock
         hz = spec.boost_clock_mhz * 1e6 * clock
         compute_s = self.waves * self.tile_flops / sm_flops[:, None]
+        if self.lone_s is not None:  # lone tiles: the SM's own rates, not eta (``LONE_TILES``)
+            n_lone = self.lone_s.shape[1]
+            compute_s[:, -n_lone:] = np.where(np.isfinite(self.waves[:, -n_lone:]),
+                                              self.lone_s / clock[:, None], np.inf)
         l2_s = self.traffic / (params.l2_bytes_per_clk_sm * spec.sm_count * hz)[:, None]
         dram = dram_s if dram_s.ndim == 2 else dram_s[:, None]
         return compute_s, l2_s, smooth_max(compute_s, l2_s, dram)
