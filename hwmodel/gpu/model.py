@@ -604,16 +604,17 @@ class Geometry:
                 lone_any |= lone
                 clk_per_k = smooth_max(np.float64(2.0 * tm * tn / ops_per_clk), np.float64((tm * b + tn * wb) / per_sm_bytes))
                 waves.append(np.where(lone, 1.0, np.inf))
-                tile_flops.append(2.0 * tm * tn * k)
+                tile_flops.append(2.0 * tm * tn * k)  # its time is lone_s (_at_clock), not these FLOPs at eta
                 traffic.append(x_bytes * cols_t + self.w_bytes * rows_t + y_bytes)
-                lone_s.append(k * clk_per_k / (spec.boost_clock_mhz * 1e6))
+                lone_s.append(np.where(lone, k * clk_per_k / (spec.boost_clock_mhz * 1e6), np.inf))
                 if kernel.w_reread:
                     rereads.append(np.zeros_like(m))
         self.waves = np.stack(waves, axis=1)
         n_lone = len(lone_s)
         if n_lone:  # where a lone tile fits, the library runs it, not the multi-wave or split candidates
-            self.waves[:, :-n_lone] = np.where(lone_any[:, None], np.inf, self.waves[:, :-n_lone])
-        #: Seconds per call at the boost clock of the lone-tile candidates (the last columns), or None.
+            self.waves[lone_any, :-n_lone] = np.inf
+        #: Compute seconds per call at the boost clock of the lone-tile candidates (the last
+        #: columns; inf where the tiles need more than one wave), or None.
         self.lone_s = np.stack(lone_s, axis=1) if n_lone else None
         self.w_rereads = np.stack(rereads, axis=1) if rereads else np.zeros_like(self.waves)
         self.tile_flops = np.stack(tile_flops, axis=1)
@@ -631,9 +632,7 @@ class Geometry:
         hz = spec.boost_clock_mhz * 1e6 * clock
         compute_s = self.waves * self.tile_flops / sm_flops[:, None]
         if self.lone_s is not None:  # lone tiles: the SM's own rates, not eta (``LONE_TILES``)
-            n_lone = self.lone_s.shape[1]
-            compute_s[:, -n_lone:] = np.where(np.isfinite(self.waves[:, -n_lone:]),
-                                              self.lone_s / clock[:, None], np.inf)
+            compute_s[:, -self.lone_s.shape[1]:] = self.lone_s / clock[:, None]
         l2_s = self.traffic / (params.l2_bytes_per_clk_sm * spec.sm_count * hz)[:, None]
         dram = dram_s if dram_s.ndim == 2 else dram_s[:, None]
         return compute_s, l2_s, smooth_max(compute_s, l2_s, dram)
