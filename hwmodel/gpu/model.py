@@ -9,12 +9,19 @@ from the hardware, not fitted per shape:
   ``NO_SPLIT_K`` and every Blackwell kernel, ``NO_SPLIT_K_ARCH``); tiles run in waves of
   ``sm_count``, and every wave costs a full tile. A tile's rate is the per-SM tensor peak of the
   spec (2:4 peak for 2:4) times the per-dtype kernel efficiency ``eta`` times a tile-shape factor
-  (small tiles re-read more operand bytes per FLOP from shared memory; a kernel that needs only
-  part of the operand feed per clock that factor assumes, ``FEED_SCALE``, keeps smaller tiles at
-  full rate). The library picks the fastest candidate; so does the model. Where the logs show
-  kernels that walk k without splitting and a wave of them fits the SMs (``LONE_TILES``: A100
-  int8), such a lone tile runs at the SM's own rates (tensor peak, its share of the spec's L2
-  read bandwidth), not at the large GEMMs' efficiency.
+  (small tiles re-read more operand bytes per FLOP from shared memory). The library picks the
+  fastest candidate; so does the model.
+* **Small tiles of kernels that walk all of k.** Where a kernel does not split K, the published
+  times pin a lone tile's rate, and two rules, of different kinds, say what they show:
+  ``FEED_SCALE`` (Ada's int8 and int8/fp8 2:4 kernels, which need half an Ampere SM's operand
+  bytes per clock) only lowers the intensity from which the tile-shape factor stops costing, at
+  any number of waves; the tile still runs at the fitted ``eta``. ``LONE_TILES`` (A100 int8)
+  holds only where the tiles fit one wave (no more tiles than SMs): there each tile's compute
+  time per k step is set by the SM alone, the smooth maximum of its work at the SM's tensor peak
+  and its operand bytes at the SM's share of the architecture's L2 read bandwidth
+  (``L2_READ_BYTES_PER_CLK``, a whitepaper figure), with no ``eta`` and no tile-shape factor
+  (the fitted L2 and DRAM terms still overlap it), and the split and multi-wave candidates are
+  not offered; from two waves on the kernel's tiles are costed like any other's.
 * **Memory: L2 or DRAM.** DRAM moves the unique bytes (X, W or its 2:4 form with 2-bit
   metadata per kept value, Y in the output dtype) that miss in L2. In a loop on the same
   operands (how published timings are taken) a working set that fits the usable L2 stays
@@ -46,9 +53,8 @@ from the hardware, not fitted per shape:
   (``eager_us``, and ``eager_sparse_us`` more for the semi-structured path); library timings
   (and CUDA-graph replays) are ``mode="kernel"``.
 
-Parameters (:class:`GpuParams`): per GPU, 10 scalars (a fit moves the block-scaled kernel's
-only where it has block-scaled rows) plus a dense and a 2:4 efficiency per
-dtype; fitted by :mod:`hwmodel.gpu.fit`; bundled per architecture in
+Parameters (:class:`GpuParams`): per GPU, 10 scalars (a fit moves ``kernel_block_scaled_us``
+only where it has block-scaled rows) plus a dense and a 2:4 efficiency per dtype; fitted by :mod:`hwmodel.gpu.fit`; bundled per architecture in
 ``hwmodel/data/gpu_params.yaml``.
 """
 
