@@ -584,8 +584,9 @@ def test_block_scaled_fp4_dense_call_has_its_own_fixed_cost():
 
 def test_fit_moves_the_block_scaled_cost_only_with_fp4_rows():
     # Fitted on the B200's published rows the extra fixed time of the fp4 call comes out at a few
-    # microseconds, and its small squares land on their 8.4-8.5 us floor (the shared cost alone
-    # gave 5.6-6.0 us). A fit with no fp4 rows neither moves nor counts it: it keeps the default.
+    # microseconds, and its small squares land on their 8.4-8.5 us floor (what the shared cost
+    # alone gave: docs/gpu_record.md). A fit with no fp4 rows neither moves nor counts it: it
+    # keeps the default.
     from hwmodel.gpu.fit import GpuData, fit
     from hwmodel.gpu.validate import load_blocks
     from hwmodel.gpu.measurements import bundled_files
