@@ -22,7 +22,8 @@ from hwmodel.gpu.measurements import Measurements
 from hwmodel.gpu.model import BLOCK_SCALED, BOUNDS, Geometry, GpuParams
 from hwmodel.gpu.spec import GpuSpec
 
-#: The scalars a fit moves (torch's eager costs are not in library timings: they stay priors).
+#: The scalars a fit may move (torch's eager costs are not in library timings: they stay priors);
+#: :func:`fit_scalars` says which of them a given fit moves.
 FIT_SCALARS = GpuParams.SCALARS
 F_SCALE = 0.1
 #: Relative tolerance on the cost and the step, and the iteration cap, of the fit.
