@@ -335,8 +335,9 @@ BLOCK_SCALED_DEFAULT_US = 0.9
 #:   INT8/alg_search_Qwen2.5-7B-FP8``). Its published times with W in L2 grow by 3.2-3.5 ns per k
 #:   step on 16-80 such tiles, the same at m = 64 and 128 (64 x 8192 x 2048: 31.3 us, 128 x 8192 x
 #:   2048: 33.3 us; 64 x 3584 x 3584: 17.5 us, 128: 17.3 us), 0.86 of the SM's int8 rate where the
-#:   large GEMMs' fitted efficiency is about 0.62, and 192 operand bytes per k step, 39-42 bytes
-#:   per clock.
+#:   large GEMMs' fitted efficiency is about 0.62 (int8 dense of the ampere set in
+#:   hwmodel/data/gpu_params.yaml, ``nmlab gpu fit``), and 192 operand bytes per k step, 39-42
+#:   bytes per clock.
 #: * cuSPARSELt: split-K 1 (``NO_SPLIT_K``) with alg ids 0-4 changing with m, so its 2:4 tiles; with
 #:   W in L2 its times grow by 2.6-3.3 ns per k step on up to 108 tiles of 128x64 (64 x 8192 x
 #:   2048: 29.0 us; 128 x 8192 x 2048: 27.0 us), 168 bytes per k step (128 of X, 32 of kept W, 8 of
