@@ -401,9 +401,9 @@ def test_every_spec_has_parameters():
                 assert math.isfinite(predict(spec, 1024, 1024, 1024, dtype, True, p))
 
 
-def _lone_tile_at_full_rate(spec, m, k, n, dtype, sparse):
-    """(geometry, terms, best candidate) at efficiency 1, no throttling and an L2 that never binds."""
-    p = GpuParams(eta={dtype: {"dense": 1.0, "sparse": 1.0}}, tensor_pj_per_flop=0.05, l2_bytes_per_clk_sm=200.0)
+def _lone_tile_at_full_rate(spec, m, k, n, dtype, sparse, eta=1.0):
+    """(geometry, terms, best candidate, params) at efficiency ``eta``, no throttling and an L2 that never binds."""
+    p = GpuParams(eta={dtype: {"dense": eta, "sparse": eta}}, tensor_pj_per_flop=0.05, l2_bytes_per_clk_sm=200.0)
     geo = Geometry(spec, m, k, n, dtype, sparse)
     t = geo.terms(p)
     return geo, t, t["best"][0], p
@@ -584,8 +584,9 @@ def test_block_scaled_fp4_dense_call_has_its_own_fixed_cost():
 
 def test_fit_moves_the_block_scaled_cost_only_with_fp4_rows():
     # Fitted on the B200's published rows the extra fixed time of the fp4 call comes out at a few
-    # microseconds, and its small squares land on their 8.4-8.5 us floor (the shared cost alone
-    # gave 5.6-6.0 us). A fit with no fp4 rows neither moves nor counts it: it keeps the default.
+    # microseconds, and its small squares land on their 8.4-8.5 us floor (what the shared cost
+    # alone gave: docs/gpu_record.md). A fit with no fp4 rows neither moves nor counts it: it
+    # keeps the default.
     from hwmodel.gpu.fit import GpuData, fit
     from hwmodel.gpu.validate import load_blocks
     from hwmodel.gpu.measurements import bundled_files
@@ -619,13 +620,9 @@ def test_a100_int8_lone_tiles_walk_k_at_the_sm_rate():
     hz = 1410e6
 
     def lone(m, k, n, sparse_):
-        out = []
-        for eta in (1.0, 0.5):  # the lone tile's time does not depend on the kernel efficiency
-            p = GpuParams(eta={"int8": {"dense": eta, "sparse": eta}}, tensor_pj_per_flop=0.05, l2_bytes_per_clk_sm=200.0)
-            geo = Geometry(a100, m, k, n, "int8", sparse_)
-            t = geo.terms(p)
-            out.append((geo, t, t["best"][0]))
-        (geo, t, best), (_, t_half, best_half) = out
+        # The lone tile's time does not depend on the kernel efficiency.
+        geo, t, best, _ = _lone_tile_at_full_rate(a100, m, k, n, "int8", sparse_)
+        _, t_half, best_half, _ = _lone_tile_at_full_rate(a100, m, k, n, "int8", sparse_, eta=0.5)
         assert best == best_half and t["compute_s"][0, best] == pytest.approx(t_half["compute_s"][0, best], rel=1e-12)
         n_lone = len(candidates(a100, "int8", sparse_).lone_tiles)
         assert best >= geo.waves.shape[1] - n_lone and np.all(np.isinf(geo.waves[0, :-n_lone]))

@@ -22,7 +22,8 @@ from hwmodel.gpu.measurements import Measurements
 from hwmodel.gpu.model import BLOCK_SCALED, BOUNDS, Geometry, GpuParams
 from hwmodel.gpu.spec import GpuSpec
 
-#: The scalars a fit moves (torch's eager costs are not in library timings: they stay priors).
+#: The scalars a fit may move (torch's eager costs are not in library timings: they stay priors);
+#: :func:`fit_scalars` says which of them a given fit moves.
 FIT_SCALARS = GpuParams.SCALARS
 F_SCALE = 0.1
 #: Relative tolerance on the cost and the step, and the iteration cap, of the fit.
@@ -71,21 +72,22 @@ def fit_scalars(dtypes: Sequence[str]) -> tuple[str, ...]:
                  if s != "kernel_block_scaled_us" or any(d in BLOCK_SCALED for d in dtypes))
 
 
-def _layout(dtypes: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
-    scalars = fit_scalars(dtypes)
+def _layout(scalars: Sequence[str], dtypes: Sequence[str]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Names and log bounds of the fitted vector: ``scalars`` (:func:`fit_scalars`), then the dense
+    and 2:4 efficiency of each dtype."""
     names = list(scalars) + [f"eta.{d}.{kind}" for d in dtypes for kind in ("dense", "sparse")]
     lo = np.log([BOUNDS[s][0] for s in scalars] + [BOUNDS["eta"][0]] * 2 * len(dtypes))
     hi = np.log([BOUNDS[s][1] for s in scalars] + [BOUNDS["eta"][1]] * 2 * len(dtypes))
     return names, lo, hi
 
 
-def _unpack(x: np.ndarray, dtypes: Sequence[str], base: GpuParams) -> GpuParams:
+def _unpack(x: np.ndarray, scalars: Sequence[str], dtypes: Sequence[str], base: GpuParams) -> GpuParams:
+    """``base`` with the fitted vector ``x`` (laid out as :func:`_layout`) in place."""
     v = np.exp(x)
-    names = fit_scalars(dtypes)
-    scalars = dict(zip(names, v[:len(names)].tolist()))
-    e = v[len(names):].reshape(len(dtypes), 2)
+    values = dict(zip(scalars, v[:len(scalars)].tolist()))
+    e = v[len(scalars):].reshape(len(dtypes), 2)
     eta = {d: {"dense": float(e[i, 0]), "sparse": float(e[i, 1])} for i, d in enumerate(dtypes)}
-    return base.with_values(**scalars, eta=eta)
+    return base.with_values(**values, eta=eta)
 
 
 def fit(datas: Sequence[GpuData], rows: Optional[Sequence[np.ndarray]] = None,
@@ -98,19 +100,20 @@ def fit(datas: Sequence[GpuData], rows: Optional[Sequence[np.ndarray]] = None,
 
     rows = [np.arange(len(d.meas)) if rows is None else np.asarray(rows[i]) for i, d in enumerate(datas)]
     dtypes = sorted({dt for d, r in zip(datas, rows) for dt in d.meas.dtype[r].tolist()})
-    names, lo, hi = _layout(dtypes)
+    scalars = fit_scalars(dtypes)
+    names, lo, hi = _layout(scalars, dtypes)
     timings = 2 * sum(len(r) for r in rows)
     if timings < 2 * len(names):
         raise NmlabError(f"gpu model fit: {timings} timings for {len(names)} parameters; need at least {2 * len(names)}")
     base = start or GpuParams()
-    x0 = np.log([getattr(base, s) for s in fit_scalars(dtypes)]
+    x0 = np.log([getattr(base, s) for s in scalars]
                 + [(base.eta.get(d) or START_ETA)[kind] for d in dtypes for kind in ("dense", "sparse")])
     x0 = np.clip(x0, lo + 1e-6, hi - 1e-6)
     meas = np.concatenate([np.log(np.concatenate([d.meas.dense_us[r], d.meas.sparse_us[r]]))
                            for d, r in zip(datas, rows)])
 
     def residuals(x: np.ndarray) -> np.ndarray:
-        p = _unpack(x, dtypes, base)
+        p = _unpack(x, scalars, dtypes, base)
         parts = []
         for d, r in zip(datas, rows):
             dense, sparse = d.predict_us(p)
@@ -119,6 +122,6 @@ def fit(datas: Sequence[GpuData], rows: Optional[Sequence[np.ndarray]] = None,
 
     res = least_squares(residuals, x0, bounds=(lo, hi), loss="soft_l1", f_scale=F_SCALE, ftol=FIT_TOL, xtol=FIT_TOL,
                         max_nfev=MAX_ITER * (len(names) + 1))
-    params = _unpack(res.x, dtypes, base)
+    params = _unpack(res.x, scalars, dtypes, base)
     return params, {"timings": int(timings), "parameters": len(names),
                     "rms_log_residual": float(np.sqrt(np.mean(res.fun ** 2))), "status": int(res.status)}

@@ -9,12 +9,19 @@ from the hardware, not fitted per shape:
   ``NO_SPLIT_K`` and every Blackwell kernel, ``NO_SPLIT_K_ARCH``); tiles run in waves of
   ``sm_count``, and every wave costs a full tile. A tile's rate is the per-SM tensor peak of the
   spec (2:4 peak for 2:4) times the per-dtype kernel efficiency ``eta`` times a tile-shape factor
-  (small tiles re-read more operand bytes per FLOP from shared memory; a kernel that needs only
-  part of the operand feed per clock that factor assumes, ``FEED_SCALE``, keeps smaller tiles at
-  full rate). The library picks the fastest candidate; so does the model. Where the logs show
-  kernels that walk k without splitting and a wave of them fits the SMs (``LONE_TILES``: A100
-  int8), such a lone tile runs at the SM's own rates (tensor peak, its share of the spec's L2
-  read bandwidth), not at the large GEMMs' efficiency.
+  (small tiles re-read more operand bytes per FLOP from shared memory). The library picks the
+  fastest candidate; so does the model.
+* **Small tiles of kernels that walk all of k.** Where a kernel does not split K, the published
+  times pin a lone tile's rate, and two rules, of different kinds, say what they show:
+  ``FEED_SCALE`` (Ada's int8 and int8/fp8 2:4 kernels, which need half an Ampere SM's operand
+  bytes per clock) only lowers the intensity from which the tile-shape factor stops costing, at
+  any number of waves; the tile still runs at the fitted ``eta``. ``LONE_TILES`` (A100 int8)
+  holds only where the tiles fit one wave (no more tiles than SMs): there each tile's compute
+  time per k step is set by the SM alone, the smooth maximum of its work at the SM's tensor peak
+  and its operand bytes at the SM's share of the architecture's L2 read bandwidth
+  (``L2_READ_BYTES_PER_CLK``, a whitepaper figure), with no ``eta`` and no tile-shape factor
+  (the fitted L2 and DRAM terms still overlap it), and the split and multi-wave candidates are
+  not offered; from two waves on the kernel's tiles are costed like any other's.
 * **Memory: L2 or DRAM.** DRAM moves the unique bytes (X, W or its 2:4 form with 2-bit
   metadata per kept value, Y in the output dtype) that miss in L2. In a loop on the same
   operands (how published timings are taken) a working set that fits the usable L2 stays
@@ -46,9 +53,8 @@ from the hardware, not fitted per shape:
   (``eager_us``, and ``eager_sparse_us`` more for the semi-structured path); library timings
   (and CUDA-graph replays) are ``mode="kernel"``.
 
-Parameters (:class:`GpuParams`): per GPU, 10 scalars (a fit moves the block-scaled kernel's
-only where it has block-scaled rows) plus a dense and a 2:4 efficiency per
-dtype; fitted by :mod:`hwmodel.gpu.fit`; bundled per architecture in
+Parameters (:class:`GpuParams`): per GPU, 10 scalars (a fit moves ``kernel_block_scaled_us``
+only where it has block-scaled rows) plus a dense and a 2:4 efficiency per dtype; fitted by :mod:`hwmodel.gpu.fit`; bundled per architecture in
 ``hwmodel/data/gpu_params.yaml``.
 """
 
@@ -308,8 +314,10 @@ FEED_SCALE = {("8.9", False, "int8"): 0.5, ("8.9", True, "float8_e4m3fn"): 0.5, 
 #: from 64^3 to 2048^3 (the k/2 GEMM it ran, ``Measurements.dense_k``), where bf16/fp16/fp8
 #: dense take 5.2-6.3 us and fp4 2:4 (cuSPARSELt, no such floor) 6.2 up to 1024^3; with one fixed
 #: 8.4 us per call its large squares run at one rate, 6.7 / 6.5 / 6.5 PFLOP/s at 4096^3 / 8192^3
-#: / 16384^3 (5.3 / 6.3 / 6.5 with the shared ~5.5 us, which left the fitted fp4 efficiency low
-#: and the model 14% / 28% slow at 8192^3 / 16384^3). The held-out B200 fit puts the extra at ~2.9 us.
+#: / 16384^3 (5.3 / 6.3 / 6.5 with the shared ~5.5 us; what the shared cost alone did to the model:
+#: docs/gpu_record.md, "How well the model does: before and after each step", measured on the model
+#: of the day). The fitted extra is ``kernel_block_scaled_us`` in hwmodel/data/gpu_params.yaml
+#: (``nmlab gpu fit``).
 BLOCK_SCALED = {"float4_e2m1"}
 #: ``kernel_block_scaled_us`` of a fit with no block-scaled rows (GPUs without fp4 data, and the
 #: B200 predicted from the others): the source's RTX 5080 square logs
@@ -327,8 +335,9 @@ BLOCK_SCALED_DEFAULT_US = 0.9
 #:   INT8/alg_search_Qwen2.5-7B-FP8``). Its published times with W in L2 grow by 3.2-3.5 ns per k
 #:   step on 16-80 such tiles, the same at m = 64 and 128 (64 x 8192 x 2048: 31.3 us, 128 x 8192 x
 #:   2048: 33.3 us; 64 x 3584 x 3584: 17.5 us, 128: 17.3 us), 0.86 of the SM's int8 rate where the
-#:   large GEMMs' fitted efficiency is about 0.62, and 192 operand bytes per k step, 39-42 bytes
-#:   per clock.
+#:   large GEMMs' fitted efficiency is about 0.62 (int8 dense of the ampere set in
+#:   hwmodel/data/gpu_params.yaml, ``nmlab gpu fit``), and 192 operand bytes per k step, 39-42
+#:   bytes per clock.
 #: * cuSPARSELt: split-K 1 (``NO_SPLIT_K``) with alg ids 0-4 changing with m, so its 2:4 tiles; with
 #:   W in L2 its times grow by 2.6-3.3 ns per k step on up to 108 tiles of 128x64 (64 x 8192 x
 #:   2048: 29.0 us; 128 x 8192 x 2048: 27.0 us), 168 bytes per k step (128 of X, 32 of kept W, 8 of
@@ -604,16 +613,17 @@ class Geometry:
                 lone_any |= lone
                 clk_per_k = smooth_max(np.float64(2.0 * tm * tn / ops_per_clk), np.float64((tm * b + tn * wb) / per_sm_bytes))
                 waves.append(np.where(lone, 1.0, np.inf))
-                tile_flops.append(2.0 * tm * tn * k)
+                tile_flops.append(2.0 * tm * tn * k)  # its time is lone_s (_at_clock), not these FLOPs at eta
                 traffic.append(x_bytes * cols_t + self.w_bytes * rows_t + y_bytes)
-                lone_s.append(k * clk_per_k / (spec.boost_clock_mhz * 1e6))
+                lone_s.append(np.where(lone, k * clk_per_k / (spec.boost_clock_mhz * 1e6), np.inf))
                 if kernel.w_reread:
                     rereads.append(np.zeros_like(m))
         self.waves = np.stack(waves, axis=1)
         n_lone = len(lone_s)
         if n_lone:  # where a lone tile fits, the library runs it, not the multi-wave or split candidates
-            self.waves[:, :-n_lone] = np.where(lone_any[:, None], np.inf, self.waves[:, :-n_lone])
-        #: Seconds per call at the boost clock of the lone-tile candidates (the last columns), or None.
+            self.waves[lone_any, :-n_lone] = np.inf
+        #: Compute seconds per call at the boost clock of the lone-tile candidates (the last
+        #: columns; inf where the tiles need more than one wave), or None.
         self.lone_s = np.stack(lone_s, axis=1) if n_lone else None
         self.w_rereads = np.stack(rereads, axis=1) if rereads else np.zeros_like(self.waves)
         self.tile_flops = np.stack(tile_flops, axis=1)
@@ -631,9 +641,7 @@ class Geometry:
         hz = spec.boost_clock_mhz * 1e6 * clock
         compute_s = self.waves * self.tile_flops / sm_flops[:, None]
         if self.lone_s is not None:  # lone tiles: the SM's own rates, not eta (``LONE_TILES``)
-            n_lone = self.lone_s.shape[1]
-            compute_s[:, -n_lone:] = np.where(np.isfinite(self.waves[:, -n_lone:]),
-                                              self.lone_s / clock[:, None], np.inf)
+            compute_s[:, -self.lone_s.shape[1]:] = self.lone_s / clock[:, None]
         l2_s = self.traffic / (params.l2_bytes_per_clk_sm * spec.sm_count * hz)[:, None]
         dram = dram_s if dram_s.ndim == 2 else dram_s[:, None]
         return compute_s, l2_s, smooth_max(compute_s, l2_s, dram)
