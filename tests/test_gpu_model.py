@@ -624,8 +624,14 @@ def test_a100_int8_lone_tiles_walk_k_at_the_sm_rate():
         geo, t, best, _ = _lone_tile_at_full_rate(a100, m, k, n, "int8", sparse_)
         _, t_half, best_half, _ = _lone_tile_at_full_rate(a100, m, k, n, "int8", sparse_, eta=0.5)
         assert best == best_half and t["compute_s"][0, best] == pytest.approx(t_half["compute_s"][0, best], rel=1e-12)
-        n_lone = len(candidates(a100, "int8", sparse_).lone_tiles)
-        assert best >= geo.waves.shape[1] - n_lone and np.all(np.isinf(geo.waves[0, :-n_lone]))
+        # The lone tile overrides its own (tile, split-K 1) candidate in place: nothing is appended
+        # (candidates run tile-major, splits inside), and every other candidate is masked.
+        kernel = candidates(a100, "int8", sparse_)
+        assert geo.waves.shape[1] == len(kernel.tiles) * len(kernel.splits)
+        tile, split = divmod(int(best), len(kernel.splits))
+        assert kernel.tiles[tile] in kernel.lone_tiles and kernel.splits[split] == 1
+        lone_cols = [kernel.tiles.index(t) * len(kernel.splits) + kernel.splits.index(1) for t in kernel.lone_tiles]
+        assert np.all(np.isinf(np.delete(geo.waves[0], lone_cols)))
         return t["compute_s"][0, best]
 
     # Dense 64 x 8192 x 2048: 16 tiles of 64x128; per k step 16,384 ops at 4,096 per clock and 192
@@ -640,6 +646,7 @@ def test_a100_int8_lone_tiles_walk_k_at_the_sm_rate():
     # ns per k step (published: 2.6-3.3; 27.0 us with the fixed cost).
     per_k = smooth_max(np.float64(2 * 128 * 64 / (2 * ops_clk)), np.float64(168 / per_sm_bytes))
     assert lone(128, 8192, 2048, True) == pytest.approx(8192 * per_k / hz, rel=1e-9)
-    # Past one wave the lone candidates are gone and the fitted terms hold as before.
+    # Past one wave the lone override is gone and the normal candidates are back: the fitted terms
+    # hold as before.
     geo = Geometry(a100, 4096, 8192, 2048, "int8", False)
-    assert np.isinf(geo.waves[0, -1]) and np.isfinite(geo.waves[0, :-1]).any()
+    assert not geo.lone.any() and np.isfinite(geo.waves[0]).all()

@@ -602,29 +602,25 @@ class Geometry:
                     # per group (from DRAM where it misses in L2), the first time included in ws_bytes.
                     group = np.maximum(1.0, np.floor(spec.sm_count / (cols_t * split)))
                     rereads.append(np.maximum(0.0, np.ceil(rows_t / group) - 1.0))
-        # Lone tiles (``LONE_TILES``): one wave, split-K 1, seconds per call fixed by the SM's rates.
-        lone_s, lone_any = [], np.zeros_like(m, dtype=bool)
+        self.waves = np.stack(waves, axis=1)
+        #: Compute seconds per call at the boost clock of each (GEMM, candidate) that is a lone tile
+        #: (``LONE_TILES``) fitting in one wave, inf elsewhere, and where that is (``lone``); None
+        #: for kernels without lone tiles.
+        self.lone_s = self.lone = None
         if kernel.lone_tiles:
+            # A lone tile is the kernel's own (tile, split-K 1) candidate: one wave, seconds per call
+            # fixed by the SM's rates, overriding that candidate's time in place (``_at_clock``).
             per_sm_bytes = L2_READ_BYTES_PER_CLK[spec.compute_capability] / spec.sm_count
             ops_per_clk = kernel.peak / (spec.sm_count * spec.boost_clock_mhz * 1e6)
+            self.lone_s = np.full_like(self.waves, np.inf)
             for tm, tn in kernel.lone_tiles:
-                rows_t, cols_t = np.ceil(m / tm), np.ceil(n / tn)
-                lone = rows_t * cols_t <= spec.sm_count
-                lone_any |= lone
+                col = kernel.tiles.index((tm, tn)) * len(kernel.splits) + kernel.splits.index(1)  # tile-major
+                lone = np.ceil(m / tm) * np.ceil(n / tn) <= spec.sm_count
                 clk_per_k = smooth_max(np.float64(2.0 * tm * tn / ops_per_clk), np.float64((tm * b + tn * wb) / per_sm_bytes))
-                waves.append(np.where(lone, 1.0, np.inf))
-                tile_flops.append(2.0 * tm * tn * k)  # its time is lone_s (_at_clock), not these FLOPs at eta
-                traffic.append(x_bytes * cols_t + self.w_bytes * rows_t + y_bytes)
-                lone_s.append(np.where(lone, k * clk_per_k / (spec.boost_clock_mhz * 1e6), np.inf))
-                if kernel.w_reread:
-                    rereads.append(np.zeros_like(m))
-        self.waves = np.stack(waves, axis=1)
-        n_lone = len(lone_s)
-        if n_lone:  # where a lone tile fits, the library runs it, not the multi-wave or split candidates
-            self.waves[lone_any, :-n_lone] = np.inf
-        #: Compute seconds per call at the boost clock of the lone-tile candidates (the last
-        #: columns; inf where the tiles need more than one wave), or None.
-        self.lone_s = np.stack(lone_s, axis=1) if n_lone else None
+                self.lone_s[lone, col] = k[lone] * clk_per_k / (spec.boost_clock_mhz * 1e6)
+            self.lone = np.isfinite(self.lone_s)
+            # Where a lone tile fits, the library runs it, not the multi-wave or split candidates.
+            self.waves[self.lone.any(axis=1)[:, None] & ~self.lone] = np.inf
         self.w_rereads = np.stack(rereads, axis=1) if rereads else np.zeros_like(self.waves)
         self.tile_flops = np.stack(tile_flops, axis=1)
         # Hopper and later multicast an operand tile to both SMs of a 2-SM cluster (TMA
@@ -641,7 +637,7 @@ class Geometry:
         hz = spec.boost_clock_mhz * 1e6 * clock
         compute_s = self.waves * self.tile_flops / sm_flops[:, None]
         if self.lone_s is not None:  # lone tiles: the SM's own rates, not eta (``LONE_TILES``)
-            compute_s[:, -self.lone_s.shape[1]:] = self.lone_s / clock[:, None]
+            compute_s = np.where(self.lone, self.lone_s / clock[:, None], compute_s)
         l2_s = self.traffic / (params.l2_bytes_per_clk_sm * spec.sm_count * hz)[:, None]
         dram = dram_s if dram_s.ndim == 2 else dram_s[:, None]
         return compute_s, l2_s, smooth_max(compute_s, l2_s, dram)
