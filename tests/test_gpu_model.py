@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from hwmodel.errors import NmlabError
-from hwmodel.gpu.model import (CLUSTER_MULTICAST, OPERAND_BYTES, PUBLISHED_LOOP_CALLS, SPLITS, TILE_INTENSITY_FULL, TILES, Geometry,
-                               GpuParams, candidates, predict, predict_pair_us, predict_s, smooth_max, tile_intensity_full,
-                               weight_bytes)
+from hwmodel.gpu.kernels import CLUSTER_MULTICAST, OPERAND_BYTES, SPLITS, TILES, candidates
+from hwmodel.gpu.model import (PUBLISHED_LOOP_CALLS, TILE_INTENSITY_FULL, Geometry, GpuParams, predict, predict_pair_us,
+                               predict_s, smooth_max, tile_intensity_full, weight_bytes)
 from hwmodel.gpu.params import architecture, bundled_params, params_for
 from hwmodel.gpu.spec import bundled_gpus, gpu_for, load_gpu
 
@@ -566,7 +566,7 @@ def test_block_scaled_fp4_dense_call_has_its_own_fixed_cost():
     # B200 dense fp4 sits at 8.4-8.7 us from 64^3 to 2048^3, where dense fp8 and fp4 2:4 take
     # 5.6-6.2 us. The extra fixed time is added to the dense fp4 call alone, before the issue
     # floor's smooth maximum, so at 64^3 (kernel far above a 0.5 us floor) it shows in full.
-    from hwmodel.gpu.model import BLOCK_SCALED_DEFAULT_US
+    from hwmodel.gpu.kernels import BLOCK_SCALED_DEFAULT_US
 
     b200 = gpu_for("b200")
     assert Geometry(b200, 64, 32, 64, "float4_e2m1", False).block_scaled

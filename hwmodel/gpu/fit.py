@@ -4,10 +4,10 @@ One fit covers one or more GPUs (the per-architecture defaults and leave-one-GPU
 several): the scalar parameters of :class:`~hwmodel.gpu.model.GpuParams` are shared, the
 kernel efficiencies are per dtype (dense and 2:4). The block-scaled kernel's extra fixed time
 is fitted only where some rows are block-scaled (:func:`fit_scalars`); otherwise it keeps the
-start value (``BLOCK_SCALED_DEFAULT_US`` for a fresh set). The residual is log(predicted /
-measured) of every dense and 2:4 time, with a soft-L1 loss (``F_SCALE``) so a few rows where
-the library picked an odd kernel cannot drag the rest; parameters move in log space inside
-:data:`~hwmodel.gpu.model.BOUNDS`.
+start value (:data:`~hwmodel.gpu.kernels.BLOCK_SCALED_DEFAULT_US` for a fresh set). The
+residual is log(predicted / measured) of every dense and 2:4 time, with a soft-L1 loss
+(``F_SCALE``) so a few rows where the library picked an odd kernel cannot drag the rest;
+parameters move in log space inside :data:`~hwmodel.gpu.model.BOUNDS`.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ import numpy as np
 
 from hwmodel.errors import NmlabError
 from hwmodel.gpu.measurements import Measurements
-from hwmodel.gpu.model import BLOCK_SCALED, BOUNDS, Geometry, GpuParams
+from hwmodel.gpu.kernels import BLOCK_SCALED
+from hwmodel.gpu.model import BOUNDS, Geometry, GpuParams
 from hwmodel.gpu.spec import GpuSpec
 
 #: The scalars a fit may move (torch's eager costs are not in library timings: they stay priors);

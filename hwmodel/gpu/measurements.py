@@ -32,7 +32,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from hwmodel.errors import NmlabError
-from hwmodel.gpu.model import OPERAND_BYTES, OUTPUT_BYTES
+from hwmodel.gpu.kernels import OPERAND_BYTES, OUTPUT_BYTES
 
 PUBLISHED_COLUMNS = ("gpu", "dtype", "m", "k", "n", "dense_us", "sparse_us")
 #: Short dtype names users type, and the names the files use.

@@ -5,7 +5,7 @@ each). When the GPU model itself changes, the reference is regenerated with that
 the new model files, so the test keeps comparing the columnar engine with the per-point one:
 
     git worktree add /tmp/ref 3ee5ba4 && cd /tmp/ref
-    git checkout main -- hwmodel/gpu/model.py hwmodel/gpu/fit.py hwmodel/data/gpu_params.yaml
+    git checkout main -- hwmodel/gpu/model.py hwmodel/gpu/kernels.py hwmodel/gpu/fit.py hwmodel/data/gpu_params.yaml
     cp <main>/tests/data/{make_gpu_fixtures.py,default_sweep_quality.csv} OUT/   # script needs both
     PYTHONPATH=$PWD python OUT/make_gpu_fixtures.py OUT     # then copy OUT/gpu_*.parquet to tests/data
 
