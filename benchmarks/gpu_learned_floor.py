@@ -33,7 +33,7 @@ import numpy as np
 from scipy.interpolate import RBFInterpolator
 
 from hwmodel.gpu.measurements import bundled_files
-from hwmodel.gpu.validate import TARGETS, load_blocks, validate_block
+from hwmodel.gpu.validate import SPLIT_SEED, TARGETS, load_blocks, validate_block
 
 KERNELS = ("thin_plate_spline", "cubic", "linear")
 SMOOTHING = (0.01, 0.1, 1.0, 10.0)
@@ -57,10 +57,10 @@ def best_interpolation(x_fit: np.ndarray, y_fit: np.ndarray, x_test: np.ndarray,
     return best
 
 
-def floor_rows(block) -> list[dict]:
-    """Per dtype: the model's held-out errors and the learners' best."""
+def floor_rows(block, seed: int = SPLIT_SEED) -> list[dict]:
+    """Per dtype: the model's held-out errors and the learners' best (split ``seed``)."""
     meas = block.meas
-    report = validate_block(block)
+    report = validate_block(block, seed=seed)
     model_dense, model_sparse = report["_pred"]
     calib = ~report["_scored"]  # validate_block's own split (its held-out rows are the scored ones)
     x = np.log2(np.stack([meas.m, meas.k, meas.n], axis=1).astype(float))

@@ -88,6 +88,14 @@ def logged(logs: dict, gpu: str, dtype: str, kind: str, meas, rows: np.ndarray) 
     return np.array([table.get(keys[i], np.nan) for i in rows])
 
 
+def paired(logs: dict, gpu: str, dtype: str, meas, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The published rows among ``rows`` whose shape both logs hold, with their logged dense and
+    2:4 times (us)."""
+    ld, ls = (logged(logs, gpu, dtype, kind, meas, rows) for kind in KINDS)
+    both = np.isfinite(ld) & np.isfinite(ls)
+    return rows[both], ld[both], ls[both]
+
+
 def far(a: np.ndarray, b: np.ndarray) -> int:
     """How many pairs are more than FAR_RATIO apart, either way."""
     return int(np.sum(np.abs(np.log(a / b)) > np.log(FAR_RATIO)))
@@ -97,11 +105,10 @@ def repeat_line(gpu: str, dtype: str, meas, logs: dict, where: Optional[np.ndarr
     """Sections 1 and 5: the published run of one GPU and dtype (its rows in ``where``, a mask, if
     given) against the logs, dense and 2:4."""
     rows = np.flatnonzero((meas.dtype == dtype) & (True if where is None else where))
-    ld, ls = (logged(logs, gpu, dtype, kind, meas, rows) for kind in KINDS)
-    both = np.isfinite(ld) & np.isfinite(ls)
-    pd, ps, ld, ls = meas.dense_us[rows][both], meas.sparse_us[rows][both], ld[both], ls[both]
+    both, ld, ls = paired(logs, gpu, dtype, meas, rows)
+    pd, ps = meas.dense_us[both], meas.sparse_us[both]
     name = f"{dtype} {label}" if label else dtype
-    return (f"{gpu:<10} {name:<{19 if label else 14}} {both.sum():5d}/{rows.size:<4d} {mape_pct(pd, ld):7.1f}% {mape_pct(ps, ls):6.1f}% "
+    return (f"{gpu:<10} {name:<{19 if label else 14}} {both.size:5d}/{rows.size:<4d} {mape_pct(pd, ld):7.1f}% {mape_pct(ps, ls):6.1f}% "
             f"{mape_pct(pd / ps, ld / ls):8.1f}%   {far(pd, ld):5d} {far(ps, ls):5d} {far(pd / ps, ld / ls):7d}")
 
 
@@ -109,9 +116,7 @@ def model_line(gpu: str, dtype: str, meas, report: dict, logs: dict) -> str:
     """Section 2: the fitted model on the held-out rows in both logs, against each run."""
     dense, sparse = report["_pred"]
     held = np.flatnonzero(report["_scored"] & (meas.dtype == dtype))
-    ld, ls = (logged(logs, gpu, dtype, kind, meas, held) for kind in KINDS)
-    both = np.isfinite(ld) & np.isfinite(ls)
-    h, ld, ls = held[both], ld[both], ls[both]
+    h, ld, ls = paired(logs, gpu, dtype, meas, held)
     pd, ps = meas.dense_us[h], meas.sparse_us[h]
     md, ms = dense[h], sparse[h]
     every = report["dtypes"][dtype]  # validate_block's scores over all held-out rows of the dtype
