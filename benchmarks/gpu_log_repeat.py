@@ -173,13 +173,20 @@ def library_picks(gpu: str, logs: dict) -> None:
               + ("; ".join(f"m {m} -> {2 * m} at {k} x {n}: {a:.1f} -> {b:.1f} us" for m, k, n, a, b in jumps) or "none"))
 
 
-def main() -> int:
+def load_inputs() -> Optional[tuple[dict, list]]:
+    """(search-log times, bundled GPU blocks), or None after a one-line error on stderr."""
     try:
-        logs = read_log_times()
-        blocks = load_blocks(bundled_files())
+        return read_log_times(), load_blocks(bundled_files())
     except (NmlabError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def main() -> int:
+    inputs = load_inputs()
+    if inputs is None:
         return 2
+    logs, blocks = inputs
     cells = {}  # gpu -> dtypes with both dense and 2:4 logs, in the published data's order
     for block in blocks:
         name = block.spec.name

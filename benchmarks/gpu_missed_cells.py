@@ -47,13 +47,11 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_common import mape_pct  # noqa: E402  (benchmarks/gpu_common.py)
 from gpu_learned_floor import floor_rows  # noqa: E402
-from gpu_log_repeat import KINDS as LOG_KINDS, paired, read_log_times  # noqa: E402
+from gpu_log_repeat import KINDS as LOG_KINDS, load_inputs, paired  # noqa: E402
 from gpu_split_seeds import KINDS, cells_met  # noqa: E402
 from gpu_twin_noise import TWINS, spread, twin_rows  # noqa: E402
 
-from hwmodel.errors import NmlabError  # noqa: E402
-from hwmodel.gpu.measurements import bundled_files  # noqa: E402
-from hwmodel.gpu.validate import SPLIT_SEED, TARGETS, crossover_steps, load_blocks, validate_block  # noqa: E402
+from hwmodel.gpu.validate import SPLIT_SEED, TARGETS, crossover_steps, validate_block  # noqa: E402
 
 TARGET_NAMES = {"mape_dense": "dense", "mape_sparse": "2:4", "speedup_mape": "speedup", "crossover": "crossover"}
 #: A repeat figure this many points (%) or less below the model's counts as "near the floor".
@@ -190,12 +188,10 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=SPLIT_SEED, help=f"split seed (default {SPLIT_SEED}, validate's)")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    try:
-        logs = read_log_times()
-        blocks = load_blocks(bundled_files())
-    except (NmlabError, OSError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    inputs = load_inputs()
+    if inputs is None:
         return 2
+    logs, blocks = inputs
     print(f"target cells not met on split {args.seed} (targets: held-out MAPE and speedup error < "
           f"{100 * TARGETS['mape']:.0f}%, crossover within {TARGETS['crossover_steps']} size step); figures in %")
     print(f"{'GPU':<10} {'dtype':<14} {'target':<9} {'model':>16}  {'learned/m+l':>13}  {'repeat':>6}  "

@@ -1,4 +1,6 @@
+import importlib.util
 import os
+from pathlib import Path
 
 import pytest
 
@@ -18,3 +20,12 @@ def default_sweep(tmp_path_factory):
     api.run(None, out, workers=1, progress=False)
     build_report(out)
     return out
+
+
+def load_benchmark(name: str):
+    """Import ``benchmarks/<name>.py`` as a module (the scripts are not a package)."""
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

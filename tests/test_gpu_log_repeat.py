@@ -1,7 +1,5 @@
 """benchmarks/gpu_log_repeat.py: the source's search-log times and the reader behind them."""
 
-import importlib.util
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -9,17 +7,14 @@ import pytest
 from hwmodel.errors import NmlabError
 from hwmodel.gpu.measurements import bundled_files
 from hwmodel.gpu.validate import load_blocks
+from tests.conftest import load_benchmark
 
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_log_repeat.py"
 HEADER = "gpu,dtype,kind,m,k,n,us,source\n"
 
 
 @pytest.fixture(scope="module")
 def mod():
-    spec = importlib.util.spec_from_file_location("gpu_log_repeat", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu_log_repeat")
 
 
 def test_logs_are_a_second_run_of_the_published_shapes(mod):

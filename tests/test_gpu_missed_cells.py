@@ -1,33 +1,26 @@
 """benchmarks/gpu_missed_cells.py: the missed target cells and the verdict rule beside them."""
 
-import importlib.util
 import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
-from hwmodel.gpu.measurements import bundled_files
-from hwmodel.gpu.validate import load_blocks, validate_block
-
-SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_missed_cells.py"
+from hwmodel.gpu.validate import validate_block
+from tests.conftest import load_benchmark
 
 
 @pytest.fixture(scope="module")
 def mod():
-    spec = importlib.util.spec_from_file_location("gpu_missed_cells", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu_missed_cells")
 
 
 @pytest.fixture(scope="module")
 def rows(mod):
     """Every missed cell of validate's split, with its evidence and verdict."""
-    logs = mod.read_log_times()
+    logs, blocks = mod.load_inputs()
     out = []
-    for block in load_blocks(bundled_files()):
+    for block in blocks:
         report = validate_block(block)
         floor = {r["dtype"]: r for r in mod.floor_rows(block)}
         met, total = mod.cells_met(report)
