@@ -477,6 +477,26 @@ def test_ada_int8_2of4_lone_tiles_run_at_the_full_rate():
     assert t["compute_s"][0, best] == pytest.approx(2 * 128 * 64 * 18944 / per_sm, rel=1e-9)
 
 
+def test_hopper_int8_dense_rereads_w_per_row_block():
+    # cuBLASLt's int8 on Hopper (256x128 tiles at large m) deals tiles along n first: at 4096 x
+    # 5120 x 27648 its 216 tile columns outnumber the 114 SMs, so each of the 16 row-blocks of X
+    # reads the 142 MB weight (far above the 50 MB L2) from DRAM again; where a wave holds four
+    # row-blocks (n = 3584: 28 columns), a quarter as often. Not for its fp8 or bf16 kernels.
+    h100p = gpu_for("h100_pcie")
+    kernel = candidates(h100p, "int8", False)
+    assert kernel.w_reread and not candidates(h100p, "float8_e4m3fn", False).w_reread
+    big = kernel.tiles.index((256, 128)) * len(kernel.splits) + kernel.splits.index(1)
+    assert Geometry(h100p, 4096, 5120, 27648, "int8", False).w_rereads[0, big] == 4096 // 256 - 1
+    assert Geometry(h100p, 4096, 18944, 3584, "int8", False).w_rereads[0, big] == 4096 // 256 // 4 - 1
+    assert not Geometry(h100p, 4096, 5120, 27648, "float8_e4m3fn", False).w_rereads.any()
+    # Search log (H100_cc90_*/INT8, Qwen2.5-14B): 4096 x 5120 x 27648 in 1,493 us (777 TOPS) where
+    # 4096 x 5120 x 5120 runs 976 TOPS: 16 W passes at 1.52 TB/s. The bundled model: the wide shape
+    # at most 0.9x the narrow one's rate per output column (it was ~1.0x with one W read).
+    wide, narrow = (predict(h100p, 4096, 5120, n, "int8", False) / n for n in (27648, 5120))
+    assert wide / narrow > 1.1
+    assert predict(h100p, 4096, 5120, 27648, "int8", False) * 1e6 == pytest.approx(1492.7, rel=0.15)
+
+
 def test_ampere_ada_16bit_2of4_kernels_tile_128_rows_of_x():
     # cuSPARSELt's 16-bit 2:4 kernels on Ampere/Ada have 128-row tiles only: a weight far above
     # the L2 is streamed once per 128 rows of X (the RTX 4090 and A100 search logs run n x k =

@@ -94,7 +94,17 @@ NO_SPLIT_K_ARCH = {"10"}
 #: are 17-20% above the model without it (8-bit 2:4, dense, Hopper, Blackwell: no such excess),
 #: and the source's search logs give 262-272 TOPS at n = 37888 under every A100 alg_id,
 #: 350-380 at n = 3584 or 4608 (k = 3584 both); RTX 4090: 185-193 against 275-322.
-W_REREAD = {("8", True, "bfloat16"), ("8", True, "float16")}
+#: cuBLASLt's int8 dense on Hopper (algorithm 39, 256x128 tiles, from m = 256-512): the H100 INT8
+#: search logs (``cuBLASLt/alg_search_results/H100_cc90_*/INT8``) run 1,000-1,080 TOPS at m >=
+#: 2048 where n <= 7168, but where the tile columns outnumber the 114 SMs (a wave holds one
+#: row-block) and W is above the 50 MB L2 they fall: n x k = 27648 x 5120 (Qwen2.5-14B) 878 /
+#: 777 / 749 TOPS at m = 2048 / 4096 / 8192, 37888 x 3584 (Qwen2.5-7B) 878 / 770 / 738, 16384 x
+#: 3072 (Llama3.2-3B, 50 MB) 867 / 897 / 879: one W pass per 256 rows at 1.44-1.75 TB/s (0.72-0.87
+#: of the 2.0 TB/s spec) at every m. Where a wave holds several row-blocks (n x k = 3584 x 18944,
+#: 5120 x 13824: 68-71 MB, 28-40 columns) it keeps 884-1,053. Its fp8 kernel (algorithm 66, smaller
+#: tiles) is not listed: with every Hopper dense dtype listed, the H100's fp8 dense held out went
+#: from 9-10% to 15-17%.
+W_REREAD = {("8", True, "bfloat16"), ("8", True, "float16"), ("9", False, "int8")}
 #: (compute capability, sparse, dtype) whose library kernel is an Ampere-generation (sm80,
 #: mma.sync) kernel on a GPU whose own tensor-core instructions it does not use, and which runs
 #: no faster than on an Ampere SM: its peak is ``SM80_OPS_PER_CLK_SM`` (x2 for 2:4) x SMs x clock

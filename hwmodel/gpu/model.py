@@ -27,9 +27,9 @@ from the hardware, not fitted per shape:
   operands (how published timings are taken) a working set that fits the usable L2 stays
   there; a cold call (``l2="cold"``) reads everything from DRAM. L2 itself moves the tiled
   traffic (X once per tile column, W once per tile row, Y, split-K partials) at a bandwidth
-  proportional to SMs x clock. cuSPARSELt's 16-bit kernels on Ampere/Ada (``W_REREAD``) deal
-  tiles along n first and read a weight that misses in L2 from DRAM again per wave of X rows
-  (their tiles are 128 rows of X, ``KERNEL_TILES``).
+  proportional to SMs x clock. cuSPARSELt's 16-bit kernels on Ampere/Ada and cuBLASLt's int8
+  on Hopper (``W_REREAD``) deal tiles along n first and read a weight that misses in L2 from
+  DRAM again per wave of X rows (tiles of 128 and 256 rows of X, ``KERNEL_TILES``).
 * **Legacy kernels.** Where the library runs an Ampere-generation kernel on a newer GPU that
   executes it no faster than an Ampere SM (``LEGACY_SM80``: cuBLASLt int8 on Blackwell,
   cuSPARSELt 16-bit and fp8 2:4 on Hopper), the peak is the Ampere SM's per-clock rate x SMs,
