@@ -245,7 +245,7 @@ def test_hopper_fp8_2to4_runs_at_the_ampere_class_8bit_sparse_rate():
         assert candidates(g, "float8_e4m3fn", True).sm80_peak is None, name
     # The published H100 PCIe fp8 2:4 times: the best large GEMM within 0.8-1.0 of the cap.
     from hwmodel.gpu.measurements import bundled_files, read_measurements
-    meas = read_measurements([f for f in bundled_files() if "h100" in str(f)][0])
+    meas = read_measurements([f for f in bundled_files() if "h100" in f.name][0])
     sel = (meas.dtype == "float8_e4m3fn") & (meas.m >= 2048)
     best = np.max(2.0 * meas.m[sel] * meas.n[sel] * meas.k[sel] / (meas.sparse_us[sel] * 1e-6))
     assert 0.8 < best / cap < 1.0
