@@ -162,8 +162,8 @@ def test_bundled_scores_do_not_regress(bundled_reports):
     # A regression guard at the figures the model reaches today (docs/gpu.md, README), plus
     # about a point: held-out time MAPE (worse of dense and 2:4) and speedup error per GPU over
     # all its dtypes, and leave-one-GPU-out MAPE (worse of dense and 2:4).
-    # Today: a100 7.1 / 7.1 / 9.5%, b200 6.2 / 7.8 / 8.2%, h100 8.5 / 10.6 / 12.0%,
-    # rtx4090 7.3 / 8.6 / 12.6%.
+    # Today: a100 7.1 / 7.1 / 9.6%, b200 6.2 / 7.8 / 8.2%, h100 7.9 / 10.3 / 12.0%,
+    # rtx4090 7.3 / 8.6 / 12.5%.
     guard = {"a100_pcie": 0.085, "b200": 0.075, "h100_pcie": 0.095, "rtx4090": 0.085}
     speedup_guard = {"a100_pcie": 0.085, "b200": 0.09, "h100_pcie": 0.115, "rtx4090": 0.095}
     logo_guard = {"a100_pcie": 0.11, "b200": 0.095, "h100_pcie": 0.135, "rtx4090": 0.145}
