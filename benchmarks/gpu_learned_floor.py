@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import time
+from typing import Optional
 
 import numpy as np
 from scipy.interpolate import RBFInterpolator
@@ -57,10 +58,12 @@ def best_interpolation(x_fit: np.ndarray, y_fit: np.ndarray, x_test: np.ndarray,
     return best
 
 
-def floor_rows(block, seed: int = SPLIT_SEED) -> list[dict]:
-    """Per dtype: the model's held-out errors and the learners' best (split ``seed``)."""
+def floor_rows(block, seed: int = SPLIT_SEED, report: Optional[dict] = None) -> list[dict]:
+    """Per dtype: the model's held-out errors and the learners' best (split ``seed``);
+    ``report`` is ``validate_block(block, seed=seed)`` where the caller already has it."""
     meas = block.meas
-    report = validate_block(block, seed=seed)
+    if report is None:
+        report = validate_block(block, seed=seed)
     model_dense, model_sparse = report["_pred"]
     calib = ~report["_scored"]  # validate_block's own split (its held-out rows are the scored ones)
     x = np.log2(np.stack([meas.m, meas.k, meas.n], axis=1).astype(float))

@@ -199,7 +199,7 @@ def main() -> int:
     rows, met, total = [], 0, 0
     for block in blocks:
         report = validate_block(block, seed=args.seed)
-        floor = {r["dtype"]: r for r in floor_rows(block, seed=args.seed)}
+        floor = {r["dtype"]: r for r in floor_rows(block, seed=args.seed, report=report)}
         m, t = cells_met(report)
         met, total = met + m, total + t
         for r in cell_rows(block, report, floor, logs):

@@ -22,7 +22,7 @@ def rows(mod):
     out = []
     for block in blocks:
         report = validate_block(block)
-        floor = {r["dtype"]: r for r in mod.floor_rows(block)}
+        floor = {r["dtype"]: r for r in mod.floor_rows(block, report=report)}
         met, total = mod.cells_met(report)
         cells = mod.cell_rows(block, report, floor, logs)
         assert len(cells) == total - met, block.spec.name  # exactly the cells cells_met counts as missed
