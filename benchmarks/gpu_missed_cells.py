@@ -48,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_common import mape_pct  # noqa: E402  (benchmarks/gpu_common.py)
 from gpu_learned_floor import floor_rows  # noqa: E402
 from gpu_log_repeat import KINDS as LOG_KINDS, load_inputs, paired  # noqa: E402
-from gpu_split_seeds import KINDS, cells_met  # noqa: E402
+from gpu_split_seeds import KINDS, cells_met, target_cells  # noqa: E402
 from gpu_twin_noise import TWINS, spread, twin_rows  # noqa: E402
 
 from hwmodel.gpu.validate import SPLIT_SEED, TARGETS, crossover_steps, validate_block  # noqa: E402
@@ -62,15 +62,7 @@ VERDICTS = ("data floor", "model", "no evidence")
 def missed(report: dict) -> list[tuple[str, str]]:
     """(dtype, kind) of the cells of one GPU's report that ``cells_met`` does not count as met;
     kind is one of ``KINDS`` or "crossover"."""
-    out = []
-    for dtype, s in report["dtypes"].items():
-        if not s["rows"]:
-            continue
-        out += [(dtype, k) for k in KINDS if not s[k] < TARGETS[k if k == "speedup_mape" else "mape"]]
-        steps = s["crossover"]["steps"]
-        if not (steps is None or steps <= TARGETS["crossover_steps"]):
-            out.append((dtype, "crossover"))
-    return out
+    return [(dtype, kind) for dtype, kind, met in target_cells(report) if not met]
 
 
 def error_verdict(model_pct: float, learners: Optional[tuple[float, float]], repeats: list[float],
