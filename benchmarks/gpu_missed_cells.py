@@ -22,14 +22,16 @@ the measured crossover within one step of the predicted one (the speedups that m
 how firmly the data fix the miss); ``repeat`` the dtype's speedup repeat figure (second
 timing, else twin).
 
-Verdict (the rule): a dense / 2:4 / speedup cell is ``data floor`` when (a) the better learner
-also misses the 8% target, or (b) a repeat figure (second timing or twin) is within 1.5 points
-of the model's figure, or (c) the model meets the target against the logged times on the
-logged held-out shapes while missing it against the published times on the same shapes; a
-crossover cell is ``data floor`` when the twin's measured crossover is more than one step from
-this dtype's, or the margin is within the speedup repeat figure (a typical second timing
-could move the measured crossover onto the target). Otherwise ``model``, or ``no evidence`` when none of
-the evidence exists for the cell. The last line counts the cells per verdict.
+Verdict (the rule): a dense / 2:4 / speedup cell is ``no evidence`` when it has no learner,
+repeat or model pub/log figure; else ``data floor`` when (a) the better learner also misses the
+target (its figure is not under it), or (b) a repeat figure (second timing or twin) is at least
+the model's figure less ``NEAR_PTS`` (1.5) points, or (c) the model meets the target against the
+logged times on the logged held-out shapes while missing it against the published times on the
+same shapes; else ``model``. A crossover cell is ``no evidence`` when it has neither a twin nor a
+speedup repeat figure (the margin alone decides nothing); else ``data floor`` when the twin's
+measured crossover is more than the target's steps (one) from this dtype's, or the margin is at
+most the speedup repeat figure (a typical second timing could move the measured crossover onto
+the target); else ``model``. The last line counts the cells per verdict.
 
     PYTHONPATH=$PWD python benchmarks/gpu_missed_cells.py [--seed N]
 """
