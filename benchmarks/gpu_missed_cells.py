@@ -118,6 +118,22 @@ def cell_rows(block, report: dict, floor: dict, logs: dict) -> list[dict]:
     quantities = {"mape_dense": (meas.dense_us, dense), "mape_sparse": (meas.sparse_us, sparse),
                   "speedup_mape": (meas.speedup, dense / sparse)}
     tb, tf = twin_rows(meas)
+
+    def logged_pairs(dtype: str, where) -> tuple[np.ndarray, dict]:
+        """The rows of ``dtype`` in ``where`` that both logs hold, and their logged quantities."""
+        both, ld, ls = paired(logs, gpu, dtype, meas, np.flatnonzero(where & (meas.dtype == dtype)))
+        return both, {"mape_dense": ld, "mape_sparse": ls, "speedup_mape": ld / ls}
+
+    def log_repeat_pct(dtype: str, kind: str) -> float:
+        """The second timing's figure: mean |published / logged - 1| of the quantity."""
+        both, logged_q = logged_pairs(dtype, True)
+        return mape_pct(quantities[kind][0][both], logged_q[kind])
+
+    def twin_pct(kind: str) -> float:
+        """The twins' figure: mean |bf16 / fp16 - 1| of the quantity."""
+        measured = quantities[kind][0]
+        return 100 * spread(np.log(measured[tb] / measured[tf]))[0]
+
     rows = []
     for dtype, kind in missed(report):
         s = report["dtypes"][dtype]
@@ -130,14 +146,9 @@ def cell_rows(block, report: dict, floor: dict, logs: dict) -> list[dict]:
             row["twin_xo"] = report["crossover_measured"][twin] if twin else None
             row["twin_steps"] = crossover_steps(xo["sizes"], row["twin_xo"], xo["measured"]) if twin else None
             row["margin"] = crossover_margin_pct(meas, dtype, xo["predicted"])
-            repeat = None
-            if has_logs:
-                both, ld, ls = paired(logs, gpu, dtype, meas, np.flatnonzero(meas.dtype == dtype))
-                repeat = mape_pct(meas.speedup[both], ld / ls)
-            elif twin:
-                repeat = 100 * spread(np.log(meas.speedup[tb] / meas.speedup[tf]))[0]
-            row["repeat"] = repeat
-            row["verdict"] = crossover_verdict(row["twin_steps"], row["margin"], repeat)
+            row["repeat"] = (log_repeat_pct(dtype, "speedup_mape") if has_logs
+                             else twin_pct("speedup_mape") if twin else None)
+            row["verdict"] = crossover_verdict(row["twin_steps"], row["margin"], row["repeat"])
             rows.append(row)
             continue
         i = KINDS.index(kind)
@@ -145,16 +156,12 @@ def cell_rows(block, report: dict, floor: dict, logs: dict) -> list[dict]:
         row["model"] = 100 * s[kind]
         row["learners"] = (tuple(100 * floor[dtype][n][i] for n in ("learned", "model+learned"))
                            if "learned" in floor[dtype] else None)
-        row["repeat"] = row["on_logged"] = row["twin"] = None
+        row["repeat"] = row["on_logged"] = None
         if has_logs:
-            both, ld, ls = paired(logs, gpu, dtype, meas, np.flatnonzero(meas.dtype == dtype))
-            logged_q = {"mape_dense": ld, "mape_sparse": ls, "speedup_mape": ld / ls}
-            row["repeat"] = mape_pct(measured[both], logged_q[kind])
-            h, ld, ls = paired(logs, gpu, dtype, meas, np.flatnonzero(report["_scored"] & (meas.dtype == dtype)))
-            logged_q = {"mape_dense": ld, "mape_sparse": ls, "speedup_mape": ld / ls}
+            row["repeat"] = log_repeat_pct(dtype, kind)
+            h, logged_q = logged_pairs(dtype, report["_scored"])
             row["on_logged"] = (mape_pct(predicted[h], measured[h]), mape_pct(predicted[h], logged_q[kind]))
-        if twin:
-            row["twin"] = 100 * spread(np.log(measured[tb] / measured[tf]))[0]
+        row["twin"] = twin_pct(kind) if twin else None
         repeats = [r for r in (row["repeat"], row["twin"]) if r is not None]
         target = 100 * TARGETS[kind if kind == "speedup_mape" else "mape"]
         row["verdict"] = error_verdict(row["model"], row["learners"], repeats, row["on_logged"], target)
