@@ -49,7 +49,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_common import mape_pct  # noqa: E402  (benchmarks/gpu_common.py)
 from gpu_learned_floor import floor_rows  # noqa: E402
-from gpu_log_repeat import KINDS as LOG_KINDS, load_inputs, paired  # noqa: E402
+from gpu_log_repeat import has_logs, load_inputs, paired  # noqa: E402
 from gpu_split_seeds import KINDS, cells_met, target_cells  # noqa: E402
 from gpu_twin_noise import TWINS, spread, twin_rows  # noqa: E402
 
@@ -137,7 +137,7 @@ def cell_rows(block, report: dict, floor: dict, logs: dict) -> list[dict]:
     rows = []
     for dtype, kind in missed(report):
         s = report["dtypes"][dtype]
-        has_logs = all((gpu, dtype, k) in logs for k in LOG_KINDS)
+        logged_here = has_logs(logs, gpu, dtype)
         twin = next((t for t in TWINS if t != dtype), None) if dtype in TWINS and tb.size else None
         row = {"gpu": gpu, "dtype": dtype, "target": TARGET_NAMES[kind]}
         if kind == "crossover":
@@ -146,7 +146,7 @@ def cell_rows(block, report: dict, floor: dict, logs: dict) -> list[dict]:
             row["twin_xo"] = report["crossover_measured"][twin] if twin else None
             row["twin_steps"] = crossover_steps(xo["sizes"], row["twin_xo"], xo["measured"]) if twin else None
             row["margin"] = crossover_margin_pct(meas, dtype, xo["predicted"])
-            row["repeat"] = (log_repeat_pct(dtype, "speedup_mape") if has_logs
+            row["repeat"] = (log_repeat_pct(dtype, "speedup_mape") if logged_here
                              else twin_pct("speedup_mape") if twin else None)
             row["verdict"] = crossover_verdict(row["twin_steps"], row["margin"], row["repeat"])
             rows.append(row)
@@ -157,7 +157,7 @@ def cell_rows(block, report: dict, floor: dict, logs: dict) -> list[dict]:
         row["learners"] = (tuple(100 * floor[dtype][n][i] for n in ("learned", "model+learned"))
                            if "learned" in floor[dtype] else None)
         row["repeat"] = row["on_logged"] = None
-        if has_logs:
+        if logged_here:
             row["repeat"] = log_repeat_pct(dtype, kind)
             h, logged_q = logged_pairs(dtype, report["_scored"])
             row["on_logged"] = (mape_pct(predicted[h], measured[h]), mape_pct(predicted[h], logged_q[kind]))
