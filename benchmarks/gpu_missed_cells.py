@@ -169,6 +169,14 @@ def cell_rows(block, report: dict, floor: dict, logs: dict) -> list[dict]:
     return rows
 
 
+def gpu_cells(block, logs: dict, seed: int = SPLIT_SEED) -> tuple[list[dict], int, int]:
+    """One GPU on split ``seed``: its missed cells (``cell_rows``) and its (met, all) target cells."""
+    report = validate_block(block, seed=seed)
+    floor = {r["dtype"]: r for r in floor_rows(block, seed=seed, report=report)}
+    met, total = cells_met(report)
+    return cell_rows(block, report, floor, logs), met, total
+
+
 def format_row(r: dict) -> str:
     """One printed line (see the header in ``main``)."""
     pct = lambda v: "-" if v is None else f"{v:.1f}"  # noqa: E731
@@ -199,11 +207,9 @@ def main() -> int:
           f"{'model pub/log':>13}  {'twin':>5}   verdict")
     rows, met, total = [], 0, 0
     for block in blocks:
-        report = validate_block(block, seed=args.seed)
-        floor = {r["dtype"]: r for r in floor_rows(block, seed=args.seed, report=report)}
-        m, t = cells_met(report)
+        cells, m, t = gpu_cells(block, logs, args.seed)
         met, total = met + m, total + t
-        for r in cell_rows(block, report, floor, logs):
+        for r in cells:
             rows.append(r)
             print(format_row(r))
     counts = ", ".join(f"{sum(r['verdict'] == v for r in rows)} {v}" for v in VERDICTS)
