@@ -27,21 +27,23 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import sys
 import time
+from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from scipy.interpolate import RBFInterpolator
 
-from hwmodel.gpu.measurements import bundled_files
-from hwmodel.gpu.validate import SPLIT_SEED, TARGETS, load_blocks, validate_block
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gpu_common import mape  # noqa: E402  (benchmarks/gpu_common.py)
+
+from hwmodel.gpu.measurements import bundled_files  # noqa: E402
+from hwmodel.gpu.validate import SPLIT_SEED, TARGETS, load_blocks, validate_block  # noqa: E402
 
 KERNELS = ("thin_plate_spline", "cubic", "linear")
 SMOOTHING = (0.01, 0.1, 1.0, 10.0)
 MIN_CALIBRATION = 8
-
-
-def _mape(pred: np.ndarray, meas: np.ndarray) -> float:
-    return float(np.mean(np.abs(pred / meas - 1.0)))
 
 
 def best_interpolation(x_fit: np.ndarray, y_fit: np.ndarray, x_test: np.ndarray,
@@ -57,10 +59,12 @@ def best_interpolation(x_fit: np.ndarray, y_fit: np.ndarray, x_test: np.ndarray,
     return best
 
 
-def floor_rows(block, seed: int = SPLIT_SEED) -> list[dict]:
-    """Per dtype: the model's held-out errors and the learners' best (split ``seed``)."""
+def floor_rows(block, seed: int = SPLIT_SEED, report: Optional[dict] = None) -> list[dict]:
+    """Per dtype: the model's held-out errors and the learners' best (split ``seed``);
+    ``report`` is ``validate_block(block, seed=seed)`` where the caller already has it."""
     meas = block.meas
-    report = validate_block(block, seed=seed)
+    if report is None:
+        report = validate_block(block, seed=seed)
     model_dense, model_sparse = report["_pred"]
     calib = ~report["_scored"]  # validate_block's own split (its held-out rows are the scored ones)
     x = np.log2(np.stack([meas.m, meas.k, meas.n], axis=1).astype(float))
@@ -84,14 +88,14 @@ def floor_rows(block, seed: int = SPLIT_SEED) -> list[dict]:
             for times, base in ((meas.dense_us, base_d), (meas.sparse_us, base_s)):
                 y = np.log(times[fit_rows]) - base[fit_rows]
                 err, p = best_interpolation(x[fit_rows], y, x[test],
-                                            lambda p, b=base, t=times: _mape(np.exp(p + b[test]), t[test]))
+                                            lambda p, b=base, t=times: mape(np.exp(p + b[test]), t[test]))
                 out.append(err)
                 preds.append(np.exp(p + base[test]))
-            ratio_err = _mape(preds[0] / preds[1], msp)
+            ratio_err = mape(preds[0] / preds[1], msp)
             base_sp = base_d - base_s
             y = np.log(meas.dense_us[fit_rows] / meas.sparse_us[fit_rows]) - base_sp[fit_rows]
             direct_err, _ = best_interpolation(x[fit_rows], y, x[test],
-                                               lambda p: _mape(np.exp(p + base_sp[test]), msp))
+                                               lambda p: mape(np.exp(p + base_sp[test]), msp))
             out.append(min(ratio_err, direct_err))
             row[name] = tuple(out)
         rows.append(row)

@@ -82,6 +82,11 @@ def read_log_times(path: Path = LOG_CSV) -> dict[tuple[str, str, str], dict[tupl
     return logs
 
 
+def has_logs(logs: dict, gpu: str, dtype: str) -> bool:
+    """Whether the logs hold both libraries' (dense and 2:4) times of the GPU and dtype."""
+    return all((gpu, dtype, kind) in logs for kind in KINDS)
+
+
 def logged(logs: dict, gpu: str, dtype: str, kind: str, meas, rows: np.ndarray) -> np.ndarray:
     """The logged times (us) of published rows ``rows``, NaN where the logs do not have the shape."""
     table, keys = logs.get((gpu, dtype, kind), {}), meas.shape_keys()
@@ -190,7 +195,7 @@ def main() -> int:
     cells = {}  # gpu -> dtypes with both dense and 2:4 logs, in the published data's order
     for block in blocks:
         name = block.spec.name
-        dts = [d for d in dict.fromkeys(block.meas.dtype.tolist()) if all((name, d, k) in logs for k in KINDS)]
+        dts = [d for d in dict.fromkeys(block.meas.dtype.tolist()) if has_logs(logs, name, d)]
         if dts:
             cells[name] = dts
     missing = [b.spec.name for b in blocks if b.spec.name not in cells]

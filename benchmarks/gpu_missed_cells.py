@@ -22,14 +22,16 @@ the measured crossover within one step of the predicted one (the speedups that m
 how firmly the data fix the miss); ``repeat`` the dtype's speedup repeat figure (second
 timing, else twin).
 
-Verdict (the rule): a dense / 2:4 / speedup cell is ``data floor`` when (a) the better learner
-also misses the 8% target, or (b) a repeat figure (second timing or twin) is within 1.5 points
-of the model's figure, or (c) the model meets the target against the logged times on the
-logged held-out shapes while missing it against the published times on the same shapes; a
-crossover cell is ``data floor`` when the twin's measured crossover is more than one step from
-this dtype's, or the margin is within the speedup repeat figure (a typical second timing
-could move the measured crossover onto the target). Otherwise ``model``, or ``no evidence`` when none of
-the evidence exists for the cell. The last line counts the cells per verdict.
+Verdict (the rule): a dense / 2:4 / speedup cell is ``no evidence`` when it has no learner,
+repeat or model pub/log figure; else ``data floor`` when (a) the better learner also misses the
+target (its figure is not under it), or (b) a repeat figure (second timing or twin) is at least
+the model's figure less ``NEAR_PTS`` (1.5) points, or (c) the model meets the target against the
+logged times on the logged held-out shapes while missing it against the published times on the
+same shapes; else ``model``. A crossover cell is ``no evidence`` when it has neither a twin nor a
+speedup repeat figure (the margin alone decides nothing); else ``data floor`` when the twin's
+measured crossover is more than the target's steps (one) from this dtype's, or the margin is at
+most the speedup repeat figure (a typical second timing could move the measured crossover onto
+the target); else ``model``. The last line counts the cells per verdict.
 
     PYTHONPATH=$PWD python benchmarks/gpu_missed_cells.py [--seed N]
 """
@@ -47,8 +49,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gpu_common import mape_pct  # noqa: E402  (benchmarks/gpu_common.py)
 from gpu_learned_floor import floor_rows  # noqa: E402
-from gpu_log_repeat import KINDS as LOG_KINDS, load_inputs, paired  # noqa: E402
-from gpu_split_seeds import KINDS, cells_met  # noqa: E402
+from gpu_log_repeat import has_logs, load_inputs, paired  # noqa: E402
+from gpu_split_seeds import KINDS, cells_met, target_cells  # noqa: E402
 from gpu_twin_noise import TWINS, spread, twin_rows  # noqa: E402
 
 from hwmodel.gpu.validate import SPLIT_SEED, TARGETS, crossover_steps, validate_block  # noqa: E402
@@ -62,15 +64,7 @@ VERDICTS = ("data floor", "model", "no evidence")
 def missed(report: dict) -> list[tuple[str, str]]:
     """(dtype, kind) of the cells of one GPU's report that ``cells_met`` does not count as met;
     kind is one of ``KINDS`` or "crossover"."""
-    out = []
-    for dtype, s in report["dtypes"].items():
-        if not s["rows"]:
-            continue
-        out += [(dtype, k) for k in KINDS if not s[k] < TARGETS[k if k == "speedup_mape" else "mape"]]
-        steps = s["crossover"]["steps"]
-        if not (steps is None or steps <= TARGETS["crossover_steps"]):
-            out.append((dtype, "crossover"))
-    return out
+    return [(dtype, kind) for dtype, kind, met in target_cells(report) if not met]
 
 
 def error_verdict(model_pct: float, learners: Optional[tuple[float, float]], repeats: list[float],
@@ -124,10 +118,26 @@ def cell_rows(block, report: dict, floor: dict, logs: dict) -> list[dict]:
     quantities = {"mape_dense": (meas.dense_us, dense), "mape_sparse": (meas.sparse_us, sparse),
                   "speedup_mape": (meas.speedup, dense / sparse)}
     tb, tf = twin_rows(meas)
+
+    def logged_pairs(dtype: str, where) -> tuple[np.ndarray, dict]:
+        """The rows of ``dtype`` in ``where`` that both logs hold, and their logged quantities."""
+        both, ld, ls = paired(logs, gpu, dtype, meas, np.flatnonzero(where & (meas.dtype == dtype)))
+        return both, {"mape_dense": ld, "mape_sparse": ls, "speedup_mape": ld / ls}
+
+    def log_repeat_pct(dtype: str, kind: str) -> float:
+        """The second timing's figure: mean |published / logged - 1| of the quantity."""
+        both, logged_q = logged_pairs(dtype, True)
+        return mape_pct(quantities[kind][0][both], logged_q[kind])
+
+    def twin_pct(kind: str) -> float:
+        """The twins' figure: mean |bf16 / fp16 - 1| of the quantity."""
+        measured = quantities[kind][0]
+        return 100 * spread(np.log(measured[tb] / measured[tf]))[0]
+
     rows = []
     for dtype, kind in missed(report):
         s = report["dtypes"][dtype]
-        has_logs = all((gpu, dtype, k) in logs for k in LOG_KINDS)
+        logged_here = has_logs(logs, gpu, dtype)
         twin = next((t for t in TWINS if t != dtype), None) if dtype in TWINS and tb.size else None
         row = {"gpu": gpu, "dtype": dtype, "target": TARGET_NAMES[kind]}
         if kind == "crossover":
@@ -136,14 +146,9 @@ def cell_rows(block, report: dict, floor: dict, logs: dict) -> list[dict]:
             row["twin_xo"] = report["crossover_measured"][twin] if twin else None
             row["twin_steps"] = crossover_steps(xo["sizes"], row["twin_xo"], xo["measured"]) if twin else None
             row["margin"] = crossover_margin_pct(meas, dtype, xo["predicted"])
-            repeat = None
-            if has_logs:
-                both, ld, ls = paired(logs, gpu, dtype, meas, np.flatnonzero(meas.dtype == dtype))
-                repeat = mape_pct(meas.speedup[both], ld / ls)
-            elif twin:
-                repeat = 100 * spread(np.log(meas.speedup[tb] / meas.speedup[tf]))[0]
-            row["repeat"] = repeat
-            row["verdict"] = crossover_verdict(row["twin_steps"], row["margin"], repeat)
+            row["repeat"] = (log_repeat_pct(dtype, "speedup_mape") if logged_here
+                             else twin_pct("speedup_mape") if twin else None)
+            row["verdict"] = crossover_verdict(row["twin_steps"], row["margin"], row["repeat"])
             rows.append(row)
             continue
         i = KINDS.index(kind)
@@ -151,21 +156,25 @@ def cell_rows(block, report: dict, floor: dict, logs: dict) -> list[dict]:
         row["model"] = 100 * s[kind]
         row["learners"] = (tuple(100 * floor[dtype][n][i] for n in ("learned", "model+learned"))
                            if "learned" in floor[dtype] else None)
-        row["repeat"] = row["on_logged"] = row["twin"] = None
-        if has_logs:
-            both, ld, ls = paired(logs, gpu, dtype, meas, np.flatnonzero(meas.dtype == dtype))
-            logged_q = {"mape_dense": ld, "mape_sparse": ls, "speedup_mape": ld / ls}
-            row["repeat"] = mape_pct(measured[both], logged_q[kind])
-            h, ld, ls = paired(logs, gpu, dtype, meas, np.flatnonzero(report["_scored"] & (meas.dtype == dtype)))
-            logged_q = {"mape_dense": ld, "mape_sparse": ls, "speedup_mape": ld / ls}
+        row["repeat"] = row["on_logged"] = None
+        if logged_here:
+            row["repeat"] = log_repeat_pct(dtype, kind)
+            h, logged_q = logged_pairs(dtype, report["_scored"])
             row["on_logged"] = (mape_pct(predicted[h], measured[h]), mape_pct(predicted[h], logged_q[kind]))
-        if twin:
-            row["twin"] = 100 * spread(np.log(measured[tb] / measured[tf]))[0]
+        row["twin"] = twin_pct(kind) if twin else None
         repeats = [r for r in (row["repeat"], row["twin"]) if r is not None]
         target = 100 * TARGETS[kind if kind == "speedup_mape" else "mape"]
         row["verdict"] = error_verdict(row["model"], row["learners"], repeats, row["on_logged"], target)
         rows.append(row)
     return rows
+
+
+def gpu_cells(block, logs: dict, seed: int = SPLIT_SEED) -> tuple[list[dict], int, int]:
+    """One GPU on split ``seed``: its missed cells (``cell_rows``) and its (met, all) target cells."""
+    report = validate_block(block, seed=seed)
+    floor = {r["dtype"]: r for r in floor_rows(block, seed=seed, report=report)}
+    met, total = cells_met(report)
+    return cell_rows(block, report, floor, logs), met, total
 
 
 def format_row(r: dict) -> str:
@@ -198,11 +207,9 @@ def main() -> int:
           f"{'model pub/log':>13}  {'twin':>5}   verdict")
     rows, met, total = [], 0, 0
     for block in blocks:
-        report = validate_block(block, seed=args.seed)
-        floor = {r["dtype"]: r for r in floor_rows(block, seed=args.seed)}
-        m, t = cells_met(report)
+        cells, m, t = gpu_cells(block, logs, args.seed)
         met, total = met + m, total + t
-        for r in cell_rows(block, report, floor, logs):
+        for r in cells:
             rows.append(r)
             print(format_row(r))
     counts = ", ".join(f"{sum(r['verdict'] == v for r in rows)} {v}" for v in VERDICTS)

@@ -26,17 +26,23 @@ from hwmodel.gpu.validate import SPLIT_SEED, TARGETS, leave_one_out, load_blocks
 KINDS = ("mape_dense", "mape_sparse", "speedup_mape")
 
 
-def cells_met(report: dict) -> tuple[int, int]:
-    """(met, all) target cells of one GPU's report: four per dtype with 2:4 rows."""
-    met = total = 0
-    for s in report["dtypes"].values():
+def target_cells(report: dict) -> list[tuple[str, str, bool]]:
+    """(dtype, kind, met) of the target cells of one GPU's report: four per dtype with 2:4 rows,
+    kind one of ``KINDS`` or "crossover"."""
+    out = []
+    for dtype, s in report["dtypes"].items():
         if not s["rows"]:
             continue
+        out += [(dtype, k, bool(s[k] < TARGETS[k if k == "speedup_mape" else "mape"])) for k in KINDS]
         steps = s["crossover"]["steps"]
-        met += sum(s[k] < TARGETS[k if k == "speedup_mape" else "mape"] for k in KINDS)
-        met += steps is None or steps <= TARGETS["crossover_steps"]
-        total += 4
-    return met, total
+        out.append((dtype, "crossover", steps is None or steps <= TARGETS["crossover_steps"]))
+    return out
+
+
+def cells_met(report: dict) -> tuple[int, int]:
+    """(met, all) target cells of one GPU's report (``target_cells``)."""
+    cells = target_cells(report)
+    return sum(met for _, _, met in cells), len(cells)
 
 
 def summary(reports: list[dict]) -> str:

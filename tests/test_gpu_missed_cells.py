@@ -6,7 +6,6 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from hwmodel.gpu.validate import validate_block
 from tests.conftest import load_benchmark
 
 
@@ -21,10 +20,7 @@ def rows(mod):
     logs, blocks = mod.load_inputs()
     out = []
     for block in blocks:
-        report = validate_block(block)
-        floor = {r["dtype"]: r for r in mod.floor_rows(block)}
-        met, total = mod.cells_met(report)
-        cells = mod.cell_rows(block, report, floor, logs)
+        cells, met, total = mod.gpu_cells(block, logs)
         assert len(cells) == total - met, block.spec.name  # exactly the cells cells_met counts as missed
         out += cells
     return out
