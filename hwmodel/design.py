@@ -457,7 +457,7 @@ def load_design(path: str | os.PathLike | Design) -> Design:
         bundled = bundled_designs()
         if str(path) in bundled:
             p = bundled[str(path)]
-        elif data_path("gpus", f"{path}.yaml").is_file():
+        elif is_file(data_path("gpus", f"{path}.yaml")):
             raise NmlabError(f"design: {path} is {_GPU_SPEC}")
         elif is_dir(p):
             raise not_a_file("design", path)

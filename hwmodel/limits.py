@@ -122,7 +122,7 @@ def short(value: Any, chars: int = SHORT_CHARS) -> str:
         text = "{" + ", ".join(f"{short(k, chars)}: {short(v, chars)}" for k, v in list(value.items())[:8]) + "}"
     elif isinstance(value, (str, bytes)) and len(value) > chars:
         text = repr(value[:chars])
-    elif isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**21:
+    elif is_int(value) and abs(value) >= 10**21:
         text = fmt_count(value)
     else:
         text = repr(value)

@@ -29,6 +29,7 @@ from hwmodel.design import Design, load_design
 from hwmodel.energy import energy_table
 from hwmodel.errors import NmlabError
 from hwmodel.gpu.design_point import gpu_design, gpu_plan, simulate_gpu
+from hwmodel.limits import is_int
 from hwmodel.memo import BoundedMemo
 from hwmodel.model import FIELDS, Evaluation, MappedProgram, evaluate_many, map_program
 from hwmodel.program import SCENARIOS, GemmEntry, build_program
@@ -65,7 +66,7 @@ def check_arguments(wl: Workload, batch, bits, scenario: str, residency: str, po
         bits = wbits[0]
     if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)):
         raise NmlabError(f"bits: must be an integer, got {bits!r}")
-    if isinstance(policy_delay, bool) or not isinstance(policy_delay, int) or policy_delay < 1:
+    if not is_int(policy_delay) or policy_delay < 1:
         raise NmlabError(f"policy_delay: must be a positive integer, got {policy_delay!r}")
     return int(bits)
 

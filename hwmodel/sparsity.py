@@ -22,6 +22,7 @@ from typing import Optional
 import numpy as np
 
 from hwmodel.errors import NmlabError
+from hwmodel.limits import is_int
 
 _NM_RE = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 
@@ -77,7 +78,7 @@ def parse_pattern(text: str | Pattern, *, field: str = "pattern", allow_unstruct
         return hit
     if not isinstance(text, str):
         hint = ""
-        if isinstance(text, int) and not isinstance(text, bool) and text >= 60:
+        if is_int(text) and text >= 60:
             # YAML 1.1 (PyYAML) reads an unquoted 2:4 as the base-60 integer 124.
             n, m = divmod(text, 60)
             hint = f" (YAML reads an unquoted {n}:{m} as the base-60 number {text}: quote it, \"{n}:{m}\")"

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodel.errors import NmlabError
+from hwmodel.limits import is_int
 
 REQUIRED = ("point_id", "env", "pattern", "bits", "design", "scenario", "batch", "latency_s", "energy_pj",
             "method", "mask_source", "speedup_vs_dense", "energy_ratio_vs_dense")
@@ -78,7 +79,7 @@ def _check_manifest(manifest: Any, path: Path) -> None:
         raise NmlabError(f"report: {path}: expected a JSON object (a sweep manifest), got {type(manifest).__name__}")
     for key, ok, what in (("quality_table", lambda v: v is None or isinstance(v, str), "a path or null"),
                           ("complete", lambda v: isinstance(v, bool), "true or false"),
-                          ("points", lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0,
+                          ("points", lambda v: is_int(v) and v >= 0,
                            "a count of points")):
         if key in manifest and not ok(manifest[key]):
             raise NmlabError(f"report: {path}: {key}: expected {what}, got {json.dumps(manifest[key])[:80]}")

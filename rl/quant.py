@@ -17,6 +17,7 @@ from __future__ import annotations
 import torch
 
 from hwmodel.errors import NmlabError
+from hwmodel.limits import is_int
 
 MIN_BITS = 2
 MAX_BITS = 32
@@ -24,7 +25,7 @@ MAX_BITS = 32
 
 def check_bits(bits: int) -> int:
     """Validate a bitwidth for ``nmlab evaluate`` (2..32)."""
-    if isinstance(bits, bool) or not isinstance(bits, int) or not MIN_BITS <= bits <= MAX_BITS:
+    if not is_int(bits) or not MIN_BITS <= bits <= MAX_BITS:
         raise NmlabError(f"bits: must be an integer from {MIN_BITS} to {MAX_BITS}, got {bits!r}")
     return bits
 

@@ -52,7 +52,7 @@ from hwmodel.sparsity import Pattern, parse_pattern
 from rl.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from rl.methods import DISPLAY_NAMES, Method, make_method, nm_layer_patterns, parse_overrides, resolve_method
 from rl.nm_layers import NMLinear, polyak_update, update_masks  # noqa: F401  (update_masks: re-exported)
-from rl.replay import Batch, ReplayBuffer  # noqa: F401  (ReplayBuffer lived here: re-exported)
+from rl.replay import ReplayBuffer  # noqa: F401  (ReplayBuffer lived here: re-exported)
 
 
 # ----------------------------------------------------------------------------- config

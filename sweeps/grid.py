@@ -25,6 +25,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from hwmodel.errors import NmlabError
+from hwmodel.limits import is_file
 from hwmodel.sparsity import parse_pattern
 from hwmodel.agents import agent_label, one_shot_label
 from sweeps.config import SweepConfig, unstructured_level
@@ -209,7 +210,7 @@ def _gpu_info(ref: str, i: int) -> DesignInfo:
     except NmlabError as exc:
         raise NmlabError(f"{key}: {exc}") from None
     if gpu is None:
-        what = "not a GPU spec file (an accelerator design goes under designs)" if Path(ref).is_file() else \
+        what = "not a GPU spec file (an accelerator design goes under designs)" if is_file(ref) else \
             "no such GPU spec file or bundled GPU"
         raise NmlabError(f"{key}: {str(ref)[:300]}: {what} (bundled GPUs: {', '.join(bundled_gpu_names())})")
     return _loaded_info(gpu)  # already loaded: not parsed a second time from gpu.source

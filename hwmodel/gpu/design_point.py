@@ -51,6 +51,7 @@ from hwmodel.gpu.model import GpuParams, predict_s, weight_bytes
 from hwmodel.gpu.params import params_for, set_name_for
 from hwmodel.gpu.spec import FORMAT_NAME, GpuSpec, bundled_gpus, load_gpu
 from hwmodel.io import data_path, yaml_safe_load
+from hwmodel.limits import is_file
 from hwmodel.mapping import Mapping, map_weights, mask_nnz
 from hwmodel.result import ENERGY_COMPONENTS, Figures, LayerResult, SimResult
 from hwmodel.sparsity import DENSE, parse_pattern
@@ -227,7 +228,7 @@ def gpu_design(ref: Any) -> Optional[GpuDesign]:
     if not isinstance(ref, (str, os.PathLike)):
         return None
     p = Path(ref)
-    if p.is_file():
+    if is_file(p):
         return _load(str(p.resolve())) if _is_gpu_file(p) else None
     if str(ref) in bundled_gpu_names():
         return _load(str(data_path("gpus", f"{ref}.yaml").resolve()))
