@@ -127,3 +127,15 @@ def test_datatype_for_bits():
     assert d.datatype_for(16) == "fp16" and d.datatype_for(8) == "int8"
     with pytest.raises(NmlabError, match="compute.datatypes: no datatype of 32 bits"):
         d.datatype_for(32)
+
+
+def test_an_over_long_design_or_gpu_name_is_a_one_line_error():
+    # Path.is_file raises OSError on a name longer than the OS allows; a user's name must end in
+    # the same one-line "no such file or bundled ..." error as any other unknown name.
+    from sweeps.grid import _gpu_info
+
+    name = "a" * 300
+    with pytest.raises(NmlabError, match="no such file or bundled design"):
+        load_design(name)
+    with pytest.raises(NmlabError, match=r"gpus\[0\]"):
+        _gpu_info(name, 0)
