@@ -147,7 +147,7 @@ LEGACY_SM80 = {("10", False, "int8"), ("9", True, "bfloat16"), ("9", True, "floa
 #: us, k = 8192 29.0 us; n = 2560: k = 2560 11.6 us, k = 6912 25.3 us), 0.72-0.74 of an Ampere
 #: SM's int8 rate at boost (7.19 TOPS) and 0.37 of Hopper's (14.4): the Blackwell int8 kernel's
 #: 0.73 (``LEGACY_SM80``); the H100's int8 dense efficiency fitted with this rule (hopper int8
-#: dense in hwmodel/data/gpu_params.yaml, ``nmlab gpu fit``: 0.74) gives 5.3. The large GEMMs
+#: dense in hwmodel/data/gpu_params.yaml, ``nmlab gpu fit``: 0.75) gives 5.4. The large GEMMs
 #: (algorithm 39) reach 1,097 TOPS, 1.34x the Ampere rate, so that tile is not capped. At the
 #: native rate with its 0.67 tile factor the model had those m = 64-128 rows with k >= 5120 and
 #: W in L2 too fast, and the fitted cuBLASLt fixed cost rose to make up part of it (docs/gpu_record.md,
