@@ -103,7 +103,8 @@ NO_SPLIT_K_ARCH = {"10"}
 #: of the 2.0 TB/s spec) at every m. Where a wave holds several row-blocks (n x k = 3584 x 18944,
 #: 5120 x 13824: 68-71 MB, 28-40 columns) it keeps 884-1,053. Its fp8 kernel (algorithm 66, smaller
 #: tiles) is not listed: with every Hopper dense dtype listed, the H100's fp8 dense held out went
-#: from 9-10% to 15-17%.
+#: from 9-10% to 15-17% (docs/gpu_record.md, "How well the model does: before and after each step",
+#: measured on the model of the day).
 W_REREAD = {("8", True, "bfloat16"), ("8", True, "float16"), ("9", False, "int8")}
 #: (compute capability, sparse, dtype) whose library kernel is an Ampere-generation (sm80,
 #: mma.sync) kernel on a GPU whose own tensor-core instructions it does not use, and which runs
