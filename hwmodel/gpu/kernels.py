@@ -357,6 +357,11 @@ class Kernel(NamedTuple):
     #: Tiles whose lone waves walk k at the SM's own rate (``LONE_TILES``), else ().
     lone_tiles: tuple = ()
 
+    def column(self, tile: tuple, split: int = 1) -> int:
+        """Index of the (tile, split-K) candidate in a geometry's per-candidate columns (tile-major,
+        splits inside, as :class:`~hwmodel.gpu.model.Geometry` builds them)."""
+        return self.tiles.index(tile) * len(self.splits) + self.splits.index(split)
+
 
 def boost_peak(spec: GpuSpec, dtype: str, sparse: bool) -> float:
     """The spec's tensor operations per second at the boost clock: datasheet rates hold at the

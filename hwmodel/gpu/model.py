@@ -264,7 +264,7 @@ class Geometry:
             ops_per_clk = kernel.peak / (spec.sm_count * spec.boost_clock_mhz * 1e6)
             self.lone_s = np.full_like(self.waves, np.inf)
             for tm, tn in kernel.lone_tiles:
-                col = kernel.tiles.index((tm, tn)) * len(kernel.splits) + kernel.splits.index(1)  # tile-major
+                col = kernel.column((tm, tn))
                 lone = np.ceil(m / tm) * np.ceil(n / tn) <= spec.sm_count
                 clk_per_k = smooth_max(np.float64(2.0 * tm * tn / ops_per_clk), np.float64((tm * b + tn * wb) / per_sm_bytes))
                 self.lone_s[lone, col] = k[lone] * clk_per_k / (spec.boost_clock_mhz * 1e6)
