@@ -369,6 +369,12 @@ def boost_peak(spec: GpuSpec, dtype: str, sparse: bool) -> float:
     return spec.peak_flops(dtype, sparse) * spec.boost_clock_mhz / spec.tensor_clock_mhz
 
 
+def _sm80_peak(spec: GpuSpec, dtype: str, sparse: bool) -> float:
+    """Tensor operations per second of ``spec``'s SMs at an Ampere SM's per-clock rate, at boost."""
+    sm80_rate = SM80_OPS_PER_CLK_SM[dtype] * (2.0 if sparse else 1.0)  # 2:4 doubles the rate
+    return sm80_rate * spec.sm_count * spec.boost_clock_mhz * 1e6
+
+
 def _table_keys(spec: GpuSpec, sparse: bool, dtype: str) -> tuple[tuple, tuple]:
     """The keys every kernel table is read with, most specific first: the full compute capability
     ("8.9": Ada, whose major the A100 shares), then its major ("8")."""
@@ -406,9 +412,3 @@ def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
                   CLUSTER_MULTICAST.get(major, 1.0), peak, tuple(min_waves.get(t, 0.0) for t in tiles),
                   _lookup(FEED_SCALE, keys, 1.0), tile_sm80,
                   _lookup(LONE_TILES, keys, ()) if spec.compute_capability in L2_READ_BYTES_PER_CLK else ())
-
-
-def _sm80_peak(spec: GpuSpec, dtype: str, sparse: bool) -> float:
-    """Tensor operations per second of ``spec``'s SMs at an Ampere SM's per-clock rate, at boost."""
-    sm80_rate = SM80_OPS_PER_CLK_SM[dtype] * (2.0 if sparse else 1.0)  # 2:4 doubles the rate
-    return sm80_rate * spec.sm_count * spec.boost_clock_mhz * 1e6
