@@ -356,6 +356,9 @@ class Kernel(NamedTuple):
     tile_sm80_peak: tuple
     #: Tiles whose lone waves walk k at the SM's own rate (``LONE_TILES``), else ().
     lone_tiles: tuple = ()
+    #: Bytes per clock of L2 read bandwidth per SM that those lone tiles read their operands at
+    #: (``L2_READ_BYTES_PER_CLK`` over the SMs); 0 without lone tiles.
+    lone_l2_bytes_per_clk_sm: float = 0.0
 
     def column(self, tile: tuple, split: int = 1) -> int:
         """Index of the (tile, split-K) candidate in a geometry's per-candidate columns (tile-major,
@@ -408,7 +411,10 @@ def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
     no_split = _listed(NO_SPLIT_K, keys) or major in NO_SPLIT_K_ARCH
     min_waves = _lookup(TILE_MIN_WAVES, keys, {})
     tile_sm80 = tuple(min(peak, sm80_rate) if t in sm80_tiles else None for t in tiles)
+    # Lone tiles need the architecture's L2 read bandwidth: without a whitepaper figure, none.
+    l2_read = L2_READ_BYTES_PER_CLK.get(spec.compute_capability)
+    lone_tiles = _lookup(LONE_TILES, keys, ()) if l2_read else ()
     return Kernel(tiles, (1,) if no_split else SPLITS[sparse], _listed(W_REREAD, keys), sm80_peak,
                   CLUSTER_MULTICAST.get(major, 1.0), peak, tuple(min_waves.get(t, 0.0) for t in tiles),
-                  _lookup(FEED_SCALE, keys, 1.0), tile_sm80,
-                  _lookup(LONE_TILES, keys, ()) if spec.compute_capability in L2_READ_BYTES_PER_CLK else ())
+                  _lookup(FEED_SCALE, keys, 1.0), tile_sm80, lone_tiles,
+                  l2_read / spec.sm_count if lone_tiles else 0.0)

@@ -74,9 +74,8 @@ from typing import Any, Mapping, Optional, Union
 import numpy as np
 
 from hwmodel.errors import NmlabError
-from hwmodel.gpu.kernels import (BLOCK_SCALED, BLOCK_SCALED_DEFAULT_US, L2_READ_BYTES_PER_CLK, MIN_K_PER_SPLIT,
-                                 OPERAND_BYTES, OUTPUT_BYTES, SPARSE_DENSITY, SPARSE_META_BITS, Kernel, boost_peak,
-                                 candidates)
+from hwmodel.gpu.kernels import (BLOCK_SCALED, BLOCK_SCALED_DEFAULT_US, MIN_K_PER_SPLIT, OPERAND_BYTES, OUTPUT_BYTES,
+                                 SPARSE_DENSITY, SPARSE_META_BITS, Kernel, boost_peak, candidates)
 from hwmodel.gpu.spec import GpuSpec
 
 #: Tile FLOPs per operand element (tm*tn/(tm+tn)) at which the tensor cores stop starving, for a
@@ -260,13 +259,13 @@ class Geometry:
         if kernel.lone_tiles:
             # A lone tile is the kernel's own (tile, split-K 1) candidate: one wave, seconds per call
             # fixed by the SM's rates, overriding that candidate's time in place (``_at_clock``).
-            per_sm_bytes = L2_READ_BYTES_PER_CLK[spec.compute_capability] / spec.sm_count
             ops_per_clk = kernel.peak / (spec.sm_count * spec.boost_clock_mhz * 1e6)
             self.lone_s = np.full_like(self.waves, np.inf)
             for tm, tn in kernel.lone_tiles:
                 col = kernel.column((tm, tn))
                 lone = np.ceil(m / tm) * np.ceil(n / tn) <= spec.sm_count
-                clk_per_k = smooth_max(np.float64(2.0 * tm * tn / ops_per_clk), np.float64((tm * b + tn * wb) / per_sm_bytes))
+                clk_per_k = smooth_max(np.float64(2.0 * tm * tn / ops_per_clk),
+                                       np.float64((tm * b + tn * wb) / kernel.lone_l2_bytes_per_clk_sm))
                 self.lone_s[lone, col] = k[lone] * clk_per_k / (spec.boost_clock_mhz * 1e6)
             self.lone = np.isfinite(self.lone_s)
             # Where a lone tile fits, the library runs it, not the multi-wave or split candidates.
