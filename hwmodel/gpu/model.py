@@ -62,8 +62,8 @@ its evidence) live in :mod:`hwmodel.gpu.kernels`, with
 candidates (``SMOOTH_P`` and ``TILE_INTENSITY_FULL`` among them).
 
 Parameters (:class:`GpuParams`): per GPU, 10 scalars (a fit moves ``kernel_block_scaled_us``
-only where it has block-scaled rows) plus a dense and a 2:4 efficiency per dtype; fitted by :mod:`hwmodel.gpu.fit`; bundled per architecture in
-``hwmodel/data/gpu_params.yaml``.
+only where it has block-scaled rows) plus a dense and a 2:4 efficiency per dtype; fitted by
+:mod:`hwmodel.gpu.fit`; bundled per architecture in ``hwmodel/data/gpu_params.yaml``.
 """
 
 from __future__ import annotations
