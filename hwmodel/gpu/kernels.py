@@ -291,10 +291,11 @@ FEED_SCALE = {("8.9", False, "int8"): 0.5, ("8.9", True, "float8_e4m3fn"): 0.5, 
 #: from 64^3 to 2048^3 (the k/2 GEMM it ran, ``Measurements.dense_k``), where bf16/fp16/fp8
 #: dense take 5.2-6.3 us and fp4 2:4 (cuSPARSELt, no such floor) 6.2 up to 1024^3; with one fixed
 #: 8.4 us per call its large squares run at one rate, 6.7 / 6.5 / 6.5 PFLOP/s at 4096^3 / 8192^3
-#: / 16384^3 (5.3 / 6.3 / 6.5 with the shared ~5.5 us; what the shared cost alone did to the model:
-#: docs/gpu_record.md, "How well the model does: before and after each step", measured on the model
-#: of the day). The fitted extra is ``kernel_block_scaled_us`` in hwmodel/data/gpu_params.yaml
-#: (``nmlab gpu fit``).
+#: / 16384^3 (5.2 / 6.3 / 6.5 with the shared ~5.5 us: 2 m n (k/2) over the time less the fixed
+#: cost, the square rows of hwmodel/data/gpu_measurements/slidesparse_b200.csv; what the shared
+#: cost alone did to the model: docs/gpu_record.md, "How well the model does: before and after
+#: each step", measured on the model of the day). The fitted extra is ``kernel_block_scaled_us``
+#: in hwmodel/data/gpu_params.yaml (``nmlab gpu fit``).
 BLOCK_SCALED = {"float4_e2m1"}
 #: ``kernel_block_scaled_us`` of a fit with no block-scaled rows (GPUs without fp4 data, and the
 #: B200 predicted from the others): the source's RTX 5080 square logs
