@@ -270,6 +270,7 @@ class Geometry:
             self.lone = np.isfinite(self.lone_s)
             # Where a lone tile fits, the library runs it, not the multi-wave or split candidates.
             self.waves[self.lone.any(axis=1)[:, None] & ~self.lone] = np.inf
+        self.w_reread = kernel.w_reread
         self.w_rereads = np.stack(rereads, axis=1) if rereads else np.zeros_like(self.waves)
         self.tile_flops = np.stack(tile_flops, axis=1)
         # Hopper and later multicast an operand tile to both SMs of a 2-SM cluster (TMA
@@ -326,10 +327,12 @@ class Geometry:
             miss = ratio / (1.0 + ratio)
         bandwidth = params.eta_mem * spec.hbm_bytes_per_s
         dram_s = self.ws_bytes * miss / bandwidth
-        # W read again per group of row-blocks (W_REREAD kernels), from DRAM where W misses in L2.
-        ratio_w = (self.w_bytes / usable) ** L2_TRANSITION_P
-        reread_s = (self.w_bytes * ratio_w / (1.0 + ratio_w) / bandwidth)[:, None] * self.w_rereads
-        dram_all = dram_s[:, None] + reread_s
+        reread_s, dram_all = np.zeros_like(self.w_rereads), dram_s
+        if self.w_reread:
+            # W read again per group of row-blocks (W_REREAD kernels), from DRAM where W misses in L2.
+            ratio_w = (self.w_bytes / usable) ** L2_TRANSITION_P
+            reread_s = (self.w_bytes * ratio_w / (1.0 + ratio_w) / bandwidth)[:, None] * self.w_rereads
+            dram_all = dram_s[:, None] + reread_s
         boost = self._at_clock(params, eta, np.ones_like(dram_s), dram_all)
         clock = self.clock(params, eta, boost[2].min(axis=1), loop_calls)
         compute_s, l2_s, kernel_s = self._at_clock(params, eta, clock, dram_all)
