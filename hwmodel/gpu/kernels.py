@@ -22,10 +22,11 @@ compute capability is a full one ("8.9": Ada) or a major ("9": every Hopper part
 and Ada alike); the full one is read first (:func:`_table_keys`). ``NO_SPLIT_K_ARCH`` and
 ``CLUSTER_MULTICAST`` are keyed by major alone, ``L2_READ_BYTES_PER_CLK`` by the full compute
 capability, ``TILES`` and ``SPLITS`` by ``sparse``, the byte tables and ``SM80_OPS_PER_CLK_SM``
-by dtype. :func:`candidates` is the one place that reads the per-kernel tables: it gives the
-:class:`Kernel` of a (GPU, dtype, dense or 2:4), which the model's geometry costs. The
-tile-factor mechanics the comments name (``TILE_INTENSITY_FULL``, :func:`tile_intensity_full`)
-are in :mod:`hwmodel.gpu.model`.
+by dtype, and ``BLOCK_SCALED`` is a set of dtypes (read by the model's geometry and by the fit,
+which moves its fixed cost only where such rows exist). :func:`candidates` is the one place that
+reads the per-kernel tables: it gives the :class:`Kernel` of a (GPU, dtype, dense or 2:4), which
+the model's geometry costs. The tile-factor mechanics the comments name (``TILE_INTENSITY_FULL``,
+:func:`tile_intensity_full`) are in :mod:`hwmodel.gpu.model`.
 """
 
 from __future__ import annotations
