@@ -91,8 +91,9 @@ def _predict(args: argparse.Namespace) -> int:
     kw = dict(loop_calls=args.calls, l2=args.l2, mode="eager" if args.eager else "kernel")
     dense, sparse = (float(t.item()) for t in predict_pair_us(spec, m, k, n, dtype, params, **kw))
     flops = 2.0 * m * k * n
+    calls = "1 call" if args.calls == 1 else f"{args.calls} calls back to back"
     print(f"{spec.name} ({spec.display_name}), {set_name_for(spec)} parameters; GEMM {m}x{k}x{n} (M,K,N) {dtype}, "
-          f"L2 {args.l2}, {'1 call' if args.calls == 1 else f'{args.calls} calls back to back'}, {'eager torch' if args.eager else 'library kernel'}")
+          f"L2 {args.l2}, {calls}, {'eager torch' if args.eager else 'library kernel'}")
     print(f"  dense  {dense:12.2f} us  ({flops / dense / 1e6:8.1f} TFLOP/s)")
     print(f"  2:4    {sparse:12.2f} us  ({flops / sparse / 1e6:8.1f} TFLOP/s effective)")
     print(f"  speedup dense/2:4 {dense / sparse:.3f} ({'2:4 wins' if sparse < dense else 'dense wins'})")

@@ -485,7 +485,7 @@ def test_hopper_int8_dense_rereads_w_per_row_block():
     h100p = gpu_for("h100_pcie")
     kernel = candidates(h100p, "int8", False)
     assert kernel.w_reread and not candidates(h100p, "float8_e4m3fn", False).w_reread
-    big = kernel.tiles.index((256, 128)) * len(kernel.splits) + kernel.splits.index(1)
+    big = kernel.column((256, 128))
     assert Geometry(h100p, 4096, 5120, 27648, "int8", False).w_rereads[0, big] == 4096 // 256 - 1
     assert Geometry(h100p, 4096, 18944, 3584, "int8", False).w_rereads[0, big] == 4096 // 256 // 4 - 1
     assert not Geometry(h100p, 4096, 5120, 27648, "float8_e4m3fn", False).w_rereads.any()
@@ -650,7 +650,7 @@ def test_a100_int8_lone_tiles_walk_k_at_the_sm_rate():
         assert geo.waves.shape[1] == len(kernel.tiles) * len(kernel.splits)
         tile, split = divmod(int(best), len(kernel.splits))
         assert kernel.tiles[tile] in kernel.lone_tiles and kernel.splits[split] == 1
-        lone_cols = [kernel.tiles.index(t) * len(kernel.splits) + kernel.splits.index(1) for t in kernel.lone_tiles]
+        lone_cols = [kernel.column(t) for t in kernel.lone_tiles]
         assert np.all(np.isinf(np.delete(geo.waves[0], lone_cols)))
         return t["compute_s"][0, best]
 

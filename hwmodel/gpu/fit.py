@@ -18,8 +18,8 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from hwmodel.errors import NmlabError
-from hwmodel.gpu.measurements import Measurements
 from hwmodel.gpu.kernels import BLOCK_SCALED
+from hwmodel.gpu.measurements import Measurements
 from hwmodel.gpu.model import BOUNDS, Geometry, GpuParams
 from hwmodel.gpu.spec import GpuSpec
 

@@ -22,10 +22,11 @@ compute capability is a full one ("8.9": Ada) or a major ("9": every Hopper part
 and Ada alike); the full one is read first (:func:`_table_keys`). ``NO_SPLIT_K_ARCH`` and
 ``CLUSTER_MULTICAST`` are keyed by major alone, ``L2_READ_BYTES_PER_CLK`` by the full compute
 capability, ``TILES`` and ``SPLITS`` by ``sparse``, the byte tables and ``SM80_OPS_PER_CLK_SM``
-by dtype. :func:`candidates` is the one place that reads the per-kernel tables: it gives the
-:class:`Kernel` of a (GPU, dtype, dense or 2:4), which the model's geometry costs. The
-tile-factor mechanics the comments name (``TILE_INTENSITY_FULL``, :func:`tile_intensity_full`)
-are in :mod:`hwmodel.gpu.model`.
+by dtype, and ``BLOCK_SCALED`` is a set of dtypes (read by the model's geometry and by the fit,
+which moves its fixed cost only where such rows exist). :func:`candidates` is the one place that
+reads the per-kernel tables: it gives the :class:`Kernel` of a (GPU, dtype, dense or 2:4), which
+the model's geometry costs. The tile-factor mechanics the comments name (``TILE_INTENSITY_FULL``,
+:func:`tile_intensity_full`) are in :mod:`hwmodel.gpu.model`.
 """
 
 from __future__ import annotations
@@ -103,7 +104,8 @@ NO_SPLIT_K_ARCH = {"10"}
 #: of the 2.0 TB/s spec) at every m. Where a wave holds several row-blocks (n x k = 3584 x 18944,
 #: 5120 x 13824: 68-71 MB, 28-40 columns) it keeps 884-1,053. Its fp8 kernel (algorithm 66, smaller
 #: tiles) is not listed: with every Hopper dense dtype listed, the H100's fp8 dense held out went
-#: from 9-10% to 15-17%.
+#: from 9-10% to 15-17% (docs/gpu_record.md, "How well the model does: before and after each step",
+#: measured on the model of the day).
 W_REREAD = {("8", True, "bfloat16"), ("8", True, "float16"), ("9", False, "int8")}
 #: (compute capability, sparse, dtype) whose library kernel is an Ampere-generation (sm80,
 #: mma.sync) kernel on a GPU whose own tensor-core instructions it does not use, and which runs
@@ -147,7 +149,7 @@ LEGACY_SM80 = {("10", False, "int8"), ("9", True, "bfloat16"), ("9", True, "floa
 #: us, k = 8192 29.0 us; n = 2560: k = 2560 11.6 us, k = 6912 25.3 us), 0.72-0.74 of an Ampere
 #: SM's int8 rate at boost (7.19 TOPS) and 0.37 of Hopper's (14.4): the Blackwell int8 kernel's
 #: 0.73 (``LEGACY_SM80``); the H100's int8 dense efficiency fitted with this rule (hopper int8
-#: dense in hwmodel/data/gpu_params.yaml, ``nmlab gpu fit``: 0.74) gives 5.3. The large GEMMs
+#: dense in hwmodel/data/gpu_params.yaml, ``nmlab gpu fit``: 0.75) gives 5.4. The large GEMMs
 #: (algorithm 39) reach 1,097 TOPS, 1.34x the Ampere rate, so that tile is not capped. At the
 #: native rate with its 0.67 tile factor the model had those m = 64-128 rows with k >= 5120 and
 #: W in L2 too fast, and the fitted cuBLASLt fixed cost rose to make up part of it (docs/gpu_record.md,
@@ -290,10 +292,11 @@ FEED_SCALE = {("8.9", False, "int8"): 0.5, ("8.9", True, "float8_e4m3fn"): 0.5, 
 #: from 64^3 to 2048^3 (the k/2 GEMM it ran, ``Measurements.dense_k``), where bf16/fp16/fp8
 #: dense take 5.2-6.3 us and fp4 2:4 (cuSPARSELt, no such floor) 6.2 up to 1024^3; with one fixed
 #: 8.4 us per call its large squares run at one rate, 6.7 / 6.5 / 6.5 PFLOP/s at 4096^3 / 8192^3
-#: / 16384^3 (5.3 / 6.3 / 6.5 with the shared ~5.5 us; what the shared cost alone did to the model:
-#: docs/gpu_record.md, "How well the model does: before and after each step", measured on the model
-#: of the day). The fitted extra is ``kernel_block_scaled_us`` in hwmodel/data/gpu_params.yaml
-#: (``nmlab gpu fit``).
+#: / 16384^3 (5.2 / 6.3 / 6.5 with the shared ~5.5 us: 2 m n (k/2) over the time less the fixed
+#: cost, the square rows of hwmodel/data/gpu_measurements/slidesparse_b200.csv; what the shared
+#: cost alone did to the model: docs/gpu_record.md, "How well the model does: before and after
+#: each step", measured on the model of the day). The fitted extra is ``kernel_block_scaled_us``
+#: in hwmodel/data/gpu_params.yaml (``nmlab gpu fit``).
 BLOCK_SCALED = {"float4_e2m1"}
 #: ``kernel_block_scaled_us`` of a fit with no block-scaled rows (GPUs without fp4 data, and the
 #: B200 predicted from the others): the source's RTX 5080 square logs
@@ -355,12 +358,26 @@ class Kernel(NamedTuple):
     tile_sm80_peak: tuple
     #: Tiles whose lone waves walk k at the SM's own rate (``LONE_TILES``), else ().
     lone_tiles: tuple = ()
+    #: Bytes per clock of L2 read bandwidth per SM that those lone tiles read their operands at
+    #: (``L2_READ_BYTES_PER_CLK`` over the SMs); 0 without lone tiles.
+    lone_l2_bytes_per_clk_sm: float = 0.0
+
+    def column(self, tile: tuple, split: int = 1) -> int:
+        """Index of the (tile, split-K) candidate in a geometry's per-candidate columns (tile-major,
+        splits inside, as :class:`~hwmodel.gpu.model.Geometry` builds them)."""
+        return self.tiles.index(tile) * len(self.splits) + self.splits.index(split)
 
 
 def boost_peak(spec: GpuSpec, dtype: str, sparse: bool) -> float:
     """The spec's tensor operations per second at the boost clock: datasheet rates hold at the
     tensor clock, and a short run boosts above it."""
     return spec.peak_flops(dtype, sparse) * spec.boost_clock_mhz / spec.tensor_clock_mhz
+
+
+def _sm80_peak(spec: GpuSpec, dtype: str, sparse: bool) -> float:
+    """Tensor operations per second of ``spec``'s SMs at an Ampere SM's per-clock rate, at boost."""
+    sm80_rate = SM80_OPS_PER_CLK_SM[dtype] * (2.0 if sparse else 1.0)  # 2:4 doubles the rate
+    return sm80_rate * spec.sm_count * spec.boost_clock_mhz * 1e6
 
 
 def _table_keys(spec: GpuSpec, sparse: bool, dtype: str) -> tuple[tuple, tuple]:
@@ -396,13 +413,10 @@ def candidates(spec: GpuSpec, dtype: str, sparse: bool) -> Kernel:
     no_split = _listed(NO_SPLIT_K, keys) or major in NO_SPLIT_K_ARCH
     min_waves = _lookup(TILE_MIN_WAVES, keys, {})
     tile_sm80 = tuple(min(peak, sm80_rate) if t in sm80_tiles else None for t in tiles)
+    # Lone tiles need the architecture's L2 read bandwidth: without a whitepaper figure, none.
+    l2_read = L2_READ_BYTES_PER_CLK.get(spec.compute_capability)
+    lone_tiles = _lookup(LONE_TILES, keys, ()) if l2_read else ()
     return Kernel(tiles, (1,) if no_split else SPLITS[sparse], _listed(W_REREAD, keys), sm80_peak,
                   CLUSTER_MULTICAST.get(major, 1.0), peak, tuple(min_waves.get(t, 0.0) for t in tiles),
-                  _lookup(FEED_SCALE, keys, 1.0), tile_sm80,
-                  _lookup(LONE_TILES, keys, ()) if spec.compute_capability in L2_READ_BYTES_PER_CLK else ())
-
-
-def _sm80_peak(spec: GpuSpec, dtype: str, sparse: bool) -> float:
-    """Tensor operations per second of ``spec``'s SMs at an Ampere SM's per-clock rate, at boost."""
-    sm80_rate = SM80_OPS_PER_CLK_SM[dtype] * (2.0 if sparse else 1.0)  # 2:4 doubles the rate
-    return sm80_rate * spec.sm_count * spec.boost_clock_mhz * 1e6
+                  _lookup(FEED_SCALE, keys, 1.0), tile_sm80, lone_tiles,
+                  l2_read / spec.sm_count if lone_tiles else 0.0)

@@ -62,8 +62,8 @@ its evidence) live in :mod:`hwmodel.gpu.kernels`, with
 candidates (``SMOOTH_P`` and ``TILE_INTENSITY_FULL`` among them).
 
 Parameters (:class:`GpuParams`): per GPU, 10 scalars (a fit moves ``kernel_block_scaled_us``
-only where it has block-scaled rows) plus a dense and a 2:4 efficiency per dtype; fitted by :mod:`hwmodel.gpu.fit`; bundled per architecture in
-``hwmodel/data/gpu_params.yaml``.
+only where it has block-scaled rows) plus a dense and a 2:4 efficiency per dtype; fitted by
+:mod:`hwmodel.gpu.fit`; bundled per architecture in ``hwmodel/data/gpu_params.yaml``.
 """
 
 from __future__ import annotations
@@ -74,9 +74,8 @@ from typing import Any, Mapping, Optional, Union
 import numpy as np
 
 from hwmodel.errors import NmlabError
-from hwmodel.gpu.kernels import (BLOCK_SCALED, BLOCK_SCALED_DEFAULT_US, L2_READ_BYTES_PER_CLK, MIN_K_PER_SPLIT,
-                                 OPERAND_BYTES, OUTPUT_BYTES, SPARSE_DENSITY, SPARSE_META_BITS, Kernel, boost_peak,
-                                 candidates)
+from hwmodel.gpu.kernels import (BLOCK_SCALED, BLOCK_SCALED_DEFAULT_US, MIN_K_PER_SPLIT, OPERAND_BYTES, OUTPUT_BYTES,
+                                 SPARSE_DENSITY, SPARSE_META_BITS, Kernel, boost_peak, candidates)
 from hwmodel.gpu.spec import GpuSpec
 
 #: Tile FLOPs per operand element (tm*tn/(tm+tn)) at which the tensor cores stop starving, for a
@@ -260,17 +259,18 @@ class Geometry:
         if kernel.lone_tiles:
             # A lone tile is the kernel's own (tile, split-K 1) candidate: one wave, seconds per call
             # fixed by the SM's rates, overriding that candidate's time in place (``_at_clock``).
-            per_sm_bytes = L2_READ_BYTES_PER_CLK[spec.compute_capability] / spec.sm_count
             ops_per_clk = kernel.peak / (spec.sm_count * spec.boost_clock_mhz * 1e6)
             self.lone_s = np.full_like(self.waves, np.inf)
             for tm, tn in kernel.lone_tiles:
-                col = kernel.tiles.index((tm, tn)) * len(kernel.splits) + kernel.splits.index(1)  # tile-major
+                col = kernel.column((tm, tn))
                 lone = np.ceil(m / tm) * np.ceil(n / tn) <= spec.sm_count
-                clk_per_k = smooth_max(np.float64(2.0 * tm * tn / ops_per_clk), np.float64((tm * b + tn * wb) / per_sm_bytes))
+                clk_per_k = smooth_max(np.float64(2.0 * tm * tn / ops_per_clk),
+                                       np.float64((tm * b + tn * wb) / kernel.lone_l2_bytes_per_clk_sm))
                 self.lone_s[lone, col] = k[lone] * clk_per_k / (spec.boost_clock_mhz * 1e6)
             self.lone = np.isfinite(self.lone_s)
             # Where a lone tile fits, the library runs it, not the multi-wave or split candidates.
             self.waves[self.lone.any(axis=1)[:, None] & ~self.lone] = np.inf
+        self.w_reread = kernel.w_reread
         self.w_rereads = np.stack(rereads, axis=1) if rereads else np.zeros_like(self.waves)
         self.tile_flops = np.stack(tile_flops, axis=1)
         # Hopper and later multicast an operand tile to both SMs of a 2-SM cluster (TMA
@@ -327,10 +327,12 @@ class Geometry:
             miss = ratio / (1.0 + ratio)
         bandwidth = params.eta_mem * spec.hbm_bytes_per_s
         dram_s = self.ws_bytes * miss / bandwidth
-        # W read again per group of row-blocks (W_REREAD kernels), from DRAM where W misses in L2.
-        ratio_w = (self.w_bytes / usable) ** L2_TRANSITION_P
-        reread_s = (self.w_bytes * ratio_w / (1.0 + ratio_w) / bandwidth)[:, None] * self.w_rereads
-        dram_all = dram_s[:, None] + reread_s
+        reread_s, dram_all = np.zeros_like(self.w_rereads), dram_s
+        if self.w_reread:
+            # W read again per group of row-blocks (W_REREAD kernels), from DRAM where W misses in L2.
+            ratio_w = (self.w_bytes / usable) ** L2_TRANSITION_P
+            reread_s = (self.w_bytes * ratio_w / (1.0 + ratio_w) / bandwidth)[:, None] * self.w_rereads
+            dram_all = dram_s[:, None] + reread_s
         boost = self._at_clock(params, eta, np.ones_like(dram_s), dram_all)
         clock = self.clock(params, eta, boost[2].min(axis=1), loop_calls)
         compute_s, l2_s, kernel_s = self._at_clock(params, eta, clock, dram_all)
