@@ -314,7 +314,11 @@ class Geometry:
 
     def terms(self, params: GpuParams, loop_calls: int = PUBLISHED_LOOP_CALLS,
               l2: str = "warm") -> dict[str, np.ndarray]:
-        """Per (GEMM, candidate) seconds of compute, per-SM operand traffic and DRAM traffic."""
+        """Per (GEMM, candidate) seconds of compute (``compute_s``), per-SM operand traffic
+        (``l2_s``), DRAM traffic (``dram_s``, per GEMM), the weight's re-reads from DRAM
+        (``reread_s``, zero unless a ``W_REREAD`` kernel) and the call (``kernel_s``), with the
+        fastest candidate (``best``), the clock as a fraction of boost (``clock``) and the L2
+        miss fraction of the working set (``miss``)."""
         if l2 not in ("warm", "cold"):
             raise NmlabError(f"gpu model: l2 must be 'warm' or 'cold', got {l2!r}")
         spec = self.spec
