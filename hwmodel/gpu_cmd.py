@@ -103,7 +103,11 @@ def _predict(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     from hwmodel.gpu.params import default_path
     from hwmodel.gpu.tune import write_bundled_params
+    from hwmodel.limits import check_output_file
 
-    path = write_bundled_params(args.out or default_path())
+    # Before the fit: a folder or /proc path was an OSError traceback after it, and a special
+    # file (/dev/null) was replaced by the rename.
+    out = check_output_file(args.out, "--out") if args.out else default_path()
+    path = write_bundled_params(out)
     print(f"wrote {path}")
     return 0

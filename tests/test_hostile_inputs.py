@@ -749,9 +749,9 @@ def _bad_out(tmp_path: Path, where: str, kind: str) -> str:
 
 
 @pytest.mark.parametrize("where", BAD_OUTPUTS)
-@pytest.mark.parametrize("command", ["sweep", "train", "export", "export-timeloop", "evaluate", "gpu validate"])
+@pytest.mark.parametrize("command", ["sweep", "train", "export", "export-timeloop", "evaluate", "gpu validate", "gpu fit"])
 def test_unwritable_outputs_refused_before_work(tmp_path, capsys, command, where):
-    kind = "file" if command in ("export", "evaluate") else "dir"
+    kind = "file" if command in ("export", "evaluate", "gpu fit") else "dir"
     bad = _bad_out(tmp_path, where, kind)
     args = {
         "sweep": ["sweep", "--out", bad, "--quiet"],
@@ -760,6 +760,7 @@ def test_unwritable_outputs_refused_before_work(tmp_path, capsys, command, where
         "export-timeloop": ["export-timeloop", "--design", "edge_ws", "--layer", "actor.fc1", "--out", bad],
         "evaluate": ["evaluate", str(tmp_path / "no_run"), "--bits", "8", "--csv", bad],
         "gpu validate": ["gpu", "validate", "--plots", bad],
+        "gpu fit": ["gpu", "fit", "--out", bad],
     }[command]
     before = sorted(p.name for p in tmp_path.iterdir())
     rc, out, err = nmlab_inproc(capsys, *args)
@@ -786,6 +787,25 @@ def test_output_checks_create_nothing(tmp_path):
     os.mkfifo(fifo)
     with pytest.raises(NmlabError, match="not a regular file"):
         check_output_file(fifo, "--out")
+
+
+def test_atomic_write_never_replaces_a_special_file_or_folder(tmp_path, capsys):
+    # `nmlab gpu fit --out /dev/null` renamed its YAML over the device; atomic_write itself
+    # refuses, for any writer whose command skipped check_output_file.
+    import stat
+
+    from hwmodel.io import atomic_write
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for target, message in [(fifo, "not a regular file"), (tmp_path, "is a directory")]:
+        with pytest.raises(NmlabError, match=message):
+            with atomic_write(target, "w") as fh:
+                fh.write("x")
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
+    rc, out, err = nmlab_inproc(capsys, "gpu", "fit", "--out", str(fifo))
+    assert_one_line_error(rc, out, err, "--out", "not a regular file")
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
 
 
 # ----------------------------------------------------------------------------- checkpoints
