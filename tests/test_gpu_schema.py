@@ -335,3 +335,28 @@ def test_unpublished_figures_are_null_not_the_string_none(tmp_path):
         design_point.GpuDesign(spec, "nopower.yaml").power_limit_w()
     with pytest.raises(NmlabError, match="sm_count: null, but the GPU model needs a value"):
         gpuspec.load_gpu(_write_spec(tmp_path, unpublished("sm_count")))
+
+
+@pytest.mark.parametrize("reader, what", [
+    ("hwmodel.gpu.spec:load_gpu", "gpu 'x'"),
+    ("hwmodel.gpu.params:load_params_file", "gpu params"),
+    ("hwmodel.gpu.schema:read_rows", "gpu bench csv"),
+])
+def test_gpu_file_readers_say_a_folder_is_one_and_refuse_binary_files(tmp_path, reader, what):
+    # The three GPU file readers said "no such file" for a folder that exists (sending the user
+    # after a typo), and the parameter and bench CSV readers were a UnicodeDecodeError traceback
+    # on a binary file: they use the shared limits helpers now, as the other readers do.
+    import importlib
+
+    module, name = reader.split(":")
+    read = getattr(importlib.import_module(module), name)
+    folder = tmp_path / "x"
+    folder.mkdir()
+    with pytest.raises(NmlabError, match=f"^{re.escape(what)}: {re.escape(str(folder))}: is a directory$"):
+        read(folder)
+    with pytest.raises(NmlabError, match=f"^{re.escape(what)}: no such file: "):
+        read(tmp_path / "x.missing")
+    binary = tmp_path / "x.bin"
+    binary.write_bytes(bytes(range(128, 256)) * 16)
+    with pytest.raises(NmlabError, match="not UTF-8 text"):
+        read(binary)

@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from hwmodel.errors import NmlabError
 from hwmodel.io import data_path
-from hwmodel.limits import load_yaml
+from hwmodel.limits import is_file, load_yaml, not_a_file
 
 FORMAT_NAME = "nmlab-gpu"
 FORMAT_VERSION = 2
@@ -202,8 +202,8 @@ def load_gpu(path: str | os.PathLike) -> GpuSpec:
     """Read and check one GPU yaml file (``yaml.safe_load``); NmlabError names the bad field."""
     path = Path(path)
     where = f"gpu '{path.stem}'"
-    if not path.is_file():
-        raise NmlabError(f"{where}: no such file: {path}")
+    if not is_file(path):
+        raise not_a_file(where, path)  # a folder says so: "no such file" sends the user after a typo
     # Bounded like every YAML input (size, nesting, aliases, duplicate keys): a spec may be a user's file.
     doc = load_yaml(path, where)
     if not isinstance(doc, dict):
