@@ -3,6 +3,8 @@
 import subprocess
 import sys
 
+import pytest
+
 from hwmodel.cli import main
 
 
@@ -89,3 +91,19 @@ def test_nested_command_errors_name_the_whole_command(tmp_path):
     assert out.stderr.strip().splitlines() == [f"nmlab gpu validate: error: gpu timings csv: {tmp_path / 'absent.csv'}: no such file"]
     out = run("gpu", "validate", "--gpu")  # argparse: --gpu needs a value
     assert out.returncode == 2 and out.stderr.startswith("nmlab gpu validate: error:")
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("", "empty (no keys); for the default grid give no CONFIG"),
+    ("# every key commented out\n# bits: [8]\n", "empty (no keys); for the default grid give no CONFIG"),
+    ("a,b\n1,2\n", "must be a YAML mapping of keys to values, got a str"),
+])
+def test_an_empty_or_non_mapping_sweep_config_is_one_line_naming_the_file(tmp_path, text, needle):
+    # An empty config file swept the whole default grid into --out (exit 0); a CSV given as the
+    # config was refused without naming the file.
+    config = tmp_path / "grid.yaml"
+    config.write_text(text)
+    out = run("sweep", str(config), "--out", str(tmp_path / "out"), "--quiet")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [f"nmlab sweep: error: sweep config: {config}: {needle}"]
+    assert not (tmp_path / "out").exists()
