@@ -811,6 +811,20 @@ def test_atomic_write_never_replaces_a_special_file_or_folder(tmp_path, capsys):
 # ----------------------------------------------------------------------------- checkpoints
 
 
+@pytest.mark.parametrize("command", ["export", "evaluate"])
+def test_a_run_folder_that_is_a_file_or_missing_says_so(tmp_path, capsys, command):
+    # Given the checkpoint itself, or a misspelt folder, these said
+    # "checkpoint: no such file: DIR/checkpoint.pt" (a path under a file).
+    given = tmp_path / "checkpoint.pt"
+    given.write_bytes(b"x")
+    tail = ["--out", str(tmp_path / "w.nmw")] if command == "export" else ["--bits", "8"]
+    rc, out, err = nmlab_inproc(capsys, command, str(given), *tail)
+    assert_one_line_error(rc, out, err, f"checkpoint: {given}: is a file, not a run folder")
+    rc, out, err = nmlab_inproc(capsys, command, str(tmp_path / "rnus"), *tail)
+    assert_one_line_error(rc, out, err, f"checkpoint: no such run folder: {tmp_path / 'rnus'}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
+
+
 def _checkpoint_payload():
     import torch
 

@@ -147,7 +147,7 @@ def test_resume_rejects_other_env_or_pattern_and_damaged_checkpoints(sparse_run,
     path.write_bytes(b"not a checkpoint at all")
     with pytest.raises(NmlabError, match="corrupt or truncated"):
         load_checkpoint(path)
-    with pytest.raises(NmlabError, match="no such file"):
+    with pytest.raises(NmlabError, match="no such run folder"):
         td3.train(td3.Args(out=str(tmp_path / "none"), resume=True), explicit={"resume", "out"})
 
 
