@@ -107,3 +107,12 @@ def test_an_empty_or_non_mapping_sweep_config_is_one_line_naming_the_file(tmp_pa
     assert out.returncode == 2, out.stderr
     assert out.stderr.strip().splitlines() == [f"nmlab sweep: error: sweep config: {config}: {needle}"]
     assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_gpu_name_lists_the_bundled_specs():
+    # It said "'h100' matches 0 design points", a sweep's words, under `nmlab gpu predict --gpu`.
+    out = run("gpu", "predict", "--gpu", "h100", "--gemm", "64,64,64")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "nmlab gpu predict: error: gpu: 'h100' is not a bundled GPU spec nor a device name of one (bundled GPU "
+        "specs: a100_pcie, a100_sxm, b200, gb10, h100_pcie, h100_sxm, h200_sxm, l40s, rtx4090, rtx5080)"]

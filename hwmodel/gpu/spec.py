@@ -273,8 +273,12 @@ def gpu_for(name_or_device: str) -> GpuSpec:
     if name_or_device in specs:
         return specs[name_or_device]
     hits = [s for s in specs.values() if s.matches(name_or_device)]
-    if len(hits) != 1:
-        # Name the bundled specs: the caller's option (--gpu, --design, a sweep's gpus) is what to fix.
-        raise NmlabError(f"gpu: {name_or_device!r} matches {len(hits)} design points "
-                         f"(have {', '.join(specs)})")
+    # Name the bundled specs: the caller's option (--gpu, --design, a sweep's gpus) is what to fix.
+    # ("matches 0 design points" read oddly under `nmlab gpu predict --gpu`.)
+    if not hits:
+        raise NmlabError(f"gpu: {name_or_device!r} is not a bundled GPU spec nor a device name of one "
+                         f"(bundled GPU specs: {', '.join(specs)})")
+    if len(hits) > 1:
+        raise NmlabError(f"gpu: {name_or_device!r} matches the device names of {len(hits)} GPU specs "
+                         f"({', '.join(s.name for s in hits)}); give the spec name")
     return hits[0]
