@@ -38,6 +38,8 @@ def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
                          f"which holds points.parquet)")
     if not is_dir(out):
         raise NmlabError(f"report: no such folder: {out} (the --out folder of nmlab sweep, which holds points.parquet)")
+    if is_dir(table):  # said "not found; run nmlab sweep first" for a folder that is there
+        raise NmlabError(f"report: {table}: is a directory, not the sweep's table")
     if not table.is_file():
         if (out / "sweep.json").is_file():
             # A sweep started here and did not finish: "nmlab sweep --out DIR" alone would sweep the

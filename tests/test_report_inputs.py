@@ -205,6 +205,10 @@ def test_a_file_or_a_missing_folder_given_for_dir_says_what_it_is(default_sweep,
     with pytest.raises(NmlabError, match=f"^report: no such folder: {re.escape(str(tmp_path / 'reslts'))} "):
         build_report(tmp_path / "reslts")
     assert not (tmp_path / "reslts").exists()
+    table.unlink()
+    table.mkdir()
+    with pytest.raises(NmlabError, match=f"^report: {re.escape(str(table))}: is a directory, not the sweep's table$"):
+        build_report(table.parent)
 
 
 def test_a_report_path_that_is_a_file_is_refused_before_the_work(default_sweep, tmp_path, monkeypatch):
