@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,10 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise not_a_file("checkpoint", path)
     check_limit("checkpoint_bytes", path.stat().st_size, f"checkpoint: {path}: file size")
     declared_zip_bytes(path, "checkpoint", "checkpoint_bytes")
+    if not zipfile.is_zipfile(path):
+        # torch.save writes a zip archive: anything else fell through to torch's legacy unpickler,
+        # whose message (about weights_only defaults) says nothing about a random or cut file.
+        raise NmlabError(f"checkpoint: {path} is corrupt or truncated (not the zip archive torch.save writes)")
     try:
         # A damaged file can declare an odd pickle protocol: torch warns before failing, and the
         # user should see one line (the error below), not torch's warning first.

@@ -811,6 +811,18 @@ def test_atomic_write_never_replaces_a_special_file_or_folder(tmp_path, capsys):
 # ----------------------------------------------------------------------------- checkpoints
 
 
+@pytest.mark.parametrize("data", [b"", os.urandom(4096), b"\x80\x02}q\x00."])
+def test_a_checkpoint_that_is_no_zip_archive_says_so(tmp_path, capsys, data):
+    # Random bytes went to torch's legacy unpickler, whose message (about torch 2.6's weights_only
+    # default) was cut mid-sentence into the one line.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(data)
+    rc, out, err = nmlab_inproc(capsys, "export", str(run), "--out", str(tmp_path / "w.nmw"))
+    line = assert_one_line_error(rc, out, err, "is corrupt or truncated (not the zip archive torch.save writes)")
+    assert "weights_only" not in line and not (tmp_path / "w.nmw").exists()
+
+
 @pytest.mark.parametrize("command", ["export", "evaluate"])
 def test_a_run_folder_that_is_a_file_or_missing_says_so(tmp_path, capsys, command):
     # Given the checkpoint itself, or a misspelt folder, these said
