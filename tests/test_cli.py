@@ -48,6 +48,18 @@ def test_missing_workload_file(tmp_path):
     assert "Traceback" not in out.stderr
 
 
+def test_a_bundled_workload_name_is_answered_with_its_path():
+    # Designs and GPUs take bundled names, workloads paths: "no such file: hopper_2of4_s0" alone
+    # left the user to find hwmodel/data/workloads.
+    from hwmodel.io import data_path
+
+    out = run("workload", "hopper_2of4_s0")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"nmlab workload: error: workload: no such file: hopper_2of4_s0 (the bundled workload of that name is "
+        f"{data_path('workloads', 'hopper_2of4_s0.nmw')})"]
+
+
 def test_a_directory_given_as_a_file_says_so(tmp_path):
     # "no such file" for a folder that exists would send the user looking for a typo.
     for args, what in [(("workload", str(tmp_path)), "nmlab workload: error: workload"),
