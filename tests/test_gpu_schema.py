@@ -304,6 +304,12 @@ tensor_tflops:
     ("sm_count: 114", "sm_count: 114.5", "sm_count: 114.5 is not a whole number"),
     ("sparse_pattern:", "tensor_tflops_fp16_accumulat: {}\nsparse_pattern:", "tensor_tflops_fp16_accumulat: unknown key"),
     ('sparse_pattern: "2:4"', 'sparse_pattern: "1:4"', 'sparse_pattern: the GPU model runs "2:4" only'),  # was ignored
+    # Past the figure's range (docs/limits.md): a 1e-300 MHz clock was a ZeroDivisionError traceback,
+    # 1e300 SMs or a 1e-300 B/s memory gave overflow warnings and inf/NaN figures.
+    ("tensor_clock_mhz: 1620", "tensor_clock_mhz: 1e-300", r"tensor_clock_mhz: must be from 0.001 to 1,000,000, got 1e-300"),
+    ("sm_count: 114", "sm_count: 1e300", r"sm_count: must be from 1 to 1,048,576, got 1e\+300"),
+    ("memory_bytes_per_s: 2.0e12", "memory_bytes_per_s: 1e-300", r"memory_bytes_per_s: must be from 1,000,000 to 1e\+15"),
+    ("bfloat16: {dense: 756.5", "bfloat16: {dense: 1e-300", r"tensor_tflops.bfloat16: dense: must be from 0.001 to"),
 ])
 def test_spec_loader_refuses_infinite_fractional_and_unknown_fields(tmp_path, old, new, message):
     # A user's spec file stands where a design does: inf passed "> 0", a fraction was cut off
