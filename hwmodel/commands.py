@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     peer_cmd.register(sub)
     gpu_cmd.register(sub)
     p = sub.add_parser("workload", help="inspect a workload file (layers, shapes, patterns, padding)")
-    p.add_argument("file", nargs="?", help="workload file (.nmw); default: the bundled default workload")
+    p.add_argument("file", nargs="?", metavar="FILE", help="workload file (.nmw); default: the bundled default workload")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_workload_info)
 

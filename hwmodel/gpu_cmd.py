@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from hwmodel.cli import subgroup
+from hwmodel.limits import cli_int
 
 #: Help of the shared ``gpu`` group; rl's ``gpu bench`` registrar passes the same text (whichever
 #: registers first sets it).
@@ -16,26 +17,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add the GPU model's commands to the shared ``gpu`` group."""
     gpu = subgroup(sub, "gpu", GROUP_HELP)
     p = gpu.add_parser("validate", help="check the GPU model against measured dense vs 2:4 GEMM times")
-    p.add_argument("--data", help="a published-format or `nmlab gpu bench` CSV; default: every file bundled "
+    p.add_argument("--data", metavar="FILE", help="a published-format or `nmlab gpu bench` CSV; default: every file bundled "
                                   "in hwmodel/data/gpu_measurements (one block per GPU, plus leave-one-GPU-out)")
     p.add_argument("--gpu", help="GPU spec for every row of --data (e.g. h100_pcie); default: matched from the file's GPU names")
     p.add_argument("--no-fit", action="store_true", help="use the bundled per-architecture parameters, fit nothing")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per GPU")
-    p.add_argument("--plots", metavar="DIR", help="write <gpu>_predicted_vs_measured.png and <gpu>_speedup_vs_size.png")
+    p.add_argument("--plots", metavar="DIR", help="write <gpu>_predicted_vs_measured.png and <gpu>_speedup_vs_size.png into folder DIR")
     p.set_defaults(func=_validate)
 
     p = gpu.add_parser("predict", help="predicted dense and 2:4 time of one GEMM on a GPU spec")
-    p.add_argument("--gpu", required=True, help="GPU spec name (hwmodel/data/gpus), e.g. h100_sxm")
-    p.add_argument("--gemm", required=True, metavar="M,K,N", help="Y[M,N] = X[M,K] W[N,K]^T")
+    p.add_argument("--gpu", required=True, help="bundled GPU spec name (hwmodel/data/gpus), e.g. h100_sxm, or a torch device name")
+    p.add_argument("--gemm", required=True, metavar="M,K,N", help="Y[M,N] = X[M,K] W[N,K]^T: M batch rows, K reduction, N outputs")
     p.add_argument("--dtype", default="bf16", help="bf16 | fp16 | fp8 | int8 | fp4 (or full names); default bf16")
     p.add_argument("--l2", choices=("warm", "cold"), default="warm",
-                   help="warm: operands reused from L2 across calls (a timing loop); cold: read from DRAM")
-    p.add_argument("--calls", type=int, default=125, help="back-to-back calls (heats the card); default 125")
+                   help="warm (default): operands reused from L2 across calls (a timing loop); cold: read from DRAM")
+    p.add_argument("--calls", type=cli_int(1), default=125, help="back-to-back calls (heats the card); default 125")
     p.add_argument("--eager", action="store_true", help="add torch's eager per-call dispatch (a prior, not fitted)")
     p.set_defaults(func=_predict)
 
     p = gpu.add_parser("fit", help="refit the bundled per-architecture parameters from the bundled measurements")
-    p.add_argument("--out", help="output YAML; default hwmodel/data/gpu_params.yaml")
+    p.add_argument("--out", metavar="FILE", help="output YAML; default: hwmodel/data/gpu_params.yaml, the bundled parameters "
+                   "every GPU prediction uses (overwritten)")
     p.set_defaults(func=_fit)
 
 
@@ -76,7 +78,6 @@ def _parse_gemm(text: str) -> tuple[int, int, int]:
 
 
 def _predict(args: argparse.Namespace) -> int:
-    from hwmodel.errors import NmlabError
     from hwmodel.gpu.measurements import canonical_dtype
     from hwmodel.gpu.model import predict_pair_us
     from hwmodel.gpu.params import params_for, set_name_for
@@ -84,8 +85,6 @@ def _predict(args: argparse.Namespace) -> int:
 
     m, k, n = _parse_gemm(args.gemm)
     dtype = canonical_dtype(args.dtype)
-    if args.calls < 1:
-        raise NmlabError(f"--calls: {args.calls} must be >= 1")
     spec = gpu_for(args.gpu)
     params = params_for(spec)
     kw = dict(loop_calls=args.calls, l2=args.l2, mode="eager" if args.eager else "kernel")
@@ -103,7 +102,11 @@ def _predict(args: argparse.Namespace) -> int:
 def _fit(args: argparse.Namespace) -> int:
     from hwmodel.gpu.params import default_path
     from hwmodel.gpu.tune import write_bundled_params
+    from hwmodel.limits import check_output_file
 
-    path = write_bundled_params(args.out or default_path())
+    # Before the fit: a folder or /proc path was an OSError traceback after it, and a special
+    # file (/dev/null) was replaced by the rename.
+    out = check_output_file(args.out, "--out") if args.out else default_path()
+    path = write_bundled_params(out)
     print(f"wrote {path}")
     return 0

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import IO, Iterator
 
+from hwmodel.errors import NmlabError
+
 #: A temporary file without a pid in its name (written before pids were recorded) is stale
 #: once it is this old (seconds).
 STALE_UNNAMED_S = 600.0
@@ -92,6 +94,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", durable: bool = True
     that are rebuilt when found unreadable.
     """
     path = Path(path)
+    # The rename would replace a folder's name or a device (/dev/null) with the new file: refuse
+    # it here too, for writers whose caller did not run limits.check_output_file first.
+    if os.path.lexists(path) and not (path.is_file() or path.is_symlink()):
+        raise NmlabError(f"{path}: {'is a directory' if path.is_dir() else 'exists and is not a regular file'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path.parent, path.name)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)

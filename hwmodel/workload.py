@@ -233,6 +233,10 @@ def load_workload(path: str | os.PathLike) -> Workload:
     """
     path = Path(path)
     if not is_file(path):
+        bundled = data_path("workloads", f"{path.name}.nmw")
+        if path.parent == Path(".") and is_file(bundled):
+            # Designs and GPUs take bundled names; workloads take paths: say where the file is.
+            raise NmlabError(f"workload: no such file: {path} (the bundled workload of that name is {bundled})")
         raise not_a_file("workload", path)
     try:
         zf = zipfile.ZipFile(path)

@@ -138,6 +138,12 @@ def evaluate_combinations(design, workload, patterns: list[str], bits: list[int]
     combos = []
     for p in patterns:
         same = own == {p}
+        if p == "unstructured" and not same:
+            # It said "pattern: 'unstructured' keeps trained masks ..." without naming --patterns
+            # or saying the workload has none.
+            raise NmlabError(f"--patterns: 'unstructured' means the workload's own unstructured masks, and this "
+                             f"workload's layers are {', '.join(sorted(own))}; to prune one-shot give a sparsity such "
+                             f"as unstructured:0.9")
         wl = workload if same else prune_one_shot(workload, p)
         for b in bits:
             res = simulate(wl, design, batch=batch, bits=b, scenario=scenario)

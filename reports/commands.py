@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Self-contained HTML (works offline): what each pattern buys at equal bits and "
                        "what it costs in return, why, and the Pareto fronts; a Markdown summary and the fronts as "
                        "data (docs/reports.md). PNG figures only with --png.")
-    p.add_argument("dir", help="sweep output directory (holds points.parquet)")
+    p.add_argument("dir", metavar="DIR", help="the --out folder of nmlab sweep (holds points.parquet); the report goes to DIR/report/")
     p.add_argument("--png", action="store_true", help="also draw the matplotlib PNG figures (slower: several seconds)")
     p.add_argument("--no-png", action="store_true", help=argparse.SUPPRESS)  # the default since PNGs became opt-in
     p.add_argument("-q", "--quiet", action="store_true", help="no progress line")

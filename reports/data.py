@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import is_int
+from hwmodel.limits import is_dir, is_file, is_int
 
 REQUIRED = ("point_id", "env", "pattern", "bits", "design", "scenario", "batch", "latency_s", "energy_pj",
             "method", "mask_source", "speedup_vs_dense", "energy_ratio_vs_dense")
@@ -31,6 +31,15 @@ def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The table ``DIR/points.parquet`` and the manifest ``DIR/sweep.json`` (empty if absent)."""
     out = Path(out)
     table = out / "points.parquet"
+    # A file given for DIR (points.parquet itself, a config) or a misspelt folder: said
+    # "DIR/points.parquet not found; run nmlab sweep --out DIR first", which would sweep into it.
+    if is_file(out):
+        raise NmlabError(f"report: {out}: is a file, not a sweep folder (give the --out folder of nmlab sweep, "
+                         f"which holds points.parquet)")
+    if not is_dir(out):
+        raise NmlabError(f"report: no such folder: {out} (the --out folder of nmlab sweep, which holds points.parquet)")
+    if is_dir(table):  # said "not found; run nmlab sweep first" for a folder that is there
+        raise NmlabError(f"report: {table}: is a directory, not the sweep's table")
     if not table.is_file():
         if (out / "sweep.json").is_file():
             # A sweep started here and did not finish: "nmlab sweep --out DIR" alone would sweep the

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -83,13 +84,23 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     The sizes its archive declares are checked against the ``checkpoint_bytes`` limit before
     anything is read (docs/limits.md); numbers in its args and networks must be finite.
     """
-    from hwmodel.limits import check_limit, check_version, declared_zip_bytes, is_file, is_int, not_a_file, short
+    from hwmodel.limits import check_limit, check_version, declared_zip_bytes, is_dir, is_file, is_int, not_a_file, short
 
     path = Path(path)
     if not is_file(path):
+        run = path.parent
+        if path.name == CHECKPOINT_FILE and not is_dir(run):
+            # `nmlab export runs/h24/checkpoint.pt` or a misspelt run folder said "no such file:
+            # runs/h24/checkpoint.pt/checkpoint.pt": name what the user gave instead.
+            raise NmlabError(f"checkpoint: {run}: is a file, not a run folder (give the folder nmlab train --out wrote)"
+                             if is_file(run) else f"checkpoint: no such run folder: {run}")
         raise not_a_file("checkpoint", path)
     check_limit("checkpoint_bytes", path.stat().st_size, f"checkpoint: {path}: file size")
     declared_zip_bytes(path, "checkpoint", "checkpoint_bytes")
+    if not zipfile.is_zipfile(path):
+        # torch.save writes a zip archive: anything else fell through to torch's legacy unpickler,
+        # whose message (about weights_only defaults) says nothing about a random or cut file.
+        raise NmlabError(f"checkpoint: {path} is corrupt or truncated (not the zip archive torch.save writes)")
     try:
         # A damaged file can declare an odd pickle protocol: torch warns before failing, and the
         # user should see one line (the error below), not torch's warning first.

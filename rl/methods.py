@@ -88,7 +88,16 @@ def parse_overrides(spec: str) -> dict[str, Pattern]:
 
 def nm_layer_patterns(sparsity: str, layer_sparsity: str) -> dict[str, Pattern]:
     """TD3 / RNM-TD3 patterns: ``sparsity`` ("N:M" or "dense") with per-layer overrides."""
-    base = parse_pattern(sparsity, field="sparsity", allow_unstructured=False)
+    try:
+        base = parse_pattern(sparsity, field="sparsity", allow_unstructured=False)
+    except NmlabError as exc:
+        try:
+            float(str(sparsity))
+        except ValueError:
+            raise exc from None
+        # `--sparsity 0.9` without --method (as docs/rl.md's gmp and rlx2 examples pass it) only
+        # said "not a sparsity pattern": say which methods take a fraction.
+        raise NmlabError(f"{exc}; a fraction removed ({str(sparsity)[:20]}) is for --method rlx2 or gmp") from None
     overrides = parse_overrides(layer_sparsity)
     return {key: overrides.get(key, overrides.get(key.split(".")[1], base)) for key in LAYER_KEYS}
 

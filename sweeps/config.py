@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import check_version, is_file, is_int, limit, load_yaml, not_a_file, over_limit, short
+from hwmodel.limits import check_version, is_dir, is_file, is_int, limit, load_yaml, not_a_file, over_limit, short
 from hwmodel.sparsity import parse_pattern
 
 CONFIG_VERSION = 1
@@ -144,7 +144,8 @@ def _path(item: Any, where: str, base: Path, must_exist: bool, what: str = "a fi
     if is_file(p):
         return str(p.resolve())
     if must_exist:
-        _fail(where, f"no such file: {item[:300]}")
+        # A folder says so: "no such file" for one that exists sends the user after a typo.
+        _fail(where, f"{item[:300]}: is a directory" if is_dir(p) else f"no such file: {item[:300]}")
     return item
 
 
@@ -157,7 +158,9 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
     if data is None:
         data = {}
     if not isinstance(data, dict):
-        raise NmlabError("sweep config: must be a YAML mapping of keys to values")
+        # Name the file: a CSV or a list given as CONFIG parses as YAML, just not as a mapping.
+        raise NmlabError(f"sweep config: {source + ': ' if source else ''}must be a YAML mapping of keys to values, "
+                         f"got a {type(data).__name__}")
     unknown = sorted(set(map(str, data)) - _KEYS)
     if unknown:
         _fail(short(unknown[0])[1:-1], f"unknown key (known: {', '.join(sorted(_KEYS))})")
@@ -259,6 +262,10 @@ def load_config(path: Optional[str | os.PathLike]) -> SweepConfig:
     if not is_file(p):
         raise not_a_file("sweep config", p)
     data = load_yaml(p, "sweep config")
+    if data is None:
+        # An empty (or all-comment) file swept the whole default grid into --out without a word:
+        # the default grid is what no CONFIG asks for.
+        raise NmlabError(f"sweep config: {p}: empty (no keys); for the default grid give no CONFIG")
     return parse_config(data, base=p.resolve().parent, source=str(p))
 
 

@@ -130,6 +130,8 @@ def test_without_budgets_checks_the_designs_own_sram(hopper, capsys, tmp_path):
     (["--bits", ""], "nmlab check: error: --bits: '' is not a bitwidth"),
     (["--patterns", ""], "nmlab check: error: --patterns: '' is not a sparsity pattern"),
     (["--patterns", " "], "nmlab check: error: --patterns: '' is not a sparsity pattern"),
+    (["--patterns", "unstructured"], "nmlab check: error: --patterns: 'unstructured' means the workload's own "
+                                     "unstructured masks, and this workload's layers are dense; to prune one-shot"),
 ])
 def test_bad_input_exits_2_with_one_line(hopper, argv, message):
     path, _ = hopper

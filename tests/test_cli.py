@@ -48,6 +48,18 @@ def test_missing_workload_file(tmp_path):
     assert "Traceback" not in out.stderr
 
 
+def test_a_bundled_workload_name_is_answered_with_its_path():
+    # Designs and GPUs take bundled names, workloads paths: "no such file: hopper_2of4_s0" alone
+    # left the user to find hwmodel/data/workloads.
+    from hwmodel.io import data_path
+
+    out = run("workload", "hopper_2of4_s0")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"nmlab workload: error: workload: no such file: hopper_2of4_s0 (the bundled workload of that name is "
+        f"{data_path('workloads', 'hopper_2of4_s0.nmw')})"]
+
+
 def test_a_directory_given_as_a_file_says_so(tmp_path):
     # "no such file" for a folder that exists would send the user looking for a typo.
     for args, what in [(("workload", str(tmp_path)), "nmlab workload: error: workload"),
@@ -91,3 +103,28 @@ def test_nested_command_errors_name_the_whole_command(tmp_path):
     assert out.stderr.strip().splitlines() == [f"nmlab gpu validate: error: gpu timings csv: {tmp_path / 'absent.csv'}: no such file"]
     out = run("gpu", "validate", "--gpu")  # argparse: --gpu needs a value
     assert out.returncode == 2 and out.stderr.startswith("nmlab gpu validate: error:")
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("", "empty (no keys); for the default grid give no CONFIG"),
+    ("# every key commented out\n# bits: [8]\n", "empty (no keys); for the default grid give no CONFIG"),
+    ("a,b\n1,2\n", "must be a YAML mapping of keys to values, got a str"),
+])
+def test_an_empty_or_non_mapping_sweep_config_is_one_line_naming_the_file(tmp_path, text, needle):
+    # An empty config file swept the whole default grid into --out (exit 0); a CSV given as the
+    # config was refused without naming the file.
+    config = tmp_path / "grid.yaml"
+    config.write_text(text)
+    out = run("sweep", str(config), "--out", str(tmp_path / "out"), "--quiet")
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.strip().splitlines() == [f"nmlab sweep: error: sweep config: {config}: {needle}"]
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_gpu_name_lists_the_bundled_specs():
+    # It said "'h100' matches 0 design points", a sweep's words, under `nmlab gpu predict --gpu`.
+    out = run("gpu", "predict", "--gpu", "h100", "--gemm", "64,64,64")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        "nmlab gpu predict: error: gpu: 'h100' is not a bundled GPU spec nor a device name of one (bundled GPU "
+        "specs: a100_pcie, a100_sxm, b200, gb10, h100_pcie, h100_sxm, h200_sxm, l40s, rtx4090, rtx5080)"]

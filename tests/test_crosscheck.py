@@ -51,6 +51,9 @@ def scalesim_available():
     ("4,x,4", "K must be a positive integer"),
     ("4,4,4,5:4", "pattern"),
     ("4,4,4,unstructured", "pattern"),
+    # Past the batch and layer limits (docs/limits.md): SCALE-Sim was run into a MemoryError.
+    ("99999999999,4,4", "M: 99,999,999,999 is over the limit of 16,777,216 batch rows"),
+    ("1,100000,100000", "K x N: 10,000,000,000 is over the limit of 16,777,216 weights of one workload layer"),
 ])
 def test_parse_gemm_errors_name_the_value(text, message):
     with pytest.raises(NmlabError, match=message) as err:

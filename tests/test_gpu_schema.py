@@ -230,7 +230,7 @@ def test_published_gpu_names_resolve_to_exactly_one_spec():
         assert gpuspec.gpu_for(device).name == expected
     for device in NO_SPEC:
         assert not [s.name for s in specs.values() if s.matches(device)], device
-        with pytest.raises(NmlabError, match="matches 0 design points"):
+        with pytest.raises(NmlabError, match="is not a bundled GPU spec nor a device name of one"):
             gpuspec.gpu_for(device)
 
 
@@ -304,6 +304,12 @@ tensor_tflops:
     ("sm_count: 114", "sm_count: 114.5", "sm_count: 114.5 is not a whole number"),
     ("sparse_pattern:", "tensor_tflops_fp16_accumulat: {}\nsparse_pattern:", "tensor_tflops_fp16_accumulat: unknown key"),
     ('sparse_pattern: "2:4"', 'sparse_pattern: "1:4"', 'sparse_pattern: the GPU model runs "2:4" only'),  # was ignored
+    # Past the figure's range (docs/limits.md): a 1e-300 MHz clock was a ZeroDivisionError traceback,
+    # 1e300 SMs or a 1e-300 B/s memory gave overflow warnings and inf/NaN figures.
+    ("tensor_clock_mhz: 1620", "tensor_clock_mhz: 1e-300", r"tensor_clock_mhz: must be from 0.001 to 1,000,000, got 1e-300"),
+    ("sm_count: 114", "sm_count: 1e300", r"sm_count: must be from 1 to 1,048,576, got 1e\+300"),
+    ("memory_bytes_per_s: 2.0e12", "memory_bytes_per_s: 1e-300", r"memory_bytes_per_s: must be from 1,000,000 to 1e\+15"),
+    ("bfloat16: {dense: 756.5", "bfloat16: {dense: 1e-300", r"tensor_tflops.bfloat16: dense: must be from 0.001 to"),
 ])
 def test_spec_loader_refuses_infinite_fractional_and_unknown_fields(tmp_path, old, new, message):
     # A user's spec file stands where a design does: inf passed "> 0", a fraction was cut off
@@ -335,3 +341,28 @@ def test_unpublished_figures_are_null_not_the_string_none(tmp_path):
         design_point.GpuDesign(spec, "nopower.yaml").power_limit_w()
     with pytest.raises(NmlabError, match="sm_count: null, but the GPU model needs a value"):
         gpuspec.load_gpu(_write_spec(tmp_path, unpublished("sm_count")))
+
+
+@pytest.mark.parametrize("reader, what", [
+    ("hwmodel.gpu.spec:load_gpu", "gpu 'x'"),
+    ("hwmodel.gpu.params:load_params_file", "gpu params"),
+    ("hwmodel.gpu.schema:read_rows", "gpu bench csv"),
+])
+def test_gpu_file_readers_say_a_folder_is_one_and_refuse_binary_files(tmp_path, reader, what):
+    # The three GPU file readers said "no such file" for a folder that exists (sending the user
+    # after a typo), and the parameter and bench CSV readers were a UnicodeDecodeError traceback
+    # on a binary file: they use the shared limits helpers now, as the other readers do.
+    import importlib
+
+    module, name = reader.split(":")
+    read = getattr(importlib.import_module(module), name)
+    folder = tmp_path / "x"
+    folder.mkdir()
+    with pytest.raises(NmlabError, match=f"^{re.escape(what)}: {re.escape(str(folder))}: is a directory$"):
+        read(folder)
+    with pytest.raises(NmlabError, match=f"^{re.escape(what)}: no such file: "):
+        read(tmp_path / "x.missing")
+    binary = tmp_path / "x.bin"
+    binary.write_bytes(bytes(range(128, 256)) * 16)
+    with pytest.raises(NmlabError, match="not UTF-8 text"):
+        read(binary)

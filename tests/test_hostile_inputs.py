@@ -749,9 +749,9 @@ def _bad_out(tmp_path: Path, where: str, kind: str) -> str:
 
 
 @pytest.mark.parametrize("where", BAD_OUTPUTS)
-@pytest.mark.parametrize("command", ["sweep", "train", "export", "export-timeloop", "evaluate", "gpu validate"])
+@pytest.mark.parametrize("command", ["sweep", "train", "export", "export-timeloop", "evaluate", "gpu validate", "gpu fit"])
 def test_unwritable_outputs_refused_before_work(tmp_path, capsys, command, where):
-    kind = "file" if command in ("export", "evaluate") else "dir"
+    kind = "file" if command in ("export", "evaluate", "gpu fit") else "dir"
     bad = _bad_out(tmp_path, where, kind)
     args = {
         "sweep": ["sweep", "--out", bad, "--quiet"],
@@ -760,6 +760,7 @@ def test_unwritable_outputs_refused_before_work(tmp_path, capsys, command, where
         "export-timeloop": ["export-timeloop", "--design", "edge_ws", "--layer", "actor.fc1", "--out", bad],
         "evaluate": ["evaluate", str(tmp_path / "no_run"), "--bits", "8", "--csv", bad],
         "gpu validate": ["gpu", "validate", "--plots", bad],
+        "gpu fit": ["gpu", "fit", "--out", bad],
     }[command]
     before = sorted(p.name for p in tmp_path.iterdir())
     rc, out, err = nmlab_inproc(capsys, *args)
@@ -788,7 +789,52 @@ def test_output_checks_create_nothing(tmp_path):
         check_output_file(fifo, "--out")
 
 
+def test_atomic_write_never_replaces_a_special_file_or_folder(tmp_path, capsys):
+    # `nmlab gpu fit --out /dev/null` renamed its YAML over the device; atomic_write itself
+    # refuses, for any writer whose command skipped check_output_file.
+    import stat
+
+    from hwmodel.io import atomic_write
+
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for target, message in [(fifo, "not a regular file"), (tmp_path, "is a directory")]:
+        with pytest.raises(NmlabError, match=message):
+            with atomic_write(target, "w") as fh:
+                fh.write("x")
+    assert stat.S_ISFIFO(fifo.stat().st_mode) and sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
+    rc, out, err = nmlab_inproc(capsys, "gpu", "fit", "--out", str(fifo))
+    assert_one_line_error(rc, out, err, "--out", "not a regular file")
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
+
+
 # ----------------------------------------------------------------------------- checkpoints
+
+
+@pytest.mark.parametrize("data", [b"", os.urandom(4096), b"\x80\x02}q\x00."])
+def test_a_checkpoint_that_is_no_zip_archive_says_so(tmp_path, capsys, data):
+    # Random bytes went to torch's legacy unpickler, whose message (about torch 2.6's weights_only
+    # default) was cut mid-sentence into the one line.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(data)
+    rc, out, err = nmlab_inproc(capsys, "export", str(run), "--out", str(tmp_path / "w.nmw"))
+    line = assert_one_line_error(rc, out, err, "is corrupt or truncated (not the zip archive torch.save writes)")
+    assert "weights_only" not in line and not (tmp_path / "w.nmw").exists()
+
+
+@pytest.mark.parametrize("command", ["export", "evaluate"])
+def test_a_run_folder_that_is_a_file_or_missing_says_so(tmp_path, capsys, command):
+    # Given the checkpoint itself, or a misspelt folder, these said
+    # "checkpoint: no such file: DIR/checkpoint.pt" (a path under a file).
+    given = tmp_path / "checkpoint.pt"
+    given.write_bytes(b"x")
+    tail = ["--out", str(tmp_path / "w.nmw")] if command == "export" else ["--bits", "8"]
+    rc, out, err = nmlab_inproc(capsys, command, str(given), *tail)
+    assert_one_line_error(rc, out, err, f"checkpoint: {given}: is a file, not a run folder")
+    rc, out, err = nmlab_inproc(capsys, command, str(tmp_path / "rnus"), *tail)
+    assert_one_line_error(rc, out, err, f"checkpoint: no such run folder: {tmp_path / 'rnus'}")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.pt"]
 
 
 def _checkpoint_payload():

@@ -193,6 +193,24 @@ def test_an_unfinished_sweep_folder_names_the_command_to_finish_it(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["sweep.json"]
 
 
+def test_a_file_or_a_missing_folder_given_for_dir_says_what_it_is(default_sweep, tmp_path):
+    """`nmlab report results/points.parquet` (a file) or a misspelt folder said "DIR/points.parquet not
+    found; run nmlab sweep --out DIR first": a path under a file, and advice to sweep into it."""
+    table = _copy(default_sweep, tmp_path) / "points.parquet"
+    before = table.read_bytes()
+    with pytest.raises(NmlabError, match=f"^report: {re.escape(str(table))}: is a file, not a sweep folder "
+                                         r"\(give the --out folder of nmlab sweep, which holds points.parquet\)$"):
+        build_report(table)
+    assert table.read_bytes() == before and not (table.parent / "report").exists()
+    with pytest.raises(NmlabError, match=f"^report: no such folder: {re.escape(str(tmp_path / 'reslts'))} "):
+        build_report(tmp_path / "reslts")
+    assert not (tmp_path / "reslts").exists()
+    table.unlink()
+    table.mkdir()
+    with pytest.raises(NmlabError, match=f"^report: {re.escape(str(table))}: is a directory, not the sweep's table$"):
+        build_report(table.parent)
+
+
 def test_a_report_path_that_is_a_file_is_refused_before_the_work(default_sweep, tmp_path, monkeypatch):
     """DIR/report a file: a FileExistsError traceback once every output was made."""
     out = _copy(default_sweep, tmp_path)

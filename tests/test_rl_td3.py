@@ -147,7 +147,7 @@ def test_resume_rejects_other_env_or_pattern_and_damaged_checkpoints(sparse_run,
     path.write_bytes(b"not a checkpoint at all")
     with pytest.raises(NmlabError, match="corrupt or truncated"):
         load_checkpoint(path)
-    with pytest.raises(NmlabError, match="no such file"):
+    with pytest.raises(NmlabError, match="no such run folder"):
         td3.train(td3.Args(out=str(tmp_path / "none"), resume=True), explicit={"resume", "out"})
 
 
@@ -174,6 +174,10 @@ def test_bad_knobs_are_one_line_errors(tmp_path):
         td3.validate_args(td3.Args(out=str(tmp_path / "x"), sparsity="2:4", actor_sparsity="1:8"))
     with pytest.raises(NmlabError, match="critic_sparsity"):
         td3.validate_args(td3.Args(out=str(tmp_path / "x"), critic_sparsity="0.9"))
+    # A fraction without --method said only "not a sparsity pattern".
+    with pytest.raises(NmlabError, match=r"sparsity: '0.9' is not a sparsity pattern .*; a fraction removed \(0.9\) "
+                                         r"is for --method rlx2 or gmp$"):
+        td3.validate_args(td3.Args(out=str(tmp_path / "x"), sparsity="0.9"))
     # A rejected knob or env leaves no run directory behind (nothing half-written).
     assert not (tmp_path / "x").exists()
 

@@ -122,6 +122,9 @@ def test_ids_change_with_configuration(tmp_path):
         ({"workloads": ["nope.nmw"]}, "sweep config: workloads[0]: no such file: nope.nmw"),
         # quality is one path: its errors name "quality" (they said "quality[0]").
         ({"quality": "nope.csv"}, "sweep config: quality: no such file: nope.csv"),
+        # A folder says so (it said "no such file", sending the user after a typo).
+        ({"workloads": ["."]}, "sweep config: workloads[0]: .: is a directory"),
+        ({"quality": "."}, "sweep config: quality: .: is a directory"),
         ({"quality": ["a.csv", "b.csv"]}, "sweep config: quality: must be bundled, none or a CSV file path, got ['a.csv', 'b.csv']"),
         ({"version": 7}, "sweep config: version: unknown version 7"),
         ({"chunk_size": 0}, "sweep config: chunk_size: must be a positive integer"),
@@ -143,6 +146,8 @@ def test_config_errors_are_one_line_naming_the_key(tmp_path, data, message):
     ({"patterns": ["unstructured"]}, "sweep config: patterns: no point to sweep: no env has a workload for unstructured"),
     ({"bits": [2]}, "sweep config: bits: no design supports any of the bitwidths 2"),
     ({"gpus": ["h100"]}, "sweep config: gpus[0]: h100: no such GPU spec file or bundled GPU (bundled GPUs: a100_pcie, "),
+    ({"gpus": [str(REPO / "hwmodel/data/gpus")]},
+     f"sweep config: gpus[0]: {REPO / 'hwmodel/data/gpus'}: is a directory, not a GPU spec file (bundled GPUs: a100_pcie, "),
     ({"gpus": [str(REPO / "hwmodel/data/designs/edge_ws.yaml")]}, "sweep config: gpus[0]: "),
     ({"designs": ["edge_ws", "nope"]}, "sweep config: designs[1]: design: no such file or bundled design: nope"),
 ])

@@ -74,10 +74,20 @@ def params_from_doc(doc: Any, where: str) -> GpuParams:
 
 def load_params_file(path: str | os.PathLike) -> dict[str, GpuParams]:
     """Architecture (or "generic") -> parameters, from a ``nmlab-gpu-params`` file."""
+    import yaml
+
+    from hwmodel.limits import is_file, not_a_file, read_text
+
     path = Path(path)
-    if not path.is_file():
-        raise NmlabError(f"gpu params: no such file: {path}")
-    doc = yaml_safe_load(path.read_text())
+    if not is_file(path):
+        raise not_a_file("gpu params", path)  # a folder says so, not "no such file"
+    # Bounded and checked as UTF-8 like every YAML input (a binary file was a UnicodeDecodeError
+    # traceback); parsed with libyaml as before, since every sweep process reads the bundled file.
+    text = read_text(path, "gpu params", "yaml_bytes")
+    try:
+        doc = yaml_safe_load(text)
+    except yaml.YAMLError as exc:
+        raise NmlabError(f"gpu params: {path}: not YAML ({str(exc).splitlines()[0]})") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME or doc.get("version") != FORMAT_VERSION:
         raise NmlabError(f"{path}: format/version: expected {FORMAT_NAME} version {FORMAT_VERSION}")
     sets = doc.get("sets")

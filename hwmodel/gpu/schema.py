@@ -199,10 +199,16 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     Raises NmlabError (one line) for a missing file, a foreign header, another schema
     version or a value that does not parse.
     """
+    import io
+
+    from hwmodel.limits import is_file, not_a_file, read_text
+
     path = Path(path)
-    if not path.is_file():
-        raise NmlabError(f"gpu bench csv: no such file: {path}")
-    with open(path, newline="") as fh:
+    if not is_file(path):
+        raise not_a_file("gpu bench csv", path)  # a folder says so, not "no such file"
+    # Bounded and checked as UTF-8 text like every CSV input (a binary file was a traceback).
+    text = read_text(path, "gpu bench csv", "csv_bytes")
+    with io.StringIO(text, newline="") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []
         missing = [f for f in FIELDNAMES if f not in header]

@@ -19,7 +19,7 @@ from typing import Any, Optional
 
 from hwmodel.errors import NmlabError
 from hwmodel.io import data_path
-from hwmodel.limits import load_yaml
+from hwmodel.limits import is_file, load_yaml, not_a_file
 
 FORMAT_NAME = "nmlab-gpu"
 FORMAT_VERSION = 2
@@ -38,6 +38,15 @@ DTYPES = ("bfloat16", "float16", "tfloat32", "float8_e4m3fn", "int8", "float4_e2
 _COMMON_KEYS = ("format", "version", "name", "display_name", "device_name_patterns", "compute_capability",
                 "sm_count", "tensor_clock_mhz", "boost_clock_mhz", "l2_bytes", "smem_per_sm_bytes",
                 "launch_overhead_us", "sparse_pattern", "tensor_tflops")
+#: (lowest, highest) value of a numeric figure (docs/limits.md): about 1000x past any GPU either way,
+#: where the model's sums still hold (a clock of 1e-300 MHz divided by zero, 1e300 SMs overflowed).
+RANGES: dict[str, tuple[float, float]] = {
+    "sm_count": (1, 2**20), "tensor_clock_mhz": (1e-3, 1e6), "boost_clock_mhz": (1e-3, 1e6),
+    "base_clock_mhz": (1e-3, 1e6), "l2_bytes": (1, 2**34), "smem_per_sm_bytes": (1, 2**34),
+    "memory_bytes": (1, 1e15), "hbm_bytes": (1, 1e15), "memory_bytes_per_s": (1e6, 1e15),
+    "hbm_bytes_per_s": (1e6, 1e15), "power_limit_w": (1e-3, 1e6), "launch_overhead_us": (1e-3, 1e6),
+    "dense": (1e-3, 1e6), "sparse": (1e-3, 1e6),  # tensor rates, TFLOP/s
+}
 KEYS = {1: frozenset(_COMMON_KEYS + ("hbm_bytes", "hbm_bytes_per_s")),
         2: frozenset(_COMMON_KEYS + FIGURES + ("architecture", "tensor_accumulate", "tensor_tflops_fp16_accumulate",
                                               "sources", "references"))}
@@ -125,6 +134,11 @@ def _word_re(pattern: str) -> re.Pattern:
     return re.compile(r"(?<![A-Za-z0-9])" + re.escape(pattern) + r"(?![A-Za-z0-9])", re.IGNORECASE)
 
 
+def _fmt(x: float) -> str:
+    """A bound for a message: 1,048,576 (not 1.04858e+06), 0.001, 1e+15."""
+    return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e12 else f"{x:g}"
+
+
 def _need(doc: dict, key: str, where: str, kind: type, positive: bool = True) -> Any:
     if key not in doc:
         raise NmlabError(f"{where}: {key}: missing")
@@ -147,6 +161,9 @@ def _need(doc: dict, key: str, where: str, kind: type, positive: bool = True) ->
     value = kind(number)
     if positive and kind in (int, float) and not value > 0:
         raise NmlabError(f"{where}: {key}: must be > 0, got {value}")
+    low, high = RANGES.get(key, (-math.inf, math.inf))
+    if not low <= number <= high:
+        raise NmlabError(f"{where}: {key}: must be from {_fmt(low)} to {_fmt(high)}, got {_fmt(number)}")
     return value
 
 
@@ -202,8 +219,8 @@ def load_gpu(path: str | os.PathLike) -> GpuSpec:
     """Read and check one GPU yaml file (``yaml.safe_load``); NmlabError names the bad field."""
     path = Path(path)
     where = f"gpu '{path.stem}'"
-    if not path.is_file():
-        raise NmlabError(f"{where}: no such file: {path}")
+    if not is_file(path):
+        raise not_a_file(where, path)  # a folder says so: "no such file" sends the user after a typo
     # Bounded like every YAML input (size, nesting, aliases, duplicate keys): a spec may be a user's file.
     doc = load_yaml(path, where)
     if not isinstance(doc, dict):
@@ -273,8 +290,12 @@ def gpu_for(name_or_device: str) -> GpuSpec:
     if name_or_device in specs:
         return specs[name_or_device]
     hits = [s for s in specs.values() if s.matches(name_or_device)]
-    if len(hits) != 1:
-        # Name the bundled specs: the caller's option (--gpu, --design, a sweep's gpus) is what to fix.
-        raise NmlabError(f"gpu: {name_or_device!r} matches {len(hits)} design points "
-                         f"(have {', '.join(specs)})")
+    # Name the bundled specs: the caller's option (--gpu, --design, a sweep's gpus) is what to fix.
+    # ("matches 0 design points" read oddly under `nmlab gpu predict --gpu`.)
+    if not hits:
+        raise NmlabError(f"gpu: {name_or_device!r} is not a bundled GPU spec nor a device name of one "
+                         f"(bundled GPU specs: {', '.join(specs)})")
+    if len(hits) > 1:
+        raise NmlabError(f"gpu: {name_or_device!r} matches the device names of {len(hits)} GPU specs "
+                         f"({', '.join(s.name for s in hits)}); give the spec name")
     return hits[0]

@@ -107,6 +107,10 @@ def parse_gemm(text: str, *, field: str = "--gemm") -> Gemm:
     if len(parts) not in (3, 4):
         raise NmlabError(f"{field} {text!r}: expected M,K,N or M,K,N,n:m (e.g. 256,256,256,2:4)")
     dims = _positive_ints(parts[:3], "MKN", field, text)
+    # The limits a workload layer and --batch have: 10^11 rows ran SCALE-Sim into a 1.46 TiB
+    # MemoryError after the "will simulate" warning.
+    check_limit("batch", dims[0], f"{field} {text!r}: M")
+    check_limit("layer_weights", dims[1] * dims[2], f"{field} {text!r}: K x N")
     pattern = DENSE
     if len(parts) == 4:
         pattern = parse_pattern(parts[3], field=f"{field} {text!r}: pattern", allow_unstructured=False)
