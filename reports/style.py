@@ -18,8 +18,11 @@ DESIGN_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564
 GPU_PALETTE = ("#0000e0", "#e000e0", "#204000", "#000080", "#b8860b", "#c000c0")
 COMPONENT_COLORS = dict(zip(ENERGY_COMPONENTS, ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860",
                                                 "#8c8c8c"]))
-#: Cycle breakdown: compute vs the two kinds of stall the model reports.
-CYCLE_COLORS = {"compute": "#4c72b0", "DRAM stall": "#c44e52", "metadata stall": "#8172b3"}
+#: Cycle breakdown: compute vs the two kinds of stall the model reports. Each takes the colour of the energy
+#: component of the same cause (compute = mac, DRAM stall = dram, metadata stall = metadata): the why figures
+#: share one legend, so one colour must mean one thing in both panels.
+CYCLE_COLORS = {"compute": COMPONENT_COLORS["mac"], "DRAM stall": COMPONENT_COLORS["dram"],
+                "metadata stall": COMPONENT_COLORS["metadata"]}
 #: Plotly marker symbol per pattern (the agent's sparsity); matplotlib's equivalent below.
 PATTERN_SYMBOLS = {"dense": "circle", "2:4": "square", "1:4": "diamond", "1:8": "triangle-up",
                    "unstructured": "star", "unstructured:0.9": "x"}

@@ -171,6 +171,21 @@ def test_default_report_draws_no_png_and_png_flag_draws_them(sweep, tmp_path):
 
 
 # ----------------------------------------------------------------------------- layout in a real browser
+def test_why_legend_gives_one_colour_one_cause(page):
+    """The why figures share one legend between the cycle and the energy panels: a colour there means one
+    cause. A stall takes its energy component's colour (DRAM stall = dram, metadata stall = metadata,
+    compute = mac) and no two other entries share a colour (it was red for both DRAM stall and metadata
+    energy, while dram energy was brown)."""
+    why = next(f for f in _figures(page) if "What limits" in f["layout"]["title"]["text"])
+    legend = {tr["name"]: tr["marker"]["color"] for tr in why["data"] if tr.get("showlegend") and tr["type"] == "bar"}
+    same_cause = {"compute": "mac", "DRAM stall": "dram", "metadata stall": "metadata"}
+    assert set(same_cause) <= set(legend) and {"mac", "dram", "metadata", "mux"} <= set(legend)
+    for stall, comp in same_cause.items():
+        assert legend[stall] == legend[comp], (stall, comp)
+    energy = [c for n, c in legend.items() if n not in same_cause]
+    assert len(energy) == len(set(energy)), legend
+
+
 from tests.test_report_html import Browser, needs_chromium, problems  # noqa: E402
 
 LAYOUT_JS = """(function () {
