@@ -150,9 +150,48 @@ def gpu_mapping_note(rows: list[dict]) -> str:
     return " ".join(out)
 
 
+def accelerator_mapping_note(rows: list[dict]) -> str:
+    """What an accelerator ran, from its same-bits records: each agent's share of dense's MACs skipped
+    (``macs_issued`` vs ``macs_dense``), the agents that skipped none (the design ran them on dense's
+    schedule), and the agents whose every cell equals another's because they issue the same MACs (a design
+    without a 1:8 schedule runs a 1:8 mask as the sparsest N:M it has, so 1:4 and 1:8 read the same)."""
+    per: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        if r["pattern"] != "dense":
+            per.setdefault(r["label"], {})[int(r["bits"])] = r
+    skipped: dict[str, float] = {}
+    for label, by in per.items():
+        shares = [skipped_share(r.get("macs_issued"), r.get("macs_dense")) for r in by.values()]
+        shares = [v for v in shares if v == v]
+        if shares:
+            skipped[label] = max(shares)
+    if not skipped:
+        return ""
+    some = {a: v for a, v in skipped.items() if v > 0}
+    none = [a for a, v in skipped.items() if v == 0]
+    out = []
+    if some:
+        out.append("Share of dense's MACs skipped: " + ", ".join(f"{a} {small_pct(v)}" for a, v in some.items()) + ".")
+    if none:
+        out.append(f"None skipped (run on dense's schedule): {', '.join(none)}.")
+    # Agents with the same MACs issued and the same figures at every bitwidth: one schedule, said once.
+    same: dict[tuple, list[str]] = {}
+    for label in some:
+        by = per[label]
+        same.setdefault(tuple(sorted((b, r.get("macs_issued"), _fmt_ratio(r["speedup_vs_dense"]),
+                                      _fmt_ratio(r["energy_ratio_vs_dense"])) for b, r in by.items())), []).append(label)
+    for labels in same.values():
+        if len(labels) > 1:
+            names = ", ".join(labels[:-1]) + " and " + labels[-1]
+            out.append(f"{names} issue the same MACs ({small_pct(1 - skipped[labels[0]])} of dense's): the design "
+                       "runs them on one schedule, so their cells match; only their returns tell them apart.")
+    return " ".join(out)
+
+
 def design_card(rows: list[dict], design: str, color: str, agents: list[tuple[str, str]], bits: list[int]) -> str:
     """One design's pattern x bitwidth table (``rows``: its same-bits records): speedup and energy ratio vs
-    dense at the same bits. A GPU's card says under its table what ran 2:4 and what ran dense."""
+    dense at the same bits. Under the table, what ran: on a GPU what ran 2:4 and what ran dense
+    (``gpu_mapping_note``), on an accelerator the MACs each agent skipped (``accelerator_mapping_note``)."""
     by = {(r["method"], r["agent"], int(r["bits"])): r for r in rows}
     head = ("<thead><tr><th rowspan=2 class=l>agent</th>"
             f"<th colspan={len(bits)}>speedup vs dense (x, higher is faster)</th>"
@@ -174,7 +213,11 @@ def design_card(rows: list[dict], design: str, color: str, agents: list[tuple[st
                     + "".join(_td(c["energy_ratio_vs_dense"] if c else math.nan, "energy_ratio_vs_dense", False, c)
                               for c in cells) + "</tr>")
     gpu = bool(rows) and bool(rows[0].get("gpu"))
-    note = f'<p class="small gpunote">{html.escape(gpu_mapping_note(rows))}</p>' if gpu else ""
+    if gpu:
+        note = f'<p class="small gpunote">{html.escape(gpu_mapping_note(rows))}</p>'
+    else:
+        acc = accelerator_mapping_note(rows)
+        note = f'<p class="small mapnote">{html.escape(acc)}</p>' if acc else ""
     return (f'<div class="card"><table class="ans" data-design="{html.escape(design)}"><caption>'
             f'<span class="sw" style="background:{color}"></span>{html.escape(design)}{" (GPU)" if gpu else ""}'
             f'</caption>{head}<tbody>{"".join(body)}</tbody></table>{note}</div>')
@@ -378,7 +421,8 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
                     lines.append(f"| {agent_label(method, agent)} | " + " | ".join(
                         "-" if c is None else f"{_fmt_ratio(c['speedup_vs_dense'])}x / {_fmt_ratio(c['energy_ratio_vs_dense'])}"
                         + CLIFF_MARKS.get(c.get("sram", ""), "") for c in cells) + " |")
-                out.append("\n".join(lines) + "\n" + (f"\n{gpu_mapping_note(g)}\n" if gpu else ""))
+                note = gpu_mapping_note(g) if gpu else accelerator_mapping_note(g)
+                out.append("\n".join(lines) + "\n" + (f"\n{note}\n" if note else ""))
             q = qsec.get((env, sc, batch), [])
             lines = [] if not q else ["**Quantization alone** (dense at B bits vs dense at the design's highest bits: speedup x | energy ratio)\n",
                      "| design | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits)]

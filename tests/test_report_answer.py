@@ -171,6 +171,46 @@ def test_default_report_draws_no_png_and_png_flag_draws_them(sweep, tmp_path):
 
 
 # ----------------------------------------------------------------------------- layout in a real browser
+def test_accelerator_cards_say_which_agents_share_one_schedule(sweep, page):
+    """Under each accelerator card: each agent's share of dense's MACs skipped, as the table's MAC counts
+    say, and which agents issue the same MACs (edge_ws runs 2:4 and 1:4 only, so its 1:8 agent reads
+    exactly as its 1:4 one: said, rather than left to look like a bug). Agents said to share a schedule
+    have equal cells in the card."""
+    import html as html_lib
+
+    from reports.data import agent_label
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    df = df.assign(label=[agent_label(m, a) for m, a in zip(df.method, df.agent)])
+    cards = re.findall(r'<table class="ans" data-design="([^"]+)">((?:(?!</table>).)*)</table><p class="small mapnote">(.*?)</p>', page)
+    accelerators = sorted(d for d in df.design.unique() if df[df.design == d].technology_nm.notna().all())
+    assert sorted({d for d, _, _ in cards}) == accelerators  # every accelerator card has its note, no GPU has one
+    same_seen, checked = set(), 0
+    for design, table, note in cards:
+        note = html_lib.unescape(note)
+        shares = dict(re.findall(r"(?:: |, )(.+?) ([0-9.]+)%", note.split("%. ", 1)[0] + "%"))
+        assert shares, note
+        first = df[df.point_id == _cells(table)[0][0]].iloc[0]  # the card's env, scenario and batch
+        rows = df[(df.design == design) & (df.pattern != "dense") & (df.env == first.env)
+                  & (df.scenario == first.scenario) & (df.batch == first.batch)]
+        for label, pct in shares.items():
+            r = rows[rows.label == label]
+            want = 100 * (1 - r.macs_issued.min() / r.macs_dense.max())
+            assert float(pct) == pytest.approx(want, rel=0.05, abs=0.01), (design, label)
+            checked += 1
+        for m in re.finditer(r"([^.]+?) issue the same MACs", note):
+            labels = re.split(r", | and ", m.group(1).strip())
+            same_seen.add((design, tuple(labels)))
+            ids = {lab: set(rows[rows.label == lab].point_id) for lab in labels}
+            cells = [(pid, col, v) for pid, col, v in _cells(table)]
+            by = [sorted((col, df.set_index("point_id").bits[pid], v) for pid, col, v in cells if pid in ids[lab])
+                  for lab in labels]
+            assert by[0] and all(b == by[0] for b in by), (design, labels)
+    assert checked >= 4 * 5 * 3  # 2 envs x 2 scenarios x 5 accelerators, three N:M agents at least
+    assert ("edge_ws", ("1:4 (rnm-td3)", "1:8 (rnm-td3)")) in same_seen
+    assert not any(d == "unstructured_ws" for d, _ in same_seen)  # it runs 1:8 sparser than 1:4
+
+
 def test_why_legend_gives_one_colour_one_cause(page):
     """The why figures share one legend between the cycle and the energy panels: a colour there means one
     cause. A stall takes its energy component's colour (DRAM stall = dram, metadata stall = metadata,
