@@ -300,7 +300,11 @@ td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 12px}
 .frame{overflow-x:auto;max-width:100%}
 nav{line-height:1.8}nav a{margin-right:12px}nav b{margin-right:6px}
-table.quality td{white-space:nowrap}table.quality td:last-child{white-space:normal;text-align:left;min-width:12em}
+table.quality{font-size:12.5px}table.quality td,table.quality th{padding:3px 5px}
+table.quality td{white-space:nowrap}table.quality td.ret{white-space:normal;min-width:4.5em}
+table.quality td:last-child{white-space:normal;text-align:left;min-width:12em}table.quality th:last-child{text-align:left}
+table.quality td.agent{white-space:normal;text-align:left;min-width:8em}table.quality th.l{text-align:left}
+table.quality .unit{font-weight:normal;font-size:11px;color:#555}table.quality td.hw{line-height:1.15}
 """
 
 

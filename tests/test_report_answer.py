@@ -235,6 +235,7 @@ LAYOUT_JS = """(function () {
     cards: Array.from(document.querySelectorAll('table.ans')).map(function (t) {
       var c = t.closest('.card'); var b = box(c); b.name = t.dataset.design || t.className; return b; }),
     frames: Array.from(document.querySelectorAll('.frame')).map(box),
+    quality: Array.from(document.querySelectorAll('table.quality')).map(function (t) { return box(t.closest('.frame')); }),
     plots: Array.from(document.querySelectorAll('div.plot')).map(function (d) {
       return d.getBoundingClientRect().right; })
   };
@@ -274,6 +275,10 @@ def test_main_tables_fit_1400_px_without_horizontal_overflow(page, sweep):
     # Wider tables (front tables, RL quality) scroll inside their own frame, never the page.
     for frame in got["frames"]:
         assert frame["ox"] == "auto", frame
+    # The RL quality tables fit too: their last columns (the GPUs, why '-') were hidden behind a scroll.
+    assert len(got["quality"]) == 2
+    for frame in got["quality"]:
+        assert frame["sw"] <= frame["cw"], frame
     assert got["plots"] and max(got["plots"]) <= got["view"]
 
 
