@@ -8,6 +8,8 @@ GPUs: adding or removing a GPU never changes an accelerator's colour, nor the re
 
 from __future__ import annotations
 
+import numpy as np
+
 from reports.data import ENERGY_COMPONENTS, is_gpu
 
 #: Designs in sorted order take these colours in turn (colour-blind-safe "tab10" order, grey last).
@@ -53,3 +55,27 @@ def pattern_symbol(pattern: str) -> str:
 
 def bit_size(bits: int) -> int:
     return BIT_SIZES.get(int(bits), 7)
+
+
+def front_labels(x, y, names, xlog: bool, ylog: bool, width: float = 0.16, height: float = 0.05) -> list[str]:
+    """Text of the overall front's point labels (``names``: "agent @bits"), in the points' order. Points at
+    the same spot share one label ("1:4 @4, 1:8 @4"); a point whose label would overlap the last label
+    written (within ``width`` of the x span and ``height`` of the y span, on the axes' scales) gets none:
+    its hover still names it. Without this the labels of a dense front corner print on top of each other."""
+    x = np.log10(np.asarray(x, float)) if xlog else np.asarray(x, float)
+    y = np.log10(np.asarray(y, float)) if ylog else np.asarray(y, float)
+    span_x = float(np.ptp(x)) if len(x) > 1 and np.ptp(x) > 0 else 1.0
+    span_y = float(np.ptp(y)) if len(y) > 1 and np.ptp(y) > 0 else 1.0
+    groups: list[list[str]] = []  # names of the points at each labelled spot
+    at = [-1] * len(x)
+    last = None  # index of the last label written
+    for i in range(len(x)):
+        if last is not None and x[i] == x[last] and y[i] == y[last]:
+            if str(names[i]) not in groups[at[last]]:
+                groups[at[last]].append(str(names[i]))
+        elif last is None or abs(x[i] - x[last]) > width * span_x or abs(y[i] - y[last]) > height * span_y:
+            groups.append([str(names[i])])
+            at[i], last = len(groups) - 1, i
+    # Two names at one spot are both written; more would run off the plot: the first and a count.
+    return ["" if g < 0 else ", ".join(groups[g]) if len(groups[g]) <= 2
+            else f"{groups[g][0]} +{len(groups[g]) - 1} here" for g in at]
