@@ -72,9 +72,14 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
                 xs, ys = shown(xc, f[xc]).to_numpy(float), shown(yc, f[yc]).to_numpy(float)
                 texts = front_labels(xs, ys, [f"{p} @{b}" for p, b in zip(names, f.bits)], xc != "return_mean",
                                      yc != "return_mean")
+                allx = shown(xc, data[xc]).to_numpy(float)
+                tx = np.log10 if xc != "return_mean" else (lambda v: v)
+                lo, hi = tx(allx.min()), tx(allx.max())
                 for xv, yv, text in zip(xs, ys, texts):
-                    if text:
-                        ax.annotate(text, (xv, yv), textcoords="offset points", xytext=(-3, 4), ha="right", fontsize=7)
+                    if text:  # left of the plot's first third the label reads rightwards: not over the y axis
+                        left = hi > lo and (tx(xv) - lo) / (hi - lo) < 0.3
+                        ax.annotate(text, (xv, yv), textcoords="offset points", xytext=(3 if left else -3, 4),
+                                    ha="left" if left else "right", fontsize=7)
             if xc != "return_mean" and len(data):
                 ax.set_xscale("log")
                 ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short decades

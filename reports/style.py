@@ -57,11 +57,23 @@ def bit_size(bits: int) -> int:
     return BIT_SIZES.get(int(bits), 7)
 
 
-def front_labels(x, y, names, xlog: bool, ylog: bool, width: float = 0.16, height: float = 0.05) -> list[str]:
+#: Front labels: the share of a plot's x span one character takes (about 6 px of a 420 px plot) and the
+#: share of its y span one line takes.
+LABEL_CHAR_WIDTH = 0.015
+LABEL_HEIGHT = 0.05
+
+
+def labels_overlap(dx: float, dy: float, len_a: int, len_b: int) -> bool:
+    """Whether two centred labels of ``len_a`` and ``len_b`` characters, their points ``dx`` and ``dy``
+    apart as shares of the x and y spans, would overlap."""
+    return abs(dx) < LABEL_CHAR_WIDTH * (len_a + len_b) / 2 and abs(dy) < LABEL_HEIGHT
+
+
+def front_labels(x, y, names, xlog: bool, ylog: bool) -> list[str]:
     """Text of the overall front's point labels (``names``: "agent @bits"), in the points' order. Points at
     the same spot share one label ("1:4 @4, 1:8 @4"); a point whose label would overlap the last label
-    written (within ``width`` of the x span and ``height`` of the y span, on the axes' scales) gets none:
-    its hover still names it. Without this the labels of a dense front corner print on top of each other."""
+    written (``labels_overlap``, on the axes' scales) gets none: its hover and the front's table still name
+    it. Without this the labels of a dense front corner print on top of each other."""
     x = np.log10(np.asarray(x, float)) if xlog else np.asarray(x, float)
     y = np.log10(np.asarray(y, float)) if ylog else np.asarray(y, float)
     span_x = float(np.ptp(x)) if len(x) > 1 and np.ptp(x) > 0 else 1.0
@@ -69,13 +81,18 @@ def front_labels(x, y, names, xlog: bool, ylog: bool, width: float = 0.16, heigh
     groups: list[list[str]] = []  # names of the points at each labelled spot
     at = [-1] * len(x)
     last = None  # index of the last label written
+
+    def label_of(i: int) -> str:
+        g = groups[at[i]]
+        return ", ".join(g) if len(g) <= 2 else f"{g[0]} +{len(g) - 1} here"
+
     for i in range(len(x)):
         if last is not None and x[i] == x[last] and y[i] == y[last]:
             if str(names[i]) not in groups[at[last]]:
                 groups[at[last]].append(str(names[i]))
-        elif last is None or abs(x[i] - x[last]) > width * span_x or abs(y[i] - y[last]) > height * span_y:
+        elif last is None or not labels_overlap((x[i] - x[last]) / span_x, (y[i] - y[last]) / span_y,
+                                                len(str(names[i])), len(label_of(last))):
             groups.append([str(names[i])])
             at[i], last = len(groups) - 1, i
     # Two names at one spot are both written; more would run off the plot: the first and a count.
-    return ["" if g < 0 else ", ".join(groups[g]) if len(groups[g]) <= 2
-            else f"{groups[g][0]} +{len(groups[g]) - 1} here" for g in at]
+    return ["" if at[i] < 0 else label_of(i) for i in range(len(x))]

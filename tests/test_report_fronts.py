@@ -158,6 +158,7 @@ def test_page_front_labels_do_not_overlap_and_gpus_are_named_so(default_sweep):
     plot's own scales), and the legend names a GPU design as the tables do: 'h100_sxm (GPU)'."""
     import math
 
+    from reports.style import labels_overlap
     from tests.test_report_answer import _figures
 
     page = (default_sweep / "report" / "index.html").read_text()
@@ -172,6 +173,7 @@ def test_page_front_labels_do_not_overlap_and_gpus_are_named_so(default_sweep):
         shown = [i for i, t in enumerate(tr["text"]) if t]
         assert shown and tr["text"][0]  # the first point of a front is always labelled
         for a, b in zip(shown, shown[1:]):
-            assert abs(xs[a] - xs[b]) > 0.16 * span_x or abs(ys[a] - ys[b]) > 0.05 * span_y, tr["text"]
+            assert not labels_overlap((xs[a] - xs[b]) / span_x, (ys[a] - ys[b]) / span_y, len(tr["text"][a]),
+                                      len(tr["text"][b])), tr["text"]
         names = {t["name"] for t in fig["data"] if t.get("mode") == "markers"}
         assert {"h100_sxm (GPU)", "a100_sxm (GPU)", "edge_ws"} <= names, names
