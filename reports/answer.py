@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from reports import returns
-from reports.data import agent_label, agent_order, design_order, fmt_bytes, fmt_energy, fmt_time, one_row_per, with_agent
+from reports.data import (agent_label, agent_order, design_order, fmt_bytes, fmt_energy, fmt_time, is_gpu, one_row_per,
+                          with_agent)
 from reports.style import design_colors
 from reports.why import is_extreme, limiters, skipped_share, small_pct
 
@@ -277,6 +278,96 @@ def quantization_card(q: list[dict], colors: dict[str, str], bits: list[int]) ->
             f'dense at the design\'s highest bitwidth</caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
 
 
+#: The glance table's bitwidth: the figures of the RL quality table (``reports.quality.HW_BITS``).
+GLANCE_BITS = 8
+
+
+def glance_setting(table: pd.DataFrame) -> tuple[str, int, int] | None:
+    """(scenario, batch, bits) of the glance table: inference at its smallest batch (the control loop;
+    else the first scenario's) at ``GLANCE_BITS`` when swept, else at the most common bitwidth there."""
+    if not len(table):
+        return None
+    sc = "inference" if (table.scenario == "inference").any() else sorted(table.scenario.unique())[0]
+    rows = table[table.scenario == sc]
+    batch = int(rows.batch.min())
+    rows = rows[rows.batch == batch]
+    bits = GLANCE_BITS if (rows.bits == GLANCE_BITS).any() else int(rows.bits.value_counts().idxmax())
+    return sc, batch, bits
+
+
+def limiter_word(r: dict[str, Any]) -> str:
+    """What limits a same-bits record, in a word or two for the glance table (the full line is its tooltip)."""
+    if r.get("sram") == "fits, dense misses":
+        return "SRAM cliff"
+    if r.get("sram") == "misses, dense fits":
+        return "misses SRAM"
+    if r.get("gpu"):
+        if str(r.get("why", "")).startswith("runs dense"):
+            return "runs dense"
+        return {"fixed per-call cost": "fixed cost"}.get(r.get("latency_limiter"), r.get("latency_limiter") or "")
+    if not r.get("skips_macs", True):
+        return "runs dense"
+    return {"DRAM bandwidth": "DRAM"}.get(r.get("latency_limiter"), r.get("latency_limiter") or "")
+
+
+GLANCE_HELP = ("Each design cell: speedup (x, higher is faster) over energy ratio (lower saves), both vs dense on "
+               "that design at the same bits, and what limits the point: compute, DRAM or metadata (the largest "
+               "share of its cycles), SRAM cliff (these weights fit the design's SRAM, dense's do not), runs dense "
+               "(the design cannot skip this pattern's zeros), fixed cost (a GPU call's fixed time, not its MACs). "
+               "Return: evaluation return at these bits as a fraction of dense TD3 as trained, min-max over seeds; "
+               "two agents whose ranges overlap differ within seed noise. Hover a cell for the full reason; every "
+               "scenario, batch and bitwidth is in the tables below.")
+
+
+def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[tuple[str, str]]) -> str:
+    """The env's answer in one table: per sparse agent, its return at the glance bits (fraction of dense with
+    the seed range) and on every design its speedup, energy ratio and limiter at those bits."""
+    setting = glance_setting(table[table.env == env])
+    if setting is None:
+        return ""
+    sc, batch, bits = setting
+    recs = table[(table.env == env) & (table.scenario == sc) & (table.batch == batch) & (table.bits == bits)]
+    by = {(r["design"], r["method"], r["agent"]): r for r in recs.to_dict("records")}
+    designs = design_order(recs.design.unique())
+    colors = design_colors(table.design.unique())
+    rt = {(r["method"], r["agent"]): r for r in ret[(ret.env == env) & (ret.bits == bits)].to_dict("records")} \
+        if len(ret) else {}
+    head = ("<thead><tr><th class=l>agent</th><th>return at "
+            f"{bits} b<br><span class=unit>of dense, seed range</span></th>"
+            + "".join(f'<th><span class="sw" style="background:{colors[d]}"></span>{html.escape(d).replace("_", "_<wbr>")}'
+                      f'{"<br>(GPU)" if is_gpu(d) else ""}</th>' for d in designs) + "</tr></thead>")
+    body = []
+    for method, agent in agents:
+        cells = [by.get((d, method, agent)) for d in designs]
+        if all(c is None for c in cells) or all(c is None or c["pattern"] == "dense" for c in cells):
+            continue
+        r = rt.get((method, agent))
+        if r is None:
+            ret_cell = '<td class=na title="no evaluation return at these bits">\u2013</td>'
+        elif r["fraction"] == r["fraction"]:
+            spread = (f'<br><span class=spread>{r["fraction_min"]:.2f}\u2013{r["fraction_max"]:.2f}</span>'
+                      if r["spread_kind"] else "")
+            ret_cell = (f'<td title="return {r["return_mean"]:.0f}, dense TD3 as trained {r["dense_return"]:.0f}" '
+                        f'data-col="glance_return_fraction" data-value="{r["fraction"]!r}">{r["fraction"]:.2f}{spread}</td>')
+        else:
+            ret_cell = f'<td title="{html.escape(r["dense_missing"])}">{r["return_mean"]:.0f}</td>'
+        tds = []
+        for c in cells:
+            if c is None:
+                tds.append('<td class="na" title="not run at these bits">\u2013</td>')
+                continue
+            sp, en = c["speedup_vs_dense"], c["energy_ratio_vs_dense"]
+            tds.append(f'<td style="background:{ratio_color(sp, True)}" title="{html.escape(_tip(c))}" '
+                       f'data-point="{c["point_id"]}" data-col="glance_speedup" data-value="{sp!r}">'
+                       f'<b>{_fmt_ratio(sp)}x</b> / {_fmt_ratio(en)}<br><span class=lim>{html.escape(limiter_word(c))}</span></td>')
+        body.append(f"<tr><td class=l>{html.escape(agent_label(method, agent))}</td>{ret_cell}{''.join(tds)}</tr>")
+    if not body:
+        return ""
+    title = f"{env} at a glance: {_section_title(sc, batch)}, {bits} bits"
+    return (f'<div class="card glance"><table class="ans glance" data-env="{html.escape(env)}"><caption>{html.escape(title)}'
+            f'</caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
+
+
 def _sections(table: pd.DataFrame, quant: pd.DataFrame) -> tuple[dict, dict]:
     """env -> (scenario, batch) -> same-bits records; (env, scenario, batch) -> quantization records."""
     sections: dict[str, dict[tuple, list[dict]]] = {}
@@ -290,19 +381,29 @@ def _section_title(scenario: str, batch: int) -> str:
 
 
 def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[str, list[str]],
-                 table: pd.DataFrame | None = None, quant: pd.DataFrame | None = None) -> str:
+                 table: pd.DataFrame | None = None, quant: pd.DataFrame | None = None,
+                 ret: pd.DataFrame | None = None) -> str:
     """The page's first section: per env, the return card and caveats, then per scenario the design
     cards (same bits), the quantization card and the explanations of extreme cells. ``table`` and
     ``quant``: ``same_bits(df)`` and ``quantization_gain(df)`` when already computed."""
-    sections, qsec = _sections(same_bits(df) if table is None else table,
-                               quantization_gain(df) if quant is None else quant)
+    table = same_bits(df) if table is None else table
+    sections, qsec = _sections(table, quantization_gain(df) if quant is None else quant)
     colors = design_colors(df.design.unique())
     bits = sorted((int(b) for b in df.bits.unique()), reverse=True)
-    parts = ['<h2 id="answer">What each pattern buys at equal bits, and what it costs</h2>',
-             f"<p class=lead>{html.escape(INTRO)} Hover a cell for what limits it (compute, DRAM bandwidth, "
+    agents_all = agent_order(df)
+    # The answer at a glance first: one table per env at the control loop's setting, then the detail.
+    glances = []
+    for env in sorted(df.env.unique()):
+        g = glance_html(table, ret if ret is not None else pd.DataFrame(), env, agents_all)
+        if g:  # the env's caveats (dense has not learned, seeds disagree) right under its numbers
+            g += "".join(f'<p class="note caveat small">Caveat: {html.escape(c)}</p>' for c in caveats.get(env, []))
+        glances.append(g)
+    parts = ['<h2 id="answer">What each pattern buys at equal bits, and what it costs</h2>']
+    if any(glances):
+        parts.append("".join(glances) + f'<p class=small>{html.escape(GLANCE_HELP)}</p>')
+    parts += [f"<p class=lead>{html.escape(INTRO)} Hover a cell for what limits it (compute, DRAM bandwidth, "
              "metadata, SRAM fit, leakage; on a GPU: its fixed per-call cost); extreme cells are explained under "
              "each scenario.</p>"]
-    agents_all = agent_order(df)
     for env in sorted(df.env.unique()):
         anchor = env_anchor(env)
         parts.append(f'<h3 id="{anchor}">{html.escape(env)}</h3>')
@@ -367,6 +468,8 @@ table.ans td.na{color:#aaa}table.ans sup{color:#333}
 .caveat{background:#fdecea;border-left-color:#d62728}.small{font-size:13px;color:#444;margin:4px 0}
 .lead{font-size:14px}details.why{font-size:13px;margin:4px 0 14px}details.why li{margin:2px 0}
 h4{margin:18px 0 4px}.cells{color:#555}
+.glance{overflow-x:auto;max-width:100%}table.glance{font-size:13px}table.glance td{white-space:nowrap;line-height:1.2}
+table.glance caption{font-size:14px}table.glance .lim,table.glance .spread,.unit{font-size:11px;color:#444;font-weight:normal}
 """
 
 

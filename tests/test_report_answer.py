@@ -211,6 +211,53 @@ def test_accelerator_cards_say_which_agents_share_one_schedule(sweep, page):
     assert not any(d == "unstructured_ws" for d, _ in same_seen)  # it runs 1:8 sparser than 1:4
 
 
+def test_glance_table_answers_first_at_8_bits_batch_1(sweep, page):
+    """The answer's first table per env: every sparse agent at inference, batch 1, 8 bits on every design,
+    each cell the same-bits speedup of the table (energy ratio beside it) with its limiter in a word, and the
+    agent's 8-bit return as a fraction of dense TD3 as trained; before the detail tables."""
+    import html as html_lib
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    by_id = df.set_index("point_id")
+    assert page.index('id="answer"') < page.index("HalfCheetah-v5 at a glance") < page.index("Hopper-v5 at a glance") \
+        < page.index("Return as a fraction of dense TD3")
+    tables = re.findall(r'<table class="ans glance" data-env="([^"]+)">(.*?)</table>', page)
+    assert [e for e, _ in tables] == ["HalfCheetah-v5", "Hopper-v5"]
+    for env, t in tables:
+        cells = [c for c in _cells(t) if c[1] == "glance_speedup"]
+        want = df[(df.env == env) & (df.scenario == "inference") & (df.batch == 1) & (df.bits == 8) & (df.pattern != "dense")]
+        assert {pid for pid, _, _ in cells} == set(want.point_id)
+        for pid, _, v in cells:
+            assert v == pytest.approx(by_id.loc[pid].speedup_vs_dense, rel=1e-12)
+        # Returns: the 8-bit evaluation over dense TD3 as trained (32 bits), as the quality table joined them.
+        dense32 = df[(df.env == env) & (df.method == "td3") & (df.pattern == "dense") & (df.bits == 32)].return_mean.iloc[0]
+        fr = [float(v) for v in re.findall(r'data-col="glance_return_fraction" data-value="([^"]+)"', t)]
+        rows = re.findall(r"<tr><td class=l>([^<]+)</td>", t)
+        assert len(fr) == 5 and len(rows) == 6  # one-shot: no return
+        for label, v in zip(rows, fr):
+            r8 = want[[agent_label_of(m, a) == html_lib.unescape(label) for m, a in zip(want.method, want.agent)]]
+            assert v == pytest.approx(r8.return_mean.iloc[0] / dense32, rel=1e-12), label
+        # Limiters in a word: an SRAM cliff is a point whose weights fit while dense's miss; N:M-only edge_ws runs
+        # RLx2's unstructured mask dense.
+        words = re.findall(r'data-point="([0-9a-f]+)" data-col="glance_speedup"[^>]*>.*?<span class=lim>([^<]*)</span>', t)
+        assert len(words) == len(cells) and all(w for _, w in words)
+        for pid, word in words:
+            r = by_id.loc[pid]
+            if word == "SRAM cliff":
+                assert bool(r.fits_in_sram) and not bool(r.dense_fits_in_sram), pid
+            if r.design == "edge_ws" and r.method == "rlx2":
+                assert word == "runs dense"
+            if r.design == "stc_hbm" and r.pattern == "2:4":
+                assert word == "DRAM"
+    assert "Caveat: dense TD3 has not learned Hopper-v5" in page.split("Hopper-v5 at a glance")[1].split("<h3")[0]
+
+
+def agent_label_of(method, agent):
+    from reports.data import agent_label
+
+    return agent_label(method, agent)
+
+
 def test_why_legend_gives_one_colour_one_cause(page):
     """The why figures share one legend between the cycle and the energy panels: a colour there means one
     cause. A stall takes its energy component's colour (DRAM stall = dram, metadata stall = metadata,
