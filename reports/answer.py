@@ -310,7 +310,7 @@ def limiter_word(r: dict[str, Any]) -> str:
     return {"DRAM bandwidth": "DRAM"}.get(r.get("latency_limiter"), r.get("latency_limiter") or "")
 
 
-GLANCE_HELP = ("Each design cell: speedup (x, higher is faster) over energy ratio (lower saves), both vs dense on "
+GLANCE_HELP = ("Each design cell: speedup (x, higher is faster) / energy ratio (lower saves), both vs dense on "
                "that design at the same bits, and what limits the point: compute, DRAM or metadata (the largest "
                "share of its cycles), SRAM cliff (these weights fit the design's SRAM, dense's do not), runs dense "
                "(the design cannot skip this pattern's zeros), fixed cost (a GPU call's fixed time, not its MACs). "
@@ -366,6 +366,38 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
     title = f"{env} at a glance: {_section_title(sc, batch)}, {bits} bits"
     return (f'<div class="card glance"><table class="ans glance" data-env="{html.escape(env)}"><caption>{html.escape(title)}'
             f'</caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[tuple[str, str]]) -> str:
+    """``glance_html`` as Markdown: the same cells, the limiter in brackets."""
+    setting = glance_setting(table[table.env == env])
+    if setting is None:
+        return ""
+    sc, batch, bits = setting
+    recs = table[(table.env == env) & (table.scenario == sc) & (table.batch == batch) & (table.bits == bits)]
+    by = {(r["design"], r["method"], r["agent"]): r for r in recs.to_dict("records")}
+    designs = design_order(recs.design.unique())
+    rt = {(r["method"], r["agent"]): r for r in ret[(ret.env == env) & (ret.bits == bits)].to_dict("records")} \
+        if len(ret) else {}
+    lines = [f"**{env} at a glance: {_section_title(sc, batch)}, {bits} bits** (speedup x / energy ratio vs dense at "
+             f"the same bits [limiter]; return at {bits} b as a fraction of dense TD3 as trained [min-max over seeds])\n",
+             f"| agent | return at {bits} b | " + " | ".join(f"{d} (GPU)" if is_gpu(d) else d for d in designs) + " |",
+             "|---|---:|" + "---:|" * len(designs)]
+    for method, agent in agents:
+        cells = [by.get((d, method, agent)) for d in designs]
+        if all(c is None or c["pattern"] == "dense" for c in cells):
+            continue
+        r = rt.get((method, agent))
+        if r is None:
+            rtxt = "-"
+        elif r["fraction"] == r["fraction"]:
+            rtxt = f"{r['fraction']:.2f}" + (f" [{r['fraction_min']:.2f}-{r['fraction_max']:.2f}]" if r["spread_kind"] else "")
+        else:
+            rtxt = f"{r['return_mean']:.0f}"
+        lines.append(f"| {agent_label(method, agent)} | {rtxt} | " + " | ".join(
+            "-" if c is None else f"{_fmt_ratio(c['speedup_vs_dense'])}x / {_fmt_ratio(c['energy_ratio_vs_dense'])} "
+            f"[{limiter_word(c)}]" for c in cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _sections(table: pd.DataFrame, quant: pd.DataFrame) -> tuple[dict, dict]:
@@ -479,8 +511,14 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
     sections, qsec = _sections(same_bits(df) if table is None else table,
                                quantization_gain(df) if quant is None else quant)
     bits = sorted((int(b) for b in df.bits.unique()), reverse=True)
-    out = ["\n## What each pattern buys at equal bits, and what it costs\n", INTRO + "\n"]
+    out = ["\n## What each pattern buys at equal bits, and what it costs\n"]
     agents = agent_order(df)
+    table = same_bits(df) if table is None else table
+    for env in sorted(df.env.unique()):
+        g = glance_markdown(table, ret, env, agents)
+        if g:
+            out.append(g + "".join(f"\n> Caveat: {c}\n" for c in caveats.get(env, [])))
+    out.append(GLANCE_HELP.replace("Hover a cell for the full reason; every", "Every") + "\n\n" + INTRO + "\n")
     for env in sorted(df.env.unique()):
         out.append(f"\n### {env}\n")
         out += [f"> Caveat: {c}\n" for c in caveats.get(env, [])]

@@ -155,6 +155,12 @@ def test_summary_md_answers_first(sweep):
     md = (sweep / "report" / "summary.md").read_text()
     assert md.index("## What each pattern buys at equal bits") < md.index("## RL quality vs hardware")
     assert "Quantization alone" in md and "[0.94-1.06]" in md  # HalfCheetah dense's own seed range
+    # The glance tables come first, as on the page: 2:4 on edge_ws at 8 bits, its return and seed range.
+    glance = md.index("**HalfCheetah-v5 at a glance: inference, batch 1, 8 bits**")
+    assert glance < md.index("### HalfCheetah-v5")
+    row = next(line for line in md[glance:].splitlines() if line.startswith("| 2:4 (rnm-td3) |"))
+    assert re.match(r"\| 2:4 \(rnm-td3\) \| [0-9.]+ \[[0-9.]+-[0-9.]+\] \| [0-9.]+x / [0-9.]+ \[compute\] \|", row), row
+    assert "Hover" not in md.split("### HalfCheetah-v5")[0]
 
 
 def test_default_report_draws_no_png_and_png_flag_draws_them(sweep, tmp_path):
