@@ -343,7 +343,9 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
             continue
         r = rt.get((method, agent))
         if r is None:
-            ret_cell = '<td class=na title="no evaluation return at these bits">\u2013</td>'
+            one_shot = any(c is not None and c.get("mask_source", "trained") != "trained" for c in cells)
+            why = "pruned one-shot: never trained, so never evaluated" if one_shot else "no evaluation return at these bits"
+            ret_cell = f'<td class=na title="{why}">\u2013</td>'
         elif r["fraction"] == r["fraction"]:
             spread = (f'<br><span class=spread>{r["fraction_min"]:.2f}\u2013{r["fraction_max"]:.2f}</span>'
                       if r["spread_kind"] else "")

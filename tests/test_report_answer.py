@@ -239,7 +239,8 @@ def test_glance_table_answers_first_at_8_bits_batch_1(sweep, page):
         dense32 = df[(df.env == env) & (df.method == "td3") & (df.pattern == "dense") & (df.bits == 32)].return_mean.iloc[0]
         fr = [float(v) for v in re.findall(r'data-col="glance_return_fraction" data-value="([^"]+)"', t)]
         rows = re.findall(r"<tr><td class=l>([^<]+)</td>", t)
-        assert len(fr) == 5 and len(rows) == 6  # one-shot: no return
+        assert len(fr) == 5 and len(rows) == 6  # one-shot: no return, and the cell says why
+        assert 'unstructured:0.9 one-shot</td><td class=na title="pruned one-shot: never trained, so never evaluated">' in t
         for label, v in zip(rows, fr):
             r8 = want[[agent_label_of(m, a) == html_lib.unescape(label) for m, a in zip(want.method, want.agent)]]
             assert v == pytest.approx(r8.return_mean.iloc[0] / dense32, rel=1e-12), label
