@@ -295,6 +295,19 @@ def glance_setting(table: pd.DataFrame) -> tuple[str, int, int] | None:
     return sc, batch, bits
 
 
+def _glance_returns(ret: pd.DataFrame, env: str, scenario: str, bits: int) -> tuple[dict, str]:
+    """(method, agent) -> return-table row the glance pairs with its points, and the column's title: an
+    inference point at B bits pairs with the agent evaluated at B bits, a train-step point with the agent
+    as trained (no agent was trained at B bits)."""
+    if not len(ret):
+        return {}, f"return at {bits} b"
+    t = ret[ret.env == env]
+    if scenario == "train_step":
+        return ({(r["method"], r["agent"]): r for r in t[t.bits == t.trained_bits].to_dict("records")},
+                "return as trained")
+    return {(r["method"], r["agent"]): r for r in t[t.bits == bits].to_dict("records")}, f"return at {bits} b"
+
+
 def limiter_word(r: dict[str, Any]) -> str:
     """What limits a same-bits record, in a word or two for the glance table (the full line is its tooltip)."""
     if r.get("sram") == "fits, dense misses":
@@ -314,7 +327,8 @@ GLANCE_HELP = ("Each design cell: speedup (x, higher is faster) / energy ratio (
                "that design at the same bits, and what limits the point: compute, DRAM or metadata (the largest "
                "share of its cycles), SRAM cliff (these weights fit the design's SRAM, dense's do not), runs dense "
                "(the design cannot skip this pattern's zeros), fixed cost (a GPU call's fixed time, not its MACs). "
-               "Return: evaluation return at these bits as a fraction of dense TD3 as trained, min-max over seeds; "
+               "Return: evaluation return at these bits (a train step pairs with the agent as trained) as a fraction of "
+               "dense TD3 as trained, min-max over seeds; "
                "two agents whose ranges overlap differ within seed noise. Hover a cell for the full reason; every "
                "scenario, batch and bitwidth is in the tables below.")
 
@@ -330,10 +344,8 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
     by = {(r["design"], r["method"], r["agent"]): r for r in recs.to_dict("records")}
     designs = design_order(recs.design.unique())
     colors = design_colors(table.design.unique())
-    rt = {(r["method"], r["agent"]): r for r in ret[(ret.env == env) & (ret.bits == bits)].to_dict("records")} \
-        if len(ret) else {}
-    head = ("<thead><tr><th class=l>agent</th><th>return at "
-            f"{bits} b<br><span class=unit>of dense, seed range</span></th>"
+    rt, ret_head = _glance_returns(ret, env, sc, bits)
+    head = (f"<thead><tr><th class=l>agent</th><th>{ret_head}<br><span class=unit>of dense, seed range</span></th>"
             + "".join(f'<th><span class="sw" style="background:{colors[d]}"></span>{html.escape(d).replace("_", "_<wbr>")}'
                       f'{"<br>(GPU)" if is_gpu(d) else ""}</th>' for d in designs) + "</tr></thead>")
     body = []
@@ -379,11 +391,10 @@ def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: li
     recs = table[(table.env == env) & (table.scenario == sc) & (table.batch == batch) & (table.bits == bits)]
     by = {(r["design"], r["method"], r["agent"]): r for r in recs.to_dict("records")}
     designs = design_order(recs.design.unique())
-    rt = {(r["method"], r["agent"]): r for r in ret[(ret.env == env) & (ret.bits == bits)].to_dict("records")} \
-        if len(ret) else {}
+    rt, ret_head = _glance_returns(ret, env, sc, bits)
     lines = [f"**{env} at a glance: {_section_title(sc, batch)}, {bits} bits** (speedup x / energy ratio vs dense at "
-             f"the same bits [limiter]; return at {bits} b as a fraction of dense TD3 as trained [min-max over seeds])\n",
-             f"| agent | return at {bits} b | " + " | ".join(f"{d} (GPU)" if is_gpu(d) else d for d in designs) + " |",
+             f"the same bits [limiter]; {ret_head} as a fraction of dense TD3 as trained [min-max over seeds])\n",
+             f"| agent | {ret_head} | " + " | ".join(f"{d} (GPU)" if is_gpu(d) else d for d in designs) + " |",
              "|---|---:|" + "---:|" * len(designs)]
     for method, agent in agents:
         cells = [by.get((d, method, agent)) for d in designs]

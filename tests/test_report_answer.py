@@ -259,6 +259,29 @@ def test_glance_table_answers_first_at_8_bits_batch_1(sweep, page):
     assert "Caveat: dense TD3 has not learned Hopper-v5" in page.split("Hopper-v5 at a glance")[1].split("<h3")[0]
 
 
+def test_glance_without_inference_or_8_bits_pairs_train_steps_with_the_agent_as_trained(sweep, tmp_path):
+    """A sweep of train steps at 32 and 4 bits only: the glance takes the most common bitwidth and pairs each
+    agent with its return as trained (32 bits), not with an evaluation at the points' bits."""
+    import shutil
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    sub = df[(df.scenario == "train_step") & df.bits.isin([32, 4])]
+    out = tmp_path / "sub"
+    out.mkdir()
+    shutil.copy(sweep / "sweep.json", out / "sweep.json")
+    sub.to_parquet(out / "points.parquet")
+    build_report(out)
+    page = (out / "report" / "index.html").read_text()
+    bits = int(sub.bits.value_counts().idxmax())
+    assert f"HalfCheetah-v5 at a glance: train step, batch 256, {bits} bits" in page
+    t = re.search(r'<table class="ans glance" data-env="HalfCheetah-v5">(.*?)</table>', page).group(1)
+    assert "<th>return as trained<br>" in t
+    dense32 = sub[(sub.env == "HalfCheetah-v5") & (sub.method == "td3") & (sub.bits == 32)].return_mean.iloc[0]
+    own = sub[(sub.env == "HalfCheetah-v5") & (sub.agent == "2:4") & (sub.bits == 32)].return_mean.iloc[0]
+    fr = [float(v) for v in re.findall(r'data-col="glance_return_fraction" data-value="([^"]+)"', t)]
+    assert fr and fr[0] == pytest.approx(own / dense32, rel=1e-12)  # first row: 2:4 as trained
+
+
 def agent_label_of(method, agent):
     from reports.data import agent_label
 
