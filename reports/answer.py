@@ -325,8 +325,9 @@ def limiter_word(r: dict[str, Any]) -> str:
 
 GLANCE_HELP = ("Each design cell: speedup (x, higher is faster) / energy ratio (lower saves), both vs dense on "
                "that design at the same bits, and what limits the point: compute, DRAM or metadata (the largest "
-               "share of its cycles), SRAM cliff (these weights fit the design's SRAM, dense's do not), runs dense "
-               "(the design cannot skip this pattern's zeros), fixed cost (a GPU call's fixed time, not its MACs). "
+               "share of its cycles), SRAM cliff (these weights fit the design's SRAM, dense's do not; misses SRAM: the "
+               "reverse), runs dense (the design cannot skip this pattern's zeros), fixed cost (a GPU call's fixed "
+               "time, not its MACs), throughput (a GPU busy on its MACs or bandwidth). "
                "Return: evaluation return at these bits (a train step pairs with the agent as trained) as a fraction of "
                "dense TD3 as trained, min-max over seeds; "
                "two agents whose ranges overlap differ within seed noise. Hover a cell for the full reason; every "
