@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from reports import returns
-from reports.data import agent_label, agent_order, design_order, fmt_bytes, fmt_energy, fmt_time, one_row_per, with_agent
+from reports.data import (agent_label, agent_order, design_order, fmt_bytes, fmt_energy, fmt_time, is_gpu, one_row_per,
+                          with_agent)
 from reports.style import design_colors
 from reports.why import is_extreme, limiters, skipped_share, small_pct
 
@@ -150,9 +151,48 @@ def gpu_mapping_note(rows: list[dict]) -> str:
     return " ".join(out)
 
 
+def accelerator_mapping_note(rows: list[dict]) -> str:
+    """What an accelerator ran, from its same-bits records: each agent's share of dense's MACs skipped
+    (``macs_issued`` vs ``macs_dense``), the agents that skipped none (the design ran them on dense's
+    schedule), and the agents whose every cell equals another's because they issue the same MACs (a design
+    without a 1:8 schedule runs a 1:8 mask as the sparsest N:M it has, so 1:4 and 1:8 read the same)."""
+    per: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        if r["pattern"] != "dense":
+            per.setdefault(r["label"], {})[int(r["bits"])] = r
+    skipped: dict[str, float] = {}
+    for label, by in per.items():
+        shares = [skipped_share(r.get("macs_issued"), r.get("macs_dense")) for r in by.values()]
+        shares = [v for v in shares if v == v]
+        if shares:
+            skipped[label] = max(shares)
+    if not skipped:
+        return ""
+    some = {a: v for a, v in skipped.items() if v > 0}
+    none = [a for a, v in skipped.items() if v == 0]
+    out = []
+    if some:
+        out.append("Share of dense's MACs skipped: " + ", ".join(f"{a} {small_pct(v)}" for a, v in some.items()) + ".")
+    if none:
+        out.append(f"None skipped (run on dense's schedule): {', '.join(none)}.")
+    # Agents with the same MACs issued and the same figures at every bitwidth: one schedule, said once.
+    same: dict[tuple, list[str]] = {}
+    for label in some:
+        by = per[label]
+        same.setdefault(tuple(sorted((b, r.get("macs_issued"), _fmt_ratio(r["speedup_vs_dense"]),
+                                      _fmt_ratio(r["energy_ratio_vs_dense"])) for b, r in by.items())), []).append(label)
+    for labels in same.values():
+        if len(labels) > 1:
+            names = ", ".join(labels[:-1]) + " and " + labels[-1]
+            out.append(f"{names} issue the same MACs ({small_pct(1 - skipped[labels[0]])} of dense's): the design "
+                       "runs them on one schedule, so their cells match; only their returns tell them apart.")
+    return " ".join(out)
+
+
 def design_card(rows: list[dict], design: str, color: str, agents: list[tuple[str, str]], bits: list[int]) -> str:
     """One design's pattern x bitwidth table (``rows``: its same-bits records): speedup and energy ratio vs
-    dense at the same bits. A GPU's card says under its table what ran 2:4 and what ran dense."""
+    dense at the same bits. Under the table, what ran: on a GPU what ran 2:4 and what ran dense
+    (``gpu_mapping_note``), on an accelerator the MACs each agent skipped (``accelerator_mapping_note``)."""
     by = {(r["method"], r["agent"], int(r["bits"])): r for r in rows}
     head = ("<thead><tr><th rowspan=2 class=l>agent</th>"
             f"<th colspan={len(bits)}>speedup vs dense (x, higher is faster)</th>"
@@ -174,7 +214,11 @@ def design_card(rows: list[dict], design: str, color: str, agents: list[tuple[st
                     + "".join(_td(c["energy_ratio_vs_dense"] if c else math.nan, "energy_ratio_vs_dense", False, c)
                               for c in cells) + "</tr>")
     gpu = bool(rows) and bool(rows[0].get("gpu"))
-    note = f'<p class="small gpunote">{html.escape(gpu_mapping_note(rows))}</p>' if gpu else ""
+    if gpu:
+        note = f'<p class="small gpunote">{html.escape(gpu_mapping_note(rows))}</p>'
+    else:
+        acc = accelerator_mapping_note(rows)
+        note = f'<p class="small mapnote">{html.escape(acc)}</p>' if acc else ""
     return (f'<div class="card"><table class="ans" data-design="{html.escape(design)}"><caption>'
             f'<span class="sw" style="background:{color}"></span>{html.escape(design)}{" (GPU)" if gpu else ""}'
             f'</caption>{head}<tbody>{"".join(body)}</tbody></table>{note}</div>')
@@ -234,6 +278,142 @@ def quantization_card(q: list[dict], colors: dict[str, str], bits: list[int]) ->
             f'dense at the design\'s highest bitwidth</caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
 
 
+#: The glance table's bitwidth: the figures of the RL quality table (``reports.quality.HW_BITS``).
+GLANCE_BITS = 8
+
+
+def glance_setting(table: pd.DataFrame) -> tuple[str, int, int] | None:
+    """(scenario, batch, bits) of the glance table: inference at its smallest batch (the control loop;
+    else the first scenario's) at ``GLANCE_BITS`` when swept, else at the most common bitwidth there."""
+    if not len(table):
+        return None
+    sc = "inference" if (table.scenario == "inference").any() else sorted(table.scenario.unique())[0]
+    rows = table[table.scenario == sc]
+    batch = int(rows.batch.min())
+    rows = rows[rows.batch == batch]
+    bits = GLANCE_BITS if (rows.bits == GLANCE_BITS).any() else int(rows.bits.value_counts().idxmax())
+    return sc, batch, bits
+
+
+def _glance_returns(ret: pd.DataFrame, env: str, scenario: str, bits: int) -> tuple[dict, str]:
+    """(method, agent) -> return-table row the glance pairs with its points, and the column's title: an
+    inference point at B bits pairs with the agent evaluated at B bits, a train-step point with the agent
+    as trained (no agent was trained at B bits)."""
+    if not len(ret):
+        return {}, f"return at {bits} b"
+    t = ret[ret.env == env]
+    if scenario == "train_step":
+        return ({(r["method"], r["agent"]): r for r in t[t.bits == t.trained_bits].to_dict("records")},
+                "return as trained")
+    return {(r["method"], r["agent"]): r for r in t[t.bits == bits].to_dict("records")}, f"return at {bits} b"
+
+
+def limiter_word(r: dict[str, Any]) -> str:
+    """What limits a same-bits record, in a word or two for the glance table (the full line is its tooltip)."""
+    if r.get("sram") == "fits, dense misses":
+        return "SRAM cliff"
+    if r.get("sram") == "misses, dense fits":
+        return "misses SRAM"
+    if r.get("gpu"):
+        if str(r.get("why", "")).startswith("runs dense"):
+            return "runs dense"
+        return {"fixed per-call cost": "fixed cost"}.get(r.get("latency_limiter"), r.get("latency_limiter") or "")
+    if not r.get("skips_macs", True):
+        return "runs dense"
+    return {"DRAM bandwidth": "DRAM"}.get(r.get("latency_limiter"), r.get("latency_limiter") or "")
+
+
+GLANCE_HELP = ("Each design cell: speedup (x, higher is faster) / energy ratio (lower saves), both vs dense on "
+               "that design at the same bits, and what limits the point: compute, DRAM or metadata (the largest "
+               "share of its cycles), SRAM cliff (these weights fit the design's SRAM, dense's do not; misses SRAM: the "
+               "reverse), runs dense (the design cannot skip this pattern's zeros), fixed cost (a GPU call's fixed "
+               "time, not its MACs), throughput (a GPU busy on its MACs or bandwidth). "
+               "Return: evaluation return at these bits (a train step pairs with the agent as trained) as a fraction of "
+               "dense TD3 as trained, min-max over seeds; "
+               "two agents whose ranges overlap differ within seed noise. Hover a cell for the full reason; every "
+               "scenario, batch and bitwidth is in the tables below.")
+
+
+def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[tuple[str, str]]) -> str:
+    """The env's answer in one table: per sparse agent, its return at the glance bits (fraction of dense with
+    the seed range) and on every design its speedup, energy ratio and limiter at those bits."""
+    setting = glance_setting(table[table.env == env])
+    if setting is None:
+        return ""
+    sc, batch, bits = setting
+    recs = table[(table.env == env) & (table.scenario == sc) & (table.batch == batch) & (table.bits == bits)]
+    by = {(r["design"], r["method"], r["agent"]): r for r in recs.to_dict("records")}
+    designs = design_order(recs.design.unique())
+    colors = design_colors(table.design.unique())
+    rt, ret_head = _glance_returns(ret, env, sc, bits)
+    head = (f"<thead><tr><th class=l>agent</th><th>{ret_head}<br><span class=unit>of dense, seed range</span></th>"
+            + "".join(f'<th><span class="sw" style="background:{colors[d]}"></span>{html.escape(d).replace("_", "_<wbr>")}'
+                      f'{"<br>(GPU)" if is_gpu(d) else ""}</th>' for d in designs) + "</tr></thead>")
+    body = []
+    for method, agent in agents:
+        cells = [by.get((d, method, agent)) for d in designs]
+        if all(c is None for c in cells) or all(c is None or c["pattern"] == "dense" for c in cells):
+            continue
+        r = rt.get((method, agent))
+        if r is None:
+            one_shot = any(c is not None and c.get("mask_source", "trained") != "trained" for c in cells)
+            why = "pruned one-shot: never trained, so never evaluated" if one_shot else "no evaluation return at these bits"
+            ret_cell = f'<td class=na title="{why}">\u2013</td>'
+        elif r["fraction"] == r["fraction"]:
+            spread = (f'<br><span class=spread>{r["fraction_min"]:.2f}\u2013{r["fraction_max"]:.2f}</span>'
+                      if r["spread_kind"] else "")
+            ret_cell = (f'<td title="return {r["return_mean"]:.0f}, dense TD3 as trained {r["dense_return"]:.0f}" '
+                        f'data-col="glance_return_fraction" data-value="{r["fraction"]!r}">{r["fraction"]:.2f}{spread}</td>')
+        else:
+            ret_cell = f'<td title="{html.escape(r["dense_missing"])}">{r["return_mean"]:.0f}</td>'
+        tds = []
+        for c in cells:
+            if c is None:
+                tds.append('<td class="na" title="not run at these bits">\u2013</td>')
+                continue
+            sp, en = c["speedup_vs_dense"], c["energy_ratio_vs_dense"]
+            tds.append(f'<td style="background:{ratio_color(sp, True)}" title="{html.escape(_tip(c))}" '
+                       f'data-point="{c["point_id"]}" data-col="glance_speedup" data-value="{sp!r}">'
+                       f'<b>{_fmt_ratio(sp)}x</b> / {_fmt_ratio(en)}<br><span class=lim>{html.escape(limiter_word(c))}</span></td>')
+        body.append(f"<tr><td class=l>{html.escape(agent_label(method, agent))}</td>{ret_cell}{''.join(tds)}</tr>")
+    if not body:
+        return ""
+    title = f"{env} at a glance: {_section_title(sc, batch)}, {bits} bits"
+    return (f'<div class="card glance"><table class="ans glance" data-env="{html.escape(env)}"><caption>{html.escape(title)}'
+            f'</caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
+
+
+def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[tuple[str, str]]) -> str:
+    """``glance_html`` as Markdown: the same cells, the limiter in brackets."""
+    setting = glance_setting(table[table.env == env])
+    if setting is None:
+        return ""
+    sc, batch, bits = setting
+    recs = table[(table.env == env) & (table.scenario == sc) & (table.batch == batch) & (table.bits == bits)]
+    by = {(r["design"], r["method"], r["agent"]): r for r in recs.to_dict("records")}
+    designs = design_order(recs.design.unique())
+    rt, ret_head = _glance_returns(ret, env, sc, bits)
+    lines = [f"**{env} at a glance: {_section_title(sc, batch)}, {bits} bits** (speedup x / energy ratio vs dense at "
+             f"the same bits [limiter]; {ret_head} as a fraction of dense TD3 as trained [min-max over seeds])\n",
+             f"| agent | {ret_head} | " + " | ".join(f"{d} (GPU)" if is_gpu(d) else d for d in designs) + " |",
+             "|---|---:|" + "---:|" * len(designs)]
+    for method, agent in agents:
+        cells = [by.get((d, method, agent)) for d in designs]
+        if all(c is None or c["pattern"] == "dense" for c in cells):
+            continue
+        r = rt.get((method, agent))
+        if r is None:
+            rtxt = "-"
+        elif r["fraction"] == r["fraction"]:
+            rtxt = f"{r['fraction']:.2f}" + (f" [{r['fraction_min']:.2f}-{r['fraction_max']:.2f}]" if r["spread_kind"] else "")
+        else:
+            rtxt = f"{r['return_mean']:.0f}"
+        lines.append(f"| {agent_label(method, agent)} | {rtxt} | " + " | ".join(
+            "-" if c is None else f"{_fmt_ratio(c['speedup_vs_dense'])}x / {_fmt_ratio(c['energy_ratio_vs_dense'])} "
+            f"[{limiter_word(c)}]" for c in cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def _sections(table: pd.DataFrame, quant: pd.DataFrame) -> tuple[dict, dict]:
     """env -> (scenario, batch) -> same-bits records; (env, scenario, batch) -> quantization records."""
     sections: dict[str, dict[tuple, list[dict]]] = {}
@@ -247,19 +427,29 @@ def _section_title(scenario: str, batch: int) -> str:
 
 
 def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[str, list[str]],
-                 table: pd.DataFrame | None = None, quant: pd.DataFrame | None = None) -> str:
+                 table: pd.DataFrame | None = None, quant: pd.DataFrame | None = None,
+                 ret: pd.DataFrame | None = None) -> str:
     """The page's first section: per env, the return card and caveats, then per scenario the design
     cards (same bits), the quantization card and the explanations of extreme cells. ``table`` and
     ``quant``: ``same_bits(df)`` and ``quantization_gain(df)`` when already computed."""
-    sections, qsec = _sections(same_bits(df) if table is None else table,
-                               quantization_gain(df) if quant is None else quant)
+    table = same_bits(df) if table is None else table
+    sections, qsec = _sections(table, quantization_gain(df) if quant is None else quant)
     colors = design_colors(df.design.unique())
     bits = sorted((int(b) for b in df.bits.unique()), reverse=True)
-    parts = ['<h2 id="answer">What each pattern buys at equal bits, and what it costs</h2>',
-             f"<p class=lead>{html.escape(INTRO)} Hover a cell for what limits it (compute, DRAM bandwidth, "
+    agents_all = agent_order(df)
+    # The answer at a glance first: one table per env at the control loop's setting, then the detail.
+    glances = []
+    for env in sorted(df.env.unique()):
+        g = glance_html(table, ret if ret is not None else pd.DataFrame(), env, agents_all)
+        if g:  # the env's caveats (dense has not learned, seeds disagree) right under its numbers
+            g += "".join(f'<p class="note caveat small">Caveat: {html.escape(c)}</p>' for c in caveats.get(env, []))
+        glances.append(g)
+    parts = ['<h2 id="answer">What each pattern buys at equal bits, and what it costs</h2>']
+    if any(glances):
+        parts.append("".join(glances) + f'<p class=small>{html.escape(GLANCE_HELP)}</p>')
+    parts += [f"<p class=lead>{html.escape(INTRO)} Hover a cell for what limits it (compute, DRAM bandwidth, "
              "metadata, SRAM fit, leakage; on a GPU: its fixed per-call cost); extreme cells are explained under "
              "each scenario.</p>"]
-    agents_all = agent_order(df)
     for env in sorted(df.env.unique()):
         anchor = env_anchor(env)
         parts.append(f'<h3 id="{anchor}">{html.escape(env)}</h3>')
@@ -324,6 +514,8 @@ table.ans td.na{color:#aaa}table.ans sup{color:#333}
 .caveat{background:#fdecea;border-left-color:#d62728}.small{font-size:13px;color:#444;margin:4px 0}
 .lead{font-size:14px}details.why{font-size:13px;margin:4px 0 14px}details.why li{margin:2px 0}
 h4{margin:18px 0 4px}.cells{color:#555}
+.glance{overflow-x:auto;max-width:100%}table.glance{font-size:13px}table.glance td{white-space:nowrap;line-height:1.2}
+table.glance caption{font-size:14px}table.glance .lim,table.glance .spread,.unit{font-size:11px;color:#444;font-weight:normal}
 """
 
 
@@ -333,8 +525,14 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
     sections, qsec = _sections(same_bits(df) if table is None else table,
                                quantization_gain(df) if quant is None else quant)
     bits = sorted((int(b) for b in df.bits.unique()), reverse=True)
-    out = ["\n## What each pattern buys at equal bits, and what it costs\n", INTRO + "\n"]
+    out = ["\n## What each pattern buys at equal bits, and what it costs\n"]
     agents = agent_order(df)
+    table = same_bits(df) if table is None else table
+    for env in sorted(df.env.unique()):
+        g = glance_markdown(table, ret, env, agents)
+        if g:
+            out.append(g + "".join(f"\n> Caveat: {c}\n" for c in caveats.get(env, [])))
+    out.append(GLANCE_HELP.replace("Hover a cell for the full reason; every", "Every") + "\n\n" + INTRO + "\n")
     for env in sorted(df.env.unique()):
         out.append(f"\n### {env}\n")
         out += [f"> Caveat: {c}\n" for c in caveats.get(env, [])]
@@ -378,7 +576,8 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
                     lines.append(f"| {agent_label(method, agent)} | " + " | ".join(
                         "-" if c is None else f"{_fmt_ratio(c['speedup_vs_dense'])}x / {_fmt_ratio(c['energy_ratio_vs_dense'])}"
                         + CLIFF_MARKS.get(c.get("sram", ""), "") for c in cells) + " |")
-                out.append("\n".join(lines) + "\n" + (f"\n{gpu_mapping_note(g)}\n" if gpu else ""))
+                note = gpu_mapping_note(g) if gpu else accelerator_mapping_note(g)
+                out.append("\n".join(lines) + "\n" + (f"\n{note}\n" if note else ""))
             q = qsec.get((env, sc, batch), [])
             lines = [] if not q else ["**Quantization alone** (dense at B bits vs dense at the design's highest bits: speedup x | energy ratio)\n",
                      "| design | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits)]

@@ -111,7 +111,7 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
     cav = returns.caveats(ret)
     say("same-bits tables")
     same, quant = answer.same_bits(shown_df), answer.quantization_gain(shown_df)
-    answer_html = answer.html_section(shown_df, returns.html_cards(ret, raw), cav, same, quant)
+    answer_html = answer.html_section(shown_df, returns.html_cards(ret, raw), cav, same, quant, ret)
     extra = [s for fn in [*OPTIONAL_SECTIONS, *(extra_sections or [])] if (s := fn(shown_df, df, manifest, out))]
     # matplotlib is the slow part: draw the PNGs in worker processes while this one renders the page.
     jobs, pool, futures = [], None, []

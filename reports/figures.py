@@ -15,10 +15,10 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hwmodel.io import atomic_write  # noqa: E402
-from reports.data import (ENERGY_COMPONENTS, agent_label, agent_order, design_order, fmt_energy, label, one_row_per,  # noqa: E402
-                          shown, with_agent)
+from reports.data import (ENERGY_COMPONENTS, agent_label, agent_order, design_order, fmt_energy, is_gpu, label,  # noqa: E402
+                          one_row_per, shown, with_agent)
 from reports.fronts import FRONT_SPECS  # noqa: E402
-from reports.style import COMPONENT_COLORS, MPL_MARKERS, bit_size, design_colors, pattern_symbol  # noqa: E402
+from reports.style import COMPONENT_COLORS, MPL_MARKERS, bit_size, design_colors, front_labels, pattern_symbol  # noqa: E402
 
 MAX_POINTS = 4000
 
@@ -69,8 +69,17 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
                         label="front (all designs)")
                 ax.scatter(shown(xc, f[xc]), shown(yc, f[yc]), s=40, facecolors="none", edgecolors="black", lw=1.2)
                 names = f.agent if "agent" in f else f.pattern
-                for xv, yv, p, b in zip(shown(xc, f[xc]), shown(yc, f[yc]), names, f.bits):
-                    ax.annotate(f"{p} @{b}", (xv, yv), textcoords="offset points", xytext=(-3, 4), ha="right", fontsize=7)
+                xs, ys = shown(xc, f[xc]).to_numpy(float), shown(yc, f[yc]).to_numpy(float)
+                texts = front_labels(xs, ys, [f"{p} @{b}" for p, b in zip(names, f.bits)], xc != "return_mean",
+                                     yc != "return_mean")
+                allx = shown(xc, data[xc]).to_numpy(float)
+                tx = np.log10 if xc != "return_mean" else (lambda v: v)
+                lo, hi = tx(allx.min()), tx(allx.max())
+                for xv, yv, text in zip(xs, ys, texts):
+                    if text:  # left of the plot's first third the label reads rightwards: not over the y axis
+                        left = hi > lo and (tx(xv) - lo) / (hi - lo) < 0.3
+                        ax.annotate(text, (xv, yv), textcoords="offset points", xytext=(3 if left else -3, 4),
+                                    ha="left" if left else "right", fontsize=7)
             if xc != "return_mean" and len(data):
                 ax.set_xscale("log")
                 ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short decades
@@ -89,7 +98,8 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
     from matplotlib.lines import Line2D
 
     colors = design_colors(designs)
-    handles = [Line2D([], [], ls="", marker="o", color=colors[d], label=d) for d in designs]
+    handles = [Line2D([], [], ls="", marker="o", color=colors[d], label=f"{d} (GPU)" if is_gpu(d) else d)
+               for d in designs]
     handles += [Line2D([], [], ls="", marker=MPL_MARKERS.get(pattern_symbol(p), "o"), color="#555", label=p)
                 for p in sorted(df.pattern.unique())]
     handles.append(Line2D([], [], color="black", lw=1.4, label="front (all designs)"))

@@ -16,7 +16,7 @@ from reports.data import (ENERGY_COMPONENTS, agent_label, agent_order, design_or
                           is_gpu, label, one_row_per, pattern_order, section_key, shown, with_agent)
 from reports.answer import CSS as ANSWER_CSS, env_anchor
 from reports.fronts import FRONT_SPECS
-from reports.style import COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, pattern_symbol
+from reports.style import COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, front_labels, pattern_symbol
 from reports.why import small_pct
 
 #: Points per plot drawn besides the fronts (big sweeps are sampled deterministically).
@@ -102,7 +102,8 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
             idx = np.sort(np.random.RandomState(0).choice(idx, MAX_BACKGROUND_POINTS, replace=False))
         color = colors[design]
         data.append({
-            "type": "scatter", "mode": "markers", "name": design, "legendgroup": design,
+            "type": "scatter", "mode": "markers", "legendgroup": design,
+            "name": f"{design} (GPU)" if is_gpu(design) else design,  # as the tables name it
             "x": _num(x[idx]), "y": _num(y[idx]), "customdata": pid[idx].tolist(),
             "marker": {"color": color, "opacity": 0.65, "line": {"width": 0.5, "color": "#333"},
                        "symbol": [pattern_symbol(pattern[i]) + ("" if trained[i] else "-open") for i in idx],
@@ -121,7 +122,8 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
         data.append({"type": "scatter", "mode": "lines+markers+text", "name": "front (all designs)",
                      "x": _num(x[f]), "y": _num(y[f]), "hovertext": [hover[i] for i in f],
                      "hoverinfo": "text", "customdata": pid[f].tolist(),
-                     "text": [f"{agent[i]} @{bits[i]}" for i in f], "textposition": "top center",
+                     "text": front_labels(x[f], y[f], [f"{agent[i]} @{bits[i]}" for i in f],
+                                          xc != "return_mean", yc != "return_mean"), "textposition": "top center",
                      "textfont": {"size": 10}, "cliponaxis": False,
                      "line": {"color": "black", "width": 2, "shape": "hv"},
                      "marker": {"size": 13, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}}})
@@ -300,7 +302,11 @@ td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 12px}
 .frame{overflow-x:auto;max-width:100%}
 nav{line-height:1.8}nav a{margin-right:12px}nav b{margin-right:6px}
-table.quality td{white-space:nowrap}table.quality td:last-child{white-space:normal;text-align:left;min-width:12em}
+table.quality{font-size:12.5px}table.quality td,table.quality th{padding:3px 5px}
+table.quality td{white-space:nowrap}table.quality td.ret{white-space:normal;min-width:4.5em}
+table.quality td:last-child{white-space:normal;text-align:left;min-width:12em}table.quality th:last-child{text-align:left}
+table.quality td.agent{white-space:normal;text-align:left;min-width:8em}table.quality th.l{text-align:left}
+table.quality .unit{font-weight:normal;font-size:11px;color:#555}table.quality td.hw{line-height:1.15}
 """
 
 

@@ -274,23 +274,29 @@ def html_section(doc: dict[str, Any], anchor: str = "quality") -> str:
     parts = [f'<h2 id="{anchor}">RL quality vs hardware</h2>',
              f"<p>{esc(intro(doc)).replace('`', '')} Hover a published figure for its source, a '-' for its "
              "reason, a design cell for its point id.</p>"]
-    head = "".join(f"<th>{esc(h)}</th>" for h in _header(doc))
+    designs = set(doc["designs"])
+    # Design columns: the name may break after an underscore and each cell holds speedup over energy ratio,
+    # so the table fits a 1400 px page instead of hiding the last designs (the GPUs) behind a scroll.
+    head = "".join(f"<th class=l>{esc(h)}</th>" if h == "agent" else
+                   f"<th>{esc(h).replace('_', '_<wbr>')}<br><span class=unit>speedup<br>energy ratio</span></th>"
+                   if h in designs else f"<th>{esc(h)}</th>" for h in _header(doc))
     for env in sorted({r["env"] for r in doc["rows"]}):
         body = []
         for r in (r for r in doc["rows"] if r["env"] == env):
-            cells = [f"<td style=\"text-align:left\">{esc(r['agent'])}</td>", f"<td>{esc(r['method'])}</td>",
+            cells = [f"<td class=agent>{esc(r['agent'])}</td>", f"<td>{esc(r['method'])}</td>",
                      f"<td>{_seeds_text(r)}</td>", f"<td>{_steps_text(r)}</td>", f"<td>{esc(_trained_at(r))}</td>"]
             for e in r["returns"]:
                 tip = e["missing"] or e["fraction_missing"] or (
                     f"dense TD3: {e['dense_return_mean']:.0f}" if e["dense_return_mean"] is not None else "")
-                cells.append(f"<td title=\"{esc(tip)}\">{esc(_ret_text(e))}</td>")
+                cells.append(f"<td class=ret title=\"{esc(tip)}\">{esc(_ret_text(e))}</td>")
             if r["published_fraction_of_dense"] is not None:
                 cells.append(f"<td title=\"{esc(r['published_source'])}\"><u>{r['published_fraction_of_dense']:g}</u></td>")
             else:
                 cells.append('<td title="no published figure for this env and agent">-</td>')
             for h in r["hardware"]:
                 tip = ("point " + ", ".join(h["point_ids"])) if h["point_ids"] else f"not run at {HW_BITS} bits"
-                cells.append(f"<td title=\"{esc(tip)}\">{esc(_hw_text(h))}</td>")
+                text = esc(_hw_text(h)).replace(" / ", "<br>")
+                cells.append(f"<td class=hw title=\"{esc(tip)}\" data-design=\"{esc(h['design'])}\">{text}</td>")
             cells.append(f"<td style=\"text-align:left\">{esc(_why(r))}</td>")
             body.append("<tr>" + "".join(cells) + "</tr>")
         parts.append(f"<div class=\"frame\"><table class=\"quality\"><caption>{esc(env)}</caption>"

@@ -155,6 +155,12 @@ def test_summary_md_answers_first(sweep):
     md = (sweep / "report" / "summary.md").read_text()
     assert md.index("## What each pattern buys at equal bits") < md.index("## RL quality vs hardware")
     assert "Quantization alone" in md and "[0.94-1.06]" in md  # HalfCheetah dense's own seed range
+    # The glance tables come first, as on the page: 2:4 on edge_ws at 8 bits, its return and seed range.
+    glance = md.index("**HalfCheetah-v5 at a glance: inference, batch 1, 8 bits**")
+    assert glance < md.index("### HalfCheetah-v5")
+    row = next(line for line in md[glance:].splitlines() if line.startswith("| 2:4 (rnm-td3) |"))
+    assert re.match(r"\| 2:4 \(rnm-td3\) \| [0-9.]+ \[[0-9.]+-[0-9.]+\] \| [0-9.]+x / [0-9.]+ \[compute\] \|", row), row
+    assert "Hover" not in md.split("### HalfCheetah-v5")[0]
 
 
 def test_default_report_draws_no_png_and_png_flag_draws_them(sweep, tmp_path):
@@ -171,6 +177,132 @@ def test_default_report_draws_no_png_and_png_flag_draws_them(sweep, tmp_path):
 
 
 # ----------------------------------------------------------------------------- layout in a real browser
+def test_accelerator_cards_say_which_agents_share_one_schedule(sweep, page):
+    """Under each accelerator card: each agent's share of dense's MACs skipped, as the table's MAC counts
+    say, and which agents issue the same MACs (edge_ws runs 2:4 and 1:4 only, so its 1:8 agent reads
+    exactly as its 1:4 one: said, rather than left to look like a bug). Agents said to share a schedule
+    have equal cells in the card."""
+    import html as html_lib
+
+    from reports.data import agent_label
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    df = df.assign(label=[agent_label(m, a) for m, a in zip(df.method, df.agent)])
+    cards = re.findall(r'<table class="ans" data-design="([^"]+)">((?:(?!</table>).)*)</table><p class="small mapnote">(.*?)</p>', page)
+    accelerators = sorted(d for d in df.design.unique() if df[df.design == d].technology_nm.notna().all())
+    assert sorted({d for d, _, _ in cards}) == accelerators  # every accelerator card has its note, no GPU has one
+    same_seen, checked = set(), 0
+    for design, table, note in cards:
+        note = html_lib.unescape(note)
+        shares = dict(re.findall(r"(?:: |, )(.+?) ([0-9.]+)%", note.split("%. ", 1)[0] + "%"))
+        assert shares, note
+        first = df[df.point_id == _cells(table)[0][0]].iloc[0]  # the card's env, scenario and batch
+        rows = df[(df.design == design) & (df.pattern != "dense") & (df.env == first.env)
+                  & (df.scenario == first.scenario) & (df.batch == first.batch)]
+        for label, pct in shares.items():
+            r = rows[rows.label == label]
+            want = 100 * (1 - r.macs_issued.min() / r.macs_dense.max())
+            assert float(pct) == pytest.approx(want, rel=0.05, abs=0.01), (design, label)
+            checked += 1
+        for m in re.finditer(r"([^.]+?) issue the same MACs", note):
+            labels = re.split(r", | and ", m.group(1).strip())
+            same_seen.add((design, tuple(labels)))
+            ids = {lab: set(rows[rows.label == lab].point_id) for lab in labels}
+            cells = [(pid, col, v) for pid, col, v in _cells(table)]
+            by = [sorted((col, df.set_index("point_id").bits[pid], v) for pid, col, v in cells if pid in ids[lab])
+                  for lab in labels]
+            assert by[0] and all(b == by[0] for b in by), (design, labels)
+    assert checked >= 4 * 5 * 3  # 2 envs x 2 scenarios x 5 accelerators, three N:M agents at least
+    assert ("edge_ws", ("1:4 (rnm-td3)", "1:8 (rnm-td3)")) in same_seen
+    assert not any(d == "unstructured_ws" for d, _ in same_seen)  # it runs 1:8 sparser than 1:4
+
+
+def test_glance_table_answers_first_at_8_bits_batch_1(sweep, page):
+    """The answer's first table per env: every sparse agent at inference, batch 1, 8 bits on every design,
+    each cell the same-bits speedup of the table (energy ratio beside it) with its limiter in a word, and the
+    agent's 8-bit return as a fraction of dense TD3 as trained; before the detail tables."""
+    import html as html_lib
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    by_id = df.set_index("point_id")
+    assert page.index('id="answer"') < page.index("HalfCheetah-v5 at a glance") < page.index("Hopper-v5 at a glance") \
+        < page.index("Return as a fraction of dense TD3")
+    tables = re.findall(r'<table class="ans glance" data-env="([^"]+)">(.*?)</table>', page)
+    assert [e for e, _ in tables] == ["HalfCheetah-v5", "Hopper-v5"]
+    for env, t in tables:
+        cells = [c for c in _cells(t) if c[1] == "glance_speedup"]
+        want = df[(df.env == env) & (df.scenario == "inference") & (df.batch == 1) & (df.bits == 8) & (df.pattern != "dense")]
+        assert {pid for pid, _, _ in cells} == set(want.point_id)
+        for pid, _, v in cells:
+            assert v == pytest.approx(by_id.loc[pid].speedup_vs_dense, rel=1e-12)
+        # Returns: the 8-bit evaluation over dense TD3 as trained (32 bits), as the quality table joined them.
+        dense32 = df[(df.env == env) & (df.method == "td3") & (df.pattern == "dense") & (df.bits == 32)].return_mean.iloc[0]
+        fr = [float(v) for v in re.findall(r'data-col="glance_return_fraction" data-value="([^"]+)"', t)]
+        rows = re.findall(r"<tr><td class=l>([^<]+)</td>", t)
+        assert len(fr) == 5 and len(rows) == 6  # one-shot: no return, and the cell says why
+        assert 'unstructured:0.9 one-shot</td><td class=na title="pruned one-shot: never trained, so never evaluated">' in t
+        for label, v in zip(rows, fr):
+            r8 = want[[agent_label_of(m, a) == html_lib.unescape(label) for m, a in zip(want.method, want.agent)]]
+            assert v == pytest.approx(r8.return_mean.iloc[0] / dense32, rel=1e-12), label
+        # Limiters in a word: an SRAM cliff is a point whose weights fit while dense's miss; N:M-only edge_ws runs
+        # RLx2's unstructured mask dense.
+        words = re.findall(r'data-point="([0-9a-f]+)" data-col="glance_speedup"[^>]*>.*?<span class=lim>([^<]*)</span>', t)
+        assert len(words) == len(cells) and all(w for _, w in words)
+        for pid, word in words:
+            r = by_id.loc[pid]
+            if word == "SRAM cliff":
+                assert bool(r.fits_in_sram) and not bool(r.dense_fits_in_sram), pid
+            if r.design == "edge_ws" and r.method == "rlx2":
+                assert word == "runs dense"
+            if r.design == "stc_hbm" and r.pattern == "2:4":
+                assert word == "DRAM"
+    assert "Caveat: dense TD3 has not learned Hopper-v5" in page.split("Hopper-v5 at a glance")[1].split("<h3")[0]
+
+
+def test_glance_without_inference_or_8_bits_pairs_train_steps_with_the_agent_as_trained(sweep, tmp_path):
+    """A sweep of train steps at 32 and 4 bits only: the glance takes the most common bitwidth and pairs each
+    agent with its return as trained (32 bits), not with an evaluation at the points' bits."""
+    import shutil
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    sub = df[(df.scenario == "train_step") & df.bits.isin([32, 4])]
+    out = tmp_path / "sub"
+    out.mkdir()
+    shutil.copy(sweep / "sweep.json", out / "sweep.json")
+    sub.to_parquet(out / "points.parquet")
+    build_report(out)
+    page = (out / "report" / "index.html").read_text()
+    bits = int(sub.bits.value_counts().idxmax())
+    assert f"HalfCheetah-v5 at a glance: train step, batch 256, {bits} bits" in page
+    t = re.search(r'<table class="ans glance" data-env="HalfCheetah-v5">(.*?)</table>', page).group(1)
+    assert "<th>return as trained<br>" in t
+    dense32 = sub[(sub.env == "HalfCheetah-v5") & (sub.method == "td3") & (sub.bits == 32)].return_mean.iloc[0]
+    own = sub[(sub.env == "HalfCheetah-v5") & (sub.agent == "2:4") & (sub.bits == 32)].return_mean.iloc[0]
+    fr = [float(v) for v in re.findall(r'data-col="glance_return_fraction" data-value="([^"]+)"', t)]
+    assert fr and fr[0] == pytest.approx(own / dense32, rel=1e-12)  # first row: 2:4 as trained
+
+
+def agent_label_of(method, agent):
+    from reports.data import agent_label
+
+    return agent_label(method, agent)
+
+
+def test_why_legend_gives_one_colour_one_cause(page):
+    """The why figures share one legend between the cycle and the energy panels: a colour there means one
+    cause. A stall takes its energy component's colour (DRAM stall = dram, metadata stall = metadata,
+    compute = mac) and no two other entries share a colour (it was red for both DRAM stall and metadata
+    energy, while dram energy was brown)."""
+    why = next(f for f in _figures(page) if "What limits" in f["layout"]["title"]["text"])
+    legend = {tr["name"]: tr["marker"]["color"] for tr in why["data"] if tr.get("showlegend") and tr["type"] == "bar"}
+    same_cause = {"compute": "mac", "DRAM stall": "dram", "metadata stall": "metadata"}
+    assert set(same_cause) <= set(legend) and {"mac", "dram", "metadata", "mux"} <= set(legend)
+    for stall, comp in same_cause.items():
+        assert legend[stall] == legend[comp], (stall, comp)
+    energy = [c for n, c in legend.items() if n not in same_cause]
+    assert len(energy) == len(set(energy)), legend
+
+
 from tests.test_report_html import Browser, needs_chromium, problems  # noqa: E402
 
 LAYOUT_JS = """(function () {
@@ -180,6 +312,7 @@ LAYOUT_JS = """(function () {
     cards: Array.from(document.querySelectorAll('table.ans')).map(function (t) {
       var c = t.closest('.card'); var b = box(c); b.name = t.dataset.design || t.className; return b; }),
     frames: Array.from(document.querySelectorAll('.frame')).map(box),
+    quality: Array.from(document.querySelectorAll('table.quality')).map(function (t) { return box(t.closest('.frame')); }),
     plots: Array.from(document.querySelectorAll('div.plot')).map(function (d) {
       return d.getBoundingClientRect().right; })
   };
@@ -219,6 +352,10 @@ def test_main_tables_fit_1400_px_without_horizontal_overflow(page, sweep):
     # Wider tables (front tables, RL quality) scroll inside their own frame, never the page.
     for frame in got["frames"]:
         assert frame["ox"] == "auto", frame
+    # The RL quality tables fit too: their last columns (the GPUs, why '-') were hidden behind a scroll.
+    assert len(got["quality"]) == 2
+    for frame in got["quality"]:
+        assert frame["sw"] <= frame["cw"], frame
     assert got["plots"] and max(got["plots"]) <= got["view"]
 
 

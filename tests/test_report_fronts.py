@@ -139,3 +139,41 @@ def test_figures_show_a_few_batches_but_fronts_cover_all():
     assert sorted(sub[sub.scenario == "train_step"].batch) == [64, 256]
     assert "inference: batches 1, 4, 16 of 5" in note and "fronts.json covers every batch size" in note
     assert plotted_subset(df[df.scenario == "train_step"])[1] is None
+
+
+def test_front_labels_merge_one_spot_and_skip_overlaps():
+    from reports.style import front_labels
+
+    # Same spot: one label (two names written, more counted); a point within the label box of the last
+    # label gets none (its hover names it); a point far enough gets its own.
+    got = front_labels([1, 1, 1.01, 100], [5, 5, 5, 6], ["a @4", "b @4", "c @8", "d @8"], True, False)
+    assert got == ["a @4, b @4", "", "", "d @8"]
+    got = front_labels([1, 1, 1, 1], [5, 5, 5, 9], ["a", "b", "c", "d"], False, False)
+    assert got == ["a +2 here", "", "", "d"]
+    assert front_labels([1, 2, 3], [1, 2, 3], ["a", "b", "c"], False, False) == ["a", "b", "c"]
+
+
+def test_page_front_labels_do_not_overlap_and_gpus_are_named_so(default_sweep):
+    """On the page, no two labels of an overall front sit within one label box of each other (on the
+    plot's own scales), and the legend names a GPU design as the tables do: 'h100_sxm (GPU)'."""
+    import math
+
+    from reports.style import labels_overlap
+    from tests.test_report_answer import _figures
+
+    page = (default_sweep / "report" / "index.html").read_text()
+    fronts = [f for f in _figures(page) if any(t.get("name") == "front (all designs)" for t in f["data"])]
+    assert fronts
+    for fig in fronts:
+        tr = next(t for t in fig["data"] if t.get("name") == "front (all designs)")
+        tx = lambda v, axis: math.log10(v) if fig["layout"][axis]["type"] == "log" else v  # noqa: E731
+        xs = [tx(v, "xaxis") for v in tr["x"]]
+        ys = [tx(v, "yaxis") for v in tr["y"]]
+        span_x, span_y = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
+        shown = [i for i, t in enumerate(tr["text"]) if t]
+        assert shown and tr["text"][0]  # the first point of a front is always labelled
+        for a, b in zip(shown, shown[1:]):
+            assert not labels_overlap((xs[a] - xs[b]) / span_x, (ys[a] - ys[b]) / span_y, len(tr["text"][a]),
+                                      len(tr["text"][b])), tr["text"]
+        names = {t["name"] for t in fig["data"] if t.get("mode") == "markers"}
+        assert {"h100_sxm (GPU)", "a100_sxm (GPU)", "edge_ws"} <= names, names
