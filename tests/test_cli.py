@@ -91,3 +91,12 @@ def test_nested_command_errors_name_the_whole_command(tmp_path):
     assert out.stderr.strip().splitlines() == [f"nmlab gpu validate: error: gpu timings csv: {tmp_path / 'absent.csv'}: no such file"]
     out = run("gpu", "validate", "--gpu")  # argparse: --gpu needs a value
     assert out.returncode == 2 and out.stderr.startswith("nmlab gpu validate: error:")
+
+
+def test_simulate_unknown_design_lists_gpus_too(capsys):
+    """`simulate --design` takes a bundled design or a GPU spec, so a typo lists both kinds (it
+    listed only the accelerator designs, and a user looking for the GPUs had to read the docs)."""
+    assert main(["simulate", "--design", "h100"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "edge_ws" in err[0] and "h100_sxm" in err[0] and "rtx4090" in err[0], err[0]
