@@ -648,7 +648,8 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
             bar.update(1)
             if step_done % 1000 == 0:
                 sps = (step_done - start_step) / max(time.time() - t0, 1e-9)
-                bar.set_postfix(sps=f"{sps:.0f}", ret=f"{np.mean(recent):.0f}" if recent else "-", refresh=False)
+                # tqdm shows the rate already; a second, cumulative steps/s beside it disagreed with it.
+                bar.set_postfix(ret=f"{np.mean(recent):.0f}" if recent else "-", refresh=False)
                 if tb is not None:
                     tb.add_scalar("charts/SPS", sps, step_done)
             if step_done % args.eval_every == 0 or step_done == args.steps:

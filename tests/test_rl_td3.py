@@ -291,3 +291,11 @@ def test_ctrl_c_says_where_the_run_stopped_and_how_to_continue(tmp_path, monkeyp
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["nmlab train: interrupted at step 300 of 400, before the first checkpoint (step 400): "
                    "nothing to resume; start the run again"]
+
+
+def test_progress_bar_shows_one_rate_and_the_recent_return(tmp_path, capsys):
+    """The bar's own steps/s is the only rate on it (a cumulative `sps=` beside it disagreed,
+    e.g. 146 step/s next to sps=210), and `ret=` the mean of the last training returns."""
+    td3.train(td3.Args(out=str(tmp_path / "run"), steps=1000, **{**SMALL, "progress": True}))
+    bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "1000/1000" in bar and "step/s" in bar and "ret=" in bar and "sps=" not in bar, bar
