@@ -45,6 +45,20 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _check_design_name(ref: str) -> None:
+    """A --design that is neither a path nor a bundled name: one line listing both kinds it
+    takes (the design loader's own message names only the accelerator designs)."""
+    from hwmodel.design import bundled_designs
+    from hwmodel.errors import NmlabError
+    from hwmodel.gpu.design_point import bundled_gpu_names
+    from hwmodel.limits import is_dir, is_file
+
+    designs, gpus = bundled_designs(), bundled_gpu_names()
+    if not (is_file(ref) or is_dir(ref) or ref in designs or ref in gpus):
+        raise NmlabError(f"design: no such file, bundled design or GPU spec: {ref[:300]} "
+                         f"(designs: {', '.join(designs)}; GPUs: {', '.join(gpus)})")
+
+
 def _simulate(args: argparse.Namespace) -> int:
     import json
 
@@ -54,6 +68,7 @@ def _simulate(args: argparse.Namespace) -> int:
     from hwmodel.workload import default_workload
 
     path = args.workload or default_workload()
+    _check_design_name(args.design)
     res = simulate(path, args.design, batch=args.batch, bits=args.bits, scenario=args.scenario,
                    residency=args.residency)
     if args.json:

@@ -423,6 +423,20 @@ def _logged_eval(out: Path, step: int) -> Optional[tuple[float, float]]:
         return None
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGINT) during :func:`train`: where the run stopped and what a resume starts from.
+
+    A KeyboardInterrupt, so callers that stop on one still do; ``nmlab train`` turns it into a
+    line that says what is kept and how to continue."""
+
+    def __init__(self, step: int, steps: int, checkpoint_step: Optional[int], first_checkpoint: int):
+        super().__init__(step)
+        self.step = step                          # env steps done when the interrupt came
+        self.steps = steps                        # the run's target
+        self.checkpoint_step = checkpoint_step    # step of the checkpoint on disk (None: none yet)
+        self.first_checkpoint = first_checkpoint  # where a fresh run writes its first one
+
+
 def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     """Train (or resume) one run. ``explicit``: names of knobs the user set (for resume checks;
     None means all). Returns a summary dict (steps, final evaluation, steps/s)."""
@@ -539,7 +553,11 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
             if tb is not None:
                 tb.add_scalar(f"method/{key}", value, step_done)
 
+    saved_step = start_step if ckpt is not None else None  # the checkpoint a resume would start from
+    steps_done = start_step  # (the bar's count is 0 when it is disabled)
+
     def checkpoint(step_done: int) -> None:
+        nonlocal saved_step
         save_checkpoint(checkpoint_path(out), {
             "args": dataclasses.asdict(args), "global_step": step_done, "update_step": update_step, "episode": episode,
             **{name: net.state_dict() for name, net in nets.items()},
@@ -550,6 +568,7 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
             "env_state": {**get_env_state(env), "obs": torch.from_numpy(np.asarray(obs, dtype=np.float64).copy()),
                           "episode_return": ep_return, "episode_length": ep_len},
         })
+        saved_step = step_done
 
     try:
         for global_step in range(start_step, args.steps):
@@ -625,10 +644,12 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
                         tb.add_scalar("losses/q1_mean", q1m, global_step + 1)
 
             step_done = global_step + 1
+            steps_done = step_done
             bar.update(1)
             if step_done % 1000 == 0:
                 sps = (step_done - start_step) / max(time.time() - t0, 1e-9)
-                bar.set_postfix(sps=f"{sps:.0f}", ret=f"{np.mean(recent):.0f}" if recent else "-", refresh=False)
+                # tqdm shows the rate already; a second, cumulative steps/s beside it disagreed with it.
+                bar.set_postfix(ret=f"{np.mean(recent):.0f}" if recent else "-", refresh=False)
                 if tb is not None:
                     tb.add_scalar("charts/SPS", sps, step_done)
             if step_done % args.eval_every == 0 or step_done == args.steps:
@@ -640,6 +661,8 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
                     tb.add_scalar("eval/return_mean", last_eval[0], step_done)
             if step_done % args.checkpoint_every == 0 or step_done == args.steps:
                 checkpoint(step_done)
+    except KeyboardInterrupt as exc:
+        raise TrainingInterrupted(steps_done, args.steps, saved_step, min(args.checkpoint_every, args.steps)) from exc
     finally:
         bar.close()
         for log in (progress_log, eval_log, sad_log, loss_log, method_log):

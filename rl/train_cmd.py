@@ -159,6 +159,17 @@ def _train(args: argparse.Namespace) -> int:
         if not existed and out.is_dir() and not any(out.iterdir()):
             out.rmdir()
         raise
+    except td3.TrainingInterrupted as stop:
+        # Say what survives: the steps since the last checkpoint are lost (a resume retrains them).
+        where = f"interrupted at step {stop.step} of {stop.steps}"
+        if stop.checkpoint_step is None:
+            print(f"nmlab train: {where}, before the first checkpoint (step {stop.first_checkpoint}): "
+                  f"nothing to resume; start the run again", file=sys.stderr)
+        else:
+            print(f"nmlab train: {where}; last checkpoint at step {stop.checkpoint_step} (steps after it are "
+                  f"trained again, with the same result); continue with: nmlab train --out {cfg.out} --resume",
+                  file=sys.stderr)
+        return 130
     ev, sd = summary["eval_return_mean"], summary["eval_return_std"]
     ev_text = "-" if ev is None else f"{ev:.1f} +- {sd:.1f}"
     print(f"trained {summary['steps']} steps ({summary['steps_this_session']} in this invocation, "

@@ -64,6 +64,8 @@ def run(
     if plan.skipped:
         print(f"nmlab sweep: note: points left out where a design has no datatype of that width or an env "
               f"has no trained workload of the pattern ({'; '.join(plan.skipped)})", file=sys.stderr)
+    for note in plan.not_swept:
+        print(f"nmlab sweep: note: workload not swept: {note}", file=sys.stderr)
     manifest = {
         "format": engine.MANIFEST_FORMAT,
         "version": engine.MANIFEST_VERSION,
@@ -73,6 +75,7 @@ def run(
         "workloads": [w.__dict__ for w in plan.workloads],
         "designs": [{"name": d.name, "path": d.path, "sha": d.sha, "bits_supported": sorted(d.bits_supported)} for d in plan.designs],
         "skipped": plan.skipped,
+        "workloads_not_swept": plan.not_swept,
         "model_sha": grid.model_sha(),  # in every point id: rows of another model are not reused
         "points": n,
         "complete": False,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any, Iterator, Optional
@@ -256,6 +256,21 @@ def choose_sources(workloads: list[WorkloadInfo], pattern: str) -> list[tuple[Wo
     return chosen
 
 
+def not_swept(workloads: list[WorkloadInfo], sources: dict[str, list[tuple[WorkloadInfo, str]]]) -> list[str]:
+    """Why each listed trained workload of a grid pattern is not swept: another workload of the
+    same env, pattern and method stands for that agent (``choose_sources`` keeps one per agent).
+    Without this a user's own run listed beside a bundled one of the same agent vanished silently."""
+    used = {w.path for chosen in sources.values() for w, _src in chosen}
+    stands_for = {(w.env, w.pattern, w.method): w for chosen in sources.values() for w, src in chosen if src == "trained"}
+    notes = []
+    for w in workloads:
+        other = stands_for.get((w.env, w.pattern, w.method))
+        if w.path not in used and other is not None:
+            notes.append(f"{w.name}: {other.name} stands for {w.env} {w.pattern} {w.method} "
+                         f"(one workload per env, pattern and method: lowest seed, then file name)")
+    return notes
+
+
 @dataclass
 class Plan:
     """The expanded grid. ``points()`` yields point dicts lazily (memory stays flat for big grids)."""
@@ -265,6 +280,8 @@ class Plan:
     designs: list[DesignInfo]
     skipped: list[str]   # why some (design, bits) pairs are not in the grid
     _sources: dict[str, list[tuple[WorkloadInfo, str]]]
+    #: listed workloads left out because another workload stands for the same agent (see not_swept)
+    not_swept: list[str] = field(default_factory=list)
 
     def points(self) -> Iterator[dict[str, Any]]:
         for pattern in self.cfg.patterns:
@@ -386,7 +403,7 @@ def plan(cfg: SweepConfig) -> Plan:
         missing_envs = sorted({w.env for w in workloads} - have)
         if missing_envs:
             skipped.append(f"unstructured: no trained unstructured workload for {', '.join(missing_envs)}")
-    result = Plan(cfg, workloads, designs, skipped, sources)
+    result = Plan(cfg, workloads, designs, skipped, sources, not_swept(workloads, sources))
     if len(result) == 0:
         if not any(b in d.bits_supported for d in designs for b in cfg.bits):
             raise NmlabError("sweep config: bits: no design supports any of the bitwidths " + ", ".join(map(str, cfg.bits)))

@@ -128,3 +128,12 @@ def test_an_unknown_gpu_name_lists_the_bundled_specs():
     assert out.stderr.strip().splitlines() == [
         "nmlab gpu predict: error: gpu: 'h100' is not a bundled GPU spec nor a device name of one (bundled GPU "
         "specs: a100_pcie, a100_sxm, b200, gb10, h100_pcie, h100_sxm, h200_sxm, l40s, rtx4090, rtx5080)"]
+
+
+def test_simulate_unknown_design_lists_gpus_too(capsys):
+    """`simulate --design` takes a bundled design or a GPU spec, so a typo lists both kinds (it
+    listed only the accelerator designs, and a user looking for the GPUs had to read the docs)."""
+    assert main(["simulate", "--design", "h100"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "edge_ws" in err[0] and "h100_sxm" in err[0] and "rtx4090" in err[0], err[0]

@@ -266,3 +266,40 @@ def test_resume_with_a_damaged_log_row_is_one_line_and_keeps_args(sparse_run, tm
         td3.train(td3.Args(out=str(run), resume=True, steps=600, progress=False), explicit={"resume", "out", "steps", "progress"})
     assert "\n" not in str(err.value)
     assert (run / "args.json").read_bytes() == args_before
+
+
+def test_ctrl_c_says_where_the_run_stopped_and_how_to_continue(tmp_path, monkeypatch, capsys):
+    """Ctrl-C during `nmlab train`: one line with the step reached, the last checkpoint's step
+    (the steps after it are trained again on resume) and the command that continues the run."""
+    from hwmodel.cli import main
+
+    def interrupt(*_a, **_k):  # Ctrl-C arrives during the evaluation at step 300
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(td3, "evaluate_policy", interrupt)
+    run = tmp_path / "run"
+    argv = ["train", "--out", str(run), "--steps", "400", "--sparsity", "2:4", "--eval-every", "300",
+            "--checkpoint-every", "250", "--learning-starts", "150", "--batch-size", "16", "--hidden", "32",
+            "--no-tensorboard", "--no-progress"]
+    assert main(argv) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"nmlab train: interrupted at step 300 of 400; last checkpoint at step 250 "
+                   f"(steps after it are trained again, with the same result); continue with: "
+                   f"nmlab train --out {run} --resume"]
+    assert load_checkpoint(checkpoint_path(run))["global_step"] == 250
+    # Stopped before the first checkpoint: nothing to resume, so it says to start again.
+    run2 = tmp_path / "run2"
+    argv2 = [a if a != str(run) else str(run2) for a in argv]
+    argv2[argv2.index("--checkpoint-every") + 1] = "10000"
+    assert main(argv2) == 130
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["nmlab train: interrupted at step 300 of 400, before the first checkpoint (step 400): "
+                   "nothing to resume; start the run again"]
+
+
+def test_progress_bar_shows_one_rate_and_the_recent_return(tmp_path, capsys):
+    """The bar's own steps/s is the only rate on it (a cumulative `sps=` beside it disagreed,
+    e.g. 146 step/s next to sps=210), and `ret=` the mean of the last training returns."""
+    td3.train(td3.Args(out=str(tmp_path / "run"), steps=1000, **{**SMALL, "progress": True}))
+    bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
+    assert "1000/1000" in bar and "step/s" in bar and "ret=" in bar and "sps=" not in bar, bar

@@ -481,3 +481,21 @@ def test_id_keys_refuses_ids_with_whitespace():
     assert store.id_keys(np.array([good.encode()], dtype="S16")).tolist() == [int(good, 16)]
     for ids in ([b" " * 16, good.encode()], [b"0123456789abcd  "] * 8):
         assert store.id_keys(np.array(ids, dtype="S16")) is None
+
+
+def test_a_listed_workload_that_another_stands_for_is_named_not_silently_dropped(tmp_path, capsys):
+    """Two workloads of one agent (same env, pattern and method, e.g. a user's own 2:4 run listed
+    beside the bundled one): only one is swept, and the sweep says which one it left out and why."""
+    paths = make_workloads(tmp_path, envs=("Hopper-v5",))
+    mine = synthetic_td3_workload(11, 3, pattern="2:4", hidden=(32, 32), seed=5, with_weights=True)
+    mine.meta.update(env="Hopper-v5", method="rnm-td3", sparsity="2:4", seed=0)
+    save_workload(mine, tmp_path / "my24.nmw")
+    out = tmp_path / "out"
+    _run(write_config(tmp_path, workloads=paths + [str(tmp_path / "my24.nmw")], patterns=["dense", "2:4"]), out, workers=1)
+    rows = store.read_table(out).to_pandas()
+    assert set(rows["workload"]) == {"hopper_dense_s0", "hopper_2of4_s0"}
+    err = capsys.readouterr().err
+    assert "my24" in err and "hopper_2of4_s0" in err
+    assert engine.read_manifest(out)["workloads_not_swept"] == [
+        "my24: hopper_2of4_s0 stands for Hopper-v5 2:4 rnm-td3 (one workload per env, pattern and method:"
+        " lowest seed, then file name)"]
