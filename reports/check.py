@@ -98,6 +98,18 @@ def _ratio(r: float) -> str:
     return f"{r:.{digits}g}"
 
 
+def _digits_against(value: float, budget: float) -> int:
+    """Significant digits that put ``value`` on its own side of ``budget`` when printed: 3, more
+    where 3 round across it (19.987 us read "20 us ... within the 19.99us budget")."""
+    digits = 3
+    while digits < 12:
+        shown = float(f"{value:.{digits}g}")
+        if (shown <= budget) == (value <= budget) and (shown == budget) == (value == budget):
+            break
+        digits += 1
+    return digits
+
+
 def _budget_req(name: str, combos: list[Combination], value_of, budget: float, text: str,
                 fmt, lead: str) -> Requirement:
     """A "value <= budget" requirement over every combination, explained in words.
@@ -109,8 +121,9 @@ def _budget_req(name: str, combos: list[Combination], value_of, budget: float, t
     for i, c in enumerate(combos):
         value = value_of(c)
         verdict = "within" if value <= budget else f"over ({_ratio(value / budget)}x)"
-        parts.append(f"{lead.format(v=fmt(value))} at {c.where}, {verdict} the {text} budget"
-                     if i == 0 else f"at {c.where} it is {fmt(value)}, {verdict} the budget")
+        shown = fmt(value, _digits_against(value, budget))
+        parts.append(f"{lead.format(v=shown)} at {c.where}, {verdict} the {text} budget"
+                     if i == 0 else f"at {c.where} it is {shown}, {verdict} the budget")
     passing = [c.where for c in combos if value_of(c) <= budget]
     return Requirement(name, text, len(passing) == len(combos), "; ".join(parts), passing)
 

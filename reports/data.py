@@ -212,26 +212,27 @@ def pattern_order(patterns) -> list[str]:
 
 
 def _scaled(value: Optional[float], units: tuple[tuple[str, float], ...], base: str, base_factor: float = 1.0,
-            base_fmt: str = ".3g") -> str:
-    """``value`` in the largest of ``units`` (name, factor) it reaches, else in ``base``; NaN/None -> n/a."""
+            base_fmt: str = ".3g", digits: int = 3) -> str:
+    """``value`` in the largest of ``units`` (name, factor) it reaches, else in ``base``, to
+    ``digits`` significant digits; NaN/None -> n/a."""
     if value is None or value != value:
         return "n/a"
     for unit, factor in units:
         if value >= factor:
-            return f"{value / factor:.3g} {unit}"
-    return f"{value / base_factor:{base_fmt}} {base}"
+            return f"{value / factor:.{digits}g} {unit}"
+    return f"{value / base_factor:{base_fmt if digits == 3 else f'.{digits}g'}} {base}"
 
 
 def fmt_bytes(n: Optional[float]) -> str:
     return _scaled(n, (("MB", 1e6), ("KB", 1e3)), "B", base_fmt=".0f")
 
 
-def fmt_time(s: float) -> str:
-    return _scaled(s, (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)), "ns", base_factor=1e-9)
+def fmt_time(s: float, digits: int = 3) -> str:
+    return _scaled(s, (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)), "ns", base_factor=1e-9, digits=digits)
 
 
-def fmt_energy(pj: float) -> str:
-    return _scaled(pj, (("J", 1e12), ("mJ", 1e9), ("uJ", 1e6), ("nJ", 1e3)), "pJ")
+def fmt_energy(pj: float, digits: int = 3) -> str:
+    return _scaled(pj, (("J", 1e12), ("mJ", 1e9), ("uJ", 1e6), ("nJ", 1e3)), "pJ", digits=digits)
 
 
 # ----------------------------------------------------------------------------- agents

@@ -165,3 +165,18 @@ def test_a_figure_just_over_its_budget_does_not_read_over_1x():
     combo = Combination("2:4", 8, "trained", 19.976e-6, 1.0, 1.0, True)
     req = _budget_req("latency", [combo], lambda c: c.latency_s, 19.97e-6, "19.97us", fmt_time, "latency is {v}")
     assert not req.passed and "over (1.0003x) the 19.97us budget" in req.reason, req.reason
+
+
+@pytest.mark.parametrize("latency_s, passed, shown", [
+    (19.987e-6, True, "latency is 19.987 us"),    # read "latency is 20 us ..., within the 19.99us budget"
+    (19.993e-6, False, "latency is 20 us"),       # 20 > 19.99 already reads "over"
+    (19.99e-6, True, "latency is 19.99 us"),      # the budget itself: as many digits as it has
+    (12.3456e-6, True, "latency is 12.3 us"),     # far from it: three digits
+])
+def test_a_figure_near_its_budget_prints_on_its_own_side(latency_s, passed, shown):
+    from reports.check import Combination, _budget_req
+    from reports.data import fmt_time
+
+    combo = Combination("2:4", 8, "trained", latency_s, 1.0, 1.0, True)
+    req = _budget_req("latency", [combo], lambda c: c.latency_s, 19.99e-6, "19.99us", fmt_time, "latency is {v}")
+    assert req.passed == passed and req.reason.startswith(f"{shown} at "), req.reason
