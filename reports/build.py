@@ -100,7 +100,7 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
                      f"at the agent's own precision): they are left out of the return fronts too.")
     if manifest and not manifest.get("complete", True):
         notes.append("The sweep in this directory is not complete: run nmlab sweep again to finish it.")
-    say("Pareto fronts")
+    say("computing the Pareto fronts")
     fronts = compute_fronts(df)
     doc = fronts_document(fronts, notes=notes)
     say("returns and seed spread")

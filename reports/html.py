@@ -382,7 +382,7 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], manifest: dict[str, A
         why_nav.append(f'<a href="#{anchor}">{html.escape(title)}</a>')
         why.append(f'<h3 id="{anchor}">{html.escape(title)}</h3>' + fig_html(why_figure(rows, designs)))
 
-    say("Pareto fronts")
+    say("front figures")
     sections, nav = [], []
     for (env, scenario, batch), rows in groups:
         key = (env, scenario, int(batch))
