@@ -307,11 +307,16 @@ def _map(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Mapp
             if _fits(mask, q, transposed) and _shortens(k, q.n, q.m):
                 how = "native" if q == p and not transposed else f"every group of {q.m} of the {what} holds <= {q.n}"
                 return Mapping(q, None, f"{p} -> {q} ({how})")
-        names = ", ".join(str(q) for q in sp.candidates())
-        worst = ", ".join(sorted({f"a group of {m} holds {_max_count(mask, m, transposed)}"
-                                  for m in _candidate_ms(sp)}))
-        return Mapping(DENSE, None, f"{what} does not fit any of {names} ({worst}) with fewer than K={k} "
-                                    "slots: run dense (zeros stored and multiplied)")
+        # Two different reasons, said apart: the pattern fits but K is too short to skip a slot,
+        # or no supported pattern fits (W^T of a row-wise N:M mask is rarely N:M along its rows).
+        fitting = [q for q in sp.candidates() if _fits(mask, q, transposed)]
+        if fitting:
+            return Mapping(DENSE, None, f"{what}: K={k} is too short for {fitting[0]} to skip a slot: "
+                                        "run dense (zeros stored and multiplied)")
+        names = " or ".join(str(q) for q in sp.candidates())
+        fullest = ", ".join(sorted({f"its fullest group of {m} keeps {_max_count(mask, m, transposed)}"
+                                    for m in _candidate_ms(sp)}))
+        return Mapping(DENSE, None, f"{what} is not {names} ({fullest}): run dense (zeros stored and multiplied)")
     return _map_flexible(design, mask, p, transposed, _entries(mask), design_key(design))
 
 

@@ -125,7 +125,21 @@ def test_4_of_8_mask_maps_to_2_4_only_where_every_half_group_fits():
     m = map_weights(stc, good, "4:8")
     assert str(m.hw_pattern) == "2:4" and "<= 2" in m.note
     m = map_weights(stc, bad, "4:8")
-    assert str(m.hw_pattern) == "dense" and "does not fit" in m.note
+    assert str(m.hw_pattern) == "dense" and "mask is not 2:4 (its fullest group of 4 keeps 3)" in m.note
+
+
+def test_a_fixed_design_says_why_a_layer_runs_dense():
+    # One note said both reasons at once ("does not fit any of 2:4 (a group of 4 holds 1) with
+    # fewer than K=1 slots"); a fitting pattern on a too-short K and a pattern that does not fit
+    # are different reasons.
+    stc = load_design("stc_hbm")
+    one_out = np.zeros((1, 64), bool)
+    one_out[0, ::2] = True  # a 2:4 row of a one-output layer: W^T has K = 1
+    m = map_weights(stc, one_out, "2:4", transposed=True)
+    assert str(m.hw_pattern) == "dense" and m.note.startswith("W^T: K=1 is too short for 2:4 to skip a slot")
+    row_wise = nm_mask(np.random.default_rng(0).normal(size=(64, 64)), "2:4")
+    m = map_weights(stc, row_wise, "2:4", transposed=True)
+    assert str(m.hw_pattern) == "dense" and m.note.startswith("W^T is not 2:4 (its fullest group of 4 keeps ")
 
 
 def test_1_8_maps_to_the_sparsest_supported_pattern():

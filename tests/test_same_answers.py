@@ -111,13 +111,37 @@ REWORDED = [(re.compile(r"every row of the (\S+) has a full group of (\d+): run 
                         r"\d+ the design offers \([\d, ]+\): run dense"))]
 
 
+#: A fixed design's dense fallback said two reasons in one sentence ("W^T does not fit any of
+#: 1:4, 2:4 (a group of 4 holds 1) with fewer than K=1 slots"); it now says the one that holds:
+#: a pattern that fits but cannot shorten K, or no pattern that fits (``_fixed_fallback_now``).
+FIXED_FALLBACK_WAS = re.compile(r"(?P<lead>.*?)(?P<what>mask|W\^T) does not fit any of (?P<names>[\d:, ]+) "
+                                r"\((?P<worst>[^)]*)\) with fewer than K=(?P<k>\d+) slots: run dense "
+                                r"\(zeros stored and multiplied\)")
+
+
+def _fixed_fallback_now(old: str) -> str | None:
+    """The new wording of an old fixed-design fallback note, decided from the note's own figures."""
+    a = FIXED_FALLBACK_WAS.fullmatch(str(old))
+    if not a:
+        return None
+    holds = {int(m): int(h) for m, h in re.findall(r"a group of (\d+) holds (\d+)", a["worst"])}
+    names = a["names"].split(", ")
+    fitting = [q for q in names if holds[int(q.split(":")[1])] <= int(q.split(":")[0])]
+    tail = "run dense (zeros stored and multiplied)"
+    if fitting:
+        return f"{a['lead']}{a['what']}: K={a['k']} is too short for {fitting[0]} to skip a slot: {tail}"
+    fullest = ", ".join(sorted(f"its fullest group of {m} keeps {h}" for m, h in holds.items()))
+    return f"{a['lead']}{a['what']} is not {' or '.join(names)} ({fullest}): {tail}"
+
+
 def _reworded(old: str, new: str) -> bool:
-    """True when ``new`` is ``old`` in a wording listed in ``REWORDED`` (same layer view and M)."""
+    """True when ``new`` is ``old`` in a wording listed in ``REWORDED`` (same layer view and M)
+    or the fixed-design fallback's new wording."""
     for was, now in REWORDED:
         a, b = was.fullmatch(str(old)), now.fullmatch(str(new))
         if a and b and a.groups() == b.groups():
             return True
-    return False
+    return _fixed_fallback_now(old) == str(new)
 
 
 @pytest.mark.parametrize("reference", ["simulate_layers.parquet", "gpu_simulate_layers.parquet"])
