@@ -417,3 +417,24 @@ def test_summary_md_extreme_cells_are_a_markdown_table(sweep):
     assert lines[0].startswith("| design | cause |") and lines[1] == "|---|---|---|---|"
     assert all(ln.startswith("| ") and ln.count(" | ") >= 3 for ln in lines[2:])
     assert any("| **SRAM cliff** |" in ln for ln in lines)
+
+
+def test_why_figures_label_every_row_and_keep_the_sram_label_off_the_bars(page):
+    """Only the last row of a why figure had its agent @bits tick labels, ~1000 px below the first row; and the
+    'SRAM 65.5 KB' label sat inside the plot where scalesim_default_ws's bars reach the line. Every panel now
+    names its bars, the rows are spaced by the labels' height, and the capacity label sits in the right margin."""
+    whys = [f for f in _figures(page) if "What limits" in f["layout"]["title"]["text"]]
+    assert len(whys) == 4
+    for fig in whys:
+        lay = fig["layout"]
+        xs = {k: v for k, v in lay.items() if re.fullmatch(r"xaxis\d*", k)}
+        assert len(xs) == 3 * 7 and all(v["showticklabels"] for v in xs.values())
+        doms = sorted({tuple(v["domain"]) for k, v in lay.items() if re.fullmatch(r"yaxis\d*", k)}, reverse=True)
+        gaps_px = [(a[0] - b[1]) * (lay["height"] - lay["margin"]["t"] - lay["margin"]["b"]) for a, b in zip(doms, doms[1:])]
+        assert min(gaps_px) >= 100, gaps_px  # room for the -60 degree agent @bits labels between rows
+        mem = [a for a in lay["annotations"] if a["text"].startswith(("SRAM", "L2 "))]
+        assert len(mem) == 7
+        for a in mem:  # right of the panel's right edge (x = 1 of its domain), not over the bars
+            assert a["x"] == 1 and a["xanchor"] == "left" and a["xref"].endswith(" domain")
+        assert lay["margin"]["r"] >= 80
+        assert any("SRAM<br>65.5 KB" == a["text"] for a in mem)
