@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from hwmodel.gpu.design_point import IDLE_FRACTION
-from reports.data import (ENERGY_COMPONENTS, agent_label, agent_order, design_order, fmt_bytes, fmt_energy, fmt_time,
-                          is_gpu, label, one_row_per, pattern_order, section_key, shown, with_agent)
+from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, fmt_bytes, fmt_energy, fmt_time,
+                          is_gpu, one_row_per, pattern_order, section_key, shown, with_agent)
 from reports.answer import CSS as ANSWER_CSS, env_anchor
 from reports.fronts import FRONT_SPECS
 from reports.style import COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, front_labels, pattern_symbol
@@ -130,8 +130,10 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
     excluded = int((~ok).sum())
     title = spec.title + (f"  ({excluded} points without return left out)" if excluded else "")
     layout = {"title": {"text": title, "font": {"size": 14}}, "height": 440, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
-              "xaxis": {"title": {"text": label(xc)}, "type": "linear" if xc == "return_mean" else "log"},
-              "yaxis": {"title": {"text": label(yc)}, "type": "linear" if yc == "return_mean" else "log"}}
+              "xaxis": {"title": {"text": axis_label(xc, xc != "return_mean")},
+                        "type": "linear" if xc == "return_mean" else "log"},
+              "yaxis": {"title": {"text": axis_label(yc, yc != "return_mean")},
+                        "type": "linear" if yc == "return_mean" else "log"}}
     return {"data": data, "layout": layout}
 
 
