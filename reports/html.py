@@ -116,6 +116,9 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
             data.append({"type": "scatter", "mode": "lines", "name": f"{design} front", "legendgroup": design,
                          "showlegend": False, "hoverinfo": "skip", "x": _num(x[f]), "y": _num(y[f]),
                          "line": {"color": color, "dash": "dot", "shape": "hv"}})
+    if any(fronts.get(d) for d in designs):  # a legend key for the dotted per-design fronts
+        data.append({"type": "scatter", "mode": "lines", "name": "a design's own front", "x": [None], "y": [None],
+                     "hoverinfo": "skip", "line": {"color": "#888", "dash": "dot"}})
     ids = fronts.get(None, [])
     if ids:
         f = on_front(ids)
@@ -334,7 +337,8 @@ class Section:
 
 MARKER_LEGEND = ("Colour = design; marker shape = pattern (circle dense, square 2:4, diamond 1:4, triangle 1:8, "
                  "star unstructured as trained, x unstructured:0.9; hollow = pruned one-shot); marker size = bits "
-                 "(largest 32, smallest 4); the black front's points are labelled agent @bits. Hover any point "
+                 "(largest 32, smallest 4); the black line with rings is the front over all designs, its points "
+                 "labelled agent @bits; a dotted line in a design's colour is that design's own front. Hover any point "
                  "for its agent, method and figures. Train-step points carry the return of the agent as trained "
                  "(at its own precision: no agent was trained at the other bitwidths); inference points carry the "
                  "return evaluated with the actor at the point's bits.")

@@ -213,3 +213,19 @@ def test_front_axes_say_log_scale_with_their_unit(default_sweep):
             assert ("log scale" in a["title"]["text"]) == (a["type"] == "log"), a
             if a["type"] == "log":
                 assert re.search(r"\((uJ|us|ms|KB|B|pJ|s|J|mJ|nJ), log scale\)$", a["title"]["text"]), a
+
+
+def test_page_fronts_key_the_dotted_per_design_fronts(default_sweep):
+    """Each design's own front is a dotted line in its colour; nothing on the plot said so."""
+    from tests.test_report_answer import _figures
+
+    page = (default_sweep / "report" / "index.html").read_text()
+    fronts = [f for f in _figures(page) if any(t.get("name") == "front (all designs)" for t in f["data"])]
+    for fig in fronts:
+        dotted = [t for t in fig["data"] if t.get("line", {}).get("dash") == "dot"]
+        key = [t for t in dotted if t["name"] == "a design's own front"]
+        assert len(key) == 1 and key[0]["y"] == [None] and key[0].get("showlegend", True)
+        assert len(dotted) > 1  # and the design fronts it keys
+    import html
+
+    assert "a dotted line in a design's colour is that design's own front" in html.unescape(page)
