@@ -274,7 +274,7 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
                                               "y": math.log10(sram_kb), "xanchor": "left", "xshift": 4,
                                               "yanchor": "middle", "align": "left", "showarrow": False,
                                               "font": {"size": 10}})
-            layout[f"yaxis{'' if i * ncol + 3 == 1 else i * ncol + 3}"].update({"type": "log", "dtick": 1, "title": {"text": "KB"}})
+            layout[f"yaxis{'' if i * ncol + 3 == 1 else i * ncol + 3}"].update({"type": "log", "title": {"text": "weights (KB)"}})
         for j in (0, 1):
             k = i * ncol + j + 1
             layout[f"yaxis{'' if k == 1 else k}"].update({"range": [0, 100], "ticksuffix": "%"})
