@@ -224,32 +224,61 @@ def design_card(rows: list[dict], design: str, color: str, agents: list[tuple[st
             f'</caption>{head}<tbody>{"".join(body)}</tbody></table>{note}</div>')
 
 
-def extreme_notes(rows: list[dict]) -> list[str]:
-    """One line per (design, cause) for cells whose ratio is extreme: the cause (with the numbers of the
-    most extreme cell), then the cells it explains (agent @bits: speedup, energy ratio)."""
+def extreme_notes(rows: list[dict]) -> list[dict]:
+    """One entry per (design, cause) for cells whose ratio is extreme, designs in the tables' order (GPUs
+    last): ``design``, ``cause`` (the reason's first words: "SRAM cliff", "DRAM-bound", ...), ``numbers``
+    (the rest of the reason, with the numbers of its most extreme cell), ``example`` (that cell,
+    "agent @bits b", when the entry explains several) and ``cells``: (agent, "16 b 1.05x/0.814, ...") per
+    agent, speedup x / energy ratio vs dense at the same bits."""
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         if is_extreme(r["pattern"], r["speedup_vs_dense"], r["energy_ratio_vs_dense"]) and r.get("why"):
             groups.setdefault((r["design"], r["why"].split(":")[0]), []).append(r)
+    rank = {d: i for i, d in enumerate(design_order({d for d, _ in groups}))}
     out = []
-    for (design, _), rs in sorted(groups.items()):
+    for (design, _), rs in sorted(groups.items(), key=lambda kv: (rank[kv[0][0]], kv[0][1])):
         worst = max(rs, key=lambda r: abs(math.log(max(r["energy_ratio_vs_dense"], 1e-12)))
                     + abs(math.log(max(r["speedup_vs_dense"], 1e-12))))
         by_agent: dict[str, list[str]] = {}
         for r in rs:
             by_agent.setdefault(r["label"], []).append(
                 f"{r['bits']} b {_fmt_ratio(r['speedup_vs_dense'])}x/{_fmt_ratio(r['energy_ratio_vs_dense'])}")
-        cells = "; ".join(f"{a} @ {', '.join(v)}" for a, v in by_agent.items())
-        eg = f" (numbers of {worst['label']} @{worst['bits']} b)" if len(rs) > 1 else ""
-        out.append(f"<b>{html.escape(design)}</b>: {html.escape(worst['why'])}{html.escape(eg)}. "
-                   f"<span class=cells>{html.escape(cells)}</span>")
+        cause, _, numbers = worst["why"].partition(": ")
+        out.append({"design": design, "cause": cause, "numbers": numbers,
+                    "example": f"{worst['label']} @{worst['bits']} b" if len(rs) > 1 else "",
+                    "cells": [(a, ", ".join(v)) for a, v in by_agent.items()]})
     return out
 
 
-def _md_note(note: str) -> str:
-    """An ``extreme_notes`` line (HTML) as Markdown: bold kept, the cell list as plain text, entities unescaped."""
-    note = note.replace("<b>", "**").replace("</b>", "**").replace("<span class=cells>", "Cells: ").replace("</span>", "")
-    return html.unescape(note)
+EXTREME_HEAD = ("design", "cause", "the numbers behind it", "cells it explains (speedup x / energy ratio vs dense)")
+
+
+def extreme_html(notes: list[dict], colors: dict[str, str]) -> str:
+    """The extreme-cell explanations as a table: design, cause in a word or two, its numbers, and one line
+    per agent listing the cells it explains."""
+    body = []
+    for n in notes:
+        eg = f' <span class=cells>(numbers of {html.escape(n["example"])})</span>' if n["example"] else ""
+        cells = "<br>".join(f"<b>{html.escape(a)}</b> {html.escape(c)}" for a, c in n["cells"])
+        sw = f'<span class="sw" style="background:{colors.get(n["design"], "#777")}"></span>'
+        body.append(f'<tr data-design="{html.escape(n["design"])}"><td class=l>{sw}{html.escape(n["design"])}{" (GPU)" if is_gpu(n["design"]) else ""}</td>'
+                    f'<td class=l><b>{html.escape(n["cause"])}</b></td><td class=l>{html.escape(n["numbers"])}{eg}</td>'
+                    f'<td class="l cells">{cells}</td></tr>')
+    head = "".join(f"<th class=l>{h}</th>" for h in EXTREME_HEAD)
+    return (f"<details open class=why><summary>Why the extreme cells are extreme</summary><table class=whyt>"
+            f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></details>")
+
+
+def extreme_markdown(notes: list[dict]) -> str:
+    """The extreme-cell explanations as a Markdown table (same columns as the page)."""
+    def esc(t: str) -> str:
+        return t.replace("|", "\\|")
+    lines = ["| " + " | ".join(EXTREME_HEAD) + " |", "|---|---|---|---|"]
+    for n in notes:
+        eg = f" (numbers of {n['example']})" if n["example"] else ""
+        cells = "<br>".join(f"**{a}** {c}" for a, c in n["cells"])
+        lines.append(f"| {esc(n['design'])}{' (GPU)' if is_gpu(n['design']) else ''} | **{esc(n['cause'])}** | {esc(n['numbers'] + eg)} | {esc(cells)} |")
+    return "\n".join(lines)
 
 
 def quantization_card(q: list[dict], colors: dict[str, str], bits: list[int]) -> str:
@@ -478,8 +507,7 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
             parts.append('<div class="cards">' + "".join(cards) + "</div>")
             notes = extreme_notes(rows)
             if notes:
-                parts.append("<details open class=why><summary>Why the extreme cells are extreme</summary><ul>"
-                             + "".join(f"<li>{n}</li>" for n in notes) + "</ul></details>")
+                parts.append(extreme_html(notes, colors))
     return "\n".join(parts)
 
 
@@ -512,7 +540,9 @@ table.ans td.l,table.ans th.l{text-align:left;white-space:nowrap}table.ans tr.ab
 table.ans td.na{color:#aaa}table.ans sup{color:#333}
 .sw{display:inline-block;width:11px;height:11px;border-radius:2px;margin-right:6px;vertical-align:-1px}
 .caveat{background:#fdecea;border-left-color:#d62728}.small{font-size:13px;color:#444;margin:4px 0}
-.lead{font-size:14px}details.why{font-size:13px;margin:4px 0 14px}details.why li{margin:2px 0}
+.lead{font-size:14px}details.why{font-size:13px;margin:4px 0 14px}table.whyt{border-collapse:collapse;font-size:12.5px;margin-top:4px}
+table.whyt td,table.whyt th{border:1px solid #ddd;padding:3px 6px;vertical-align:top;text-align:left}
+table.whyt th{background:#f3f3f3}table.whyt td.cells,table.whyt td:nth-child(-n+2){white-space:nowrap}
 h4{margin:18px 0 4px}.cells{color:#555}
 .glance{overflow-x:auto;max-width:100%}table.glance{font-size:13px}table.glance td{white-space:nowrap;line-height:1.2}
 table.glance caption{font-size:14px}table.glance .lim,table.glance .spread,.unit{font-size:11px;color:#444;font-weight:normal}
@@ -589,5 +619,5 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
             out.append("\n".join(lines) + "\n")
             notes = extreme_notes(rows)
             if notes:
-                out.append("Why the extreme cells are extreme:\n\n" + "\n".join("- " + _md_note(n) for n in notes) + "\n")
+                out.append("Why the extreme cells are extreme:\n\n" + extreme_markdown(notes) + "\n")
     return "\n".join(out)

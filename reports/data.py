@@ -188,6 +188,14 @@ def label(col: str) -> str:
     return DISPLAY.get(col, (col, 1.0))[0]
 
 
+def axis_label(col: str, log: bool) -> str:
+    """An axis title with its unit and, on a log axis, "log scale": "energy per pass (uJ, log scale)"."""
+    text = label(col)
+    if not log:
+        return text
+    return text[:-1] + ", log scale)" if text.endswith(")") else text + " (log scale)"
+
+
 def section_key(env: str, scenario: str, batch: int) -> str:
     return f"{env} - {scenario.replace('_', ' ')} (batch {batch})"
 

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hwmodel.io import atomic_write  # noqa: E402
-from reports.data import (ENERGY_COMPONENTS, agent_label, agent_order, design_order, fmt_energy, is_gpu, label,  # noqa: E402
+from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, fmt_energy, is_gpu,  # noqa: E402
                           one_row_per, shown, with_agent)
 from reports.fronts import FRONT_SPECS  # noqa: E402
 from reports.style import COMPONENT_COLORS, MPL_MARKERS, bit_size, design_colors, front_labels, pattern_symbol  # noqa: E402
@@ -37,6 +37,27 @@ def _save(fig, path: Path) -> Path:
 
 def _sections(df: pd.DataFrame) -> list[tuple[str, int]]:
     return sorted({(s, int(b)) for s, b in zip(df.scenario, df.batch)})
+
+
+#: Height of one legend row (title and entries) over the front PNGs, in inches.
+LEGEND_ROW_IN = 0.5
+
+
+def front_legend_groups(df: pd.DataFrame, designs: list[str]) -> list[tuple[str, list]]:
+    """The front PNGs' keys, one legend row each: (title, handles) for colour = design (GPUs marked, last),
+    shape = pattern with the front's line, and size = bits."""
+    from matplotlib.lines import Line2D
+
+    colors = design_colors(designs)
+    des = [Line2D([], [], ls="", marker="o", color=colors[d], label=f"{d} (GPU)" if is_gpu(d) else d) for d in designs]
+    pats = [Line2D([], [], ls="", marker=MPL_MARKERS.get(pattern_symbol(p), "o"), color="#555", label=p)
+            for p in sorted(df.pattern.unique())]
+    pats.append(Line2D([], [], color="black", lw=1.4, marker="o", mfc="none", mec="black", label="front (all designs)"))
+    # markersize is in points like the scatter's sqrt(s): the same sizes as the plots
+    bits = [Line2D([], [], ls="", marker="o", color="#999", markersize=(bit_size(b) ** 2 * 0.6) ** 0.5, label=f"{b} bits")
+            for b in sorted({int(b) for b in df.bits.unique()}, reverse=True)]
+    return [("colour = design", des), ("shape = pattern; black line and rings = the front over all designs", pats),
+            ("size = bits", bits)]
 
 
 def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
@@ -89,28 +110,24 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
             excluded = int((~ok).sum())
             ax.set_title(f"{env}, {sc.replace('_', ' ')} b={batch}" + (f"\n({excluded} without return left out)" if excluded else ""),
                          fontsize=10)
-            ax.set_xlabel(label(xc), fontsize=9)
-            ax.set_ylabel(label(yc), fontsize=9)
+            ax.set_xlabel(axis_label(xc, xc != "return_mean" and bool(len(data))), fontsize=9)
+            ax.set_ylabel(axis_label(yc, yc != "return_mean" and bool(len(data))), fontsize=9)
             ax.tick_params(labelsize=8)
             ax.grid(True, alpha=0.3, which="both")
             if not len(data):
                 ax.text(0.5, 0.5, "no points with all objectives", ha="center", va="center", transform=ax.transAxes)
-    from matplotlib.lines import Line2D
-
-    colors = design_colors(designs)
-    handles = [Line2D([], [], ls="", marker="o", color=colors[d], label=f"{d} (GPU)" if is_gpu(d) else d)
-               for d in designs]
-    handles += [Line2D([], [], ls="", marker=MPL_MARKERS.get(pattern_symbol(p), "o"), color="#555", label=p)
-                for p in sorted(df.pattern.unique())]
-    handles.append(Line2D([], [], color="black", lw=1.4, label="front (all designs)"))
-    labels = [h.get_label() for h in handles]
-    h_in = 3.9 * len(envs) + 0.8
+    groups = front_legend_groups(df, designs)
+    h_in = 3.9 * len(envs) + 0.6 + LEGEND_ROW_IN * len(groups)
     fig.set_figheight(h_in)
     fig.suptitle(spec.title, y=1 - 0.08 / h_in, va="top", fontsize=13)
-    fig.legend(handles, labels, loc="upper center", ncol=min(len(labels), 8), fontsize=8,
-               bbox_to_anchor=(0.5, 1 - 0.3 / h_in), title="colour = design, shape = pattern, size = bits",
-               title_fontsize=8)
-    fig.subplots_adjust(left=0.08, right=0.98, top=1 - 1.6 / h_in, bottom=0.5 / h_in, hspace=0.6, wspace=0.28)
+    # One legend row per key (designs, then patterns and the front, then bit sizes): one 8-column legend
+    # filled column by column had put a design over a pattern.
+    for r, (title, handles) in enumerate(groups):
+        fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8, title=title, title_fontsize=8,
+                   bbox_to_anchor=(0.5, 1 - (0.35 + LEGEND_ROW_IN * r) / h_in), frameon=False, columnspacing=1.2,
+                   handletextpad=0.3)
+    fig.subplots_adjust(left=0.08, right=0.98, top=1 - (0.8 + LEGEND_ROW_IN * len(groups)) / h_in,
+                        bottom=0.5 / h_in, hspace=0.6, wspace=0.28)
     return _save(fig, out)
 
 

@@ -182,12 +182,12 @@ def scatter_figure(c: GpuCheck) -> dict[str, Any]:
                      "text": [f"{shapes[i]} {kind}: measured {got[i]:.3g} us, predicted {pred[i]:.3g} us "
                               f"({100 * (pred[i] / got[i] - 1):+.0f}%)" for i in idx], "hoverinfo": "text"})
     s = c.scores
-    note = (f"{s['rows']} held-out rows<br>MAPE dense {_pct(s['mape_dense'])}, 2:4 {_pct(s['mape_sparse'])}"
+    note = (f"{s['rows']} held-out rows (all dtypes)<br>MAPE dense {_pct(s['mape_dense'])}, 2:4 {_pct(s['mape_sparse'])}"
             f"<br>speedup error {_pct(s['speedup_mape'])}")
     layout = {"title": {"text": f"{html.escape(c.device)}: predicted vs measured", "font": {"size": 13}},
               "height": 380, "margin": {"l": 60, "r": 15, "t": 40, "b": 45},
-              "xaxis": {"type": "log", "range": rng, "title": {"text": "measured time per call (us)"}},
-              "yaxis": {"type": "log", "range": rng, "title": {"text": "predicted (us)"}},
+              "xaxis": {"type": "log", "range": rng, "title": {"text": "measured time per call (us, log scale)"}},
+              "yaxis": {"type": "log", "range": rng, "title": {"text": "predicted (us, log scale)"}},
               "legend": {"x": 1, "xanchor": "right", "y": 0, "yanchor": "bottom", "bgcolor": "rgba(255,255,255,0.8)"},
               "annotations": [{"text": note, "xref": "paper", "yref": "paper", "x": 0.02, "y": 0.98, "xanchor": "left",
                                "yanchor": "top", "align": "left", "showarrow": False, "font": {"size": 11},
@@ -203,7 +203,10 @@ def speedup_figure(c: GpuCheck) -> dict[str, Any]:
     for dtype, (sizes, curve) in c.curves.items():
         color = DTYPE_COLORS.get(dtype, "#777")
         short = DTYPE_SHORT.get(dtype, dtype)
-        data.append({"type": "scatter", "mode": "lines", "name": short, "legendgroup": dtype,
+        err = c.dtypes.get(dtype, {}).get("speedup_mape")
+        # the held-out error of this dtype's speedup in its legend entry: the plot says how far off the line is
+        name = f"{short} ({_pct(err)})" if err is not None else short
+        data.append({"type": "scatter", "mode": "lines", "name": name, "legendgroup": dtype,
                      "x": sizes.tolist(), "y": curve.round(4).tolist(), "line": {"color": color, "width": 1.5},
                      "hovertemplate": f"{short} model: %{{x}}^3, %{{y:.3f}}x<extra></extra>"})
         sq = np.flatnonzero((m.dtype == dtype) & (m.m == m.k) & (m.k == m.n))
@@ -218,15 +221,16 @@ def speedup_figure(c: GpuCheck) -> dict[str, Any]:
                               f"model {p:.3f}x" for s, v, x, p in zip(m.m[sq], m.dense_us[sq] / m.sparse_us[sq], held,
                                                                        c.dense_us[sq] / c.sparse_us[sq])],
                      "hoverinfo": "text"})
+    # legend keys for the dots (colour = dtype as its line): filled = held-out shape, hollow = calibration shape
+    for name, fill in (("measured,<br>held-out shape", "#777"), ("measured,<br>calibration shape", "white")):
+        data.append({"type": "scatter", "mode": "markers", "name": name, "x": [None], "y": [None], "hoverinfo": "skip",
+                     "marker": {"color": fill, "size": 6, "line": {"color": "#777", "width": 1.5}}})
     layout = {"title": {"text": f"{html.escape(c.device)}: 2:4 speedup vs square size", "font": {"size": 13}},
               "height": 380, "margin": {"l": 55, "r": 15, "t": 40, "b": 45},
-              "xaxis": {"type": "log", "title": {"text": "square GEMM size (m = k = n)"}},
-              "yaxis": {"title": {"text": "speedup dense / 2:4 (x)"}},
-              "legend": {"font": {"size": 10}, "title": {"text": "dtype"}},
-              "annotations": [{"text": "lines: model; dots: measured (hollow: calibration shape)", "xref": "paper",
-                               "yref": "paper", "x": 0.01, "y": 0.99, "xanchor": "left", "yanchor": "top",
-                               "showarrow": False, "font": {"size": 10, "color": "#444"},
-                               "bgcolor": "rgba(255,255,255,0.85)"}],
+              "xaxis": {"type": "log", "title": {"text": "square GEMM size (m = k = n, log scale)"}},
+              "yaxis": {"title": {"text": "speedup dense / 2:4 (x; above 1: 2:4 wins)"}},
+              "legend": {"font": {"size": 10}, "title": {"text": "colour = dtype<br>line = model (held-out<br>"
+                                                                  "speedup error)", "font": {"size": 10}}},
               "shapes": [{"type": "line", "xref": "x domain", "yref": "y", "x0": 0, "x1": 1, "y0": 1, "y1": 1,
                           "line": {"color": "#333", "width": 1}}]}
     return {"data": data, "layout": layout}

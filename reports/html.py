@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from hwmodel.gpu.design_point import IDLE_FRACTION
-from reports.data import (ENERGY_COMPONENTS, agent_label, agent_order, design_order, fmt_bytes, fmt_energy, fmt_time,
-                          is_gpu, label, one_row_per, pattern_order, section_key, shown, with_agent)
+from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, fmt_bytes, fmt_energy, fmt_time,
+                          is_gpu, one_row_per, pattern_order, section_key, shown, with_agent)
 from reports.answer import CSS as ANSWER_CSS, env_anchor
 from reports.fronts import FRONT_SPECS
 from reports.style import COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, front_labels, pattern_symbol
@@ -116,6 +116,9 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
             data.append({"type": "scatter", "mode": "lines", "name": f"{design} front", "legendgroup": design,
                          "showlegend": False, "hoverinfo": "skip", "x": _num(x[f]), "y": _num(y[f]),
                          "line": {"color": color, "dash": "dot", "shape": "hv"}})
+    if any(fronts.get(d) for d in designs):  # a legend key for the dotted per-design fronts
+        data.append({"type": "scatter", "mode": "lines", "name": "a design's own front", "x": [None], "y": [None],
+                     "hoverinfo": "skip", "line": {"color": "#888", "dash": "dot"}})
     ids = fronts.get(None, [])
     if ids:
         f = on_front(ids)
@@ -130,8 +133,10 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
     excluded = int((~ok).sum())
     title = spec.title + (f"  ({excluded} points without return left out)" if excluded else "")
     layout = {"title": {"text": title, "font": {"size": 14}}, "height": 440, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
-              "xaxis": {"title": {"text": label(xc)}, "type": "linear" if xc == "return_mean" else "log"},
-              "yaxis": {"title": {"text": label(yc)}, "type": "linear" if yc == "return_mean" else "log"}}
+              "xaxis": {"title": {"text": axis_label(xc, xc != "return_mean")},
+                        "type": "linear" if xc == "return_mean" else "log"},
+              "yaxis": {"title": {"text": axis_label(yc, yc != "return_mean")},
+                        "type": "linear" if yc == "return_mean" else "log"}}
     return {"data": data, "layout": layout}
 
 
@@ -159,6 +164,8 @@ def _categories(rows: pd.DataFrame) -> tuple[list[str], dict[tuple, str]]:
     return cats, by
 
 
+#: Height of one design's panels and of the agent @bits tick labels under them (px).
+WHY_ROW_PX, WHY_LABEL_PX = 170, 125
 WHY_COLUMNS = ("cycles: compute vs stalls (share)", "energy by component (share)", "weights vs SRAM (log)")
 
 
@@ -179,8 +186,11 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
     colors = design_colors(designs)
     nrow, ncol = len(designs), len(WHY_COLUMNS)
     layout: dict[str, Any] = {"annotations": [], "shapes": []}
-    vgap, hgap = 0.12 / max(nrow, 1), 0.06
-    h = (1 - vgap * (nrow - 1)) / nrow
+    # Every row carries its own agent @bits tick labels (a reader of an upper row could not tell its bars
+    # apart when only the last row had them): the gap under each row is as tall as those labels.
+    plot_px = WHY_ROW_PX * nrow + WHY_LABEL_PX * max(nrow - 1, 0)
+    vgap, hgap = WHY_LABEL_PX / plot_px, 0.06
+    h = WHY_ROW_PX / plot_px
     w = (1 - hgap * (ncol - 1)) / ncol
     data: list[dict[str, Any]] = []
     comps = [c for c in ENERGY_COMPONENTS if f"energy_{c}_pj" in rows.columns]
@@ -198,7 +208,7 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
             x0, y1 = j * (w + hgap), 1 - i * (h + vgap)
             layout[f"xaxis{sfx}"] = {"domain": [x0, x0 + w], "anchor": f"y{sfx}", "type": "category",
                                      "categoryorder": "array", "categoryarray": cats, "tickfont": {"size": 9},
-                                     "showticklabels": i == nrow - 1, "tickangle": -60}
+                                     "showticklabels": True, "tickangle": -60}
             layout[f"yaxis{sfx}"] = {"domain": [y1 - h, y1], "anchor": f"x{sfx}", "tickfont": {"size": 9}}
             if i == 0:
                 layout["annotations"].append({"text": f"<b>{WHY_COLUMNS[j]}</b>", "x": x0 + w / 2, "y": 1.0, "xref": "paper",
@@ -257,16 +267,19 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
                 sram_kb = float(d.sram_bytes.max()) * 1e-3
                 layout["shapes"].append({"type": "line", "xref": f"x{k} domain", "yref": f"y{k}", "x0": 0, "x1": 1,
                                          "y0": sram_kb, "y1": sram_kb, "line": {"color": "#333", "dash": "dash", "width": 1.5}})
-                memory = "L2 (weights come from DRAM every call)" if gpu else "SRAM"
-                layout["annotations"].append({"text": f"{memory} {fmt_bytes(sram_kb * 1e3)}", "xref": f"x{k} domain",
-                                              "yref": f"y{k}", "x": 1, "y": math.log10(sram_kb), "xanchor": "right",
-                                              "yanchor": "bottom", "showarrow": False, "font": {"size": 10}})
-            layout[f"yaxis{'' if i * ncol + 3 == 1 else i * ncol + 3}"].update({"type": "log", "dtick": 1, "title": {"text": "KB"}})
+                # In the right margin beside the line's end: inside the plot it sat on the bars reaching it.
+                memory = (f"L2 {fmt_bytes(sram_kb * 1e3)}<br>(weights come<br>from DRAM<br>every call)" if gpu
+                          else f"SRAM<br>{fmt_bytes(sram_kb * 1e3)}")
+                layout["annotations"].append({"text": memory, "xref": f"x{k} domain", "yref": f"y{k}", "x": 1,
+                                              "y": math.log10(sram_kb), "xanchor": "left", "xshift": 4,
+                                              "yanchor": "middle", "align": "left", "showarrow": False,
+                                              "font": {"size": 10}})
+            layout[f"yaxis{'' if i * ncol + 3 == 1 else i * ncol + 3}"].update({"type": "log", "title": {"text": "weights (KB)"}})
         for j in (0, 1):
             k = i * ncol + j + 1
             layout[f"yaxis{'' if k == 1 else k}"].update({"range": [0, 100], "ticksuffix": "%"})
-    height = 190 + 170 * nrow
-    layout.update({"barmode": "stack", "height": height, "margin": {"l": 70, "r": 20, "t": 80, "b": 120},
+    height = 200 + plot_px
+    layout.update({"barmode": "stack", "height": height, "margin": {"l": 70, "r": 95, "t": 80, "b": 120},
                    "legend": {"orientation": "h", "y": 1.0 + 28 / height, "yanchor": "bottom", "x": 0},
                    "title": {"text": "What limits each point (one bar per agent and bits; hover for absolute figures; "
                                      "hollow weight bars miss the SRAM)", "font": {"size": 14}, "y": 0.995}})
@@ -324,7 +337,8 @@ class Section:
 
 MARKER_LEGEND = ("Colour = design; marker shape = pattern (circle dense, square 2:4, diamond 1:4, triangle 1:8, "
                  "star unstructured as trained, x unstructured:0.9; hollow = pruned one-shot); marker size = bits "
-                 "(largest 32, smallest 4); the black front's points are labelled agent @bits. Hover any point "
+                 "(largest 32, smallest 4); the black line with rings is the front over all designs, its points "
+                 "labelled agent @bits; a dotted line in a design's colour is that design's own front. Hover any point "
                  "for its agent, method and figures. Train-step points carry the return of the agent as trained "
                  "(at its own precision: no agent was trained at the other bitwidths); inference points carry the "
                  "return evaluated with the actor at the point's bits.")

@@ -381,3 +381,63 @@ def test_train_step_points_carry_the_return_of_the_agent_as_trained(sweep):
 
     doc = json.loads((sweep / "report" / "fronts.json").read_text())
     assert check_fronts_against_table(got, doc["fronts"]) == len(doc["fronts"])
+
+
+def test_extreme_cells_are_a_table_cause_first_one_line_per_agent(sweep, page):
+    """'Why the extreme cells are extreme' was a list of 2-4-line prose bullets (design, sentence, then a run-on
+    list of every cell). Now one table row per (design, cause): the cause in a cell of its own, its numbers,
+    and one line per agent with every cell it explains; designs in the tables' order (GPUs last)."""
+    df = pd.read_parquet(sweep / "points.parquet")
+    block = page.split("Why the extreme cells are extreme", 1)[1].split("</details>", 1)[0]
+    assert "<table class=whyt>" in block and "<li>" not in block
+    rows = re.findall(r'<tr data-design="([^"]+)"><td class=l>.*?</td><td class=l><b>([^<]+)</b></td>'
+                      r'<td class=l>(.*?)</td><td class="l cells">(.*?)</td></tr>', block)
+    assert rows
+    designs = [d for d, *_ in rows]
+    gpus = {"a100_sxm", "h100_sxm"}
+    first_gpu = min(i for i, d in enumerate(designs) if d in gpus)
+    assert all(d in gpus for d in designs[first_gpu:]), designs  # GPUs last, as in every table
+    causes = {(d, c) for d, c, *_ in rows}
+    assert ("scalesim_default_ws", "SRAM cliff") in causes and ("stc_hbm", "DRAM-bound") in causes
+    for d, cause, numbers, cells in rows:
+        assert not numbers.startswith(":") and cause not in ("", d)
+        for line in cells.split("<br>"):  # one agent per line: "<b>agent</b> 16 b 1.05x/0.814, 8 b ..."
+            assert re.fullmatch(r"<b>[^<]+</b> (\d+ b [0-9.]+x/[0-9.]+(, )?)+", line), line
+    # Every fact kept: the cells listed are the page's same-bits figures (stc_hbm 2:4 at 16 b, first section).
+    sc = df[(df.env == "HalfCheetah-v5") & (df.design == "stc_hbm") & (df.pattern == "2:4") & (df.bits == 16)
+            & (df.scenario == "inference")].iloc[0]
+    stc = next(cells for d, _, _, cells in rows if d == "stc_hbm")
+    assert f"16 b {sc.speedup_vs_dense:.3g}x/{sc.energy_ratio_vs_dense:.3g}" in stc
+
+
+def test_summary_md_extreme_cells_are_a_markdown_table(sweep):
+    md = (sweep / "report" / "summary.md").read_text()
+    block = md.split("Why the extreme cells are extreme:", 1)[1].split("\n\n", 2)[1]
+    lines = block.splitlines()
+    assert lines[0].startswith("| design | cause |") and lines[1] == "|---|---|---|---|"
+    assert all(ln.startswith("| ") and ln.count(" | ") >= 3 for ln in lines[2:])
+    assert any("| **SRAM cliff** |" in ln for ln in lines)
+
+
+def test_why_figures_label_every_row_and_keep_the_sram_label_off_the_bars(page):
+    """Only the last row of a why figure had its agent @bits tick labels, ~1000 px below the first row; and the
+    'SRAM 65.5 KB' label sat inside the plot where scalesim_default_ws's bars reach the line. Every panel now
+    names its bars, the rows are spaced by the labels' height, and the capacity label sits in the right margin."""
+    whys = [f for f in _figures(page) if "What limits" in f["layout"]["title"]["text"]]
+    assert len(whys) == 4
+    for fig in whys:
+        lay = fig["layout"]
+        xs = {k: v for k, v in lay.items() if re.fullmatch(r"xaxis\d*", k)}
+        assert len(xs) == 3 * 7 and all(v["showticklabels"] for v in xs.values())
+        doms = sorted({tuple(v["domain"]) for k, v in lay.items() if re.fullmatch(r"yaxis\d*", k)}, reverse=True)
+        gaps_px = [(a[0] - b[1]) * (lay["height"] - lay["margin"]["t"] - lay["margin"]["b"]) for a, b in zip(doms, doms[1:])]
+        assert min(gaps_px) >= 100, gaps_px  # room for the -60 degree agent @bits labels between rows
+        mem = [a for a in lay["annotations"] if a["text"].startswith(("SRAM", "L2 "))]
+        assert len(mem) == 7
+        for a in mem:  # right of the panel's right edge (x = 1 of its domain), not over the bars
+            assert a["x"] == 1 and a["xanchor"] == "left" and a["xref"].endswith(" domain")
+        assert lay["margin"]["r"] >= 80
+        assert any("SRAM<br>65.5 KB" == a["text"] for a in mem)
+        # the weights' log axis: its unit in the title and ticks between decades (one "100" tick said little)
+        logs = [v for k, v in lay.items() if re.fullmatch(r"yaxis\d*", k) and v.get("type") == "log"]
+        assert len(logs) == 7 and all(v["title"]["text"] == "weights (KB)" and "dtick" not in v for v in logs)

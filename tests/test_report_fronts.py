@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -177,3 +178,54 @@ def test_page_front_labels_do_not_overlap_and_gpus_are_named_so(default_sweep):
                                       len(tr["text"][b])), tr["text"]
         names = {t["name"] for t in fig["data"] if t.get("mode") == "markers"}
         assert {"h100_sxm (GPU)", "a100_sxm (GPU)", "edge_ws"} <= names, names
+
+
+def test_png_front_legend_keeps_designs_patterns_and_bits_apart(default_sweep):
+    """The PNG fronts had one 8-column legend filled column by column: 'h100_sxm (GPU)' sat over '1:4', a
+    design over a pattern, and 'size = bits' had no key. Now one legend row per key."""
+    import pandas as pd
+
+    from reports.data import design_order
+    from reports.figures import front_legend_groups
+
+    df = pd.read_parquet(default_sweep / "points.parquet")
+    designs = design_order(df.design.unique())
+    (t1, des), (t2, pats), (t3, bits) = front_legend_groups(df, designs)
+    assert t1 == "colour = design" and t2.startswith("shape = pattern") and t3 == "size = bits"
+    assert [h.get_label() for h in des] == [f"{d} (GPU)" if d in ("a100_sxm", "h100_sxm") else d for d in designs]
+    assert [h.get_label() for h in pats][:-1] == sorted(df.pattern.unique())
+    assert pats[-1].get_label() == "front (all designs)"
+    assert [h.get_label() for h in bits] == ["32 bits", "16 bits", "8 bits", "4 bits"]
+    sizes = [h.get_markersize() for h in bits]
+    assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == 4  # bigger = more bits, as on the plots
+
+
+def test_front_axes_say_log_scale_with_their_unit(default_sweep):
+    """Front axes are log except return; the title said 'energy per pass (uJ)' on a log axis."""
+    from tests.test_report_answer import _figures
+
+    page = (default_sweep / "report" / "index.html").read_text()
+    fronts = [f for f in _figures(page) if any(t.get("name") == "front (all designs)" for t in f["data"])]
+    assert fronts
+    for fig in fronts:
+        for ax in ("xaxis", "yaxis"):
+            a = fig["layout"][ax]
+            assert ("log scale" in a["title"]["text"]) == (a["type"] == "log"), a
+            if a["type"] == "log":
+                assert re.search(r"\((uJ|us|ms|KB|B|pJ|s|J|mJ|nJ), log scale\)$", a["title"]["text"]), a
+
+
+def test_page_fronts_key_the_dotted_per_design_fronts(default_sweep):
+    """Each design's own front is a dotted line in its colour; nothing on the plot said so."""
+    from tests.test_report_answer import _figures
+
+    page = (default_sweep / "report" / "index.html").read_text()
+    fronts = [f for f in _figures(page) if any(t.get("name") == "front (all designs)" for t in f["data"])]
+    for fig in fronts:
+        dotted = [t for t in fig["data"] if t.get("line", {}).get("dash") == "dot"]
+        key = [t for t in dotted if t["name"] == "a design's own front"]
+        assert len(key) == 1 and key[0]["y"] == [None] and key[0].get("showlegend", True)
+        assert len(dotted) > 1  # and the design fronts it keys
+    import html
+
+    assert "a dotted line in a design's colour is that design's own front" in html.unescape(page)

@@ -101,7 +101,20 @@ def test_scatter_carries_the_held_out_rows_y_equals_x_and_its_mape(page):
         names = {t["name"] for t in sp["data"]}
         assert specs[gpu].name == gpu and len(names) >= 4
         for t in sp["data"]:
-            assert all(v > 0 for v in t["y"])
+            assert t["y"] == [None] or all(v > 0 for v in t["y"])  # [None]: a legend key, no data
+        # What the lines and dots are, and each dtype's held-out speedup error, are in the plot's legend.
+        lines = {t["legendgroup"]: t["name"] for t in sp["data"] if t["mode"] == "lines"}
+        for dtype, name in lines.items():
+            short = gpu_model.DTYPE_SHORT.get(dtype, dtype)
+            assert name == f"{short} ({100 * per[dtype]['speedup_mape']:.1f}%)", (gpu, name)
+        legend = sp["layout"]["legend"]["title"]["text"]
+        assert "colour = dtype" in legend and "line = model" in legend and "held-out" in legend
+        keys = [t for t in sp["data"] if t["y"] == [None]]
+        assert [k["marker"]["color"] == "white" for k in keys] == [False, True]
+        assert "held-out" in keys[0]["name"] and "calibration" in keys[1]["name"]
+        assert "above 1: 2:4 wins" in sp["layout"]["yaxis"]["title"]["text"]
+        for f in (fig, sp):
+            assert "log scale" in f["layout"]["xaxis"]["title"]["text"]
 
 
 def test_speedup_curve_runs_each_call_as_the_rows_did():
@@ -169,7 +182,7 @@ def test_gpu_limiter_text_speaks_of_fixed_cost_and_the_2_4_only_mapping(table, p
     assert (g.sram == "").all() and set(g.latency_limiter) <= {"fixed per-call cost", "throughput"}
     # The 2:4 points the GPU runs slower than dense are explained on the page in these terms.
     slow = rows[(rows.pattern == "2:4") & (rows.speedup_vs_dense < 0.9)]
-    assert len(slow) and "<b>h100_sxm</b>: fixed-cost bound" in page
+    assert len(slow) and re.search(r'<tr data-design="h100_sxm">.*?</td><td class=l><b>fixed-cost bound</b></td>', page)
     # Under each GPU card: which agents ran dense and what share of the MACs the others skipped, as the
     # table's MAC counts say (one note per env, scenario, batch and GPU).
     notes = [html_lib.unescape(n) for n in re.findall(r'<p class="small gpunote">(.*?)</p>', page)]
