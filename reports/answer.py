@@ -52,14 +52,16 @@ def same_bits(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def quantization_gain(df: pd.DataFrame) -> pd.DataFrame:
-    """Dense at each bitwidth vs dense at the design's highest bitwidth in the sweep, per section and design:
-    columns env, scenario, batch, design, bits, ref_bits, speedup (ref latency / latency), energy_ratio
+    """Dense at each bitwidth vs dense at the design's highest bitwidth in the sweep, per section and design
+    swept at two bitwidths or more: columns env, scenario, batch, design, bits, ref_bits, speedup (ref latency / latency), energy_ratio
     (energy / ref energy), point_id, ref_point_id."""
     dense = df[(df.pattern == "dense") & (df.get("mask_source", "trained") == "trained")]
     dense = dense[[*SECTION, "design", "bits", "latency_s", "energy_pj", "point_id"]]
     one_row_per(dense, [*SECTION, "design", "bits"], "quantization table")
     rows = []
     for key, g in dense.groupby([*SECTION, "design"], sort=True):
+        if g.bits.nunique() < 2:  # one bitwidth: nothing to compare (a table of 1x / 1 said nothing)
+            continue
         ref = g.loc[g.bits.idxmax()]
         for r in g.sort_values("bits", ascending=False).itertuples(index=False):
             rows.append({**dict(zip([*SECTION, "design"], key)), "bits": int(r.bits), "ref_bits": int(ref.bits),
@@ -514,7 +516,7 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
 INTRO = ("Hardware: speedup = dense latency / this latency, energy ratio = this energy / dense energy, both "
          "against dense at the same design, scenario, batch and bits (points.parquet's speedup_vs_dense, "
          "energy_ratio_vs_dense), so sparsity is not mixed with quantization; quantization's own gain is the "
-         "separate table 'Quantization alone' under each scenario. Colour: green better than dense, red worse "
+         "separate table 'Quantization alone' under each scenario (for designs swept at two bitwidths or more). Colour: green better than dense, red worse "
          "(log scale, full at 10x). \u25c6: the weights fit the design's SRAM while dense's do not (SRAM cliff); "
          "\u25c7: they miss it while dense's fit. Return: evaluation return as a fraction of dense TD3 as trained, "
          "with the lowest and highest seed.")

@@ -73,6 +73,20 @@ def test_quantization_table_is_dense_against_dense_at_the_highest_bits(sweep, pa
         assert value == pytest.approx(r.speedup_vs_dense_ref if col == "quantization_speedup" else r.energy_ratio_vs_dense_ref)
 
 
+def test_a_design_swept_at_one_bitwidth_has_no_quantization_row(sweep):
+    # A sweep at one bitwidth showed a 'Quantization alone' table of 1x / 1 in every cell.
+    from reports.answer import quantization_gain
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    q = quantization_gain(df)
+    assert len(q) and (q.bits != q.ref_bits).any()
+    only_8 = quantization_gain(df[df.bits == 8])
+    assert only_8.empty
+    mixed = df[(df.bits == 8) | (df.design != "edge_ws")]  # edge_ws at 8 bits only, the others as swept
+    q_mixed = quantization_gain(mixed)
+    assert "edge_ws" not in set(q_mixed.design) and set(q_mixed.design) == set(q.design) - {"edge_ws"}
+
+
 def _figures(page: str) -> list[dict]:
     payload = page.split("<script>(function(){var P=", 1)[1].split(";var C=", 1)[0]
     return json.loads(payload.replace("<\\/", "</"))["figures"]
