@@ -274,7 +274,12 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
                                               "y": math.log10(sram_kb), "xanchor": "left", "xshift": 4,
                                               "yanchor": "middle", "align": "left", "showarrow": False,
                                               "font": {"size": 10}})
-            layout[f"yaxis{'' if i * ncol + 3 == 1 else i * ncol + 3}"].update({"type": "log", "title": {"text": "weights (KB)"}})
+            kb = [float(v) for v in d.model_bytes.dropna() * 1e-3 if v > 0]
+            if "sram_bytes" in d and d.sram_bytes.notna().any():
+                kb.append(float(d.sram_bytes.max()) * 1e-3)
+            tickvals, ticktext = log_ticks(min(kb), max(kb)) if kb else ([], [])
+            layout[f"yaxis{'' if i * ncol + 3 == 1 else i * ncol + 3}"].update(
+                {"type": "log", "title": {"text": "weights (KB)"}, "tickvals": tickvals, "ticktext": ticktext})
         for j in (0, 1):
             k = i * ncol + j + 1
             layout[f"yaxis{'' if k == 1 else k}"].update({"range": [0, 100], "ticksuffix": "%"})
@@ -284,6 +289,16 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
                    "title": {"text": "What limits each point (one bar per agent and bits; hover for absolute figures; "
                                      "hollow weight bars miss the SRAM)", "font": {"size": 14}, "y": 0.995}})
     return {"data": data, "layout": layout}
+
+
+def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
+    """Ticks of a log axis from ``lo`` to ``hi`` written out in full (plotly's own minor ticks read
+    "2", "5" for 200 and 500): 1, 2, 5 per decade over up to three decades, else decades only."""
+    first, last = math.floor(math.log10(lo)), math.ceil(math.log10(hi))
+    steps = (1, 2, 5) if last - first <= 3 else (1,)
+    vals = [m * 10.0 ** e for e in range(first, last + 1) for m in steps]
+    vals = [v for v in vals if lo / 1.5 <= v <= hi * 1.5]
+    return vals, [f"{v:,.0f}" if v >= 1 else f"{v:g}" for v in vals]
 
 
 FRONT_TABLE_COLUMNS = ("point_id", "design", "pattern", "bits", "method", "mask_source", "latency_s", "energy_pj",

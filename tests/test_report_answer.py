@@ -455,3 +455,17 @@ def test_why_figures_label_every_row_and_keep_the_sram_label_off_the_bars(page):
         # the weights' log axis: its unit in the title and ticks between decades (one "100" tick said little)
         logs = [v for k, v in lay.items() if re.fullmatch(r"yaxis\d*", k) and v.get("type") == "log"]
         assert len(logs) == 7 and all(v["title"]["text"] == "weights (KB)" and "dtick" not in v for v in logs)
+        # ticks written out in full: plotly's own minor ticks read "2", "5" for 200 and 500
+        for v in logs:
+            assert len(v["tickvals"]) >= 2 and v["ticktext"] == [f"{t:,.0f}" if t >= 1 else f"{t:g}" for t in v["tickvals"]]
+
+
+def test_log_ticks_are_whole_numbers_1_2_5_per_decade():
+    from reports.html import log_ticks
+
+    vals, text = log_ticks(13.0, 262.0)
+    assert vals == [10.0, 20.0, 50.0, 100.0, 200.0] and text == ["10", "20", "50", "100", "200"]
+    vals, text = log_ticks(0.4, 4190.0)  # four decades and more: decades only
+    assert vals == [1.0, 10.0, 100.0, 1000.0] and text == ["1", "10", "100", "1,000"]
+    vals, text = log_ticks(0.15, 0.9)
+    assert text == ["0.1", "0.2", "0.5", "1"]
