@@ -1000,3 +1000,24 @@ def test_gpu_timings_bounds_and_bench_times(tmp_path, make, needle):
 
     path = make(tmp_path)
     raises_one_line(lambda: read_measurements(path), needle)
+
+
+# ----------------------------------------------------------------------------- bitwidths
+
+
+@pytest.mark.parametrize("args", [
+    ["simulate", "--design", "edge_ws", "--bits", "33"],
+    ["check", "edge_ws", "--bits", "8,33"],
+    ["export-timeloop", "--design", "edge_ws", "--layer", "actor.fc1", "--out", "never_written", "--bits", "33"],
+])
+def test_one_bitwidth_range_for_every_command(capsys, args):
+    """simulate and export-timeloop took --bits up to 64 where check and a sweep config stopped at
+    32: one range now, the widest datatype a design can name (a 64-bit request could never run)."""
+    from hwmodel.design import DATATYPE_BITS
+    from hwmodel.limits import MAX_BITS
+
+    assert MAX_BITS == max(DATATYPE_BITS.values())
+    rc, out, err = nmlab_inproc(capsys, *args)
+    line = assert_one_line_error(rc, out, err, "33")
+    assert "32" in line
+    assert not (REPO / "never_written").exists()
