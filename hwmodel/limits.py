@@ -43,6 +43,8 @@ LIMITS: dict[str, Limit] = {
     "workload_weights": Limit("NMLAB_MAX_WORKLOAD_WEIGHTS", 1 << 26, "weights of all layers of one workload"),
     "layers": Limit("NMLAB_MAX_LAYERS", 10_000, "layers in one workload"),
     "manifest_bytes": Limit("NMLAB_MAX_MANIFEST_BYTES", 16 << 20, "bytes of a workload's manifest.json"),
+    "json_bytes": Limit("NMLAB_MAX_JSON_BYTES", 16 << 20,
+                        "bytes of a JSON file a command reads back (a sweep's sweep.json, a run's args.json and done.json)"),
     "yaml_bytes": Limit("NMLAB_MAX_YAML_BYTES", 1 << 20, "bytes of a YAML file (design, sweep, campaign config or GPU spec)"),
     "yaml_expanded": Limit("NMLAB_MAX_YAML_EXPANDED", 1_000_000,
                            "nodes plus scalar characters of a YAML file with every alias expanded"),
@@ -422,6 +424,12 @@ def loads_json(data: bytes | str, where: str) -> Any:
         if isinstance(exc, NmlabError):
             raise
         raise NmlabError(f"{where}: not valid JSON ({short(str(exc), 120)})") from None
+
+
+def load_json(path: str | os.PathLike, what: str) -> Any:
+    """The JSON value in ``path``, bounded: file size (``json_bytes``) before reading, UTF-8 text,
+    nesting, NaN / Infinity refused (:func:`loads_json`). Errors are one line: ``<what>: <path>: ...``."""
+    return loads_json(read_text(path, what, "json_bytes"), f"{what}: {path}")
 
 
 # ----------------------------------------------------------------------------- zip archives

@@ -1021,3 +1021,121 @@ def test_one_bitwidth_range_for_every_command(capsys, args):
     line = assert_one_line_error(rc, out, err, "33")
     assert "32" in line
     assert not (REPO / "never_written").exists()
+
+
+# ----------------------------------------------------------------------------- files read back (JSON, logs)
+
+DEEP_JSON = "[" * 200_000 + "]" * 200_000
+
+
+@pytest.mark.parametrize("data, needle", [
+    (DEEP_JSON.encode(), "nested too deeply"),
+    (b"\xff\xfe{}", "not UTF-8"),
+    (b'{"format": "nmlab-sweep", "version": 1, "config_file": "c.yaml"}' + b" " * 3000, "NMLAB_MAX_JSON_BYTES"),
+    (b'["not", "a", "manifest"]', "expected a JSON object"),
+])
+def test_unfinished_sweep_folder_reads_sweep_json_bounded(tmp_path, capsys, monkeypatch, data, needle):
+    """report on a folder with sweep.json but no table: a 200,000-deep sweep.json was a
+    RecursionError traceback, and any size was read whole."""
+    if needle == "NMLAB_MAX_JSON_BYTES":
+        monkeypatch.setenv("NMLAB_MAX_JSON_BYTES", "2000")
+    (tmp_path / "sweep.json").write_bytes(data)
+    rc, out, err = nmlab_inproc(capsys, "report", str(tmp_path))
+    assert_one_line_error(rc, out, err, "sweep.json", needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.json"]
+
+
+def test_sweep_manifest_read_back_is_bounded(tmp_path, monkeypatch):
+    from sweeps import engine
+
+    (tmp_path / "sweep.json").write_text(DEEP_JSON)
+    raises_one_line(lambda: engine.read_manifest(tmp_path), "sweep.json", "nested too deeply")
+    (tmp_path / "sweep.json").write_text("[1]")
+    raises_one_line(lambda: engine.read_manifest(tmp_path), "expected a JSON object")
+    monkeypatch.setenv("NMLAB_MAX_JSON_BYTES", "10")
+    (tmp_path / "sweep.json").write_text('{"format": "nmlab-sweep"}')
+    raises_one_line(lambda: engine.read_manifest(tmp_path), "NMLAB_MAX_JSON_BYTES")
+
+
+@pytest.mark.parametrize("text, needle", [(DEEP_JSON, "nested too deeply"), ("[1, 2]", "expected a JSON object"),
+                                          ("{", "not valid JSON")])
+def test_campaign_done_json_damaged_is_one_line(tmp_path, text, needle):
+    """A run's done.json: a list was an AttributeError traceback in every campaign command, a deep
+    one a RecursionError, and an unreadable one made the finished run train again silently."""
+    from rl.campaign import read_done
+
+    (tmp_path / "done.json").write_text(text)
+    raises_one_line(lambda: read_done(tmp_path), "done.json", needle)
+    assert read_done(tmp_path / "absent") is None
+
+
+def test_campaign_status_passes_over_a_binary_log(tmp_path):
+    """progress.csv / eval.csv of a run are reports: a binary one was a UnicodeDecodeError traceback
+    in --status; it now reads as a log with no row that parses."""
+    from rl.campaign import run_state
+
+    (tmp_path / "progress.csv").write_bytes(b"step,x\n" + os.urandom(2000).replace(b"\n", b"\xff") + b"\xff")
+    (tmp_path / "eval.csv").write_text("step,return_mean\n100,5.0\n")
+    s = run_state(tmp_path, 1000)
+    assert s["steps_reached"] == 100 and s["last_eval"] == (100, 5.0) and s["state"] == "new"
+
+
+@pytest.mark.parametrize("data, needle", [
+    (b"step,return_mean\n" + b"\xff" * 100, "not UTF-8"),
+    (b"step,return_mean\n100,5.0,7\n", "3 cells, the header has 2"),
+    (b"step,return_mean\nten,5.0\n", "line 2: step"),
+])
+def test_resumed_training_log_damaged_is_one_line(tmp_path, data, needle):
+    """train --resume rewrites its CSV logs up to the checkpoint's step: a binary log was a
+    UnicodeDecodeError traceback, a row with an extra cell a ValueError one from csv.DictWriter."""
+    from rl.td3 import CsvLog
+
+    path = tmp_path / "eval.csv"
+    path.write_bytes(data)
+    raises_one_line(lambda: CsvLog(path, ["step", "return_mean"], keep_upto_step=1000), "eval.csv", needle)
+    assert path.read_bytes() == data  # nothing rewritten
+
+
+def test_resumed_training_log_keeps_rows_up_to_the_step(tmp_path):
+    from rl.td3 import CsvLog
+
+    path = tmp_path / "eval.csv"
+    path.write_text("step,return_mean\n100,5.0\n200,6.0\n")
+    log = CsvLog(path, ["step", "return_mean"], keep_upto_step=150)
+    log.fh.close()
+    assert path.read_text().splitlines() == ["step,return_mean", "100,5.0"]
+
+
+@pytest.mark.parametrize("text, needle", [(DEEP_JSON, "nested too deeply"), ("[]", "expected a JSON object"),
+                                          ('{"env": "Hopper-v5", "sparsity": "2:4", "seed": "0", "steps": 10}', "seed")])
+def test_publish_args_json_damaged_is_one_line(tmp_path, text, needle):
+    from rl.publish import run_info
+
+    (tmp_path / "args.json").write_text(text)
+    raises_one_line(lambda: run_info(tmp_path), "args.json", needle)
+
+
+def test_publish_eval_log_damaged_is_one_line(tmp_path):
+    from rl.publish import run_info
+
+    (tmp_path / "args.json").write_text('{"env": "Hopper-v5", "sparsity": "2:4", "seed": 0, "steps": 10}')
+    (tmp_path / "eval.csv").write_text("step,return_mean\n100,nan\n")
+    raises_one_line(lambda: run_info(tmp_path), "eval.csv", "line 2: return_mean")
+    (tmp_path / "eval.csv").write_text("step,return_mean\n100,5.5\n")
+    assert run_info(tmp_path)["curve"] == [(100, 5.5)]
+
+
+@pytest.mark.parametrize("text", [DEEP_JSON, "[]", '{"entries": []}', "\xff",
+                                  '{"entries": {"k": {"read_pj": "x"}}}',
+                                  '{"entries": {"k": {"read_pj": -1, "write_pj": 1, "leakage_mw": 1, "area_mm2": 1, '
+                                  '"cacti_nm": 22, "word_bits": 64}}}'])
+def test_cacti_cache_damaged_reads_as_empty(tmp_path, monkeypatch, text):
+    """The user's CACTI cache is rebuilt entry by entry: a damaged file or entry reads as absent
+    (a deep one was a RecursionError traceback, an entry of other keys a TypeError)."""
+    from hwmodel import cacti
+
+    path = tmp_path / "cacti_cache.json"
+    path.write_text(text)
+    assert cacti._entry(cacti._read_json(path).get("k")) is None
+    good = {"read_pj": 1.5, "write_pj": 2, "leakage_mw": 0.1, "area_mm2": 0.01, "cacti_nm": 22, "word_bits": 64}
+    assert cacti._entry(good) == cacti.SramCost(**good)
