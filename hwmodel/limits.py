@@ -58,6 +58,8 @@ LIMITS: dict[str, Limit] = {
     "replay_transitions": Limit("NMLAB_MAX_REPLAY_TRANSITIONS", 10_000_000,
                                 "transitions of a replay buffer (nmlab train --buffer-size)"),
     "sweep_points": Limit("NMLAB_MAX_SWEEP_POINTS", 10_000_000, "points of one sweep grid"),
+    "table_bytes": Limit("NMLAB_MAX_TABLE_BYTES", 4 << 30,
+                         "uncompressed bytes a Parquet table declares (points.parquet, a sweep's part files)"),
 }
 
 #: Fixed bounds no real file comes near (not overridable).
@@ -430,6 +432,44 @@ def load_json(path: str | os.PathLike, what: str) -> Any:
     """The JSON value in ``path``, bounded: file size (``json_bytes``) before reading, UTF-8 text,
     nesting, NaN / Infinity refused (:func:`loads_json`). Errors are one line: ``<what>: <path>: ...``."""
     return loads_json(read_text(path, what, "json_bytes"), f"{what}: {path}")
+
+
+# ----------------------------------------------------------------------------- Parquet tables
+
+#: Bounds on decoding a Parquet footer (Thrift): total string bytes and container items. A
+#: sweep table's footer holds a few hundred strings; Arrow's own defaults are 100 MB and 10^6.
+PARQUET_THRIFT_STRING_BYTES = 16 << 20
+PARQUET_THRIFT_CONTAINER_ITEMS = 1_000_000
+
+
+def open_parquet(path: str | os.PathLike, what: str) -> Any:
+    """A ``pyarrow.parquet.ParquetFile`` whose footer was checked before any data is read: the
+    footer decoded within fixed Thrift bounds, its row count within ``sweep_points`` (a sweep
+    table holds at most one row per grid point) and the uncompressed bytes it declares (per row
+    group and per column chunk, the larger) within ``table_bytes``. Errors are one line."""
+    import pyarrow.parquet as pq
+
+    shown = str(path)[:300]
+    try:
+        pf = pq.ParquetFile(path, thrift_string_size_limit=PARQUET_THRIFT_STRING_BYTES,
+                            thrift_container_size_limit=PARQUET_THRIFT_CONTAINER_ITEMS)
+    except (IsADirectoryError, FileNotFoundError):
+        raise not_a_file(what, path) from None
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged footer
+        raise NmlabError(f"{what}: {shown}: unreadable ({short(' '.join(str(exc).split()), 160)})") from None
+    md = pf.metadata
+    if md.num_rows < 0:
+        raise NmlabError(f"{what}: {shown}: declares {md.num_rows} rows")
+    check_limit("sweep_points", md.num_rows, f"{what}: {shown}: rows")
+    by_group = by_chunk = 0
+    for i in range(md.num_row_groups):
+        rg = md.row_group(i)
+        by_group += max(rg.total_byte_size, 0)
+        by_chunk += sum(max(rg.column(j).total_uncompressed_size, 0) for j in range(rg.num_columns))
+        if rg.total_byte_size < 0 or rg.num_rows < 0:
+            raise NmlabError(f"{what}: {shown}: row group {i} declares a negative size")
+    check_limit("table_bytes", max(by_group, by_chunk), f"{what}: {shown}: uncompressed bytes")
+    return pf
 
 
 # ----------------------------------------------------------------------------- zip archives

@@ -1139,3 +1139,78 @@ def test_cacti_cache_damaged_reads_as_empty(tmp_path, monkeypatch, text):
     assert cacti._entry(cacti._read_json(path).get("k")) is None
     good = {"read_pj": 1.5, "write_pj": 2, "leakage_mw": 0.1, "area_mm2": 0.01, "cacti_nm": 22, "word_bits": 64}
     assert cacti._entry(good) == cacti.SramCost(**good)
+
+
+# ----------------------------------------------------------------------------- Parquet tables
+
+
+def _points(tmp_path: Path, table) -> Path:
+    import pyarrow.parquet as pq
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, tmp_path / "points.parquet")
+    return tmp_path
+
+
+def test_parquet_row_count_over_the_limit_refused_from_the_footer(tmp_path, capsys, monkeypatch):
+    import pyarrow as pa
+
+    out = _points(tmp_path / "s", pa.table({"point_id": [f"{i:016x}" for i in range(50)]}))
+    monkeypatch.setenv("NMLAB_MAX_SWEEP_POINTS", "10")
+    rc, o, e = nmlab_inproc(capsys, "report", str(out))
+    assert_one_line_error(rc, o, e, "points.parquet: rows: 50 is over the limit", "NMLAB_MAX_SWEEP_POINTS")
+
+
+def test_parquet_huge_string_column_refused_from_its_declared_size(tmp_path, capsys, monkeypatch):
+    """A 1 MB string cell compresses to almost nothing on disk; the footer's uncompressed size
+    is what it costs to read, and is checked before the data is."""
+    import pyarrow as pa
+
+    out = _points(tmp_path / "s", pa.table({"point_id": ["a" * (1 << 20)] * 4}))
+    assert (out / "points.parquet").stat().st_size < 100_000
+    monkeypatch.setenv("NMLAB_MAX_TABLE_BYTES", str(1 << 20))
+    rc, o, e = nmlab_inproc(capsys, "report", str(out))
+    assert_one_line_error(rc, o, e, "uncompressed bytes", "NMLAB_MAX_TABLE_BYTES")
+
+
+def test_parquet_footer_claiming_a_huge_length_is_one_line(tmp_path, capsys):
+    import pyarrow as pa
+
+    out = _points(tmp_path / "s", pa.table({"point_id": ["0" * 16]}))
+    path = out / "points.parquet"
+    data = bytearray(path.read_bytes())
+    data[-8:-4] = (0xFFFFFFF0).to_bytes(4, "little")  # footer length: about 4 GiB
+    path.write_bytes(bytes(data))
+    rc, o, e = nmlab_inproc(capsys, "report", str(out))
+    assert_one_line_error(rc, o, e, "points.parquet: unreadable")
+
+
+def test_parquet_footer_strings_are_bounded_while_decoding(tmp_path, capsys):
+    """17 MB of key-value metadata in the footer: over the fixed Thrift string bound (16 MiB)."""
+    import pyarrow as pa
+
+    from hwmodel.limits import PARQUET_THRIFT_STRING_BYTES
+
+    t = pa.table({"point_id": ["0" * 16]}).replace_schema_metadata({"x": "y" * (PARQUET_THRIFT_STRING_BYTES + 1000)})
+    out = _points(tmp_path / "s", t)
+    rc, o, e = nmlab_inproc(capsys, "report", str(out))
+    assert_one_line_error(rc, o, e, "points.parquet: unreadable")
+
+
+def test_a_sweep_part_over_the_limits_is_set_aside_on_resume(tmp_path, monkeypatch, capsys):
+    """A resume reads back the part files: one whose footer declares too much is set aside
+    and its points evaluated again (as a damaged one), never a traceback."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sweeps import store
+
+    parts = store.parts_dir(tmp_path)
+    parts.mkdir(parents=True)
+    pq.write_table(pa.table({"point_id": [f"{i:016x}" for i in range(3)]}), parts / "part-000001.parquet")
+    pq.write_table(pa.table({"point_id": [f"{i:016x}" for i in range(50)]}), parts / "part-000002.parquet")
+    monkeypatch.setenv("NMLAB_MAX_SWEEP_POINTS", "10")
+    ids = store.done_ids(tmp_path)
+    assert len(ids) == 3
+    assert (parts / "part-000002.bad").is_file()
+    assert "setting aside unreadable part-000002.parquet" in capsys.readouterr().err
