@@ -58,7 +58,7 @@ LIMITS: dict[str, Limit] = {
     "replay_transitions": Limit("NMLAB_MAX_REPLAY_TRANSITIONS", 10_000_000,
                                 "transitions of a replay buffer (nmlab train --buffer-size)"),
     "sweep_points": Limit("NMLAB_MAX_SWEEP_POINTS", 10_000_000, "points of one sweep grid"),
-    "table_bytes": Limit("NMLAB_MAX_TABLE_BYTES", 4 << 30,
+    "table_bytes": Limit("NMLAB_MAX_TABLE_BYTES", 8 << 30,
                          "uncompressed bytes a Parquet table declares (points.parquet, a sweep's part files)"),
 }
 
