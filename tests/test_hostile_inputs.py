@@ -1214,3 +1214,16 @@ def test_a_sweep_part_over_the_limits_is_set_aside_on_resume(tmp_path, monkeypat
     assert len(ids) == 3
     assert (parts / "part-000002.bad").is_file()
     assert "setting aside unreadable part-000002.parquet" in capsys.readouterr().err
+
+
+def test_gpu_bench_csv_counted_back_bounded(tmp_path, monkeypatch):
+    """A restarted bench run counts the rows it wrote: a binary file was a UnicodeDecodeError traceback."""
+    from hwmodel.gpu import schema
+
+    path = tmp_path / "bench.csv"
+    path.write_bytes(b"status\nok\n\xff\xfe")
+    raises_one_line(lambda: schema.count_status(path, "ok"), "bench.csv", "not UTF-8")
+    path.write_text("status\nok\nfailed\nok\n")
+    assert schema.count_status(path, "ok") == 2
+    monkeypatch.setenv("NMLAB_MAX_CSV_BYTES", "5")
+    raises_one_line(lambda: schema.count_status(path, "ok"), "NMLAB_MAX_CSV_BYTES")
