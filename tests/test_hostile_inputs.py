@@ -1227,3 +1227,16 @@ def test_gpu_bench_csv_counted_back_bounded(tmp_path, monkeypatch):
     assert schema.count_status(path, "ok") == 2
     monkeypatch.setenv("NMLAB_MAX_CSV_BYTES", "5")
     raises_one_line(lambda: schema.count_status(path, "ok"), "NMLAB_MAX_CSV_BYTES")
+
+
+@pytest.mark.parametrize("data", [b"\xff\xfe" * 100, alias_bomb().encode(), b"sets: [1, 2]"])
+def test_report_gpu_params_provenance_read_bounded(tmp_path, monkeypatch, data):
+    """`gpu fit --out` rewrites the default parameter file; the report's provenance note read it
+    with a bare read_text (a binary file was a UnicodeDecodeError traceback). It is optional: none."""
+    from hwmodel.gpu import params
+    from reports import gpu_model
+
+    path = tmp_path / "gpu_params.yaml"
+    path.write_bytes(data)
+    monkeypatch.setattr(params, "default_path", lambda: path)
+    assert gpu_model._params_provenance() == {}
