@@ -58,8 +58,8 @@ LIMITS: dict[str, Limit] = {
     "replay_transitions": Limit("NMLAB_MAX_REPLAY_TRANSITIONS", 10_000_000,
                                 "transitions of a replay buffer (nmlab train --buffer-size)"),
     "sweep_points": Limit("NMLAB_MAX_SWEEP_POINTS", 10_000_000, "points of one sweep grid"),
-    "table_bytes": Limit("NMLAB_MAX_TABLE_BYTES", 8 << 30,
-                         "uncompressed bytes a Parquet table declares (points.parquet, a sweep's part files)"),
+    "table_bytes": Limit("NMLAB_MAX_TABLE_BYTES", 1 << 30,
+                         "bytes of a Parquet table, as its footer declares them and as decoded (points.parquet, a sweep's part files)"),
 }
 
 #: Fixed bounds no real file comes near (not overridable).
@@ -442,7 +442,7 @@ PARQUET_THRIFT_STRING_BYTES = 16 << 20
 PARQUET_THRIFT_CONTAINER_ITEMS = 1_000_000
 
 
-def open_parquet(path: str | os.PathLike, what: str) -> Any:
+def open_parquet(path: str | os.PathLike, what: str, read_dictionary: Optional[list[str]] = None) -> Any:
     """A ``pyarrow.parquet.ParquetFile`` whose footer was checked before any data is read: the
     footer decoded within fixed Thrift bounds, its row count within ``sweep_points`` (a sweep
     table holds at most one row per grid point) and the uncompressed bytes it declares (per row
@@ -452,7 +452,7 @@ def open_parquet(path: str | os.PathLike, what: str) -> Any:
     shown = str(path)[:300]
     try:
         pf = pq.ParquetFile(path, thrift_string_size_limit=PARQUET_THRIFT_STRING_BYTES,
-                            thrift_container_size_limit=PARQUET_THRIFT_CONTAINER_ITEMS)
+                            thrift_container_size_limit=PARQUET_THRIFT_CONTAINER_ITEMS, read_dictionary=read_dictionary)
     except (IsADirectoryError, FileNotFoundError):
         raise not_a_file(what, path) from None
     except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged footer
@@ -470,6 +470,45 @@ def open_parquet(path: str | os.PathLike, what: str) -> Any:
             raise NmlabError(f"{what}: {shown}: row group {i} declares a negative size")
     check_limit("table_bytes", max(by_group, by_chunk), f"{what}: {shown}: uncompressed bytes")
     return pf
+
+
+def read_parquet(path: str | os.PathLike, what: str) -> Any:
+    """The whole table at ``path`` (a ``pyarrow.Table``), its memory bounded before it is built.
+
+    The footer is checked first (:func:`open_parquet`). Its sizes are of the encoded data, and a
+    dictionary-encoded string column decodes to far more (one 64 MiB string repeated 40 times is
+    31 MB on disk, 671 MB declared, 2.7 GB decoded): text columns are read as dictionaries, their
+    decoded size counted from the dictionary's lengths and the indices, and decoded only when the
+    table stays within ``table_bytes``.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    shown = str(path)[:300]
+    schema = open_parquet(path, what).schema_arrow
+    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    pf = open_parquet(path, what, read_dictionary=text or None)
+    try:
+        table = pf.read()
+        total = 0
+        for col in table.columns:
+            for chunk in col.chunks:
+                if pa.types.is_dictionary(chunk.type):
+                    lengths = pc.binary_length(chunk.dictionary).cast(pa.int64())
+                    used = pc.sum(pc.take(lengths, pc.drop_null(chunk.indices))).as_py() or 0
+                    total += used + 8 * len(chunk)  # the decoded bytes and their offsets
+                else:
+                    total += chunk.nbytes
+            if total > limit("table_bytes"):
+                break
+        check_limit("table_bytes", total, f"{what}: {shown}: decoded bytes")
+        return pa.table({name: (pc.cast(col, col.type.value_type) if pa.types.is_dictionary(col.type) else col)
+                         for name, col in zip(table.column_names, table.columns)})
+    except NmlabError:
+        raise
+    except Exception as exc:  # pyarrow raises several types for damaged data pages
+        raise NmlabError(f"{what}: {shown}: unreadable ({short(' '.join(str(exc).split()), 160)})") from None
 
 
 # ----------------------------------------------------------------------------- zip archives

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import is_dir, is_file, is_int, load_json, open_parquet, short
+from hwmodel.limits import is_dir, is_file, is_int, load_json, read_parquet, short
 
 REQUIRED = ("point_id", "env", "pattern", "bits", "design", "scenario", "batch", "latency_s", "energy_pj",
             "method", "mask_source", "speedup_vs_dense", "energy_ratio_vs_dense")
@@ -52,11 +52,11 @@ def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
             raise NmlabError(f"report: {table} not found: the sweep in {out} did not finish; run the nmlab sweep "
                              f"command that started it ({what}, --out {out}) again to finish it")
         raise NmlabError(f"report: {table} not found; run nmlab sweep --out {out} first")
-    # The footer first (rows and declared sizes within the limits, docs/limits.md), then the data.
-    pf = open_parquet(table, "report")
+    # The footer first, then the decoded size, both within the limits (docs/limits.md).
+    arrow = read_parquet(table, "report")
     try:
-        df = pf.read().to_pandas()
-    except Exception as exc:  # pyarrow raises several types for a damaged file
+        df = arrow.to_pandas()
+    except Exception as exc:  # a column type pandas cannot hold
         raise NmlabError(f"report: {table}: unreadable ({short(' '.join(str(exc).split()), 160)})") from None
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:

@@ -1240,3 +1240,24 @@ def test_report_gpu_params_provenance_read_bounded(tmp_path, monkeypatch, data):
     path.write_bytes(data)
     monkeypatch.setattr(params, "default_path", lambda: path)
     assert gpu_model._params_provenance() == {}
+
+
+def test_parquet_dictionary_bomb_counted_before_it_is_decoded(tmp_path):
+    """One 16 MiB string in 40 rows: dictionary-encoded it declares about 16 MiB x 10 uncompressed
+    and is 5 MB on disk, but decodes to 640 MiB. Counted from the dictionary first; the report's
+    process stays far below the decoded size (it read 2.7 GB for a 64 MiB string before)."""
+    import pyarrow as pa
+
+    out = _points(tmp_path / "s", pa.table({"point_id": ["a" * (16 << 20)] * 40}))
+    rc, o, e, _ = nmlab_subprocess("report", str(out), env={"NMLAB_MAX_TABLE_BYTES": str(400 << 20)})
+    assert_one_line_error(rc, o, e, "decoded bytes: 671,0", "NMLAB_MAX_TABLE_BYTES")
+
+
+def test_read_parquet_gives_plain_columns(tmp_path):
+    import pyarrow as pa
+
+    from hwmodel.limits import read_parquet
+
+    t = pa.table({"a": ["x", None, "y"], "b": [1.0, 2.0, None], "c": pa.array([None, None, None], pa.string())})
+    out = _points(tmp_path / "s", t)
+    assert read_parquet(out / "points.parquet", "t").equals(t)
