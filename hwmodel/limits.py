@@ -472,8 +472,9 @@ def open_parquet(path: str | os.PathLike, what: str, read_dictionary: Optional[l
     return pf
 
 
-def read_parquet(path: str | os.PathLike, what: str) -> Any:
-    """The whole table at ``path`` (a ``pyarrow.Table``), its memory bounded before it is built.
+def read_parquet(path: str | os.PathLike, what: str, columns: Optional[list[str]] = None) -> Any:
+    """The table at ``path`` (a ``pyarrow.Table``; ``columns``: only those), its memory bounded
+    before it is built.
 
     The footer is checked first (:func:`open_parquet`). Its sizes are of the encoded data, and a
     dictionary-encoded string column decodes to far more (one 64 MiB string repeated 40 times is
@@ -486,11 +487,11 @@ def read_parquet(path: str | os.PathLike, what: str) -> Any:
 
     shown = str(path)[:300]
     schema = open_parquet(path, what).schema_arrow
-    text = [f.name for f in schema if pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
-            or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type)]
+    text = [f.name for f in schema if (columns is None or f.name in columns) and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type))]
     pf = open_parquet(path, what, read_dictionary=text or None)
     try:
-        table = pf.read()
+        table = pf.read(columns=columns)
         total = 0
         for col in table.columns:
             for chunk in col.chunks:
@@ -503,8 +504,11 @@ def read_parquet(path: str | os.PathLike, what: str) -> Any:
             if total > limit("table_bytes"):
                 break
         check_limit("table_bytes", total, f"{what}: {shown}: decoded bytes")
-        return pa.table({name: (pc.cast(col, col.type.value_type) if pa.types.is_dictionary(col.type) else col)
-                         for name, col in zip(table.column_names, table.columns)})
+        # Decoded, in the file's own schema (its metadata too: pandas reads its index and dtypes there).
+        fields = [pa.field(f.name, f.type.value_type, f.nullable, f.metadata) if pa.types.is_dictionary(f.type) else f
+                  for f in table.schema]
+        cols = [pc.cast(c, f.type) if pa.types.is_dictionary(c.type) else c for c, f in zip(table.columns, fields)]
+        return pa.Table.from_arrays(cols, schema=pa.schema(fields, metadata=table.schema.metadata))
     except NmlabError:
         raise
     except Exception as exc:  # pyarrow raises several types for damaged data pages

@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 
 from hwmodel.errors import NmlabError
 from hwmodel.io import atomic_write
-from hwmodel.limits import open_parquet
+from hwmodel.limits import open_parquet, read_parquet
 
 PARTS = "parts"
 TABLE = "points.parquet"
@@ -73,7 +73,7 @@ def list_parts(out: Path) -> list[Path]:
 
 def _part_ids(part: Path) -> np.ndarray:
     """A part's point ids as a fixed-width bytes array (16 bytes each, no Python strings)."""
-    return _ids_of(open_parquet(part, "sweep part").read(columns=["point_id"]).column("point_id"))
+    return _ids_of(read_parquet(part, "sweep part", columns=["point_id"]).column("point_id"))
 
 
 def _ids_of(col: pa.ChunkedArray) -> np.ndarray:
@@ -180,7 +180,7 @@ class _Parts:
     def get(self, i: int) -> pa.Table:
         t = self.cache.pop(i, None)
         if t is None:
-            t = open_parquet(self.parts[i], "sweep part").read()  # not read_table: it imports pyarrow.dataset and pandas (0.3 s)
+            t = read_parquet(self.parts[i], "sweep part")  # not read_table: it imports pyarrow.dataset and pandas (0.3 s)
             if not t.schema.equals(self.schema):  # usually equal (every part of one run): nothing to convert
                 t = self._conform(t)
         self.cache[i] = t
@@ -228,7 +228,7 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
         schemas.append(pf.schema_arrow)
         names = pf.schema_arrow.names
         want = [c for c in DENSE_COLUMNS if c in names] if streaming and "pattern" in names else []
-        t = pf.read(columns=["point_id", *want])
+        t = read_parquet(part, "sweep part", columns=["point_id", *want])
         pid = _ids_of(t.column("point_id"))
         if keys is not None:
             pkeys = id_keys(pid)
@@ -320,7 +320,7 @@ def _dense_rows(tables: list[pa.Table], positions: list[np.ndarray]) -> pa.Table
 
 
 def read_table(out: Path, columns: Optional[Iterable[str]] = None) -> pa.Table:
-    return open_parquet(out / TABLE, "sweep table").read(columns=list(columns) if columns else None)
+    return read_parquet(out / TABLE, "sweep table", columns=list(columns) if columns else None)
 
 
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
@@ -374,7 +374,7 @@ class TableStream:
     def _table(self, k: int) -> pa.Table:
         t = self.tables.get(k)
         if t is None:
-            t = open_parquet(self.paths[k], "sweep part").read()
+            t = read_parquet(self.paths[k], "sweep part")
             a, b = self.spans[k]
             if len(t) != b - a or not np.array_equal(_ids_of(t.column("point_id")), self.ids[a:b]):
                 raise _Diverged(f"chunk {k}: rows are not the planned points")

@@ -1261,3 +1261,19 @@ def test_read_parquet_gives_plain_columns(tmp_path):
     t = pa.table({"a": ["x", None, "y"], "b": [1.0, 2.0, None], "c": pa.array([None, None, None], pa.string())})
     out = _points(tmp_path / "s", t)
     assert read_parquet(out / "points.parquet", "t").equals(t)
+
+
+def test_a_sweep_part_that_decodes_past_the_limit_is_set_aside_on_resume(tmp_path, monkeypatch, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sweeps import store
+
+    parts = store.parts_dir(tmp_path)
+    parts.mkdir(parents=True)
+    pq.write_table(pa.table({"point_id": ["0" * 16]}), parts / "part-000001.parquet")
+    pq.write_table(pa.table({"point_id": ["f" * (1 << 20)] * 40}), parts / "part-000002.parquet")
+    monkeypatch.setenv("NMLAB_MAX_TABLE_BYTES", str(8 << 20))
+    assert len(store.done_ids(tmp_path)) == 1
+    assert (parts / "part-000002.bad").is_file()
+    assert "decoded bytes" in capsys.readouterr().err
