@@ -156,7 +156,7 @@ def check_quality_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The rows of the quality CSV at ``path`` (none when it does not exist yet), refused unless
     it can take a row: writable, header exactly :data:`QUALITY_COLUMNS` (any order), and rows
     whose key columns parse (``bits``, ``seed`` integers; ``return_mean`` finite)."""
-    from hwmodel.limits import check_output_file, parse_finite, parse_int, read_csv
+    from hwmodel.limits import MAX_BITS, MIN_BITS, check_output_file, parse_finite, parse_int, read_csv
 
     path = check_output_file(path, "--csv")
     if not path.exists():
@@ -169,7 +169,7 @@ def check_quality_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
         raise NmlabError(f"--csv {path}: not a quality table ({why}; expected {','.join(QUALITY_COLUMNS)})")
     for lineno, r in rows:
         where = f"--csv {path.name}: line {lineno}"
-        parse_int(r["bits"], f"{where}: bits", 1, 64)
+        parse_int(r["bits"], f"{where}: bits", MIN_BITS, MAX_BITS)
         parse_int(r["seed"], f"{where}: seed")
         parse_finite(r["return_mean"], f"{where}: return_mean")
     return [r for _, r in rows]

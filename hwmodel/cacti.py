@@ -64,11 +64,33 @@ def _user_cache_path() -> Path:
 
 
 def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-        return data.get("entries", {}) if isinstance(data, dict) else {}
-    except (OSError, ValueError):
+    """The entries of a cache file; a missing, damaged or oversized one reads as empty (each SRAM
+    it lacks is computed again and saved), read within ``json_bytes`` like every JSON input."""
+    from hwmodel.limits import is_file, load_json
+
+    if not is_file(path):
         return {}
+    try:
+        data = load_json(path, "cacti cache")
+    except NmlabError:  # a deeply nested file was a RecursionError traceback
+        return {}
+    entries = data.get("entries") if isinstance(data, dict) else None
+    return entries if isinstance(entries, dict) else {}
+
+
+def _entry(raw: object) -> Optional[SramCost]:
+    """A cache entry as an SramCost, or None when it is not one (then CACTI runs again): finite
+    non-negative figures, integer node and word width (an entry of other keys was a TypeError)."""
+    from hwmodel.limits import is_int
+
+    if not isinstance(raw, dict) or set(raw) != {f for f in SramCost.__dataclass_fields__}:
+        return None
+    if not all(isinstance(raw[k], (int, float)) and not isinstance(raw[k], bool) and 0 <= raw[k] < float("inf")
+               for k in ("read_pj", "write_pj", "leakage_mw", "area_mm2")):
+        return None
+    if not (is_int(raw["cacti_nm"]) and is_int(raw["word_bits"]) and raw["cacti_nm"] > 0 and raw["word_bits"] > 0):
+        return None
+    return SramCost(**raw)
 
 
 _memory: dict[str, SramCost] = {}
@@ -78,10 +100,10 @@ def _lookup(key: str) -> Optional[SramCost]:
     if key in _memory:
         return _memory[key]
     for path in (BUNDLED_CACHE, _user_cache_path()):
-        entry = _read_json(path).get(key)
-        if entry:
-            _memory[key] = SramCost(**entry)
-            return _memory[key]
+        entry = _entry(_read_json(path).get(key))
+        if entry is not None:
+            _memory[key] = entry
+            return entry
     return None
 
 

@@ -43,6 +43,8 @@ LIMITS: dict[str, Limit] = {
     "workload_weights": Limit("NMLAB_MAX_WORKLOAD_WEIGHTS", 1 << 26, "weights of all layers of one workload"),
     "layers": Limit("NMLAB_MAX_LAYERS", 10_000, "layers in one workload"),
     "manifest_bytes": Limit("NMLAB_MAX_MANIFEST_BYTES", 16 << 20, "bytes of a workload's manifest.json"),
+    "json_bytes": Limit("NMLAB_MAX_JSON_BYTES", 16 << 20,
+                        "bytes of a JSON file a command reads back (a sweep's sweep.json, a run's args.json and done.json)"),
     "yaml_bytes": Limit("NMLAB_MAX_YAML_BYTES", 1 << 20, "bytes of a YAML file (design, sweep, campaign config or GPU spec)"),
     "yaml_expanded": Limit("NMLAB_MAX_YAML_EXPANDED", 1_000_000,
                            "nodes plus scalar characters of a YAML file with every alias expanded"),
@@ -56,12 +58,18 @@ LIMITS: dict[str, Limit] = {
     "replay_transitions": Limit("NMLAB_MAX_REPLAY_TRANSITIONS", 10_000_000,
                                 "transitions of a replay buffer (nmlab train --buffer-size)"),
     "sweep_points": Limit("NMLAB_MAX_SWEEP_POINTS", 10_000_000, "points of one sweep grid"),
+    "table_bytes": Limit("NMLAB_MAX_TABLE_BYTES", 1 << 30,
+                         "bytes of a Parquet table, as its footer declares them and as decoded (points.parquet, a sweep's part files)"),
 }
 
 #: Fixed bounds no real file comes near (not overridable).
 YAML_MAX_DEPTH = 64
 NPY_MAX_HEADER_BYTES = 10_000  # numpy's own default cap on a .npy header
 SHORT_CHARS = 60
+#: Weight bitwidths every command and config accepts (simulate, check, export-timeloop and
+#: crosscheck --bits, a sweep config's bits): 32 is the widest MAC datatype a design can name
+#: (fp32, ``hwmodel.design.DATATYPE_BITS``), so a wider request could never run.
+MIN_BITS, MAX_BITS = 1, 32
 
 
 def limit(name: str) -> int:
@@ -418,6 +426,93 @@ def loads_json(data: bytes | str, where: str) -> Any:
         if isinstance(exc, NmlabError):
             raise
         raise NmlabError(f"{where}: not valid JSON ({short(str(exc), 120)})") from None
+
+
+def load_json(path: str | os.PathLike, what: str) -> Any:
+    """The JSON value in ``path``, bounded: file size (``json_bytes``) before reading, UTF-8 text,
+    nesting, NaN / Infinity refused (:func:`loads_json`). Errors are one line: ``<what>: <path>: ...``."""
+    return loads_json(read_text(path, what, "json_bytes"), f"{what}: {path}")
+
+
+# ----------------------------------------------------------------------------- Parquet tables
+
+#: Bounds on decoding a Parquet footer (Thrift): total string bytes and container items. A
+#: sweep table's footer holds a few hundred strings; Arrow's own defaults are 100 MB and 10^6.
+PARQUET_THRIFT_STRING_BYTES = 16 << 20
+PARQUET_THRIFT_CONTAINER_ITEMS = 1_000_000
+
+
+def open_parquet(path: str | os.PathLike, what: str, read_dictionary: Optional[list[str]] = None) -> Any:
+    """A ``pyarrow.parquet.ParquetFile`` whose footer was checked before any data is read: the
+    footer decoded within fixed Thrift bounds, its row count within ``sweep_points`` (a sweep
+    table holds at most one row per grid point) and the uncompressed bytes it declares (per row
+    group and per column chunk, the larger) within ``table_bytes``. Errors are one line."""
+    import pyarrow.parquet as pq
+
+    shown = str(path)[:300]
+    try:
+        pf = pq.ParquetFile(path, thrift_string_size_limit=PARQUET_THRIFT_STRING_BYTES,
+                            thrift_container_size_limit=PARQUET_THRIFT_CONTAINER_ITEMS, read_dictionary=read_dictionary)
+    except (IsADirectoryError, FileNotFoundError):
+        raise not_a_file(what, path) from None
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged footer
+        raise NmlabError(f"{what}: {shown}: unreadable ({short(' '.join(str(exc).split()), 160)})") from None
+    md = pf.metadata
+    if md.num_rows < 0:
+        raise NmlabError(f"{what}: {shown}: declares {md.num_rows} rows")
+    check_limit("sweep_points", md.num_rows, f"{what}: {shown}: rows")
+    by_group = by_chunk = 0
+    for i in range(md.num_row_groups):
+        rg = md.row_group(i)
+        by_group += max(rg.total_byte_size, 0)
+        by_chunk += sum(max(rg.column(j).total_uncompressed_size, 0) for j in range(rg.num_columns))
+        if rg.total_byte_size < 0 or rg.num_rows < 0:
+            raise NmlabError(f"{what}: {shown}: row group {i} declares a negative size")
+    check_limit("table_bytes", max(by_group, by_chunk), f"{what}: {shown}: uncompressed bytes")
+    return pf
+
+
+def read_parquet(path: str | os.PathLike, what: str, columns: Optional[list[str]] = None) -> Any:
+    """The table at ``path`` (a ``pyarrow.Table``; ``columns``: only those), its memory bounded
+    before it is built.
+
+    The footer is checked first (:func:`open_parquet`). Its sizes are of the encoded data, and a
+    dictionary-encoded string column decodes to far more (one 64 MiB string repeated 40 times is
+    31 MB on disk, 671 MB declared, 2.7 GB decoded): text columns are read as dictionaries, their
+    decoded size counted from the dictionary's lengths and the indices, and decoded only when the
+    table stays within ``table_bytes``.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    shown = str(path)[:300]
+    schema = open_parquet(path, what).schema_arrow
+    text = [f.name for f in schema if (columns is None or f.name in columns) and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+            or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type))]
+    pf = open_parquet(path, what, read_dictionary=text or None)
+    try:
+        table = pf.read(columns=columns)
+        total = 0
+        for col in table.columns:
+            for chunk in col.chunks:
+                if pa.types.is_dictionary(chunk.type):
+                    lengths = pc.binary_length(chunk.dictionary).cast(pa.int64())
+                    used = pc.sum(pc.take(lengths, pc.drop_null(chunk.indices))).as_py() or 0
+                    total += used + 8 * len(chunk)  # the decoded bytes and their offsets
+                else:
+                    total += chunk.nbytes
+            if total > limit("table_bytes"):
+                break
+        check_limit("table_bytes", total, f"{what}: {shown}: decoded bytes")
+        # Decoded, in the file's own schema (its metadata too: pandas reads its index and dtypes there).
+        fields = [pa.field(f.name, f.type.value_type, f.nullable, f.metadata) if pa.types.is_dictionary(f.type) else f
+                  for f in table.schema]
+        cols = [pc.cast(c, f.type) if pa.types.is_dictionary(c.type) else c for c, f in zip(table.columns, fields)]
+        return pa.Table.from_arrays(cols, schema=pa.schema(fields, metadata=table.schema.metadata))
+    except NmlabError:
+        raise
+    except Exception as exc:  # pyarrow raises several types for damaged data pages
+        raise NmlabError(f"{what}: {shown}: unreadable ({short(' '.join(str(exc).split()), 160)})") from None
 
 
 # ----------------------------------------------------------------------------- zip archives

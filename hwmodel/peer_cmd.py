@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-from hwmodel.limits import cli_int
+from hwmodel.limits import MAX_BITS, MIN_BITS, cli_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--layer", required=True, help="layer name in the workload, e.g. actor.fc1 (its forward GEMM)")
     p.add_argument("--out", required=True, help="output folder (written atomically)")
     p.add_argument("--batch", type=cli_int(1, limit_name="batch"), default=1, help="batch rows M of the GEMM (default 1)")
-    p.add_argument("--bits", type=cli_int(1, 64), default=8, help="weight bitwidth (default 8)")
+    p.add_argument("--bits", type=cli_int(MIN_BITS, MAX_BITS), default=8, help="weight bitwidth (default 8)")
     p.set_defaults(func=_export_timeloop)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from hwmodel.limits import cli_int
+from hwmodel.limits import MAX_BITS, MIN_BITS, cli_int
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -31,7 +31,7 @@ def _bits(text: str):
     if text.strip().lower() == "workload":
         return None
     try:
-        return cli_int(1, 64)(text)
+        return cli_int(MIN_BITS, MAX_BITS)(text)
     except argparse.ArgumentTypeError as exc:
         raise argparse.ArgumentTypeError(f"{exc} (a bitwidth such as 8, or 'workload')") from None
 

@@ -22,7 +22,7 @@ import numpy as np
 from hwmodel.errors import NmlabError
 from hwmodel.io import atomic_write, data_path
 from hwmodel.limits import (
-    NPY_MAX_HEADER_BYTES, check_finite_array, check_limit, check_version, is_file, is_int, limit, loads_json, not_a_file, over_limit,
+    MAX_BITS, MIN_BITS, NPY_MAX_HEADER_BYTES, check_finite_array, check_limit, check_version, is_file, is_int, limit, loads_json, not_a_file, over_limit,
     parse_npy, read_member, short,
 )
 from hwmodel.sparsity import Pattern, parse_pattern, verify
@@ -125,8 +125,8 @@ def _validate_layer(layer: Layer, index: int, arrays: bool = True) -> None:
     check_limit("layer_weights", int(layer.in_features) * int(layer.out_features),
                 f"{where}: in_features x out_features")
     wb = layer.weight_bits
-    if not is_int(wb) or not 1 <= wb <= 64:
-        raise NmlabError(f"{where}: weight_bits: must be an integer from 1 to 64, got {short(wb)}")
+    if not is_int(wb) or not MIN_BITS <= wb <= MAX_BITS:
+        raise NmlabError(f"{where}: weight_bits: must be an integer from {MIN_BITS} to {MAX_BITS}, got {short(wb)}")
     if not isinstance(layer.pattern, (str, Pattern)):
         raise NmlabError(f"{where}: pattern: expected a string like '2:4' or 'dense', got {short(layer.pattern)}")
     pattern = parse_pattern(layer.pattern, field=f"{where}: pattern")

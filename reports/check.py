@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
 from hwmodel.errors import NmlabError
+from hwmodel.limits import MAX_BITS, MIN_BITS
 from reports.data import fmt_bytes, fmt_energy, fmt_time
 
 _NUMBER = r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*"
@@ -49,8 +50,8 @@ def parse_bits_list(text: str) -> list[int]:
     out = []
     for item in text.split(","):
         item = item.strip()
-        if not item.isdigit() or not 1 <= int(item) <= 32:
-            raise NmlabError(f"--bits: {item!r} is not a bitwidth from 1 to 32 (e.g. --bits 8,4)")
+        if not item.isdigit() or not MIN_BITS <= int(item) <= MAX_BITS:
+            raise NmlabError(f"--bits: {item!r} is not a bitwidth from {MIN_BITS} to {MAX_BITS} (e.g. --bits 8,4)")
         if int(item) not in out:
             out.append(int(item))
     return out

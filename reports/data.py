@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import is_dir, is_file, is_int
+from hwmodel.limits import is_dir, is_file, is_int, load_json, read_parquet, short
 
 REQUIRED = ("point_id", "env", "pattern", "bits", "design", "scenario", "batch", "latency_s", "energy_pj",
             "method", "mask_source", "speedup_vs_dense", "energy_ratio_vs_dense")
@@ -44,18 +44,20 @@ def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
         if (out / "sweep.json").is_file():
             # A sweep started here and did not finish: "nmlab sweep --out DIR" alone would sweep the
             # default grid into it, not the config this sweep was started with.
-            try:
-                config = json.loads((out / "sweep.json").read_text()).get("config_file")
-            except (ValueError, AttributeError):
-                config = None
+            # Bounded like every JSON input (docs/limits.md): a 200,000-deep [[[...]]] was a RecursionError.
+            manifest = load_json(out / "sweep.json", "report")
+            _check_manifest(manifest, out / "sweep.json")
+            config = manifest.get("config_file")
             what = f"config {config}" if isinstance(config, str) else "the default grid" if config is None else "its config"
             raise NmlabError(f"report: {table} not found: the sweep in {out} did not finish; run the nmlab sweep "
                              f"command that started it ({what}, --out {out}) again to finish it")
         raise NmlabError(f"report: {table} not found; run nmlab sweep --out {out} first")
+    # The footer first, then the decoded size, both within the limits (docs/limits.md).
+    arrow = read_parquet(table, "report")
     try:
-        df = pd.read_parquet(table)
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise NmlabError(f"report: {table}: unreadable ({exc})") from None
+        df = arrow.to_pandas()
+    except Exception as exc:  # a column type pandas cannot hold
+        raise NmlabError(f"report: {table}: unreadable ({short(' '.join(str(exc).split()), 160)})") from None
     missing = [c for c in REQUIRED if c not in df.columns]
     if missing:
         raise NmlabError(f"report: {table}: column {missing[0]!r} missing (not a sweep table?)")
@@ -73,10 +75,9 @@ def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     manifest: dict[str, Any] = {}
     mpath = out / "sweep.json"
     if mpath.is_file():
-        try:
-            manifest = json.loads(mpath.read_text())
-        except ValueError:
-            manifest = {}  # unreadable: reported as if absent
+        # A damaged manifest is an error, not a report as if it were absent: that report would say
+        # a sweep is complete, and which quality table it joined, without knowing.
+        manifest = load_json(mpath, "report")
         _check_manifest(manifest, mpath)
     return df, manifest
 

@@ -86,14 +86,17 @@ def _params_provenance() -> dict[str, tuple[list[str], Optional[int]]]:
     """Set name -> (GPUs it was fitted on, rows) from the bundled parameter file's metadata."""
     import yaml
 
+    from hwmodel.errors import NmlabError
     from hwmodel.gpu.params import default_path
-    from hwmodel.io import yaml_safe_load
+    from hwmodel.limits import load_yaml
 
     try:
-        doc = yaml_safe_load(default_path().read_text())
+        # Bounded like every YAML input: `gpu fit --out` rewrites this file by default, so it may be
+        # anything (a binary one was a UnicodeDecodeError traceback here); provenance is optional.
+        doc = load_yaml(default_path(), "gpu params")
         return {str(k): (list(v.get("fitted_on") or []), v.get("rows")) for k, v in (doc.get("sets") or {}).items()
                 if isinstance(v, dict)}
-    except (OSError, AttributeError, yaml.YAMLError):
+    except (NmlabError, AttributeError, TypeError, yaml.YAMLError):
         return {}
 
 

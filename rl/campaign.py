@@ -58,8 +58,14 @@ def _last_parsed(path: Path, parse: Callable[[dict[str, str]], Any]) -> Any:
     ``--status`` nor the driver, which polls it while runs train."""
     if not path.is_file():
         return None
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
+    from hwmodel.limits import read_text
+
+    try:
+        # Bounded like every CSV input (docs/limits.md); a binary or oversized log is passed over as
+        # a log with no row that parses (it was a UnicodeDecodeError traceback, or read whole).
+        rows = list(csv.DictReader(read_text(path, "log", "csv_bytes").splitlines()))
+    except (NmlabError, csv.Error):
+        return None
     for row in reversed(rows):
         try:
             return parse(row)
@@ -69,11 +75,21 @@ def _last_parsed(path: Path, parse: Callable[[dict[str, str]], Any]) -> Any:
 
 
 def read_done(run_dir: Path) -> Optional[dict[str, Any]]:
-    """The run's ``done.json`` (None while the run is not finished)."""
-    try:
-        return json.loads((run_dir / DONE_FILE).read_text())
-    except (OSError, ValueError):
+    """The run's ``done.json`` (None while the run is not finished).
+
+    Written atomically, so one that is there but no JSON object is damaged or not the campaign's:
+    one NmlabError line saying so (a list was an AttributeError traceback, a deeply nested or binary
+    file a RecursionError / UnicodeDecodeError one, an unreadable one silently trained again)."""
+    from hwmodel.limits import is_file, load_json
+
+    path = run_dir / DONE_FILE
+    if not is_file(path):
         return None
+    done = load_json(path, "campaign")
+    if not isinstance(done, dict):
+        raise NmlabError(f"campaign: {path}: expected a JSON object (what a finished run writes), got "
+                         f"{type(done).__name__}; remove it to train the run again")
+    return done
 
 
 def is_locked(path: Path) -> bool:

@@ -114,7 +114,9 @@ def agent_options(env: str, agent: str) -> dict[str, Any]:
 
 
 def _fail(path: str, key: str, why: str) -> NmlabError:
-    return NmlabError(f"{path}: {key}: {why}")
+    # "campaign config: <file>: <key>: ...", as the file's own errors (size, YAML) and the other
+    # config readers ("sweep config: ...", "design: <file>: ...") begin.
+    return NmlabError(f"campaign config: {path}: {key}: {why}")
 
 
 def _list(raw: dict, key: str, path: str) -> list:
@@ -179,7 +181,7 @@ def _checked(name: str, value: Any, where: str, path: str) -> Any:
 def parse_config(raw: Any, path: str = "config") -> CampaignConfig:
     """Validate a loaded config mapping; ``path`` names the file in errors."""
     if not isinstance(raw, dict):
-        raise NmlabError(f"{path}: must be a YAML mapping with keys {', '.join(REQUIRED)}")
+        raise NmlabError(f"campaign config: {path}: must be a YAML mapping with keys {', '.join(REQUIRED)}")
     for key in raw:
         if key not in REQUIRED and key not in OPTIONAL:
             raise _fail(path, str(key), f"unknown key (known: {', '.join((*REQUIRED, *OPTIONAL))})")

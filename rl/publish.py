@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import shutil
 import statistics
 import sys
@@ -49,8 +48,12 @@ def read_eval(run_dir: Path) -> list[tuple[int, float]]:
     path = run_dir / "eval.csv"
     if not path.is_file():
         return []
-    with open(path, newline="") as fh:
-        return [(int(r["step"]), float(r["return_mean"])) for r in csv.DictReader(fh)]
+    from hwmodel.limits import parse_finite, parse_int, read_csv
+
+    # Bounded and checked like every CSV input: a damaged row names its line (was a ValueError traceback).
+    _, rows = read_csv(path, "eval log", required=("step", "return_mean"))
+    return [(parse_int(r["step"], f"{path}: line {n}: step", 0), parse_finite(r["return_mean"], f"{path}: line {n}: return_mean"))
+            for n, r in rows]
 
 
 def run_info(run_dir: Path) -> Optional[dict]:
@@ -58,7 +61,17 @@ def run_info(run_dir: Path) -> Optional[dict]:
     args_path = run_dir / "args.json"
     if not args_path.is_file():
         return None
-    args = json.loads(args_path.read_text())
+    from hwmodel.errors import NmlabError
+    from hwmodel.limits import is_int, load_json
+
+    args = load_json(args_path, "run")
+    # The fields read here and by run_label, checked: a list or a missing key was a traceback.
+    if not isinstance(args, dict):
+        raise NmlabError(f"run: {args_path}: expected a JSON object (what nmlab train writes), got {type(args).__name__}")
+    for key, ok in (("env", lambda v: isinstance(v, str)), ("sparsity", lambda v: isinstance(v, str)),
+                    ("seed", is_int), ("steps", is_int), ("method", lambda v: isinstance(v, str))):
+        if (key in args or key != "method") and not ok(args.get(key)):
+            raise NmlabError(f"run: {args_path}: {key}: missing or of the wrong type, got {str(args.get(key))[:60]}")
     return {"name": run_dir.name, "dir": run_dir, "env": args["env"], "sparsity": run_label(args),
             "seed": args["seed"], "target_steps": args["steps"], "curve": read_eval(run_dir)}
 

@@ -291,14 +291,15 @@ class CsvLog:
     def __init__(self, path: Path, columns: list[str], keep_upto_step: Optional[int] = None) -> None:
         self.path, self.columns = path, columns
         if keep_upto_step is not None and path.is_file():
-            from hwmodel.limits import parse_int
+            from hwmodel.limits import parse_int, read_csv
 
-            with open(path, newline="") as fh:
-                # A damaged row is one line naming it (a resume must not end in a traceback).
-                rows = [r for i, r in enumerate(csv.DictReader(fh), start=2)
-                        if parse_int(r.get("step"), f"resume: {path}: line {i}: step", 0) <= keep_upto_step]
+            # Bounded and checked like every CSV input (size, UTF-8, cells per row): a damaged row is
+            # one line naming it (a binary log was a UnicodeDecodeError traceback, a row with an
+            # extra cell a ValueError one from the writer below).
+            _, read = read_csv(path, f"resume: {path.name}", required=("step",))
+            rows = [r for i, r in read if parse_int(r.get("step"), f"resume: {path}: line {i}: step", 0) <= keep_upto_step]
             with atomic_write(path, "w") as fh:
-                w = csv.DictWriter(fh, columns)
+                w = csv.DictWriter(fh, columns, extrasaction="ignore")
                 w.writeheader()
                 w.writerows(rows)
         new = not path.is_file()

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import check_version, is_dir, is_file, is_int, limit, load_yaml, not_a_file, over_limit, short
+from hwmodel.limits import MAX_BITS, MIN_BITS, check_version, is_dir, is_file, is_int, limit, load_yaml, not_a_file, over_limit, short
 from hwmodel.sparsity import parse_pattern
 
 CONFIG_VERSION = 1
@@ -185,8 +185,8 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
     if "bits" in data:
         bits: list[int] = []
         for i, item in enumerate(_list(data, "bits")):
-            if not is_int(item) or not 1 <= item <= 32:
-                _fail(f"bits[{i}]", f"must be an integer from 1 to 32, got {short(item)}")
+            if not is_int(item) or not MIN_BITS <= item <= MAX_BITS:
+                _fail(f"bits[{i}]", f"must be an integer from {MIN_BITS} to {MAX_BITS}, got {short(item)}")
             if item in bits:
                 _fail(f"bits[{i}]", f"duplicate bitwidth {item}")
             bits.append(item)

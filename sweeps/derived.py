@@ -25,7 +25,7 @@ from typing import Optional
 import pyarrow as pa
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import parse_finite, parse_int, read_csv
+from hwmodel.limits import MAX_BITS, MIN_BITS, parse_finite, parse_int, read_csv
 from hwmodel.agents import label_fractions, parse_fractions, same_fractions
 from sweeps.config import parse_grid_pattern
 
@@ -56,7 +56,7 @@ def load_quality(path: str | Path) -> dict[tuple[str, str, int], list[dict]]:
         # unstructured agent, told apart from other RLx2 agents by its label's fractions.
         fractions = parse_fractions(rec["sparsity"]) if rec.get("method") in ("rlx2", "gmp") else None
         sparsity = "unstructured" if fractions else parse_grid_pattern(rec["sparsity"], f"{where}: sparsity")
-        bits = parse_int(rec["bits"], f"{where}: bits", 1, 64)
+        bits = parse_int(rec["bits"], f"{where}: bits", MIN_BITS, MAX_BITS)
         ret = parse_finite(rec["return_mean"], f"{where}: return_mean")
         if (rec.get("return_std") or "").strip():
             parse_finite(rec["return_std"], f"{where}: return_std", low=0.0)

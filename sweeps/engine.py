@@ -248,10 +248,11 @@ def read_manifest(out: Path) -> dict[str, Any]:
     p = out / MANIFEST
     if not p.is_file():
         raise NmlabError(f"sweep: {out} holds no finished sweep ({MANIFEST} missing); run nmlab sweep --out {out}")
-    try:
-        data = json.loads(p.read_text())
-    except ValueError as exc:
-        raise NmlabError(f"sweep: {p}: unreadable ({exc})") from None
+    from hwmodel.limits import load_json
+
+    data = load_json(p, "sweep")  # bounded (json_bytes, nesting, NaN), like every JSON input
+    if not isinstance(data, dict):
+        raise NmlabError(f"sweep: {p}: expected a JSON object (a sweep manifest), got {type(data).__name__}")
     if data.get("format") != MANIFEST_FORMAT or data.get("version") != MANIFEST_VERSION:
         raise NmlabError(f"sweep: {p}: format/version: expected {MANIFEST_FORMAT} {MANIFEST_VERSION}")
     return data

@@ -19,7 +19,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from hwmodel.errors import NmlabError
 from hwmodel.io import atomic_write
+from hwmodel.limits import open_parquet, read_parquet
 
 PARTS = "parts"
 TABLE = "points.parquet"
@@ -71,7 +73,7 @@ def list_parts(out: Path) -> list[Path]:
 
 def _part_ids(part: Path) -> np.ndarray:
     """A part's point ids as a fixed-width bytes array (16 bytes each, no Python strings)."""
-    return _ids_of(pq.ParquetFile(part).read(columns=["point_id"]).column("point_id"))
+    return _ids_of(read_parquet(part, "sweep part", columns=["point_id"]).column("point_id"))
 
 
 def _ids_of(col: pa.ChunkedArray) -> np.ndarray:
@@ -115,8 +117,9 @@ def done_ids(out: Path) -> np.ndarray:
     for part in list_parts(out):
         try:
             ids.append(_part_ids(part))
-        except (pa.ArrowInvalid, OSError, KeyError) as exc:
-            # Cannot happen with atomic renames, but a damaged disk must not stop a resume.
+        except (NmlabError, pa.ArrowInvalid, OSError, KeyError) as exc:
+            # Cannot happen with atomic renames, but a damaged disk (or a part whose footer declares
+            # more than the limits) must not stop a resume: its points are evaluated again.
             print(f"nmlab sweep: warning: setting aside unreadable {part.name} ({exc})", file=sys.stderr)
             part.rename(part.with_suffix(".bad"))
     return np.concatenate(ids) if ids else np.zeros(0, dtype="S16")
@@ -177,7 +180,7 @@ class _Parts:
     def get(self, i: int) -> pa.Table:
         t = self.cache.pop(i, None)
         if t is None:
-            t = pq.ParquetFile(self.parts[i]).read()  # not read_table: it imports pyarrow.dataset and pandas (0.3 s)
+            t = read_parquet(self.parts[i], "sweep part")  # not read_table: it imports pyarrow.dataset and pandas (0.3 s)
             if not t.schema.equals(self.schema):  # usually equal (every part of one run): nothing to convert
                 t = self._conform(t)
         self.cache[i] = t
@@ -221,11 +224,11 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
     dense_l, dense_pos_l = [], []
     for pi, part in enumerate(parts):
         # One read per part gives its ids and, for a derivation, the columns of its dense rows.
-        pf = pq.ParquetFile(part)
+        pf = open_parquet(part, "sweep part")
         schemas.append(pf.schema_arrow)
         names = pf.schema_arrow.names
         want = [c for c in DENSE_COLUMNS if c in names] if streaming and "pattern" in names else []
-        t = pf.read(columns=["point_id", *want])
+        t = read_parquet(part, "sweep part", columns=["point_id", *want])
         pid = _ids_of(t.column("point_id"))
         if keys is not None:
             pkeys = id_keys(pid)
@@ -317,7 +320,7 @@ def _dense_rows(tables: list[pa.Table], positions: list[np.ndarray]) -> pa.Table
 
 
 def read_table(out: Path, columns: Optional[Iterable[str]] = None) -> pa.Table:
-    return pq.read_table(out / TABLE, columns=list(columns) if columns else None)
+    return read_parquet(out / TABLE, "sweep table", columns=list(columns) if columns else None)
 
 
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
@@ -371,7 +374,7 @@ class TableStream:
     def _table(self, k: int) -> pa.Table:
         t = self.tables.get(k)
         if t is None:
-            t = pq.ParquetFile(self.paths[k]).read()
+            t = read_parquet(self.paths[k], "sweep part")
             a, b = self.spans[k]
             if len(t) != b - a or not np.array_equal(_ids_of(t.column("point_id")), self.ids[a:b]):
                 raise _Diverged(f"chunk {k}: rows are not the planned points")

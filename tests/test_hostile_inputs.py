@@ -1000,3 +1000,280 @@ def test_gpu_timings_bounds_and_bench_times(tmp_path, make, needle):
 
     path = make(tmp_path)
     raises_one_line(lambda: read_measurements(path), needle)
+
+
+# ----------------------------------------------------------------------------- bitwidths
+
+
+@pytest.mark.parametrize("args", [
+    ["simulate", "--design", "edge_ws", "--bits", "33"],
+    ["check", "edge_ws", "--bits", "8,33"],
+    ["export-timeloop", "--design", "edge_ws", "--layer", "actor.fc1", "--out", "never_written", "--bits", "33"],
+])
+def test_one_bitwidth_range_for_every_command(capsys, args):
+    """simulate and export-timeloop took --bits up to 64 where check and a sweep config stopped at
+    32: one range now, the widest datatype a design can name (a 64-bit request could never run)."""
+    from hwmodel.design import DATATYPE_BITS
+    from hwmodel.limits import MAX_BITS
+
+    assert MAX_BITS == max(DATATYPE_BITS.values())
+    rc, out, err = nmlab_inproc(capsys, *args)
+    line = assert_one_line_error(rc, out, err, "33")
+    assert "32" in line
+    assert not (REPO / "never_written").exists()
+
+
+# ----------------------------------------------------------------------------- files read back (JSON, logs)
+
+DEEP_JSON = "[" * 200_000 + "]" * 200_000
+
+
+@pytest.mark.parametrize("data, needle", [
+    (DEEP_JSON.encode(), "nested too deeply"),
+    (b"\xff\xfe{}", "not UTF-8"),
+    (b'{"format": "nmlab-sweep", "version": 1, "config_file": "c.yaml"}' + b" " * 3000, "NMLAB_MAX_JSON_BYTES"),
+    (b'["not", "a", "manifest"]', "expected a JSON object"),
+])
+def test_unfinished_sweep_folder_reads_sweep_json_bounded(tmp_path, capsys, monkeypatch, data, needle):
+    """report on a folder with sweep.json but no table: a 200,000-deep sweep.json was a
+    RecursionError traceback, and any size was read whole."""
+    if needle == "NMLAB_MAX_JSON_BYTES":
+        monkeypatch.setenv("NMLAB_MAX_JSON_BYTES", "2000")
+    (tmp_path / "sweep.json").write_bytes(data)
+    rc, out, err = nmlab_inproc(capsys, "report", str(tmp_path))
+    assert_one_line_error(rc, out, err, "sweep.json", needle)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sweep.json"]
+
+
+def test_sweep_manifest_read_back_is_bounded(tmp_path, monkeypatch):
+    from sweeps import engine
+
+    (tmp_path / "sweep.json").write_text(DEEP_JSON)
+    raises_one_line(lambda: engine.read_manifest(tmp_path), "sweep.json", "nested too deeply")
+    (tmp_path / "sweep.json").write_text("[1]")
+    raises_one_line(lambda: engine.read_manifest(tmp_path), "expected a JSON object")
+    monkeypatch.setenv("NMLAB_MAX_JSON_BYTES", "10")
+    (tmp_path / "sweep.json").write_text('{"format": "nmlab-sweep"}')
+    raises_one_line(lambda: engine.read_manifest(tmp_path), "NMLAB_MAX_JSON_BYTES")
+
+
+@pytest.mark.parametrize("text, needle", [(DEEP_JSON, "nested too deeply"), ("[1, 2]", "expected a JSON object"),
+                                          ("{", "not valid JSON")])
+def test_campaign_done_json_damaged_is_one_line(tmp_path, text, needle):
+    """A run's done.json: a list was an AttributeError traceback in every campaign command, a deep
+    one a RecursionError, and an unreadable one made the finished run train again silently."""
+    from rl.campaign import read_done
+
+    (tmp_path / "done.json").write_text(text)
+    raises_one_line(lambda: read_done(tmp_path), "done.json", needle)
+    assert read_done(tmp_path / "absent") is None
+
+
+def test_campaign_status_passes_over_a_binary_log(tmp_path):
+    """progress.csv / eval.csv of a run are reports: a binary one was a UnicodeDecodeError traceback
+    in --status; it now reads as a log with no row that parses."""
+    from rl.campaign import run_state
+
+    (tmp_path / "progress.csv").write_bytes(b"step,x\n" + os.urandom(2000).replace(b"\n", b"\xff") + b"\xff")
+    (tmp_path / "eval.csv").write_text("step,return_mean\n100,5.0\n")
+    s = run_state(tmp_path, 1000)
+    assert s["steps_reached"] == 100 and s["last_eval"] == (100, 5.0) and s["state"] == "new"
+
+
+@pytest.mark.parametrize("data, needle", [
+    (b"step,return_mean\n" + b"\xff" * 100, "not UTF-8"),
+    (b"step,return_mean\n100,5.0,7\n", "3 cells, the header has 2"),
+    (b"step,return_mean\nten,5.0\n", "line 2: step"),
+])
+def test_resumed_training_log_damaged_is_one_line(tmp_path, data, needle):
+    """train --resume rewrites its CSV logs up to the checkpoint's step: a binary log was a
+    UnicodeDecodeError traceback, a row with an extra cell a ValueError one from csv.DictWriter."""
+    from rl.td3 import CsvLog
+
+    path = tmp_path / "eval.csv"
+    path.write_bytes(data)
+    raises_one_line(lambda: CsvLog(path, ["step", "return_mean"], keep_upto_step=1000), "eval.csv", needle)
+    assert path.read_bytes() == data  # nothing rewritten
+
+
+def test_resumed_training_log_keeps_rows_up_to_the_step(tmp_path):
+    from rl.td3 import CsvLog
+
+    path = tmp_path / "eval.csv"
+    path.write_text("step,return_mean\n100,5.0\n200,6.0\n")
+    log = CsvLog(path, ["step", "return_mean"], keep_upto_step=150)
+    log.fh.close()
+    assert path.read_text().splitlines() == ["step,return_mean", "100,5.0"]
+
+
+@pytest.mark.parametrize("text, needle", [(DEEP_JSON, "nested too deeply"), ("[]", "expected a JSON object"),
+                                          ('{"env": "Hopper-v5", "sparsity": "2:4", "seed": "0", "steps": 10}', "seed")])
+def test_publish_args_json_damaged_is_one_line(tmp_path, text, needle):
+    from rl.publish import run_info
+
+    (tmp_path / "args.json").write_text(text)
+    raises_one_line(lambda: run_info(tmp_path), "args.json", needle)
+
+
+def test_publish_eval_log_damaged_is_one_line(tmp_path):
+    from rl.publish import run_info
+
+    (tmp_path / "args.json").write_text('{"env": "Hopper-v5", "sparsity": "2:4", "seed": 0, "steps": 10}')
+    (tmp_path / "eval.csv").write_text("step,return_mean\n100,nan\n")
+    raises_one_line(lambda: run_info(tmp_path), "eval.csv", "line 2: return_mean")
+    (tmp_path / "eval.csv").write_text("step,return_mean\n100,5.5\n")
+    assert run_info(tmp_path)["curve"] == [(100, 5.5)]
+
+
+@pytest.mark.parametrize("text", [DEEP_JSON, "[]", '{"entries": []}', "\xff",
+                                  '{"entries": {"k": {"read_pj": "x"}}}',
+                                  '{"entries": {"k": {"read_pj": -1, "write_pj": 1, "leakage_mw": 1, "area_mm2": 1, '
+                                  '"cacti_nm": 22, "word_bits": 64}}}'])
+def test_cacti_cache_damaged_reads_as_empty(tmp_path, monkeypatch, text):
+    """The user's CACTI cache is rebuilt entry by entry: a damaged file or entry reads as absent
+    (a deep one was a RecursionError traceback, an entry of other keys a TypeError)."""
+    from hwmodel import cacti
+
+    path = tmp_path / "cacti_cache.json"
+    path.write_text(text)
+    assert cacti._entry(cacti._read_json(path).get("k")) is None
+    good = {"read_pj": 1.5, "write_pj": 2, "leakage_mw": 0.1, "area_mm2": 0.01, "cacti_nm": 22, "word_bits": 64}
+    assert cacti._entry(good) == cacti.SramCost(**good)
+
+
+# ----------------------------------------------------------------------------- Parquet tables
+
+
+def _points(tmp_path: Path, table) -> Path:
+    import pyarrow.parquet as pq
+
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, tmp_path / "points.parquet")
+    return tmp_path
+
+
+def test_parquet_row_count_over_the_limit_refused_from_the_footer(tmp_path, capsys, monkeypatch):
+    import pyarrow as pa
+
+    out = _points(tmp_path / "s", pa.table({"point_id": [f"{i:016x}" for i in range(50)]}))
+    monkeypatch.setenv("NMLAB_MAX_SWEEP_POINTS", "10")
+    rc, o, e = nmlab_inproc(capsys, "report", str(out))
+    assert_one_line_error(rc, o, e, "points.parquet: rows: 50 is over the limit", "NMLAB_MAX_SWEEP_POINTS")
+
+
+def test_parquet_huge_string_column_refused_from_its_declared_size(tmp_path, capsys, monkeypatch):
+    """A 1 MB string cell compresses to almost nothing on disk; the footer's uncompressed size
+    is what it costs to read, and is checked before the data is."""
+    import pyarrow as pa
+
+    out = _points(tmp_path / "s", pa.table({"point_id": ["a" * (1 << 20)] * 4}))
+    assert (out / "points.parquet").stat().st_size < 100_000
+    monkeypatch.setenv("NMLAB_MAX_TABLE_BYTES", str(1 << 20))
+    rc, o, e = nmlab_inproc(capsys, "report", str(out))
+    assert_one_line_error(rc, o, e, "uncompressed bytes", "NMLAB_MAX_TABLE_BYTES")
+
+
+def test_parquet_footer_claiming_a_huge_length_is_one_line(tmp_path, capsys):
+    import pyarrow as pa
+
+    out = _points(tmp_path / "s", pa.table({"point_id": ["0" * 16]}))
+    path = out / "points.parquet"
+    data = bytearray(path.read_bytes())
+    data[-8:-4] = (0xFFFFFFF0).to_bytes(4, "little")  # footer length: about 4 GiB
+    path.write_bytes(bytes(data))
+    rc, o, e = nmlab_inproc(capsys, "report", str(out))
+    assert_one_line_error(rc, o, e, "points.parquet: unreadable")
+
+
+def test_parquet_footer_strings_are_bounded_while_decoding(tmp_path, capsys):
+    """17 MB of key-value metadata in the footer: over the fixed Thrift string bound (16 MiB)."""
+    import pyarrow as pa
+
+    from hwmodel.limits import PARQUET_THRIFT_STRING_BYTES
+
+    t = pa.table({"point_id": ["0" * 16]}).replace_schema_metadata({"x": "y" * (PARQUET_THRIFT_STRING_BYTES + 1000)})
+    out = _points(tmp_path / "s", t)
+    rc, o, e = nmlab_inproc(capsys, "report", str(out))
+    assert_one_line_error(rc, o, e, "points.parquet: unreadable")
+
+
+def test_a_sweep_part_over_the_limits_is_set_aside_on_resume(tmp_path, monkeypatch, capsys):
+    """A resume reads back the part files: one whose footer declares too much is set aside
+    and its points evaluated again (as a damaged one), never a traceback."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sweeps import store
+
+    parts = store.parts_dir(tmp_path)
+    parts.mkdir(parents=True)
+    pq.write_table(pa.table({"point_id": [f"{i:016x}" for i in range(3)]}), parts / "part-000001.parquet")
+    pq.write_table(pa.table({"point_id": [f"{i:016x}" for i in range(50)]}), parts / "part-000002.parquet")
+    monkeypatch.setenv("NMLAB_MAX_SWEEP_POINTS", "10")
+    ids = store.done_ids(tmp_path)
+    assert len(ids) == 3
+    assert (parts / "part-000002.bad").is_file()
+    assert "setting aside unreadable part-000002.parquet" in capsys.readouterr().err
+
+
+def test_gpu_bench_csv_counted_back_bounded(tmp_path, monkeypatch):
+    """A restarted bench run counts the rows it wrote: a binary file was a UnicodeDecodeError traceback."""
+    from hwmodel.gpu import schema
+
+    path = tmp_path / "bench.csv"
+    path.write_bytes(b"status\nok\n\xff\xfe")
+    raises_one_line(lambda: schema.count_status(path, "ok"), "bench.csv", "not UTF-8")
+    path.write_text("status\nok\nfailed\nok\n")
+    assert schema.count_status(path, "ok") == 2
+    monkeypatch.setenv("NMLAB_MAX_CSV_BYTES", "5")
+    raises_one_line(lambda: schema.count_status(path, "ok"), "NMLAB_MAX_CSV_BYTES")
+
+
+@pytest.mark.parametrize("data", [b"\xff\xfe" * 100, alias_bomb().encode(), b"sets: [1, 2]"])
+def test_report_gpu_params_provenance_read_bounded(tmp_path, monkeypatch, data):
+    """`gpu fit --out` rewrites the default parameter file; the report's provenance note read it
+    with a bare read_text (a binary file was a UnicodeDecodeError traceback). It is optional: none."""
+    from hwmodel.gpu import params
+    from reports import gpu_model
+
+    path = tmp_path / "gpu_params.yaml"
+    path.write_bytes(data)
+    monkeypatch.setattr(params, "default_path", lambda: path)
+    assert gpu_model._params_provenance() == {}
+
+
+def test_parquet_dictionary_bomb_counted_before_it_is_decoded(tmp_path):
+    """One 16 MiB string in 40 rows: dictionary-encoded it declares about 16 MiB x 10 uncompressed
+    and is 5 MB on disk, but decodes to 640 MiB. Counted from the dictionary first; the report's
+    process stays far below the decoded size (it read 2.7 GB for a 64 MiB string before)."""
+    import pyarrow as pa
+
+    out = _points(tmp_path / "s", pa.table({"point_id": ["a" * (16 << 20)] * 40}))
+    rc, o, e, _ = nmlab_subprocess("report", str(out), env={"NMLAB_MAX_TABLE_BYTES": str(400 << 20)})
+    assert_one_line_error(rc, o, e, "decoded bytes: 671,0", "NMLAB_MAX_TABLE_BYTES")
+
+
+def test_read_parquet_gives_plain_columns(tmp_path):
+    import pyarrow as pa
+
+    from hwmodel.limits import read_parquet
+
+    t = pa.table({"a": ["x", None, "y"], "b": [1.0, 2.0, None], "c": pa.array([None, None, None], pa.string())})
+    out = _points(tmp_path / "s", t)
+    assert read_parquet(out / "points.parquet", "t").equals(t)
+
+
+def test_a_sweep_part_that_decodes_past_the_limit_is_set_aside_on_resume(tmp_path, monkeypatch, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from sweeps import store
+
+    parts = store.parts_dir(tmp_path)
+    parts.mkdir(parents=True)
+    pq.write_table(pa.table({"point_id": ["0" * 16]}), parts / "part-000001.parquet")
+    pq.write_table(pa.table({"point_id": ["f" * (1 << 20)] * 40}), parts / "part-000002.parquet")
+    monkeypatch.setenv("NMLAB_MAX_TABLE_BYTES", str(8 << 20))
+    assert len(store.done_ids(tmp_path)) == 1
+    assert (parts / "part-000002.bad").is_file()
+    assert "decoded bytes" in capsys.readouterr().err

@@ -168,6 +168,11 @@ def test_missing_returns_of_a_sweep_without_quality_table_say_so(tmp_path):
     ('{"quality_table": 5}', "quality_table: expected a path or null, got 5"),
     ('{"complete": "no"}', 'complete: expected true or false, got "no"'),
     ('{"complete": true, "points": "many"}', 'points: expected a count of points, got "many"'),
+    # Read bounded like every JSON input: these were a RecursionError traceback, or a report made
+    # as if the manifest were absent (saying the sweep was complete without knowing).
+    ("[" * 200_000 + "]" * 200_000, "nested too deeply"),
+    ('{"points": NaN}', "non-finite number NaN"),
+    ('{"complete": tru', "not valid JSON"),
 ])
 def test_a_sweep_json_that_is_not_a_manifest_is_one_line(default_sweep, tmp_path, text, needle):
     """It parsed, so it was used: a list ended in AttributeError, a number as quality_table in TypeError."""

@@ -150,7 +150,7 @@ def test_config_values_have_the_bounds_of_nmlab_train(extra, key):
     raw = {"version": 1, "envs": ["Hopper-v5"], "agents": ["dense"], "seeds": [0], "steps": 1000, **extra}
     with pytest.raises(NmlabError) as err:
         parse_config(raw, "c.yaml")
-    assert str(err.value).startswith(f"c.yaml: {key}: "), str(err.value)
+    assert str(err.value).startswith(f"campaign config: c.yaml: {key}: "), str(err.value)
 
 
 @pytest.mark.parametrize("where", ["file", "under_file"])

@@ -175,8 +175,11 @@ def count_status(path: str | os.PathLike, status: str) -> int:
     path = Path(path)
     if not path.is_file():
         return 0
-    with open(path, newline="") as fh:
-        return sum(1 for raw in csv.DictReader(fh) if raw.get("status") == status)
+    from hwmodel.limits import read_text
+
+    # Read back bounded (csv_bytes, UTF-8) like every CSV input: a binary file was a UnicodeDecodeError traceback.
+    text = read_text(path, "gpu bench csv", "csv_bytes")
+    return sum(1 for raw in csv.DictReader(text.splitlines()) if raw.get("status") == status)
 
 
 def write_rows(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:
