@@ -91,31 +91,42 @@ def _split_name(w: _Where, field: str, name: Any) -> tuple[str, int]:
     return m.group(1), hi - lo + 1
 
 
-def _components(w: _Where, arch: dict) -> tuple[dict, list[tuple[str, dict, dict]]]:
-    """(system attributes, [(field path, component, inherited attributes)]) in order, outermost first."""
+def _components(w: _Where, arch: dict) -> list[tuple[str, dict, dict, int]]:
+    """[(field path, component, attributes inherited from its subtree nodes, instances above it)],
+    outermost first: a node's own ``local`` levels sit above its ``subtree`` children."""
     if "nodes" in arch:
         raise w.fail("architecture.nodes", "the v0.4 `nodes:` form is not read; give the `subtree`/`local` form "
                                            "(what timeloopfe dumps as its processed input, and export-timeloop writes)")
     subtree = _list(w, "architecture.subtree", arch.get("subtree"))
     if len(subtree) != 1:
         raise w.fail("architecture.subtree", f"must hold one top node (the system), got {len(subtree)}")
-    out: list[tuple[str, dict, dict]] = []
-    top_attrs: dict = {}
-    # Depth-first: a node's own `local` levels sit above its `subtree` children (Timeloop's order).
-    stack = [("architecture.subtree[0]", subtree[0], {})]
+    out: list[tuple[str, dict, dict, int]] = []
+    stack: list[tuple[str, Any, dict, int, int]] = [("architecture.subtree[0]", subtree[0], {}, 1, 0)]
     while stack:
-        field, node, inherited = stack.pop()
+        field, node, inherited, above, depth = stack.pop()
+        if depth > 16:
+            raise w.fail(field, "subtrees nested deeper than 16 levels")
         node = _mapping(w, field, node)
+        _, count = _split_name(w, f"{field}.name", node.get("name"))
+        above *= count  # a subtree named PE[0..167] repeats everything under it 168 times
         attrs = dict(inherited)
         attrs.update(_mapping(w, f"{field}.attributes", node.get("attributes", {}) or {}))
-        if not top_attrs:
-            top_attrs = attrs
         for i, comp in enumerate(_list(w, f"{field}.local", node.get("local", []) or [])):
-            out.append((f"{field}.local[{i}]", _mapping(w, f"{field}.local[{i}]", comp), attrs))
+            out.append((f"{field}.local[{i}]", _mapping(w, f"{field}.local[{i}]", comp), attrs, above))
         children = _list(w, f"{field}.subtree", node.get("subtree", []) or [])
         for i in reversed(range(len(children))):
-            stack.append((f"{field}.subtree[{i}]", children[i], attrs))
-    return top_attrs, out
+            stack.append((f"{field}.subtree[{i}]", children[i], attrs, above, depth + 1))
+    return out
+
+
+def _system_attr(comps: list[tuple[str, dict, dict, int]], key: str) -> Any:
+    """The first value of a system-wide attribute (technology, global_cycle_seconds) on any node."""
+    for _, comp, inherited, _ in comps:
+        attrs = comp.get("attributes") if isinstance(comp.get("attributes"), dict) else {}
+        for a in (inherited, attrs):
+            if key in a:
+                return a[key]
+    return None
 
 
 def _kind(cls: str) -> Optional[str]:
@@ -216,10 +227,10 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
     version = str(arch.get("version", ""))
     if version not in ("0.4", "0.40"):
         raise w.fail("architecture.version", f"must be 0.4, got {short(arch.get('version'))}")
-    sys_attrs, comps = _components(w, arch)
+    comps = _components(w, arch)
     defaults: list[str] = []
 
-    tech = sys_attrs.get("technology")
+    tech = _system_attr(comps, "technology")
     if tech is None:
         tech_nm: float | int = 45
         defaults.append("technology_nm: 45 (the arch gives no technology)")
@@ -228,7 +239,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         if not m or isinstance(tech, bool):
             raise w.fail("technology", f"must be like '22nm', got {short(tech)}")
         tech_nm = _sig(float(m.group(1)))
-    gcs = sys_attrs.get("global_cycle_seconds")
+    gcs = _system_attr(comps, "global_cycle_seconds")
     if gcs is None:
         clock_hz = 1e9
         defaults.append("clock_mhz: 1000 (the arch gives no global_cycle_seconds)")
@@ -248,7 +259,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
     storage: list[dict] = []
     mac = None
     kept_default = []
-    for field, comp, inherited in comps:
+    for field, comp, inherited, above in comps:
         cls = comp.get("class")
         if not isinstance(cls, str):
             raise w.fail(f"{field}.class", f"must be a string, got {short(cls)}")
@@ -256,6 +267,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         if kind is None:
             raise w.fail(f"{field}.class", f"{short(cls)} is not a class nmlab models (DRAM, SRAM, regfile, intmac, fpmac)")
         lname, count = _split_name(w, f"{field}.name", comp.get("name"))
+        count *= above
         attrs = dict(inherited)
         attrs.update(_mapping(w, f"{field}.attributes", comp.get("attributes", {}) or {}))
         a = f"{field}.attributes"
@@ -326,7 +338,8 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
     a = f"{field}.attributes"
     if "meshX" in attrs or "meshY" in attrs:
         cols = _int(w, f"{a}.meshX", attrs.get("meshX", 1))
-        rows = _int(w, f"{a}.meshY", attrs.get("meshY", 1))
+        # meshY absent: the rest of the instances (Timeloop's meshY = instances / meshX).
+        rows = _int(w, f"{a}.meshY", attrs.get("meshY", max(1, count // cols)))
         if count not in (1, rows * cols):
             raise w.fail(f"{field}.name", f"{count} MACs but meshX x meshY = {cols} x {rows}")
     else:
