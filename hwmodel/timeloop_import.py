@@ -64,6 +64,12 @@ def _int(w: _Where, field: str, value: Any, low: int = 1) -> int:
 
 
 def _num(w: _Where, field: str, value: Any) -> float:
+    if isinstance(value, str) and len(value) < 40:
+        # PyYAML (YAML 1.1) reads 1e-9 without a dot as a string; Timeloop's parser takes it as a number.
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise w.fail(field, f"must be a number, got {short(value)}")
     v = float(value)
