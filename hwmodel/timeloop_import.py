@@ -100,9 +100,6 @@ def _split_name(w: _Where, field: str, name: Any) -> tuple[str, int]:
 def _components(w: _Where, arch: dict) -> list[tuple[str, dict, dict, int]]:
     """[(field path, component, attributes inherited from its subtree nodes, instances above it)],
     outermost first: a node's own ``local`` levels sit above its ``subtree`` children."""
-    if "nodes" in arch:
-        raise w.fail("architecture.nodes", "the v0.4 `nodes:` form is not read; give the `subtree`/`local` form "
-                                           "(what timeloopfe dumps as its processed input, and export-timeloop writes)")
     subtree = _list(w, "architecture.subtree", arch.get("subtree"))
     if len(subtree) != 1:
         raise w.fail("architecture.subtree", f"must hold one top node (the system), got {len(subtree)}")
@@ -123,6 +120,95 @@ def _components(w: _Where, arch: dict) -> list[tuple[str, dict, dict, int]]:
         for i in reversed(range(len(children))):
             stack.append((f"{field}.subtree[{i}]", children[i], attrs, above, depth + 1))
     return out
+
+
+#: The timeloopfe v4 tags of the ``nodes:`` form, read as plain mappings (key "!" = tag).
+NODE_TAGS = ("!Component", "!Container", "!Hierarchical", "!Parallel", "!Nothing")
+
+
+class _Nodes:
+    """Flattens the v0.4 ``nodes:`` form: each node sits below the ones listed before it;
+    a Container's ``attributes`` are inherited and its ``spatial`` meshX/meshY multiply the
+    instances of everything below it; ``constraints`` sit on the nodes."""
+
+    def __init__(self, w: _Where):
+        self.w = w
+        self.comps: list[tuple[str, dict, dict, int]] = []
+        self.keeps: dict[str, list[str]] = {}
+        self.flow: Optional[tuple[str, str]] = None
+        self.unrecognised_flow = False
+
+    def _mesh(self, field: str, node: dict, mx: int, my: int) -> tuple[int, int]:
+        sp = node.get("spatial")
+        if sp is None:
+            return mx, my
+        sp = _mapping(self.w, f"{field}.spatial", sp)
+        return (mx * _int(self.w, f"{field}.spatial.meshX", sp.get("meshX", 1)),
+                my * _int(self.w, f"{field}.spatial.meshY", sp.get("meshY", 1)))
+
+    def _constraints(self, field: str, node: dict, name: str) -> None:
+        cons = node.get("constraints")
+        if cons is None:
+            return
+        cons = _mapping(self.w, f"{field}.constraints", cons)
+        ds = cons.get("dataspace")
+        if isinstance(ds, dict) and "keep" in ds:
+            keep = []
+            for j, d in enumerate(_list(self.w, f"{field}.constraints.dataspace.keep", ds["keep"])):
+                op = _DATASPACES.get(str(d).lower())
+                if op is None:
+                    raise self.w.fail(f"{field}.constraints.dataspace.keep[{j}]",
+                                      f"must be Weights, Inputs or Outputs, got {short(d)}")
+                keep.append(op)
+            self.keeps[name] = keep
+        sp = cons.get("spatial")
+        if isinstance(sp, dict) and "permutation" in sp:
+            perm = _permutation(sp["permutation"])
+            if perm in _DATAFLOWS:
+                self.flow = self.flow or _DATAFLOWS[perm]
+            else:  # e.g. a convolution's ranks: nothing nmlab's GEMM dataflows name
+                self.unrecognised_flow = True
+
+    def walk(self, items: Any, field: str, attrs: dict, mx: int, my: int, depth: int = 0) -> tuple[dict, int, int]:
+        if depth > 16:
+            raise self.w.fail(field, "nodes nested deeper than 16 levels")
+        for i, node in enumerate(_list(self.w, field, items)):
+            f = f"{field}[{i}]"
+            node = _mapping(self.w, f, node)
+            tag = node.get("!", "Component" if "class" in node else "Container")
+            if tag == "Nothing":
+                continue
+            if tag == "Hierarchical":
+                attrs, mx, my = self.walk(node.get("nodes", []), f"{f}.nodes", attrs, mx, my, depth + 1)
+            elif tag == "Parallel":
+                # Siblings at one level (e.g. per-PE scratchpads): each becomes its own nmlab level.
+                for j, child in enumerate(_list(self.w, f"{f}.nodes", node.get("nodes", []))):
+                    self.walk([child], f"{f}.nodes[{j}:]", attrs, mx, my, depth + 1)
+            elif tag in ("Container", "Component"):
+                name, _ = _split_name(self.w, f"{f}.name", node.get("name"))
+                own = _mapping(self.w, f"{f}.attributes", node.get("attributes", {}) or {})
+                mx, my = self._mesh(f, node, mx, my)
+                self._constraints(f, node, name)
+                if tag == "Container":
+                    attrs = {**attrs, **own}
+                else:
+                    inherited = dict(attrs)
+                    if mx * my > 1:
+                        inherited.update(meshX=mx, meshY=my)
+                    self.comps.append((f, {**node, "name": name}, inherited, mx * my))
+            else:
+                raise self.w.fail(f, f"unknown node tag !{short(tag)[1:-1]} (Component, Container, Hierarchical, "
+                                     "Parallel, Nothing)")
+        return attrs, mx, my
+
+
+def _permutation(perm: Any) -> tuple[str, ...]:
+    """First two ranks (spatial X, Y) of a permutation given as a list or a string ("NKM", "N K M")."""
+    if isinstance(perm, str):
+        perm = perm.replace(",", " ").split() if (" " in perm or "," in perm) else list(perm)
+    if not isinstance(perm, list):
+        return ()
+    return tuple(str(x) for x in perm)[:2]
 
 
 def _system_attr(comps: list[tuple[str, dict, dict, int]], key: str) -> Any:
@@ -170,10 +256,7 @@ def _constraints(w: _Where, doc: Any) -> tuple[dict[str, list[str]], Optional[tu
                 keep.append(op)
             keeps[target] = keep
         elif t.get("type") == "spatial" and "permutation" in t:
-            perm = t["permutation"]
-            if isinstance(perm, str):
-                perm = list(perm.replace(",", " ").split()) if " " in perm or "," in perm else list(perm)
-            perm = tuple(str(x) for x in _list(w, f"{f}.permutation", perm))[:2]
+            perm = _permutation(t["permutation"])
             if perm not in _DATAFLOWS:
                 raise w.fail(f"{f}.permutation", f"first two ranks {list(perm)} are not a dataflow nmlab models "
                                                  "(N,K: WS systolic; N,M: OS systolic; K,N: tensor core)")
@@ -233,8 +316,19 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
     version = str(arch.get("version", ""))
     if version not in ("0.4", "0.40"):
         raise w.fail("architecture.version", f"must be 0.4, got {short(arch.get('version'))}")
-    comps = _components(w, arch)
     defaults: list[str] = []
+    keeps: dict[str, list[str]] = {}
+    flow = None
+    if "nodes" in arch:
+        if "subtree" in arch:
+            raise w.fail("architecture", "give nodes or subtree, not both")
+        walker = _Nodes(w)
+        walker.walk(arch["nodes"], "architecture.nodes", {}, 1, 1)
+        comps, keeps, flow = walker.comps, dict(walker.keeps), walker.flow
+        if walker.unrecognised_flow and flow is None:
+            defaults.append("compute: the arch's spatial constraints name no GEMM dataflow nmlab models")
+    else:
+        comps = _components(w, arch)
 
     tech = _system_attr(comps, "technology")
     if tech is None:
@@ -254,10 +348,10 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
     clock_mhz = _sig(clock_hz / 1e6)
     clock_hz = clock_mhz * 1e6
 
-    keeps: dict[str, list[str]] = {}
-    flow = None
-    if constraints_doc is not None:
-        keeps, flow = _constraints(_Where("constraints", constraints_path), constraints_doc)
+    if constraints_doc is not None:  # the file's constraints win over the ones written on the nodes
+        file_keeps, file_flow = _constraints(_Where("constraints", constraints_path), constraints_doc)
+        keeps.update(file_keeps)
+        flow = file_flow or flow
     fmt, meta_bits, meta_level = (None, None, None)
     if sparse_doc is not None:
         fmt, meta_bits, meta_level = _sparse(_Where("sparse_opt", sparse_path), sparse_doc)
@@ -334,7 +428,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
     if mac is None:
         raise w.fail("architecture", "no mac component (class intmac or fpmac): nmlab needs the MAC array")
     if kept_default:
-        if constraints_doc is None:
+        if constraints_doc is None and not keeps:
             defaults.append("holds: every on-chip level keeps weights, inputs and outputs (no --constraints)")
         else:
             defaults.append(f"holds: {', '.join(kept_default)} keep weights, inputs and outputs "
@@ -365,7 +459,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
     if flow is None:
         flow = ("systolic", "ws")
         defaults.append("compute: systolic, weight stationary (no spatial constraint"
-                        f"{'' if constraints_doc is not None else ': no --constraints'})")
+                        f"{': no --constraints' if constraints_doc is None and 'nodes' not in arch else ''})")
     compute: dict[str, Any] = {"kind": flow[0]}
     if flow[0] == "systolic":
         compute["dataflow"] = flow[1]
@@ -421,7 +515,7 @@ def import_timeloop(arch: str | os.PathLike, out: str | os.PathLike, constraints
     name = name if name is not None else out.stem
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name):
         raise NmlabError(f"--name: must be 1 to 64 letters, digits, '_', '-' or '.', got {short(name)}")
-    docs = {"arch": load_yaml(arch, "arch")}
+    docs = {"arch": load_yaml(arch, "arch", tags=NODE_TAGS)}
     if constraints is not None:
         docs["constraints"] = load_yaml(constraints, "constraints")
     if sparse_opt is not None:

@@ -188,7 +188,9 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "arch", "arch"),
     (BOMB, "arch", "alias"),
     ("- just\n- a list\n", "arch", "must be a mapping"),
-    ("architecture:\n  version: 0.4\n  nodes: []\n", "arch", "nodes"),
+    ("architecture:\n  version: 0.4\n  nodes: []\n", "arch", "no DRAM"),
+    ("architecture:\n  version: 0.4\n  nodes:\n  - !Widget {name: x}\n", "arch", "!Widget"),
+    ("architecture:\n  version: 0.4\n  nodes:\n  - {'!': Widget, name: x}\n", "arch", "unknown node tag"),
     (BOMB, "constraints", "alias"),
     ("sparse_optimizations: {version: 0.4, targets: [{target: WeightBuffer, representation_format: "
      "{data_spaces: [{name: Weights, ranks: [{format: RLE}]}]}}]}\n", "sparse_opt", "format"),
@@ -221,3 +223,117 @@ def test_existing_out_is_replaced_only_by_a_valid_design(tmp_path):
     assert load_design(out).name == "d"
     with pytest.raises(NmlabError, match="--out"):
         import_timeloop(tl / "arch.yaml", tmp_path)      # a folder
+
+
+NODES_ARCH = """
+architecture:
+  version: 0.4
+  nodes:
+  - !Container
+    name: system
+    attributes: {technology: "22nm", global_cycle_seconds: 1e-9}
+  - !Component
+    name: DRAM
+    class: DRAM
+    attributes: {type: "LPDDR4", width: 64, datawidth: 8, shared_bandwidth: 16}
+  - !Container
+    name: chip
+  - !Component
+    name: WeightBuffer
+    class: smartbuffer_SRAM
+    attributes: {depth: 8192, width: 128, n_banks: 4, datawidth: 8, multiple_buffering: 2}
+    constraints:
+      dataspace: {keep: [Weights], bypass: [Inputs, Outputs]}
+  - !Component
+    name: ActBuffer
+    class: SRAM
+    attributes: {depth: 2048, width: 128, datawidth: 8}
+    constraints:
+      dataspace: {keep: [Inputs, Outputs], bypass: [Weights]}
+  - !Container
+    name: PE
+    spatial: {meshX: 16, meshY: 8}
+    constraints:
+      spatial: {permutation: [N, M, K], factors: [K=1]}
+  - !Parallel
+    nodes:
+    - !Component
+      name: wreg
+      class: regfile
+      attributes: {depth: 1, width: 8, datawidth: 8}
+      constraints: {dataspace: {keep: [Weights]}}
+    - !Component
+      name: oreg
+      class: regfile
+      attributes: {depth: 1, width: 24, datawidth: 24}
+      constraints: {dataspace: {keep: [Outputs]}}
+  - !Component
+    name: mac
+    class: intmac
+    attributes: {multiplier_width: 8, adder_width: 24}
+"""
+
+
+def test_hand_written_nodes_form(tmp_path, capsys):
+    """The timeloopfe v4 `nodes:` form: containers' spatial meshes multiply into the MAC array,
+    constraints written on the nodes give holds and the dataflow, Parallel siblings become levels."""
+    from hwmodel.cli import main
+
+    arch = _bad(tmp_path, NODES_ARCH)
+    out = tmp_path / "n.yaml"
+    assert main(["import-timeloop", str(arch), "--out", str(out)]) == 0
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    d = load_design(out)
+    c = d.compute
+    assert (c.kind, c.dataflow, c.rows, c.cols, c.accumulator_bits) == ("systolic", "os", 8, 16, 24)
+    assert (d.technology_nm, d.clock_hz) == (22, 1e9)
+    assert [(s.name, s.cls, s.holds, s.capacity_bytes) for s in d.storage] == [
+        ("DRAM", "dram", ("weights", "inputs", "outputs", "metadata"), 0),
+        ("WeightBuffer", "sram", ("weights",), 131072), ("ActBuffer", "sram", ("inputs", "outputs"), 32768),
+        ("wreg", "regfile", ("weights",), 1), ("oreg", "regfile", ("outputs",), 3)]
+    assert d.dram.bandwidth_bytes_per_cycle == 16.0 and d.srams[0].double_buffered and not d.srams[1].double_buffered
+    assert "ActBuffer.double_buffered: false" in out.read_text()
+    # A constraints file overrides what the nodes say.
+    cons = _bad(tmp_path, "architecture_constraints: {version: 0.4, targets: [{target: PE, type: spatial, "
+                          "permutation: [K, N, M]}, {target: ActBuffer, type: dataspace, keep: [Inputs, Outputs, "
+                          "Weights]}]}\n", "constraints")
+    sparse = _bad(tmp_path, "sparse_optimizations: {version: 0.4, targets: [{target: WeightBuffer, "
+                            "representation_format: {data_spaces: [{name: Weights, ranks: [{format: UOP}, "
+                            "{format: CP, metadata_word_bits: 3}]}]}}]}\n", "sparse_opt")
+    import_timeloop(arch, out, constraints=cons, sparse_opt=sparse)
+    d = load_design(out)
+    assert d.compute.kind == "tensor_core" and set(d.storage[2].holds) == {"weights", "inputs", "outputs"}
+    assert (d.sparsity.support, d.sparsity.max_m, d.sparsity.metadata_bits_per_cycle) == ("layerwise", 8, 8 * 16 * 3)
+    assert d.sram_for("metadata").name == "WeightBuffer"
+
+
+def _as_nodes(tl) -> str:
+    """The exported subtree arch rewritten in the nodes form by hand (constraints on the nodes)."""
+    arch = yaml.safe_load((tl / "arch.yaml").read_text())["architecture"]["subtree"][0]
+    cons = yaml.safe_load((tl / "constraints.yaml").read_text())["architecture_constraints"]["targets"]
+    keep = {t["target"]: t["keep"] for t in cons if t["type"] == "dataspace"}
+    perm = next(t["permutation"] for t in cons if t["type"] == "spatial")
+    flow = lambda d: yaml.safe_dump(d, default_flow_style=True, width=10**6).strip()  # noqa: E731
+    lines = ["architecture:", "  version: 0.4", "  nodes:",
+             f"  - !Container {flow({'name': 'system', 'attributes': arch['attributes']})}"]
+    in_pe = False
+    for comp in arch["local"]:
+        name = comp["name"].split("[")[0]
+        attrs = {k: v for k, v in comp["attributes"].items() if k not in ("meshX", "meshY")}
+        if "meshX" in comp["attributes"] and not in_pe:   # the PE array starts here
+            in_pe = True
+            mesh = {"meshX": comp["attributes"]["meshX"], "meshY": comp["attributes"]["meshY"]}
+            lines.append(f"  - !Container {flow({'name': 'PE', 'spatial': mesh, 'constraints': {'spatial': {'permutation': perm}}})}")
+        node = {"name": name, "class": comp["class"], "attributes": attrs}
+        if name in keep:
+            node["constraints"] = {"dataspace": {"keep": keep[name]}}
+        lines.append(f"  - !Component {flow(node)}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("name", sorted(bundled_designs()))
+def test_nodes_form_imports_as_the_subtree_form(tmp_path, name):
+    d, imp, _, _ = _round_trip(tmp_path, name)
+    arch = _bad(tmp_path, _as_nodes(tmp_path / "tl"))
+    out, _ = import_timeloop(arch, tmp_path / f"{name}.yaml", sparse_opt=tmp_path / "tl" / "sparse_opt.yaml")
+    assert load_design(out) == imp
