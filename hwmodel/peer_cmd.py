@@ -34,7 +34,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_export_timeloop)
 
     p = sub.add_parser("import-timeloop", help="write an nmlab design YAML from a Timeloop v0.4 architecture")
-    p.add_argument("arch", help="Timeloop v0.4 arch YAML (the subtree/local form, as export-timeloop writes)")
+    p.add_argument("arch", help="Timeloop v0.4 arch YAML: the subtree/local form (as export-timeloop writes) or the nodes form "
+                                     "(!Container/!Component, as timeloop-accelergy-exercises)")
     p.add_argument("--constraints", help="Timeloop constraints YAML: dataspace keep -> the operands each level holds, "
                                          "spatial permutation -> the dataflow (default: every level holds all, WS)")
     p.add_argument("--sparse-opt", help="Sparseloop sparse_optimizations YAML: the weight format -> N:M or "

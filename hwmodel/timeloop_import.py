@@ -1,7 +1,8 @@
 """Import a Timeloop v0.4 architecture as an nmlab design YAML (the reverse of hwmodel.timeloop).
 
 Reads the ``architecture`` v0.4 ``subtree``/``local`` form (what ``nmlab export-timeloop``
-writes and timeloopfe dumps as processed input), optionally the mapping constraints (which
+writes and timeloopfe dumps as processed input) or the ``nodes:`` form (``!Container`` /
+``!Component`` / ``!Parallel`` tags, constraints on the nodes), optionally the mapping constraints (which
 level keeps which operand, the spatial dataflow) and the Sparseloop sparse optimizations
 (which N:M or unstructured format the weight SRAM stores). Whatever Timeloop's files cannot
 carry gets a stated default, listed in the written file's comment header (docs/timeloop.md,
