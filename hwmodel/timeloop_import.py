@@ -513,7 +513,8 @@ def import_timeloop(arch: str | os.PathLike, out: str | os.PathLike, constraints
     from hwmodel.limits import check_output_file
 
     out = check_output_file(out, "--out")
-    name = name if name is not None else out.stem
+    if name is None:  # the file name, made a plain identifier
+        name = re.sub(r"[^A-Za-z0-9_.\-]", "_", out.stem)[:64] or "imported"
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name):
         raise NmlabError(f"--name: must be 1 to 64 letters, digits, '_', '-' or '.', got {short(name)}")
     docs = {"arch": load_yaml(arch, "arch", tags=NODE_TAGS)}

@@ -221,6 +221,10 @@ def test_existing_out_is_replaced_only_by_a_valid_design(tmp_path):
     assert out.read_text() == "keep me\n"
     import_timeloop(tl / "arch.yaml", out)
     assert load_design(out).name == "d"
+    spaced, _ = import_timeloop(tl / "arch.yaml", tmp_path / "my design.yaml")
+    assert load_design(spaced).name == "my_design"
+    with pytest.raises(NmlabError, match="--name"):
+        import_timeloop(tl / "arch.yaml", out, name="a b")
     with pytest.raises(NmlabError, match="--out"):
         import_timeloop(tl / "arch.yaml", tmp_path)      # a folder
 
