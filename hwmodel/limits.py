@@ -674,18 +674,41 @@ def _check_expansion(root: Any, where: str) -> None:
                 stack.append((kid, False))
 
 
-def load_yaml(path: str | os.PathLike, what: str) -> Any:
+def _tagged_constructor(name: str) -> Callable:
+    import yaml
+
+    def construct(loader: Any, node: Any) -> Any:
+        if isinstance(node, yaml.MappingNode):
+            value = loader.construct_mapping(node, deep=True)
+            return {"!": name, **value}
+        if isinstance(node, yaml.SequenceNode):
+            return {"!": name, "nodes": loader.construct_sequence(node, deep=True)}
+        return {"!": name, "value": loader.construct_scalar(node)}
+
+    return construct
+
+
+def load_yaml(path: str | os.PathLike, what: str, tags: Sequence[str] = ()) -> Any:
     """``yaml.safe_load`` of ``path``, bounded: file size (``yaml_bytes``), nesting depth, the
     size with aliases expanded (``yaml_expanded``) and duplicate keys are checked on the node
-    graph before any Python value is built. Errors are one line: ``<what>: <path>: ...``."""
+    graph before any Python value is built. Errors are one line: ``<what>: <path>: ...``.
+
+    ``tags``: local tags (e.g. ``!Component``) read as plain data: a tagged mapping becomes a
+    dict with the tag name under the key ``"!"``, a tagged list ``{"!": tag, "nodes": [...]}``."""
     import yaml
 
     text = read_text(path, what, "yaml_bytes")
     where = f"{what}: {path}"
     loader = None
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    cls = base
+    if tags:
+        cls = type("TaggedSafeLoader", (base,), {})
+        for tag in tags:
+            cls.add_constructor(tag, _tagged_constructor(tag.lstrip("!")))
     try:
         # libyaml's parser when PyYAML has it (10x faster on big files), the same safe constructor.
-        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(text)  # checks the characters: may already raise
+        loader = cls(text)  # checks the characters: may already raise
         node = loader.get_single_node()
         if node is None:
             return None

@@ -1,4 +1,4 @@
-"""CLI registration for `nmlab crosscheck` and `nmlab export-timeloop`. Handlers import heavy modules lazily."""
+"""CLI registration for `nmlab crosscheck`, `nmlab export-timeloop` and `nmlab import-timeloop`. Handlers import heavy modules lazily."""
 
 from __future__ import annotations
 
@@ -33,6 +33,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--bits", type=cli_int(MIN_BITS, MAX_BITS), default=8, help="weight bitwidth (default 8)")
     p.set_defaults(func=_export_timeloop)
 
+    p = sub.add_parser("import-timeloop", help="write an nmlab design YAML from a Timeloop v0.4 architecture")
+    p.add_argument("arch", help="Timeloop v0.4 arch YAML: the subtree/local form (as export-timeloop writes) or the nodes form "
+                                     "(!Container/!Component, as timeloop-accelergy-exercises)")
+    p.add_argument("--constraints", help="Timeloop constraints YAML: dataspace keep -> the operands each level holds, "
+                                         "spatial permutation -> the dataflow (default: every level holds all, WS)")
+    p.add_argument("--sparse-opt", help="Sparseloop sparse_optimizations YAML: the weight format -> N:M or "
+                                        "unstructured support (default: dense)")
+    p.add_argument("--out", required=True, help="design YAML to write (atomically)")
+    p.add_argument("--name", help="design name (default: the --out file name without .yaml)")
+    p.set_defaults(func=_import_timeloop)
+
 
 def _crosscheck_scalesim(args: argparse.Namespace) -> int:
     from hwmodel.peers.crosscheck import crosscheck, format_table
@@ -63,4 +74,15 @@ def _export_timeloop(args: argparse.Namespace) -> int:
     out = export_timeloop(args.design, args.workload or default_workload(), args.layer, args.out,
                           batch=args.batch, bits=args.bits)
     print(f"wrote {out}/: {', '.join(FILES)}")
+    return 0
+
+
+def _import_timeloop(args: argparse.Namespace) -> int:
+    from hwmodel.timeloop_import import import_timeloop
+
+    out, defaults = import_timeloop(args.arch, args.out, constraints=args.constraints, sparse_opt=args.sparse_opt,
+                                    name=args.name)
+    print(f"nmlab import-timeloop: defaulted (not in the Timeloop files; listed in {out}): "
+          + "; ".join(defaults), file=sys.stderr)
+    print(f"wrote {out}")
     return 0

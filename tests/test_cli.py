@@ -20,7 +20,7 @@ def test_help_lists_subcommands():
     assert out.returncode == 0
     listed = set(re.findall(r"^    (\S+)", out.stdout, flags=re.M))
     rl_commands = {"train", "export", "evaluate", "campaign", "gpu"}
-    hwmodel_commands = {"simulate", "crosscheck", "export-timeloop", "workload", "sweep", "report", "check"}
+    hwmodel_commands = {"simulate", "crosscheck", "export-timeloop", "import-timeloop", "workload", "sweep", "report", "check"}
     assert rl_commands | hwmodel_commands <= listed, listed
 
 

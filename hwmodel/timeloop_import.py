@@ -1,0 +1,535 @@
+"""Import a Timeloop v0.4 architecture as an nmlab design YAML (the reverse of hwmodel.timeloop).
+
+Reads the ``architecture`` v0.4 ``subtree``/``local`` form (what ``nmlab export-timeloop``
+writes and timeloopfe dumps as processed input) or the ``nodes:`` form (``!Container`` /
+``!Component`` / ``!Parallel`` tags, constraints on the nodes), optionally the mapping constraints (which
+level keeps which operand, the spatial dataflow) and the Sparseloop sparse optimizations
+(which N:M or unstructured format the weight SRAM stores). Whatever Timeloop's files cannot
+carry gets a stated default, listed in the written file's comment header (docs/timeloop.md,
+"Import from Timeloop", has the field-by-field mapping).
+
+The written design is validated by :func:`hwmodel.design.parse_design` before anything is
+written, and written atomically.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from pathlib import Path
+from typing import Any, Optional
+
+import yaml
+
+from hwmodel.design import DATATYPE_BITS, DRAM_TYPES, parse_design
+from hwmodel.errors import NmlabError
+from hwmodel.limits import is_int, load_yaml, short
+
+#: Largest depth, width, bank or port count read (the design loader bounds capacity itself).
+_MAX_INT = 1 << 40
+_DATASPACES = {"weights": "weights", "inputs": "inputs", "outputs": "outputs"}
+_NAME_RANGE = re.compile(r"^(.*?)\[(\d+)\.\.(\d+)\]$")
+#: Spatial permutation (first two ranks: X, Y) that export-timeloop writes for each array kind.
+_DATAFLOWS = {("N", "K"): ("systolic", "ws"), ("N", "M"): ("systolic", "os"), ("K", "N"): ("tensor_core", "")}
+
+
+class _Where:
+    """Builds one-line errors naming the file and the field."""
+
+    def __init__(self, what: str, path: str | os.PathLike):
+        self.prefix = f"{what}: {path}"
+
+    def fail(self, field: str, msg: str) -> NmlabError:
+        return NmlabError(f"{self.prefix}: {field}: {msg}")
+
+
+def _mapping(w: _Where, field: str, value: Any) -> dict:
+    if not isinstance(value, dict):
+        raise w.fail(field, f"must be a mapping, got {short(value)}")
+    return value
+
+
+def _list(w: _Where, field: str, value: Any) -> list:
+    if not isinstance(value, list):
+        raise w.fail(field, f"must be a list, got {short(value)}")
+    return value
+
+
+def _int(w: _Where, field: str, value: Any, low: int = 1) -> int:
+    if not is_int(value):
+        raise w.fail(field, f"must be an integer, got {short(value)}")
+    if not low <= value <= _MAX_INT:
+        raise w.fail(field, f"must be between {low} and {_MAX_INT:,}, got {short(value)}")
+    return int(value)
+
+
+def _num(w: _Where, field: str, value: Any) -> float:
+    if isinstance(value, str) and len(value) < 40:
+        # PyYAML (YAML 1.1) reads 1e-9 without a dot as a string; Timeloop's parser takes it as a number.
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise w.fail(field, f"must be a number, got {short(value)}")
+    v = float(value)
+    if not math.isfinite(v) or v <= 0:
+        raise w.fail(field, f"must be a positive finite number, got {short(value)}")
+    return v
+
+
+def _sig(x: float) -> float | int:
+    """``x`` to 9 significant digits (undoes float noise of 1/x and rounded words per cycle)."""
+    v = float(f"{x:.9g}")
+    return int(v) if v.is_integer() and abs(v) < 1 << 53 else v
+
+
+def _split_name(w: _Where, field: str, name: Any) -> tuple[str, int]:
+    """``"Buf[1..4]"`` -> ("Buf", 4); ``"Buf"`` -> ("Buf", 1)."""
+    if not isinstance(name, str) or not name:
+        raise w.fail(field, f"must be a non-empty string, got {short(name)}")
+    m = _NAME_RANGE.match(name)
+    if not m:
+        return name, 1
+    lo, hi = int(m.group(2)), int(m.group(3))
+    if hi < lo or hi - lo + 1 > _MAX_INT:
+        raise w.fail(field, f"bad instance range in {short(name)}")
+    return m.group(1), hi - lo + 1
+
+
+def _components(w: _Where, arch: dict) -> list[tuple[str, dict, dict, int]]:
+    """[(field path, component, attributes inherited from its subtree nodes, instances above it)],
+    outermost first: a node's own ``local`` levels sit above its ``subtree`` children."""
+    subtree = _list(w, "architecture.subtree", arch.get("subtree"))
+    if len(subtree) != 1:
+        raise w.fail("architecture.subtree", f"must hold one top node (the system), got {len(subtree)}")
+    out: list[tuple[str, dict, dict, int]] = []
+    stack: list[tuple[str, Any, dict, int, int]] = [("architecture.subtree[0]", subtree[0], {}, 1, 0)]
+    while stack:
+        field, node, inherited, above, depth = stack.pop()
+        if depth > 16:
+            raise w.fail(field, "subtrees nested deeper than 16 levels")
+        node = _mapping(w, field, node)
+        _, count = _split_name(w, f"{field}.name", node.get("name"))
+        above *= count  # a subtree named PE[0..167] repeats everything under it 168 times
+        attrs = dict(inherited)
+        attrs.update(_mapping(w, f"{field}.attributes", node.get("attributes", {}) or {}))
+        for i, comp in enumerate(_list(w, f"{field}.local", node.get("local", []) or [])):
+            out.append((f"{field}.local[{i}]", _mapping(w, f"{field}.local[{i}]", comp), attrs, above))
+        children = _list(w, f"{field}.subtree", node.get("subtree", []) or [])
+        for i in reversed(range(len(children))):
+            stack.append((f"{field}.subtree[{i}]", children[i], attrs, above, depth + 1))
+    return out
+
+
+#: The timeloopfe v4 tags of the ``nodes:`` form, read as plain mappings (key "!" = tag).
+NODE_TAGS = ("!Component", "!Container", "!Hierarchical", "!Parallel", "!Nothing")
+
+
+class _Nodes:
+    """Flattens the v0.4 ``nodes:`` form: each node sits below the ones listed before it;
+    a Container's ``attributes`` are inherited and its ``spatial`` meshX/meshY multiply the
+    instances of everything below it; ``constraints`` sit on the nodes."""
+
+    def __init__(self, w: _Where):
+        self.w = w
+        self.comps: list[tuple[str, dict, dict, int]] = []
+        self.keeps: dict[str, list[str]] = {}
+        self.flow: Optional[tuple[str, str]] = None
+        self.unrecognised_flow = False
+
+    def _mesh(self, field: str, node: dict, mx: int, my: int) -> tuple[int, int]:
+        sp = node.get("spatial")
+        if sp is None:
+            return mx, my
+        sp = _mapping(self.w, f"{field}.spatial", sp)
+        return (mx * _int(self.w, f"{field}.spatial.meshX", sp.get("meshX", 1)),
+                my * _int(self.w, f"{field}.spatial.meshY", sp.get("meshY", 1)))
+
+    def _constraints(self, field: str, node: dict, name: str) -> None:
+        cons = node.get("constraints")
+        if cons is None:
+            return
+        cons = _mapping(self.w, f"{field}.constraints", cons)
+        ds = cons.get("dataspace")
+        if isinstance(ds, dict) and "keep" in ds:
+            keep = []
+            for j, d in enumerate(_list(self.w, f"{field}.constraints.dataspace.keep", ds["keep"])):
+                op = _DATASPACES.get(str(d).lower())
+                if op is None:
+                    raise self.w.fail(f"{field}.constraints.dataspace.keep[{j}]",
+                                      f"must be Weights, Inputs or Outputs, got {short(d)}")
+                keep.append(op)
+            self.keeps[name] = keep
+        sp = cons.get("spatial")
+        if isinstance(sp, dict) and "permutation" in sp:
+            perm = _permutation(sp["permutation"])
+            if perm in _DATAFLOWS:
+                self.flow = self.flow or _DATAFLOWS[perm]
+            else:  # e.g. a convolution's ranks: nothing nmlab's GEMM dataflows name
+                self.unrecognised_flow = True
+
+    def walk(self, items: Any, field: str, attrs: dict, mx: int, my: int, depth: int = 0) -> tuple[dict, int, int]:
+        if depth > 16:
+            raise self.w.fail(field, "nodes nested deeper than 16 levels")
+        for i, node in enumerate(_list(self.w, field, items)):
+            f = f"{field}[{i}]"
+            node = _mapping(self.w, f, node)
+            tag = node.get("!", "Component" if "class" in node else "Container")
+            if tag == "Nothing":
+                continue
+            if tag == "Hierarchical":
+                attrs, mx, my = self.walk(node.get("nodes", []), f"{f}.nodes", attrs, mx, my, depth + 1)
+            elif tag == "Parallel":
+                # Siblings at one level (e.g. per-PE scratchpads): each becomes its own nmlab level.
+                for j, child in enumerate(_list(self.w, f"{f}.nodes", node.get("nodes", []))):
+                    self.walk([child], f"{f}.nodes[{j}:]", attrs, mx, my, depth + 1)
+            elif tag in ("Container", "Component"):
+                name, _ = _split_name(self.w, f"{f}.name", node.get("name"))
+                own = _mapping(self.w, f"{f}.attributes", node.get("attributes", {}) or {})
+                mx, my = self._mesh(f, node, mx, my)
+                self._constraints(f, node, name)
+                if tag == "Container":
+                    attrs = {**attrs, **own}
+                else:
+                    inherited = dict(attrs)
+                    if mx * my > 1:
+                        inherited.update(meshX=mx, meshY=my)
+                    self.comps.append((f, {**node, "name": name}, inherited, mx * my))
+            else:
+                raise self.w.fail(f, f"unknown node tag !{short(tag)[1:-1]} (Component, Container, Hierarchical, "
+                                     "Parallel, Nothing)")
+        return attrs, mx, my
+
+
+def _permutation(perm: Any) -> tuple[str, ...]:
+    """First two ranks (spatial X, Y) of a permutation given as a list or a string ("NKM", "N K M")."""
+    if isinstance(perm, str):
+        perm = perm.replace(",", " ").split() if (" " in perm or "," in perm) else list(perm)
+    if not isinstance(perm, list):
+        return ()
+    return tuple(str(x) for x in perm)[:2]
+
+
+def _system_attr(comps: list[tuple[str, dict, dict, int]], key: str) -> Any:
+    """The first value of a system-wide attribute (technology, global_cycle_seconds) on any node."""
+    for _, comp, inherited, _ in comps:
+        attrs = comp.get("attributes") if isinstance(comp.get("attributes"), dict) else {}
+        for a in (inherited, attrs):
+            if key in a:
+                return a[key]
+    return None
+
+
+def _kind(cls: str) -> Optional[str]:
+    c = cls.lower()
+    if "dram" in c:
+        return "dram"
+    if "sram" in c:
+        return "sram"
+    if c in ("regfile", "reg", "register") or c.endswith("_rf") or "regfile" in c:
+        return "regfile"
+    if c in ("intmac", "fpmac", "mac") or c.endswith("mac"):
+        return "mac"
+    return None
+
+
+def _constraints(w: _Where, doc: Any) -> tuple[dict[str, list[str]], Optional[tuple[str, str]]]:
+    """(level name -> kept operands, (kind, dataflow) from the spatial constraint or None)."""
+    doc = _mapping(w, "<top>", doc)
+    key = next((k for k in ("architecture_constraints", "constraints", "mapspace_constraints") if k in doc), None)
+    if key is None:
+        raise w.fail("<top>", "no architecture_constraints mapping")
+    body = _mapping(w, key, doc[key])
+    keeps: dict[str, list[str]] = {}
+    flow = None
+    for i, t in enumerate(_list(w, f"{key}.targets", body.get("targets", []) or [])):
+        f = f"{key}.targets[{i}]"
+        t = _mapping(w, f, t)
+        target, _ = _split_name(w, f"{f}.target", t.get("target"))
+        if t.get("type") == "dataspace" and "keep" in t:
+            keep = []
+            for j, d in enumerate(_list(w, f"{f}.keep", t["keep"])):
+                op = _DATASPACES.get(str(d).lower())
+                if op is None:
+                    raise w.fail(f"{f}.keep[{j}]", f"must be Weights, Inputs or Outputs, got {short(d)}")
+                keep.append(op)
+            keeps[target] = keep
+        elif t.get("type") == "spatial" and "permutation" in t:
+            perm = _permutation(t["permutation"])
+            if perm not in _DATAFLOWS:
+                raise w.fail(f"{f}.permutation", f"first two ranks {list(perm)} are not a dataflow nmlab models "
+                                                 "(N,K: WS systolic; N,M: OS systolic; K,N: tensor core)")
+            flow = _DATAFLOWS[perm]
+    return keeps, flow
+
+
+def _sparse(w: _Where, doc: Any) -> tuple[Optional[str], Optional[int], Optional[str]]:
+    """(weight format "CP" or "B", metadata bits per kept weight, level storing it) or Nones (dense)."""
+    doc = _mapping(w, "<top>", doc)
+    body = _mapping(w, "sparse_optimizations", doc.get("sparse_optimizations"))
+    for i, t in enumerate(_list(w, "sparse_optimizations.targets", body.get("targets", []) or [])):
+        f = f"sparse_optimizations.targets[{i}]"
+        t = _mapping(w, f, t)
+        if "representation_format" not in t:
+            continue
+        target, _ = _split_name(w, f"{f}.target", t.get("target"))
+        rf = _mapping(w, f"{f}.representation_format", t["representation_format"])
+        for j, ds in enumerate(_list(w, f"{f}.representation_format.data_spaces", rf.get("data_spaces", []))):
+            g = f"{f}.representation_format.data_spaces[{j}]"
+            ds = _mapping(w, g, ds)
+            if str(ds.get("name", "")).lower() != "weights":
+                continue
+            ranks = _list(w, f"{g}.ranks", ds.get("ranks"))
+            if not ranks:
+                raise w.fail(f"{g}.ranks", "must not be empty")
+            last = _mapping(w, f"{g}.ranks[{len(ranks) - 1}]", ranks[-1])
+            fmt = str(last.get("format", "")).upper()
+            if fmt == "B":
+                return "B", 1, target
+            if fmt == "CP":
+                bits = _int(w, f"{g}.ranks[{len(ranks) - 1}].metadata_word_bits", last.get("metadata_word_bits"))
+                if bits > 16:
+                    raise w.fail(f"{g}.ranks[{len(ranks) - 1}].metadata_word_bits", f"must be <= 16, got {bits}")
+                return "CP", bits, target
+            raise w.fail(f"{g}.ranks[{len(ranks) - 1}].format", f"must be CP or B (what nmlab models), got {short(fmt)}")
+    return None, None, None
+
+
+def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_doc: Any = None,
+                 arch_path: str = "<arch>", constraints_path: str = "<constraints>",
+                 sparse_path: str = "<sparse_opt>") -> tuple[dict, list[str]]:
+    """The nmlab design mapping for a Timeloop architecture, and the defaults it had to state.
+
+    Args:
+        arch_doc: the parsed arch YAML (top key ``architecture``).
+        name: design name. constraints_doc, sparse_doc: parsed constraints / sparse
+            optimizations YAML, or None when not given.
+        *_path: file names for error messages.
+    Returns:
+        (design mapping as :func:`hwmodel.design.parse_design` reads it, one line per default).
+    Raises:
+        NmlabError: one line naming the file and field.
+    """
+    w = _Where("arch", arch_path)
+    arch = _mapping(w, "architecture", _mapping(w, "<top>", arch_doc).get("architecture"))
+    version = str(arch.get("version", ""))
+    if version not in ("0.4", "0.40"):
+        raise w.fail("architecture.version", f"must be 0.4, got {short(arch.get('version'))}")
+    defaults: list[str] = []
+    keeps: dict[str, list[str]] = {}
+    flow = None
+    if "nodes" in arch:
+        if "subtree" in arch:
+            raise w.fail("architecture", "give nodes or subtree, not both")
+        walker = _Nodes(w)
+        walker.walk(arch["nodes"], "architecture.nodes", {}, 1, 1)
+        comps, keeps, flow = walker.comps, dict(walker.keeps), walker.flow
+        if walker.unrecognised_flow and flow is None:
+            defaults.append("compute: the arch's spatial constraints name no GEMM dataflow nmlab models")
+    else:
+        comps = _components(w, arch)
+
+    tech = _system_attr(comps, "technology")
+    if tech is None:
+        tech_nm: float | int = 45
+        defaults.append("technology_nm: 45 (the arch gives no technology)")
+    else:
+        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(nm)?\s*", str(tech))
+        if not m or isinstance(tech, bool):
+            raise w.fail("technology", f"must be like '22nm', got {short(tech)}")
+        tech_nm = _sig(float(m.group(1)))
+    gcs = _system_attr(comps, "global_cycle_seconds")
+    if gcs is None:
+        clock_hz = 1e9
+        defaults.append("clock_mhz: 1000 (the arch gives no global_cycle_seconds)")
+    else:
+        clock_hz = 1.0 / _num(w, "global_cycle_seconds", gcs)
+    clock_mhz = _sig(clock_hz / 1e6)
+    clock_hz = clock_mhz * 1e6
+
+    if constraints_doc is not None:  # the file's constraints win over the ones written on the nodes
+        file_keeps, file_flow = _constraints(_Where("constraints", constraints_path), constraints_doc)
+        keeps.update(file_keeps)
+        flow = file_flow or flow
+    fmt, meta_bits, meta_level = (None, None, None)
+    if sparse_doc is not None:
+        fmt, meta_bits, meta_level = _sparse(_Where("sparse_opt", sparse_path), sparse_doc)
+
+    storage: list[dict] = []
+    mac = None
+    kept_default = []
+    for field, comp, inherited, above in comps:
+        cls = comp.get("class")
+        if not isinstance(cls, str):
+            raise w.fail(f"{field}.class", f"must be a string, got {short(cls)}")
+        kind = _kind(cls)
+        if kind is None:
+            raise w.fail(f"{field}.class", f"{short(cls)} is not a class nmlab models (DRAM, SRAM, regfile, intmac, fpmac)")
+        lname, count = _split_name(w, f"{field}.name", comp.get("name"))
+        count *= above
+        attrs = dict(inherited)
+        attrs.update(_mapping(w, f"{field}.attributes", comp.get("attributes", {}) or {}))
+        a = f"{field}.attributes"
+        if kind == "mac":
+            if mac is not None:
+                raise w.fail(f"{field}", "a second mac component (nmlab models one MAC array)")
+            mac = (field, comp, attrs, count)
+            continue
+        if mac is not None:
+            raise w.fail(field, f"storage level {short(lname)} below the mac component")
+        if kind == "dram":
+            if storage:
+                raise w.fail(field, "the DRAM must be the outermost level")
+            dtype = attrs.get("type")
+            if dtype is None:
+                dtype = "LPDDR4"
+                defaults.append(f"{lname}.type: LPDDR4 (the arch gives no DRAM type)")
+            match = {t.lower(): t for t in DRAM_TYPES}.get(str(dtype).lower())
+            if match is None:
+                raise w.fail(f"{a}.type", f"must be one of {', '.join(DRAM_TYPES)}, got {short(dtype)}")
+            width = _int(w, f"{a}.width", attrs.get("width", 64))
+            dw = _int(w, f"{a}.datawidth", attrs.get("datawidth", 8))
+            if "shared_bandwidth" in attrs:
+                words = _num(w, f"{a}.shared_bandwidth", attrs["shared_bandwidth"])
+            else:
+                words = width / dw
+                defaults.append(f"{lname}.bandwidth_gb_s: one {width}-bit access per cycle (no shared_bandwidth)")
+            storage.append({"name": lname, "class": "dram", "type": match,
+                            "bandwidth_gb_s": _sig(words * dw / 8 * clock_hz / 1e9)})
+            continue
+        if not storage:
+            raise w.fail(field, "the outermost level must be class DRAM")
+        depth = _int(w, f"{a}.depth", attrs.get("depth"))
+        width = _int(w, f"{a}.width", attrs.get("width"))
+        if width % 8:
+            raise w.fail(f"{a}.width", f"must be a multiple of 8 bits, got {width}")
+        holds = list(keeps.get(lname, ()))
+        if lname not in keeps:
+            holds = ["weights", "inputs", "outputs"]
+            kept_default.append(lname)
+        if meta_level == lname:
+            holds.append("metadata")
+        level: dict[str, Any] = {"name": lname, "class": kind, "holds": holds,
+                                 "capacity_bytes": depth * width // 8, "word_bits": width}
+        if kind == "sram":
+            if count != 1:
+                raise w.fail(f"{field}.name", f"{count} instances of an SRAM; nmlab models one shared SRAM per level")
+            level["banks"] = _int(w, f"{a}.n_banks", attrs.get("n_banks", 1))
+            level["read_ports"] = _int(w, f"{a}.n_rd_ports", attrs.get("n_rd_ports", 1), low=0)
+            level["write_ports"] = _int(w, f"{a}.n_wr_ports", attrs.get("n_wr_ports", 1), low=0)
+            mb = attrs.get("multiple_buffering", 1)
+            if "multiple_buffering" not in attrs:
+                defaults.append(f"{lname}.double_buffered: false (no multiple_buffering: Timeloop's 1)")
+            level["double_buffered"] = _num(w, f"{a}.multiple_buffering", mb) >= 2
+        storage.append(level)
+    if not storage:
+        raise w.fail("architecture", "no DRAM level (class DRAM)")
+    if mac is None:
+        raise w.fail("architecture", "no mac component (class intmac or fpmac): nmlab needs the MAC array")
+    if kept_default:
+        if constraints_doc is None and not keeps:
+            defaults.append("holds: every on-chip level keeps weights, inputs and outputs (no --constraints)")
+        else:
+            defaults.append(f"holds: {', '.join(kept_default)} keep weights, inputs and outputs "
+                            "(no dataspace constraint)")
+
+    field, comp, attrs, count = mac
+    a = f"{field}.attributes"
+    if "meshX" in attrs or "meshY" in attrs:
+        cols = _int(w, f"{a}.meshX", attrs.get("meshX", 1))
+        # meshY absent: the rest of the instances (Timeloop's meshY = instances / meshX).
+        rows = _int(w, f"{a}.meshY", attrs.get("meshY", max(1, count // cols)))
+        if count not in (1, rows * cols):
+            raise w.fail(f"{field}.name", f"{count} MACs but meshX x meshY = {cols} x {rows}")
+    else:
+        cols, rows = count, 1
+        defaults.append(f"compute: {count} MACs as one row (the mac gives no meshX/meshY)")
+    mw = _int(w, f"{a}.multiplier_width", attrs.get("multiplier_width", attrs.get("datawidth", 8)))
+    is_fp = str(comp["class"]).lower().startswith("fp")
+    dtype = {16: "fp16", 32: "fp32"}.get(mw) if is_fp else f"int{mw}"
+    if dtype not in DATATYPE_BITS:
+        raise w.fail(f"{a}.multiplier_width", f"{mw}-bit {'fpmac' if is_fp else 'intmac'} is not a datatype "
+                                               f"nmlab models ({', '.join(DATATYPE_BITS)})")
+    defaults.append(f"compute.datatypes: {{{dtype}: 1}} (one MAC per PE per cycle; other datatypes and rates "
+                    "are not in a Timeloop arch)")
+    acc = attrs.get("adder_width")
+    if acc is None:
+        defaults.append("compute.accumulator_bits: 32 (no adder_width)")
+    if flow is None:
+        flow = ("systolic", "ws")
+        defaults.append("compute: systolic, weight stationary (no spatial constraint"
+                        f"{': no --constraints' if constraints_doc is None and 'nodes' not in arch else ''})")
+    compute: dict[str, Any] = {"kind": flow[0]}
+    if flow[0] == "systolic":
+        compute["dataflow"] = flow[1]
+    compute.update({"rows": rows, "cols": cols, "datatypes": {dtype: 1},
+                    "accumulator_bits": _int(w, f"{a}.adder_width", acc) if acc is not None else 32})
+    if flow[0] == "tensor_core":
+        defaults.append("compute.tile_m: 16, pipeline_depth: ceil(log2 cols) + 2 (nmlab's tensor-core defaults)")
+
+    if fmt is None:
+        sparsity: dict[str, Any] = {"support": "none"}
+        defaults.append("sparsity: none (no --sparse-opt, or it lists no weight representation format)")
+    else:
+        meta_bw = rows * cols * meta_bits
+        if fmt == "B":
+            sparsity = {"support": "unstructured", "index_format": "bitmask"}
+        else:
+            sparsity = {"support": "layerwise", "max_m": 2 ** meta_bits}
+            defaults.append(f"sparsity: layerwise N:M with M <= {2 ** meta_bits} (a CP rank of {meta_bits} bits; "
+                            "Sparseloop's format does not say which N the hardware runs)")
+        sparsity["metadata_bits_per_cycle"] = meta_bw
+        defaults.append(f"sparsity.metadata_bits_per_cycle: {meta_bw} (one index per MAC per cycle; "
+                        "Sparseloop has no metadata bandwidth)")
+    defaults.append("DRAM latency 0; SRAM cell_type itrs-hp (not in a Timeloop arch)")
+    defaults.append("energies: nmlab's own (CACTI 7 and energy.yaml at the technology node); an ERT is not read")
+    design = {"version": 1, "name": name, "description": f"imported from Timeloop architecture {Path(arch_path).name}",
+              "technology_nm": tech_nm, "clock_mhz": clock_mhz, "compute": compute, "sparsity": sparsity,
+              "storage": storage}
+    return design, defaults
+
+
+def render(design: dict, defaults: list[str], sources: list[str]) -> str:
+    """The design YAML text with a comment header naming the inputs and every stated default."""
+    head = ["# Written by `nmlab import-timeloop` (docs/timeloop.md) from " + ", ".join(sources) + ".",
+            "# Not carried by the Timeloop files, so set to a stated default:"]
+    head += [f"#   - {d}" for d in defaults]
+    return "\n".join(head) + "\n" + yaml.safe_dump(design, sort_keys=False, default_flow_style=None)
+
+
+def import_timeloop(arch: str | os.PathLike, out: str | os.PathLike, constraints: Optional[str | os.PathLike] = None,
+                    sparse_opt: Optional[str | os.PathLike] = None, name: Optional[str] = None) -> tuple[Path, list[str]]:
+    """Read a Timeloop v0.4 arch (plus optional constraints and sparse optimizations) and write
+    an nmlab design YAML to ``out``.
+
+    Returns:
+        (the path written, the defaults stated in its header).
+    Raises:
+        NmlabError: one line naming the file and field; nothing is written.
+    """
+    from hwmodel.io import atomic_write
+    from hwmodel.limits import check_output_file
+
+    out = check_output_file(out, "--out")
+    if name is None:  # the file name, made a plain identifier
+        name = re.sub(r"[^A-Za-z0-9_.\-]", "_", out.stem)[:64] or "imported"
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name):
+        raise NmlabError(f"--name: must be 1 to 64 letters, digits, '_', '-' or '.', got {short(name)}")
+    docs = {"arch": load_yaml(arch, "arch", tags=NODE_TAGS)}
+    if constraints is not None:
+        docs["constraints"] = load_yaml(constraints, "constraints")
+    if sparse_opt is not None:
+        docs["sparse_opt"] = load_yaml(sparse_opt, "sparse_opt")
+    design, defaults = build_design(docs["arch"], name, docs.get("constraints"), docs.get("sparse_opt"),
+                                    str(arch), str(constraints), str(sparse_opt))
+    text = render(design, defaults, [str(p) for p in (arch, constraints, sparse_opt) if p is not None])
+    # The loader's validation (capacity limits, banks, ports ...) on exactly what is written.
+    try:
+        parse_design(yaml.safe_load(text), name=name, source=str(out))
+    except NmlabError as exc:
+        raise NmlabError(f"arch: {arch}: the imported design is not valid: {exc}") from None
+    with atomic_write(out, "w") as fh:
+        fh.write(text)
+    return out, defaults

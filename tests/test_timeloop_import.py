@@ -1,0 +1,343 @@
+"""nmlab import-timeloop: a design exported to Timeloop and imported back equals the original on
+every field Timeloop carries, and simulate() differs only through the fields it cannot carry;
+hand-written architectures import with stated defaults; bad input is a one-line error, exit 2."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import yaml
+
+import hwmodel
+from hwmodel.design import bundled_designs, load_design
+from hwmodel.errors import NmlabError
+from hwmodel.io import data_path
+from hwmodel.timeloop import export_timeloop
+from hwmodel.timeloop_import import import_timeloop
+from hwmodel.workload import load_workload
+
+#: A 2:4 workload: every bundled sparse design runs it at 2:4, so the sparsity default
+#: (layer-wise N:M up to the exported group size) runs it the same way.
+WORKLOAD = "hopper_2of4_s0.nmw"
+
+
+def _bits(name: str) -> int:
+    # A datatype at one MAC per PE per cycle (the rate a Timeloop arch implies): stc_hbm runs int8 at 2.
+    return 16 if name == "stc_hbm" else 8
+
+
+def _round_trip(tmp_path, name):
+    d = load_design(name)
+    wl = data_path("workloads", WORKLOAD)
+    tl = export_timeloop(d, wl, "actor.fc2", tmp_path / "tl", bits=_bits(name))
+    out, defaults = import_timeloop(tl / "arch.yaml", tmp_path / f"{name}.yaml", constraints=tl / "constraints.yaml",
+                                    sparse_opt=tl / "sparse_opt.yaml")
+    return d, load_design(out), defaults, out
+
+
+@pytest.mark.parametrize("name", sorted(bundled_designs()))
+def test_round_trip_carries_every_timeloop_field(tmp_path, name):
+    d, imp, defaults, out = _round_trip(tmp_path, name)
+    assert imp.name == name and imp.technology_nm == d.technology_nm
+    assert imp.clock_hz == pytest.approx(d.clock_hz, rel=1e-12)
+    c, ci = d.compute, imp.compute
+    assert (ci.kind, ci.dataflow, ci.rows, ci.cols, ci.accumulator_bits) == (c.kind, c.dataflow, c.rows, c.cols,
+                                                                           c.accumulator_bits)
+    dt = d.datatype_for(_bits(name))
+    assert ci.datatypes == {dt: 1.0} and c.datatypes[dt] == 1.0
+    assert [s.name for s in imp.storage] == [s.name for s in d.storage]
+    for s, si in zip(d.storage, imp.storage):
+        assert (si.cls, set(si.holds), si.capacity_bytes, si.dram_type) == (s.cls, set(s.holds), s.capacity_bytes,
+                                                                           s.dram_type), s.name
+        if s.cls == "dram":
+            assert si.bandwidth_bytes_per_cycle == pytest.approx(s.bandwidth_bytes_per_cycle, rel=1e-9)
+        else:
+            assert si.word_bits == s.word_bits
+        if s.cls == "sram":
+            assert (si.banks, si.read_ports, si.write_ports, si.double_buffered) == (
+                s.banks, s.read_ports, s.write_ports, s.double_buffered), s.name
+    sp = imp.sparsity
+    if d.sparsity.support == "unstructured":
+        assert (sp.support, sp.index_format) == ("unstructured", d.sparsity.index_format)
+    else:  # the CP rank carries ceil(log2 m) bits of the exported 2:4 pattern
+        assert (sp.support, sp.max_m) == ("layerwise", 4)
+
+    # Everything else is a stated default: put the original's values back and the designs are equal.
+    storage = tuple(dataclasses.replace(si, holds=s.holds, latency_cycles=s.latency_cycles, cell_type=s.cell_type,
+                                        bandwidth_bytes_per_cycle=s.bandwidth_bytes_per_cycle)
+                    for s, si in zip(d.storage, imp.storage))
+    patched = dataclasses.replace(imp, storage=storage, sparsity=d.sparsity, compute=dataclasses.replace(
+        ci, datatypes=c.datatypes, tile_m=c.tile_m, pipeline_depth=c.pipeline_depth,
+        activation_bits=c.activation_bits), clock_hz=d.clock_hz)
+    assert patched == dataclasses.replace(d, name=imp.name, description=imp.description, source=imp.source)
+    # ... and the header says so.
+    head = out.read_text().split("\nversion:")[0]
+    for word in ("DRAM latency", "cell_type", "datatypes", "energies", "metadata_bits_per_cycle"):
+        assert word in head
+
+
+@pytest.mark.parametrize("name", sorted(bundled_designs()))
+def test_round_trip_simulates_the_same(tmp_path, name):
+    """simulate() of a bundled workload: the imported design gives the original's cycles and energy
+    once DRAM latency and the SRAM cell type (the two defaults that change this run) are set back;
+    on scalesim_default_ws (latency 0, itrs-hp cells) it does as imported."""
+    d, imp, _, _ = _round_trip(tmp_path, name)
+    wl = load_workload(data_path("workloads", WORKLOAD))
+    bits = _bits(name)
+    ref = hwmodel.simulate(wl, d, batch=1, bits=bits).total
+    got = hwmodel.simulate(wl, imp, batch=1, bits=bits).total
+    defaults_match = all(s.latency_cycles == 0 and s.cell_type == "itrs-hp" for s in d.storage)
+    if defaults_match:
+        assert (got.cycles, got.energy_pj) == (ref.cycles, ref.energy_pj)
+    else:
+        assert got.cycles < ref.cycles or got.energy_pj != ref.energy_pj
+    storage = tuple(dataclasses.replace(si, latency_cycles=s.latency_cycles, cell_type=s.cell_type)
+                    for s, si in zip(d.storage, imp.storage))
+    fixed = hwmodel.simulate(wl, dataclasses.replace(imp, storage=storage), batch=1, bits=bits).total
+    assert fixed.cycles == ref.cycles
+    assert fixed.energy_pj == pytest.approx(ref.energy_pj, rel=1e-12)
+
+
+HAND_ARCH = """
+architecture:
+  version: 0.4
+  subtree:
+  - name: system
+    attributes: {technology: 45nm, global_cycle_seconds: 2e-9}
+    local:
+    - name: DRAM
+      class: DRAM
+      attributes: {type: DDR3, width: 64, datawidth: 8}
+    subtree:
+    - name: chip
+      local:
+      - name: buffer
+        class: smartbuffer_SRAM
+        attributes: {depth: 4096, width: 64, n_banks: 2, datawidth: 8}
+      subtree:
+      - name: PE[0..63]
+        local:
+        - name: reg
+          class: regfile
+          attributes: {depth: 4, width: 8, datawidth: 8}
+        - name: mac
+          class: intmac
+          attributes: {multiplier_width: 8, adder_width: 24, meshX: 8}
+"""
+
+
+def test_hand_written_nested_subtree_with_defaults(tmp_path, capsys):
+    from hwmodel.cli import main
+
+    arch = tmp_path / "arch.yaml"
+    arch.write_text(HAND_ARCH)
+    out = tmp_path / "mine.yaml"
+    assert main(["import-timeloop", str(arch), "--out", str(out), "--name", "tiny"]) == 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "systolic, weight stationary" in err[0] and "sparsity: none" in err[0]
+    d = load_design(out)
+    assert (d.name, d.technology_nm, d.clock_hz) == ("tiny", 45, 500e6)
+    assert (d.compute.kind, d.compute.dataflow, d.compute.rows, d.compute.cols) == ("systolic", "ws", 8, 8)
+    assert d.compute.datatypes == {"int8": 1.0} and d.compute.accumulator_bits == 24
+    dram, buf, reg = d.storage
+    assert dram.dram_type == "DDR3" and dram.bandwidth_bytes_per_cycle == 8.0   # one 64-bit access per cycle
+    assert (buf.cls, buf.capacity_bytes, buf.banks, buf.double_buffered) == ("sram", 32768, 2, False)
+    assert set(buf.holds) == {"weights", "inputs", "outputs"} and reg.capacity_bytes == 4
+    assert d.sparsity.support == "none"
+    head = out.read_text().split("\nversion:")[0]
+    assert "no --constraints" in head and "multiple_buffering" in head
+    r = hwmodel.simulate(load_workload(data_path("workloads", WORKLOAD)), d, batch=1, bits=8)
+    assert r.total.cycles > 0
+
+
+def _bad(tmp_path, text: str | bytes, which: str = "arch"):
+    p = tmp_path / f"{which}.yaml"
+    (p.write_bytes if isinstance(text, bytes) else p.write_text)(text)
+    return p
+
+
+@pytest.mark.parametrize("mutate, field", [
+    (lambda a: a["architecture"]["subtree"][0]["local"].pop(), "no mac component"),
+    (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update(depth=0), "depth"),
+    (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update(depth="many"), "depth"),
+    (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update(depth=1 << 39), "capacity_bytes"),
+    (lambda a: a["architecture"]["subtree"][0]["local"][0]["attributes"].update(type="SDRAM9"), "type"),
+    (lambda a: a["architecture"]["subtree"][0]["local"][-1].update({"class": "adder"}), "class"),
+    (lambda a: a["architecture"].update(version="0.3"), "version"),
+])
+def test_bad_arch_is_one_line_exit_2(tmp_path, capsys, mutate, field):
+    from hwmodel.cli import main
+
+    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    arch = yaml.safe_load((tl / "arch.yaml").read_text())
+    mutate(arch)
+    p = _bad(tmp_path, yaml.safe_dump(arch))
+    out = tmp_path / "d.yaml"
+    assert main(["import-timeloop", str(p), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and field in err[0], err
+    assert not out.exists()
+
+
+BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"{c}: &{c} [*{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}, *{p}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+
+
+@pytest.mark.parametrize("text, which, needle", [
+    (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", "arch", "arch"),
+    (BOMB, "arch", "alias"),
+    ("- just\n- a list\n", "arch", "must be a mapping"),
+    ("architecture:\n  version: 0.4\n  nodes: []\n", "arch", "no DRAM"),
+    ("architecture:\n  version: 0.4\n  nodes:\n  - !Widget {name: x}\n", "arch", "!Widget"),
+    ("architecture:\n  version: 0.4\n  nodes:\n  - {'!': Widget, name: x}\n", "arch", "unknown node tag"),
+    (BOMB, "constraints", "alias"),
+    ("sparse_optimizations: {version: 0.4, targets: [{target: WeightBuffer, representation_format: "
+     "{data_spaces: [{name: Weights, ranks: [{format: RLE}]}]}}]}\n", "sparse_opt", "format"),
+])
+def test_bad_files_are_one_line_exit_2(tmp_path, capsys, text, which, needle):
+    from hwmodel.cli import main
+
+    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    files = {"arch": tl / "arch.yaml", "constraints": tl / "constraints.yaml", "sparse_opt": tl / "sparse_opt.yaml"}
+    files[which] = _bad(tmp_path, text, which)
+    out = tmp_path / "d.yaml"
+    assert main(["import-timeloop", str(files["arch"]), "--constraints", str(files["constraints"]),
+                 "--sparse-opt", str(files["sparse_opt"]), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0] and which in err[0], err
+    assert not out.exists()
+
+
+def test_existing_out_is_replaced_only_by_a_valid_design(tmp_path):
+    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    out = tmp_path / "d.yaml"
+    out.write_text("keep me\n")
+    arch = yaml.safe_load((tl / "arch.yaml").read_text())
+    arch["architecture"]["subtree"][0]["local"][1]["attributes"]["n_banks"] = 3   # not a power of two
+    bad = _bad(tmp_path, yaml.safe_dump(arch))
+    with pytest.raises(NmlabError, match="banks"):
+        import_timeloop(bad, out)
+    assert out.read_text() == "keep me\n"
+    import_timeloop(tl / "arch.yaml", out)
+    assert load_design(out).name == "d"
+    spaced, _ = import_timeloop(tl / "arch.yaml", tmp_path / "my design.yaml")
+    assert load_design(spaced).name == "my_design"
+    with pytest.raises(NmlabError, match="--name"):
+        import_timeloop(tl / "arch.yaml", out, name="a b")
+    with pytest.raises(NmlabError, match="--out"):
+        import_timeloop(tl / "arch.yaml", tmp_path)      # a folder
+
+
+NODES_ARCH = """
+architecture:
+  version: 0.4
+  nodes:
+  - !Container
+    name: system
+    attributes: {technology: "22nm", global_cycle_seconds: 1e-9}
+  - !Component
+    name: DRAM
+    class: DRAM
+    attributes: {type: "LPDDR4", width: 64, datawidth: 8, shared_bandwidth: 16}
+  - !Container
+    name: chip
+  - !Component
+    name: WeightBuffer
+    class: smartbuffer_SRAM
+    attributes: {depth: 8192, width: 128, n_banks: 4, datawidth: 8, multiple_buffering: 2}
+    constraints:
+      dataspace: {keep: [Weights], bypass: [Inputs, Outputs]}
+  - !Component
+    name: ActBuffer
+    class: SRAM
+    attributes: {depth: 2048, width: 128, datawidth: 8}
+    constraints:
+      dataspace: {keep: [Inputs, Outputs], bypass: [Weights]}
+  - !Container
+    name: PE
+    spatial: {meshX: 16, meshY: 8}
+    constraints:
+      spatial: {permutation: [N, M, K], factors: [K=1]}
+  - !Parallel
+    nodes:
+    - !Component
+      name: wreg
+      class: regfile
+      attributes: {depth: 1, width: 8, datawidth: 8}
+      constraints: {dataspace: {keep: [Weights]}}
+    - !Component
+      name: oreg
+      class: regfile
+      attributes: {depth: 1, width: 24, datawidth: 24}
+      constraints: {dataspace: {keep: [Outputs]}}
+  - !Component
+    name: mac
+    class: intmac
+    attributes: {multiplier_width: 8, adder_width: 24}
+"""
+
+
+def test_hand_written_nodes_form(tmp_path, capsys):
+    """The timeloopfe v4 `nodes:` form: containers' spatial meshes multiply into the MAC array,
+    constraints written on the nodes give holds and the dataflow, Parallel siblings become levels."""
+    from hwmodel.cli import main
+
+    arch = _bad(tmp_path, NODES_ARCH)
+    out = tmp_path / "n.yaml"
+    assert main(["import-timeloop", str(arch), "--out", str(out)]) == 0
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    d = load_design(out)
+    c = d.compute
+    assert (c.kind, c.dataflow, c.rows, c.cols, c.accumulator_bits) == ("systolic", "os", 8, 16, 24)
+    assert (d.technology_nm, d.clock_hz) == (22, 1e9)
+    assert [(s.name, s.cls, s.holds, s.capacity_bytes) for s in d.storage] == [
+        ("DRAM", "dram", ("weights", "inputs", "outputs", "metadata"), 0),
+        ("WeightBuffer", "sram", ("weights",), 131072), ("ActBuffer", "sram", ("inputs", "outputs"), 32768),
+        ("wreg", "regfile", ("weights",), 1), ("oreg", "regfile", ("outputs",), 3)]
+    assert d.dram.bandwidth_bytes_per_cycle == 16.0 and d.srams[0].double_buffered and not d.srams[1].double_buffered
+    assert "ActBuffer.double_buffered: false" in out.read_text()
+    # A constraints file overrides what the nodes say.
+    cons = _bad(tmp_path, "architecture_constraints: {version: 0.4, targets: [{target: PE, type: spatial, "
+                          "permutation: [K, N, M]}, {target: ActBuffer, type: dataspace, keep: [Inputs, Outputs, "
+                          "Weights]}]}\n", "constraints")
+    sparse = _bad(tmp_path, "sparse_optimizations: {version: 0.4, targets: [{target: WeightBuffer, "
+                            "representation_format: {data_spaces: [{name: Weights, ranks: [{format: UOP}, "
+                            "{format: CP, metadata_word_bits: 3}]}]}}]}\n", "sparse_opt")
+    import_timeloop(arch, out, constraints=cons, sparse_opt=sparse)
+    d = load_design(out)
+    assert d.compute.kind == "tensor_core" and set(d.storage[2].holds) == {"weights", "inputs", "outputs"}
+    assert (d.sparsity.support, d.sparsity.max_m, d.sparsity.metadata_bits_per_cycle) == ("layerwise", 8, 8 * 16 * 3)
+    assert d.sram_for("metadata").name == "WeightBuffer"
+
+
+def _as_nodes(tl) -> str:
+    """The exported subtree arch rewritten in the nodes form by hand (constraints on the nodes)."""
+    arch = yaml.safe_load((tl / "arch.yaml").read_text())["architecture"]["subtree"][0]
+    cons = yaml.safe_load((tl / "constraints.yaml").read_text())["architecture_constraints"]["targets"]
+    keep = {t["target"]: t["keep"] for t in cons if t["type"] == "dataspace"}
+    perm = next(t["permutation"] for t in cons if t["type"] == "spatial")
+    flow = lambda d: yaml.safe_dump(d, default_flow_style=True, width=10**6).strip()  # noqa: E731
+    lines = ["architecture:", "  version: 0.4", "  nodes:",
+             f"  - !Container {flow({'name': 'system', 'attributes': arch['attributes']})}"]
+    in_pe = False
+    for comp in arch["local"]:
+        name = comp["name"].split("[")[0]
+        attrs = {k: v for k, v in comp["attributes"].items() if k not in ("meshX", "meshY")}
+        if "meshX" in comp["attributes"] and not in_pe:   # the PE array starts here
+            in_pe = True
+            mesh = {"meshX": comp["attributes"]["meshX"], "meshY": comp["attributes"]["meshY"]}
+            lines.append(f"  - !Container {flow({'name': 'PE', 'spatial': mesh, 'constraints': {'spatial': {'permutation': perm}}})}")
+        node = {"name": name, "class": comp["class"], "attributes": attrs}
+        if name in keep:
+            node["constraints"] = {"dataspace": {"keep": keep[name]}}
+        lines.append(f"  - !Component {flow(node)}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("name", sorted(bundled_designs()))
+def test_nodes_form_imports_as_the_subtree_form(tmp_path, name):
+    d, imp, _, _ = _round_trip(tmp_path, name)
+    arch = _bad(tmp_path, _as_nodes(tmp_path / "tl"))
+    out, _ = import_timeloop(arch, tmp_path / f"{name}.yaml", sparse_opt=tmp_path / "tl" / "sparse_opt.yaml")
+    assert load_design(out) == imp
