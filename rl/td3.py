@@ -296,7 +296,7 @@ class CsvLog:
             # Bounded and checked like every CSV input (size, UTF-8, cells per row): a damaged row is
             # one line naming it (a binary log was a UnicodeDecodeError traceback, a row with an
             # extra cell a ValueError one from the writer below).
-            _, read = read_csv(path, f"resume: {path.name}", required=("step",))
+            _, read = read_csv(path, "resume", required=("step",))  # its errors name the file
             rows = [r for i, r in read if parse_int(r.get("step"), f"resume: {path}: line {i}: step", 0) <= keep_upto_step]
             with atomic_write(path, "w") as fh:
                 w = csv.DictWriter(fh, columns, extrasaction="ignore")
