@@ -56,13 +56,11 @@ def _last_parsed(path: Path, parse: Callable[[dict[str, str]], Any]) -> Any:
     """``parse`` of the last row of a CSV log that parses (None without one). Rows that do
     not parse are passed over: status is a report, and a damaged row must stop neither
     ``--status`` nor the driver, which polls it while runs train."""
-    if not path.is_file():
-        return None
     from hwmodel.limits import read_text
 
     try:
-        # Bounded like every CSV input (docs/limits.md); a binary or oversized log is passed over as
-        # a log with no row that parses (it was a UnicodeDecodeError traceback, or read whole).
+        # Bounded like every CSV input (docs/limits.md); a missing, binary or oversized log is passed
+        # over as a log with no row that parses (it was a UnicodeDecodeError traceback, or read whole).
         rows = list(csv.DictReader(read_text(path, "log", "csv_bytes").splitlines()))
     except (NmlabError, csv.Error):
         return None

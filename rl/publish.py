@@ -52,8 +52,8 @@ def read_eval(run_dir: Path) -> list[tuple[int, float]]:
 
     # Bounded and checked like every CSV input: a damaged row names its line (was a ValueError traceback).
     _, rows = read_csv(path, "eval log", required=("step", "return_mean"))
-    return [(parse_int(r["step"], f"{path}: line {n}: step", 0), parse_finite(r["return_mean"], f"{path}: line {n}: return_mean"))
-            for n, r in rows]
+    return [(parse_int(r["step"], f"eval log {path}: line {n}: step", 0),
+             parse_finite(r["return_mean"], f"eval log {path}: line {n}: return_mean")) for n, r in rows]
 
 
 def run_info(run_dir: Path) -> Optional[dict]:

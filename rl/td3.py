@@ -296,7 +296,7 @@ class CsvLog:
             # Bounded and checked like every CSV input (size, UTF-8, cells per row): a damaged row is
             # one line naming it (a binary log was a UnicodeDecodeError traceback, a row with an
             # extra cell a ValueError one from the writer below).
-            _, read = read_csv(path, f"resume: {path.name}", required=("step",))
+            _, read = read_csv(path, "resume", required=("step",))  # its errors name the file
             rows = [r for i, r in read if parse_int(r.get("step"), f"resume: {path}: line {i}: step", 0) <= keep_upto_step]
             with atomic_write(path, "w") as fh:
                 w = csv.DictWriter(fh, columns, extrasaction="ignore")
@@ -554,8 +554,8 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
             if tb is not None:
                 tb.add_scalar(f"method/{key}", value, step_done)
 
-    saved_step = start_step if ckpt is not None else None  # the checkpoint a resume would start from
-    steps_done = start_step  # (the bar's count is 0 when it is disabled)
+    saved_step = keep  # the step of the checkpoint a resume would start from (None: none yet)
+    step_done = start_step  # env steps done, named by Ctrl-C
 
     def checkpoint(step_done: int) -> None:
         nonlocal saved_step
@@ -645,14 +645,12 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
                         tb.add_scalar("losses/q1_mean", q1m, global_step + 1)
 
             step_done = global_step + 1
-            steps_done = step_done
             bar.update(1)
             if step_done % 1000 == 0:
-                sps = (step_done - start_step) / max(time.time() - t0, 1e-9)
-                # tqdm shows the rate already; a second, cumulative steps/s beside it disagreed with it.
+                # No steps/s here: tqdm shows its own rate, and a cumulative one beside it disagreed with it.
                 bar.set_postfix(ret=f"{np.mean(recent):.0f}" if recent else "-", refresh=False)
                 if tb is not None:
-                    tb.add_scalar("charts/SPS", sps, step_done)
+                    tb.add_scalar("charts/SPS", (step_done - start_step) / max(time.time() - t0, 1e-9), step_done)
             if step_done % args.eval_every == 0 or step_done == args.steps:
                 rets = evaluate_policy(actor, args.env, args.eval_episodes, args.seed, args.device)
                 last_eval = (float(np.mean(rets)), float(np.std(rets)))
@@ -663,7 +661,7 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
             if step_done % args.checkpoint_every == 0 or step_done == args.steps:
                 checkpoint(step_done)
     except KeyboardInterrupt as exc:
-        raise TrainingInterrupted(steps_done, args.steps, saved_step, min(args.checkpoint_every, args.steps)) from exc
+        raise TrainingInterrupted(step_done, args.steps, saved_step, min(args.checkpoint_every, args.steps)) from exc
     finally:
         bar.close()
         for log in (progress_log, eval_log, sad_log, loss_log, method_log):
