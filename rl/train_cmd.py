@@ -164,7 +164,7 @@ def _train(args: argparse.Namespace) -> int:
         where = f"interrupted at step {stop.step} of {stop.steps}"
         if stop.checkpoint_step is None:
             print(f"nmlab train: {where}, before the first checkpoint (step {stop.first_checkpoint}): "
-                  f"nothing to resume; start the run again", file=sys.stderr)
+                  f"nothing to resume; remove {cfg.out} to start again", file=sys.stderr)
         else:
             print(f"nmlab train: {where}; last checkpoint at step {stop.checkpoint_step} (steps after it are "
                   f"trained again, with the same result); continue with: nmlab train --out {cfg.out} --resume",

@@ -294,7 +294,9 @@ def test_ctrl_c_says_where_the_run_stopped_and_how_to_continue(tmp_path, monkeyp
     assert main(argv2) == 130
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["nmlab train: interrupted at step 300 of 400, before the first checkpoint (step 400): "
-                   "nothing to resume; start the run again"]
+                   f"nothing to resume; remove {run2} to start again"]
+    # and the same command again refuses the folder, as the line said ("start the run again" did not work)
+    assert main(argv2) == 2 and "holds a run stopped before its first checkpoint" in capsys.readouterr().err
 
 
 def test_progress_bar_shows_one_rate_and_the_recent_return(tmp_path, capsys):
