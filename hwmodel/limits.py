@@ -66,9 +66,10 @@ LIMITS: dict[str, Limit] = {
 YAML_MAX_DEPTH = 64
 NPY_MAX_HEADER_BYTES = 10_000  # numpy's own default cap on a .npy header
 SHORT_CHARS = 60
-#: Weight bitwidths every command and config accepts (simulate, check, export-timeloop and
-#: crosscheck --bits, a sweep config's bits): 32 is the widest MAC datatype a design can name
-#: (fp32, ``hwmodel.design.DATATYPE_BITS``), so a wider request could never run.
+#: Weight bitwidths every command and file accepts (simulate, check and export-timeloop --bits,
+#: a sweep config's bits, a workload layer's weight_bits, a quality table's bits): 32 is the
+#: widest MAC datatype a design can name (fp32, ``hwmodel.design.DATATYPE_BITS``), so a wider
+#: request could never run.
 MIN_BITS, MAX_BITS = 1, 32
 
 
