@@ -330,10 +330,11 @@ def is_dir(path: str | os.PathLike) -> bool:
         return False
 
 
-def not_a_file(what: str, path: str | os.PathLike) -> NmlabError:
+def not_a_file(what: str, path: str | os.PathLike, given: Optional[str] = None) -> NmlabError:
     """The one-line error for a path that is not a file: a directory says so, since "no such
-    file" for a folder that exists sends the user looking for a typo."""
-    shown = str(path)[:300]
+    file" for a folder that exists sends the user looking for a typo. ``given``: the path as
+    the user wrote it, shown instead of ``path`` (a config's path, resolved against its folder)."""
+    shown = str(path if given is None else given)[:300]
     return NmlabError(f"{what}: {shown}: is a directory" if is_dir(path) else f"{what}: no such file: {shown}")
 
 
