@@ -72,7 +72,7 @@ def _read_json(path: Path) -> dict:
         return {}
     try:
         data = load_json(path, "cacti cache")
-    except NmlabError:  # a deeply nested file was a RecursionError traceback
+    except NmlabError:  # oversized, not UTF-8, not JSON, nested too deeply (that was a RecursionError)
         return {}
     entries = data.get("entries") if isinstance(data, dict) else None
     return entries if isinstance(entries, dict) else {}
@@ -83,7 +83,7 @@ def _entry(raw: object) -> Optional[SramCost]:
     non-negative figures, integer node and word width (an entry of other keys was a TypeError)."""
     from hwmodel.limits import is_int
 
-    if not isinstance(raw, dict) or set(raw) != {f for f in SramCost.__dataclass_fields__}:
+    if not isinstance(raw, dict) or set(raw) != set(SramCost.__dataclass_fields__):
         return None
     if not all(isinstance(raw[k], (int, float)) and not isinstance(raw[k], bool) and 0 <= raw[k] < float("inf")
                for k in ("read_pj", "write_pj", "leakage_mw", "area_mm2")):

@@ -66,9 +66,10 @@ LIMITS: dict[str, Limit] = {
 YAML_MAX_DEPTH = 64
 NPY_MAX_HEADER_BYTES = 10_000  # numpy's own default cap on a .npy header
 SHORT_CHARS = 60
-#: Weight bitwidths every command and config accepts (simulate, check, export-timeloop and
-#: crosscheck --bits, a sweep config's bits): 32 is the widest MAC datatype a design can name
-#: (fp32, ``hwmodel.design.DATATYPE_BITS``), so a wider request could never run.
+#: Weight bitwidths every command and file accepts (simulate, check and export-timeloop --bits,
+#: a sweep config's bits, a workload layer's weight_bits, a quality table's bits): 32 is the
+#: widest MAC datatype a design can name (fp32, ``hwmodel.design.DATATYPE_BITS``), so a wider
+#: request could never run.
 MIN_BITS, MAX_BITS = 1, 32
 
 
@@ -329,10 +330,11 @@ def is_dir(path: str | os.PathLike) -> bool:
         return False
 
 
-def not_a_file(what: str, path: str | os.PathLike) -> NmlabError:
+def not_a_file(what: str, path: str | os.PathLike, given: Optional[str] = None) -> NmlabError:
     """The one-line error for a path that is not a file: a directory says so, since "no such
-    file" for a folder that exists sends the user looking for a typo."""
-    shown = str(path)[:300]
+    file" for a folder that exists sends the user looking for a typo. ``given``: the path as
+    the user wrote it, shown instead of ``path`` (a config's path, resolved against its folder)."""
+    shown = str(path if given is None else given)[:300]
     return NmlabError(f"{what}: {shown}: is a directory" if is_dir(path) else f"{what}: no such file: {shown}")
 
 
@@ -442,21 +444,27 @@ PARQUET_THRIFT_STRING_BYTES = 16 << 20
 PARQUET_THRIFT_CONTAINER_ITEMS = 1_000_000
 
 
-def open_parquet(path: str | os.PathLike, what: str, read_dictionary: Optional[list[str]] = None) -> Any:
+def _parquet_file(path: str | os.PathLike, what: str, **kw: Any) -> Any:
+    """``pyarrow.parquet.ParquetFile(path, **kw)`` with the footer decoded within fixed Thrift
+    bounds; a missing file, a folder or a damaged footer is one line."""
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.ParquetFile(path, thrift_string_size_limit=PARQUET_THRIFT_STRING_BYTES,
+                              thrift_container_size_limit=PARQUET_THRIFT_CONTAINER_ITEMS, **kw)
+    except (IsADirectoryError, FileNotFoundError):
+        raise not_a_file(what, path) from None
+    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged footer
+        raise NmlabError(f"{what}: {str(path)[:300]}: unreadable ({short(' '.join(str(exc).split()), 160)})") from None
+
+
+def open_parquet(path: str | os.PathLike, what: str) -> Any:
     """A ``pyarrow.parquet.ParquetFile`` whose footer was checked before any data is read: the
     footer decoded within fixed Thrift bounds, its row count within ``sweep_points`` (a sweep
     table holds at most one row per grid point) and the uncompressed bytes it declares (per row
     group and per column chunk, the larger) within ``table_bytes``. Errors are one line."""
-    import pyarrow.parquet as pq
-
     shown = str(path)[:300]
-    try:
-        pf = pq.ParquetFile(path, thrift_string_size_limit=PARQUET_THRIFT_STRING_BYTES,
-                            thrift_container_size_limit=PARQUET_THRIFT_CONTAINER_ITEMS, read_dictionary=read_dictionary)
-    except (IsADirectoryError, FileNotFoundError):
-        raise not_a_file(what, path) from None
-    except Exception as exc:  # pyarrow raises ArrowInvalid, OSError, ... for a damaged footer
-        raise NmlabError(f"{what}: {shown}: unreadable ({short(' '.join(str(exc).split()), 160)})") from None
+    pf = _parquet_file(path, what)
     md = pf.metadata
     if md.num_rows < 0:
         raise NmlabError(f"{what}: {shown}: declares {md.num_rows} rows")
@@ -472,11 +480,13 @@ def open_parquet(path: str | os.PathLike, what: str, read_dictionary: Optional[l
     return pf
 
 
-def read_parquet(path: str | os.PathLike, what: str, columns: Optional[list[str]] = None) -> Any:
+def read_parquet(path: str | os.PathLike, what: str, columns: Optional[list[str]] = None,
+                 opened: Any = None) -> Any:
     """The table at ``path`` (a ``pyarrow.Table``; ``columns``: only those), its memory bounded
     before it is built.
 
-    The footer is checked first (:func:`open_parquet`). Its sizes are of the encoded data, and a
+    The footer is checked first (:func:`open_parquet`; ``opened``: its result for ``path``,
+    when the caller already has it). Its sizes are of the encoded data, and a
     dictionary-encoded string column decodes to far more (one 64 MiB string repeated 40 times is
     31 MB on disk, 671 MB declared, 2.7 GB decoded): text columns are read as dictionaries, their
     decoded size counted from the dictionary's lengths and the indices, and decoded only when the
@@ -486,10 +496,11 @@ def read_parquet(path: str | os.PathLike, what: str, columns: Optional[list[str]
     import pyarrow.compute as pc
 
     shown = str(path)[:300]
-    schema = open_parquet(path, what).schema_arrow
-    text = [f.name for f in schema if (columns is None or f.name in columns) and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
+    pf = opened if opened is not None else open_parquet(path, what)
+    text = [f.name for f in pf.schema_arrow if (columns is None or f.name in columns) and (pa.types.is_string(f.type) or pa.types.is_large_string(f.type)
             or pa.types.is_binary(f.type) or pa.types.is_large_binary(f.type))]
-    pf = open_parquet(path, what, read_dictionary=text or None)
+    if text:  # opened again to read those as dictionaries, on the footer already decoded and checked
+        pf = _parquet_file(path, what, read_dictionary=text, metadata=pf.metadata)
     try:
         table = pf.read(columns=columns)
         total = 0

@@ -53,8 +53,11 @@ def _check_design_name(ref: str) -> None:
     from hwmodel.gpu.design_point import bundled_gpu_names
     from hwmodel.limits import is_dir, is_file
 
-    designs, gpus = bundled_designs(), bundled_gpu_names()
-    if not (is_file(ref) or is_dir(ref) or ref in designs or ref in gpus):
+    designs = bundled_designs()
+    if is_file(ref) or is_dir(ref) or ref in designs:
+        return  # without listing the GPUs: that parses every bundled GPU spec
+    gpus = bundled_gpu_names()
+    if ref not in gpus:
         raise NmlabError(f"design: no such file, bundled design or GPU spec: {ref[:300]} "
                          f"(designs: {', '.join(designs)}; GPUs: {', '.join(gpus)})")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import MAX_BITS, MIN_BITS, check_version, is_dir, is_file, is_int, limit, load_yaml, not_a_file, over_limit, short
+from hwmodel.limits import MAX_BITS, MIN_BITS, check_version, is_file, is_int, limit, load_yaml, not_a_file, over_limit, short
 from hwmodel.sparsity import parse_pattern
 
 CONFIG_VERSION = 1
@@ -144,8 +144,7 @@ def _path(item: Any, where: str, base: Path, must_exist: bool, what: str = "a fi
     if is_file(p):
         return str(p.resolve())
     if must_exist:
-        # A folder says so: "no such file" for one that exists sends the user after a typo.
-        _fail(where, f"{item[:300]}: is a directory" if is_dir(p) else f"no such file: {item[:300]}")
+        raise not_a_file(f"sweep config: {where}", p, given=item)
     return item
 
 

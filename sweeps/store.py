@@ -228,7 +228,7 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
         schemas.append(pf.schema_arrow)
         names = pf.schema_arrow.names
         want = [c for c in DENSE_COLUMNS if c in names] if streaming and "pattern" in names else []
-        t = read_parquet(part, "sweep part", columns=["point_id", *want])
+        t = read_parquet(part, "sweep part", columns=["point_id", *want], opened=pf)
         pid = _ids_of(t.column("point_id"))
         if keys is not None:
             pkeys = id_keys(pid)

@@ -1243,8 +1243,8 @@ def test_report_gpu_params_provenance_read_bounded(tmp_path, monkeypatch, data):
 
 
 def test_parquet_dictionary_bomb_counted_before_it_is_decoded(tmp_path):
-    """One 16 MiB string in 40 rows: dictionary-encoded it declares about 16 MiB x 10 uncompressed
-    and is 5 MB on disk, but decodes to 640 MiB. Counted from the dictionary first; the report's
+    """One 16 MiB string in 40 rows: dictionary-encoded it is 0.8 MB on disk and declares 16.8 MB
+    uncompressed, but decodes to 671 MB (640 MiB). Counted from the dictionary first; the report's
     process stays far below the decoded size (it read 2.7 GB for a 64 MiB string before)."""
     import pyarrow as pa
 

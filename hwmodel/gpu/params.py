@@ -16,7 +16,6 @@ from typing import Any, Optional
 from hwmodel.errors import NmlabError
 from hwmodel.gpu.model import BOUNDS, GpuParams
 from hwmodel.gpu.spec import GpuSpec
-from hwmodel.io import yaml_safe_load
 
 FORMAT_NAME = "nmlab-gpu-params"
 FORMAT_VERSION = 1
@@ -74,20 +73,14 @@ def params_from_doc(doc: Any, where: str) -> GpuParams:
 
 def load_params_file(path: str | os.PathLike) -> dict[str, GpuParams]:
     """Architecture (or "generic") -> parameters, from a ``nmlab-gpu-params`` file."""
-    import yaml
-
-    from hwmodel.limits import is_file, not_a_file, read_text
+    from hwmodel.limits import is_file, load_yaml, not_a_file
 
     path = Path(path)
     if not is_file(path):
         raise not_a_file("gpu params", path)  # a folder says so, not "no such file"
-    # Bounded and checked as UTF-8 like every YAML input (a binary file was a UnicodeDecodeError
-    # traceback); parsed with libyaml as before, since every sweep process reads the bundled file.
-    text = read_text(path, "gpu params", "yaml_bytes")
-    try:
-        doc = yaml_safe_load(text)
-    except yaml.YAMLError as exc:
-        raise NmlabError(f"gpu params: {path}: not YAML ({str(exc).splitlines()[0]})") from None
+    # Bounded like every YAML input (size, UTF-8, nesting, aliases, duplicate keys), parsed by
+    # libyaml there too; read once per process (_bundled).
+    doc = load_yaml(path, "gpu params")
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME or doc.get("version") != FORMAT_VERSION:
         raise NmlabError(f"{path}: format/version: expected {FORMAT_NAME} version {FORMAT_VERSION}")
     sets = doc.get("sets")

@@ -175,11 +175,17 @@ def count_status(path: str | os.PathLike, status: str) -> int:
     path = Path(path)
     if not path.is_file():
         return 0
+    return sum(1 for raw in _dict_reader(path) if raw.get("status") == status)
+
+
+def _dict_reader(path: Path) -> csv.DictReader:
+    """A ``csv.DictReader`` over the bench CSV at ``path``, read bounded (``csv_bytes``) and checked
+    as UTF-8 text like every CSV input (a binary file was a UnicodeDecodeError traceback)."""
+    import io
+
     from hwmodel.limits import read_text
 
-    # Read back bounded (csv_bytes, UTF-8) like every CSV input: a binary file was a UnicodeDecodeError traceback.
-    text = read_text(path, "gpu bench csv", "csv_bytes")
-    return sum(1 for raw in csv.DictReader(text.splitlines()) if raw.get("status") == status)
+    return csv.DictReader(io.StringIO(read_text(path, "gpu bench csv", "csv_bytes"), newline=""))
 
 
 def write_rows(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:
@@ -202,31 +208,26 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     Raises NmlabError (one line) for a missing file, a foreign header, another schema
     version or a value that does not parse.
     """
-    import io
-
-    from hwmodel.limits import is_file, not_a_file, read_text
+    from hwmodel.limits import is_file, not_a_file
 
     path = Path(path)
     if not is_file(path):
         raise not_a_file("gpu bench csv", path)  # a folder says so, not "no such file"
-    # Bounded and checked as UTF-8 text like every CSV input (a binary file was a traceback).
-    text = read_text(path, "gpu bench csv", "csv_bytes")
-    with io.StringIO(text, newline="") as fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        missing = [f for f in FIELDNAMES if f not in header]
-        if missing:
-            raise NmlabError(f"{path}: not a {SCHEMA_NAME} csv: missing columns {', '.join(missing[:5])}")
-        rows = []
-        for i, raw in enumerate(reader, start=2):
-            where = f"{path}:{i}"
-            if raw.get("schema") != SCHEMA_NAME:
-                raise NmlabError(f"{where}: column schema: {raw.get('schema')!r} is not {SCHEMA_NAME!r}")
-            row = {name: _parse(name, raw.get(name) or "", where) for name in FIELDNAMES}
-            if row["schema_version"] != SCHEMA_VERSION:
-                raise NmlabError(f"{where}: column schema_version: {row['schema_version']} is not supported "
-                                 f"(this nmlab reads version {SCHEMA_VERSION})")
-            rows.append(row)
+    reader = _dict_reader(path)
+    header = reader.fieldnames or []
+    missing = [f for f in FIELDNAMES if f not in header]
+    if missing:
+        raise NmlabError(f"{path}: not a {SCHEMA_NAME} csv: missing columns {', '.join(missing[:5])}")
+    rows = []
+    for i, raw in enumerate(reader, start=2):
+        where = f"{path}:{i}"
+        if raw.get("schema") != SCHEMA_NAME:
+            raise NmlabError(f"{where}: column schema: {raw.get('schema')!r} is not {SCHEMA_NAME!r}")
+        row = {name: _parse(name, raw.get(name) or "", where) for name in FIELDNAMES}
+        if row["schema_version"] != SCHEMA_VERSION:
+            raise NmlabError(f"{where}: column schema_version: {row['schema_version']} is not supported "
+                             f"(this nmlab reads version {SCHEMA_VERSION})")
+        rows.append(row)
     return rows
 
 
