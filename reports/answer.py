@@ -554,12 +554,11 @@ table.glance caption{font-size:14px}table.glance .lim,table.glance .spread,.unit
 def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
              table: pd.DataFrame | None = None, quant: pd.DataFrame | None = None) -> str:
     """The answer section of summary.md: the same tables as the page, as Markdown."""
-    sections, qsec = _sections(same_bits(df) if table is None else table,
-                               quantization_gain(df) if quant is None else quant)
+    table = same_bits(df) if table is None else table
+    sections, qsec = _sections(table, quantization_gain(df) if quant is None else quant)
     bits = sorted((int(b) for b in df.bits.unique()), reverse=True)
     out = ["\n## What each pattern buys at equal bits, and what it costs\n"]
     agents = agent_order(df)
-    table = same_bits(df) if table is None else table
     for env in sorted(df.env.unique()):
         g = glance_markdown(table, ret, env, agents)
         if g:
