@@ -28,6 +28,7 @@ import pandas as pd
 from reports import returns
 from reports.data import (agent_label, agent_order, design_order, fmt_bytes, fmt_energy, fmt_time, is_gpu, one_row_per,
                           with_agent)
+from reports.quality import HW_BITS, hardware_scenario
 from reports.style import design_colors
 from reports.why import is_extreme, limiters, skipped_share, small_pct
 
@@ -309,20 +310,15 @@ def quantization_card(q: list[dict], colors: dict[str, str], bits: list[int]) ->
             f'dense at the design\'s highest bitwidth</caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
 
 
-#: The glance table's bitwidth: the figures of the RL quality table (``reports.quality.HW_BITS``).
-GLANCE_BITS = 8
-
-
 def glance_setting(table: pd.DataFrame) -> tuple[str, int, int] | None:
-    """(scenario, batch, bits) of the glance table: inference at its smallest batch (the control loop;
-    else the first scenario's) at ``GLANCE_BITS`` when swept, else at the most common bitwidth there."""
+    """(scenario, batch, bits) of the glance table: the RL quality table's setting (``quality.hardware_scenario``:
+    inference at its smallest batch, the control loop; else the first scenario's) at its ``quality.HW_BITS``
+    when swept, else at the most common bitwidth there."""
     if not len(table):
         return None
-    sc = "inference" if (table.scenario == "inference").any() else sorted(table.scenario.unique())[0]
-    rows = table[table.scenario == sc]
-    batch = int(rows.batch.min())
-    rows = rows[rows.batch == batch]
-    bits = GLANCE_BITS if (rows.bits == GLANCE_BITS).any() else int(rows.bits.value_counts().idxmax())
+    sc, batch = hardware_scenario(table)
+    rows = table[(table.scenario == sc) & (table.batch == batch)]
+    bits = HW_BITS if (rows.bits == HW_BITS).any() else int(rows.bits.value_counts().idxmax())
     return sc, batch, bits
 
 
