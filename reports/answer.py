@@ -361,27 +361,40 @@ GLANCE_HELP = ("Each design cell: speedup (x, higher is faster) / energy ratio (
                "scenario, batch and bitwidth is in the tables below.")
 
 
-def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[tuple[str, str]]) -> str:
-    """The env's answer in one table: per sparse agent, its return at the glance bits (fraction of dense with
-    the seed range) and on every design its speedup, energy ratio and limiter at those bits."""
+def glance_rows(table: pd.DataFrame, ret: pd.DataFrame, env: str,
+                agents: list[tuple[str, str]]) -> tuple[str, str, list[str], list[tuple]] | None:
+    """What the glance table shows, for the page and summary.md alike: (title, return column's title,
+    designs, rows), a row (method, agent, its return-table row or None, its same-bits record or None per
+    design) per agent with a sparse cell; None when the env has no points."""
     setting = glance_setting(table[table.env == env])
     if setting is None:
-        return ""
+        return None
     sc, batch, bits = setting
     recs = table[(table.env == env) & (table.scenario == sc) & (table.batch == batch) & (table.bits == bits)]
     by = {(r["design"], r["method"], r["agent"]): r for r in recs.to_dict("records")}
     designs = design_order(recs.design.unique())
-    colors = design_colors(table.design.unique())
     rt, ret_head = _glance_returns(ret, env, sc, bits)
+    rows = []
+    for method, agent in agents:
+        cells = [by.get((d, method, agent)) for d in designs]
+        if not all(c is None or c["pattern"] == "dense" for c in cells):
+            rows.append((method, agent, rt.get((method, agent)), cells))
+    return f"{env} at a glance: {_section_title(sc, batch)}, {bits} bits", ret_head, designs, rows
+
+
+def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[tuple[str, str]]) -> str:
+    """The env's answer in one table: per sparse agent, its return at the glance bits (fraction of dense with
+    the seed range) and on every design its speedup, energy ratio and limiter at those bits."""
+    glance = glance_rows(table, ret, env, agents)
+    if glance is None or not glance[3]:
+        return ""
+    title, ret_head, designs, rows = glance
+    colors = design_colors(table.design.unique())
     head = (f"<thead><tr><th class=l>agent</th><th>{ret_head}<br><span class=unit>of dense, seed range</span></th>"
             + "".join(f'<th><span class="sw" style="background:{colors[d]}"></span>{html.escape(d).replace("_", "_<wbr>")}'
                       f'{"<br>(GPU)" if is_gpu(d) else ""}</th>' for d in designs) + "</tr></thead>")
     body = []
-    for method, agent in agents:
-        cells = [by.get((d, method, agent)) for d in designs]
-        if all(c is None for c in cells) or all(c is None or c["pattern"] == "dense" for c in cells):
-            continue
-        r = rt.get((method, agent))
+    for method, agent, r, cells in rows:
         if r is None:
             one_shot = any(c is not None and c.get("mask_source", "trained") != "trained" for c in cells)
             why = "pruned one-shot: never trained, so never evaluated" if one_shot else "no evaluation return at these bits"
@@ -403,32 +416,21 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
                        f'data-point="{c["point_id"]}" data-col="glance_speedup" data-value="{sp!r}">'
                        f'<b>{_fmt_ratio(sp)}x</b> / {_fmt_ratio(en)}<br><span class=lim>{html.escape(limiter_word(c))}</span></td>')
         body.append(f"<tr><td class=l>{html.escape(agent_label(method, agent))}</td>{ret_cell}{''.join(tds)}</tr>")
-    if not body:
-        return ""
-    title = f"{env} at a glance: {_section_title(sc, batch)}, {bits} bits"
     return (f'<div class="card glance"><table class="ans glance" data-env="{html.escape(env)}"><caption>{html.escape(title)}'
             f'</caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
 
 
 def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[tuple[str, str]]) -> str:
     """``glance_html`` as Markdown: the same cells, the limiter in brackets."""
-    setting = glance_setting(table[table.env == env])
-    if setting is None:
+    glance = glance_rows(table, ret, env, agents)
+    if glance is None:
         return ""
-    sc, batch, bits = setting
-    recs = table[(table.env == env) & (table.scenario == sc) & (table.batch == batch) & (table.bits == bits)]
-    by = {(r["design"], r["method"], r["agent"]): r for r in recs.to_dict("records")}
-    designs = design_order(recs.design.unique())
-    rt, ret_head = _glance_returns(ret, env, sc, bits)
-    lines = [f"**{env} at a glance: {_section_title(sc, batch)}, {bits} bits** (speedup x / energy ratio vs dense at "
+    title, ret_head, designs, rows = glance
+    lines = [f"**{title}** (speedup x / energy ratio vs dense at "
              f"the same bits [limiter]; {ret_head} as a fraction of dense TD3 as trained [min-max over seeds])\n",
              f"| agent | {ret_head} | " + " | ".join(f"{d} (GPU)" if is_gpu(d) else d for d in designs) + " |",
              "|---|---:|" + "---:|" * len(designs)]
-    for method, agent in agents:
-        cells = [by.get((d, method, agent)) for d in designs]
-        if all(c is None or c["pattern"] == "dense" for c in cells):
-            continue
-        r = rt.get((method, agent))
+    for method, agent, r, cells in rows:
         if r is None:
             rtxt = "-"
         elif r["fraction"] == r["fraction"]:
