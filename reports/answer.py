@@ -357,8 +357,10 @@ GLANCE_HELP = ("Each design cell: speedup (x, higher is faster) / energy ratio (
                "time, not its MACs), throughput (a GPU busy on its MACs or bandwidth). "
                "Return: evaluation return at these bits (a train step pairs with the agent as trained) as a fraction of "
                "dense TD3 as trained, min-max over seeds; "
-               "two agents whose ranges overlap differ within seed noise. Hover a cell for the full reason; every "
-               "scenario, batch and bitwidth is in the tables below.")
+               "two agents whose ranges overlap differ within seed noise.")
+#: The glance help's last sentence: on the page, whose cells have a tooltip, and in summary.md.
+GLANCE_MORE_HTML = " Hover a cell for the full reason; every scenario, batch and bitwidth is in the tables below."
+GLANCE_MORE_MD = " Every scenario, batch and bitwidth is in the tables below."
 
 
 def glance_rows(table: pd.DataFrame, ret: pd.DataFrame, env: str,
@@ -475,7 +477,7 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
         glances.append(g)
     parts = ['<h2 id="answer">What each pattern buys at equal bits, and what it costs</h2>']
     if any(glances):
-        parts.append("".join(glances) + f'<p class=small>{html.escape(GLANCE_HELP)}</p>')
+        parts.append("".join(glances) + f'<p class=small>{html.escape(GLANCE_HELP + GLANCE_MORE_HTML)}</p>')
     parts += [f"<p class=lead>{html.escape(INTRO)} Hover a cell for what limits it (compute, DRAM bandwidth, "
              "metadata, SRAM fit, leakage; on a GPU: its fixed per-call cost); extreme cells are explained under "
              "each scenario.</p>"]
@@ -561,7 +563,7 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
         g = glance_markdown(table, ret, env, agents)
         if g:
             out.append(g + "".join(f"\n> Caveat: {c}\n" for c in caveats.get(env, [])))
-    out.append(GLANCE_HELP.replace("Hover a cell for the full reason; every", "Every") + "\n\n" + INTRO + "\n")
+    out.append(GLANCE_HELP + GLANCE_MORE_MD + "\n\n" + INTRO + "\n")
     for env in sorted(df.env.unique()):
         out.append(f"\n### {env}\n")
         out += [f"> Caveat: {c}\n" for c in caveats.get(env, [])]
