@@ -26,8 +26,8 @@ import numpy as np
 import pandas as pd
 
 from reports import returns
-from reports.data import (agent_label, agent_order, design_order, fmt_bytes, fmt_energy, fmt_time, is_gpu, one_row_per,
-                          with_agent)
+from reports.data import (agent_label, agent_order, design_order, design_title, fmt_bytes, fmt_energy, fmt_time,
+                          is_gpu, one_row_per, with_agent)
 from reports.quality import HW_BITS, hardware_scenario
 from reports.style import design_colors
 from reports.why import is_extreme, limiters, skipped_share, small_pct
@@ -264,7 +264,7 @@ def extreme_html(notes: list[dict], colors: dict[str, str]) -> str:
         eg = f' <span class=cells>(numbers of {html.escape(n["example"])})</span>' if n["example"] else ""
         cells = "<br>".join(f"<b>{html.escape(a)}</b> {html.escape(c)}" for a, c in n["cells"])
         sw = f'<span class="sw" style="background:{colors.get(n["design"], "#777")}"></span>'
-        body.append(f'<tr data-design="{html.escape(n["design"])}"><td class=l>{sw}{html.escape(n["design"])}{" (GPU)" if is_gpu(n["design"]) else ""}</td>'
+        body.append(f'<tr data-design="{html.escape(n["design"])}"><td class=l>{sw}{html.escape(design_title(n["design"]))}</td>'
                     f'<td class=l><b>{html.escape(n["cause"])}</b></td><td class=l>{html.escape(n["numbers"])}{eg}</td>'
                     f'<td class="l cells">{cells}</td></tr>')
     head = "".join(f"<th class=l>{h}</th>" for h in EXTREME_HEAD)
@@ -280,7 +280,7 @@ def extreme_markdown(notes: list[dict]) -> str:
     for n in notes:
         eg = f" (numbers of {n['example']})" if n["example"] else ""
         cells = "<br>".join(f"**{a}** {c}" for a, c in n["cells"])
-        lines.append(f"| {esc(n['design'])}{' (GPU)' if is_gpu(n['design']) else ''} | **{esc(n['cause'])}** | {esc(n['numbers'] + eg)} | {esc(cells)} |")
+        lines.append(f"| {esc(design_title(n['design']))} | **{esc(n['cause'])}** | {esc(n['numbers'] + eg)} | {esc(cells)} |")
     return "\n".join(lines)
 
 
@@ -430,7 +430,7 @@ def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: li
     title, ret_head, designs, rows = glance
     lines = [f"**{title}** (speedup x / energy ratio vs dense at "
              f"the same bits [limiter]; {ret_head} as a fraction of dense TD3 as trained [min-max over seeds])\n",
-             f"| agent | {ret_head} | " + " | ".join(f"{d} (GPU)" if is_gpu(d) else d for d in designs) + " |",
+             f"| agent | {ret_head} | " + " | ".join(design_title(d) for d in designs) + " |",
              "|---|---:|" + "---:|" * len(designs)]
     for method, agent, r, cells in rows:
         if r is None:

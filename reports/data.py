@@ -326,6 +326,11 @@ def is_gpu(design: str) -> bool:
     return design in bundled_gpu_names() or design in _OTHER_GPUS
 
 
+def design_title(design: str) -> str:
+    """A design as the tables, legends and figures name it: a GPU marked, "h100_sxm (GPU)"."""
+    return f"{design} (GPU)" if is_gpu(design) else design
+
+
 def design_order(designs) -> list[str]:
     """Accelerator designs in sorted order, then the GPUs beside them (sorted)."""
     return sorted(set(designs), key=lambda d: (is_gpu(d), d))

@@ -15,8 +15,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hwmodel.io import atomic_write  # noqa: E402
-from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, fmt_energy, is_gpu,  # noqa: E402
-                          one_row_per, shown, with_agent)
+from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, design_title,  # noqa: E402
+                          fmt_energy, one_row_per, shown, with_agent)
 from reports.fronts import FRONT_SPECS  # noqa: E402
 from reports.style import COMPONENT_COLORS, MPL_MARKERS, bit_size, design_colors, front_labels, pattern_symbol  # noqa: E402
 
@@ -49,7 +49,7 @@ def front_legend_groups(df: pd.DataFrame, designs: list[str]) -> list[tuple[str,
     from matplotlib.lines import Line2D
 
     colors = design_colors(designs)
-    des = [Line2D([], [], ls="", marker="o", color=colors[d], label=f"{d} (GPU)" if is_gpu(d) else d) for d in designs]
+    des = [Line2D([], [], ls="", marker="o", color=colors[d], label=design_title(d)) for d in designs]
     pats = [Line2D([], [], ls="", marker=MPL_MARKERS.get(pattern_symbol(p), "o"), color="#555", label=p)
             for p in sorted(df.pattern.unique())]
     pats.append(Line2D([], [], color="black", lw=1.4, marker="o", mfc="none", mec="black", label="front (all designs)"))

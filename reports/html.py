@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from hwmodel.gpu.design_point import IDLE_FRACTION
-from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, fmt_bytes, fmt_energy, fmt_time,
-                          is_gpu, one_row_per, pattern_order, section_key, shown, with_agent)
+from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, design_title, fmt_bytes,
+                          fmt_energy, fmt_time, is_gpu, one_row_per, pattern_order, section_key, shown, with_agent)
 from reports.answer import CSS as ANSWER_CSS, env_anchor
 from reports.fronts import FRONT_SPECS
 from reports.style import COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, front_labels, pattern_symbol
@@ -103,7 +103,7 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
         color = colors[design]
         data.append({
             "type": "scatter", "mode": "markers", "legendgroup": design,
-            "name": f"{design} (GPU)" if is_gpu(design) else design,  # as the tables name it
+            "name": design_title(design),  # as the tables name it
             "x": _num(x[idx]), "y": _num(y[idx]), "customdata": pid[idx].tolist(),
             "marker": {"color": color, "opacity": 0.65, "line": {"width": 0.5, "color": "#333"},
                        "symbol": [pattern_symbol(pattern[i]) + ("" if trained[i] else "-open") for i in idx],
