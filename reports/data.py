@@ -221,15 +221,15 @@ def pattern_order(patterns) -> list[str]:
 
 
 def _scaled(value: Optional[float], units: tuple[tuple[str, float], ...], base: str, base_factor: float = 1.0,
-            base_fmt: str = ".3g", digits: int = 3) -> str:
-    """``value`` in the largest of ``units`` (name, factor) it reaches, else in ``base``, to
-    ``digits`` significant digits; NaN/None -> n/a."""
+            base_fmt: Optional[str] = None, digits: int = 3) -> str:
+    """``value`` in the largest of ``units`` (name, factor) it reaches, else in ``base`` (formatted by
+    ``base_fmt`` when given), to ``digits`` significant digits; NaN/None -> n/a."""
     if value is None or value != value:
         return "n/a"
     for unit, factor in units:
         if value >= factor:
             return f"{value / factor:.{digits}g} {unit}"
-    return f"{value / base_factor:{base_fmt if digits == 3 else f'.{digits}g'}} {base}"
+    return f"{value / base_factor:{base_fmt or f'.{digits}g'}} {base}"
 
 
 def fmt_bytes(n: Optional[float]) -> str:
