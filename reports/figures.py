@@ -263,8 +263,3 @@ def png_jobs(df: pd.DataFrame, fronts: list[dict[str, Any]], out_dir: Path) -> l
 def _run_job(job: tuple) -> Path:
     fn, args = job
     return fn(*args)
-
-
-def write_pngs(df: pd.DataFrame, fronts: list[dict[str, Any]], out_dir: Path) -> list[Path]:
-    """All PNGs of a report, in this process; returns their paths."""
-    return [_run_job(j) for j in png_jobs(df, fronts, out_dir)]

@@ -45,28 +45,6 @@ def _num(values) -> list:
     return [None if v != v else float(v) for v in np.asarray(values, dtype=float)]
 
 
-def _grid(rows: int, cols: int, titles: list[str], hgap: float = 0.04, vgap: float = 0.12) -> dict[str, Any]:
-    """Layout axes of a rows x cols subplot grid (x axes per column, y axes shared along a row)."""
-    layout: dict[str, Any] = {"annotations": []}
-    w = (1 - hgap * (cols - 1)) / cols
-    h = (1 - vgap * (rows - 1)) / rows
-    for r in range(rows):
-        for c in range(cols):
-            k = r * cols + c + 1
-            sfx = "" if k == 1 else str(k)
-            x0 = c * (w + hgap)
-            y1 = 1 - r * (h + vgap)
-            layout[f"xaxis{sfx}"] = {"domain": [x0, x0 + w], "anchor": f"y{sfx}"}
-            layout[f"yaxis{sfx}"] = {"domain": [y1 - h, y1], "anchor": f"x{sfx}"}
-            if c:
-                layout[f"yaxis{sfx}"]["matches"] = f"y{'' if r == 0 else r * cols + 1}"
-                layout[f"yaxis{sfx}"]["showticklabels"] = False
-            if r == 0 and c < len(titles):
-                layout["annotations"].append({"text": titles[c], "x": x0 + w / 2, "y": 1.0, "xref": "paper", "yref": "paper",
-                                              "xanchor": "center", "yanchor": "bottom", "showarrow": False})
-    return layout
-
-
 def _axes(k: int) -> dict[str, str]:
     return {"xaxis": "x" if k == 1 else f"x{k}", "yaxis": "y" if k == 1 else f"y{k}"}
 
