@@ -335,19 +335,21 @@ def _glance_returns(ret: pd.DataFrame, env: str, scenario: str, bits: int) -> tu
     return {(r["method"], r["agent"]): r for r in t[t.bits == bits].to_dict("records")}, f"return at {bits} b"
 
 
+#: The glance table's short name of a latency limiter (``reports.why.limiters``; GPUs: fixed cost or throughput).
+LIMITER_WORDS = {"DRAM bandwidth": "DRAM", "fixed per-call cost": "fixed cost"}
+
+
 def limiter_word(r: dict[str, Any]) -> str:
     """What limits a same-bits record, in a word or two for the glance table (the full line is its tooltip)."""
     if r.get("sram") == "fits, dense misses":
         return "SRAM cliff"
     if r.get("sram") == "misses, dense fits":
         return "misses SRAM"
-    if r.get("gpu"):
-        if str(r.get("why", "")).startswith("runs dense"):
-            return "runs dense"
-        return {"fixed per-call cost": "fixed cost"}.get(r.get("latency_limiter"), r.get("latency_limiter") or "")
-    if not r.get("skips_macs", True):
+    # A sparse point that issued every dense MAC; a GPU's dense point is not said to "run dense" (why._gpu_why_line).
+    if not r.get("skips_macs", True) and (not r.get("gpu") or r.get("pattern") not in (None, "dense")):
         return "runs dense"
-    return {"DRAM bandwidth": "DRAM"}.get(r.get("latency_limiter"), r.get("latency_limiter") or "")
+    lim = r.get("latency_limiter") or ""
+    return LIMITER_WORDS.get(lim, lim)
 
 
 GLANCE_HELP = ("Each design cell: speedup (x, higher is faster) / energy ratio (lower saves), both vs dense on "
