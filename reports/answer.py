@@ -131,24 +131,34 @@ def _by_design(recs: list[dict]) -> list[tuple[str, list[dict]]]:
     return [(d, groups[d]) for d in design_order(groups)]
 
 
-def gpu_mapping_note(rows: list[dict]) -> str:
-    """What a GPU design point ran, from its same-bits records: the datatype per bitwidth, the share of
-    dense's MACs each agent skipped (its layers whose mask fits 2:4 ran 2:4, the others dense), and the
-    agents that ran entirely dense (a GPU's sparse tensor cores run 2:4 only)."""
-    dtypes = sorted({(int(r["bits"]), str(r["datatype"])) for r in rows if r.get("datatype")}, reverse=True)
+def _mac_skips(rows: list[dict]) -> tuple[dict[str, float], list[str]]:
+    """From same-bits records: (label -> the largest share of dense's MACs it skipped over its bitwidths, for
+    the sparse agents that skipped some; the sparse agents that skipped none). ``macs_issued`` vs
+    ``macs_dense``; an agent without MAC counts is in neither."""
     skipped: dict[str, float] = {}
     for r in rows:
         if r["pattern"] != "dense":
             share = skipped_share(r.get("macs_issued"), r.get("macs_dense"))
             if share == share:
                 skipped[r["label"]] = max(skipped.get(r["label"], 0.0), share)
+    return {a: v for a, v in skipped.items() if v > 0}, [a for a, v in skipped.items() if v == 0]
+
+
+def _skipped_text(some: dict[str, float]) -> str:
+    return "Share of dense's MACs skipped: " + ", ".join(f"{a} {small_pct(v)}" for a, v in some.items()) + "."
+
+
+def gpu_mapping_note(rows: list[dict]) -> str:
+    """What a GPU design point ran, from its same-bits records: the datatype per bitwidth, the share of
+    dense's MACs each agent skipped (its layers whose mask fits 2:4 ran 2:4, the others dense), and the
+    agents that ran entirely dense (a GPU's sparse tensor cores run 2:4 only)."""
+    dtypes = sorted({(int(r["bits"]), str(r["datatype"])) for r in rows if r.get("datatype")}, reverse=True)
     out = ["GPU" + (f" ({', '.join(f'{b} b run {d}' for b, d in dtypes)})" if dtypes else "")
            + ": its sparse tensor cores run 2:4 only. A layer whose mask fits 2:4 (2:4, 1:4, 1:8) runs 2:4 "
            "(cuSPARSELt), any other runs dense, its zeros stored and multiplied (and a train step's weight gradients run dense)."]
-    some = {a: v for a, v in skipped.items() if v > 0}
-    none = [a for a, v in skipped.items() if v == 0]
+    some, none = _mac_skips(rows)
     if some:
-        out.append("Share of dense's MACs skipped: " + ", ".join(f"{a} {small_pct(v)}" for a, v in some.items()) + ".")
+        out.append(_skipped_text(some))
     if none:
         out.append(f"Ran dense (no layer's mask fits 2:4): {', '.join(none)}.")
     return " ".join(out)
@@ -159,35 +169,26 @@ def accelerator_mapping_note(rows: list[dict]) -> str:
     (``macs_issued`` vs ``macs_dense``), the agents that skipped none (the design ran them on dense's
     schedule), and the agents whose every cell equals another's because they issue the same MACs (a design
     without a 1:8 schedule runs a 1:8 mask as the sparsest N:M it has, so 1:4 and 1:8 read the same)."""
+    some, none = _mac_skips(rows)
+    out = []
+    if some:
+        out.append(_skipped_text(some))
+    if none:
+        out.append(f"None skipped (run on dense's schedule): {', '.join(none)}.")
+    # Agents with the same MACs issued and the same figures at every bitwidth: one schedule, said once.
     per: dict[str, dict[int, dict]] = {}
     for r in rows:
         if r["pattern"] != "dense":
             per.setdefault(r["label"], {})[int(r["bits"])] = r
-    skipped: dict[str, float] = {}
-    for label, by in per.items():
-        shares = [skipped_share(r.get("macs_issued"), r.get("macs_dense")) for r in by.values()]
-        shares = [v for v in shares if v == v]
-        if shares:
-            skipped[label] = max(shares)
-    if not skipped:
-        return ""
-    some = {a: v for a, v in skipped.items() if v > 0}
-    none = [a for a, v in skipped.items() if v == 0]
-    out = []
-    if some:
-        out.append("Share of dense's MACs skipped: " + ", ".join(f"{a} {small_pct(v)}" for a, v in some.items()) + ".")
-    if none:
-        out.append(f"None skipped (run on dense's schedule): {', '.join(none)}.")
-    # Agents with the same MACs issued and the same figures at every bitwidth: one schedule, said once.
     same: dict[tuple, list[str]] = {}
     for label in some:
-        by = per[label]
         same.setdefault(tuple(sorted((b, r.get("macs_issued"), _fmt_ratio(r["speedup_vs_dense"]),
-                                      _fmt_ratio(r["energy_ratio_vs_dense"])) for b, r in by.items())), []).append(label)
+                                      _fmt_ratio(r["energy_ratio_vs_dense"])) for b, r in per[label].items())),
+                        []).append(label)
     for labels in same.values():
         if len(labels) > 1:
             names = ", ".join(labels[:-1]) + " and " + labels[-1]
-            out.append(f"{names} issue the same MACs ({small_pct(1 - skipped[labels[0]])} of dense's): the design "
+            out.append(f"{names} issue the same MACs ({small_pct(1 - some[labels[0]])} of dense's): the design "
                        "runs them on one schedule, so their cells match; only their returns tell them apart.")
     return " ".join(out)
 
