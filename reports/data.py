@@ -189,6 +189,11 @@ def label(col: str) -> str:
     return DISPLAY.get(col, (col, 1.0))[0]
 
 
+def log_axis(col: str) -> bool:
+    """Whether the fronts draw ``col`` on a log axis: every objective but the return."""
+    return col != "return_mean"
+
+
 def axis_label(col: str, log: bool) -> str:
     """An axis title with its unit and, on a log axis, "log scale": "energy per pass (uJ, log scale)"."""
     text = label(col)

@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 
 from hwmodel.io import atomic_write  # noqa: E402
 from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, design_title,  # noqa: E402
-                          fmt_energy, one_row_per, shown, with_agent)
+                          fmt_energy, log_axis, one_row_per, shown, with_agent)
 from reports.fronts import FRONT_SPECS  # noqa: E402
 from reports.style import COMPONENT_COLORS, MPL_MARKERS, bit_size, design_colors, front_labels, pattern_symbol  # noqa: E402
 
@@ -66,7 +66,7 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
     secs = _sections(df)
     designs = design_order(df.design.unique())
     (xc, _), (yc, _) = spec.objectives
-    xlog, ylog = xc != "return_mean", yc != "return_mean"  # returns on a linear axis, the rest on log axes
+    xlog, ylog = log_axis(xc), log_axis(yc)
     colors = design_colors(designs)
     fig, axes = plt.subplots(len(envs), len(secs), figsize=(5.2 * len(secs), 3.9 * len(envs)), squeeze=False)
     for i, env in enumerate(envs):

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from hwmodel.gpu.design_point import IDLE_FRACTION
-from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, design_title, fmt_bytes,
-                          fmt_energy, fmt_time, is_gpu, one_row_per, pattern_order, section_key, shown, with_agent)
+from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, design_title,
+                          fmt_bytes, fmt_energy, fmt_time, is_gpu, log_axis, one_row_per, pattern_order, section_key,
+                          shown, with_agent)
 from reports.answer import CSS as ANSWER_CSS, env_anchor
 from reports.fronts import FRONT_SPECS
 from reports.style import COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, front_labels, pattern_symbol
@@ -104,17 +105,17 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
                      "x": _num(x[f]), "y": _num(y[f]), "hovertext": [hover[i] for i in f],
                      "hoverinfo": "text", "customdata": pid[f].tolist(),
                      "text": front_labels(x[f], y[f], [f"{agent[i]} @{bits[i]}" for i in f],
-                                          xc != "return_mean", yc != "return_mean"), "textposition": "top center",
+                                          log_axis(xc), log_axis(yc)), "textposition": "top center",
                      "textfont": {"size": 10}, "cliponaxis": False,
                      "line": {"color": "black", "width": 2, "shape": "hv"},
                      "marker": {"size": 13, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}}})
     excluded = int((~ok).sum())
     title = spec.title + (f"  ({excluded} points without return left out)" if excluded else "")
     layout = {"title": {"text": title, "font": {"size": 14}}, "height": 440, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
-              "xaxis": {"title": {"text": axis_label(xc, xc != "return_mean")},
-                        "type": "linear" if xc == "return_mean" else "log"},
-              "yaxis": {"title": {"text": axis_label(yc, yc != "return_mean")},
-                        "type": "linear" if yc == "return_mean" else "log"}}
+              "xaxis": {"title": {"text": axis_label(xc, log_axis(xc))},
+                        "type": "log" if log_axis(xc) else "linear"},
+              "yaxis": {"title": {"text": axis_label(yc, log_axis(yc))},
+                        "type": "log" if log_axis(yc) else "linear"}}
     return {"data": data, "layout": layout}
 
 
