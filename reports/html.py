@@ -241,9 +241,11 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
                          "text": ["fits" if f else "misses SRAM" for f in fits],
                          "hovertemplate": f"{design} %{{x}}<br>weights %{{y:.3g}} KB: %{{text}}<br>point %{{customdata}}"
                                           "<extra></extra>", **ax[2]})
+            k = i * ncol + 3
+            kb = [float(v) for v in d.model_bytes.dropna() * 1e-3 if v > 0]  # the log axis' range: weights and SRAM
             if "sram_bytes" in d and d.sram_bytes.notna().any():
-                k = i * ncol + 3
                 sram_kb = float(d.sram_bytes.max()) * 1e-3
+                kb.append(sram_kb)
                 layout["shapes"].append({"type": "line", "xref": f"x{k} domain", "yref": f"y{k}", "x0": 0, "x1": 1,
                                          "y0": sram_kb, "y1": sram_kb, "line": {"color": "#333", "dash": "dash", "width": 1.5}})
                 # In the right margin beside the line's end: inside the plot it sat on the bars reaching it.
@@ -253,11 +255,8 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
                                               "y": math.log10(sram_kb), "xanchor": "left", "xshift": 4,
                                               "yanchor": "middle", "align": "left", "showarrow": False,
                                               "font": {"size": 10}})
-            kb = [float(v) for v in d.model_bytes.dropna() * 1e-3 if v > 0]
-            if "sram_bytes" in d and d.sram_bytes.notna().any():
-                kb.append(float(d.sram_bytes.max()) * 1e-3)
             tickvals, ticktext = log_ticks(min(kb), max(kb)) if kb else ([], [])
-            layout[f"yaxis{'' if i * ncol + 3 == 1 else i * ncol + 3}"].update(
+            layout[f"yaxis{'' if k == 1 else k}"].update(
                 {"type": "log", "title": {"text": "weights (KB)"}, "tickvals": tickvals, "ticktext": ticktext})
         for j in (0, 1):
             k = i * ncol + j + 1
