@@ -26,8 +26,9 @@ import numpy as np
 import pandas as pd
 
 from reports import returns
-from reports.data import (agent_label, agent_order, design_order, fmt_bytes, fmt_energy, fmt_time, is_gpu, one_row_per,
-                          with_agent)
+from reports.data import (agent_label, agent_order, design_order, design_title, fmt_bytes, fmt_energy, fmt_time,
+                          is_gpu, one_row_per, with_agent)
+from reports.quality import HW_BITS, hardware_scenario
 from reports.style import design_colors
 from reports.why import is_extreme, limiters, skipped_share, small_pct
 
@@ -130,24 +131,34 @@ def _by_design(recs: list[dict]) -> list[tuple[str, list[dict]]]:
     return [(d, groups[d]) for d in design_order(groups)]
 
 
-def gpu_mapping_note(rows: list[dict]) -> str:
-    """What a GPU design point ran, from its same-bits records: the datatype per bitwidth, the share of
-    dense's MACs each agent skipped (its layers whose mask fits 2:4 ran 2:4, the others dense), and the
-    agents that ran entirely dense (a GPU's sparse tensor cores run 2:4 only)."""
-    dtypes = sorted({(int(r["bits"]), str(r["datatype"])) for r in rows if r.get("datatype")}, reverse=True)
+def _mac_skips(rows: list[dict]) -> tuple[dict[str, float], list[str]]:
+    """From same-bits records: (label -> the largest share of dense's MACs it skipped over its bitwidths, for
+    the sparse agents that skipped some; the sparse agents that skipped none). ``macs_issued`` vs
+    ``macs_dense``; an agent without MAC counts is in neither."""
     skipped: dict[str, float] = {}
     for r in rows:
         if r["pattern"] != "dense":
             share = skipped_share(r.get("macs_issued"), r.get("macs_dense"))
             if share == share:
                 skipped[r["label"]] = max(skipped.get(r["label"], 0.0), share)
+    return {a: v for a, v in skipped.items() if v > 0}, [a for a, v in skipped.items() if v == 0]
+
+
+def _skipped_text(some: dict[str, float]) -> str:
+    return "Share of dense's MACs skipped: " + ", ".join(f"{a} {small_pct(v)}" for a, v in some.items()) + "."
+
+
+def gpu_mapping_note(rows: list[dict]) -> str:
+    """What a GPU design point ran, from its same-bits records: the datatype per bitwidth, the share of
+    dense's MACs each agent skipped (its layers whose mask fits 2:4 ran 2:4, the others dense), and the
+    agents that ran entirely dense (a GPU's sparse tensor cores run 2:4 only)."""
+    dtypes = sorted({(int(r["bits"]), str(r["datatype"])) for r in rows if r.get("datatype")}, reverse=True)
     out = ["GPU" + (f" ({', '.join(f'{b} b run {d}' for b, d in dtypes)})" if dtypes else "")
            + ": its sparse tensor cores run 2:4 only. A layer whose mask fits 2:4 (2:4, 1:4, 1:8) runs 2:4 "
            "(cuSPARSELt), any other runs dense, its zeros stored and multiplied (and a train step's weight gradients run dense)."]
-    some = {a: v for a, v in skipped.items() if v > 0}
-    none = [a for a, v in skipped.items() if v == 0]
+    some, none = _mac_skips(rows)
     if some:
-        out.append("Share of dense's MACs skipped: " + ", ".join(f"{a} {small_pct(v)}" for a, v in some.items()) + ".")
+        out.append(_skipped_text(some))
     if none:
         out.append(f"Ran dense (no layer's mask fits 2:4): {', '.join(none)}.")
     return " ".join(out)
@@ -158,35 +169,26 @@ def accelerator_mapping_note(rows: list[dict]) -> str:
     (``macs_issued`` vs ``macs_dense``), the agents that skipped none (the design ran them on dense's
     schedule), and the agents whose every cell equals another's because they issue the same MACs (a design
     without a 1:8 schedule runs a 1:8 mask as the sparsest N:M it has, so 1:4 and 1:8 read the same)."""
+    some, none = _mac_skips(rows)
+    out = []
+    if some:
+        out.append(_skipped_text(some))
+    if none:
+        out.append(f"None skipped (run on dense's schedule): {', '.join(none)}.")
+    # Agents with the same MACs issued and the same figures at every bitwidth: one schedule, said once.
     per: dict[str, dict[int, dict]] = {}
     for r in rows:
         if r["pattern"] != "dense":
             per.setdefault(r["label"], {})[int(r["bits"])] = r
-    skipped: dict[str, float] = {}
-    for label, by in per.items():
-        shares = [skipped_share(r.get("macs_issued"), r.get("macs_dense")) for r in by.values()]
-        shares = [v for v in shares if v == v]
-        if shares:
-            skipped[label] = max(shares)
-    if not skipped:
-        return ""
-    some = {a: v for a, v in skipped.items() if v > 0}
-    none = [a for a, v in skipped.items() if v == 0]
-    out = []
-    if some:
-        out.append("Share of dense's MACs skipped: " + ", ".join(f"{a} {small_pct(v)}" for a, v in some.items()) + ".")
-    if none:
-        out.append(f"None skipped (run on dense's schedule): {', '.join(none)}.")
-    # Agents with the same MACs issued and the same figures at every bitwidth: one schedule, said once.
     same: dict[tuple, list[str]] = {}
     for label in some:
-        by = per[label]
         same.setdefault(tuple(sorted((b, r.get("macs_issued"), _fmt_ratio(r["speedup_vs_dense"]),
-                                      _fmt_ratio(r["energy_ratio_vs_dense"])) for b, r in by.items())), []).append(label)
+                                      _fmt_ratio(r["energy_ratio_vs_dense"])) for b, r in per[label].items())),
+                        []).append(label)
     for labels in same.values():
         if len(labels) > 1:
             names = ", ".join(labels[:-1]) + " and " + labels[-1]
-            out.append(f"{names} issue the same MACs ({small_pct(1 - skipped[labels[0]])} of dense's): the design "
+            out.append(f"{names} issue the same MACs ({small_pct(1 - some[labels[0]])} of dense's): the design "
                        "runs them on one schedule, so their cells match; only their returns tell them apart.")
     return " ".join(out)
 
@@ -263,7 +265,7 @@ def extreme_html(notes: list[dict], colors: dict[str, str]) -> str:
         eg = f' <span class=cells>(numbers of {html.escape(n["example"])})</span>' if n["example"] else ""
         cells = "<br>".join(f"<b>{html.escape(a)}</b> {html.escape(c)}" for a, c in n["cells"])
         sw = f'<span class="sw" style="background:{colors.get(n["design"], "#777")}"></span>'
-        body.append(f'<tr data-design="{html.escape(n["design"])}"><td class=l>{sw}{html.escape(n["design"])}{" (GPU)" if is_gpu(n["design"]) else ""}</td>'
+        body.append(f'<tr data-design="{html.escape(n["design"])}"><td class=l>{sw}{html.escape(design_title(n["design"]))}</td>'
                     f'<td class=l><b>{html.escape(n["cause"])}</b></td><td class=l>{html.escape(n["numbers"])}{eg}</td>'
                     f'<td class="l cells">{cells}</td></tr>')
     head = "".join(f"<th class=l>{h}</th>" for h in EXTREME_HEAD)
@@ -279,7 +281,7 @@ def extreme_markdown(notes: list[dict]) -> str:
     for n in notes:
         eg = f" (numbers of {n['example']})" if n["example"] else ""
         cells = "<br>".join(f"**{a}** {c}" for a, c in n["cells"])
-        lines.append(f"| {esc(n['design'])}{' (GPU)' if is_gpu(n['design']) else ''} | **{esc(n['cause'])}** | {esc(n['numbers'] + eg)} | {esc(cells)} |")
+        lines.append(f"| {esc(design_title(n['design']))} | **{esc(n['cause'])}** | {esc(n['numbers'] + eg)} | {esc(cells)} |")
     return "\n".join(lines)
 
 
@@ -309,20 +311,15 @@ def quantization_card(q: list[dict], colors: dict[str, str], bits: list[int]) ->
             f'dense at the design\'s highest bitwidth</caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
 
 
-#: The glance table's bitwidth: the figures of the RL quality table (``reports.quality.HW_BITS``).
-GLANCE_BITS = 8
-
-
 def glance_setting(table: pd.DataFrame) -> tuple[str, int, int] | None:
-    """(scenario, batch, bits) of the glance table: inference at its smallest batch (the control loop;
-    else the first scenario's) at ``GLANCE_BITS`` when swept, else at the most common bitwidth there."""
+    """(scenario, batch, bits) of the glance table: the RL quality table's setting (``quality.hardware_scenario``:
+    inference at its smallest batch, the control loop; else the first scenario's) at its ``quality.HW_BITS``
+    when swept, else at the most common bitwidth there."""
     if not len(table):
         return None
-    sc = "inference" if (table.scenario == "inference").any() else sorted(table.scenario.unique())[0]
-    rows = table[table.scenario == sc]
-    batch = int(rows.batch.min())
-    rows = rows[rows.batch == batch]
-    bits = GLANCE_BITS if (rows.bits == GLANCE_BITS).any() else int(rows.bits.value_counts().idxmax())
+    sc, batch = hardware_scenario(table)
+    rows = table[(table.scenario == sc) & (table.batch == batch)]
+    bits = HW_BITS if (rows.bits == HW_BITS).any() else int(rows.bits.value_counts().idxmax())
     return sc, batch, bits
 
 
@@ -339,19 +336,21 @@ def _glance_returns(ret: pd.DataFrame, env: str, scenario: str, bits: int) -> tu
     return {(r["method"], r["agent"]): r for r in t[t.bits == bits].to_dict("records")}, f"return at {bits} b"
 
 
+#: The glance table's short name of a latency limiter (``reports.why.limiters``; GPUs: fixed cost or throughput).
+LIMITER_WORDS = {"DRAM bandwidth": "DRAM", "fixed per-call cost": "fixed cost"}
+
+
 def limiter_word(r: dict[str, Any]) -> str:
     """What limits a same-bits record, in a word or two for the glance table (the full line is its tooltip)."""
     if r.get("sram") == "fits, dense misses":
         return "SRAM cliff"
     if r.get("sram") == "misses, dense fits":
         return "misses SRAM"
-    if r.get("gpu"):
-        if str(r.get("why", "")).startswith("runs dense"):
-            return "runs dense"
-        return {"fixed per-call cost": "fixed cost"}.get(r.get("latency_limiter"), r.get("latency_limiter") or "")
-    if not r.get("skips_macs", True):
+    # A sparse point that issued every dense MAC; a GPU's dense point is not said to "run dense" (why._gpu_why_line).
+    if not r.get("skips_macs", True) and (not r.get("gpu") or r.get("pattern") not in (None, "dense")):
         return "runs dense"
-    return {"DRAM bandwidth": "DRAM"}.get(r.get("latency_limiter"), r.get("latency_limiter") or "")
+    lim = r.get("latency_limiter") or ""
+    return LIMITER_WORDS.get(lim, lim)
 
 
 GLANCE_HELP = ("Each design cell: speedup (x, higher is faster) / energy ratio (lower saves), both vs dense on "
@@ -361,31 +360,46 @@ GLANCE_HELP = ("Each design cell: speedup (x, higher is faster) / energy ratio (
                "time, not its MACs), throughput (a GPU busy on its MACs or bandwidth). "
                "Return: evaluation return at these bits (a train step pairs with the agent as trained) as a fraction of "
                "dense TD3 as trained, min-max over seeds; "
-               "two agents whose ranges overlap differ within seed noise. Hover a cell for the full reason; every "
-               "scenario, batch and bitwidth is in the tables below.")
+               "two agents whose ranges overlap differ within seed noise.")
+#: The glance help's last sentence: on the page, whose cells have a tooltip, and in summary.md.
+GLANCE_MORE_HTML = " Hover a cell for the full reason; every scenario, batch and bitwidth is in the tables below."
+GLANCE_MORE_MD = " Every scenario, batch and bitwidth is in the tables below."
+
+
+def glance_rows(table: pd.DataFrame, ret: pd.DataFrame, env: str,
+                agents: list[tuple[str, str]]) -> tuple[str, str, list[str], list[tuple]] | None:
+    """What the glance table shows, for the page and summary.md alike: (title, return column's title,
+    designs, rows), a row (method, agent, its return-table row or None, its same-bits record or None per
+    design) per agent with a sparse cell; None when the env has no points."""
+    setting = glance_setting(table[table.env == env])
+    if setting is None:
+        return None
+    sc, batch, bits = setting
+    recs = table[(table.env == env) & (table.scenario == sc) & (table.batch == batch) & (table.bits == bits)]
+    by = {(r["design"], r["method"], r["agent"]): r for r in recs.to_dict("records")}
+    designs = design_order(recs.design.unique())
+    rt, ret_head = _glance_returns(ret, env, sc, bits)
+    rows = []
+    for method, agent in agents:
+        cells = [by.get((d, method, agent)) for d in designs]
+        if not all(c is None or c["pattern"] == "dense" for c in cells):
+            rows.append((method, agent, rt.get((method, agent)), cells))
+    return f"{env} at a glance: {_section_title(sc, batch)}, {bits} bits", ret_head, designs, rows
 
 
 def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[tuple[str, str]]) -> str:
     """The env's answer in one table: per sparse agent, its return at the glance bits (fraction of dense with
     the seed range) and on every design its speedup, energy ratio and limiter at those bits."""
-    setting = glance_setting(table[table.env == env])
-    if setting is None:
+    glance = glance_rows(table, ret, env, agents)
+    if glance is None or not glance[3]:
         return ""
-    sc, batch, bits = setting
-    recs = table[(table.env == env) & (table.scenario == sc) & (table.batch == batch) & (table.bits == bits)]
-    by = {(r["design"], r["method"], r["agent"]): r for r in recs.to_dict("records")}
-    designs = design_order(recs.design.unique())
+    title, ret_head, designs, rows = glance
     colors = design_colors(table.design.unique())
-    rt, ret_head = _glance_returns(ret, env, sc, bits)
     head = (f"<thead><tr><th class=l>agent</th><th>{ret_head}<br><span class=unit>of dense, seed range</span></th>"
             + "".join(f'<th><span class="sw" style="background:{colors[d]}"></span>{html.escape(d).replace("_", "_<wbr>")}'
                       f'{"<br>(GPU)" if is_gpu(d) else ""}</th>' for d in designs) + "</tr></thead>")
     body = []
-    for method, agent in agents:
-        cells = [by.get((d, method, agent)) for d in designs]
-        if all(c is None for c in cells) or all(c is None or c["pattern"] == "dense" for c in cells):
-            continue
-        r = rt.get((method, agent))
+    for method, agent, r, cells in rows:
         if r is None:
             one_shot = any(c is not None and c.get("mask_source", "trained") != "trained" for c in cells)
             why = "pruned one-shot: never trained, so never evaluated" if one_shot else "no evaluation return at these bits"
@@ -407,32 +421,21 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
                        f'data-point="{c["point_id"]}" data-col="glance_speedup" data-value="{sp!r}">'
                        f'<b>{_fmt_ratio(sp)}x</b> / {_fmt_ratio(en)}<br><span class=lim>{html.escape(limiter_word(c))}</span></td>')
         body.append(f"<tr><td class=l>{html.escape(agent_label(method, agent))}</td>{ret_cell}{''.join(tds)}</tr>")
-    if not body:
-        return ""
-    title = f"{env} at a glance: {_section_title(sc, batch)}, {bits} bits"
     return (f'<div class="card glance"><table class="ans glance" data-env="{html.escape(env)}"><caption>{html.escape(title)}'
             f'</caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
 
 
 def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[tuple[str, str]]) -> str:
     """``glance_html`` as Markdown: the same cells, the limiter in brackets."""
-    setting = glance_setting(table[table.env == env])
-    if setting is None:
+    glance = glance_rows(table, ret, env, agents)
+    if glance is None:
         return ""
-    sc, batch, bits = setting
-    recs = table[(table.env == env) & (table.scenario == sc) & (table.batch == batch) & (table.bits == bits)]
-    by = {(r["design"], r["method"], r["agent"]): r for r in recs.to_dict("records")}
-    designs = design_order(recs.design.unique())
-    rt, ret_head = _glance_returns(ret, env, sc, bits)
-    lines = [f"**{env} at a glance: {_section_title(sc, batch)}, {bits} bits** (speedup x / energy ratio vs dense at "
+    title, ret_head, designs, rows = glance
+    lines = [f"**{title}** (speedup x / energy ratio vs dense at "
              f"the same bits [limiter]; {ret_head} as a fraction of dense TD3 as trained [min-max over seeds])\n",
-             f"| agent | {ret_head} | " + " | ".join(f"{d} (GPU)" if is_gpu(d) else d for d in designs) + " |",
+             f"| agent | {ret_head} | " + " | ".join(design_title(d) for d in designs) + " |",
              "|---|---:|" + "---:|" * len(designs)]
-    for method, agent in agents:
-        cells = [by.get((d, method, agent)) for d in designs]
-        if all(c is None or c["pattern"] == "dense" for c in cells):
-            continue
-        r = rt.get((method, agent))
+    for method, agent, r, cells in rows:
         if r is None:
             rtxt = "-"
         elif r["fraction"] == r["fraction"]:
@@ -477,7 +480,7 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
         glances.append(g)
     parts = ['<h2 id="answer">What each pattern buys at equal bits, and what it costs</h2>']
     if any(glances):
-        parts.append("".join(glances) + f'<p class=small>{html.escape(GLANCE_HELP)}</p>')
+        parts.append("".join(glances) + f'<p class=small>{html.escape(GLANCE_HELP + GLANCE_MORE_HTML)}</p>')
     parts += [f"<p class=lead>{html.escape(INTRO)} Hover a cell for what limits it (compute, DRAM bandwidth, "
              "metadata, SRAM fit, leakage; on a GPU: its fixed per-call cost); extreme cells are explained under "
              "each scenario.</p>"]
@@ -554,17 +557,16 @@ table.glance caption{font-size:14px}table.glance .lim,table.glance .spread,.unit
 def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
              table: pd.DataFrame | None = None, quant: pd.DataFrame | None = None) -> str:
     """The answer section of summary.md: the same tables as the page, as Markdown."""
-    sections, qsec = _sections(same_bits(df) if table is None else table,
-                               quantization_gain(df) if quant is None else quant)
+    table = same_bits(df) if table is None else table
+    sections, qsec = _sections(table, quantization_gain(df) if quant is None else quant)
     bits = sorted((int(b) for b in df.bits.unique()), reverse=True)
     out = ["\n## What each pattern buys at equal bits, and what it costs\n"]
     agents = agent_order(df)
-    table = same_bits(df) if table is None else table
     for env in sorted(df.env.unique()):
         g = glance_markdown(table, ret, env, agents)
         if g:
             out.append(g + "".join(f"\n> Caveat: {c}\n" for c in caveats.get(env, [])))
-    out.append(GLANCE_HELP.replace("Hover a cell for the full reason; every", "Every") + "\n\n" + INTRO + "\n")
+    out.append(GLANCE_HELP + GLANCE_MORE_MD + "\n\n" + INTRO + "\n")
     for env in sorted(df.env.unique()):
         out.append(f"\n### {env}\n")
         out += [f"> Caveat: {c}\n" for c in caveats.get(env, [])]

@@ -189,6 +189,11 @@ def label(col: str) -> str:
     return DISPLAY.get(col, (col, 1.0))[0]
 
 
+def log_axis(col: str) -> bool:
+    """Whether the fronts draw ``col`` on a log axis: every objective but the return."""
+    return col != "return_mean"
+
+
 def axis_label(col: str, log: bool) -> str:
     """An axis title with its unit and, on a log axis, "log scale": "energy per pass (uJ, log scale)"."""
     text = label(col)
@@ -221,15 +226,15 @@ def pattern_order(patterns) -> list[str]:
 
 
 def _scaled(value: Optional[float], units: tuple[tuple[str, float], ...], base: str, base_factor: float = 1.0,
-            base_fmt: str = ".3g", digits: int = 3) -> str:
-    """``value`` in the largest of ``units`` (name, factor) it reaches, else in ``base``, to
-    ``digits`` significant digits; NaN/None -> n/a."""
+            base_fmt: Optional[str] = None, digits: int = 3) -> str:
+    """``value`` in the largest of ``units`` (name, factor) it reaches, else in ``base`` (formatted by
+    ``base_fmt`` when given), to ``digits`` significant digits; NaN/None -> n/a."""
     if value is None or value != value:
         return "n/a"
     for unit, factor in units:
         if value >= factor:
             return f"{value / factor:.{digits}g} {unit}"
-    return f"{value / base_factor:{base_fmt if digits == 3 else f'.{digits}g'}} {base}"
+    return f"{value / base_factor:{base_fmt or f'.{digits}g'}} {base}"
 
 
 def fmt_bytes(n: Optional[float]) -> str:
@@ -324,6 +329,11 @@ def register_gpus(df: pd.DataFrame) -> frozenset[str]:
 def is_gpu(design: str) -> bool:
     """Whether ``design`` names a GPU design point (bundled, or registered by ``register_gpus``)."""
     return design in bundled_gpu_names() or design in _OTHER_GPUS
+
+
+def design_title(design: str) -> str:
+    """A design as the tables, legends and figures name it: a GPU marked, "h100_sxm (GPU)"."""
+    return f"{design} (GPU)" if is_gpu(design) else design
 
 
 def design_order(designs) -> list[str]:

@@ -15,8 +15,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hwmodel.io import atomic_write  # noqa: E402
-from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, fmt_energy, is_gpu,  # noqa: E402
-                          one_row_per, shown, with_agent)
+from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, design_title,  # noqa: E402
+                          fmt_energy, log_axis, one_row_per, shown, with_agent)
 from reports.fronts import FRONT_SPECS  # noqa: E402
 from reports.style import COMPONENT_COLORS, MPL_MARKERS, bit_size, design_colors, front_labels, pattern_symbol  # noqa: E402
 
@@ -49,7 +49,7 @@ def front_legend_groups(df: pd.DataFrame, designs: list[str]) -> list[tuple[str,
     from matplotlib.lines import Line2D
 
     colors = design_colors(designs)
-    des = [Line2D([], [], ls="", marker="o", color=colors[d], label=f"{d} (GPU)" if is_gpu(d) else d) for d in designs]
+    des = [Line2D([], [], ls="", marker="o", color=colors[d], label=design_title(d)) for d in designs]
     pats = [Line2D([], [], ls="", marker=MPL_MARKERS.get(pattern_symbol(p), "o"), color="#555", label=p)
             for p in sorted(df.pattern.unique())]
     pats.append(Line2D([], [], color="black", lw=1.4, marker="o", mfc="none", mec="black", label="front (all designs)"))
@@ -66,6 +66,8 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
     secs = _sections(df)
     designs = design_order(df.design.unique())
     (xc, _), (yc, _) = spec.objectives
+    xlog, ylog = log_axis(xc), log_axis(yc)
+    colors = design_colors(designs)
     fig, axes = plt.subplots(len(envs), len(secs), figsize=(5.2 * len(secs), 3.9 * len(envs)), squeeze=False)
     for i, env in enumerate(envs):
         for j, (sc, batch) in enumerate(secs):
@@ -73,7 +75,6 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
             rows = df[(df.env == env) & (df.scenario == sc) & (df.batch == batch)]
             ok = rows[[xc, yc]].notna().all(axis=1)
             data = rows[ok]
-            colors = design_colors(designs)
             for design in designs:
                 d = data[data.design == design]
                 if len(d) > MAX_POINTS:
@@ -86,32 +87,30 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
             ids = fronts_by_key.get((env, sc, batch), [])
             if ids:
                 f = rows.set_index("point_id").loc[ids].sort_values(xc)
-                ax.step(shown(xc, f[xc]), shown(yc, f[yc]), where="post", color="black", lw=1.4,
-                        label="front (all designs)")
-                ax.scatter(shown(xc, f[xc]), shown(yc, f[yc]), s=40, facecolors="none", edgecolors="black", lw=1.2)
-                names = f.agent if "agent" in f else f.pattern
                 xs, ys = shown(xc, f[xc]).to_numpy(float), shown(yc, f[yc]).to_numpy(float)
-                texts = front_labels(xs, ys, [f"{p} @{b}" for p, b in zip(names, f.bits)], xc != "return_mean",
-                                     yc != "return_mean")
+                ax.step(xs, ys, where="post", color="black", lw=1.4, label="front (all designs)")
+                ax.scatter(xs, ys, s=40, facecolors="none", edgecolors="black", lw=1.2)
+                names = f.agent if "agent" in f else f.pattern
+                texts = front_labels(xs, ys, [f"{p} @{b}" for p, b in zip(names, f.bits)], xlog, ylog)
                 allx = shown(xc, data[xc]).to_numpy(float)
-                tx = np.log10 if xc != "return_mean" else (lambda v: v)
+                tx = np.log10 if xlog else (lambda v: v)
                 lo, hi = tx(allx.min()), tx(allx.max())
                 for xv, yv, text in zip(xs, ys, texts):
                     if text:  # left of the plot's first third the label reads rightwards: not over the y axis
                         left = hi > lo and (tx(xv) - lo) / (hi - lo) < 0.3
                         ax.annotate(text, (xv, yv), textcoords="offset points", xytext=(3 if left else -3, 4),
                                     ha="left" if left else "right", fontsize=7)
-            if xc != "return_mean" and len(data):
+            if xlog and len(data):
                 ax.set_xscale("log")
                 ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short decades
-            if yc != "return_mean" and len(data):
+            if ylog and len(data):
                 ax.set_yscale("log")
                 ax.yaxis.set_minor_formatter(NullFormatter())
             excluded = int((~ok).sum())
             ax.set_title(f"{env}, {sc.replace('_', ' ')} b={batch}" + (f"\n({excluded} without return left out)" if excluded else ""),
                          fontsize=10)
-            ax.set_xlabel(axis_label(xc, xc != "return_mean" and bool(len(data))), fontsize=9)
-            ax.set_ylabel(axis_label(yc, yc != "return_mean" and bool(len(data))), fontsize=9)
+            ax.set_xlabel(axis_label(xc, xlog and bool(len(data))), fontsize=9)
+            ax.set_ylabel(axis_label(yc, ylog and bool(len(data))), fontsize=9)
             ax.tick_params(labelsize=8)
             ax.grid(True, alpha=0.3, which="both")
             if not len(data):
@@ -263,8 +262,3 @@ def png_jobs(df: pd.DataFrame, fronts: list[dict[str, Any]], out_dir: Path) -> l
 def _run_job(job: tuple) -> Path:
     fn, args = job
     return fn(*args)
-
-
-def write_pngs(df: pd.DataFrame, fronts: list[dict[str, Any]], out_dir: Path) -> list[Path]:
-    """All PNGs of a report, in this process; returns their paths."""
-    return [_run_job(j) for j in png_jobs(df, fronts, out_dir)]

@@ -84,8 +84,6 @@ def _specs() -> dict[str, Any]:
 
 def _params_provenance() -> dict[str, tuple[list[str], Optional[int]]]:
     """Set name -> (GPUs it was fitted on, rows) from the bundled parameter file's metadata."""
-    import yaml
-
     from hwmodel.errors import NmlabError
     from hwmodel.gpu.params import default_path
     from hwmodel.limits import load_yaml
@@ -96,7 +94,7 @@ def _params_provenance() -> dict[str, tuple[list[str], Optional[int]]]:
         doc = load_yaml(default_path(), "gpu params")
         return {str(k): (list(v.get("fitted_on") or []), v.get("rows")) for k, v in (doc.get("sets") or {}).items()
                 if isinstance(v, dict)}
-    except (NmlabError, AttributeError, TypeError, yaml.YAMLError):
+    except (NmlabError, AttributeError, TypeError):  # load_yaml's errors (YAML ones included), then a wrong shape
         return {}
 
 

@@ -12,8 +12,9 @@ import numpy as np
 import pandas as pd
 
 from hwmodel.gpu.design_point import IDLE_FRACTION
-from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, fmt_bytes, fmt_energy, fmt_time,
-                          is_gpu, one_row_per, pattern_order, section_key, shown, with_agent)
+from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, design_title,
+                          fmt_bytes, fmt_energy, fmt_time, is_gpu, log_axis, one_row_per, pattern_order, section_key,
+                          shown, with_agent)
 from reports.answer import CSS as ANSWER_CSS, env_anchor
 from reports.fronts import FRONT_SPECS
 from reports.style import COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, front_labels, pattern_symbol
@@ -43,28 +44,6 @@ def _hover(df: pd.DataFrame) -> list[str]:
 def _num(values) -> list:
     """Plain floats for JSON; NaN becomes None (a gap in plotly)."""
     return [None if v != v else float(v) for v in np.asarray(values, dtype=float)]
-
-
-def _grid(rows: int, cols: int, titles: list[str], hgap: float = 0.04, vgap: float = 0.12) -> dict[str, Any]:
-    """Layout axes of a rows x cols subplot grid (x axes per column, y axes shared along a row)."""
-    layout: dict[str, Any] = {"annotations": []}
-    w = (1 - hgap * (cols - 1)) / cols
-    h = (1 - vgap * (rows - 1)) / rows
-    for r in range(rows):
-        for c in range(cols):
-            k = r * cols + c + 1
-            sfx = "" if k == 1 else str(k)
-            x0 = c * (w + hgap)
-            y1 = 1 - r * (h + vgap)
-            layout[f"xaxis{sfx}"] = {"domain": [x0, x0 + w], "anchor": f"y{sfx}"}
-            layout[f"yaxis{sfx}"] = {"domain": [y1 - h, y1], "anchor": f"x{sfx}"}
-            if c:
-                layout[f"yaxis{sfx}"]["matches"] = f"y{'' if r == 0 else r * cols + 1}"
-                layout[f"yaxis{sfx}"]["showticklabels"] = False
-            if r == 0 and c < len(titles):
-                layout["annotations"].append({"text": titles[c], "x": x0 + w / 2, "y": 1.0, "xref": "paper", "yref": "paper",
-                                              "xanchor": "center", "yanchor": "bottom", "showarrow": False})
-    return layout
 
 
 def _axes(k: int) -> dict[str, str]:
@@ -103,7 +82,7 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
         color = colors[design]
         data.append({
             "type": "scatter", "mode": "markers", "legendgroup": design,
-            "name": f"{design} (GPU)" if is_gpu(design) else design,  # as the tables name it
+            "name": design_title(design),  # as the tables name it
             "x": _num(x[idx]), "y": _num(y[idx]), "customdata": pid[idx].tolist(),
             "marker": {"color": color, "opacity": 0.65, "line": {"width": 0.5, "color": "#333"},
                        "symbol": [pattern_symbol(pattern[i]) + ("" if trained[i] else "-open") for i in idx],
@@ -126,17 +105,17 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
                      "x": _num(x[f]), "y": _num(y[f]), "hovertext": [hover[i] for i in f],
                      "hoverinfo": "text", "customdata": pid[f].tolist(),
                      "text": front_labels(x[f], y[f], [f"{agent[i]} @{bits[i]}" for i in f],
-                                          xc != "return_mean", yc != "return_mean"), "textposition": "top center",
+                                          log_axis(xc), log_axis(yc)), "textposition": "top center",
                      "textfont": {"size": 10}, "cliponaxis": False,
                      "line": {"color": "black", "width": 2, "shape": "hv"},
                      "marker": {"size": 13, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}}})
     excluded = int((~ok).sum())
     title = spec.title + (f"  ({excluded} points without return left out)" if excluded else "")
     layout = {"title": {"text": title, "font": {"size": 14}}, "height": 440, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
-              "xaxis": {"title": {"text": axis_label(xc, xc != "return_mean")},
-                        "type": "linear" if xc == "return_mean" else "log"},
-              "yaxis": {"title": {"text": axis_label(yc, yc != "return_mean")},
-                        "type": "linear" if yc == "return_mean" else "log"}}
+              "xaxis": {"title": {"text": axis_label(xc, log_axis(xc))},
+                        "type": "log" if log_axis(xc) else "linear"},
+              "yaxis": {"title": {"text": axis_label(yc, log_axis(yc))},
+                        "type": "log" if log_axis(yc) else "linear"}}
     return {"data": data, "layout": layout}
 
 
@@ -262,9 +241,11 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
                          "text": ["fits" if f else "misses SRAM" for f in fits],
                          "hovertemplate": f"{design} %{{x}}<br>weights %{{y:.3g}} KB: %{{text}}<br>point %{{customdata}}"
                                           "<extra></extra>", **ax[2]})
+            k = i * ncol + 3
+            kb = [float(v) for v in d.model_bytes.dropna() * 1e-3 if v > 0]  # the log axis' range: weights and SRAM
             if "sram_bytes" in d and d.sram_bytes.notna().any():
-                k = i * ncol + 3
                 sram_kb = float(d.sram_bytes.max()) * 1e-3
+                kb.append(sram_kb)
                 layout["shapes"].append({"type": "line", "xref": f"x{k} domain", "yref": f"y{k}", "x0": 0, "x1": 1,
                                          "y0": sram_kb, "y1": sram_kb, "line": {"color": "#333", "dash": "dash", "width": 1.5}})
                 # In the right margin beside the line's end: inside the plot it sat on the bars reaching it.
@@ -274,11 +255,8 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
                                               "y": math.log10(sram_kb), "xanchor": "left", "xshift": 4,
                                               "yanchor": "middle", "align": "left", "showarrow": False,
                                               "font": {"size": 10}})
-            kb = [float(v) for v in d.model_bytes.dropna() * 1e-3 if v > 0]
-            if "sram_bytes" in d and d.sram_bytes.notna().any():
-                kb.append(float(d.sram_bytes.max()) * 1e-3)
             tickvals, ticktext = log_ticks(min(kb), max(kb)) if kb else ([], [])
-            layout[f"yaxis{'' if i * ncol + 3 == 1 else i * ncol + 3}"].update(
+            layout[f"yaxis{'' if k == 1 else k}"].update(
                 {"type": "log", "title": {"text": "weights (KB)"}, "tickvals": tickvals, "ticktext": ticktext})
         for j in (0, 1):
             k = i * ncol + j + 1

@@ -48,7 +48,7 @@ def _own_bits(rows: pd.DataFrame) -> int:
     return 32
 
 
-def _hardware_scenario(df: pd.DataFrame) -> tuple[str, int]:
+def hardware_scenario(df: pd.DataFrame) -> tuple[str, int]:
     """Batch-1 inference (the control loop) when swept: inference at its smallest batch, else the first scenario's."""
     sc = "inference" if (df.scenario == "inference").any() else sorted(df.scenario.unique())[0]
     return sc, int(df[df.scenario == sc].batch.min())
@@ -109,7 +109,7 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
     df = df[[c for c in ("env", "method", "agent", "pattern", "mask_source", "bits", "design", "scenario", "batch",
                          "point_id", "return_mean", "return_seeds", "return_steps", "workload_bits", "speedup_vs_dense",
                          "energy_ratio_vs_dense") if c in df.columns]]
-    scenario, batch = _hardware_scenario(df)
+    scenario, batch = hardware_scenario(df)
     designs = design_order(df.design.unique())
     has_hw = "speedup_vs_dense" in df.columns
     rows_out: list[dict[str, Any]] = []

@@ -154,16 +154,22 @@ def test_front_labels_merge_one_spot_and_skip_overlaps():
     assert front_labels([1, 2, 3], [1, 2, 3], ["a", "b", "c"], False, False) == ["a", "b", "c"]
 
 
+def _front_figures(page: str) -> list[dict]:
+    """The page's Pareto figures: those with an overall front."""
+    from tests.test_report_answer import _figures
+
+    return [f for f in _figures(page) if any(t.get("name") == "front (all designs)" for t in f["data"])]
+
+
 def test_page_front_labels_do_not_overlap_and_gpus_are_named_so(default_sweep):
     """On the page, no two labels of an overall front sit within one label box of each other (on the
     plot's own scales), and the legend names a GPU design as the tables do: 'h100_sxm (GPU)'."""
     import math
 
     from reports.style import labels_overlap
-    from tests.test_report_answer import _figures
 
     page = (default_sweep / "report" / "index.html").read_text()
-    fronts = [f for f in _figures(page) if any(t.get("name") == "front (all designs)" for t in f["data"])]
+    fronts = _front_figures(page)
     assert fronts
     for fig in fronts:
         tr = next(t for t in fig["data"] if t.get("name") == "front (all designs)")
@@ -202,10 +208,8 @@ def test_png_front_legend_keeps_designs_patterns_and_bits_apart(default_sweep):
 
 def test_front_axes_say_log_scale_with_their_unit(default_sweep):
     """Front axes are log except return; the title said 'energy per pass (uJ)' on a log axis."""
-    from tests.test_report_answer import _figures
-
     page = (default_sweep / "report" / "index.html").read_text()
-    fronts = [f for f in _figures(page) if any(t.get("name") == "front (all designs)" for t in f["data"])]
+    fronts = _front_figures(page)
     assert fronts
     for fig in fronts:
         for ax in ("xaxis", "yaxis"):
@@ -217,10 +221,8 @@ def test_front_axes_say_log_scale_with_their_unit(default_sweep):
 
 def test_page_fronts_key_the_dotted_per_design_fronts(default_sweep):
     """Each design's own front is a dotted line in its colour; nothing on the plot said so."""
-    from tests.test_report_answer import _figures
-
     page = (default_sweep / "report" / "index.html").read_text()
-    fronts = [f for f in _figures(page) if any(t.get("name") == "front (all designs)" for t in f["data"])]
+    fronts = _front_figures(page)
     for fig in fronts:
         dotted = [t for t in fig["data"] if t.get("line", {}).get("dash") == "dot"]
         key = [t for t in dotted if t["name"] == "a design's own front"]
