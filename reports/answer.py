@@ -370,7 +370,8 @@ def glance_rows(table: pd.DataFrame, ret: pd.DataFrame, env: str,
                 agents: list[tuple[str, str]]) -> tuple[str, str, list[str], list[tuple]] | None:
     """What the glance table shows, for the page and summary.md alike: (title, return column's title,
     designs, rows), a row (method, agent, its return-table row or None, its same-bits record or None per
-    design) per agent with a sparse cell; None when the env has no points."""
+    design) per agent with a sparse cell; None when the env has no points or no sparse agent (the page
+    and summary.md then show no glance table, not an empty one)."""
     setting = glance_setting(table[table.env == env])
     if setting is None:
         return None
@@ -384,6 +385,8 @@ def glance_rows(table: pd.DataFrame, ret: pd.DataFrame, env: str,
         cells = [by.get((d, method, agent)) for d in designs]
         if not all(c is None or c["pattern"] == "dense" for c in cells):
             rows.append((method, agent, rt.get((method, agent)), cells))
+    if not rows:
+        return None
     return f"{env} at a glance: {_section_title(sc, batch)}, {bits} bits", ret_head, designs, rows
 
 
@@ -391,7 +394,7 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
     """The env's answer in one table: per sparse agent, its return at the glance bits (fraction of dense with
     the seed range) and on every design its speedup, energy ratio and limiter at those bits."""
     glance = glance_rows(table, ret, env, agents)
-    if glance is None or not glance[3]:
+    if glance is None:
         return ""
     title, ret_head, designs, rows = glance
     colors = design_colors(table.design.unique())

@@ -469,3 +469,17 @@ def test_log_ticks_are_whole_numbers_1_2_5_per_decade():
     assert vals == [1.0, 10.0, 100.0, 1000.0] and text == ["1", "10", "100", "1,000"]
     vals, text = log_ticks(0.15, 0.9)
     assert text == ["0.1", "0.2", "0.5", "1"]
+
+
+def test_a_sweep_without_sparse_agents_has_no_glance_table(sweep, tmp_path):
+    # summary.md printed the glance heading over an empty table where the page printed nothing.
+    import shutil
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    out = tmp_path / "dense_only"
+    out.mkdir()
+    shutil.copy(sweep / "sweep.json", out / "sweep.json")
+    df[df.pattern == "dense"].to_parquet(out / "points.parquet")
+    build_report(out)
+    assert "at a glance" not in (out / "report" / "index.html").read_text()
+    assert "at a glance" not in (out / "report" / "summary.md").read_text()
