@@ -14,6 +14,7 @@ import math
 import os
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
@@ -279,9 +280,17 @@ def load_gpu(path: str | os.PathLike) -> GpuSpec:
 
 
 def bundled_gpus() -> dict[str, GpuSpec]:
-    """The design points under hwmodel/data/gpus, by name."""
-    specs = [load_gpu(p) for p in sorted(data_path("gpus").glob("*.yaml"))]
-    return {s.name: s for s in specs}
+    """The design points under hwmodel/data/gpus, by name (a new dict; the specs are frozen)."""
+    paths = sorted(data_path("gpus").glob("*.yaml"))
+    return dict(_load_bundled(tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)))
+
+
+@lru_cache(maxsize=4)
+def _load_bundled(files: tuple[tuple[str, int, int], ...]) -> tuple[tuple[str, GpuSpec], ...]:
+    """Parse the bundled specs once per process and set of files (a report asked 8 times, ~8 ms each;
+    the key holds each file's mtime and size, so an edited file is read again)."""
+    specs = [load_gpu(path) for path, _mtime, _size in files]
+    return tuple((s.name, s) for s in specs)
 
 
 def gpu_for(name_or_device: str) -> GpuSpec:
