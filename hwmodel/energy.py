@@ -53,6 +53,11 @@ def energy_factor(tech_nm: float) -> float:
     return math.exp(ys[i] + t * (ys[i + 1] - ys[i]))
 
 
+def mux2_pj_per_bit(tech_nm: float) -> float:
+    """nmlab's own energy of one 2:1 selection stage per bit at ``tech_nm`` (energy.yaml, node-scaled)."""
+    return float(constants()["mux2_pj_per_bit_45nm"]) * energy_factor(tech_nm)
+
+
 @dataclass(frozen=True)
 class SramEnergy:
     """Per-bit costs of one SRAM level at the design's node; area only where CACTI ran at that node."""
@@ -129,7 +134,7 @@ def energy_table(design: Design) -> EnergyTable:
         k = 1.0 if same_node else f / energy_factor(cost.cacti_nm)
         srams[s.name] = SramEnergy(s.name, cost.read_pj * k / s.word_bits, cost.write_pj * k / s.word_bits,
                                    cost.leakage_mw * k, cost.area_mm2 if same_node else None)
-    table = EnergyTable(mac, float(c["register_pj_per_bit_45nm"]) * f, float(c["mux2_pj_per_bit_45nm"]) * f,
+    table = EnergyTable(mac, float(c["register_pj_per_bit_45nm"]) * f, mux2_pj_per_bit(design.technology_nm),
                         float(c["dram_pj_per_bit"][dram_type]), srams, f)
     if design.energy is not None:
         table = _overridden(table, design.energy)
