@@ -472,3 +472,38 @@ def test_ert_alias_bomb_and_binary_are_one_line_exit_2(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and needle in err[0] and "ert" in err[0], err
         assert not out.exists()
+
+
+def test_sweep_of_an_imported_design_uses_its_ert_energies(tmp_path):
+    """The sweep engine takes the energy: section through energy_table like simulate() does:
+    every row of an imported design with an edited ERT equals simulate(), component by component."""
+    import pandas as pd
+
+    from sweeps.api import run
+    from sweeps.evaluate import workload_at
+
+    tl = export_timeloop("flex_nm", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    ert = yaml.safe_load((tl / "ERT.yaml").read_text())
+    for t in ert["ERT"]["tables"]:        # every energy x 1.5: not nmlab's own figures
+        for a in t["actions"]:
+            a["energy"] *= 1.5
+    out, _ = _import_with_ert(tmp_path, tl, "imp.yaml", _bad(tmp_path, yaml.safe_dump(ert), "ert"))
+    plain, _ = import_timeloop(tl / "arch.yaml", tmp_path / "plain.yaml", constraints=tl / "constraints.yaml",
+                               sparse_opt=tl / "sparse_opt.yaml")
+    wl_path = str(data_path("workloads", WORKLOAD))
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(yaml.safe_dump({"workloads": [wl_path], "patterns": ["dense", "2:4"], "bits": [8],
+                                   "designs": [str(out)], "quality": None,
+                                   "scenarios": [{"scenario": "inference", "batch": 1},
+                                                 {"scenario": "train_step", "batch": 16}]}))
+    run(str(cfg), tmp_path / "sweep", workers=1, progress=False)
+    df = pd.read_parquet(tmp_path / "sweep" / "points.parquet")
+    assert len(df) == 4       # 2 patterns x 2 scenarios
+    for _, row in df.iterrows():
+        wl = workload_at(wl_path, row.pattern, row.mask_source)
+        kw = dict(batch=int(row.batch), bits=int(row.bits), scenario=row.scenario)
+        res = hwmodel.simulate(wl, load_design(out), **kw).total
+        for k in ("energy_pj", *ENERGY_FIELDS):
+            assert getattr(row, k) == pytest.approx(getattr(res, k), rel=1e-12, abs=0), k
+        own = hwmodel.simulate(wl, load_design(plain), **kw).total
+        assert row.energy_mac_pj != own.energy_mac_pj and row.energy_dram_pj != own.energy_dram_pj
