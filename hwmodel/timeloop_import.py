@@ -436,7 +436,7 @@ def _ert_energy(w: _Where, tables: dict[str, dict[str, float]], levels: list[dic
                             "distribution network over K inputs: give --problem for K)")
         else:
             sel = 0.0
-            if selection is not None:
+            if selection is not None:  # a table holding only nmlab's mux stage: its selection formulas
                 et = EnergyTable({}, 0.0, mux2_pj_per_bit(tech_nm), 0.0, {}, 1.0)
                 sel = (et.mux_pj(selection[1], bits_a) if selection[0] == "mux"
                        else et.distribution_pj(selection[1], bits_a))
@@ -700,6 +700,8 @@ def import_timeloop(arch: str | os.PathLike, out: str | os.PathLike, constraints
     from hwmodel.limits import check_output_file
 
     out = check_output_file(out, "--out")
+    if problem is not None and ert is None:
+        raise NmlabError("--problem: only read with --ert (its K takes an unstructured arch's network off the MAC energy)")
     if name is None:  # the file name, made a plain identifier
         name = re.sub(r"[^A-Za-z0-9_.\-]", "_", out.stem)[:64] or "imported"
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name):

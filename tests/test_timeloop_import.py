@@ -445,6 +445,7 @@ def test_ert_entries_not_mapped_are_listed(tmp_path, capsys):
     (lambda e: e["ERT"].update(version="9"), "ERT.version"),
     (lambda e: e["ERT"]["tables"][-1]["actions"][0].update(energy=1e-6), "less than nmlab's selection term"),
     (lambda e: e.pop("ERT"), "ERT: must be a mapping"),
+    (lambda e: e["ERT"]["tables"][0].update(actions={"read": 1}), "actions: must be a list"),
 ])
 def test_bad_ert_is_one_line_exit_2(tmp_path, capsys, edit, needle):
     from hwmodel.cli import main
@@ -472,6 +473,9 @@ def test_ert_alias_bomb_and_binary_are_one_line_exit_2(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and needle in err[0] and "ert" in err[0], err
         assert not out.exists()
+    assert main(["import-timeloop", str(tl / "arch.yaml"), "--problem", str(tl / "problem.yaml"), "--out",
+                 str(out)]) == 2
+    assert "--problem: only read with --ert" in capsys.readouterr().err and not out.exists()
 
 
 def test_sweep_of_an_imported_design_uses_its_ert_energies(tmp_path):
