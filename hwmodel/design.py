@@ -152,8 +152,31 @@ class Storage:
 
 
 @dataclass(frozen=True)
+class SramEnergyOverride:
+    """Per-bit costs of one SRAM level given in the design file (None: nmlab's CACTI figure)."""
+
+    read_pj_per_bit: Optional[float] = None
+    write_pj_per_bit: Optional[float] = None
+    leakage_mw: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class EnergyOverrides:
+    """The design file's ``energy:`` section: per-action energies (pJ at the design's node, not
+    scaled) that replace nmlab's own in :func:`hwmodel.energy.energy_table`; None or absent
+    entries keep nmlab's. Tuples, not dicts, so a Design stays hashable."""
+
+    mac_pj: tuple[tuple[str, float], ...] = ()                 # (datatype, pJ per MAC)
+    register_pj_per_bit: Optional[float] = None
+    mux2_pj_per_bit: Optional[float] = None
+    dram_pj_per_bit: Optional[float] = None
+    sram: tuple[tuple[str, SramEnergyOverride], ...] = ()      # (level name, its overrides)
+
+
+@dataclass(frozen=True)
 class Design:
-    """A whole design point; ``source`` is the file it came from (None if built in code)."""
+    """A whole design point; ``source`` is the file it came from (None if built in code);
+    ``energy``: per-action energies the file gives in place of nmlab's (None: all nmlab's)."""
 
     name: str
     version: int
@@ -164,6 +187,7 @@ class Design:
     storage: tuple[Storage, ...]
     description: str = ""
     source: Optional[str] = None
+    energy: Optional[EnergyOverrides] = None
 
     @cached_property
     def dram(self) -> Storage:
@@ -206,6 +230,8 @@ _MAX_NUM = 1e6              # MHz, GB/s, ns, MACs per PE per cycle, metadata bit
 #: a MAC rate r stretches streaming by 1/r in int64 cycle counts, and a tiny clock or
 #: bandwidth makes latency and leakage energy infinite.
 _MIN_NUM = 1e-3
+#: Largest per-action energy an ``energy:`` section may give (pJ per MAC, per bit; mW of leakage).
+_MAX_ENERGY = 1e6
 #: Most patterns a fixed design lists: every mask is checked against each pattern's group size.
 _MAX_PATTERNS = 64
 
@@ -407,12 +433,44 @@ def _parse_storage(r: _Reader, clock_hz: float) -> Storage:
                    r.str_("cell_type", "itrs-hp", choices=SRAM_CELL_TYPES))
 
 
+_ENERGY_KEYS = {"mac_pj", "register_pj_per_bit", "mux2_pj_per_bit", "dram_pj_per_bit", "sram"}
+_SRAM_ENERGY_KEYS = ("read_pj_per_bit", "write_pj_per_bit", "leakage_mw")
+
+
+def _parse_energy(r: _Reader, compute: Compute, storage: tuple[Storage, ...]) -> EnergyOverrides:
+    """The ``energy:`` section: finite, non-negative, at most _MAX_ENERGY; only the datatypes
+    the array runs and the design's SRAM level names."""
+    r.check_unknown(_ENERGY_KEYS)
+    mac: list[tuple[str, float]] = []
+    if "mac_pj" in r.data:
+        m = r.sub("mac_pj")
+        for dt in m.data:
+            if dt not in compute.datatypes:
+                m.fail(str(dt), f"not a datatype of compute.datatypes (has {', '.join(compute.datatypes)})")
+            mac.append((dt, m.num(dt, positive=False, max_value=_MAX_ENERGY)))
+    scalars = {k: r.num(k, None, positive=False, max_value=_MAX_ENERGY)
+               for k in ("register_pj_per_bit", "mux2_pj_per_bit", "dram_pj_per_bit")}
+    srams: list[tuple[str, SramEnergyOverride]] = []
+    if "sram" in r.data:
+        levels = r.sub("sram")
+        names = [s.name for s in storage if s.cls == "sram"]
+        for name in levels.data:
+            if name not in names:
+                levels.fail(str(name), f"not an sram level of storage (has {', '.join(names)})")
+            lv = levels.sub(name)
+            lv.check_unknown(set(_SRAM_ENERGY_KEYS))
+            srams.append((name, SramEnergyOverride(*(lv.num(k, None, positive=False, max_value=_MAX_ENERGY)
+                                                     for k in _SRAM_ENERGY_KEYS))))
+    return EnergyOverrides(tuple(mac), sram=tuple(srams), **scalars)
+
+
 def parse_design(data: Any, name: str = "<design>", source: Optional[str] = None) -> Design:
     """Validate a design mapping (as read from YAML) and build a :class:`Design`."""
     r = _Reader(name, "", data)
     if isinstance(data.get("name"), str) and data["name"]:
         name = r.design = data["name"]
-    r.check_unknown({"version", "name", "description", "technology_nm", "clock_mhz", "compute", "sparsity", "storage"})
+    r.check_unknown({"version", "name", "description", "technology_nm", "clock_mhz", "compute", "sparsity", "storage",
+                     "energy"})
     version = check_version(r.get("version"), SUPPORTED_VERSIONS, f"design {short(name)}: version")
     r.str_("name")
     desc = r.str_("description", "")
@@ -436,7 +494,8 @@ def parse_design(data: Any, name: str = "<design>", source: Optional[str] = None
     for operand in ("weights", "inputs", "outputs"):
         if not any(s.cls == "sram" and operand in s.holds for s in storage):
             r.fail("storage", f"no sram level holds {operand}")
-    return Design(name, version, tech, clock_hz, compute, sparsity, storage, desc, source)
+    energy = _parse_energy(r.sub("energy"), compute, storage) if "energy" in r.data else None
+    return Design(name, version, tech, clock_hz, compute, sparsity, storage, desc, source, energy)
 
 
 def bundled_designs() -> dict[str, Path]:

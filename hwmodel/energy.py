@@ -9,14 +9,14 @@ to the design's node with the same factors when CACTI does not cover the node (e
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 from typing import Optional
 
 import numpy as np
 
 from hwmodel.cacti import CACTI_MAX_BYTES, sram_cost
-from hwmodel.design import Design
+from hwmodel.design import Design, EnergyOverrides
 from hwmodel.errors import NmlabError
 from hwmodel.io import data_path
 from hwmodel.limits import load_yaml
@@ -51,6 +51,11 @@ def energy_factor(tech_nm: float) -> float:
         i = max(j for j in range(len(xs) - 1) if xs[j] <= x)
     t = (x - xs[i]) / (xs[i + 1] - xs[i])
     return math.exp(ys[i] + t * (ys[i + 1] - ys[i]))
+
+
+def mux2_pj_per_bit(tech_nm: float) -> float:
+    """nmlab's own energy of one 2:1 selection stage per bit at ``tech_nm`` (energy.yaml, node-scaled)."""
+    return float(constants()["mux2_pj_per_bit_45nm"]) * energy_factor(tech_nm)
 
 
 @dataclass(frozen=True)
@@ -129,10 +134,26 @@ def energy_table(design: Design) -> EnergyTable:
         k = 1.0 if same_node else f / energy_factor(cost.cacti_nm)
         srams[s.name] = SramEnergy(s.name, cost.read_pj * k / s.word_bits, cost.write_pj * k / s.word_bits,
                                    cost.leakage_mw * k, cost.area_mm2 if same_node else None)
-    table = EnergyTable(mac, float(c["register_pj_per_bit_45nm"]) * f, float(c["mux2_pj_per_bit_45nm"]) * f,
+    table = EnergyTable(mac, float(c["register_pj_per_bit_45nm"]) * f, mux2_pj_per_bit(design.technology_nm),
                         float(c["dram_pj_per_bit"][dram_type]), srams, f)
+    if design.energy is not None:
+        table = _overridden(table, design.energy)
     _tables.put(id(design), (design, table))
     return table
+
+
+def _overridden(table: EnergyTable, o: EnergyOverrides) -> EnergyTable:
+    """``table`` with the entries the design file's ``energy:`` section gives (pJ at the design's
+    node, used as given); the rest keep nmlab's figures. SRAM area stays CACTI's (geometry)."""
+    srams = dict(table.sram)
+    for name, so in o.sram:
+        se = srams[name]
+        srams[name] = replace(se, **{k: getattr(so, k) for k in ("read_pj_per_bit", "write_pj_per_bit", "leakage_mw")
+                                     if getattr(so, k) is not None})
+    pick = lambda given, own: own if given is None else given  # noqa: E731
+    return EnergyTable({**table.mac_pj, **dict(o.mac_pj)}, pick(o.register_pj_per_bit, table.reg_pj_per_bit),
+                       pick(o.mux2_pj_per_bit, table.mux2_pj_per_bit), pick(o.dram_pj_per_bit, table.dram_pj_per_bit),
+                       srams, table.logic_factor)
 
 
 def bit_length(x) -> np.ndarray:

@@ -40,6 +40,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                                          "spatial permutation -> the dataflow (default: every level holds all, WS)")
     p.add_argument("--sparse-opt", help="Sparseloop sparse_optimizations YAML: the weight format -> N:M or "
                                         "unstructured support (default: dense)")
+    p.add_argument("--ert", help="Accelergy ERT YAML (pJ per action): its energies replace nmlab's in the design's "
+                                 "energy: section (default: nmlab's own energies)")
+    p.add_argument("--problem", help="Timeloop problem YAML: its K, needed with --ert on an unstructured arch "
+                                     "(the ERT's MAC energy includes a distribution network over K inputs)")
     p.add_argument("--out", required=True, help="design YAML to write (atomically)")
     p.add_argument("--name", help="design name (default: the --out file name without .yaml)")
     p.set_defaults(func=_import_timeloop)
@@ -81,7 +85,7 @@ def _import_timeloop(args: argparse.Namespace) -> int:
     from hwmodel.timeloop_import import import_timeloop
 
     out, defaults = import_timeloop(args.arch, args.out, constraints=args.constraints, sparse_opt=args.sparse_opt,
-                                    name=args.name)
+                                    name=args.name, ert=args.ert, problem=args.problem)
     print(f"nmlab import-timeloop: defaulted (not in the Timeloop files; listed in {out}): "
           + "; ".join(defaults), file=sys.stderr)
     print(f"wrote {out}")

@@ -297,15 +297,177 @@ def _sparse(w: _Where, doc: Any) -> tuple[Optional[str], Optional[int], Optional
     return None, None, None
 
 
+#: Largest energy per action read from an ERT (pJ); the design loader bounds the per-bit figures.
+_MAX_ERT_PJ = 1e9
+#: Actions of each component kind nmlab has a figure for; others are listed as not mapped.
+_ERT_ACTIONS = {"dram": ("read", "write", "update", "leak"),
+                "sram": ("read", "write", "update", "leak", "metadata_read", "metadata_write", "metadata_update"),
+                "regfile": ("read", "write", "update", "leak"), "mac": ("compute", "mac_random")}
+_RANGES = re.compile(r"\[\d+\.\.\d+\]")
+
+
+def _pj(w: _Where, field: str, value: Any) -> float:
+    """An ERT energy: a finite number from 0 to _MAX_ERT_PJ pJ (YAML 1.1's ``1e-9`` string read as a number)."""
+    if isinstance(value, str) and len(value) < 40:
+        try:
+            value = float(value)
+        except ValueError:
+            pass
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise w.fail(field, f"must be a number, got {short(value)}")
+    v = float(value)
+    if not math.isfinite(v) or not 0 <= v <= _MAX_ERT_PJ:
+        raise w.fail(field, f"must be a finite number from 0 to {_MAX_ERT_PJ:g} pJ, got {short(value)}")
+    return v
+
+
+def _ert_tables(w: _Where, doc: Any, components: dict[str, str]) -> dict[str, dict[str, float]]:
+    """Component name -> {action: pJ} of an Accelergy ERT (``ERT: {version, tables: [{name:
+    system.X[1..n], actions: [{name, arguments, energy}]}]}``). A table is matched to an arch
+    component by its last name segment with instance ranges dropped (``system.PE[0..7].mac`` ->
+    ``mac``); an action listed several times (by arguments) counts once, its first entry."""
+    body = _mapping(w, "ERT", _mapping(w, "<top>", doc).get("ERT"))
+    if str(body.get("version", "")) not in ("0.3", "0.4", "0.40", "0.30"):
+        raise w.fail("ERT.version", f"must be 0.3 or 0.4, got {short(body.get('version'))}")
+    out: dict[str, dict[str, float]] = {}
+    for i, t in enumerate(_list(w, "ERT.tables", body.get("tables"))):
+        f = f"ERT.tables[{i}]"
+        t = _mapping(w, f, t)
+        full = t.get("name")
+        if not isinstance(full, str) or not full:
+            raise w.fail(f"{f}.name", f"must be a non-empty string, got {short(full)}")
+        name = _RANGES.sub("", full).split(".")[-1]
+        if name not in components:
+            raise w.fail(f"{f}.name", f"{short(full)}: no component {short(name)} in the arch "
+                                      f"(has {', '.join(components)})")
+        if name in out:
+            raise w.fail(f"{f}.name", f"a second table for component {short(name)}")
+        actions: dict[str, float] = {}
+        for j, a in enumerate(_list(w, f"{f}.actions", t.get("actions"))):
+            a = _mapping(w, f"{f}.actions[{j}]", a)
+            an = a.get("name")
+            if not isinstance(an, str) or not an:
+                raise w.fail(f"{f}.actions[{j}].name", f"must be a non-empty string, got {short(an)}")
+            e = _pj(w, f"{f}.actions[{j}].energy", a.get("energy"))
+            actions.setdefault(an, e)
+        out[name] = actions
+    return out
+
+
+def _ert_energy(w: _Where, tables: dict[str, dict[str, float]], levels: list[dict], dram_width: int,
+                mac: tuple[str, str, int], selection: Optional[tuple[str, int]], tech_nm: float,
+                cycle_s: float) -> tuple[dict, list[str]]:
+    """The design's ``energy:`` section from ERT tables (the inverse of what export-timeloop writes:
+    per-word energies / word bits, leak per cycle / cycle time), and one line per ERT entry or
+    component not mapped.
+
+    Args:
+        levels: the design's storage mappings (name, class, word_bits). dram_width: bits per DRAM access.
+        mac: (component name, datatype, activation bits).
+        selection: ("mux", m) or ("network", K) when the arch runs N:M or unstructured weights:
+            the ERT's compute then includes nmlab's selection term, which nmlab counts apart
+            (the mux component), so it is taken off; None when dense.
+        cycle_s: seconds per cycle (the arch's global_cycle_seconds): leak pJ per cycle -> mW.
+    """
+    from hwmodel.energy import EnergyTable, mux2_pj_per_bit
+
+    energy: dict[str, Any] = {}
+    unmapped: list[str] = []
+
+    def differs(comp: str, action: str, used: str, acts: dict[str, float]) -> None:
+        if action in acts and not math.isclose(acts[action], acts[used], rel_tol=1e-9, abs_tol=0.0):
+            unmapped.append(f"ERT {comp}.{action} {acts[action]:.6g} pJ: not mapped (nmlab charges {action} "
+                            f"as {used}, {acts[used]:.6g} pJ)")
+
+    def rest(comp: str, kind: str, acts: dict[str, float]) -> None:
+        for action, e in acts.items():
+            if action not in _ERT_ACTIONS[kind] and e != 0:
+                unmapped.append(f"ERT {comp}.{action}: not mapped (no such action in nmlab's model)")
+
+    for lv in levels:
+        comp, kind = lv["name"], lv["class"]
+        acts = tables.get(comp)
+        if acts is None:
+            unmapped.append(f"{comp}: no ERT table, nmlab's own energies")
+            continue
+        rest(comp, kind, acts)
+        bits = dram_width if kind == "dram" else lv["word_bits"]
+        if kind == "sram":
+            own = {}
+            if "read" in acts:
+                own["read_pj_per_bit"] = acts["read"] / bits
+                differs(comp, "metadata_read", "read", acts)
+            if "write" in acts:
+                own["write_pj_per_bit"] = acts["write"] / bits
+                for action in ("update", "metadata_write", "metadata_update"):
+                    differs(comp, action, "write", acts)
+            if "leak" in acts:
+                own["leakage_mw"] = acts["leak"] / cycle_s * 1e-9   # pJ per cycle -> mW
+            if own:
+                energy.setdefault("sram", {})[comp] = own
+            continue
+        key = "dram_pj_per_bit" if kind == "dram" else "register_pj_per_bit"
+        if "read" in acts:
+            if key in energy:  # nmlab has one register figure: the first register level's
+                if not math.isclose(acts["read"] / bits, energy[key], rel_tol=1e-9, abs_tol=0.0):
+                    unmapped.append(f"ERT {comp}.read: not mapped (nmlab has one register pJ/bit, the first "
+                                    "register level's)")
+            else:
+                energy[key] = acts["read"] / bits
+            for action in ("write", "update"):
+                differs(comp, action, "read", acts)
+        if acts.get("leak", 0) != 0:
+            unmapped.append(f"ERT {comp}.leak: not mapped (nmlab models no {kind} leakage)")
+
+    if "register_pj_per_bit" not in energy and not any(lv["class"] == "regfile" for lv in levels):
+        unmapped.append("register pJ/bit: no register file in the arch, nmlab's own (the model charges "
+                        "operand registers per MAC)")
+    comp, dtype, bits_a = mac
+    acts = tables.get(comp)
+    if acts is None:
+        unmapped.append(f"{comp}: no ERT table, nmlab's own MAC energy")
+    else:
+        rest(comp, "mac", acts)
+        action = "compute" if "compute" in acts else "mac_random" if "mac_random" in acts else None
+        if action is None:
+            unmapped.append(f"{comp}: no compute action in the ERT, nmlab's own MAC energy")
+        elif selection is not None and selection[0] == "network" and selection[1] is None:
+            unmapped.append(f"ERT {comp}.{action}: not mapped (an unstructured arch's compute includes the "
+                            "distribution network over K inputs: give --problem for K)")
+        else:
+            sel = 0.0
+            if selection is not None:  # a table holding only nmlab's mux stage: its selection formulas
+                et = EnergyTable({}, 0.0, mux2_pj_per_bit(tech_nm), 0.0, {}, 1.0)
+                sel = (et.mux_pj(selection[1], bits_a) if selection[0] == "mux"
+                       else et.distribution_pj(selection[1], bits_a))
+            if acts[action] < sel * (1 - 1e-12):
+                raise w.fail(f"{comp}.{action}", f"{acts[action]:.6g} pJ is less than nmlab's selection term "
+                                                 f"{sel:.6g} pJ that it includes (N:M mux or unstructured network)")
+            energy["mac_pj"] = {dtype: max(0.0, acts[action] - sel)}
+    return energy, unmapped
+
+
+def _problem_k(w: _Where, doc: Any) -> int:
+    """K of a Timeloop v0.4 GEMM problem (``problem.instance.K``)."""
+    body = _mapping(w, "problem", _mapping(w, "<top>", doc).get("problem"))
+    inst = _mapping(w, "problem.instance", body.get("instance"))
+    return _int(w, "problem.instance.K", inst.get("K"))
+
+
 def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_doc: Any = None,
                  arch_path: str = "<arch>", constraints_path: str = "<constraints>",
-                 sparse_path: str = "<sparse_opt>") -> tuple[dict, list[str]]:
+                 sparse_path: str = "<sparse_opt>", ert_doc: Any = None, ert_path: str = "<ert>",
+                 problem_doc: Any = None, problem_path: str = "<problem>") -> tuple[dict, list[str]]:
     """The nmlab design mapping for a Timeloop architecture, and the defaults it had to state.
 
     Args:
         arch_doc: the parsed arch YAML (top key ``architecture``).
         name: design name. constraints_doc, sparse_doc: parsed constraints / sparse
             optimizations YAML, or None when not given.
+        ert_doc: parsed Accelergy ERT or None: its energies become the design's ``energy:``
+            section (entries not mapped are listed with the defaults).
+        problem_doc: parsed Timeloop problem or None: its K, read only to take an unstructured
+            arch's distribution network off the ERT's MAC energy.
         *_path: file names for error messages.
     Returns:
         (design mapping as :func:`hwmodel.design.parse_design` reads it, one line per default).
@@ -345,9 +507,11 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         clock_hz = 1e9
         defaults.append("clock_mhz: 1000 (the arch gives no global_cycle_seconds)")
     else:
-        clock_hz = 1.0 / _num(w, "global_cycle_seconds", gcs)
+        gcs = _num(w, "global_cycle_seconds", gcs)
+        clock_hz = 1.0 / gcs
     clock_mhz = _sig(clock_hz / 1e6)
     clock_hz = clock_mhz * 1e6
+    cycle_s = gcs if gcs is not None else 1.0 / clock_hz   # an ERT's leak is per Timeloop cycle
 
     if constraints_doc is not None:  # the file's constraints win over the ones written on the nodes
         file_keeps, file_flow = _constraints(_Where("constraints", constraints_path), constraints_doc)
@@ -358,6 +522,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         fmt, meta_bits, meta_level = _sparse(_Where("sparse_opt", sparse_path), sparse_doc)
 
     storage: list[dict] = []
+    dram_width = 64
     mac = None
     kept_default = []
     for field, comp, inherited, above in comps:
@@ -389,7 +554,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
             match = {t.lower(): t for t in DRAM_TYPES}.get(str(dtype).lower())
             if match is None:
                 raise w.fail(f"{a}.type", f"must be one of {', '.join(DRAM_TYPES)}, got {short(dtype)}")
-            width = _int(w, f"{a}.width", attrs.get("width", 64))
+            width = dram_width = _int(w, f"{a}.width", attrs.get("width", 64))
             dw = _int(w, f"{a}.datawidth", attrs.get("datawidth", 8))
             if "shared_bandwidth" in attrs:
                 words = _num(w, f"{a}.shared_bandwidth", attrs["shared_bandwidth"])
@@ -484,11 +649,30 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         defaults.append(f"sparsity.metadata_bits_per_cycle: {meta_bw} (one index per MAC per cycle; "
                         "Sparseloop has no metadata bandwidth)")
     defaults.append("DRAM latency 0; SRAM cell_type itrs-hp (not in a Timeloop arch)")
-    defaults.append("energies: nmlab's own (CACTI 7 and energy.yaml at the technology node); an ERT is not read")
     design = {"version": 1, "name": name, "description": f"imported from Timeloop architecture {Path(arch_path).name}",
               "technology_nm": tech_nm, "clock_mhz": clock_mhz, "compute": compute, "sparsity": sparsity,
               "storage": storage}
-    return design, defaults
+    if ert_doc is None:
+        defaults.append("energies: nmlab's own (CACTI 7 and energy.yaml at the technology node); no --ert")
+        return design, defaults
+    we = _Where("ert", ert_path)
+    mac_name, _ = _split_name(w, f"{field}.name", comp.get("name"))
+    names = {lv["name"]: lv["class"] for lv in storage}
+    names[mac_name] = "mac"
+    selection: Optional[tuple[str, Any]] = None
+    if fmt == "CP":
+        selection = ("mux", 2 ** meta_bits)
+    elif fmt == "B":
+        selection = ("network", _problem_k(_Where("problem", problem_path), problem_doc)
+                     if problem_doc is not None else None)
+    bits_a = _int(w, f"{a}.datawidth", attrs.get("datawidth", mw))
+    energy, unmapped = _ert_energy(we, _ert_tables(we, ert_doc, names), storage, dram_width,
+                                   (mac_name, dtype, bits_a), selection, tech_nm, cycle_s)
+    if energy:
+        design["energy"] = energy
+    defaults.append("energies not in the ERT (the mux, and any listed below): nmlab's own (CACTI 7 and "
+                    "energy.yaml at the technology node)")
+    return design, defaults + unmapped
 
 
 def render(design: dict, defaults: list[str], sources: list[str]) -> str:
@@ -500,8 +684,11 @@ def render(design: dict, defaults: list[str], sources: list[str]) -> str:
 
 
 def import_timeloop(arch: str | os.PathLike, out: str | os.PathLike, constraints: Optional[str | os.PathLike] = None,
-                    sparse_opt: Optional[str | os.PathLike] = None, name: Optional[str] = None) -> tuple[Path, list[str]]:
-    """Read a Timeloop v0.4 arch (plus optional constraints and sparse optimizations) and write
+                    sparse_opt: Optional[str | os.PathLike] = None, name: Optional[str] = None,
+                    ert: Optional[str | os.PathLike] = None,
+                    problem: Optional[str | os.PathLike] = None) -> tuple[Path, list[str]]:
+    """Read a Timeloop v0.4 arch (plus optional constraints, sparse optimizations, an Accelergy
+    ERT whose energies replace nmlab's, and the problem for an unstructured arch's K) and write
     an nmlab design YAML to ``out``.
 
     Returns:
@@ -513,6 +700,8 @@ def import_timeloop(arch: str | os.PathLike, out: str | os.PathLike, constraints
     from hwmodel.limits import check_output_file
 
     out = check_output_file(out, "--out")
+    if problem is not None and ert is None:
+        raise NmlabError("--problem: only read with --ert (its K takes an unstructured arch's network off the MAC energy)")
     if name is None:  # the file name, made a plain identifier
         name = re.sub(r"[^A-Za-z0-9_.\-]", "_", out.stem)[:64] or "imported"
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name):
@@ -522,9 +711,14 @@ def import_timeloop(arch: str | os.PathLike, out: str | os.PathLike, constraints
         docs["constraints"] = load_yaml(constraints, "constraints")
     if sparse_opt is not None:
         docs["sparse_opt"] = load_yaml(sparse_opt, "sparse_opt")
+    if ert is not None:
+        docs["ert"] = load_yaml(ert, "ert")
+    if problem is not None:
+        docs["problem"] = load_yaml(problem, "problem")
     design, defaults = build_design(docs["arch"], name, docs.get("constraints"), docs.get("sparse_opt"),
-                                    str(arch), str(constraints), str(sparse_opt))
-    text = render(design, defaults, [str(p) for p in (arch, constraints, sparse_opt) if p is not None])
+                                    str(arch), str(constraints), str(sparse_opt), docs.get("ert"), str(ert),
+                                    docs.get("problem"), str(problem))
+    text = render(design, defaults, [str(p) for p in (arch, constraints, sparse_opt, ert, problem) if p is not None])
     # The loader's validation (capacity limits, banks, ports ...) on exactly what is written.
     try:
         parse_design(yaml.safe_load(text), name=name, source=str(out))

@@ -139,3 +139,51 @@ def test_an_over_long_design_or_gpu_name_is_a_one_line_error():
         load_design(name)
     with pytest.raises(NmlabError, match=r"gpus\[0\]"):
         _gpu_info(name, 0)
+
+
+ENERGY_BAD = [
+    ({"mac_pj": {"int8": -0.1}}, "energy.mac_pj.int8: must be >= 0"),
+    ({"mac_pj": {"fp16": 1.0}}, "energy.mac_pj.fp16: not a datatype of compute.datatypes"),
+    ({"mac_pj": {"int8": True}}, "energy.mac_pj.int8: must be a number"),
+    ({"dram_pj_per_bit": float("nan")}, "energy.dram_pj_per_bit: must be a finite number"),
+    ({"register_pj_per_bit": float("inf")}, "energy.register_pj_per_bit: must be a finite number"),
+    ({"mux2_pj_per_bit": 1e7}, "energy.mux2_pj_per_bit: must be <= 1e+06"),
+    ({"sram": {"PEReg": {"read_pj_per_bit": 1}}}, "energy.sram.PEReg: not an sram level"),
+    ({"sram": {"Nowhere": {}}}, "energy.sram.Nowhere: not an sram level"),
+    ({"sram": {"WeightBuffer": {"read": 1}}}, "energy.sram.WeightBuffer.read: unknown key"),
+    ({"sram": {"WeightBuffer": {"leakage_mw": "lots"}}}, "energy.sram.WeightBuffer.leakage_mw: must be a number"),
+    ({"sram": ["WeightBuffer"]}, "energy.sram: must be a mapping"),
+    ({"adder_pj": 1}, "energy.adder_pj: unknown key"),
+    ([1, 2], "energy: must be a mapping"),
+]
+
+
+@pytest.mark.parametrize("value,message", ENERGY_BAD, ids=[m.split(":")[0] + str(i) for i, (_, m) in enumerate(ENERGY_BAD)])
+def test_bad_energy_section_is_one_line_error_naming_it(value, message):
+    data = copy.deepcopy(design_data())
+    data["energy"] = value
+    with pytest.raises(NmlabError) as info:
+        parse_design(data)
+    text = str(info.value)
+    assert "\n" not in text and text.startswith("design 'edge_ws': ") and message in text, text
+
+
+def test_energy_section_replaces_only_the_entries_it_gives():
+    """energy_table takes the section's figures as given (not node-scaled); every other entry,
+    and a level's SRAM area, stay nmlab's; no section is nmlab's table unchanged."""
+    from hwmodel.energy import energy_table
+
+    data = copy.deepcopy(design_data())
+    own = energy_table(parse_design(copy.deepcopy(data)))
+    data["energy"] = {"mac_pj": {"int4": 0.5}, "dram_pj_per_bit": 0.0,
+                      "sram": {"ActBuffer": {"write_pj_per_bit": 0.25, "leakage_mw": 2.0}}}
+    got = energy_table(parse_design(data))
+    assert got.mac_pj == {"int8": own.mac_pj["int8"], "int4": 0.5}
+    assert (got.dram_pj_per_bit, got.reg_pj_per_bit, got.mux2_pj_per_bit) == (0.0, own.reg_pj_per_bit,
+                                                                               own.mux2_pj_per_bit)
+    assert got.sram["WeightBuffer"] == own.sram["WeightBuffer"]
+    a, b = got.sram["ActBuffer"], own.sram["ActBuffer"]
+    assert (a.read_pj_per_bit, a.write_pj_per_bit, a.leakage_mw, a.area_mm2) == (b.read_pj_per_bit, 0.25, 2.0,
+                                                                               b.area_mm2)
+    assert got.leakage_mw == own.sram["WeightBuffer"].leakage_mw + 2.0
+    assert parse_design(design_data()).energy is None

@@ -341,3 +341,173 @@ def test_nodes_form_imports_as_the_subtree_form(tmp_path, name):
     arch = _bad(tmp_path, _as_nodes(tmp_path / "tl"))
     out, _ = import_timeloop(arch, tmp_path / f"{name}.yaml", sparse_opt=tmp_path / "tl" / "sparse_opt.yaml")
     assert load_design(out) == imp
+
+
+#: simulate()'s energy by component (Figures fields).
+ENERGY_FIELDS = ("energy_mac_pj", "energy_sram_pj", "energy_reg_pj", "energy_metadata_pj", "energy_mux_pj",
+                 "energy_dram_pj", "energy_leakage_pj")
+
+
+def _import_with_ert(tmp_path, tl, out_name="e.yaml", ert=None):
+    return import_timeloop(tl / "arch.yaml", tmp_path / out_name, constraints=tl / "constraints.yaml",
+                           sparse_opt=tl / "sparse_opt.yaml", ert=ert or tl / "ERT.yaml", problem=tl / "problem.yaml")
+
+
+def _energies(design, bits) -> dict[str, float]:
+    tot = hwmodel.simulate(load_workload(data_path("workloads", WORKLOAD)), design, batch=1, bits=bits).total
+    return {k: getattr(tot, k) for k in ENERGY_FIELDS}
+
+
+@pytest.mark.parametrize("name", sorted(bundled_designs()))
+def test_round_trip_with_ert_gives_the_original_energies(tmp_path, name):
+    """Export, import with the ERT (plus constraints, sparse_opt, problem), set back the non-energy
+    defaults as above: simulate()'s energy of every component is the original's; the itrs-lstp
+    cells' leakage (edge_ws) now comes through the ERT, not the cell type."""
+    d, plain, _, _ = _round_trip(tmp_path, name)
+    out, defaults = _import_with_ert(tmp_path, tmp_path / "tl")
+    imp = load_design(out)
+    assert imp.energy is not None
+    assert dataclasses.replace(imp, energy=None, name=plain.name, source=plain.source) == plain
+    assert not [x for x in defaults if x.startswith("ERT ")], defaults     # every ERT entry mapped
+    storage = tuple(dataclasses.replace(si, holds=s.holds, latency_cycles=s.latency_cycles,
+                                        bandwidth_bytes_per_cycle=s.bandwidth_bytes_per_cycle)
+                    for s, si in zip(d.storage, imp.storage))
+    patched = dataclasses.replace(imp, storage=storage, sparsity=d.sparsity, clock_hz=d.clock_hz,
+                                  compute=dataclasses.replace(imp.compute, datatypes=d.compute.datatypes,
+                                                              tile_m=d.compute.tile_m,
+                                                              pipeline_depth=d.compute.pipeline_depth))
+    ref, got = _energies(d, _bits(name)), _energies(patched, _bits(name))
+    for k in ENERGY_FIELDS:
+        assert got[k] == pytest.approx(ref[k], rel=1e-9, abs=0), k
+    assert "energies not in the ERT" in out.read_text().split("\nversion:")[0]
+
+
+#: ERT edits on the edge_ws export (component, action, new energy from old) -> the components that change.
+ERT_EDITS = [
+    ("DRAM", "read", lambda e: 2 * e, {"energy_dram_pj"}),
+    ("PEReg", "read", lambda e: 3 * e, {"energy_reg_pj"}),
+    ("mac", "compute", lambda e: e + 0.5, {"energy_mac_pj"}),
+    ("ActBuffer", "read", lambda e: 2 * e, {"energy_sram_pj"}),
+    ("WeightBuffer", "read", lambda e: 2 * e, {"energy_sram_pj", "energy_metadata_pj"}),
+    ("WeightBuffer", "leak", lambda e: 5 * e, {"energy_leakage_pj"}),
+    ("WeightBuffer", "metadata_read", lambda e: 2 * e, set()),    # nmlab reads metadata at the SRAM's read energy
+]
+
+
+@pytest.mark.parametrize("comp, action, edit, changed", ERT_EDITS, ids=[f"{c}.{a}" for c, a, _, _ in ERT_EDITS])
+def test_changed_ert_changes_exactly_the_matching_components(tmp_path, comp, action, edit, changed):
+    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    base = load_design(_import_with_ert(tmp_path, tl, "base.yaml")[0])
+    ert = yaml.safe_load((tl / "ERT.yaml").read_text())
+    table = next(t for t in ert["ERT"]["tables"] if t["name"].split(".")[1].startswith(comp + "["))
+    entry = next(a for a in table["actions"] if a["name"] == action)
+    entry["energy"] = edit(entry["energy"])
+    out, defaults = _import_with_ert(tmp_path, tl, "edited.yaml", _bad(tmp_path, yaml.safe_dump(ert), "ert"))
+    ref, got = _energies(base, 8), _energies(load_design(out), 8)
+    assert {k for k in ENERGY_FIELDS if got[k] != ref[k]} == changed
+    if action == "metadata_read":  # not mapped: said so
+        assert any(x.startswith("ERT WeightBuffer.metadata_read") for x in defaults), defaults
+    elif comp in ("DRAM", "PEReg"):  # the whole component is that action's energy x its count: it scales
+        k, = changed
+        assert got[k] == pytest.approx(ref[k] * {"DRAM": 2, "PEReg": 3}[comp], rel=1e-12)
+
+
+def test_ert_entries_not_mapped_are_listed(tmp_path, capsys):
+    """An action nmlab has no figure for, an unstructured arch's MAC without --problem, and an
+    arch level with no ERT table are listed on stderr and in the header, not silently dropped."""
+    from hwmodel.cli import main
+
+    tl = export_timeloop("unstructured_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    ert = yaml.safe_load((tl / "ERT.yaml").read_text())
+    ert["ERT"]["tables"] = [t for t in ert["ERT"]["tables"] if "PEReg" not in t["name"]]
+    ert["ERT"]["tables"][0]["actions"].append({"name": "refresh", "arguments": None, "energy": 3.0})
+    p = _bad(tmp_path, yaml.safe_dump(ert), "ert")
+    out = tmp_path / "u.yaml"
+    assert main(["import-timeloop", str(tl / "arch.yaml"), "--sparse-opt", str(tl / "sparse_opt.yaml"),
+                 "--ert", str(p), "--out", str(out)]) == 0
+    err = capsys.readouterr().err
+    head = out.read_text().split("\nversion:")[0]
+    for needle in ("DRAM.refresh: not mapped", "PEReg: no ERT table", "give --problem"):
+        assert needle in err and needle in head, needle
+    from hwmodel.energy import energy_table
+
+    d = load_design(out)
+    assert d.energy.mac_pj == () and d.energy.register_pj_per_bit is None     # nmlab's own kept
+    assert d.energy.dram_pj_per_bit == energy_table(load_design("unstructured_ws")).dram_pj_per_bit
+
+
+@pytest.mark.parametrize("edit, needle", [
+    (lambda e: e["ERT"]["tables"][0]["actions"][0].update(energy=-1.0), "energy: must be a finite number from 0"),
+    (lambda e: e["ERT"]["tables"][1]["actions"][0].update(energy=float("nan")), "must be a finite number"),
+    (lambda e: e["ERT"]["tables"][1]["actions"][0].update(energy="lots"), "must be a number"),
+    (lambda e: e["ERT"]["tables"].append({"name": "system.adder[1..4]", "actions": []}), "no component 'adder'"),
+    (lambda e: e["ERT"]["tables"].append(dict(e["ERT"]["tables"][0])), "a second table"),
+    (lambda e: e["ERT"].update(version="9"), "ERT.version"),
+    (lambda e: e["ERT"]["tables"][-1]["actions"][0].update(energy=1e-6), "less than nmlab's selection term"),
+    (lambda e: e.pop("ERT"), "ERT: must be a mapping"),
+    (lambda e: e["ERT"]["tables"][0].update(actions={"read": 1}), "actions: must be a list"),
+])
+def test_bad_ert_is_one_line_exit_2(tmp_path, capsys, edit, needle):
+    from hwmodel.cli import main
+
+    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    ert = yaml.safe_load((tl / "ERT.yaml").read_text())
+    edit(ert)
+    p = _bad(tmp_path, yaml.safe_dump(ert), "ert")
+    out = tmp_path / "d.yaml"
+    assert main(["import-timeloop", str(tl / "arch.yaml"), "--sparse-opt", str(tl / "sparse_opt.yaml"),
+                 "--ert", str(p), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and needle in err[0] and "ert" in err[0], err
+    assert not out.exists()
+
+
+def test_ert_alias_bomb_and_binary_are_one_line_exit_2(tmp_path, capsys):
+    from hwmodel.cli import main
+
+    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    out = tmp_path / "d.yaml"
+    for text, needle in ((BOMB, "alias"), (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "ert")):
+        p = _bad(tmp_path, text, "ert")
+        assert main(["import-timeloop", str(tl / "arch.yaml"), "--ert", str(p), "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and needle in err[0] and "ert" in err[0], err
+        assert not out.exists()
+    assert main(["import-timeloop", str(tl / "arch.yaml"), "--problem", str(tl / "problem.yaml"), "--out",
+                 str(out)]) == 2
+    assert "--problem: only read with --ert" in capsys.readouterr().err and not out.exists()
+
+
+def test_sweep_of_an_imported_design_uses_its_ert_energies(tmp_path):
+    """The sweep engine takes the energy: section through energy_table like simulate() does:
+    every row of an imported design with an edited ERT equals simulate(), component by component."""
+    import pandas as pd
+
+    from sweeps.api import run
+    from sweeps.evaluate import workload_at
+
+    tl = export_timeloop("flex_nm", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    ert = yaml.safe_load((tl / "ERT.yaml").read_text())
+    for t in ert["ERT"]["tables"]:        # every energy x 1.5: not nmlab's own figures
+        for a in t["actions"]:
+            a["energy"] *= 1.5
+    out, _ = _import_with_ert(tmp_path, tl, "imp.yaml", _bad(tmp_path, yaml.safe_dump(ert), "ert"))
+    plain, _ = import_timeloop(tl / "arch.yaml", tmp_path / "plain.yaml", constraints=tl / "constraints.yaml",
+                               sparse_opt=tl / "sparse_opt.yaml")
+    wl_path = str(data_path("workloads", WORKLOAD))
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(yaml.safe_dump({"workloads": [wl_path], "patterns": ["dense", "2:4"], "bits": [8],
+                                   "designs": [str(out)], "quality": None,
+                                   "scenarios": [{"scenario": "inference", "batch": 1},
+                                                 {"scenario": "train_step", "batch": 16}]}))
+    run(str(cfg), tmp_path / "sweep", workers=1, progress=False)
+    df = pd.read_parquet(tmp_path / "sweep" / "points.parquet")
+    assert len(df) == 4       # 2 patterns x 2 scenarios
+    for _, row in df.iterrows():
+        wl = workload_at(wl_path, row.pattern, row.mask_source)
+        kw = dict(batch=int(row.batch), bits=int(row.bits), scenario=row.scenario)
+        res = hwmodel.simulate(wl, load_design(out), **kw).total
+        for k in ("energy_pj", *ENERGY_FIELDS):
+            assert getattr(row, k) == pytest.approx(getattr(res, k), rel=1e-12, abs=0), k
+        own = hwmodel.simulate(wl, load_design(plain), **kw).total
+        assert row.energy_mac_pj != own.energy_mac_pj and row.energy_dram_pj != own.energy_dram_pj
