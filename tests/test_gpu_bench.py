@@ -292,7 +292,7 @@ def _emulated_torch(wrong_alg=2, max_alg=4):
     ("gemm", "float8_e4m3fn", "dense", (32, 48, 64)),
     ("gemm", "float8_e4m3fn", "sparse_cslt", (32, 64, 64)),
 ])
-def test_gemm_paths_fill_their_rows(monkeypatch, kind, dtype, impl, shape):
+def test_gemm_paths_fill_their_rows(monkeypatch, tmp_path, kind, dtype, impl, shape):
     monkeypatch.setattr(gpubench, "DEVICE", "cpu")
     fake = _emulated_torch()
     case = grid.Case(kind, "t", dtype, *shape)
@@ -308,7 +308,7 @@ def test_gemm_paths_fill_their_rows(monkeypatch, kind, dtype, impl, shape):
         # alg 2 is wrong and alg 4 is refused: 4 tried, 1 wrong, never pick the wrong one
         assert (row["algs_tried"], row["algs_wrong"]) == (4, 1) and row["alg_id"] in (0, 1, 3)
         assert row["out_dtype"] == {"int8": "int32", "float8_e4m3fn": "bfloat16"}.get(dtype, dtype)
-    schema.write_rows(os.devnull, [row])  # every key is a schema column
+    schema.write_rows(tmp_path / "rows.csv", [row])  # every key is a schema column
 
 
 @pytest.mark.parametrize("kind", ["actor_fwd", "td3_step"])
@@ -368,7 +368,7 @@ def test_library_search_reads_every_torch_form():
 
 
 @pytest.mark.parametrize("split_raises,split_wrong", [(False, False), (True, False), (False, True)])
-def test_cslt_row_uses_the_library_bound_and_pick(monkeypatch, split_raises, split_wrong):
+def test_cslt_row_uses_the_library_bound_and_pick(monkeypatch, tmp_path, split_raises, split_wrong):
     # mm_search says this shape has alg_ids 0..2 (the emulation would accept 0..3) and picks
     # alg 1 with split-K 4: our search stops at 2, the library's split pick is checked too,
     # and the row says which entry points it used. A split-K call this torch refuses, or one
@@ -392,7 +392,7 @@ def test_cslt_row_uses_the_library_bound_and_pick(monkeypatch, split_raises, spl
         assert row["algs_tried"] == 4 and row["split_k"] in (1, 4)
         if row["split_k"] == 4:
             assert row["alg_id"] == 1
-    schema.write_rows(os.devnull, [row])
+    schema.write_rows(tmp_path / "rows.csv", [row])
 
 
 def test_every_row_records_its_path(monkeypatch):
@@ -638,3 +638,14 @@ def test_interrupted_run_leaves_the_partial_file_not_a_short_csv(tmp_path, monke
     log_text = (tmp_path / "bench.log").read_text()
     assert "interrupted" in log_text
     assert "wrote" not in log_text  # no claim of a FILE that was not written
+
+
+def test_the_row_writer_refuses_a_device_or_a_folder(tmp_path):
+    # close() renames its partial file over the path: a test writing to os.devnull replaced
+    # /dev/null with a regular file on every run of the suite.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for bad in (fifo, tmp_path):
+        with pytest.raises(schema.NmlabError, match="is a directory|not a regular file"):
+            schema.RowWriter(bad)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"] and fifo.is_fifo()
