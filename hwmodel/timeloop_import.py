@@ -64,16 +64,21 @@ def _int(w: _Where, field: str, value: Any, low: int = 1) -> int:
     return int(value)
 
 
-def _num(w: _Where, field: str, value: Any) -> float:
+def _number(w: _Where, field: str, value: Any) -> float:
+    """A YAML number, also as YAML 1.1 reads ``1e-9`` (no dot): a string, which Timeloop's parser takes
+    as a number."""
     if isinstance(value, str) and len(value) < 40:
-        # PyYAML (YAML 1.1) reads 1e-9 without a dot as a string; Timeloop's parser takes it as a number.
         try:
             value = float(value)
         except ValueError:
             pass
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise w.fail(field, f"must be a number, got {short(value)}")
-    v = float(value)
+    return float(value)
+
+
+def _num(w: _Where, field: str, value: Any) -> float:
+    v = _number(w, field, value)
     if not math.isfinite(v) or v <= 0:
         raise w.fail(field, f"must be a positive finite number, got {short(value)}")
     return v
@@ -307,15 +312,8 @@ _RANGES = re.compile(r"\[\d+\.\.\d+\]")
 
 
 def _pj(w: _Where, field: str, value: Any) -> float:
-    """An ERT energy: a finite number from 0 to _MAX_ERT_PJ pJ (YAML 1.1's ``1e-9`` string read as a number)."""
-    if isinstance(value, str) and len(value) < 40:
-        try:
-            value = float(value)
-        except ValueError:
-            pass
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise w.fail(field, f"must be a number, got {short(value)}")
-    v = float(value)
+    """An ERT energy: a finite number from 0 to _MAX_ERT_PJ pJ."""
+    v = _number(w, field, value)
     if not math.isfinite(v) or not 0 <= v <= _MAX_ERT_PJ:
         raise w.fail(field, f"must be a finite number from 0 to {_MAX_ERT_PJ:g} pJ, got {short(value)}")
     return v
