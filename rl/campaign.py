@@ -223,22 +223,13 @@ def train_run(run: RunSpec, out: str, bits: list[int], episodes: int) -> dict[st
 
 # ----------------------------------------------------------------------------- the driver
 def _start_ray(address: Optional[str], workers: int) -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise NmlabError("--ray: the ray package is not installed (pip install ray)") from None
-    kw: dict[str, Any] = dict(log_to_driver=False, logging_level="ERROR", configure_logging=False)
+    from hwmodel.raycluster import init_ray
+
     if address is None:
         # Ray lowers its workers' priority by default (niceness 15 on top of ours); a local
         # instance's runs get the driver's own (`nice nmlab campaign ...` sets it).
         os.environ.setdefault("RAY_worker_niceness", "0")
-        ray.init(num_cpus=workers, include_dashboard=False, **kw)
-    else:
-        try:
-            ray.init(address=address, **kw)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise NmlabError(f"--ray: cannot join the Ray cluster at {address} ({str(exc).splitlines()[0]})") from None
-    return ray
+    return init_ray(address, workers, log_to_driver=False, logging_level="ERROR", configure_logging=False)
 
 
 def _failure(ray: Any, exc: Exception) -> str:

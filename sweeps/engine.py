@@ -183,22 +183,13 @@ class _RayPool:
     """The same interface over Ray tasks (one task per chunk); input files travel through the object store."""
 
     def __init__(self, address: Optional[str], workers: int, evaluate: Callable):
-        try:
-            import ray
-        except ImportError:
-            raise NmlabError("--ray: the ray package is not installed (pip install ray)") from None
+        from hwmodel.raycluster import import_ray, init_ray
 
+        ray = import_ray()
         self.ray = ray
         self.started = False
         if not ray.is_initialized():
-            if address in (None, "", "local"):
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                         logging_level="ERROR", configure_logging=False)
-            else:
-                try:
-                    ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=False)
-                except (ConnectionError, RuntimeError, ValueError) as exc:
-                    raise NmlabError(f"--ray: cannot join the Ray cluster at {address} ({exc})") from None
+            init_ray(address, workers, log_to_driver=False, logging_level="ERROR", configure_logging=False)
             self.started = True
         self.task = ray.remote(num_cpus=1)(ray_evaluate_chunk)
         self.evaluate = evaluate

@@ -1,0 +1,61 @@
+"""Joining a Ray cluster (``nmlab sweep --ray``, ``nmlab campaign``): wrong addresses fail fast in
+one line, a local instance stays local whatever RAY_ADDRESS says, and a refused join names the
+token setting recent Ray clusters need."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hwmodel.cli import main
+from tests.test_sweep_cli import config
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMPAIGN = "version: 1\nenvs: [Hopper-v5]\nagents: [dense]\nseeds: [0]\nsteps: 1000\n"
+
+
+def _nmlab(*args, timeout=60):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env.pop("RAY_ADDRESS", None)
+    t0 = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "hwmodel", *args], capture_output=True, text=True, cwd=ROOT,
+                         env=env, timeout=timeout)
+    return out, time.monotonic() - t0
+
+
+def _closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_sweep_local_instance_stays_local_under_ray_address(tmp_path, monkeypatch):
+    """`--ray` alone is a local instance (docs/sweeps.md), also where RAY_ADDRESS names a cluster:
+    Ray would join that one and refuse the CPU count with a traceback."""
+    import ray
+
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{_closed_port()}")
+    cfg = config(tmp_path, patterns=["dense", "2:4"], bits=[8])
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "pool"), "--workers", "1", "--quiet"]) == 0
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "ray"), "--workers", "1", "--ray", "--quiet"]) == 0
+    assert not ray.is_initialized()
+    assert pd.read_parquet(tmp_path / "ray" / "points.parquet").equals(pd.read_parquet(tmp_path / "pool" / "points.parquet"))
+
+
+def test_campaign_local_instance_stays_local_under_ray_address(monkeypatch):
+    from rl.campaign import _start_ray
+
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{_closed_port()}")
+    ray = _start_ray(None, 1)
+    try:
+        assert ray.cluster_resources().get("CPU") == 1
+    finally:
+        ray.shutdown()
