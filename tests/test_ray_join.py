@@ -37,6 +37,31 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.parametrize("address", ["closed", "nosuchhost.invalid:6379", "ray://closed"])
+def test_sweep_at_an_address_where_nothing_answers_is_one_line_exit_2_at_once(tmp_path, address):
+    address = address.replace("closed", f"127.0.0.1:{_closed_port()}")
+    cfg = config(tmp_path, patterns=["dense"], bits=[8], designs=["flex_nm"])
+    # Ray itself retries such an address for minutes (the timeout is what a hang meets).
+    out, took = _nmlab("sweep", str(cfg), "--out", str(tmp_path / "o"), "--ray", address, "--quiet")
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines() == [out.stderr.strip()], out.stderr
+    assert out.stderr.startswith(f"nmlab sweep: error: --ray: cannot join the Ray cluster at {address}: nothing answers")
+    assert took < 30
+    assert not (tmp_path / "o" / "points.parquet").exists()
+
+
+def test_campaign_at_an_address_where_nothing_answers_is_one_line_exit_2_at_once(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CAMPAIGN)
+    address = f"127.0.0.1:{_closed_port()}"
+    out, took = _nmlab("campaign", str(cfg), "--out", str(tmp_path / "c"), "--ray", address)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.strip() == out.stderr.strip().splitlines()[0]
+    assert out.stderr.startswith(f"nmlab campaign: error: --ray: cannot join the Ray cluster at {address}: nothing answers")
+    assert took < 30
+    assert not (tmp_path / "c" / "hopper_dense_s0").exists()
+
+
 def test_sweep_local_instance_stays_local_under_ray_address(tmp_path, monkeypatch):
     """`--ray` alone is a local instance (docs/sweeps.md), also where RAY_ADDRESS names a cluster:
     Ray would join that one and refuse the CPU count with a traceback."""
