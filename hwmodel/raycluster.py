@@ -1,12 +1,16 @@
 """Start a local Ray instance or join a running cluster, for ``nmlab sweep --ray`` and ``nmlab campaign``.
 
 One place for what Ray does not say in one line: an address where nothing answers (Ray
-retries for minutes, logging as it goes), and a local instance that must stay local even when
+retries for minutes, logging as it goes), a cluster that wants a token (``ray start``
+turns token authentication on where ``~/.ray/auth_token`` exists, and Ray sends the token to
+an explicit address only when ``RAY_AUTH_MODE=token``: without it, 20 s of retries and
+"Failed to connect"), and a local instance that must stay local even when
 ``RAY_ADDRESS`` names a cluster (Ray would join it and refuse the CPU count).
 """
 
 from __future__ import annotations
 
+import os
 import socket
 from typing import Any, Optional
 
@@ -67,5 +71,9 @@ def init_ray(address: Optional[str], workers: int, **kw: Any) -> Any:
         ray.init(address=address, **kw)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise NmlabError(f"--ray: cannot join the Ray cluster at {address} ({first})") from None
+        hint = ""
+        if address != "auto" and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+            hint = ("; a cluster with token authentication (`ray start` turns it on where ~/.ray/auth_token "
+                    "exists) also needs RAY_AUTH_MODE=token here, with the cluster's token in that file or RAY_AUTH_TOKEN")
+        raise NmlabError(f"--ray: cannot join the Ray cluster at {address} ({first}){hint}") from None
     return ray

@@ -62,6 +62,26 @@ def test_campaign_at_an_address_where_nothing_answers_is_one_line_exit_2_at_once
     assert not (tmp_path / "c" / "hopper_dense_s0").exists()
 
 
+def test_a_refused_join_names_the_token_setting(tmp_path, monkeypatch, capsys):
+    """A head that answers but refuses us (what a token-authenticated cluster does without
+    RAY_AUTH_MODE=token: 20 s of retries, then only 'Failed to connect') says what to set."""
+    import ray
+
+    def refuse(*args, **kw):
+        raise ConnectionError(f"Failed to connect to Ray cluster at {kw.get('address')}")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    with socket.socket() as head:  # something answers TCP at the address
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        address = f"127.0.0.1:{head.getsockname()[1]}"
+        assert main(["sweep", str(config(tmp_path)), "--out", str(tmp_path / "o"), "--ray", address, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"nmlab sweep: error: --ray: cannot join the Ray cluster at {address} (Failed to connect")
+    assert "needs RAY_AUTH_MODE=token" in err and len(err.splitlines()) == 1
+
+
 def test_sweep_local_instance_stays_local_under_ray_address(tmp_path, monkeypatch):
     """`--ray` alone is a local instance (docs/sweeps.md), also where RAY_ADDRESS names a cluster:
     Ray would join that one and refuse the CPU count with a traceback."""
