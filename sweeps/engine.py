@@ -213,18 +213,29 @@ class _RayPool:
         return len(self.pending)
 
     def collect(self) -> list:
-        done, self.pending = self.ray.wait(self.pending, num_returns=1)
+        errors = self.ray.exceptions
         try:
+            done, self.pending = self.ray.wait(self.pending, num_returns=1)
             return list(zip([self.tags.pop(ref) for ref in done], self.ray.get(done)))
-        except self.ray.exceptions.RayTaskError as exc:
-            # A user error in a task (e.g. a bad design) stays the one-line NmlabError it was.
+        except errors.RayTaskError as exc:
+            # A user error in a task (e.g. a bad design) stays the one-line NmlabError it was;
+            # any other error raised by the model is a bug and keeps its traceback.
             if isinstance(getattr(exc, "cause", None), NmlabError):
                 raise exc.cause from None
             raise
+        except errors.RayError as exc:
+            # Workers or nodes gone for good (Ray has retried the task), or the cluster itself
+            # (`ray stop` mid-sweep): nothing the model did; the finished chunks are on disk.
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise NmlabError(f"--ray: Ray lost a task's worker, node or cluster ({type(exc).__name__}: {first}); "
+                             f"the chunks finished so far are kept: the same command continues from them") from None
 
     def close(self) -> None:
-        for ref in self.pending:
-            self.ray.cancel(ref, force=True)
+        try:
+            for ref in self.pending:
+                self.ray.cancel(ref, force=True)
+        except Exception:  # a lost cluster cannot cancel; its tasks are gone anyway
+            pass
         if self.started:
             self.ray.shutdown()
 

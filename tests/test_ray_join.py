@@ -104,3 +104,30 @@ def test_campaign_local_instance_stays_local_under_ray_address(monkeypatch):
         assert ray.cluster_resources().get("CPU") == 1
     finally:
         ray.shutdown()
+
+
+def crashing_evaluate(point: dict) -> dict:
+    """The worker process dies on every 2:4 point (as when its node goes away); others evaluate."""
+    from tests.test_sweep_engine import fake_evaluate
+
+    if point["pattern"] == "2:4":
+        os._exit(1)
+    return fake_evaluate(point)
+
+
+def test_a_sweep_whose_ray_workers_are_lost_is_one_line_and_keeps_its_parts(tmp_path):
+    """Ray retries a lost worker's task; when it is lost for good (a cluster stopped mid-sweep:
+    LocalRayletDiedError, here WorkerCrashedError) the sweep says so in one line, keeps the
+    finished chunks and leaves no Ray instance behind."""
+    import ray
+
+    from hwmodel.errors import NmlabError
+    from sweeps import api, store
+    from tests.test_sweep_engine import write_config
+
+    cfg = write_config(tmp_path, patterns=["dense", "2:4"], bits=[8], chunk_size=1)
+    out = tmp_path / "o"
+    with pytest.raises(NmlabError, match=r"--ray: Ray lost .*WorkerCrashedError.*the same command continues"):
+        api.run(cfg, out, workers=1, use_ray=True, evaluate=crashing_evaluate, progress=False)
+    assert not ray.is_initialized()
+    assert 0 < len(store.list_parts(out)), "the chunks finished before the loss are kept"
