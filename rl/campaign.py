@@ -279,7 +279,9 @@ def _drive(ray: Any, cfg: CampaignConfig, out: Path, todo: list[RunSpec], progre
     task = ray.remote(train_run).options(**options)
     pending = {task.remote(run, str(out.resolve()), cfg.quality_bits, cfg.quality_episodes): run for run in todo}
     total = cfg.steps * len(todo)
-    bar = tqdm(total=total, unit="step", disable=not progress, mininterval=5.0, file=sys.stderr)
+    # A resumed run's earlier steps are the bar's start, not steps trained now (rate, time left).
+    before = sum(run_state(out / r.name, cfg.steps)["steps_reached"] for r in todo)
+    bar = tqdm(total=total, initial=before, unit="step", disable=not progress, mininterval=5.0, file=sys.stderr)
     failed = 0
     try:
         while pending:
