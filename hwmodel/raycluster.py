@@ -72,7 +72,9 @@ def init_ray(address: Optional[str], workers: int, **kw: Any) -> Any:
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         hint = ""
-        if address != "auto" and os.environ.get("RAY_AUTH_MODE", "").lower() != "token":
+        # Only a refused connection can be the token (not a malformed address).
+        if (isinstance(exc, ConnectionError) and address != "auto"
+                and os.environ.get("RAY_AUTH_MODE", "").lower() != "token"):
             hint = ("; a cluster with token authentication (`ray start` turns it on where ~/.ray/auth_token "
                     "exists) also needs RAY_AUTH_MODE=token here, with the cluster's token in that file or RAY_AUTH_TOKEN")
         raise NmlabError(f"--ray: cannot join the Ray cluster at {address} ({first}){hint}") from None

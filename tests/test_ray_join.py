@@ -82,6 +82,13 @@ def test_a_refused_join_names_the_token_setting(tmp_path, monkeypatch, capsys):
     assert "needs RAY_AUTH_MODE=token" in err and len(err.splitlines()) == 1
 
 
+def test_a_malformed_address_is_one_line_without_the_token_hint(tmp_path, capsys):
+    assert main(["sweep", str(config(tmp_path)), "--out", str(tmp_path / "o"), "--ray", "127.0.0.1:6379x", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nmlab sweep: error: --ray: cannot join the Ray cluster at 127.0.0.1:6379x (")
+    assert "RAY_AUTH_MODE" not in err and len(err.splitlines()) == 1
+
+
 def test_sweep_local_instance_stays_local_under_ray_address(tmp_path, monkeypatch):
     """`--ray` alone is a local instance (docs/sweeps.md), also where RAY_ADDRESS names a cluster:
     Ray would join that one and refuse the CPU count with a traceback."""
