@@ -223,22 +223,13 @@ def train_run(run: RunSpec, out: str, bits: list[int], episodes: int) -> dict[st
 
 # ----------------------------------------------------------------------------- the driver
 def _start_ray(address: Optional[str], workers: int) -> Any:
-    try:
-        import ray
-    except ImportError:
-        raise NmlabError("--ray: the ray package is not installed (pip install ray)") from None
-    kw: dict[str, Any] = dict(log_to_driver=False, logging_level="ERROR", configure_logging=False)
+    from hwmodel.raycluster import init_ray
+
     if address is None:
         # Ray lowers its workers' priority by default (niceness 15 on top of ours); a local
         # instance's runs get the driver's own (`nice nmlab campaign ...` sets it).
         os.environ.setdefault("RAY_worker_niceness", "0")
-        ray.init(num_cpus=workers, include_dashboard=False, **kw)
-    else:
-        try:
-            ray.init(address=address, **kw)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
-            raise NmlabError(f"--ray: cannot join the Ray cluster at {address} ({str(exc).splitlines()[0]})") from None
-    return ray
+    return init_ray(address, workers, log_to_driver=False, logging_level="ERROR", configure_logging=False)
 
 
 def _failure(ray: Any, exc: Exception) -> str:
@@ -288,7 +279,9 @@ def _drive(ray: Any, cfg: CampaignConfig, out: Path, todo: list[RunSpec], progre
     task = ray.remote(train_run).options(**options)
     pending = {task.remote(run, str(out.resolve()), cfg.quality_bits, cfg.quality_episodes): run for run in todo}
     total = cfg.steps * len(todo)
-    bar = tqdm(total=total, unit="step", disable=not progress, mininterval=5.0, file=sys.stderr)
+    # A resumed run's earlier steps are the bar's start, not steps trained now (rate, time left).
+    before = sum(run_state(out / r.name, cfg.steps)["steps_reached"] for r in todo)
+    bar = tqdm(total=total, initial=before, unit="step", disable=not progress, mininterval=5.0, file=sys.stderr)
     failed = 0
     try:
         while pending:

@@ -183,22 +183,13 @@ class _RayPool:
     """The same interface over Ray tasks (one task per chunk); input files travel through the object store."""
 
     def __init__(self, address: Optional[str], workers: int, evaluate: Callable):
-        try:
-            import ray
-        except ImportError:
-            raise NmlabError("--ray: the ray package is not installed (pip install ray)") from None
+        from hwmodel.raycluster import import_ray, init_ray
 
+        ray = import_ray()
         self.ray = ray
         self.started = False
         if not ray.is_initialized():
-            if address in (None, "", "local"):
-                ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False,
-                         logging_level="ERROR", configure_logging=False)
-            else:
-                try:
-                    ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=False)
-                except (ConnectionError, RuntimeError, ValueError) as exc:
-                    raise NmlabError(f"--ray: cannot join the Ray cluster at {address} ({exc})") from None
+            init_ray(address, workers, log_to_driver=False, logging_level="ERROR", configure_logging=False)
             self.started = True
         self.task = ray.remote(num_cpus=1)(ray_evaluate_chunk)
         self.evaluate = evaluate
@@ -222,18 +213,29 @@ class _RayPool:
         return len(self.pending)
 
     def collect(self) -> list:
-        done, self.pending = self.ray.wait(self.pending, num_returns=1)
+        errors = self.ray.exceptions
         try:
+            done, self.pending = self.ray.wait(self.pending, num_returns=1)
             return list(zip([self.tags.pop(ref) for ref in done], self.ray.get(done)))
-        except self.ray.exceptions.RayTaskError as exc:
-            # A user error in a task (e.g. a bad design) stays the one-line NmlabError it was.
+        except errors.RayTaskError as exc:
+            # A user error in a task (e.g. a bad design) stays the one-line NmlabError it was;
+            # any other error raised by the model is a bug and keeps its traceback.
             if isinstance(getattr(exc, "cause", None), NmlabError):
                 raise exc.cause from None
             raise
+        except errors.RayError as exc:
+            # Workers or nodes gone for good (Ray has retried the task), or the cluster itself
+            # (`ray stop` mid-sweep): nothing the model did; the finished chunks are on disk.
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise NmlabError(f"--ray: Ray lost a task's worker, node or cluster ({type(exc).__name__}: {first}); "
+                             f"the chunks finished so far are kept: the same command continues from them") from None
 
     def close(self) -> None:
-        for ref in self.pending:
-            self.ray.cancel(ref, force=True)
+        try:
+            for ref in self.pending:
+                self.ray.cancel(ref, force=True)
+        except Exception:  # a lost cluster cannot cancel; its tasks are gone anyway
+            pass
         if self.started:
             self.ray.shutdown()
 

@@ -1,0 +1,182 @@
+"""Joining a Ray cluster (``nmlab sweep --ray``, ``nmlab campaign``): wrong addresses fail fast in
+one line, a local instance stays local whatever RAY_ADDRESS says, and a refused join names the
+token setting recent Ray clusters need."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from hwmodel.cli import main
+from tests.test_sweep_cli import config
+
+ROOT = Path(__file__).resolve().parents[1]
+CAMPAIGN = "version: 1\nenvs: [Hopper-v5]\nagents: [dense]\nseeds: [0]\nsteps: 1000\n"
+
+
+def _nmlab(*args, timeout=60):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env.pop("RAY_ADDRESS", None)
+    t0 = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "hwmodel", *args], capture_output=True, text=True, cwd=ROOT,
+                         env=env, timeout=timeout)
+    return out, time.monotonic() - t0
+
+
+def _closed_port() -> int:
+    """A local TCP port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.parametrize("address", ["closed", "nosuchhost.invalid:6379", "ray://closed"])
+def test_sweep_at_an_address_where_nothing_answers_is_one_line_exit_2_at_once(tmp_path, address):
+    address = address.replace("closed", f"127.0.0.1:{_closed_port()}")
+    cfg = config(tmp_path, patterns=["dense"], bits=[8], designs=["flex_nm"])
+    # Ray itself retries such an address for minutes (the timeout is what a hang meets).
+    out, took = _nmlab("sweep", str(cfg), "--out", str(tmp_path / "o"), "--ray", address, "--quiet")
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.strip().splitlines() == [out.stderr.strip()], out.stderr
+    assert out.stderr.startswith(f"nmlab sweep: error: --ray: cannot join the Ray cluster at {address}: nothing answers")
+    assert took < 30
+    assert not (tmp_path / "o" / "points.parquet").exists()
+
+
+def test_campaign_at_an_address_where_nothing_answers_is_one_line_exit_2_at_once(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CAMPAIGN)
+    address = f"127.0.0.1:{_closed_port()}"
+    out, took = _nmlab("campaign", str(cfg), "--out", str(tmp_path / "c"), "--ray", address)
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert out.stderr.strip() == out.stderr.strip().splitlines()[0]
+    assert out.stderr.startswith(f"nmlab campaign: error: --ray: cannot join the Ray cluster at {address}: nothing answers")
+    assert took < 30
+    assert not (tmp_path / "c" / "hopper_dense_s0").exists()
+
+
+def test_a_refused_join_names_the_token_setting(tmp_path, monkeypatch, capsys):
+    """A head that answers but refuses us (what a token-authenticated cluster does without
+    RAY_AUTH_MODE=token: 20 s of retries, then only 'Failed to connect') says what to set."""
+    import ray
+
+    def refuse(*args, **kw):
+        raise ConnectionError(f"Failed to connect to Ray cluster at {kw.get('address')}")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    with socket.socket() as head:  # something answers TCP at the address
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        address = f"127.0.0.1:{head.getsockname()[1]}"
+        assert main(["sweep", str(config(tmp_path)), "--out", str(tmp_path / "o"), "--ray", address, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"nmlab sweep: error: --ray: cannot join the Ray cluster at {address} (Failed to connect")
+    assert "needs RAY_AUTH_MODE=token" in err and len(err.splitlines()) == 1
+
+
+def test_a_malformed_address_is_one_line_without_the_token_hint(tmp_path, capsys):
+    assert main(["sweep", str(config(tmp_path)), "--out", str(tmp_path / "o"), "--ray", "127.0.0.1:6379x", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("nmlab sweep: error: --ray: cannot join the Ray cluster at 127.0.0.1:6379x (")
+    assert "RAY_AUTH_MODE" not in err and len(err.splitlines()) == 1
+
+
+def test_sweep_local_instance_stays_local_under_ray_address(tmp_path, monkeypatch):
+    """`--ray` alone is a local instance (docs/sweeps.md), also where RAY_ADDRESS names a cluster:
+    Ray would join that one and refuse the CPU count with a traceback."""
+    import ray
+
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{_closed_port()}")
+    cfg = config(tmp_path, patterns=["dense", "2:4"], bits=[8])
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "pool"), "--workers", "1", "--quiet"]) == 0
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "ray"), "--workers", "1", "--ray", "--quiet"]) == 0
+    assert not ray.is_initialized()
+    assert pd.read_parquet(tmp_path / "ray" / "points.parquet").equals(pd.read_parquet(tmp_path / "pool" / "points.parquet"))
+
+
+def test_campaign_local_instance_stays_local_under_ray_address(monkeypatch):
+    from rl.campaign import _start_ray
+
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{_closed_port()}")
+    ray = _start_ray(None, 1)
+    try:
+        assert ray.cluster_resources().get("CPU") == 1
+    finally:
+        ray.shutdown()
+
+
+def crashing_evaluate(point: dict) -> dict:
+    """The worker process dies on every 2:4 point (as when its node goes away); others evaluate."""
+    from tests.test_sweep_engine import fake_evaluate
+
+    if point["pattern"] == "2:4":
+        os._exit(1)
+    return fake_evaluate(point)
+
+
+def test_a_sweep_whose_ray_workers_are_lost_is_one_line_and_keeps_its_parts(tmp_path):
+    """Ray retries a lost worker's task; when it is lost for good (a cluster stopped mid-sweep:
+    LocalRayletDiedError, here WorkerCrashedError) the sweep says so in one line, keeps the
+    finished chunks and leaves no Ray instance behind."""
+    import ray
+
+    from hwmodel.errors import NmlabError
+    from sweeps import api, store
+    from tests.test_sweep_engine import write_config
+
+    cfg = write_config(tmp_path, patterns=["dense", "2:4"], bits=[8], chunk_size=1)
+    out = tmp_path / "o"
+    with pytest.raises(NmlabError, match=r"--ray: Ray lost .*WorkerCrashedError.*the same command continues"):
+        api.run(cfg, out, workers=1, use_ray=True, evaluate=crashing_evaluate, progress=False)
+    assert not ray.is_initialized()
+    assert 0 < len(store.list_parts(out)), "the chunks finished before the loss are kept"
+
+
+class _FakeTask:
+    def options(self, **kw):
+        return self
+
+    def remote(self, run, out, bits, episodes):
+        return run  # the "object ref"
+
+
+class _FakeRay:
+    """Just what the campaign driver calls: every run is done at the first wait."""
+
+    def __init__(self, steps):
+        self.steps = steps
+
+    def remote(self, fn):
+        return _FakeTask()
+
+    def wait(self, refs, num_returns=1, timeout=None):
+        return refs[:num_returns], refs[num_returns:]
+
+    def get(self, ref):
+        return {"steps": self.steps, "eval_return_mean": 1.0}
+
+
+def test_a_resumed_campaigns_bar_starts_at_the_steps_already_trained(tmp_path, capsys):
+    """Counting a resumed run's earlier steps as trained now made the first rate and time left
+    several times too high (5,857 step/s on a machine training ~1,000)."""
+    import yaml
+
+    from rl.campaign import _drive
+    from rl.campaign_config import parse_config
+
+    cfg = parse_config(yaml.safe_load("version: 1\nenvs: [Hopper-v5]\nagents: [dense, '2:4']\nseeds: [0]\nsteps: 1000\n"))
+    runs = cfg.runs()
+    for run, reached in zip(runs, (400, 200)):
+        (tmp_path / run.name).mkdir()
+        (tmp_path / run.name / "progress.csv").write_text(f"step,episode,return,length,time_s\n{reached},1,0.0,1,1.0\n")
+    assert _drive(_FakeRay(cfg.steps), cfg, tmp_path, runs, progress=True) == 0
+    first_bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[0]
+    assert "600/2000" in first_bar, first_bar
