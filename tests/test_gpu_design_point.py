@@ -265,3 +265,23 @@ def test_simulate_text_does_not_call_a_gpus_weights_resident():
     header = out.stdout.splitlines()[1]
     assert "52.4MB L2: fit, read from DRAM on every call" in header and "resident" not in header, header
     assert "--residency does not apply" in header
+
+
+@pytest.mark.parametrize("scenario", ["inference", "train_step"])
+def test_columns_of_many_runs_equal_each_run_alone_to_the_bit(scenario):
+    # A sweep's GPU rows differed in the last bit with its chunking (1.0 against 0.9999999999999998
+    # for a dense row against itself): numpy summed a transposed view's rows in an order that
+    # depended on how many runs a chunk held.
+    from hwmodel.io import data_path
+    from hwmodel.workload import load_workload
+
+    wl = load_workload(data_path("workloads", "hopper_2of4_s0.nmw"))
+    gpu = gpu_for("h100_sxm")
+    plan = dp.gpu_plan(wl, scenario)
+    batch = np.array([1, 2, 3, 7, 16, 64, 256, 1024] * 2)
+    bits = np.array([16] * 8 + [8] * 8)
+    together, _ = dp.simulate_gpu_columns(plan, gpu, batch, bits)
+    for i in range(len(batch)):
+        alone, _ = dp.simulate_gpu_columns(plan, gpu, batch[i:i + 1], bits[i:i + 1])
+        for name, col in together.items():
+            assert np.array_equal(col[i:i + 1], alone[name]), (name, i, col[i], alone[name][0])

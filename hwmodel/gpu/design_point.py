@@ -564,6 +564,13 @@ _GPU_FIELDS = ("cycles", "latency_s", "macs_dense", "macs_effectual", "macs_issu
                "bits_dram_write", "bits_metadata", "bytes_weights", "energy_mac_pj", "energy_leakage_pj")
 
 
+def _row_sums(x: np.ndarray) -> np.ndarray:
+    """Per-run totals over GEMMs, the same bits whatever the number of runs: numpy sums the rows
+    of a strided (transposed) view in an order that depends on how many there are, so a sweep's
+    rows differed in the last bit with its chunking; rows of a contiguous array sum alike."""
+    return np.ascontiguousarray(x).sum(axis=1)
+
+
 def simulate_gpu_columns(plan: GpuPlan, design: Any, batch: np.ndarray, bits: np.ndarray,
                          residency: str = "auto", policy_delay: int = 2) -> tuple[dict[str, np.ndarray], dict[int, dict]]:
     """:func:`simulate_gpu`'s summary of many runs of one plan at once (a sweep's GPU points).
@@ -595,9 +602,9 @@ def simulate_gpu_columns(plan: GpuPlan, design: Any, batch: np.ndarray, bits: np
         ew = Figures.sum(_elementwise_figures(gpu, elements, kind, b, times)
                          for _n, _net, _p, elements, kind, _u, times in plan.elementwise)
         for name in _GPU_FIELDS:
-            cols[name][at] = run[name].sum(axis=1) + getattr(ew, name)
-        dense_cycles[at] = dense["cycles"].sum(axis=1) + ew.cycles
-        dense_energy[at] = dense["energy_mac_pj"].sum(axis=1) + dense["energy_leakage_pj"].sum(axis=1) + ew.energy_pj
+            cols[name][at] = _row_sums(run[name]) + getattr(ew, name)
+        dense_cycles[at] = _row_sums(dense["cycles"]) + ew.cycles
+        dense_energy[at] = _row_sums(dense["energy_mac_pj"]) + _row_sums(dense["energy_leakage_pj"]) + ew.energy_pj
         peak[at] = _peak_macs_per_cycle(gpu, dtype)
         extras[b] = _extras(gpu, plan, dtype, b, residency, policy_delay)
         fits[at] = extras[b]["weights_resident"]
