@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from hwmodel.errors import NmlabError
 from hwmodel.limits import cli_int
 
 
@@ -31,6 +32,10 @@ def _sweep(args: argparse.Namespace) -> int:
 
     store.skip_pyarrow_pandas_import()  # this process only sweeps
 
+    if args.ray not in (None, "local") and args.workers is not None:
+        # as nmlab campaign says: K was silently ignored where the cluster's CPUs run the chunks
+        raise NmlabError("--workers: sets the local pool's or local Ray instance's CPUs; a cluster (--ray ADDRESS) "
+                         "has its own")
     stats = api.run(args.config, args.out, workers=args.workers, use_ray=args.ray is not None,
                     ray_address=args.ray, progress=not args.quiet)
     print(

@@ -141,6 +141,15 @@ def test_bad_config_is_one_line_exit_2(tmp_path):
     assert out.stderr.strip() == "nmlab sweep: error: sweep config: bits[1]: must be an integer from 1 to 32, got 99"
 
 
+def test_workers_with_a_cluster_address_is_one_line_exit_2(tmp_path):
+    # --workers was silently ignored where a cluster's CPUs run the chunks (nmlab campaign refused it).
+    out = subprocess.run([*NMLAB, "sweep", "--ray", "auto", "--workers", "2", "--out", str(tmp_path / "o")],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and not (tmp_path / "o").exists()
+    assert out.stderr.strip().splitlines() == ["nmlab sweep: error: --workers: sets the local pool's or local Ray "
+                                               "instance's CPUs; a cluster (--ray ADDRESS) has its own"]
+
+
 def test_default_sweep_and_report_on_bundled_inputs(tmp_path):
     assert bundled_workloads(), "no bundled workloads in hwmodel/data/workloads: the default sweep has no input"
     out = tmp_path / "results"
