@@ -53,14 +53,16 @@ def import_ray() -> Any:
     return ray
 
 
-def init_ray(address: Optional[str], workers: int, **kw: Any) -> Any:
+def init_ray(address: Optional[str], workers: int) -> Any:
     """``ray`` after ``ray.init``: a new local instance with ``workers`` CPUs when ``address`` is
     None or ``local``, else the cluster at ``address`` (``auto``, ``host:port``, ``ray://host:port``).
 
+    Ray's own logging stays off the command's output (its errors reach the caller as exceptions).
     Every failure to join is a one-line NmlabError, and an unreachable address fails within
     :data:`CONNECT_TIMEOUT_S` instead of Ray's minutes of retries.
     """
     ray = import_ray()
+    kw: dict[str, Any] = dict(log_to_driver=False, logging_level="ERROR", configure_logging=False)
     if address in (None, "", "local"):
         # address="local": a new instance even where RAY_ADDRESS or Ray's last-cluster file
         # names a running one (joining it would refuse num_cpus with a traceback).

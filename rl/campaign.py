@@ -229,7 +229,7 @@ def _start_ray(address: Optional[str], workers: int) -> Any:
         # Ray lowers its workers' priority by default (niceness 15 on top of ours); a local
         # instance's runs get the driver's own (`nice nmlab campaign ...` sets it).
         os.environ.setdefault("RAY_worker_niceness", "0")
-    return init_ray(address, workers, log_to_driver=False, logging_level="ERROR", configure_logging=False)
+    return init_ray(address, workers)
 
 
 def _failure(ray: Any, exc: Exception) -> str:

@@ -189,7 +189,7 @@ class _RayPool:
         self.ray = ray
         self.started = False
         if not ray.is_initialized():
-            init_ray(address, workers, log_to_driver=False, logging_level="ERROR", configure_logging=False)
+            init_ray(address, workers)
             self.started = True
         self.task = ray.remote(num_cpus=1)(ray_evaluate_chunk)
         self.evaluate = evaluate
