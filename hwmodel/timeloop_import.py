@@ -227,13 +227,18 @@ def _system_attr(comps: list[tuple[str, dict, dict, int]], key: str) -> Any:
     return None
 
 
+#: Timeloop's placeholder level for a spatial fanout: it holds nothing, so it is skipped.
+_DUMMY = "dummy_storage"
+
+
 def _kind(cls: str) -> Optional[str]:
+    """nmlab's class for a Timeloop component class (for ``class: storage`` its ``subclass``), or None."""
     c = cls.lower()
     if "dram" in c:
         return "dram"
-    if "sram" in c:
+    if "sram" in c or c == "smartbuffer_metadata":  # smartbuffer_metadata: an SRAM plus a metadata SRAM
         return "sram"
-    if c in ("regfile", "reg", "register") or c.endswith("_rf") or "regfile" in c:
+    if c in ("regfile", "reg") or c.endswith("_rf") or "regfile" in c or "register" in c:
         return "regfile"
     if c in ("intmac", "fpmac", "mac") or c.endswith("mac"):
         return "mac"
@@ -527,9 +532,16 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         cls = comp.get("class")
         if not isinstance(cls, str):
             raise w.fail(f"{field}.class", f"must be a string, got {short(cls)}")
+        if cls.lower() in ("storage", "compute") and "subclass" in comp:  # v0.4: `class: storage, subclass: smartbuffer_RF`
+            cls = comp["subclass"]
+            if not isinstance(cls, str):
+                raise w.fail(f"{field}.subclass", f"must be a string, got {short(cls)}")
+        if cls.lower() == _DUMMY:
+            continue
         kind = _kind(cls)
         if kind is None:
-            raise w.fail(f"{field}.class", f"{short(cls)} is not a class nmlab models (DRAM, SRAM, regfile, intmac, fpmac)")
+            raise w.fail(f"{field}.class", f"{short(cls)} is not a class nmlab models (DRAM, SRAM, regfile, "
+                                           "register, intmac, fpmac)")
         lname, count = _split_name(w, f"{field}.name", comp.get("name"))
         count *= above
         attrs = dict(inherited)
@@ -538,7 +550,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         if kind == "mac":
             if mac is not None:
                 raise w.fail(f"{field}", "a second mac component (nmlab models one MAC array)")
-            mac = (field, comp, attrs, count)
+            mac = (field, comp, attrs, count, cls)
             continue
         if mac is not None:
             raise w.fail(field, f"storage level {short(lname)} below the mac component")
@@ -598,7 +610,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
             defaults.append(f"holds: {', '.join(kept_default)} keep weights, inputs and outputs "
                             "(no dataspace constraint)")
 
-    field, comp, attrs, count = mac
+    field, comp, attrs, count, mac_cls = mac
     a = f"{field}.attributes"
     if "meshX" in attrs or "meshY" in attrs:
         cols = _int(w, f"{a}.meshX", attrs.get("meshX", 1))
@@ -610,7 +622,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         cols, rows = count, 1
         defaults.append(f"compute: {count} MACs as one row (the mac gives no meshX/meshY)")
     mw = _int(w, f"{a}.multiplier_width", attrs.get("multiplier_width", attrs.get("datawidth", 8)))
-    is_fp = str(comp["class"]).lower().startswith("fp")
+    is_fp = mac_cls.lower().startswith("fp")
     dtype = {16: "fp16", 32: "fp32"}.get(mw) if is_fp else f"int{mw}"
     if dtype not in DATATYPE_BITS:
         raise w.fail(f"{a}.multiplier_width", f"{mw}-bit {'fpmac' if is_fp else 'intmac'} is not a datatype "

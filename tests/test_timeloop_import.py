@@ -511,3 +511,41 @@ def test_sweep_of_an_imported_design_uses_its_ert_energies(tmp_path):
             assert getattr(row, k) == pytest.approx(getattr(res, k), rel=1e-12, abs=0), k
         own = hwmodel.simulate(wl, load_design(plain), **kw).total
         assert row.energy_mac_pj != own.energy_mac_pj and row.energy_dram_pj != own.energy_dram_pj
+
+
+#: The shape timeloopfe writes as processed input (timeloop-accelergy-exercises' simple designs):
+#: `class: storage` with a `subclass`, a dummy_storage fanout level, aladdin_register registers.
+PROCESSED_ARCH = """
+architecture:
+  version: '0.4'
+  subtree:
+  - name: system_top_level
+    attributes: {technology: 45nm, global_cycle_seconds: 1e-9}
+    local:
+    - name: DRAM[1..1]
+      class: DRAM
+      attributes: {type: LPDDR4, width: 64, datawidth: 8}
+    - name: glb[1..1]
+      class: smartbuffer_SRAM
+      attributes: {depth: 2048, width: 64, n_banks: 4, datawidth: 8}
+    - name: inter_PE_spatial[1..1]
+      class: dummy_storage
+      attributes: {width: 1, depth: 1, datawidth: 1, technology: -1}
+    - name: weight_reg[1..64]
+      class: storage
+      subclass: aladdin_register
+      attributes: {depth: 1, width: 8, datawidth: 8, meshX: 8, meshY: 8}
+    - name: mac[1..64]
+      class: compute
+      subclass: intmac
+      attributes: {multiplier_width: 8, adder_width: 24, meshX: 8, meshY: 8}
+"""
+
+
+def test_processed_input_shape_storage_subclass_and_dummy_level(tmp_path):
+    """`class: storage`/`compute` name their kind in `subclass`; dummy_storage holds nothing and is skipped."""
+    out, _ = import_timeloop(_bad(tmp_path, PROCESSED_ARCH), tmp_path / "p.yaml")
+    d = load_design(out)
+    assert [(s.name, s.cls, s.capacity_bytes) for s in d.storage] == [
+        ("DRAM", "dram", 0), ("glb", "sram", 16384), ("weight_reg", "regfile", 1)]
+    assert (d.compute.rows, d.compute.cols, d.compute.datatypes, d.clock_hz) == (8, 8, {"int8": 1.0}, 1e9)
