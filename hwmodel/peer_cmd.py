@@ -34,12 +34,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_export_timeloop)
 
     p = sub.add_parser("import-timeloop", help="write an nmlab design YAML from a Timeloop v0.4 architecture")
-    p.add_argument("arch", help="Timeloop v0.4 arch YAML: the subtree/local form (as export-timeloop writes) or the nodes form "
-                                     "(!Container/!Component, as timeloop-accelergy-exercises)")
+    p.add_argument("arch", help="Timeloop arch YAML: v0.4 subtree/local form (as export-timeloop writes, or timeloopfe's "
+                                     "parsed-processed-input.yaml), v0.4 nodes form (!Container/!Component, as "
+                                     "timeloop-accelergy-exercises), or v0.2/v0.3 subtree form; Jinja2 templates and "
+                                     "!Include are refused (process the spec with timeloopfe first)")
     p.add_argument("--constraints", help="Timeloop constraints YAML: dataspace keep -> the operands each level holds, "
-                                         "spatial permutation -> the dataflow (default: every level holds all, WS)")
+                                         "spatial permutation -> the dataflow (default: the arch file's own "
+                                         "constraints, else every level holds all, WS)")
     p.add_argument("--sparse-opt", help="Sparseloop sparse_optimizations YAML: the weight format -> N:M or "
-                                        "unstructured support (default: dense)")
+                                        "unstructured support (default: the arch file's own, else dense)")
     p.add_argument("--ert", help="Accelergy ERT YAML (pJ per action): its energies replace nmlab's in the design's "
                                  "energy: section (default: nmlab's own energies)")
     p.add_argument("--problem", help="Timeloop problem YAML: its K, needed with --ert on an unstructured arch "

@@ -1,12 +1,15 @@
 """Import a Timeloop v0.4 architecture as an nmlab design YAML (the reverse of hwmodel.timeloop).
 
 Reads the ``architecture`` v0.4 ``subtree``/``local`` form (what ``nmlab export-timeloop``
-writes and timeloopfe dumps as processed input) or the ``nodes:`` form (``!Container`` /
-``!Component`` / ``!Parallel`` tags, constraints on the nodes), optionally the mapping constraints (which
+writes and timeloopfe dumps as processed input; also Timeloop's v0.2/v0.3 archs, the same form
+with older attribute names) or the ``nodes:`` form (``!Container`` / ``!Component`` /
+``!Parallel`` tags, constraints on the nodes), optionally the mapping constraints (which
 level keeps which operand, the spatial dataflow) and the Sparseloop sparse optimizations
-(which N:M or unstructured format the weight SRAM stores). Whatever Timeloop's files cannot
+(which N:M or unstructured format the weight SRAM stores); a one-file spec's own constraints and
+sparse optimizations are read when no file is given for them. Whatever Timeloop's files cannot
 carry gets a stated default, listed in the written file's comment header (docs/timeloop.md,
-"Import from Timeloop", has the field-by-field mapping).
+"Import from Timeloop", has the field-by-field mapping). What timeloopfe resolves (Jinja2
+templates, ``!Include``, expressions) is refused with a one-line error: nothing is executed.
 
 The written design is validated by :func:`hwmodel.design.parse_design` before anything is
 written, and written atomically.
@@ -56,9 +59,19 @@ def _list(w: _Where, field: str, value: Any) -> list:
     return value
 
 
+#: Told when a number is written as a timeloopfe expression or variable name ("GLB_DEPTH // 2").
+_EXPRESSION = ("(an expression or variable: nmlab evaluates none; run the spec through timeloopfe and import "
+               "the parsed-processed-input.yaml it writes)")
+
+
+def _not_a_number(w: _Where, field: str, value: Any, what: str) -> NmlabError:
+    extra = f" {_EXPRESSION}" if isinstance(value, str) and re.search(r"[A-Za-z_*/+()]", value) else ""
+    return w.fail(field, f"must be {what}, got {short(value)}{extra}")
+
+
 def _int(w: _Where, field: str, value: Any, low: int = 1) -> int:
     if not is_int(value):
-        raise w.fail(field, f"must be an integer, got {short(value)}")
+        raise _not_a_number(w, field, value, "an integer")
     if not low <= value <= _MAX_INT:
         raise w.fail(field, f"must be between {low} and {_MAX_INT:,}, got {short(value)}")
     return int(value)
@@ -73,7 +86,7 @@ def _number(w: _Where, field: str, value: Any) -> float:
         except ValueError:
             pass
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise w.fail(field, f"must be a number, got {short(value)}")
+        raise _not_a_number(w, field, value, "a number")
     return float(value)
 
 
@@ -128,8 +141,34 @@ def _components(w: _Where, arch: dict) -> list[tuple[str, dict, dict, int]]:
     return out
 
 
-#: The timeloopfe v4 tags of the ``nodes:`` form, read as plain mappings (key "!" = tag).
-NODE_TAGS = ("!Component", "!Container", "!Hierarchical", "!Parallel", "!Nothing")
+#: The timeloopfe v4 tags of the ``nodes:`` form, read as plain mappings (key "!" = tag); ``!Element``
+#: is timeloopfe's earlier name for ``!Component``.
+NODE_TAGS = ("!Component", "!Container", "!Hierarchical", "!Parallel", "!Nothing", "!Element")
+
+#: What timeloopfe resolves before Timeloop sees a spec, and nmlab does not: Jinja2 templates,
+#: file includes and references, hierarchical merge keys. Matched outside comments.
+_UNPROCESSED = (
+    (re.compile(r"\{\{.*?\}\}|\{%.*?%\}"), "a Jinja2 template"),
+    (re.compile(r"(?:^|[\s\[{,:-])(!(?:include\w*|ref\w*|nomerge)\b)", re.IGNORECASE), "a timeloopfe tag"),
+    (re.compile(r"(?:^|[\s{,])(<<<)\s*:"), "timeloopfe's hierarchical merge key"),
+)
+
+
+def _check_processed(path: str | os.PathLike, what: str) -> None:
+    """A one-line error when ``path`` still holds what timeloopfe resolves (templates, includes,
+    merge keys): nmlab reads plain YAML and runs nothing, so such a spec must be processed first."""
+    from hwmodel.limits import read_text
+
+    text = read_text(path, what, "yaml_bytes")
+    for n, line in enumerate(text.splitlines(), 1):
+        code = re.sub(r"(^|\s)#.*$", "", line)
+        for pattern, kind in _UNPROCESSED:
+            m = pattern.search(code)
+            if m:
+                found = (m.group(1) if m.groups() else m.group(0)).strip()
+                raise NmlabError(f"{what}: {path}: line {n}: {short(found, 60)} is {kind}, which nmlab does not "
+                                 "resolve (it runs no templates and reads no other files): run the spec through "
+                                 "timeloopfe and import the parsed-processed-input.yaml it writes")
 
 
 class _Nodes:
@@ -141,6 +180,7 @@ class _Nodes:
         self.w = w
         self.comps: list[tuple[str, dict, dict, int]] = []
         self.keeps: dict[str, list[str]] = {}
+        self.keep_fields: dict[str, str] = {}
         self.flow: Optional[tuple[str, str]] = None
         self.unrecognised_flow = False
 
@@ -158,15 +198,10 @@ class _Nodes:
             return
         cons = _mapping(self.w, f"{field}.constraints", cons)
         ds = cons.get("dataspace")
-        if isinstance(ds, dict) and "keep" in ds:
-            keep = []
-            for j, d in enumerate(_list(self.w, f"{field}.constraints.dataspace.keep", ds["keep"])):
-                op = _DATASPACES.get(str(d).lower())
-                if op is None:
-                    raise self.w.fail(f"{field}.constraints.dataspace.keep[{j}]",
-                                      f"must be Weights, Inputs or Outputs, got {short(d)}")
-                keep.append(op)
-            self.keeps[name] = keep
+        if isinstance(ds, dict):
+            kept = _kept(self.w, f"{field}.constraints.dataspace", ds)
+            if kept is not None:
+                self.keeps[name], self.keep_fields[name] = kept
         sp = cons.get("spatial")
         if isinstance(sp, dict) and "permutation" in sp:
             perm = _permutation(sp["permutation"])
@@ -181,7 +216,9 @@ class _Nodes:
         for i, node in enumerate(_list(self.w, field, items)):
             f = f"{field}[{i}]"
             node = _mapping(self.w, f, node)
-            tag = node.get("!", "Component" if "class" in node else "Container")
+            tag = node.get("!", "Component" if "class" in node or "subclass" in node else "Container")
+            if tag == "Element":
+                tag = "Component"
             if tag == "Nothing":
                 continue
             if tag == "Hierarchical":
@@ -208,6 +245,23 @@ class _Nodes:
         return attrs, mx, my
 
 
+def _kept(w: _Where, field: str, ds: dict) -> Optional[tuple[list[str], str]]:
+    """(operands a dataspace constraint keeps, the field read) or None when it says nothing: ``keep``
+    (or timeloopfe's ``keep_only``) lists them; ``bypass`` alone keeps the other operands."""
+    key = next((k for k in ("keep", "keep_only", "bypass") if k in ds), None)
+    if key is None:
+        return None
+    ops = []
+    for j, d in enumerate(_list(w, f"{field}.{key}", ds[key])):
+        op = _DATASPACES.get(str(d).lower())
+        if op is None:
+            raise w.fail(f"{field}.{key}[{j}]", f"{_OPERAND_HINT}, got {short(d)}")
+        ops.append(op)
+    if key == "bypass":
+        ops = [op for op in _DATASPACES.values() if op not in ops]
+    return ops, f"{field}.{key}"
+
+
 def _permutation(perm: Any) -> tuple[str, ...]:
     """First two ranks (spatial X, Y) of a permutation given as a list or a string ("NKM", "N K M")."""
     if isinstance(perm, str):
@@ -218,8 +272,11 @@ def _permutation(perm: Any) -> tuple[str, ...]:
 
 
 def _system_attr(comps: list[tuple[str, dict, dict, int]], key: str) -> Any:
-    """The first value of a system-wide attribute (technology, global_cycle_seconds) on any node."""
+    """The first value of a system-wide attribute (technology, global_cycle_seconds) on any node
+    (not a dummy_storage's placeholder ``technology: -1``)."""
     for _, comp, inherited, _ in comps:
+        if _DUMMY in (str(comp.get("class", "")).lower(), str(comp.get("subclass", "")).lower()):
+            continue
         attrs = comp.get("attributes") if isinstance(comp.get("attributes"), dict) else {}
         for a in (inherited, attrs):
             if key in a:
@@ -229,24 +286,61 @@ def _system_attr(comps: list[tuple[str, dict, dict, int]], key: str) -> Any:
 
 #: Timeloop's placeholder level for a spatial fanout: it holds nothing, so it is skipped.
 _DUMMY = "dummy_storage"
+#: Timeloop's network classes (v0.2/v0.3 archs list them in ``local``): they hold nothing and nmlab
+#: models its own operand distribution, so they are skipped with a stated default.
+_NETWORKS = ("xy_noc", "legacy", "reductiontree", "simplemulticast")
 
 
 def _kind(cls: str) -> Optional[str]:
-    """nmlab's class for a Timeloop component class (for ``class: storage`` its ``subclass``), or None."""
+    """nmlab's class for a Timeloop component class (for ``class: storage`` its ``subclass``), or None.
+    Compound-component names are read by what they are named after (``smartbuffer_RF``, ``SRAM_MD``,
+    ``reg_storage``, ``Imac``)."""
     c = cls.lower()
     if "dram" in c:
         return "dram"
     if "sram" in c or c == "smartbuffer_metadata":  # smartbuffer_metadata: an SRAM plus a metadata SRAM
         return "sram"
-    if c in ("regfile", "reg") or c.endswith("_rf") or "regfile" in c or "register" in c:
+    if c.startswith("reg") or c.endswith("_rf") or "regfile" in c or "register" in c:
         return "regfile"
-    if c in ("intmac", "fpmac", "mac") or c.endswith("mac"):
+    if c.endswith("mac") or c.startswith("mac") or c == "compute":
         return "mac"
+    if c in _NETWORKS or "noc" in c.split("_"):
+        return "network"
     return None
 
 
-def _constraints(w: _Where, doc: Any) -> tuple[dict[str, list[str]], Optional[tuple[str, str]]]:
-    """(level name -> kept operands, (kind, dataflow) from the spatial constraint or None)."""
+#: Older names of the attributes read (Timeloop v0.2/v0.3, Sparseloop's SRAM_MD): first found wins.
+_ALIASES = {"depth": ("depth", "memory_depth", "data_storage_depth"),
+            "width": ("width", "memory_width", "data_storage_width"),
+            "datawidth": ("datawidth", "word-bits", "word_bits"),
+            "block_size": ("block_size", "block-size")}
+
+
+def _attr(attrs: dict, key: str) -> tuple[str, Any]:
+    """(the attribute name found, its value) for ``key`` or one of its older names; (key, None) if none."""
+    for k in _ALIASES.get(key, (key,)):
+        if k in attrs:
+            return k, attrs[k]
+    return key, None
+
+
+#: nmlab's operand names for Timeloop's data spaces (what export-timeloop writes).
+_OPERAND_NOTE = ("(nmlab's GEMM operands; a problem whose data spaces are named otherwise, e.g. gemm_ABZ's A, B, "
+                 "Z, needs them renamed)")
+_OPERAND_HINT = f"must be Weights, Inputs or Outputs {_OPERAND_NOTE}"
+#: Attributes of a storage level that change Timeloop's result but have no nmlab field: listed
+#: in the header as not read (nmlab derives bandwidth from banks, ports and word width).
+_NOT_READ = ("read_bandwidth", "write_bandwidth", "shared_bandwidth", "n_rdwr_ports", "nports", "num_ports",
+             "cluster_size", "cluster-size", "update_fifo_depth", "metadata_storage_depth", "metadata_storage_width")
+
+
+def _constraints(w: _Where, doc: Any, strict: bool = True,
+                 fields: Optional[dict[str, tuple[_Where, str]]] = None) -> tuple[dict[str, list[str]],
+                                                                                  Optional[tuple[str, str]]]:
+    """(level name -> kept operands, (kind, dataflow) from the spatial constraint or None).
+    ``strict``: a spatial permutation that names no nmlab dataflow is an error (a --constraints
+    file), else it is passed over (constraints written in the arch file itself). ``fields`` gets
+    each kept level's (file, field)."""
     doc = _mapping(w, "<top>", doc)
     key = next((k for k in ("architecture_constraints", "constraints", "mapspace_constraints") if k in doc), None)
     if key is None:
@@ -258,16 +352,15 @@ def _constraints(w: _Where, doc: Any) -> tuple[dict[str, list[str]], Optional[tu
         f = f"{key}.targets[{i}]"
         t = _mapping(w, f, t)
         target, _ = _split_name(w, f"{f}.target", t.get("target"))
-        if t.get("type") == "dataspace" and "keep" in t:
-            keep = []
-            for j, d in enumerate(_list(w, f"{f}.keep", t["keep"])):
-                op = _DATASPACES.get(str(d).lower())
-                if op is None:
-                    raise w.fail(f"{f}.keep[{j}]", f"must be Weights, Inputs or Outputs, got {short(d)}")
-                keep.append(op)
-            keeps[target] = keep
+        kept = _kept(w, f, t) if t.get("type") == "dataspace" else None
+        if kept is not None:
+            keeps[target] = kept[0]
+            if fields is not None:
+                fields[target] = (w, kept[1])
         elif t.get("type") == "spatial" and "permutation" in t:
             perm = _permutation(t["permutation"])
+            if perm not in _DATAFLOWS and not strict:
+                continue
             if perm not in _DATAFLOWS:
                 raise w.fail(f"{f}.permutation", f"first two ranks {list(perm)} are not a dataflow nmlab models "
                                                  "(N,K: WS systolic; N,M: OS systolic; K,N: tensor core)")
@@ -275,36 +368,59 @@ def _constraints(w: _Where, doc: Any) -> tuple[dict[str, list[str]], Optional[tu
     return keeps, flow
 
 
-def _sparse(w: _Where, doc: Any) -> tuple[Optional[str], Optional[int], Optional[str]]:
-    """(weight format "CP" or "B", metadata bits per kept weight, level storing it) or Nones (dense)."""
-    doc = _mapping(w, "<top>", doc)
+def _hyphens(value: Any, depth: int = 0) -> Any:
+    """``value`` with mapping keys' hyphens read as underscores (Sparseloop v0.3 writes
+    ``representation-format``, ``data-spaces``, ``metadata-word-bits``)."""
+    if depth > 32:
+        return value
+    if isinstance(value, dict):
+        return {(k.replace("-", "_") if isinstance(k, str) else k): _hyphens(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_hyphens(v, depth + 1) for v in value]
+    return value
+
+
+def _sparse(w: _Where, doc: Any) -> list[tuple[str, int, str, str]]:
+    """Every weight representation format: [(format "CP" or "B", metadata bits per kept weight,
+    level storing it, field)], in the file's order; empty when dense."""
+    doc = _hyphens(_mapping(w, "<top>", doc))
     body = _mapping(w, "sparse_optimizations", doc.get("sparse_optimizations"))
+    found: list[tuple[str, int, str, str]] = []
     for i, t in enumerate(_list(w, "sparse_optimizations.targets", body.get("targets", []) or [])):
         f = f"sparse_optimizations.targets[{i}]"
         t = _mapping(w, f, t)
         if "representation_format" not in t:
             continue
-        target, _ = _split_name(w, f"{f}.target", t.get("target"))
+        target, _ = _split_name(w, f"{f}.target", t.get("target", t.get("name")))  # v0.3 names it `name`
         rf = _mapping(w, f"{f}.representation_format", t["representation_format"])
-        for j, ds in enumerate(_list(w, f"{f}.representation_format.data_spaces", rf.get("data_spaces", []))):
+        spaces = _list(w, f"{f}.representation_format.data_spaces", rf.get("data_spaces", []))
+        names = [str(_mapping(w, f"{f}.representation_format.data_spaces[{j}]", ds).get("name", ""))
+                 for j, ds in enumerate(spaces)]
+        if names and not any(n.lower() in _DATASPACES for n in names):
+            raise w.fail(f"{f}.representation_format.data_spaces", f"names {', '.join(map(short, names))}, "
+                                                                     f"none of them Weights, Inputs or Outputs "
+                                                                     f"{_OPERAND_NOTE}")
+        for j, ds in enumerate(spaces):
             g = f"{f}.representation_format.data_spaces[{j}]"
-            ds = _mapping(w, g, ds)
-            if str(ds.get("name", "")).lower() != "weights":
+            if names[j].lower() != "weights":
                 continue
             ranks = _list(w, f"{g}.ranks", ds.get("ranks"))
             if not ranks:
                 raise w.fail(f"{g}.ranks", "must not be empty")
             last = _mapping(w, f"{g}.ranks[{len(ranks) - 1}]", ranks[-1])
             fmt = str(last.get("format", "")).upper()
+            r = f"{g}.ranks[{len(ranks) - 1}]"
             if fmt == "B":
-                return "B", 1, target
-            if fmt == "CP":
-                bits = _int(w, f"{g}.ranks[{len(ranks) - 1}].metadata_word_bits", last.get("metadata_word_bits"))
+                found.append(("B", 1, target, r))
+            elif fmt == "CP":
+                bits = _int(w, f"{r}.metadata_word_bits", last.get("metadata_word_bits"))
                 if bits > 16:
-                    raise w.fail(f"{g}.ranks[{len(ranks) - 1}].metadata_word_bits", f"must be <= 16, got {bits}")
-                return "CP", bits, target
-            raise w.fail(f"{g}.ranks[{len(ranks) - 1}].format", f"must be CP or B (what nmlab models), got {short(fmt)}")
-    return None, None, None
+                    raise w.fail(f"{r}.metadata_word_bits", f"must be <= 16, got {bits}")
+                found.append(("CP", bits, target, r))
+            else:
+                raise w.fail(f"{r}.format", f"{short(fmt)}: nmlab models a weight format whose innermost rank is "
+                                            "CP (an N:M index) or B (a bitmask); RLE and UOP are not modelled")
+    return found
 
 
 #: Largest energy per action read from an ERT (pJ); the design loader bounds the per-bit figures.
@@ -478,12 +594,16 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         NmlabError: one line naming the file and field.
     """
     w = _Where("arch", arch_path)
-    arch = _mapping(w, "architecture", _mapping(w, "<top>", arch_doc).get("architecture"))
+    top = _mapping(w, "<top>", arch_doc)
+    arch = _mapping(w, "architecture", top.get("architecture"))
     version = str(arch.get("version", ""))
-    if version not in ("0.4", "0.40"):
-        raise w.fail("architecture.version", f"must be 0.4, got {short(arch.get('version'))}")
+    # v0.2 and v0.3 archs (Timeloop's own parser, Sparseloop's artifacts) are the subtree/local form too.
+    if version not in ("0.4", "0.40") and not (version in ("0.2", "0.3", "0.20", "0.30") and "nodes" not in arch):
+        raise w.fail("architecture.version", f"must be 0.4 (or 0.2/0.3 in the subtree form), got "
+                                             f"{short(arch.get('version'))}")
     defaults: list[str] = []
     keeps: dict[str, list[str]] = {}
+    keep_fields: dict[str, tuple[_Where, str]] = {}   # level -> (file, field) of its dataspace keep
     flow = None
     if "nodes" in arch:
         if "subtree" in arch:
@@ -491,6 +611,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         walker = _Nodes(w)
         walker.walk(arch["nodes"], "architecture.nodes", {}, 1, 1)
         comps, keeps, flow = walker.comps, dict(walker.keeps), walker.flow
+        keep_fields.update({k: (w, v) for k, v in walker.keep_fields.items()})
         if walker.unrecognised_flow and flow is None:
             defaults.append("compute: the arch's spatial constraints name no GEMM dataflow nmlab models")
     else:
@@ -516,44 +637,87 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
     clock_hz = clock_mhz * 1e6
     cycle_s = gcs if gcs is not None else 1.0 / clock_hz   # an ERT's leak is per Timeloop cycle
 
-    if constraints_doc is not None:  # the file's constraints win over the ones written on the nodes
-        file_keeps, file_flow = _constraints(_Where("constraints", constraints_path), constraints_doc)
+    # A spec timeloopfe dumped (parsed-processed-input.yaml) or a one-file spec carries its constraints
+    # and sparse optimizations beside the arch: read them when no file is given for them.
+    inline_cons = next((k for k in ("architecture_constraints", "constraints") if k in top), None)
+    if constraints_doc is None and inline_cons is not None:
+        file_keeps, file_flow = _constraints(w, {inline_cons: top[inline_cons]}, strict=False, fields=keep_fields)
         keeps.update(file_keeps)
         flow = file_flow or flow
-    fmt, meta_bits, meta_level = (None, None, None)
+        defaults.append(f"holds and dataflow: from the arch file's own {inline_cons} (no --constraints)")
+    if constraints_doc is not None:  # the file's constraints win over the ones written on the nodes
+        file_keeps, file_flow = _constraints(_Where("constraints", constraints_path), constraints_doc,
+                                             fields=keep_fields)
+        keeps.update(file_keeps)
+        flow = file_flow or flow
+    formats: list[tuple[str, int, str, str]] = []
+    if sparse_doc is None and isinstance(top.get("sparse_optimizations"), dict):
+        sparse_doc, sparse_path = top, arch_path
+        defaults.append("sparsity: from the arch file's own sparse_optimizations (no --sparse-opt)")
     if sparse_doc is not None:
-        fmt, meta_bits, meta_level = _sparse(_Where("sparse_opt", sparse_path), sparse_doc)
+        formats = _sparse(_Where("sparse_opt", sparse_path), sparse_doc)
+    # nmlab keeps metadata in an SRAM: the first weight format at an SRAM level of the arch is the
+    # one the hardware's datapath reads (a format at DRAM or in PE registers alone is not).
+    fmt, meta_bits, meta_level = (None, None, None)
+    sram_names = set()
+    for _, comp, _, _ in comps:
+        c = comp.get("subclass") if str(comp.get("class", "storage")).lower() == "storage" else comp.get("class")
+        if isinstance(c, str) and _kind(c) == "sram" and isinstance(comp.get("name"), str):
+            sram_names.add(_NAME_RANGE.sub(r"\1", comp["name"]))
+    at_sram = [x for x in formats if x[2] in sram_names]
+    if at_sram:
+        fmt, meta_bits, meta_level, _ = at_sram[0]
+    sparse_error = None if at_sram or not formats else _Where("sparse_opt", sparse_path).fail(
+        formats[0][3], f"weights are compressed only at {', '.join(sorted({x[2] for x in formats}))}, no SRAM "
+                       "level of the arch: nmlab keeps the weights' metadata in an on-chip SRAM")
 
     storage: list[dict] = []
     dram_width = 64
     mac = None
     kept_default = []
+    skipped: list[str] = []
+    not_read: list[str] = []
     for field, comp, inherited, above in comps:
-        cls = comp.get("class")
+        cls, cls_field = comp.get("class"), f"{field}.class"
+        if cls is None and "subclass" in comp:  # a timeloopfe Component may name only its subclass
+            cls, cls_field = comp["subclass"], f"{field}.subclass"
         if not isinstance(cls, str):
-            raise w.fail(f"{field}.class", f"must be a string, got {short(cls)}")
-        if cls.lower() in ("storage", "compute") and "subclass" in comp:  # v0.4: `class: storage, subclass: smartbuffer_RF`
-            cls = comp["subclass"]
+            raise w.fail(cls_field, f"must be a string, got {short(cls)}")
+        # v0.4 and Sparseloop: `class: storage, subclass: smartbuffer_RF`, `class: compute, subclass: Imac`
+        if cls.lower() in ("storage", "compute") and "subclass" in comp:
+            cls, cls_field = comp["subclass"], f"{field}.subclass"
             if not isinstance(cls, str):
-                raise w.fail(f"{field}.subclass", f"must be a string, got {short(cls)}")
+                raise w.fail(cls_field, f"must be a string, got {short(cls)}")
+            if comp["class"].lower() == "compute":
+                kind: Optional[str] = "mac"
+            else:
+                kind = _kind(cls)
+                if kind in ("mac", "network"):
+                    kind = None
+        else:
+            kind = _kind(cls)
         if cls.lower() == _DUMMY:
             continue
-        kind = _kind(cls)
         if kind is None:
-            raise w.fail(f"{field}.class", f"{short(cls)} is not a class nmlab models (DRAM, SRAM, regfile, "
-                                           "register, intmac, fpmac)")
+            raise w.fail(cls_field, f"{short(cls)} is not a class nmlab models (DRAM, SRAM, regfile, register, "
+                                    "intmac, fpmac; compound components named after one of these)")
         lname, count = _split_name(w, f"{field}.name", comp.get("name"))
+        if kind == "network":
+            skipped.append(lname)
+            continue
         count *= above
         attrs = dict(inherited)
         attrs.update(_mapping(w, f"{field}.attributes", comp.get("attributes", {}) or {}))
         a = f"{field}.attributes"
         if kind == "mac":
             if mac is not None:
-                raise w.fail(f"{field}", "a second mac component (nmlab models one MAC array)")
+                raise w.fail(f"{field}", f"a second compute component {short(lname)} (the first is "
+                                         f"{short(mac[1].get('name'))}): nmlab models one MAC array")
             mac = (field, comp, attrs, count, cls)
             continue
-        if mac is not None:
+        if mac is not None and "nodes" in arch:
             raise w.fail(field, f"storage level {short(lname)} below the mac component")
+        dw_key, dw = _attr(attrs, "datawidth")
         if kind == "dram":
             if storage:
                 raise w.fail(field, "the DRAM must be the outermost level")
@@ -565,9 +729,13 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
             if match is None:
                 raise w.fail(f"{a}.type", f"must be one of {', '.join(DRAM_TYPES)}, got {short(dtype)}")
             width = dram_width = _int(w, f"{a}.width", attrs.get("width", 64))
-            dw = _int(w, f"{a}.datawidth", attrs.get("datawidth", 8))
+            dw = _int(w, f"{a}.{dw_key}", 8 if dw is None else dw)
             if "shared_bandwidth" in attrs:
                 words = _num(w, f"{a}.shared_bandwidth", attrs["shared_bandwidth"])
+            elif "read_bandwidth" in attrs:
+                words = _num(w, f"{a}.read_bandwidth", attrs["read_bandwidth"])
+                defaults.append(f"{lname}.bandwidth_gb_s: from read_bandwidth (nmlab has one DRAM bandwidth; "
+                                "no shared_bandwidth)")
             else:
                 words = width / dw
                 defaults.append(f"{lname}.bandwidth_gb_s: one {width}-bit access per cycle (no shared_bandwidth)")
@@ -576,21 +744,32 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
             continue
         if not storage:
             raise w.fail(field, "the outermost level must be class DRAM")
-        depth = _int(w, f"{a}.depth", attrs.get("depth"))
-        width = _int(w, f"{a}.width", attrs.get("width"))
+        depth_key, depth = _attr(attrs, "depth")
+        depth = _int(w, f"{a}.{depth_key}", depth)
+        width_key, width = _attr(attrs, "width")
+        bs_key, bs = _attr(attrs, "block_size")
+        if width is None and bs is not None and dw is not None:  # Timeloop: a line of block_size words
+            width = _int(w, f"{a}.{bs_key}", bs) * _int(w, f"{a}.{dw_key}", dw)
+        width = _int(w, f"{a}.{width_key}", width)
         if width % 8:
-            raise w.fail(f"{a}.width", f"must be a multiple of 8 bits, got {width}")
+            raise w.fail(f"{a}.{width_key}", f"must be a multiple of 8 bits, got {width}")
         holds = list(keeps.get(lname, ()))
         if lname not in keeps:
             holds = ["weights", "inputs", "outputs"]
             kept_default.append(lname)
         if meta_level == lname:
             holds.append("metadata")
+        if not holds:  # bypasses every operand (a fanout or network level written as storage): holds nothing
+            skipped.append(lname)
+            continue
+        not_read += [f"{lname}.{k}" for k in _NOT_READ if k in (comp.get("attributes") or {})]
         level: dict[str, Any] = {"name": lname, "class": kind, "holds": holds,
                                  "capacity_bytes": depth * width // 8, "word_bits": width}
         if kind == "sram":
             if count != 1:
-                raise w.fail(f"{field}.name", f"{count} instances of an SRAM; nmlab models one shared SRAM per level")
+                raise w.fail(f"{field}.name", f"{count} instances of SRAM {short(lname)} (one per PE or PE "
+                                              "group): nmlab models an SRAM level as one shared array and "
+                                              "per-PE storage only as register files")
             level["banks"] = _int(w, f"{a}.n_banks", attrs.get("n_banks", 1))
             level["read_ports"] = _int(w, f"{a}.n_rd_ports", attrs.get("n_rd_ports", 1), low=0)
             level["write_ports"] = _int(w, f"{a}.n_wr_ports", attrs.get("n_wr_ports", 1), low=0)
@@ -599,10 +778,28 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
                 defaults.append(f"{lname}.double_buffered: false (no multiple_buffering: Timeloop's 1)")
             level["double_buffered"] = _num(w, f"{a}.multiple_buffering", mb) >= 2
         storage.append(level)
+    if not_read:
+        defaults.append(f"not read (no nmlab field; bandwidth comes from banks, ports and word width): "
+                        f"{', '.join(not_read)}")
+    if skipped:
+        defaults.append(f"{', '.join(skipped)}: not modelled (a network, or a level that keeps no operand; "
+                        "nmlab's own operand distribution)")
     if not storage:
         raise w.fail("architecture", "no DRAM level (class DRAM)")
     if mac is None:
         raise w.fail("architecture", "no mac component (class intmac or fpmac): nmlab needs the MAC array")
+    if sparse_error is not None:
+        raise sparse_error
+    srams = [lv for lv in storage if lv["class"] == "sram"]
+    for op in ("weights", "inputs", "outputs"):
+        if srams and not any(op in lv["holds"] for lv in srams):
+            kept = "; ".join(f"{lv['name']} keeps {', '.join(lv['holds'])}" for lv in srams)
+            where, field = keep_fields.get(srams[0]["name"], (w, f"{srams[0]['name']}: dataspace keep"))
+            raise where.fail(field, f"no SRAM level keeps {op} ({kept}): nmlab moves every operand through an "
+                                    "on-chip SRAM level, not from DRAM straight to the PEs")
+    if not srams:
+        raise w.fail("architecture", "no SRAM level (class SRAM, smartbuffer_SRAM, ...): nmlab needs an on-chip "
+                                     "SRAM between DRAM and the PEs")
     if kept_default:
         if constraints_doc is None and not keeps:
             defaults.append("holds: every on-chip level keeps weights, inputs and outputs (no --constraints)")
@@ -621,7 +818,9 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
     else:
         cols, rows = count, 1
         defaults.append(f"compute: {count} MACs as one row (the mac gives no meshX/meshY)")
-    mw = _int(w, f"{a}.multiplier_width", attrs.get("multiplier_width", attrs.get("datawidth", 8)))
+    dw_key, dw = _attr(attrs, "datawidth")
+    mw_key = "multiplier_width" if "multiplier_width" in attrs else dw_key
+    mw = _int(w, f"{a}.{mw_key}", attrs.get("multiplier_width", 8 if dw is None else dw))
     is_fp = mac_cls.lower().startswith("fp")
     dtype = {16: "fp16", 32: "fp32"}.get(mw) if is_fp else f"int{mw}"
     if dtype not in DATATYPE_BITS:
@@ -675,7 +874,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
     elif fmt == "B":
         selection = ("network", _problem_k(_Where("problem", problem_path), problem_doc)
                      if problem_doc is not None else None)
-    bits_a = _int(w, f"{a}.datawidth", attrs.get("datawidth", mw))
+    bits_a = _int(w, f"{a}.{dw_key}", mw if dw is None else dw)
     energy, unmapped = _ert_energy(we, _ert_tables(we, ert_doc, names), storage, dram_width,
                                    (mac_name, dtype, bits_a), selection, tech_nm, cycle_s)
     if energy:
@@ -716,10 +915,13 @@ def import_timeloop(arch: str | os.PathLike, out: str | os.PathLike, constraints
         name = re.sub(r"[^A-Za-z0-9_.\-]", "_", out.stem)[:64] or "imported"
     if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_.\-]{1,64}", name):
         raise NmlabError(f"--name: must be 1 to 64 letters, digits, '_', '-' or '.', got {short(name)}")
+    _check_processed(arch, "arch")
     docs = {"arch": load_yaml(arch, "arch", tags=NODE_TAGS)}
     if constraints is not None:
+        _check_processed(constraints, "constraints")
         docs["constraints"] = load_yaml(constraints, "constraints")
     if sparse_opt is not None:
+        _check_processed(sparse_opt, "sparse_opt")
         docs["sparse_opt"] = load_yaml(sparse_opt, "sparse_opt")
     if ert is not None:
         docs["ert"] = load_yaml(ert, "ert")

@@ -164,7 +164,7 @@ def _bad(tmp_path, text: str | bytes, which: str = "arch"):
     (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update(depth=1 << 39), "capacity_bytes"),
     (lambda a: a["architecture"]["subtree"][0]["local"][0]["attributes"].update(type="SDRAM9"), "type"),
     (lambda a: a["architecture"]["subtree"][0]["local"][-1].update({"class": "adder"}), "class"),
-    (lambda a: a["architecture"].update(version="0.3"), "version"),
+    (lambda a: a["architecture"].update(version="0.5"), "version"),
 ])
 def test_bad_arch_is_one_line_exit_2(tmp_path, capsys, mutate, field):
     from hwmodel.cli import main
@@ -549,3 +549,321 @@ def test_processed_input_shape_storage_subclass_and_dummy_level(tmp_path):
     assert [(s.name, s.cls, s.capacity_bytes) for s in d.storage] == [
         ("DRAM", "dram", 0), ("glb", "sram", 16384), ("weight_reg", "regfile", 1)]
     assert (d.compute.rows, d.compute.cols, d.compute.datatypes, d.clock_hz) == (8, 8, {"int8": 1.0}, 1e9)
+
+
+# ---------------------------------------------------------------------------------------------
+# The shapes of published Timeloop / Sparseloop / timeloopfe architectures (docs/timeloop.md,
+# "Published architectures checked"), written by hand with this file's own values.
+
+#: Timeloop v0.3 (timeloop-accelergy-exercises' 2020 ISPASS eyeriss_like): memory_depth /
+#: memory_width / word_bits, a per-column regfile above the PE subtree, the mac's meshX only.
+V03_EYERISS = """
+architecture:
+  version: 0.3
+  subtree:
+  - name: system
+    local:
+    - {name: DRAM, class: DRAM, attributes: {type: LPDDR4, width: 64, word_bits: 16}}
+    subtree:
+    - name: accel
+      attributes: {technology: 45nm}
+      local:
+      - name: glb
+        class: smartbuffer_SRAM
+        attributes: {memory_depth: 8192, memory_width: 64, n_banks: 16, word_bits: 16, read_bandwidth: 16}
+      - name: col_buf[0..9]
+        class: regfile
+        attributes: {depth: 16, width: 16, word_bits: 16, meshX: 10}
+      subtree:
+      - name: PE[0..119]
+        local:
+        - name: in_spad
+          class: smartbuffer_RF
+          attributes: {memory_depth: 12, memory_width: 16, word_bits: 16, meshX: 10}
+        - name: mac
+          class: intmac
+          attributes: {datawidth: 16, meshX: 10}
+"""
+
+#: Timeloop v0.2 (the exercises' eyeriss-192): word-bits / block-size, a level whose width is
+#: block-size words, XY_NoC networks in `local`, and compound registers (reg_storage) listed after the mac.
+V02_NOC = """
+architecture:
+  version: 0.2
+  subtree:
+  - name: system
+    local:
+    - {name: DRAM, class: DRAM, attributes: {type: DDR3, width: 64, block-size: 4, word-bits: 16}}
+    subtree:
+    - name: chip
+      attributes: {technology: 40nm}
+      local:
+      - name: glb
+        class: smartbuffer_SRAM
+        attributes: {memory_depth: 4096, block-size: 4, word-bits: 16, n_banks: 8}
+      - {name: act_NoC, class: XY_NoC, attributes: {datawidth: 16}}
+      subtree:
+      - name: PE[0..63]
+        local:
+        - {name: mac, class: intmac, attributes: {datawidth: 16, meshX: 8}}
+        - {name: weight_reg, class: reg_storage, attributes: {depth: 1, width: 16, meshX: 8}}
+"""
+
+#: Sparseloop's MICRO 2022 artifact (v0.3): `class: storage` / `subclass: SRAM_MD` with
+#: data_storage_depth / data_storage_width, `class: compute` / `subclass: Imac`, a DRAM with
+#: read_bandwidth and cluster-size.
+V03_SPARSELOOP = """
+architecture:
+  version: 0.3
+  subtree:
+  - name: system
+    attributes: {technology: 45nm}
+    local:
+    - name: DRAM
+      class: DRAM
+      attributes: {type: HBM2, width: 64, datawidth: 16, cluster-size: 1, read_bandwidth: 16, write_bandwidth: 16}
+    subtree:
+    - name: SM
+      local:
+      - name: GLB
+        class: storage
+        subclass: SRAM_MD
+        attributes: {data_storage_depth: 4096, data_storage_width: 256, metadata_storage_depth: 1024,
+                     metadata_storage_width: 64, n_banks: 2, datawidth: 16, cluster-size: 1}
+      - name: LineBuffer
+        class: storage
+        subclass: SRAM_MD
+        attributes: {data_storage_depth: 32, data_storage_width: 16, datawidth: 16}
+      - name: MAC[0..63]
+        class: compute
+        subclass: Imac
+        attributes: {datawidth: 16, meshX: 16, meshY: 4}
+"""
+
+#: Sparseloop v0.3 sparse optimizations: hyphenated keys, `name` for the target, weights
+#: compressed at DRAM and at the SRAM (bitmask innermost rank).
+V03_SPARSE_OPT = """
+sparse_optimizations:
+  targets:
+  - name: DRAM
+    representation-format:
+      data-spaces:
+      - name: Weights
+        ranks: [{format: UOP}, {format: B, metadata-word-bits: 1}]
+  - name: GLB
+    representation-format:
+      data-spaces:
+      - name: Weights
+        rank-application-order: inner-to-outer
+        ranks: [{format: UOP}, {format: B, metadata-word-bits: 1}]
+  - name: LineBuffer
+    action-optimization: [{type: skipping, target: Outputs, condition-on: [Weights, Inputs]}]
+"""
+
+#: timeloopfe's earlier spec (arch_spec_examples/*/arch_split.yaml): `!Element`, memory_depth,
+#: the constraints in the arch file itself (keep_only, bypass alone), a Component naming only its subclass.
+ELEMENT_SPLIT = """
+architecture:
+  version: 0.4
+  nodes:
+  - !Container {name: system, attributes: {technology: "32nm", global_cycle_seconds: 2e-9}}
+  - !Element {name: DRAM, class: DRAM, attributes: {type: LPDDR4, width: 64, block_size: 8, datawidth: 8}}
+  - !Element
+    name: glb
+    subclass: smartbuffer_SRAM
+    attributes: {memory_depth: 2048, memory_width: 64, n_banks: 4, datawidth: 8}
+  - !Element {name: wbuf, class: SRAM, attributes: {depth: 1024, width: 64, datawidth: 8}}
+  - !Container {name: PE, spatial: {meshX: 8, meshY: 4}}
+  - !Element {name: fanout, class: regfile, attributes: {depth: 1, width: 8, datawidth: 8}}
+  - !Element {name: reg, class: regfile, attributes: {depth: 4, width: 8, datawidth: 8}}
+  - !Element {name: mac, class: intmac, attributes: {multiplier_width: 8, adder_width: 24}}
+constraints:
+  targets:
+  - {target: glb, type: dataspace, bypass: [Weights]}
+  - {target: wbuf, type: dataspace, keep_only: [Weights]}
+  - {target: fanout, type: dataspace, keep: [], bypass: [Weights, Inputs, Outputs]}
+  - {target: PE, type: spatial, permutation: [N, P, Q, R, S, C, M]}
+"""
+
+#: timeloopfe's processed input (parsed-processed-input.yaml) as one file: a dummy_storage first
+#: (its placeholder technology -1), the constraints and sparse optimizations beside the arch.
+PROCESSED_ONE_FILE = """
+dumped_by_timeloop_front_end: true
+architecture:
+  version: '0.4'
+  subtree:
+  - name: system_top_level
+    local:
+    - name: fanout[1..1]
+      class: dummy_storage
+      attributes: {width: 1, depth: 1, datawidth: 1, technology: -1}
+    - name: DRAM[1..1]
+      class: DRAM
+      attributes: {type: LPDDR4, width: 64, datawidth: 8, technology: "22nm", global_cycle_seconds: 1e-9}
+    - name: SMEM[1..1]
+      class: storage
+      subclass: smartbuffer_metadata
+      attributes: {depth: 4096, width: 128, n_banks: 2, datawidth: 8, metadata_storage_depth: 512,
+                   metadata_storage_width: 32, technology: "22nm"}
+    - name: ABuf[1..1]
+      class: storage
+      subclass: smartbuffer_SRAM
+      attributes: {depth: 1024, width: 128, datawidth: 8, technology: "22nm"}
+    - name: mac[1..256]
+      class: compute
+      subclass: intmac
+      attributes: {multiplier_width: 8, adder_width: 24, meshX: 16, meshY: 16, technology: "22nm"}
+architecture_constraints:
+  targets:
+  - {target: SMEM, type: dataspace, keep: [Weights], bypass: [Inputs, Outputs]}
+  - {target: ABuf, type: dataspace, keep: [Inputs, Outputs], bypass: [Weights]}
+  - {target: fanout, type: spatial, permutation: NKM, factors: K=1}
+sparse_optimizations:
+  targets:
+  - target: SMEM
+    representation_format:
+      data_spaces:
+      - name: Weights
+        ranks: [{format: UOP}, {format: CP, metadata_word_bits: 2}]
+"""
+
+
+def _import_text(tmp_path, text, sparse=None, name="a"):
+    arch = _bad(tmp_path, text, name)
+    sp = _bad(tmp_path, sparse, "sparse_opt") if sparse else None
+    out, defaults = import_timeloop(arch, tmp_path / f"{name}_design.yaml", sparse_opt=sp)
+    return load_design(out), defaults, out.read_text().split("\nversion:")[0]
+
+
+def test_timeloop_v03_subtree_with_older_attribute_names(tmp_path):
+    d, defaults, _ = _import_text(tmp_path, V03_EYERISS)
+    assert [(s.name, s.cls, s.capacity_bytes, s.word_bits) for s in d.storage[1:]] == [
+        ("glb", "sram", 8192 * 64 // 8, 64), ("col_buf", "regfile", 32, 16), ("in_spad", "regfile", 24, 16)]
+    assert d.storage[1].banks == 16
+    assert (d.compute.rows, d.compute.cols, d.compute.datatypes, d.technology_nm) == (12, 10, {"int16": 1.0}, 45)
+    assert any("glb.read_bandwidth" in x and x.startswith("not read") for x in defaults), defaults
+
+
+def test_timeloop_v02_networks_skipped_and_registers_after_the_mac(tmp_path):
+    d, defaults, head = _import_text(tmp_path, V02_NOC)
+    assert [(s.name, s.cls, s.capacity_bytes, s.word_bits) for s in d.storage] == [
+        ("DRAM", "dram", 0, 64), ("glb", "sram", 4096 * 4 * 16 // 8, 64), ("weight_reg", "regfile", 2, 16)]
+    assert (d.compute.rows, d.compute.cols, d.technology_nm) == (8, 8, 40)
+    assert "act_NoC: not modelled (a network" in head
+
+
+def test_sparseloop_v03_storage_subclasses_and_hyphenated_sparse_opt(tmp_path):
+    d, defaults, head = _import_text(tmp_path, V03_SPARSELOOP)
+    glb, line = d.srams
+    assert (glb.name, glb.capacity_bytes, glb.word_bits, glb.banks, line.capacity_bytes) == (
+        "GLB", 4096 * 256 // 8, 256, 2, 32 * 16 // 8)
+    assert (d.compute.rows, d.compute.cols, d.compute.datatypes) == (4, 16, {"int16": 1.0})
+    # read_bandwidth 16 words of 16 bits per 1 GHz cycle: 32 GB/s, stated.
+    assert d.dram.bandwidth_bytes_per_cycle == pytest.approx(32.0) and "from read_bandwidth" in head
+    assert d.sparsity.support == "none"
+    # Weights compressed at DRAM and at the SRAM: the SRAM holds the metadata, bitmask format.
+    d, _, _ = _import_text(tmp_path, V03_SPARSELOOP, V03_SPARSE_OPT, name="b")
+    assert (d.sparsity.support, d.sparsity.index_format) == ("unstructured", "bitmask")
+    assert d.sram_for("metadata").name == "GLB"
+
+
+def test_timeloopfe_element_tag_and_constraints_in_the_arch_file(tmp_path):
+    d, defaults, head = _import_text(tmp_path, ELEMENT_SPLIT)
+    assert [(s.name, set(s.holds), s.capacity_bytes) for s in d.storage[1:]] == [
+        ("glb", {"inputs", "outputs"}, 2048 * 64 // 8), ("wbuf", {"weights"}, 8192),
+        ("reg", {"weights", "inputs", "outputs"}, 4)]
+    assert (d.compute.rows, d.compute.cols, d.clock_hz, d.technology_nm) == (4, 8, 500e6, 32)
+    assert "from the arch file's own constraints" in head and "fanout: not modelled" in head
+    # A conv permutation written in the arch file is passed over (a --constraints file's is an error).
+    assert d.compute.kind == "systolic" and d.compute.dataflow == "ws"
+
+
+def test_processed_input_as_one_file(tmp_path):
+    d, defaults, head = _import_text(tmp_path, PROCESSED_ONE_FILE)
+    assert (d.technology_nm, d.compute.kind, d.compute.dataflow) == (22, "systolic", "ws")
+    assert [(s.name, set(s.holds)) for s in d.srams] == [("SMEM", {"weights", "metadata"}),
+                                                         ("ABuf", {"inputs", "outputs"})]
+    assert (d.sparsity.support, d.sparsity.max_m) == ("layerwise", 4)
+    assert "sparse_optimizations (no --sparse-opt)" in head and "architecture_constraints" in head
+
+
+def _swap(text: str, old: str, new: str) -> str:
+    assert old in text, old
+    return text.replace(old, new)
+
+
+#: Published shapes nmlab cannot model or must not guess: (arch text, sparse_opt text or None, needles).
+REFUSED = {
+    "jinja include_text": ("{{include_text('defines.yaml')}}\n" + NODES_ARCH, None,
+                           ("line 1", "Jinja2 template", "parsed-processed-input.yaml")),
+    "jinja in a value": (_swap(NODES_ARCH, 'technology: "22nm"', 'technology: "{{tech}}"'), None,
+                         ("line 7", "Jinja2 template")),
+    "jinja statement": ("{% if big %}\n" + NODES_ARCH + "{% endif %}\n", None, ("line 1", "Jinja2 template")),
+    "include lines": ("!include ./macros.yaml\n!include ./variables.yaml\n" + NODES_ARCH, None,
+                      ("line 1", "'!include' is a timeloopfe tag")),
+    "Include tag": (_swap(NODES_ARCH, "attributes: {depth: 1, width: 8, datawidth: 8}",
+                          "attributes: !Include reg_attrs.yaml"), None, ("line 36", "'!Include' is a timeloopfe tag")),
+    "hierarchical merge": (_swap(NODES_ARCH, "    name: chip\n", "    name: chip\n    <<<: *defaults\n"), None,
+                           ("hierarchical merge key",)),
+    "expression": (_swap(NODES_ARCH, "depth: 8192", "depth: GLB_DEPTH // 2"), None,
+                   ("nodes[3].attributes.depth", "an expression or variable", "timeloopfe")),
+    "variable mesh": (_swap(NODES_ARCH, "meshX: 16", "meshX: N_COLS"), None,
+                      ("nodes[5].spatial.meshX", "'N_COLS'", "an expression or variable")),
+    "weights bypass the SRAMs (eyeriss/simba)": (
+        _swap(NODES_ARCH, "dataspace: {keep: [Weights], bypass: [Inputs, Outputs]}",
+              "dataspace: {keep: [Inputs], bypass: [Weights, Outputs]}"), None,
+        ("nodes[3].constraints.dataspace.keep", "no SRAM level keeps weights", "WeightBuffer keeps inputs")),
+    "per-PE SRAM (simple_weight_stationary)": (
+        _swap(NODES_ARCH, "      name: wreg\n      class: regfile", "      name: wreg\n      class: smartbuffer_SRAM"),
+        None, ("nodes[6].nodes[0:][0].name", "128 instances of SRAM 'wreg'", "register files")),
+    "gemm_ABZ data spaces (sparse_tensor_core_like)": (
+        _swap(NODES_ARCH, "dataspace: {keep: [Weights], bypass: [Inputs, Outputs]}",
+              "dataspace: {keep: [A], bypass: [B, Z]}"), None,
+        ("nodes[3].constraints.dataspace.keep[0]", "gemm_ABZ", "renamed")),
+    "two compute units": (NODES_ARCH + "  - !Component {name: mac2, class: fpmac, attributes: "
+                                       "{multiplier_width: 16}}\n", None,
+                          ("nodes[8]", "a second compute component 'mac2'", "one MAC array")),
+    "nodes form is v0.4": (_swap(NODES_ARCH, "version: 0.4", "version: 0.3"), None,
+                           ("architecture.version", "0.2/0.3 in the subtree form")),
+    "component class": (_swap(NODES_ARCH, "class: intmac", "class: aladdin_adder"), None,
+                        ("nodes[7].class", "'aladdin_adder' is not a class nmlab models")),
+    "sparse A/B data spaces": (V03_SPARSELOOP, _swap(V03_SPARSE_OPT, "name: Weights", "name: A"),
+                               ("targets[0].representation_format.data_spaces", "'A', none of them Weights")),
+    "weights compressed only at DRAM": (
+        V03_SPARSELOOP, V03_SPARSE_OPT.split("  - name: GLB")[0],
+        ("targets[0].representation_format.data_spaces[0].ranks[1]", "compressed only at DRAM")),
+    "run-length weights": (
+        V03_SPARSELOOP, _swap(V03_SPARSE_OPT, "{format: B, metadata-word-bits: 1}]\n  - name: LineBuffer",
+                              "{format: RLE, metadata-word-bits: 4}]\n  - name: LineBuffer"),
+        ("targets[1].representation_format.data_spaces[0].ranks[1].format", "'RLE'", "not modelled")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED))
+def test_published_shapes_nmlab_cannot_model_are_one_line_exit_2(tmp_path, capsys, case):
+    from hwmodel.cli import main
+
+    text, sparse, needles = REFUSED[case]
+    args = ["import-timeloop", str(_bad(tmp_path, text))]
+    if sparse is not None:
+        args += ["--sparse-opt", str(_bad(tmp_path, sparse, "sparse_opt"))]
+    out = tmp_path / "d.yaml"
+    assert main(args + ["--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Traceback" not in err[0], err
+    for needle in needles:
+        assert needle in err[0], (needle, err[0])
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("cls, kind", [
+    ("smartbuffer_SRAM", "sram"), ("SRAM_MD", "sram"), ("smartbuffer_metadata", "sram"), ("DRAM", "dram"),
+    ("smartbuffer_RF", "regfile"), ("regfile_metadata", "regfile"), ("reg_storage", "regfile"),
+    ("aladdin_register", "regfile"), ("intmac", "mac"), ("fpmac", "mac"), ("Imac", "mac"), ("lmac", "mac"),
+    ("mac_compute", "mac"), ("compute", "mac"), ("XY_NoC", "network"), ("aladdin_adder", None), ("storage", None), ("XY_router", None),
+])
+def test_compound_component_class_names(cls, kind):
+    """Compound components are read by what they are named after; anything else is refused by name."""
+    from hwmodel.timeloop_import import _kind
+
+    assert _kind(cls) == kind
