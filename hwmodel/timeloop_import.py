@@ -181,6 +181,7 @@ class _Nodes:
         self.comps: list[tuple[str, dict, dict, int]] = []
         self.keeps: dict[str, list[str]] = {}
         self.keep_fields: dict[str, str] = {}
+        self.sparse: list[tuple[str, dict]] = []
         self.flow: Optional[tuple[str, str]] = None
         self.unrecognised_flow = False
 
@@ -232,6 +233,9 @@ class _Nodes:
                 own = _mapping(self.w, f"{f}.attributes", node.get("attributes", {}) or {})
                 mx, my = self._mesh(f, node, mx, my)
                 self._constraints(f, node, name)
+                if node.get("sparse_optimizations") is not None:  # timeloopfe v4: on the component
+                    so = _mapping(self.w, f"{f}.sparse_optimizations", node["sparse_optimizations"])
+                    self.sparse.append((f"{f}.sparse_optimizations", {**so, "target": name}))
                 if tag == "Container":
                     attrs = {**attrs, **own}
                 else:
@@ -331,7 +335,8 @@ _OPERAND_HINT = f"must be Weights, Inputs or Outputs {_OPERAND_NOTE}"
 #: Attributes of a storage level that change Timeloop's result but have no nmlab field: listed
 #: in the header as not read (nmlab derives bandwidth from banks, ports and word width).
 _NOT_READ = ("read_bandwidth", "write_bandwidth", "shared_bandwidth", "n_rdwr_ports", "nports", "num_ports",
-             "cluster_size", "cluster-size", "update_fifo_depth", "metadata_storage_depth", "metadata_storage_width")
+             "cluster_size", "cluster-size", "update_fifo_depth", "metadata_storage_depth", "metadata_storage_width",
+             "metadata_datawidth", "metadata_block_size")
 
 
 def _constraints(w: _Where, doc: Any, strict: bool = True,
@@ -380,18 +385,36 @@ def _hyphens(value: Any, depth: int = 0) -> Any:
     return value
 
 
-def _sparse(w: _Where, doc: Any) -> list[tuple[str, int, str, str]]:
-    """Every weight representation format: [(format "CP" or "B", metadata bits per kept weight,
-    level storing it, field)], in the file's order; empty when dense."""
-    doc = _hyphens(_mapping(w, "<top>", doc))
+def _sparse_targets(w: _Where, doc: Any) -> list[tuple[str, dict]]:
+    """[(field, target mapping)] of a sparse_optimizations file."""
+    doc = _mapping(w, "<top>", doc)
     body = _mapping(w, "sparse_optimizations", doc.get("sparse_optimizations"))
+    return [(f"sparse_optimizations.targets[{i}]", t)
+            for i, t in enumerate(_list(w, "sparse_optimizations.targets", body.get("targets", []) or []))]
+
+
+def _sparse(w: _Where, targets: list[tuple[str, Any]],
+            notes: Optional[list[str]] = None) -> list[tuple[str, int, str, str]]:
+    """Every weight representation format: [(format "CP" or "B", metadata bits per kept weight,
+    level storing it, field)], in the file's order; empty when dense. ``notes`` gets one line per
+    optimization nmlab does not model (another operand's format; skipping or gating not conditioned
+    on the weights, which nmlab's selection is)."""
     found: list[tuple[str, int, str, str]] = []
-    for i, t in enumerate(_list(w, "sparse_optimizations.targets", body.get("targets", []) or [])):
-        f = f"sparse_optimizations.targets[{i}]"
-        t = _mapping(w, f, t)
+    for f, t in targets:
+        t = _hyphens(_mapping(w, f, t))
+        target, _ = _split_name(w, f"{f}.target", t.get("target", t.get("name")))  # v0.3 names it `name`
+        acts = t.get("action_optimization") or []
+        for k, act in enumerate(acts if isinstance(acts, list) else []):
+            act = act if isinstance(act, dict) else {}
+            opts = act.get("options") if isinstance(act.get("options"), list) else [act]
+            for o in opts:
+                o = o if isinstance(o, dict) else {}
+                cond = o.get("condition_on")
+                if notes is not None and not (isinstance(cond, list) and [str(c).lower() for c in cond] == ["weights"]):
+                    notes.append(f"{target}: {short(act.get('type'))} of {short(o.get('target'))} on {short(cond)}: "
+                                 "not modelled (nmlab skips by the weights' pattern only)")
         if "representation_format" not in t:
             continue
-        target, _ = _split_name(w, f"{f}.target", t.get("target", t.get("name")))  # v0.3 names it `name`
         rf = _mapping(w, f"{f}.representation_format", t["representation_format"])
         spaces = _list(w, f"{f}.representation_format.data_spaces", rf.get("data_spaces", []))
         names = [str(_mapping(w, f"{f}.representation_format.data_spaces[{j}]", ds).get("name", ""))
@@ -403,6 +426,8 @@ def _sparse(w: _Where, doc: Any) -> list[tuple[str, int, str, str]]:
         for j, ds in enumerate(spaces):
             g = f"{f}.representation_format.data_spaces[{j}]"
             if names[j].lower() != "weights":
+                if notes is not None:
+                    notes.append(f"{target}: {names[j]} compressed: not modelled (nmlab models weight sparsity)")
                 continue
             ranks = _list(w, f"{g}.ranks", ds.get("ranks"))
             if not ranks:
@@ -604,6 +629,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
     defaults: list[str] = []
     keeps: dict[str, list[str]] = {}
     keep_fields: dict[str, tuple[_Where, str]] = {}   # level -> (file, field) of its dataspace keep
+    node_sparse: list[tuple[str, dict]] = []           # sparse_optimizations written on nodes
     flow = None
     if "nodes" in arch:
         if "subtree" in arch:
@@ -611,6 +637,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         walker = _Nodes(w)
         walker.walk(arch["nodes"], "architecture.nodes", {}, 1, 1)
         comps, keeps, flow = walker.comps, dict(walker.keeps), walker.flow
+        node_sparse = walker.sparse
         keep_fields.update({k: (w, v) for k, v in walker.keep_fields.items()})
         if walker.unrecognised_flow and flow is None:
             defaults.append("compute: the arch's spatial constraints name no GEMM dataflow nmlab models")
@@ -651,11 +678,19 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         keeps.update(file_keeps)
         flow = file_flow or flow
     formats: list[tuple[str, int, str, str]] = []
-    if sparse_doc is None and isinstance(top.get("sparse_optimizations"), dict):
-        sparse_doc, sparse_path = top, arch_path
-        defaults.append("sparsity: from the arch file's own sparse_optimizations (no --sparse-opt)")
+    sparse_notes: list[str] = []
     if sparse_doc is not None:
-        formats = _sparse(_Where("sparse_opt", sparse_path), sparse_doc)
+        ws = _Where("sparse_opt", sparse_path)
+        formats = _sparse(ws, _sparse_targets(ws, sparse_doc), sparse_notes)
+    elif isinstance(top.get("sparse_optimizations"), dict):
+        sparse_path = arch_path
+        formats = _sparse(w, _sparse_targets(w, top), sparse_notes)
+        defaults.append("sparsity: from the arch file's own sparse_optimizations (no --sparse-opt)")
+    elif node_sparse:
+        sparse_path = arch_path
+        formats = _sparse(w, node_sparse, sparse_notes)
+        defaults.append("sparsity: from the sparse_optimizations written on the nodes (no --sparse-opt)")
+    defaults += sparse_notes
     # nmlab keeps metadata in an SRAM: the first weight format at an SRAM level of the arch is the
     # one the hardware's datapath reads (a format at DRAM or in PE registers alone is not).
     fmt, meta_bits, meta_level = (None, None, None)
@@ -667,7 +702,8 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
     at_sram = [x for x in formats if x[2] in sram_names]
     if at_sram:
         fmt, meta_bits, meta_level, _ = at_sram[0]
-    sparse_error = None if at_sram or not formats else _Where("sparse_opt", sparse_path).fail(
+    sparse_error = None if at_sram or not formats else _Where("sparse_opt" if sparse_doc is not None else "arch",
+                                                                 sparse_path).fail(
         formats[0][3], f"weights are compressed only at {', '.join(sorted({x[2] for x in formats}))}, no SRAM "
                        "level of the arch: nmlab keeps the weights' metadata in an on-chip SRAM")
 
@@ -779,8 +815,8 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
             level["double_buffered"] = _num(w, f"{a}.multiple_buffering", mb) >= 2
         storage.append(level)
     if not_read:
-        defaults.append(f"not read (no nmlab field; bandwidth comes from banks, ports and word width): "
-                        f"{', '.join(not_read)}")
+        defaults.append(f"not read (no nmlab field: on-chip bandwidth comes from banks, ports and word width, "
+                        f"metadata shares its level's capacity): {', '.join(not_read)}")
     if skipped:
         defaults.append(f"{', '.join(skipped)}: not modelled (a network, or a level that keeps no operand; "
                         "nmlab's own operand distribution)")

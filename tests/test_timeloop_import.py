@@ -867,3 +867,54 @@ def test_compound_component_class_names(cls, kind):
     from hwmodel.timeloop_import import _kind
 
     assert _kind(cls) == kind
+
+
+#: timeloopfe v4 writes sparse_optimizations on the components (sparseloop examples): the
+#: weight SRAM's CP rank, another operand's RLE at DRAM, skipping conditioned on the inputs.
+NODES_SPARSE = _swap(_swap(NODES_ARCH, '''    attributes: {depth: 8192, width: 128, n_banks: 4, datawidth: 8, multiple_buffering: 2}
+''', '''    attributes: {depth: 8192, width: 128, n_banks: 4, datawidth: 8, multiple_buffering: 2}
+    sparse_optimizations:
+      representation_format:
+        data_spaces:
+        - {name: Weights, ranks: [{format: UOP}, {format: CP, metadata_word_bits: 2}]}
+      action_optimization:
+      - type: skipping
+        options: [{target: Inputs, condition_on: [Weights]}]
+'''), '''    attributes: {type: "LPDDR4", width: 64, datawidth: 8, shared_bandwidth: 16}
+''', '''    attributes: {type: "LPDDR4", width: 64, datawidth: 8, shared_bandwidth: 16}
+    sparse_optimizations:
+      representation_format:
+        data_spaces:
+        - {name: Inputs, ranks: [{format: UOP}, {format: RLE}]}
+      action_optimization:
+      - type: gating
+        options: [{target: Outputs, condition_on: [Inputs]}]
+''')
+
+
+def test_sparse_optimizations_written_on_the_nodes(tmp_path):
+    d, defaults, head = _import_text(tmp_path, NODES_SPARSE)
+    assert (d.sparsity.support, d.sparsity.max_m) == ("layerwise", 4)
+    assert d.sram_for("metadata").name == "WeightBuffer"
+    assert "written on the nodes" in head
+    # What nmlab does not model is said, not dropped; skipping conditioned on the weights is nmlab's own.
+    assert "DRAM: Inputs compressed: not modelled" in head
+    assert "DRAM: 'gating' of 'Outputs' on ['Inputs']: not modelled" in head
+    assert "WeightBuffer: 'skipping'" not in head
+    # A --sparse-opt file wins over what the nodes say.
+    sp = _bad(tmp_path, "sparse_optimizations: {targets: []}\n", "sparse_opt")
+    out, _ = import_timeloop(_bad(tmp_path, NODES_SPARSE, "b"), tmp_path / "b_design.yaml", sparse_opt=sp)
+    assert load_design(out).sparsity.support == "none"
+
+
+def test_gemm_abz_sparse_optimizations_on_the_nodes_are_one_line_exit_2(tmp_path, capsys):
+    """Sparseloop's spMspM example: operands A and B compressed on the nodes."""
+    from hwmodel.cli import main
+
+    text = _swap(NODES_SPARSE, "- {name: Weights, ranks:", "- {name: A, ranks:")
+    text = _swap(text, "- {name: Inputs, ranks:", "- {name: B, ranks:")
+    out = tmp_path / "d.yaml"
+    assert main(["import-timeloop", str(_bad(tmp_path, text)), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "nodes[1].sparse_optimizations.representation_format.data_spaces: names 'B'" in err[0]
+    assert not out.exists()
