@@ -465,7 +465,8 @@ def _pj(w: _Where, field: str, value: Any) -> float:
     return v
 
 
-def _ert_tables(w: _Where, doc: Any, components: dict[str, str]) -> dict[str, dict[str, float]]:
+def _ert_tables(w: _Where, doc: Any, components: dict[str, str], ignored: Optional[set[str]] = None,
+                notes: Optional[list[str]] = None) -> dict[str, dict[str, float]]:
     """Component name -> {action: pJ} of an Accelergy ERT (``ERT: {version, tables: [{name:
     system.X[1..n], actions: [{name, arguments, energy}]}]}``). A table is matched to an arch
     component by its last name segment with instance ranges dropped (``system.PE[0..7].mac`` ->
@@ -481,6 +482,10 @@ def _ert_tables(w: _Where, doc: Any, components: dict[str, str]) -> dict[str, di
         if not isinstance(full, str) or not full:
             raise w.fail(f"{f}.name", f"must be a non-empty string, got {short(full)}")
         name = _RANGES.sub("", full).split(".")[-1]
+        if ignored and name in ignored:  # a network, fanout or keep-nothing level the import skipped
+            if notes is not None:
+                notes.append(f"ERT {name}: not mapped (the import skipped that component)")
+            continue
         if name not in components:
             raise w.fail(f"{f}.name", f"{short(full)}: no component {short(name)} in the arch "
                                       f"(has {', '.join(components)})")
@@ -712,6 +717,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
     mac = None
     kept_default = []
     skipped: list[str] = []
+    dummies: list[str] = []
     not_read: list[str] = []
     for field, comp, inherited, above in comps:
         cls, cls_field = comp.get("class"), f"{field}.class"
@@ -733,6 +739,8 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         else:
             kind = _kind(cls)
         if cls.lower() == _DUMMY:
+            if isinstance(comp.get("name"), str):
+                dummies.append(_NAME_RANGE.sub(r"\1", comp["name"]))
             continue
         if kind is None:
             raise w.fail(cls_field, f"{short(cls)} is not a class nmlab models (DRAM, SRAM, regfile, register, "
@@ -911,13 +919,15 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         selection = ("network", _problem_k(_Where("problem", problem_path), problem_doc)
                      if problem_doc is not None else None)
     bits_a = _int(w, f"{a}.{dw_key}", mw if dw is None else dw)
-    energy, unmapped = _ert_energy(we, _ert_tables(we, ert_doc, names), storage, dram_width,
+    ert_notes: list[str] = []
+    tables = _ert_tables(we, ert_doc, names, set(skipped) | set(dummies), ert_notes)
+    energy, unmapped = _ert_energy(we, tables, storage, dram_width,
                                    (mac_name, dtype, bits_a), selection, tech_nm, cycle_s)
     if energy:
         design["energy"] = energy
     defaults.append("energies not in the ERT (the mux, and any listed below): nmlab's own (CACTI 7 and "
                     "energy.yaml at the technology node)")
-    return design, defaults + unmapped
+    return design, defaults + ert_notes + unmapped
 
 
 def render(design: dict, defaults: list[str], sources: list[str]) -> str:

@@ -918,3 +918,25 @@ def test_gemm_abz_sparse_optimizations_on_the_nodes_are_one_line_exit_2(tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "nodes[1].sparse_optimizations.representation_format.data_spaces: names 'B'" in err[0]
     assert not out.exists()
+
+
+def test_ert_tables_of_skipped_components_are_listed_not_refused(tmp_path):
+    """An Accelergy ERT of a v0.2 arch has tables for its networks (and a processed spec's for
+    dummy_storage levels): the import skipped those components, so their tables are listed as not
+    mapped; a table naming no component at all is still an error."""
+    arch = _bad(tmp_path, V02_NOC)
+    tables = [{"name": "system.chip.act_NoC", "actions": [{"name": "transfer", "energy": 1.5}]},
+              {"name": "system.chip.glb[1..1]", "actions": [{"name": "read", "energy": 6.4},
+                                                            {"name": "write", "energy": 6.4}]},
+              {"name": "system.chip.PE[0..63].mac", "actions": [{"name": "compute", "energy": 0.5}]}]
+    ert = _bad(tmp_path, yaml.safe_dump({"ERT": {"version": "0.4", "tables": tables}}), "ert")
+    out, defaults = import_timeloop(arch, tmp_path / "e.yaml", ert=ert)
+    d = load_design(out)
+    assert dict(d.energy.sram)["glb"].read_pj_per_bit == pytest.approx(6.4 / 64)
+    assert dict(d.energy.mac_pj) == {"int16": 0.5}
+    assert "ERT act_NoC: not mapped (the import skipped that component)" in defaults
+    tables.append({"name": "system.chip.adder", "actions": []})
+    ert = _bad(tmp_path, yaml.safe_dump({"ERT": {"version": "0.4", "tables": tables}}), "ert")
+    with pytest.raises(NmlabError, match="no component 'adder'"):
+        import_timeloop(arch, tmp_path / "f.yaml", ert=ert)
+    assert not (tmp_path / "f.yaml").exists()
