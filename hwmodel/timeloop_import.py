@@ -335,7 +335,7 @@ _OPERAND_HINT = f"must be Weights, Inputs or Outputs {_OPERAND_NOTE}"
 #: Attributes of a storage level that change Timeloop's result but have no nmlab field: listed
 #: in the header as not read (nmlab derives bandwidth from banks, ports and word width).
 _NOT_READ = ("read_bandwidth", "write_bandwidth", "shared_bandwidth", "n_rdwr_ports", "nports", "num_ports",
-             "cluster_size", "cluster-size", "update_fifo_depth", "metadata_storage_depth", "metadata_storage_width",
+             "cluster_size", "update_fifo_depth", "metadata_storage_depth", "metadata_storage_width",
              "metadata_datawidth", "metadata_block_size")
 
 
@@ -792,8 +792,8 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         depth = _int(w, f"{a}.{depth_key}", depth)
         width_key, width = _attr(attrs, "width")
         bs_key, bs = _attr(attrs, "block_size")
-        if width is None and bs is not None and dw is not None:  # Timeloop: a line of block_size words
-            width = _int(w, f"{a}.{bs_key}", bs) * _int(w, f"{a}.{dw_key}", dw)
+        if width is None and dw is not None:  # Timeloop: a line of block_size words (block_size 1 if not given)
+            width = (1 if bs is None else _int(w, f"{a}.{bs_key}", bs)) * _int(w, f"{a}.{dw_key}", dw)
         width = _int(w, f"{a}.{width_key}", width)
         if width % 8:
             raise w.fail(f"{a}.{width_key}", f"must be a multiple of 8 bits, got {width}")
@@ -806,7 +806,8 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         if not holds:  # bypasses every operand (a fanout or network level written as storage): holds nothing
             skipped.append(lname)
             continue
-        not_read += [f"{lname}.{k}" for k in _NOT_READ if k in (comp.get("attributes") or {})]
+        own = comp.get("attributes") or {}
+        not_read += [f"{lname}.{k}" for k in own if k.replace("-", "_") in _NOT_READ]
         level: dict[str, Any] = {"name": lname, "class": kind, "holds": holds,
                                  "capacity_bytes": depth * width // 8, "word_bits": width}
         if kind == "sram":
@@ -822,6 +823,10 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
                 defaults.append(f"{lname}.double_buffered: false (no multiple_buffering: Timeloop's 1)")
             level["double_buffered"] = _num(w, f"{a}.multiple_buffering", mb) >= 2
         storage.append(level)
+    regs = [lv["name"] for lv in storage if lv["class"] == "regfile"]
+    if regs:
+        defaults.append(f"register files {', '.join(regs)}: nmlab charges operand registers per MAC "
+                        "(docs/hwmodel.md), so their capacity and traffic do not enter its schedule")
     if not_read:
         defaults.append(f"not read (no nmlab field: on-chip bandwidth comes from banks, ports and word width, "
                         f"metadata shares its level's capacity): {', '.join(not_read)}")

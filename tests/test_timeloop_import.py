@@ -940,3 +940,50 @@ def test_ert_tables_of_skipped_components_are_listed_not_refused(tmp_path):
     with pytest.raises(NmlabError, match="no component 'adder'"):
         import_timeloop(arch, tmp_path / "f.yaml", ert=ert)
     assert not (tmp_path / "f.yaml").exists()
+
+
+#: The exercises' baseline simba_like (v0.3): word-bits inherited from the system, PE buffers
+#: with no width (block-size words of word-bits; block-size 1 when not given), `class: compute`
+#: with `subclass: lmac`, hyphenated attributes.
+V03_SIMBA = """
+architecture:
+  version: 0.3
+  subtree:
+  - name: System
+    attributes: {datawidth: 8, word-bits: 8, technology: 45nm}
+    local:
+    - {name: DRAM, class: DRAM, attributes: {type: LPDDR4, width: 64, block-size: 8, word-bits: 8}}
+    subtree:
+    - name: ws
+      local:
+      - name: GlobalBuffer
+        class: storage
+        subclass: smartbuffer_SRAM
+        attributes: {memory_depth: 1024, memory_width: 128, word-bits: 8, block-size: 16, n_banks: 2, nports: 2}
+      subtree:
+      - name: PE[0..7]
+        local:
+        - name: PEWeightBuffer[0..1]
+          class: storage
+          subclass: smartbuffer_RF
+          attributes: {memory_depth: 256, word-bits: 8, block-size: 4, meshX: 8}
+        - name: PEAccuBuffer[0..1]
+          class: storage
+          subclass: smartbuffer_RF
+          attributes: {memory_depth: 16, word-bits: 24, datawidth: 24, meshX: 8}
+        - name: LMAC[0..3]
+          class: compute
+          subclass: lmac
+          attributes: {datawidth: 8, meshX: 8}
+"""
+
+
+def test_timeloop_v03_simba_widths_from_word_bits_and_lmac(tmp_path):
+    d, defaults, head = _import_text(tmp_path, V03_SIMBA)
+    assert [(s.name, s.cls, s.capacity_bytes, s.word_bits) for s in d.storage[1:]] == [
+        ("GlobalBuffer", "sram", 1024 * 128 // 8, 128), ("PEWeightBuffer", "regfile", 256 * 4 * 8 // 8, 32),
+        ("PEAccuBuffer", "regfile", 16 * 24 // 8, 24)]
+    assert (d.compute.rows, d.compute.cols, d.compute.datatypes) == (4, 8, {"int8": 1.0})
+    # nmlab's register files are operand registers: said, since Simba's are 64 KiB PE buffers.
+    assert "register files PEWeightBuffer, PEAccuBuffer: nmlab charges operand registers per MAC" in head
+    assert "GlobalBuffer.nports" in head
