@@ -268,8 +268,8 @@ def _kept(w: _Where, field: str, ds: dict) -> Optional[tuple[list[str], str]]:
 
 def _permutation(perm: Any) -> tuple[str, ...]:
     """First two ranks (spatial X, Y) of a permutation given as a list or a string ("NKM", "N K M")."""
-    if isinstance(perm, str):
-        perm = perm.replace(",", " ").split() if (" " in perm or "," in perm) else list(perm)
+    if isinstance(perm, str):  # "NKM", "N K M", "N, K, M"; Timeloop's "NPQR SCK" (a space marks the split)
+        perm = [x.strip() for x in perm.split(",")] if "," in perm else list(perm.replace(" ", ""))
     if not isinstance(perm, list):
         return ()
     return tuple(str(x) for x in perm)[:2]
@@ -350,14 +350,18 @@ def _constraints(w: _Where, doc: Any, strict: bool = True,
     key = next((k for k in ("architecture_constraints", "constraints", "mapspace_constraints") if k in doc), None)
     if key is None:
         raise w.fail("<top>", "no architecture_constraints mapping")
-    body = _mapping(w, key, doc[key])
+    body = doc[key]
+    # Timeloop v0.3's mapspace_constraints is the list of targets itself.
+    targets, tfield = (body, key) if isinstance(body, list) else (
+        _mapping(w, key, body).get("targets", []) or [], f"{key}.targets")
     keeps: dict[str, list[str]] = {}
     flow = None
-    for i, t in enumerate(_list(w, f"{key}.targets", body.get("targets", []) or [])):
-        f = f"{key}.targets[{i}]"
+    for i, t in enumerate(_list(w, tfield, targets)):
+        f = f"{tfield}[{i}]"
         t = _mapping(w, f, t)
         target, _ = _split_name(w, f"{f}.target", t.get("target"))
-        kept = _kept(w, f, t) if t.get("type") == "dataspace" else None
+        # v0.3 names a dataspace constraint `datatype` or `bypass`
+        kept = _kept(w, f, t) if t.get("type") in ("dataspace", "datatype", "bypass") else None
         if kept is not None:
             keeps[target] = kept[0]
             if fields is not None:
@@ -671,7 +675,8 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
 
     # A spec timeloopfe dumped (parsed-processed-input.yaml) or a one-file spec carries its constraints
     # and sparse optimizations beside the arch: read them when no file is given for them.
-    inline_cons = next((k for k in ("architecture_constraints", "constraints") if k in top), None)
+    inline_cons = next((k for k in ("architecture_constraints", "constraints", "mapspace_constraints") if k in top),
+                       None)
     if constraints_doc is None and inline_cons is not None:
         file_keeps, file_flow = _constraints(w, {inline_cons: top[inline_cons]}, strict=False, fields=keep_fields)
         keeps.update(file_keeps)

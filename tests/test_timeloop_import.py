@@ -987,3 +987,29 @@ def test_timeloop_v03_simba_widths_from_word_bits_and_lmac(tmp_path):
     # nmlab's register files are operand registers: said, since Simba's are 64 KiB PE buffers.
     assert "register files PEWeightBuffer, PEAccuBuffer: nmlab charges operand registers per MAC" in head
     assert "GlobalBuffer.nports" in head
+
+
+#: Timeloop v0.3 constraints (the exercises' cnn-layer-eyeriss-192-rs.constraints.yaml shape):
+#: mapspace_constraints is the list itself, dataspace constraints are `type: datatype` / `bypass`,
+#: permutations are strings with a space at the split.
+V03_CONSTRAINTS = """
+mapspace_constraints:
+  - {type: datatype, target: in_spad, keep: [Inputs], bypass: [Weights, Outputs]}
+  - {type: bypass, target: col_buf, bypass: [Inputs, Outputs, Weights]}
+  - {type: spatial, target: glb, permutation: NK M, split: 2, factors: M=1}
+  - {type: temporal, target: glb, permutation: QRSC PNK, factors: Q=1 R=1}
+"""
+
+
+def test_timeloop_v03_mapspace_constraints(tmp_path):
+    arch = _bad(tmp_path, V03_EYERISS)
+    out, defaults = import_timeloop(arch, tmp_path / "c.yaml", constraints=_bad(tmp_path, V03_CONSTRAINTS, "cons"))
+    d = load_design(out)
+    assert [(s.name, set(s.holds)) for s in d.storage[1:]] == [("glb", {"weights", "inputs", "outputs"}),
+                                                               ("in_spad", {"inputs"})]
+    assert (d.compute.kind, d.compute.dataflow) == ("systolic", "ws")
+    assert any(x.startswith("col_buf: not modelled (a network, or a level that keeps no operand") for x in defaults)
+    # A convolution's spatial string (Eyeriss's row stationary) names no dataflow nmlab models.
+    conv = _bad(tmp_path, _swap(V03_CONSTRAINTS, "permutation: NK M", "permutation: NPQR SCK"), "conv")
+    with pytest.raises(NmlabError, match=r"mapspace_constraints\[2\].permutation: first two ranks \['N', 'P'\]"):
+        import_timeloop(arch, tmp_path / "c2.yaml", constraints=conv)
