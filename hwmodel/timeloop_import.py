@@ -660,7 +660,8 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
     else:
         m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(nm)?\s*", str(tech))
         if not m or isinstance(tech, bool):
-            raise w.fail("technology", f"must be like '22nm', got {short(tech)}")
+            extra = f" {_EXPRESSION}" if isinstance(tech, str) and re.search(r"[A-Za-mo-z_*/+()]", tech) else ""
+            raise w.fail("technology", f"must be like '22nm', got {short(tech)}{extra}")
         tech_nm = _sig(float(m.group(1)))
     gcs = _system_attr(comps, "global_cycle_seconds")
     if gcs is None:

@@ -807,6 +807,8 @@ REFUSED = {
                            ("hierarchical merge key",)),
     "expression": (_swap(NODES_ARCH, "depth: 8192", "depth: GLB_DEPTH // 2"), None,
                    ("nodes[3].attributes.depth", "an expression or variable", "timeloopfe")),
+    "variable technology": (_swap(NODES_ARCH, 'technology: "22nm"', "technology: TECH_NODE"), None,
+                            ("technology: must be like '22nm', got 'TECH_NODE' (an expression or variable",)),
     "variable mesh": (_swap(NODES_ARCH, "meshX: 16", "meshX: N_COLS"), None,
                       ("nodes[5].spatial.meshX", "'N_COLS'", "an expression or variable")),
     "weights bypass the SRAMs (eyeriss/simba)": (
