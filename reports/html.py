@@ -113,9 +113,9 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
     title = spec.title + (f"  ({excluded} points without return left out)" if excluded else "")
     layout = {"title": {"text": title, "font": {"size": 14}}, "height": 440, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
               "xaxis": {"title": {"text": axis_label(xc, log_axis(xc))},
-                        "type": "log" if log_axis(xc) else "linear"},
+                        "type": "log" if log_axis(xc) else "linear", **(log_tick_axis(x[ok]) if log_axis(xc) else {})},
               "yaxis": {"title": {"text": axis_label(yc, log_axis(yc))},
-                        "type": "log" if log_axis(yc) else "linear"}}
+                        "type": "log" if log_axis(yc) else "linear", **(log_tick_axis(y[ok]) if log_axis(yc) else {})}}
     return {"data": data, "layout": layout}
 
 
@@ -277,6 +277,18 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     vals = [m * 10.0 ** e for e in range(first, last + 1) for m in steps]
     vals = [v for v in vals if lo / 1.5 <= v <= hi * 1.5]
     return vals, [f"{v:,.0f}" if v >= 1 else f"{v:g}" for v in vals]
+
+
+def log_tick_axis(values) -> dict[str, Any]:
+    """``tickvals``/``ticktext`` of a log axis over ``values`` (finite, positive ones; NaN and None skipped) by
+    :func:`log_ticks`, for a layout's axis: plotly's own labels between decades are bare digits ("10  2  5  100"
+    reads 20 and 50 as 2 and 5). Empty where no value is positive (plotly's defaults then)."""
+    v = np.asarray([x for x in np.ravel(np.asarray(values, dtype=object)) if x is not None], dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not v.size:
+        return {}
+    vals, text = log_ticks(float(v.min()), float(v.max()))
+    return {"tickvals": vals, "ticktext": text}
 
 
 FRONT_TABLE_COLUMNS = ("point_id", "design", "pattern", "bits", "method", "mask_source", "latency_s", "energy_pj",

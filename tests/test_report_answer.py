@@ -471,6 +471,30 @@ def test_log_ticks_are_whole_numbers_1_2_5_per_decade():
     assert text == ["0.1", "0.2", "0.5", "1"]
 
 
+def test_every_log_axis_on_the_page_writes_its_ticks_out(page):
+    """The Pareto fronts and the GPU model's plots too, not only the why figures' weights: plotly's own
+    labels between decades are bare digits, "10  2  5  100", so 20 and 50 read as 2 and 5."""
+    counts = {"front": 0, "gpu": 0}
+    for fig in _figures(page):
+        lay = fig["layout"]
+        title = str(lay.get("title", {}).get("text", ""))
+        for k, ax in lay.items():
+            if not re.fullmatch(r"[xy]axis\d*", k) or ax.get("type") != "log":
+                continue
+            assert len(ax.get("tickvals", [])) >= 2, (title, k)
+            assert ax["ticktext"] == [f"{t:,.0f}" if t >= 1 else f"{t:g}" for t in ax["tickvals"]], (title, k)
+            data = [v for tr in fig["data"] for v in (tr.get("x" if k[0] == "x" else "y") or []) if v is not None]
+            if data and not str(k).endswith(tuple("0123456789")):  # one-panel figures: the ticks span the points
+                lo, hi = min(v for v in data if v > 0), max(data)
+                assert ax["tickvals"][0] <= hi and ax["tickvals"][-1] >= lo, (title, k)
+            if "NVIDIA" in title:
+                counts["gpu"] += 1
+            elif "What limits" not in title:
+                counts["front"] += 1
+    # 4 groups (env x scenario) x 5 log axes (energy, latency, both of energy vs latency, size); 4 GPUs x 3
+    assert counts == {"front": 4 * 5, "gpu": 4 * 3}
+
+
 def test_a_sweep_without_sparse_agents_has_no_glance_table(sweep, tmp_path):
     # summary.md printed the glance heading over an empty table where the page printed nothing.
     import shutil
