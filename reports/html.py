@@ -22,6 +22,8 @@ from reports.why import small_pct
 
 #: Points per plot drawn besides the fronts (big sweeps are sampled deterministically).
 MAX_BACKGROUND_POINTS = 3000
+#: The why figures' weights axis spans the weights and the SRAM line times / divided by this.
+WEIGHTS_PAD = 1.25
 
 
 _HOVER_COLUMNS = ["design", "pattern", "bits", "method", "mask_source", "latency_s", "energy_pj", "model_bytes",
@@ -258,6 +260,9 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
             tickvals, ticktext = log_ticks(min(kb), max(kb)) if kb else ([], [])
             layout[f"yaxis{'' if k == 1 else k}"].update(
                 {"type": "log", "title": {"text": "weights (KB)"}, "tickvals": tickvals, "ticktext": ticktext})
+            if kb:  # the tallest bar's top in view: plotly's range ended at it, so a hollow bar's top edge was cut
+                layout[f"yaxis{'' if k == 1 else k}"]["range"] = [math.log10(min(kb) / WEIGHTS_PAD),
+                                                                  math.log10(max(kb) * WEIGHTS_PAD)]
         for j in (0, 1):
             k = i * ncol + j + 1
             layout[f"yaxis{'' if k == 1 else k}"].update({"range": [0, 100], "ticksuffix": "%"})

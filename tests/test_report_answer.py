@@ -458,6 +458,16 @@ def test_why_figures_label_every_row_and_keep_the_sram_label_off_the_bars(page):
         # ticks written out in full: plotly's own minor ticks read "2", "5" for 200 and 500
         for v in logs:
             assert len(v["tickvals"]) >= 2 and v["ticktext"] == [f"{t:,.0f}" if t >= 1 else f"{t:g}" for t in v["tickvals"]]
+        # every bar's top and the memory line inside the axis, clear of its edge (a hollow bar's top edge was
+        # cut where the range ended at the tallest bar); the bars of a row are on its third panel's axis
+        for k, v in ((k, v) for k, v in lay.items() if re.fullmatch(r"yaxis\d*", k) and v.get("type") == "log"):
+            axis = "y" + k[len("yaxis"):]
+            tops = [y for tr in fig["data"] if tr.get("type") == "bar" and tr.get("yaxis") == axis
+                    for y in tr["y"] if y]
+            lines = [sh["y0"] for sh in lay.get("shapes", []) if sh.get("yref") == axis]
+            assert tops and lines, k
+            lo, hi = 10 ** v["range"][0], 10 ** v["range"][1]
+            assert lo < min(tops) / 1.1 and hi > max(tops + lines) * 1.1, (k, lo, hi, min(tops), max(tops + lines))
 
 
 def test_log_ticks_are_whole_numbers_1_2_5_per_decade():
