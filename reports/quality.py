@@ -277,8 +277,9 @@ def intro(doc: dict[str, Any], spread_where: str = "in square brackets") -> str:
             f"at the same bits (the answer tables' figures). Data: `{FILENAME}`.")
 
 
-def markdown(doc: dict[str, Any]) -> str:
-    """The section "RL quality vs hardware" of summary.md."""
+def markdown(doc: dict[str, Any], caveats: Optional[dict[str, list[str]]] = None) -> str:
+    """The section "RL quality vs hardware" of summary.md; each env's ``caveats`` (``reports.returns.caveats``)
+    under its table, as under its return table: this table's fractions of dense need them as much."""
     out = ["\n## RL quality vs hardware\n", intro(doc) + "\n"]
     head = _header(doc)
     for env in sorted({r["env"] for r in doc["rows"]}):
@@ -300,11 +301,13 @@ def markdown(doc: dict[str, Any]) -> str:
         out.append(f"\n### {env}\n\n" + "\n".join(lines) + "\n")
         if sources:
             out.append("\n" + "\n".join(f"[{i + 1}] {s}  " for i, s in enumerate(sources)) + "\n")
+        out += [f"\n> Caveat: {c}\n" for c in (caveats or {}).get(env, [])]
     return "\n".join(out)
 
 
-def html_section(doc: dict[str, Any], anchor: str = "quality") -> str:
-    """The section as HTML: one table per env; the published source and each '-' reason as tooltips."""
+def html_section(doc: dict[str, Any], anchor: str = "quality", caveats: Optional[dict[str, list[str]]] = None) -> str:
+    """The section as HTML: one table per env, its ``caveats`` (``reports.returns.caveats``) under it; the
+    published source and each '-' reason as tooltips."""
     esc = html.escape
     parts = [f'<h2 id="{anchor}">RL quality vs hardware</h2>',
              f"<p>{esc(intro(doc, 'under it')).replace('`', '')} Hover a published figure for its source, a '-' for its "
@@ -341,4 +344,5 @@ def html_section(doc: dict[str, Any], anchor: str = "quality") -> str:
             body.append("<tr>" + "".join(cells) + "</tr>")
         parts.append(f"<div class=\"frame\"><table class=\"quality\"><caption>{esc(env)}</caption>"
                      f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+        parts += [f'<p class="note caveat">Caveat: {esc(c)}</p>' for c in (caveats or {}).get(env, [])]
     return "\n".join(parts)

@@ -165,6 +165,25 @@ def test_page_opens_with_the_answer_and_states_caveats(page):
     assert "SRAM cliff" in page and "DRAM-bound" in page
 
 
+def test_quality_table_carries_its_envs_caveats(sweep, page):
+    """The RL quality table gives fractions of dense too (Hopper-v5's 1:8 at '(2.17)' of a dense TD3 that
+    has not learned): the env's caveats follow its table there as well, on the page and in summary.md."""
+    cav = returns.caveats(returns.return_table(pd.read_parquet(sweep / "points.parquet"),
+                                               json.loads((sweep / "sweep.json").read_text())["quality_table"]))
+    assert set(cav) == {"Hopper-v5"} and any("has not learned Hopper-v5" in c for c in cav["Hopper-v5"])
+    import html as html_lib
+    section = page.split('<h2 id="quality">', 1)[1].split("<h2", 1)[0]
+    tables = section.split('<div class="frame"><table class="quality">')[1:]
+    assert [t.split("</caption>", 1)[0].rsplit(">", 1)[1] for t in tables] == ["HalfCheetah-v5", "Hopper-v5"]
+    after = {env: t.split("</table></div>", 1)[1] for env, t in zip(("HalfCheetah-v5", "Hopper-v5"), tables)}
+    assert "Caveat" not in after["HalfCheetah-v5"]
+    assert [html_lib.unescape(c) for c in re.findall(r'<p class="note caveat">Caveat: (.*?)</p>', after["Hopper-v5"])] \
+        == cav["Hopper-v5"]
+    md = (sweep / "report" / "summary.md").read_text().split("## RL quality vs hardware", 1)[1]
+    hc, hop = md.split("### HalfCheetah-v5", 1)[1].split("### Hopper-v5", 1)
+    assert "Caveat" not in hc and re.findall(r"^> Caveat: (.*)$", hop, re.M) == cav["Hopper-v5"]
+
+
 def test_summary_md_answers_first(sweep):
     md = (sweep / "report" / "summary.md").read_text()
     assert md.index("## What each pattern buys at equal bits") < md.index("## RL quality vs hardware")
