@@ -13,7 +13,7 @@ import pandas as pd
 
 from hwmodel.gpu.design_point import IDLE_FRACTION
 from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, design_title,
-                          fmt_bytes, fmt_energy, fmt_time, is_gpu, log_axis, one_row_per, pattern_order, section_key,
+                          fmt_bytes, fmt_energy, fmt_time, front_formats, is_gpu, log_axis, one_row_per, pattern_order, section_key,
                           shown, with_agent)
 from reports.answer import CSS as ANSWER_CSS, env_anchor
 from reports.fronts import FRONT_SPECS
@@ -305,8 +305,7 @@ def front_table(rows: pd.DataFrame, ids: list[str], caption: str) -> str:
     if not ids:
         return f"<p><em>{html.escape(caption)}: no points.</em></p>"
     f = rows.set_index("point_id").loc[ids].reset_index()
-    fmt = {"latency_s": fmt_time, "energy_pj": fmt_energy, "model_bytes": fmt_bytes,
-           "return_mean": lambda v: "missing" if v != v else f"{v:.0f}"}
+    fmt = front_formats(f)
     cols = [c for c in FRONT_TABLE_COLUMNS if c in f.columns]
     head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = "".join(

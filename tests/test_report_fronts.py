@@ -231,3 +231,39 @@ def test_page_fronts_key_the_dotted_per_design_fronts(default_sweep):
     import html
 
     assert "a dotted line in a design's colour is that design's own front" in html.unescape(page)
+
+
+
+def _one_text_one_value(rows: list[list[str]], ids: list[str], cols: dict[str, int], df: pd.DataFrame) -> None:
+    for c, i in cols.items():
+        shown: dict[str, float] = {}
+        for pid, r in zip(ids, rows):
+            v = df.loc[pid, c]
+            assert shown.setdefault(r[i], v) == v, (c, r[i], shown[r[i]], v)  # a text stands for one value
+
+
+def test_front_tables_tell_apart_points_that_differ(default_sweep):
+    """HalfCheetah-v5's train-step return-vs-energy front holds stc_hbm's 1:8 @4 (return 3152) and 2:4 @4 (5649),
+    both '157 uJ' at three digits: 1:8 is on the front because it takes 4 nJ less. Every front table (page and
+    summary.md) writes latency, energy and size to the digits that tell its different rows apart."""
+    from reports.data import fmt_energy
+
+    df = pd.read_parquet(default_sweep / "points.parquet").set_index("point_id")
+    page = (default_sweep / "report" / "index.html").read_text()
+    md = (default_sweep / "report" / "summary.md").read_text()
+    tables = re.findall(r"<table><caption>Front \(all designs\).*?</table>", page, re.S)
+    assert len(tables) == 4  # one per env x scenario
+    for table in tables:
+        rows = [re.findall(r"<td>(.*?)</td>", tr) for tr in re.findall(r"<tr><td>.*?</tr>", table)]
+        _one_text_one_value(rows, [r[0] for r in rows], {"latency_s": 6, "energy_pj": 7, "model_bytes": 8}, df)
+    md_tables = [[ln.split(" | ") for ln in block.splitlines() if ln.endswith("` |")]
+                 for block in md.split("| design | pattern | bits | method | mask |")[1:]]
+    assert len(md_tables) == 4 * 4  # every front of every group
+    for rows in md_tables:
+        _one_text_one_value(rows, [r[-1].strip(" |`") for r in rows], {"latency_s": 5, "energy_pj": 6, "model_bytes": 7}, df)
+    # the case that showed it: two points one text apart at three digits, both on one front
+    g = df[(df.env == "HalfCheetah-v5") & (df.scenario == "train_step") & (df.design == "stc_hbm") & (df.bits == 4)
+           & (df.method == "rnm-td3")]
+    a, b = g[g.pattern == "1:8"].iloc[0], g[g.pattern == "2:4"].iloc[0]
+    assert a.energy_pj < b.energy_pj and fmt_energy(a.energy_pj) == fmt_energy(b.energy_pj)
+    assert all(pid in tables[0] + tables[1] + tables[2] + tables[3] for pid in (a.name, b.name))
