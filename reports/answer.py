@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -193,6 +193,12 @@ def accelerator_mapping_note(rows: list[dict]) -> str:
     return " ".join(out)
 
 
+def _dense_per_bits(by: dict[tuple, dict], bits: list[int]) -> list[Optional[dict]]:
+    """The dense record of each bitwidth in a design's same-bits records (dense TD3, else any trained dense)."""
+    return [by.get(("td3", "dense", b)) or next((r for k, r in by.items() if k[2] == b and r["pattern"] == "dense"
+                                                and r["mask_source"] == "trained"), None) for b in bits]
+
+
 def design_card(rows: list[dict], design: str, color: str, agents: list[tuple[str, str]], bits: list[int]) -> str:
     """One design's pattern x bitwidth table (``rows``: its same-bits records): speedup and energy ratio vs
     dense at the same bits. Under the table, what ran: on a GPU what ran 2:4 and what ran dense
@@ -203,8 +209,7 @@ def design_card(rows: list[dict], design: str, color: str, agents: list[tuple[st
             f"<th colspan={len(bits)}>energy / dense (lower saves)</th></tr><tr>"
             + "".join(f"<th>{b} b</th>" for b in bits) * 2 + "</tr></thead>")
     body = []
-    dense = [by.get(("td3", "dense", b)) or next((r for k, r in by.items() if k[2] == b and r["pattern"] == "dense"
-                                                   and r["mask_source"] == "trained"), None) for b in bits]
+    dense = _dense_per_bits(by, bits)
     body.append("<tr class=abs><td class=l>dense, absolute</td>"
                 + "".join(f"<td>{fmt_time(d['latency_s']) if d else '&ndash;'}</td>" for d in dense)
                 + "".join(f"<td>{fmt_energy(d['energy_pj']) if d else '&ndash;'}</td>" for d in dense) + "</tr>")
@@ -604,8 +609,11 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
             for design, g in _by_design(rows):
                 by = {(r["method"], r["agent"], int(r["bits"])): r for r in g}
                 gpu = bool(g[0].get("gpu"))
-                lines = [f"**{design}**{' (GPU)' if gpu else ''} (speedup x | energy ratio, vs dense at the same bits)\n",
-                         "| agent | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
+                lines = [f"**{design}**{' (GPU)' if gpu else ''} (speedup x | energy ratio, vs dense at the same bits; first row: dense's latency / energy)\n",
+                         "| agent | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits),
+                         # dense's own latency and energy, the page's "dense, absolute" row: what the ratios divide
+                         "| dense, absolute | " + " | ".join(f"{fmt_time(d['latency_s'])} / {fmt_energy(d['energy_pj'])}"
+                                                             if d else "-" for d in _dense_per_bits(by, bits)) + " |"]
                 for method, agent in agents:
                     cells = [by.get((method, agent, b)) for b in bits]
                     if all(c is None or c["pattern"] == "dense" for c in cells):

@@ -184,6 +184,32 @@ def test_quality_table_carries_its_envs_caveats(sweep, page):
     assert "Caveat" not in hc and re.findall(r"^> Caveat: (.*)$", hop, re.M) == cav["Hopper-v5"]
 
 
+def test_summary_md_same_bits_tables_give_dense_absolute_figures(sweep):
+    """The page's same-bits cards open with dense's own latency and energy (what every ratio divides);
+    summary.md's tables gave the ratios alone. Each of them now has that row, equal to the dense rows."""
+    from reports.data import fmt_energy, fmt_time
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    dense = df[(df.method == "td3") & (df.pattern == "dense")]
+    md = (sweep / "report" / "summary.md").read_text()
+    checked = 0
+    for sec in re.split(r"\n#### ", md)[1:]:
+        env, rest = sec.split(": ", 1)
+        sc, batch = ("inference", 1) if rest.startswith("inference, batch 1") else ("train_step", 256)
+        for design, block in re.findall(r"\*\*([a-z0-9_]+)\*\*(?: \(GPU\))? \(speedup x \| energy ratio.*?\n\n(.*?)\n\n",
+                                        sec, re.S):
+            lines = block.splitlines()
+            bits = [int(b.strip().split()[0]) for b in lines[0].strip("|").split("|")[1:]]
+            assert lines[2].startswith("| dense, absolute | "), lines[:3]
+            cells = [c.strip() for c in lines[2].strip("|").split("|")[1:]]
+            for b, cell in zip(bits, cells):
+                d = dense[(dense.env == env) & (dense.design == design) & (dense.scenario == sc)
+                          & (dense.batch == batch) & (dense.bits == b)]
+                assert cell == (f"{fmt_time(d.latency_s.iloc[0])} / {fmt_energy(d.energy_pj.iloc[0])}" if len(d) else "-")
+            checked += 1
+    assert checked == 2 * 2 * 7  # envs x scenarios x designs
+
+
 def test_summary_md_answers_first(sweep):
     md = (sweep / "report" / "summary.md").read_text()
     assert md.index("## What each pattern buys at equal bits") < md.index("## RL quality vs hardware")
