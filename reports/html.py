@@ -222,7 +222,7 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
                 data.append({"type": "bar", "x": x, "y": _num(100 * vals / cyc), "name": name, "legendgroup": name,
                              "showlegend": i == 0, "marker": {"color": CYCLE_COLORS[name]}, "customdata": ids,
                              "textposition": "none",
-                             "text": [f"{v:.0f} of {c:.0f} cycles" for v, c in zip(vals, cyc)],
+                             "text": [f"{v:,.0f} of {c:,.0f} cycles" for v, c in zip(vals, cyc)],
                              "hovertemplate": f"{design} %{{x}}<br>{name}: %{{y:.1f}}%% (%{{text}})<br>point %{{customdata}}"
                                               "<extra></extra>".replace("%%", "%"), **ax[0]})
         total = d.energy_pj.to_numpy(dtype=float)

@@ -154,8 +154,8 @@ def _why_line(r: dict, d: dict, lim: dict) -> str:
     if lim["latency_limiter"] == "DRAM bandwidth" and lim["latency_share"] > 0.5:
         dense = ""
         if d.get("dense_cycles") == d.get("dense_cycles") and d.get("dense_cycles"):
-            dense = (f" (dense at these bits: {d['dense_stall_cycles_dram']:.0f} of {d['dense_cycles']:.0f})")
-        return (f"DRAM-bound: {r['stall_cycles_dram']:.0f} of {r['cycles']:.0f} cycles are DRAM stalls{dense}; "
+            dense = (f" (dense at these bits: {d['dense_stall_cycles_dram']:,.0f} of {d['dense_cycles']:,.0f})")
+        return (f"DRAM-bound: {r['stall_cycles_dram']:,.0f} of {r['cycles']:,.0f} cycles are DRAM stalls{dense}; "
                 f"sparsity only shortens the rest")
     sp = r.get("speedup_vs_dense")
     sp = sp if sp is not None and sp == sp else 1.0
@@ -165,7 +165,7 @@ def _why_line(r: dict, d: dict, lim: dict) -> str:
                 f"sparsity), so cycles and energy stay as dense's")
     stall_m = r.get("stall_cycles_metadata")
     if sp < 1 - NO_GAIN and stall_m and r.get("cycles"):
-        return (f"slower than dense: {stall_m:.0f} of {r['cycles']:.0f} cycles wait for N:M/index metadata, "
+        return (f"slower than dense: {stall_m:,.0f} of {r['cycles']:,.0f} cycles wait for N:M/index metadata, "
                 f"which dense never loads")
     if lim["latency_limiter"] == "metadata" and lim["latency_share"] > 0.25:
         return f"metadata-bound: {_pct(lim['latency_share'])} of the cycles wait for N:M index metadata"

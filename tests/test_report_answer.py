@@ -562,3 +562,22 @@ def test_a_sweep_without_sparse_agents_has_no_glance_table(sweep, tmp_path):
     build_report(out)
     assert "at a glance" not in (out / "report" / "index.html").read_text()
     assert "at a glance" not in (out / "report" / "summary.md").read_text()
+
+
+def test_cycle_counts_in_the_why_lines_have_thousands_separators(sweep, page):
+    """'1128436 of 2164036 cycles are DRAM stalls' was read digit by digit; the counts carry separators and
+    equal the row's figures."""
+    from reports.why import limiters
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    lim = limiters(df)
+    seen = 0
+    for (_, r), why in zip(df.iterrows(), lim.why):
+        m = re.match(r"(?:DRAM-bound|slower than dense): ([0-9,]+) of ([0-9,]+) cycles", why)
+        if not m:
+            continue
+        stall = r.stall_cycles_dram if why.startswith("DRAM") else r.stall_cycles_metadata
+        assert m.group(1) == f"{stall:,.0f}" and m.group(2) == f"{r.cycles:,.0f}", why
+        seen += r.cycles >= 1000
+    # on the page too (scalesim_default_ws's train step at 32 bits runs some two million cycles)
+    assert seen and re.search(r"[0-9]{1,3},[0-9]{3},[0-9]{3} of [0-9,]+ cycles are DRAM stalls", page)
