@@ -581,3 +581,37 @@ def test_cycle_counts_in_the_why_lines_have_thousands_separators(sweep, page):
         seen += r.cycles >= 1000
     # on the page too (scalesim_default_ws's train step at 32 bits runs some two million cycles)
     assert seen and re.search(r"[0-9]{1,3},[0-9]{3},[0-9]{3} of [0-9,]+ cycles are DRAM stalls", page)
+
+
+def test_energy_png_lists_designs_in_table_order_with_its_title_and_no_overlap(sweep):
+    """energy_<env>.png sorted designs by name (a100_sxm first, h100_sxm amid the accelerators), its title sat
+    above the figure's top edge (the PNG did not say its env) and the right panel's labels ran over the left
+    panel's totals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from reports.data import design_order
+    from reports.figures import energy_figure
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    fig = energy_figure(df, "Hopper-v5")
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    fig_box = fig.bbox
+    title = fig._suptitle
+    assert title.get_text() == "Hopper-v5: energy breakdown by component"
+    tb = title.get_window_extent(r)
+    assert tb.y1 <= fig_box.y1 and tb.y0 >= 0
+    axes = fig.axes
+    assert len(axes) == 2
+    for ax in axes:
+        labels = [t.get_text() for t in ax.get_yticklabels()][::-1]  # top to bottom
+        designs = list(dict.fromkeys(lab.split("  ")[0] for lab in labels))
+        assert designs == design_order(df.design.unique()) and designs[-2:] == ["a100_sxm", "h100_sxm"]
+    left_texts = [t.get_window_extent(r) for t in axes[0].texts]
+    right_labels = [t.get_window_extent(r) for t in axes[1].get_yticklabels() if t.get_text()]
+    assert left_texts and right_labels
+    assert max(b.x1 for b in left_texts) < min(b.x0 for b in right_labels)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
