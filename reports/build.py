@@ -106,6 +106,7 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
     say("returns and seed spread")
     ret = returns.return_table(raw, manifest.get("quality_table"))
     qdoc = quality.quality_document(raw, load_published(published), manifest.get("quality_table", "unknown"), ret)
+    df = returns.with_seed_range(df, ret)  # the fronts' returns with their seed range (error bars, tables)
     shown_df, plot_note = plotted_subset(df)
     page_notes = notes + ([plot_note] if plot_note else [])
     cav = returns.caveats(ret)

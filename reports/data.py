@@ -260,6 +260,11 @@ def distinct_digits(values, fmt, lo: int = 3, hi: int = 6) -> int:
     return hi
 
 
+def seed_range_text(lo: float, hi: float, dash: str = "-") -> str:
+    """A return's seed range as the return is written (no decimals): "5006-6292"; "n/a" when unknown."""
+    return "n/a" if lo != lo or hi != hi or lo is None or hi is None else f"{lo:.0f}{dash}{hi:.0f}"
+
+
 def front_formats(rows: pd.DataFrame) -> dict[str, Any]:
     """Column -> formatter of a front's table (latency, energy, model size: each to the digits that tell its rows
     apart, ``distinct_digits``; the return rounded, "missing" for NaN)."""

@@ -14,7 +14,7 @@ import pandas as pd
 from hwmodel.gpu.design_point import IDLE_FRACTION
 from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, design_title,
                           fmt_bytes, fmt_energy, fmt_time, front_formats, is_gpu, log_axis, one_row_per, pattern_order, section_key,
-                          shown, with_agent)
+                          seed_range_text, shown, with_agent)
 from reports.answer import CSS as ANSWER_CSS, env_anchor
 from reports.fronts import FRONT_SPECS
 from reports.style import COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, front_labels, pattern_symbol
@@ -103,7 +103,15 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
     ids = fronts.get(None, [])
     if ids:
         f = on_front(ids)
-        data.append({"type": "scatter", "mode": "lines+markers+text", "name": "front (all designs)",
+        spread = {}
+        if yc == "return_mean" and {"return_min", "return_max"} <= set(rows.columns):
+            # the front's returns with their seed range: the lowest to the highest seed's return
+            lo, hi = rows.return_min.to_numpy(dtype=float)[f], rows.return_max.to_numpy(dtype=float)[f]
+            if np.isfinite(lo).any():
+                spread = {"error_y": {"type": "data", "symmetric": False, "color": "black", "thickness": 1, "width": 4,
+                                      "array": _num(np.where(np.isfinite(hi), hi - y[f], 0.0)),
+                                      "arrayminus": _num(np.where(np.isfinite(lo), y[f] - lo, 0.0))}}
+        data.append({"type": "scatter", "mode": "lines+markers+text", "name": "front (all designs)", **spread,
                      "x": _num(x[f]), "y": _num(y[f]), "hovertext": [hover[i] for i in f],
                      "hoverinfo": "text", "customdata": pid[f].tolist(),
                      "text": front_labels(x[f], y[f], [f"{agent[i]} @{bits[i]}" for i in f],
@@ -307,9 +315,12 @@ def front_table(rows: pd.DataFrame, ids: list[str], caption: str) -> str:
     f = rows.set_index("point_id").loc[ids].reset_index()
     fmt = front_formats(f)
     cols = [c for c in FRONT_TABLE_COLUMNS if c in f.columns]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    seeds = {"return_min", "return_max"} <= set(f.columns) and f.return_min.notna().any()
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols) + ("<th>return seed range</th>" if seeds else "")
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(fmt.get(c, str)(r[c])))}</td>" for c in cols) + "</tr>"
+        "<tr>" + "".join(f"<td>{html.escape(str(fmt.get(c, str)(r[c])))}</td>" for c in cols)
+        + (f"<td>{html.escape(seed_range_text(r.return_min, r.return_max, chr(0x2013)))}</td>" if seeds else "")
+        + "</tr>"
         for _, r in f.iterrows()
     )
     return f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -347,7 +358,10 @@ class Section:
 MARKER_LEGEND = ("Colour = design; marker shape = pattern (circle dense, square 2:4, diamond 1:4, triangle 1:8, "
                  "star unstructured as trained, x unstructured:0.9; hollow = pruned one-shot); marker size = bits "
                  "(largest 32, smallest 4); the black line with rings is the front over all designs, its points "
-                 "labelled agent @bits; a dotted line in a design's colour is that design's own front. Hover any point "
+                 "labelled agent @bits ('first @bits +N here': N more of the front's points at that spot, all in "
+                 "the front's table), and on a return axis each ring's bar spans its agent's lowest to highest "
+                 "seed's return (a return is the mean over seeds: two rings whose bars overlap differ within seed "
+                 "noise); a dotted line in a design's colour is that design's own front. Hover any point "
                  "for its agent, method and figures. Train-step points carry the return of the agent as trained "
                  "(at its own precision: no agent was trained at the other bitwidths); inference points carry the "
                  "return evaluated with the actor at the point's bits.")

@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -267,3 +268,46 @@ def test_front_tables_tell_apart_points_that_differ(default_sweep):
     a, b = g[g.pattern == "1:8"].iloc[0], g[g.pattern == "2:4"].iloc[0]
     assert a.energy_pj < b.energy_pj and fmt_energy(a.energy_pj) == fmt_energy(b.energy_pj)
     assert all(pid in tables[0] + tables[1] + tables[2] + tables[3] for pid in (a.name, b.name))
+
+
+def test_return_fronts_carry_each_points_seed_range(default_sweep):
+    """A return front compares returns (HalfCheetah-v5 train step: 1:8 @4 at 3152 against 2:4 @4 at 5649), so each
+    ring of the overall front has a bar from its agent's lowest to highest seed's return (at the bits its return
+    was evaluated at: the agent as trained for a train step), and the front tables give the same range."""
+    import json as json_lib
+
+    from reports.returns import as_trained, return_table
+    from tests.test_report_answer import _figures
+
+    raw = pd.read_parquet(default_sweep / "points.parquet")
+    ret = return_table(raw, json_lib.loads((default_sweep / "sweep.json").read_text())["quality_table"])
+    rng = {(r.env, r.method, r.agent, r.bits): (r.return_min, r.return_max) for r in ret.itertuples()}
+    df = as_trained(raw).set_index("point_id")
+    page = (default_sweep / "report" / "index.html").read_text()
+    checked = 0
+    for fig in _figures(page):
+        if fig["layout"]["yaxis"].get("title", {}).get("text") != "evaluation return":
+            continue
+        (front,) = [t for t in fig["data"] if t.get("name") == "front (all designs)"]
+        err = front["error_y"]
+        for pid, y, up, down in zip(front["customdata"], front["y"], err["array"], err["arrayminus"]):
+            r = df.loc[pid]
+            lo, hi = rng[(r.env, r.method, r.agent, int(r.return_eval_bits))]
+            assert y == pytest.approx(r.return_mean) and y - down == pytest.approx(lo) and y + up == pytest.approx(hi)
+            checked += 1
+    assert checked >= 20
+    tables = re.findall(r"<table><caption>Front \(all designs\).*?</table>", page, re.S)
+    assert all("<th>return seed range</th>" in t for t in tables)
+    cells = re.findall(r"<tr><td>([0-9a-f]{16})</td>.*?<td>([-0-9]+\u2013[-0-9]+|n/a)</td></tr>", "".join(tables))
+    assert len(cells) >= 10
+    for pid, cell in cells:
+        r = df.loc[pid]
+        lo, hi = rng[(r.env, r.method, r.agent, int(r.return_eval_bits))]
+        assert cell == f"{lo:.0f}\u2013{hi:.0f}"
+    md = (default_sweep / "report" / "summary.md").read_text()
+    rows = re.findall(r"\| ([0-9]+ \[[-0-9]+-?[-0-9]+\]) \| `([0-9a-f]{16})` \|", md)
+    assert len(rows) >= 20
+    for ret_cell, pid in rows:
+        r = df.loc[pid]
+        lo, hi = rng[(r.env, r.method, r.agent, int(r.return_eval_bits))]
+        assert ret_cell == f"{r.return_mean:.0f} [{lo:.0f}-{hi:.0f}]"
