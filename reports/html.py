@@ -189,6 +189,10 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
     for i, design in enumerate(designs):
         d = by_design.get(design, rows.iloc[:0])
         x = [cat_of[(m, a, int(b))] for m, a, b in zip(d.method, d.agent, d.bits)]
+        # This design's own bars only: a bitwidth it does not run left a labelled empty slot per agent (edge_ws
+        # under '2:4 @32', a GPU under every @32 and @4), read as a bar of zero.
+        own = set(x)
+        row_cats = [c for c in cats if c in own]
         ids = list(d.point_id)
         gpu = is_gpu(design)
         for j in range(ncol):
@@ -196,7 +200,7 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
             sfx = "" if k == 1 else str(k)
             x0, y1 = j * (w + hgap), 1 - i * (h + vgap)
             layout[f"xaxis{sfx}"] = {"domain": [x0, x0 + w], "anchor": f"y{sfx}", "type": "category",
-                                     "categoryorder": "array", "categoryarray": cats, "tickfont": {"size": 9},
+                                     "categoryorder": "array", "categoryarray": row_cats, "tickfont": {"size": 9},
                                      "showticklabels": True, "tickangle": -60}
             layout[f"yaxis{sfx}"] = {"domain": [y1 - h, y1], "anchor": f"x{sfx}", "tickfont": {"size": 9}}
             if i == 0:

@@ -497,6 +497,11 @@ def test_why_figures_label_every_row_and_keep_the_sram_label_off_the_bars(page):
             assert a["x"] == 1 and a["xanchor"] == "left" and a["xref"].endswith(" domain")
         assert lay["margin"]["r"] >= 80
         assert any("SRAM<br>65.5 KB" == a["text"] for a in mem)
+        # each row's x axis names its own bars only: no labelled empty slot for a bitwidth the design does not run
+        for k, v in xs.items():
+            axis = "x" + k[len("xaxis"):]
+            drawn = {c for tr in fig["data"] if tr.get("xaxis") == axis for c in tr.get("x") or [] if c is not None}
+            assert drawn and set(v["categoryarray"]) == drawn, (k, set(v["categoryarray"]) - drawn)
         # the weights' log axis: its unit in the title and ticks between decades (one "100" tick said little)
         logs = [v for k, v in lay.items() if re.fullmatch(r"yaxis\d*", k) and v.get("type") == "log"]
         assert len(logs) == 7 and all(v["title"]["text"] == "weights (KB)" and "dtick" not in v for v in logs)
