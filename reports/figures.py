@@ -56,7 +56,8 @@ def front_legend_groups(df: pd.DataFrame, designs: list[str]) -> list[tuple[str,
     # markersize is in points like the scatter's sqrt(s): the same sizes as the plots
     bits = [Line2D([], [], ls="", marker="o", color="#999", markersize=(bit_size(b) ** 2 * 0.6) ** 0.5, label=f"{b} bits")
             for b in sorted({int(b) for b in df.bits.unique()}, reverse=True)]
-    return [("colour = design", des), ("shape = pattern; black line and rings = the front over all designs", pats),
+    return [("colour = design", des), ("shape = pattern; black line and rings = the front over all designs "
+                                       "(on a return axis each ring's bar spans its agent's lowest to highest seed)", pats),
             ("size = bits", bits)]
 
 
@@ -90,6 +91,13 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
                 xs, ys = shown(xc, f[xc]).to_numpy(float), shown(yc, f[yc]).to_numpy(float)
                 ax.step(xs, ys, where="post", color="black", lw=1.4, label="front (all designs)")
                 ax.scatter(xs, ys, s=40, facecolors="none", edgecolors="black", lw=1.2)
+                if yc == "return_mean" and {"return_min", "return_max"} <= set(f.columns):
+                    # each front point's seed range: its agent's lowest to highest seed's return (as on the page)
+                    lo, hi = f.return_min.to_numpy(float), f.return_max.to_numpy(float)
+                    if np.isfinite(lo).any():
+                        ax.errorbar(xs, ys, yerr=[np.where(np.isfinite(lo), ys - lo, 0.0),
+                                                  np.where(np.isfinite(hi), hi - ys, 0.0)],
+                                    fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
                 names = f.agent if "agent" in f else f.pattern
                 texts = front_labels(xs, ys, [f"{p} @{b}" for p, b in zip(names, f.bits)], xlog, ylog)
                 allx = shown(xc, data[xc]).to_numpy(float)

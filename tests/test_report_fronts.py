@@ -311,3 +311,43 @@ def test_return_fronts_carry_each_points_seed_range(default_sweep):
         r = df.loc[pid]
         lo, hi = rng[(r.env, r.method, r.agent, int(r.return_eval_bits))]
         assert ret_cell == f"{r.return_mean:.0f} [{lo:.0f}-{hi:.0f}]"
+
+
+def test_png_return_fronts_draw_each_points_seed_range(default_sweep, monkeypatch):
+    """front_return_vs_energy.png draws the same bars as the page: lowest to highest seed's return per ring."""
+    import json as json_lib
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.container import ErrorbarContainer
+
+    from reports import figures
+    from reports.fronts import FRONT_SPECS as SPECS
+    from reports.returns import as_trained, return_table, with_seed_range
+
+    raw = pd.read_parquet(default_sweep / "points.parquet")
+    ret = return_table(raw, json_lib.loads((default_sweep / "sweep.json").read_text())["quality_table"])
+    df = with_seed_range(as_trained(raw), ret)
+    fronts = json_lib.loads((default_sweep / "report" / "fronts.json").read_text())["fronts"]
+    spec = next(s for s in SPECS if s.name == "return_vs_energy")
+    by_key = {(f["group"]["env"], f["group"]["scenario"], f["group"]["batch"]): f["point_ids"]
+              for f in fronts if f["name"] == spec.name and f["group"]["design"] is None}
+    seen = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
+    figures.front_png(df, spec, by_key, default_sweep / "unused.png")
+    axes = [ax for ax in seen["fig"].axes if ax.get_title()]
+    assert len(axes) == 4
+    ix = df.set_index("point_id")
+    for ax in axes:
+        env, rest = ax.get_title().split(", ", 1)
+        sc = "inference" if rest.startswith("inference") else "train_step"
+        ids = next(v for k, v in by_key.items() if k[0] == env and k[1] == sc)
+        (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        spans = sorted((round(float(seg[0][1]), 6), round(float(seg[1][1]), 6))
+                       for seg in bars.lines[2][0].get_segments())
+        want = sorted((round(float(ix.loc[p, "return_min"]), 6), round(float(ix.loc[p, "return_max"]), 6)) for p in ids)
+        assert spans == want, (env, sc)
+    import matplotlib.pyplot as plt
+
+    plt.close(seen["fig"])
