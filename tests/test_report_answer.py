@@ -620,3 +620,38 @@ def test_energy_png_lists_designs_in_table_order_with_its_title_and_no_overlap(s
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_agent_labels_are_explained_once_under_the_glance_tables(sweep, page):
+    """'rlx2 0.9/0.85', 'gmp 0.9 QAT8', 'unstructured:0.9 one-shot' and '(rnm-td3)' stood in every table with
+    no word on what they mean; an 'Agents' key under the glance tables says it, from the labels themselves."""
+    import html as html_lib
+
+    key = answer.agent_key(pd.DataFrame({
+        "env": "E", "pattern": ["dense", "2:4", "1:8", "unstructured", "unstructured", "2:4", "1:8", "unstructured"],
+        "mask_source": ["trained"] * 6 + ["one-shot", "trained"],
+        "method": ["td3", "rnm-td3", "rnm-td3", "rlx2", "gmp", "gmp", "one-shot(td3)", "foo"],
+        "agent": ["dense", "2:4", "1:8", "rlx2 0.98/0.95", "gmp 0.9/0.8 QAT4", "gmp 2:4", "1:8 one-shot", "foo 1"]}))
+    assert key == [
+        "dense (td3): TD3 (Fujimoto et al. 2018), dense: the reference of every ratio and fraction",
+        "gmp 2:4: gradual magnitude pruning during training to 2:4",  # agent order: by pattern, then method
+        "2:4, 1:8 (rnm-td3): RNM-TD3, TD3 trained with N:M weights in every layer (of each M consecutive weights of "
+        "a row, at most N kept)",
+        "gmp 0.9/0.8 QAT4: gradual magnitude pruning during training to 90% / 80% of the actor's / critic's weights "
+        "removed, then quantization-aware training at 4 bits",
+        "rlx2 0.98/0.95: RLx2 (Tan et al. 2023): sparse from the start, 98% of the actor's and 95% of the critic's "
+        "weights removed (unstructured)",
+        "1:8 one-shot: the dense TD3 agent's weights pruned once by magnitude to 1:8, never trained after it, so "
+        "never evaluated (hardware figures only)"]  # an unknown method ("foo") gets no sentence
+    df = pd.read_parquet(sweep / "points.parquet")
+    want = answer.agent_key(df)
+    heads = [k.split(": ", 1)[0] for k in want]  # every agent of the sweep named once: alone, or in its method's group
+    for m, a in set(zip(df.method, df.agent)):
+        named = [h for h in heads if h == answer.agent_label(m, a)
+                 or (h.endswith(f" ({m})") and a in h[:-len(m) - 3].split(", "))]
+        assert len(named) == 1, (m, a, heads)
+    section = page.split('id="answer"', 1)[1].split("<p class=lead>", 1)[0]
+    (found,) = re.findall(r"<p class=small><b>Agents</b>: (.*?)</p>", section)
+    assert html_lib.unescape(found) == "; ".join(want) + "."
+    md = (sweep / "report" / "summary.md").read_text()
+    assert "**Agents**: " + "; ".join(want) + "." in md.split("\n### ", 1)[0]
