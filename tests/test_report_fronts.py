@@ -351,3 +351,25 @@ def test_png_return_fronts_draw_each_points_seed_range(default_sweep, monkeypatc
     import matplotlib.pyplot as plt
 
     plt.close(seen["fig"])
+
+
+def test_page_front_labels_read_inwards_from_the_plot_edges(default_sweep):
+    """A centred label of a front point at the plot's left edge ran off it ('unstructured:0.9 one-shot @4 +3 here'
+    lost its first word behind the y axis): labels in the left third of the points' x range read rightwards,
+    in the right third leftwards."""
+    import math
+
+    page = (default_sweep / "report" / "index.html").read_text()
+    seen = set()
+    for fig in _front_figures(page):
+        log = fig["layout"]["xaxis"]["type"] == "log"
+        tx = (lambda v: math.log10(v)) if log else (lambda v: v)  # noqa: E731
+        xs = [tx(v) for t in fig["data"] if t.get("mode") == "markers" for v in t["x"] if v is not None]
+        lo, hi = min(xs), max(xs)
+        tr = next(t for t in fig["data"] if t.get("name") == "front (all designs)")
+        for x, pos in zip(tr["x"], tr["textposition"]):
+            rel = (tx(x) - lo) / (hi - lo)
+            want = "top right" if rel < 1 / 3 else "top left" if rel > 2 / 3 else "top center"
+            assert pos == want, (fig["layout"]["title"]["text"], x, pos)
+            seen.add(pos)
+    assert {"top right", "top left"} <= seen
