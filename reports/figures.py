@@ -192,7 +192,8 @@ def same_bits_heatmap_png(df: pd.DataFrame, col: str, title: str, out: Path, goo
         ticks = [-1, -0.5, 0, 0.5, 1]
         cb.set_ticks(ticks, labels=[f"{10 ** (t if good_high else -t):.2g}" for t in ticks])
         cb.set_label(title.split(" (")[0], fontsize=8)
-    fig.suptitle(title + " (vs dense at the same bits, same design and scenario)", fontsize=11)
+    # A blank cell is no point, not a ratio of 1: the design has no datatype of that width (or no such agent).
+    fig.suptitle(title + " (vs dense at the same bits, same design and scenario; white: not swept)", fontsize=11)
     return _save(fig, out)
 
 

@@ -373,3 +373,24 @@ def test_page_front_labels_read_inwards_from_the_plot_edges(default_sweep):
             assert pos == want, (fig["layout"]["title"]["text"], x, pos)
             seen.add(pos)
     assert {"top right", "top left"} <= seen
+
+
+def test_same_bits_heatmaps_say_what_a_white_cell_is(default_sweep, monkeypatch):
+    """Most of a heatmap's blank cells are bitwidths a design does not run (edge_ws at 32 and 16 bits); the
+    title says white is 'not swept', not a colour of the scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reports import figures
+
+    df = pd.read_parquet(default_sweep / "points.parquet")
+    seen = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
+    figures.same_bits_heatmap_png(df, "speedup_vs_dense", "Speedup (>1 is faster)", default_sweep / "x.png", True)
+    fig = seen["fig"]
+    assert fig._suptitle.get_text().endswith("; white: not swept)")
+    blank = sum(int(np.isnan(im.get_array().filled(np.nan)).sum()) for ax in fig.axes for im in ax.images)
+    assert blank > 0  # the default sweep has such cells
+    plt.close(fig)
