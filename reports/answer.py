@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import html
 import math
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import pandas as pd
@@ -193,6 +193,12 @@ def accelerator_mapping_note(rows: list[dict]) -> str:
     return " ".join(out)
 
 
+def _dense_per_bits(by: dict[tuple, dict], bits: list[int]) -> list[Optional[dict]]:
+    """The dense record of each bitwidth in a design's same-bits records (dense TD3, else any trained dense)."""
+    return [by.get(("td3", "dense", b)) or next((r for k, r in by.items() if k[2] == b and r["pattern"] == "dense"
+                                                and r["mask_source"] == "trained"), None) for b in bits]
+
+
 def design_card(rows: list[dict], design: str, color: str, agents: list[tuple[str, str]], bits: list[int]) -> str:
     """One design's pattern x bitwidth table (``rows``: its same-bits records): speedup and energy ratio vs
     dense at the same bits. Under the table, what ran: on a GPU what ran 2:4 and what ran dense
@@ -203,8 +209,7 @@ def design_card(rows: list[dict], design: str, color: str, agents: list[tuple[st
             f"<th colspan={len(bits)}>energy / dense (lower saves)</th></tr><tr>"
             + "".join(f"<th>{b} b</th>" for b in bits) * 2 + "</tr></thead>")
     body = []
-    dense = [by.get(("td3", "dense", b)) or next((r for k, r in by.items() if k[2] == b and r["pattern"] == "dense"
-                                                   and r["mask_source"] == "trained"), None) for b in bits]
+    dense = _dense_per_bits(by, bits)
     body.append("<tr class=abs><td class=l>dense, absolute</td>"
                 + "".join(f"<td>{fmt_time(d['latency_s']) if d else '&ndash;'}</td>" for d in dense)
                 + "".join(f"<td>{fmt_energy(d['energy_pj']) if d else '&ndash;'}</td>" for d in dense) + "</tr>")
@@ -484,6 +489,9 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
     parts = ['<h2 id="answer">What each pattern buys at equal bits, and what it costs</h2>']
     if any(glances):
         parts.append("".join(glances) + f'<p class=small>{html.escape(GLANCE_HELP + GLANCE_MORE_HTML)}</p>')
+    key = agent_key(df)
+    if key:  # the labels' words (0.9/0.85, QAT8, one-shot) said once, under the first tables that use them
+        parts.append("<p class=small><b>Agents</b>: " + "; ".join(html.escape(k) for k in key) + ".</p>")
     parts += [f"<p class=lead>{html.escape(INTRO)} Hover a cell for what limits it (compute, DRAM bandwidth, "
              "metadata, SRAM fit, leakage; on a GPU: its fixed per-call cost); extreme cells are explained under "
              "each scenario.</p>"]
@@ -517,6 +525,55 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
             if notes:
                 parts.append(extreme_html(notes, colors))
     return "\n".join(parts)
+
+
+def _pct_removed(x: float) -> str:
+    return f"{100 * x:g}%"
+
+
+def agent_key(df: pd.DataFrame) -> list[str]:
+    """What each agent label of ``df`` means, one sentence each in agent order (RNM-TD3's N:M agents in one),
+    built from the label (``hwmodel.agents``: ``rlx2 A/C``, ``gmp S QATb``, ``<pattern> one-shot``, RNM-TD3's
+    N:M pattern); a method the report does not know gets no sentence."""
+    from hwmodel.agents import label_fractions
+
+    out, nm = [], []
+    for method, agent in agent_order(df):
+        label, m, words = agent_label(method, agent), method.split("(")[0], agent.split()
+        if agent.endswith(" one-shot"):
+            pattern = agent[:-len(" one-shot")]
+            donor = method[method.find("(") + 1:-1] if "(" in method else "dense"
+            frac = pattern.split(":", 1)[1] if pattern.startswith("unstructured:") else ""
+            to = (f"({_pct_removed(float(frac))} of each layer's weights removed)" if frac.replace(".", "", 1).isdigit()
+                  else f"to {pattern}")
+            text = (f"the {'dense TD3' if donor == 'td3' else donor} agent's weights pruned once by magnitude "
+                    f"{to}, never trained after it, so never evaluated (hardware figures only)")
+        elif m == "td3":
+            text = "TD3 (Fujimoto et al. 2018), dense: the reference of every ratio and fraction"
+        elif m == "rnm-td3":
+            nm.append(agent)
+            if len(nm) > 1:
+                continue
+            text = ""  # written once all N:M agents are known
+        elif m == "rlx2" and (fr := label_fractions(agent)):
+            text = (f"RLx2 (Tan et al. 2023): sparse from the start, {_pct_removed(fr[0])} of the actor's and "
+                    f"{_pct_removed(fr[1])} of the critic's weights removed (unstructured)")
+        elif m == "gmp" and len(words) >= 2:
+            fr = label_fractions(agent)
+            to = (f"{_pct_removed(fr[0])} of the weights removed (unstructured)" if fr and fr[0] == fr[1] else
+                  f"{_pct_removed(fr[0])} / {_pct_removed(fr[1])} of the actor's / critic's weights removed"
+                  if fr else words[1])
+            qat = next((w[3:] for w in words[2:] if w.startswith("QAT")), "")
+            text = (f"gradual magnitude pruning during training to {to}"
+                    + (f", then quantization-aware training at {qat} bits" if qat else ""))
+        else:
+            continue
+        out.append((label, text))
+    if nm:
+        at = next(i for i, (_, t) in enumerate(out) if t == "")
+        out[at] = (f"{', '.join(nm)} (rnm-td3)", "RNM-TD3, TD3 trained with N:M weights in every layer (of each M "
+                   "consecutive weights of a row, at most N kept)")
+    return [f"{label}: {text}" for label, text in out]
 
 
 INTRO = ("Hardware: speedup = dense latency / this latency, energy ratio = this energy / dense energy, both "
@@ -569,7 +626,11 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
         g = glance_markdown(table, ret, env, agents)
         if g:
             out.append(g + "".join(f"\n> Caveat: {c}\n" for c in caveats.get(env, [])))
-    out.append(GLANCE_HELP + GLANCE_MORE_MD + "\n\n" + INTRO + "\n")
+    out.append(GLANCE_HELP + GLANCE_MORE_MD + "\n")
+    key = agent_key(df)
+    if key:
+        out.append("**Agents**: " + "; ".join(key) + ".\n")
+    out.append(INTRO + "\n")
     for env in sorted(df.env.unique()):
         out.append(f"\n### {env}\n")
         out += [f"> Caveat: {c}\n" for c in caveats.get(env, [])]
@@ -604,8 +665,11 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
             for design, g in _by_design(rows):
                 by = {(r["method"], r["agent"], int(r["bits"])): r for r in g}
                 gpu = bool(g[0].get("gpu"))
-                lines = [f"**{design}**{' (GPU)' if gpu else ''} (speedup x | energy ratio, vs dense at the same bits)\n",
-                         "| agent | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
+                lines = [f"**{design}**{' (GPU)' if gpu else ''} (speedup x | energy ratio, vs dense at the same bits; first row: dense's latency / energy)\n",
+                         "| agent | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits),
+                         # dense's own latency and energy, the page's "dense, absolute" row: what the ratios divide
+                         "| dense, absolute | " + " | ".join(f"{fmt_time(d['latency_s'])} / {fmt_energy(d['energy_pj'])}"
+                                                             if d else "-" for d in _dense_per_bits(by, bits)) + " |"]
                 for method, agent in agents:
                     cells = [by.get((method, agent, b)) for b in bits]
                     if all(c is None or c["pattern"] == "dense" for c in cells):

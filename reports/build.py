@@ -104,10 +104,11 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
     fronts = compute_fronts(df)
     doc = fronts_document(fronts, notes=notes)
     say("returns and seed spread")
-    qdoc = quality.quality_document(raw, load_published(published), manifest.get("quality_table", "unknown"))
+    ret = returns.return_table(raw, manifest.get("quality_table"))
+    qdoc = quality.quality_document(raw, load_published(published), manifest.get("quality_table", "unknown"), ret)
+    df = returns.with_seed_range(df, ret)  # the fronts' returns with their seed range (error bars, tables)
     shown_df, plot_note = plotted_subset(df)
     page_notes = notes + ([plot_note] if plot_note else [])
-    ret = returns.return_table(raw, manifest.get("quality_table"))
     cav = returns.caveats(ret)
     say("same-bits tables")
     same, quant = answer.same_bits(shown_df), answer.quantization_gain(shown_df)
@@ -126,7 +127,7 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
         pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
         futures = [pool.submit(figures._run_job, j) for j in jobs] if pool else []
     try:
-        page = html.render(shown_df, fronts, manifest, page_notes, quality_html=quality.html_section(qdoc),
+        page = html.render(shown_df, fronts, manifest, page_notes, quality_html=quality.html_section(qdoc, caveats=cav),
                            answer_html=answer_html, extra=extra, progress=say)
         if jobs:
             say(f"{len(jobs)} PNGs")
@@ -136,7 +137,7 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
             pool.shutdown(cancel_futures=True)
     say("summary.md")
     md = summary.render(shown_df, fronts, png_paths, page_notes, total_points=len(df),
-                        quality_md=quality.markdown(qdoc), answer_md=answer.markdown(shown_df, ret, cav, same, quant))
+                        quality_md=quality.markdown(qdoc, cav), answer_md=answer.markdown(shown_df, ret, cav, same, quant))
     # Written only once every output is made: a report that fails on the way leaves the previous
     # report's files as they were, never some of them new beside others old.
     say("writing the files")

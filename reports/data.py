@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Optional
 
@@ -237,8 +237,8 @@ def _scaled(value: Optional[float], units: tuple[tuple[str, float], ...], base: 
     return f"{value / base_factor:{base_fmt or f'.{digits}g'}} {base}"
 
 
-def fmt_bytes(n: Optional[float]) -> str:
-    return _scaled(n, (("MB", 1e6), ("KB", 1e3)), "B", base_fmt=".0f")
+def fmt_bytes(n: Optional[float], digits: int = 3) -> str:
+    return _scaled(n, (("MB", 1e6), ("KB", 1e3)), "B", base_fmt=".0f", digits=digits)
 
 
 def fmt_time(s: float, digits: int = 3) -> str:
@@ -247,6 +247,37 @@ def fmt_time(s: float, digits: int = 3) -> str:
 
 def fmt_energy(pj: float, digits: int = 3) -> str:
     return _scaled(pj, (("J", 1e12), ("mJ", 1e9), ("uJ", 1e6), ("nJ", 1e3)), "pJ", digits=digits)
+
+
+def distinct_digits(values, fmt, lo: int = 3, hi: int = 6) -> int:
+    """The fewest significant digits, ``lo`` to ``hi``, at which ``fmt(value, digits)`` writes every two different
+    ``values`` (NaN skipped) differently: a front's table must not show two of its points at one energy when the
+    one with the lower return is on the front because its energy is lower in the fifth digit."""
+    vals = sorted({float(v) for v in values if v is not None and v == v})
+    for d in range(lo, hi + 1):
+        if len({fmt(v, d) for v in vals}) == len(vals):
+            return d
+    return hi
+
+
+def seed_range_text(lo: float, hi: float, dash: str = "-") -> str:
+    """A return's seed range as the return is written (no decimals): "5006-6292"; "n/a" when unknown."""
+    return "n/a" if lo != lo or hi != hi or lo is None or hi is None else f"{lo:.0f}{dash}{hi:.0f}"
+
+
+def front_formats(rows: pd.DataFrame) -> dict[str, Any]:
+    """Column -> formatter of a front's table (latency, energy, model size: each to the digits that tell its rows
+    apart, ``distinct_digits``; the return rounded, "missing" for NaN)."""
+    out: dict[str, Any] = {}
+    for col, f in (("latency_s", fmt_time), ("energy_pj", fmt_energy), ("model_bytes", fmt_bytes)):
+        if col in rows.columns:
+            out[col] = partial(_with_digits, f, distinct_digits(rows[col], f))
+    out["return_mean"] = lambda v: "missing" if v != v else f"{v:.0f}"
+    return out
+
+
+def _with_digits(f, digits: int, v: float) -> str:
+    return f(v, digits)
 
 
 # ----------------------------------------------------------------------------- agents

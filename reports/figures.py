@@ -56,7 +56,8 @@ def front_legend_groups(df: pd.DataFrame, designs: list[str]) -> list[tuple[str,
     # markersize is in points like the scatter's sqrt(s): the same sizes as the plots
     bits = [Line2D([], [], ls="", marker="o", color="#999", markersize=(bit_size(b) ** 2 * 0.6) ** 0.5, label=f"{b} bits")
             for b in sorted({int(b) for b in df.bits.unique()}, reverse=True)]
-    return [("colour = design", des), ("shape = pattern; black line and rings = the front over all designs", pats),
+    return [("colour = design", des), ("shape = pattern; black line and rings = the front over all designs "
+                                       "(on a return axis each ring's bar spans its agent's lowest to highest seed)", pats),
             ("size = bits", bits)]
 
 
@@ -90,6 +91,13 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
                 xs, ys = shown(xc, f[xc]).to_numpy(float), shown(yc, f[yc]).to_numpy(float)
                 ax.step(xs, ys, where="post", color="black", lw=1.4, label="front (all designs)")
                 ax.scatter(xs, ys, s=40, facecolors="none", edgecolors="black", lw=1.2)
+                if yc == "return_mean" and {"return_min", "return_max"} <= set(f.columns):
+                    # each front point's seed range: its agent's lowest to highest seed's return (as on the page)
+                    lo, hi = f.return_min.to_numpy(float), f.return_max.to_numpy(float)
+                    if np.isfinite(lo).any():
+                        ax.errorbar(xs, ys, yerr=[np.where(np.isfinite(lo), ys - lo, 0.0),
+                                                  np.where(np.isfinite(hi), hi - ys, 0.0)],
+                                    fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
                 names = f.agent if "agent" in f else f.pattern
                 texts = front_labels(xs, ys, [f"{p} @{b}" for p, b in zip(names, f.bits)], xlog, ylog)
                 allx = shown(xc, data[xc]).to_numpy(float)
@@ -184,7 +192,8 @@ def same_bits_heatmap_png(df: pd.DataFrame, col: str, title: str, out: Path, goo
         ticks = [-1, -0.5, 0, 0.5, 1]
         cb.set_ticks(ticks, labels=[f"{10 ** (t if good_high else -t):.2g}" for t in ticks])
         cb.set_label(title.split(" (")[0], fontsize=8)
-    fig.suptitle(title + " (vs dense at the same bits, same design and scenario)", fontsize=11)
+    # A blank cell is no point, not a ratio of 1: the design has no datatype of that width (or no such agent).
+    fig.suptitle(title + " (vs dense at the same bits, same design and scenario; white: not swept)", fontsize=11)
     return _save(fig, out)
 
 
@@ -197,8 +206,18 @@ def _hbars(ax, y: np.ndarray, left: np.ndarray, width: np.ndarray, color, label:
     ax.add_collection(PolyCollection(verts, facecolors=[color], edgecolors="none", label=label))
 
 
+#: Energy PNG layout, inches: the bars' width, a tick label's width per character (7 pt) and the right margin.
+ENERGY_AXES_IN, ENERGY_LABEL_IN_PER_CHAR, ENERGY_RIGHT_IN = 4.2, 0.052, 0.3
+
+
 def energy_png(df: pd.DataFrame, env: str, out: Path) -> Path:
     """Energy per pass split by component (shares, total written beside): one bar per design and pattern@bits, per scenario."""
+    return _save(energy_figure(df, env), out)
+
+
+def energy_figure(df: pd.DataFrame, env: str):
+    """The figure of :func:`energy_png`: designs top to bottom in the tables' order (GPUs last), the env in its
+    title, each panel's bar labels clear of the panel to its left (its totals)."""
     rows = df[df.env == env]
     designs = design_order(rows.design.unique())
     secs = _sections(rows)
@@ -206,12 +225,20 @@ def energy_png(df: pd.DataFrame, env: str, out: Path) -> Path:
     order = {k: i for i, k in enumerate(agent_order(rows))}
     cols = [f"energy_{c}_pj" for c in ENERGY_COMPONENTS if f"energy_{c}_pj" in rows.columns]
     n_bars = rows.groupby(["design", "method", "agent", "bits"]).ngroups
-    fig, axes = plt.subplots(1, len(secs), figsize=(7.0 * len(secs), 1.2 + 0.22 * n_bars), squeeze=False)
+    rank = {d: i for i, d in enumerate(designs)}
+    longest = max(len(f"{d}  {agent_label(m, a)} @ {int(b)} b") for d, m, a, b in
+                  rows[["design", "method", "agent", "bits"]].drop_duplicates().itertuples(index=False))
+    label_in = 0.2 + ENERGY_LABEL_IN_PER_CHAR * longest
+    width = len(secs) * (label_in + ENERGY_AXES_IN) + ENERGY_RIGHT_IN
+    height = 1.5 + 0.22 * n_bars
+    fig, axes = plt.subplots(1, len(secs), figsize=(width, height), squeeze=False)
     for ax, (sc, batch) in zip(axes[0], secs):
         d = rows[(rows.scenario == sc) & (rows.batch == batch)]
         g = one_row_per(d, ["design", "method", "agent", "bits"], f"energy figure {env}").reset_index()
         g["order"] = [order[(m, a)] for m, a in zip(g.method, g.agent)]
-        g = g.sort_values(["design", "order", "bits"], ascending=[False, False, True])
+        g["rank"] = [rank[d] for d in g.design]
+        # y grows upwards: reversed, so the first design (and agent, and highest bitwidth) is at the top
+        g = g.sort_values(["rank", "order", "bits"], ascending=[False, False, True])
         y = np.arange(len(g))
         # Shares of the total (designs differ by orders of magnitude); the total is written at the right.
         total = g[cols].fillna(0).sum(axis=1).to_numpy()
@@ -235,11 +262,12 @@ def energy_png(df: pd.DataFrame, env: str, out: Path) -> Path:
         ax.set_title(f"{sc.replace('_', ' ')} (batch {batch})", fontsize=10)
         ax.grid(True, axis="x", alpha=0.3)
     h, lab = axes[0][0].get_legend_handles_labels()
-    fig.legend(h, lab, loc="upper center", ncol=len(lab), fontsize=9, bbox_to_anchor=(0.5, 0.995))
-    fig.suptitle(f"{env}: energy breakdown by component", y=1.0 + 0.5 / (1.2 + 0.22 * n_bars), fontsize=12)
-    fig.subplots_adjust(left=0.6 / len(secs), right=0.98, top=1 - 0.8 / (1.2 + 0.22 * n_bars),
-                        bottom=0.6 / (1.2 + 0.22 * n_bars), wspace=0.55)
-    return _save(fig, out)
+    # Title, then legend, then the panels' titles, all inside the figure (the title sat above its top edge).
+    fig.suptitle(f"{env}: energy breakdown by component", y=1 - 0.1 / height, va="top", fontsize=12)
+    fig.legend(h, lab, loc="upper center", ncol=len(lab), fontsize=9, bbox_to_anchor=(0.5, 1 - 0.45 / height))
+    fig.subplots_adjust(left=label_in / width, right=1 - ENERGY_RIGHT_IN / width, top=1 - 1.05 / height,
+                        bottom=0.6 / height, wspace=label_in / ENERGY_AXES_IN)
+    return fig
 
 
 def png_jobs(df: pd.DataFrame, fronts: list[dict[str, Any]], out_dir: Path) -> list[tuple]:

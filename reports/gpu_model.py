@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from reports.data import gpu_rows
-from reports.html import Section
+from reports.html import Section, log_tick_axis
 
 ANCHOR = "gpu-model"
 TITLE = "GPU model vs measurements"
@@ -187,8 +187,10 @@ def scatter_figure(c: GpuCheck) -> dict[str, Any]:
             f"<br>speedup error {_pct(s['speedup_mape'])}")
     layout = {"title": {"text": f"{html.escape(c.device)}: predicted vs measured", "font": {"size": 13}},
               "height": 380, "margin": {"l": 60, "r": 15, "t": 40, "b": 45},
-              "xaxis": {"type": "log", "range": rng, "title": {"text": "measured time per call (us, log scale)"}},
-              "yaxis": {"type": "log", "range": rng, "title": {"text": "predicted (us, log scale)"}},
+              "xaxis": {"type": "log", "range": rng, "title": {"text": "measured time per call (us, log scale)"},
+                        **log_tick_axis([10 ** rng[0], 10 ** rng[1]])},
+              "yaxis": {"type": "log", "range": rng, "title": {"text": "predicted (us, log scale)"},
+                        **log_tick_axis([10 ** rng[0], 10 ** rng[1]])},
               "legend": {"x": 1, "xanchor": "right", "y": 0, "yanchor": "bottom", "bgcolor": "rgba(255,255,255,0.8)"},
               "annotations": [{"text": note, "xref": "paper", "yref": "paper", "x": 0.02, "y": 0.98, "xanchor": "left",
                                "yanchor": "top", "align": "left", "showarrow": False, "font": {"size": 11},
@@ -228,7 +230,8 @@ def speedup_figure(c: GpuCheck) -> dict[str, Any]:
                      "marker": {"color": fill, "size": 6, "line": {"color": "#777", "width": 1.5}}})
     layout = {"title": {"text": f"{html.escape(c.device)}: 2:4 speedup vs square size", "font": {"size": 13}},
               "height": 380, "margin": {"l": 55, "r": 15, "t": 40, "b": 45},
-              "xaxis": {"type": "log", "title": {"text": "square GEMM size (m = k = n, log scale)"}},
+              "xaxis": {"type": "log", "title": {"text": "square GEMM size (m = k = n, log scale)"},
+                        **log_tick_axis([v for tr in data for v in tr["x"]])},
               "yaxis": {"title": {"text": "speedup dense / 2:4 (x; above 1: 2:4 wins)"}},
               "legend": {"font": {"size": 10}, "title": {"text": "colour = dtype<br>line = model (held-out<br>"
                                                                   "speedup error)", "font": {"size": 10}}},

@@ -13,8 +13,8 @@ import pandas as pd
 
 from hwmodel.gpu.design_point import IDLE_FRACTION
 from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, design_title,
-                          fmt_bytes, fmt_energy, fmt_time, is_gpu, log_axis, one_row_per, pattern_order, section_key,
-                          shown, with_agent)
+                          fmt_bytes, fmt_energy, fmt_time, front_formats, is_gpu, log_axis, one_row_per, pattern_order, section_key,
+                          seed_range_text, shown, with_agent)
 from reports.answer import CSS as ANSWER_CSS, env_anchor
 from reports.fronts import FRONT_SPECS
 from reports.style import COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, front_labels, pattern_symbol
@@ -22,6 +22,8 @@ from reports.why import small_pct
 
 #: Points per plot drawn besides the fronts (big sweeps are sampled deterministically).
 MAX_BACKGROUND_POINTS = 3000
+#: The why figures' weights axis spans the weights and the SRAM line times / divided by this.
+WEIGHTS_PAD = 1.25
 
 
 _HOVER_COLUMNS = ["design", "pattern", "bits", "method", "mask_source", "latency_s", "energy_pj", "model_bytes",
@@ -101,11 +103,20 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
     ids = fronts.get(None, [])
     if ids:
         f = on_front(ids)
-        data.append({"type": "scatter", "mode": "lines+markers+text", "name": "front (all designs)",
+        spread = {}
+        if yc == "return_mean" and {"return_min", "return_max"} <= set(rows.columns):
+            # the front's returns with their seed range: the lowest to the highest seed's return
+            lo, hi = rows.return_min.to_numpy(dtype=float)[f], rows.return_max.to_numpy(dtype=float)[f]
+            if np.isfinite(lo).any():
+                spread = {"error_y": {"type": "data", "symmetric": False, "color": "black", "thickness": 1, "width": 4,
+                                      "array": _num(np.where(np.isfinite(hi), hi - y[f], 0.0)),
+                                      "arrayminus": _num(np.where(np.isfinite(lo), y[f] - lo, 0.0))}}
+        data.append({"type": "scatter", "mode": "lines+markers+text", "name": "front (all designs)", **spread,
                      "x": _num(x[f]), "y": _num(y[f]), "hovertext": [hover[i] for i in f],
                      "hoverinfo": "text", "customdata": pid[f].tolist(),
                      "text": front_labels(x[f], y[f], [f"{agent[i]} @{bits[i]}" for i in f],
-                                          log_axis(xc), log_axis(yc)), "textposition": "top center",
+                                          log_axis(xc), log_axis(yc)),
+                     "textposition": label_positions(x[f], x[ok], log_axis(xc)),
                      "textfont": {"size": 10}, "cliponaxis": False,
                      "line": {"color": "black", "width": 2, "shape": "hv"},
                      "marker": {"size": 13, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}}})
@@ -113,10 +124,23 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
     title = spec.title + (f"  ({excluded} points without return left out)" if excluded else "")
     layout = {"title": {"text": title, "font": {"size": 14}}, "height": 440, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
               "xaxis": {"title": {"text": axis_label(xc, log_axis(xc))},
-                        "type": "log" if log_axis(xc) else "linear"},
+                        "type": "log" if log_axis(xc) else "linear", **(log_tick_axis(x[ok]) if log_axis(xc) else {})},
               "yaxis": {"title": {"text": axis_label(yc, log_axis(yc))},
-                        "type": "log" if log_axis(yc) else "linear"}}
+                        "type": "log" if log_axis(yc) else "linear", **(log_tick_axis(y[ok]) if log_axis(yc) else {})}}
     return {"data": data, "layout": layout}
+
+
+def label_positions(xs, all_x, xlog: bool) -> list[str]:
+    """Where each front label sits: right of its point in the left third of the points' x range, left of it in
+    the right third, centred between (a centred label of a point at the plot's edge ran off it:
+    'unstructured:0.9 one-shot @4 +3 here' lost its first word at the y axis)."""
+    tx = (lambda v: np.log10(np.asarray(v, float))) if xlog else (lambda v: np.asarray(v, float))
+    a = tx(all_x)
+    lo, hi = (float(np.nanmin(a)), float(np.nanmax(a))) if a.size else (0.0, 0.0)
+    if not hi > lo:
+        return ["top center"] * len(xs)
+    rel = (tx(xs) - lo) / (hi - lo)
+    return ["top right" if r < 1 / 3 else "top left" if r > 2 / 3 else "top center" for r in rel]
 
 
 def _short_labels(rows: pd.DataFrame) -> dict[tuple[str, str], str]:
@@ -179,6 +203,10 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
     for i, design in enumerate(designs):
         d = by_design.get(design, rows.iloc[:0])
         x = [cat_of[(m, a, int(b))] for m, a, b in zip(d.method, d.agent, d.bits)]
+        # This design's own bars only: a bitwidth it does not run left a labelled empty slot per agent (edge_ws
+        # under '2:4 @32', a GPU under every @32 and @4), read as a bar of zero.
+        own = set(x)
+        row_cats = [c for c in cats if c in own]
         ids = list(d.point_id)
         gpu = is_gpu(design)
         for j in range(ncol):
@@ -186,7 +214,7 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
             sfx = "" if k == 1 else str(k)
             x0, y1 = j * (w + hgap), 1 - i * (h + vgap)
             layout[f"xaxis{sfx}"] = {"domain": [x0, x0 + w], "anchor": f"y{sfx}", "type": "category",
-                                     "categoryorder": "array", "categoryarray": cats, "tickfont": {"size": 9},
+                                     "categoryorder": "array", "categoryarray": row_cats, "tickfont": {"size": 9},
                                      "showticklabels": True, "tickangle": -60}
             layout[f"yaxis{sfx}"] = {"domain": [y1 - h, y1], "anchor": f"x{sfx}", "tickfont": {"size": 9}}
             if i == 0:
@@ -220,7 +248,7 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
                 data.append({"type": "bar", "x": x, "y": _num(100 * vals / cyc), "name": name, "legendgroup": name,
                              "showlegend": i == 0, "marker": {"color": CYCLE_COLORS[name]}, "customdata": ids,
                              "textposition": "none",
-                             "text": [f"{v:.0f} of {c:.0f} cycles" for v, c in zip(vals, cyc)],
+                             "text": [f"{v:,.0f} of {c:,.0f} cycles" for v, c in zip(vals, cyc)],
                              "hovertemplate": f"{design} %{{x}}<br>{name}: %{{y:.1f}}%% (%{{text}})<br>point %{{customdata}}"
                                               "<extra></extra>".replace("%%", "%"), **ax[0]})
         total = d.energy_pj.to_numpy(dtype=float)
@@ -258,6 +286,9 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
             tickvals, ticktext = log_ticks(min(kb), max(kb)) if kb else ([], [])
             layout[f"yaxis{'' if k == 1 else k}"].update(
                 {"type": "log", "title": {"text": "weights (KB)"}, "tickvals": tickvals, "ticktext": ticktext})
+            if kb:  # the tallest bar's top in view: plotly's range ended at it, so a hollow bar's top edge was cut
+                layout[f"yaxis{'' if k == 1 else k}"]["range"] = [math.log10(min(kb) / WEIGHTS_PAD),
+                                                                  math.log10(max(kb) * WEIGHTS_PAD)]
         for j in (0, 1):
             k = i * ncol + j + 1
             layout[f"yaxis{'' if k == 1 else k}"].update({"range": [0, 100], "ticksuffix": "%"})
@@ -279,6 +310,18 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     return vals, [f"{v:,.0f}" if v >= 1 else f"{v:g}" for v in vals]
 
 
+def log_tick_axis(values) -> dict[str, Any]:
+    """``tickvals``/``ticktext`` of a log axis over ``values`` (finite, positive ones; NaN and None skipped) by
+    :func:`log_ticks`, for a layout's axis: plotly's own labels between decades are bare digits ("10  2  5  100"
+    reads 20 and 50 as 2 and 5). Empty where no value is positive (plotly's defaults then)."""
+    v = np.asarray([x for x in np.ravel(np.asarray(values, dtype=object)) if x is not None], dtype=float)
+    v = v[np.isfinite(v) & (v > 0)]
+    if not v.size:
+        return {}
+    vals, text = log_ticks(float(v.min()), float(v.max()))
+    return {"tickvals": vals, "ticktext": text}
+
+
 FRONT_TABLE_COLUMNS = ("point_id", "design", "pattern", "bits", "method", "mask_source", "latency_s", "energy_pj",
                        "model_bytes", "fits_in_sram", "return_mean")
 
@@ -288,12 +331,14 @@ def front_table(rows: pd.DataFrame, ids: list[str], caption: str) -> str:
     if not ids:
         return f"<p><em>{html.escape(caption)}: no points.</em></p>"
     f = rows.set_index("point_id").loc[ids].reset_index()
-    fmt = {"latency_s": fmt_time, "energy_pj": fmt_energy, "model_bytes": fmt_bytes,
-           "return_mean": lambda v: "missing" if v != v else f"{v:.0f}"}
+    fmt = front_formats(f)
     cols = [c for c in FRONT_TABLE_COLUMNS if c in f.columns]
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    seeds = {"return_min", "return_max"} <= set(f.columns) and f.return_min.notna().any()
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols) + ("<th>return seed range</th>" if seeds else "")
     body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(fmt.get(c, str)(r[c])))}</td>" for c in cols) + "</tr>"
+        "<tr>" + "".join(f"<td>{html.escape(str(fmt.get(c, str)(r[c])))}</td>" for c in cols)
+        + (f"<td>{html.escape(seed_range_text(r.return_min, r.return_max, chr(0x2013)))}</td>" if seeds else "")
+        + "</tr>"
         for _, r in f.iterrows()
     )
     return f"<table><caption>{html.escape(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
@@ -331,7 +376,10 @@ class Section:
 MARKER_LEGEND = ("Colour = design; marker shape = pattern (circle dense, square 2:4, diamond 1:4, triangle 1:8, "
                  "star unstructured as trained, x unstructured:0.9; hollow = pruned one-shot); marker size = bits "
                  "(largest 32, smallest 4); the black line with rings is the front over all designs, its points "
-                 "labelled agent @bits; a dotted line in a design's colour is that design's own front. Hover any point "
+                 "labelled agent @bits ('first @bits +N here': N more of the front's points at that spot, all in "
+                 "the front's table), and on a return axis each ring's bar spans its agent's lowest to highest "
+                 "seed's return (a return is the mean over seeds: two rings whose bars overlap differ within seed "
+                 "noise); a dotted line in a design's colour is that design's own front. Hover any point "
                  "for its agent, method and figures. Train-step points carry the return of the agent as trained "
                  "(at its own precision: no agent was trained at the other bitwidths); inference points carry the "
                  "return evaluated with the actor at the point's bits.")

@@ -94,7 +94,7 @@ def _return_at(rows: pd.DataFrame, bits: int) -> Optional[pd.Series]:
 
 
 def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[float, str]],
-                     quality_table: Optional[str] = "given") -> dict[str, Any]:
+                     quality_table: Optional[str] = "given", spread: Optional[pd.DataFrame] = None) -> dict[str, Any]:
     """The table as data (``quality_vs_hardware.json``).
 
     Args:
@@ -103,6 +103,8 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
             :func:`hwmodel.agents.load_published`.
         quality_table: the quality table the sweep joined (its path), or None when it joined
             none (then a missing return says so instead of "no quality row").
+        spread: the seed spread of each return, ``reports.returns.return_table`` of the same rows (None:
+            none given, the entries' ``return_min``/``return_max`` stay null).
     """
     df = df.assign(agent=_agent_column(df))
     # Only the columns used: row selections on the full table (60+ columns) dominate the time otherwise.
@@ -110,6 +112,7 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
                          "point_id", "return_mean", "return_seeds", "return_steps", "workload_bits", "speedup_vs_dense",
                          "energy_ratio_vs_dense") if c in df.columns]]
     scenario, batch = hardware_scenario(df)
+    spreads = _spreads(spread)
     designs = design_order(df.design.unique())
     has_hw = "speedup_vs_dense" in df.columns
     rows_out: list[dict[str, Any]] = []
@@ -132,7 +135,8 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
             for which, bits in [("own", own)] + [(str(b), b) for b in RETURN_BITS]:
                 entry: dict[str, Any] = {"which": which, "bits": bits, "return_mean": None, "seeds": None, "steps": None,
                                          "fraction_of_dense": None, "dense_return_mean": None, "missing": None,
-                                         "fraction_missing": None}
+                                         "fraction_missing": None, "return_min": None, "return_max": None,
+                                         "spread": None}
                 if not (g.bits == bits).any():
                     entry["missing"] = f"not swept at {bits} bits"
                 elif not trained:
@@ -147,6 +151,7 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
                         entry["seeds"] = int(r.return_seeds) if "return_seeds" in r and r.return_seeds == r.return_seeds else None
                         entry["steps"] = int(r.return_steps) if "return_steps" in r and r.return_steps == r.return_steps else None
                         entry.update(fraction_of_dense(entry["return_mean"], dense_ref))
+                        entry.update(spreads.get((env, key.method, key.agent, bits), {}))
                 returns.append(entry)
             pub = published.get((env, normalize_label(key.agent))) if trained else None
             hardware = []
@@ -172,7 +177,10 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
         "definition": ("One row per env and agent (method, agent label). returns: return_mean of the sweep rows of that "
                        "agent at the agent's own training precision (own_bits) and at 8 and 4 weight bits, seeds "
                        "averaged, with the fraction of the env's dense TD3 return at its own training precision "
-                       "(fraction_of_dense = return_mean / dense_return_mean; null when that is not positive). "
+                       "(fraction_of_dense = return_mean / dense_return_mean; null when that is not positive), and "
+                       "the seed spread of return_mean: return_min and return_max, the lowest and highest seed's "
+                       "return (spread 'min-max over seeds'), or mean -/+ the std over seeds where the seeds' returns "
+                       "are unknown (spread 'mean +/- std over seeds'). "
                        "published_fraction_of_dense: the paper's figure for that (env, label). "
                        f"hardware: {scenario} at batch {batch} and {HW_BITS} bits, speedup and energy ratio vs dense at "
                        "the same bits (speedup_vs_dense, energy_ratio_vs_dense of the rows point_ids)."),
@@ -182,12 +190,36 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
     }
 
 
+SPREAD_KINDS = {"min-max": "min-max over seeds", "std": "mean +/- std over seeds"}
+
+
+def _spreads(table: Optional[pd.DataFrame]) -> dict[tuple, dict[str, Any]]:
+    """(env, method, agent, bits) -> return_min, return_max, spread of ``reports.returns.return_table``'s rows."""
+    if table is None or table.empty:
+        return {}
+    out = {}
+    for r in table.itertuples(index=False):
+        if r.spread_kind and r.return_min == r.return_min and r.return_max == r.return_max:
+            out[(r.env, r.method, r.agent, int(r.bits))] = {"return_min": float(r.return_min),
+                                                           "return_max": float(r.return_max),
+                                                           "spread": SPREAD_KINDS[r.spread_kind]}
+    return out
+
+
 # ----------------------------------------------------------------------------- rendering
 def _ret_text(e: dict[str, Any]) -> str:
     if e["return_mean"] is None:
         return "-"
     frac = e["fraction_of_dense"]
     return f"{e['return_mean']:.0f}" + (f" ({frac:.2f})" if frac is not None else "")
+
+
+def _spread_text(e: dict[str, Any], dash: str = "-") -> str:
+    """The seed range of a return, "4980-6300" ("" when unknown), as the return is written: no decimals
+    (``dash``: "-" in Markdown as its other seed ranges, an en dash on the page)."""
+    if e.get("return_min") is None or e.get("return_max") is None:
+        return ""
+    return f"{e['return_min']:.0f}{dash}{e['return_max']:.0f}"
 
 
 def _hw_text(h: dict[str, Any]) -> str:
@@ -231,20 +263,23 @@ def _header(doc: dict[str, Any]) -> list[str]:
             + [f"at {b} bits" for b in RETURN_BITS] + ["published (of dense)"] + list(doc["designs"]) + ["why '-'"])
 
 
-def intro(doc: dict[str, Any]) -> str:
+def intro(doc: dict[str, Any], spread_where: str = "in square brackets") -> str:
     hw = doc["hardware_scenario"]
     return (f"Per env and agent: evaluation return (the quality table's mean over seeds, joined by the sweep) at the "
             f"agent's own training precision and with the actor fake-quantized to {' and '.join(map(str, RETURN_BITS))} "
-            f"bits; in brackets the fraction of the env's dense TD3 return as trained (full precision; none when that is "
-            f"not positive), so a cell says what that agent keeps of the dense agent at that bitwidth. `steps`: training "
+            f"bits; in round brackets the fraction of the env's dense TD3 return as trained (full precision; none when "
+            f"that is not positive), so a cell says what that agent keeps of the dense agent at that bitwidth; then "
+            f"{spread_where} the seed range: the lowest to the highest seed's return (mean -/+ std where the seeds' "
+            f"returns are unknown), so two agents whose ranges overlap differ within seed noise. `steps`: training "
             f"steps of the evaluated runs (ours are reduced-scale runs). Published: the "
             f"paper's final return as a fraction of its own dense TD3 (full precision, 1M steps unless noted). "
             f"Designs: {hw['scenario']} at batch {hw['batch']} and {hw['bits']} bits, speedup / energy ratio vs dense "
             f"at the same bits (the answer tables' figures). Data: `{FILENAME}`.")
 
 
-def markdown(doc: dict[str, Any]) -> str:
-    """The section "RL quality vs hardware" of summary.md."""
+def markdown(doc: dict[str, Any], caveats: Optional[dict[str, list[str]]] = None) -> str:
+    """The section "RL quality vs hardware" of summary.md; each env's ``caveats`` (``reports.returns.caveats``)
+    under its table, as under its return table: this table's fractions of dense need them as much."""
     out = ["\n## RL quality vs hardware\n", intro(doc) + "\n"]
     head = _header(doc)
     for env in sorted({r["env"] for r in doc["rows"]}):
@@ -259,20 +294,23 @@ def markdown(doc: dict[str, Any]) -> str:
                     sources.append(r["published_source"])
                 pub = f"{r['published_fraction_of_dense']:g} [{sources.index(r['published_source']) + 1}]"
             cells = ([r["agent"], r["method"], _seeds_text(r), _steps_text(r), _trained_at(r)]
-                     + [_ret_text(e) for e in r["returns"]] + [pub] + [_hw_text(h) for h in r["hardware"]]
+                     + [_ret_text(e) + (f" [{_spread_text(e)}]" if _spread_text(e) else "") for e in r["returns"]]
+                     + [pub] + [_hw_text(h) for h in r["hardware"]]
                      + [_why(r).replace("|", "/")])
             lines.append("| " + " | ".join(cells) + " |")
         out.append(f"\n### {env}\n\n" + "\n".join(lines) + "\n")
         if sources:
             out.append("\n" + "\n".join(f"[{i + 1}] {s}  " for i, s in enumerate(sources)) + "\n")
+        out += [f"\n> Caveat: {c}\n" for c in (caveats or {}).get(env, [])]
     return "\n".join(out)
 
 
-def html_section(doc: dict[str, Any], anchor: str = "quality") -> str:
-    """The section as HTML: one table per env; the published source and each '-' reason as tooltips."""
+def html_section(doc: dict[str, Any], anchor: str = "quality", caveats: Optional[dict[str, list[str]]] = None) -> str:
+    """The section as HTML: one table per env, its ``caveats`` (``reports.returns.caveats``) under it; the
+    published source and each '-' reason as tooltips."""
     esc = html.escape
     parts = [f'<h2 id="{anchor}">RL quality vs hardware</h2>',
-             f"<p>{esc(intro(doc)).replace('`', '')} Hover a published figure for its source, a '-' for its "
+             f"<p>{esc(intro(doc, 'under it')).replace('`', '')} Hover a published figure for its source, a '-' for its "
              "reason, a design cell for its point id.</p>"]
     designs = set(doc["designs"])
     # Design columns: the name may break after an underscore and each cell holds speedup over energy ratio,
@@ -288,7 +326,12 @@ def html_section(doc: dict[str, Any], anchor: str = "quality") -> str:
             for e in r["returns"]:
                 tip = e["missing"] or e["fraction_missing"] or (
                     f"dense TD3: {e['dense_return_mean']:.0f}" if e["dense_return_mean"] is not None else "")
-                cells.append(f"<td class=ret title=\"{esc(tip)}\">{esc(_ret_text(e))}</td>")
+                if _spread_text(e):
+                    tip += f"; {e['spread']}: {_spread_text(e, chr(0x2013))}"
+                    spread = f"<br><small>{esc(_spread_text(e, chr(0x2013)))}</small>"
+                else:
+                    spread = ""
+                cells.append(f"<td class=ret title=\"{esc(tip)}\">{esc(_ret_text(e))}{spread}</td>")
             if r["published_fraction_of_dense"] is not None:
                 cells.append(f"<td title=\"{esc(r['published_source'])}\"><u>{r['published_fraction_of_dense']:g}</u></td>")
             else:
@@ -301,4 +344,5 @@ def html_section(doc: dict[str, Any], anchor: str = "quality") -> str:
             body.append("<tr>" + "".join(cells) + "</tr>")
         parts.append(f"<div class=\"frame\"><table class=\"quality\"><caption>{esc(env)}</caption>"
                      f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></div>")
+        parts += [f'<p class="note caveat">Caveat: {esc(c)}</p>' for c in (caveats or {}).get(env, [])]
     return "\n".join(parts)

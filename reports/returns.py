@@ -223,6 +223,23 @@ def caption_reason(t: pd.DataFrame) -> str:
     return str(t.dense_missing.iloc[0]) if "dense_missing" in t.columns else "no positive dense TD3 return"
 
 
+def with_seed_range(df: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (after :func:`as_trained`) with ``return_min`` / ``return_max``: the seed range of the return each
+    row shows (the agent's at ``return_eval_bits``, from :func:`return_table`), NaN where the row has no
+    return or its seeds' spread is unknown. Row order and index kept."""
+    df = df.drop(columns=[c for c in ("return_min", "return_max") if c in df.columns])
+    nan = np.full(len(df), np.nan)
+    if table.empty or "return_eval_bits" not in df.columns:
+        return df.assign(return_min=nan, return_max=nan)
+    t = table[table.spread_kind != ""][["env", "method", "agent", "bits", "return_min", "return_max"]]
+    t = t.rename(columns={"bits": "return_eval_bits"}).astype({"return_eval_bits": "int64"})
+    key = with_agent(df)[["env", "method", "agent"]].assign(return_eval_bits=df.return_eval_bits.astype("int64"))
+    m = key.merge(t, on=["env", "method", "agent", "return_eval_bits"], how="left")
+    shown = df.return_mean.notna().to_numpy()
+    return df.assign(return_min=np.where(shown, m.return_min.to_numpy(dtype=float), nan),
+                     return_max=np.where(shown, m.return_max.to_numpy(dtype=float), nan))
+
+
 def as_trained(df: pd.DataFrame) -> pd.DataFrame:
     """``df`` with the return a train-step point stands for: the agent **as trained** (its return at its own
     training precision, ``workload_bits``, 32 when absent), not the return of its actor fake-quantized to the

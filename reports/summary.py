@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from reports.data import design_order, fmt_bytes, fmt_energy, fmt_time, pattern_order, section_key
+from reports.data import design_order, front_formats, pattern_order, section_key, seed_range_text
 from reports.fronts import FRONT_SPECS
 
 
@@ -15,16 +15,20 @@ def _front_rows(df: pd.DataFrame, ids: list[str]) -> str:
     if not ids:
         return "_no points_\n"
     cols = ["point_id", "design", "pattern", "bits", "method", "mask_source", "latency_s", "energy_pj", "model_bytes",
-            "fits_in_sram", "return_mean"]
+            "fits_in_sram", "return_mean", "return_min", "return_max"]
     f = df[[c for c in cols if c in df.columns]].set_index("point_id").loc[ids].reset_index()
     lines = ["| design | pattern | bits | method | mask | latency | energy | model size | fits SRAM | return | id |",
              "|---|---|---:|---|---|---:|---:|---:|---|---:|---|"]
+    fmt = front_formats(f)
+    seeds = {"return_min", "return_max"} <= set(f.columns)
     for r in f.itertuples():
-        ret = "missing" if r.return_mean != r.return_mean else f"{r.return_mean:.0f}"
         fits = getattr(r, "fits_in_sram", None)
+        ret = fmt["return_mean"](r.return_mean)
+        if seeds and r.return_min == r.return_min:
+            ret += f" [{seed_range_text(r.return_min, r.return_max)}]"  # the lowest and highest seed's return
         lines.append(f"| {r.design} | {r.pattern} | {r.bits} | {getattr(r, 'method', '')} | {r.mask_source} | "
-                     f"{fmt_time(r.latency_s)} | "
-                     f"{fmt_energy(r.energy_pj)} | {fmt_bytes(r.model_bytes)} | {'yes' if fits else 'no'} | {ret} | `{r.point_id}` |")
+                     f"{fmt['latency_s'](r.latency_s)} | {fmt['energy_pj'](r.energy_pj)} | "
+                     f"{fmt['model_bytes'](r.model_bytes)} | {'yes' if fits else 'no'} | {ret} | `{r.point_id}` |")
     return "\n".join(lines) + "\n"
 
 

@@ -17,6 +17,9 @@ time, mostly the assumed floor power (``energy_leakage_pj``; ``energy_mac_pj`` i
 
 from __future__ import annotations
 
+from functools import lru_cache
+from typing import Optional
+
 import numpy as np
 import pandas as pd
 
@@ -110,7 +113,7 @@ def limiters(df: pd.DataFrame) -> pd.DataFrame:
         "gpu": gpu,
         "utilization": util,
     }, index=df.index)
-    used = [c for c in ("pattern", "model_bytes", "sram_bytes", "stall_cycles_dram", "stall_cycles_metadata", "cycles",
+    used = [c for c in ("design", "pattern", "model_bytes", "sram_bytes", "stall_cycles_dram", "stall_cycles_metadata", "cycles",
                         "speedup_vs_dense", "macs_issued", "macs_dense")
             if c in df.columns]
     out["why"] = [(_gpu_why_line if lim["gpu"] else _why_line)(r, d, lim)
@@ -151,8 +154,8 @@ def _why_line(r: dict, d: dict, lim: dict) -> str:
     if lim["latency_limiter"] == "DRAM bandwidth" and lim["latency_share"] > 0.5:
         dense = ""
         if d.get("dense_cycles") == d.get("dense_cycles") and d.get("dense_cycles"):
-            dense = (f" (dense at these bits: {d['dense_stall_cycles_dram']:.0f} of {d['dense_cycles']:.0f})")
-        return (f"DRAM-bound: {r['stall_cycles_dram']:.0f} of {r['cycles']:.0f} cycles are DRAM stalls{dense}; "
+            dense = (f" (dense at these bits: {d['dense_stall_cycles_dram']:,.0f} of {d['dense_cycles']:,.0f})")
+        return (f"DRAM-bound: {r['stall_cycles_dram']:,.0f} of {r['cycles']:,.0f} cycles are DRAM stalls{dense}; "
                 f"sparsity only shortens the rest")
     sp = r.get("speedup_vs_dense")
     sp = sp if sp is not None and sp == sp else 1.0
@@ -162,7 +165,7 @@ def _why_line(r: dict, d: dict, lim: dict) -> str:
                 f"sparsity), so cycles and energy stay as dense's")
     stall_m = r.get("stall_cycles_metadata")
     if sp < 1 - NO_GAIN and stall_m and r.get("cycles"):
-        return (f"slower than dense: {stall_m:.0f} of {r['cycles']:.0f} cycles wait for N:M/index metadata, "
+        return (f"slower than dense: {stall_m:,.0f} of {r['cycles']:,.0f} cycles wait for N:M/index metadata, "
                 f"which dense never loads")
     if lim["latency_limiter"] == "metadata" and lim["latency_share"] > 0.25:
         return f"metadata-bound: {_pct(lim['latency_share'])} of the cycles wait for N:M index metadata"
@@ -173,6 +176,24 @@ def _why_line(r: dict, d: dict, lim: dict) -> str:
         return (f"compute-bound ({_pct(lim['latency_share'])} of cycles computing); energy mostly "
                 f"{lim['energy_top']} ({_pct(lim['energy_top_share'])})")
     return ""
+
+
+@lru_cache(maxsize=None)
+def gpu_fixed_us(design: str) -> Optional[tuple[float, float, str]]:
+    """(fixed time of a dense kernel, of a 2:4 kernel, the parameter set) of a bundled GPU design in the GPU
+    timing model (``hwmodel.gpu``: ``kernel_dense_us``, ``kernel_sparse_us``), us; None for any other design."""
+    from hwmodel.errors import NmlabError
+    from hwmodel.gpu.design_point import bundled_gpu_names, gpu_design, model_params
+    from hwmodel.gpu.params import set_name_for
+
+    if design not in bundled_gpu_names():  # a name only: a file of that name beside the report is not the GPU
+        return None
+    try:
+        g = gpu_design(design)
+        p = model_params(g.spec)
+        return float(p.kernel_dense_us), float(p.kernel_sparse_us), set_name_for(g.spec)
+    except (NmlabError, OSError, KeyError, AttributeError):  # an unreadable parameter file: the sentence is optional
+        return None
 
 
 def _gpu_why_line(r: dict, d: dict, lim: dict) -> str:
@@ -187,6 +208,11 @@ def _gpu_why_line(r: dict, d: dict, lim: dict) -> str:
     skipped = skipped_share(r.get("macs_issued"), r.get("macs_dense"))
     gain = (f"; the layers that run 2:4 skip {small_pct(skipped)} of dense's MACs but not that fixed time "
             f"({sp:.3g}x dense's speed)" if sparse and skipped == skipped else "")
+    fixed = gpu_fixed_us(str(r.get("design"))) if gain and sp < 1 - NO_GAIN else None
+    if fixed and fixed[1] > fixed[0]:  # why slower, not only why no faster
+        gain = (f"; the layers that run 2:4 skip {small_pct(skipped)} of dense's MACs, but a 2:4 kernel's fixed time "
+                f"(cuSPARSELt, {fixed[1]:.3g} us) is longer than a dense one's (cuBLASLt, {fixed[0]:.3g} us; the "
+                f"model's {fixed[2]} parameters), so 2:4 runs at {sp:.3g}x dense's speed")
     if u == u and u < FIXED_COST_UTILIZATION:
         lk = lim["leakage_share"]
         energy = (f"; {_pct(lk)} of the energy is the board's assumed floor power x time, so energy follows latency"

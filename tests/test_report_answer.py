@@ -165,6 +165,51 @@ def test_page_opens_with_the_answer_and_states_caveats(page):
     assert "SRAM cliff" in page and "DRAM-bound" in page
 
 
+def test_quality_table_carries_its_envs_caveats(sweep, page):
+    """The RL quality table gives fractions of dense too (Hopper-v5's 1:8 at '(2.17)' of a dense TD3 that
+    has not learned): the env's caveats follow its table there as well, on the page and in summary.md."""
+    cav = returns.caveats(returns.return_table(pd.read_parquet(sweep / "points.parquet"),
+                                               json.loads((sweep / "sweep.json").read_text())["quality_table"]))
+    assert set(cav) == {"Hopper-v5"} and any("has not learned Hopper-v5" in c for c in cav["Hopper-v5"])
+    import html as html_lib
+    section = page.split('<h2 id="quality">', 1)[1].split("<h2", 1)[0]
+    tables = section.split('<div class="frame"><table class="quality">')[1:]
+    assert [t.split("</caption>", 1)[0].rsplit(">", 1)[1] for t in tables] == ["HalfCheetah-v5", "Hopper-v5"]
+    after = {env: t.split("</table></div>", 1)[1] for env, t in zip(("HalfCheetah-v5", "Hopper-v5"), tables)}
+    assert "Caveat" not in after["HalfCheetah-v5"]
+    assert [html_lib.unescape(c) for c in re.findall(r'<p class="note caveat">Caveat: (.*?)</p>', after["Hopper-v5"])] \
+        == cav["Hopper-v5"]
+    md = (sweep / "report" / "summary.md").read_text().split("## RL quality vs hardware", 1)[1]
+    hc, hop = md.split("### HalfCheetah-v5", 1)[1].split("### Hopper-v5", 1)
+    assert "Caveat" not in hc and re.findall(r"^> Caveat: (.*)$", hop, re.M) == cav["Hopper-v5"]
+
+
+def test_summary_md_same_bits_tables_give_dense_absolute_figures(sweep):
+    """The page's same-bits cards open with dense's own latency and energy (what every ratio divides);
+    summary.md's tables gave the ratios alone. Each of them now has that row, equal to the dense rows."""
+    from reports.data import fmt_energy, fmt_time
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    dense = df[(df.method == "td3") & (df.pattern == "dense")]
+    md = (sweep / "report" / "summary.md").read_text()
+    checked = 0
+    for sec in re.split(r"\n#### ", md)[1:]:
+        env, rest = sec.split(": ", 1)
+        sc, batch = ("inference", 1) if rest.startswith("inference, batch 1") else ("train_step", 256)
+        for design, block in re.findall(r"\*\*([a-z0-9_]+)\*\*(?: \(GPU\))? \(speedup x \| energy ratio.*?\n\n(.*?)\n\n",
+                                        sec, re.S):
+            lines = block.splitlines()
+            bits = [int(b.strip().split()[0]) for b in lines[0].strip("|").split("|")[1:]]
+            assert lines[2].startswith("| dense, absolute | "), lines[:3]
+            cells = [c.strip() for c in lines[2].strip("|").split("|")[1:]]
+            for b, cell in zip(bits, cells):
+                d = dense[(dense.env == env) & (dense.design == design) & (dense.scenario == sc)
+                          & (dense.batch == batch) & (dense.bits == b)]
+                assert cell == (f"{fmt_time(d.latency_s.iloc[0])} / {fmt_energy(d.energy_pj.iloc[0])}" if len(d) else "-")
+            checked += 1
+    assert checked == 2 * 2 * 7  # envs x scenarios x designs
+
+
 def test_summary_md_answers_first(sweep):
     md = (sweep / "report" / "summary.md").read_text()
     assert md.index("## What each pattern buys at equal bits") < md.index("## RL quality vs hardware")
@@ -452,12 +497,27 @@ def test_why_figures_label_every_row_and_keep_the_sram_label_off_the_bars(page):
             assert a["x"] == 1 and a["xanchor"] == "left" and a["xref"].endswith(" domain")
         assert lay["margin"]["r"] >= 80
         assert any("SRAM<br>65.5 KB" == a["text"] for a in mem)
+        # each row's x axis names its own bars only: no labelled empty slot for a bitwidth the design does not run
+        for k, v in xs.items():
+            axis = "x" + k[len("xaxis"):]
+            drawn = {c for tr in fig["data"] if tr.get("xaxis") == axis for c in tr.get("x") or [] if c is not None}
+            assert drawn and set(v["categoryarray"]) == drawn, (k, set(v["categoryarray"]) - drawn)
         # the weights' log axis: its unit in the title and ticks between decades (one "100" tick said little)
         logs = [v for k, v in lay.items() if re.fullmatch(r"yaxis\d*", k) and v.get("type") == "log"]
         assert len(logs) == 7 and all(v["title"]["text"] == "weights (KB)" and "dtick" not in v for v in logs)
         # ticks written out in full: plotly's own minor ticks read "2", "5" for 200 and 500
         for v in logs:
             assert len(v["tickvals"]) >= 2 and v["ticktext"] == [f"{t:,.0f}" if t >= 1 else f"{t:g}" for t in v["tickvals"]]
+        # every bar's top and the memory line inside the axis, clear of its edge (a hollow bar's top edge was
+        # cut where the range ended at the tallest bar); the bars of a row are on its third panel's axis
+        for k, v in ((k, v) for k, v in lay.items() if re.fullmatch(r"yaxis\d*", k) and v.get("type") == "log"):
+            axis = "y" + k[len("yaxis"):]
+            tops = [y for tr in fig["data"] if tr.get("type") == "bar" and tr.get("yaxis") == axis
+                    for y in tr["y"] if y]
+            lines = [sh["y0"] for sh in lay.get("shapes", []) if sh.get("yref") == axis]
+            assert tops and lines, k
+            lo, hi = 10 ** v["range"][0], 10 ** v["range"][1]
+            assert lo < min(tops) / 1.1 and hi > max(tops + lines) * 1.1, (k, lo, hi, min(tops), max(tops + lines))
 
 
 def test_log_ticks_are_whole_numbers_1_2_5_per_decade():
@@ -469,6 +529,30 @@ def test_log_ticks_are_whole_numbers_1_2_5_per_decade():
     assert vals == [1.0, 10.0, 100.0, 1000.0] and text == ["1", "10", "100", "1,000"]
     vals, text = log_ticks(0.15, 0.9)
     assert text == ["0.1", "0.2", "0.5", "1"]
+
+
+def test_every_log_axis_on_the_page_writes_its_ticks_out(page):
+    """The Pareto fronts and the GPU model's plots too, not only the why figures' weights: plotly's own
+    labels between decades are bare digits, "10  2  5  100", so 20 and 50 read as 2 and 5."""
+    counts = {"front": 0, "gpu": 0}
+    for fig in _figures(page):
+        lay = fig["layout"]
+        title = str(lay.get("title", {}).get("text", ""))
+        for k, ax in lay.items():
+            if not re.fullmatch(r"[xy]axis\d*", k) or ax.get("type") != "log":
+                continue
+            assert len(ax.get("tickvals", [])) >= 2, (title, k)
+            assert ax["ticktext"] == [f"{t:,.0f}" if t >= 1 else f"{t:g}" for t in ax["tickvals"]], (title, k)
+            data = [v for tr in fig["data"] for v in (tr.get("x" if k[0] == "x" else "y") or []) if v is not None]
+            if data and not str(k).endswith(tuple("0123456789")):  # one-panel figures: the ticks span the points
+                lo, hi = min(v for v in data if v > 0), max(data)
+                assert ax["tickvals"][0] <= hi and ax["tickvals"][-1] >= lo, (title, k)
+            if "NVIDIA" in title:
+                counts["gpu"] += 1
+            elif "What limits" not in title:
+                counts["front"] += 1
+    # 4 groups (env x scenario) x 5 log axes (energy, latency, both of energy vs latency, size); 4 GPUs x 3
+    assert counts == {"front": 4 * 5, "gpu": 4 * 3}
 
 
 def test_a_sweep_without_sparse_agents_has_no_glance_table(sweep, tmp_path):
@@ -483,3 +567,91 @@ def test_a_sweep_without_sparse_agents_has_no_glance_table(sweep, tmp_path):
     build_report(out)
     assert "at a glance" not in (out / "report" / "index.html").read_text()
     assert "at a glance" not in (out / "report" / "summary.md").read_text()
+
+
+def test_cycle_counts_in_the_why_lines_have_thousands_separators(sweep, page):
+    """'1128436 of 2164036 cycles are DRAM stalls' was read digit by digit; the counts carry separators and
+    equal the row's figures."""
+    from reports.why import limiters
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    lim = limiters(df)
+    seen = 0
+    for (_, r), why in zip(df.iterrows(), lim.why):
+        m = re.match(r"(?:DRAM-bound|slower than dense): ([0-9,]+) of ([0-9,]+) cycles", why)
+        if not m:
+            continue
+        stall = r.stall_cycles_dram if why.startswith("DRAM") else r.stall_cycles_metadata
+        assert m.group(1) == f"{stall:,.0f}" and m.group(2) == f"{r.cycles:,.0f}", why
+        seen += r.cycles >= 1000
+    # on the page too (scalesim_default_ws's train step at 32 bits runs some two million cycles)
+    assert seen and re.search(r"[0-9]{1,3},[0-9]{3},[0-9]{3} of [0-9,]+ cycles are DRAM stalls", page)
+
+
+def test_energy_png_lists_designs_in_table_order_with_its_title_and_no_overlap(sweep):
+    """energy_<env>.png sorted designs by name (a100_sxm first, h100_sxm amid the accelerators), its title sat
+    above the figure's top edge (the PNG did not say its env) and the right panel's labels ran over the left
+    panel's totals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from reports.data import design_order
+    from reports.figures import energy_figure
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    fig = energy_figure(df, "Hopper-v5")
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    fig_box = fig.bbox
+    title = fig._suptitle
+    assert title.get_text() == "Hopper-v5: energy breakdown by component"
+    tb = title.get_window_extent(r)
+    assert tb.y1 <= fig_box.y1 and tb.y0 >= 0
+    axes = fig.axes
+    assert len(axes) == 2
+    for ax in axes:
+        labels = [t.get_text() for t in ax.get_yticklabels()][::-1]  # top to bottom
+        designs = list(dict.fromkeys(lab.split("  ")[0] for lab in labels))
+        assert designs == design_order(df.design.unique()) and designs[-2:] == ["a100_sxm", "h100_sxm"]
+    left_texts = [t.get_window_extent(r) for t in axes[0].texts]
+    right_labels = [t.get_window_extent(r) for t in axes[1].get_yticklabels() if t.get_text()]
+    assert left_texts and right_labels
+    assert max(b.x1 for b in left_texts) < min(b.x0 for b in right_labels)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_agent_labels_are_explained_once_under_the_glance_tables(sweep, page):
+    """'rlx2 0.9/0.85', 'gmp 0.9 QAT8', 'unstructured:0.9 one-shot' and '(rnm-td3)' stood in every table with
+    no word on what they mean; an 'Agents' key under the glance tables says it, from the labels themselves."""
+    import html as html_lib
+
+    key = answer.agent_key(pd.DataFrame({
+        "env": "E", "pattern": ["dense", "2:4", "1:8", "unstructured", "unstructured", "2:4", "1:8", "unstructured"],
+        "mask_source": ["trained"] * 6 + ["one-shot", "trained"],
+        "method": ["td3", "rnm-td3", "rnm-td3", "rlx2", "gmp", "gmp", "one-shot(td3)", "foo"],
+        "agent": ["dense", "2:4", "1:8", "rlx2 0.98/0.95", "gmp 0.9/0.8 QAT4", "gmp 2:4", "1:8 one-shot", "foo 1"]}))
+    assert key == [
+        "dense (td3): TD3 (Fujimoto et al. 2018), dense: the reference of every ratio and fraction",
+        "gmp 2:4: gradual magnitude pruning during training to 2:4",  # agent order: by pattern, then method
+        "2:4, 1:8 (rnm-td3): RNM-TD3, TD3 trained with N:M weights in every layer (of each M consecutive weights of "
+        "a row, at most N kept)",
+        "gmp 0.9/0.8 QAT4: gradual magnitude pruning during training to 90% / 80% of the actor's / critic's weights "
+        "removed, then quantization-aware training at 4 bits",
+        "rlx2 0.98/0.95: RLx2 (Tan et al. 2023): sparse from the start, 98% of the actor's and 95% of the critic's "
+        "weights removed (unstructured)",
+        "1:8 one-shot: the dense TD3 agent's weights pruned once by magnitude to 1:8, never trained after it, so "
+        "never evaluated (hardware figures only)"]  # an unknown method ("foo") gets no sentence
+    df = pd.read_parquet(sweep / "points.parquet")
+    want = answer.agent_key(df)
+    heads = [k.split(": ", 1)[0] for k in want]  # every agent of the sweep named once: alone, or in its method's group
+    for m, a in set(zip(df.method, df.agent)):
+        named = [h for h in heads if h == answer.agent_label(m, a)
+                 or (h.endswith(f" ({m})") and a in h[:-len(m) - 3].split(", "))]
+        assert len(named) == 1, (m, a, heads)
+    section = page.split('id="answer"', 1)[1].split("<p class=lead>", 1)[0]
+    (found,) = re.findall(r"<p class=small><b>Agents</b>: (.*?)</p>", section)
+    assert html_lib.unescape(found) == "; ".join(want) + "."
+    md = (sweep / "report" / "summary.md").read_text()
+    assert "**Agents**: " + "; ".join(want) + "." in md.split("\n### ", 1)[0]

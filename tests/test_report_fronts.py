@@ -7,6 +7,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -231,3 +232,165 @@ def test_page_fronts_key_the_dotted_per_design_fronts(default_sweep):
     import html
 
     assert "a dotted line in a design's colour is that design's own front" in html.unescape(page)
+
+
+
+def _one_text_one_value(rows: list[list[str]], ids: list[str], cols: dict[str, int], df: pd.DataFrame) -> None:
+    for c, i in cols.items():
+        shown: dict[str, float] = {}
+        for pid, r in zip(ids, rows):
+            v = df.loc[pid, c]
+            assert shown.setdefault(r[i], v) == v, (c, r[i], shown[r[i]], v)  # a text stands for one value
+
+
+def test_front_tables_tell_apart_points_that_differ(default_sweep):
+    """HalfCheetah-v5's train-step return-vs-energy front holds stc_hbm's 1:8 @4 (return 3152) and 2:4 @4 (5649),
+    both '157 uJ' at three digits: 1:8 is on the front because it takes 4 nJ less. Every front table (page and
+    summary.md) writes latency, energy and size to the digits that tell its different rows apart."""
+    from reports.data import fmt_energy
+
+    df = pd.read_parquet(default_sweep / "points.parquet").set_index("point_id")
+    page = (default_sweep / "report" / "index.html").read_text()
+    md = (default_sweep / "report" / "summary.md").read_text()
+    tables = re.findall(r"<table><caption>Front \(all designs\).*?</table>", page, re.S)
+    assert len(tables) == 4  # one per env x scenario
+    for table in tables:
+        rows = [re.findall(r"<td>(.*?)</td>", tr) for tr in re.findall(r"<tr><td>.*?</tr>", table)]
+        _one_text_one_value(rows, [r[0] for r in rows], {"latency_s": 6, "energy_pj": 7, "model_bytes": 8}, df)
+    md_tables = [[ln.split(" | ") for ln in block.splitlines() if ln.endswith("` |")]
+                 for block in md.split("| design | pattern | bits | method | mask |")[1:]]
+    assert len(md_tables) == 4 * 4  # every front of every group
+    for rows in md_tables:
+        _one_text_one_value(rows, [r[-1].strip(" |`") for r in rows], {"latency_s": 5, "energy_pj": 6, "model_bytes": 7}, df)
+    # the case that showed it: two points one text apart at three digits, both on one front
+    g = df[(df.env == "HalfCheetah-v5") & (df.scenario == "train_step") & (df.design == "stc_hbm") & (df.bits == 4)
+           & (df.method == "rnm-td3")]
+    a, b = g[g.pattern == "1:8"].iloc[0], g[g.pattern == "2:4"].iloc[0]
+    assert a.energy_pj < b.energy_pj and fmt_energy(a.energy_pj) == fmt_energy(b.energy_pj)
+    assert all(pid in tables[0] + tables[1] + tables[2] + tables[3] for pid in (a.name, b.name))
+
+
+def test_return_fronts_carry_each_points_seed_range(default_sweep):
+    """A return front compares returns (HalfCheetah-v5 train step: 1:8 @4 at 3152 against 2:4 @4 at 5649), so each
+    ring of the overall front has a bar from its agent's lowest to highest seed's return (at the bits its return
+    was evaluated at: the agent as trained for a train step), and the front tables give the same range."""
+    import json as json_lib
+
+    from reports.returns import as_trained, return_table
+    from tests.test_report_answer import _figures
+
+    raw = pd.read_parquet(default_sweep / "points.parquet")
+    ret = return_table(raw, json_lib.loads((default_sweep / "sweep.json").read_text())["quality_table"])
+    rng = {(r.env, r.method, r.agent, r.bits): (r.return_min, r.return_max) for r in ret.itertuples()}
+    df = as_trained(raw).set_index("point_id")
+    page = (default_sweep / "report" / "index.html").read_text()
+    checked = 0
+    for fig in _figures(page):
+        if fig["layout"]["yaxis"].get("title", {}).get("text") != "evaluation return":
+            continue
+        (front,) = [t for t in fig["data"] if t.get("name") == "front (all designs)"]
+        err = front["error_y"]
+        for pid, y, up, down in zip(front["customdata"], front["y"], err["array"], err["arrayminus"]):
+            r = df.loc[pid]
+            lo, hi = rng[(r.env, r.method, r.agent, int(r.return_eval_bits))]
+            assert y == pytest.approx(r.return_mean) and y - down == pytest.approx(lo) and y + up == pytest.approx(hi)
+            checked += 1
+    assert checked >= 20
+    tables = re.findall(r"<table><caption>Front \(all designs\).*?</table>", page, re.S)
+    assert all("<th>return seed range</th>" in t for t in tables)
+    cells = re.findall(r"<tr><td>([0-9a-f]{16})</td>.*?<td>([-0-9]+\u2013[-0-9]+|n/a)</td></tr>", "".join(tables))
+    assert len(cells) >= 10
+    for pid, cell in cells:
+        r = df.loc[pid]
+        lo, hi = rng[(r.env, r.method, r.agent, int(r.return_eval_bits))]
+        assert cell == f"{lo:.0f}\u2013{hi:.0f}"
+    md = (default_sweep / "report" / "summary.md").read_text()
+    rows = re.findall(r"\| ([0-9]+ \[[-0-9]+-?[-0-9]+\]) \| `([0-9a-f]{16})` \|", md)
+    assert len(rows) >= 20
+    for ret_cell, pid in rows:
+        r = df.loc[pid]
+        lo, hi = rng[(r.env, r.method, r.agent, int(r.return_eval_bits))]
+        assert ret_cell == f"{r.return_mean:.0f} [{lo:.0f}-{hi:.0f}]"
+
+
+def test_png_return_fronts_draw_each_points_seed_range(default_sweep, monkeypatch):
+    """front_return_vs_energy.png draws the same bars as the page: lowest to highest seed's return per ring."""
+    import json as json_lib
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.container import ErrorbarContainer
+
+    from reports import figures
+    from reports.fronts import FRONT_SPECS as SPECS
+    from reports.returns import as_trained, return_table, with_seed_range
+
+    raw = pd.read_parquet(default_sweep / "points.parquet")
+    ret = return_table(raw, json_lib.loads((default_sweep / "sweep.json").read_text())["quality_table"])
+    df = with_seed_range(as_trained(raw), ret)
+    fronts = json_lib.loads((default_sweep / "report" / "fronts.json").read_text())["fronts"]
+    spec = next(s for s in SPECS if s.name == "return_vs_energy")
+    by_key = {(f["group"]["env"], f["group"]["scenario"], f["group"]["batch"]): f["point_ids"]
+              for f in fronts if f["name"] == spec.name and f["group"]["design"] is None}
+    seen = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
+    figures.front_png(df, spec, by_key, default_sweep / "unused.png")
+    axes = [ax for ax in seen["fig"].axes if ax.get_title()]
+    assert len(axes) == 4
+    ix = df.set_index("point_id")
+    for ax in axes:
+        env, rest = ax.get_title().split(", ", 1)
+        sc = "inference" if rest.startswith("inference") else "train_step"
+        ids = next(v for k, v in by_key.items() if k[0] == env and k[1] == sc)
+        (bars,) = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+        spans = sorted((round(float(seg[0][1]), 6), round(float(seg[1][1]), 6))
+                       for seg in bars.lines[2][0].get_segments())
+        want = sorted((round(float(ix.loc[p, "return_min"]), 6), round(float(ix.loc[p, "return_max"]), 6)) for p in ids)
+        assert spans == want, (env, sc)
+    import matplotlib.pyplot as plt
+
+    plt.close(seen["fig"])
+
+
+def test_page_front_labels_read_inwards_from_the_plot_edges(default_sweep):
+    """A centred label of a front point at the plot's left edge ran off it ('unstructured:0.9 one-shot @4 +3 here'
+    lost its first word behind the y axis): labels in the left third of the points' x range read rightwards,
+    in the right third leftwards."""
+    import math
+
+    page = (default_sweep / "report" / "index.html").read_text()
+    seen = set()
+    for fig in _front_figures(page):
+        log = fig["layout"]["xaxis"]["type"] == "log"
+        tx = (lambda v: math.log10(v)) if log else (lambda v: v)  # noqa: E731
+        xs = [tx(v) for t in fig["data"] if t.get("mode") == "markers" for v in t["x"] if v is not None]
+        lo, hi = min(xs), max(xs)
+        tr = next(t for t in fig["data"] if t.get("name") == "front (all designs)")
+        for x, pos in zip(tr["x"], tr["textposition"]):
+            rel = (tx(x) - lo) / (hi - lo)
+            want = "top right" if rel < 1 / 3 else "top left" if rel > 2 / 3 else "top center"
+            assert pos == want, (fig["layout"]["title"]["text"], x, pos)
+            seen.add(pos)
+    assert {"top right", "top left"} <= seen
+
+
+def test_same_bits_heatmaps_say_what_a_white_cell_is(default_sweep, monkeypatch):
+    """Most of a heatmap's blank cells are bitwidths a design does not run (edge_ws at 32 and 16 bits); the
+    title says white is 'not swept', not a colour of the scale."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reports import figures
+
+    df = pd.read_parquet(default_sweep / "points.parquet")
+    seen = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
+    figures.same_bits_heatmap_png(df, "speedup_vs_dense", "Speedup (>1 is faster)", default_sweep / "x.png", True)
+    fig = seen["fig"]
+    assert fig._suptitle.get_text().endswith("; white: not swept)")
+    blank = sum(int(np.isnan(im.get_array().filled(np.nan)).sum()) for ax in fig.axes for im in ax.images)
+    assert blank > 0  # the default sweep has such cells
+    plt.close(fig)

@@ -257,3 +257,24 @@ def test_section_costs_little(table):
     cpu = time.process_time() - t0
     assert len(sec.figures) == 8
     assert cpu < 1.0, f"GPU model section took {cpu:.2f} s CPU"
+
+
+def test_gpu_2_4_slower_than_dense_says_why_with_the_models_fixed_kernel_times(table, page):
+    """A 2:4 point a GPU runs slower than dense is not only 'not faster' (fixed cost): the line says a
+    cuSPARSELt kernel's fixed time exceeds cuBLASLt's, with the two times of the parameters the GPU
+    model used (hwmodel.gpu.design_point.model_params), and the page's extreme-cell table says it."""
+    from hwmodel.gpu.design_point import gpu_design, model_params
+
+    lim = limiters(table)
+    slow = table[lim.gpu & (table.pattern == "2:4") & (table.speedup_vs_dense < 0.95)]
+    assert len(slow) >= 8  # both GPUs, both envs, both scenarios
+    for (r, why) in zip(slow.itertuples(), lim.why[slow.index]):
+        p = model_params(gpu_design(r.design).spec)
+        assert p.kernel_sparse_us > p.kernel_dense_us
+        want = (f"a 2:4 kernel's fixed time (cuSPARSELt, {p.kernel_sparse_us:.3g} us) is longer than a dense one's "
+                f"(cuBLASLt, {p.kernel_dense_us:.3g} us;")
+        assert want in why and f"so 2:4 runs at {r.speedup_vs_dense:.3g}x dense's speed" in why, why
+        assert html_lib.escape(want, quote=False) in page or want.replace("'", "&#x27;") in page
+    # Points that are not slower keep the plain 'not that fixed time' wording.
+    fast = table[lim.gpu & (table.pattern != "dense") & (table.speedup_vs_dense >= 0.95)]
+    assert not any("cuSPARSELt," in w for w in lim.why[fast.index])
