@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import importlib.util
 import os
 import platform
 import shutil
@@ -77,6 +78,12 @@ def main() -> int:
     ap.add_argument("--no-sb3", action="store_true", help="skip Stable-Baselines3")
     ap.add_argument("--csv", default=None, help="write per-run timings here")
     a = ap.parse_args()
+    if not a.no_sb3 and importlib.util.find_spec("stable_baselines3") is None:
+        # Checked before any run: without it the SB3 warm-up ended in a ModuleNotFoundError
+        # traceback after our own warm-up had run.
+        print("bench_td3: error: stable-baselines3 is not installed (pip install -e .[bench], "
+              "or pass --no-sb3)", file=sys.stderr)
+        return 2
     torch.set_num_threads(1)
     configs = [("nmlab", s) for s in a.sparsity] + ([] if a.no_sb3 else [("sb3", "dense")])
     times: dict[tuple[str, str], list[tuple[float, float]]] = {c: [] for c in configs}

@@ -76,12 +76,35 @@ def evaluate_run(run_dir: str | os.PathLike, bits: int, episodes: int = 10, acti
 
 def append_quality_row(path: str | os.PathLike, row: dict[str, Any]) -> None:
     """Add ``row`` to the quality CSV at ``path`` (replacing a row with the same key), atomically."""
+    _write_quality_rows(path, [row], stale=False)
+
+
+def replace_agent_rows(path: str | os.PathLike, new_rows: list[dict[str, Any]]) -> None:
+    """Add ``new_rows`` to the quality CSV at ``path`` as :func:`append_quality_row` does, and
+    drop every row of the same agent seed (env, method, sparsity, seed) trained for other
+    ``steps``, whatever its bits, atomically: a run bundled in place of an earlier one of that
+    seed leaves none of the earlier run's rows (at bitwidths the new run was not evaluated at)
+    beside its own."""
+    _write_quality_rows(path, new_rows, stale=True)
+
+
+def _write_quality_rows(path: str | os.PathLike, new_rows: list[dict[str, Any]], stale: bool) -> None:
     from hwmodel.agents import check_quality_csv
     from hwmodel.io import atomic_write
 
     rows = check_quality_csv(path)
-    key = tuple(str(row[k]) for k in _KEY)
-    rows = [r for r in rows if tuple(str(r.get(k)) for k in _KEY) != key] + [row]
+    keys = {tuple(str(row[k]) for k in _KEY) for row in new_rows}
+    rows = [r for r in rows if tuple(str(r.get(k)) for k in _KEY) not in keys]
+    if stale:
+        agent = ("env", "method", "sparsity", "seed")
+        steps = {tuple(str(row[k]) for k in agent): str(row["steps"]) for row in new_rows}
+
+        def current(r: dict[str, Any]) -> bool:
+            own = str(r.get("steps"))
+            return steps.get(tuple(str(r.get(k)) for k in agent), own) == own
+
+        rows = [r for r in rows if current(r)]
+    rows += list(new_rows)
     rows.sort(key=lambda r: (str(r["env"]), str(r["method"]), str(r["sparsity"]), -int(r["bits"]), int(r["seed"])))
     with atomic_write(path, "w") as fh:
         w = csv.DictWriter(fh, QUALITY_COLUMNS, extrasaction="ignore", lineterminator="\n")

@@ -214,7 +214,9 @@ def publish(root: Path, out: Path, steps: int) -> list[dict]:
 
 def bundle(run_dirs: list[Path], bits: tuple[int, ...] = (32, 16, 8, 4), episodes: int = 10, prebuilt: bool = False,
            quality_only: bool = False, dest: Optional[Path] = None) -> None:
-    """Export each run to <dest>/<run name>.nmw and add its quality rows to <dest>/quality.csv.
+    """Export each run to <dest>/<run name>.nmw and add its quality rows to <dest>/quality.csv,
+    dropping the rows of the same agent and seed (env, method, sparsity, seed) trained for other
+    steps, whatever their bits (an earlier run of that seed).
 
     ``dest``: the bundled workloads folder, ``hwmodel/data/workloads`` by default.
     ``prebuilt``: take the workload and quality rows that ``nmlab campaign`` made when the run
@@ -224,7 +226,7 @@ def bundle(run_dirs: list[Path], bits: tuple[int, ...] = (32, 16, 8, 4), episode
     whose workload is bundled already, so the main job sweeps each agent once while the
     report's returns average every seed.
     """
-    from rl.evaluate import append_quality_row, evaluate_run
+    from rl.evaluate import evaluate_run, replace_agent_rows
     from rl.export import export_run
 
     dest = Path(dest) if dest is not None else data_path("workloads")
@@ -235,8 +237,7 @@ def bundle(run_dirs: list[Path], bits: tuple[int, ...] = (32, 16, 8, 4), episode
         if not quality_only:
             wl = export_run(run_dir, dest / f"{run_dir.name}.nmw")
             print(f"bundled {run_dir.name}: {wl.meta['steps']} steps, eval {wl.meta['eval_return_mean']:.1f}", flush=True)
-        for b in bits:
-            append_quality_row(dest / "quality.csv", evaluate_run(run_dir, b, episodes))
+        replace_agent_rows(dest / "quality.csv", [evaluate_run(run_dir, b, episodes) for b in bits])
         if quality_only:
             print(f"bundled {run_dir.name}: quality rows at {', '.join(map(str, bits))} bits (no workload file)", flush=True)
 
@@ -246,7 +247,7 @@ def _bundle_prebuilt(run_dirs: list[Path], dest: Path, quality_only: bool) -> No
     from hwmodel.errors import NmlabError
     from hwmodel.workload import load_workload
     from rl.campaign import DONE_FILE, QUALITY_FILE, WORKLOAD_FILE
-    from rl.evaluate import append_quality_row
+    from rl.evaluate import replace_agent_rows
 
     check_quality_csv(dest / "quality.csv")
     checked = []  # (run folder, its workload's meta, its quality rows)
@@ -265,8 +266,7 @@ def _bundle_prebuilt(run_dirs: list[Path], dest: Path, quality_only: bool) -> No
         if not quality_only:
             with atomic_write(dest / f"{run_dir.name}.nmw") as fh:
                 fh.write((run_dir / WORKLOAD_FILE).read_bytes())
-        for row in rows:
-            append_quality_row(dest / "quality.csv", row)
+        replace_agent_rows(dest / "quality.csv", rows)
         print(f"bundled {run_dir.name} (prebuilt): {meta['steps']} steps, eval {meta['eval_return_mean']:.1f}, "
               f"{len(rows)} quality rows", flush=True)
 

@@ -388,3 +388,31 @@ def test_finished_runs_at_other_steps_are_named_not_retrained(tmp_path):
     assert {p: p.read_bytes() for p in before} == before
     status = _campaign(config, out, "--status").stdout.splitlines()
     assert status[2].split()[0] == "hopper_gmp_s0" and status[2].endswith("done at 800"), status
+
+
+def test_bundling_a_run_replaces_every_row_of_its_seed(tmp_path):
+    """A run bundled in place of an earlier one of the same seed replaced only the rows at its own
+    bitwidths: a 1100-step run evaluated at 32 and 8 bits left the 200k-step run's 16- and 4-bit
+    rows beside its own, so the sweep joined two different agents under one name."""
+    import shutil
+
+    from rl.publish import bundle
+
+    header = "env,method,sparsity,bits,seed,steps,episodes,return_mean,return_std\n"
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "quality.csv").write_text(header + "".join(
+        f"Hopper-v5,rnm-td3,2:4,{b},{seed},200000,10,300.0,1.0\n" for b in (32, 16, 8, 4) for seed in (0, 1))
+        + "Hopper-v5,td3,dense,32,0,200000,10,320.0,1.0\n")
+    run = tmp_path / "hopper_2of4_s0"
+    run.mkdir()
+    shutil.copyfile(ROOT / "hwmodel/data/workloads/hopper_2of4_s0.nmw", run / "workload.nmw")
+    (run / DONE_FILE).write_text("{}")
+    (run / "quality.csv").write_text(header + "Hopper-v5,rnm-td3,2:4,32,0,1100,2,3.3,0.2\n"
+                                     "Hopper-v5,rnm-td3,2:4,8,0,1100,2,3.2,0.2\n")
+    bundle([run], prebuilt=True, dest=dest)
+    rows = list(csv.DictReader((dest / "quality.csv").open()))
+    seed0 = sorted((r["bits"], r["steps"]) for r in rows if r["sparsity"] == "2:4" and r["seed"] == "0")
+    assert seed0 == [("32", "1100"), ("8", "1100")]
+    assert sorted(r["bits"] for r in rows if r["sparsity"] == "2:4" and r["seed"] == "1") == ["16", "32", "4", "8"]
+    assert [r["return_mean"] for r in rows if r["method"] == "td3"] == ["320.0"]
