@@ -110,7 +110,10 @@ def _split_name(w: _Where, field: str, name: Any) -> tuple[str, int]:
     m = _NAME_RANGE.match(name)
     if not m:
         return name, 1
-    lo, hi = int(m.group(2)), int(m.group(3))
+    digits = [m.group(i).lstrip("0") or "0" for i in (2, 3)]
+    if max(map(len, digits)) > 13:  # past _MAX_INT, and int() refuses 4,300 digits
+        raise w.fail(field, f"bad instance range in {short(name)}")
+    lo, hi = map(int, digits)
     if hi < lo or hi - lo + 1 > _MAX_INT:
         raise w.fail(field, f"bad instance range in {short(name)}")
     return m.group(1), hi - lo + 1

@@ -165,6 +165,9 @@ def _bad(tmp_path, text: str | bytes, which: str = "arch"):
     (lambda a: a["architecture"]["subtree"][0]["local"][0]["attributes"].update(type="SDRAM9"), "type"),
     (lambda a: a["architecture"]["subtree"][0]["local"][-1].update({"class": "adder"}), "class"),
     (lambda a: a["architecture"].update(version="0.5"), "version"),
+    # int() of over 4,300 digits is a ValueError: it was a traceback
+    (lambda a: a["architecture"]["subtree"][0]["local"][3].update(name="PEReg[0.." + "9" * 5000 + "]"), "range"),
+    (lambda a: a["architecture"]["subtree"][0]["local"][3].update(name="PEReg[" + "7" * 5000 + "..1]"), "range"),
 ])
 def test_bad_arch_is_one_line_exit_2(tmp_path, capsys, mutate, field):
     from hwmodel.cli import main
