@@ -977,16 +977,13 @@ def import_timeloop(arch: str | os.PathLike, out: str | os.PathLike, constraints
         raise NmlabError(f"--name: must be 1 to 64 letters, digits, '_', '-' or '.', got {short(name)}")
     _check_processed(arch, "arch")
     docs = {"arch": load_yaml(arch, "arch", tags=NODE_TAGS)}
-    if constraints is not None:
-        _check_processed(constraints, "constraints")
-        docs["constraints"] = load_yaml(constraints, "constraints")
-    if sparse_opt is not None:
-        _check_processed(sparse_opt, "sparse_opt")
-        docs["sparse_opt"] = load_yaml(sparse_opt, "sparse_opt")
-    if ert is not None:
-        docs["ert"] = load_yaml(ert, "ert")
-    if problem is not None:
-        docs["problem"] = load_yaml(problem, "problem")
+    for which, path in (("constraints", constraints), ("sparse_opt", sparse_opt), ("ert", ert), ("problem", problem)):
+        if path is None:
+            continue
+        if which in ("constraints", "sparse_opt"):
+            _check_processed(path, which)
+        # an empty file loads as None, which would read as the option not given
+        docs[which] = _mapping(_Where(which, path), "<top>", load_yaml(path, which))
     design, defaults = build_design(docs["arch"], name, docs.get("constraints"), docs.get("sparse_opt"),
                                     str(arch), str(constraints), str(sparse_opt), docs.get("ert"), str(ert),
                                     docs.get("problem"), str(problem))

@@ -212,6 +212,24 @@ def test_bad_files_are_one_line_exit_2(tmp_path, capsys, text, which, needle):
     assert not out.exists()
 
 
+@pytest.mark.parametrize("which", ["constraints", "sparse-opt", "ert", "problem"])
+def test_an_empty_side_file_is_one_line_exit_2(tmp_path, capsys, which):
+    """An empty file loads as None, which read as the option not given: the import went on
+    with the defaults of no file (nmlab's energies for an empty --ert) and said nothing."""
+    from hwmodel.cli import main
+
+    tl = export_timeloop("unstructured_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    files = {"constraints": tl / "constraints.yaml", "sparse-opt": tl / "sparse_opt.yaml", "ert": tl / "ERT.yaml",
+             "problem": tl / "problem.yaml"}
+    files[which] = _bad(tmp_path, "# nothing here\n", which)
+    out = tmp_path / "d.yaml"
+    assert main(["import-timeloop", str(tl / "arch.yaml"), *[a for k, p in files.items() for a in (f"--{k}", str(p))],
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{which.replace('-', '_')}: {files[which]}: <top>: must be a mapping" in err[0], err
+    assert not out.exists()
+
+
 def test_existing_out_is_replaced_only_by_a_valid_design(tmp_path):
     tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
     out = tmp_path / "d.yaml"
