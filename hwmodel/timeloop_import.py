@@ -531,7 +531,14 @@ def _ert_energy(w: _Where, tables: dict[str, dict[str, float]], levels: list[dic
     unmapped: list[str] = []
 
     def differs(comp: str, action: str, used: str, acts: dict[str, float]) -> None:
-        if action in acts and not math.isclose(acts[action], acts[used], rel_tol=1e-9, abs_tol=0.0):
+        """List ``action``, which nmlab charges at ``used``'s energy, where the table gives it
+        another energy, or gives no ``used`` (then nmlab's own figure stands for both)."""
+        if action not in acts:
+            return
+        if used not in acts:
+            unmapped.append(f"ERT {comp}.{action} {acts[action]:.6g} pJ: not mapped (nmlab charges {action} "
+                            f"as {used}, which the table does not give)")
+        elif not math.isclose(acts[action], acts[used], rel_tol=1e-9, abs_tol=0.0):
             unmapped.append(f"ERT {comp}.{action} {acts[action]:.6g} pJ: not mapped (nmlab charges {action} "
                             f"as {used}, {acts[used]:.6g} pJ)")
 
@@ -552,11 +559,11 @@ def _ert_energy(w: _Where, tables: dict[str, dict[str, float]], levels: list[dic
             own = {}
             if "read" in acts:
                 own["read_pj_per_bit"] = acts["read"] / bits
-                differs(comp, "metadata_read", "read", acts)
             if "write" in acts:
                 own["write_pj_per_bit"] = acts["write"] / bits
-                for action in ("update", "metadata_write", "metadata_update"):
-                    differs(comp, action, "write", acts)
+            differs(comp, "metadata_read", "read", acts)
+            for action in ("update", "metadata_write", "metadata_update"):
+                differs(comp, action, "write", acts)
             if "leak" in acts:
                 own["leakage_mw"] = acts["leak"] / cycle_s * 1e-9   # pJ per cycle -> mW
             if own:
@@ -570,8 +577,8 @@ def _ert_energy(w: _Where, tables: dict[str, dict[str, float]], levels: list[dic
                                     "register level's)")
             else:
                 energy[key] = acts["read"] / bits
-            for action in ("write", "update"):
-                differs(comp, action, "read", acts)
+        for action in ("write", "update"):
+            differs(comp, action, "read", acts)
         if acts.get("leak", 0) != 0:
             unmapped.append(f"ERT {comp}.leak: not mapped (nmlab models no {kind} leakage)")
 
@@ -585,6 +592,7 @@ def _ert_energy(w: _Where, tables: dict[str, dict[str, float]], levels: list[dic
     else:
         rest(comp, "mac", acts)
         action = "compute" if "compute" in acts else "mac_random" if "mac_random" in acts else None
+        differs(comp, "mac_random", "compute", acts)
         if action is None:
             unmapped.append(f"{comp}: no compute action in the ERT, nmlab's own MAC energy")
         elif selection is not None and selection[0] == "network" and selection[1] is None:

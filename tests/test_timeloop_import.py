@@ -457,6 +457,30 @@ def test_ert_entries_not_mapped_are_listed(tmp_path, capsys):
     assert d.energy.dram_pj_per_bit == energy_table(load_design("unstructured_ws")).dram_pj_per_bit
 
 
+def _only(table: dict, **energies) -> None:
+    table["actions"] = [{"name": k, "arguments": None, "energy": v} for k, v in energies.items()]
+
+
+@pytest.mark.parametrize("edit, listed", [
+    (lambda t: _only(t[0], write=999.0), ["DRAM.write 999 pJ: not mapped (nmlab charges write as read, which the table "
+                                          "does not give)"]),
+    (lambda t: _only(t[1], metadata_read=9.0, update=5.0), ["WeightBuffer.metadata_read 9 pJ: not mapped",
+                                                             "WeightBuffer.update 5 pJ: not mapped"]),
+    (lambda t: _only(t[3], write=0.5), ["PEReg.write 0.5 pJ: not mapped"]),
+    (lambda t: t[-1]["actions"].append({"name": "mac_random", "energy": 7.0}),
+     ["mac.mac_random 7 pJ: not mapped (nmlab charges mac_random as compute, "]),
+])
+def test_an_ert_action_nmlab_does_not_use_is_listed(tmp_path, edit, listed):
+    """An action nmlab charges at another's energy (DRAM write at read, SRAM update at write ...)
+    was compared only when the table gave that other one: alone it was dropped without a word."""
+    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    ert = yaml.safe_load((tl / "ERT.yaml").read_text())
+    edit(ert["ERT"]["tables"])
+    _, defaults = _import_with_ert(tmp_path, tl, ert=_bad(tmp_path, yaml.safe_dump(ert), "ert"))
+    lines = [x for x in defaults if x.startswith("ERT ")]
+    assert len(lines) == len(listed) and all(x.startswith(f"ERT {want}") for x, want in zip(lines, listed)), lines
+
+
 @pytest.mark.parametrize("edit, needle", [
     (lambda e: e["ERT"]["tables"][0]["actions"][0].update(energy=-1.0), "energy: must be a finite number from 0"),
     (lambda e: e["ERT"]["tables"][1]["actions"][0].update(energy=float("nan")), "must be a finite number"),
