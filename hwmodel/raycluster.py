@@ -15,6 +15,7 @@ import socket
 from typing import Any, Optional
 
 from hwmodel.errors import NmlabError
+from hwmodel.limits import short
 
 #: Seconds to wait for a TCP answer from the head's address before giving up on it.
 CONNECT_TIMEOUT_S = 10.0
@@ -37,6 +38,9 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
     host, port = endpoint
     try:
         socket.create_connection((host, port), timeout=timeout_s).close()
+    except UnicodeError as exc:  # a name IDNA cannot encode: an empty label (a..b), one over 63 characters
+        raise NmlabError(f"--ray: cannot join the Ray cluster at {address}: {short(host)} is not a host name "
+                         f"({exc})") from None
     except OSError as exc:
         why = exc.strerror or str(exc) or type(exc).__name__
         raise NmlabError(f"--ray: cannot join the Ray cluster at {address}: nothing answers at "

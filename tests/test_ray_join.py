@@ -89,6 +89,15 @@ def test_a_malformed_address_is_one_line_without_the_token_hint(tmp_path, capsys
     assert "RAY_AUTH_MODE" not in err and len(err.splitlines()) == 1
 
 
+@pytest.mark.parametrize("host", ["head..cluster", "h" * 64])
+def test_a_host_name_idna_cannot_encode_is_one_line(tmp_path, capsys, host):
+    """An empty label or one over 63 characters: the name lookup raised UnicodeError, a traceback."""
+    assert main(["sweep", str(config(tmp_path)), "--out", str(tmp_path / "o"), "--ray", f"{host}:6379", "--quiet"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"nmlab sweep: error: --ray: cannot join the Ray cluster at {host}:6379: ")
+    assert "is not a host name" in err and len(err.splitlines()) == 1
+
+
 def test_sweep_local_instance_stays_local_under_ray_address(tmp_path, monkeypatch):
     """`--ray` alone is a local instance (docs/sweeps.md), also where RAY_ADDRESS names a cluster:
     Ray would join that one and refuse the CPU count with a traceback."""
