@@ -80,11 +80,17 @@ def run(
         "points": n,
         "complete": False,
     }
-    out.mkdir(parents=True, exist_ok=True)
-    engine.write_manifest(out, manifest)
-    stats = engine.run_sweep(
-        plan, n, out, workers=workers, use_ray=use_ray, ray_address=ray_address,
-        chunk_size=cfg.chunk_size, evaluate=evaluate, derive=Derivation(qpath), progress=progress,
-    )
-    engine.write_manifest(out, {**manifest, "points": stats["points"], "complete": True})
+    # Ray is joined (or started) before anything is written: an address it cannot join is a bad input too.
+    ray = engine.start_ray(ray_address, workers) if use_ray else None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        engine.write_manifest(out, manifest)
+        stats = engine.run_sweep(
+            plan, n, out, workers=workers, use_ray=use_ray, ray_address=ray_address,
+            chunk_size=cfg.chunk_size, evaluate=evaluate, derive=Derivation(qpath), progress=progress,
+        )
+        engine.write_manifest(out, {**manifest, "points": stats["points"], "complete": True})
+    finally:
+        if ray is not None:
+            ray.shutdown()
     return stats

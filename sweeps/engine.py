@@ -179,18 +179,24 @@ def ray_evaluate_chunk(points: dict[str, list], evaluate: Callable, blobs: dict[
     return evaluate_chunk(local, evaluate)
 
 
+def start_ray(address: Optional[str], workers: int) -> Any:
+    """``ray`` after joining the cluster at ``address`` or starting a local instance of ``workers``
+    CPUs (:func:`hwmodel.raycluster.init_ray`); None where Ray is already initialized here (its
+    owner shuts it down)."""
+    from hwmodel.raycluster import import_ray, init_ray
+
+    return None if import_ray().is_initialized() else init_ray(address, workers)
+
+
 class _RayPool:
     """The same interface over Ray tasks (one task per chunk); input files travel through the object store."""
 
     def __init__(self, address: Optional[str], workers: int, evaluate: Callable):
-        from hwmodel.raycluster import import_ray, init_ray
+        from hwmodel.raycluster import import_ray
 
         ray = import_ray()
         self.ray = ray
-        self.started = False
-        if not ray.is_initialized():
-            init_ray(address, workers)
-            self.started = True
+        self.started = start_ray(address, workers) is not None
         self.task = ray.remote(num_cpus=1)(ray_evaluate_chunk)
         self.evaluate = evaluate
         self.refs: dict[str, Any] = {}   # input file path -> ObjectRef of its bytes (put once)

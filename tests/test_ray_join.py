@@ -47,7 +47,7 @@ def test_sweep_at_an_address_where_nothing_answers_is_one_line_exit_2_at_once(tm
     assert out.stderr.strip().splitlines() == [out.stderr.strip()], out.stderr
     assert out.stderr.startswith(f"nmlab sweep: error: --ray: cannot join the Ray cluster at {address}: nothing answers")
     assert took < 30
-    assert not (tmp_path / "o" / "points.parquet").exists()
+    assert not (tmp_path / "o").exists(), "an address Ray cannot join is bad input: nothing written"
 
 
 def test_campaign_at_an_address_where_nothing_answers_is_one_line_exit_2_at_once(tmp_path):
@@ -80,6 +80,7 @@ def test_a_refused_join_names_the_token_setting(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"nmlab sweep: error: --ray: cannot join the Ray cluster at {address} (Failed to connect")
     assert "needs RAY_AUTH_MODE=token" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
 
 
 def test_a_malformed_address_is_one_line_without_the_token_hint(tmp_path, capsys):
@@ -87,6 +88,7 @@ def test_a_malformed_address_is_one_line_without_the_token_hint(tmp_path, capsys
     err = capsys.readouterr().err.strip()
     assert err.startswith("nmlab sweep: error: --ray: cannot join the Ray cluster at 127.0.0.1:6379x (")
     assert "RAY_AUTH_MODE" not in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.parametrize("host", ["head..cluster", "h" * 64])
@@ -96,6 +98,7 @@ def test_a_host_name_idna_cannot_encode_is_one_line(tmp_path, capsys, host):
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"nmlab sweep: error: --ray: cannot join the Ray cluster at {host}:6379: ")
     assert "is not a host name" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
 
 
 def test_sweep_local_instance_stays_local_under_ray_address(tmp_path, monkeypatch):
