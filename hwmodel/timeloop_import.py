@@ -215,40 +215,45 @@ class _Nodes:
                 self.unrecognised_flow = True
 
     def walk(self, items: Any, field: str, attrs: dict, mx: int, my: int, depth: int = 0) -> tuple[dict, int, int]:
-        if depth > 16:
-            raise self.w.fail(field, "nodes nested deeper than 16 levels")
+        """Read the list ``items`` (at ``field``): each node sits below the ones before it, so the
+        attributes ``attrs`` and the mesh ``mx`` x ``my`` it returns are what the next one inherits."""
         for i, node in enumerate(_list(self.w, field, items)):
-            f = f"{field}[{i}]"
-            node = _mapping(self.w, f, node)
-            tag = node.get("!", "Component" if "class" in node or "subclass" in node else "Container")
-            if tag == "Element":
-                tag = "Component"
-            if tag == "Nothing":
-                continue
-            if tag == "Hierarchical":
-                attrs, mx, my = self.walk(node.get("nodes", []), f"{f}.nodes", attrs, mx, my, depth + 1)
-            elif tag == "Parallel":
-                # Siblings at one level (e.g. per-PE scratchpads): each becomes its own nmlab level.
-                for j, child in enumerate(_list(self.w, f"{f}.nodes", node.get("nodes", []))):
-                    self.walk([child], f"{f}.nodes[{j}:]", attrs, mx, my, depth + 1)
-            elif tag in ("Container", "Component"):
-                name, _ = _split_name(self.w, f"{f}.name", node.get("name"))
-                own = _mapping(self.w, f"{f}.attributes", node.get("attributes", {}) or {})
-                mx, my = self._mesh(f, node, mx, my)
-                self._constraints(f, node, name)
-                if node.get("sparse_optimizations") is not None:  # timeloopfe v4: on the component
-                    so = _mapping(self.w, f"{f}.sparse_optimizations", node["sparse_optimizations"])
-                    self.sparse.append((f"{f}.sparse_optimizations", {**so, "target": name}))
-                if tag == "Container":
-                    attrs = {**attrs, **own}
-                else:
-                    inherited = dict(attrs)
-                    if mx * my > 1:
-                        inherited.update(meshX=mx, meshY=my)
-                    self.comps.append((f, {**node, "name": name}, inherited, mx * my))
-            else:
-                raise self.w.fail(f, f"unknown node tag !{short(tag)[1:-1]} (Component, Container, Hierarchical, "
-                                     "Parallel, Nothing)")
+            attrs, mx, my = self._node(node, f"{field}[{i}]", attrs, mx, my, depth)
+        return attrs, mx, my
+
+    def _node(self, node: Any, f: str, attrs: dict, mx: int, my: int, depth: int) -> tuple[dict, int, int]:
+        """One node at ``f`` below ``attrs`` and the mesh ``mx`` x ``my``; returns what the nodes after it inherit."""
+        if depth > 16:
+            raise self.w.fail(f, "nodes nested deeper than 16 levels")
+        node = _mapping(self.w, f, node)
+        tag = node.get("!", "Component" if "class" in node or "subclass" in node else "Container")
+        if tag == "Element":
+            tag = "Component"
+        if tag == "Nothing":
+            return attrs, mx, my
+        if tag == "Hierarchical":
+            return self.walk(node.get("nodes", []), f"{f}.nodes", attrs, mx, my, depth + 1)
+        if tag == "Parallel":
+            # Siblings at one level (e.g. per-PE scratchpads): each becomes its own nmlab level.
+            for j, child in enumerate(_list(self.w, f"{f}.nodes", node.get("nodes", []))):
+                self._node(child, f"{f}.nodes[{j}]", attrs, mx, my, depth + 1)
+            return attrs, mx, my
+        if tag not in ("Container", "Component"):
+            raise self.w.fail(f, f"unknown node tag !{short(tag)[1:-1]} (Component, Container, Hierarchical, "
+                                 "Parallel, Nothing)")
+        name, _ = _split_name(self.w, f"{f}.name", node.get("name"))
+        own = _mapping(self.w, f"{f}.attributes", node.get("attributes", {}) or {})
+        mx, my = self._mesh(f, node, mx, my)
+        self._constraints(f, node, name)
+        if node.get("sparse_optimizations") is not None:  # timeloopfe v4: on the component
+            so = _mapping(self.w, f"{f}.sparse_optimizations", node["sparse_optimizations"])
+            self.sparse.append((f"{f}.sparse_optimizations", {**so, "target": name}))
+        if tag == "Container":
+            return {**attrs, **own}, mx, my
+        inherited = dict(attrs)
+        if mx * my > 1:
+            inherited.update(meshX=mx, meshY=my)
+        self.comps.append((f, {**node, "name": name}, inherited, mx * my))
         return attrs, mx, my
 
 

@@ -332,6 +332,35 @@ def test_hand_written_nodes_form(tmp_path, capsys):
     assert d.sram_for("metadata").name == "WeightBuffer"
 
 
+def test_nodes_form_hierarchical_and_nothing(tmp_path):
+    """A !Hierarchical list is read in place (its nodes sit below what came before and above
+    what follows) and a !Nothing node is skipped: the same design as the flat list."""
+    head, pe = NODES_ARCH.split("  - !Container\n    name: PE\n")
+    nested = head + "  - !Nothing {}\n  - !Hierarchical\n" + "\n".join(
+        "  " + line for line in ("  - !Container\n    name: PE\n" + pe).splitlines()) + "\n"
+    flat, _ = import_timeloop(_bad(tmp_path, NODES_ARCH), tmp_path / "n.yaml")
+    got, _ = import_timeloop(_bad(tmp_path, nested, "nested"), tmp_path / "n2.yaml", name="n")
+    assert load_design(got) == dataclasses.replace(load_design(flat), source=str(got),
+                                                   description=load_design(got).description)
+
+
+@pytest.mark.parametrize("edit, field", [
+    # the child of a !Parallel was named nodes[j:][0]
+    (lambda t: t.replace("depth: 1, width: 24", "depth: 0, width: 24"),
+     "architecture.nodes[6].nodes[1].attributes.depth: must be between 1"),
+    (lambda t: t + "  - " + "!Hierarchical [" * 18 + "{name: r, class: regfile}" + "]" * 18 + "\n",
+     "nodes nested deeper than 16 levels"),
+])
+def test_nodes_form_errors_name_the_node(tmp_path, capsys, edit, field):
+    from hwmodel.cli import main
+
+    out = tmp_path / "n.yaml"
+    assert main(["import-timeloop", str(_bad(tmp_path, edit(NODES_ARCH))), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and field in err[0], err
+    assert not out.exists()
+
+
 def _as_nodes(tl) -> str:
     """The exported subtree arch rewritten in the nodes form by hand (constraints on the nodes)."""
     arch = yaml.safe_load((tl / "arch.yaml").read_text())["architecture"]["subtree"][0]
@@ -862,7 +891,7 @@ REFUSED = {
         ("nodes[3].constraints.dataspace.keep", "no SRAM level keeps weights", "WeightBuffer keeps inputs")),
     "per-PE SRAM (simple_weight_stationary)": (
         _swap(NODES_ARCH, "      name: wreg\n      class: regfile", "      name: wreg\n      class: smartbuffer_SRAM"),
-        None, ("nodes[6].nodes[0:][0].name", "128 instances of SRAM 'wreg'", "register files")),
+        None, ("nodes[6].nodes[0].name", "128 instances of SRAM 'wreg'", "register files")),
     "gemm_ABZ data spaces (sparse_tensor_core_like)": (
         _swap(NODES_ARCH, "dataspace: {keep: [Weights], bypass: [Inputs, Outputs]}",
               "dataspace: {keep: [A], bypass: [B, Z]}"), None,
