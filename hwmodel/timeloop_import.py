@@ -239,7 +239,7 @@ class _Nodes:
                 self._node(child, f"{f}.nodes[{j}]", attrs, mx, my, depth + 1)
             return attrs, mx, my
         if tag not in ("Container", "Component"):
-            raise self.w.fail(f, f"unknown node tag !{short(tag)[1:-1]} (Component, Container, Hierarchical, "
+            raise self.w.fail(f, f"unknown node tag !{short(str(tag))[1:-1]} (Component, Container, Hierarchical, "
                                  "Parallel, Nothing)")
         name, _ = _split_name(self.w, f"{f}.name", node.get("name"))
         own = _mapping(self.w, f"{f}.attributes", node.get("attributes", {}) or {})

@@ -350,6 +350,9 @@ def test_nodes_form_hierarchical_and_nothing(tmp_path):
      "architecture.nodes[6].nodes[1].attributes.depth: must be between 1"),
     (lambda t: t + "  - " + "!Hierarchical [" * 18 + "{name: r, class: regfile}" + "]" * 18 + "\n",
      "nodes nested deeper than 16 levels"),
+    # short(5)[1:-1] cut a non-string tag to nothing: "unknown node tag !"
+    (lambda t: t.replace("!Container\n    name: chip", "{'!': 5, name: chip}"), "unknown node tag !5 ("),
+    (lambda t: t.replace("!Container\n    name: chip", "{'!': Widget, name: chip}"), "unknown node tag !Widget ("),
 ])
 def test_nodes_form_errors_name_the_node(tmp_path, capsys, edit, field):
     from hwmodel.cli import main
