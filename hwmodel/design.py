@@ -440,6 +440,11 @@ _SRAM_ENERGY_KEYS = ("read_pj_per_bit", "write_pj_per_bit", "leakage_mw")
 def _parse_energy(r: _Reader, compute: Compute, storage: tuple[Storage, ...]) -> EnergyOverrides:
     """The ``energy:`` section: finite, non-negative, at most _MAX_ENERGY; only the datatypes
     the array runs and the design's SRAM level names."""
+
+    def given(rd: _Reader, key: str) -> Optional[float]:
+        """The entry's figure; None where the key is absent (an explicit null is refused like any non-number)."""
+        return rd.num(key, positive=False, max_value=_MAX_ENERGY) if key in rd.data else None
+
     r.check_unknown(_ENERGY_KEYS)
     mac: list[tuple[str, float]] = []
     if "mac_pj" in r.data:
@@ -447,9 +452,8 @@ def _parse_energy(r: _Reader, compute: Compute, storage: tuple[Storage, ...]) ->
         for dt in m.data:
             if dt not in compute.datatypes:
                 m.fail(str(dt), f"not a datatype of compute.datatypes (has {', '.join(compute.datatypes)})")
-            mac.append((dt, m.num(dt, positive=False, max_value=_MAX_ENERGY)))
-    scalars = {k: r.num(k, None, positive=False, max_value=_MAX_ENERGY)
-               for k in ("register_pj_per_bit", "mux2_pj_per_bit", "dram_pj_per_bit")}
+            mac.append((dt, given(m, dt)))
+    scalars = {k: given(r, k) for k in ("register_pj_per_bit", "mux2_pj_per_bit", "dram_pj_per_bit")}
     srams: list[tuple[str, SramEnergyOverride]] = []
     if "sram" in r.data:
         levels = r.sub("sram")
@@ -459,8 +463,7 @@ def _parse_energy(r: _Reader, compute: Compute, storage: tuple[Storage, ...]) ->
                 levels.fail(str(name), f"not an sram level of storage (has {', '.join(names)})")
             lv = levels.sub(name)
             lv.check_unknown(set(_SRAM_ENERGY_KEYS))
-            srams.append((name, SramEnergyOverride(*(lv.num(k, None, positive=False, max_value=_MAX_ENERGY)
-                                                     for k in _SRAM_ENERGY_KEYS))))
+            srams.append((name, SramEnergyOverride(*(given(lv, k) for k in _SRAM_ENERGY_KEYS))))
     return EnergyOverrides(tuple(mac), sram=tuple(srams), **scalars)
 
 

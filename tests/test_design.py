@@ -155,6 +155,9 @@ ENERGY_BAD = [
     ({"sram": ["WeightBuffer"]}, "energy.sram: must be a mapping"),
     ({"adder_pj": 1}, "energy.adder_pj: unknown key"),
     ([1, 2], "energy: must be a mapping"),
+    # an explicit null read as absent (nmlab's own) for these, while docs/hwmodel.md and mac_pj refuse it
+    ({"dram_pj_per_bit": None}, "energy.dram_pj_per_bit: must be a number, got None"),
+    ({"sram": {"WeightBuffer": {"read_pj_per_bit": None}}}, "energy.sram.WeightBuffer.read_pj_per_bit: must be a number"),
 ]
 
 
