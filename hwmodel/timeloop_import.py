@@ -474,7 +474,7 @@ def _pj(w: _Where, field: str, value: Any) -> float:
     v = _number(w, field, value)
     if not math.isfinite(v) or not 0 <= v <= _MAX_ERT_PJ:
         raise w.fail(field, f"must be a finite number from 0 to {_MAX_ERT_PJ:g} pJ, got {short(value)}")
-    return v
+    return v + 0.0  # -0.0 is 0: the design would read `dram_pj_per_bit: -0.0`
 
 
 def _ert_tables(w: _Where, doc: Any, components: dict[str, str], ignored: Optional[set[str]] = None,

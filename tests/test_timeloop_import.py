@@ -513,6 +513,14 @@ def test_an_ert_action_nmlab_does_not_use_is_listed(tmp_path, edit, listed):
     assert len(lines) == len(listed) and all(x.startswith(f"ERT {want}") for x, want in zip(lines, listed)), lines
 
 
+def test_a_negative_zero_ert_energy_is_written_as_zero(tmp_path):
+    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    ert = yaml.safe_load((tl / "ERT.yaml").read_text())
+    _only(ert["ERT"]["tables"][0], read=-0.0)
+    out, _ = _import_with_ert(tmp_path, tl, ert=_bad(tmp_path, yaml.safe_dump(ert), "ert"))
+    assert "dram_pj_per_bit: 0.0\n" in out.read_text() and "-0.0" not in out.read_text()
+
+
 @pytest.mark.parametrize("edit, needle", [
     (lambda e: e["ERT"]["tables"][0]["actions"][0].update(energy=-1.0), "energy: must be a finite number from 0"),
     (lambda e: e["ERT"]["tables"][1]["actions"][0].update(energy=float("nan")), "must be a finite number"),
