@@ -516,18 +516,21 @@ def _ert_tables(w: _Where, doc: Any, components: dict[str, str], ignored: Option
 
 
 def _ert_energy(w: _Where, tables: dict[str, dict[str, float]], levels: list[dict], dram_width: int,
-                mac: tuple[str, str, int], selection: Optional[tuple[str, int]], tech_nm: float,
+                mac: tuple[str, str, int], selection: Optional[tuple[str, Optional[int]]], tech_nm: float,
                 cycle_s: float) -> tuple[dict, list[str]]:
     """The design's ``energy:`` section from ERT tables (the inverse of what export-timeloop writes:
     per-word energies / word bits, leak per cycle / cycle time), and one line per ERT entry or
     component not mapped.
 
     Args:
+        w: names the ERT file in errors. tables: :func:`_ert_tables`' component -> {action: pJ}.
         levels: the design's storage mappings (name, class, word_bits). dram_width: bits per DRAM access.
         mac: (component name, datatype, activation bits).
         selection: ("mux", m) or ("network", K) when the arch runs N:M or unstructured weights:
             the ERT's compute then includes nmlab's selection term, which nmlab counts apart
-            (the mux component), so it is taken off; None when dense.
+            (the mux component), so it is taken off; K None (no --problem): the MAC energy is
+            listed as not mapped; None when dense.
+        tech_nm: the design's node: nmlab's 2:1 mux energy there prices the selection term.
         cycle_s: seconds per cycle (the arch's global_cycle_seconds): leak pJ per cycle -> mW.
     """
     from hwmodel.energy import EnergyTable, mux2_pj_per_bit
@@ -939,12 +942,15 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
     mac_name, _ = _split_name(w, f"{field}.name", comp.get("name"))
     names = {lv["name"]: lv["class"] for lv in storage}
     names[mac_name] = "mac"
-    selection: Optional[tuple[str, Any]] = None
+    k = _problem_k(_Where("problem", problem_path), problem_doc) if problem_doc is not None else None
+    selection: Optional[tuple[str, Optional[int]]] = None
     if fmt == "CP":
         selection = ("mux", 2 ** meta_bits)
     elif fmt == "B":
-        selection = ("network", _problem_k(_Where("problem", problem_path), problem_doc)
-                     if problem_doc is not None else None)
+        selection = ("network", k)
+    if k is not None and fmt != "B":
+        defaults.append(f"--problem: K = {k} not used (only an unstructured arch's MAC energy includes a network "
+                        "over K)")
     bits_a = _int(w, f"{a}.{dw_key}", mw if dw is None else dw)
     ert_notes: list[str] = []
     tables = _ert_tables(we, ert_doc, names, set(skipped) | set(dummies), ert_notes)

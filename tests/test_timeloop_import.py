@@ -547,6 +547,21 @@ def test_bad_ert_is_one_line_exit_2(tmp_path, capsys, edit, needle):
     assert not out.exists()
 
 
+def test_problem_is_read_and_said_unused_where_the_arch_is_not_unstructured(tmp_path, capsys):
+    """--problem with --ert on an N:M arch: K was not read at all (a bad file passed) nor said unused."""
+    from hwmodel.cli import main
+
+    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    _, defaults = _import_with_ert(tmp_path, tl)
+    assert "--problem: K = 256 not used (only an unstructured arch's MAC energy includes a network over K)" in defaults
+    bad = _bad(tmp_path, "problem: {instance: {K: 0}}\n", "problem")
+    out = tmp_path / "d.yaml"
+    assert main(["import-timeloop", str(tl / "arch.yaml"), "--sparse-opt", str(tl / "sparse_opt.yaml"), "--ert",
+                 str(tl / "ERT.yaml"), "--problem", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "problem.instance.K: must be between 1" in err[0] and not out.exists(), err
+
+
 def test_ert_alias_bomb_and_binary_are_one_line_exit_2(tmp_path, capsys):
     from hwmodel.cli import main
 
