@@ -21,6 +21,11 @@ from hwmodel.limits import short
 CONNECT_TIMEOUT_S = 10.0
 
 
+def is_local(address: Optional[str]) -> bool:
+    """Whether ``address`` asks for a new local Ray instance (None, "" or ``local``), not a running cluster."""
+    return address in (None, "", "local")
+
+
 def _head_endpoint(address: str) -> Optional[tuple[str, int]]:
     """``(host, port)`` of ``host:port`` or ``ray://host:port``; None for what Ray resolves itself (``auto``)."""
     target = address[len("ray://"):] if address.startswith("ray://") else address
@@ -67,7 +72,7 @@ def init_ray(address: Optional[str], workers: int) -> Any:
     """
     ray = import_ray()
     kw: dict[str, Any] = dict(log_to_driver=False, logging_level="ERROR", configure_logging=False)
-    if address in (None, "", "local"):
+    if is_local(address):
         # address="local": a new instance even where RAY_ADDRESS or Ray's last-cluster file
         # names a running one (joining it would refuse num_cpus with a traceback).
         ray.init(address="local", num_cpus=workers, include_dashboard=False, **kw)

@@ -223,9 +223,9 @@ def train_run(run: RunSpec, out: str, bits: list[int], episodes: int) -> dict[st
 
 # ----------------------------------------------------------------------------- the driver
 def _start_ray(address: Optional[str], workers: int) -> Any:
-    from hwmodel.raycluster import init_ray
+    from hwmodel.raycluster import init_ray, is_local
 
-    if address is None:
+    if is_local(address):
         # Ray lowers its workers' priority by default (niceness 15 on top of ours); a local
         # instance's runs get the driver's own (`nice nmlab campaign ...` sets it).
         os.environ.setdefault("RAY_worker_niceness", "0")
@@ -326,8 +326,9 @@ def _campaign(args: Any) -> int:
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
     if workers < 1:
         raise NmlabError(f"workers: must be a positive integer, got {workers}")
-    if args.ray is not None and args.workers is not None:
-        raise NmlabError("workers: sets the local Ray instance's CPUs; a cluster (--ray) has its own")
     from hwmodel.limits import check_output_dir
+    from hwmodel.raycluster import is_local
 
+    if not is_local(args.ray) and args.workers is not None:
+        raise NmlabError("workers: sets the local Ray instance's CPUs; a cluster (--ray) has its own")
     return run_campaign(cfg, check_output_dir(out, "--out"), args.ray, workers)

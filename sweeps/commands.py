@@ -32,7 +32,9 @@ def _sweep(args: argparse.Namespace) -> int:
 
     store.skip_pyarrow_pandas_import()  # this process only sweeps
 
-    if args.ray not in (None, "local") and args.workers is not None:
+    from hwmodel.raycluster import is_local
+
+    if not is_local(args.ray) and args.workers is not None:
         # as nmlab campaign says: K was silently ignored where the cluster's CPUs run the chunks
         raise NmlabError("--workers: sets the local pool's or local Ray instance's CPUs; a cluster (--ray ADDRESS) "
                          "has its own")

@@ -125,6 +125,27 @@ def test_campaign_local_instance_stays_local_under_ray_address(monkeypatch):
         ray.shutdown()
 
 
+def test_campaign_ray_local_is_a_local_instance_with_workers(tmp_path, monkeypatch):
+    """`--ray local` starts a local instance (as `nmlab sweep --ray local`): --workers sets its CPUs
+    (it was refused: 'a cluster has its own') and its runs keep the driver's niceness."""
+    import rl.campaign as campaign
+
+    started = []
+    monkeypatch.setattr("hwmodel.raycluster.init_ray", lambda address, workers: started.append((address, workers)))
+    monkeypatch.delenv("RAY_worker_niceness", raising=False)
+
+    def run_campaign(cfg, out, address, workers):
+        campaign._start_ray(address, workers)
+        return 0
+
+    monkeypatch.setattr(campaign, "run_campaign", run_campaign)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CAMPAIGN)
+    assert main(["campaign", str(cfg), "--out", str(tmp_path / "c"), "--ray", "local", "--workers", "3"]) == 0
+    assert started == [("local", 3)] and os.environ.get("RAY_worker_niceness") == "0"
+    assert main(["campaign", str(cfg), "--out", str(tmp_path / "c"), "--ray", "auto", "--workers", "3"]) == 2
+
+
 def crashing_evaluate(point: dict) -> dict:
     """The worker process dies on every 2:4 point (as when its node goes away); others evaluate."""
     from tests.test_sweep_engine import fake_evaluate
