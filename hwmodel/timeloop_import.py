@@ -880,6 +880,11 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         else:
             defaults.append(f"holds: {', '.join(kept_default)} keep weights, inputs and outputs "
                             "(no dataspace constraint)")
+    # A target naming no level (a typo, a container, the mac) would otherwise pass unmentioned.
+    levels = {lv["name"] for lv in storage} | set(skipped) | set(dummies)
+    for target in keeps:
+        if target not in levels:
+            defaults.append(f"holds: the keep constraint on {target} is not used ({target} is no storage level)")
 
     field, comp, attrs, count, mac_cls = mac
     a = f"{field}.attributes"

@@ -364,6 +364,20 @@ def test_nodes_form_errors_name_the_node(tmp_path, capsys, edit, field):
     assert not out.exists()
 
 
+def test_a_keep_constraint_naming_no_level_is_listed(tmp_path):
+    """A keep target that names no level (a typo) was dropped without a word: the level it meant kept everything."""
+    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    _, plain = import_timeloop(tl / "arch.yaml", tmp_path / "a.yaml", constraints=tl / "constraints.yaml",
+                               sparse_opt=tl / "sparse_opt.yaml")
+    assert not [x for x in plain if "not used" in x], plain
+    cons = _bad(tmp_path, (tl / "constraints.yaml").read_text().replace("target: ActBuffer\n    type: dataspace",
+                                                                         "target: ActBufer\n    type: dataspace"), "c")
+    out, defaults = import_timeloop(tl / "arch.yaml", tmp_path / "b.yaml", constraints=cons,
+                                    sparse_opt=tl / "sparse_opt.yaml")
+    assert "holds: the keep constraint on ActBufer is not used (ActBufer is no storage level)" in defaults
+    assert set(load_design(out).storage[2].holds) == {"weights", "inputs", "outputs"}
+
+
 def _as_nodes(tl) -> str:
     """The exported subtree arch rewritten in the nodes form by hand (constraints on the nodes)."""
     arch = yaml.safe_load((tl / "arch.yaml").read_text())["architecture"]["subtree"][0]
