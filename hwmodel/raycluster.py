@@ -26,11 +26,19 @@ def is_local(address: Optional[str]) -> bool:
     return address in (None, "", "local")
 
 
+#: Where Ray Client goes for ``ray://HOST`` without a port: gRPC's default port, not Ray's 10001.
+GRPC_DEFAULT_PORT = 443
+
+
 def _head_endpoint(address: str) -> Optional[tuple[str, int]]:
-    """``(host, port)`` of ``host:port`` or ``ray://host:port``; None for what Ray resolves itself (``auto``)."""
-    target = address[len("ray://"):] if address.startswith("ray://") else address
+    """``(host, port)`` that Ray connects to for ``host:port`` or ``ray://host[:port]``; None for
+    what Ray resolves or refuses itself (``auto``, a host without a port)."""
+    client = address.startswith("ray://")
+    target = address[len("ray://"):] if client else address
     host, sep, port = target.rpartition(":")
-    if not sep or not host or not port.isdigit():
+    if client and (not sep or target.endswith("]")):  # ray://HOST, ray://[::1]: no port given
+        host, port = target, str(GRPC_DEFAULT_PORT)
+    if not host or not port.isdigit():
         return None
     return host.strip("[]"), int(port)
 

@@ -37,7 +37,9 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.parametrize("address", ["closed", "nosuchhost.invalid:6379", "ray://closed"])
+# ray://HOST without a port: Ray Client dialled HOST:443 (gRPC's default) for 30 s, then a warning
+# and a line blaming the token.
+@pytest.mark.parametrize("address", ["closed", "nosuchhost.invalid:6379", "ray://closed", "ray://nosuchhost.invalid"])
 def test_sweep_at_an_address_where_nothing_answers_is_one_line_exit_2_at_once(tmp_path, address):
     address = address.replace("closed", f"127.0.0.1:{_closed_port()}")
     cfg = config(tmp_path, patterns=["dense"], bits=[8], designs=["flex_nm"])
@@ -48,6 +50,17 @@ def test_sweep_at_an_address_where_nothing_answers_is_one_line_exit_2_at_once(tm
     assert out.stderr.startswith(f"nmlab sweep: error: --ray: cannot join the Ray cluster at {address}: nothing answers")
     assert took < 30
     assert not (tmp_path / "o").exists(), "an address Ray cannot join is bad input: nothing written"
+
+
+@pytest.mark.parametrize("address, endpoint", [
+    ("10.0.0.1:6379", ("10.0.0.1", 6379)), ("ray://head:10001", ("head", 10001)), ("ray://head", ("head", 443)),
+    ("[::1]:6379", ("::1", 6379)), ("ray://[::1]", ("::1", 443)), ("ray://[::1]:10001", ("::1", 10001)),
+    ("auto", None), ("head", None), ("head:63x", None),
+])
+def test_the_endpoint_checked_is_where_ray_connects(address, endpoint):
+    from hwmodel.raycluster import _head_endpoint
+
+    assert _head_endpoint(address) == endpoint
 
 
 def test_campaign_at_an_address_where_nothing_answers_is_one_line_exit_2_at_once(tmp_path):
