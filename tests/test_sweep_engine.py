@@ -505,10 +505,13 @@ def test_rows_are_the_same_bits_whatever_the_chunking(tmp_path):
     # GPU design-point rows differed in the last bit between chunk sizes (48 of 3,672 rows at 40
     # against 5): the model's sums depended on how many runs a chunk held. The real model here.
     tables = []
+    # One set of workload files for both runs: a .nmw file holds its write time (zip entries, 2 s
+    # resolution), so files written apart get other shas, hence other point ids.
+    workloads = make_workloads(tmp_path)
     for size, workers in ((3, 1), (40, 2)):
         where = tmp_path / f"c{size}"
         where.mkdir()
-        cfg = write_config(where, gpus=["h100_sxm", "a100_sxm"], bits=[16, 8], chunk_size=size)
+        cfg = write_config(where, workloads=workloads, gpus=["h100_sxm", "a100_sxm"], bits=[16, 8], chunk_size=size)
         api.run(cfg, where / "out", workers=workers, progress=False)
         tables.append(store.read_table(where / "out").to_pandas().sort_values("point_id").reset_index(drop=True))
     a, b = tables
