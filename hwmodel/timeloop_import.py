@@ -90,7 +90,8 @@ def _number(w: _Where, field: str, value: Any) -> float:
     return float(value)
 
 
-def _num(w: _Where, field: str, value: Any) -> float:
+def _positive(w: _Where, field: str, value: Any) -> float:
+    """A positive finite YAML number (a cycle time, a bandwidth, a buffering depth)."""
     v = _number(w, field, value)
     if not math.isfinite(v) or v <= 0:
         raise w.fail(field, f"must be a positive finite number, got {short(value)}")
@@ -687,7 +688,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         clock_hz = 1e9
         defaults.append("clock_mhz: 1000 (the arch gives no global_cycle_seconds)")
     else:
-        gcs = _num(w, "global_cycle_seconds", gcs)
+        gcs = _positive(w, "global_cycle_seconds", gcs)
         clock_hz = 1.0 / gcs
     clock_mhz = _sig(clock_hz / 1e6)
     clock_hz = clock_mhz * 1e6
@@ -800,9 +801,9 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
             width = dram_width = _int(w, f"{a}.width", attrs.get("width", 64))
             dw = _int(w, f"{a}.{dw_key}", 8 if dw is None else dw)
             if "shared_bandwidth" in attrs:
-                words = _num(w, f"{a}.shared_bandwidth", attrs["shared_bandwidth"])
+                words = _positive(w, f"{a}.shared_bandwidth", attrs["shared_bandwidth"])
             elif "read_bandwidth" in attrs:
-                words = _num(w, f"{a}.read_bandwidth", attrs["read_bandwidth"])
+                words = _positive(w, f"{a}.read_bandwidth", attrs["read_bandwidth"])
                 defaults.append(f"{lname}.bandwidth_gb_s: from read_bandwidth (nmlab has one DRAM bandwidth; "
                                 "no shared_bandwidth)")
             else:
@@ -846,7 +847,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
             mb = attrs.get("multiple_buffering", 1)
             if "multiple_buffering" not in attrs:
                 defaults.append(f"{lname}.double_buffered: false (no multiple_buffering: Timeloop's 1)")
-            level["double_buffered"] = _num(w, f"{a}.multiple_buffering", mb) >= 2
+            level["double_buffered"] = _positive(w, f"{a}.multiple_buffering", mb) >= 2
         storage.append(level)
     regs = [lv["name"] for lv in storage if lv["class"] == "regfile"]
     if regs:
