@@ -245,6 +245,10 @@ def _failure(ray: Any, exc: Exception) -> str:
 def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, workers: int = 1,
                  progress: bool = True) -> int:
     """Train every unfinished run of ``cfg`` in ``out``; returns 0 when all are done, 1 if some failed."""
+    from hwmodel.raycluster import check_reachable, is_local
+
+    if not is_local(address):  # an address where nothing answers is bad input: nothing written
+        check_reachable(address)
     out.mkdir(parents=True, exist_ok=True)
     with _flock(out / CAMPAIGN_LOCK, blocking=False) as mine:
         if not mine:
