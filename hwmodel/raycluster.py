@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import socket
+import warnings
 from typing import Any, Optional
 
 from hwmodel.errors import NmlabError
@@ -87,7 +88,9 @@ def init_ray(address: Optional[str], workers: int) -> Any:
         return ray
     check_reachable(address)
     try:
-        ray.init(address=address, **kw)
+        with warnings.catch_warnings():  # Ray Client warns of its timeout on stderr before raising it
+            warnings.simplefilter("ignore")
+            ray.init(address=address, **kw)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         hint = ""

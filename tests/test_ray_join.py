@@ -96,6 +96,30 @@ def test_a_refused_join_names_the_token_setting(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "o").exists()
 
 
+def test_a_ray_client_timeout_is_one_line(tmp_path, monkeypatch, capsys):
+    """Where something answers at ray://HOST:PORT but no Ray Client server does, Ray warns of the
+    timeout (a UserWarning on stderr) before raising it: the error was a second line."""
+    import warnings
+
+    import ray
+
+    def time_out(*args, **kw):
+        warnings.warn("Ray Client connection timed out. Ensure that the Ray Client port ...", UserWarning)
+        raise ConnectionError("ray client connection timeout")
+
+    monkeypatch.setattr(ray, "init", time_out)
+    with socket.socket() as head, warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        address = f"ray://127.0.0.1:{head.getsockname()[1]}"
+        assert main(["sweep", str(config(tmp_path)), "--out", str(tmp_path / "o"), "--ray", address, "--quiet"]) == 2
+    assert [str(w.message) for w in seen] == []
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"nmlab sweep: error: --ray: cannot join the Ray cluster at {address} (ray client connection "
+                          "timeout)") and len(err.splitlines()) == 1
+
+
 def test_a_malformed_address_is_one_line_without_the_token_hint(tmp_path, capsys):
     assert main(["sweep", str(config(tmp_path)), "--out", str(tmp_path / "o"), "--ray", "127.0.0.1:6379x", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
