@@ -186,11 +186,23 @@ def save_workload(workload: Workload, path: str | os.PathLike) -> None:
             arrays[entry["bias"]] = _npy_bytes(layer.bias.astype(np.float32))
         layers_json.append(entry)
     manifest = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "meta": workload.meta, "layers": layers_json}
+    members = {"manifest.json": json.dumps(manifest, indent=1, sort_keys=False).encode(), **arrays}
     with atomic_write(path) as fh:
         with zipfile.ZipFile(fh, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            zf.writestr("manifest.json", json.dumps(manifest, indent=1, sort_keys=False))
-            for name, data in arrays.items():
-                zf.writestr(name, data)
+            for name, data in members.items():
+                zf.writestr(_member(name), data)
+
+
+#: Every member's zip timestamp (zip's earliest): the same workload writes the same bytes, so its
+#: sha, and the sweep point ids made from it, stay the same when an agent is exported again.
+_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
+
+
+def _member(name: str) -> zipfile.ZipInfo:
+    info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16  # rw-r--r--, as writestr gives a name
+    return info
 
 
 #: Largest item of a float array (numpy's longdouble): the most bytes a weight may take on disk.

@@ -190,3 +190,18 @@ def test_simulate_rereads_a_workload_file_that_changed(tmp_path):
     assert simulate(str(path), "edge_ws", batch=1, bits=8).total.macs_dense == small
     save_workload(synthetic_td3_workload(11, 3, hidden=(128, 128)), path)
     assert simulate(str(path), "edge_ws", batch=1, bits=8).total.macs_dense > small
+
+
+def test_same_workload_writes_the_same_bytes(tmp_path, monkeypatch):
+    # A sweep's point ids hash the workload file: exporting the same agent again (an hour later
+    # here) must not change them. Zip stamps each member with its write time unless told not to.
+    import time
+
+    wl = make_workload()
+    save_workload(wl, tmp_path / "a.nmw")
+    now = time.time()
+    monkeypatch.setattr(time, "time", lambda: now + 3600.0)
+    save_workload(wl, tmp_path / "b.nmw")
+    assert (tmp_path / "a.nmw").read_bytes() == (tmp_path / "b.nmw").read_bytes()
+    with zipfile.ZipFile(tmp_path / "b.nmw") as zf:
+        assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_DEFLATED}
