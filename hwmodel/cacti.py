@@ -230,6 +230,3 @@ def fill_bundled_cache() -> int:
                 added += 1
     return added
 
-
-if __name__ == "__main__":  # python -m hwmodel.cacti: (re)fill the shipped cache
-    print(f"added {fill_bundled_cache()} entries to {BUNDLED_CACHE}")
