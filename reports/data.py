@@ -25,6 +25,17 @@ DISPLAY = {
 }
 
 ENERGY_COMPONENTS = ("mac", "sram", "reg", "metadata", "mux", "dram", "leakage")
+#: What an energy component is on a GPU row (hwmodel/gpu/design_point.py: energy = time x board power):
+#: its "leakage" is the board's idle/floor power over the call's time, not transistor leakage, and
+#: its "mac" the power above that floor. The other components are none of a GPU's.
+GPU_COMPONENT_NAMES = {"leakage": "idle/floor power", "mac": "active power"}
+
+
+def component_label(component: str, gpus: bool) -> str:
+    """An energy component as a legend names it: with GPU rows in the figure (``gpus``), what it is
+    for them too ("leakage (GPU: idle/floor power)"); the page and the PNG use the same words."""
+    gpu = GPU_COMPONENT_NAMES.get(component) if gpus else None
+    return f"{component} (GPU: {gpu})" if gpu else component
 
 
 def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:

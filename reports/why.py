@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from reports.data import ENERGY_COMPONENTS, fmt_bytes, gpu_rows
+from reports.data import ENERGY_COMPONENTS, GPU_COMPONENT_NAMES, fmt_bytes, gpu_rows
 
 #: Same-bits ratios outside these bounds get a one-line explanation on the page.
 SPEEDUP_EXTREME = (0.9, 4.0)
@@ -33,7 +33,7 @@ NO_GAIN = 0.05
 #: A GPU point whose GEMMs use less than this share of the GPU's peak is fixed-cost bound.
 FIXED_COST_UTILIZATION = 0.1
 #: What the energy components of a GPU row are (hwmodel/gpu/design_point.py: energy = time x board power).
-GPU_ENERGY_NAMES = {"leakage": "floor power (assumed)", "mac": "active power"}
+GPU_ENERGY_NAMES = {"leakage": f"{GPU_COMPONENT_NAMES['leakage']} (assumed)", "mac": GPU_COMPONENT_NAMES["mac"]}
 
 DENSE_KEY = ("env", "design", "scenario", "batch", "bits")
 
