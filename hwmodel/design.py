@@ -234,6 +234,18 @@ _MIN_NUM = 1e-3
 _MAX_ENERGY = 1e6
 #: Most patterns a fixed design lists: every mask is checked against each pattern's group size.
 _MAX_PATTERNS = 64
+#: Longest design or storage level name: names are printed in one-line messages, report tables
+#: and sweep rows (the bundled designs' are under 25 characters).
+NAME_MAX_CHARS = 64
+
+
+def name_problem(value: str) -> Optional[str]:
+    """Why ``value`` cannot be a design or storage level name (None: it can): 1 to
+    NAME_MAX_CHARS printable characters (no newline, tab or other control character)."""
+    if not value or len(value) > NAME_MAX_CHARS or not value.isprintable():
+        return (f"must be 1 to {NAME_MAX_CHARS} printable characters (no newline or other control character), "
+                f"got {short(value)} ({len(value):,} characters)")
+    return None
 
 
 class _Reader:
@@ -393,8 +405,8 @@ def _parse_storage(r: _Reader, clock_hz: float) -> Storage:
     cls = r.str_("class", choices=STORAGE_CLASSES)
     r.check_unknown(_STORAGE_KEYS[cls])
     name = r.str_("name")
-    if not name:
-        r.fail("name", "must be non-empty")
+    if name_problem(name):
+        r.fail("name", name_problem(name))
     if cls == "dram":
         dtype = r.str_("type", choices=DRAM_TYPES)
         has_gbs, has_bpc = "bandwidth_gb_s" in r.data, "bandwidth_bytes_per_cycle" in r.data
@@ -470,12 +482,14 @@ def _parse_energy(r: _Reader, compute: Compute, storage: tuple[Storage, ...]) ->
 def parse_design(data: Any, name: str = "<design>", source: Optional[str] = None) -> Design:
     """Validate a design mapping (as read from YAML) and build a :class:`Design`."""
     r = _Reader(name, "", data)
-    if isinstance(data.get("name"), str) and data["name"]:
-        name = r.design = data["name"]
+    given = data.get("name")
+    if isinstance(given, str) and given and not name_problem(given):
+        name = r.design = given
     r.check_unknown({"version", "name", "description", "technology_nm", "clock_mhz", "compute", "sparsity", "storage",
                      "energy"})
     version = check_version(r.get("version"), SUPPORTED_VERSIONS, f"design {short(name)}: version")
-    r.str_("name")
+    if name_problem(r.str_("name")):  # errors name the design by its file until its own name reads
+        r.fail("name", name_problem(data["name"]))
     desc = r.str_("description", "")
     tech = r.num("technology_nm")
     if not 3 <= tech <= 180:

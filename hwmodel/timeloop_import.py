@@ -25,7 +25,7 @@ from typing import Any, Optional
 
 import yaml
 
-from hwmodel.design import DATATYPE_BITS, DRAM_TYPES, parse_design
+from hwmodel.design import DATATYPE_BITS, DRAM_TYPES, NAME_MAX_CHARS, name_problem, parse_design
 from hwmodel.errors import NmlabError
 from hwmodel.limits import is_int, load_yaml, short
 
@@ -104,11 +104,22 @@ def _sig(x: float) -> float | int:
     return int(v) if v.is_integer() and abs(v) < 1 << 53 else v
 
 
-def _split_name(w: _Where, field: str, name: Any) -> tuple[str, int]:
-    """``"Buf[1..4]"`` -> ("Buf", 4); ``"Buf"`` -> ("Buf", 1)."""
+def _split_name(w: _Where, field: str, name: Any, level: bool = False) -> tuple[str, int]:
+    """``"Buf[1..4]"`` -> ("Buf", 4); ``"Buf"`` -> ("Buf", 1).
+
+    Names are refused, not rewritten, where nmlab could not write them: a control character
+    anywhere (names go into the header's one-line notes), and ``level`` (a component that
+    becomes a storage level): over NAME_MAX_CHARS characters. A rewritten name would no longer
+    match the constraints and ERT tables that name it."""
     if not isinstance(name, str) or not name:
         raise w.fail(field, f"must be a non-empty string, got {short(name)}")
+    if not name.isprintable():
+        raise w.fail(field, f"must be printable (no newline or other control character), got {short(name)}")
     m = _NAME_RANGE.match(name)
+    base = m.group(1) if m else name
+    if level and name_problem(base):
+        raise w.fail(field, f"{short(base)}: a storage level name nmlab can take is 1 to {NAME_MAX_CHARS} "
+                            f"printable characters ({len(base):,} given)")
     if not m:
         return name, 1
     digits = [m.group(i).lstrip("0") or "0" for i in (2, 3)]
@@ -771,7 +782,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         if kind is None:
             raise w.fail(cls_field, f"{short(cls)} is not a class nmlab models (DRAM, SRAM, regfile, register, "
                                     "intmac, fpmac; compound components named after one of these)")
-        lname, count = _split_name(w, f"{field}.name", comp.get("name"))
+        lname, count = _split_name(w, f"{field}.name", comp.get("name"), level=kind not in ("network", "mac"))
         if kind == "network":
             skipped.append(lname)
             continue
@@ -971,9 +982,12 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
 
 def render(design: dict, defaults: list[str], sources: list[str]) -> str:
     """The design YAML text with a comment header naming the inputs and every stated default."""
-    head = ["# Written by `nmlab import-timeloop` (docs/timeloop.md) from " + ", ".join(sources) + ".",
+    def line(text: str) -> str:  # a comment stays one line whatever a file name or data space name holds
+        return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+    head = ["# Written by `nmlab import-timeloop` (docs/timeloop.md) from " + line(", ".join(sources)) + ".",
             "# Not carried by the Timeloop files, so set to a stated default:"]
-    head += [f"#   - {d}" for d in defaults]
+    head += [f"#   - {line(d)}" for d in defaults]
     return "\n".join(head) + "\n" + yaml.safe_dump(design, sort_keys=False, default_flow_style=None)
 
 

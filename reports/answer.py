@@ -38,15 +38,16 @@ SECTION = ("env", "scenario", "batch")
 CLIFF_MARKS = {"fits, dense misses": "\u25c6", "misses, dense fits": "\u25c7"}
 
 
-def same_bits(df: pd.DataFrame) -> pd.DataFrame:
+def same_bits(df: pd.DataFrame, gpu_fixed: Optional[dict] = None) -> pd.DataFrame:
     """Rows of the same-bits tables: section, design, agent (method, agent, label, pattern), bits, the
     two ratios, point_id and the limiter columns of ``reports.why``. One row per point: raises
-    ValueError if two points share (section, design, agent, bits)."""
+    ValueError if two points share (section, design, agent, bits). ``gpu_fixed``: the GPUs' fixed
+    times the sweep ran with (``reports.why.gpu_fixed_times`` of its sweep.json; None: none quoted)."""
     df = with_agent(df)
     keep = [c for c in ("point_id", *SECTION, "design", "method", "agent", "pattern", "mask_source", "bits", *SAME_BITS,
                         "latency_s", "energy_pj", "model_bytes", "sram_bytes", "datatype", "macs_issued", "macs_dense")
             if c in df.columns]
-    out = df[keep].join(limiters(df))
+    out = df[keep].join(limiters(df, gpu_fixed))
     out["label"] = [agent_label(m, a) for m, a in zip(out.method, out.agent)]
     one_row_per(out, [*SECTION, "design", "method", "agent", "bits"], "same-bits table")
     return out

@@ -18,6 +18,7 @@ from hwmodel.limits import check_output_dir
 from reports import answer, gpu_model, html, quality, returns, summary
 from reports.data import load_sweep, plotted_subset, register_gpus
 from reports.fronts import compute_fronts, fronts_document
+from reports.why import gpu_fixed_times
 
 #: Optional page sections: each is called with (rows shown, whole table, manifest, sweep dir) and returns
 #: an ``html.Section`` or None (nothing to show, e.g. no measurements in this sweep). A section module
@@ -111,7 +112,7 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
     page_notes = notes + ([plot_note] if plot_note else [])
     cav = returns.caveats(ret)
     say("same-bits tables")
-    same, quant = answer.same_bits(shown_df), answer.quantization_gain(shown_df)
+    same, quant = answer.same_bits(shown_df, gpu_fixed_times(manifest)), answer.quantization_gain(shown_df)
     answer_html = answer.html_section(shown_df, returns.html_cards(ret, raw), cav, same, quant, ret)
     extra = [s for fn in [*OPTIONAL_SECTIONS, *(extra_sections or [])] if (s := fn(shown_df, df, manifest, out))]
     # matplotlib is the slow part: draw the PNGs in worker processes while this one renders the page.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Optional
@@ -25,6 +26,17 @@ DISPLAY = {
 }
 
 ENERGY_COMPONENTS = ("mac", "sram", "reg", "metadata", "mux", "dram", "leakage")
+#: What an energy component is on a GPU row (hwmodel/gpu/design_point.py: energy = time x board power):
+#: its "leakage" is the board's idle/floor power over the call's time, not transistor leakage, and
+#: its "mac" the power above that floor. The other components are none of a GPU's.
+GPU_COMPONENT_NAMES = {"leakage": "idle/floor power", "mac": "active power"}
+
+
+def component_label(component: str, gpus: bool) -> str:
+    """An energy component as a legend names it: with GPU rows in the figure (``gpus``), what it is
+    for them too ("leakage (GPU: idle/floor power)"); the page and the PNG use the same words."""
+    gpu = GPU_COMPONENT_NAMES.get(component) if gpus else None
+    return f"{component} (GPU: {gpu})" if gpu else component
 
 
 def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
@@ -93,6 +105,26 @@ def _check_manifest(manifest: Any, path: Path) -> None:
                            "a count of points")):
         if key in manifest and not ok(manifest[key]):
             raise NmlabError(f"report: {path}: {key}: expected {what}, got {json.dumps(manifest[key])[:80]}")
+    # A GPU's fixed times as the sweep ran it (quoted in its why line: reports.why.gpu_fixed_times).
+    designs = manifest.get("designs")
+    for i, entry in enumerate(designs if isinstance(designs, list) else []):
+        rec = entry.get("gpu_model") if isinstance(entry, dict) else None
+        if rec is None:
+            continue
+        where = f"report: {path}: designs[{i}].gpu_model"
+        if not isinstance(rec, dict):
+            raise NmlabError(f"{where}: expected an object, got {json.dumps(rec)[:80]}")
+        for key, ok, what in (("params_set", lambda v: isinstance(v, str) and 0 < len(v) <= 64 and v.isprintable(),
+                               "a parameter set's name"),
+                              ("params_sha", lambda v: isinstance(v, str), "a sha"),
+                              ("kernel_dense_us", _positive_number, "a positive number of us"),
+                              ("kernel_sparse_us", _positive_number, "a positive number of us")):
+            if not ok(rec.get(key)):
+                raise NmlabError(f"{where}.{key}: expected {what}, got {json.dumps(rec.get(key))[:80]}")
+
+
+def _positive_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and 0 < v <= 1e6
 
 
 #: Columns that name a point: text in every row (a sweep never writes them empty).

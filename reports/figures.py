@@ -15,8 +15,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hwmodel.io import atomic_write  # noqa: E402
-from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, design_title,  # noqa: E402
-                          fmt_energy, log_axis, one_row_per, shown, with_agent)
+from reports.data import (ENERGY_COMPONENTS, agent_label, component_label, axis_label, agent_order, design_order, design_title,  # noqa: E402
+                          fmt_energy, is_gpu, log_axis, one_row_per, shown, with_agent)
 from reports.fronts import FRONT_SPECS  # noqa: E402
 from reports.style import COMPONENT_COLORS, MPL_MARKERS, bit_size, design_colors, front_labels, pattern_symbol  # noqa: E402
 
@@ -220,6 +220,7 @@ def energy_figure(df: pd.DataFrame, env: str):
     title, each panel's bar labels clear of the panel to its left (its totals)."""
     rows = df[df.env == env]
     designs = design_order(rows.design.unique())
+    any_gpu = any(is_gpu(d) for d in designs)  # the legend says what a GPU's "leakage" and "mac" are
     secs = _sections(rows)
     rows = with_agent(rows)
     order = {k: i for i, k in enumerate(agent_order(rows))}
@@ -246,7 +247,7 @@ def energy_figure(df: pd.DataFrame, env: str):
         for k, c in enumerate(cols):
             vals = g[c].fillna(0).to_numpy() / np.where(total > 0, total, 1)
             comp = c[len("energy_"):-len("_pj")]
-            _hbars(ax, y, left, vals, COMPONENT_COLORS.get(comp, "#777"), comp)
+            _hbars(ax, y, left, vals, COMPONENT_COLORS.get(comp, "#777"), component_label(comp, any_gpu))
             left += vals
         for yi, t in zip(y, total):
             ax.text(1.01, yi, fmt_energy(t), va="center", ha="left", fontsize=7)

@@ -12,8 +12,8 @@ import numpy as np
 import pandas as pd
 
 from hwmodel.gpu.design_point import IDLE_FRACTION
-from reports.data import (ENERGY_COMPONENTS, agent_label, axis_label, agent_order, design_order, design_title,
-                          fmt_bytes, fmt_energy, fmt_time, front_formats, is_gpu, log_axis, one_row_per, pattern_order, section_key,
+from reports.data import (ENERGY_COMPONENTS, GPU_COMPONENT_NAMES, agent_label, axis_label, agent_order, design_order, design_title,
+                          component_label, fmt_bytes, fmt_energy, fmt_time, front_formats, is_gpu, log_axis, one_row_per, pattern_order, section_key,
                           seed_range_text, shown, with_agent)
 from reports.answer import CSS as ANSWER_CSS, env_anchor
 from reports.fronts import FRONT_SPECS
@@ -197,6 +197,7 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
     w = (1 - hgap * (ncol - 1)) / ncol
     data: list[dict[str, Any]] = []
     comps = [c for c in ENERGY_COMPONENTS if f"energy_{c}_pj" in rows.columns]
+    any_gpu = any(is_gpu(d) for d in designs if d in set(rows.design))  # the legend says what a GPU's components are
     has_cycles = "cycles" in rows.columns
     one_row_per(rows, ["design", "method", "agent", "bits"], "why figure")  # one bar per point: refuse duplicates
     by_design = dict(tuple(rows.groupby("design", sort=False)))  # one split, not a selection per design
@@ -254,11 +255,14 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
         total = d.energy_pj.to_numpy(dtype=float)
         for c in comps:
             vals = d[f"energy_{c}_pj"].fillna(0).to_numpy(dtype=float)
-            data.append({"type": "bar", "x": x, "y": _num(100 * vals / total), "name": c, "legendgroup": c,
+            # A GPU row's hover says what the component is there (its "leakage" is the board's floor power).
+            what = f"{GPU_COMPONENT_NAMES[c]} ({c})" if gpu and c in GPU_COMPONENT_NAMES else c
+            data.append({"type": "bar", "x": x, "y": _num(100 * vals / total), "name": component_label(c, any_gpu),
+                         "legendgroup": c,
                          "showlegend": i == 0, "marker": {"color": COMPONENT_COLORS.get(c, "#777")}, "customdata": ids,
                          "textposition": "none",
                          "text": [fmt_energy(v) for v in vals],
-                         "hovertemplate": f"{design} %{{x}}<br>{c}: %{{y:.1f}}%% (%{{text}})<br>point %{{customdata}}"
+                         "hovertemplate": f"{design} %{{x}}<br>{what}: %{{y:.1f}}%% (%{{text}})<br>point %{{customdata}}"
                                           "<extra></extra>".replace("%%", "%"), **ax[1]})
         if "model_bytes" in d and d.model_bytes.notna().any():
             fits = d.fits_in_sram.to_numpy() if "fits_in_sram" in d else np.ones(len(d), bool)
@@ -425,9 +429,9 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], manifest: dict[str, A
     if gpus:
         why.append(f"<p class=small>GPU rows ({', '.join(map(html.escape, gpus))}): the GPU timing model splits no "
                    "stall cycles, so their cycle panel gives their utilization instead; their energy is time x board "
-                   f"power: 'leakage' is the board's floor power (assumed {IDLE_FRACTION:.0%} of the power limit: "
-                   "docs/gpu.md) "
-                   "and 'mac' the rest; their line is the L2, which does not change their time (the model reads the "
+                   f"power: 'leakage' is the board's idle/floor power (assumed {IDLE_FRACTION:.0%} of the power limit: "
+                   "docs/gpu.md) over the call's time, not transistor leakage, "
+                   "and 'mac' the active power above it (the legend and the hover say so); their line is the L2, which does not change their time (the model reads the "
                    "weights from DRAM on every call). The GPU model itself is checked against published "
                    "measurements in <a href=\"#gpu-model\">GPU model vs measurements</a>.</p>")
     why_nav = []

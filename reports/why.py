@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from reports.data import ENERGY_COMPONENTS, fmt_bytes, gpu_rows
+from reports.data import ENERGY_COMPONENTS, GPU_COMPONENT_NAMES, fmt_bytes, gpu_rows
 
 #: Same-bits ratios outside these bounds get a one-line explanation on the page.
 SPEEDUP_EXTREME = (0.9, 4.0)
@@ -33,7 +33,7 @@ NO_GAIN = 0.05
 #: A GPU point whose GEMMs use less than this share of the GPU's peak is fixed-cost bound.
 FIXED_COST_UTILIZATION = 0.1
 #: What the energy components of a GPU row are (hwmodel/gpu/design_point.py: energy = time x board power).
-GPU_ENERGY_NAMES = {"leakage": "floor power (assumed)", "mac": "active power"}
+GPU_ENERGY_NAMES = {"leakage": f"{GPU_COMPONENT_NAMES['leakage']} (assumed)", "mac": GPU_COMPONENT_NAMES["mac"]}
 
 DENSE_KEY = ("env", "design", "scenario", "batch", "bits")
 
@@ -57,13 +57,14 @@ def _col(df: pd.DataFrame, name: str) -> np.ndarray:
     return df[name].to_numpy(dtype=float) if name in df.columns else np.full(len(df), np.nan)
 
 
-def limiters(df: pd.DataFrame) -> pd.DataFrame:
+def limiters(df: pd.DataFrame, gpu_fixed: Optional[dict[str, "FixedTimes"]] = None) -> pd.DataFrame:
     """Per row of ``df`` (same index): latency_limiter, latency_share, energy_top, energy_top_share,
     leakage_share, sram ("fits, dense misses" / "misses, dense fits" / "fits" / "misses" / ""),
     skips_macs (False when the design issued every dense MAC), gpu (a GPU design point),
     utilization and why (one line). On GPU rows the limiter is "fixed per-call cost" or
     "throughput" (from ``utilization``), the latency share NaN, the energy components named as
-    ``GPU_ENERGY_NAMES`` says, and sram "" (the GPU model's time does not depend on the L2 fit)."""
+    ``GPU_ENERGY_NAMES`` says, and sram "" (the GPU model's time does not depend on the L2 fit).
+    ``gpu_fixed``: :func:`gpu_fixed_times` of the sweep's manifest (None: no fixed time is quoted)."""
     n = len(df)
     gpu = gpu_rows(df)
     util = _col(df, "utilization")
@@ -116,7 +117,8 @@ def limiters(df: pd.DataFrame) -> pd.DataFrame:
     used = [c for c in ("design", "pattern", "model_bytes", "sram_bytes", "stall_cycles_dram", "stall_cycles_metadata", "cycles",
                         "speedup_vs_dense", "macs_issued", "macs_dense")
             if c in df.columns]
-    out["why"] = [(_gpu_why_line if lim["gpu"] else _why_line)(r, d, lim)
+    fixed = gpu_fixed or {}
+    out["why"] = [_gpu_why_line(r, d, lim, fixed.get(str(r.get("design")))) if lim["gpu"] else _why_line(r, d, lim)
                   for r, d, lim in zip(df[used].to_dict("records"), dense.to_dict("records"), out.to_dict("records"))]
     return out
 
@@ -178,10 +180,16 @@ def _why_line(r: dict, d: dict, lim: dict) -> str:
     return ""
 
 
+#: A GPU's fixed per-kernel times as quoted: (cuBLASLt dense us, cuSPARSELt 2:4 us, what they are), or
+#: a sentence saying why none is quoted.
+FixedTimes = "tuple[float, float, str] | str"
+
+
 @lru_cache(maxsize=None)
 def gpu_fixed_us(design: str) -> Optional[tuple[float, float, str]]:
     """(fixed time of a dense kernel, of a 2:4 kernel, the parameter set) of a bundled GPU design in the GPU
-    timing model (``hwmodel.gpu``: ``kernel_dense_us``, ``kernel_sparse_us``), us; None for any other design."""
+    timing model as nmlab has it now (``hwmodel.gpu``: ``kernel_dense_us``, ``kernel_sparse_us``), us; None
+    for any other design."""
     from hwmodel.errors import NmlabError
     from hwmodel.gpu.design_point import bundled_gpu_names, gpu_design, model_params
     from hwmodel.gpu.params import set_name_for
@@ -196,8 +204,57 @@ def gpu_fixed_us(design: str) -> Optional[tuple[float, float, str]]:
         return None
 
 
-def _gpu_why_line(r: dict, d: dict, lim: dict) -> str:
-    """The one line of a GPU point: 2:4 or not (a GPU runs 2:4 only), then what the time is made of."""
+#: Said for a GPU whose fixed times the sweep did not record (a sweep.json of an older nmlab) where the
+#: model changed since it ran: the figures nmlab has now need not be those the sweep used.
+NOT_RECORDED = ("the sweep's sweep.json does not record the GPU model's fixed times it ran with, and nmlab's model "
+                "has changed since, so they are not quoted")
+
+
+def gpu_fixed_times(manifest: Optional[dict]) -> dict[str, FixedTimes]:
+    """Design -> the fixed per-kernel times the sweep ran that GPU with, as quoted in its why line.
+
+    From ``sweep.json``'s ``designs[].gpu_model`` (written at sweep time, ``sweeps.api.gpu_model_record``):
+    the figures of the parameter set the sweep used, whatever the bundled file says when the report is
+    built (named as changed since where its sha differs). A sweep.json without them (an older nmlab's):
+    nmlab's figures now where the manifest's ``model_sha`` (which covers the parameter file) is today's,
+    else :data:`NOT_RECORDED`. The report's text depends only on its inputs: deterministic."""
+    from hwmodel.gpu.params import default_path
+    from sweeps.grid import file_sha, model_sha
+
+    manifest = manifest or {}
+    out: dict[str, FixedTimes] = {}
+    now_sha: Optional[str] = None
+    same_model: Optional[bool] = None
+    for entry in manifest.get("designs") or []:
+        if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+            continue
+        name, rec = entry["name"], entry.get("gpu_model")
+        if isinstance(rec, dict):
+            if now_sha is None:
+                try:
+                    now_sha = file_sha(default_path())
+                except OSError:
+                    now_sha = ""
+            what = f"the sweep's {rec['params_set']} parameters"
+            if rec.get("params_sha") != now_sha:
+                what += f"; nmlab's {rec.get('params_file', 'parameter file')} has changed since"
+            out[name] = (float(rec["kernel_dense_us"]), float(rec["kernel_sparse_us"]), what)
+            continue
+        if gpu_fixed_us(name) is None:
+            continue
+        if same_model is None:
+            same_model = manifest.get("model_sha") == model_sha()
+        if same_model:
+            dense_us, sparse_us, set_name = gpu_fixed_us(name)
+            out[name] = (dense_us, sparse_us, f"the model's {set_name} parameters")
+        else:
+            out[name] = NOT_RECORDED
+    return out
+
+
+def _gpu_why_line(r: dict, d: dict, lim: dict, fixed: Optional[FixedTimes] = None) -> str:
+    """The one line of a GPU point: 2:4 or not (a GPU runs 2:4 only), then what the time is made of.
+    ``fixed``: the GPU's entry of :func:`gpu_fixed_times` (None: no fixed time is quoted)."""
     sp = r.get("speedup_vs_dense")
     sp = sp if sp is not None and sp == sp else 1.0
     sparse = r.get("pattern") not in (None, "dense")
@@ -208,11 +265,13 @@ def _gpu_why_line(r: dict, d: dict, lim: dict) -> str:
     skipped = skipped_share(r.get("macs_issued"), r.get("macs_dense"))
     gain = (f"; the layers that run 2:4 skip {small_pct(skipped)} of dense's MACs but not that fixed time "
             f"({sp:.3g}x dense's speed)" if sparse and skipped == skipped else "")
-    fixed = gpu_fixed_us(str(r.get("design"))) if gain and sp < 1 - NO_GAIN else None
-    if fixed and fixed[1] > fixed[0]:  # why slower, not only why no faster
+    slower = bool(gain) and sp < 1 - NO_GAIN
+    if slower and isinstance(fixed, str):
+        gain = gain[:-1] + f"; {fixed})"
+    elif slower and fixed and fixed[1] > fixed[0]:  # why slower, not only why no faster
         gain = (f"; the layers that run 2:4 skip {small_pct(skipped)} of dense's MACs, but a 2:4 kernel's fixed time "
-                f"(cuSPARSELt, {fixed[1]:.3g} us) is longer than a dense one's (cuBLASLt, {fixed[0]:.3g} us; the "
-                f"model's {fixed[2]} parameters), so 2:4 runs at {sp:.3g}x dense's speed")
+                f"(cuSPARSELt, {fixed[1]:.3g} us) is longer than a dense one's (cuBLASLt, {fixed[0]:.3g} us; "
+                f"{fixed[2]}), so 2:4 runs at {sp:.3g}x dense's speed")
     if u == u and u < FIXED_COST_UTILIZATION:
         lk = lim["leakage_share"]
         energy = (f"; {_pct(lk)} of the energy is the board's assumed floor power x time, so energy follows latency"

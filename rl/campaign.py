@@ -245,30 +245,33 @@ def _failure(ray: Any, exc: Exception) -> str:
 def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, workers: int = 1,
                  progress: bool = True) -> int:
     """Train every unfinished run of ``cfg`` in ``out``; returns 0 when all are done, 1 if some failed."""
-    from hwmodel.raycluster import check_reachable, is_local
-
-    if not is_local(address):  # an address where nothing answers is bad input: nothing written
-        check_reachable(address)
-    out.mkdir(parents=True, exist_ok=True)
-    with _flock(out / CAMPAIGN_LOCK, blocking=False) as mine:
-        if not mine:
-            raise NmlabError(f"out: another nmlab campaign is running on {out}")
-        runs = cfg.runs()
-        done = [(r, read_done(out / r.name)) for r in runs]  # each done.json read once
-        todo = [r for r, d in done if d is None]
-        print(f"campaign {out}: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to train", flush=True)
-        other = other_steps(done, cfg.steps)
-        if other:
-            print(f"note: {len(other)} finished run(s) trained to other steps than the config's {cfg.steps} "
-                  f"({', '.join(f'{name}: {steps}' for name, steps in other)}) are not trained again; to go on, "
-                  f"nmlab train --out {out}/RUN --resume --steps N (the run's schedules stay those it started with), "
-                  f"or a new --out", flush=True)
-        if not todo:
-            return 0
-        ray = _start_ray(address, workers)
-        try:
+    runs = cfg.runs()
+    # Ray is joined (or started) before anything is written, as by `nmlab sweep --ray`: any failure
+    # to join (nothing answers, a refused token, a malformed address) is bad input and leaves
+    # neither DIR nor its campaign.lock. Only where a run is left to train: a finished campaign
+    # starts no Ray. Runs only become finished, so the runs left under the lock are among these.
+    ray = _start_ray(address, workers) if any(read_done(out / r.name) is None for r in runs) else None
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with _flock(out / CAMPAIGN_LOCK, blocking=False) as mine:
+            if not mine:
+                raise NmlabError(f"out: another nmlab campaign is running on {out}")
+            done = [(r, read_done(out / r.name)) for r in runs]  # each done.json read once under the lock
+            todo = [r for r, d in done if d is None]
+            print(f"campaign {out}: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to train", flush=True)
+            other = other_steps(done, cfg.steps)
+            if other:
+                print(f"note: {len(other)} finished run(s) trained to other steps than the config's {cfg.steps} "
+                      f"({', '.join(f'{name}: {steps}' for name, steps in other)}) are not trained again; to go on, "
+                      f"nmlab train --out {out}/RUN --resume --steps N (the run's schedules stay those it started "
+                      f"with), or a new --out", flush=True)
+            if not todo:
+                return 0
+            if ray is None:  # a done.json removed since the first look
+                ray = _start_ray(address, workers)
             failed = _drive(ray, cfg, out, todo, progress)
-        finally:
+    finally:
+        if ray is not None:
             ray.shutdown()
     print(status_table(cfg, out), flush=True)
     return 1 if failed else 0

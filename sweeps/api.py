@@ -34,6 +34,29 @@ def quality_path(cfg: SweepConfig) -> Optional[str]:
     return cfg.quality
 
 
+def gpu_model_record(path: str) -> Optional[dict[str, Any]]:
+    """What the GPU timing model runs a GPU design point with, as sweep.json records it (None for an
+    accelerator): the parameter file's sha, the set used and its fixed per-kernel times (us), which
+    the report quotes when it explains a 2:4 point slower than dense: the figures of this sweep,
+    not those of whatever parameter file is bundled when the report is built."""
+    from hwmodel.gpu.design_point import gpu_design, model_params
+    from hwmodel.gpu.params import default_path, set_name_for
+
+    gpu = gpu_design(path)
+    if gpu is None:
+        return None
+    p = model_params(gpu.spec)
+    return {"params_file": default_path().name, "params_sha": grid.file_sha(default_path()),
+            "params_set": set_name_for(gpu.spec), "kernel_dense_us": float(p.kernel_dense_us),
+            "kernel_sparse_us": float(p.kernel_sparse_us)}
+
+
+def _design_entry(d: Any) -> dict[str, Any]:
+    entry = {"name": d.name, "path": d.path, "sha": d.sha, "bits_supported": sorted(d.bits_supported)}
+    gpu = gpu_model_record(d.path)
+    return {**entry, "gpu_model": gpu} if gpu else entry
+
+
 def run(
     cfg: SweepConfig | str | os.PathLike | None,
     out: str | os.PathLike,
@@ -73,7 +96,7 @@ def run(
         "config_file": cfg.source,
         "quality_table": qpath,
         "workloads": [w.__dict__ for w in plan.workloads],
-        "designs": [{"name": d.name, "path": d.path, "sha": d.sha, "bits_supported": sorted(d.bits_supported)} for d in plan.designs],
+        "designs": [_design_entry(d) for d in plan.designs],
         "skipped": plan.skipped,
         "workloads_not_swept": plan.not_swept,
         "model_sha": grid.model_sha(),  # in every point id: rows of another model are not reused

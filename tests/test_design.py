@@ -190,3 +190,35 @@ def test_energy_section_replaces_only_the_entries_it_gives():
                                                                                b.area_mm2)
     assert got.leakage_mw == own.sram["WeightBuffer"].leakage_mw + 2.0
     assert parse_design(design_data()).energy is None
+
+
+@pytest.mark.parametrize("path", [["name"], ["storage", 1, "name"]])
+@pytest.mark.parametrize("value", ["x" * 100_000, "Weight\nBuffer", "Buf\x1b[2Jfer", "", "a" * 65])
+def test_a_long_or_unprintable_name_is_one_line_error_naming_the_field(path, value):
+    """Names go into one-line messages, report tables and sweep rows: a 100,000-character name or
+    one holding a newline or an escape sequence loaded and ran."""
+    from hwmodel.design import NAME_MAX_CHARS
+
+    data = copy.deepcopy(design_data())
+    _set(data, path, value)
+    with pytest.raises(NmlabError) as info:
+        parse_design(data, name="edge_ws")  # a bad name: errors name the design by its file's stem
+    text = str(info.value)
+    where = "name" if path == ["name"] else "storage[1].name"
+    assert "\n" not in text and len(text) < 400, text
+    assert text.startswith(f"design 'edge_ws': {where}: must be 1 to {NAME_MAX_CHARS} printable"), text
+    _set(data, path, "z" * NAME_MAX_CHARS)  # the bound itself loads
+    parse_design(data)
+
+
+def test_a_bad_level_name_is_one_line_exit_2(tmp_path, capsys):
+    from hwmodel.cli import main
+
+    data = design_data()
+    data["storage"][1]["name"] = "Weight\nBuffer"
+    p = tmp_path / "bad.yaml"
+    p.write_text(yaml.safe_dump(data))
+    assert main(["simulate", "--design", str(p)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()
+    assert len(err) == 1 and "storage[1].name: must be 1 to" in err[0] and not captured.out, err

@@ -366,3 +366,16 @@ def test_gpu_file_readers_say_a_folder_is_one_and_refuse_binary_files(tmp_path, 
     binary.write_bytes(bytes(range(128, 256)) * 16)
     with pytest.raises(NmlabError, match="not UTF-8 text"):
         read(binary)
+
+
+@pytest.mark.parametrize("key", ["name", "display_name"])
+@pytest.mark.parametrize("value", ['"' + "g" * 100_000 + '"', '"H100\\nSXM"', '"H100\\x1b[2J"', "[1, 2]"])
+def test_a_long_or_unprintable_gpu_name_is_one_line_naming_the_field(tmp_path, key, value):
+    """A GPU spec is a design point: its names go into one-line messages, report tables and sweep rows as a
+    design's do (1 to 64 printable characters); a 100,000-character or multi-line name loaded."""
+    text = data_path("gpus", "h100_pcie.yaml").read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith(f"{key}:"))
+    with pytest.raises(NmlabError) as info:
+        gpuspec.load_gpu(_write_spec(tmp_path, text.replace(line, f"{key}: {value}", 1)))
+    msg = str(info.value)
+    assert msg.startswith(f"gpu 'bad': {key}: must be") and "\n" not in msg and len(msg) < 400, msg

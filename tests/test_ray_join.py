@@ -96,6 +96,37 @@ def test_a_refused_join_names_the_token_setting(tmp_path, monkeypatch, capsys):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize("exists", [False, True])
+@pytest.mark.parametrize("raised", [ConnectionError("Failed to connect to Ray cluster"),
+                                    RuntimeError("Version mismatch: the cluster runs Ray 2.9.0"),
+                                    ValueError("Invalid address")])
+def test_a_campaign_that_cannot_join_leaves_nothing_behind(tmp_path, monkeypatch, capsys, exists, raised):
+    """Only an address where nothing answers was refused before DIR and its campaign.lock were
+    made: a refused token (or any other failure to join) left them behind."""
+    import ray
+
+    def refuse(*args, **kw):
+        raise raised
+
+    monkeypatch.setattr(ray, "init", refuse)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CAMPAIGN)
+    out = tmp_path / "c"
+    if exists:
+        out.mkdir()
+    with socket.socket() as head:  # something answers TCP at the address
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        address = f"127.0.0.1:{head.getsockname()[1]}"
+        assert main(["campaign", str(cfg), "--out", str(out), "--ray", address]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith(f"nmlab campaign: error: --ray: cannot join the Ray cluster at {address} ({raised}")
+    assert len(err.splitlines()) == 1 and not captured.out
+    assert (list(out.iterdir()) == []) if exists else not out.exists()
+
+
 def test_a_ray_client_timeout_is_one_line(tmp_path, monkeypatch, capsys):
     """Where something answers at ray://HOST:PORT but no Ray Client server does, Ray warns of the
     timeout (a UserWarning on stderr) before raising it: the error was a second line."""

@@ -353,7 +353,8 @@ def test_why_legend_gives_one_colour_one_cause(page):
     compute = mac) and no two other entries share a colour (it was red for both DRAM stall and metadata
     energy, while dram energy was brown)."""
     why = next(f for f in _figures(page) if "What limits" in f["layout"]["title"]["text"])
-    legend = {tr["name"]: tr["marker"]["color"] for tr in why["data"] if tr.get("showlegend") and tr["type"] == "bar"}
+    # keyed by legend group (the component): a name says what it is on a GPU row too, "mac (GPU: active power)"
+    legend = {tr["legendgroup"]: tr["marker"]["color"] for tr in why["data"] if tr.get("showlegend") and tr["type"] == "bar"}
     same_cause = {"compute": "mac", "DRAM stall": "dram", "metadata stall": "metadata"}
     assert set(same_cause) <= set(legend) and {"mac", "dram", "metadata", "mux"} <= set(legend)
     for stall, comp in same_cause.items():
@@ -655,3 +656,37 @@ def test_agent_labels_are_explained_once_under_the_glance_tables(sweep, page):
     assert html_lib.unescape(found) == "; ".join(want) + "."
     md = (sweep / "report" / "summary.md").read_text()
     assert "**Agents**: " + "; ".join(want) + "." in md.split("\n### ", 1)[0]
+
+
+def test_a_gpus_leakage_is_named_its_idle_floor_power_on_the_page_and_in_the_png(sweep, page):
+    """On a GPU row the energy component called "leakage" is the board's idle/floor power over the call's
+    time (hwmodel/gpu/design_point.py), not transistor leakage: the why figures' legend and a GPU row's hover,
+    and the energy PNG's legend, say so in the same words; an accelerator row's hover keeps "leakage"."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reports.data import is_gpu
+    from reports.figures import energy_figure
+
+    label = "leakage (GPU: idle/floor power)"
+    why = [f for f in _figures(page) if "What limits" in f["layout"]["title"]["text"]]
+    leak = [tr for f in why for tr in f["data"] if tr.get("legendgroup") == "leakage"]
+    assert leak and {tr["name"] for tr in leak} == {label}
+    gpu_hover = [tr["hovertemplate"] for tr in leak if is_gpu(tr["hovertemplate"].split(" ", 1)[0])]
+    acc_hover = [tr["hovertemplate"] for tr in leak if not is_gpu(tr["hovertemplate"].split(" ", 1)[0])]
+    assert gpu_hover and all("<br>idle/floor power (leakage):" in h for h in gpu_hover), gpu_hover[:2]
+    assert acc_hover and all("<br>leakage:" in h for h in acc_hover), acc_hover[:2]
+    mac = {tr["name"] for f in why for tr in f["data"] if tr.get("legendgroup") == "mac"}
+    assert mac == {"mac (GPU: active power)"}
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    fig = energy_figure(df, "Hopper-v5")
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert label in labels and "mac (GPU: active power)" in labels and "leakage" not in labels, labels
+    plt.close(fig)
+    acc = energy_figure(df[~df.design.map(is_gpu)], "Hopper-v5")  # no GPU row: the accelerator words alone
+    labels = [t.get_text() for t in acc.legends[0].get_texts()]
+    assert "leakage" in labels and "mac" in labels and not any("GPU" in t for t in labels), labels
+    plt.close(acc)

@@ -259,13 +259,18 @@ def test_section_costs_little(table):
     assert cpu < 1.0, f"GPU model section took {cpu:.2f} s CPU"
 
 
-def test_gpu_2_4_slower_than_dense_says_why_with_the_models_fixed_kernel_times(table, page):
+def test_gpu_2_4_slower_than_dense_says_why_with_the_models_fixed_kernel_times(sweep, table, page):
     """A 2:4 point a GPU runs slower than dense is not only 'not faster' (fixed cost): the line says a
     cuSPARSELt kernel's fixed time exceeds cuBLASLt's, with the two times of the parameters the GPU
-    model used (hwmodel.gpu.design_point.model_params), and the page's extreme-cell table says it."""
-    from hwmodel.gpu.design_point import gpu_design, model_params
+    model used (hwmodel.gpu.design_point.model_params, as sweep.json records them), and the page's
+    extreme-cell table says it."""
+    import json
 
-    lim = limiters(table)
+    from hwmodel.gpu.design_point import gpu_design, model_params
+    from reports.why import gpu_fixed_times
+
+    lim = limiters(table, gpu_fixed_times(json.loads((sweep / "sweep.json").read_text())))
+    assert not any("cuSPARSELt," in w for w in limiters(table).why)  # no manifest: no figure quoted
     slow = table[lim.gpu & (table.pattern == "2:4") & (table.speedup_vs_dense < 0.95)]
     assert len(slow) >= 8  # both GPUs, both envs, both scenarios
     for (r, why) in zip(slow.itertuples(), lim.why[slow.index]):
@@ -278,3 +283,94 @@ def test_gpu_2_4_slower_than_dense_says_why_with_the_models_fixed_kernel_times(t
     # Points that are not slower keep the plain 'not that fixed time' wording.
     fast = table[lim.gpu & (table.pattern != "dense") & (table.speedup_vs_dense >= 0.95)]
     assert not any("cuSPARSELt," in w for w in lim.why[fast.index])
+
+
+# ----------------------------------------------------------------------------- fixed times as the sweep ran
+def _slow_why(rdir: Path) -> list[str]:
+    """The why lines of the page's fixed-cost-bound 2:4 points that run slower than dense."""
+    text = html_lib.unescape((rdir / "index.html").read_text())
+    return sorted(set(re.findall(r"fixed-cost bound: [^<]*?2:4 runs at [^<]*|fixed-cost bound: [^<]*?not that "
+                                 r"fixed time \([^<]*?not quoted\)", text)))
+
+
+def _copy_sweep(sweep: Path, to: Path, edit) -> Path:
+    import json
+    import shutil
+
+    to.mkdir()
+    shutil.copy(sweep / "points.parquet", to / "points.parquet")
+    manifest = json.loads((sweep / "sweep.json").read_text())
+    edit(manifest)
+    (to / "sweep.json").write_text(json.dumps(manifest))
+    return to
+
+
+def test_sweep_json_records_the_fixed_times_each_gpu_ran_with(sweep):
+    """The why line of a 2:4 point slower than dense quotes the GPU's fixed kernel times; points.parquet did not
+    say which parameter set the sweep used, so the report read whatever file was bundled when it was built."""
+    import json
+
+    from hwmodel.gpu.design_point import gpu_design, model_params
+    from hwmodel.gpu.params import default_path, set_name_for
+    from sweeps.grid import file_sha
+
+    designs = json.loads((sweep / "sweep.json").read_text())["designs"]
+    gpus = {d["name"]: d["gpu_model"] for d in designs if "gpu_model" in d}
+    assert sorted(gpus) == ["a100_sxm", "h100_sxm"] and all(is_gpu(n) for n in gpus)
+    assert not any("gpu_model" in d for d in designs if not is_gpu(d["name"]))
+    for name, rec in gpus.items():
+        spec = gpu_design(name).spec
+        p = model_params(spec)
+        assert rec == {"params_file": "gpu_params.yaml", "params_sha": file_sha(default_path()),
+                       "params_set": set_name_for(spec), "kernel_dense_us": p.kernel_dense_us,
+                       "kernel_sparse_us": p.kernel_sparse_us}
+
+
+def test_the_why_line_quotes_the_fixed_times_the_sweep_used(sweep, tmp_path):
+    """Fixed times edited in sweep.json (as a parameter file changed since the sweep would leave them) are
+    the ones quoted, with the change named; an older sweep.json without them quotes nmlab's figures only
+    where its model_sha is today's, and otherwise says they are not quoted."""
+    from reports.build import build_report
+
+    def recorded(m):
+        for d in m["designs"]:
+            if "gpu_model" in d:
+                d["gpu_model"].update(kernel_dense_us=3.21, kernel_sparse_us=9.87, params_sha="0" * 16)
+
+    build_report(_copy_sweep(sweep, tmp_path / "recorded", recorded))
+    lines = _slow_why(tmp_path / "recorded" / "report")
+    assert lines and all("(cuSPARSELt, 9.87 us) is longer than a dense one's (cuBLASLt, 3.21 us; the sweep's "
+                         in ln and "nmlab's gpu_params.yaml has changed since)" in ln for ln in lines), lines
+
+    def older(m):
+        for d in m["designs"]:
+            d.pop("gpu_model", None)
+        m["model_sha"] = "0" * 16
+
+    build_report(_copy_sweep(sweep, tmp_path / "older", older))
+    lines = _slow_why(tmp_path / "older" / "report")
+    assert lines and all("cuSPARSELt" not in ln and "does not record the GPU model's fixed times" in ln
+                         for ln in lines), lines
+    assert _slow_why(tmp_path / "older" / "report") == lines  # the same inputs, the same page
+
+    def older_same_model(m):
+        for d in m["designs"]:
+            d.pop("gpu_model", None)
+
+    build_report(_copy_sweep(sweep, tmp_path / "same", older_same_model))
+    same = _slow_why(tmp_path / "same" / "report")
+    assert same and all("cuSPARSELt, " in ln and "us; the model's " in ln and "changed since" not in ln
+                        for ln in same), same
+
+
+def test_a_damaged_gpu_model_record_is_one_line(sweep, tmp_path):
+    from hwmodel.errors import NmlabError
+    from reports.build import build_report
+
+    def damage(m):
+        next(d for d in m["designs"] if "gpu_model" in d)["gpu_model"]["kernel_sparse_us"] = "fast"
+
+    out = _copy_sweep(sweep, tmp_path / "bad", damage)
+    with pytest.raises(NmlabError, match=r"designs\[\d+\]\.gpu_model\.kernel_sparse_us: expected a positive number"):
+        build_report(out)
+    assert not (out / "report").exists()

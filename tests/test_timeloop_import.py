@@ -1129,3 +1129,25 @@ def test_timeloop_v03_mapspace_constraints(tmp_path):
     conv = _bad(tmp_path, _swap(V03_CONSTRAINTS, "permutation: NK M", "permutation: NPQR SCK"), "conv")
     with pytest.raises(NmlabError, match=r"mapspace_constraints\[2\].permutation: first two ranks \['N', 'P'\]"):
         import_timeloop(arch, tmp_path / "c2.yaml", constraints=conv)
+
+
+@pytest.mark.parametrize("name, needle", [
+    ("Weight\nBuffer", "must be printable"),
+    ("W" * 100_000, "a storage level name nmlab can take is 1 to 64"),
+    ("W" * 65 + "[0..3]", "a storage level name nmlab can take is 1 to 64"),
+])
+def test_an_arch_level_name_nmlab_cannot_take_is_refused(tmp_path, capsys, name, needle):
+    """A level name is written into the design (and the header's notes): a newline or a
+    100,000-character name imported; it is refused naming the arch field, not rewritten (a
+    rewritten name would no longer match the constraints and ERT tables that name it)."""
+    from hwmodel.cli import main
+
+    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    arch = yaml.safe_load((tl / "arch.yaml").read_text())
+    arch["architecture"]["subtree"][0]["local"][1]["name"] = name
+    p = _bad(tmp_path, yaml.safe_dump(arch))
+    out = tmp_path / "d.yaml"
+    assert main(["import-timeloop", str(p), "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "architecture.subtree[0].local[1].name" in err[0] and needle in err[0], err
+    assert len(err[0]) < 500 and not out.exists()

@@ -18,6 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Optional
 
+from hwmodel.design import name_problem
 from hwmodel.errors import NmlabError
 from hwmodel.io import data_path
 from hwmodel.limits import is_file, load_yaml, not_a_file
@@ -240,9 +241,16 @@ def load_gpu(path: str | os.PathLike) -> GpuSpec:
     patterns = doc.get("device_name_patterns") or []
     if not isinstance(patterns, list) or not all(isinstance(p, str) and p for p in patterns):
         raise NmlabError(f"{where}: device_name_patterns: expected a list of strings")
+    # Names go into one-line messages, report tables and sweep rows, as a design's (hwmodel.design).
+    names = {}
+    for key in ("name", "display_name"):
+        value = doc.get(key) or path.stem
+        problem = name_problem(value) if isinstance(value, str) else f"must be a string, got {type(value).__name__}"
+        if problem:
+            raise NmlabError(f"{where}: {key}: {problem}")
+        names[key] = value
     common = dict(
-        name=str(doc.get("name") or path.stem),
-        display_name=str(doc.get("display_name") or path.stem),
+        **names,
         device_name_patterns=tuple(patterns),
         compute_capability=_need(doc, "compute_capability", where, str, positive=False),
         sm_count=_need(doc, "sm_count", where, int),
