@@ -260,9 +260,10 @@ def distinct_digits(values, fmt, lo: int = 3, hi: int = 6) -> int:
     return hi
 
 
-def seed_range_text(lo: float, hi: float, dash: str = "-") -> str:
-    """A return's seed range as the return is written (no decimals): "5006-6292"; "n/a" when unknown."""
-    return "n/a" if lo != lo or hi != hi or lo is None or hi is None else f"{lo:.0f}{dash}{hi:.0f}"
+def seed_range_text(lo: Optional[float], hi: Optional[float], dash: str = "-", unknown: str = "n/a") -> str:
+    """A return's seed range as the return is written (no decimals): "5006-6292" (``dash``: "-" in Markdown, an
+    en dash on the page); ``unknown`` when either end is None or NaN."""
+    return unknown if lo is None or hi is None or lo != lo or hi != hi else f"{lo:.0f}{dash}{hi:.0f}"
 
 
 def front_formats(rows: pd.DataFrame) -> dict[str, Any]:
