@@ -66,7 +66,8 @@ def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.Dat
     Columns: env, method, agent, label, trained_bits, bits (evaluated at), return_mean, n_seeds, seeds
     (names, "" when unknown), return_min, return_max (per-seed; NaN when unknown), return_std (over seeds),
     dense_return (the env's dense TD3 as trained), fraction, fraction_min, fraction_max (per-seed returns
-    over dense_return; with only a std: mean -/+ std), spread_kind ("min-max" or "std"), dense_missing (why
+    over dense_return; with only a std: mean -/+ std; NaN for an agent of one seed), spread_kind ("min-max",
+    "std", or "" when there is no spread: one seed, or neither the seeds' returns nor a std known), dense_missing (why
     dense_return is NaN, in words; "" when it is not).
     """
     df = with_agent(df)
@@ -106,9 +107,11 @@ def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.Dat
                 std = float(r.get("return_std_seeds", math.nan))
                 nseeds = r.get("return_seeds", math.nan)
                 n = int(nseeds) if nseeds == nseeds else (len(per) if per else 0)
-                if per:
+                # One seed has no spread: a range "313-313" beside another agent's "5006-6292" would read
+                # as a seed-stable agent, so none is given (NaN, spread_kind "").
+                if per and len(per) > 1:
                     lo, hi, kind = min(v for _, v in per), max(v for _, v in per), "min-max"
-                elif std == std:
+                elif std == std and n > 1:
                     lo, hi, kind = mean - std, mean + std, "std"
                 else:
                     lo = hi = math.nan
@@ -193,7 +196,7 @@ def html_cards(table: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
         kinds = sorted({r["spread_kind"] for r in recs if r["spread_kind"]})
         spread_txt = ("min\u2013max over seeds " + ", ".join(seeds)) if kinds == ["min-max"] else (
             "mean \u00b1 one standard deviation over seeds" if kinds == ["std"] else "spread over seeds (min\u2013max, "
-            "or \u00b1 std where the seeds are unknown)")
+            "or \u00b1 std where the seeds are unknown)" if kinds else "no seed range (one seed, or the seeds' returns unknown)")
         rows = []
         for method, agent in dict.fromkeys((r["method"], r["agent"]) for r in recs):
             first = by[next(k for k in by if k[:2] == (method, agent))]

@@ -655,3 +655,21 @@ def test_agent_labels_are_explained_once_under_the_glance_tables(sweep, page):
     assert html_lib.unescape(found) == "; ".join(want) + "."
     md = (sweep / "report" / "summary.md").read_text()
     assert "**Agents**: " + "; ".join(want) + "." in md.split("\n### ", 1)[0]
+
+
+def test_an_agent_of_one_seed_has_no_seed_range(tmp_path):
+    # One seed's "range" is its return twice ("313-313"): beside a range of several seeds it would read as an
+    # agent whose seeds agree, so none is given, in the return table and in what reads it (fronts, quality).
+    q = tmp_path / "quality.csv"
+    q.write_text("env,method,sparsity,bits,seed,steps,episodes,return_mean,return_std\n"
+                 "Hopper-v5,td3,dense,32,0,1000,10,3000.0,5.0\n"
+                 "Hopper-v5,rnm-td3,2:4,32,0,1000,10,2800.0,5.0\n"
+                 "Hopper-v5,rnm-td3,2:4,32,1,1000,10,2600.0,5.0\n")
+    df = pd.DataFrame({"env": ["Hopper-v5"] * 2, "method": ["td3", "rnm-td3"], "agent": ["dense", "2:4"],
+                       "pattern": ["dense", "2:4"], "mask_source": ["trained"] * 2, "bits": [32, 32],
+                       "workload_bits": [32, 32], "return_mean": [3000.0, 2700.0],
+                       "return_std_seeds": [math.nan, 141.4], "return_seeds": [1, 2]})
+    t = returns.return_table(df, q).set_index("agent")
+    assert t.loc["dense", "spread_kind"] == "" and math.isnan(t.loc["dense", "return_min"])
+    assert t.loc["2:4", "spread_kind"] == "min-max" and (t.loc["2:4", "return_min"], t.loc["2:4", "return_max"]) == (2600, 2800)
+    assert t.loc["2:4", "seeds"] == "0,1"
