@@ -546,8 +546,12 @@ def agent_key(df: pd.DataFrame) -> list[str]:
             frac = pattern.split(":", 1)[1] if pattern.startswith("unstructured:") else ""
             to = (f"({_pct_removed(float(frac))} of each layer's weights removed)" if frac.replace(".", "", 1).isdigit()
                   else f"to {pattern}")
-            text = (f"the {'dense TD3' if donor == 'td3' else donor} agent's weights pruned once by magnitude "
-                    f"{to}, never trained after it, so never evaluated (hardware figures only)")
+            who = f"the {'dense TD3' if donor == 'td3' else donor} agent's weights"
+            if pattern == "dense":  # nothing pruned: the env has no dense TD3 agent, so another one runs dense
+                text = (f"{who} run dense as they are (its zeros stored and multiplied), as the env has no dense TD3 "
+                        f"agent; never evaluated at that (hardware figures only)")
+            else:
+                text = f"{who} pruned once by magnitude {to}, never trained after it, so never evaluated (hardware figures only)"
         elif m == "td3":
             text = "TD3 (Fujimoto et al. 2018), dense: the reference of every ratio and fraction"
         elif m == "rnm-td3":

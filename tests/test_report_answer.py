@@ -643,6 +643,11 @@ def test_agent_labels_are_explained_once_under_the_glance_tables(sweep, page):
         "weights removed (unstructured)",
         "1:8 one-shot: the dense TD3 agent's weights pruned once by magnitude to 1:8, never trained after it, so "
         "never evaluated (hardware figures only)"]  # an unknown method ("foo") gets no sentence
+    # An env without a dense TD3 agent runs another agent's weights dense: nothing is pruned "to dense".
+    (alone,) = answer.agent_key(pd.DataFrame({"env": "E", "pattern": ["dense"], "mask_source": ["one-shot"],
+                                              "method": ["one-shot(rlx2)"], "agent": ["dense one-shot"]}))
+    assert alone == ("dense one-shot: the rlx2 agent's weights run dense as they are (its zeros stored and "
+                     "multiplied), as the env has no dense TD3 agent; never evaluated at that (hardware figures only)")
     df = pd.read_parquet(sweep / "points.parquet")
     want = answer.agent_key(df)
     heads = [k.split(": ", 1)[0] for k in want]  # every agent of the sweep named once: alone, or in its method's group
