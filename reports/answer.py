@@ -27,7 +27,7 @@ import pandas as pd
 
 from reports import returns
 from reports.data import (agent_label, agent_order, design_order, design_title, fmt_bytes, fmt_energy, fmt_time,
-                          is_gpu, one_row_per, with_agent)
+                          is_gpu, one_row_per, seed_range_text, with_agent)
 from reports.quality import HW_BITS, hardware_scenario
 from reports.style import design_colors
 from reports.why import is_extreme, limiters, skipped_share, small_pct
@@ -395,6 +395,11 @@ def glance_rows(table: pd.DataFrame, ret: pd.DataFrame, env: str,
     return f"{env} at a glance: {_section_title(sc, batch)}, {bits} bits", ret_head, designs, rows
 
 
+def _has_fraction(rows: list[tuple]) -> bool:
+    """Whether a glance's return column holds fractions of dense (else returns: the env has no dense reference)."""
+    return any(r is not None and r["fraction"] == r["fraction"] for _, _, r, _ in rows)
+
+
 def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[tuple[str, str]]) -> str:
     """The env's answer in one table: per sparse agent, its return at the glance bits (fraction of dense with
     the seed range) and on every design its speedup, energy ratio and limiter at those bits."""
@@ -403,7 +408,8 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
         return ""
     title, ret_head, designs, rows = glance
     colors = design_colors(table.design.unique())
-    head = (f"<thead><tr><th class=l>agent</th><th>{ret_head}<br><span class=unit>of dense, seed range</span></th>"
+    unit = "of dense, seed range" if _has_fraction(rows) else "no dense TD3: the return, seed range"
+    head = (f"<thead><tr><th class=l>agent</th><th>{ret_head}<br><span class=unit>{unit}</span></th>"
             + "".join(f'<th><span class="sw" style="background:{colors[d]}"></span>{html.escape(d).replace("_", "_<wbr>")}'
                       f'{"<br>(GPU)" if is_gpu(d) else ""}</th>' for d in designs) + "</tr></thead>")
     body = []
@@ -417,8 +423,10 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
                       if r["spread_kind"] else "")
             ret_cell = (f'<td title="return {r["return_mean"]:.0f}, dense TD3 as trained {r["dense_return"]:.0f}" '
                         f'data-col="glance_return_fraction" data-value="{r["fraction"]!r}">{r["fraction"]:.2f}{spread}</td>')
-        else:
-            ret_cell = f'<td title="{html.escape(r["dense_missing"])}">{r["return_mean"]:.0f}</td>'
+        else:  # no dense reference: the return itself, with its seed range
+            rng = seed_range_text(r["return_min"], r["return_max"], "\u2013", unknown="") if r["spread_kind"] else ""
+            ret_cell = (f'<td title="{html.escape(r["dense_missing"])}">{r["return_mean"]:.0f}'
+                        + (f"<br><span class=spread>{rng}</span>" if rng else "") + "</td>")
         tds = []
         for c in cells:
             if c is None:
@@ -439,8 +447,9 @@ def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: li
     if glance is None:
         return ""
     title, ret_head, designs, rows = glance
+    of = "as a fraction of dense TD3 as trained" if _has_fraction(rows) else "(no dense TD3: the return itself)"
     lines = [f"**{title}** (speedup x / energy ratio vs dense at "
-             f"the same bits [limiter]; {ret_head} as a fraction of dense TD3 as trained [min-max over seeds])\n",
+             f"the same bits [limiter]; {ret_head} {of} [min-max over seeds])\n",
              f"| agent | {ret_head} | " + " | ".join(design_title(d) for d in designs) + " |",
              "|---|---:|" + "---:|" * len(designs)]
     for method, agent, r, cells in rows:
@@ -448,8 +457,9 @@ def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: li
             rtxt = "-"
         elif r["fraction"] == r["fraction"]:
             rtxt = f"{r['fraction']:.2f}" + (f" [{r['fraction_min']:.2f}-{r['fraction_max']:.2f}]" if r["spread_kind"] else "")
-        else:
-            rtxt = f"{r['return_mean']:.0f}"
+        else:  # no dense reference: the return itself, with its seed range, as in the return table
+            rtxt = f"{r['return_mean']:.0f}" + (f" [{seed_range_text(r['return_min'], r['return_max'])}]"
+                                               if r["spread_kind"] else "")
         lines.append(f"| {agent_label(method, agent)} | {rtxt} | " + " | ".join(
             "-" if c is None else f"{_fmt_ratio(c['speedup_vs_dense'])}x / {_fmt_ratio(c['energy_ratio_vs_dense'])} "
             f"[{limiter_word(c)}]" for c in cells) + " |")
@@ -660,7 +670,8 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
                     if r.fraction == r.fraction:
                         txt = f"{r.fraction:.2f}" + (f" [{r.fraction_min:.2f}-{r.fraction_max:.2f}]" if r.spread_kind else "")
                     else:  # no dense reference: the return itself, as on the page
-                        txt = f"{r.return_mean:.0f}" + (f" [{r.return_min:.0f}-{r.return_max:.0f}]" if r.spread_kind else "")
+                        txt = f"{r.return_mean:.0f}" + (f" [{seed_range_text(r.return_min, r.return_max)}]"
+                                                       if r.spread_kind else "")
                     cells.append(f"**{txt}**" if b == own else txt)
                 out_label = agent_label(method, agent)
                 lines.append(f"| {out_label} | {own} | " + " | ".join(cells) + " |")

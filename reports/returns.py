@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodel.limits import is_file
-from reports.data import agent_label, agent_order, with_agent
+from reports.data import agent_label, agent_order, seed_range_text, with_agent
 from reports.quality import _dense_agent, _own_bits, _return_at
 
 #: Dense TD3 has "learned" an env when its return reaches this fraction of the published dense TD3
@@ -165,9 +165,11 @@ def caveats(table: pd.DataFrame) -> dict[str, list[str]]:
 def _frac_cell(r: dict[str, Any], own: bool) -> str:
     import html
 
-    if r["fraction"] != r["fraction"]:
+    if r["fraction"] != r["fraction"]:  # the return itself, with its seed range as summary.md gives it
         why = r.get("dense_missing") or "no positive dense return to divide by"
-        return f'<td title="return {r["return_mean"]:.0f}; {html.escape(why)}">{r["return_mean"]:.0f}</td>'
+        rng = seed_range_text(r["return_min"], r["return_max"], "\u2013", unknown="") if r["spread_kind"] else ""
+        return (f'<td title="return {r["return_mean"]:.0f}; {html.escape(why)}">{r["return_mean"]:.0f}'
+                + (f"<br><small>{rng}</small>" if rng else "") + "</td>")
     spread = ""
     if r["spread_kind"]:
         spread = f'<br><small>{r["fraction_min"]:.2f}\u2013{r["fraction_max"]:.2f}</small>'
@@ -211,8 +213,9 @@ def html_cards(table: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
         foot = (f"<p class=small>Pruned one-shot, never trained, so never evaluated: {html.escape(', '.join(one_shot))}.</p>"
                 if one_shot else "")
         base = t.dense_return.iloc[0]
-        what = (f"Return as a fraction of dense TD3 as trained ({base:.0f} = 1.00); below each: {spread_txt}"
-                if base == base else f"Return (no fraction of dense: {html.escape(caption_reason(t))})")
+        what = (f"Return as a fraction of dense TD3 as trained ({base:.0f} = 1.00)" if base == base
+                else f"Return (no fraction of dense: {html.escape(caption_reason(t))})")
+        what += f"; below each: {spread_txt}" if kinds else f"; {spread_txt}"
         out[str(env)] = (
             f'<div class="card"><table class="ans ret"><caption>{what}</caption><thead><tr><th rowspan=2 class=l>agent</th>'
             f"<th rowspan=2>trained at (bits)</th><th rowspan=2>as trained</th><th colspan={len(bits)}>evaluated with "

@@ -678,3 +678,34 @@ def test_an_agent_of_one_seed_has_no_seed_range(tmp_path):
     assert t.loc["dense", "spread_kind"] == "" and math.isnan(t.loc["dense", "return_min"])
     assert t.loc["2:4", "spread_kind"] == "min-max" and (t.loc["2:4", "return_min"], t.loc["2:4", "return_max"]) == (2600, 2800)
     assert t.loc["2:4", "seeds"] == "0,1"
+
+
+def test_without_dense_td3_returns_keep_their_seed_range(sweep, tmp_path):
+    """An env with no dense TD3 agent shows returns, not fractions of dense: each with its seed range, in the
+    glance and the return table, on the page as in summary.md (the page and the glance dropped it)."""
+    import shutil
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    sub = df[(df.env == "Hopper-v5") & (df.method != "td3") & (df.scenario == "inference") & (df.bits == 8)
+             & df.design.isin(["edge_ws", "flex_nm"])]
+    out = tmp_path / "nodense"
+    out.mkdir()
+    shutil.copy(sweep / "sweep.json", out / "sweep.json")
+    sub.to_parquet(out / "points.parquet")
+    build_report(out)
+    ret = returns.return_table(sub, json.loads((sweep / "sweep.json").read_text())["quality_table"])
+    r = ret[(ret.agent == "2:4") & (ret.bits == 8)].iloc[0]
+    assert r.spread_kind == "min-max" and r.fraction != r.fraction and r.return_min < r.return_max
+    rng, en = f"{r.return_min:.0f}-{r.return_max:.0f}", f"{r.return_min:.0f}\u2013{r.return_max:.0f}"
+    md = (out / "report" / "summary.md").read_text()
+    glance_md = md.split("at a glance", 1)[1].split("\n\n", 2)[1]
+    assert f"| 2:4 (rnm-td3) | {r.return_mean:.0f} [{rng}] |" in glance_md
+    assert "return at 8 b (no dense TD3: the return itself) [min-max over seeds]" in md  # not "a fraction of dense"
+    page = (out / "report" / "index.html").read_text()
+    glance = re.search(r'<table class="ans glance" data-env="Hopper-v5">(.*?)</table>', page).group(1)
+    want = f"{r.return_mean:.0f}<br><span class=spread>{en}</span></td>"
+    assert "<span class=unit>no dense TD3: the return, seed range</span>" in glance
+    assert want in glance
+    table = re.search(r'<table class="ans ret">(.*?)</table>', page).group(1)
+    assert f"{r.return_mean:.0f}<br><small>{en}</small></td>" in table
+    assert "; below each: min\u2013max over seeds" in table
