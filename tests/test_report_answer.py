@@ -531,6 +531,16 @@ def test_log_ticks_are_whole_numbers_1_2_5_per_decade():
     assert text == ["0.1", "0.2", "0.5", "1"]
 
 
+def test_a_log_axis_under_a_decade_keeps_plotlys_ticks():
+    """Our 1-2-5 ticks on points from 14 to 21 us were 10 and 20: one label in view. Where fewer than two of
+    them fall among the points, plotly's own ticks (written in full under a decade) stay."""
+    from reports.html import log_tick_axis
+
+    assert log_tick_axis([14.0, 20.97]) == {} and log_tick_axis([168.4, 227.9]) == {}
+    assert log_tick_axis([13.0, np.nan, None, 262.0])["tickvals"] == [10.0, 20.0, 50.0, 100.0, 200.0]
+    assert log_tick_axis([9.0, 60.0])["tickvals"] == [10.0, 20.0, 50.0]  # under a decade, three ticks in view
+
+
 def test_every_log_axis_on_the_page_writes_its_ticks_out(page):
     """The Pareto fronts and the GPU model's plots too, not only the why figures' weights: plotly's own
     labels between decades are bare digits, "10  2  5  100", so 20 and 50 read as 2 and 5."""
