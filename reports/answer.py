@@ -395,9 +395,11 @@ def glance_rows(table: pd.DataFrame, ret: pd.DataFrame, env: str,
     return f"{env} at a glance: {_section_title(sc, batch)}, {bits} bits", ret_head, designs, rows
 
 
-def _has_fraction(rows: list[tuple]) -> bool:
-    """Whether a glance's return column holds fractions of dense (else returns: the env has no dense reference)."""
-    return any(r is not None and r["fraction"] == r["fraction"] for _, _, r, _ in rows)
+def _returns_only(rows: list[tuple]) -> bool:
+    """Whether a glance's return column holds returns, not fractions of dense: some return and no dense TD3
+    reference to divide it by (the env's caveat says why)."""
+    given = [r for _, _, r, _ in rows if r is not None]
+    return bool(given) and not any(r["fraction"] == r["fraction"] for r in given)
 
 
 def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[tuple[str, str]]) -> str:
@@ -408,7 +410,7 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
         return ""
     title, ret_head, designs, rows = glance
     colors = design_colors(table.design.unique())
-    unit = "of dense, seed range" if _has_fraction(rows) else "no dense TD3: the return, seed range"
+    unit = "no dense reference: the return, seed range" if _returns_only(rows) else "of dense, seed range"
     head = (f"<thead><tr><th class=l>agent</th><th>{ret_head}<br><span class=unit>{unit}</span></th>"
             + "".join(f'<th><span class="sw" style="background:{colors[d]}"></span>{html.escape(d).replace("_", "_<wbr>")}'
                       f'{"<br>(GPU)" if is_gpu(d) else ""}</th>' for d in designs) + "</tr></thead>")
@@ -447,7 +449,7 @@ def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: li
     if glance is None:
         return ""
     title, ret_head, designs, rows = glance
-    of = "as a fraction of dense TD3 as trained" if _has_fraction(rows) else "(no dense TD3: the return itself)"
+    of = "(no dense TD3 reference: the return itself)" if _returns_only(rows) else "as a fraction of dense TD3 as trained"
     lines = [f"**{title}** (speedup x / energy ratio vs dense at "
              f"the same bits [limiter]; {ret_head} {of} [min-max over seeds])\n",
              f"| agent | {ret_head} | " + " | ".join(design_title(d) for d in designs) + " |",

@@ -710,12 +710,16 @@ def test_without_dense_td3_returns_keep_their_seed_range(sweep, tmp_path):
     md = (out / "report" / "summary.md").read_text()
     glance_md = md.split("at a glance", 1)[1].split("\n\n", 2)[1]
     assert f"| 2:4 (rnm-td3) | {r.return_mean:.0f} [{rng}] |" in glance_md
-    assert "return at 8 b (no dense TD3: the return itself) [min-max over seeds]" in md  # not "a fraction of dense"
+    assert "return at 8 b (no dense TD3 reference: the return itself) [min-max over seeds]" in md  # not "of dense"
     page = (out / "report" / "index.html").read_text()
     glance = re.search(r'<table class="ans glance" data-env="Hopper-v5">(.*?)</table>', page).group(1)
     want = f"{r.return_mean:.0f}<br><span class=spread>{en}</span></td>"
-    assert "<span class=unit>no dense TD3: the return, seed range</span>" in glance
+    assert "<span class=unit>no dense reference: the return, seed range</span>" in glance
     assert want in glance
+    # No return at all (no quality table): the header stays as it was, not "no dense reference"
+    rows = [("td3", "dense", None, []), ("rnm-td3", "2:4", None, [])]
+    assert not answer._returns_only(rows)
+    assert answer._returns_only(rows + [("rlx2", "rlx2 0.98/0.95", r, [])])
     table = re.search(r'<table class="ans ret">(.*?)</table>', page).group(1)
     assert f"{r.return_mean:.0f}<br><small>{en}</small></td>" in table
     assert "; below each: min\u2013max over seeds" in table
