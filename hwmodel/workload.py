@@ -201,7 +201,7 @@ _ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 def _member(name: str) -> zipfile.ZipInfo:
     info = zipfile.ZipInfo(name, date_time=_ZIP_TIME)
     info.compress_type = zipfile.ZIP_DEFLATED
-    info.external_attr = 0o644 << 16  # rw-r--r--, as writestr gives a name
+    info.external_attr = 0o644 << 16  # rw-r--r-- (writestr gives a bare name rw-------; the mode unzip gives the member)
     return info
 
 

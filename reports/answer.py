@@ -27,7 +27,7 @@ import pandas as pd
 
 from reports import returns
 from reports.data import (agent_label, agent_order, design_order, design_title, fmt_bytes, fmt_energy, fmt_time,
-                          is_gpu, one_row_per, with_agent)
+                          is_gpu, one_row_per, seed_range_text, with_agent)
 from reports.quality import HW_BITS, hardware_scenario
 from reports.style import design_colors
 from reports.why import is_extreme, limiters, skipped_share, small_pct
@@ -396,6 +396,13 @@ def glance_rows(table: pd.DataFrame, ret: pd.DataFrame, env: str,
     return f"{env} at a glance: {_section_title(sc, batch)}, {bits} bits", ret_head, designs, rows
 
 
+def _returns_only(rows: list[tuple]) -> bool:
+    """Whether a glance's return column holds returns, not fractions of dense: some return and no dense TD3
+    reference to divide it by (the env's caveat says why)."""
+    given = [r for _, _, r, _ in rows if r is not None]
+    return bool(given) and not any(r["fraction"] == r["fraction"] for r in given)
+
+
 def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[tuple[str, str]]) -> str:
     """The env's answer in one table: per sparse agent, its return at the glance bits (fraction of dense with
     the seed range) and on every design its speedup, energy ratio and limiter at those bits."""
@@ -404,7 +411,8 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
         return ""
     title, ret_head, designs, rows = glance
     colors = design_colors(table.design.unique())
-    head = (f"<thead><tr><th class=l>agent</th><th>{ret_head}<br><span class=unit>of dense, seed range</span></th>"
+    unit = "no dense reference: the return, seed range" if _returns_only(rows) else "of dense, seed range"
+    head = (f"<thead><tr><th class=l>agent</th><th>{ret_head}<br><span class=unit>{unit}</span></th>"
             + "".join(f'<th><span class="sw" style="background:{colors[d]}"></span>{html.escape(d).replace("_", "_<wbr>")}'
                       f'{"<br>(GPU)" if is_gpu(d) else ""}</th>' for d in designs) + "</tr></thead>")
     body = []
@@ -418,8 +426,10 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
                       if r["spread_kind"] else "")
             ret_cell = (f'<td title="return {r["return_mean"]:.0f}, dense TD3 as trained {r["dense_return"]:.0f}" '
                         f'data-col="glance_return_fraction" data-value="{r["fraction"]!r}">{r["fraction"]:.2f}{spread}</td>')
-        else:
-            ret_cell = f'<td title="{html.escape(r["dense_missing"])}">{r["return_mean"]:.0f}</td>'
+        else:  # no dense reference: the return itself, with its seed range
+            rng = seed_range_text(r["return_min"], r["return_max"], "\u2013", unknown="") if r["spread_kind"] else ""
+            ret_cell = (f'<td title="{html.escape(r["dense_missing"])}">{r["return_mean"]:.0f}'
+                        + (f"<br><span class=spread>{rng}</span>" if rng else "") + "</td>")
         tds = []
         for c in cells:
             if c is None:
@@ -440,8 +450,9 @@ def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: li
     if glance is None:
         return ""
     title, ret_head, designs, rows = glance
+    of = "(no dense TD3 reference: the return itself)" if _returns_only(rows) else "as a fraction of dense TD3 as trained"
     lines = [f"**{title}** (speedup x / energy ratio vs dense at "
-             f"the same bits [limiter]; {ret_head} as a fraction of dense TD3 as trained [min-max over seeds])\n",
+             f"the same bits [limiter]; {ret_head} {of} [min-max over seeds])\n",
              f"| agent | {ret_head} | " + " | ".join(design_title(d) for d in designs) + " |",
              "|---|---:|" + "---:|" * len(designs)]
     for method, agent, r, cells in rows:
@@ -449,8 +460,9 @@ def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: li
             rtxt = "-"
         elif r["fraction"] == r["fraction"]:
             rtxt = f"{r['fraction']:.2f}" + (f" [{r['fraction_min']:.2f}-{r['fraction_max']:.2f}]" if r["spread_kind"] else "")
-        else:
-            rtxt = f"{r['return_mean']:.0f}"
+        else:  # no dense reference: the return itself, with its seed range, as in the return table
+            rtxt = f"{r['return_mean']:.0f}" + (f" [{seed_range_text(r['return_min'], r['return_max'])}]"
+                                               if r["spread_kind"] else "")
         lines.append(f"| {agent_label(method, agent)} | {rtxt} | " + " | ".join(
             "-" if c is None else f"{_fmt_ratio(c['speedup_vs_dense'])}x / {_fmt_ratio(c['energy_ratio_vs_dense'])} "
             f"[{limiter_word(c)}]" for c in cells) + " |")
@@ -547,8 +559,12 @@ def agent_key(df: pd.DataFrame) -> list[str]:
             frac = pattern.split(":", 1)[1] if pattern.startswith("unstructured:") else ""
             to = (f"({_pct_removed(float(frac))} of each layer's weights removed)" if frac.replace(".", "", 1).isdigit()
                   else f"to {pattern}")
-            text = (f"the {'dense TD3' if donor == 'td3' else donor} agent's weights pruned once by magnitude "
-                    f"{to}, never trained after it, so never evaluated (hardware figures only)")
+            who = f"the {'dense TD3' if donor == 'td3' else donor} agent's weights"
+            if pattern == "dense":  # nothing pruned: the env has no dense TD3 agent, so another one runs dense
+                text = (f"{who} run dense as they are (its zeros stored and multiplied), as the env has no dense TD3 "
+                        f"agent; never evaluated at that (hardware figures only)")
+            else:
+                text = f"{who} pruned once by magnitude {to}, never trained after it, so never evaluated (hardware figures only)"
         elif m == "td3":
             text = "TD3 (Fujimoto et al. 2018), dense: the reference of every ratio and fraction"
         elif m == "rnm-td3":
@@ -639,7 +655,8 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
         if len(t):
             seeds = sorted({s for x in t.seeds for s in str(x).split(",") if s})
             base = t.dense_return.iloc[0]
-            spread = f"[min-max over seeds {', '.join(seeds) or 'unknown'}]"
+            spread = (f"[min-max over seeds {', '.join(seeds) or 'unknown'}]" if (t.spread_kind != "").any()
+                      else "no seed range (one seed, or the seeds' returns unknown)")
             out.append(f"Return as a fraction of dense TD3 as trained ({base:.0f}); {spread}\n" if base == base else
                        f"Return (no fraction of dense: {returns.caption_reason(t)}); {spread}\n")
             lines = ["| agent | trained at | " + " | ".join(f"eval {b} b" for b in bits) + " |",
@@ -656,7 +673,8 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
                     if r.fraction == r.fraction:
                         txt = f"{r.fraction:.2f}" + (f" [{r.fraction_min:.2f}-{r.fraction_max:.2f}]" if r.spread_kind else "")
                     else:  # no dense reference: the return itself, as on the page
-                        txt = f"{r.return_mean:.0f}" + (f" [{r.return_min:.0f}-{r.return_max:.0f}]" if r.spread_kind else "")
+                        txt = f"{r.return_mean:.0f}" + (f" [{seed_range_text(r.return_min, r.return_max)}]"
+                                                       if r.spread_kind else "")
                     cells.append(f"**{txt}**" if b == own else txt)
                 out_label = agent_label(method, agent)
                 lines.append(f"| {out_label} | {own} | " + " | ".join(cells) + " |")

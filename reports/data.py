@@ -292,9 +292,13 @@ def distinct_digits(values, fmt, lo: int = 3, hi: int = 6) -> int:
     return hi
 
 
-def seed_range_text(lo: float, hi: float, dash: str = "-") -> str:
-    """A return's seed range as the return is written (no decimals): "5006-6292"; "n/a" when unknown."""
-    return "n/a" if lo != lo or hi != hi or lo is None or hi is None else f"{lo:.0f}{dash}{hi:.0f}"
+def seed_range_text(lo: Optional[float], hi: Optional[float], dash: str = "-", unknown: str = "n/a") -> str:
+    """A return's seed range as the return is written (no decimals): "5006-6292" (``dash``: "-" in Markdown, an
+    en dash on the page; " to " in place of "-" where an end is negative: "-120 to -5", not "-120--5");
+    ``unknown`` when either end is None or NaN."""
+    if lo is None or hi is None or lo != lo or hi != hi:
+        return unknown
+    return f"{lo:.0f}{' to ' if dash == '-' and min(lo, hi) < 0 else dash}{hi:.0f}"
 
 
 def front_formats(rows: pd.DataFrame) -> dict[str, Any]:

@@ -317,12 +317,17 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
 def log_tick_axis(values) -> dict[str, Any]:
     """``tickvals``/``ticktext`` of a log axis over ``values`` (finite, positive ones; NaN and None skipped) by
     :func:`log_ticks`, for a layout's axis: plotly's own labels between decades are bare digits ("10  2  5  100"
-    reads 20 and 50 as 2 and 5). Empty where no value is positive (plotly's defaults then)."""
+    reads 20 and 50 as 2 and 5). Empty (plotly's defaults) where no value is positive, or where fewer than two of
+    those ticks fall among the values: points from 14 to 21 us got ticks 10 and 20, one of them in view, so the
+    axis had one label; over less than a decade plotly's own ticks are written in full."""
     v = np.asarray([x for x in np.ravel(np.asarray(values, dtype=object)) if x is not None], dtype=float)
     v = v[np.isfinite(v) & (v > 0)]
     if not v.size:
         return {}
-    vals, text = log_ticks(float(v.min()), float(v.max()))
+    lo, hi = float(v.min()), float(v.max())
+    vals, text = log_ticks(lo, hi)
+    if sum(lo <= t <= hi for t in vals) < 2:
+        return {}
     return {"tickvals": vals, "ticktext": text}
 
 

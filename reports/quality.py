@@ -17,7 +17,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from reports.data import design_order, pattern_order
+from reports.data import design_order, pattern_order, seed_range_text
 from hwmodel.agents import label_fractions, normalize_label, one_shot_label
 
 FORMAT = "nmlab-quality-hw"
@@ -215,11 +215,8 @@ def _ret_text(e: dict[str, Any]) -> str:
 
 
 def _spread_text(e: dict[str, Any], dash: str = "-") -> str:
-    """The seed range of a return, "4980-6300" ("" when unknown), as the return is written: no decimals
-    (``dash``: "-" in Markdown as its other seed ranges, an en dash on the page)."""
-    if e.get("return_min") is None or e.get("return_max") is None:
-        return ""
-    return f"{e['return_min']:.0f}{dash}{e['return_max']:.0f}"
+    """The seed range of an entry's return, "4980-6300" ("" when unknown): ``reports.data.seed_range_text``."""
+    return seed_range_text(e.get("return_min"), e.get("return_max"), dash, unknown="")
 
 
 def _hw_text(h: dict[str, Any]) -> str:

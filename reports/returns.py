@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from hwmodel.limits import is_file
-from reports.data import agent_label, agent_order, with_agent
+from reports.data import agent_label, agent_order, seed_range_text, with_agent
 from reports.quality import _dense_agent, _own_bits, _return_at
 
 #: Dense TD3 has "learned" an env when its return reaches this fraction of the published dense TD3
@@ -66,7 +66,8 @@ def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.Dat
     Columns: env, method, agent, label, trained_bits, bits (evaluated at), return_mean, n_seeds, seeds
     (names, "" when unknown), return_min, return_max (per-seed; NaN when unknown), return_std (over seeds),
     dense_return (the env's dense TD3 as trained), fraction, fraction_min, fraction_max (per-seed returns
-    over dense_return; with only a std: mean -/+ std), spread_kind ("min-max" or "std"), dense_missing (why
+    over dense_return; with only a std: mean -/+ std; NaN for an agent of one seed), spread_kind ("min-max",
+    "std", or "" when there is no spread: one seed, or neither the seeds' returns nor a std known), dense_missing (why
     dense_return is NaN, in words; "" when it is not).
     """
     df = with_agent(df)
@@ -106,9 +107,11 @@ def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.Dat
                 std = float(r.get("return_std_seeds", math.nan))
                 nseeds = r.get("return_seeds", math.nan)
                 n = int(nseeds) if nseeds == nseeds else (len(per) if per else 0)
-                if per:
+                # One seed has no spread: a range "313-313" beside another agent's "5006-6292" would read
+                # as a seed-stable agent, so none is given (NaN, spread_kind "").
+                if per and len(per) > 1:
                     lo, hi, kind = min(v for _, v in per), max(v for _, v in per), "min-max"
-                elif std == std:
+                elif std == std and n > 1:
                     lo, hi, kind = mean - std, mean + std, "std"
                 else:
                     lo = hi = math.nan
@@ -162,9 +165,11 @@ def caveats(table: pd.DataFrame) -> dict[str, list[str]]:
 def _frac_cell(r: dict[str, Any], own: bool) -> str:
     import html
 
-    if r["fraction"] != r["fraction"]:
+    if r["fraction"] != r["fraction"]:  # the return itself, with its seed range as summary.md gives it
         why = r.get("dense_missing") or "no positive dense return to divide by"
-        return f'<td title="return {r["return_mean"]:.0f}; {html.escape(why)}">{r["return_mean"]:.0f}</td>'
+        rng = seed_range_text(r["return_min"], r["return_max"], "\u2013", unknown="") if r["spread_kind"] else ""
+        return (f'<td title="return {r["return_mean"]:.0f}; {html.escape(why)}">{r["return_mean"]:.0f}'
+                + (f"<br><small>{rng}</small>" if rng else "") + "</td>")
     spread = ""
     if r["spread_kind"]:
         spread = f'<br><small>{r["fraction_min"]:.2f}\u2013{r["fraction_max"]:.2f}</small>'
@@ -193,7 +198,7 @@ def html_cards(table: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
         kinds = sorted({r["spread_kind"] for r in recs if r["spread_kind"]})
         spread_txt = ("min\u2013max over seeds " + ", ".join(seeds)) if kinds == ["min-max"] else (
             "mean \u00b1 one standard deviation over seeds" if kinds == ["std"] else "spread over seeds (min\u2013max, "
-            "or \u00b1 std where the seeds are unknown)")
+            "or \u00b1 std where the seeds are unknown)" if kinds else "no seed range (one seed, or the seeds' returns unknown)")
         rows = []
         for method, agent in dict.fromkeys((r["method"], r["agent"]) for r in recs):
             first = by[next(k for k in by if k[:2] == (method, agent))]
@@ -208,8 +213,9 @@ def html_cards(table: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
         foot = (f"<p class=small>Pruned one-shot, never trained, so never evaluated: {html.escape(', '.join(one_shot))}.</p>"
                 if one_shot else "")
         base = t.dense_return.iloc[0]
-        what = (f"Return as a fraction of dense TD3 as trained ({base:.0f} = 1.00); below each: {spread_txt}"
-                if base == base else f"Return (no fraction of dense: {html.escape(caption_reason(t))})")
+        what = (f"Return as a fraction of dense TD3 as trained ({base:.0f} = 1.00)" if base == base
+                else f"Return (no fraction of dense: {html.escape(caption_reason(t))})")
+        what += f"; below each: {spread_txt}" if kinds else f"; {spread_txt}"
         out[str(env)] = (
             f'<div class="card"><table class="ans ret"><caption>{what}</caption><thead><tr><th rowspan=2 class=l>agent</th>'
             f"<th rowspan=2>trained at (bits)</th><th rowspan=2>as trained</th><th colspan={len(bits)}>evaluated with "

@@ -532,6 +532,16 @@ def test_log_ticks_are_whole_numbers_1_2_5_per_decade():
     assert text == ["0.1", "0.2", "0.5", "1"]
 
 
+def test_a_log_axis_under_a_decade_keeps_plotlys_ticks():
+    """Our 1-2-5 ticks on points from 14 to 21 us were 10 and 20: one label in view. Where fewer than two of
+    them fall among the points, plotly's own ticks (written in full under a decade) stay."""
+    from reports.html import log_tick_axis
+
+    assert log_tick_axis([14.0, 20.97]) == {} and log_tick_axis([168.4, 227.9]) == {}
+    assert log_tick_axis([13.0, np.nan, None, 262.0])["tickvals"] == [10.0, 20.0, 50.0, 100.0, 200.0]
+    assert log_tick_axis([9.0, 60.0])["tickvals"] == [10.0, 20.0, 50.0]  # under a decade, three ticks in view
+
+
 def test_every_log_axis_on_the_page_writes_its_ticks_out(page):
     """The Pareto fronts and the GPU model's plots too, not only the why figures' weights: plotly's own
     labels between decades are bare digits, "10  2  5  100", so 20 and 50 read as 2 and 5."""
@@ -644,6 +654,11 @@ def test_agent_labels_are_explained_once_under_the_glance_tables(sweep, page):
         "weights removed (unstructured)",
         "1:8 one-shot: the dense TD3 agent's weights pruned once by magnitude to 1:8, never trained after it, so "
         "never evaluated (hardware figures only)"]  # an unknown method ("foo") gets no sentence
+    # An env without a dense TD3 agent runs another agent's weights dense: nothing is pruned "to dense".
+    (alone,) = answer.agent_key(pd.DataFrame({"env": "E", "pattern": ["dense"], "mask_source": ["one-shot"],
+                                              "method": ["one-shot(rlx2)"], "agent": ["dense one-shot"]}))
+    assert alone == ("dense one-shot: the rlx2 agent's weights run dense as they are (its zeros stored and "
+                     "multiplied), as the env has no dense TD3 agent; never evaluated at that (hardware figures only)")
     df = pd.read_parquet(sweep / "points.parquet")
     want = answer.agent_key(df)
     heads = [k.split(": ", 1)[0] for k in want]  # every agent of the sweep named once: alone, or in its method's group
@@ -690,3 +705,56 @@ def test_a_gpus_leakage_is_named_its_idle_floor_power_on_the_page_and_in_the_png
     labels = [t.get_text() for t in acc.legends[0].get_texts()]
     assert "leakage" in labels and "mac" in labels and not any("GPU" in t for t in labels), labels
     plt.close(acc)
+
+
+def test_an_agent_of_one_seed_has_no_seed_range(tmp_path):
+    # One seed's "range" is its return twice ("313-313"): beside a range of several seeds it would read as an
+    # agent whose seeds agree, so none is given, in the return table and in what reads it (fronts, quality).
+    q = tmp_path / "quality.csv"
+    q.write_text("env,method,sparsity,bits,seed,steps,episodes,return_mean,return_std\n"
+                 "Hopper-v5,td3,dense,32,0,1000,10,3000.0,5.0\n"
+                 "Hopper-v5,rnm-td3,2:4,32,0,1000,10,2800.0,5.0\n"
+                 "Hopper-v5,rnm-td3,2:4,32,1,1000,10,2600.0,5.0\n")
+    df = pd.DataFrame({"env": ["Hopper-v5"] * 2, "method": ["td3", "rnm-td3"], "agent": ["dense", "2:4"],
+                       "pattern": ["dense", "2:4"], "mask_source": ["trained"] * 2, "bits": [32, 32],
+                       "workload_bits": [32, 32], "return_mean": [3000.0, 2700.0],
+                       "return_std_seeds": [math.nan, 141.4], "return_seeds": [1, 2]})
+    t = returns.return_table(df, q).set_index("agent")
+    assert t.loc["dense", "spread_kind"] == "" and math.isnan(t.loc["dense", "return_min"])
+    assert t.loc["2:4", "spread_kind"] == "min-max" and (t.loc["2:4", "return_min"], t.loc["2:4", "return_max"]) == (2600, 2800)
+    assert t.loc["2:4", "seeds"] == "0,1"
+
+
+def test_without_dense_td3_returns_keep_their_seed_range(sweep, tmp_path):
+    """An env with no dense TD3 agent shows returns, not fractions of dense: each with its seed range, in the
+    glance and the return table, on the page as in summary.md (the page and the glance dropped it)."""
+    import shutil
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    sub = df[(df.env == "Hopper-v5") & (df.method != "td3") & (df.scenario == "inference") & (df.bits == 8)
+             & df.design.isin(["edge_ws", "flex_nm"])]
+    out = tmp_path / "nodense"
+    out.mkdir()
+    shutil.copy(sweep / "sweep.json", out / "sweep.json")
+    sub.to_parquet(out / "points.parquet")
+    build_report(out)
+    ret = returns.return_table(sub, json.loads((sweep / "sweep.json").read_text())["quality_table"])
+    r = ret[(ret.agent == "2:4") & (ret.bits == 8)].iloc[0]
+    assert r.spread_kind == "min-max" and r.fraction != r.fraction and r.return_min < r.return_max
+    rng, en = f"{r.return_min:.0f}-{r.return_max:.0f}", f"{r.return_min:.0f}\u2013{r.return_max:.0f}"
+    md = (out / "report" / "summary.md").read_text()
+    glance_md = md.split("at a glance", 1)[1].split("\n\n", 2)[1]
+    assert f"| 2:4 (rnm-td3) | {r.return_mean:.0f} [{rng}] |" in glance_md
+    assert "return at 8 b (no dense TD3 reference: the return itself) [min-max over seeds]" in md  # not "of dense"
+    page = (out / "report" / "index.html").read_text()
+    glance = re.search(r'<table class="ans glance" data-env="Hopper-v5">(.*?)</table>', page).group(1)
+    want = f"{r.return_mean:.0f}<br><span class=spread>{en}</span></td>"
+    assert "<span class=unit>no dense reference: the return, seed range</span>" in glance
+    assert want in glance
+    # No return at all (no quality table): the header stays as it was, not "no dense reference"
+    rows = [("td3", "dense", None, []), ("rnm-td3", "2:4", None, [])]
+    assert not answer._returns_only(rows)
+    assert answer._returns_only(rows + [("rlx2", "rlx2 0.98/0.95", r, [])])
+    table = re.search(r'<table class="ans ret">(.*?)</table>', page).group(1)
+    assert f"{r.return_mean:.0f}<br><small>{en}</small></td>" in table
+    assert "; below each: min\u2013max over seeds" in table

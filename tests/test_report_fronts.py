@@ -394,3 +394,12 @@ def test_same_bits_heatmaps_say_what_a_white_cell_is(default_sweep, monkeypatch)
     blank = sum(int(np.isnan(im.get_array().filled(np.nan)).sum()) for ax in fig.axes for im in ax.images)
     assert blank > 0  # the default sweep has such cells
     plt.close(fig)
+
+
+def test_seed_range_text_keeps_negative_returns_readable():
+    from reports.data import seed_range_text
+
+    assert seed_range_text(5006.4, 6292.0) == "5006-6292"
+    assert seed_range_text(-120.0, -5.0) == "-120 to -5" and seed_range_text(-3.0, 40.0) == "-3 to 40"  # not "-120--5"
+    assert seed_range_text(-120.0, -5.0, "\u2013") == "-120\u2013-5"  # the page's en dash reads apart from a sign
+    assert seed_range_text(float("nan"), 1.0) == "n/a" and seed_range_text(None, 1.0, unknown="") == ""
