@@ -49,7 +49,8 @@ class SweepConfig:
         workloads: "bundled" or a list of workload file paths (absolute after loading).
         patterns: canonical pattern strings ("dense", "2:4", ...), no duplicates.
         bits: weight bitwidths, no duplicates.
-        designs: "bundled" or a list of bundled design names / design YAML paths.
+        designs: "bundled", a list of bundled design names / design YAML paths, or none (``[]``,
+            ``none``): no accelerator, for a sweep of the ``gpus`` alone.
         gpus: GPU design points swept beside the designs: "bundled" (every bundled GPU spec) or
             a list of bundled GPU names / GPU spec files (empty: none). Default: DEFAULT_GPUS,
             or none when the config lists its ``designs`` and says nothing of ``gpus``.
@@ -192,7 +193,11 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
         cfg.bits = bits
 
     if "designs" in data:
-        cfg.designs = "bundled" if data["designs"] == "bundled" else _paths(_list(data, "designs"), "designs", base, must_exist=False)
+        d = data["designs"]
+        if d is None or d == "none" or d == []:
+            cfg.designs = []  # GPUs only (gpus: must then name some)
+        else:
+            cfg.designs = "bundled" if d == "bundled" else _paths(_list(data, "designs"), "designs", base, must_exist=False)
 
     if "designs" in data and "gpus" not in data:
         cfg.gpus = []  # a config that lists its designs sweeps just those (as before GPUs were design points)
@@ -204,6 +209,9 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
             cfg.gpus = "bundled"
         else:
             cfg.gpus = _paths(_list(data, "gpus"), "gpus", base, must_exist=False)
+
+    if cfg.designs == [] and not cfg.gpus:
+        _fail("designs", "none, and no gpus either: nothing to sweep (list designs, or gpus for a GPU-only sweep)")
 
     if "scenarios" in data:
         scenarios: list[Scenario] = []

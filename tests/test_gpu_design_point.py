@@ -156,6 +156,25 @@ def test_sweep_config_gpus_key():
     assert parse_config({"gpus": ["b200"]}).gpus == ["b200"]
 
 
+def test_a_sweep_of_gpus_alone(tmp_path):
+    # designs: none (or []) sweeps the gpus alone; with no gpus either there is nothing to sweep.
+    from sweeps.config import parse_config
+    from sweeps.grid import resolve_designs
+
+    for none in ("none", [], None):
+        cfg = parse_config({"designs": none, "gpus": ["h100_sxm"]})
+        assert cfg.designs == [] and [d.name for d in resolve_designs(cfg)] == ["h100_sxm"]
+        with pytest.raises(NmlabError, match=r"^sweep config: designs: none, and no gpus either: nothing to sweep"):
+            parse_config({"designs": none})
+    (tmp_path / "c.yaml").write_text('designs: none\ngpus: [h100_sxm]\nbits: [8]\npatterns: [dense, "2:4"]\n')
+    out = subprocess.run([*NMLAB, "sweep", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "res"), "--quiet"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    import pandas as pd
+
+    assert set(pd.read_parquet(tmp_path / "res" / "points.parquet").design) == {"h100_sxm"}
+
+
 def test_gpu_names_and_bad_input():
     assert not set(bundled_gpus()) & set(bundled_designs())  # one name, one kind of design point
     with pytest.raises(NmlabError, match="is a GPU spec, not an accelerator design"):
