@@ -22,7 +22,8 @@ held-out A100 bf16 dense MAPE 4.2% against 5.0%. The prior rows keep those singu
 ``nmlab gpu validate`` and ``nmlab gpu fit`` run (split seeds 2, 3, 4, 5, 13) prints the same
 figures, and ``nmlab gpu fit`` writes the same file; a start value 1e-12 apart moved the A100's
 seed-13 predictions by up to 7%, now by under 1e-5. At a width of 100 a factor e (2.7x) off the
-prior costs 5e-5 of the fit's cost (about 1 for the timings), so where the data pin a scalar it
+prior costs 5e-5 of the fit's cost (about 1 for the timings; the soft-L1 loss covers the prior
+rows too, and at a residual this far below ``F_SCALE`` it is half the square), so where the data pin a scalar it
 goes where they say. The centres: ``sparse_energy`` 0.5 (a 2:4 FLOP, counting the skipped
 zeros, does half the multiply-adds), 2 pJ per 16-bit FLOP (the fitted sets: 1.1-2.3) and 100 ms
 (GpuParams's start; the fitted sets: 24-194 ms). A centre of 0.7 for ``sparse_energy`` (its
