@@ -657,7 +657,9 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
             base = t.dense_return.iloc[0]
             spread = (f"[min-max over seeds {', '.join(seeds) or 'unknown'}]" if (t.spread_kind != "").any()
                       else "no seed range (one seed, or the seeds' returns unknown)")
-            out.append(f"Return as a fraction of dense TD3 as trained ({base:.0f}); {spread}\n" if base == base else
+            src = returns.reference_source(t)
+            out.append(f"Return as a fraction of dense TD3 as trained ({base:.0f}{', ' + src if src else ''}); {spread}\n"
+                       if base == base else
                        f"Return (no fraction of dense: {returns.caption_reason(t)}); {spread}\n")
             lines = ["| agent | trained at | " + " | ".join(f"eval {b} b" for b in bits) + " |",
                      "|---|---:|" + "---:|" * len(bits)]

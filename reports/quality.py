@@ -13,12 +13,15 @@ An agent is (env, method, agent label) of the sweep rows (``hwmodel.agents``): `
 from __future__ import annotations
 
 import html
-from typing import Any, Optional
+import math
+from pathlib import Path
+from typing import Any, NamedTuple, Optional
 
 import pandas as pd
 
 from reports.data import design_order, pattern_order, seed_range_text
 from hwmodel.agents import label_fractions, normalize_label, one_shot_label
+from hwmodel.limits import is_file
 
 FORMAT = "nmlab-quality-hw"
 VERSION = 3  # 3: hardware vs dense at the same bits; 2: fractions against dense as trained (1: same bits)
@@ -73,11 +76,11 @@ def _dense_agent(env_rows: pd.DataFrame) -> Optional[pd.DataFrame]:
     return td3 if len(td3) else dense[dense.method == sorted(dense.method.unique())[0]]
 
 
-def fraction_of_dense(return_mean: float, dense_ref: Optional[pd.Series]) -> dict[str, Any]:
+def fraction_of_dense(return_mean: float, dense_ref: Any) -> dict[str, Any]:
     """``fraction_of_dense``, ``dense_return_mean`` and ``fraction_missing`` of one return against
-    the env's dense TD3 return at its training precision (``dense_ref``, a row with ``return_mean``
-    and ``bits``; None when the sweep has none). No fraction when that return is not positive: a
-    ratio to a non-positive return means nothing."""
+    the env's dense TD3 return at its training precision (``dense_ref``, a ``DenseReference`` or a row
+    with ``return_mean`` and ``bits``; None when there is none: ``dense_reference``). No fraction when
+    that return is not positive: a ratio to a non-positive return means nothing."""
     if dense_ref is None:
         return {"fraction_of_dense": None, "dense_return_mean": None, "fraction_missing": "no dense TD3 return"}
     base = float(dense_ref.return_mean)
@@ -93,6 +96,52 @@ def _return_at(rows: pd.DataFrame, bits: int) -> Optional[pd.Series]:
     return at.iloc[0] if len(at) else None
 
 
+class DenseReference(NamedTuple):
+    """Dense TD3's return as trained: what every fraction of dense divides by."""
+
+    return_mean: float
+    bits: int
+    #: "" when it is the sweep's own row; else where it was taken from, in words.
+    source: str
+
+
+def dense_reference(dense: Optional[pd.DataFrame], quality_table: Any = None) -> Optional[DenseReference]:
+    """The env's dense TD3 return as trained (``dense``: its rows, ``_dense_agent``; None: none swept): the
+    sweep's return at dense's own precision (``_own_bits``). A sweep with no point at that precision (a GPU-only
+    sweep, bits [16, 8]; or bits [8]) takes it from the quality table it joined (``quality_table``, sweep.json's
+    path): the rows the sweep would have joined there (``sweeps.derived.join_quality``: same env, pattern, bits
+    and method), seeds averaged. Only while that table still gives the sweep's returns of dense at the bits it
+    has (at least one, each to 1e-9): a table changed since the sweep gives no reference. None when neither has one."""
+    if dense is None:
+        return None
+    bits = _own_bits(dense)
+    row = _return_at(dense, bits)
+    if row is not None:
+        return DenseReference(float(row.return_mean), bits, "")
+    if not isinstance(quality_table, (str, Path)) or not is_file(quality_table):
+        return None
+    from sweeps.derived import load_quality
+
+    try:
+        groups = load_quality(quality_table)
+    except Exception:  # a damaged or changed quality file: no reference, as before
+        return None
+    env, method = dense.env.iloc[0], dense.method.iloc[0]
+
+    def mean_at(b: int) -> Optional[float]:
+        vals = [q["return_mean"] for q in groups.get((env, "dense", b), []) if q["method"] in ("", method)]
+        return sum(vals) / len(vals) if vals else None
+
+    swept = dense[dense.return_mean.notna()].drop_duplicates("bits")
+    same = [(mean_at(int(b)), float(r)) for b, r in zip(swept.bits, swept.return_mean)]
+    ref = mean_at(bits)
+    if ref is None or not same or not all(m is not None and math.isclose(m, r, rel_tol=1e-9, abs_tol=1e-9)
+                                          for m, r in same):
+        return None
+    return DenseReference(ref, bits, f"taken from the quality table {Path(quality_table).name}, which the sweep "
+                                     f"joined: the sweep has no {bits}-bit point of dense TD3, its own precision")
+
+
 def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[float, str]],
                      quality_table: Optional[str] = "given", spread: Optional[pd.DataFrame] = None) -> dict[str, Any]:
     """The table as data (``quality_vs_hardware.json``).
@@ -102,7 +151,8 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
         published: (env, canonical label) -> (published fraction of dense, source), from
             :func:`hwmodel.agents.load_published`.
         quality_table: the quality table the sweep joined (its path), or None when it joined
-            none (then a missing return says so instead of "no quality row").
+            none (then a missing return says so instead of "no quality row"); where the sweep has no
+            point of dense TD3 at its own precision, the reference is taken from it (``dense_reference``).
         spread: the seed spread of each return, ``reports.returns.return_table`` of the same rows (None:
             none given, the entries' ``return_min``/``return_max`` stay null).
     """
@@ -120,7 +170,7 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
         dense = _dense_agent(env_rows)
         # One reference per env: dense TD3 as trained (full precision), so each cell says what that
         # (agent, bits) keeps of the dense agent; dense itself collapses at 4 bits, a useless yardstick.
-        dense_ref = _return_at(dense, _own_bits(dense)) if dense is not None else None
+        dense_ref = dense_reference(dense, quality_table)
         order = {p: i for i, p in enumerate(pattern_order(env_rows.pattern))}
         keys = env_rows[["method", "agent", "pattern", "mask_source"]].drop_duplicates()
         keys = sorted(keys.itertuples(index=False), key=lambda k: (

@@ -9,7 +9,9 @@ rows by their fractions). When the per-seed values no longer average to the tabl
 spread falls back to the table's standard deviation over seeds.
 
 Reference: the fraction of dense is the return divided by the env's dense TD3 return as
-trained (own precision, 32 bits), as in the "RL quality vs hardware" table.
+trained (own precision, 32 bits), as in the "RL quality vs hardware" table; a sweep with no point
+at that precision (bits [16, 8], bits [8]) takes it from the quality table it joined
+(``reports.quality.dense_reference``), and the caption and a caveat say so.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import pandas as pd
 
 from hwmodel.limits import is_file
 from reports.data import agent_label, agent_order, seed_range_text, with_agent
-from reports.quality import _dense_agent, _own_bits, _return_at
+from reports.quality import _dense_agent, _own_bits, dense_reference
 
 #: Dense TD3 has "learned" an env when its return reaches this fraction of the published dense TD3
 #: return at 1M steps; below it every fraction of dense on the page gets a caveat.
@@ -65,8 +67,9 @@ def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.Dat
 
     Columns: env, method, agent, label, trained_bits, bits (evaluated at), return_mean, n_seeds, seeds
     (names, "" when unknown), return_min, return_max (per-seed; NaN when unknown), return_std (over seeds),
-    dense_return (the env's dense TD3 as trained), fraction, fraction_min, fraction_max (per-seed returns
-    over dense_return; with only a std: mean -/+ std; NaN for an agent of one seed), spread_kind ("min-max",
+    dense_return (the env's dense TD3 as trained: ``reports.quality.dense_reference``), dense_source ("" when
+    dense_return is the sweep's own point, else where it was taken from, in words), fraction, fraction_min,
+    fraction_max (per-seed returns over dense_return; with only a std: mean -/+ std; NaN for an agent of one seed), spread_kind ("min-max",
     "std", or "" when there is no spread: one seed, or neither the seeds' returns nor a std known), dense_missing (why
     dense_return is NaN, in words; "" when it is not).
     """
@@ -86,10 +89,10 @@ def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.Dat
     for env in sorted(df.env.unique()):
         env_rows = df[df.env == env]
         dense = _dense_agent(env_rows)
-        ref = _return_at(dense, _own_bits(dense)) if dense is not None else None
+        ref = dense_reference(dense, quality_path)
         base = float(ref.return_mean) if ref is not None and ref.return_mean > 0 else math.nan
-        # Why there is no reference, in words (a sweep without dense, or without dense's own
-        # precision, e.g. bits [8, 4], has one in the quality table but not in the sweep).
+        # Why there is no reference, in words (a sweep without dense; or without dense's own precision,
+        # e.g. bits [8, 4], and no quality table that still gives the sweep's returns to take it from).
         if dense is None:
             dense_missing = "the sweep has no dense TD3 agent for this env"
         elif ref is None:
@@ -122,13 +125,15 @@ def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.Dat
                     "seeds": ",".join(s for s, _ in per) if per else "", "return_min": lo, "return_max": hi,
                     "return_std": std, "dense_return": base, "fraction": mean / base, "fraction_min": lo / base,
                     "fraction_max": hi / base, "spread_kind": kind, "dense_missing": dense_missing,
+                    "dense_source": ref.source if ref is not None else "",
                 })
     return pd.DataFrame(out)
 
 
 def caveats(table: pd.DataFrame) -> dict[str, list[str]]:
     """env -> the caveats its returns need, in words with the numbers behind them:
-    no dense reference (``caption_reason``), dense itself has not learned (below LEARNED_FRACTION of the
+    no dense reference (``caption_reason``), the reference taken from the quality table (``reference_source``: the
+    sweep has no point of dense at its own precision), dense itself has not learned (below LEARNED_FRACTION of the
     published return), or the seeds of one agent disagree more than the agents' means differ (at the
     agents' own training precision)."""
     out: dict[str, list[str]] = {}
@@ -138,6 +143,9 @@ def caveats(table: pd.DataFrame) -> dict[str, list[str]]:
         notes = []
         base = float(t.dense_return.iloc[0])
         pub = PUBLISHED_DENSE_RETURN.get(env)
+        if base == base and reference_source(t):
+            notes.append(f"dense TD3's return as trained ({base:.0f}), which every fraction of dense here divides by, "
+                         f"is {reference_source(t)}.")
         if base != base:
             notes.append(f"{caption_reason(t)}: no fraction of dense can be given; the returns are shown as they are.")
         elif pub is None:
@@ -213,7 +221,9 @@ def html_cards(table: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
         foot = (f"<p class=small>Pruned one-shot, never trained, so never evaluated: {html.escape(', '.join(one_shot))}.</p>"
                 if one_shot else "")
         base = t.dense_return.iloc[0]
-        what = (f"Return as a fraction of dense TD3 as trained ({base:.0f} = 1.00)" if base == base
+        src = reference_source(t)
+        what = (f"Return as a fraction of dense TD3 as trained ({base:.0f} = 1.00{html.escape(', ' + src) if src else ''})"
+                if base == base
                 else f"Return (no fraction of dense: {html.escape(caption_reason(t))})")
         what += f"; below each: {spread_txt}" if kinds else f"; {spread_txt}"
         out[str(env)] = (
@@ -222,6 +232,12 @@ def html_cards(table: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
             f"the actor at B bits</th></tr><tr>" + "".join(f"<th>{b} b</th>" for b in bits) + "</tr></thead><tbody>"
             + "".join(rows) + f"</tbody></table>{foot}</div>")
     return out
+
+
+def reference_source(t: pd.DataFrame) -> str:
+    """Where an env's dense TD3 return as trained was taken from when it is no point of the sweep ("" when it is
+    one; its rows share it)."""
+    return str(t.dense_source.iloc[0]) if "dense_source" in t.columns and len(t) else ""
 
 
 def caption_reason(t: pd.DataFrame) -> str:

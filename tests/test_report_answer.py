@@ -758,3 +758,30 @@ def test_without_dense_td3_returns_keep_their_seed_range(sweep, tmp_path):
     table = re.search(r'<table class="ans ret">(.*?)</table>', page).group(1)
     assert f"{r.return_mean:.0f}<br><small>{en}</small></td>" in table
     assert "; below each: min\u2013max over seeds" in table
+
+
+def test_a_gpu_only_sweep_gives_fractions_of_dense_as_trained(tmp_path):
+    """A GPU-only sweep runs 16 and 8 bits only, so it has no point of dense TD3 at its own 32 bits: the
+    fractions of dense divide by the bundled quality table's 32-bit dense rows (seeds averaged, as the sweep
+    joins them), in the glance as in the return table; it gave the returns alone."""
+    import yaml
+
+    from sweeps import api
+
+    cfg = tmp_path / "gpu.yaml"
+    cfg.write_text(yaml.safe_dump({"designs": "none", "gpus": ["h100_sxm"], "bits": [16, 8], "patterns": ["dense", "2:4"],
+                                   "scenarios": [{"scenario": "inference", "batch": 1}]}))
+    out = tmp_path / "out"
+    api.run(str(cfg), out, workers=1, progress=False)
+    build_report(out)
+    qpath = json.loads((out / "sweep.json").read_text())["quality_table"]
+    with open(qpath) as fh:
+        dense = [float(r["return_mean"]) for r in csv.DictReader(fh)
+                 if (r["env"], r["method"], r["sparsity"], r["bits"]) == ("Hopper-v5", "td3", "dense", "32")]
+    df = pd.read_parquet(out / "points.parquet")
+    assert sorted(df.bits.unique()) == [8, 16] and len(dense) > 1
+    r = df[(df.env == "Hopper-v5") & (df.agent == "2:4") & (df.bits == 8)].iloc[0]
+    md = (out / "report" / "summary.md").read_text()
+    glance = md.split("**Hopper-v5 at a glance", 1)[1].split("\n\n", 2)[1]
+    assert f"| 2:4 (rnm-td3) | {r.return_mean / np.mean(dense):.2f} [" in glance
+    assert f"Return as a fraction of dense TD3 as trained ({np.mean(dense):.0f}, taken from the quality table" in md

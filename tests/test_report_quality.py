@@ -153,6 +153,55 @@ def test_no_fraction_against_a_missing_or_non_positive_dense_return():
     assert quality.fraction_of_dense(50.0, None)["fraction_missing"] == "no dense TD3 return"
 
 
+def _without_32_bits(sweep_dir: Path, out: Path, quality_csv: str = QUALITY) -> Path:
+    """The sweep's rows at 8 and 4 bits only (a sweep of bits [8, 4]), beside its sweep.json pointing at a
+    quality table holding ``quality_csv``; its report built."""
+    import shutil
+
+    out.mkdir()
+    df = pd.read_parquet(sweep_dir / "points.parquet")
+    df[df.bits != 32].to_parquet(out / "points.parquet")
+    (out / "quality.csv").write_text(quality_csv)
+    manifest = json.loads((sweep_dir / "sweep.json").read_text())
+    (out / "sweep.json").write_text(json.dumps({**manifest, "quality_table": str(out / "quality.csv")}))
+    shutil.copy(sweep_dir.parent / "published.csv", out / "published.csv")
+    build_report(out, published=out / "published.csv")
+    return out
+
+
+def test_a_sweep_without_dense_own_precision_takes_dense_from_its_quality_table(sweep_dir, tmp_path):
+    """No 32-bit point (bits [8, 4], or a GPU-only sweep's [16, 8]): dense TD3's return as trained (200, the
+    quality table's 32-bit row) is still the reference of every fraction of dense, in the return table, the
+    glance and the quality table, and the captions say where it came from; it used to give no fraction at all.
+    A quality table changed since the sweep (dense's 8-bit rows no longer the sweep's 200) gives none."""
+    from reports import returns
+
+    out = _without_32_bits(sweep_dir, tmp_path / "no32")
+    doc = json.loads((out / "report" / quality.FILENAME).read_text())
+    rnm = _row(doc, "rnm-td3", "2:4")
+    assert _ret(rnm, "own")["return_mean"] is None  # not swept at its own 32 bits
+    assert _ret(rnm, "8")["fraction_of_dense"] == pytest.approx(150 / 200) and _ret(rnm, "8")["dense_return_mean"] == 200
+    assert _ret(rnm, "4")["fraction_of_dense"] == pytest.approx(100 / 200)
+    ret = returns.return_table(pd.read_parquet(out / "points.parquet"), str(out / "quality.csv"))
+    assert set(ret.dense_return) == {200.0} and set(ret.dense_missing) == {""}
+    r8 = ret[(ret.method == "rnm-td3") & (ret.bits == 8)].iloc[0]
+    assert r8.fraction == pytest.approx(150 / 200) and (r8.fraction_min, r8.fraction_max) == (140 / 200, 160 / 200)
+    src = "taken from the quality table quality.csv, which the sweep joined: the sweep has no 32-bit point of dense TD3"
+    md, page = (out / "report" / "summary.md").read_text(), (out / "report" / "index.html").read_text()
+    assert f"Return as a fraction of dense TD3 as trained (200, {src}" in md
+    assert f"<caption>Return as a fraction of dense TD3 as trained (200 = 1.00, {src}" in page
+    assert f"Caveat: dense TD3's return as trained (200), which every fraction of dense here divides by, is {src}" in md
+    assert "| 2:4 (rnm-td3) | 0.75 [0.70-0.80] |" in md  # the glance: a fraction, not the return 150
+    assert "no fraction of dense" not in md + page and "no dense TD3 return" not in md + page
+
+    changed = _without_32_bits(sweep_dir, tmp_path / "changed", QUALITY.replace("dense,8,1,2000,5,210", "dense,8,1,2000,5,230"))
+    ret = returns.return_table(pd.read_parquet(changed / "points.parquet"), str(changed / "quality.csv"))
+    assert ret.dense_return.isna().all()
+    why = "the sweep has no return of dense TD3 at its own precision (32 bits)"
+    assert set(ret.dense_missing) == {why}
+    assert f"Caveat: {why}: no fraction of dense can be given" in (changed / "report" / "summary.md").read_text()
+
+
 def test_returns_equal_the_sweep_rows(doc, sweep_dir):
     df = pd.read_parquet(sweep_dir / "points.parquet")
     for r in doc["rows"]:
