@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, Iterator, Optional
 
 from hwmodel.errors import NmlabError
 
@@ -83,6 +83,14 @@ def remove_stale_temps(folder: str | os.PathLike, name: str, suffixes: tuple[str
     return removed
 
 
+def replace_refusal(path: Path) -> Optional[str]:
+    """Why a new file must not be renamed over ``path`` (the rename would replace a folder's name or
+    a device such as /dev/null with a regular file), or None where it may."""
+    if os.path.lexists(path) and not (path.is_file() or path.is_symlink()):
+        return "is a directory" if path.is_dir() else "exists and is not a regular file"
+    return None
+
+
 @contextlib.contextmanager
 def atomic_write(path: str | os.PathLike, mode: str = "wb", durable: bool = True) -> Iterator[IO]:
     """Open a temporary file beside ``path``; on success rename it over ``path``.
@@ -94,10 +102,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", durable: bool = True
     that are rebuilt when found unreadable.
     """
     path = Path(path)
-    # The rename would replace a folder's name or a device (/dev/null) with the new file: refuse
-    # it here too, for writers whose caller did not run limits.check_output_file first.
-    if os.path.lexists(path) and not (path.is_file() or path.is_symlink()):
-        raise NmlabError(f"{path}: {'is a directory' if path.is_dir() else 'exists and is not a regular file'}")
+    # Refused here too, for writers whose caller did not run limits.check_output_file first.
+    why = replace_refusal(path)
+    if why:
+        raise NmlabError(f"{path}: {why}")
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(path.parent, path.name)
     fd, tmp = tempfile.mkstemp(prefix=temp_prefix(path.name), suffix=".tmp", dir=path.parent)

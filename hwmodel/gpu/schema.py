@@ -142,11 +142,12 @@ class RowWriter:
         """``append``: carry on writing an existing partial file (a bench run that restarted
         in a fresh process); its header is kept."""
         self.path = Path(path)
-        # close() renames the partial file over the path: that would replace a folder's name or
-        # a device such as /dev/null with a regular file.
-        if os.path.lexists(self.path) and not (self.path.is_file() or self.path.is_symlink()):
-            kind = "is a directory" if self.path.is_dir() else "exists and is not a regular file"
-            raise NmlabError(f"gpu bench csv: {self.path}: {kind}")
+        # close() renames the partial file over the path: refused before the first row.
+        from hwmodel.io import replace_refusal
+
+        why = replace_refusal(self.path)
+        if why:
+            raise NmlabError(f"gpu bench csv: {self.path}: {why}")
         self.partial = self.path.with_name(self.path.name + ".partial")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         keep = append and self.partial.is_file() and self.partial.stat().st_size > 0
