@@ -307,13 +307,9 @@ def front_formats(rows: pd.DataFrame) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for col, f in (("latency_s", fmt_time), ("energy_pj", fmt_energy), ("model_bytes", fmt_bytes)):
         if col in rows.columns:
-            out[col] = partial(_with_digits, f, distinct_digits(rows[col], f))
+            out[col] = partial(f, digits=distinct_digits(rows[col], f))
     out["return_mean"] = lambda v: "missing" if v != v else f"{v:.0f}"
     return out
-
-
-def _with_digits(f, digits: int, v: float) -> str:
-    return f(v, digits)
 
 
 # ----------------------------------------------------------------------------- agents

@@ -102,10 +102,10 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
                 texts = front_labels(xs, ys, [f"{p} @{b}" for p, b in zip(names, f.bits)], xlog, ylog)
                 allx = shown(xc, data[xc]).to_numpy(float)
                 tx = np.log10 if xlog else (lambda v: v)
-                lo, hi = tx(allx.min()), tx(allx.max())
+                x0, x1 = tx(allx.min()), tx(allx.max())  # the x range, on the axis scale
                 for xv, yv, text in zip(xs, ys, texts):
                     if text:  # left of the plot's first third the label reads rightwards: not over the y axis
-                        left = hi > lo and (tx(xv) - lo) / (hi - lo) < 0.3
+                        left = x1 > x0 and (tx(xv) - x0) / (x1 - x0) < 0.3
                         ax.annotate(text, (xv, yv), textcoords="offset points", xytext=(3 if left else -3, 4),
                                     ha="left" if left else "right", fontsize=7)
             if xlog and len(data):
