@@ -12,6 +12,7 @@ An agent is (env, method, agent label) of the sweep rows (``hwmodel.agents``): `
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 from pathlib import Path
@@ -105,6 +106,15 @@ class DenseReference(NamedTuple):
     source: str
 
 
+@functools.lru_cache(maxsize=4)
+def _quality_groups(path: str, mtime_ns: int, size: int) -> dict:
+    """``sweeps.derived.load_quality`` of ``path``, read once per report (the return table and the quality
+    document each ask, per env); keyed on the file's mtime and size so an edited file is read again."""
+    from sweeps.derived import load_quality
+
+    return load_quality(path)
+
+
 def dense_reference(dense: Optional[pd.DataFrame], quality_table: Any = None) -> Optional[DenseReference]:
     """The env's dense TD3 return as trained (``dense``: its rows, ``_dense_agent``; None: none swept): the
     sweep's return at dense's own precision (``_own_bits``). A sweep with no point at that precision (a GPU-only
@@ -120,10 +130,9 @@ def dense_reference(dense: Optional[pd.DataFrame], quality_table: Any = None) ->
         return DenseReference(float(row.return_mean), bits, "")
     if not isinstance(quality_table, (str, Path)) or not is_file(quality_table):
         return None
-    from sweeps.derived import load_quality
-
     try:
-        groups = load_quality(quality_table)
+        st = Path(quality_table).stat()
+        groups = _quality_groups(str(quality_table), st.st_mtime_ns, st.st_size)
     except Exception:  # a damaged or changed quality file: no reference, as before
         return None
     env, method = dense.env.iloc[0], dense.method.iloc[0]

@@ -42,8 +42,8 @@ def bundled_quality() -> Optional[Path]:
 def load_quality(path: str | Path) -> dict[tuple[str, str, int], list[dict]]:
     """Quality rows grouped by (env, canonical sparsity, bits). Errors name the line and column.
 
-    Read within the CSV limits of :mod:`hwmodel.limits`; ``bits`` must be an integer from 1 to
-    64 and ``return_mean`` a finite number (NaN and inf are refused, docs/limits.md).
+    Read within the CSV limits of :mod:`hwmodel.limits`; ``bits`` must be an integer from
+    ``MIN_BITS`` to ``MAX_BITS`` (1 to 32) and ``return_mean`` a finite number (NaN and inf are refused, docs/limits.md).
     """
     path = Path(path)
     groups: dict[tuple[str, str, int], list[dict]] = {}
