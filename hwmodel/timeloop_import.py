@@ -27,7 +27,7 @@ import yaml
 
 from hwmodel.design import DATATYPE_BITS, DRAM_TYPES, NAME_MAX_CHARS, name_problem, parse_design
 from hwmodel.errors import NmlabError
-from hwmodel.limits import is_int, load_yaml, short
+from hwmodel.limits import check_output_file, is_int, load_yaml, read_text, short
 
 #: Largest depth, width, bank or port count read (the design loader bounds capacity itself).
 _MAX_INT = 1 << 40
@@ -172,8 +172,6 @@ _UNPROCESSED = (
 def _check_processed(path: str | os.PathLike, what: str) -> None:
     """A one-line error when ``path`` still holds what timeloopfe resolves (templates, includes,
     merge keys): nmlab reads plain YAML and runs nothing, so such a spec must be processed first."""
-    from hwmodel.limits import read_text
-
     text = read_text(path, what, "yaml_bytes")
     for n, line in enumerate(text.splitlines(), 1):
         code = re.sub(r"(^|\s)#.*$", "", line)
@@ -359,6 +357,10 @@ _NOT_READ = ("read_bandwidth", "write_bandwidth", "shared_bandwidth", "n_rdwr_po
              "metadata_datawidth", "metadata_block_size")
 
 
+#: Top-level keys a constraints file (or a one-file spec) keeps its constraints under: v0.4, timeloopfe, v0.3.
+_CONSTRAINT_KEYS = ("architecture_constraints", "constraints", "mapspace_constraints")
+
+
 def _constraints(w: _Where, doc: Any, strict: bool = True,
                  fields: Optional[dict[str, tuple[_Where, str]]] = None) -> tuple[dict[str, list[str]],
                                                                                   Optional[tuple[str, str]]]:
@@ -367,7 +369,7 @@ def _constraints(w: _Where, doc: Any, strict: bool = True,
     file), else it is passed over (constraints written in the arch file itself). ``fields`` gets
     each kept level's (file, field)."""
     doc = _mapping(w, "<top>", doc)
-    key = next((k for k in ("architecture_constraints", "constraints", "mapspace_constraints") if k in doc), None)
+    key = next((k for k in _CONSTRAINT_KEYS if k in doc), None)
     if key is None:
         raise w.fail("<top>", "no architecture_constraints mapping")
     body = doc[key]
@@ -707,8 +709,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
 
     # A spec timeloopfe dumped (parsed-processed-input.yaml) or a one-file spec carries its constraints
     # and sparse optimizations beside the arch: read them when no file is given for them.
-    inline_cons = next((k for k in ("architecture_constraints", "constraints", "mapspace_constraints") if k in top),
-                       None)
+    inline_cons = next((k for k in _CONSTRAINT_KEYS if k in top), None)
     if constraints_doc is None and inline_cons is not None:
         file_keeps, file_flow = _constraints(w, {inline_cons: top[inline_cons]}, strict=False, fields=keep_fields)
         keeps.update(file_keeps)
@@ -1005,7 +1006,6 @@ def import_timeloop(arch: str | os.PathLike, out: str | os.PathLike, constraints
         NmlabError: one line naming the file and field; nothing is written.
     """
     from hwmodel.io import atomic_write
-    from hwmodel.limits import check_output_file
 
     out = check_output_file(out, "--out")
     if problem is not None and ert is None:
