@@ -28,13 +28,14 @@ import yaml
 from hwmodel.design import DATATYPE_BITS, DRAM_TYPES, NAME_MAX_CHARS, name_problem, parse_design
 from hwmodel.errors import NmlabError
 from hwmodel.limits import check_output_file, is_int, load_yaml, read_text, short
+from hwmodel.timeloop import SPATIAL
 
 #: Largest depth, width, bank or port count read (the design loader bounds capacity itself).
 _MAX_INT = 1 << 40
 _DATASPACES = {"weights": "weights", "inputs": "inputs", "outputs": "outputs"}
 _NAME_RANGE = re.compile(r"^(.*?)\[(\d+)\.\.(\d+)\]$")
-#: Spatial permutation (first two ranks: X, Y) that export-timeloop writes for each array kind.
-_DATAFLOWS = {("N", "K"): ("systolic", "ws"), ("N", "M"): ("systolic", "os"), ("K", "N"): ("tensor_core", "")}
+#: (kind, dataflow) for the first two ranks (X, Y) of the spatial permutation export-timeloop writes.
+_DATAFLOWS = {perm[:2]: flow for flow, (perm, _) in SPATIAL.items()}
 
 
 class _Where:
