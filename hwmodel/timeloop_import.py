@@ -796,7 +796,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
             if mac is not None:
                 raise w.fail(f"{field}", f"a second compute component {short(lname)} (the first is "
                                          f"{short(mac[1].get('name'))}): nmlab models one MAC array")
-            mac = (field, comp, attrs, count, cls)
+            mac = (field, comp, attrs, count, cls, lname)
             continue
         if mac is not None and "nodes" in arch:
             raise w.fail(field, f"storage level {short(lname)} below the mac component")
@@ -900,7 +900,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         if target not in levels:
             defaults.append(f"holds: the keep constraint on {target} is not used ({target} is no storage level)")
 
-    field, comp, attrs, count, mac_cls = mac
+    field, comp, attrs, count, mac_cls, mac_name = mac
     a = f"{field}.attributes"
     if "meshX" in attrs or "meshY" in attrs:
         cols = _int(w, f"{a}.meshX", attrs.get("meshX", 1))
@@ -958,7 +958,6 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         defaults.append("energies: nmlab's own (CACTI 7 and energy.yaml at the technology node); no --ert")
         return design, defaults
     we = _Where("ert", ert_path)
-    mac_name, _ = _split_name(w, f"{field}.name", comp.get("name"))
     names = {lv["name"]: lv["class"] for lv in storage}
     names[mac_name] = "mac"
     k = _problem_k(_Where("problem", problem_path), problem_doc) if problem_doc is not None else None
