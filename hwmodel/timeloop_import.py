@@ -765,7 +765,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         if not isinstance(cls, str):
             raise w.fail(cls_field, f"must be a string, got {short(cls)}")
         # v0.4 and Sparseloop: `class: storage, subclass: smartbuffer_RF`, `class: compute, subclass: Imac`
-        if cls.lower() in ("storage", "compute") and "subclass" in comp:
+        if cls_field == f"{field}.class" and cls.lower() in ("storage", "compute") and "subclass" in comp:
             cls, cls_field = comp["subclass"], f"{field}.subclass"
             if not isinstance(cls, str):
                 raise w.fail(cls_field, f"must be a string, got {short(cls)}")
