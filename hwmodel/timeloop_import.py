@@ -900,7 +900,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         if target not in levels:
             defaults.append(f"holds: the keep constraint on {target} is not used ({target} is no storage level)")
 
-    field, comp, attrs, count, mac_cls, mac_name = mac
+    field, _, attrs, count, mac_cls, mac_name = mac
     a = f"{field}.attributes"
     if "meshX" in attrs or "meshY" in attrs:
         cols = _int(w, f"{a}.meshX", attrs.get("meshX", 1))
