@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Optional
@@ -158,6 +158,10 @@ class SramEnergyOverride:
     read_pj_per_bit: Optional[float] = None
     write_pj_per_bit: Optional[float] = None
     leakage_mw: Optional[float] = None
+
+
+#: The per-level keys of a design file's ``energy.sram`` section: SramEnergyOverride's fields.
+SRAM_ENERGY_KEYS = tuple(f.name for f in fields(SramEnergyOverride))
 
 
 @dataclass(frozen=True)
@@ -405,8 +409,8 @@ def _parse_storage(r: _Reader, clock_hz: float) -> Storage:
     cls = r.str_("class", choices=STORAGE_CLASSES)
     r.check_unknown(_STORAGE_KEYS[cls])
     name = r.str_("name")
-    if name_problem(name):
-        r.fail("name", name_problem(name))
+    if problem := name_problem(name):
+        r.fail("name", problem)
     if cls == "dram":
         dtype = r.str_("type", choices=DRAM_TYPES)
         has_gbs, has_bpc = "bandwidth_gb_s" in r.data, "bandwidth_bytes_per_cycle" in r.data
@@ -446,7 +450,6 @@ def _parse_storage(r: _Reader, clock_hz: float) -> Storage:
 
 
 _ENERGY_KEYS = {"mac_pj", "register_pj_per_bit", "mux2_pj_per_bit", "dram_pj_per_bit", "sram"}
-_SRAM_ENERGY_KEYS = ("read_pj_per_bit", "write_pj_per_bit", "leakage_mw")
 
 
 def _parse_energy(r: _Reader, compute: Compute, storage: tuple[Storage, ...]) -> EnergyOverrides:
@@ -474,8 +477,8 @@ def _parse_energy(r: _Reader, compute: Compute, storage: tuple[Storage, ...]) ->
             if name not in names:
                 levels.fail(str(name), f"not an sram level of storage (has {', '.join(names)})")
             lv = levels.sub(name)
-            lv.check_unknown(set(_SRAM_ENERGY_KEYS))
-            srams.append((name, SramEnergyOverride(*(given(lv, k) for k in _SRAM_ENERGY_KEYS))))
+            lv.check_unknown(set(SRAM_ENERGY_KEYS))
+            srams.append((name, SramEnergyOverride(*(given(lv, k) for k in SRAM_ENERGY_KEYS))))
     return EnergyOverrides(tuple(mac), sram=tuple(srams), **scalars)
 
 
@@ -488,8 +491,8 @@ def parse_design(data: Any, name: str = "<design>", source: Optional[str] = None
     r.check_unknown({"version", "name", "description", "technology_nm", "clock_mhz", "compute", "sparsity", "storage",
                      "energy"})
     version = check_version(r.get("version"), SUPPORTED_VERSIONS, f"design {short(name)}: version")
-    if name_problem(r.str_("name")):  # errors name the design by its file until its own name reads
-        r.fail("name", name_problem(data["name"]))
+    if problem := name_problem(r.str_("name")):  # errors name the design by its file until its own name reads
+        r.fail("name", problem)
     desc = r.str_("description", "")
     tech = r.num("technology_nm")
     if not 3 <= tech <= 180:

@@ -16,7 +16,7 @@ from typing import Optional
 import numpy as np
 
 from hwmodel.cacti import CACTI_MAX_BYTES, sram_cost
-from hwmodel.design import Design, EnergyOverrides
+from hwmodel.design import SRAM_ENERGY_KEYS, Design, EnergyOverrides
 from hwmodel.errors import NmlabError
 from hwmodel.io import data_path
 from hwmodel.limits import load_yaml
@@ -148,8 +148,7 @@ def _overridden(table: EnergyTable, o: EnergyOverrides) -> EnergyTable:
     srams = dict(table.sram)
     for name, so in o.sram:
         se = srams[name]
-        srams[name] = replace(se, **{k: getattr(so, k) for k in ("read_pj_per_bit", "write_pj_per_bit", "leakage_mw")
-                                     if getattr(so, k) is not None})
+        srams[name] = replace(se, **{k: v for k in SRAM_ENERGY_KEYS if (v := getattr(so, k)) is not None})
     pick = lambda given, own: own if given is None else given  # noqa: E731
     return EnergyTable({**table.mac_pj, **dict(o.mac_pj)}, pick(o.register_pj_per_bit, table.reg_pj_per_bit),
                        pick(o.mux2_pj_per_bit, table.mux2_pj_per_bit), pick(o.dram_pj_per_bit, table.dram_pj_per_bit),

@@ -45,6 +45,14 @@ FILES = ("arch.yaml", "problem.yaml", "sparse_opt.yaml", "constraints.yaml", "ER
 TOP = "system"
 DRAM_WIDTH_BITS = 64      # one DRAM access in the exported architecture (energy = pJ/bit x width)
 _DATASPACE = {"weights": "Weights", "inputs": "Inputs", "outputs": "Outputs"}
+#: The spatial mapping written for each array, (compute kind, dataflow) -> (permutation, X rank first;
+#: the rank held at 1). Weight stationary: N across the columns (X), K down the rows (Y), batch rows
+#: stream in time. Output stationary: N across the columns, M down the rows, K streams in time.
+#: Tensor core: K across each unit's width (X), N over the units (Y). import-timeloop reads the
+#: dataflow back from the first two ranks.
+SPATIAL = {("systolic", "ws"): (("N", "K", "M"), "M=1"),
+           ("systolic", "os"): (("N", "M", "K"), "K=1"),
+           ("tensor_core", ""): (("K", "N", "M"), "M=1")}
 _HEADER = "# Written by `nmlab export-timeloop` (docs/timeloop.md). {what}\n"
 
 
@@ -155,20 +163,9 @@ def constraints(design: Design) -> dict:
         keep = [_DATASPACE[h] for h in ("weights", "inputs", "outputs") if h in s.holds]
         bypass = [d for d in ("Weights", "Inputs", "Outputs") if d not in keep]
         targets.append({"target": s.name, "type": "dataspace", "keep": keep, "bypass": bypass})
-    c = design.compute
-    fanout_level = design.srams[-1].name
-    if c.kind == "systolic" and c.dataflow == "ws":
-        # N across the columns (X), K down the rows (Y); batch rows stream in time.
-        targets.append({"target": fanout_level, "type": "spatial", "factors": ["M=1"], "permutation": ["N", "K", "M"],
-                        "split": 1})
-    elif c.kind == "systolic":
-        # Output stationary: N across the columns, M down the rows; K streams in time.
-        targets.append({"target": fanout_level, "type": "spatial", "factors": ["K=1"], "permutation": ["N", "M", "K"],
-                        "split": 1})
-    else:
-        # Tensor core: K across each unit's width (X), N over the units (Y).
-        targets.append({"target": fanout_level, "type": "spatial", "factors": ["M=1"], "permutation": ["K", "N", "M"],
-                        "split": 1})
+    perm, factor = SPATIAL[(design.compute.kind, design.compute.dataflow)]
+    targets.append({"target": design.srams[-1].name, "type": "spatial", "factors": [factor], "permutation": list(perm),
+                    "split": 1})
     return {"architecture_constraints": {"version": "0.4", "targets": targets}}
 
 

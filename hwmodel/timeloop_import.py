@@ -27,14 +27,15 @@ import yaml
 
 from hwmodel.design import DATATYPE_BITS, DRAM_TYPES, NAME_MAX_CHARS, name_problem, parse_design
 from hwmodel.errors import NmlabError
-from hwmodel.limits import is_int, load_yaml, short
+from hwmodel.limits import check_output_file, is_int, load_yaml, read_text, short
+from hwmodel.timeloop import SPATIAL
 
 #: Largest depth, width, bank or port count read (the design loader bounds capacity itself).
 _MAX_INT = 1 << 40
 _DATASPACES = {"weights": "weights", "inputs": "inputs", "outputs": "outputs"}
 _NAME_RANGE = re.compile(r"^(.*?)\[(\d+)\.\.(\d+)\]$")
-#: Spatial permutation (first two ranks: X, Y) that export-timeloop writes for each array kind.
-_DATAFLOWS = {("N", "K"): ("systolic", "ws"), ("N", "M"): ("systolic", "os"), ("K", "N"): ("tensor_core", "")}
+#: (kind, dataflow) for the first two ranks (X, Y) of the spatial permutation export-timeloop writes.
+_DATAFLOWS = {perm[:2]: flow for flow, (perm, _) in SPATIAL.items()}
 
 
 class _Where:
@@ -172,8 +173,6 @@ _UNPROCESSED = (
 def _check_processed(path: str | os.PathLike, what: str) -> None:
     """A one-line error when ``path`` still holds what timeloopfe resolves (templates, includes,
     merge keys): nmlab reads plain YAML and runs nothing, so such a spec must be processed first."""
-    from hwmodel.limits import read_text
-
     text = read_text(path, what, "yaml_bytes")
     for n, line in enumerate(text.splitlines(), 1):
         code = re.sub(r"(^|\s)#.*$", "", line)
@@ -359,6 +358,10 @@ _NOT_READ = ("read_bandwidth", "write_bandwidth", "shared_bandwidth", "n_rdwr_po
              "metadata_datawidth", "metadata_block_size")
 
 
+#: Top-level keys a constraints file (or a one-file spec) keeps its constraints under: v0.4, timeloopfe, v0.3.
+_CONSTRAINT_KEYS = ("architecture_constraints", "constraints", "mapspace_constraints")
+
+
 def _constraints(w: _Where, doc: Any, strict: bool = True,
                  fields: Optional[dict[str, tuple[_Where, str]]] = None) -> tuple[dict[str, list[str]],
                                                                                   Optional[tuple[str, str]]]:
@@ -367,7 +370,7 @@ def _constraints(w: _Where, doc: Any, strict: bool = True,
     file), else it is passed over (constraints written in the arch file itself). ``fields`` gets
     each kept level's (file, field)."""
     doc = _mapping(w, "<top>", doc)
-    key = next((k for k in ("architecture_constraints", "constraints", "mapspace_constraints") if k in doc), None)
+    key = next((k for k in _CONSTRAINT_KEYS if k in doc), None)
     if key is None:
         raise w.fail("<top>", "no architecture_constraints mapping")
     body = doc[key]
@@ -707,8 +710,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
 
     # A spec timeloopfe dumped (parsed-processed-input.yaml) or a one-file spec carries its constraints
     # and sparse optimizations beside the arch: read them when no file is given for them.
-    inline_cons = next((k for k in ("architecture_constraints", "constraints", "mapspace_constraints") if k in top),
-                       None)
+    inline_cons = next((k for k in _CONSTRAINT_KEYS if k in top), None)
     if constraints_doc is None and inline_cons is not None:
         file_keeps, file_flow = _constraints(w, {inline_cons: top[inline_cons]}, strict=False, fields=keep_fields)
         keeps.update(file_keeps)
@@ -763,7 +765,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         if not isinstance(cls, str):
             raise w.fail(cls_field, f"must be a string, got {short(cls)}")
         # v0.4 and Sparseloop: `class: storage, subclass: smartbuffer_RF`, `class: compute, subclass: Imac`
-        if cls.lower() in ("storage", "compute") and "subclass" in comp:
+        if cls_field == f"{field}.class" and cls.lower() in ("storage", "compute") and "subclass" in comp:
             cls, cls_field = comp["subclass"], f"{field}.subclass"
             if not isinstance(cls, str):
                 raise w.fail(cls_field, f"must be a string, got {short(cls)}")
@@ -794,7 +796,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
             if mac is not None:
                 raise w.fail(f"{field}", f"a second compute component {short(lname)} (the first is "
                                          f"{short(mac[1].get('name'))}): nmlab models one MAC array")
-            mac = (field, comp, attrs, count, cls)
+            mac = (field, comp, attrs, count, cls, lname)
             continue
         if mac is not None and "nodes" in arch:
             raise w.fail(field, f"storage level {short(lname)} below the mac component")
@@ -898,7 +900,7 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         if target not in levels:
             defaults.append(f"holds: the keep constraint on {target} is not used ({target} is no storage level)")
 
-    field, comp, attrs, count, mac_cls = mac
+    field, _, attrs, count, mac_cls, mac_name = mac
     a = f"{field}.attributes"
     if "meshX" in attrs or "meshY" in attrs:
         cols = _int(w, f"{a}.meshX", attrs.get("meshX", 1))
@@ -956,7 +958,6 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
         defaults.append("energies: nmlab's own (CACTI 7 and energy.yaml at the technology node); no --ert")
         return design, defaults
     we = _Where("ert", ert_path)
-    mac_name, _ = _split_name(w, f"{field}.name", comp.get("name"))
     names = {lv["name"]: lv["class"] for lv in storage}
     names[mac_name] = "mac"
     k = _problem_k(_Where("problem", problem_path), problem_doc) if problem_doc is not None else None
@@ -1005,7 +1006,6 @@ def import_timeloop(arch: str | os.PathLike, out: str | os.PathLike, constraints
         NmlabError: one line naming the file and field; nothing is written.
     """
     from hwmodel.io import atomic_write
-    from hwmodel.limits import check_output_file
 
     out = check_output_file(out, "--out")
     if problem is not None and ert is None:

@@ -1151,3 +1151,13 @@ def test_an_arch_level_name_nmlab_cannot_take_is_refused(tmp_path, capsys, name,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "architecture.subtree[0].local[1].name" in err[0] and needle in err[0], err
     assert len(err[0]) < 500 and not out.exists()
+
+
+def test_component_with_only_subclass_compute_is_the_mac(tmp_path):
+    """A timeloopfe Component may give only ``subclass``; ``subclass: compute`` with no class is the
+    MAC array (it used to raise KeyError: 'class', a traceback)."""
+    arch = tmp_path / "arch.yaml"
+    arch.write_text(HAND_ARCH.replace("class: intmac", "subclass: compute"))
+    out, _ = import_timeloop(arch, tmp_path / "d.yaml")
+    d = load_design(out)
+    assert (d.compute.rows, d.compute.cols, d.compute.datatypes) == (8, 8, {"int8": 1.0})
