@@ -16,7 +16,7 @@ from typing import Any, Optional
 
 from hwmodel.errors import NmlabError
 from hwmodel.io import data_path
-from hwmodel.limits import check_version, finite, is_dir, is_file, is_int, limit, load_yaml, not_a_file, over_limit, short
+from hwmodel.limits import check_version, exists, finite, is_file, is_int, limit, load_yaml, not_a_file, over_limit, short
 from hwmodel.sparsity import Pattern, parse_pattern
 
 DESIGN_VERSION = 1
@@ -538,8 +538,8 @@ def load_design(path: str | os.PathLike | Design) -> Design:
             p = bundled[str(path)]
         elif is_file(data_path("gpus", f"{path}.yaml")):
             raise NmlabError(f"design: {path} is {_GPU_SPEC}")
-        elif is_dir(p):
-            raise not_a_file("design", path)
+        elif exists(p):
+            raise not_a_file("design", path)  # a folder or a device: says which
         else:
             raise NmlabError(f"design: no such file or bundled design: {str(path)[:300]} (bundled: {', '.join(bundled)})")
     data = load_yaml(p, "design")

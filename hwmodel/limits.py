@@ -322,6 +322,15 @@ def is_file(path: str | os.PathLike) -> bool:
         return False
 
 
+def exists(path: str | os.PathLike) -> bool:
+    """Whether anything (file, folder, device, FIFO, even a dangling link) has this name; False
+    for names the OS refuses (as :func:`is_file`)."""
+    try:
+        return os.path.lexists(path)
+    except (OSError, ValueError):
+        return False
+
+
 def is_dir(path: str | os.PathLike) -> bool:
     """``Path(path).is_dir()``, False for names the OS refuses (as :func:`is_file`)."""
     try:
@@ -331,11 +340,14 @@ def is_dir(path: str | os.PathLike) -> bool:
 
 
 def not_a_file(what: str, path: str | os.PathLike, given: Optional[str] = None) -> NmlabError:
-    """The one-line error for a path that is not a file: a directory says so, since "no such
-    file" for a folder that exists sends the user looking for a typo. ``given``: the path as
+    """The one-line error for a path that is not a file: a directory (or a device, FIFO or
+    socket) says so, since "no such file" for a path that exists sends the user looking for a typo. ``given``: the path as
     the user wrote it, shown instead of ``path`` (a config's path, resolved against its folder)."""
     shown = str(path if given is None else given)[:300]
-    return NmlabError(f"{what}: {shown}: is a directory" if is_dir(path) else f"{what}: no such file: {shown}")
+    if is_dir(path):
+        return NmlabError(f"{what}: {shown}: is a directory")
+    # A device, FIFO or socket exists: "no such file" would send the user after a typo too.
+    return NmlabError(f"{what}: {shown}: not a regular file" if exists(path) else f"{what}: no such file: {shown}")
 
 
 def read_bytes(path: str | os.PathLike, max_bytes: int, what: str, limit_name: Optional[str] = None) -> bytes:

@@ -51,10 +51,10 @@ def _check_design_name(ref: str) -> None:
     from hwmodel.design import bundled_designs
     from hwmodel.errors import NmlabError
     from hwmodel.gpu.design_point import bundled_gpu_names
-    from hwmodel.limits import is_dir, is_file
+    from hwmodel.limits import exists
 
     designs = bundled_designs()
-    if is_file(ref) or is_dir(ref) or ref in designs:
+    if exists(ref) or ref in designs:
         return  # without listing the GPUs: that parses every bundled GPU spec
     gpus = bundled_gpu_names()
     if ref not in gpus:

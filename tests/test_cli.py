@@ -1,5 +1,6 @@
 """The nmlab command: help lists every package's subcommands; user errors are one line, exit 2."""
 
+import os
 import subprocess
 import sys
 
@@ -71,6 +72,19 @@ def test_a_directory_given_as_a_file_says_so(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_fifo_given_as_a_file_says_so(tmp_path):
+    # A FIFO or device exists, so "no such file" (what these said) also sends the user after a typo.
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for args, what in [(("workload", str(fifo)), "nmlab workload: error: workload"),
+                       (("simulate", "--design", str(fifo)), "nmlab simulate: error: design"),
+                       (("check", str(fifo)), "nmlab check: error: design"),
+                       (("gpu", "validate", "--data", str(fifo)), "nmlab gpu validate: error: gpu timings csv")]:
+        out = run(*args)
+        assert out.returncode == 2
+        assert out.stderr.strip().splitlines() == [f"{what}: {fifo}: not a regular file"]
+
+
 def test_workload_info(tmp_path, capsys):
     from tests.test_workload import make_workload
     from hwmodel import save_workload
@@ -100,7 +114,7 @@ def test_nested_command_errors_name_the_whole_command(tmp_path):
     # A user error and an argparse error of `nmlab gpu validate` carry the same prefix.
     out = run("gpu", "validate", "--data", str(tmp_path / "absent.csv"))
     assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == [f"nmlab gpu validate: error: gpu timings csv: {tmp_path / 'absent.csv'}: no such file"]
+    assert out.stderr.strip().splitlines() == [f"nmlab gpu validate: error: gpu timings csv: no such file: {tmp_path / 'absent.csv'}"]
     out = run("gpu", "validate", "--gpu")  # argparse: --gpu needs a value
     assert out.returncode == 2 and out.stderr.startswith("nmlab gpu validate: error:")
 

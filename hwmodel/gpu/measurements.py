@@ -117,10 +117,10 @@ class Measurements:
 
 
 def _read_text(path: Path) -> str:
-    from hwmodel.limits import limit, read_bytes
+    from hwmodel.limits import is_file, limit, not_a_file, read_bytes
 
-    if not path.is_file():
-        raise NmlabError(f"gpu timings csv: {path}: {'is a directory' if path.is_dir() else 'no such file'}")
+    if not is_file(path):
+        raise not_a_file("gpu timings csv", path)
     # Bounded like every CSV input (docs/limits.md): a huge file is refused before it is read.
     raw = read_bytes(path, limit("csv_bytes"), "gpu timings csv", "csv_bytes")
     if b"\x00" in raw:
