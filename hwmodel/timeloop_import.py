@@ -39,6 +39,11 @@ _NAME_RANGE = re.compile(r"^(.*?)\[(\d+)\.\.(\d+)\]$")
 _DATAFLOWS = {perm[:2]: flow for flow, (perm, _) in SPATIAL.items()}
 
 
+#: One component of the flattened arch: (field path, component mapping, attributes inherited from the
+#: nodes above it, instances above it).
+_Component = tuple[str, dict, dict, int]
+
+
 class _Where:
     """Builds one-line errors naming the file and the field."""
 
@@ -106,6 +111,16 @@ def _sig(x: float) -> float | int:
     return int(v) if v.is_integer() and abs(v) < 1 << 53 else v
 
 
+def _own_attributes(w: _Where, field: str, node: dict) -> dict:
+    """The ``attributes`` mapping of the node at ``field`` (empty when it gives none)."""
+    return _mapping(w, f"{field}.attributes", node.get("attributes", {}) or {})
+
+
+def _base_name(name: str) -> str:
+    """``"Buf[1..4]"`` -> "Buf": a name with its instance range dropped, not checked."""
+    return _NAME_RANGE.sub(r"\1", name)
+
+
 def _split_name(w: _Where, field: str, name: Any, level: bool = False) -> tuple[str, int]:
     """``"Buf[1..4]"`` -> ("Buf", 4); ``"Buf"`` -> ("Buf", 1).
 
@@ -133,13 +148,13 @@ def _split_name(w: _Where, field: str, name: Any, level: bool = False) -> tuple[
     return m.group(1), hi - lo + 1
 
 
-def _components(w: _Where, arch: dict) -> list[tuple[str, dict, dict, int]]:
+def _components(w: _Where, arch: dict) -> list[_Component]:
     """[(field path, component, attributes inherited from its subtree nodes, instances above it)],
     outermost first: a node's own ``local`` levels sit above its ``subtree`` children."""
     subtree = _list(w, "architecture.subtree", arch.get("subtree"))
     if len(subtree) != 1:
         raise w.fail("architecture.subtree", f"must hold one top node (the system), got {len(subtree)}")
-    out: list[tuple[str, dict, dict, int]] = []
+    out: list[_Component] = []
     stack: list[tuple[str, Any, dict, int, int]] = [("architecture.subtree[0]", subtree[0], {}, 1, 0)]
     while stack:
         field, node, inherited, above, depth = stack.pop()
@@ -149,7 +164,7 @@ def _components(w: _Where, arch: dict) -> list[tuple[str, dict, dict, int]]:
         _, count = _split_name(w, f"{field}.name", node.get("name"))
         above *= count  # a subtree named PE[0..167] repeats everything under it 168 times
         attrs = dict(inherited)
-        attrs.update(_mapping(w, f"{field}.attributes", node.get("attributes", {}) or {}))
+        attrs.update(_own_attributes(w, field, node))
         for i, comp in enumerate(_list(w, f"{field}.local", node.get("local", []) or [])):
             out.append((f"{field}.local[{i}]", _mapping(w, f"{field}.local[{i}]", comp), attrs, above))
         children = _list(w, f"{field}.subtree", node.get("subtree", []) or [])
@@ -193,7 +208,7 @@ class _Nodes:
 
     def __init__(self, w: _Where):
         self.w = w
-        self.comps: list[tuple[str, dict, dict, int]] = []
+        self.comps: list[_Component] = []
         self.keeps: dict[str, list[str]] = {}
         self.keep_fields: dict[str, str] = {}
         self.sparse: list[tuple[str, dict]] = []
@@ -254,7 +269,7 @@ class _Nodes:
             raise self.w.fail(f, f"unknown node tag !{short(str(tag))[1:-1]} (Component, Container, Hierarchical, "
                                  "Parallel, Nothing)")
         name, _ = _split_name(self.w, f"{f}.name", node.get("name"))
-        own = _mapping(self.w, f"{f}.attributes", node.get("attributes", {}) or {})
+        own = _own_attributes(self.w, f, node)
         mx, my = self._mesh(f, node, mx, my)
         self._constraints(f, node, name)
         if node.get("sparse_optimizations") is not None:  # timeloopfe v4: on the component
@@ -295,7 +310,7 @@ def _permutation(perm: Any) -> tuple[str, ...]:
     return tuple(str(x) for x in perm)[:2]
 
 
-def _system_attr(comps: list[tuple[str, dict, dict, int]], key: str) -> Any:
+def _system_attr(comps: list[_Component], key: str) -> Any:
     """The first value of a system-wide attribute (technology, global_cycle_seconds) on any node
     (not a dummy_storage's placeholder ``technology: -1``)."""
     for _, comp, inherited, _ in comps:
@@ -672,10 +687,9 @@ class _Placement:
 
 @dataclass
 class _Levels:
-    """The arch's components, outermost first, as (field path, component, inherited attributes,
-    instances above it); the placement the ``nodes:`` form writes on its nodes; the sparse
+    """The arch's components, outermost first; the placement the ``nodes:`` form writes on its nodes; the sparse
     optimizations written on its nodes as (field, target mapping)."""
-    comps: list[tuple[str, dict, dict, int]]
+    comps: list[_Component]
     placement: _Placement
     node_sparse: list[tuple[str, dict]]
 
@@ -772,7 +786,7 @@ def _find_levels(spec: _Arch, notes: list[str]) -> _Levels:
     return _Levels(walker.comps, placement, walker.sparse)
 
 
-def _system(w: _Where, comps: list[tuple[str, dict, dict, int]], notes: list[str]) -> _System:
+def _system(w: _Where, comps: list[_Component], notes: list[str]) -> _System:
     """The technology node and the clock, from the first node giving them."""
     tech = _system_attr(comps, "technology")
     if tech is None:
@@ -801,20 +815,18 @@ def _read_constraints(spec: _Arch, found: _Placement, constraints_doc: Any, cons
     """The placement after the mapping constraints: a --constraints file's win over the ones written
     on the nodes; without one, a spec timeloopfe dumped (parsed-processed-input.yaml) or a one-file
     spec carries its constraints beside the arch."""
-    keeps, keep_fields, flow = dict(found.keeps), dict(found.keep_fields), found.flow
     inline_cons = next((k for k in _CONSTRAINT_KEYS if k in spec.top), None)
-    if constraints_doc is None and inline_cons is not None:
-        file_keeps, file_flow = _constraints(spec.w, {inline_cons: spec.top[inline_cons]}, strict=False,
-                                             fields=keep_fields)
-        keeps.update(file_keeps)
-        flow = file_flow or flow
-        notes.append(f"holds and dataflow: from the arch file's own {inline_cons} (no --constraints)")
     if constraints_doc is not None:
-        file_keeps, file_flow = _constraints(_Where("constraints", constraints_path), constraints_doc,
-                                             fields=keep_fields)
-        keeps.update(file_keeps)
-        flow = file_flow or flow
-    return _Placement(keeps, keep_fields, flow)
+        source, doc, strict = _Where("constraints", constraints_path), constraints_doc, True
+    elif inline_cons is not None:
+        source, doc, strict = spec.w, {inline_cons: spec.top[inline_cons]}, False
+    else:
+        return found
+    keep_fields = dict(found.keep_fields)
+    file_keeps, file_flow = _constraints(source, doc, strict=strict, fields=keep_fields)
+    if constraints_doc is None:
+        notes.append(f"holds and dataflow: from the arch file's own {inline_cons} (no --constraints)")
+    return _Placement({**found.keeps, **file_keeps}, keep_fields, file_flow or found.flow)
 
 
 def _read_sparse_opt(spec: _Arch, node_sparse: list[tuple[str, dict]], sparse_doc: Any, sparse_path: str,
@@ -837,14 +849,14 @@ def _read_sparse_opt(spec: _Arch, node_sparse: list[tuple[str, dict]], sparse_do
     return found
 
 
-def _pick_weight_sram(comps: list[tuple[str, dict, dict, int]], sparse: _SparseOpt) -> _WeightFormat:
+def _pick_weight_sram(comps: list[_Component], sparse: _SparseOpt) -> _WeightFormat:
     """nmlab keeps metadata in an SRAM: the first weight format at an SRAM level of the arch is the
     one the hardware's datapath reads (a format at DRAM or in PE registers alone is not)."""
     sram_names = set()
     for _, comp, _, _ in comps:
         c = comp.get("subclass") if str(comp.get("class", "storage")).lower() == "storage" else comp.get("class")
         if isinstance(c, str) and _kind(c) == "sram" and isinstance(comp.get("name"), str):
-            sram_names.add(_NAME_RANGE.sub(r"\1", comp["name"]))
+            sram_names.add(_base_name(comp["name"]))
     formats = sparse.formats
     at_sram = [x for x in formats if x[2] in sram_names]
     if at_sram:
@@ -939,7 +951,7 @@ def _sram_banks_ports(w: _Where, field: str, lname: str, count: int, attrs: dict
     level["double_buffered"] = _positive(w, f"{a}.multiple_buffering", mb) >= 2
 
 
-def _storage_levels(spec: _Arch, comps: list[tuple[str, dict, dict, int]], placement: _Placement,
+def _storage_levels(spec: _Arch, comps: list[_Component], placement: _Placement,
                     weights: _WeightFormat, clock_hz: float, notes: list[str]) -> _Storage:
     """The design's storage levels, outermost first (DRAM, then SRAMs and register files), and the
     arch's MAC component; networks, dummy_storage and levels that keep no operand are passed over."""
@@ -955,7 +967,7 @@ def _storage_levels(spec: _Arch, comps: list[tuple[str, dict, dict, int]], place
         cls, cls_field, kind = _component_class(w, field, comp)
         if cls.lower() == _DUMMY:
             if isinstance(comp.get("name"), str):
-                dummies.append(_NAME_RANGE.sub(r"\1", comp["name"]))
+                dummies.append(_base_name(comp["name"]))
             continue
         if kind is None:
             raise w.fail(cls_field, f"{short(cls)} is not a class nmlab models (DRAM, SRAM, regfile, register, "
@@ -966,7 +978,7 @@ def _storage_levels(spec: _Arch, comps: list[tuple[str, dict, dict, int]], place
             continue
         count *= above
         attrs = dict(inherited)
-        attrs.update(_mapping(w, f"{field}.attributes", comp.get("attributes", {}) or {}))
+        attrs.update(_own_attributes(w, field, comp))
         if kind == "mac":
             if mac is not None:
                 raise w.fail(f"{field}", f"a second compute component {short(lname)} (the first is "
