@@ -892,10 +892,10 @@ def _component_class(w: _Where, field: str, comp: dict) -> tuple[str, str, Optio
     return cls, cls_field, kind
 
 
-def _dram_level(w: _Where, a: str, lname: str, attrs: dict, clock_hz: float,
+def _dram_level(w: _Where, field: str, lname: str, attrs: dict, clock_hz: float,
                 notes: list[str]) -> tuple[dict, int]:
-    """(the DRAM level, bits per DRAM access) of the DRAM component named ``lname``, whose
-    attributes are at field ``a``."""
+    """(the DRAM level, bits per DRAM access) of the DRAM component ``lname`` at ``field``."""
+    a = f"{field}.attributes"
     dw_key, dw = _attr(attrs, "datawidth")
     dtype = attrs.get("type")
     if dtype is None:
@@ -935,7 +935,8 @@ def _onchip_level(w: _Where, field: str, kind: str, lname: str, attrs: dict, hol
     return {"name": lname, "class": kind, "holds": holds, "capacity_bytes": depth * width // 8, "word_bits": width}
 
 
-def _sram_banks_ports(w: _Where, field: str, lname: str, count: int, attrs: dict, level: dict, notes: list[str]) -> None:
+def _sram_banks_ports(w: _Where, field: str, lname: str, count: int, attrs: dict, level: dict,
+                      notes: list[str]) -> None:
     """An SRAM level's banks, ports and double buffering, into ``level``."""
     a = f"{field}.attributes"
     if count != 1:
@@ -990,7 +991,7 @@ def _storage_levels(spec: _Arch, comps: list[_Component], placement: _Placement,
         if kind == "dram":
             if storage:
                 raise w.fail(field, "the DRAM must be the outermost level")
-            level, dram_width = _dram_level(w, f"{field}.attributes", lname, attrs, clock_hz, notes)
+            level, dram_width = _dram_level(w, field, lname, attrs, clock_hz, notes)
             storage.append(level)
             continue
         if not storage:
@@ -1001,7 +1002,7 @@ def _storage_levels(spec: _Arch, comps: list[_Component], placement: _Placement,
             kept_default.append(lname)
         if weights.level == lname:
             holds.append("metadata")
-        level = _onchip_level(w, field, kind, lname, attrs, holds)
+        level = _onchip_level(w, field, kind, lname, attrs, holds)   # checked even when it keeps nothing
         if not holds:  # bypasses every operand (a fanout or network level written as storage): holds nothing
             skipped.append(lname)
             continue
