@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -36,6 +37,11 @@ _DATASPACES = {"weights": "weights", "inputs": "inputs", "outputs": "outputs"}
 _NAME_RANGE = re.compile(r"^(.*?)\[(\d+)\.\.(\d+)\]$")
 #: (kind, dataflow) for the first two ranks (X, Y) of the spatial permutation export-timeloop writes.
 _DATAFLOWS = {perm[:2]: flow for flow, (perm, _) in SPATIAL.items()}
+
+
+#: One component of the flattened arch: (field path, component mapping, attributes inherited from the
+#: nodes above it, instances above it).
+_Component = tuple[str, dict, dict, int]
 
 
 class _Where:
@@ -105,6 +111,16 @@ def _sig(x: float) -> float | int:
     return int(v) if v.is_integer() and abs(v) < 1 << 53 else v
 
 
+def _own_attributes(w: _Where, field: str, node: dict) -> dict:
+    """The ``attributes`` mapping of the node at ``field`` (empty when it gives none)."""
+    return _mapping(w, f"{field}.attributes", node.get("attributes", {}) or {})
+
+
+def _base_name(name: str) -> str:
+    """``"Buf[1..4]"`` -> "Buf": a name with its instance range dropped, not checked."""
+    return _NAME_RANGE.sub(r"\1", name)
+
+
 def _split_name(w: _Where, field: str, name: Any, level: bool = False) -> tuple[str, int]:
     """``"Buf[1..4]"`` -> ("Buf", 4); ``"Buf"`` -> ("Buf", 1).
 
@@ -132,13 +148,13 @@ def _split_name(w: _Where, field: str, name: Any, level: bool = False) -> tuple[
     return m.group(1), hi - lo + 1
 
 
-def _components(w: _Where, arch: dict) -> list[tuple[str, dict, dict, int]]:
+def _components(w: _Where, arch: dict) -> list[_Component]:
     """[(field path, component, attributes inherited from its subtree nodes, instances above it)],
     outermost first: a node's own ``local`` levels sit above its ``subtree`` children."""
     subtree = _list(w, "architecture.subtree", arch.get("subtree"))
     if len(subtree) != 1:
         raise w.fail("architecture.subtree", f"must hold one top node (the system), got {len(subtree)}")
-    out: list[tuple[str, dict, dict, int]] = []
+    out: list[_Component] = []
     stack: list[tuple[str, Any, dict, int, int]] = [("architecture.subtree[0]", subtree[0], {}, 1, 0)]
     while stack:
         field, node, inherited, above, depth = stack.pop()
@@ -148,7 +164,7 @@ def _components(w: _Where, arch: dict) -> list[tuple[str, dict, dict, int]]:
         _, count = _split_name(w, f"{field}.name", node.get("name"))
         above *= count  # a subtree named PE[0..167] repeats everything under it 168 times
         attrs = dict(inherited)
-        attrs.update(_mapping(w, f"{field}.attributes", node.get("attributes", {}) or {}))
+        attrs.update(_own_attributes(w, field, node))
         for i, comp in enumerate(_list(w, f"{field}.local", node.get("local", []) or [])):
             out.append((f"{field}.local[{i}]", _mapping(w, f"{field}.local[{i}]", comp), attrs, above))
         children = _list(w, f"{field}.subtree", node.get("subtree", []) or [])
@@ -192,7 +208,7 @@ class _Nodes:
 
     def __init__(self, w: _Where):
         self.w = w
-        self.comps: list[tuple[str, dict, dict, int]] = []
+        self.comps: list[_Component] = []
         self.keeps: dict[str, list[str]] = {}
         self.keep_fields: dict[str, str] = {}
         self.sparse: list[tuple[str, dict]] = []
@@ -253,7 +269,7 @@ class _Nodes:
             raise self.w.fail(f, f"unknown node tag !{short(str(tag))[1:-1]} (Component, Container, Hierarchical, "
                                  "Parallel, Nothing)")
         name, _ = _split_name(self.w, f"{f}.name", node.get("name"))
-        own = _mapping(self.w, f"{f}.attributes", node.get("attributes", {}) or {})
+        own = _own_attributes(self.w, f, node)
         mx, my = self._mesh(f, node, mx, my)
         self._constraints(f, node, name)
         if node.get("sparse_optimizations") is not None:  # timeloopfe v4: on the component
@@ -294,7 +310,7 @@ def _permutation(perm: Any) -> tuple[str, ...]:
     return tuple(str(x) for x in perm)[:2]
 
 
-def _system_attr(comps: list[tuple[str, dict, dict, int]], key: str) -> Any:
+def _system_attr(comps: list[_Component], key: str) -> Any:
     """The first value of a system-wide attribute (technology, global_cycle_seconds) on any node
     (not a dummy_storage's placeholder ``technology: -1``)."""
     for _, comp, inherited, _ in comps:
@@ -641,6 +657,497 @@ def _problem_k(w: _Where, doc: Any) -> int:
     return _int(w, "problem.instance.K", inst.get("K"))
 
 
+# --- The import pipeline -------------------------------------------------------------------------
+# build_design (at the end) runs these stages in order; each does one thing and hands the next a
+# small typed record. Every stage appends the defaults it had to state to ``notes``, in the order
+# they appear in the written file's header.
+
+
+@dataclass
+class _Arch:
+    """The arch file, read: its top mapping (which may also carry constraints and sparse
+    optimizations) and its ``architecture`` mapping, in the ``nodes:`` or the subtree form."""
+    w: _Where
+    top: dict
+    body: dict
+
+    @property
+    def nodes_form(self) -> bool:
+        return "nodes" in self.body
+
+
+@dataclass
+class _Placement:
+    """Where the operands live and how the MAC array is fed: level name -> kept operands, the
+    (file, field) each keep was read from, and (kind, dataflow) from a spatial permutation or None."""
+    keeps: dict[str, list[str]]
+    keep_fields: dict[str, tuple[_Where, str]]
+    flow: Optional[tuple[str, str]]
+
+
+@dataclass
+class _Levels:
+    """The arch's components, outermost first; the placement the ``nodes:`` form writes on its nodes; the sparse
+    optimizations written on its nodes as (field, target mapping)."""
+    comps: list[_Component]
+    placement: _Placement
+    node_sparse: list[tuple[str, dict]]
+
+
+@dataclass
+class _System:
+    """System-wide attributes: the technology node and the clock (``global_cycle_seconds``)."""
+    tech_nm: float | int
+    clock_mhz: float | int
+    clock_hz: float
+    cycle_s: float        # an ERT's leak is per Timeloop cycle
+
+
+@dataclass
+class _SparseOpt:
+    """Every weight representation format of the sparse optimizations, as :func:`_sparse` returns
+    them, and the file they were read from (for errors)."""
+    formats: list[tuple[str, int, str, str]]
+    where: _Where
+
+
+@dataclass
+class _WeightFormat:
+    """The weight format the hardware's datapath reads: the first one kept at an SRAM level.
+    ``fmt`` "CP" (N:M) or "B" (bitmask), or None when dense; ``error`` is raised once the levels
+    are checked, when the weights are compressed only away from every SRAM level."""
+    fmt: Optional[str] = None
+    meta_bits: Optional[int] = None
+    level: Optional[str] = None
+    error: Optional[NmlabError] = None
+
+
+@dataclass
+class _Mac:
+    """The arch's one compute component: field path, the component, its attributes (inherited
+    ones included), instance count, Timeloop class and name."""
+    field: str
+    comp: dict
+    attrs: dict
+    count: int
+    cls: str
+    name: str
+
+
+@dataclass
+class _Storage:
+    """The design's ``storage:`` levels, outermost first, and what was passed over building them."""
+    levels: list[dict]
+    mac: Optional[_Mac]
+    dram_width: int               # bits per DRAM access
+    kept_default: list[str]       # levels holding every operand for want of a dataspace constraint
+    skipped: list[str]            # networks and levels that keep no operand
+    dummies: list[str]            # Timeloop's dummy_storage placeholders
+
+
+@dataclass
+class _MacArray:
+    """The design's ``compute:`` section, and what the ERT stage reads of the mac."""
+    compute: dict
+    name: str
+    dtype: str
+    rows: int
+    cols: int
+    bits_field: str               # the mac's datawidth, read as the activation bits only with --ert
+    bits_value: Any
+
+
+def _read_arch(arch_doc: Any, arch_path: str) -> _Arch:
+    """The ``architecture`` mapping of a v0.4 arch (or v0.2/v0.3 in the subtree form)."""
+    w = _Where("arch", arch_path)
+    top = _mapping(w, "<top>", arch_doc)
+    arch = _mapping(w, "architecture", top.get("architecture"))
+    version = str(arch.get("version", ""))
+    # v0.2 and v0.3 archs (Timeloop's own parser, Sparseloop's artifacts) are the subtree/local form too.
+    if version not in ("0.4", "0.40") and not (version in ("0.2", "0.3", "0.20", "0.30") and "nodes" not in arch):
+        raise w.fail("architecture.version", f"must be 0.4 (or 0.2/0.3 in the subtree form), got "
+                                             f"{short(arch.get('version'))}")
+    return _Arch(w, top, arch)
+
+
+def _find_levels(spec: _Arch, notes: list[str]) -> _Levels:
+    """Flatten the arch into its components, outermost first (the ``nodes:`` form also gives the
+    constraints and sparse optimizations written on its nodes)."""
+    w, arch = spec.w, spec.body
+    if not spec.nodes_form:
+        return _Levels(_components(w, arch), _Placement({}, {}, None), [])
+    if "subtree" in arch:
+        raise w.fail("architecture", "give nodes or subtree, not both")
+    walker = _Nodes(w)
+    walker.walk(arch["nodes"], "architecture.nodes", {}, 1, 1)
+    placement = _Placement(dict(walker.keeps), {k: (w, v) for k, v in walker.keep_fields.items()}, walker.flow)
+    if walker.unrecognised_flow and walker.flow is None:
+        notes.append("compute: the arch's spatial constraints name no GEMM dataflow nmlab models")
+    return _Levels(walker.comps, placement, walker.sparse)
+
+
+def _system(w: _Where, comps: list[_Component], notes: list[str]) -> _System:
+    """The technology node and the clock, from the first node giving them."""
+    tech = _system_attr(comps, "technology")
+    if tech is None:
+        tech_nm: float | int = 45
+        notes.append("technology_nm: 45 (the arch gives no technology)")
+    else:
+        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(nm)?\s*", str(tech))
+        if not m or isinstance(tech, bool):
+            extra = f" {_EXPRESSION}" if isinstance(tech, str) and re.search(r"[A-Za-mo-z_*/+()]", tech) else ""
+            raise w.fail("technology", f"must be like '22nm', got {short(tech)}{extra}")
+        tech_nm = _sig(float(m.group(1)))
+    gcs = _system_attr(comps, "global_cycle_seconds")
+    if gcs is None:
+        clock_hz = 1e9
+        notes.append("clock_mhz: 1000 (the arch gives no global_cycle_seconds)")
+    else:
+        gcs = _positive(w, "global_cycle_seconds", gcs)
+        clock_hz = 1.0 / gcs
+    clock_mhz = _sig(clock_hz / 1e6)
+    clock_hz = clock_mhz * 1e6
+    return _System(tech_nm, clock_mhz, clock_hz, gcs if gcs is not None else 1.0 / clock_hz)
+
+
+def _read_constraints(spec: _Arch, found: _Placement, constraints_doc: Any, constraints_path: str,
+                      notes: list[str]) -> _Placement:
+    """The placement after the mapping constraints: a --constraints file's win over the ones written
+    on the nodes; without one, a spec timeloopfe dumped (parsed-processed-input.yaml) or a one-file
+    spec carries its constraints beside the arch."""
+    inline_cons = next((k for k in _CONSTRAINT_KEYS if k in spec.top), None)
+    if constraints_doc is not None:
+        source, doc, strict = _Where("constraints", constraints_path), constraints_doc, True
+    elif inline_cons is not None:
+        source, doc, strict = spec.w, {inline_cons: spec.top[inline_cons]}, False
+    else:
+        return found
+    keep_fields = dict(found.keep_fields)
+    file_keeps, file_flow = _constraints(source, doc, strict=strict, fields=keep_fields)
+    if constraints_doc is None:
+        notes.append(f"holds and dataflow: from the arch file's own {inline_cons} (no --constraints)")
+    return _Placement({**found.keeps, **file_keeps}, keep_fields, file_flow or found.flow)
+
+
+def _read_sparse_opt(spec: _Arch, node_sparse: list[tuple[str, dict]], sparse_doc: Any, sparse_path: str,
+                     notes: list[str]) -> _SparseOpt:
+    """The weight formats of the Sparseloop sparse optimizations: a --sparse-opt file's, else the arch
+    file's own (beside the arch, or written on the nodes); none when dense."""
+    sparse_notes: list[str] = []
+    if sparse_doc is not None:
+        ws = _Where("sparse_opt", sparse_path)
+        found = _SparseOpt(_sparse(ws, _sparse_targets(ws, sparse_doc), sparse_notes), ws)
+    elif isinstance(spec.top.get("sparse_optimizations"), dict):
+        found = _SparseOpt(_sparse(spec.w, _sparse_targets(spec.w, spec.top), sparse_notes), spec.w)
+        notes.append("sparsity: from the arch file's own sparse_optimizations (no --sparse-opt)")
+    elif node_sparse:
+        found = _SparseOpt(_sparse(spec.w, node_sparse, sparse_notes), spec.w)
+        notes.append("sparsity: from the sparse_optimizations written on the nodes (no --sparse-opt)")
+    else:
+        found = _SparseOpt([], spec.w)
+    notes += sparse_notes
+    return found
+
+
+def _pick_weight_sram(comps: list[_Component], sparse: _SparseOpt) -> _WeightFormat:
+    """nmlab keeps metadata in an SRAM: the first weight format at an SRAM level of the arch is the
+    one the hardware's datapath reads (a format at DRAM or in PE registers alone is not)."""
+    sram_names = set()
+    for _, comp, _, _ in comps:
+        c = comp.get("subclass") if str(comp.get("class", "storage")).lower() == "storage" else comp.get("class")
+        if isinstance(c, str) and _kind(c) == "sram" and isinstance(comp.get("name"), str):
+            sram_names.add(_base_name(comp["name"]))
+    formats = sparse.formats
+    at_sram = [x for x in formats if x[2] in sram_names]
+    if at_sram:
+        fmt, meta_bits, level, _ = at_sram[0]
+        return _WeightFormat(fmt, meta_bits, level)
+    if not formats:
+        return _WeightFormat()
+    return _WeightFormat(error=sparse.where.fail(
+        formats[0][3], f"weights are compressed only at {', '.join(sorted({x[2] for x in formats}))}, no SRAM "
+                       "level of the arch: nmlab keeps the weights' metadata in an on-chip SRAM"))
+
+
+def _component_class(w: _Where, field: str, comp: dict) -> tuple[str, str, Optional[str]]:
+    """(Timeloop class, the field it was read from, nmlab's kind or None) of one component."""
+    cls, cls_field = comp.get("class"), f"{field}.class"
+    if cls is None and "subclass" in comp:  # a timeloopfe Component may name only its subclass
+        cls, cls_field = comp["subclass"], f"{field}.subclass"
+    if not isinstance(cls, str):
+        raise w.fail(cls_field, f"must be a string, got {short(cls)}")
+    # v0.4 and Sparseloop: `class: storage, subclass: smartbuffer_RF`, `class: compute, subclass: Imac`
+    if cls_field == f"{field}.class" and cls.lower() in ("storage", "compute") and "subclass" in comp:
+        cls, cls_field = comp["subclass"], f"{field}.subclass"
+        if not isinstance(cls, str):
+            raise w.fail(cls_field, f"must be a string, got {short(cls)}")
+        if comp["class"].lower() == "compute":
+            kind: Optional[str] = "mac"
+        else:
+            kind = _kind(cls)
+            if kind in ("mac", "network"):
+                kind = None
+    else:
+        kind = _kind(cls)
+    return cls, cls_field, kind
+
+
+def _dram_level(w: _Where, field: str, lname: str, attrs: dict, clock_hz: float,
+                notes: list[str]) -> tuple[dict, int]:
+    """(the DRAM level, bits per DRAM access) of the DRAM component ``lname`` at ``field``."""
+    a = f"{field}.attributes"
+    dw_key, dw = _attr(attrs, "datawidth")
+    dtype = attrs.get("type")
+    if dtype is None:
+        dtype = "LPDDR4"
+        notes.append(f"{lname}.type: LPDDR4 (the arch gives no DRAM type)")
+    match = {t.lower(): t for t in DRAM_TYPES}.get(str(dtype).lower())
+    if match is None:
+        raise w.fail(f"{a}.type", f"must be one of {', '.join(DRAM_TYPES)}, got {short(dtype)}")
+    width = _int(w, f"{a}.width", attrs.get("width", 64))
+    dw = _int(w, f"{a}.{dw_key}", 8 if dw is None else dw)
+    if "shared_bandwidth" in attrs:
+        words = _positive(w, f"{a}.shared_bandwidth", attrs["shared_bandwidth"])
+    elif "read_bandwidth" in attrs:
+        words = _positive(w, f"{a}.read_bandwidth", attrs["read_bandwidth"])
+        notes.append(f"{lname}.bandwidth_gb_s: from read_bandwidth (nmlab has one DRAM bandwidth; "
+                     "no shared_bandwidth)")
+    else:
+        words = width / dw
+        notes.append(f"{lname}.bandwidth_gb_s: one {width}-bit access per cycle (no shared_bandwidth)")
+    return ({"name": lname, "class": "dram", "type": match,
+             "bandwidth_gb_s": _sig(words * dw / 8 * clock_hz / 1e9)}, width)
+
+
+def _onchip_level(w: _Where, field: str, kind: str, lname: str, attrs: dict, holds: list[str]) -> dict:
+    """One SRAM or register-file level (``holds`` its operands) of the component at ``field``."""
+    a = f"{field}.attributes"
+    dw_key, dw = _attr(attrs, "datawidth")
+    depth_key, depth = _attr(attrs, "depth")
+    depth = _int(w, f"{a}.{depth_key}", depth)
+    width_key, width = _attr(attrs, "width")
+    bs_key, bs = _attr(attrs, "block_size")
+    if width is None and dw is not None:  # Timeloop: a line of block_size words (block_size 1 if not given)
+        width = (1 if bs is None else _int(w, f"{a}.{bs_key}", bs)) * _int(w, f"{a}.{dw_key}", dw)
+    width = _int(w, f"{a}.{width_key}", width)
+    if width % 8:
+        raise w.fail(f"{a}.{width_key}", f"must be a multiple of 8 bits, got {width}")
+    return {"name": lname, "class": kind, "holds": holds, "capacity_bytes": depth * width // 8, "word_bits": width}
+
+
+def _sram_banks_ports(w: _Where, field: str, lname: str, count: int, attrs: dict, level: dict,
+                      notes: list[str]) -> None:
+    """An SRAM level's banks, ports and double buffering, into ``level``."""
+    a = f"{field}.attributes"
+    if count != 1:
+        raise w.fail(f"{field}.name", f"{count} instances of SRAM {short(lname)} (one per PE or PE "
+                                      "group): nmlab models an SRAM level as one shared array and "
+                                      "per-PE storage only as register files")
+    level["banks"] = _int(w, f"{a}.n_banks", attrs.get("n_banks", 1))
+    level["read_ports"] = _int(w, f"{a}.n_rd_ports", attrs.get("n_rd_ports", 1), low=0)
+    level["write_ports"] = _int(w, f"{a}.n_wr_ports", attrs.get("n_wr_ports", 1), low=0)
+    mb = attrs.get("multiple_buffering", 1)
+    if "multiple_buffering" not in attrs:
+        notes.append(f"{lname}.double_buffered: false (no multiple_buffering: Timeloop's 1)")
+    level["double_buffered"] = _positive(w, f"{a}.multiple_buffering", mb) >= 2
+
+
+def _storage_levels(spec: _Arch, comps: list[_Component], placement: _Placement,
+                    weights: _WeightFormat, clock_hz: float, notes: list[str]) -> _Storage:
+    """The design's storage levels, outermost first (DRAM, then SRAMs and register files), and the
+    arch's MAC component; networks, dummy_storage and levels that keep no operand are passed over."""
+    w, keeps = spec.w, placement.keeps
+    storage: list[dict] = []
+    dram_width = 64
+    mac: Optional[_Mac] = None
+    kept_default: list[str] = []
+    skipped: list[str] = []
+    dummies: list[str] = []
+    not_read: list[str] = []
+    for field, comp, inherited, above in comps:
+        cls, cls_field, kind = _component_class(w, field, comp)
+        if cls.lower() == _DUMMY:
+            if isinstance(comp.get("name"), str):
+                dummies.append(_base_name(comp["name"]))
+            continue
+        if kind is None:
+            raise w.fail(cls_field, f"{short(cls)} is not a class nmlab models (DRAM, SRAM, regfile, register, "
+                                    "intmac, fpmac; compound components named after one of these)")
+        lname, count = _split_name(w, f"{field}.name", comp.get("name"), level=kind not in ("network", "mac"))
+        if kind == "network":
+            skipped.append(lname)
+            continue
+        count *= above
+        attrs = dict(inherited)
+        attrs.update(_own_attributes(w, field, comp))
+        if kind == "mac":
+            if mac is not None:
+                raise w.fail(f"{field}", f"a second compute component {short(lname)} (the first is "
+                                         f"{short(mac.comp.get('name'))}): nmlab models one MAC array")
+            mac = _Mac(field, comp, attrs, count, cls, lname)
+            continue
+        if mac is not None and spec.nodes_form:
+            raise w.fail(field, f"storage level {short(lname)} below the mac component")
+        if kind == "dram":
+            if storage:
+                raise w.fail(field, "the DRAM must be the outermost level")
+            level, dram_width = _dram_level(w, field, lname, attrs, clock_hz, notes)
+            storage.append(level)
+            continue
+        if not storage:
+            raise w.fail(field, "the outermost level must be class DRAM")
+        holds = list(keeps.get(lname, ()))
+        if lname not in keeps:
+            holds = ["weights", "inputs", "outputs"]
+            kept_default.append(lname)
+        if weights.level == lname:
+            holds.append("metadata")
+        level = _onchip_level(w, field, kind, lname, attrs, holds)   # checked even when it keeps nothing
+        if not holds:  # bypasses every operand (a fanout or network level written as storage): holds nothing
+            skipped.append(lname)
+            continue
+        own = comp.get("attributes") or {}
+        not_read += [f"{lname}.{k}" for k in own if k.replace("-", "_") in _NOT_READ]
+        if kind == "sram":
+            _sram_banks_ports(w, field, lname, count, attrs, level, notes)
+        storage.append(level)
+    regs = [lv["name"] for lv in storage if lv["class"] == "regfile"]
+    if regs:
+        notes.append(f"register files {', '.join(regs)}: nmlab charges operand registers per MAC "
+                     "(docs/hwmodel.md), so their capacity and traffic do not enter its schedule")
+    if not_read:
+        notes.append(f"not read (no nmlab field: on-chip bandwidth comes from banks, ports and word width, "
+                     f"metadata shares its level's capacity): {', '.join(not_read)}")
+    if skipped:
+        notes.append(f"{', '.join(skipped)}: not modelled (a network, or a level that keeps no operand; "
+                     "nmlab's own operand distribution)")
+    return _Storage(storage, mac, dram_width, kept_default, skipped, dummies)
+
+
+def _check_levels(spec: _Arch, found: _Storage, placement: _Placement, weights: _WeightFormat,
+                  constraints_given: bool, notes: list[str]) -> _Mac:
+    """What nmlab needs of the levels (a DRAM, one MAC array, an SRAM level keeping each operand, the
+    weight format at an SRAM); returns the MAC component."""
+    w, storage, keeps = spec.w, found.levels, placement.keeps
+    if not storage:
+        raise w.fail("architecture", "no DRAM level (class DRAM)")
+    if found.mac is None:
+        raise w.fail("architecture", "no mac component (class intmac or fpmac): nmlab needs the MAC array")
+    if weights.error is not None:
+        raise weights.error
+    srams = [lv for lv in storage if lv["class"] == "sram"]
+    for op in ("weights", "inputs", "outputs"):
+        if srams and not any(op in lv["holds"] for lv in srams):
+            kept = "; ".join(f"{lv['name']} keeps {', '.join(lv['holds'])}" for lv in srams)
+            where, field = placement.keep_fields.get(srams[0]["name"], (w, f"{srams[0]['name']}: dataspace keep"))
+            raise where.fail(field, f"no SRAM level keeps {op} ({kept}): nmlab moves every operand through an "
+                                    "on-chip SRAM level, not from DRAM straight to the PEs")
+    if not srams:
+        raise w.fail("architecture", "no SRAM level (class SRAM, smartbuffer_SRAM, ...): nmlab needs an on-chip "
+                                     "SRAM between DRAM and the PEs")
+    if found.kept_default:
+        if not constraints_given and not keeps:
+            notes.append("holds: every on-chip level keeps weights, inputs and outputs (no --constraints)")
+        else:
+            notes.append(f"holds: {', '.join(found.kept_default)} keep weights, inputs and outputs "
+                         "(no dataspace constraint)")
+    # A target naming no level (a typo, a container, the mac) would otherwise pass unmentioned.
+    levels = {lv["name"] for lv in storage} | set(found.skipped) | set(found.dummies)
+    for target in keeps:
+        if target not in levels:
+            notes.append(f"holds: the keep constraint on {target} is not used ({target} is no storage level)")
+    return found.mac
+
+
+def _mac_array(spec: _Arch, mac: _Mac, flow: Optional[tuple[str, str]], constraints_given: bool,
+               notes: list[str]) -> _MacArray:
+    """The ``compute:`` section: the MAC array's shape (meshX x meshY), datatype (multiplier_width),
+    accumulator (adder_width) and dataflow (the spatial constraint's)."""
+    w, field, attrs, count = spec.w, mac.field, mac.attrs, mac.count
+    a = f"{field}.attributes"
+    if "meshX" in attrs or "meshY" in attrs:
+        cols = _int(w, f"{a}.meshX", attrs.get("meshX", 1))
+        # meshY absent: the rest of the instances (Timeloop's meshY = instances / meshX).
+        rows = _int(w, f"{a}.meshY", attrs.get("meshY", max(1, count // cols)))
+        if count not in (1, rows * cols):
+            raise w.fail(f"{field}.name", f"{count} MACs but meshX x meshY = {cols} x {rows}")
+    else:
+        cols, rows = count, 1
+        notes.append(f"compute: {count} MACs as one row (the mac gives no meshX/meshY)")
+    dw_key, dw = _attr(attrs, "datawidth")
+    mw_key = "multiplier_width" if "multiplier_width" in attrs else dw_key
+    mw = _int(w, f"{a}.{mw_key}", attrs.get("multiplier_width", 8 if dw is None else dw))
+    is_fp = mac.cls.lower().startswith("fp")
+    dtype = {16: "fp16", 32: "fp32"}.get(mw) if is_fp else f"int{mw}"
+    if dtype not in DATATYPE_BITS:
+        raise w.fail(f"{a}.multiplier_width", f"{mw}-bit {'fpmac' if is_fp else 'intmac'} is not a datatype "
+                                               f"nmlab models ({', '.join(DATATYPE_BITS)})")
+    notes.append(f"compute.datatypes: {{{dtype}: 1}} (one MAC per PE per cycle; other datatypes and rates "
+                 "are not in a Timeloop arch)")
+    acc = attrs.get("adder_width")
+    if acc is None:
+        notes.append("compute.accumulator_bits: 32 (no adder_width)")
+    if flow is None:
+        flow = ("systolic", "ws")
+        notes.append("compute: systolic, weight stationary (no spatial constraint"
+                     f"{': no --constraints' if not constraints_given and not spec.nodes_form else ''})")
+    compute: dict[str, Any] = {"kind": flow[0]}
+    if flow[0] == "systolic":
+        compute["dataflow"] = flow[1]
+    compute.update({"rows": rows, "cols": cols, "datatypes": {dtype: 1},
+                    "accumulator_bits": _int(w, f"{a}.adder_width", acc) if acc is not None else 32})
+    if flow[0] == "tensor_core":
+        notes.append("compute.tile_m: 16, pipeline_depth: ceil(log2 cols) + 2 (nmlab's tensor-core defaults)")
+    return _MacArray(compute, mac.name, dtype, rows, cols, f"{a}.{dw_key}", mw if dw is None else dw)
+
+
+def _sparsity(weights: _WeightFormat, macs: int, notes: list[str]) -> dict[str, Any]:
+    """The ``sparsity:`` section from the weight format (``macs``: MACs in the array, one index each
+    per cycle)."""
+    if weights.fmt is None:
+        notes.append("sparsity: none (no --sparse-opt, or it lists no weight representation format)")
+        return {"support": "none"}
+    meta_bits = weights.meta_bits
+    meta_bw = macs * meta_bits
+    if weights.fmt == "B":
+        sparsity: dict[str, Any] = {"support": "unstructured", "index_format": "bitmask"}
+    else:
+        sparsity = {"support": "layerwise", "max_m": 2 ** meta_bits}
+        notes.append(f"sparsity: layerwise N:M with M <= {2 ** meta_bits} (a CP rank of {meta_bits} bits; "
+                     "Sparseloop's format does not say which N the hardware runs)")
+    sparsity["metadata_bits_per_cycle"] = meta_bw
+    notes.append(f"sparsity.metadata_bits_per_cycle: {meta_bw} (one index per MAC per cycle; "
+                 "Sparseloop has no metadata bandwidth)")
+    return sparsity
+
+
+def _energy(spec: _Arch, storage: _Storage, mac: _MacArray, weights: _WeightFormat, system: _System,
+            ert_doc: Any, ert_path: str, problem_doc: Any, problem_path: str, notes: list[str]) -> dict:
+    """The ``energy:`` section from an Accelergy ERT (empty when it maps nothing); entries not mapped
+    are listed in ``notes``."""
+    names = {lv["name"]: lv["class"] for lv in storage.levels}
+    names[mac.name] = "mac"
+    k = _problem_k(_Where("problem", problem_path), problem_doc) if problem_doc is not None else None
+    selection: Optional[tuple[str, Optional[int]]] = None
+    if weights.fmt == "CP":
+        selection = ("mux", 2 ** weights.meta_bits)
+    elif weights.fmt == "B":
+        selection = ("network", k)
+    if k is not None and weights.fmt != "B":
+        notes.append(f"--problem: K = {k} not used (only an unstructured arch's MAC energy includes a network "
+                     "over K)")
+    bits_a = _int(spec.w, mac.bits_field, mac.bits_value)
+    we = _Where("ert", ert_path)
+    ert_notes: list[str] = []
+    tables = _ert_tables(we, ert_doc, names, set(storage.skipped) | set(storage.dummies), ert_notes)
+    energy, unmapped = _ert_energy(we, tables, storage.levels, storage.dram_width,
+                                   (mac.name, mac.dtype, bits_a), selection, system.tech_nm, system.cycle_s)
+    notes.append("energies not in the ERT (the mux, and any listed below): nmlab's own (CACTI 7 and "
+                 "energy.yaml at the technology node)")
+    notes += ert_notes + unmapped
+    return energy
+
+
 def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_doc: Any = None,
                  arch_path: str = "<arch>", constraints_path: str = "<constraints>",
                  sparse_path: str = "<sparse_opt>", ert_doc: Any = None, ert_path: str = "<ert>",
@@ -661,324 +1168,28 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
     Raises:
         NmlabError: one line naming the file and field.
     """
-    w = _Where("arch", arch_path)
-    top = _mapping(w, "<top>", arch_doc)
-    arch = _mapping(w, "architecture", top.get("architecture"))
-    version = str(arch.get("version", ""))
-    # v0.2 and v0.3 archs (Timeloop's own parser, Sparseloop's artifacts) are the subtree/local form too.
-    if version not in ("0.4", "0.40") and not (version in ("0.2", "0.3", "0.20", "0.30") and "nodes" not in arch):
-        raise w.fail("architecture.version", f"must be 0.4 (or 0.2/0.3 in the subtree form), got "
-                                             f"{short(arch.get('version'))}")
-    defaults: list[str] = []
-    keeps: dict[str, list[str]] = {}
-    keep_fields: dict[str, tuple[_Where, str]] = {}   # level -> (file, field) of its dataspace keep
-    node_sparse: list[tuple[str, dict]] = []           # sparse_optimizations written on nodes
-    flow = None
-    if "nodes" in arch:
-        if "subtree" in arch:
-            raise w.fail("architecture", "give nodes or subtree, not both")
-        walker = _Nodes(w)
-        walker.walk(arch["nodes"], "architecture.nodes", {}, 1, 1)
-        comps, keeps, flow = walker.comps, dict(walker.keeps), walker.flow
-        node_sparse = walker.sparse
-        keep_fields.update({k: (w, v) for k, v in walker.keep_fields.items()})
-        if walker.unrecognised_flow and flow is None:
-            defaults.append("compute: the arch's spatial constraints name no GEMM dataflow nmlab models")
-    else:
-        comps = _components(w, arch)
-
-    tech = _system_attr(comps, "technology")
-    if tech is None:
-        tech_nm: float | int = 45
-        defaults.append("technology_nm: 45 (the arch gives no technology)")
-    else:
-        m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(nm)?\s*", str(tech))
-        if not m or isinstance(tech, bool):
-            extra = f" {_EXPRESSION}" if isinstance(tech, str) and re.search(r"[A-Za-mo-z_*/+()]", tech) else ""
-            raise w.fail("technology", f"must be like '22nm', got {short(tech)}{extra}")
-        tech_nm = _sig(float(m.group(1)))
-    gcs = _system_attr(comps, "global_cycle_seconds")
-    if gcs is None:
-        clock_hz = 1e9
-        defaults.append("clock_mhz: 1000 (the arch gives no global_cycle_seconds)")
-    else:
-        gcs = _positive(w, "global_cycle_seconds", gcs)
-        clock_hz = 1.0 / gcs
-    clock_mhz = _sig(clock_hz / 1e6)
-    clock_hz = clock_mhz * 1e6
-    cycle_s = gcs if gcs is not None else 1.0 / clock_hz   # an ERT's leak is per Timeloop cycle
-
-    # A spec timeloopfe dumped (parsed-processed-input.yaml) or a one-file spec carries its constraints
-    # and sparse optimizations beside the arch: read them when no file is given for them.
-    inline_cons = next((k for k in _CONSTRAINT_KEYS if k in top), None)
-    if constraints_doc is None and inline_cons is not None:
-        file_keeps, file_flow = _constraints(w, {inline_cons: top[inline_cons]}, strict=False, fields=keep_fields)
-        keeps.update(file_keeps)
-        flow = file_flow or flow
-        defaults.append(f"holds and dataflow: from the arch file's own {inline_cons} (no --constraints)")
-    if constraints_doc is not None:  # the file's constraints win over the ones written on the nodes
-        file_keeps, file_flow = _constraints(_Where("constraints", constraints_path), constraints_doc,
-                                             fields=keep_fields)
-        keeps.update(file_keeps)
-        flow = file_flow or flow
-    formats: list[tuple[str, int, str, str]] = []
-    sparse_notes: list[str] = []
-    if sparse_doc is not None:
-        ws = _Where("sparse_opt", sparse_path)
-        formats = _sparse(ws, _sparse_targets(ws, sparse_doc), sparse_notes)
-    elif isinstance(top.get("sparse_optimizations"), dict):
-        sparse_path = arch_path
-        formats = _sparse(w, _sparse_targets(w, top), sparse_notes)
-        defaults.append("sparsity: from the arch file's own sparse_optimizations (no --sparse-opt)")
-    elif node_sparse:
-        sparse_path = arch_path
-        formats = _sparse(w, node_sparse, sparse_notes)
-        defaults.append("sparsity: from the sparse_optimizations written on the nodes (no --sparse-opt)")
-    defaults += sparse_notes
-    # nmlab keeps metadata in an SRAM: the first weight format at an SRAM level of the arch is the
-    # one the hardware's datapath reads (a format at DRAM or in PE registers alone is not).
-    fmt, meta_bits, meta_level = (None, None, None)
-    sram_names = set()
-    for _, comp, _, _ in comps:
-        c = comp.get("subclass") if str(comp.get("class", "storage")).lower() == "storage" else comp.get("class")
-        if isinstance(c, str) and _kind(c) == "sram" and isinstance(comp.get("name"), str):
-            sram_names.add(_NAME_RANGE.sub(r"\1", comp["name"]))
-    at_sram = [x for x in formats if x[2] in sram_names]
-    if at_sram:
-        fmt, meta_bits, meta_level, _ = at_sram[0]
-    sparse_error = None if at_sram or not formats else _Where("sparse_opt" if sparse_doc is not None else "arch",
-                                                                 sparse_path).fail(
-        formats[0][3], f"weights are compressed only at {', '.join(sorted({x[2] for x in formats}))}, no SRAM "
-                       "level of the arch: nmlab keeps the weights' metadata in an on-chip SRAM")
-
-    storage: list[dict] = []
-    dram_width = 64
-    mac = None
-    kept_default = []
-    skipped: list[str] = []
-    dummies: list[str] = []
-    not_read: list[str] = []
-    for field, comp, inherited, above in comps:
-        cls, cls_field = comp.get("class"), f"{field}.class"
-        if cls is None and "subclass" in comp:  # a timeloopfe Component may name only its subclass
-            cls, cls_field = comp["subclass"], f"{field}.subclass"
-        if not isinstance(cls, str):
-            raise w.fail(cls_field, f"must be a string, got {short(cls)}")
-        # v0.4 and Sparseloop: `class: storage, subclass: smartbuffer_RF`, `class: compute, subclass: Imac`
-        if cls_field == f"{field}.class" and cls.lower() in ("storage", "compute") and "subclass" in comp:
-            cls, cls_field = comp["subclass"], f"{field}.subclass"
-            if not isinstance(cls, str):
-                raise w.fail(cls_field, f"must be a string, got {short(cls)}")
-            if comp["class"].lower() == "compute":
-                kind: Optional[str] = "mac"
-            else:
-                kind = _kind(cls)
-                if kind in ("mac", "network"):
-                    kind = None
-        else:
-            kind = _kind(cls)
-        if cls.lower() == _DUMMY:
-            if isinstance(comp.get("name"), str):
-                dummies.append(_NAME_RANGE.sub(r"\1", comp["name"]))
-            continue
-        if kind is None:
-            raise w.fail(cls_field, f"{short(cls)} is not a class nmlab models (DRAM, SRAM, regfile, register, "
-                                    "intmac, fpmac; compound components named after one of these)")
-        lname, count = _split_name(w, f"{field}.name", comp.get("name"), level=kind not in ("network", "mac"))
-        if kind == "network":
-            skipped.append(lname)
-            continue
-        count *= above
-        attrs = dict(inherited)
-        attrs.update(_mapping(w, f"{field}.attributes", comp.get("attributes", {}) or {}))
-        a = f"{field}.attributes"
-        if kind == "mac":
-            if mac is not None:
-                raise w.fail(f"{field}", f"a second compute component {short(lname)} (the first is "
-                                         f"{short(mac[1].get('name'))}): nmlab models one MAC array")
-            mac = (field, comp, attrs, count, cls, lname)
-            continue
-        if mac is not None and "nodes" in arch:
-            raise w.fail(field, f"storage level {short(lname)} below the mac component")
-        dw_key, dw = _attr(attrs, "datawidth")
-        if kind == "dram":
-            if storage:
-                raise w.fail(field, "the DRAM must be the outermost level")
-            dtype = attrs.get("type")
-            if dtype is None:
-                dtype = "LPDDR4"
-                defaults.append(f"{lname}.type: LPDDR4 (the arch gives no DRAM type)")
-            match = {t.lower(): t for t in DRAM_TYPES}.get(str(dtype).lower())
-            if match is None:
-                raise w.fail(f"{a}.type", f"must be one of {', '.join(DRAM_TYPES)}, got {short(dtype)}")
-            width = dram_width = _int(w, f"{a}.width", attrs.get("width", 64))
-            dw = _int(w, f"{a}.{dw_key}", 8 if dw is None else dw)
-            if "shared_bandwidth" in attrs:
-                words = _positive(w, f"{a}.shared_bandwidth", attrs["shared_bandwidth"])
-            elif "read_bandwidth" in attrs:
-                words = _positive(w, f"{a}.read_bandwidth", attrs["read_bandwidth"])
-                defaults.append(f"{lname}.bandwidth_gb_s: from read_bandwidth (nmlab has one DRAM bandwidth; "
-                                "no shared_bandwidth)")
-            else:
-                words = width / dw
-                defaults.append(f"{lname}.bandwidth_gb_s: one {width}-bit access per cycle (no shared_bandwidth)")
-            storage.append({"name": lname, "class": "dram", "type": match,
-                            "bandwidth_gb_s": _sig(words * dw / 8 * clock_hz / 1e9)})
-            continue
-        if not storage:
-            raise w.fail(field, "the outermost level must be class DRAM")
-        depth_key, depth = _attr(attrs, "depth")
-        depth = _int(w, f"{a}.{depth_key}", depth)
-        width_key, width = _attr(attrs, "width")
-        bs_key, bs = _attr(attrs, "block_size")
-        if width is None and dw is not None:  # Timeloop: a line of block_size words (block_size 1 if not given)
-            width = (1 if bs is None else _int(w, f"{a}.{bs_key}", bs)) * _int(w, f"{a}.{dw_key}", dw)
-        width = _int(w, f"{a}.{width_key}", width)
-        if width % 8:
-            raise w.fail(f"{a}.{width_key}", f"must be a multiple of 8 bits, got {width}")
-        holds = list(keeps.get(lname, ()))
-        if lname not in keeps:
-            holds = ["weights", "inputs", "outputs"]
-            kept_default.append(lname)
-        if meta_level == lname:
-            holds.append("metadata")
-        if not holds:  # bypasses every operand (a fanout or network level written as storage): holds nothing
-            skipped.append(lname)
-            continue
-        own = comp.get("attributes") or {}
-        not_read += [f"{lname}.{k}" for k in own if k.replace("-", "_") in _NOT_READ]
-        level: dict[str, Any] = {"name": lname, "class": kind, "holds": holds,
-                                 "capacity_bytes": depth * width // 8, "word_bits": width}
-        if kind == "sram":
-            if count != 1:
-                raise w.fail(f"{field}.name", f"{count} instances of SRAM {short(lname)} (one per PE or PE "
-                                              "group): nmlab models an SRAM level as one shared array and "
-                                              "per-PE storage only as register files")
-            level["banks"] = _int(w, f"{a}.n_banks", attrs.get("n_banks", 1))
-            level["read_ports"] = _int(w, f"{a}.n_rd_ports", attrs.get("n_rd_ports", 1), low=0)
-            level["write_ports"] = _int(w, f"{a}.n_wr_ports", attrs.get("n_wr_ports", 1), low=0)
-            mb = attrs.get("multiple_buffering", 1)
-            if "multiple_buffering" not in attrs:
-                defaults.append(f"{lname}.double_buffered: false (no multiple_buffering: Timeloop's 1)")
-            level["double_buffered"] = _positive(w, f"{a}.multiple_buffering", mb) >= 2
-        storage.append(level)
-    regs = [lv["name"] for lv in storage if lv["class"] == "regfile"]
-    if regs:
-        defaults.append(f"register files {', '.join(regs)}: nmlab charges operand registers per MAC "
-                        "(docs/hwmodel.md), so their capacity and traffic do not enter its schedule")
-    if not_read:
-        defaults.append(f"not read (no nmlab field: on-chip bandwidth comes from banks, ports and word width, "
-                        f"metadata shares its level's capacity): {', '.join(not_read)}")
-    if skipped:
-        defaults.append(f"{', '.join(skipped)}: not modelled (a network, or a level that keeps no operand; "
-                        "nmlab's own operand distribution)")
-    if not storage:
-        raise w.fail("architecture", "no DRAM level (class DRAM)")
-    if mac is None:
-        raise w.fail("architecture", "no mac component (class intmac or fpmac): nmlab needs the MAC array")
-    if sparse_error is not None:
-        raise sparse_error
-    srams = [lv for lv in storage if lv["class"] == "sram"]
-    for op in ("weights", "inputs", "outputs"):
-        if srams and not any(op in lv["holds"] for lv in srams):
-            kept = "; ".join(f"{lv['name']} keeps {', '.join(lv['holds'])}" for lv in srams)
-            where, field = keep_fields.get(srams[0]["name"], (w, f"{srams[0]['name']}: dataspace keep"))
-            raise where.fail(field, f"no SRAM level keeps {op} ({kept}): nmlab moves every operand through an "
-                                    "on-chip SRAM level, not from DRAM straight to the PEs")
-    if not srams:
-        raise w.fail("architecture", "no SRAM level (class SRAM, smartbuffer_SRAM, ...): nmlab needs an on-chip "
-                                     "SRAM between DRAM and the PEs")
-    if kept_default:
-        if constraints_doc is None and not keeps:
-            defaults.append("holds: every on-chip level keeps weights, inputs and outputs (no --constraints)")
-        else:
-            defaults.append(f"holds: {', '.join(kept_default)} keep weights, inputs and outputs "
-                            "(no dataspace constraint)")
-    # A target naming no level (a typo, a container, the mac) would otherwise pass unmentioned.
-    levels = {lv["name"] for lv in storage} | set(skipped) | set(dummies)
-    for target in keeps:
-        if target not in levels:
-            defaults.append(f"holds: the keep constraint on {target} is not used ({target} is no storage level)")
-
-    field, _, attrs, count, mac_cls, mac_name = mac
-    a = f"{field}.attributes"
-    if "meshX" in attrs or "meshY" in attrs:
-        cols = _int(w, f"{a}.meshX", attrs.get("meshX", 1))
-        # meshY absent: the rest of the instances (Timeloop's meshY = instances / meshX).
-        rows = _int(w, f"{a}.meshY", attrs.get("meshY", max(1, count // cols)))
-        if count not in (1, rows * cols):
-            raise w.fail(f"{field}.name", f"{count} MACs but meshX x meshY = {cols} x {rows}")
-    else:
-        cols, rows = count, 1
-        defaults.append(f"compute: {count} MACs as one row (the mac gives no meshX/meshY)")
-    dw_key, dw = _attr(attrs, "datawidth")
-    mw_key = "multiplier_width" if "multiplier_width" in attrs else dw_key
-    mw = _int(w, f"{a}.{mw_key}", attrs.get("multiplier_width", 8 if dw is None else dw))
-    is_fp = mac_cls.lower().startswith("fp")
-    dtype = {16: "fp16", 32: "fp32"}.get(mw) if is_fp else f"int{mw}"
-    if dtype not in DATATYPE_BITS:
-        raise w.fail(f"{a}.multiplier_width", f"{mw}-bit {'fpmac' if is_fp else 'intmac'} is not a datatype "
-                                               f"nmlab models ({', '.join(DATATYPE_BITS)})")
-    defaults.append(f"compute.datatypes: {{{dtype}: 1}} (one MAC per PE per cycle; other datatypes and rates "
-                    "are not in a Timeloop arch)")
-    acc = attrs.get("adder_width")
-    if acc is None:
-        defaults.append("compute.accumulator_bits: 32 (no adder_width)")
-    if flow is None:
-        flow = ("systolic", "ws")
-        defaults.append("compute: systolic, weight stationary (no spatial constraint"
-                        f"{': no --constraints' if constraints_doc is None and 'nodes' not in arch else ''})")
-    compute: dict[str, Any] = {"kind": flow[0]}
-    if flow[0] == "systolic":
-        compute["dataflow"] = flow[1]
-    compute.update({"rows": rows, "cols": cols, "datatypes": {dtype: 1},
-                    "accumulator_bits": _int(w, f"{a}.adder_width", acc) if acc is not None else 32})
-    if flow[0] == "tensor_core":
-        defaults.append("compute.tile_m: 16, pipeline_depth: ceil(log2 cols) + 2 (nmlab's tensor-core defaults)")
-
-    if fmt is None:
-        sparsity: dict[str, Any] = {"support": "none"}
-        defaults.append("sparsity: none (no --sparse-opt, or it lists no weight representation format)")
-    else:
-        meta_bw = rows * cols * meta_bits
-        if fmt == "B":
-            sparsity = {"support": "unstructured", "index_format": "bitmask"}
-        else:
-            sparsity = {"support": "layerwise", "max_m": 2 ** meta_bits}
-            defaults.append(f"sparsity: layerwise N:M with M <= {2 ** meta_bits} (a CP rank of {meta_bits} bits; "
-                            "Sparseloop's format does not say which N the hardware runs)")
-        sparsity["metadata_bits_per_cycle"] = meta_bw
-        defaults.append(f"sparsity.metadata_bits_per_cycle: {meta_bw} (one index per MAC per cycle; "
-                        "Sparseloop has no metadata bandwidth)")
-    defaults.append("DRAM latency 0; SRAM cell_type itrs-hp (not in a Timeloop arch)")
+    notes: list[str] = []
+    spec = _read_arch(arch_doc, arch_path)
+    found = _find_levels(spec, notes)
+    system = _system(spec.w, found.comps, notes)
+    placement = _read_constraints(spec, found.placement, constraints_doc, constraints_path, notes)
+    weights = _pick_weight_sram(found.comps, _read_sparse_opt(spec, found.node_sparse, sparse_doc, sparse_path,
+                                                              notes))
+    storage = _storage_levels(spec, found.comps, placement, weights, system.clock_hz, notes)
+    mac = _check_levels(spec, storage, placement, weights, constraints_doc is not None, notes)
+    array = _mac_array(spec, mac, placement.flow, constraints_doc is not None, notes)
+    sparsity = _sparsity(weights, array.rows * array.cols, notes)
+    notes.append("DRAM latency 0; SRAM cell_type itrs-hp (not in a Timeloop arch)")
     design = {"version": 1, "name": name, "description": f"imported from Timeloop architecture {Path(arch_path).name}",
-              "technology_nm": tech_nm, "clock_mhz": clock_mhz, "compute": compute, "sparsity": sparsity,
-              "storage": storage}
+              "technology_nm": system.tech_nm, "clock_mhz": system.clock_mhz, "compute": array.compute,
+              "sparsity": sparsity, "storage": storage.levels}
     if ert_doc is None:
-        defaults.append("energies: nmlab's own (CACTI 7 and energy.yaml at the technology node); no --ert")
-        return design, defaults
-    we = _Where("ert", ert_path)
-    names = {lv["name"]: lv["class"] for lv in storage}
-    names[mac_name] = "mac"
-    k = _problem_k(_Where("problem", problem_path), problem_doc) if problem_doc is not None else None
-    selection: Optional[tuple[str, Optional[int]]] = None
-    if fmt == "CP":
-        selection = ("mux", 2 ** meta_bits)
-    elif fmt == "B":
-        selection = ("network", k)
-    if k is not None and fmt != "B":
-        defaults.append(f"--problem: K = {k} not used (only an unstructured arch's MAC energy includes a network "
-                        "over K)")
-    bits_a = _int(w, f"{a}.{dw_key}", mw if dw is None else dw)
-    ert_notes: list[str] = []
-    tables = _ert_tables(we, ert_doc, names, set(skipped) | set(dummies), ert_notes)
-    energy, unmapped = _ert_energy(we, tables, storage, dram_width,
-                                   (mac_name, dtype, bits_a), selection, tech_nm, cycle_s)
+        notes.append("energies: nmlab's own (CACTI 7 and energy.yaml at the technology node); no --ert")
+        return design, notes
+    energy = _energy(spec, storage, array, weights, system, ert_doc, ert_path, problem_doc, problem_path, notes)
     if energy:
         design["energy"] = energy
-    defaults.append("energies not in the ERT (the mux, and any listed below): nmlab's own (CACTI 7 and "
-                    "energy.yaml at the technology node)")
-    return design, defaults + ert_notes + unmapped
+    return design, notes
 
 
 def render(design: dict, defaults: list[str], sources: list[str]) -> str:
