@@ -215,11 +215,8 @@ def polyak_update(online: nn.Module, target: nn.Module, tau: float, reproject: b
     much as a gradient update.
     """
     for src, dst in zip(online.modules(), target.modules()):
-        if isinstance(src, NMLinear):
+        if isinstance(src, nn.Linear):  # an NMLinear too
             dst.weight.lerp_(src.weight, tau)
             dst.bias.lerp_(src.bias, tau)
-            if reproject and dst.pattern.is_nm:
+            if reproject and isinstance(dst, NMLinear) and dst.pattern.is_nm:
                 dst.set_mask(project_nm(dst.weight, dst.pattern))
-        elif isinstance(src, nn.Linear):
-            dst.weight.lerp_(src.weight, tau)
-            dst.bias.lerp_(src.bias, tau)
