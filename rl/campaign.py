@@ -91,16 +91,12 @@ def read_done(run_dir: Path) -> Optional[dict[str, Any]]:
 
 
 def is_locked(path: Path) -> bool:
-    """True while another process holds the flock on ``path``."""
+    """True while another process (or another open of it here) holds the flock on ``path``;
+    a missing ``path`` is not locked and is not made."""
     if not path.exists():
         return False
-    with open(path, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return False
+    with _flock(path, blocking=False) as mine:
+        return not mine
 
 
 def run_state(run_dir: Path, steps: int) -> dict[str, Any]:
