@@ -91,16 +91,12 @@ def read_done(run_dir: Path) -> Optional[dict[str, Any]]:
 
 
 def is_locked(path: Path) -> bool:
-    """True while another process holds the flock on ``path``."""
+    """True while another process (or another open of it here) holds the flock on ``path``;
+    a missing ``path`` is not locked and is not made."""
     if not path.exists():
         return False
-    with open(path, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(fh, fcntl.LOCK_UN)
-    return False
+    with _flock(path, blocking=False) as mine:
+        return not mine
 
 
 def run_state(run_dir: Path, steps: int) -> dict[str, Any]:
@@ -242,10 +238,19 @@ def _failure(ray: Any, exc: Exception) -> str:
     return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"
 
 
+def _held(out: Path) -> NmlabError:
+    return NmlabError(f"out: another nmlab campaign is running on {out}")
+
+
 def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, workers: int = 1,
                  progress: bool = True) -> int:
     """Train every unfinished run of ``cfg`` in ``out``; returns 0 when all are done, 1 if some failed."""
     runs = cfg.runs()
+    # A DIR another driver holds is refused first, in one line and without touching Ray (joining
+    # or starting it takes seconds, and a local instance a whole machine's CPUs). The lock itself
+    # is taken below; a driver that takes it in between is refused there, after Ray.
+    if is_locked(out / CAMPAIGN_LOCK):
+        raise _held(out)
     # Ray is joined (or started) before anything is written, as by `nmlab sweep --ray`: any failure
     # to join (nothing answers, a refused token, a malformed address) is bad input and leaves
     # neither DIR nor its campaign.lock. Only where a run is left to train: a finished campaign
@@ -255,7 +260,7 @@ def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, 
         out.mkdir(parents=True, exist_ok=True)
         with _flock(out / CAMPAIGN_LOCK, blocking=False) as mine:
             if not mine:
-                raise NmlabError(f"out: another nmlab campaign is running on {out}")
+                raise _held(out)
             done = [(r, read_done(out / r.name)) for r in runs]  # each done.json read once under the lock
             todo = [r for r, d in done if d is None]
             print(f"campaign {out}: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to train", flush=True)

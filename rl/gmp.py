@@ -48,7 +48,7 @@ from torch import nn
 
 from hwmodel.errors import NmlabError
 from hwmodel.sparsity import DENSE, UNSTRUCTURED, Pattern
-from rl.methods import Method, parse_target
+from rl.methods import LAYER_KEYS, Method, keyed_layers, parse_target
 from rl.nm_layers import apply_masks, nm_layers
 from rl.rlx2 import erk_densities
 
@@ -207,7 +207,7 @@ class GMPMethod(Method):
 
     def layer_patterns(self) -> dict[str, Pattern]:
         out = {}
-        for key in ("actor.fc1", "actor.fc2", "actor.fc3", "critic.fc1", "critic.fc2", "critic.fc3"):
+        for key in LAYER_KEYS:
             t = self.targets[key.split(".")[0]]
             out[key] = t if isinstance(t, Pattern) else (DENSE if t == 0.0 else UNSTRUCTURED)
         return out
@@ -240,7 +240,7 @@ class GMPMethod(Method):
                 target = self.targets[kind]
                 if isinstance(target, Pattern):
                     continue
-                shapes = {f"{kind}.fc{i + 1}": tuple(layer.weight.shape) for i, layer in enumerate(nm_layers(nets[name]))}
+                shapes = {key: tuple(layer.weight.shape) for key, layer in keyed_layers(name, nets[name])}
                 if self.distribution == "erk" and target > 0.0:
                     final.update({key: 1.0 - d for key, d in erk_densities(shapes, target).items()})
                 else:
@@ -260,8 +260,7 @@ class GMPMethod(Method):
             pruned = total = 0
             any_sparse = False
             for name in names:
-                pairs = zip(nm_layers(nets[name]), nm_layers(nets[f"{name}_target"]))
-                for i, (layer, tlayer) in enumerate(pairs):
+                for (key, layer), tlayer in zip(keyed_layers(name, nets[name]), nm_layers(nets[f"{name}_target"])):
                     if not layer.sparse:
                         total += layer.weight.numel()  # dense layers count in the network's sparsity
                         continue
@@ -269,7 +268,7 @@ class GMPMethod(Method):
                     if isinstance(target, Pattern):
                         new = nm_gradual_mask(layer.weight, layer.mask, target, fraction)
                     else:
-                        final = finals[f"{kind}.fc{i + 1}"]
+                        final = finals[key]
                         new = magnitude_mask(layer.weight, layer.mask, prune_count(layer.weight.numel(), final * fraction))
                     for lay in (layer, tlayer):
                         lay.set_mask(new)
@@ -294,9 +293,8 @@ class GMPMethod(Method):
         # keeps a checkpoint pruned under another distribution as it was trained.
         finals = self.layer_final_sparsity(nets)
         for name, net in nets.items():
-            kind = "actor" if name.startswith("actor") else "critic"
-            for i, layer in enumerate(nm_layers(net)):
-                if finals.get(f"{kind}.fc{i + 1}", 1.0) <= 0.0 and not layer.pattern.is_nm and bool(layer.mask.all()):
+            for key, layer in keyed_layers(name, net):
+                if finals.get(key, 1.0) <= 0.0 and not layer.pattern.is_nm and bool(layer.mask.all()):
                     layer.pattern = DENSE
         self._set_qat(self.qat_start is not None and global_step >= self.qat_start)
 

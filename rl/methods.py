@@ -59,7 +59,7 @@ from torch import nn
 
 from hwmodel.errors import NmlabError
 from hwmodel.sparsity import Pattern, parse_pattern
-from rl.nm_layers import update_masks
+from rl.nm_layers import NMLinear, nm_layers, update_masks
 
 #: Layer keys, in network order; ``critic.*`` applies to both critics.
 LAYER_KEYS = tuple(f"{kind}.{fc}" for kind in ("actor", "critic") for fc in ("fc1", "fc2", "fc3"))
@@ -67,6 +67,14 @@ LAYER_KEYS = tuple(f"{kind}.{fc}" for kind in ("actor", "critic") for fc in ("fc
 METHOD_ALIASES = {"td3": "td3", "rnm": "rnm", "rnm-td3": "rnm", "rlx2": "rlx2", "gmp": "gmp"}
 #: Name recorded in workload meta and quality rows (rnm keeps its earlier name).
 DISPLAY_NAMES = {"td3": "td3", "rnm": "rnm-td3", "rlx2": "rlx2", "gmp": "gmp"}
+
+
+def keyed_layers(name: str, net: nn.Module) -> list[tuple[str, NMLinear]]:
+    """(layer key, layer) of every layer of ``net``, in order; ``name`` is its key among the six
+    networks of ``rl.td3.build_networks``: the actor and its target have keys ``actor.fc1`` ..
+    ``actor.fc3``, both critics and their targets ``critic.fc1`` .. ``critic.fc3``."""
+    kind = "actor" if name.startswith("actor") else "critic"
+    return [(f"{kind}.fc{i + 1}", layer) for i, layer in enumerate(nm_layers(net))]
 
 
 def parse_overrides(spec: str) -> dict[str, Pattern]:

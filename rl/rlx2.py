@@ -51,7 +51,7 @@ from torch import nn
 
 from hwmodel.errors import NmlabError
 from hwmodel.sparsity import DENSE, UNSTRUCTURED, Pattern
-from rl.methods import LAYER_KEYS, Method, parse_overrides, parse_target
+from rl.methods import LAYER_KEYS, Method, keyed_layers, parse_overrides, parse_target
 from rl.nm_layers import NMLinear, apply_masks, nm_layers
 from rl.replay import MISMATCH_OLDEST, policy_mismatch, should_shrink
 
@@ -252,7 +252,7 @@ class RLx2Method(Method):
     @staticmethod
     def _kind_layers(nets: Mapping[str, nn.Module], kind: str) -> list[tuple[str, NMLinear]]:
         names = ("actor",) if kind == "actor" else ("qf1", "qf2")
-        return [(f"{kind}.fc{i + 1}", layer) for n in names for i, layer in enumerate(nm_layers(nets[n]))]
+        return [pair for n in names for pair in keyed_layers(n, nets[n])]
 
     def _erk(self, nets: Mapping[str, nn.Module]) -> dict[str, float]:
         """ERK density of every layer key (from the layer shapes; layers forced dense count as dense)."""
@@ -281,9 +281,8 @@ class RLx2Method(Method):
         # Its mask is all ones, so W * mask == W and results do not change.
         self.densities = self._erk(nets)
         for name, net in nets.items():
-            kind = "actor" if name.startswith("actor") else "critic"
-            for i, layer in enumerate(nm_layers(net)):
-                if self.densities[f"{kind}.fc{i + 1}"] >= 1.0:
+            for key, layer in keyed_layers(name, net):
+                if self.densities[key] >= 1.0:
                     layer.pattern = DENSE
 
     @staticmethod

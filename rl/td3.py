@@ -1,6 +1,7 @@
 """TD3 and RNM-TD3 (row-wise N:M sparse TD3) on any gymnasium Box environment, in one file.
 
-Reads top to bottom: the config (:class:`Args`, every knob with its default), the networks,
+Reads top to bottom (the config, :class:`Args`, every knob with its default, is in
+:mod:`rl.args`, which does not import torch): the networks,
 (the replay buffer is :mod:`rl.replay`), environment state capture (for exact resume), then :func:`train`.
 
 TD3 (Fujimoto et al., 2018) with the current defaults of sfujim/TD3 and CleanRL
@@ -37,7 +38,6 @@ import dataclasses
 import json
 import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
@@ -49,6 +49,7 @@ from torch import nn
 from hwmodel.errors import NmlabError
 from hwmodel.io import atomic_write
 from hwmodel.sparsity import Pattern, parse_pattern
+from rl.args import Args
 from rl.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from rl.methods import DISPLAY_NAMES, Method, make_method, nm_layer_patterns, parse_overrides, resolve_method
 from rl.nm_layers import NMLinear, polyak_update, update_masks  # noqa: F401  (update_masks: re-exported)
@@ -56,56 +57,6 @@ from rl.replay import ReplayBuffer  # noqa: F401  (ReplayBuffer lived here: re-e
 
 
 # ----------------------------------------------------------------------------- config
-@dataclass
-class Args:
-    """Every knob of a TD3 / RNM-TD3 run. Field metadata ``help`` becomes the CLI help."""
-
-    env: str = field(default="Hopper-v5", metadata={"help": "gymnasium environment id (Box action space)"})
-    method: str = field(default="", metadata={"help": "td3, rnm, rlx2 or gmp; empty: td3 when every layer is dense, else rnm"})
-    sparsity: str = field(default="dense", metadata={"help": "N:M pattern of every layer ('2:4', '1:8'...) or 'dense'; rlx2/gmp: fraction removed (0.9), gmp also N:M"})
-    actor_sparsity: str = field(default="", metadata={"help": "rlx2/gmp: the actor's target sparsity (overrides --sparsity)"})
-    critic_sparsity: str = field(default="", metadata={"help": "rlx2/gmp: both critics' target sparsity (overrides --sparsity)"})
-    layer_sparsity: str = field(default="", metadata={"help": "per-layer overrides, e.g. 'fc1=dense,actor.fc3=dense,critic.fc2=1:4' (td3/rnm; rlx2: dense only)"})
-    steps: int = field(default=1_000_000, metadata={"help": "environment steps to train for (total, also when resuming)"})
-    seed: int = field(default=0, metadata={"help": "seed of torch, numpy, the env and its action space"})
-    out: str = field(default="runs/td3", metadata={"help": "run directory (checkpoint, CSV logs, TensorBoard)"})
-    hidden: int = field(default=256, metadata={"help": "width of the two hidden layers of every MLP"})
-    learning_rate: float = field(default=3e-4, metadata={"help": "Adam learning rate (actor and critics)"})
-    buffer_size: int = field(default=1_000_000, metadata={"help": "replay buffer capacity (transitions)"})
-    gamma: float = field(default=0.99, metadata={"help": "discount factor"})
-    tau: float = field(default=0.005, metadata={"help": "Polyak factor of the target networks"})
-    batch_size: int = field(default=256, metadata={"help": "minibatch size of each gradient update"})
-    policy_noise: float = field(default=0.2, metadata={"help": "std of target policy smoothing noise (x action scale)"})
-    noise_clip: float = field(default=0.5, metadata={"help": "clip of target policy smoothing noise (x action scale)"})
-    exploration_noise: float = field(default=0.1, metadata={"help": "std of Gaussian exploration noise (x action scale)"})
-    policy_frequency: int = field(default=2, metadata={"help": "policy delay: actor and targets update every this many critic updates"})
-    learning_starts: int = field(default=25_000, metadata={"help": "random-action steps before learning starts"})
-    mask_update_interval: int = field(default=5_000, metadata={"help": "gradient updates between N:M re-projections of the online masks"})
-    srste_decay: float = field(default=2e-4, metadata={"help": "SR-STE decay added to the gradient of pruned latent weights"})
-    straight_through: bool = field(default=False, metadata={"help": "SR-STE: gradients reach pruned latent weights (else only kept ones)"})
-    prune_every: int = field(default=1_000, metadata={"help": "gmp: environment steps between pruning events"})
-    prune_distribution: str = field(default="erk", metadata={"help": "gmp: per-layer sparsity of a fraction target: erk (small layers keep more) or uniform"})
-    qat_bits: int = field(default=0, metadata={"help": "gmp: quantization-aware training bitwidth for the final phase (0 = no QAT)"})
-    qat_fraction: float = field(default=0.2, metadata={"help": "gmp: fraction of --steps (at the end) trained with QAT when --qat-bits is set"})
-    rlx2_delta: int = field(default=10_000, metadata={"help": "rlx2: optimizer steps of a network (the actor counts its own) between RigL topology updates"})
-    rlx2_zeta: float = field(default=0.5, metadata={"help": "rlx2: RigL drop fraction at the start (cosine-annealed to 0 at T_end)"})
-    rlx2_t_end: float = field(default=1.0, metadata={"help": "rlx2: fraction of the gradient updates after which topologies stay fixed (T_end)"})
-    rlx2_nstep: int = field(default=3, metadata={"help": "rlx2: n of the multi-step TD target"})
-    rlx2_nstep_start: float = field(default=0.3, metadata={"help": "rlx2: multi-step targets from gradient update (this x --steps) on; 1-step before"})
-    rlx2_buffer_check_every: int = field(default=10_000, metadata={"help": "rlx2: environment steps between dynamic-buffer policy-mismatch checks"})
-    rlx2_buffer_threshold: float = field(default=0.2, metadata={"help": "rlx2: drop the oldest 10% of the buffer when the policy mismatch exceeds this"})
-    rlx2_buffer_min_size: int = field(default=100_000, metadata={"help": "rlx2: ... and the buffer holds more than this many transitions"})
-    eval_every: int = field(default=10_000, metadata={"help": "environment steps between deterministic evaluations"})
-    eval_episodes: int = field(default=10, metadata={"help": "episodes per evaluation"})
-    checkpoint_every: int = field(default=25_000, metadata={"help": "environment steps between checkpoints (one is also written at the end)"})
-    log_every: int = field(default=1_000, metadata={"help": "gradient updates between loss log rows"})
-    tensorboard: bool = field(default=True, metadata={"help": "write TensorBoard logs under OUT/tb"})
-    progress: bool = field(default=True, metadata={"help": "show a progress bar on stderr"})
-    torch_threads: int = field(default=1, metadata={"help": "torch intra-op threads (1 is fastest per core for these small MLPs)"})
-    device: str = field(default="cpu", metadata={"help": "torch device"})
-    resume: bool = field(default=False, metadata={"help": "continue the run in OUT from its last checkpoint"})
-
-
 #: Knobs a resumed run may change; every other one must match the checkpoint.
 RESUMABLE_OVERRIDES = ("steps", "eval_every", "eval_episodes", "checkpoint_every", "log_every", "tensorboard",
                        "progress", "torch_threads", "device", "resume", "out")
@@ -475,7 +426,8 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
         method.init_masks(nets)
     actor, qf1, qf2 = nets["actor"], nets["qf1"], nets["qf2"]
     actor_t, qf1_t, qf2_t = nets["actor_target"], nets["qf1_target"], nets["qf2_target"]
-    # Fused Adam: one kernel per step instead of ~10 small ops per tensor (3x faster on CPU here).
+    # Fused Adam: one kernel per step instead of several small ops per parameter tensor (a step
+    # over both critics 3.7x to 7.3x faster on one CPU thread: benchmarks/bench_rl_ops.py, item 4).
     q_opt = torch.optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.learning_rate, fused=True)
     a_opt = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, gamma=args.gamma, store_behavior=method.stores_behavior_actions)

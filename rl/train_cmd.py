@@ -1,60 +1,21 @@
 """CLI registration for `nmlab train`, `nmlab export`, `nmlab evaluate`. Handlers import heavy modules lazily.
 
-The `train` options mirror the fields of :class:`rl.td3.Args` (listed here so that
-`nmlab --help` never imports torch); tests/test_rl_export.py::test_train_options_mirror_args checks that both agree.
+The `train` options are the fields of :class:`rl.args.Args` (a module without torch, so
+`nmlab --help` never imports it).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 
-# (name, type, default, help) of every rl.td3.Args field; test_train_options_mirror_args checks this matches Args.
+from rl.args import Args
+
+_ANNOTATED = {"str": str, "int": int, "float": float, "bool": bool}
+#: (name, type, default, help) of every :class:`rl.args.Args` field, in field order.
 TRAIN_OPTIONS: list[tuple[str, type, object, str]] = [
-    ("env", str, "Hopper-v5", "gymnasium environment id (Box action space)"),
-    ("method", str, "", "td3, rnm, rlx2 or gmp; empty: td3 when every layer is dense, else rnm"),
-    ("sparsity", str, "dense", "N:M pattern of every layer ('2:4', '1:8'...) or 'dense'; rlx2/gmp: fraction removed (0.9), gmp also N:M"),
-    ("actor_sparsity", str, "", "rlx2/gmp: the actor's target sparsity (overrides --sparsity)"),
-    ("critic_sparsity", str, "", "rlx2/gmp: both critics' target sparsity (overrides --sparsity)"),
-    ("layer_sparsity", str, "", "per-layer overrides, e.g. 'fc1=dense,actor.fc3=dense,critic.fc2=1:4' (td3/rnm; rlx2: dense only)"),
-    ("steps", int, 1_000_000, "environment steps to train for (total, also when resuming)"),
-    ("seed", int, 0, "seed of torch, numpy, the env and its action space"),
-    ("out", str, "runs/td3", "run directory (checkpoint, CSV logs, TensorBoard)"),
-    ("hidden", int, 256, "width of the two hidden layers of every MLP"),
-    ("learning_rate", float, 3e-4, "Adam learning rate (actor and critics)"),
-    ("buffer_size", int, 1_000_000, "replay buffer capacity (transitions)"),
-    ("gamma", float, 0.99, "discount factor"),
-    ("tau", float, 0.005, "Polyak factor of the target networks"),
-    ("batch_size", int, 256, "minibatch size of each gradient update"),
-    ("policy_noise", float, 0.2, "std of target policy smoothing noise (x action scale)"),
-    ("noise_clip", float, 0.5, "clip of target policy smoothing noise (x action scale)"),
-    ("exploration_noise", float, 0.1, "std of Gaussian exploration noise (x action scale)"),
-    ("policy_frequency", int, 2, "policy delay: actor and targets update every this many critic updates"),
-    ("learning_starts", int, 25_000, "random-action steps before learning starts"),
-    ("mask_update_interval", int, 5_000, "gradient updates between N:M re-projections of the online masks"),
-    ("srste_decay", float, 2e-4, "SR-STE decay added to the gradient of pruned latent weights"),
-    ("straight_through", bool, False, "SR-STE: gradients reach pruned latent weights (else only kept ones)"),
-    ("prune_every", int, 1_000, "gmp: environment steps between pruning events"),
-    ("prune_distribution", str, "erk", "gmp: per-layer sparsity of a fraction target: erk (small layers keep more) or uniform"),
-    ("qat_bits", int, 0, "gmp: quantization-aware training bitwidth for the final phase (0 = no QAT)"),
-    ("qat_fraction", float, 0.2, "gmp: fraction of --steps (at the end) trained with QAT when --qat-bits is set"),
-    ("rlx2_delta", int, 10_000, "rlx2: optimizer steps of a network (the actor counts its own) between RigL topology updates"),
-    ("rlx2_zeta", float, 0.5, "rlx2: RigL drop fraction at the start (cosine-annealed to 0 at T_end)"),
-    ("rlx2_t_end", float, 1.0, "rlx2: fraction of the gradient updates after which topologies stay fixed (T_end)"),
-    ("rlx2_nstep", int, 3, "rlx2: n of the multi-step TD target"),
-    ("rlx2_nstep_start", float, 0.3, "rlx2: multi-step targets from gradient update (this x --steps) on; 1-step before"),
-    ("rlx2_buffer_check_every", int, 10_000, "rlx2: environment steps between dynamic-buffer policy-mismatch checks"),
-    ("rlx2_buffer_threshold", float, 0.2, "rlx2: drop the oldest 10% of the buffer when the policy mismatch exceeds this"),
-    ("rlx2_buffer_min_size", int, 100_000, "rlx2: ... and the buffer holds more than this many transitions"),
-    ("eval_every", int, 10_000, "environment steps between deterministic evaluations"),
-    ("eval_episodes", int, 10, "episodes per evaluation"),
-    ("checkpoint_every", int, 25_000, "environment steps between checkpoints (one is also written at the end)"),
-    ("log_every", int, 1_000, "gradient updates between loss log rows"),
-    ("tensorboard", bool, True, "write TensorBoard logs under OUT/tb"),
-    ("progress", bool, True, "show a progress bar on stderr"),
-    ("torch_threads", int, 1, "torch intra-op threads (1 is fastest per core for these small MLPs)"),
-    ("device", str, "cpu", "torch device"),
-    ("resume", bool, False, "continue the run in OUT from its last checkpoint"),
+    (f.name, _ANNOTATED[f.type], f.default, f.metadata["help"]) for f in dataclasses.fields(Args)
 ]
 
 

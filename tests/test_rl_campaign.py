@@ -165,6 +165,27 @@ def test_an_out_that_cannot_be_a_folder_is_one_line(tmp_path, where):
     assert blocker.read_text() == "x"
 
 
+def test_a_dir_another_campaign_holds_is_refused_before_ray_is_touched(tmp_path, monkeypatch, capsys):
+    """A second driver on a held DIR joined (or started) Ray first, seconds and a whole local
+    instance, only to report the lock after it: now one line, exit 2, and Ray never joined."""
+    import fcntl
+
+    import rl.campaign
+    from hwmodel.cli import main
+
+    joined = []
+    monkeypatch.setattr(rl.campaign, "_start_ray", lambda *a: joined.append(a) or pytest.fail("Ray joined"))
+    out = tmp_path / "out"
+    out.mkdir()
+    with open(out / rl.campaign.CAMPAIGN_LOCK, "a") as held:  # the other driver's lock
+        fcntl.flock(held, fcntl.LOCK_EX)
+        code = main(["campaign", str(_config(tmp_path)), "--out", str(out), "--workers", "1"])
+    err = capsys.readouterr().err
+    assert joined == [] and code == 2, err
+    assert err.strip().count("\n") == 0 and "another nmlab campaign is running" in err, err
+    assert sorted(p.name for p in out.iterdir()) == [rl.campaign.CAMPAIGN_LOCK]  # nothing written
+
+
 # ----------------------------------------------------------------------------- Ray campaigns
 @pytest.mark.mujoco
 @pytest.mark.slow
