@@ -314,7 +314,7 @@ def _system_attr(comps: list[_Component], key: str) -> Any:
     """The first value of a system-wide attribute (technology, global_cycle_seconds) on any node
     (not a dummy_storage's placeholder ``technology: -1``)."""
     for _, comp, inherited, _ in comps:
-        if _DUMMY in (str(comp.get("class", "")).lower(), str(comp.get("subclass", "")).lower()):
+        if _classify(comp).kind == "dummy":
             continue
         attrs = comp.get("attributes") if isinstance(comp.get("attributes"), dict) else {}
         for a in (inherited, attrs):
@@ -331,10 +331,12 @@ _NETWORKS = ("xy_noc", "legacy", "reductiontree", "simplemulticast")
 
 
 def _kind(cls: str) -> Optional[str]:
-    """nmlab's class for a Timeloop component class (for ``class: storage`` its ``subclass``), or None.
-    Compound-component names are read by what they are named after (``smartbuffer_RF``, ``SRAM_MD``,
-    ``reg_storage``, ``Imac``)."""
+    """nmlab's kind for the class name :func:`_classify` picked: dram, sram, regfile, mac, network,
+    dummy (timeloopfe's fanout placeholder), or None. Compound-component names are read by what
+    they are named after (``smartbuffer_RF``, ``SRAM_MD``, ``reg_storage``, ``Imac``)."""
     c = cls.lower()
+    if c == _DUMMY:
+        return "dummy"
     if "dram" in c:
         return "dram"
     if "sram" in c or c == "smartbuffer_metadata":  # smartbuffer_metadata: an SRAM plus a metadata SRAM
@@ -346,6 +348,41 @@ def _kind(cls: str) -> Optional[str]:
     if c in _NETWORKS or "noc" in c.split("_"):
         return "network"
     return None
+
+
+@dataclass(frozen=True)
+class _Class:
+    """What one component is, as :func:`_classify` decides it: ``name`` is the class name that
+    decides (not checked: any YAML value), ``key`` the key it was read from ("class" or
+    "subclass"), ``kind`` nmlab's kind (see :func:`_kind`) or None."""
+    name: Any
+    key: str
+    kind: Optional[str]
+
+
+def _classify(comp: dict) -> _Class:
+    """The one place that decides what a component is; every stage asks it, so none can disagree.
+
+    Timeloop decides a level's role from ``class`` alone (storage, compute, network); Accelergy
+    reads ``subclass``, when given, as the energy model's name. So ``class`` decides, except where
+    it says nothing more than the role: a generic ``class: storage`` or ``class: compute`` (v0.3,
+    Sparseloop) names its kind in ``subclass``, and a component with no ``class`` (absent or null,
+    a timeloopfe Component may give only ``subclass``) is named by its ``subclass``. A specific
+    class with a subclass (``class: SRAM, subclass: dummy_storage``) is that class: Timeloop
+    keeps data there; the subclass only prices it. Never raises: a name that is not a string has
+    kind None and the storage stage refuses it, naming ``key``."""
+    cls = comp.get("class")
+    if "subclass" in comp and (cls is None or (isinstance(cls, str) and cls.lower() in ("storage", "compute"))):
+        sub = comp["subclass"]
+        if not isinstance(sub, str):
+            return _Class(sub, "subclass", None)
+        if cls is None:
+            return _Class(sub, "subclass", _kind(sub))
+        if cls.lower() == "compute":
+            return _Class(sub, "subclass", "mac")
+        kind = _kind(sub)
+        return _Class(sub, "subclass", None if kind in ("mac", "network") else kind)
+    return _Class(cls, "class", _kind(cls) if isinstance(cls, str) else None)
 
 
 #: Older names of the attributes read (Timeloop v0.2/v0.3, Sparseloop's SRAM_MD): first found wins.
@@ -854,8 +891,7 @@ def _pick_weight_sram(comps: list[_Component], sparse: _SparseOpt) -> _WeightFor
     one the hardware's datapath reads (a format at DRAM or in PE registers alone is not)."""
     sram_names = set()
     for _, comp, _, _ in comps:
-        c = comp.get("subclass") if str(comp.get("class", "storage")).lower() == "storage" else comp.get("class")
-        if isinstance(c, str) and _kind(c) == "sram" and isinstance(comp.get("name"), str):
+        if _classify(comp).kind == "sram" and isinstance(comp.get("name"), str):
             sram_names.add(_base_name(comp["name"]))
     formats = sparse.formats
     at_sram = [x for x in formats if x[2] in sram_names]
@@ -867,29 +903,6 @@ def _pick_weight_sram(comps: list[_Component], sparse: _SparseOpt) -> _WeightFor
     return _WeightFormat(error=sparse.where.fail(
         formats[0][3], f"weights are compressed only at {', '.join(sorted({x[2] for x in formats}))}, no SRAM "
                        "level of the arch: nmlab keeps the weights' metadata in an on-chip SRAM"))
-
-
-def _component_class(w: _Where, field: str, comp: dict) -> tuple[str, str, Optional[str]]:
-    """(Timeloop class, the field it was read from, nmlab's kind or None) of one component."""
-    cls, cls_field = comp.get("class"), f"{field}.class"
-    if cls is None and "subclass" in comp:  # a timeloopfe Component may name only its subclass
-        cls, cls_field = comp["subclass"], f"{field}.subclass"
-    if not isinstance(cls, str):
-        raise w.fail(cls_field, f"must be a string, got {short(cls)}")
-    # v0.4 and Sparseloop: `class: storage, subclass: smartbuffer_RF`, `class: compute, subclass: Imac`
-    if cls_field == f"{field}.class" and cls.lower() in ("storage", "compute") and "subclass" in comp:
-        cls, cls_field = comp["subclass"], f"{field}.subclass"
-        if not isinstance(cls, str):
-            raise w.fail(cls_field, f"must be a string, got {short(cls)}")
-        if comp["class"].lower() == "compute":
-            kind: Optional[str] = "mac"
-        else:
-            kind = _kind(cls)
-            if kind in ("mac", "network"):
-                kind = None
-    else:
-        kind = _kind(cls)
-    return cls, cls_field, kind
 
 
 def _dram_level(w: _Where, field: str, lname: str, attrs: dict, clock_hz: float,
@@ -965,8 +978,11 @@ def _storage_levels(spec: _Arch, comps: list[_Component], placement: _Placement,
     dummies: list[str] = []
     not_read: list[str] = []
     for field, comp, inherited, above in comps:
-        cls, cls_field, kind = _component_class(w, field, comp)
-        if cls.lower() == _DUMMY:
+        c = _classify(comp)
+        cls, cls_field, kind = c.name, f"{field}.{c.key}", c.kind
+        if not isinstance(cls, str):
+            raise w.fail(cls_field, f"must be a string, got {short(cls)}")
+        if kind == "dummy":
             if isinstance(comp.get("name"), str):
                 dummies.append(_base_name(comp["name"]))
             continue

@@ -1161,3 +1161,70 @@ def test_component_with_only_subclass_compute_is_the_mac(tmp_path):
     out, _ = import_timeloop(arch, tmp_path / "d.yaml")
     d = load_design(out)
     assert (d.compute.rows, d.compute.cols, d.compute.datatypes) == (8, 8, {"int8": 1.0})
+
+
+def _flex_nm_with(tmp_path, edit):
+    """flex_nm exported (its WeightBuffer keeps the weights' CP format), ``edit`` applied to the arch's
+    WeightBuffer component and the system node's attributes, imported with its constraints and
+    sparse optimizations."""
+    tl = export_timeloop("flex_nm", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    a = yaml.safe_load((tl / "arch.yaml").read_text())
+    system = a["architecture"]["subtree"][0]
+    wb = next(c for c in system["local"] if c["name"].startswith("WeightBuffer"))
+    edit(wb, system["attributes"])
+    (tl / "arch.yaml").write_text(yaml.safe_dump(a))
+    out, defaults = import_timeloop(tl / "arch.yaml", tmp_path / "d.yaml", constraints=tl / "constraints.yaml",
+                                    sparse_opt=tl / "sparse_opt.yaml")
+    return load_design(out), defaults
+
+
+def test_class_null_with_subclass_sram_keeps_the_weight_format(tmp_path):
+    """``class: null`` is no class, so ``subclass: SRAM`` names the level: an SRAM level, and so the
+    weight SRAM the sparse format is kept at (the weight-format stage read the null class and refused
+    the arch: "weights are compressed only at WeightBuffer, no SRAM level")."""
+    d, _ = _flex_nm_with(tmp_path, lambda wb, _: wb.update({"class": None, "subclass": "SRAM"}))
+    wb = next(s for s in d.storage if s.name == "WeightBuffer")
+    assert wb.cls == "sram" and "metadata" in wb.holds
+    assert (d.sparsity.support, d.sparsity.max_m) == ("layerwise", 4)
+
+
+def test_a_specific_class_with_subclass_dummy_storage_is_that_class(tmp_path):
+    """``class: SRAM, subclass: dummy_storage``: Timeloop keeps data at an SRAM (its role is the class),
+    Accelergy prices it as dummy_storage (the subclass). It is an SRAM level, so its ``technology`` is
+    read like any level's (it was passed over as a dummy's placeholder: 45 nm, stated as not given)."""
+    def edit(wb, system_attrs):
+        wb["subclass"] = "dummy_storage"
+        wb["attributes"]["technology"] = "7nm"
+        del system_attrs["technology"]
+
+    d, defaults = _flex_nm_with(tmp_path, edit)
+    assert d.technology_nm == 7 and not any(x.startswith("technology_nm") for x in defaults)
+    assert [s.name for s in d.storage if s.cls == "sram"] == ["WeightBuffer", "ActBuffer"]
+
+
+@pytest.mark.parametrize("comp, key, kind", [
+    ({"class": "SRAM"}, "class", "sram"),
+    ({"class": "SRAM", "subclass": "dummy_storage"}, "class", "sram"),      # the class decides; subclass prices
+    ({"class": "regfile", "subclass": "SRAM"}, "class", "regfile"),
+    ({"class": None, "subclass": "SRAM"}, "subclass", "sram"),              # null class: named by subclass
+    ({"subclass": "smartbuffer_SRAM"}, "subclass", "sram"),
+    ({"subclass": "dummy_storage"}, "subclass", "dummy"),
+    ({"class": "dummy_storage"}, "class", "dummy"),
+    ({"class": "dummy_storage", "subclass": "SRAM"}, "class", "dummy"),
+    ({"class": "storage", "subclass": "dummy_storage"}, "subclass", "dummy"),
+    ({"class": "storage", "subclass": "smartbuffer_RF"}, "subclass", "regfile"),
+    ({"class": "storage", "subclass": "intmac"}, "subclass", None),         # storage names no MAC
+    ({"class": "Storage"}, "class", None),                                  # a role with no kind
+    ({"class": "compute", "subclass": "lmac"}, "subclass", "mac"),
+    ({"class": "compute", "subclass": "dummy_storage"}, "subclass", "mac"),  # compute is the MAC, any subclass
+    ({"class": 5, "subclass": "SRAM"}, "class", None),
+    ({"class": "storage", "subclass": None}, "subclass", None),
+    ({}, "class", None),
+])
+def test_one_function_decides_a_components_class(comp, key, kind):
+    """Every stage (the levels, the weight SRAM, the system attributes) asks _classify: a table of the
+    class/subclass combinations it decides."""
+    from hwmodel.timeloop_import import _classify
+
+    c = _classify(comp)
+    assert (c.key, c.kind) == (key, kind)
