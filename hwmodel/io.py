@@ -1,9 +1,14 @@
-"""Small file helpers shared by every package: atomic writes, nothing half-written.
+"""Small file helpers shared by every package: atomic writes, nothing half-written; folder locks.
 
 A writer works in a temporary file beside its target, named ``.<target>.<pid>-<random>.tmp``,
 and renames it over the target when done. A writer killed outright (SIGKILL, power loss)
 cannot remove its temporary file; the next write to the same target does, once the process
 that made it is gone (:func:`remove_stale_temps`).
+
+A command that owns a folder while it runs (``nmlab sweep``, ``nmlab campaign``) holds an
+exclusive ``flock`` on a lock file in it (:func:`exclusive_lock`); a second one is refused
+(:func:`is_locked`, :func:`lock_holder`). The OS drops the lock when the holder ends, however
+it ends (exit, Ctrl-C, a crash, SIGKILL): the lock file stays and is never a stale lock.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import glob
 import os
 import re
 import shutil
+import socket
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -121,6 +128,121 @@ def atomic_write(path: str | os.PathLike, mode: str = "wb", durable: bool = True
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+# ----------------------------------------------------------------------------- folder locks
+#: At most this much of a lock file is read back for :func:`lock_holder`.
+LOCK_RECORD_BYTES = 512
+
+#: Descriptors of the locks this process holds (see :func:`_drop_locks_in_child`).
+_held_locks: set[int] = set()
+
+
+def _drop_locks_in_child() -> None:
+    """In a process forked while locks are held (a sweep's pool workers): point the copied
+    descriptors at /dev/null. A flock belongs to the open file, shared by every copy of its
+    descriptor, so a worker left running after its parent was killed outright would otherwise
+    keep the folder locked. The descriptor numbers stay taken (the parent's file objects, copied
+    too, may still close them)."""
+    if not _held_locks:
+        return
+    null = os.open(os.devnull, os.O_RDONLY)
+    try:
+        for fd in _held_locks:
+            os.dup2(null, fd, inheritable=False)
+    finally:
+        os.close(null)
+    _held_locks.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_drop_locks_in_child)
+
+
+def _open_lock(path: Path):
+    """The lock file opened for reading and appending (made where missing); one NmlabError line
+    where it cannot be: a folder, a FIFO, a device or a symbolic link by that name (a link would
+    have the holder's record written over whatever file it points to), no permission."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise NmlabError(f"{path}: cannot use it as a lock file ({exc.strerror})") from None
+    else:
+        if not stat.S_ISREG(st.st_mode):
+            # no lock file: open() fails on a folder; a FIFO or device holds no record
+            why = ("is a directory" if stat.S_ISDIR(st.st_mode) else
+                   "is a symbolic link" if stat.S_ISLNK(st.st_mode) else "exists and is not a regular file")
+            raise NmlabError(f"{path}: {why}; the lock file of its folder must be a regular file")
+    flags = os.O_RDWR | os.O_CREAT | os.O_APPEND | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags, 0o666)
+    except OSError as exc:
+        raise NmlabError(f"{path}: cannot open the lock file ({exc.strerror})") from None
+    return os.fdopen(fd, "a+", encoding="utf-8")
+
+
+@contextlib.contextmanager
+def exclusive_lock(path: str | os.PathLike, blocking: bool, record: Optional[str] = None) -> Iterator[bool]:
+    """Hold an exclusive ``flock`` on ``path`` (made, with its folder, where missing) for the
+    ``with`` block; yields False, holding nothing, when ``blocking`` is off and another open of
+    the file (another process, or another open here) holds it.
+
+    The OS releases it when this process ends in any way; processes forked meanwhile do not hold
+    it. ``record`` (e.g. ``"nmlab sweep"``): written to the file while held, with this process's
+    pid, host and start time, for :func:`lock_holder`; emptied again on release. The file itself
+    is never removed (removing it would let a second process lock a new file of the same name
+    while a third still holds the old one).
+    """
+    import fcntl  # POSIX only: imported where a lock is taken, not with every file helper
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _open_lock(path) as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        owner = os.getpid()
+        _held_locks.add(fh.fileno())
+        try:
+            if record is not None:
+                since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+                fh.truncate(0)
+                fh.write(f"{record} (pid {owner} on {socket.gethostname()}, since {since})\n")
+                fh.flush()
+            yield True
+        finally:
+            _held_locks.discard(fh.fileno())
+            if os.getpid() == owner:  # not in a forked child unwinding the parent's frames
+                if record is not None:
+                    with contextlib.suppress(OSError):
+                        fh.truncate(0)
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def is_locked(path: str | os.PathLike) -> bool:
+    """True while another process (or another open of it here) holds the flock on ``path``;
+    a missing ``path`` is not locked and is not made."""
+    path = Path(path)
+    if not path.exists():
+        return False
+    with exclusive_lock(path, blocking=False) as mine:
+        return not mine
+
+
+def lock_holder(path: str | os.PathLike) -> str:
+    """What holds the lock on ``path`` as its holder recorded it (``nmlab sweep (pid 1234 on
+    HOST, since 2026-01-01T00:00:00Z)``), or "" where nothing is recorded or readable."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(LOCK_RECORD_BYTES)
+    except OSError:
+        return ""
+    line = (head.decode("utf-8", errors="replace").splitlines() or [""])[0]
+    return "".join(c for c in line if c.isprintable()).strip()
 
 
 def data_path(*parts: str) -> Path:

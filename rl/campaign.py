@@ -27,19 +27,17 @@ Without ``--ray`` a local Ray instance with ``--workers`` CPUs runs the tasks; `
 from __future__ import annotations
 
 import csv
-import fcntl
 import json
 import os
 import shutil
 import socket
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 from hwmodel.errors import NmlabError
-from hwmodel.io import atomic_write
+from hwmodel.io import atomic_write, exclusive_lock, is_locked
 from rl.campaign_config import CampaignConfig, RunSpec, load_config
 
 DONE_FILE = "done.json"
@@ -90,15 +88,6 @@ def read_done(run_dir: Path) -> Optional[dict[str, Any]]:
     return done
 
 
-def is_locked(path: Path) -> bool:
-    """True while another process (or another open of it here) holds the flock on ``path``;
-    a missing ``path`` is not locked and is not made."""
-    if not path.exists():
-        return False
-    with _flock(path, blocking=False) as mine:
-        return not mine
-
-
 def run_state(run_dir: Path, steps: int) -> dict[str, Any]:
     """Where a run stands: ``steps_reached`` (last training episode logged), ``last_eval``
     (step, mean return) and ``state``: done, running, resumable (has a checkpoint), new."""
@@ -138,22 +127,6 @@ def status_table(cfg: CampaignConfig, out: Path) -> str:
 
 
 # ----------------------------------------------------------------------------- one run (a Ray task)
-@contextmanager
-def _flock(path: Path, blocking: bool) -> Iterator[bool]:
-    """Hold an exclusive flock on ``path``; yields False when ``blocking`` is off and it is taken."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as fh:
-        try:
-            fcntl.flock(fh, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        except BlockingIOError:
-            yield False
-            return
-        try:
-            yield True
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
 def _log_attempt(run_dir: Path, event: str, resumed: bool, steps_trained: str = "", steps: str = "") -> None:
     path = run_dir / ATTEMPTS_FILE
     new = not path.is_file()
@@ -203,7 +176,7 @@ def train_run(run: RunSpec, out: str, bits: list[int], episodes: int) -> dict[st
     from rl.checkpoint import checkpoint_path
 
     run_dir = Path(out) / run.name
-    with _flock(run_dir / RUN_LOCK, blocking=True):
+    with exclusive_lock(run_dir / RUN_LOCK, blocking=True):
         done = read_done(run_dir)
         if done is not None:
             return done
@@ -258,7 +231,7 @@ def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, 
     ray = _start_ray(address, workers) if any(read_done(out / r.name) is None for r in runs) else None
     try:
         out.mkdir(parents=True, exist_ok=True)
-        with _flock(out / CAMPAIGN_LOCK, blocking=False) as mine:
+        with exclusive_lock(out / CAMPAIGN_LOCK, blocking=False) as mine:
             if not mine:
                 raise _held(out)
             done = [(r, read_done(out / r.name)) for r in runs]  # each done.json read once under the lock

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any, Callable, Optional
 
+from hwmodel.errors import NmlabError
+from hwmodel.io import exclusive_lock, is_locked, lock_holder
 from sweeps import engine, grid
 from sweeps.config import SweepConfig, check_grid_size, load_config
 from sweeps.derived import Derivation, bundled_quality, load_quality
@@ -57,6 +60,15 @@ def _design_entry(d: Any) -> dict[str, Any]:
     return {**entry, "gpu_model": gpu} if gpu else entry
 
 
+def _held(out: Path) -> NmlabError:
+    """The refusal of a folder another sweep holds, naming what holds it as it recorded itself
+    (pid, host, start time; only "nmlab sweep" while it has not written that yet)."""
+    holder = lock_holder(out / engine.LOCK)
+    if not holder.startswith("nmlab sweep ("):
+        holder = "nmlab sweep"
+    return NmlabError(f"--out: {out} is in use by another {holder}; wait for it to end, or use another --out")
+
+
 def run(
     cfg: SweepConfig | str | os.PathLike | None,
     out: str | os.PathLike,
@@ -68,7 +80,9 @@ def run(
 ) -> dict[str, Any]:
     """Run (or resume) a sweep into ``out``; returns the stats of :func:`sweeps.engine.run_sweep`.
 
-    ``cfg`` is a config, a YAML path or None (the default grid).
+    ``cfg`` is a config, a YAML path or None (the default grid). The sweep holds ``out/sweep.lock``
+    (:data:`sweeps.engine.LOCK`) from before its first write to its last: a folder another sweep
+    holds is refused (NmlabError) before anything is planned, started or written.
     """
     from hwmodel.limits import check_output_dir
 
@@ -77,6 +91,11 @@ def run(
     # Everything the sweep reads or writes is checked before the first point is evaluated
     # and before anything is written: a bad input leaves no sweep.json and no part files.
     out = check_output_dir(out, "--out")
+    # Refused here, in one line, before the plan's notes and before Ray is joined (seconds, or a
+    # whole local instance); the lock itself is taken below, after Ray, so a failure to join writes
+    # nothing. A sweep that takes it in between is refused there.
+    if is_locked(out / engine.LOCK):
+        raise _held(out)
     qpath = quality_path(cfg)
     if qpath:
         load_quality(qpath)
@@ -107,12 +126,17 @@ def run(
     ray = engine.start_ray(ray_address, workers) if use_ray else None
     try:
         out.mkdir(parents=True, exist_ok=True)
-        engine.write_manifest(out, manifest)
-        stats = engine.run_sweep(
-            plan, n, out, workers=workers, use_ray=use_ray, ray_address=ray_address,
-            chunk_size=cfg.chunk_size, evaluate=evaluate, derive=Derivation(qpath), progress=progress,
-        )
-        engine.write_manifest(out, {**manifest, "points": stats["points"], "complete": True})
+        # sweep.json, the parts and points.parquet are written under the lock: two sweeps on one
+        # folder would overwrite each other's manifest and table (one with fewer points, or another grid's).
+        with exclusive_lock(out / engine.LOCK, blocking=False, record="nmlab sweep") as mine:
+            if not mine:
+                raise _held(out)
+            engine.write_manifest(out, manifest)
+            stats = engine.run_sweep(
+                plan, n, out, workers=workers, use_ray=use_ray, ray_address=ray_address,
+                chunk_size=cfg.chunk_size, evaluate=evaluate, derive=Derivation(qpath), progress=progress,
+            )
+            engine.write_manifest(out, {**manifest, "points": stats["points"], "complete": True})
     finally:
         if ray is not None:
             ray.shutdown()

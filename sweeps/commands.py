@@ -17,7 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(docs/sweeps.md). Re-running the same command after an interruption finishes the missing points only.",
     )
     p.add_argument("config", nargs="?", metavar="CONFIG", help="sweep YAML file (docs/sweeps.md); default: the bundled grid")
-    p.add_argument("--out", default="results", help="output folder for points.parquet, sweep.json and parts/ (default: results)")
+    p.add_argument("--out", default="results", help="output folder for points.parquet, sweep.json and parts/ (default: results); "
+                   "one sweep at a time: it holds sweep.lock there")
     p.add_argument("--workers", type=cli_int(1, 1024), default=None, metavar="K",
                    help="local worker processes (default: the CPUs available, at most one per 5,000 points); "
                    "1 runs in this process")

@@ -168,3 +168,68 @@ def test_default_sweep_and_report_on_bundled_inputs(tmp_path):
     rep = subprocess.run([*NMLAB, "report", str(out)], capture_output=True, text=True, timeout=600)
     assert rep.returncode == 0, rep.stderr[-2000:]
     assert (out / "report" / "index.html").is_file() and (out / "report" / "fronts.json").is_file()
+
+
+# ----------------------------------------------------------------------------- one sweep per DIR
+_HOLD = ("import sys\nfrom hwmodel.io import exclusive_lock\n"
+         "with exclusive_lock(sys.argv[1], False, 'nmlab sweep') as mine:\n"
+         "    print(mine, flush=True)\n    sys.stdin.read()\n")
+
+
+def _hold(lock: Path) -> subprocess.Popen:
+    """Another process holding ``lock`` as a running sweep does (until its stdin is closed)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(lock)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=env)
+    assert proc.stdout.readline().strip() == "True"
+    return proc
+
+
+def _tree(root: Path) -> dict:
+    return {p: (p.read_bytes(), p.stat().st_mtime_ns) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("ray", [False, True])
+def test_a_dir_another_sweep_holds_is_refused_in_one_line_before_anything(tmp_path, monkeypatch, capsys, ray):
+    """Two sweeps on one DIR raced on sweep.json and points.parquet (one could overwrite the
+    other's table with fewer points or another grid's rows): the second is refused in one line
+    naming DIR and its holder, exit 2, before Ray is joined and before anything is written."""
+    from sweeps import engine
+
+    monkeypatch.setattr(engine, "start_ray", lambda *a: pytest.fail("Ray joined"))
+    out = tmp_path / "out"
+    cfg = config(tmp_path, patterns=["dense", "2:4"], bits=[8])
+    assert main(["sweep", str(cfg), "--out", str(out), "--workers", "1", "--quiet"]) == 0  # the holder's earlier run
+    capsys.readouterr()
+    holder = _hold(out / engine.LOCK)
+    try:
+        before = _tree(out)
+        code = main(["sweep", "--out", str(out), "--quiet", *(["--ray"] if ray else ["--workers", "1"])])
+        after = _tree(out)
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and not captured.out, captured.err  # no plan notes either
+    assert err.startswith(f"nmlab sweep: error: --out: {out} is in use by another nmlab sweep (pid {holder.pid} on "), err
+    assert after == before  # nothing written, the holder's sweep.json and table untouched
+
+
+def test_a_sweep_that_takes_the_lock_after_the_first_look_is_refused_there(tmp_path, monkeypatch, capsys):
+    """A sweep that took the lock between the first look and the taking (after Ray): refused at
+    the taking, in one line, with no sweep.json or part written."""
+    from sweeps import api, engine
+
+    out = tmp_path / "out"
+    out.mkdir()
+    monkeypatch.setattr(api, "is_locked", lambda path: False)  # the other sweep starts just after the look
+    holder = _hold(out / engine.LOCK)
+    try:
+        code = main(["sweep", str(config(tmp_path)), "--out", str(out), "--workers", "1", "--quiet"])
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and f"--out: {out} is in use by another nmlab sweep" in err, err
+    assert sorted(p.name for p in out.iterdir()) == [engine.LOCK]

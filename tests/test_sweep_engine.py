@@ -7,6 +7,7 @@ tests with the real model are in test_sweep_cli.py.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -517,3 +518,95 @@ def test_rows_are_the_same_bits_whatever_the_chunking(tmp_path):
     a, b = tables
     assert list(a.point_id) == list(b.point_id) and (a.design == "h100_sxm").any()
     assert [c for c in a.columns if not a[c].equals(b[c])] == []
+
+
+# ----------------------------------------------------------------------------- one sweep per DIR
+def _checking_lock(out: Path, seen: list):
+    """fake_evaluate that records, per point, whether ``out``'s lock is held and by what (the sweep
+    runs in this process)."""
+    from hwmodel.io import is_locked, lock_holder
+
+    def evaluate(point: dict) -> dict:
+        seen.append((is_locked(out / engine.LOCK), lock_holder(out / engine.LOCK)))
+        return fake_evaluate(point)
+    return evaluate
+
+
+def test_a_sweep_holds_its_dir_while_it_runs_and_releases_it_when_it_ends(tmp_path):
+    from hwmodel.io import is_locked
+
+    cfg = write_config(tmp_path, patterns=["dense", "2:4"], bits=[8])
+    out = tmp_path / "out"
+    seen: list = []
+    first = api.run(cfg, out, workers=1, evaluate=_checking_lock(out, seen), progress=False)
+    assert seen and all(held for held, _ in seen), "the lock is held while points are evaluated"
+    assert seen[0][1].startswith(f"nmlab sweep (pid {os.getpid()} on ")  # the holder as a refusal names it
+    assert not is_locked(out / engine.LOCK) and (out / engine.LOCK).read_text() == ""  # released, record cleared
+    # a sweep afterwards on the same DIR runs: it resumes (nothing to evaluate) and gives the same table
+    again = api.run(cfg, out, workers=1, evaluate=fake_evaluate, progress=False)
+    assert (again["already_done"], again["evaluated"]) == (first["points"], 0)
+    assert not is_locked(out / engine.LOCK)
+
+
+def test_a_sweep_that_fails_releases_its_dir(tmp_path):
+    from hwmodel.io import is_locked
+
+    def broken(point: dict) -> dict:
+        raise NmlabError("design: broken on purpose")
+
+    cfg = write_config(tmp_path, patterns=["dense"], bits=[8])
+    out = tmp_path / "out"
+    with pytest.raises(NmlabError, match="broken on purpose"):
+        api.run(cfg, out, workers=1, evaluate=broken, progress=False)
+    assert (out / engine.LOCK).is_file() and not is_locked(out / engine.LOCK)
+    assert api.run(cfg, out, workers=1, evaluate=fake_evaluate, progress=False)["evaluated"] > 0
+
+
+def test_a_process_forked_under_the_lock_does_not_keep_it_when_its_parent_is_killed(tmp_path):
+    """A flock belongs to the open file, which forked children share: a sweep's pool workers, left
+    running when the sweep alone is SIGKILLed, kept its DIR locked, so the same command could not
+    resume. Children forked while the lock is held let go of their copy."""
+    from hwmodel.io import is_locked
+
+    lock = tmp_path / "sweep.lock"
+    code = textwrap.dedent(
+        """
+        import multiprocessing, sys, time
+        from hwmodel.io import exclusive_lock
+        with exclusive_lock(sys.argv[1], False, "nmlab sweep"):
+            child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+            child.start()
+            print(child.pid, flush=True)
+            time.sleep(60)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", code, str(lock)], stdout=subprocess.PIPE, text=True, env=env)
+    child = int(proc.stdout.readline())
+    try:
+        assert is_locked(lock)
+        proc.kill()
+        proc.wait()
+        assert os.path.exists(f"/proc/{child}") or sys.platform != "linux", "the child outlives its parent"
+        assert not is_locked(lock)
+    finally:
+        proc.kill()
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(child, signal.SIGKILL)
+
+
+@pytest.mark.parametrize("kind", ["directory", "symbolic link"])
+def test_a_lock_file_that_is_no_regular_file_is_one_line_and_nothing_is_written(tmp_path, kind):
+    """The holder writes its record into DIR/sweep.lock: a link there would have it written over
+    the file the link points to."""
+    out = tmp_path / "out"
+    out.mkdir()
+    target = tmp_path / "precious.txt"
+    target.write_text("keep me\n")
+    if kind == "directory":
+        (out / engine.LOCK).mkdir()
+    else:
+        (out / engine.LOCK).symlink_to(target)
+    with pytest.raises(NmlabError, match=f"sweep.lock: is a {kind}; the lock file of its folder must be a regular file"):
+        api.run(write_config(tmp_path), out, workers=1, evaluate=fake_evaluate, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == [engine.LOCK] and target.read_text() == "keep me\n"
