@@ -95,6 +95,15 @@ def _violating_mask_bytes(row=3, cols=slice(4, 8)):
     return buf.getvalue()
 
 
+def _mask_bytes_as(dtype, shape=None):
+    """actor.fc0's real mask, packed, stored with another dtype or shape (same element count)."""
+    import io
+    packed = np.packbits(make_workload().layers[0].mask, axis=None).astype(dtype)
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, packed.reshape(shape) if shape else packed)
+    return buf.getvalue()
+
+
 BAD = {
     "unknown version": (dict(edit_manifest=_set(["version"], 99)), "version"),
     "wrong format": (dict(edit_manifest=_set(["format"], "other")), "format"),
@@ -114,6 +123,11 @@ BAD = {
     # The last group of an 11-wide row has 3 real columns (padding never counts): 3 kept is N+1.
     "mask overfills the partial last group": (dict(replace={"layers/0/mask.npy": _violating_mask_bytes(7, slice(8, 11))}),
                                               "'actor.fc0': mask: row 7 group 2"),
+    # Right element count, wrong item type: np.unpackbits raised a TypeError traceback without the check.
+    "mask not uint8": (dict(replace={"layers/0/mask.npy": _mask_bytes_as(np.uint16)}),
+                       "'actor.fc0': mask: expected 352 packed bytes for [256, 11], got shape (352,) (uint16)"),
+    "mask not 1-D": (dict(replace={"layers/0/mask.npy": _mask_bytes_as(np.uint8, (32, 11))}),
+                     "'actor.fc0': mask: expected 352 packed bytes"),
     "garbage array": (dict(replace={"layers/0/weight.npy": b"not numpy"}), "'actor.fc0': weight"),
     "nm without mask": (dict(edit_manifest=lambda m: m["layers"][0].pop("mask")), "'actor.fc0': mask: missing"),
     "missing name": (dict(edit_manifest=lambda m: m["layers"][0].pop("name")), "layer #0: name"),
