@@ -82,6 +82,24 @@ def test_sram_reg_mux_metadata_energy_are_action_counts_times_energies(scenario)
         assert f.energy_mux_pj == pytest.approx(mux), r.name
 
 
+def test_activation_bits_widen_activations_not_weights():
+    """compute.activation_bits: 8 with 4-bit weights: weights are stored at 4 bits, each MAC's
+    register traffic moves an 8-bit activation and a 4-bit weight (8 + 4 + 2 x 24 accumulator
+    bits), and the first layer reads its 8-bit inputs from DRAM (the weights are resident)."""
+    data = design_data("edge_ws")
+    data["compute"]["activation_bits"] = 8
+    d = parse_design(data)
+    et = energy_table(d)
+    res = hwmodel.simulate(synthetic_td3_workload(11, 3, "dense", weight_bits=4), d, batch=8, bits=4)
+    assert [r.name for r in res.layers] == ["actor.fc1", "actor.fc2", "actor.fc3"]
+    for r in res.layers:
+        f = r.figures
+        assert f.bytes_weights == r.k * r.n * 4 / 8, r.name
+        assert f.energy_reg_pj == pytest.approx(f.macs_issued * (8 + 4 + 2 * 24) * et.reg_pj_per_bit), r.name
+    fc1 = res.layers[0]
+    assert fc1.figures.bits_dram_read == 8 * 11 * 8
+
+
 def test_sparsity_halves_mac_energy_and_pays_for_muxes_and_metadata():
     res = hwmodel.simulate(synthetic_td3_workload(11, 3, "2:4"), "edge_ws", batch=16)
     fc2 = next(r for r in res.layers if r.name == "actor.fc2")
