@@ -125,13 +125,30 @@ def test_compute_cycles_equal_scalesim(scalesim_available, array):
 
     rows = crosscheck(SHAPES[array], *array)
     assert len(rows) == len(SHAPES[array])
-    different = [(r.gemm.label(), r.scalesim.compute_cycles + 1, r.ours.compute_cycles) for r in rows if not r.equal]
+    # Compared here, not through the product's own ``equal``: a lenient ``equal`` (>=) let an
+    # off-by-one in our fold count through.
+    different = [(r.gemm.label(), r.scalesim.compute_cycles + 1, r.ours.compute_cycles) for r in rows
+                 if r.ours.compute_cycles != r.scalesim.compute_cycles + 1]
     assert not different, f"(shape, SCALE-Sim + 1, ours) differ on a {array[0]}x{array[1]} array: {different}"
     for r in rows:
+        assert r.equal and r.to_dict()["equal"] is True
         # The sparse layers really ran sparse on our side (the mask is SCALE-Sim's n-of-m).
         assert r.ours.hw_pattern == str(r.gemm.pattern)
         # Stalls only ever add cycles.
         assert r.ours.total_cycles >= r.ours.compute_cycles
+
+
+@pytest.mark.parametrize("ours, equal", [(100, True), (99, False), (101, False), (200, False)])
+def test_a_row_is_equal_only_when_ours_is_scalesims_report_plus_one(ours, equal):
+    """``equal`` (the crosscheck table's verdict and its "N/M shapes equal" line) is exact: SCALE-Sim
+    reports 99 for a 100-cycle schedule; 99, 101 or twice as many are different."""
+    from types import SimpleNamespace
+
+    from hwmodel.peers.crosscheck import CrosscheckRow
+
+    row = CrosscheckRow(gemm=None, scalesim=SimpleNamespace(compute_cycles=99), ours=SimpleNamespace(compute_cycles=ours))
+    assert row.scalesim_schedule_cycles == 100
+    assert row.equal is equal
 
 
 def test_scalesim_mask_is_first_n_of_every_m():

@@ -96,6 +96,68 @@ def test_4096_cubed_bf16_on_h100_sxm_by_hand(h100):
     assert terms["kernel_s"][0, c] > max(parts) * (1 + 1e-6)
 
 
+@pytest.mark.parametrize("m, n, tiles, waves", [
+    (4096, 4097, 32 * 17, 5),     # one column over 16 x 256: a 17th tile column, 544 tiles, 5 waves
+    (4225, 4096, 34 * 16, 5),     # 33 x 128 + 1 rows: a 34th tile row, 544 tiles, 5 waves
+    (1, 1, 1, 1),                 # a 1 x 1 output is still a whole tile
+])
+def test_partial_tiles_cost_whole_tiles_by_hand(h100, m, n, tiles, waves):
+    """Tiles quantize m and n up, and waves quantize tiles up: 4096 x 4097 (m x n) on 128 x 256
+    tiles is 32 x 17 tiles (not 32 x 16.004), 5 waves on 132 SMs (not 4), each a full tile's
+    FLOPs; L2 reads X once per tile column and W once per tile row."""
+    k = 4096
+    geo = Geometry(h100, m, k, n, "bfloat16", False)
+    c = _candidate(128, 256, 1)
+    assert tiles == math.ceil(m / 128) * math.ceil(n / 256)
+    assert geo.waves[0, c] == waves == math.ceil(tiles / 132)
+    assert geo.tile_flops[0, c] == 2 * 128 * 256 * k
+    terms = geo.terms(ETA1, loop_calls=1, l2="cold")
+    peak_boost = 989.4e12 * h100.boost_clock_mhz / h100.tensor_clock_mhz
+    assert terms["clock"][0] == 1.0
+    assert terms["compute_s"][0, c] == pytest.approx(waves * 2 * 128 * 256 * k / (peak_boost / 132), rel=1e-12)
+    traffic = (m * k * 2 * math.ceil(n / 256) + n * k * 2 * math.ceil(m / 128) + m * n * 2) / CLUSTER_MULTICAST["9"]
+    assert terms["l2_s"][0, c] == pytest.approx(traffic / (200.0 * 132 * h100.boost_clock_mhz * 1e6), rel=1e-12)
+
+
+@pytest.mark.parametrize("split", [2, 4, 8])
+def test_split_k_by_hand(h100, split):
+    """128 x 4097 x 256 (m x k x n) bf16 on one 128 x 256 tile split `split` ways along k: each
+    split tile walks ceil(4097 / split) of k (a partial slice costs a whole one), `split` tiles
+    fit one wave, and L2 also moves each split tile's fp32 partials out and back
+    (2 x 128 x 256 x 4 bytes)."""
+    m, k, n = 128, 4097, 256
+    geo = Geometry(h100, m, k, n, "bfloat16", False)
+    c = _candidate(128, 256, split)
+    assert geo.waves[0, c] == 1
+    assert geo.tile_flops[0, c] == 2 * 128 * 256 * math.ceil(k / split)
+    terms = geo.terms(ETA1, loop_calls=1, l2="cold")
+    assert terms["clock"][0] == 1.0
+    traffic = (m * k * 2 + n * k * 2 + m * n * 2 + split * 2 * 128 * 256 * 4) / CLUSTER_MULTICAST["9"]
+    assert terms["l2_s"][0, c] == pytest.approx(traffic / (200.0 * 132 * h100.boost_clock_mhz * 1e6), rel=1e-12)
+
+
+def test_split_k_needs_256_of_k_per_split(h100):
+    """Split-K is offered only from k / split >= 256: 2048 / 8 is, 2047 / 8 is not."""
+    geo = Geometry(h100, [128, 128], [2048, 2047], [256, 256], "bfloat16", False)
+    c = _candidate(128, 256, 8)
+    assert geo.waves[0, c] == 1 and geo.waves[1, c] == np.inf
+    assert geo.waves[1, _candidate(128, 256, 4)] == 1
+
+
+def test_ada_int8_wide_tile_only_from_one_and_a_half_waves():
+    """TILE_MIN_WAVES: Ada cuBLASLt int8 takes its 128 x 256 tile only from 1.5 waves of tiles on.
+    On an RTX 4090 (128 SMs): 3 x 64 = 192 tiles (exactly 1.5 waves) is offered, as 2 waves;
+    10 x 19 = 190 tiles is not."""
+    from hwmodel.gpu.kernels import TILE_MIN_WAVES
+
+    g = gpu_for("rtx4090")
+    assert g.sm_count == 128 and TILE_MIN_WAVES[("8.9", False, "int8")] == {(128, 256): 1.5}
+    geo = Geometry(g, [384, 1280], [4096, 4096], [64 * 256, 19 * 256], "int8", False)
+    c = candidates(g, "int8", False).column((128, 256))
+    assert geo.waves[0, c] == 2
+    assert geo.waves[1, c] == np.inf
+
+
 def test_power_limited_clock_by_hand(h100):
     # 16384^3 bf16 dense on H100 SXM (700 W), 2 pJ per FLOP, 1000 calls (2 ms time constant):
     # at boost the GEMM reaches a fraction u of the 1070 TFLOP/s boost peak and would draw

@@ -126,6 +126,25 @@ def test_resume_is_bitwise_equal_to_an_uninterrupted_run(tmp_path):
     assert _rows(tmp_path / "a" / "sad.csv") == _rows(tmp_path / "b" / "sad.csv")
 
 
+def test_resume_during_random_warmup_is_bitwise_equal_to_an_uninterrupted_run(tmp_path):
+    """Stopped at step 120 of a 200-step random-action warm-up: the actions after the resume come
+    from the action space's own generator, which must be restored too (the test above resumes
+    after the warm-up, where that generator is no longer drawn from)."""
+    kw = dict(SMALL, sparsity="2:4", mask_update_interval=30, seed=8, learning_starts=200)
+    td3.train(td3.Args(out=str(tmp_path / "a"), steps=300, **kw))
+    td3.train(td3.Args(out=str(tmp_path / "b"), steps=120, **kw))
+    td3.train(td3.Args(out=str(tmp_path / "b"), steps=300, resume=True, **kw), explicit={"steps", "resume", "out"})
+    a, b = load_checkpoint(checkpoint_path(tmp_path / "a")), load_checkpoint(checkpoint_path(tmp_path / "b"))
+    assert a["global_step"] == b["global_step"] == 300
+    assert a["buffer"].keys() == b["buffer"].keys()
+    for k, v in a["buffer"].items():
+        assert torch.equal(v, b["buffer"][k]) if isinstance(v, torch.Tensor) else v == b["buffer"][k], k
+    for key in td3.NETWORK_EXPORT_NAMES:
+        assert a[key].keys() == b[key].keys()
+        for name in a[key]:
+            assert torch.equal(a[key][name], b[key][name]), (key, name)
+
+
 def test_resume_rejects_other_env_or_pattern_and_damaged_checkpoints(sparse_run, tmp_path):
     out, _ = sparse_run
     run = tmp_path / "copy"

@@ -44,6 +44,8 @@ def reference_workloads() -> list[str]:
 
 
 def _same_column(name: str, want: list, got: list, where: list[str]) -> list[str]:
+    # zip() stops at the shorter list: a sweep missing its last points compared equal.
+    assert len(want) == len(got) == len(where), f"{name}: reference has {len(want)} values, now {len(got)}"
     bad = []
     for w, g, label in zip(want, got, where):
         if isinstance(w, float) or isinstance(g, float):
@@ -69,6 +71,7 @@ def _same_sweep(cfg, reference: str, out: Path) -> None:
     api.run(cfg, out, workers=1, progress=False)
     got = pq.read_table(out / "points.parquet")
     assert got.column_names == ref.column_names
+    assert got.num_rows == ref.num_rows, f"{got.num_rows} points, the reference has {ref.num_rows}"
     # Ids hash the model since (sweeps.grid.model_sha), so the reference's are not today's: the
     # same points in the same order, each id today's hash of its row's configuration columns.
     keys = list(canonical_of(next(iter(plan(cfg).points()))))

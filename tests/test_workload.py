@@ -85,12 +85,22 @@ def _set(path_keys, value):
     return edit
 
 
-def _violating_mask_bytes():
+def _violating_mask_bytes(row=3, cols=slice(4, 8)):
+    """actor.fc0's [256, 11] 2:4 mask with ``mask[row, cols]`` kept (default: row 3, group 1 keeps 4 of 4)."""
     mask = np.zeros((256, 11), dtype=bool)
-    mask[3, 4:8] = True  # row 3, group 1 keeps 4 of 4 under 2:4
+    mask[row, cols] = True
     import io
     buf = io.BytesIO()
     np.lib.format.write_array(buf, np.packbits(mask, axis=None))
+    return buf.getvalue()
+
+
+def _mask_bytes_as(dtype, shape=None):
+    """actor.fc0's real mask, packed, stored with another dtype or shape (same element count)."""
+    import io
+    packed = np.packbits(make_workload().layers[0].mask, axis=None).astype(dtype)
+    buf = io.BytesIO()
+    np.lib.format.write_array(buf, packed.reshape(shape) if shape else packed)
     return buf.getvalue()
 
 
@@ -100,12 +110,24 @@ BAD = {
     "mask shape": (dict(edit_manifest=_set(["layers", 0, "in_features"], 12)), "'actor.fc0': mask"),
     "bad pattern": (dict(edit_manifest=_set(["layers", 1, "pattern"], "3:2")), "'actor.fc1': pattern"),
     "negative features": (dict(edit_manifest=_set(["layers", 2, "out_features"], -3)), "'actor.fc2': out_features"),
+    "zero features": (dict(edit_manifest=_set(["layers", 6, "in_features"], 0)), "'extra.dense': in_features: must be a positive"),
     "bool features": (dict(edit_manifest=_set(["layers", 2, "out_features"], True)), "'actor.fc2': out_features"),
     "bad bits": (dict(edit_manifest=_set(["layers", 0, "weight_bits"], 0)), "'actor.fc0': weight_bits"),
     "unknown field": (dict(edit_manifest=_set(["layers", 0, "colour"], "red")), "'actor.fc0': colour"),
     "missing mask array": (dict(drop="layers/0/mask.npy"), "'actor.fc0': mask"),
     "missing manifest": (dict(drop="manifest.json"), "manifest.json"),
     "mask violates pattern": (dict(replace={"layers/0/mask.npy": _violating_mask_bytes()}), "'actor.fc0': mask: row 3 group 1"),
+    # One more than N in one group (3 of 4 under 2:4): a check off by one (> N + 1) lets it through.
+    "mask keeps N+1 in a group": (dict(replace={"layers/0/mask.npy": _violating_mask_bytes(5, slice(0, 3))}),
+                                  "'actor.fc0': mask: row 5 group 0 keeps more than 2 of 4"),
+    # The last group of an 11-wide row has 3 real columns (padding never counts): 3 kept is N+1.
+    "mask overfills the partial last group": (dict(replace={"layers/0/mask.npy": _violating_mask_bytes(7, slice(8, 11))}),
+                                              "'actor.fc0': mask: row 7 group 2"),
+    # Right element count, wrong item type: np.unpackbits raised a TypeError traceback without the check.
+    "mask not uint8": (dict(replace={"layers/0/mask.npy": _mask_bytes_as(np.uint16)}),
+                       "'actor.fc0': mask: expected 352 packed bytes for [256, 11], got shape (352,) (uint16)"),
+    "mask not 1-D": (dict(replace={"layers/0/mask.npy": _mask_bytes_as(np.uint8, (32, 11))}),
+                     "'actor.fc0': mask: expected 352 packed bytes"),
     "garbage array": (dict(replace={"layers/0/weight.npy": b"not numpy"}), "'actor.fc0': weight"),
     "nm without mask": (dict(edit_manifest=lambda m: m["layers"][0].pop("mask")), "'actor.fc0': mask: missing"),
     "missing name": (dict(edit_manifest=lambda m: m["layers"][0].pop("name")), "layer #0: name"),
