@@ -66,7 +66,7 @@ def evaluate_run(run_dir: str | os.PathLike, bits: int, episodes: int = 10, acti
     check_bits(bits)
     args, nets, ckpt = load_run(run_dir)
     actor = quantize_actor(nets["actor"], bits, activations)
-    rets = td3.evaluate_policy(actor, args.env, episodes, args.seed)
+    rets = td3.evaluate_policy(actor, args.env, episodes, args.seed, seed_offset=args.eval_seed_offset)
     return {
         "env": args.env, "method": td3.method_name(args), "sparsity": make_method(args).sparsity_label(),
         "bits": bits, "seed": args.seed, "steps": int(ckpt["global_step"]), "episodes": episodes,

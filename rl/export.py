@@ -86,7 +86,8 @@ def build_workload(run_dir: str | os.PathLike, episodes: Optional[int] = None) -
     step = int(ckpt["global_step"])
     ev = final_eval(run_dir, step)
     if ev is None:
-        rets = td3.evaluate_policy(nets["actor"], args.env, episodes or args.eval_episodes, args.seed)
+        rets = td3.evaluate_policy(nets["actor"], args.env, episodes or args.eval_episodes, args.seed,
+                                   seed_offset=args.eval_seed_offset)
         ev = (float(np.mean(rets)), float(np.std(rets)))
     layers = []
     for key, network in td3.NETWORK_EXPORT_NAMES.items():

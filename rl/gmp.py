@@ -8,7 +8,8 @@ with the Zhu & Gupta schedule as in Graesser et al.; shared/reference/rl.md):
   ``P = steps - round(qat_fraction * steps)`` env steps (all of ``steps`` without QAT).
 * Cubic schedule over env steps t (steps done, random-action phase included):
   ``s_t = s_F (1 - (1 - (t - t_s) / (t_e - t_s))^3)`` for ``t_s <= t <= t_e``, 0 before and
-  ``s_F`` after, with ``t_s`` = 20% and ``t_e`` = 80% of ``P``, each rounded to the nearest
+  ``s_F`` after, with ``t_s`` = ``--prune-start-fraction`` (0.2) and ``t_e`` =
+  ``--prune-end-fraction`` (0.8) of ``P`` (the paper's 20% and 80%), each rounded to the nearest
   multiple of ``--prune-every`` (default 1000, the paper's) so that pruning happens exactly
   at the multiples of ``prune_every`` inside ``[t_s, t_e]`` and the last one reaches ``s_F``.
 * Targets per network (``--actor-sparsity`` / ``--critic-sparsity`` override
@@ -48,6 +49,7 @@ from torch import nn
 
 from hwmodel.errors import NmlabError
 from hwmodel.sparsity import DENSE, UNSTRUCTURED, Pattern
+from rl.args import Args
 from rl.methods import LAYER_KEYS, Method, keyed_layers, parse_target
 from rl.nm_layers import apply_masks, nm_layers
 from rl.rlx2 import erk_densities
@@ -55,9 +57,10 @@ from rl.rlx2 import erk_densities
 #: ``--prune-distribution`` values: how a network's target sparsity is spread over its layers.
 DISTRIBUTIONS = ("erk", "uniform")
 
-#: Start and end of pruning as fractions of the pruning phase (Zhu & Gupta, Graesser et al.).
-START_FRACTION = 0.2
-END_FRACTION = 0.8
+#: Default start and end of pruning as fractions of the pruning phase (Zhu & Gupta, Graesser et
+#: al.: 20% and 80%); a run's are ``--prune-start-fraction`` / ``--prune-end-fraction``.
+START_FRACTION = Args.prune_start_fraction
+END_FRACTION = Args.prune_end_fraction
 
 
 @dataclass(frozen=True)
@@ -67,21 +70,25 @@ class CubicSchedule:
     Args:
         pruning_steps: length ``P`` of the pruning phase in env steps.
         prune_every: env steps between pruning events.
+        start_fraction: ``t_s`` before rounding, as a fraction of ``pruning_steps``.
+        end_fraction: ``t_e`` before rounding, as a fraction of ``pruning_steps`` (> ``start_fraction``).
     """
 
     pruning_steps: int
     prune_every: int
+    start_fraction: float = START_FRACTION
+    end_fraction: float = END_FRACTION
 
     @property
     def t_start(self) -> int:
-        """First pruning step: 20% of P, rounded to a multiple of ``prune_every``."""
-        return min(self._round(START_FRACTION * self.pruning_steps), self.t_end)
+        """First pruning step: ``start_fraction`` of P, rounded to a multiple of ``prune_every``, <= t_end."""
+        return min(self._round(self.start_fraction * self.pruning_steps), self.t_end)
 
     @property
     def t_end(self) -> int:
-        """Last pruning step (s_F reached): 80% of P, rounded to a multiple of ``prune_every``, <= P."""
+        """Last pruning step (s_F reached): ``end_fraction`` of P, rounded to a multiple of ``prune_every``, <= P."""
         last = (self.pruning_steps // self.prune_every) * self.prune_every
-        return min(self._round(END_FRACTION * self.pruning_steps), last)
+        return min(self._round(self.end_fraction * self.pruning_steps), last)
 
     def _round(self, t: float) -> int:
         return int(math.floor(t / self.prune_every + 0.5)) * self.prune_every
@@ -191,7 +198,9 @@ class GMPMethod(Method):
         qat = args.qat_bits > 0
         pruning_steps = args.steps - (int(math.floor(args.qat_fraction * args.steps + 0.5)) if qat else 0)
         self.qat_start: Optional[int] = pruning_steps if qat else None
-        self.schedule = CubicSchedule(pruning_steps=max(pruning_steps, 0), prune_every=max(int(args.prune_every), 1))
+        self.schedule = CubicSchedule(pruning_steps=max(pruning_steps, 0), prune_every=max(int(args.prune_every), 1),
+                                      start_fraction=float(getattr(args, "prune_start_fraction", START_FRACTION)),
+                                      end_fraction=float(getattr(args, "prune_end_fraction", END_FRACTION)))
         self.distribution = str(getattr(args, "prune_distribution", "erk")).strip().lower()
         self.nets: Optional[dict[str, nn.Module]] = None
         self._qat_on = False

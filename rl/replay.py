@@ -23,7 +23,7 @@ TD targets. :meth:`ReplayBuffer.sample` returns a :class:`Batch` whose target is
   bootstraps from its last observation with ``gamma^k`` (time limits are not terminal).
 
 Policy mismatch (RLx2, Tan et al., ICLR 2023, "dynamic buffer capacity";
-shared/reference/rl.md): on the ``K = 2048`` oldest live transitions,
+shared/reference/rl.md): on the ``K`` oldest live transitions (``--rlx2-mismatch-samples``, 2048),
 
     D = 1 / (2 K |A|) * sum_i || (pi(s_i) - mu_i) / scale ||^2
 
@@ -34,7 +34,8 @@ normalised to [-1, 1]. This is the definition of the authors' TD3 code (tyq1024/
 ``F.mse_loss(pi(s)/max_action, mu/max_action) / 2`` on ``8 * batch_size`` oldest
 transitions); the paper describes it in words as the distance between the current and the
 behaviour policy on the oldest data. Rule (:func:`should_shrink`): every 10k environment
-steps, if ``D > 0.2`` and ``size > 1e5``, drop the oldest 10% of the live transitions.
+steps, if ``D > 0.2`` and ``size > 1e5``, drop the oldest 10% of the live transitions (the
+paper's values, the defaults of the ``--rlx2-buffer-*`` knobs).
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ import numpy as np
 import torch
 
 from hwmodel.errors import NmlabError
+from rl.args import Args
 
-#: Transitions RLx2 measures the policy mismatch on (8 x batch size 256 in the authors' code).
-MISMATCH_OLDEST = 2048
+#: Transitions RLx2 measures the policy mismatch on (8 x batch size 256 in the authors' code);
+#: a run's is ``--rlx2-mismatch-samples``.
+MISMATCH_OLDEST = Args.rlx2_mismatch_samples
 
 
 class Batch(NamedTuple):

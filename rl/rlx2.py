@@ -33,9 +33,10 @@ Implemented from the paper's description as summarised in shared/reference/rl.md
   ``round(--rlx2-nstep-start x steps)`` on (0.3: the paper's 300k of 1M); 1-step before.
   Truncated at episode ends and at the write head (:mod:`rl.replay`).
 - Dynamic buffer capacity: every ``--rlx2-buffer-check-every`` (10,000) env steps, the
-  policy mismatch D on the 2048 oldest transitions (:func:`rl.replay.policy_mismatch`); if
-  ``D > --rlx2-buffer-threshold`` (0.2) and size > ``--rlx2-buffer-min-size`` (1e5), the
-  oldest 10% are dropped.
+  policy mismatch D on the ``--rlx2-mismatch-samples`` (2048) oldest transitions
+  (:func:`rl.replay.policy_mismatch`); if ``D > --rlx2-buffer-threshold`` (0.2) and size >
+  ``--rlx2-buffer-min-size`` (1e5), the oldest ``--rlx2-buffer-drop-fraction`` (0.1) of the
+  live transitions are dropped. All as in the paper.
 
 Schedule lengths (``T_end``, the n-step start) are fixed when a run starts and kept in the
 checkpoint, so resuming with a larger ``--steps`` continues the original schedule.
@@ -53,10 +54,7 @@ from hwmodel.errors import NmlabError
 from hwmodel.sparsity import DENSE, UNSTRUCTURED, Pattern
 from rl.methods import LAYER_KEYS, Method, keyed_layers, parse_overrides, parse_target
 from rl.nm_layers import NMLinear, apply_masks, nm_layers
-from rl.replay import MISMATCH_OLDEST, policy_mismatch, should_shrink
-
-#: Fraction of the live transitions dropped when the policy mismatch is too large (RLx2).
-BUFFER_DROP_FRACTION = 0.1
+from rl.replay import policy_mismatch, should_shrink
 
 
 # ----------------------------------------------------------------------------- pure pieces
@@ -353,11 +351,11 @@ class RLx2Method(Method):
     def on_env_step(self, global_step: int, buffer: Any, actor: nn.Module) -> dict[str, float]:
         if global_step % self.args.rlx2_buffer_check_every or buffer.size == 0:
             return {}
-        mismatch = policy_mismatch(buffer, actor, actor.action_scale, MISMATCH_OLDEST,
+        mismatch = policy_mismatch(buffer, actor, actor.action_scale, self.args.rlx2_mismatch_samples,
                                    device=str(actor.action_scale.device))
         dropped = 0
         if should_shrink(mismatch, buffer.size, self.args.rlx2_buffer_threshold, self.args.rlx2_buffer_min_size):
-            dropped = buffer.drop_oldest(BUFFER_DROP_FRACTION)
+            dropped = buffer.drop_oldest(self.args.rlx2_buffer_drop_fraction)
         return {"buffer_mismatch": mismatch, "buffer_size": buffer.size, "buffer_dropped": dropped}
 
     # -- checkpoint

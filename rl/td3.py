@@ -99,6 +99,19 @@ def validate_args(args: Args) -> None:
         raise NmlabError(f"qat_bits: must be 0 (no QAT) or an integer from 2 to 16, got {args.qat_bits!r}")
     if not 0.0 <= args.qat_fraction < 1.0:
         raise NmlabError(f"qat_fraction: must be in [0, 1), got {args.qat_fraction}")
+    if not 0.0 <= args.prune_start_fraction < 1.0:
+        raise NmlabError(f"prune_start_fraction: must be in [0, 1), got {args.prune_start_fraction}")
+    if not 0.0 < args.prune_end_fraction <= 1.0:
+        raise NmlabError(f"prune_end_fraction: must be in (0, 1], got {args.prune_end_fraction}")
+    if args.prune_start_fraction >= args.prune_end_fraction:
+        # Named after the one moved from its default (a campaign names the key it was given).
+        if args.prune_end_fraction == Args.prune_end_fraction:
+            raise NmlabError(f"prune_start_fraction: must be below --prune-end-fraction {args.prune_end_fraction}, "
+                             f"got {args.prune_start_fraction}")
+        raise NmlabError(f"prune_end_fraction: must be above --prune-start-fraction {args.prune_start_fraction}, "
+                         f"got {args.prune_end_fraction}")
+    if not 0.0 < args.rlx2_buffer_drop_fraction <= 1.0:
+        raise NmlabError(f"rlx2_buffer_drop_fraction: must be in (0, 1], got {args.rlx2_buffer_drop_fraction}")
     try:
         dev = torch.device(args.device)
     except (RuntimeError, TypeError, ValueError):
@@ -270,15 +283,16 @@ class CsvLog:
 
 # ----------------------------------------------------------------------------- evaluation
 @torch.no_grad()
-def evaluate_policy(actor: nn.Module, env_id: str, episodes: int, seed: int, device: str = "cpu") -> list[float]:
+def evaluate_policy(actor: nn.Module, env_id: str, episodes: int, seed: int, device: str = "cpu",
+                    seed_offset: int = Args.eval_seed_offset) -> list[float]:
     """Deterministic returns of ``actor`` over ``episodes`` episodes; episode i resets with
-    ``seed + 100_000 + i`` so every evaluation of a run sees the same start states and no
-    training RNG is consumed."""
+    ``seed + seed_offset + i`` (``--eval-seed-offset``) so every evaluation of a run sees the
+    same start states and no training RNG is consumed."""
     env = make_env(env_id)
     returns = []
     try:
         for i in range(episodes):
-            obs, _ = env.reset(seed=seed + 100_000 + i)
+            obs, _ = env.reset(seed=seed + seed_offset + i)
             done, total = False, 0.0
             while not done:
                 action = actor(torch.as_tensor(obs, dtype=torch.float32, device=device).unsqueeze(0))
@@ -329,8 +343,10 @@ def _resolve_resume(args: Args, explicit: set[str]) -> tuple[Args, dict[str, Any
     for name in explicit:
         if name in RESUMABLE_OVERRIDES or name in ("env", "sparsity", "layer_sparsity", "method"):
             continue
-        if getattr(args, name) != saved.get(name):
-            raise NmlabError(f"resume: {name}: the run in {args.out} used {saved.get(name)!r}; a resumed run cannot change it")
+        # Against the run's knobs with defaults filled in: a run saved before a knob existed used its default.
+        if getattr(args, name) != getattr(saved_args, name):
+            raise NmlabError(f"resume: {name}: the run in {args.out} used {getattr(saved_args, name)!r}; "
+                             f"a resumed run cannot change it")
     for name in RESUMABLE_OVERRIDES:
         if name in explicit:
             merged[name] = getattr(args, name)
@@ -604,7 +620,7 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
                 if tb is not None:
                     tb.add_scalar("charts/SPS", (step_done - start_step) / max(time.time() - t0, 1e-9), step_done)
             if step_done % args.eval_every == 0 or step_done == args.steps:
-                rets = evaluate_policy(actor, args.env, args.eval_episodes, args.seed, args.device)
+                rets = evaluate_policy(actor, args.env, args.eval_episodes, args.seed, args.device, args.eval_seed_offset)
                 last_eval = (float(np.mean(rets)), float(np.std(rets)))
                 eval_log.write(step=step_done, return_mean=round(last_eval[0], 4), return_std=round(last_eval[1], 4),
                                episodes=len(rets), time_s=round(time.time() - t0, 2))

@@ -28,6 +28,8 @@ _INT_BOUNDS: dict[str, tuple[int, object]] = {
     "torch_threads": (1, 1024),
     "seed": (0, 2**32 - 1),
     "eval_episodes": (1, 1_000_000),
+    "eval_seed_offset": (0, 2**32 - 1),
+    "rlx2_mismatch_samples": (1, "replay_transitions"),
     "bits": (2, 32),  # nmlab evaluate --bits (rl.quant.MIN_BITS .. MAX_BITS)
 }
 _MAX_INT_OPTION = 10**12

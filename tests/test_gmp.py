@@ -54,6 +54,19 @@ def test_cubic_schedule_values_by_hand():
     assert (s3.pruning_steps, s3.t_start, s3.t_end) == (2400, 0, 2000)
 
 
+def test_prune_window_follows_the_start_and_end_knobs():
+    # Without QAT P = 1M: t_s = 10%, t_e = 50%; with 20% QAT P = 800k: 80k and 400k.
+    s = make_method(_gmp(steps=1_000_000, prune_start_fraction=0.1, prune_end_fraction=0.5)).schedule
+    assert (s.t_start, s.t_end) == (100_000, 500_000)
+    assert s.sparsity(300_000, 0.9) == pytest.approx(0.9 * 0.875, abs=1e-12)  # halfway
+    q = make_method(_gmp(steps=1_000_000, qat_bits=8, prune_start_fraction=0.1, prune_end_fraction=0.5)).schedule
+    assert (q.t_start, q.t_end) == (80_000, 400_000)
+    assert [t for t in range(0, 1_000_001, 1000) if q.is_prune_step(t)] == list(range(80_000, 400_001, 1000))
+    # Pruning from the first step to the end of the phase.
+    w = make_method(_gmp(steps=10_000, prune_start_fraction=0.0, prune_end_fraction=1.0)).schedule
+    assert (w.t_start, w.t_end) == (0, 10_000)
+
+
 def test_prunes_only_every_prune_every_inside_the_window():
     s = make_method(_gmp(steps=1_000_000, qat_bits=8)).schedule
     steps = [t for t in range(0, 1_000_001) if s.is_prune_step(t)]
@@ -104,6 +117,13 @@ def test_bad_gmp_knobs_are_one_line_errors(tmp_path):
         (dict(method="gmp", sparsity="0.9", qat_bits=1), "qat_bits"),
         (dict(method="gmp", sparsity="0.9", qat_fraction=1.0), "qat_fraction"),
         (dict(method="gmp", sparsity="0.9", prune_distribution="global"), "prune_distribution"),
+        (dict(method="gmp", sparsity="0.9", prune_start_fraction=1.0), r"prune_start_fraction: must be in \[0, 1\)"),
+        (dict(method="gmp", sparsity="0.9", prune_start_fraction=-0.1), "prune_start_fraction"),
+        (dict(method="gmp", sparsity="0.9", prune_end_fraction=0.0), r"prune_end_fraction: must be in \(0, 1\]"),
+        (dict(method="gmp", sparsity="0.9", prune_end_fraction=1.5), "prune_end_fraction"),
+        (dict(method="gmp", sparsity="0.9", prune_start_fraction=0.5, prune_end_fraction=0.5),
+         "prune_end_fraction: must be above --prune-start-fraction 0.5"),
+        (dict(method="gmp", sparsity="0.9", prune_start_fraction=0.85), "prune_start_fraction: must be below --prune-end-fraction 0.8"),
         (dict(method="td3", sparsity="2:4"), "sparsity: --method td3"),
         (dict(method="rnm"), "sparsity: --method rnm"),
         (dict(method="magic"), "method"),
@@ -431,7 +451,7 @@ def test_smoke_run_of_each_method(tmp_path, method, sparsity, extra):
 
 
 def test_train_help_lists_every_option(capsys):
-    """argparse %-formats help strings: a '%' in one (RLx2's '10%') must not crash --help."""
+    """argparse %-formats help strings: a '%' in one (--rlx2-buffer-drop-fraction's '10%') must not crash --help."""
     from hwmodel.cli import main as nmlab
     from rl.train_cmd import TRAIN_OPTIONS
 

@@ -726,6 +726,23 @@ def test_bad_numbers_on_the_command_line(capsys, args, needle):
     assert_one_line_error(rc, out, err, needle)
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["--method", "gmp", "--sparsity", "0.9", "--prune-start-fraction", "0.6", "--prune-end-fraction", "0.4"], "prune_end_fraction"),
+    (["--method", "gmp", "--sparsity", "0.9", "--prune-end-fraction", "1.01"], "prune_end_fraction"),
+    (["--method", "gmp", "--sparsity", "0.9", "--prune-start-fraction", "-0.2"], "prune_start_fraction"),
+    (["--method", "rlx2", "--sparsity", "0.9", "--rlx2-buffer-drop-fraction", "0"], "rlx2_buffer_drop_fraction"),
+    (["--method", "rlx2", "--sparsity", "0.9", "--rlx2-buffer-drop-fraction", "inf"], "--rlx2-buffer-drop-fraction"),
+    (["--method", "rlx2", "--sparsity", "0.9", "--rlx2-mismatch-samples", "0"], "--rlx2-mismatch-samples"),
+    (["--eval-seed-offset", "-1"], "--eval-seed-offset"),
+    (["--eval-seed-offset", str(2**32)], "--eval-seed-offset"),
+])
+def test_train_bad_algorithm_knobs_are_one_line_and_leave_no_run_folder(capsys, tmp_path, args, needle):
+    out = tmp_path / "run"
+    rc, stdout, err = nmlab_inproc(capsys, "train", "--out", str(out), *args)
+    assert_one_line_error(rc, stdout, err, needle)
+    assert not out.exists()
+
+
 def test_train_nan_learning_rate_leaves_no_run_folder(tmp_path):
     out = tmp_path / "run"
     rc, stdout, err, _seconds = nmlab_subprocess("train", "--learning-rate", "nan", "--out", str(out))

@@ -139,6 +139,11 @@ def test_bad_config_is_one_line_naming_the_key_and_starts_nothing(tmp_path, text
     ({"train": {"hidden": 100_000}}, "train.hidden"),            # nmlab train --hidden stops at 65,536
     ({"train": {"buffer_size": 10**12}}, "train.buffer_size"),  # the replay_transitions limit
     ({"train": {"torch_threads": 5000}}, "train.torch_threads"),
+    ({"train": {"rlx2_mismatch_samples": 0}}, "train.rlx2_mismatch_samples"),
+    ({"train": {"prune_start_fraction": 0.9}}, "train.prune_start_fraction"),  # must stay below the end (0.8)
+    ({"train": {"prune_end_fraction": 0.1}}, "train.prune_end_fraction"),      # must stay above the start (0.2)
+    ({"train": {"rlx2_buffer_drop_fraction": 2.0}}, "train.rlx2_buffer_drop_fraction"),
+    ({"train": {"eval_seed_offset": -5}}, "train.eval_seed_offset"),
     ({"seeds": [2**40]}, "seeds[0]"),                           # torch and numpy seeds are 32-bit
     ({"steps": 10**13}, "steps"),
 ])

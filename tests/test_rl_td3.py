@@ -1,6 +1,7 @@
 """Short real MuJoCo runs of TD3 / RNM-TD3: N:M everywhere, mask interval, SAD, resume, errors."""
 
 import csv
+import json
 import shutil
 
 import pytest
@@ -10,7 +11,7 @@ from hwmodel.errors import NmlabError
 from rl import methods
 from rl import sparsity as tsp
 from rl import td3
-from rl.checkpoint import checkpoint_path, load_checkpoint
+from rl.checkpoint import checkpoint_path, load_checkpoint, save_checkpoint
 from rl.export import load_run
 from rl.nm_layers import nm_layers
 
@@ -324,3 +325,104 @@ def test_progress_bar_shows_one_rate_and_the_recent_return(tmp_path, capsys):
     td3.train(td3.Args(out=str(tmp_path / "run"), steps=1000, **{**SMALL, "progress": True}))
     bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]
     assert "1000/1000" in bar and "step/s" in bar and "ret=" in bar and "sps=" not in bar, bar
+
+
+# Knobs that were constants inside the algorithms; a run saved before them has none of these keys.
+NEWER_KNOBS = ("prune_start_fraction", "prune_end_fraction", "rlx2_buffer_drop_fraction", "rlx2_mismatch_samples",
+               "eval_seed_offset")
+
+
+class _Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("method,extra", [
+    ("gmp", dict(sparsity="0.85", prune_every=50)),
+    ("rlx2", dict(sparsity="0.8", rlx2_delta=20, rlx2_buffer_check_every=100, rlx2_buffer_min_size=200,
+                  rlx2_buffer_threshold=0.0)),
+])
+def test_resume_of_a_run_saved_before_the_newer_knobs_takes_their_defaults(tmp_path, monkeypatch, method, extra):
+    """Strip the newer knobs from a crashed run's checkpoint and args.json (as an older nmlab wrote
+    them); the resumed run ends bit-equal to an uninterrupted one, and naming a newer knob at its
+    default on resume is accepted (the old run used it), another value refused."""
+    kw = dict(SMALL, method=method, steps=500, seed=4, checkpoint_every=160, eval_every=160, **extra)
+    a, b = tmp_path / "a", tmp_path / "b"
+    td3.train(td3.Args(out=str(a), **kw))
+    cls = type(methods.make_method(td3.Args(**kw)))
+    real = cls.on_env_step
+
+    def crash_at_330(self, global_step, buffer, actor):
+        if global_step == 330:
+            raise _Crash
+        return real(self, global_step, buffer, actor)
+
+    monkeypatch.setattr(cls, "on_env_step", crash_at_330)
+    with pytest.raises(_Crash):
+        td3.train(td3.Args(out=str(b), **kw))
+    monkeypatch.undo()
+    path = checkpoint_path(b)
+    old = load_checkpoint(path)
+    assert old["global_step"] == 320
+    for name in NEWER_KNOBS:
+        del old["args"][name]
+    save_checkpoint(path, {k: v for k, v in old.items() if k not in ("format", "version")})
+    saved = json.loads((b / "args.json").read_text())
+    (b / "args.json").write_text(json.dumps({k: v for k, v in saved.items() if k not in NEWER_KNOBS}))
+
+    with pytest.raises(NmlabError, match=r"^resume: eval_seed_offset: the run in .* used 100000; a resumed run cannot change it$"):
+        td3.train(td3.Args(out=str(b), resume=True, **{**kw, "eval_seed_offset": 5}), explicit={"resume", "out", "eval_seed_offset"})
+    assert "eval_seed_offset" not in load_checkpoint(path)["args"]  # the refusal changed nothing
+    td3.train(td3.Args(out=str(b), resume=True, **kw), explicit={"resume", "out", *NEWER_KNOBS})
+
+    ca, cb = load_checkpoint(checkpoint_path(a)), load_checkpoint(path)
+    assert ca["global_step"] == cb["global_step"] == 500
+    for key in td3.NETWORK_EXPORT_NAMES:
+        for name in ca[key]:
+            assert torch.equal(ca[key][name], cb[key][name]), (key, name)
+    assert torch.equal(ca["buffer"]["obs"], cb["buffer"]["obs"]) and ca["buffer"]["size"] == cb["buffer"]["size"]
+    for log in ("eval.csv", "method.csv", "progress.csv"):
+        ra, rb = _rows(a / log), _rows(b / log)
+        for r in ra + rb:
+            r.pop("time_s", None)
+        assert ra == rb and ra, log
+    defaults = td3.Args()
+    resumed = json.loads((b / "args.json").read_text())
+    assert {n: resumed[n] for n in NEWER_KNOBS} == {n: getattr(defaults, n) for n in NEWER_KNOBS}
+    assert {n: cb["args"][n] for n in NEWER_KNOBS} == {n: getattr(defaults, n) for n in NEWER_KNOBS}
+
+
+def _record_reset_seeds(monkeypatch):
+    """Every ``seed=`` given to env.reset of an env td3.make_env builds, in order (None: no seed)."""
+    seeds = []
+    real_make = td3.make_env
+
+    def make(env_id):
+        env = real_make(env_id)
+        real_reset = env.reset
+
+        def reset(*, seed=None, options=None):
+            seeds.append(seed)
+            return real_reset(seed=seed, options=options)
+
+        env.reset = reset
+        return env
+
+    monkeypatch.setattr(td3, "make_env", make)
+    return seeds
+
+
+def test_train_and_evaluate_reset_evaluation_episodes_at_seed_plus_eval_seed_offset(tmp_path, monkeypatch):
+    from rl.evaluate import evaluate_run
+
+    seeds = _record_reset_seeds(monkeypatch)
+    run = tmp_path / "run"
+    td3.train(td3.Args(out=str(run), steps=200, seed=3, eval_seed_offset=7,
+                       **{**SMALL, "eval_every": 100, "eval_episodes": 2, "checkpoint_every": 200}))
+    training, evals = seeds[0], [s for s in seeds[1:] if s is not None]
+    assert training == 3
+    assert evals == [10, 11] * (len(evals) // 2) and len(evals) >= 4  # at steps 100 and 200
+    seeds.clear()
+    evaluate_run(run, 32, episodes=3)
+    assert seeds == [10, 11, 12]
+    with pytest.raises(NmlabError, match="eval_seed_offset: must be an integer from 0"):
+        td3.validate_args(td3.Args(eval_seed_offset=-1))

@@ -322,6 +322,37 @@ def test_cli_knobs_and_one_line_errors():
         with pytest.raises(NmlabError, match=field) as err:
             make_method(td3.Args(method="rlx2", **kw))
         assert "\n" not in str(err.value)
+    # Buffer knobs, checked as nmlab train checks them (bounds first, then the ranges).
+    for kw, msg in [(dict(rlx2_buffer_drop_fraction=0.0), r"rlx2_buffer_drop_fraction: must be in \(0, 1\]"),
+                    (dict(rlx2_buffer_drop_fraction=1.5), "rlx2_buffer_drop_fraction"),
+                    (dict(rlx2_buffer_drop_fraction=float("nan")), "rlx2_buffer_drop_fraction"),
+                    (dict(rlx2_mismatch_samples=0), "rlx2_mismatch_samples: must be an integer from 1"),
+                    (dict(rlx2_mismatch_samples=2.5), "rlx2_mismatch_samples: must be an integer")]:
+        with pytest.raises(NmlabError, match=msg) as err:
+            td3.validate_args(td3.Args(method="rlx2", sparsity="0.9", **kw))
+        assert "\n" not in str(err.value)
+
+
+def test_buffer_check_uses_the_mismatch_sample_and_drop_fraction_knobs(monkeypatch):
+    """on_env_step measures the mismatch on --rlx2-mismatch-samples transitions and drops
+    --rlx2-buffer-drop-fraction of the live ones (they were the constants 2048 and 0.1)."""
+    import rl.rlx2 as rlx2_mod
+    from rl.replay import ReplayBuffer
+
+    asked = []
+    monkeypatch.setattr(rlx2_mod, "policy_mismatch", lambda buffer, actor, scale, k, device: asked.append(k) or 1.0)
+    buf = ReplayBuffer(100, 3, 2, store_behavior=True)
+    for i in range(40):
+        buf.add([i, 0, 0], [i + 1, 0, 0], [0.0, 0.0], 0.0, False, False, [0.0, 0.0])
+    actor = torch.nn.Module()
+    actor.action_scale = torch.ones(2)
+    m = make_method(td3.Args(method="rlx2", sparsity="0.9", rlx2_buffer_check_every=10, rlx2_buffer_min_size=0,
+                             rlx2_buffer_threshold=0.5, rlx2_mismatch_samples=7, rlx2_buffer_drop_fraction=0.25))
+    assert m.on_env_step(10, buf, actor) == {"buffer_mismatch": 1.0, "buffer_size": 30, "buffer_dropped": 10}
+    assert asked == [7]
+    default = make_method(td3.Args(method="rlx2", sparsity="0.9", rlx2_buffer_check_every=10, rlx2_buffer_min_size=0))
+    assert default.on_env_step(20, buf, actor)["buffer_dropped"] == 3  # 0.1 of 30
+    assert asked == [7, 2048]
 
 
 @pytest.mark.mujoco
