@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 
 from hwmodel.io import atomic_write  # noqa: E402
 from reports.data import (ENERGY_COMPONENTS, agent_label, component_label, axis_label, agent_order, design_order, design_title,  # noqa: E402
-                          fmt_energy, is_gpu, log_axis, one_row_per, shown, with_agent)
+                          fmt_energy, fmt_ratio, is_gpu, log_axis, one_row_per, shown, with_agent)
 from reports.fronts import FRONT_SPECS  # noqa: E402
 from reports.style import COMPONENT_COLORS, MPL_MARKERS, bit_size, design_colors, front_labels, pattern_symbol  # noqa: E402
 
@@ -181,7 +181,7 @@ def same_bits_heatmap_png(df: pd.DataFrame, col: str, title: str, out: Path, goo
             for i in range(m.shape[0]):
                 for j in range(m.shape[1]):
                     if m[i, j] == m[i, j]:
-                        ax.text(j, i, f"{m[i, j]:.2g}", ha="center", va="center", fontsize=6)
+                        ax.text(j, i, fmt_ratio(m[i, j]), ha="center", va="center", fontsize=6)
         ax.set_xticks(range(len(xlabels)), [f"{d}\n{_cell_label(*s)}" for d, s in xlabels], fontsize=7, rotation=90)
         for tick, (d, _) in zip(ax.get_xticklabels(), xlabels):
             tick.set_color(colors[d])
@@ -190,7 +190,7 @@ def same_bits_heatmap_png(df: pd.DataFrame, col: str, title: str, out: Path, goo
     if im is not None:
         cb = fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, pad=0.01)
         ticks = [-1, -0.5, 0, 0.5, 1]
-        cb.set_ticks(ticks, labels=[f"{10 ** (t if good_high else -t):.2g}" for t in ticks])
+        cb.set_ticks(ticks, labels=[fmt_ratio(10 ** (t if good_high else -t)) for t in ticks])
         cb.set_label(title.split(" (")[0], fontsize=8)
     # A blank cell is no point, not a ratio of 1: the design has no datatype of that width (or no such agent).
     fig.suptitle(title + " (vs dense at the same bits, same design and scenario; white: not swept)", fontsize=11)

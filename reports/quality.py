@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, Optional
 
 import pandas as pd
 
-from reports.data import design_order, pattern_order, seed_range_text
+from reports.data import design_order, fmt_ratio, pattern_order, seed_range_text
 from hwmodel.agents import label_fractions, normalize_label, one_shot_label
 from hwmodel.limits import is_file
 
@@ -281,7 +281,7 @@ def _spread_text(e: dict[str, Any], dash: str = "-") -> str:
 def _hw_text(h: dict[str, Any]) -> str:
     if h["speedup_vs_dense"] is None:
         return "-"
-    return f"{h['speedup_vs_dense']:.3g}x / {h['energy_ratio_vs_dense']:.3g}"
+    return f"{fmt_ratio(h['speedup_vs_dense'])}x / {fmt_ratio(h['energy_ratio_vs_dense'])}"
 
 
 def _seeds_text(row: dict[str, Any]) -> str:

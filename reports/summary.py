@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from reports.data import design_order, front_formats, pattern_order, section_key, seed_range_text
+from reports.data import design_order, fmt_ratio, front_formats, pattern_order, section_key, seed_range_text
 from reports.fronts import FRONT_SPECS
 
 
@@ -59,9 +59,9 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], pngs: list[Path], not
         if len(sparse):
             best = sparse.loc[sparse.speedup_vs_dense.idxmax()]
             low = sparse.loc[sparse.energy_ratio_vs_dense.idxmin()]
-            out.append(f"Largest speedup vs dense at the same bits: {best.speedup_vs_dense:.3g}x "
+            out.append(f"Largest speedup vs dense at the same bits: {fmt_ratio(best.speedup_vs_dense)}x "
                        f"({best.agent if 'agent' in best else best.pattern} at {best.bits} bits on {best.design}); "
-                       f"lowest energy ratio: {low.energy_ratio_vs_dense:.3g} "
+                       f"lowest energy ratio: {fmt_ratio(low.energy_ratio_vs_dense)} "
                        f"({low.agent if 'agent' in low else low.pattern} at {low.bits} bits on {low.design}).\n")
         for spec in FRONT_SPECS:
             f = by.get((spec.name, env, sc, int(batch)))

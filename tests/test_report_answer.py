@@ -785,3 +785,29 @@ def test_a_gpu_only_sweep_gives_fractions_of_dense_as_trained(tmp_path):
     glance = md.split("**Hopper-v5 at a glance", 1)[1].split("\n\n", 2)[1]
     assert f"| 2:4 (rnm-td3) | {r.return_mean / np.mean(dense):.2f} [" in glance
     assert f"Return as a fraction of dense TD3 as trained ({np.mean(dense):.0f}, taken from the quality table" in md
+
+
+def _sig_digits(text: str) -> int:
+    """Significant digits a ratio is written with ("0.610" 3, "0.61" 2, "1x" 1, "0.00460" 3)."""
+    return len(text.replace(",", "").replace(".", "").lstrip("0"))
+
+
+def test_ratios_are_written_at_one_precision_on_the_page_and_in_the_summary(sweep, page):
+    from reports.data import fmt_ratio
+
+    # The page printed '0.61' beside '0.566' and '1x / 1' beside '1.99x / 0.61': every ratio now has three
+    # significant digits, trailing zeros kept, from one helper.
+    assert [fmt_ratio(v) for v in (0.61, 1, 18.1, 0.0046, 1234.5, math.nan)] == [
+        "0.610", "1.00", "18.1", "0.00460", "1,234", "\u2013"]
+    shown = re.findall(r'data-col="(?:speedup_vs_dense|energy_ratio_vs_dense|quantization_[a-z_]+)" '
+                       r'data-value="([^"]+)">([^<]+)', page)
+    assert shown
+    for value, text in shown:
+        assert text == fmt_ratio(float(value)) and _sig_digits(text) == 3, (value, text)
+    md = (sweep / "report" / "summary.md").read_text()
+    pairs = re.findall(r"\| ([0-9.,]+)x / ([0-9.,]+)", md)
+    assert len(pairs) > 100
+    for sp, en in pairs:
+        assert _sig_digits(sp) == 3 and _sig_digits(en) == 3, (sp, en)
+    glance = re.findall(r"<b>([0-9.,]+)x</b> / ([0-9.,]+)<br>", page)
+    assert glance and all(_sig_digits(a) == 3 and _sig_digits(b) == 3 for a, b in glance), glance

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from reports import gpu_model
-from reports.data import agent_label, design_order, gpu_rows, is_gpu
+from reports.data import agent_label, design_order, fmt_ratio, gpu_rows, is_gpu
 from reports.style import DESIGN_PALETTE, GPU_PALETTE, design_colors
 from reports.why import limiters
 from tests.test_report_answer import _figures
@@ -278,7 +278,7 @@ def test_gpu_2_4_slower_than_dense_says_why_with_the_models_fixed_kernel_times(s
         assert p.kernel_sparse_us > p.kernel_dense_us
         want = (f"a 2:4 kernel's fixed time (cuSPARSELt, {p.kernel_sparse_us:.3g} us) is longer than a dense one's "
                 f"(cuBLASLt, {p.kernel_dense_us:.3g} us;")
-        assert want in why and f"so 2:4 runs at {r.speedup_vs_dense:.3g}x dense's speed" in why, why
+        assert want in why and f"so 2:4 runs at {fmt_ratio(r.speedup_vs_dense)}x dense's speed" in why, why
         assert html_lib.escape(want, quote=False) in page or want.replace("'", "&#x27;") in page
     # Points that are not slower keep the plain 'not that fixed time' wording.
     fast = table[lim.gpu & (table.pattern != "dense") & (table.speedup_vs_dense >= 0.95)]

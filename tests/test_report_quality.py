@@ -15,6 +15,7 @@ import yaml
 from hwmodel.errors import NmlabError
 from hwmodel.workload import save_workload, synthetic_td3_workload, synthetic_unstructured_td3_workload
 from reports import quality
+from reports.data import fmt_ratio
 from reports.build import build_report
 from hwmodel.agents import agent_label, label_fractions, load_published, normalize_label
 from sweeps.api import run
@@ -261,7 +262,7 @@ def test_table_in_summary_md(sweep_dir, doc):
     assert quality.ONE_SHOT_REASON in lines["1:8 one-shot"]
     assert "[1] Paper A, abstract" in section and "[2] Paper C, TD3 table" in section
     hw = _row(doc, "rlx2", "rlx2 0.98/0.95")["hardware"]
-    assert " | ".join(f"{h['speedup_vs_dense']:.3g}x / {h['energy_ratio_vs_dense']:.3g}" for h in hw) in lines["rlx2 0.98/0.95"]
+    assert " | ".join(f"{fmt_ratio(h['speedup_vs_dense'])}x / {fmt_ratio(h['energy_ratio_vs_dense'])}" for h in hw) in lines["rlx2 0.98/0.95"]
     # The section comes before the per-env/scenario sections.
     assert md.index("## RL quality vs hardware") < md.index(f"## {ENV} - inference")
 
