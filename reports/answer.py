@@ -655,13 +655,16 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
             out.append(f"Return as a fraction of dense TD3 as trained ({base:.0f}{', ' + src if src else ''}); {spread}\n"
                        if base == base else
                        f"Return (no fraction of dense: {returns.caption_reason(t)}); {spread}\n")
-            lines = ["| agent | trained at | " + " | ".join(f"eval {b} b" for b in bits) + " |",
-                     "|---|---:|" + "---:|" * len(bits)]
+            # An agent's return as trained taken from the quality table (no sweep point at its bits) gets its column.
+            rbits = sorted(set(bits) | {int(b) for b in t.bits}, reverse=True)
+            own_src = returns.own_source(t)
+            lines = ["| agent | trained at | " + " | ".join(f"eval {b} b" for b in rbits) + " |",
+                     "|---|---:|" + "---:|" * len(rbits)]
             for (method, agent), g in t.groupby(["method", "agent"], sort=False):
                 by = {int(r.bits): r for r in g.itertuples(index=False)}
                 own = int(g.trained_bits.iloc[0])
                 cells = []
-                for b in bits:
+                for b in rbits:
                     r = by.get(b)
                     if r is None:
                         cells.append("-")
@@ -674,7 +677,7 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
                     cells.append(f"**{txt}**" if b == own else txt)
                 out_label = agent_label(method, agent)
                 lines.append(f"| {out_label} | {own} | " + " | ".join(cells) + " |")
-            out.append("\n".join(lines) + "\n\n(bold: as trained)\n")
+            out.append("\n".join(lines) + f"\n\n(bold: as trained{'; eval ' + own_src.replace(':', ' b:', 1) if own_src else ''})\n")
         for (sc, batch), rows in sections.get(env, {}).items():
             out.append(f"\n#### {env}: {_section_title(sc, int(batch))}\n")
             for design, g in _by_design(rows):

@@ -172,6 +172,9 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
                          "energy_ratio_vs_dense") if c in df.columns]]
     scenario, batch = hardware_scenario(df)
     spreads = _spreads(spread)
+    # Returns as trained the sweep has no point of, taken from the quality table (reports.returns.return_table).
+    taken = ({(r.env, r.method, r.agent, int(r.bits)): r for r in spread.itertuples(index=False) if r.from_quality_table}
+             if spread is not None and len(spread) and "from_quality_table" in spread.columns else {})
     designs = design_order(df.design.unique())
     has_hw = "speedup_vs_dense" in df.columns
     rows_out: list[dict[str, Any]] = []
@@ -196,7 +199,13 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
                                          "fraction_of_dense": None, "dense_return_mean": None, "missing": None,
                                          "fraction_missing": None, "return_min": None, "return_max": None,
                                          "spread": None}
-                if not (g.bits == bits).any():
+                q = taken.get((env, key.method, key.agent, bits)) if which == "own" and trained else None
+                if q is not None:
+                    entry["return_mean"] = float(q.return_mean)
+                    entry["seeds"] = int(q.n_seeds) if q.n_seeds else None
+                    entry.update(fraction_of_dense(entry["return_mean"], dense_ref))
+                    entry.update(spreads.get((env, key.method, key.agent, bits), {}))
+                elif not (g.bits == bits).any():
                     entry["missing"] = f"not swept at {bits} bits"
                 elif not trained:
                     entry["missing"] = ONE_SHOT_REASON

@@ -180,7 +180,8 @@ def test_a_sweep_without_dense_own_precision_takes_dense_from_its_quality_table(
     out = _without_32_bits(sweep_dir, tmp_path / "no32")
     doc = json.loads((out / "report" / quality.FILENAME).read_text())
     rnm = _row(doc, "rnm-td3", "2:4")
-    assert _ret(rnm, "own")["return_mean"] is None  # not swept at its own 32 bits
+    # Not swept at its own 32 bits: its return as trained is the quality table's 32-bit row, as dense's is.
+    assert _ret(rnm, "own")["return_mean"] == 150 and _ret(rnm, "own")["fraction_of_dense"] == pytest.approx(150 / 200)
     assert _ret(rnm, "8")["fraction_of_dense"] == pytest.approx(150 / 200) and _ret(rnm, "8")["dense_return_mean"] == 200
     assert _ret(rnm, "4")["fraction_of_dense"] == pytest.approx(100 / 200)
     ret = returns.return_table(pd.read_parquet(out / "points.parquet"), str(out / "quality.csv"))
@@ -190,7 +191,8 @@ def test_a_sweep_without_dense_own_precision_takes_dense_from_its_quality_table(
     src = "taken from the quality table quality.csv, which the sweep joined: the sweep has no 32-bit point of dense TD3"
     md, page = (out / "report" / "summary.md").read_text(), (out / "report" / "index.html").read_text()
     assert f"Return as a fraction of dense TD3 as trained (200, {src}" in md
-    assert f"<caption>Return as a fraction of dense TD3 as trained (200 = 1.00, {src}" in page
+    assert ("<caption>Return as a fraction of dense TD3 as trained (200 = 1.00); 'as trained' (32 bits, dense TD3 "
+            "included) taken from the quality table quality.csv, which the sweep joined; the sweep has no 32-bit point") in page
     assert f"Caveat: dense TD3's return as trained (200), which every fraction of dense here divides by, is {src}" in md
     assert "| 2:4 (rnm-td3) | 0.75 [0.70-0.80] |" in md  # the glance: a fraction, not the return 150
     assert "no fraction of dense" not in md + page and "no dense TD3 return" not in md + page
