@@ -854,3 +854,15 @@ def test_a_gpu_only_sweep_gives_train_steps_the_return_as_trained_from_the_quali
     page = (outs["gpu"] / "report" / "index.html").read_text()
     card = page.split("Return as a fraction of dense TD3 as trained", 2)[2].split("</table>", 1)[0]
     assert f'class="own" title="2:4 (rnm-td3), trained at 32 bits' in card and f'data-value="{float(r.fraction)!r}">' in card
+
+
+def test_return_help_says_what_each_return_cell_divides_by(page):
+    """The help under the return table said the cells divide by dense's return as trained 'where the sweep has
+    one (the caption says which)': since a sweep without that point takes it from the quality table, and
+    without either a cell is the return itself, the help names each case the table can show, and the spread's
+    fallbacks (std where the seeds are unknown, none for one seed), as returns.html_cards writes them."""
+    help_text = re.search(r"<p>How to read the return table: (.*?)</p>", page).group(1)
+    assert "where the sweep has one" not in help_text
+    for case in ("the sweep's own point of dense", "the quality table the sweep joined", "the return itself",
+                 "mean \u00b1 one standard deviation", "none for an agent of one seed"):
+        assert case in help_text, case
