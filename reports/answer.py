@@ -201,7 +201,7 @@ def design_card(rows: list[dict], design: str, color: str, agents: list[tuple[st
     by = {(r["method"], r["agent"], int(r["bits"])): r for r in rows}
     head = ("<thead><tr><th rowspan=2 class=l>agent</th>"
             f"<th colspan={len(bits)}>speedup vs dense (x, higher is faster)</th>"
-            f"<th colspan={len(bits)}>energy / dense (lower saves)</th></tr><tr>"
+            f"<th colspan={len(bits)}>energy ratio vs dense (lower saves)</th></tr><tr>"
             + "".join(f"<th>{b} b</th>" for b in bits) * 2 + "</tr></thead>")
     body = []
     dense = _dense_per_bits(by, bits)
@@ -435,7 +435,11 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
                        f'<b>{fmt_ratio(sp)}x</b> / {fmt_ratio(en)}<br><span class=lim>{html.escape(limiter_word(c))}</span></td>')
         body.append(f"<tr><td class=l>{html.escape(agent_label(method, agent))}</td>{ret_cell}{''.join(tds)}</tr>")
     return (f'<div class="card glance"><table class="ans glance" data-env="{html.escape(env)}"><caption>{html.escape(title)}'
-            f'</caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
+            f'<br><span class=unit>{GLANCE_KEY}</span></caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
+
+
+#: What a glance design cell holds, under the glance's title on the page (summary.md says it beside the title).
+GLANCE_KEY = "each design: speedup x / energy ratio, both vs dense on that design at the same bits; what limits it below"
 
 
 def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[tuple[str, str]]) -> str:

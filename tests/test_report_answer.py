@@ -866,3 +866,13 @@ def test_return_help_says_what_each_return_cell_divides_by(page):
     for case in ("the sweep's own point of dense", "the quality table the sweep joined", "the return itself",
                  "mean \u00b1 one standard deviation", "none for an agent of one seed"):
         assert case in help_text, case
+
+
+def test_glance_and_same_bits_tables_say_what_their_numbers_are(page):
+    """The glance's design cells ('1.99x / 0.610') were explained only in the help paragraph under both envs'
+    tables, and the same-bits tables headed the energy ratio 'energy / dense' where the glance, help and
+    summary.md say 'energy ratio'."""
+    captions = re.findall(r'<table class="ans glance"[^>]*><caption>(.*?)</caption>', page)
+    assert len(captions) == 2 and all(answer.GLANCE_KEY in c for c in captions)
+    assert "speedup x / energy ratio" in answer.GLANCE_KEY
+    assert "energy / dense (lower saves)" not in page and "energy ratio vs dense (lower saves)</th>" in page
