@@ -61,6 +61,21 @@ def front_legend_groups(df: pd.DataFrame, designs: list[str]) -> list[tuple[str,
             ("size = bits", bits)]
 
 
+def _log_ticks_in_full(axis, values) -> None:
+    """A log axis's ticks as the page writes them (``reports.html.log_tick_axis``: 0.1, 1, 10, 100, 1,000, with 2
+    and 5 between over up to three decades), not matplotlib's 10^-1, 10^0; minor ticks unlabelled (they collide
+    on short decades)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
+    from reports.html import log_tick_axis
+
+    ticks = log_tick_axis(values)
+    if ticks:
+        axis.set_major_locator(FixedLocator(ticks["tickvals"]))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
     """One figure per front kind: rows = env, columns = scenario; colour = design, black = overall front."""
     envs = sorted(df.env.unique())
@@ -110,12 +125,13 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
                                     ha="left" if left else "right", fontsize=7)
             if xlog and len(data):
                 ax.set_xscale("log")
-                ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short decades
+                _log_ticks_in_full(ax.xaxis, shown(xc, data[xc]))
             if ylog and len(data):
                 ax.set_yscale("log")
-                ax.yaxis.set_minor_formatter(NullFormatter())
+                _log_ticks_in_full(ax.yaxis, shown(yc, data[yc]))
             excluded = int((~ok).sum())
-            ax.set_title(f"{env}, {sc.replace('_', ' ')} b={batch}" + (f"\n({excluded} without return left out)" if excluded else ""),
+            ax.set_title(f"{env}, {sc.replace('_', ' ')}, batch {batch}"
+                         + (f"\n({excluded} without return left out)" if excluded else ""),
                          fontsize=10)
             ax.set_xlabel(axis_label(xc, xlog and bool(len(data))), fontsize=9)
             ax.set_ylabel(axis_label(yc, ylog and bool(len(data))), fontsize=9)

@@ -403,3 +403,39 @@ def test_seed_range_text_keeps_negative_returns_readable():
     assert seed_range_text(-120.0, -5.0) == "-120 to -5" and seed_range_text(-3.0, 40.0) == "-3 to 40"  # not "-120--5"
     assert seed_range_text(-120.0, -5.0, "\u2013") == "-120\u2013-5"  # the page's en dash reads apart from a sign
     assert seed_range_text(float("nan"), 1.0) == "n/a" and seed_range_text(None, 1.0, unknown="") == ""
+
+
+def test_png_front_log_axes_write_their_ticks_in_full_and_titles_name_the_batch(default_sweep, monkeypatch):
+    """The page writes a log axis's ticks in full (0.1, 1, 10, 1,000; reports.html.log_tick_axis) but the front
+    PNGs wrote matplotlib's 10^-1, 10^0, 10^1, and titled a panel 'inference b=1' where the page says 'batch 1'."""
+    import json as json_lib
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reports import figures
+    from reports.fronts import FRONT_SPECS as SPECS
+    from reports.returns import as_trained, return_table, with_seed_range
+
+    raw = pd.read_parquet(default_sweep / "points.parquet")
+    df = with_seed_range(as_trained(raw), return_table(raw, json_lib.loads((default_sweep / "sweep.json").read_text())["quality_table"]))
+    spec = next(s for s in SPECS if s.name == "energy_vs_latency")  # both axes log
+    seen = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
+    figures.front_png(df, spec, {}, default_sweep / "unused.png")
+    fig = seen["fig"]
+    fig.canvas.draw()
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert len(axes) == 4
+    for ax in axes:
+        assert re.search(r", (inference|train step), batch \d+", ax.get_title()) and " b=" not in ax.get_title()
+        for axis, lim in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            labels = [(t.get_loc(), t.label1.get_text()) for t in axis.get_major_ticks()
+                      if lim[0] <= t.get_loc() <= lim[1] and t.label1.get_text()]
+            assert len(labels) >= 2, ax.get_title()
+            for loc, text in labels:
+                assert "$" not in text and "^" not in text, text
+                assert float(text.replace(",", "")) == pytest.approx(loc), (loc, text)
+    plt.close(fig)
