@@ -209,7 +209,9 @@ def same_bits_heatmap_png(df: pd.DataFrame, col: str, title: str, out: Path, goo
         cb.set_ticks(ticks, labels=[fmt_ratio(10 ** (t if good_high else -t)) for t in ticks])
         cb.set_label(title.split(" (")[0], fontsize=8)
     # A blank cell is no point, not a ratio of 1: the design has no datatype of that width (or no such agent).
-    fig.suptitle(title + " (vs dense at the same bits, same design and scenario; white: not swept)", fontsize=11)
+    name, hint = title.split(" (", 1) if " (" in title else (title, "")
+    fig.suptitle(f"{name} vs dense at the same bits, same design and scenario ({hint.rstrip(')') + '; ' if hint else ''}"
+                 f"white: not swept)", fontsize=11)
     return _save(fig, out)
 
 

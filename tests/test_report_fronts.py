@@ -439,3 +439,24 @@ def test_png_front_log_axes_write_their_ticks_in_full_and_titles_name_the_batch(
                 assert "$" not in text and "^" not in text, text
                 assert float(text.replace(",", "")) == pytest.approx(loc), (loc, text)
     plt.close(fig)
+
+
+def test_same_bits_heatmap_title_reads_as_one_sentence(default_sweep, monkeypatch):
+    """The heatmap PNGs were titled 'Speedup (>1 is faster) (vs dense at the same bits, ...; white: not swept)'."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reports import figures
+
+    df = pd.read_parquet(default_sweep / "points.parquet")
+    for col, title, good_high in (("speedup_vs_dense", "Speedup (>1 is faster)", True),
+                                  ("energy_ratio_vs_dense", "Energy ratio (<1 saves energy)", False)):
+        seen = {}
+        monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
+        figures.same_bits_heatmap_png(df, col, title, default_sweep / "unused.png", good_high)
+        text = seen["fig"]._suptitle.get_text()
+        plt.close(seen["fig"])
+        assert text.count("(") == 1 and text.endswith("; white: not swept)"), text
+        assert text.startswith(title.split(" (")[0] + " vs dense at the same bits"), text
