@@ -460,3 +460,27 @@ def test_same_bits_heatmap_title_reads_as_one_sentence(default_sweep, monkeypatc
         plt.close(seen["fig"])
         assert text.count("(") == 1 and text.endswith("; white: not swept)"), text
         assert text.startswith(title.split(" (")[0] + " vs dense at the same bits"), text
+
+
+def test_page_front_tables_and_log_axes_read_as_units(default_sweep):
+    """The page's front tables were headed with the Parquet column names ('energy_pj' over '1.51 mJ',
+    'latency_s' over '15 us', 'fits_in_sram' over 'True'); summary.md's name them 'energy', 'latency',
+    'fits SRAM' (yes/no). A front's log axis where plotly picks its own ticks wrote '20k' beside 'uJ'."""
+    from tests.test_report_answer import _figures
+
+    page = (default_sweep / "report" / "index.html").read_text()
+    tables = re.findall(r"<table><caption>Front \(all designs\).*?</table>", page, re.S)
+    assert len(tables) == 4
+    for t in tables:
+        head = re.findall(r"<th>(.*?)</th>", t)
+        assert head[:11] == ["id", "design", "pattern", "bits", "method", "mask", "latency", "energy", "model size",
+                             "fits SRAM", "return"], head
+        rows = [re.findall(r"<td>(.*?)</td>", tr) for tr in re.findall(r"<tr><td>.*?</tr>", t)]
+        assert rows and all(r[9] in ("yes", "no") for r in rows)
+    fronts = [fig for fig in _figures(page) if any(t.get("name") == "front (all designs)" for t in fig["data"])]
+    assert fronts
+    for fig in fronts:
+        for k in ("xaxis", "yaxis"):
+            ax = fig["layout"][k]
+            if ax.get("type") == "log":
+                assert ax.get("exponentformat") == "none" and ax.get("separatethousands") is True, ax
