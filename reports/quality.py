@@ -357,7 +357,8 @@ def markdown(doc: dict[str, Any], caveats: Optional[dict[str, list[str]]] = None
             if r["published_fraction_of_dense"] is not None:
                 if r["published_source"] not in sources:
                     sources.append(r["published_source"])
-                pub = f"{r['published_fraction_of_dense']:g} [{sources.index(r['published_source']) + 1}]"
+                # Two decimals as every fraction of dense here (the paper's own figure: the footnote's source, the JSON).
+                pub = f"{r['published_fraction_of_dense']:.2f} [{sources.index(r['published_source']) + 1}]"
             cells = ([r["agent"], r["method"], _seeds_text(r), _steps_text(r), _trained_at(r)]
                      + [_ret_text(e) + (f" [{_spread_text(e)}]" if _spread_text(e) else "") for e in r["returns"]]
                      + [pub] + [_hw_text(h) for h in r["hardware"]]
@@ -398,7 +399,8 @@ def html_section(doc: dict[str, Any], anchor: str = "quality", caveats: Optional
                     spread = ""
                 cells.append(f"<td class=ret title=\"{esc(tip)}\">{esc(_ret_text(e))}{spread}</td>")
             if r["published_fraction_of_dense"] is not None:
-                cells.append(f"<td title=\"{esc(r['published_source'])}\"><u>{r['published_fraction_of_dense']:g}</u></td>")
+                cells.append(f"<td title=\"{esc(r['published_source'])}: {r['published_fraction_of_dense']:g} of dense\">"
+                             f"<u>{r['published_fraction_of_dense']:.2f}</u></td>")
             else:
                 cells.append('<td title="no published figure for this env and agent">-</td>')
             for h in r["hardware"]:

@@ -274,7 +274,7 @@ def test_table_in_index_html(sweep_dir):
     assert '<a href="#quality">RL quality vs hardware' in page and '<h2 id="quality">' in page
     table = page.split('<h2 id="quality">', 1)[1].split("</table>", 1)[0]
     assert f"<caption>{ENV}</caption>" in table
-    assert '<td title="Paper A, abstract"><u>1.01</u></td>' in table     # source as a tooltip
+    assert '<td title="Paper A, abstract: 1.01 of dense"><u>1.01</u></td>' in table     # source as a tooltip
     assert "<td>150 (0.75)" not in table and "150 (0.75)<br><small>140\u2013160</small></td>" in table
     assert quality.ONE_SHOT_REASON in table
 
@@ -398,3 +398,23 @@ def test_a_real_rlx2_export_gets_its_run_label(tmp_path):
                       "mask_source": ["trained"] * 2, "method": ["rlx2"] * 2, "agent": [info.agent, "rlx2 0.9/0.9"]})
     joined = join_quality(table, load_quality(tmp_path / "q.csv")).column("return_mean").to_pylist()
     assert joined[0] == pytest.approx(row["return_mean"]) and math.isnan(joined[1])
+
+
+def test_published_fractions_at_two_decimals_as_every_fraction_of_dense(default_sweep):
+    """The published column printed the CSV's figure as it came ('1.01' beside '0.998') next to cells whose
+    fractions of dense have two decimals ('(0.94)'); now two decimals too, the paper's own figure in the
+    tooltip and in quality_vs_hardware.json."""
+    import re
+
+    doc = json.loads((default_sweep / "report" / quality.FILENAME).read_text())
+    pubs = [r["published_fraction_of_dense"] for r in doc["rows"] if r["published_fraction_of_dense"] is not None]
+    assert any(round(p, 2) != p for p in pubs)  # a figure with three decimals in the bundled file (0.998)
+    md = (default_sweep / "report" / "summary.md").read_text()
+    section = md.split("## RL quality vs hardware", 1)[1].split("\n## ", 1)[0]
+    cells = re.findall(r"\| ([0-9.]+) \[\d+\] \|", section)
+    assert sorted(float(c) for c in cells) == sorted(round(p, 2) for p in pubs)
+    assert all(re.fullmatch(r"\d+\.\d\d", c) for c in cells), cells
+    page = (default_sweep / "report" / "index.html").read_text()
+    shown = re.findall(r'<td title="[^"]*: ([0-9.]+) of dense"><u>([0-9.]+)</u></td>', page)
+    assert sorted(float(a) for a, _ in shown) == sorted(pubs)
+    assert all(f"{float(a):.2f}" == b for a, b in shown)
