@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from reports import returns
-from reports.data import (agent_label, agent_order, design_order, design_title, fmt_bytes, fmt_energy, fmt_time,
+from reports.data import (agent_label, agent_order, design_order, design_title, fmt_bytes, fmt_energy, fmt_ratio, fmt_time,
                           is_gpu, one_row_per, seed_range_text, with_agent)
 from reports.quality import HW_BITS, hardware_scenario
 from reports.style import design_colors
@@ -73,12 +73,6 @@ def quantization_gain(df: pd.DataFrame) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------- formatting
-def _fmt_ratio(v: float) -> str:
-    if v != v:
-        return "\u2013"
-    return f"{v:.3g}" if v >= 0.01 else f"{v:.2g}"
-
-
 def ratio_color(v: float, good_high: bool) -> str:
     """Cell background: green better than dense, red worse, on a log scale saturating at 10x (white at 1)."""
     if v != v or v <= 0:
@@ -90,8 +84,8 @@ def ratio_color(v: float, good_high: bool) -> str:
 
 
 def _tip(r: dict[str, Any]) -> str:
-    parts = [f"{r['label']} at {r['bits']} bits on {r['design']}: speedup {_fmt_ratio(r['speedup_vs_dense'])}x, "
-             f"energy ratio {_fmt_ratio(r['energy_ratio_vs_dense'])} vs dense at {r['bits']} bits."]
+    parts = [f"{r['label']} at {r['bits']} bits on {r['design']}: speedup {fmt_ratio(r['speedup_vs_dense'])}x, "
+             f"energy ratio {fmt_ratio(r['energy_ratio_vs_dense'])} vs dense at {r['bits']} bits."]
     if r.get("gpu"):
         u = r.get("utilization", math.nan)
         parts.append(f"GPU: latency limited by {r['latency_limiter']} (the GEMMs use {small_pct(u)} of its tensor peak "
@@ -113,7 +107,7 @@ def _td(v: float, col: str, good_high: bool, r: dict[str, Any] | None) -> str:
         return '<td class="na" title="not run (no datatype of that width on this design)">\u2013</td>'
     mark = CLIFF_MARKS.get(r.get("sram", ""), "")
     return (f'<td style="background:{ratio_color(v, good_high)}" title="{html.escape(_tip(r))}" '
-            f'data-point="{r["point_id"]}" data-col="{col}" data-value="{v!r}">{_fmt_ratio(v)}'
+            f'data-point="{r["point_id"]}" data-col="{col}" data-value="{v!r}">{fmt_ratio(v)}'
             f'{f"<sup>{mark}</sup>" if mark else ""}</td>')
 
 
@@ -183,8 +177,8 @@ def accelerator_mapping_note(rows: list[dict]) -> str:
             per.setdefault(r["label"], {})[int(r["bits"])] = r
     same: dict[tuple, list[str]] = {}
     for label in some:
-        same.setdefault(tuple(sorted((b, r.get("macs_issued"), _fmt_ratio(r["speedup_vs_dense"]),
-                                      _fmt_ratio(r["energy_ratio_vs_dense"])) for b, r in per[label].items())),
+        same.setdefault(tuple(sorted((b, r.get("macs_issued"), fmt_ratio(r["speedup_vs_dense"]),
+                                      fmt_ratio(r["energy_ratio_vs_dense"])) for b, r in per[label].items())),
                         []).append(label)
     for labels in same.values():
         if len(labels) > 1:
@@ -207,7 +201,7 @@ def design_card(rows: list[dict], design: str, color: str, agents: list[tuple[st
     by = {(r["method"], r["agent"], int(r["bits"])): r for r in rows}
     head = ("<thead><tr><th rowspan=2 class=l>agent</th>"
             f"<th colspan={len(bits)}>speedup vs dense (x, higher is faster)</th>"
-            f"<th colspan={len(bits)}>energy / dense (lower saves)</th></tr><tr>"
+            f"<th colspan={len(bits)}>energy ratio vs dense (lower saves)</th></tr><tr>"
             + "".join(f"<th>{b} b</th>" for b in bits) * 2 + "</tr></thead>")
     body = []
     dense = _dense_per_bits(by, bits)
@@ -252,7 +246,7 @@ def extreme_notes(rows: list[dict]) -> list[dict]:
         by_agent: dict[str, list[str]] = {}
         for r in rs:
             by_agent.setdefault(r["label"], []).append(
-                f"{r['bits']} b {_fmt_ratio(r['speedup_vs_dense'])}x/{_fmt_ratio(r['energy_ratio_vs_dense'])}")
+                f"{r['bits']} b {fmt_ratio(r['speedup_vs_dense'])}x/{fmt_ratio(r['energy_ratio_vs_dense'])}")
         cause, _, numbers = worst["why"].partition(": ")
         out.append({"design": design, "cause": cause, "numbers": numbers,
                     "example": f"{worst['label']} @{worst['bits']} b" if len(rs) > 1 else "",
@@ -310,7 +304,7 @@ def quantization_card(q: list[dict], colors: dict[str, str], bits: list[int]) ->
                 v = r[col]
                 cells.append(f'<td style="background:{ratio_color(v, good)}" title="dense at {b} bits (point '
                              f'{r["point_id"]}) vs dense at {ref} bits (point {r["ref_point_id"]})" data-point="{r["point_id"]}" '
-                             f'data-col="quantization_{col}" data-value="{v!r}">{_fmt_ratio(v)}</td>')
+                             f'data-col="quantization_{col}" data-value="{v!r}">{fmt_ratio(v)}</td>')
         body.append(f'<tr><td class=l><span class="sw" style="background:{colors.get(design, "#777")}"></span>'
                     f'{html.escape(design)} ({ref} b)</td>{"".join(cells)}</tr>')
     return (f'<div class="card"><table class="ans quant"><caption>Quantization alone (no sparsity): dense at B bits vs '
@@ -438,10 +432,14 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
             sp, en = c["speedup_vs_dense"], c["energy_ratio_vs_dense"]
             tds.append(f'<td style="background:{ratio_color(sp, True)}" title="{html.escape(_tip(c))}" '
                        f'data-point="{c["point_id"]}" data-col="glance_speedup" data-value="{sp!r}">'
-                       f'<b>{_fmt_ratio(sp)}x</b> / {_fmt_ratio(en)}<br><span class=lim>{html.escape(limiter_word(c))}</span></td>')
+                       f'<b>{fmt_ratio(sp)}x</b> / {fmt_ratio(en)}<br><span class=lim>{html.escape(limiter_word(c))}</span></td>')
         body.append(f"<tr><td class=l>{html.escape(agent_label(method, agent))}</td>{ret_cell}{''.join(tds)}</tr>")
     return (f'<div class="card glance"><table class="ans glance" data-env="{html.escape(env)}"><caption>{html.escape(title)}'
-            f'</caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
+            f'<br><span class=unit>{GLANCE_KEY}</span></caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
+
+
+#: What a glance design cell holds, under the glance's title on the page (summary.md says it beside the title).
+GLANCE_KEY = "each design: speedup x / energy ratio, both vs dense on that design at the same bits; what limits it below"
 
 
 def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[tuple[str, str]]) -> str:
@@ -464,7 +462,7 @@ def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: li
             rtxt = f"{r['return_mean']:.0f}" + (f" [{seed_range_text(r['return_min'], r['return_max'])}]"
                                                if r["spread_kind"] else "")
         lines.append(f"| {agent_label(method, agent)} | {rtxt} | " + " | ".join(
-            "-" if c is None else f"{_fmt_ratio(c['speedup_vs_dense'])}x / {_fmt_ratio(c['energy_ratio_vs_dense'])} "
+            "-" if c is None else f"{fmt_ratio(c['speedup_vs_dense'])}x / {fmt_ratio(c['energy_ratio_vs_dense'])} "
             f"[{limiter_word(c)}]" for c in cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -600,10 +598,15 @@ INTRO = ("Hardware: speedup = dense latency / this latency, energy ratio = this 
          "(log scale, full at 10x). \u25c6: the weights fit the design's SRAM while dense's do not (SRAM cliff); "
          "\u25c7: they miss it while dense's fit. Return: evaluation return as a fraction of dense TD3 as trained, "
          "with the lowest and highest seed.")
-RETURN_HELP = ("<p>How to read the return table: each cell is the agent's mean evaluation return over its seeds, "
-               "divided by dense TD3's return as trained where the sweep has one (the caption says which); below it "
-               "the lowest and highest seed on the same scale. "
-               "'as trained' is the agent at its own training precision (what a train-step point pairs with); "
+RETURN_HELP = ("<p>How to read the return table: each cell is the agent's mean evaluation return over its seeds "
+               "divided by dense TD3's return as trained (at its own training precision), the figure the caption "
+               "gives as 1.00: the sweep's own point of dense there or, where the sweep has no point at that "
+               "precision, the quality table the sweep joined (the caption and a caveat then say so). Without a "
+               "dense TD3 return to divide by, a cell is the return itself and the caption says why. Below each "
+               "cell, the lowest and highest seed on the same scale (mean ± one standard deviation where the "
+               "seeds' returns are unknown; none for an agent of one seed). "
+               "'as trained' is the agent at its own training precision (what a train-step point pairs with; "
+               "from the quality table, like dense's, where the sweep has no point at that precision); "
                "the B-bit columns evaluate the same agent with its actor fake-quantized to B bits (what an "
                "inference point at B bits pairs with). Where two agents' ranges overlap, their difference is "
                "within seed noise.</p>")
@@ -661,13 +664,16 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
             out.append(f"Return as a fraction of dense TD3 as trained ({base:.0f}{', ' + src if src else ''}); {spread}\n"
                        if base == base else
                        f"Return (no fraction of dense: {returns.caption_reason(t)}); {spread}\n")
-            lines = ["| agent | trained at | " + " | ".join(f"eval {b} b" for b in bits) + " |",
-                     "|---|---:|" + "---:|" * len(bits)]
+            # An agent's return as trained taken from the quality table (no sweep point at its bits) gets its column.
+            rbits = sorted(set(bits) | {int(b) for b in t.bits}, reverse=True)
+            own_src = returns.own_source(t)
+            lines = ["| agent | trained at | " + " | ".join(f"eval {b} b" for b in rbits) + " |",
+                     "|---|---:|" + "---:|" * len(rbits)]
             for (method, agent), g in t.groupby(["method", "agent"], sort=False):
                 by = {int(r.bits): r for r in g.itertuples(index=False)}
                 own = int(g.trained_bits.iloc[0])
                 cells = []
-                for b in bits:
+                for b in rbits:
                     r = by.get(b)
                     if r is None:
                         cells.append("-")
@@ -680,7 +686,7 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
                     cells.append(f"**{txt}**" if b == own else txt)
                 out_label = agent_label(method, agent)
                 lines.append(f"| {out_label} | {own} | " + " | ".join(cells) + " |")
-            out.append("\n".join(lines) + "\n\n(bold: as trained)\n")
+            out.append("\n".join(lines) + f"\n\n(bold: as trained{'; eval ' + own_src.replace(':', ' b:', 1) if own_src else ''})\n")
         for (sc, batch), rows in sections.get(env, {}).items():
             out.append(f"\n#### {env}: {_section_title(sc, int(batch))}\n")
             for design, g in _by_design(rows):
@@ -696,7 +702,7 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
                     if all(c is None or c["pattern"] == "dense" for c in cells):
                         continue
                     lines.append(f"| {agent_label(method, agent)} | " + " | ".join(
-                        "-" if c is None else f"{_fmt_ratio(c['speedup_vs_dense'])}x / {_fmt_ratio(c['energy_ratio_vs_dense'])}"
+                        "-" if c is None else f"{fmt_ratio(c['speedup_vs_dense'])}x / {fmt_ratio(c['energy_ratio_vs_dense'])}"
                         + CLIFF_MARKS.get(c.get("sram", ""), "") for c in cells) + " |")
                 note = gpu_mapping_note(g) if gpu else accelerator_mapping_note(g)
                 out.append("\n".join(lines) + "\n" + (f"\n{note}\n" if note else ""))
@@ -706,7 +712,7 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
             for design, g in _by_design(q):
                 by = {int(r["bits"]): r for r in g}
                 lines.append(f"| {design} ({int(g[0]['ref_bits'])} b) | " + " | ".join(
-                    f"{_fmt_ratio(by[b]['speedup'])}x / {_fmt_ratio(by[b]['energy_ratio'])}" if b in by else "-"
+                    f"{fmt_ratio(by[b]['speedup'])}x / {fmt_ratio(by[b]['energy_ratio'])}" if b in by else "-"
                     for b in bits) + " |")
             out.append("\n".join(lines) + "\n")
             notes = extreme_notes(rows)

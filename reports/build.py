@@ -94,18 +94,19 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
     # Train-step points carry the return of the agent as trained (fronts, page and summary alike).
     raw = df  # returns as evaluated per bitwidth: the return and quality tables read these
     raw_missing = df.return_mean.isna().to_numpy()
-    df = returns.as_trained(df)
+    say("returns and seed spread")
+    ret = returns.return_table(raw, manifest.get("quality_table"))
+    df = returns.as_trained(df, ret)
     lost = int((df.return_mean.isna().to_numpy() & ~raw_missing).sum())
     if lost:
-        notes.append(f"{lost} train-step points have no return of their agent as trained (the sweep has no point "
-                     f"at the agent's own precision): they are left out of the return fronts too.")
+        notes.append(f"{lost} train-step points have no return of their agent as trained (neither the sweep nor the "
+                     f"quality table it joined has one at the agent's own precision): they are left out of the "
+                     f"return fronts too.")
     if manifest and not manifest.get("complete", True):
         notes.append("The sweep in this directory is not complete: run nmlab sweep again to finish it.")
     say("computing the Pareto fronts")
     fronts = compute_fronts(df)
     doc = fronts_document(fronts, notes=notes)
-    say("returns and seed spread")
-    ret = returns.return_table(raw, manifest.get("quality_table"))
     qdoc = quality.quality_document(raw, load_published(published), manifest.get("quality_table", "unknown"), ret)
     df = returns.with_seed_range(df, ret)  # the fronts' returns with their seed range (error bars, tables)
     shown_df, plot_note = plotted_subset(df)

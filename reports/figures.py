@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 
 from hwmodel.io import atomic_write  # noqa: E402
 from reports.data import (ENERGY_COMPONENTS, agent_label, component_label, axis_label, agent_order, design_order, design_title,  # noqa: E402
-                          fmt_energy, is_gpu, log_axis, one_row_per, shown, with_agent)
+                          fmt_energy, fmt_ratio, is_gpu, log_axis, one_row_per, shown, with_agent)
 from reports.fronts import FRONT_SPECS  # noqa: E402
 from reports.style import COMPONENT_COLORS, MPL_MARKERS, bit_size, design_colors, front_labels, pattern_symbol  # noqa: E402
 
@@ -59,6 +59,21 @@ def front_legend_groups(df: pd.DataFrame, designs: list[str]) -> list[tuple[str,
     return [("colour = design", des), ("shape = pattern; black line and rings = the front over all designs "
                                        "(on a return axis each ring's bar spans its agent's lowest to highest seed)", pats),
             ("size = bits", bits)]
+
+
+def _log_ticks_in_full(axis, values) -> None:
+    """A log axis's ticks as the page writes them (``reports.html.log_tick_axis``: 0.1, 1, 10, 100, 1,000, with 2
+    and 5 between over up to three decades), not matplotlib's 10^-1, 10^0; minor ticks unlabelled (they collide
+    on short decades)."""
+    from matplotlib.ticker import FixedLocator, FuncFormatter
+
+    from reports.html import log_tick_axis
+
+    ticks = log_tick_axis(values)
+    if ticks:
+        axis.set_major_locator(FixedLocator(ticks["tickvals"]))
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    axis.set_minor_formatter(NullFormatter())
 
 
 def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
@@ -110,12 +125,13 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
                                     ha="left" if left else "right", fontsize=7)
             if xlog and len(data):
                 ax.set_xscale("log")
-                ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short decades
+                _log_ticks_in_full(ax.xaxis, shown(xc, data[xc]))
             if ylog and len(data):
                 ax.set_yscale("log")
-                ax.yaxis.set_minor_formatter(NullFormatter())
+                _log_ticks_in_full(ax.yaxis, shown(yc, data[yc]))
             excluded = int((~ok).sum())
-            ax.set_title(f"{env}, {sc.replace('_', ' ')} b={batch}" + (f"\n({excluded} without return left out)" if excluded else ""),
+            ax.set_title(f"{env}, {sc.replace('_', ' ')}, batch {batch}"
+                         + (f"\n({excluded} without return left out)" if excluded else ""),
                          fontsize=10)
             ax.set_xlabel(axis_label(xc, xlog and bool(len(data))), fontsize=9)
             ax.set_ylabel(axis_label(yc, ylog and bool(len(data))), fontsize=9)
@@ -181,7 +197,7 @@ def same_bits_heatmap_png(df: pd.DataFrame, col: str, title: str, out: Path, goo
             for i in range(m.shape[0]):
                 for j in range(m.shape[1]):
                     if m[i, j] == m[i, j]:
-                        ax.text(j, i, f"{m[i, j]:.2g}", ha="center", va="center", fontsize=6)
+                        ax.text(j, i, fmt_ratio(m[i, j]), ha="center", va="center", fontsize=6)
         ax.set_xticks(range(len(xlabels)), [f"{d}\n{_cell_label(*s)}" for d, s in xlabels], fontsize=7, rotation=90)
         for tick, (d, _) in zip(ax.get_xticklabels(), xlabels):
             tick.set_color(colors[d])
@@ -190,10 +206,12 @@ def same_bits_heatmap_png(df: pd.DataFrame, col: str, title: str, out: Path, goo
     if im is not None:
         cb = fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, pad=0.01)
         ticks = [-1, -0.5, 0, 0.5, 1]
-        cb.set_ticks(ticks, labels=[f"{10 ** (t if good_high else -t):.2g}" for t in ticks])
+        cb.set_ticks(ticks, labels=[fmt_ratio(10 ** (t if good_high else -t)) for t in ticks])
         cb.set_label(title.split(" (")[0], fontsize=8)
     # A blank cell is no point, not a ratio of 1: the design has no datatype of that width (or no such agent).
-    fig.suptitle(title + " (vs dense at the same bits, same design and scenario; white: not swept)", fontsize=11)
+    name, hint = title.split(" (", 1) if " (" in title else (title, "")
+    fig.suptitle(f"{name} vs dense at the same bits, same design and scenario ({hint.rstrip(')') + '; ' if hint else ''}"
+                 f"white: not swept)", fontsize=11)
     return _save(fig, out)
 
 

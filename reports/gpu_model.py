@@ -27,7 +27,7 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from reports.data import gpu_rows
+from reports.data import fmt_ratio, gpu_rows
 from reports.html import Section, log_tick_axis
 
 ANCHOR = "gpu-model"
@@ -211,7 +211,7 @@ def speedup_figure(c: GpuCheck) -> dict[str, Any]:
         name = f"{short} ({_pct(err)})" if err is not None else short
         data.append({"type": "scatter", "mode": "lines", "name": name, "legendgroup": dtype,
                      "x": sizes.tolist(), "y": curve.round(4).tolist(), "line": {"color": color, "width": 1.5},
-                     "hovertemplate": f"{short} model: %{{x}}^3, %{{y:.3f}}x<extra></extra>"})
+                     "hovertemplate": f"{short} model: %{{x}}^3, %{{y:.3g}}x<extra></extra>"})
         sq = np.flatnonzero((m.dtype == dtype) & (m.m == m.k) & (m.k == m.n))
         sq = sq[np.argsort(m.m[sq], kind="stable")]
         held = c.held_out[sq]
@@ -220,8 +220,8 @@ def speedup_figure(c: GpuCheck) -> dict[str, Any]:
                      "x": m.m[sq].astype(int).tolist(), "y": (m.dense_us[sq] / m.sparse_us[sq]).round(4).tolist(),
                      "marker": {"color": [color if x else "white" for x in held], "size": 6,
                                 "line": {"color": color, "width": 1.5}},
-                     "text": [f"{short} {int(s)}^3 measured {v:.3f}x ({'held out' if x else 'calibration shape'}), "
-                              f"model {p:.3f}x" for s, v, x, p in zip(m.m[sq], m.dense_us[sq] / m.sparse_us[sq], held,
+                     "text": [f"{short} {int(s)}^3 measured {fmt_ratio(v)}x ({'held out' if x else 'calibration shape'}), "
+                              f"model {fmt_ratio(p)}x" for s, v, x, p in zip(m.m[sq], m.dense_us[sq] / m.sparse_us[sq], held,
                                                                        c.dense_us[sq] / c.sparse_us[sq])],
                      "hoverinfo": "text"})
     # legend keys for the dots (colour = dtype as its line): filled = held-out shape, hollow = calibration shape

@@ -124,9 +124,9 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
     title = spec.title + (f"  ({excluded} points without return left out)" if excluded else "")
     layout = {"title": {"text": title, "font": {"size": 14}}, "height": 440, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
               "xaxis": {"title": {"text": axis_label(xc, log_axis(xc))},
-                        "type": "log" if log_axis(xc) else "linear", **(log_tick_axis(x[ok]) if log_axis(xc) else {})},
+                        "type": "log" if log_axis(xc) else "linear", **(_log_format(x[ok]) if log_axis(xc) else {})},
               "yaxis": {"title": {"text": axis_label(yc, log_axis(yc))},
-                        "type": "log" if log_axis(yc) else "linear", **(log_tick_axis(y[ok]) if log_axis(yc) else {})}}
+                        "type": "log" if log_axis(yc) else "linear", **(_log_format(y[ok]) if log_axis(yc) else {})}}
     return {"data": data, "layout": layout}
 
 
@@ -314,6 +314,12 @@ def log_ticks(lo: float, hi: float) -> tuple[list[float], list[str]]:
     return vals, [f"{v:,.0f}" if v >= 1 else f"{v:g}" for v in vals]
 
 
+def _log_format(values) -> dict[str, Any]:
+    """A front's log axis: :func:`log_tick_axis`'s ticks, and where plotly picks its own (under a decade) numbers
+    written in full with thousands separators, "20,000" not "20k" (beside a unit, "20k uJ" read as kilo-uJ)."""
+    return {"exponentformat": "none", "separatethousands": True, **log_tick_axis(values)}
+
+
 def log_tick_axis(values) -> dict[str, Any]:
     """``tickvals``/``ticktext`` of a log axis over ``values`` (finite, positive ones; NaN and None skipped) by
     :func:`log_ticks`, for a layout's axis: plotly's own labels between decades are bare digits ("10  2  5  100"
@@ -333,6 +339,9 @@ def log_tick_axis(values) -> dict[str, Any]:
 
 FRONT_TABLE_COLUMNS = ("point_id", "design", "pattern", "bits", "method", "mask_source", "latency_s", "energy_pj",
                        "model_bytes", "fits_in_sram", "return_mean")
+#: The front table's headers, as summary.md's front tables name the columns (the cells carry units: "15 us").
+FRONT_TABLE_HEADERS = {"point_id": "id", "mask_source": "mask", "latency_s": "latency", "energy_pj": "energy",
+                       "model_bytes": "model size", "fits_in_sram": "fits SRAM", "return_mean": "return"}
 
 
 def front_table(rows: pd.DataFrame, ids: list[str], caption: str) -> str:
@@ -343,7 +352,9 @@ def front_table(rows: pd.DataFrame, ids: list[str], caption: str) -> str:
     fmt = front_formats(f)
     cols = [c for c in FRONT_TABLE_COLUMNS if c in f.columns]
     seeds = {"return_min", "return_max"} <= set(f.columns) and f.return_min.notna().any()
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols) + ("<th>return seed range</th>" if seeds else "")
+    head = ("".join(f"<th>{html.escape(FRONT_TABLE_HEADERS.get(c, c))}</th>" for c in cols)
+            + ("<th>return seed range</th>" if seeds else ""))
+    fmt = {"fits_in_sram": lambda v: "n/a" if v is None or v != v else ("yes" if v else "no"), **fmt}
     body = "".join(
         "<tr>" + "".join(f"<td>{html.escape(str(fmt.get(c, str)(r[c])))}</td>" for c in cols)
         + (f"<td>{html.escape(seed_range_text(r.return_min, r.return_max, chr(0x2013)))}</td>" if seeds else "")

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, Optional
 
 import pandas as pd
 
-from reports.data import design_order, pattern_order, seed_range_text
+from reports.data import design_order, fmt_ratio, pattern_order, seed_range_text
 from hwmodel.agents import label_fractions, normalize_label, one_shot_label
 from hwmodel.limits import is_file
 
@@ -172,6 +172,9 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
                          "energy_ratio_vs_dense") if c in df.columns]]
     scenario, batch = hardware_scenario(df)
     spreads = _spreads(spread)
+    # Returns as trained the sweep has no point of, taken from the quality table (reports.returns.return_table).
+    taken = ({(r.env, r.method, r.agent, int(r.bits)): r for r in spread.itertuples(index=False) if r.from_quality_table}
+             if spread is not None and len(spread) and "from_quality_table" in spread.columns else {})
     designs = design_order(df.design.unique())
     has_hw = "speedup_vs_dense" in df.columns
     rows_out: list[dict[str, Any]] = []
@@ -196,7 +199,13 @@ def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[fl
                                          "fraction_of_dense": None, "dense_return_mean": None, "missing": None,
                                          "fraction_missing": None, "return_min": None, "return_max": None,
                                          "spread": None}
-                if not (g.bits == bits).any():
+                q = taken.get((env, key.method, key.agent, bits)) if which == "own" and trained else None
+                if q is not None:
+                    entry["return_mean"] = float(q.return_mean)
+                    entry["seeds"] = int(q.n_seeds) if q.n_seeds else None
+                    entry.update(fraction_of_dense(entry["return_mean"], dense_ref))
+                    entry.update(spreads.get((env, key.method, key.agent, bits), {}))
+                elif not (g.bits == bits).any():
                     entry["missing"] = f"not swept at {bits} bits"
                 elif not trained:
                     entry["missing"] = ONE_SHOT_REASON
@@ -281,7 +290,7 @@ def _spread_text(e: dict[str, Any], dash: str = "-") -> str:
 def _hw_text(h: dict[str, Any]) -> str:
     if h["speedup_vs_dense"] is None:
         return "-"
-    return f"{h['speedup_vs_dense']:.3g}x / {h['energy_ratio_vs_dense']:.3g}"
+    return f"{fmt_ratio(h['speedup_vs_dense'])}x / {fmt_ratio(h['energy_ratio_vs_dense'])}"
 
 
 def _seeds_text(row: dict[str, Any]) -> str:
@@ -348,7 +357,8 @@ def markdown(doc: dict[str, Any], caveats: Optional[dict[str, list[str]]] = None
             if r["published_fraction_of_dense"] is not None:
                 if r["published_source"] not in sources:
                     sources.append(r["published_source"])
-                pub = f"{r['published_fraction_of_dense']:g} [{sources.index(r['published_source']) + 1}]"
+                # Two decimals as every fraction of dense here (the paper's own figure: the footnote's source, the JSON).
+                pub = f"{r['published_fraction_of_dense']:.2f} [{sources.index(r['published_source']) + 1}]"
             cells = ([r["agent"], r["method"], _seeds_text(r), _steps_text(r), _trained_at(r)]
                      + [_ret_text(e) + (f" [{_spread_text(e)}]" if _spread_text(e) else "") for e in r["returns"]]
                      + [pub] + [_hw_text(h) for h in r["hardware"]]
@@ -389,7 +399,8 @@ def html_section(doc: dict[str, Any], anchor: str = "quality", caveats: Optional
                     spread = ""
                 cells.append(f"<td class=ret title=\"{esc(tip)}\">{esc(_ret_text(e))}{spread}</td>")
             if r["published_fraction_of_dense"] is not None:
-                cells.append(f"<td title=\"{esc(r['published_source'])}\"><u>{r['published_fraction_of_dense']:g}</u></td>")
+                cells.append(f"<td title=\"{esc(r['published_source'])}: {r['published_fraction_of_dense']:g} of dense\">"
+                             f"<u>{r['published_fraction_of_dense']:.2f}</u></td>")
             else:
                 cells.append('<td title="no published figure for this env and agent">-</td>')
             for h in r["hardware"]:

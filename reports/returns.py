@@ -62,6 +62,53 @@ def seed_values(df: pd.DataFrame, quality_path: Optional[str | Path]) -> dict[tu
     return out
 
 
+def _own_from_quality(by: dict[tuple, dict[str, Any]], own_bits: dict[tuple, int],
+                      quality_path: Optional[str | Path]) -> dict[tuple, dict[str, Any]]:
+    """(env, method, agent, own bits) -> the sweep row an agent would have had at its own training precision,
+    for the trained agents the sweep has a return of but no point at that precision (a GPU-only sweep runs 16
+    and 8 bits; ``bits: [8]``): the quality table's rows there, joined as the sweep joins them
+    (``sweeps.derived.join_quality``: same env, pattern, bits, method, fractions; seeds averaged). Only while the
+    table still gives the sweep's returns of that agent at every bitwidth it has (1e-9 relative): a table changed
+    since the sweep gives none, as for dense's reference (``reports.quality.dense_reference``)."""
+    if not isinstance(quality_path, (str, Path)) or not is_file(quality_path):
+        return {}
+    import pyarrow as pa
+
+    from reports.quality import _quality_groups
+    from sweeps.derived import join_quality
+
+    try:
+        st = Path(quality_path).stat()
+        groups = _quality_groups(str(quality_path), st.st_mtime_ns, st.st_size)
+    except Exception:  # a damaged or changed quality file: none, as for dense's reference
+        return {}
+    agents: dict[tuple, list[dict[str, Any]]] = {}
+    for (env, method, agent, _), r in by.items():
+        agents.setdefault((env, method, agent), []).append(r)
+    want, keys = [], []
+    for (env, method, agent), recs in agents.items():
+        own = own_bits.get((env, method, agent), 32)
+        if (env, method, agent, own) in by:
+            continue
+        # The agent at its own bits, then at every bitwidth the sweep has: the check that the table is the sweep's.
+        for b in [own, *(int(r["bits"]) for r in recs)]:
+            want.append({"env": env, "pattern": recs[0]["pattern"], "bits": b, "mask_source": "trained",
+                         "method": method, "agent": agent})
+            keys.append((env, method, agent, own))
+    if not want:
+        return {}
+    joined = join_quality(pa.Table.from_pylist(want), groups).to_pylist()
+    out: dict[tuple, dict[str, Any]] = {}
+    for key in dict.fromkeys(keys):
+        rows = [j for j, k in zip(joined, keys) if k == key]
+        at_own, rest = rows[0], rows[1:]
+        swept = [by[(*key[:3], int(j["bits"]))]["return_mean"] for j in rest]
+        if at_own["return_mean"] == at_own["return_mean"] and all(
+                math.isclose(j["return_mean"], float(m), rel_tol=1e-9, abs_tol=1e-9) for j, m in zip(rest, swept)):
+            out[key] = {**at_own, "workload_bits": key[3]}
+    return out
+
+
 def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.DataFrame:
     """One row per (env, agent, evaluated bits) with a return: mean, seeds, spread and fractions of dense.
 
@@ -85,6 +132,10 @@ def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.Dat
     if "workload_bits" in df.columns:
         for (env, method, agent), wb in df.groupby(["env", "method", "agent"]).workload_bits.max().items():
             own_bits[(env, method, agent)] = int(wb) if wb == wb else 32
+    # An agent as trained is a fact of its RL runs: without a sweep point at its own precision, the quality table's.
+    from_quality = _own_from_quality(by, own_bits, quality_path)
+    by.update(from_quality)
+    seeds.update(seed_values(pd.DataFrame(list(from_quality.values())), quality_path) if from_quality else {})
     out: list[dict[str, Any]] = []
     for env in sorted(df.env.unique()):
         env_rows = df[df.env == env]
@@ -126,6 +177,8 @@ def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.Dat
                     "return_std": std, "dense_return": base, "fraction": mean / base, "fraction_min": lo / base,
                     "fraction_max": hi / base, "spread_kind": kind, "dense_missing": dense_missing,
                     "dense_source": ref.source if ref is not None else "",
+                    "from_quality_table": (env, method, agent, int(bits)) in from_quality,
+                    "quality_table": str(quality_path) if isinstance(quality_path, (str, Path)) else "",
                 })
     return pd.DataFrame(out)
 
@@ -143,9 +196,16 @@ def caveats(table: pd.DataFrame) -> dict[str, list[str]]:
         notes = []
         base = float(t.dense_return.iloc[0])
         pub = PUBLISHED_DENSE_RETURN.get(env)
+        # Returns as trained the sweep has no point of (its bits: a GPU-only sweep runs 16 and 8), from the quality table.
+        taken = t[t.from_quality_table.astype(bool) & (t.bits == t.trained_bits)] if "from_quality_table" in t else t.iloc[:0]
+        others = [lb for lb, a in zip(taken.label, taken.agent) if a != "dense"]
         if base == base and reference_source(t):
             notes.append(f"dense TD3's return as trained ({base:.0f}), which every fraction of dense here divides by, "
-                         f"is {reference_source(t)}.")
+                         f"is {reference_source(t)}" + (f"; so are the returns as trained of {', '.join(others)}, "
+                                                        f"which the train-step points carry." if others else "."))
+        elif others:
+            notes.append(f"the returns as trained of {', '.join(others)}, which the train-step points carry, are "
+                         f"{own_source(t).split(': ', 1)[1]}.")
         if base != base:
             notes.append(f"{caption_reason(t)}: no fraction of dense can be given; the returns are shown as they are.")
         elif pub is None:
@@ -221,10 +281,13 @@ def html_cards(table: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
         foot = (f"<p class=small>Pruned one-shot, never trained, so never evaluated: {html.escape(', '.join(one_shot))}.</p>"
                 if one_shot else "")
         base = t.dense_return.iloc[0]
-        src = reference_source(t)
-        what = (f"Return as a fraction of dense TD3 as trained ({base:.0f} = 1.00{html.escape(', ' + src) if src else ''})"
-                if base == base
+        src, own_src = reference_source(t), own_source(t)
+        what = (f"Return as a fraction of dense TD3 as trained ({base:.0f} = 1.00"
+                f"{html.escape(', ' + src) if src and not own_src else ''})" if base == base
                 else f"Return (no fraction of dense: {html.escape(caption_reason(t))})")
+        if own_src:  # dense's reference among them when it is the quality table's: one sentence for both
+            b, tail = own_src.split(": ", 1)
+            what += f"; 'as trained' ({b} bits{', dense TD3 included' if src else ''}) {html.escape(tail)}"
         what += f"; below each: {spread_txt}" if kinds else f"; {spread_txt}"
         out[str(env)] = (
             f'<div class="card"><table class="ans ret"><caption>{what}</caption><thead><tr><th rowspan=2 class=l>agent</th>'
@@ -238,6 +301,18 @@ def reference_source(t: pd.DataFrame) -> str:
     """Where an env's dense TD3 return as trained was taken from when it is no point of the sweep ("" when it is
     one; its rows share it)."""
     return str(t.dense_source.iloc[0]) if "dense_source" in t.columns and len(t) else ""
+
+
+def own_source(t: pd.DataFrame) -> str:
+    """Where an env's returns as trained were taken from when the sweep has no point at those agents' own
+    precision ("" when every one is the sweep's own), after the bits: e.g. "32: taken from the quality table
+    quality.csv, which the sweep joined; the sweep has no 32-bit point"."""
+    if "from_quality_table" not in t.columns or not t.from_quality_table.any():
+        return ""
+    bits = sorted({int(b) for b in t[t.from_quality_table.astype(bool)].bits}, reverse=True)
+    b = ", ".join(map(str, bits))
+    name = f" {Path(str(t.quality_table.iloc[0])).name}" if "quality_table" in t.columns and t.quality_table.iloc[0] else ""
+    return f"{b}: taken from the quality table{name}, which the sweep joined; the sweep has no {b}-bit point"
 
 
 def caption_reason(t: pd.DataFrame) -> str:
@@ -262,17 +337,22 @@ def with_seed_range(df: pd.DataFrame, table: pd.DataFrame) -> pd.DataFrame:
                      return_max=np.where(shown, m.return_max.to_numpy(dtype=float), nan))
 
 
-def as_trained(df: pd.DataFrame) -> pd.DataFrame:
+def as_trained(df: pd.DataFrame, table: Optional[pd.DataFrame] = None) -> pd.DataFrame:
     """``df`` with the return a train-step point stands for: the agent **as trained** (its return at its own
     training precision, ``workload_bits``, 32 when absent), not the return of its actor fake-quantized to the
     point's bits: no agent was trained at those bits. Inference rows keep their own return (evaluated at
     the point's bits). Adds ``return_eval_bits`` (the bits the shown return was evaluated at) and
-    ``return_trained_bits``. A train-step row whose agent has no return at its own bits gets NaN."""
+    ``return_trained_bits``. Where the sweep has no point at an agent's own bits, the return as trained is
+    :func:`return_table`'s (``table``) taken from the quality table the sweep joined (a GPU-only sweep runs 16
+    and 8 bits only). A train-step row whose agent has neither gets NaN."""
     df = with_agent(df)
     own = (df["workload_bits"].fillna(32).astype(int) if "workload_bits" in df.columns
            else pd.Series(32, index=df.index))
     key = ["env", "method", "agent"]
     at_own = df[df.bits.astype(int) == own][[*key, "return_mean"]].dropna().drop_duplicates(key)
+    if table is not None and len(table) and "from_quality_table" in table.columns:
+        quality = table[table.from_quality_table.astype(bool) & (table.bits == table.trained_bits)]
+        at_own = pd.concat([at_own, quality[[*key, "return_mean"]]]).drop_duplicates(key)
     merged = df[key].merge(at_own.rename(columns={"return_mean": "_own_return"}), on=key, how="left")
     train = (df.scenario == "train_step").to_numpy()
     out = df.copy()

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from reports.data import design_order, front_formats, pattern_order, section_key, seed_range_text
+from reports.data import design_order, fmt_ratio, front_formats, pattern_order, section_key, seed_range_text
 from reports.fronts import FRONT_SPECS
 
 
@@ -59,10 +59,16 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], pngs: list[Path], not
         if len(sparse):
             best = sparse.loc[sparse.speedup_vs_dense.idxmax()]
             low = sparse.loc[sparse.energy_ratio_vs_dense.idxmin()]
-            out.append(f"Largest speedup vs dense at the same bits: {best.speedup_vs_dense:.3g}x "
-                       f"({best.agent if 'agent' in best else best.pattern} at {best.bits} bits on {best.design}); "
-                       f"lowest energy ratio: {low.energy_ratio_vs_dense:.3g} "
-                       f"({low.agent if 'agent' in low else low.pattern} at {low.bits} bits on {low.design}).\n")
+            def who(r) -> str:
+                return f"{r.agent if 'agent' in r else r.pattern} at {r.bits} bits on {r.design}"
+
+            # A best that is no gain (a tie at 1.00x among agents that run dense) names no winner.
+            sp, en = fmt_ratio(best.speedup_vs_dense), fmt_ratio(low.energy_ratio_vs_dense)
+            faster = (f"largest speedup vs dense at the same bits: {sp}x ({who(best)})" if best.speedup_vs_dense > 1
+                      and sp != "1.00" else f"no sparse point is faster than dense at the same bits (at best {sp}x)")
+            saves = (f"lowest energy ratio: {en} ({who(low)})" if low.energy_ratio_vs_dense < 1 and en != "1.00"
+                     else f"none uses less energy than dense (at best {en})")
+            out.append(f"{faster[0].upper() + faster[1:]}; {saves}.\n")
         for spec in FRONT_SPECS:
             f = by.get((spec.name, env, sc, int(batch)))
             if f is None:

@@ -23,7 +23,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from reports.data import ENERGY_COMPONENTS, GPU_COMPONENT_NAMES, fmt_bytes, gpu_rows
+from reports.data import ENERGY_COMPONENTS, GPU_COMPONENT_NAMES, fmt_bytes, fmt_ratio, gpu_rows
 
 #: Same-bits ratios outside these bounds get a one-line explanation on the page.
 SPEEDUP_EXTREME = (0.9, 4.0)
@@ -264,14 +264,14 @@ def _gpu_why_line(r: dict, d: dict, lim: dict, fixed: Optional[FixedTimes] = Non
     u = lim["utilization"]
     skipped = skipped_share(r.get("macs_issued"), r.get("macs_dense"))
     gain = (f"; the layers that run 2:4 skip {small_pct(skipped)} of dense's MACs but not that fixed time "
-            f"({sp:.3g}x dense's speed)" if sparse and skipped == skipped else "")
+            f"({fmt_ratio(sp)}x dense's speed)" if sparse and skipped == skipped else "")
     slower = bool(gain) and sp < 1 - NO_GAIN
     if slower and isinstance(fixed, str):
         gain = gain[:-1] + f"; {fixed})"
     elif slower and fixed and fixed[1] > fixed[0]:  # why slower, not only why no faster
         gain = (f"; the layers that run 2:4 skip {small_pct(skipped)} of dense's MACs, but a 2:4 kernel's fixed time "
                 f"(cuSPARSELt, {fixed[1]:.3g} us) is longer than a dense one's (cuBLASLt, {fixed[0]:.3g} us; "
-                f"{fixed[2]}), so 2:4 runs at {sp:.3g}x dense's speed")
+                f"{fixed[2]}), so 2:4 runs at {fmt_ratio(sp)}x dense's speed")
     if u == u and u < FIXED_COST_UTILIZATION:
         lk = lim["leakage_share"]
         energy = (f"; {_pct(lk)} of the energy is the board's assumed floor power x time, so energy follows latency"
@@ -280,7 +280,7 @@ def _gpu_why_line(r: dict, d: dict, lim: dict, fixed: Optional[FixedTimes] = Non
                 f"each call costs its fixed time (issue floor, kernel start and end), not its MACs{gain}{energy}")
     if u == u:
         return (f"throughput-bound: the GEMMs use {_pct(u)} of the GPU's tensor peak or memory bandwidth"
-                + (f"; 2:4 gives {sp:.3g}x" if sparse else ""))
+                + (f"; 2:4 gives {fmt_ratio(sp)}x" if sparse else ""))
     return ""
 
 

@@ -785,3 +785,94 @@ def test_a_gpu_only_sweep_gives_fractions_of_dense_as_trained(tmp_path):
     glance = md.split("**Hopper-v5 at a glance", 1)[1].split("\n\n", 2)[1]
     assert f"| 2:4 (rnm-td3) | {r.return_mean / np.mean(dense):.2f} [" in glance
     assert f"Return as a fraction of dense TD3 as trained ({np.mean(dense):.0f}, taken from the quality table" in md
+
+
+def _sig_digits(text: str) -> int:
+    """Significant digits a ratio is written with ("0.610" 3, "0.61" 2, "1x" 1, "0.00460" 3)."""
+    return len(text.replace(",", "").replace(".", "").lstrip("0"))
+
+
+def test_ratios_are_written_at_one_precision_on_the_page_and_in_the_summary(sweep, page):
+    from reports.data import fmt_ratio
+
+    # The page printed '0.61' beside '0.566' and '1x / 1' beside '1.99x / 0.61': every ratio now has three
+    # significant digits, trailing zeros kept, from one helper.
+    assert [fmt_ratio(v) for v in (0.61, 1, 18.1, 0.0046, 1234.5, math.nan)] == [
+        "0.610", "1.00", "18.1", "0.00460", "1,234", "\u2013"]
+    shown = re.findall(r'data-col="(?:speedup_vs_dense|energy_ratio_vs_dense|quantization_[a-z_]+)" '
+                       r'data-value="([^"]+)">([^<]+)', page)
+    assert shown
+    for value, text in shown:
+        assert text == fmt_ratio(float(value)) and _sig_digits(text) == 3, (value, text)
+    md = (sweep / "report" / "summary.md").read_text()
+    pairs = re.findall(r"\| ([0-9.,]+)x / ([0-9.,]+)", md)
+    assert len(pairs) > 100
+    for sp, en in pairs:
+        assert _sig_digits(sp) == 3 and _sig_digits(en) == 3, (sp, en)
+    glance = re.findall(r"<b>([0-9.,]+)x</b> / ([0-9.,]+)<br>", page)
+    assert glance and all(_sig_digits(a) == 3 and _sig_digits(b) == 3 for a, b in glance), glance
+
+
+def test_a_gpu_only_sweep_gives_train_steps_the_return_as_trained_from_the_quality_table(tmp_path):
+    """A GPU-only sweep has no 32-bit point, so its train-step points (which carry the agent as trained) had no
+    return at all: left out of every return front, and the return table's 'as trained' column empty, where the
+    accelerator report has them. The agent as trained is the quality table's 32-bit rows, seeds averaged as the
+    sweep joins them: the same returns and seed range as a sweep with 32 bits."""
+    import yaml
+
+    from reports.data import seed_range_text
+    from sweeps import api
+
+    outs = {}
+    for name, designs, gpus, bits in (("gpu", "none", ["h100_sxm"], [16, 8]), ("acc", ["scalesim_default_ws"], "none", [32, 8])):
+        cfg = tmp_path / f"{name}.yaml"
+        cfg.write_text(yaml.safe_dump({"designs": designs, "gpus": gpus, "bits": bits, "patterns": ["dense", "2:4"],
+                                       "scenarios": [{"scenario": "train_step", "batch": 256}]}))
+        outs[name] = tmp_path / name
+        api.run(str(cfg), outs[name], workers=1, progress=False)
+        build_report(outs[name])
+    fronts = {k: json.loads((o / "report" / "fronts.json").read_text()) for k, o in outs.items()}
+    assert not any("have no return of their agent as trained" in n for n in fronts["gpu"]["notes"])
+    rv = [f for f in fronts["gpu"]["fronts"] if f["name"] == "return_vs_energy"]
+    assert rv and all(f["excluded_missing"] == 0 for f in rv)
+    gpu = pd.read_parquet(outs["gpu"] / "points.parquet")
+    acc = pd.read_parquet(outs["acc"] / "points.parquet")
+    assert sorted(gpu.bits.unique()) == [8, 16]
+    want = returns.return_table(acc, json.loads((outs["acc"] / "sweep.json").read_text())["quality_table"])
+    got = returns.return_table(gpu, json.loads((outs["gpu"] / "sweep.json").read_text())["quality_table"])
+    key = ["env", "agent", "bits"]
+    w32, g32 = (t[t.bits == 32].set_index(key).sort_index() for t in (want, got))
+    assert len(w32) == 4 and list(g32.index) == list(w32.index)  # dense and 2:4, both envs
+    for col in ("return_mean", "return_min", "return_max", "fraction", "n_seeds"):
+        assert np.allclose(g32[col].to_numpy(float), w32[col].to_numpy(float)), col
+    assert g32.from_quality_table.all() and not w32.from_quality_table.any()
+    # The train-step rows of the fronts carry them, with their seed range; the page's 'as trained' column too.
+    md = (outs["gpu"] / "report" / "summary.md").read_text()
+    r = g32.loc[("Hopper-v5", "2:4", 32)]
+    assert f"{r.return_mean:.0f} [{seed_range_text(r.return_min, r.return_max)}]" in md
+    assert "eval 32 b: taken from the quality table" in md
+    page = (outs["gpu"] / "report" / "index.html").read_text()
+    card = page.split("Return as a fraction of dense TD3 as trained", 2)[2].split("</table>", 1)[0]
+    assert f'class="own" title="2:4 (rnm-td3), trained at 32 bits' in card and f'data-value="{float(r.fraction)!r}">' in card
+
+
+def test_return_help_says_what_each_return_cell_divides_by(page):
+    """The help under the return table said the cells divide by dense's return as trained 'where the sweep has
+    one (the caption says which)': since a sweep without that point takes it from the quality table, and
+    without either a cell is the return itself, the help names each case the table can show, and the spread's
+    fallbacks (std where the seeds are unknown, none for one seed), as returns.html_cards writes them."""
+    help_text = re.search(r"<p>How to read the return table: (.*?)</p>", page).group(1)
+    assert "where the sweep has one" not in help_text
+    for case in ("the sweep's own point of dense", "the quality table the sweep joined", "the return itself",
+                 "mean \u00b1 one standard deviation", "none for an agent of one seed"):
+        assert case in help_text, case
+
+
+def test_glance_and_same_bits_tables_say_what_their_numbers_are(page):
+    """The glance's design cells ('1.99x / 0.610') were explained only in the help paragraph under both envs'
+    tables, and the same-bits tables headed the energy ratio 'energy / dense' where the glance, help and
+    summary.md say 'energy ratio'."""
+    captions = re.findall(r'<table class="ans glance"[^>]*><caption>(.*?)</caption>', page)
+    assert len(captions) == 2 and all(answer.GLANCE_KEY in c for c in captions)
+    assert "speedup x / energy ratio" in answer.GLANCE_KEY
+    assert "energy / dense (lower saves)" not in page and "energy ratio vs dense (lower saves)</th>" in page

@@ -410,3 +410,84 @@ def test_seed_range_text_keeps_negative_returns_readable():
     assert seed_range_text(-120.0, -5.0) == "-120 to -5" and seed_range_text(-3.0, 40.0) == "-3 to 40"  # not "-120--5"
     assert seed_range_text(-120.0, -5.0, "\u2013") == "-120\u2013-5"  # the page's en dash reads apart from a sign
     assert seed_range_text(float("nan"), 1.0) == "n/a" and seed_range_text(None, 1.0, unknown="") == ""
+
+
+def test_png_front_log_axes_write_their_ticks_in_full_and_titles_name_the_batch(default_sweep, monkeypatch):
+    """The page writes a log axis's ticks in full (0.1, 1, 10, 1,000; reports.html.log_tick_axis) but the front
+    PNGs wrote matplotlib's 10^-1, 10^0, 10^1, and titled a panel 'inference b=1' where the page says 'batch 1'."""
+    import json as json_lib
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reports import figures
+    from reports.fronts import FRONT_SPECS as SPECS
+    from reports.returns import as_trained, return_table, with_seed_range
+
+    raw = pd.read_parquet(default_sweep / "points.parquet")
+    df = with_seed_range(as_trained(raw), return_table(raw, json_lib.loads((default_sweep / "sweep.json").read_text())["quality_table"]))
+    spec = next(s for s in SPECS if s.name == "energy_vs_latency")  # both axes log
+    seen = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
+    figures.front_png(df, spec, {}, default_sweep / "unused.png")
+    fig = seen["fig"]
+    fig.canvas.draw()
+    axes = [ax for ax in fig.axes if ax.get_title()]
+    assert len(axes) == 4
+    for ax in axes:
+        assert re.search(r", (inference|train step), batch \d+", ax.get_title()) and " b=" not in ax.get_title()
+        for axis, lim in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+            labels = [(t.get_loc(), t.label1.get_text()) for t in axis.get_major_ticks()
+                      if lim[0] <= t.get_loc() <= lim[1] and t.label1.get_text()]
+            assert len(labels) >= 2, ax.get_title()
+            for loc, text in labels:
+                assert "$" not in text and "^" not in text, text
+                assert float(text.replace(",", "")) == pytest.approx(loc), (loc, text)
+    plt.close(fig)
+
+
+def test_same_bits_heatmap_title_reads_as_one_sentence(default_sweep, monkeypatch):
+    """The heatmap PNGs were titled 'Speedup (>1 is faster) (vs dense at the same bits, ...; white: not swept)'."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reports import figures
+
+    df = pd.read_parquet(default_sweep / "points.parquet")
+    for col, title, good_high in (("speedup_vs_dense", "Speedup (>1 is faster)", True),
+                                  ("energy_ratio_vs_dense", "Energy ratio (<1 saves energy)", False)):
+        seen = {}
+        monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
+        figures.same_bits_heatmap_png(df, col, title, default_sweep / "unused.png", good_high)
+        text = seen["fig"]._suptitle.get_text()
+        plt.close(seen["fig"])
+        assert text.count("(") == 1 and text.endswith("; white: not swept)"), text
+        assert text.startswith(title.split(" (")[0] + " vs dense at the same bits"), text
+
+
+def test_page_front_tables_and_log_axes_read_as_units(default_sweep):
+    """The page's front tables were headed with the Parquet column names ('energy_pj' over '1.51 mJ',
+    'latency_s' over '15 us', 'fits_in_sram' over 'True'); summary.md's name them 'energy', 'latency',
+    'fits SRAM' (yes/no). A front's log axis where plotly picks its own ticks wrote '20k' beside 'uJ'."""
+    from tests.test_report_answer import _figures
+
+    page = (default_sweep / "report" / "index.html").read_text()
+    tables = re.findall(r"<table><caption>Front \(all designs\).*?</table>", page, re.S)
+    assert len(tables) == 4
+    for t in tables:
+        head = re.findall(r"<th>(.*?)</th>", t)
+        assert head[:11] == ["id", "design", "pattern", "bits", "method", "mask", "latency", "energy", "model size",
+                             "fits SRAM", "return"], head
+        rows = [re.findall(r"<td>(.*?)</td>", tr) for tr in re.findall(r"<tr><td>.*?</tr>", t)]
+        assert rows and all(r[9] in ("yes", "no") for r in rows)
+    fronts = [fig for fig in _figures(page) if any(t.get("name") == "front (all designs)" for t in fig["data"])]
+    assert fronts
+    for fig in fronts:
+        for k in ("xaxis", "yaxis"):
+            ax = fig["layout"][k]
+            if ax.get("type") == "log":
+                assert ax.get("exponentformat") == "none" and ax.get("separatethousands") is True, ax

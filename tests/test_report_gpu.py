@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from reports import gpu_model
-from reports.data import agent_label, design_order, gpu_rows, is_gpu
+from reports.data import agent_label, design_order, fmt_ratio, gpu_rows, is_gpu
 from reports.style import DESIGN_PALETTE, GPU_PALETTE, design_colors
 from reports.why import limiters
 from tests.test_report_answer import _figures
@@ -278,7 +278,7 @@ def test_gpu_2_4_slower_than_dense_says_why_with_the_models_fixed_kernel_times(s
         assert p.kernel_sparse_us > p.kernel_dense_us
         want = (f"a 2:4 kernel's fixed time (cuSPARSELt, {p.kernel_sparse_us:.3g} us) is longer than a dense one's "
                 f"(cuBLASLt, {p.kernel_dense_us:.3g} us;")
-        assert want in why and f"so 2:4 runs at {r.speedup_vs_dense:.3g}x dense's speed" in why, why
+        assert want in why and f"so 2:4 runs at {fmt_ratio(r.speedup_vs_dense)}x dense's speed" in why, why
         assert html_lib.escape(want, quote=False) in page or want.replace("'", "&#x27;") in page
     # Points that are not slower keep the plain 'not that fixed time' wording.
     fast = table[lim.gpu & (table.pattern != "dense") & (table.speedup_vs_dense >= 0.95)]
@@ -374,3 +374,28 @@ def test_a_damaged_gpu_model_record_is_one_line(sweep, tmp_path):
     with pytest.raises(NmlabError, match=r"designs\[\d+\]\.gpu_model\.kernel_sparse_us: expected a positive number"):
         build_report(out)
     assert not (out / "report").exists()
+
+
+def test_summary_names_no_winner_where_no_sparse_point_beats_dense(tmp_path):
+    """On a GPU at batch 1 every 2:4 point is slower than dense and the agents that run dense tie at 1.00x:
+    summary.md said 'Largest speedup vs dense at the same bits: 1x (gmp 0.9 QAT8 at 8 bits on h100_sxm)', as if
+    that agent gained; it now says no sparse point is faster (or saves energy), with the best figure."""
+    import yaml
+
+    from reports.build import build_report
+    from sweeps import api
+
+    cfg = tmp_path / "gpu.yaml"
+    cfg.write_text(yaml.safe_dump({"designs": "none", "gpus": ["h100_sxm"], "bits": [8],
+                                   "patterns": ["dense", "2:4", "unstructured"],
+                                   "scenarios": [{"scenario": "inference", "batch": 1}]}))
+    out = tmp_path / "out"
+    api.run(str(cfg), out, workers=1, progress=False)
+    build_report(out)
+    df = pd.read_parquet(out / "points.parquet")
+    sparse = df[df.pattern != "dense"]
+    assert sparse.speedup_vs_dense.max() <= 1 + 1e-12 and (sparse.speedup_vs_dense < 0.95).any()
+    md = (out / "report" / "summary.md").read_text()
+    assert "Largest speedup" not in md
+    assert md.count("No sparse point is faster than dense at the same bits (at best 1.00x); none uses less energy "
+                    "than dense (at best 1.00).") == df.env.nunique()

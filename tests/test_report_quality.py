@@ -15,6 +15,7 @@ import yaml
 from hwmodel.errors import NmlabError
 from hwmodel.workload import save_workload, synthetic_td3_workload, synthetic_unstructured_td3_workload
 from reports import quality
+from reports.data import fmt_ratio
 from reports.build import build_report
 from hwmodel.agents import agent_label, label_fractions, load_published, normalize_label
 from sweeps.api import run
@@ -179,7 +180,8 @@ def test_a_sweep_without_dense_own_precision_takes_dense_from_its_quality_table(
     out = _without_32_bits(sweep_dir, tmp_path / "no32")
     doc = json.loads((out / "report" / quality.FILENAME).read_text())
     rnm = _row(doc, "rnm-td3", "2:4")
-    assert _ret(rnm, "own")["return_mean"] is None  # not swept at its own 32 bits
+    # Not swept at its own 32 bits: its return as trained is the quality table's 32-bit row, as dense's is.
+    assert _ret(rnm, "own")["return_mean"] == 150 and _ret(rnm, "own")["fraction_of_dense"] == pytest.approx(150 / 200)
     assert _ret(rnm, "8")["fraction_of_dense"] == pytest.approx(150 / 200) and _ret(rnm, "8")["dense_return_mean"] == 200
     assert _ret(rnm, "4")["fraction_of_dense"] == pytest.approx(100 / 200)
     ret = returns.return_table(pd.read_parquet(out / "points.parquet"), str(out / "quality.csv"))
@@ -189,7 +191,8 @@ def test_a_sweep_without_dense_own_precision_takes_dense_from_its_quality_table(
     src = "taken from the quality table quality.csv, which the sweep joined: the sweep has no 32-bit point of dense TD3"
     md, page = (out / "report" / "summary.md").read_text(), (out / "report" / "index.html").read_text()
     assert f"Return as a fraction of dense TD3 as trained (200, {src}" in md
-    assert f"<caption>Return as a fraction of dense TD3 as trained (200 = 1.00, {src}" in page
+    assert ("<caption>Return as a fraction of dense TD3 as trained (200 = 1.00); 'as trained' (32 bits, dense TD3 "
+            "included) taken from the quality table quality.csv, which the sweep joined; the sweep has no 32-bit point") in page
     assert f"Caveat: dense TD3's return as trained (200), which every fraction of dense here divides by, is {src}" in md
     assert "| 2:4 (rnm-td3) | 0.75 [0.70-0.80] |" in md  # the glance: a fraction, not the return 150
     assert "no fraction of dense" not in md + page and "no dense TD3 return" not in md + page
@@ -261,7 +264,7 @@ def test_table_in_summary_md(sweep_dir, doc):
     assert quality.ONE_SHOT_REASON in lines["1:8 one-shot"]
     assert "[1] Paper A, abstract" in section and "[2] Paper C, TD3 table" in section
     hw = _row(doc, "rlx2", "rlx2 0.98/0.95")["hardware"]
-    assert " | ".join(f"{h['speedup_vs_dense']:.3g}x / {h['energy_ratio_vs_dense']:.3g}" for h in hw) in lines["rlx2 0.98/0.95"]
+    assert " | ".join(f"{fmt_ratio(h['speedup_vs_dense'])}x / {fmt_ratio(h['energy_ratio_vs_dense'])}" for h in hw) in lines["rlx2 0.98/0.95"]
     # The section comes before the per-env/scenario sections.
     assert md.index("## RL quality vs hardware") < md.index(f"## {ENV} - inference")
 
@@ -271,7 +274,7 @@ def test_table_in_index_html(sweep_dir):
     assert '<a href="#quality">RL quality vs hardware' in page and '<h2 id="quality">' in page
     table = page.split('<h2 id="quality">', 1)[1].split("</table>", 1)[0]
     assert f"<caption>{ENV}</caption>" in table
-    assert '<td title="Paper A, abstract"><u>1.01</u></td>' in table     # source as a tooltip
+    assert '<td title="Paper A, abstract: 1.01 of dense"><u>1.01</u></td>' in table     # source as a tooltip
     assert "<td>150 (0.75)" not in table and "150 (0.75)<br><small>140\u2013160</small></td>" in table
     assert quality.ONE_SHOT_REASON in table
 
@@ -395,3 +398,23 @@ def test_a_real_rlx2_export_gets_its_run_label(tmp_path):
                       "mask_source": ["trained"] * 2, "method": ["rlx2"] * 2, "agent": [info.agent, "rlx2 0.9/0.9"]})
     joined = join_quality(table, load_quality(tmp_path / "q.csv")).column("return_mean").to_pylist()
     assert joined[0] == pytest.approx(row["return_mean"]) and math.isnan(joined[1])
+
+
+def test_published_fractions_at_two_decimals_as_every_fraction_of_dense(default_sweep):
+    """The published column printed the CSV's figure as it came ('1.01' beside '0.998') next to cells whose
+    fractions of dense have two decimals ('(0.94)'); now two decimals too, the paper's own figure in the
+    tooltip and in quality_vs_hardware.json."""
+    import re
+
+    doc = json.loads((default_sweep / "report" / quality.FILENAME).read_text())
+    pubs = [r["published_fraction_of_dense"] for r in doc["rows"] if r["published_fraction_of_dense"] is not None]
+    assert any(round(p, 2) != p for p in pubs)  # a figure with three decimals in the bundled file (0.998)
+    md = (default_sweep / "report" / "summary.md").read_text()
+    section = md.split("## RL quality vs hardware", 1)[1].split("\n## ", 1)[0]
+    cells = re.findall(r"\| ([0-9.]+) \[\d+\] \|", section)
+    assert sorted(float(c) for c in cells) == sorted(round(p, 2) for p in pubs)
+    assert all(re.fullmatch(r"\d+\.\d\d", c) for c in cells), cells
+    page = (default_sweep / "report" / "index.html").read_text()
+    shown = re.findall(r'<td title="[^"]*: ([0-9.]+) of dense"><u>([0-9.]+)</u></td>', page)
+    assert sorted(float(a) for a, _ in shown) == sorted(pubs)
+    assert all(f"{float(a):.2f}" == b for a, b in shown)
