@@ -23,9 +23,8 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from hwmodel.limits import is_file
 from reports.data import agent_label, agent_order, seed_range_text, with_agent
-from reports.quality import _dense_agent, _own_bits, dense_reference
+from reports.quality import _dense_agent, _own_bits, dense_reference, quality_groups
 
 #: Dense TD3 has "learned" an env when its return reaches this fraction of the published dense TD3
 #: return at 1M steps; below it every fraction of dense on the page gets a caveat.
@@ -39,15 +38,11 @@ PUBLISHED_SOURCE = "Fujimoto et al. 2018 (TD3), max average return at 1M steps"
 def seed_values(df: pd.DataFrame, quality_path: Optional[str | Path]) -> dict[tuple, list[tuple[str, float]]]:
     """(env, method, agent, bits) -> [(seed, return)] of the quality rows the sweep averaged into
     ``return_mean``; only keys whose values still average to it (1e-9 relative)."""
-    if not quality_path or not is_file(quality_path):  # a manifest's path: a name the OS refuses is no file
+    groups = quality_groups(quality_path)
+    if groups is None:  # no quality file, or a damaged one: the spread falls back to the table's std
         return {}
     from hwmodel.agents import label_fractions, same_fractions
-    from sweeps.derived import load_quality
 
-    try:
-        groups = load_quality(quality_path)
-    except Exception:  # a damaged or changed quality file: fall back to the table's std
-        return {}
     out: dict[tuple, list[tuple[str, float]]] = {}
     rows = with_agent(df)
     rows = rows[(rows.mask_source == "trained") & rows.return_mean.notna()].drop_duplicates(
@@ -70,18 +65,13 @@ def _own_from_quality(by: dict[tuple, dict[str, Any]], own_bits: dict[tuple, int
     (``sweeps.derived.join_quality``: same env, pattern, bits, method, fractions; seeds averaged). Only while the
     table still gives the sweep's returns of that agent at every bitwidth it has (1e-9 relative): a table changed
     since the sweep gives none, as for dense's reference (``reports.quality.dense_reference``)."""
-    if not isinstance(quality_path, (str, Path)) or not is_file(quality_path):
+    groups = quality_groups(quality_path)
+    if groups is None:  # none, as for dense's reference
         return {}
     import pyarrow as pa
 
-    from reports.quality import _quality_groups
     from sweeps.derived import join_quality
 
-    try:
-        st = Path(quality_path).stat()
-        groups = _quality_groups(str(quality_path), st.st_mtime_ns, st.st_size)
-    except Exception:  # a damaged or changed quality file: none, as for dense's reference
-        return {}
     agents: dict[tuple, list[dict[str, Any]]] = {}
     for (env, method, agent, _), r in by.items():
         agents.setdefault((env, method, agent), []).append(r)
