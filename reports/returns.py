@@ -195,7 +195,7 @@ def caveats(table: pd.DataFrame) -> dict[str, list[str]]:
                                                         f"which the train-step points carry." if others else "."))
         elif others:
             notes.append(f"the returns as trained of {', '.join(others)}, which the train-step points carry, are "
-                         f"{own_source(t).split(': ', 1)[1]}.")
+                         f"{own_source(t)[1]}.")
         if base != base:
             notes.append(f"{caption_reason(t)}: no fraction of dense can be given; the returns are shown as they are.")
         elif pub is None:
@@ -271,13 +271,12 @@ def html_cards(table: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
         foot = (f"<p class=small>Pruned one-shot, never trained, so never evaluated: {html.escape(', '.join(one_shot))}.</p>"
                 if one_shot else "")
         base = t.dense_return.iloc[0]
-        src, own_src = reference_source(t), own_source(t)
+        src, (own_bits_text, own_src) = reference_source(t), own_source(t)
         what = (f"Return as a fraction of dense TD3 as trained ({base:.0f} = 1.00"
                 f"{html.escape(', ' + src) if src and not own_src else ''})" if base == base
                 else f"Return (no fraction of dense: {html.escape(caption_reason(t))})")
         if own_src:  # dense's reference among them when it is the quality table's: one sentence for both
-            b, tail = own_src.split(": ", 1)
-            what += f"; 'as trained' ({b} bits{', dense TD3 included' if src else ''}) {html.escape(tail)}"
+            what += f"; 'as trained' ({own_bits_text} bits{', dense TD3 included' if src else ''}) {html.escape(own_src)}"
         what += f"; below each: {spread_txt}" if kinds else f"; {spread_txt}"
         out[str(env)] = (
             f'<div class="card"><table class="ans ret"><caption>{what}</caption><thead><tr><th rowspan=2 class=l>agent</th>'
@@ -293,16 +292,16 @@ def reference_source(t: pd.DataFrame) -> str:
     return str(t.dense_source.iloc[0]) if "dense_source" in t.columns and len(t) else ""
 
 
-def own_source(t: pd.DataFrame) -> str:
-    """Where an env's returns as trained were taken from when the sweep has no point at those agents' own
-    precision ("" when every one is the sweep's own), after the bits: e.g. "32: taken from the quality table
-    quality.csv, which the sweep joined; the sweep has no 32-bit point"."""
+def own_source(t: pd.DataFrame) -> tuple[str, str]:
+    """(those bits, where) an env's returns as trained were taken from when the sweep has no point at those agents'
+    own precision (("", "") when every one is the sweep's own): e.g. ("32", "taken from the quality table
+    quality.csv, which the sweep joined; the sweep has no 32-bit point")."""
     if "from_quality_table" not in t.columns or not t.from_quality_table.any():
-        return ""
+        return "", ""
     bits = sorted({int(b) for b in t[t.from_quality_table.astype(bool)].bits}, reverse=True)
     b = ", ".join(map(str, bits))
     name = f" {Path(str(t.quality_table.iloc[0])).name}" if "quality_table" in t.columns and t.quality_table.iloc[0] else ""
-    return f"{b}: taken from the quality table{name}, which the sweep joined; the sweep has no {b}-bit point"
+    return b, f"taken from the quality table{name}, which the sweep joined; the sweep has no {b}-bit point"
 
 
 def caption_reason(t: pd.DataFrame) -> str:
