@@ -666,7 +666,7 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
                        f"Return (no fraction of dense: {returns.caption_reason(t)}); {spread}\n")
             # An agent's return as trained taken from the quality table (no sweep point at its bits) gets its column.
             rbits = sorted(set(bits) | {int(b) for b in t.bits}, reverse=True)
-            own_src = returns.own_source(t)
+            own_bits_text, own_src = returns.own_source(t)
             lines = ["| agent | trained at | " + " | ".join(f"eval {b} b" for b in rbits) + " |",
                      "|---|---:|" + "---:|" * len(rbits)]
             for (method, agent), g in t.groupby(["method", "agent"], sort=False):
@@ -686,7 +686,7 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
                     cells.append(f"**{txt}**" if b == own else txt)
                 out_label = agent_label(method, agent)
                 lines.append(f"| {out_label} | {own} | " + " | ".join(cells) + " |")
-            out.append("\n".join(lines) + f"\n\n(bold: as trained{'; eval ' + own_src.replace(':', ' b:', 1) if own_src else ''})\n")
+            out.append("\n".join(lines) + f"\n\n(bold: as trained{f'; eval {own_bits_text} b: {own_src}' if own_src else ''})\n")
         for (sc, batch), rows in sections.get(env, {}).items():
             out.append(f"\n#### {env}: {_section_title(sc, int(batch))}\n")
             for design, g in _by_design(rows):

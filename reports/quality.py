@@ -115,6 +115,20 @@ def _quality_groups(path: str, mtime_ns: int, size: int) -> dict:
     return load_quality(path)
 
 
+def quality_groups(path: Any) -> Optional[dict]:
+    """The quality table the sweep joined (``path``: sweep.json's ``quality_table``), as
+    ``sweeps.derived.load_quality`` groups it, read once per report; None where ``path`` names no
+    readable, valid file (not a path, missing, damaged or refused): then the report shows what the
+    sweep table alone gives."""
+    if not isinstance(path, (str, Path)) or not is_file(path):
+        return None
+    try:
+        st = Path(path).stat()
+        return _quality_groups(str(path), st.st_mtime_ns, st.st_size)
+    except Exception:  # a damaged or changed quality file
+        return None
+
+
 def dense_reference(dense: Optional[pd.DataFrame], quality_table: Any = None) -> Optional[DenseReference]:
     """The env's dense TD3 return as trained (``dense``: its rows, ``_dense_agent``; None: none swept): the
     sweep's return at dense's own precision (``_own_bits``). A sweep with no point at that precision (a GPU-only
@@ -128,12 +142,8 @@ def dense_reference(dense: Optional[pd.DataFrame], quality_table: Any = None) ->
     row = _return_at(dense, bits)
     if row is not None:
         return DenseReference(float(row.return_mean), bits, "")
-    if not isinstance(quality_table, (str, Path)) or not is_file(quality_table):
-        return None
-    try:
-        st = Path(quality_table).stat()
-        groups = _quality_groups(str(quality_table), st.st_mtime_ns, st.st_size)
-    except Exception:  # a damaged or changed quality file: no reference, as before
+    groups = quality_groups(quality_table)
+    if groups is None:
         return None
     env, method = dense.env.iloc[0], dense.method.iloc[0]
 

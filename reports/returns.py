@@ -23,9 +23,8 @@ from typing import Any, Optional
 import numpy as np
 import pandas as pd
 
-from hwmodel.limits import is_file
 from reports.data import agent_label, agent_order, seed_range_text, with_agent
-from reports.quality import _dense_agent, _own_bits, dense_reference
+from reports.quality import _dense_agent, _own_bits, dense_reference, quality_groups
 
 #: Dense TD3 has "learned" an env when its return reaches this fraction of the published dense TD3
 #: return at 1M steps; below it every fraction of dense on the page gets a caveat.
@@ -39,15 +38,11 @@ PUBLISHED_SOURCE = "Fujimoto et al. 2018 (TD3), max average return at 1M steps"
 def seed_values(df: pd.DataFrame, quality_path: Optional[str | Path]) -> dict[tuple, list[tuple[str, float]]]:
     """(env, method, agent, bits) -> [(seed, return)] of the quality rows the sweep averaged into
     ``return_mean``; only keys whose values still average to it (1e-9 relative)."""
-    if not quality_path or not is_file(quality_path):  # a manifest's path: a name the OS refuses is no file
+    groups = quality_groups(quality_path)
+    if groups is None:  # no quality file, or a damaged one: the spread falls back to the table's std
         return {}
     from hwmodel.agents import label_fractions, same_fractions
-    from sweeps.derived import load_quality
 
-    try:
-        groups = load_quality(quality_path)
-    except Exception:  # a damaged or changed quality file: fall back to the table's std
-        return {}
     out: dict[tuple, list[tuple[str, float]]] = {}
     rows = with_agent(df)
     rows = rows[(rows.mask_source == "trained") & rows.return_mean.notna()].drop_duplicates(
@@ -70,18 +65,13 @@ def _own_from_quality(by: dict[tuple, dict[str, Any]], own_bits: dict[tuple, int
     (``sweeps.derived.join_quality``: same env, pattern, bits, method, fractions; seeds averaged). Only while the
     table still gives the sweep's returns of that agent at every bitwidth it has (1e-9 relative): a table changed
     since the sweep gives none, as for dense's reference (``reports.quality.dense_reference``)."""
-    if not isinstance(quality_path, (str, Path)) or not is_file(quality_path):
+    groups = quality_groups(quality_path)
+    if groups is None:  # none, as for dense's reference
         return {}
     import pyarrow as pa
 
-    from reports.quality import _quality_groups
     from sweeps.derived import join_quality
 
-    try:
-        st = Path(quality_path).stat()
-        groups = _quality_groups(str(quality_path), st.st_mtime_ns, st.st_size)
-    except Exception:  # a damaged or changed quality file: none, as for dense's reference
-        return {}
     agents: dict[tuple, list[dict[str, Any]]] = {}
     for (env, method, agent, _), r in by.items():
         agents.setdefault((env, method, agent), []).append(r)
@@ -205,7 +195,7 @@ def caveats(table: pd.DataFrame) -> dict[str, list[str]]:
                                                         f"which the train-step points carry." if others else "."))
         elif others:
             notes.append(f"the returns as trained of {', '.join(others)}, which the train-step points carry, are "
-                         f"{own_source(t).split(': ', 1)[1]}.")
+                         f"{own_source(t)[1]}.")
         if base != base:
             notes.append(f"{caption_reason(t)}: no fraction of dense can be given; the returns are shown as they are.")
         elif pub is None:
@@ -281,13 +271,12 @@ def html_cards(table: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
         foot = (f"<p class=small>Pruned one-shot, never trained, so never evaluated: {html.escape(', '.join(one_shot))}.</p>"
                 if one_shot else "")
         base = t.dense_return.iloc[0]
-        src, own_src = reference_source(t), own_source(t)
+        src, (own_bits_text, own_src) = reference_source(t), own_source(t)
         what = (f"Return as a fraction of dense TD3 as trained ({base:.0f} = 1.00"
                 f"{html.escape(', ' + src) if src and not own_src else ''})" if base == base
                 else f"Return (no fraction of dense: {html.escape(caption_reason(t))})")
         if own_src:  # dense's reference among them when it is the quality table's: one sentence for both
-            b, tail = own_src.split(": ", 1)
-            what += f"; 'as trained' ({b} bits{', dense TD3 included' if src else ''}) {html.escape(tail)}"
+            what += f"; 'as trained' ({own_bits_text} bits{', dense TD3 included' if src else ''}) {html.escape(own_src)}"
         what += f"; below each: {spread_txt}" if kinds else f"; {spread_txt}"
         out[str(env)] = (
             f'<div class="card"><table class="ans ret"><caption>{what}</caption><thead><tr><th rowspan=2 class=l>agent</th>'
@@ -303,16 +292,16 @@ def reference_source(t: pd.DataFrame) -> str:
     return str(t.dense_source.iloc[0]) if "dense_source" in t.columns and len(t) else ""
 
 
-def own_source(t: pd.DataFrame) -> str:
-    """Where an env's returns as trained were taken from when the sweep has no point at those agents' own
-    precision ("" when every one is the sweep's own), after the bits: e.g. "32: taken from the quality table
-    quality.csv, which the sweep joined; the sweep has no 32-bit point"."""
+def own_source(t: pd.DataFrame) -> tuple[str, str]:
+    """(those bits, where) an env's returns as trained were taken from when the sweep has no point at those agents'
+    own precision (("", "") when every one is the sweep's own): e.g. ("32", "taken from the quality table
+    quality.csv, which the sweep joined; the sweep has no 32-bit point")."""
     if "from_quality_table" not in t.columns or not t.from_quality_table.any():
-        return ""
+        return "", ""
     bits = sorted({int(b) for b in t[t.from_quality_table.astype(bool)].bits}, reverse=True)
     b = ", ".join(map(str, bits))
     name = f" {Path(str(t.quality_table.iloc[0])).name}" if "quality_table" in t.columns and t.quality_table.iloc[0] else ""
-    return f"{b}: taken from the quality table{name}, which the sweep joined; the sweep has no {b}-bit point"
+    return b, f"taken from the quality table{name}, which the sweep joined; the sweep has no {b}-bit point"
 
 
 def caption_reason(t: pd.DataFrame) -> str:

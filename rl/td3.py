@@ -443,7 +443,7 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     actor, qf1, qf2 = nets["actor"], nets["qf1"], nets["qf2"]
     actor_t, qf1_t, qf2_t = nets["actor_target"], nets["qf1_target"], nets["qf2_target"]
     # Fused Adam: one kernel per step instead of several small ops per parameter tensor (a step
-    # over both critics 3.7x to 7.3x faster on one CPU thread: benchmarks/bench_rl_ops.py, item 4).
+    # over both critics 3.5x to 7.3x faster on one CPU thread: benchmarks/bench_rl_ops.py, item 4).
     q_opt = torch.optim.Adam(list(qf1.parameters()) + list(qf2.parameters()), lr=args.learning_rate, fused=True)
     a_opt = torch.optim.Adam(actor.parameters(), lr=args.learning_rate, fused=True)
     rb = ReplayBuffer(args.buffer_size, obs_dim, act_dim, gamma=args.gamma, store_behavior=method.stores_behavior_actions)
