@@ -25,7 +25,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import is_dir, is_file
+from hwmodel.limits import exists, is_dir, is_file
 from hwmodel.sparsity import parse_pattern
 from hwmodel.agents import agent_label, one_shot_label
 from sweeps.config import SweepConfig, unstructured_level
@@ -211,7 +211,8 @@ def _gpu_info(ref: str, i: int) -> DesignInfo:
         raise NmlabError(f"{key}: {exc}") from None
     if gpu is None:
         what = "not a GPU spec file (an accelerator design goes under designs)" if is_file(ref) else \
-            "is a directory, not a GPU spec file" if is_dir(ref) else "no such GPU spec file or bundled GPU"
+            "is a directory, not a GPU spec file" if is_dir(ref) else \
+            "not a regular file" if exists(ref) else "no such GPU spec file or bundled GPU"
         raise NmlabError(f"{key}: {str(ref)[:300]}: {what} (bundled GPUs: {', '.join(bundled_gpu_names())})")
     return _loaded_info(gpu)  # already loaded: not parsed a second time from gpu.source
 

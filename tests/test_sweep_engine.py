@@ -150,6 +150,7 @@ def test_config_errors_are_one_line_naming_the_key(tmp_path, data, message):
     ({"gpus": [str(REPO / "hwmodel/data/gpus")]},
      f"sweep config: gpus[0]: {REPO / 'hwmodel/data/gpus'}: is a directory, not a GPU spec file (bundled GPUs: a100_pcie, "),
     ({"gpus": [str(REPO / "hwmodel/data/designs/edge_ws.yaml")]}, "sweep config: gpus[0]: "),
+    ({"gpus": ["/dev/zero"]}, "sweep config: gpus[0]: /dev/zero: not a regular file (bundled GPUs: a100_pcie, "),
     ({"designs": ["edge_ws", "nope"]}, "sweep config: designs[1]: design: no such file or bundled design: nope"),
 ])
 def test_empty_or_unknown_grid_entries_name_the_key_at_fault(tmp_path, overrides, message):
