@@ -434,3 +434,36 @@ def test_metadata_traffic_and_stall_by_hand():
     assert metadata(a([60.0]), a([3]), a([2]), a([0]), a([50.0]), 10.0)[1][0] == 0
     bits, stall = metadata(a([0.0]), a([3]), a([2]), a([4]), a([50.0]), 10.0)  # dense: nothing moves
     assert (bits[0], stall[0]) == (0, 0)
+
+
+def test_train_step_gemms_and_macs_by_hand():
+    """TD3's training step, GEMM by GEMM (the actor 11-256-256-3, each critic 14-256-256-1):
+    critic update (every step): the three target networks and both critics forward, both critics
+    backward-data except into their first layer, both critics' weight gradients; actor update
+    (every policy_delay = 2 steps, so x0.5): actor and critic1 forward, critic1 backward-data down
+    to its input (dQ/da), actor backward-data except into fc1, actor weight gradients."""
+    wl = synthetic_td3_workload(11, 3, "dense")
+    res = hwmodel.simulate(wl, "edge_ws", batch=256, bits=8, scenario="train_step")
+    rows = {}
+    for r in res.layers:
+        if r.phase in ("forward", "backward_data", "backward_weight"):
+            key = (r.name.split(".")[0], r.phase, r.update, r.times_per_step)
+            rows[key] = rows.get(key, 0) + 1
+    cu, au = "critic_update", "actor_update"
+    assert rows == {
+        ("actor_target", "forward", cu, 1.0): 3, ("critic1_target", "forward", cu, 1.0): 3,
+        ("critic2_target", "forward", cu, 1.0): 3,
+        ("critic1", "forward", cu, 1.0): 3, ("critic2", "forward", cu, 1.0): 3,
+        ("critic1", "backward_data", cu, 1.0): 2, ("critic2", "backward_data", cu, 1.0): 2,
+        ("critic1", "backward_weight", cu, 1.0): 3, ("critic2", "backward_weight", cu, 1.0): 3,
+        ("actor", "forward", au, 0.5): 3, ("critic1", "forward", au, 0.5): 3,
+        ("critic1", "backward_data", au, 0.5): 3, ("actor", "backward_data", au, 0.5): 2,
+        ("actor", "backward_weight", au, 0.5): 3,
+    }
+    # MACs per sample: actor A = 11*256 + 256*256 + 256*3 = 69120 (66304 without fc1), critic
+    # C = 14*256 + 256*256 + 256 = 69376 (65792 without fc1). Critic update: A + 4C forward,
+    # 2 * 65792 backward-data, 2C weight gradients = 616960; actor update: A + C forward,
+    # C + 66304 backward-data, A weight gradients = 343296, half of it per step.
+    per_sample = 616960 + 343296 / 2
+    assert res.total.macs_dense == 256 * per_sample
+    assert hwmodel.simulate(wl, "edge_ws", batch=1, bits=8, scenario="train_step").total.macs_dense == per_sample
