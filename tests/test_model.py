@@ -467,3 +467,15 @@ def test_train_step_gemms_and_macs_by_hand():
     per_sample = 616960 + 343296 / 2
     assert res.total.macs_dense == 256 * per_sample
     assert hwmodel.simulate(wl, "edge_ws", batch=1, bits=8, scenario="train_step").total.macs_dense == per_sample
+
+
+def test_weights_exactly_the_sram_capacity_stay_resident():
+    """Residency is stored bytes <= the weight SRAM: the dense 8-bit actor is 11*256 + 256*256 + 256*3
+    = 69120 bytes, resident in a 69120-byte weight buffer and streamed from DRAM in 4 bytes less (edge_ws has 4 banks)."""
+    wl = synthetic_td3_workload(11, 3, "dense")
+    at = hwmodel.simulate(wl, _design("edge_ws", **{"storage.1.capacity_bytes": 69120}), bits=8)
+    assert at.extra["bytes_weights_stored"] == 69120
+    assert at.fits_in_sram and at.extra["weights_resident"]
+    under = hwmodel.simulate(wl, _design("edge_ws", **{"storage.1.capacity_bytes": 69116}), bits=8)
+    assert not under.fits_in_sram and not under.extra["weights_resident"]
+    assert under.total.bits_dram_read == pytest.approx(at.total.bits_dram_read + 69120 * 8)
