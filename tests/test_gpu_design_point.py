@@ -304,3 +304,13 @@ def test_columns_of_many_runs_equal_each_run_alone_to_the_bit(scenario):
         alone, _ = dp.simulate_gpu_columns(plan, gpu, batch[i:i + 1], bits[i:i + 1])
         for name, col in together.items():
             assert np.array_equal(col[i:i + 1], alone[name]), (name, i, col[i], alone[name][0])
+
+
+def test_board_power_by_hand_and_never_above_the_limit():
+    """H100 SXM, 700 W limit, floor 0.25: 175 W static whatever the load, 0.75 x 700 x utilization
+    dynamic; a utilization estimate above 1 (a roofline the model's time beats) is capped at the limit."""
+    gpu = dp.gpu_design(dp.load_design_point("h100_sxm"))
+    assert gpu.power_limit_w() == 700.0 and dp.IDLE_FRACTION == 0.25
+    static, dynamic = dp._power_w(gpu, np.array([0.0, 0.5, 1.0, 3.0]))
+    assert static.tolist() == [175.0] * 4
+    assert dynamic.tolist() == [0.0, 262.5, 525.0, 525.0]
