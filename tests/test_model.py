@@ -436,14 +436,15 @@ def test_metadata_traffic_and_stall_by_hand():
     assert (bits[0], stall[0]) == (0, 0)
 
 
-def test_train_step_gemms_and_macs_by_hand():
+@pytest.mark.parametrize("design", ["edge_ws", "h100_sxm"])  # the GPU design point builds its own GEMM list
+def test_train_step_gemms_and_macs_by_hand(design):
     """TD3's training step, GEMM by GEMM (the actor 11-256-256-3, each critic 14-256-256-1):
     critic update (every step): the three target networks and both critics forward, both critics
     backward-data except into their first layer, both critics' weight gradients; actor update
     (every policy_delay = 2 steps, so x0.5): actor and critic1 forward, critic1 backward-data down
     to its input (dQ/da), actor backward-data except into fc1, actor weight gradients."""
     wl = synthetic_td3_workload(11, 3, "dense")
-    res = hwmodel.simulate(wl, "edge_ws", batch=256, bits=8, scenario="train_step")
+    res = hwmodel.simulate(wl, design, batch=256, bits=8, scenario="train_step")
     rows = {}
     for r in res.layers:
         if r.phase in ("forward", "backward_data", "backward_weight"):
@@ -466,7 +467,7 @@ def test_train_step_gemms_and_macs_by_hand():
     # C + 66304 backward-data, A weight gradients = 343296, half of it per step.
     per_sample = 616960 + 343296 / 2
     assert res.total.macs_dense == 256 * per_sample
-    assert hwmodel.simulate(wl, "edge_ws", batch=1, bits=8, scenario="train_step").total.macs_dense == per_sample
+    assert hwmodel.simulate(wl, design, batch=1, bits=8, scenario="train_step").total.macs_dense == per_sample
 
 
 def test_weights_exactly_the_sram_capacity_stay_resident():
