@@ -224,3 +224,11 @@ def test_meeting_all_lists_the_combinations_that_pass_every_requirement(hopper, 
     between = (lat["2:4"] + lat["dense"]) / 2 * 1e6
     code, res = _json(capsys, *base, "--sram-budget", "1GB", "--latency-budget", f"{between}us")
     assert code == 1 and res["meeting_all"] == ["2:4 and 8 bits"]
+
+
+def test_run_check_refuses_batch_zero_rather_than_using_the_default(hopper):
+    """The CLI's argparse refuses --batch 0; run_check called directly must too: ``batch or 256``
+    would otherwise check a training step at batch 256 and report it as asked."""
+    path, _ = hopper
+    with pytest.raises(NmlabError, match=r"^--batch: must be a positive integer, got 0$"):
+        run_check("edge_ws", str(path), None, None, None, "2:4", "8", 0, "train_step")
