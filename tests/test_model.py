@@ -480,3 +480,21 @@ def test_weights_exactly_the_sram_capacity_stay_resident():
     under = hwmodel.simulate(wl, _design("edge_ws", **{"storage.1.capacity_bytes": 69116}), bits=8)
     assert not under.fits_in_sram and not under.extra["weights_resident"]
     assert under.total.bits_dram_read == pytest.approx(at.total.bits_dram_read + 69120 * 8)
+
+
+def test_weight_gradients_go_to_dram_only_when_the_weights_are_not_resident():
+    """dW [out x in] at the weight bits is written to DRAM where the weights live there: nothing
+    when they are resident (a 32-32 TD3 fits edge_ws), out x in x 8 bits per GEMM when streamed
+    (critic1.fc2: 32 x 32 x 8 = 8192 bits, times_per_step 1)."""
+    wl = synthetic_td3_workload(11, 3, "dense", hidden=(32, 32))
+    for residency, resident in (("auto", True), ("stream", False)):
+        res = hwmodel.simulate(wl, "edge_ws", batch=8, bits=8, scenario="train_step", residency=residency)
+        assert res.extra["weights_resident"] == resident
+        wg = {r.name: r for r in res.layers if r.phase == "backward_weight"}
+        assert len(wg) == 9  # both critics and the actor, three layers each
+        for r in wg.values():
+            layer = next(x for x in wl.layers if x.name == r.name)
+            expect = 0.0 if resident else layer.out_features * layer.in_features * 8 * r.times_per_step
+            assert r.figures.bits_dram_write == expect, (residency, r.name)
+        if not resident:
+            assert wg["critic1.fc2"].figures.bits_dram_write == 8192
