@@ -498,3 +498,27 @@ def test_weight_gradients_go_to_dram_only_when_the_weights_are_not_resident():
             assert r.figures.bits_dram_write == expect, (residency, r.name)
         if not resident:
             assert wg["critic1.fc2"].figures.bits_dram_write == 8192
+
+
+def test_a_sweep_point_whose_weights_exactly_fill_the_sram_fits(tmp_path):
+    """The sweep's fits_in_sram column is stored bytes <= the weight SRAM, as simulate's: the dense
+    8-bit actor (69120 bytes) fits a 69120-byte weight buffer, not a 69116-byte one."""
+    from sweeps.config import parse_config
+    from sweeps.evaluate import evaluate_point
+    from sweeps.grid import plan
+
+    wl = synthetic_td3_workload(11, 3, "dense")
+    wl.meta.update(env="Hopper-v5", sparsity="dense")
+    save_workload(wl, tmp_path / "w.nmw")
+    designs = []
+    for cap in (69120, 69116):
+        data = yaml.safe_load(data_path("designs", "edge_ws.yaml").read_text())
+        data["name"] = f"edge_{cap}"
+        data["storage"][1]["capacity_bytes"] = cap
+        (tmp_path / f"edge_{cap}.yaml").write_text(yaml.safe_dump(data))
+        designs.append(str(tmp_path / f"edge_{cap}.yaml"))
+    cfg = parse_config({"workloads": [str(tmp_path / "w.nmw")], "patterns": ["dense"], "bits": [8],
+                        "designs": designs, "scenarios": [{"scenario": "inference", "batch": 1}]}, base=tmp_path)
+    rows = {r["design"]: r for r in map(evaluate_point, plan(cfg).points())}
+    assert rows["edge_69120"]["model_bytes"] == 69120 and rows["edge_69120"]["fits_in_sram"]
+    assert not rows["edge_69116"]["fits_in_sram"]
