@@ -522,3 +522,22 @@ def test_a_sweep_point_whose_weights_exactly_fill_the_sram_fits(tmp_path):
     rows = {r["design"]: r for r in map(evaluate_point, plan(cfg).points())}
     assert rows["edge_69120"]["model_bytes"] == 69120 and rows["edge_69120"]["fits_in_sram"]
     assert not rows["edge_69116"]["fits_in_sram"]
+
+
+def test_a_sweep_rows_energy_per_sample_is_its_energy_over_the_batch(tmp_path):
+    """energy_per_sample_pj = energy_pj / batch, on an accelerator row and on a GPU row."""
+    from sweeps.config import parse_config
+    from sweeps.evaluate import evaluate_point
+    from sweeps.grid import plan
+
+    wl = synthetic_td3_workload(11, 3, "dense")
+    wl.meta.update(env="Hopper-v5", sparsity="dense")
+    save_workload(wl, tmp_path / "w.nmw")
+    cfg = parse_config({"workloads": [str(tmp_path / "w.nmw")], "patterns": ["dense"], "bits": [8],
+                        "designs": ["edge_ws"], "gpus": ["h100_sxm"],
+                        "scenarios": [{"scenario": "inference", "batch": 4}]}, base=tmp_path)
+    rows = {r["design"]: r for r in map(evaluate_point, plan(cfg).points())}
+    assert set(rows) == {"edge_ws", "h100_sxm"}
+    for r in rows.values():
+        assert r["batch"] == 4 and r["energy_pj"] > 0
+        assert r["energy_per_sample_pj"] == pytest.approx(r["energy_pj"] / 4, rel=1e-12), r["design"]
