@@ -180,3 +180,55 @@ def test_a_figure_near_its_budget_prints_on_its_own_side(latency_s, passed, show
     combo = Combination("2:4", 8, "trained", latency_s, 1.0, 1.0, True)
     req = _budget_req("latency", [combo], lambda c: c.latency_s, 19.99e-6, "19.99us", fmt_time, "latency is {v}")
     assert req.passed == passed and req.reason.startswith(f"{shown} at "), req.reason
+
+
+def test_a_figure_exactly_at_its_budget_is_within_it():
+    """A budget is "<=": a figure equal to it passes, and the reason says "within", not "over (1x)"."""
+    from reports.check import Combination, _budget_req, _sram_req
+    from reports.data import fmt_energy
+
+    at = Combination("2:4", 8, "trained", 1.0, 5e6, 40e3, True)
+    req = _budget_req("energy", [at], lambda c: c.energy_pj, 5e6, "5uJ", fmt_energy, "energy is {v} per inference")
+    assert req.passed and req.passing == ["2:4 and 8 bits"]
+    assert req.reason == "energy is 5 uJ per inference at 2:4 and 8 bits, within the 5uJ budget", req.reason
+    sram = _sram_req([at], 40e3, "40KB")
+    assert sram.passed and sram.passing == ["2:4 and 8 bits"]
+    assert sram.reason == "weights take 40 KB at 2:4 and 8 bits and fit in 40KB of SRAM", sram.reason
+    # One byte over: does not fit.
+    over = Combination("2:4", 8, "trained", 1.0, 5e6, 40e3 + 1, True)
+    sram = _sram_req([over], 40e3, "40KB")
+    assert not sram.passed and sram.passing == [] and "and do not fit in 40KB of SRAM" in sram.reason
+
+
+def test_a_budget_passes_only_when_every_combination_meets_it():
+    from reports.check import Combination, _budget_req
+    from reports.data import fmt_time
+
+    fast = Combination("2:4", 8, "trained", 10e-6, 1.0, 1.0, True)
+    slow = Combination("dense", 8, "trained", 30e-6, 1.0, 1.0, True)
+    req = _budget_req("latency", [slow, fast], lambda c: c.latency_s, 20e-6, "20us", fmt_time, "latency is {v}")
+    assert not req.passed and req.passing == ["2:4 and 8 bits"]
+    assert req.reason == ("latency is 30 us at dense and 8 bits, over (1.5x) the 20us budget; "
+                          "at 2:4 and 8 bits it is 10 us, within the budget"), req.reason
+
+
+def test_meeting_all_lists_the_combinations_that_pass_every_requirement(hopper, capsys):
+    """A combination that meets the SRAM budget but misses the latency one meets not all of them."""
+    path, _ = hopper
+    base = ["edge_ws", "--workload", str(path), "--patterns", "dense,2:4", "--bits", "8"]
+    _, res = _json(capsys, *base, "--sram-budget", "1GB")
+    lat = {c["pattern"]: c["latency_s"] for c in res["combinations"]}
+    assert lat["2:4"] < lat["dense"]
+    code, res = _json(capsys, *base, "--sram-budget", "1GB", "--latency-budget", "1ns")
+    assert code == 1 and res["meeting_all"] == [] and not res["passed"]
+    between = (lat["2:4"] + lat["dense"]) / 2 * 1e6
+    code, res = _json(capsys, *base, "--sram-budget", "1GB", "--latency-budget", f"{between}us")
+    assert code == 1 and res["meeting_all"] == ["2:4 and 8 bits"]
+
+
+def test_run_check_refuses_batch_zero_rather_than_using_the_default(hopper):
+    """The CLI's argparse refuses --batch 0; run_check called directly must too: ``batch or 256``
+    would otherwise check a training step at batch 256 and report it as asked."""
+    path, _ = hopper
+    with pytest.raises(NmlabError, match=r"^--batch: must be a positive integer, got 0$"):
+        run_check("edge_ws", str(path), None, None, None, "2:4", "8", 0, "train_step")

@@ -201,3 +201,23 @@ def test_sram_cacti_cannot_model_names_the_level(tmp_path, monkeypatch):
         energy_table(parse_design(data))
     msg = str(info.value)
     assert msg.startswith("design 'edge_ws': storage[1] (WeightBuffer): cacti: no result for 32 B"), msg
+
+
+def test_weight_gradient_multiplies_two_activation_operands():
+    """In the weight-gradient GEMM dW = dY^T X both operands are activations: with
+    compute.activation_bits 8 and 4-bit weights each MAC's register traffic is 8 + 8 + 2 x 24 bits,
+    where the forward and backward-data GEMMs (activation x weight) move 8 + 4 + 2 x 24."""
+    data = design_data("edge_ws")
+    data["compute"]["activation_bits"] = 8
+    d = parse_design(data)
+    et = energy_table(d)
+    res = hwmodel.simulate(synthetic_td3_workload(11, 3, "dense", weight_bits=4), d, batch=8, bits=4,
+                           scenario="train_step")
+    phases = set()
+    for r in res.layers:
+        if r.phase not in ("forward", "backward_data", "backward_weight"):
+            continue
+        phases.add(r.phase)
+        per_mac = 8 + 8 + 2 * 24 if r.phase == "backward_weight" else 8 + 4 + 2 * 24
+        assert r.figures.energy_reg_pj == pytest.approx(r.figures.macs_issued * per_mac * et.reg_pj_per_bit), r.name
+    assert phases == {"forward", "backward_data", "backward_weight"}

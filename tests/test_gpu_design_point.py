@@ -304,3 +304,23 @@ def test_columns_of_many_runs_equal_each_run_alone_to_the_bit(scenario):
         alone, _ = dp.simulate_gpu_columns(plan, gpu, batch[i:i + 1], bits[i:i + 1])
         for name, col in together.items():
             assert np.array_equal(col[i:i + 1], alone[name]), (name, i, col[i], alone[name][0])
+
+
+def test_board_power_by_hand_and_never_above_the_limit():
+    """H100 SXM, 700 W limit, floor 0.25: 175 W static whatever the load, 0.75 x 700 x utilization
+    dynamic; a utilization estimate above 1 (a roofline the model's time beats) is capped at the limit."""
+    gpu = dp.gpu_design(dp.load_design_point("h100_sxm"))
+    assert gpu.power_limit_w() == 700.0 and dp.IDLE_FRACTION == 0.25
+    static, dynamic = dp._power_w(gpu, np.array([0.0, 0.5, 1.0, 3.0]))
+    assert static.tolist() == [175.0] * 4
+    assert dynamic.tolist() == [0.0, 262.5, 525.0, 525.0]
+
+
+def test_a_2to4_layer_issues_half_its_macs_and_a_dense_one_all():
+    """Actor fc2 at 2:4 (256 x 256, batch 8): 524288 dense MACs, 262144 issued by the sparse tensor
+    cores and as many effectual (its mask keeps 2 of every 4); fc1 runs dense and issues all 8 x 11 x 256."""
+    res = simulate(_td3(_nm("2:4")), "h100_sxm", batch=8, bits=16, scenario="inference")
+    fc1, fc2 = (next(r for r in res.layers if r.name == f"actor.fc{i}") for i in (1, 2))
+    assert fc2.hw_pattern == "2:4" and fc1.hw_pattern == "dense"
+    assert (fc2.figures.macs_dense, fc2.figures.macs_issued, fc2.figures.macs_effectual) == (524288, 262144, 262144)
+    assert fc1.figures.macs_dense == fc1.figures.macs_issued == 8 * 11 * 256

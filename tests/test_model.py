@@ -434,3 +434,110 @@ def test_metadata_traffic_and_stall_by_hand():
     assert metadata(a([60.0]), a([3]), a([2]), a([0]), a([50.0]), 10.0)[1][0] == 0
     bits, stall = metadata(a([0.0]), a([3]), a([2]), a([4]), a([50.0]), 10.0)  # dense: nothing moves
     assert (bits[0], stall[0]) == (0, 0)
+
+
+@pytest.mark.parametrize("design", ["edge_ws", "h100_sxm"])  # the GPU design point builds its own GEMM list
+def test_train_step_gemms_and_macs_by_hand(design):
+    """TD3's training step, GEMM by GEMM (the actor 11-256-256-3, each critic 14-256-256-1):
+    critic update (every step): the three target networks and both critics forward, both critics
+    backward-data except into their first layer, both critics' weight gradients; actor update
+    (every policy_delay = 2 steps, so x0.5): actor and critic1 forward, critic1 backward-data down
+    to its input (dQ/da), actor backward-data except into fc1, actor weight gradients."""
+    wl = synthetic_td3_workload(11, 3, "dense")
+    res = hwmodel.simulate(wl, design, batch=256, bits=8, scenario="train_step")
+    rows = {}
+    for r in res.layers:
+        if r.phase in ("forward", "backward_data", "backward_weight"):
+            key = (r.name.split(".")[0], r.phase, r.update, r.times_per_step)
+            rows[key] = rows.get(key, 0) + 1
+    cu, au = "critic_update", "actor_update"
+    assert rows == {
+        ("actor_target", "forward", cu, 1.0): 3, ("critic1_target", "forward", cu, 1.0): 3,
+        ("critic2_target", "forward", cu, 1.0): 3,
+        ("critic1", "forward", cu, 1.0): 3, ("critic2", "forward", cu, 1.0): 3,
+        ("critic1", "backward_data", cu, 1.0): 2, ("critic2", "backward_data", cu, 1.0): 2,
+        ("critic1", "backward_weight", cu, 1.0): 3, ("critic2", "backward_weight", cu, 1.0): 3,
+        ("actor", "forward", au, 0.5): 3, ("critic1", "forward", au, 0.5): 3,
+        ("critic1", "backward_data", au, 0.5): 3, ("actor", "backward_data", au, 0.5): 2,
+        ("actor", "backward_weight", au, 0.5): 3,
+    }
+    # MACs per sample: actor A = 11*256 + 256*256 + 256*3 = 69120 (66304 without fc1), critic
+    # C = 14*256 + 256*256 + 256 = 69376 (65792 without fc1). Critic update: A + 4C forward,
+    # 2 * 65792 backward-data, 2C weight gradients = 616960; actor update: A + C forward,
+    # C + 66304 backward-data, A weight gradients = 343296, half of it per step.
+    per_sample = 616960 + 343296 / 2
+    assert res.total.macs_dense == 256 * per_sample
+    assert hwmodel.simulate(wl, design, batch=1, bits=8, scenario="train_step").total.macs_dense == per_sample
+
+
+def test_weights_exactly_the_sram_capacity_stay_resident():
+    """Residency is stored bytes <= the weight SRAM: the dense 8-bit actor is 11*256 + 256*256 + 256*3
+    = 69120 bytes, resident in a 69120-byte weight buffer and streamed from DRAM in 4 bytes less (edge_ws has 4 banks)."""
+    wl = synthetic_td3_workload(11, 3, "dense")
+    at = hwmodel.simulate(wl, _design("edge_ws", **{"storage.1.capacity_bytes": 69120}), bits=8)
+    assert at.extra["bytes_weights_stored"] == 69120
+    assert at.fits_in_sram and at.extra["weights_resident"]
+    under = hwmodel.simulate(wl, _design("edge_ws", **{"storage.1.capacity_bytes": 69116}), bits=8)
+    assert not under.fits_in_sram and not under.extra["weights_resident"]
+    assert under.total.bits_dram_read == pytest.approx(at.total.bits_dram_read + 69120 * 8)
+
+
+def test_weight_gradients_go_to_dram_only_when_the_weights_are_not_resident():
+    """dW [out x in] at the weight bits is written to DRAM where the weights live there: nothing
+    when they are resident (a 32-32 TD3 fits edge_ws), out x in x 8 bits per GEMM when streamed
+    (critic1.fc2: 32 x 32 x 8 = 8192 bits, times_per_step 1)."""
+    wl = synthetic_td3_workload(11, 3, "dense", hidden=(32, 32))
+    for residency, resident in (("auto", True), ("stream", False)):
+        res = hwmodel.simulate(wl, "edge_ws", batch=8, bits=8, scenario="train_step", residency=residency)
+        assert res.extra["weights_resident"] == resident
+        wg = {r.name: r for r in res.layers if r.phase == "backward_weight"}
+        assert len(wg) == 9  # both critics and the actor, three layers each
+        for r in wg.values():
+            layer = next(x for x in wl.layers if x.name == r.name)
+            expect = 0.0 if resident else layer.out_features * layer.in_features * 8 * r.times_per_step
+            assert r.figures.bits_dram_write == expect, (residency, r.name)
+        if not resident:
+            assert wg["critic1.fc2"].figures.bits_dram_write == 8192
+
+
+def test_a_sweep_point_whose_weights_exactly_fill_the_sram_fits(tmp_path):
+    """The sweep's fits_in_sram column is stored bytes <= the weight SRAM, as simulate's: the dense
+    8-bit actor (69120 bytes) fits a 69120-byte weight buffer, not a 69116-byte one."""
+    from sweeps.config import parse_config
+    from sweeps.evaluate import evaluate_point
+    from sweeps.grid import plan
+
+    wl = synthetic_td3_workload(11, 3, "dense")
+    wl.meta.update(env="Hopper-v5", sparsity="dense")
+    save_workload(wl, tmp_path / "w.nmw")
+    designs = []
+    for cap in (69120, 69116):
+        data = yaml.safe_load(data_path("designs", "edge_ws.yaml").read_text())
+        data["name"] = f"edge_{cap}"
+        data["storage"][1]["capacity_bytes"] = cap
+        (tmp_path / f"edge_{cap}.yaml").write_text(yaml.safe_dump(data))
+        designs.append(str(tmp_path / f"edge_{cap}.yaml"))
+    cfg = parse_config({"workloads": [str(tmp_path / "w.nmw")], "patterns": ["dense"], "bits": [8],
+                        "designs": designs, "scenarios": [{"scenario": "inference", "batch": 1}]}, base=tmp_path)
+    rows = {r["design"]: r for r in map(evaluate_point, plan(cfg).points())}
+    assert rows["edge_69120"]["model_bytes"] == 69120 and rows["edge_69120"]["fits_in_sram"]
+    assert not rows["edge_69116"]["fits_in_sram"]
+
+
+def test_a_sweep_rows_energy_per_sample_is_its_energy_over_the_batch(tmp_path):
+    """energy_per_sample_pj = energy_pj / batch, on an accelerator row and on a GPU row."""
+    from sweeps.config import parse_config
+    from sweeps.evaluate import evaluate_point
+    from sweeps.grid import plan
+
+    wl = synthetic_td3_workload(11, 3, "dense")
+    wl.meta.update(env="Hopper-v5", sparsity="dense")
+    save_workload(wl, tmp_path / "w.nmw")
+    cfg = parse_config({"workloads": [str(tmp_path / "w.nmw")], "patterns": ["dense"], "bits": [8],
+                        "designs": ["edge_ws"], "gpus": ["h100_sxm"],
+                        "scenarios": [{"scenario": "inference", "batch": 4}]}, base=tmp_path)
+    rows = {r["design"]: r for r in map(evaluate_point, plan(cfg).points())}
+    assert set(rows) == {"edge_ws", "h100_sxm"}
+    for r in rows.values():
+        assert r["batch"] == 4 and r["energy_pj"] > 0
+        assert r["energy_per_sample_pj"] == pytest.approx(r["energy_pj"] / 4, rel=1e-12), r["design"]

@@ -611,3 +611,17 @@ def test_a_lock_file_that_is_no_regular_file_is_one_line_and_nothing_is_written(
     with pytest.raises(NmlabError, match=f"sweep.lock: is a {kind}; the lock file of its folder must be a regular file"):
         api.run(write_config(tmp_path), out, workers=1, evaluate=fake_evaluate, progress=False)
     assert sorted(p.name for p in out.iterdir()) == [engine.LOCK] and target.read_text() == "keep me\n"
+
+
+def test_points_a_design_cannot_run_are_left_out_and_said_so(tmp_path):
+    """edge_ws has no 16-bit datatype, flex_nm has bf16; neither env has a trained unstructured
+    workload: 2 envs x 2 patterns x (edge_ws at 8 + flex_nm at 8 and 16) = 12 points, and the plan
+    names both gaps."""
+    cfg = load_config(write_config(tmp_path, patterns=["dense", "2:4", "unstructured"], bits=[8, 16],
+                                   scenarios=[{"scenario": "inference", "batch": 1}]))
+    p = plan(cfg)
+    points = list(p.points())
+    assert len(points) == len(p) == 12
+    assert sorted({(pt["design"], pt["bits"]) for pt in points}) == [("edge_ws", 8), ("flex_nm", 8), ("flex_nm", 16)]
+    assert {pt["pattern"] for pt in points} == {"dense", "2:4"}
+    assert p.skipped == ["edge_ws: 16 bits", "unstructured: no trained unstructured workload for Ant-v5, Hopper-v5"]

@@ -206,3 +206,28 @@ def test_cli(tmp_path, wl_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and what in err[0], err
     assert not (tmp_path / "x").exists()
+
+
+def test_architecture_attributes_by_hand():
+    """stc_hbm: HBM2 at 256 GB/s and 1410 MHz is 256e9 / 1410e6 bytes = 90.78 16-bit words per cycle
+    (Timeloop counts words); the 4 MB global buffer of 512-bit words is 65536 deep and double
+    buffered; its 16 bits (fp16) and flex_nm's (bf16) run on an fpmac, int8 on an intmac."""
+    from hwmodel.design import load_design
+    from hwmodel.timeloop import architecture
+
+    d = load_design("stc_hbm")
+    local = architecture(d, 16, 2)["architecture"]["subtree"][0]["local"]
+    by_name = {c["name"].split("[")[0]: c for c in local}
+    hbm = by_name["HBM"]["attributes"]
+    assert hbm["datawidth"] == 16
+    assert hbm["shared_bandwidth"] == pytest.approx(256e9 / 1410e6 * 8 / 16, abs=1e-6)
+    gb = by_name["GlobalBuffer"]["attributes"]
+    assert (gb["depth"], gb["width"], gb["multiple_buffering"], gb["n_banks"]) == (65536, 512, 2, 16)
+    assert gb["metadata_datawidth"] == 2  # the metadata level carries the N:M index width
+    assert "metadata_datawidth" not in by_name["SharedMem"]["attributes"]
+    assert by_name["mac"]["class"] == "fpmac" and d.datatype_for(16) == "fp16"
+    flex = load_design("flex_nm")
+    assert flex.datatype_for(16) == "bf16" and architecture(flex, 16, 2)["architecture"]["subtree"][0]["local"][-1]["class"] == "fpmac"
+    assert architecture(d, 8, 2)["architecture"]["subtree"][0]["local"][-1]["class"] == "intmac"
+    assert architecture(d, 8, 2)["architecture"]["subtree"][0]["local"][0]["attributes"]["shared_bandwidth"] == \
+        pytest.approx(256e9 / 1410e6, abs=1e-6)

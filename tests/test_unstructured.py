@@ -545,3 +545,41 @@ def test_nearest_nm_ranks_by_slots_walked_when_k_is_shorter_than_m():
     wide = np.zeros((8, 256), dtype=bool)
     wide[:, ::16] = True                                    # one per 16: 1:16, 2:32, 4:64 walk 16
     assert str(map_weights(lw, wide, "unstructured").hw_pattern) == "1:16"
+
+
+def test_load_imbalance_of_a_partial_last_fold_counts_only_its_rows():
+    """40 rows on a 32-column array: folds of 32 and 8 rows, each with one row keeping 158 of 256
+    and the rest 30. Walked: 158 x 32 + 158 x 8 = 6320 slots for 40 x 30 + 2 x 128 = 1456 kept,
+    4.34x (the last fold counted as 32 rows would read 158 x 64 / 1456 = 6.95x)."""
+    d = load_design("unstructured_ws")
+    mask = np.zeros((40, 256), dtype=bool)
+    mask[:, :30] = True
+    mask[::32, 30:158] = True
+    assert int(mask.sum()) == 1456
+    note = hwmodel.simulate(_one_layer(mask), d, batch=1).layers[0].mapping_note
+    assert f"{6320 / 40:.1f} of K=256 per row vs {1456 / 40:.1f} kept (load imbalance {6320 / 1456:.2f}x)" in note, note
+
+
+@pytest.mark.parametrize("index_format, k_format, meta_bits", [("bitmask", "B", 1), ("coordinate", "CP", 8)])
+def test_timeloop_export_of_an_unstructured_layer_by_hand(tmp_path, index_format, k_format, meta_bits):
+    """64 x 256 mask keeping 2176 (30 per row, one row per fold 158): the export carries the real
+    mask's density 2176 / 16384 (not the 158 x 64 / 16384 slots the folds walk), Sparseloop's
+    hypergeometric distribution, and the index format: a bitmask (1 bit) or coordinates of
+    ceil(log2 256) = 8 bits."""
+    from hwmodel.timeloop import FILES, export_timeloop
+
+    data = _yaml("unstructured_ws")
+    data["sparsity"]["index_format"] = index_format
+    d = parse_design(data)
+    mask = np.zeros((64, 256), dtype=bool)
+    mask[:, :30] = True
+    mask[::32, 30:158] = True
+    path = tmp_path / "w.nmw"
+    save_workload(_one_layer(mask), path)
+    out = export_timeloop(d, path, "net.fc", tmp_path / "tl", bits=8)
+    docs = {name: yaml.safe_load((out / name).read_text()) for name in FILES}
+    dens = docs["problem.yaml"]["problem"]["instance"]["densities"]["Weights"]
+    assert dens == {"distribution": "hypergeometric", "density": pytest.approx(2176 / 16384, abs=1e-6)}
+    target = docs["sparse_opt.yaml"]["sparse_optimizations"]["targets"][0]
+    k_rank = target["representation_format"]["data_spaces"][0]["ranks"][-1]
+    assert (k_rank["format"], k_rank["metadata_word_bits"]) == (k_format, meta_bits)
