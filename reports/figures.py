@@ -155,7 +155,8 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
 
 
 def _cell_label(sc: str, batch: int) -> str:
-    return f"{'inf' if sc == 'inference' else 'train'} b{batch}"
+    """A heatmap column's scenario in the page's words ("inference, batch 1"; "inf b1" read as a code)."""
+    return f"{sc.replace('_', ' ')}, batch {batch}"
 
 
 #: Cells above which a heatmap carries no numbers (colour and colour bar only): no walls of text.

@@ -491,3 +491,24 @@ def test_page_front_tables_and_log_axes_read_as_units(default_sweep):
             ax = fig["layout"][k]
             if ax.get("type") == "log":
                 assert ax.get("exponentformat") == "none" and ax.get("separatethousands") is True, ax
+
+
+def test_same_bits_heatmap_columns_name_scenario_and_batch_in_words(default_sweep, monkeypatch):
+    """The heatmap columns read 'edge_ws / inf b1' and 'train b256'; the page says 'inference, batch 1'."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reports import figures
+
+    df = pd.read_parquet(default_sweep / "points.parquet")
+    seen = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
+    figures.same_bits_heatmap_png(df, "speedup_vs_dense", "Speedup (>1 is faster)", default_sweep / "x.png", True)
+    fig = seen["fig"]
+    labels = [t.get_text() for ax in fig.axes if ax.images for t in ax.get_xticklabels()]
+    plt.close(fig)
+    want = {f"{sc.replace('_', ' ')}, batch {b}" for sc, b in zip(df.scenario, df.batch)}
+    assert labels and {lab.split("\n")[1] for lab in labels} == want, labels
+    assert not any(re.search(r"\b(inf|train) b\d", lab) for lab in labels), labels
