@@ -287,7 +287,8 @@ def extreme_markdown(notes: list[dict]) -> str:
 
 def quantization_card(q: list[dict], colors: dict[str, str], bits: list[int]) -> str:
     """Quantization alone: dense at B bits vs dense at the design's highest bits, one row per design."""
-    head = ("<thead><tr><th rowspan=2 class=l>design (dense vs dense at)</th>"
+    # The baseline in its own column, in words: "a100_sxm (16 b)" read as a design variant, not as what it divides by.
+    head = ("<thead><tr><th rowspan=2 class=l>design</th><th rowspan=2 class=l>baseline</th>"
             f"<th colspan={len(bits)}>speedup (x)</th><th colspan={len(bits)}>energy ratio</th></tr><tr>"
             + "".join(f"<th>{b} b</th>" for b in bits) * 2 + "</tr></thead>")
     body = []
@@ -306,7 +307,7 @@ def quantization_card(q: list[dict], colors: dict[str, str], bits: list[int]) ->
                              f'{r["point_id"]}) vs dense at {ref} bits (point {r["ref_point_id"]})" data-point="{r["point_id"]}" '
                              f'data-col="quantization_{col}" data-value="{v!r}">{fmt_ratio(v)}</td>')
         body.append(f'<tr><td class=l><span class="sw" style="background:{colors.get(design, "#777")}"></span>'
-                    f'{html.escape(design)} ({ref} b)</td>{"".join(cells)}</tr>')
+                    f'{html.escape(design)}</td><td class=l>dense at {ref} bits</td>{"".join(cells)}</tr>')
     return (f'<div class="card"><table class="ans quant"><caption>Quantization alone (no sparsity): dense at B bits vs '
             f'dense at the design\'s highest bitwidth</caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
 
@@ -708,10 +709,10 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
                 out.append("\n".join(lines) + "\n" + (f"\n{note}\n" if note else ""))
             q = qsec.get((env, sc, batch), [])
             lines = [] if not q else ["**Quantization alone** (dense at B bits vs dense at the design's highest bits: speedup x | energy ratio)\n",
-                     "| design | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
+                     "| design | baseline | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|---|" + "---:|" * len(bits)]
             for design, g in _by_design(q):
                 by = {int(r["bits"]): r for r in g}
-                lines.append(f"| {design} ({int(g[0]['ref_bits'])} b) | " + " | ".join(
+                lines.append(f"| {design} | dense at {int(g[0]['ref_bits'])} bits | " + " | ".join(
                     f"{fmt_ratio(by[b]['speedup'])}x / {fmt_ratio(by[b]['energy_ratio'])}" if b in by else "-"
                     for b in bits) + " |")
             out.append("\n".join(lines) + "\n")

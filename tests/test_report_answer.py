@@ -876,3 +876,22 @@ def test_glance_and_same_bits_tables_say_what_their_numbers_are(page):
     assert len(captions) == 2 and all(answer.GLANCE_KEY in c for c in captions)
     assert "speedup x / energy ratio" in answer.GLANCE_KEY
     assert "energy / dense (lower saves)" not in page and "energy ratio vs dense (lower saves)</th>" in page
+
+
+def test_quantization_rows_name_their_baseline_in_words(sweep, page):
+    """'Quantization alone' rows read 'a100_sxm (16 b)', as if 16 b were a variant of the design; the baseline
+    (dense at the design's highest bits) has its own column, on the page and in summary.md."""
+    df = pd.read_parquet(sweep / "points.parquet")
+    dense = df[(df.pattern == "dense") & (df.mask_source == "trained")]
+    top = dense.groupby("design").bits.max()
+    tables = re.findall(r'<table class="ans quant">.*?</table>', page, flags=re.S)
+    assert tables
+    md = (sweep / "report" / "summary.md").read_text()
+    for design, ref in top.items():
+        if dense[dense.design == design].bits.nunique() < 2:
+            continue
+        row = f'{design}</td><td class=l>dense at {int(ref)} bits</td>'
+        assert all(row in t for t in tables), design
+        assert f"| {design} | dense at {int(ref)} bits |" in md, design
+    assert not re.search(r"[a-z0-9_]+ \(\d+ b\)</td>", "".join(tables))
+    assert not re.search(r"^\| [a-z0-9_]+ \(\d+ b\) \|", md, flags=re.M)
