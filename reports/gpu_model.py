@@ -198,6 +198,23 @@ def scatter_figure(c: GpuCheck) -> dict[str, Any]:
     return {"data": data, "layout": layout}
 
 
+#: At most this many ticks on the speedup plot's size axis (every other measured size past it).
+MAX_SIZE_TICKS = 10
+
+
+def square_size_ticks(sizes) -> dict[str, Any]:
+    """Ticks of the speedup plot's size axis at the measured square sizes (64, 128, ..., 16,384: powers of two),
+    written in full: decade ticks (100, 1,000, 10,000) fell between the measured sizes, so neither the points nor
+    the table's crossover sizes (1024 / 2048) could be read off the axis. Every other size past ``MAX_SIZE_TICKS``;
+    :func:`log_tick_axis`'s ticks where there are fewer than two sizes."""
+    vals = sorted({int(v) for v in np.asarray(sizes, dtype=float) if np.isfinite(v) and v > 0})
+    if len(vals) < 2:
+        return log_tick_axis(vals)
+    step = -(-len(vals) // MAX_SIZE_TICKS)
+    vals = vals[::step]
+    return {"tickvals": vals, "ticktext": [f"{v:,}" for v in vals]}
+
+
 def speedup_figure(c: GpuCheck) -> dict[str, Any]:
     """Speedup (dense / 2:4) vs size over the square GEMMs, per dtype: measured points (filled: held-out
     shapes, hollow: calibration shapes) over the model's curve; a line at 1 (above it 2:4 wins)."""
@@ -231,7 +248,7 @@ def speedup_figure(c: GpuCheck) -> dict[str, Any]:
     layout = {"title": {"text": f"{html.escape(c.device)}: 2:4 speedup vs square size", "font": {"size": 13}},
               "height": 380, "margin": {"l": 55, "r": 15, "t": 40, "b": 45},
               "xaxis": {"type": "log", "title": {"text": "square GEMM size (m = k = n, log scale)"},
-                        **log_tick_axis([v for tr in data for v in tr["x"]])},
+                        **square_size_ticks(m.m[(m.m == m.k) & (m.k == m.n)])},
               "yaxis": {"title": {"text": "speedup dense / 2:4 (x; above 1: 2:4 wins)"}},
               "legend": {"font": {"size": 10}, "title": {"text": "colour = dtype<br>line = model (held-out<br>"
                                                                   "speedup error)", "font": {"size": 10}}},

@@ -399,3 +399,20 @@ def test_summary_names_no_winner_where_no_sparse_point_beats_dense(tmp_path):
     assert "Largest speedup" not in md
     assert md.count("No sparse point is faster than dense at the same bits (at best 1.00x); none uses less energy "
                     "than dense (at best 1.00).") == df.env.nunique()
+
+
+def test_speedup_size_axis_is_ticked_at_the_measured_squares(page):
+    """The speedup plot's size axis had ticks 100, 1,000, 10,000, between the measured squares (64 ... 16,384),
+    so neither a point nor the table's crossover size (1024 / 2048) could be read off it."""
+    figs = {f["layout"]["title"]["text"]: f for f in _figures(page)}
+    checked = 0
+    for c in gpu_model.check_bundled():
+        m = c.meas
+        sizes = sorted({int(v) for v in m.m[(m.m == m.k) & (m.k == m.n)]})
+        ax = figs[f"{html_lib.escape(c.device)}: 2:4 speedup vs square size"]["layout"]["xaxis"]
+        ticks = ax["tickvals"]
+        assert set(ticks) <= set(sizes) and len(ticks) >= min(len(sizes), 5), (c.name, ticks, sizes)
+        assert ax["ticktext"] == [f"{v:,}" for v in ticks]
+        assert not {100, 1000, 10000} & set(ticks)
+        checked += 1
+    assert checked == 4
