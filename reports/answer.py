@@ -30,7 +30,7 @@ from reports.data import (agent_label, agent_order, design_order, design_title, 
                           is_gpu, one_row_per, seed_range_text, with_agent)
 from reports.quality import HW_BITS, hardware_scenario
 from reports.style import design_colors
-from reports.why import is_extreme, limiters, skipped_share, small_pct
+from reports.why import NO_GAIN, is_extreme, limiters, skipped_share, small_pct
 
 SAME_BITS = ("speedup_vs_dense", "energy_ratio_vs_dense")
 SECTION = ("env", "scenario", "batch")
@@ -351,13 +351,21 @@ def limiter_word(r: dict[str, Any]) -> str:
     if not r.get("skips_macs", True) and (not r.get("gpu") or r.get("pattern") not in (None, "dense")):
         return "runs dense"
     lim = r.get("latency_limiter") or ""
+    # A sparse accelerator point that skips a few MACs (0.03% of a one-shot mask's on flex_nm) but lands within
+    # NO_GAIN of dense: "compute" beside 1.00x contradicted the why table's "no gain" for the same cell (a
+    # DRAM-bound point keeps "DRAM", as the why line puts DRAM first).
+    sp = r.get("speedup_vs_dense")
+    if (not r.get("gpu") and r.get("pattern") not in (None, "dense") and lim != "DRAM bandwidth"
+            and sp is not None and sp == sp and abs(sp - 1) < NO_GAIN):
+        return "no gain"
     return LIMITER_WORDS.get(lim, lim)
 
 
 GLANCE_HELP = ("Each design cell: speedup (x, higher is faster) / energy ratio (lower saves), both vs dense on "
                "that design at the same bits, and what limits the point: compute, DRAM or metadata (the largest "
                "share of its cycles), SRAM cliff (these weights fit the design's SRAM, dense's do not; misses SRAM: the "
-               "reverse), runs dense (the design cannot skip this pattern's zeros), fixed cost (a GPU call's fixed "
+               "reverse), runs dense (the design cannot skip this pattern's zeros), no gain (it skips too few of them "
+               "to be 5% faster than dense), fixed cost (a GPU call's fixed "
                "time, not its MACs), throughput (a GPU busy on its MACs or bandwidth). "
                "Return: evaluation return at these bits (a train step pairs with the agent as trained) as a fraction of "
                "dense TD3 as trained, min-max over seeds; "

@@ -901,3 +901,25 @@ def test_quantization_rows_name_their_baseline_in_words(sweep, page):
         assert f"| {design} | dense at {int(ref)} bits |" in md, design
     assert not re.search(r"[a-z0-9_]+ \(\d+ b\)</td>", "".join(tables))
     assert not re.search(r"^\| [a-z0-9_]+ \(\d+ b\) \|", md, flags=re.M)
+
+
+def test_glance_limiter_agrees_with_the_why_table_on_no_gain(sweep, page):
+    """flex_nm's one-shot unstructured:0.9 at 8 bits (0.03% of dense's MACs skipped, 1.00x) read 'compute' in the
+    glance while the why table explained the same cell as 'no gain'; a sparse accelerator cell within NO_GAIN of
+    dense that is not DRAM-bound and does run its pattern now says 'no gain'."""
+    from reports.why import NO_GAIN
+
+    df = pd.read_parquet(sweep / "points.parquet").set_index("point_id")
+    seen = 0
+    for _, t in re.findall(r'<table class="ans glance" data-env="([^"]+)">(.*?)</table>', page):
+        words = re.findall(r'data-point="([0-9a-f]+)" data-col="glance_speedup"[^>]*>.*?<span class=lim>([^<]*)</span>', t)
+        for pid, word in words:
+            r = df.loc[pid]
+            if r.design == "flex_nm" and r.method == "one-shot(td3)" and r.pattern == "unstructured:0.9":
+                assert word == "no gain", (pid, word)
+                seen += 1
+            if word == "no gain":
+                assert abs(r.speedup_vs_dense - 1) < NO_GAIN and r.macs_issued < r.macs_dense, pid
+    assert seen == 2
+    md = (sweep / "report" / "summary.md").read_text()
+    assert "1.00x / 1.02 [no gain]" in md or "1.00x / 1.01 [no gain]" in md
