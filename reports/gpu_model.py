@@ -189,7 +189,7 @@ def scatter_figure(c: GpuCheck) -> dict[str, Any]:
               "height": 380, "margin": {"l": 60, "r": 15, "t": 40, "b": 45},
               "xaxis": {"type": "log", "range": rng, "title": {"text": "measured time per call (us, log scale)"},
                         **log_tick_axis([10 ** rng[0], 10 ** rng[1]])},
-              "yaxis": {"type": "log", "range": rng, "title": {"text": "predicted (us, log scale)"},
+              "yaxis": {"type": "log", "range": rng, "title": {"text": "predicted time per call (us, log scale)"},
                         **log_tick_axis([10 ** rng[0], 10 ** rng[1]])},
               "legend": {"x": 1, "xanchor": "right", "y": 0, "yanchor": "bottom", "bgcolor": "rgba(255,255,255,0.8)"},
               "annotations": [{"text": note, "xref": "paper", "yref": "paper", "x": 0.02, "y": 0.98, "xanchor": "left",
@@ -249,7 +249,7 @@ def speedup_figure(c: GpuCheck) -> dict[str, Any]:
               "height": 380, "margin": {"l": 55, "r": 15, "t": 40, "b": 45},
               "xaxis": {"type": "log", "title": {"text": "square GEMM size (m = k = n, log scale)"},
                         **square_size_ticks(m.m[(m.m == m.k) & (m.k == m.n)])},
-              "yaxis": {"title": {"text": "speedup dense / 2:4 (x; above 1: 2:4 wins)"}},
+              "yaxis": {"title": {"text": "2:4 speedup (dense time / 2:4 time; above 1: 2:4 wins)"}},
               "legend": {"font": {"size": 10}, "title": {"text": "colour = dtype<br>line = model (held-out<br>"
                                                                   "speedup error)", "font": {"size": 10}}},
               "shapes": [{"type": "line", "xref": "x domain", "yref": "y", "x0": 0, "x1": 1, "y0": 1, "y1": 1,

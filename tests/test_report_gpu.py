@@ -112,7 +112,10 @@ def test_scatter_carries_the_held_out_rows_y_equals_x_and_its_mape(page):
         keys = [t for t in sp["data"] if t["y"] == [None]]
         assert [k["marker"]["color"] == "white" for k in keys] == [False, True]
         assert "held-out" in keys[0]["name"] and "calibration" in keys[1]["name"]
+        # 'speedup dense / 2:4' read as a ratio of two speedups: the title says which times it divides
         assert "above 1: 2:4 wins" in sp["layout"]["yaxis"]["title"]["text"]
+        assert sp["layout"]["yaxis"]["title"]["text"].startswith("2:4 speedup (dense time / 2:4 time")
+        assert fig["layout"]["yaxis"]["title"]["text"] == "predicted time per call (us, log scale)"
         for f in (fig, sp):
             assert "log scale" in f["layout"]["xaxis"]["title"]["text"]
 
