@@ -30,7 +30,7 @@ from reports.data import (agent_label, agent_order, design_order, design_title, 
                           is_gpu, one_row_per, seed_range_text, with_agent)
 from reports.quality import HW_BITS, hardware_scenario
 from reports.style import design_colors
-from reports.why import is_extreme, limiters, skipped_share, small_pct
+from reports.why import NO_GAIN, is_extreme, limiters, skipped_share, small_pct
 
 SAME_BITS = ("speedup_vs_dense", "energy_ratio_vs_dense")
 SECTION = ("env", "scenario", "batch")
@@ -287,7 +287,8 @@ def extreme_markdown(notes: list[dict]) -> str:
 
 def quantization_card(q: list[dict], colors: dict[str, str], bits: list[int]) -> str:
     """Quantization alone: dense at B bits vs dense at the design's highest bits, one row per design."""
-    head = ("<thead><tr><th rowspan=2 class=l>design (dense vs dense at)</th>"
+    # The baseline in its own column, in words: "a100_sxm (16 b)" read as a design variant, not as what it divides by.
+    head = ("<thead><tr><th rowspan=2 class=l>design</th><th rowspan=2 class=l>baseline</th>"
             f"<th colspan={len(bits)}>speedup (x)</th><th colspan={len(bits)}>energy ratio</th></tr><tr>"
             + "".join(f"<th>{b} b</th>" for b in bits) * 2 + "</tr></thead>")
     body = []
@@ -306,7 +307,7 @@ def quantization_card(q: list[dict], colors: dict[str, str], bits: list[int]) ->
                              f'{r["point_id"]}) vs dense at {ref} bits (point {r["ref_point_id"]})" data-point="{r["point_id"]}" '
                              f'data-col="quantization_{col}" data-value="{v!r}">{fmt_ratio(v)}</td>')
         body.append(f'<tr><td class=l><span class="sw" style="background:{colors.get(design, "#777")}"></span>'
-                    f'{html.escape(design)} ({ref} b)</td>{"".join(cells)}</tr>')
+                    f'{html.escape(design)}</td><td class=l>dense at {ref} bits</td>{"".join(cells)}</tr>')
     return (f'<div class="card"><table class="ans quant"><caption>Quantization alone (no sparsity): dense at B bits vs '
             f'dense at the design\'s highest bitwidth</caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
 
@@ -350,13 +351,21 @@ def limiter_word(r: dict[str, Any]) -> str:
     if not r.get("skips_macs", True) and (not r.get("gpu") or r.get("pattern") not in (None, "dense")):
         return "runs dense"
     lim = r.get("latency_limiter") or ""
+    # A sparse accelerator point that skips a few MACs (0.03% of a one-shot mask's on flex_nm) but lands within
+    # NO_GAIN of dense: "compute" beside 1.00x contradicted the why table's "no gain" for the same cell (a
+    # DRAM-bound point keeps "DRAM", as the why line puts DRAM first).
+    sp = r.get("speedup_vs_dense")
+    if (not r.get("gpu") and r.get("pattern") not in (None, "dense") and lim != "DRAM bandwidth"
+            and sp is not None and sp == sp and abs(sp - 1) < NO_GAIN):
+        return "no gain"
     return LIMITER_WORDS.get(lim, lim)
 
 
 GLANCE_HELP = ("Each design cell: speedup (x, higher is faster) / energy ratio (lower saves), both vs dense on "
                "that design at the same bits, and what limits the point: compute, DRAM or metadata (the largest "
                "share of its cycles), SRAM cliff (these weights fit the design's SRAM, dense's do not; misses SRAM: the "
-               "reverse), runs dense (the design cannot skip this pattern's zeros), fixed cost (a GPU call's fixed "
+               "reverse), runs dense (the design cannot skip this pattern's zeros), no gain (it skips too few of them "
+               "to be 5% faster than dense), fixed cost (a GPU call's fixed "
                "time, not its MACs), throughput (a GPU busy on its MACs or bandwidth). "
                "Return: evaluation return at these bits (a train step pairs with the agent as trained) as a fraction of "
                "dense TD3 as trained, min-max over seeds; "
@@ -708,10 +717,10 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
                 out.append("\n".join(lines) + "\n" + (f"\n{note}\n" if note else ""))
             q = qsec.get((env, sc, batch), [])
             lines = [] if not q else ["**Quantization alone** (dense at B bits vs dense at the design's highest bits: speedup x | energy ratio)\n",
-                     "| design | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
+                     "| design | baseline | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|---|" + "---:|" * len(bits)]
             for design, g in _by_design(q):
                 by = {int(r["bits"]): r for r in g}
-                lines.append(f"| {design} ({int(g[0]['ref_bits'])} b) | " + " | ".join(
+                lines.append(f"| {design} | dense at {int(g[0]['ref_bits'])} bits | " + " | ".join(
                     f"{fmt_ratio(by[b]['speedup'])}x / {fmt_ratio(by[b]['energy_ratio'])}" if b in by else "-"
                     for b in bits) + " |")
             out.append("\n".join(lines) + "\n")

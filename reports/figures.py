@@ -155,7 +155,8 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
 
 
 def _cell_label(sc: str, batch: int) -> str:
-    return f"{'inf' if sc == 'inference' else 'train'} b{batch}"
+    """A heatmap column's scenario in the page's words ("inference, batch 1"; "inf b1" read as a code)."""
+    return f"{sc.replace('_', ' ')}, batch {batch}"
 
 
 #: Cells above which a heatmap carries no numbers (colour and colour bar only): no walls of text.
@@ -205,8 +206,9 @@ def same_bits_heatmap_png(df: pd.DataFrame, col: str, title: str, out: Path, goo
         ax.set_title(env, fontsize=11)
     if im is not None:
         cb = fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, pad=0.01)
-        ticks = [-1, -0.5, 0, 0.5, 1]
-        cb.set_ticks(ticks, labels=[fmt_ratio(10 ** (t if good_high else -t)) for t in ticks])
+        # Round ratios, 1, 2 and 5 per decade as the page's log axes: half-decade ticks read 0.316 and 3.16.
+        ratios = [0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0]
+        cb.set_ticks([float(np.log10(r)) * (1 if good_high else -1) for r in ratios], labels=[fmt_ratio(r) for r in ratios])
         cb.set_label(title.split(" (")[0], fontsize=8)
     # A blank cell is no point, not a ratio of 1: the design has no datatype of that width (or no such agent).
     name, hint = title.split(" (", 1) if " (" in title else (title, "")

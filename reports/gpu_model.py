@@ -189,13 +189,30 @@ def scatter_figure(c: GpuCheck) -> dict[str, Any]:
               "height": 380, "margin": {"l": 60, "r": 15, "t": 40, "b": 45},
               "xaxis": {"type": "log", "range": rng, "title": {"text": "measured time per call (us, log scale)"},
                         **log_tick_axis([10 ** rng[0], 10 ** rng[1]])},
-              "yaxis": {"type": "log", "range": rng, "title": {"text": "predicted (us, log scale)"},
+              "yaxis": {"type": "log", "range": rng, "title": {"text": "predicted time per call (us, log scale)"},
                         **log_tick_axis([10 ** rng[0], 10 ** rng[1]])},
               "legend": {"x": 1, "xanchor": "right", "y": 0, "yanchor": "bottom", "bgcolor": "rgba(255,255,255,0.8)"},
               "annotations": [{"text": note, "xref": "paper", "yref": "paper", "x": 0.02, "y": 0.98, "xanchor": "left",
                                "yanchor": "top", "align": "left", "showarrow": False, "font": {"size": 11},
                                "bgcolor": "rgba(255,255,255,0.85)"}]}
     return {"data": data, "layout": layout}
+
+
+#: At most this many ticks on the speedup plot's size axis (every other measured size past it).
+MAX_SIZE_TICKS = 10
+
+
+def square_size_ticks(sizes) -> dict[str, Any]:
+    """Ticks of the speedup plot's size axis at the measured square sizes (64, 128, ..., 16,384: powers of two),
+    written in full: decade ticks (100, 1,000, 10,000) fell between the measured sizes, so neither the points nor
+    the table's crossover sizes (1024 / 2048) could be read off the axis. Every other size past ``MAX_SIZE_TICKS``;
+    :func:`log_tick_axis`'s ticks where there are fewer than two sizes."""
+    vals = sorted({int(v) for v in np.asarray(sizes, dtype=float) if np.isfinite(v) and v > 0})
+    if len(vals) < 2:
+        return log_tick_axis(vals)
+    step = -(-len(vals) // MAX_SIZE_TICKS)
+    vals = vals[::step]
+    return {"tickvals": vals, "ticktext": [f"{v:,}" for v in vals]}
 
 
 def speedup_figure(c: GpuCheck) -> dict[str, Any]:
@@ -231,8 +248,8 @@ def speedup_figure(c: GpuCheck) -> dict[str, Any]:
     layout = {"title": {"text": f"{html.escape(c.device)}: 2:4 speedup vs square size", "font": {"size": 13}},
               "height": 380, "margin": {"l": 55, "r": 15, "t": 40, "b": 45},
               "xaxis": {"type": "log", "title": {"text": "square GEMM size (m = k = n, log scale)"},
-                        **log_tick_axis([v for tr in data for v in tr["x"]])},
-              "yaxis": {"title": {"text": "speedup dense / 2:4 (x; above 1: 2:4 wins)"}},
+                        **square_size_ticks(m.m[(m.m == m.k) & (m.k == m.n)])},
+              "yaxis": {"title": {"text": "2:4 speedup (dense time / 2:4 time; above 1: 2:4 wins)"}},
               "legend": {"font": {"size": 10}, "title": {"text": "colour = dtype<br>line = model (held-out<br>"
                                                                   "speedup error)", "font": {"size": 10}}},
               "shapes": [{"type": "line", "xref": "x domain", "yref": "y", "x0": 0, "x1": 1, "y0": 1, "y1": 1,

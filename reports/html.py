@@ -287,9 +287,12 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
                                               "y": math.log10(sram_kb), "xanchor": "left", "xshift": 4,
                                               "yanchor": "middle", "align": "left", "showarrow": False,
                                               "font": {"size": 10}})
-            tickvals, ticktext = log_ticks(min(kb), max(kb)) if kb else ([], [])
+            tickvals, _ = log_ticks(min(kb), max(kb)) if kb else ([], [])
+            # Ticks carry their unit as the memory line's label does ("5 MB" beside "SRAM 4.19 MB", not "5,000"
+            # under a "(KB)" title).
             layout[f"yaxis{'' if k == 1 else k}"].update(
-                {"type": "log", "title": {"text": "weights (KB)"}, "tickvals": tickvals, "ticktext": ticktext})
+                {"type": "log", "title": {"text": "weights (log scale)"}, "tickvals": tickvals,
+                 "ticktext": [fmt_bytes(t * 1e3) for t in tickvals]})
             if kb:  # the tallest bar's top in view: plotly's range ended at it, so a hollow bar's top edge was cut
                 layout[f"yaxis{'' if k == 1 else k}"]["range"] = [math.log10(min(kb) / WEIGHTS_PAD),
                                                                   math.log10(max(kb) * WEIGHTS_PAD)]

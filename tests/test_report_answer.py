@@ -16,7 +16,7 @@ import pytest
 
 from reports import answer, returns
 from reports.build import build_report
-from reports.data import one_row_per
+from reports.data import fmt_bytes, one_row_per
 
 KEY = ["env", "design", "scenario", "batch", "bits"]
 
@@ -503,12 +503,15 @@ def test_why_figures_label_every_row_and_keep_the_sram_label_off_the_bars(page):
             axis = "x" + k[len("xaxis"):]
             drawn = {c for tr in fig["data"] if tr.get("xaxis") == axis for c in tr.get("x") or [] if c is not None}
             assert drawn and set(v["categoryarray"]) == drawn, (k, set(v["categoryarray"]) - drawn)
-        # the weights' log axis: its unit in the title and ticks between decades (one "100" tick said little)
+        # the weights' log axis: ticks between decades (one "100" tick said little), each with its unit as the
+        # memory line's label has it: "5,000" under "weights (KB)" beside "SRAM 4.19 MB" made the reader convert
         logs = [v for k, v in lay.items() if re.fullmatch(r"yaxis\d*", k) and v.get("type") == "log"]
-        assert len(logs) == 7 and all(v["title"]["text"] == "weights (KB)" and "dtick" not in v for v in logs)
+        assert len(logs) == 7 and all(v["title"]["text"] == "weights (log scale)" and "dtick" not in v for v in logs)
         # ticks written out in full: plotly's own minor ticks read "2", "5" for 200 and 500
         for v in logs:
-            assert len(v["tickvals"]) >= 2 and v["ticktext"] == [f"{t:,.0f}" if t >= 1 else f"{t:g}" for t in v["tickvals"]]
+            assert len(v["tickvals"]) >= 2 and v["ticktext"] == [fmt_bytes(t * 1e3) for t in v["tickvals"]]
+            assert all(re.fullmatch(r"\d+ (KB|MB)", t) for t in v["ticktext"]), v["ticktext"]
+        assert any("MB" in t for v in logs for t in v["ticktext"])  # stc_hbm's 4.19 MB SRAM, the GPUs' L2
         # every bar's top and the memory line inside the axis, clear of its edge (a hollow bar's top edge was
         # cut where the range ended at the tallest bar); the bars of a row are on its third panel's axis
         for k, v in ((k, v) for k, v in lay.items() if re.fullmatch(r"yaxis\d*", k) and v.get("type") == "log"):
@@ -553,7 +556,10 @@ def test_every_log_axis_on_the_page_writes_its_ticks_out(page):
             if not re.fullmatch(r"[xy]axis\d*", k) or ax.get("type") != "log":
                 continue
             assert len(ax.get("tickvals", [])) >= 2, (title, k)
-            assert ax["ticktext"] == [f"{t:,.0f}" if t >= 1 else f"{t:g}" for t in ax["tickvals"]], (title, k)
+            # the why figures' weights (in KB) carry their unit, as their SRAM line's label: "20 KB", "5 MB"
+            want = ([fmt_bytes(t * 1e3) for t in ax["tickvals"]] if "What limits" in title
+                    else [f"{t:,.0f}" if t >= 1 else f"{t:g}" for t in ax["tickvals"]])
+            assert ax["ticktext"] == want, (title, k)
             data = [v for tr in fig["data"] for v in (tr.get("x" if k[0] == "x" else "y") or []) if v is not None]
             if data and not str(k).endswith(tuple("0123456789")):  # one-panel figures: the ticks span the points
                 lo, hi = min(v for v in data if v > 0), max(data)
@@ -876,3 +882,44 @@ def test_glance_and_same_bits_tables_say_what_their_numbers_are(page):
     assert len(captions) == 2 and all(answer.GLANCE_KEY in c for c in captions)
     assert "speedup x / energy ratio" in answer.GLANCE_KEY
     assert "energy / dense (lower saves)" not in page and "energy ratio vs dense (lower saves)</th>" in page
+
+
+def test_quantization_rows_name_their_baseline_in_words(sweep, page):
+    """'Quantization alone' rows read 'a100_sxm (16 b)', as if 16 b were a variant of the design; the baseline
+    (dense at the design's highest bits) has its own column, on the page and in summary.md."""
+    df = pd.read_parquet(sweep / "points.parquet")
+    dense = df[(df.pattern == "dense") & (df.mask_source == "trained")]
+    top = dense.groupby("design").bits.max()
+    tables = re.findall(r'<table class="ans quant">.*?</table>', page, flags=re.S)
+    assert tables
+    md = (sweep / "report" / "summary.md").read_text()
+    for design, ref in top.items():
+        if dense[dense.design == design].bits.nunique() < 2:
+            continue
+        row = f'{design}</td><td class=l>dense at {int(ref)} bits</td>'
+        assert all(row in t for t in tables), design
+        assert f"| {design} | dense at {int(ref)} bits |" in md, design
+    assert not re.search(r"[a-z0-9_]+ \(\d+ b\)</td>", "".join(tables))
+    assert not re.search(r"^\| [a-z0-9_]+ \(\d+ b\) \|", md, flags=re.M)
+
+
+def test_glance_limiter_agrees_with_the_why_table_on_no_gain(sweep, page):
+    """flex_nm's one-shot unstructured:0.9 at 8 bits (0.03% of dense's MACs skipped, 1.00x) read 'compute' in the
+    glance while the why table explained the same cell as 'no gain'; a sparse accelerator cell within NO_GAIN of
+    dense that is not DRAM-bound and does run its pattern now says 'no gain'."""
+    from reports.why import NO_GAIN
+
+    df = pd.read_parquet(sweep / "points.parquet").set_index("point_id")
+    seen = 0
+    for _, t in re.findall(r'<table class="ans glance" data-env="([^"]+)">(.*?)</table>', page):
+        words = re.findall(r'data-point="([0-9a-f]+)" data-col="glance_speedup"[^>]*>.*?<span class=lim>([^<]*)</span>', t)
+        for pid, word in words:
+            r = df.loc[pid]
+            if r.design == "flex_nm" and r.method == "one-shot(td3)" and r.pattern == "unstructured:0.9":
+                assert word == "no gain", (pid, word)
+                seen += 1
+            if word == "no gain":
+                assert abs(r.speedup_vs_dense - 1) < NO_GAIN and r.macs_issued < r.macs_dense, pid
+    assert seen == 2
+    md = (sweep / "report" / "summary.md").read_text()
+    assert "1.00x / 1.02 [no gain]" in md or "1.00x / 1.01 [no gain]" in md

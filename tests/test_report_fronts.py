@@ -491,3 +491,51 @@ def test_page_front_tables_and_log_axes_read_as_units(default_sweep):
             ax = fig["layout"][k]
             if ax.get("type") == "log":
                 assert ax.get("exponentformat") == "none" and ax.get("separatethousands") is True, ax
+
+
+def test_same_bits_heatmap_columns_name_scenario_and_batch_in_words(default_sweep, monkeypatch):
+    """The heatmap columns read 'edge_ws / inf b1' and 'train b256'; the page says 'inference, batch 1'."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reports import figures
+
+    df = pd.read_parquet(default_sweep / "points.parquet")
+    seen = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
+    figures.same_bits_heatmap_png(df, "speedup_vs_dense", "Speedup (>1 is faster)", default_sweep / "x.png", True)
+    fig = seen["fig"]
+    labels = [t.get_text() for ax in fig.axes if ax.images for t in ax.get_xticklabels()]
+    plt.close(fig)
+    want = {f"{sc.replace('_', ' ')}, batch {b}" for sc, b in zip(df.scenario, df.batch)}
+    assert labels and {lab.split("\n")[1] for lab in labels} == want, labels
+    assert not any(re.search(r"\b(inf|train) b\d", lab) for lab in labels), labels
+
+
+def test_same_bits_heatmap_colour_bar_ticks_are_round_ratios(default_sweep, monkeypatch):
+    """The colour bar's ticks were half decades, 0.316 and 3.16; each tick now sits where its round ratio's
+    colour is (the colour is log10 of the ratio, negated where lower is better)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reports import figures
+
+    df = pd.read_parquet(default_sweep / "points.parquet")
+    for col, title, good_high in (("speedup_vs_dense", "Speedup (>1 is faster)", True),
+                                  ("energy_ratio_vs_dense", "Energy ratio (<1 saves energy)", False)):
+        seen = {}
+        monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
+        figures.same_bits_heatmap_png(df, col, title, default_sweep / "unused.png", good_high)
+        fig = seen["fig"]
+        cbar = next(ax for ax in fig.axes if not ax.images and ax.get_ylabel())
+        ticks = [(float(t), lab.get_text()) for t, lab in zip(cbar.get_yticks(), cbar.get_yticklabels())]
+        plt.close(fig)
+        texts = [t for _, t in ticks]
+        assert "3.16" not in texts and "0.316" not in texts, texts
+        assert {"0.500", "2.00", "1.00"} <= set(texts), texts
+        for loc, text in ticks:
+            assert loc == pytest.approx(np.log10(float(text)) * (1 if good_high else -1)), (loc, text)

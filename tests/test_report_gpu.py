@@ -112,7 +112,10 @@ def test_scatter_carries_the_held_out_rows_y_equals_x_and_its_mape(page):
         keys = [t for t in sp["data"] if t["y"] == [None]]
         assert [k["marker"]["color"] == "white" for k in keys] == [False, True]
         assert "held-out" in keys[0]["name"] and "calibration" in keys[1]["name"]
+        # 'speedup dense / 2:4' read as a ratio of two speedups: the title says which times it divides
         assert "above 1: 2:4 wins" in sp["layout"]["yaxis"]["title"]["text"]
+        assert sp["layout"]["yaxis"]["title"]["text"].startswith("2:4 speedup (dense time / 2:4 time")
+        assert fig["layout"]["yaxis"]["title"]["text"] == "predicted time per call (us, log scale)"
         for f in (fig, sp):
             assert "log scale" in f["layout"]["xaxis"]["title"]["text"]
 
@@ -399,3 +402,20 @@ def test_summary_names_no_winner_where_no_sparse_point_beats_dense(tmp_path):
     assert "Largest speedup" not in md
     assert md.count("No sparse point is faster than dense at the same bits (at best 1.00x); none uses less energy "
                     "than dense (at best 1.00).") == df.env.nunique()
+
+
+def test_speedup_size_axis_is_ticked_at_the_measured_squares(page):
+    """The speedup plot's size axis had ticks 100, 1,000, 10,000, between the measured squares (64 ... 16,384),
+    so neither a point nor the table's crossover size (1024 / 2048) could be read off it."""
+    figs = {f["layout"]["title"]["text"]: f for f in _figures(page)}
+    checked = 0
+    for c in gpu_model.check_bundled():
+        m = c.meas
+        sizes = sorted({int(v) for v in m.m[(m.m == m.k) & (m.k == m.n)]})
+        ax = figs[f"{html_lib.escape(c.device)}: 2:4 speedup vs square size"]["layout"]["xaxis"]
+        ticks = ax["tickvals"]
+        assert set(ticks) <= set(sizes) and len(ticks) >= min(len(sizes), 5), (c.name, ticks, sizes)
+        assert ax["ticktext"] == [f"{v:,}" for v in ticks]
+        assert not {100, 1000, 10000} & set(ticks)
+        checked += 1
+    assert checked == 4
