@@ -219,11 +219,12 @@ def test_a_dir_another_sweep_holds_is_refused_in_one_line_before_anything(tmp_pa
 def test_a_sweep_that_takes_the_lock_after_the_first_look_is_refused_there(tmp_path, monkeypatch, capsys):
     """A sweep that took the lock between the first look and the taking (after Ray): refused at
     the taking, in one line, with no sweep.json or part written."""
-    from sweeps import api, engine
+    from hwmodel.io import FolderLock
+    from sweeps import engine
 
     out = tmp_path / "out"
     out.mkdir()
-    monkeypatch.setattr(api, "is_locked", lambda path: False)  # the other sweep starts just after the look
+    monkeypatch.setattr(FolderLock, "refuse_if_held", lambda self: None)  # the other sweep starts just after the look
     holder = _hold(out / engine.LOCK)
     try:
         code = main(["sweep", str(config(tmp_path)), "--out", str(out), "--workers", "1", "--quiet"])
@@ -231,5 +232,6 @@ def test_a_sweep_that_takes_the_lock_after_the_first_look_is_refused_there(tmp_p
         holder.stdin.close()
         holder.wait()
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and f"--out: {out} is in use by another nmlab sweep" in err, err
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"nmlab sweep: error: --out: {out} is in use by another nmlab sweep (pid {holder.pid} on "), err
     assert sorted(p.name for p in out.iterdir()) == [engine.LOCK]
