@@ -6,8 +6,8 @@ cannot remove its temporary file; the next write to the same target does, once t
 that made it is gone (:func:`remove_stale_temps`).
 
 A command that owns a folder while it runs (``nmlab sweep``, ``nmlab campaign``) holds an
-exclusive ``flock`` on a lock file in it (:func:`exclusive_lock`); a second one is refused
-(:func:`is_locked`, :func:`lock_holder`). The OS drops the lock when the holder ends, however
+exclusive ``flock`` on a lock file in it (:func:`exclusive_lock`); a second one is refused,
+naming the holder (:class:`FolderLock`). The OS drops the lock when the holder ends, however
 it ends (exit, Ctrl-C, a crash, SIGKILL): the lock file stays and is never a stale lock.
 """
 
@@ -243,6 +243,47 @@ def lock_holder(path: str | os.PathLike) -> str:
         return ""
     line = (head.decode("utf-8", errors="replace").splitlines() or [""])[0]
     return "".join(c for c in line if c.isprintable()).strip()
+
+
+class FolderLock:
+    """The lock of a folder a command owns while it runs (``nmlab sweep --out DIR`` holds
+    ``DIR/sweep.lock``, ``nmlab campaign --out DIR`` ``DIR/campaign.lock``), with the one refusal
+    both give: ``--out: DIR is in use by another nmlab sweep (pid 1234 on HOST, since
+    2026-01-01T00:00:00Z); wait for it to end, or use another --out`` (only the command, where
+    the holder has not recorded itself yet).
+
+    :meth:`refuse_if_held` looks without taking (before slow start-up work: planning, joining
+    Ray); :meth:`hold` takes it for a ``with`` block, recording this process as its holder, and
+    refuses where another process took it in between.
+    """
+
+    def __init__(self, folder: str | os.PathLike, name: str, command: str, option: str = "--out"):
+        self.folder = Path(folder)
+        self.path = self.folder / name
+        self.command = command
+        self.option = option
+
+    def refusal(self) -> NmlabError:
+        """The error naming the folder and its holder as the holder recorded itself."""
+        holder = lock_holder(self.path)
+        if not holder.startswith(f"{self.command} ("):
+            holder = self.command
+        return NmlabError(f"{self.option}: {self.folder} is in use by another {holder}; "
+                          f"wait for it to end, or use another {self.option}")
+
+    def refuse_if_held(self) -> None:
+        """Raise :meth:`refusal` while another process holds the lock; makes nothing."""
+        if is_locked(self.path):
+            raise self.refusal()
+
+    @contextlib.contextmanager
+    def hold(self) -> Iterator[None]:
+        """Hold the lock (the folder made where missing) for the ``with`` block, recorded as
+        ``command (pid, host, since)``; raise :meth:`refusal` where another process holds it."""
+        with exclusive_lock(self.path, blocking=False, record=self.command) as mine:
+            if not mine:
+                raise self.refusal()
+            yield
 
 
 def data_path(*parts: str) -> Path:

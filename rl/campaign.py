@@ -17,7 +17,8 @@ Files of a run folder besides those of ``nmlab train``: ``attempts.csv`` (one ro
 and per end of training: time, host, pid, resumed or not, steps trained), ``run.lock`` (held
 while a task works on the run, so two tasks never write one run: a worker of a killed driver
 that is still alive makes the new task wait until it is gone). ``DIR/campaign.lock`` is held by
-the driver (one driver per DIR).
+the driver (one driver per DIR), recorded in it as ``nmlab campaign (pid, host, since)``: a
+second driver on DIR is refused naming it.
 
 Without ``--ray`` a local Ray instance with ``--workers`` CPUs runs the tasks; ``--ray``
 (address ``auto``) or ``--ray ADDRESS`` joins a running cluster, whose nodes must all see DIR
@@ -37,7 +38,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from hwmodel.errors import NmlabError
-from hwmodel.io import atomic_write, exclusive_lock, is_locked
+from hwmodel.io import FolderLock, atomic_write, exclusive_lock, is_locked
 from rl.campaign_config import CampaignConfig, RunSpec, load_config
 
 DONE_FILE = "done.json"
@@ -211,10 +212,6 @@ def _failure(ray: Any, exc: Exception) -> str:
     return f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:200] if str(exc).strip() else ''}"
 
 
-def _held(out: Path) -> NmlabError:
-    return NmlabError(f"out: another nmlab campaign is running on {out}")
-
-
 def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, workers: int = 1,
                  progress: bool = True) -> int:
     """Train every unfinished run of ``cfg`` in ``out``; returns 0 when all are done, 1 if some failed."""
@@ -222,8 +219,8 @@ def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, 
     # A DIR another driver holds is refused first, in one line and without touching Ray (joining
     # or starting it takes seconds, and a local instance a whole machine's CPUs). The lock itself
     # is taken below; a driver that takes it in between is refused there, after Ray.
-    if is_locked(out / CAMPAIGN_LOCK):
-        raise _held(out)
+    lock = FolderLock(out, CAMPAIGN_LOCK, "nmlab campaign")
+    lock.refuse_if_held()
     # Ray is joined (or started) before anything is written, as by `nmlab sweep --ray`: any failure
     # to join (nothing answers, a refused token, a malformed address) is bad input and leaves
     # neither DIR nor its campaign.lock. Only where a run is left to train: a finished campaign
@@ -231,9 +228,7 @@ def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, 
     ray = _start_ray(address, workers) if any(read_done(out / r.name) is None for r in runs) else None
     try:
         out.mkdir(parents=True, exist_ok=True)
-        with exclusive_lock(out / CAMPAIGN_LOCK, blocking=False) as mine:
-            if not mine:
-                raise _held(out)
+        with lock.hold():
             done = [(r, read_done(out / r.name)) for r in runs]  # each done.json read once under the lock
             todo = [r for r, d in done if d is None]
             print(f"campaign {out}: {len(runs)} runs, {len(runs) - len(todo)} done, {len(todo)} to train", flush=True)

@@ -7,8 +7,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from hwmodel.errors import NmlabError
-from hwmodel.io import exclusive_lock, is_locked, lock_holder
+from hwmodel.io import FolderLock
 from sweeps import engine, grid
 from sweeps.config import SweepConfig, check_grid_size, load_config
 from sweeps.derived import Derivation, bundled_quality, load_quality
@@ -60,15 +59,6 @@ def _design_entry(d: Any) -> dict[str, Any]:
     return {**entry, "gpu_model": gpu} if gpu else entry
 
 
-def _held(out: Path) -> NmlabError:
-    """The refusal of a folder another sweep holds, naming what holds it as it recorded itself
-    (pid, host, start time; only "nmlab sweep" while it has not written that yet)."""
-    holder = lock_holder(out / engine.LOCK)
-    if not holder.startswith("nmlab sweep ("):
-        holder = "nmlab sweep"
-    return NmlabError(f"--out: {out} is in use by another {holder}; wait for it to end, or use another --out")
-
-
 def run(
     cfg: SweepConfig | str | os.PathLike | None,
     out: str | os.PathLike,
@@ -94,8 +84,8 @@ def run(
     # Refused here, in one line, before the plan's notes and before Ray is joined (seconds, or a
     # whole local instance); the lock itself is taken below, after Ray, so a failure to join writes
     # nothing. A sweep that takes it in between is refused there.
-    if is_locked(out / engine.LOCK):
-        raise _held(out)
+    lock = FolderLock(out, engine.LOCK, "nmlab sweep")
+    lock.refuse_if_held()
     qpath = quality_path(cfg)
     if qpath:
         load_quality(qpath)
@@ -128,9 +118,7 @@ def run(
         out.mkdir(parents=True, exist_ok=True)
         # sweep.json, the parts and points.parquet are written under the lock: two sweeps on one
         # folder would overwrite each other's manifest and table (one with fewer points, or another grid's).
-        with exclusive_lock(out / engine.LOCK, blocking=False, record="nmlab sweep") as mine:
-            if not mine:
-                raise _held(out)
+        with lock.hold():
             engine.write_manifest(out, manifest)
             stats = engine.run_sweep(
                 plan, n, out, workers=workers, use_ray=use_ray, ray_address=ray_address,

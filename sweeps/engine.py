@@ -68,9 +68,62 @@ def auto_chunk_size(remaining: int, workers: int) -> int:
     return max(1, min(4000, math.ceil(remaining / max(1, workers * 4))))
 
 
-def _worker_start() -> None:
-    """Start-up of a local worker process, run while the parent computes point ids: the imports
-    every chunk needs, and no pandas (pyarrow would import it on the first chunk)."""
+#: prctl(2) option: the signal the kernel sends this process when its parent dies (Linux).
+_PR_SET_PDEATHSIG = 1
+#: Off Linux, how often a local worker looks whether its parent is still there (seconds).
+PARENT_POLL_S = 1.0
+
+
+def _pool_context():
+    """The start method of local workers: fork on Linux (as Python before 3.14 chose there; the
+    workers start in milliseconds and their parent is this process), the default elsewhere."""
+    import multiprocessing
+
+    return multiprocessing.get_context("fork" if sys.platform.startswith("linux") else None)
+
+
+def _end_with_parent(parent: int) -> None:
+    """Make this local worker end (SIGTERM) when the sweep process ``parent`` dies, however it
+    dies: a worker blocked on the task queue never sees EOF there once the parent is SIGKILLed
+    (its siblings hold the queue's write end) and would otherwise live on.
+
+    Linux: ``prctl(PR_SET_PDEATHSIG, SIGTERM)``, then a look at ``getppid()`` for a parent that
+    died before that call (the worker was reparented already). The kernel signals when the
+    *thread* that forked the worker ends: the pool is made and closed by the one call of
+    :func:`run_sweep`, whose thread outlives it. Elsewhere, or where prctl fails: a daemon
+    thread that looks at ``getppid()`` every :data:`PARENT_POLL_S`. ``parent`` 0: nothing
+    (a forkserver start, whose workers' parent is not the sweep)."""
+    import signal
+
+    if not parent:
+        return
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a handler inherited from the parent must not catch it
+    armed = False
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            armed = ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent:  # the parent died before the call above
+        os.kill(os.getpid(), signal.SIGTERM)
+    if not armed:
+        import threading
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(PARENT_POLL_S)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch, name="nmlab-parent-watch", daemon=True).start()
+
+
+def _worker_start(parent: int = 0) -> None:
+    """Start-up of a local worker process, run while the parent computes point ids: ends with
+    the sweep process ``parent`` (:func:`_end_with_parent`); the imports every chunk needs, and
+    no pandas (pyarrow would import it on the first chunk)."""
+    _end_with_parent(parent)
     store.skip_pyarrow_pandas_import()
     import hwmodel.energy  # noqa: F401
     import hwmodel.gpu.design_point  # noqa: F401
@@ -110,7 +163,13 @@ class _Pool:
     def __init__(self, workers: int, evaluate: Callable, out: Path):
         self.evaluate = evaluate
         self.out = str(out)
-        self.pool = ProcessPoolExecutor(max_workers=workers, initializer=_worker_start) if workers > 1 else None
+        self.pool = None
+        if workers > 1:
+            ctx = _pool_context()
+            # The parent's pid, taken before the fork: a worker whose parent differs at start-up was orphaned already.
+            parent = os.getpid() if ctx.get_start_method() != "forkserver" else 0
+            self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_start,
+                                            initargs=(parent,))
         if self.pool is not None:
             self.pool.submit(int)  # starts the workers now: their start-up overlaps the parent's id work
         self.pending: dict[Any, int] = {}

@@ -187,8 +187,81 @@ def test_a_dir_another_campaign_holds_is_refused_before_ray_is_touched(tmp_path,
         code = main(["campaign", str(_config(tmp_path)), "--out", str(out), "--workers", "1"])
     err = capsys.readouterr().err
     assert joined == [] and code == 2, err
-    assert err.strip().count("\n") == 0 and "another nmlab campaign is running" in err, err
+    # A holder that recorded nothing (not an nmlab campaign of this version) is named by the command only.
+    assert err.strip() == (f"nmlab campaign: error: --out: {out} is in use by another nmlab campaign; "
+                           f"wait for it to end, or use another --out"), err
     assert sorted(p.name for p in out.iterdir()) == [rl.campaign.CAMPAIGN_LOCK]  # nothing written
+
+
+#: A driver that holds its DIR as `nmlab campaign` does (Ray and the runs left out) until its stdin is closed.
+_DRIVER = """\
+import sys
+from pathlib import Path
+import rl.campaign as c
+from rl.campaign_config import load_config
+
+class Ray:
+    def shutdown(self): pass
+
+def drive(ray, cfg, out, todo, progress):
+    print("holding", flush=True)
+    sys.stdin.read()
+    return 0
+
+c._start_ray = lambda *a: Ray()
+c._drive = drive
+c.run_campaign(load_config(sys.argv[1]), Path(sys.argv[2]), workers=1)
+"""
+
+
+def _driver(config, out):
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, "-c", _DRIVER, str(config), str(out)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
+    for line in proc.stdout:  # its "campaign DIR: ..." line, then ours
+        if line.strip() == "holding":
+            return proc
+    proc.wait()
+    pytest.fail(f"the holding driver ended ({proc.returncode})")
+
+
+@pytest.mark.parametrize("when", ["first look", "taking"])
+def test_a_dir_a_running_campaign_holds_is_refused_naming_its_pid(tmp_path, monkeypatch, capsys, when):
+    """The driver recorded nothing in campaign.lock, so a second one could not say who held DIR
+    (the sweep's refusal names pid, host and start time): now it names the running driver,
+    whether seen at the first look (before Ray) or at the taking (after Ray)."""
+    import rl.campaign
+    from hwmodel.cli import main
+    from hwmodel.io import lock_holder
+
+    out = tmp_path / "out"
+    config = _config(tmp_path)
+    holder = _driver(config, out)
+    try:
+        recorded = lock_holder(out / rl.campaign.CAMPAIGN_LOCK)
+        joined = []
+
+        class Ray:
+            def shutdown(self):
+                joined.append("shutdown")
+
+        monkeypatch.setattr(rl.campaign, "_start_ray", lambda *a: joined.append("joined") or Ray())
+        if when == "taking":  # the other driver took DIR just after the first look
+            from hwmodel.io import FolderLock
+
+            monkeypatch.setattr(FolderLock, "refuse_if_held", lambda self: None)
+        code = main(["campaign", str(config), "--out", str(out), "--workers", "1"])
+    finally:
+        holder.stdin.close()
+        holder.wait()
+    err = capsys.readouterr().err.strip()
+    assert recorded.startswith(f"nmlab campaign (pid {holder.pid} on "), recorded
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err == (f"nmlab campaign: error: --out: {out} is in use by another {recorded}; "
+                   f"wait for it to end, or use another --out"), err
+    assert joined == ([] if when == "first look" else ["joined", "shutdown"]), joined  # Ray only after the look
+    assert sorted(p.name for p in out.iterdir()) == [rl.campaign.CAMPAIGN_LOCK]  # nothing written
+    assert (out / rl.campaign.CAMPAIGN_LOCK).read_text() == ""  # the holder's record cleared when it ended
 
 
 # ----------------------------------------------------------------------------- Ray campaigns

@@ -17,7 +17,7 @@ from hwmodel.cli import main
 from hwmodel.simulate import simulate
 from hwmodel.workload import bundled_workloads, load_workload
 from sweeps import store
-from tests.test_sweep_engine import make_workloads
+from tests.test_sweep_engine import alive, children, make_workloads
 
 NMLAB = [sys.executable, "-m", "hwmodel"]
 
@@ -122,6 +122,40 @@ def test_sigkill_of_the_cli_mid_run_then_same_command_finishes_exactly(tmp_path)
     assert "sweep:" in again.stderr and "pt/s" in again.stderr  # the tqdm bar: done/total, rate, time left
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
+def test_pool_workers_end_when_the_sweep_process_alone_is_killed(tmp_path):
+    """SIGKILL of the sweep process only (not its group) left its pool workers running: one
+    blocked on the task queue never sees EOF (its siblings hold the queue's write end) and lived
+    on. Now each worker is told of its parent's death and ends within moments."""
+    cfg = config(tmp_path, chunk_size=1, bits=[8, 4], patterns=["dense", "2:4", "1:4", "1:8"])
+    out = tmp_path / "out"
+    cmd = [*NMLAB, "sweep", str(cfg), "--out", str(out), "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    workers: dict[int, str] = {}
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 or not (out.exists() and len(store.list_parts(out)) >= 4):
+            assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+            assert time.monotonic() < deadline, "the sweep did not get going"
+            workers = children(proc.pid)
+            time.sleep(0.005)
+        assert len(workers) == 2, workers
+        proc.kill()  # the sweep process alone
+        proc.wait()
+        assert proc.returncode == -signal.SIGKILL
+        assert not (out / "points.parquet").exists(), "killed mid-run"
+        deadline = time.monotonic() + 5
+        while any(alive(pid, start) for pid, start in workers.items()) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        left = [pid for pid, start in workers.items() if alive(pid, start)]
+        assert not left, f"pool workers {left} outlived the killed sweep"
+    finally:
+        proc.kill()
+        for pid, start in workers.items():
+            if alive(pid, start):
+                os.kill(pid, signal.SIGKILL)
+
+
 def test_ray_and_pool_give_the_same_rows(tmp_path):
     import ray
     cfg = config(tmp_path, patterns=["dense", "2:4"], bits=[8])
@@ -219,11 +253,12 @@ def test_a_dir_another_sweep_holds_is_refused_in_one_line_before_anything(tmp_pa
 def test_a_sweep_that_takes_the_lock_after_the_first_look_is_refused_there(tmp_path, monkeypatch, capsys):
     """A sweep that took the lock between the first look and the taking (after Ray): refused at
     the taking, in one line, with no sweep.json or part written."""
-    from sweeps import api, engine
+    from hwmodel.io import FolderLock
+    from sweeps import engine
 
     out = tmp_path / "out"
     out.mkdir()
-    monkeypatch.setattr(api, "is_locked", lambda path: False)  # the other sweep starts just after the look
+    monkeypatch.setattr(FolderLock, "refuse_if_held", lambda self: None)  # the other sweep starts just after the look
     holder = _hold(out / engine.LOCK)
     try:
         code = main(["sweep", str(config(tmp_path)), "--out", str(out), "--workers", "1", "--quiet"])
@@ -231,5 +266,6 @@ def test_a_sweep_that_takes_the_lock_after_the_first_look_is_refused_there(tmp_p
         holder.stdin.close()
         holder.wait()
     err = capsys.readouterr().err.strip()
-    assert code == 2 and len(err.splitlines()) == 1 and f"--out: {out} is in use by another nmlab sweep" in err, err
+    assert code == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"nmlab sweep: error: --out: {out} is in use by another nmlab sweep (pid {holder.pid} on "), err
     assert sorted(p.name for p in out.iterdir()) == [engine.LOCK]

@@ -596,6 +596,84 @@ def test_a_process_forked_under_the_lock_does_not_keep_it_when_its_parent_is_kil
             os.kill(child, signal.SIGKILL)
 
 
+def children(pid: int) -> dict[int, str]:
+    """The live child processes of ``pid`` (pid -> start time, so a reused pid is not taken
+    for one of them), from /proc (psutil is not a dependency)."""
+    found = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = _stat(int(entry))
+            if stat and stat[1] == str(pid) and stat[0] != "Z":
+                found[int(entry)] = stat[19]
+    return found
+
+
+def _stat(pid: int) -> list[str] | None:
+    """Fields 3.. of /proc/PID/stat (state, ppid, ..., starttime at [19]); None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rpartition(")")[2].split()
+    except OSError:
+        return None
+
+
+def alive(pid: int, start: str) -> bool:
+    stat = _stat(pid)
+    return stat is not None and stat[0] != "Z" and stat[19] == start  # a zombie has ended
+
+
+_ORPHAN = """\
+import os, sys, time
+from sweeps import engine
+
+how = sys.argv[1]
+if how == "poll":
+    engine._PR_SET_PDEATHSIG = -1  # an option prctl refuses: the fallback that looks at the parent pid
+    engine.PARENT_POLL_S = 0.05
+parent = os.getpid()
+child = os.fork()
+if child == 0:
+    if how == "already dead":
+        while os.getppid() == parent:  # the parent ends before the child is set up
+            time.sleep(0.01)
+    engine._end_with_parent(parent)
+    os.write(1, b"ready\\n")  # one write each: the two processes share the pipe
+    time.sleep(60)
+    os._exit(0)
+os.write(1, b"%d\\n" % child)
+if how == "already dead":
+    os._exit(0)
+time.sleep(60)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the process in /proc")
+@pytest.mark.parametrize("how", ["prctl", "poll", "already dead"])
+def test_a_pool_worker_ends_when_its_parent_is_killed(how):
+    """The start-up of a local worker (:func:`sweeps.engine._end_with_parent`): killed alone, its
+    parent takes the worker with it: by the kernel's parent-death signal, by the fallback that
+    looks at the parent pid, or at once where the parent died before the worker was set up."""
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen([sys.executable, "-c", _ORPHAN, how], stdout=subprocess.PIPE, text=True, env=env)
+    # The child's pid (from the parent) and, where the parent lives on, the child's "ready", in either order.
+    lines = sorted(proc.stdout.readline().strip() for _ in range(1 if how == "already dead" else 2))
+    child = int(lines[0])
+    start = (_stat(child) or [None] * 20)[19]  # None: ended already
+    try:
+        if how != "already dead":
+            assert lines[1:] == ["ready"] and alive(child, start), lines
+            proc.kill()
+        proc.wait()
+        deadline = time.monotonic() + 5
+        while alive(child, start) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not alive(child, start), "the worker outlived its parent"
+    finally:
+        proc.kill()
+        if alive(child, start):
+            os.kill(child, signal.SIGKILL)
+
+
 @pytest.mark.parametrize("kind", ["directory", "symbolic link"])
 def test_a_lock_file_that_is_no_regular_file_is_one_line_and_nothing_is_written(tmp_path, kind):
     """The holder writes its record into DIR/sweep.lock: a link there would have it written over
