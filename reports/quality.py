@@ -129,36 +129,58 @@ def quality_groups(path: Any) -> Optional[dict]:
         return None
 
 
+def as_trained_from_quality(quality_table: Any,
+                            agents: dict[tuple, tuple[str, int, dict[int, float]]]) -> dict[tuple, dict[str, Any]]:
+    """The one rule for a return as trained that the sweep has no point of (a GPU-only sweep runs 16 and 8 bits;
+    ``bits: [8]``): dense TD3's reference (:func:`dense_reference`) and every agent's
+    (``reports.returns.return_table``) both take it here.
+
+    ``agents``: (env, method, agent) -> (pattern, own bits, {bits: the sweep's return there}). Gives
+    (env, method, agent) -> the row the sweep would have joined at the agent's own bits from the quality table it
+    joined (``quality_table``, sweep.json's path), joined as the sweep joins (``sweeps.derived.join_quality``: same
+    env, pattern, bits, method and fractions; seeds averaged). Only while that table still gives the sweep's returns
+    of that agent at every bitwidth the sweep has (at least one, each to 1e-9): a table changed since the sweep
+    gives none."""
+    groups = quality_groups(quality_table)
+    if groups is None or not agents:
+        return {}
+    import pyarrow as pa
+
+    from sweeps.derived import join_quality
+
+    # Each agent at its own bits, then at every bitwidth the sweep has: the check that the table is the sweep's.
+    want = [{"env": env, "pattern": pattern, "bits": b, "mask_source": "trained", "method": method, "agent": agent}
+            for (env, method, agent), (pattern, own, swept) in agents.items() for b in (own, *swept)]
+    joined = iter(join_quality(pa.Table.from_pylist(want), groups).to_pylist())
+    out: dict[tuple, dict[str, Any]] = {}
+    for key, (_, _, swept) in agents.items():
+        at_own, rest = next(joined), [next(joined) for _ in swept]
+        if swept and at_own["return_mean"] == at_own["return_mean"] and all(
+                math.isclose(j["return_mean"], float(swept[b]), rel_tol=1e-9, abs_tol=1e-9) for j, b in zip(rest, swept)):
+            out[key] = at_own
+    return out
+
+
 def dense_reference(dense: Optional[pd.DataFrame], quality_table: Any = None) -> Optional[DenseReference]:
     """The env's dense TD3 return as trained (``dense``: its rows, ``_dense_agent``; None: none swept): the
     sweep's return at dense's own precision (``_own_bits``). A sweep with no point at that precision (a GPU-only
     sweep, bits [16, 8]; or bits [8]) takes it from the quality table it joined (``quality_table``, sweep.json's
-    path): the rows the sweep would have joined there (``sweeps.derived.join_quality``: same env, pattern, bits
-    and method), seeds averaged. Only while that table still gives the sweep's returns of dense at the bits it
-    has (at least one, each to 1e-9): a table changed since the sweep gives no reference. None when neither has one."""
+    path) by :func:`as_trained_from_quality`: a table changed since the sweep gives no reference. None when neither
+    has one."""
     if dense is None:
         return None
     bits = _own_bits(dense)
     row = _return_at(dense, bits)
     if row is not None:
         return DenseReference(float(row.return_mean), bits, "")
-    groups = quality_groups(quality_table)
-    if groups is None:
-        return None
-    env, method = dense.env.iloc[0], dense.method.iloc[0]
-
-    def mean_at(b: int) -> Optional[float]:
-        vals = [q["return_mean"] for q in groups.get((env, "dense", b), []) if q["method"] in ("", method)]
-        return sum(vals) / len(vals) if vals else None
-
+    key = (dense.env.iloc[0], dense.method.iloc[0], _agent_column(dense).iloc[0])
     swept = dense[dense.return_mean.notna()].drop_duplicates("bits")
-    same = [(mean_at(int(b)), float(r)) for b, r in zip(swept.bits, swept.return_mean)]
-    ref = mean_at(bits)
-    if ref is None or not same or not all(m is not None and math.isclose(m, r, rel_tol=1e-9, abs_tol=1e-9)
-                                          for m, r in same):
+    got = as_trained_from_quality(quality_table, {key: ("dense", bits, {int(b): float(r) for b, r in
+                                                                         zip(swept.bits, swept.return_mean)})})
+    if key not in got:
         return None
-    return DenseReference(ref, bits, f"taken from the quality table {Path(quality_table).name}, which the sweep "
-                                     f"joined: the sweep has no {bits}-bit point of dense TD3, its own precision")
+    return DenseReference(got[key]["return_mean"], bits, f"taken from the quality table {Path(quality_table).name}, "
+                          f"which the sweep joined: the sweep has no {bits}-bit point of dense TD3, its own precision")
 
 
 def quality_document(df: pd.DataFrame, published: dict[tuple[str, str], tuple[float, str]],

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from reports.data import agent_label, agent_order, seed_range_text, with_agent
-from reports.quality import _dense_agent, _own_bits, dense_reference, quality_groups
+from reports.quality import _dense_agent, _own_bits, as_trained_from_quality, dense_reference, quality_groups
 
 #: Dense TD3 has "learned" an env when its return reaches this fraction of the published dense TD3
 #: return at 1M steps; below it every fraction of dense on the page gets a caveat.
@@ -60,43 +60,15 @@ def seed_values(df: pd.DataFrame, quality_path: Optional[str | Path]) -> dict[tu
 def _own_from_quality(by: dict[tuple, dict[str, Any]], own_bits: dict[tuple, int],
                       quality_path: Optional[str | Path]) -> dict[tuple, dict[str, Any]]:
     """(env, method, agent, own bits) -> the sweep row an agent would have had at its own training precision,
-    for the trained agents the sweep has a return of but no point at that precision (a GPU-only sweep runs 16
-    and 8 bits; ``bits: [8]``): the quality table's rows there, joined as the sweep joins them
-    (``sweeps.derived.join_quality``: same env, pattern, bits, method, fractions; seeds averaged). Only while the
-    table still gives the sweep's returns of that agent at every bitwidth it has (1e-9 relative): a table changed
-    since the sweep gives none, as for dense's reference (``reports.quality.dense_reference``)."""
-    groups = quality_groups(quality_path)
-    if groups is None:  # none, as for dense's reference
-        return {}
-    import pyarrow as pa
-
-    from sweeps.derived import join_quality
-
-    agents: dict[tuple, list[dict[str, Any]]] = {}
-    for (env, method, agent, _), r in by.items():
-        agents.setdefault((env, method, agent), []).append(r)
-    want, keys = [], []
-    for (env, method, agent), recs in agents.items():
+    for the trained agents the sweep has a return of but no point at that precision: the quality table's row
+    there, by the same rule as dense's reference (``reports.quality.as_trained_from_quality``)."""
+    agents: dict[tuple, tuple[str, int, dict[int, float]]] = {}
+    for (env, method, agent, bits), r in by.items():
         own = own_bits.get((env, method, agent), 32)
-        if (env, method, agent, own) in by:
-            continue
-        # The agent at its own bits, then at every bitwidth the sweep has: the check that the table is the sweep's.
-        for b in [own, *(int(r["bits"]) for r in recs)]:
-            want.append({"env": env, "pattern": recs[0]["pattern"], "bits": b, "mask_source": "trained",
-                         "method": method, "agent": agent})
-            keys.append((env, method, agent, own))
-    if not want:
-        return {}
-    joined = join_quality(pa.Table.from_pylist(want), groups).to_pylist()
-    out: dict[tuple, dict[str, Any]] = {}
-    for key in dict.fromkeys(keys):
-        rows = [j for j, k in zip(joined, keys) if k == key]
-        at_own, rest = rows[0], rows[1:]
-        swept = [by[(*key[:3], int(j["bits"]))]["return_mean"] for j in rest]
-        if at_own["return_mean"] == at_own["return_mean"] and all(
-                math.isclose(j["return_mean"], float(m), rel_tol=1e-9, abs_tol=1e-9) for j, m in zip(rest, swept)):
-            out[key] = {**at_own, "workload_bits": key[3]}
-    return out
+        if (env, method, agent, own) not in by:
+            agents.setdefault((env, method, agent), (r["pattern"], own, {}))[2][bits] = r["return_mean"]
+    return {(*key, agents[key][1]): {**row, "workload_bits": agents[key][1]}
+            for key, row in as_trained_from_quality(quality_path, agents).items()}
 
 
 def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.DataFrame:

@@ -167,8 +167,18 @@ def _why_line(r: dict, d: dict, lim: dict) -> str:
                 f"sparsity), so cycles and energy stay as dense's")
     stall_m = r.get("stall_cycles_metadata")
     if sp < 1 - NO_GAIN and stall_m and r.get("cycles"):
-        return (f"slower than dense: {stall_m:,.0f} of {r['cycles']:,.0f} cycles wait for N:M/index metadata, "
+        line = (f"slower than dense: {stall_m:,.0f} of {r['cycles']:,.0f} cycles wait for N:M/index metadata, "
                 f"which dense never loads")
+        # No MAC (or next to none) skipped pays for the wait: e.g. flex_nm at 4 bits runs an unstructured mask 4:4
+        # (each fold at its densest row's N) and still sends every weight's index.
+        skip = skipped_share(r.get("macs_issued"), r.get("macs_dense"))
+        if skip == skip and skip < NO_GAIN:
+            issued = "every dense MAC" if skip == 0 else f"{_pct(1 - skip)} of dense's MACs"
+            line += f", while the design issues {issued} (it cannot exploit this sparsity), so nothing pays for that wait"
+        lk = lim["leakage_share"]
+        if lk == lk and lk > 0.5:
+            line += f"; leakage is {_pct(lk)} of the energy, so energy follows latency"
+        return line
     if lim["latency_limiter"] == "metadata" and lim["latency_share"] > 0.25:
         return f"metadata-bound: {_pct(lim['latency_share'])} of the cycles wait for N:M index metadata"
     lk = lim["leakage_share"]
