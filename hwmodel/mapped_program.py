@@ -245,14 +245,7 @@ def _build_skeleton(program: Program) -> _Skeleton:
     layers = program.layers
     layer_of, phase_of, k_list, n_list, rows = [], [], [], [], []
     for e in program.gemms:
-        layer = layers[e.layer]
-        k, n = layer.in_features, layer.out_features
-        if e.phase == FORWARD:
-            m_fixed, kk, nn = 0, k, n
-        elif e.phase == BACKWARD_DATA:
-            m_fixed, kk, nn = 0, n, k
-        else:
-            m_fixed, kk, nn = n, 0, k
+        m_fixed, kk, nn = e.dims(layers[e.layer])
         fwd = e.phase == FORWARD
         layer_of.append(e.layer)
         phase_of.append(e.phase)

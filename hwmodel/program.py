@@ -11,7 +11,10 @@
   carry ``times_per_step = 1/policy_delay``.
 
 A :class:`Program` depends on the workload's layers only, not on the design, bitwidth or
-batch: it is built once and evaluated for any number of design points.
+batch: it is built once and evaluated for any number of design points. It is the one
+definition of a scenario's work: the accelerator model (``hwmodel.mapped_program``) and the
+GPU design point (``hwmodel.gpu.design_point``) both run its entries, with each GEMM's
+orientation from :meth:`GemmEntry.dims`.
 """
 
 from __future__ import annotations
@@ -23,12 +26,16 @@ from hwmodel.workload import Layer, Workload
 
 SCENARIOS = ("inference", "train_step")
 FORWARD, BACKWARD_DATA, BACKWARD_WEIGHT = "forward", "backward_data", "backward_weight"
+#: A GEMM dimension of :meth:`GemmEntry.dims` that is the batch.
+BATCH = 0
 
 
 @dataclass(frozen=True)
 class GemmEntry:
     """One GEMM of a layer: ``layer`` indexes :attr:`Program.layers`; ``first``/``last``: the network's
-    first/last layer in a forward pass (its input comes from / output goes to DRAM)."""
+    first/last layer in a forward pass (its input comes from / output goes to DRAM); ``update``:
+    the update it belongs to (``critic_update``, ``actor_update``, "" for inference) run
+    ``times`` per step."""
 
     layer: int
     phase: str
@@ -36,6 +43,26 @@ class GemmEntry:
     last: bool
     update: str
     times: float
+
+    @property
+    def transposed(self) -> bool:
+        """The GEMM multiplies by W^T (backward-data): sparsity is looked for along W's rows."""
+        return self.phase == BACKWARD_DATA
+
+    @property
+    def sparse_weights(self) -> bool:
+        """The GEMM's stationary operand is the layer's (masked) weights; a weight gradient's is dense."""
+        return self.phase != BACKWARD_WEIGHT
+
+    def dims(self, layer: Layer) -> tuple[int, int, int]:
+        """(M, K, N) of this GEMM of ``layer`` (M x K . K x N), :data:`BATCH` where it is the batch:
+        forward (B, in, out), backward-data (B, out, in), weight gradient (out, B, in)."""
+        i, o = layer.in_features, layer.out_features
+        if self.phase == FORWARD:
+            return BATCH, i, o
+        if self.phase == BACKWARD_DATA:
+            return BATCH, o, i
+        return o, BATCH, i
 
 
 @dataclass(frozen=True)

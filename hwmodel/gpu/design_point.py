@@ -53,6 +53,7 @@ from hwmodel.gpu.spec import FORMAT_NAME, GpuSpec, bundled_gpus, load_gpu
 from hwmodel.io import data_path, yaml_safe_load
 from hwmodel.limits import is_file
 from hwmodel.mapping import Mapping, map_weights, mask_nnz
+from hwmodel.program import ElementwiseEntry, build_program
 from hwmodel.result import ENERGY_COMPONENTS, Figures, LayerResult, SimResult
 from hwmodel.sparsity import DENSE, parse_pattern
 
@@ -272,8 +273,8 @@ class GpuPlan:
     """What a workload's scenario runs on a GPU, independent of batch and bits: its GEMMs (as
     arrays over GEMMs for the columnar figures), element-wise passes and touched layers.
 
-    A GEMM's sizes at batch B: M = ``m_static`` for weight gradients (else B), K = B for
-    weight gradients (else ``k_static``), N = ``n_static``.
+    ``m_static``, ``k_static``, ``n_static``: each GEMM's :meth:`hwmodel.program.GemmEntry.dims`
+    (0 where the dimension is the batch: M but for weight gradients, K for them).
     """
 
     gemms: tuple
@@ -309,85 +310,28 @@ def _map(mask: Optional[np.ndarray], pattern: str, transposed: bool) -> Mapping:
     return Mapping(DENSE, None, f"GPU runs 2:4 only: {mp.note}")
 
 
-def _scenario_gemms(wl, scenario: str, policy_delay: int) -> tuple[list[_Gemm], list[tuple], list]:
-    """The GEMMs (and element-wise passes) of a scenario, in the order and orientation the
-    accelerator model uses (``hwmodel.simulate``'s docstring describes the TD3 step)."""
-    from hwmodel.workload import Layer
-
-    nets: dict[str, list] = {}
-    for layer in wl.layers:
-        nets.setdefault(layer.network, []).append(layer)
-    gemms: list[_Gemm] = []
-    elementwise: list[tuple] = []
-
-    def gemm(layer, phase: str, update: str, times: float) -> None:
-        if phase == "backward_weight":
-            gemms.append(_Gemm(layer, phase, Mapping(DENSE, None, "weight gradient: dense"), None, update, times))
-            return
-        mp = _map(layer.mask, layer.pattern, phase == "backward_data")
-        nnz = layer.in_features * layer.out_features if layer.mask is None else mask_nnz(layer.mask)
-        gemms.append(_Gemm(layer, phase, mp, nnz, update, times))
-
-    def forward(net: str, update: str = "", times: float = 1.0) -> None:
-        for layer in nets[net]:
-            gemm(layer, "forward", update, times)
-
-    def backward(net: str, into_first: bool, weight_grads: bool, update: str, times: float) -> None:
-        layers = nets[net]
-        for i in reversed(range(len(layers))):
-            if i > 0 or into_first:
-                gemm(layers[i], "backward_data", update, times)
-            if weight_grads:
-                gemm(layers[i], "backward_weight", update, times)
-
-    if scenario == "inference":
-        run = ["actor"] if "actor" in nets else list(nets)
-        for net in run:
-            forward(net)
-        return gemms, elementwise, [x for net in run for x in nets[net]]
-    missing = [x for x in ("actor", "critic1", "critic2") if x not in nets]
-    if missing:
-        raise NmlabError(f"workload: train_step needs networks actor, critic1 and critic2; missing {', '.join(missing)}")
-    for online in ("actor", "critic1", "critic2"):
-        nets.setdefault(f"{online}_target", [Layer(f"{x.name}@target", f"{online}_target", x.in_features,
-                                                   x.out_features, x.pattern, x.mask, x.weight_bits)
-                                             for x in nets[online]])
-    cu, au, t = "critic_update", "actor_update", 1.0 / policy_delay
-    for net in ("actor_target", "critic1_target", "critic2_target", "critic1", "critic2"):
-        forward(net, cu)
-    for net in ("critic1", "critic2"):
-        backward(net, into_first=False, weight_grads=True, update=cu, times=1.0)
-    params = {net: sum(x.in_features * x.out_features for x in nets[net]) for net in nets}
-    # (name, network, phase, elements, read bits, write bits per element, update, times)
-    for net in ("critic1", "critic2"):
-        elementwise.append((f"{net}.adam", net, "optimizer", params[net], "adam", cu, 1.0))
-    forward("actor", au, t)
-    forward("critic1", au, t)
-    backward("critic1", into_first=True, weight_grads=False, update=au, times=t)
-    backward("actor", into_first=False, weight_grads=True, update=au, times=t)
-    elementwise.append(("actor.adam", "actor", "optimizer", params["actor"], "adam", au, t))
-    for net in ("actor_target", "critic1_target", "critic2_target"):
-        elementwise.append((f"{net}.polyak", net, "polyak", params[net], "polyak", au, t))
-    touched = [x for net in ("actor", "critic1", "critic2", "actor_target", "critic1_target", "critic2_target")
-               for x in nets[net]]
-    return gemms, elementwise, touched
-
-
 def gpu_plan(wl, scenario: str, policy_delay: int = 2) -> GpuPlan:
-    """The :class:`GpuPlan` of workload ``wl`` in ``scenario`` (built once, run at any batch and bits)."""
-    gemms, elementwise, touched = _scenario_gemms(wl, scenario, policy_delay)
-    wg = np.array([g.phase == "backward_weight" for g in gemms], dtype=bool)
-    fwd = np.array([g.phase == "forward" for g in gemms], dtype=bool)
-    i = np.array([g.layer.in_features for g in gemms], dtype=np.int64)
-    o = np.array([g.layer.out_features for g in gemms], dtype=np.int64)
-    names = [g.layer.network for g in gemms] + [e[1] for e in elementwise]
+    """The :class:`GpuPlan` of workload ``wl`` in ``scenario`` (built once, run at any batch and bits):
+    the entries of :func:`hwmodel.program.build_program`, the accelerator model's GEMMs in the same
+    order and orientation, each with what the GPU runs."""
+    prog = build_program(wl, scenario, policy_delay)
+    gemms = []
+    for e in prog.gemms:
+        layer = prog.layers[e.layer]
+        if not e.sparse_weights:
+            gemms.append(_Gemm(layer, e.phase, Mapping(DENSE, None, "weight gradient: dense"), None, e.update, e.times))
+            continue
+        nnz = layer.in_features * layer.out_features if layer.mask is None else mask_nnz(layer.mask)
+        gemms.append(_Gemm(layer, e.phase, _map(layer.mask, layer.pattern, e.transposed), nnz, e.update, e.times))
+    dims = np.array([e.dims(prog.layers[e.layer]) for e in prog.gemms], dtype=np.int64).reshape(-1, 3)
     return GpuPlan(
-        gemms=tuple(gemms), elementwise=tuple(elementwise), touched=tuple(touched), weight_grad=wg,
-        m_static=o, k_static=np.where(fwd, i, o), n_static=np.where(fwd, o, i),
+        gemms=tuple(gemms), elementwise=tuple(prog.elementwise), touched=tuple(prog.layers[i] for i in prog.touched),
+        weight_grad=np.array([not e.sparse_weights for e in prog.gemms], dtype=bool),
+        m_static=dims[:, 0].copy(), k_static=dims[:, 1].copy(), n_static=dims[:, 2].copy(),
         nnz=np.array([g.nnz or 0 for g in gemms], dtype=np.int64),
         sparse=np.array([g.mapping.sparse for g in gemms], dtype=bool),
         times=np.array([g.times for g in gemms], dtype=float),
-        networks=tuple(dict.fromkeys(names)), workload_bits=max(int(x.weight_bits) for x in wl.layers))
+        networks=tuple(prog.network_names()), workload_bits=max(int(x.weight_bits) for x in wl.layers))
 
 
 def _power_w(gpu: GpuDesign, utilization: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -449,17 +393,20 @@ def _scaled(fig: Figures, f: float) -> Figures:
     return Figures(**{name: value * f for name, value in vars(fig).items()})
 
 
-def _elementwise_figures(gpu: GpuDesign, elements: int, kind: str, bits: int, times: float) -> Figures:
-    """An optimizer or Polyak pass: Adam reads weight, gradient and two fp32 moments and writes
-    weight and moments; Polyak reads target and online and writes target (as the accelerators)."""
-    rd, wr = (2 * bits + 64, bits + 64) if kind == "adam" else (2 * bits, bits)
+def _elementwise_figures(gpu: GpuDesign, e: ElementwiseEntry, bits: int) -> Figures:
+    """An optimizer or Polyak pass ``e`` moving the bits the program gives it (Adam reads weight,
+    gradient and two fp32 moments and writes weight and moments; Polyak reads target and online
+    and writes target), all from DRAM."""
+    elements = e.elements
+    rd = e.read_bits_per_bit * bits + e.read_bits_extra
+    wr = e.write_bits_per_bit * bits + e.write_bits_extra
     nbytes = elements * (rd + wr) / 8.0
     latency = elementwise_latency_s(gpu.spec, nbytes)
     static_w, dynamic_w = _power_w(gpu, np.array([nbytes / (latency * gpu.spec.memory_bytes_per_s)]))
     fig = Figures(cycles=latency * gpu.clock_hz, latency_s=latency, bits_dram_read=elements * rd,
                   bits_dram_write=elements * wr, energy_mac_pj=float(dynamic_w[0]) * latency * 1e12,
                   energy_leakage_pj=float(static_w[0]) * latency * 1e12)
-    return _scaled(fig, times)
+    return _scaled(fig, e.times)
 
 
 def _extras(gpu: GpuDesign, plan: GpuPlan, dtype: str, bits: int, residency: str, policy_delay: int) -> dict[str, Any]:
@@ -523,11 +470,11 @@ def simulate_gpu(workload, design: Any, batch: int = 1, bits: Optional[int] = 16
     layers = [LayerResult(g.layer.name, g.layer.network, g.phase, *mkn, str(parse_pattern(g.layer.pattern)),
                           str(g.mapping.hw_pattern), g.mapping.note, f, d, g.update, g.times)
               for g, mkn, f, d in zip(plan.gemms, sizes, figs, dense_figs)]
-    for name, net, phase, elements, kind, update, times in plan.elementwise:
-        fig = _elementwise_figures(gpu, elements, kind, int(bits), times)
-        layers.append(LayerResult(name, net, phase, 1, elements, 1, "dense", "dense",
+    for e in plan.elementwise:
+        fig = _elementwise_figures(gpu, e, int(bits))
+        layers.append(LayerResult(e.name, e.network, e.phase, 1, e.elements, 1, "dense", "dense",
                                   "element-wise, memory-bound GPU kernel", fig, fig if with_dense else None,
-                                  update, times))
+                                  e.update, e.times))
     extra = _extras(gpu, plan, dtype, int(bits), residency, policy_delay)
     spec = gpu.spec
     l2 = gpu.weight_sram_bytes()
@@ -599,8 +546,7 @@ def simulate_gpu_columns(plan: GpuPlan, design: Any, batch: np.ndarray, bits: np
         dtype = gpu.datatype_for(b)
         run = gemm_columns(gpu, plan, batch[at], dtype, plan.sparse)
         dense = gemm_columns(gpu, plan, batch[at], dtype, np.zeros_like(plan.sparse)) if plan.sparse.any() else run
-        ew = Figures.sum(_elementwise_figures(gpu, elements, kind, b, times)
-                         for _n, _net, _p, elements, kind, _u, times in plan.elementwise)
+        ew = Figures.sum(_elementwise_figures(gpu, e, b) for e in plan.elementwise)
         for name in _GPU_FIELDS:
             cols[name][at] = _row_sums(run[name]) + getattr(ew, name)
         dense_cycles[at] = _row_sums(dense["cycles"]) + ew.cycles
