@@ -350,14 +350,13 @@ def limiter_word(r: dict[str, Any]) -> str:
     # A sparse point that issued every dense MAC; a GPU's dense point is not said to "run dense" (why._gpu_why_line).
     if not r.get("skips_macs", True) and (not r.get("gpu") or r.get("pattern") not in (None, "dense")):
         return "runs dense"
-    lim = r.get("latency_limiter") or ""
     # A sparse accelerator point that skips a few MACs (0.03% of a one-shot mask's on flex_nm) but lands within
-    # NO_GAIN of dense: "compute" beside 1.00x contradicted the why table's "no gain" for the same cell (a
-    # DRAM-bound point keeps "DRAM", as the why line puts DRAM first).
-    sp = r.get("speedup_vs_dense")
-    if (not r.get("gpu") and r.get("pattern") not in (None, "dense") and lim != "DRAM bandwidth"
-            and sp is not None and sp == sp and abs(sp - 1) < NO_GAIN):
+    # NO_GAIN of dense: "compute" beside 1.00x contradicted the why table's "no gain" for the same cell. The why
+    # line (this cell's tooltip) gives the verdict, so the two cannot disagree (it puts a point with over half its
+    # cycles in DRAM stalls first: "DRAM").
+    if not r.get("gpu") and str(r.get("why") or "").startswith("no gain"):
         return "no gain"
+    lim = r.get("latency_limiter") or ""
     return LIMITER_WORDS.get(lim, lim)
 
 
