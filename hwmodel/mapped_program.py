@@ -20,14 +20,13 @@ import numpy as np
 from hwmodel import traffic
 from hwmodel.cycles import FoldTable, fold_width, k_compressed
 from hwmodel.design import Design
-from hwmodel.mapping import (_DENSE_LAYER, Mapping, _entries, _map_into, design_key, map_weights, mask_nnz,
-                             unstructured_metadata_bits)
+from hwmodel.mapping import (_DENSE_LAYER, DENSE_WEIGHT_GRAD, Mapping, _entries, _map_into, design_key, map_weights,
+                             mask_nnz, unstructured_metadata_bits)
 from hwmodel.memo import BoundedMemo
 from hwmodel.program import BACKWARD_DATA, BACKWARD_WEIGHT, FORWARD, Program
 from hwmodel.sparsity import DENSE
 
 _DENSE_REF = Mapping(DENSE, None, "dense reference")
-_DENSE_WG = Mapping(DENSE, None, "weight gradient: dense")
 
 
 @dataclass
@@ -351,7 +350,7 @@ def map_program(program: Program, design: Design, dense: bool = False) -> Mapped
                 layer = layers[li]
                 maps.append(_DENSE_REF if dense else map_weights(design, layer.mask, layer.pattern, transposed=True))
             else:
-                maps.append(_DENSE_WG)
+                maps.append(DENSE_WEIGHT_GRAD)
     G = len(maps)
     ckey = (id(design), sk.shape_key,
             tuple(map(id, maps)) if sk.forward_only else (tuple(map(id, fwd_maps)), tuple(map(id, maps))))

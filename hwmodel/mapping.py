@@ -272,6 +272,9 @@ def _candidate_ms(sp) -> tuple[int, ...]:
 
 
 _DENSE_LAYER = Mapping(DENSE, None, "dense layer")
+#: Every weight-gradient GEMM's mapping, accelerator or GPU: its stationary operand is the activations, never
+#: the masked weights (``hwmodel.program.GemmEntry.sparse_weights``).
+DENSE_WEIGHT_GRAD = Mapping(DENSE, None, "weight gradient: dense")
 
 
 def _map(design: Design, mask: np.ndarray, p: Pattern, transposed: bool) -> Mapping:

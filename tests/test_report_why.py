@@ -85,3 +85,30 @@ def test_slower_than_dense_says_nothing_pays_for_the_metadata_wait_and_energy_fo
     assert "while the design issues 99% of dense's MACs (it cannot" in limiters(_slower_rows(990.0)).why[1]
     # A point that skips MACs and is slower anyway: no claim that nothing was skipped.
     assert "issues" not in limiters(_slower_rows(500.0)).why[1]
+
+
+def test_glance_word_says_no_gain_where_the_why_line_does():
+    """A sparse accelerator point within NO_GAIN of dense whose largest share of cycles is DRAM stalls, but not
+    over half of them: the why line (the glance cell's tooltip) says 'no gain' (it puts DRAM first only past half
+    the cycles), and the glance word said 'DRAM' beside it. Both now give the one verdict."""
+    from reports.answer import limiter_word
+
+    base = dict(env="Hopper-v5", design="edge_ws", scenario="inference", batch=1, bits=8, mask_source="trained",
+                latency_s=1e-6, sram_bytes=65536.0, energy_pj=100.0, energy_mac_pj=60.0, energy_dram_pj=40.0,
+                fits_in_sram=True, model_bytes=30e3)
+    df = pd.DataFrame([
+        {**base, "pattern": "dense", "cycles": 102.0, "stall_cycles_dram": 41.0, "stall_cycles_metadata": 0.0,
+         "macs_issued": 100.0, "speedup_vs_dense": 1.0},
+        # 100 cycles: 40 DRAM stalls (the largest share, 0.4), 25 metadata, 35 compute; skips half the MACs
+        {**base, "pattern": "2:4", "cycles": 100.0, "stall_cycles_dram": 40.0, "stall_cycles_metadata": 25.0,
+         "macs_issued": 50.0, "speedup_vs_dense": 1.02},
+    ])
+    lim = limiters(df)
+    r = {**df.iloc[1].to_dict(), **lim.iloc[1].to_dict()}
+    assert (r["latency_limiter"], r["latency_share"]) == ("DRAM bandwidth", pytest.approx(0.4))
+    assert r["why"].startswith("no gain")
+    assert limiter_word(r) == "no gain"
+    # Past half the cycles the why line is DRAM's, and so is the word.
+    df.loc[1, ["stall_cycles_dram", "stall_cycles_metadata"]] = [60.0, 5.0]
+    r = {**df.iloc[1].to_dict(), **limiters(df).iloc[1].to_dict()}
+    assert r["why"].startswith("DRAM-bound") and limiter_word(r) == "DRAM"

@@ -52,7 +52,7 @@ from hwmodel.gpu.params import params_for, set_name_for
 from hwmodel.gpu.spec import FORMAT_NAME, GpuSpec, bundled_gpus, load_gpu
 from hwmodel.io import data_path, yaml_safe_load
 from hwmodel.limits import is_file
-from hwmodel.mapping import Mapping, map_weights, mask_nnz
+from hwmodel.mapping import DENSE_WEIGHT_GRAD, Mapping, map_weights, mask_nnz
 from hwmodel.program import ElementwiseEntry, build_program
 from hwmodel.result import ENERGY_COMPONENTS, Figures, LayerResult, SimResult
 from hwmodel.sparsity import DENSE, parse_pattern
@@ -318,11 +318,11 @@ def gpu_plan(wl, scenario: str, policy_delay: int = 2) -> GpuPlan:
     gemms = []
     for e in prog.gemms:
         layer = prog.layers[e.layer]
-        if not e.sparse_weights:
-            gemms.append(_Gemm(layer, e.phase, Mapping(DENSE, None, "weight gradient: dense"), None, e.update, e.times))
-            continue
-        nnz = layer.in_features * layer.out_features if layer.mask is None else mask_nnz(layer.mask)
-        gemms.append(_Gemm(layer, e.phase, _map(layer.mask, layer.pattern, e.transposed), nnz, e.update, e.times))
+        mp, nnz = DENSE_WEIGHT_GRAD, None
+        if e.sparse_weights:
+            mp = _map(layer.mask, layer.pattern, e.transposed)
+            nnz = layer.in_features * layer.out_features if layer.mask is None else mask_nnz(layer.mask)
+        gemms.append(_Gemm(layer, e.phase, mp, nnz, e.update, e.times))
     dims = np.array([e.dims(prog.layers[e.layer]) for e in prog.gemms], dtype=np.int64).reshape(-1, 3)
     return GpuPlan(
         gemms=tuple(gemms), elementwise=tuple(prog.elementwise), touched=tuple(prog.layers[i] for i in prog.touched),
