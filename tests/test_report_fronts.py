@@ -448,25 +448,36 @@ def test_png_front_log_axes_write_their_ticks_in_full_and_titles_name_the_batch(
     plt.close(fig)
 
 
-def test_same_bits_heatmap_title_reads_as_one_sentence(default_sweep, monkeypatch):
-    """The heatmap PNGs were titled 'Speedup (>1 is faster) (vs dense at the same bits, ...; white: not swept)'."""
+HEATMAPS = (("speedup_vs_dense", "Speedup (>1 is faster)", True),
+            ("energy_ratio_vs_dense", "Energy ratio (<1 saves energy)", False))
+
+
+def _heatmap_figures(sweep, monkeypatch, which=HEATMAPS):
+    """(column, title, good_high, figure) of each same-bits heatmap PNG of ``sweep``, drawn but not
+    saved; the caller closes each figure."""
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from reports import figures
 
-    df = pd.read_parquet(default_sweep / "points.parquet")
-    for col, title, good_high in (("speedup_vs_dense", "Speedup (>1 is faster)", True),
-                                  ("energy_ratio_vs_dense", "Energy ratio (<1 saves energy)", False)):
+    df = pd.read_parquet(sweep / "points.parquet")
+    for col, title, good_high in which:
         seen = {}
         monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
-        figures.same_bits_heatmap_png(df, col, title, default_sweep / "unused.png", good_high)
-        text = seen["fig"]._suptitle.get_text()
-        plt.close(seen["fig"])
+        figures.same_bits_heatmap_png(df, col, title, sweep / "unused.png", good_high)
+        yield col, title, good_high, seen["fig"]
+
+
+def test_same_bits_heatmap_title_reads_as_one_sentence(default_sweep, monkeypatch):
+    """The heatmap PNGs were titled 'Speedup (>1 is faster) (vs dense at the same bits, ...; white: not swept)'."""
+    import matplotlib.pyplot as plt
+
+    for _col, title, _good_high, fig in _heatmap_figures(default_sweep, monkeypatch):
+        text = fig._suptitle.get_text()
+        plt.close(fig)
         assert text.count("(") == 1 and text.endswith("; white: not swept)"), text
         assert text.startswith(title.split(" (")[0] + " vs dense at the same bits"), text
+
 
 
 def test_page_front_tables_and_log_axes_read_as_units(default_sweep):
@@ -495,18 +506,10 @@ def test_page_front_tables_and_log_axes_read_as_units(default_sweep):
 
 def test_same_bits_heatmap_columns_name_scenario_and_batch_in_words(default_sweep, monkeypatch):
     """The heatmap columns read 'edge_ws / inf b1' and 'train b256'; the page says 'inference, batch 1'."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from reports import figures
-
     df = pd.read_parquet(default_sweep / "points.parquet")
-    seen = {}
-    monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
-    figures.same_bits_heatmap_png(df, "speedup_vs_dense", "Speedup (>1 is faster)", default_sweep / "x.png", True)
-    fig = seen["fig"]
+    (*_, fig), = _heatmap_figures(default_sweep, monkeypatch, HEATMAPS[:1])
     labels = [t.get_text() for ax in fig.axes if ax.images for t in ax.get_xticklabels()]
     plt.close(fig)
     want = {f"{sc.replace('_', ' ')}, batch {b}" for sc, b in zip(df.scenario, df.batch)}
@@ -517,20 +520,9 @@ def test_same_bits_heatmap_columns_name_scenario_and_batch_in_words(default_swee
 def test_same_bits_heatmap_colour_bar_ticks_are_round_ratios(default_sweep, monkeypatch):
     """The colour bar's ticks were half decades, 0.316 and 3.16; each tick now sits where its round ratio's
     colour is (the colour is log10 of the ratio, negated where lower is better)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from reports import figures
-
-    df = pd.read_parquet(default_sweep / "points.parquet")
-    for col, title, good_high in (("speedup_vs_dense", "Speedup (>1 is faster)", True),
-                                  ("energy_ratio_vs_dense", "Energy ratio (<1 saves energy)", False)):
-        seen = {}
-        monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
-        figures.same_bits_heatmap_png(df, col, title, default_sweep / "unused.png", good_high)
-        fig = seen["fig"]
+    for _col, _title, good_high, fig in _heatmap_figures(default_sweep, monkeypatch):
         cbar = next(ax for ax in fig.axes if not ax.images and ax.get_ylabel())
         ticks = [(float(t), lab.get_text()) for t, lab in zip(cbar.get_yticks(), cbar.get_yticklabels())]
         plt.close(fig)
