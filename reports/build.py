@@ -78,6 +78,7 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
     rdir = check_output_dir(out / "report", "report")  # writable, before the work (creates nothing)
     notes = []
     n_missing = int(df.return_mean.isna().sum())
+    why: list[str] = []
     if n_missing:
         one_shot = int((df.get("mask_source") == "one-shot").sum()) if "mask_source" in df else 0
         why = [f"{one_shot} pruned one-shot, never evaluated"] if one_shot else []
@@ -152,4 +153,4 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
         (rdir / name).chmod(0o644)  # atomic_write's temporary files are private
     say.done()
     return {"dir": rdir, "fronts": len(fronts), "pngs": png_paths, "points": len(df), "missing_return": n_missing,
-            "seconds": time.perf_counter() - say.t0}
+            "missing_why": "; ".join(why), "seconds": time.perf_counter() - say.t0}

@@ -50,7 +50,8 @@ def _report(args: argparse.Namespace) -> int:
     print(f"report of {info['points']} points, {info['fronts']} fronts in {info['seconds']:.1f} s: {info['dir']}/index.html "
           f"(+ summary.md, fronts.json, quality_vs_hardware.json{pngs})")
     if info["missing_return"]:
-        print(f"note: {info['missing_return']} points have no evaluation return; they are left out of the return fronts")
+        print(f"note: {info['missing_return']} points have no evaluation return ({info['missing_why']}); "
+              f"they are left out of the return fronts")
     return 0
 
 

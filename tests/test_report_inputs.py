@@ -169,6 +169,18 @@ def test_missing_returns_of_a_sweep_without_quality_table_say_so(tmp_path):
     assert "no entry in the quality table" not in md + page
 
 
+def test_the_report_commands_note_on_missing_returns_says_why(tmp_path, capsys):
+    """The command's last line said only 'N points have no evaluation return', where the page says why."""
+    from hwmodel.cli import main
+
+    _sweep(tmp_path, bits=[8], patterns=["dense", "2:4"], quality="none")
+    capsys.readouterr()
+    assert main(["report", str(tmp_path / "out"), "--quiet"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "note: 8 points have no evaluation return (8 trained, but the sweep joined no quality table); "
+        "they are left out of the return fronts")
+
+
 @pytest.mark.parametrize("text, needle", [
     ("[]", "expected a JSON object (a sweep manifest), got list"),
     ('{"quality_table": 5}', "quality_table: expected a path or null, got 5"),
