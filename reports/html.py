@@ -167,6 +167,20 @@ def _categories(rows: pd.DataFrame) -> tuple[list[str], dict[tuple, str]]:
     return cats, by
 
 
+#: The cycle bars' causes and the energy component of the same cause (they share its colour and legend entry).
+CYCLE_COMPONENT = {"compute": "mac", "DRAM stall": "dram", "metadata stall": "metadata"}
+_CYCLE_WORDS = {"mac": "compute cycles", "dram": "DRAM stall cycles", "metadata": "metadata stall cycles"}
+
+
+def why_legend_label(component: str, gpus: bool, cycles: bool) -> str:
+    """An energy component's entry in the why figures' legend: with the cycle panel drawn (``cycles``), the
+    components that share a colour with a cycle bar name both ("DRAM stall cycles / dram energy")."""
+    label = component_label(component, gpus)
+    if cycles and component in _CYCLE_WORDS:
+        return f"{_CYCLE_WORDS[component]} / {label.replace(component, component + ' energy', 1)}"
+    return label
+
+
 #: Height of one design's panels and of the agent @bits tick labels under them (px).
 WHY_ROW_PX, WHY_LABEL_PX = 170, 125
 WHY_COLUMNS = ("cycles: compute vs stalls (share)", "energy by component (share)", "weights vs SRAM (log)")
@@ -199,6 +213,8 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
     comps = [c for c in ENERGY_COMPONENTS if f"energy_{c}_pj" in rows.columns]
     any_gpu = any(is_gpu(d) for d in designs if d in set(rows.design))  # the legend says what a GPU's components are
     has_cycles = "cycles" in rows.columns
+    # the cycle panel has bars (a GPU row has none): its causes then share the energy components' legend entries
+    cycle_bars = has_cycles and any(not is_gpu(d) for d in designs if d in set(rows.design))
     one_row_per(rows, ["design", "method", "agent", "bits"], "why figure")  # one bar per point: refuse duplicates
     by_design = dict(tuple(rows.groupby("design", sort=False)))  # one split, not a selection per design
     for i, design in enumerate(designs):
@@ -246,8 +262,13 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
             stall_d = d.get("stall_cycles_dram", pd.Series(0.0, index=d.index)).fillna(0).to_numpy(dtype=float)
             stall_m = d.get("stall_cycles_metadata", pd.Series(0.0, index=d.index)).fillna(0).to_numpy(dtype=float)
             for name, vals in (("compute", cyc - stall_d - stall_m), ("DRAM stall", stall_d), ("metadata stall", stall_m)):
-                data.append({"type": "bar", "x": x, "y": _num(100 * vals / cyc), "name": name, "legendgroup": name,
-                             "showlegend": i == 0, "marker": {"color": CYCLE_COLORS[name]}, "customdata": ids,
+                # One legend entry per cause: a stall joins its energy component's entry ("DRAM: stall
+                # cycles / dram energy"); two entries of one colour read as a duplicate.
+                comp = CYCLE_COMPONENT[name]
+                joined = comp in comps
+                data.append({"type": "bar", "x": x, "y": _num(100 * vals / cyc), "name": name,
+                             "legendgroup": comp if joined else name, "showlegend": i == 0 and not joined,
+                             "marker": {"color": CYCLE_COLORS[name]}, "customdata": ids,
                              "textposition": "none",
                              "text": [f"{v:,.0f} of {c:,.0f} cycles" for v, c in zip(vals, cyc)],
                              "hovertemplate": f"{design} %{{x}}<br>{name}: %{{y:.1f}}%% (%{{text}})<br>point %{{customdata}}"
@@ -257,7 +278,7 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
             vals = d[f"energy_{c}_pj"].fillna(0).to_numpy(dtype=float)
             # A GPU row's hover says what the component is there (its "leakage" is the board's floor power).
             what = f"{GPU_COMPONENT_NAMES[c]} ({c})" if gpu and c in GPU_COMPONENT_NAMES else c
-            data.append({"type": "bar", "x": x, "y": _num(100 * vals / total), "name": component_label(c, any_gpu),
+            data.append({"type": "bar", "x": x, "y": _num(100 * vals / total), "name": why_legend_label(c, any_gpu, cycle_bars),
                          "legendgroup": c,
                          "showlegend": i == 0, "marker": {"color": COMPONENT_COLORS.get(c, "#777")}, "customdata": ids,
                          "textposition": "none",
@@ -299,8 +320,8 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
         for j in (0, 1):
             k = i * ncol + j + 1
             layout[f"yaxis{'' if k == 1 else k}"].update({"range": [0, 100], "ticksuffix": "%"})
-    height = 200 + plot_px
-    layout.update({"barmode": "stack", "height": height, "margin": {"l": 70, "r": 95, "t": 80, "b": 120},
+    height = 230 + plot_px  # the legend takes two rows: it names the cycle and energy causes it shares
+    layout.update({"barmode": "stack", "height": height, "margin": {"l": 70, "r": 95, "t": 110, "b": 120},
                    "legend": {"orientation": "h", "y": 1.0 + 28 / height, "yanchor": "bottom", "x": 0},
                    "title": {"text": "What limits each point (one bar per agent and bits; hover for absolute figures; "
                                      "hollow weight bars miss the SRAM)", "font": {"size": 14}, "y": 0.995}})
