@@ -402,6 +402,7 @@ table.quality td{white-space:nowrap}table.quality td.ret{white-space:normal;min-
 table.quality td:last-child{white-space:normal;text-align:left;min-width:12em}table.quality th:last-child{text-align:left}
 table.quality td.agent{white-space:normal;text-align:left;min-width:8em}table.quality th.l{text-align:left}
 table.quality .unit{font-weight:normal;font-size:11px;color:#555}table.quality td.hw{line-height:1.15}
+ul.cols{margin:4px 0 10px;padding-left:1.4em;line-height:1.4}
 """
 
 
