@@ -17,7 +17,7 @@ from reports.data import (ENERGY_COMPONENTS, GPU_COMPONENT_NAMES, agent_label, a
                           seed_range_text, shown, with_agent)
 from reports.answer import CSS as ANSWER_CSS, env_anchor
 from reports.fronts import FRONT_SPECS
-from reports.style import COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, front_labels, pattern_symbol
+from reports.style import COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, pattern_symbol, place_front_labels
 from reports.why import small_pct
 
 #: Points per plot drawn besides the fronts (big sweeps are sampled deterministically).
@@ -111,12 +111,13 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
                 spread = {"error_y": {"type": "data", "symmetric": False, "color": "black", "thickness": 1, "width": 4,
                                       "array": _num(np.where(np.isfinite(hi), hi - y[f], 0.0)),
                                       "arrayminus": _num(np.where(np.isfinite(lo), y[f] - lo, 0.0))}}
+        # the same placement as the PNG's (reports.style.place_front_labels), on this plot's extent
+        labels = place_front_labels(x[f], y[f], [f"{agent[i]} @{bits[i]}" for i in f], log_axis(xc), log_axis(yc),
+                                    x[ok], y[ok])
         data.append({"type": "scatter", "mode": "lines+markers+text", "name": "front (all designs)", **spread,
                      "x": _num(x[f]), "y": _num(y[f]), "hovertext": [hover[i] for i in f],
                      "hoverinfo": "text", "customdata": pid[f].tolist(),
-                     "text": front_labels(x[f], y[f], [f"{agent[i]} @{bits[i]}" for i in f],
-                                          log_axis(xc), log_axis(yc)),
-                     "textposition": label_positions(x[f], x[ok], log_axis(xc)),
+                     "text": [t for t, _ in labels], "textposition": [f"top {side}" for _, side in labels],
                      "textfont": {"size": 10}, "cliponaxis": False,
                      "line": {"color": "black", "width": 2, "shape": "hv"},
                      "marker": {"size": 13, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}}})
@@ -128,19 +129,6 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
               "yaxis": {"title": {"text": axis_label(yc, log_axis(yc))},
                         "type": "log" if log_axis(yc) else "linear", **(_log_format(y[ok]) if log_axis(yc) else {})}}
     return {"data": data, "layout": layout}
-
-
-def label_positions(xs, all_x, xlog: bool) -> list[str]:
-    """Where each front label sits: right of its point in the left third of the points' x range, left of it in
-    the right third, centred between (a centred label of a point at the plot's edge ran off it:
-    'unstructured:0.9 one-shot @4 +3 here' lost its first word at the y axis)."""
-    tx = (lambda v: np.log10(np.asarray(v, float))) if xlog else (lambda v: np.asarray(v, float))
-    a = tx(all_x)
-    lo, hi = (float(np.nanmin(a)), float(np.nanmax(a))) if a.size else (0.0, 0.0)
-    if not hi > lo:
-        return ["top center"] * len(xs)
-    rel = (tx(xs) - lo) / (hi - lo)
-    return ["top right" if r < 1 / 3 else "top left" if r > 2 / 3 else "top center" for r in rel]
 
 
 def _short_labels(rows: pd.DataFrame) -> dict[tuple[str, str], str]:
