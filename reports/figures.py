@@ -18,7 +18,7 @@ from hwmodel.io import atomic_write  # noqa: E402
 from reports.data import (ENERGY_COMPONENTS, agent_label, component_label, axis_label, agent_order, design_order, design_title,  # noqa: E402
                           fmt_energy, fmt_ratio, is_gpu, log_axis, one_row_per, shown, with_agent)
 from reports.fronts import FRONT_SPECS  # noqa: E402
-from reports.style import COMPONENT_COLORS, MPL_MARKERS, bit_size, design_colors, front_labels, pattern_symbol  # noqa: E402
+from reports.style import COMPONENT_COLORS, MPL_MARKERS, bit_size, design_colors, pattern_symbol, place_front_labels  # noqa: E402
 
 MAX_POINTS = 4000
 
@@ -114,15 +114,14 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
                                                   np.where(np.isfinite(hi), hi - ys, 0.0)],
                                     fmt="none", ecolor="black", elinewidth=0.8, capsize=2)
                 names = f.agent if "agent" in f else f.pattern
-                texts = front_labels(xs, ys, [f"{p} @{b}" for p, b in zip(names, f.bits)], xlog, ylog)
-                allx = shown(xc, data[xc]).to_numpy(float)
-                tx = np.log10 if xlog else (lambda v: v)
-                x0, x1 = tx(allx.min()), tx(allx.max())  # the x range, on the axis scale
-                for xv, yv, text in zip(xs, ys, texts):
-                    if text:  # left of the plot's first third the label reads rightwards: not over the y axis
-                        left = x1 > x0 and (tx(xv) - x0) / (x1 - x0) < 0.3
-                        ax.annotate(text, (xv, yv), textcoords="offset points", xytext=(3 if left else -3, 4),
-                                    ha="left" if left else "right", fontsize=7)
+                # the same placement as the page's (reports.style.place_front_labels), on this plot's extent
+                labels = place_front_labels(xs, ys, [f"{p} @{b}" for p, b in zip(names, f.bits)], xlog, ylog,
+                                            shown(xc, data[xc]).to_numpy(float), shown(yc, data[yc]).to_numpy(float))
+                for xv, yv, (text, side) in zip(xs, ys, labels):
+                    if text:  # "right": reads rightwards from its point (left third: not over the y axis)
+                        ax.annotate(text, (xv, yv), textcoords="offset points",
+                                    xytext=({"right": 3, "left": -3}.get(side, 0), 4),
+                                    ha={"right": "left", "left": "right"}.get(side, "center"), fontsize=7)
             if xlog and len(data):
                 ax.set_xscale("log")
                 _log_ticks_in_full(ax.xaxis, shown(xc, data[xc]))

@@ -17,7 +17,7 @@ from reports.data import (ENERGY_COMPONENTS, GPU_COMPONENT_NAMES, agent_label, a
                           seed_range_text, shown, with_agent)
 from reports.answer import CSS as ANSWER_CSS, env_anchor
 from reports.fronts import FRONT_SPECS
-from reports.style import COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, front_labels, pattern_symbol
+from reports.style import COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, pattern_symbol, place_front_labels
 from reports.why import small_pct
 
 #: Points per plot drawn besides the fronts (big sweeps are sampled deterministically).
@@ -111,12 +111,13 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
                 spread = {"error_y": {"type": "data", "symmetric": False, "color": "black", "thickness": 1, "width": 4,
                                       "array": _num(np.where(np.isfinite(hi), hi - y[f], 0.0)),
                                       "arrayminus": _num(np.where(np.isfinite(lo), y[f] - lo, 0.0))}}
+        # the same placement as the PNG's (reports.style.place_front_labels), on this plot's extent
+        labels = place_front_labels(x[f], y[f], [f"{agent[i]} @{bits[i]}" for i in f], log_axis(xc), log_axis(yc),
+                                    x[ok], y[ok])
         data.append({"type": "scatter", "mode": "lines+markers+text", "name": "front (all designs)", **spread,
                      "x": _num(x[f]), "y": _num(y[f]), "hovertext": [hover[i] for i in f],
                      "hoverinfo": "text", "customdata": pid[f].tolist(),
-                     "text": front_labels(x[f], y[f], [f"{agent[i]} @{bits[i]}" for i in f],
-                                          log_axis(xc), log_axis(yc)),
-                     "textposition": label_positions(x[f], x[ok], log_axis(xc)),
+                     "text": [t for t, _ in labels], "textposition": [f"top {side}" for _, side in labels],
                      "textfont": {"size": 10}, "cliponaxis": False,
                      "line": {"color": "black", "width": 2, "shape": "hv"},
                      "marker": {"size": 13, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}}})
@@ -128,19 +129,6 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
               "yaxis": {"title": {"text": axis_label(yc, log_axis(yc))},
                         "type": "log" if log_axis(yc) else "linear", **(_log_format(y[ok]) if log_axis(yc) else {})}}
     return {"data": data, "layout": layout}
-
-
-def label_positions(xs, all_x, xlog: bool) -> list[str]:
-    """Where each front label sits: right of its point in the left third of the points' x range, left of it in
-    the right third, centred between (a centred label of a point at the plot's edge ran off it:
-    'unstructured:0.9 one-shot @4 +3 here' lost its first word at the y axis)."""
-    tx = (lambda v: np.log10(np.asarray(v, float))) if xlog else (lambda v: np.asarray(v, float))
-    a = tx(all_x)
-    lo, hi = (float(np.nanmin(a)), float(np.nanmax(a))) if a.size else (0.0, 0.0)
-    if not hi > lo:
-        return ["top center"] * len(xs)
-    rel = (tx(xs) - lo) / (hi - lo)
-    return ["top right" if r < 1 / 3 else "top left" if r > 2 / 3 else "top center" for r in rel]
 
 
 def _short_labels(rows: pd.DataFrame) -> dict[tuple[str, str], str]:
@@ -165,6 +153,20 @@ def _categories(rows: pd.DataFrame) -> tuple[list[str], dict[tuple, str]]:
                 cats.append(cat)
                 by[(*key, b)] = cat
     return cats, by
+
+
+#: The cycle bars' causes and the energy component of the same cause (they share its colour and legend entry).
+CYCLE_COMPONENT = {"compute": "mac", "DRAM stall": "dram", "metadata stall": "metadata"}
+_CYCLE_WORDS = {"mac": "compute cycles", "dram": "DRAM stall cycles", "metadata": "metadata stall cycles"}
+
+
+def why_legend_label(component: str, gpus: bool, cycles: bool) -> str:
+    """An energy component's entry in the why figures' legend: with the cycle panel drawn (``cycles``), the
+    components that share a colour with a cycle bar name both ("DRAM stall cycles / dram energy")."""
+    label = component_label(component, gpus)
+    if cycles and component in _CYCLE_WORDS:
+        return f"{_CYCLE_WORDS[component]} / {label.replace(component, component + ' energy', 1)}"
+    return label
 
 
 #: Height of one design's panels and of the agent @bits tick labels under them (px).
@@ -199,6 +201,8 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
     comps = [c for c in ENERGY_COMPONENTS if f"energy_{c}_pj" in rows.columns]
     any_gpu = any(is_gpu(d) for d in designs if d in set(rows.design))  # the legend says what a GPU's components are
     has_cycles = "cycles" in rows.columns
+    # the cycle panel has bars (a GPU row has none): its causes then share the energy components' legend entries
+    cycle_bars = has_cycles and any(not is_gpu(d) for d in designs if d in set(rows.design))
     one_row_per(rows, ["design", "method", "agent", "bits"], "why figure")  # one bar per point: refuse duplicates
     by_design = dict(tuple(rows.groupby("design", sort=False)))  # one split, not a selection per design
     for i, design in enumerate(designs):
@@ -246,8 +250,13 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
             stall_d = d.get("stall_cycles_dram", pd.Series(0.0, index=d.index)).fillna(0).to_numpy(dtype=float)
             stall_m = d.get("stall_cycles_metadata", pd.Series(0.0, index=d.index)).fillna(0).to_numpy(dtype=float)
             for name, vals in (("compute", cyc - stall_d - stall_m), ("DRAM stall", stall_d), ("metadata stall", stall_m)):
-                data.append({"type": "bar", "x": x, "y": _num(100 * vals / cyc), "name": name, "legendgroup": name,
-                             "showlegend": i == 0, "marker": {"color": CYCLE_COLORS[name]}, "customdata": ids,
+                # One legend entry per cause: a stall joins its energy component's entry ("DRAM: stall
+                # cycles / dram energy"); two entries of one colour read as a duplicate.
+                comp = CYCLE_COMPONENT[name]
+                joined = comp in comps
+                data.append({"type": "bar", "x": x, "y": _num(100 * vals / cyc), "name": name,
+                             "legendgroup": comp if joined else name, "showlegend": i == 0 and not joined,
+                             "marker": {"color": CYCLE_COLORS[name]}, "customdata": ids,
                              "textposition": "none",
                              "text": [f"{v:,.0f} of {c:,.0f} cycles" for v, c in zip(vals, cyc)],
                              "hovertemplate": f"{design} %{{x}}<br>{name}: %{{y:.1f}}%% (%{{text}})<br>point %{{customdata}}"
@@ -257,7 +266,7 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
             vals = d[f"energy_{c}_pj"].fillna(0).to_numpy(dtype=float)
             # A GPU row's hover says what the component is there (its "leakage" is the board's floor power).
             what = f"{GPU_COMPONENT_NAMES[c]} ({c})" if gpu and c in GPU_COMPONENT_NAMES else c
-            data.append({"type": "bar", "x": x, "y": _num(100 * vals / total), "name": component_label(c, any_gpu),
+            data.append({"type": "bar", "x": x, "y": _num(100 * vals / total), "name": why_legend_label(c, any_gpu, cycle_bars),
                          "legendgroup": c,
                          "showlegend": i == 0, "marker": {"color": COMPONENT_COLORS.get(c, "#777")}, "customdata": ids,
                          "textposition": "none",
@@ -299,8 +308,8 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
         for j in (0, 1):
             k = i * ncol + j + 1
             layout[f"yaxis{'' if k == 1 else k}"].update({"range": [0, 100], "ticksuffix": "%"})
-    height = 200 + plot_px
-    layout.update({"barmode": "stack", "height": height, "margin": {"l": 70, "r": 95, "t": 80, "b": 120},
+    height = 230 + plot_px  # the legend takes two rows: it names the cycle and energy causes it shares
+    layout.update({"barmode": "stack", "height": height, "margin": {"l": 70, "r": 95, "t": 110, "b": 120},
                    "legend": {"orientation": "h", "y": 1.0 + 28 / height, "yanchor": "bottom", "x": 0},
                    "title": {"text": "What limits each point (one bar per agent and bits; hover for absolute figures; "
                                      "hollow weight bars miss the SRAM)", "font": {"size": 14}, "y": 0.995}})
@@ -381,6 +390,7 @@ table.quality td{white-space:nowrap}table.quality td.ret{white-space:normal;min-
 table.quality td:last-child{white-space:normal;text-align:left;min-width:12em}table.quality th:last-child{text-align:left}
 table.quality td.agent{white-space:normal;text-align:left;min-width:8em}table.quality th.l{text-align:left}
 table.quality .unit{font-weight:normal;font-size:11px;color:#555}table.quality td.hw{line-height:1.15}
+ul.cols{margin:4px 0 10px;padding-left:1.4em;line-height:1.4}
 """
 
 

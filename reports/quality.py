@@ -374,6 +374,33 @@ def intro(doc: dict[str, Any], spread_where: str = "in square brackets") -> str:
             f"at the same bits (the answer tables' figures). Data: `{FILENAME}`.")
 
 
+def intro_html(doc: dict[str, Any]) -> str:
+    """The page's words for :func:`intro`: a short lead and one line per column (one paragraph of it was a
+    wall of text a reader skipped)."""
+    esc = html.escape
+    hw = doc["hardware_scenario"]
+    bits = " and ".join(map(str, RETURN_BITS))
+    at = " / ".join(f"at {b} bits" for b in RETURN_BITS)
+    items = [
+        ("seeds, steps", "how many seeds the return averages, and the least-trained seed's training steps (ours are "
+                          "reduced-scale runs)."),
+        ("trained at (bits)", "the agent's own training precision ('-': pruned one-shot, never trained)."),
+        (f"return at own bits, {at}", f"evaluation return at the agent's own precision and with the actor "
+         f"fake-quantized to {bits} bits; in round brackets the fraction of the env's dense TD3 return as trained "
+         "(full precision; none when that is not positive): what the agent keeps of dense at that bitwidth."),
+        ("under a return", "the seed range, the lowest to the highest seed's return (mean -/+ std where the seeds' "
+         "returns are unknown): two agents whose ranges overlap differ within seed noise."),
+        ("published (of dense)", "the paper's final return as a fraction of its own dense TD3 (full precision, 1M "
+         "steps unless noted); hover it for its source."),
+        ("one column per design", f"{hw['scenario']} at batch {hw['batch']} and {hw['bits']} bits: speedup over "
+         "energy ratio vs dense at the same bits (the answer tables' figures); hover a cell for its point id."),
+        ("why '-'", "why a cell has no figure (hover a '-' for its reason)."),
+    ]
+    return ("<p>Per env, one row per agent: returns are the quality table's means over seeds, joined by the sweep. "
+            f"Data: {esc(FILENAME)}.</p><ul class=cols>"
+            + "".join(f"<li><b>{esc(k)}</b>: {esc(v)}</li>" for k, v in items) + "</ul>")
+
+
 def markdown(doc: dict[str, Any], caveats: Optional[dict[str, list[str]]] = None) -> str:
     """The section "RL quality vs hardware" of summary.md; each env's ``caveats`` (``reports.returns.caveats``)
     under its table, as under its return table: this table's fractions of dense need them as much."""
@@ -408,8 +435,7 @@ def html_section(doc: dict[str, Any], anchor: str = "quality", caveats: Optional
     published source and each '-' reason as tooltips."""
     esc = html.escape
     parts = [f'<h2 id="{anchor}">RL quality vs hardware</h2>',
-             f"<p>{esc(intro(doc, 'under it')).replace('`', '')} Hover a published figure for its source, a '-' for its "
-             "reason, a design cell for its point id.</p>"]
+             intro_html(doc)]
     designs = set(doc["designs"])
     # Design columns: the name may break after an underscore and each cell holds speedup over energy ratio,
     # so the table fits a 1400 px page instead of hiding the last designs (the GPUs) behind a scroll.

@@ -63,36 +63,66 @@ LABEL_CHAR_WIDTH = 0.015
 LABEL_HEIGHT = 0.05
 
 
-def labels_overlap(dx: float, dy: float, len_a: int, len_b: int) -> bool:
-    """Whether two centred labels of ``len_a`` and ``len_b`` characters, their points ``dx`` and ``dy``
-    apart as shares of the x and y spans, would overlap."""
-    return abs(dx) < LABEL_CHAR_WIDTH * (len_a + len_b) / 2 and abs(dy) < LABEL_HEIGHT
+def _to_axis(v, log: bool) -> np.ndarray:
+    v = np.asarray(v, float)
+    return np.log10(v) if log else v
 
 
-def front_labels(x, y, names, xlog: bool, ylog: bool) -> list[str]:
-    """Text of the overall front's point labels (``names``: "agent @bits"), in the points' order. Points at
-    the same spot share one label ("1:4 @4, 1:8 @4"); a point whose label would overlap the last label
-    written (``labels_overlap``, on the axes' scales) gets none: its hover and the front's table still name
-    it. Without this the labels of a dense front corner print on top of each other."""
-    x = np.log10(np.asarray(x, float)) if xlog else np.asarray(x, float)
-    y = np.log10(np.asarray(y, float)) if ylog else np.asarray(y, float)
-    span_x = float(np.ptp(x)) if len(x) > 1 and np.ptp(x) > 0 else 1.0
-    span_y = float(np.ptp(y)) if len(y) > 1 and np.ptp(y) > 0 else 1.0
+def _span(v: np.ndarray) -> tuple[float, float]:
+    """(low end, width) of the finite values on an axis; width 1 where they do not spread."""
+    v = v[np.isfinite(v)]
+    if v.size < 2 or not np.ptp(v) > 0:
+        return (float(v.min()) if v.size else 0.0), 1.0
+    return float(v.min()), float(np.ptp(v))
+
+
+def place_front_labels(x, y, names, xlog: bool, ylog: bool, all_x=None, all_y=None) -> list[tuple[str, str]]:
+    """The overall front's point labels as (text, side), in the points' order; the page and the PNG both draw
+    these. ``names``: "agent @bits"; ``all_x``/``all_y``: every point drawn (the plot's extent; the front's
+    own when None). ``side``: where the label reads from its point, "right" in the left third of the plot's
+    x range, "left" in the right third, "center" between (a label at the plot's edge ran off it).
+
+    Points at the same spot share one label ("1:4 @4, 1:8 @4"); a point whose label box (its characters on
+    its side of the point, one line above it, as shares of the plot's spans) would cross any label already
+    written gets none: its hover and the front's table still name it. The boxes are measured on the plot's
+    spans, not the front's: a front spanning a tenth of its plot printed "1:8 @4" on top of "1:4 @4"."""
+    x, y = _to_axis(x, xlog), _to_axis(y, ylog)
+    x0, span_x = _span(_to_axis(all_x, xlog) if all_x is not None else x)
+    _, span_y = _span(_to_axis(all_y, ylog) if all_y is not None else y)
+    sides = []
+    for xv in x:
+        rel = (xv - x0) / span_x if all_x is not None or np.ptp(x) > 0 else 0.5
+        sides.append("right" if rel < 1 / 3 else "left" if rel > 2 / 3 else "center")
     groups: list[list[str]] = []  # names of the points at each labelled spot
     at = [-1] * len(x)
-    last = None  # index of the last label written
+    written: list[int] = []  # points carrying a label
 
     def label_of(i: int) -> str:
         g = groups[at[i]]
         return ", ".join(g) if len(g) <= 2 else f"{g[0]} +{len(g) - 1} here"
 
+    def extent(i: int, n_chars: int) -> tuple[float, float]:
+        w = LABEL_CHAR_WIDTH * n_chars
+        left = {"right": 0.0, "center": -w / 2, "left": -w}[sides[i]]
+        return x[i] / span_x + left, x[i] / span_x + left + w
+
+    def crosses(i: int, j: int) -> bool:
+        (a0, a1), (b0, b1) = extent(i, len(str(names[i]))), extent(j, len(label_of(j)))
+        return a0 < b1 and b0 < a1 and abs(y[i] - y[j]) / span_y < LABEL_HEIGHT
+
     for i in range(len(x)):
-        if last is not None and x[i] == x[last] and y[i] == y[last]:
-            if str(names[i]) not in groups[at[last]]:
-                groups[at[last]].append(str(names[i]))
-        elif last is None or not labels_overlap((x[i] - x[last]) / span_x, (y[i] - y[last]) / span_y,
-                                                len(str(names[i])), len(label_of(last))):
+        same = next((j for j in written if x[i] == x[j] and y[i] == y[j]), None)
+        if same is not None:
+            if str(names[i]) not in groups[at[same]]:
+                groups[at[same]].append(str(names[i]))
+        elif not any(crosses(i, j) for j in written):
             groups.append([str(names[i])])
-            at[i], last = len(groups) - 1, i
+            at[i] = len(groups) - 1
+            written.append(i)
     # Two names at one spot are both written; more would run off the plot: the first and a count.
-    return ["" if at[i] < 0 else label_of(i) for i in range(len(x))]
+    return [("" if at[i] < 0 else label_of(i), sides[i]) for i in range(len(x))]
+
+
+def front_labels(x, y, names, xlog: bool, ylog: bool, all_x=None, all_y=None) -> list[str]:
+    """The texts of :func:`place_front_labels`."""
+    return [t for t, _ in place_front_labels(x, y, names, xlog, ylog, all_x, all_y)]

@@ -170,11 +170,10 @@ def _front_figures(page: str) -> list[dict]:
 
 
 def test_page_front_labels_do_not_overlap_and_gpus_are_named_so(default_sweep):
-    """On the page, no two labels of an overall front sit within one label box of each other (on the
-    plot's own scales), and the legend names a GPU design as the tables do: 'h100_sxm (GPU)'."""
+    """On the page, no two labels of an overall front cross (on the plot's own scales), and the legend names a GPU design as the tables do: 'h100_sxm (GPU)'."""
     import math
 
-    from reports.style import labels_overlap
+    from reports.style import LABEL_HEIGHT
 
     page = (default_sweep / "report" / "index.html").read_text()
     fronts = _front_figures(page)
@@ -184,12 +183,17 @@ def test_page_front_labels_do_not_overlap_and_gpus_are_named_so(default_sweep):
         tx = lambda v, axis: math.log10(v) if fig["layout"][axis]["type"] == "log" else v  # noqa: E731
         xs = [tx(v, "xaxis") for v in tr["x"]]
         ys = [tx(v, "yaxis") for v in tr["y"]]
-        span_x, span_y = (max(xs) - min(xs)) or 1.0, (max(ys) - min(ys)) or 1.0
-        shown = [i for i, t in enumerate(tr["text"]) if t]
-        assert shown and tr["text"][0]  # the first point of a front is always labelled
-        for a, b in zip(shown, shown[1:]):
-            assert not labels_overlap((xs[a] - xs[b]) / span_x, (ys[a] - ys[b]) / span_y, len(tr["text"][a]),
-                                      len(tr["text"][b])), tr["text"]
+        # measured on the plot's extent (every point drawn), each label on its side of its point
+        pts = [t for t in fig["data"] if t.get("mode") == "markers"]
+        all_x = [tx(v, "xaxis") for t in pts for v in t["x"] if v is not None]
+        all_y = [tx(v, "yaxis") for t in pts for v in t["y"] if v is not None]
+        span_x, span_y = (max(all_x) - min(all_x)) or 1.0, (max(all_y) - min(all_y)) or 1.0
+        assert tr["text"][0]  # the first point of a front is always labelled
+        sides = [p.split(" ", 1)[1] for p in tr["textposition"]]
+        boxes = _label_boxes(tr["text"], sides, xs, ys, span_x, span_y)
+        for i, (a0, a1, ay) in enumerate(boxes):
+            for b0, b1, by in boxes[i + 1:]:
+                assert not (a0 < b1 and b0 < a1 and abs(ay - by) < LABEL_HEIGHT), tr["text"]
         names = {t["name"] for t in fig["data"] if t.get("mode") == "markers"}
         assert {"h100_sxm (GPU)", "a100_sxm (GPU)", "edge_ws"} <= names, names
 
@@ -531,3 +535,63 @@ def test_same_bits_heatmap_colour_bar_ticks_are_round_ratios(default_sweep, monk
         assert {"0.500", "2.00", "1.00"} <= set(texts), texts
         for loc, text in ticks:
             assert loc == pytest.approx(np.log10(float(text)) * (1 if good_high else -1)), (loc, text)
+
+
+def _label_boxes(texts, sides, xs, ys, span_x, span_y):
+    """Each non-empty label's box as (x0, x1, y) in shares of the plot's spans, as the placement measures it."""
+    from reports.style import LABEL_CHAR_WIDTH
+
+    out = []
+    for t, side, x, y in zip(texts, sides, xs, ys):
+        if t:
+            w = LABEL_CHAR_WIDTH * len(t)
+            left = {"right": 0.0, "center": -w / 2, "left": -w}[side]
+            out.append((x / span_x + left, x / span_x + left + w, y / span_y))
+    return out
+
+
+def test_front_labels_do_not_collide_on_a_front_small_in_its_plot(monkeypatch, tmp_path):
+    """Two front points a tenth of a decade apart in a plot spanning five decades: the overlap test measured
+    label boxes on the front's own span (where they were far apart), so '1:8 @4' printed on top of '1:4 @4',
+    on the page and in the PNG. Now both place their labels by one function on the plot's extent: no two
+    label boxes cross, and the PNG writes the page's labels on the same sides."""
+    import math
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reports import figures
+    from reports.html import pareto_figure
+
+    spec = next(s for s in FRONT_SPECS if s.name == "energy_vs_latency")
+    # two front points close together, and background points (off the front) spreading the plot
+    lat = [1.0e-6, 1.15e-6, 3e-6, 30e-6, 100e-6]
+    en = [1.0e6, 0.9e6, 1e8, 1e9, 1e11]
+    rows = pd.DataFrame({"env": "E", "scenario": "inference", "batch": 1, "design": "d", "point_id": list("abcde"),
+                         "pattern": ["1:4", "1:8", "dense", "dense", "dense"], "bits": 4, "method": "rnm-td3",
+                         "mask_source": "trained", "latency_s": lat, "energy_pj": en, "model_bytes": 1e4,
+                         "return_mean": float("nan")})
+    ids = ["a", "b"]
+    fig = pareto_figure(rows, spec, {None: ids, "d": ids}, ["d"])
+    tr = next(t for t in fig["data"] if t.get("name") == "front (all designs)")
+    xs = [math.log10(v) for v in tr["x"]]
+    ys = [math.log10(v) for v in tr["y"]]
+    all_x = [math.log10(v) for t in fig["data"] if t.get("mode") == "markers" for v in t["x"]]
+    all_y = [math.log10(v) for t in fig["data"] if t.get("mode") == "markers" for v in t["y"]]
+    sides = [p.split(" ", 1)[1] for p in tr["textposition"]]
+    boxes = _label_boxes(tr["text"], sides, xs, ys, max(all_x) - min(all_x), max(all_y) - min(all_y))
+    assert tr["text"][0] and len(boxes) >= 1
+    for i, (a0, a1, ay) in enumerate(boxes):
+        for b0, b1, by in boxes[i + 1:]:
+            assert not (a0 < b1 and b0 < a1 and abs(ay - by) < 0.05), tr["text"]
+
+    seen = {}
+    monkeypatch.setattr(figures, "_save", lambda f, path: seen.setdefault("fig", f))
+    figures.front_png(rows, spec, {("E", "inference", 1): ids}, tmp_path / "f.png")
+    ann = [a for a in seen["fig"].axes[0].texts if a.get_text()]
+    assert [a.get_text() for a in ann] == [t for t in tr["text"] if t]
+    ha = {"right": "left", "left": "right", "center": "center"}
+    assert [a.get_ha() for a in ann] == [ha[s] for t, s in zip(tr["text"], sides) if t]
+    plt.close(seen["fig"])

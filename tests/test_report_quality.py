@@ -4,8 +4,10 @@ figures equal to the sweep rows, and the agent labels the sweep writes (hwmodel/
 
 from __future__ import annotations
 
+import html
 import json
 import math
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -277,6 +279,16 @@ def test_table_in_index_html(sweep_dir):
     assert '<td title="Paper A, abstract: 1.01 of dense"><u>1.01</u></td>' in table     # source as a tooltip
     assert "<td>150 (0.75)" not in table and "150 (0.75)<br><small>140\u2013160</small></td>" in table
     assert quality.ONE_SHOT_REASON in table
+    # The intro says what each column is, one short line each: one paragraph of it was a wall of text.
+    intro = table.split("<table", 1)[0]
+    items = re.findall(r"<li><b>([^<]+)</b>: ([^<]+)</li>", intro.split("<ul class=cols>", 1)[1].split("</ul>", 1)[0]) \
+        if "<ul class=cols>" in intro else []
+    named = " ".join(html.unescape(k) for k, _ in items)
+    for col in ("seeds", "steps", "trained at (bits)", "return at own bits", "at 8 bits", "at 4 bits",
+                "published (of dense)", "design", "why '-'"):
+        assert col in named, (col, named)
+    assert all(len(html.unescape(v)) < 300 for _, v in items), [v for _, v in items]
+    assert all(len(html.unescape(p)) < 200 for p in re.findall(r"<p>(.*?)</p>", intro, re.S)), intro
 
 
 def test_each_return_carries_its_seed_range(doc, sweep_dir):
