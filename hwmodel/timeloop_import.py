@@ -444,9 +444,9 @@ def _constraints(w: _Where, doc: Any, strict: bool = True,
                 fields[target] = (w, kept[1])
         elif t.get("type") == "spatial" and "permutation" in t:
             perm = _permutation(t["permutation"])
-            if perm not in _DATAFLOWS and not strict:
-                continue
             if perm not in _DATAFLOWS:
+                if not strict:
+                    continue
                 raise w.fail(f"{f}.permutation", f"first two ranks {list(perm)} are not a dataflow nmlab models "
                                                  "(N,K: WS systolic; N,M: OS systolic; K,N: tensor core)")
             flow = _DATAFLOWS[perm]
