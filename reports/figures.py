@@ -91,6 +91,7 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
             rows = df[(df.env == env) & (df.scenario == sc) & (df.batch == batch)]
             ok = rows[[xc, yc]].notna().all(axis=1)
             data = rows[ok]
+            all_x, all_y = shown(xc, data[xc]), shown(yc, data[yc])  # every point drawn: the plot's extent
             for design in designs:
                 d = data[data.design == design]
                 if len(d) > MAX_POINTS:
@@ -116,7 +117,7 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
                 names = f.agent if "agent" in f else f.pattern
                 # the same placement as the page's (reports.style.place_front_labels), on this plot's extent
                 labels = place_front_labels(xs, ys, [f"{p} @{b}" for p, b in zip(names, f.bits)], xlog, ylog,
-                                            shown(xc, data[xc]).to_numpy(float), shown(yc, data[yc]).to_numpy(float))
+                                            all_x.to_numpy(float), all_y.to_numpy(float))
                 for xv, yv, (text, side) in zip(xs, ys, labels):
                     if text:  # "right": reads rightwards from its point (left third: not over the y axis)
                         ax.annotate(text, (xv, yv), textcoords="offset points",
@@ -124,10 +125,10 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
                                     ha={"right": "left", "left": "right"}.get(side, "center"), fontsize=7)
             if xlog and len(data):
                 ax.set_xscale("log")
-                _log_ticks_in_full(ax.xaxis, shown(xc, data[xc]))
+                _log_ticks_in_full(ax.xaxis, all_x)
             if ylog and len(data):
                 ax.set_yscale("log")
-                _log_ticks_in_full(ax.yaxis, shown(yc, data[yc]))
+                _log_ticks_in_full(ax.yaxis, all_y)
             excluded = int((~ok).sum())
             ax.set_title(f"{env}, {sc.replace('_', ' ')}, batch {batch}"
                          + (f"\n({excluded} without return left out)" if excluded else ""),

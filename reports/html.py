@@ -199,10 +199,11 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
     w = (1 - hgap * (ncol - 1)) / ncol
     data: list[dict[str, Any]] = []
     comps = [c for c in ENERGY_COMPONENTS if f"energy_{c}_pj" in rows.columns]
-    any_gpu = any(is_gpu(d) for d in designs if d in set(rows.design))  # the legend says what a GPU's components are
+    drawn = set(rows.design) & set(designs)
+    any_gpu = any(is_gpu(d) for d in drawn)  # the legend says what a GPU's components are
     has_cycles = "cycles" in rows.columns
     # the cycle panel has bars (a GPU row has none): its causes then share the energy components' legend entries
-    cycle_bars = has_cycles and any(not is_gpu(d) for d in designs if d in set(rows.design))
+    cycle_bars = has_cycles and any(not is_gpu(d) for d in drawn)
     one_row_per(rows, ["design", "method", "agent", "bits"], "why figure")  # one bar per point: refuse duplicates
     by_design = dict(tuple(rows.groupby("design", sort=False)))  # one split, not a selection per design
     for i, design in enumerate(designs):

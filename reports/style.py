@@ -89,10 +89,9 @@ def place_front_labels(x, y, names, xlog: bool, ylog: bool, all_x=None, all_y=No
     x, y = _to_axis(x, xlog), _to_axis(y, ylog)
     x0, span_x = _span(_to_axis(all_x, xlog) if all_x is not None else x)
     _, span_y = _span(_to_axis(all_y, ylog) if all_y is not None else y)
-    sides = []
-    for xv in x:
-        rel = (xv - x0) / span_x if all_x is not None or np.ptp(x) > 0 else 0.5
-        sides.append("right" if rel < 1 / 3 else "left" if rel > 2 / 3 else "center")
+    # Without the plot's extent, a front at one x has no thirds: its labels are centred.
+    rel = (x - x0) / span_x if all_x is not None or (x.size and np.ptp(x) > 0) else np.full(len(x), 0.5)
+    sides = np.where(rel < 1 / 3, "right", np.where(rel > 2 / 3, "left", "center")).tolist()
     groups: list[list[str]] = []  # names of the points at each labelled spot
     at = [-1] * len(x)
     written: list[int] = []  # points carrying a label
