@@ -7,7 +7,8 @@ Prints, each as a ratio measured in this run (median of ``--repeats`` timings of
 1. ``rl/nm_layers.py`` NMLinear keeps float copies of its bool mask: ``W * bool_mask`` vs
    ``W * float_mask`` on a 256x256 layer.
 2. ``rl/nm_layers.py`` ``project_nm`` (N rounds of argmax) vs a stable descending sort per
-   group (as ``rl.sparsity.nm_mask``, in float32) at 1:4, 2:4, 4:8 and 2:8.
+   group (as ``rl.sparsity.nm_mask``, in float32) at 1:4, 2:4, 4:8 and 2:8, as project_nm's
+   time over the sort's (the ratio its docstring quotes).
 3. ``rl/nm_layers.py`` ``polyak_update``: re-projecting the masks of the three target
    networks (nine layers, 2:4) vs one TD3 gradient update (critic + actor + Polyak, batch 256).
 4. ``rl/td3.py``: one fused Adam step over a critic pair's parameters vs the default (foreach) one.
@@ -76,7 +77,7 @@ def main() -> None:
         assert torch.equal(project_nm(w, p), sort_mask(w, p.n, p.m))
         t_arg = timed(lambda: project_nm(w, p), a.calls, a.repeats)
         t_sort = timed(lambda: sort_mask(w, p.n, p.m), a.calls, a.repeats)
-        print(f"2. {pat} {h}x{h}: project_nm {t_arg * 1e6:.1f} us, stable sort {t_sort * 1e6:.1f} us: sort / argmax = {t_sort / t_arg:.2f}x")
+        print(f"2. {pat} {h}x{h}: project_nm {t_arg * 1e6:.1f} us, stable sort {t_sort * 1e6:.1f} us: project_nm / sort = {t_arg / t_sort:.2f}x")
 
     obs_dim, act_dim = 11, 3  # Hopper-v5
     args = td3.Args(sparsity="2:4", hidden=h)

@@ -199,8 +199,8 @@ class GMPMethod(Method):
         pruning_steps = args.steps - (int(math.floor(args.qat_fraction * args.steps + 0.5)) if qat else 0)
         self.qat_start: Optional[int] = pruning_steps if qat else None
         self.schedule = CubicSchedule(pruning_steps=max(pruning_steps, 0), prune_every=max(int(args.prune_every), 1),
-                                      start_fraction=float(getattr(args, "prune_start_fraction", START_FRACTION)),
-                                      end_fraction=float(getattr(args, "prune_end_fraction", END_FRACTION)))
+                                      start_fraction=float(args.prune_start_fraction),
+                                      end_fraction=float(args.prune_end_fraction))
         self.distribution = str(getattr(args, "prune_distribution", "erk")).strip().lower()
         self.nets: Optional[dict[str, nn.Module]] = None
         self._qat_on = False
