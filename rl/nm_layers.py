@@ -44,9 +44,9 @@ def project_nm(weight: torch.Tensor, pattern: Pattern) -> torch.Tensor:
 
     Same result as :func:`rl.sparsity.nm_mask` (ties go to the lower index, padding columns
     of an odd fan-in are never kept), computed by N rounds of ``argmax`` per group (argmax
-    returns the first maximal index). On a 256x256 layer that took 0.4x to 0.95x the time of
-    a stable sort per group at 1:4, 2:4 and 2:8, and 1.2x to 1.4x at 4:8
-    (``benchmarks/bench_rl_ops.py``, item 2, four runs, torch 2.13 on one CPU thread); it runs
+    returns the first maximal index). On a 256x256 layer that took 0.38x to 0.95x the time of
+    a stable sort per group at 1:4, 2:4 and 2:8, and 1.19x to 1.4x at 4:8
+    (``benchmarks/bench_rl_ops.py``, item 2, five runs, torch 2.13 on one CPU thread); it runs
     only at mask updates.
 
     Args:
@@ -120,7 +120,7 @@ class NMLinear(nn.Linear):
         # The mask is a buffer: saved in state_dict, moved by .to(), never trained. Float
         # copies (not saved, derived from it) make the masked multiply and the SR-STE
         # backward one cheap op each: multiplying a 256x256 weight by a bool tensor took 3.6x to
-        # 5.3x as long as by a float one (benchmarks/bench_rl_ops.py, item 1, four runs, CPU).
+        # 5.4x as long as by a float one (benchmarks/bench_rl_ops.py, item 1, five runs, CPU).
         self.register_buffer("mask", torch.ones(out_features, in_features, dtype=torch.bool))
         self.register_buffer("mask_f", torch.ones(out_features, in_features), persistent=False)
         self.register_buffer("decay_mask", torch.zeros(out_features, in_features), persistent=False)
@@ -216,7 +216,7 @@ def polyak_update(online: nn.Module, target: nn.Module, tau: float, reproject: b
     for most of each mask interval. Every target forward pass is N:M whether or not it is
     re-projected (it computes with ``W * mask``). The trainer re-projects at the
     mask-update interval because a projection of all nine target layers costs about half a
-    gradient update (0.45x to 0.6x at 2:4, hidden 256, batch 256: ``benchmarks/bench_rl_ops.py``,
+    gradient update (0.45x to 0.64x at 2:4, hidden 256, batch 256: ``benchmarks/bench_rl_ops.py``,
     item 3).
     """
     for src, dst in zip(online.modules(), target.modules()):
