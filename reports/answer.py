@@ -30,7 +30,7 @@ from reports.data import (agent_label, agent_order, design_order, design_title, 
                           is_gpu, one_row_per, seed_range_text, with_agent)
 from reports.quality import HW_BITS, hardware_scenario
 from reports.style import design_colors
-from reports.why import NO_GAIN, is_extreme, limiters, skipped_share, small_pct
+from reports.why import NO_GAIN, Verdict, is_extreme, limiters, skipped_share, small_pct
 
 SAME_BITS = ("speedup_vs_dense", "energy_ratio_vs_dense")
 SECTION = ("env", "scenario", "batch")
@@ -353,9 +353,9 @@ def limiter_word(r: dict[str, Any]) -> str:
     # A sparse accelerator point that skips a few MACs (flex_nm's one-shot unstructured:0.9 glance cells: 0.7% and
     # 1.6% of dense's, 1 - macs_issued / macs_dense in the default sweep's points.parquet) but lands within
     # NO_GAIN of dense: "compute" beside 1.00x contradicted the why table's "no gain" for the same cell. The why
-    # line (this cell's tooltip) gives the verdict, so the two cannot disagree (it puts a point with over half its
-    # cycles in DRAM stalls first: "DRAM").
-    if not r.get("gpu") and str(r.get("why") or "").startswith("no gain"):
+    # line (this cell's tooltip) and this word follow the same verdict (reports.why.limiters), so the two cannot
+    # disagree (it puts a point with over half its cycles in DRAM stalls first: "DRAM").
+    if not r.get("gpu") and r.get("verdict") == Verdict.NO_GAIN:
         return "no gain"
     lim = r.get("latency_limiter") or ""
     return LIMITER_WORDS.get(lim, lim)

@@ -17,6 +17,7 @@ time, mostly the assumed floor power (``energy_leakage_pj``; ``energy_mac_pj`` i
 
 from __future__ import annotations
 
+from enum import StrEnum
 from functools import lru_cache
 from typing import Optional
 
@@ -30,12 +31,36 @@ SPEEDUP_EXTREME = (0.9, 4.0)
 ENERGY_EXTREME = (0.1, 1.1)
 #: A sparse point within this of 1.0 in speedup gained nothing: also explained.
 NO_GAIN = 0.05
+#: A point that skips under this share of dense's MACs skips "next to none" of them: a slower-than-dense line
+#: then says nothing pays for its metadata wait. A share of MACs, not a speed ratio as NO_GAIN is: skipping 5%
+#: of the MACs saves at most 5% of the compute cycles, the margin NO_GAIN already calls no gain in speed, so
+#: the two take the same value (flex_nm's 4-bit unstructured points skip 0%: they run the mask 4:4).
+FEW_SKIPPED = 0.05
 #: A GPU point whose GEMMs use less than this share of the GPU's peak is fixed-cost bound.
 FIXED_COST_UTILIZATION = 0.1
 #: What the energy components of a GPU row are (hwmodel/gpu/design_point.py: energy = time x board power).
 GPU_ENERGY_NAMES = {"leakage": f"{GPU_COMPONENT_NAMES['leakage']} (assumed)", "mac": GPU_COMPONENT_NAMES["mac"]}
 
 DENSE_KEY = ("env", "design", "scenario", "batch", "bits")
+
+
+class Verdict(StrEnum):
+    """What limits a point, as :func:`limiters` decides it (its ``verdict`` column): the cause its why line
+    gives first. The why line and the glance table's word (``reports.answer.limiter_word``) both follow it."""
+    NONE = ""  # nothing to say: no cycles (or no utilization) in the table
+    # accelerator points (_why_line), strongest cause first
+    SRAM_CLIFF = "SRAM cliff"  # these weights fit the SRAM, dense's do not
+    MISSES_SRAM = "misses SRAM"  # the reverse: weights with metadata miss the SRAM dense fits
+    DRAM_BOUND = "DRAM-bound"  # over half the cycles are DRAM stalls
+    NO_GAIN = "no gain"  # a sparse point within NO_GAIN of dense's speed
+    SLOWER = "slower than dense"  # metadata stalls make a sparse point slower than dense
+    METADATA_BOUND = "metadata-bound"  # over a quarter of the cycles wait for metadata
+    LEAKAGE = "leakage"  # leakage is over half the energy
+    COMPUTE_BOUND = "compute-bound"  # otherwise, where the cycles are known (the line quotes the limiter's share)
+    # GPU points (_gpu_why_line)
+    GPU_RUNS_DENSE = "runs dense"  # a sparse mask that does not fit 2:4: run dense
+    FIXED_COST = "fixed-cost bound"  # utilization under FIXED_COST_UTILIZATION
+    THROUGHPUT = "throughput-bound"
 
 
 def dense_same_bits(df: pd.DataFrame) -> pd.DataFrame:
@@ -61,7 +86,7 @@ def limiters(df: pd.DataFrame, gpu_fixed: Optional[dict[str, "FixedTimes"]] = No
     """Per row of ``df`` (same index): latency_limiter, latency_share, energy_top, energy_top_share,
     leakage_share, sram ("fits, dense misses" / "misses, dense fits" / "fits" / "misses" / ""),
     skips_macs (False when the design issued every dense MAC), gpu (a GPU design point),
-    utilization and why (one line). On GPU rows the limiter is "fixed per-call cost" or
+    utilization, verdict (a :class:`Verdict`: the cause the why line gives first) and why (one line). On GPU rows the limiter is "fixed per-call cost" or
     "throughput" (from ``utilization``), the latency share NaN, the energy components named as
     ``GPU_ENERGY_NAMES`` says, and sram "" (the GPU model's time does not depend on the L2 fit).
     ``gpu_fixed``: :func:`gpu_fixed_times` of the sweep's manifest (None: no fixed time is quoted)."""
@@ -118,8 +143,11 @@ def limiters(df: pd.DataFrame, gpu_fixed: Optional[dict[str, "FixedTimes"]] = No
                         "speedup_vs_dense", "macs_issued", "macs_dense")
             if c in df.columns]
     fixed = gpu_fixed or {}
-    out["why"] = [_gpu_why_line(r, d, lim, fixed.get(str(r.get("design")))) if lim["gpu"] else _why_line(r, d, lim)
-                  for r, d, lim in zip(df[used].to_dict("records"), dense.to_dict("records"), out.to_dict("records"))]
+    rows = list(zip(df[used].to_dict("records"), dense.to_dict("records"), out.to_dict("records")))
+    verdicts = [_gpu_verdict(r, lim) if lim["gpu"] else _verdict(r, lim) for r, _, lim in rows]
+    out["verdict"] = verdicts
+    out["why"] = [_gpu_why_line(r, d, lim, v, fixed.get(str(r.get("design")))) if lim["gpu"] else _why_line(r, d, lim, v)
+                  for (r, d, lim), v in zip(rows, verdicts)]
     return out
 
 
@@ -141,50 +169,75 @@ def small_pct(x: float) -> str:
     return "under 0.001%" if x < 1e-5 else f"{100 * x:.2g}%"
 
 
-def _why_line(r: dict, d: dict, lim: dict) -> str:
-    """One line on why this point's same-bits ratios are what they are (the strongest cause first)."""
-    sram_b = r.get("sram_bytes")
+def _speedup(r: dict) -> float:
+    sp = r.get("speedup_vs_dense")
+    return sp if sp is not None and sp == sp else 1.0
+
+
+def _verdict(r: dict, lim: dict) -> Verdict:
+    """The strongest cause of an accelerator point's same-bits ratios (the first that holds, in this order)."""
     if lim["sram"] == "fits, dense misses":
+        return Verdict.SRAM_CLIFF
+    if lim["sram"] == "misses, dense fits":
+        return Verdict.MISSES_SRAM
+    if lim["latency_limiter"] == "DRAM bandwidth" and lim["latency_share"] > 0.5:
+        return Verdict.DRAM_BOUND
+    sp = _speedup(r)
+    if r.get("pattern") != "dense" and abs(sp - 1) < NO_GAIN:
+        return Verdict.NO_GAIN
+    if sp < 1 - NO_GAIN and r.get("stall_cycles_metadata") and r.get("cycles"):
+        return Verdict.SLOWER
+    if lim["latency_limiter"] == "metadata" and lim["latency_share"] > 0.25:
+        return Verdict.METADATA_BOUND
+    lk = lim["leakage_share"]
+    if lk == lk and lk > 0.5:
+        return Verdict.LEAKAGE
+    if lim["latency_limiter"]:
+        return Verdict.COMPUTE_BOUND
+    return Verdict.NONE
+
+
+def _why_line(r: dict, d: dict, lim: dict, verdict: Verdict) -> str:
+    """One line on why this point's same-bits ratios are what they are: its ``verdict`` (:func:`_verdict`)
+    with the numbers behind it."""
+    sram_b = r.get("sram_bytes")
+    if verdict is Verdict.SRAM_CLIFF:
         dram = d.get("dense_energy_dram_pj")
         share = f" ({_pct(dram / d['dense_energy_pj'])} of dense's energy)" if dram == dram and dram is not None and d.get(
             "dense_energy_pj") else ""
         return (f"SRAM cliff: these weights ({fmt_bytes(r.get('model_bytes'))}) fit the {fmt_bytes(sram_b)} SRAM, dense "
                 f"({fmt_bytes(d.get('dense_model_bytes'))}) does not and streams them from DRAM{share}")
-    if lim["sram"] == "misses, dense fits":
+    if verdict is Verdict.MISSES_SRAM:
         return (f"SRAM cliff: these weights with their metadata ({fmt_bytes(r.get('model_bytes'))}) miss the "
                 f"{fmt_bytes(sram_b)} SRAM that dense ({fmt_bytes(d.get('dense_model_bytes'))}) fits")
-    if lim["latency_limiter"] == "DRAM bandwidth" and lim["latency_share"] > 0.5:
+    if verdict is Verdict.DRAM_BOUND:
         dense = ""
         if d.get("dense_cycles") == d.get("dense_cycles") and d.get("dense_cycles"):
             dense = (f" (dense at these bits: {d['dense_stall_cycles_dram']:,.0f} of {d['dense_cycles']:,.0f})")
         return (f"DRAM-bound: {r['stall_cycles_dram']:,.0f} of {r['cycles']:,.0f} cycles are DRAM stalls{dense}; "
                 f"sparsity only shortens the rest")
-    sp = r.get("speedup_vs_dense")
-    sp = sp if sp is not None and sp == sp else 1.0
-    if r.get("pattern") != "dense" and abs(sp - 1) < NO_GAIN:
+    if verdict is Verdict.NO_GAIN:
         extra = ", issuing every dense MAC" if not lim["skips_macs"] else ""
         return (f"no gain: the design runs this pattern on dense's schedule{extra} (it cannot exploit this "
                 f"sparsity), so cycles and energy stay as dense's")
-    stall_m = r.get("stall_cycles_metadata")
-    if sp < 1 - NO_GAIN and stall_m and r.get("cycles"):
-        line = (f"slower than dense: {stall_m:,.0f} of {r['cycles']:,.0f} cycles wait for N:M/index metadata, "
-                f"which dense never loads")
+    lk = lim["leakage_share"]
+    if verdict is Verdict.SLOWER:
+        line = (f"slower than dense: {r['stall_cycles_metadata']:,.0f} of {r['cycles']:,.0f} cycles wait for N:M/index "
+                f"metadata, which dense never loads")
         # No MAC (or next to none) skipped pays for the wait: e.g. flex_nm at 4 bits runs an unstructured mask 4:4
         # (each fold at its densest row's N) and still sends every weight's index.
         skip = skipped_share(r.get("macs_issued"), r.get("macs_dense"))
-        if skip == skip and skip < NO_GAIN:
+        if skip == skip and skip < FEW_SKIPPED:
             issued = "every dense MAC" if skip == 0 else f"{_pct(1 - skip)} of dense's MACs"
             line += f", while the design issues {issued} (it cannot exploit this sparsity), so nothing pays for that wait"
-        lk = lim["leakage_share"]
         if lk == lk and lk > 0.5:
             line += f"; leakage is {_pct(lk)} of the energy, so energy follows latency"
         return line
-    if lim["latency_limiter"] == "metadata" and lim["latency_share"] > 0.25:
+    if verdict is Verdict.METADATA_BOUND:
         return f"metadata-bound: {_pct(lim['latency_share'])} of the cycles wait for N:M index metadata"
-    lk = lim["leakage_share"]
-    if lk == lk and lk > 0.5:
+    if verdict is Verdict.LEAKAGE:
         return f"leakage is {_pct(lk)} of the energy: energy follows latency, not the MAC count"
-    if lim["latency_limiter"]:
+    if verdict is Verdict.COMPUTE_BOUND:
         return (f"compute-bound ({_pct(lim['latency_share'])} of cycles computing); energy mostly "
                 f"{lim['energy_top']} ({_pct(lim['energy_top_share'])})")
     return ""
@@ -262,13 +315,23 @@ def gpu_fixed_times(manifest: Optional[dict]) -> dict[str, FixedTimes]:
     return out
 
 
-def _gpu_why_line(r: dict, d: dict, lim: dict, fixed: Optional[FixedTimes] = None) -> str:
-    """The one line of a GPU point: 2:4 or not (a GPU runs 2:4 only), then what the time is made of.
-    ``fixed``: the GPU's entry of :func:`gpu_fixed_times` (None: no fixed time is quoted)."""
-    sp = r.get("speedup_vs_dense")
-    sp = sp if sp is not None and sp == sp else 1.0
+def _gpu_verdict(r: dict, lim: dict) -> Verdict:
+    """What limits a GPU point: a sparse mask that does not fit 2:4 runs dense, else its utilization decides."""
+    if r.get("pattern") not in (None, "dense") and not lim["skips_macs"]:
+        return Verdict.GPU_RUNS_DENSE
+    u = lim["utilization"]
+    if u == u and u < FIXED_COST_UTILIZATION:
+        return Verdict.FIXED_COST
+    return Verdict.THROUGHPUT if u == u else Verdict.NONE
+
+
+def _gpu_why_line(r: dict, d: dict, lim: dict, verdict: Verdict, fixed: Optional[FixedTimes] = None) -> str:
+    """The one line of a GPU point: 2:4 or not (a GPU runs 2:4 only), then what the time is made of: its
+    ``verdict`` (:func:`_gpu_verdict`) with the numbers behind it. ``fixed``: the GPU's entry of
+    :func:`gpu_fixed_times` (None: no fixed time is quoted)."""
+    sp = _speedup(r)
     sparse = r.get("pattern") not in (None, "dense")
-    if sparse and not lim["skips_macs"]:
+    if verdict is Verdict.GPU_RUNS_DENSE:
         return ("runs dense: a GPU's sparse tensor cores run 2:4 only and this mask does not fit 2:4, so its zeros "
                 "are stored and multiplied and it costs what dense costs")
     u = lim["utilization"]
@@ -282,13 +345,13 @@ def _gpu_why_line(r: dict, d: dict, lim: dict, fixed: Optional[FixedTimes] = Non
         gain = (f"; the layers that run 2:4 skip {small_pct(skipped)} of dense's MACs, but a 2:4 kernel's fixed time "
                 f"(cuSPARSELt, {fixed[1]:.3g} us) is longer than a dense one's (cuBLASLt, {fixed[0]:.3g} us; "
                 f"{fixed[2]}), so 2:4 runs at {fmt_ratio(sp)}x dense's speed")
-    if u == u and u < FIXED_COST_UTILIZATION:
+    if verdict is Verdict.FIXED_COST:
         lk = lim["leakage_share"]
         energy = (f"; {_pct(lk)} of the energy is the board's assumed floor power x time, so energy follows latency"
                   if lk == lk and lk > 0.5 else "")
         return (f"fixed-cost bound: the GEMMs use {small_pct(u)} of the GPU's tensor peak or memory bandwidth, so "
                 f"each call costs its fixed time (issue floor, kernel start and end), not its MACs{gain}{energy}")
-    if u == u:
+    if verdict is Verdict.THROUGHPUT:
         return (f"throughput-bound: the GEMMs use {_pct(u)} of the GPU's tensor peak or memory bandwidth"
                 + (f"; 2:4 gives {fmt_ratio(sp)}x" if sparse else ""))
     return ""

@@ -112,3 +112,22 @@ def test_glance_word_says_no_gain_where_the_why_line_does():
     df.loc[1, ["stall_cycles_dram", "stall_cycles_metadata"]] = [60.0, 5.0]
     r = {**df.iloc[1].to_dict(), **limiters(df).iloc[1].to_dict()}
     assert r["why"].startswith("DRAM-bound") and limiter_word(r) == "DRAM"
+
+
+def test_glance_word_follows_the_verdict_not_the_why_lines_words():
+    """``limiters`` gives each row a verdict (the cause its why line gives first) and the glance word is derived
+    from it, not from the why line's text: rewording the line changes no word, and a verdict of no gain is the
+    word 'no gain' whatever the line says."""
+    from reports.answer import limiter_word
+    from reports.why import Verdict
+
+    df = _rows()
+    lim = limiters(df)
+    assert list(lim.verdict) == [Verdict.DRAM_BOUND, Verdict.SRAM_CLIFF, Verdict.NO_GAIN]
+    assert all(w.startswith(v) for v, w in zip(lim.verdict, lim.why))
+    r = {**df.iloc[2].to_dict(), **lim.iloc[2].to_dict()}
+    assert r["why"].startswith("no gain") and limiter_word(r) == "runs dense"  # it issues every dense MAC
+    r["skips_macs"] = True
+    assert limiter_word(r) == "no gain"
+    assert limiter_word({**r, "why": "unchanged cycles and energy: ..."}) == "no gain"
+    assert limiter_word({**r, "verdict": Verdict.COMPUTE_BOUND, "latency_limiter": "compute"}) == "compute"
