@@ -51,12 +51,12 @@ class Verdict(StrEnum):
     # accelerator points (_why_line), strongest cause first
     SRAM_CLIFF = "SRAM cliff"  # these weights fit the SRAM, dense's do not
     MISSES_SRAM = "misses SRAM"  # the reverse: weights with metadata miss the SRAM dense fits
-    DRAM_BOUND = "DRAM-bound"  # over half the cycles are DRAM stalls
+    DRAM_BOUND = "DRAM-bound"  # DRAM stalls are over half the cycles, or (after no gain, slower, metadata and leakage) their largest share
     NO_GAIN = "no gain"  # a sparse point within NO_GAIN of dense's speed
     SLOWER = "slower than dense"  # metadata stalls make a sparse point slower than dense
     METADATA_BOUND = "metadata-bound"  # over a quarter of the cycles wait for metadata
     LEAKAGE = "leakage"  # leakage is over half the energy
-    COMPUTE_BOUND = "compute-bound"  # otherwise, where the cycles are known (the line quotes the limiter's share)
+    COMPUTE_BOUND = "compute-bound"  # otherwise, where compute is the largest share of the known cycles (the line quotes it)
     # GPU points (_gpu_why_line)
     GPU_RUNS_DENSE = "runs dense"  # a sparse mask that does not fit 2:4: run dense
     FIXED_COST = "fixed-cost bound"  # utilization under FIXED_COST_UTILIZATION
@@ -192,6 +192,8 @@ def _verdict(r: dict, lim: dict) -> Verdict:
     lk = lim["leakage_share"]
     if lk == lk and lk > 0.5:
         return Verdict.LEAKAGE
+    if lim["latency_limiter"] == "DRAM bandwidth":  # the largest share of cycles, though not over half of them
+        return Verdict.DRAM_BOUND
     if lim["latency_limiter"]:
         return Verdict.COMPUTE_BOUND
     return Verdict.NONE

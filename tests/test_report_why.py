@@ -131,3 +131,22 @@ def test_glance_word_follows_the_verdict_not_the_why_lines_words():
     assert limiter_word(r) == "no gain"
     assert limiter_word({**r, "why": "unchanged cycles and energy: ..."}) == "no gain"
     assert limiter_word({**r, "verdict": Verdict.COMPUTE_BOUND, "latency_limiter": "compute"}) == "compute"
+
+
+def test_dram_the_largest_share_under_half_is_not_called_compute_bound():
+    """A point whose largest share of cycles is DRAM stalls, but not over half of them (45 of 100; compute 40,
+    metadata 15), was said to be 'compute-bound (45% of cycles computing)': the DRAM share quoted as compute's,
+    beside a glance word 'DRAM'. Its line now names the DRAM stalls with their count."""
+    from reports.answer import limiter_word
+    from reports.why import Verdict
+
+    df = _rows()
+    df.loc[1, ["stall_cycles_dram", "stall_cycles_metadata", "speedup_vs_dense", "fits_in_sram"]] = [45.0, 15.0, 1.5, False]
+    lim = limiters(df)
+    assert lim.latency_limiter[1] == "DRAM bandwidth" and lim.latency_share[1] == pytest.approx(0.45)
+    assert lim.verdict[1] == Verdict.DRAM_BOUND
+    assert lim.why[1].startswith("DRAM-bound: 45 of 100 cycles are DRAM stalls")
+    assert limiter_word({**df.iloc[1].to_dict(), **lim.iloc[1].to_dict()}) == "DRAM"
+    df.loc[1, "stall_cycles_dram"] = 25.0  # now compute (60 of 100) is the largest share
+    lim = limiters(df)
+    assert lim.verdict[1] == Verdict.COMPUTE_BOUND and lim.why[1].startswith("compute-bound (60% of cycles computing)")
