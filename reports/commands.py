@@ -9,9 +9,11 @@ from hwmodel.limits import cli_int
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this package's subcommands to the nmlab parser."""
-    p = sub.add_parser("report", help="report of a sweep: DIR/report/{index.html,summary.md,fronts.json} (+ PNGs with --png)",
-                       description="Self-contained HTML (works offline): what each pattern buys at equal bits and "
-                       "what it costs in return, why, and the Pareto fronts; a Markdown summary and the fronts as "
+    p = sub.add_parser("report", help="report of a sweep in DIR/report/: index.html, summary.md, fronts.json, "
+                       "quality_vs_hardware.json (+ PNGs with --png)",
+                       description="Self-contained HTML (index.html; works offline): what each pattern buys at equal bits and "
+                       "what it costs in return, why, and the Pareto fronts; a Markdown summary (summary.md), the "
+                       "fronts (fronts.json) and the RL quality vs hardware table (quality_vs_hardware.json) as "
                        "data (docs/reports.md). PNG figures only with --png.")
     p.add_argument("dir", metavar="DIR", help="the --out folder of nmlab sweep (holds points.parquet); the report goes to DIR/report/")
     p.add_argument("--png", action="store_true", help="also draw the matplotlib PNG figures (slower: several seconds)")

@@ -64,15 +64,16 @@ def front_legend_groups(df: pd.DataFrame, designs: list[str]) -> list[tuple[str,
 def _log_ticks_in_full(axis, values) -> None:
     """A log axis's ticks as the page writes them (``reports.html.log_tick_axis``: 0.1, 1, 10, 100, 1,000, with 2
     and 5 between over up to three decades), not matplotlib's 10^-1, 10^0; minor ticks unlabelled (they collide
-    on short decades)."""
-    from matplotlib.ticker import FixedLocator, FuncFormatter
+    on short decades). Where fewer than two of those ticks fall among the values (the page then shows plotly's own
+    ticks), evenly spaced ones written in full: matplotlib's decade ticks left such an axis with one label or
+    none (a one-design sweep's train-step energies, 474-585 uJ)."""
+    from matplotlib.ticker import AutoLocator, FixedLocator, FuncFormatter
 
     from reports.html import log_tick_axis
 
     ticks = log_tick_axis(values)
-    if ticks:
-        axis.set_major_locator(FixedLocator(ticks["tickvals"]))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    axis.set_major_locator(FixedLocator(ticks["tickvals"]) if ticks else AutoLocator())
+    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 and v == round(v) else f"{v:,g}"))
     axis.set_minor_formatter(NullFormatter())
 
 

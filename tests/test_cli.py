@@ -151,3 +151,15 @@ def test_simulate_unknown_design_lists_gpus_too(capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1
     assert "edge_ws" in err[0] and "h100_sxm" in err[0] and "rtx4090" in err[0], err[0]
+
+
+def test_report_help_names_every_file_the_report_writes(capsys):
+    """`nmlab --help` and `nmlab report --help` name the four files docs/reports.md lists (the
+    RL quality vs hardware table's JSON was missing from both)."""
+    from reports import quality
+
+    for args in (["--help"], ["report", "--help"]):
+        assert main(args) == 0
+        out = " ".join(capsys.readouterr().out.split())
+        for name in ("index.html", "summary.md", "fronts.json", quality.FILENAME):
+            assert name in out, (args, name)

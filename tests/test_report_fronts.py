@@ -595,3 +595,30 @@ def test_front_labels_do_not_collide_on_a_front_small_in_its_plot(monkeypatch, t
     ha = {"right": "left", "left": "right", "center": "center"}
     assert [a.get_ha() for a in ann] == [ha[s] for t, s in zip(tr["text"], sides) if t]
     plt.close(seen["fig"])
+
+
+@pytest.mark.parametrize("lo, hi", [(474.06, 585.3), (0.0535, 0.1685), (14.0, 20.97), (1.2, 1.8), (13.0, 262.0)])
+def test_png_log_axis_under_a_decade_still_has_two_labels_in_full(lo, hi):
+    """A one-design sweep's front PNG: train-step energies 474-585 uJ, inference 0.054-0.17 uJ. Fewer than two
+    1-2-5 ticks fall there, so the page takes plotly's own ticks; the PNG kept matplotlib's decade ticks and
+    showed one label (0.1) or none (`nmlab report --png` of `designs: [edge_ws]`, `bits: [8]`, `gpus: none`)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reports import figures
+
+    fig, ax = plt.subplots()
+    ax.scatter([lo, hi], [1.0, 2.0])
+    ax.set_xscale("log")
+    figures._log_ticks_in_full(ax.xaxis, pd.Series([lo, hi]))
+    fig.canvas.draw()
+    xlim = ax.get_xlim()
+    labels = [(t.get_loc(), t.label1.get_text()) for t in ax.xaxis.get_major_ticks()
+              if xlim[0] <= t.get_loc() <= xlim[1] and t.label1.get_text()]
+    assert len(labels) >= 2, (lo, hi, labels)
+    for loc, text in labels:
+        assert "$" not in text and "^" not in text and "e" not in text, text
+        assert float(text.replace(",", "")) == pytest.approx(loc), (loc, text)
+    plt.close(fig)
