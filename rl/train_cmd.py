@@ -136,7 +136,8 @@ def _train(args: argparse.Namespace) -> int:
     ev, sd = summary["eval_return_mean"], summary["eval_return_std"]
     ev_text = "-" if ev is None else f"{ev:.1f} +- {sd:.1f}"
     print(f"trained {summary['steps']} steps ({summary['steps_this_session']} in this invocation, "
-          f"{summary['steps_per_s']:.1f} steps/s); final eval return: {ev_text}; run in {cfg.out}")
+          f"{summary['steps_per_s']:.1f} steps/s; {summary['updates']:,} gradient updates); "
+          f"final eval return: {ev_text}; run in {cfg.out}")
     return 0
 
 
