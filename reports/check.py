@@ -96,6 +96,9 @@ def _ratio(r: float) -> str:
     digits = 3
     while f"{r:.{digits}g}" == "1" and digits < 12:
         digits += 1
+    if r >= 10 ** digits:
+        # 3 significant digits of 36,457 are "3.65e+04": written out in full instead ("36,500").
+        return f"{float(f'{r:.{digits}g}'):,.0f}"
     return f"{r:.{digits}g}"
 
 

@@ -167,6 +167,17 @@ def test_a_figure_just_over_its_budget_does_not_read_over_1x():
     assert not req.passed and "over (1.0003x) the 19.97us budget" in req.reason, req.reason
 
 
+def test_a_figure_far_over_its_budget_reads_in_full_not_in_exponent_notation():
+    # A GPU's 3.65 mJ per inference against a 100nJ budget printed "over (3.65e+04x) the 100nJ budget".
+    from reports.check import Combination, _budget_req
+    from reports.data import fmt_energy
+
+    for energy_pj, ratio in ((3.6457e9, "36,500"), (1.234e8, "1,230"), (1.5e8, "1,500"), (99.4e6, "994")):
+        combo = Combination("2:4", 8, "trained", 1e-6, energy_pj, 1.0, True)
+        req = _budget_req("energy", [combo], lambda c: c.energy_pj, 1e5, "100nJ", fmt_energy, "energy is {v}")
+        assert f"over ({ratio}x) the 100nJ budget" in req.reason, req.reason
+
+
 @pytest.mark.parametrize("latency_s, passed, shown", [
     (19.987e-6, True, "latency is 19.987 us"),    # read "latency is 20 us ..., within the 19.99us budget"
     (19.993e-6, False, "latency is 20 us"),       # 20 > 19.99 already reads "over"
