@@ -99,7 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="weight bitwidth, 2..32 (32 = float32, no quantization)")
     p.add_argument("--episodes", type=_option_type("eval_episodes", int), default=10, help="evaluation episodes (default 10)")
     p.add_argument("--quantize-activations", action="store_true", help="also fake-quantize every layer's input, per tensor")
-    p.add_argument("--csv", metavar="FILE", default=None, help="append the result to this quality CSV (atomic rewrite)")
+    p.add_argument("--csv", metavar="FILE", default=None, help="add the result to this quality CSV (atomic rewrite; replaces a row of the same env, method, sparsity, bits and seed)")
     p.set_defaults(func=_evaluate)
 
 
