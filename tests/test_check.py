@@ -243,3 +243,19 @@ def test_run_check_refuses_batch_zero_rather_than_using_the_default(hopper):
     path, _ = hopper
     with pytest.raises(NmlabError, match=r"^--batch: must be a positive integer, got 0$"):
         run_check("edge_ws", str(path), None, None, None, "2:4", "8", 0, "train_step")
+
+
+def test_a_pattern_the_design_runs_as_another_is_said(hopper, capsys):
+    """edge_ws runs 2:4 and 1:4 only: a 1:8 agent runs the 1:4 schedule, so its latency, energy and stored size are
+    1:4's. The check printed them as 1:8's with no word of it; it now says what the design runs in its place."""
+    path, _ = hopper
+    base = ["edge_ws", "--workload", str(path), "--sram-budget", "1GB", "--bits", "8"]
+    assert main(["check", *base, "--patterns", "dense,1:4,1:8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "note: edge_ws runs 1:8 as 1:4 (every group of 4 of the mask holds <= 1)", lines
+    assert not any(line.startswith("note:") for line in lines[2:]), lines  # one note; none for dense or 1:4
+    code, res = _json(capsys, *base, "--patterns", "1:4,1:8")
+    runs = {c["pattern"]: c["runs_as"] for c in res["combinations"]}
+    assert code == 0 and runs == {"1:4": "", "1:8": "1:4 (every group of 4 of the mask holds <= 1)"}
+    sizes = {c["pattern"]: c["model_bytes"] for c in res["combinations"]}
+    assert sizes["1:8"] == sizes["1:4"]  # what the note explains
