@@ -225,13 +225,15 @@ def _why_line(r: dict, d: dict, lim: dict, verdict: Verdict) -> str:
                     "exploit this sparsity), so cycles and energy stay as dense's")
         # It does skip MACs (its energy may be well below dense's): say what ate the time they saved, e.g. a
         # 32x32 array at 4 bits whose 2:4 index metadata arrives slower than the halved weight folds compute.
-        cyc, stall_m = r.get("cycles"), r.get("stall_cycles_metadata")
-        line = f"no gain in speed: it skips {_pct(skip) if skip >= 0.01 else small_pct(skip)} of dense's MACs"
+        cyc, stall_m, dc = r.get("cycles"), r.get("stall_cycles_metadata"), d.get("dense_cycles")
+        versus = f" ({cyc:,.0f} vs dense's {dc:,.0f})" if cyc and dc == dc and dc else ""
+        if skip < FEW_SKIPPED:
+            return (f"no gain: the design issues {100 * (1 - skip):.4g}% of dense's MACs (it cannot exploit this "
+                    f"sparsity), so its cycles stay within {NO_GAIN:.0%} of dense's{versus}")
+        line = f"no gain in speed: it skips {_pct(skip)} of dense's MACs"
         if stall_m and cyc and stall_m / cyc >= NO_GAIN:
             return (line + f", but {stall_m:,.0f} of {cyc:,.0f} cycles wait for N:M/index metadata, which dense "
                     f"never loads, so the time those MACs saved is spent waiting")
-        dc = d.get("dense_cycles")
-        versus = f" ({cyc:,.0f} vs dense's {dc:,.0f})" if cyc and dc == dc and dc else ""
         return line + f", but its cycles stay within {NO_GAIN:.0%} of dense's{versus}"
     lk = lim["leakage_share"]
     if verdict is Verdict.SLOWER:

@@ -178,5 +178,9 @@ def test_no_gain_of_a_point_that_skips_macs_names_what_ate_the_time():
                           "N:M/index metadata, which dense never loads, so the time those MACs saved is spent waiting")
     assert lim.why[2] == "no gain in speed: it skips 50% of dense's MACs, but its cycles stay within 5% of dense's (4,200 vs dense's 4,280)"
     assert lim.why[3].startswith("no gain: the design runs this pattern on dense's schedule, issuing every dense MAC")
+    # A few MACs skipped (under FEW_SKIPPED) is still a design that cannot exploit the pattern: said so, with the share.
+    df.loc[3, ["macs_issued", "cycles"]] = [99.97, 4279.0]
+    assert limiters(df).why[3] == ("no gain: the design issues 99.97% of dense's MACs (it cannot exploit this sparsity), "
+                                   "so its cycles stay within 5% of dense's (4,279 vs dense's 4,280)")
     for i in (1, 2, 3):
         assert limiter_word({**df.iloc[i].to_dict(), **lim.iloc[i].to_dict()}) == ("runs dense" if i == 3 else "no gain")
