@@ -56,6 +56,17 @@ class Progress:
             sys.stderr.flush()
 
 
+def _unevaluated(df: pd.DataFrame, shown: int = 4) -> str:
+    """The trained agents and bitwidths a sweep's quality table gave no return, as the answer tables
+    name them ("Hopper-v5 2:4 (rnm-td3) at 16 b"): what `nmlab evaluate --bits B --csv` would add."""
+    sub = df[df.return_mean.isna() & (df["mask_source"] != "one-shot" if "mask_source" in df else True)]
+    label = "agent" if "agent" in sub else "pattern"
+    keys = sub[["env", label, "method", "bits"]].drop_duplicates().sort_values(["env", label, "method", "bits"])
+    items = [f"{e} {a} ({m}) at {int(b)} b" for e, a, m, b in keys.itertuples(index=False)]
+    more = f" and {len(items) - shown} more" if len(items) > shown else ""
+    return ", ".join(items[:shown]) + more
+
+
 def build_report(out: str | Path, pngs: bool = False, published: Optional[str | Path] = "bundled",
                  progress: bool = False, extra_sections: Optional[list[SectionFn]] = None) -> dict[str, Any]:
     """Write the report of the sweep in ``out``; returns paths and counts.
@@ -85,7 +96,7 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
         if n_missing > one_shot:
             # sweep.json's quality_table is null when the config said quality: none.
             joined = not manifest or manifest.get("quality_table") is not None
-            why.append(f"{n_missing - one_shot} with no entry in the quality table" if joined
+            why.append(f"{n_missing - one_shot} with no entry in the quality table: {_unevaluated(df)}" if joined
                        else f"{n_missing - one_shot} trained, but the sweep joined no quality table")
         notes.append(
             f"{n_missing} of {len(df)} points have no evaluation return ({'; '.join(why)}): "

@@ -76,6 +76,9 @@ class Combination:
     energy_pj: float
     model_bytes: float
     fits_in_sram: bool
+    #: what the design runs where it does not run ``pattern`` itself ("2:4 (every group of 4 of the mask holds
+    #: <= 2)", from the forward GEMMs' mappings); "" where it runs the pattern as it is
+    runs_as: str = ""
 
     @property
     def where(self) -> str:
@@ -96,6 +99,9 @@ def _ratio(r: float) -> str:
     digits = 3
     while f"{r:.{digits}g}" == "1" and digits < 12:
         digits += 1
+    if r >= 10 ** digits:
+        # 3 significant digits of 36,457 are "3.65e+04": written out in full instead ("36,500").
+        return f"{float(f'{r:.{digits}g}'):,.0f}"
     return f"{r:.{digits}g}"
 
 
@@ -163,8 +169,28 @@ def evaluate_combinations(design, workload, patterns: list[str], bits: list[int]
             res = simulate(wl, design, batch=batch, bits=b, scenario=scenario)
             t = res.total
             combos.append(Combination(p, b, "as trained" if same else "one-shot", t.latency_s, t.energy_pj,
-                                      model_bytes(res), bool(res.fits_in_sram)))
+                                      model_bytes(res), bool(res.fits_in_sram), _runs_as(res)))
     return combos
+
+
+def _runs_as(res) -> str:
+    """What the design runs in place of the workload's sparse patterns in the forward GEMMs, with the mapping's
+    reason ("2:4 (every group of 4 of the mask holds <= 2)"; per GEMM count when they differ); "" when it runs
+    each layer's own pattern. A 1:4 agent on a 2:4-only design reads exactly as a 2:4 one, and said nothing why."""
+    import re
+    from collections import Counter
+
+    fwd = [layer for layer in res.layers if layer.phase == "forward" and layer.pattern != "dense"]
+    if not fwd or all(layer.hw_pattern == layer.pattern for layer in fwd):
+        return ""
+    ran = Counter(layer.hw_pattern for layer in fwd)
+    why = {}
+    for layer in fwd:
+        m = re.search(r"\(([^()]*)\)\s*$", layer.mapping_note or "")
+        why.setdefault(layer.hw_pattern, m.group(1) if m else "")
+    parts = [f"{hw}{f' ({why[hw]})' if why[hw] and why[hw] != 'native' else ''}"
+             + (f" on {n} of {len(fwd)} forward GEMMs" if len(ran) > 1 else "") for hw, n in ran.most_common()]
+    return ", ".join(parts)
 
 
 def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[str], energy: Optional[str],
@@ -246,6 +272,8 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=1))
     else:
         print(f"design {result['design']}, workload {result['workload']}, {result['scenario']} at batch {result['batch']}")
+        for pattern, runs in dict.fromkeys((c["pattern"], c["runs_as"]) for c in result["combinations"] if c["runs_as"]):
+            print(f"note: {result['design']} runs {pattern} as {runs}")
         for r in result["requirements"]:
             print(f"{'PASS' if r['passed'] else 'FAIL'} {r['name']} <= {r['budget_text']}: {r['reason']}")
         n_fail = sum(not r["passed"] for r in result["requirements"])

@@ -219,9 +219,22 @@ def _why_line(r: dict, d: dict, lim: dict, verdict: Verdict) -> str:
         return (f"DRAM-bound: {r['stall_cycles_dram']:,.0f} of {r['cycles']:,.0f} cycles are DRAM stalls{dense}; "
                 f"sparsity only shortens the rest")
     if verdict is Verdict.NO_GAIN:
-        extra = ", issuing every dense MAC" if not lim["skips_macs"] else ""
-        return (f"no gain: the design runs this pattern on dense's schedule{extra} (it cannot exploit this "
-                f"sparsity), so cycles and energy stay as dense's")
+        skip = skipped_share(r.get("macs_issued"), r.get("macs_dense"))
+        if not lim["skips_macs"] or skip != skip:
+            return ("no gain: the design runs this pattern on dense's schedule, issuing every dense MAC (it cannot "
+                    "exploit this sparsity), so cycles and energy stay as dense's")
+        # It does skip MACs (its energy may be well below dense's): say what ate the time they saved, e.g. a
+        # 32x32 array at 4 bits whose 2:4 index metadata arrives slower than the halved weight folds compute.
+        cyc, stall_m, dc = r.get("cycles"), r.get("stall_cycles_metadata"), d.get("dense_cycles")
+        versus = f" ({cyc:,.0f} vs dense's {dc:,.0f})" if cyc and dc == dc and dc else ""
+        if skip < FEW_SKIPPED:
+            return (f"no gain: the design issues {100 * (1 - skip):.4g}% of dense's MACs (it cannot exploit this "
+                    f"sparsity), so its cycles stay within {NO_GAIN:.0%} of dense's{versus}")
+        line = f"no gain in speed: it skips {_pct(skip)} of dense's MACs"
+        if stall_m and cyc and stall_m / cyc >= NO_GAIN:
+            return (line + f", but {stall_m:,.0f} of {cyc:,.0f} cycles wait for N:M/index metadata, which dense "
+                    f"never loads, so the time those MACs saved is spent waiting")
+        return line + f", but its cycles stay within {NO_GAIN:.0%} of dense's{versus}"
     lk = lim["leakage_share"]
     if verdict is Verdict.SLOWER:
         line = (f"slower than dense: {r['stall_cycles_metadata']:,.0f} of {r['cycles']:,.0f} cycles wait for N:M/index "

@@ -420,6 +420,12 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
         raise NmlabError(f"out: {out} holds a run stopped before its first checkpoint (--checkpoint-every); "
                          f"remove it to start again or choose a new --out")
     validate_args(args)
+    if args.steps <= args.learning_starts:
+        # Every step of such a run is a random action: nothing trains, the actor stays its random
+        # initialisation. Said before the work, not only in the summary line.
+        print(f"nmlab train: note: --steps {args.steps} <= --learning-starts {args.learning_starts}: every step is "
+              f"a random action and no gradient update runs (the actor stays as initialised); "
+              f"give --learning-starts below --steps to train", file=sys.stderr)
     on_cuda = torch.device(args.device).type == "cuda"
     torch.set_num_threads(args.torch_threads)
 

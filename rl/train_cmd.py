@@ -99,7 +99,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="weight bitwidth, 2..32 (32 = float32, no quantization)")
     p.add_argument("--episodes", type=_option_type("eval_episodes", int), default=10, help="evaluation episodes (default 10)")
     p.add_argument("--quantize-activations", action="store_true", help="also fake-quantize every layer's input, per tensor")
-    p.add_argument("--csv", metavar="FILE", default=None, help="append the result to this quality CSV (atomic rewrite)")
+    p.add_argument("--csv", metavar="FILE", default=None, help="add the result to this quality CSV (atomic rewrite; replaces a row of the same env, method, sparsity, bits and seed)")
     p.set_defaults(func=_evaluate)
 
 
@@ -136,7 +136,8 @@ def _train(args: argparse.Namespace) -> int:
     ev, sd = summary["eval_return_mean"], summary["eval_return_std"]
     ev_text = "-" if ev is None else f"{ev:.1f} +- {sd:.1f}"
     print(f"trained {summary['steps']} steps ({summary['steps_this_session']} in this invocation, "
-          f"{summary['steps_per_s']:.1f} steps/s); final eval return: {ev_text}; run in {cfg.out}")
+          f"{summary['steps_per_s']:.1f} steps/s; {summary['updates']:,} gradient updates); "
+          f"final eval return: {ev_text}; run in {cfg.out}")
     return 0
 
 

@@ -39,10 +39,40 @@ def _sweep(args: argparse.Namespace) -> int:
         # as nmlab campaign says: K was silently ignored where the cluster's CPUs run the chunks
         raise NmlabError("--workers: sets the local pool's or local Ray instance's CPUs; a cluster (--ray ADDRESS) "
                          "has its own")
-    stats = api.run(args.config, args.out, workers=args.workers, use_ray=args.ray is not None,
-                    ray_address=args.ray, progress=not args.quiet)
+    try:
+        stats = api.run(args.config, args.out, workers=args.workers, use_ray=args.ray is not None,
+                        ray_address=args.ray, progress=not args.quiet)
+    except KeyboardInterrupt:
+        _say_what_survives(args)
+        return 130
     print(
         f"{stats['rows']} points in {args.out}/points.parquet "
         f"({stats['evaluated']} evaluated now, {stats['already_done']} already done, {stats['seconds']:.1f} s)"
     )
     return 0
+
+
+def _say_what_survives(args: argparse.Namespace) -> None:
+    """After Ctrl-C: how many evaluated points the folder keeps and the command that finishes the rest
+    (it used to print only "nmlab sweep: interrupted")."""
+    import shlex
+    import sys
+    from pathlib import Path
+
+    from sweeps import store
+
+    out = Path(args.out)
+    kept = len(store.done_ids(out)) if store.parts_dir(out).is_dir() else 0
+    argv = ["nmlab", "sweep", *([args.config] if args.config else []), "--out", str(args.out)]
+    if args.workers is not None:
+        argv += ["--workers", str(args.workers)]
+    if args.ray is not None:
+        argv += ["--ray"] + ([] if args.ray == "local" else [args.ray])
+    if args.quiet:
+        argv.append("--quiet")
+    again = shlex.join(argv)
+    if kept:
+        print(f"nmlab sweep: interrupted; the {kept:,} points evaluated so far are kept in {out / 'parts'}; "
+              f"the same command evaluates only the rest: {again}", file=sys.stderr)
+    else:
+        print(f"nmlab sweep: interrupted before any point was stored; start again with: {again}", file=sys.stderr)

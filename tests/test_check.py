@@ -167,6 +167,17 @@ def test_a_figure_just_over_its_budget_does_not_read_over_1x():
     assert not req.passed and "over (1.0003x) the 19.97us budget" in req.reason, req.reason
 
 
+def test_a_figure_far_over_its_budget_reads_in_full_not_in_exponent_notation():
+    # A GPU's 3.65 mJ per inference against a 100nJ budget printed "over (3.65e+04x) the 100nJ budget".
+    from reports.check import Combination, _budget_req
+    from reports.data import fmt_energy
+
+    for energy_pj, ratio in ((3.6457e9, "36,500"), (1.234e8, "1,230"), (1.5e8, "1,500"), (99.4e6, "994")):
+        combo = Combination("2:4", 8, "trained", 1e-6, energy_pj, 1.0, True)
+        req = _budget_req("energy", [combo], lambda c: c.energy_pj, 1e5, "100nJ", fmt_energy, "energy is {v}")
+        assert f"over ({ratio}x) the 100nJ budget" in req.reason, req.reason
+
+
 @pytest.mark.parametrize("latency_s, passed, shown", [
     (19.987e-6, True, "latency is 19.987 us"),    # read "latency is 20 us ..., within the 19.99us budget"
     (19.993e-6, False, "latency is 20 us"),       # 20 > 19.99 already reads "over"
@@ -232,3 +243,19 @@ def test_run_check_refuses_batch_zero_rather_than_using_the_default(hopper):
     path, _ = hopper
     with pytest.raises(NmlabError, match=r"^--batch: must be a positive integer, got 0$"):
         run_check("edge_ws", str(path), None, None, None, "2:4", "8", 0, "train_step")
+
+
+def test_a_pattern_the_design_runs_as_another_is_said(hopper, capsys):
+    """edge_ws runs 2:4 and 1:4 only: a 1:8 agent runs the 1:4 schedule, so its latency, energy and stored size are
+    1:4's. The check printed them as 1:8's with no word of it; it now says what the design runs in its place."""
+    path, _ = hopper
+    base = ["edge_ws", "--workload", str(path), "--sram-budget", "1GB", "--bits", "8"]
+    assert main(["check", *base, "--patterns", "dense,1:4,1:8"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == "note: edge_ws runs 1:8 as 1:4 (every group of 4 of the mask holds <= 1)", lines
+    assert not any(line.startswith("note:") for line in lines[2:]), lines  # one note; none for dense or 1:4
+    code, res = _json(capsys, *base, "--patterns", "1:4,1:8")
+    runs = {c["pattern"]: c["runs_as"] for c in res["combinations"]}
+    assert code == 0 and runs == {"1:4": "", "1:8": "1:4 (every group of 4 of the mask holds <= 1)"}
+    sizes = {c["pattern"]: c["model_bytes"] for c in res["combinations"]}
+    assert sizes["1:8"] == sizes["1:4"]  # what the note explains

@@ -150,3 +150,37 @@ def test_dram_the_largest_share_under_half_is_not_called_compute_bound():
     df.loc[1, "stall_cycles_dram"] = 25.0  # now compute (60 of 100) is the largest share
     lim = limiters(df)
     assert lim.verdict[1] == Verdict.COMPUTE_BOUND and lim.why[1].startswith("compute-bound (60% of cycles computing)")
+
+
+def test_no_gain_of_a_point_that_skips_macs_names_what_ate_the_time():
+    """A 2:4 point that skips half of dense's MACs (energy well below dense's) but lands within NO_GAIN of dense's
+    speed because its index metadata arrives too slowly (a 32x32 int4 array's 2:4 agent: 1.04x / 0.699). Its why
+    line said 'the design runs this pattern on dense's schedule (it cannot exploit this sparsity), so cycles and
+    energy stay as dense's': false on all three counts. It now says what it skips and what the cycles wait for;
+    a point that issues every dense MAC keeps the old line."""
+    from reports.answer import limiter_word
+
+    base = dict(env="Hopper-v5", design="mine", scenario="inference", batch=1, bits=4, mask_source="trained",
+                latency_s=1e-6, sram_bytes=131072.0, energy_dram_pj=0.0, fits_in_sram=True, model_bytes=30e3,
+                macs_dense=100.0)
+    df = pd.DataFrame([
+        {**base, "pattern": "dense", "cycles": 4280.0, "stall_cycles_dram": 50.0, "stall_cycles_metadata": 0.0,
+         "energy_pj": 1000.0, "energy_mac_pj": 1000.0, "macs_issued": 100.0, "speedup_vs_dense": 1.0},
+        {**base, "pattern": "2:4", "cycles": 4110.0, "stall_cycles_dram": 50.0, "stall_cycles_metadata": 1640.0,
+         "energy_pj": 699.0, "energy_mac_pj": 699.0, "macs_issued": 50.0, "speedup_vs_dense": 1.04},
+        {**base, "pattern": "1:4", "cycles": 4200.0, "stall_cycles_dram": 50.0, "stall_cycles_metadata": 10.0,
+         "energy_pj": 800.0, "energy_mac_pj": 800.0, "macs_issued": 50.0, "speedup_vs_dense": 1.02},
+        {**base, "pattern": "1:8", "cycles": 4280.0, "stall_cycles_dram": 50.0, "stall_cycles_metadata": 0.0,
+         "energy_pj": 1000.0, "energy_mac_pj": 1000.0, "macs_issued": 100.0, "speedup_vs_dense": 1.0},
+    ])
+    lim = limiters(df)
+    assert lim.why[1] == ("no gain in speed: it skips 50% of dense's MACs, but 1,640 of 4,110 cycles wait for "
+                          "N:M/index metadata, which dense never loads, so the time those MACs saved is spent waiting")
+    assert lim.why[2] == "no gain in speed: it skips 50% of dense's MACs, but its cycles stay within 5% of dense's (4,200 vs dense's 4,280)"
+    assert lim.why[3].startswith("no gain: the design runs this pattern on dense's schedule, issuing every dense MAC")
+    # A few MACs skipped (under FEW_SKIPPED) is still a design that cannot exploit the pattern: said so, with the share.
+    df.loc[3, ["macs_issued", "cycles"]] = [99.97, 4279.0]
+    assert limiters(df).why[3] == ("no gain: the design issues 99.97% of dense's MACs (it cannot exploit this sparsity), "
+                                   "so its cycles stay within 5% of dense's (4,279 vs dense's 4,280)")
+    for i in (1, 2, 3):
+        assert limiter_word({**df.iloc[i].to_dict(), **lim.iloc[i].to_dict()}) == ("runs dense" if i == 3 else "no gain")

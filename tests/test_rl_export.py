@@ -183,3 +183,25 @@ def test_quality_rows_replace_same_key(tmp_path):
     with open(path, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [(r["seed"], r["steps"], r["return_mean"]) for r in rows] == [("0", "200", "2.0"), ("1", "100", "1.0")]
+
+
+def test_a_run_that_never_leaves_the_random_phase_says_so(tmp_path, capsys):
+    # `--steps 300` under `--learning-starts 300`: every step is a random action and the actor stays
+    # as initialised. The run used to end like a trained one; it now says so before it starts, and
+    # its summary line counts the gradient updates (0).
+    args = [a for a in SMALL]
+    args[args.index("--learning-starts") + 1] = "300"
+    assert nmlab(["train", "--env", "Hopper-v5", "--steps", "300", "--out", str(tmp_path / "r"), *args]) == 0
+    out, err = capsys.readouterr()
+    assert "--steps 300 <= --learning-starts 300" in err and "no gradient update runs" in err, err
+    assert "; 0 gradient updates)" in out.strip().splitlines()[-1], out
+
+
+def test_summary_line_counts_the_gradient_updates(run_dir, capsys):
+    # The module's run again: 300 steps, 150 of them random, one update per step from step 150 on.
+    capsys.readouterr()
+    assert nmlab(["train", "--env", "HalfCheetah-v5", "--sparsity", "1:8", "--steps", "300", "--seed", "1",
+                  "--out", str(run_dir.parent / "hc_again"), *SMALL]) == 0
+    out, err = capsys.readouterr()
+    assert "learning-starts" not in err
+    assert "; 150 gradient updates)" in out.strip().splitlines()[-1], out

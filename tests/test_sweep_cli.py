@@ -122,6 +122,38 @@ def test_sigkill_of_the_cli_mid_run_then_same_command_finishes_exactly(tmp_path)
     assert "sweep:" in again.stderr and "pt/s" in again.stderr  # the tqdm bar: done/total, rate, time left
 
 
+def test_ctrl_c_says_what_is_kept_and_the_same_command_finishes_exactly(tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group: the sweep and its pool workers) printed only
+    "nmlab sweep: interrupted"; it now says how many points are kept and the command that finishes the rest."""
+    cfg = config(tmp_path, chunk_size=1, bits=[8, 4], patterns=["dense", "2:4", "1:4", "1:8"])
+    ref = tmp_path / "ref"
+    assert main(["sweep", str(cfg), "--out", str(ref), "--workers", "2", "--quiet"]) == 0
+    expected = pd.read_parquet(ref / "points.parquet")
+
+    out = tmp_path / "out"
+    cmd = [*NMLAB, "sweep", str(cfg), "--out", str(out), "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out.exists() and len(store.list_parts(out)) >= 8):
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    os.killpg(proc.pid, signal.SIGINT)
+    err = proc.communicate(timeout=60)[1]
+    assert proc.returncode == 130, err[-2000:]
+    kept = len(store.done_ids(out))
+    assert 8 <= kept < len(expected), "interrupted before the end"
+    line = err.strip().splitlines()[-1]
+    assert line == (f"nmlab sweep: interrupted; the {kept:,} points evaluated so far are kept in {out / 'parts'}; "
+                    f"the same command evaluates only the rest: nmlab sweep {cfg} --out {out} --workers 2 --quiet"), err[-2000:]
+    assert "Traceback" not in err
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"{kept} already done" in again.stdout, again.stdout
+    assert pd.read_parquet(out / "points.parquet").equals(expected)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
 def test_pool_workers_end_when_the_sweep_process_alone_is_killed(tmp_path):
     """SIGKILL of the sweep process only (not its group) left its pool workers running: one
