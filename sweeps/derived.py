@@ -260,14 +260,9 @@ def _lookup(table: pa.Table, ref: dict[tuple, tuple[int, float, float]]):
             np.asarray([h[2] if h else np.nan for h in hits], dtype=np.float64))
 
 
-def add_dense_reference(table: pa.Table) -> pa.Table:
-    """Add dense_ref_bits, speedup_vs_dense_ref, energy_ratio_vs_dense_ref (NaN without a dense row)."""
-    return apply_dense_reference(table, dense_reference(table))
-
-
 class Derivation:
     """The derived columns, streamed: :meth:`prepare` sees the dense rows (grid order) once, then
-    :meth:`apply` adds the columns to each row group. Calling it on a whole table does both."""
+    :meth:`apply` adds the columns to each row group."""
 
     def __init__(self, quality_path: Optional[str | Path]):
         self.quality = load_quality(quality_path) if quality_path else None
@@ -278,12 +273,3 @@ class Derivation:
 
     def apply(self, table: pa.Table) -> pa.Table:
         return apply_dense_reference(join_quality(table, self.quality), self.ref)
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        self.prepare(table)
-        return self.apply(table)
-
-
-def derive(table: pa.Table, quality_path: Optional[str | Path]) -> pa.Table:
-    """Both derivations; ``quality_path`` None means no return join (all returns missing)."""
-    return Derivation(quality_path)(table)
