@@ -12,7 +12,7 @@ from typing import Any, Callable
 import numpy as np
 
 from hwmodel.errors import NmlabError
-from hwmodel.memo import BoundedMemo
+from hwmodel.memo import BoundedMemo, sorted_hits, sorted_insert, sorted_size
 from hwmodel.result import ENERGY_COMPONENTS
 
 
@@ -152,24 +152,18 @@ def _dense_code(bits: np.ndarray, batch: np.ndarray) -> np.ndarray:
 
 def _dense_missing(key: tuple, code: np.ndarray) -> np.ndarray:
     """The codes of ``code`` the dense-reference cache does not hold for ``key``."""
-    known = _dense_totals.get(key, (np.zeros(0, np.int64),))[0]
-    if not len(known):
-        return code
-    at = np.minimum(np.searchsorted(known, code), len(known) - 1)
-    return code[known[at] != code]
+    hit, _ = sorted_hits(_dense_totals.get(key, (np.zeros(0, np.int64),))[0], code)
+    return code[~hit]
 
 
 def _dense_add(key: tuple, todo: np.ndarray, ev) -> None:
     """Store the dense totals of the sorted distinct codes ``todo`` (evaluated as ``ev``) under ``key``."""
-    known, cycles, energy = _dense_totals.get(key, (np.zeros(0, np.int64), np.zeros(0), np.zeros(0)))
     tot = ev.totals()
-    known = np.concatenate([known, todo])
-    order = np.argsort(known, kind="stable")
-    _dense_totals[key] = (known[order], np.concatenate([cycles, tot["cycles"]])[order],
-                          np.concatenate([energy, _energy_pj(tot)])[order])
+    sorted_insert(_dense_totals, key, todo, tot["cycles"], _energy_pj(tot))
 
 
 def _dense_lookup(key: tuple, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(dense cycles, dense energy pJ) of each code of ``code``, every one held for ``key``."""
     known, cycles, energy = _dense_totals[key]
     at = np.searchsorted(known, code)
     return cycles[at], energy[at]
@@ -226,7 +220,7 @@ def evaluate_points(points: dict[str, list]):
     # Accelerator groups in three passes: map each group and find the dense-reference pairs not
     # cached yet; one evaluate_many() call over every group and missing dense reference (one
     # pass of the closed forms per design); then each group's columns.
-    if sum(len(v[0]) for v in _dense_totals.values()) > DENSE_TOTALS_MAX:
+    if sorted_size(_dense_totals) > DENSE_TOTALS_MAX:
         _dense_totals.clear()  # bounds a long-lived process; checked once per chunk, between lookups
     todo: list[tuple] = []
     # Every group in chunk order (a column's dtype is its first group's): an index into todo
