@@ -16,8 +16,11 @@ from hwmodel.memo import BoundedMemo, sorted_hits, sorted_insert, sorted_size
 from hwmodel.result import ENERGY_COMPONENTS
 
 
-@lru_cache(maxsize=8)
-def _load_workload(path: str):
+@lru_cache(maxsize=16)
+def loaded_workload(path: str):
+    """The workload file at ``path``, read once per process while it is among the last 16 read
+    (the bundled 12 all fit): planning (:func:`sweeps.grid.plan`) reads every file of the grid,
+    and a sweep evaluated in this process, or in workers forked after planning, reads them again."""
     from hwmodel.workload import load_workload
 
     return load_workload(path)
@@ -26,7 +29,7 @@ def _load_workload(path: str):
 @lru_cache(maxsize=16)  # points come pattern by pattern, so a few entries give nearly all hits
 def workload_at(path: str, pattern: str, mask_source: str):
     """The workload of a point: the file as is ("trained") or pruned one-shot to ``pattern``."""
-    wl = _load_workload(path)
+    wl = loaded_workload(path)
     return wl if mask_source == "trained" else prune_one_shot(wl, pattern)
 
 

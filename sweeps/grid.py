@@ -105,9 +105,9 @@ class WorkloadInfo:
 
 @lru_cache(maxsize=256)
 def _workload_info(path: str) -> WorkloadInfo:
-    from hwmodel.workload import load_workload
+    from sweeps.evaluate import loaded_workload  # the parse the evaluation reuses
 
-    wl = load_workload(path)
+    wl = loaded_workload(path)
     meta = wl.meta
     stem = Path(path).stem
     patterns = {str(parse_pattern(layer.pattern)) for layer in wl.layers}
