@@ -274,7 +274,7 @@ class _Reader:
         if unknown:
             self.fail(unknown[0], f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
-    def get(self, name: str, default: Any = ..., *, kind: Any = None) -> Any:
+    def get(self, name: str, default: Any = ...) -> Any:
         if name not in self.data:
             if default is ...:
                 self.fail(name, "missing")

@@ -28,7 +28,7 @@ from sweeps import store
 from sweeps.evaluate import evaluate_chunk, evaluate_point
 
 MANIFEST = "sweep.json"
-#: Held by the sweep that runs in the folder (:func:`hwmodel.io.exclusive_lock`): one sweep per folder.
+#: Held by the sweep that runs in the folder (:class:`hwmodel.io.FolderLock`): one sweep per folder.
 LOCK = "sweep.lock"
 MANIFEST_FORMAT = "nmlab-sweep"
 MANIFEST_VERSION = 1

@@ -1,7 +1,8 @@
-"""Evaluate one sweep point: point dict -> one flat row dict (runs in worker processes).
+"""Evaluate sweep points: a chunk of points as columns -> an Arrow table of their rows (runs in
+worker processes, or in the sweep's own for a small grid).
 
-Workloads and designs are cached per process, keyed by path and pattern, so a chunk of
-points on the same workload loads and prunes it once.
+Workloads, designs, programs and their mappings are cached per process, keyed by path and
+pattern, so the points of a workload read, prune and map it once.
 """
 
 from __future__ import annotations
@@ -45,9 +46,6 @@ def prune_one_shot(wl, pattern: str):
     """
     import zlib
 
-    import numpy as np
-
-    from hwmodel.errors import NmlabError
     from hwmodel.sparsity import magnitude_mask, nm_mask, parse_pattern, random_mask
     from hwmodel.workload import Layer, Workload
     from sweeps.config import unstructured_level

@@ -219,7 +219,7 @@ def _gpu_info(ref: str, i: int) -> DesignInfo:
 
 def _gpu_refs(cfg: SweepConfig) -> list[str]:
     """The config's GPU design points (``gpus``: "bundled" = every bundled GPU spec, or a list)."""
-    gpus = getattr(cfg, "gpus", None)
+    gpus = cfg.gpus
     if gpus == "bundled":
         from hwmodel.gpu.design_point import bundled_gpu_names
 

@@ -156,11 +156,11 @@ def write_part(out: Path, rows: list[dict[str, Any]] | pa.Table) -> Path:
 
 
 def _unify(schemas: list[pa.Schema]) -> Optional[pa.Schema]:
+    """The parts' schemas as one (None for no parts): columns in the order the first part has
+    them, then any new ones; types promoted where parts differ."""
     if not schemas:
         return None
-    schema = pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
-    # Columns appear in the order the first part has them, then any new ones.
-    return schema
+    return pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
 
 
 #: How points.parquet is written: LZ4 without dictionary encoding writes a 25,200-point sweep's
