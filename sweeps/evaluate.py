@@ -349,22 +349,6 @@ def evaluate_point(point: dict[str, Any]) -> dict[str, Any]:
     return evaluate_points({k: [v] for k, v in point.items()}).to_pylist()[0]
 
 
-def model_bytes(res) -> float:
-    """Stored weights incl. metadata of the networks a ``SimResult``'s scenario touches, each once.
-
-    The model reports it (``extra["bytes_weights_stored"]``); ``Figures.bytes_weights`` sums
-    over GEMMs, counting a layer in every phase and scaled by how often the phase runs.
-    """
-    stored = (res.extra or {}).get("bytes_weights_stored")
-    if stored is not None:
-        return float(stored)
-    seen: dict[str, float] = {}
-    for layer in res.layers:
-        if layer.phase == "forward":
-            seen.setdefault(layer.name, layer.figures.bytes_weights)
-    return float(sum(seen.values()))
-
-
 #: The engine evaluates whole chunks of points through this (one columnar call per chunk).
 evaluate_point.columns = evaluate_points  # type: ignore[attr-defined]
 
