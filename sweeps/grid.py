@@ -138,6 +138,9 @@ def _workload_info(path: str) -> WorkloadInfo:
 
 @dataclass(frozen=True)
 class DesignInfo:
+    """What planning needs from a design point (accelerator design or GPU spec): its name, the
+    resolved path and content sha of its file, and the weight bitwidths it has a datatype for."""
+
     name: str
     path: str
     sha: str
