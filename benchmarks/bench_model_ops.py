@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_model_ops.py
 
 Prints, each measured in this run (median of ``--repeats`` timings of ``--calls`` calls, CPU time of
-this process):
+this process, after a warm-up round):
 
 1. ``sweeps/store.py`` part files keep Parquet dictionaries: a part of the default sweep written
    uncompressed with and without them (size, write time).
@@ -23,28 +23,14 @@ from __future__ import annotations
 
 import argparse
 import io
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
-
-
-def timed(fn, calls: int, repeats: int) -> float:
-    """Median CPU seconds of this process per call of ``fn`` over ``repeats`` rounds of ``calls`` calls
-    (after a warm-up call)."""
-    fn()
-    per = []
-    for _ in range(repeats):
-        t0 = time.process_time()
-        for _ in range(calls):
-            fn()
-        per.append((time.process_time() - t0) / calls)
-    return statistics.median(per)
+from machine import cpu_timed as timed, describe  # noqa: E402  (benchmarks/machine.py)
 
 
 def main() -> None:
@@ -59,7 +45,8 @@ def main() -> None:
     from hwmodel.sparsity import _grouped, group_words, nm_mask
     from sweeps import api, store
 
-    print(f"numpy {np.__version__}, median of {a.repeats} x {a.calls} calls (CPU time)")
+    print(describe(numpy=np.__version__))
+    print(f"median of {a.repeats} x {a.calls} calls (CPU time; x20 calls for items 4 and 5)")
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "sweep"
         api.run(None, out, workers=1, progress=False)
