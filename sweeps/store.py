@@ -150,7 +150,7 @@ def write_part(out: Path, rows: list[dict[str, Any]] | pa.Table) -> Path:
     with atomic_write(path, durable=False) as fh:
         # Parts are read once more and deleted never: speed over size (no compression).
         # Dictionaries stay: without them the default sweep's largest part is 2.1x the size for
-        # 0.4-0.8 ms less of writing (benchmarks/bench_model_ops.py, item 1, four runs).
+        # 0.4-0.8 ms less of writing (benchmarks/bench_model_ops.py, item 1, five runs).
         pq.write_table(_normalize(rows), fh, compression="none")
     return path
 
@@ -164,8 +164,8 @@ def _unify(schemas: list[pa.Schema]) -> Optional[pa.Schema]:
 
 
 #: How points.parquet is written: LZ4 without dictionary encoding writes a 25,200-point sweep's
-#: table in 0.6x the time of the default (Snappy, dictionaries) and reads it in 0.8-1.0x, at
-#: 0.9x the size (benchmarks/bench_model_ops.py, item 2, four runs).
+#: table in 0.6x the time of the default (Snappy, dictionaries) and reads it in 0.7-1.0x, at
+#: 0.9x the size (benchmarks/bench_model_ops.py, item 2, five runs).
 TABLE_OPTIONS = {"compression": "lz4", "use_dictionary": False}
 
 #: Rows per row group of points.parquet: the most rows consolidation holds at once.
