@@ -17,30 +17,14 @@ Prints, each as a ratio measured in this run (median of ``--repeats`` timings of
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-
-
-def timed(fn, calls: int, repeats: int) -> float:
-    """Median CPU seconds of this process per call of ``fn`` over ``repeats`` rounds of ``calls`` calls
-    (after a warm-up round): one torch thread, so CPU time is the work done, less disturbed by
-    other processes on a shared machine than wall time."""
-    for _ in range(calls):
-        fn()
-    per = []
-    for _ in range(repeats):
-        t0 = time.process_time()
-        for _ in range(calls):
-            fn()
-        per.append((time.process_time() - t0) / calls)
-    return statistics.median(per)
+from machine import cpu_timed as timed  # noqa: E402  (benchmarks/machine.py; one torch thread: CPU time is the work)
 
 
 def sort_mask(weight: torch.Tensor, n: int, m: int) -> torch.Tensor:

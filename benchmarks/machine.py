@@ -1,9 +1,12 @@
-"""One line describing the machine a benchmark ran on (benchmarks print it beside their numbers)."""
+"""One line describing the machine a benchmark ran on (benchmarks print it beside their numbers),
+and the CPU-time timer of the benchmarks of small operations (bench_rl_ops.py, bench_model_ops.py)."""
 
 from __future__ import annotations
 
 import os
 import platform
+import statistics
+import time
 from pathlib import Path
 
 
@@ -27,3 +30,18 @@ def describe(**versions: str) -> str:
     extra = "".join(f", {name} {value}" for name, value in versions.items())
     return (f"{cpu}; {usable} usable of {os.cpu_count()} logical CPUs{mem}; load average {load}; "
             f"Python {platform.python_version()}{extra}; {platform.system()} {platform.release()}")
+
+
+def cpu_timed(fn, calls: int, repeats: int) -> float:
+    """Median CPU seconds of this process per call of ``fn`` over ``repeats`` rounds of ``calls`` calls
+    (after a warm-up round): CPU time is the work done, less disturbed by other processes on a
+    shared machine than wall time (single-threaded work only: threads add their CPU time)."""
+    for _ in range(calls):
+        fn()
+    per = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        for _ in range(calls):
+            fn()
+        per.append((time.process_time() - t0) / calls)
+    return statistics.median(per)

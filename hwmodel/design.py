@@ -179,8 +179,19 @@ class EnergyOverrides:
 
 @dataclass(frozen=True)
 class Design:
-    """A whole design point; ``source`` is the file it came from (None if built in code);
-    ``energy``: per-action energies the file gives in place of nmlab's (None: all nmlab's)."""
+    """A whole design point.
+
+    Attributes:
+        name: the design's name (its file's ``name:``).
+        version: the design file format version.
+        technology_nm: process node in nm (energies scale from 45 nm with it).
+        clock_hz: compute clock in Hz (the file gives ``clock_mhz``).
+        compute, sparsity, storage: the MAC array, the sparsity it exploits, the storage levels
+            (outermost, DRAM, first).
+        description: free text from the file.
+        source: the file it came from (None if built in code).
+        energy: per-action energies the file gives in place of nmlab's (None: all nmlab's).
+    """
 
     name: str
     version: int
@@ -274,7 +285,7 @@ class _Reader:
         if unknown:
             self.fail(unknown[0], f"unknown key (allowed: {', '.join(sorted(allowed))})")
 
-    def get(self, name: str, default: Any = ..., *, kind: Any = None) -> Any:
+    def get(self, name: str, default: Any = ...) -> Any:
         if name not in self.data:
             if default is ...:
                 self.fail(name, "missing")

@@ -293,8 +293,8 @@ def data_path(*parts: str) -> Path:
 
 def yaml_safe_load(text: str):
     """``yaml.safe_load(text)`` with libyaml's parser when PyYAML has it: the same safe
-    constructor and values, parsed about 10x faster (GPU specs and the GPU model's parameters
-    are read by every sweep process)."""
+    constructor and values, parsed about 10x faster for a GPU spec and 7-9x for the GPU model's
+    parameters, which every sweep process reads (benchmarks/bench_model_ops.py, item 3)."""
     import yaml
 
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))

@@ -34,8 +34,19 @@ FIELDS = tuple(f.name for f in fields(Figures))
 
 @dataclass
 class Evaluation:
-    """Figures of a mapped program at P points: ``gemm[field]`` [P, G], ``elementwise[field]`` [P, W]
-    (already multiplied by each entry's times per step), and per point the residency decision."""
+    """Figures of a mapped program at P points.
+
+    Attributes:
+        gemm: per :class:`~hwmodel.result.Figures` field, a [P, G] array over the program's GEMMs
+            (already multiplied by each GEMM's times per step).
+        elementwise: the same over its W element-wise entries, [P, W].
+        m, kk, nn: each GEMM's streamed rows M, reduction K and outputs N at each point, [P, G]
+            (the batch stands in for M, or for K in a weight-gradient GEMM).
+        stored_bytes: per point, the bytes the touched layers' weights and metadata take as the
+            design stores them at the point's bitwidth, [P].
+        resident: per point, whether those weights stay in SRAM (``residency`` "auto" and they
+            fit in the design's weight SRAM), [P].
+    """
 
     gemm: dict[str, np.ndarray]
     elementwise: dict[str, np.ndarray]

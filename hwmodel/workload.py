@@ -219,8 +219,7 @@ def _read_array(zf: zipfile.ZipFile, member: Any, where: str, key: str, count: i
         raise NmlabError(f"{where}: {key}: must name an array in the file, got {short(member)}")
     itemsize = 1 if kinds == "u" else _MAX_ITEM_BYTES
     data = read_member(zf, member, NPY_MAX_HEADER_BYTES + 16 + itemsize * count, f"{where}: {key}: array")
-    arr = parse_npy(data, f"{where}: {key}: array {short(member)}", count, kinds)
-    return arr
+    return parse_npy(data, f"{where}: {key}: array {short(member)}", count, kinds)
 
 
 _LAYER_KEYS = {"name", "network", "in_features", "out_features", "pattern", "weight_bits", "mask", "weight", "bias"}

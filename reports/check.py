@@ -152,7 +152,7 @@ def evaluate_combinations(design, workload, patterns: list[str], bits: list[int]
     """Simulate each (pattern, bits); patterns other than the workload's own are pruned one-shot."""
     from hwmodel.simulate import simulate
     from hwmodel.sparsity import parse_pattern
-    from sweeps.evaluate import model_bytes, prune_one_shot
+    from sweeps.evaluate import prune_one_shot
 
     own = {str(parse_pattern(layer.pattern)) for layer in workload.layers}
     combos = []
@@ -168,8 +168,10 @@ def evaluate_combinations(design, workload, patterns: list[str], bits: list[int]
         for b in bits:
             res = simulate(wl, design, batch=batch, bits=b, scenario=scenario)
             t = res.total
+            # Stored weights incl. metadata of the networks the scenario runs, each layer once (simulate()
+            # reports it for accelerators and GPUs alike; Figures.bytes_weights sums over the GEMMs).
             combos.append(Combination(p, b, "as trained" if same else "one-shot", t.latency_s, t.energy_pj,
-                                      model_bytes(res), bool(res.fits_in_sram), _runs_as(res)))
+                                      float(res.extra["bytes_weights_stored"]), bool(res.fits_in_sram), _runs_as(res)))
     return combos
 
 

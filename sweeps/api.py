@@ -121,7 +121,7 @@ def run(
         with lock.hold():
             engine.write_manifest(out, manifest)
             stats = engine.run_sweep(
-                plan, n, out, workers=workers, use_ray=use_ray, ray_address=ray_address,
+                plan, out, workers=workers, use_ray=use_ray, ray_address=ray_address,
                 chunk_size=cfg.chunk_size, evaluate=evaluate, derive=Derivation(qpath), progress=progress,
             )
             engine.write_manifest(out, {**manifest, "points": stats["points"], "complete": True})

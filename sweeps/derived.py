@@ -75,46 +75,81 @@ def _int_or_none(text: Optional[str]) -> Optional[int]:
 
 
 def join_quality(table: pa.Table, quality: Optional[dict]) -> pa.Table:
-    """Add return_mean, return_std_seeds, return_seeds, return_steps, return_missing."""
-    n = len(table)
-    mean = [math.nan] * n
-    std = [math.nan] * n
-    seeds = [0] * n
-    steps: list[Optional[int]] = [None] * n
-    if quality and n:
-        env = table.column("env").to_pylist()
-        pat = table.column("pattern").to_pylist()
-        bits = table.column("bits").to_pylist()
-        src = table.column("mask_source").to_pylist()
-        method = table.column("method").to_pylist()
-        agent = table.column("agent").to_pylist() if "agent" in table.column_names else [None] * n
-        for i in range(n):
-            if src[i] != "trained":
-                continue
-            # Only this agent's method counts (a gradual-N:M GMP agent and an RNM-TD3 agent of
-            # the same pattern are different agents); rows without a method match any. Rows
-            # naming fractions (RLx2 0.98/0.95) count only for the agent of those fractions.
-            want = label_fractions(agent[i])
-            recs = [r for r in quality.get((env[i], pat[i], int(bits[i])), []) if r["method"] in ("", method[i])
-                    and (r["fractions"] is None or want is None or same_fractions(r["fractions"], want))]
-            if recs:
-                vals = [r["return_mean"] for r in recs]
-                mean[i] = sum(vals) / len(vals)
-                std[i] = (sum((v - mean[i]) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else math.nan
-                seeds[i] = len(vals)
-                # The shortest run's steps: an agent is only as trained as its least trained seed.
-                known = [r["steps"] for r in recs if r["steps"] is not None]
-                steps[i] = min(known) if known else None
+    """Add return_mean, return_std_seeds, return_seeds, return_steps, return_missing.
+
+    The join is made once per distinct (env, pattern, bits, method, agent) of the trained rows
+    (a table has a few such agents, repeated over designs, scenarios and batches) and spread
+    back to the rows.
+    """
     import numpy as np
 
-    mean_a = np.asarray(mean, dtype=np.float64)
-    for name, values, typ in (("return_mean", mean_a, pa.float64()), ("return_std_seeds", np.asarray(std, np.float64), pa.float64()),
-                              ("return_seeds", np.asarray(seeds, np.int64), pa.int64()), ("return_steps", steps, pa.int64()),
-                              ("return_missing", np.isnan(mean_a), pa.bool_())):
+    n = len(table)
+    mean = np.full(n, math.nan)
+    std = np.full(n, math.nan)
+    seeds = np.zeros(n, dtype=np.int64)
+    steps = np.zeros(n, dtype=np.int64)
+    no_steps = np.ones(n, dtype=bool)
+    if quality and n:
+        import pyarrow.compute as pc
+
+        trained = np.flatnonzero(pc.fill_null(pc.equal(table.column("mask_source"), "trained"), False)
+                                 .to_numpy(zero_copy_only=False))
+        names = ["env", "pattern", "bits", "method"] + (["agent"] if "agent" in table.column_names else [])
+        if len(trained):
+            codes = np.stack([_codes(table.column(c))[trained] for c in names], axis=1)
+            _, first, inverse = np.unique(codes, axis=0, return_index=True, return_inverse=True)
+            agents = table.select(names).take(pa.array(trained[first], type=pa.int64())).to_pylist()
+            # Per agent, then spread to its rows.
+            g_mean, g_std = np.full(len(first), math.nan), np.full(len(first), math.nan)
+            g_seeds, g_steps = np.zeros(len(first), dtype=np.int64), np.zeros(len(first), dtype=np.int64)
+            g_no_steps = np.ones(len(first), dtype=bool)
+            for j, a in enumerate(agents):
+                got = _join_one(quality, a["env"], a["pattern"], a["bits"], a["method"], a.get("agent"))
+                if got is not None:
+                    g_mean[j], g_std[j], g_seeds[j] = got[0], got[1], got[2]
+                    if got[3] is not None:
+                        g_steps[j], g_no_steps[j] = got[3], False
+            inverse = inverse.reshape(-1)
+            mean[trained], std[trained], seeds[trained] = g_mean[inverse], g_std[inverse], g_seeds[inverse]
+            steps[trained], no_steps[trained] = g_steps[inverse], g_no_steps[inverse]
+    for name, values in (("return_mean", pa.array(mean, type=pa.float64())),
+                         ("return_std_seeds", pa.array(std, type=pa.float64())),
+                         ("return_seeds", pa.array(seeds, type=pa.int64())),
+                         ("return_steps", pa.array(steps, type=pa.int64(), mask=no_steps)),
+                         ("return_missing", pa.array(np.isnan(mean), type=pa.bool_()))):
         if name in table.column_names:
             table = table.drop_columns([name])
-        table = table.append_column(name, pa.array(values, type=typ))
+        table = table.append_column(name, values)
     return table
+
+
+def _codes(col: pa.ChunkedArray):
+    """Each value's code among the column's distinct values (-1 for null), as an int64 array."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    enc = pc.dictionary_encode(col.combine_chunks())
+    return np.asarray(pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False), dtype=np.int64)
+
+
+def _join_one(quality: dict, env, pattern, bits, method, agent) -> Optional[tuple[float, float, int, Optional[int]]]:
+    """(return mean, std over seeds, seeds, steps) of one trained agent, None where no row matches.
+
+    Only this agent's method counts (a gradual-N:M GMP agent and an RNM-TD3 agent of the same
+    pattern are different agents); rows without a method match any. Rows naming fractions
+    (RLx2 0.98/0.95) count only for the agent of those fractions.
+    """
+    want = label_fractions(agent)
+    recs = [r for r in quality.get((env, pattern, int(bits)), []) if r["method"] in ("", method)
+            and (r["fractions"] is None or want is None or same_fractions(r["fractions"], want))]
+    if not recs:
+        return None
+    vals = [r["return_mean"] for r in recs]
+    mean = sum(vals) / len(vals)
+    std = (sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) ** 0.5 if len(vals) > 1 else math.nan
+    # The shortest run's steps: an agent is only as trained as its least trained seed.
+    known = [r["steps"] for r in recs if r["steps"] is not None]
+    return mean, std, len(vals), min(known) if known else None
 
 
 _REF_KEYS = ("env", "design", "scenario", "batch")
@@ -225,14 +260,9 @@ def _lookup(table: pa.Table, ref: dict[tuple, tuple[int, float, float]]):
             np.asarray([h[2] if h else np.nan for h in hits], dtype=np.float64))
 
 
-def add_dense_reference(table: pa.Table) -> pa.Table:
-    """Add dense_ref_bits, speedup_vs_dense_ref, energy_ratio_vs_dense_ref (NaN without a dense row)."""
-    return apply_dense_reference(table, dense_reference(table))
-
-
 class Derivation:
     """The derived columns, streamed: :meth:`prepare` sees the dense rows (grid order) once, then
-    :meth:`apply` adds the columns to each row group. Calling it on a whole table does both."""
+    :meth:`apply` adds the columns to each row group."""
 
     def __init__(self, quality_path: Optional[str | Path]):
         self.quality = load_quality(quality_path) if quality_path else None
@@ -243,12 +273,3 @@ class Derivation:
 
     def apply(self, table: pa.Table) -> pa.Table:
         return apply_dense_reference(join_quality(table, self.quality), self.ref)
-
-    def __call__(self, table: pa.Table) -> pa.Table:
-        self.prepare(table)
-        return self.apply(table)
-
-
-def derive(table: pa.Table, quality_path: Optional[str | Path]) -> pa.Table:
-    """Both derivations; ``quality_path`` None means no return join (all returns missing)."""
-    return Derivation(quality_path)(table)

@@ -18,7 +18,7 @@ import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -28,24 +28,10 @@ from sweeps import store
 from sweeps.evaluate import evaluate_chunk, evaluate_point
 
 MANIFEST = "sweep.json"
-#: Held by the sweep that runs in the folder (:func:`hwmodel.io.exclusive_lock`): one sweep per folder.
+#: Held by the sweep that runs in the folder (:class:`hwmodel.io.FolderLock`): one sweep per folder.
 LOCK = "sweep.lock"
 MANIFEST_FORMAT = "nmlab-sweep"
 MANIFEST_VERSION = 1
-
-
-class _PointList:
-    """A grid given as a callable returning point dicts, with the interface of :class:`sweeps.grid.Plan`."""
-
-    def __init__(self, points: Callable[[], Iterator[dict]]):
-        self.points = list(points())
-
-    def point_ids(self) -> list[str]:
-        return [p["point_id"] for p in self.points]
-
-    def columns(self, indices: list[int], ids: Any = None) -> dict[str, list]:
-        keys = list(dict.fromkeys(k for i in indices for k in self.points[i]))
-        return {k: [self.points[i].get(k) for i in indices] for k in keys}
 
 
 class _Ids:
@@ -328,8 +314,7 @@ def read_manifest(out: Path) -> dict[str, Any]:
 
 
 def run_sweep(
-    points: Any,
-    n_points: int,
+    grid: Any,
     out: str | os.PathLike,
     workers: int = 1,
     ray_address: Optional[str] = None,
@@ -342,22 +327,19 @@ def run_sweep(
     """Evaluate every point not yet stored in ``out``, then rebuild ``out/points.parquet``.
 
     Args:
-        points: the grid: a :class:`sweeps.grid.Plan` (``point_ids()`` and ``columns()``), or a
-            callable returning an iterator over point dicts.
-        n_points: how many points the grid has (duplicates included).
+        grid: the grid, a :class:`sweeps.grid.Plan` (``point_ids()``, ``columns()``, ``patterns_at()``).
         out: output directory (created).
         workers: local processes (pool size, or CPUs of a Ray instance started here).
         use_ray, ray_address: run chunks as Ray tasks; address None/"local" starts a local instance.
         chunk_size: points per task and part file; None picks one.
         evaluate: point -> row (module-level function so workers can import it); with a
             ``columns`` attribute (columns -> Arrow table) whole chunks are evaluated at once.
-        derive: adds derived columns at consolidation: a :class:`sweeps.derived.Derivation`
-            (streamed batch by batch) or a table -> table function (given the whole table).
+        derive: adds derived columns as the table is written: a :class:`sweeps.derived.Derivation`
+            (streamed row group by row group), or None.
         progress: show a tqdm bar on stderr.
 
     Returns stats: points, evaluated now, already done, seconds, rows.
     """
-    grid = points if hasattr(points, "point_ids") else _PointList(points)
     out = Path(out)
     store.parts_dir(out).mkdir(parents=True, exist_ok=True)
     store.clean_temporaries(out)
@@ -396,7 +378,7 @@ def _run(grid, out: Path, pool, workers: int, ray_address: Optional[str], use_ra
     bounds = chunk_starts(len(remaining), size, workers if not use_ray else pool.capacity, chunk_size is None)
     spans = list(zip(bounds, bounds[1:] + [len(remaining)]))
     stream = None
-    if len(stored) == 0 and len(remaining) and hasattr(derive, "apply") and hasattr(grid, "patterns_at"):
+    if len(stored) == 0 and len(remaining) and derive is not None:
         # A fresh sweep writes points.parquet as chunks finish (store.TableStream), not all at the end.
         dense = np.flatnonzero(grid.patterns_at(remaining) == "dense")
         stream = store.TableStream(out, spans, ids[remaining], int(dense[-1]) + 1 if len(dense) else 0, derive)

@@ -1,7 +1,8 @@
-"""Evaluate one sweep point: point dict -> one flat row dict (runs in worker processes).
+"""Evaluate sweep points: a chunk of points as columns -> an Arrow table of their rows (runs in
+worker processes, or in the sweep's own for a small grid).
 
-Workloads and designs are cached per process, keyed by path and pattern, so a chunk of
-points on the same workload loads and prunes it once.
+Workloads, designs, programs and their mappings are cached per process, keyed by path and
+pattern, so the points of a workload read, prune and map it once.
 """
 
 from __future__ import annotations
@@ -12,12 +13,15 @@ from typing import Any, Callable
 import numpy as np
 
 from hwmodel.errors import NmlabError
-from hwmodel.memo import BoundedMemo
+from hwmodel.memo import BoundedMemo, sorted_hits, sorted_insert, sorted_size
 from hwmodel.result import ENERGY_COMPONENTS
 
 
-@lru_cache(maxsize=8)
-def _load_workload(path: str):
+@lru_cache(maxsize=16)
+def loaded_workload(path: str):
+    """The workload file at ``path``, read once per process while it is among the last 16 read
+    (the bundled 12 all fit): planning (:func:`sweeps.grid.plan`) reads every file of the grid,
+    and a sweep evaluated in this process, or in workers forked after planning, reads them again."""
     from hwmodel.workload import load_workload
 
     return load_workload(path)
@@ -26,7 +30,7 @@ def _load_workload(path: str):
 @lru_cache(maxsize=16)  # points come pattern by pattern, so a few entries give nearly all hits
 def workload_at(path: str, pattern: str, mask_source: str):
     """The workload of a point: the file as is ("trained") or pruned one-shot to ``pattern``."""
-    wl = _load_workload(path)
+    wl = loaded_workload(path)
     return wl if mask_source == "trained" else prune_one_shot(wl, pattern)
 
 
@@ -42,9 +46,6 @@ def prune_one_shot(wl, pattern: str):
     """
     import zlib
 
-    import numpy as np
-
-    from hwmodel.errors import NmlabError
     from hwmodel.sparsity import magnitude_mask, nm_mask, parse_pattern, random_mask
     from hwmodel.workload import Layer, Workload
     from sweeps.config import unstructured_level
@@ -152,24 +153,18 @@ def _dense_code(bits: np.ndarray, batch: np.ndarray) -> np.ndarray:
 
 def _dense_missing(key: tuple, code: np.ndarray) -> np.ndarray:
     """The codes of ``code`` the dense-reference cache does not hold for ``key``."""
-    known = _dense_totals.get(key, (np.zeros(0, np.int64),))[0]
-    if not len(known):
-        return code
-    at = np.minimum(np.searchsorted(known, code), len(known) - 1)
-    return code[known[at] != code]
+    hit, _ = sorted_hits(_dense_totals.get(key, (np.zeros(0, np.int64),))[0], code)
+    return code[~hit]
 
 
 def _dense_add(key: tuple, todo: np.ndarray, ev) -> None:
     """Store the dense totals of the sorted distinct codes ``todo`` (evaluated as ``ev``) under ``key``."""
-    known, cycles, energy = _dense_totals.get(key, (np.zeros(0, np.int64), np.zeros(0), np.zeros(0)))
     tot = ev.totals()
-    known = np.concatenate([known, todo])
-    order = np.argsort(known, kind="stable")
-    _dense_totals[key] = (known[order], np.concatenate([cycles, tot["cycles"]])[order],
-                          np.concatenate([energy, _energy_pj(tot)])[order])
+    sorted_insert(_dense_totals, key, todo, tot["cycles"], _energy_pj(tot))
 
 
 def _dense_lookup(key: tuple, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(dense cycles, dense energy pJ) of each code of ``code``, every one held for ``key``."""
     known, cycles, energy = _dense_totals[key]
     at = np.searchsorted(known, code)
     return cycles[at], energy[at]
@@ -226,7 +221,7 @@ def evaluate_points(points: dict[str, list]):
     # Accelerator groups in three passes: map each group and find the dense-reference pairs not
     # cached yet; one evaluate_many() call over every group and missing dense reference (one
     # pass of the closed forms per design); then each group's columns.
-    if sum(len(v[0]) for v in _dense_totals.values()) > DENSE_TOTALS_MAX:
+    if sorted_size(_dense_totals) > DENSE_TOTALS_MAX:
         _dense_totals.clear()  # bounds a long-lived process; checked once per chunk, between lookups
     todo: list[tuple] = []
     # Every group in chunk order (a column's dtype is its first group's): an index into todo
@@ -352,22 +347,6 @@ def _gpu_group(key: tuple, bits: np.ndarray, batch: np.ndarray, first: dict[str,
 def evaluate_point(point: dict[str, Any]) -> dict[str, Any]:
     """Run the hardware model on one point and return its row (see :func:`evaluate_points`)."""
     return evaluate_points({k: [v] for k, v in point.items()}).to_pylist()[0]
-
-
-def model_bytes(res) -> float:
-    """Stored weights incl. metadata of the networks a ``SimResult``'s scenario touches, each once.
-
-    The model reports it (``extra["bytes_weights_stored"]``); ``Figures.bytes_weights`` sums
-    over GEMMs, counting a layer in every phase and scaled by how often the phase runs.
-    """
-    stored = (res.extra or {}).get("bytes_weights_stored")
-    if stored is not None:
-        return float(stored)
-    seen: dict[str, float] = {}
-    for layer in res.layers:
-        if layer.phase == "forward":
-            seen.setdefault(layer.name, layer.figures.bytes_weights)
-    return float(sum(seen.values()))
 
 
 #: The engine evaluates whole chunks of points through this (one columnar call per chunk).

@@ -105,9 +105,9 @@ class WorkloadInfo:
 
 @lru_cache(maxsize=256)
 def _workload_info(path: str) -> WorkloadInfo:
-    from hwmodel.workload import load_workload
+    from sweeps.evaluate import loaded_workload  # the parse the evaluation reuses
 
-    wl = load_workload(path)
+    wl = loaded_workload(path)
     meta = wl.meta
     stem = Path(path).stem
     patterns = {str(parse_pattern(layer.pattern)) for layer in wl.layers}
@@ -138,6 +138,9 @@ def _workload_info(path: str) -> WorkloadInfo:
 
 @dataclass(frozen=True)
 class DesignInfo:
+    """What planning needs from a design point (accelerator design or GPU spec): its name, the
+    resolved path and content sha of its file, and the weight bitwidths it has a datatype for."""
+
     name: str
     path: str
     sha: str
@@ -219,7 +222,7 @@ def _gpu_info(ref: str, i: int) -> DesignInfo:
 
 def _gpu_refs(cfg: SweepConfig) -> list[str]:
     """The config's GPU design points (``gpus``: "bundled" = every bundled GPU spec, or a list)."""
-    gpus = getattr(cfg, "gpus", None)
+    gpus = cfg.gpus
     if gpus == "bundled":
         from hwmodel.gpu.design_point import bundled_gpu_names
 

@@ -149,21 +149,23 @@ def write_part(out: Path, rows: list[dict[str, Any]] | pa.Table) -> Path:
     # OS crash left unreadable is set aside and its points evaluated again (done_ids).
     with atomic_write(path, durable=False) as fh:
         # Parts are read once more and deleted never: speed over size (no compression).
-        # Dictionaries stay: without them a part is 3.4x bigger for 1 ms less of writing.
+        # Dictionaries stay: without them the default sweep's largest part is 2.1x the size for
+        # 0.4-0.8 ms less of writing (benchmarks/bench_model_ops.py, item 1, five runs).
         pq.write_table(_normalize(rows), fh, compression="none")
     return path
 
 
 def _unify(schemas: list[pa.Schema]) -> Optional[pa.Schema]:
+    """The parts' schemas as one (None for no parts): columns in the order the first part has
+    them, then any new ones; types promoted where parts differ."""
     if not schemas:
         return None
-    schema = pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
-    # Columns appear in the order the first part has them, then any new ones.
-    return schema
+    return pa.unify_schemas([s.remove_metadata() for s in schemas], promote_options="permissive")
 
 
-#: How points.parquet is written: LZ4 without dictionary encoding writes in half the time
-#: of the default (Snappy, dictionaries) and reads in a quarter, at about the same size.
+#: How points.parquet is written: LZ4 without dictionary encoding writes a 25,200-point sweep's
+#: table in 0.6x the time of the default (Snappy, dictionaries) and reads it in 0.7-1.0x, at
+#: 0.9x the size (benchmarks/bench_model_ops.py, item 2, five runs).
 TABLE_OPTIONS = {"compression": "lz4", "use_dictionary": False}
 
 #: Rows per row group of points.parquet: the most rows consolidation holds at once.
@@ -199,15 +201,15 @@ class _Parts:
         return t.select(self.schema.names).cast(self.schema)
 
 
-def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = None) -> int:
+def consolidate(out: Path, grid_ids: np.ndarray, derive: Optional[Any] = None) -> int:
     """Write ``DIR/points.parquet`` from the parts: rows whose id is in ``grid_ids``, each once, in grid order.
 
     ``grid_ids``: the grid's distinct point ids in grid order (S16 array). Only ids and
     positions are held for every row; the rows themselves move ``ROW_GROUP`` at a time from the
-    parts to the output's row groups. ``extra_columns`` adds derived columns: an object with
-    ``prepare(table)`` (given the dense rows, in grid order) and ``apply(table)`` (each row
-    group), or a table -> table function given the whole table. Written atomically; returns
-    the number of rows.
+    parts to the output's row groups. ``derive`` adds derived columns: a
+    :class:`sweeps.derived.Derivation` (``prepare(table)`` given the dense rows, in grid order,
+    then ``apply(table)`` on each row group), or None. Written atomically; returns the number
+    of rows.
     """
     parts = list_parts(out)
     schemas = []
@@ -220,14 +222,13 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
     sorted_ids = grid_ids[by_id]
     seen = np.zeros(n, dtype=bool)
     pos_l, part_l, row_l = [], [], []
-    streaming = extra_columns is not None and hasattr(extra_columns, "apply")
     dense_l, dense_pos_l = [], []
     for pi, part in enumerate(parts):
         # One read per part gives its ids and, for a derivation, the columns of its dense rows.
         pf = open_parquet(part, "sweep part")
         schemas.append(pf.schema_arrow)
         names = pf.schema_arrow.names
-        want = [c for c in DENSE_COLUMNS if c in names] if streaming and "pattern" in names else []
+        want = [c for c in DENSE_COLUMNS if c in names] if derive is not None and "pattern" in names else []
         t = read_parquet(part, "sweep part", columns=["point_id", *want], opened=pf)
         pid = _ids_of(t.column("point_id"))
         if keys is not None:
@@ -261,20 +262,16 @@ def consolidate(out: Path, grid_ids: np.ndarray, extra_columns: Optional[Any] = 
     with atomic_write(out / TABLE) as fh:
         if schema is None or not len(pos):
             table = pa.table({"point_id": pa.array([], pa.string())})
-            pq.write_table(extra_columns(table) if extra_columns is not None and not streaming
-                           else extra_columns.apply(table) if streaming else table, fh, **TABLE_OPTIONS)
+            pq.write_table(derive.apply(table) if derive is not None else table, fh, **TABLE_OPTIONS)
         else:
             reader = _Parts(parts, schema)
-            if streaming:
-                extra_columns.prepare(_dense_rows(dense_l, dense_pos_l))
-            batches = (_gather(reader, part_of[i:i + ROW_GROUP], row_of[i:i + ROW_GROUP])
-                       for i in range(0, len(pos), ROW_GROUP))
-            if extra_columns is not None and not streaming:
-                batches = iter([extra_columns(pa.concat_tables(list(batches)))])
+            if derive is not None:
+                derive.prepare(_dense_rows(dense_l, dense_pos_l))
             writer = None
-            for batch in batches:
-                if streaming:
-                    batch = extra_columns.apply(batch)
+            for i in range(0, len(pos), ROW_GROUP):
+                batch = _gather(reader, part_of[i:i + ROW_GROUP], row_of[i:i + ROW_GROUP])
+                if derive is not None:
+                    batch = derive.apply(batch)
                 if writer is None:
                     writer = pq.ParquetWriter(fh, batch.schema, **TABLE_OPTIONS)
                 writer.write_table(batch.cast(writer.schema), row_group_size=ROW_GROUP)

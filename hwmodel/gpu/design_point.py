@@ -53,6 +53,7 @@ from hwmodel.gpu.spec import FORMAT_NAME, GpuSpec, bundled_gpus, load_gpu
 from hwmodel.io import data_path, yaml_safe_load
 from hwmodel.limits import is_file
 from hwmodel.mapping import DENSE_WEIGHT_GRAD, Mapping, map_weights, mask_nnz
+from hwmodel.memo import sorted_hits, sorted_insert, sorted_size
 from hwmodel.program import ElementwiseEntry, build_program
 from hwmodel.result import ENERGY_COMPONENTS, Figures, LayerResult, SimResult
 from hwmodel.sparsity import DENSE, parse_pattern
@@ -115,8 +116,7 @@ def _cached_latency_s(spec: GpuSpec, batch: np.ndarray, classes: np.ndarray, dty
     todo = []
     for j, cls in enumerate(map(tuple, classes.tolist())):
         known, secs = _LATENCY_CACHE.get((id(spec), dtype, cls), _NONE)
-        at = np.minimum(np.searchsorted(known, batch), max(len(known) - 1, 0))
-        hit = known[at] == batch if len(known) else np.zeros(len(batch), dtype=bool)
+        hit, at = sorted_hits(known, batch)
         out[hit, j] = secs[at[hit]]
         if not hit.all():
             todo.append((j, cls, np.flatnonzero(~hit)))
@@ -126,17 +126,14 @@ def _cached_latency_s(spec: GpuSpec, batch: np.ndarray, classes: np.ndarray, dty
         wg = cl[:, 0].astype(bool)
         secs = gemm_latency_s(spec, np.where(wg, cl[:, 1], b), cl[:, 3], np.where(wg, b, cl[:, 2]), dtype,
                               cl[:, 4].astype(bool))
-        if sum(len(v[0]) for v in _LATENCY_CACHE.values()) > 1_000_000:
+        if sorted_size(_LATENCY_CACHE) > 1_000_000:
             _LATENCY_CACHE.clear()  # bounds a long-lived process; entries are cheap to recompute
         start = 0
         for j, cls, rows in todo:
             got = secs[start:start + len(rows)]
             start += len(rows)
             out[rows, j] = got
-            known, old = _LATENCY_CACHE.get((id(spec), dtype, cls), _NONE)
-            known, old = np.concatenate([known, batch[rows]]), np.concatenate([old, got])
-            order = np.argsort(known, kind="stable")
-            _LATENCY_CACHE[(id(spec), dtype, cls)] = (known[order], old[order])
+            sorted_insert(_LATENCY_CACHE, (id(spec), dtype, cls), batch[rows], got)
         _CACHED_SPECS[id(spec)] = spec  # keeps the id from being reused while its entries live
     return out
 
