@@ -45,7 +45,7 @@ LIMITS: dict[str, Limit] = {
     "manifest_bytes": Limit("NMLAB_MAX_MANIFEST_BYTES", 16 << 20, "bytes of a workload's manifest.json"),
     "json_bytes": Limit("NMLAB_MAX_JSON_BYTES", 16 << 20,
                         "bytes of a JSON file a command reads back (a sweep's sweep.json, a run's args.json and done.json)"),
-    "yaml_bytes": Limit("NMLAB_MAX_YAML_BYTES", 1 << 20, "bytes of a YAML file (design, sweep, campaign config or GPU spec)"),
+    "yaml_bytes": Limit("NMLAB_MAX_YAML_BYTES", 1 << 20, "bytes of a YAML file (design, sweep, campaign config, GPU spec or check requirements)"),
     "yaml_expanded": Limit("NMLAB_MAX_YAML_EXPANDED", 1_000_000,
                            "nodes plus scalar characters of a YAML file with every alias expanded"),
     "csv_bytes": Limit("NMLAB_MAX_CSV_BYTES", 64 << 20, "bytes of a CSV table (quality, published returns, GPU timings)"),

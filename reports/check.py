@@ -5,6 +5,10 @@ requirement passes when every combination meets it, and its reason names each
 combination's figure, e.g. "weights take 1.2 MB at dense and 8 bits and do not fit in
 512 KB of SRAM; at 1:8 and 4 bits they take 170 KB and fit". Exit status: 0 all pass,
 1 any fails, 2 bad input (the CLI turns :class:`NmlabError` into one line and status 2).
+
+The budgets and the rest come from options, or from a requirements file (``--requirements FILE``,
+:func:`load_requirements`; format in docs/reports.md), whose values an option given on the
+command line overrides.
 """
 
 from __future__ import annotations
@@ -12,12 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, Optional
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import MAX_BITS, MIN_BITS
+from hwmodel.limits import MAX_BITS, MIN_BITS, check_version, is_file, is_int, limit, load_yaml, not_a_file, over_limit, short
 from reports.data import fmt_bytes, fmt_energy, fmt_time
 
 _NUMBER = r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*"
@@ -46,23 +52,23 @@ def parse_quantity(text: str, units: dict[str, float], option: str) -> float:
     return value * units[unit]
 
 
-def parse_bits_list(text: str) -> list[int]:
+def parse_bits_list(text: str, option: str = "--bits") -> list[int]:
     out = []
     for item in text.split(","):
         item = item.strip()
         if not item.isdigit() or not MIN_BITS <= int(item) <= MAX_BITS:
-            raise NmlabError(f"--bits: {item!r} is not a bitwidth from {MIN_BITS} to {MAX_BITS} (e.g. --bits 8,4)")
+            raise NmlabError(f"{option}: {item!r} is not a bitwidth from {MIN_BITS} to {MAX_BITS} (e.g. 8,4)")
         if int(item) not in out:
             out.append(int(item))
     return out
 
 
-def parse_patterns_list(text: str) -> list[str]:
+def parse_patterns_list(text: str, option: str = "--patterns") -> list[str]:
     """Comma list of sweep patterns: dense, N:M, unstructured (the workload's own masks) or unstructured:S."""
     from sweeps.config import parse_grid_pattern
 
     # First occurrence kept, in order; a dict, not a list's "in", as the sweep config's patterns do.
-    return list(dict.fromkeys(parse_grid_pattern(item.strip(), "--patterns") for item in text.split(",")))
+    return list(dict.fromkeys(parse_grid_pattern(item.strip(), option) for item in text.split(",")))
 
 
 @dataclass
@@ -148,8 +154,10 @@ def _sram_req(combos: list[Combination], budget_bytes: float, text: str, memory:
     return Requirement("sram", text, len(passing) == len(combos), "; ".join(parts), passing)
 
 
-def evaluate_combinations(design, workload, patterns: list[str], bits: list[int], batch: int, scenario: str) -> list[Combination]:
-    """Simulate each (pattern, bits); patterns other than the workload's own are pruned one-shot."""
+def evaluate_combinations(design, workload, patterns: list[str], bits: list[int], batch: int, scenario: str,
+                          patterns_label: str = "--patterns") -> list[Combination]:
+    """Simulate each (pattern, bits); patterns other than the workload's own are pruned one-shot
+    (``patterns_label``: where the patterns came from, for errors)."""
     from hwmodel.simulate import simulate
     from hwmodel.sparsity import parse_pattern
     from sweeps.evaluate import prune_one_shot
@@ -161,7 +169,7 @@ def evaluate_combinations(design, workload, patterns: list[str], bits: list[int]
         if p == "unstructured" and not same:
             # It said "pattern: 'unstructured' keeps trained masks ..." without naming --patterns
             # or saying the workload has none.
-            raise NmlabError(f"--patterns: 'unstructured' means the workload's own unstructured masks, and this "
+            raise NmlabError(f"{patterns_label}: 'unstructured' means the workload's own unstructured masks, and this "
                              f"workload's layers are {', '.join(sorted(own))}; to prune one-shot give a sparsity such "
                              f"as unstructured:0.9")
         wl = workload if same else prune_one_shot(workload, p)
@@ -195,24 +203,175 @@ def _runs_as(res) -> str:
     return ", ".join(parts)
 
 
+#: The requirements file format version this module reads (``version:``, required).
+REQUIREMENTS_VERSION = 1
+SCENARIOS = ("inference", "train_step")
+#: Keys of a requirements file: each option of ``nmlab check`` it may hold (``latency_budget``
+#: or ``latency-budget``), plus ``version`` and ``designs``.
+REQUIREMENT_KEYS = ("version", "designs", "workload", "latency_budget", "energy_budget", "sram_budget",
+                    "patterns", "bits", "batch", "scenario")
+
+
+@dataclass
+class RequirementsFile:
+    """A validated requirements file: option values in the options' own text ("1ms", "2:4,1:8",
+    "8,4"; None where the file does not give the key), paths resolved against the file's folder."""
+
+    source: str
+    designs: list[str] = field(default_factory=list)
+    #: where each design is in the file, for errors ("designs[1]")
+    design_keys: list[str] = field(default_factory=list)
+    workload: Optional[str] = None
+    latency_budget: Optional[str] = None
+    energy_budget: Optional[str] = None
+    sram_budget: Optional[str] = None
+    patterns: Optional[str] = None
+    bits: Optional[str] = None
+    batch: Optional[int] = None
+    scenario: Optional[str] = None
+
+
+def _file_path(item: Any, where: str, base: Path, must_exist: bool) -> str:
+    """``item`` as an absolute path when it names a file relative to ``base`` (the requirements
+    file's folder), else as given (a bundled design or GPU name) unless ``must_exist``."""
+    if not isinstance(item, str) or not item.strip():
+        raise NmlabError(f"{where}: must be a file path or name, got {short(item)}")
+    p = Path(os.path.expanduser(item))
+    p = p if p.is_absolute() else base / p
+    if is_file(p):
+        return str(p.resolve())
+    if must_exist:
+        raise not_a_file(where, p, given=item)
+    return item
+
+
+def parse_requirements(data: Any, source: str, base: Path = Path(".")) -> RequirementsFile:
+    """Validate the loaded YAML ``data`` of requirements file ``source``; every error is one line
+    ``requirements: <source>: <key>: ...``. Relative paths are relative to ``base``."""
+    head = f"requirements: {source}"
+    if data is None:
+        raise NmlabError(f"{head}: empty (no keys)")
+    if not isinstance(data, dict):
+        raise NmlabError(f"{head}: must be a YAML mapping of keys to values, got a {type(data).__name__}")
+    values: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
+    for key, value in data.items():
+        name = key.replace("-", "_") if isinstance(key, str) else key
+        if name not in REQUIREMENT_KEYS:
+            raise NmlabError(f"{head}: {short(str(key))[1:-1]}: unknown key (known: {', '.join(REQUIREMENT_KEYS)})")
+        if name in values:
+            raise NmlabError(f"{head}: {name}: given twice (as {spelled[name]} and {key})")
+        values[name], spelled[name] = value, key
+    if "version" not in values:
+        raise NmlabError(f"{head}: version: missing (this nmlab reads {REQUIREMENTS_VERSION}: "
+                         f"begin the file with version: {REQUIREMENTS_VERSION})")
+    check_version(values["version"], (REQUIREMENTS_VERSION,), f"{head}: version")
+    out = RequirementsFile(source)
+
+    def where(name: str) -> str:
+        return f"{head}: {spelled[name]}"
+
+    if "designs" in values:
+        d = values["designs"]
+        items = [d] if isinstance(d, str) else d
+        if not isinstance(items, list) or not items:
+            raise NmlabError(f"{where('designs')}: must be a design name, path or GPU spec, or a non-empty list "
+                             f"of them, got {short(d)}")
+        out.design_keys = [f"{spelled['designs']}[{i}]" if isinstance(d, list) else spelled["designs"]
+                           for i in range(len(items))]
+        out.designs = [_file_path(item, f"{head}: {key}", base, must_exist=False)
+                       for item, key in zip(items, out.design_keys)]
+    if "workload" in values:
+        out.workload = _file_path(values["workload"], where("workload"), base, must_exist=True)
+    for name, units, example in (("latency_budget", TIME_UNITS, "1ms"), ("energy_budget", ENERGY_UNITS_PJ, "5uJ"),
+                                 ("sram_budget", SIZE_UNITS, "512KB")):
+        if name in values:
+            v = values[name]
+            if not isinstance(v, str):
+                raise NmlabError(f"{where(name)}: must be a number with a unit such as '{example}', got {short(v)}")
+            parse_quantity(v, units, where(name))
+            setattr(out, name, v)
+    if "patterns" in values:
+        v = values["patterns"]
+        if isinstance(v, str):
+            out.patterns = ",".join(parse_patterns_list(v, where("patterns")))
+        elif isinstance(v, list) and v:
+            from sweeps.config import parse_grid_pattern
+
+            pats = [parse_grid_pattern(item, f"{where('patterns')}[{i}]") for i, item in enumerate(v)]
+            out.patterns = ",".join(dict.fromkeys(pats))
+        else:
+            # A lone unquoted 2:4 is YAML's base-60 integer 124: parse_grid_pattern says so.
+            from sweeps.config import parse_grid_pattern
+
+            if not isinstance(v, list):
+                parse_grid_pattern(v, where("patterns"))
+            raise NmlabError(f"{where('patterns')}: must be a non-empty list of patterns or a comma list such as "
+                             f"'2:4,1:8', got {short(v)}")
+    if "bits" in values:
+        v = values["bits"]
+        if isinstance(v, str):
+            out.bits = ",".join(map(str, parse_bits_list(v, where("bits"))))
+        else:
+            items = [v] if is_int(v) else v
+            if not isinstance(items, list) or not items:
+                raise NmlabError(f"{where('bits')}: must be a bitwidth or a non-empty list of them, got {short(v)}")
+            for i, b in enumerate(items):
+                if not is_int(b) or not MIN_BITS <= b <= MAX_BITS:
+                    at = f"{where('bits')}[{i}]" if isinstance(v, list) else where("bits")
+                    raise NmlabError(f"{at}: must be an integer from {MIN_BITS} to {MAX_BITS}, got {short(b)}")
+            out.bits = ",".join(str(int(b)) for b in dict.fromkeys(items))
+    if "batch" in values:
+        b = values["batch"]
+        if not is_int(b) or b < 1:
+            raise NmlabError(f"{where('batch')}: must be a positive integer, got {short(b)}")
+        if b > limit("batch"):
+            raise over_limit("batch", b, where("batch"))
+        out.batch = int(b)
+    if "scenario" in values:
+        sc = values["scenario"]
+        if not isinstance(sc, str) or sc not in SCENARIOS:
+            raise NmlabError(f"{where('scenario')}: must be one of {', '.join(SCENARIOS)}, got {short(sc)}")
+        out.scenario = sc
+    return out
+
+
+def load_requirements(path: str | os.PathLike) -> RequirementsFile:
+    """Read a requirements file (``yaml.safe_load`` through :func:`hwmodel.limits.load_yaml`: its
+    size, nesting, alias expansion and keys given twice are checked before any value is built)."""
+    if not str(path).strip():
+        raise NmlabError("requirements: no file name given (--requirements FILE)")
+    p = Path(os.path.expanduser(str(path)))
+    if not is_file(p):
+        raise not_a_file("requirements", p, given=str(path))
+    data = load_yaml(p, "requirements")
+    return parse_requirements(data, str(path), base=p.resolve().parent)
+
+
 def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[str], energy: Optional[str],
               sram: Optional[str], patterns: Optional[str], bits: Optional[str], batch: Optional[int],
-              scenario: str) -> dict[str, Any]:
-    """Parse, simulate and judge; returns a dict (requirements, combinations, passed). Bad input raises NmlabError."""
+              scenario: str, design_point: Any = None, labels: Optional[dict[str, str]] = None) -> dict[str, Any]:
+    """Parse, simulate and judge; returns a dict (requirements, combinations, passed). Bad input raises NmlabError.
+
+    ``design_point``: ``design_ref`` already loaded. ``labels``: where each value came from, for
+    errors (``{"patterns": "requirements: r.yaml: patterns"}``); default the option's name.
+    """
     from hwmodel.gpu.design_point import gpu_design, load_design_point  # an accelerator design or a GPU spec
     from hwmodel.workload import default_workload, load_workload
 
-    latency_s = parse_quantity(latency, TIME_UNITS, "--latency-budget") if latency is not None else None
-    energy_pj = parse_quantity(energy, ENERGY_UNITS_PJ, "--energy-budget") if energy is not None else None
-    sram_b = parse_quantity(sram, SIZE_UNITS, "--sram-budget") if sram is not None else None
+    label = {"latency_budget": "--latency-budget", "energy_budget": "--energy-budget", "sram_budget": "--sram-budget",
+             "patterns": "--patterns", "bits": "--bits", "batch": "--batch", **(labels or {})}
+    latency_s = parse_quantity(latency, TIME_UNITS, label["latency_budget"]) if latency is not None else None
+    energy_pj = parse_quantity(energy, ENERGY_UNITS_PJ, label["energy_budget"]) if energy is not None else None
+    sram_b = parse_quantity(sram, SIZE_UNITS, label["sram_budget"]) if sram is not None else None
     if batch is not None and batch < 1:
-        raise NmlabError(f"--batch: must be a positive integer, got {batch}")
-    design = load_design_point(design_ref)
+        raise NmlabError(f"{label['batch']}: must be a positive integer, got {batch}")
+    design = design_point if design_point is not None else load_design_point(design_ref)
     wpath = workload_path or str(default_workload())
     workload = load_workload(wpath)
     # An empty --patterns or --bits is bad input, not a request for the defaults.
     if patterns is not None:
-        pats = parse_patterns_list(patterns)
+        pats = parse_patterns_list(patterns, label["patterns"])
     else:
         from hwmodel.sparsity import parse_pattern
 
@@ -221,7 +380,7 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
             raise NmlabError(f"--patterns: the workload mixes patterns {', '.join(own)}; name the ones to check")
         pats = own
     if bits is not None:
-        bit_list = parse_bits_list(bits)
+        bit_list = parse_bits_list(bits, label["bits"])
     else:
         bit_list = [8]
         try:
@@ -231,7 +390,7 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
     for b in bit_list:
         design.datatype_for(b)  # NmlabError naming the design's datatypes
     batch = batch or (1 if scenario == "inference" else 256)
-    combos = evaluate_combinations(design, workload, pats, bit_list, batch, scenario)
+    combos = evaluate_combinations(design, workload, pats, bit_list, batch, scenario, label["patterns"])
     unit = "inference" if scenario == "inference" else "training step"
     reqs = []
     if latency_s is not None:
@@ -266,21 +425,67 @@ def _supports(design, bits: int) -> bool:
         return False
 
 
+#: Options a requirements file can give (``args`` attributes of the same names); one given on the
+#: command line overrides the file's value.
+_FILE_OPTIONS = ("workload", "latency_budget", "energy_budget", "sram_budget", "patterns", "bits", "batch", "scenario")
+
+
 def main(args: argparse.Namespace) -> int:
-    """CLI entry: print verdicts; 0 all pass, 1 any fails (2 comes from NmlabError in the dispatcher)."""
-    result = run_check(args.design, args.workload, args.latency_budget, args.energy_budget, args.sram_budget,
-                       args.patterns, args.bits, args.batch, args.scenario)
-    if args.json:
-        print(json.dumps(result, indent=1))
+    """CLI entry: print verdicts; 0 all pass, 1 any fails (2 comes from NmlabError in the dispatcher).
+
+    With ``--requirements FILE`` the file gives each value the command line does not; its designs
+    are checked one after another (DESIGN or ``--design`` replaces them). Every design is checked
+    before anything is printed, so bad input prints nothing but its error line.
+    """
+    from hwmodel.gpu.design_point import load_design_point
+
+    req = load_requirements(args.requirements) if getattr(args, "requirements", None) is not None else None
+    values, labels = {}, {}
+    for key in _FILE_OPTIONS:
+        given = getattr(args, key, None)
+        values[key] = given if given is not None or req is None else getattr(req, key)
+        if given is None and req is not None and getattr(req, key) is not None:
+            labels[key] = f"requirements: {req.source}: {key}"
+    if args.design:
+        points = [(args.design, None)]
+    elif req is not None and req.designs:
+        points = []
+        for ref, key in zip(req.designs, req.design_keys):
+            try:
+                points.append((ref, load_design_point(ref)))
+            except NmlabError as exc:
+                raise NmlabError(f"requirements: {req.source}: {key}: {exc}") from None
     else:
-        print(f"design {result['design']}, workload {result['workload']}, {result['scenario']} at batch {result['batch']}")
-        for pattern, runs in dict.fromkeys((c["pattern"], c["runs_as"]) for c in result["combinations"] if c["runs_as"]):
-            print(f"note: {result['design']} runs {pattern} as {runs}")
-        for r in result["requirements"]:
-            print(f"{'PASS' if r['passed'] else 'FAIL'} {r['name']} <= {r['budget_text']}: {r['reason']}")
-        n_fail = sum(not r["passed"] for r in result["requirements"])
-        n_req = len(result["requirements"])
-        meeting = ", ".join(result["meeting_all"]) or "none"
-        verdict = "all requirements pass" if not n_fail else f"{n_fail} of {n_req} requirements fail"
-        print(f"{verdict}; combinations meeting every requirement: {meeting}")
-    return 0 if result["passed"] else 1
+        raise NmlabError("check: no design: give DESIGN or --design (an accelerator design or a GPU such as h100_sxm)"
+                         + (f", or designs: in {req.source}" if req is not None else ""))
+    results = [run_check(ref, values["workload"], values["latency_budget"], values["energy_budget"],
+                         values["sram_budget"], values["patterns"], values["bits"], values["batch"],
+                         values["scenario"] or "inference", design_point=point, labels=labels)
+               for ref, point in points]
+    passed = all(r["passed"] for r in results)
+    if args.json:
+        print(json.dumps(results[0] if len(results) == 1 else {"checks": results, "passed": passed}, indent=1))
+        return 0 if passed else 1
+    for i, result in enumerate(results):
+        if i:
+            print()
+        _print_result(result)
+    if len(results) > 1:
+        failed = [r["design"] for r in results if not r["passed"]]
+        print(f"\n{len(failed)} of {len(results)} designs fail: {', '.join(failed)}" if failed
+              else f"\nall {len(results)} designs pass")
+    return 0 if passed else 1
+
+
+def _print_result(result: dict[str, Any]) -> None:
+    """One design's verdicts, one line per requirement."""
+    print(f"design {result['design']}, workload {result['workload']}, {result['scenario']} at batch {result['batch']}")
+    for pattern, runs in dict.fromkeys((c["pattern"], c["runs_as"]) for c in result["combinations"] if c["runs_as"]):
+        print(f"note: {result['design']} runs {pattern} as {runs}")
+    for r in result["requirements"]:
+        print(f"{'PASS' if r['passed'] else 'FAIL'} {r['name']} <= {r['budget_text']}: {r['reason']}")
+    n_fail = sum(not r["passed"] for r in result["requirements"])
+    n_req = len(result["requirements"])
+    meeting = ", ".join(result["meeting_all"]) or "none"
+    verdict = "all requirements pass" if not n_fail else f"{n_fail} of {n_req} requirements fail"
+    print(f"{verdict}; combinations meeting every requirement: {meeting}")

@@ -23,11 +23,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     c = sub.add_parser("check", help="check a design point against latency, energy and SRAM budgets (exit 0 pass, 1 fail)",
                        description="Pass or fail per requirement, with the reason in words. Exit status 0 when all "
-                       "pass, 1 when any fails, 2 for bad input.")
+                       "pass, 1 when any fails, 2 for bad input. The requirements come from the options below, or from "
+                       "a file (--requirements); an option given on the command line overrides the file's value.")
     c.add_argument("design", nargs="?", default=None,
                    help="design YAML file, bundled design name, or GPU spec (e.g. h100_sxm; docs/gpu.md)")
     c.add_argument("--design", dest="design_option", default=None, metavar="DESIGN",
                    help="the design point, as an option (same as the positional DESIGN)")
+    c.add_argument("--requirements", default=None, metavar="FILE",
+                   help="YAML file of requirements (version: 1; keys designs, workload, latency_budget, energy_budget, "
+                   "sram_budget, patterns, bits, batch, scenario, with the options' values; docs/reports.md); its "
+                   "designs are checked one after another (exit 1 if any fails). An option given on the command "
+                   "line overrides the file's value, DESIGN or --design its designs")
     c.add_argument("--workload", default=None, help="workload file (.nmw); default: the bundled default workload")
     c.add_argument("--latency-budget", default=None, metavar="TIME", help="e.g. 1ms, 250us (units s, ms, us, ns)")
     c.add_argument("--energy-budget", default=None, metavar="ENERGY", help="e.g. 5uJ (units J, mJ, uJ, nJ, pJ)")
@@ -38,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     c.add_argument("--patterns", default=None, help="comma list, e.g. 2:4,1:8 (default: the workload's own pattern)")
     c.add_argument("--bits", default=None, help="comma list, e.g. 8,4 (default: 8)")
     c.add_argument("--batch", type=cli_int(1, limit_name="batch"), default=None, help="batch size (default 1 for inference, 256 for train_step)")
-    c.add_argument("--scenario", default="inference", choices=("inference", "train_step"),
+    c.add_argument("--scenario", default=None, choices=("inference", "train_step"),
                    help="inference (policy forward, per pass) or train_step (one TD3 update) (default: inference)")
     c.add_argument("--json", action="store_true", help="print the verdicts as JSON")
     c.set_defaults(func=_check)
@@ -64,6 +70,6 @@ def _check(args: argparse.Namespace) -> int:
     if args.design and args.design_option and args.design != args.design_option:
         raise NmlabError(f"check: two designs given ({args.design} and --design {args.design_option}); give one")
     args.design = args.design or args.design_option
-    if not args.design:
+    if not args.design and args.requirements is None:
         raise NmlabError("check: no design: give DESIGN or --design (an accelerator design or a GPU such as h100_sxm)")
     return main(args)
