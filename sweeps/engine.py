@@ -15,6 +15,7 @@ import json
 import math
 import os
 import sys
+import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -108,7 +109,11 @@ def _end_with_parent(parent: int) -> None:
 def _worker_start(parent: int = 0) -> None:
     """Start-up of a local worker process, run while the parent computes point ids: ends with
     the sweep process ``parent`` (:func:`_end_with_parent`); the imports every chunk needs, and
-    no pandas (pyarrow would import it on the first chunk)."""
+    no pandas (pyarrow would import it on the first chunk). Ctrl-C is the parent's alone: a
+    worker that took the terminal's SIGINT itself could die holding the result queue's lock (its
+    sibling and the parent's pool shutdown then waited forever) and printed its own traceback;
+    it finishes its chunk instead and ends when the parent shuts the pool down."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _end_with_parent(parent)
     store.skip_pyarrow_pandas_import()
     import hwmodel.energy  # noqa: F401
