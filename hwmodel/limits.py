@@ -16,6 +16,7 @@ import json
 import math
 import os
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -603,7 +604,9 @@ def parse_npy(data: bytearray, where: str, count: int, kinds: str) -> np.ndarray
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(bio, max_header_size=NPY_MAX_HEADER_BYTES)
         else:
             raise ValueError(f"npy format version {version} is not supported")
-    except (ValueError, TypeError, SyntaxError, EOFError, OverflowError) as exc:
+    # tokenize.TokenError: numpy tokenizes the header before literal_eval, and an unclosed bracket
+    # (a byte flipped to '(' or a cut header) raised it past this check, a traceback.
+    except (ValueError, TypeError, SyntaxError, EOFError, OverflowError, tokenize.TokenError) as exc:
         raise NmlabError(f"{where}: not a .npy array ({short(str(exc), 120)})") from None
     if dtype.hasobject:
         raise NmlabError(f"{where}: holds Python objects (pickles are never loaded)")

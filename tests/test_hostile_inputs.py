@@ -266,6 +266,22 @@ def test_npy_header_with_negative_dimensions_is_refused(tmp_path, key, shape, de
     assert_one_line_error(rc, out, err, "nmlab workload: error:", "negative")
 
 
+def test_npy_header_with_an_unclosed_bracket_is_refused(tmp_path):
+    """numpy tokenizes a header before it parses it: an unclosed bracket (one damaged byte) raised
+    tokenize.TokenError, which ended in a traceback."""
+    from hwmodel.workload import load_workload
+
+    head = npy_header((8, 4), "<f4")
+    bad = head.replace(b"(8, 4), }", b"(8, 4), (")
+    assert len(bad) == len(head)
+    layer = dense_layer(weight="a.npy")
+    path = tmp_path / "bracket.nmw"
+    path.write_bytes(workload_zip(manifest([layer]), {"a.npy": bad + b"\0" * 128}))
+    raises_one_line(lambda: load_workload(path), "weight", "not a .npy array")
+    rc, out, err, _seconds = nmlab_subprocess("workload", str(path))
+    assert_one_line_error(rc, out, err, "nmlab workload: error:", "not a .npy array")
+
+
 def test_huge_dense_layer_refused_and_limit_overridable(tmp_path, monkeypatch):
     from hwmodel.workload import load_workload
 
