@@ -72,6 +72,11 @@ SHORT_CHARS = 60
 #: widest MAC datatype a design can name (fp32, ``hwmodel.design.DATATYPE_BITS``), so a wider
 #: request could never run.
 MIN_BITS, MAX_BITS = 1, 32
+#: Largest |return_mean| and return_std of a quality table row (``nmlab sweep``, ``nmlab report``,
+#: ``nmlab evaluate --csv``): no episode return comes near it, and it is far below where the seeds'
+#: mean and standard deviation overflow (two seeds at 1e200 and -1e200 squared their difference
+#: past the float range, an OverflowError once the sweep had written its parts).
+MAX_RETURN = 1e15
 
 
 def limit(name: str) -> int:

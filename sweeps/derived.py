@@ -25,7 +25,7 @@ from typing import Optional
 import pyarrow as pa
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import MAX_BITS, MIN_BITS, parse_finite, parse_int, read_csv
+from hwmodel.limits import MAX_BITS, MAX_RETURN, MIN_BITS, parse_finite, parse_int, read_csv
 from hwmodel.agents import label_fractions, parse_fractions, same_fractions
 from sweeps.config import parse_grid_pattern
 
@@ -57,9 +57,9 @@ def load_quality(path: str | Path) -> dict[tuple[str, str, int], list[dict]]:
         fractions = parse_fractions(rec["sparsity"]) if rec.get("method") in ("rlx2", "gmp") else None
         sparsity = "unstructured" if fractions else parse_grid_pattern(rec["sparsity"], f"{where}: sparsity")
         bits = parse_int(rec["bits"], f"{where}: bits", MIN_BITS, MAX_BITS)
-        ret = parse_finite(rec["return_mean"], f"{where}: return_mean")
+        ret = parse_finite(rec["return_mean"], f"{where}: return_mean", low=-MAX_RETURN, high=MAX_RETURN)
         if (rec.get("return_std") or "").strip():
-            parse_finite(rec["return_std"], f"{where}: return_std", low=0.0)
+            parse_finite(rec["return_std"], f"{where}: return_std", low=0.0, high=MAX_RETURN)
         groups.setdefault((rec["env"], sparsity, bits), []).append(
             {"method": rec.get("method", ""), "seed": rec.get("seed", ""), "return_mean": ret,
              "episodes": rec.get("episodes", ""), "fractions": fractions, "steps": _int_or_none(rec.get("steps"))}

@@ -720,6 +720,25 @@ def test_good_quality_table_still_joins(tmp_path):
     raises_one_line(lambda: load_quality(quality), "line 2: return_std: must be >= 0, got -0.5")
 
 
+@pytest.mark.parametrize("edit, needle", [
+    ((",100.5,", ",1e200,"), "line 2: return_mean: must be <= 1e+15, got 1e+200"),
+    ((",100.5,", ",-1e200,"), "line 2: return_mean: must be >= -1e+15, got -1e+200"),
+    ((",100.5,3.0", ",100.5,1e200"), "line 2: return_std: must be <= 1e+15, got 1e+200"),
+])
+def test_quality_returns_past_any_episode_are_refused(tmp_path, edit, needle):
+    """Two seeds at 1e200 and -1e200 loaded, and their standard deviation overflowed in the join:
+    an OverflowError traceback after the sweep had written sweep.json and its parts."""
+    from sweeps.derived import load_quality
+
+    quality = tmp_path / "quality.csv"
+    quality.write_text(GOOD_QUALITY.replace(*edit))
+    raises_one_line(lambda: load_quality(quality), needle)
+    if "return_mean" in needle:  # `nmlab evaluate --csv` checks the table it appends to the same way
+        from hwmodel.agents import check_quality_csv
+
+        raises_one_line(lambda: check_quality_csv(quality), needle.split(": ", 1)[1])
+
+
 # ----------------------------------------------------------------------------- CLI numbers
 
 
