@@ -39,6 +39,10 @@ def bundled_quality() -> Optional[Path]:
     return p if p.is_file() else None
 
 
+#: Training steps beyond any run (the bound of the integer train options, docs/limits.md).
+MAX_STEPS = 10**12
+
+
 def load_quality(path: str | Path) -> dict[tuple[str, str, int], list[dict]]:
     """Quality rows grouped by (env, canonical sparsity, bits). Errors name the line and column.
 
@@ -68,10 +72,14 @@ def load_quality(path: str | Path) -> dict[tuple[str, str, int], list[dict]]:
 
 
 def _int_or_none(text: Optional[str]) -> Optional[int]:
+    """``steps`` of a quality row, None where it is not a step count: steps is informative only,
+    and a bad value must not stop the join (one past int64 ended the sweep in an OverflowError
+    from pyarrow's return_steps column, after its parts were written)."""
     try:
-        return int(text) if text not in (None, "") else None
+        value = int(text) if text not in (None, "") and len(str(text)) <= 30 else None
     except ValueError:
-        return None  # steps is informative only; a bad value must not stop the join
+        return None
+    return value if value is not None and 0 <= value <= MAX_STEPS else None
 
 
 def join_quality(table: pa.Table, quality: Optional[dict]) -> pa.Table:

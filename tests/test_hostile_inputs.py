@@ -739,6 +739,22 @@ def test_quality_returns_past_any_episode_are_refused(tmp_path, edit, needle):
         raises_one_line(lambda: check_quality_csv(quality), needle.split(": ", 1)[1])
 
 
+def test_quality_steps_that_are_no_step_count_do_not_stop_the_join(tmp_path):
+    """steps is informative (a bad value is no step count, the join goes on); one past int64 on
+    every joined row ended the sweep in pyarrow's OverflowError once its parts were written."""
+    import pyarrow as pa
+
+    from sweeps.derived import join_quality, load_quality
+
+    quality = tmp_path / "quality.csv"
+    table = pa.table({"env": ["Hopper-v5"], "pattern": ["dense"], "bits": [8], "mask_source": ["trained"],
+                      "method": ["td3"]})
+    for steps, joined in (("10", 10), ("99999999999999999999", None), ("-5", None), ("1" + "0" * 5000, None)):
+        quality.write_text(GOOD_QUALITY.replace(",0,10,2,", f",0,{steps},2,"))
+        out = join_quality(table, load_quality(quality))
+        assert out.column("return_steps").to_pylist() == [joined] and out.column("return_mean").to_pylist() == [100.5]
+
+
 # ----------------------------------------------------------------------------- CLI numbers
 
 
