@@ -496,6 +496,25 @@ def test_sweep_alias_bomb_refused_and_leaves_nothing(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_sweep_design_cacti_cannot_model_refused_before_anything_is_written(tmp_path):
+    """A 4 GiB SRAM loads (NMLAB_MAX_SRAM_BYTES is 16 GiB) but has no CACTI energy: the sweep wrote
+    sweep.json and parts/, then stopped at the design's first point."""
+    from hwmodel.design import bundled_designs
+
+    design = yaml.safe_load(bundled_designs()["edge_ws"].read_text())
+    design["storage"][1]["capacity_bytes"] = 4 << 30
+    (tmp_path / "big.yaml").write_text(yaml.safe_dump(design))
+    quality = tmp_path / "quality.csv"
+    quality.write_text(GOOD_QUALITY)
+    config = _sweep_config(tmp_path, quality)
+    config.write_text(config.read_text().replace("- edge_ws", f"- {tmp_path / 'big.yaml'}"))
+    out = tmp_path / "out"
+    rc, stdout, err, _seconds = nmlab_subprocess("sweep", str(config), "--out", str(out), "--workers", "1", "--quiet")
+    assert_one_line_error(rc, stdout, err, "nmlab sweep: error: sweep config: designs[0]:",
+                          "storage[1].capacity_bytes: 4,294,967,296 is more than CACTI 7 models")
+    assert not out.exists()
+
+
 def test_alias_of_a_long_string_counts_its_characters(tmp_path):
     """Few nodes, but every alias repeats a 100 kB string: 30 aliases expand to 3 MB of text."""
     from hwmodel.design import load_design
