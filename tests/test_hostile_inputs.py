@@ -282,6 +282,21 @@ def test_npy_header_with_an_unclosed_bracket_is_refused(tmp_path):
     assert_one_line_error(rc, out, err, "nmlab workload: error:", "not a .npy array")
 
 
+def test_a_bad_workload_among_several_is_named_by_its_file(tmp_path):
+    """A sweep over several workloads said only "layer 'actor.fc1': weight: ..." of the bad one."""
+    from hwmodel.workload import bundled_workloads
+    from sweeps import api
+
+    bad = tmp_path / "bad.nmw"
+    bad.write_bytes(workload_zip(manifest([dense_layer(weight="a.npy")]), {"a.npy": npy_header((-4, -8), "<f4") + b"\0" * 128}))
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump({"workloads": [str(bundled_workloads()[0]), str(bad)], "patterns": ["dense"],
+                                      "bits": [8], "designs": ["edge_ws"], "scenarios": ["inference"], "quality": "none"}))
+    msg = raises_one_line(lambda: api.run(config, tmp_path / "out", workers=1, progress=False),
+                          f"workload: {bad}: layer 'actor.fc1': weight: array 'a.npy': shape (-4, -8) has a negative dimension")
+    assert msg.count(str(bad)) == 1 and not (tmp_path / "out").exists()
+
+
 def test_huge_dense_layer_refused_and_limit_overridable(tmp_path, monkeypatch):
     from hwmodel.workload import load_workload
 
