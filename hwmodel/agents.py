@@ -156,7 +156,7 @@ def check_quality_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
     """The rows of the quality CSV at ``path`` (none when it does not exist yet), refused unless
     it can take a row: writable, header exactly :data:`QUALITY_COLUMNS` (any order), and rows
     whose key columns parse (``bits``, ``seed`` integers; ``return_mean`` finite)."""
-    from hwmodel.limits import MAX_BITS, MIN_BITS, check_output_file, parse_finite, parse_int, read_csv
+    from hwmodel.limits import MAX_BITS, MAX_RETURN, MIN_BITS, check_output_file, parse_finite, parse_int, read_csv
 
     path = check_output_file(path, "--csv")
     if not path.exists():
@@ -171,5 +171,5 @@ def check_quality_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
         where = f"--csv {path.name}: line {lineno}"
         parse_int(r["bits"], f"{where}: bits", MIN_BITS, MAX_BITS)
         parse_int(r["seed"], f"{where}: seed")
-        parse_finite(r["return_mean"], f"{where}: return_mean")
+        parse_finite(r["return_mean"], f"{where}: return_mean", low=-MAX_RETURN, high=MAX_RETURN)
     return [r for _, r in rows]

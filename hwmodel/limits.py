@@ -16,6 +16,7 @@ import json
 import math
 import os
 import tempfile
+import tokenize
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -71,6 +72,11 @@ SHORT_CHARS = 60
 #: widest MAC datatype a design can name (fp32, ``hwmodel.design.DATATYPE_BITS``), so a wider
 #: request could never run.
 MIN_BITS, MAX_BITS = 1, 32
+#: Largest |return_mean| and return_std of a quality table row (``nmlab sweep``, ``nmlab report``,
+#: ``nmlab evaluate --csv``): no episode return comes near it, and it is far below where the seeds'
+#: mean and standard deviation overflow (two seeds at 1e200 and -1e200 squared their difference
+#: past the float range, an OverflowError once the sweep had written its parts).
+MAX_RETURN = 1e15
 
 
 def limit(name: str) -> int:
@@ -603,7 +609,9 @@ def parse_npy(data: bytearray, where: str, count: int, kinds: str) -> np.ndarray
             shape, fortran, dtype = np.lib.format.read_array_header_2_0(bio, max_header_size=NPY_MAX_HEADER_BYTES)
         else:
             raise ValueError(f"npy format version {version} is not supported")
-    except (ValueError, TypeError, SyntaxError, EOFError, OverflowError) as exc:
+    # tokenize.TokenError: numpy tokenizes the header before literal_eval, and an unclosed bracket
+    # (a byte flipped to '(' or a cut header) raised it past this check, a traceback.
+    except (ValueError, TypeError, SyntaxError, EOFError, OverflowError, tokenize.TokenError) as exc:
         raise NmlabError(f"{where}: not a .npy array ({short(str(exc), 120)})") from None
     if dtype.hasobject:
         raise NmlabError(f"{where}: holds Python objects (pickles are never loaded)")

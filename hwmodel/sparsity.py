@@ -78,9 +78,10 @@ def parse_pattern(text: str | Pattern, *, field: str = "pattern", allow_unstruct
         return hit
     if not isinstance(text, str):
         hint = ""
-        if is_int(text) and text >= 60:
-            # YAML 1.1 (PyYAML) reads an unquoted 2:4 as the base-60 integer 124.
-            n, m = divmod(text, 60)
+        n, m = divmod(text, 60) if is_int(text) else (0, 0)
+        if 1 <= n <= m:
+            # YAML 1.1 (PyYAML) reads an unquoted 2:4 as the base-60 integer 124. Only an N:M with
+            # N <= M is hinted: 10^30 was "an unquoted 16666666666666666666666666666:40".
             hint = f" (YAML reads an unquoted {n}:{m} as the base-60 number {text}: quote it, \"{n}:{m}\")"
         raise NmlabError(f"{field}: expected a string like '2:4' or 'dense', got {text!r}{hint}")
     s = text.strip().lower()

@@ -57,6 +57,12 @@ class _Where:
 def _mapping(w: _Where, field: str, value: Any) -> dict:
     if not isinstance(value, dict):
         raise w.fail(field, f"must be a mapping, got {short(value)}")
+    # Timeloop's keys are names; YAML reads an unquoted true, 1 or null key as a bool, int or None
+    # (an attribute `true: 128` ended in AttributeError on k.replace).
+    for key in value:
+        if not isinstance(key, str):
+            raise w.fail(field, f"key {short(key)} is not a name (YAML reads an unquoted true, 1 or null key as "
+                                "a boolean, number or null: quote it)")
     return value
 
 

@@ -250,6 +250,18 @@ def load_workload(path: str | os.PathLike) -> Workload:
             raise NmlabError(f"workload: no such file: {path} (the bundled workload of that name is {bundled})")
         raise not_a_file("workload", path)
     try:
+        return _read_workload(path)
+    except NmlabError as exc:
+        # Name the file: a sweep over several workloads said only "layer 'actor.fc1': ..." of the bad one.
+        msg = str(exc)
+        if str(path) in msg:
+            raise
+        rest = msg[len("workload: "):] if msg.startswith("workload: ") else msg
+        raise NmlabError(f"workload: {path}: {rest}") from None
+
+
+def _read_workload(path: Path) -> Workload:
+    try:
         zf = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError, EOFError, NotImplementedError) as exc:
         raise NmlabError(f"workload: {path} is not a workload file (truncated or not a zip archive: {short(str(exc), 120)})") from None

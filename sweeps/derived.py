@@ -25,7 +25,7 @@ from typing import Optional
 import pyarrow as pa
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import MAX_BITS, MIN_BITS, parse_finite, parse_int, read_csv
+from hwmodel.limits import MAX_BITS, MAX_RETURN, MIN_BITS, parse_finite, parse_int, read_csv
 from hwmodel.agents import label_fractions, parse_fractions, same_fractions
 from sweeps.config import parse_grid_pattern
 
@@ -37,6 +37,10 @@ def bundled_quality() -> Optional[Path]:
 
     p = data_path("workloads", "quality.csv")
     return p if p.is_file() else None
+
+
+#: Training steps beyond any run (the bound of the integer train options, docs/limits.md).
+MAX_STEPS = 10**12
 
 
 def load_quality(path: str | Path) -> dict[tuple[str, str, int], list[dict]]:
@@ -57,9 +61,9 @@ def load_quality(path: str | Path) -> dict[tuple[str, str, int], list[dict]]:
         fractions = parse_fractions(rec["sparsity"]) if rec.get("method") in ("rlx2", "gmp") else None
         sparsity = "unstructured" if fractions else parse_grid_pattern(rec["sparsity"], f"{where}: sparsity")
         bits = parse_int(rec["bits"], f"{where}: bits", MIN_BITS, MAX_BITS)
-        ret = parse_finite(rec["return_mean"], f"{where}: return_mean")
+        ret = parse_finite(rec["return_mean"], f"{where}: return_mean", low=-MAX_RETURN, high=MAX_RETURN)
         if (rec.get("return_std") or "").strip():
-            parse_finite(rec["return_std"], f"{where}: return_std", low=0.0)
+            parse_finite(rec["return_std"], f"{where}: return_std", low=0.0, high=MAX_RETURN)
         groups.setdefault((rec["env"], sparsity, bits), []).append(
             {"method": rec.get("method", ""), "seed": rec.get("seed", ""), "return_mean": ret,
              "episodes": rec.get("episodes", ""), "fractions": fractions, "steps": _int_or_none(rec.get("steps"))}
@@ -68,10 +72,14 @@ def load_quality(path: str | Path) -> dict[tuple[str, str, int], list[dict]]:
 
 
 def _int_or_none(text: Optional[str]) -> Optional[int]:
+    """``steps`` of a quality row, None where it is not a step count: steps is informative only,
+    and a bad value must not stop the join (one past int64 ended the sweep in an OverflowError
+    from pyarrow's return_steps column, after its parts were written)."""
     try:
-        return int(text) if text not in (None, "") else None
+        value = int(text) if text not in (None, "") and len(str(text)) <= 30 else None
     except ValueError:
-        return None  # steps is informative only; a bad value must not stop the join
+        return None
+    return value if value is not None and 0 <= value <= MAX_STEPS else None
 
 
 def join_quality(table: pa.Table, quality: Optional[dict]) -> pa.Table:

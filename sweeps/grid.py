@@ -148,9 +148,17 @@ class DesignInfo:
 
 
 def _design_info(ref: str) -> DesignInfo:
+    from hwmodel.design import Design
+    from hwmodel.energy import energy_table
     from hwmodel.gpu.design_point import load_design_point  # an accelerator design or a GPU spec
 
-    return _loaded_info(load_design_point(ref))
+    d = load_design_point(ref)
+    if isinstance(d, Design):
+        # Its SRAM energies (CACTI) now, before anything is written: a level CACTI cannot model
+        # (over 2 GiB, or a word too wide for its banks) failed the sweep's first point of the design,
+        # after sweep.json and parts/ were written.
+        energy_table(d)
+    return _loaded_info(d)
 
 
 def _loaded_info(d) -> DesignInfo:

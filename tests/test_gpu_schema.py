@@ -261,7 +261,7 @@ def test_spec_loader_names_the_bad_field(tmp_path):
     with pytest.raises(NmlabError, match="tensor_tflops.bfloat16: missing"):
         gpuspec.load_gpu(_write_spec(tmp_path, text.replace(
             '  tensor_tflops.bfloat16: "derived: h100-ds gives 1,513 TFLOPS with sparsity; dense = 1513 / 2"\n', "")))
-    with pytest.raises(NmlabError, match="sm_count: 'many' is not a int"):
+    with pytest.raises(NmlabError, match="sm_count: 'many' is not an integer"):
         gpuspec.load_gpu(_write_spec(tmp_path, text.replace("sm_count: 114", "sm_count: many")))
     with pytest.raises(NmlabError, match="not valid YAML"):
         gpuspec.load_gpu(_write_spec(tmp_path, "a: [1, 2\n"))

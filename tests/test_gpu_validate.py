@@ -373,6 +373,17 @@ def test_published_repeats_and_oversized_files_are_refused(tmp_path, capsys, mon
     assert "NMLAB_MAX_CSV_ROWS" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("cells", ["5,1e308", "1e13,6"])
+def test_published_times_past_any_gemm_are_refused(tmp_path, capsys, cells):
+    # dense_us 1e308 was read: `--plots` overflowed its log axes (RuntimeWarning lines on stderr, exit 0).
+    path = _published_csv(tmp_path / "slow.csv", [f"bfloat16,64,64,64,{cells},0.8,sq", "bfloat16,128,128,128,6,6,1,sq"])
+    assert main(["gpu", "validate", "--data", str(path), "--no-fit", "--plots", str(tmp_path / "plots")]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert f"{path}: line 2: column" in line and "is over the longest GEMM time, 10^12 us" in line
+    assert captured.out == "" and not (tmp_path / "plots").exists()
+
+
 @pytest.mark.parametrize("gemm,message", [("1,1,99999999999", "over the largest GEMM dimension 16,777,216"),
                                           ("1,1," + "9" * 5000, "is not M,K,N")])
 def test_predict_refuses_gemms_past_the_dimension_bound(capsys, gemm, message):

@@ -266,6 +266,37 @@ def test_npy_header_with_negative_dimensions_is_refused(tmp_path, key, shape, de
     assert_one_line_error(rc, out, err, "nmlab workload: error:", "negative")
 
 
+def test_npy_header_with_an_unclosed_bracket_is_refused(tmp_path):
+    """numpy tokenizes a header before it parses it: an unclosed bracket (one damaged byte) raised
+    tokenize.TokenError, which ended in a traceback."""
+    from hwmodel.workload import load_workload
+
+    head = npy_header((8, 4), "<f4")
+    bad = head.replace(b"(8, 4), }", b"(8, 4), (")
+    assert len(bad) == len(head)
+    layer = dense_layer(weight="a.npy")
+    path = tmp_path / "bracket.nmw"
+    path.write_bytes(workload_zip(manifest([layer]), {"a.npy": bad + b"\0" * 128}))
+    raises_one_line(lambda: load_workload(path), "weight", "not a .npy array")
+    rc, out, err, _seconds = nmlab_subprocess("workload", str(path))
+    assert_one_line_error(rc, out, err, "nmlab workload: error:", "not a .npy array")
+
+
+def test_a_bad_workload_among_several_is_named_by_its_file(tmp_path):
+    """A sweep over several workloads said only "layer 'actor.fc1': weight: ..." of the bad one."""
+    from hwmodel.workload import bundled_workloads
+    from sweeps import api
+
+    bad = tmp_path / "bad.nmw"
+    bad.write_bytes(workload_zip(manifest([dense_layer(weight="a.npy")]), {"a.npy": npy_header((-4, -8), "<f4") + b"\0" * 128}))
+    config = tmp_path / "sweep.yaml"
+    config.write_text(yaml.safe_dump({"workloads": [str(bundled_workloads()[0]), str(bad)], "patterns": ["dense"],
+                                      "bits": [8], "designs": ["edge_ws"], "scenarios": ["inference"], "quality": "none"}))
+    msg = raises_one_line(lambda: api.run(config, tmp_path / "out", workers=1, progress=False),
+                          f"workload: {bad}: layer 'actor.fc1': weight: array 'a.npy': shape (-4, -8) has a negative dimension")
+    assert msg.count(str(bad)) == 1 and not (tmp_path / "out").exists()
+
+
 def test_huge_dense_layer_refused_and_limit_overridable(tmp_path, monkeypatch):
     from hwmodel.workload import load_workload
 
@@ -478,6 +509,25 @@ def test_sweep_alias_bomb_refused_and_leaves_nothing(tmp_path):
     path.write_text("bits: " + alias_bomb() + "\n")
     raises_one_line(lambda: api.run(path, tmp_path / "out", workers=1, progress=False), "aliases expanded")
     assert not (tmp_path / "out").exists()
+
+
+def test_sweep_design_cacti_cannot_model_refused_before_anything_is_written(tmp_path):
+    """A 4 GiB SRAM loads (NMLAB_MAX_SRAM_BYTES is 16 GiB) but has no CACTI energy: the sweep wrote
+    sweep.json and parts/, then stopped at the design's first point."""
+    from hwmodel.design import bundled_designs
+
+    design = yaml.safe_load(bundled_designs()["edge_ws"].read_text())
+    design["storage"][1]["capacity_bytes"] = 4 << 30
+    (tmp_path / "big.yaml").write_text(yaml.safe_dump(design))
+    quality = tmp_path / "quality.csv"
+    quality.write_text(GOOD_QUALITY)
+    config = _sweep_config(tmp_path, quality)
+    config.write_text(config.read_text().replace("- edge_ws", f"- {tmp_path / 'big.yaml'}"))
+    out = tmp_path / "out"
+    rc, stdout, err, _seconds = nmlab_subprocess("sweep", str(config), "--out", str(out), "--workers", "1", "--quiet")
+    assert_one_line_error(rc, stdout, err, "nmlab sweep: error: sweep config: designs[0]:",
+                          "storage[1].capacity_bytes: 4,294,967,296 is more than CACTI 7 models")
+    assert not out.exists()
 
 
 def test_alias_of_a_long_string_counts_its_characters(tmp_path):
@@ -702,6 +752,41 @@ def test_good_quality_table_still_joins(tmp_path):
     assert load_quality(quality)[("Hopper-v5", "dense", 8)][0]["return_mean"] == 100.5
     quality.write_text(GOOD_QUALITY.replace(",100.5,3.0", ",100.5,-0.5"))
     raises_one_line(lambda: load_quality(quality), "line 2: return_std: must be >= 0, got -0.5")
+
+
+@pytest.mark.parametrize("edit, needle", [
+    ((",100.5,", ",1e200,"), "line 2: return_mean: must be <= 1e+15, got 1e+200"),
+    ((",100.5,", ",-1e200,"), "line 2: return_mean: must be >= -1e+15, got -1e+200"),
+    ((",100.5,3.0", ",100.5,1e200"), "line 2: return_std: must be <= 1e+15, got 1e+200"),
+])
+def test_quality_returns_past_any_episode_are_refused(tmp_path, edit, needle):
+    """Two seeds at 1e200 and -1e200 loaded, and their standard deviation overflowed in the join:
+    an OverflowError traceback after the sweep had written sweep.json and its parts."""
+    from sweeps.derived import load_quality
+
+    quality = tmp_path / "quality.csv"
+    quality.write_text(GOOD_QUALITY.replace(*edit))
+    raises_one_line(lambda: load_quality(quality), needle)
+    if "return_mean" in needle:  # `nmlab evaluate --csv` checks the table it appends to the same way
+        from hwmodel.agents import check_quality_csv
+
+        raises_one_line(lambda: check_quality_csv(quality), needle.split(": ", 1)[1])
+
+
+def test_quality_steps_that_are_no_step_count_do_not_stop_the_join(tmp_path):
+    """steps is informative (a bad value is no step count, the join goes on); one past int64 on
+    every joined row ended the sweep in pyarrow's OverflowError once its parts were written."""
+    import pyarrow as pa
+
+    from sweeps.derived import join_quality, load_quality
+
+    quality = tmp_path / "quality.csv"
+    table = pa.table({"env": ["Hopper-v5"], "pattern": ["dense"], "bits": [8], "mask_source": ["trained"],
+                      "method": ["td3"]})
+    for steps, joined in (("10", 10), ("99999999999999999999", None), ("-5", None), ("1" + "0" * 5000, None)):
+        quality.write_text(GOOD_QUALITY.replace(",0,10,2,", f",0,{steps},2,"))
+        out = join_quality(table, load_quality(quality))
+        assert out.column("return_steps").to_pylist() == [joined] and out.column("return_mean").to_pylist() == [100.5]
 
 
 # ----------------------------------------------------------------------------- CLI numbers

@@ -28,6 +28,11 @@ def test_unquoted_yaml_pattern_error_says_to_quote_it():
         assert yaml.safe_load(text) == value
         with pytest.raises(NmlabError, match=f'base-60 number {value}: quote it, "{text}"'):
             nps.parse_pattern(value, field="patterns[0]")
+    # A number no N:M reads as (N > M) gets no hint: 10^30 was "an unquoted 16666666666666666666666666666:40".
+    for value in (10**30, 60 * 5 + 4, 59, -124, True):
+        with pytest.raises(NmlabError) as info:
+            nps.parse_pattern(value, field="patterns[0]")
+        assert "base-60" not in str(info.value) and "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("text,n,m", [("2:4", 2, 4), (" 1:8 ", 1, 8), ("4:4", 4, 4), ("1:2", 1, 2)])

@@ -168,6 +168,10 @@ def _bad(tmp_path, text: str | bytes, which: str = "arch"):
     # int() of over 4,300 digits is a ValueError: it was a traceback
     (lambda a: a["architecture"]["subtree"][0]["local"][3].update(name="PEReg[0.." + "9" * 5000 + "]"), "range"),
     (lambda a: a["architecture"]["subtree"][0]["local"][3].update(name="PEReg[" + "7" * 5000 + "..1]"), "range"),
+    # YAML reads an unquoted `true:` or `1:` key as a bool or int: AttributeError ('bool' has no replace)
+    (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update({True: 128}), "key True"),
+    (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update({1: 128}), "key 1 "),
+    (lambda a: a["architecture"]["subtree"][0]["local"][1].update({None: 1}), "key None"),
 ])
 def test_bad_arch_is_one_line_exit_2(tmp_path, capsys, mutate, field):
     from hwmodel.cli import main

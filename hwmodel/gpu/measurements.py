@@ -137,6 +137,10 @@ def _read_text(path: Path) -> str:
 #: Largest GEMM dimension a timing row may name (fixed, docs/limits.md): the published squares
 #: stop at 65,536, and a dimension past this is a broken file, not a GEMM anyone timed.
 MAX_GEMM_DIM = 2**24
+#: Longest GEMM time a timing row may give, in microseconds (fixed, docs/limits.md): 10^12 us is
+#: 11.6 days for one call, past any timing loop; a dense_us of 1e308 was read and overflowed the
+#: log axes of `gpu validate --plots` (a RuntimeWarning on stderr).
+MAX_TIME_US = 1e12
 
 
 def _positive(value: Any, where: str, column: str, integer: bool = False) -> float:
@@ -150,6 +154,8 @@ def _positive(value: Any, where: str, column: str, integer: bool = False) -> flo
         raise NmlabError(f"{where}: column {column}: {value!r} is not a whole number")
     if integer and x > MAX_GEMM_DIM:
         raise NmlabError(f"{where}: column {column}: {value!r} is over the largest GEMM dimension {MAX_GEMM_DIM:,}")
+    if not integer and x > MAX_TIME_US:
+        raise NmlabError(f"{where}: column {column}: {value!r} is over the longest GEMM time, 10^12 us")
     return x
 
 

@@ -141,6 +141,10 @@ def _fmt(x: float) -> str:
     return f"{int(x):,}" if float(x).is_integer() and abs(x) < 1e12 else f"{x:g}"
 
 
+#: How a wanted type reads in a message ("is not a int" read oddly).
+_KIND_WORDS = {int: "an integer", float: "a number"}
+
+
 def _need(doc: dict, key: str, where: str, kind: type, positive: bool = True) -> Any:
     if key not in doc:
         raise NmlabError(f"{where}: {key}: missing")
@@ -148,13 +152,13 @@ def _need(doc: dict, key: str, where: str, kind: type, positive: bool = True) ->
     if value is None:  # str(None) made memory_type 'None'; a None count read as "None is not a int"
         raise NmlabError(f"{where}: {key}: null, but the GPU model needs a value")
     if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, (int, float, str))):
-        raise NmlabError(f"{where}: {key}: {value!r} is not a {kind.__name__}")
+        raise NmlabError(f"{where}: {key}: {value!r} is not {_KIND_WORDS[kind]}")
     if kind not in (int, float):
         return kind(value)
     try:  # a string too: yaml 1.1 reads "80.0e9" (no exponent sign) as one
         number = float(value)
     except (TypeError, ValueError, OverflowError):
-        raise NmlabError(f"{where}: {key}: {value!r} is not a {kind.__name__}") from None
+        raise NmlabError(f"{where}: {key}: {value!r} is not {_KIND_WORDS[kind]}") from None
     # inf passed "> 0", and int() dropped a fraction silently (l2_bytes: 5.5 ran as 5 bytes).
     if not math.isfinite(number):
         raise NmlabError(f"{where}: {key}: must be a finite number, got {value!r}")
