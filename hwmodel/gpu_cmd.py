@@ -19,14 +19,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = gpu.add_parser("validate", help="check the GPU model against measured dense vs 2:4 GEMM times")
     p.add_argument("--data", metavar="FILE", help="a published-format or `nmlab gpu bench` CSV; default: every file bundled "
                                   "in hwmodel/data/gpu_measurements (one block per GPU, plus leave-one-GPU-out)")
-    p.add_argument("--gpu", help="GPU spec for every row of --data (e.g. h100_pcie); default: matched from the file's GPU names")
+    p.add_argument("--gpu", help="GPU spec for every row of --data: a bundled name (e.g. h100_pcie) or a spec file of your "
+                   "own (docs/gpu.md); default: matched from the file's GPU names")
     p.add_argument("--no-fit", action="store_true", help="use the bundled per-architecture parameters, fit nothing")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per GPU")
     p.add_argument("--plots", metavar="DIR", help="write <gpu>_predicted_vs_measured.png and <gpu>_speedup_vs_size.png into folder DIR")
     p.set_defaults(func=_validate)
 
     p = gpu.add_parser("predict", help="predicted dense and 2:4 time of one GEMM on a GPU spec")
-    p.add_argument("--gpu", required=True, help="bundled GPU spec name (hwmodel/data/gpus), e.g. h100_sxm, or a torch device name")
+    p.add_argument("--gpu", required=True, help="bundled GPU spec name (hwmodel/data/gpus), e.g. h100_sxm, a spec file of "
+                   "your own (format: nmlab-gpu, docs/gpu.md), or a torch device name")
     p.add_argument("--gemm", required=True, metavar="M,K,N", help="Y[M,N] = X[M,K] W[N,K]^T: M batch rows, K reduction, N outputs")
     p.add_argument("--dtype", default="bf16", help="bf16 | fp16 | fp8 | int8 | fp4 (or full names); default bf16")
     p.add_argument("--l2", choices=("warm", "cold"), default="warm",

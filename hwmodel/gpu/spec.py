@@ -304,16 +304,21 @@ def _load_bundled(files: tuple[tuple[str, int, int], ...]) -> tuple[tuple[str, G
 
 
 def gpu_for(name_or_device: str) -> GpuSpec:
-    """A bundled spec by file name ("h200_sxm") or by a torch device name ("NVIDIA H200")."""
+    """A bundled spec by file name ("h200_sxm"), a spec file of one's own ("my_gpu.yaml", format
+    nmlab-gpu, as ``simulate --design`` takes), or a torch device name ("NVIDIA H200")."""
     specs = bundled_gpus()
     if name_or_device in specs:
         return specs[name_or_device]
+    # A file of one's own (a GPU not bundled); a .yaml name that is no file says "no such file",
+    # not "not a bundled GPU spec" (which sent the user after the bundled names).
+    if is_file(name_or_device) or str(name_or_device).lower().endswith((".yaml", ".yml")):
+        return load_gpu(name_or_device)
     hits = [s for s in specs.values() if s.matches(name_or_device)]
     # Name the bundled specs: the caller's option (--gpu, --design, a sweep's gpus) is what to fix.
     # ("matches 0 design points" read oddly under `nmlab gpu predict --gpu`.)
     if not hits:
-        raise NmlabError(f"gpu: {name_or_device!r} is not a bundled GPU spec nor a device name of one "
-                         f"(bundled GPU specs: {', '.join(specs)})")
+        raise NmlabError(f"gpu: {name_or_device!r} is not a bundled GPU spec, a spec file nor a device name of one "
+                         f"(bundled GPU specs: {', '.join(specs)}; a GPU of your own: a spec file, docs/gpu.md)")
     if len(hits) > 1:
         raise NmlabError(f"gpu: {name_or_device!r} matches the device names of {len(hits)} GPU specs "
                          f"({', '.join(s.name for s in hits)}); give the spec name")

@@ -27,9 +27,9 @@ import numpy as np
 
 from hwmodel.errors import NmlabError
 from hwmodel.gpu.fit import GpuData, fit
-from hwmodel.gpu.measurements import Measurements, bundled_files, check_dtypes, read_measurements, spec_names_for
+from hwmodel.gpu.measurements import Measurements, bundled_files, check_dtypes, read_measurements, specs_for
 from hwmodel.gpu.model import GpuParams
-from hwmodel.gpu.spec import GpuSpec, gpu_for
+from hwmodel.gpu.spec import GpuSpec
 from hwmodel.limits import finite_or_none
 
 SPLIT_SEED = 13
@@ -51,9 +51,8 @@ def load_blocks(paths: Sequence[str | os.PathLike], gpu: Optional[str] = None) -
     blocks = []
     for path in paths:
         meas = read_measurements(path)
-        for name, mask in spec_names_for(meas, gpu).items():
-            spec = gpu_for(name)
-            check_dtypes(meas, name, mask, list(spec.tensor_flops))
+        for spec, mask in specs_for(meas, gpu):
+            check_dtypes(meas, spec.name, mask, list(spec.tensor_flops))
             blocks.append(GpuBlock(spec, meas.subset(mask)))
     return blocks
 
