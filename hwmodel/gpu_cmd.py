@@ -93,12 +93,34 @@ def _predict(args: argparse.Namespace) -> int:
     dense, sparse = (float(t.item()) for t in predict_pair_us(spec, m, k, n, dtype, params, **kw))
     flops = 2.0 * m * k * n
     calls = "1 call" if args.calls == 1 else f"{args.calls} calls back to back"
-    print(f"{spec.name} ({spec.display_name}), {set_name_for(spec)} parameters; GEMM {m}x{k}x{n} (M,K,N) {dtype}, "
+    set_name = set_name_for(spec)
+    print(f"{spec.name} ({spec.display_name}), {_provenance(spec.name, set_name)}; GEMM {m}x{k}x{n} (M,K,N) {dtype}, "
           f"L2 {args.l2}, {calls}, {'eager torch' if args.eager else 'library kernel'}")
-    print(f"  dense  {dense:12.2f} us  ({flops / dense / 1e6:8.1f} TFLOP/s)")
-    print(f"  2:4    {sparse:12.2f} us  ({flops / sparse / 1e6:8.1f} TFLOP/s effective)")
+    unit = "TOPS" if dtype == "int8" else "TFLOP/s"  # integer operations, as the spec sheets count them
+    print(f"  dense  {dense:12.2f} us  ({_rate(flops / dense / 1e6)} {unit})")
+    print(f"  2:4    {sparse:12.2f} us  ({_rate(flops / sparse / 1e6)} {unit} effective)")
     print(f"  speedup dense/2:4 {dense / sparse:.3f} ({'2:4 wins' if sparse < dense else 'dense wins'})")
     return 0
+
+
+def _rate(tera: float) -> str:
+    """A rate in 8 columns: one decimal from 10 up, else three significant digits (a batch-1
+    GEMM printed 0.0 TFLOP/s)."""
+    return f"{tera:8.1f}" if tera >= 10 else f"{tera:8.3g}"
+
+
+def _provenance(gpu: str, set_name: str) -> str:
+    """Which parameter set, and the GPUs it was fitted on (``fitted_on`` of the bundled file):
+    a GPU not among them is predicted with another card's fitted efficiencies and fixed costs."""
+    from hwmodel.gpu.params import default_path
+    from hwmodel.limits import load_yaml
+
+    doc = load_yaml(default_path(), "gpu params")
+    fitted = (doc.get("sets") or {}).get(set_name, {}).get("fitted_on") or []
+    if not fitted:
+        return f"{set_name} parameters"
+    note = "" if gpu in fitted else "; not on this GPU: docs/gpu.md, 'A GPU of your own'"
+    return f"{set_name} parameters (fitted on {', '.join(map(str, fitted))}{note})"
 
 
 def _fit(args: argparse.Namespace) -> int:

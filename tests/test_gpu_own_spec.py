@@ -81,3 +81,25 @@ def test_an_unknown_bench_gpu_names_the_device_name_column(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "column device_name: unknown GPU 'NVIDIA GeForce RTX 3090'" in err[0]
     assert "--gpu FILE" in err[0]
+
+
+def test_predict_names_the_gpus_its_parameters_were_fitted_on(tmp_path, capsys):
+    # It printed "ampere parameters" alone: nothing said that a GPU without timings runs on
+    # another card's fitted efficiencies and fixed costs.
+    assert main(["gpu", "predict", "--gpu", "a100_pcie", "--gemm", "64,64,64"]) == 0
+    assert "ampere parameters (fitted on a100_pcie);" in capsys.readouterr().out
+    assert main(["gpu", "predict", "--gpu", str(own_spec(tmp_path)), "--gemm", "64,64,64"]) == 0
+    head = capsys.readouterr().out.splitlines()[0]
+    assert "ampere parameters (fitted on a100_pcie; not on this GPU: docs/gpu.md, 'A GPU of your own')" in head
+
+
+def test_predict_rates_of_small_gemms_are_not_zero_and_int8_is_in_tops(capsys):
+    # A batch-1 GEMM printed "0.0 TFLOP/s"; int8 printed TFLOP/s where the spec sheets say TOPS.
+    assert main(["gpu", "predict", "--gpu", "a100_pcie", "--gemm", "1,256,256"]) == 0
+    dense_line = capsys.readouterr().out.splitlines()[1]
+    dense_us = float(dense_line.split()[1])
+    shown = float(dense_line.split("(")[1].split()[0])
+    assert shown == pytest.approx(2 * 256 * 256 / dense_us / 1e6, rel=5e-3) and shown > 0
+    assert main(["gpu", "predict", "--gpu", "a100_pcie", "--gemm", "4096,4096,4096", "--dtype", "int8"]) == 0
+    out = capsys.readouterr().out
+    assert " TOPS)" in out and " TOPS effective)" in out and "TFLOP/s" not in out
