@@ -103,3 +103,18 @@ def test_predict_rates_of_small_gemms_are_not_zero_and_int8_is_in_tops(capsys):
     assert main(["gpu", "predict", "--gpu", "a100_pcie", "--gemm", "4096,4096,4096", "--dtype", "int8"]) == 0
     out = capsys.readouterr().out
     assert " TOPS)" in out and " TOPS effective)" in out and "TFLOP/s" not in out
+
+
+def test_a_file_too_small_to_fit_says_to_pass_no_fit(tmp_path, capsys):
+    # A researcher's few rows ended in "gpu model fit: 12 timings for 13 parameters; need at least
+    # 26", with no word of what to do.
+    lines = A100_FILE.read_text().splitlines()
+    squares = [line for line in lines[1:] if line.endswith(",square") and ",bfloat16," in line][:8]
+    data = tmp_path / "few.csv"
+    data.write_text("\n".join([lines[0]] + squares) + "\n")
+    assert main(["gpu", "validate", "--data", str(data)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and len(err.strip().splitlines()) == 1
+    assert "calibration rows" in err and "pass --no-fit" in err and "few.csv" in err
+    assert main(["gpu", "validate", "--data", str(data), "--no-fit"]) == 0
+    assert "scored on all 8 rows" in capsys.readouterr().out

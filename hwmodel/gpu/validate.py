@@ -130,7 +130,11 @@ def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuPar
     meas = block.meas
     if do_fit:
         calib = split_shapes(meas, seed)
-        params, info = fit([data], [np.flatnonzero(calib)])
+        try:
+            params, info = fit([data], [np.flatnonzero(calib)])
+        except NmlabError as exc:  # too few calibration rows: say what to do with a small file
+            raise NmlabError(f"{meas.path}: {exc} ({int(calib.sum())} calibration rows, one shape in three, of "
+                             f"{len(meas)}); pass --no-fit to score every row with the bundled parameters") from None
         scored = ~calib
     else:
         params = params or params_for(block.spec)
