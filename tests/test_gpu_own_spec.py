@@ -118,3 +118,53 @@ def test_a_file_too_small_to_fit_says_to_pass_no_fit(tmp_path, capsys):
     assert "calibration rows" in err and "pass --no-fit" in err and "few.csv" in err
     assert main(["gpu", "validate", "--data", str(data), "--no-fit"]) == 0
     assert "scored on all 8 rows" in capsys.readouterr().out
+
+
+def _plotted(monkeypatch, tmp_path, data, gpu=None):
+    """Run `gpu validate --plots` and keep each figure's title, axis labels, legend and points."""
+    import warnings
+
+    from hwmodel.gpu import validate
+
+    seen = {}
+    real_save = validate._save
+
+    def save(fig, path, atomic_write):
+        ax = fig.axes[0]
+        points = sum(len(line.get_xdata()) for line in ax.get_lines()) + sum(
+            len(c.get_offsets()) for c in ax.collections)
+        seen[path.name] = dict(title=ax.get_title(), xlabel=ax.get_xlabel(), ylabel=ax.get_ylabel(), points=points,
+                               legend=[t.get_text() for t in ax.get_legend().get_texts()] if ax.get_legend() else [])
+        return real_save(fig, path, atomic_write)
+
+    monkeypatch.setattr(validate, "_save", save)
+    argv = ["gpu", "validate", "--data", str(data), "--no-fit", "--plots", str(tmp_path / "plots")]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "No artists with labels" went to stderr
+        assert main(argv + (["--gpu", gpu] if gpu else [])) == 0
+    return seen
+
+
+def test_plots_say_which_spec_and_device_and_show_the_error(monkeypatch, tmp_path, capsys):
+    # One title named the device, the other the spec; the log-log scatter over six decades hid a
+    # 30% miss on its diagonal, and the MAPE the text report gives was nowhere on it.
+    seen = _plotted(monkeypatch, tmp_path, A100_FILE, gpu="a100_pcie")
+    report = capsys.readouterr().out
+    mape = report.split("  all")[1].split()[1]  # the text report's dense MAPE over all rows
+    first = seen["a100_pcie_predicted_vs_measured.png"]
+    assert "a100_pcie spec, NVIDIA A100 80GB PCIe" in first["title"] and f"MAPE dense {mape}" in first["title"]
+    assert first["ylabel"] == "predicted / measured time" and "within 10%" in first["legend"]
+    second = seen["a100_pcie_speedup_vs_size.png"]
+    assert "a100_pcie spec, NVIDIA A100 80GB PCIe" in second["title"]
+    assert any(t.startswith("break-even") for t in second["legend"]) and "dense time / 2:4 time" in second["ylabel"]
+
+
+def test_speedup_plot_without_square_gemms_plots_every_row(monkeypatch, tmp_path):
+    # TD3 layers only: the speedup plot was empty axes, and matplotlib warned on stderr.
+    lines = A100_FILE.read_text().splitlines()
+    rect = [line for line in lines[1:] if not line.endswith(",square") and ",bfloat16," in line][:30]
+    data = tmp_path / "layers.csv"
+    data.write_text("\n".join([lines[0]] + rect) + "\n")
+    seen = _plotted(monkeypatch, tmp_path, data)
+    plot = seen["a100_pcie_speedup_vs_size.png"]
+    assert plot["points"] >= 2 * 30 and "2 m k n" in plot["xlabel"] and "no square GEMMs" in plot["title"]
