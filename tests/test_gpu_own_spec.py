@@ -168,3 +168,19 @@ def test_speedup_plot_without_square_gemms_plots_every_row(monkeypatch, tmp_path
     seen = _plotted(monkeypatch, tmp_path, data)
     plot = seen["a100_pcie_speedup_vs_size.png"]
     assert plot["points"] >= 2 * 30 and "2 m k n" in plot["xlabel"] and "no square GEMMs" in plot["title"]
+
+
+def test_predict_says_when_the_dtype_has_no_fitted_efficiency(capsys):
+    # The hopper set is fitted on H100 PCIe timings, which have no fp16 2:4 rows: fp16 runs at the
+    # model's default efficiency, so h100_sxm fp16 at 4096^3 said "dense wins" where bf16 (the
+    # same tensor rate) says 2:4 wins 1.44x, and nothing on the screen told the two apart.
+    from hwmodel.gpu.model import DEFAULT_ETA
+    from hwmodel.gpu.params import bundled_params
+
+    assert "float16" not in bundled_params()["hopper"].eta and "bfloat16" in bundled_params()["hopper"].eta
+    assert main(["gpu", "predict", "--gpu", "h100_sxm", "--gemm", "4096,4096,4096", "--dtype", "fp16"]) == 0
+    out = capsys.readouterr().out
+    assert (f"note: the hopper set has no fitted efficiency for float16 (none of its GPUs' timings have it): the "
+            f"default {DEFAULT_ETA['dense']:g} dense / {DEFAULT_ETA['sparse']:g} 2:4 stands in") in out
+    assert main(["gpu", "predict", "--gpu", "h100_sxm", "--gemm", "4096,4096,4096", "--dtype", "bf16"]) == 0
+    assert "note:" not in capsys.readouterr().out
