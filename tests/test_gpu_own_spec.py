@@ -184,3 +184,18 @@ def test_predict_says_when_the_dtype_has_no_fitted_efficiency(capsys):
             f"default {DEFAULT_ETA['dense']:g} dense / {DEFAULT_ETA['sparse']:g} 2:4 stands in") in out
     assert main(["gpu", "predict", "--gpu", "h100_sxm", "--gemm", "4096,4096,4096", "--dtype", "bf16"]) == 0
     assert "note:" not in capsys.readouterr().out
+
+
+def test_validate_no_fit_says_which_dtypes_ran_at_the_default_efficiency(tmp_path, capsys):
+    # fp16 timings of an H100 scored --no-fit ran at the model's default efficiency (the hopper set
+    # has none for fp16), and the report read like any other.
+    lines = A100_FILE.read_text().splitlines()
+    rows = [line.replace("NVIDIA A100 80GB PCIe", "NVIDIA H100 PCIe") for line in lines[1:] if ",float16," in line][:20]
+    data = tmp_path / "h100_fp16.csv"
+    data.write_text("\n".join([lines[0]] + rows) + "\n")
+    assert main(["gpu", "validate", "--data", str(data), "--no-fit"]) == 0
+    assert "note: no fitted efficiency for float16 in these parameters" in capsys.readouterr().out
+    assert main(["gpu", "validate", "--data", str(data), "--no-fit", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["default_eta_dtypes"] == ["float16"]
+    assert main(["gpu", "validate", "--data", str(A100_FILE), "--no-fit", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["default_eta_dtypes"] == []

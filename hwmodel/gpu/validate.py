@@ -150,6 +150,8 @@ def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuPar
            "crossover_measured": {d: v["crossover"]["measured"] for d, v in per_dtype.items()},
            "crossover_predicted": {d: v["crossover"]["predicted"] for d, v in per_dtype.items()},
            "dtypes": per_dtype, "fit_info": info, "params": params.as_dict(),
+           # Scored at the model's DEFAULT_ETA, not a fitted efficiency (fp16 in the hopper set).
+           "default_eta_dtypes": sorted(d for d in per_dtype if d not in params.eta),
            "_pred": (dense, sparse), "_scored": scored, "_meas": meas}
     out["meets_targets"] = meets_targets(out)
     return out
@@ -238,6 +240,9 @@ def format_report(report: dict[str, Any]) -> str:
                      f"{r['fit_info']['parameters']} parameters")
     else:
         lines.append(f"  bundled parameters ({r['architecture']}), nothing fitted; scored on all {r['rows_scored']} rows")
+        if r["default_eta_dtypes"]:
+            lines.append(f"  note: no fitted efficiency for {', '.join(r['default_eta_dtypes'])} in these parameters: "
+                         "the model's default stands in (an assumption; docs/gpu.md, 'The model')")
     lines.append("  dtype            rows  MAPE dense  MAPE 2:4  speedup err  same winner  crossover meas/pred")
     for dtype, s in r["dtypes"].items():
         c = s["crossover"]
