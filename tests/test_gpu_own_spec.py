@@ -199,3 +199,15 @@ def test_validate_no_fit_says_which_dtypes_ran_at_the_default_efficiency(tmp_pat
     assert json.loads(capsys.readouterr().out)[0]["default_eta_dtypes"] == ["float16"]
     assert main(["gpu", "validate", "--data", str(A100_FILE), "--no-fit", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)[0]["default_eta_dtypes"] == []
+
+
+def test_simulate_text_says_whose_timings_a_gpus_latency_rests_on(tmp_path, capsys):
+    # The text output named no parameter set at all (only --json's extra.gpu.latency_model did),
+    # so a card of one's own looked as measured as the A100 PCIe.
+    assert main(["simulate", "--design", str(own_spec(tmp_path))]) == 0
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("latency model:")]
+    assert "'ampere' set" in line and line.endswith("(fitted on a100_pcie; not on this GPU: docs/gpu.md, "
+                                                    "'A GPU of your own')")
+    assert main(["simulate", "--design", "a100_pcie"]) == 0
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("latency model:")]
+    assert line.endswith("(fitted on a100_pcie)")
