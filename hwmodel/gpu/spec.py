@@ -71,7 +71,8 @@ class GpuSpec:
         memory_bytes_per_s: peak device-memory bandwidth.
         l2_bytes: L2 cache size.
         smem_per_sm_bytes: largest shared memory per SM.
-        launch_overhead_us: prior for the per-kernel fixed cost (fitted by the GPU model).
+        launch_overhead_us: a per-call floor with its source, for the record (no prediction or fit
+            reads it: the fixed costs are the parameter set's, hwmodel/data/gpu_params.yaml).
         sparse_pattern: the hardware sparsity pattern ("2:4").
         tensor_flops: dtype -> {"dense": FLOP/s, "sparse": FLOP/s with 2:4}; on GeForce cards
             the fp32-accumulate rate (what cuBLAS uses for bf16/fp16, cuBLASLt for fp8).
