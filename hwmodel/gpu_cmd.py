@@ -117,23 +117,10 @@ def _rate(tera: float) -> str:
     return f"{tera:8.1f}" if tera >= 10 else f"{tera:8.3g}"
 
 
-def fitted_note(gpu: str, set_name: str) -> str:
-    """"fitted on GPUS" for a bundled parameter set (``fitted_on`` of the bundled file), with
-    "not on this GPU" where ``gpu`` is not among them: it is predicted with another card's fitted
-    efficiencies and fixed costs. Empty when the file names none."""
-    from hwmodel.gpu.params import default_path
-    from hwmodel.limits import load_yaml
-
-    doc = load_yaml(default_path(), "gpu params")
-    fitted = (doc.get("sets") or {}).get(set_name, {}).get("fitted_on") or []
-    if not fitted:
-        return ""
-    note = "" if gpu in fitted else "; not on this GPU: docs/gpu.md, 'A GPU of your own'"
-    return f"fitted on {', '.join(map(str, fitted))}{note}"
-
-
 def _provenance(gpu: str, set_name: str) -> str:
-    """Which parameter set, and the GPUs it was fitted on (:func:`fitted_note`)."""
+    """Which parameter set, and the GPUs it was fitted on (:func:`~hwmodel.gpu.design_point.fitted_note`)."""
+    from hwmodel.gpu.design_point import fitted_note
+
     note = fitted_note(gpu, set_name)
     return f"{set_name} parameters" + (f" ({note})" if note else "")
 

@@ -114,9 +114,8 @@ def _simulate(args: argparse.Namespace) -> int:
     print(f"energy by component (pJ): {parts}")
     if "gpu" in res.extra:  # a GPU's energy is time x an assumed board power: say which, and the limit's source
         # And whose timings its latency rests on (a GPU without any: another card's fitted set).
-        from hwmodel.gpu.design_point import gpu_design
+        from hwmodel.gpu.design_point import fitted_note, gpu_design
         from hwmodel.gpu.params import set_name_for
-        from hwmodel.gpu_cmd import fitted_note
 
         note = fitted_note(res.design, set_name_for(gpu_design(args.design).spec))
         print(f"latency model: {res.extra['gpu']['latency_model']}" + (f" ({note})" if note else ""))

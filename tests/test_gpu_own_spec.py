@@ -211,3 +211,15 @@ def test_simulate_text_says_whose_timings_a_gpus_latency_rests_on(tmp_path, caps
     assert main(["simulate", "--design", "a100_pcie"]) == 0
     (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("latency model:")]
     assert line.endswith("(fitted on a100_pcie)")
+
+
+def test_check_on_a_gpu_says_whose_timings_its_verdict_rests_on(tmp_path, capsys):
+    # A pass or fail for a card of one's own read like one for a measured card.
+    assert main(["check", str(own_spec(tmp_path)), "--latency-budget", "1ms"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1] == ("note: GPU times from the model with the 'ampere' set of hwmodel/data/gpu_params.yaml "
+                        "(fitted on a100_pcie; not on this GPU: docs/gpu.md, 'A GPU of your own')")
+    assert main(["check", "a100_pcie", "--latency-budget", "1ms", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["gpu_parameters"].endswith("(fitted on a100_pcie)")
+    assert main(["check", "edge_ws", "--latency-budget", "1ms", "--json"]) == 0
+    assert "gpu_parameters" not in json.loads(capsys.readouterr().out)  # an accelerator: unchanged
