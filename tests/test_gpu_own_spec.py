@@ -223,3 +223,16 @@ def test_check_on_a_gpu_says_whose_timings_its_verdict_rests_on(tmp_path, capsys
     assert json.loads(capsys.readouterr().out)["gpu_parameters"].endswith("(fitted on a100_pcie)")
     assert main(["check", "edge_ws", "--latency-budget", "1ms", "--json"]) == 0
     assert "gpu_parameters" not in json.loads(capsys.readouterr().out)  # an accelerator: unchanged
+
+
+def test_the_documented_example_spec_loads_with_every_figure_sourced():
+    # docs/gpu.md points a user at it as the pattern of a spec of one's own.
+    from pathlib import Path
+
+    from hwmodel.gpu.spec import load_gpu
+
+    spec = load_gpu(Path(__file__).resolve().parents[1] / "docs" / "examples" / "gpu_rtx3090.yaml")
+    assert spec.name == "rtx3090" and spec.compute_capability == "8.6" and spec.architecture == "ampere"
+    assert spec.peak_flops("bfloat16", True) == 2 * spec.peak_flops("bfloat16", False) == 142e12
+    assert "float8_e4m3fn" not in spec.tensor_flops  # Ampere has no fp8
+    assert all(spec.sources[k] for k in ("sm_count", "boost_clock_mhz", "tensor_tflops.int8"))
