@@ -19,14 +19,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = gpu.add_parser("validate", help="check the GPU model against measured dense vs 2:4 GEMM times")
     p.add_argument("--data", metavar="FILE", help="a published-format or `nmlab gpu bench` CSV; default: every file bundled "
                                   "in hwmodel/data/gpu_measurements (one block per GPU, plus leave-one-GPU-out)")
-    p.add_argument("--gpu", help="GPU spec for every row of --data (e.g. h100_pcie); default: matched from the file's GPU names")
+    p.add_argument("--gpu", help="GPU spec for every row of --data: a bundled name (e.g. h100_pcie) or a spec file of your "
+                   "own (docs/gpu.md); default: matched from the file's GPU names")
     p.add_argument("--no-fit", action="store_true", help="use the bundled per-architecture parameters, fit nothing")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per GPU")
     p.add_argument("--plots", metavar="DIR", help="write <gpu>_predicted_vs_measured.png and <gpu>_speedup_vs_size.png into folder DIR")
     p.set_defaults(func=_validate)
 
     p = gpu.add_parser("predict", help="predicted dense and 2:4 time of one GEMM on a GPU spec")
-    p.add_argument("--gpu", required=True, help="bundled GPU spec name (hwmodel/data/gpus), e.g. h100_sxm, or a torch device name")
+    p.add_argument("--gpu", required=True, help="bundled GPU spec name (hwmodel/data/gpus), e.g. h100_sxm, a spec file of "
+                   "your own (format: nmlab-gpu, docs/gpu.md), or a torch device name")
     p.add_argument("--gemm", required=True, metavar="M,K,N", help="Y[M,N] = X[M,K] W[N,K]^T: M batch rows, K reduction, N outputs")
     p.add_argument("--dtype", default="bf16", help="bf16 | fp16 | fp8 | int8 | fp4 (or full names); default bf16")
     p.add_argument("--l2", choices=("warm", "cold"), default="warm",
@@ -91,12 +93,36 @@ def _predict(args: argparse.Namespace) -> int:
     dense, sparse = (float(t.item()) for t in predict_pair_us(spec, m, k, n, dtype, params, **kw))
     flops = 2.0 * m * k * n
     calls = "1 call" if args.calls == 1 else f"{args.calls} calls back to back"
-    print(f"{spec.name} ({spec.display_name}), {set_name_for(spec)} parameters; GEMM {m}x{k}x{n} (M,K,N) {dtype}, "
+    set_name = set_name_for(spec)
+    print(f"{spec.name} ({spec.display_name}), {_provenance(spec.name, set_name)}; GEMM {m}x{k}x{n} (M,K,N) {dtype}, "
           f"L2 {args.l2}, {calls}, {'eager torch' if args.eager else 'library kernel'}")
-    print(f"  dense  {dense:12.2f} us  ({flops / dense / 1e6:8.1f} TFLOP/s)")
-    print(f"  2:4    {sparse:12.2f} us  ({flops / sparse / 1e6:8.1f} TFLOP/s effective)")
+    unit = "TOPS" if dtype == "int8" else "TFLOP/s"  # integer operations, as the spec sheets count them
+    print(f"  dense  {dense:12.2f} us  ({_rate(flops / dense / 1e6)} {unit})")
+    print(f"  2:4    {sparse:12.2f} us  ({_rate(flops / sparse / 1e6)} {unit} effective)")
     print(f"  speedup dense/2:4 {dense / sparse:.3f} ({'2:4 wins' if sparse < dense else 'dense wins'})")
+    if dtype not in params.eta:
+        # The model falls back to DEFAULT_ETA: on h100_sxm fp16 that made dense win at 4096^3 while
+        # bf16, the same tensor rate, gave 2:4 1.44x, with nothing on the screen to tell them apart.
+        from hwmodel.gpu.model import DEFAULT_ETA
+
+        print(f"  note: the {set_name} set has no fitted efficiency for {dtype} (none of its GPUs' timings have "
+              f"it): the default {DEFAULT_ETA['dense']:g} dense / {DEFAULT_ETA['sparse']:g} 2:4 stands in, an "
+              f"assumption, so these times and the speedup are not fitted ones")
     return 0
+
+
+def _rate(tera: float) -> str:
+    """A rate in 8 columns: one decimal from 10 up, else three significant digits (a batch-1
+    GEMM printed 0.0 TFLOP/s)."""
+    return f"{tera:8.1f}" if tera >= 10 else f"{tera:8.3g}"
+
+
+def _provenance(gpu: str, set_name: str) -> str:
+    """Which parameter set, and the GPUs it was fitted on (:func:`~hwmodel.gpu.design_point.fitted_note`)."""
+    from hwmodel.gpu.design_point import fitted_note
+
+    note = fitted_note(gpu, set_name)
+    return f"{set_name} parameters" + (f" ({note})" if note else "")
 
 
 def _fit(args: argparse.Namespace) -> int:

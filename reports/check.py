@@ -356,7 +356,7 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
     ``design_point``: ``design_ref`` already loaded. ``labels``: where each value came from, for
     errors (``{"patterns": "requirements: r.yaml: patterns"}``); default the option's name.
     """
-    from hwmodel.gpu.design_point import gpu_design, load_design_point  # an accelerator design or a GPU spec
+    from hwmodel.gpu.design_point import fitted_note, gpu_design, load_design_point  # an accelerator design or a GPU spec
     from hwmodel.workload import default_workload, load_workload
 
     label = {"latency_budget": "--latency-budget", "energy_budget": "--energy-budget", "sram_budget": "--sram-budget",
@@ -410,11 +410,19 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
         else:
             reqs.append(_sram_req(combos, own, f"the design's {fmt_bytes(own)}"))
     all_ok = [c.where for c in combos if all(c.where in r.passing for r in reqs)]
-    return {
+    out = {
         "design": design.name, "workload": wpath, "scenario": scenario, "batch": batch,
         "combinations": [asdict(c) for c in combos], "requirements": [asdict(r) for r in reqs],
         "meeting_all": all_ok, "passed": all(r.passed for r in reqs),
     }
+    gpu = gpu_design(design)
+    if gpu is not None:  # whose timings a GPU's verdict rests on: a card without any borrows another's set
+        from hwmodel.gpu.params import set_name_for
+
+        set_name = set_name_for(gpu.spec)
+        note = fitted_note(gpu.spec.name, set_name)
+        out["gpu_parameters"] = f"the '{set_name}' set of hwmodel/data/gpu_params.yaml" + (f" ({note})" if note else "")
+    return out
 
 
 def _supports(design, bits: int) -> bool:
@@ -480,6 +488,8 @@ def main(args: argparse.Namespace) -> int:
 def _print_result(result: dict[str, Any]) -> None:
     """One design's verdicts, one line per requirement."""
     print(f"design {result['design']}, workload {result['workload']}, {result['scenario']} at batch {result['batch']}")
+    if result.get("gpu_parameters"):
+        print(f"note: GPU times from the model with {result['gpu_parameters']}")
     for pattern, runs in dict.fromkeys((c["pattern"], c["runs_as"]) for c in result["combinations"] if c["runs_as"]):
         print(f"note: {result['design']} runs {pattern} as {runs}")
     for r in result["requirements"]:

@@ -121,6 +121,10 @@ def _check_manifest(manifest: Any, path: Path) -> None:
                               ("kernel_sparse_us", _positive_number, "a positive number of us")):
             if not ok(rec.get(key)):
                 raise NmlabError(f"{where}.{key}: expected {what}, got {json.dumps(rec.get(key))[:80]}")
+        fitted = rec.get("params_fitted_on", [])  # absent in an older nmlab's sweep.json
+        if not (isinstance(fitted, list) and len(fitted) <= 64 and all(
+                isinstance(g, str) and 0 < len(g) <= 64 and g.isprintable() for g in fitted)):
+            raise NmlabError(f"{where}.params_fitted_on: expected a list of GPU names, got {json.dumps(fitted)[:80]}")
 
 
 def _positive_number(v: Any) -> bool:

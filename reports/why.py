@@ -314,6 +314,9 @@ def gpu_fixed_times(manifest: Optional[dict]) -> dict[str, FixedTimes]:
                 except OSError:
                     now_sha = ""
             what = f"the sweep's {rec['params_set']} parameters"
+            fitted = rec.get("params_fitted_on") or []
+            if fitted:  # another card's set: say so (a GPU without timings of its own)
+                what += f", fitted on {', '.join(fitted)}" + ("" if name in fitted else ", not on this GPU")
             if rec.get("params_sha") != now_sha:
                 what += f"; nmlab's {rec.get('params_file', 'parameter file')} has changed since"
             out[name] = (float(rec["kernel_dense_us"]), float(rec["kernel_sparse_us"]), what)

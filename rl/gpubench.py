@@ -74,6 +74,16 @@ def _torchfree_modules():
 grid, schema, stats = _torchfree_modules()
 
 
+#: ``--help``'s description, for ``nmlab gpu bench`` and ``python rl/gpubench.py`` alike: what a
+#: run writes and what to do with it (the help listed the options only).
+DESCRIPTION = (
+    "Time dense vs 2:4 GEMMs, TD3 layers, an actor forward and a TD3 step on this machine's CUDA GPU "
+    "(needs torch with CUDA). Writes OUT (CSV, schema in docs/gpu.md) at the end, OUT.partial row by row "
+    "while it runs, and a log beside OUT (.log) whose first lines estimate each phase's time. Cases the "
+    "--max-seconds budget leaves out are written as skipped. Then check the GPU model on it: "
+    "nmlab gpu validate --data OUT (--gpu SPEC.yaml for a GPU without a bundled spec).")
+
+
 class NoGpu(Exception):
     """No CUDA device: the command prints one line and exits 2."""
 
@@ -995,7 +1005,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Optional[list[str]] = None) -> int:
     """``python rl/gpubench.py``: the same as ``nmlab gpu bench`` without installing nmlab."""
-    p = argparse.ArgumentParser(prog="gpubench", description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(prog="gpubench", description=DESCRIPTION)
     add_arguments(p)
     args = p.parse_args(argv)
     try:

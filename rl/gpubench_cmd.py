@@ -9,10 +9,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``nmlab gpu bench`` to the shared ``gpu`` group."""
     from hwmodel.cli import subgroup
     from hwmodel.gpu_cmd import GROUP_HELP
-    from rl.gpubench import add_arguments  # standard library only until it runs
+    from rl.gpubench import DESCRIPTION, add_arguments  # standard library only until it runs
 
     gpu = subgroup(sub, "gpu", GROUP_HELP)
-    p = gpu.add_parser("bench", help="time dense vs 2:4 GEMMs, TD3 layers and steps on this CUDA GPU -> CSV")
+    p = gpu.add_parser("bench", help="time dense vs 2:4 GEMMs, TD3 layers and steps on this CUDA GPU -> CSV",
+                       description=DESCRIPTION)
     add_arguments(p)
     p.set_defaults(func=_bench)
 

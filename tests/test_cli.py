@@ -140,8 +140,9 @@ def test_an_unknown_gpu_name_lists_the_bundled_specs():
     out = run("gpu", "predict", "--gpu", "h100", "--gemm", "64,64,64")
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == [
-        "nmlab gpu predict: error: gpu: 'h100' is not a bundled GPU spec nor a device name of one (bundled GPU "
-        "specs: a100_pcie, a100_sxm, b200, gb10, h100_pcie, h100_sxm, h200_sxm, l40s, rtx4090, rtx5080)"]
+        "nmlab gpu predict: error: gpu: 'h100' is not a bundled GPU spec, a spec file nor a device name of one "
+        "(bundled GPU specs: a100_pcie, a100_sxm, b200, gb10, h100_pcie, h100_sxm, h200_sxm, l40s, rtx4090, rtx5080; "
+        "a GPU of your own: a spec file, docs/gpu.md)"]
 
 
 def test_simulate_unknown_design_lists_gpus_too(capsys):

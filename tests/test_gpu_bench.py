@@ -649,3 +649,20 @@ def test_the_row_writer_refuses_a_device_or_a_folder(tmp_path):
         with pytest.raises(schema.NmlabError, match="is a directory|not a regular file"):
             schema.RowWriter(bad)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"] and fifo.is_fifo()
+
+
+def test_help_says_what_a_run_writes_and_what_to_do_with_it(capsys):
+    # `--help` listed the options only: not the .partial file, the log's phase estimates, the
+    # skipped rows past the budget, nor the validate command to run on the CSV.
+    from hwmodel.cli import main
+
+    for argv, run in ((["gpu", "bench", "--help"], main), (["--help"], gpubench.main)):
+        try:
+            code = run(argv)  # nmlab's main returns the status argparse exits with
+        except SystemExit as done:
+            code = done.code
+        assert code == 0
+        text = " ".join(capsys.readouterr().out.split())
+        for words in ("OUT.partial", "estimate each phase", "written as skipped", "nmlab gpu validate --data OUT",
+                      "--gpu SPEC.yaml"):
+            assert words in text, words

@@ -36,7 +36,7 @@ def test_design_points_load_and_are_consistent():
     h100, h200 = gpus["h100_sxm"], gpus["h200_sxm"]
     assert h200.tensor_flops == h100.tensor_flops and h200.hbm_bytes_per_s > h100.hbm_bytes_per_s
     assert gpu_for("NVIDIA H200").name == "h200_sxm"
-    with pytest.raises(NmlabError, match="is not a bundled GPU spec nor a device name of one"):
+    with pytest.raises(NmlabError, match="is not a bundled GPU spec, a spec file nor a device name of one"):
         gpu_for("Radeon")
 
 

@@ -230,7 +230,7 @@ def test_published_gpu_names_resolve_to_exactly_one_spec():
         assert gpuspec.gpu_for(device).name == expected
     for device in NO_SPEC:
         assert not [s.name for s in specs.values() if s.matches(device)], device
-        with pytest.raises(NmlabError, match="is not a bundled GPU spec nor a device name of one"):
+        with pytest.raises(NmlabError, match="is not a bundled GPU spec, a spec file nor a device name of one"):
             gpuspec.gpu_for(device)
 
 

@@ -313,7 +313,7 @@ def test_sweep_json_records_the_fixed_times_each_gpu_ran_with(sweep):
     say which parameter set the sweep used, so the report read whatever file was bundled when it was built."""
     import json
 
-    from hwmodel.gpu.design_point import gpu_design, model_params
+    from hwmodel.gpu.design_point import fitted_on, gpu_design, model_params
     from hwmodel.gpu.params import default_path, set_name_for
     from sweeps.grid import file_sha
 
@@ -325,8 +325,10 @@ def test_sweep_json_records_the_fixed_times_each_gpu_ran_with(sweep):
         spec = gpu_design(name).spec
         p = model_params(spec)
         assert rec == {"params_file": "gpu_params.yaml", "params_sha": file_sha(default_path()),
-                       "params_set": set_name_for(spec), "kernel_dense_us": p.kernel_dense_us,
-                       "kernel_sparse_us": p.kernel_sparse_us}
+                       "params_set": set_name_for(spec), "params_fitted_on": fitted_on(set_name_for(spec)),
+                       "kernel_dense_us": p.kernel_dense_us, "kernel_sparse_us": p.kernel_sparse_us}
+    # Neither GPU has timings of its own: each runs on its architecture's set, fitted on a PCIe card.
+    assert gpus["a100_sxm"]["params_fitted_on"] == ["a100_pcie"] and gpus["h100_sxm"]["params_fitted_on"] == ["h100_pcie"]
 
 
 def test_the_why_line_quotes_the_fixed_times_the_sweep_used(sweep, tmp_path):
@@ -344,6 +346,9 @@ def test_the_why_line_quotes_the_fixed_times_the_sweep_used(sweep, tmp_path):
     lines = _slow_why(tmp_path / "recorded" / "report")
     assert lines and all("(cuSPARSELt, 9.87 us) is longer than a dense one's (cuBLASLt, 3.21 us; the sweep's "
                          in ln and "nmlab's gpu_params.yaml has changed since)" in ln for ln in lines), lines
+    # Both GPUs run on a set fitted on another card's timings, and the line says so.
+    assert all(", fitted on a100_pcie, not on this GPU;" in ln or ", fitted on h100_pcie, not on this GPU;" in ln
+               for ln in lines), lines
 
     def older(m):
         for d in m["designs"]:
@@ -375,6 +380,14 @@ def test_a_damaged_gpu_model_record_is_one_line(sweep, tmp_path):
 
     out = _copy_sweep(sweep, tmp_path / "bad", damage)
     with pytest.raises(NmlabError, match=r"designs\[\d+\]\.gpu_model\.kernel_sparse_us: expected a positive number"):
+        build_report(out)
+    assert not (out / "report").exists()
+
+    def damage_fitted(m):
+        next(d for d in m["designs"] if "gpu_model" in d)["gpu_model"]["params_fitted_on"] = "h100_pcie"
+
+    out = _copy_sweep(sweep, tmp_path / "bad_fitted", damage_fitted)
+    with pytest.raises(NmlabError, match=r"designs\[\d+\]\.gpu_model\.params_fitted_on: expected a list of GPU names"):
         build_report(out)
     assert not (out / "report").exists()
 

@@ -192,6 +192,28 @@ class GpuDesign:
         return self.spec.power_limit_w
 
 
+def fitted_on(set_name: str) -> list[str]:
+    """The GPUs a bundled parameter set was fitted on (``fitted_on`` of the bundled file; [] if none)."""
+    from hwmodel.gpu.params import default_path
+    from hwmodel.limits import load_yaml
+
+    doc = load_yaml(default_path(), "gpu params")
+    entry = (doc.get("sets") or {}).get(set_name)
+    fitted = entry.get("fitted_on") if isinstance(entry, dict) else None
+    return [str(g) for g in fitted] if isinstance(fitted, list) else []
+
+
+def fitted_note(gpu: str, set_name: str) -> str:
+    """The note "fitted on GPUS" for a bundled parameter set (:func:`fitted_on`), with "not on
+    this GPU" where ``gpu`` is not among them: it is predicted with another card's fitted
+    efficiencies and fixed costs. Empty when the file names none."""
+    fitted = fitted_on(set_name)
+    if not fitted:
+        return ""
+    note = "" if gpu in fitted else "; not on this GPU: docs/gpu.md, 'A GPU of your own'"
+    return f"fitted on {', '.join(fitted)}{note}"
+
+
 def _is_gpu_file(path: Path) -> bool:
     """Whether a YAML file is a GPU spec (``format: nmlab-gpu``) rather than an accelerator design."""
     from hwmodel.limits import limit

@@ -27,12 +27,15 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
 from hwmodel.errors import NmlabError
 from hwmodel.gpu.kernels import OPERAND_BYTES, OUTPUT_BYTES
+
+if TYPE_CHECKING:
+    from hwmodel.gpu.spec import GpuSpec
 
 PUBLISHED_COLUMNS = ("gpu", "dtype", "m", "k", "n", "dense_us", "sparse_us")
 #: Short dtype names users type, and the names the files use.
@@ -286,23 +289,26 @@ def bundled_files() -> list[Path]:
     return sorted(data_path("gpu_measurements").glob("*.csv"))
 
 
-def spec_names_for(meas: Measurements, gpu: Optional[str] = None) -> dict[str, np.ndarray]:
-    """Bundled spec name -> row mask, one per GPU in the file (``gpu`` forces one spec for all rows)."""
+def specs_for(meas: Measurements, gpu: Optional[str] = None) -> list[tuple["GpuSpec", np.ndarray]]:
+    """(GPU spec, row mask), one per GPU in the file; ``gpu`` (a bundled name, a spec file or a
+    device name) forces one spec for all rows."""
     from hwmodel.gpu.spec import bundled_gpus, gpu_for
 
     if gpu:
-        spec = gpu_for(gpu)
-        return {spec.name: np.ones(len(meas), dtype=bool)}
+        # The spec itself, not its name: a spec file of one's own has no bundled name to look up again.
+        return [(gpu_for(gpu), np.ones(len(meas), dtype=bool))]
     specs = bundled_gpus()
     out: dict[str, np.ndarray] = {}
+    # The bench CSV names the GPU in device_name, the published format in gpu.
+    column = "device_name" if meas.fmt == "bench" else "gpu"
     for device in sorted(set(meas.gpu.tolist())):
         hits = [s.name for s in specs.values() if s.matches(device)]
         if len(hits) != 1:
             why = "no bundled GPU spec matches it" if not hits else f"it matches {', '.join(hits)}"
-            raise NmlabError(f"{meas.path}: column gpu: unknown GPU {device!r} ({why}); pass --gpu NAME "
-                             f"(one of {', '.join(specs)})")
+            raise NmlabError(f"{meas.path}: column {column}: unknown GPU {device!r} ({why}); pass --gpu NAME "
+                             f"(one of {', '.join(specs)}) or --gpu FILE, a spec file of your own (docs/gpu.md)")
         out[hits[0]] = out.get(hits[0], np.zeros(len(meas), dtype=bool)) | (meas.gpu == device)
-    return out
+    return [(specs[name], mask) for name, mask in out.items()]
 
 
 def check_dtypes(meas: Measurements, spec_name: str, mask: np.ndarray, dtypes: Sequence[str]) -> None:

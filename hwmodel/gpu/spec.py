@@ -71,7 +71,8 @@ class GpuSpec:
         memory_bytes_per_s: peak device-memory bandwidth.
         l2_bytes: L2 cache size.
         smem_per_sm_bytes: largest shared memory per SM.
-        launch_overhead_us: prior for the per-kernel fixed cost (fitted by the GPU model).
+        launch_overhead_us: a per-call floor with its source, for the record (no prediction or fit
+            reads it: the fixed costs are the parameter set's, hwmodel/data/gpu_params.yaml).
         sparse_pattern: the hardware sparsity pattern ("2:4").
         tensor_flops: dtype -> {"dense": FLOP/s, "sparse": FLOP/s with 2:4}; on GeForce cards
             the fp32-accumulate rate (what cuBLAS uses for bf16/fp16, cuBLASLt for fp8).
@@ -308,16 +309,21 @@ def _load_bundled(files: tuple[tuple[str, int, int], ...]) -> tuple[tuple[str, G
 
 
 def gpu_for(name_or_device: str) -> GpuSpec:
-    """A bundled spec by file name ("h200_sxm") or by a torch device name ("NVIDIA H200")."""
+    """A bundled spec by file name ("h200_sxm"), a spec file of one's own ("my_gpu.yaml", format
+    nmlab-gpu, as ``simulate --design`` takes), or a torch device name ("NVIDIA H200")."""
     specs = bundled_gpus()
     if name_or_device in specs:
         return specs[name_or_device]
+    # A file of one's own (a GPU not bundled); a .yaml name that is no file says "no such file",
+    # not "not a bundled GPU spec" (which sent the user after the bundled names).
+    if is_file(name_or_device) or str(name_or_device).lower().endswith((".yaml", ".yml")):
+        return load_gpu(name_or_device)
     hits = [s for s in specs.values() if s.matches(name_or_device)]
     # Name the bundled specs: the caller's option (--gpu, --design, a sweep's gpus) is what to fix.
     # ("matches 0 design points" read oddly under `nmlab gpu predict --gpu`.)
     if not hits:
-        raise NmlabError(f"gpu: {name_or_device!r} is not a bundled GPU spec nor a device name of one "
-                         f"(bundled GPU specs: {', '.join(specs)})")
+        raise NmlabError(f"gpu: {name_or_device!r} is not a bundled GPU spec, a spec file nor a device name of one "
+                         f"(bundled GPU specs: {', '.join(specs)}; a GPU of your own: a spec file, docs/gpu.md)")
     if len(hits) > 1:
         raise NmlabError(f"gpu: {name_or_device!r} matches the device names of {len(hits)} GPU specs "
                          f"({', '.join(s.name for s in hits)}); give the spec name")
