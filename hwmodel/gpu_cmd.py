@@ -100,9 +100,13 @@ def _predict(args: argparse.Namespace) -> int:
     print(f"  dense  {dense:12.2f} us  ({_rate(flops / dense / 1e6)} {unit})")
     print(f"  2:4    {sparse:12.2f} us  ({_rate(flops / sparse / 1e6)} {unit} effective)")
     print(f"  speedup dense/2:4 {dense / sparse:.3f} ({'2:4 wins' if sparse < dense else 'dense wins'})")
-    if dtype not in params.eta:
-        # The model falls back to DEFAULT_ETA: on h100_sxm fp16 that made dense win at 4096^3 while
-        # bf16, the same tensor rate, gave 2:4 1.44x, with nothing on the screen to tell them apart.
+    source = params.efficiency_source(dtype)
+    if source and source != dtype:
+        print(f"  note: the {set_name} set has no fitted efficiency for {dtype} (none of its GPUs' timings have "
+              f"it): {source}'s stands in (the same tensor path and operand width; sets fitted on both put them "
+              f"within 3%)")
+    elif not source:
+        # The model falls back to DEFAULT_ETA, an assumption nothing on the screen would tell apart from a fit.
         from hwmodel.gpu.model import DEFAULT_ETA
 
         print(f"  note: the {set_name} set has no fitted efficiency for {dtype} (none of its GPUs' timings have "

@@ -171,34 +171,56 @@ def test_speedup_plot_without_square_gemms_plots_every_row(monkeypatch, tmp_path
 
 
 def test_predict_says_when_the_dtype_has_no_fitted_efficiency(capsys):
-    # The hopper set is fitted on H100 PCIe timings, which have no fp16 2:4 rows: fp16 runs at the
-    # model's default efficiency, so h100_sxm fp16 at 4096^3 said "dense wins" where bf16 (the
-    # same tensor rate) says 2:4 wins 1.44x, and nothing on the screen told the two apart.
+    # The hopper set is fitted on H100 PCIe timings, which have no fp16 rows. fp16 ran at the
+    # model's default efficiency, so h100_sxm fp16 at 4096^3 said "dense wins" (0.751) where bf16
+    # (the same tensor path and width) says 2:4 wins 1.44x; it now takes bf16's fitted efficiency,
+    # and says so. tf32, which no set has, still runs at the default, with its note.
     from hwmodel.gpu.model import DEFAULT_ETA
     from hwmodel.gpu.params import bundled_params
 
-    assert "float16" not in bundled_params()["hopper"].eta and "bfloat16" in bundled_params()["hopper"].eta
+    hopper = bundled_params()["hopper"]
+    assert "float16" not in hopper.eta and "bfloat16" in hopper.eta
+    assert hopper.efficiency_source("float16") == "bfloat16" and hopper.efficiency_source("tfloat32") == ""
+    assert hopper.efficiency("float16", True) == hopper.eta["bfloat16"]["sparse"]
     assert main(["gpu", "predict", "--gpu", "h100_sxm", "--gemm", "4096,4096,4096", "--dtype", "fp16"]) == 0
     out = capsys.readouterr().out
-    assert (f"note: the hopper set has no fitted efficiency for float16 (none of its GPUs' timings have it): the "
-            f"default {DEFAULT_ETA['dense']:g} dense / {DEFAULT_ETA['sparse']:g} 2:4 stands in") in out
+    assert ("note: the hopper set has no fitted efficiency for float16 (none of its GPUs' timings have it): "
+            "bfloat16's stands in") in out
+    speedup_fp16 = [line for line in out.splitlines() if "speedup" in line][0]
     assert main(["gpu", "predict", "--gpu", "h100_sxm", "--gemm", "4096,4096,4096", "--dtype", "bf16"]) == 0
-    assert "note:" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "note:" not in out and [line for line in out.splitlines() if "speedup" in line][0] == speedup_fp16
+    assert main(["gpu", "predict", "--gpu", "h100_sxm", "--gemm", "4096,4096,4096", "--dtype", "tf32"]) == 0
+    assert (f"it): the default {DEFAULT_ETA['dense']:g} dense / {DEFAULT_ETA['sparse']:g} 2:4 stands in"
+            in capsys.readouterr().out)
 
 
-def test_validate_no_fit_says_which_dtypes_ran_at_the_default_efficiency(tmp_path, capsys):
+def test_fitted_fp16_and_bf16_efficiencies_are_twins():
+    """The twin rule's evidence: every bundled set fitted on both has them within 3% of each other."""
+    from hwmodel.gpu.params import bundled_params
+
+    both = {name: p.eta for name, p in bundled_params().items() if {"float16", "bfloat16"} <= set(p.eta)}
+    assert len(both) >= 3
+    for name, eta in both.items():
+        for kind in ("dense", "sparse"):
+            assert eta["float16"][kind] == pytest.approx(eta["bfloat16"][kind], rel=0.03), (name, kind)
+
+
+def test_validate_no_fit_says_which_dtypes_ran_at_a_borrowed_efficiency(tmp_path, capsys):
     # fp16 timings of an H100 scored --no-fit ran at the model's default efficiency (the hopper set
-    # has none for fp16), and the report read like any other.
+    # has none for fp16), and the report read like any other; they run at bf16's now, with a note.
     lines = A100_FILE.read_text().splitlines()
     rows = [line.replace("NVIDIA A100 80GB PCIe", "NVIDIA H100 PCIe") for line in lines[1:] if ",float16," in line][:20]
     data = tmp_path / "h100_fp16.csv"
     data.write_text("\n".join([lines[0]] + rows) + "\n")
     assert main(["gpu", "validate", "--data", str(data), "--no-fit"]) == 0
-    assert "note: no fitted efficiency for float16 in these parameters" in capsys.readouterr().out
+    assert "note: no fitted efficiency for float16 in these parameters: bfloat16's stands in" in capsys.readouterr().out
     assert main(["gpu", "validate", "--data", str(data), "--no-fit", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["default_eta_dtypes"] == ["float16"]
+    r = json.loads(capsys.readouterr().out)[0]
+    assert r["default_eta_dtypes"] == [] and r["twin_eta_dtypes"] == {"float16": "bfloat16"}
     assert main(["gpu", "validate", "--data", str(A100_FILE), "--no-fit", "--json"]) == 0
-    assert json.loads(capsys.readouterr().out)[0]["default_eta_dtypes"] == []
+    r = json.loads(capsys.readouterr().out)[0]
+    assert r["default_eta_dtypes"] == [] and r["twin_eta_dtypes"] == {}
 
 
 def test_simulate_text_says_whose_timings_a_gpus_latency_rests_on(tmp_path, capsys):

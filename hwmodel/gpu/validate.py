@@ -150,8 +150,11 @@ def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuPar
            "crossover_measured": {d: v["crossover"]["measured"] for d, v in per_dtype.items()},
            "crossover_predicted": {d: v["crossover"]["predicted"] for d, v in per_dtype.items()},
            "dtypes": per_dtype, "fit_info": info, "params": params.as_dict(),
-           # Scored at the model's DEFAULT_ETA, not a fitted efficiency (fp16 in the hopper set).
-           "default_eta_dtypes": sorted(d for d in per_dtype if d not in params.eta),
+           # Scored at the model's DEFAULT_ETA, not a fitted efficiency (tf32 in every set).
+           "default_eta_dtypes": sorted(d for d in per_dtype if not params.efficiency_source(d)),
+           # Scored at their twin's fitted efficiency (fp16 in the hopper set: bf16's).
+           "twin_eta_dtypes": {d: params.efficiency_source(d) for d in per_dtype
+                               if params.efficiency_source(d) not in ("", d)},
            "_pred": (dense, sparse), "_scored": scored, "_meas": meas}
     out["meets_targets"] = meets_targets(out)
     return out
@@ -243,6 +246,9 @@ def format_report(report: dict[str, Any]) -> str:
         if r["default_eta_dtypes"]:
             lines.append(f"  note: no fitted efficiency for {', '.join(r['default_eta_dtypes'])} in these parameters: "
                          "the model's default stands in (an assumption; docs/gpu.md, 'The model')")
+        for d, twin in r["twin_eta_dtypes"].items():
+            lines.append(f"  note: no fitted efficiency for {d} in these parameters: {twin}'s stands in (the same "
+                         "tensor path and operand width)")
     lines.append("  dtype            rows  MAPE dense  MAPE 2:4  speedup err  same winner  crossover meas/pred")
     for dtype, s in r["dtypes"].items():
         c = s["crossover"]
