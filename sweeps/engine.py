@@ -14,8 +14,9 @@ from __future__ import annotations
 import json
 import math
 import os
-import sys
 import signal
+import sys
+import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
@@ -80,8 +81,6 @@ def _end_with_parent(parent: int) -> None:
     :func:`run_sweep`, whose thread outlives it. Elsewhere, or where prctl fails: a daemon
     thread that looks at ``getppid()`` every :data:`PARENT_POLL_S`. ``parent`` 0: nothing
     (a forkserver start, whose workers' parent is not the sweep)."""
-    import signal
-
     if not parent:
         return
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a handler inherited from the parent must not catch it
@@ -96,8 +95,6 @@ def _end_with_parent(parent: int) -> None:
     if os.getppid() != parent:  # the parent died before the call above
         os.kill(os.getpid(), signal.SIGTERM)
     if not armed:
-        import threading
-
         def watch() -> None:
             while os.getppid() == parent:
                 time.sleep(PARENT_POLL_S)
@@ -161,10 +158,31 @@ class _Pool:
             parent = os.getpid() if ctx.get_start_method() != "forkserver" else 0
             self.pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_worker_start,
                                             initargs=(parent,))
-        if self.pool is not None:
-            self.pool.submit(int)  # starts the workers now: their start-up overlaps the parent's id work
         self.pending: dict[Any, int] = {}
         self.ready: list = []
+        self.interrupted = False
+        self._sigint = None
+        if self.pool is not None and threading.current_thread() is threading.main_thread():
+            # Ctrl-C is taken where collect() waits, not wherever the main thread happens to be: the
+            # default handler's KeyboardInterrupt can land inside concurrent.futures while it holds a
+            # lock, which the pool's shutdown then waits for forever (the likely cause of the one hang in
+            # 240 Ctrl-Cs left once the workers ignored SIGINT). A second Ctrl-C interrupts at once. Set before
+            # the workers fork, so a Ctrl-C during their start-up only sets a flag in them.
+            previous = signal.getsignal(signal.SIGINT)
+            if previous is not signal.SIG_IGN:
+                self._sigint = previous if previous is not None else signal.SIG_DFL
+                signal.signal(signal.SIGINT, self._on_sigint)
+        if self.pool is not None:
+            self.pool.submit(int)  # starts the workers now: their start-up overlaps the parent's id work
+
+    def _on_sigint(self, signum, frame) -> None:
+        self.interrupted = True
+        self._restore_sigint()
+
+    def _restore_sigint(self) -> None:
+        if self._sigint is not None:
+            signal.signal(signal.SIGINT, self._sigint)
+            self._sigint = None
 
     def submit(self, chunk: dict[str, list], tag: int) -> None:
         if self.pool is None:
@@ -180,13 +198,19 @@ class _Pool:
         if self.ready:
             out, self.ready = self.ready, []
             return out
-        done, _ = wait(list(self.pending), return_when=FIRST_COMPLETED)
+        pending = list(self.pending)
+        done: set = set()
+        while not done:
+            if self.interrupted:
+                raise KeyboardInterrupt
+            done, _ = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
         out = []
         for fut in done:
             out.append((self.pending.pop(fut), fut.result()))
         return out
 
     def close(self) -> None:
+        self._restore_sigint()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 

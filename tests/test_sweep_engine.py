@@ -703,3 +703,38 @@ def test_points_a_design_cannot_run_are_left_out_and_said_so(tmp_path):
     assert sorted({(pt["design"], pt["bits"]) for pt in points}) == [("edge_ws", 8), ("flex_nm", 8), ("flex_nm", 16)]
     assert {pt["pattern"] for pt in points} == {"dense", "2:4"}
     assert p.skipped == ["edge_ws: 16 bits", "unstructured: no trained unstructured workload for Ant-v5, Hopper-v5"]
+
+
+def _sigint_ignored(pid: int) -> bool:
+    ign = next(line for line in Path(f"/proc/{pid}/status").read_text().splitlines() if line.startswith("SigIgn:"))
+    return bool(int(ign.split()[1], 16) & (1 << (signal.SIGINT - 1)))
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the workers' signal masks in /proc")
+def test_ctrl_c_is_taken_where_the_parent_waits_and_never_by_a_worker(tmp_path):
+    """Ctrl-C of a pool sweep hung 2 times in 20: a worker that took the terminal's SIGINT died
+    holding the result queue's lock, and the parent's KeyboardInterrupt could land inside
+    concurrent.futures holding a future's lock; either way the pool's shutdown waited forever.
+    Workers now ignore SIGINT, and the parent turns it into a KeyboardInterrupt where collect()
+    waits; its own handler is back once the pool is closed."""
+    before = signal.getsignal(signal.SIGINT)
+    pool = engine._Pool(2, None, tmp_path)
+    try:
+        assert signal.getsignal(signal.SIGINT) == pool._on_sigint
+        pool.pending[pool.pool.submit(time.sleep, 0.5)] = 0
+        pids = list(pool.pool._processes)
+        deadline = time.monotonic() + 60  # each worker ignores SIGINT once its start-up has run
+        while not all(_sigint_ignored(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert len(pids) == 2 and all(_sigint_ignored(pid) for pid in pids)
+        os.kill(os.getpid(), signal.SIGINT)  # no KeyboardInterrupt here, where the test's code runs
+        assert pool.interrupted and signal.getsignal(signal.SIGINT) == before  # a second Ctrl-C is the usual one
+        with pytest.raises(KeyboardInterrupt):
+            pool.collect()
+    finally:
+        t0 = time.monotonic()
+        pool.close()
+    assert time.monotonic() - t0 < 30 and signal.getsignal(signal.SIGINT) == before
+    quiet = engine._Pool(2, None, tmp_path)  # closed without an interrupt: the handler is restored too
+    quiet.close()
+    assert signal.getsignal(signal.SIGINT) == before
