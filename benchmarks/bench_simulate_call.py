@@ -2,12 +2,16 @@
 
     .venv/bin/python benchmarks/bench_simulate_call.py                   # this engine
     .venv/bin/python benchmarks/bench_simulate_call.py --baseline DIR    # ... beside an earlier one
+    .venv/bin/python benchmarks/bench_simulate_call.py --baseline DIR --runs 3   # alternated 3 times
 
 A bundled workload (the 2:4 Hopper agent) on an accelerator (flex_nm) and a GPU (h100_sxm),
 batch-1 inference and a batch-256 train step, given as files/names (what the CLI and most
 scripts pass) and as loaded objects. Each engine runs in its own subprocess (its checkout
 first on the path), one warm-up call, then the median CPU time per call of 7 rounds of
-``--calls`` calls. Measured here; nothing is estimated.
+``--calls`` calls. With ``--runs N`` the engines are measured N times each, alternated (this
+engine, the baseline, this engine, ...), and each cell gives the range over the runs and the
+range of the per-run ratios: on a shared machine the load moves between runs, the ratio of
+two engines measured back to back less so. Measured here; nothing is estimated.
 """
 
 from __future__ import annotations
@@ -67,27 +71,43 @@ def measure(checkout: Path, calls: int) -> dict:
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
+def _range(values: list, scale: float = 1.0, fmt: str = ".2f") -> str:
+    lo, hi = min(values) * scale, max(values) * scale
+    return f"{lo:{fmt}}" if f"{lo:{fmt}}" == f"{hi:{fmt}}" else f"{lo:{fmt}}-{hi:{fmt}}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--baseline", type=Path, metavar="DIR", help="checkout of the earlier engine to compare with")
     ap.add_argument("--calls", type=int, default=20, help="calls per timed round (default 20)")
+    ap.add_argument("--runs", type=int, default=1, help="measure each engine this many times, alternated (default 1)")
     args = ap.parse_args()
+    if args.runs < 1:
+        raise SystemExit("--runs: must be a positive integer")
     print(f"machine: {describe()}")
-    now = measure(REPO, args.calls)
-    before = measure(args.baseline, args.calls) if args.baseline else None
-    print(f"simulate() CPU per call, median of 7 x {args.calls} (hopper_2of4_s0, 8 bits)"
+    now, before, loads = [], [], []
+    for _ in range(args.runs):
+        now.append(measure(REPO, args.calls))
+        if args.baseline:
+            before.append(measure(args.baseline, args.calls))
+        loads.append(os.getloadavg()[0])
+    runs = f"{args.runs} runs alternated, ranges over the runs" if args.runs > 1 else "one run"
+    print(f"simulate() CPU per call, median of 7 x {args.calls} (hopper_2of4_s0, 8 bits); {runs}"
           + ("; before = the engine in --baseline, same run" if before else ""))
-    print(f"{'design':<10}{'scenario':<12}{'inputs as':<10}{'ms now':>8}" + (f"{'ms before':>11}{'ratio':>8}" if before else ""))
+    print(f"{'design':<10}{'scenario':<12}{'inputs as':<10}{'ms now':>12}" + (f"{'ms before':>12}{'ratio':>11}" if before else ""))
     for design, scenario, _batch in CASES:
         for how in ("files", "objects"):
             key = f"{design}|{scenario}|{how}"
-            t = now.get(key)
-            line = f"{design:<10}{scenario:<12}{how:<10}{t * 1e3:>8.2f}"
-            if before is not None:
-                b = before.get(key)
-                line += f"{b * 1e3:>11.2f}{b / t:>7.1f}x" if b else f"{'n/a':>11}"
+            t = [r.get(key) for r in now]
+            line = f"{design:<10}{scenario:<12}{how:<10}{_range(t, 1e3):>12}"
+            if before:
+                b = [r.get(key) for r in before]
+                if all(b):
+                    line += f"{_range(b, 1e3):>12}{_range([x / y for x, y in zip(b, t)], fmt='.2f'):>10}x"
+                else:
+                    line += f"{'n/a':>12}"
             print(line)
-    print(f"load average now {os.getloadavg()[0]:.2f}")
+    print(f"load average after each run: {', '.join(f'{x:.2f}' for x in loads)}")
 
 
 if __name__ == "__main__":
