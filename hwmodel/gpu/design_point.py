@@ -229,8 +229,14 @@ def gpu_design(ref: Any) -> Optional[GpuDesign]:
     if is_file(p):
         return _load(str(p.resolve())) if _is_gpu_file(p) else None
     if str(ref) in bundled_gpu_names():
-        return _load(str(data_path("gpus", f"{ref}.yaml").resolve()))
+        return _bundled(str(ref))
     return None
+
+
+@lru_cache(maxsize=None)  # at most one entry per bundled GPU
+def _bundled(name: str) -> GpuDesign:
+    """The bundled GPU ``name``, its path resolved once (resolving costs an lstat per folder)."""
+    return _load(str(data_path("gpus", f"{name}.yaml").resolve()))
 
 
 @lru_cache(maxsize=1)
