@@ -286,9 +286,14 @@ class FolderLock:
             yield
 
 
+# Resolved once: resolving walks every folder of the path (an lstat each), and simulate()
+# looks bundled names up on every call.
+_DATA = Path(__file__).resolve().parent / "data"
+
+
 def data_path(*parts: str) -> Path:
     """Path of a file bundled under ``hwmodel/data``."""
-    return Path(__file__).resolve().parent.joinpath("data", *parts)
+    return _DATA.joinpath(*parts)
 
 
 def yaml_safe_load(text: str):

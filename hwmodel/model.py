@@ -27,6 +27,7 @@ from hwmodel.cycles import FoldTable, Rate, fold_sums, k_compressed, ragged_fold
 from hwmodel.design import Design
 from hwmodel.energy import energy_table, gemm_energy
 from hwmodel.mapped_program import MappedProgram, map_program  # noqa: F401  (map_program: part of the model's API)
+from hwmodel.memo import BoundedMemo
 from hwmodel.result import Figures
 
 FIELDS = tuple(f.name for f in fields(Figures))
@@ -144,8 +145,13 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
     dts = [d.datatype_for(int(b)) for b in uniq_bits]
     rates_u = np.asarray([d.compute.datatypes[dt] for dt in dts], dtype=np.float64)
     mac_u = np.asarray([et.mac_pj[dt] for dt in dts])
+    # A few programs at one point each (simulate(): the run and its dense reference): what
+    # depends on the programs only is built once per tuple of programs (_joint_rows).
+    joint = _joint_rows(mps) if 1 < len(runs) <= _JOINT_MAX and all(p == 1 for p in n_points) else None
     if len(runs) == 1:
         per_bit, extra = mps[0].stored_per_bit, mps[0].stored_extra_bits
+    elif joint is not None:
+        per_bit, extra = joint.per_bit, joint.extra
     else:
         per_bit = np.repeat(np.asarray([mp.stored_per_bit for mp in mps], dtype=np.int64), n_points)
         extra = np.repeat(np.asarray([mp.stored_extra_bits for mp in mps], dtype=np.int64), n_points)
@@ -160,6 +166,14 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
         gemm_index, times = np.arange(G), mp.times
         pt = (bits[:, None], batch[:, None], bit_index[:, None], resident[:, None])
         ragged = [(mp, 0)] if mp.ragged.any() else []
+        all_once = bool(np.all(times == 1.0))
+    elif joint is not None:
+        # The rows are the programs' GEMMs in order, no gather (as below, built once).
+        n_gemms, R, gemm_index, times, ragged, all_once = (joint.n_gemms, joint.R, joint.gemm_index, joint.times,
+                                                           joint.ragged, joint.all_once)
+        cols = dict(joint.cols)
+        row_point = joint.row_point
+        pt = (bits[row_point], batch[row_point], bit_index[row_point], resident[row_point])
     else:
         n_gemms = [len(mp.times) for mp in mps]
         g_start = np.cumsum([0] + n_gemms[:-1])
@@ -184,7 +198,17 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
         cols.update(zip(_GEMM_FLAGS, flags))
         pt = (bits[row_point], batch[row_point], bit_index[row_point], resident[row_point])
         ragged = [(mp, int(s)) for mp, s in zip(mps, g_start) if mp.ragged.any()]
-    rag = _ragged_table(d, ragged, rates_u, sum(len(mp.times) for mp in mps)) if ragged else None
+        all_once = bool(np.all(times == 1.0))
+    if not ragged:
+        rag = None
+    elif joint is not None:
+        # Fold sums of the programs' fixed folds at these rates: fixed too (read, never written).
+        key = tuple(rates_u.tolist())
+        rag = joint.rag.get(key)
+        if rag is None:
+            rag = joint.rag[key] = _ragged_table(d, ragged, rates_u, R)
+    else:
+        rag = _ragged_table(d, ragged, rates_u, sum(len(mp.times) for mp in mps))
     rows = None if len(runs) == 1 else _distinct_rows(mps, n_points, gemm_index, pt)
     if rows is None:
         figs, m, kk, nn = _gemm_figures(d, et, cols, *pt, rates_u, mac_u, rag, gemm_index)
@@ -199,7 +223,7 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
         m, kk, nn = m[inverse], kk[inverse], _rows(nn, U)[inverse]
         nnz = np.where(cols["nnz"] < 0, kk * nn, cols["nnz"])
         figs["macs_effectual"] = (m * nnz).astype(np.float64)
-    if not np.all(times == 1.0):
+    if not all_once:
         figs = {f: v * times for f, v in figs.items()}
 
     ew_bits = bits[:, None] if len(runs) == 1 else None
@@ -238,6 +262,52 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
                               mkn[0], mkn[1], mkn[2], stored_bytes[p0:p1], resident[p0:p1]))
         r0, p0 = r1, p1
     return evs
+
+
+@dataclass
+class _Joint:
+    """What :func:`_evaluate_design` needs of a tuple of programs evaluated at one point each,
+    that depends on the programs only (their rows, in order, no gather)."""
+
+    mps: tuple           # the programs themselves: keeps their ids from being reused while cached
+    n_gemms: list
+    R: int
+    row_point: np.ndarray
+    gemm_index: np.ndarray
+    cols: dict
+    times: np.ndarray
+    all_once: bool
+    ragged: list
+    per_bit: np.ndarray
+    extra: np.ndarray
+    rag: dict            # distinct rates (tuple) -> _ragged_table's result
+
+
+# Tuples of programs (ids) -> _Joint. MappedPrograms are built once and never changed (the
+# simulate() and sweep memos reuse them the same way); the entry holds them, so a live key's
+# ids are theirs. Only short tuples: a grid's one-point groups are many fresh programs.
+_JOINT: BoundedMemo = BoundedMemo(16)
+_JOINT_MAX = 4
+
+
+def _joint_rows(mps: list) -> _Joint:
+    key = tuple(map(id, mps))
+    hit = _JOINT.get(key)
+    if hit is not None and all(a is b for a, b in zip(hit.mps, mps)):
+        return hit
+    n_gemms = [len(mp.times) for mp in mps]
+    g_start = np.cumsum([0] + n_gemms[:-1])
+    R = sum(n_gemms)
+    ints = np.concatenate([mp.int_columns for mp in mps], axis=1)
+    flags = np.concatenate([mp.flag_columns for mp in mps], axis=1)
+    cols = dict(zip(_GEMM_COLUMNS, ints))
+    cols.update(zip(_GEMM_FLAGS, flags))
+    times = np.concatenate([mp.times for mp in mps])
+    return _JOINT.put(key, _Joint(
+        tuple(mps), n_gemms, R, np.repeat(np.arange(len(mps)), n_gemms), np.arange(R), cols, times,
+        bool(np.all(times == 1.0)), [(mp, int(s)) for mp, s in zip(mps, g_start) if mp.ragged.any()],
+        np.asarray([mp.stored_per_bit for mp in mps], dtype=np.int64),
+        np.asarray([mp.stored_extra_bits for mp in mps], dtype=np.int64), {}))
 
 
 def _distinct_rows(mps: list, n_points: list, gemm_index: np.ndarray, pt: tuple) -> Optional[tuple]:

@@ -21,6 +21,7 @@ every GEMM reads its weights from DRAM, the same figures as ``"stream"``, which 
 from __future__ import annotations
 
 import os
+from stat import S_ISREG
 from typing import Optional
 
 import numpy as np
@@ -29,6 +30,7 @@ from hwmodel.design import Design, load_design
 from hwmodel.energy import energy_table
 from hwmodel.errors import NmlabError
 from hwmodel.gpu.design_point import gpu_design, gpu_plan, simulate_gpu
+from hwmodel.io import data_path
 from hwmodel.limits import is_int
 from hwmodel.memo import BoundedMemo
 from hwmodel.model import FIELDS, Evaluation, MappedProgram, evaluate_many, map_program
@@ -156,25 +158,28 @@ _FILES: BoundedMemo = BoundedMemo(32)
 
 
 def _load_once(loader, ref, bundled: Optional[str] = None):
-    """``loader(ref)``, reused while the file behind ``ref`` keeps its path, size and mtime:
-    repeated ``simulate()`` calls on the same files parse them once (most of a call's time).
+    """``loader(ref)``, reused while the file behind ``ref`` is the same file (device and inode)
+    with the same size and mtime: repeated ``simulate()`` calls on the same files parse them
+    once (most of a call's time).
 
     ``ref``: a file path, or a bundled name (``hwmodel/data/<bundled>/<name>.yaml``); anything
     else (an object) goes straight to ``loader``. What is loaded is only read, never changed.
+    The key holds ``ref`` as given (the loaders record it) and the file's identity from one
+    ``stat``: a relative path met from another folder is another file, another key.
     """
     if not isinstance(ref, (str, os.PathLike)):
         return loader(ref)
-    from pathlib import Path
-
-    from hwmodel.io import data_path
-
     try:
-        p = Path(ref)
-        if not p.is_file() and bundled is not None:
-            p = data_path(bundled, f"{ref}.yaml")
-        st = p.stat()
-        key = (loader, str(ref), str(p.resolve()), st.st_mtime_ns, st.st_size)
-    except (OSError, ValueError):
+        try:
+            st = os.stat(ref)
+            if not S_ISREG(st.st_mode):
+                raise FileNotFoundError(ref)
+        except FileNotFoundError:
+            if bundled is None:
+                raise
+            st = os.stat(data_path(bundled, f"{ref}.yaml"))
+        key = (loader, os.fspath(ref), st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+    except (OSError, ValueError, TypeError):
         return loader(ref)  # not a readable file: the loader says what is wrong
     hit = _FILES.get(key)
     if hit is None:

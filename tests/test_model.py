@@ -3,6 +3,7 @@
 import copy
 import json
 import math
+import os
 import subprocess
 import sys
 
@@ -541,3 +542,33 @@ def test_a_sweep_rows_energy_per_sample_is_its_energy_over_the_batch(tmp_path):
     for r in rows.values():
         assert r["batch"] == 4 and r["energy_pj"] > 0
         assert r["energy_per_sample_pj"] == pytest.approx(r["energy_pj"] / 4, rel=1e-12), r["design"]
+
+
+def test_simulate_reloads_a_design_file_replaced_by_one_of_the_same_size_and_mtime(tmp_path, monkeypatch):
+    """simulate() parses a file once per file: a design file swapped for another of the same
+    size and mtime (a rename over it) is another file, and so is a relative path met from
+    another folder."""
+    wl = synthetic_td3_workload(8, 3, "2:4", seed=0)
+    text = data_path("designs", "edge_ws.yaml").read_text()
+    clock = yaml.safe_load(text)["clock_mhz"]
+    fast = text.replace(f"clock_mhz: {clock}", f"clock_mhz: {clock * 2}")
+    assert fast != text
+    slow = text.replace(f"clock_mhz: {clock}", f"clock_mhz: {clock}".ljust(len(f"clock_mhz: {clock * 2}")))
+    assert len(slow) == len(fast)
+    path, other = tmp_path / "d.yaml", tmp_path / "e.yaml"
+    path.write_text(fast)
+    assert hwmodel.simulate(wl, str(path)).clock_hz == clock * 2e6
+    other.write_text(slow)
+    st = path.stat()
+    os.utime(other, ns=(st.st_atime_ns, st.st_mtime_ns))
+    other.replace(path)
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert hwmodel.simulate(wl, str(path)).clock_hz == clock * 1e6
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "d.yaml").write_text(fast)
+    (tmp_path / "b" / "d.yaml").write_text(slow)
+    monkeypatch.chdir(tmp_path / "a")
+    assert hwmodel.simulate(wl, "d.yaml").clock_hz == clock * 2e6
+    monkeypatch.chdir(tmp_path / "b")
+    assert hwmodel.simulate(wl, "d.yaml").clock_hz == clock * 1e6

@@ -34,6 +34,7 @@ one workload, GPU and scenario at many batches and bitwidths at once) build the 
 from __future__ import annotations
 
 import os
+from bisect import bisect_left
 from dataclasses import dataclass, field
 from dataclasses import fields as dataclass_fields
 from functools import lru_cache
@@ -114,8 +115,17 @@ def _cached_latency_s(spec: GpuSpec, batch: np.ndarray, classes: np.ndarray, dty
     """
     out = np.empty((len(batch), len(classes)))
     todo = []
+    # One batch (a simulate() call): a binary search in Python, not four numpy calls per class.
+    one = int(batch[0]) if len(batch) == 1 else None
     for j, cls in enumerate(map(tuple, classes.tolist())):
         known, secs = _LATENCY_CACHE.get((id(spec), dtype, cls), _NONE)
+        if one is not None:
+            i = bisect_left(known, one)
+            if i < len(known) and known[i] == one:
+                out[0, j] = secs[i]
+            else:
+                todo.append((j, cls, np.zeros(1, dtype=np.intp)))
+            continue
         hit, at = sorted_hits(known, batch)
         out[hit, j] = secs[at[hit]]
         if not hit.all():
@@ -251,8 +261,14 @@ def gpu_design(ref: Any) -> Optional[GpuDesign]:
     if is_file(p):
         return _load(str(p.resolve())) if _is_gpu_file(p) else None
     if str(ref) in bundled_gpu_names():
-        return _load(str(data_path("gpus", f"{ref}.yaml").resolve()))
+        return _bundled(str(ref))
     return None
+
+
+@lru_cache(maxsize=None)  # at most one entry per bundled GPU
+def _bundled(name: str) -> GpuDesign:
+    """The bundled GPU ``name``, its path resolved once (resolving costs an lstat per folder)."""
+    return _load(str(data_path("gpus", f"{name}.yaml").resolve()))
 
 
 @lru_cache(maxsize=1)
@@ -308,7 +324,10 @@ class GpuPlan:
     times: np.ndarray
     networks: tuple
     workload_bits: int
-    #: sparse flags (bytes) -> the GEMMs' distinct timing classes and each GEMM's class.
+    #: Memo of what depends on the plan alone (or with a dtype or spec): sparse flags (bytes)
+    #: -> the GEMMs' distinct timing classes and each GEMM's class; ("weights", dtype) -> the
+    #: touched layers' stored and dense bytes; ("elementwise", id(spec), bits) -> (spec, the
+    #: element-wise passes' figures).
     classes: dict = field(default_factory=dict, compare=False, repr=False)
 
     def sizes(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -428,12 +447,30 @@ def _elementwise_figures(gpu: GpuDesign, e: ElementwiseEntry, bits: int) -> Figu
     return _scaled(fig, e.times)
 
 
+def _elementwise_values(gpu: GpuDesign, plan: GpuPlan, bits: int) -> list[tuple]:
+    """:func:`_elementwise_figures` of each of the plan's element-wise passes, as the Figures'
+    field values in order: they depend on the GPU's spec and the bitwidth, not on the batch,
+    so they are memoised on the plan per spec (held with them: its id stays its own) and bits.
+    Values, not Figures: a caller may change the Figures it is given."""
+    key = ("elementwise", id(gpu.spec), bits)
+    hit = plan.classes.get(key)
+    if hit is None or hit[0] is not gpu.spec:
+        values = [tuple(vars(_elementwise_figures(gpu, e, bits)).values()) for e in plan.elementwise]
+        hit = plan.classes[key] = (gpu.spec, values)
+    return hit[1]
+
+
 def _extras(gpu: GpuDesign, plan: GpuPlan, dtype: str, bits: int, residency: str, policy_delay: int) -> dict[str, Any]:
     """The scalar extras of a run (``SimResult.extra`` less the descriptive ``gpu`` entry)."""
-    # Stored weights of the touched layers (each once), as the GPU holds them at this dtype.
-    mapped = {g.layer.name: g.mapping.sparse for g in plan.gemms if g.phase == "forward"}
-    stored = sum(weight_bytes(x.out_features, x.in_features, dtype, mapped.get(x.name, False)) for x in plan.touched)
-    dense_bytes = sum(weight_bytes(x.out_features, x.in_features, dtype, False) for x in plan.touched)
+    # Stored weights of the touched layers (each once), as the GPU holds them at this dtype:
+    # the plan's alone, memoised on it per dtype.
+    got = plan.classes.get(("weights", dtype))
+    if got is None:
+        mapped = {g.layer.name: g.mapping.sparse for g in plan.gemms if g.phase == "forward"}
+        got = plan.classes["weights", dtype] = (
+            sum(weight_bytes(x.out_features, x.in_features, dtype, mapped.get(x.name, False)) for x in plan.touched),
+            sum(weight_bytes(x.out_features, x.in_features, dtype, False) for x in plan.touched))
+    stored, dense_bytes = got
     l2 = gpu.weight_sram_bytes()
     return {
         "datatype": dtype, "activation_bits": int(bits), "residency": residency,
@@ -489,8 +526,8 @@ def simulate_gpu(workload, design: Any, batch: int = 1, bits: Optional[int] = 16
     layers = [LayerResult(g.layer.name, g.layer.network, g.phase, *mkn, str(parse_pattern(g.layer.pattern)),
                           str(g.mapping.hw_pattern), g.mapping.note, f, d, g.update, g.times)
               for g, mkn, f, d in zip(plan.gemms, sizes, figs, dense_figs)]
-    for e in plan.elementwise:
-        fig = _elementwise_figures(gpu, e, int(bits))
+    for e, values in zip(plan.elementwise, _elementwise_values(gpu, plan, int(bits))):
+        fig = Figures(*values)
         layers.append(LayerResult(e.name, e.network, e.phase, 1, e.elements, 1, "dense", "dense",
                                   "element-wise, memory-bound GPU kernel", fig, fig if with_dense else None,
                                   e.update, e.times))
