@@ -281,3 +281,117 @@ def test_a_resumed_campaigns_bar_starts_at_the_steps_already_trained(tmp_path, c
     assert _drive(_FakeRay(cfg.steps), cfg, tmp_path, runs, progress=True) == 0
     first_bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[0]
     assert "600/2000" in first_bar, first_bar
+
+
+def _no_init(monkeypatch):
+    """ray.init replaced by one that records its calls and refuses (as a cluster that is down)."""
+    import ray
+
+    calls = []
+
+    def init(*args, **kw):
+        calls.append(kw.get("address"))
+        raise ConnectionError(f"Failed to connect to Ray cluster at {kw.get('address')}")
+
+    monkeypatch.setattr(ray, "init", init)
+    return calls
+
+
+@pytest.mark.parametrize("command", ["sweep", "campaign"])
+def test_auto_where_the_cluster_is_down_is_one_line_at_once(tmp_path, monkeypatch, capsys, command):
+    """`auto` is read from Ray's address file (or RAY_ADDRESS), which outlives the cluster: after the
+    cluster stopped, `--ray auto` was minutes of Ray's retries and C++ log lines, never an error."""
+    calls = _no_init(monkeypatch)
+    port = _closed_port()
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CAMPAIGN)
+    args = ([str(config(tmp_path)), "--quiet"] if command == "sweep" else [str(cfg)])
+    assert main([command, *args, "--out", str(tmp_path / "o"), "--ray", "auto"]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()[-1]
+    assert err.startswith(f"nmlab {command}: error: --ray: cannot join the Ray cluster at auto: nothing answers at "
+                          f"127.0.0.1:{port}"), err
+    assert "RAY_ADDRESS" in err and not captured.out
+    assert calls == [], "Ray is not asked to join an address where nothing answers"
+    assert not (tmp_path / "o").exists()
+
+
+def test_auto_without_a_cluster_is_one_line(monkeypatch):
+    import ray._private.services as services
+
+    from hwmodel.errors import NmlabError
+    from hwmodel.raycluster import init_ray
+
+    def none_found(addr, temp_dir):
+        raise ConnectionError("Could not find any running Ray instance. Please specify the one to connect to ...")
+
+    calls = _no_init(monkeypatch)
+    monkeypatch.setattr(services, "get_ray_address_from_environment", none_found)
+    with pytest.raises(NmlabError, match=r"^--ray: cannot join the Ray cluster at auto: no Ray cluster runs on this "
+                                         r"node \(`ray start --head` starts one\)"):
+        init_ray("auto", 1)
+    assert calls == []
+
+
+@pytest.mark.parametrize("address", [":", "ray://", "head:", ":6379", "head:99999", "head:0"])
+def test_a_malformed_address_is_refused_before_ray_sees_it(tmp_path, monkeypatch, capsys, address):
+    """Ray logged a traceback for `:` before its error, and dialled `ray://` for 30 s."""
+    calls = _no_init(monkeypatch)
+    assert main(["sweep", str(config(tmp_path)), "--out", str(tmp_path / "o"), "--ray", address, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"nmlab sweep: error: --ray: cannot join the Ray cluster at {address} (not an address: give auto, "
+                   "HOST:PORT as `ray start --head` printed it, or ray://HOST:10001)")
+    assert calls == [] and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("token_mode", [False, True])
+def test_a_refused_token_is_one_line_naming_it(tmp_path, monkeypatch, capfd, token_mode):
+    """A token-authenticated cluster refusing the join: Ray's core logged a line per retry (20 over
+    20 s) on file descriptor 2 before the error; now the error alone, naming what to set."""
+    import ray
+
+    def refuse(*args, **kw):
+        for _ in range(3):
+            os.write(2, b"[2026-12-07 08:01:20,644 W 17819 17819] gcs_client.cc:210: Failed to get cluster ID from "
+                        b"GCS server: Unauthenticated: RPC error: InvalidAuthToken: Authentication token is missing "
+                        b"or incorrect\n")
+        raise ConnectionError(f"Failed to connect to Ray cluster at {kw.get('address')}")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    if token_mode:
+        monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    else:
+        monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    with socket.socket() as head:  # something answers TCP at the address
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        address = f"127.0.0.1:{head.getsockname()[1]}"
+        assert main(["sweep", str(config(tmp_path)), "--out", str(tmp_path / "o"), "--ray", address, "--quiet"]) == 2
+    err = [line for line in capfd.readouterr().err.splitlines() if "points left out" not in line]
+    assert len(err) == 1, err
+    assert err[0].startswith(f"nmlab sweep: error: --ray: cannot join the Ray cluster at {address} (Failed to connect")
+    assert err[0].endswith("the cluster refused the token: give the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+                           if token_mode else
+                           "the cluster has token authentication: set RAY_AUTH_MODE=token here, with the cluster's "
+                           "token in ~/.ray/auth_token or RAY_AUTH_TOKEN")
+    assert not (tmp_path / "o").exists()
+
+
+def test_what_ray_logs_during_a_join_that_goes_wrong_otherwise_is_kept(monkeypatch, capfd):
+    """Only a join's outcome is replaced by one line: an interrupt during it keeps what Ray logged."""
+    import ray
+
+    from hwmodel.raycluster import init_ray
+
+    def interrupted(*args, **kw):
+        os.write(2, b"ray: something worth seeing\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ray, "init", interrupted)
+    with socket.socket() as head:
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        with pytest.raises(KeyboardInterrupt):
+            init_ray(f"127.0.0.1:{head.getsockname()[1]}", 1)
+    assert "ray: something worth seeing" in capfd.readouterr().err
