@@ -311,4 +311,26 @@ def _campaign(args: Any) -> int:
 
     if not is_local(args.ray) and args.workers is not None:
         raise NmlabError("workers: sets the local Ray instance's CPUs; a cluster (--ray) has its own")
-    return run_campaign(cfg, check_output_dir(out, "--out"), args.ray, workers)
+    try:
+        return run_campaign(cfg, check_output_dir(out, "--out"), args.ray, workers)
+    except KeyboardInterrupt:
+        _say_what_survives(args, cfg, out)
+        return 130
+
+
+def _say_what_survives(args: Any, cfg: CampaignConfig, out: Path) -> None:
+    """After Ctrl-C: what the runs keep and the command that continues them (it used to print only
+    "nmlab campaign: interrupted")."""
+    import shlex
+
+    argv = ["nmlab", "campaign", args.config, "--out", args.out]
+    if args.ray is not None:
+        argv += ["--ray", args.ray]
+    if args.workers is not None:
+        argv += ["--workers", str(args.workers)]
+    runs = cfg.runs()
+    done = sum((out / r.name / DONE_FILE).is_file() for r in runs)
+    kept = sum((out / r.name / "checkpoint.pt").is_file() and not (out / r.name / DONE_FILE).is_file() for r in runs)
+    fresh = len(runs) - done - kept
+    print(f"nmlab campaign: interrupted; {done} of {len(runs)} runs done, {kept} continue from their last checkpoint"
+          f"{f' and {fresh} from the start' if fresh else ''} with the same command: {shlex.join(argv)}", file=sys.stderr)

@@ -395,3 +395,27 @@ def test_what_ray_logs_during_a_join_that_goes_wrong_otherwise_is_kept(monkeypat
         with pytest.raises(KeyboardInterrupt):
             init_ray(f"127.0.0.1:{head.getsockname()[1]}", 1)
     assert "ray: something worth seeing" in capfd.readouterr().err
+
+
+def test_ctrl_c_of_a_campaign_says_what_is_kept_and_how_to_go_on(tmp_path, monkeypatch, capsys):
+    """Ctrl-C of the driver printed only "nmlab campaign: interrupted" (the sweep names what it keeps
+    and the command that continues)."""
+    import rl.campaign as campaign
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CAMPAIGN.replace("agents: [dense]", 'agents: [dense, "2:4", "1:4"]'))
+    out = tmp_path / "c"
+
+    def interrupted(cfg, out, address, workers):
+        (out / "hopper_dense_s0").mkdir(parents=True)
+        (out / "hopper_dense_s0" / "checkpoint.pt").write_bytes(b"x")
+        (out / "hopper_dense_s0" / "done.json").write_text("{}")
+        (out / "hopper_2of4_s0").mkdir()
+        (out / "hopper_2of4_s0" / "checkpoint.pt").write_bytes(b"x")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(campaign, "run_campaign", interrupted)
+    assert main(["campaign", str(cfg), "--out", str(out), "--ray", "auto"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == (f"nmlab campaign: interrupted; 1 of 3 runs done, 1 continue from their last checkpoint and 1 from "
+                   f"the start with the same command: nmlab campaign {cfg} --out {out} --ray auto")
