@@ -305,12 +305,12 @@ def _campaign(args: Any) -> int:
         return 0
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
     if workers < 1:
-        raise NmlabError(f"workers: must be a positive integer, got {workers}")
+        raise NmlabError(f"--workers: must be a positive integer, got {workers}")
     from hwmodel.limits import check_output_dir
     from hwmodel.raycluster import is_local
 
     if not is_local(args.ray) and args.workers is not None:
-        raise NmlabError("workers: sets the local Ray instance's CPUs; a cluster (--ray) has its own")
+        raise NmlabError("--workers: sets the local Ray instance's CPUs; a cluster (--ray ADDRESS) has its own")
     try:
         return run_campaign(cfg, check_output_dir(out, "--out"), args.ray, workers)
     except KeyboardInterrupt:

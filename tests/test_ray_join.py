@@ -419,3 +419,17 @@ def test_ctrl_c_of_a_campaign_says_what_is_kept_and_how_to_go_on(tmp_path, monke
     err = capsys.readouterr().err.strip()
     assert err == (f"nmlab campaign: interrupted; 1 of 3 runs done, 1 continue from their last checkpoint and 1 from "
                    f"the start with the same command: nmlab campaign {cfg} --out {out} --ray auto")
+
+
+@pytest.mark.parametrize("extra, line", [
+    (["--ray", "auto", "--workers", "2"],
+     "nmlab campaign: error: --workers: sets the local Ray instance's CPUs; a cluster (--ray ADDRESS) has its own"),
+    (["--workers", "0"], "nmlab campaign: error: --workers: must be a positive integer, got 0"),
+])
+def test_campaign_workers_errors_name_the_option(tmp_path, capsys, extra, line):
+    """They said `workers:`, which is no option or config key (nmlab sweep says `--workers:`)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CAMPAIGN)
+    assert main(["campaign", str(cfg), "--out", str(tmp_path / "c"), *extra]) == 2
+    assert capsys.readouterr().err.strip() == line
+    assert not (tmp_path / "c").exists()
