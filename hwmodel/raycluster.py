@@ -141,7 +141,14 @@ def init_ray(address: Optional[str], workers: int) -> Any:
     if is_local(address):
         # address="local": a new instance even where RAY_ADDRESS or Ray's last-cluster file
         # names a running one (joining it would refuse num_cpus with a traceback).
-        ray.init(address="local", num_cpus=workers, include_dashboard=False, **kw)
+        logged: list[str] = []
+        try:
+            # Ray notes token authentication on stderr at every start where ~/.ray/auth_token exists.
+            with _stderr_captured() as logged:
+                ray.init(address="local", num_cpus=workers, include_dashboard=False, **kw)
+        except BaseException:
+            sys.stderr.write("".join(logged))
+            raise
         return ray
     if address == "auto":
         # Ray reads `auto` from its address file, which outlives the cluster: one that is down was

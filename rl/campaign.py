@@ -202,6 +202,20 @@ def _start_ray(address: Optional[str], workers: int) -> Any:
     return init_ray(address, workers)
 
 
+def _check_gpus(ray: Any, cfg: CampaignConfig, address: Optional[str]) -> None:
+    """Refuse GPU runs on a Ray instance without a GPU: Ray would hold their tasks forever, the
+    driver waiting with no word (one NmlabError line, before anything is written)."""
+    from hwmodel.raycluster import is_local
+
+    if not cfg.on_gpu:
+        return
+    gpus = float(ray.cluster_resources().get("GPU", 0))
+    if gpus < cfg.gpus_per_run:
+        raise NmlabError(f"train.device: runs on {cfg.train.get('device')} need {cfg.gpus_per_run:g} GPU each "
+                         f"(gpus_per_run), but the {'local Ray instance' if is_local(address) else 'Ray cluster'} has "
+                         f"{gpus:g}; Ray would wait for one forever (train on the CPU: leave device out)")
+
+
 def _failure(ray: Any, exc: Exception) -> str:
     """One line for a run that failed: the NmlabError of a bad setting, else the error's last line."""
     cause = getattr(exc, "cause", None)
@@ -227,6 +241,8 @@ def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, 
     # starts no Ray. Runs only become finished, so the runs left under the lock are among these.
     ray = _start_ray(address, workers) if any(read_done(out / r.name) is None for r in runs) else None
     try:
+        if ray is not None:
+            _check_gpus(ray, cfg, address)
         out.mkdir(parents=True, exist_ok=True)
         with lock.hold():
             done = [(r, read_done(out / r.name)) for r in runs]  # each done.json read once under the lock

@@ -433,3 +433,34 @@ def test_campaign_workers_errors_name_the_option(tmp_path, capsys, extra, line):
     assert main(["campaign", str(cfg), "--out", str(tmp_path / "c"), *extra]) == 2
     assert capsys.readouterr().err.strip() == line
     assert not (tmp_path / "c").exists()
+
+
+class _NoGpuRay(_FakeRay):
+    """A Ray instance with CPUs only (what the driver asks of it before submitting runs)."""
+
+    shut = False
+
+    def cluster_resources(self):
+        return {"CPU": 2.0}
+
+    def shutdown(self):
+        self.shut = True
+
+
+@pytest.mark.parametrize("address", [None, "auto"])
+def test_gpu_runs_on_ray_without_a_gpu_are_one_line_not_a_wait_forever(tmp_path, monkeypatch, capsys, address):
+    """`train: {device: cuda}` on a cluster without GPUs: Ray held every task (infeasible) and the
+    driver waited with no word until killed."""
+    import rl.campaign as campaign
+
+    fake = _NoGpuRay(1000)
+    monkeypatch.setattr(campaign, "_start_ray", lambda address, workers: fake)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CAMPAIGN + "train: {device: cuda}\n")
+    out = tmp_path / "c"
+    assert main(["campaign", str(cfg), "--out", str(out), *(["--ray", address] if address else [])]) == 2
+    where = "Ray cluster" if address else "local Ray instance"
+    assert capsys.readouterr().err.strip() == (
+        f"nmlab campaign: error: train.device: runs on cuda need 0.25 GPU each (gpus_per_run), but the {where} has 0; "
+        "Ray would wait for one forever (train on the CPU: leave device out)")
+    assert fake.shut and not out.exists()
