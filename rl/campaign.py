@@ -202,6 +202,20 @@ def _start_ray(address: Optional[str], workers: int) -> Any:
     return init_ray(address, workers)
 
 
+def _note_untrained(todo: list[RunSpec]) -> None:
+    """Name the runs whose steps are all random actions (``steps <= learning_starts``): ``nmlab
+    train`` notes it on its stderr, which a Ray task's never reaches the driver's."""
+    from rl.args import Args
+
+    default = Args().learning_starts
+    idle = [r.name for r in todo if int(r.train["steps"]) <= int(r.train.get("learning_starts", default))]
+    if idle:
+        starts = int(next(r for r in todo if r.name == idle[0]).train.get("learning_starts", default))
+        print(f"note: {len(idle)} run(s) ({', '.join(idle)}) have steps <= learning_starts ({starts}): every step is a "
+              f"random action and no gradient update runs; give train: {{learning_starts: N}} below steps to train",
+              flush=True)
+
+
 def _check_gpus(ray: Any, cfg: CampaignConfig, address: Optional[str]) -> None:
     """Refuse GPU runs on a Ray instance without a GPU: Ray would hold their tasks forever, the
     driver waiting with no word (one NmlabError line, before anything is written)."""
@@ -256,6 +270,7 @@ def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, 
                       f"with), or a new --out", flush=True)
             if not todo:
                 return 0
+            _note_untrained(todo)
             if ray is None:  # a done.json removed since the first look
                 ray = _start_ray(address, workers)
             failed = _drive(ray, cfg, out, todo, progress)

@@ -464,3 +464,21 @@ def test_gpu_runs_on_ray_without_a_gpu_are_one_line_not_a_wait_forever(tmp_path,
         f"nmlab campaign: error: train.device: runs on cuda need 0.25 GPU each (gpus_per_run), but the {where} has 0; "
         "Ray would wait for one forever (train on the CPU: leave device out)")
     assert fake.shut and not out.exists()
+
+
+@pytest.mark.parametrize("key", ["learning_starts", "learning-starts"])
+def test_a_campaign_whose_runs_would_not_learn_says_so(tmp_path, monkeypatch, capsys, key):
+    """steps <= learning_starts: every step is random and nothing trains. `nmlab train` notes it on
+    stderr, but a Ray task's stderr never reaches the driver: the campaign ran silently."""
+    import rl.campaign as campaign
+
+    monkeypatch.setattr(campaign, "_start_ray", lambda address, workers: _NoGpuRay(1000))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CAMPAIGN + f"train: {{{key}: 1000}}\n")
+    assert main(["campaign", str(cfg), "--out", str(tmp_path / "c"), "--ray", "auto"]) == 0
+    out = capsys.readouterr().out
+    assert ("note: 1 run(s) (hopper_dense_s0) have steps <= learning_starts (1000): every step is a random action and "
+            "no gradient update runs; give train: {learning_starts: N} below steps to train") in out
+    cfg.write_text(CAMPAIGN + f"train: {{{key}: 999}}\n")
+    assert main(["campaign", str(cfg), "--out", str(tmp_path / "d"), "--ray", "auto"]) == 0
+    assert "learning_starts" not in capsys.readouterr().out
