@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
+import tempfile
 import warnings
-from typing import Any, Optional
+from contextlib import contextmanager
+from typing import Any, Iterator, Optional
 
 from hwmodel.errors import NmlabError
 from hwmodel.limits import short
@@ -39,13 +42,14 @@ def _head_endpoint(address: str) -> Optional[tuple[str, int]]:
     host, sep, port = target.rpartition(":")
     if client and (not sep or target.endswith("]")):  # ray://HOST, ray://[::1]: no port given
         host, port = target, str(GRPC_DEFAULT_PORT)
-    if not host or not port.isdigit():
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
         return None
     return host.strip("[]"), int(port)
 
 
-def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
-    """Raise a one-line NmlabError unless something accepts a TCP connection at the head's address."""
+def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S, name: Optional[str] = None) -> None:
+    """Raise a one-line NmlabError unless something accepts a TCP connection at the head's address
+    (``name``: ``auto`` where the user gave that and ``address`` is what it stands for)."""
     endpoint = _head_endpoint(address)
     if endpoint is None:
         return
@@ -57,9 +61,62 @@ def check_reachable(address: str, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
                          f"({exc})") from None
     except OSError as exc:
         why = exc.strerror or str(exc) or type(exc).__name__
+        if name == "auto":
+            source = ("the address RAY_ADDRESS gives" if os.environ.get("RAY_ADDRESS") else
+                      "where the last cluster `ray start` started on this node ran")
+            raise NmlabError(f"--ray: cannot join the Ray cluster at auto: nothing answers at {host}:{port} ({why}), "
+                             f"{source}; start the cluster again (`ray start --head`) or give a running "
+                             f"cluster's address") from None
         raise NmlabError(f"--ray: cannot join the Ray cluster at {address}: nothing answers at "
                          f"{host}:{port} ({why}); give the address `ray start --head` printed, or `auto` on a "
                          f"node of the cluster") from None
+
+
+#: What a malformed address (not ``auto``, ``HOST:PORT`` or ``ray://HOST[:PORT]``) is told.
+ADDRESS_FORMS = "give auto, HOST:PORT as `ray start --head` printed it, or ray://HOST:10001"
+
+#: What Ray's core logs when the cluster refuses the token sent (or that none was sent).
+TOKEN_REFUSED = ("InvalidAuthToken", "Authentication token is missing or incorrect")
+
+
+@contextmanager
+def _stderr_captured() -> Iterator[list[str]]:
+    """Hold what is written to file descriptor 2 (Ray's C++ core logs there, not through Python's
+    ``sys.stderr``) and yield a list that gets its text (the last 64 KiB) when the block ends."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    box: list[str] = []
+    with tempfile.TemporaryFile() as tmp:
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield box
+        finally:
+            try:
+                sys.stderr.flush()
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+            tmp.seek(max(0, tmp.seek(0, os.SEEK_END) - 65536))
+            box.append(tmp.read().decode("utf-8", "replace"))
+
+
+def resolve_auto() -> str:
+    """The address ``auto`` stands for, as Ray resolves it: ``RAY_ADDRESS`` where set, else the
+    cluster ``ray start`` last started on this node (Ray's address file, which outlives the
+    cluster), else any running one. A one-line NmlabError where there is none."""
+    try:
+        from ray._private.services import get_ray_address_from_environment
+    except ImportError:  # another Ray version: it resolves (and reports) `auto` itself
+        return "auto"
+    try:
+        with _stderr_captured():  # "Found multiple active Ray instances" (Ray takes the last started)
+            found = get_ray_address_from_environment("auto", None)
+    except ConnectionError:
+        found = None
+    if not found:
+        raise NmlabError("--ray: cannot join the Ray cluster at auto: no Ray cluster runs on this node "
+                         "(`ray start --head` starts one); on another node, give the address it printed")
+    return found
 
 
 def import_ray() -> Any:
@@ -84,20 +141,47 @@ def init_ray(address: Optional[str], workers: int) -> Any:
     if is_local(address):
         # address="local": a new instance even where RAY_ADDRESS or Ray's last-cluster file
         # names a running one (joining it would refuse num_cpus with a traceback).
-        ray.init(address="local", num_cpus=workers, include_dashboard=False, **kw)
+        logged: list[str] = []
+        try:
+            # Ray notes token authentication on stderr at every start where ~/.ray/auth_token exists.
+            with _stderr_captured() as logged:
+                ray.init(address="local", num_cpus=workers, include_dashboard=False, **kw)
+        except BaseException:
+            sys.stderr.write("".join(logged))
+            raise
         return ray
-    check_reachable(address)
+    if address == "auto":
+        # Ray reads `auto` from its address file, which outlives the cluster: one that is down was
+        # minutes of retries and C++ log lines on stderr (never an error), not one line.
+        check_reachable(resolve_auto(), name="auto")
+    elif _head_endpoint(address) is None:
+        # Ray logged a traceback for some (`:`), dialled nowhere for 30 s for others (`ray://`).
+        raise NmlabError(f"--ray: cannot join the Ray cluster at {address} (not an address: {ADDRESS_FORMS})")
+    else:
+        check_reachable(address)
+    logged: list[str] = []
     try:
-        with warnings.catch_warnings():  # Ray Client warns of its timeout on stderr before raising it
+        # Ray's core logs every retry of a refused join on stderr (20 lines over 20 s for a wrong
+        # token), and a note on token authentication at every join: the outcome is one line here.
+        with warnings.catch_warnings(), _stderr_captured() as logged:  # Ray Client warns of its timeout
             warnings.simplefilter("ignore")
             ray.init(address=address, **kw)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        token_mode = os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
         hint = ""
+        if any(t in "".join(logged) for t in TOKEN_REFUSED):
+            hint = ("; the cluster refused the token: give the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+                    if token_mode or address == "auto" else
+                    "; the cluster has token authentication: set RAY_AUTH_MODE=token here, with the cluster's token "
+                    "in ~/.ray/auth_token or RAY_AUTH_TOKEN")
         # Only a refused connection can be the token (not a malformed address).
-        if (isinstance(exc, ConnectionError) and address != "auto"
-                and os.environ.get("RAY_AUTH_MODE", "").lower() != "token"):
+        elif isinstance(exc, ConnectionError) and address != "auto" and not token_mode:
             hint = ("; a cluster with token authentication (`ray start` turns it on where ~/.ray/auth_token "
                     "exists) also needs RAY_AUTH_MODE=token here, with the cluster's token in that file or RAY_AUTH_TOKEN")
         raise NmlabError(f"--ray: cannot join the Ray cluster at {address} ({first}){hint}") from None
+    except BaseException:
+        # Anything else (Ctrl-C, a Ray bug) goes on as before, with what Ray logged.
+        sys.stderr.write("".join(logged))
+        raise
     return ray

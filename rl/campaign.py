@@ -202,6 +202,34 @@ def _start_ray(address: Optional[str], workers: int) -> Any:
     return init_ray(address, workers)
 
 
+def _note_untrained(todo: list[RunSpec]) -> None:
+    """Name the runs whose steps are all random actions (``steps <= learning_starts``): ``nmlab
+    train`` notes it on its stderr, which a Ray task's never reaches the driver's."""
+    from rl.args import Args
+
+    default = Args().learning_starts
+    idle = [r.name for r in todo if int(r.train["steps"]) <= int(r.train.get("learning_starts", default))]
+    if idle:
+        starts = int(next(r for r in todo if r.name == idle[0]).train.get("learning_starts", default))
+        print(f"note: {len(idle)} run(s) ({', '.join(idle)}) have steps <= learning_starts ({starts}): every step is a "
+              f"random action and no gradient update runs; give train: {{learning_starts: N}} below steps to train",
+              flush=True)
+
+
+def _check_gpus(ray: Any, cfg: CampaignConfig, address: Optional[str]) -> None:
+    """Refuse GPU runs on a Ray instance without a GPU: Ray would hold their tasks forever, the
+    driver waiting with no word (one NmlabError line, before anything is written)."""
+    from hwmodel.raycluster import is_local
+
+    if not cfg.on_gpu:
+        return
+    gpus = float(ray.cluster_resources().get("GPU", 0))
+    if gpus < cfg.gpus_per_run:
+        raise NmlabError(f"train.device: runs on {cfg.train.get('device')} need {cfg.gpus_per_run:g} GPU each "
+                         f"(gpus_per_run), but the {'local Ray instance' if is_local(address) else 'Ray cluster'} has "
+                         f"{gpus:g}; Ray would wait for one forever (train on the CPU: leave device out)")
+
+
 def _failure(ray: Any, exc: Exception) -> str:
     """One line for a run that failed: the NmlabError of a bad setting, else the error's last line."""
     cause = getattr(exc, "cause", None)
@@ -227,6 +255,8 @@ def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, 
     # starts no Ray. Runs only become finished, so the runs left under the lock are among these.
     ray = _start_ray(address, workers) if any(read_done(out / r.name) is None for r in runs) else None
     try:
+        if ray is not None:
+            _check_gpus(ray, cfg, address)
         out.mkdir(parents=True, exist_ok=True)
         with lock.hold():
             done = [(r, read_done(out / r.name)) for r in runs]  # each done.json read once under the lock
@@ -240,6 +270,7 @@ def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, 
                       f"with), or a new --out", flush=True)
             if not todo:
                 return 0
+            _note_untrained(todo)
             if ray is None:  # a done.json removed since the first look
                 ray = _start_ray(address, workers)
             failed = _drive(ray, cfg, out, todo, progress)
@@ -305,10 +336,32 @@ def _campaign(args: Any) -> int:
         return 0
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
     if workers < 1:
-        raise NmlabError(f"workers: must be a positive integer, got {workers}")
+        raise NmlabError(f"--workers: must be a positive integer, got {workers}")
     from hwmodel.limits import check_output_dir
     from hwmodel.raycluster import is_local
 
     if not is_local(args.ray) and args.workers is not None:
-        raise NmlabError("workers: sets the local Ray instance's CPUs; a cluster (--ray) has its own")
-    return run_campaign(cfg, check_output_dir(out, "--out"), args.ray, workers)
+        raise NmlabError("--workers: sets the local Ray instance's CPUs; a cluster (--ray ADDRESS) has its own")
+    try:
+        return run_campaign(cfg, check_output_dir(out, "--out"), args.ray, workers)
+    except KeyboardInterrupt:
+        _say_what_survives(args, cfg, out)
+        return 130
+
+
+def _say_what_survives(args: Any, cfg: CampaignConfig, out: Path) -> None:
+    """After Ctrl-C: what the runs keep and the command that continues them (it used to print only
+    "nmlab campaign: interrupted")."""
+    import shlex
+
+    argv = ["nmlab", "campaign", args.config, "--out", args.out]
+    if args.ray is not None:
+        argv += ["--ray", args.ray]
+    if args.workers is not None:
+        argv += ["--workers", str(args.workers)]
+    runs = cfg.runs()
+    done = sum((out / r.name / DONE_FILE).is_file() for r in runs)
+    kept = sum((out / r.name / "checkpoint.pt").is_file() and not (out / r.name / DONE_FILE).is_file() for r in runs)
+    fresh = len(runs) - done - kept
+    print(f"nmlab campaign: interrupted; {done} of {len(runs)} runs done, {kept} continue from their last checkpoint"
+          f"{f' and {fresh} from the start' if fresh else ''} with the same command: {shlex.join(argv)}", file=sys.stderr)

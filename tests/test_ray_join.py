@@ -281,3 +281,204 @@ def test_a_resumed_campaigns_bar_starts_at_the_steps_already_trained(tmp_path, c
     assert _drive(_FakeRay(cfg.steps), cfg, tmp_path, runs, progress=True) == 0
     first_bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[0]
     assert "600/2000" in first_bar, first_bar
+
+
+def _no_init(monkeypatch):
+    """ray.init replaced by one that records its calls and refuses (as a cluster that is down)."""
+    import ray
+
+    calls = []
+
+    def init(*args, **kw):
+        calls.append(kw.get("address"))
+        raise ConnectionError(f"Failed to connect to Ray cluster at {kw.get('address')}")
+
+    monkeypatch.setattr(ray, "init", init)
+    return calls
+
+
+@pytest.mark.parametrize("command", ["sweep", "campaign"])
+def test_auto_where_the_cluster_is_down_is_one_line_at_once(tmp_path, monkeypatch, capsys, command):
+    """`auto` is read from Ray's address file (or RAY_ADDRESS), which outlives the cluster: after the
+    cluster stopped, `--ray auto` was minutes of Ray's retries and C++ log lines, never an error."""
+    calls = _no_init(monkeypatch)
+    port = _closed_port()
+    monkeypatch.setenv("RAY_ADDRESS", f"127.0.0.1:{port}")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CAMPAIGN)
+    args = ([str(config(tmp_path)), "--quiet"] if command == "sweep" else [str(cfg)])
+    assert main([command, *args, "--out", str(tmp_path / "o"), "--ray", "auto"]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip().splitlines()[-1]
+    assert err.startswith(f"nmlab {command}: error: --ray: cannot join the Ray cluster at auto: nothing answers at "
+                          f"127.0.0.1:{port}"), err
+    assert "RAY_ADDRESS" in err and not captured.out
+    assert calls == [], "Ray is not asked to join an address where nothing answers"
+    assert not (tmp_path / "o").exists()
+
+
+def test_auto_without_a_cluster_is_one_line(monkeypatch):
+    import ray._private.services as services
+
+    from hwmodel.errors import NmlabError
+    from hwmodel.raycluster import init_ray
+
+    def none_found(addr, temp_dir):
+        raise ConnectionError("Could not find any running Ray instance. Please specify the one to connect to ...")
+
+    calls = _no_init(monkeypatch)
+    monkeypatch.setattr(services, "get_ray_address_from_environment", none_found)
+    with pytest.raises(NmlabError, match=r"^--ray: cannot join the Ray cluster at auto: no Ray cluster runs on this "
+                                         r"node \(`ray start --head` starts one\)"):
+        init_ray("auto", 1)
+    assert calls == []
+
+
+@pytest.mark.parametrize("address", [":", "ray://", "head:", ":6379", "head:99999", "head:0"])
+def test_a_malformed_address_is_refused_before_ray_sees_it(tmp_path, monkeypatch, capsys, address):
+    """Ray logged a traceback for `:` before its error, and dialled `ray://` for 30 s."""
+    calls = _no_init(monkeypatch)
+    assert main(["sweep", str(config(tmp_path)), "--out", str(tmp_path / "o"), "--ray", address, "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == (f"nmlab sweep: error: --ray: cannot join the Ray cluster at {address} (not an address: give auto, "
+                   "HOST:PORT as `ray start --head` printed it, or ray://HOST:10001)")
+    assert calls == [] and not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("token_mode", [False, True])
+def test_a_refused_token_is_one_line_naming_it(tmp_path, monkeypatch, capfd, token_mode):
+    """A token-authenticated cluster refusing the join: Ray's core logged a line per retry (20 over
+    20 s) on file descriptor 2 before the error; now the error alone, naming what to set."""
+    import ray
+
+    def refuse(*args, **kw):
+        for _ in range(3):
+            os.write(2, b"[2026-12-07 08:01:20,644 W 17819 17819] gcs_client.cc:210: Failed to get cluster ID from "
+                        b"GCS server: Unauthenticated: RPC error: InvalidAuthToken: Authentication token is missing "
+                        b"or incorrect\n")
+        raise ConnectionError(f"Failed to connect to Ray cluster at {kw.get('address')}")
+
+    monkeypatch.setattr(ray, "init", refuse)
+    if token_mode:
+        monkeypatch.setenv("RAY_AUTH_MODE", "token")
+    else:
+        monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    with socket.socket() as head:  # something answers TCP at the address
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        address = f"127.0.0.1:{head.getsockname()[1]}"
+        assert main(["sweep", str(config(tmp_path)), "--out", str(tmp_path / "o"), "--ray", address, "--quiet"]) == 2
+    err = [line for line in capfd.readouterr().err.splitlines() if "points left out" not in line]
+    assert len(err) == 1, err
+    assert err[0].startswith(f"nmlab sweep: error: --ray: cannot join the Ray cluster at {address} (Failed to connect")
+    assert err[0].endswith("the cluster refused the token: give the cluster's token in ~/.ray/auth_token or RAY_AUTH_TOKEN"
+                           if token_mode else
+                           "the cluster has token authentication: set RAY_AUTH_MODE=token here, with the cluster's "
+                           "token in ~/.ray/auth_token or RAY_AUTH_TOKEN")
+    assert not (tmp_path / "o").exists()
+
+
+def test_what_ray_logs_during_a_join_that_goes_wrong_otherwise_is_kept(monkeypatch, capfd):
+    """Only a join's outcome is replaced by one line: an interrupt during it keeps what Ray logged."""
+    import ray
+
+    from hwmodel.raycluster import init_ray
+
+    def interrupted(*args, **kw):
+        os.write(2, b"ray: something worth seeing\n")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(ray, "init", interrupted)
+    with socket.socket() as head:
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        with pytest.raises(KeyboardInterrupt):
+            init_ray(f"127.0.0.1:{head.getsockname()[1]}", 1)
+    assert "ray: something worth seeing" in capfd.readouterr().err
+
+
+def test_ctrl_c_of_a_campaign_says_what_is_kept_and_how_to_go_on(tmp_path, monkeypatch, capsys):
+    """Ctrl-C of the driver printed only "nmlab campaign: interrupted" (the sweep names what it keeps
+    and the command that continues)."""
+    import rl.campaign as campaign
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CAMPAIGN.replace("agents: [dense]", 'agents: [dense, "2:4", "1:4"]'))
+    out = tmp_path / "c"
+
+    def interrupted(cfg, out, address, workers):
+        (out / "hopper_dense_s0").mkdir(parents=True)
+        (out / "hopper_dense_s0" / "checkpoint.pt").write_bytes(b"x")
+        (out / "hopper_dense_s0" / "done.json").write_text("{}")
+        (out / "hopper_2of4_s0").mkdir()
+        (out / "hopper_2of4_s0" / "checkpoint.pt").write_bytes(b"x")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(campaign, "run_campaign", interrupted)
+    assert main(["campaign", str(cfg), "--out", str(out), "--ray", "auto"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert err == (f"nmlab campaign: interrupted; 1 of 3 runs done, 1 continue from their last checkpoint and 1 from "
+                   f"the start with the same command: nmlab campaign {cfg} --out {out} --ray auto")
+
+
+@pytest.mark.parametrize("extra, line", [
+    (["--ray", "auto", "--workers", "2"],
+     "nmlab campaign: error: --workers: sets the local Ray instance's CPUs; a cluster (--ray ADDRESS) has its own"),
+    (["--workers", "0"], "nmlab campaign: error: --workers: must be a positive integer, got 0"),
+])
+def test_campaign_workers_errors_name_the_option(tmp_path, capsys, extra, line):
+    """They said `workers:`, which is no option or config key (nmlab sweep says `--workers:`)."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CAMPAIGN)
+    assert main(["campaign", str(cfg), "--out", str(tmp_path / "c"), *extra]) == 2
+    assert capsys.readouterr().err.strip() == line
+    assert not (tmp_path / "c").exists()
+
+
+class _NoGpuRay(_FakeRay):
+    """A Ray instance with CPUs only (what the driver asks of it before submitting runs)."""
+
+    shut = False
+
+    def cluster_resources(self):
+        return {"CPU": 2.0}
+
+    def shutdown(self):
+        self.shut = True
+
+
+@pytest.mark.parametrize("address", [None, "auto"])
+def test_gpu_runs_on_ray_without_a_gpu_are_one_line_not_a_wait_forever(tmp_path, monkeypatch, capsys, address):
+    """`train: {device: cuda}` on a cluster without GPUs: Ray held every task (infeasible) and the
+    driver waited with no word until killed."""
+    import rl.campaign as campaign
+
+    fake = _NoGpuRay(1000)
+    monkeypatch.setattr(campaign, "_start_ray", lambda address, workers: fake)
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CAMPAIGN + "train: {device: cuda}\n")
+    out = tmp_path / "c"
+    assert main(["campaign", str(cfg), "--out", str(out), *(["--ray", address] if address else [])]) == 2
+    where = "Ray cluster" if address else "local Ray instance"
+    assert capsys.readouterr().err.strip() == (
+        f"nmlab campaign: error: train.device: runs on cuda need 0.25 GPU each (gpus_per_run), but the {where} has 0; "
+        "Ray would wait for one forever (train on the CPU: leave device out)")
+    assert fake.shut and not out.exists()
+
+
+@pytest.mark.parametrize("key", ["learning_starts", "learning-starts"])
+def test_a_campaign_whose_runs_would_not_learn_says_so(tmp_path, monkeypatch, capsys, key):
+    """steps <= learning_starts: every step is random and nothing trains. `nmlab train` notes it on
+    stderr, but a Ray task's stderr never reaches the driver: the campaign ran silently."""
+    import rl.campaign as campaign
+
+    monkeypatch.setattr(campaign, "_start_ray", lambda address, workers: _NoGpuRay(1000))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CAMPAIGN + f"train: {{{key}: 1000}}\n")
+    assert main(["campaign", str(cfg), "--out", str(tmp_path / "c"), "--ray", "auto"]) == 0
+    out = capsys.readouterr().out
+    assert ("note: 1 run(s) (hopper_dense_s0) have steps <= learning_starts (1000): every step is a random action and "
+            "no gradient update runs; give train: {learning_starts: N} below steps to train") in out
+    cfg.write_text(CAMPAIGN + f"train: {{{key}: 999}}\n")
+    assert main(["campaign", str(cfg), "--out", str(tmp_path / "d"), "--ray", "auto"]) == 0
+    assert "learning_starts" not in capsys.readouterr().out
