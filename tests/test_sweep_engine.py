@@ -738,3 +738,24 @@ def test_ctrl_c_is_taken_where_the_parent_waits_and_never_by_a_worker(tmp_path):
     quiet = engine._Pool(2, None, tmp_path)  # closed without an interrupt: the handler is restored too
     quiet.close()
     assert signal.getsignal(signal.SIGINT) == before
+
+
+def test_a_second_sweep_in_one_process_reads_a_rewritten_workload_as_it_is_now(tmp_path):
+    """Workload and design files were memoised per process by path: a workload rewritten between
+    two sweeps of one process gave the second sweep the first file's sha and figures."""
+    from sweeps.grid import file_sha
+
+    def sweep(hidden: int, out: str) -> dict:
+        wl = synthetic_td3_workload(11, hidden, "dense")
+        wl.meta.update(env="Hopper-v5", sparsity="dense")
+        save_workload(wl, tmp_path / "w.nmw")
+        cfg = parse_config({"workloads": [str(tmp_path / "w.nmw")], "patterns": ["dense"], "bits": [8],
+                            "designs": ["edge_ws"], "scenarios": [{"scenario": "inference", "batch": 1}]},
+                           base=tmp_path)
+        api.run(cfg, tmp_path / out, workers=1, progress=False)
+        (row,) = pq.read_table(tmp_path / out / "points.parquet").to_pylist()
+        assert row["workload_sha"] == file_sha(tmp_path / "w.nmw")
+        return row
+
+    small, big = sweep(3, "a"), sweep(6, "b")
+    assert big["macs_dense"] > small["macs_dense"]
