@@ -204,13 +204,9 @@ class GpuDesign:
 
 def fitted_on(set_name: str) -> list[str]:
     """The GPUs a bundled parameter set was fitted on (``fitted_on`` of the bundled file; [] if none)."""
-    from hwmodel.gpu.params import default_path
-    from hwmodel.limits import load_yaml
+    from hwmodel.gpu.params import provenance
 
-    doc = load_yaml(default_path(), "gpu params")
-    entry = (doc.get("sets") or {}).get(set_name)
-    fitted = entry.get("fitted_on") if isinstance(entry, dict) else None
-    return [str(g) for g in fitted] if isinstance(fitted, list) else []
+    return provenance().get(set_name, ([], None))[0]
 
 
 def fitted_note(gpu: str, set_name: str) -> str:
