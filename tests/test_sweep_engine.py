@@ -740,6 +740,34 @@ def test_ctrl_c_is_taken_where_the_parent_waits_and_never_by_a_worker(tmp_path):
     assert signal.getsignal(signal.SIGINT) == before
 
 
+def test_a_pool_sweep_from_another_thread_leaves_ctrl_c_to_the_main_thread(tmp_path):
+    """signal.signal may only be called from the main thread (ValueError elsewhere): a pool made in
+    another thread sets no handler, and its chunks are collected as usual."""
+    import threading
+
+    before = signal.getsignal(signal.SIGINT)
+    seen: dict = {}
+
+    def work() -> None:
+        try:
+            pool = engine._Pool(2, None, tmp_path)
+            try:
+                seen["handler"] = signal.getsignal(signal.SIGINT)
+                pool.pending[pool.pool.submit(abs, -3)] = 7
+                seen["collected"] = pool.collect()
+            finally:
+                pool.close()
+        except BaseException as exc:  # noqa: BLE001  (reported below, in the test's thread)
+            seen["error"] = exc
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive() and "error" not in seen, seen.get("error")
+    assert seen["handler"] == before and seen["collected"] == [(7, 3)]
+    assert signal.getsignal(signal.SIGINT) == before
+
+
 def test_a_second_sweep_in_one_process_reads_a_rewritten_workload_as_it_is_now(tmp_path):
     """Workload and design files were memoised per process by path: a workload rewritten between
     two sweeps of one process gave the second sweep the first file's sha and figures."""
