@@ -434,6 +434,8 @@ def _run(grid, out: Path, pool, workers: int, ray_address: Optional[str], use_ra
                 bar.update(n_rows)
                 if stream is not None:
                     stream.add(k, path)
+        if getattr(pool, "interrupted", False):
+            raise KeyboardInterrupt  # a Ctrl-C after the last collect(), which would take it otherwise
     except BaseException:
         if stream is not None:
             stream.abort()

@@ -787,3 +787,26 @@ def test_a_second_sweep_in_one_process_reads_a_rewritten_workload_as_it_is_now(t
 
     small, big = sweep(3, "a"), sweep(6, "b")
     assert big["macs_dense"] > small["macs_dense"]
+
+
+def test_a_ctrl_c_after_the_last_chunk_came_in_still_interrupts_the_sweep(tmp_path, monkeypatch):
+    """The pool's handler only sets a flag that collect() acts on: a Ctrl-C after the last chunk
+    was collected (while its part joined points.parquet) was dropped, and the sweep ran on to the
+    end as if no key had been pressed."""
+    from sweeps.config import SweepConfig
+
+    cfg = SweepConfig(patterns=["dense"], bits=[8], designs=["edge_ws"], gpus=[],
+                      scenarios=[Scenario("inference", 1)], quality=None, chunk_size=1000)
+    real = engine._Pool.collect
+
+    def collect_then_ctrl_c(self):
+        got = real(self)
+        os.kill(os.getpid(), signal.SIGINT)  # the pool's handler: a flag, no KeyboardInterrupt here
+        return got
+
+    monkeypatch.setattr(engine._Pool, "collect", collect_then_ctrl_c)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        api.run(cfg, tmp_path / "out", workers=2, progress=False)  # one chunk: its collect() is the last
+    assert signal.getsignal(signal.SIGINT) == before
+    assert not (tmp_path / "out" / "points.parquet").exists() and store.list_parts(tmp_path / "out")
