@@ -85,16 +85,13 @@ def _specs() -> dict[str, Any]:
 def _params_provenance() -> dict[str, tuple[list[str], Optional[int]]]:
     """Set name -> (GPUs it was fitted on, rows) from the bundled parameter file's metadata."""
     from hwmodel.errors import NmlabError
-    from hwmodel.gpu.params import default_path
-    from hwmodel.limits import load_yaml
+    from hwmodel.gpu.params import provenance
 
     try:
-        # Bounded like every YAML input: `gpu fit --out` rewrites this file by default, so it may be
-        # anything (a binary one was a UnicodeDecodeError traceback here); provenance is optional.
-        doc = load_yaml(default_path(), "gpu params")
-        return {str(k): (list(v.get("fitted_on") or []), v.get("rows")) for k, v in (doc.get("sets") or {}).items()
-                if isinstance(v, dict)}
-    except (NmlabError, AttributeError, TypeError):  # load_yaml's errors (YAML ones included), then a wrong shape
+        # `gpu fit --out` rewrites this file by default, so it may be anything (a binary one was a
+        # UnicodeDecodeError traceback here); provenance is optional.
+        return provenance()
+    except NmlabError:  # load_yaml's errors, YAML ones included
         return {}
 
 

@@ -165,9 +165,10 @@ class _Pool:
         if self.pool is not None and threading.current_thread() is threading.main_thread():
             # Ctrl-C is taken where collect() waits, not wherever the main thread happens to be: the
             # default handler's KeyboardInterrupt can land inside concurrent.futures while it holds a
-            # lock, which the pool's shutdown then waits for forever (the likely cause of the one hang in
-            # 240 Ctrl-Cs left once the workers ignored SIGINT). A second Ctrl-C interrupts at once. Set before
-            # the workers fork, so a Ctrl-C during their start-up only sets a flag in them.
+            # lock, which the pool's shutdown then waits for forever. A second Ctrl-C interrupts at
+            # once. Set before the workers fork, so a Ctrl-C during their start-up only sets a flag in
+            # them. Only the main thread may set handlers: a sweep run from another thread keeps the
+            # default (the KeyboardInterrupt is the main thread's, not the sweep's).
             previous = signal.getsignal(signal.SIGINT)
             if previous is not signal.SIG_IGN:
                 self._sigint = previous if previous is not None else signal.SIG_DFL
@@ -433,6 +434,8 @@ def _run(grid, out: Path, pool, workers: int, ray_address: Optional[str], use_ra
                 bar.update(n_rows)
                 if stream is not None:
                     stream.add(k, path)
+        if getattr(pool, "interrupted", False):
+            raise KeyboardInterrupt  # a Ctrl-C after the last collect(), which would take it otherwise
     except BaseException:
         if stream is not None:
             stream.abort()

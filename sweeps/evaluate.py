@@ -2,7 +2,8 @@
 worker processes, or in the sweep's own for a small grid).
 
 Workloads, designs, programs and their mappings are cached per process, keyed by path and
-pattern, so the points of a workload read, prune and map it once.
+pattern, so the points of a workload read, prune and map it once; planning a sweep drops them
+(:func:`forget_files`), so each sweep reads its files as they are.
 """
 
 from __future__ import annotations
@@ -127,6 +128,17 @@ def _mapped_dense(shape: tuple, design_path: str, scenario: str, path: str, patt
 _dense_totals: dict[tuple, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
 #: Pairs the dense-reference cache holds before it starts over (bounds a worker's memory).
 DENSE_TOTALS_MAX = 500_000
+
+
+def forget_files() -> None:
+    """Drop everything this process holds of workload and design files, which is keyed by path:
+    a sweep planned again in the same process (:func:`sweeps.grid.plan`) reads its files as they
+    are now, not as an earlier sweep found them."""
+    for cached in (loaded_workload, workload_at, _design, _program, _mapped, _is_gpu, _gpu_plan):
+        cached.cache_clear()
+    _dense_mapped.clear()
+    if _dense_totals:  # an empty table has nothing to drop
+        _dense_totals.clear()
 
 SUMMARY_FIGURES = ("energy_pj", "utilization", "speedup_vs_dense", "energy_ratio_vs_dense", "fits_in_sram",
                    "sram_bytes", "area_mm2")

@@ -401,7 +401,12 @@ def make_point(w: WorkloadInfo, mask_source: str, pattern: str, bits: int, d: De
 
 
 def plan(cfg: SweepConfig) -> Plan:
-    """Resolve files and expand the grid; errors name the config key."""
+    """Resolve files and expand the grid; errors name the config key. Every file is read as it
+    is now: what an earlier plan in this process read of them is dropped first."""
+    from sweeps.evaluate import forget_files
+
+    _workload_info.cache_clear()
+    forget_files()
     workloads = resolve_workloads(cfg)
     designs = resolve_designs(cfg)
     skipped = []

@@ -572,3 +572,23 @@ def test_simulate_reloads_a_design_file_replaced_by_one_of_the_same_size_and_mti
     assert hwmodel.simulate(wl, "d.yaml").clock_hz == clock * 2e6
     monkeypatch.chdir(tmp_path / "b")
     assert hwmodel.simulate(wl, "d.yaml").clock_hz == clock * 1e6
+
+
+def test_simulate_reads_a_gpu_spec_file_again_once_it_is_edited(tmp_path):
+    """A GPU spec file given as the design is reused only while it is the same file, as a design
+    file is: its memo keyed on the path alone, an edited memory bandwidth kept the old figures."""
+    wl = synthetic_td3_workload(8, 3, "2:4", seed=0)
+    text = data_path("gpus", "h100_sxm.yaml").read_text()
+    path = tmp_path / "my_gpu.yaml"
+    path.write_text(text)
+    kw = dict(bits=16, batch=256, scenario="train_step")
+    fast = hwmodel.simulate(wl, str(path), **kw).total.latency_s
+    line = next(x for x in text.splitlines() if x.startswith("memory_bytes_per_s:"))
+    bw = float(line.split(":", 1)[1])
+    slow_text = text.replace(line, f"memory_bytes_per_s: {bw / 10!r}", 1)
+    assert slow_text != text
+    path.write_text(slow_text)
+    slow = hwmodel.simulate(wl, str(path), **kw).total.latency_s
+    assert slow > fast
+    path.write_text(text)
+    assert hwmodel.simulate(wl, str(path), **kw).total.latency_s == fast

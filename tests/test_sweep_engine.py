@@ -738,3 +738,75 @@ def test_ctrl_c_is_taken_where_the_parent_waits_and_never_by_a_worker(tmp_path):
     quiet = engine._Pool(2, None, tmp_path)  # closed without an interrupt: the handler is restored too
     quiet.close()
     assert signal.getsignal(signal.SIGINT) == before
+
+
+def test_a_pool_sweep_from_another_thread_leaves_ctrl_c_to_the_main_thread(tmp_path):
+    """signal.signal may only be called from the main thread (ValueError elsewhere): a pool made in
+    another thread sets no handler, and its chunks are collected as usual."""
+    import threading
+
+    before = signal.getsignal(signal.SIGINT)
+    seen: dict = {}
+
+    def work() -> None:
+        try:
+            pool = engine._Pool(2, None, tmp_path)
+            try:
+                seen["handler"] = signal.getsignal(signal.SIGINT)
+                pool.pending[pool.pool.submit(abs, -3)] = 7
+                seen["collected"] = pool.collect()
+            finally:
+                pool.close()
+        except BaseException as exc:  # noqa: BLE001  (reported below, in the test's thread)
+            seen["error"] = exc
+
+    thread = threading.Thread(target=work)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive() and "error" not in seen, seen.get("error")
+    assert seen["handler"] == before and seen["collected"] == [(7, 3)]
+    assert signal.getsignal(signal.SIGINT) == before
+
+
+def test_a_second_sweep_in_one_process_reads_a_rewritten_workload_as_it_is_now(tmp_path):
+    """Workload and design files were memoised per process by path: a workload rewritten between
+    two sweeps of one process gave the second sweep the first file's sha and figures."""
+    from sweeps.grid import file_sha
+
+    def sweep(hidden: int, out: str) -> dict:
+        wl = synthetic_td3_workload(11, hidden, "dense")
+        wl.meta.update(env="Hopper-v5", sparsity="dense")
+        save_workload(wl, tmp_path / "w.nmw")
+        cfg = parse_config({"workloads": [str(tmp_path / "w.nmw")], "patterns": ["dense"], "bits": [8],
+                            "designs": ["edge_ws"], "scenarios": [{"scenario": "inference", "batch": 1}]},
+                           base=tmp_path)
+        api.run(cfg, tmp_path / out, workers=1, progress=False)
+        (row,) = pq.read_table(tmp_path / out / "points.parquet").to_pylist()
+        assert row["workload_sha"] == file_sha(tmp_path / "w.nmw")
+        return row
+
+    small, big = sweep(3, "a"), sweep(6, "b")
+    assert big["macs_dense"] > small["macs_dense"]
+
+
+def test_a_ctrl_c_after_the_last_chunk_came_in_still_interrupts_the_sweep(tmp_path, monkeypatch):
+    """The pool's handler only sets a flag that collect() acts on: a Ctrl-C after the last chunk
+    was collected (while its part joined points.parquet) was dropped, and the sweep ran on to the
+    end as if no key had been pressed."""
+    from sweeps.config import SweepConfig
+
+    cfg = SweepConfig(patterns=["dense"], bits=[8], designs=["edge_ws"], gpus=[],
+                      scenarios=[Scenario("inference", 1)], quality=None, chunk_size=1000)
+    real = engine._Pool.collect
+
+    def collect_then_ctrl_c(self):
+        got = real(self)
+        os.kill(os.getpid(), signal.SIGINT)  # the pool's handler: a flag, no KeyboardInterrupt here
+        return got
+
+    monkeypatch.setattr(engine._Pool, "collect", collect_then_ctrl_c)
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(KeyboardInterrupt):
+        api.run(cfg, tmp_path / "out", workers=2, progress=False)  # one chunk: its collect() is the last
+    assert signal.getsignal(signal.SIGINT) == before
+    assert not (tmp_path / "out" / "points.parquet").exists() and store.list_parts(tmp_path / "out")

@@ -204,13 +204,9 @@ class GpuDesign:
 
 def fitted_on(set_name: str) -> list[str]:
     """The GPUs a bundled parameter set was fitted on (``fitted_on`` of the bundled file; [] if none)."""
-    from hwmodel.gpu.params import default_path
-    from hwmodel.limits import load_yaml
+    from hwmodel.gpu.params import provenance
 
-    doc = load_yaml(default_path(), "gpu params")
-    entry = (doc.get("sets") or {}).get(set_name)
-    fitted = entry.get("fitted_on") if isinstance(entry, dict) else None
-    return [str(g) for g in fitted] if isinstance(fitted, list) else []
+    return provenance().get(set_name, ([], None))[0]
 
 
 def fitted_note(gpu: str, set_name: str) -> str:
@@ -245,6 +241,14 @@ def _load(path: str) -> GpuDesign:
     return GpuDesign(load_gpu(path), path)
 
 
+@lru_cache(maxsize=32)
+def _load_file(path: str, stamp: tuple) -> Optional[GpuDesign]:
+    """The GPU spec file at ``path`` (resolved) as a design point, None when it is an accelerator
+    design; reused while ``stamp`` (its device, inode, size and mtime) holds: a spec edited or
+    replaced is read again."""
+    return GpuDesign(load_gpu(path), path) if _is_gpu_file(Path(path)) else None
+
+
 def gpu_design(ref: Any) -> Optional[GpuDesign]:
     """``ref`` as a GPU design point, or None when it is an accelerator design.
 
@@ -259,7 +263,8 @@ def gpu_design(ref: Any) -> Optional[GpuDesign]:
         return None
     p = Path(ref)
     if is_file(p):
-        return _load(str(p.resolve())) if _is_gpu_file(p) else None
+        st = p.stat()
+        return _load_file(str(p.resolve()), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
     if str(ref) in bundled_gpu_names():
         return _bundled(str(ref))
     return None

@@ -37,6 +37,22 @@ def default_path() -> Path:
     return data_path("gpu_params.yaml")
 
 
+def provenance() -> dict[str, tuple[list[str], Optional[int]]]:
+    """Set name -> (the GPUs it was fitted on, its timing rows) from the bundled parameter file's
+    metadata (``fitted_on``, ``rows``; [] and None where it names none). Read afresh, bounded
+    like every YAML input (``gpu fit --out`` rewrites this file); NmlabError when it cannot be read."""
+    from hwmodel.limits import load_yaml
+
+    doc = load_yaml(default_path(), "gpu params")
+    sets = doc.get("sets") if isinstance(doc, dict) else None
+    out = {}
+    for name, entry in (sets.items() if isinstance(sets, dict) else ()):
+        if isinstance(entry, dict):
+            fitted = entry.get("fitted_on")
+            out[str(name)] = ([str(g) for g in fitted] if isinstance(fitted, list) else [], entry.get("rows"))
+    return out
+
+
 def params_to_doc(params: GpuParams) -> dict[str, Any]:
     """A plain-YAML mapping of a parameter set (floats rounded to 4 significant digits)."""
     d = params.as_dict()
