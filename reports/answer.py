@@ -96,6 +96,8 @@ def _tip(r: dict[str, Any]) -> str:
         parts.append(f"Largest energy share: {r['energy_top']} ({r['energy_top_share']:.0%}).")
     if r.get("sram"):
         parts.append(f"Weights {fmt_bytes(r.get('model_bytes'))} {r['sram']} SRAM ({fmt_bytes(r.get('sram_bytes'))}).")
+    if r.get("runs_as_line"):
+        parts.append(f"Runs as another pattern: {r['runs_as_line']}.")
     if r.get("why"):
         parts.append(f"Why: {r['why']}.")
     parts.append(f"Point {r['point_id']}.")
@@ -343,6 +345,11 @@ LIMITER_WORDS = {"DRAM bandwidth": "DRAM", "fixed per-call cost": "fixed cost"}
 
 def limiter_word(r: dict[str, Any]) -> str:
     """What limits a same-bits record, in a word or two for the glance table (the full line is its tooltip)."""
+    # A pattern the design runs as another N:M (1:4 on a 2:4-only design, 1:8 on edge_ws or flex_nm, 1:4 on a
+    # GPU): its figures are that pattern's, equal to its row's, so the cell names it before any limiter
+    # (the tooltip's first line says what ran and why: reports.why._runs_as_columns, nmlab check's note).
+    if r.get("runs_as_pattern"):
+        return f"runs as {r['runs_as_pattern']}"
     if r.get("sram") == "fits, dense misses":
         return "SRAM cliff"
     if r.get("sram") == "misses, dense fits":
@@ -364,7 +371,8 @@ def limiter_word(r: dict[str, Any]) -> str:
 GLANCE_HELP = ("Each design cell: speedup (x, higher is faster) / energy ratio (lower saves), both vs dense on "
                "that design at the same bits, and what limits the point: compute, DRAM or metadata (the largest "
                "share of its cycles), SRAM cliff (these weights fit the design's SRAM, dense's do not; misses SRAM: the "
-               "reverse), runs dense (the design cannot skip this pattern's zeros), no gain (what it skips does not make "
+               "reverse), runs as 2:4 (the design runs this pattern as another N:M, here 2:4, so the figures are 2:4's: "
+               "a 1:4 mask on a 2:4-only design), runs dense (the design cannot skip this pattern's zeros), no gain (what it skips does not make "
                f"it {NO_GAIN:.0%} faster than dense: too few zeros skipped, or the cycles wait for their metadata), fixed cost (a GPU call's fixed "
                "time, not its MACs), throughput (a GPU busy on its MACs or bandwidth). "
                "Return: evaluation return at these bits (a train step pairs with the agent as trained) as a fraction of "
