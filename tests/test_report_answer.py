@@ -1001,3 +1001,22 @@ def test_glance_names_a_pattern_the_design_runs_as_another(sweep, page):
 
 REPO_DATA = Path(__file__).resolve().parents[1] / "hwmodel" / "data"
 
+
+def test_an_envs_caveats_are_said_once_in_the_answer(sweep, page):
+    """Hopper-v5's caveats (dense has not learned, seeds disagree) stood under its glance table and again, word for
+    word, beside its return table further down. They are said once, where a reader meets them first; the env's
+    section links up to them on the page and leaves them out of summary.md. (The RL quality table keeps its own.)"""
+    cav = returns.caveats(returns.return_table(pd.read_parquet(sweep / "points.parquet"),
+                                               json.loads((sweep / "sweep.json").read_text())["quality_table"]))["Hopper-v5"]
+    answer_html = page.split('<h2 id="answer">', 1)[1].split("<h2", 1)[0]
+    for c in cav:
+        assert answer_html.count(html.escape(c)) == 1, c
+    glance, section = answer_html.split('<h3 id="answer-hopper-v5">', 1)
+    assert all(html.escape(c) in glance.split("Hopper-v5 at a glance", 1)[1] for c in cav)
+    assert (f'<p class=small>{len(cav)} caveats on these returns: under the <a href="#glance-hopper-v5">Hopper-v5 '
+            'glance table</a> above.</p>') in section and 'id="glance-hopper-v5"' in glance
+    md = (sweep / "report" / "summary.md").read_text()
+    answer_md = md.split("## What each pattern buys", 1)[1].split("\n## ", 1)[0]
+    for c in cav:
+        assert answer_md.count(f"> Caveat: {c}") == 1, c
+    assert "Caveat" not in answer_md.split("\n### Hopper-v5\n", 1)[1]
