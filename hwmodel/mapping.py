@@ -11,7 +11,9 @@ outputs walks as many packed slots as its busiest row keeps (load imbalance).
 
 from __future__ import annotations
 
+import re
 import weakref
+from collections import Counter
 from dataclasses import dataclass
 from typing import Optional
 
@@ -443,3 +445,33 @@ def _map_unstructured(design: Design, mask: np.ndarray, p: Pattern, transposed: 
                    f"{p} {what} packed by row ({design.sparsity.index_format}): density {nnz / (k * rows):.1%}, "
                    f"folds of {width} rows walk their busiest row, {walk / rows:.1f} of K={k} per row vs "
                    f"{nnz / rows:.1f} kept (load imbalance {imbalance})", row_k=rk)
+
+
+def runs_as(gemms) -> str:
+    """What a design runs in place of a workload's sparse patterns, from its forward GEMMs' mappings, with the
+    mapping's reason: "2:4 (every group of 4 of the mask holds <= 2)" (a 1:4 agent on a 2:4-only design, whose
+    figures are then 2:4's), "1:4" where the note gives no reason in brackets, several patterns with the share
+    of forward GEMMs each runs where they differ; "" where the design runs each layer's own pattern.
+
+    ``gemms``: (phase, the workload's pattern, ``hw_pattern``, mapping note) per GEMM, patterns as text
+    (``hwmodel.result.LayerResult``'s fields; element-wise entries and dense layers say nothing). The one
+    definition of what ``nmlab check``'s note line and the sweep's ``runs_as`` column say."""
+    fwd = [(pattern, hw, note) for phase, pattern, hw, note in gemms if phase == "forward" and pattern != "dense"]
+    if all(hw == pattern for pattern, hw, _ in fwd):
+        return ""
+    ran = Counter(hw for _, hw, _ in fwd)
+    why: dict[str, str] = {}
+    for _, hw, note in fwd:
+        m = re.search(r"\(([^()]*)\)\s*$", note or "")
+        why.setdefault(hw, m.group(1) if m else "")
+    parts = [f"{hw}{f' ({why[hw]})' if why[hw] and why[hw] != 'native' else ''}"
+             + (f" on {n} of {len(fwd)} forward GEMMs" if len(ran) > 1 else "") for hw, n in ran.most_common()]
+    return ", ".join(parts)
+
+
+def runs_as_pattern(text: str) -> str:
+    """The pattern a :func:`runs_as` text names when every forward GEMM runs that one ("2:4"); "" when the text
+    is empty or names several."""
+    if not text or " forward GEMMs" in text:
+        return ""
+    return text.split(" (", 1)[0]

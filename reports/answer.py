@@ -96,6 +96,8 @@ def _tip(r: dict[str, Any]) -> str:
         parts.append(f"Largest energy share: {r['energy_top']} ({r['energy_top_share']:.0%}).")
     if r.get("sram"):
         parts.append(f"Weights {fmt_bytes(r.get('model_bytes'))} {r['sram']} SRAM ({fmt_bytes(r.get('sram_bytes'))}).")
+    if r.get("runs_as_line"):
+        parts.append(f"Runs as another pattern: {r['runs_as_line']}.")
     if r.get("why"):
         parts.append(f"Why: {r['why']}.")
     parts.append(f"Point {r['point_id']}.")
@@ -343,6 +345,11 @@ LIMITER_WORDS = {"DRAM bandwidth": "DRAM", "fixed per-call cost": "fixed cost"}
 
 def limiter_word(r: dict[str, Any]) -> str:
     """What limits a same-bits record, in a word or two for the glance table (the full line is its tooltip)."""
+    # A pattern the design runs as another N:M (1:4 on a 2:4-only design, 1:8 on edge_ws or flex_nm, 1:4 on a
+    # GPU): its figures are that pattern's, equal to its row's, so the cell names it before any limiter
+    # (the tooltip's first line says what ran and why: reports.why._runs_as_columns, nmlab check's note).
+    if r.get("runs_as_pattern"):
+        return f"runs as {r['runs_as_pattern']}"
     if r.get("sram") == "fits, dense misses":
         return "SRAM cliff"
     if r.get("sram") == "misses, dense fits":
@@ -364,7 +371,8 @@ def limiter_word(r: dict[str, Any]) -> str:
 GLANCE_HELP = ("Each design cell: speedup (x, higher is faster) / energy ratio (lower saves), both vs dense on "
                "that design at the same bits, and what limits the point: compute, DRAM or metadata (the largest "
                "share of its cycles), SRAM cliff (these weights fit the design's SRAM, dense's do not; misses SRAM: the "
-               "reverse), runs dense (the design cannot skip this pattern's zeros), no gain (what it skips does not make "
+               "reverse), runs as 2:4 (the design runs this pattern as another N:M, here 2:4, so the figures are 2:4's: "
+               "a 1:4 mask on a 2:4-only design), runs dense (the design cannot skip this pattern's zeros), no gain (what it skips does not make "
                f"it {NO_GAIN:.0%} faster than dense: too few zeros skipped, or the cycles wait for their metadata), fixed cost (a GPU call's fixed "
                "time, not its MACs), throughput (a GPU busy on its MACs or bandwidth). "
                "Return: evaluation return at these bits (a train step pairs with the agent as trained) as a fraction of "
@@ -443,7 +451,7 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
                        f'data-point="{c["point_id"]}" data-col="glance_speedup" data-value="{sp!r}">'
                        f'<b>{fmt_ratio(sp)}x</b> / {fmt_ratio(en)}<br><span class=lim>{html.escape(limiter_word(c))}</span></td>')
         body.append(f"<tr><td class=l>{html.escape(agent_label(method, agent))}</td>{ret_cell}{''.join(tds)}</tr>")
-    return (f'<div class="card glance"><table class="ans glance" data-env="{html.escape(env)}"><caption>{html.escape(title)}'
+    return (f'<div class="card glance" id="{glance_anchor(env)}"><table class="ans glance" data-env="{html.escape(env)}"><caption>{html.escape(title)}'
             f'<br><span class=unit>{GLANCE_KEY}</span></caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
 
 
@@ -506,6 +514,10 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
         if g:  # the env's caveats (dense has not learned, seeds disagree) right under its numbers
             g += "".join(f'<p class="note caveat small">Caveat: {html.escape(c)}</p>' for c in caveats.get(env, []))
         glances.append(g)
+    # An env with a glance table: its caveats are said there, where a reader meets them first; the env's
+    # section below repeated them word for word beside its return table. It now points up to them (a link
+    # from the page's "Answer:" list lands on the section, past the glance).
+    in_glance = {env for env, g in zip(sorted(df.env.unique()), glances) if g}
     parts = ['<h2 id="answer">What each pattern buys at equal bits, and what it costs</h2>']
     if any(glances):
         parts.append("".join(glances) + f'<p class=small>{html.escape(GLANCE_HELP + GLANCE_MORE_HTML)}</p>')
@@ -518,12 +530,17 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
     for env in sorted(df.env.unique()):
         anchor = env_anchor(env)
         parts.append(f'<h3 id="{anchor}">{html.escape(env)}</h3>')
+        if env in in_glance:
+            n = len(caveats.get(env, []))
+            env_caveats = ([f'<p class=small>{n} caveat{"s" if n > 1 else ""} on these returns: under the '
+                            f'<a href="#{glance_anchor(env)}">{html.escape(env)} glance table</a> above.</p>'] if n else [])
+        else:
+            env_caveats = [f'<p class="note caveat">Caveat: {html.escape(c)}</p>' for c in caveats.get(env, [])]
         if returns_html.get(env):
             parts.append('<div class="cards">' + returns_html[env] + '<div class="card small">'
-                         + "".join(f'<p class="note caveat">Caveat: {html.escape(c)}</p>' for c in caveats.get(env, []))
-                         + RETURN_HELP + "</div></div>")
+                         + "".join(env_caveats) + RETURN_HELP + "</div></div>")
         else:
-            parts += [f'<p class="note caveat">Caveat: {html.escape(c)}</p>' for c in caveats.get(env, [])]
+            parts += env_caveats
         env_agents = [a for a in agents_all if ((df.env == env) & (df.method == a[0]) & (df.agent == a[1])).any()] \
             if "agent" in df.columns else agents_all
         for (sc, batch), rows in sections.get(env, {}).items():
@@ -626,6 +643,11 @@ def env_anchor(env: str) -> str:
     return "answer-" + "".join(ch if ch.isalnum() else "-" for ch in str(env).lower()).strip("-")
 
 
+def glance_anchor(env: str) -> str:
+    """The page anchor of an env's glance table."""
+    return "glance-" + env_anchor(env)[len("answer-"):]
+
+
 CSS = """
 .cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(600px,1fr));gap:10px 18px;align-items:start}
 .card{overflow-x:auto;max-width:100%}
@@ -651,10 +673,12 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
     bits = sorted((int(b) for b in df.bits.unique()), reverse=True)
     out = ["\n## What each pattern buys at equal bits, and what it costs\n"]
     agents = agent_order(df)
+    in_glance = set()
     for env in sorted(df.env.unique()):
         g = glance_markdown(table, ret, env, agents)
         if g:
             out.append(g + "".join(f"\n> Caveat: {c}\n" for c in caveats.get(env, [])))
+            in_glance.add(env)
     out.append(GLANCE_HELP + GLANCE_MORE_MD + "\n")
     key = agent_key(df)
     if key:
@@ -662,7 +686,8 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
     out.append(INTRO + "\n")
     for env in sorted(df.env.unique()):
         out.append(f"\n### {env}\n")
-        out += [f"> Caveat: {c}\n" for c in caveats.get(env, [])]
+        if env not in in_glance:  # said under its glance table above, where a reader meets them first
+            out += [f"> Caveat: {c}\n" for c in caveats.get(env, [])]
         t = ret[ret.env == env] if len(ret) else ret
         if len(t):
             seeds = sorted({s for x in t.seeds for s in str(x).split(",") if s})

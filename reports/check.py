@@ -184,23 +184,11 @@ def evaluate_combinations(design, workload, patterns: list[str], bits: list[int]
 
 
 def _runs_as(res) -> str:
-    """What the design runs in place of the workload's sparse patterns in the forward GEMMs, with the mapping's
-    reason ("2:4 (every group of 4 of the mask holds <= 2)"; per GEMM count when they differ); "" when it runs
-    each layer's own pattern. A 1:4 agent on a 2:4-only design reads exactly as a 2:4 one, and said nothing why."""
-    import re
-    from collections import Counter
+    """What the design runs in place of the workload's sparse patterns (:func:`hwmodel.mapping.runs_as` of the
+    result's GEMMs). A 1:4 agent on a 2:4-only design reads exactly as a 2:4 one, and said nothing why."""
+    from hwmodel.mapping import runs_as
 
-    fwd = [layer for layer in res.layers if layer.phase == "forward" and layer.pattern != "dense"]
-    if not fwd or all(layer.hw_pattern == layer.pattern for layer in fwd):
-        return ""
-    ran = Counter(layer.hw_pattern for layer in fwd)
-    why = {}
-    for layer in fwd:
-        m = re.search(r"\(([^()]*)\)\s*$", layer.mapping_note or "")
-        why.setdefault(layer.hw_pattern, m.group(1) if m else "")
-    parts = [f"{hw}{f' ({why[hw]})' if why[hw] and why[hw] != 'native' else ''}"
-             + (f" on {n} of {len(fwd)} forward GEMMs" if len(ran) > 1 else "") for hw, n in ran.most_common()]
-    return ", ".join(parts)
+    return runs_as((layer.phase, layer.pattern, layer.hw_pattern, layer.mapping_note) for layer in res.layers)
 
 
 #: The requirements file format version this module reads (``version:``, required).

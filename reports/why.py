@@ -86,7 +86,8 @@ def limiters(df: pd.DataFrame, gpu_fixed: Optional[dict[str, "FixedTimes"]] = No
     """Per row of ``df`` (same index): latency_limiter, latency_share, energy_top, energy_top_share,
     leakage_share, sram ("fits, dense misses" / "misses, dense fits" / "fits" / "misses" / ""),
     skips_macs (False when the design issued every dense MAC), gpu (a GPU design point),
-    utilization, verdict (a :class:`Verdict`: the cause the why line gives first) and why (one line). On GPU rows the limiter is "fixed per-call cost" or
+    utilization, verdict (a :class:`Verdict`: the cause the why line gives first), why (one line), runs_as_pattern
+    and runs_as_line (what the design ran in the point's place, :func:`_runs_as_columns`). On GPU rows the limiter is "fixed per-call cost" or
     "throughput" (from ``utilization``), the latency share NaN, the energy components named as
     ``GPU_ENERGY_NAMES`` says, and sram "" (the GPU model's time does not depend on the L2 fit).
     ``gpu_fixed``: :func:`gpu_fixed_times` of the sweep's manifest (None: no fixed time is quoted)."""
@@ -146,9 +147,43 @@ def limiters(df: pd.DataFrame, gpu_fixed: Optional[dict[str, "FixedTimes"]] = No
     rows = list(zip(df[used].to_dict("records"), dense.to_dict("records"), out.to_dict("records")))
     verdicts = [_gpu_verdict(r, lim) if lim["gpu"] else _verdict(r, lim) for r, _, lim in rows]
     out["verdict"] = verdicts
+    out["runs_as_pattern"], out["runs_as_line"] = _runs_as_columns(df)
     out["why"] = [_gpu_why_line(r, d, lim, v, fixed.get(str(r.get("design")))) if lim["gpu"] else _why_line(r, d, lim, v)
                   for (r, d, lim), v in zip(rows, verdicts)]
     return out
+
+
+def _runs_as_columns(df: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """Per row: the sparse N:M pattern the design ran in the point's place, when one ran on every forward GEMM
+    ("2:4" for a 1:4 agent on a 2:4-only design: the point's figures are 2:4's; else ""), and the line saying
+    what ran in its place and why, from the sweep's ``runs_as`` column (``hwmodel.mapping.runs_as``, what
+    ``nmlab check``'s note says): "this design runs 1:4 as 2:4 (every group of 4 of the mask holds <= 2): the
+    figures are 2:4's". No line where the design ran the point's own pattern, or only dense (its why line says
+    so: runs dense / no gain); none at all for a table without the column (an older sweep's)."""
+    from hwmodel.errors import NmlabError
+    from hwmodel.mapping import runs_as_pattern
+    from hwmodel.sparsity import parse_pattern
+
+    if "runs_as" not in df.columns:
+        return [""] * len(df), [""] * len(df)
+    seen: dict[tuple, tuple[str, str]] = {}  # one answer per distinct (pattern, text): a big sweep repeats a few
+    keys = [(str(p), t if isinstance(t, str) else "") for p, t in zip(df["pattern"], df["runs_as"])]  # null: ""
+    for key in keys:
+        if key in seen:
+            continue
+        pattern, text = key
+        ran = runs_as_pattern(text)
+        try:
+            p = parse_pattern(ran) if ran else None
+        except NmlabError:  # a pattern this nmlab does not parse: no word, the line still says what ran
+            p = None
+        sparse_nm = p is not None and p.is_nm and p.n < p.m  # not "4:4": a flexible design's full rows
+        line = "" if not text or ran == "dense" else (
+            f"this design runs {pattern} as {text}" + (f": the figures are {ran}'s" if sparse_nm else ""))
+        seen[key] = (ran if sparse_nm else "", line)
+    got = [seen[key] for key in keys]
+    pats, lines = [g[0] for g in got], [g[1] for g in got]
+    return pats, lines
 
 
 def _pct(x: float) -> str:

@@ -182,6 +182,17 @@ def _dense_lookup(key: tuple, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return cycles[at], energy[at]
 
 
+def _mapped_runs_as(mp) -> str:
+    """The ``runs_as`` column of an accelerator group: :func:`hwmodel.mapping.runs_as` of its mapped program's
+    GEMMs, as ``simulate()``'s layers give them (``nmlab check`` reads the same from those)."""
+    from hwmodel.mapping import runs_as
+    from hwmodel.sparsity import parse_pattern
+
+    layers = mp.program.layers
+    return runs_as((e.phase, str(parse_pattern(layers[e.layer].pattern)), hw, note)
+                   for e, hw, note in zip(mp.program.gemms, mp.hw_patterns, mp.notes))
+
+
 def evaluate_points(points: dict[str, list]):
     """Rows of many points (columns: each key of a point dict -> one list) as one Arrow table.
 
@@ -294,7 +305,8 @@ def evaluate_points(points: dict[str, list]):
                 "bytes_weights_stored": ev.stored_bytes,
                 "model_bytes": ev.stored_bytes,
                 "energy_per_sample_pj": energy / batch}
-        put(rows, cols, bits, extras, {"area_mm2": et.area_mm2, "networks": ",".join(mp.program.network_names())})
+        put(rows, cols, bits, extras, {"area_mm2": et.area_mm2, "networks": ",".join(mp.program.network_names()),
+                                       "runs_as": _mapped_runs_as(mp)})
     columns: dict[str, Any] = {}
     for name in ("design", "scenario", "batch", "bits", *FIELDS, *SUMMARY_FIGURES):
         columns[name] = None
@@ -303,7 +315,7 @@ def evaluate_points(points: dict[str, list]):
             columns[name] = None
     for name in ("datatype", "activation_bits", "residency", "weights_resident", "dense_weights_resident",
                  "workload_bits", "bytes_weights_stored", "bytes_weights_dense", "dense_fits_in_sram", "policy_delay",
-                 "technology_nm", "energy_factor_vs_45nm", "model_bytes", "energy_per_sample_pj", "networks"):
+                 "technology_nm", "energy_factor_vs_45nm", "model_bytes", "energy_per_sample_pj", "networks", "runs_as"):
         columns.setdefault(name, None)
     arrays = []
     for name in columns:
@@ -343,6 +355,8 @@ def _gpu_group(key: tuple, bits: np.ndarray, batch: np.ndarray, first: dict[str,
     ``simulate()``'s summary and scalar extras, like an accelerator group's, evaluated at once
     over the group's (bits, batch) pairs by the GPU model (hwmodel/gpu/design_point.py)."""
     from hwmodel.gpu.design_point import simulate_gpu_columns
+    from hwmodel.mapping import runs_as
+    from hwmodel.sparsity import parse_pattern
 
     try:
         plan = _gpu_plan(key[0], key[1], key[2], key[4])
@@ -353,7 +367,8 @@ def _gpu_group(key: tuple, bits: np.ndarray, batch: np.ndarray, first: dict[str,
     stored = np.asarray([extras[b]["bytes_weights_stored"] for b in bits.tolist()], dtype=float)
     cols.update({"energy_pj": energy, "weights_resident": cols["fits_in_sram"], "bytes_weights_stored": stored,
                  "model_bytes": stored, "energy_per_sample_pj": energy / batch})
-    return cols, bits, extras, {"area_mm2": None, "networks": ",".join(plan.networks)}
+    return cols, bits, extras, {"area_mm2": None, "networks": ",".join(plan.networks), "runs_as": runs_as(
+        (g.phase, str(parse_pattern(g.layer.pattern)), str(g.mapping.hw_pattern), g.mapping.note) for g in plan.gemms)}
 
 
 def evaluate_point(point: dict[str, Any]) -> dict[str, Any]:

@@ -954,3 +954,69 @@ def test_flex_nm_4_bit_unstructured_slowdown_is_explained_on_the_page(sweep, pag
         assert why == want
         assert html.escape(want) in page
         assert want.split(": ", 1)[1] in summary
+
+
+def test_glance_names_a_pattern_the_design_runs_as_another(sweep, page):
+    """stc_hbm runs 2:4 only, so a 1:4 or 1:8 agent runs 2:4 and its glance cell holds exactly 2:4's figures; the
+    cell said "DRAM" beside them, with no word why (likewise 1:8 on edge_ws and flex_nm, which run it as 1:4, and
+    1:4 or 1:8 on a GPU). It now says "runs as 2:4" and its hover says what ran and why. Exactly those cells: the
+    word comes from the sweep's runs_as column, which is what nmlab check's note says for the same point."""
+    from hwmodel.gpu.design_point import load_design_point
+    from hwmodel.simulate import simulate
+    from hwmodel.workload import load_workload
+    from reports.check import _runs_as as check_runs_as
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    by_id = df.set_index("point_id")
+    words = {}
+    for t in re.findall(r'<table class="ans glance" data-env="[^"]+">(.*?)</table>', page):
+        words.update(re.findall(r'data-point="([0-9a-f]+)" data-col="glance_speedup"[^>]*>.*?<span class=lim>([^<]*)</span>', t))
+    tips = dict(re.findall(r'<td style="[^"]*" title="([^"]*)" data-point="([0-9a-f]+)" data-col="glance_speedup"', page))
+    tips = {pid: html.unescape(tip) for tip, pid in tips.items()}
+    runs = {pid: w for pid, w in words.items() if w.startswith("runs as")}
+    want = {(d, p): f"runs as {ran}" for d, p, ran in [
+        ("stc_hbm", "1:4", "2:4"), ("stc_hbm", "1:8", "2:4"), ("edge_ws", "1:8", "1:4"), ("flex_nm", "1:8", "1:4"),
+        ("a100_sxm", "1:4", "2:4"), ("a100_sxm", "1:8", "2:4"), ("h100_sxm", "1:4", "2:4"), ("h100_sxm", "1:8", "2:4")]}
+    assert sorted((by_id.loc[p].design, by_id.loc[p].pattern, w) for p, w in runs.items()) \
+        == sorted([(d, p, w) for (d, p), w in want.items()] * 2)  # both envs
+    stc = next(p for p in runs if by_id.loc[p].design == "stc_hbm" and by_id.loc[p].pattern == "1:4")
+    assert ("Runs as another pattern: this design runs 1:4 as 2:4 (every group of 4 of the mask holds <= 2): the "
+            "figures are 2:4's. Why: DRAM-bound") in tips[stc]
+    two = df[(df.env == by_id.loc[stc].env) & (df.design == "stc_hbm") & (df.pattern == "2:4") & (df.bits == 8)
+             & (df.scenario == "inference") & (df.batch == 1)].iloc[0]
+    assert (two.latency_s, two.energy_pj) == (by_id.loc[stc].latency_s, by_id.loc[stc].energy_pj)  # 2:4's figures
+    assert words[two.point_id] == "DRAM"
+    # One definition: the sweep's column is nmlab check's runs_as for the same workload, design and setting.
+    bundled = REPO_DATA / "workloads"
+    for design, name in [("stc_hbm", "hopper_1of4_s0"), ("edge_ws", "hopper_1of8_s0"), ("h100_sxm", "hopper_1of8_s0"),
+                         ("scalesim_default_ws", "hopper_rlx2_s0"), ("unstructured_ws", "hopper_2of4_s0"),
+                         ("edge_ws", "hopper_2of4_s0")]:
+        row = df[(df.workload == name) & (df.design == design) & (df.bits == 8) & (df.scenario == "inference")
+                 & (df.batch == 1)].iloc[0]
+        wl = load_workload(bundled / f"{name}.nmw")
+        res = simulate(wl, load_design_point(design), batch=1, bits=8, scenario="inference")
+        assert row.runs_as == check_runs_as(res), (design, name)  # what evaluate_combinations gives nmlab check
+        assert bool(row.runs_as) == (design != "edge_ws" or name != "hopper_2of4_s0")
+
+
+REPO_DATA = Path(__file__).resolve().parents[1] / "hwmodel" / "data"
+
+
+def test_an_envs_caveats_are_said_once_in_the_answer(sweep, page):
+    """Hopper-v5's caveats (dense has not learned, seeds disagree) stood under its glance table and again, word for
+    word, beside its return table further down. They are said once, where a reader meets them first; the env's
+    section links up to them on the page and leaves them out of summary.md. (The RL quality table keeps its own.)"""
+    cav = returns.caveats(returns.return_table(pd.read_parquet(sweep / "points.parquet"),
+                                               json.loads((sweep / "sweep.json").read_text())["quality_table"]))["Hopper-v5"]
+    answer_html = page.split('<h2 id="answer">', 1)[1].split("<h2", 1)[0]
+    for c in cav:
+        assert answer_html.count(html.escape(c)) == 1, c
+    glance, section = answer_html.split('<h3 id="answer-hopper-v5">', 1)
+    assert all(html.escape(c) in glance.split("Hopper-v5 at a glance", 1)[1] for c in cav)
+    assert (f'<p class=small>{len(cav)} caveats on these returns: under the <a href="#glance-hopper-v5">Hopper-v5 '
+            'glance table</a> above.</p>') in section and 'id="glance-hopper-v5"' in glance
+    md = (sweep / "report" / "summary.md").read_text()
+    answer_md = md.split("## What each pattern buys", 1)[1].split("\n## ", 1)[0]
+    for c in cav:
+        assert answer_md.count(f"> Caveat: {c}") == 1, c
+    assert "Caveat" not in answer_md.split("\n### Hopper-v5\n", 1)[1]

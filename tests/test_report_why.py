@@ -184,3 +184,35 @@ def test_no_gain_of_a_point_that_skips_macs_names_what_ate_the_time():
                                    "so its cycles stay within 5% of dense's (4,279 vs dense's 4,280)")
     for i in (1, 2, 3):
         assert limiter_word({**df.iloc[i].to_dict(), **lim.iloc[i].to_dict()}) == ("runs dense" if i == 3 else "no gain")
+
+
+def test_a_pattern_run_as_another_nm_is_named_in_the_glance_word_and_its_hover():
+    """A 1:4 agent on a 2:4-only design runs 2:4 and has exactly 2:4's figures; its glance cell said "DRAM" (or
+    "compute") with no word why. The sweep's runs_as column (what nmlab check's note says) now gives the word
+    "runs as 2:4" and the hover's first line; unstructured or per-layer mixed targets, 4:4 (a flexible design's
+    full rows) and dense get no word, and a table without the column (an older sweep's) gets none at all."""
+    from reports.answer import _tip, limiter_word
+
+    df = _rows()
+    df["runs_as"] = ["", "2:4 (every group of 4 of the mask holds <= 2)", "1:4"]
+    df.loc[1, "pattern"], df.loc[2, "pattern"] = "1:4", "1:8"
+    lim = limiters(df)
+    assert list(lim.runs_as_pattern) == ["", "2:4", "1:4"]
+    assert lim.runs_as_line[1] == "this design runs 1:4 as 2:4 (every group of 4 of the mask holds <= 2): the figures are 2:4's"
+    assert lim.runs_as_line[2] == "this design runs 1:8 as 1:4: the figures are 1:4's"
+    r = {**df.iloc[1].to_dict(), **limiters(df).iloc[1].to_dict(), "label": "1:4", "point_id": "p", "energy_ratio_vs_dense": 0.4}
+    assert limiter_word(r) == "runs as 2:4"  # before its SRAM cliff: the cliff is 2:4's, on 2:4's own row
+    assert ("Runs as another pattern: this design runs 1:4 as 2:4 (every group of 4 of the mask holds <= 2): the "
+            "figures are 2:4's. Why: SRAM cliff") in _tip(r)
+    # What gets no word: unstructured, mixed, 4:4, dense (its why line says runs dense / no gain), no column.
+    for text, line in [("unstructured (load imbalance 1.00x)", "this design runs 1:4 as unstructured (load imbalance 1.00x)"),
+                       ("2:4 (x) on 2 of 3 forward GEMMs, dense (y) on 1 of 3 forward GEMMs",
+                        "this design runs 1:4 as 2:4 (x) on 2 of 3 forward GEMMs, dense (y) on 1 of 3 forward GEMMs"),
+                       ("4:4", "this design runs 1:4 as 4:4"), ("dense (zeros stored and multiplied)", "")]:
+        df.loc[1, "runs_as"] = text
+        got = limiters(df).iloc[1]
+        assert (got.runs_as_pattern, got.runs_as_line) == ("", line), text
+    df["runs_as"] = None  # a column of nulls (an older sweep's parts unified with a newer one's)
+    assert list(limiters(df).runs_as_pattern) == ["", "", ""]
+    lim = limiters(df.drop(columns="runs_as"))
+    assert list(lim.runs_as_pattern) == ["", "", ""] and list(lim.runs_as_line) == ["", "", ""]
