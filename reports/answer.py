@@ -365,7 +365,7 @@ GLANCE_HELP = ("Each design cell: speedup (x, higher is faster) / energy ratio (
                "that design at the same bits, and what limits the point: compute, DRAM or metadata (the largest "
                "share of its cycles), SRAM cliff (these weights fit the design's SRAM, dense's do not; misses SRAM: the "
                "reverse), runs dense (the design cannot skip this pattern's zeros), no gain (what it skips does not make "
-               f"it {NO_GAIN:.0%} faster than dense: too few zeros skipped, or the cycles wait for their metadata), fixed cost (a GPU call's fixed "
+               f"it {NO_GAIN:.0%} faster than dense: too few zeros skipped, or the cycles wait for their metadata or for DRAM), fixed cost (a GPU call's fixed "
                "time, not its MACs), throughput (a GPU busy on its MACs or bandwidth). "
                "Return: evaluation return at these bits (a train step pairs with the agent as trained) as a fraction of "
                "dense TD3 as trained, min-max over seeds; "
