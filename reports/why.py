@@ -52,13 +52,13 @@ class Verdict(StrEnum):
     SRAM_CLIFF = "SRAM cliff"  # these weights fit the SRAM, dense's do not
     MISSES_SRAM = "misses SRAM"  # the reverse: weights with metadata miss the SRAM dense fits
     DRAM_BOUND = "DRAM-bound"  # DRAM stalls are over half the cycles, or (after no gain, slower, metadata and leakage) their largest share
-    NO_GAIN = "no gain"  # a sparse point within NO_GAIN of dense's speed
+    RUNS_DENSE = "runs dense"  # a sparse point within NO_GAIN of dense's speed that issues every dense MAC
+    NO_GAIN = "no gain"  # a sparse point within NO_GAIN of dense's speed that skips some MACs
     SLOWER = "slower than dense"  # metadata stalls make a sparse point slower than dense
     METADATA_BOUND = "metadata-bound"  # over a quarter of the cycles wait for metadata
     LEAKAGE = "leakage"  # leakage is over half the energy
     COMPUTE_BOUND = "compute-bound"  # otherwise, where compute is the largest share of the known cycles (the line quotes it)
-    # GPU points (_gpu_why_line)
-    GPU_RUNS_DENSE = "runs dense"  # a sparse mask that does not fit 2:4: run dense
+    # GPU points (_gpu_why_line); RUNS_DENSE too: a sparse mask that does not fit 2:4
     FIXED_COST = "fixed-cost bound"  # utilization under FIXED_COST_UTILIZATION
     THROUGHPUT = "throughput-bound"
 
@@ -184,7 +184,9 @@ def _verdict(r: dict, lim: dict) -> Verdict:
         return Verdict.DRAM_BOUND
     sp = _speedup(r)
     if r.get("pattern") != "dense" and abs(sp - 1) < NO_GAIN:
-        return Verdict.NO_GAIN
+        # The glance word of a point that issues every dense MAC is "runs dense" (reports.answer.limiter_word), as
+        # on a GPU: its tooltip and the why table said "no gain" for the same cell.
+        return Verdict.NO_GAIN if lim["skips_macs"] else Verdict.RUNS_DENSE
     if sp < 1 - NO_GAIN and r.get("stall_cycles_metadata") and r.get("cycles"):
         return Verdict.SLOWER
     if lim["latency_limiter"] == "metadata" and lim["latency_share"] > 0.25:
@@ -218,9 +220,12 @@ def _why_line(r: dict, d: dict, lim: dict, verdict: Verdict) -> str:
             dense = (f" (dense at these bits: {d['dense_stall_cycles_dram']:,.0f} of {d['dense_cycles']:,.0f})")
         return (f"DRAM-bound: {r['stall_cycles_dram']:,.0f} of {r['cycles']:,.0f} cycles are DRAM stalls{dense}; "
                 f"sparsity only shortens the rest")
+    if verdict is Verdict.RUNS_DENSE:
+        return ("runs dense: the design runs this pattern on dense's schedule, issuing every dense MAC (it cannot "
+                "exploit this sparsity), so cycles and energy stay as dense's")
     if verdict is Verdict.NO_GAIN:
         skip = skipped_share(r.get("macs_issued"), r.get("macs_dense"))
-        if not lim["skips_macs"] or skip != skip:
+        if skip != skip:
             return ("no gain: the design runs this pattern on dense's schedule, issuing every dense MAC (it cannot "
                     "exploit this sparsity), so cycles and energy stay as dense's")
         # It does skip MACs (its energy may be well below dense's): say what ate the time they saved, e.g. a
@@ -346,7 +351,7 @@ def gpu_fixed_times(manifest: Optional[dict]) -> dict[str, FixedTimes]:
 def _gpu_verdict(r: dict, lim: dict) -> Verdict:
     """What limits a GPU point: a sparse mask that does not fit 2:4 runs dense, else its utilization decides."""
     if r.get("pattern") not in (None, "dense") and not lim["skips_macs"]:
-        return Verdict.GPU_RUNS_DENSE
+        return Verdict.RUNS_DENSE
     u = lim["utilization"]
     if u == u and u < FIXED_COST_UTILIZATION:
         return Verdict.FIXED_COST
@@ -359,7 +364,7 @@ def _gpu_why_line(r: dict, d: dict, lim: dict, verdict: Verdict, fixed: Optional
     :func:`gpu_fixed_times` (None: no fixed time is quoted)."""
     sp = _speedup(r)
     sparse = r.get("pattern") not in (None, "dense")
-    if verdict is Verdict.GPU_RUNS_DENSE:
+    if verdict is Verdict.RUNS_DENSE:
         return ("runs dense: a GPU's sparse tensor cores run 2:4 only and this mask does not fit 2:4, so its zeros "
                 "are stored and multiplied and it costs what dense costs")
     u = lim["utilization"]
