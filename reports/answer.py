@@ -373,7 +373,7 @@ GLANCE_HELP = ("Each design cell: speedup (x, higher is faster) / energy ratio (
                "share of its cycles), SRAM cliff (these weights fit the design's SRAM, dense's do not; misses SRAM: the "
                "reverse), runs as 2:4 (the design runs this pattern as another N:M, here 2:4, so the figures are 2:4's: "
                "a 1:4 mask on a 2:4-only design), runs dense (the design cannot skip this pattern's zeros), no gain (what it skips does not make "
-               f"it {NO_GAIN:.0%} faster than dense: too few zeros skipped, or the cycles wait for their metadata), fixed cost (a GPU call's fixed "
+               f"it {NO_GAIN:.0%} faster than dense: too few zeros skipped, or the cycles wait for their metadata or for DRAM), fixed cost (a GPU call's fixed "
                "time, not its MACs), throughput (a GPU busy on its MACs or bandwidth). "
                "Return: evaluation return at these bits (a train step pairs with the agent as trained) as a fraction of "
                "dense TD3 as trained, min-max over seeds; "
