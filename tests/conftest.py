@@ -22,6 +22,18 @@ def default_sweep(tmp_path_factory):
     return out
 
 
+def hopper_dense_workload(folder: Path):
+    """A dense Hopper-sized TD3 agent with weights (synthetic, seed 0) saved as
+    ``folder/hopper_dense_s0.nmw``: (its path, the workload)."""
+    from hwmodel.workload import save_workload, synthetic_td3_workload
+
+    path = Path(folder) / "hopper_dense_s0.nmw"
+    wl = synthetic_td3_workload(11, 3, pattern="dense", seed=0, with_weights=True)
+    wl.meta.update(env="Hopper-v5", sparsity="dense")
+    save_workload(wl, path)
+    return path, wl
+
+
 def load_benchmark(name: str):
     """Import ``benchmarks/<name>.py`` as a module (the scripts are not a package)."""
     path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"

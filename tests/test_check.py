@@ -13,15 +13,12 @@ from hwmodel.workload import save_workload, synthetic_td3_workload
 from reports.check import ENERGY_UNITS_PJ, SIZE_UNITS, TIME_UNITS, parse_quantity, run_check
 from reports.data import fmt_bytes
 from hwmodel.cli import main
+from tests.conftest import hopper_dense_workload
 
 
 @pytest.fixture(scope="module")
 def hopper(tmp_path_factory):
-    path = tmp_path_factory.mktemp("check") / "hopper_dense_s0.nmw"
-    wl = synthetic_td3_workload(11, 3, pattern="dense", seed=0, with_weights=True)
-    wl.meta.update(env="Hopper-v5", sparsity="dense")
-    save_workload(wl, path)
-    return path, wl
+    return hopper_dense_workload(tmp_path_factory.mktemp("check"))
 
 
 @pytest.mark.parametrize("text, units, expected", [

@@ -12,18 +12,14 @@ import sys
 import pytest
 
 from hwmodel.cli import main
-from hwmodel.workload import save_workload, synthetic_td3_workload
 from reports.check import run_check
+from tests.conftest import hopper_dense_workload
 
 
 @pytest.fixture(scope="module")
 def hopper(tmp_path_factory):
     """A dense Hopper-sized agent in its own folder (a requirements file beside it names it relatively)."""
-    path = tmp_path_factory.mktemp("reqfile") / "hopper_dense_s0.nmw"
-    wl = synthetic_td3_workload(11, 3, pattern="dense", seed=0, with_weights=True)
-    wl.meta.update(env="Hopper-v5", sparsity="dense")
-    save_workload(wl, path)
-    return path.resolve()
+    return hopper_dense_workload(tmp_path_factory.mktemp("reqfile"))[0].resolve()
 
 
 def _write(folder, text, name="req.yaml"):

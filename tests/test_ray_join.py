@@ -4,6 +4,7 @@ token setting recent Ray clusters need."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -28,6 +29,15 @@ def _nmlab(*args, timeout=60):
     out = subprocess.run([sys.executable, "-m", "hwmodel", *args], capture_output=True, text=True, cwd=ROOT,
                          env=env, timeout=timeout)
     return out, time.monotonic() - t0
+
+
+@contextlib.contextmanager
+def _listening_head(scheme: str = ""):
+    """An address where something answers TCP (a stand-in for a head node that ray.init then refuses)."""
+    with socket.socket() as head:
+        head.bind(("127.0.0.1", 0))
+        head.listen()
+        yield f"{scheme}127.0.0.1:{head.getsockname()[1]}"
 
 
 def _closed_port() -> int:
@@ -85,10 +95,7 @@ def test_a_refused_join_names_the_token_setting(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(ray, "init", refuse)
     monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
-    with socket.socket() as head:  # something answers TCP at the address
-        head.bind(("127.0.0.1", 0))
-        head.listen()
-        address = f"127.0.0.1:{head.getsockname()[1]}"
+    with _listening_head() as address:
         assert main(["sweep", str(config(tmp_path)), "--out", str(tmp_path / "o"), "--ray", address, "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith(f"nmlab sweep: error: --ray: cannot join the Ray cluster at {address} (Failed to connect")
@@ -115,10 +122,7 @@ def test_a_campaign_that_cannot_join_leaves_nothing_behind(tmp_path, monkeypatch
     out = tmp_path / "c"
     if exists:
         out.mkdir()
-    with socket.socket() as head:  # something answers TCP at the address
-        head.bind(("127.0.0.1", 0))
-        head.listen()
-        address = f"127.0.0.1:{head.getsockname()[1]}"
+    with _listening_head() as address:
         assert main(["campaign", str(cfg), "--out", str(out), "--ray", address]) == 2
     captured = capsys.readouterr()
     err = captured.err.strip()
@@ -139,11 +143,8 @@ def test_a_ray_client_timeout_is_one_line(tmp_path, monkeypatch, capsys):
         raise ConnectionError("ray client connection timeout")
 
     monkeypatch.setattr(ray, "init", time_out)
-    with socket.socket() as head, warnings.catch_warnings(record=True) as seen:
+    with _listening_head("ray://") as address, warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
-        head.bind(("127.0.0.1", 0))
-        head.listen()
-        address = f"ray://127.0.0.1:{head.getsockname()[1]}"
         assert main(["sweep", str(config(tmp_path)), "--out", str(tmp_path / "o"), "--ray", address, "--quiet"]) == 2
     assert [str(w.message) for w in seen] == []
     err = capsys.readouterr().err.strip()
@@ -363,10 +364,7 @@ def test_a_refused_token_is_one_line_naming_it(tmp_path, monkeypatch, capfd, tok
         monkeypatch.setenv("RAY_AUTH_MODE", "token")
     else:
         monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
-    with socket.socket() as head:  # something answers TCP at the address
-        head.bind(("127.0.0.1", 0))
-        head.listen()
-        address = f"127.0.0.1:{head.getsockname()[1]}"
+    with _listening_head() as address:
         assert main(["sweep", str(config(tmp_path)), "--out", str(tmp_path / "o"), "--ray", address, "--quiet"]) == 2
     err = [line for line in capfd.readouterr().err.splitlines() if "points left out" not in line]
     assert len(err) == 1, err
@@ -389,11 +387,8 @@ def test_what_ray_logs_during_a_join_that_goes_wrong_otherwise_is_kept(monkeypat
         raise KeyboardInterrupt
 
     monkeypatch.setattr(ray, "init", interrupted)
-    with socket.socket() as head:
-        head.bind(("127.0.0.1", 0))
-        head.listen()
-        with pytest.raises(KeyboardInterrupt):
-            init_ray(f"127.0.0.1:{head.getsockname()[1]}", 1)
+    with _listening_head() as address, pytest.raises(KeyboardInterrupt):
+        init_ray(address, 1)
     assert "ray: something worth seeing" in capfd.readouterr().err
 
 

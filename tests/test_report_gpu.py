@@ -371,23 +371,19 @@ def test_the_why_line_quotes_the_fixed_times_the_sweep_used(sweep, tmp_path):
                         for ln in same), same
 
 
-def test_a_damaged_gpu_model_record_is_one_line(sweep, tmp_path):
+@pytest.mark.parametrize("field, value, message", [
+    ("kernel_sparse_us", "fast", "expected a positive number"),
+    ("params_fitted_on", "h100_pcie", "expected a list of GPU names"),
+])
+def test_a_damaged_gpu_model_record_is_one_line(sweep, tmp_path, field, value, message):
     from hwmodel.errors import NmlabError
     from reports.build import build_report
 
     def damage(m):
-        next(d for d in m["designs"] if "gpu_model" in d)["gpu_model"]["kernel_sparse_us"] = "fast"
+        next(d for d in m["designs"] if "gpu_model" in d)["gpu_model"][field] = value
 
     out = _copy_sweep(sweep, tmp_path / "bad", damage)
-    with pytest.raises(NmlabError, match=r"designs\[\d+\]\.gpu_model\.kernel_sparse_us: expected a positive number"):
-        build_report(out)
-    assert not (out / "report").exists()
-
-    def damage_fitted(m):
-        next(d for d in m["designs"] if "gpu_model" in d)["gpu_model"]["params_fitted_on"] = "h100_pcie"
-
-    out = _copy_sweep(sweep, tmp_path / "bad_fitted", damage_fitted)
-    with pytest.raises(NmlabError, match=r"designs\[\d+\]\.gpu_model\.params_fitted_on: expected a list of GPU names"):
+    with pytest.raises(NmlabError, match=rf"designs\[\d+\]\.gpu_model\.{field}: {message}"):
         build_report(out)
     assert not (out / "report").exists()
 
