@@ -51,8 +51,8 @@ class Verdict(StrEnum):
     # accelerator points (_why_line), strongest cause first
     SRAM_CLIFF = "SRAM cliff"  # these weights fit the SRAM, dense's do not
     MISSES_SRAM = "misses SRAM"  # the reverse: weights with metadata miss the SRAM dense fits
-    DRAM_BOUND = "DRAM-bound"  # DRAM stalls are over half the cycles, or (after no gain, slower, metadata and leakage) their largest share
     RUNS_DENSE = "runs dense"  # a sparse point within NO_GAIN of dense's speed that issues every dense MAC
+    DRAM_BOUND = "DRAM-bound"  # DRAM stalls are over half the cycles, or (after no gain, slower, metadata and leakage) their largest share
     NO_GAIN = "no gain"  # a sparse point within NO_GAIN of dense's speed that skips some MACs
     SLOWER = "slower than dense"  # metadata stalls make a sparse point slower than dense
     METADATA_BOUND = "metadata-bound"  # over a quarter of the cycles wait for metadata
@@ -215,13 +215,18 @@ def _verdict(r: dict, lim: dict) -> Verdict:
         return Verdict.SRAM_CLIFF
     if lim["sram"] == "misses, dense fits":
         return Verdict.MISSES_SRAM
+    sp = _speedup(r)
+    no_gain = r.get("pattern") != "dense" and abs(sp - 1) < NO_GAIN
+    if no_gain and not lim["skips_macs"]:
+        # It issues every dense MAC, so sparsity shortens nothing, DRAM-bound or not: the glance word is "runs
+        # dense" (reports.answer.limiter_word), as on a GPU. Its tooltip and the why table said "no gain", and
+        # on a DRAM-bound design (stc_hbm's gmp, rlx2, one-shot cells) "DRAM-bound ...; sparsity only shortens
+        # the rest" with 2:4's numbers.
+        return Verdict.RUNS_DENSE
     if lim["latency_limiter"] == "DRAM bandwidth" and lim["latency_share"] > 0.5:
         return Verdict.DRAM_BOUND
-    sp = _speedup(r)
-    if r.get("pattern") != "dense" and abs(sp - 1) < NO_GAIN:
-        # The glance word of a point that issues every dense MAC is "runs dense" (reports.answer.limiter_word), as
-        # on a GPU: its tooltip and the why table said "no gain" for the same cell.
-        return Verdict.NO_GAIN if lim["skips_macs"] else Verdict.RUNS_DENSE
+    if no_gain:
+        return Verdict.NO_GAIN
     if sp < 1 - NO_GAIN and r.get("stall_cycles_metadata") and r.get("cycles"):
         return Verdict.SLOWER
     if lim["latency_limiter"] == "metadata" and lim["latency_share"] > 0.25:

@@ -242,3 +242,21 @@ def test_no_gain_in_speed_with_dram_stalls_says_how_far_compute_fell_and_the_sta
     assert lim.why[1] == ("no gain in speed: it skips 25% of dense's MACs, but its compute cycles fall 7% (834,752 vs "
                           "dense's 896,352) and DRAM stalls, which skipping does not shorten, are 551,162 of its "
                           "cycles, so its cycles stay within 5% of dense's (1,385,914 vs dense's 1,446,954)")
+
+
+def test_a_point_issuing_every_dense_mac_runs_dense_even_when_dram_bound():
+    """stc_hbm's gmp, rlx2 and one-shot cells (1.00x, every dense MAC issued, over half the cycles DRAM stalls) said
+    "DRAM-bound: ...; sparsity only shortens the rest" in their tooltip and under 2:4's numbers in the why table,
+    beside a glance word "runs dense": sparsity shortens nothing there. They run dense in all three now."""
+    from reports.answer import limiter_word
+    from reports.why import Verdict
+
+    df = _rows()
+    df.loc[2, "stall_cycles_dram"] = 150.0  # 1:8 issues all 100 of dense's MACs; 150 of its 200 cycles stall on DRAM
+    lim = limiters(df)
+    assert lim.latency_limiter[2] == "DRAM bandwidth" and lim.latency_share[2] > 0.5
+    assert lim.verdict[2] == Verdict.RUNS_DENSE and lim.why[2].startswith("runs dense: ")
+    assert limiter_word({**df.iloc[2].to_dict(), **lim.iloc[2].to_dict()}) == "runs dense"
+    assert lim.verdict[0] == Verdict.DRAM_BOUND  # dense itself stays DRAM-bound
+    df.loc[2, "macs_issued"] = 60.0  # skipping MACs, the same stalls make it DRAM-bound again
+    assert limiters(df).verdict[2] == Verdict.DRAM_BOUND
