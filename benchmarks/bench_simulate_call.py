@@ -45,22 +45,28 @@ try:
     from hwmodel.gpu.design_point import load_design_point as load
 except ImportError:
     from hwmodel.design import load_design as load
+
+
+def per_call(*a, **kw):
+    # One warm-up call, then the median CPU seconds per call of 7 rounds of `calls` calls.
+    simulate(*a, **kw)
+    rounds = []
+    for _ in range(7):
+        c = time.process_time()
+        for _ in range(calls):
+            simulate(*a, **kw)
+        rounds.append((time.process_time() - c) / calls)
+    return statistics.median(rounds)
+
+
 out = {}
 for design, scenario, batch in json.loads(sys.argv[2]):
     try:
         obj = load(design)
-    except Exception as exc:
-        out[f"{design}|{scenario}"] = None
+    except Exception:  # an engine without this design: its cells read n/a
         continue
     for how, w, d in (("files", path, design), ("objects", wl, obj)):
-        simulate(w, d, batch=batch, bits=8, scenario=scenario)
-        rounds = []
-        for _ in range(7):
-            c = time.process_time()
-            for _ in range(calls):
-                simulate(w, d, batch=batch, bits=8, scenario=scenario)
-            rounds.append((time.process_time() - c) / calls)
-        out[f"{design}|{scenario}|{how}"] = statistics.median(rounds)
+        out[f"{design}|{scenario}|{how}"] = per_call(w, d, batch=batch, bits=8, scenario=scenario)
 # One-layer workloads (bench_hwmodel.py's SCALE-Sim layers) on its 32x32 WS design, as objects.
 from hwmodel.peers.crosscheck import BITS, equivalent_design, scalesim_mask
 from hwmodel.peers.scalesim import parse_gemm
@@ -69,14 +75,7 @@ design = equivalent_design(32, 32)
 for text in json.loads(sys.argv[3]):
     g = parse_gemm(text)
     one = Workload([Layer("gemm", "crosscheck", g.k, g.n, str(g.pattern), scalesim_mask(g), BITS)])
-    simulate(one, design, batch=g.m, bits=BITS)
-    rounds = []
-    for _ in range(7):
-        c = time.process_time()
-        for _ in range(calls):
-            simulate(one, design, batch=g.m, bits=BITS)
-        rounds.append((time.process_time() - c) / calls)
-    out[f"32x32 ws|{text}|objects"] = statistics.median(rounds)
+    out[f"32x32 ws|{text}|objects"] = per_call(one, design, batch=g.m, bits=BITS)
 print(json.dumps(out))
 """
 #: One-layer calls (M,K,N[,n:m], bench_hwmodel.py's notation): the fixed cost of a call.
