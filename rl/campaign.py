@@ -207,11 +207,10 @@ def _note_untrained(todo: list[RunSpec]) -> None:
     train`` notes it on its stderr, which a Ray task's never reaches the driver's."""
     from rl.args import Args
 
-    default = Args().learning_starts
-    idle = [r.name for r in todo if int(r.train["steps"]) <= int(r.train.get("learning_starts", default))]
+    starts = {r.name: int(r.train.get("learning_starts", Args.learning_starts)) for r in todo}
+    idle = [r.name for r in todo if int(r.train["steps"]) <= starts[r.name]]
     if idle:
-        starts = int(next(r for r in todo if r.name == idle[0]).train.get("learning_starts", default))
-        print(f"note: {len(idle)} run(s) ({', '.join(idle)}) have steps <= learning_starts ({starts}): every step is a "
+        print(f"note: {len(idle)} run(s) ({', '.join(idle)}) have steps <= learning_starts ({starts[idle[0]]}): every step is a "
               f"random action and no gradient update runs; give train: {{learning_starts: N}} below steps to train",
               flush=True)
 
