@@ -280,18 +280,16 @@ def parse_requirements(data: Any, source: str, base: Path = Path(".")) -> Requir
             parse_quantity(v, units, where(name))
             setattr(out, name, v)
     if "patterns" in values:
+        from sweeps.config import parse_grid_pattern
+
         v = values["patterns"]
         if isinstance(v, str):
             out.patterns = ",".join(parse_patterns_list(v, where("patterns")))
         elif isinstance(v, list) and v:
-            from sweeps.config import parse_grid_pattern
-
             pats = [parse_grid_pattern(item, f"{where('patterns')}[{i}]") for i, item in enumerate(v)]
             out.patterns = ",".join(dict.fromkeys(pats))
         else:
             # A lone unquoted 2:4 is YAML's base-60 integer 124: parse_grid_pattern says so.
-            from sweeps.config import parse_grid_pattern
-
             if not isinstance(v, list):
                 parse_grid_pattern(v, where("patterns"))
             raise NmlabError(f"{where('patterns')}: must be a non-empty list of patterns or a comma list such as "
