@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 from hwmodel.errors import NmlabError
 from hwmodel.limits import MAX_BITS, MIN_BITS, check_version, is_file, is_int, limit, load_yaml, not_a_file, over_limit, short
+from hwmodel.program import SCENARIOS
 from reports.data import fmt_bytes, fmt_energy, fmt_time
 
 _NUMBER = r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*"
@@ -193,7 +194,6 @@ def _runs_as(res) -> str:
 
 #: The requirements file format version this module reads (``version:``, required).
 REQUIREMENTS_VERSION = 1
-SCENARIOS = ("inference", "train_step")
 #: Keys of a requirements file: each option of ``nmlab check`` it may hold (``latency_budget``
 #: or ``latency-budget``), plus ``version`` and ``designs``.
 REQUIREMENT_KEYS = ("version", "designs", "workload", "latency_budget", "energy_budget", "sram_budget",
