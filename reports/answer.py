@@ -509,15 +509,16 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
     agents_all = agent_order(df)
     # The answer at a glance first: one table per env at the control loop's setting, then the detail.
     glances = []
+    # An env with a glance table: its caveats are said there, where a reader meets them first; the env's
+    # section below repeated them word for word beside its return table. It now points up to them (a link
+    # from the page's "Answer:" list lands on the section, past the glance).
+    in_glance = set()
     for env in sorted(df.env.unique()):
         g = glance_html(table, ret if ret is not None else pd.DataFrame(), env, agents_all)
         if g:  # the env's caveats (dense has not learned, seeds disagree) right under its numbers
             g += "".join(f'<p class="note caveat small">Caveat: {html.escape(c)}</p>' for c in caveats.get(env, []))
+            in_glance.add(env)
         glances.append(g)
-    # An env with a glance table: its caveats are said there, where a reader meets them first; the env's
-    # section below repeated them word for word beside its return table. It now points up to them (a link
-    # from the page's "Answer:" list lands on the section, past the glance).
-    in_glance = {env for env, g in zip(sorted(df.env.unique()), glances) if g}
     parts = ['<h2 id="answer">What each pattern buys at equal bits, and what it costs</h2>']
     if any(glances):
         parts.append("".join(glances) + f'<p class=small>{html.escape(GLANCE_HELP + GLANCE_MORE_HTML)}</p>')

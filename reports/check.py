@@ -24,6 +24,7 @@ from typing import Any, Optional
 
 from hwmodel.errors import NmlabError
 from hwmodel.limits import MAX_BITS, MIN_BITS, check_version, is_file, is_int, limit, load_yaml, not_a_file, over_limit, short
+from hwmodel.program import SCENARIOS
 from reports.data import fmt_bytes, fmt_energy, fmt_time
 
 _NUMBER = r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*"
@@ -193,7 +194,6 @@ def _runs_as(res) -> str:
 
 #: The requirements file format version this module reads (``version:``, required).
 REQUIREMENTS_VERSION = 1
-SCENARIOS = ("inference", "train_step")
 #: Keys of a requirements file: each option of ``nmlab check`` it may hold (``latency_budget``
 #: or ``latency-budget``), plus ``version`` and ``designs``.
 REQUIREMENT_KEYS = ("version", "designs", "workload", "latency_budget", "energy_budget", "sram_budget",
@@ -280,18 +280,16 @@ def parse_requirements(data: Any, source: str, base: Path = Path(".")) -> Requir
             parse_quantity(v, units, where(name))
             setattr(out, name, v)
     if "patterns" in values:
+        from sweeps.config import parse_grid_pattern
+
         v = values["patterns"]
         if isinstance(v, str):
             out.patterns = ",".join(parse_patterns_list(v, where("patterns")))
         elif isinstance(v, list) and v:
-            from sweeps.config import parse_grid_pattern
-
             pats = [parse_grid_pattern(item, f"{where('patterns')}[{i}]") for i, item in enumerate(v)]
             out.patterns = ",".join(dict.fromkeys(pats))
         else:
             # A lone unquoted 2:4 is YAML's base-60 integer 124: parse_grid_pattern says so.
-            from sweeps.config import parse_grid_pattern
-
             if not isinstance(v, list):
                 parse_grid_pattern(v, where("patterns"))
             raise NmlabError(f"{where('patterns')}: must be a non-empty list of patterns or a comma list such as "

@@ -241,6 +241,12 @@ def _verdict(r: dict, lim: dict) -> Verdict:
     return Verdict.NONE
 
 
+#: Why an accelerator point that issues every dense MAC costs what dense costs (Verdict.RUNS_DENSE; a NO_GAIN
+#: point without MAC counts says the same).
+_ON_DENSE_SCHEDULE = ("the design runs this pattern on dense's schedule, issuing every dense MAC (it cannot exploit "
+                      "this sparsity), so cycles and energy stay as dense's")
+
+
 def _why_line(r: dict, d: dict, lim: dict, verdict: Verdict) -> str:
     """One line on why this point's same-bits ratios are what they are: its ``verdict`` (:func:`_verdict`)
     with the numbers behind it."""
@@ -261,13 +267,11 @@ def _why_line(r: dict, d: dict, lim: dict, verdict: Verdict) -> str:
         return (f"DRAM-bound: {r['stall_cycles_dram']:,.0f} of {r['cycles']:,.0f} cycles are DRAM stalls{dense}; "
                 f"sparsity only shortens the rest")
     if verdict is Verdict.RUNS_DENSE:
-        return ("runs dense: the design runs this pattern on dense's schedule, issuing every dense MAC (it cannot "
-                "exploit this sparsity), so cycles and energy stay as dense's")
+        return f"runs dense: {_ON_DENSE_SCHEDULE}"
     if verdict is Verdict.NO_GAIN:
         skip = skipped_share(r.get("macs_issued"), r.get("macs_dense"))
         if skip != skip:
-            return ("no gain: the design runs this pattern on dense's schedule, issuing every dense MAC (it cannot "
-                    "exploit this sparsity), so cycles and energy stay as dense's")
+            return f"no gain: {_ON_DENSE_SCHEDULE}"
         # It does skip MACs (its energy may be well below dense's): say what ate the time they saved, e.g. a
         # 32x32 array at 4 bits whose 2:4 index metadata arrives slower than the halved weight folds compute.
         cyc, stall_m, dc = r.get("cycles"), r.get("stall_cycles_metadata"), d.get("dense_cycles")
