@@ -147,7 +147,9 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
     mac_u = np.asarray([et.mac_pj[dt] for dt in dts])
     # A few programs at one point each (simulate(): the run and its dense reference): what
     # depends on the programs only is built once per tuple of programs (_joint_rows).
-    joint = _joint_rows(mps) if 1 < len(runs) <= _JOINT_MAX and all(p == 1 for p in n_points) else None
+    # Many programs at one point each: the same rows, built here and not kept.
+    one_each = len(runs) > 1 and all(p == 1 for p in n_points)
+    joint = (_joint_rows(mps) if len(runs) <= _JOINT_MAX else _build_joint(mps)) if one_each else None
     if len(runs) == 1:
         per_bit, extra = mps[0].stored_per_bit, mps[0].stored_extra_bits
     elif joint is not None:
@@ -168,7 +170,7 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
         ragged = [(mp, 0)] if mp.ragged.any() else []
         all_once = bool(np.all(times == 1.0))
     elif joint is not None:
-        # The rows are the programs' GEMMs in order, no gather (as below, built once).
+        # The rows are the programs' GEMMs in order, no gather.
         n_gemms, R, gemm_index, times, ragged, all_once = (joint.n_gemms, joint.R, joint.gemm_index, joint.times,
                                                            joint.ragged, joint.all_once)
         cols = dict(joint.cols)
@@ -178,22 +180,13 @@ def _evaluate_design(runs, residency: str) -> list[Evaluation]:
         n_gemms = [len(mp.times) for mp in mps]
         g_start = np.cumsum([0] + n_gemms[:-1])
         R = sum(p * g for p, g in zip(n_points, n_gemms))
-        if all(p == 1 for p in n_points):
-            # One point per program (simulate(): the run and its dense reference): the rows are
-            # the programs' GEMMs in order, no gather.
-            row_point = np.repeat(np.arange(P), n_gemms)
-            gemm_index = np.arange(R)
-            ints = np.concatenate([mp.int_columns for mp in mps], axis=1)
-            flags = np.concatenate([mp.flag_columns for mp in mps], axis=1)
-            times = np.concatenate([mp.times for mp in mps])
-        else:
-            per_point = np.repeat(n_gemms, n_points)               # GEMMs of each point's program
-            row_start = np.cumsum(per_point) - per_point           # first row of each point
-            row_point = np.repeat(np.arange(P), per_point)
-            gemm_index = np.arange(R) + np.repeat(np.repeat(g_start, n_points) - row_start, per_point)
-            ints = np.concatenate([mp.int_columns for mp in mps], axis=1)[:, gemm_index]
-            flags = np.concatenate([mp.flag_columns for mp in mps], axis=1)[:, gemm_index]
-            times = np.concatenate([mp.times for mp in mps])[gemm_index]
+        per_point = np.repeat(n_gemms, n_points)               # GEMMs of each point's program
+        row_start = np.cumsum(per_point) - per_point           # first row of each point
+        row_point = np.repeat(np.arange(P), per_point)
+        gemm_index = np.arange(R) + np.repeat(np.repeat(g_start, n_points) - row_start, per_point)
+        ints = np.concatenate([mp.int_columns for mp in mps], axis=1)[:, gemm_index]
+        flags = np.concatenate([mp.flag_columns for mp in mps], axis=1)[:, gemm_index]
+        times = np.concatenate([mp.times for mp in mps])[gemm_index]
         cols = dict(zip(_GEMM_COLUMNS, ints))
         cols.update(zip(_GEMM_FLAGS, flags))
         pt = (bits[row_point], batch[row_point], bit_index[row_point], resident[row_point])
@@ -291,10 +284,16 @@ _JOINT_MAX = 4
 
 
 def _joint_rows(mps: list) -> _Joint:
+    """:func:`_build_joint` of ``mps``, kept in :data:`_JOINT`."""
     key = tuple(map(id, mps))
     hit = _JOINT.get(key)
     if hit is not None and all(a is b for a, b in zip(hit.mps, mps)):
         return hit
+    return _JOINT.put(key, _build_joint(mps))
+
+
+def _build_joint(mps: list) -> _Joint:
+    """The :class:`_Joint` of the programs ``mps``, one point each."""
     n_gemms = [len(mp.times) for mp in mps]
     g_start = np.cumsum([0] + n_gemms[:-1])
     R = sum(n_gemms)
@@ -303,11 +302,11 @@ def _joint_rows(mps: list) -> _Joint:
     cols = dict(zip(_GEMM_COLUMNS, ints))
     cols.update(zip(_GEMM_FLAGS, flags))
     times = np.concatenate([mp.times for mp in mps])
-    return _JOINT.put(key, _Joint(
+    return _Joint(
         tuple(mps), n_gemms, R, np.repeat(np.arange(len(mps)), n_gemms), np.arange(R), cols, times,
         bool(np.all(times == 1.0)), [(mp, int(s)) for mp, s in zip(mps, g_start) if mp.ragged.any()],
         np.asarray([mp.stored_per_bit for mp in mps], dtype=np.int64),
-        np.asarray([mp.stored_extra_bits for mp in mps], dtype=np.int64), {}))
+        np.asarray([mp.stored_extra_bits for mp in mps], dtype=np.int64), {})
 
 
 def _distinct_rows(mps: list, n_points: list, gemm_index: np.ndarray, pt: tuple) -> Optional[tuple]:

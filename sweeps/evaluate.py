@@ -182,15 +182,21 @@ def _dense_lookup(key: tuple, code: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     return cycles[at], energy[at]
 
 
-def _mapped_runs_as(mp) -> str:
-    """The ``runs_as`` column of an accelerator group: :func:`hwmodel.mapping.runs_as` of its mapped program's
-    GEMMs, as ``simulate()``'s layers give them (``nmlab check`` reads the same from those)."""
+def _runs_as(gemms) -> str:
+    """The ``runs_as`` column of a group: :func:`hwmodel.mapping.runs_as` of its GEMMs, (phase, layer,
+    hardware pattern, mapping note) each, as ``simulate()``'s layers give them (``nmlab check`` reads
+    the same from those)."""
     from hwmodel.mapping import runs_as
     from hwmodel.sparsity import parse_pattern
 
+    return runs_as((phase, str(parse_pattern(layer.pattern)), str(hw), note) for phase, layer, hw, note in gemms)
+
+
+def _mapped_runs_as(mp) -> str:
+    """:func:`_runs_as` of an accelerator group's mapped program."""
     layers = mp.program.layers
-    return runs_as((e.phase, str(parse_pattern(layers[e.layer].pattern)), hw, note)
-                   for e, hw, note in zip(mp.program.gemms, mp.hw_patterns, mp.notes))
+    return _runs_as((e.phase, layers[e.layer], hw, note)
+                    for e, hw, note in zip(mp.program.gemms, mp.hw_patterns, mp.notes))
 
 
 def evaluate_points(points: dict[str, list]):
@@ -355,8 +361,6 @@ def _gpu_group(key: tuple, bits: np.ndarray, batch: np.ndarray, first: dict[str,
     ``simulate()``'s summary and scalar extras, like an accelerator group's, evaluated at once
     over the group's (bits, batch) pairs by the GPU model (hwmodel/gpu/design_point.py)."""
     from hwmodel.gpu.design_point import simulate_gpu_columns
-    from hwmodel.mapping import runs_as
-    from hwmodel.sparsity import parse_pattern
 
     try:
         plan = _gpu_plan(key[0], key[1], key[2], key[4])
@@ -367,8 +371,8 @@ def _gpu_group(key: tuple, bits: np.ndarray, batch: np.ndarray, first: dict[str,
     stored = np.asarray([extras[b]["bytes_weights_stored"] for b in bits.tolist()], dtype=float)
     cols.update({"energy_pj": energy, "weights_resident": cols["fits_in_sram"], "bytes_weights_stored": stored,
                  "model_bytes": stored, "energy_per_sample_pj": energy / batch})
-    return cols, bits, extras, {"area_mm2": None, "networks": ",".join(plan.networks), "runs_as": runs_as(
-        (g.phase, str(parse_pattern(g.layer.pattern)), str(g.mapping.hw_pattern), g.mapping.note) for g in plan.gemms)}
+    return cols, bits, extras, {"area_mm2": None, "networks": ",".join(plan.networks), "runs_as": _runs_as(
+        (g.phase, g.layer, g.mapping.hw_pattern, g.mapping.note) for g in plan.gemms)}
 
 
 def evaluate_point(point: dict[str, Any]) -> dict[str, Any]:

@@ -237,11 +237,6 @@ def _is_gpu_file(path: Path) -> bool:
 
 
 @lru_cache(maxsize=32)
-def _load(path: str) -> GpuDesign:
-    return GpuDesign(load_gpu(path), path)
-
-
-@lru_cache(maxsize=32)
 def _load_file(path: str, stamp: tuple) -> Optional[GpuDesign]:
     """The GPU spec file at ``path`` (resolved) as a design point, None when it is an accelerator
     design; reused while ``stamp`` (its device, inode, size and mtime) holds: a spec edited or
@@ -272,8 +267,9 @@ def gpu_design(ref: Any) -> Optional[GpuDesign]:
 
 @lru_cache(maxsize=None)  # at most one entry per bundled GPU
 def _bundled(name: str) -> GpuDesign:
-    """The bundled GPU ``name``, its path resolved once (resolving costs an lstat per folder)."""
-    return _load(str(data_path("gpus", f"{name}.yaml").resolve()))
+    """The bundled GPU ``name``, read and its path resolved once (resolving costs an lstat per folder)."""
+    path = str(data_path("gpus", f"{name}.yaml").resolve())
+    return GpuDesign(load_gpu(path), path)
 
 
 @lru_cache(maxsize=1)

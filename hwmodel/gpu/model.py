@@ -160,8 +160,10 @@ DEFAULT_ETA = {"dense": 0.7, "sparse": 0.5}
 #: fp16 and bf16 run the same tensor-core path at the same operand width: a set fitted on one
 #: (hopper: the H100 PCIe timings have no fp16) uses that efficiency for the other. Where both are
 #: fitted (gpu_params.yaml's ampere, ada, blackwell and generic sets) they are within 3% of each
-#: other, dense and 2:4; the 0.7 / 0.5 default put h100_sxm fp16's 2:4 at 0.75x dense at 4096^3,
-#: where bf16's fitted efficiency gives 1.44x.
+#: other, dense and 2:4 (their eta entries there: 0.1-2.7% apart); the 0.7 / 0.5 default put
+#: h100_sxm fp16's 2:4 at 0.75x dense at 4096^3 (the command below, without this table), where
+#: bf16's fitted efficiency gives 1.44x (`nmlab gpu predict --gpu h100_sxm --gemm 4096,4096,4096
+#: --dtype fp16`, its speedup line).
 EFFICIENCY_TWIN = {"float16": "bfloat16", "bfloat16": "float16"}
 
 #: (lower, upper) bounds the fitter keeps each scalar in. Efficiencies may pass 1 only a
