@@ -359,8 +359,10 @@ def _say_what_survives(args: Any, cfg: CampaignConfig, out: Path) -> None:
     if args.workers is not None:
         argv += ["--workers", str(args.workers)]
     runs = cfg.runs()
-    done = sum((out / r.name / DONE_FILE).is_file() for r in runs)
-    kept = sum((out / r.name / "checkpoint.pt").is_file() and not (out / r.name / DONE_FILE).is_file() for r in runs)
-    fresh = len(runs) - done - kept
+    # is_file, not read_done: a damaged done.json must not turn this note into a traceback.
+    left = [r for r in runs if not (out / r.name / DONE_FILE).is_file()]
+    done = len(runs) - len(left)
+    kept = sum((out / r.name / "checkpoint.pt").is_file() for r in left)
+    fresh = len(left) - kept
     print(f"nmlab campaign: interrupted; {done} of {len(runs)} runs done, {kept} continue from their last checkpoint"
           f"{f' and {fresh} from the start' if fresh else ''} with the same command: {shlex.join(argv)}", file=sys.stderr)
