@@ -1,7 +1,7 @@
 """Fault recovery, reproduced small: kill nmlab's sweeps, training runs and Ray campaigns mid-run,
 resume them with the same command, and compare what they end with to an uninterrupted run.
 
-    python benchmarks/fault_recovery.py                  # everything: about 6 minutes on 2 cores
+    python benchmarks/fault_recovery.py                  # everything: about 7 minutes on 2 cores
     python benchmarks/fault_recovery.py --only sweep     # local pool and Ray cluster sweeps (~2 min)
     python benchmarks/fault_recovery.py --only train     # nmlab train + export (~30 s)
     python benchmarks/fault_recovery.py --only campaign  # nmlab campaign on a local Ray instance (~3.5 min)
@@ -451,7 +451,7 @@ def train_checks(h: Harness) -> None:
             raise Failed(f"--resume did not continue the run: {_tail(again.stdout)}")
         resumed = TRAIN_STEPS - int(m.group(1))
         return ok, (f"SIGKILL after eval.csv's step-{last} row; --resume continued from the step-{resumed} checkpoint "
-                    f"({m.group(1)} steps trained again); vs the run trained in one go: {text}")
+                    f"and trained the other {m.group(1)} steps; vs the run trained in one go: {text}")
 
     h.check(f"train (Hopper-v5 2:4, {TRAIN_STEPS:,} steps) SIGKILL + --resume + export", body)
 
@@ -469,6 +469,15 @@ def _mid_run(run: Path, step: int) -> bool:
     a kill now loses the work since that checkpoint."""
     return ((run / "checkpoint.pt").is_file() and not (run / "done.json").exists() and len(_attempts(run)) == 1
             and max(_eval_steps(run / "eval.csv"), default=0) >= step)
+
+
+def _resumed_from(run: Path) -> str:
+    """Where the run's last attempt started, from its attempts.csv (steps_trained of its `trained` row)."""
+    att = _attempts(run)
+    last = att[-1] if att else {}
+    if last.get("event") != "trained" or last.get("resumed") != "True":
+        raise Failed(f"{run.name} was not resumed: attempts.csv {[(a['event'], a['resumed']) for a in att]}")
+    return f"{run.name} resumed at step {CAMPAIGN_STEPS - int(last['steps_trained'])}"
 
 
 def campaign_checks(h: Harness) -> None:
@@ -505,10 +514,9 @@ def campaign_checks(h: Harness) -> None:
         starts = [(a["event"], a["resumed"]) for a in att]
         if starts[:2] != [("start", "False"), ("start", "True")]:
             raise Failed(f"{name}'s attempts.csv: {starts}")
-        trained = att[-1].get("steps_trained")
         ok, text = compare_all(out)
-        return ok, (f"Ray worker (pid {pid}) training {name} SIGKILLed mid-run; Ray retried it from its checkpoint "
-                    f"({trained} steps trained by the retry); {text}")
+        return ok, (f"Ray worker (pid {pid}) training {name} SIGKILLed after its step-800 evaluation; Ray retried "
+                    f"it: {_resumed_from(out / name)}; {text}")
 
     def ctrl_c():
         if not refs:
@@ -526,7 +534,8 @@ def campaign_checks(h: Harness) -> None:
             raise Failed("every run had finished before the Ctrl-C")
         h.run(*args)
         ok, text = compare_all(out)
-        return ok, f"exit 130: {line.split(';')[1].strip()}; same command again; {text}"
+        return ok, (f"exit 130: {line.split(';')[1].strip()}; same command again: "
+                    f"{', '.join(_resumed_from(out / n) for n in CAMPAIGN_RUNS)}; {text}")
 
     def ray_killed():
         if not refs:
@@ -547,7 +556,8 @@ def campaign_checks(h: Harness) -> None:
         h.run(*args)
         ok, text = compare_all(out)
         return ok, (f"{n} processes of the campaign's Ray instance SIGKILLed mid-run; the driver ended {ended:.0f} s "
-                    f"later, exit {proc.returncode}; same command again; {text}")
+                    f"later, exit {proc.returncode}; same command again: "
+                    f"{', '.join(_resumed_from(out / n) for n in CAMPAIGN_RUNS)}; {text}")
 
     h.check(f"campaign reference (Ray, {' + '.join(CAMPAIGN_RUNS)})", reference)
     h.check("campaign Ray worker SIGKILL, retried by Ray", worker_killed)
