@@ -192,6 +192,59 @@ def test_caches_key_on_the_params_file(fitted, tmp_path):
     assert simulate(default_workload(), str(spec)).summary()["latency_s"] != lat_before
 
 
+def test_a_sweeps_design_sha_and_record_follow_the_params_file(fitted, tmp_path):
+    """A sweep point's id holds its design's sha: it must change with the parameter file, or a resumed sweep
+    would keep rows of the old parameters. sweep.json names the file and what it was fitted on."""
+    from hwmodel.gpu.design_point import gpu_design
+    from sweeps.api import gpu_model_record
+    from sweeps.grid import design_sha
+
+    _, out, _ = fitted
+    params = tmp_path / "p.yaml"
+    shutil.copy(out, params)
+    spec = spec_file(tmp_path, params="p.yaml")
+    sha = design_sha(gpu_design(str(spec)))
+    rec = gpu_model_record(str(spec))
+    assert rec["params_file"] == "p.yaml" and rec["params_own"] is True and rec["params_set"] == "hopper"
+    assert rec["params_note"] == "fitted on 528 rows of slidesparse_h100.csv" and rec["params_fitted_on"] == ["h100_pcie"]
+    assert rec["params_sha"] == hashlib.sha256(params.read_bytes()).hexdigest()[:16]
+    shutil.copy(_changed_params(fitted, "other2.yaml"), params)
+    os.utime(params, ns=(2, 2))
+    assert design_sha(gpu_design(str(spec))) != sha
+    assert gpu_model_record(str(spec))["kernel_dense_us"] == 9.5
+
+
+def test_a_gpu_sweep_and_its_report_use_the_own_set(fitted, tmp_path):
+    import pandas as pd
+
+    from hwmodel.simulate import simulate
+    from reports.build import build_report
+    from sweeps import api
+
+    folder, _, _ = fitted
+    slow = _changed_params(fitted, "sweep_params.yaml")
+    shutil.copy(slow, tmp_path / "sweep_params.yaml")
+    spec_file(tmp_path, params="sweep_params.yaml", name="mycard", file="mycard.yaml")
+    cfg = tmp_path / "gpu.yaml"
+    cfg.write_text(yaml.safe_dump({"designs": "none", "gpus": ["mycard.yaml"], "bits": [16],
+                                   "patterns": ["2:4"], "scenarios": [{"scenario": "inference", "batch": 1}]}))
+    out = tmp_path / "out"
+    api.run(str(cfg), out, workers=1, progress=False)
+    df = pd.read_parquet(out / "points.parquet")
+    manifest = json.loads((out / "sweep.json").read_text())
+    (rec,) = [d["gpu_model"] for d in manifest["designs"]]
+    assert rec["params_own"] is True and rec["params_file"] == "sweep_params.yaml" and rec["kernel_dense_us"] == 9.5
+    paths = {w["name"]: w["path"] for w in manifest["workloads"]}
+    for row in df.head(3).itertuples():
+        own = simulate(paths[row.workload], str(tmp_path / "mycard.yaml"), batch=1, bits=16).summary()["latency_s"]
+        bundled = simulate(paths[row.workload], "h100_pcie", batch=1, bits=16).summary()["latency_s"]
+        assert row.latency_s == pytest.approx(own, rel=1e-9) and abs(row.latency_s / bundled - 1) > 0.01
+    build_report(out)
+    page = (out / "report" / "index.html").read_text()
+    assert ("mycard uses the hopper set of its own parameter file sweep_params.yaml (fitted on 528 rows of "
+            "slidesparse_h100.csv, measured on h100_pcie, not on this GPU)") in page
+
+
 def test_fit_data_reads_the_spec_without_its_own_params(fitted, tmp_path, capsys):
     """The spec may already name the file the fit is about to write (or a broken one): the fit does not read it."""
     spec = spec_file(tmp_path, params="not_yet.yaml")
@@ -244,3 +297,31 @@ def test_a_params_key_that_is_no_path_is_refused(tmp_path, capsys, value):
     assert main(["gpu", "predict", "--gpu", str(spec), "--gemm", "64,64,64"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "params: expected the path of a parameter file" in err[0]
+
+
+def test_the_why_line_names_the_own_file_and_its_timings():
+    """A slow 2:4 point's why line quotes the fixed times the sweep ran with: for a spec's own parameter file it
+    says which file and what it was fitted on, and does not call the bundled file's sha a change."""
+    from reports.why import gpu_fixed_times
+
+    rec = {"params_file": "p.yaml", "params_sha": "0" * 16, "params_set": "ampere", "params_fitted_on": ["rtx3090"],
+           "params_own": True, "params_note": "fitted on 412 rows of gpu.csv", "kernel_dense_us": 4.0,
+           "kernel_sparse_us": 6.0}
+    got = gpu_fixed_times({"designs": [{"name": "rtx3090", "gpu_model": rec}]})
+    assert got == {"rtx3090": (4.0, 6.0, "the sweep's ampere parameters of p.yaml, fitted on 412 rows of gpu.csv")}
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("params_own", "yes", "expected true or false"),
+    ("params_note", "two\nlines", "expected up to 300 printable characters"),
+])
+def test_a_damaged_own_params_record_is_one_line(tmp_path, field, value, message):
+    from hwmodel.errors import NmlabError
+    from reports.data import _check_manifest
+
+    rec = {"params_file": "p.yaml", "params_sha": "0" * 16, "params_set": "ampere", "params_fitted_on": ["rtx3090"],
+           "params_own": True, "params_note": "fitted on 412 rows of gpu.csv", "kernel_dense_us": 4.0,
+           "kernel_sparse_us": 6.0}
+    _check_manifest({"designs": [{"name": "rtx3090", "gpu_model": rec}]}, tmp_path / "sweep.json")
+    with pytest.raises(NmlabError, match=rf"designs\[0\]\.gpu_model\.{field}: {message}"):
+        _check_manifest({"designs": [{"name": "rtx3090", "gpu_model": {**rec, field: value}}]}, tmp_path / "sweep.json")
