@@ -9,6 +9,7 @@ import hashlib
 import json
 import os
 import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -325,3 +326,38 @@ def test_a_damaged_own_params_record_is_one_line(tmp_path, field, value, message
     _check_manifest({"designs": [{"name": "rtx3090", "gpu_model": rec}]}, tmp_path / "sweep.json")
     with pytest.raises(NmlabError, match=rf"designs\[0\]\.gpu_model\.{field}: {message}"):
         _check_manifest({"designs": [{"name": "rtx3090", "gpu_model": {**rec, field: value}}]}, tmp_path / "sweep.json")
+
+
+def test_fit_data_reads_a_bench_csv(tmp_path, capsys):
+    """The other format gpu validate reads: an `nmlab gpu bench` CSV (here the H100's bf16 and int8 rows written as
+    bench rows of an RTX 3090, with the example spec); the file records its format and the notes its name."""
+    import csv
+
+    from hwmodel.gpu import schema
+
+    rows = []
+    for r in csv.DictReader(H100_CSV.open()):
+        if r["dtype"] not in ("bf16", "bfloat16", "int8"):
+            continue
+        dtype = "bfloat16" if r["dtype"] in ("bf16", "bfloat16") else "int8"
+        for impl, t in (("dense", r["dense_us"]), ("sparse_cslt", r["sparse_us"])):
+            row = schema.empty_row()
+            row.update(run_id="r", status="ok", error="", kind="gemm", name="square", env="", width=0, dtype=dtype,
+                       out_dtype="int32" if dtype == "int8" else dtype, impl=impl, backend="x", m=int(r["m"]),
+                       n=int(r["n"]), k=int(r["k"]), graph_median_us=float(t), device_name="NVIDIA GeForce RTX 3090",
+                       check_ok=True)
+            rows.append(row)
+    bench = tmp_path / "gpu.csv"
+    schema.write_rows(bench, rows)
+    spec = tmp_path / "rtx3090.yaml"
+    spec.write_text((Path(__file__).resolve().parents[1] / "docs" / "examples" / "gpu_rtx3090.yaml").read_text()
+                    + "params: rtx3090_params.yaml\n")
+    out = tmp_path / "rtx3090_params.yaml"
+    assert main(["gpu", "fit", "--data", str(bench), "--gpu", str(spec), "--out", str(out)]) == 0
+    n = len(rows) // 2
+    assert f"the 'ampere' set for rtx3090, fitted on all {n} rows of gpu.csv" in capsys.readouterr().out
+    entry = load_yaml(out, "test")["sets"]["ampere"]
+    assert entry["data"]["format"] == "bench" and entry["rows"] == n and set(entry["params"]["eta"]) == {"bfloat16", "int8"}
+    head = _predict(capsys, spec)[0]
+    assert head.startswith(f"rtx3090 (NVIDIA GeForce RTX 3090), ampere parameters of rtx3090_params.yaml (fitted on {n} "
+                           "rows of gpu.csv); GEMM"), head
