@@ -49,7 +49,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "check use it (docs/gpu.md, 'A GPU of your own').")
     p.add_argument("--data", metavar="CSV", help="fit one set on every row of this timing file (as gpu validate --data "
                    "reads it) instead of the bundled sets; needs --out")
-    p.add_argument("--gpu", help="with --data: the GPU spec of every row, a bundled name or a spec file of your own (its "
+    p.add_argument("--gpu", metavar="SPEC", help="with --data: the GPU spec of every row, a bundled name or a spec file of your own (its "
                    "own params: key is not read); default: matched from the file's GPU names")
     p.add_argument("--out", metavar="FILE", help="output YAML; without --data the default is hwmodel/data/gpu_params.yaml, "
                    "the bundled parameters every GPU prediction uses (overwritten); with --data it is required")
