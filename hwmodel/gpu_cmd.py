@@ -10,7 +10,7 @@ from hwmodel.limits import cli_int
 #: Help of the shared ``gpu`` group; rl's ``gpu bench`` registrar passes the same text (whichever
 #: registers first sets it).
 GROUP_HELP = ("GPU timings: measure dense vs 2:4 (bench), check the GPU model (validate), predict a GEMM "
-              "(predict), refit the model (fit)")
+              "(predict), refit the model, or fit it on your own timings (fit)")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,14 +21,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                                   "in hwmodel/data/gpu_measurements (one block per GPU, plus leave-one-GPU-out)")
     p.add_argument("--gpu", help="GPU spec for every row of --data: a bundled name (e.g. h100_pcie) or a spec file of your "
                    "own (docs/gpu.md); default: matched from the file's GPU names")
-    p.add_argument("--no-fit", action="store_true", help="use the bundled per-architecture parameters, fit nothing")
+    p.add_argument("--no-fit", action="store_true", help="fit nothing: score every row with the spec's parameters (the "
+                   "file its params: key names, else the bundled set of its architecture)")
     p.add_argument("--json", action="store_true", help="print a JSON list, one object per GPU")
     p.add_argument("--plots", metavar="DIR", help="write <gpu>_predicted_vs_measured.png and <gpu>_speedup_vs_size.png into folder DIR")
     p.set_defaults(func=_validate)
 
     p = gpu.add_parser("predict", help="predicted dense and 2:4 time of one GEMM on a GPU spec")
     p.add_argument("--gpu", required=True, help="bundled GPU spec name (hwmodel/data/gpus), e.g. h100_sxm, a spec file of "
-                   "your own (format: nmlab-gpu, docs/gpu.md), or a torch device name")
+                   "your own (format: nmlab-gpu, docs/gpu.md; its params: key names a parameter file of `gpu fit --data`), "
+                   "or a torch device name")
     p.add_argument("--gemm", required=True, metavar="M,K,N", help="Y[M,N] = X[M,K] W[N,K]^T: M batch rows, K reduction, N outputs")
     p.add_argument("--dtype", default="bf16", help="bf16 | fp16 | fp8 | int8 | fp4 (or full names); default bf16")
     p.add_argument("--l2", choices=("warm", "cold"), default="warm",
@@ -37,9 +39,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eager", action="store_true", help="add torch's eager per-call dispatch (a prior, not fitted)")
     p.set_defaults(func=_predict)
 
-    p = gpu.add_parser("fit", help="refit the bundled per-architecture parameters from the bundled measurements")
-    p.add_argument("--out", metavar="FILE", help="output YAML; default: hwmodel/data/gpu_params.yaml, the bundled parameters "
-                   "every GPU prediction uses (overwritten)")
+    p = gpu.add_parser(
+        "fit", help="refit the bundled per-architecture parameters from the bundled measurements, or (--data) fit one "
+        "set on your own GPU's timings",
+        description="Without --data: refit the bundled per-architecture parameter sets from the bundled measurements. "
+        "With --data CSV: fit one parameter set on every row of your timing file (nmlab gpu bench, or the published "
+        "format) for one GPU, by the same code, and write it to --out FILE; then name that file in your GPU spec "
+        "(params: FILE, relative to the spec's folder) and gpu predict, gpu validate --no-fit, simulate, sweep and "
+        "check use it (docs/gpu.md, 'A GPU of your own').")
+    p.add_argument("--data", metavar="CSV", help="fit one set on every row of this timing file (as gpu validate --data "
+                   "reads it) instead of the bundled sets; needs --out")
+    p.add_argument("--gpu", metavar="SPEC", help="with --data: the GPU spec of every row, a bundled name or a spec file of your own (its "
+                   "own params: key is not read); default: matched from the file's GPU names")
+    p.add_argument("--out", metavar="FILE", help="output YAML; without --data the default is hwmodel/data/gpu_params.yaml, "
+                   "the bundled parameters every GPU prediction uses (overwritten); with --data it is required")
     p.set_defaults(func=_fit)
 
 
@@ -94,7 +107,7 @@ def _predict(args: argparse.Namespace) -> int:
     flops = 2.0 * m * k * n
     calls = "1 call" if args.calls == 1 else f"{args.calls} calls back to back"
     set_name = set_name_for(spec)
-    print(f"{spec.name} ({spec.display_name}), {_provenance(spec.name, set_name)}; GEMM {m}x{k}x{n} (M,K,N) {dtype}, "
+    print(f"{spec.name} ({spec.display_name}), {_provenance(spec)}; GEMM {m}x{k}x{n} (M,K,N) {dtype}, "
           f"L2 {args.l2}, {calls}, {'eager torch' if args.eager else 'library kernel'}")
     unit = "TOPS" if dtype == "int8" else "TFLOP/s"  # integer operations, as the spec sheets count them
     print(f"  dense  {dense:12.2f} us  ({_rate(flops / dense / 1e6)} {unit})")
@@ -121,22 +134,55 @@ def _rate(tera: float) -> str:
     return f"{tera:8.1f}" if tera >= 10 else f"{tera:8.3g}"
 
 
-def _provenance(gpu: str, set_name: str) -> str:
-    """Which parameter set, and the GPUs it was fitted on (:func:`~hwmodel.gpu.design_point.fitted_note`)."""
-    from hwmodel.gpu.design_point import fitted_note
+def _provenance(spec) -> str:
+    """Which parameter set, and what it was fitted on (:func:`~hwmodel.gpu.design_point.spec_fitted_note`):
+    the bundled set's GPUs, or the timing file of the spec's own parameter file, which it names."""
+    from hwmodel.gpu.design_point import spec_fitted_note
+    from hwmodel.gpu.params import own_params, set_name_for
 
-    note = fitted_note(gpu, set_name)
-    return f"{set_name} parameters" + (f" ({note})" if note else "")
+    own = own_params(spec)
+    note = spec_fitted_note(spec)
+    where = f" of {own.file_name}" if own is not None else ""
+    return f"{set_name_for(spec)} parameters{where}" + (f" ({note})" if note else "")
 
 
 def _fit(args: argparse.Namespace) -> int:
+    from hwmodel.errors import NmlabError
     from hwmodel.gpu.params import default_path
     from hwmodel.gpu.tune import write_bundled_params
     from hwmodel.limits import check_output_file
 
+    if args.data is not None:
+        return _fit_own(args)
+    if args.gpu:
+        # The bundled files name their GPUs (as gpu validate says).
+        raise NmlabError("gpu fit: --gpu applies to --data CSV (the bundled files name their GPUs)")
     # Before the fit: a folder or /proc path was an OSError traceback after it, and a special
     # file (/dev/null) was replaced by the rename.
     out = check_output_file(args.out, "--out") if args.out else default_path()
     path = write_bundled_params(out)
     print(f"wrote {path}")
+    return 0
+
+
+def _fit_own(args: argparse.Namespace) -> int:
+    """``gpu fit --data CSV [--gpu SPEC] --out FILE``: one set fitted on the user's timings."""
+    import os
+
+    from hwmodel.errors import NmlabError
+    from hwmodel.gpu.params import default_path
+    from hwmodel.gpu.tune import write_own_params
+    from hwmodel.limits import check_output_file
+
+    if not args.out:
+        raise NmlabError("gpu fit: --out: required with --data (the file to write; the bundled parameters stay as they are)")
+    out = check_output_file(args.out, "--out")
+    if os.path.abspath(out) == os.path.abspath(default_path()):
+        raise NmlabError(f"gpu fit: --out: {args.out} is the bundled parameter file; a set fitted on your timings goes "
+                         "to a file of your own, named in your GPU spec (params: FILE)")
+    path, name, entry, info = write_own_params(args.data, args.gpu, out)
+    print(f"wrote {path}: the '{name}' set for {entry['fitted_on'][0]}, fitted on all {entry['rows']} rows of "
+          f"{entry['data']['file']} ({info['timings']} timings, {info['parameters']} parameters, rms log residual "
+          f"{info['rms_log_residual']:.3f})")
+    print(f"to predict with it, add to the GPU spec file: params: {path.name} (a path relative to the spec's folder)")
     return 0

@@ -114,10 +114,9 @@ def _simulate(args: argparse.Namespace) -> int:
     print(f"energy by component (pJ): {parts}")
     if "gpu" in res.extra:  # a GPU's energy is time x an assumed board power: say which, and the limit's source
         # And whose timings its latency rests on (a GPU without any: another card's fitted set).
-        from hwmodel.gpu.design_point import fitted_note, gpu_design
-        from hwmodel.gpu.params import set_name_for
+        from hwmodel.gpu.design_point import gpu_design, spec_fitted_note
 
-        note = fitted_note(res.design, set_name_for(gpu_design(args.design).spec))
+        note = spec_fitted_note(gpu_design(args.design).spec)
         print(f"latency model: {res.extra['gpu']['latency_model']}" + (f" ({note})" if note else ""))
         print(f"energy model: {res.extra['gpu']['power_model']}; mac = the part above the floor, leakage = the floor")
     area = f"{res.area_mm2:.3g} mm^2 SRAM (CACTI 7)" if res.area_mm2 is not None else res.extra["area_note"]

@@ -342,7 +342,7 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
     ``design_point``: ``design_ref`` already loaded. ``labels``: where each value came from, for
     errors (``{"patterns": "requirements: r.yaml: patterns"}``); default the option's name.
     """
-    from hwmodel.gpu.design_point import fitted_note, gpu_design, load_design_point  # an accelerator design or a GPU spec
+    from hwmodel.gpu.design_point import gpu_design, load_design_point, params_description  # an accelerator design or a GPU spec
     from hwmodel.workload import default_workload, load_workload
 
     label = {"latency_budget": "--latency-budget", "energy_budget": "--energy-budget", "sram_budget": "--sram-budget",
@@ -403,11 +403,7 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
     }
     gpu = gpu_design(design)
     if gpu is not None:  # whose timings a GPU's verdict rests on: a card without any borrows another's set
-        from hwmodel.gpu.params import set_name_for
-
-        set_name = set_name_for(gpu.spec)
-        note = fitted_note(gpu.spec.name, set_name)
-        out["gpu_parameters"] = f"the '{set_name}' set of hwmodel/data/gpu_params.yaml" + (f" ({note})" if note else "")
+        out["gpu_parameters"] = params_description(gpu.spec)
     return out
 
 

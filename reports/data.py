@@ -121,6 +121,12 @@ def _check_manifest(manifest: Any, path: Path) -> None:
                               ("kernel_sparse_us", _positive_number, "a positive number of us")):
             if not ok(rec.get(key)):
                 raise NmlabError(f"{where}.{key}: expected {what}, got {json.dumps(rec.get(key))[:80]}")
+        if not isinstance(rec.get("params_own", False), bool):
+            raise NmlabError(f"{where}.params_own: expected true or false, got {json.dumps(rec.get('params_own'))[:80]}")
+        for key in ("params_file", "params_note"):  # quoted in the why lines of a spec's own parameter file
+            v = rec.get(key, "")
+            if not (isinstance(v, str) and len(v) <= 300 and v.isprintable()):
+                raise NmlabError(f"{where}.{key}: expected up to 300 printable characters, got {json.dumps(v)[:80]}")
         fitted = rec.get("params_fitted_on", [])  # absent in an older nmlab's sweep.json
         if not (isinstance(fitted, list) and len(fitted) <= 64 and all(
                 isinstance(g, str) and 0 < len(g) <= 64 and g.isprintable() for g in fitted)):

@@ -296,16 +296,25 @@ def _fit_note(c: GpuCheck) -> str:
     return f"{c.name}: the {c.architecture} set was fitted on {', '.join(gpus) or 'other GPUs'}, not on this GPU"
 
 
-def _sweep_gpus_line(df: pd.DataFrame, checks: list[GpuCheck]) -> str:
-    """Which parameter set (and so which measured GPU) stands behind each GPU design point of the sweep."""
+def _sweep_gpus_line(df: pd.DataFrame, checks: list[GpuCheck], manifest: Optional[dict] = None) -> str:
+    """Which parameter set (and so which measured GPU) stands behind each GPU design point of the sweep;
+    for a spec naming a parameter file of its own, that file and what it was fitted on, as the sweep's
+    ``sweep.json`` recorded them (``designs[].gpu_model``)."""
     from hwmodel.gpu.params import bundled_params, set_name_for
 
     specs, sets = _specs(), bundled_params()
     by_set: dict[str, list[str]] = {}
     for c in checks:
         by_set.setdefault(c.architecture, []).append(c.name)
+    own = _own_records(manifest)
     parts = []
     for d in sorted(set(df.design[gpu_rows(df)])):
+        rec = own.get(d)
+        if rec is not None:
+            note = rec.get("params_note")
+            parts.append(f"{d} uses the {rec.get('params_set')} set of its own parameter file {rec.get('params_file')}"
+                         + (f" ({note})" if note else ""))
+            continue
         spec = specs.get(d)
         if spec is None:
             parts.append(f"{d}: a GPU spec file outside the bundle")
@@ -317,8 +326,22 @@ def _sweep_gpus_line(df: pd.DataFrame, checks: list[GpuCheck]) -> str:
     return "; ".join(parts)
 
 
-def build_section(df: pd.DataFrame, checks: Optional[list[GpuCheck]] = None) -> Section:
-    """The section for a sweep table ``df`` (its GPU design points named in the text)."""
+def _own_records(manifest: Optional[dict]) -> dict[str, dict]:
+    """Design -> its ``gpu_model`` record in sweep.json, for the GPU design points that ran with a
+    parameter file of their own (``params_own``; checked by ``reports.data``)."""
+    designs = (manifest or {}).get("designs")
+    return {e["name"]: e["gpu_model"] for e in (designs if isinstance(designs, list) else [])
+            if isinstance(e, dict) and isinstance(e.get("gpu_model"), dict) and e["gpu_model"].get("params_own")}
+
+
+def _own_clause(manifest: Optional[dict]) -> str:
+    """", or ..." where some GPU design point of the sweep ran with a parameter file of its own."""
+    return ", or with the parameter file of their own that their spec names" if _own_records(manifest) else ""
+
+
+def build_section(df: pd.DataFrame, checks: Optional[list[GpuCheck]] = None, manifest: Optional[dict] = None) -> Section:
+    """The section for a sweep table ``df`` (its GPU design points named in the text; ``manifest``, the
+    sweep's sweep.json, names the parameter files of their own that some may have run with)."""
     checks = check_bundled() if checks is None else checks
     figs: list[tuple[str, dict]] = []
     parts = [f'<style>{CSS}</style><h2 id="{ANCHOR}">{TITLE}</h2>']
@@ -328,7 +351,8 @@ def build_section(df: pd.DataFrame, checks: Optional[list[GpuCheck]] = None) -> 
     m0 = checks[0].meas
     parts.append(
         "<p>The sweep's GPU design points take their times from the GPU timing model (hwmodel/gpu/model.py) with the "
-        f"bundled parameters of their architecture: {html.escape(_sweep_gpus_line(df, checks))}. Here that model, with "
+        f"bundled parameters of their architecture{_own_clause(manifest)}: "
+        f"{html.escape(_sweep_gpus_line(df, checks, manifest))}. Here that model, with "
         "the same bundled parameters, predicts published dense (cuBLASLt) and 2:4 (cuSPARSELt) GEMM times of the "
         f"GPUs that have measurements, under the conditions they were measured in ({m0.loop_calls} back-to-back calls "
         f"on the same operands, L2 {html.escape(m0.l2)}; the sweep's GPU points read their weights with L2 cold). "
@@ -358,7 +382,7 @@ def section(shown_df: pd.DataFrame, df: pd.DataFrame, manifest: dict, out: Path)
     """``reports.build.OPTIONAL_SECTIONS`` entry: the section when the sweep has GPU design points."""
     if not gpu_rows(df).any():
         return None
-    return build_section(df)
+    return build_section(df, manifest=manifest)
 
 
 CSS = """

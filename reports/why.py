@@ -374,9 +374,13 @@ def gpu_fixed_times(manifest: Optional[dict]) -> dict[str, FixedTimes]:
                     now_sha = ""
             what = f"the sweep's {rec['params_set']} parameters"
             fitted = rec.get("params_fitted_on") or []
-            if fitted:  # another card's set: say so (a GPU without timings of its own)
+            if rec.get("params_own"):  # the spec's own parameter file: what it was fitted on, as recorded
+                what += f" of {rec.get('params_file', 'its parameter file')}"
+                if rec.get("params_note"):
+                    what += f", {rec['params_note']}"
+            elif fitted:  # another card's set: say so (a GPU without timings of its own)
                 what += f", fitted on {', '.join(fitted)}" + ("" if name in fitted else ", not on this GPU")
-            if rec.get("params_sha") != now_sha:
+            if not rec.get("params_own") and rec.get("params_sha") != now_sha:
                 what += f"; nmlab's {rec.get('params_file', 'parameter file')} has changed since"
             out[name] = (float(rec["kernel_dense_us"]), float(rec["kernel_sparse_us"]), what)
             continue

@@ -42,18 +42,25 @@ def gpu_model_record(path: str) -> Optional[dict[str, Any]]:
     the report quotes when it explains a 2:4 point slower than dense: the figures of this sweep,
     not those of whatever parameter file is bundled when the report is built."""
     from hwmodel.gpu.design_point import fitted_on, gpu_design, model_params
-    from hwmodel.gpu.params import default_path, set_name_for
+    from hwmodel.gpu.params import default_path, own_params, set_name_for
 
     gpu = gpu_design(path)
     if gpu is None:
         return None
     p = model_params(gpu.spec)
     set_name = set_name_for(gpu.spec)
+    kernels = {"kernel_dense_us": float(p.kernel_dense_us), "kernel_sparse_us": float(p.kernel_sparse_us)}
+    own = own_params(gpu.spec)
+    if own is not None:
+        # A parameter file of one's own (the spec's params:): its name, sha and what it was fitted on,
+        # as notes say it ("fitted on mytimings.csv (412 rows)"); nothing to compare with the bundled file.
+        return {"params_file": own.file_name, "params_sha": own.sha256[:16], "params_set": set_name,
+                "params_fitted_on": list(own.fitted_on), "params_own": True, "params_note": own.note(gpu.spec.name),
+                **kernels}
     # Whose timings the set was fitted on: a GPU not among them (h100_sxm, a card of one's own)
     # runs on another card's efficiencies and fixed costs, which the report says.
     return {"params_file": default_path().name, "params_sha": grid.file_sha(default_path()),
-            "params_set": set_name, "params_fitted_on": fitted_on(set_name),
-            "kernel_dense_us": float(p.kernel_dense_us), "kernel_sparse_us": float(p.kernel_sparse_us)}
+            "params_set": set_name, "params_fitted_on": fitted_on(set_name), **kernels}
 
 
 def _design_entry(d: Any) -> dict[str, Any]:

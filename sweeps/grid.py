@@ -170,7 +170,18 @@ def _loaded_info(d) -> DesignInfo:
             bits.add(b)
         except NmlabError:
             pass
-    return DesignInfo(name=d.name, path=str(Path(d.source).resolve()), sha=file_sha(d.source), bits_supported=frozenset(bits))
+    return DesignInfo(name=d.name, path=str(Path(d.source).resolve()), sha=design_sha(d), bits_supported=frozenset(bits))
+
+
+def design_sha(d) -> str:
+    """The content sha of a loaded design point: its file's (:func:`file_sha`), and for a GPU spec
+    that names a parameter file of its own (``params:``), that file's bytes too: a point's id then
+    changes when either file does, so a resumed sweep does not keep rows of the old parameters."""
+    sha = file_sha(d.source)
+    own = getattr(getattr(d, "spec", None), "own_params", None)
+    if own is None:
+        return sha
+    return hashlib.sha256(f"{sha}\0params\0{own.sha256}".encode()).hexdigest()[:16]
 
 
 def resolve_workloads(cfg: SweepConfig) -> list[WorkloadInfo]:

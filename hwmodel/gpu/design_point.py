@@ -49,7 +49,7 @@ from hwmodel.design import Sparsity
 from hwmodel.errors import NmlabError
 from hwmodel.gpu import grid
 from hwmodel.gpu.model import GpuParams, predict_s, weight_bytes
-from hwmodel.gpu.params import params_for, set_name_for
+from hwmodel.gpu.params import is_current, own_params, params_file_label, params_for, set_name_for
 from hwmodel.gpu.spec import FORMAT_NAME, GpuSpec, bundled_gpus, load_gpu
 from hwmodel.io import data_path, yaml_safe_load
 from hwmodel.limits import is_file
@@ -76,8 +76,9 @@ _GPU_SPARSITY = SimpleNamespace(sparsity=Sparsity(support="fixed", patterns=(GPU
 # ---- the GPU timing model, behind two functions (the one place to switch models) ----------
 
 def model_params(spec: GpuSpec) -> GpuParams:
-    """Parameters of the GPU timing model for ``spec``: the bundled set of its architecture
-    (looked up once per spec and process: the lookup resolves a data path)."""
+    """Parameters of the GPU timing model for ``spec``: the set of its own parameter file where it
+    names one, else the bundled set of its architecture (looked up once per spec object and process:
+    the lookup resolves a data path; a spec or parameter file read again is a new spec object)."""
     params = _PARAMS.get(id(spec))
     if params is None:
         params = _PARAMS[id(spec)] = params_for(spec)
@@ -220,6 +221,21 @@ def fitted_note(gpu: str, set_name: str) -> str:
     return f"fitted on {', '.join(fitted)}{note}"
 
 
+def spec_fitted_note(spec: GpuSpec) -> str:
+    """What the parameter set ``spec`` runs with was fitted on: for a spec naming a parameter file
+    of its own (``params:``), that file's timings ("fitted on mytimings.csv (412 rows)"), else
+    :func:`fitted_note` of the bundled set."""
+    own = own_params(spec)
+    return own.note(spec.name) if own is not None else fitted_note(spec.name, set_name_for(spec))
+
+
+def params_description(spec: GpuSpec) -> str:
+    """The parameter set ``spec`` runs with, in words: "the 'hopper' set of hwmodel/data/gpu_params.yaml
+    (fitted on h100_pcie)", or that of its own parameter file."""
+    note = spec_fitted_note(spec)
+    return f"the '{set_name_for(spec)}' set of {params_file_label(spec)}" + (f" ({note})" if note else "")
+
+
 def _is_gpu_file(path: Path) -> bool:
     """Whether a YAML file is a GPU spec (``format: nmlab-gpu``) rather than an accelerator design."""
     from hwmodel.limits import limit
@@ -236,12 +252,25 @@ def _is_gpu_file(path: Path) -> bool:
     return isinstance(doc, dict) and doc.get("format") == FORMAT_NAME
 
 
-@lru_cache(maxsize=32)
+#: Resolved spec path -> (its stamp, the design point): the last ``_FILE_CACHE_SIZE`` spec files read.
+_FILE_CACHE: dict[str, tuple[tuple, Optional[GpuDesign]]] = {}
+_FILE_CACHE_SIZE = 32
+
+
 def _load_file(path: str, stamp: tuple) -> Optional[GpuDesign]:
     """The GPU spec file at ``path`` (resolved) as a design point, None when it is an accelerator
-    design; reused while ``stamp`` (its device, inode, size and mtime) holds: a spec edited or
-    replaced is read again."""
-    return GpuDesign(load_gpu(path), path) if _is_gpu_file(Path(path)) else None
+    design; reused while ``stamp`` (its device, inode, size and mtime) holds and, for a spec that
+    names a parameter file of its own, while that file's stamp does too: a spec or parameter file
+    edited or replaced is read again (with it the spec object, which the timing caches key on)."""
+    hit = _FILE_CACHE.get(path)
+    if hit is not None and hit[0] == stamp and (hit[1] is None or is_current(hit[1].spec.own_params)):
+        return hit[1]
+    design = GpuDesign(load_gpu(path), path) if _is_gpu_file(Path(path)) else None
+    _FILE_CACHE.pop(path, None)
+    while len(_FILE_CACHE) >= _FILE_CACHE_SIZE:
+        _FILE_CACHE.pop(next(iter(_FILE_CACHE)))
+    _FILE_CACHE[path] = (stamp, design)
+    return design
 
 
 def gpu_design(ref: Any) -> Optional[GpuDesign]:
@@ -261,7 +290,11 @@ def gpu_design(ref: Any) -> Optional[GpuDesign]:
         st = p.stat()
         return _load_file(str(p.resolve()), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
     if str(ref) in bundled_gpu_names():
-        return _bundled(str(ref))
+        design = _bundled(str(ref))
+        if not is_current(design.spec.own_params):  # a bundled spec naming a parameter file since edited
+            _bundled.cache_clear()
+            design = _bundled(str(ref))
+        return design
     return None
 
 
@@ -543,7 +576,7 @@ def simulate_gpu(workload, design: Any, batch: int = 1, bits: Optional[int] = 16
             **extra,
             "gpu": {
                 "spec": spec.display_name, "latency_model": "hwmodel.gpu.model, kernel time (graph mode), "
-                f"parameters: the fitted '{set_name_for(spec)}' set of hwmodel/data/gpu_params.yaml, L2 cold",
+                f"parameters: the fitted '{set_name_for(spec)}' set of {params_file_label(spec)}, L2 cold",
                 "power_model": f"board power = {spec.power_limit_w:g} W power limit x ({IDLE_FRACTION:g} assumed "
                                f"floor + {1 - IDLE_FRACTION:g} x utilization); source of the limit: "
                                f"{_cited(spec, 'power_limit_w')}",

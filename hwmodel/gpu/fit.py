@@ -107,6 +107,12 @@ def _layout(scalars: Sequence[str], dtypes: Sequence[str]) -> tuple[list[str], n
     return names, lo, hi
 
 
+def parameter_names(dtypes: Sequence[str]) -> list[str]:
+    """The parameters a fit on rows of ``dtypes`` fits (:func:`fit`; it needs a row, two timings, per parameter)."""
+    dtypes = sorted(set(dtypes))
+    return _layout(fit_scalars(dtypes), dtypes)[0]
+
+
 def _unpack(x: np.ndarray, scalars: Sequence[str], dtypes: Sequence[str], base: GpuParams) -> GpuParams:
     """``base`` with the fitted vector ``x`` (laid out as :func:`_layout`) in place."""
     v = np.exp(x)

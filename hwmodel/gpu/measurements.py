@@ -289,14 +289,16 @@ def bundled_files() -> list[Path]:
     return sorted(data_path("gpu_measurements").glob("*.csv"))
 
 
-def specs_for(meas: Measurements, gpu: Optional[str] = None) -> list[tuple["GpuSpec", np.ndarray]]:
+def specs_for(meas: Measurements, gpu: Optional[str] = None,
+              own_params: bool = True) -> list[tuple["GpuSpec", np.ndarray]]:
     """(GPU spec, row mask), one per GPU in the file; ``gpu`` (a bundled name, a spec file or a
-    device name) forces one spec for all rows."""
+    device name) forces one spec for all rows (read without its own parameter file where
+    ``own_params`` is False: :func:`hwmodel.gpu.spec.gpu_for`)."""
     from hwmodel.gpu.spec import bundled_gpus, gpu_for
 
     if gpu:
         # The spec itself, not its name: a spec file of one's own has no bundled name to look up again.
-        return [(gpu_for(gpu), np.ones(len(meas), dtype=bool))]
+        return [(gpu_for(gpu, own_params=own_params), np.ones(len(meas), dtype=bool))]
     specs = bundled_gpus()
     out: dict[str, np.ndarray] = {}
     # The bench CSV names the GPU in device_name, the published format in gpu.

@@ -386,7 +386,8 @@ def predict_s(spec: GpuSpec, m: Any, k: Any, n: Any, dtype: str, sparse: bool,
         m, k, n: GEMM sizes (scalars or numpy arrays; m = rows of X, k = reduction, n = outputs).
         dtype: operand dtype name ("bfloat16", "float16", "float8_e4m3fn", "int8", ...).
         sparse: True for the 2:4 weight (cuSPARSELt), False for dense (cuBLASLt).
-        params: efficiency parameters; default: the bundled set for the spec's architecture.
+        params: efficiency parameters; default: the spec's (:func:`hwmodel.gpu.params.params_for`: the
+            set of the parameter file it names, else the bundled set of its architecture).
         loop_calls: calls run back to back (heats the card; 125 in the published loop, 1 for
             an isolated call).
         l2: "warm" (operands that fit the usable L2 stay there between calls, as in a timing

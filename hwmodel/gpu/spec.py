@@ -39,7 +39,8 @@ DTYPES = ("bfloat16", "float16", "tfloat32", "float8_e4m3fn", "int8", "float4_e2
 # Every top-level key a file may have, per version: any other is a typo and refused.
 _COMMON_KEYS = ("format", "version", "name", "display_name", "device_name_patterns", "compute_capability",
                 "sm_count", "tensor_clock_mhz", "boost_clock_mhz", "l2_bytes", "smem_per_sm_bytes",
-                "launch_overhead_us", "sparse_pattern", "tensor_tflops")
+                "launch_overhead_us", "sparse_pattern", "tensor_tflops",
+                "params")  # a parameter file of one's own (nmlab gpu fit --data; hwmodel.gpu.params)
 #: (lowest, highest) value of a numeric figure (docs/limits.md): about 1000x past any GPU either way,
 #: where the model's sums still hold (a clock of 1e-300 MHz divided by zero, 1e300 SMs overflowed).
 RANGES: dict[str, tuple[float, float]] = {
@@ -85,6 +86,9 @@ class GpuSpec:
         sources: figure (or "tensor_tflops.<dtype>") -> where it comes from.
         references: reference id -> full citation.
         format_version: the file's format version.
+        own_params: the parameter set of the file the spec names under ``params:`` (a
+            :class:`hwmodel.gpu.params.OwnParams`, fitted on this GPU's timings by ``nmlab gpu fit
+            --data``); None: the bundled set of its architecture.
     """
 
     name: str
@@ -110,6 +114,7 @@ class GpuSpec:
     sources: dict[str, str] = field(default_factory=dict)
     references: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    own_params: Any = None
 
     @property
     def hbm_bytes(self) -> float:
@@ -222,9 +227,28 @@ def _check_sources(doc: dict, where: str, tensor_keys: list[str]) -> tuple[dict[
     return sources, references
 
 
-def load_gpu(path: str | os.PathLike) -> GpuSpec:
-    """Read and check one GPU yaml file (``yaml.safe_load``); NmlabError names the bad field."""
+def load_gpu(path: str | os.PathLike, own_params: bool = True) -> GpuSpec:
+    """Read and check one GPU yaml file (``yaml.safe_load``); NmlabError names the bad field.
+
+    A ``params:`` key names a parameter file of one's own (a path relative to the spec's folder):
+    it is read and checked here (:func:`hwmodel.gpu.params.load_own_params`) and the spec holds the
+    set it gives this GPU, unless ``own_params`` is False (``nmlab gpu fit --data``, which writes
+    that file, reads the spec without it)."""
     path = Path(path)
+    spec, given = _load_gpu(path)
+    if given is None or not own_params:
+        return spec
+    from dataclasses import replace
+
+    from hwmodel.gpu.params import load_own_params
+
+    target = Path(os.path.expanduser(given))
+    target = Path(os.path.abspath(target if target.is_absolute() else path.parent / target))
+    return replace(spec, own_params=load_own_params(target, spec, f"gpu '{path.stem}': params"))
+
+
+def _load_gpu(path: Path) -> tuple[GpuSpec, Optional[str]]:
+    """The spec of the file at ``path`` without its own parameters, and its ``params:`` value (None without one)."""
     where = f"gpu '{path.stem}'"
     if not is_file(path):
         raise not_a_file(where, path)  # a folder says so: "no such file" sends the user after a typo
@@ -239,6 +263,10 @@ def load_gpu(path: str | os.PathLike) -> GpuSpec:
     unknown = sorted(str(k) for k in doc if k not in KEYS[version])
     if unknown:  # a misspelt optional key (tensor_tflops_fp16_accumulate) would be dropped silently
         raise NmlabError(f"{where}: {unknown[0]}: unknown key (allowed: {', '.join(sorted(KEYS[version]))})")
+    given = doc.get("params")
+    if "params" in doc and (not isinstance(given, str) or not given.strip() or len(given) > 4096 or "\0" in given):
+        raise NmlabError(f"{where}: params: expected the path of a parameter file (nmlab gpu fit --data ... --out FILE), "
+                         f"got {str(given)[:60]!r}")
     flops = _rates(doc, "tensor_tflops", where, required=True)
     sparse_pattern = doc.get("sparse_pattern", "2:4")
     if sparse_pattern != "2:4":  # the GPU model (cuSPARSELt) runs 2:4 only
@@ -270,7 +298,7 @@ def load_gpu(path: str | os.PathLike) -> GpuSpec:
     )
     if version == 1:
         return GpuSpec(memory_bytes=_need(doc, "hbm_bytes", where, float),
-                       memory_bytes_per_s=_need(doc, "hbm_bytes_per_s", where, float), **common)
+                       memory_bytes_per_s=_need(doc, "hbm_bytes_per_s", where, float), **common), given
     fp16_acc = _rates(doc, "tensor_tflops_fp16_accumulate", where, required=False)
     tensor_keys = [f"tensor_tflops.{d}" for d in flops] + [f"tensor_tflops_fp16_accumulate.{d}" for d in fp16_acc]
     sources, references = _check_sources(doc, where, tensor_keys)
@@ -289,13 +317,21 @@ def load_gpu(path: str | os.PathLike) -> GpuSpec:
         sources=sources,
         references=references,
         **common,
-    )
+    ), given
 
 
 def bundled_gpus() -> dict[str, GpuSpec]:
     """The design points under hwmodel/data/gpus, by name (a new dict; the specs are frozen)."""
     paths = sorted(data_path("gpus").glob("*.yaml"))
-    return dict(_load_bundled(tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)))
+    key = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
+    specs = _load_bundled(key)
+    if any(s.own_params is not None for _, s in specs):  # a spec naming a parameter file: that file is in the key too
+        from hwmodel.gpu.params import is_current
+
+        if not all(is_current(s.own_params) for _, s in specs):
+            _load_bundled.cache_clear()
+            specs = _load_bundled(key)
+    return dict(specs)
 
 
 @lru_cache(maxsize=4)
@@ -308,16 +344,17 @@ def _load_bundled(files: tuple[tuple[str, int, int], ...]) -> tuple[tuple[str, G
     return tuple((s.name, s) for s in specs)
 
 
-def gpu_for(name_or_device: str) -> GpuSpec:
+def gpu_for(name_or_device: str, own_params: bool = True) -> GpuSpec:
     """A bundled spec by file name ("h200_sxm"), a spec file of one's own ("my_gpu.yaml", format
-    nmlab-gpu, as ``simulate --design`` takes), or a torch device name ("NVIDIA H200")."""
+    nmlab-gpu, as ``simulate --design`` takes), or a torch device name ("NVIDIA H200").
+    ``own_params``: False reads a spec file without the parameter file it names (:func:`load_gpu`)."""
     specs = bundled_gpus()
     if name_or_device in specs:
         return specs[name_or_device]
     # A file of one's own (a GPU not bundled); a .yaml name that is no file says "no such file",
     # not "not a bundled GPU spec" (which sent the user after the bundled names).
     if is_file(name_or_device) or str(name_or_device).lower().endswith((".yaml", ".yml")):
-        return load_gpu(name_or_device)
+        return load_gpu(name_or_device, own_params=own_params)
     hits = [s for s in specs.values() if s.matches(name_or_device)]
     # Name the bundled specs: the caller's option (--gpu, --design, a sweep's gpus) is what to fix.
     # ("matches 0 design points" read oddly under `nmlab gpu predict --gpu`.)

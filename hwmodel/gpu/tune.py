@@ -1,19 +1,27 @@
-"""``nmlab gpu fit``: the bundled per-architecture parameter sets, refitted from the bundled data.
+"""``nmlab gpu fit``: the bundled per-architecture parameter sets, refitted from the bundled data,
+or (``--data``) one set fitted on timings of one's own.
 
 Each architecture with measurements gets a set fitted on all rows of its GPU; ``generic``
 is fitted on every bundled GPU together (for architectures without measurements). The file
 records what each set was fitted on and the command that wrote it.
+
+With ``--data CSV``: one set, fitted by the same code on every row of that file for one GPU,
+named after the GPU's architecture (a spec naming the file uses its architecture's set:
+:func:`hwmodel.gpu.params.load_own_params`); its ``data`` metadata name the timing file, its
+sha256 and format.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import yaml
 
-from hwmodel.gpu.fit import GpuData, fit
+from hwmodel.errors import NmlabError
+from hwmodel.gpu.fit import GpuData, fit, parameter_names
 from hwmodel.gpu.measurements import bundled_files
 from hwmodel.gpu.params import FORMAT_NAME, FORMAT_VERSION, GENERIC, architecture, params_to_doc
 
@@ -49,3 +57,54 @@ def write_bundled_params(path: str | os.PathLike) -> Path:
     with atomic_write(path, "w") as fh:
         fh.write(text)
     return path
+
+
+def own_param_set(data: str | os.PathLike, gpu: Optional[str] = None) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """One parameter set fitted on every row of the timing file ``data`` (published or bench format, as
+    ``nmlab gpu validate`` reads it) for the GPU ``gpu`` (a bundled name or a spec file, read without
+    the parameter file it may name; default: matched from the file's GPU names), by the same
+    :func:`~hwmodel.gpu.fit.fit` as each bundled architecture's set.
+
+    Returns (set name: the GPU's architecture, as the bundled file names its sets; the set's entry
+    {"fitted_on", "rows", "data", "params"}; the fit's facts). NmlabError (one line) for a file
+    of several GPUs or with too few rows for the fit.
+    """
+    from hwmodel.gpu.validate import load_blocks
+    from hwmodel.limits import limit, read_bytes
+
+    blocks = load_blocks([data], gpu, own_params=False)
+    if len(blocks) != 1:
+        raise NmlabError(f"gpu fit: {data}: timings of {len(blocks)} GPUs ({', '.join(b.spec.name for b in blocks)}); "
+                         "a parameter set is fitted for one GPU: pass --gpu, or one file per GPU")
+    block = blocks[0]
+    try:
+        params, info = fit([GpuData.build(block.spec, block.meas)])
+    except NmlabError as exc:  # the fit's own check (as gpu validate's), in rows of this file
+        need = len(parameter_names(block.meas.dtype.tolist()))
+        raise NmlabError(f"{block.meas.path}: {exc}: the file has {len(block.meas)} rows (a dense and a 2:4 time each) "
+                         f"and a fit of its dtypes needs at least {need} rows") from None
+    raw = read_bytes(data, limit("csv_bytes"), "gpu timings csv", "csv_bytes")
+    entry = {"fitted_on": [block.spec.name], "rows": len(block.meas),
+             "data": {"file": Path(data).name, "sha256": hashlib.sha256(raw).hexdigest(), "format": block.meas.fmt},
+             "params": params_to_doc(params)}
+    return architecture(block.spec), entry, info
+
+
+def write_own_params(data: str | os.PathLike, gpu: Optional[str], path: str | os.PathLike) -> tuple[Path, str, dict, dict]:
+    """Fit :func:`own_param_set` and write it as a ``nmlab-gpu-params`` v1 file at ``path``, atomically
+    (nothing is written when the fit fails); returns (path, set name, entry, fit facts)."""
+    from hwmodel.io import atomic_write
+
+    name, entry, info = own_param_set(data, gpu)
+    gpu_arg = f" --gpu {Path(gpu).name}" if gpu else ""
+    doc = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
+           "written_by": f"nmlab gpu fit --data {Path(data).name}{gpu_arg}",
+           "sets": {name: entry}}
+    path = Path(path)
+    text = ("# GPU model parameters fitted on timings of your own (hwmodel/gpu/model.py GpuParams; docs/gpu.md,\n"
+            "# 'A GPU of your own'). Generated: rerun `nmlab gpu fit --data` rather than editing. A GPU spec uses\n"
+            "# it when it names it: params: <this file, relative to the spec's folder>.\n"
+            + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=100))
+    with atomic_write(path, "w") as fh:
+        fh.write(text)
+    return path, name, entry, info

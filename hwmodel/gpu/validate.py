@@ -46,12 +46,14 @@ class GpuBlock:
     meas: Measurements
 
 
-def load_blocks(paths: Sequence[str | os.PathLike], gpu: Optional[str] = None) -> list[GpuBlock]:
-    """Read and check every file completely (nothing is printed before this returns)."""
+def load_blocks(paths: Sequence[str | os.PathLike], gpu: Optional[str] = None,
+                own_params: bool = True) -> list[GpuBlock]:
+    """Read and check every file completely (nothing is printed before this returns). ``own_params``:
+    False reads a ``gpu`` spec file without the parameter file it names (``nmlab gpu fit --data``)."""
     blocks = []
     for path in paths:
         meas = read_measurements(path)
-        for spec, mask in specs_for(meas, gpu):
+        for spec, mask in specs_for(meas, gpu, own_params):
             check_dtypes(meas, spec.name, mask, list(spec.tensor_flops))
             blocks.append(GpuBlock(spec, meas.subset(mask)))
     return blocks
@@ -137,7 +139,12 @@ def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuPar
                              f"{len(meas)}); pass --no-fit to score every row with the bundled parameters") from None
         scored = ~calib
     else:
-        params = params or params_for(block.spec)
+        if params is None:  # the spec's: its own parameter file's set where it names one, else the bundled one
+            from hwmodel.gpu.design_point import params_description
+
+            params, source = params_for(block.spec), params_description(block.spec)
+        else:
+            source = "parameters given by the caller"
         info, calib, scored = None, np.zeros(len(meas), dtype=bool), np.ones(len(meas), dtype=bool)
     dense, sparse = data.predict_us(params)
     per_dtype = dtype_scores(meas, dense, sparse, scored)
@@ -150,6 +157,8 @@ def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuPar
            "crossover_measured": {d: v["crossover"]["measured"] for d, v in per_dtype.items()},
            "crossover_predicted": {d: v["crossover"]["predicted"] for d, v in per_dtype.items()},
            "dtypes": per_dtype, "fit_info": info, "params": params.as_dict(),
+           # With fit "none": which set scored the rows and what it was fitted on, in words.
+           "params_source": None if do_fit else source,
            # Scored at the model's DEFAULT_ETA, not a fitted efficiency (tf32 in every set).
            "default_eta_dtypes": sorted(d for d in per_dtype if not params.efficiency_source(d)),
            # Scored at their twin's fitted efficiency (fp16 in the hopper set: bf16's).
@@ -242,7 +251,7 @@ def format_report(report: dict[str, Any]) -> str:
                      f"scored on {r['shapes_scored']} held-out shapes ({r['rows_scored']} rows); "
                      f"{r['fit_info']['parameters']} parameters")
     else:
-        lines.append(f"  bundled parameters ({r['architecture']}), nothing fitted; scored on all {r['rows_scored']} rows")
+        lines.append(f"  {r['params_source']}, nothing fitted; scored on all {r['rows_scored']} rows")
         if r["default_eta_dtypes"]:
             lines.append(f"  note: no fitted efficiency for {', '.join(r['default_eta_dtypes'])} in these parameters: "
                          "the model's default stands in (an assumption; docs/gpu.md, 'The model')")
