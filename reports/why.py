@@ -355,7 +355,7 @@ def gpu_fixed_times(manifest: Optional[dict]) -> dict[str, FixedTimes]:
     built (named as changed since where its sha differs). A sweep.json without them (an older nmlab's):
     nmlab's figures now where the manifest's ``model_sha`` (which covers the parameter file) is today's,
     else :data:`NOT_RECORDED`. The report's text depends only on its inputs: deterministic."""
-    from hwmodel.gpu.params import default_path
+    from hwmodel.gpu.params import default_path, fitted_on_note
     from sweeps.grid import file_sha, model_sha
 
     manifest = manifest or {}
@@ -375,7 +375,7 @@ def gpu_fixed_times(manifest: Optional[dict]) -> dict[str, FixedTimes]:
             what = f"the sweep's {rec['params_set']} parameters"
             fitted = rec.get("params_fitted_on") or []
             if fitted:  # another card's set: say so (a GPU without timings of its own)
-                what += f", fitted on {', '.join(fitted)}" + ("" if name in fitted else ", not on this GPU")
+                what += f", {fitted_on_note(name, fitted)}"
             if rec.get("params_sha") != now_sha:
                 what += f"; nmlab's {rec.get('params_file', 'parameter file')} has changed since"
             out[name] = (float(rec["kernel_dense_us"]), float(rec["kernel_sparse_us"]), what)

@@ -124,7 +124,7 @@ def dtype_scores(meas: Measurements, dense: np.ndarray, sparse: np.ndarray, rows
 def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuParams] = None,
                    seed: int = SPLIT_SEED) -> dict[str, Any]:
     """Fit on the calibration shapes of split ``seed`` (or use ``params``/the bundled set) and score."""
-    from hwmodel.gpu.params import architecture, params_for
+    from hwmodel.gpu.params import architecture, params_for, set_name_for
 
     data = GpuData.build(block.spec, block.meas)
     meas = block.meas
@@ -137,6 +137,7 @@ def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuPar
                              f"{len(meas)}); pass --no-fit to score every row with the bundled parameters") from None
         scored = ~calib
     else:
+        set_name = set_name_for(block.spec) if params is None else "given"
         params = params or params_for(block.spec)
         info, calib, scored = None, np.zeros(len(meas), dtype=bool), np.ones(len(meas), dtype=bool)
     dense, sparse = data.predict_us(params)
@@ -155,7 +156,8 @@ def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuPar
            # Scored at their twin's fitted efficiency (fp16 in the hopper set: bf16's).
            "twin_eta_dtypes": {d: params.efficiency_source(d) for d in per_dtype
                                if params.efficiency_source(d) not in ("", d)},
-           "_pred": (dense, sparse), "_scored": scored, "_meas": meas}
+           "_pred": (dense, sparse), "_scored": scored, "_meas": meas,
+           "_params_set": None if do_fit else set_name}  # the set the notes name (format_report)
     out["meets_targets"] = meets_targets(out)
     return out
 
@@ -243,12 +245,11 @@ def format_report(report: dict[str, Any]) -> str:
                      f"{r['fit_info']['parameters']} parameters")
     else:
         lines.append(f"  bundled parameters ({r['architecture']}), nothing fitted; scored on all {r['rows_scored']} rows")
-        if r["default_eta_dtypes"]:
-            lines.append(f"  note: no fitted efficiency for {', '.join(r['default_eta_dtypes'])} in these parameters: "
-                         "the model's default stands in (an assumption; docs/gpu.md, 'The model')")
-        for d, twin in r["twin_eta_dtypes"].items():
-            lines.append(f"  note: no fitted efficiency for {d} in these parameters: {twin}'s stands in (the same "
-                         "tensor path and operand width)")
+        from hwmodel.gpu.params import efficiency_note
+
+        set_name = r.get("_params_set") or r["architecture"]
+        for d, source in [*((d, "") for d in r["default_eta_dtypes"]), *r["twin_eta_dtypes"].items()]:
+            lines.append(f"  note: {efficiency_note(set_name, d, source)}")
     lines.append("  dtype            rows  MAPE dense  MAPE 2:4  speedup err  same winner  crossover meas/pred")
     for dtype, s in r["dtypes"].items():
         c = s["crossover"]
