@@ -95,7 +95,7 @@ def _parse_gemm(text: str) -> tuple[int, int, int]:
 def _predict(args: argparse.Namespace) -> int:
     from hwmodel.gpu.measurements import canonical_dtype
     from hwmodel.gpu.model import predict_pair_us
-    from hwmodel.gpu.params import params_for, set_name_for
+    from hwmodel.gpu.params import efficiency_note, params_for, set_name_for
     from hwmodel.gpu.spec import gpu_for
 
     m, k, n = _parse_gemm(args.gemm)
@@ -113,18 +113,9 @@ def _predict(args: argparse.Namespace) -> int:
     print(f"  dense  {dense:12.2f} us  ({_rate(flops / dense / 1e6)} {unit})")
     print(f"  2:4    {sparse:12.2f} us  ({_rate(flops / sparse / 1e6)} {unit} effective)")
     print(f"  speedup dense/2:4 {dense / sparse:.3f} ({'2:4 wins' if sparse < dense else 'dense wins'})")
-    source = params.efficiency_source(dtype)
-    if source and source != dtype:
-        print(f"  note: the {set_name} set has no fitted efficiency for {dtype} (none of its GPUs' timings have "
-              f"it): {source}'s stands in (the same tensor path and operand width; sets fitted on both put them "
-              f"within 3%)")
-    elif not source:
-        # The model falls back to DEFAULT_ETA, an assumption nothing on the screen would tell apart from a fit.
-        from hwmodel.gpu.model import DEFAULT_ETA
-
-        print(f"  note: the {set_name} set has no fitted efficiency for {dtype} (none of its GPUs' timings have "
-              f"it): the default {DEFAULT_ETA['dense']:g} dense / {DEFAULT_ETA['sparse']:g} 2:4 stands in, an "
-              f"assumption, so these times and the speedup are not fitted ones")
+    note = efficiency_note(set_name, dtype, params.efficiency_source(dtype))
+    if note:  # a stand-in efficiency (a twin's, or the model's default) nothing else on the screen would show
+        print(f"  note: {note}")
     return 0
 
 

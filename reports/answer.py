@@ -30,7 +30,7 @@ from reports.data import (agent_label, agent_order, design_order, design_title, 
                           is_gpu, one_row_per, seed_range_text, with_agent)
 from reports.quality import HW_BITS, hardware_scenario
 from reports.style import design_colors
-from reports.why import NO_GAIN, Verdict, is_extreme, limiters, skipped_share, small_pct
+from reports.why import NO_GAIN, is_extreme, limiters, skipped_share, small_pct, verdict_word
 
 SAME_BITS = ("speedup_vs_dense", "energy_ratio_vs_dense")
 SECTION = ("env", "scenario", "batch")
@@ -96,7 +96,7 @@ def _tip(r: dict[str, Any]) -> str:
         parts.append(f"Largest energy share: {r['energy_top']} ({r['energy_top_share']:.0%}).")
     if r.get("sram"):
         parts.append(f"Weights {fmt_bytes(r.get('model_bytes'))} {r['sram']} SRAM ({fmt_bytes(r.get('sram_bytes'))}).")
-    if r.get("runs_as_line"):
+    if r.get("runs_as_line") and r["runs_as_line"] not in r.get("why", ""):  # a why line "runs as 2:4: ..." says it
         parts.append(f"Runs as another pattern: {r['runs_as_line']}.")
     if r.get("why"):
         parts.append(f"Why: {r['why']}.")
@@ -239,7 +239,7 @@ def extreme_notes(rows: list[dict]) -> list[dict]:
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         if is_extreme(r["pattern"], r["speedup_vs_dense"], r["energy_ratio_vs_dense"]) and r.get("why"):
-            groups.setdefault((r["design"], r["why"].split(":")[0]), []).append(r)
+            groups.setdefault((r["design"], r["why"].partition(": ")[0]), []).append(r)  # "runs as 2:4", whole
     rank = {d: i for i, d in enumerate(design_order({d for d, _ in groups}))}
     out = []
     for (design, _), rs in sorted(groups.items(), key=lambda kv: (rank[kv[0][0]], kv[0][1])):
@@ -339,42 +339,23 @@ def _glance_returns(ret: pd.DataFrame, env: str, scenario: str, bits: int) -> tu
     return {(r["method"], r["agent"]): r for r in t[t.bits == bits].to_dict("records")}, f"return at {bits} b"
 
 
-#: The glance table's short name of a latency limiter (``reports.why.limiters``; GPUs: fixed cost or throughput).
-LIMITER_WORDS = {"DRAM bandwidth": "DRAM", "fixed per-call cost": "fixed cost"}
-
-
 def limiter_word(r: dict[str, Any]) -> str:
-    """What limits a same-bits record, in a word or two for the glance table (the full line is its tooltip)."""
-    # A pattern the design runs as another N:M (1:4 on a 2:4-only design, 1:8 on edge_ws or flex_nm, 1:4 on a
-    # GPU): its figures are that pattern's, equal to its row's, so the cell names it before any limiter
-    # (the tooltip's first line says what ran and why: reports.why._runs_as_columns, nmlab check's note).
-    if r.get("runs_as_pattern"):
-        return f"runs as {r['runs_as_pattern']}"
-    if r.get("sram") == "fits, dense misses":
-        return "SRAM cliff"
-    if r.get("sram") == "misses, dense fits":
-        return "misses SRAM"
-    # A sparse point that issued every dense MAC; a GPU's dense point is not said to "run dense" (why._gpu_why_line).
-    if not r.get("skips_macs", True) and (not r.get("gpu") or r.get("pattern") not in (None, "dense")):
-        return "runs dense"
-    # A sparse accelerator point that skips a few MACs (flex_nm's one-shot unstructured:0.9 glance cells: 0.7% and
-    # 1.6% of dense's, 1 - macs_issued / macs_dense in the default sweep's points.parquet) but lands within
-    # NO_GAIN of dense: "compute" beside 1.00x contradicted the why table's "no gain" for the same cell. The why
-    # line (this cell's tooltip) and this word follow the same verdict (reports.why.limiters), so the two cannot
-    # disagree (it puts a point with over half its cycles in DRAM stalls first: "DRAM").
-    if not r.get("gpu") and r.get("verdict") == Verdict.NO_GAIN:
-        return "no gain"
-    lim = r.get("latency_limiter") or ""
-    return LIMITER_WORDS.get(lim, lim)
+    """What limits a same-bits record, in a word or two for the glance table (the full line is its tooltip): its
+    verdict's word (``reports.why.verdict_word``), and nothing else, so the word and the why line, which gives the
+    verdict's cause first, cannot disagree."""
+    return verdict_word(r.get("verdict") or "", r.get("runs_as_pattern") or "")
 
 
 GLANCE_HELP = ("Each design cell: speedup (x, higher is faster) / energy ratio (lower saves), both vs dense on "
-               "that design at the same bits, and what limits the point: compute, DRAM or metadata (the largest "
-               "share of its cycles), SRAM cliff (these weights fit the design's SRAM, dense's do not; misses SRAM: the "
+               "that design at the same bits, and what limits the point, the cause its why line gives first: compute or "
+               "DRAM (the largest share of its cycles; DRAM also where DRAM stalls are over half of them), metadata (over a "
+               "quarter of its cycles wait for N:M index metadata), leakage (over half its energy: energy follows latency, "
+               "not the MAC count), SRAM cliff (these weights fit the design's SRAM, dense's do not; misses SRAM: the "
                "reverse), runs as 2:4 (the design runs this pattern as another N:M, here 2:4, so the figures are 2:4's: "
                "a 1:4 mask on a 2:4-only design), runs dense (the design cannot skip this pattern's zeros), no gain (what it skips does not make "
-               f"it {NO_GAIN:.0%} faster than dense: too few zeros skipped, or the cycles wait for their metadata or for DRAM), fixed cost (a GPU call's fixed "
-               "time, not its MACs), throughput (a GPU busy on its MACs or bandwidth). "
+               f"it {NO_GAIN:.0%} faster than dense: too few zeros skipped, or the cycles wait for their metadata or for DRAM), "
+               f"slower (over {NO_GAIN:.0%} slower than dense: its cycles wait for N:M or index metadata dense never loads), "
+               "fixed cost (a GPU call's fixed time, not its MACs), throughput (a GPU busy on its MACs or bandwidth). "
                "Return: evaluation return at these bits (a train step pairs with the agent as trained) as a fraction of "
                "dense TD3 as trained, min-max over seeds; "
                "two agents whose ranges overlap differ within seed noise.")

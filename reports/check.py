@@ -25,7 +25,7 @@ from typing import Any, Optional
 from hwmodel.errors import NmlabError
 from hwmodel.limits import MAX_BITS, MIN_BITS, check_version, is_file, is_int, limit, load_yaml, not_a_file, over_limit, short
 from hwmodel.program import SCENARIOS
-from reports.data import fmt_bytes, fmt_energy, fmt_time
+from reports.data import fmt_bytes, fmt_energy, fmt_ratio, fmt_time
 
 _NUMBER = r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*"
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
@@ -102,14 +102,12 @@ class Requirement:
 
 
 def _ratio(r: float) -> str:
-    """``r`` to 3 significant digits, more when those read "1" (a figure just over its budget read "over (1x)")."""
+    """``r`` as the report writes a ratio (:func:`reports.data.fmt_ratio`: 3 significant digits, trailing zeros
+    kept), with more digits where 3 read as exactly 1 (a figure just over its budget read "over (1x)")."""
     digits = 3
-    while f"{r:.{digits}g}" == "1" and digits < 12:
+    while float(fmt_ratio(r, digits).replace(",", "")) == 1 and digits < 12:
         digits += 1
-    if r >= 10 ** digits:
-        # 3 significant digits of 36,457 are "3.65e+04": written out in full instead ("36,500").
-        return f"{float(f'{r:.{digits}g}'):,.0f}"
-    return f"{r:.{digits}g}"
+    return fmt_ratio(r, digits)
 
 
 def _digits_against(value: float, budget: float) -> int:

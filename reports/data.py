@@ -279,20 +279,21 @@ def _scaled(value: Optional[float], units: tuple[tuple[str, float], ...], base: 
     return f"{value / base_factor:{base_fmt or f'.{digits}g'}} {base}"
 
 
-def fmt_ratio(v: Optional[float]) -> str:
+def fmt_ratio(v: Optional[float], digits: int = 3) -> str:
     """A ratio against dense (speedup, energy ratio, quantization gain) as every table, hover, PNG and summary.md
-    writes it: three significant digits, trailing zeros kept, so ratios side by side read at one precision
-    ("0.610" beside "0.566", "1.00" for no change, "18.1", "0.00460"); 1,000 and over as a whole number with
-    thousands separators; NaN/None -> an en dash."""
+    writes it, and ``nmlab check`` a figure against its budget: ``digits`` (3) significant digits, trailing zeros
+    kept, so ratios side by side read at one precision ("0.610" beside "0.566", "1.00" for no change, "18.1",
+    "0.00460"); 1,000 and over (10 ** ``digits``) as a whole number with thousands separators; NaN/None -> an en
+    dash."""
     if v is None or v != v:
         return "\u2013"
     if v == 0 or math.isinf(v):
         return f"{v:g}"
-    s = f"{v:#.3g}"
-    if "e" in s:  # %g switches to an exponent past 1e3 and under 1e-4: write the number out
-        if abs(v) >= 999.5:
+    s = f"{v:#.{digits}g}"
+    if "e" in s:  # %g switches to an exponent past 10 ** digits and under 1e-4: write the number out
+        if abs(v) >= 10 ** digits - 0.5:
             return f"{v:,.0f}"
-        return f"{v:.{2 - math.floor(math.log10(abs(v)))}f}"
+        return f"{v:.{digits - 1 - math.floor(math.log10(abs(v)))}f}"
     return s.rstrip(".")
 
 

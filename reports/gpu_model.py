@@ -293,7 +293,9 @@ def _fit_note(c: GpuCheck) -> str:
         return f"{c.name}: the {c.architecture} set was fitted on all {len(c.meas)} of its rows, these included"
     if c.name in gpus:
         return f"{c.name}: the {c.architecture} set was fitted on {', '.join(gpus)} ({rows} rows)"
-    return f"{c.name}: the {c.architecture} set was fitted on {', '.join(gpus) or 'other GPUs'}, not on this GPU"
+    from hwmodel.gpu.params import fitted_on_note
+
+    return f"{c.name}: the {c.architecture} set was {fitted_on_note(c.name, gpus) or 'fitted on other GPUs, not on this GPU'}"
 
 
 def _sweep_gpus_line(df: pd.DataFrame, checks: list[GpuCheck], manifest: Optional[dict] = None) -> str:

@@ -46,8 +46,12 @@ DENSE_KEY = ("env", "design", "scenario", "batch", "bits")
 
 class Verdict(StrEnum):
     """What limits a point, as :func:`limiters` decides it (its ``verdict`` column): the cause its why line
-    gives first. The why line and the glance table's word (``reports.answer.limiter_word``) both follow it."""
+    gives first. The why line and the glance table's word (:func:`verdict_word`, which reads nothing else)
+    both follow it."""
     NONE = ""  # nothing to say: no cycles (or no utilization) in the table
+    # any point, before every other cause: the design ran another sparse N:M pattern in its place on every forward
+    # GEMM (1:4 on a 2:4-only design), so the figures are that pattern's; its why line then gives that pattern's cause
+    RUNS_AS = "runs as"
     # accelerator points (_why_line), strongest cause first
     SRAM_CLIFF = "SRAM cliff"  # these weights fit the SRAM, dense's do not
     MISSES_SRAM = "misses SRAM"  # the reverse: weights with metadata miss the SRAM dense fits
@@ -61,6 +65,26 @@ class Verdict(StrEnum):
     # GPU points (_gpu_why_line); RUNS_DENSE too: a sparse mask that does not fit 2:4
     FIXED_COST = "fixed-cost bound"  # utilization under FIXED_COST_UTILIZATION
     THROUGHPUT = "throughput-bound"
+
+
+#: Each verdict's word in the glance table (GLANCE_HELP in reports.answer says what each means); RUNS_AS's names
+#: the pattern that ran (:func:`verdict_word`).
+VERDICT_WORDS = {Verdict.NONE: "", Verdict.RUNS_AS: "runs as", Verdict.SRAM_CLIFF: "SRAM cliff",
+                 Verdict.MISSES_SRAM: "misses SRAM", Verdict.RUNS_DENSE: "runs dense", Verdict.DRAM_BOUND: "DRAM",
+                 Verdict.NO_GAIN: "no gain", Verdict.SLOWER: "slower", Verdict.METADATA_BOUND: "metadata",
+                 Verdict.LEAKAGE: "leakage", Verdict.COMPUTE_BOUND: "compute", Verdict.FIXED_COST: "fixed cost",
+                 Verdict.THROUGHPUT: "throughput"}
+
+
+def verdict_word(verdict: str, runs_as_pattern: str = "") -> str:
+    """The glance table's word for a point: its verdict's (:data:`VERDICT_WORDS`), "runs as 2:4" naming the
+    pattern that ran for :attr:`Verdict.RUNS_AS`; "" for a verdict this nmlab does not know."""
+    try:
+        v = Verdict(verdict)
+    except ValueError:
+        return ""
+    word = VERDICT_WORDS[v]
+    return f"{word} {runs_as_pattern}" if v is Verdict.RUNS_AS and runs_as_pattern else word
 
 
 def dense_same_bits(df: pd.DataFrame) -> pd.DataFrame:
@@ -145,11 +169,14 @@ def limiters(df: pd.DataFrame, gpu_fixed: Optional[dict[str, "FixedTimes"]] = No
             if c in df.columns]
     fixed = gpu_fixed or {}
     rows = list(zip(df[used].to_dict("records"), dense.to_dict("records"), out.to_dict("records")))
-    verdicts = [_gpu_verdict(r, lim) if lim["gpu"] else _verdict(r, lim) for r, _, lim in rows]
-    out["verdict"] = verdicts
-    out["runs_as_pattern"], out["runs_as_line"] = _runs_as_columns(df)
-    out["why"] = [_gpu_why_line(r, d, lim, v, fixed.get(str(r.get("design")))) if lim["gpu"] else _why_line(r, d, lim, v)
-                  for (r, d, lim), v in zip(rows, verdicts)]
+    # The cause of the figures themselves, whichever pattern ran them; a point run as another pattern says that first.
+    causes = [_gpu_verdict(r, lim) if lim["gpu"] else _verdict(r, lim) for r, _, lim in rows]
+    whys = [_gpu_why_line(r, d, lim, v, fixed.get(str(r.get("design")))) if lim["gpu"] else _why_line(r, d, lim, v)
+            for (r, d, lim), v in zip(rows, causes)]
+    ran, ran_lines = _runs_as_columns(df)
+    out["verdict"] = [Verdict.RUNS_AS if p else v for p, v in zip(ran, causes)]
+    out["runs_as_pattern"], out["runs_as_line"] = ran, ran_lines
+    out["why"] = [f"runs as {p}: {line}" + (f"; {w}" if w else "") if p else w for p, line, w in zip(ran, ran_lines, whys)]
     return out
 
 
@@ -219,7 +246,7 @@ def _verdict(r: dict, lim: dict) -> Verdict:
     no_gain = r.get("pattern") != "dense" and abs(sp - 1) < NO_GAIN
     if no_gain and not lim["skips_macs"]:
         # It issues every dense MAC, so sparsity shortens nothing, DRAM-bound or not: the glance word is "runs
-        # dense" (reports.answer.limiter_word), as on a GPU. Its tooltip and the why table said "no gain", and
+        # dense" (verdict_word), as on a GPU. Its tooltip and the why table said "no gain", and
         # on a DRAM-bound design (stc_hbm's gmp, rlx2, one-shot cells) "DRAM-bound ...; sparsity only shortens
         # the rest" with 2:4's numbers.
         return Verdict.RUNS_DENSE
@@ -355,7 +382,7 @@ def gpu_fixed_times(manifest: Optional[dict]) -> dict[str, FixedTimes]:
     built (named as changed since where its sha differs). A sweep.json without them (an older nmlab's):
     nmlab's figures now where the manifest's ``model_sha`` (which covers the parameter file) is today's,
     else :data:`NOT_RECORDED`. The report's text depends only on its inputs: deterministic."""
-    from hwmodel.gpu.params import default_path
+    from hwmodel.gpu.params import default_path, fitted_on_note
     from sweeps.grid import file_sha, model_sha
 
     manifest = manifest or {}
@@ -379,7 +406,7 @@ def gpu_fixed_times(manifest: Optional[dict]) -> dict[str, FixedTimes]:
                 if rec.get("params_note"):
                     what += f", {rec['params_note']}"
             elif fitted:  # another card's set: say so (a GPU without timings of its own)
-                what += f", fitted on {', '.join(fitted)}" + ("" if name in fitted else ", not on this GPU")
+                what += f", {fitted_on_note(name, fitted)}"
             if not rec.get("params_own") and rec.get("params_sha") != now_sha:
                 what += f"; nmlab's {rec.get('params_file', 'parameter file')} has changed since"
             out[name] = (float(rec["kernel_dense_us"]), float(rec["kernel_sparse_us"]), what)

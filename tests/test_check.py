@@ -169,10 +169,23 @@ def test_a_figure_far_over_its_budget_reads_in_full_not_in_exponent_notation():
     from reports.check import Combination, _budget_req
     from reports.data import fmt_energy
 
-    for energy_pj, ratio in ((3.6457e9, "36,500"), (1.234e8, "1,230"), (1.5e8, "1,500"), (99.4e6, "994")):
+    # Written out as the report writes a ratio (reports.data.fmt_ratio): a whole number from 1,000 up.
+    for energy_pj, ratio in ((3.6457e9, "36,457"), (1.2341e8, "1,234"), (1.5e8, "1,500"), (99.4e6, "994")):
         combo = Combination("2:4", 8, "trained", 1e-6, energy_pj, 1.0, True)
         req = _budget_req("energy", [combo], lambda c: c.energy_pj, 1e5, "100nJ", fmt_energy, "energy is {v}")
         assert f"over ({ratio}x) the 100nJ budget" in req.reason, req.reason
+
+
+@pytest.mark.parametrize("ratio", [1.5, 2.0, 12.0, 701.2, 3.6457e4])
+def test_check_writes_a_ratio_as_the_report_does(ratio):
+    # check wrote its own format: "over (1.5x)", "over (2x)", "over (36,500x)" where the report's tables
+    # write 1.50, 2.00 and 36,457 (three significant digits, trailing zeros kept: reports.data.fmt_ratio).
+    from reports.check import Combination, _budget_req
+    from reports.data import fmt_ratio, fmt_time
+
+    combo = Combination("2:4", 8, "trained", ratio * 10e-6, 1.0, 1.0, True)
+    req = _budget_req("latency", [combo], lambda c: c.latency_s, 10e-6, "10us", fmt_time, "latency is {v}")
+    assert f"over ({fmt_ratio(ratio)}x) the 10us budget" in req.reason, req.reason
 
 
 @pytest.mark.parametrize("latency_s, passed, shown", [
@@ -216,7 +229,7 @@ def test_a_budget_passes_only_when_every_combination_meets_it():
     slow = Combination("dense", 8, "trained", 30e-6, 1.0, 1.0, True)
     req = _budget_req("latency", [slow, fast], lambda c: c.latency_s, 20e-6, "20us", fmt_time, "latency is {v}")
     assert not req.passed and req.passing == ["2:4 and 8 bits"]
-    assert req.reason == ("latency is 30 us at dense and 8 bits, over (1.5x) the 20us budget; "
+    assert req.reason == ("latency is 30 us at dense and 8 bits, over (1.50x) the 20us budget; "
                           "at 2:4 and 8 bits it is 10 us, within the budget"), req.reason
 
 

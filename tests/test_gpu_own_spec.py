@@ -90,7 +90,7 @@ def test_predict_names_the_gpus_its_parameters_were_fitted_on(tmp_path, capsys):
     assert "ampere parameters (fitted on a100_pcie);" in capsys.readouterr().out
     assert main(["gpu", "predict", "--gpu", str(own_spec(tmp_path)), "--gemm", "64,64,64"]) == 0
     head = capsys.readouterr().out.splitlines()[0]
-    assert "ampere parameters (fitted on a100_pcie; not on this GPU: docs/gpu.md, 'A GPU of your own')" in head
+    assert "ampere parameters (fitted on a100_pcie, not on this GPU)" in head
 
 
 def test_predict_rates_of_small_gemms_are_not_zero_and_int8_is_in_tops(capsys):
@@ -214,7 +214,8 @@ def test_validate_no_fit_says_which_dtypes_ran_at_a_borrowed_efficiency(tmp_path
     data = tmp_path / "h100_fp16.csv"
     data.write_text("\n".join([lines[0]] + rows) + "\n")
     assert main(["gpu", "validate", "--data", str(data), "--no-fit"]) == 0
-    assert "note: no fitted efficiency for float16 in these parameters: bfloat16's stands in" in capsys.readouterr().out
+    assert ("note: the hopper set has no fitted efficiency for float16 (none of its GPUs' timings have it): "
+            "bfloat16's stands in") in capsys.readouterr().out
     assert main(["gpu", "validate", "--data", str(data), "--no-fit", "--json"]) == 0
     r = json.loads(capsys.readouterr().out)[0]
     assert r["default_eta_dtypes"] == [] and r["twin_eta_dtypes"] == {"float16": "bfloat16"}
@@ -228,8 +229,7 @@ def test_simulate_text_says_whose_timings_a_gpus_latency_rests_on(tmp_path, caps
     # so a card of one's own looked as measured as the A100 PCIe.
     assert main(["simulate", "--design", str(own_spec(tmp_path))]) == 0
     (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("latency model:")]
-    assert "'ampere' set" in line and line.endswith("(fitted on a100_pcie; not on this GPU: docs/gpu.md, "
-                                                    "'A GPU of your own')")
+    assert "'ampere' set" in line and line.endswith("(fitted on a100_pcie, not on this GPU)")
     assert main(["simulate", "--design", "a100_pcie"]) == 0
     (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("latency model:")]
     assert line.endswith("(fitted on a100_pcie)")
@@ -240,7 +240,7 @@ def test_check_on_a_gpu_says_whose_timings_its_verdict_rests_on(tmp_path, capsys
     assert main(["check", str(own_spec(tmp_path)), "--latency-budget", "1ms"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[1] == ("note: GPU times from the model with the 'ampere' set of hwmodel/data/gpu_params.yaml "
-                        "(fitted on a100_pcie; not on this GPU: docs/gpu.md, 'A GPU of your own')")
+                        "(fitted on a100_pcie, not on this GPU)")
     assert main(["check", "a100_pcie", "--latency-budget", "1ms", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["gpu_parameters"].endswith("(fitted on a100_pcie)")
     assert main(["check", "edge_ws", "--latency-budget", "1ms", "--json"]) == 0
@@ -258,3 +258,33 @@ def test_the_documented_example_spec_loads_with_every_figure_sourced():
     assert spec.peak_flops("bfloat16", True) == 2 * spec.peak_flops("bfloat16", False) == 142e12
     assert "float8_e4m3fn" not in spec.tensor_flops  # Ampere has no fp8
     assert all(spec.sources[k] for k in ("sm_count", "boost_clock_mhz", "tensor_tflops.int8"))
+
+
+def test_every_command_words_a_gpus_parameter_notes_alike(tmp_path, capsys):
+    # check, predict and simulate said "fitted on a100_pcie; not on this GPU: docs/gpu.md, 'A GPU of your own'"
+    # where the report said "fitted on a100_pcie, not on this GPU"; predict said "the hopper set has no fitted
+    # efficiency for float16 (none of its GPUs' timings have it): ..." where validate said "no fitted efficiency
+    # for float16 in these parameters: ...". One function builds each note (hwmodel.gpu.params).
+    from reports.why import gpu_fixed_times
+
+    spec = str(own_spec(tmp_path))
+    note = "(fitted on a100_pcie, not on this GPU)"
+    assert main(["gpu", "predict", "--gpu", spec, "--gemm", "64,64,64"]) == 0
+    assert f"ampere parameters {note};" in capsys.readouterr().out.splitlines()[0]
+    assert main(["simulate", "--design", spec]) == 0
+    assert [x for x in capsys.readouterr().out.splitlines() if x.startswith("latency model:")][0].endswith(note)
+    assert main(["check", spec, "--latency-budget", "1ms", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["gpu_parameters"].endswith(note)
+    rec = {"params_set": "ampere", "params_fitted_on": ["a100_pcie"], "kernel_dense_us": 4.0, "kernel_sparse_us": 6.0}
+    (_, _, what), = gpu_fixed_times({"designs": [{"name": "my_gpu", "gpu_model": rec}]}).values()
+    assert what.startswith(f"the sweep's ampere parameters, {note[1:-1]}")  # the report's why line
+
+    lines = A100_FILE.read_text().splitlines()
+    rows = [line.replace("NVIDIA A100 80GB PCIe", "NVIDIA H100 PCIe") for line in lines[1:] if ",float16," in line][:20]
+    data = tmp_path / "h100_fp16.csv"
+    data.write_text("\n".join([lines[0]] + rows) + "\n")
+    assert main(["gpu", "validate", "--data", str(data), "--no-fit"]) == 0
+    (validated,) = [x.strip() for x in capsys.readouterr().out.splitlines() if "note:" in x]
+    assert main(["gpu", "predict", "--gpu", "h100_pcie", "--gemm", "64,64,64", "--dtype", "fp16"]) == 0
+    (predicted,) = [x.strip() for x in capsys.readouterr().out.splitlines() if "note:" in x]
+    assert validated == predicted

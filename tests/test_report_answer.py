@@ -980,8 +980,8 @@ def test_glance_names_a_pattern_the_design_runs_as_another(sweep, page):
     assert sorted((by_id.loc[p].design, by_id.loc[p].pattern, w) for p, w in runs.items()) \
         == sorted([(d, p, w) for (d, p), w in want.items()] * 2)  # both envs
     stc = next(p for p in runs if by_id.loc[p].design == "stc_hbm" and by_id.loc[p].pattern == "1:4")
-    assert ("Runs as another pattern: this design runs 1:4 as 2:4 (every group of 4 of the mask holds <= 2): the "
-            "figures are 2:4's. Why: DRAM-bound") in tips[stc]
+    assert ("Why: runs as 2:4: this design runs 1:4 as 2:4 (every group of 4 of the mask holds <= 2): the "
+            "figures are 2:4's; DRAM-bound: ") in tips[stc]
     two = df[(df.env == by_id.loc[stc].env) & (df.design == "stc_hbm") & (df.pattern == "2:4") & (df.bits == 8)
              & (df.scenario == "inference") & (df.batch == 1)].iloc[0]
     assert (two.latency_s, two.energy_pj) == (by_id.loc[stc].latency_s, by_id.loc[stc].energy_pj)  # 2:4's figures

@@ -180,8 +180,9 @@ def test_gpu_limiter_text_speaks_of_fixed_cost_and_the_2_4_only_mapping(table, p
         ran_dense = r.pattern != "dense" and r.macs_issued >= r.macs_dense
         if ran_dense:
             assert why.startswith("runs dense: a GPU's sparse tensor cores run 2:4 only"), why
-        elif r.utilization < 0.1:
-            assert why.startswith("fixed-cost bound"), why
+        elif r.utilization < 0.1:  # a point run as 2:4 says so first, then the cause of 2:4's figures
+            assert why.startswith("fixed-cost bound") or (why.startswith("runs as 2:4: ") and "; fixed-cost bound: "
+                                                         in why), why
     assert (g.sram == "").all() and set(g.latency_limiter) <= {"fixed per-call cost", "throughput"}
     # The 2:4 points the GPU runs slower than dense are explained on the page in these terms.
     slow = rows[(rows.pattern == "2:4") & (rows.speedup_vs_dense < 0.9)]

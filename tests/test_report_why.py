@@ -87,6 +87,36 @@ def test_slower_than_dense_says_nothing_pays_for_the_metadata_wait_and_energy_fo
     assert "issues" not in limiters(_slower_rows(500.0)).why[1]
 
 
+def test_a_slower_than_dense_point_reads_slower_in_the_glance_not_runs_dense():
+    """flex_nm at 4 bits, unstructured agents (0.811x dense, every dense MAC issued): the glance cell read "runs dense",
+    as if it ran at dense's speed, beside a why line (its tooltip) "slower than dense: ...". limiter_word decided
+    "runs dense" itself from skips_macs; the word now follows the verdict alone, whatever MACs it skips."""
+    from reports.answer import GLANCE_HELP, limiter_word
+    from reports.why import Verdict
+
+    for issued in (1000.0, 990.0, 500.0):
+        df = _slower_rows(issued)
+        lim = limiters(df)
+        r = {**df.iloc[1].to_dict(), **lim.iloc[1].to_dict()}
+        assert lim.verdict[1] == Verdict.SLOWER and r["why"].startswith("slower than dense: ")
+        assert limiter_word(r) == "slower", issued
+    assert "slower (over 5% slower than dense" in GLANCE_HELP
+
+
+def test_the_glance_word_is_the_verdicts_whatever_else_the_record_says():
+    """The word followed skips_macs, sram, runs_as_pattern and the latency limiter before the verdict, so a word and
+    its why line could disagree. Every verdict has one word, and a record's other columns do not change it."""
+    from reports.answer import GLANCE_HELP, limiter_word
+    from reports.why import VERDICT_WORDS, Verdict
+
+    assert set(VERDICT_WORDS) == set(Verdict)
+    misleading = {"skips_macs": False, "sram": "fits, dense misses", "latency_limiter": "metadata", "gpu": False}
+    for v in Verdict:
+        assert limiter_word({**misleading, "verdict": v}) == VERDICT_WORDS[v]
+        assert VERDICT_WORDS[v] in GLANCE_HELP, v  # every word is explained under the glance
+    assert limiter_word({**misleading, "verdict": Verdict.RUNS_AS, "runs_as_pattern": "2:4"}) == "runs as 2:4"
+
+
 def test_glance_word_says_no_gain_where_the_why_line_does():
     """A sparse accelerator point within NO_GAIN of dense whose largest share of cycles is DRAM stalls, but not
     over half of them: the why line (the glance cell's tooltip) says 'no gain' (it puts DRAM first only past half
@@ -194,6 +224,7 @@ def test_a_pattern_run_as_another_nm_is_named_in_the_glance_word_and_its_hover()
     "runs as 2:4" and the hover's first line; unstructured or per-layer mixed targets, 4:4 (a flexible design's
     full rows) and dense get no word, and a table without the column (an older sweep's) gets none at all."""
     from reports.answer import _tip, limiter_word
+    from reports.why import Verdict
 
     df = _rows()
     df["runs_as"] = ["", "2:4 (every group of 4 of the mask holds <= 2)", "1:4"]
@@ -204,8 +235,10 @@ def test_a_pattern_run_as_another_nm_is_named_in_the_glance_word_and_its_hover()
     assert lim.runs_as_line[2] == "this design runs 1:8 as 1:4: the figures are 1:4's"
     r = {**df.iloc[1].to_dict(), **limiters(df).iloc[1].to_dict(), "label": "1:4", "point_id": "p", "energy_ratio_vs_dense": 0.4}
     assert limiter_word(r) == "runs as 2:4"  # before its SRAM cliff: the cliff is 2:4's, on 2:4's own row
-    assert ("Runs as another pattern: this design runs 1:4 as 2:4 (every group of 4 of the mask holds <= 2): the "
-            "figures are 2:4's. Why: SRAM cliff") in _tip(r)
+    # The verdict says so, and the why line first (then the cause of 2:4's figures), so the hover says it once.
+    assert list(lim.verdict) == [Verdict.DRAM_BOUND, Verdict.RUNS_AS, Verdict.RUNS_AS]
+    assert ("Why: runs as 2:4: this design runs 1:4 as 2:4 (every group of 4 of the mask holds <= 2): the "
+            "figures are 2:4's; SRAM cliff: ") in _tip(r) and "Runs as another pattern" not in _tip(r)
     # What gets no word: unstructured, mixed, 4:4, dense (its why line says runs dense / no gain), no column.
     for text, line in [("unstructured (load imbalance 1.00x)", "this design runs 1:4 as unstructured (load imbalance 1.00x)"),
                        ("2:4 (x) on 2 of 3 forward GEMMs, dense (y) on 1 of 3 forward GEMMs",

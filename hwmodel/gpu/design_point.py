@@ -212,13 +212,11 @@ def fitted_on(set_name: str) -> list[str]:
 
 def fitted_note(gpu: str, set_name: str) -> str:
     """The note "fitted on GPUS" for a bundled parameter set (:func:`fitted_on`), with "not on
-    this GPU" where ``gpu`` is not among them: it is predicted with another card's fitted
-    efficiencies and fixed costs. Empty when the file names none."""
-    fitted = fitted_on(set_name)
-    if not fitted:
-        return ""
-    note = "" if gpu in fitted else "; not on this GPU: docs/gpu.md, 'A GPU of your own'"
-    return f"fitted on {', '.join(fitted)}{note}"
+    this GPU" where ``gpu`` is not among them (:func:`hwmodel.gpu.params.fitted_on_note`, the one
+    wording). Empty when the file names none."""
+    from hwmodel.gpu.params import fitted_on_note
+
+    return fitted_on_note(gpu, fitted_on(set_name))
 
 
 def spec_fitted_note(spec: GpuSpec) -> str:

@@ -64,6 +64,32 @@ def provenance() -> dict[str, tuple[list[str], Optional[int]]]:
     return out
 
 
+def fitted_on_note(gpu: str, fitted: list[str]) -> str:
+    """The note saying whose timings a parameter set rests on, as every command and the report word it:
+    "fitted on GPUS", with ", not on this GPU" where ``gpu`` is not among them (it is predicted with another
+    card's fitted efficiencies and fixed costs; docs/gpu.md, 'A GPU of your own'). Empty when ``fitted``
+    names none."""
+    if not fitted:
+        return ""
+    return f"fitted on {', '.join(fitted)}" + ("" if gpu in fitted else ", not on this GPU")
+
+
+def efficiency_note(set_name: str, dtype: str, source: str) -> str:
+    """The note for a dtype the set ``set_name`` has no fitted efficiency for, as ``gpu predict`` and ``gpu
+    validate`` word it: ``source`` (``GpuParams.efficiency_source``) names the twin whose efficiency stands in,
+    "" the model's default. Empty when ``source`` is ``dtype`` itself (a fitted one)."""
+    if source == dtype:
+        return ""
+    head = f"the {set_name} set has no fitted efficiency for {dtype} (none of its GPUs' timings have it): "
+    if source:
+        return head + (f"{source}'s stands in (the same tensor path and operand width; sets fitted on both put "
+                       f"them within 3%)")
+    from hwmodel.gpu.model import DEFAULT_ETA
+
+    return head + (f"the default {DEFAULT_ETA['dense']:g} dense / {DEFAULT_ETA['sparse']:g} 2:4 stands in, an "
+                   f"assumption, so these times and the speedup are not fitted ones")
+
+
 def params_to_doc(params: GpuParams) -> dict[str, Any]:
     """A plain-YAML mapping of a parameter set (floats rounded to 4 significant digits)."""
     d = params.as_dict()
@@ -182,9 +208,7 @@ class OwnParams:
             rows = f"{self.rows} rows of " if self.rows else ""
             where = f", measured on {', '.join(self.fitted_on)}, not on this GPU" if elsewhere else ""
             return f"fitted on {rows}{self.data_file}{where}"
-        if self.fitted_on:
-            return f"fitted on {', '.join(self.fitted_on)}" + ("; not on this GPU" if elsewhere else "")
-        return ""
+        return fitted_on_note(gpu, self.fitted_on)
 
 
 def file_stamp(path: str | os.PathLike) -> Optional[tuple]:

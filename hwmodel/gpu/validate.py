@@ -126,7 +126,7 @@ def dtype_scores(meas: Measurements, dense: np.ndarray, sparse: np.ndarray, rows
 def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuParams] = None,
                    seed: int = SPLIT_SEED) -> dict[str, Any]:
     """Fit on the calibration shapes of split ``seed`` (or use ``params``/the bundled set) and score."""
-    from hwmodel.gpu.params import architecture, params_for
+    from hwmodel.gpu.params import architecture, params_for, set_name_for
 
     data = GpuData.build(block.spec, block.meas)
     meas = block.meas
@@ -142,9 +142,9 @@ def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuPar
         if params is None:  # the spec's: its own parameter file's set where it names one, else the bundled one
             from hwmodel.gpu.design_point import params_description
 
-            params, source = params_for(block.spec), params_description(block.spec)
+            params, source, set_name = params_for(block.spec), params_description(block.spec), set_name_for(block.spec)
         else:
-            source = "parameters given by the caller"
+            source, set_name = "parameters given by the caller", "given"
         info, calib, scored = None, np.zeros(len(meas), dtype=bool), np.ones(len(meas), dtype=bool)
     dense, sparse = data.predict_us(params)
     per_dtype = dtype_scores(meas, dense, sparse, scored)
@@ -164,7 +164,8 @@ def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuPar
            # Scored at their twin's fitted efficiency (fp16 in the hopper set: bf16's).
            "twin_eta_dtypes": {d: params.efficiency_source(d) for d in per_dtype
                                if params.efficiency_source(d) not in ("", d)},
-           "_pred": (dense, sparse), "_scored": scored, "_meas": meas}
+           "_pred": (dense, sparse), "_scored": scored, "_meas": meas,
+           "_params_set": None if do_fit else set_name}  # the set the notes name (format_report)
     out["meets_targets"] = meets_targets(out)
     return out
 
@@ -252,12 +253,11 @@ def format_report(report: dict[str, Any]) -> str:
                      f"{r['fit_info']['parameters']} parameters")
     else:
         lines.append(f"  {r['params_source']}, nothing fitted; scored on all {r['rows_scored']} rows")
-        if r["default_eta_dtypes"]:
-            lines.append(f"  note: no fitted efficiency for {', '.join(r['default_eta_dtypes'])} in these parameters: "
-                         "the model's default stands in (an assumption; docs/gpu.md, 'The model')")
-        for d, twin in r["twin_eta_dtypes"].items():
-            lines.append(f"  note: no fitted efficiency for {d} in these parameters: {twin}'s stands in (the same "
-                         "tensor path and operand width)")
+        from hwmodel.gpu.params import efficiency_note
+
+        set_name = r.get("_params_set") or r["architecture"]
+        for d, source in [*((d, "") for d in r["default_eta_dtypes"]), *r["twin_eta_dtypes"].items()]:
+            lines.append(f"  note: {efficiency_note(set_name, d, source)}")
     lines.append("  dtype            rows  MAPE dense  MAPE 2:4  speedup err  same winner  crossover meas/pred")
     for dtype, s in r["dtypes"].items():
         c = s["crossover"]
