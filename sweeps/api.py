@@ -41,7 +41,7 @@ def gpu_model_record(path: str) -> Optional[dict[str, Any]]:
     accelerator): the parameter file's sha, the set used and its fixed per-kernel times (us), which
     the report quotes when it explains a 2:4 point slower than dense: the figures of this sweep,
     not those of whatever parameter file is bundled when the report is built."""
-    from hwmodel.gpu.design_point import fitted_on, gpu_design, model_params
+    from hwmodel.gpu.design_point import fitted_on, gpu_design, model_params, spec_fitted_note
     from hwmodel.gpu.params import default_path, own_params, set_name_for
 
     gpu = gpu_design(path)
@@ -53,9 +53,9 @@ def gpu_model_record(path: str) -> Optional[dict[str, Any]]:
     own = own_params(gpu.spec)
     if own is not None:
         # A parameter file of one's own (the spec's params:): its name, sha and what it was fitted on,
-        # as notes say it ("fitted on mytimings.csv (412 rows)"); nothing to compare with the bundled file.
+        # as notes say it ("fitted on 412 rows of mytimings.csv"); nothing to compare with the bundled file.
         return {"params_file": own.file_name, "params_sha": own.sha256[:16], "params_set": set_name,
-                "params_fitted_on": list(own.fitted_on), "params_own": True, "params_note": own.note(gpu.spec.name),
+                "params_fitted_on": list(own.fitted_on), "params_own": True, "params_note": spec_fitted_note(gpu.spec),
                 **kernels}
     # Whose timings the set was fitted on: a GPU not among them (h100_sxm, a card of one's own)
     # runs on another card's efficiencies and fixed costs, which the report says.

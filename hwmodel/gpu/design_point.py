@@ -49,7 +49,7 @@ from hwmodel.design import Sparsity
 from hwmodel.errors import NmlabError
 from hwmodel.gpu import grid
 from hwmodel.gpu.model import GpuParams, predict_s, weight_bytes
-from hwmodel.gpu.params import is_current, own_params, params_file_label, params_for, set_name_for
+from hwmodel.gpu.params import fitted_on_note, is_current, own_params, params_file_label, params_for, set_name_for
 from hwmodel.gpu.spec import FORMAT_NAME, GpuSpec, bundled_gpus, load_gpu
 from hwmodel.io import data_path, yaml_safe_load
 from hwmodel.limits import is_file
@@ -210,21 +210,15 @@ def fitted_on(set_name: str) -> list[str]:
     return provenance().get(set_name, ([], None))[0]
 
 
-def fitted_note(gpu: str, set_name: str) -> str:
-    """The note "fitted on GPUS" for a bundled parameter set (:func:`fitted_on`), with "not on
-    this GPU" where ``gpu`` is not among them (:func:`hwmodel.gpu.params.fitted_on_note`, the one
-    wording). Empty when the file names none."""
-    from hwmodel.gpu.params import fitted_on_note
-
-    return fitted_on_note(gpu, fitted_on(set_name))
-
-
 def spec_fitted_note(spec: GpuSpec) -> str:
-    """What the parameter set ``spec`` runs with was fitted on: for a spec naming a parameter file
-    of its own (``params:``), that file's timings ("fitted on mytimings.csv (412 rows)"), else
-    :func:`fitted_note` of the bundled set."""
+    """What the parameter set ``spec`` runs with was fitted on (:func:`hwmodel.gpu.params.fitted_on_note`,
+    the one wording): for a spec naming a parameter file of its own (``params:``), that file's timings
+    ("fitted on 412 rows of mytimings.csv"), else the GPUs of the bundled set (:func:`fitted_on`), with
+    "not on this GPU" where the spec's GPU is not among them. Empty when the file names none."""
     own = own_params(spec)
-    return own.note(spec.name) if own is not None else fitted_note(spec.name, set_name_for(spec))
+    if own is None:
+        return fitted_on_note(spec.name, fitted_on(set_name_for(spec)))
+    return fitted_on_note(spec.name, own.fitted_on, own.data_file, own.rows)
 
 
 def params_description(spec: GpuSpec) -> str:

@@ -22,7 +22,7 @@ import re
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 from hwmodel.errors import NmlabError
 from hwmodel.gpu.model import BOUNDS, GpuParams
@@ -64,14 +64,22 @@ def provenance() -> dict[str, tuple[list[str], Optional[int]]]:
     return out
 
 
-def fitted_on_note(gpu: str, fitted: list[str]) -> str:
+def fitted_on_note(gpu: str, fitted: Sequence[str], data_file: Optional[str] = None,
+                   rows: Optional[int] = None) -> str:
     """The note saying whose timings a parameter set rests on, as every command and the report word it:
     "fitted on GPUS", with ", not on this GPU" where ``gpu`` is not among them (it is predicted with another
-    card's fitted efficiencies and fixed costs; docs/gpu.md, 'A GPU of your own'). Empty when ``fitted``
-    names none."""
-    if not fitted:
+    card's fitted efficiencies and fixed costs; docs/gpu.md, 'A GPU of your own'). A set of one's own that
+    names its timing file (``data_file``, with its ``rows``) is "fitted on 412 rows of mytimings.csv", with
+    ", measured on GPUS, not on this GPU" where ``gpu`` is not among ``fitted``. Empty when neither names
+    anything."""
+    if data_file:
+        head = f"fitted on {f'{rows} rows of ' if rows else ''}{data_file}"
+        elsewhere = f", measured on {', '.join(fitted)}, not on this GPU"
+    elif fitted:
+        head, elsewhere = f"fitted on {', '.join(fitted)}", ", not on this GPU"
+    else:
         return ""
-    return f"fitted on {', '.join(fitted)}" + ("" if gpu in fitted else ", not on this GPU")
+    return head + ("" if not fitted or gpu in fitted else elsewhere)
 
 
 def efficiency_note(set_name: str, dtype: str, source: str) -> str:
@@ -198,17 +206,6 @@ class OwnParams:
     @property
     def file_name(self) -> str:
         return Path(self.path).name
-
-    def note(self, gpu: str) -> str:
-        """What the set was fitted on, for one-line notes: "fitted on 412 rows of mytimings.csv", with
-        "measured on GPU, not on this GPU" where the file names GPUs and ``gpu`` is not among them;
-        empty when the file says nothing of its fit."""
-        elsewhere = bool(self.fitted_on) and gpu not in self.fitted_on
-        if self.data_file:
-            rows = f"{self.rows} rows of " if self.rows else ""
-            where = f", measured on {', '.join(self.fitted_on)}, not on this GPU" if elsewhere else ""
-            return f"fitted on {rows}{self.data_file}{where}"
-        return fitted_on_note(gpu, self.fitted_on)
 
 
 def file_stamp(path: str | os.PathLike) -> Optional[tuple]:
