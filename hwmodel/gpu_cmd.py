@@ -93,6 +93,7 @@ def _parse_gemm(text: str) -> tuple[int, int, int]:
 
 
 def _predict(args: argparse.Namespace) -> int:
+    from hwmodel.gpu.design_point import params_description
     from hwmodel.gpu.measurements import canonical_dtype
     from hwmodel.gpu.model import predict_pair_us
     from hwmodel.gpu.params import efficiency_note, params_for, set_name_for
@@ -107,8 +108,8 @@ def _predict(args: argparse.Namespace) -> int:
     flops = 2.0 * m * k * n
     calls = "1 call" if args.calls == 1 else f"{args.calls} calls back to back"
     set_name = set_name_for(spec)
-    print(f"{spec.name} ({spec.display_name}), {_provenance(spec)}; GEMM {m}x{k}x{n} (M,K,N) {dtype}, "
-          f"L2 {args.l2}, {calls}, {'eager torch' if args.eager else 'library kernel'}")
+    print(f"{spec.name} ({spec.display_name}), {params_description(spec, short=True)}; GEMM {m}x{k}x{n} (M,K,N) "
+          f"{dtype}, L2 {args.l2}, {calls}, {'eager torch' if args.eager else 'library kernel'}")
     unit = "TOPS" if dtype == "int8" else "TFLOP/s"  # integer operations, as the spec sheets count them
     print(f"  dense  {dense:12.2f} us  ({_rate(flops / dense / 1e6)} {unit})")
     print(f"  2:4    {sparse:12.2f} us  ({_rate(flops / sparse / 1e6)} {unit} effective)")
@@ -123,18 +124,6 @@ def _rate(tera: float) -> str:
     """A rate in 8 columns: one decimal from 10 up, else three significant digits (a batch-1
     GEMM printed 0.0 TFLOP/s)."""
     return f"{tera:8.1f}" if tera >= 10 else f"{tera:8.3g}"
-
-
-def _provenance(spec) -> str:
-    """Which parameter set, and what it was fitted on (:func:`~hwmodel.gpu.design_point.spec_fitted_note`):
-    the bundled set's GPUs, or the timing file of the spec's own parameter file, which it names."""
-    from hwmodel.gpu.design_point import spec_fitted_note
-    from hwmodel.gpu.params import own_params, set_name_for
-
-    own = own_params(spec)
-    note = spec_fitted_note(spec)
-    where = f" of {own.file_name}" if own is not None else ""
-    return f"{set_name_for(spec)} parameters{where}" + (f" ({note})" if note else "")
 
 
 def _fit(args: argparse.Namespace) -> int:

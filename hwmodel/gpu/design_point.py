@@ -221,11 +221,18 @@ def spec_fitted_note(spec: GpuSpec) -> str:
     return fitted_on_note(spec.name, own.fitted_on, own.data_file, own.rows)
 
 
-def params_description(spec: GpuSpec) -> str:
-    """The parameter set ``spec`` runs with, in words: "the 'hopper' set of hwmodel/data/gpu_params.yaml
-    (fitted on h100_pcie)", or that of its own parameter file."""
+def params_description(spec: GpuSpec, short: bool = False) -> str:
+    """The parameter set ``spec`` runs with, in words, with :func:`spec_fitted_note`: "the 'hopper' set of
+    hwmodel/data/gpu_params.yaml (fitted on h100_pcie)", or that of its own parameter file; ``short`` (``gpu
+    predict``'s header): "hopper parameters (fitted on h100_pcie)", naming the file only where it is the
+    spec's own ("hopper parameters of p.yaml (fitted on 528 rows of slidesparse_h100.csv)")."""
+    own = own_params(spec)
+    if short:
+        head = f"{set_name_for(spec)} parameters" + (f" of {own.file_name}" if own is not None else "")
+    else:
+        head = f"the '{set_name_for(spec)}' set of {params_file_label(spec)}"
     note = spec_fitted_note(spec)
-    return f"the '{set_name_for(spec)}' set of {params_file_label(spec)}" + (f" ({note})" if note else "")
+    return head + (f" ({note})" if note else "")
 
 
 def _is_gpu_file(path: Path) -> bool:
