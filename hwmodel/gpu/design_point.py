@@ -251,24 +251,21 @@ def _is_gpu_file(path: Path) -> bool:
     return isinstance(doc, dict) and doc.get("format") == FORMAT_NAME
 
 
-#: Resolved spec path -> (its stamp, the design point): the last ``_FILE_CACHE_SIZE`` spec files read.
-_FILE_CACHE: dict[str, tuple[tuple, Optional[GpuDesign]]] = {}
-_FILE_CACHE_SIZE = 32
-
-
+@lru_cache(maxsize=32)
 def _load_file(path: str, stamp: tuple) -> Optional[GpuDesign]:
     """The GPU spec file at ``path`` (resolved) as a design point, None when it is an accelerator
-    design; reused while ``stamp`` (its device, inode, size and mtime) holds and, for a spec that
-    names a parameter file of its own, while that file's stamp does too: a spec or parameter file
-    edited or replaced is read again (with it the spec object, which the timing caches key on)."""
-    hit = _FILE_CACHE.get(path)
-    if hit is not None and hit[0] == stamp and (hit[1] is None or is_current(hit[1].spec.own_params)):
-        return hit[1]
-    design = GpuDesign(load_gpu(path), path) if _is_gpu_file(Path(path)) else None
-    _FILE_CACHE.pop(path, None)
-    while len(_FILE_CACHE) >= _FILE_CACHE_SIZE:
-        _FILE_CACHE.pop(next(iter(_FILE_CACHE)))
-    _FILE_CACHE[path] = (stamp, design)
+    design; reused while ``stamp`` (its device, inode, size and mtime) holds: a spec edited or
+    replaced is read again (and one naming a parameter file since edited: :func:`_current`)."""
+    return GpuDesign(load_gpu(path), path) if _is_gpu_file(Path(path)) else None
+
+
+def _current(load: Any, *key: Any) -> Optional[GpuDesign]:
+    """``load(*key)`` from its cache, read again (the cache cleared) where the spec names a parameter
+    file of its own since edited or replaced: with the spec object, which the timing caches key on."""
+    design = load(*key)
+    if design is not None and not is_current(design.spec.own_params):
+        load.cache_clear()
+        design = load(*key)
     return design
 
 
@@ -287,13 +284,9 @@ def gpu_design(ref: Any) -> Optional[GpuDesign]:
     p = Path(ref)
     if is_file(p):
         st = p.stat()
-        return _load_file(str(p.resolve()), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+        return _current(_load_file, str(p.resolve()), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
     if str(ref) in bundled_gpu_names():
-        design = _bundled(str(ref))
-        if not is_current(design.spec.own_params):  # a bundled spec naming a parameter file since edited
-            _bundled.cache_clear()
-            design = _bundled(str(ref))
-        return design
+        return _current(_bundled, str(ref))
     return None
 
 
