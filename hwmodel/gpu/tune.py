@@ -43,20 +43,24 @@ def bundled_param_sets() -> dict[str, dict[str, Any]]:
     return dict(sorted(sets.items()))
 
 
-def write_bundled_params(path: str | os.PathLike) -> Path:
-    """Fit and write the parameter file atomically; returns its path."""
+def _write_params_file(path: str | os.PathLike, header: str, written_by: str, sets: dict[str, Any]) -> Path:
+    """A ``nmlab-gpu-params`` v1 file of ``sets`` at ``path``, atomically, under the comment ``header``
+    (the one writer of the format, for the bundled file and one's own alike); returns its path."""
     from hwmodel.io import atomic_write
 
-    doc = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
-           "written_by": "nmlab gpu fit (from hwmodel/data/gpu_measurements, see its README)",
-           "sets": bundled_param_sets()}
+    doc = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "written_by": written_by, "sets": sets}
     path = Path(path)
-    text = ("# GPU model parameters per architecture (hwmodel/gpu/model.py GpuParams; docs/gpu.md).\n"
-            "# Generated: do not edit by hand; rerun `nmlab gpu fit`.\n"
-            + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=100))
     with atomic_write(path, "w") as fh:
-        fh.write(text)
+        fh.write(header + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=100))
     return path
+
+
+def write_bundled_params(path: str | os.PathLike) -> Path:
+    """Fit and write the parameter file atomically; returns its path."""
+    return _write_params_file(
+        path, "# GPU model parameters per architecture (hwmodel/gpu/model.py GpuParams; docs/gpu.md).\n"
+        "# Generated: do not edit by hand; rerun `nmlab gpu fit`.\n",
+        "nmlab gpu fit (from hwmodel/data/gpu_measurements, see its README)", bundled_param_sets())
 
 
 def own_param_set(data: str | os.PathLike, gpu: Optional[str] = None) -> tuple[str, dict[str, Any], dict[str, Any]]:
@@ -93,18 +97,11 @@ def own_param_set(data: str | os.PathLike, gpu: Optional[str] = None) -> tuple[s
 def write_own_params(data: str | os.PathLike, gpu: Optional[str], path: str | os.PathLike) -> tuple[Path, str, dict, dict]:
     """Fit :func:`own_param_set` and write it as a ``nmlab-gpu-params`` v1 file at ``path``, atomically
     (nothing is written when the fit fails); returns (path, set name, entry, fit facts)."""
-    from hwmodel.io import atomic_write
-
     name, entry, info = own_param_set(data, gpu)
     gpu_arg = f" --gpu {Path(gpu).name}" if gpu else ""
-    doc = {"format": FORMAT_NAME, "version": FORMAT_VERSION,
-           "written_by": f"nmlab gpu fit --data {Path(data).name}{gpu_arg}",
-           "sets": {name: entry}}
-    path = Path(path)
-    text = ("# GPU model parameters fitted on timings of your own (hwmodel/gpu/model.py GpuParams; docs/gpu.md,\n"
-            "# 'A GPU of your own'). Generated: rerun `nmlab gpu fit --data` rather than editing. A GPU spec uses\n"
-            "# it when it names it: params: <this file, relative to the spec's folder>.\n"
-            + yaml.safe_dump(doc, sort_keys=False, default_flow_style=None, width=100))
-    with atomic_write(path, "w") as fh:
-        fh.write(text)
+    path = _write_params_file(
+        path, "# GPU model parameters fitted on timings of your own (hwmodel/gpu/model.py GpuParams; docs/gpu.md,\n"
+        "# 'A GPU of your own'). Generated: rerun `nmlab gpu fit --data` rather than editing. A GPU spec uses\n"
+        "# it when it names it: params: <this file, relative to the spec's folder>.\n",
+        f"nmlab gpu fit --data {Path(data).name}{gpu_arg}", {name: entry})
     return path, name, entry, info
