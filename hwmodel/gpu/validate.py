@@ -28,7 +28,6 @@ import numpy as np
 from hwmodel.errors import NmlabError
 from hwmodel.gpu.fit import GpuData, fit
 from hwmodel.gpu.measurements import Measurements, bundled_files, check_dtypes, read_measurements, specs_for
-from hwmodel.gpu.model import GpuParams
 from hwmodel.gpu.spec import GpuSpec
 from hwmodel.limits import finite_or_none
 
@@ -123,9 +122,8 @@ def dtype_scores(meas: Measurements, dense: np.ndarray, sparse: np.ndarray, rows
             for dtype in sorted(set(meas.dtype.tolist()))}
 
 
-def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuParams] = None,
-                   seed: int = SPLIT_SEED) -> dict[str, Any]:
-    """Fit on the calibration shapes of split ``seed`` (or use ``params``/the bundled set) and score."""
+def validate_block(block: GpuBlock, do_fit: bool = True, seed: int = SPLIT_SEED) -> dict[str, Any]:
+    """Fit on the calibration shapes of split ``seed`` (or, with ``do_fit`` False, use the spec's set) and score."""
     from hwmodel.gpu.params import architecture, params_for, set_name_for
 
     data = GpuData.build(block.spec, block.meas)
@@ -139,12 +137,10 @@ def validate_block(block: GpuBlock, do_fit: bool = True, params: Optional[GpuPar
                              f"{len(meas)}); pass --no-fit to score every row with the bundled parameters") from None
         scored = ~calib
     else:
-        if params is None:  # the spec's: its own parameter file's set where it names one, else the bundled one
-            from hwmodel.gpu.design_point import params_description
+        from hwmodel.gpu.design_point import params_description
 
-            params, source, set_name = params_for(block.spec), params_description(block.spec), set_name_for(block.spec)
-        else:
-            source, set_name = "parameters given by the caller", "given"
+        # The spec's: its own parameter file's set where it names one, else the bundled one.
+        params, source, set_name = params_for(block.spec), params_description(block.spec), set_name_for(block.spec)
         info, calib, scored = None, np.zeros(len(meas), dtype=bool), np.ones(len(meas), dtype=bool)
     dense, sparse = data.predict_us(params)
     per_dtype = dtype_scores(meas, dense, sparse, scored)
@@ -255,7 +251,7 @@ def format_report(report: dict[str, Any]) -> str:
         lines.append(f"  {r['params_source']}, nothing fitted; scored on all {r['rows_scored']} rows")
         from hwmodel.gpu.params import efficiency_note
 
-        set_name = r.get("_params_set") or r["architecture"]
+        set_name = r["_params_set"]
         for d, source in [*((d, "") for d in r["default_eta_dtypes"]), *r["twin_eta_dtypes"].items()]:
             lines.append(f"  note: {efficiency_note(set_name, d, source)}")
     lines.append("  dtype            rows  MAPE dense  MAPE 2:4  speedup err  same winner  crossover meas/pred")
