@@ -345,6 +345,21 @@ def is_dir(path: str | os.PathLike) -> bool:
         return False
 
 
+def config_path(item: Any, where: str, base: Path, must_exist: bool, what: str = "a file path or name") -> str:
+    """A path a config file gives (``~`` expanded, relative to ``base``, its folder) as an absolute one when it
+    names a file, else as given (a bundled name, resolved later) unless ``must_exist``. Errors are one line
+    starting with ``where`` and say ``what`` the key takes."""
+    if not isinstance(item, str) or not item.strip():
+        raise NmlabError(f"{where}: must be {what}, got {short(item)}")
+    p = Path(os.path.expanduser(item))
+    p = p if p.is_absolute() else base / p
+    if is_file(p):
+        return str(p.resolve())
+    if must_exist:
+        raise not_a_file(where, p, given=item)
+    return item
+
+
 def not_a_file(what: str, path: str | os.PathLike, given: Optional[str] = None) -> NmlabError:
     """The one-line error for a path that is not a file: a directory (or a device, FIFO or
     socket) says so, since "no such file" for a path that exists sends the user looking for a typo. ``given``: the path as

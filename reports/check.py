@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import MAX_BITS, MIN_BITS, check_version, is_file, is_int, limit, load_yaml, not_a_file, over_limit, short
+from hwmodel.limits import MAX_BITS, MIN_BITS, check_version, config_path, is_file, is_int, limit, load_yaml, not_a_file, over_limit, short
 from hwmodel.program import SCENARIOS
 from reports.data import fmt_bytes, fmt_energy, fmt_ratio, fmt_time
 
@@ -217,20 +217,6 @@ class RequirementsFile:
     scenario: Optional[str] = None
 
 
-def _file_path(item: Any, where: str, base: Path, must_exist: bool) -> str:
-    """``item`` as an absolute path when it names a file relative to ``base`` (the requirements
-    file's folder), else as given (a bundled design or GPU name) unless ``must_exist``."""
-    if not isinstance(item, str) or not item.strip():
-        raise NmlabError(f"{where}: must be a file path or name, got {short(item)}")
-    p = Path(os.path.expanduser(item))
-    p = p if p.is_absolute() else base / p
-    if is_file(p):
-        return str(p.resolve())
-    if must_exist:
-        raise not_a_file(where, p, given=item)
-    return item
-
-
 def parse_requirements(data: Any, source: str, base: Path = Path(".")) -> RequirementsFile:
     """Validate the loaded YAML ``data`` of requirements file ``source``; every error is one line
     ``requirements: <source>: <key>: ...``. Relative paths are relative to ``base``."""
@@ -265,10 +251,10 @@ def parse_requirements(data: Any, source: str, base: Path = Path(".")) -> Requir
                              f"of them, got {short(d)}")
         out.design_keys = [f"{spelled['designs']}[{i}]" if isinstance(d, list) else spelled["designs"]
                            for i in range(len(items))]
-        out.designs = [_file_path(item, f"{head}: {key}", base, must_exist=False)
+        out.designs = [config_path(item, f"{head}: {key}", base, must_exist=False)
                        for item, key in zip(items, out.design_keys)]
     if "workload" in values:
-        out.workload = _file_path(values["workload"], where("workload"), base, must_exist=True)
+        out.workload = config_path(values["workload"], where("workload"), base, must_exist=True)
     for name, units, example in (("latency_budget", TIME_UNITS, "1ms"), ("energy_budget", ENERGY_UNITS_PJ, "5uJ"),
                                  ("sram_budget", SIZE_UNITS, "512KB")):
         if name in values:

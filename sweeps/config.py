@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import MAX_BITS, MIN_BITS, check_version, is_file, is_int, limit, load_yaml, not_a_file, over_limit, short
+from hwmodel.limits import (MAX_BITS, MIN_BITS, check_version, config_path, is_file, is_int, limit, load_yaml, not_a_file,
+                            over_limit, short)
 from hwmodel.sparsity import parse_pattern
 
 CONFIG_VERSION = 1
@@ -136,17 +137,8 @@ def _list(data: dict, key: str) -> list:
 
 
 def _path(item: Any, where: str, base: Path, must_exist: bool, what: str = "a file path or name") -> str:
-    """``item`` as an absolute path when it names a file (relative to ``base``), else as given (a
-    bundled name, resolved later) unless ``must_exist``; errors name ``where`` and say ``what`` it takes."""
-    if not isinstance(item, str) or not item.strip():
-        _fail(where, f"must be {what}, got {short(item)}")
-    p = Path(os.path.expanduser(item))
-    p = p if p.is_absolute() else base / p
-    if is_file(p):
-        return str(p.resolve())
-    if must_exist:
-        raise not_a_file(f"sweep config: {where}", p, given=item)
-    return item
+    """:func:`hwmodel.limits.config_path` with the sweep config's error prefix."""
+    return config_path(item, f"sweep config: {where}", base, must_exist, what)
 
 
 def _paths(value: list, key: str, base: Path, must_exist: bool) -> list[str]:
