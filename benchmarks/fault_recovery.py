@@ -61,7 +61,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.machine import describe  # noqa: E402
+from benchmarks.machine import children, describe  # noqa: E402
 
 CLI = [sys.executable, "-m", "hwmodel.cli"]
 #: Environment variable naming the temporary folder in every process started here (to find them all).
@@ -226,19 +226,6 @@ def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -279,7 +266,7 @@ def sweep_checks(h: Harness) -> None:
 
         def ready() -> bool:
             nonlocal workers
-            workers = _children(proc.pid)
+            workers = children(proc.pid)
             return (out / "parts").is_dir() and parts(out) >= kill_at and len(workers) >= 2
 
         h.wait_for(ready, proc, f"{kill_at} part files")
