@@ -364,8 +364,9 @@ def _rows_without_time(path: Path) -> list[dict]:
         return [{k: v for k, v in row.items() if k != "time_s"} for row in csv.DictReader(fh)]
 
 
-def _tensors_equal(a, b, path="") -> list[str]:
+def _differences(a, b, path="") -> list[str]:
     """Paths where two checkpoint objects differ (tensors by torch.equal), the run's options left out."""
+    import numpy as np
     import torch
 
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
@@ -375,17 +376,13 @@ def _tensors_equal(a, b, path="") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         if a.keys() != b.keys():
             return [f"{path}{{keys}}"]
-        return [d for k in a if not (path == "" and k == "args") for d in _tensors_equal(a[k], b[k], f"{path}{k}.")]
+        return [d for k in a if not (path == "" and k == "args") for d in _differences(a[k], b[k], f"{path}{k}.")]
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         if len(a) != len(b):
             return [f"{path}len"]
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _tensors_equal(x, y, f"{path}{i}.")]
-    try:
-        import numpy as np
-        if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-            return [] if np.array_equal(a, b) else [path]
-    except ImportError:
-        pass
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{path}{i}.")]
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return [] if np.array_equal(a, b) else [path]
     return [] if a == b or (a != a and b != b) else [path]
 
 
@@ -402,7 +399,7 @@ def compare_runs(ref: Path, got: Path) -> tuple[bool, str]:
         (same if ok else differ).append(f"{name} w/o time_s")
     a = torch.load(ref / "checkpoint.pt", map_location="cpu", weights_only=False)
     b = torch.load(got / "checkpoint.pt", map_location="cpu", weights_only=False)
-    diff = _tensors_equal(a, b)
+    diff = _differences(a, b)
     (differ if diff else same).append("checkpoint.pt tensors" + (f" ({', '.join(diff[:3])})" if diff else ""))
     if not differ:
         return True, "equal: " + ", ".join(same)
