@@ -120,10 +120,11 @@ class Harness:
         self.results: list[tuple[bool, str]] = []
 
     # ------------------------------------------------------------------ processes
-    def run(self, *args: str, env: dict | None = None, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
+    def run(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        """The command to its end; Failed unless it exits 0."""
         proc = subprocess.run([*CLI, *args], capture_output=True, text=True, env=env or self.env, cwd=self.root,
                               timeout=self.timeout, stdin=subprocess.DEVNULL)
-        if proc.returncode not in ok:
+        if proc.returncode != 0:
             raise Failed(f"`nmlab {' '.join(args)}` exited {proc.returncode}: {_tail(proc.stderr or proc.stdout)}")
         return proc
 
@@ -134,8 +135,8 @@ class Harness:
         self.procs.append(proc)
         return proc
 
-    def wait_for(self, cond, proc: subprocess.Popen, what: str) -> float:
-        """Poll ``cond`` every 10 ms while ``proc`` runs; the seconds it took."""
+    def wait_for(self, cond, proc: subprocess.Popen, what: str) -> None:
+        """Poll ``cond`` every 10 ms while ``proc`` runs; Failed if it ends first or ``timeout`` passes."""
         t0 = time.monotonic()
         while not cond():
             if proc.poll() is not None:
@@ -144,7 +145,6 @@ class Harness:
             if time.monotonic() - t0 > self.timeout:
                 raise Failed(f"timed out after {self.timeout:.0f} s waiting for {what}")
             time.sleep(0.01)
-        return time.monotonic() - t0
 
     def ray_pids(self) -> list[int]:
         """Processes started here that outlive their command, Ray's above all: those whose command
