@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from machine import describe  # noqa: E402  (benchmarks/machine.py)
+from machine import children, describe  # noqa: E402  (benchmarks/machine.py)
 
 import yaml
 
@@ -36,19 +36,6 @@ NMLAB = [sys.executable, "-m", "hwmodel"]
 
 def machine() -> str:
     return describe()
-
-
-def _children(pid: int) -> list[int]:
-    kids = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
-            try:
-                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
-                kids.append(int(d.name))
-    return kids
 
 
 def _rss_bytes(pid: int) -> int:
@@ -76,7 +63,7 @@ def run_sampled(cmd: list[str], progress_dir: Path | None = None, interval_s: fl
         tree = [proc.pid]
         i = 0
         while i < len(tree):
-            tree.extend(_children(tree[i]))
+            tree.extend(children(tree[i]))
             i += 1
         rss = [_rss_bytes(p) for p in tree]
         peak_tree = max(peak_tree, sum(rss))

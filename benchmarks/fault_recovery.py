@@ -61,7 +61,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.machine import describe  # noqa: E402
+from benchmarks.machine import children, describe  # noqa: E402
 
 CLI = [sys.executable, "-m", "hwmodel.cli"]
 #: Environment variable naming the temporary folder in every process started here (to find them all).
@@ -120,10 +120,11 @@ class Harness:
         self.results: list[tuple[bool, str]] = []
 
     # ------------------------------------------------------------------ processes
-    def run(self, *args: str, env: dict | None = None, ok: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
+    def run(self, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        """The command to its end; Failed unless it exits 0."""
         proc = subprocess.run([*CLI, *args], capture_output=True, text=True, env=env or self.env, cwd=self.root,
                               timeout=self.timeout, stdin=subprocess.DEVNULL)
-        if proc.returncode not in ok:
+        if proc.returncode != 0:
             raise Failed(f"`nmlab {' '.join(args)}` exited {proc.returncode}: {_tail(proc.stderr or proc.stdout)}")
         return proc
 
@@ -134,8 +135,8 @@ class Harness:
         self.procs.append(proc)
         return proc
 
-    def wait_for(self, cond, proc: subprocess.Popen, what: str) -> float:
-        """Poll ``cond`` every 10 ms while ``proc`` runs; the seconds it took."""
+    def wait_for(self, cond, proc: subprocess.Popen, what: str) -> None:
+        """Poll ``cond`` every 10 ms while ``proc`` runs; Failed if it ends first or ``timeout`` passes."""
         t0 = time.monotonic()
         while not cond():
             if proc.poll() is not None:
@@ -144,7 +145,6 @@ class Harness:
             if time.monotonic() - t0 > self.timeout:
                 raise Failed(f"timed out after {self.timeout:.0f} s waiting for {what}")
             time.sleep(0.01)
-        return time.monotonic() - t0
 
     def ray_pids(self) -> list[int]:
         """Processes started here that outlive their command, Ray's above all: those whose command
@@ -176,13 +176,25 @@ class Harness:
             time.sleep(0.2)
         return len(killed)
 
+    def kill_ray_wait(self, proc: subprocess.Popen, command: str, ray: str) -> tuple[int, float]:
+        """SIGKILL every Ray process started here but ``proc``, the command (``command``: sweep, campaign)
+        running on them, and wait for Ray to end that command by itself (docs/sweeps.md: exit 2 with one
+        line, or exit 1 about a minute later): (processes killed, seconds until it ended)."""
+        t_kill = time.monotonic()
+        n = self.kill_ray(spare=(proc.pid,))
+        try:
+            proc.communicate(timeout=max(self.timeout, 150))
+        except subprocess.TimeoutExpired:
+            raise Failed(f"the {command} still ran 150 s after its Ray {ray} was killed") from None
+        return n, time.monotonic() - t_kill
+
     def cleanup(self) -> None:
+        """SIGKILL what is still running: the commands' process groups, then every Ray process started here."""
         for proc in self.procs:
             if proc.poll() is None:
                 _signal_group(proc.pid, signal.SIGKILL)
                 proc.wait()
-        if sys.platform.startswith("linux"):
-            self.kill_ray()
+        self.kill_ray()  # an instance's agents can outlive it
 
     # ------------------------------------------------------------------ results
     def check(self, name: str, body) -> None:
@@ -197,11 +209,7 @@ class Harness:
         line = f"{'PASS' if ok else 'FAIL'}  {name} ({time.monotonic() - t0:.1f} s): {text}"
         print(line, flush=True)
         self.results.append((ok, line))
-        for proc in self.procs:  # a failed check leaves nothing running for the next one
-            if proc.poll() is None:
-                _signal_group(proc.pid, signal.SIGKILL)
-                proc.wait()
-        self.kill_ray()  # nor a Ray process (an instance's agents can outlive it)
+        self.cleanup()  # a failed check leaves nothing running for the next one
 
 
 def _tail(text: str, n: int = 3) -> str:
@@ -226,19 +234,6 @@ def _md5(path: Path) -> str:
     return hashlib.md5(path.read_bytes()).hexdigest()
 
 
-def _children(pid: int) -> list[int]:
-    out = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-                out.append(int(entry.name))
-    return out
-
-
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -248,6 +243,28 @@ def _alive(pid: int) -> bool:
 
 
 # ---------------------------------------------------------------------------------- sweeps
+def _parts(out: Path) -> int:
+    """Part files a sweep has written (one per chunk)."""
+    return len(list((out / "parts").glob("part-*.parquet")))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ray_start(h: Harness, port: int, env: dict) -> None:
+    ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
+    if not ray:
+        raise Failed("no `ray` command beside this Python")
+    proc = subprocess.run([ray, "start", "--head", "--port", str(port), "--num-cpus", "2", "--include-dashboard=false",
+                           "--disable-usage-stats"], capture_output=True, text=True, env=env, cwd=h.root,
+                          timeout=h.timeout, stdin=subprocess.DEVNULL)
+    if proc.returncode != 0:
+        raise Failed(f"ray start exited {proc.returncode}: {_tail(proc.stderr or proc.stdout)}")
+
+
 def sweep_checks(h: Harness) -> None:
     import pandas as pd
 
@@ -256,11 +273,8 @@ def sweep_checks(h: Harness) -> None:
     ref = h.root / "sweep_ref"
     h.run("sweep", str(cfg), "--out", str(ref), "--workers", "1", "--quiet")
     ref_md5, ref_df = _md5(ref / "points.parquet"), pd.read_parquet(ref / "points.parquet")
-    total_parts = len(list((ref / "parts").glob("part-*.parquet")))
+    total_parts = _parts(ref)
     kill_at = total_parts // 4
-
-    def parts(out: Path) -> int:
-        return len(list((out / "parts").glob("part-*.parquet")))
 
     def compare(out: Path, again: subprocess.CompletedProcess, how: str) -> tuple[bool, str]:
         got = out / "points.parquet"
@@ -279,8 +293,8 @@ def sweep_checks(h: Harness) -> None:
 
         def ready() -> bool:
             nonlocal workers
-            workers = _children(proc.pid)
-            return (out / "parts").is_dir() and parts(out) >= kill_at and len(workers) >= 2
+            workers = children(proc.pid)
+            return (out / "parts").is_dir() and _parts(out) >= kill_at and len(workers) >= 2
 
         h.wait_for(ready, proc, f"{kill_at} part files")
         extra = ""
@@ -307,11 +321,33 @@ def sweep_checks(h: Harness) -> None:
             extra = f", exit 130: {line.split(';')[1].strip()}"
         elif proc.returncode != -signal.SIGKILL:
             raise Failed(f"exit {proc.returncode} after SIGKILL: {_tail(err)}")
-        kept = parts(out)
+        kept = _parts(out)
         if (out / "points.parquet").exists() or kept >= total_parts:
             raise Failed("the sweep had finished before it was interrupted")
         again = h.run(*args)
         return compare(out, again, f"{how} with {kept} of {total_parts} part files written{extra}")
+
+    def ray_cluster():
+        port = _free_port()
+        env = dict(h.env)
+        if (Path.home() / ".ray" / "auth_token").exists():
+            env["RAY_AUTH_MODE"] = "token"  # `ray start` turns token authentication on where this file exists
+        out = h.root / "sweep_ray"
+        args = ("sweep", str(cfg), "--out", str(out), "--ray", f"127.0.0.1:{port}", "--quiet")
+        try:
+            _ray_start(h, port, env)
+            proc = h.start(*args, env=env)
+            h.wait_for(lambda: (out / "parts").is_dir() and _parts(out) >= kill_at, proc, f"{kill_at} part files")
+            n, ended = h.kill_ray_wait(proc, "sweep", "cluster")
+            kept = _parts(out)
+            if proc.returncode == 0 or (out / "points.parquet").exists() or kept >= total_parts:
+                raise Failed(f"the sweep finished (exit {proc.returncode}) although its cluster was killed")
+            _ray_start(h, port, env)
+            again = h.run(*args, env=env)
+        finally:
+            h.kill_ray()
+        return compare(out, again, f"{n} Ray processes SIGKILLed with {kept} of {total_parts} part files written; "
+                                   f"the sweep ended {ended:.0f} s later, exit {proc.returncode}; cluster started again")
 
     h.check("sweep SIGKILL (process group) + resume",
             lambda: interrupted("sweep_killpg", "SIGKILL of the process group", signal.SIGKILL))
@@ -319,55 +355,7 @@ def sweep_checks(h: Harness) -> None:
             lambda: interrupted("sweep_kill", "SIGKILL of the sweep process alone", None))
     h.check("sweep Ctrl-C (SIGINT to the process group) + resume",
             lambda: interrupted("sweep_int", "SIGINT of the process group", signal.SIGINT))
-    h.check("sweep on a Ray cluster killed mid-run + resume", lambda: ray_cluster_sweep(h, cfg, kill_at, total_parts,
-                                                                                          parts, compare))
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _ray_start(h: Harness, port: int, env: dict) -> None:
-    ray = shutil.which("ray", path=str(Path(sys.executable).parent)) or shutil.which("ray")
-    if not ray:
-        raise Failed("no `ray` command beside this Python")
-    proc = subprocess.run([ray, "start", "--head", "--port", str(port), "--num-cpus", "2", "--include-dashboard=false",
-                           "--disable-usage-stats"], capture_output=True, text=True, env=env, cwd=h.root,
-                          timeout=h.timeout, stdin=subprocess.DEVNULL)
-    if proc.returncode != 0:
-        raise Failed(f"ray start exited {proc.returncode}: {_tail(proc.stderr or proc.stdout)}")
-
-
-def ray_cluster_sweep(h: Harness, cfg: Path, kill_at: int, total_parts: int, parts, compare):
-    port = _free_port()
-    env = dict(h.env)
-    if (Path.home() / ".ray" / "auth_token").exists():
-        env["RAY_AUTH_MODE"] = "token"  # `ray start` turns token authentication on where this file exists
-    address = f"127.0.0.1:{port}"
-    out = h.root / "sweep_ray"
-    args = ("sweep", str(cfg), "--out", str(out), "--ray", address, "--quiet")
-    try:
-        _ray_start(h, port, env)
-        proc = h.start(*args, env=env)
-        h.wait_for(lambda: (out / "parts").is_dir() and parts(out) >= kill_at, proc, f"{kill_at} part files")
-        t_kill = time.monotonic()
-        n = h.kill_ray(spare=(proc.pid,))
-        try:  # Ray ends the driver itself: exit 2 (one line) or exit 1 about a minute later (docs/sweeps.md)
-            _, err = proc.communicate(timeout=max(h.timeout, 150))
-        except subprocess.TimeoutExpired:
-            raise Failed("the sweep still ran 150 s after its Ray cluster was killed") from None
-        ended = time.monotonic() - t_kill
-        kept = parts(out)
-        if proc.returncode == 0 or (out / "points.parquet").exists() or kept >= total_parts:
-            raise Failed(f"the sweep finished (exit {proc.returncode}) although its cluster was killed")
-        _ray_start(h, port, env)
-        again = h.run(*args, env=env)
-    finally:
-        h.kill_ray()
-    return compare(out, again, f"{n} Ray processes SIGKILLed with {kept} of {total_parts} part files written; "
-                               f"the sweep ended {ended:.0f} s later, exit {proc.returncode}; cluster started again")
+    h.check("sweep on a Ray cluster killed mid-run + resume", ray_cluster)
 
 
 # ---------------------------------------------------------------------------------- runs
@@ -376,8 +364,9 @@ def _rows_without_time(path: Path) -> list[dict]:
         return [{k: v for k, v in row.items() if k != "time_s"} for row in csv.DictReader(fh)]
 
 
-def _tensors_equal(a, b, path="") -> list[str]:
+def _differences(a, b, path="") -> list[str]:
     """Paths where two checkpoint objects differ (tensors by torch.equal), the run's options left out."""
+    import numpy as np
     import torch
 
     if isinstance(a, torch.Tensor) or isinstance(b, torch.Tensor):
@@ -387,17 +376,13 @@ def _tensors_equal(a, b, path="") -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
         if a.keys() != b.keys():
             return [f"{path}{{keys}}"]
-        return [d for k in a if not (path == "" and k == "args") for d in _tensors_equal(a[k], b[k], f"{path}{k}.")]
+        return [d for k in a if not (path == "" and k == "args") for d in _differences(a[k], b[k], f"{path}{k}.")]
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         if len(a) != len(b):
             return [f"{path}len"]
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _tensors_equal(x, y, f"{path}{i}.")]
-    try:
-        import numpy as np
-        if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-            return [] if np.array_equal(a, b) else [path]
-    except ImportError:
-        pass
+        return [d for i, (x, y) in enumerate(zip(a, b)) for d in _differences(x, y, f"{path}{i}.")]
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return [] if np.array_equal(a, b) else [path]
     return [] if a == b or (a != a and b != b) else [path]
 
 
@@ -414,7 +399,7 @@ def compare_runs(ref: Path, got: Path) -> tuple[bool, str]:
         (same if ok else differ).append(f"{name} w/o time_s")
     a = torch.load(ref / "checkpoint.pt", map_location="cpu", weights_only=False)
     b = torch.load(got / "checkpoint.pt", map_location="cpu", weights_only=False)
-    diff = _tensors_equal(a, b)
+    diff = _differences(a, b)
     (differ if diff else same).append("checkpoint.pt tensors" + (f" ({', '.join(diff[:3])})" if diff else ""))
     if not differ:
         return True, "equal: " + ", ".join(same)
@@ -484,12 +469,26 @@ def campaign_checks(h: Harness) -> None:
     cfg = h.root / "campaign.yaml"
     cfg.write_text(CAMPAIGN_CONFIG)
     ref = h.root / "camp_ref"
-    refs: dict = {}
+    have_ref = False
 
     def reference():
+        nonlocal have_ref
         h.run("campaign", str(cfg), "--out", str(ref), "--workers", "2")
-        refs["ok"] = True
+        have_ref = True
         return True, f"{len(CAMPAIGN_RUNS)} runs of {CAMPAIGN_STEPS:,} steps trained in one go (the reference)"
+
+    def start_mid_run(folder: str, runs: tuple[str, ...], step: int, what: str):
+        """The campaign started in ``folder``, once each of ``runs`` is mid-run past ``step``: (out, args, proc)."""
+        if not have_ref:
+            raise Failed("no reference campaign")
+        out = h.root / folder
+        args = ("campaign", str(cfg), "--out", str(out), "--workers", "2")
+        proc = h.start(*args)
+        h.wait_for(lambda: all(_mid_run(out / n, step) for n in runs), proc, what)
+        return out, args, proc
+
+    def resumed_all(out: Path) -> str:
+        return ", ".join(_resumed_from(out / n) for n in CAMPAIGN_RUNS)
 
     def compare_all(out: Path) -> tuple[bool, str]:
         results = [compare_runs(ref / name, out / name) for name in CAMPAIGN_RUNS]
@@ -499,12 +498,8 @@ def campaign_checks(h: Harness) -> None:
         return ok, "; ".join(f"{name}: {text}" for name, (_, text) in zip(CAMPAIGN_RUNS, results))
 
     def worker_killed():
-        if not refs:
-            raise Failed("no reference campaign")
-        out = h.root / "camp_worker"
         name = CAMPAIGN_RUNS[0]
-        proc = h.start("campaign", str(cfg), "--out", str(out), "--workers", "2")
-        h.wait_for(lambda: _mid_run(out / name, 800), proc, f"{name}'s step-800 eval row")
+        out, _, proc = start_mid_run("camp_worker", (name,), 800, f"{name}'s step-800 eval row")
         pid = int(_attempts(out / name)[0]["pid"])
         _signal(pid, signal.SIGKILL)  # the Ray worker training the run
         stdout, err = proc.communicate(timeout=h.timeout)
@@ -519,12 +514,7 @@ def campaign_checks(h: Harness) -> None:
                     f"it: {_resumed_from(out / name)}; {text}")
 
     def ctrl_c():
-        if not refs:
-            raise Failed("no reference campaign")
-        out = h.root / "camp_int"
-        args = ("campaign", str(cfg), "--out", str(out), "--workers", "2")
-        proc = h.start(*args)
-        h.wait_for(lambda: all(_mid_run(out / n, 400) for n in CAMPAIGN_RUNS), proc, "every run's step-400 eval row")
+        out, args, proc = start_mid_run("camp_int", CAMPAIGN_RUNS, 400, "every run's step-400 eval row")
         _signal_group(proc.pid, signal.SIGINT)
         stdout, err = proc.communicate(timeout=h.timeout)
         line = next((ln for ln in (stdout + err).splitlines() if "nmlab campaign: interrupted" in ln), "")
@@ -534,30 +524,17 @@ def campaign_checks(h: Harness) -> None:
             raise Failed("every run had finished before the Ctrl-C")
         h.run(*args)
         ok, text = compare_all(out)
-        return ok, (f"exit 130: {line.split(';')[1].strip()}; same command again: "
-                    f"{', '.join(_resumed_from(out / n) for n in CAMPAIGN_RUNS)}; {text}")
+        return ok, f"exit 130: {line.split(';')[1].strip()}; same command again: {resumed_all(out)}; {text}"
 
     def ray_killed():
-        if not refs:
-            raise Failed("no reference campaign")
-        out = h.root / "camp_ray"
-        args = ("campaign", str(cfg), "--out", str(out), "--workers", "2")
-        proc = h.start(*args)
-        h.wait_for(lambda: all(_mid_run(out / n, 400) for n in CAMPAIGN_RUNS), proc, "every run's step-400 eval row")
-        t_kill = time.monotonic()
-        n = h.kill_ray(spare=(proc.pid,))
-        try:
-            stdout, err = proc.communicate(timeout=max(h.timeout, 150))
-        except subprocess.TimeoutExpired:
-            raise Failed("the campaign still ran 150 s after its Ray instance was killed") from None
-        ended = time.monotonic() - t_kill
+        out, args, proc = start_mid_run("camp_ray", CAMPAIGN_RUNS, 400, "every run's step-400 eval row")
+        killed, ended = h.kill_ray_wait(proc, "campaign", "instance")
         if proc.returncode == 0 or all((out / n / "done.json").exists() for n in CAMPAIGN_RUNS):
             raise Failed(f"the campaign finished (exit {proc.returncode}) although its Ray instance was killed")
         h.run(*args)
         ok, text = compare_all(out)
-        return ok, (f"{n} processes of the campaign's Ray instance SIGKILLed mid-run; the driver ended {ended:.0f} s "
-                    f"later, exit {proc.returncode}; same command again: "
-                    f"{', '.join(_resumed_from(out / n) for n in CAMPAIGN_RUNS)}; {text}")
+        return ok, (f"{killed} processes of the campaign's Ray instance SIGKILLed mid-run; the driver ended {ended:.0f} s "
+                    f"later, exit {proc.returncode}; same command again: {resumed_all(out)}; {text}")
 
     h.check(f"campaign reference (Ray, {' + '.join(CAMPAIGN_RUNS)})", reference)
     h.check("campaign Ray worker SIGKILL, retried by Ray", worker_killed)

@@ -1,5 +1,6 @@
 """One line describing the machine a benchmark ran on (benchmarks print it beside their numbers),
-and the CPU-time timer of the benchmarks of small operations (bench_rl_ops.py, bench_model_ops.py)."""
+the CPU-time timer of the benchmarks of small operations (bench_rl_ops.py, bench_model_ops.py), and
+a process's children as /proc lists them (bench_sweep.py, fault_recovery.py)."""
 
 from __future__ import annotations
 
@@ -45,3 +46,17 @@ def cpu_timed(fn, calls: int, repeats: int) -> float:
             fn()
         per.append((time.process_time() - t0) / calls)
     return statistics.median(per)
+
+
+def children(pid: int) -> list[int]:
+    """The processes whose parent is ``pid``, from /proc (Linux)."""
+    kids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                kids.append(int(d.name))
+    return kids

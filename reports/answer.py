@@ -96,7 +96,7 @@ def _tip(r: dict[str, Any]) -> str:
         parts.append(f"Largest energy share: {r['energy_top']} ({r['energy_top_share']:.0%}).")
     if r.get("sram"):
         parts.append(f"Weights {fmt_bytes(r.get('model_bytes'))} {r['sram']} SRAM ({fmt_bytes(r.get('sram_bytes'))}).")
-    if r.get("runs_as_line") and r["runs_as_line"] not in r.get("why", ""):  # a why line "runs as 2:4: ..." says it
+    if r.get("runs_as_line") and not r.get("runs_as_pattern"):  # with a pattern, the why line "runs as 2:4: ..." says it
         parts.append(f"Runs as another pattern: {r['runs_as_line']}.")
     if r.get("why"):
         parts.append(f"Why: {r['why']}.")

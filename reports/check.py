@@ -105,7 +105,7 @@ def _ratio(r: float) -> str:
     """``r`` as the report writes a ratio (:func:`reports.data.fmt_ratio`: 3 significant digits, trailing zeros
     kept), with more digits where 3 read as exactly 1 (a figure just over its budget read "over (1x)")."""
     digits = 3
-    while float(fmt_ratio(r, digits).replace(",", "")) == 1 and digits < 12:
+    while f"{r:.{digits}g}" == "1" and digits < 12:  # rounds to 1 at these digits (fmt_ratio would write "1.00")
         digits += 1
     return fmt_ratio(r, digits)
 

@@ -298,17 +298,16 @@ def _fit_note(c: GpuCheck) -> str:
     return f"{c.name}: the {c.architecture} set was {fitted_on_note(c.name, gpus) or 'fitted on other GPUs, not on this GPU'}"
 
 
-def _sweep_gpus_line(df: pd.DataFrame, checks: list[GpuCheck], manifest: Optional[dict] = None) -> str:
+def _sweep_gpus_line(df: pd.DataFrame, checks: list[GpuCheck], own: dict[str, dict]) -> str:
     """Which parameter set (and so which measured GPU) stands behind each GPU design point of the sweep;
     for a spec naming a parameter file of its own, that file and what it was fitted on, as the sweep's
-    ``sweep.json`` recorded them (``designs[].gpu_model``)."""
+    ``sweep.json`` recorded them (``own``: :func:`_own_records`)."""
     from hwmodel.gpu.params import bundled_params, set_name_for
 
     specs, sets = _specs(), bundled_params()
     by_set: dict[str, list[str]] = {}
     for c in checks:
         by_set.setdefault(c.architecture, []).append(c.name)
-    own = _own_records(manifest)
     parts = []
     for d in sorted(set(df.design[gpu_rows(df)])):
         rec = own.get(d)
@@ -336,11 +335,6 @@ def _own_records(manifest: Optional[dict]) -> dict[str, dict]:
             if isinstance(e, dict) and isinstance(e.get("gpu_model"), dict) and e["gpu_model"].get("params_own")}
 
 
-def _own_clause(manifest: Optional[dict]) -> str:
-    """", or ..." where some GPU design point of the sweep ran with a parameter file of its own."""
-    return ", or with the parameter file of their own that their spec names" if _own_records(manifest) else ""
-
-
 def build_section(df: pd.DataFrame, checks: Optional[list[GpuCheck]] = None, manifest: Optional[dict] = None) -> Section:
     """The section for a sweep table ``df`` (its GPU design points named in the text; ``manifest``, the
     sweep's sweep.json, names the parameter files of their own that some may have run with)."""
@@ -351,10 +345,12 @@ def build_section(df: pd.DataFrame, checks: Optional[list[GpuCheck]] = None, man
         parts.append("<p>No bundled GPU measurements to check the GPU model against.</p>")
         return Section(ANCHOR, TITLE, "\n".join(parts), figs)
     m0 = checks[0].meas
+    own = _own_records(manifest)
+    own_clause = ", or with the parameter file of their own that their spec names" if own else ""
     parts.append(
         "<p>The sweep's GPU design points take their times from the GPU timing model (hwmodel/gpu/model.py) with the "
-        f"bundled parameters of their architecture{_own_clause(manifest)}: "
-        f"{html.escape(_sweep_gpus_line(df, checks, manifest))}. Here that model, with "
+        f"bundled parameters of their architecture{own_clause}: "
+        f"{html.escape(_sweep_gpus_line(df, checks, own))}. Here that model, with "
         "the same bundled parameters, predicts published dense (cuBLASLt) and 2:4 (cuSPARSELt) GEMM times of the "
         f"GPUs that have measurements, under the conditions they were measured in ({m0.loop_calls} back-to-back calls "
         f"on the same operands, L2 {html.escape(m0.l2)}; the sweep's GPU points read their weights with L2 cold). "

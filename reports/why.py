@@ -394,21 +394,22 @@ def gpu_fixed_times(manifest: Optional[dict]) -> dict[str, FixedTimes]:
             continue
         name, rec = entry["name"], entry.get("gpu_model")
         if isinstance(rec, dict):
-            if now_sha is None:
-                try:
-                    now_sha = file_sha(default_path())
-                except OSError:
-                    now_sha = ""
             what = f"the sweep's {rec['params_set']} parameters"
-            fitted = rec.get("params_fitted_on") or []
             if rec.get("params_own"):  # the spec's own parameter file: what it was fitted on, as recorded
                 what += f" of {rec.get('params_file', 'its parameter file')}"
                 if rec.get("params_note"):
                     what += f", {rec['params_note']}"
-            elif fitted:  # another card's set: say so (a GPU without timings of its own)
-                what += f", {fitted_on_note(name, fitted)}"
-            if not rec.get("params_own") and rec.get("params_sha") != now_sha:
-                what += f"; nmlab's {rec.get('params_file', 'parameter file')} has changed since"
+            else:  # the bundled file: whose timings its set rests on, and whether it has changed since
+                note = fitted_on_note(name, rec.get("params_fitted_on") or [])  # another card's set: says so
+                if note:
+                    what += f", {note}"
+                if now_sha is None:
+                    try:
+                        now_sha = file_sha(default_path())
+                    except OSError:
+                        now_sha = ""
+                if rec.get("params_sha") != now_sha:
+                    what += f"; nmlab's {rec.get('params_file', 'parameter file')} has changed since"
             out[name] = (float(rec["kernel_dense_us"]), float(rec["kernel_sparse_us"]), what)
             continue
         if gpu_fixed_us(name) is None:
