@@ -182,10 +182,11 @@ class Harness:
         line, or exit 1 about a minute later): (processes killed, seconds until it ended)."""
         t_kill = time.monotonic()
         n = self.kill_ray(spare=(proc.pid,))
+        wait_s = max(self.timeout, 150)
         try:
-            proc.communicate(timeout=max(self.timeout, 150))
+            proc.communicate(timeout=wait_s)
         except subprocess.TimeoutExpired:
-            raise Failed(f"the {command} still ran 150 s after its Ray {ray} was killed") from None
+            raise Failed(f"the {command} still ran {wait_s:.0f} s after its Ray {ray} was killed") from None
         return n, time.monotonic() - t_kill
 
     def cleanup(self) -> None:
