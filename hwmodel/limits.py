@@ -390,9 +390,11 @@ def read_bytes(path: str | os.PathLike, max_bytes: int, what: str, limit_name: O
     return data
 
 
-def read_text(path: str | os.PathLike, what: str, limit_name: str) -> str:
-    """UTF-8 text of ``path`` within limit ``limit_name`` (bytes); binary files are refused."""
-    data = read_bytes(path, limit(limit_name), what, limit_name)
+def read_text(path: str | os.PathLike, what: str, limit_name: str, data: Optional[bytes] = None) -> str:
+    """UTF-8 text of ``path`` within limit ``limit_name`` (bytes); binary files are refused. ``data``: the
+    file's bytes where the caller has read them already (and hashed them: the text is then theirs)."""
+    if data is None:
+        data = read_bytes(path, limit(limit_name), what, limit_name)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -734,16 +736,17 @@ def _tagged_constructor(name: str) -> Callable:
     return construct
 
 
-def load_yaml(path: str | os.PathLike, what: str, tags: Sequence[str] = ()) -> Any:
+def load_yaml(path: str | os.PathLike, what: str, tags: Sequence[str] = (), data: Optional[bytes] = None) -> Any:
     """``yaml.safe_load`` of ``path``, bounded: file size (``yaml_bytes``), nesting depth, the
     size with aliases expanded (``yaml_expanded``) and duplicate keys are checked on the node
     graph before any Python value is built. Errors are one line: ``<what>: <path>: ...``.
 
     ``tags``: local tags (e.g. ``!Component``) read as plain data: a tagged mapping becomes a
-    dict with the tag name under the key ``"!"``, a tagged list ``{"!": tag, "nodes": [...]}``."""
+    dict with the tag name under the key ``"!"``, a tagged list ``{"!": tag, "nodes": [...]}``.
+    ``data``: the file's bytes, already read (:func:`read_text`)."""
     import yaml
 
-    text = read_text(path, what, "yaml_bytes")
+    text = read_text(path, what, "yaml_bytes", data)
     where = f"{what}: {path}"
     loader = None
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)

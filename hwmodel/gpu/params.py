@@ -140,16 +140,16 @@ def params_from_doc(doc: Any, where: str) -> GpuParams:
     return GpuParams(**kw)
 
 
-def _read_sets(path: Path, what: str, given: Optional[str] = None) -> dict[str, dict]:
+def _read_sets(path: Path, what: str, given: Optional[str] = None, data: Optional[bytes] = None) -> dict[str, dict]:
     """The checked ``sets`` mapping of a ``nmlab-gpu-params`` file (each entry a mapping);
-    errors are one line, ``<what>: <path>: <field>: ...``."""
+    errors are one line, ``<what>: <path>: <field>: ...``. ``data``: the file's bytes, already read."""
     from hwmodel.limits import is_file, load_yaml, not_a_file
 
-    if not is_file(path):
+    if data is None and not is_file(path):
         raise not_a_file(what, path, given)  # a folder says so, not "no such file"
     # Bounded like every YAML input (size, UTF-8, nesting, aliases, duplicate keys), parsed by
     # libyaml there too.
-    doc = load_yaml(path, what)
+    doc = load_yaml(path, what, data=data)
     where = f"{what}: {path}"
     if not isinstance(doc, dict) or doc.get("format") != FORMAT_NAME or doc.get("version") != FORMAT_VERSION:
         got = f"{doc.get('format')} {doc.get('version')}" if isinstance(doc, dict) else f"a {type(doc).__name__}"
@@ -260,11 +260,15 @@ def load_own_params(path: str | os.PathLike, spec: GpuSpec, what: str, given: Op
     ``generic``; NmlabError (``<what>: <path>: <field>: ...``) for a file that cannot be read, is
     not ``nmlab-gpu-params`` v1, has a bad value or no set for this GPU. ``given``: the path as the
     spec wrote it, for messages about a missing file."""
-    from hwmodel.limits import limit, read_bytes
+    from hwmodel.limits import is_file, limit, not_a_file, read_bytes
 
     path = Path(path)
     stamp = file_stamp(path)
-    sets = _read_sets(path, what, given)
+    if not is_file(path):
+        raise not_a_file(what, path, given)  # a folder says so, not "no such file"
+    # Read once: the sha (a sweep point's design hash follows it) is that of the bytes parsed.
+    data = read_bytes(path, limit("yaml_bytes"), what, "yaml_bytes")
+    sets = _read_sets(path, what, given, data)
     arch = architecture(spec)
     name = arch if arch in sets else GENERIC
     if name not in sets:
@@ -273,8 +277,7 @@ def load_own_params(path: str | os.PathLike, spec: GpuSpec, what: str, given: Op
     where = f"{what}: {path}: sets.{name}"
     entry = sets[name]
     params = params_from_doc(entry.get("params"), f"{where}.params")
-    sha = hashlib.sha256(read_bytes(path, limit("yaml_bytes"), what, "yaml_bytes")).hexdigest()
-    return OwnParams(str(path), sha, stamp, name, params, **_metadata(entry, where))
+    return OwnParams(str(path), hashlib.sha256(data).hexdigest(), stamp, name, params, **_metadata(entry, where))
 
 
 @lru_cache(maxsize=4)
