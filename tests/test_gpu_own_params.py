@@ -193,6 +193,30 @@ def test_caches_key_on_the_params_file(fitted, tmp_path):
     assert simulate(default_workload(), str(spec)).summary()["latency_s"] != lat_before
 
 
+def test_the_recorded_sha_is_that_of_the_bytes_parsed(fitted, tmp_path, monkeypatch):
+    """A parameter file replaced while it is read: the sha256 (a sweep's design hash follows it) is that of
+    the set the model runs with. It was hashed on a second read, which could be the other file's."""
+    import hwmodel.gpu.params as params_mod
+    from hwmodel.gpu.spec import load_gpu
+
+    _, out, _ = fitted
+    path = tmp_path / "p.yaml"
+    shutil.copy(out, path)
+    first = path.read_bytes()
+    other = _changed_params(fitted, "other.yaml").read_bytes()
+    read_sets = params_mod._read_sets
+
+    def read_then_replaced(*args, **kwargs):
+        sets = read_sets(*args, **kwargs)
+        path.write_bytes(other)  # the file changes right after it was parsed
+        return sets
+
+    monkeypatch.setattr(params_mod, "_read_sets", read_then_replaced)
+    own = params_mod.own_params(load_gpu(str(spec_file(tmp_path, params="p.yaml"))))
+    assert own.params.kernel_dense_us != 9.5  # the first file's set
+    assert own.sha256 == hashlib.sha256(first).hexdigest() != hashlib.sha256(other).hexdigest()
+
+
 def test_a_sweeps_design_sha_and_record_follow_the_params_file(fitted, tmp_path):
     """A sweep point's id holds its design's sha: it must change with the parameter file, or a resumed sweep
     would keep rows of the old parameters. sweep.json names the file and what it was fitted on."""
