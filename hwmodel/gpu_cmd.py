@@ -156,7 +156,7 @@ def _fit_own(args: argparse.Namespace) -> int:
 
     if not args.out:
         raise NmlabError("gpu fit: --out: required with --data (the file to write; the bundled parameters stay as they are)")
-    out = check_output_file(args.out, "--out")
+    out = check_output_file(args.out, "--out", inputs=[("--data", args.data), ("--gpu", args.gpu)])
     if os.path.abspath(out) == os.path.abspath(default_path()):
         raise NmlabError(f"gpu fit: --out: {args.out} is the bundled parameter file; a set fitted on your timings goes "
                          "to a file of your own, named in your GPU spec (params: FILE)")

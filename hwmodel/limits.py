@@ -287,18 +287,26 @@ def _probe_dir(d: Path, option: str, target: Path) -> None:
     os.unlink(probe)
 
 
-def check_output_file(path: str | os.PathLike, option: str) -> Path:
+def check_output_file(path: str | os.PathLike, option: str,
+                      inputs: Sequence[tuple[str, Optional[str | os.PathLike]]] = ()) -> Path:
     """``path`` when a file can be written there (atomically: a temporary file beside it, then a rename).
 
     Refuses an existing directory or special file (``/dev/null``: a rename would replace it),
-    a parent that is a file (``/dev/null/x``) and an unwritable folder (``/proc/x``). Creates
-    nothing: missing parent folders are made by the writer once the work is done.
+    a parent that is a file (``/dev/null/x``), an unwritable folder (``/proc/x``) and any of the
+    command's ``inputs`` ((option, path) pairs; None or a missing file skipped): the rename would
+    replace the user's input with the output. Creates nothing: missing parent folders are made by
+    the writer once the work is done.
     """
     p = Path(os.path.expanduser(str(path)))
     if p.is_dir():
         raise NmlabError(f"{option}: {p}: is a directory (give a file name)")
     if os.path.lexists(p) and not p.is_file():
         raise NmlabError(f"{option}: {p}: exists and is not a regular file")
+    for name, given in inputs:
+        if given is not None and p.is_file() and is_file(os.path.expanduser(str(given))) and \
+                os.path.samefile(p, os.path.expanduser(str(given))):
+            raise NmlabError(f"{option}: {p}: is the {name} file; writing it would replace that input (give another "
+                             "file name)")
     parent = p.parent if p.parent.is_dir() else _existing_ancestor(p)
     _probe_dir(parent, option, p)
     return p

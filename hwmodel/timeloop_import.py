@@ -1240,7 +1240,8 @@ def import_timeloop(arch: str | os.PathLike, out: str | os.PathLike, constraints
     """
     from hwmodel.io import atomic_write
 
-    out = check_output_file(out, "--out")
+    out = check_output_file(out, "--out", inputs=[("arch", arch), ("--constraints", constraints),
+                                                  ("--sparse-opt", sparse_opt), ("--ert", ert), ("--problem", problem)])
     if problem is not None and ert is None:
         raise NmlabError("--problem: only read with --ert (its K takes an unstructured arch's network off the MAC energy)")
     if name is None:  # the file name, made a plain identifier

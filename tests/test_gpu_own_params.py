@@ -105,6 +105,22 @@ def test_fit_data_needs_out_and_never_writes_the_bundled_file(tmp_path, capsys):
     assert bundled.read_bytes() == before
 
 
+@pytest.mark.parametrize("which", ["--data", "--gpu"])
+def test_fit_data_never_writes_over_its_inputs(tmp_path, capsys, which):
+    """`--out` naming the timing CSV or the spec: the rename replaced the user's measurements (or spec) with the
+    parameter file."""
+    data = tmp_path / "t.csv"
+    shutil.copy(H100_CSV, data)
+    spec = spec_file(tmp_path)
+    target = data if which == "--data" else spec
+    before = target.read_bytes()
+    assert main(["gpu", "fit", "--data", str(data), "--gpu", str(spec), "--out", str(target)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"nmlab gpu fit: error: --out: {target}: is the {which} file; writing it would replace that input "
+                   "(give another file name)"]
+    assert target.read_bytes() == before
+
+
 def test_a_file_of_several_gpus_asks_for_gpu(tmp_path, capsys):
     two = tmp_path / "two.csv"
     a100 = data_path("gpu_measurements", "slidesparse_a100.csv").read_text().splitlines(keepends=True)[1:]
