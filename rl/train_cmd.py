@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 
 from rl.args import Args
@@ -144,7 +145,11 @@ def _train(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from hwmodel.limits import check_output_file
 
-    check_output_file(args.out, "--out")  # before torch is imported
+    # Before torch is imported. The run's checkpoint and eval.csv are what the export reads:
+    # `--out RUN/checkpoint.pt` replaced the checkpoint with the workload, destroying the run.
+    run = os.path.expanduser(args.run_dir)
+    check_output_file(args.out, "--out", inputs=[("run's checkpoint", os.path.join(run, "checkpoint.pt")),
+                                                 ("run's eval.csv", os.path.join(run, "eval.csv"))])
     from rl.export import export_run
 
     wl = export_run(args.run_dir, args.out, args.episodes)

@@ -160,6 +160,21 @@ def test_cli_errors_are_one_line(run_dir, tmp_path, capsys):
     assert not (tmp_path / "y.nmw").exists()
 
 
+@pytest.mark.parametrize("name", ["checkpoint.pt", "eval.csv"])
+def test_export_out_onto_a_file_it_reads_is_refused(run_dir, name, capsys):
+    # `nmlab export RUN --out RUN/checkpoint.pt` replaced the run's checkpoint with the workload
+    # (exit 0); the next export, evaluate or resume found a corrupt checkpoint.
+    target = run_dir / name
+    before = target.read_bytes()
+    capsys.readouterr()
+    assert nmlab(["export", str(run_dir), "--out", str(target)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    what = "checkpoint" if name == "checkpoint.pt" else "eval.csv"
+    assert err == [f"nmlab export: error: --out: {target}: is the run's {what} file; writing it would replace that "
+                   "input (give another file name)"]
+    assert target.read_bytes() == before
+
+
 def test_bundle_quality_only_adds_rows_but_no_workload(run_dir, tmp_path):
     from rl.publish import bundle
 
