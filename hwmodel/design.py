@@ -536,6 +536,10 @@ def bundled_designs() -> dict[str, Path]:
 
 _GPU_SPEC = ("a GPU spec, not an accelerator design: simulate, sweep and check take it as a design point "
              "(hwmodel/gpu/design_point.py); this command needs an accelerator design")
+#: Said of a GPU parameter file (``nmlab gpu fit --out``) given as a design point: its keys are
+#: not a design's, and "format: unknown key" did not say which file was wanted.
+_GPU_PARAMS = ("a GPU parameter file (what nmlab gpu fit --out writes), not a design: a GPU spec names it "
+                   "(params: FILE) and is the design point (docs/gpu.md)")
 
 
 def load_design(path: str | os.PathLike | Design) -> Design:
@@ -558,4 +562,6 @@ def load_design(path: str | os.PathLike | Design) -> Design:
         raise NmlabError(f"design: {p}: must be a YAML mapping")
     if data.get("format") == "nmlab-gpu":
         raise NmlabError(f"design: {p} is {_GPU_SPEC}")
+    if data.get("format") == "nmlab-gpu-params":
+        raise NmlabError(f"design: {p} is {_GPU_PARAMS}")
     return parse_design(data, name=p.stem, source=str(p))

@@ -48,7 +48,28 @@ def test_a_missing_spec_file_says_no_such_file(tmp_path, capsys):
 def test_an_accelerator_design_is_not_a_gpu_spec(capsys):
     assert main(["gpu", "predict", "--gpu", str(data_path("designs", "edge_ws.yaml")), "--gemm", "64,64,64"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "format/version: expected nmlab-gpu" in err[0]
+    # It said "format/version: expected nmlab-gpu version 1 or 2, got None 1".
+    assert len(err) == 1 and err[0].endswith("edge_ws.yaml is an accelerator design, not a GPU spec (simulate, "
+                                             "sweep and check take it as a design)"), err
+
+
+PARAMS_TEXT = "format: nmlab-gpu-params\nversion: 1\nsets: {}\n"  # what `nmlab gpu fit --data ... --out` writes, cut
+
+
+@pytest.mark.parametrize("argv", [["gpu", "predict", "--gemm", "64,64,64", "--gpu"], ["gpu", "fit", "--data", str(A100_FILE), "--out", "{tmp}/fitted.yaml", "--gpu"],
+                                  ["simulate", "--design"], ["check", "--latency-budget", "1ms", "--design"],
+                                  ["export-timeloop", "--layer", "actor.fc1", "--out", "{tmp}/tl", "--design"]])
+def test_a_parameter_file_given_as_spec_or_design_says_what_it_is(tmp_path, capsys, argv):
+    # The output of `gpu fit --data ... --out p.yaml` passed where its spec goes: "gpu 'p': format/version:
+    # expected nmlab-gpu version 1 or 2, got nmlab-gpu-params 1", or as a design "design 'p': format:
+    # unknown key (allowed: clock_mhz, ...)", which did not say that a spec names the file.
+    path = tmp_path / "p.yaml"
+    path.write_text(PARAMS_TEXT)
+    assert main([*(a.replace("{tmp}", str(tmp_path)) for a in argv), str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{path} is a GPU parameter file (what nmlab gpu fit --out writes), not a " in err[0], err
+    assert "params: FILE" in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]
 
 
 def test_validate_takes_a_spec_file_for_gpu(tmp_path, capsys):

@@ -257,6 +257,12 @@ def _load_gpu(path: Path) -> tuple[GpuSpec, Optional[str]]:
     if not isinstance(doc, dict):
         raise NmlabError(f"{where}: not a mapping")
     version = doc.get("version")
+    if doc.get("format") == "nmlab-gpu-params":  # said "expected nmlab-gpu version 1 or 2, got nmlab-gpu-params 1"
+        raise NmlabError(f"{where}: {path} is a GPU parameter file (what nmlab gpu fit --out writes), not a GPU spec: "
+                         f"name it in the spec (params: FILE) and give the spec (docs/gpu.md)")
+    if "format" not in doc and {"compute", "storage"} & set(doc):  # said "got None 1"
+        raise NmlabError(f"{where}: {path} is an accelerator design, not a GPU spec (simulate, sweep and check take it "
+                         f"as a design)")
     if doc.get("format") != FORMAT_NAME or version not in READABLE_VERSIONS:
         raise NmlabError(f"{where}: format/version: expected {FORMAT_NAME} version "
                          f"{' or '.join(map(str, READABLE_VERSIONS))}, got {doc.get('format')} {version}")
