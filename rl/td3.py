@@ -36,6 +36,7 @@ import copy
 import csv
 import dataclasses
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -248,6 +249,11 @@ NETWORK_EXPORT_NAMES = {"actor": "actor", "qf1": "critic1", "qf2": "critic2",
                         "actor_target": "actor_target", "qf1_target": "critic1_target", "qf2_target": "critic2_target"}
 
 
+#: Files of a run folder besides checkpoint.pt, progress.csv and tb/: a fresh run appends to the
+#: CSV logs and replaces args.json, so it refuses a folder that holds one without holding a run.
+RUN_LOG_FILES = ("eval.csv", "sad.csv", "losses.csv", "method.csv", "args.json")
+
+
 # ----------------------------------------------------------------------------- logging
 class CsvLog:
     """Append-only CSV with a header; on resume, rows past the checkpoint's step are dropped."""
@@ -419,6 +425,14 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
         # --resume would fail too: there is nothing to continue from.
         raise NmlabError(f"out: {out} holds a run stopped before its first checkpoint (--checkpoint-every); "
                          f"remove it to start again or choose a new --out")
+    else:
+        # A fresh run appends to its CSV logs and replaces args.json: a folder holding files of those
+        # names but no run (a user's eval.csv, what was left of a run after removing its checkpoint and
+        # progress.csv) had the new rows appended to the old, headerless, and the file was lost.
+        held = [name for name in RUN_LOG_FILES if os.path.lexists(out / name)]
+        if held:
+            raise NmlabError(f"out: {out} holds {held[0]} but no run (no checkpoint.pt or progress.csv); a fresh run "
+                             f"writes its own {held[0]} there: move the file or choose a new --out")
     validate_args(args)
     if args.steps <= args.learning_starts:
         # Every step of such a run is a random action: nothing trains, the actor stays its random

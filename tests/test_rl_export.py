@@ -175,6 +175,22 @@ def test_export_out_onto_a_file_it_reads_is_refused(run_dir, name, capsys):
     assert target.read_bytes() == before
 
 
+@pytest.mark.parametrize("name", ["eval.csv", "args.json"])
+def test_a_fresh_run_refuses_a_folder_holding_a_log_file_but_no_run(tmp_path, name, capsys):
+    # `nmlab train --out DIR` where DIR held an eval.csv of the user's (or a run's, its checkpoint
+    # and progress.csv removed): the new run appended its rows to it, headerless, and exited 0.
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / name).write_text("a,b\n1,2\n")
+    (out / "notes.txt").write_text("mine\n")
+    assert nmlab(["train", "--env", "Hopper-v5", "--steps", "300", "--out", str(out), *SMALL]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"nmlab train: error: out: {out} holds {name} but no run (no checkpoint.pt or progress.csv); a "
+                   f"fresh run writes its own {name} there: move the file or choose a new --out"]
+    assert sorted(p.name for p in out.iterdir()) == sorted([name, "notes.txt"])
+    assert (out / name).read_text() == "a,b\n1,2\n"
+
+
 def test_bundle_quality_only_adds_rows_but_no_workload(run_dir, tmp_path):
     from rl.publish import bundle
 
