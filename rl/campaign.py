@@ -3,7 +3,7 @@
 Each run (env x agent x seed, :mod:`rl.campaign_config`) is one Ray task (1 CPU; a GPU share
 with ``train: {device: cuda}``) that trains in ``DIR/<run>``. The task itself decides how to
 start: with ``--resume`` when the run's checkpoint exists, fresh otherwise (clearing what a run
-killed before its first checkpoint left). Training resumes bit-exactly (:mod:`rl.checkpoint`),
+killed before its first checkpoint left: its own files, not others in its folder). Training resumes bit-exactly (:mod:`rl.checkpoint`),
 so a killed campaign, a lost worker or node (Ray retries the task, ``max_retries``) or a second
 invocation continues where the run stopped, and a finished run is never trained again.
 
@@ -138,12 +138,22 @@ def _log_attempt(run_dir: Path, event: str, resumed: bool, steps_trained: str = 
         w.writerow([time.strftime("%Y-%m-%dT%H:%M:%S"), socket.gethostname(), os.getpid(), event, resumed, steps_trained, steps])
 
 
+#: What a run writes in its folder before its first checkpoint (besides RUN_LOCK and ATTEMPTS_FILE,
+#: which are kept), and the temporary files of its atomic writes: all :func:`_clear` removes.
+_RUN_WRITES = ("progress.csv", "tb", "checkpoint.pt", WORKLOAD_FILE, QUALITY_FILE, DONE_FILE)
+
+
 def _clear(run_dir: Path) -> None:
-    """Remove what a run killed before its first checkpoint left (it restarts from step 0)."""
+    """Remove what a run killed before its first checkpoint left (it restarts from step 0).
+
+    Only the run's own files go: a folder of the run's name that held something else (``--out``
+    given a folder of one's own) kept it; everything in it was deleted."""
+    from rl.td3 import RUN_LOG_FILES
+
+    names = (*_RUN_WRITES, *RUN_LOG_FILES)
     for p in run_dir.iterdir():
-        if p.name in (RUN_LOCK, ATTEMPTS_FILE):
-            continue
-        shutil.rmtree(p) if p.is_dir() else p.unlink()
+        if p.name in names or (p.name.endswith(".tmp") and any(p.name.startswith(f".{n}.") for n in names)):
+            shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
 
 
 def finish_run(run_dir: Path, bits: list[int], episodes: int) -> dict[str, Any]:

@@ -345,6 +345,27 @@ def _fake_run(root, name, env, sparsity, seed, curve, **extra):
             w.writerow([step, ret, 0, 10, 0])
 
 
+def test_clearing_a_run_killed_before_its_first_checkpoint_removes_only_its_own_files(tmp_path):
+    # A fresh start cleared everything in DIR/<run> but run.lock and attempts.csv: a folder of the
+    # run's name holding one's own files (--out given a folder that had one) lost them all.
+    from rl.campaign import _clear
+
+    run = tmp_path / "hopper_2of4_s0"
+    (run / "tb").mkdir(parents=True)
+    (run / "tb" / "events.out").write_text("x")
+    own = {"notes.txt": "mine\n", "agent.nmw": "w", "data/t.csv": "a,b\n"}
+    for name, text in own.items():
+        (run / name).parent.mkdir(exist_ok=True)
+        (run / name).write_text(text)
+    for name in ("progress.csv", "eval.csv", "args.json", "sad.csv", "losses.csv", "method.csv", "quality.csv",
+                 "workload.nmw", "attempts.csv", "run.lock", ".args.json.123-abc.tmp"):
+        (run / name).write_text("step\n")
+    _clear(run)
+    assert sorted(str(p.relative_to(run)) for p in run.rglob("*")) == sorted(
+        ["agent.nmw", "attempts.csv", "data", "data/t.csv", "notes.txt", "run.lock"])
+    assert all((run / name).read_text() == text for name, text in own.items())
+
+
 def test_table_compares_with_dense_at_the_common_step(tmp_path):
     root = tmp_path / "runs"
     _fake_run(root, "hopper_dense_s0", "Hopper-v5", "dense", 0, [(100, 10), (200, 20), (300, 30)])
