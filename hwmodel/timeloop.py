@@ -288,7 +288,24 @@ def check_out(out: str | os.PathLike) -> Path:
         foreign = sorted(p.name for p in out.iterdir() if p.name not in FILES)
         if foreign:
             raise NmlabError(f"--out {out}: folder holds other files ({', '.join(foreign[:3])}); choose a new folder")
+        # Files of the same names that this exporter did not write (a Timeloop folder of one's own:
+        # arch.yaml, problem.yaml) were replaced with the export, and the user's architecture lost.
+        head = _HEADER.split("{", 1)[0].encode()
+        for name in FILES:
+            p = out / name
+            if os.path.lexists(p) and not (p.is_file() and not p.is_symlink() and _starts_with(p, head)):
+                raise NmlabError(f"--out {out}: {name} is not a file nmlab export-timeloop wrote (it would be "
+                                 f"replaced); choose a new folder")
     return out
+
+
+def _starts_with(path: Path, head: bytes) -> bool:
+    """Whether the file at ``path`` begins with ``head`` (its first bytes only are read)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(len(head)) == head
+    except OSError:
+        return False
 
 
 def write_folder(files: dict[str, str], out: str | os.PathLike) -> Path:

@@ -189,6 +189,21 @@ def test_write_is_atomic_and_never_clobbers_other_files(tmp_path, wl_path, monke
         export_timeloop("edge_ws", wl_path, "actor.fc1", mine)
     assert [p.name for p in mine.iterdir()] == ["notes.txt"]
 
+    # A Timeloop folder of one's own (its files named as the export's) was replaced by the export.
+    own = tmp_path / "own"
+    own.mkdir()
+    (own / "arch.yaml").write_text("architecture:\n  version: 0.4\n")
+    (own / "problem.yaml").write_text("# Written by hand\nproblem: {}\n")
+    with pytest.raises(NmlabError, match=r"^--out .*own: arch.yaml is not a file nmlab export-timeloop wrote "
+                                         r"\(it would be replaced\); choose a new folder$"):
+        export_timeloop("edge_ws", wl_path, "actor.fc1", own)
+    assert sorted(p.name for p in own.iterdir()) == ["arch.yaml", "problem.yaml"]
+    assert (own / "arch.yaml").read_text() == "architecture:\n  version: 0.4\n"
+    (own / "arch.yaml").unlink()
+    with pytest.raises(NmlabError, match="problem.yaml is not a file nmlab export-timeloop wrote"):
+        export_timeloop("edge_ws", wl_path, "actor.fc1", own)
+    assert (own / "problem.yaml").read_text() == "# Written by hand\nproblem: {}\n"
+
 
 def test_cli(tmp_path, wl_path, capsys):
     from hwmodel.cli import main
