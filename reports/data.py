@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Optional
@@ -39,6 +40,22 @@ def component_label(component: str, gpus: bool) -> str:
     return f"{component} (GPU: {gpu})" if gpu else component
 
 
+def _not_a_sweep_folder(out: Path) -> Optional[str]:
+    """What ``out`` is when it is a folder of another kind: its "run nmlab sweep --out DIR first"
+    would have swept into a sweep's own report/ or parts/ folder, a training run or a campaign."""
+    parent = out.resolve().parent
+    if out.resolve().name in ("report", "parts") and any((parent / f).is_file() for f in ("points.parquet", "sweep.json")):
+        up = os.path.normpath(os.path.join(out, os.pardir))  # ".." for "."
+        return f"report: {out}: is the {out.resolve().name}/ folder of the sweep in {up}, not a sweep folder; give {up}"
+    if (out / "checkpoint.pt").is_file() or (out / "progress.csv").is_file():
+        return (f"report: {out}: is a training run (nmlab train --out), not a sweep folder; a sweep runs its export "
+                f"(nmlab export, then the .nmw under a sweep config's workloads)")
+    if (out / "campaign.lock").is_file():
+        return (f"report: {out}: is a campaign folder (nmlab campaign --out), not a sweep folder; a sweep runs its "
+                f"runs' exports (RUN/workload.nmw under a sweep config's workloads)")
+    return None
+
+
 def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The table ``DIR/points.parquet`` and the manifest ``DIR/sweep.json`` (empty if absent)."""
     out = Path(out)
@@ -63,7 +80,7 @@ def load_sweep(out: str | Path) -> tuple[pd.DataFrame, dict[str, Any]]:
             what = f"config {config}" if isinstance(config, str) else "the default grid" if config is None else "its config"
             raise NmlabError(f"report: {table} not found: the sweep in {out} did not finish; run the nmlab sweep "
                              f"command that started it ({what}, --out {out}) again to finish it")
-        raise NmlabError(f"report: {table} not found; run nmlab sweep --out {out} first")
+        raise NmlabError(_not_a_sweep_folder(out) or f"report: {table} not found; run nmlab sweep --out {out} first")
     # The footer first, then the decoded size, both within the limits (docs/limits.md).
     arrow = read_parquet(table, "report")
     try:

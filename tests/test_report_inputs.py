@@ -246,3 +246,26 @@ def test_a_report_path_that_is_a_file_is_refused_before_the_work(default_sweep, 
     with pytest.raises(NmlabError, match=r"report: .*report: exists and is not a directory"):
         build_report(out)
     assert (out / "report").read_text() == "not a folder"
+
+
+@pytest.mark.parametrize("kind", ["report", "parts", "run", "campaign"])
+def test_a_folder_of_another_kind_given_for_dir_says_what_it_is(tmp_path, kind):
+    """`nmlab report results/report` (a sweep's own report/ or parts/ folder), a training run or a
+    campaign folder said "DIR/points.parquet not found; run nmlab sweep --out DIR first": advice to
+    sweep into the report's folder, or into a run."""
+    sweep = tmp_path / "results"
+    sweep.mkdir()
+    (sweep / "sweep.json").write_text("{}")
+    if kind in ("report", "parts"):
+        given = sweep / kind
+        given.mkdir()
+        why = f"is the {kind}/ folder of the sweep in {sweep}, not a sweep folder; give {sweep}"
+    else:
+        given = tmp_path / kind
+        given.mkdir()
+        (given / ("checkpoint.pt" if kind == "run" else "campaign.lock")).write_bytes(b"")
+        why = ("is a training run (nmlab train --out)" if kind == "run" else
+               "is a campaign folder (nmlab campaign --out)") + ", not a sweep folder; a sweep runs its"
+    with pytest.raises(NmlabError, match=f"^report: {re.escape(str(given))}: {re.escape(why)}"):
+        build_report(given)
+    assert not (given / "report").exists()
