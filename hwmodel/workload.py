@@ -228,6 +228,10 @@ _LAYER_KEYS = {"name", "network", "in_features", "out_features", "pattern", "wei
 def _read_manifest(zf: zipfile.ZipFile, path: Path) -> dict:
     """The parsed manifest.json, within the ``manifest_bytes`` limit; NaN and Infinity refused."""
     if "manifest.json" not in zf.NameToInfo:
+        if any(name.endswith("/data.pkl") for name in zf.NameToInfo):  # what torch.save writes
+            run = path.parent if path.name == "checkpoint.pt" else "RUN"
+            raise NmlabError(f"workload: {path} is a torch checkpoint, not a workload file; nmlab export {run} --out "
+                             f"FILE.nmw writes a trained run's workload")
         raise NmlabError(f"workload: {path} has no manifest.json")
     data = read_member(zf, "manifest.json", limit("manifest_bytes"), "workload", "manifest_bytes")
     manifest = loads_json(bytes(data), "workload: manifest.json")
@@ -248,6 +252,11 @@ def load_workload(path: str | os.PathLike) -> Workload:
         if path.parent == Path(".") and is_file(bundled):
             # Designs and GPUs take bundled names; workloads take paths: say where the file is.
             raise NmlabError(f"workload: no such file: {path} (the bundled workload of that name is {bundled})")
+        if is_file(path / "workload.nmw"):  # a finished campaign run: said "is a directory"
+            raise NmlabError(f"workload: {path}: is a run folder; its workload is {path / 'workload.nmw'}")
+        if is_file(path / "checkpoint.pt"):
+            raise NmlabError(f"workload: {path}: is a training run, not a workload file; nmlab export {path} --out "
+                             f"FILE.nmw writes its workload")
         raise not_a_file("workload", path)
     try:
         return _read_workload(path)

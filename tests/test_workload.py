@@ -227,3 +227,26 @@ def test_same_workload_writes_the_same_bytes(tmp_path, monkeypatch):
     assert (tmp_path / "a.nmw").read_bytes() == (tmp_path / "b.nmw").read_bytes()
     with zipfile.ZipFile(tmp_path / "b.nmw") as zf:
         assert {i.compress_type for i in zf.infolist()} == {zipfile.ZIP_DEFLATED}
+
+
+def test_a_training_run_or_its_checkpoint_given_as_workload_says_to_export_it(tmp_path, capsys):
+    # The run folder said "workload: run: is a directory", its checkpoint "has no manifest.json":
+    # neither said that `nmlab export` makes the workload of a run.
+    from hwmodel.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with zipfile.ZipFile(run / "checkpoint.pt", "w") as zf:  # the layout torch.save writes
+        zf.writestr("checkpoint/data.pkl", b"\x80\x02}q\x00.")
+        zf.writestr("checkpoint/version", b"3\n")
+    assert main(["workload", str(run)]) == 2
+    assert main(["simulate", "--design", "edge_ws", "--workload", str(run / "checkpoint.pt")]) == 2
+    (run / "workload.nmw").write_bytes(b"")  # a finished campaign run holds its export
+    assert main(["workload", str(run)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [
+        f"nmlab workload: error: workload: {run}: is a training run, not a workload file; nmlab export {run} --out "
+        "FILE.nmw writes its workload",
+        f"nmlab simulate: error: workload: {run / 'checkpoint.pt'} is a torch checkpoint, not a workload file; "
+        f"nmlab export {run} --out FILE.nmw writes a trained run's workload",
+        f"nmlab workload: error: workload: {run}: is a run folder; its workload is {run / 'workload.nmw'}"]
