@@ -7,8 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from hwmodel.errors import NmlabError
 from hwmodel.io import FolderLock
-from sweeps import engine, grid
+from sweeps import engine, grid, store
 from sweeps.config import SweepConfig, check_grid_size, load_config
 from sweeps.derived import Derivation, bundled_quality, load_quality
 from sweeps.evaluate import evaluate_point
@@ -69,6 +70,20 @@ def _design_entry(d: Any) -> dict[str, Any]:
     return {**entry, "gpu_model": gpu} if gpu else entry
 
 
+def _refuse_inputs_in_the_way(out: Path, inputs: list[tuple[str, Optional[str]]]) -> None:
+    """Refuse an ``out`` where a file the sweep writes (sweep.json, points.parquet, sweep.lock) is one
+    of its inputs: a JSON config named sweep.json swept with ``--out`` its own folder was replaced by
+    the manifest (exit 0), and the same command then failed on the manifest's keys."""
+    from hwmodel.limits import is_file
+
+    for name in (engine.MANIFEST, store.TABLE, engine.LOCK):
+        target = out / name
+        for what, given in inputs:
+            if given and is_file(target) and is_file(given) and os.path.samefile(target, given):
+                raise NmlabError(f"--out: {out}: the sweep writes its {name} there, which is your {what} {given}; "
+                                 f"give another --out (or rename the {what})")
+
+
 def run(
     cfg: SweepConfig | str | os.PathLike | None,
     out: str | os.PathLike,
@@ -97,6 +112,7 @@ def run(
     lock = FolderLock(out, engine.LOCK, "nmlab sweep")
     lock.refuse_if_held()
     qpath = quality_path(cfg)
+    _refuse_inputs_in_the_way(out, [("sweep config", cfg.source), ("quality table", qpath)])
     if qpath:
         load_quality(qpath)
     plan = make_plan(cfg)

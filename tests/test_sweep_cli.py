@@ -207,6 +207,23 @@ def test_bad_config_is_one_line_exit_2(tmp_path):
     assert out.stderr.strip() == "nmlab sweep: error: sweep config: bits[1]: must be an integer from 1 to 32, got 99"
 
 
+@pytest.mark.parametrize("name", ["sweep.json", "points.parquet", "sweep.lock"])
+def test_an_out_where_the_sweep_would_write_over_its_config_is_refused(tmp_path, capsys, name):
+    # A JSON config named sweep.json swept into its own folder: the manifest replaced it (exit 0),
+    # and the same command then failed on the manifest's keys ("complete: unknown key").
+    cfg = config(tmp_path, workloads=[str(w) for w in make_workloads(tmp_path)[:1]], patterns=["dense"], bits=[8],
+                 designs=["edge_ws"], scenarios=[{"scenario": "inference", "batch": 1}])
+    target = tmp_path / name
+    target.write_text(cfg.read_text())
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["sweep", str(target), "--out", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"nmlab sweep: error: --out: {tmp_path}: the sweep writes its {name} there, which is your sweep "
+                   f"config {target}; give another --out (or rename the sweep config)"]
+    assert target.read_text() == cfg.read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
 def test_workers_with_a_cluster_address_is_one_line_exit_2(tmp_path):
     # --workers was silently ignored where a cluster's CPUs run the chunks (nmlab campaign refused it).
     out = subprocess.run([*NMLAB, "sweep", "--ray", "auto", "--workers", "2", "--out", str(tmp_path / "o")],
