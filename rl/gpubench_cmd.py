@@ -27,7 +27,13 @@ def _bench(args: argparse.Namespace) -> int:
     why = gpubench.bad_argument(args)
     if why:
         raise NmlabError(why)
-    check_output_file(args.out, "--out")  # before minutes of GPU work, not when the CSV is first written
+    out = check_output_file(args.out, "--out")  # before minutes of GPU work, not when the CSV is first written
+    # The log goes beside the CSV (OUT with .log): `--out bench.log` made them one file, and a folder
+    # of the log's name was an IsADirectoryError traceback once the GPU was found.
+    if out.suffix == ".log":
+        raise NmlabError(f"--out: {args.out}: the log is written beside the CSV as OUT with .log, here the same "
+                         f"file; give the CSV a .csv name")
+    check_output_file(out.with_suffix(".log"), "--out (its .log beside it)")
     try:
         return gpubench.run(args)
     except gpubench.NoGpu as exc:

@@ -4,6 +4,7 @@ ops. The real timings need CUDA: the `gpu`-marked test runs the quick grid there
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 import time
@@ -68,6 +69,27 @@ def test_unwritable_out_is_one_line_before_any_gpu_work(monkeypatch):
                               no_profile=True, resume_at=0, run_id=None, deadline_epoch=None, restarts=0)
     with pytest.raises(NmlabError, match="--out"):
         gpubench_cmd._bench(args)
+
+
+@pytest.mark.parametrize("case", ["out is the log", "log is a folder"])
+def test_an_out_whose_log_cannot_be_written_is_one_line_before_any_gpu_work(tmp_path, monkeypatch, case):
+    """The log goes to OUT with .log: `--out bench.log` wrote CSV and log into one file, and a folder
+    of the log's name was an IsADirectoryError traceback once the GPU was found."""
+    from hwmodel.errors import NmlabError
+    from rl import gpubench_cmd
+
+    monkeypatch.setattr(gpubench, "require_gpu", lambda: torch)  # as if this machine had one
+    monkeypatch.setattr(gpubench, "Environment", lambda _t: pytest.fail("GPU work started"))
+    out = tmp_path / ("bench.log" if case == "out is the log" else "bench.csv")
+    if case == "log is a folder":
+        (tmp_path / "bench.log").mkdir()
+    args = argparse.Namespace(out=str(out), quick=True, max_seconds=10.0, target_ms=1.0,
+                              no_profile=True, resume_at=0, run_id=None, deadline_epoch=None, restarts=0)
+    why = ("the log is written beside the CSV as OUT with .log, here the same file; give the CSV a .csv name"
+           if case == "out is the log" else "is a directory (give a file name)")
+    with pytest.raises(NmlabError, match=re.escape(why)):
+        gpubench_cmd._bench(args)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ([] if case == "out is the log" else ["bench.log"])
 
 
 class _FakeEnv:
