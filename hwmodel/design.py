@@ -16,7 +16,8 @@ from typing import Any, Optional
 
 from hwmodel.errors import NmlabError
 from hwmodel.io import data_path
-from hwmodel.limits import check_version, exists, finite, is_file, is_int, limit, load_yaml, not_a_file, over_limit, short
+from hwmodel.limits import (check_version, exists, finite, is_file, is_int, limit, load_yaml, not_a_file,
+                            other_kind, over_limit, short)
 from hwmodel.sparsity import Pattern, parse_pattern
 
 DESIGN_VERSION = 1
@@ -283,7 +284,8 @@ class _Reader:
     def check_unknown(self, allowed: set[str]) -> None:
         unknown = sorted(short(k)[1:-1] if isinstance(k, str) else short(k) for k in self.data if k not in allowed)
         if unknown:
-            self.fail(unknown[0], f"unknown key (allowed: {', '.join(sorted(allowed))})")
+            kind = "" if self.path else other_kind(self.data, "an accelerator design")
+            self.fail(unknown[0], f"unknown key (allowed: {', '.join(sorted(allowed))}){kind}")
 
     def get(self, name: str, default: Any = ...) -> Any:
         if name not in self.data:

@@ -79,6 +79,34 @@ MIN_BITS, MAX_BITS = 1, 32
 MAX_RETURN = 1e15
 
 
+#: Keys only a YAML file of one kind has, and what that file is (with the command that reads it):
+#: a file given where another kind is read is named for what it is, not only by its first
+#: unknown key (a sweep config given as a design said "bits: unknown key (allowed: clock_mhz, ...)").
+_YAML_KINDS = (
+    (("compute", "storage"), "an accelerator design (for simulate, check or a sweep's designs)"),
+    (("workloads", "scenarios", "chunk_size", "gpus"), "a sweep config (for nmlab sweep)"),
+    (("envs", "agents", "seeds"), "a campaign config (for nmlab campaign)"),
+    (("latency_budget", "energy_budget", "sram_budget"), "check requirements (for nmlab check --requirements)"),
+    (("architecture",), "a Timeloop architecture (nmlab import-timeloop makes a design of it)"),
+)
+
+
+def other_kind(doc: Any, own: str) -> str:
+    """``; the file looks like a sweep config (for nmlab sweep)`` for a mapping whose keys mark a YAML
+    file of another kind than ``own`` (the start of its description, "a sweep config"), else ""."""
+    if not isinstance(doc, dict):
+        return ""
+    fmt = doc.get("format")
+    if fmt == "nmlab-gpu":
+        kind: Optional[str] = "a GPU spec (for gpu --gpu, or as a design point)"
+    elif fmt == "nmlab-gpu-params":
+        kind = "a GPU parameter file (what nmlab gpu fit --out writes; a GPU spec names it)"
+    else:
+        keys = {k.replace("-", "_") for k in doc if isinstance(k, str)}
+        kind = next((what for marks, what in _YAML_KINDS if keys.intersection(marks)), None)
+    return "" if kind is None or kind.startswith(own) else f"; the file looks like {kind}"
+
+
 def limit(name: str) -> int:
     """The value of limit ``name``: its environment variable when set, else its default."""
     lim = LIMITS[name]

@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import MAX_BITS, MIN_BITS, check_version, config_path, is_file, is_int, limit, load_yaml, not_a_file, over_limit, short
+from hwmodel.limits import (MAX_BITS, MIN_BITS, check_version, config_path, is_file, is_int, limit, load_yaml,
+                            not_a_file, other_kind, over_limit, short)
 from hwmodel.program import SCENARIOS
 from reports.data import fmt_bytes, fmt_energy, fmt_ratio, fmt_time
 
@@ -230,7 +231,8 @@ def parse_requirements(data: Any, source: str, base: Path = Path(".")) -> Requir
     for key, value in data.items():
         name = key.replace("-", "_") if isinstance(key, str) else key
         if name not in REQUIREMENT_KEYS:
-            raise NmlabError(f"{head}: {short(str(key))[1:-1]}: unknown key (known: {', '.join(REQUIREMENT_KEYS)})")
+            raise NmlabError(f"{head}: {short(str(key))[1:-1]}: unknown key (known: {', '.join(REQUIREMENT_KEYS)})"
+                             f"{other_kind(data, 'check requirements')}")
         if name in values:
             raise NmlabError(f"{head}: {name}: given twice (as {spelled[name]} and {key})")
         values[name], spelled[name] = value, key

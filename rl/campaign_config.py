@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import is_int
+from hwmodel.limits import is_int, other_kind
 
 #: The config format version this module reads.
 VERSION = 1
@@ -184,7 +184,8 @@ def parse_config(raw: Any, path: str = "config") -> CampaignConfig:
         raise NmlabError(f"campaign config: {path}: must be a YAML mapping with keys {', '.join(REQUIRED)}")
     for key in raw:
         if key not in REQUIRED and key not in OPTIONAL:
-            raise _fail(path, str(key), f"unknown key (known: {', '.join((*REQUIRED, *OPTIONAL))})")
+            raise _fail(path, str(key), f"unknown key (known: {', '.join((*REQUIRED, *OPTIONAL))})"
+                                        f"{other_kind(raw, 'a campaign config')}")
     for key in REQUIRED:
         if key not in raw:
             raise _fail(path, key, "missing")

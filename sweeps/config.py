@@ -13,7 +13,7 @@ from typing import Any, Optional, Union
 
 from hwmodel.errors import NmlabError
 from hwmodel.limits import (MAX_BITS, MIN_BITS, check_version, config_path, is_file, is_int, limit, load_yaml, not_a_file,
-                            over_limit, short)
+                            other_kind, over_limit, short)
 from hwmodel.sparsity import parse_pattern
 
 CONFIG_VERSION = 1
@@ -155,7 +155,7 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
                          f"got a {type(data).__name__}")
     unknown = sorted(set(map(str, data)) - _KEYS)
     if unknown:
-        _fail(short(unknown[0])[1:-1], f"unknown key (known: {', '.join(sorted(_KEYS))})")
+        _fail(short(unknown[0])[1:-1], f"unknown key (known: {', '.join(sorted(_KEYS))}){other_kind(data, 'a sweep config')}")
     cfg = SweepConfig(source=source)
     check_version(data.get("version", CONFIG_VERSION), (CONFIG_VERSION,), "sweep config: version")
 

@@ -1379,3 +1379,33 @@ def test_a_sweep_part_that_decodes_past_the_limit_is_set_aside_on_resume(tmp_pat
     assert len(store.done_ids(tmp_path)) == 1
     assert (parts / "part-000002.bad").is_file()
     assert "decoded bytes" in capsys.readouterr().err
+
+
+DESIGN_YAML = "name: d\nclock_mhz: 500\ncompute: {}\nstorage: []\n"
+SWEEP_YAML = "version: 1\nworkloads: bundled\nbits: [8]\n"
+CAMPAIGN_YAML = "version: 1\nenvs: [Hopper-v5]\nagents: ['2:4']\nseeds: [0]\nsteps: 1000\n"
+REQUIREMENTS_YAML = "version: 1\nlatency_budget: 1ms\n"
+
+
+@pytest.mark.parametrize("argv,text,kind", [
+    (["simulate", "--design"], SWEEP_YAML, "a sweep config (for nmlab sweep)"),
+    (["check", "--latency-budget", "1ms", "--design"], CAMPAIGN_YAML, "a campaign config (for nmlab campaign)"),
+    (["sweep", "--out", "{tmp}/o"], DESIGN_YAML, "an accelerator design (for simulate, check or a sweep's designs)"),
+    (["sweep", "--out", "{tmp}/o"], REQUIREMENTS_YAML, "check requirements (for nmlab check --requirements)"),
+    (["campaign", "--status", "--out", "{tmp}/o"], SWEEP_YAML, "a sweep config (for nmlab sweep)"),
+    (["check", "edge_ws", "--requirements"], DESIGN_YAML,
+     "an accelerator design (for simulate, check or a sweep's designs)"),
+    (["sweep", "--out", "{tmp}/o"], "format: nmlab-gpu-params\nversion: 1\nsets: {}\n",
+     "a GPU parameter file (what nmlab gpu fit --out writes; a GPU spec names it)"),
+])
+def test_a_yaml_file_of_another_kind_is_named_for_what_it_is(tmp_path, capsys, argv, text, kind):
+    # A sweep config given as a design said only "bits: unknown key (allowed: clock_mhz, ...)", a
+    # design given as a sweep config "clock_mhz: unknown key (known: bits, ...)".
+    from hwmodel.cli import main
+
+    path = tmp_path / "given.yaml"
+    path.write_text(text)
+    assert main([*(a.replace("{tmp}", str(tmp_path)) for a in argv), str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and ": unknown key (" in err[0] and err[0].endswith(f"; the file looks like {kind}"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["given.yaml"]
