@@ -94,6 +94,16 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             # runs/h24/checkpoint.pt/checkpoint.pt": name what the user gave instead.
             raise NmlabError(f"checkpoint: {run}: is a file, not a run folder (give the folder nmlab train --out wrote)"
                              if is_file(run) else f"checkpoint: no such run folder: {run}")
+        if path.name == CHECKPOINT_FILE:
+            # A campaign's or a sweep's folder said "no such file: DIR/checkpoint.pt".
+            runs = sorted(p.name for p in run.iterdir() if is_file(p / CHECKPOINT_FILE)) if is_dir(run) else []
+            if runs:
+                more = ", ..." if len(runs) > 3 else ""
+                raise NmlabError(f"checkpoint: {run}: is a folder of runs (a campaign's, say), not a run folder; give "
+                                 f"one of them ({', '.join(str(run / r) for r in runs[:3])}{more})")
+            if is_file(run / "sweep.json") or is_file(run / "points.parquet"):
+                raise NmlabError(f"checkpoint: {run}: is a sweep folder (nmlab sweep --out), not a run folder (give the "
+                                 f"folder nmlab train --out wrote)")
         raise not_a_file("checkpoint", path)
     check_limit("checkpoint_bytes", path.stat().st_size, f"checkpoint: {path}: file size")
     declared_zip_bytes(path, "checkpoint", "checkpoint_bytes")

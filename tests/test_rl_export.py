@@ -191,6 +191,23 @@ def test_a_fresh_run_refuses_a_folder_holding_a_log_file_but_no_run(tmp_path, na
     assert (out / name).read_text() == "a,b\n1,2\n"
 
 
+def test_a_folder_of_runs_or_a_sweep_folder_given_as_run_says_what_it_is(run_dir, tmp_path, capsys):
+    # Both said "checkpoint: no such file: DIR/checkpoint.pt".
+    sweep = tmp_path / "results"
+    sweep.mkdir()
+    (sweep / "sweep.json").write_text("{}")
+    capsys.readouterr()
+    assert nmlab(["export", str(run_dir.parent), "--out", str(tmp_path / "x.nmw")]) == 2
+    assert nmlab(["evaluate", str(sweep), "--bits", "8"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and err[0].startswith(
+        f"nmlab export: error: checkpoint: {run_dir.parent}: is a folder of runs (a campaign's, say), not a run folder; "
+        f"give one of them (") and str(run_dir) in err[0], err
+    assert err[1] == (f"nmlab evaluate: error: checkpoint: {sweep}: is a sweep folder (nmlab sweep --out), not a run "
+                      "folder (give the folder nmlab train --out wrote)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
+
+
 def test_bundle_quality_only_adds_rows_but_no_workload(run_dir, tmp_path):
     from rl.publish import bundle
 
