@@ -44,7 +44,8 @@ def _not_a_sweep_folder(out: Path) -> Optional[str]:
     """What ``out`` is when it is a folder of another kind: its "run nmlab sweep --out DIR first"
     would have swept into a sweep's own report/ or parts/ folder, a training run or a campaign."""
     parent = out.resolve().parent
-    if out.resolve().name in ("report", "parts") and any((parent / f).is_file() for f in ("points.parquet", "sweep.json")):
+    sweep_files = ("points.parquet", "sweep.json")
+    if out.resolve().name in ("report", "parts") and any((parent / f).is_file() for f in sweep_files):
         up = os.path.normpath(os.path.join(out, os.pardir))  # ".." for "."
         return f"report: {out}: is the {out.resolve().name}/ folder of the sweep in {up}, not a sweep folder; give {up}"
     if (out / "checkpoint.pt").is_file() or (out / "progress.csv").is_file():

@@ -3,9 +3,10 @@
 Each run (env x agent x seed, :mod:`rl.campaign_config`) is one Ray task (1 CPU; a GPU share
 with ``train: {device: cuda}``) that trains in ``DIR/<run>``. The task itself decides how to
 start: with ``--resume`` when the run's checkpoint exists, fresh otherwise (clearing what a run
-killed before its first checkpoint left: its own files, not others in its folder). Training resumes bit-exactly (:mod:`rl.checkpoint`),
-so a killed campaign, a lost worker or node (Ray retries the task, ``max_retries``) or a second
-invocation continues where the run stopped, and a finished run is never trained again.
+killed before its first checkpoint left: its own files, not others in its folder). Training resumes
+bit-exactly (:mod:`rl.checkpoint`), so a killed campaign, a lost worker or node (Ray retries the task,
+``max_retries``) or a second invocation continues where the run stopped, and a finished run is never
+trained again.
 
 When a run reaches its steps, the task also makes its workload export ``workload.nmw`` and
 its quality rows ``quality.csv`` (return at each of ``quality_bits``), then writes

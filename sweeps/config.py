@@ -155,7 +155,8 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
                          f"got a {type(data).__name__}")
     unknown = sorted(set(map(str, data)) - _KEYS)
     if unknown:
-        _fail(short(unknown[0])[1:-1], f"unknown key (known: {', '.join(sorted(_KEYS))}){other_kind(data, 'a sweep config')}")
+        _fail(short(unknown[0])[1:-1],
+              f"unknown key (known: {', '.join(sorted(_KEYS))}){other_kind(data, 'a sweep config')}")
     cfg = SweepConfig(source=source)
     check_version(data.get("version", CONFIG_VERSION), (CONFIG_VERSION,), "sweep config: version")
 

@@ -56,7 +56,8 @@ def test_an_accelerator_design_is_not_a_gpu_spec(capsys):
 PARAMS_TEXT = "format: nmlab-gpu-params\nversion: 1\nsets: {}\n"  # what `nmlab gpu fit --data ... --out` writes, cut
 
 
-@pytest.mark.parametrize("argv", [["gpu", "predict", "--gemm", "64,64,64", "--gpu"], ["gpu", "fit", "--data", str(A100_FILE), "--out", "{tmp}/fitted.yaml", "--gpu"],
+@pytest.mark.parametrize("argv", [["gpu", "predict", "--gemm", "64,64,64", "--gpu"],
+                                  ["gpu", "fit", "--data", str(A100_FILE), "--out", "{tmp}/fitted.yaml", "--gpu"],
                                   ["simulate", "--design"], ["check", "--latency-budget", "1ms", "--design"],
                                   ["export-timeloop", "--layer", "actor.fc1", "--out", "{tmp}/tl", "--design"]])
 def test_a_parameter_file_given_as_spec_or_design_says_what_it_is(tmp_path, capsys, argv):
