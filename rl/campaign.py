@@ -147,8 +147,8 @@ _RUN_WRITES = ("progress.csv", "tb", "checkpoint.pt", WORKLOAD_FILE, QUALITY_FIL
 def _clear(run_dir: Path) -> None:
     """Remove what a run killed before its first checkpoint left (it restarts from step 0).
 
-    Only the run's own files go: a folder of the run's name that held something else (``--out``
-    given a folder of one's own) kept it; everything in it was deleted."""
+    Only the run's own files (and their temporaries) go: other files in a folder of the run's name
+    (``--out`` given a folder of one's own) are kept."""
     from rl.td3 import RUN_LOG_FILES
 
     names = (*_RUN_WRITES, *RUN_LOG_FILES)
