@@ -241,6 +241,18 @@ def _read_manifest(zf: zipfile.ZipFile, path: Path) -> dict:
     return manifest
 
 
+def run_folder_hint(path: str | os.PathLike) -> str:
+    """What to give instead of a training run's folder where a workload file is read ("" when ``path``
+    is no run folder): a finished campaign run's workload.nmw, else ``nmlab export`` of the run (a
+    run folder said only "is a directory")."""
+    path = Path(path)
+    if is_file(path / "workload.nmw"):
+        return f"is a run folder; its workload is {path / 'workload.nmw'}"
+    if is_file(path / "checkpoint.pt"):
+        return f"is a training run, not a workload file; nmlab export {path} --out FILE.nmw writes its workload"
+    return ""
+
+
 def load_workload(path: str | os.PathLike) -> Workload:
     """Read and validate a workload file. Errors are :class:`NmlabError` naming layer and field.
 
@@ -252,11 +264,9 @@ def load_workload(path: str | os.PathLike) -> Workload:
         if path.parent == Path(".") and is_file(bundled):
             # Designs and GPUs take bundled names; workloads take paths: say where the file is.
             raise NmlabError(f"workload: no such file: {path} (the bundled workload of that name is {bundled})")
-        if is_file(path / "workload.nmw"):  # a finished campaign run: said "is a directory"
-            raise NmlabError(f"workload: {path}: is a run folder; its workload is {path / 'workload.nmw'}")
-        if is_file(path / "checkpoint.pt"):
-            raise NmlabError(f"workload: {path}: is a training run, not a workload file; nmlab export {path} --out "
-                             f"FILE.nmw writes its workload")
+        hint = run_folder_hint(path)
+        if hint:
+            raise NmlabError(f"workload: {path}: {hint}")
         raise not_a_file("workload", path)
     try:
         return _read_workload(path)

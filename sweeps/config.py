@@ -145,6 +145,19 @@ def _paths(value: list, key: str, base: Path, must_exist: bool) -> list[str]:
     return [_path(item, f"{key}[{i}]", base, must_exist) for i, item in enumerate(value)]
 
 
+def _workload_paths(value: list, base: Path) -> list[str]:
+    """The ``workloads`` paths, each an existing file; a training run's folder says what to give instead."""
+    from hwmodel.workload import run_folder_hint
+
+    for i, item in enumerate(value):
+        if isinstance(item, str) and item.strip():
+            p = Path(os.path.expanduser(item))
+            hint = run_folder_hint(p if p.is_absolute() else base / p)
+            if hint:
+                _fail(f"workloads[{i}]", f"{item}: {hint}")
+    return _paths(value, "workloads", base, must_exist=True)
+
+
 def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None) -> SweepConfig:
     """Validate the loaded YAML ``data``; relative paths are relative to ``base``."""
     if data is None:
@@ -164,7 +177,7 @@ def parse_config(data: Any, base: Path = Path("."), source: Optional[str] = None
         if data["workloads"] == "bundled":
             cfg.workloads = "bundled"
         else:
-            cfg.workloads = _paths(_list(data, "workloads"), "workloads", base, must_exist=True)
+            cfg.workloads = _workload_paths(_list(data, "workloads"), base)
 
     if "patterns" in data:
         seen: dict[str, None] = {}  # ordered; a list's "in" is quadratic in a long pattern list

@@ -250,3 +250,19 @@ def test_a_training_run_or_its_checkpoint_given_as_workload_says_to_export_it(tm
         f"nmlab simulate: error: workload: {run / 'checkpoint.pt'} is a torch checkpoint, not a workload file; "
         f"nmlab export {run} --out FILE.nmw writes a trained run's workload",
         f"nmlab workload: error: workload: {run}: is a run folder; its workload is {run / 'workload.nmw'}"]
+
+
+def test_a_training_run_listed_under_a_sweep_configs_workloads_says_to_export_it(tmp_path, capsys):
+    # The sweep config's own path check said only "sweep config: workloads[0]: run: is a directory".
+    from hwmodel.cli import main
+
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "checkpoint.pt").write_bytes(b"")
+    (tmp_path / "s.yaml").write_text("version: 1\nworkloads: [run]\n")
+    out = tmp_path / "out"
+    assert main(["sweep", str(tmp_path / "s.yaml"), "--out", str(out)]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"nmlab sweep: error: sweep config: workloads[0]: run: is a training run, not a workload file; nmlab export "
+        f"{run} --out FILE.nmw writes its workload"]
+    assert not out.exists()
