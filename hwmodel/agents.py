@@ -153,13 +153,13 @@ def load_published(path: Optional[str | Path]) -> dict[tuple[str, str], tuple[fl
 
 
 def check_quality_csv(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """The rows of the quality CSV at ``path`` (none when it does not exist yet), refused unless
+    """The rows of the quality CSV at ``path`` (none when it does not exist yet or is empty), refused unless
     it can take a row: writable, header exactly :data:`QUALITY_COLUMNS` (any order), and rows
     whose key columns parse (``bits``, ``seed`` integers; ``return_mean`` finite)."""
     from hwmodel.limits import MAX_BITS, MAX_RETURN, MIN_BITS, check_output_file, parse_finite, parse_int, read_csv
 
     path = check_output_file(path, "--csv")
-    if not path.exists():
+    if not path.exists() or path.stat().st_size == 0:  # an empty file (`touch q.csv`) is a new table
         return []
     header, rows = read_csv(path, "--csv")
     if sorted(header) != sorted(QUALITY_COLUMNS):

@@ -98,6 +98,7 @@ def test_evaluate_full_precision_matches_training_eval_and_csv(run_dir, tmp_path
         last = list(csv.DictReader(fh))[-1]
     assert row["return_mean"] == pytest.approx(float(last["return_mean"]), abs=1e-3)
     table = tmp_path / "quality.csv"
+    table.touch()  # an empty file is a new table (it was refused: "empty (no header line)")
     for bits in (32, 4, 32):  # the repeated 32-bit row replaces the first
         assert nmlab(["evaluate", str(run_dir), "--bits", str(bits), "--episodes", "1", "--csv", str(table)]) == 0
     with open(table, newline="") as fh:
