@@ -331,8 +331,7 @@ def check_output_file(path: str | os.PathLike, option: str,
     if os.path.lexists(p) and not p.is_file():
         raise NmlabError(f"{option}: {p}: exists and is not a regular file")
     for name, given in inputs:
-        if given is not None and p.is_file() and is_file(os.path.expanduser(str(given))) and \
-                os.path.samefile(p, os.path.expanduser(str(given))):
+        if given is not None and same_file(p, os.path.expanduser(str(given))):
             raise NmlabError(f"{option}: {p}: is the {name} file; writing it would replace that input (give another "
                              "file name)")
     parent = p.parent if p.parent.is_dir() else _existing_ancestor(p)
@@ -362,6 +361,12 @@ def is_file(path: str | os.PathLike) -> bool:
         return Path(path).is_file()
     except (OSError, ValueError):
         return False
+
+
+def same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether ``a`` and ``b`` are one existing regular file (by device and inode: a link or another
+    spelling of the path counts); False where either is missing or not a file."""
+    return is_file(a) and is_file(b) and os.path.samefile(a, b)
 
 
 def exists(path: str | os.PathLike) -> bool:

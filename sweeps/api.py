@@ -74,12 +74,11 @@ def _refuse_inputs_in_the_way(out: Path, inputs: list[tuple[str, Optional[str]]]
     """Refuse an ``out`` where a file the sweep writes (sweep.json, points.parquet, sweep.lock) is one
     of its inputs: a JSON config named sweep.json swept with ``--out`` its own folder was replaced by
     the manifest (exit 0), and the same command then failed on the manifest's keys."""
-    from hwmodel.limits import is_file
+    from hwmodel.limits import same_file
 
     for name in (engine.MANIFEST, store.TABLE, engine.LOCK):
-        target = out / name
         for what, given in inputs:
-            if given and is_file(target) and is_file(given) and os.path.samefile(target, given):
+            if given and same_file(out / name, given):
                 raise NmlabError(f"--out: {out}: the sweep writes its {name} there, which is your {what} {given}; "
                                  f"give another --out (or rename the {what})")
 
