@@ -43,11 +43,10 @@ def component_label(component: str, gpus: bool) -> str:
 def _not_a_sweep_folder(out: Path) -> Optional[str]:
     """What ``out`` is when it is a folder of another kind: its "run nmlab sweep --out DIR first"
     would have swept into a sweep's own report/ or parts/ folder, a training run or a campaign."""
-    parent = out.resolve().parent
-    sweep_files = ("points.parquet", "sweep.json")
-    if out.resolve().name in ("report", "parts") and any((parent / f).is_file() for f in sweep_files):
+    real = out.resolve()
+    if real.name in ("report", "parts") and any((real.parent / f).is_file() for f in ("points.parquet", "sweep.json")):
         up = os.path.normpath(os.path.join(out, os.pardir))  # ".." for "."
-        return f"report: {out}: is the {out.resolve().name}/ folder of the sweep in {up}, not a sweep folder; give {up}"
+        return f"report: {out}: is the {real.name}/ folder of the sweep in {up}, not a sweep folder; give {up}"
     if (out / "checkpoint.pt").is_file() or (out / "progress.csv").is_file():
         return (f"report: {out}: is a training run (nmlab train --out), not a sweep folder; a sweep runs its export "
                 f"(nmlab export, then the .nmw under a sweep config's workloads)")
