@@ -49,7 +49,8 @@ from hwmodel.design import Sparsity
 from hwmodel.errors import NmlabError
 from hwmodel.gpu import grid
 from hwmodel.gpu.model import GpuParams, predict_s, weight_bytes
-from hwmodel.gpu.params import fitted_on_note, is_current, own_params, params_file_label, params_for, set_name_for
+from hwmodel.gpu.params import (file_stamp, fitted_on_note, is_current, own_params, params_file_label, params_for,
+                                 set_name_for)
 from hwmodel.gpu.spec import FORMAT_NAME, GpuSpec, bundled_gpus, load_gpu
 from hwmodel.io import data_path, yaml_safe_load
 from hwmodel.limits import is_file
@@ -283,8 +284,7 @@ def gpu_design(ref: Any) -> Optional[GpuDesign]:
         return None
     p = Path(ref)
     if is_file(p):
-        st = p.stat()
-        return _current(_load_file, str(p.resolve()), (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+        return _current(_load_file, str(p.resolve()), file_stamp(p))
     if str(ref) in bundled_gpu_names():
         return _current(_bundled, str(ref))
     return None

@@ -331,12 +331,11 @@ def bundled_gpus() -> dict[str, GpuSpec]:
     paths = sorted(data_path("gpus").glob("*.yaml"))
     key = tuple((str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in paths)
     specs = _load_bundled(key)
-    if any(s.own_params is not None for _, s in specs):  # a spec naming a parameter file: that file is in the key too
-        from hwmodel.gpu.params import is_current
+    from hwmodel.gpu.params import is_current
 
-        if not all(is_current(s.own_params) for _, s in specs):
-            _load_bundled.cache_clear()
-            specs = _load_bundled(key)
+    if not all(is_current(s.own_params) for _, s in specs):  # a spec's own parameter file is in the key too
+        _load_bundled.cache_clear()
+        specs = _load_bundled(key)
     return dict(specs)
 
 
