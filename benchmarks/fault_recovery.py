@@ -1,7 +1,7 @@
 """Fault recovery, reproduced small: kill nmlab's sweeps, training runs and Ray campaigns mid-run,
 resume them with the same command, and compare what they end with to an uninterrupted run.
 
-    python benchmarks/fault_recovery.py                  # everything: 5-7 minutes on 2 cores (288 and 384 s measured)
+    python benchmarks/fault_recovery.py                  # everything: 384 s on 2 cores (docs/results/fault_recovery.txt)
     python benchmarks/fault_recovery.py --only sweep     # local pool and Ray cluster sweeps (~2 min)
     python benchmarks/fault_recovery.py --only train     # nmlab train + export (~30 s)
     python benchmarks/fault_recovery.py --only campaign  # nmlab campaign on a local Ray instance (~3-4 min)
