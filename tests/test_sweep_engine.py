@@ -425,6 +425,36 @@ def test_dense_reference_lookup_matches_row_by_row():
             assert bits is None and np.isnan(speed)
 
 
+def test_dense_reference_is_the_first_dense_row_at_the_highest_bits_of_its_key():
+    """dense_reference equals a brute-force scan: per (env, design, scenario, batch), among the
+    dense rows only, the highest bitwidth; of rows tied at it, the first in table order."""
+    import numpy as np
+    import pyarrow as pa
+
+    from sweeps.derived import dense_reference
+
+    rng = np.random.default_rng(1)
+    n = 400
+    table = pa.table({"env": rng.choice(["Hopper", "Walker"], n).tolist(),
+                      "design": rng.choice(["a", "b"], n).tolist(),
+                      "scenario": rng.choice(["inference", "train_step"], n).tolist(),
+                      "batch": rng.choice([1, 256], n).tolist(),
+                      "pattern": rng.choice(["dense", "2:4", "unstructured"], n).tolist(),
+                      "bits": rng.choice([4, 8, 16], n).tolist(),
+                      "latency_s": rng.uniform(1, 2, n), "energy_pj": rng.uniform(1, 2, n)})
+    rows = table.to_pylist()
+    want = {}
+    for key in {(r["env"], r["design"], r["scenario"], r["batch"]) for r in rows}:
+        dense = [r for r in rows if (r["env"], r["design"], r["scenario"], r["batch"]) == key and r["pattern"] == "dense"]
+        if dense:
+            top = max(r["bits"] for r in dense)
+            first = next(r for r in dense if r["bits"] == top)
+            want[key] = (first["bits"], first["latency_s"], first["energy_pj"])
+    # The draw has keys with ties at the top bitwidth and keys whose only rows are sparse.
+    assert len(want) > 4
+    assert dense_reference(table) == want
+
+
 def test_dense_reference_cache_starting_over_gives_the_same_values(monkeypatch, tmp_path):
     """When the per-process dense-reference cache is full it starts over (checked once per
     chunk): every point still gets its own dense figures, equal to a run whose cache never
