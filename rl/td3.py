@@ -397,6 +397,22 @@ def _logged_eval(out: Path, step: int) -> Optional[tuple[float, float]]:
         return None
 
 
+@torch.no_grad()
+def td_target(actor_t: nn.Module, qf1_t: nn.Module, qf2_t: nn.Module, actions: torch.Tensor, next_obs: torch.Tensor,
+              rewards: torch.Tensor, discounts: torch.Tensor, low: torch.Tensor, high: torch.Tensor,
+              scale: torch.Tensor, policy_noise: float, noise_clip: float) -> torch.Tensor:
+    """TD3's critic target ``rewards + discounts * min(Q1_t, Q2_t)(next_obs, a')`` (Fujimoto et al., 2018).
+
+    Target policy smoothing: ``a' = clip(actor_t(next_obs) + clip(eps, -c, c) * scale, low, high)``,
+    ``eps ~ N(0, policy_noise^2)`` drawn like ``actions``, ``c = noise_clip``; clipped double Q: the
+    smaller of the two target critics. ``discounts`` is ``gamma^k (1 - terminated)`` (rl/replay.py).
+    """
+    noise = (torch.randn_like(actions) * policy_noise).clamp(-noise_clip, noise_clip) * scale
+    next_a = torch.max(torch.min(actor_t(next_obs) + noise, high), low)
+    q_next = torch.min(qf1_t(next_obs, next_a), qf2_t(next_obs, next_a))
+    return rewards + discounts * q_next
+
+
 class TrainingInterrupted(KeyboardInterrupt):
     """Ctrl-C (or SIGINT) during :func:`train`: where the run stopped and what a resume starts from.
 
@@ -595,11 +611,8 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
             # --- learn
             if global_step >= args.learning_starts:
                 b_obs, b_act, b_next, b_rew, b_disc = rb.sample(rng, args.batch_size, args.device, method.td_steps(update_step + 1))
-                with torch.no_grad():
-                    noise = (torch.randn_like(b_act) * args.policy_noise).clamp(-args.noise_clip, args.noise_clip) * scale
-                    next_a = torch.max(torch.min(actor_t(b_next) + noise, high_t), low_t)
-                    q_next = torch.min(qf1_t(b_next, next_a), qf2_t(b_next, next_a))
-                    target = b_rew + b_disc * q_next  # b_disc = gamma^k (1 - terminated): rl/replay.py
+                target = td_target(actor_t, qf1_t, qf2_t, b_act, b_next, b_rew, b_disc, low_t, high_t, scale,
+                                   args.policy_noise, args.noise_clip)
                 q1, q2 = qf1(b_obs, b_act), qf2(b_obs, b_act)
                 qf_loss = nn.functional.mse_loss(q1, target) + nn.functional.mse_loss(q2, target)
                 update_step += 1  # this update's 1-based number (the hooks see it)

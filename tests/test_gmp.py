@@ -460,3 +460,40 @@ def test_train_help_lists_every_option(capsys):
     for name, *_ in TRAIN_OPTIONS:
         assert "--" + name.replace("_", "-") in text
     assert "10%" in text
+
+
+@pytest.mark.mujoco
+@pytest.mark.slow
+def test_export_mid_schedule_writes_gradual_nm_layers_as_unstructured_with_their_masks(tmp_path, monkeypatch):
+    """rl/export.py: a gradual-N:M layer exported before its schedule ended (its mask not N:M
+    yet) is written as "unstructured" with its real mask, so the workload is valid and the model
+    sees what was trained; a layer whose mask already is N:M keeps its N:M pattern."""
+
+    class Kill(Exception):
+        pass
+
+    real = gmp.GMPMethod.on_env_step
+
+    def kill(self, global_step, buffer, actor):
+        if global_step == 251:  # one step after the checkpoint at 250, inside the pruning window
+            raise Kill()
+        return real(self, global_step, buffer, actor)
+
+    monkeypatch.setattr(gmp.GMPMethod, "on_env_step", kill)
+    out = tmp_path / "mid"
+    with pytest.raises(Kill):
+        td3.train(_gmp(out=str(out), sparsity="2:4", steps=600, prune_every=50, **SMALL))
+    assert load_checkpoint(checkpoint_path(out))["global_step"] == 250
+    _, nets, _ = load_run(out)
+    wl = export_run(out, tmp_path / "mid.nmw", episodes=1)
+    assert load_workload(tmp_path / "mid.nmw").layers[0].name == wl.layers[0].name
+    layers = [lin for key in td3.NETWORK_EXPORT_NAMES for lin in nm_layers(nets[key])]
+    assert len(layers) == len(wl.layers)
+    kinds = set()
+    for lin, layer in zip(layers, wl.layers):
+        mask = lin.mask.numpy()
+        nm = verify(mask, "2:4") is None
+        kinds.add(nm)
+        assert layer.pattern == ("2:4" if nm else "unstructured"), layer.name
+        assert np.array_equal(layer.mask, mask), layer.name
+    assert False in kinds  # mid-schedule: some layer is not 2:4 yet

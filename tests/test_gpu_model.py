@@ -751,3 +751,17 @@ def test_a100_int8_lone_tiles_walk_k_at_the_sm_rate():
     # hold as before.
     geo = Geometry(a100, 4096, 8192, 2048, "int8", False)
     assert not geo.lone.any() and np.isfinite(geo.waves[0]).all()
+
+
+def test_a100_int8_lone_tile_holds_up_to_exactly_one_tile_per_sm():
+    """LONE_TILES applies where the tiles fit one wave, no more tiles than SMs: at exactly
+    sm_count tiles of the lone 64x128 tile the override holds, one tile row more it is gone."""
+    a100 = gpu_for("a100_pcie")
+    tm, tn = candidates(a100, "int8", False).lone_tiles[0]
+    sms = a100.sm_count
+    for m, n in ((tm, tn * sms), (tm * sms, tn), (tm * 2, tn * (sms // 2))):
+        assert math.ceil(m / tm) * math.ceil(n / tn) == sms
+        assert Geometry(a100, m, 4096, n, "int8", False).lone.any(), (m, n)
+    for m, n in ((tm, tn * sms + 1), (tm * sms + 1, tn)):
+        assert math.ceil(m / tm) * math.ceil(n / tn) > sms
+        assert not Geometry(a100, m, 4096, n, "int8", False).lone.any(), (m, n)

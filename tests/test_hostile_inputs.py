@@ -322,6 +322,39 @@ def test_too_many_layers_refused(tmp_path, monkeypatch):
     raises_one_line(lambda: load_workload(path), "layers", "NMLAB_MAX_LAYERS")
 
 
+def test_workload_weights_limit_counts_every_layer_and_is_inclusive(tmp_path, monkeypatch):
+    """NMLAB_MAX_WORKLOAD_WEIGHTS bounds the sum of in x out over all layers (each layer alone may
+    be small); a workload of exactly the limit loads, one weight more is refused naming the layer
+    that crosses it."""
+    from hwmodel.workload import Layer, Workload, load_workload, save_workload
+
+    path = tmp_path / "three.nmw"
+    layers = [dense_layer(name=f"actor.fc{i}", k=8, n=4) for i in (1, 2, 3)]  # 3 x 32 = 96 weights
+    path.write_bytes(workload_zip(manifest(layers)))
+    monkeypatch.setenv("NMLAB_MAX_LAYER_WEIGHTS", "32")  # every layer is within the per-layer limit
+    monkeypatch.setenv("NMLAB_MAX_WORKLOAD_WEIGHTS", "96")
+    assert len(load_workload(path).layers) == 3
+    monkeypatch.setenv("NMLAB_MAX_WORKLOAD_WEIGHTS", "95")
+    raises_one_line(lambda: load_workload(path), "actor.fc3", "96 is over the limit of 95", "NMLAB_MAX_WORKLOAD_WEIGHTS")
+    monkeypatch.setenv("NMLAB_MAX_WORKLOAD_WEIGHTS", "63")
+    raises_one_line(lambda: load_workload(path), "actor.fc2", "64 is over the limit of 63")
+    # Checked as the manifest is read, before a layer's arrays are: a mask member past the limit
+    # is never opened (here it does not even exist).
+    monkeypatch.setenv("NMLAB_MAX_WORKLOAD_WEIGHTS", "95")
+    bad = tmp_path / "array_past_limit.nmw"
+    bad.write_bytes(workload_zip(manifest(layers[:2] + [dense_layer(name="actor.fc3", k=8, n=4, mask="absent.npy")])))
+    raises_one_line(lambda: load_workload(bad), "actor.fc3", "96 is over the limit of 95")
+    # The same rule on a workload built in memory: save_workload validates it and writes nothing.
+    wl = Workload([Layer(f"actor.fc{i}", "actor", 8, 4) for i in (1, 2, 3)], {})
+    out = tmp_path / "built.nmw"
+    monkeypatch.setenv("NMLAB_MAX_WORKLOAD_WEIGHTS", "95")
+    raises_one_line(lambda: save_workload(wl, out), "actor.fc3", "96 is over the limit of 95")
+    assert not out.exists()
+    monkeypatch.setenv("NMLAB_MAX_WORKLOAD_WEIGHTS", "96")
+    save_workload(wl, out)
+    assert len(load_workload(out).layers) == 3
+
+
 @pytest.mark.parametrize("version", [True, 1.0, "1", None, 2])
 def test_workload_version_must_be_a_known_int(tmp_path, version):
     from hwmodel.workload import load_workload

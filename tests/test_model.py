@@ -592,3 +592,24 @@ def test_simulate_reads_a_gpu_spec_file_again_once_it_is_edited(tmp_path):
     assert slow > fast
     path.write_text(text)
     assert hwmodel.simulate(wl, str(path), **kw).total.latency_s == fast
+
+
+@pytest.mark.parametrize("pattern", ["2:4", "1:3", "3:6", "5:12", "7:33"])
+def test_stored_weights_carry_enough_index_bits_to_name_a_slot_of_any_m(pattern):
+    """An N:M slot's index must name one of M positions: the smallest b with 2**b >= M bits
+    (3 for M = 6, not floor(log2 6) = 2). Stored bits = slots x (weight bits + b), slots =
+    outputs x k_compressed(K, N, M), summed over the layers the inference runs; read cold, the
+    GEMMs fetch exactly those bits from DRAM (the size report and the traffic agree)."""
+    from hwmodel.cycles import k_compressed
+
+    n, m = (int(x) for x in pattern.split(":"))
+    b = next(b for b in range(8) if 2 ** b >= m)
+    wl = synthetic_td3_workload(11, 3, pattern)
+    res = hwmodel.simulate(wl, "scalesim_default_ws", bits=8)  # layer-wise N:M up to M = 64
+    ran = {r.name for r in res.layers}
+    slots = sum(layer.out_features * k_compressed(layer.in_features, n, m) for layer in wl.layers if layer.name in ran)
+    assert ran and res.extra["bytes_weights_stored"] * 8 == slots * (8 + b)
+    # Read cold, the same weights, index bits included, come from DRAM on top of the resident run's traffic.
+    cold = hwmodel.simulate(wl, "scalesim_default_ws", bits=8, residency="cold")
+    assert res.extra["weights_resident"]
+    assert cold.total.bits_dram_read - res.total.bits_dram_read == pytest.approx(slots * (8 + b), rel=1e-12)

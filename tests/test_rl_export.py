@@ -138,6 +138,22 @@ def test_fake_quant_error_is_bounded_by_half_a_step():
             check_bits(bad)
 
 
+def test_activation_fake_quant_rounds_to_the_nearest_level_of_one_per_tensor_scale():
+    """Activations: one symmetric scale per tensor, amax / (2**(bits-1) - 1), round to nearest:
+    every value lands on the grid within half a step, the extreme is exact, zero stays zero."""
+    torch.manual_seed(0)
+    x = torch.randn(32, 17) * 3.0
+    for bits in (2, 3, 4, 8, 16):
+        levels = 2 ** (bits - 1) - 1
+        step = x.abs().amax() / levels
+        q = fake_quant_per_tensor(x, bits)
+        k = q / step
+        assert torch.allclose(k, k.round(), atol=1e-4) and (k.round().abs() <= levels).all()
+        assert ((q - x).abs() <= step / 2 + 1e-5).all(), bits
+        assert q.abs().amax() == pytest.approx(float(x.abs().amax()), rel=1e-6)
+        assert torch.equal(fake_quant_per_tensor(torch.zeros(3, 4), bits), torch.zeros(3, 4))
+
+
 def test_resume_of_a_finished_run_prints_its_final_return(run_dir, capsys):
     # Nothing left to train, so nothing is evaluated now; the summary line still gives the
     # run's return at its last step from eval.csv (it printed "final eval return: -").

@@ -444,3 +444,29 @@ def test_train_and_evaluate_reset_evaluation_episodes_at_seed_plus_eval_seed_off
     assert seeds == [10, 11, 12]
     with pytest.raises(NmlabError, match="eval_seed_offset: must be an integer from 0"):
         td3.validate_args(td3.Args(eval_seed_offset=-1))
+
+
+def test_every_update_uses_the_td3_target_and_the_actor_and_polyak_run_every_policy_frequency(tmp_path, monkeypatch):
+    """The training loop calls td_target once per update (tests/test_td3_target.py checks what it
+    computes) and, every ``policy_frequency`` updates only, steps the actor and moves each of the
+    three target networks by Polyak averaging with weight ``tau`` on the online network."""
+    targets, polyaks = [], []
+    real_target, real_polyak = td3.td_target, td3.polyak_update
+
+    def spy_target(*a, **kw):
+        targets.append(1)
+        return real_target(*a, **kw)
+
+    def spy_polyak(online, target, tau, **kw):
+        polyaks.append((len(targets), tau))
+        return real_polyak(online, target, tau, **kw)
+
+    monkeypatch.setattr(td3, "td_target", spy_target)
+    monkeypatch.setattr(td3, "polyak_update", spy_polyak)
+    args = td3.Args(out=str(tmp_path / "run"), sparsity="2:4", steps=180, seed=1, policy_frequency=3, tau=0.02,
+                    mask_update_interval=1000, **{**SMALL, "checkpoint_every": 1000})
+    summary = td3.train(args)
+    updates = summary["updates"]
+    assert updates == 30 and len(targets) == updates
+    # Three target networks after each delayed actor update, at updates 3, 6, ..., 30.
+    assert polyaks == [(u, 0.02) for u in range(3, updates + 1, 3) for _ in range(3)]

@@ -379,3 +379,48 @@ def test_export_writes_unstructured_layers_with_their_masks(rlx2_run, tmp_path):
         else:
             assert layer.pattern == "unstructured" and int(layer.mask.sum()) == kept, layer.name
             assert (layer.weight[~layer.mask] == 0).all()
+
+
+def test_gradients_outside_the_mask_never_reach_the_optimizer_and_topology_steps_skip_it():
+    """RLx2's after_backward hook (the optimizer sees what it leaves): between topology updates
+    the gradient of every pruned entry is zeroed (Adam's moments of a pruned weight stay zero,
+    so a regrown weight starts clean) and kept entries keep theirs; at a topology update
+    (t % delta == 0, t < T_end) the mask changes, pruned weights are zero and every gradient is
+    dropped so the optimizer step is skipped (RigL); from T_end on no topology update happens."""
+    from rl.methods import make_method
+    from rl.nm_layers import NMLinear
+    from rl import td3
+
+    torch.manual_seed(0)
+    m = make_method(td3.Args(method="rlx2", sparsity="0.5", steps=1000, learning_starts=0, rlx2_t_end=0.5,
+                             rlx2_delta=5, rlx2_zeta=0.5))
+    assert m.t_end["critic"] == 500
+    net = torch.nn.Sequential(NMLinear(8, 6, "unstructured", decay=0.0, straight_through=True))
+    layer = net[0]
+    layer.set_mask(topk_mask(layer.weight.abs(), 24))
+    with torch.no_grad():
+        layer.weight.mul_(layer.mask_f)
+    x = torch.randn(16, 8)
+
+    def backward():
+        net.zero_grad(set_to_none=True)
+        net(x).pow(2).sum().backward()
+        return layer.weight.grad.clone()
+
+    for update in (3, 7, 500, 505):  # not multiples of delta, then T_end and past it
+        mask = layer.mask.clone()
+        dense_grad = backward()
+        assert (dense_grad[~mask] != 0).any()  # straight-through: pruned entries get a gradient
+        m.after_backward("critic", (net,), update)
+        assert torch.equal(layer.mask, mask), update
+        assert torch.equal(layer.weight.grad, torch.where(mask, dense_grad, torch.zeros_like(dense_grad))), update
+    for update in (5, 10):
+        before = layer.mask.clone()
+        backward()
+        m.after_backward("critic", (net,), update)
+        assert layer.weight.grad is None and layer.bias.grad is None, update
+        assert int(layer.mask.sum()) == 24, update
+        # (At 10 the entries grown at 5 still hold 0: RigL may drop and regrow the same ones.)
+        assert update != 5 or not torch.equal(layer.mask, before)
+        assert (layer.weight[~layer.mask] == 0).all()
+    assert m.topology_updates["critic"] == 2

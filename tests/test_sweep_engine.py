@@ -425,6 +425,60 @@ def test_dense_reference_lookup_matches_row_by_row():
             assert bits is None and np.isnan(speed)
 
 
+def test_sources_are_the_lowest_seed_trained_agent_else_the_dense_agent_pruned_one_shot():
+    """docs/sweeps.md, patterns: per env and pattern the trained workload of that pattern with the
+    lowest seed (one per method); without one, the env's dense workload with weights (lowest
+    seed), else any workload with weights, pruned one-shot. Names are chosen so that file-name
+    order disagrees with seed order, and a sparse agent sorts before the dense one."""
+    from sweeps.grid import WorkloadInfo, choose_sources
+
+    def info(name, pattern, method, seed, weights=True, env="Hopper-v5"):
+        return WorkloadInfo(path=f"/w/{name}.nmw", name=name, sha=name, env=env, method=method, pattern=pattern,
+                            seed=seed, has_weights=weights)
+
+    ws = [info("a_24_s2", "2:4", "rnm-td3", 2), info("b_24_s0", "2:4", "rnm-td3", 0), info("c_24_s1", "2:4", "rnm-td3", 1),
+          info("d_24_gmp_s1", "2:4", "gmp", 1), info("a_dense_s1", "dense", "td3", 1), info("z_dense_s0", "dense", "td3", 0),
+          info("a_walker_24", "2:4", "rnm-td3", 3, weights=False, env="Walker2d-v5")]
+    by = lambda chosen: sorted((w.name, src) for w, src in chosen)  # noqa: E731
+    assert by(choose_sources(ws, "2:4")) == [("a_walker_24", "trained"), ("b_24_s0", "trained"), ("d_24_gmp_s1", "trained")]
+    # No 1:4 agent: Hopper prunes its lowest-seed dense agent (not b_24_s0, which sorts first).
+    hopper = [w for w in ws if w.env == "Hopper-v5"]
+    assert by(choose_sources(hopper, "1:4")) == [("z_dense_s0", "one-shot")]
+    # Without a dense agent, the lowest-seed workload with weights.
+    sparse_only = [w for w in hopper if w.pattern != "dense"]
+    assert by(choose_sources(sparse_only, "1:4")) == [("b_24_s0", "one-shot")]
+
+
+def test_dense_reference_is_the_first_dense_row_at_the_highest_bits_of_its_key():
+    """dense_reference equals a brute-force scan: per (env, design, scenario, batch), among the
+    dense rows only, the highest bitwidth; of rows tied at it, the first in table order."""
+    import numpy as np
+    import pyarrow as pa
+
+    from sweeps.derived import dense_reference
+
+    rng = np.random.default_rng(1)
+    n = 400
+    table = pa.table({"env": rng.choice(["Hopper", "Walker"], n).tolist(),
+                      "design": rng.choice(["a", "b"], n).tolist(),
+                      "scenario": rng.choice(["inference", "train_step"], n).tolist(),
+                      "batch": rng.choice([1, 256], n).tolist(),
+                      "pattern": rng.choice(["dense", "2:4", "unstructured"], n).tolist(),
+                      "bits": rng.choice([4, 8, 16], n).tolist(),
+                      "latency_s": rng.uniform(1, 2, n), "energy_pj": rng.uniform(1, 2, n)})
+    rows = table.to_pylist()
+    want = {}
+    for key in {(r["env"], r["design"], r["scenario"], r["batch"]) for r in rows}:
+        dense = [r for r in rows if (r["env"], r["design"], r["scenario"], r["batch"]) == key and r["pattern"] == "dense"]
+        if dense:
+            top = max(r["bits"] for r in dense)
+            first = next(r for r in dense if r["bits"] == top)
+            want[key] = (first["bits"], first["latency_s"], first["energy_pj"])
+    # The draw has keys with ties at the top bitwidth and keys whose only rows are sparse.
+    assert len(want) > 4
+    assert dense_reference(table) == want
+
+
 def test_dense_reference_cache_starting_over_gives_the_same_values(monkeypatch, tmp_path):
     """When the per-process dense-reference cache is full it starts over (checked once per
     chunk): every point still gets its own dense figures, equal to a run whose cache never
