@@ -421,3 +421,79 @@ def test_scores_by_hand():
     # is a 2:4 win predicted for a measured loss.
     assert s["speedup_mape"] == pytest.approx(0.40625 / 2, rel=1e-12)
     assert s["winner_agreement"] == 0.5
+
+
+def test_scores_are_means_over_rows_and_a_tie_is_no_win_brute_force():
+    """Seven rows with uneven errors (a median or a max would differ from the mean) and one
+    predicted speedup of exactly 1: a tie is no 2:4 win (crossover's rule, speedup > 1), so it
+    agrees with a measured loss. Every score is recomputed row by row."""
+    from types import SimpleNamespace
+
+    from hwmodel.gpu.validate import scores
+
+    rng = np.random.default_rng(3)
+    dense_us = rng.uniform(5.0, 50.0, 7)
+    sparse_us = dense_us / np.array([2.0, 0.8, 1.5, 0.9, 1.2, 0.7, 0.95])
+    meas = SimpleNamespace(dense_us=dense_us, sparse_us=sparse_us, speedup=dense_us / sparse_us)
+    pred_dense = dense_us * np.array([1.0, 1.3, 0.9, 1.02, 1.5, 1.1, 1.0])
+    pred_sparse = sparse_us * np.array([1.1, 1.0, 0.8, 1.2, 1.05, 1.4, 1.0])
+    pred_sparse[6] = pred_dense[6]  # predicted speedup exactly 1 (a tie) against a measured 0.95
+    rows = np.array([True, True, True, False, True, True, True])
+    s = scores(meas, pred_dense, pred_sparse, rows)
+    idx = np.flatnonzero(rows)
+    want_dense = sum(abs(pred_dense[i] / dense_us[i] - 1) for i in idx) / len(idx)
+    want_sparse = sum(abs(pred_sparse[i] / sparse_us[i] - 1) for i in idx) / len(idx)
+    ps = {i: pred_dense[i] / pred_sparse[i] for i in idx}
+    want_speedup = sum(abs(ps[i] / meas.speedup[i] - 1) for i in idx) / len(idx)
+    agree = sum((ps[i] > 1) == (meas.speedup[i] > 1) for i in idx) / len(idx)
+    assert s["rows"] == 6
+    assert s["mape_dense"] == pytest.approx(want_dense, rel=1e-12)
+    assert s["mape_sparse"] == pytest.approx(want_sparse, rel=1e-12)
+    assert s["speedup_mape"] == pytest.approx(want_speedup, rel=1e-12)
+    assert ps[6] == 1.0 and s["winner_agreement"] == pytest.approx(agree, rel=1e-12)
+
+
+def test_a_tie_at_one_breaks_the_run_of_2to4_wins():
+    # Speedup exactly 1 is no win: 2:4 keeps winning only from the size after it.
+    assert crossover([256, 1024, 4096], [1.2, 1.0, 1.3]) == 4096
+    assert crossover([256, 1024, 4096], [1.2, 1.0, 1.0]) is None
+
+
+def test_meets_targets_takes_the_worse_of_dense_and_2to4():
+    from hwmodel.gpu.validate import meets_targets
+
+    def report(dense, sparse):
+        return {"dtypes": {"bfloat16": {"rows": 4, "mape_dense": dense, "mape_sparse": sparse, "speedup_mape": 0.0,
+                                        "crossover": {"steps": 0}}}}
+
+    low, high = TARGETS["mape"] / 2, TARGETS["mape"] * 2
+    assert meets_targets(report(low, low))
+    assert not meets_targets(report(low, high)) and not meets_targets(report(high, low))
+
+
+def test_leave_one_out_fits_on_the_other_blocks_only(tmp_path, monkeypatch):
+    """A block's leave-one-GPU-out scores are those of a set fitted without its rows (recomputed
+    here with fit() on the other block), and its target verdict takes the worse of dense and 2:4."""
+    from hwmodel.gpu import validate
+    from hwmodel.gpu.fit import GpuData, fit
+
+    lines = H100_FILE.read_text().splitlines(keepends=True)
+    halves = []
+    for i, rows in enumerate((lines[1:265], lines[265:])):
+        path = tmp_path / f"half{i}.csv"
+        path.write_text(lines[0] + "".join(rows))
+        halves.append(path)
+    blocks = load_blocks(halves)
+    out = validate.leave_one_out(blocks)
+    for i, block in enumerate(blocks):
+        params, _ = fit([GpuData.build(blocks[1 - i].spec, blocks[1 - i].meas)])
+        dense, sparse = GpuData.build(block.spec, block.meas).predict_us(params)
+        want = validate.scores(block.meas, dense, sparse, np.ones(len(block.meas), dtype=bool))
+        for key in ("mape_dense", "mape_sparse", "speedup_mape", "winner_agreement"):
+            assert out[i][key] == pytest.approx(want[key], rel=1e-9), (i, key)
+    # A target between the two MAPEs: met only if both are under it.
+    s = out[0]
+    lo, hi = sorted((s["mape_dense"], s["mape_sparse"]))
+    assert lo < hi
+    monkeypatch.setitem(TARGETS, "logo_mape", (lo + hi) / 2)
+    assert validate.leave_one_out(blocks)[0]["meets_target"] is False
