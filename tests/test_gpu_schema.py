@@ -379,3 +379,14 @@ def test_a_long_or_unprintable_gpu_name_is_one_line_naming_the_field(tmp_path, k
         gpuspec.load_gpu(_write_spec(tmp_path, text.replace(line, f"{key}: {value}", 1)))
     msg = str(info.value)
     assert msg.startswith(f"gpu 'bad': {key}: must be") and "\n" not in msg and len(msg) < 400, msg
+
+
+def test_a_figure_given_a_value_with_an_unpublished_source_is_refused(tmp_path):
+    # docs/gpu.md: a figure is null exactly when its source says 'unpublished:' (both ways round).
+    import re
+
+    text = data_path("gpus", "h100_pcie.yaml").read_text()
+    t = re.sub(r'^  power_limit_w: ".*"$', '  power_limit_w: "unpublished: not in any datasheet"', text, count=1, flags=re.M)
+    assert t != text and re.search(r"^power_limit_w: [0-9]", t, flags=re.M)
+    with pytest.raises(NmlabError, match="power_limit_w: a figure is null exactly when its source says 'unpublished:'"):
+        gpuspec.load_gpu(_write_spec(tmp_path, t))
