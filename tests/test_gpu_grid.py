@@ -160,3 +160,20 @@ def test_estimate_keeps_the_important_phases_well_inside_the_budget():
           for c, _ in work if c.name == "square" and c.dtype == "bfloat16"}
     assert all(s > d for d, s in sq.values())
     assert max(sq.values()) == sq[16384]
+
+
+def test_dense_int8_pads_m_of_16_or_less_to_32():
+    # torch._int_mm needs m > 16: 16 itself is padded, 17 is not.
+    assert grid.padded_shape(16, 64, 64, "int8", "dense")[0] == 32
+    assert grid.padded_shape(1, 64, 64, "int8", "dense")[0] == 32
+    assert grid.padded_shape(17, 64, 64, "int8", "dense")[0] == 17
+
+
+def test_td3_step_has_every_pass_of_the_update():
+    """Forward: target actor, two target critics, two critics, actor, critic1 = 7 passes of 3 layers.
+    Backward: two critics (dW of 3 layers, dX of the 2 inner ones: 5 each), critic1 through its
+    first layer too (6), the actor (5). 21 + 10 + 6 + 5 = 42 GEMMs."""
+    g = grid.td3_step_gemms("hopper", 256, 64, sparse=False)
+    assert len(g) == 7 * 3 + 2 * 5 + 6 + 5
+    dw = [x for x in g if x.k == 64 and x.m != 64]  # dW = dY^T X: m = out features, k = batch
+    assert len(dw) == 4 * 3
