@@ -164,6 +164,21 @@ def test_new_sram_runs_cacti_into_the_user_cache(tmp_path, monkeypatch):
     assert 3.0 < cost.read_pj < 30.0
 
 
+def test_a_user_cache_entry_is_read_back_without_running_cacti(tmp_path, monkeypatch):
+    """A new SRAM's answer saved to the user cache is what later processes read (no CACTI run)."""
+    monkeypatch.setenv("NMLAB_CACHE_DIR", str(tmp_path))
+    key = cacti.cache_key(4096, 32, 2, 1, 1, 45, "itrs-hp")
+    cost = cacti.SramCost(read_pj=1.25, write_pj=2.5, leakage_mw=0.125, area_mm2=0.0625, cacti_nm=45, word_bits=32)
+    cacti.save_entry(key, cost)
+    monkeypatch.setattr(cacti, "_memory", {})  # a fresh process
+
+    def no_cacti(*a, **k):
+        raise AssertionError("CACTI ran for an SRAM the user cache holds")
+
+    monkeypatch.setattr(cacti, "run_cacti", no_cacti)
+    assert cacti.sram_cost(4096, 32, 2, 1, 1, 45, "itrs-hp") == cost
+
+
 def test_sram_too_large_for_cacti_names_the_level(tmp_path, monkeypatch):
     """CACTI 7 reads an SRAM's size as a 32-bit int: at 2 GiB (within NMLAB_MAX_SRAM_BYTES) it
     answered 'Cache size must >=64'. The error must name the level and the real reason."""
