@@ -78,6 +78,10 @@ BAD = [
     (["storage", 0, "type"], "SDRAM9", "storage[0].type: must be one of"),
     (["storage", 0, "bandwidth_gb_s"], _DEL, "storage[0].bandwidth_gb_s: give exactly one"),
     (["storage", 0, "latency_ns"], -1, "storage[0].latency_ns: must be >= 0"),
+    # Both ways of giving one figure: which one holds would be a guess.
+    (["storage", 0, "bandwidth_bytes_per_cycle"], 10, "storage[0].bandwidth_gb_s: give exactly one"),
+    (["storage", 0, "latency_cycles"], 5, "storage[0].latency_ns: give latency_ns or latency_cycles, not both"),
+    (["storage", 1, "word_bits"], (1 << 20) + 1, "storage[1].word_bits: must be <= 1,048,576"),  # the bound + 1
     (["storage", 1, "capacity_bytes"], 0, "storage[1].capacity_bytes: must be >= 1"),
     (["storage", 1, "capacity_bytes"], "big", "storage[1].capacity_bytes: must be an integer"),
     (["storage", 1, "word_bits"], 12, "storage[1].word_bits: must be a multiple of 8"),
