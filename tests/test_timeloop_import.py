@@ -1249,3 +1249,19 @@ def test_one_function_decides_a_components_class(comp, key, kind):
 
     c = _classify(comp)
     assert (c.key, c.kind) == (key, kind)
+
+
+def test_round_trip_carries_unequal_ports_and_single_buffering(tmp_path):
+    """Every bundled SRAM has one read and one write port and double buffering, so a swap of the
+    two port counts or a lost multiple_buffering could pass the bundled round trips: an SRAM with
+    2 read ports, 1 write port and no double buffering comes back as it went."""
+    d = load_design("edge_ws")
+    i = next(j for j, s in enumerate(d.storage) if s.cls == "sram")
+    sram = dataclasses.replace(d.storage[i], read_ports=2, write_ports=1, double_buffered=False)
+    d = dataclasses.replace(d, storage=d.storage[:i] + (sram,) + d.storage[i + 1:])
+    wl = data_path("workloads", WORKLOAD)
+    tl = export_timeloop(d, wl, "actor.fc2", tmp_path / "tl", bits=_bits("edge_ws"))
+    out, _ = import_timeloop(tl / "arch.yaml", tmp_path / "edge_ws.yaml", constraints=tl / "constraints.yaml",
+                             sparse_opt=tl / "sparse_opt.yaml")
+    back = next(s for s in load_design(out).storage if s.name == sram.name)
+    assert (back.read_ports, back.write_ports, back.double_buffered) == (2, 1, False)
