@@ -613,3 +613,26 @@ def test_stored_weights_carry_enough_index_bits_to_name_a_slot_of_any_m(pattern)
     cold = hwmodel.simulate(wl, "scalesim_default_ws", bits=8, residency="cold")
     assert res.extra["weights_resident"]
     assert cold.total.bits_dram_read - res.total.bits_dram_read == pytest.approx(slots * (8 + b), rel=1e-12)
+
+
+def test_per_network_dense_figures_and_ratios_are_sums_over_its_layers():
+    """``to_dict()['networks']``: a network's dense cycles and energy are the sums of its layers'
+    dense runs (a layer without one counts as itself), and its speedup / energy ratio are dense over
+    sparse of those sums, recomputed here layer by layer; a 2:4 workload on a 2:4 design is faster."""
+    from hwmodel.workload import synthetic_td3_workload as td3
+
+    res = hwmodel.simulate(td3(11, 3, "2:4"), "edge_ws", batch=8, scenario="train_step")
+    nets = res.to_dict()["networks"]
+    assert set(nets) == {r.network for r in res.layers} and len(nets) > 1
+    for name, row in nets.items():
+        mine = [r for r in res.layers if r.network == name]
+        cyc = sum(r.figures.cycles for r in mine)
+        en = sum(r.figures.energy_pj for r in mine)
+        dcyc = sum((r.dense or r.figures).cycles for r in mine)
+        den = sum((r.dense or r.figures).energy_pj for r in mine)
+        assert row["cycles"] == pytest.approx(cyc, rel=1e-12)
+        assert row["dense_cycles"] == pytest.approx(dcyc, rel=1e-12)
+        assert row["dense_energy_pj"] == pytest.approx(den, rel=1e-12)
+        assert row["speedup_vs_dense"] == pytest.approx(dcyc / cyc, rel=1e-12)
+        assert row["energy_ratio_vs_dense"] == pytest.approx(en / den, rel=1e-12)
+    assert nets["actor"]["speedup_vs_dense"] > 1
