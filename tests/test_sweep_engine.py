@@ -398,6 +398,23 @@ def test_manifest_written(tmp_path):
     assert m["complete"] and m["points"] == 72 and m["config"]["bits"] == [8, 4]
 
 
+def test_a_sweep_stopped_before_its_last_point_leaves_a_manifest_saying_not_complete(tmp_path, monkeypatch):
+    """sweep.json is written before the points: one left by a sweep that never finished must say
+    complete: false (the report then says the sweep is not complete), and true only after the run."""
+    seen = {}
+
+    def stopped(plan, out, *a, **k):
+        seen["manifest"] = engine.read_manifest(out)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(engine, "run_sweep", stopped)
+    out = tmp_path / "out"
+    with pytest.raises(KeyboardInterrupt):
+        _run(write_config(tmp_path), out, workers=1)
+    assert seen["manifest"]["complete"] is False
+    assert engine.read_manifest(out)["complete"] is False
+
+
 def test_dense_reference_lookup_matches_row_by_row():
     """The vectorised dense-reference lookup gives each row exactly its key's reference (or none)."""
     import numpy as np
@@ -864,3 +881,15 @@ def test_a_ctrl_c_after_the_last_chunk_came_in_still_interrupts_the_sweep(tmp_pa
         api.run(cfg, tmp_path / "out", workers=2, progress=False)  # one chunk: its collect() is the last
     assert signal.getsignal(signal.SIGINT) == before
     assert not (tmp_path / "out" / "points.parquet").exists() and store.list_parts(tmp_path / "out")
+
+
+def test_one_shot_unstructured_masks_of_weightless_layers_are_the_same_every_run():
+    """A layer without weights is pruned at positions seeded by its name: two sweeps (or two workers)
+    get the same mask, hence the same figures for the same point id."""
+    from sweeps.evaluate import prune_one_shot
+
+    wl = synthetic_td3_workload(11, 3, pattern="dense", hidden=(32, 32), seed=0, with_weights=False)
+    assert all(layer.weight is None for layer in wl.layers)
+    a, b = prune_one_shot(wl, "unstructured:0.75"), prune_one_shot(wl, "unstructured:0.75")
+    for la, lb in zip(a.layers, b.layers):
+        assert la.mask is not None and (la.mask == lb.mask).all(), la.name
