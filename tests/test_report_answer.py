@@ -1020,3 +1020,49 @@ def test_an_envs_caveats_are_said_once_in_the_answer(sweep, page):
     for c in cav:
         assert answer_md.count(f"> Caveat: {c}") == 1, c
     assert "Caveat" not in answer_md.split("\n### Hopper-v5\n", 1)[1]
+
+
+def test_glance_cells_read_speedup_then_energy_and_a_seed_range_around_the_return(sweep, page):
+    """Each glance design cell reads "<speedup>x / <energy ratio>" of its own point, and each return
+    cell's seed range is "lowest-highest" around the mean: min <= mean <= max survives rounding to
+    two places, so lo <= fraction <= hi holds on the page and in summary.md, with some lo < hi."""
+    from reports.data import fmt_ratio
+
+    by_id = pd.read_parquet(sweep / "points.parquet").set_index("point_id")
+    cells = re.findall(r'data-point="([0-9a-f]+)" data-col="glance_speedup" data-value="[^"]+"><b>([^<]+)</b> / ([^<]+)<br>',
+                       page)
+    assert cells
+    for pid, sp, en in cells:
+        r = by_id.loc[pid]
+        assert (sp, en) == (f"{fmt_ratio(r.speedup_vs_dense)}x", fmt_ratio(r.energy_ratio_vs_dense)), pid
+    num = r"(-?[0-9]+\.[0-9]{2})"
+    spreads = re.findall(r'data-col="glance_return_fraction" data-value="[^"]+">' + num
+                         + r'<br><span class=spread>' + num + "\u2013" + num + "</span>", page)
+    md = (sweep / "report" / "summary.md").read_text()
+    md_spreads = re.findall(r"^\| [^|]+ \| " + num + r" \[" + num + "-" + num + r"\] \|", md, flags=re.M)
+    for found in (spreads, md_spreads):
+        assert found
+        for f, lo, hi in found:
+            assert float(lo) <= float(f) <= float(hi), (f, lo, hi)
+        assert any(float(lo) < float(hi) for _, lo, hi in found)
+
+
+def test_summary_md_headlines_name_the_largest_speedup_and_the_lowest_energy_ratio(sweep):
+    """Per section, summary.md's first line: the largest speedup and the lowest energy ratio of the
+    section's sparse points, recomputed here from points.parquet."""
+    from reports.data import fmt_ratio, section_key
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    md = (sweep / "report" / "summary.md").read_text()
+    checked = 0
+    for (env, sc, batch), rows in df.groupby(["env", "scenario", "batch"], sort=True):
+        sparse = rows[(rows.pattern != "dense") & rows.speedup_vs_dense.notna()]
+        if not len(sparse):
+            continue
+        head = md.split(f"\n## {section_key(env, sc, int(batch))}\n", 1)[1].strip().splitlines()[0]
+        sp = re.search(r"(?:same bits: |at best )([0-9.,]+)x", head).group(1)
+        en = re.search(r"(?:lowest energy ratio: |at best )([0-9.,]+)(?: \(|\))", head.split(";", 1)[1]).group(1)
+        assert sp == fmt_ratio(sparse.speedup_vs_dense.max()), head
+        assert en == fmt_ratio(sparse.energy_ratio_vs_dense.min()), head
+        checked += 1
+    assert checked >= 2
