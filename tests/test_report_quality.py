@@ -430,3 +430,14 @@ def test_published_fractions_at_two_decimals_as_every_fraction_of_dense(default_
     shown = re.findall(r'<td title="[^"]*: ([0-9.]+) of dense"><u>([0-9.]+)</u></td>', page)
     assert sorted(float(a) for a, _ in shown) == sorted(pubs)
     assert all(f"{float(a):.2f}" == b for a, b in shown)
+
+
+def test_hardware_scenario_is_inference_at_its_own_smallest_batch():
+    # Inference batches 4 and 16, a train step at batch 1: the control loop is inference at 4, not batch 1.
+    import pandas as pd
+
+    from reports.quality import hardware_scenario
+
+    df = pd.DataFrame({"scenario": ["inference", "inference", "train_step"], "batch": [16, 4, 1]})
+    assert hardware_scenario(df) == ("inference", 4)
+    assert hardware_scenario(df[df.scenario == "train_step"]) == ("train_step", 1)
