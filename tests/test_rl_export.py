@@ -270,3 +270,39 @@ def test_summary_line_counts_the_gradient_updates(run_dir, capsys):
     out, err = capsys.readouterr()
     assert "learning-starts" not in err
     assert "; 150 gradient updates)" in out.strip().splitlines()[-1], out
+
+
+def test_a_qat_actor_is_quantized_once_at_the_evaluated_bits():
+    """A layer trained with 8-bit QAT evaluated at 3 bits runs the 3-bit per-channel quantization of
+    its effective weight, not that re-quantized at 8 bits by its own QAT (3-bit levels, thirds of
+    the channel's max, are not on the 8-bit grid of 127ths)."""
+    from torch import nn
+
+    from rl.nm_layers import NMLinear
+
+    torch.manual_seed(0)
+    actor = nn.Module()
+    actor.fc1, actor.fc2, actor.fc3 = NMLinear(6, 16, "2:4"), NMLinear(16, 16, "2:4"), NMLinear(16, 3, "dense")
+    for name in ("fc1", "fc2", "fc3"):
+        getattr(actor, name).qat_bits = 8
+    want = {n: fake_quant_per_channel(getattr(actor, n).effective_weight().detach(), 3) for n in ("fc1", "fc2", "fc3")}
+    quantize_actor(actor, 3)
+    with torch.no_grad():
+        for name, w in want.items():
+            assert torch.equal(getattr(actor, name).effective_weight(), w), name
+
+
+def test_replacing_an_agent_seed_drops_its_rows_of_other_steps_at_every_bits(tmp_path):
+    """A run bundled in place of an earlier run of the same agent seed leaves none of the earlier
+    run's rows, also at bitwidths the new run was not evaluated at; other seeds and agents stay."""
+    from rl.evaluate import replace_agent_rows
+
+    path = tmp_path / "q.csv"
+    row = dict(env="Hopper-v5", method="td3", sparsity="dense", bits=32, seed=0, steps=100, episodes=1,
+               return_mean=1.0, return_std=0.0)
+    for r in (row, {**row, "bits": 8}, {**row, "seed": 1}, {**row, "sparsity": "2:4", "method": "rnm-td3"}):
+        append_quality_row(path, r)
+    replace_agent_rows(path, [{**row, "steps": 200, "return_mean": 2.0}])
+    with open(path, newline="") as fh:
+        got = sorted((r["sparsity"], r["seed"], r["bits"], r["steps"]) for r in csv.DictReader(fh))
+    assert got == [("2:4", "0", "32", "100"), ("dense", "0", "32", "200"), ("dense", "1", "32", "100")]
