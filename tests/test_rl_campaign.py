@@ -490,6 +490,17 @@ def test_run_state_passes_over_damaged_log_rows(tmp_path):
     assert (s["steps_reached"], s["last_eval"], s["state"]) == (120, (100, 7.5), "new")
 
 
+def test_run_state_takes_the_later_of_progress_and_eval_capped_at_the_configs_steps(tmp_path):
+    # An eval logged after the last training episode counts; a run logged past the config's steps
+    # (steps lowered since) reads as having reached them, not beyond.
+    run = tmp_path / "hopper_dense_s0"
+    run.mkdir()
+    (run / "progress.csv").write_text("step,episode,return,length,time_s\n120,1,5.0,120,0.1\n")
+    (run / "eval.csv").write_text("step,return_mean,return_std,episodes,time_s\n200,7.5,0,1,0\n")
+    assert run_state(run, 1000)["steps_reached"] == 200
+    assert run_state(run, 150)["steps_reached"] == 150
+
+
 def test_finished_runs_at_other_steps_are_named_not_retrained(tmp_path):
     """Raising the config's steps after a campaign finished left its runs 'done' at the new
     steps in --status and skipped them without a word; now both say at which steps they ended."""
