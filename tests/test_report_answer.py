@@ -1066,3 +1066,11 @@ def test_summary_md_headlines_name_the_largest_speedup_and_the_lowest_energy_rat
         assert en == fmt_ratio(sparse.energy_ratio_vs_dense.min()), head
         checked += 1
     assert checked >= 2
+
+
+def test_a_ratio_that_rounds_to_1000_is_written_as_a_whole_number_with_a_separator():
+    # 999.7 at 3 significant digits is 1.00e+03: written out as every ratio of 1,000 and over is.
+    from reports.data import fmt_ratio
+
+    assert fmt_ratio(999.7) == fmt_ratio(1000.0) == "1,000"
+    assert fmt_ratio(999.4) == "999"
