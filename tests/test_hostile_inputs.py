@@ -1016,6 +1016,45 @@ def test_checkpoint_non_finite_values_and_bad_version_refused(tmp_path, where):
                                                 "version": "unknown version True"}[where])
 
 
+class _RunsCode:
+    """Pickles as a call of exec: what a hostile checkpoint carries."""
+
+    def __init__(self, code: str) -> None:
+        self.code = code
+
+    def __reduce__(self):
+        import builtins
+
+        return (builtins.exec, (self.code,))
+
+
+def test_a_checkpoint_carrying_code_is_refused_without_running_it(tmp_path):
+    # Loaded with weights_only=True: torch's restricted unpickler refuses the call, so the file
+    # is one error line and nothing it names runs (a full unpickler would run it while loading).
+    import torch
+
+    from rl.checkpoint import load_checkpoint
+
+    marker = tmp_path / "ran"
+    payload = _checkpoint_payload()
+    payload["args"]["note"] = _RunsCode(f"open({str(marker)!r}, 'w').close()")
+    path = tmp_path / "checkpoint.pt"
+    torch.save(payload, path)
+    raises_one_line(lambda: load_checkpoint(path), "checkpoint")
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("key", ["global_step", "update_step", "episode"])
+def test_checkpoint_counters_must_be_whole_numbers_of_at_least_zero(tmp_path, key):
+    from rl.checkpoint import load_checkpoint, save_checkpoint
+
+    payload = _checkpoint_payload()
+    payload[key] = -1
+    path = tmp_path / "checkpoint.pt"
+    save_checkpoint(path, payload)
+    raises_one_line(lambda: load_checkpoint(path), f"{key}: must be an integer >= 0, got -1")
+
+
 # ----------------------------------------------------------------------------- interrupted writers
 
 _KILLED_WRITER = """
