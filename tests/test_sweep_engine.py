@@ -643,17 +643,22 @@ def test_a_process_forked_under_the_lock_does_not_keep_it_when_its_parent_is_kil
     lock = tmp_path / "sweep.lock"
     code = textwrap.dedent(
         """
-        import multiprocessing, sys, time
+        import multiprocessing, os, sys, time
         from hwmodel.io import exclusive_lock
+
+        def child():
+            print(os.getpid(), flush=True)  # the child's fork hooks have run by now
+            time.sleep(60)
+
         with exclusive_lock(sys.argv[1], False, "nmlab sweep"):
-            child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
-            child.start()
-            print(child.pid, flush=True)
+            multiprocessing.get_context("fork").Process(target=child).start()
             time.sleep(60)
         """
     )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen([sys.executable, "-c", code, str(lock)], stdout=subprocess.PIPE, text=True, env=env)
+    # The child prints its pid, not the parent: the parent could be killed before the child has run
+    # its fork hook, and the test would then see the lock held (it failed so on a loaded machine).
     child = int(proc.stdout.readline())
     try:
         assert is_locked(lock)
