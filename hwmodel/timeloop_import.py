@@ -963,8 +963,11 @@ def _sram_banks_ports(w: _Where, field: str, lname: str, count: int, attrs: dict
                                       "group): nmlab models an SRAM level as one shared array and "
                                       "per-PE storage only as register files")
     level["banks"] = _int(w, f"{a}.n_banks", attrs.get("n_banks", 1))
-    level["read_ports"] = _int(w, f"{a}.n_rd_ports", attrs.get("n_rd_ports", 1), low=0)
-    level["write_ports"] = _int(w, f"{a}.n_wr_ports", attrs.get("n_wr_ports", 1), low=0)
+    for key, attr in (("read_ports", "n_rd_ports"), ("write_ports", "n_wr_ports")):
+        level[key] = _int(w, f"{a}.{attr}", attrs.get(attr, 1), low=0)
+        if level[key] == 0:
+            raise w.fail(f"{a}.{attr}", "must be >= 1, got 0: nmlab's SRAM has separate read and write ports "
+                                        "(n_rdwr_ports is not read); give the level's ports as n_rd_ports and n_wr_ports")
     mb = attrs.get("multiple_buffering", 1)
     if "multiple_buffering" not in attrs:
         notes.append(f"{lname}.double_buffered: false (no multiple_buffering: Timeloop's 1)")

@@ -86,6 +86,11 @@ BAD = [
     (["storage", 1, "capacity_bytes"], "big", "storage[1].capacity_bytes: must be an integer"),
     (["storage", 1, "word_bits"], 12, "storage[1].word_bits: must be a multiple of 8"),
     (["storage", 1, "banks"], 3, "storage[1].banks: must be a power of two"),
+    # CACTI prices a level without a read (or write) port as a smaller array: refused, not priced.
+    (["storage", 1, "read_ports"], 0, "storage[1].read_ports: must be >= 1, got 0"),
+    (["storage", 1, "write_ports"], 0, "storage[1].write_ports: must be >= 1, got 0"),
+    (["storage", 1, "read_ports"], -1, "storage[1].read_ports: must be >= 1, got -1"),
+    (["storage", 1, "write_ports"], 1.5, "storage[1].write_ports: must be an integer"),
     (["storage", 1, "capacity_bytes"], 262146, "storage[1].banks: capacity_bytes 262146 is not divisible"),
     (["storage", 1, "holds"], ["weights", "biases"], "storage[1].holds[1]: must be one of"),
     (["storage", 1, "double_buffered"], "yes", "storage[1].double_buffered: must be true or false"),

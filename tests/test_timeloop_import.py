@@ -161,6 +161,10 @@ def _bad(tmp_path, text: str | bytes, which: str = "arch"):
     (lambda a: a["architecture"]["subtree"][0]["local"].pop(), "no mac component"),
     (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update(depth=0), "depth"),
     (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update(depth="many"), "depth"),
+    # nmlab's SRAM has no read-write port: a level without a read (write) port is refused, not priced
+    (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update(n_rd_ports=0), "n_rd_ports: must be >= 1"),
+    (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update(n_wr_ports=0, n_rdwr_ports=2),
+     "n_wr_ports: must be >= 1"),
     (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update(depth=1 << 39), "capacity_bytes"),
     (lambda a: a["architecture"]["subtree"][0]["local"][0]["attributes"].update(type="SDRAM9"), "type"),
     (lambda a: a["architecture"]["subtree"][0]["local"][-1].update({"class": "adder"}), "class"),
