@@ -303,18 +303,23 @@ def test_gpu_without_data_is_refused(capsys):
     assert "--gpu applies to --data FILE" in line
 
 
-def test_leave_one_out_is_per_block_even_for_one_spec(tmp_path):
-    # Two files of one GPU: each block gets its own scores (they were keyed by spec name, so the
-    # second overwrote the first and the caller's zip gave them to the wrong report).
-    from hwmodel.gpu.validate import leave_one_out
-
+def _h100_halves(tmp_path):
+    """The bundled H100 PCIe file split into two files of 264 rows each, loaded as two blocks of one GPU."""
     lines = H100_FILE.read_text().splitlines(keepends=True)
     halves = []
     for i, rows in enumerate((lines[1:265], lines[265:])):
         path = tmp_path / f"half{i}.csv"
         path.write_text(lines[0] + "".join(rows))
         halves.append(path)
-    blocks = load_blocks(halves)
+    return load_blocks(halves)
+
+
+def test_leave_one_out_is_per_block_even_for_one_spec(tmp_path):
+    # Two files of one GPU: each block gets its own scores (they were keyed by spec name, so the
+    # second overwrote the first and the caller's zip gave them to the wrong report).
+    from hwmodel.gpu.validate import leave_one_out
+
+    blocks = _h100_halves(tmp_path)
     out = leave_one_out(blocks)
     assert len(out) == 2 and [s["fitted_on"] for s in out] == [["h100_pcie"], ["h100_pcie"]]
     assert [s["rows"] for s in out] == [len(b.meas) for b in blocks] == [264, 264]
@@ -477,13 +482,7 @@ def test_leave_one_out_fits_on_the_other_blocks_only(tmp_path, monkeypatch):
     from hwmodel.gpu import validate
     from hwmodel.gpu.fit import GpuData, fit
 
-    lines = H100_FILE.read_text().splitlines(keepends=True)
-    halves = []
-    for i, rows in enumerate((lines[1:265], lines[265:])):
-        path = tmp_path / f"half{i}.csv"
-        path.write_text(lines[0] + "".join(rows))
-        halves.append(path)
-    blocks = load_blocks(halves)
+    blocks = _h100_halves(tmp_path)
     out = validate.leave_one_out(blocks)
     for i, block in enumerate(blocks):
         params, _ = fit([GpuData.build(blocks[1 - i].spec, blocks[1 - i].meas)])
