@@ -294,14 +294,16 @@ class _Reader:
             return default
         return self.data[name]
 
-    def int_(self, name: str, default: Any = ..., *, min_value: int = 1, max_value: int = _MAX_INT) -> int:
+    def int_(self, name: str, default: Any = ..., *, min_value: int = 1, max_value: int = _MAX_INT,
+             why_min: str = "") -> int:
+        """The integer ``name`` within [min_value, max_value]; ``why_min``: said after a value under the minimum."""
         v = self.get(name, default)
         if v is default and default is not ...:
             return v
         if not is_int(v):
             self.fail(name, f"must be an integer, got {short(v)}")
         if v < min_value:
-            self.fail(name, f"must be >= {min_value}, got {v}")
+            self.fail(name, f"must be >= {min_value}, got {v}{why_min}")
         if v > max_value:
             self.fail(name, f"must be <= {max_value:,}, got {short(v)}")
         return v
@@ -453,12 +455,9 @@ def _parse_storage(r: _Reader, clock_hz: float) -> Storage:
     banks = r.int_("banks", 1)
     # CACTI is run with exclusive read and write ports and no read-write port: without a read port
     # it prices reads as a smaller array's (64 KiB, 64-bit words, 28 nm: 2.36 pJ a read against 11.6 with one port).
-    for key in ("read_ports", "write_ports"):
-        ports = r.get(key, 1)
-        if is_int(ports) and ports < 1:
-            r.fail(key, f"must be >= 1, got {ports}: an SRAM level is read by the level below it and written by "
-                        "the one above, and nmlab's SRAM (CACTI) has no read-write port to do either")
-    rp, wp = r.int_("read_ports", 1), r.int_("write_ports", 1)
+    rp, wp = (r.int_(key, 1, why_min=": an SRAM level is read by the level below it and written by the one above, "
+                                      "and nmlab's SRAM (CACTI) has no read-write port to do either")
+              for key in ("read_ports", "write_ports"))
     if banks & (banks - 1):
         r.fail("banks", f"must be a power of two (CACTI's bank model), got {banks}")
     if cap % banks:
