@@ -386,14 +386,19 @@ def is_dir(path: str | os.PathLike) -> bool:
         return False
 
 
+def config_relative(item: str, base: Path) -> Path:
+    """The path a config file's ``item`` names: ``~`` expanded, a relative one taken from ``base``, its folder."""
+    p = Path(os.path.expanduser(item))
+    return p if p.is_absolute() else base / p
+
+
 def config_path(item: Any, where: str, base: Path, must_exist: bool, what: str = "a file path or name") -> str:
     """A path a config file gives (``~`` expanded, relative to ``base``, its folder) as an absolute one when it
     names a file, else as given (a bundled name, resolved later) unless ``must_exist``. Errors are one line
     starting with ``where`` and say ``what`` the key takes."""
     if not isinstance(item, str) or not item.strip():
         raise NmlabError(f"{where}: must be {what}, got {short(item)}")
-    p = Path(os.path.expanduser(item))
-    p = p if p.is_absolute() else base / p
+    p = config_relative(item, base)
     if is_file(p):
         return str(p.resolve())
     if must_exist:

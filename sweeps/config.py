@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, Optional, Union
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import (MAX_BITS, MIN_BITS, check_version, config_path, is_file, is_int, limit, load_yaml, not_a_file,
-                            other_kind, over_limit, short)
+from hwmodel.limits import (MAX_BITS, MIN_BITS, check_version, config_path, config_relative, is_file, is_int, limit,
+                            load_yaml, not_a_file, other_kind, over_limit, short)
 from hwmodel.sparsity import parse_pattern
 
 CONFIG_VERSION = 1
@@ -151,8 +151,7 @@ def _workload_paths(value: list, base: Path) -> list[str]:
 
     for i, item in enumerate(value):
         if isinstance(item, str) and item.strip():
-            p = Path(os.path.expanduser(item))
-            hint = run_folder_hint(p if p.is_absolute() else base / p)
+            hint = run_folder_hint(config_relative(item, base))
             if hint:
                 _fail(f"workloads[{i}]", f"{item}: {hint}")
     return _paths(value, "workloads", base, must_exist=True)
