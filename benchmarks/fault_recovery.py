@@ -279,10 +279,11 @@ def sweep_checks(h: Harness) -> None:
 
     def compare(out: Path, again: subprocess.CompletedProcess, how: str) -> tuple[bool, str]:
         got = out / "points.parquet"
-        same_bytes, same_df = _md5(got) == ref_md5, pd.read_parquet(got).equals(ref_df)
+        got_md5 = _md5(got)
+        same_bytes, same_df = got_md5 == ref_md5, pd.read_parquet(got).equals(ref_df)
         done = next((ln for ln in again.stdout.splitlines() if "already done" in ln), again.stdout.strip())
         return same_bytes and same_df, (
-            f"{how}; rerun: {done.split('(', 1)[-1].rstrip(')')}; points.parquet md5 {_md5(got)[:12]} "
+            f"{how}; rerun: {done.split('(', 1)[-1].rstrip(')')}; points.parquet md5 {got_md5[:12]} "
             f"{'==' if same_bytes else '!='} uninterrupted --workers 1 run's {ref_md5[:12]}, "
             f"DataFrame.equals {same_df} ({len(ref_df):,} rows)")
 
