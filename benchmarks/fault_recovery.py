@@ -61,7 +61,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.machine import children, describe  # noqa: E402
+from benchmarks.machine import children, describe, stat_fields  # noqa: E402
 
 CLI = [sys.executable, "-m", "hwmodel.cli"]
 #: Environment variable naming the temporary folder in every process started here (to find them all).
@@ -236,11 +236,8 @@ def _md5(path: Path) -> str:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 # ---------------------------------------------------------------------------------- sweeps
