@@ -61,7 +61,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.machine import children, describe  # noqa: E402
+from benchmarks.machine import children, describe, stat_fields  # noqa: E402
 
 CLI = [sys.executable, "-m", "hwmodel.cli"]
 #: Environment variable naming the temporary folder in every process started here (to find them all).
@@ -236,11 +236,8 @@ def _md5(path: Path) -> str:
 
 
 def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] != "Z"
 
 
 # ---------------------------------------------------------------------------------- sweeps
@@ -279,10 +276,11 @@ def sweep_checks(h: Harness) -> None:
 
     def compare(out: Path, again: subprocess.CompletedProcess, how: str) -> tuple[bool, str]:
         got = out / "points.parquet"
-        same_bytes, same_df = _md5(got) == ref_md5, pd.read_parquet(got).equals(ref_df)
+        got_md5 = _md5(got)
+        same_bytes, same_df = got_md5 == ref_md5, pd.read_parquet(got).equals(ref_df)
         done = next((ln for ln in again.stdout.splitlines() if "already done" in ln), again.stdout.strip())
         return same_bytes and same_df, (
-            f"{how}; rerun: {done.split('(', 1)[-1].rstrip(')')}; points.parquet md5 {_md5(got)[:12]} "
+            f"{how}; rerun: {done.split('(', 1)[-1].rstrip(')')}; points.parquet md5 {got_md5[:12]} "
             f"{'==' if same_bytes else '!='} uninterrupted --workers 1 run's {ref_md5[:12]}, "
             f"DataFrame.equals {same_df} ({len(ref_df):,} rows)")
 

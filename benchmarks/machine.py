@@ -1,6 +1,6 @@
 """One line describing the machine a benchmark ran on (benchmarks print it beside their numbers),
 the CPU-time timer of the benchmarks of small operations (bench_rl_ops.py, bench_model_ops.py), and
-a process's children as /proc lists them (bench_sweep.py, fault_recovery.py)."""
+a process's /proc stat fields and children (bench_sweep.py, fault_recovery.py)."""
 
 from __future__ import annotations
 
@@ -48,15 +48,20 @@ def cpu_timed(fn, calls: int, repeats: int) -> float:
     return statistics.median(per)
 
 
+def stat_fields(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state, ppid, ...), Linux; None once it is gone."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def children(pid: int) -> list[int]:
     """The processes whose parent is ``pid``, from /proc (Linux)."""
     kids = []
     for d in Path("/proc").iterdir():
         if d.name.isdigit():
-            try:
-                fields = (d / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[1]) == pid:
+            fields = stat_fields(d.name)
+            if fields is not None and int(fields[1]) == pid:
                 kids.append(int(d.name))
     return kids
