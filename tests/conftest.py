@@ -34,6 +34,41 @@ def hopper_dense_workload(folder: Path):
     return path, wl
 
 
+# What `nmlab gpu fit --data ... --out` writes, cut to its header.
+GPU_PARAMS_TEXT = "format: nmlab-gpu-params\nversion: 1\nsets: {}\n"
+
+
+def cli_refuses_file(tmp_path, capsys, argv, name: str, text: str):
+    """Write ``text`` to ``tmp_path/name`` and give that file last to ``nmlab ARGV`` ("{tmp}" in
+    ARGV stands for tmp_path): the run exits 2 and leaves nothing else in tmp_path. Returns (the
+    file's path, the run's stderr lines)."""
+    from hwmodel.cli import main
+
+    path = tmp_path / name
+    path.write_text(text)
+    assert main([*(a.replace("{tmp}", str(tmp_path)) for a in argv), str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    return path, err
+
+
+def cli_refuses_out_over_input(capsys, argv, target: Path, what: str, command: str | None = None):
+    """``nmlab ARGV`` whose --out is its own input file ``target`` (``what`` the message calls it):
+    exit 2, one stderr line ending in the refusal (the whole line "nmlab COMMAND: error: ..." where
+    ``command`` is given), and ``target`` unchanged."""
+    from hwmodel.cli import main
+
+    before = target.read_bytes()
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    why = f"--out: {target}: is the {what} file; writing it would replace that input (give another file name)"
+    if command is None:
+        assert len(err) == 1 and err[0].endswith(why), err
+    else:
+        assert err == [f"nmlab {command}: error: {why}"]
+    assert target.read_bytes() == before
+
+
 def load_benchmark(name: str):
     """Import ``benchmarks/<name>.py`` as a module (the scripts are not a package)."""
     path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"

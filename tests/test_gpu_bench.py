@@ -58,37 +58,35 @@ def test_bad_budget_is_a_one_line_error(tmp_path, flag, value):
         assert len(out.stderr.strip().splitlines()) == 1, out.stderr
 
 
-def test_unwritable_out_is_one_line_before_any_gpu_work(monkeypatch):
-    """With a GPU present, --out under /proc was an OSError traceback from run()'s mkdir."""
+def _bench_refused_before_gpu_work(monkeypatch, out, match):
+    """`nmlab gpu bench --quick --out OUT` as if this machine had a GPU: refused (NmlabError matching
+    ``match``) before any GPU work starts."""
     from hwmodel.errors import NmlabError
     from rl import gpubench_cmd
 
     monkeypatch.setattr(gpubench, "require_gpu", lambda: torch)  # as if this machine had one
     monkeypatch.setattr(gpubench, "Environment", lambda _t: pytest.fail("GPU work started"))
-    args = argparse.Namespace(out="/proc/nmlab_no/b.csv", quick=True, max_seconds=10.0, target_ms=1.0,
+    args = argparse.Namespace(out=str(out), quick=True, max_seconds=10.0, target_ms=1.0,
                               no_profile=True, resume_at=0, run_id=None, deadline_epoch=None, restarts=0)
-    with pytest.raises(NmlabError, match="--out"):
+    with pytest.raises(NmlabError, match=match):
         gpubench_cmd._bench(args)
+
+
+def test_unwritable_out_is_one_line_before_any_gpu_work(monkeypatch):
+    """With a GPU present, --out under /proc was an OSError traceback from run()'s mkdir."""
+    _bench_refused_before_gpu_work(monkeypatch, "/proc/nmlab_no/b.csv", "--out")
 
 
 @pytest.mark.parametrize("case", ["out is the log", "log is a folder"])
 def test_an_out_whose_log_cannot_be_written_is_one_line_before_any_gpu_work(tmp_path, monkeypatch, case):
     """The log goes to OUT with .log: `--out bench.log` wrote CSV and log into one file, and a folder
     of the log's name was an IsADirectoryError traceback once the GPU was found."""
-    from hwmodel.errors import NmlabError
-    from rl import gpubench_cmd
-
-    monkeypatch.setattr(gpubench, "require_gpu", lambda: torch)  # as if this machine had one
-    monkeypatch.setattr(gpubench, "Environment", lambda _t: pytest.fail("GPU work started"))
     out = tmp_path / ("bench.log" if case == "out is the log" else "bench.csv")
     if case == "log is a folder":
         (tmp_path / "bench.log").mkdir()
-    args = argparse.Namespace(out=str(out), quick=True, max_seconds=10.0, target_ms=1.0,
-                              no_profile=True, resume_at=0, run_id=None, deadline_epoch=None, restarts=0)
     why = ("the log is written beside the CSV as OUT with .log, here the same file; give the CSV a .csv name"
            if case == "out is the log" else "is a directory (give a file name)")
-    with pytest.raises(NmlabError, match=re.escape(why)):
-        gpubench_cmd._bench(args)
+    _bench_refused_before_gpu_work(monkeypatch, out, re.escape(why))
     assert sorted(p.name for p in tmp_path.iterdir()) == ([] if case == "out is the log" else ["bench.log"])
 
 

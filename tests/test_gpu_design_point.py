@@ -316,21 +316,26 @@ def test_board_power_by_hand_and_never_above_the_limit():
     assert dynamic.tolist() == [0.0, 262.5, 525.0, 525.0]
 
 
-def test_a_2to4_layer_issues_half_its_macs_and_a_dense_one_all():
+@pytest.fixture(scope="module")
+def actor_fc1_fc2_2to4():
+    """Actor fc1 (dense) and fc2 (2:4) of a 2:4 TD3 workload's inference on the H100 SXM, batch 8, 16 bits."""
+    res = simulate(_td3(_nm("2:4")), "h100_sxm", batch=8, bits=16, scenario="inference")
+    return tuple(next(r for r in res.layers if r.name == f"actor.fc{i}") for i in (1, 2))
+
+
+def test_a_2to4_layer_issues_half_its_macs_and_a_dense_one_all(actor_fc1_fc2_2to4):
     """Actor fc2 at 2:4 (256 x 256, batch 8): 524288 dense MACs, 262144 issued by the sparse tensor
     cores and as many effectual (its mask keeps 2 of every 4); fc1 runs dense and issues all 8 x 11 x 256."""
-    res = simulate(_td3(_nm("2:4")), "h100_sxm", batch=8, bits=16, scenario="inference")
-    fc1, fc2 = (next(r for r in res.layers if r.name == f"actor.fc{i}") for i in (1, 2))
+    fc1, fc2 = actor_fc1_fc2_2to4
     assert fc2.hw_pattern == "2:4" and fc1.hw_pattern == "dense"
     assert (fc2.figures.macs_dense, fc2.figures.macs_issued, fc2.figures.macs_effectual) == (524288, 262144, 262144)
     assert fc1.figures.macs_dense == fc1.figures.macs_issued == 8 * 11 * 256
 
 
-def test_2to4_metadata_is_one_index_per_kept_weight():
+def test_2to4_metadata_is_one_index_per_kept_weight(actor_fc1_fc2_2to4):
     """cuSPARSELt keeps 2 of every 4 weights, each with a 2-bit index of its slot in the group:
     metadata bits = (n k / 2) x 2 for actor fc2 (256 x 256); a dense GEMM carries none."""
-    res = simulate(_td3(_nm("2:4")), "h100_sxm", batch=8, bits=16, scenario="inference")
-    fc1, fc2 = (next(r for r in res.layers if r.name == f"actor.fc{i}") for i in (1, 2))
+    fc1, fc2 = actor_fc1_fc2_2to4
     index_bits = (4 - 1).bit_length()  # bits naming one of 4 slots
     assert fc2.figures.bits_metadata == (256 * 256 // 2) * index_bits
     assert fc1.figures.bits_metadata == 0

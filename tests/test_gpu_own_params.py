@@ -17,6 +17,7 @@ import yaml
 from hwmodel.cli import main
 from hwmodel.io import data_path
 from hwmodel.limits import load_yaml
+from tests.conftest import cli_refuses_out_over_input
 
 H100_CSV = data_path("gpu_measurements", "slidesparse_h100.csv")
 GEMM = "256,4096,4096"
@@ -113,12 +114,8 @@ def test_fit_data_never_writes_over_its_inputs(tmp_path, capsys, which):
     shutil.copy(H100_CSV, data)
     spec = spec_file(tmp_path)
     target = data if which == "--data" else spec
-    before = target.read_bytes()
-    assert main(["gpu", "fit", "--data", str(data), "--gpu", str(spec), "--out", str(target)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    assert err == [f"nmlab gpu fit: error: --out: {target}: is the {which} file; writing it would replace that input "
-                   "(give another file name)"]
-    assert target.read_bytes() == before
+    cli_refuses_out_over_input(capsys, ["gpu", "fit", "--data", str(data), "--gpu", str(spec), "--out", str(target)],
+                               target, which, command="gpu fit")
 
 
 def test_a_file_of_several_gpus_asks_for_gpu(tmp_path, capsys):

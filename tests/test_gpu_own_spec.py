@@ -11,6 +11,7 @@ from hwmodel.gpu.measurements import bundled_files
 from hwmodel.gpu.model import predict
 from hwmodel.gpu.spec import gpu_for
 from hwmodel.io import data_path
+from tests.conftest import GPU_PARAMS_TEXT, cli_refuses_file
 
 A100_FILE = next(p for p in bundled_files() if p.name == "slidesparse_a100.csv")
 
@@ -53,9 +54,6 @@ def test_an_accelerator_design_is_not_a_gpu_spec(capsys):
                                              "sweep and check take it as a design)"), err
 
 
-PARAMS_TEXT = "format: nmlab-gpu-params\nversion: 1\nsets: {}\n"  # what `nmlab gpu fit --data ... --out` writes, cut
-
-
 @pytest.mark.parametrize("argv", [["gpu", "predict", "--gemm", "64,64,64", "--gpu"],
                                   ["gpu", "fit", "--data", str(A100_FILE), "--out", "{tmp}/fitted.yaml", "--gpu"],
                                   ["simulate", "--design"], ["check", "--latency-budget", "1ms", "--design"],
@@ -64,13 +62,9 @@ def test_a_parameter_file_given_as_spec_or_design_says_what_it_is(tmp_path, caps
     # The output of `gpu fit --data ... --out p.yaml` passed where its spec goes: "gpu 'p': format/version:
     # expected nmlab-gpu version 1 or 2, got nmlab-gpu-params 1", or as a design "design 'p': format:
     # unknown key (allowed: clock_mhz, ...)", which did not say that a spec names the file.
-    path = tmp_path / "p.yaml"
-    path.write_text(PARAMS_TEXT)
-    assert main([*(a.replace("{tmp}", str(tmp_path)) for a in argv), str(path)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    path, err = cli_refuses_file(tmp_path, capsys, argv, "p.yaml", GPU_PARAMS_TEXT)
     assert len(err) == 1 and f"{path} is a GPU parameter file (what nmlab gpu fit --out writes), not a " in err[0], err
     assert "params: FILE" in err[0]
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.yaml"]
 
 
 def test_validate_takes_a_spec_file_for_gpu(tmp_path, capsys):

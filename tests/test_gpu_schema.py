@@ -320,16 +320,18 @@ def test_spec_loader_refuses_infinite_fractional_and_unknown_fields(tmp_path, ol
         gpuspec.load_gpu(_write_spec(tmp_path, text.replace(old, new, 1)))
 
 
+def _source_unpublished(text, key):
+    """The spec text with the source of figure ``key`` (under ``sources:``) saying 'unpublished:'."""
+    return re.sub(rf'^  {key}: ".*"$', f'  {key}: "unpublished: not in any datasheet"', text, count=1, flags=re.M)
+
+
 def test_unpublished_figures_are_null_not_the_string_none(tmp_path):
     # docs/gpu.md: a figure is null with an 'unpublished:' source. memory_type read as the string
     # 'None', a null power limit as "None is not a float", a null count as "None is not a int".
-    import re
-
     text = data_path("gpus", "h100_pcie.yaml").read_text()
 
     def unpublished(key):
-        t = re.sub(rf"^{key}: .*$", f"{key}: null", text, count=1, flags=re.M)
-        return re.sub(rf'^  {key}: ".*"$', f'  {key}: "unpublished: not in any datasheet"', t, count=1, flags=re.M)
+        return _source_unpublished(re.sub(rf"^{key}: .*$", f"{key}: null", text, count=1, flags=re.M), key)
 
     spec = gpuspec.load_gpu(_write_spec(tmp_path, unpublished("memory_type")))
     assert spec.memory_type is None
@@ -383,10 +385,8 @@ def test_a_long_or_unprintable_gpu_name_is_one_line_naming_the_field(tmp_path, k
 
 def test_a_figure_given_a_value_with_an_unpublished_source_is_refused(tmp_path):
     # docs/gpu.md: a figure is null exactly when its source says 'unpublished:' (both ways round).
-    import re
-
     text = data_path("gpus", "h100_pcie.yaml").read_text()
-    t = re.sub(r'^  power_limit_w: ".*"$', '  power_limit_w: "unpublished: not in any datasheet"', text, count=1, flags=re.M)
+    t = _source_unpublished(text, "power_limit_w")
     assert t != text and re.search(r"^power_limit_w: [0-9]", t, flags=re.M)
     with pytest.raises(NmlabError, match="power_limit_w: a figure is null exactly when its source says 'unpublished:'"):
         gpuspec.load_gpu(_write_spec(tmp_path, t))

@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from hwmodel.errors import NmlabError
+from tests.conftest import GPU_PARAMS_TEXT, cli_refuses_file
 from tests.test_design import design_data
 
 REPO = Path(__file__).resolve().parents[1]
@@ -1467,17 +1468,11 @@ REQUIREMENTS_YAML = "version: 1\nlatency_budget: 1ms\n"
     (["campaign", "--status", "--out", "{tmp}/o"], SWEEP_YAML, "a sweep config (for nmlab sweep)"),
     (["check", "edge_ws", "--requirements"], DESIGN_YAML,
      "an accelerator design (for simulate, check or a sweep's designs)"),
-    (["sweep", "--out", "{tmp}/o"], "format: nmlab-gpu-params\nversion: 1\nsets: {}\n",
+    (["sweep", "--out", "{tmp}/o"], GPU_PARAMS_TEXT,
      "a GPU parameter file (what nmlab gpu fit --out writes; a GPU spec names it)"),
 ])
 def test_a_yaml_file_of_another_kind_is_named_for_what_it_is(tmp_path, capsys, argv, text, kind):
     # A sweep config given as a design said only "bits: unknown key (allowed: clock_mhz, ...)", a
     # design given as a sweep config "clock_mhz: unknown key (known: bits, ...)".
-    from hwmodel.cli import main
-
-    path = tmp_path / "given.yaml"
-    path.write_text(text)
-    assert main([*(a.replace("{tmp}", str(tmp_path)) for a in argv), str(path)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    _, err = cli_refuses_file(tmp_path, capsys, argv, "given.yaml", text)
     assert len(err) == 1 and ": unknown key (" in err[0] and err[0].endswith(f"; the file looks like {kind}"), err
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["given.yaml"]

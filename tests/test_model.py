@@ -619,9 +619,7 @@ def test_per_network_dense_figures_and_ratios_are_sums_over_its_layers():
     """``to_dict()['networks']``: a network's dense cycles and energy are the sums of its layers'
     dense runs (a layer without one counts as itself), and its speedup / energy ratio are dense over
     sparse of those sums, recomputed here layer by layer; a 2:4 workload on a 2:4 design is faster."""
-    from hwmodel.workload import synthetic_td3_workload as td3
-
-    res = hwmodel.simulate(td3(11, 3, "2:4"), "edge_ws", batch=8, scenario="train_step")
+    res = hwmodel.simulate(synthetic_td3_workload(11, 3, "2:4"), "edge_ws", batch=8, scenario="train_step")
     nets = res.to_dict()["networks"]
     assert set(nets) == {r.network for r in res.layers} and len(nets) > 1
     for name, row in nets.items():

@@ -16,6 +16,7 @@ from rl.evaluate import QUALITY_COLUMNS, append_quality_row, evaluate_run, quant
 from rl.export import load_run
 from rl.quant import check_bits, fake_quant_per_channel, fake_quant_per_tensor
 from rl.train_cmd import TRAIN_OPTIONS
+from tests.conftest import cli_refuses_out_over_input
 
 pytestmark = [pytest.mark.mujoco, pytest.mark.slow]
 
@@ -182,14 +183,10 @@ def test_export_out_onto_a_file_it_reads_is_refused(run_dir, name, capsys):
     # `nmlab export RUN --out RUN/checkpoint.pt` replaced the run's checkpoint with the workload
     # (exit 0); the next export, evaluate or resume found a corrupt checkpoint.
     target = run_dir / name
-    before = target.read_bytes()
     capsys.readouterr()
-    assert nmlab(["export", str(run_dir), "--out", str(target)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
     what = "checkpoint" if name == "checkpoint.pt" else "eval.csv"
-    assert err == [f"nmlab export: error: --out: {target}: is the run's {what} file; writing it would replace that "
-                   "input (give another file name)"]
-    assert target.read_bytes() == before
+    cli_refuses_out_over_input(capsys, ["export", str(run_dir), "--out", str(target)], target, f"run's {what}",
+                               command="export")
 
 
 @pytest.mark.parametrize("name", ["eval.csv", "args.json"])

@@ -16,6 +16,7 @@ from hwmodel.io import data_path
 from hwmodel.timeloop import export_timeloop
 from hwmodel.timeloop_import import import_timeloop
 from hwmodel.workload import load_workload
+from tests.conftest import cli_refuses_out_over_input
 
 #: A 2:4 workload: every bundled sparse design runs it at 2:4, so the sparsity default
 #: (layer-wise N:M up to the exported group size) runs it the same way.
@@ -258,22 +259,15 @@ def test_existing_out_is_replaced_only_by_a_valid_design(tmp_path):
         import_timeloop(tl / "arch.yaml", tmp_path)      # a folder
 
 
-
 @pytest.mark.parametrize("which", ["arch", "constraints"])
 def test_out_that_is_an_input_is_refused_and_the_input_kept(tmp_path, capsys, which):
     """`--out arch.yaml`: the rename replaced the Timeloop arch the design was read from."""
-    from hwmodel.cli import main
-
     tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
     target = tl / f"{which}.yaml"
-    before = target.read_bytes()
-    assert main(["import-timeloop", str(tl / "arch.yaml"), "--constraints", str(tl / "constraints.yaml"),
-                 "--out", str(target)]) == 2
-    err = capsys.readouterr().err.strip().splitlines()
-    name = "arch" if which == "arch" else "--constraints"
-    assert len(err) == 1 and err[0].endswith(f"--out: {target}: is the {name} file; writing it would replace that "
-                                             "input (give another file name)"), err
-    assert target.read_bytes() == before
+    cli_refuses_out_over_input(capsys, ["import-timeloop", str(tl / "arch.yaml"), "--constraints",
+                                        str(tl / "constraints.yaml"), "--out", str(target)],
+                               target, "arch" if which == "arch" else "--constraints")
+
 
 NODES_ARCH = """
 architecture:
