@@ -84,7 +84,8 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     The sizes its archive declares are checked against the ``checkpoint_bytes`` limit before
     anything is read (docs/limits.md); numbers in its args and networks must be finite.
     """
-    from hwmodel.limits import check_limit, check_version, declared_zip_bytes, is_dir, is_file, is_int, not_a_file, short
+    from hwmodel.limits import (ZIP_ERRORS, check_limit, check_version, declared_zip_bytes, is_dir, is_file, is_int,
+                                not_a_file, short)
 
     path = Path(path)
     if not is_file(path):
@@ -107,7 +108,11 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
         raise not_a_file("checkpoint", path)
     check_limit("checkpoint_bytes", path.stat().st_size, f"checkpoint: {path}: file size")
     declared_zip_bytes(path, "checkpoint", "checkpoint_bytes")
-    if not zipfile.is_zipfile(path):
+    try:
+        is_zip = zipfile.is_zipfile(path)
+    except ZIP_ERRORS:  # is_zipfile lets BadZipFile out of a damaged ZIP64 end locator
+        is_zip = False
+    if not is_zip:
         # torch.save writes a zip archive: anything else fell through to torch's legacy unpickler,
         # whose message (about weights_only defaults) says nothing about a random or cut file.
         raise NmlabError(f"checkpoint: {path} is corrupt or truncated (not the zip archive torch.save writes)")

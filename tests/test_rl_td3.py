@@ -470,3 +470,20 @@ def test_every_update_uses_the_td3_target_and_the_actor_and_polyak_run_every_pol
     assert updates == 30 and len(targets) == updates
     # Three target networks after each delayed actor update, at updates 3, 6, ..., 30.
     assert polyaks == [(u, 0.02) for u in range(3, updates + 1, 3) for _ in range(3)]
+
+
+def test_a_checkpoint_whose_zip64_locator_names_other_disks_is_a_one_line_error(tmp_path):
+    """zipfile.is_zipfile lets BadZipFile out of a ZIP64 end locator that names a disk other than
+    0 (a one-byte flip found it): the loader must still say corrupt, not print a traceback."""
+    net = {"fc1.weight": torch.ones(4, 3)}
+    payload = {"args": {"env": "Hopper-v5"}, "global_step": 1, **{k: dict(net) for k in td3.NETWORK_EXPORT_NAMES}}
+    path = tmp_path / "c.pt"
+    save_checkpoint(path, payload)
+    data = bytearray(path.read_bytes())
+    at = data.rfind(b"PK\x06\x07")  # the ZIP64 end-of-central-directory locator torch.save writes
+    assert at > 0
+    data[at + 4] = 1  # "disk with the ZIP64 end record": 1 instead of 0
+    path.write_bytes(bytes(data))
+    with pytest.raises(NmlabError, match="corrupt or truncated") as err:
+        load_checkpoint(path)
+    assert "\n" not in str(err.value)
