@@ -553,13 +553,20 @@ def _pct_removed(x: float) -> str:
 def agent_key(df: pd.DataFrame) -> list[str]:
     """What each agent label of ``df`` means, one sentence each in agent order (RNM-TD3's N:M agents in one),
     built from the label (``hwmodel.agents``: ``rlx2 A/C``, ``gmp S QATb``, ``<pattern> one-shot``, RNM-TD3's
-    N:M pattern); a method the report does not know gets no sentence."""
+    N:M pattern); a method the report does not know gets no sentence. A one-shot label pruned from a
+    different agent in different envs (an env without dense TD3 prunes whichever agent it has) names the
+    envs of each of its sentences: ``dense one-shot (Ant-v5)``."""
     from hwmodel.agents import label_fractions
 
+    df = with_agent(df)
+    donors = df.groupby("agent").method.nunique()
+    envs = df.groupby(["method", "agent"]).env.agg(lambda e: ", ".join(sorted(map(str, e.unique()))))
     out, nm = [], []
     for method, agent in agent_order(df):
         label, m, words = agent_label(method, agent), method.split("(")[0], agent.split()
         if agent.endswith(" one-shot"):
+            if donors.get(agent, 1) > 1:  # the label alone would not say which env's agent this sentence is
+                label = f"{label} ({envs[(method, agent)]})"
             pattern = agent[:-len(" one-shot")]
             donor = method[method.find("(") + 1:-1] if "(" in method else "dense"
             frac = pattern.split(":", 1)[1] if pattern.startswith("unstructured:") else ""

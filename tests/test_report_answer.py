@@ -687,6 +687,27 @@ def test_agent_labels_are_explained_once_under_the_glance_tables(sweep, page):
     assert "**Agents**: " + "; ".join(want) + "." in md.split("\n### ", 1)[0]
 
 
+def test_a_one_shot_label_with_a_donor_per_env_names_the_envs_in_the_agents_key():
+    """Envs without a dense TD3 agent prune (or run dense) whichever agent they have, so one label,
+    'dense one-shot' or '1:2 one-shot', stood for a different agent in each env; the key gave one sentence
+    per donor with nothing to tell which env it was (an Ant-v5 gmp agent, a Hopper-v5 dense one)."""
+    key = answer.agent_key(pd.DataFrame({
+        "env": ["Ant-v5", "Swimmer-v5", "Hopper-v5", "Ant-v5", "Hopper-v5", "Walker2d-v5", "Hopper-v5"],
+        "pattern": ["dense", "dense", "dense", "1:2", "1:2", "1:2", "2:4"],
+        "mask_source": ["one-shot", "one-shot", "trained", "one-shot", "one-shot", "one-shot", "one-shot"],
+        "method": ["one-shot(gmp)", "one-shot(rnm-td3)", "td3", "one-shot(gmp)", "one-shot(td3)", "one-shot(td3)",
+                   "one-shot(td3)"],
+        "agent": ["dense one-shot", "dense one-shot", "dense", "1:2 one-shot", "1:2 one-shot", "1:2 one-shot",
+                  "2:4 one-shot"]}))
+    heads = [k.split(": ", 1)[0] for k in key]
+    assert heads == ["dense (td3)", "dense one-shot (Ant-v5)", "dense one-shot (Swimmer-v5)",
+                     "1:2 one-shot (Ant-v5)", "1:2 one-shot (Hopper-v5, Walker2d-v5)",
+                     "2:4 one-shot"]  # one donor for the label: no envs needed
+    assert key[1].endswith("the gmp agent's weights run dense as they are (its zeros stored and multiplied), as the "
+                           "env has no dense TD3 agent; never evaluated at that (hardware figures only)")
+    assert "the dense TD3 agent's weights pruned once by magnitude to 1:2" in key[4]
+
+
 def test_a_gpus_leakage_is_named_its_idle_floor_power_on_the_page_and_in_the_png(sweep, page):
     """On a GPU row the energy component called "leakage" is the board's idle/floor power over the call's
     time (hwmodel/gpu/design_point.py), not transistor leakage: the why figures' legend and a GPU row's hover,
