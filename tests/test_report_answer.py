@@ -158,6 +158,21 @@ def test_caveats_state_the_threshold_and_fire_only_when_due():
     assert any("seeds disagree more than methods" in n and "span 400" in n and "span 50" in n for n in notes)
 
 
+def test_a_small_dense_return_is_not_printed_as_zero_in_the_caveats():
+    """A short Walker2d-v5 run's dense TD3 returned 0.24 as trained: the caveats said 'dense TD3's return as
+    trained (0), which every fraction of dense here divides by' and 'its return (0) is below 25%', a division by
+    zero to the reader beside fractions of -75.30 and 434 in the table above them."""
+    base = {"method": "td3", "agent": "dense", "label": "dense", "trained_bits": 32, "bits": 32, "n_seeds": 1,
+            "seeds": "0", "spread_kind": "", "return_std": math.nan, "return_min": math.nan, "return_max": math.nan,
+            "dense_source": "q.csv", "from_quality_table": True, "quality_table": "q.csv"}
+    t = pd.DataFrame([{**base, "env": "Walker2d-v5", "return_mean": 0.2412, "dense_return": 0.2412}])
+    notes = returns.caveats(t)["Walker2d-v5"]
+    assert any("has not learned Walker2d-v5: its return (0.241) is below" in n for n in notes), notes
+    assert not any("(0)" in n for n in notes), notes
+    assert returns.return_text(0.2412) == "0.241" and returns.return_text(-3.04) == "-3.04"
+    assert returns.return_text(443.4) == "443" and returns.return_text(-75.3) == "-75"
+
+
 def test_page_opens_with_the_answer_and_states_caveats(page):
     assert page.index('id="answer"') < page.index('id="why"') < page.index('id="quality"') < page.index('id="pareto"')
     assert "has not learned Hopper-v5" in page and f"below {returns.LEARNED_FRACTION:.0%}" in page
