@@ -684,7 +684,7 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
             spread = (f"[min-max over seeds {', '.join(seeds) or 'unknown'}]" if (t.spread_kind != "").any()
                       else "no seed range (one seed, or the seeds' returns unknown)")
             src = returns.reference_source(t)
-            out.append(f"Return as a fraction of dense TD3 as trained ({base:.0f}{', ' + src if src else ''}); {spread}\n"
+            out.append(f"Return as a fraction of dense TD3 as trained ({returns.return_text(base)}{', ' + src if src else ''}); {spread}\n"
                        if base == base else
                        f"Return (no fraction of dense: {returns.caption_reason(t)}); {spread}\n")
             # An agent's return as trained taken from the quality table (no sweep point at its bits) gets its column.

@@ -212,7 +212,7 @@ def _frac_cell(r: dict[str, Any], own: bool) -> str:
     seeds = (f"seeds {r['seeds']}" if r["seeds"] else f"{r['n_seeds']} seeds")
     tip = (f"{r['label']}, trained at {r['trained_bits']} bits, evaluated at {r['bits']} bits: return "
            f"{r['return_mean']:.0f} ({seeds}; {r['spread_kind'] or 'no spread'} "
-           f"{r['return_min']:.0f} to {r['return_max']:.0f}) / dense TD3 as trained {r['dense_return']:.0f}")
+           f"{r['return_min']:.0f} to {r['return_max']:.0f}) / dense TD3 as trained {return_text(r['dense_return'])}")
     cls = ' class="own"' if own else ""
     return (f'<td{cls} title="{html.escape(tip)}" data-col="return_fraction" data-value="{r["fraction"]!r}">'
             f'{r["fraction"]:.2f}{spread}</td>')
@@ -250,7 +250,7 @@ def html_cards(table: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
                 if one_shot else "")
         base = t.dense_return.iloc[0]
         src, (own_bits_text, own_src) = reference_source(t), own_source(t)
-        what = (f"Return as a fraction of dense TD3 as trained ({base:.0f} = 1.00"
+        what = (f"Return as a fraction of dense TD3 as trained ({return_text(base)} = 1.00"
                 f"{html.escape(', ' + src) if src and not own_src else ''})" if base == base
                 else f"Return (no fraction of dense: {html.escape(caption_reason(t))})")
         if own_src:  # dense's reference among them when it is the quality table's: one sentence for both

@@ -169,6 +169,11 @@ def test_a_small_dense_return_is_not_printed_as_zero_in_the_caveats():
     notes = returns.caveats(t)["Walker2d-v5"]
     assert any("has not learned Walker2d-v5: its return (0.241) is below" in n for n in notes), notes
     assert not any("(0)" in n for n in notes), notes
+    t = t.assign(fraction=1.0, fraction_min=math.nan, fraction_max=math.nan)
+    points = pd.DataFrame({"env": ["Walker2d-v5"], "method": ["td3"], "agent": ["dense"], "pattern": ["dense"],
+                           "mask_source": ["trained"], "bits": [32]})
+    card = returns.html_cards(t, points)["Walker2d-v5"]
+    assert "dense TD3 as trained (0.241 = 1.00" in card and "dense TD3 as trained 0.241" in card, card
     assert returns.return_text(0.2412) == "0.241" and returns.return_text(-3.04) == "-3.04"
     assert returns.return_text(443.4) == "443" and returns.return_text(-75.3) == "-75"
 
