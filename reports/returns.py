@@ -209,10 +209,12 @@ def _frac_cell(r: dict[str, Any], own: bool) -> str:
     spread = ""
     if r["spread_kind"]:
         spread = f'<br><small>{r["fraction_min"]:.2f}\u2013{r["fraction_max"]:.2f}</small>'
-    seeds = (f"seeds {r['seeds']}" if r["seeds"] else f"{r['n_seeds']} seeds")
+    one = "," not in str(r["seeds"]) if r["seeds"] else r["n_seeds"] == 1
+    seeds = (f"seed{'' if one else 's'} {r['seeds']}" if r["seeds"] else f"{r['n_seeds']} seed{'' if one else 's'}")
+    # One seed (or no known spread) has no range: 'nan to nan' said nothing.
+    span = (f"{r['spread_kind']} {r['return_min']:.0f} to {r['return_max']:.0f}" if r["spread_kind"] else "no spread")
     tip = (f"{r['label']}, trained at {r['trained_bits']} bits, evaluated at {r['bits']} bits: return "
-           f"{r['return_mean']:.0f} ({seeds}; {r['spread_kind'] or 'no spread'} "
-           f"{r['return_min']:.0f} to {r['return_max']:.0f}) / dense TD3 as trained {return_text(r['dense_return'])}")
+           f"{r['return_mean']:.0f} ({seeds}; {span}) / dense TD3 as trained {return_text(r['dense_return'])}")
     cls = ' class="own"' if own else ""
     return (f'<td{cls} title="{html.escape(tip)}" data-col="return_fraction" data-value="{r["fraction"]!r}">'
             f'{r["fraction"]:.2f}{spread}</td>')

@@ -178,6 +178,29 @@ def test_a_small_dense_return_is_not_printed_as_zero_in_the_caveats():
     assert returns.return_text(443.4) == "443" and returns.return_text(-75.3) == "-75"
 
 
+def test_a_one_seed_cells_hover_gives_no_nan_range():
+    """With one seed there is no spread (spread_kind ''): each return cell's hover read 'return -18 (seeds 0;
+    no spread nan to nan) / dense TD3 as trained ...'."""
+    base = {"method": "rnm-td3", "agent": "3:8", "label": "3:8 (rnm-td3)", "trained_bits": 32, "bits": 32,
+            "n_seeds": 1, "seeds": "0", "spread_kind": "", "return_std": math.nan, "return_min": math.nan,
+            "return_max": math.nan, "fraction_min": math.nan, "fraction_max": math.nan, "dense_source": "",
+            "from_quality_table": False, "quality_table": "", "env": "Walker2d-v5"}
+    t = pd.DataFrame([{**base, "method": "td3", "agent": "dense", "label": "dense", "return_mean": 400.0,
+                       "dense_return": 400.0, "fraction": 1.0},
+                      {**base, "return_mean": -18.2, "dense_return": 400.0, "fraction": -18.2 / 400}])
+    points = pd.DataFrame({"env": "Walker2d-v5", "method": ["td3", "rnm-td3"], "agent": ["dense", "3:8"],
+                           "pattern": ["dense", "3:8"], "mask_source": "trained", "bits": 32})
+    card = returns.html_cards(t, points)["Walker2d-v5"]
+    assert "nan" not in card, card
+    assert "return -18 (seed 0; no spread) / dense TD3 as trained 400" in card, card
+    assert 'data-value="-0.0455">-0.05</td>' in card, card  # the cell itself: the fraction, no range
+    two = t.assign(seeds="0,1", n_seeds=2, spread_kind="min-max", return_min=[380.0, -30.0],
+                   return_max=[420.0, -6.4], fraction_min=[0.95, -0.075], fraction_max=[1.05, -0.016])
+    card = returns.html_cards(two, points)["Walker2d-v5"]
+    assert "return -18 (seeds 0,1; min-max -30 to -6) / dense TD3 as trained 400" in card, card
+    assert '>-0.05<br><small>-0.07\u2013-0.02</small></td>' in card, card
+
+
 def test_page_opens_with_the_answer_and_states_caveats(page):
     assert page.index('id="answer"') < page.index('id="why"') < page.index('id="quality"') < page.index('id="pareto"')
     assert "has not learned Hopper-v5" in page and f"below {returns.LEARNED_FRACTION:.0%}" in page
