@@ -550,6 +550,38 @@ def _pct_removed(x: float) -> str:
     return f"{100 * x:g}%"
 
 
+def size_caveats(df: pd.DataFrame) -> dict[str, list[str]]:
+    """env -> a caveat naming the trained agents whose networks are not dense TD3's size (another
+    ``--hidden``): their speedups and energy ratios are against their own layers run dense, so they do not
+    divide the 'dense, absolute' row, which is dense TD3's. Compared by ``macs_dense`` at inference (its
+    smallest batch; else the first scenario). None for an env without dense TD3 or a table without the column."""
+    if "macs_dense" not in df or df.empty:
+        return {}
+    df = with_agent(df)
+    out: dict[str, list[str]] = {}
+    for env, e in df.groupby("env", sort=True):
+        scen = "inference" if (e.scenario == "inference").any() else sorted(map(str, e.scenario.unique()))[0]
+        e = e[e.scenario == scen]
+        e = e[e.batch == e.batch.min()]
+        dense = e[(e.method == "td3") & (e.mask_source == "trained")].macs_dense.dropna()
+        if dense.empty:
+            continue
+        ref = float(dense.iloc[0])
+        odd = []
+        for method, agent in agent_order(e):
+            a = e[(e.method == method) & (e.agent == agent) & (e.mask_source == "trained")].macs_dense.dropna()
+            if len(a) and method != "td3" and not math.isclose(float(a.iloc[0]), ref, rel_tol=1e-9):
+                odd.append(f"{agent_label(method, agent)} ({float(a.iloc[0]):,.0f} dense MACs per {scen} at batch "
+                           f"{int(e.batch.min())}, dense TD3 {ref:,.0f})")
+        if odd:
+            one = len(odd) == 1
+            out[str(env)] = [f"{'this agent is' if one else 'these agents are'} not the size of dense TD3: "
+                             f"{'; '.join(odd)}. Each speedup and energy ratio is against {'its' if one else 'each agent'}"
+                             f"{'' if one else chr(39) + 's'} own layers run dense, not against dense TD3's 'dense, "
+                             f"absolute' figures; compare the agents by their absolute latency and energy (the fronts)."]
+    return out
+
+
 def agent_key(df: pd.DataFrame) -> list[str]:
     """What each agent label of ``df`` means, one sentence each in agent order (RNM-TD3's N:M agents in one),
     built from the label (``hwmodel.agents``: ``rlx2 A/C``, ``gmp S QATb``, ``<pattern> one-shot``, RNM-TD3's

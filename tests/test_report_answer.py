@@ -201,6 +201,31 @@ def test_a_one_seed_cells_hover_gives_no_nan_range():
     assert '>-0.05<br><small>-0.07\u2013-0.02</small></td>' in card, card
 
 
+def test_an_agent_of_another_size_than_dense_td3_is_named_in_a_caveat(sweep):
+    """A Walker2d-v5 2:4 agent trained at --hidden 256 beside a dense TD3 at --hidden 100: its cells read
+    1.99x / 0.610 under a 'dense, absolute' row of 6.78 us, while it ran 14.5 us, slower than that dense agent
+    (the ratios are against its own layers run dense). Nothing said the agents differ in size."""
+    rows = []
+    for agent, method, macs, lat in (("dense", "td3", 12300.0, 6.78e-6), ("2:4", "rnm-td3", 71424.0, 14.5e-6),
+                                     ("3:8", "rnm-td3", 12300.0, 6.78e-6), ("2:8 one-shot", "one-shot(td3)", 12300.0, 4e-6)):
+        for design in ("edge_ws", "stc_hbm"):
+            rows.append({"env": "Walker2d-v5", "agent": agent, "method": method, "design": design, "bits": 8,
+                         "scenario": "inference", "batch": 1, "macs_dense": macs, "latency_s": lat,
+                         "mask_source": "one-shot" if "one-shot" in agent else "trained",
+                         "pattern": agent.split()[0]})
+            rows.append({**rows[-1], "scenario": "train_step", "batch": 256, "macs_dense": macs * 2849})
+    df = pd.DataFrame(rows)
+    cav = answer.size_caveats(df)
+    assert list(cav) == ["Walker2d-v5"] and len(cav["Walker2d-v5"]) == 1
+    (text,) = cav["Walker2d-v5"]
+    assert "2:4 (rnm-td3) (71,424 dense MACs per inference at batch 1, dense TD3 12,300)" in text, text
+    assert "3:8" not in text and "one-shot" not in text
+    assert "against its own layers run dense" in text
+    assert answer.size_caveats(df[df.agent != "2:4"]) == {}
+    assert answer.size_caveats(df[df.agent != "dense"]) == {}  # no dense TD3: nothing to differ from
+    assert answer.size_caveats(pd.read_parquet(sweep / "points.parquet")) == {}  # the bundled agents: one size
+
+
 def test_page_opens_with_the_answer_and_states_caveats(page):
     assert page.index('id="answer"') < page.index('id="why"') < page.index('id="quality"') < page.index('id="pareto"')
     assert "has not learned Hopper-v5" in page and f"below {returns.LEARNED_FRACTION:.0%}" in page
