@@ -56,6 +56,25 @@ def read_eval(run_dir: Path) -> list[tuple[int, float]]:
              parse_finite(r["return_mean"], f"eval log {path}: line {n}: return_mean")) for n, r in rows]
 
 
+def read_eval_episodes(run_dir: Path) -> set[int]:
+    """The episode counts of a run's evaluations (eval.csv's ``episodes`` column, ``--eval-episodes``)."""
+    path = run_dir / "eval.csv"
+    if not path.is_file():
+        return set()
+    from hwmodel.limits import parse_int, read_csv
+
+    header, rows = read_csv(path, "eval log", required=("step", "return_mean"))
+    if "episodes" not in header:
+        return set()
+    return {parse_int(r["episodes"], f"eval log {path}: line {n}: episodes", 1) for n, r in rows}
+
+
+def episodes_text(runs: list[dict]) -> str:
+    """'10 deterministic episodes' (or '2 or 10 ...'): what the runs' evaluations averaged, from their eval.csv."""
+    counts = sorted(set().union(*(r.get("episodes", set()) for r in runs)))
+    return " or ".join(map(str, counts)) + " deterministic episodes" if counts else "deterministic episodes"
+
+
 def run_info(run_dir: Path) -> Optional[dict]:
     """env, sparsity, seed and eval curve of a run (from args.json and eval.csv), or None."""
     args_path = run_dir / "args.json"
@@ -73,7 +92,8 @@ def run_info(run_dir: Path) -> Optional[dict]:
         if (key in args or key != "method") and not ok(args.get(key)):
             raise NmlabError(f"run: {args_path}: {key}: missing or of the wrong type, got {str(args.get(key))[:60]}")
     return {"name": run_dir.name, "dir": run_dir, "env": args["env"], "sparsity": run_label(args),
-            "seed": args["seed"], "target_steps": args["steps"], "curve": read_eval(run_dir)}
+            "seed": args["seed"], "target_steps": args["steps"], "curve": read_eval(run_dir),
+            "episodes": read_eval_episodes(run_dir)}
 
 
 def final_return(curve: list[tuple[int, float]], at_step: int, window: int = 3) -> Optional[float]:
@@ -154,7 +174,7 @@ def plot_curves(runs: list[dict], out: Path) -> list[Path]:
             colour = METHOD_COLOURS.get(r["sparsity"].split()[0], "grey")
             ax.plot(xs, ys, color=colour, lw=1.2, ls="-" if r["seed"] == 0 else "--", label=label)
         ax.set_xlabel("environment steps")
-        ax.set_ylabel("evaluation return (10 episodes, deterministic)")
+        ax.set_ylabel(f"evaluation return (mean of {episodes_text([r for r in runs if r['env'] == env])})")
         ax.set_title(f"{env}: dense TD3 vs sparse methods (solid seed 0, dashed seed 1)", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(title="pattern / method", fontsize=8)
@@ -197,7 +217,7 @@ def publish(root: Path, out: Path, steps: int) -> list[dict]:
         w = csv.DictWriter(fh, COLUMNS, lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
-    note = (f"Final return: mean of the last 3 evaluations (10 deterministic episodes each), averaged over the seeds "
+    note = (f"Final return: mean of the last 3 evaluations ({episodes_text(runs)} each), averaged over the seeds "
             f"that reached the row's furthest step (`final_return_per_seed`: each seed's at its own last step, in seed "
             f"order, `steps_reached` in the same order). Fraction of dense: the mean final return over seeds "
             f"divided by dense TD3's, both at `compared_at_steps` (the furthest step both sides reached; only runs that "

@@ -420,6 +420,29 @@ def test_fraction_is_a_ratio_of_seed_means_at_the_furthest_common_step(tmp_path)
     assert one["fraction_of_dense"] == pytest.approx(30 / 50)  # dense at 100: mean(40, 60)
 
 
+def test_the_final_return_note_gives_the_runs_own_evaluation_episodes(tmp_path):
+    """A campaign with train: {eval_episodes: 2} published 'mean of the last 3 evaluations (10 deterministic
+    episodes each)' and a y axis '(10 episodes, deterministic)': 10 is only the default."""
+    root = tmp_path / "runs"
+    _fake_run(root, "swimmer_3of8_s0", "Swimmer-v5", "3:8", 0, [(100, 10), (200, 20)], method="rnm-td3")
+    _fake_run(root, "swimmer_2of8_s0", "Swimmer-v5", "2:8", 0, [(100, 10), (200, 20)], method="rnm-td3")
+    for name in ("swimmer_3of8_s0", "swimmer_2of8_s0"):
+        ev = root / name / "eval.csv"
+        ev.write_text(ev.read_text().replace(",0,10,0\n", ",0,2,0\n"))
+    publish(root, tmp_path / "out", steps=200)
+    note = (tmp_path / "out" / "final_returns.md").read_text()
+    assert "mean of the last 3 evaluations (2 deterministic episodes each)" in note, note[:200]
+    assert "10 deterministic" not in note
+    from rl.publish import episodes_text, run_info
+
+    runs = [run_info(root / n) for n in ("swimmer_3of8_s0", "swimmer_2of8_s0")]
+    assert episodes_text(runs) == "2 deterministic episodes"
+    ev = root / "swimmer_2of8_s0" / "eval.csv"
+    ev.write_text(ev.read_text().replace(",0,2,0\n", ",0,10,0\n"))
+    assert episodes_text([run_info(root / n) for n in ("swimmer_3of8_s0", "swimmer_2of8_s0")]) == \
+        "2 or 10 deterministic episodes"
+
+
 def test_no_fraction_against_a_non_positive_dense_return(tmp_path):
     root = tmp_path / "runs"
     _fake_run(root, "halfcheetah_dense_s0", "HalfCheetah-v5", "dense", 0, [(100, -400)])
