@@ -26,6 +26,29 @@ PATTERN_ORDER = ["dense", "2:4", "1:4", "1:8"]
 METHOD_COLOURS = {"dense": "black", "2:4": "tab:blue", "1:4": "tab:orange", "1:8": "tab:green", "rlx2": "tab:red", "gmp": "tab:purple"}
 
 
+#: Colours of the other labels of one plot, in turn (none of METHOD_COLOURS').
+EXTRA_COLOURS = ["tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray", "gold", "navy", "lime", "teal",
+                 "salmon", "darkred", "indigo", "peru", "slategray"]
+
+
+def curve_colours(labels: list[str]) -> dict[str, str]:
+    """label -> colour, one per label of a plot: a label's own METHOD_COLOURS colour (by its first word:
+    'gmp 0.9 QAT8' purple) when no label before it in plot order took it, else the next EXTRA_COLOURS one
+    (3:8, 2:8, 1:2 were all grey), then a colour map's past those."""
+    import matplotlib
+
+    ordered = sorted(set(labels), key=label_order)
+    out: dict[str, str] = {}
+    extra = iter(EXTRA_COLOURS)
+    for i, label in enumerate(ordered):
+        own = METHOD_COLOURS.get(label.split()[0] if label.split() else label)
+        if own is None or own in out.values():
+            # Past the named ones, hex colours spread over a colour map: never equal to a name above.
+            own = next(extra, None) or matplotlib.colors.to_hex(matplotlib.colormaps["hsv"](i / len(ordered)))
+        out[label] = own
+    return out
+
+
 def run_label(args: dict) -> str:
     """How a run appears in tables and plots: its N:M pattern or 'dense' (TD3 / RNM-TD3), or
     the method with its sparsity ('rlx2 0.98/0.95' = actor/critic, 'gmp 0.9 QAT8'): the same
@@ -167,11 +190,12 @@ def plot_curves(runs: list[dict], out: Path) -> list[Path]:
     for env in sorted({r["env"] for r in runs}):
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
         seen = set()
+        colours = curve_colours([r["sparsity"] for r in runs if r["env"] == env and r["curve"]])
         for r in sorted((r for r in runs if r["env"] == env and r["curve"]), key=lambda r: (label_order(r["sparsity"]), r["seed"])):
             xs, ys = zip(*r["curve"])
             label = r["sparsity"] if r["sparsity"] not in seen else None
             seen.add(r["sparsity"])
-            colour = METHOD_COLOURS.get(r["sparsity"].split()[0], "grey")
+            colour = colours[r["sparsity"]]
             ax.plot(xs, ys, color=colour, lw=1.2, ls="-" if r["seed"] == 0 else "--", label=label)
         ax.set_xlabel("environment steps")
         ax.set_ylabel(f"evaluation return (mean of {episodes_text([r for r in runs if r['env'] == env])})")

@@ -443,6 +443,21 @@ def test_the_final_return_note_gives_the_runs_own_evaluation_episodes(tmp_path):
         "2 or 10 deterministic episodes"
 
 
+def test_learning_curves_give_every_pattern_its_own_colour():
+    """Patterns outside dense, 2:4, 1:4, 1:8 (3:8, 2:8, 1:2: any N:M nmlab train takes) were all drawn grey,
+    so a Swimmer-v5 plot of 3:8, 2:8 and 1:2 runs had three grey lines that the legend could not tell apart;
+    two gmp labels (gmp 0.9 QAT8, gmp 2:8) shared purple. Within one plot every label has its own colour."""
+    from rl import publish as pub
+
+    labels = ["dense", "2:4", "3:8", "2:8", "1:2", "gmp 0.9 QAT8", "rlx2 0.9/0.9", "gmp 2:8"]
+    colours = pub.curve_colours(labels)
+    assert len(set(colours.values())) == len(labels), colours
+    assert colours["dense"] == "black" and colours["2:4"] == "tab:blue" and colours["rlx2 0.9/0.9"] == "tab:red"
+    assert colours["gmp 0.9 QAT8"] == "tab:purple"  # the bundled plots' colours stay
+    many = [f"{n}:16" for n in range(1, 17)]
+    assert len(set(pub.curve_colours(many).values())) == 16
+
+
 def test_no_fraction_against_a_non_positive_dense_return(tmp_path):
     root = tmp_path / "runs"
     _fake_run(root, "halfcheetah_dense_s0", "HalfCheetah-v5", "dense", 0, [(100, -400)])
