@@ -550,16 +550,55 @@ def _pct_removed(x: float) -> str:
     return f"{100 * x:g}%"
 
 
+def size_caveats(df: pd.DataFrame) -> dict[str, list[str]]:
+    """env -> a caveat naming the trained agents whose networks are not dense TD3's size (another
+    ``--hidden``): their speedups and energy ratios are against their own layers run dense, so they do not
+    divide the 'dense, absolute' row, which is dense TD3's. Compared by ``macs_dense`` at inference (its
+    smallest batch; else the first scenario). None for an env without dense TD3 or a table without the column."""
+    if "macs_dense" not in df or df.empty:
+        return {}
+    df = with_agent(df)
+    out: dict[str, list[str]] = {}
+    for env, e in df.groupby("env", sort=True):
+        scen = "inference" if (e.scenario == "inference").any() else sorted(map(str, e.scenario.unique()))[0]
+        e = e[e.scenario == scen]
+        e = e[e.batch == e.batch.min()]
+        dense = e[(e.method == "td3") & (e.mask_source == "trained")].macs_dense.dropna()
+        if dense.empty:
+            continue
+        ref = float(dense.iloc[0])
+        odd = []
+        for method, agent in agent_order(e):
+            a = e[(e.method == method) & (e.agent == agent) & (e.mask_source == "trained")].macs_dense.dropna()
+            if len(a) and method != "td3" and not math.isclose(float(a.iloc[0]), ref, rel_tol=1e-9):
+                odd.append(f"{agent_label(method, agent)} ({float(a.iloc[0]):,.0f} dense MACs per {scen} at batch "
+                           f"{int(e.batch.min())}, dense TD3 {ref:,.0f})")
+        if odd:
+            one = len(odd) == 1
+            out[str(env)] = [f"{'this agent is' if one else 'these agents are'} not the size of dense TD3: "
+                             f"{'; '.join(odd)}. Each speedup and energy ratio is against {'its' if one else 'each agent'}"
+                             f"{'' if one else chr(39) + 's'} own layers run dense, not against dense TD3's 'dense, "
+                             f"absolute' figures; compare the agents by their absolute latency and energy (the fronts)."]
+    return out
+
+
 def agent_key(df: pd.DataFrame) -> list[str]:
     """What each agent label of ``df`` means, one sentence each in agent order (RNM-TD3's N:M agents in one),
     built from the label (``hwmodel.agents``: ``rlx2 A/C``, ``gmp S QATb``, ``<pattern> one-shot``, RNM-TD3's
-    N:M pattern); a method the report does not know gets no sentence."""
+    N:M pattern); a method the report does not know gets no sentence. A one-shot label pruned from a
+    different agent in different envs (an env without dense TD3 prunes whichever agent it has) names the
+    envs of each of its sentences: ``dense one-shot (Ant-v5)``."""
     from hwmodel.agents import label_fractions
 
+    df = with_agent(df)
+    donors = df.groupby("agent").method.nunique()
+    envs = df.groupby(["method", "agent"]).env.agg(lambda e: ", ".join(sorted(map(str, e.unique()))))
     out, nm = [], []
     for method, agent in agent_order(df):
         label, m, words = agent_label(method, agent), method.split("(")[0], agent.split()
         if agent.endswith(" one-shot"):
+            if donors.get(agent, 1) > 1:  # the label alone would not say which env's agent this sentence is
+                label = f"{label} ({envs[(method, agent)]})"
             pattern = agent[:-len(" one-shot")]
             donor = method[method.find("(") + 1:-1] if "(" in method else "dense"
             frac = pattern.split(":", 1)[1] if pattern.startswith("unstructured:") else ""
@@ -677,7 +716,7 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
             spread = (f"[min-max over seeds {', '.join(seeds) or 'unknown'}]" if (t.spread_kind != "").any()
                       else "no seed range (one seed, or the seeds' returns unknown)")
             src = returns.reference_source(t)
-            out.append(f"Return as a fraction of dense TD3 as trained ({base:.0f}{', ' + src if src else ''}); {spread}\n"
+            out.append(f"Return as a fraction of dense TD3 as trained ({returns.return_text(base)}{', ' + src if src else ''}); {spread}\n"
                        if base == base else
                        f"Return (no fraction of dense: {returns.caption_reason(t)}); {spread}\n")
             # An agent's return as trained taken from the quality table (no sweep point at its bits) gets its column.

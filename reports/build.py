@@ -124,6 +124,8 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
     shown_df, plot_note = plotted_subset(df)
     page_notes = notes + ([plot_note] if plot_note else [])
     cav = returns.caveats(ret)
+    for env, notes_ in answer.size_caveats(raw).items():  # agents of another size than dense TD3 (--hidden)
+        cav.setdefault(env, []).extend(notes_)
     say("same-bits tables")
     same, quant = answer.same_bits(shown_df, gpu_fixed_times(manifest)), answer.quantization_gain(shown_df)
     answer_html = answer.html_section(shown_df, returns.html_cards(ret, raw), cav, same, quant, ret)

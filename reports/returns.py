@@ -111,7 +111,7 @@ def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.Dat
         elif ref is None:
             dense_missing = f"the sweep has no return of dense TD3 at its own precision ({_own_bits(dense)} bits)"
         elif base != base:
-            dense_missing = f"dense TD3's return as trained ({float(ref.return_mean):.0f}) is not positive"
+            dense_missing = f"dense TD3's return as trained ({return_text(float(ref.return_mean))}) is not positive"
         else:
             dense_missing = ""
         for method, agent in agent_order(env_rows):
@@ -145,6 +145,12 @@ def return_table(df: pd.DataFrame, quality_path: Optional[str | Path]) -> pd.Dat
     return pd.DataFrame(out)
 
 
+def return_text(v: float) -> str:
+    """A return in words: whole numbers from 10 on (443), three significant digits below (0.241, -3.04),
+    so a small dense return a caveat divides by never reads as 0."""
+    return f"{v:.0f}" if abs(v) >= 10 else f"{v:.3g}"
+
+
 def caveats(table: pd.DataFrame) -> dict[str, list[str]]:
     """env -> the caveats its returns need, in words with the numbers behind them:
     no dense reference (``caption_reason``), the reference taken from the quality table (``reference_source``: the
@@ -162,7 +168,7 @@ def caveats(table: pd.DataFrame) -> dict[str, list[str]]:
         taken = t[t.from_quality_table.astype(bool) & (t.bits == t.trained_bits)] if "from_quality_table" in t else t.iloc[:0]
         others = [lb for lb, a in zip(taken.label, taken.agent) if a != "dense"]
         if base == base and reference_source(t):
-            notes.append(f"dense TD3's return as trained ({base:.0f}), which every fraction of dense here divides by, "
+            notes.append(f"dense TD3's return as trained ({return_text(base)}), which every fraction of dense here divides by, "
                          f"is {reference_source(t)}" + (f"; so are the returns as trained of {', '.join(others)}, "
                                                         f"which the train-step points carry." if others else "."))
         elif others:
@@ -173,7 +179,7 @@ def caveats(table: pd.DataFrame) -> dict[str, list[str]]:
         elif pub is None:
             notes.append(f"no published dense TD3 return is known for {env}: whether dense learned is not checked.")
         elif base < LEARNED_FRACTION * pub:
-            notes.append(f"dense TD3 has not learned {env}: its return ({base:.0f}) is below {LEARNED_FRACTION:.0%} of "
+            notes.append(f"dense TD3 has not learned {env}: its return ({return_text(base)}) is below {LEARNED_FRACTION:.0%} of "
                          f"the published {pub:.0f} ({PUBLISHED_SOURCE}). Fractions of dense here divide by a baseline "
                          f"that failed; read them as noise, not as a cost or gain of sparsity.")
         own = t[t.bits == t.trained_bits]
@@ -203,10 +209,12 @@ def _frac_cell(r: dict[str, Any], own: bool) -> str:
     spread = ""
     if r["spread_kind"]:
         spread = f'<br><small>{r["fraction_min"]:.2f}\u2013{r["fraction_max"]:.2f}</small>'
-    seeds = (f"seeds {r['seeds']}" if r["seeds"] else f"{r['n_seeds']} seeds")
+    one = "," not in str(r["seeds"]) if r["seeds"] else r["n_seeds"] == 1
+    seeds = (f"seed{'' if one else 's'} {r['seeds']}" if r["seeds"] else f"{r['n_seeds']} seed{'' if one else 's'}")
+    # One seed (or no known spread) has no range: 'nan to nan' said nothing.
+    span = (f"{r['spread_kind']} {r['return_min']:.0f} to {r['return_max']:.0f}" if r["spread_kind"] else "no spread")
     tip = (f"{r['label']}, trained at {r['trained_bits']} bits, evaluated at {r['bits']} bits: return "
-           f"{r['return_mean']:.0f} ({seeds}; {r['spread_kind'] or 'no spread'} "
-           f"{r['return_min']:.0f} to {r['return_max']:.0f}) / dense TD3 as trained {r['dense_return']:.0f}")
+           f"{r['return_mean']:.0f} ({seeds}; {span}) / dense TD3 as trained {return_text(r['dense_return'])}")
     cls = ' class="own"' if own else ""
     return (f'<td{cls} title="{html.escape(tip)}" data-col="return_fraction" data-value="{r["fraction"]!r}">'
             f'{r["fraction"]:.2f}{spread}</td>')
@@ -244,7 +252,7 @@ def html_cards(table: pd.DataFrame, df: pd.DataFrame) -> dict[str, str]:
                 if one_shot else "")
         base = t.dense_return.iloc[0]
         src, (own_bits_text, own_src) = reference_source(t), own_source(t)
-        what = (f"Return as a fraction of dense TD3 as trained ({base:.0f} = 1.00"
+        what = (f"Return as a fraction of dense TD3 as trained ({return_text(base)} = 1.00"
                 f"{html.escape(', ' + src) if src and not own_src else ''})" if base == base
                 else f"Return (no fraction of dense: {html.escape(caption_reason(t))})")
         if own_src:  # dense's reference among them when it is the quality table's: one sentence for both

@@ -29,8 +29,10 @@ CYCLE_COLORS = {"compute": COMPONENT_COLORS["mac"], "DRAM stall": COMPONENT_COLO
 PATTERN_SYMBOLS = {"dense": "circle", "2:4": "square", "1:4": "diamond", "1:8": "triangle-up",
                    "unstructured": "star", "unstructured:0.9": "x"}
 MPL_MARKERS = {"circle": "o", "square": "s", "diamond": "D", "triangle-up": "^", "star": "*", "x": "X",
-               "cross": "P", "hexagon": "h", "pentagon": "p", "triangle-down": "v"}
-_SPARE_SYMBOLS = ("cross", "hexagon", "pentagon", "triangle-down")
+               "cross": "P", "hexagon": "h", "pentagon": "p", "triangle-down": "v", "triangle-left": "<",
+               "triangle-right": ">", "diamond-tall": "d", "octagon": "8"}
+_SPARE_SYMBOLS = ("cross", "hexagon", "pentagon", "triangle-down", "triangle-left", "triangle-right",
+                  "diamond-tall", "octagon")
 #: Marker size by weight bits: wider numbers, bigger markers.
 BIT_SIZES = {32: 11, 16: 9, 8: 7, 4: 5}
 
@@ -46,11 +48,19 @@ def design_colors(designs) -> dict[str, str]:
     return out
 
 
+#: Other N:M patterns a researcher reaches for first, one spare shape each (in _SPARE_SYMBOLS' order).
+_SPARE_PATTERNS = ("1:2", "3:4", "2:8", "3:8", "4:8", "1:16", "2:16", "4:16")
+
+
 def pattern_symbol(pattern: str) -> str:
-    """Plotly symbol of a pattern; unknown patterns share a few spare shapes (stable by name)."""
+    """Plotly symbol of a pattern; other patterns take a spare shape, stable by name: the common N:M
+    patterns of _SPARE_PATTERNS one each (by the sum of the name's character codes 1:2 and 3:8 shared
+    one), any other by that sum, so shapes repeat among rarer patterns."""
     if pattern in PATTERN_SYMBOLS:
         return PATTERN_SYMBOLS[pattern]
-    return _SPARE_SYMBOLS[sum(map(ord, pattern)) % len(_SPARE_SYMBOLS)]
+    if pattern in _SPARE_PATTERNS:
+        return _SPARE_SYMBOLS[_SPARE_PATTERNS.index(pattern)]
+    return _SPARE_SYMBOLS[sum(map(ord, str(pattern))) % len(_SPARE_SYMBOLS)]
 
 
 def bit_size(bits: int) -> int:

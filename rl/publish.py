@@ -26,6 +26,29 @@ PATTERN_ORDER = ["dense", "2:4", "1:4", "1:8"]
 METHOD_COLOURS = {"dense": "black", "2:4": "tab:blue", "1:4": "tab:orange", "1:8": "tab:green", "rlx2": "tab:red", "gmp": "tab:purple"}
 
 
+#: Colours of the other labels of one plot, in turn (none of METHOD_COLOURS').
+EXTRA_COLOURS = ["tab:brown", "tab:pink", "tab:olive", "tab:cyan", "tab:gray", "gold", "navy", "lime", "teal",
+                 "salmon", "darkred", "indigo", "peru", "slategray"]
+
+
+def curve_colours(labels: list[str]) -> dict[str, str]:
+    """label -> colour, one per label of a plot: a label's own METHOD_COLOURS colour (by its first word:
+    'gmp 0.9 QAT8' purple) when no label before it in plot order took it, else the next EXTRA_COLOURS one
+    (3:8, 2:8, 1:2 were all grey), then a colour map's past those."""
+    import matplotlib
+
+    ordered = sorted(set(labels), key=label_order)
+    out: dict[str, str] = {}
+    extra = iter(EXTRA_COLOURS)
+    for i, label in enumerate(ordered):
+        own = METHOD_COLOURS.get(label.split()[0] if label.split() else label)
+        if own is None or own in out.values():
+            # Past the named ones, hex colours spread over a colour map: never equal to a name above.
+            own = next(extra, None) or matplotlib.colors.to_hex(matplotlib.colormaps["hsv"](i / len(ordered)))
+        out[label] = own
+    return out
+
+
 def run_label(args: dict) -> str:
     """How a run appears in tables and plots: its N:M pattern or 'dense' (TD3 / RNM-TD3), or
     the method with its sparsity ('rlx2 0.98/0.95' = actor/critic, 'gmp 0.9 QAT8'): the same
@@ -56,6 +79,25 @@ def read_eval(run_dir: Path) -> list[tuple[int, float]]:
              parse_finite(r["return_mean"], f"eval log {path}: line {n}: return_mean")) for n, r in rows]
 
 
+def read_eval_episodes(run_dir: Path) -> set[int]:
+    """The episode counts of a run's evaluations (eval.csv's ``episodes`` column, ``--eval-episodes``)."""
+    path = run_dir / "eval.csv"
+    if not path.is_file():
+        return set()
+    from hwmodel.limits import parse_int, read_csv
+
+    header, rows = read_csv(path, "eval log", required=("step", "return_mean"))
+    if "episodes" not in header:
+        return set()
+    return {parse_int(r["episodes"], f"eval log {path}: line {n}: episodes", 1) for n, r in rows}
+
+
+def episodes_text(runs: list[dict]) -> str:
+    """'10 deterministic episodes' (or '2 or 10 ...'): what the runs' evaluations averaged, from their eval.csv."""
+    counts = sorted(set().union(*(r.get("episodes", set()) for r in runs)))
+    return " or ".join(map(str, counts)) + " deterministic episodes" if counts else "deterministic episodes"
+
+
 def run_info(run_dir: Path) -> Optional[dict]:
     """env, sparsity, seed and eval curve of a run (from args.json and eval.csv), or None."""
     args_path = run_dir / "args.json"
@@ -73,7 +115,8 @@ def run_info(run_dir: Path) -> Optional[dict]:
         if (key in args or key != "method") and not ok(args.get(key)):
             raise NmlabError(f"run: {args_path}: {key}: missing or of the wrong type, got {str(args.get(key))[:60]}")
     return {"name": run_dir.name, "dir": run_dir, "env": args["env"], "sparsity": run_label(args),
-            "seed": args["seed"], "target_steps": args["steps"], "curve": read_eval(run_dir)}
+            "seed": args["seed"], "target_steps": args["steps"], "curve": read_eval(run_dir),
+            "episodes": read_eval_episodes(run_dir)}
 
 
 def final_return(curve: list[tuple[int, float]], at_step: int, window: int = 3) -> Optional[float]:
@@ -147,14 +190,15 @@ def plot_curves(runs: list[dict], out: Path) -> list[Path]:
     for env in sorted({r["env"] for r in runs}):
         fig, ax = plt.subplots(figsize=(6.4, 4.0))
         seen = set()
+        colours = curve_colours([r["sparsity"] for r in runs if r["env"] == env and r["curve"]])
         for r in sorted((r for r in runs if r["env"] == env and r["curve"]), key=lambda r: (label_order(r["sparsity"]), r["seed"])):
             xs, ys = zip(*r["curve"])
             label = r["sparsity"] if r["sparsity"] not in seen else None
             seen.add(r["sparsity"])
-            colour = METHOD_COLOURS.get(r["sparsity"].split()[0], "grey")
+            colour = colours[r["sparsity"]]
             ax.plot(xs, ys, color=colour, lw=1.2, ls="-" if r["seed"] == 0 else "--", label=label)
         ax.set_xlabel("environment steps")
-        ax.set_ylabel("evaluation return (10 episodes, deterministic)")
+        ax.set_ylabel(f"evaluation return (mean of {episodes_text([r for r in runs if r['env'] == env])})")
         ax.set_title(f"{env}: dense TD3 vs sparse methods (solid seed 0, dashed seed 1)", fontsize=10)
         ax.grid(alpha=0.3)
         ax.legend(title="pattern / method", fontsize=8)
@@ -197,7 +241,7 @@ def publish(root: Path, out: Path, steps: int) -> list[dict]:
         w = csv.DictWriter(fh, COLUMNS, lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
-    note = (f"Final return: mean of the last 3 evaluations (10 deterministic episodes each), averaged over the seeds "
+    note = (f"Final return: mean of the last 3 evaluations ({episodes_text(runs)} each), averaged over the seeds "
             f"that reached the row's furthest step (`final_return_per_seed`: each seed's at its own last step, in seed "
             f"order, `steps_reached` in the same order). Fraction of dense: the mean final return over seeds "
             f"divided by dense TD3's, both at `compared_at_steps` (the furthest step both sides reached; only runs that "

@@ -38,7 +38,8 @@ def workload_at(path: str, pattern: str, mask_source: str):
 def prune_one_shot(wl, pattern: str):
     """A copy of ``wl`` with every layer pruned to ``pattern`` by weight magnitude, without weights.
 
-    ``N:M``: the N largest |w| of each group of M per row. ``unstructured:S``: the largest |w|
+    ``N:M``: the N largest |w| of each group of M per row, never a zero weight (a group of a sparse
+    donor with fewer than N weights keeps those it has). ``unstructured:S``: the largest |w|
     of each layer, keeping round((1 - S) * in * out) (every layer at the same sparsity).
     Layers without weights get, for N:M, the structural mask of an all-ones matrix (the first
     N of each group: the hardware cost of an N:M mask depends on its counts, not its
@@ -69,6 +70,11 @@ def prune_one_shot(wl, pattern: str):
         else:
             source = layer.weight if layer.weight is not None else np.ones(shape, dtype=np.float32)
             mask = None if p.kind == "dense" else nm_mask(source, p)
+            if mask is not None and layer.weight is not None:
+                # A sparse donor (an env without dense TD3) has groups with fewer than N weights: the
+                # tie-break would keep zeros at the lowest indices, so whether the mask fits a design's
+                # pattern (2:4) would hang on which zeros it picked. A zero is never kept.
+                mask &= layer.weight != 0
             kind = str(p)
         # The model needs shapes and masks only: dropping the weights keeps worker caches small.
         layers.append(Layer(name=layer.name, network=layer.network, in_features=layer.in_features,

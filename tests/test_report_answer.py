@@ -158,6 +158,74 @@ def test_caveats_state_the_threshold_and_fire_only_when_due():
     assert any("seeds disagree more than methods" in n and "span 400" in n and "span 50" in n for n in notes)
 
 
+def test_a_small_dense_return_is_not_printed_as_zero_in_the_caveats():
+    """A short Walker2d-v5 run's dense TD3 returned 0.24 as trained: the caveats said 'dense TD3's return as
+    trained (0), which every fraction of dense here divides by' and 'its return (0) is below 25%', a division by
+    zero to the reader beside fractions of -75.30 and 434 in the table above them."""
+    base = {"method": "td3", "agent": "dense", "label": "dense", "trained_bits": 32, "bits": 32, "n_seeds": 1,
+            "seeds": "0", "spread_kind": "", "return_std": math.nan, "return_min": math.nan, "return_max": math.nan,
+            "dense_source": "q.csv", "from_quality_table": True, "quality_table": "q.csv"}
+    t = pd.DataFrame([{**base, "env": "Walker2d-v5", "return_mean": 0.2412, "dense_return": 0.2412}])
+    notes = returns.caveats(t)["Walker2d-v5"]
+    assert any("has not learned Walker2d-v5: its return (0.241) is below" in n for n in notes), notes
+    assert not any("(0)" in n for n in notes), notes
+    t = t.assign(fraction=1.0, fraction_min=math.nan, fraction_max=math.nan)
+    points = pd.DataFrame({"env": ["Walker2d-v5"], "method": ["td3"], "agent": ["dense"], "pattern": ["dense"],
+                           "mask_source": ["trained"], "bits": [32]})
+    card = returns.html_cards(t, points)["Walker2d-v5"]
+    assert "dense TD3 as trained (0.241 = 1.00" in card and "dense TD3 as trained 0.241" in card, card
+    assert returns.return_text(0.2412) == "0.241" and returns.return_text(-3.04) == "-3.04"
+    assert returns.return_text(443.4) == "443" and returns.return_text(-75.3) == "-75"
+
+
+def test_a_one_seed_cells_hover_gives_no_nan_range():
+    """With one seed there is no spread (spread_kind ''): each return cell's hover read 'return -18 (seeds 0;
+    no spread nan to nan) / dense TD3 as trained ...'."""
+    base = {"method": "rnm-td3", "agent": "3:8", "label": "3:8 (rnm-td3)", "trained_bits": 32, "bits": 32,
+            "n_seeds": 1, "seeds": "0", "spread_kind": "", "return_std": math.nan, "return_min": math.nan,
+            "return_max": math.nan, "fraction_min": math.nan, "fraction_max": math.nan, "dense_source": "",
+            "from_quality_table": False, "quality_table": "", "env": "Walker2d-v5"}
+    t = pd.DataFrame([{**base, "method": "td3", "agent": "dense", "label": "dense", "return_mean": 400.0,
+                       "dense_return": 400.0, "fraction": 1.0},
+                      {**base, "return_mean": -18.2, "dense_return": 400.0, "fraction": -18.2 / 400}])
+    points = pd.DataFrame({"env": "Walker2d-v5", "method": ["td3", "rnm-td3"], "agent": ["dense", "3:8"],
+                           "pattern": ["dense", "3:8"], "mask_source": "trained", "bits": 32})
+    card = returns.html_cards(t, points)["Walker2d-v5"]
+    assert "nan" not in card, card
+    assert "return -18 (seed 0; no spread) / dense TD3 as trained 400" in card, card
+    assert 'data-value="-0.0455">-0.05</td>' in card, card  # the cell itself: the fraction, no range
+    two = t.assign(seeds="0,1", n_seeds=2, spread_kind="min-max", return_min=[380.0, -30.0],
+                   return_max=[420.0, -6.4], fraction_min=[0.95, -0.075], fraction_max=[1.05, -0.016])
+    card = returns.html_cards(two, points)["Walker2d-v5"]
+    assert "return -18 (seeds 0,1; min-max -30 to -6) / dense TD3 as trained 400" in card, card
+    assert '>-0.05<br><small>-0.07\u2013-0.02</small></td>' in card, card
+
+
+def test_an_agent_of_another_size_than_dense_td3_is_named_in_a_caveat(sweep):
+    """A Walker2d-v5 2:4 agent trained at --hidden 256 beside a dense TD3 at --hidden 100: its cells read
+    1.99x / 0.610 under a 'dense, absolute' row of 6.78 us, while it ran 14.5 us, slower than that dense agent
+    (the ratios are against its own layers run dense). Nothing said the agents differ in size."""
+    rows = []
+    for agent, method, macs, lat in (("dense", "td3", 12300.0, 6.78e-6), ("2:4", "rnm-td3", 71424.0, 14.5e-6),
+                                     ("3:8", "rnm-td3", 12300.0, 6.78e-6), ("2:8 one-shot", "one-shot(td3)", 12300.0, 4e-6)):
+        for design in ("edge_ws", "stc_hbm"):
+            rows.append({"env": "Walker2d-v5", "agent": agent, "method": method, "design": design, "bits": 8,
+                         "scenario": "inference", "batch": 1, "macs_dense": macs, "latency_s": lat,
+                         "mask_source": "one-shot" if "one-shot" in agent else "trained",
+                         "pattern": agent.split()[0]})
+            rows.append({**rows[-1], "scenario": "train_step", "batch": 256, "macs_dense": macs * 2849})
+    df = pd.DataFrame(rows)
+    cav = answer.size_caveats(df)
+    assert list(cav) == ["Walker2d-v5"] and len(cav["Walker2d-v5"]) == 1
+    (text,) = cav["Walker2d-v5"]
+    assert "2:4 (rnm-td3) (71,424 dense MACs per inference at batch 1, dense TD3 12,300)" in text, text
+    assert "3:8" not in text and "one-shot" not in text
+    assert "against its own layers run dense" in text
+    assert answer.size_caveats(df[df.agent != "2:4"]) == {}
+    assert answer.size_caveats(df[df.agent != "dense"]) == {}  # no dense TD3: nothing to differ from
+    assert answer.size_caveats(pd.read_parquet(sweep / "points.parquet")) == {}  # the bundled agents: one size
+
+
 def test_page_opens_with_the_answer_and_states_caveats(page):
     assert page.index('id="answer"') < page.index('id="why"') < page.index('id="quality"') < page.index('id="pareto"')
     assert "has not learned Hopper-v5" in page and f"below {returns.LEARNED_FRACTION:.0%}" in page
@@ -685,6 +753,27 @@ def test_agent_labels_are_explained_once_under_the_glance_tables(sweep, page):
     assert html_lib.unescape(found) == "; ".join(want) + "."
     md = (sweep / "report" / "summary.md").read_text()
     assert "**Agents**: " + "; ".join(want) + "." in md.split("\n### ", 1)[0]
+
+
+def test_a_one_shot_label_with_a_donor_per_env_names_the_envs_in_the_agents_key():
+    """Envs without a dense TD3 agent prune (or run dense) whichever agent they have, so one label,
+    'dense one-shot' or '1:2 one-shot', stood for a different agent in each env; the key gave one sentence
+    per donor with nothing to tell which env it was (an Ant-v5 gmp agent, a Hopper-v5 dense one)."""
+    key = answer.agent_key(pd.DataFrame({
+        "env": ["Ant-v5", "Swimmer-v5", "Hopper-v5", "Ant-v5", "Hopper-v5", "Walker2d-v5", "Hopper-v5"],
+        "pattern": ["dense", "dense", "dense", "1:2", "1:2", "1:2", "2:4"],
+        "mask_source": ["one-shot", "one-shot", "trained", "one-shot", "one-shot", "one-shot", "one-shot"],
+        "method": ["one-shot(gmp)", "one-shot(rnm-td3)", "td3", "one-shot(gmp)", "one-shot(td3)", "one-shot(td3)",
+                   "one-shot(td3)"],
+        "agent": ["dense one-shot", "dense one-shot", "dense", "1:2 one-shot", "1:2 one-shot", "1:2 one-shot",
+                  "2:4 one-shot"]}))
+    heads = [k.split(": ", 1)[0] for k in key]
+    assert heads == ["dense (td3)", "dense one-shot (Ant-v5)", "dense one-shot (Swimmer-v5)",
+                     "1:2 one-shot (Ant-v5)", "1:2 one-shot (Hopper-v5, Walker2d-v5)",
+                     "2:4 one-shot"]  # one donor for the label: no envs needed
+    assert key[1].endswith("the gmp agent's weights run dense as they are (its zeros stored and multiplied), as the "
+                           "env has no dense TD3 agent; never evaluated at that (hardware figures only)")
+    assert "the dense TD3 agent's weights pruned once by magnitude to 1:2" in key[4]
 
 
 def test_a_gpus_leakage_is_named_its_idle_floor_power_on_the_page_and_in_the_png(sweep, page):

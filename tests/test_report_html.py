@@ -279,3 +279,21 @@ def test_report_of_a_directory_without_a_sweep_is_one_line_exit_2(tmp_path):
     assert out.returncode == 2
     assert out.stderr.strip() == (f"nmlab report: error: report: {tmp_path / 'points.parquet'} not found; "
                                   f"run nmlab sweep --out {tmp_path} first")
+
+
+def test_the_fronts_legend_names_the_shape_of_every_pattern_of_the_sweep():
+    """The legend under 'Pareto fronts' was a fixed sentence (circle dense, square 2:4, diamond 1:4, triangle
+    1:8, ...): a sweep of 3:8, 2:8, 1:2 and 4:8 agents drew them in spare shapes it never named (the plotly
+    legend keys designs only), and 1:2 and 3:8 shared one (sum of character codes mod 4)."""
+    from reports import html as report_html
+    from reports.style import pattern_symbol
+
+    pats = ["dense", "1:2", "2:4", "4:8", "3:8", "2:8", "unstructured", "unstructured:0.9"]
+    shapes = [pattern_symbol(p) for p in pats]
+    assert len(set(shapes)) == len(shapes), dict(zip(pats, shapes))
+    legend = report_html.marker_legend(pats)
+    for p, s in zip(pats, shapes):
+        assert f"{report_html.SYMBOL_WORDS[s]} {p}" in legend, (p, legend)
+    assert "1:4" not in legend and "1:8" not in legend  # not in this sweep
+    from reports.style import MPL_MARKERS
+    assert all(s in MPL_MARKERS for s in shapes)  # the PNGs draw the same shapes

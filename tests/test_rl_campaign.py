@@ -420,6 +420,44 @@ def test_fraction_is_a_ratio_of_seed_means_at_the_furthest_common_step(tmp_path)
     assert one["fraction_of_dense"] == pytest.approx(30 / 50)  # dense at 100: mean(40, 60)
 
 
+def test_the_final_return_note_gives_the_runs_own_evaluation_episodes(tmp_path):
+    """A campaign with train: {eval_episodes: 2} published 'mean of the last 3 evaluations (10 deterministic
+    episodes each)' and a y axis '(10 episodes, deterministic)': 10 is only the default."""
+    root = tmp_path / "runs"
+    _fake_run(root, "swimmer_3of8_s0", "Swimmer-v5", "3:8", 0, [(100, 10), (200, 20)], method="rnm-td3")
+    _fake_run(root, "swimmer_2of8_s0", "Swimmer-v5", "2:8", 0, [(100, 10), (200, 20)], method="rnm-td3")
+    for name in ("swimmer_3of8_s0", "swimmer_2of8_s0"):
+        ev = root / name / "eval.csv"
+        ev.write_text(ev.read_text().replace(",0,10,0\n", ",0,2,0\n"))
+    publish(root, tmp_path / "out", steps=200)
+    note = (tmp_path / "out" / "final_returns.md").read_text()
+    assert "mean of the last 3 evaluations (2 deterministic episodes each)" in note, note[:200]
+    assert "10 deterministic" not in note
+    from rl.publish import episodes_text, run_info
+
+    runs = [run_info(root / n) for n in ("swimmer_3of8_s0", "swimmer_2of8_s0")]
+    assert episodes_text(runs) == "2 deterministic episodes"
+    ev = root / "swimmer_2of8_s0" / "eval.csv"
+    ev.write_text(ev.read_text().replace(",0,2,0\n", ",0,10,0\n"))
+    assert episodes_text([run_info(root / n) for n in ("swimmer_3of8_s0", "swimmer_2of8_s0")]) == \
+        "2 or 10 deterministic episodes"
+
+
+def test_learning_curves_give_every_pattern_its_own_colour():
+    """Patterns outside dense, 2:4, 1:4, 1:8 (3:8, 2:8, 1:2: any N:M nmlab train takes) were all drawn grey,
+    so a Swimmer-v5 plot of 3:8, 2:8 and 1:2 runs had three grey lines that the legend could not tell apart;
+    two gmp labels (gmp 0.9 QAT8, gmp 2:8) shared purple. Within one plot every label has its own colour."""
+    from rl import publish as pub
+
+    labels = ["dense", "2:4", "3:8", "2:8", "1:2", "gmp 0.9 QAT8", "rlx2 0.9/0.9", "gmp 2:8"]
+    colours = pub.curve_colours(labels)
+    assert len(set(colours.values())) == len(labels), colours
+    assert colours["dense"] == "black" and colours["2:4"] == "tab:blue" and colours["rlx2 0.9/0.9"] == "tab:red"
+    assert colours["gmp 0.9 QAT8"] == "tab:purple"  # the bundled plots' colours stay
+    many = [f"{n}:16" for n in range(1, 17)]
+    assert len(set(pub.curve_colours(many).values())) == 16
+
+
 def test_no_fraction_against_a_non_positive_dense_return(tmp_path):
     root = tmp_path / "runs"
     _fake_run(root, "halfcheetah_dense_s0", "HalfCheetah-v5", "dense", 0, [(100, -400)])

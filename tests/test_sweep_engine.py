@@ -888,6 +888,30 @@ def test_a_ctrl_c_after_the_last_chunk_came_in_still_interrupts_the_sweep(tmp_pa
     assert not (tmp_path / "out" / "points.parquet").exists() and store.list_parts(tmp_path / "out")
 
 
+def test_one_shot_n_m_of_a_sparse_donor_keeps_no_zero_weight():
+    """An env without dense TD3 prunes whichever agent it has: a gmp 2:8 Ant-v5 agent pruned one-shot to 4:8
+    kept, in every group of 8, its 2 weights and 2 of its zeros (ties to the lower index), so the mask broke 2:4
+    and the designs ran it dense (1.00x), while 1:2 of the same agent (no zeros kept) ran as 2:4 (1.78x): the
+    figures hung on which zeros the tie-break picked. A zero weight is never kept: 4:8 of a 2:8 agent is its
+    own 2:8 mask, a valid 4:8 mask (at most 4 per group) that fits 2:4."""
+    import numpy as np
+
+    from sweeps.evaluate import prune_one_shot
+
+    wl = synthetic_td3_workload(105, 8, pattern="2:8", hidden=(64, 64), seed=0, with_weights=True)
+    for pattern in ("4:8", "3:8", "1:2"):
+        pruned = prune_one_shot(wl, pattern)
+        for donor, layer in zip(wl.layers, pruned.layers):
+            assert layer.pattern == pattern
+            assert not (layer.mask & (donor.weight == 0)).any(), (pattern, layer.name)
+            n, m = map(int, pattern.split(":"))
+            cols = -(-layer.in_features // 4) * 4
+            fours = np.pad(layer.mask, ((0, 0), (0, cols - layer.in_features))).reshape(layer.out_features, -1, 4)
+            assert fours.sum(-1).max() <= 2, (pattern, layer.name)  # within the donor's 2:8, so within 2:4
+            if pattern == "4:8":
+                assert (layer.mask == (donor.weight != 0)).all(), layer.name
+
+
 def test_one_shot_unstructured_masks_of_weightless_layers_are_the_same_every_run():
     """A layer without weights is pruned at positions seeded by its name: two sweeps (or two workers)
     get the same mask, hence the same figures for the same point id."""
