@@ -140,19 +140,45 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
             ax.grid(True, alpha=0.3, which="both")
             if not len(data):
                 ax.text(0.5, 0.5, "no points with all objectives", ha="center", va="center", transform=ax.transAxes)
-    groups = front_legend_groups(df, designs)
-    h_in = 3.9 * len(envs) + 0.6 + LEGEND_ROW_IN * len(groups)
+    # One legend per key (designs, then patterns and the front, then bit sizes), each one row where it fits the
+    # figure's width: one 8-column legend filled column by column had put a design over a pattern, and a key wider
+    # than the figure (15 designs, or one scenario's 5.2 in figure) ran off both edges of the PNG.
+    legends = [_fitted_legend(fig, title, handles) for title, handles in front_legend_groups(df, designs)]
+    slots = [max(LEGEND_ROW_IN, leg.get_window_extent(fig.canvas.get_renderer()).height / fig.dpi + 0.05)
+             for leg in legends]
+    h_in = 3.9 * len(envs) + 0.6 + sum(slots)
     fig.set_figheight(h_in)
     fig.suptitle(spec.title, y=1 - 0.08 / h_in, va="top", fontsize=13)
-    # One legend row per key (designs, then patterns and the front, then bit sizes): one 8-column legend
-    # filled column by column had put a design over a pattern.
-    for r, (title, handles) in enumerate(groups):
-        fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8, title=title, title_fontsize=8,
-                   bbox_to_anchor=(0.5, 1 - (0.35 + LEGEND_ROW_IN * r) / h_in), frameon=False, columnspacing=1.2,
-                   handletextpad=0.3)
-    fig.subplots_adjust(left=0.08, right=0.98, top=1 - (0.8 + LEGEND_ROW_IN * len(groups)) / h_in,
+    for r, leg in enumerate(legends):
+        leg.set_bbox_to_anchor((0.5, 1 - (0.35 + sum(slots[:r])) / h_in), transform=fig.transFigure)
+    fig.subplots_adjust(left=0.08, right=0.98, top=1 - (0.8 + sum(slots)) / h_in,
                         bottom=0.5 / h_in, hspace=0.6, wspace=0.28)
     return _save(fig, out)
+
+
+def _fitted_legend(fig, title: str, handles: list):
+    """A figure legend of ``handles`` under ``title`` no wider than the figure: one row when it fits, else as many
+    columns as fit (its title wrapped where the title alone is too wide)."""
+    import textwrap
+
+    renderer = fig.canvas.get_renderer()
+    room = 0.98 * fig.bbox.width
+    ncol, text = len(handles), title
+    while True:
+        leg = fig.legend(handles=handles, loc="upper center", ncol=ncol, fontsize=8, title=text, title_fontsize=8,
+                         bbox_to_anchor=(0.5, 1.0), frameon=False, columnspacing=1.2, handletextpad=0.3)
+        width = leg.get_window_extent(renderer).width
+        if width <= room:
+            return leg
+        title_w = leg.get_title().get_window_extent(renderer).width
+        leg.remove()
+        if title_w > room and "\n" not in text:
+            text = textwrap.fill(title, max(20, int(len(title) * room / title_w) - 2))
+        elif ncol > 1:
+            ncol = max(1, min(ncol - 1, int(ncol * room / width)))
+        else:  # one column still too wide (a label longer than the figure): leave it as it is
+            return fig.legend(handles=handles, loc="upper center", ncol=1, fontsize=8, title=text, title_fontsize=8,
+                              bbox_to_anchor=(0.5, 1.0), frameon=False, handletextpad=0.3)
 
 
 def _cell_label(sc: str, batch: int) -> str:
