@@ -657,3 +657,29 @@ def test_png_front_legends_fit_the_figure_however_many_designs(default_sweep, mo
         assert ext.y0 >= panels_top and ext.y1 <= box.y1 + 0.5, (ext, panels_top, box)
         labels += [t.get_text() for t in leg.get_texts()]
     assert all(design_title(d) in labels for d in df.design.unique())
+
+
+def test_png_front_y_axis_labels_stay_inside_a_one_scenario_figure(default_sweep, monkeypatch):
+    """A sweep of one scenario draws a 5.2 in wide front PNG, whose left margin (8% of the width, 0.42 in) cut
+    the y axis's title off the figure and its tick labels down to ",000" (a `gpus: bundled`, `designs: none`,
+    inference-only sweep). The margin is now in inches, as wide as a two-scenario figure's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from reports import figures
+    from reports.fronts import FRONT_SPECS as SPECS
+
+    df = pd.read_parquet(default_sweep / "points.parquet")
+    df = df[df.scenario == "inference"]
+    for spec in SPECS:
+        seen = {}
+        monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
+        figures.front_png(df, spec, {}, default_sweep / "unused.png")
+        fig = seen["fig"]
+        fig.canvas.draw()  # lays out the tick labels and axis titles
+        renderer = fig.canvas.get_renderer()
+        for ax in (a for a in fig.axes if a.get_title()):
+            texts = [ax.yaxis.label] + [t for t in ax.get_yticklabels() if t.get_text()]
+            for t in texts:
+                ext = t.get_window_extent(renderer)
+                assert ext.x0 >= fig.bbox.x0 - 0.5, (spec.name, t.get_text(), ext)
