@@ -45,6 +45,16 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
+def _fmt_seconds(s: float) -> str:
+    """A latency in the largest of s, ms, us that writes it as 1 or more, three significant digits: "14.5 us",
+    "1.99 ms" (``{s * 1e6:.3g} us`` printed "1.99e+03 us" from 1 ms up)."""
+    for unit, scale in (("s", 1.0), ("ms", 1e-3)):
+        v = f"{s / scale:.3g}"
+        if float(v) >= 1:
+            return f"{v} {unit}"
+    return f"{s * 1e6:.3g} us"
+
+
 def _check_design_name(ref: str) -> None:
     """A --design that is neither a path nor a bundled name: one line listing both kinds it
     takes (the design loader's own message names only the accelerator designs)."""
@@ -108,7 +118,7 @@ def _simulate(args: argparse.Namespace) -> int:
               f"speedup {dn.cycles / f.cycles if f.cycles else 1:.2f}  E/dense {f.energy_pj / dn.energy_pj if dn.energy_pj else 1:.2f}")
     t = res.total
     parts = "  ".join(f"{c} {_fmt(getattr(t, f'energy_{c}_pj'))}" for c in ENERGY_COMPONENTS)
-    print(f"total: {_fmt(s['cycles'])} cycles, {s['latency_s'] * 1e6:.3g} us, utilization {s['utilization']:.3f}, "
+    print(f"total: {_fmt(s['cycles'])} cycles, {_fmt_seconds(s['latency_s'])}, utilization {s['utilization']:.3f}, "
           f"energy {_fmt(s['energy_pj'])} pJ, speedup vs dense {s['speedup_vs_dense']:.2f}, "
           f"energy ratio vs dense {s['energy_ratio_vs_dense']:.2f}")
     print(f"energy by component (pJ): {parts}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import matplotlib
 
@@ -140,19 +140,49 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
             ax.grid(True, alpha=0.3, which="both")
             if not len(data):
                 ax.text(0.5, 0.5, "no points with all objectives", ha="center", va="center", transform=ax.transAxes)
-    groups = front_legend_groups(df, designs)
-    h_in = 3.9 * len(envs) + 0.6 + LEGEND_ROW_IN * len(groups)
+    # One legend per key (designs, then patterns and the front, then bit sizes), each one row where it fits the
+    # figure's width: one 8-column legend filled column by column had put a design over a pattern, and a key wider
+    # than the figure (15 designs, or one scenario's 5.2 in figure) ran off both edges of the PNG.
+    legends = [_fitted_legend(fig, title, handles, frameon=False, columnspacing=1.2, handletextpad=0.3)
+               for title, handles in front_legend_groups(df, designs)]
+    slots = [max(LEGEND_ROW_IN, leg.get_window_extent(fig.canvas.get_renderer()).height / fig.dpi + 0.05)
+             for leg in legends]
+    h_in = 3.9 * len(envs) + 0.6 + sum(slots)
     fig.set_figheight(h_in)
     fig.suptitle(spec.title, y=1 - 0.08 / h_in, va="top", fontsize=13)
-    # One legend row per key (designs, then patterns and the front, then bit sizes): one 8-column legend
-    # filled column by column had put a design over a pattern.
-    for r, (title, handles) in enumerate(groups):
-        fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8, title=title, title_fontsize=8,
-                   bbox_to_anchor=(0.5, 1 - (0.35 + LEGEND_ROW_IN * r) / h_in), frameon=False, columnspacing=1.2,
-                   handletextpad=0.3)
-    fig.subplots_adjust(left=0.08, right=0.98, top=1 - (0.8 + LEGEND_ROW_IN * len(groups)) / h_in,
+    for r, leg in enumerate(legends):
+        leg.set_bbox_to_anchor((0.5, 1 - (0.35 + sum(slots[:r])) / h_in), transform=fig.transFigure)
+    # Margins in inches (0.85 in for the y axis's title and tick labels, as 8% of a two-scenario figure gave): 8% of a
+    # one-scenario figure's 5.2 in cut the y axis title off and its ticks to ",000".
+    w_in = fig.get_figwidth()
+    fig.subplots_adjust(left=0.85 / w_in, right=1 - 0.2 / w_in, top=1 - (0.8 + sum(slots)) / h_in,
                         bottom=0.5 / h_in, hspace=0.6, wspace=0.28)
     return _save(fig, out)
+
+
+def _fitted_legend(fig, title: Optional[str], handles: list, labels: Optional[list] = None, fontsize: float = 8,
+                   **kw):
+    """A figure legend of ``handles`` (under ``title``) no wider than the figure: one row when it fits, else as many
+    columns as fit (its title wrapped where the title alone is too wide). ``kw``: more ``fig.legend`` options."""
+    import textwrap
+
+    renderer = fig.canvas.get_renderer()
+    room = 0.98 * fig.bbox.width
+    ncol, text = len(handles), title
+    opts = dict(loc="upper center", fontsize=fontsize, title_fontsize=fontsize, bbox_to_anchor=(0.5, 1.0), **kw)
+    given = dict(handles=handles) if labels is None else dict(handles=handles, labels=labels)
+    while True:
+        leg = fig.legend(ncol=ncol, title=text, **given, **opts)
+        leg.nmlab_ncol = ncol  # the columns it got (the energy figure grows by the rows they make)
+        width = leg.get_window_extent(renderer).width
+        if width <= room or ncol == 1 and (text is None or "\n" in text):
+            return leg  # fits, or one column still too wide (a label longer than the figure): left as it is
+        title_w = leg.get_title().get_window_extent(renderer).width if text else 0.0
+        leg.remove()
+        if text and title_w > room and "\n" not in text:
+            text = textwrap.fill(title, max(20, int(len(title) * room / title_w) - 2))
+        else:
+            ncol = max(1, min(ncol - 1, int(ncol * room / width)))
 
 
 def _cell_label(sc: str, batch: int) -> str:
@@ -284,10 +314,17 @@ def energy_figure(df: pd.DataFrame, env: str):
         ax.set_title(f"{sc.replace('_', ' ')} (batch {batch})", fontsize=10)
         ax.grid(True, axis="x", alpha=0.3)
     h, lab = axes[0][0].get_legend_handles_labels()
-    # Title, then legend, then the panels' titles, all inside the figure (the title sat above its top edge).
+    # Title, then legend, then the panels' titles, all inside the figure (the title sat above its top edge). A legend
+    # wider than the figure (one scenario's panel, the GPU names of mac and leakage) wraps, and the figure grows by
+    # the rows it adds: on one row it ran off both edges.
+    leg = _fitted_legend(fig, None, h, lab, fontsize=9)
+    rows_n = -(-len(lab) // leg.nmlab_ncol)
+    extra = (leg.get_window_extent(fig.canvas.get_renderer()).height / fig.dpi) * (rows_n - 1) / rows_n
+    height += extra
+    fig.set_figheight(height)
     fig.suptitle(f"{env}: energy breakdown by component", y=1 - 0.1 / height, va="top", fontsize=12)
-    fig.legend(h, lab, loc="upper center", ncol=len(lab), fontsize=9, bbox_to_anchor=(0.5, 1 - 0.45 / height))
-    fig.subplots_adjust(left=label_in / width, right=1 - ENERGY_RIGHT_IN / width, top=1 - 1.05 / height,
+    leg.set_bbox_to_anchor((0.5, 1 - 0.45 / height), transform=fig.transFigure)
+    fig.subplots_adjust(left=label_in / width, right=1 - ENERGY_RIGHT_IN / width, top=1 - (1.05 + extra) / height,
                         bottom=0.6 / height, wspace=label_in / ENERGY_AXES_IN)
     return fig
 

@@ -15,9 +15,11 @@ from reports.data import ENERGY_COMPONENTS, is_gpu
 #: Designs in sorted order take these colours in turn (colour-blind-safe "tab10" order, grey last).
 DESIGN_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
                   "#bcbd22", "#7f7f7f")
-#: GPU design points in sorted order take these: picked far in CIELAB (the first four 45 or more) from every
-#: colour above and from black (the overall front), so a GPU never looks like an accelerator.
-GPU_PALETTE = ("#0000e0", "#e000e0", "#204000", "#000080", "#b8860b", "#c000c0")
+#: GPU design points in sorted order take these: picked far in CIELAB (the first four 45 or more, the last four,
+#: added so that all ten bundled GPUs differ, 37 or more) from every colour above and from black (the overall
+#: front), so a GPU never looks like an accelerator.
+GPU_PALETTE = ("#0000e0", "#e000e0", "#204000", "#000080", "#b8860b", "#c000c0", "#f00070", "#700050", "#0060f0",
+               "#60a070")
 COMPONENT_COLORS = dict(zip(ENERGY_COMPONENTS, ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860",
                                                 "#8c8c8c"]))
 #: Cycle breakdown: compute vs the two kinds of stall the model reports. Each takes the colour of the energy
@@ -43,9 +45,22 @@ def design_colors(designs) -> dict[str, str]:
     names = sorted(set(designs))
     acc = [d for d in names if not is_gpu(d)]
     gpus = [d for d in names if is_gpu(d)]
-    out = {d: DESIGN_PALETTE[i % len(DESIGN_PALETTE)] for i, d in enumerate(acc)}
-    out.update({d: GPU_PALETTE[i % len(GPU_PALETTE)] for i, d in enumerate(gpus)})
+    out = {d: _nth_colour(DESIGN_PALETTE, i) for i, d in enumerate(acc)}
+    out.update({d: _nth_colour(GPU_PALETTE, i) for i, d in enumerate(gpus)})
     return out
+
+
+def _nth_colour(palette: tuple[str, ...], i: int) -> str:
+    """The ``i``-th colour of ``palette``; past its end, its colours again, each round mixed with black or white
+    (darker, then lighter, then darker still, ...), so more designs than colours still get one colour each."""
+    n = len(palette)
+    if i < n:
+        return palette[i]
+    rnd = i // n  # 1, 2, ...
+    target = 0 if rnd % 2 else 255
+    share = 1 - 0.6 ** ((rnd + 1) // 2)  # 0.4 for rounds 1 and 2, 0.64 for 3 and 4, ...
+    rgb = (int(palette[i % n][k:k + 2], 16) for k in (1, 3, 5))
+    return "#" + "".join(f"{round(c + (target - c) * share):02x}" for c in rgb)
 
 
 #: Other N:M patterns a researcher reaches for first, one spare shape each (in _SPARE_SYMBOLS' order).

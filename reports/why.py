@@ -24,7 +24,7 @@ from typing import Optional
 import numpy as np
 import pandas as pd
 
-from reports.data import ENERGY_COMPONENTS, GPU_COMPONENT_NAMES, fmt_bytes, fmt_ratio, gpu_rows
+from reports.data import ENERGY_COMPONENTS, GPU_COMPONENT_NAMES, fmt_bytes, fmt_energy, fmt_ratio, gpu_rows
 
 #: Same-bits ratios outside these bounds get a one-line explanation on the page.
 SPEEDUP_EXTREME = (0.9, 4.0)
@@ -165,7 +165,7 @@ def limiters(df: pd.DataFrame, gpu_fixed: Optional[dict[str, "FixedTimes"]] = No
         "utilization": util,
     }, index=df.index)
     used = [c for c in ("design", "pattern", "model_bytes", "sram_bytes", "stall_cycles_dram", "stall_cycles_metadata", "cycles",
-                        "speedup_vs_dense", "macs_issued", "macs_dense")
+                        "speedup_vs_dense", "macs_issued", "macs_dense", "energy_pj", "energy_metadata_pj", "energy_mux_pj")
             if c in df.columns]
     fixed = gpu_fixed or {}
     rows = list(zip(df[used].to_dict("records"), dense.to_dict("records"), out.to_dict("records")))
@@ -274,6 +274,39 @@ _ON_DENSE_SCHEDULE = ("the design runs this pattern on dense's schedule, issuing
                       "this sparsity), so cycles and energy stay as dense's")
 
 
+def _runs_dense_figures(r: dict, d: dict) -> str:
+    """Why a point that issues every dense MAC costs what it costs: dense's schedule, and, where its figures still
+    differ from dense's as the tables write them (a flexible design's folds at 4:4 walk every slot yet read their
+    weights' indices and drive the selection muxes: 1.02x dense's energy), by how much and why."""
+    er = _ratio(r.get("energy_pj"), d.get("dense_energy_pj"))
+    sp = _speedup(r)
+    if fmt_ratio(er) in ("1.00", "\u2013") and fmt_ratio(sp) == "1.00":
+        return _ON_DENSE_SCHEDULE
+    line = ("the design runs this pattern on dense's schedule, issuing every dense MAC (it cannot exploit this "
+            "sparsity), so its cycles stay ")
+    cyc, dc = r.get("cycles"), d.get("dense_cycles")
+    if fmt_ratio(sp) == "1.00":
+        line += "as dense's"
+    else:
+        versus = f" ({cyc:,.0f} vs dense's {dc:,.0f})" if cyc and dc == dc and dc else ""
+        line += f"within {NO_GAIN:.0%} of dense's{versus}"
+    if fmt_ratio(er) in ("1.00", "\u2013"):
+        return line + ", and its energy as dense's"
+    line += f", but its energy is {fmt_ratio(er)}x dense's"
+    index = sum(v for v in (r.get("energy_metadata_pj"), r.get("energy_mux_pj")) if v is not None and v == v)
+    if er > 1 and index > 0 and r.get("energy_pj"):
+        line += (f": it still reads N:M/index metadata and drives the selection muxes ({fmt_energy(index)}, "
+                 f"{100 * index / r['energy_pj']:.2g}% of its energy), which dense never does")
+    return line
+
+
+def _ratio(a, b) -> float:
+    """a / b, NaN where either is missing or b is 0."""
+    if a is None or b is None or a != a or b != b or not b:
+        return float("nan")
+    return float(a) / float(b)
+
+
 def _why_line(r: dict, d: dict, lim: dict, verdict: Verdict) -> str:
     """One line on why this point's same-bits ratios are what they are: its ``verdict`` (:func:`_verdict`)
     with the numbers behind it."""
@@ -294,7 +327,7 @@ def _why_line(r: dict, d: dict, lim: dict, verdict: Verdict) -> str:
         return (f"DRAM-bound: {r['stall_cycles_dram']:,.0f} of {r['cycles']:,.0f} cycles are DRAM stalls{dense}; "
                 f"sparsity only shortens the rest")
     if verdict is Verdict.RUNS_DENSE:
-        return f"runs dense: {_ON_DENSE_SCHEDULE}"
+        return f"runs dense: {_runs_dense_figures(r, d)}"
     if verdict is Verdict.NO_GAIN:
         skip = skipped_share(r.get("macs_issued"), r.get("macs_dense"))
         if skip != skip:

@@ -154,6 +154,27 @@ def test_simulate_unknown_design_lists_gpus_too(capsys):
     assert "edge_ws" in err[0] and "h100_sxm" in err[0] and "rtx4090" in err[0], err[0]
 
 
+@pytest.mark.parametrize("args, unit", [((), "us"), (("--scenario", "train_step", "--batch", "256"), "ms"),
+                                        (("--scenario", "train_step", "--batch", "4096", "--residency", "stream"), "ms")])
+def test_simulate_total_latency_is_written_in_a_unit_not_an_exponent(capsys, args, unit):
+    """edge_ws's TD3 train step at batch 256 printed "total: 995k cycles, 1.99e+03 us": `{latency * 1e6:.3g} us`
+    turns to exponent notation from 1 ms up. The total now picks its unit (us under 1 ms, then ms, s) and keeps
+    three significant digits: 1.99 ms."""
+    import re
+
+    import hwmodel
+
+    assert main(["simulate", "--design", "edge_ws", *args]) == 0
+    total = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("total:"))
+    got = re.search(r"cycles, ([0-9.]+) (us|ms|s), utilization", total)
+    assert got and got.group(2) == unit and "e+" not in total and "e-" not in total, total
+    kw = dict(zip(args[::2], args[1::2]))
+    res = hwmodel.simulate(hwmodel.workload.default_workload(), "edge_ws", batch=int(kw.get("--batch", 1)),
+                           scenario=kw.get("--scenario", "inference"), residency=kw.get("--residency", "auto"))
+    want = res.summary()["latency_s"] / {"us": 1e-6, "ms": 1e-3, "s": 1.0}[unit]
+    assert got.group(1) == f"{want:.3g}"
+
+
 def test_report_help_names_every_file_the_report_writes(capsys):
     """`nmlab --help` and `nmlab report --help` name the four files docs/reports.md lists (the
     RL quality vs hardware table's JSON was missing from both)."""

@@ -715,6 +715,30 @@ def test_energy_png_lists_designs_in_table_order_with_its_title_and_no_overlap(s
     plt.close(fig)
 
 
+def test_energy_png_legend_fits_a_one_scenario_figure(sweep):
+    """energy_<env>.png put its component legend on one row as wide as its entries: in a one-scenario sweep's
+    narrower figure (GPUs add "mac (GPU: active power)" and "leakage (GPU: idle/floor power)") it ran off both
+    edges, "power)" and "leakag" left of it. It now wraps onto more rows inside the figure, above the panels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reports.figures import energy_figure
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    fig = energy_figure(df[df.scenario == "inference"], "Hopper-v5")
+    fig.canvas.draw()
+    r = fig.canvas.get_renderer()
+    (leg,) = fig.legends
+    box, ext = fig.bbox, leg.get_window_extent(r)
+    assert box.x0 - 0.5 <= ext.x0 and ext.x1 <= box.x1 + 0.5, (ext, box)
+    tops = [max(ax.get_window_extent(r).y1, ax.title.get_window_extent(r).y1) for ax in fig.axes]
+    assert ext.y0 >= max(tops) and ext.y1 <= fig._suptitle.get_window_extent(r).y0 + 0.5
+    assert len(leg.get_texts()) == 7
+    plt.close(fig)
+
+
 def test_agent_labels_are_explained_once_under_the_glance_tables(sweep, page):
     """'rlx2 0.9/0.85', 'gmp 0.9 QAT8', 'unstructured:0.9 one-shot' and '(rnm-td3)' stood in every table with
     no word on what they mean; an 'Agents' key under the glance tables says it, from the labels themselves."""

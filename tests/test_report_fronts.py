@@ -622,3 +622,64 @@ def test_png_log_axis_under_a_decade_still_has_two_labels_in_full(lo, hi):
         assert "$" not in text and "^" not in text and "e" not in text, text
         assert float(text.replace(",", "")) == pytest.approx(loc), (loc, text)
     plt.close(fig)
+
+
+@pytest.mark.parametrize("scenarios", [("inference",), ("inference", "train_step")])
+def test_png_front_legends_fit_the_figure_however_many_designs(default_sweep, monkeypatch, scenarios):
+    """Each legend key was one row as wide as its entries: with one scenario (a 5.2 in figure) the default sweep's
+    seven designs, and with both scenarios a sweep of 15 designs (8 of them GPUs), ran past both edges of the PNG,
+    so the first and last designs (alldt, edge_ws, fix26 ... rtx4090, rtx5080) had no key at all. A key too wide
+    for the figure now wraps onto more rows, each inside the figure, above the panels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from reports import figures
+    from reports.data import design_title
+    from reports.fronts import FRONT_SPECS as SPECS
+
+    df = pd.read_parquet(default_sweep / "points.parquet")
+    df = df[df.scenario.isin(scenarios)]
+    if len(scenarios) == 2:  # more designs: the default grid's points again under other names
+        df = pd.concat([df] + [df.assign(design=df.design + f"_v{i}") for i in range(2)], ignore_index=True)
+    spec = next(s for s in SPECS if s.name == "energy_vs_latency")
+    seen = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
+    figures.front_png(df, spec, {}, default_sweep / "unused.png")
+    fig = seen["fig"]
+    renderer = fig.canvas.get_renderer()
+    box = fig.bbox
+    panels_top = max(max(ax.get_window_extent(renderer).y1, ax.title.get_window_extent(renderer).y1)
+                     for ax in fig.axes if ax.get_title())
+    labels = []
+    for leg in fig.legends:
+        ext = leg.get_window_extent(renderer)
+        assert box.x0 - 0.5 <= ext.x0 and ext.x1 <= box.x1 + 0.5, (ext, box)
+        assert ext.y0 >= panels_top and ext.y1 <= box.y1 + 0.5, (ext, panels_top, box)
+        labels += [t.get_text() for t in leg.get_texts()]
+    assert all(design_title(d) in labels for d in df.design.unique())
+
+
+def test_png_front_y_axis_labels_stay_inside_a_one_scenario_figure(default_sweep, monkeypatch):
+    """A sweep of one scenario draws a 5.2 in wide front PNG, whose left margin (8% of the width, 0.42 in) cut
+    the y axis's title off the figure and its tick labels down to ",000" (a `gpus: bundled`, `designs: none`,
+    inference-only sweep). The margin is now in inches, as wide as a two-scenario figure's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from reports import figures
+    from reports.fronts import FRONT_SPECS as SPECS
+
+    df = pd.read_parquet(default_sweep / "points.parquet")
+    df = df[df.scenario == "inference"]
+    for spec in SPECS:
+        seen = {}
+        monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
+        figures.front_png(df, spec, {}, default_sweep / "unused.png")
+        fig = seen["fig"]
+        fig.canvas.draw()  # lays out the tick labels and axis titles
+        renderer = fig.canvas.get_renderer()
+        for ax in (a for a in fig.axes if a.get_title()):
+            texts = [ax.yaxis.label] + [t for t in ax.get_yticklabels() if t.get_text()]
+            for t in texts:
+                ext = t.get_window_extent(renderer)
+                assert ext.x0 >= fig.bbox.x0 - 0.5, (spec.name, t.get_text(), ext)

@@ -170,6 +170,24 @@ def test_gpu_designs_have_their_own_distinct_colours_everywhere(table, page):
                 assert tr["marker"]["color"] == colors[tr["name"]]
 
 
+def test_every_bundled_gpu_and_many_designs_get_distinct_colours():
+    """A sweep with `gpus: bundled` (all ten specs) gave rtx4090 a100_pcie's blue and rtx5080 b200's magenta: the
+    GPU palette had six colours and wrapped, so two GPUs read as one in every legend, table swatch and bar. The same
+    for an eleventh accelerator design (ten colours). One colour per design, however many."""
+    from hwmodel.gpu.design_point import bundled_gpu_names
+
+    gpus = sorted(bundled_gpu_names())
+    assert len(gpus) == 10
+    acc = [f"design{i:02d}" for i in range(23)]
+    colors = design_colors(acc + gpus)
+    assert len(set(colors.values())) == len(acc) + len(gpus)
+    assert all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in colors.values())
+    # Every bundled GPU has a colour of the GPU palette, none an accelerator's; the first designs keep theirs.
+    assert all(colors[g] in GPU_PALETTE for g in gpus) and not set(GPU_PALETTE) & set(DESIGN_PALETTE)
+    assert [colors[d] for d in acc[:len(DESIGN_PALETTE)]] == list(DESIGN_PALETTE)
+    assert {g: colors[g] for g in gpus[:2]} == design_colors(gpus[:2])
+
+
 def test_gpu_limiter_text_speaks_of_fixed_cost_and_the_2_4_only_mapping(table, page):
     lim = limiters(table)
     g = lim[lim.gpu]
