@@ -246,6 +246,10 @@ _MAX_NUM = 1e6              # MHz, GB/s, ns, MACs per PE per cycle, metadata bit
 #: a MAC rate r stretches streaming by 1/r in int64 cycle counts, and a tiny clock or
 #: bandwidth makes latency and leakage energy infinite.
 _MIN_NUM = 1e-3
+#: The smallest SRAM bank CACTI 7 finds an organisation for: at least 64 bytes and more than
+#: 30 words of ``word_bits`` (exact on every probed node, cell type, port and bank count).
+CACTI_MIN_BANK_BYTES = 64
+CACTI_MIN_BANK_WORDS_OVER = 30
 #: Largest per-action energy an ``energy:`` section may give (pJ per MAC, per bit; mW of leakage).
 _MAX_ENERGY = 1e6
 #: Most patterns a fixed design lists: every mask is checked against each pattern's group size.
@@ -462,6 +466,13 @@ def _parse_storage(r: _Reader, clock_hz: float) -> Storage:
         r.fail("banks", f"must be a power of two (CACTI's bank model), got {banks}")
     if cap % banks:
         r.fail("banks", f"capacity_bytes {cap} is not divisible by {banks} banks")
+    # CACTI 7 finds no array organisation for a smaller bank (probed over its nodes, cell types,
+    # ports and bank counts; docs/hwmodel.md): refused here, not at the first simulate.
+    need = max(CACTI_MIN_BANK_BYTES, CACTI_MIN_BANK_WORDS_OVER * word // 8 + 1)
+    if cap // banks < need:
+        r.fail("capacity_bytes", f"{cap} bytes in {banks} bank(s) of {word}-bit words is under the smallest bank "
+                                 f"CACTI 7 models (at least {CACTI_MIN_BANK_BYTES} bytes and more than "
+                                 f"{CACTI_MIN_BANK_WORDS_OVER} words: {need} bytes per bank here)")
     return Storage(name, cls, tuple(holds), cap, word, banks, rp, wp, r.bool_("double_buffered", True),
                    r.str_("cell_type", "itrs-hp", choices=SRAM_CELL_TYPES))
 

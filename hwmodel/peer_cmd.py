@@ -17,10 +17,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = cross.add_parser("scalesim", help="SCALE-Sim v3 vs our model: compute cycles per GEMM shape (WS systolic)")
     p.add_argument("--gemm", action="extend", nargs="+", required=True, metavar="M,K,N[,n:m]",
                    help="GEMM shape: M batch rows, K reduction, N outputs, optional layer-wise n:m (repeatable)")
-    p.add_argument("--array", default="32,32", metavar="R,C",
-                   help="systolic array rows (along K), columns (along N); default 32,32 (SCALE-Sim's default)")
+    p.add_argument("--array", metavar="R,C",
+                   help="systolic array rows (along K), columns (along N), the design resized to it; default: the "
+                        "design's own (scalesim_default_ws: 32,32, SCALE-Sim's default)")
     p.add_argument("--design", default="scalesim_default_ws",
-                   help="WS systolic design file or bundled name; its SRAM sizes go to SCALE-Sim too")
+                   help="WS systolic design file or bundled name (default scalesim_default_ws); its array unless "
+                        "--array, and its SRAM sizes go to SCALE-Sim too")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=_crosscheck_scalesim)
 
@@ -53,11 +55,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def _crosscheck_scalesim(args: argparse.Namespace) -> int:
-    from hwmodel.peers.crosscheck import crosscheck, format_table
+    from hwmodel.peers.crosscheck import crosscheck, format_table, ws_design
     from hwmodel.peers.scalesim import parse_array, parse_gemm, ws_compute_cycles_reference
 
     gemms = [parse_gemm(g) for g in args.gemm]       # validate everything before the slow part
-    rows, cols = parse_array(args.array)
+    design = ws_design(args.design)
+    own = (design.compute.rows, design.compute.cols)
+    rows, cols = own if args.array is None else parse_array(args.array)
+    if args.array is None:
+        source = "the design's own"
+    elif (rows, cols) == own:
+        source = "--array, the design's own"
+    else:
+        source = f"--array; design {design.name}'s own is {own[0]}x{own[1]}"
     cycles = sum(ws_compute_cycles_reference(g, rows, cols) for g in gemms)
     if cycles > 200_000:
         # SCALE-Sim simulates about 10,000 cycles per second (docs/crosscheck.md).
@@ -65,12 +75,13 @@ def _crosscheck_scalesim(args: argparse.Namespace) -> int:
               file=sys.stderr)
     results = crosscheck(gemms, rows, cols, design=args.design)
     if args.json:
-        print(json.dumps({"array": [rows, cols], "design": args.design,
+        print(json.dumps({"array": [rows, cols], "array_source": "design" if args.array is None else "--array",
+                          "design": args.design, "design_array": list(own),
                           "all_equal": all(r.equal for r in results),
                           "shapes": [r.to_dict() for r in results]}, indent=1))
     else:
-        print(f"array {rows}x{cols}, design {args.design}")
-        print(format_table(results))
+        print(f"array {rows}x{cols} ({source}), design {args.design}")
+        print(format_table(results, design.name))
     return 0
 
 

@@ -15,10 +15,10 @@ from reports.data import ENERGY_COMPONENTS, is_gpu
 #: Designs in sorted order take these colours in turn (colour-blind-safe "tab10" order, grey last).
 DESIGN_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
                   "#bcbd22", "#7f7f7f")
-#: GPU design points in sorted order take these: picked far in CIELAB (the first four 45 or more, the last four,
-#: added so that all ten bundled GPUs differ, 37 or more) from every colour above and from black (the overall
-#: front), so a GPU never looks like an accelerator.
-GPU_PALETTE = ("#0000e0", "#e000e0", "#204000", "#000080", "#b8860b", "#c000c0", "#f00070", "#700050", "#0060f0",
+#: GPU design points in sorted order take these: picked far in CIELAB (CIE76; the first four 45 or more, the
+#: rest 31 or more) from every colour above and from black (the overall front), so a GPU never looks like an
+#: accelerator, and 37 or more from each other (the sixth, maroon, replaced a magenta 14 from the second).
+GPU_PALETTE = ("#0000e0", "#e000e0", "#204000", "#000080", "#b8860b", "#700000", "#f00070", "#700050", "#0060f0",
                "#60a070")
 COMPONENT_COLORS = dict(zip(ENERGY_COMPONENTS, ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860",
                                                 "#8c8c8c"]))

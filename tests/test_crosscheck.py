@@ -249,3 +249,29 @@ def test_os_dataflow_differs_by_output_drain(scalesim_available):
             folds = -(-g.m // rows) * -(-g.n // cols)
             ours = compute_cycles(d, g.m, g.k, g.n, "dense", 8)
             assert ours == peer.compute_cycles + 1 + rows * folds, (rows, cols, g.label())
+
+
+def test_cli_runs_the_designs_own_array_and_says_when_the_hardware_differs(scalesim_available, capsys):
+    """--design without --array runs the design's own array (edge_ws: 16 x 16), not 32 x 32, and
+    says so; an n:m shape that the design runs as another pattern (edge_ws has fixed 2:4 and
+    1:4: a 2:8 mask runs 2:4, K' 32 against SCALE-Sim's layer-wise 16) is marked as run on
+    different hardware, not just DIFFERENT. A dense shape stays equal."""
+    import json
+
+    from hwmodel.cli import main
+
+    argv = ["crosscheck", "scalesim", "--gemm", "4,20,5", "4,64,5,2:8", "--design", "edge_ws"]
+    assert main(argv) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("array 16x16 (the design's own), design edge_ws"), lines[0]
+    dense, sparse = lines[2], lines[3]
+    assert dense.split()[-1] == "equal", dense
+    assert sparse.split()[-4] == "2:4" and "DIFFERENT, other hardware" in sparse, sparse
+    assert any("SCALE-Sim ran 2:8 layer-wise" in x and "edge_ws ran 2:4" in x for x in lines[4:]), lines
+    assert main([*argv, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["array"] == [16, 16] and out["array_source"] == "design"
+    assert [s["same_hardware"] for s in out["shapes"]] == [True, False]
+    assert main([*argv[:-2], "--array", "8,8", "--design", "edge_ws"]) == 0
+    assert capsys.readouterr().out.splitlines()[0].startswith(
+        "array 8x8 (--array; design edge_ws's own is 16x16), design edge_ws")

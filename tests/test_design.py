@@ -231,3 +231,28 @@ def test_a_bad_level_name_is_one_line_exit_2(tmp_path, capsys):
     captured = capsys.readouterr()
     err = captured.err.strip().splitlines()
     assert len(err) == 1 and "storage[1].name: must be 1 to" in err[0] and not captured.out, err
+
+
+@pytest.mark.parametrize("capacity, word_bits, banks, fits", [
+    (256, 128, 1, False), (480, 128, 1, False), (496, 128, 1, True), (512, 128, 1, True),  # > 30 words
+    (992, 128, 2, True), (960, 128, 2, False),                                            # per bank
+    (63, 8, 1, False), (64, 8, 1, True), (62, 16, 1, False), (64, 16, 1, True),            # >= 64 bytes
+])
+def test_an_sram_under_cactis_smallest_bank_is_refused_up_front(tmp_path, monkeypatch, capacity, word_bits, banks,
+                                                                 fits):
+    """CACTI 7 finds no array organisation for a bank under 64 bytes or of 30 words or fewer
+    (probed over its nodes, cell types, ports and bank counts: docs/hwmodel.md); such a level
+    was accepted and failed at the first simulate. It is refused at load, naming the field; the
+    smallest accepted ones run."""
+    from hwmodel.simulate import simulate
+    from hwmodel.workload import bundled_workloads
+
+    monkeypatch.setenv("NMLAB_CACHE_DIR", str(tmp_path))
+    data = copy.deepcopy(design_data())
+    data["storage"][2].update(capacity_bytes=capacity, word_bits=word_bits, banks=banks)
+    if not fits:
+        with pytest.raises(NmlabError, match=r"^design 'edge_ws': storage\[2\]\.capacity_bytes: .*CACTI 7"):
+            parse_design(data)
+        return
+    wl = next(iter(sorted(bundled_workloads())))
+    assert simulate(str(wl), parse_design(data), batch=1, bits=8).total.energy_sram_pj > 0

@@ -339,3 +339,49 @@ def test_2to4_metadata_is_one_index_per_kept_weight(actor_fc1_fc2_2to4):
     index_bits = (4 - 1).bit_length()  # bits naming one of 4 slots
     assert fc2.figures.bits_metadata == (256 * 256 // 2) * index_bits
     assert fc1.figures.bits_metadata == 0
+
+
+def test_a_2to4_gemm_issues_half_its_padded_fan_in():
+    """A 2:4 mask over a fan-in that is not a multiple of 4 keeps up to 2 weights in the last,
+    zero-padded group (11 inputs: 3 groups, up to 6 kept per row, not 5.5): the sparse tensor
+    cores issue half of ceil(K / 4) x 4 per output, never fewer MACs than the effectual ones."""
+    rng = np.random.default_rng(0)
+    layers = []
+    for net, dims in (("actor", (11, 64, 3)), ("critic1", (14, 64, 1)), ("critic2", (14, 64, 1))):
+        for i, (k, n) in enumerate(zip(dims[:-1], dims[1:])):
+            layers.append(Layer(f"{net}.fc{i + 1}", net, k, n, "2:4",
+                                nm_mask(rng.standard_normal((n, k)).astype(np.float32), "2:4"), 16))
+    res = simulate(Workload(layers=layers, meta={"env": "hopper"}), "h100_sxm", batch=8, bits=16,
+                   scenario="inference")
+    fc1 = next(r for r in res.layers if r.name == "actor.fc1")
+    assert fc1.hw_pattern == "2:4" and (fc1.m, fc1.k, fc1.n) == (8, 11, 64)
+    assert fc1.figures.macs_issued == 8 * 64 * 12 // 2
+    assert fc1.figures.macs_effectual == 8 * 64 * 6  # nm_mask keeps 2 of the last group's 3 real weights
+
+
+@pytest.mark.parametrize("gpu", ["h100_sxm", "a100_sxm"])
+def test_bundled_agents_never_issue_fewer_macs_than_effectual(gpu):
+    from hwmodel.workload import bundled_workloads
+
+    for wl in sorted(bundled_workloads()):
+        for scenario, batch in (("inference", 1), ("inference", 64), ("train_step", 256)):
+            for bits in (16, 8):
+                res = simulate(str(wl), gpu, batch=batch, bits=bits, scenario=scenario)
+                for r in [*res.layers, res.total]:
+                    f = getattr(r, "figures", r)
+                    assert f.macs_effectual <= f.macs_issued, (wl.name, scenario, bits, getattr(r, "name", "total"))
+
+
+def test_a_gpu_sweep_of_the_defaults_never_issues_fewer_macs_than_effectual(tmp_path):
+    """Every GPU point of the default grid (patterns, bits, scenarios, bundled agents): the
+    sparse tensor cores issue at least the MACs the masks keep."""
+    import pandas as pd
+
+    from sweeps import api
+    from sweeps.config import DEFAULT_GPUS, parse_config
+
+    api.run(parse_config({"designs": "none", "gpus": list(DEFAULT_GPUS)}), tmp_path / "out", workers=1, progress=False)
+    df = pd.read_parquet(tmp_path / "out" / "points.parquet")
+    assert len(df) and {"h100_sxm", "a100_sxm"} <= set(df.design)
+    bad = df[df.macs_effectual > df.macs_issued]
+    assert bad.empty, bad[["design", "workload", "pattern", "bits", "scenario", "macs_effectual", "macs_issued"]]

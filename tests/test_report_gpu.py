@@ -447,3 +447,24 @@ def test_speedup_size_axis_is_ticked_at_the_measured_squares(page):
         assert not {100, 1000, 10000} & set(ticks)
         checked += 1
     assert checked == 4
+
+
+def _cielab(hex_colour):
+    """CIE L*a*b* (D65) of an sRGB ``#rrggbb`` colour."""
+    rgb = np.array([int(hex_colour[i:i + 2], 16) for i in (1, 3, 5)]) / 255.0
+    lin = np.where(rgb <= 0.04045, rgb / 12.92, ((rgb + 0.055) / 1.055) ** 2.4)
+    xyz = np.array([[0.4124564, 0.3575761, 0.1804375], [0.2126729, 0.7151522, 0.0721750],
+                    [0.0193339, 0.1191920, 0.9503041]]) @ lin / np.array([0.95047, 1.0, 1.08883])
+    f = np.where(xyz > (6 / 29) ** 3, np.cbrt(xyz), xyz / (3 * (6 / 29) ** 2) + 4 / 29)
+    return np.array([116 * f[1] - 16, 500 * (f[0] - f[1]), 200 * (f[1] - f[2])])
+
+
+def test_gpu_colours_are_far_from_each_other_and_from_the_accelerators():
+    """Two GPU magentas (#e000e0, #c000c0: CIELAB distance 13.7) read as one GPU in a legend. Every
+    GPU colour is 30 or more (CIE76) from every other, from every accelerator colour and from black."""
+    import itertools
+
+    far = [(a, b, float(np.linalg.norm(_cielab(a) - _cielab(b))))
+           for a, b in [*itertools.combinations(GPU_PALETTE, 2),
+                        *itertools.product(GPU_PALETTE, [*DESIGN_PALETTE, "#000000"])]]
+    assert min(far, key=lambda x: x[2])[2] >= 30, sorted(far, key=lambda x: x[2])[:3]

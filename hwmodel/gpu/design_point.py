@@ -14,10 +14,11 @@ one workload, GPU and scenario at many batches and bitwidths at once) build the 
   fits 2:4 in the GEMM's orientation (every group of 4 along the reduction holds at most 2:
   2:4, 1:4 and 1:8 masks do, at the 2:4 rate; W^T of the backward-data GEMM is checked as
   W^T); any other mask runs dense (zeros stored and multiplied), and the mapping note says so.
-  Weight gradients run dense, as on the accelerators.
+  Weight gradients run dense, as on the accelerators. A 2:4 GEMM issues 2 MACs per group of 4
+  along K, the last group zero-padded: M x N x ceil(K / 4) x 2 ``macs_issued``.
 * **Latency.** Per GEMM, the GPU timing model (``hwmodel.gpu.model``, kernel time as in a
-  CUDA-graph replay, no eager launch overhead) at that dtype, dense or 2:4 (cuSPARSELt's
-  padding included); optimizer and Polyak element-wise passes are memory-bound kernels.
+  CUDA-graph replay, no eager launch overhead) at that dtype, dense or 2:4, on the GEMM's
+  logical (unpadded) M, K, N; optimizer and Polyak element-wise passes are memory-bound kernels.
   :func:`gemm_latency_s` and :func:`elementwise_latency_s` are the only calls into the model.
   ``cycles`` = latency x the spec's tensor clock.
 * **Energy** = time x board power, with board power = ``power_limit_w`` x (``IDLE_FRACTION``
@@ -436,7 +437,10 @@ def gemm_columns(gpu: GpuDesign, plan: GpuPlan, batch: np.ndarray, dtype: str,
     read_bytes = m * k * in_b + w_bytes
     write_bytes = (m * n * out_b).astype(float)
     macs = (m * k * n).astype(float)
-    issued = np.where(sparse, macs * GPU_PATTERN.density, macs)
+    # A 2:4 row holds 2 slots per group of 4 along K, the last group zero-padded: the sparse
+    # tensor cores issue m x n x ceil(K / 4) x 2 (K = 11 keeps up to 6 per row, not 5.5).
+    group = GPU_PATTERN.m
+    issued = np.where(sparse, (m * n * (-(-k // group) * group)).astype(float) * GPU_PATTERN.density, macs)
     peak = np.where(sparse, spec.peak_flops(dtype, True), spec.peak_flops(dtype, False))
     util = np.maximum(2.0 * issued / (latency * peak),
                       (read_bytes + write_bytes) / (latency * spec.memory_bytes_per_s))

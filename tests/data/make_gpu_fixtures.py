@@ -2,10 +2,13 @@
 
 Run once with the per-point engine of 3ee5ba4 (GPU points evaluated one ``simulate()``
 each). When the GPU model itself changes, the reference is regenerated with that engine and
-the new model files, so the test keeps comparing the columnar engine with the per-point one:
+the new model files, so the test keeps comparing the columnar engine with the per-point one.
+``gpu_reference_engine.patch`` carries into that engine the fixes made since to what a GPU
+GEMM counts (a 2:4 GEMM's ``macs_issued`` on K padded to a multiple of 4):
 
     git worktree add /tmp/ref 3ee5ba4 && cd /tmp/ref
     git checkout main -- hwmodel/gpu/model.py hwmodel/gpu/kernels.py hwmodel/gpu/fit.py hwmodel/data/gpu_params.yaml
+    git apply <main>/tests/data/gpu_reference_engine.patch   # later fixes of the GPU figures, per point
     cp <main>/tests/data/{make_gpu_fixtures.py,default_sweep_quality.csv} OUT/   # script needs both
     PYTHONPATH=$PWD python OUT/make_gpu_fixtures.py OUT     # then copy OUT/gpu_*.parquet to tests/data
 
