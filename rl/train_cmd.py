@@ -113,11 +113,13 @@ def _train(args: argparse.Namespace) -> int:
     out = check_output_dir(given.get("out", default_out), "--out")  # before torch is even imported
     existed = out.exists()
 
+    from hwmodel.stop import interrupt_status, sigterm_as_interrupt
     from rl import td3
 
     cfg = td3.Args(**given)
     try:
-        summary = td3.train(cfg, explicit=set(given))
+        with sigterm_as_interrupt():  # a scheduler's SIGTERM stops the run as Ctrl-C does
+            summary = td3.train(cfg, explicit=set(given))
     except NmlabError:
         # A bad option found once training had set up leaves no empty run folder behind.
         if not existed and out.is_dir() and not any(out.iterdir()):
@@ -133,7 +135,7 @@ def _train(args: argparse.Namespace) -> int:
             print(f"nmlab train: {where}; last checkpoint at step {stop.checkpoint_step} (steps after it are "
                   f"trained again, with the same result); continue with: nmlab train --out {cfg.out} --resume",
                   file=sys.stderr)
-        return 130
+        return interrupt_status()
     ev, sd = summary["eval_return_mean"], summary["eval_return_std"]
     ev_text = "-" if ev is None else f"{ev:.1f} +- {sd:.1f}"
     print(f"trained {summary['steps']} steps ({summary['steps_this_session']} in this invocation, "
