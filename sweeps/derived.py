@@ -168,6 +168,10 @@ def _join_one(quality: dict, env, pattern, bits, method, agent) -> Optional[tupl
     (RLx2 0.98/0.95) count only for the agent of those fractions.
     """
     want = label_fractions(agent)
+    if pattern == "unstructured" and method == "gmp" and _nm_target(agent):
+        # gmp N:M exported before its masks were N:M: the unstructured rows are other gmp agents'
+        # (fractions removed), and its own rows say N:M (nmlab export notes it).
+        return None
     recs = [r for r in quality.get((env, pattern, int(bits)), []) if r["method"] in ("", method)
             and (r["fractions"] is None or want is None or same_fractions(r["fractions"], want))
             and (r.get("label") is None or r["label"] == normalize_label(agent or ""))]
@@ -179,6 +183,12 @@ def _join_one(quality: dict, env, pattern, bits, method, agent) -> Optional[tupl
     # The shortest run's steps: an agent is only as trained as its least trained seed.
     known = [r["steps"] for r in recs if r["steps"] is not None]
     return mean, std, len(vals), min(known) if known else None
+
+
+def _nm_target(agent: Optional[str]) -> bool:
+    """The label is ``gmp N:M`` (both networks' target one N:M pattern, QAT or not)."""
+    words = str(agent or "").split()
+    return len(words) >= 2 and words[0] == "gmp" and ":" in words[1] and "/" not in words[1]
 
 
 _REF_KEYS = ("env", "design", "scenario", "batch")
