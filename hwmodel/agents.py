@@ -3,7 +3,9 @@
 A label names an agent the way ``rl/publish.py:run_label`` names a run and the way
 ``hwmodel/data/workloads/published_returns.csv`` names a paper's agent:
 
-* dense TD3 and RNM-TD3: the N:M pattern (``dense``, ``2:4``);
+* dense TD3 and RNM-TD3: the N:M pattern (``dense``, ``2:4``); a run trained with per-layer
+  patterns (``nmlab train --layer-sparsity``) adds the layers that differ from it, in canonical
+  form (``2:8 fc1=dense``, ``2:4 actor.fc3=dense,critic.fc2=1:4``; :func:`layers_text`);
 * RLx2: ``rlx2 A/C`` (actor / critic fraction of weights removed, ``rlx2 0.98/0.95``);
 * gradual magnitude pruning: ``gmp S`` (``gmp A/C`` when the networks differ; ``S`` a
   fraction or an N:M pattern) plus `` QATb`` after quantization-aware training;
@@ -80,6 +82,63 @@ def _sparsity_text(actor: Any, critic: Any) -> str:
     return a if a == c else f"{a}/{c}"
 
 
+#: The sweep's pattern of a run trained with per-layer patterns (its label says which).
+MIXED = "mixed"
+#: Layer keys of ``--layer-sparsity`` in network order (``critic.*`` = both critics and their targets).
+LAYER_KEYS = tuple(f"{kind}.{fc}" for kind in ("actor", "critic") for fc in ("fc1", "fc2", "fc3"))
+
+
+def parse_layer_overrides(spec: str) -> dict[str, Any]:
+    """``--layer-sparsity`` text -> {``fcK`` / ``actor.fcK`` / ``critic.fcK``: Pattern}; NmlabError
+    naming ``layer_sparsity`` for an item that is not LAYER=PATTERN (PATTERN dense or N:M)."""
+    from hwmodel.sparsity import parse_pattern
+
+    out: dict[str, Any] = {}
+    for item in filter(None, (s.strip() for s in str(spec).split(","))):
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        parts = key.split(".")
+        ok = sep and (
+            (len(parts) == 1 and parts[0] in ("fc1", "fc2", "fc3"))
+            or (len(parts) == 2 and parts[0] in ("actor", "critic") and parts[1] in ("fc1", "fc2", "fc3"))
+        )
+        if not ok:
+            raise NmlabError(f"layer_sparsity: {item!r}: expected LAYER=PATTERN with LAYER fc1..fc3, actor.fcK or critic.fcK")
+        out[key] = parse_pattern(value.strip(), field=f"layer_sparsity: {key}", allow_unstructured=False)
+    return out
+
+
+def layers_text(base: Any, spec: Any) -> str:
+    """The layers of a run trained at ``base`` ("2:8", "dense") with ``--layer-sparsity`` ``spec`` whose
+    pattern differs from ``base``, in canonical form: ``fcK=P`` where the actor's and critics' layer
+    K both have P, else ``actor.fcK=P`` / ``critic.fcK=P``, in layer order, comma-separated; "" when
+    every layer is at ``base`` (the run is then the plain ``base`` agent)."""
+    from hwmodel.sparsity import parse_pattern
+
+    if not str(spec or "").strip():
+        return ""
+    base_p = parse_pattern(str(base), field="sparsity", allow_unstructured=False)
+    over = parse_layer_overrides(str(spec))
+    pats = {key: over.get(key, over.get(key.split(".")[1], base_p)) for key in LAYER_KEYS}
+    out = []
+    for fc in ("fc1", "fc2", "fc3"):
+        a, c = pats[f"actor.{fc}"], pats[f"critic.{fc}"]
+        if a == c:
+            out += [f"{fc}={a}"] if a != base_p else []
+        else:
+            out += [f"{kind}.{fc}={p}" for kind, p in (("actor", a), ("critic", c)) if p != base_p]
+    return ",".join(out)
+
+
+def split_layers_label(text: Any) -> tuple[str, str]:
+    """(pattern, canonical layers) of a label or quality-table sparsity such as ``2:8 fc1=dense``
+    (layers "" for a plain pattern or any other label)."""
+    words = str(text).split(None, 1)
+    if len(words) == 2 and "=" in words[1] and "one-shot" not in words[1]:
+        return words[0], layers_text(words[0], words[1].replace(" ", ""))
+    return str(text).strip(), ""
+
+
 def agent_label(meta: dict[str, Any], method: str, pattern: str) -> str:
     """The label of a trained agent from its workload's ``meta`` (as ``nmlab export`` writes it).
 
@@ -104,6 +163,15 @@ def agent_label(meta: dict[str, Any], method: str, pattern: str) -> str:
             actor = critic = meta.get("sparsity", pattern)
         qat = meta.get("qat_bits")
         return f"gmp {_sparsity_text(actor, critic)}" + (f" QAT{_qat_text(qat)}" if qat else "")
+    spec = meta.get("layer_sparsity")
+    if isinstance(spec, str) and spec.strip():
+        # Per-layer patterns: the run's own agent, not the plain one of its --sparsity.
+        base = str(meta.get("sparsity") or pattern)
+        try:
+            layers = layers_text(base, spec)
+        except NmlabError:
+            return pattern  # free-form meta that is not a --layer-sparsity text: labelled as before
+        return f"{base} {layers}" if layers else base
     return pattern
 
 

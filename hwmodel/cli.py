@@ -90,8 +90,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nmlab {name}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        from hwmodel.stop import interrupt_status
+
         print(f"nmlab {name}: interrupted", file=sys.stderr)
-        return 130
+        return interrupt_status()  # 130; 143 where SIGTERM stopped `nmlab train` / `campaign`
     except BrokenPipeError:
         # The reader went away (`nmlab workload | head`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

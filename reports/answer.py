@@ -588,7 +588,7 @@ def agent_key(df: pd.DataFrame) -> list[str]:
     N:M pattern); a method the report does not know gets no sentence. A one-shot label pruned from a
     different agent in different envs (an env without dense TD3 prunes whichever agent it has) names the
     envs of each of its sentences: ``dense one-shot (Ant-v5)``."""
-    from hwmodel.agents import label_fractions
+    from hwmodel.agents import label_fractions, split_layers_label
 
     df = with_agent(df)
     donors = df.groupby("agent").method.nunique()
@@ -610,6 +610,10 @@ def agent_key(df: pd.DataFrame) -> list[str]:
                         f"agent; never evaluated at that (hardware figures only)")
             else:
                 text = f"{who} pruned once by magnitude {to}, never trained after it, so never evaluated (hardware figures only)"
+        elif m in ("td3", "rnm-td3") and (layers := split_layers_label(agent))[1]:
+            text = (f"{'RNM-TD3' if m == 'rnm-td3' else 'TD3'} with per-layer patterns (nmlab train --layer-sparsity): "
+                    f"{layers[0]} in every layer but {layers[1].replace(',', ', ')} (fcK: layer K of the actor and of "
+                    f"the critics; actor.fcK / critic.fcK: of one network)")
         elif m == "td3":
             text = "TD3 (Fujimoto et al. 2018), dense: the reference of every ratio and fraction"
         elif m == "rnm-td3":

@@ -63,8 +63,10 @@ def _num(v: Any) -> Optional[float]:
 
 
 def _sparsity(key: Any) -> str:
-    """The quality table's sparsity for an agent: RLx2's fractions ("0.98/0.95") or the pattern."""
+    """The quality table's sparsity for an agent: RLx2's fractions ("0.98/0.95"), a mixed agent's label, or the pattern."""
     fr = label_fractions(key.agent) if key.method == "rlx2" else None
+    if key.pattern == "mixed":  # per-layer patterns: the table's sparsity is the agent's label ("2:8 fc1=dense")
+        return key.agent
     return key.agent.split()[1] if fr else key.pattern
 
 

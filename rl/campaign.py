@@ -352,15 +352,18 @@ def _campaign(args: Any) -> int:
 
     if not is_local(args.ray) and args.workers is not None:
         raise NmlabError("--workers: sets the local Ray instance's CPUs; a cluster (--ray ADDRESS) has its own")
+    from hwmodel.stop import interrupt_status, sigterm_as_interrupt
+
     try:
-        return run_campaign(cfg, check_output_dir(out, "--out"), args.ray, workers)
+        with sigterm_as_interrupt():  # a scheduler's SIGTERM stops the driver as Ctrl-C does
+            return run_campaign(cfg, check_output_dir(out, "--out"), args.ray, workers)
     except KeyboardInterrupt:
         _say_what_survives(args, cfg, out)
-        return 130
+        return interrupt_status()
 
 
 def _say_what_survives(args: Any, cfg: CampaignConfig, out: Path) -> None:
-    """After Ctrl-C: what the runs keep and the command that continues them (it used to print only
+    """After Ctrl-C or SIGTERM: what the runs keep and the command that continues them (it used to print only
     "nmlab campaign: interrupted")."""
     import shlex
 

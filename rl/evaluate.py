@@ -1,7 +1,8 @@
 """``nmlab evaluate``: return of a trained actor with fake-quantized weights (and activations).
 
 The quality table (``--csv``) has the columns of :data:`QUALITY_COLUMNS`; the sweeps join it
-on (env, sparsity, bits), averaging seeds. Writing a row replaces any earlier row with the
+on (env, sparsity, bits), averaging seeds. A run trained with ``--layer-sparsity`` has the
+sparsity of its agent label (``2:8 fc1=dense``: :func:`quality_sparsity`). Writing a row replaces any earlier row with the
 same (env, method, sparsity, bits, seed), so re-evaluating a longer run of the same seed
 never leaves two rows for it; the file is rewritten atomically.
 """
@@ -68,10 +69,26 @@ def evaluate_run(run_dir: str | os.PathLike, bits: int, episodes: int = 10, acti
     actor = quantize_actor(nets["actor"], bits, activations)
     rets = td3.evaluate_policy(actor, args.env, episodes, args.seed, seed_offset=args.eval_seed_offset)
     return {
-        "env": args.env, "method": td3.method_name(args), "sparsity": make_method(args).sparsity_label(),
+        "env": args.env, "method": td3.method_name(args), "sparsity": quality_sparsity(args),
         "bits": bits, "seed": args.seed, "steps": int(ckpt["global_step"]), "episodes": episodes,
         "return_mean": round(float(np.mean(rets)), 4), "return_std": round(float(np.std(rets)), 4),
     }
+
+
+def quality_sparsity(args: Any) -> str:
+    """The quality table's sparsity of a run: its pattern ("2:4"), RLx2's fractions, gmp's target; a
+    TD3 / RNM-TD3 run with per-layer patterns (``--layer-sparsity``) adds the layers that differ, as its
+    agent label does ("2:8 fc1=dense", :func:`hwmodel.agents.layers_text`), so its rows neither replace
+    nor join those of the plain run of its ``--sparsity``."""
+    from hwmodel.agents import layers_text
+    from rl import td3
+    from rl.methods import make_method
+
+    sparsity = make_method(args).sparsity_label()
+    if td3.method_name(args) in ("rlx2", "gmp"):
+        return sparsity
+    layers = layers_text(sparsity, args.layer_sparsity)
+    return f"{sparsity} {layers}" if layers else sparsity
 
 
 def append_quality_row(path: str | os.PathLike, row: dict[str, Any]) -> None:

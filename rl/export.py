@@ -72,6 +72,26 @@ def final_eval(run_dir: str | os.PathLike, step: int) -> Optional[tuple[float, f
     return (parse_finite(r["return_mean"], f"{where}: return_mean"), parse_finite(r["return_std"], f"{where}: return_std"))
 
 
+def nm_not_reached(args: Any, nets: dict[str, Any], step: int, run: str) -> Optional[str]:
+    """A note when a gradual-N:M GMP run is at a step before its masks are N:M (its schedule's end):
+    its export is unstructured, while its quality rows (``nmlab evaluate``) say the N:M target;
+    None otherwise."""
+    from hwmodel.sparsity import verify
+    from rl.nm_layers import nm_layers
+
+    method = make_method(args)
+    label = method.sparsity_label()
+    if not hasattr(method, "schedule") or ":" not in label:
+        return None
+    if all(verify(lin.mask.numpy(), lin.pattern) is None for net in nets.values() for lin in nm_layers(net)
+           if lin.sparse and lin.pattern.is_nm):
+        return None
+    return (f"note: {run} is gmp {label} at step {step}, before its masks are {label} (its schedule reaches "
+            f"{label} at step {method.schedule.t_end}): its workload is unstructured and its quality rows "
+            f"say {label}, so a sweep joins no return to it; export and evaluate it from step "
+            f"{method.schedule.t_end} on to compare it as {label}")
+
+
 def build_workload(run_dir: str | os.PathLike, episodes: Optional[int] = None) -> Workload:
     """The workload of the run in ``run_dir``. The evaluation return comes from eval.csv at the
     checkpoint's step; if that row is missing the actor is evaluated now (``episodes``)."""
@@ -121,3 +141,9 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, episodes: Opt
     wl = build_workload(run_dir, episodes)
     save_workload(wl, out)
     return wl
+
+
+def run_note(run_dir: str | os.PathLike) -> Optional[str]:
+    """:func:`nm_not_reached` of the run in ``run_dir`` at its checkpoint."""
+    args, nets, ckpt = load_run(run_dir)
+    return nm_not_reached(args, nets, int(ckpt["global_step"]), str(run_dir))

@@ -57,6 +57,7 @@ from typing import Any
 
 from torch import nn
 
+from hwmodel.agents import parse_layer_overrides
 from hwmodel.errors import NmlabError
 from hwmodel.sparsity import Pattern, parse_pattern
 from rl.nm_layers import NMLinear, nm_layers, update_masks
@@ -79,19 +80,7 @@ def keyed_layers(name: str, net: nn.Module) -> list[tuple[str, NMLinear]]:
 
 def parse_overrides(spec: str) -> dict[str, Pattern]:
     """``--layer-sparsity`` -> {``fcK`` / ``actor.fcK`` / ``critic.fcK``: Pattern}."""
-    out: dict[str, Pattern] = {}
-    for item in filter(None, (s.strip() for s in spec.split(","))):
-        key, sep, value = item.partition("=")
-        key = key.strip()
-        parts = key.split(".")
-        ok = sep and (
-            (len(parts) == 1 and parts[0] in ("fc1", "fc2", "fc3"))
-            or (len(parts) == 2 and parts[0] in ("actor", "critic") and parts[1] in ("fc1", "fc2", "fc3"))
-        )
-        if not ok:
-            raise NmlabError(f"layer_sparsity: {item!r}: expected LAYER=PATTERN with LAYER fc1..fc3, actor.fcK or critic.fcK")
-        out[key] = parse_pattern(value.strip(), field=f"layer_sparsity: {key}", allow_unstructured=False)
-    return out
+    return parse_layer_overrides(spec)
 
 
 def nm_layer_patterns(sparsity: str, layer_sparsity: str) -> dict[str, Pattern]:

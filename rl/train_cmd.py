@@ -113,11 +113,13 @@ def _train(args: argparse.Namespace) -> int:
     out = check_output_dir(given.get("out", default_out), "--out")  # before torch is even imported
     existed = out.exists()
 
+    from hwmodel.stop import interrupt_status, sigterm_as_interrupt
     from rl import td3
 
     cfg = td3.Args(**given)
     try:
-        summary = td3.train(cfg, explicit=set(given))
+        with sigterm_as_interrupt():  # a scheduler's SIGTERM stops the run as Ctrl-C does
+            summary = td3.train(cfg, explicit=set(given))
     except NmlabError:
         # A bad option found once training had set up leaves no empty run folder behind.
         if not existed and out.is_dir() and not any(out.iterdir()):
@@ -133,13 +135,24 @@ def _train(args: argparse.Namespace) -> int:
             print(f"nmlab train: {where}; last checkpoint at step {stop.checkpoint_step} (steps after it are "
                   f"trained again, with the same result); continue with: nmlab train --out {cfg.out} --resume",
                   file=sys.stderr)
-        return 130
+        return interrupt_status()
     ev, sd = summary["eval_return_mean"], summary["eval_return_std"]
     ev_text = "-" if ev is None else f"{ev:.1f} +- {sd:.1f}"
     print(f"trained {summary['steps']} steps ({summary['steps_this_session']} in this invocation, "
           f"{summary['steps_per_s']:.1f} steps/s; {summary['updates']:,} gradient updates); "
           f"final eval return: {ev_text}; run in {cfg.out}")
     return 0
+
+
+def _note_nm_not_reached(wl: Any, run_dir: str) -> None:
+    """Say why a gradual-N:M GMP run exported before its schedule ended joins no quality row."""
+    if wl.meta.get("method") == "gmp" and ":" in str(wl.meta.get("sparsity")) and any(
+            layer.pattern == "unstructured" for layer in wl.layers):
+        from rl.export import run_note
+
+        note = run_note(run_dir)
+        if note:
+            print(note, file=sys.stderr)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -153,6 +166,7 @@ def _export(args: argparse.Namespace) -> int:
     from rl.export import export_run
 
     wl = export_run(args.run_dir, args.out, args.episodes)
+    _note_nm_not_reached(wl, args.run_dir)
     m = wl.meta
     print(f"wrote {args.out}: {len(wl.layers)} layers, {m['env']} {m['method']} {m['sparsity']} seed {m['seed']} "
           f"at {m['steps']} steps, eval return {m['eval_return_mean']:.1f} +- {m['eval_return_std']:.1f}")
@@ -175,5 +189,11 @@ def _evaluate(args: argparse.Namespace) -> int:
           f"return {row['return_mean']:.1f} +- {row['return_std']:.1f} over {row['episodes']} episodes")
     if args.csv:
         append_quality_row(args.csv, row)
+        if row["method"] == "gmp" and ":" in str(row["sparsity"]):
+            from rl.export import run_note
+
+            note = run_note(args.run_dir)
+            if note:
+                print(note, file=sys.stderr)
     sys.stdout.flush()
     return 0

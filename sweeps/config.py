@@ -14,6 +14,7 @@ from typing import Any, Optional, Union
 from hwmodel.errors import NmlabError
 from hwmodel.limits import (MAX_BITS, MIN_BITS, check_version, config_path, config_relative, is_file, is_int, limit,
                             load_yaml, not_a_file, other_kind, over_limit, short)
+from hwmodel.agents import MIXED
 from hwmodel.sparsity import parse_pattern
 
 CONFIG_VERSION = 1
@@ -96,7 +97,8 @@ def parse_grid_pattern(item: Any, field: str) -> str:
 
     ``dense`` and ``N:M`` as in workload files; ``unstructured`` = the trained unstructured
     masks as they are; ``unstructured:S`` = pruned one-shot by magnitude to sparsity S (the
-    fraction of zeros, 0 < S < 1) in every layer, written ``unstructured:0.9``.
+    fraction of zeros, 0 < S < 1) in every layer, written ``unstructured:0.9``; ``mixed`` = the
+    trained agents with per-layer patterns (never pruned one-shot).
     """
     if isinstance(item, str) and item.strip().lower().startswith(UNSTRUCTURED_PREFIX):
         text = item.strip().lower()[len(UNSTRUCTURED_PREFIX):]
@@ -111,6 +113,8 @@ def parse_grid_pattern(item: Any, field: str) -> str:
         # invalid sparsity found only when the point is evaluated) keeps its exact digits.
         text = f"{level:g}" if float(f"{level:g}") == level else repr(level)
         return f"{UNSTRUCTURED_PREFIX}{text}"
+    if isinstance(item, str) and item.strip().lower() == MIXED:
+        return MIXED  # the trained agents with per-layer patterns (nmlab train --layer-sparsity)
     pattern = parse_pattern(item, field=field)
     if pattern.kind == "nm" and pattern.m > MAX_GROUP:
         # Pruning pads every row to a multiple of M: 1:1000000000 would allocate terabytes.

@@ -8,7 +8,9 @@ Return: the quality table (``hwmodel/data/workloads/quality.csv`` by default, co
 (env, sparsity, bits), seeds averaged, restricted to rows of the point's method (rows
 with an empty method match any method). An rlx2/gmp row whose sparsity is the fractions
 removed (``0.98/0.95``, ``0.9``: what ``nmlab evaluate`` writes for RLx2) is an
-``unstructured`` row that joins only the agent whose label has those fractions. Rows
+``unstructured`` row that joins only the agent whose label has those fractions. A row of a
+run trained with per-layer patterns (``2:8 fc1=dense``: ``nmlab train --layer-sparsity``) is a
+``mixed`` row that joins only the agent of that label. Rows
 pruned one-shot and rows without a match get NaN and ``return_missing=True``.
 
 Dense reference: per (env, design, scenario, batch), the dense row at the highest bitwidth
@@ -26,7 +28,7 @@ import pyarrow as pa
 
 from hwmodel.errors import NmlabError
 from hwmodel.limits import MAX_BITS, MAX_RETURN, MIN_BITS, parse_finite, parse_int, read_csv
-from hwmodel.agents import label_fractions, parse_fractions, same_fractions
+from hwmodel.agents import MIXED, label_fractions, normalize_label, parse_fractions, same_fractions, split_layers_label
 from sweeps.config import parse_grid_pattern
 
 QUALITY_COLUMNS = ("env", "method", "sparsity", "bits", "seed", "steps", "episodes", "return_mean", "return_std")
@@ -59,16 +61,34 @@ def load_quality(path: str | Path) -> dict[tuple[str, str, int], list[dict]]:
         # RLx2 rows (nmlab evaluate) record the fractions removed, "0.98/0.95" or "0.9": an
         # unstructured agent, told apart from other RLx2 agents by its label's fractions.
         fractions = parse_fractions(rec["sparsity"]) if rec.get("method") in ("rlx2", "gmp") else None
-        sparsity = "unstructured" if fractions else parse_grid_pattern(rec["sparsity"], f"{where}: sparsity")
+        # A run trained with per-layer patterns ("2:8 fc1=dense", nmlab evaluate): a "mixed" agent,
+        # told apart from other mixed agents by its label (the workload's, hwmodel.agents.agent_label).
+        label = None
+        if not fractions:
+            base, layers = _split_layers(rec["sparsity"], f"{where}: sparsity")
+            if layers:
+                label = f"{parse_grid_pattern(base, f'{where}: sparsity')} {layers}"
+        sparsity = ("unstructured" if fractions else MIXED if label
+                    else parse_grid_pattern(rec["sparsity"], f"{where}: sparsity"))
         bits = parse_int(rec["bits"], f"{where}: bits", MIN_BITS, MAX_BITS)
         ret = parse_finite(rec["return_mean"], f"{where}: return_mean", low=-MAX_RETURN, high=MAX_RETURN)
         if (rec.get("return_std") or "").strip():
             parse_finite(rec["return_std"], f"{where}: return_std", low=0.0, high=MAX_RETURN)
         groups.setdefault((rec["env"], sparsity, bits), []).append(
             {"method": rec.get("method", ""), "seed": rec.get("seed", ""), "return_mean": ret,
-             "episodes": rec.get("episodes", ""), "fractions": fractions, "steps": _int_or_none(rec.get("steps"))}
+             "episodes": rec.get("episodes", ""), "fractions": fractions, "label": label,
+             "steps": _int_or_none(rec.get("steps"))}
         )
     return groups
+
+
+def _split_layers(text: str, field: str) -> tuple[str, str]:
+    """(pattern, canonical layers) of a quality row's sparsity; NmlabError naming ``field`` for
+    layers that are not ``--layer-sparsity`` text."""
+    try:
+        return split_layers_label(text)
+    except NmlabError as exc:
+        raise NmlabError(f"{field}: {str(text)[:60]!r}: {exc}") from None
 
 
 def _int_or_none(text: Optional[str]) -> Optional[int]:
@@ -148,8 +168,13 @@ def _join_one(quality: dict, env, pattern, bits, method, agent) -> Optional[tupl
     (RLx2 0.98/0.95) count only for the agent of those fractions.
     """
     want = label_fractions(agent)
+    if pattern == "unstructured" and method == "gmp" and _nm_target(agent):
+        # gmp N:M exported before its masks were N:M: the unstructured rows are other gmp agents'
+        # (fractions removed), and its own rows say N:M (nmlab export notes it).
+        return None
     recs = [r for r in quality.get((env, pattern, int(bits)), []) if r["method"] in ("", method)
-            and (r["fractions"] is None or want is None or same_fractions(r["fractions"], want))]
+            and (r["fractions"] is None or want is None or same_fractions(r["fractions"], want))
+            and (r.get("label") is None or r["label"] == normalize_label(agent or ""))]
     if not recs:
         return None
     vals = [r["return_mean"] for r in recs]
@@ -158,6 +183,12 @@ def _join_one(quality: dict, env, pattern, bits, method, agent) -> Optional[tupl
     # The shortest run's steps: an agent is only as trained as its least trained seed.
     known = [r["steps"] for r in recs if r["steps"] is not None]
     return mean, std, len(vals), min(known) if known else None
+
+
+def _nm_target(agent: Optional[str]) -> bool:
+    """The label is ``gmp N:M`` (both networks' target one N:M pattern, QAT or not)."""
+    words = str(agent or "").split()
+    return len(words) >= 2 and words[0] == "gmp" and ":" in words[1] and "/" not in words[1]
 
 
 _REF_KEYS = ("env", "design", "scenario", "batch")

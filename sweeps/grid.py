@@ -27,7 +27,7 @@ import numpy as np
 from hwmodel.errors import NmlabError
 from hwmodel.limits import exists, is_dir, is_file
 from hwmodel.sparsity import parse_pattern
-from hwmodel.agents import agent_label, one_shot_label
+from hwmodel.agents import MIXED, agent_label, layers_text, one_shot_label
 from sweeps.config import SweepConfig, unstructured_level
 
 #: Bumped when a point's row would change meaning: old part files then no longer match.
@@ -103,6 +103,16 @@ class WorkloadInfo:
     agent: str = ""  # label of the trained agent (hwmodel.agents): "2:4", "rlx2 0.98/0.95", "gmp 0.9 QAT8"
 
 
+def _trained_per_layer(declared: str, spec: Any) -> bool:
+    """The workload is a run trained with ``--layer-sparsity`` where some layer differs from ``declared``."""
+    if not isinstance(spec, str) or not spec.strip():
+        return False
+    try:
+        return bool(layers_text(declared, spec))
+    except NmlabError:
+        return False  # free-form meta: its layers' own patterns are what the sweep evaluates
+
+
 @lru_cache(maxsize=256)
 def _workload_info(path: str) -> WorkloadInfo:
     from sweeps.evaluate import loaded_workload  # the parse the evaluation reuses
@@ -118,6 +128,8 @@ def _workload_info(path: str) -> WorkloadInfo:
         pattern = "unstructured"
     elif declared is not None:
         pattern = str(parse_pattern(str(declared), field=f"workload {stem}: meta.sparsity"))
+        if _trained_per_layer(str(declared), meta.get("layer_sparsity")):
+            pattern = MIXED  # not the plain agent of its meta.sparsity; its label names the layers
     elif len(patterns) == 1:
         pattern = patterns.pop()
     else:
@@ -249,6 +261,12 @@ def _gpu_refs(cfg: SweepConfig) -> list[str]:
     return list(gpus or [])
 
 
+def _agent_key(w: WorkloadInfo) -> tuple[str, str]:
+    """What makes two trained workloads of one env and pattern two agents: the method, and for a
+    mixed workload (per-layer patterns) its label too."""
+    return (w.method, w.agent if w.pattern == MIXED else "")
+
+
 def choose_sources(workloads: list[WorkloadInfo], pattern: str) -> list[tuple[WorkloadInfo, str]]:
     """Per env, the workload a grid ``pattern`` runs on and its mask source ("trained"/"one-shot")."""
     by_env: dict[str, list[WorkloadInfo]] = {}
@@ -258,16 +276,17 @@ def choose_sources(workloads: list[WorkloadInfo], pattern: str) -> list[tuple[Wo
     for env, group in by_env.items():
         group = sorted(group, key=lambda w: (w.seed, w.method, w.name))
         trained = [w for w in group if w.pattern == pattern]
-        if pattern == "unstructured" and not trained:
-            continue  # no level to prune to: the env simply has no such points (plan notes it)
+        if pattern in ("unstructured", MIXED) and not trained:
+            continue  # no level / layers to prune to: the env simply has no such points (plan notes it)
         if unstructured_level(pattern) is not None:
             trained = []  # unstructured:S always means the one-shot pruned dense agent
         if trained:
-            # One agent per (env, pattern, method); returns average over seeds at join time.
-            seen_methods: set[str] = set()
+            # One agent per (env, pattern, method), and per label for mixed agents (two runs of
+            # different --layer-sparsity are two agents); returns average over seeds at join time.
+            seen_methods: set[tuple[str, str]] = set()
             for w in trained:
-                if w.method not in seen_methods:
-                    seen_methods.add(w.method)
+                if _agent_key(w) not in seen_methods:
+                    seen_methods.add(_agent_key(w))
                     chosen.append((w, "trained"))
             continue
         donors = [w for w in group if w.pattern == "dense" and w.has_weights] or [w for w in group if w.has_weights]
@@ -284,10 +303,10 @@ def not_swept(workloads: list[WorkloadInfo], sources: dict[str, list[tuple[Workl
     same env, pattern and method stands for that agent (``choose_sources`` keeps one per agent).
     Without this a user's own run listed beside a bundled one of the same agent vanished silently."""
     used = {w.path for chosen in sources.values() for w, _src in chosen}
-    stands_for = {(w.env, w.pattern, w.method): w for chosen in sources.values() for w, src in chosen if src == "trained"}
+    stands_for = {(w.env, w.pattern, *_agent_key(w)): w for chosen in sources.values() for w, src in chosen if src == "trained"}
     notes = []
     for w in workloads:
-        other = stands_for.get((w.env, w.pattern, w.method))
+        other = stands_for.get((w.env, w.pattern, *_agent_key(w)))
         if w.path not in used and other is not None:
             notes.append(f"{w.name}: {other.name} stands for {w.env} {w.pattern} {w.method} "
                          f"(one workload per env, pattern and method: lowest seed, then file name)")
@@ -431,6 +450,9 @@ def plan(cfg: SweepConfig) -> Plan:
         missing_envs = sorted({w.env for w in workloads} - have)
         if missing_envs:
             skipped.append(f"unstructured: no trained unstructured workload for {', '.join(missing_envs)}")
+    mixed = [w.name for w in workloads if w.pattern == MIXED]
+    if mixed and MIXED not in sources:
+        skipped.append(f"{', '.join(mixed)}: trained with per-layer patterns, swept only where patterns lists mixed")
     result = Plan(cfg, workloads, designs, skipped, sources, not_swept(workloads, sources))
     if len(result) == 0:
         if not any(b in d.bits_supported for d in designs for b in cfg.bits):

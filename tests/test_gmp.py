@@ -497,3 +497,47 @@ def test_export_mid_schedule_writes_gradual_nm_layers_as_unstructured_with_their
         assert layer.pattern == ("2:4" if nm else "unstructured"), layer.name
         assert np.array_equal(layer.mask, mask), layer.name
     assert False in kinds  # mid-schedule: some layer is not 2:4 yet
+
+
+def test_gradual_nm_exported_mid_schedule_says_why_no_return_joins_and_takes_no_other_agents(tmp_path, monkeypatch, capsys):
+    """A gmp 2:4 run exported before its masks are 2:4 is an unstructured workload labelled
+    "gmp 2:4" while its quality rows say 2:4: the sweep joined it to no row of its own, silently,
+    and took any gmp unstructured row of the env (another gmp agent's, "gmp 0.9") for its return.
+    Now export and evaluate --csv say why no return joins it, and the sweep joins none to it."""
+    from hwmodel.cli import main
+    from sweeps.derived import _join_one, load_quality
+    from sweeps.grid import _workload_info
+
+    class Kill(Exception):
+        pass
+
+    real = gmp.GMPMethod.on_env_step
+
+    def kill(self, global_step, buffer, actor):
+        if global_step == 251:  # one step after the checkpoint at 250, inside the pruning window
+            raise Kill()
+        return real(self, global_step, buffer, actor)
+
+    monkeypatch.setattr(gmp.GMPMethod, "on_env_step", kill)
+    out = tmp_path / "mid"
+    with pytest.raises(Kill):
+        td3.train(_gmp(out=str(out), sparsity="2:4", steps=600, prune_every=50, **SMALL))
+    monkeypatch.setattr(gmp.GMPMethod, "on_env_step", real)
+    capsys.readouterr()
+    end = make_method(_gmp(sparsity="2:4", steps=600, prune_every=50, **SMALL)).schedule.t_end
+    note = (f"note: {out} is gmp 2:4 at step 250, before its masks are 2:4 (its schedule reaches 2:4 at step {end}): "
+            f"its workload is unstructured and its quality rows say 2:4, so a sweep joins no return to it; export "
+            f"and evaluate it from step {end} on to compare it as 2:4")
+    assert main(["export", str(out), "--out", str(tmp_path / "mid.nmw"), "--episodes", "1"]) == 0
+    assert capsys.readouterr().err.strip() == note
+    table = tmp_path / "q.csv"
+    assert main(["evaluate", str(out), "--bits", "8", "--episodes", "1", "--csv", str(table)]) == 0
+    assert capsys.readouterr().err.strip() == note
+    info = _workload_info(str(tmp_path / "mid.nmw"))
+    assert (info.pattern, info.agent, info.method) == ("unstructured", "gmp 2:4", "gmp")
+    # Another gmp agent of the env (fractions removed: rows "unstructured" and "0.9") is not its return.
+    with open(table, "a") as fh:
+        fh.write("Hopper-v5,gmp,unstructured,8,0,600,1,123.0,1.0\nHopper-v5,gmp,0.9,8,1,600,1,321.0,1.0\n")
+    quality = load_quality(table)
+    assert _join_one(quality, "Hopper-v5", "unstructured", 8, "gmp", info.agent) is None
+    assert _join_one(quality, "Hopper-v5", "unstructured", 8, "gmp", "gmp 0.9")[0] == pytest.approx((123.0 + 321.0) / 2)

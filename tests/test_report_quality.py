@@ -441,3 +441,58 @@ def test_hardware_scenario_is_inference_at_its_own_smallest_batch():
     df = pd.DataFrame({"scenario": ["inference", "inference", "train_step"], "batch": [16, 4, 1]})
     assert hardware_scenario(df) == ("inference", 4)
     assert hardware_scenario(df[df.scenario == "train_step"]) == ("train_step", 1)
+
+
+def test_a_run_with_per_layer_patterns_is_its_own_agent_from_quality_table_to_report(tmp_path):
+    """A run trained with --layer-sparsity was labelled by its --sparsity alone: the sweep took it for
+    the plain 2:4 agent (one of the two not swept), its quality rows fed that agent's return and the
+    report called it "N:M in every layer". Now it is the mixed agent "2:4 fc1=dense", swept beside
+    the plain one (patterns: mixed), joined to its own rows only, and the Agents key says which layers."""
+    import pyarrow.parquet as pq
+
+    from reports.answer import agent_key
+
+    def mixed(wl):
+        for layer in wl.layers:
+            if layer.name.endswith(".fc1"):
+                layer.pattern, layer.mask, layer.weight = "dense", None, layer.weight
+        return wl
+
+    files = [
+        _save(synthetic_td3_workload(11, 3, "dense", hidden=HIDDEN, seed=0, with_weights=True),
+              {"method": "td3", "sparsity": "dense", "layer_sparsity": ""}, tmp_path / "synth_dense_s0.nmw"),
+        _save(synthetic_td3_workload(11, 3, "2:4", hidden=HIDDEN, seed=1, with_weights=True),
+              {"method": "rnm-td3", "sparsity": "2:4", "layer_sparsity": ""}, tmp_path / "synth_2of4_s0.nmw"),
+        # As rl/export.py writes a run of `nmlab train --sparsity 2:4 --layer-sparsity fc1=dense`.
+        _save(mixed(synthetic_td3_workload(11, 3, "2:4", hidden=HIDDEN, seed=2, with_weights=True)),
+              {"method": "rnm-td3", "sparsity": "2:4", "layer_sparsity": "actor.fc1=dense, critic.fc1=dense"},
+              tmp_path / "synth_2of4_fc1dense_s0.nmw"),
+    ]
+    (tmp_path / "quality.csv").write_text(
+        "env,method,sparsity,bits,seed,steps,episodes,return_mean,return_std\n"
+        "Synth-v0,td3,dense,8,0,2000,5,200,1\n"
+        "Synth-v0,rnm-td3,2:4,8,0,2000,5,150,1\n"
+        "Synth-v0,rnm-td3,2:4 fc1=dense,8,0,2000,5,175,1\n")
+    cfg = {"workloads": files, "patterns": ["dense", "2:4", "mixed"], "bits": [8], "designs": ["edge_ws"],
+           "scenarios": [{"scenario": "inference", "batch": 1}], "quality": str(tmp_path / "quality.csv")}
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(cfg))
+    run(tmp_path / "sweep.yaml", tmp_path / "out", workers=1, progress=False)
+    df = pq.read_table(tmp_path / "out" / "points.parquet").to_pandas()
+    got = {(r.method, r.agent, r.pattern, r.return_mean) for r in df.itertuples()}
+    assert got == {("td3", "dense", "dense", 200.0), ("rnm-td3", "2:4", "2:4", 150.0),
+                   ("rnm-td3", "2:4 fc1=dense", "mixed", 175.0)}, got
+    key = agent_key(df)
+    assert "2:4 (rnm-td3): RNM-TD3, TD3 trained with N:M weights in every layer" in " ".join(key), key
+    (line,) = [k for k in key if k.startswith("2:4 fc1=dense")]
+    assert line.startswith("2:4 fc1=dense (rnm-td3): RNM-TD3 with per-layer patterns (nmlab train --layer-sparsity): "
+                           "2:4 in every layer but fc1=dense"), line
+    build_report(tmp_path / "out", pngs=False)  # the whole report builds with a mixed agent in it
+    # Without "mixed" in patterns the run is not swept, and the plan says so (not the plain agent in its stead).
+    cfg["patterns"] = ["dense", "2:4"]
+    (tmp_path / "sweep2.yaml").write_text(yaml.safe_dump(cfg))
+    from sweeps.config import load_config
+    from sweeps.grid import plan
+
+    p = plan(load_config(tmp_path / "sweep2.yaml"))
+    assert {(pt["agent"], pt["workload"]) for pt in p.points()} == {("dense", "synth_dense_s0"), ("2:4", "synth_2of4_s0")}
+    assert any("synth_2of4_fc1dense_s0: trained with per-layer patterns" in s for s in p.skipped), p.skipped

@@ -314,6 +314,33 @@ def test_driver_sigkill_then_rerun_equals_an_uninterrupted_campaign(uninterrupte
 
 @pytest.mark.mujoco
 @pytest.mark.slow
+def test_driver_sigterm_stops_like_ctrl_c_and_the_rerun_equals_an_uninterrupted_campaign(uninterrupted, tmp_path):
+    """A scheduler's SIGTERM to the driver printed Ray's C++ "SIGTERM received" stack lines and
+    exited 1: now it stops as Ctrl-C does (the one line that says what survives), with status 143,
+    and the same command finishes the campaign as if it never stopped."""
+    ref = uninterrupted[1]
+    config, out, proc = _started_until_mid_run(tmp_path, RUNS[1])
+    try:
+        proc.send_signal(signal.SIGTERM)
+        output, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 143, output
+    assert "SIGTERM received" not in output and "Traceback" not in output, output
+    said = [line for line in output.splitlines() if line.startswith("nmlab campaign:")]
+    assert len(said) == 1 and said[0].startswith("nmlab campaign: interrupted; ") and said[0].endswith(
+        f"with the same command: nmlab campaign {config} --out {out} --workers 2"), output
+    rerun = _campaign(config, out)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    for name in RUNS:
+        assert _evals(out / name) == _evals(ref / name)
+    starts = [a for a in _attempts(out / RUNS[1]) if a["event"] == "start"]
+    assert starts[0]["resumed"] == "False" and all(a["resumed"] == "True" for a in starts[1:]) and len(starts) >= 2
+
+
+@pytest.mark.mujoco
+@pytest.mark.slow
 def test_a_killed_worker_is_retried_from_its_checkpoint(uninterrupted, tmp_path):
     ref = uninterrupted[1]
     config, out, proc = _started_until_mid_run(tmp_path, RUNS[0])

@@ -222,6 +222,35 @@ def test_a_folder_of_runs_or_a_sweep_folder_given_as_run_says_what_it_is(run_dir
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results"]
 
 
+def test_a_run_with_per_layer_patterns_has_its_own_label_in_quality_rows_workload_and_sweep(run_dir, tmp_path):
+    """`--sparsity 1:8 --layer-sparsity fc1=dense` was labelled "1:8": its evaluate --csv rows replaced
+    the plain 1:8 run's rows of the same env, method and seed, and the sweep took it for that agent.
+    Now its rows, its export's label and the sweep's agent are "1:8 fc1=dense" (pattern mixed)."""
+    from hwmodel.agents import agent_label
+    from rl.publish import run_label
+    from sweeps.grid import _workload_info
+
+    mixed = tmp_path / "hc_fc1dense"
+    assert nmlab(["train", "--env", "HalfCheetah-v5", "--sparsity", "1:8", "--layer-sparsity", "critic.fc1=dense,actor.fc1=dense",
+                  "--steps", "300", "--seed", "1", "--out", str(mixed), *SMALL]) == 0
+    table = tmp_path / "quality.csv"
+    for run in (run_dir, mixed, run_dir):
+        assert nmlab(["evaluate", str(run), "--bits", "8", "--episodes", "1", "--csv", str(table)]) == 0
+    with open(table, newline="") as fh:
+        rows = [(r["sparsity"], r["method"], r["seed"], r["bits"]) for r in csv.DictReader(fh)]
+    assert rows == [("1:8", "rnm-td3", "1", "8"), ("1:8 fc1=dense", "rnm-td3", "1", "8")], rows
+    wl_path = tmp_path / "mixed.nmw"
+    assert nmlab(["export", str(mixed), "--out", str(wl_path)]) == 0
+    meta = load_workload(wl_path).meta
+    assert agent_label(meta, meta["method"], meta["sparsity"]) == "1:8 fc1=dense"
+    info = _workload_info(str(wl_path))
+    assert (info.pattern, info.agent) == ("mixed", "1:8 fc1=dense")
+    with open(mixed / "args.json") as fh:
+        import json
+
+        assert run_label(json.load(fh)) == "1:8 fc1=dense"
+
+
 def test_bundle_quality_only_adds_rows_but_no_workload(run_dir, tmp_path):
     from rl.publish import bundle
 

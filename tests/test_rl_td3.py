@@ -337,6 +337,48 @@ def test_ctrl_c_says_where_the_run_stopped_and_how_to_continue(tmp_path, monkeyp
     assert main(argv2) == 2 and "holds a run stopped before its first checkpoint" in capsys.readouterr().err
 
 
+def test_sigterm_stops_like_ctrl_c_with_one_line_and_a_resumable_run(tmp_path):
+    """A scheduler's SIGTERM (Slurm, Kubernetes, timeout) ended `nmlab train` at once with status
+    143 and no word: now it stops as Ctrl-C does (the same one line, the run resumable from its
+    last checkpoint), with status 143; the resumed run then finishes."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    run = tmp_path / "run"
+    argv = [sys.executable, "-m", "hwmodel", "train", "--out", str(run), "--steps", "100000", "--sparsity", "2:4",
+            "--eval-every", "100000", "--checkpoint-every", "200", "--learning-starts", "150", "--batch-size", "16",
+            "--hidden", "32", "--no-tensorboard", "--no-progress"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=root, env=env)
+    try:
+        deadline = time.time() + 300
+        while not checkpoint_path(run).is_file():
+            assert proc.poll() is None, proc.communicate()
+            assert time.time() < deadline, "no checkpoint in 300 s"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 143, err
+    saved = load_checkpoint(checkpoint_path(run))["global_step"]
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nmlab train: interrupted at step "), err
+    assert lines[0].endswith(f"; last checkpoint at step {saved} (steps after it are trained again, with the same "
+                             f"result); continue with: nmlab train --out {run} --resume"), err
+    resumed = subprocess.run([sys.executable, "-m", "hwmodel", "train", "--out", str(run), "--resume", "--steps",
+                              str(saved + 100), "--no-progress"], capture_output=True, text=True, cwd=root, env=env,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert load_checkpoint(checkpoint_path(run))["global_step"] == saved + 100
+
+
 def test_progress_bar_shows_one_rate_and_the_recent_return(tmp_path, capsys):
     """The bar's own steps/s is the only rate on it (a cumulative `sps=` beside it disagreed,
     e.g. 146 step/s next to sps=210), and `ret=` the mean of the last training returns."""
