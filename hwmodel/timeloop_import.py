@@ -316,17 +316,23 @@ def _permutation(perm: Any) -> tuple[str, ...]:
     return tuple(str(x) for x in perm)[:2]
 
 
-def _system_attr(comps: list[_Component], key: str) -> Any:
-    """The first value of a system-wide attribute (technology, global_cycle_seconds) on any node
-    (not a dummy_storage's placeholder ``technology: -1``)."""
-    for _, comp, inherited, _ in comps:
-        if _classify(comp).kind == "dummy":
-            continue
+def _system_attr(comps: list[_Component], key: str) -> tuple[Any, str]:
+    """A system-wide attribute (technology, global_cycle_seconds) and the field it was read from:
+    a component's own value wins over what it inherits from the nodes above (as for every other
+    attribute), and the MAC's value wins over the storage levels', the on-chip levels' over the
+    DRAM's (timeloopfe dumps a top node's ``technology: "SET ME"`` placeholder above components that
+    give their own). A dummy_storage's placeholder ``technology: -1`` is not read."""
+    order = {"mac": 0, "sram": 1, "regfile": 1}
+    ranked = sorted((order.get(_classify(c).kind, 2), i) for i, (_, c, _, _) in enumerate(comps)
+                    if _classify(c).kind != "dummy")
+    for _, i in ranked:
+        field, comp, inherited, _ = comps[i]
         attrs = comp.get("attributes") if isinstance(comp.get("attributes"), dict) else {}
-        for a in (inherited, attrs):
-            if key in a:
-                return a[key]
-    return None
+        if key in attrs:
+            return attrs[key], f"{field}.attributes.{key}"
+        if key in inherited:
+            return inherited[key], f"{field}: inherited {key}"
+    return None, key
 
 
 #: Timeloop's placeholder level for a spatial fanout: it holds nothing, so it is skipped.
@@ -831,7 +837,7 @@ def _find_levels(spec: _Arch, notes: list[str]) -> _Levels:
 
 def _system(w: _Where, comps: list[_Component], notes: list[str]) -> _System:
     """The technology node and the clock, from the first node giving them."""
-    tech = _system_attr(comps, "technology")
+    tech, tech_field = _system_attr(comps, "technology")
     if tech is None:
         tech_nm: float | int = 45
         notes.append("technology_nm: 45 (the arch gives no technology)")
@@ -839,14 +845,14 @@ def _system(w: _Where, comps: list[_Component], notes: list[str]) -> _System:
         m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(nm)?\s*", str(tech))
         if not m or isinstance(tech, bool):
             extra = f" {_EXPRESSION}" if isinstance(tech, str) and re.search(r"[A-Za-mo-z_*/+()]", tech) else ""
-            raise w.fail("technology", f"must be like '22nm', got {short(tech)}{extra}")
+            raise w.fail(tech_field, f"must be like '22nm', got {short(tech)}{extra}")
         tech_nm = _sig(float(m.group(1)))
-    gcs = _system_attr(comps, "global_cycle_seconds")
+    gcs, gcs_field = _system_attr(comps, "global_cycle_seconds")
     if gcs is None:
         clock_hz = 1e9
         notes.append("clock_mhz: 1000 (the arch gives no global_cycle_seconds)")
     else:
-        gcs = _positive(w, "global_cycle_seconds", gcs)
+        gcs = _positive(w, gcs_field, gcs)
         clock_hz = 1.0 / gcs
     clock_mhz = _sig(clock_hz / 1e6)
     clock_hz = clock_mhz * 1e6

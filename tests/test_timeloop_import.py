@@ -1263,3 +1263,23 @@ def test_round_trip_carries_unequal_ports_and_single_buffering(tmp_path):
                              sparse_opt=tl / "sparse_opt.yaml")
     back = next(s for s in load_design(out).storage if s.name == sram.name)
     assert (back.read_ports, back.write_ports, back.double_buffered) == (2, 1, False)
+
+
+def test_a_components_own_technology_wins_over_the_one_it_inherits(tmp_path):
+    """Like every attribute, a component's own ``technology`` overrides the one of the nodes above it,
+    and the MAC's and on-chip levels' win over the DRAM's: timeloopfe's parsed-processed-input.yaml
+    of simple_weight_stationary has ``technology: "SET ME"`` on the top node and "45nm" on each
+    component but the DRAM (it was a one-line error); a 22nm chip under a 45nm system was read as 45."""
+    arch = tmp_path / "arch.yaml"
+    arch.write_text(HAND_ARCH.replace("attributes: {depth: 4096,", "attributes: {technology: 22nm, depth: 4096,")
+                    .replace("attributes: {multiplier_width: 8,", "attributes: {technology: 22nm, multiplier_width: 8,"))
+    out, _ = import_timeloop(arch, tmp_path / "a.yaml")
+    assert load_design(out).technology_nm == 22
+    arch.write_text(HAND_ARCH.replace("technology: 45nm", 'technology: "SET ME"')
+                    .replace("    - name: chip\n", "    - name: chip\n      attributes: {technology: 45nm}\n"))
+    out, _ = import_timeloop(arch, tmp_path / "b.yaml")
+    assert load_design(out).technology_nm == 45
+    # Where the MAC itself carries the placeholder, the error names that component.
+    arch.write_text(HAND_ARCH.replace("attributes: {multiplier_width: 8,", "attributes: {technology: SET ME, multiplier_width: 8,"))
+    with pytest.raises(NmlabError, match=r"local\[1\]\.attributes\.technology: must be like '22nm', got 'SET ME'"):
+        import_timeloop(arch, tmp_path / "c.yaml")
