@@ -157,6 +157,10 @@ def _split_name(w: _Where, field: str, name: Any, level: bool = False) -> tuple[
 def _components(w: _Where, arch: dict) -> list[_Component]:
     """[(field path, component, attributes inherited from its subtree nodes, instances above it)],
     outermost first: a node's own ``local`` levels sit above its ``subtree`` children."""
+    if "subtree" not in arch and "local" in arch:
+        raise w.fail("architecture.local", "a flat local list with no subtree (Accelergy's "
+                                           "flattened_architecture.yaml, an output) is not read: import the arch "
+                                           "(nodes, or subtree/local) or timeloopfe's parsed-processed-input.yaml")
     subtree = _list(w, "architecture.subtree", arch.get("subtree"))
     if len(subtree) != 1:
         raise w.fail("architecture.subtree", f"must hold one top node (the system), got {len(subtree)}")
@@ -400,8 +404,8 @@ def _classify(comp: dict) -> _Class:
 #: Older names of the attributes read (Timeloop v0.2/v0.3, Sparseloop's SRAM_MD): first found wins.
 _ALIASES = {"depth": ("depth", "memory_depth", "data_storage_depth"),
             "width": ("width", "memory_width", "data_storage_width"),
-            "datawidth": ("datawidth", "word-bits", "word_bits"),
-            "block_size": ("block_size", "block-size")}
+            "datawidth": ("datawidth", "word-bits", "word_bits", "word_width"),
+            "block_size": ("block_size", "block-size", "n_words")}
 
 
 def _attr(attrs: dict, key: str) -> tuple[str, Any]:
@@ -810,6 +814,9 @@ def _read_arch(arch_doc: Any, arch_path: str) -> _Arch:
     """The ``architecture`` mapping of a v0.4 arch (or v0.2/v0.3 in the subtree form)."""
     w = _Where("arch", arch_path)
     top = _mapping(w, "<top>", arch_doc)
+    if "architecture" not in top and isinstance(top.get("arch"), dict):
+        raise w.fail("arch", "Timeloop's pre-v0.2 format (`arch:` with `arithmetic` and `storage` lists) is not "
+                             "read: write it as a v0.4 `architecture:` (nodes, or subtree/local)")
     arch = _mapping(w, "architecture", top.get("architecture"))
     version = str(arch.get("version", ""))
     # v0.2 and v0.3 archs (Timeloop's own parser, Sparseloop's artifacts) are the subtree/local form too.
@@ -949,7 +956,6 @@ def _onchip_level(w: _Where, field: str, kind: str, lname: str, attrs: dict, hol
     a = f"{field}.attributes"
     dw_key, dw = _attr(attrs, "datawidth")
     depth_key, depth = _attr(attrs, "depth")
-    depth = _int(w, f"{a}.{depth_key}", depth)
     width_key, width = _attr(attrs, "width")
     bs_key, bs = _attr(attrs, "block_size")
     if width is None and dw is not None:  # Timeloop: a line of block_size words (block_size 1 if not given)
@@ -957,6 +963,18 @@ def _onchip_level(w: _Where, field: str, kind: str, lname: str, attrs: dict, hol
     width = _int(w, f"{a}.{width_key}", width)
     if width % 8:
         raise w.fail(f"{a}.{width_key}", f"must be a multiple of 8 bits, got {width}")
+    if depth is None and ("entries" in attrs or "sizeKB" in attrs):
+        # Timeloop's other ways to give the size: `entries` words, or `sizeKB` kilobytes (of
+        # datawidth-bit words); nmlab's capacity is the bits they hold, in lines of `width` bits.
+        word = _int(w, f"{a}.{dw_key}", dw) if dw is not None else width
+        key = "entries" if "entries" in attrs else "sizeKB"
+        bits = _int(w, f"{a}.{key}", attrs[key]) * (word if key == "entries" else 8192)
+        if bits % width:
+            raise w.fail(f"{a}.{key}", f"{attrs[key]} {key} is {bits} bits, not a whole number of "
+                                       f"{width}-bit lines ({width_key})")
+        depth = bits // width
+    else:
+        depth = _int(w, f"{a}.{depth_key}", depth)
     return {"name": lname, "class": kind, "holds": holds, "capacity_bytes": depth * width // 8, "word_bits": width}
 
 
@@ -1011,6 +1029,8 @@ def _storage_levels(spec: _Arch, comps: list[_Component], placement: _Placement,
         count *= above
         attrs = dict(inherited)
         attrs.update(_own_attributes(w, field, comp))
+        if "instances" in attrs:  # Timeloop v0.2: the instance count as an attribute wins over name ranges
+            count = _int(w, f"{field}.attributes.instances", attrs["instances"])
         if kind == "mac":
             if mac is not None:
                 raise w.fail(f"{field}", f"a second compute component {short(lname)} (the first is "

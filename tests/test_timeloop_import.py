@@ -971,6 +971,17 @@ REFUSED = {
         V03_SPARSELOOP, _swap(V03_SPARSE_OPT, "{format: B, metadata-word-bits: 1}]\n  - name: LineBuffer",
                               "{format: RLE, metadata-word-bits: 4}]\n  - name: LineBuffer"),
         ("targets[1].representation_format.data_spaces[0].ranks[1].format", "'RLE'", "not modelled")),
+    # NVlabs/timeloop configs/timeloop/sample.yaml: was "architecture: must be a mapping, got None"
+    "pre-v0.2 arch: arithmetic/storage": ("arch:\n  arithmetic: {instances: 1024, word-bits: 8}\n  storage:\n"
+                                          "  - {name: DRAM, technology: DRAM, instances: 1, word-bits: 8}\n", None,
+                                          ("arch: Timeloop's pre-v0.2 format", "arithmetic", "v0.4")),
+    # Accelergy's timeloop-mapper.flattened_architecture.yaml: was "architecture.subtree: must be a list, got None"
+    "accelergy flattened architecture": ("architecture:\n  version: '0.4'\n  local:\n"
+                                         "  - {name: 'system_top_level.DRAM[1..1]', class: DRAM, attributes: {width: 64}}\n",
+                                         None, ("architecture.local", "flattened_architecture.yaml", "parsed-processed")),
+    # Timeloop v0.2's `instances` attribute counts as a name range does: 4 instances of one SRAM (was one shared array)
+    "SRAM with instances: 4 (v0.2)": (_swap(V03_EYERISS, "n_banks: 16,", "n_banks: 16, instances: 4,"), None,
+                                      ("local[0].name", "4 instances of SRAM 'glb'",)),
 }
 
 
@@ -1283,3 +1294,48 @@ def test_a_components_own_technology_wins_over_the_one_it_inherits(tmp_path):
     arch.write_text(HAND_ARCH.replace("attributes: {multiplier_width: 8,", "attributes: {technology: SET ME, multiplier_width: 8,"))
     with pytest.raises(NmlabError, match=r"local\[1\]\.attributes\.technology: must be like '22nm', got 'SET ME'"):
         import_timeloop(arch, tmp_path / "c.yaml")
+
+
+def test_timeloop_size_block_and_instance_attributes(tmp_path):
+    """Timeloop's buffer sizes other than depth (``sizeKB``, ``entries``), its ``n_words`` block size,
+    ``word_width`` and the v0.2 ``instances`` attribute (NVlabs/timeloop orojenesis archs give a
+    ``sizeKB``; timeloop-accelergy-exercises' 3levelspatial ``n_words``): a level with ``sizeKB`` or
+    ``entries`` was "depth: must be an integer, got None", a MAC with ``instances: 64, meshX: 8`` was
+    one row of 8 MACs."""
+    arch = tmp_path / "arch.yaml"
+    arch.write_text("""
+architecture:
+  version: 0.2
+  subtree:
+  - name: System
+    attributes: {technology: 40nm}
+    local:
+    - name: DRAM
+      class: DRAM
+      attributes: {type: LPDDR4, width: 64, word-bits: 8}
+    - name: GLB
+      class: SRAM
+      attributes: {sizeKB: 32, word-bits: 8, block-size: 8, instances: 1}
+    - name: Line
+      class: SRAM
+      attributes: {entries: 256, word_width: 16, n_words: 4}
+    subtree:
+    - name: PE
+      local:
+      - name: Buffer
+        class: regfile
+        attributes: {entries: 16, word-bits: 16, instances: 64, meshX: 8}
+      - name: MACC
+        class: intmac
+        attributes: {datawidth: 8, instances: 64, meshX: 8}
+""")
+    out, _ = import_timeloop(arch, tmp_path / "d.yaml")
+    d = load_design(out)
+    glb, line, buf = d.storage[1:]
+    assert (glb.capacity_bytes, glb.word_bits) == (32768, 64)     # 32 KiB in 8 x 8-bit lines
+    assert (line.capacity_bytes, line.word_bits) == (512, 64)     # 256 16-bit words in 4-word lines
+    assert (buf.capacity_bytes, buf.word_bits) == (32, 16)
+    assert (d.compute.rows, d.compute.cols) == (8, 8)
+    arch.write_text(arch.read_text().replace("entries: 256,", "entries: 2,"))
+    with pytest.raises(NmlabError, match=r"local\[2\]\.attributes\.entries: 2 entries is 32 bits, not a whole number of 64-bit lines"):
+        import_timeloop(arch, tmp_path / "e.yaml")
