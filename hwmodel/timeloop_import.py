@@ -566,7 +566,8 @@ def _ert_tables(w: _Where, doc: Any, components: dict[str, str], ignored: Option
     """Component name -> {action: pJ} of an Accelergy ERT (``ERT: {version, tables: [{name:
     system.X[1..n], actions: [{name, arguments, energy}]}]}``). A table is matched to an arch
     component by its last name segment with instance ranges dropped (``system.PE[0..7].mac`` ->
-    ``mac``); an action listed several times (by arguments) counts once, its first entry."""
+    ``mac``); an action listed several times (by arguments) is priced at its largest energy, as
+    Timeloop's ParseAccelergyERT does."""
     body = _mapping(w, "ERT", _mapping(w, "<top>", doc).get("ERT"))
     if str(body.get("version", "")) not in ("0.3", "0.4", "0.40", "0.30"):
         raise w.fail("ERT.version", f"must be 0.3 or 0.4, got {short(body.get('version'))}")
@@ -594,7 +595,7 @@ def _ert_tables(w: _Where, doc: Any, components: dict[str, str], ignored: Option
             if not isinstance(an, str) or not an:
                 raise w.fail(f"{f}.actions[{j}].name", f"must be a non-empty string, got {short(an)}")
             e = _pj(w, f"{f}.actions[{j}].energy", a.get("energy"))
-            actions.setdefault(an, e)
+            actions[an] = max(e, actions.get(an, e))
         out[name] = actions
     return out
 

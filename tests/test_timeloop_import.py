@@ -1339,3 +1339,20 @@ architecture:
     arch.write_text(arch.read_text().replace("entries: 256,", "entries: 2,"))
     with pytest.raises(NmlabError, match=r"local\[2\]\.attributes\.entries: 2 entries is 32 bits, not a whole number of 64-bit lines"):
         import_timeloop(arch, tmp_path / "e.yaml")
+
+
+def test_an_ert_action_listed_by_arguments_takes_its_largest_energy(tmp_path):
+    """Accelergy v0.3 ERTs list an action once per argument value (simba_like's timeloop-mapper.ERT.yaml:
+    `read` at address_delta/data_delta 0/1, 0.055 to 0.237 pJ); Timeloop's ParseAccelergyERT prices the
+    action at the largest. The first entry (the cheapest there) was taken."""
+    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    ert = yaml.safe_load((tl / "ERT.yaml").read_text())
+    dram = ert["ERT"]["tables"][0]
+    read = next(a for a in dram["actions"] if a["name"] == "read")
+    e = read["energy"]
+    dram["actions"] = [{"name": "read", "arguments": {"data_delta": 0}, "energy": e / 4},
+                       {"name": "read", "arguments": {"data_delta": 1}, "energy": e},
+                       {"name": "read", "arguments": {"data_delta": 2}, "energy": e / 2}] + \
+        [a for a in dram["actions"] if a["name"] != "read"]
+    out, _ = _import_with_ert(tmp_path, tl, ert=_bad(tmp_path, yaml.safe_dump(ert), "ert"))
+    assert load_design(out).energy.dram_pj_per_bit == pytest.approx(e / 64, rel=1e-12)
