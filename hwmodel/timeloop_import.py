@@ -401,6 +401,9 @@ def _classify(comp: dict) -> _Class:
     return _Class(cls, "class", _kind(cls) if isinstance(cls, str) else None)
 
 
+#: The attributes that give a storage level's size (one of them 0: a zero-capacity level).
+_SIZE_KEYS = ("depth", "memory_depth", "data_storage_depth", "entries", "sizeKB")
+
 #: Older names of the attributes read (Timeloop v0.2/v0.3, Sparseloop's SRAM_MD): first found wins.
 _ALIASES = {"depth": ("depth", "memory_depth", "data_storage_depth"),
             "width": ("width", "memory_width", "data_storage_width"),
@@ -1010,6 +1013,7 @@ def _storage_levels(spec: _Arch, comps: list[_Component], placement: _Placement,
     kept_default: list[str] = []
     skipped: list[str] = []
     dummies: list[str] = []
+    empty: list[str] = []
     not_read: list[str] = []
     for field, comp, inherited, above in comps:
         c = _classify(comp)
@@ -1054,6 +1058,12 @@ def _storage_levels(spec: _Arch, comps: list[_Component], placement: _Placement,
             kept_default.append(lname)
         if weights.level == lname:
             holds.append("metadata")
+        if any(attrs.get(k) == 0 and not isinstance(attrs.get(k), bool) for k in _SIZE_KEYS):
+            # Timeloop's zero-capacity level (v0.2/v0.3 `DummyBuffer`, depth 0): a fanout placeholder
+            # that holds nothing, as timeloopfe's dummy_storage; skipped.
+            empty.append(lname)
+            dummies.append(lname)
+            continue
         level = _onchip_level(w, field, kind, lname, attrs, holds)   # checked even when it keeps nothing
         if not holds:  # bypasses every operand (a fanout or network level written as storage): holds nothing
             skipped.append(lname)
@@ -1070,6 +1080,9 @@ def _storage_levels(spec: _Arch, comps: list[_Component], placement: _Placement,
     if not_read:
         notes.append(f"not read (no nmlab field: on-chip bandwidth comes from banks, ports and word width, "
                      f"metadata shares its level's capacity): {', '.join(not_read)}")
+    if empty:
+        notes.append(f"{', '.join(empty)}: not modelled (size 0: Timeloop's zero-capacity fanout level, which "
+                     "holds nothing)")
     if skipped:
         notes.append(f"{', '.join(skipped)}: not modelled (a network, or a level that keeps no operand; "
                      "nmlab's own operand distribution)")

@@ -1356,3 +1356,17 @@ def test_an_ert_action_listed_by_arguments_takes_its_largest_energy(tmp_path):
         [a for a in dram["actions"] if a["name"] != "read"]
     out, _ = _import_with_ert(tmp_path, tl, ert=_bad(tmp_path, yaml.safe_dump(ert), "ert"))
     assert load_design(out).energy.dram_pj_per_bit == pytest.approx(e / 64, rel=1e-12)
+
+
+def test_a_zero_capacity_level_is_skipped_as_a_fanout_placeholder(tmp_path):
+    """Timeloop v0.2/v0.3 archs write a spatial fanout as a storage level of depth 0 (Sparseloop's
+    eyeriss_like_onchip_compression: `DummyBuffer[0..13]`, class storage, subclass SRAM, depth 0,
+    entries 0): it holds nothing, as timeloopfe's dummy_storage. It was "depth: must be between 1 and ..."."""
+    arch = tmp_path / "arch.yaml"
+    arch.write_text(_swap(V03_EYERISS, "      - name: col_buf[0..9]\n",
+                          "      - name: DummyBuffer[0..9]\n        class: storage\n        subclass: SRAM\n"
+                          "        attributes: {width: 16, depth: 0, entries: 0, datawidth: 16, meshX: 10}\n"
+                          "      - name: col_buf[0..9]\n"))
+    out, defaults = import_timeloop(arch, tmp_path / "d.yaml")
+    assert "DummyBuffer" not in [s.name for s in load_design(out).storage]
+    assert any(x.startswith("DummyBuffer: not modelled (size 0") for x in defaults), defaults
