@@ -1058,9 +1058,13 @@ def _storage_levels(spec: _Arch, comps: list[_Component], placement: _Placement,
             kept_default.append(lname)
         if weights.level == lname:
             holds.append("metadata")
-        if any(attrs.get(k) == 0 and not isinstance(attrs.get(k), bool) for k in _SIZE_KEYS):
+        zero = next((k for k in _SIZE_KEYS if attrs.get(k) == 0 and not isinstance(attrs.get(k), bool)), None)
+        if zero is not None:
             # Timeloop's zero-capacity level (v0.2/v0.3 `DummyBuffer`, depth 0): a fanout placeholder
-            # that holds nothing, as timeloopfe's dummy_storage; skipped.
+            # that holds nothing, as timeloopfe's dummy_storage; skipped unless a constraint keeps data there.
+            if keeps.get(lname):
+                raise w.fail(f"{field}.attributes.{zero}", f"0: a zero-capacity level, but its dataspace constraint "
+                                                           f"keeps {', '.join(keeps[lname])}")
             empty.append(lname)
             dummies.append(lname)
             continue

@@ -160,7 +160,7 @@ def _bad(tmp_path, text: str | bytes, which: str = "arch"):
 
 @pytest.mark.parametrize("mutate, field", [
     (lambda a: a["architecture"]["subtree"][0]["local"].pop(), "no mac component"),
-    (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update(depth=0), "depth"),
+    (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update(depth=-1), "depth"),
     (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update(depth="many"), "depth"),
     # nmlab's SRAM has no read-write port: a level without a read (write) port is refused, not priced
     (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update(n_rd_ports=0), "n_rd_ports: must be >= 1"),
@@ -366,6 +366,8 @@ def test_nodes_form_hierarchical_and_nothing(tmp_path):
 @pytest.mark.parametrize("edit, field", [
     # the child of a !Parallel was named nodes[j:][0]
     (lambda t: t.replace("depth: 1, width: 24", "depth: 0, width: 24"),
+     "architecture.nodes[6].nodes[1].attributes.depth: 0: a zero-capacity level, but its dataspace constraint keeps"),
+    (lambda t: t.replace("depth: 1, width: 24", "depth: -1, width: 24"),
      "architecture.nodes[6].nodes[1].attributes.depth: must be between 1"),
     (lambda t: t + "  - " + "!Hierarchical [" * 18 + "{name: r, class: regfile}" + "]" * 18 + "\n",
      "nodes nested deeper than 16 levels"),
