@@ -467,7 +467,9 @@ def _constraints(w: _Where, doc: Any, strict: bool = True,
                 if not strict:
                     continue
                 raise w.fail(f"{f}.permutation", f"first two ranks {list(perm)} are not a dataflow nmlab models "
-                                                 "(N,K: WS systolic; N,M: OS systolic; K,N: tensor core)")
+                                                 "(N,K: WS systolic; N,M: OS systolic; K,N: tensor core over the "
+                                                 "GEMM's M, K, N; a convolution's C, M, P, ... name none): rewrite "
+                                                 "this spatial target over M, K, N or remove it")
             flow = _DATAFLOWS[perm]
     return keeps, flow
 
@@ -1158,7 +1160,7 @@ def _mac_array(spec: _Arch, mac: _Mac, flow: Optional[tuple[str, str]], constrai
         notes.append("compute.accumulator_bits: 32 (no adder_width)")
     if flow is None:
         flow = ("systolic", "ws")
-        notes.append("compute: systolic, weight stationary (no spatial constraint"
+        notes.append("compute: systolic, weight stationary (no spatial constraint names a dataflow nmlab models"
                      f"{': no --constraints' if not constraints_given and not spec.nodes_form else ''})")
     compute: dict[str, Any] = {"kind": flow[0]}
     if flow[0] == "systolic":

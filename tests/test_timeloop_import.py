@@ -1372,3 +1372,12 @@ def test_a_zero_capacity_level_is_skipped_as_a_fanout_placeholder(tmp_path):
     out, defaults = import_timeloop(arch, tmp_path / "d.yaml")
     assert "DummyBuffer" not in [s.name for s in load_design(out).storage]
     assert any(x.startswith("DummyBuffer: not modelled (size 0") for x in defaults), defaults
+
+
+def test_a_convolution_spatial_target_in_a_constraints_file_says_what_to_do(tmp_path):
+    """timeloop-accelergy-exercises' simple_weight_stationary_arch_constraints.yaml maps C and M over
+    the PE array (`type: spatial, permutation: CM`): the error named the ranks, not what to change."""
+    cons = _bad(tmp_path, _swap(V03_CONSTRAINTS, "permutation: NK M", "permutation: CM"), "cons")
+    with pytest.raises(NmlabError, match=r"mapspace_constraints\[2\]\.permutation: first two ranks \['C', 'M'\] .*"
+                                         r"convolution.*rewrite this spatial target over M, K, N or remove it"):
+        import_timeloop(_bad(tmp_path, V03_EYERISS), tmp_path / "c.yaml", constraints=cons)
