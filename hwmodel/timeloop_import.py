@@ -408,7 +408,9 @@ _SIZE_KEYS = ("depth", "memory_depth", "data_storage_depth", "entries", "sizeKB"
 _ALIASES = {"depth": ("depth", "memory_depth", "data_storage_depth"),
             "width": ("width", "memory_width", "data_storage_width"),
             "datawidth": ("datawidth", "word-bits", "word_bits", "word_width"),
-            "block_size": ("block_size", "block-size", "n_words")}
+            "block_size": ("block_size", "block-size", "n_words"),
+            "n_banks": ("n_banks", "num_banks", "num-banks"),
+            "multiple_buffering": ("multiple_buffering", "multiple-buffering")}
 
 
 def _attr(attrs: dict, key: str) -> tuple[str, Any]:
@@ -992,16 +994,18 @@ def _sram_banks_ports(w: _Where, field: str, lname: str, count: int, attrs: dict
         raise w.fail(f"{field}.name", f"{count} instances of SRAM {short(lname)} (one per PE or PE "
                                       "group): nmlab models an SRAM level as one shared array and "
                                       "per-PE storage only as register files")
-    level["banks"] = _int(w, f"{a}.n_banks", attrs.get("n_banks", 1))
+    banks_key, banks = _attr(attrs, "n_banks")
+    level["banks"] = _int(w, f"{a}.{banks_key}", 1 if banks is None else banks)
     for key, attr in (("read_ports", "n_rd_ports"), ("write_ports", "n_wr_ports")):
         level[key] = _int(w, f"{a}.{attr}", attrs.get(attr, 1), low=0)
         if level[key] == 0:
             raise w.fail(f"{a}.{attr}", "must be >= 1, got 0: nmlab's SRAM has separate read and write ports "
                                         "(n_rdwr_ports is not read); give the level's ports as n_rd_ports and n_wr_ports")
-    mb = attrs.get("multiple_buffering", 1)
-    if "multiple_buffering" not in attrs:
+    mb_key, mb = _attr(attrs, "multiple_buffering")
+    if mb is None:
+        mb = 1
         notes.append(f"{lname}.double_buffered: false (no multiple_buffering: Timeloop's 1)")
-    level["double_buffered"] = _positive(w, f"{a}.multiple_buffering", mb) >= 2
+    level["double_buffered"] = _positive(w, f"{a}.{mb_key}", mb) >= 2
 
 
 def _storage_levels(spec: _Arch, comps: list[_Component], placement: _Placement,

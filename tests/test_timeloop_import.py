@@ -1381,3 +1381,17 @@ def test_a_convolution_spatial_target_in_a_constraints_file_says_what_to_do(tmp_
     with pytest.raises(NmlabError, match=r"mapspace_constraints\[2\]\.permutation: first two ranks \['C', 'M'\] .*"
                                          r"convolution.*rewrite this spatial target over M, K, N or remove it"):
         import_timeloop(_bad(tmp_path, V03_EYERISS), tmp_path / "c.yaml", constraints=cons)
+
+
+def test_timeloop_hyphenated_banks_and_multiple_buffering(tmp_path):
+    """Timeloop's own buffer model reads `multiple-buffering` and `num-banks` (v0.2/v0.3 archs;
+    Sparseloop's eyeriss_like_onchip_compression writes `num_banks`): they were dropped without a
+    word (the header said "no multiple_buffering", banks 1)."""
+    arch = _bad(tmp_path, _swap(V03_EYERISS, "n_banks: 16,", "num-banks: 8, multiple-buffering: 2,"))
+    out, defaults = import_timeloop(arch, tmp_path / "d.yaml")
+    glb = load_design(out).storage[1]
+    assert (glb.banks, glb.double_buffered) == (8, True)
+    assert not any(x.startswith("glb.double_buffered") for x in defaults)
+    arch = _bad(tmp_path, _swap(V03_EYERISS, "n_banks: 16,", "num_banks: 4,"))
+    out, _ = import_timeloop(arch, tmp_path / "e.yaml")
+    assert load_design(out).storage[1].banks == 4
