@@ -173,8 +173,7 @@ def _components(w: _Where, arch: dict) -> list[_Component]:
         node = _mapping(w, field, node)
         _, count = _split_name(w, f"{field}.name", node.get("name"))
         above *= count  # a subtree named PE[0..167] repeats everything under it 168 times
-        attrs = dict(inherited)
-        attrs.update(_own_attributes(w, field, node))
+        attrs = _merge(inherited, _own_attributes(w, field, node))
         for i, comp in enumerate(_list(w, f"{field}.local", node.get("local", []) or [])):
             out.append((f"{field}.local[{i}]", _mapping(w, f"{field}.local[{i}]", comp), attrs, above))
         children = _list(w, f"{field}.subtree", node.get("subtree", []) or [])
@@ -286,7 +285,7 @@ class _Nodes:
             so = _mapping(self.w, f"{f}.sparse_optimizations", node["sparse_optimizations"])
             self.sparse.append((f"{f}.sparse_optimizations", {**so, "target": name}))
         if tag == "Container":
-            return {**attrs, **own}, mx, my
+            return _merge(attrs, own), mx, my
         inherited = dict(attrs)
         if mx * my > 1:
             inherited.update(meshX=mx, meshY=my)
@@ -411,6 +410,18 @@ _ALIASES = {"depth": ("depth", "memory_depth", "data_storage_depth"),
             "block_size": ("block_size", "block-size", "n_words"),
             "n_banks": ("n_banks", "num_banks", "num-banks"),
             "multiple_buffering": ("multiple_buffering", "multiple-buffering")}
+
+
+def _merge(inherited: dict, own: dict) -> dict:
+    """A node's attributes over the ones it inherits: an attribute it gives under any of its names
+    (``word-bits`` for ``datawidth``) replaces the inherited one under every name."""
+    merged = dict(inherited)
+    for names in _ALIASES.values():
+        if any(k in own for k in names):
+            for k in names:
+                merged.pop(k, None)
+    merged.update(own)
+    return merged
 
 
 def _attr(attrs: dict, key: str) -> tuple[str, Any]:
@@ -1038,8 +1049,7 @@ def _storage_levels(spec: _Arch, comps: list[_Component], placement: _Placement,
             skipped.append(lname)
             continue
         count *= above
-        attrs = dict(inherited)
-        attrs.update(_own_attributes(w, field, comp))
+        attrs = _merge(inherited, _own_attributes(w, field, comp))
         if "instances" in attrs:  # Timeloop v0.2: the instance count as an attribute wins over name ranges
             count = _int(w, f"{field}.attributes.instances", attrs["instances"])
         if kind == "mac":

@@ -1395,3 +1395,19 @@ def test_timeloop_hyphenated_banks_and_multiple_buffering(tmp_path):
     arch = _bad(tmp_path, _swap(V03_EYERISS, "n_banks: 16,", "num_banks: 4,"))
     out, _ = import_timeloop(arch, tmp_path / "e.yaml")
     assert load_design(out).storage[1].banks == 4
+
+
+def test_a_components_own_older_attribute_name_wins_over_an_inherited_newer_one(tmp_path):
+    """simba_like v0.3 gives `datawidth: 8, word-bits: 8` on its System node; a component below that
+    gives its own `word-bits: 16` (the older name) is 16 bits wide, as Timeloop reads it. The
+    inherited `datawidth` won (the MAC came back int8, a width-less level 8-bit words)."""
+    text = _swap(V03_EYERISS, "      attributes: {technology: 45nm}\n",
+                 "      attributes: {technology: 45nm, datawidth: 8}\n")
+    text = _swap(text, "attributes: {datawidth: 16, meshX: 10}", "attributes: {word-bits: 16, meshX: 10}")
+    text = _swap(text, "attributes: {memory_depth: 12, memory_width: 16, word_bits: 16, meshX: 10}",
+                 "attributes: {memory_depth: 12, block-size: 2, word-bits: 16, meshX: 10}")
+    out, _ = import_timeloop(_bad(tmp_path, text), tmp_path / "d.yaml")
+    d = load_design(out)
+    assert d.compute.datatypes == {"int16": 1.0}
+    spad = next(s for s in d.storage if s.name == "in_spad")
+    assert (spad.word_bits, spad.capacity_bytes) == (32, 48)
