@@ -1174,8 +1174,8 @@ def _mac_array(spec: _Arch, mac: _Mac, flow: Optional[tuple[str, str]], constrai
         notes.append("compute.accumulator_bits: 32 (no adder_width)")
     if flow is None:
         flow = ("systolic", "ws")
-        notes.append("compute: systolic, weight stationary (no spatial constraint names a dataflow nmlab models"
-                     f"{': no --constraints' if not constraints_given and not spec.nodes_form else ''})")
+        notes.append("compute: systolic, weight stationary (no spatial constraint naming a dataflow nmlab models"
+                     f"{', and no --constraints' if not constraints_given and not spec.nodes_form else ''})")
     compute: dict[str, Any] = {"kind": flow[0]}
     if flow[0] == "systolic":
         compute["dataflow"] = flow[1]
