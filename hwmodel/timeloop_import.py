@@ -586,7 +586,14 @@ def _ert_tables(w: _Where, doc: Any, components: dict[str, str], ignored: Option
     component by its last name segment with instance ranges dropped (``system.PE[0..7].mac`` ->
     ``mac``); an action listed several times (by arguments) is priced at its largest energy, as
     Timeloop's ParseAccelergyERT does."""
-    body = _mapping(w, "ERT", _mapping(w, "<top>", doc).get("ERT"))
+    top = _mapping(w, "<top>", doc)
+    other = {"ERT_summary": "Accelergy's ERT_summary (per-action ranges)", "ART": "an Accelergy area table (ART)",
+             "ART_summary": "an Accelergy area summary"}
+    for key, what in other.items():
+        if "ERT" not in top and key in top:
+            raise w.fail(key, f"{what}, not an energy reference table: give the ERT.yaml written beside it "
+                              "(top-level key ERT)")
+    body = _mapping(w, "ERT", top.get("ERT"))
     if str(body.get("version", "")) not in ("0.3", "0.4", "0.40", "0.30"):
         raise w.fail("ERT.version", f"must be 0.3 or 0.4, got {short(body.get('version'))}")
     out: dict[str, dict[str, float]] = {}

@@ -5,6 +5,7 @@ hand-written architectures import with stated defaults; bad input is a one-line 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import yaml
@@ -1411,3 +1412,14 @@ def test_a_components_own_older_attribute_name_wins_over_an_inherited_newer_one(
     assert d.compute.datatypes == {"int16": 1.0}
     spad = next(s for s in d.storage if s.name == "in_spad")
     assert (spad.word_bits, spad.capacity_bytes) == (32, 48)
+
+
+@pytest.mark.parametrize("key, needle", [("ERT_summary", "ERT_summary (per-action ranges)"),
+                                         ("ART", "area table (ART)")])
+def test_an_ert_summary_or_art_given_as_the_ert_is_named(tmp_path, key, needle):
+    """Every Timeloop output folder holds timeloop-mapper.ERT.yaml beside ERT_summary.yaml and
+    ART.yaml: either given as --ert was "ERT: must be a mapping, got None"."""
+    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    p = _bad(tmp_path, yaml.safe_dump({key: {"version": 0.3, "tables": []}}), "ert")
+    with pytest.raises(NmlabError, match=rf"ert: .*: {key}: .*{re.escape(needle)}.*give the ERT.yaml"):
+        _import_with_ert(tmp_path, tl, ert=p)
