@@ -157,6 +157,10 @@ def _split_name(w: _Where, field: str, name: Any, level: bool = False) -> tuple[
 def _components(w: _Where, arch: dict) -> list[_Component]:
     """[(field path, component, attributes inherited from its subtree nodes, instances above it)],
     outermost first: a node's own ``local`` levels sit above its ``subtree`` children."""
+    if "subtree" not in arch and "local" in arch:
+        raise w.fail("architecture.local", "a flat local list with no subtree (Accelergy's "
+                                           "flattened_architecture.yaml, an output) is not read: import the arch "
+                                           "(nodes, or subtree/local) or timeloopfe's parsed-processed-input.yaml")
     subtree = _list(w, "architecture.subtree", arch.get("subtree"))
     if len(subtree) != 1:
         raise w.fail("architecture.subtree", f"must hold one top node (the system), got {len(subtree)}")
@@ -169,8 +173,7 @@ def _components(w: _Where, arch: dict) -> list[_Component]:
         node = _mapping(w, field, node)
         _, count = _split_name(w, f"{field}.name", node.get("name"))
         above *= count  # a subtree named PE[0..167] repeats everything under it 168 times
-        attrs = dict(inherited)
-        attrs.update(_own_attributes(w, field, node))
+        attrs = _merge(inherited, _own_attributes(w, field, node))
         for i, comp in enumerate(_list(w, f"{field}.local", node.get("local", []) or [])):
             out.append((f"{field}.local[{i}]", _mapping(w, f"{field}.local[{i}]", comp), attrs, above))
         children = _list(w, f"{field}.subtree", node.get("subtree", []) or [])
@@ -282,7 +285,7 @@ class _Nodes:
             so = _mapping(self.w, f"{f}.sparse_optimizations", node["sparse_optimizations"])
             self.sparse.append((f"{f}.sparse_optimizations", {**so, "target": name}))
         if tag == "Container":
-            return {**attrs, **own}, mx, my
+            return _merge(attrs, own), mx, my
         inherited = dict(attrs)
         if mx * my > 1:
             inherited.update(meshX=mx, meshY=my)
@@ -316,17 +319,23 @@ def _permutation(perm: Any) -> tuple[str, ...]:
     return tuple(str(x) for x in perm)[:2]
 
 
-def _system_attr(comps: list[_Component], key: str) -> Any:
-    """The first value of a system-wide attribute (technology, global_cycle_seconds) on any node
-    (not a dummy_storage's placeholder ``technology: -1``)."""
-    for _, comp, inherited, _ in comps:
-        if _classify(comp).kind == "dummy":
-            continue
+def _system_attr(comps: list[_Component], key: str) -> tuple[Any, str]:
+    """A system-wide attribute (technology, global_cycle_seconds) and the field it was read from:
+    a component's own value wins over what it inherits from the nodes above (as for every other
+    attribute), and the MAC's value wins over the storage levels', the on-chip levels' over the
+    DRAM's (timeloopfe dumps a top node's ``technology: "SET ME"`` placeholder above components that
+    give their own). A dummy_storage's placeholder ``technology: -1`` is not read."""
+    order = {"mac": 0, "sram": 1, "regfile": 1}
+    ranked = sorted((order.get(_classify(c).kind, 2), i) for i, (_, c, _, _) in enumerate(comps)
+                    if _classify(c).kind != "dummy")
+    for _, i in ranked:
+        field, comp, inherited, _ = comps[i]
         attrs = comp.get("attributes") if isinstance(comp.get("attributes"), dict) else {}
-        for a in (inherited, attrs):
-            if key in a:
-                return a[key]
-    return None
+        if key in attrs:
+            return attrs[key], f"{field}.attributes.{key}"
+        if key in inherited:
+            return inherited[key], f"{field}: inherited {key}"
+    return None, key
 
 
 #: Timeloop's placeholder level for a spatial fanout: it holds nothing, so it is skipped.
@@ -391,11 +400,28 @@ def _classify(comp: dict) -> _Class:
     return _Class(cls, "class", _kind(cls) if isinstance(cls, str) else None)
 
 
+#: The attributes that give a storage level's size (one of them 0: a zero-capacity level).
+_SIZE_KEYS = ("depth", "memory_depth", "data_storage_depth", "entries", "sizeKB")
+
 #: Older names of the attributes read (Timeloop v0.2/v0.3, Sparseloop's SRAM_MD): first found wins.
 _ALIASES = {"depth": ("depth", "memory_depth", "data_storage_depth"),
             "width": ("width", "memory_width", "data_storage_width"),
-            "datawidth": ("datawidth", "word-bits", "word_bits"),
-            "block_size": ("block_size", "block-size")}
+            "datawidth": ("datawidth", "word-bits", "word_bits", "word_width"),
+            "block_size": ("block_size", "block-size", "n_words"),
+            "n_banks": ("n_banks", "num_banks", "num-banks"),
+            "multiple_buffering": ("multiple_buffering", "multiple-buffering")}
+
+
+def _merge(inherited: dict, own: dict) -> dict:
+    """A node's attributes over the ones it inherits: an attribute it gives under any of its names
+    (``word-bits`` for ``datawidth``) replaces the inherited one under every name."""
+    merged = dict(inherited)
+    for names in _ALIASES.values():
+        if any(k in own for k in names):
+            for k in names:
+                merged.pop(k, None)
+    merged.update(own)
+    return merged
 
 
 def _attr(attrs: dict, key: str) -> tuple[str, Any]:
@@ -454,7 +480,9 @@ def _constraints(w: _Where, doc: Any, strict: bool = True,
                 if not strict:
                     continue
                 raise w.fail(f"{f}.permutation", f"first two ranks {list(perm)} are not a dataflow nmlab models "
-                                                 "(N,K: WS systolic; N,M: OS systolic; K,N: tensor core)")
+                                                 "(N,K: WS systolic; N,M: OS systolic; K,N: tensor core over the "
+                                                 "GEMM's M, K, N; a convolution's C, M, P, ... name none): rewrite "
+                                                 "this spatial target over M, K, N or remove it")
             flow = _DATAFLOWS[perm]
     return keeps, flow
 
@@ -556,8 +584,16 @@ def _ert_tables(w: _Where, doc: Any, components: dict[str, str], ignored: Option
     """Component name -> {action: pJ} of an Accelergy ERT (``ERT: {version, tables: [{name:
     system.X[1..n], actions: [{name, arguments, energy}]}]}``). A table is matched to an arch
     component by its last name segment with instance ranges dropped (``system.PE[0..7].mac`` ->
-    ``mac``); an action listed several times (by arguments) counts once, its first entry."""
-    body = _mapping(w, "ERT", _mapping(w, "<top>", doc).get("ERT"))
+    ``mac``); an action listed several times (by arguments) is priced at its largest energy, as
+    Timeloop's ParseAccelergyERT does."""
+    top = _mapping(w, "<top>", doc)
+    other = {"ERT_summary": "Accelergy's ERT_summary (per-action ranges)", "ART": "an Accelergy area table (ART)",
+             "ART_summary": "an Accelergy area summary"}
+    for key, what in other.items():
+        if "ERT" not in top and key in top:
+            raise w.fail(key, f"{what}, not an energy reference table: give the ERT.yaml written beside it "
+                              "(top-level key ERT)")
+    body = _mapping(w, "ERT", top.get("ERT"))
     if str(body.get("version", "")) not in ("0.3", "0.4", "0.40", "0.30"):
         raise w.fail("ERT.version", f"must be 0.3 or 0.4, got {short(body.get('version'))}")
     out: dict[str, dict[str, float]] = {}
@@ -584,7 +620,7 @@ def _ert_tables(w: _Where, doc: Any, components: dict[str, str], ignored: Option
             if not isinstance(an, str) or not an:
                 raise w.fail(f"{f}.actions[{j}].name", f"must be a non-empty string, got {short(an)}")
             e = _pj(w, f"{f}.actions[{j}].energy", a.get("energy"))
-            actions.setdefault(an, e)
+            actions[an] = max(e, actions.get(an, e))
         out[name] = actions
     return out
 
@@ -804,6 +840,9 @@ def _read_arch(arch_doc: Any, arch_path: str) -> _Arch:
     """The ``architecture`` mapping of a v0.4 arch (or v0.2/v0.3 in the subtree form)."""
     w = _Where("arch", arch_path)
     top = _mapping(w, "<top>", arch_doc)
+    if "architecture" not in top and isinstance(top.get("arch"), dict):
+        raise w.fail("arch", "Timeloop's pre-v0.2 format (`arch:` with `arithmetic` and `storage` lists) is not "
+                             "read: write it as a v0.4 `architecture:` (nodes, or subtree/local)")
     arch = _mapping(w, "architecture", top.get("architecture"))
     version = str(arch.get("version", ""))
     # v0.2 and v0.3 archs (Timeloop's own parser, Sparseloop's artifacts) are the subtree/local form too.
@@ -831,7 +870,7 @@ def _find_levels(spec: _Arch, notes: list[str]) -> _Levels:
 
 def _system(w: _Where, comps: list[_Component], notes: list[str]) -> _System:
     """The technology node and the clock, from the first node giving them."""
-    tech = _system_attr(comps, "technology")
+    tech, tech_field = _system_attr(comps, "technology")
     if tech is None:
         tech_nm: float | int = 45
         notes.append("technology_nm: 45 (the arch gives no technology)")
@@ -839,14 +878,14 @@ def _system(w: _Where, comps: list[_Component], notes: list[str]) -> _System:
         m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*(nm)?\s*", str(tech))
         if not m or isinstance(tech, bool):
             extra = f" {_EXPRESSION}" if isinstance(tech, str) and re.search(r"[A-Za-mo-z_*/+()]", tech) else ""
-            raise w.fail("technology", f"must be like '22nm', got {short(tech)}{extra}")
+            raise w.fail(tech_field, f"must be like '22nm', got {short(tech)}{extra}")
         tech_nm = _sig(float(m.group(1)))
-    gcs = _system_attr(comps, "global_cycle_seconds")
+    gcs, gcs_field = _system_attr(comps, "global_cycle_seconds")
     if gcs is None:
         clock_hz = 1e9
         notes.append("clock_mhz: 1000 (the arch gives no global_cycle_seconds)")
     else:
-        gcs = _positive(w, "global_cycle_seconds", gcs)
+        gcs = _positive(w, gcs_field, gcs)
         clock_hz = 1.0 / gcs
     clock_mhz = _sig(clock_hz / 1e6)
     clock_hz = clock_mhz * 1e6
@@ -943,7 +982,6 @@ def _onchip_level(w: _Where, field: str, kind: str, lname: str, attrs: dict, hol
     a = f"{field}.attributes"
     dw_key, dw = _attr(attrs, "datawidth")
     depth_key, depth = _attr(attrs, "depth")
-    depth = _int(w, f"{a}.{depth_key}", depth)
     width_key, width = _attr(attrs, "width")
     bs_key, bs = _attr(attrs, "block_size")
     if width is None and dw is not None:  # Timeloop: a line of block_size words (block_size 1 if not given)
@@ -951,6 +989,18 @@ def _onchip_level(w: _Where, field: str, kind: str, lname: str, attrs: dict, hol
     width = _int(w, f"{a}.{width_key}", width)
     if width % 8:
         raise w.fail(f"{a}.{width_key}", f"must be a multiple of 8 bits, got {width}")
+    if depth is None and ("entries" in attrs or "sizeKB" in attrs):
+        # Timeloop's other ways to give the size: `entries` words, or `sizeKB` kilobytes (of
+        # datawidth-bit words); nmlab's capacity is the bits they hold, in lines of `width` bits.
+        word = _int(w, f"{a}.{dw_key}", dw) if dw is not None else width
+        key = "entries" if "entries" in attrs else "sizeKB"
+        bits = _int(w, f"{a}.{key}", attrs[key]) * (word if key == "entries" else 8192)
+        if bits % width:
+            raise w.fail(f"{a}.{key}", f"{attrs[key]} {key} is {bits} bits, not a whole number of "
+                                       f"{width}-bit lines ({width_key})")
+        depth = bits // width
+    else:
+        depth = _int(w, f"{a}.{depth_key}", depth)
     return {"name": lname, "class": kind, "holds": holds, "capacity_bytes": depth * width // 8, "word_bits": width}
 
 
@@ -962,16 +1012,18 @@ def _sram_banks_ports(w: _Where, field: str, lname: str, count: int, attrs: dict
         raise w.fail(f"{field}.name", f"{count} instances of SRAM {short(lname)} (one per PE or PE "
                                       "group): nmlab models an SRAM level as one shared array and "
                                       "per-PE storage only as register files")
-    level["banks"] = _int(w, f"{a}.n_banks", attrs.get("n_banks", 1))
+    banks_key, banks = _attr(attrs, "n_banks")
+    level["banks"] = _int(w, f"{a}.{banks_key}", 1 if banks is None else banks)
     for key, attr in (("read_ports", "n_rd_ports"), ("write_ports", "n_wr_ports")):
         level[key] = _int(w, f"{a}.{attr}", attrs.get(attr, 1), low=0)
         if level[key] == 0:
             raise w.fail(f"{a}.{attr}", "must be >= 1, got 0: nmlab's SRAM has separate read and write ports "
                                         "(n_rdwr_ports is not read); give the level's ports as n_rd_ports and n_wr_ports")
-    mb = attrs.get("multiple_buffering", 1)
-    if "multiple_buffering" not in attrs:
+    mb_key, mb = _attr(attrs, "multiple_buffering")
+    if mb is None:
+        mb = 1
         notes.append(f"{lname}.double_buffered: false (no multiple_buffering: Timeloop's 1)")
-    level["double_buffered"] = _positive(w, f"{a}.multiple_buffering", mb) >= 2
+    level["double_buffered"] = _positive(w, f"{a}.{mb_key}", mb) >= 2
 
 
 def _storage_levels(spec: _Arch, comps: list[_Component], placement: _Placement,
@@ -985,6 +1037,7 @@ def _storage_levels(spec: _Arch, comps: list[_Component], placement: _Placement,
     kept_default: list[str] = []
     skipped: list[str] = []
     dummies: list[str] = []
+    empty: list[str] = []
     not_read: list[str] = []
     for field, comp, inherited, above in comps:
         c = _classify(comp)
@@ -1003,8 +1056,9 @@ def _storage_levels(spec: _Arch, comps: list[_Component], placement: _Placement,
             skipped.append(lname)
             continue
         count *= above
-        attrs = dict(inherited)
-        attrs.update(_own_attributes(w, field, comp))
+        attrs = _merge(inherited, _own_attributes(w, field, comp))
+        if "instances" in attrs:  # Timeloop v0.2: the instance count as an attribute wins over name ranges
+            count = _int(w, f"{field}.attributes.instances", attrs["instances"])
         if kind == "mac":
             if mac is not None:
                 raise w.fail(f"{field}", f"a second compute component {short(lname)} (the first is "
@@ -1027,6 +1081,16 @@ def _storage_levels(spec: _Arch, comps: list[_Component], placement: _Placement,
             kept_default.append(lname)
         if weights.level == lname:
             holds.append("metadata")
+        zero = next((k for k in _SIZE_KEYS if attrs.get(k) == 0 and not isinstance(attrs.get(k), bool)), None)
+        if zero is not None:
+            # Timeloop's zero-capacity level (v0.2/v0.3 `DummyBuffer`, depth 0): a fanout placeholder
+            # that holds nothing, as timeloopfe's dummy_storage; skipped unless a constraint keeps data there.
+            if keeps.get(lname):
+                raise w.fail(f"{field}.attributes.{zero}", f"0: a zero-capacity level, but its dataspace constraint "
+                                                           f"keeps {', '.join(keeps[lname])}")
+            empty.append(lname)
+            dummies.append(lname)
+            continue
         level = _onchip_level(w, field, kind, lname, attrs, holds)   # checked even when it keeps nothing
         if not holds:  # bypasses every operand (a fanout or network level written as storage): holds nothing
             skipped.append(lname)
@@ -1043,6 +1107,9 @@ def _storage_levels(spec: _Arch, comps: list[_Component], placement: _Placement,
     if not_read:
         notes.append(f"not read (no nmlab field: on-chip bandwidth comes from banks, ports and word width, "
                      f"metadata shares its level's capacity): {', '.join(not_read)}")
+    if empty:
+        notes.append(f"{', '.join(empty)}: not modelled (size 0: Timeloop's zero-capacity fanout level, which "
+                     "holds nothing)")
     if skipped:
         notes.append(f"{', '.join(skipped)}: not modelled (a network, or a level that keeps no operand; "
                      "nmlab's own operand distribution)")
@@ -1114,8 +1181,8 @@ def _mac_array(spec: _Arch, mac: _Mac, flow: Optional[tuple[str, str]], constrai
         notes.append("compute.accumulator_bits: 32 (no adder_width)")
     if flow is None:
         flow = ("systolic", "ws")
-        notes.append("compute: systolic, weight stationary (no spatial constraint"
-                     f"{': no --constraints' if not constraints_given and not spec.nodes_form else ''})")
+        notes.append("compute: systolic, weight stationary (no spatial constraint naming a dataflow nmlab models"
+                     f"{', and no --constraints' if not constraints_given and not spec.nodes_form else ''})")
     compute: dict[str, Any] = {"kind": flow[0]}
     if flow[0] == "systolic":
         compute["dataflow"] = flow[1]

@@ -5,6 +5,7 @@ hand-written architectures import with stated defaults; bad input is a one-line 
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 import yaml
@@ -160,7 +161,7 @@ def _bad(tmp_path, text: str | bytes, which: str = "arch"):
 
 @pytest.mark.parametrize("mutate, field", [
     (lambda a: a["architecture"]["subtree"][0]["local"].pop(), "no mac component"),
-    (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update(depth=0), "depth"),
+    (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update(depth=-1), "depth"),
     (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update(depth="many"), "depth"),
     # nmlab's SRAM has no read-write port: a level without a read (write) port is refused, not priced
     (lambda a: a["architecture"]["subtree"][0]["local"][1]["attributes"].update(n_rd_ports=0), "n_rd_ports: must be >= 1"),
@@ -366,6 +367,8 @@ def test_nodes_form_hierarchical_and_nothing(tmp_path):
 @pytest.mark.parametrize("edit, field", [
     # the child of a !Parallel was named nodes[j:][0]
     (lambda t: t.replace("depth: 1, width: 24", "depth: 0, width: 24"),
+     "architecture.nodes[6].nodes[1].attributes.depth: 0: a zero-capacity level, but its dataspace constraint keeps"),
+    (lambda t: t.replace("depth: 1, width: 24", "depth: -1, width: 24"),
      "architecture.nodes[6].nodes[1].attributes.depth: must be between 1"),
     (lambda t: t + "  - " + "!Hierarchical [" * 18 + "{name: r, class: regfile}" + "]" * 18 + "\n",
      "nodes nested deeper than 16 levels"),
@@ -971,6 +974,17 @@ REFUSED = {
         V03_SPARSELOOP, _swap(V03_SPARSE_OPT, "{format: B, metadata-word-bits: 1}]\n  - name: LineBuffer",
                               "{format: RLE, metadata-word-bits: 4}]\n  - name: LineBuffer"),
         ("targets[1].representation_format.data_spaces[0].ranks[1].format", "'RLE'", "not modelled")),
+    # NVlabs/timeloop configs/timeloop/sample.yaml: was "architecture: must be a mapping, got None"
+    "pre-v0.2 arch: arithmetic/storage": ("arch:\n  arithmetic: {instances: 1024, word-bits: 8}\n  storage:\n"
+                                          "  - {name: DRAM, technology: DRAM, instances: 1, word-bits: 8}\n", None,
+                                          ("arch: Timeloop's pre-v0.2 format", "arithmetic", "v0.4")),
+    # Accelergy's timeloop-mapper.flattened_architecture.yaml: was "architecture.subtree: must be a list, got None"
+    "accelergy flattened architecture": ("architecture:\n  version: '0.4'\n  local:\n"
+                                         "  - {name: 'system_top_level.DRAM[1..1]', class: DRAM, attributes: {width: 64}}\n",
+                                         None, ("architecture.local", "flattened_architecture.yaml", "parsed-processed")),
+    # Timeloop v0.2's `instances` attribute counts as a name range does: 4 instances of one SRAM (was one shared array)
+    "SRAM with instances: 4 (v0.2)": (_swap(V03_EYERISS, "n_banks: 16,", "n_banks: 16, instances: 4,"), None,
+                                      ("local[0].name", "4 instances of SRAM 'glb'",)),
 }
 
 
@@ -1263,3 +1277,149 @@ def test_round_trip_carries_unequal_ports_and_single_buffering(tmp_path):
                              sparse_opt=tl / "sparse_opt.yaml")
     back = next(s for s in load_design(out).storage if s.name == sram.name)
     assert (back.read_ports, back.write_ports, back.double_buffered) == (2, 1, False)
+
+
+def test_a_components_own_technology_wins_over_the_one_it_inherits(tmp_path):
+    """Like every attribute, a component's own ``technology`` overrides the one of the nodes above it,
+    and the MAC's and on-chip levels' win over the DRAM's: timeloopfe's parsed-processed-input.yaml
+    of simple_weight_stationary has ``technology: "SET ME"`` on the top node and "45nm" on each
+    component but the DRAM (it was a one-line error); a 22nm chip under a 45nm system was read as 45."""
+    arch = tmp_path / "arch.yaml"
+    arch.write_text(HAND_ARCH.replace("attributes: {depth: 4096,", "attributes: {technology: 22nm, depth: 4096,")
+                    .replace("attributes: {multiplier_width: 8,", "attributes: {technology: 22nm, multiplier_width: 8,"))
+    out, _ = import_timeloop(arch, tmp_path / "a.yaml")
+    assert load_design(out).technology_nm == 22
+    arch.write_text(HAND_ARCH.replace("technology: 45nm", 'technology: "SET ME"')
+                    .replace("    - name: chip\n", "    - name: chip\n      attributes: {technology: 45nm}\n"))
+    out, _ = import_timeloop(arch, tmp_path / "b.yaml")
+    assert load_design(out).technology_nm == 45
+    # Where the MAC itself carries the placeholder, the error names that component.
+    arch.write_text(HAND_ARCH.replace("attributes: {multiplier_width: 8,", "attributes: {technology: SET ME, multiplier_width: 8,"))
+    with pytest.raises(NmlabError, match=r"local\[1\]\.attributes\.technology: must be like '22nm', got 'SET ME'"):
+        import_timeloop(arch, tmp_path / "c.yaml")
+
+
+def test_timeloop_size_block_and_instance_attributes(tmp_path):
+    """Timeloop's buffer sizes other than depth (``sizeKB``, ``entries``), its ``n_words`` block size,
+    ``word_width`` and the v0.2 ``instances`` attribute (NVlabs/timeloop orojenesis archs give a
+    ``sizeKB``; timeloop-accelergy-exercises' 3levelspatial ``n_words``): a level with ``sizeKB`` or
+    ``entries`` was "depth: must be an integer, got None", a MAC with ``instances: 64, meshX: 8`` was
+    one row of 8 MACs."""
+    arch = tmp_path / "arch.yaml"
+    arch.write_text("""
+architecture:
+  version: 0.2
+  subtree:
+  - name: System
+    attributes: {technology: 40nm}
+    local:
+    - name: DRAM
+      class: DRAM
+      attributes: {type: LPDDR4, width: 64, word-bits: 8}
+    - name: GLB
+      class: SRAM
+      attributes: {sizeKB: 32, word-bits: 8, block-size: 8, instances: 1}
+    - name: Line
+      class: SRAM
+      attributes: {entries: 256, word_width: 16, n_words: 4}
+    subtree:
+    - name: PE
+      local:
+      - name: Buffer
+        class: regfile
+        attributes: {entries: 16, word-bits: 16, instances: 64, meshX: 8}
+      - name: MACC
+        class: intmac
+        attributes: {datawidth: 8, instances: 64, meshX: 8}
+""")
+    out, _ = import_timeloop(arch, tmp_path / "d.yaml")
+    d = load_design(out)
+    glb, line, buf = d.storage[1:]
+    assert (glb.capacity_bytes, glb.word_bits) == (32768, 64)     # 32 KiB in 8 x 8-bit lines
+    assert (line.capacity_bytes, line.word_bits) == (512, 64)     # 256 16-bit words in 4-word lines
+    assert (buf.capacity_bytes, buf.word_bits) == (32, 16)
+    assert (d.compute.rows, d.compute.cols) == (8, 8)
+    arch.write_text(arch.read_text().replace("entries: 256,", "entries: 2,"))
+    with pytest.raises(NmlabError, match=r"local\[2\]\.attributes\.entries: 2 entries is 32 bits, not a whole number of 64-bit lines"):
+        import_timeloop(arch, tmp_path / "e.yaml")
+
+
+def test_an_ert_action_listed_by_arguments_takes_its_largest_energy(tmp_path):
+    """Accelergy v0.3 ERTs list an action once per argument value (simba_like's timeloop-mapper.ERT.yaml:
+    `read` at address_delta/data_delta 0/1, 0.055 to 0.237 pJ); Timeloop's ParseAccelergyERT prices the
+    action at the largest. The first entry (the cheapest there) was taken."""
+    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    ert = yaml.safe_load((tl / "ERT.yaml").read_text())
+    dram = ert["ERT"]["tables"][0]
+    read = next(a for a in dram["actions"] if a["name"] == "read")
+    e = read["energy"]
+    dram["actions"] = [{"name": "read", "arguments": {"data_delta": 0}, "energy": e / 4},
+                       {"name": "read", "arguments": {"data_delta": 1}, "energy": e},
+                       {"name": "read", "arguments": {"data_delta": 2}, "energy": e / 2}] + \
+        [a for a in dram["actions"] if a["name"] != "read"]
+    out, _ = _import_with_ert(tmp_path, tl, ert=_bad(tmp_path, yaml.safe_dump(ert), "ert"))
+    assert load_design(out).energy.dram_pj_per_bit == pytest.approx(e / 64, rel=1e-12)
+
+
+def test_a_zero_capacity_level_is_skipped_as_a_fanout_placeholder(tmp_path):
+    """Timeloop v0.2/v0.3 archs write a spatial fanout as a storage level of depth 0 (Sparseloop's
+    eyeriss_like_onchip_compression: `DummyBuffer[0..13]`, class storage, subclass SRAM, depth 0,
+    entries 0): it holds nothing, as timeloopfe's dummy_storage. It was "depth: must be between 1 and ..."."""
+    arch = tmp_path / "arch.yaml"
+    arch.write_text(_swap(V03_EYERISS, "      - name: col_buf[0..9]\n",
+                          "      - name: DummyBuffer[0..9]\n        class: storage\n        subclass: SRAM\n"
+                          "        attributes: {width: 16, depth: 0, entries: 0, datawidth: 16, meshX: 10}\n"
+                          "      - name: col_buf[0..9]\n"))
+    out, defaults = import_timeloop(arch, tmp_path / "d.yaml")
+    assert "DummyBuffer" not in [s.name for s in load_design(out).storage]
+    assert any(x.startswith("DummyBuffer: not modelled (size 0") for x in defaults), defaults
+
+
+def test_a_convolution_spatial_target_in_a_constraints_file_says_what_to_do(tmp_path):
+    """timeloop-accelergy-exercises' simple_weight_stationary_arch_constraints.yaml maps C and M over
+    the PE array (`type: spatial, permutation: CM`): the error named the ranks, not what to change."""
+    cons = _bad(tmp_path, _swap(V03_CONSTRAINTS, "permutation: NK M", "permutation: CM"), "cons")
+    with pytest.raises(NmlabError, match=r"mapspace_constraints\[2\]\.permutation: first two ranks \['C', 'M'\] .*"
+                                         r"convolution.*rewrite this spatial target over M, K, N or remove it"):
+        import_timeloop(_bad(tmp_path, V03_EYERISS), tmp_path / "c.yaml", constraints=cons)
+
+
+def test_timeloop_hyphenated_banks_and_multiple_buffering(tmp_path):
+    """Timeloop's own buffer model reads `multiple-buffering` and `num-banks` (v0.2/v0.3 archs;
+    Sparseloop's eyeriss_like_onchip_compression writes `num_banks`): they were dropped without a
+    word (the header said "no multiple_buffering", banks 1)."""
+    arch = _bad(tmp_path, _swap(V03_EYERISS, "n_banks: 16,", "num-banks: 8, multiple-buffering: 2,"))
+    out, defaults = import_timeloop(arch, tmp_path / "d.yaml")
+    glb = load_design(out).storage[1]
+    assert (glb.banks, glb.double_buffered) == (8, True)
+    assert not any(x.startswith("glb.double_buffered") for x in defaults)
+    arch = _bad(tmp_path, _swap(V03_EYERISS, "n_banks: 16,", "num_banks: 4,"))
+    out, _ = import_timeloop(arch, tmp_path / "e.yaml")
+    assert load_design(out).storage[1].banks == 4
+
+
+def test_a_components_own_older_attribute_name_wins_over_an_inherited_newer_one(tmp_path):
+    """simba_like v0.3 gives `datawidth: 8, word-bits: 8` on its System node; a component below that
+    gives its own `word-bits: 16` (the older name) is 16 bits wide, as Timeloop reads it. The
+    inherited `datawidth` won (the MAC came back int8, a width-less level 8-bit words)."""
+    text = _swap(V03_EYERISS, "      attributes: {technology: 45nm}\n",
+                 "      attributes: {technology: 45nm, datawidth: 8}\n")
+    text = _swap(text, "attributes: {datawidth: 16, meshX: 10}", "attributes: {word-bits: 16, meshX: 10}")
+    text = _swap(text, "attributes: {memory_depth: 12, memory_width: 16, word_bits: 16, meshX: 10}",
+                 "attributes: {memory_depth: 12, block-size: 2, word-bits: 16, meshX: 10}")
+    out, _ = import_timeloop(_bad(tmp_path, text), tmp_path / "d.yaml")
+    d = load_design(out)
+    assert d.compute.datatypes == {"int16": 1.0}
+    spad = next(s for s in d.storage if s.name == "in_spad")
+    assert (spad.word_bits, spad.capacity_bytes) == (32, 48)
+
+
+@pytest.mark.parametrize("key, needle", [("ERT_summary", "ERT_summary (per-action ranges)"),
+                                         ("ART", "area table (ART)")])
+def test_an_ert_summary_or_art_given_as_the_ert_is_named(tmp_path, key, needle):
+    """Every Timeloop output folder holds timeloop-mapper.ERT.yaml beside ERT_summary.yaml and
+    ART.yaml: either given as --ert was "ERT: must be a mapping, got None"."""
+    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    p = _bad(tmp_path, yaml.safe_dump({key: {"version": 0.3, "tables": []}}), "ert")
+    with pytest.raises(NmlabError, match=rf"ert: .*: {key}: .*{re.escape(needle)}.*give the ERT.yaml"):
+        _import_with_ert(tmp_path, tl, ert=p)
