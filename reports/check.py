@@ -163,9 +163,10 @@ def evaluate_combinations(design, workload, patterns: list[str], bits: list[int]
     from sweeps.evaluate import prune_one_shot
 
     own = {str(parse_pattern(layer.pattern)) for layer in workload.layers}
+    own_label = workload_pattern(workload)
     combos = []
     for p in patterns:
-        same = own == {p}
+        same = own_label == p
         if p == "unstructured" and not same:
             # It said "pattern: 'unstructured' keeps trained masks ..." without naming --patterns
             # or saying the workload has none.
@@ -181,6 +182,18 @@ def evaluate_combinations(design, workload, patterns: list[str], bits: list[int]
             combos.append(Combination(p, b, "as trained" if same else "one-shot", t.latency_s, t.energy_pj,
                                       float(res.extra["bytes_weights_stored"]), bool(res.fits_in_sram), _runs_as(res)))
     return combos
+
+
+def workload_pattern(workload) -> Optional[str]:
+    """The workload's own pattern as the sweep names it: ``unstructured`` where any layer is (RLx2 and
+    GMP agents keep small layers dense, ERK), else the one pattern all its layers share; None where
+    its layers mix dense and N:M patterns (per-layer patterns: name the ones to check)."""
+    from hwmodel.sparsity import parse_pattern
+
+    own = {str(parse_pattern(layer.pattern)) for layer in workload.layers}
+    if "unstructured" in own:
+        return "unstructured"
+    return own.pop() if len(own) == 1 else None
 
 
 def _runs_as(res) -> str:
@@ -347,10 +360,11 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
     else:
         from hwmodel.sparsity import parse_pattern
 
-        own = sorted({str(parse_pattern(layer.pattern)) for layer in workload.layers})
-        if len(own) != 1:
+        own_label = workload_pattern(workload)
+        if own_label is None:
+            own = sorted({str(parse_pattern(layer.pattern)) for layer in workload.layers})
             raise NmlabError(f"--patterns: the workload mixes patterns {', '.join(own)}; name the ones to check")
-        pats = own
+        pats = [own_label]
     if bits is not None:
         bit_list = parse_bits_list(bits, label["bits"])
     else:

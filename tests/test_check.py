@@ -269,3 +269,23 @@ def test_a_pattern_the_design_runs_as_another_is_said(hopper, capsys):
     assert code == 0 and runs == {"1:4": "", "1:8": "1:4 (every group of 4 of the mask holds <= 1)"}
     sizes = {c["pattern"]: c["model_bytes"] for c in res["combinations"]}
     assert sizes["1:8"] == sizes["1:4"]  # what the note explains
+
+
+@pytest.mark.parametrize("name", ["halfcheetah_rlx2_s0.nmw", "hopper_gmp_s0.nmw"])
+def test_a_trained_unstructured_agent_is_checked_as_trained(name, capsys):
+    """RLx2 and GMP agents keep their small output layers dense (ERK), as the sweep knows (a workload
+    with any unstructured layer is an unstructured agent). `check` refused them both ways: by default
+    ("the workload mixes patterns dense, unstructured; name the ones to check") and with
+    `--patterns unstructured` ("... and this workload's layers are dense, unstructured"), so no
+    bundled RLx2 or GMP agent could be checked as trained."""
+    from hwmodel.simulate import simulate
+    from hwmodel.workload import bundled_workloads, load_workload
+
+    path = next(p for p in bundled_workloads() if p.name == name)
+    expected = simulate(load_workload(path), "edge_ws", batch=1, bits=8, scenario="inference").total.latency_s
+    for extra in ([], ["--patterns", "unstructured"]):
+        code, res = _json(capsys, "edge_ws", "--workload", str(path), "--latency-budget", "1s", *extra)
+        assert code == 0
+        (c,) = res["combinations"]
+        assert (c["pattern"], c["bits"], c["mask_source"]) == ("unstructured", 8, "as trained")
+        assert c["latency_s"] == expected
