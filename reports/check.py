@@ -14,6 +14,7 @@ command line overrides.
 from __future__ import annotations
 
 import argparse
+import decimal
 import json
 import math
 import os
@@ -49,9 +50,14 @@ def parse_quantity(text: str, units: dict[str, float], option: str) -> float:
         raise NmlabError(f"{option}: unknown unit {unit!r} in {text!r} (use {names})")
     if value <= 0:
         raise NmlabError(f"{option}: must be > 0, got {text!r}")
-    if not math.isfinite(value * units[unit]):
+    # The decimal number times the unit, rounded once: '3426.794us' is the double nearest 0.003426794 s,
+    # as '3.426794ms' is (3426.794 x 1e-6 in floats rounds twice, to 0.0034267939999999997).
+    with decimal.localcontext(decimal.Context(prec=len(m.group(1)) + 40, Emax=decimal.MAX_EMAX,
+                                              Emin=decimal.MIN_EMIN)):
+        exact = float(decimal.Decimal(m.group(1)) * decimal.Decimal(repr(units[unit])))
+    if not math.isfinite(exact):
         raise NmlabError(f"{option}: {text!r} is too large to be a finite number")
-    return value * units[unit]
+    return exact
 
 
 def parse_bits_list(text: str, option: str = "--bits") -> list[int]:

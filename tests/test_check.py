@@ -289,3 +289,23 @@ def test_a_trained_unstructured_agent_is_checked_as_trained(name, capsys):
         (c,) = res["combinations"]
         assert (c["pattern"], c["bits"], c["mask_source"]) == ("unstructured", 8, "as trained")
         assert c["latency_s"] == expected
+
+
+@pytest.mark.parametrize("text, units, exact", [
+    ("3426.794us", TIME_UNITS, "0.003426794"), ("0.3ms", TIME_UNITS, "0.0003"), ("14.48909375us", TIME_UNITS, "0.00001448909375"),
+    ("4.1nJ", ENERGY_UNITS_PJ, "4100"), ("0.7uJ", ENERGY_UNITS_PJ, "700000"), ("43.36kB", SIZE_UNITS, "43360"),
+])
+def test_a_budget_is_the_number_it_spells_in_the_base_unit(text, units, exact):
+    """'3426.794us' is 0.003426794 s, not 0.0034267939999999997 (3426.794 x 1e-6 rounded twice): a
+    latency of exactly 3.426794 ms failed a 3426.794us budget, 'over (1.00000000000x)'."""
+    assert parse_quantity(text, units, "--x") == float(exact)
+
+
+def test_a_figure_equal_to_its_budget_in_another_unit_passes():
+    from reports.check import Combination, _budget_req
+    from reports.data import fmt_time
+
+    at = Combination("2:4", 8, "trained", 3426794 / 1e9, 1.0, 1.0, True)  # 3,426,794 cycles at 1 GHz
+    budget = parse_quantity("3426.794us", TIME_UNITS, "--latency-budget")
+    req = _budget_req("latency", [at], lambda c: c.latency_s, budget, "3426.794us", fmt_time, "latency is {v}")
+    assert req.passed and "within the 3426.794us budget" in req.reason, req.reason
