@@ -57,6 +57,8 @@ def parse_quantity(text: str, units: dict[str, float], option: str) -> float:
         exact = float(decimal.Decimal(m.group(1)) * decimal.Decimal(repr(units[unit])))
     if not math.isfinite(exact):
         raise NmlabError(f"{option}: {text!r} is too large to be a finite number")
+    if exact <= 0:
+        raise NmlabError(f"{option}: {text!r} is too small to be a positive number")
     return exact
 
 

@@ -39,6 +39,8 @@ def test_units(text, units, expected):
     ("0ms", TIME_UNITS, "--x: must be > 0"),
     ("-1ms", TIME_UNITS, "--x: '-1ms' is not a number with a unit"),
     ("5uj", ENERGY_UNITS_PJ, "--x: unknown unit 'uj'"),
+    # Positive as written, zero in seconds: it reached the ratio's division (ZeroDivisionError traceback).
+    ("1e-320ns", TIME_UNITS, "--x: '1e-320ns' is too small to be a positive number"),
 ])
 def test_bad_units_are_one_line_errors(text, units, message):
     with pytest.raises(NmlabError) as err:
