@@ -175,6 +175,9 @@ def evaluate_combinations(design, workload, patterns: list[str], bits: list[int]
     combos = []
     for p in patterns:
         same = own_label == p
+        if p == "mixed" and not same:
+            raise NmlabError(f"{patterns_label}: 'mixed' means the workload's own per-layer patterns, and this "
+                             f"workload's own pattern is {own_label}")
         if p == "unstructured" and not same:
             # It said "pattern: 'unstructured' keeps trained masks ..." without naming --patterns
             # or saying the workload has none.
@@ -192,16 +195,16 @@ def evaluate_combinations(design, workload, patterns: list[str], bits: list[int]
     return combos
 
 
-def workload_pattern(workload) -> Optional[str]:
+def workload_pattern(workload) -> str:
     """The workload's own pattern as the sweep names it: ``unstructured`` where any layer is (RLx2 and
-    GMP agents keep small layers dense, ERK), else the one pattern all its layers share; None where
-    its layers mix dense and N:M patterns (per-layer patterns: name the ones to check)."""
+    GMP agents keep small layers dense, ERK), else the one pattern all its layers share, else ``mixed``
+    (layers of dense and N:M patterns: a run trained with per-layer patterns)."""
     from hwmodel.sparsity import parse_pattern
 
     own = {str(parse_pattern(layer.pattern)) for layer in workload.layers}
     if "unstructured" in own:
         return "unstructured"
-    return own.pop() if len(own) == 1 else None
+    return own.pop() if len(own) == 1 else "mixed"
 
 
 def _runs_as(res) -> str:
@@ -369,9 +372,10 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
         from hwmodel.sparsity import parse_pattern
 
         own_label = workload_pattern(workload)
-        if own_label is None:
+        if own_label == "mixed":
             own = sorted({str(parse_pattern(layer.pattern)) for layer in workload.layers})
-            raise NmlabError(f"--patterns: the workload mixes patterns {', '.join(own)}; name the ones to check")
+            raise NmlabError(f"--patterns: the workload mixes patterns {', '.join(own)}; name the ones to check "
+                             f"(mixed: its own per-layer patterns, as trained)")
         pats = [own_label]
     if bits is not None:
         bit_list = parse_bits_list(bits, label["bits"])

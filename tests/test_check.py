@@ -311,3 +311,36 @@ def test_a_figure_equal_to_its_budget_in_another_unit_passes():
     budget = parse_quantity("3426.794us", TIME_UNITS, "--latency-budget")
     req = _budget_req("latency", [at], lambda c: c.latency_s, budget, "3426.794us", fmt_time, "latency is {v}")
     assert req.passed and "within the 3426.794us budget" in req.reason, req.reason
+
+
+def _per_layer_workload(folder):
+    """A 2:4 agent whose fc1 layers stay dense (what `nmlab train --layer-sparsity fc1=dense` exports)."""
+    wl = synthetic_td3_workload(11, 3, pattern="2:4", seed=0, with_weights=True)
+    dense = synthetic_td3_workload(11, 3, pattern="dense", seed=0, with_weights=True)
+    wl.layers = [d if layer.name.endswith("fc1") else layer for layer, d in zip(wl.layers, dense.layers)]
+    wl.meta.update(env="Hopper-v5", sparsity="2:4", layer_sparsity="fc1=dense")
+    path = folder / "hopper_2of4_fc1dense_s0.nmw"
+    save_workload(wl, path)
+    return path, wl
+
+
+def test_a_per_layer_agent_is_checked_as_trained_with_patterns_mixed(tmp_path, capsys):
+    """The sweep names a per-layer agent's pattern `mixed`; `check --patterns mixed` said "pattern: 'mixed' is
+    not a sparsity pattern", naming no option, and the agent could not be checked as trained."""
+    from hwmodel.simulate import simulate
+
+    path, wl = _per_layer_workload(tmp_path)
+    code, res = _json(capsys, "edge_ws", "--workload", str(path), "--patterns", "mixed", "--latency-budget", "1s")
+    assert code == 0
+    (c,) = res["combinations"]
+    assert (c["pattern"], c["mask_source"]) == ("mixed", "as trained")
+    assert c["latency_s"] == simulate(wl, "edge_ws", batch=1, bits=8, scenario="inference").total.latency_s
+
+
+def test_patterns_mixed_on_a_workload_of_one_pattern_names_the_option(hopper):
+    path, _ = hopper
+    out = subprocess.run([sys.executable, "-m", "hwmodel", "check", "edge_ws", "--workload", str(path),
+                          "--patterns", "mixed"], capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().startswith("nmlab check: error: --patterns: 'mixed' means the workload's own "
+                                         "per-layer patterns, and this workload's own pattern is dense"), out.stderr
