@@ -14,6 +14,7 @@ command line overrides.
 from __future__ import annotations
 
 import argparse
+import decimal
 import json
 import math
 import os
@@ -49,9 +50,16 @@ def parse_quantity(text: str, units: dict[str, float], option: str) -> float:
         raise NmlabError(f"{option}: unknown unit {unit!r} in {text!r} (use {names})")
     if value <= 0:
         raise NmlabError(f"{option}: must be > 0, got {text!r}")
-    if not math.isfinite(value * units[unit]):
+    # The decimal number times the unit, rounded once: '3426.794us' is the double nearest 0.003426794 s,
+    # as '3.426794ms' is (3426.794 x 1e-6 in floats rounds twice, to 0.0034267939999999997).
+    with decimal.localcontext(decimal.Context(prec=len(m.group(1)) + 40, Emax=decimal.MAX_EMAX,
+                                              Emin=decimal.MIN_EMIN)):
+        exact = float(decimal.Decimal(m.group(1)) * decimal.Decimal(repr(units[unit])))
+    if not math.isfinite(exact):
         raise NmlabError(f"{option}: {text!r} is too large to be a finite number")
-    return value * units[unit]
+    if exact <= 0:
+        raise NmlabError(f"{option}: {text!r} is too small to be a positive number")
+    return exact
 
 
 def parse_bits_list(text: str, option: str = "--bits") -> list[int]:
@@ -163,9 +171,13 @@ def evaluate_combinations(design, workload, patterns: list[str], bits: list[int]
     from sweeps.evaluate import prune_one_shot
 
     own = {str(parse_pattern(layer.pattern)) for layer in workload.layers}
+    own_label = workload_pattern(workload)
     combos = []
     for p in patterns:
-        same = own == {p}
+        same = own_label == p
+        if p == "mixed" and not same:
+            raise NmlabError(f"{patterns_label}: 'mixed' means the workload's own per-layer patterns, and this "
+                             f"workload's own pattern is {own_label}")
         if p == "unstructured" and not same:
             # It said "pattern: 'unstructured' keeps trained masks ..." without naming --patterns
             # or saying the workload has none.
@@ -181,6 +193,18 @@ def evaluate_combinations(design, workload, patterns: list[str], bits: list[int]
             combos.append(Combination(p, b, "as trained" if same else "one-shot", t.latency_s, t.energy_pj,
                                       float(res.extra["bytes_weights_stored"]), bool(res.fits_in_sram), _runs_as(res)))
     return combos
+
+
+def workload_pattern(workload) -> str:
+    """The workload's own pattern as the sweep names it: ``unstructured`` where any layer is (RLx2 and
+    GMP agents keep small layers dense, ERK), else the one pattern all its layers share, else ``mixed``
+    (layers of dense and N:M patterns: a run trained with per-layer patterns)."""
+    from hwmodel.sparsity import parse_pattern
+
+    own = {str(parse_pattern(layer.pattern)) for layer in workload.layers}
+    if "unstructured" in own:
+        return "unstructured"
+    return own.pop() if len(own) == 1 else "mixed"
 
 
 def _runs_as(res) -> str:
@@ -347,10 +371,12 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
     else:
         from hwmodel.sparsity import parse_pattern
 
-        own = sorted({str(parse_pattern(layer.pattern)) for layer in workload.layers})
-        if len(own) != 1:
-            raise NmlabError(f"--patterns: the workload mixes patterns {', '.join(own)}; name the ones to check")
-        pats = own
+        own_label = workload_pattern(workload)
+        if own_label == "mixed":
+            own = sorted({str(parse_pattern(layer.pattern)) for layer in workload.layers})
+            raise NmlabError(f"--patterns: the workload mixes patterns {', '.join(own)}; name the ones to check "
+                             f"(mixed: its own per-layer patterns, as trained)")
+        pats = [own_label]
     if bits is not None:
         bit_list = parse_bits_list(bits, label["bits"])
     else:

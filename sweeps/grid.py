@@ -225,11 +225,18 @@ def resolve_designs(cfg: SweepConfig) -> list[DesignInfo]:
             infos.append(_design_info(r))
         except NmlabError as exc:
             raise NmlabError(f"sweep config: designs[{i}]: {exc}") from None
-    infos += [_gpu_info(r, i) for i, r in enumerate(_gpu_refs(cfg))]
-    names = [d.name for d in infos]
-    dup = next((n for n in names if names.count(n) > 1), None)
-    if dup:
-        raise NmlabError(f"sweep config: designs: two designs are named {dup!r}; names must be unique")
+    keys = [f"designs[{i}]" for i in range(len(infos))]
+    gpu_refs = _gpu_refs(cfg)
+    infos += [_gpu_info(r, i) for i, r in enumerate(gpu_refs)]
+    keys += [f"gpus[{i}]" for i in range(len(gpu_refs))]
+    # The entry at fault is the second of a name, under its own key (a GPU listed twice is the
+    # gpus list's, not "designs").
+    first: dict[str, str] = {}
+    for key, d in zip(keys, infos):
+        if d.name in first:
+            raise NmlabError(f"sweep config: {key}: a second design point named {d.name!r} ({first[d.name]}); "
+                             f"names must be unique")
+        first[d.name] = key
     return infos
 
 

@@ -39,6 +39,8 @@ def test_units(text, units, expected):
     ("0ms", TIME_UNITS, "--x: must be > 0"),
     ("-1ms", TIME_UNITS, "--x: '-1ms' is not a number with a unit"),
     ("5uj", ENERGY_UNITS_PJ, "--x: unknown unit 'uj'"),
+    # Positive as written, zero in seconds: it reached the ratio's division (ZeroDivisionError traceback).
+    ("1e-320ns", TIME_UNITS, "--x: '1e-320ns' is too small to be a positive number"),
 ])
 def test_bad_units_are_one_line_errors(text, units, message):
     with pytest.raises(NmlabError) as err:
@@ -269,3 +271,76 @@ def test_a_pattern_the_design_runs_as_another_is_said(hopper, capsys):
     assert code == 0 and runs == {"1:4": "", "1:8": "1:4 (every group of 4 of the mask holds <= 1)"}
     sizes = {c["pattern"]: c["model_bytes"] for c in res["combinations"]}
     assert sizes["1:8"] == sizes["1:4"]  # what the note explains
+
+
+@pytest.mark.parametrize("name", ["halfcheetah_rlx2_s0.nmw", "hopper_gmp_s0.nmw"])
+def test_a_trained_unstructured_agent_is_checked_as_trained(name, capsys):
+    """RLx2 and GMP agents keep their small output layers dense (ERK), as the sweep knows (a workload
+    with any unstructured layer is an unstructured agent). `check` refused them both ways: by default
+    ("the workload mixes patterns dense, unstructured; name the ones to check") and with
+    `--patterns unstructured` ("... and this workload's layers are dense, unstructured"), so no
+    bundled RLx2 or GMP agent could be checked as trained."""
+    from hwmodel.simulate import simulate
+    from hwmodel.workload import bundled_workloads, load_workload
+
+    path = next(p for p in bundled_workloads() if p.name == name)
+    expected = simulate(load_workload(path), "edge_ws", batch=1, bits=8, scenario="inference").total.latency_s
+    for extra in ([], ["--patterns", "unstructured"]):
+        code, res = _json(capsys, "edge_ws", "--workload", str(path), "--latency-budget", "1s", *extra)
+        assert code == 0
+        (c,) = res["combinations"]
+        assert (c["pattern"], c["bits"], c["mask_source"]) == ("unstructured", 8, "as trained")
+        assert c["latency_s"] == expected
+
+
+@pytest.mark.parametrize("text, units, exact", [
+    ("3426.794us", TIME_UNITS, "0.003426794"), ("0.3ms", TIME_UNITS, "0.0003"), ("14.48909375us", TIME_UNITS, "0.00001448909375"),
+    ("4.1nJ", ENERGY_UNITS_PJ, "4100"), ("0.7uJ", ENERGY_UNITS_PJ, "700000"), ("43.36kB", SIZE_UNITS, "43360"),
+])
+def test_a_budget_is_the_number_it_spells_in_the_base_unit(text, units, exact):
+    """'3426.794us' is 0.003426794 s, not 0.0034267939999999997 (3426.794 x 1e-6 rounded twice): a
+    latency of exactly 3.426794 ms failed a 3426.794us budget, 'over (1.00000000000x)'."""
+    assert parse_quantity(text, units, "--x") == float(exact)
+
+
+def test_a_figure_equal_to_its_budget_in_another_unit_passes():
+    from reports.check import Combination, _budget_req
+    from reports.data import fmt_time
+
+    at = Combination("2:4", 8, "trained", 3426794 / 1e9, 1.0, 1.0, True)  # 3,426,794 cycles at 1 GHz
+    budget = parse_quantity("3426.794us", TIME_UNITS, "--latency-budget")
+    req = _budget_req("latency", [at], lambda c: c.latency_s, budget, "3426.794us", fmt_time, "latency is {v}")
+    assert req.passed and "within the 3426.794us budget" in req.reason, req.reason
+
+
+def _per_layer_workload(folder):
+    """A 2:4 agent whose fc1 layers stay dense (what `nmlab train --layer-sparsity fc1=dense` exports)."""
+    wl = synthetic_td3_workload(11, 3, pattern="2:4", seed=0, with_weights=True)
+    dense = synthetic_td3_workload(11, 3, pattern="dense", seed=0, with_weights=True)
+    wl.layers = [d if layer.name.endswith("fc1") else layer for layer, d in zip(wl.layers, dense.layers)]
+    wl.meta.update(env="Hopper-v5", sparsity="2:4", layer_sparsity="fc1=dense")
+    path = folder / "hopper_2of4_fc1dense_s0.nmw"
+    save_workload(wl, path)
+    return path, wl
+
+
+def test_a_per_layer_agent_is_checked_as_trained_with_patterns_mixed(tmp_path, capsys):
+    """The sweep names a per-layer agent's pattern `mixed`; `check --patterns mixed` said "pattern: 'mixed' is
+    not a sparsity pattern", naming no option, and the agent could not be checked as trained."""
+    from hwmodel.simulate import simulate
+
+    path, wl = _per_layer_workload(tmp_path)
+    code, res = _json(capsys, "edge_ws", "--workload", str(path), "--patterns", "mixed", "--latency-budget", "1s")
+    assert code == 0
+    (c,) = res["combinations"]
+    assert (c["pattern"], c["mask_source"]) == ("mixed", "as trained")
+    assert c["latency_s"] == simulate(wl, "edge_ws", batch=1, bits=8, scenario="inference").total.latency_s
+
+
+def test_patterns_mixed_on_a_workload_of_one_pattern_names_the_option(hopper):
+    path, _ = hopper
+    out = subprocess.run([sys.executable, "-m", "hwmodel", "check", "edge_ws", "--workload", str(path),
+                          "--patterns", "mixed"], capture_output=True, text=True)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().startswith("nmlab check: error: --patterns: 'mixed' means the workload's own "
+                                         "per-layer patterns, and this workload's own pattern is dense"), out.stderr

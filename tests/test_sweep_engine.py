@@ -152,6 +152,11 @@ def test_config_errors_are_one_line_naming_the_key(tmp_path, data, message):
     ({"gpus": [str(REPO / "hwmodel/data/designs/edge_ws.yaml")]}, "sweep config: gpus[0]: "),
     ({"gpus": ["/dev/zero"]}, "sweep config: gpus[0]: /dev/zero: not a regular file (bundled GPUs: a100_pcie, "),
     ({"designs": ["edge_ws", "nope"]}, "sweep config: designs[1]: design: no such file or bundled design: nope"),
+    # A GPU listed twice named 'designs' (the user's designs list has no duplicate).
+    ({"designs": ["edge_ws"], "gpus": ["h100_sxm", "a100_sxm", "h100_sxm"]},
+     "sweep config: gpus[2]: a second design point named 'h100_sxm' (gpus[0]); names must be unique"),
+    ({"designs": ["edge_ws", "flex_nm", "edge_ws"]},
+     "sweep config: designs[2]: a second design point named 'edge_ws' (designs[0]); names must be unique"),
 ])
 def test_empty_or_unknown_grid_entries_name_the_key_at_fault(tmp_path, overrides, message):
     """Planning errors name the config key that causes them (not bits for an empty pattern list,
