@@ -295,6 +295,18 @@ def test_second_invocation_trains_nothing(uninterrupted):
     assert [(r[0], r[1], r[-1]) for r in rows] == [(n, "1600/1600", "done") for n in RUNS]
 
 
+def _rerun_equals_uninterrupted(config, out, ref) -> None:
+    """The same command finishes the campaign stopped mid-run in ``out`` with every run's evaluations
+    equal to the uninterrupted campaign's (``ref``), and the run stopped mid-way continued from its
+    checkpoint (no second fresh start)."""
+    rerun = _campaign(config, out)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    for name in RUNS:
+        assert _evals(out / name) == _evals(ref / name)
+    starts = [a for a in _attempts(out / RUNS[1]) if a["event"] == "start"]
+    assert starts[0]["resumed"] == "False" and all(a["resumed"] == "True" for a in starts[1:]) and len(starts) >= 2
+
+
 @pytest.mark.mujoco
 @pytest.mark.slow
 def test_driver_sigkill_then_rerun_equals_an_uninterrupted_campaign(uninterrupted, tmp_path):
@@ -303,13 +315,7 @@ def test_driver_sigkill_then_rerun_equals_an_uninterrupted_campaign(uninterrupte
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not all((out / n / DONE_FILE).exists() for n in RUNS)
-    rerun = _campaign(config, out)
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    for name in RUNS:
-        assert _evals(out / name) == _evals(ref / name)
-    # The interrupted run continued from its checkpoint (no second fresh start).
-    starts = [a for a in _attempts(out / RUNS[1]) if a["event"] == "start"]
-    assert starts[0]["resumed"] == "False" and all(a["resumed"] == "True" for a in starts[1:]) and len(starts) >= 2
+    _rerun_equals_uninterrupted(config, out, ref)
 
 
 @pytest.mark.mujoco
@@ -331,12 +337,7 @@ def test_driver_sigterm_stops_like_ctrl_c_and_the_rerun_equals_an_uninterrupted_
     said = [line for line in output.splitlines() if line.startswith("nmlab campaign:")]
     assert len(said) == 1 and said[0].startswith("nmlab campaign: interrupted; ") and said[0].endswith(
         f"with the same command: nmlab campaign {config} --out {out} --workers 2"), output
-    rerun = _campaign(config, out)
-    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-    for name in RUNS:
-        assert _evals(out / name) == _evals(ref / name)
-    starts = [a for a in _attempts(out / RUNS[1]) if a["event"] == "start"]
-    assert starts[0]["resumed"] == "False" and all(a["resumed"] == "True" for a in starts[1:]) and len(starts) >= 2
+    _rerun_equals_uninterrupted(config, out, ref)
 
 
 @pytest.mark.mujoco
