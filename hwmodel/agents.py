@@ -84,6 +84,20 @@ def _sparsity_text(actor: Any, critic: Any) -> str:
 
 #: The sweep's pattern of a run trained with per-layer patterns (its label says which).
 MIXED = "mixed"
+def layers_pattern(layers: Any) -> str:
+    """A workload's pattern read from its ``layers`` alone: ``unstructured`` where any layer is (RLx2 and GMP
+    agents keep small layers dense, ERK), else the one pattern all its layers share, else :data:`MIXED`
+    (dense and N:M layers: a run trained with per-layer patterns). ``nmlab check`` names a workload's own
+    pattern so; the sweep (``sweeps/grid.py``) too, except that a workload's ``meta.sparsity`` decides
+    where no layer is unstructured."""
+    from hwmodel.sparsity import parse_pattern
+
+    own = {str(parse_pattern(layer.pattern)) for layer in layers}
+    if "unstructured" in own:
+        return "unstructured"
+    return own.pop() if len(own) == 1 else MIXED
+
+
 #: Layer keys of ``--layer-sparsity`` in network order (``critic.*`` = both critics and their targets).
 LAYER_KEYS = tuple(f"{kind}.{fc}" for kind in ("actor", "critic") for fc in ("fc1", "fc2", "fc3"))
 

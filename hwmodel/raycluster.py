@@ -136,18 +136,13 @@ def init_ray(address: Optional[str], workers: int) -> Any:
     Every failure to join is a one-line NmlabError, and an unreachable address fails within
     :data:`CONNECT_TIMEOUT_S` instead of Ray's minutes of retries.
     """
-    import signal
-
-    from hwmodel.stop import keep_after
+    from hwmodel.stop import keeping_sigterm_handler
 
     ray = import_ray()
     # ray.init installs its own SIGTERM handlers (a Python one that exits 15, and its core's,
     # which prints C++ stack lines): a command that stops on SIGTERM as on Ctrl-C keeps its own.
-    before = signal.getsignal(signal.SIGTERM)
-    try:
+    with keeping_sigterm_handler():
         return _init_ray(ray, address, workers)
-    finally:
-        keep_after(before)
 
 
 def _init_ray(ray: Any, address: Optional[str], workers: int) -> Any:

@@ -44,11 +44,16 @@ def sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, before if before is not None else signal.SIG_DFL)
 
 
-def keep_after(before: Any) -> None:
-    """Put :func:`sigterm_as_interrupt`'s handler back where ``before`` (the SIGTERM handler read
-    before a library call such as ``ray.init``, which installs its own) was it."""
-    if before is _on_sigterm and threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _on_sigterm)
+@contextmanager
+def keeping_sigterm_handler() -> Iterator[None]:
+    """Around a library call that installs its own SIGTERM handler (``ray.init``): where
+    :func:`sigterm_as_interrupt`'s handler was on before, it is on again after."""
+    before = signal.getsignal(signal.SIGTERM)
+    try:
+        yield
+    finally:
+        if before is _on_sigterm and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _on_sigterm)
 
 
 def interrupt_status() -> int:

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from hwmodel.agents import MIXED, layers_pattern
 from hwmodel.errors import NmlabError
 from hwmodel.limits import (MAX_BITS, MIN_BITS, check_version, config_path, is_file, is_int, limit, load_yaml,
                             not_a_file, other_kind, over_limit, short)
@@ -175,7 +176,7 @@ def evaluate_combinations(design, workload, patterns: list[str], bits: list[int]
     combos = []
     for p in patterns:
         same = own_label == p
-        if p == "mixed" and not same:
+        if p == MIXED and not same:
             raise NmlabError(f"{patterns_label}: 'mixed' means the workload's own per-layer patterns, and this "
                              f"workload's own pattern is {own_label}")
         if p == "unstructured" and not same:
@@ -196,15 +197,9 @@ def evaluate_combinations(design, workload, patterns: list[str], bits: list[int]
 
 
 def workload_pattern(workload) -> str:
-    """The workload's own pattern as the sweep names it: ``unstructured`` where any layer is (RLx2 and
-    GMP agents keep small layers dense, ERK), else the one pattern all its layers share, else ``mixed``
-    (layers of dense and N:M patterns: a run trained with per-layer patterns)."""
-    from hwmodel.sparsity import parse_pattern
-
-    own = {str(parse_pattern(layer.pattern)) for layer in workload.layers}
-    if "unstructured" in own:
-        return "unstructured"
-    return own.pop() if len(own) == 1 else "mixed"
+    """The workload's own pattern, from its layers (:func:`hwmodel.agents.layers_pattern`): ``unstructured``,
+    the one pattern its layers share, or ``mixed``."""
+    return layers_pattern(workload.layers)
 
 
 def _runs_as(res) -> str:
@@ -372,7 +367,7 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
         from hwmodel.sparsity import parse_pattern
 
         own_label = workload_pattern(workload)
-        if own_label == "mixed":
+        if own_label == MIXED:
             own = sorted({str(parse_pattern(layer.pattern)) for layer in workload.layers})
             raise NmlabError(f"--patterns: the workload mixes patterns {', '.join(own)}; name the ones to check "
                              f"(mixed: its own per-layer patterns, as trained)")

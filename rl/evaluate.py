@@ -62,7 +62,6 @@ def evaluate_run(run_dir: str | os.PathLike, bits: int, episodes: int = 10, acti
     """Evaluate the run's final actor at ``bits``; returns one quality row (a dict)."""
     from rl import td3
     from rl.export import load_run
-    from rl.methods import make_method
 
     check_bits(bits)
     args, nets, ckpt = load_run(run_dir)
@@ -77,18 +76,18 @@ def evaluate_run(run_dir: str | os.PathLike, bits: int, episodes: int = 10, acti
 
 def quality_sparsity(args: Any) -> str:
     """The quality table's sparsity of a run: its pattern ("2:4"), RLx2's fractions, gmp's target; a
-    TD3 / RNM-TD3 run with per-layer patterns (``--layer-sparsity``) adds the layers that differ, as its
-    agent label does ("2:8 fc1=dense", :func:`hwmodel.agents.layers_text`), so its rows neither replace
+    TD3 / RNM-TD3 run with per-layer patterns (``--layer-sparsity``) has its agent label, which adds the
+    layers that differ ("2:8 fc1=dense", :func:`hwmodel.agents.agent_label`), so its rows neither replace
     nor join those of the plain run of its ``--sparsity``."""
-    from hwmodel.agents import layers_text
+    from hwmodel.agents import agent_label
     from rl import td3
     from rl.methods import make_method
 
-    sparsity = make_method(args).sparsity_label()
-    if td3.method_name(args) in ("rlx2", "gmp"):
+    sparsity, method = make_method(args).sparsity_label(), td3.method_name(args)
+    if method in ("rlx2", "gmp"):
         return sparsity
-    layers = layers_text(sparsity, args.layer_sparsity)
-    return f"{sparsity} {layers}" if layers else sparsity
+    # The workload meta nmlab export writes for the run (rl/export.py), so its label is this row's sparsity.
+    return agent_label({"sparsity": sparsity, "layer_sparsity": args.layer_sparsity}, method, sparsity)
 
 
 def append_quality_row(path: str | os.PathLike, row: dict[str, Any]) -> None:

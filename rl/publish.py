@@ -66,30 +66,21 @@ def published_fractions() -> dict[tuple[str, str], tuple[float, str]]:
     return load_published(bundled_published())
 
 
-def read_eval(run_dir: Path) -> list[tuple[int, float]]:
-    """(step, mean return) rows of a run's eval.csv."""
+def read_eval(run_dir: Path) -> tuple[list[tuple[int, float]], set[int]]:
+    """(step, mean return) rows of a run's eval.csv, and the episode counts of its evaluations (its
+    ``episodes`` column, ``--eval-episodes``; none where it has no such column): one read of the file."""
     path = run_dir / "eval.csv"
     if not path.is_file():
-        return []
+        return [], set()
     from hwmodel.limits import parse_finite, parse_int, read_csv
 
     # Bounded and checked like every CSV input: a damaged row names its line (was a ValueError traceback).
-    _, rows = read_csv(path, "eval log", required=("step", "return_mean"))
-    return [(parse_int(r["step"], f"eval log {path}: line {n}: step", 0),
-             parse_finite(r["return_mean"], f"eval log {path}: line {n}: return_mean")) for n, r in rows]
-
-
-def read_eval_episodes(run_dir: Path) -> set[int]:
-    """The episode counts of a run's evaluations (eval.csv's ``episodes`` column, ``--eval-episodes``)."""
-    path = run_dir / "eval.csv"
-    if not path.is_file():
-        return set()
-    from hwmodel.limits import parse_int, read_csv
-
     header, rows = read_csv(path, "eval log", required=("step", "return_mean"))
+    curve = [(parse_int(r["step"], f"eval log {path}: line {n}: step", 0),
+              parse_finite(r["return_mean"], f"eval log {path}: line {n}: return_mean")) for n, r in rows]
     if "episodes" not in header:
-        return set()
-    return {parse_int(r["episodes"], f"eval log {path}: line {n}: episodes", 1) for n, r in rows}
+        return curve, set()
+    return curve, {parse_int(r["episodes"], f"eval log {path}: line {n}: episodes", 1) for n, r in rows}
 
 
 def episodes_text(runs: list[dict]) -> str:
@@ -114,9 +105,10 @@ def run_info(run_dir: Path) -> Optional[dict]:
                     ("seed", is_int), ("steps", is_int), ("method", lambda v: isinstance(v, str))):
         if (key in args or key != "method") and not ok(args.get(key)):
             raise NmlabError(f"run: {args_path}: {key}: missing or of the wrong type, got {str(args.get(key))[:60]}")
-    return {"name": run_dir.name, "dir": run_dir, "env": args["env"], "sparsity": run_label(args),
-            "seed": args["seed"], "target_steps": args["steps"], "curve": read_eval(run_dir),
-            "episodes": read_eval_episodes(run_dir)}
+    label = run_label(args)
+    curve, episodes = read_eval(run_dir)
+    return {"name": run_dir.name, "dir": run_dir, "env": args["env"], "sparsity": label, "seed": args["seed"],
+            "target_steps": args["steps"], "curve": curve, "episodes": episodes}
 
 
 def final_return(curve: list[tuple[int, float]], at_step: int, window: int = 3) -> Optional[float]:

@@ -144,10 +144,10 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _note_nm_not_reached(wl: Any, run_dir: str) -> None:
-    """Say why a gradual-N:M GMP run exported before its schedule ended joins no quality row."""
-    if wl.meta.get("method") == "gmp" and ":" in str(wl.meta.get("sparsity")) and any(
-            layer.pattern == "unstructured" for layer in wl.layers):
+def _note_nm_not_reached(method: Any, sparsity: Any, run_dir: str) -> None:
+    """Say why a gradual-N:M GMP run (``method`` gmp, ``sparsity`` N:M) exported or evaluated before its
+    schedule ended joins no quality row (:func:`rl.export.nm_not_reached`)."""
+    if method == "gmp" and ":" in str(sparsity):
         from rl.export import run_note
 
         note = run_note(run_dir)
@@ -166,7 +166,8 @@ def _export(args: argparse.Namespace) -> int:
     from rl.export import export_run
 
     wl = export_run(args.run_dir, args.out, args.episodes)
-    _note_nm_not_reached(wl, args.run_dir)
+    if any(layer.pattern == "unstructured" for layer in wl.layers):  # else its N:M masks are reached: no reload
+        _note_nm_not_reached(wl.meta.get("method"), wl.meta.get("sparsity"), args.run_dir)
     m = wl.meta
     print(f"wrote {args.out}: {len(wl.layers)} layers, {m['env']} {m['method']} {m['sparsity']} seed {m['seed']} "
           f"at {m['steps']} steps, eval return {m['eval_return_mean']:.1f} +- {m['eval_return_std']:.1f}")
@@ -189,11 +190,6 @@ def _evaluate(args: argparse.Namespace) -> int:
           f"return {row['return_mean']:.1f} +- {row['return_std']:.1f} over {row['episodes']} episodes")
     if args.csv:
         append_quality_row(args.csv, row)
-        if row["method"] == "gmp" and ":" in str(row["sparsity"]):
-            from rl.export import run_note
-
-            note = run_note(args.run_dir)
-            if note:
-                print(note, file=sys.stderr)
+        _note_nm_not_reached(row["method"], row["sparsity"], args.run_dir)
     sys.stdout.flush()
     return 0

@@ -27,7 +27,7 @@ import numpy as np
 from hwmodel.errors import NmlabError
 from hwmodel.limits import exists, is_dir, is_file
 from hwmodel.sparsity import parse_pattern
-from hwmodel.agents import MIXED, agent_label, layers_text, one_shot_label
+from hwmodel.agents import MIXED, agent_label, layers_pattern, layers_text, one_shot_label
 from sweeps.config import SweepConfig, unstructured_level
 
 #: Bumped when a point's row would change meaning: old part files then no longer match.
@@ -120,20 +120,14 @@ def _workload_info(path: str) -> WorkloadInfo:
     wl = loaded_workload(path)
     meta = wl.meta
     stem = Path(path).stem
-    patterns = {str(parse_pattern(layer.pattern)) for layer in wl.layers}
+    # RLx2 / gradual pruning: any unstructured layer makes it an unstructured agent, whatever
+    # meta.sparsity says (a level such as 0.9, or ERK's per-layer densities).
+    pattern = layers_pattern(wl.layers)
     declared = meta.get("sparsity")
-    if "unstructured" in patterns:
-        # RLx2 / gradual pruning: any unstructured layer makes it an unstructured agent, whatever
-        # meta.sparsity says (a level such as 0.9, or ERK's per-layer densities).
-        pattern = "unstructured"
-    elif declared is not None:
+    if pattern != "unstructured" and declared is not None:
         pattern = str(parse_pattern(str(declared), field=f"workload {stem}: meta.sparsity"))
         if _trained_per_layer(str(declared), meta.get("layer_sparsity")):
             pattern = MIXED  # not the plain agent of its meta.sparsity; its label names the layers
-    elif len(patterns) == 1:
-        pattern = patterns.pop()
-    else:
-        pattern = "mixed"
     seed = meta.get("seed")
     if not isinstance(seed, int):
         m = _SEED_RE.search(stem)
