@@ -270,8 +270,9 @@ def _verdict(r: dict, lim: dict) -> Verdict:
 
 #: Why an accelerator point that issues every dense MAC costs what dense costs (Verdict.RUNS_DENSE; a NO_GAIN
 #: point without MAC counts says the same).
-_ON_DENSE_SCHEDULE = ("the design runs this pattern on dense's schedule, issuing every dense MAC (it cannot exploit "
-                      "this sparsity), so cycles and energy stay as dense's")
+_DENSE_SCHEDULE = ("the design runs this pattern on dense's schedule, issuing every dense MAC (it cannot exploit "
+                   "this sparsity), so ")
+_ON_DENSE_SCHEDULE = _DENSE_SCHEDULE + "cycles and energy stay as dense's"
 
 
 def _runs_dense_figures(r: dict, d: dict) -> str:
@@ -282,14 +283,8 @@ def _runs_dense_figures(r: dict, d: dict) -> str:
     sp = _speedup(r)
     if fmt_ratio(er) in ("1.00", "\u2013") and fmt_ratio(sp) == "1.00":
         return _ON_DENSE_SCHEDULE
-    line = ("the design runs this pattern on dense's schedule, issuing every dense MAC (it cannot exploit this "
-            "sparsity), so its cycles stay ")
-    cyc, dc = r.get("cycles"), d.get("dense_cycles")
-    if fmt_ratio(sp) == "1.00":
-        line += "as dense's"
-    else:
-        versus = f" ({cyc:,.0f} vs dense's {dc:,.0f})" if cyc and dc == dc and dc else ""
-        line += f"within {NO_GAIN:.0%} of dense's{versus}"
+    line = _DENSE_SCHEDULE + "its cycles stay "
+    line += "as dense's" if fmt_ratio(sp) == "1.00" else f"within {NO_GAIN:.0%} of dense's{_cycles_versus(r, d)}"
     if fmt_ratio(er) in ("1.00", "\u2013"):
         return line + ", and its energy as dense's"
     line += f", but its energy is {fmt_ratio(er)}x dense's"
@@ -298,6 +293,12 @@ def _runs_dense_figures(r: dict, d: dict) -> str:
         line += (f": it still reads N:M/index metadata and drives the selection muxes ({fmt_energy(index)}, "
                  f"{100 * index / r['energy_pj']:.2g}% of its energy), which dense never does")
     return line
+
+
+def _cycles_versus(r: dict, d: dict) -> str:
+    """The point's cycles beside dense's, ' (1,234 vs dense's 1,200)', or '' where either is missing."""
+    cyc, dc = r.get("cycles"), d.get("dense_cycles")
+    return f" ({cyc:,.0f} vs dense's {dc:,.0f})" if cyc and dc == dc and dc else ""
 
 
 def _ratio(a, b) -> float:
@@ -335,7 +336,7 @@ def _why_line(r: dict, d: dict, lim: dict, verdict: Verdict) -> str:
         # It does skip MACs (its energy may be well below dense's): say what ate the time they saved, e.g. a
         # 32x32 array at 4 bits whose 2:4 index metadata arrives slower than the halved weight folds compute.
         cyc, stall_m, dc = r.get("cycles"), r.get("stall_cycles_metadata"), d.get("dense_cycles")
-        versus = f" ({cyc:,.0f} vs dense's {dc:,.0f})" if cyc and dc == dc and dc else ""
+        versus = _cycles_versus(r, d)
         if skip < FEW_SKIPPED:
             return (f"no gain: the design issues {100 * (1 - skip):.4g}% of dense's MACs (it cannot exploit this "
                     f"sparsity), so its cycles stay within {NO_GAIN:.0%} of dense's{versus}")
