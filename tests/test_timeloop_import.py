@@ -29,8 +29,10 @@ def _bits(name: str) -> int:
     return 16 if name == "stc_hbm" else 8
 
 
-def _round_trip(tmp_path, name):
-    d = load_design(name)
+def _round_trip(tmp_path, name, design=None):
+    """Export ``design`` (default: the bundled design ``name``) to Timeloop and import it back as ``name``.yaml:
+    (the design, the imported design, the import's stated defaults, the imported file)."""
+    d = design or load_design(name)
     wl = data_path("workloads", WORKLOAD)
     tl = export_timeloop(d, wl, "actor.fc2", tmp_path / "tl", bits=_bits(name))
     out, defaults = import_timeloop(tl / "arch.yaml", tmp_path / f"{name}.yaml", constraints=tl / "constraints.yaml",
@@ -1271,11 +1273,8 @@ def test_round_trip_carries_unequal_ports_and_single_buffering(tmp_path):
     i = next(j for j, s in enumerate(d.storage) if s.cls == "sram")
     sram = dataclasses.replace(d.storage[i], read_ports=2, write_ports=1, double_buffered=False)
     d = dataclasses.replace(d, storage=d.storage[:i] + (sram,) + d.storage[i + 1:])
-    wl = data_path("workloads", WORKLOAD)
-    tl = export_timeloop(d, wl, "actor.fc2", tmp_path / "tl", bits=_bits("edge_ws"))
-    out, _ = import_timeloop(tl / "arch.yaml", tmp_path / "edge_ws.yaml", constraints=tl / "constraints.yaml",
-                             sparse_opt=tl / "sparse_opt.yaml")
-    back = next(s for s in load_design(out).storage if s.name == sram.name)
+    _, imp, _, _ = _round_trip(tmp_path, "edge_ws", d)
+    back = next(s for s in imp.storage if s.name == sram.name)
     assert (back.read_ports, back.write_ports, back.double_buffered) == (2, 1, False)
 
 
