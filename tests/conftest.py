@@ -76,6 +76,13 @@ def cli_refuses_out_over_input(capsys, argv, target: Path, what: str, command: s
     assert target.read_bytes() == before
 
 
+def repo_env() -> dict:
+    """This process's environment with this checkout first on PYTHONPATH, for a child
+    ``python -m hwmodel`` (or ``-c``) that must import this tree."""
+    root = str(Path(__file__).resolve().parents[1])
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [root, os.environ.get("PYTHONPATH")]))}
+
+
 def load_benchmark(name: str):
     """Import ``benchmarks/<name>.py`` as a module (the scripts are not a package)."""
     path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"

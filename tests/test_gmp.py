@@ -466,9 +466,11 @@ class _Kill(Exception):
     pass
 
 
-def _gmp_24_stopped_at_250(out, monkeypatch) -> None:
-    """Train a gmp 2:4 run (600 steps, pruned every 50) into ``out`` and stop it one step after its
-    checkpoint at step 250, inside the pruning window, so its masks are not all 2:4 yet."""
+@pytest.fixture(scope="module")
+def gmp_24_stopped_at_250(tmp_path_factory):
+    """A gmp 2:4 run (600 steps, pruned every 50) stopped one step after its checkpoint at step 250,
+    inside the pruning window, so its masks are not all 2:4 yet: its folder. Read-only for tests."""
+    out = tmp_path_factory.mktemp("gmp_mid") / "mid"
     real = gmp.GMPMethod.on_env_step
 
     def kill(self, global_step, buffer, actor):
@@ -476,20 +478,20 @@ def _gmp_24_stopped_at_250(out, monkeypatch) -> None:
             raise _Kill()
         return real(self, global_step, buffer, actor)
 
-    monkeypatch.setattr(gmp.GMPMethod, "on_env_step", kill)
-    with pytest.raises(_Kill):
-        td3.train(_gmp(out=str(out), sparsity="2:4", steps=600, prune_every=50, **SMALL))
-    monkeypatch.setattr(gmp.GMPMethod, "on_env_step", real)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(gmp.GMPMethod, "on_env_step", kill)
+        with pytest.raises(_Kill):
+            td3.train(_gmp(out=str(out), sparsity="2:4", steps=600, prune_every=50, **SMALL))
+    return out
 
 
 @pytest.mark.mujoco
 @pytest.mark.slow
-def test_export_mid_schedule_writes_gradual_nm_layers_as_unstructured_with_their_masks(tmp_path, monkeypatch):
+def test_export_mid_schedule_writes_gradual_nm_layers_as_unstructured_with_their_masks(tmp_path, gmp_24_stopped_at_250):
     """rl/export.py: a gradual-N:M layer exported before its schedule ended (its mask not N:M
     yet) is written as "unstructured" with its real mask, so the workload is valid and the model
     sees what was trained; a layer whose mask already is N:M keeps its N:M pattern."""
-    out = tmp_path / "mid"
-    _gmp_24_stopped_at_250(out, monkeypatch)
+    out = gmp_24_stopped_at_250
     assert load_checkpoint(checkpoint_path(out))["global_step"] == 250
     _, nets, _ = load_run(out)
     wl = export_run(out, tmp_path / "mid.nmw", episodes=1)
@@ -508,7 +510,8 @@ def test_export_mid_schedule_writes_gradual_nm_layers_as_unstructured_with_their
 
 @pytest.mark.mujoco
 @pytest.mark.slow
-def test_gradual_nm_exported_mid_schedule_says_why_no_return_joins_and_takes_no_other_agents(tmp_path, monkeypatch, capsys):
+def test_gradual_nm_exported_mid_schedule_says_why_no_return_joins_and_takes_no_other_agents(tmp_path, gmp_24_stopped_at_250,
+                                                                                           capsys):
     """A gmp 2:4 run exported before its masks are 2:4 is an unstructured workload labelled
     "gmp 2:4" while its quality rows say 2:4: the sweep joined it to no row of its own, silently,
     and took any gmp unstructured row of the env (another gmp agent's, "gmp 0.9") for its return.
@@ -517,8 +520,7 @@ def test_gradual_nm_exported_mid_schedule_says_why_no_return_joins_and_takes_no_
     from sweeps.derived import _join_one, load_quality
     from sweeps.grid import _workload_info
 
-    out = tmp_path / "mid"
-    _gmp_24_stopped_at_250(out, monkeypatch)
+    out = gmp_24_stopped_at_250
     capsys.readouterr()
     end = make_method(_gmp(sparsity="2:4", steps=600, prune_every=50, **SMALL)).schedule.t_end
     note = (f"note: {out} is gmp 2:4 at step 250, before its masks are 2:4 (its schedule reaches 2:4 at step {end}): "

@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 
 from hwmodel.cli import main
+from tests.conftest import repo_env
 from tests.test_sweep_cli import config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ CAMPAIGN = "version: 1\nenvs: [Hopper-v5]\nagents: [dense]\nseeds: [0]\nsteps: 1
 
 
 def _nmlab(*args, timeout=60):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = repo_env()
     env.pop("RAY_ADDRESS", None)
     t0 = time.monotonic()
     out = subprocess.run([sys.executable, "-m", "hwmodel", *args], capture_output=True, text=True, cwd=ROOT,

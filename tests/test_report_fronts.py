@@ -36,6 +36,16 @@ def brute_force_front(rows: list[tuple[str, tuple[float, ...]]], senses: list[st
     return front
 
 
+def _saved_figure(monkeypatch, draw, *args):
+    """The figure that ``draw(*args)``, a reports.figures PNG writer, hands to its save (caught, not written)."""
+    from reports import figures
+
+    seen = {}
+    monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
+    draw(*args)
+    return seen["fig"]
+
+
 # Few distinct values so that ties (equal in one or both objectives) are common.
 small_values = st.sampled_from([0.0, 1.0, 1.5, 2.0, 3.0, 1e-9, 7.0])
 
@@ -344,10 +354,8 @@ def test_png_return_fronts_draw_each_points_seed_range(default_sweep, monkeypatc
     spec = next(s for s in SPECS if s.name == "return_vs_energy")
     by_key = {(f["group"]["env"], f["group"]["scenario"], f["group"]["batch"]): f["point_ids"]
               for f in fronts if f["name"] == spec.name and f["group"]["design"] is None}
-    seen = {}
-    monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
-    figures.front_png(df, spec, by_key, default_sweep / "unused.png")
-    axes = [ax for ax in seen["fig"].axes if ax.get_title()]
+    fig = _saved_figure(monkeypatch, figures.front_png, df, spec, by_key, default_sweep / "unused.png")
+    axes = [ax for ax in fig.axes if ax.get_title()]
     assert len(axes) == 4
     ix = df.set_index("point_id")
     for ax in axes:
@@ -361,7 +369,7 @@ def test_png_return_fronts_draw_each_points_seed_range(default_sweep, monkeypatc
         assert spans == want, (env, sc)
     import matplotlib.pyplot as plt
 
-    plt.close(seen["fig"])
+    plt.close(fig)
 
 
 def test_page_front_labels_read_inwards_from_the_plot_edges(default_sweep):
@@ -397,10 +405,8 @@ def test_same_bits_heatmaps_say_what_a_white_cell_is(default_sweep, monkeypatch)
     from reports import figures
 
     df = pd.read_parquet(default_sweep / "points.parquet")
-    seen = {}
-    monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
-    figures.same_bits_heatmap_png(df, "speedup_vs_dense", "Speedup (>1 is faster)", default_sweep / "x.png", True)
-    fig = seen["fig"]
+    fig = _saved_figure(monkeypatch, figures.same_bits_heatmap_png, df, "speedup_vs_dense", "Speedup (>1 is faster)",
+                        default_sweep / "x.png", True)
     assert fig._suptitle.get_text().endswith("; white: not swept)")
     blank = sum(int(np.isnan(im.get_array().filled(np.nan)).sum()) for ax in fig.axes for im in ax.images)
     assert blank > 0  # the default sweep has such cells
@@ -433,10 +439,7 @@ def test_png_front_log_axes_write_their_ticks_in_full_and_titles_name_the_batch(
     raw = pd.read_parquet(default_sweep / "points.parquet")
     df = with_seed_range(as_trained(raw), return_table(raw, json_lib.loads((default_sweep / "sweep.json").read_text())["quality_table"]))
     spec = next(s for s in SPECS if s.name == "energy_vs_latency")  # both axes log
-    seen = {}
-    monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
-    figures.front_png(df, spec, {}, default_sweep / "unused.png")
-    fig = seen["fig"]
+    fig = _saved_figure(monkeypatch, figures.front_png, df, spec, {}, default_sweep / "unused.png")
     fig.canvas.draw()
     axes = [ax for ax in fig.axes if ax.get_title()]
     assert len(axes) == 4
@@ -466,10 +469,8 @@ def _heatmap_figures(sweep, monkeypatch, which=HEATMAPS):
 
     df = pd.read_parquet(sweep / "points.parquet")
     for col, title, good_high in which:
-        seen = {}
-        monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
-        figures.same_bits_heatmap_png(df, col, title, sweep / "unused.png", good_high)
-        yield col, title, good_high, seen["fig"]
+        yield col, title, good_high, _saved_figure(monkeypatch, figures.same_bits_heatmap_png, df, col, title,
+                                                   sweep / "unused.png", good_high)
 
 
 def test_same_bits_heatmap_title_reads_as_one_sentence(default_sweep, monkeypatch):
@@ -587,14 +588,12 @@ def test_front_labels_do_not_collide_on_a_front_small_in_its_plot(monkeypatch, t
         for b0, b1, by in boxes[i + 1:]:
             assert not (a0 < b1 and b0 < a1 and abs(ay - by) < 0.05), tr["text"]
 
-    seen = {}
-    monkeypatch.setattr(figures, "_save", lambda f, path: seen.setdefault("fig", f))
-    figures.front_png(rows, spec, {("E", "inference", 1): ids}, tmp_path / "f.png")
-    ann = [a for a in seen["fig"].axes[0].texts if a.get_text()]
+    png = _saved_figure(monkeypatch, figures.front_png, rows, spec, {("E", "inference", 1): ids}, tmp_path / "f.png")
+    ann = [a for a in png.axes[0].texts if a.get_text()]
     assert [a.get_text() for a in ann] == [t for t in tr["text"] if t]
     ha = {"right": "left", "left": "right", "center": "center"}
     assert [a.get_ha() for a in ann] == [ha[s] for t, s in zip(tr["text"], sides) if t]
-    plt.close(seen["fig"])
+    plt.close(png)
 
 
 @pytest.mark.parametrize("lo, hi", [(474.06, 585.3), (0.0535, 0.1685), (14.0, 20.97), (1.2, 1.8), (13.0, 262.0)])
@@ -642,10 +641,7 @@ def test_png_front_legends_fit_the_figure_however_many_designs(default_sweep, mo
     if len(scenarios) == 2:  # more designs: the default grid's points again under other names
         df = pd.concat([df] + [df.assign(design=df.design + f"_v{i}") for i in range(2)], ignore_index=True)
     spec = next(s for s in SPECS if s.name == "energy_vs_latency")
-    seen = {}
-    monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
-    figures.front_png(df, spec, {}, default_sweep / "unused.png")
-    fig = seen["fig"]
+    fig = _saved_figure(monkeypatch, figures.front_png, df, spec, {}, default_sweep / "unused.png")
     renderer = fig.canvas.get_renderer()
     box = fig.bbox
     panels_top = max(max(ax.get_window_extent(renderer).y1, ax.title.get_window_extent(renderer).y1)
@@ -672,10 +668,7 @@ def test_png_front_y_axis_labels_stay_inside_a_one_scenario_figure(default_sweep
     df = pd.read_parquet(default_sweep / "points.parquet")
     df = df[df.scenario == "inference"]
     for spec in SPECS:
-        seen = {}
-        monkeypatch.setattr(figures, "_save", lambda fig, path: seen.setdefault("fig", fig))
-        figures.front_png(df, spec, {}, default_sweep / "unused.png")
-        fig = seen["fig"]
+        fig = _saved_figure(monkeypatch, figures.front_png, df, spec, {}, default_sweep / "unused.png")
         fig.canvas.draw()  # lays out the tick labels and axis titles
         renderer = fig.canvas.get_renderer()
         for ax in (a for a in fig.axes if a.get_title()):

@@ -15,6 +15,7 @@ import pytest
 from rl.campaign import ATTEMPTS_FILE, DONE_FILE, run_state
 from rl.campaign_config import parse_config, run_name
 from rl.publish import publish, run_label
+from tests.conftest import repo_env
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Two tiny runs (small nets, 1,600 steps, a checkpoint every 200): a campaign takes seconds
@@ -35,7 +36,7 @@ RUNS = ("hopper_dense_s0", "hopper_gmp_s0")
 
 def _campaign(config, out, *extra, wait=True, timeout=600):
     cmd = [sys.executable, "-m", "hwmodel", "campaign", str(config), "--out", str(out), "--workers", "2", *extra]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = repo_env()
     if wait:
         return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
     # Own session, so the test can SIGKILL the driver alone (as a crash would).
@@ -215,7 +216,7 @@ c.run_campaign(load_config(sys.argv[1]), Path(sys.argv[2]), workers=1)
 
 
 def _driver(config, out):
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    env = repo_env()
     proc = subprocess.Popen([sys.executable, "-c", _DRIVER, str(config), str(out)], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, text=True, cwd=ROOT, env=env)
     for line in proc.stdout:  # its "campaign DIR: ..." line, then ours

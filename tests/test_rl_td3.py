@@ -341,15 +341,16 @@ def test_sigterm_stops_like_ctrl_c_with_one_line_and_a_resumable_run(tmp_path):
     """A scheduler's SIGTERM (Slurm, Kubernetes, timeout) ended `nmlab train` at once with status
     143 and no word: now it stops as Ctrl-C does (the same one line, the run resumable from its
     last checkpoint), with status 143; the resumed run then finishes."""
-    import os
     import signal
     import subprocess
     import sys
     import time
     from pathlib import Path
 
+    from tests.conftest import repo_env
+
     root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    env = repo_env()
     run = tmp_path / "run"
     argv = [sys.executable, "-m", "hwmodel", "train", "--out", str(run), "--steps", "100000", "--sparsity", "2:4",
             "--eval-every", "100000", "--checkpoint-every", "200", "--learning-starts", "150", "--batch-size", "16",

@@ -29,8 +29,15 @@ def _bits(name: str) -> int:
     return 16 if name == "stc_hbm" else 8
 
 
-def _round_trip(tmp_path, name):
-    d = load_design(name)
+def _export(tmp_path, name="edge_ws"):
+    """The Timeloop files of bundled design ``name`` running WORKLOAD's actor.fc2, in ``tmp_path/tl``."""
+    return export_timeloop(name, data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+
+
+def _round_trip(tmp_path, name, design=None):
+    """Export ``design`` (default: the bundled design ``name``) to Timeloop and import it back as ``name``.yaml:
+    (the design, the imported design, the import's stated defaults, the imported file)."""
+    d = design or load_design(name)
     wl = data_path("workloads", WORKLOAD)
     tl = export_timeloop(d, wl, "actor.fc2", tmp_path / "tl", bits=_bits(name))
     out, defaults = import_timeloop(tl / "arch.yaml", tmp_path / f"{name}.yaml", constraints=tl / "constraints.yaml",
@@ -182,7 +189,7 @@ def _bad(tmp_path, text: str | bytes, which: str = "arch"):
 def test_bad_arch_is_one_line_exit_2(tmp_path, capsys, mutate, field):
     from hwmodel.cli import main
 
-    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    tl = _export(tmp_path)
     arch = yaml.safe_load((tl / "arch.yaml").read_text())
     mutate(arch)
     p = _bad(tmp_path, yaml.safe_dump(arch))
@@ -211,7 +218,7 @@ BOMB = "a: &a [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
 def test_bad_files_are_one_line_exit_2(tmp_path, capsys, text, which, needle):
     from hwmodel.cli import main
 
-    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    tl = _export(tmp_path)
     files = {"arch": tl / "arch.yaml", "constraints": tl / "constraints.yaml", "sparse_opt": tl / "sparse_opt.yaml"}
     files[which] = _bad(tmp_path, text, which)
     out = tmp_path / "d.yaml"
@@ -228,7 +235,7 @@ def test_an_empty_side_file_is_one_line_exit_2(tmp_path, capsys, which):
     with the defaults of no file (nmlab's energies for an empty --ert) and said nothing."""
     from hwmodel.cli import main
 
-    tl = export_timeloop("unstructured_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    tl = _export(tmp_path, "unstructured_ws")
     files = {"constraints": tl / "constraints.yaml", "sparse-opt": tl / "sparse_opt.yaml", "ert": tl / "ERT.yaml",
              "problem": tl / "problem.yaml"}
     files[which] = _bad(tmp_path, "# nothing here\n", which)
@@ -241,7 +248,7 @@ def test_an_empty_side_file_is_one_line_exit_2(tmp_path, capsys, which):
 
 
 def test_existing_out_is_replaced_only_by_a_valid_design(tmp_path):
-    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    tl = _export(tmp_path)
     out = tmp_path / "d.yaml"
     out.write_text("keep me\n")
     arch = yaml.safe_load((tl / "arch.yaml").read_text())
@@ -263,7 +270,7 @@ def test_existing_out_is_replaced_only_by_a_valid_design(tmp_path):
 @pytest.mark.parametrize("which", ["arch", "constraints"])
 def test_out_that_is_an_input_is_refused_and_the_input_kept(tmp_path, capsys, which):
     """`--out arch.yaml`: the rename replaced the Timeloop arch the design was read from."""
-    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    tl = _export(tmp_path)
     target = tl / f"{which}.yaml"
     cli_refuses_out_over_input(capsys, ["import-timeloop", str(tl / "arch.yaml"), "--constraints",
                                         str(tl / "constraints.yaml"), "--out", str(target)],
@@ -388,7 +395,7 @@ def test_nodes_form_errors_name_the_node(tmp_path, capsys, edit, field):
 
 def test_a_keep_constraint_naming_no_level_is_listed(tmp_path):
     """A keep target that names no level (a typo) was dropped without a word: the level it meant kept everything."""
-    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    tl = _export(tmp_path)
     _, plain = import_timeloop(tl / "arch.yaml", tmp_path / "a.yaml", constraints=tl / "constraints.yaml",
                                sparse_opt=tl / "sparse_opt.yaml")
     assert not [x for x in plain if "not used" in x], plain
@@ -485,7 +492,7 @@ ERT_EDITS = [
 
 @pytest.mark.parametrize("comp, action, edit, changed", ERT_EDITS, ids=[f"{c}.{a}" for c, a, _, _ in ERT_EDITS])
 def test_changed_ert_changes_exactly_the_matching_components(tmp_path, comp, action, edit, changed):
-    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    tl = _export(tmp_path)
     base = load_design(_import_with_ert(tmp_path, tl, "base.yaml")[0])
     ert = yaml.safe_load((tl / "ERT.yaml").read_text())
     table = next(t for t in ert["ERT"]["tables"] if t["name"].split(".")[1].startswith(comp + "["))
@@ -506,7 +513,7 @@ def test_ert_entries_not_mapped_are_listed(tmp_path, capsys):
     arch level with no ERT table are listed on stderr and in the header, not silently dropped."""
     from hwmodel.cli import main
 
-    tl = export_timeloop("unstructured_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    tl = _export(tmp_path, "unstructured_ws")
     ert = yaml.safe_load((tl / "ERT.yaml").read_text())
     ert["ERT"]["tables"] = [t for t in ert["ERT"]["tables"] if "PEReg" not in t["name"]]
     ert["ERT"]["tables"][0]["actions"].append({"name": "refresh", "arguments": None, "energy": 3.0})
@@ -541,7 +548,7 @@ def _only(table: dict, **energies) -> None:
 def test_an_ert_action_nmlab_does_not_use_is_listed(tmp_path, edit, listed):
     """An action nmlab charges at another's energy (DRAM write at read, SRAM update at write ...)
     was compared only when the table gave that other one: alone it was dropped without a word."""
-    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    tl = _export(tmp_path)
     ert = yaml.safe_load((tl / "ERT.yaml").read_text())
     edit(ert["ERT"]["tables"])
     _, defaults = _import_with_ert(tmp_path, tl, ert=_bad(tmp_path, yaml.safe_dump(ert), "ert"))
@@ -550,7 +557,7 @@ def test_an_ert_action_nmlab_does_not_use_is_listed(tmp_path, edit, listed):
 
 
 def test_a_negative_zero_ert_energy_is_written_as_zero(tmp_path):
-    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    tl = _export(tmp_path)
     ert = yaml.safe_load((tl / "ERT.yaml").read_text())
     _only(ert["ERT"]["tables"][0], read=-0.0)
     out, _ = _import_with_ert(tmp_path, tl, ert=_bad(tmp_path, yaml.safe_dump(ert), "ert"))
@@ -571,7 +578,7 @@ def test_a_negative_zero_ert_energy_is_written_as_zero(tmp_path):
 def test_bad_ert_is_one_line_exit_2(tmp_path, capsys, edit, needle):
     from hwmodel.cli import main
 
-    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    tl = _export(tmp_path)
     ert = yaml.safe_load((tl / "ERT.yaml").read_text())
     edit(ert)
     p = _bad(tmp_path, yaml.safe_dump(ert), "ert")
@@ -587,7 +594,7 @@ def test_problem_is_read_and_said_unused_where_the_arch_is_not_unstructured(tmp_
     """--problem with --ert on an N:M arch: K was not read at all (a bad file passed) nor said unused."""
     from hwmodel.cli import main
 
-    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    tl = _export(tmp_path)
     _, defaults = _import_with_ert(tmp_path, tl)
     assert "--problem: K = 256 not used (only an unstructured arch's MAC energy includes a network over K)" in defaults
     bad = _bad(tmp_path, "problem: {instance: {K: 0}}\n", "problem")
@@ -601,7 +608,7 @@ def test_problem_is_read_and_said_unused_where_the_arch_is_not_unstructured(tmp_
 def test_ert_alias_bomb_and_binary_are_one_line_exit_2(tmp_path, capsys):
     from hwmodel.cli import main
 
-    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    tl = _export(tmp_path)
     out = tmp_path / "d.yaml"
     for text, needle in ((BOMB, "alias"), (b"\x89PNG\r\n\x1a\n\x00\x00\xff\xfe", "ert")):
         p = _bad(tmp_path, text, "ert")
@@ -622,7 +629,7 @@ def test_sweep_of_an_imported_design_uses_its_ert_energies(tmp_path):
     from sweeps.api import run
     from sweeps.evaluate import workload_at
 
-    tl = export_timeloop("flex_nm", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    tl = _export(tmp_path, "flex_nm")
     ert = yaml.safe_load((tl / "ERT.yaml").read_text())
     for t in ert["ERT"]["tables"]:        # every energy x 1.5: not nmlab's own figures
         for a in t["actions"]:
@@ -1175,7 +1182,7 @@ def test_an_arch_level_name_nmlab_cannot_take_is_refused(tmp_path, capsys, name,
     rewritten name would no longer match the constraints and ERT tables that name it)."""
     from hwmodel.cli import main
 
-    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    tl = _export(tmp_path)
     arch = yaml.safe_load((tl / "arch.yaml").read_text())
     arch["architecture"]["subtree"][0]["local"][1]["name"] = name
     p = _bad(tmp_path, yaml.safe_dump(arch))
@@ -1200,7 +1207,7 @@ def _flex_nm_with(tmp_path, edit):
     """flex_nm exported (its WeightBuffer keeps the weights' CP format), ``edit`` applied to the arch's
     WeightBuffer component and the system node's attributes, imported with its constraints and
     sparse optimizations."""
-    tl = export_timeloop("flex_nm", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    tl = _export(tmp_path, "flex_nm")
     a = yaml.safe_load((tl / "arch.yaml").read_text())
     system = a["architecture"]["subtree"][0]
     wb = next(c for c in system["local"] if c["name"].startswith("WeightBuffer"))
@@ -1271,11 +1278,8 @@ def test_round_trip_carries_unequal_ports_and_single_buffering(tmp_path):
     i = next(j for j, s in enumerate(d.storage) if s.cls == "sram")
     sram = dataclasses.replace(d.storage[i], read_ports=2, write_ports=1, double_buffered=False)
     d = dataclasses.replace(d, storage=d.storage[:i] + (sram,) + d.storage[i + 1:])
-    wl = data_path("workloads", WORKLOAD)
-    tl = export_timeloop(d, wl, "actor.fc2", tmp_path / "tl", bits=_bits("edge_ws"))
-    out, _ = import_timeloop(tl / "arch.yaml", tmp_path / "edge_ws.yaml", constraints=tl / "constraints.yaml",
-                             sparse_opt=tl / "sparse_opt.yaml")
-    back = next(s for s in load_design(out).storage if s.name == sram.name)
+    _, imp, _, _ = _round_trip(tmp_path, "edge_ws", d)
+    back = next(s for s in imp.storage if s.name == sram.name)
     assert (back.read_ports, back.write_ports, back.double_buffered) == (2, 1, False)
 
 
@@ -1348,7 +1352,7 @@ def test_an_ert_action_listed_by_arguments_takes_its_largest_energy(tmp_path):
     """Accelergy v0.3 ERTs list an action once per argument value (simba_like's timeloop-mapper.ERT.yaml:
     `read` at address_delta/data_delta 0/1, 0.055 to 0.237 pJ); Timeloop's ParseAccelergyERT prices the
     action at the largest. The first entry (the cheapest there) was taken."""
-    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    tl = _export(tmp_path)
     ert = yaml.safe_load((tl / "ERT.yaml").read_text())
     dram = ert["ERT"]["tables"][0]
     read = next(a for a in dram["actions"] if a["name"] == "read")
@@ -1419,7 +1423,7 @@ def test_a_components_own_older_attribute_name_wins_over_an_inherited_newer_one(
 def test_an_ert_summary_or_art_given_as_the_ert_is_named(tmp_path, key, needle):
     """Every Timeloop output folder holds timeloop-mapper.ERT.yaml beside ERT_summary.yaml and
     ART.yaml: either given as --ert was "ERT: must be a mapping, got None"."""
-    tl = export_timeloop("edge_ws", data_path("workloads", WORKLOAD), "actor.fc2", tmp_path / "tl")
+    tl = _export(tmp_path)
     p = _bad(tmp_path, yaml.safe_dump({key: {"version": 0.3, "tables": []}}), "ert")
     with pytest.raises(NmlabError, match=rf"ert: .*: {key}: .*{re.escape(needle)}.*give the ERT.yaml"):
         _import_with_ert(tmp_path, tl, ert=p)
