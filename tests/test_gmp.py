@@ -521,7 +521,6 @@ def test_gradual_nm_exported_mid_schedule_says_why_no_return_joins_and_takes_no_
     from sweeps.grid import _workload_info
 
     out = gmp_24_stopped_at_250
-    capsys.readouterr()
     end = make_method(_gmp(sparsity="2:4", steps=600, prune_every=50, **SMALL)).schedule.t_end
     note = (f"note: {out} is gmp 2:4 at step 250, before its masks are 2:4 (its schedule reaches 2:4 at step {end}): "
             f"its workload is unstructured and its quality rows say 2:4, so a sweep joins no return to it; export "
