@@ -21,8 +21,15 @@ from typing import Optional
 from hwmodel.errors import NmlabError
 from hwmodel.io import atomic_write, data_path
 
-#: Technology nodes CACTI 7's tech_params cover (16 nm ships a file but produces no result).
+#: Technology files CACTI 7 reads (``tech_params/<node>nm.dat``). It ships 16 and 180 nm files too,
+#: but refuses both: 16 nm is "Invalid technology nodes" (its case is commented out of
+#: ``parameter.cc``), 180 nm "Feature size must be <= 90 nm".
 CACTI_NODES_NM = (22, 32, 45, 65, 90)
+#: The nodes CACTI 7 runs at: every whole nm from 22 to 90 (its input is in um to 3 decimals).
+#: Between two files it interpolates the technology parameters linearly at the feature size
+#: given (``parameter.cc``: ``TechnologyParameter::find_upper_and_lower_tech`` picks the two
+#: files, ``alpha`` weighs them; 40 nm reads the 45 and 32 nm files).
+CACTI_RANGE_NM = (22, 90)
 #: Largest SRAM CACTI 7 models: it reads the size as a 32-bit int (2 GiB wraps negative).
 CACTI_MAX_BYTES = (1 << 31) - 1
 BUNDLED_CACHE = data_path("cacti_cache.json")
@@ -45,11 +52,22 @@ class SramCost:
 
 
 def cacti_node(tech_nm: float) -> int:
-    """The CACTI node used for a design at ``tech_nm``: the smallest covered node >= it (22 nm floor)."""
-    for node in CACTI_NODES_NM:
-        if tech_nm <= node:
-            return node
-    return CACTI_NODES_NM[-1]
+    """The node CACTI runs at for a design at ``tech_nm``: the design's own, to the whole nm, within
+    ``CACTI_RANGE_NM``; else the nearer end of it (22 nm below, 90 nm above)."""
+    lo, hi = CACTI_RANGE_NM
+    return int(min(hi, max(lo, round(tech_nm))))
+
+
+def area_unknown_note(tech_nm: float) -> str:
+    """Why a design at ``tech_nm`` has no SRAM area: CACTI ran at another node (:func:`cacti_node`),
+    and its energies were scaled from there (area does not scale so simply)."""
+    lo, hi = CACTI_RANGE_NM
+    node = cacti_node(tech_nm)
+    if lo <= tech_nm <= hi:
+        why = f"CACTI 7 takes whole nm: {tech_nm:g} nm ran at {node} nm"
+    else:
+        why = f"CACTI 7 covers {lo}-{hi} nm, not {tech_nm:g} nm"
+    return f"unknown: {why} (SRAM energies scaled from CACTI at {node} nm)"
 
 
 def cache_key(capacity_bytes: int, word_bits: int, banks: int, read_ports: int, write_ports: int,
@@ -198,7 +216,7 @@ def run_cacti(capacity_bytes: int, word_bits: int, banks: int, read_ports: int, 
 
 def sram_cost(capacity_bytes: int, word_bits: int, banks: int, read_ports: int, write_ports: int,
               tech_nm: float, cell_type: str = "itrs-hp") -> SramCost:
-    """CACTI's answer for an SRAM at the CACTI node nearest ``tech_nm``: from the caches, else a fresh run."""
+    """CACTI's answer for an SRAM at ``cacti_node(tech_nm)``: from the caches, else a fresh run."""
     node = cacti_node(tech_nm)
     key = cache_key(capacity_bytes, word_bits, banks, read_ports, write_ports, node, cell_type)
     cost = _lookup(key)

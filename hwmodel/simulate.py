@@ -26,6 +26,7 @@ from typing import Optional
 
 import numpy as np
 
+from hwmodel.cacti import area_unknown_note
 from hwmodel.design import Design, load_design
 from hwmodel.energy import energy_table
 from hwmodel.errors import NmlabError
@@ -86,7 +87,7 @@ def point_extras(d: Design, wl: Workload, bits: int, residency: str, policy_dela
         "dense_fits_in_sram": dense_bytes <= cap, "policy_delay": policy_delay,
         "technology_nm": d.technology_nm, "energy_factor_vs_45nm": et.logic_factor,
         "area_note": "SRAM area from CACTI 7 only (compute array not modelled)" if et.area_mm2 is not None
-        else "unknown: CACTI 7 does not cover this node",
+        else area_unknown_note(d.technology_nm),
     }
 
 

@@ -130,6 +130,23 @@ def test_node_outside_cacti_is_scaled_and_has_no_area():
     assert energy_table(load_design("edge_ws")).area_mm2 > 0
 
 
+@pytest.mark.parametrize("tech_nm, node", [(40, 40), (28, 28), (22, 22), (90, 90), (40.4, 40), (7, 22), (120, 90)])
+def test_cacti_runs_at_the_designs_own_node_within_22_to_90(tech_nm, node):
+    """CACTI 7 interpolates between its technology files: every whole nm from 22 to 90 is its own
+    node (40 nm was run at 45 nm, and its area then reported unknown)."""
+    assert cacti.cacti_node(tech_nm) == node
+
+
+def test_area_unknown_note_says_which_node_and_what_cacti_covers():
+    assert cacti.area_unknown_note(7) == "unknown: CACTI 7 covers 22-90 nm, not 7 nm (SRAM energies scaled from CACTI at 22 nm)"
+    assert cacti.area_unknown_note(120) == ("unknown: CACTI 7 covers 22-90 nm, not 120 nm "
+                                            "(SRAM energies scaled from CACTI at 90 nm)")
+    assert cacti.area_unknown_note(40.4) == ("unknown: CACTI 7 takes whole nm: 40.4 nm ran at 40 nm "
+                                             "(SRAM energies scaled from CACTI at 40 nm)")
+    res = hwmodel.simulate(synthetic_td3_workload(11, 3, "2:4"), "stc_hbm")
+    assert res.area_mm2 is None and res.extra["area_note"] == cacti.area_unknown_note(7)
+
+
 def test_cacti_cache_equals_a_fresh_cacti_run():
     d = load_design("edge_ws")
     s = next(x for x in d.srams if x.name == "ActBuffer")

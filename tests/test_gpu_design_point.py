@@ -359,6 +359,26 @@ def test_a_2to4_gemm_issues_half_its_padded_fan_in():
     assert fc1.figures.macs_effectual == 8 * 64 * 6  # nm_mask keeps 2 of the last group's 3 real weights
 
 
+@pytest.mark.parametrize("bits, value_bytes", [(16, 2), (8, 1)])
+def test_a_2to4_weight_stores_the_slots_its_macs_are_issued_on(bits, value_bytes):
+    """The compressed weight holds what the sparse tensor cores issue on: ceil(K / 4) x 2 values
+    per row, each with 2 bits of metadata (11 inputs: 6 per row, not 5.5), in its bytes, its
+    metadata, the DRAM traffic and the stored weights, as in macs_issued."""
+    rng = np.random.default_rng(0)
+    layers = [Layer("actor.fc1", "actor", 11, 64, "2:4", nm_mask(rng.standard_normal((64, 11)).astype(np.float32), "2:4"),
+                    bits),
+              Layer("actor.fc2", "actor", 64, 3, "dense", None, bits)]
+    res = simulate(Workload(layers=layers, meta={"env": "hopper"}), "h100_sxm", batch=8, bits=bits, scenario="inference")
+    fc1 = next(r for r in res.layers if r.name == "actor.fc1")
+    assert fc1.hw_pattern == "2:4" and (fc1.m, fc1.k, fc1.n) == (8, 11, 64)
+    slots = 64 * 12 // 2
+    assert fc1.figures.macs_issued == 8 * slots
+    assert fc1.figures.bits_metadata == slots * 2
+    assert fc1.figures.bytes_weights == slots * (value_bytes + 2 / 8)
+    assert fc1.figures.bits_dram_read == (8 * 11 * value_bytes + slots * (value_bytes + 2 / 8)) * 8
+    assert res.extra["bytes_weights_stored"] == slots * (value_bytes + 2 / 8) + 64 * 3 * value_bytes
+
+
 @pytest.mark.parametrize("gpu", ["h100_sxm", "a100_sxm"])
 def test_bundled_agents_never_issue_fewer_macs_than_effectual(gpu):
     from hwmodel.workload import bundled_workloads

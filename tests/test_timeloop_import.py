@@ -895,6 +895,47 @@ def test_timeloop_v02_networks_skipped_and_registers_after_the_mac(tmp_path):
     assert "act_NoC: not modelled (a network" in head
 
 
+#: The exercises' eyeriss-256 (v0.2, `06-mapper-convlayer-eyeriss/arch/eyeriss-256.arch.yaml`), cut
+#: down: its 40 nm node and the shape of its levels; the GlobalBuffer 2048 deep (16 KiB, not 16384)
+#: so that CACTI runs in under a second.
+V02_EYERISS_256 = """
+architecture:
+  version: 0.2
+  subtree:
+  - name: System
+    local:
+    - {name: DRAM, class: DRAM, attributes: {width: 64, word-bits: 16, block-size: 4}}
+    subtree:
+    - name: Eyeriss
+      attributes: {technology: 40nm}
+      local:
+      - name: GlobalBuffer
+        class: SRAM
+        attributes: {depth: 2048, width: 64, block-size: 4, word-bits: 16, meshX: 1}
+      subtree:
+      - name: PE[0..255]
+        local:
+        - {name: WeightRegFile, class: regfile, attributes: {depth: 192, width: 16, block-size: 1, word-bits: 16, meshX: 16}}
+        - {name: MACs, class: intmac, attributes: {datawidth: 16, meshX: 16}}
+"""
+
+
+def test_a_40nm_arch_gets_cacti_area_at_40nm(tmp_path, monkeypatch):
+    """CACTI 7 runs at any whole nm from 22 to 90 (it interpolates between its 45 and 32 nm files
+    at 40 nm): the eyeriss-256 arch's 40 nm was run at 45 nm and its area said to be unknown."""
+    from hwmodel import cacti
+
+    monkeypatch.setenv("NMLAB_CACHE_DIR", str(tmp_path / "cache"))
+    d, _, _ = _import_text(tmp_path, V02_EYERISS_256)
+    assert d.technology_nm == 40 and [(s.name, s.capacity_bytes, s.word_bits) for s in d.srams] == [
+        ("GlobalBuffer", 2048 * 64 // 8, 64)]
+    res = hwmodel.simulate(data_path("workloads", WORKLOAD), d, bits=16)
+    glb = d.srams[0]
+    at_40 = cacti.run_cacti(glb.capacity_bytes, glb.word_bits, glb.banks, glb.read_ports, glb.write_ports, 40)
+    assert res.area_mm2 == pytest.approx(at_40.area_mm2, rel=1e-9)
+    assert res.extra["area_note"].startswith("SRAM area from CACTI 7")
+
+
 def test_sparseloop_v03_storage_subclasses_and_hyphenated_sparse_opt(tmp_path):
     d, defaults, head = _import_text(tmp_path, V03_SPARSELOOP)
     glb, line = d.srams

@@ -28,8 +28,9 @@ one workload, GPU and scenario at many batches and bitwidths at once) build the 
   ``energy_leakage_pj`` (static, time-proportional), the rest as ``energy_mac_pj`` (tensor
   cores, caches and memory together: the GPU model does not split them).
 * **Traffic.** ``bits_dram_*`` count each GEMM's operands read once and its output written
-  once (the 2:4 weight compressed, metadata included); ``sram_bytes`` is the L2 and
-  ``fits_in_sram`` says whether the stored weights fit it.
+  once (the 2:4 weight compressed, metadata included: the N x ceil(K / 4) x 2 slots its MACs
+  are issued on, each with 2 bits of metadata, :func:`hwmodel.gpu.model.sparse_kept`);
+  ``sram_bytes`` is the L2 and ``fits_in_sram`` says whether the stored weights fit it.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ import yaml
 from hwmodel.design import Sparsity
 from hwmodel.errors import NmlabError
 from hwmodel.gpu import grid
-from hwmodel.gpu.model import GpuParams, predict_s, weight_bytes
+from hwmodel.gpu.model import GpuParams, predict_s, sparse_kept, weight_bytes
 from hwmodel.gpu.params import (file_stamp, fitted_on_note, is_current, own_params, params_file_label, params_for,
                                  set_name_for)
 from hwmodel.gpu.spec import FORMAT_NAME, GpuSpec, bundled_gpus, load_gpu
@@ -438,9 +439,11 @@ def gemm_columns(gpu: GpuDesign, plan: GpuPlan, batch: np.ndarray, dtype: str,
     write_bytes = (m * n * out_b).astype(float)
     macs = (m * k * n).astype(float)
     # A 2:4 row holds 2 slots per group of 4 along K, the last group zero-padded: the sparse
-    # tensor cores issue m x n x ceil(K / 4) x 2 (K = 11 keeps up to 6 per row, not 5.5).
-    group = GPU_PATTERN.m
-    issued = np.where(sparse, (m * n * (-(-k // group) * group)).astype(float) * GPU_PATTERN.density, macs)
+    # tensor cores issue m x ceil(K / 4) x 2 per output column (K = 11 keeps up to 6 per row,
+    # not 5.5), and the compressed weight stores those slots, each with its metadata
+    # (``sparse_kept``, which weight_bytes above counts too).
+    kept = sparse_kept(n, k)
+    issued = np.where(sparse, m * kept, macs)
     peak = np.where(sparse, spec.peak_flops(dtype, True), spec.peak_flops(dtype, False))
     util = np.maximum(2.0 * issued / (latency * peak),
                       (read_bytes + write_bytes) / (latency * spec.memory_bytes_per_s))
@@ -451,7 +454,7 @@ def gemm_columns(gpu: GpuDesign, plan: GpuPlan, batch: np.ndarray, dtype: str,
         "cycles": latency * gpu.clock_hz * times, "latency_s": latency * times, "macs_dense": macs * times,
         "macs_effectual": np.minimum(effectual, macs) * times, "macs_issued": issued * times,
         "bits_dram_read": read_bytes * 8.0 * times, "bits_dram_write": write_bytes * 8.0 * times,
-        "bits_metadata": np.where(sparse, n * k * GPU_PATTERN.density * GPU_PATTERN.meta_bits, 0.0) * times,
+        "bits_metadata": np.where(sparse, kept * GPU_PATTERN.meta_bits, 0.0) * times,
         "bytes_weights": np.where(plan.weight_grad, 0.0, w_bytes) * times,
         "energy_mac_pj": dynamic_w * latency * 1e12 * times, "energy_leakage_pj": static_w * latency * 1e12 * times,
     }
@@ -498,8 +501,9 @@ def _extras(gpu: GpuDesign, plan: GpuPlan, dtype: str, bits: int, residency: str
     if got is None:
         mapped = {g.layer.name: g.mapping.sparse for g in plan.gemms if g.phase == "forward"}
         got = plan.classes["weights", dtype] = (
-            sum(weight_bytes(x.out_features, x.in_features, dtype, mapped.get(x.name, False)) for x in plan.touched),
-            sum(weight_bytes(x.out_features, x.in_features, dtype, False) for x in plan.touched))
+            float(sum(weight_bytes(x.out_features, x.in_features, dtype, mapped.get(x.name, False))
+                      for x in plan.touched)),
+            float(sum(weight_bytes(x.out_features, x.in_features, dtype, False) for x in plan.touched)))
     stored, dense_bytes = got
     l2 = gpu.weight_sram_bytes()
     return {

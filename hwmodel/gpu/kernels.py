@@ -42,9 +42,11 @@ OPERAND_BYTES = {"bfloat16": 2.0, "float16": 2.0, "float8_e4m3fn": 1.0, "int8": 
 #: int8->int8 with int32 accumulation, fp4->bf16). The bench's own int8 path outputs int32.
 OUTPUT_BYTES = {"bfloat16": 2.0, "float16": 2.0, "float8_e4m3fn": 2.0, "int8": 1.0, "float4_e2m1": 2.0,
                 "tfloat32": 4.0}
-#: 2:4 keeps half the values plus 2 bits of position metadata per kept value.
+#: 2:4 keeps half the values plus 2 bits of position metadata per kept value, in groups of
+#: ``SPARSE_GROUP`` along K (a K that is not a multiple of it is zero-padded to one).
 SPARSE_DENSITY = 0.5
 SPARSE_META_BITS = 2.0
+SPARSE_GROUP = 4
 
 #: Output tiles (rows x cols) and split-K factors a GEMM library may pick, keyed by
 #: ``sparse``. cuSPARSELt's kernels tile the dense operand in at least 128 rows. The published

@@ -75,7 +75,7 @@ import numpy as np
 
 from hwmodel.errors import NmlabError
 from hwmodel.gpu.kernels import (BLOCK_SCALED, BLOCK_SCALED_DEFAULT_US, MIN_K_PER_SPLIT, OPERAND_BYTES, OUTPUT_BYTES,
-                                 SPARSE_DENSITY, SPARSE_META_BITS, Kernel, boost_peak, candidates)
+                                 SPARSE_DENSITY, SPARSE_GROUP, SPARSE_META_BITS, Kernel, boost_peak, candidates)
 from hwmodel.gpu.spec import GpuSpec
 
 #: Tile FLOPs per operand element (tm*tn/(tm+tn)) at which the tensor cores stop starving, for a
@@ -176,12 +176,33 @@ BOUNDS = {"issue_us": (0.5, 50.0), "kernel_dense_us": (0.05, 30.0), "kernel_spar
 
 
 def weight_bytes(n: np.ndarray, k: np.ndarray, dtype: str, sparse: bool) -> np.ndarray:
-    """Bytes of the ``n x k`` weight: dense, or 2:4 kept values plus their metadata."""
-    b = OPERAND_BYTES[dtype]
+    """Bytes of the ``n x k`` weight: dense, or 2:4: its kept values plus their metadata, on k
+    zero-padded to a multiple of ``SPARSE_GROUP`` (:func:`sparse_kept`)."""
     if not sparse:
-        return n * k * b
-    kept = n * k * SPARSE_DENSITY
-    return kept * b + kept * SPARSE_META_BITS / 8.0
+        return n * k * OPERAND_BYTES[dtype]
+    return sparse_kept(n, k) * (OPERAND_BYTES[dtype] + SPARSE_META_BITS / 8.0)
+
+
+def sparse_kept(n: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Value slots of an ``n x k`` weight in the 2:4 format: 2 per group of 4 along k, the last
+    group of a row zero-padded (k = 11: 6 per row), as its MACs are issued.
+
+    cuSPARSELt stores no less: it compresses only a weight whose rows and k are multiples of 16
+    (16-bit) or 32 (8-bit), so the caller zero-pads k that far (pytorch's
+    ``torch/sparse/semi_structured.py``, ``SparseSemiStructuredTensorCUSPARSELT``'s
+    ``_DTYPE_SHAPE_CONSTRAINTS``; docs/gpu.md, "Torch API facts"), and its compressed buffer
+    holds half that padded weight's values plus 2 bits of metadata per kept value
+    (``_cslt_compress`` in pytorch's ``aten/src/ATen/native/sparse/cuda/cuSPARSELtOps.cpp``,
+    in the builds that size the buffer themselves, allocates 9/16 of the padded weight's bytes
+    for 16-bit and 10/16 for int8; later builds ask ``cusparseLtSpMMACompressedSize2``). The
+    design point and the timing model do not pad k that far."""
+    return n * (-(-k // SPARSE_GROUP) * SPARSE_GROUP * SPARSE_DENSITY)
+
+
+def weight_bytes_per_element(dtype: str, sparse: bool) -> float:
+    """Bytes the weight takes per logical element (2:4: half a value plus its metadata), k unpadded."""
+    b = OPERAND_BYTES[dtype]
+    return b if not sparse else SPARSE_DENSITY * (b + SPARSE_META_BITS / 8.0)
 
 
 def smooth_max(*terms: np.ndarray, p: float = SMOOTH_P) -> np.ndarray:
@@ -236,7 +257,8 @@ class Geometry:
         kernel = candidates(spec, dtype, sparse)
         self.peak = kernel.peak
         b = OPERAND_BYTES[dtype]
-        wb = weight_bytes(np.float64(1.0), np.float64(1.0), dtype, sparse)  # bytes per weight element
+        # Bytes per weight element: the timing model takes the logical k (no 2:4 group padding).
+        wb = weight_bytes_per_element(dtype, sparse)
         ob = OUTPUT_BYTES[dtype] if out_bytes is None else float(out_bytes)
         self.flops = 2.0 * m * n * k
         # Bytes of X, W (as stored) and Y: the working set, and what each tile candidate re-reads.

@@ -4,7 +4,8 @@ Run once with the per-point engine of 3ee5ba4 (GPU points evaluated one ``simula
 each). When the GPU model itself changes, the reference is regenerated with that engine and
 the new model files, so the test keeps comparing the columnar engine with the per-point one.
 ``gpu_reference_engine.patch`` carries into that engine the fixes made since to what a GPU
-GEMM counts (a 2:4 GEMM's ``macs_issued`` on K padded to a multiple of 4):
+GEMM counts (a 2:4 GEMM's ``macs_issued`` and ``bits_metadata`` on K padded to a multiple of 4;
+its stored bytes come padded from the model files' ``weight_bytes``):
 
     git worktree add /tmp/ref 3ee5ba4 && cd /tmp/ref
     git checkout main -- hwmodel/gpu/model.py hwmodel/gpu/kernels.py hwmodel/gpu/fit.py hwmodel/data/gpu_params.yaml
