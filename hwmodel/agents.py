@@ -87,15 +87,40 @@ MIXED = "mixed"
 def layers_pattern(layers: Any) -> str:
     """A workload's pattern read from its ``layers`` alone: ``unstructured`` where any layer is (RLx2 and GMP
     agents keep small layers dense, ERK), else the one pattern all its layers share, else :data:`MIXED`
-    (dense and N:M layers: a run trained with per-layer patterns). ``nmlab check`` names a workload's own
-    pattern so; the sweep (``sweeps/grid.py``) too, except that a workload's ``meta.sparsity`` decides
-    where no layer is unstructured."""
+    (dense and N:M layers, or N:M layers of two patterns)."""
     from hwmodel.sparsity import parse_pattern
 
     own = {str(parse_pattern(layer.pattern)) for layer in layers}
     if "unstructured" in own:
         return "unstructured"
     return own.pop() if len(own) == 1 else MIXED
+
+
+def workload_pattern(layers: Any, meta: dict[str, Any]) -> str:
+    """A workload's own pattern, as ``nmlab check`` and ``nmlab sweep`` both name it (one reading for both).
+
+    Its layers decide (:func:`layers_pattern`): ``unstructured`` where any layer is, else the one pattern
+    all its layers share, else :data:`MIXED`; ``meta.sparsity`` does not (a workload that says ``2:4`` but
+    keeps a layer dense is not the 2:4 agent, and runs its dense layer dense). A run trained with
+    per-layer patterns (``meta.layer_sparsity`` naming a layer that differs from ``meta.sparsity``:
+    :func:`trained_per_layer`) is :data:`MIXED` even where its layers happen to share one pattern: its
+    label (``2:8 fc1=dense``) is not a plain agent's."""
+    own = layers_pattern(layers)
+    if own != "unstructured" and trained_per_layer(meta):
+        return MIXED
+    return own
+
+
+def trained_per_layer(meta: dict[str, Any]) -> bool:
+    """The workload's ``meta`` is that of a run trained with ``--layer-sparsity`` where some layer differs
+    from its ``sparsity`` (free-form meta that is no ``--layer-sparsity`` text: False)."""
+    declared, spec = meta.get("sparsity"), meta.get("layer_sparsity")
+    if declared is None or not isinstance(spec, str) or not spec.strip():
+        return False
+    try:
+        return bool(layers_text(str(declared), spec))
+    except NmlabError:
+        return False
 
 
 #: Layer keys of ``--layer-sparsity`` in network order (``critic.*`` = both critics and their targets).

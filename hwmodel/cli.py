@@ -93,7 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hwmodel.stop import interrupt_status
 
         print(f"nmlab {name}: interrupted", file=sys.stderr)
-        return interrupt_status()  # 130; 143 where SIGTERM stopped `nmlab train` / `campaign`
+        return interrupt_status()  # 130; 143 where SIGTERM stopped `nmlab train` / `campaign` / `sweep`
     except BrokenPipeError:
         # The reader went away (`nmlab workload | head`): stop quietly, as Unix tools do.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())

@@ -1,4 +1,4 @@
-"""SIGTERM as Ctrl-C for the long-running commands (``nmlab train``, ``nmlab campaign``).
+"""SIGTERM as Ctrl-C for the long-running commands (``nmlab train``, ``nmlab campaign``, ``nmlab sweep``).
 
 Cluster schedulers (Slurm, Kubernetes, ``timeout``) stop a job with SIGTERM; Python's default
 ends the process at once (status 143, no word), and a Ray driver printed Ray's C++ stack lines
@@ -54,6 +54,18 @@ def keeping_sigterm_handler() -> Iterator[None]:
     finally:
         if before is _on_sigterm and threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def sigterm_is_interrupt() -> bool:
+    """SIGTERM is taken as Ctrl-C here now (inside :func:`sigterm_as_interrupt`, in the main thread)."""
+    return signal.getsignal(signal.SIGTERM) is _on_sigterm
+
+
+def note_sigterm() -> None:
+    """Record a SIGTERM taken by a handler of its own (one that sets a flag rather than raising at once,
+    as the sweep's local pool does): :func:`interrupt_status` then gives 143."""
+    global _received
+    _received = signal.SIGTERM
 
 
 def interrupt_status() -> int:

@@ -23,7 +23,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from hwmodel.agents import MIXED, layers_pattern
+from hwmodel import agents
+from hwmodel.agents import MIXED
 from hwmodel.errors import NmlabError
 from hwmodel.limits import (MAX_BITS, MIN_BITS, check_version, config_path, is_file, is_int, limit, load_yaml,
                             not_a_file, other_kind, over_limit, short)
@@ -197,9 +198,9 @@ def evaluate_combinations(design, workload, patterns: list[str], bits: list[int]
 
 
 def workload_pattern(workload) -> str:
-    """The workload's own pattern, from its layers (:func:`hwmodel.agents.layers_pattern`): ``unstructured``,
-    the one pattern its layers share, or ``mixed``."""
-    return layers_pattern(workload.layers)
+    """The workload's own pattern as the sweep names it (:func:`hwmodel.agents.workload_pattern`):
+    ``unstructured``, the one pattern its layers share, or ``mixed``."""
+    return agents.workload_pattern(workload.layers, workload.meta)
 
 
 def _runs_as(res) -> str:
@@ -369,7 +370,9 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
         own_label = workload_pattern(workload)
         if own_label == MIXED:
             own = sorted({str(parse_pattern(layer.pattern)) for layer in workload.layers})
-            raise NmlabError(f"--patterns: the workload mixes patterns {', '.join(own)}; name the ones to check "
+            what = (f"mixes patterns {', '.join(own)}" if len(own) > 1 else  # else a run trained per layer
+                    f"was trained with per-layer patterns (layer_sparsity {str(workload.meta.get('layer_sparsity'))[:60]!r})")
+            raise NmlabError(f"--patterns: the workload {what}; name the ones to check "
                              f"(mixed: its own per-layer patterns, as trained)")
         pats = [own_label]
     if bits is not None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import csv
 import os
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -58,13 +58,21 @@ def quantize_actor(actor: nn.Module, bits: int, activations: bool = False) -> nn
     return actor
 
 
-def evaluate_run(run_dir: str | os.PathLike, bits: int, episodes: int = 10, activations: bool = False) -> dict[str, Any]:
-    """Evaluate the run's final actor at ``bits``; returns one quality row (a dict)."""
+def evaluate_run(run_dir: str | os.PathLike, bits: int, episodes: int = 10, activations: bool = False,
+                 table: Optional[str] = None) -> dict[str, Any]:
+    """Evaluate the run's final actor at ``bits``; returns one quality row (a dict).
+
+    ``table``: the row is for a quality table (the option that names it, for errors, e.g. ``--csv``): a
+    gradual-N:M GMP run whose masks are not N:M yet is refused before it is evaluated
+    (:func:`rl.export.refuse_pre_nm_rows`): its row would say the N:M target."""
     from rl import td3
-    from rl.export import load_run
+    from rl.export import load_run, refuse_pre_nm_rows
 
     check_bits(bits)
     args, nets, ckpt = load_run(run_dir)
+    if table is not None:
+        refuse_pre_nm_rows(args, nets, int(ckpt["global_step"]), str(run_dir), table,
+                           f" (nmlab evaluate without {table} prints its return)" if table.startswith("--") else "")
     actor = quantize_actor(nets["actor"], bits, activations)
     rets = td3.evaluate_policy(actor, args.env, episodes, args.seed, seed_offset=args.eval_seed_offset)
     return {

@@ -72,10 +72,11 @@ def final_eval(run_dir: str | os.PathLike, step: int) -> Optional[tuple[float, f
     return (parse_finite(r["return_mean"], f"{where}: return_mean"), parse_finite(r["return_std"], f"{where}: return_std"))
 
 
-def nm_not_reached(args: Any, nets: dict[str, Any], step: int, run: str) -> Optional[str]:
-    """A note when a gradual-N:M GMP run is at a step before its masks are N:M (its schedule's end):
-    its export is unstructured, while its quality rows (``nmlab evaluate``) say the N:M target;
-    None otherwise."""
+def nm_pending(args: Any, nets: dict[str, Any], step: int, run: str) -> Optional[tuple[str, str, int]]:
+    """Where a gradual-N:M GMP run is at a step before its masks are N:M (its schedule's end):
+    (``"RUN is gmp 2:4 at step 250, before its masks are 2:4 (its schedule reaches 2:4 at step 500)"``,
+    the N:M label, the schedule's end step); None for any other run or step. Its export is
+    unstructured, and its return is not yet the N:M agent's."""
     from hwmodel.sparsity import verify
     from rl.nm_layers import nm_layers
 
@@ -86,10 +87,32 @@ def nm_not_reached(args: Any, nets: dict[str, Any], step: int, run: str) -> Opti
     if all(verify(lin.mask.numpy(), lin.pattern) is None for net in nets.values() for lin in nm_layers(net)
            if lin.sparse and lin.pattern.is_nm):
         return None
-    return (f"note: {run} is gmp {label} at step {step}, before its masks are {label} (its schedule reaches "
-            f"{label} at step {method.schedule.t_end}): its workload is unstructured and its quality rows "
-            f"say {label}, so a sweep joins no return to it; export and evaluate it from step "
-            f"{method.schedule.t_end} on to compare it as {label}")
+    end = method.schedule.t_end
+    return (f"{run} is gmp {label} at step {step}, before its masks are {label} (its schedule reaches "
+            f"{label} at step {end})", label, end)
+
+
+def nm_not_reached(args: Any, nets: dict[str, Any], step: int, run: str) -> Optional[str]:
+    """The note ``nmlab export`` prints for a run of :func:`nm_pending`; None otherwise."""
+    pending = nm_pending(args, nets, step, run)
+    if pending is None:
+        return None
+    where, label, end = pending
+    return (f"note: {where}: its workload is unstructured and no quality row is its return (nmlab evaluate "
+            f"--csv writes none before step {end}), so a sweep joins no return to it; export and evaluate it "
+            f"from step {end} on to compare it as {label}")
+
+
+def refuse_pre_nm_rows(args: Any, nets: dict[str, Any], step: int, run: str, field: str, instead: str = "") -> None:
+    """NmlabError naming ``field`` where the run is one of :func:`nm_pending`: its quality rows would say
+    the N:M target (``2:4``), and a sweep would average them with the rows of that agent's finished
+    seeds, though its masks are not N:M yet. ``instead``: what else the user may do, ending the line."""
+    pending = nm_pending(args, nets, step, run)
+    if pending is not None:
+        where, label, end = pending
+        raise NmlabError(f"{field}: {where}: its return is not yet the {label} agent's, and a sweep would average "
+                         f"it with other seeds' {label} rows, so no quality row is written for it before step "
+                         f"{end}{instead}")
 
 
 def build_workload(run_dir: str | os.PathLike, episodes: Optional[int] = None) -> Workload:
@@ -147,3 +170,9 @@ def run_note(run_dir: str | os.PathLike) -> Optional[str]:
     """:func:`nm_not_reached` of the run in ``run_dir`` at its checkpoint."""
     args, nets, ckpt = load_run(run_dir)
     return nm_not_reached(args, nets, int(ckpt["global_step"]), str(run_dir))
+
+
+def run_pending(run_dir: str | os.PathLike) -> Optional[tuple[str, str, int]]:
+    """:func:`nm_pending` of the run in ``run_dir`` at its checkpoint."""
+    args, nets, ckpt = load_run(run_dir)
+    return nm_pending(args, nets, int(ckpt["global_step"]), str(run_dir))

@@ -145,14 +145,27 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _note_nm_not_reached(method: Any, sparsity: Any, run_dir: str) -> None:
-    """Say why a gradual-N:M GMP run (``method`` gmp, ``sparsity`` N:M) exported or evaluated before its
-    schedule ended joins no quality row (:func:`rl.export.nm_not_reached`)."""
+    """Say why a gradual-N:M GMP run (``method`` gmp, ``sparsity`` N:M) exported before its schedule
+    ended joins no quality row (:func:`rl.export.nm_not_reached`)."""
     if method == "gmp" and ":" in str(sparsity):
         from rl.export import run_note
 
         note = run_note(run_dir)
         if note:
             print(note, file=sys.stderr)
+
+
+def _note_return_not_nm(method: Any, sparsity: Any, run_dir: str) -> None:
+    """After ``nmlab evaluate`` (no ``--csv``) of a gradual-N:M GMP run before its schedule ended: its
+    return is not yet the N:M agent's (:func:`rl.export.nm_pending`)."""
+    if method == "gmp" and ":" in str(sparsity):
+        from rl.export import run_pending
+
+        pending = run_pending(run_dir)
+        if pending:
+            where, label, end = pending
+            print(f"note: {where}: this return is not yet the {label} agent's (nmlab evaluate --csv writes "
+                  f"no row for it before step {end})", file=sys.stderr)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -184,12 +197,17 @@ def _evaluate(args: argparse.Namespace) -> int:
         check_quality_csv(args.csv)  # before the evaluation: it is the slow part
     from rl.evaluate import append_quality_row, evaluate_run
 
-    row = evaluate_run(args.run_dir, args.bits, args.episodes, args.quantize_activations)
+    # With --csv a gmp N:M run whose masks are not N:M yet is refused before it is evaluated: its row
+    # would say the N:M target, and a sweep would average it with that agent's finished seeds.
+    row = evaluate_run(args.run_dir, args.bits, args.episodes, args.quantize_activations,
+                       table="--csv" if args.csv else None)
     print(f"{row['env']} {row['method']} {row['sparsity']} seed {row['seed']} at {row['steps']} steps, "
           f"{row['bits']}-bit weights{' and activations' if args.quantize_activations else ''}: "
           f"return {row['return_mean']:.1f} +- {row['return_std']:.1f} over {row['episodes']} episodes")
     if args.csv:
         append_quality_row(args.csv, row)
-        _note_nm_not_reached(row["method"], row["sparsity"], args.run_dir)
+    else:
+        sys.stdout.flush()  # the result line before the note
+        _note_return_not_nm(row["method"], row["sparsity"], args.run_dir)
     sys.stdout.flush()
     return 0

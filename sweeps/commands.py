@@ -39,12 +39,15 @@ def _sweep(args: argparse.Namespace) -> int:
         # as nmlab campaign says: K was silently ignored where the cluster's CPUs run the chunks
         raise NmlabError("--workers: sets the local pool's or local Ray instance's CPUs; a cluster (--ray ADDRESS) "
                          "has its own")
+    from hwmodel.stop import interrupt_status, sigterm_as_interrupt
+
     try:
-        stats = api.run(args.config, args.out, workers=args.workers, use_ray=args.ray is not None,
-                        ray_address=args.ray, progress=not args.quiet)
+        with sigterm_as_interrupt():  # a scheduler's SIGTERM stops the sweep as Ctrl-C does
+            stats = api.run(args.config, args.out, workers=args.workers, use_ray=args.ray is not None,
+                            ray_address=args.ray, progress=not args.quiet)
     except KeyboardInterrupt:
         _say_what_survives(args)
-        return 130
+        return interrupt_status()  # 130 after Ctrl-C, 143 after SIGTERM
     print(
         f"{stats['rows']} points in {args.out}/points.parquet "
         f"({stats['evaluated']} evaluated now, {stats['already_done']} already done, {stats['seconds']:.1f} s)"
@@ -53,7 +56,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _say_what_survives(args: argparse.Namespace) -> None:
-    """After Ctrl-C: how many evaluated points the folder keeps and the command that finishes the rest
+    """After Ctrl-C or SIGTERM: how many evaluated points the folder keeps and the command that finishes the rest
     (it used to print only "nmlab sweep: interrupted")."""
     import shlex
     import sys

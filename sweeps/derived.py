@@ -170,7 +170,7 @@ def _join_one(quality: dict, env, pattern, bits, method, agent) -> Optional[tupl
     want = label_fractions(agent)
     if pattern == "unstructured" and method == "gmp" and _nm_target(agent):
         # gmp N:M exported before its masks were N:M: the unstructured rows are other gmp agents'
-        # (fractions removed), and its own rows say N:M (nmlab export notes it).
+        # (fractions removed), and nmlab evaluate --csv writes no N:M row for it (nmlab export notes it).
         return None
     recs = [r for r in quality.get((env, pattern, int(bits)), []) if r["method"] in ("", method)
             and (r["fractions"] is None or want is None or same_fractions(r["fractions"], want))

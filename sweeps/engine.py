@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+from hwmodel import stop
 from hwmodel.errors import NmlabError
 from hwmodel.io import atomic_write
 from sweeps import store
@@ -162,6 +163,7 @@ class _Pool:
         self.ready: list = []
         self.interrupted = False
         self._sigint = None
+        self._sigterm = None
         if self.pool is not None and threading.current_thread() is threading.main_thread():
             # Ctrl-C is taken where collect() waits, not wherever the main thread happens to be: the
             # default handler's KeyboardInterrupt can land inside concurrent.futures while it holds a
@@ -173,6 +175,10 @@ class _Pool:
             if previous is not signal.SIG_IGN:
                 self._sigint = previous if previous is not None else signal.SIG_DFL
                 signal.signal(signal.SIGINT, self._on_sigint)
+            if stop.sigterm_is_interrupt():
+                # `nmlab sweep` takes SIGTERM as Ctrl-C (hwmodel.stop): here, the same flag.
+                self._sigterm = signal.getsignal(signal.SIGTERM)
+                signal.signal(signal.SIGTERM, self._on_sigterm)
         if self.pool is not None:
             self.pool.submit(int)  # starts the workers now: their start-up overlaps the parent's id work
 
@@ -180,10 +186,19 @@ class _Pool:
         self.interrupted = True
         self._restore_sigint()
 
+    def _on_sigterm(self, signum, frame) -> None:
+        stop.note_sigterm()  # exit status 143
+        self.interrupted = True
+        self._restore_sigint()
+
     def _restore_sigint(self) -> None:
+        """Both handlers back as they were: a second Ctrl-C or SIGTERM interrupts at once."""
         if self._sigint is not None:
             signal.signal(signal.SIGINT, self._sigint)
             self._sigint = None
+        if self._sigterm is not None:
+            signal.signal(signal.SIGTERM, self._sigterm)
+            self._sigterm = None
 
     def submit(self, chunk: dict[str, list], tag: int) -> None:
         if self.pool is None:
@@ -205,6 +220,10 @@ class _Pool:
             if self.interrupted:
                 raise KeyboardInterrupt
             done, _ = wait(pending, timeout=0.1, return_when=FIRST_COMPLETED)
+        if self.interrupted:
+            # Before the results: a SIGTERM sent to the whole process group also ended the workers
+            # (theirs is the default action), whose futures then fail with BrokenProcessPool.
+            raise KeyboardInterrupt
         out = []
         for fut in done:
             out.append((self.pending.pop(fut), fut.result()))

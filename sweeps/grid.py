@@ -26,8 +26,7 @@ import numpy as np
 
 from hwmodel.errors import NmlabError
 from hwmodel.limits import exists, is_dir, is_file
-from hwmodel.sparsity import parse_pattern
-from hwmodel.agents import MIXED, agent_label, layers_pattern, layers_text, one_shot_label
+from hwmodel.agents import MIXED, agent_label, one_shot_label, workload_pattern
 from sweeps.config import SweepConfig, unstructured_level
 
 #: Bumped when a point's row would change meaning: old part files then no longer match.
@@ -103,16 +102,6 @@ class WorkloadInfo:
     agent: str = ""  # label of the trained agent (hwmodel.agents): "2:4", "rlx2 0.98/0.95", "gmp 0.9 QAT8"
 
 
-def _trained_per_layer(declared: str, spec: Any) -> bool:
-    """The workload is a run trained with ``--layer-sparsity`` where some layer differs from ``declared``."""
-    if not isinstance(spec, str) or not spec.strip():
-        return False
-    try:
-        return bool(layers_text(declared, spec))
-    except NmlabError:
-        return False  # free-form meta: its layers' own patterns are what the sweep evaluates
-
-
 @lru_cache(maxsize=256)
 def _workload_info(path: str) -> WorkloadInfo:
     from sweeps.evaluate import loaded_workload  # the parse the evaluation reuses
@@ -120,14 +109,9 @@ def _workload_info(path: str) -> WorkloadInfo:
     wl = loaded_workload(path)
     meta = wl.meta
     stem = Path(path).stem
-    # RLx2 / gradual pruning: any unstructured layer makes it an unstructured agent, whatever
-    # meta.sparsity says (a level such as 0.9, or ERK's per-layer densities).
-    pattern = layers_pattern(wl.layers)
-    declared = meta.get("sparsity")
-    if pattern != "unstructured" and declared is not None:
-        pattern = str(parse_pattern(str(declared), field=f"workload {stem}: meta.sparsity"))
-        if _trained_per_layer(str(declared), meta.get("layer_sparsity")):
-            pattern = MIXED  # not the plain agent of its meta.sparsity; its label names the layers
+    # What nmlab check names it too: its layers' patterns (an RLx2 / GMP agent with any unstructured
+    # layer is unstructured), mixed for a run trained with per-layer patterns.
+    pattern = workload_pattern(wl.layers, meta)
     seed = meta.get("seed")
     if not isinstance(seed, int):
         m = _SEED_RE.search(stem)
@@ -453,7 +437,7 @@ def plan(cfg: SweepConfig) -> Plan:
             skipped.append(f"unstructured: no trained unstructured workload for {', '.join(missing_envs)}")
     mixed = [w.name for w in workloads if w.pattern == MIXED]
     if mixed and MIXED not in sources:
-        skipped.append(f"{', '.join(mixed)}: trained with per-layer patterns, swept only where patterns lists mixed")
+        skipped.append(f"{', '.join(mixed)}: trained with per-layer patterns (layers of mixed patterns), swept only where patterns lists mixed")
     result = Plan(cfg, workloads, designs, skipped, sources, not_swept(workloads, sources))
     if len(result) == 0:
         if not any(b in d.bits_supported for d in designs for b in cfg.bits):

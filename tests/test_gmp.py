@@ -513,9 +513,9 @@ def test_export_mid_schedule_writes_gradual_nm_layers_as_unstructured_with_their
 def test_gradual_nm_exported_mid_schedule_says_why_no_return_joins_and_takes_no_other_agents(tmp_path, gmp_24_stopped_at_250,
                                                                                            capsys):
     """A gmp 2:4 run exported before its masks are 2:4 is an unstructured workload labelled
-    "gmp 2:4" while its quality rows say 2:4: the sweep joined it to no row of its own, silently,
-    and took any gmp unstructured row of the env (another gmp agent's, "gmp 0.9") for its return.
-    Now export and evaluate --csv say why no return joins it, and the sweep joins none to it."""
+    "gmp 2:4": the sweep joined it to no row of its own, silently, and took any gmp unstructured
+    row of the env (another gmp agent's, "gmp 0.9") for its return. Now export says why no return
+    joins it, and the sweep joins none to it."""
     from hwmodel.cli import main
     from sweeps.derived import _join_one, load_quality
     from sweeps.grid import _workload_info
@@ -523,18 +523,63 @@ def test_gradual_nm_exported_mid_schedule_says_why_no_return_joins_and_takes_no_
     out = gmp_24_stopped_at_250
     end = make_method(_gmp(sparsity="2:4", steps=600, prune_every=50, **SMALL)).schedule.t_end
     note = (f"note: {out} is gmp 2:4 at step 250, before its masks are 2:4 (its schedule reaches 2:4 at step {end}): "
-            f"its workload is unstructured and its quality rows say 2:4, so a sweep joins no return to it; export "
-            f"and evaluate it from step {end} on to compare it as 2:4")
+            f"its workload is unstructured and no quality row is its return (nmlab evaluate --csv writes none before "
+            f"step {end}), so a sweep joins no return to it; export and evaluate it from step {end} on to compare it as 2:4")
     assert main(["export", str(out), "--out", str(tmp_path / "mid.nmw"), "--episodes", "1"]) == 0
-    assert capsys.readouterr().err.strip() == note
-    table = tmp_path / "q.csv"
-    assert main(["evaluate", str(out), "--bits", "8", "--episodes", "1", "--csv", str(table)]) == 0
     assert capsys.readouterr().err.strip() == note
     info = _workload_info(str(tmp_path / "mid.nmw"))
     assert (info.pattern, info.agent, info.method) == ("unstructured", "gmp 2:4", "gmp")
     # Another gmp agent of the env (fractions removed: rows "unstructured" and "0.9") is not its return.
-    with open(table, "a") as fh:
-        fh.write("Hopper-v5,gmp,unstructured,8,0,600,1,123.0,1.0\nHopper-v5,gmp,0.9,8,1,600,1,321.0,1.0\n")
+    table = tmp_path / "q.csv"
+    table.write_text("env,method,sparsity,bits,seed,steps,episodes,return_mean,return_std\n"
+                     "Hopper-v5,gmp,unstructured,8,0,600,1,123.0,1.0\nHopper-v5,gmp,0.9,8,1,600,1,321.0,1.0\n")
     quality = load_quality(table)
     assert _join_one(quality, "Hopper-v5", "unstructured", 8, "gmp", info.agent) is None
     assert _join_one(quality, "Hopper-v5", "unstructured", 8, "gmp", "gmp 0.9")[0] == pytest.approx((123.0 + 321.0) / 2)
+
+
+@pytest.mark.mujoco
+@pytest.mark.slow
+def test_gradual_nm_evaluated_mid_schedule_writes_no_row_a_sweep_would_average_with_finished_seeds(
+        tmp_path, gmp_24_stopped_at_250, capsys):
+    """nmlab evaluate --csv of a gmp 2:4 run before its masks are 2:4 wrote a row labelled 2:4 (method gmp),
+    printing only a note: a sweep then averaged its return with another seed's finished gmp 2:4 run (same
+    env, pattern, bits, method). Now --csv refuses it in one line before evaluating (exit 2, the table
+    unchanged), so the finished agent's return is its own; without --csv the return is printed with a note
+    that it is not yet the 2:4 agent's."""
+    from hwmodel.cli import main
+    from sweeps.derived import _join_one, load_quality
+
+    out = gmp_24_stopped_at_250
+    end = make_method(_gmp(sparsity="2:4", steps=600, prune_every=50, **SMALL)).schedule.t_end
+    where = f"{out} is gmp 2:4 at step 250, before its masks are 2:4 (its schedule reaches 2:4 at step {end})"
+    table = tmp_path / "q.csv"
+    finished = ("env,method,sparsity,bits,seed,steps,episodes,return_mean,return_std\n"
+                "Hopper-v5,gmp,2:4,8,1,600,1,400.0,1.0\n")  # another seed's finished gmp 2:4 run
+    table.write_text(finished)
+    assert main(["evaluate", str(out), "--bits", "8", "--episodes", "1", "--csv", str(table)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err.strip().splitlines() == [
+        f"nmlab evaluate: error: --csv: {where}: its return is not yet the 2:4 agent's, and a sweep would average it "
+        f"with other seeds' 2:4 rows, so no quality row is written for it before step {end} (nmlab evaluate "
+        f"without --csv prints its return)"]
+    assert table.read_text() == finished
+    mean, _std, seeds, steps = _join_one(load_quality(table), "Hopper-v5", "2:4", 8, "gmp", "gmp 2:4")
+    assert (mean, seeds, steps) == (400.0, 1, 600)  # the finished seed's return alone
+    assert main(["evaluate", str(out), "--bits", "8", "--episodes", "1", "--csv", str(tmp_path / "new.csv")]) == 2
+    assert not (tmp_path / "new.csv").exists()
+    # Bundling it (rl/publish.py) is refused the same way, before anything is exported.
+    from rl.publish import bundle
+
+    dest = tmp_path / "bundled"
+    dest.mkdir()
+    with pytest.raises(NmlabError, match=r"^bundle: .* is gmp 2:4 at step 250, before its masks are 2:4"):
+        bundle([out], bits=(8,), episodes=1, dest=dest)
+    assert list(dest.iterdir()) == []
+    capsys.readouterr()
+    assert main(["evaluate", str(out), "--bits", "8", "--episodes", "1"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("Hopper-v5 gmp 2:4 seed 0 at 250 steps, 8-bit weights: return ")
+    assert captured.err.strip() == (f"note: {where}: this return is not yet the 2:4 agent's (nmlab evaluate --csv "
+                                    f"writes no row for it before step {end})")

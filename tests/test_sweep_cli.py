@@ -154,6 +154,44 @@ def test_ctrl_c_says_what_is_kept_and_the_same_command_finishes_exactly(tmp_path
     assert pd.read_parquet(out / "points.parquet").equals(expected)
 
 
+@pytest.mark.parametrize("target", ["sweep process", "process group"])
+def test_sigterm_says_what_is_kept_exits_143_and_the_same_command_finishes_exactly(tmp_path, target):
+    """A scheduler's SIGTERM (`timeout` and Kubernetes signal the sweep process, Slurm every process of
+    the job) ended `nmlab sweep` at once with status 143 and no word. Now it stops as Ctrl-C does: the
+    same one line (points kept, the command that finishes the rest), status 143, no traceback, no
+    points.parquet half-written, and the same command finishes to the uninterrupted table."""
+    cfg = config(tmp_path, chunk_size=1, bits=[8, 4], patterns=["dense", "2:4", "1:4", "1:8"])
+    ref = tmp_path / "ref"
+    assert main(["sweep", str(cfg), "--out", str(ref), "--workers", "2", "--quiet"]) == 0
+    expected = pd.read_parquet(ref / "points.parquet")
+
+    out = tmp_path / "out"
+    cmd = [*NMLAB, "sweep", str(cfg), "--out", str(out), "--workers", "2", "--quiet"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (out.exists() and len(store.list_parts(out)) >= 8):
+        assert proc.poll() is None, proc.stderr.read()[-2000:]
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    if target == "process group":
+        os.killpg(proc.pid, signal.SIGTERM)
+    else:
+        proc.send_signal(signal.SIGTERM)
+    stdout, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err[-2000:]
+    kept = len(store.done_ids(out))
+    assert 8 <= kept < len(expected), "stopped before the end"
+    assert err.strip().splitlines() == [
+        f"nmlab sweep: interrupted; the {kept:,} points evaluated so far are kept in {out / 'parts'}; "
+        f"the same command evaluates only the rest: nmlab sweep {cfg} --out {out} --workers 2 --quiet"], err[-2000:]
+    assert stdout == "" and not (out / "points.parquet").exists()
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"{kept} already done" in again.stdout, again.stdout
+    assert pd.read_parquet(out / "points.parquet").equals(expected)
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
 def test_pool_workers_end_when_the_sweep_process_alone_is_killed(tmp_path):
     """SIGKILL of the sweep process only (not its group) left its pool workers running: one
