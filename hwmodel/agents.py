@@ -86,25 +86,29 @@ def _sparsity_text(actor: Any, critic: Any) -> str:
 MIXED = "mixed"
 def layers_pattern(layers: Any) -> str:
     """A workload's pattern read from its ``layers`` alone: ``unstructured`` where any layer is (RLx2 and GMP
-    agents keep small layers dense, ERK), else the one pattern all its layers share, else :data:`MIXED`
-    (dense and N:M layers, or N:M layers of two patterns)."""
+    agents keep small layers dense, ERK), else the one N:M pattern its sparse layers share (layers left dense
+    beside them, as methods often keep an input or output layer, do not change it), ``dense`` where every
+    layer is, else :data:`MIXED` (N:M layers of two patterns)."""
     from hwmodel.sparsity import parse_pattern
 
     own = {str(parse_pattern(layer.pattern)) for layer in layers}
     if "unstructured" in own:
         return "unstructured"
-    return own.pop() if len(own) == 1 else MIXED
+    sparse = own - {"dense"}
+    if not sparse:
+        return "dense"
+    return sparse.pop() if len(sparse) == 1 else MIXED
 
 
 def workload_pattern(layers: Any, meta: dict[str, Any]) -> str:
     """A workload's own pattern, as ``nmlab check`` and ``nmlab sweep`` both name it (one reading for both).
 
-    Its layers decide (:func:`layers_pattern`): ``unstructured`` where any layer is, else the one pattern
-    all its layers share, else :data:`MIXED`; ``meta.sparsity`` does not (a workload that says ``2:4`` but
-    keeps a layer dense is not the 2:4 agent, and runs its dense layer dense). A run trained with
-    per-layer patterns (``meta.layer_sparsity`` naming a layer that differs from ``meta.sparsity``:
-    :func:`trained_per_layer`) is :data:`MIXED` even where its layers happen to share one pattern: its
-    label (``2:8 fc1=dense``) is not a plain agent's."""
+    Its layers decide (:func:`layers_pattern`): ``unstructured`` where any layer is, else the one N:M
+    pattern of its sparse layers (a 2:4 agent whose output layers stay dense is the 2:4 agent, run with
+    those layers dense), else :data:`MIXED`; ``meta.sparsity`` does not. A run trained with per-layer
+    patterns (``meta.layer_sparsity`` naming a layer that differs from ``meta.sparsity``:
+    :func:`trained_per_layer`) is :data:`MIXED` even where its layers read as one pattern: its label
+    (``2:8 fc1=dense``) is not a plain agent's."""
     own = layers_pattern(layers)
     if own != "unstructured" and trained_per_layer(meta):
         return MIXED

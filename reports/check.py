@@ -199,7 +199,7 @@ def evaluate_combinations(design, workload, patterns: list[str], bits: list[int]
 
 def workload_pattern(workload) -> str:
     """The workload's own pattern as the sweep names it (:func:`hwmodel.agents.workload_pattern`):
-    ``unstructured``, the one pattern its layers share, or ``mixed``."""
+    ``unstructured``, the one N:M pattern of its sparse layers, ``dense`` or ``mixed``."""
     return agents.workload_pattern(workload.layers, workload.meta)
 
 
