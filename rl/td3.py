@@ -153,19 +153,27 @@ def _mj_spec():
     return mujoco.mjtState.mjSTATE_INTEGRATION
 
 
+#: Derived MuJoCo arrays a gymnasium v5 env reads *before* it steps the physics: Ant-v5 its torso's ``xpos``
+#: and Humanoid-v5 the mass centre from ``xipos`` (their forward reward is the move from there). They are not
+#: integration state, and MuJoCo leaves them one substep behind ``qpos``, so they are saved as they are.
+MJ_DERIVED = ("xpos", "xipos")
+
+
 def get_env_state(env: gym.Env) -> dict[str, Any]:
     """Everything needed to continue the current episode bit for bit (MuJoCo physics + RNGs)."""
     u = env.unwrapped
-    mj_state = None
+    mj_state = mj_derived = None
     if hasattr(u, "model") and hasattr(u, "data"):
         import mujoco
 
         s = np.empty(mujoco.mj_stateSize(u.model, _mj_spec()), dtype=np.float64)
         mujoco.mj_getState(u.model, u.data, s, _mj_spec())
         mj_state = torch.from_numpy(s)
+        mj_derived = {k: torch.from_numpy(np.array(getattr(u.data, k), dtype=np.float64)) for k in MJ_DERIVED}
     tl = _time_limit(env)
     return {
         "mj_state": mj_state,
+        "mj_derived": mj_derived,
         "elapsed_steps": int(tl._elapsed_steps) if tl is not None and tl._elapsed_steps is not None else None,
         "env_rng": json.dumps(u.np_random.bit_generator.state),
         "action_space_rng": json.dumps(env.action_space.np_random.bit_generator.state),
@@ -182,6 +190,18 @@ def set_env_state(env: gym.Env, state: dict[str, Any], seed: int) -> bool:
         import mujoco
 
         mujoco.mj_setState(u.model, u.data, state["mj_state"].numpy().astype(np.float64), _mj_spec())
+        derived = state.get("mj_derived")
+        if derived is None:
+            # A checkpoint from before mj_derived: the kinematics of the restored state (not of the reset
+            # above), one substep ahead of what the run had, so Ant/Humanoid resume close, not exactly.
+            mujoco.mj_kinematics(u.model, u.data)
+        else:
+            for k in MJ_DERIVED:
+                target = getattr(u.data, k)
+                value = derived[k].numpy()
+                if value.shape != target.shape:
+                    raise ValueError(f"{k}: shape {tuple(value.shape)}, this env has {tuple(target.shape)}")
+                target[...] = value
         tl = _time_limit(env)
         if tl is not None:
             tl._elapsed_steps = state["elapsed_steps"]
