@@ -447,6 +447,45 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.first_checkpoint = first_checkpoint  # where a fresh run writes its first one
 
 
+#: Bytes a checkpoint holds besides its tensors' data (torch.save's zip records and alignment, the pickled
+#: structure, args, RNG states), with room to spare: 46,881 on a 300-step Humanoid-v5 run.
+CHECKPOINT_ALLOWANCE = 1 << 20
+
+
+def checkpoint_bytes_at_least(args: Args, obs_dim: int, act_dim: int) -> tuple[int, int]:
+    """(bytes of the six networks, bytes per replay row) of the run's checkpoints, lower bounds: float32
+    weights and biases and a bool mask per weight for every network, Adam's two float32 moments per
+    online parameter; a row's observations, next observations, action, reward, done (float32) and
+    truncated flag, plus the behaviour action of rlx2 (rl/checkpoint.py). The last checkpoint holds
+    ``min(steps, buffer_size)`` rows."""
+    h = args.hidden
+    critic = [(obs_dim + act_dim, h), (h, h), (h, 1)]
+    online = [(obs_dim, h), (h, h), (h, act_dim)] + critic + critic
+    params = sum(i * o + o for i, o in online)
+    weights = sum(i * o for i, o in online)
+    nets = 2 * (4 * params + weights) + 2 * 4 * params
+    row = 4 * (2 * obs_dim + act_dim + 2) + 1 + (4 * act_dim if resolve_method(args) == "rlx2" else 0)
+    return nets, row
+
+
+def check_checkpoint_size(args: Args, obs_dim: int, act_dim: int) -> None:
+    """Refuse a run whose checkpoints would outgrow the ``checkpoint_bytes`` limit that resume,
+    export and evaluate read them under (Humanoid-v5's 348-d observations at the default 1M
+    buffer: 2.9 GB): it would train for hours, then no nmlab command could read the result."""
+    from hwmodel.limits import LIMITS, limit
+
+    nets, row = checkpoint_bytes_at_least(args, obs_dim, act_dim)
+    nets += CHECKPOINT_ALLOWANCE
+    rows = min(args.steps, args.buffer_size)
+    need, cap = nets + rows * row, limit("checkpoint_bytes")
+    if need > cap:
+        raise NmlabError(
+            f"buffer_size: a {args.env} checkpoint keeps {rows:,} transitions of {row:,} bytes, about {need:,} "
+            f"bytes in all, over the limit of {cap:,} that resume, export and evaluate read a checkpoint under; "
+            f"give --buffer-size {max(0, cap - nets) // row:,} or less, or set {LIMITS['checkpoint_bytes'].env} "
+            f"to {need:,} or more for this run and every command that reads it (docs/limits.md)")
+
+
 def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     """Train (or resume) one run. ``explicit``: names of knobs the user set (for resume checks;
     None means all). Returns a summary dict (steps, final evaluation, steps/s)."""
@@ -484,6 +523,7 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
         raise NmlabError(f"env: {args.env!r} has an unbounded action space")
+    check_checkpoint_size(args, obs_dim, act_dim)
     out.mkdir(parents=True, exist_ok=True)  # only once the env is known good: a bad --env leaves nothing
 
     # Seeding (a resume overwrites all of these from the checkpoint).

@@ -1,6 +1,7 @@
 """Short real MuJoCo runs of TD3 / RNM-TD3: N:M everywhere, mask interval, SAD, resume, errors."""
 
 import csv
+import dataclasses
 import json
 import shutil
 
@@ -553,3 +554,19 @@ def test_restored_env_state_continues_the_episode_bit_for_bit(env_id):
         assert a[1] == b[1] and np.array_equal(a[0], b[0]), (a[1], b[1])
     live.close()
     fresh.close()
+
+
+def test_a_run_whose_checkpoint_would_outgrow_the_limit_is_refused_before_it_starts(tmp_path, monkeypatch):
+    """Humanoid-v5 at the default 1M buffer writes 2.9 GB checkpoints, over the 1 GiB limit that resume,
+    export and evaluate read them under: the run trained for hours, then `nmlab export` refused its
+    checkpoint. The same refusal at a limit scaled down to a 300-step run: one line naming buffer_size
+    and the largest buffer that fits, nothing written; that buffer trains."""
+    nets, row = td3.checkpoint_bytes_at_least(td3.Args(env="Humanoid-v5", hidden=32), 348, 17)
+    assert row == 4 * (2 * 348 + 17 + 2) + 1
+    monkeypatch.setenv("NMLAB_MAX_CHECKPOINT_BYTES", str(nets + td3.CHECKPOINT_ALLOWANCE + 200 * row))
+    args = td3.Args(**{**SMALL, "env": "Humanoid-v5", "out": str(tmp_path / "h"), "steps": 300})
+    with pytest.raises(NmlabError, match=r"^buffer_size: .*Humanoid-v5.* give --buffer-size 200 or less") as exc:
+        td3.train(args)
+    assert "\n" not in str(exc.value) and not (tmp_path / "h").exists()
+    td3.train(dataclasses.replace(args, buffer_size=200))
+    assert load_checkpoint(checkpoint_path(tmp_path / "h"))["buffer"]["filled"] == 200  # readable under the limit
