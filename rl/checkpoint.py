@@ -15,7 +15,7 @@ integers are not plain pickle-safe types everywhere). Format, version 1:
 | ``buffer`` | replay buffer (:mod:`rl.replay`): ``obs``, ``next_obs``, ``actions``, ``rewards``, ``dones`` (terminated), ``truncated`` (bool), ``behavior`` (rlx2 only) for the written rows ``[0, filled)``; ``pos``, ``size`` (live transitions), ``filled``. Files without ``truncated`` / ``filled`` (before rl/replay.py) load with no truncation flags and ``filled = size`` |
 | ``rng`` | ``torch`` (ByteTensor), ``numpy`` (JSON), ``env`` (JSON), ``action_space`` (JSON); ``cuda`` (ByteTensor, only from a run on a CUDA device: its exploration and target-smoothing noise) |
 | ``method_state`` | the method's ``state_dict()`` (rl/methods.py; optional: a checkpoint without it loads ``{}``) |
-| ``env_state`` | ``obs``, ``episode_return``, ``episode_length``, ``elapsed_steps``, ``mj_state`` (MuJoCo integration state, float64) or None |
+| ``env_state`` | ``obs``, ``episode_return``, ``episode_length``, ``elapsed_steps``, ``mj_state`` (MuJoCo integration state, float64) or None, ``mj_derived`` (``xpos``, ``xipos``: the body positions Ant-v5 and Humanoid-v5 read before they step, float64; optional: a file without it restores them from the state's kinematics) or None |
 
 Size: the replay buffer dominates: 4 bytes x (2 obs_dim + act_dim + 2) + 1 per stored
 transition, i.e. ~21.8 MB for Hopper-v5 and ~33.8 MB for HalfCheetah-v5 at 200k steps

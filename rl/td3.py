@@ -153,19 +153,27 @@ def _mj_spec():
     return mujoco.mjtState.mjSTATE_INTEGRATION
 
 
+#: Derived MuJoCo arrays a gymnasium v5 env reads *before* it steps the physics: Ant-v5 its torso's ``xpos``
+#: and Humanoid-v5 the mass centre from ``xipos`` (their forward reward is the move from there). They are not
+#: integration state, and MuJoCo leaves them one substep behind ``qpos``, so they are saved as they are.
+MJ_DERIVED = ("xpos", "xipos")
+
+
 def get_env_state(env: gym.Env) -> dict[str, Any]:
     """Everything needed to continue the current episode bit for bit (MuJoCo physics + RNGs)."""
     u = env.unwrapped
-    mj_state = None
+    mj_state = mj_derived = None
     if hasattr(u, "model") and hasattr(u, "data"):
         import mujoco
 
         s = np.empty(mujoco.mj_stateSize(u.model, _mj_spec()), dtype=np.float64)
         mujoco.mj_getState(u.model, u.data, s, _mj_spec())
         mj_state = torch.from_numpy(s)
+        mj_derived = {k: torch.from_numpy(np.array(getattr(u.data, k), dtype=np.float64)) for k in MJ_DERIVED}
     tl = _time_limit(env)
     return {
         "mj_state": mj_state,
+        "mj_derived": mj_derived,
         "elapsed_steps": int(tl._elapsed_steps) if tl is not None and tl._elapsed_steps is not None else None,
         "env_rng": json.dumps(u.np_random.bit_generator.state),
         "action_space_rng": json.dumps(env.action_space.np_random.bit_generator.state),
@@ -182,6 +190,18 @@ def set_env_state(env: gym.Env, state: dict[str, Any], seed: int) -> bool:
         import mujoco
 
         mujoco.mj_setState(u.model, u.data, state["mj_state"].numpy().astype(np.float64), _mj_spec())
+        derived = state.get("mj_derived")
+        if derived is None:
+            # A checkpoint from before mj_derived: the kinematics of the restored state (not of the reset
+            # above), one substep ahead of what the run had, so Ant/Humanoid resume close, not exactly.
+            mujoco.mj_kinematics(u.model, u.data)
+        else:
+            for k in MJ_DERIVED:
+                target = getattr(u.data, k)
+                value = derived[k].numpy()
+                if value.shape != target.shape:
+                    raise ValueError(f"{k}: shape {tuple(value.shape)}, this env has {tuple(target.shape)}")
+                target[...] = value
         tl = _time_limit(env)
         if tl is not None:
             tl._elapsed_steps = state["elapsed_steps"]
@@ -427,6 +447,45 @@ class TrainingInterrupted(KeyboardInterrupt):
         self.first_checkpoint = first_checkpoint  # where a fresh run writes its first one
 
 
+#: Bytes a checkpoint holds besides its tensors' data (torch.save's zip records and alignment, the pickled
+#: structure, args, RNG states), with room to spare: 46,881 on a 300-step Humanoid-v5 run.
+CHECKPOINT_ALLOWANCE = 1 << 20
+
+
+def checkpoint_bytes_at_least(args: Args, obs_dim: int, act_dim: int) -> tuple[int, int]:
+    """(bytes of the six networks, bytes per replay row) of the run's checkpoints, lower bounds: float32
+    weights and biases and a bool mask per weight for every network, Adam's two float32 moments per
+    online parameter; a row's observations, next observations, action, reward, done (float32) and
+    truncated flag, plus the behaviour action of rlx2 (rl/checkpoint.py). The last checkpoint holds
+    ``min(steps, buffer_size)`` rows."""
+    h = args.hidden
+    critic = [(obs_dim + act_dim, h), (h, h), (h, 1)]
+    online = [(obs_dim, h), (h, h), (h, act_dim)] + critic + critic
+    params = sum(i * o + o for i, o in online)
+    weights = sum(i * o for i, o in online)
+    nets = 2 * (4 * params + weights) + 2 * 4 * params
+    row = 4 * (2 * obs_dim + act_dim + 2) + 1 + (4 * act_dim if resolve_method(args) == "rlx2" else 0)
+    return nets, row
+
+
+def check_checkpoint_size(args: Args, obs_dim: int, act_dim: int) -> None:
+    """Refuse a run whose checkpoints would outgrow the ``checkpoint_bytes`` limit that resume,
+    export and evaluate read them under (Humanoid-v5's 348-d observations at the default 1M
+    buffer: 2.9 GB): it would train for hours, then no nmlab command could read the result."""
+    from hwmodel.limits import LIMITS, limit
+
+    nets, row = checkpoint_bytes_at_least(args, obs_dim, act_dim)
+    nets += CHECKPOINT_ALLOWANCE
+    rows = min(args.steps, args.buffer_size)
+    need, cap = nets + rows * row, limit("checkpoint_bytes")
+    if need > cap:
+        raise NmlabError(
+            f"buffer_size: a {args.env} checkpoint keeps {rows:,} transitions of {row:,} bytes, about {need:,} "
+            f"bytes in all, over the limit of {cap:,} that resume, export and evaluate read a checkpoint under; "
+            f"give --buffer-size {max(0, cap - nets) // row:,} or less, or set {LIMITS['checkpoint_bytes'].env} "
+            f"to {need:,} or more for this run and every command that reads it (docs/limits.md)")
+
+
 def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     """Train (or resume) one run. ``explicit``: names of knobs the user set (for resume checks;
     None means all). Returns a summary dict (steps, final evaluation, steps/s)."""
@@ -464,6 +523,7 @@ def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
     low, high = env.action_space.low.astype(np.float32), env.action_space.high.astype(np.float32)
     if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
         raise NmlabError(f"env: {args.env!r} has an unbounded action space")
+    check_checkpoint_size(args, obs_dim, act_dim)
     out.mkdir(parents=True, exist_ok=True)  # only once the env is known good: a bad --env leaves nothing
 
     # Seeding (a resume overwrites all of these from the checkpoint).

@@ -110,6 +110,19 @@ def test_runs_names_and_agent_options(tmp_path):
     assert all(t["learning_starts"] == 100 and t["steps"] == 1000 for t in by.values())
 
 
+def test_rlx2_agent_is_the_papers_on_every_env_with_a_published_figure():
+    """A campaign's rlx2 run trains at the sparsities of the paper's row for its env, so its label
+    (e.g. rlx2 0.97/0.95 on Walker2d) finds the published fraction; other envs get 0.9/0.9."""
+    from hwmodel.agents import normalize_label
+    from rl.campaign_config import agent_options
+    from rl.publish import published_fractions
+    rlx2 = {env: label for (env, label) in published_fractions() if label.startswith("rlx2")}
+    assert set(rlx2) >= {"Hopper-v5", "HalfCheetah-v5", "Walker2d-v5", "Ant-v5"}
+    for env, label in rlx2.items():
+        assert normalize_label(run_label(agent_options(env, "rlx2"))) == label, env
+    assert run_label(agent_options("Humanoid-v5", "rlx2")) == "rlx2 0.9/0.9"
+
+
 @pytest.mark.parametrize("text,key", [
     ("version: 2\nenvs: [Hopper-v5]\nagents: [dense]\nseeds: [0]\nsteps: 10\n", "version"),
     ("version: 1\nagents: [dense]\nseeds: [0]\nsteps: 10\n", "envs"),
