@@ -478,12 +478,20 @@ def check_checkpoint_size(args: Args, obs_dim: int, act_dim: int) -> None:
     nets += CHECKPOINT_ALLOWANCE
     rows = min(args.steps, args.buffer_size)
     need, cap = nets + rows * row, limit("checkpoint_bytes")
-    if need > cap:
+    if need <= cap:
+        return
+    env_var = (f"set {LIMITS['checkpoint_bytes'].env} to {need:,} or more for this run and every command that "
+               f"reads it (docs/limits.md)")
+    fits = max(0, cap - nets) // row
+    if fits < 1:  # no buffer brings it under: the networks alone are too large
         raise NmlabError(
-            f"buffer_size: a {args.env} checkpoint keeps {rows:,} transitions of {row:,} bytes, about {need:,} "
-            f"bytes in all, over the limit of {cap:,} that resume, export and evaluate read a checkpoint under; "
-            f"give --buffer-size {max(0, cap - nets) // row:,} or less, or set {LIMITS['checkpoint_bytes'].env} "
-            f"to {need:,} or more for this run and every command that reads it (docs/limits.md)")
+            f"hidden: a {args.env} checkpoint's networks and Adam moments at --hidden {args.hidden} take about "
+            f"{nets:,} bytes, about {need:,} with its {rows:,} transitions, over the limit of {cap:,} that resume, "
+            f"export and evaluate read a checkpoint under; give a smaller --hidden, or {env_var}")
+    raise NmlabError(
+        f"buffer_size: a {args.env} checkpoint keeps {rows:,} transitions of {row:,} bytes, about {need:,} "
+        f"bytes in all, over the limit of {cap:,} that resume, export and evaluate read a checkpoint under; "
+        f"give --buffer-size {fits:,} or less, or {env_var}")
 
 
 def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:

@@ -570,3 +570,13 @@ def test_a_run_whose_checkpoint_would_outgrow_the_limit_is_refused_before_it_sta
     assert "\n" not in str(exc.value) and not (tmp_path / "h").exists()
     td3.train(dataclasses.replace(args, buffer_size=200))
     assert load_checkpoint(checkpoint_path(tmp_path / "h"))["buffer"]["filled"] == 200  # readable under the limit
+
+
+def test_a_run_whose_networks_alone_outgrow_the_checkpoint_limit_names_hidden(tmp_path):
+    """Networks too large for any buffer (Hopper-v5 at --hidden 8192: 3.6 GB of weights, masks and Adam
+    moments) were refused naming buffer_size with `give --buffer-size 0 or less`, a value train refuses:
+    the line now names hidden, the option that can bring the run under the limit."""
+    args = td3.Args(**{**SMALL, "hidden": 8192, "out": str(tmp_path / "h"), "steps": 300})
+    with pytest.raises(NmlabError, match=r"^hidden: .*Hopper-v5.*--hidden 8192.* give a smaller --hidden") as exc:
+        td3.train(args)
+    assert "\n" not in str(exc.value) and "--buffer-size" not in str(exc.value) and not (tmp_path / "h").exists()
