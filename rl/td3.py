@@ -448,12 +448,15 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 #: Bytes a checkpoint holds besides its tensors' data (torch.save's zip records and alignment, the pickled
-#: structure, args, RNG states), with room to spare: 46,881 on a 300-step Humanoid-v5 run.
+#: structure, args, RNG states), with room to spare: 48,093 after ``nmlab train --env Humanoid-v5 --steps 300
+#: --learning-starts 150 --out /tmp/hum`` (checkpoint.pt's 9,525,193 bytes less the 9,477,100 of
+#: :func:`checkpoint_bytes_at_least`).
 CHECKPOINT_ALLOWANCE = 1 << 20
 
 
 def checkpoint_bytes_at_least(args: Args, obs_dim: int, act_dim: int) -> tuple[int, int]:
-    """(bytes of the six networks, bytes per replay row) of the run's checkpoints, lower bounds: float32
+    """(bytes of the six networks, bytes per replay row) of the run's checkpoints, lower bounds once updates
+    have begun (a checkpoint before ``learning_starts`` has no Adam moments yet): float32
     weights and biases and a bool mask per weight for every network, Adam's two float32 moments per
     online parameter; a row's observations, next observations, action, reward, done (float32) and
     truncated flag, plus the behaviour action of rlx2 (rl/checkpoint.py). The last checkpoint holds
