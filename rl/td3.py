@@ -483,7 +483,8 @@ def check_checkpoint_size(args: Args, obs_dim: int, act_dim: int) -> None:
     need, cap = nets + rows * row, limit("checkpoint_bytes")
     if need <= cap:
         return
-    env_var = (f"set {LIMITS['checkpoint_bytes'].env} to {need:,} or more for this run and every command that "
+    # The values to type are plain integers: --buffer-size and the variable take no thousands separators.
+    env_var = (f"set {LIMITS['checkpoint_bytes'].env} to {need} or more for this run and every command that "
                f"reads it (docs/limits.md)")
     fits = max(0, cap - nets) // row
     if fits < 1:  # no buffer brings it under: the networks alone are too large
@@ -494,7 +495,7 @@ def check_checkpoint_size(args: Args, obs_dim: int, act_dim: int) -> None:
     raise NmlabError(
         f"buffer_size: a {args.env} checkpoint keeps {rows:,} transitions of {row:,} bytes, about {need:,} "
         f"bytes in all, over the limit of {cap:,} that resume, export and evaluate read a checkpoint under; "
-        f"give --buffer-size {fits:,} or less, or {env_var}")
+        f"give --buffer-size {fits} or less, or {env_var}")
 
 
 def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:
