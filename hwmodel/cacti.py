@@ -21,14 +21,13 @@ from typing import Optional
 from hwmodel.errors import NmlabError
 from hwmodel.io import atomic_write, data_path
 
-#: Technology files CACTI 7 reads (``tech_params/<node>nm.dat``). It ships 16 and 180 nm files too,
-#: but refuses both: 16 nm is "Invalid technology nodes" (its case is commented out of
-#: ``parameter.cc``), 180 nm "Feature size must be <= 90 nm".
-CACTI_NODES_NM = (22, 32, 45, 65, 90)
 #: The nodes CACTI 7 runs at: every whole nm from 22 to 90 (its input is in um to 3 decimals).
-#: Between two files it interpolates the technology parameters linearly at the feature size
-#: given (``parameter.cc``: ``TechnologyParameter::find_upper_and_lower_tech`` picks the two
-#: files, ``alpha`` weighs them; 40 nm reads the 45 and 32 nm files).
+#: It reads technology files at 22, 32, 45, 65 and 90 nm (``tech_params/<node>nm.dat``) and in
+#: between interpolates their parameters linearly at the feature size given (``parameter.cc``:
+#: ``TechnologyParameter::find_upper_and_lower_tech`` picks the two files, ``alpha`` weighs them;
+#: 40 nm reads the 45 and 32 nm files). It ships 16 and 180 nm files too, but refuses both: 16 nm
+#: is "Invalid technology nodes" (its case is commented out of ``parameter.cc``), 180 nm
+#: "Feature size must be <= 90 nm".
 CACTI_RANGE_NM = (22, 90)
 #: Largest SRAM CACTI 7 models: it reads the size as a 32-bit int (2 GiB wraps negative).
 CACTI_MAX_BYTES = (1 << 31) - 1

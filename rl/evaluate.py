@@ -62,17 +62,17 @@ def evaluate_run(run_dir: str | os.PathLike, bits: int, episodes: int = 10, acti
                  table: Optional[str] = None) -> dict[str, Any]:
     """Evaluate the run's final actor at ``bits``; returns one quality row (a dict).
 
-    ``table``: the row is for a quality table (the option that names it, for errors, e.g. ``--csv``): a
-    gradual-N:M GMP run whose masks are not N:M yet is refused before it is evaluated
+    ``table``: the row is for a quality table, named by this ``nmlab evaluate`` option (``--csv``) in the
+    error: a gradual-N:M GMP run whose masks are not N:M yet is refused before it is evaluated
     (:func:`rl.export.refuse_pre_nm_rows`): its row would say the N:M target."""
     from rl import td3
-    from rl.export import load_run, refuse_pre_nm_rows
+    from rl.export import load_run, nm_pending, refuse_pre_nm_rows
 
     check_bits(bits)
     args, nets, ckpt = load_run(run_dir)
     if table is not None:
-        refuse_pre_nm_rows(args, nets, int(ckpt["global_step"]), str(run_dir), table,
-                           f" (nmlab evaluate without {table} prints its return)" if table.startswith("--") else "")
+        refuse_pre_nm_rows(nm_pending(args, nets, int(ckpt["global_step"]), str(run_dir)), table,
+                           f" (nmlab evaluate without {table} prints its return)")
     actor = quantize_actor(nets["actor"], bits, activations)
     rets = td3.evaluate_policy(actor, args.env, episodes, args.seed, seed_offset=args.eval_seed_offset)
     return {

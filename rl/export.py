@@ -92,22 +92,24 @@ def nm_pending(args: Any, nets: dict[str, Any], step: int, run: str) -> Optional
             f"{label} at step {end})", label, end)
 
 
-def nm_not_reached(args: Any, nets: dict[str, Any], step: int, run: str) -> Optional[str]:
-    """The note ``nmlab export`` prints for a run of :func:`nm_pending`; None otherwise."""
-    pending = nm_pending(args, nets, step, run)
-    if pending is None:
-        return None
-    where, label, end = pending
+def export_note(where: str, label: str, end: int) -> str:
+    """The note ``nmlab export`` prints for a run of :func:`nm_pending` (its three parts)."""
     return (f"note: {where}: its workload is unstructured and no quality row is its return (nmlab evaluate "
             f"--csv writes none before step {end}), so a sweep joins no return to it; export and evaluate it "
             f"from step {end} on to compare it as {label}")
 
 
-def refuse_pre_nm_rows(args: Any, nets: dict[str, Any], step: int, run: str, field: str, instead: str = "") -> None:
-    """NmlabError naming ``field`` where the run is one of :func:`nm_pending`: its quality rows would say
-    the N:M target (``2:4``), and a sweep would average them with the rows of that agent's finished
-    seeds, though its masks are not N:M yet. ``instead``: what else the user may do, ending the line."""
-    pending = nm_pending(args, nets, step, run)
+def return_note(where: str, label: str, end: int) -> str:
+    """The note ``nmlab evaluate`` (no ``--csv``) prints for a run of :func:`nm_pending` (its three parts)."""
+    return (f"note: {where}: this return is not yet the {label} agent's (nmlab evaluate --csv writes no row "
+            f"for it before step {end})")
+
+
+def refuse_pre_nm_rows(pending: Optional[tuple[str, str, int]], field: str, instead: str = "") -> None:
+    """NmlabError naming ``field`` where the run is one of :func:`nm_pending` (``pending``, its answer): its
+    quality rows would say the N:M target (``2:4``), and a sweep would average them with the rows of that
+    agent's finished seeds, though its masks are not N:M yet. ``instead``: what else the user may do,
+    ending the line."""
     if pending is not None:
         where, label, end = pending
         raise NmlabError(f"{field}: {where}: its return is not yet the {label} agent's, and a sweep would average "
@@ -164,12 +166,6 @@ def export_run(run_dir: str | os.PathLike, out: str | os.PathLike, episodes: Opt
     wl = build_workload(run_dir, episodes)
     save_workload(wl, out)
     return wl
-
-
-def run_note(run_dir: str | os.PathLike) -> Optional[str]:
-    """:func:`nm_not_reached` of the run in ``run_dir`` at its checkpoint."""
-    args, nets, ckpt = load_run(run_dir)
-    return nm_not_reached(args, nets, int(ckpt["global_step"]), str(run_dir))
 
 
 def run_pending(run_dir: str | os.PathLike) -> Optional[tuple[str, str, int]]:

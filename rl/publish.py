@@ -269,11 +269,10 @@ def bundle(run_dirs: list[Path], bits: tuple[int, ...] = (32, 16, 8, 4), episode
     if prebuilt:
         _bundle_prebuilt(run_dirs, dest, quality_only)
         return
-    from rl.export import load_run, refuse_pre_nm_rows
+    from rl.export import refuse_pre_nm_rows, run_pending
 
     for run_dir in run_dirs:  # every run first: nothing is half-bundled
-        args, nets, ckpt = load_run(run_dir)
-        refuse_pre_nm_rows(args, nets, int(ckpt["global_step"]), str(run_dir), "bundle")
+        refuse_pre_nm_rows(run_pending(run_dir), "bundle")
     for run_dir in run_dirs:
         if not quality_only:
             wl = export_run(run_dir, dest / f"{run_dir.name}.nmw")

@@ -448,12 +448,15 @@ class TrainingInterrupted(KeyboardInterrupt):
 
 
 #: Bytes a checkpoint holds besides its tensors' data (torch.save's zip records and alignment, the pickled
-#: structure, args, RNG states), with room to spare: 46,881 on a 300-step Humanoid-v5 run.
+#: structure, args, RNG states), with room to spare: 48,093 after ``nmlab train --env Humanoid-v5 --steps 300
+#: --learning-starts 150 --out /tmp/hum`` (checkpoint.pt's 9,525,193 bytes less the 9,477,100 of
+#: :func:`checkpoint_bytes_at_least`).
 CHECKPOINT_ALLOWANCE = 1 << 20
 
 
 def checkpoint_bytes_at_least(args: Args, obs_dim: int, act_dim: int) -> tuple[int, int]:
-    """(bytes of the six networks, bytes per replay row) of the run's checkpoints, lower bounds: float32
+    """(bytes of the six networks, bytes per replay row) of the run's checkpoints, lower bounds once updates
+    have begun (a checkpoint before ``learning_starts`` has no Adam moments yet): float32
     weights and biases and a bool mask per weight for every network, Adam's two float32 moments per
     online parameter; a row's observations, next observations, action, reward, done (float32) and
     truncated flag, plus the behaviour action of rlx2 (rl/checkpoint.py). The last checkpoint holds
@@ -478,12 +481,21 @@ def check_checkpoint_size(args: Args, obs_dim: int, act_dim: int) -> None:
     nets += CHECKPOINT_ALLOWANCE
     rows = min(args.steps, args.buffer_size)
     need, cap = nets + rows * row, limit("checkpoint_bytes")
-    if need > cap:
+    if need <= cap:
+        return
+    # The values to type are plain integers: --buffer-size and the variable take no thousands separators.
+    env_var = (f"set {LIMITS['checkpoint_bytes'].env} to {need} or more for this run and every command that "
+               f"reads it (docs/limits.md)")
+    fits = max(0, cap - nets) // row
+    if fits < 1:  # no buffer brings it under: the networks alone are too large
         raise NmlabError(
-            f"buffer_size: a {args.env} checkpoint keeps {rows:,} transitions of {row:,} bytes, about {need:,} "
-            f"bytes in all, over the limit of {cap:,} that resume, export and evaluate read a checkpoint under; "
-            f"give --buffer-size {max(0, cap - nets) // row:,} or less, or set {LIMITS['checkpoint_bytes'].env} "
-            f"to {need:,} or more for this run and every command that reads it (docs/limits.md)")
+            f"hidden: a {args.env} checkpoint's networks and Adam moments at --hidden {args.hidden} take about "
+            f"{nets:,} bytes, about {need:,} with its {rows:,} transitions, over the limit of {cap:,} that resume, "
+            f"export and evaluate read a checkpoint under; give a smaller --hidden, or {env_var}")
+    raise NmlabError(
+        f"buffer_size: a {args.env} checkpoint keeps {rows:,} transitions of {row:,} bytes, about {need:,} "
+        f"bytes in all, over the limit of {cap:,} that resume, export and evaluate read a checkpoint under; "
+        f"give --buffer-size {fits} or less, or {env_var}")
 
 
 def train(args: Args, explicit: Optional[set[str]] = None) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import os
 import sys
+from typing import Any, Callable
 
 from rl.args import Args
 
@@ -144,28 +145,16 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _note_nm_not_reached(method: Any, sparsity: Any, run_dir: str) -> None:
-    """Say why a gradual-N:M GMP run (``method`` gmp, ``sparsity`` N:M) exported before its schedule
-    ended joins no quality row (:func:`rl.export.nm_not_reached`)."""
-    if method == "gmp" and ":" in str(sparsity):
-        from rl.export import run_note
-
-        note = run_note(run_dir)
-        if note:
-            print(note, file=sys.stderr)
-
-
-def _note_return_not_nm(method: Any, sparsity: Any, run_dir: str) -> None:
-    """After ``nmlab evaluate`` (no ``--csv``) of a gradual-N:M GMP run before its schedule ended: its
-    return is not yet the N:M agent's (:func:`rl.export.nm_pending`)."""
+def _note_nm_pending(method: Any, sparsity: Any, run_dir: str, note: Callable[[str, str, int], str]) -> None:
+    """Print ``note`` (:func:`rl.export.export_note` or :func:`rl.export.return_note`) for a gradual-N:M GMP
+    run (``method`` gmp, ``sparsity`` N:M) before its schedule ended (:func:`rl.export.nm_pending`); other
+    runs' checkpoints are not read again."""
     if method == "gmp" and ":" in str(sparsity):
         from rl.export import run_pending
 
         pending = run_pending(run_dir)
         if pending:
-            where, label, end = pending
-            print(f"note: {where}: this return is not yet the {label} agent's (nmlab evaluate --csv writes "
-                  f"no row for it before step {end})", file=sys.stderr)
+            print(note(*pending), file=sys.stderr)
 
 
 def _export(args: argparse.Namespace) -> int:
@@ -176,11 +165,11 @@ def _export(args: argparse.Namespace) -> int:
     run = os.path.expanduser(args.run_dir)
     check_output_file(args.out, "--out", inputs=[("run's checkpoint", os.path.join(run, "checkpoint.pt")),
                                                  ("run's eval.csv", os.path.join(run, "eval.csv"))])
-    from rl.export import export_run
+    from rl.export import export_note, export_run
 
     wl = export_run(args.run_dir, args.out, args.episodes)
     if any(layer.pattern == "unstructured" for layer in wl.layers):  # else its N:M masks are reached: no reload
-        _note_nm_not_reached(wl.meta.get("method"), wl.meta.get("sparsity"), args.run_dir)
+        _note_nm_pending(wl.meta.get("method"), wl.meta.get("sparsity"), args.run_dir, export_note)
     m = wl.meta
     print(f"wrote {args.out}: {len(wl.layers)} layers, {m['env']} {m['method']} {m['sparsity']} seed {m['seed']} "
           f"at {m['steps']} steps, eval return {m['eval_return_mean']:.1f} +- {m['eval_return_std']:.1f}")
@@ -196,6 +185,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     if args.csv:
         check_quality_csv(args.csv)  # before the evaluation: it is the slow part
     from rl.evaluate import append_quality_row, evaluate_run
+    from rl.export import return_note
 
     # With --csv a gmp N:M run whose masks are not N:M yet is refused before it is evaluated: its row
     # would say the N:M target, and a sweep would average it with that agent's finished seeds.
@@ -208,6 +198,6 @@ def _evaluate(args: argparse.Namespace) -> int:
         append_quality_row(args.csv, row)
     else:
         sys.stdout.flush()  # the result line before the note
-        _note_return_not_nm(row["method"], row["sparsity"], args.run_dir)
+        _note_nm_pending(row["method"], row["sparsity"], args.run_dir, return_note)
     sys.stdout.flush()
     return 0

@@ -184,14 +184,14 @@ class _Pool:
 
     def _on_sigint(self, signum, frame) -> None:
         self.interrupted = True
-        self._restore_sigint()
+        self._restore_handlers()
 
     def _on_sigterm(self, signum, frame) -> None:
         stop.note_sigterm()  # exit status 143
         self.interrupted = True
-        self._restore_sigint()
+        self._restore_handlers()
 
-    def _restore_sigint(self) -> None:
+    def _restore_handlers(self) -> None:
         """Both handlers back as they were: a second Ctrl-C or SIGTERM interrupts at once."""
         if self._sigint is not None:
             signal.signal(signal.SIGINT, self._sigint)
@@ -230,7 +230,7 @@ class _Pool:
         return out
 
     def close(self) -> None:
-        self._restore_sigint()
+        self._restore_handlers()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 

@@ -570,3 +570,37 @@ def test_a_run_whose_checkpoint_would_outgrow_the_limit_is_refused_before_it_sta
     assert "\n" not in str(exc.value) and not (tmp_path / "h").exists()
     td3.train(dataclasses.replace(args, buffer_size=200))
     assert load_checkpoint(checkpoint_path(tmp_path / "h"))["buffer"]["filled"] == 200  # readable under the limit
+
+
+def test_a_run_whose_networks_alone_outgrow_the_checkpoint_limit_names_hidden(tmp_path):
+    """Networks too large for any buffer (Hopper-v5 at --hidden 8192: 3.6 GB of weights, masks and Adam
+    moments) were refused naming buffer_size with `give --buffer-size 0 or less`, a value train refuses:
+    the line now names hidden, the option that can bring the run under the limit."""
+    args = td3.Args(**{**SMALL, "hidden": 8192, "out": str(tmp_path / "h"), "steps": 300})
+    with pytest.raises(NmlabError, match=r"^hidden: .*Hopper-v5.*--hidden 8192.* give a smaller --hidden") as exc:
+        td3.train(args)
+    assert "\n" not in str(exc.value) and "--buffer-size" not in str(exc.value) and not (tmp_path / "h").exists()
+
+
+def test_the_checkpoint_size_refusal_gives_values_the_option_and_the_variable_accept(tmp_path, monkeypatch):
+    """The refusal printed `give --buffer-size 371,923 or less, or set NMLAB_MAX_CHECKPOINT_BYTES to
+    2,870,667,376 or more`: typed as given, both were refused (`--buffer-size: not an integer: '371,923'`,
+    `must be a positive integer`). The values to type are now plain integers, and both are taken."""
+    import re
+
+    from hwmodel.limits import limit
+    from rl.train_cmd import TRAIN_OPTIONS
+
+    nets, row = td3.checkpoint_bytes_at_least(td3.Args(env="Humanoid-v5", hidden=32), 348, 17)
+    monkeypatch.setenv("NMLAB_MAX_CHECKPOINT_BYTES", str(nets + td3.CHECKPOINT_ALLOWANCE + 1234 * row))
+    args = td3.Args(**{**SMALL, "env": "Humanoid-v5", "out": str(tmp_path / "h"), "steps": 5000})
+    with pytest.raises(NmlabError) as exc:
+        td3.train(args)
+    got = re.search(r"give --buffer-size (\S+) or less, or set NMLAB_MAX_CHECKPOINT_BYTES to (\S+) or more ",
+                    str(exc.value))
+    assert got, str(exc.value)
+    buffer_type = next(t for name, t, _, _ in TRAIN_OPTIONS if name == "buffer_size")
+    assert buffer_type(got[1]) == 1234
+    monkeypatch.setenv("NMLAB_MAX_CHECKPOINT_BYTES", got[2])
+    assert limit("checkpoint_bytes") == nets + td3.CHECKPOINT_ALLOWANCE + 5000 * row
+    td3.check_checkpoint_size(args, 348, 17)  # under the limit as given: no refusal

@@ -122,9 +122,9 @@ def test_sigkill_of_the_cli_mid_run_then_same_command_finishes_exactly(tmp_path)
     assert "sweep:" in again.stderr and "pt/s" in again.stderr  # the tqdm bar: done/total, rate, time left
 
 
-def test_ctrl_c_says_what_is_kept_and_the_same_command_finishes_exactly(tmp_path):
-    """Ctrl-C (SIGINT to the terminal's process group: the sweep and its pool workers) printed only
-    "nmlab sweep: interrupted"; it now says how many points are kept and the command that finishes the rest."""
+def _sweep_with_8_parts(tmp_path: Path, stdout) -> tuple[Path, Path, list[str], pd.DataFrame, subprocess.Popen]:
+    """A 2-worker `nmlab sweep --quiet` in a session of its own, once 8 part files exist: (config, out, the
+    command, the uninterrupted table, the process), for the tests that stop it there."""
     cfg = config(tmp_path, chunk_size=1, bits=[8, 4], patterns=["dense", "2:4", "1:4", "1:8"])
     ref = tmp_path / "ref"
     assert main(["sweep", str(cfg), "--out", str(ref), "--workers", "2", "--quiet"]) == 0
@@ -132,12 +132,26 @@ def test_ctrl_c_says_what_is_kept_and_the_same_command_finishes_exactly(tmp_path
 
     out = tmp_path / "out"
     cmd = [*NMLAB, "sweep", str(cfg), "--out", str(out), "--workers", "2", "--quiet"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=stdout, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (out.exists() and len(store.list_parts(out)) >= 8):
         assert proc.poll() is None, proc.stderr.read()[-2000:]
         assert time.monotonic() < deadline
         time.sleep(0.005)
+    return cfg, out, cmd, expected, proc
+
+
+def _same_command_finishes_exactly(cmd: list[str], out: Path, kept: int, expected: pd.DataFrame) -> None:
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert f"{kept} already done" in again.stdout, again.stdout
+    assert pd.read_parquet(out / "points.parquet").equals(expected)
+
+
+def test_ctrl_c_says_what_is_kept_and_the_same_command_finishes_exactly(tmp_path):
+    """Ctrl-C (SIGINT to the terminal's process group: the sweep and its pool workers) printed only
+    "nmlab sweep: interrupted"; it now says how many points are kept and the command that finishes the rest."""
+    cfg, out, cmd, expected, proc = _sweep_with_8_parts(tmp_path, subprocess.DEVNULL)
     os.killpg(proc.pid, signal.SIGINT)
     err = proc.communicate(timeout=60)[1]
     assert proc.returncode == 130, err[-2000:]
@@ -147,11 +161,7 @@ def test_ctrl_c_says_what_is_kept_and_the_same_command_finishes_exactly(tmp_path
     assert line == (f"nmlab sweep: interrupted; the {kept:,} points evaluated so far are kept in {out / 'parts'}; "
                     f"the same command evaluates only the rest: nmlab sweep {cfg} --out {out} --workers 2 --quiet"), err[-2000:]
     assert "Traceback" not in err
-
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert f"{kept} already done" in again.stdout, again.stdout
-    assert pd.read_parquet(out / "points.parquet").equals(expected)
+    _same_command_finishes_exactly(cmd, out, kept, expected)
 
 
 @pytest.mark.parametrize("target", ["sweep process", "process group"])
@@ -160,19 +170,7 @@ def test_sigterm_says_what_is_kept_exits_143_and_the_same_command_finishes_exact
     the job) ended `nmlab sweep` at once with status 143 and no word. Now it stops as Ctrl-C does: the
     same one line (points kept, the command that finishes the rest), status 143, no traceback, no
     points.parquet half-written, and the same command finishes to the uninterrupted table."""
-    cfg = config(tmp_path, chunk_size=1, bits=[8, 4], patterns=["dense", "2:4", "1:4", "1:8"])
-    ref = tmp_path / "ref"
-    assert main(["sweep", str(cfg), "--out", str(ref), "--workers", "2", "--quiet"]) == 0
-    expected = pd.read_parquet(ref / "points.parquet")
-
-    out = tmp_path / "out"
-    cmd = [*NMLAB, "sweep", str(cfg), "--out", str(out), "--workers", "2", "--quiet"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while not (out.exists() and len(store.list_parts(out)) >= 8):
-        assert proc.poll() is None, proc.stderr.read()[-2000:]
-        assert time.monotonic() < deadline
-        time.sleep(0.005)
+    cfg, out, cmd, expected, proc = _sweep_with_8_parts(tmp_path, subprocess.PIPE)
     if target == "process group":
         os.killpg(proc.pid, signal.SIGTERM)
     else:
@@ -185,11 +183,7 @@ def test_sigterm_says_what_is_kept_exits_143_and_the_same_command_finishes_exact
         f"nmlab sweep: interrupted; the {kept:,} points evaluated so far are kept in {out / 'parts'}; "
         f"the same command evaluates only the rest: nmlab sweep {cfg} --out {out} --workers 2 --quiet"], err[-2000:]
     assert stdout == "" and not (out / "points.parquet").exists()
-
-    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert again.returncode == 0, again.stderr[-2000:]
-    assert f"{kept} already done" in again.stdout, again.stdout
-    assert pd.read_parquet(out / "points.parquet").equals(expected)
+    _same_command_finishes_exactly(cmd, out, kept, expected)
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="finds the workers in /proc")
