@@ -370,8 +370,8 @@ def run_check(design_ref: str, workload_path: Optional[str], latency: Optional[s
         own_label = workload_pattern(workload)
         if own_label == MIXED:
             own = sorted({str(parse_pattern(layer.pattern)) for layer in workload.layers})
-            what = (f"mixes patterns {', '.join(own)}" if len(own) > 1 else  # else a run trained per layer
-                    f"was trained with per-layer patterns (layer_sparsity {str(workload.meta.get('layer_sparsity'))[:60]!r})")
+            what = (f"was trained with per-layer patterns (layer_sparsity {str(workload.meta.get('layer_sparsity'))[:60]!r})"
+                    if agents.trained_per_layer(workload.meta) else f"mixes patterns {', '.join(own)}")
             raise NmlabError(f"--patterns: the workload {what}; name the ones to check "
                              f"(mixed: its own per-layer patterns, as trained)")
         pats = [own_label]

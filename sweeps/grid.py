@@ -437,7 +437,8 @@ def plan(cfg: SweepConfig) -> Plan:
             skipped.append(f"unstructured: no trained unstructured workload for {', '.join(missing_envs)}")
     mixed = [w.name for w in workloads if w.pattern == MIXED]
     if mixed and MIXED not in sources:
-        skipped.append(f"{', '.join(mixed)}: trained with per-layer patterns (layers of mixed patterns), swept only where patterns lists mixed")
+        skipped.append(f"{', '.join(mixed)}: per-layer patterns (mixed: trained with --layer-sparsity, or N:M layers "
+                       f"of more than one pattern), swept only where patterns lists mixed")
     result = Plan(cfg, workloads, designs, skipped, sources, not_swept(workloads, sources))
     if len(result) == 0:
         if not any(b in d.bits_supported for d in designs for b in cfg.bits):

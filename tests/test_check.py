@@ -337,6 +337,18 @@ def test_a_per_layer_agent_is_checked_as_trained_with_patterns_mixed(tmp_path, c
     assert c["latency_s"] == simulate(wl, "edge_ws", batch=1, bits=8, scenario="inference").total.latency_s
 
 
+def test_without_patterns_a_mixed_workload_is_told_why_it_is_mixed(tmp_path, capsys):
+    """Without --patterns, check asks which patterns to check for a mixed workload and says why it is mixed: a
+    run trained per layer (its layers 2:4 and dense) was told it "mixes patterns 2:4, dense"."""
+    per_layer, _ = _per_layer_workload(tmp_path)
+    two_nm, _ = _dense_output_workload(tmp_path, "1:4")
+    for path, why in ((per_layer, "was trained with per-layer patterns (layer_sparsity 'fc1=dense')"),
+                      (two_nm, "mixes patterns 1:4, 2:4")):
+        assert main(["check", "edge_ws", "--workload", str(path), "--latency-budget", "1s"]) == 2
+        assert capsys.readouterr().err.strip() == (f"nmlab check: error: --patterns: the workload {why}; name the "
+                                                   f"ones to check (mixed: its own per-layer patterns, as trained)")
+
+
 def test_patterns_mixed_on_a_workload_of_one_pattern_names_the_option(hopper):
     path, _ = hopper
     out = subprocess.run([sys.executable, "-m", "hwmodel", "check", "edge_ws", "--workload", str(path),
@@ -399,6 +411,20 @@ def test_check_and_sweep_name_a_2of4_workload_with_another_layer_alike_and_simul
         assert code == 0 and (c["pattern"], c["mask_source"]) == (expected, "as trained")
         # The sweep's columnar engine and check's simulate() sum the layers in another order: the last bit may differ.
         assert (c["latency_s"], c["energy_pj"]) == pytest.approx((row.latency_s, row.energy_pj), rel=1e-12, abs=0)
+
+
+def test_a_plan_without_mixed_says_why_it_leaves_a_workload_of_two_nm_patterns_out(tmp_path):
+    """The note said such a workload was "trained with per-layer patterns", which a workload of 2:4 and 1:4
+    layers with no meta.layer_sparsity was not: it names both reasons a workload is mixed now."""
+    from sweeps.config import parse_config
+    from sweeps.grid import plan
+
+    path, _ = _dense_output_workload(tmp_path, "1:4")
+    dense_path, _ = hopper_dense_workload(tmp_path)
+    p = plan(parse_config({"workloads": [str(path), str(dense_path)], "patterns": ["2:4"], "bits": [8],
+                           "designs": ["edge_ws"], "gpus": "none", "quality": None}, base=tmp_path))
+    assert ("hopper_2of4_densehead_s0: per-layer patterns (mixed: trained with --layer-sparsity, or N:M layers of "
+            "more than one pattern), swept only where patterns lists mixed") in p.skipped, p.skipped
 
 
 @pytest.mark.parametrize("stem", ["dense", "2of4", "1of4", "1of8", "rlx2", "gmp"])
