@@ -347,5 +347,8 @@ def png_jobs(df: pd.DataFrame, fronts: list[dict[str, Any]], out_dir: Path) -> l
 
 
 def _run_job(job: tuple) -> Path:
+    """Draw one PNG. Text is never mathtext: design, env and agent names come from users' files, and a
+    ``$`` in one (``a$b$c``, a lone ``$\\frac{$``) would be typeset as math or fail to parse."""
     fn, args = job
-    return fn(*args)
+    with plt.rc_context({"text.parse_math": False}):
+        return fn(*args)

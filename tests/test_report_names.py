@@ -1,0 +1,76 @@
+"""Names and free text from users' files (a design's ``name:``, a workload's ``meta.env`` and
+``meta.method``, quality table rows) drawn faithfully and safely in every report output: the PNGs,
+the page's plots, summary.md, and the file names derived from them."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from hwmodel.io import data_path
+from hwmodel.workload import load_workload, save_workload
+from reports.build import build_report
+from sweeps import api
+
+
+def odd_sweep(root: Path, envs: list[str], designs: list[str], method: str | None = None) -> Path:
+    """A real sweep (one 8-bit inference point per env x pattern x design, dense and 2:4, no GPU)
+    whose envs and design names are the given strings; quality rows copied from the bundled Hopper
+    rows, so the return fronts have points. Returns the sweep folder."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = [r for r in csv.DictReader(open(data_path("workloads", "quality.csv"))) if r["env"].startswith("Hopper")]
+    wls, qrows = [], []
+    for i, env in enumerate(envs):
+        for pat in ("dense", "2of4"):
+            wl = load_workload(data_path("workloads", f"hopper_{pat}_s0.nmw"))
+            wl.meta["env"] = env
+            if method is not None:
+                wl.meta["method"] = method
+            save_workload(wl, root / f"w{i}_{pat}_s0.nmw")
+            wls.append(f"w{i}_{pat}_s0.nmw")
+        qrows += [{**r, "env": env, **({"method": method} if method is not None else {})} for r in rows]
+    for i, name in enumerate(designs):
+        d = yaml.safe_load(data_path("designs", "edge_ws.yaml").read_text())
+        d["name"] = name
+        (root / f"d{i}.yaml").write_text(yaml.safe_dump(d, allow_unicode=True))
+    with open(root / "q.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(qrows)
+    cfg = {"version": 1, "workloads": wls, "patterns": ["dense", "2:4"], "bits": [8],
+           "designs": [f"d{i}.yaml" for i in range(len(designs))], "gpus": "none",
+           "scenarios": [{"scenario": "inference", "batch": 1}], "quality": "q.csv"}
+    (root / "sweep.yaml").write_text(yaml.safe_dump(cfg, allow_unicode=True))
+    out = root / "out"
+    api.run(root / "sweep.yaml", out, workers=1, progress=False)
+    return out
+
+
+def test_dollar_signs_in_names_are_text_in_the_pngs(tmp_path, monkeypatch):
+    """A ``$`` in a design or env name was read as matplotlib mathtext: ``a$b$c`` drew an italic b
+    without its dollars, and an env ``Hopper $\\frac{$`` failed the report with a parse traceback."""
+    from matplotlib.text import Text
+
+    from reports import figures
+    from reports.fronts import compute_fronts
+
+    out = odd_sweep(tmp_path, ["Hopper $\\frac{$"], ["a$b$c", "$\\alpha$"])
+    build_report(out, pngs=True)  # raised ValueError (ParseSyntaxException) before
+    df = pd.read_parquet(out / "points.parquet")
+    seen: list[tuple[str, bool]] = []
+
+    def keep(fig, path):
+        fig.canvas.draw()
+        seen.extend((t.get_text(), t.get_parse_math()) for t in fig.findobj(Text) if "$" in t.get_text())
+        return path
+
+    monkeypatch.setattr(figures, "_save", keep)
+    for job in figures.png_jobs(df, compute_fronts(df), tmp_path / "png"):
+        figures._run_job(job)
+    texts = {t for t, _ in seen}
+    assert any("a$b$c" in t for t in texts) and any("$\\alpha$" in t for t in texts), texts
+    assert all(not parse for _, parse in seen), [t for t, p in seen if p]
