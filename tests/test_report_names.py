@@ -74,3 +74,28 @@ def test_dollar_signs_in_names_are_text_in_the_pngs(tmp_path, monkeypatch):
     texts = {t for t, _ in seen}
     assert any("a$b$c" in t for t in texts) and any("$\\alpha$" in t for t in texts), texts
     assert all(not parse for _, parse in seen), [t for t, p in seen if p]
+
+
+def test_each_env_gets_its_own_energy_png(tmp_path):
+    """``energy_<slug>.png`` of ``Hopper-v5`` and ``hopper_v5`` was one file (the second replaced the
+    first, and summary.md linked it twice); an env with no letter or digit a-z, 0-9 wrote ``energy_.png``;
+    a long env name would pass the file system's limit. Every env's PNG is its own file, in the report
+    folder (a ``../`` in a name is no path)."""
+    from reports.figures import env_png_names
+
+    long = "E" * 300
+    envs = ["Hopper-v5", "hopper_v5", "日本", "🚀", "../../x", "a/b", long, "Ratio same bits"]
+    names = env_png_names(envs)
+    assert len(set(names.values())) == len(envs), names
+    assert all(n.startswith("energy_") and n.endswith(".png") and "/" not in n and ".." not in n for n in names.values())
+    assert "energy_.png" not in names.values() and "energy_ratio_same_bits.png" not in names.values()
+    assert max(len(n.encode()) for n in names.values()) < 100
+    assert env_png_names(["Hopper-v5", "HalfCheetah-v5"]) == {"Hopper-v5": "energy_hopper_v5.png",
+                                                           "HalfCheetah-v5": "energy_halfcheetah_v5.png"}
+    out = odd_sweep(tmp_path, ["Hopper-v5", "hopper_v5", "../../x"], ["edge_ws"])
+    build_report(out, pngs=True)
+    pngs = sorted(p.name for p in (out / "report").glob("energy_*.png") if p.name != "energy_ratio_same_bits.png")
+    assert len(pngs) == 3 and "energy_x.png" in pngs, pngs
+    assert not list(tmp_path.glob("*.png")) and not list(out.glob("*.png"))
+    md = (out / "report" / "summary.md").read_text()
+    assert all(f"({p})" in md for p in pngs)
