@@ -5,6 +5,9 @@ the page's plots, summary.md, and the file names derived from them."""
 from __future__ import annotations
 
 import csv
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -32,7 +35,8 @@ def odd_sweep(root: Path, envs: list[str], designs: list[str], method: str | Non
                 wl.meta["method"] = method
             save_workload(wl, root / f"w{i}_{pat}_s0.nmw")
             wls.append(f"w{i}_{pat}_s0.nmw")
-        qrows += [{**r, "env": env, **({"method": method} if method is not None else {})} for r in rows]
+        qrows += [{**r, "env": env, **({"method": method} if method is not None else {})} for r in rows
+                  if method is None or r["method"] in ("td3", "rnm-td3")]
     for i, name in enumerate(designs):
         d = yaml.safe_load(data_path("designs", "edge_ws.yaml").read_text())
         d["name"] = name
@@ -99,3 +103,70 @@ def test_each_env_gets_its_own_energy_png(tmp_path):
     assert not list(tmp_path.glob("*.png")) and not list(out.glob("*.png"))
     md = (out / "report" / "summary.md").read_text()
     assert all(f"({p})" in md for p in pngs)
+
+
+#: A design name plotly would read as its HTML subset, an html.escape entity it does not decode, and a
+#: hovertemplate field; an env with a tag and a template field.
+ODD_DESIGN = "<b>x</b>|\"q\"&'s %{y}"
+ODD_ENV = "<i>Hop</i> %{x} & co"
+
+
+@pytest.fixture(scope="module")
+def odd_report(tmp_path_factory) -> Path:
+    out = odd_sweep(tmp_path_factory.mktemp("odd"), [ODD_ENV], [ODD_DESIGN, "edge_ws"], method="<s>td3</s>")
+    build_report(out)
+    return out
+
+
+def _strings(obj):
+    """Every string plotly draws in a figure (a legendgroup is an id, never drawn)."""
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            if k != "legendgroup":
+                yield from _strings(v)
+    elif isinstance(obj, (list, tuple)):
+        for v in obj:
+            yield from _strings(v)
+
+
+def test_plotly_text_of_names_is_escaped_for_plotly(odd_report):
+    """The page's plots drew a design named ``<b>x</b>`` as a bold x (plotly reads its text as HTML) and
+    its ``"`` as ``&quot;`` (html.escape's entity, which plotly does not decode); a ``%{y}`` in a name
+    was filled in by the hover template. Every label, legend entry, tick and hover built from a name
+    now carries it escaped for plotly."""
+    from reports.fronts import FRONT_SPECS, compute_fronts
+    from reports.html import pareto_figure, why_figure
+
+    df = pd.read_parquet(odd_report / "points.parquet")
+    designs = sorted(df.design.unique())
+    fronts = compute_fronts(df)
+    spec = FRONT_SPECS[0]
+    by = {f["group"]["design"]: f["point_ids"] for f in fronts if f["name"] == spec.name}
+    figs = [pareto_figure(df, spec, by, designs), why_figure(df, designs)]
+    texts = [t for fig in figs for t in _strings(fig)]
+    for raw in ("<b>x</b>", "<i>Hop</i>", "<s>td3</s>", "&quot;"):
+        assert not [t for t in texts if raw in t], raw
+    templates = [t["hovertemplate"] for fig in figs for t in fig["data"] if "hovertemplate" in t]
+    assert templates and not [t for t in templates if "'s %{y}" in t]
+    assert any(t == "&lt;b&gt;x&lt;/b&gt;|\"q\"&amp;'s %{y}" for t in texts)  # the legend entry
+    assert any("<b>&lt;b&gt;x&lt;/b&gt;|\"q\"&amp;'s %{y}</b>" in t for t in texts)  # a why row's title
+    assert any(t.startswith("&lt;b&gt;x&lt;/b&gt;|\"q\"&amp;'s &#37;{y} %{x}") for t in texts)  # a hover template
+    assert any("&lt;s&gt;td3&lt;/s&gt;" in t for t in texts)  # the method, in hovers and ticks
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None, reason="chromium not installed: browser test skipped")
+def test_page_draws_odd_names_as_written(odd_report):
+    """In the browser: the legend and the why row title read the design's name as written, and
+    none of the names' tags became an element."""
+    page = odd_report / "report" / "index.html"
+    dom = subprocess.run(["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    legend = re.findall(r'<text class="legendtext"[^>]*>(.*?)</text>', dom)
+    assert "&lt;b&gt;x&lt;/b&gt;|\"q\"&amp;'s %{y}" in legend, sorted(set(legend))[:20]
+    assert '<tspan style="font-weight:bold">&lt;b&gt;x&lt;/b&gt;|"q"&amp;\'s %{y}</tspan>' in dom
+    drawn = "".join(re.findall(r"<text[^>]*>.*?</text>", dom))  # the plots' text (plotly.js names its styles too)
+    assert drawn.count("&lt;b&gt;x&lt;/b&gt;") >= 2
+    for style in ("font-weight:bold\">x<", "font-style:italic", "line-through"):  # <b>x</b>, <i>Hop</i>, <s>td3</s>
+        assert style not in drawn, style
