@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import json
 import math
 import os
@@ -259,6 +260,19 @@ def axis_label(col: str, log: bool) -> str:
     if not log:
         return text
     return text[:-1] + ", log scale)" if text.endswith(")") else text + " (log scale)"
+
+
+_MD_SPECIAL = re.compile(r"[\\`*|<>\[\]$#~&]|(?<!\w)_|_(?!\w)")
+
+
+def md_text(text) -> str:
+    """``text`` (a name or a sentence built from names in users' files) as summary.md shows it as written:
+    Markdown's characters escaped with a backslash (a ``|`` split a table row into one column too many,
+    ``<b>x</b>`` and ``<script>`` were raw HTML, backticks, ``*``, ``$`` and brackets were markup), an
+    underscore inside a word left as it is (``edge_ws``), and a line break or other control character as a
+    space (it ended the table row). Text without those characters is unchanged."""
+    text = "".join(ch if ch.isprintable() else " " for ch in str(text))
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text)
 
 
 def section_key(env: str, scenario: str, batch: int) -> str:

@@ -109,11 +109,13 @@ def test_each_env_gets_its_own_energy_png(tmp_path):
 #: hovertemplate field; an env with a tag and a template field.
 ODD_DESIGN = "<b>x</b>|\"q\"&'s %{y}"
 ODD_ENV = "<i>Hop</i> %{x} & co"
+#: A design name of Markdown markup: code, emphasis, a link, math.
+MD_DESIGN = "`t` *s* _u_ [l](x) $m$"
 
 
 @pytest.fixture(scope="module")
 def odd_report(tmp_path_factory) -> Path:
-    out = odd_sweep(tmp_path_factory.mktemp("odd"), [ODD_ENV], [ODD_DESIGN, "edge_ws"], method="<s>td3</s>")
+    out = odd_sweep(tmp_path_factory.mktemp("odd"), [ODD_ENV], [ODD_DESIGN, MD_DESIGN, "edge_ws"], method="<s>td3</s>")
     build_report(out)
     return out
 
@@ -170,3 +172,30 @@ def test_page_draws_odd_names_as_written(odd_report):
     assert drawn.count("&lt;b&gt;x&lt;/b&gt;") >= 2
     for style in ("font-weight:bold\">x<", "font-style:italic", "line-through"):  # <b>x</b>, <i>Hop</i>, <s>td3</s>
         assert style not in drawn, style
+
+
+def _unescaped_pipes(line: str) -> int:
+    return len(re.findall(r"(?<!\\)\|", line.replace("\\\\", "")))
+
+
+def test_summary_md_tables_keep_their_columns_and_names_are_text(odd_report):
+    """A ``|`` in a design name split the summary's table rows into one column too many, and a name's
+    ``<b>``, backticks, ``*`` and ``$`` were Markdown (raw HTML, code, emphasis, math). Every table row
+    now has its header's columns, and the names are escaped."""
+    md = (odd_report / "report" / "summary.md").read_text()
+    tables, cur = [], []
+    for line in md.splitlines() + [""]:
+        if line.startswith("|"):
+            cur.append(line)
+        elif cur:
+            tables.append(cur)
+            cur = []
+    assert len(tables) >= 5
+    for t in tables:
+        cols = [_unescaped_pipes(line) for line in t]
+        assert len(set(cols)) == 1, "\n".join(t)
+    for raw in ("<b>x</b>", "<i>Hop</i>", "<s>td3</s>", "`t`", "*s*", "$m$", "[l](x)"):
+        assert raw not in md, raw
+    assert "\\<b\\>x\\</b\\>\\|\"q\"\\&'s %{y}" in md  # the design, each table and heading alike
+    assert "\\`t\\` \\*s\\* \\_u\\_ \\[l\\](x) \\$m\\$" in md
+    assert "### \\<i\\>Hop\\</i\\> %{x} \\& co" in md
