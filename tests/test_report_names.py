@@ -199,3 +199,22 @@ def test_summary_md_tables_keep_their_columns_and_names_are_text(odd_report):
     assert "\\<b\\>x\\</b\\>\\|\"q\"\\&'s %{y}" in md  # the design, each table and heading alike
     assert "\\`t\\` \\*s\\* \\_u\\_ \\[l\\](x) \\$m\\$" in md
     assert "### \\<i\\>Hop\\</i\\> %{x} \\& co" in md
+
+
+@pytest.mark.parametrize("key, value", [("env", "Hop\nper"), ("env", "Hopper\x1b[31m"), ("method", "td3\tx")])
+def test_sweep_refuses_a_workload_env_or_method_with_a_control_character(tmp_path, capsys, key, value):
+    """A newline in ``meta.env`` split summary.md's table rows and headings, and an escape sequence in it
+    reached the terminal in the sweep's and the report's notes; refused in one line naming the field."""
+    from hwmodel.cli import main
+
+    wl = load_workload(data_path("workloads", "hopper_dense_s0.nmw"))
+    wl.meta[key] = value
+    save_workload(wl, tmp_path / "w_dense_s0.nmw")
+    (tmp_path / "sweep.yaml").write_text("version: 1\nworkloads: [w_dense_s0.nmw]\npatterns: [dense]\nbits: [8]\n"
+                                         "designs: [edge_ws]\ngpus: none\nquality: none\n")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    assert main(["sweep", str(tmp_path / "sweep.yaml"), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"meta.{key}: must be printable" in err[0] and "w_dense_s0.nmw" in err[0], err
+    assert "\x1b" not in err[0] and "\t" not in err[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
