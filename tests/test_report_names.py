@@ -218,3 +218,19 @@ def test_sweep_refuses_a_workload_env_or_method_with_a_control_character(tmp_pat
     assert len(err) == 1 and f"meta.{key}: must be printable" in err[0] and "w_dense_s0.nmw" in err[0], err
     assert "\x1b" not in err[0] and "\t" not in err[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_an_accelerator_named_as_a_bundled_gpu_is_no_gpu_in_the_report(tmp_path):
+    """An accelerator design named ``h100_sxm`` (legal: a sweep without GPUs has no other point of
+    that name) was reported as a GPU: "h100_sxm (GPU)" in the tables, the GPU's notes and panels. Its
+    rows carry a technology node, as every accelerator's do: they decide. The next report's GPUs are
+    its own."""
+    from reports.data import is_gpu
+
+    out = odd_sweep(tmp_path, ["Hopper-v5"], ["h100_sxm", "edge_ws"])
+    build_report(out)
+    md = (out / "report" / "summary.md").read_text()
+    page = (out / "report" / "index.html").read_text()
+    assert "h100_sxm" in md and "(GPU)" not in md and "GPU (8 b run int8)" not in md
+    assert "h100_sxm (GPU)" not in page
+    assert is_gpu("h100_sxm")  # outside that report, the bundled spec's name is a GPU again
