@@ -568,7 +568,11 @@ def _plots_script(figs: list[tuple[str, dict]]) -> str:
 
     template = pio.templates["plotly_white"].to_plotly_json()
     payload = {"template": template, "figures": [{"id": i, **f} for i, f in figs]}
-    text = json.dumps(payload, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    # No "<" in the script at all: a name's "<!--<script>" (a legendgroup is the design's name as it is)
+    # put the parser in the script's escaped state, where the closing </script> did not end it, and no
+    # plot of the page was drawn. Inside JSON strings \u003c is the same character.
+    text = (json.dumps(payload, separators=(",", ":"), allow_nan=False)
+            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
     return (
         "<script>(function(){var P=" + text + ";"
         "var C={displaylogo:false,responsive:true};"

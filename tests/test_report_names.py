@@ -234,3 +234,22 @@ def test_an_accelerator_named_as_a_bundled_gpu_is_no_gpu_in_the_report(tmp_path)
     assert "h100_sxm" in md and "(GPU)" not in md and "GPU (8 b run int8)" not in md
     assert "h100_sxm (GPU)" not in page
     assert is_gpu("h100_sxm")  # outside that report, the bundled spec's name is a GPU again
+
+
+def test_a_name_opening_an_html_comment_leaves_every_plot_drawn(tmp_path):
+    """A design named ``<!--<script>`` (its legendgroup is the name as it is) put the page's plot script in
+    the HTML parser's escaped state: the closing ``</script>`` no longer ended it and not one plot was
+    drawn. The plots' JSON now holds no ``<`` at all."""
+    from reports.html import _plots_script
+
+    script = _plots_script([("p0", {"data": [{"name": "a", "legendgroup": "<!--<script>"}], "layout": {}})])
+    body = script[len("<script>"):-len("</script>")]
+    assert "<" not in body and ">" not in body.replace("=>", "")
+    out = odd_sweep(tmp_path, ["Hopper-v5"], ["<!--<script>", "edge_ws"])
+    build_report(out)
+    if shutil.which("chromium"):
+        page = out / "report" / "index.html"
+        dom = subprocess.run(["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+                             capture_output=True, text=True, timeout=120).stdout
+        plots = len(re.findall(r'<div id="plot\d+"', page.read_text()))
+        assert plots and dom.count('class="main-svg"') >= plots, (plots, dom.count('class="main-svg"'))
