@@ -253,3 +253,16 @@ def test_a_name_opening_an_html_comment_leaves_every_plot_drawn(tmp_path):
                              capture_output=True, text=True, timeout=120).stdout
         plots = len(re.findall(r'<div id="plot\d+"', page.read_text()))
         assert plots and dom.count('class="main-svg"') >= plots, (plots, dom.count('class="main-svg"'))
+
+
+def test_quality_table_written_with_spaces_after_commas_joins_the_same_returns(tmp_path):
+    """The quality table's header was read without the spaces around its names, its cells with them: a
+    table written ``Hopper-v5, td3, dense, 8, ...`` had the method `` td3``, joined no workload, and
+    every return of the sweep was missing (an rlx2 row was refused: `` 0.98/0.95`` is no pattern)."""
+    from sweeps.derived import load_quality
+
+    src = data_path("workloads", "quality.csv").read_text()
+    spaced = tmp_path / "spaced.csv"
+    spaced.write_text(src.replace(",", ", "))
+    plain = load_quality(data_path("workloads", "quality.csv"))
+    assert load_quality(spaced) == plain and len(plain) > 10
