@@ -266,3 +266,22 @@ def test_quality_table_written_with_spaces_after_commas_joins_the_same_returns(t
     spaced.write_text(src.replace(",", ", "))
     plain = load_quality(data_path("workloads", "quality.csv"))
     assert load_quality(spaced) == plain and len(plain) > 10
+
+
+def test_published_returns_written_with_spaces_after_commas_name_the_same_envs(tmp_path):
+    """The published returns' env was read with the space after its comma (`` Hopper-v5``) and matched
+    no env of the sweep; a label of spaces alone passed as a label."""
+    from hwmodel.agents import load_published
+    from hwmodel.errors import NmlabError
+
+    rows = [("method", "env", "label", "fraction_of_dense", "source"), ("rnm-td3", "Hopper-v5", "2:4", "0.9", "paper A"),
+            ("rlx2", "HalfCheetah-v5", "rlx2 0.9/0.9", "0.8", "paper B")]
+    plain, spaced = tmp_path / "plain.csv", tmp_path / "spaced.csv"
+    plain.write_text("".join(",".join(r) + "\n" for r in rows))
+    spaced.write_text("".join(", ".join(r) + "\n" for r in rows))
+    assert load_published(spaced) == load_published(plain) == {("Hopper-v5", "2:4"): (0.9, "paper A"),
+                                                                ("HalfCheetah-v5", "rlx2 0.9/0.9"): (0.8, "paper B")}
+    blank = tmp_path / "blank.csv"
+    blank.write_text("method,env,label,fraction_of_dense,source\nrnm-td3,Hopper-v5,  ,0.9,x\n")
+    with pytest.raises(NmlabError, match="line 2: env and label must not be empty"):
+        load_published(blank)
