@@ -285,3 +285,17 @@ def test_published_returns_written_with_spaces_after_commas_name_the_same_envs(t
     blank.write_text("method,env,label,fraction_of_dense,source\nrnm-td3,Hopper-v5,  ,0.9,x\n")
     with pytest.raises(NmlabError, match="line 2: env and label must not be empty"):
         load_published(blank)
+
+
+def test_nmlab_workload_prints_meta_text_on_one_line_each(tmp_path, capsys):
+    """``nmlab workload`` printed a meta value as it is: a newline split its line in two and an escape
+    sequence (``\\x1b[31m``) reached the terminal. Each is written as Python writes it in a string."""
+    from hwmodel.cli import main
+
+    wl = load_workload(data_path("workloads", "hopper_dense_s0.nmw"))
+    wl.meta.update(source="x\x1b[31mRED", note="a\nb")
+    save_workload(wl, tmp_path / "w.nmw")
+    assert main(["workload", str(tmp_path / "w.nmw")]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "  source: x\\x1b[31mRED\n" in out and "  note: a\\nb\n" in out
+    assert sum(line.startswith("  ") for line in out.splitlines()) == len(wl.meta)
