@@ -257,9 +257,10 @@ def load_published(path: Optional[str | Path]) -> dict[tuple[str, str], tuple[fl
     for lineno, rec in rows:
         where = f"published returns {path.name}: line {lineno}"
         fraction = parse_finite(rec["fraction_of_dense"], f"{where}: fraction_of_dense")
-        if not rec.get("env") or not rec.get("label"):
+        env = (rec.get("env") or "").strip()  # as the quality table's: "Hopper-v5, rnm-td3, ..." names Hopper-v5
+        if not env or not (rec.get("label") or "").strip():
             raise NmlabError(f"{where}: env and label must not be empty")
-        out[(rec["env"], normalize_label(rec["label"]))] = (fraction, (rec.get("source") or "").strip())
+        out[(env, normalize_label(rec["label"]))] = (fraction, (rec.get("source") or "").strip())
     return out
 
 

@@ -40,6 +40,7 @@ import yaml
 
 from hwmodel.design import DATATYPE_BITS, Design
 from hwmodel.errors import NmlabError
+from hwmodel.limits import short
 
 FILES = ("arch.yaml", "problem.yaml", "sparse_opt.yaml", "constraints.yaml", "ERT.yaml", "nmlab_point.yaml")
 TOP = "system"
@@ -359,6 +360,12 @@ def export_timeloop(design, workload, layer_name: str, out: str | os.PathLike, b
     check_out(out)  # before the work: an unwritable --out fails at once
     check_limit("batch", batch, "--batch")
     d = load_design(design)
+    for i, s in enumerate(d.storage):
+        # Accelergy's ERT names a level system.<name> and splits it at dots: the ERT of a level named
+        # "W.buf" read back as a component "buf" (nmlab import-timeloop: no component 'buf' in the arch).
+        if "." in s.name:
+            raise NmlabError(f"design {short(d.name)}: storage[{i}].name: {short(s.name)}: a Timeloop component "
+                             f"name holds no '.' (the ERT names it system.<name>, read at the dots); rename the level")
     wl = workload if isinstance(workload, Workload) else load_workload(workload)
     matches = [x for x in wl.layers if x.name == layer_name]
     if not matches:

@@ -27,7 +27,7 @@ import pandas as pd
 
 from reports import returns
 from reports.data import (agent_label, agent_order, design_order, design_title, fmt_bytes, fmt_energy, fmt_ratio, fmt_time,
-                          is_gpu, one_row_per, seed_range_text, with_agent)
+                          is_gpu, md_text, one_row_per, seed_range_text, with_agent)
 from reports.quality import HW_BITS, hardware_scenario
 from reports.style import design_colors
 from reports.why import NO_GAIN, is_extreme, limiters, skipped_share, small_pct, verdict_word
@@ -277,13 +277,11 @@ def extreme_html(notes: list[dict], colors: dict[str, str]) -> str:
 
 def extreme_markdown(notes: list[dict]) -> str:
     """The extreme-cell explanations as a Markdown table (same columns as the page)."""
-    def esc(t: str) -> str:
-        return t.replace("|", "\\|")
     lines = ["| " + " | ".join(EXTREME_HEAD) + " |", "|---|---|---|---|"]
     for n in notes:
         eg = f" (numbers of {n['example']})" if n["example"] else ""
-        cells = "<br>".join(f"**{a}** {c}" for a, c in n["cells"])
-        lines.append(f"| {esc(design_title(n['design']))} | **{esc(n['cause'])}** | {esc(n['numbers'] + eg)} | {esc(cells)} |")
+        cells = "<br>".join(f"**{md_text(a)}** {md_text(c)}" for a, c in n["cells"])
+        lines.append(f"| {md_text(design_title(n['design']))} | **{md_text(n['cause'])}** | {md_text(n['numbers'] + eg)} | {cells} |")
     return "\n".join(lines)
 
 
@@ -447,9 +445,9 @@ def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: li
         return ""
     title, ret_head, designs, rows = glance
     of = "(no dense TD3 reference: the return itself)" if _returns_only(rows) else "as a fraction of dense TD3 as trained"
-    lines = [f"**{title}** (speedup x / energy ratio vs dense at "
+    lines = [f"**{md_text(title)}** (speedup x / energy ratio vs dense at "
              f"the same bits [limiter]; {ret_head} {of} [min-max over seeds])\n",
-             f"| agent | {ret_head} | " + " | ".join(design_title(d) for d in designs) + " |",
+             f"| agent | {ret_head} | " + " | ".join(md_text(design_title(d)) for d in designs) + " |",
              "|---|---:|" + "---:|" * len(designs)]
     for method, agent, r, cells in rows:
         if r is None:
@@ -459,7 +457,7 @@ def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: li
         else:  # no dense reference: the return itself, with its seed range, as in the return table
             rtxt = f"{r['return_mean']:.0f}" + (f" [{seed_range_text(r['return_min'], r['return_max'])}]"
                                                if r["spread_kind"] else "")
-        lines.append(f"| {agent_label(method, agent)} | {rtxt} | " + " | ".join(
+        lines.append(f"| {md_text(agent_label(method, agent))} | {rtxt} | " + " | ".join(
             "-" if c is None else f"{fmt_ratio(c['speedup_vs_dense'])}x / {fmt_ratio(c['energy_ratio_vs_dense'])} "
             f"[{limiter_word(c)}]" for c in cells) + " |")
     return "\n".join(lines) + "\n"
@@ -702,27 +700,27 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
     for env in sorted(df.env.unique()):
         g = glance_markdown(table, ret, env, agents)
         if g:
-            out.append(g + "".join(f"\n> Caveat: {c}\n" for c in caveats.get(env, [])))
+            out.append(g + "".join(f"\n> Caveat: {md_text(c)}\n" for c in caveats.get(env, [])))
             in_glance.add(env)
     out.append(GLANCE_HELP + GLANCE_MORE_MD + "\n")
     key = agent_key(df)
     if key:
-        out.append("**Agents**: " + "; ".join(key) + ".\n")
+        out.append("**Agents**: " + "; ".join(map(md_text, key)) + ".\n")
     out.append(INTRO + "\n")
     for env in sorted(df.env.unique()):
-        out.append(f"\n### {env}\n")
+        out.append(f"\n### {md_text(env)}\n")
         if env not in in_glance:  # said under its glance table above, where a reader meets them first
-            out += [f"> Caveat: {c}\n" for c in caveats.get(env, [])]
+            out += [f"> Caveat: {md_text(c)}\n" for c in caveats.get(env, [])]
         t = ret[ret.env == env] if len(ret) else ret
         if len(t):
             seeds = sorted({s for x in t.seeds for s in str(x).split(",") if s})
             base = t.dense_return.iloc[0]
             spread = (f"[min-max over seeds {', '.join(seeds) or 'unknown'}]" if (t.spread_kind != "").any()
                       else "no seed range (one seed, or the seeds' returns unknown)")
-            src = returns.reference_source(t)
+            src = md_text(returns.reference_source(t))
             out.append(f"Return as a fraction of dense TD3 as trained ({returns.return_text(base)}{', ' + src if src else ''}); {spread}\n"
                        if base == base else
-                       f"Return (no fraction of dense: {returns.caption_reason(t)}); {spread}\n")
+                       f"Return (no fraction of dense: {md_text(returns.caption_reason(t))}); {spread}\n")
             # An agent's return as trained taken from the quality table (no sweep point at its bits) gets its column.
             rbits = sorted(set(bits) | {int(b) for b in t.bits}, reverse=True)
             own_bits_text, own_src = returns.own_source(t)
@@ -743,15 +741,15 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
                         txt = f"{r.return_mean:.0f}" + (f" [{seed_range_text(r.return_min, r.return_max)}]"
                                                        if r.spread_kind else "")
                     cells.append(f"**{txt}**" if b == own else txt)
-                out_label = agent_label(method, agent)
+                out_label = md_text(agent_label(method, agent))
                 lines.append(f"| {out_label} | {own} | " + " | ".join(cells) + " |")
-            out.append("\n".join(lines) + f"\n\n(bold: as trained{f'; eval {own_bits_text} b: {own_src}' if own_src else ''})\n")
+            out.append("\n".join(lines) + f"\n\n(bold: as trained{f'; eval {own_bits_text} b: {md_text(own_src)}' if own_src else ''})\n")
         for (sc, batch), rows in sections.get(env, {}).items():
-            out.append(f"\n#### {env}: {_section_title(sc, int(batch))}\n")
+            out.append(f"\n#### {md_text(env)}: {_section_title(sc, int(batch))}\n")
             for design, g in _by_design(rows):
                 by = {(r["method"], r["agent"], int(r["bits"])): r for r in g}
                 gpu = bool(g[0].get("gpu"))
-                lines = [f"**{design}**{' (GPU)' if gpu else ''} (speedup x | energy ratio, vs dense at the same bits; first row: dense's latency / energy)\n",
+                lines = [f"**{md_text(design)}**{' (GPU)' if gpu else ''} (speedup x | energy ratio, vs dense at the same bits; first row: dense's latency / energy)\n",
                          "| agent | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits),
                          # dense's own latency and energy, the page's "dense, absolute" row: what the ratios divide
                          "| dense, absolute | " + " | ".join(f"{fmt_time(d['latency_s'])} / {fmt_energy(d['energy_pj'])}"
@@ -760,17 +758,17 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
                     cells = [by.get((method, agent, b)) for b in bits]
                     if all(c is None or c["pattern"] == "dense" for c in cells):
                         continue
-                    lines.append(f"| {agent_label(method, agent)} | " + " | ".join(
+                    lines.append(f"| {md_text(agent_label(method, agent))} | " + " | ".join(
                         "-" if c is None else f"{fmt_ratio(c['speedup_vs_dense'])}x / {fmt_ratio(c['energy_ratio_vs_dense'])}"
                         + CLIFF_MARKS.get(c.get("sram", ""), "") for c in cells) + " |")
                 note = gpu_mapping_note(g) if gpu else accelerator_mapping_note(g)
-                out.append("\n".join(lines) + "\n" + (f"\n{note}\n" if note else ""))
+                out.append("\n".join(lines) + "\n" + (f"\n{md_text(note)}\n" if note else ""))
             q = qsec.get((env, sc, batch), [])
             lines = [] if not q else ["**Quantization alone** (dense at B bits vs dense at the design's highest bits: speedup x | energy ratio)\n",
                      "| design | baseline | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|---|" + "---:|" * len(bits)]
             for design, g in _by_design(q):
                 by = {int(r["bits"]): r for r in g}
-                lines.append(f"| {design} | dense at {int(g[0]['ref_bits'])} bits | " + " | ".join(
+                lines.append(f"| {md_text(design)} | dense at {int(g[0]['ref_bits'])} bits | " + " | ".join(
                     f"{fmt_ratio(by[b]['speedup'])}x / {fmt_ratio(by[b]['energy_ratio'])}" if b in by else "-"
                     for b in bits) + " |")
             out.append("\n".join(lines) + "\n")

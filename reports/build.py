@@ -16,7 +16,7 @@ from hwmodel.agents import bundled_published, load_published
 from hwmodel.io import atomic_write
 from hwmodel.limits import check_output_dir
 from reports import answer, gpu_model, html, quality, returns, summary
-from reports.data import load_sweep, plotted_subset, register_gpus
+from reports.data import gpu_registry, load_sweep, plotted_subset, register_gpus
 from reports.fronts import compute_fronts, fronts_document
 from reports.why import gpu_fixed_times
 
@@ -79,6 +79,12 @@ def build_report(out: str | Path, pngs: bool = False, published: Optional[str | 
         progress: print a progress line on stderr while building.
         extra_sections: optional sections besides ``OPTIONAL_SECTIONS``.
     """
+    with gpu_registry():  # which designs are GPUs is this report's (reports.data.register_gpus)
+        return _build_report(out, pngs, published, progress, extra_sections)
+
+
+def _build_report(out: str | Path, pngs: bool, published: Optional[str | Path], progress: bool,
+                  extra_sections: Optional[list[SectionFn]]) -> dict[str, Any]:
     say = Progress(progress)
     if published == "bundled":
         published = bundled_published()

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 import json
 import math
 import os
+from contextlib import contextmanager
 from functools import lru_cache, partial
 from pathlib import Path
 from typing import Any, Optional
@@ -261,6 +263,19 @@ def axis_label(col: str, log: bool) -> str:
     return text[:-1] + ", log scale)" if text.endswith(")") else text + " (log scale)"
 
 
+_MD_SPECIAL = re.compile(r"[\\`*|<>\[\]$#~&]|(?<!\w)_|_(?!\w)")
+
+
+def md_text(text) -> str:
+    """``text`` (a name or a sentence built from names in users' files) as summary.md shows it as written:
+    Markdown's characters escaped with a backslash (a ``|`` split a table row into one column too many,
+    ``<b>x</b>`` and ``<script>`` were raw HTML, backticks, ``*``, ``$`` and brackets were markup), an
+    underscore inside a word left as it is (``edge_ws``), and a line break or other control character as a
+    space (it ended the table row). Text without those characters is unchanged."""
+    text = "".join(ch if ch.isprintable() else " " for ch in str(text))
+    return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text)
+
+
 def section_key(env: str, scenario: str, batch: int) -> str:
     return f"{env} - {scenario.replace('_', ' ')} (batch {batch})"
 
@@ -414,29 +429,48 @@ def bundled_gpu_names() -> frozenset[str]:
 
 #: GPU design points of the report being built that are not bundled specs (``register_gpus``).
 _OTHER_GPUS: set[str] = set()
+#: Accelerator designs of the report being built that carry a bundled GPU spec's name (``register_gpus``).
+_NOT_GPUS: set[str] = set()
 
 
 def gpu_rows(df: pd.DataFrame) -> np.ndarray:
-    """Per row: whether it is a GPU design point (a bundled GPU spec's name, or NaN ``technology_nm``:
-    every accelerator design has a technology node, a GPU row carries NaN there)."""
-    names = bundled_gpu_names() | _OTHER_GPUS
-    out = df.design.isin(names).to_numpy()
+    """Per row: whether it is a GPU design point. With ``technology_nm``, the rows say: every accelerator
+    design has a technology node, a GPU row carries NaN there (an accelerator design named ``h100_sxm``
+    is no GPU). Without it, a bundled GPU spec's name or a registered GPU (``register_gpus``)."""
     if "technology_nm" in df.columns:
-        out = out | df.technology_nm.isna().to_numpy()
-    return out
+        return df.technology_nm.isna().to_numpy()
+    return df.design.map(is_gpu).to_numpy(dtype=bool)
 
 
 def register_gpus(df: pd.DataFrame) -> frozenset[str]:
-    """Note the GPU design points of ``df`` (``gpu_rows``) so that colours and order treat a GPU spec file
-    outside the bundle as a GPU too; returns the GPU designs of ``df``."""
+    """Note the GPU design points of ``df`` (``gpu_rows``), for the report being built: a GPU spec file
+    outside the bundle is a GPU too (colours, order, "(GPU)"), and an accelerator design named as a bundled
+    GPU spec is not one. Replaces what an earlier report noted. Returns the GPU designs of ``df``."""
     gpus = frozenset(df.design[gpu_rows(df)].unique())
+    _OTHER_GPUS.clear()
     _OTHER_GPUS.update(gpus - bundled_gpu_names())
+    _NOT_GPUS.clear()
+    _NOT_GPUS.update((set(df.design.unique()) - gpus) & bundled_gpu_names())
     return gpus
 
 
+@contextmanager
+def gpu_registry():
+    """Restores the GPUs noted by ``register_gpus`` on exit: one report's notes never outlive it."""
+    saved = set(_OTHER_GPUS), set(_NOT_GPUS)
+    try:
+        yield
+    finally:
+        _OTHER_GPUS.clear()
+        _OTHER_GPUS.update(saved[0])
+        _NOT_GPUS.clear()
+        _NOT_GPUS.update(saved[1])
+
+
 def is_gpu(design: str) -> bool:
-    """Whether ``design`` names a GPU design point (bundled, or registered by ``register_gpus``)."""
-    return design in bundled_gpu_names() or design in _OTHER_GPUS
+    """Whether ``design`` names a GPU design point (bundled and not registered as an accelerator, or
+    registered by ``register_gpus``)."""
+    return (design in bundled_gpu_names() and design not in _NOT_GPUS) or design in _OTHER_GPUS
 
 
 def design_title(design: str) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from pathlib import Path
 from typing import Any, Optional
@@ -25,6 +26,30 @@ MAX_POINTS = 4000
 
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", str(text).lower()).strip("_")
+
+
+#: Longest slug of an env in a PNG's file name (an env name is free text of any length).
+SLUG_MAX_CHARS = 60
+
+
+def env_png_names(envs) -> dict[str, str]:
+    """env -> the file name of its energy PNG: ``energy_<slug>.png`` (``energy_hopper_v5.png``), or with
+    8 hex digits of the name's SHA-256 added where the slug alone would not do: two envs of one slug
+    (``Hopper-v5`` and ``hopper_v5``: the second PNG replaced the first), an env ``ratio same bits``
+    (``energy_ratio_same_bits.png`` is the heatmap's), a name with no letter or digit a-z, 0-9
+    (``energy_.png``), or a slug over SLUG_MAX_CHARS (past the file system's limit)."""
+    slugs = {e: slug(e) for e in envs}
+    count: dict[str, int] = {"ratio_same_bits": 1}  # energy_ratio_same_bits.png: a heatmap
+    for s in slugs.values():
+        count[s] = count.get(s, 0) + 1
+    names = {}
+    for e, s in slugs.items():
+        if s and count[s] == 1 and len(s) <= SLUG_MAX_CHARS:
+            names[e] = f"energy_{s}.png"
+        else:
+            digest = hashlib.sha256(str(e).encode("utf-8", "surrogatepass")).hexdigest()[:8]
+            names[e] = f"energy_{s[:SLUG_MAX_CHARS] + '_' if s else ''}{digest}.png"
+    return names
 
 
 def _save(fig, path: Path) -> Path:
@@ -341,11 +366,15 @@ def png_jobs(df: pd.DataFrame, fronts: list[dict[str, Any]], out_dir: Path) -> l
                                              out_dir / "speedup_same_bits.png", True)))
         jobs.append((same_bits_heatmap_png, (df, "energy_ratio_vs_dense", "Energy ratio (<1 saves energy)",
                                              out_dir / "energy_ratio_same_bits.png", False)))
-    for env in sorted(df.env.unique()):
-        jobs.append((energy_png, (df, env, out_dir / f"energy_{slug(env)}.png")))
+    envs = sorted(df.env.unique())
+    for env, name in env_png_names(envs).items():
+        jobs.append((energy_png, (df, env, out_dir / name)))
     return jobs
 
 
 def _run_job(job: tuple) -> Path:
+    """Draw one PNG. Text is never mathtext: design, env and agent names come from users' files, and a
+    ``$`` in one (``a$b$c``, a lone ``$\\frac{$``) would be typeset as math or fail to parse."""
     fn, args = job
-    return fn(*args)
+    with plt.rc_context({"text.parse_math": False}):
+        return fn(*args)

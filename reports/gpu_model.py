@@ -29,6 +29,7 @@ import pandas as pd
 
 from reports.data import fmt_ratio, gpu_rows
 from reports.html import Section, log_tick_axis
+from reports.style import plotly_text
 
 ANCHOR = "gpu-model"
 TITLE = "GPU model vs measurements"
@@ -182,7 +183,7 @@ def scatter_figure(c: GpuCheck) -> dict[str, Any]:
     s = c.scores
     note = (f"{s['rows']} held-out rows (all dtypes)<br>MAPE dense {_pct(s['mape_dense'])}, 2:4 {_pct(s['mape_sparse'])}"
             f"<br>speedup error {_pct(s['speedup_mape'])}")
-    layout = {"title": {"text": f"{html.escape(c.device)}: predicted vs measured", "font": {"size": 13}},
+    layout = {"title": {"text": f"{plotly_text(c.device)}: predicted vs measured", "font": {"size": 13}},
               "height": 380, "margin": {"l": 60, "r": 15, "t": 40, "b": 45},
               "xaxis": {"type": "log", "range": rng, "title": {"text": "measured time per call (us, log scale)"},
                         **log_tick_axis([10 ** rng[0], 10 ** rng[1]])},
@@ -242,7 +243,7 @@ def speedup_figure(c: GpuCheck) -> dict[str, Any]:
     for name, fill in (("measured,<br>held-out shape", "#777"), ("measured,<br>calibration shape", "white")):
         data.append({"type": "scatter", "mode": "markers", "name": name, "x": [None], "y": [None], "hoverinfo": "skip",
                      "marker": {"color": fill, "size": 6, "line": {"color": "#777", "width": 1.5}}})
-    layout = {"title": {"text": f"{html.escape(c.device)}: 2:4 speedup vs square size", "font": {"size": 13}},
+    layout = {"title": {"text": f"{plotly_text(c.device)}: 2:4 speedup vs square size", "font": {"size": 13}},
               "height": 380, "margin": {"l": 55, "r": 15, "t": 40, "b": 45},
               "xaxis": {"type": "log", "title": {"text": "square GEMM size (m = k = n, log scale)"},
                         **square_size_ticks(m.m[(m.m == m.k) & (m.k == m.n)])},

@@ -17,7 +17,8 @@ from reports.data import (ENERGY_COMPONENTS, GPU_COMPONENT_NAMES, agent_label, a
                           seed_range_text, shown, with_agent)
 from reports.answer import CSS as ANSWER_CSS, env_anchor
 from reports.fronts import FRONT_SPECS
-from reports.style import COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, pattern_symbol, place_front_labels
+from reports.style import (COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, pattern_symbol, place_front_labels,
+                           plotly_template_text, plotly_text)
 from reports.why import small_pct
 
 #: Points per plot drawn besides the fronts (big sweeps are sampled deterministically).
@@ -38,6 +39,7 @@ def _hover(df: pd.DataFrame) -> list[str]:
         if ret == ret and tb == tb and eb == eb:
             rtxt += f" (agent trained at {int(tb)} b, evaluated at {int(eb)} b)"
         who = agent if agent == agent and agent is not None else pattern
+        design, who, method, src = (plotly_text(t) for t in (design, who, method, src))  # names from users' files
         out.append(f"{design} | {who} ({method}) @ {bits} b | {src}<br>latency {fmt_time(lat)}, "
                    f"energy {fmt_energy(en)}<br>size {fmt_bytes(size)}, return {rtxt}<br>id {pid}")
     return out
@@ -84,7 +86,7 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
         color = colors[design]
         data.append({
             "type": "scatter", "mode": "markers", "legendgroup": design,
-            "name": design_title(design),  # as the tables name it
+            "name": plotly_text(design_title(design)),  # as the tables name it
             "x": _num(x[idx]), "y": _num(y[idx]), "customdata": pid[idx].tolist(),
             "marker": {"color": color, "opacity": 0.65, "line": {"width": 0.5, "color": "#333"},
                        "symbol": [pattern_symbol(pattern[i]) + ("" if trained[i] else "-open") for i in idx],
@@ -94,7 +96,7 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
         ids = fronts.get(design, [])
         if ids:
             f = on_front(ids)
-            data.append({"type": "scatter", "mode": "lines", "name": f"{design} front", "legendgroup": design,
+            data.append({"type": "scatter", "mode": "lines", "name": plotly_text(f"{design} front"), "legendgroup": design,
                          "showlegend": False, "hoverinfo": "skip", "x": _num(x[f]), "y": _num(y[f]),
                          "line": {"color": color, "dash": "dot", "shape": "hv"}})
     if any(fronts.get(d) for d in designs):  # a legend key for the dotted per-design fronts
@@ -117,7 +119,7 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
         data.append({"type": "scatter", "mode": "lines+markers+text", "name": "front (all designs)", **spread,
                      "x": _num(x[f]), "y": _num(y[f]), "hovertext": [hover[i] for i in f],
                      "hoverinfo": "text", "customdata": pid[f].tolist(),
-                     "text": [t for t, _ in labels], "textposition": [f"top {side}" for _, side in labels],
+                     "text": [plotly_text(t) for t, _ in labels], "textposition": [f"top {side}" for _, side in labels],
                      "textfont": {"size": 10}, "cliponaxis": False,
                      "line": {"color": "black", "width": 2, "shape": "hv"},
                      "marker": {"size": 13, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}}})
@@ -149,7 +151,7 @@ def _categories(rows: pd.DataFrame) -> tuple[list[str], dict[tuple, str]]:
     for key in names:
         for b in bits_all:
             if (*key, b) in present:
-                cat = f"{names[key]} @{b}"
+                cat = plotly_text(f"{names[key]} @{b}")  # the why figures' ticks: drawn as written
                 cats.append(cat)
                 by[(*key, b)] = cat
     return cats, by
@@ -215,6 +217,7 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
         row_cats = [c for c in cats if c in own]
         ids = list(d.point_id)
         gpu = is_gpu(design)
+        tdesign = plotly_template_text(design)
         for j in range(ncol):
             k = i * ncol + j + 1
             sfx = "" if k == 1 else str(k)
@@ -227,7 +230,7 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
                 layout["annotations"].append({"text": f"<b>{WHY_COLUMNS[j]}</b>", "x": x0 + w / 2, "y": 1.0, "xref": "paper",
                                               "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False})
             if j == 0:
-                layout["annotations"].append({"text": f"<b>{html.escape(design)}</b>" + (" (GPU)" if gpu else ""),
+                layout["annotations"].append({"text": f"<b>{plotly_text(design)}</b>" + (" (GPU)" if gpu else ""),
                                               "x": -0.045, "y": y1 - h / 2,
                                               "xref": "paper", "yref": "paper", "textangle": -90, "showarrow": False,
                                               "font": {"color": colors[design], "size": 13}})
@@ -260,7 +263,7 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
                              "marker": {"color": CYCLE_COLORS[name]}, "customdata": ids,
                              "textposition": "none",
                              "text": [f"{v:,.0f} of {c:,.0f} cycles" for v, c in zip(vals, cyc)],
-                             "hovertemplate": f"{design} %{{x}}<br>{name}: %{{y:.1f}}%% (%{{text}})<br>point %{{customdata}}"
+                             "hovertemplate": f"{tdesign} %{{x}}<br>{name}: %{{y:.1f}}%% (%{{text}})<br>point %{{customdata}}"
                                               "<extra></extra>".replace("%%", "%"), **ax[0]})
         total = d.energy_pj.to_numpy(dtype=float)
         for c in comps:
@@ -272,16 +275,16 @@ def why_figure(rows: pd.DataFrame, designs: list[str]) -> dict[str, Any]:
                          "showlegend": i == 0, "marker": {"color": COMPONENT_COLORS.get(c, "#777")}, "customdata": ids,
                          "textposition": "none",
                          "text": [fmt_energy(v) for v in vals],
-                         "hovertemplate": f"{design} %{{x}}<br>{what}: %{{y:.1f}}%% (%{{text}})<br>point %{{customdata}}"
+                         "hovertemplate": f"{tdesign} %{{x}}<br>{what}: %{{y:.1f}}%% (%{{text}})<br>point %{{customdata}}"
                                           "<extra></extra>".replace("%%", "%"), **ax[1]})
         if "model_bytes" in d and d.model_bytes.notna().any():
             fits = d.fits_in_sram.to_numpy() if "fits_in_sram" in d else np.ones(len(d), bool)
-            data.append({"type": "bar", "x": x, "y": _num(d.model_bytes * 1e-3), "name": f"{design} weights",
+            data.append({"type": "bar", "x": x, "y": _num(d.model_bytes * 1e-3), "name": plotly_text(f"{design} weights"),
                          "showlegend": False, "customdata": ids, "textposition": "none",
                          "marker": {"color": [colors[design] if f else "rgba(0,0,0,0)" for f in fits],
                                     "line": {"color": colors[design], "width": 1.5}},
                          "text": ["fits" if f else "misses SRAM" for f in fits],
-                         "hovertemplate": f"{design} %{{x}}<br>weights %{{y:.3g}} KB: %{{text}}<br>point %{{customdata}}"
+                         "hovertemplate": f"{tdesign} %{{x}}<br>weights %{{y:.3g}} KB: %{{text}}<br>point %{{customdata}}"
                                           "<extra></extra>", **ax[2]})
             k = i * ncol + 3
             kb = [float(v) for v in d.model_bytes.dropna() * 1e-3 if v > 0]  # the log axis' range: weights and SRAM
@@ -565,7 +568,11 @@ def _plots_script(figs: list[tuple[str, dict]]) -> str:
 
     template = pio.templates["plotly_white"].to_plotly_json()
     payload = {"template": template, "figures": [{"id": i, **f} for i, f in figs]}
-    text = json.dumps(payload, separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+    # No "<" in the script at all: a name's "<!--<script>" (a legendgroup is the design's name as it is)
+    # put the parser in the script's escaped state, where the closing </script> did not end it, and no
+    # plot of the page was drawn. Inside JSON strings \u003c is the same character.
+    text = (json.dumps(payload, separators=(",", ":"), allow_nan=False)
+            .replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026"))
     return (
         "<script>(function(){var P=" + text + ";"
         "var C={displaylogo:false,responsive:true};"

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, Optional
 
 import pandas as pd
 
-from reports.data import design_order, fmt_ratio, pattern_order, seed_range_text
+from reports.data import design_order, fmt_ratio, md_text, pattern_order, seed_range_text
 from hwmodel.agents import label_fractions, normalize_label, one_shot_label
 from hwmodel.limits import is_file
 
@@ -411,7 +411,7 @@ def markdown(doc: dict[str, Any], caveats: Optional[dict[str, list[str]]] = None
     for env in sorted({r["env"] for r in doc["rows"]}):
         rows = [r for r in doc["rows"] if r["env"] == env]
         sources: list[str] = []
-        lines = ["| " + " | ".join(head) + " |",
+        lines = ["| " + " | ".join(map(md_text, head)) + " |",
                  "|---|---|---:|---:|---:|" + "---:|" * (2 + len(RETURN_BITS) + len(doc["designs"])) + "---|"]
         for r in rows:
             pub = "-"
@@ -420,15 +420,15 @@ def markdown(doc: dict[str, Any], caveats: Optional[dict[str, list[str]]] = None
                     sources.append(r["published_source"])
                 # Two decimals as every fraction of dense here (the paper's own figure: the footnote's source, the JSON).
                 pub = f"{r['published_fraction_of_dense']:.2f} [{sources.index(r['published_source']) + 1}]"
-            cells = ([r["agent"], r["method"], _seeds_text(r), _steps_text(r), _trained_at(r)]
+            cells = ([md_text(r["agent"]), md_text(r["method"]), _seeds_text(r), _steps_text(r), md_text(_trained_at(r))]
                      + [_ret_text(e) + (f" [{_spread_text(e)}]" if _spread_text(e) else "") for e in r["returns"]]
                      + [pub] + [_hw_text(h) for h in r["hardware"]]
-                     + [_why(r).replace("|", "/")])
+                     + [md_text(_why(r))])
             lines.append("| " + " | ".join(cells) + " |")
-        out.append(f"\n### {env}\n\n" + "\n".join(lines) + "\n")
+        out.append(f"\n### {md_text(env)}\n\n" + "\n".join(lines) + "\n")
         if sources:
-            out.append("\n" + "\n".join(f"[{i + 1}] {s}  " for i, s in enumerate(sources)) + "\n")
-        out += [f"\n> Caveat: {c}\n" for c in (caveats or {}).get(env, [])]
+            out.append("\n" + "\n".join(f"[{i + 1}] {md_text(s)}  " for i, s in enumerate(sources)) + "\n")
+        out += [f"\n> Caveat: {md_text(c)}\n" for c in (caveats or {}).get(env, [])]
     return "\n".join(out)
 
 

@@ -12,6 +12,20 @@ import numpy as np
 
 from reports.data import ENERGY_COMPONENTS, is_gpu
 
+def plotly_text(text) -> str:
+    """``text`` as plotly draws it literally in a label, legend, tick, title or hover: plotly reads its
+    text as its own HTML subset (``<b>x</b>`` drew a bold x, ``<a href=...>`` a link, ``<br>`` a line
+    break) and decodes only ``&lt; &gt; &amp;`` and numeric entities (``html.escape``'s ``&quot;`` was
+    drawn as those six characters). For names and free text from users' files."""
+    return str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def plotly_template_text(text) -> str:
+    """``text`` placed in a plotly ``hovertemplate`` (drawn literally): :func:`plotly_text` with ``%`` as
+    ``&#37;``, so a ``%{y}`` in a name is not filled in."""
+    return plotly_text(text).replace("%", "&#37;")
+
+
 #: Designs in sorted order take these colours in turn (colour-blind-safe "tab10" order, grey last).
 DESIGN_PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
                   "#bcbd22", "#7f7f7f")

@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from reports.data import design_order, fmt_ratio, front_formats, pattern_order, section_key, seed_range_text
+from reports.data import design_order, fmt_ratio, front_formats, md_text, pattern_order, section_key, seed_range_text
 from reports.fronts import FRONT_SPECS
 
 
@@ -26,7 +26,8 @@ def _front_rows(df: pd.DataFrame, ids: list[str]) -> str:
         ret = fmt["return_mean"](r.return_mean)
         if seeds and r.return_min == r.return_min:
             ret += f" [{seed_range_text(r.return_min, r.return_max)}]"  # the lowest and highest seed's return
-        lines.append(f"| {r.design} | {r.pattern} | {r.bits} | {getattr(r, 'method', '')} | {r.mask_source} | "
+        lines.append(f"| {md_text(r.design)} | {md_text(r.pattern)} | {r.bits} | {md_text(getattr(r, 'method', ''))} | "
+                     f"{md_text(r.mask_source)} | "
                      f"{fmt['latency_s'](r.latency_s)} | {fmt['energy_pj'](r.energy_pj)} | "
                      f"{fmt['model_bytes'](r.model_bytes)} | {'yes' if fits else 'no'} | {ret} | `{r.point_id}` |")
     return "\n".join(lines) + "\n"
@@ -42,25 +43,25 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], pngs: list[Path], not
     shown_txt = "" if total_points == len(df) else f" ({len(df)} shown here)"
     out = [
         "# nmlab sweep summary\n",
-        f"{total_points} points{shown_txt}: envs {', '.join(sorted(df.env.unique()))}; designs {', '.join(designs)}; "
-        f"patterns {', '.join(pattern_order(df.pattern))}; bits {', '.join(str(b) for b in sorted(df.bits.unique(), reverse=True))}; "
+        f"{total_points} points{shown_txt}: envs {', '.join(map(md_text, sorted(df.env.unique())))}; "
+        f"designs {', '.join(map(md_text, designs))}; patterns {', '.join(map(md_text, pattern_order(df.pattern)))}; bits {', '.join(str(b) for b in sorted(df.bits.unique(), reverse=True))}; "
         f"scenarios {', '.join(sorted({f'{s} (batch {b})' for s, b in zip(df.scenario, df.batch)}))}.\n",
         "Fronts as data: `fronts.json` (point ids, objectives and senses); interactive page: `index.html`.\n",
     ]
-    out += [f"> {n}\n" for n in notes]
+    out += [f"> {md_text(n)}\n" for n in notes]
     out.append(answer_md)
     if quality_md:
         out.append(quality_md)
     by = {(f["name"], f["group"]["env"], f["group"]["scenario"], f["group"]["batch"]): f
           for f in fronts if f["group"]["design"] is None}
     for (env, sc, batch), rows in df.groupby(["env", "scenario", "batch"], sort=True):
-        out.append(f"\n## {section_key(env, sc, int(batch))}\n")
+        out.append(f"\n## {md_text(section_key(env, sc, int(batch)))}\n")
         sparse = rows[(rows.pattern != "dense") & rows.speedup_vs_dense.notna()] if "speedup_vs_dense" in rows else rows.iloc[:0]
         if len(sparse):
             best = sparse.loc[sparse.speedup_vs_dense.idxmax()]
             low = sparse.loc[sparse.energy_ratio_vs_dense.idxmin()]
             def who(r) -> str:
-                return f"{r.agent if 'agent' in r else r.pattern} at {r.bits} bits on {r.design}"
+                return f"{md_text(r.agent if 'agent' in r else r.pattern)} at {r.bits} bits on {md_text(r.design)}"
 
             # A best that is no gain (a tie at 1.00x among agents that run dense) names no winner.
             sp, en = fmt_ratio(best.speedup_vs_dense), fmt_ratio(low.energy_ratio_vs_dense)

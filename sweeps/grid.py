@@ -25,7 +25,7 @@ from typing import Any, Iterator, Optional
 import numpy as np
 
 from hwmodel.errors import NmlabError
-from hwmodel.limits import exists, is_dir, is_file
+from hwmodel.limits import exists, is_dir, is_file, short
 from hwmodel.agents import MIXED, agent_label, one_shot_label, workload_pattern
 from sweeps.config import SweepConfig, unstructured_level
 
@@ -118,6 +118,12 @@ def _workload_info(path: str) -> WorkloadInfo:
         seed = int(m.group(1)) if m else 0
     env = str(meta.get("env") or stem.split("_")[0])
     method = str(meta.get("method") or meta.get("source") or "unknown")
+    # Both name the workload's points in every table, heading, file name and stderr note: a newline
+    # split a Markdown table row and an escape sequence reached the terminal.
+    for key, value in (("env", env), ("method", method)):
+        if not value.isprintable():
+            raise NmlabError(f"workload {path}: meta.{key}: must be printable (no newline, tab, escape or other "
+                             f"control character), got {short(value)}")
     return WorkloadInfo(
         path=str(Path(path).resolve()), name=stem, sha=file_sha(path), env=env,
         method=method, pattern=pattern, seed=seed,

@@ -246,3 +246,27 @@ def test_architecture_attributes_by_hand():
     assert architecture(d, 8, 2)["architecture"]["subtree"][0]["local"][-1]["class"] == "intmac"
     assert architecture(d, 8, 2)["architecture"]["subtree"][0]["local"][0]["attributes"]["shared_bandwidth"] == \
         pytest.approx(256e9 / 1410e6, abs=1e-6)
+
+
+def test_a_level_named_with_a_dot_is_refused_before_anything_is_written(tmp_path, wl_path, capsys):
+    """A storage level named ``W.x`` (a legal design name) was exported as ERT table ``system.W.x[1..1]``,
+    which Accelergy and nmlab import-timeloop read at the dots (``no component 'x' in the arch``): the
+    export refuses it in one line naming the level."""
+    from hwmodel.cli import main
+    from hwmodel.io import data_path
+
+    design = tmp_path / "dotted.yaml"
+    design.write_text(data_path("designs", "edge_ws.yaml").read_text().replace("WeightBuffer", "W.x"))
+    assert main(["export-timeloop", "--design", str(design), "--workload", str(wl_path), "--layer", "actor.fc1",
+                 "--out", str(tmp_path / "tl")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "storage[1].name: 'W.x'" in err[0] and "'.'" in err[0], err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dotted.yaml"]
+    # A name Timeloop can take, spaces and all, is exported and read back.
+    design.write_text(data_path("designs", "edge_ws.yaml").read_text().replace("WeightBuffer", "Weight Buffer µ"))
+    assert main(["export-timeloop", "--design", str(design), "--workload", str(wl_path), "--layer", "actor.fc1",
+                 "--out", str(tmp_path / "tl")]) == 0
+    tl = tmp_path / "tl"
+    assert main(["import-timeloop", str(tl / "arch.yaml"), "--ert", str(tl / "ERT.yaml"), "--problem",
+                 str(tl / "problem.yaml"), "--out", str(tmp_path / "back.yaml")]) == 0
+    assert any(lv["name"] == "Weight Buffer µ" for lv in yaml.safe_load((tmp_path / "back.yaml").read_text())["storage"])
