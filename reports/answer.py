@@ -662,8 +662,16 @@ RETURN_HELP = ("<p>How to read the return table: each cell is the agent's mean e
 
 
 def env_anchor(env: str) -> str:
-    """The page anchor of an env's answer."""
-    return "answer-" + "".join(ch if ch.isalnum() else "-" for ch in str(env).lower()).strip("-")
+    """The page anchor of an env's answer: ``answer-Hopper-v5``, one per env name. Ids are case-sensitive,
+    so case is kept; a character outside a-z, A-Z, 0-9 and ``-`` becomes ``-`` and 8 hex digits of the
+    name's SHA-256 are added (``hopper_v5`` and ``hopper-v5`` got one anchor, and a link jumped to the other)."""
+    import hashlib
+
+    env = str(env)
+    plain = "".join(ch if (ch.isascii() and ch.isalnum()) or ch == "-" else "-" for ch in env)
+    if plain != env or not env:
+        plain += "-" + hashlib.sha256(env.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+    return "answer-" + plain
 
 
 def glance_anchor(env: str) -> str:

@@ -1139,10 +1139,10 @@ def test_an_envs_caveats_are_said_once_in_the_answer(sweep, page):
     answer_html = page.split('<h2 id="answer">', 1)[1].split("<h2", 1)[0]
     for c in cav:
         assert answer_html.count(html.escape(c)) == 1, c
-    glance, section = answer_html.split('<h3 id="answer-hopper-v5">', 1)
+    glance, section = answer_html.split('<h3 id="answer-Hopper-v5">', 1)
     assert all(html.escape(c) in glance.split("Hopper-v5 at a glance", 1)[1] for c in cav)
-    assert (f'<p class=small>{len(cav)} caveats on these returns: under the <a href="#glance-hopper-v5">Hopper-v5 '
-            'glance table</a> above.</p>') in section and 'id="glance-hopper-v5"' in glance
+    assert (f'<p class=small>{len(cav)} caveats on these returns: under the <a href="#glance-Hopper-v5">Hopper-v5 '
+            'glance table</a> above.</p>') in section and 'id="glance-Hopper-v5"' in glance
     md = (sweep / "report" / "summary.md").read_text()
     answer_md = md.split("## What each pattern buys", 1)[1].split("\n## ", 1)[0]
     for c in cav:

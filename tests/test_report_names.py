@@ -299,3 +299,17 @@ def test_nmlab_workload_prints_meta_text_on_one_line_each(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "\x1b" not in out and "  source: x\\x1b[31mRED\n" in out and "  note: a\\nb\n" in out
     assert sum(line.startswith("  ") for line in out.splitlines()) == len(wl.meta)
+
+
+def test_each_env_gets_its_own_page_anchor():
+    """``Hopper-v5`` and ``hopper_v5`` (or ``hopper-v5``) had one answer and glance anchor, so the page's
+    link to the second env's answer jumped to the first's. Each env's anchor is its own, a valid id (no
+    space), and a plain name reads as written."""
+    from reports.answer import env_anchor, glance_anchor
+
+    envs = ["Hopper-v5", "hopper_v5", "hopper-v5", "HOPPER-V5", "a b", "a-b", "日本", "🚀", "", "-", "<x>"]
+    anchors = [env_anchor(e) for e in envs]
+    assert len(set(anchors)) == len(envs), anchors
+    assert len({glance_anchor(e) for e in envs}) == len(envs)
+    assert all(re.fullmatch(r"answer-[A-Za-z0-9-]+", a) for a in anchors), anchors
+    assert (env_anchor("Hopper-v5"), glance_anchor("HalfCheetah-v5")) == ("answer-Hopper-v5", "glance-HalfCheetah-v5")
