@@ -495,4 +495,4 @@ def test_a_run_with_per_layer_patterns_is_its_own_agent_from_quality_table_to_re
 
     p = plan(load_config(tmp_path / "sweep2.yaml"))
     assert {(pt["agent"], pt["workload"]) for pt in p.points()} == {("dense", "synth_dense_s0"), ("2:4", "synth_2of4_s0")}
-    assert any("synth_2of4_fc1dense_s0: trained with per-layer patterns" in s for s in p.skipped), p.skipped
+    assert any("synth_2of4_fc1dense_s0: per-layer patterns (mixed: trained with --layer-sparsity" in s for s in p.skipped), p.skipped
