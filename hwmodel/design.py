@@ -261,10 +261,14 @@ NAME_MAX_CHARS = 64
 
 def name_problem(value: str) -> Optional[str]:
     """Why ``value`` cannot be a design or storage level name (None: it can): 1 to
-    NAME_MAX_CHARS printable characters (no newline, tab or other control character)."""
+    NAME_MAX_CHARS printable characters (no newline, tab or other control character), neither
+    starting nor ending with a space (``" edge_ws"`` reads as ``edge_ws`` in every table, yet a
+    sweep would take it for another design)."""
     if not value or len(value) > NAME_MAX_CHARS or not value.isprintable():
         return (f"must be 1 to {NAME_MAX_CHARS} printable characters (no newline or other control character), "
                 f"got {short(value)} ({len(value):,} characters)")
+    if value != value.strip():
+        return f"must not start or end with a space (it would read as {value.strip()!r} in every table), got {value!r}"
     return None
 
 

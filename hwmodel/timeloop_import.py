@@ -141,6 +141,8 @@ def _split_name(w: _Where, field: str, name: Any, level: bool = False) -> tuple[
     m = _NAME_RANGE.match(name)
     base = m.group(1) if m else name
     if level and name_problem(base):
+        if base != base.strip():
+            raise w.fail(field, f"{base!r}: a storage level name nmlab can take neither starts nor ends with a space")
         raise w.fail(field, f"{short(base)}: a storage level name nmlab can take is 1 to {NAME_MAX_CHARS} "
                             f"printable characters ({len(base):,} given)")
     if not m:

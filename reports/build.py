@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -13,11 +16,12 @@ from typing import Any, Callable, Optional
 import pandas as pd
 
 from hwmodel.agents import bundled_published, load_published
-from hwmodel.io import atomic_write
+from hwmodel.errors import NmlabError
+from hwmodel.io import atomic_write, remove_stale_temps, replace_refusal, temp_prefix
 from hwmodel.limits import check_output_dir
 from reports import answer, gpu_model, html, quality, returns, summary
 from reports.data import gpu_registry, load_sweep, plotted_subset, register_gpus
-from reports.fronts import compute_fronts, fronts_document
+from reports.fronts import FRONT_SPECS, compute_fronts, fronts_document
 from reports.why import gpu_fixed_times
 
 #: Optional page sections: each is called with (rows shown, whole table, manifest, sweep dir) and returns
@@ -26,6 +30,16 @@ from reports.why import gpu_fixed_times
 #: navigation after the Pareto fronts.
 SectionFn = Callable[[pd.DataFrame, pd.DataFrame, dict, Path], Optional[html.Section]]
 OPTIONAL_SECTIONS: list[SectionFn] = [gpu_model.section]  # shown when the sweep has GPU design points
+
+
+#: The names of the PNGs a report draws (reports.figures.png_jobs, env_png_names): a report removes those of
+#: the previous report that it does not draw itself, so the folder never holds PNGs of another sweep or report.
+REPORT_PNG = re.compile("|".join([*(re.escape(f"front_{s.name}.png") for s in FRONT_SPECS),
+                                  r"speedup_same_bits\.png", r"energy_[a-z0-9_]*\.png"]))
+
+#: The name of the folder (``DIR/report/.report.<pid>-<random>.tmp``) where a report's files are made before
+#: they are renamed into place together.
+STAGE_NAME = "report"
 
 
 def _cpus() -> int:
@@ -93,6 +107,34 @@ def _build_report(out: str | Path, pngs: bool, published: Optional[str | Path], 
     register_gpus(df)  # a GPU spec file outside the bundle gets a GPU's colour and place too
     say(f"{len(df)} points read")
     rdir = check_output_dir(out / "report", "report")  # writable, before the work (creates nothing)
+    made_rdir = not os.path.lexists(rdir)
+    stage: list[Path] = []  # the folder, inside rdir, where this report's files are made
+    try:
+        return _make(out, rdir, df, manifest, pngs, published, say, extra_sections, stage)
+    except BaseException:
+        # Nothing of a failed report stays: neither its files made so far nor the folder it made.
+        if stage:
+            shutil.rmtree(stage[0], ignore_errors=True)
+        if made_rdir:
+            try:
+                rdir.rmdir()  # only when empty
+            except OSError:
+                pass
+        raise
+
+
+def _staging(rdir: Path, stage: list[Path]) -> Path:
+    """The folder inside ``rdir`` (one file system: the final moves are renames) where the report's files
+    are made; made on first use, after removing those of reports that were killed on the way."""
+    if not stage:
+        rdir.mkdir(parents=True, exist_ok=True)
+        remove_stale_temps(rdir, STAGE_NAME)
+        stage.append(Path(tempfile.mkdtemp(prefix=temp_prefix(STAGE_NAME), suffix=".tmp", dir=rdir)))
+    return stage[0]
+
+
+def _make(out: Path, rdir: Path, df: pd.DataFrame, manifest: dict, pngs: bool, published: Optional[str | Path],
+          say: Progress, extra_sections: Optional[list[SectionFn]], stage: list[Path]) -> dict[str, Any]:
     notes = []
     n_missing = int(df.return_mean.isna().sum())
     why: list[str] = []
@@ -143,8 +185,7 @@ def _build_report(out: str | Path, pngs: bool, published: Optional[str | Path], 
 
         from reports import figures
 
-        jobs = figures.png_jobs(shown_df, fronts, rdir)
-        rdir.mkdir(parents=True, exist_ok=True)
+        jobs = figures.png_jobs(shown_df, fronts, _staging(rdir, stage))
         workers = min(len(jobs), _cpus())
         pool = ProcessPoolExecutor(max_workers=workers) if workers > 1 else None
         futures = [pool.submit(figures._run_job, j) for j in jobs] if pool else []
@@ -160,16 +201,39 @@ def _build_report(out: str | Path, pngs: bool, published: Optional[str | Path], 
     say("summary.md")
     md = summary.render(shown_df, fronts, png_paths, page_notes, total_points=len(df),
                         quality_md=quality.markdown(qdoc, cav), answer_md=answer.markdown(shown_df, ret, cav, same, quant))
-    # Written only once every output is made: a report that fails on the way leaves the previous
-    # report's files as they were, never some of them new beside others old.
+    # Every file is made in the staging folder first, then all are renamed into place together: a report
+    # that fails on the way leaves the previous report's files as they were, never some of them new
+    # beside others old (its PNGs included).
     say("writing the files")
-    rdir.mkdir(parents=True, exist_ok=True)
+    sdir = _staging(rdir, stage)
     texts = {"fronts.json": json.dumps(doc, indent=1), quality.FILENAME: json.dumps(qdoc, indent=1),
              "index.html": page, "summary.md": md}
     for name, text in texts.items():
-        with atomic_write(rdir / name, "w") as fh:
+        with atomic_write(sdir / name, "w") as fh:
             fh.write(text)
-        (rdir / name).chmod(0o644)  # atomic_write's temporary files are private
+    made = [*texts, *(p.name for p in png_paths)]
+    for name in made:  # before any rename: a folder where a file goes fails the report, not half of it
+        refusal = replace_refusal(rdir / name)
+        if refusal:
+            raise NmlabError(f"report: {rdir / name}: {refusal}")
+    # The PNGs of the previous report that this one does not draw (a report without --png after one with it,
+    # or an env no longer swept): summary.md links none of them, and they would show another sweep.
+    old = sorted(p for p in rdir.iterdir() if REPORT_PNG.fullmatch(p.name) and p.name not in made
+                 and (p.is_file() or p.is_symlink()))
+    for name in made:
+        (sdir / name).chmod(0o644)  # a report is for reading
+        os.replace(sdir / name, rdir / name)
+        remove_stale_temps(rdir, name)  # what a writer killed there before staging folders left
+    removed = []
+    for p in old:
+        try:
+            p.unlink()
+            removed.append(p)
+        except OSError:
+            pass  # gone meanwhile, or not ours to remove (permissions): left as it is
+    shutil.rmtree(sdir, ignore_errors=True)
+    stage.clear()
+    png_paths = [rdir / p.name for p in png_paths]
     say.done()
     return {"dir": rdir, "fronts": len(fronts), "pngs": png_paths, "points": len(df), "missing_return": n_missing,
-            "missing_why": "; ".join(why), "seconds": time.perf_counter() - say.t0}
+            "missing_why": "; ".join(why), "seconds": time.perf_counter() - say.t0, "removed_pngs": removed}

@@ -242,6 +242,44 @@ def _validate_runs(cfg: CampaignConfig, path: str) -> None:
             key = str(exc).split(":", 1)[0]
             where = f"train.{key}" if key in cfg.train else f"agents ({run.agent} on {run.env})"
             raise _fail(path, where, str(exc)) from None
+    _check_checkpoint_sizes(cfg, path)
+
+
+def _check_checkpoint_sizes(cfg: CampaignConfig, path: str) -> None:
+    """Refuse, before any run starts, a campaign whose runs' checkpoints would outgrow the
+    ``checkpoint_bytes`` limit (Humanoid-v5 at the default 1M buffer): each such run would be refused
+    at its start (``rl.td3.check_checkpoint_size``) while the others train. Same estimate as
+    ``nmlab train``'s; the largest ``buffer_size`` given fits every agent of the env (rlx2's rows are
+    the largest: they keep the behaviour actions)."""
+    from hwmodel.limits import LIMITS
+
+    from rl import td3
+
+    runs = cfg.runs()
+    for i, env_id in enumerate(cfg.envs):
+        try:
+            env = td3.make_env(env_id)
+        except NmlabError:
+            continue  # this machine cannot build it (a cluster's workers may): each run checks itself as it starts
+        obs_dim, act_dim = env.observation_space.shape[0], env.action_space.shape[0]
+        env.close()
+        over = [(size, run, args) for run in runs if run.env == env_id
+                and (size := td3.checkpoint_size(args := td3.Args(**run.train), obs_dim, act_dim)) is not None]
+        if not over:
+            continue
+        (need, cap, nets, row, rows, _), run, args = max(over, key=lambda o: o[0][0])
+        fits = min(size[5] for size, _, _ in over)
+        env_var = (f"set {LIMITS['checkpoint_bytes'].env} to {need} or more for the campaign and every command that "
+                   f"reads its runs (docs/limits.md)")
+        if fits < 1:
+            raise _fail(path, "train.hidden" if "hidden" in cfg.train else f"envs[{i}]",
+                        f"a {env_id} checkpoint's networks and Adam moments at hidden {args.hidden} "
+                        f"take about {nets:,} bytes, over the limit of {cap:,} that resume, export and evaluate read a "
+                        f"checkpoint under; set a smaller train: {{hidden: ...}}, or {env_var}")
+        raise _fail(path, "train.buffer_size" if "buffer_size" in cfg.train else f"envs[{i}]",
+                    f"a {env_id} checkpoint ({run.agent}) keeps {rows:,} transitions of {row:,} bytes, about {need:,} "
+                    f"bytes in all, over the limit of {cap:,} that resume, export and evaluate read a checkpoint under; "
+                    f"set train: {{buffer_size: {fits}}} or less in the config, or {env_var}")
 
 
 def load_config(path: str | Path) -> CampaignConfig:

@@ -471,22 +471,34 @@ def checkpoint_bytes_at_least(args: Args, obs_dim: int, act_dim: int) -> tuple[i
     return nets, row
 
 
-def check_checkpoint_size(args: Args, obs_dim: int, act_dim: int) -> None:
-    """Refuse a run whose checkpoints would outgrow the ``checkpoint_bytes`` limit that resume,
-    export and evaluate read them under (Humanoid-v5's 348-d observations at the default 1M
-    buffer: 2.9 GB): it would train for hours, then no nmlab command could read the result."""
-    from hwmodel.limits import LIMITS, limit
+def checkpoint_size(args: Args, obs_dim: int, act_dim: int) -> Optional[tuple[int, int, int, int, int, int]]:
+    """None where the run's last checkpoint fits the ``checkpoint_bytes`` limit, else (bytes it would take at
+    least, the limit, bytes of its networks and archive records, bytes per replay row, rows it keeps, the largest
+    ``buffer_size`` that fits: 0 where none does). What ``nmlab train`` and ``nmlab campaign`` check."""
+    from hwmodel.limits import limit
 
     nets, row = checkpoint_bytes_at_least(args, obs_dim, act_dim)
     nets += CHECKPOINT_ALLOWANCE
     rows = min(args.steps, args.buffer_size)
     need, cap = nets + rows * row, limit("checkpoint_bytes")
     if need <= cap:
+        return None
+    return need, cap, nets, row, rows, max(0, cap - nets) // row
+
+
+def check_checkpoint_size(args: Args, obs_dim: int, act_dim: int) -> None:
+    """Refuse a run whose checkpoints would outgrow the ``checkpoint_bytes`` limit that resume,
+    export and evaluate read them under (Humanoid-v5's 348-d observations at the default 1M
+    buffer: 2.9 GB): it would train for hours, then no nmlab command could read the result."""
+    from hwmodel.limits import LIMITS
+
+    size = checkpoint_size(args, obs_dim, act_dim)
+    if size is None:
         return
+    need, cap, nets, row, rows, fits = size
     # The values to type are plain integers: --buffer-size and the variable take no thousands separators.
     env_var = (f"set {LIMITS['checkpoint_bytes'].env} to {need} or more for this run and every command that "
                f"reads it (docs/limits.md)")
-    fits = max(0, cap - nets) // row
     if fits < 1:  # no buffer brings it under: the networks alone are too large
         raise NmlabError(
             f"hidden: a {args.env} checkpoint's networks and Adam moments at --hidden {args.hidden} take about "

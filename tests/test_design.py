@@ -220,6 +220,38 @@ def test_a_long_or_unprintable_name_is_one_line_error_naming_the_field(path, val
     parse_design(data)
 
 
+@pytest.mark.parametrize("path", [["name"], ["storage", 1, "name"]])
+@pytest.mark.parametrize("value", [" edge_ws", "edge_ws ", " ", "edge_ws  "])
+def test_a_name_starting_or_ending_with_a_space_is_one_line_error_naming_the_field(path, value):
+    """``name: " edge_ws"`` loaded: it reads as edge_ws in every table, yet a sweep took it for another design."""
+    data = copy.deepcopy(design_data())
+    _set(data, path, value)
+    with pytest.raises(NmlabError) as info:
+        parse_design(data, name="edge_ws")
+    text = str(info.value)
+    where = "name" if path == ["name"] else "storage[1].name"
+    assert "\n" not in text and len(text) < 400, text
+    assert text.startswith(f"design 'edge_ws': {where}: must not start or end with a space"), text
+    assert f"got {' '.join(repr(value).split())}" in text, text  # quoted: the spaces show (runs of them as one)
+    _set(data, path, "edge ws")  # a space inside is a name as any other
+    parse_design(data)
+
+
+def test_a_name_with_a_leading_space_is_exit_2_in_a_sweep(tmp_path, capsys):
+    from hwmodel.cli import main
+
+    data = design_data()
+    data["name"] = " edge_ws"
+    p = tmp_path / "edge_ws_copy.yaml"
+    p.write_text(yaml.safe_dump(data))
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(yaml.safe_dump({"designs": ["edge_ws", str(p)], "gpus": "none"}))
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "name: must not start or end with a space" in err[0], err
+    assert not (tmp_path / "out" / "points.parquet").exists()
+
+
 def test_a_bad_level_name_is_one_line_exit_2(tmp_path, capsys):
     from hwmodel.cli import main
 

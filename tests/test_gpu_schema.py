@@ -383,6 +383,18 @@ def test_a_long_or_unprintable_gpu_name_is_one_line_naming_the_field(tmp_path, k
     assert msg.startswith(f"gpu 'bad': {key}: must be") and "\n" not in msg and len(msg) < 400, msg
 
 
+@pytest.mark.parametrize("key", ["name", "display_name"])
+@pytest.mark.parametrize("value", ['" h100_pcie"', '"H100 PCIe "'])
+def test_a_gpu_name_starting_or_ending_with_a_space_is_one_line_naming_the_field(tmp_path, key, value):
+    """``name: " h100_pcie"`` loaded: it reads as h100_pcie in every table, yet a sweep took it for another GPU."""
+    text = data_path("gpus", "h100_pcie.yaml").read_text()
+    line = next(ln for ln in text.splitlines() if ln.startswith(f"{key}:"))
+    with pytest.raises(NmlabError) as info:
+        gpuspec.load_gpu(_write_spec(tmp_path, text.replace(line, f"{key}: {value}", 1)))
+    msg = str(info.value)
+    assert msg.startswith(f"gpu 'bad': {key}: must not start or end with a space") and "\n" not in msg, msg
+
+
 def test_a_figure_given_a_value_with_an_unpublished_source_is_refused(tmp_path):
     # docs/gpu.md: a figure is null exactly when its source says 'unpublished:' (both ways round).
     text = data_path("gpus", "h100_pcie.yaml").read_text()

@@ -269,3 +269,107 @@ def test_a_folder_of_another_kind_given_for_dir_says_what_it_is(tmp_path, kind):
     with pytest.raises(NmlabError, match=f"^report: {re.escape(str(given))}: {re.escape(why)}"):
         build_report(given)
     assert not (given / "report").exists()
+
+
+def _small(df):
+    """Two designs of the default sweep: PNGs in a few seconds."""
+    return df[df.design.isin(["edge_ws", "flex_nm"])].reset_index(drop=True)
+
+
+def _files(rdir):
+    """Every entry of the report folder (hidden ones too: temporary files) and its bytes."""
+    return {p.name: (p.read_bytes() if p.is_file() else None) for p in rdir.iterdir()}
+
+
+def _slower_2_4(out):
+    df = pd.read_parquet(out / "points.parquet")
+    df.loc[df.pattern == "2:4", "latency_s"] *= 2  # the next report would have other fronts and PNGs
+    df.to_parquet(out / "points.parquet")
+
+
+@pytest.mark.parametrize("where", ["after the PNGs", "in one PNG"])
+def test_a_failed_png_report_leaves_the_previous_pngs_as_they_were(default_sweep, tmp_path, monkeypatch, where):
+    """The PNGs were written into DIR/report as they were drawn, the other files only at the end: a report that
+    failed after the PNGs (or in one of them) left some new PNGs beside the previous report's page and summary."""
+    from reports import figures
+
+    monkeypatch.setattr(build, "_cpus", lambda: 1)  # the jobs in this process: the broken one below is seen
+    out = _copy(default_sweep, tmp_path, _small)
+    build_report(out, pngs=True)
+    rdir = out / "report"
+    before = _files(rdir)
+    assert "front_energy_vs_latency.png" in before and "energy_hopper_v5.png" in before
+    _slower_2_4(out)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("failed on the way")
+
+    if where == "after the PNGs":
+        monkeypatch.setattr(summary, "render", broken)
+    else:
+        monkeypatch.setattr(figures, "energy_png", broken)
+    with pytest.raises(RuntimeError, match="failed on the way"):
+        build_report(out, pngs=True)
+    assert _files(rdir) == before  # no new PNG, no temporary file or folder
+    monkeypatch.undo()
+    monkeypatch.setattr(build, "_cpus", lambda: 1)
+    after = build_report(out, pngs=True)  # the same report, not failing: new PNGs, so the check above could fail
+    assert _files(rdir)["front_energy_vs_latency.png"] != before["front_energy_vs_latency.png"]
+    assert {p.name for p in after["pngs"]} == {n for n in before if n.endswith(".png")}
+    assert all(p.parent == rdir for p in after["pngs"])
+
+
+def test_a_first_png_report_that_fails_leaves_no_report_folder(default_sweep, tmp_path, monkeypatch):
+    monkeypatch.setattr(build, "_cpus", lambda: 1)
+    out = _copy(default_sweep, tmp_path, _small)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("summary failed")
+
+    monkeypatch.setattr(summary, "render", broken)
+    with pytest.raises(RuntimeError):
+        build_report(out, pngs=True)
+    assert not (out / "report").exists()
+
+
+def test_a_report_keeps_no_png_of_the_previous_report_that_it_does_not_draw(default_sweep, tmp_path, monkeypatch):
+    """A report without --png after one with it kept the old PNGs (of the sweep as it was then) beside a page
+    and a summary.md that link none of them; so did a PNG report after an env left the sweep. The report folder
+    holds one report: such PNGs are removed; files a report never writes are left alone."""
+    monkeypatch.setattr(build, "_cpus", lambda: 1)
+    out = _copy(default_sweep, tmp_path, _small)
+    build_report(out, pngs=True)
+    rdir = out / "report"
+    (rdir / "notes.txt").write_text("mine")
+    (rdir / "my_plot.png").write_bytes(b"mine")
+    df = pd.read_parquet(out / "points.parquet")
+    df[df.env != "Hopper-v5"].to_parquet(out / "points.parquet")  # Hopper-v5 is no longer swept
+    info = build_report(out, pngs=True)
+    names = {p.name for p in rdir.iterdir()}
+    assert "energy_halfcheetah_v5.png" in names and "energy_hopper_v5.png" not in names
+    assert [p.name for p in info["removed_pngs"]] == ["energy_hopper_v5.png"]
+    assert "energy_hopper_v5" not in (rdir / "summary.md").read_text()
+    info = build_report(out)  # no --png
+    assert {p.name for p in rdir.iterdir()} == {"index.html", "summary.md", "fronts.json", "quality_vs_hardware.json",
+                                                "notes.txt", "my_plot.png"}
+    assert len(info["removed_pngs"]) == 7 and not info["pngs"]
+    assert ".png" not in (rdir / "summary.md").read_text()
+
+
+def test_a_killed_reports_staging_folder_is_removed_and_a_folder_in_a_files_place_fails_first(default_sweep, tmp_path,
+                                                                                               monkeypatch):
+    monkeypatch.setattr(build, "_cpus", lambda: 1)
+    out = _copy(default_sweep, tmp_path, _small)
+    build_report(out)
+    rdir = out / "report"
+    dead = rdir / f".{build.STAGE_NAME}.{2**22 + 1}-x.tmp"  # over any pid Linux gives: its writer is gone
+    dead.mkdir()
+    (dead / "front_energy_vs_latency.png").write_bytes(b"half")
+    build_report(out)
+    assert not dead.exists()
+    before = _files(rdir)
+    _slower_2_4(out)
+    (rdir / "speedup_same_bits.png").mkdir()
+    with pytest.raises(NmlabError, match=r"speedup_same_bits.png: is a directory"):
+        build_report(out, pngs=True)
+    assert _files(rdir) == {**before, "speedup_same_bits.png": None}

@@ -172,6 +172,52 @@ def test_config_values_have_the_bounds_of_nmlab_train(extra, key):
     assert str(err.value).startswith(f"campaign config: c.yaml: {key}: "), str(err.value)
 
 
+def test_a_run_whose_checkpoint_would_outgrow_the_limit_is_refused_by_the_config(tmp_path, monkeypatch, capsys):
+    """Humanoid-v5 at the default 1M buffer: `nmlab train` refuses such a run at its start (its checkpoints
+    would pass NMLAB_MAX_CHECKPOINT_BYTES), so a campaign listing it started, and each Humanoid run failed
+    while the others trained. The config is refused instead, before Ray or DIR, with the buffer_size that
+    fits every agent of the env (rlx2's rows are the largest), by train's own estimate."""
+    import re
+
+    import rl.campaign
+    from hwmodel.cli import main
+    from hwmodel.errors import NmlabError
+    from rl import td3
+
+    raw = {"version": 1, "envs": ["Hopper-v5", "Humanoid-v5"], "agents": ["dense", "2:4", "rlx2"], "seeds": [0],
+           "steps": 1_000_000}
+    with pytest.raises(NmlabError) as err:
+        parse_config(raw, "c.yaml")
+    msg = str(err.value)
+    assert msg.startswith("campaign config: c.yaml: envs[1]: a Humanoid-v5 checkpoint (rlx2) keeps 1,000,000 "), msg
+    fits = int(re.search(r"set train: \{buffer_size: (\d+)\} or less", msg).group(1))
+    assert "NMLAB_MAX_CHECKPOINT_BYTES" in msg
+    # The same bound as nmlab train's for the largest run (rlx2 on Humanoid-v5, 348-d observations, 17 actions).
+    rlx2 = [r for r in parse_config({**raw, "envs": ["Hopper-v5"]}).runs() if r.agent == "rlx2"][0].train
+    args = {**rlx2, "env": "Humanoid-v5"}
+    td3.check_checkpoint_size(td3.Args(**{**args, "buffer_size": fits}), 348, 17)
+    with pytest.raises(NmlabError, match="give --buffer-size"):
+        td3.check_checkpoint_size(td3.Args(**{**args, "buffer_size": fits + 1}), 348, 17)
+    parse_config({**raw, "train": {"buffer_size": fits}})  # fits: accepted
+    with pytest.raises(NmlabError, match=r"^campaign config: c.yaml: train.buffer_size: a Humanoid-v5 checkpoint"):
+        parse_config({**raw, "train": {"buffer_size": fits + 1}}, "c.yaml")
+    # A limit no buffer fits under: the networks alone are over it.
+    monkeypatch.setenv("NMLAB_MAX_CHECKPOINT_BYTES", "1000")
+    with pytest.raises(NmlabError, match=r"^campaign config: c.yaml: envs\[0\]: a Hopper-v5 checkpoint's networks .* "
+                                         r"set a smaller train: \{hidden: ...\}"):
+        parse_config(raw, "c.yaml")
+    monkeypatch.delenv("NMLAB_MAX_CHECKPOINT_BYTES")
+    # The command: exit 2, one line, neither Ray nor DIR touched.
+    monkeypatch.setattr(rl.campaign, "_start_ray", lambda *a: pytest.fail("Ray joined"))
+    cfg = tmp_path / "campaign.yaml"
+    cfg.write_text("version: 1\nenvs: [Hopper-v5, Humanoid-v5]\nagents: [dense]\nseeds: [0]\nsteps: 1000000\n")
+    out = tmp_path / "out"
+    assert main(["campaign", str(cfg), "--out", str(out)]) == 2
+    err_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(err_lines) == 1 and "envs[1]: a Humanoid-v5 checkpoint" in err_lines[0], err_lines
+    assert "set train: {buffer_size: " in err_lines[0] and not out.exists()
+
+
 @pytest.mark.parametrize("where", ["file", "under_file"])
 def test_an_out_that_cannot_be_a_folder_is_one_line(tmp_path, where):
     """--out naming a file (or a path under one) was a FileExistsError / NotADirectoryError traceback."""

@@ -1216,6 +1216,8 @@ def test_timeloop_v03_mapspace_constraints(tmp_path):
     ("Weight\nBuffer", "must be printable"),
     ("W" * 100_000, "a storage level name nmlab can take is 1 to 64"),
     ("W" * 65 + "[0..3]", "a storage level name nmlab can take is 1 to 64"),
+    (" WeightBuffer", "neither starts nor ends with a space"),
+    ("WeightBuffer [0..3]", "neither starts nor ends with a space"),
 ])
 def test_an_arch_level_name_nmlab_cannot_take_is_refused(tmp_path, capsys, name, needle):
     """A level name is written into the design (and the header's notes): a newline or a
@@ -1232,6 +1234,21 @@ def test_an_arch_level_name_nmlab_cannot_take_is_refused(tmp_path, capsys, name,
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "architecture.subtree[0].local[1].name" in err[0] and needle in err[0], err
     assert len(err[0]) < 500 and not out.exists()
+
+
+def test_the_design_name_taken_from_the_file_name_never_starts_or_ends_with_a_space(tmp_path, capsys):
+    """Without --name the design is named after --out's file name: spaces there become '_' (a design name
+    that starts or ends with a space is refused: it reads as another name in every table); --name with one
+    is refused in one line."""
+    from hwmodel.cli import main
+
+    arch = _export(tmp_path) / "arch.yaml"
+    out, _ = import_timeloop(arch, tmp_path / " my arch .yaml")
+    assert load_design(out).name == "_my_arch_"
+    assert main(["import-timeloop", str(arch), "--out", str(tmp_path / "n.yaml"), "--name", " edge_ws"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--name: must be 1 to 64 letters, digits, '_', '-' or '.', got ' edge_ws'" in err[0], err
+    assert not (tmp_path / "n.yaml").exists()
 
 
 def test_component_with_only_subclass_compute_is_the_mac(tmp_path):
