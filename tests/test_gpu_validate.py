@@ -496,3 +496,26 @@ def test_leave_one_out_fits_on_the_other_blocks_only(tmp_path, monkeypatch):
     assert lo < hi
     monkeypatch.setitem(TARGETS, "logo_mape", (lo + hi) / 2)
     assert validate.leave_one_out(blocks)[0]["meets_target"] is False
+
+
+@pytest.mark.parametrize("fmt", ["published", "bench"])
+def test_a_column_named_twice_is_refused_naming_it(tmp_path, capsys, fmt):
+    # csv.DictReader keeps the last cell of a repeated name: a published file ending in an extra dense_us
+    # column (99999) was scored with those times as the dense ones (98.9% dense MAPE, exit 0).
+    path = tmp_path / "twice.csv"
+    if fmt == "published":
+        path.write_text("gpu,dtype,m,k,n,dense_us,sparse_us,dense_us\nNVIDIA H100 PCIe,bf16,256,256,256,30,20,99999\n")
+        column = "dense_us"
+    else:
+        schema.write_rows(path, _bench_rows())
+        head, *rows = path.read_text().splitlines()
+        path.write_text("\n".join([head + ",graph_median_us"] + [r + ",99999" for r in rows]) + "\n")
+        column = "graph_median_us"
+    out = tmp_path / "p.yaml"
+    for argv in (["gpu", "validate", "--data", str(path), "--no-fit"],
+                 ["gpu", "fit", "--data", str(path), "--gpu", "h100_pcie", "--out", str(out)]):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        (line,) = captured.err.strip().splitlines()
+        assert captured.out == "" and f"{path}: line 1: column {column}: given twice in the header" in line, line
+    assert not out.exists()

@@ -170,7 +170,10 @@ def _check_rows(path: Path, count: int) -> None:
 
 
 def _published(path: Path, reader: csv.DictReader) -> Measurements:
+    from hwmodel.gpu import schema
+
     header = reader.fieldnames or []
+    schema.repeated_column(path, header)
     missing = [c for c in PUBLISHED_COLUMNS if c not in header]
     if missing:
         raise NmlabError(f"{path}: missing column(s) {', '.join(missing)} "
