@@ -407,6 +407,21 @@ def test_dtype_names_are_case_blind():
         "bfloat16", "int8", "bfloat16", "float8_e4m3fn", "float8_e4m3fn"]
 
 
+def test_a_torch_dtype_as_str_writes_it_is_read(tmp_path, capsys):
+    # str(torch.bfloat16) is "torch.bfloat16", what a timing script of one's own writes: it was refused
+    # ("column dtype 'torch.bfloat16': not one of ..."). A name that is no dtype still is.
+    path = _published_csv(tmp_path / "own.csv", ["torch.bfloat16,256,256,256,30,20,1.5,sq",
+                                                 "torch.int8,256,256,256,25,18,1.4,sq"])
+    meas = read_measurements(path)
+    assert meas.dtype.tolist() == ["bfloat16", "int8"]
+    assert main(["gpu", "validate", "--data", str(path), "--no-fit"]) == 0
+    capsys.readouterr()
+    bad = _published_csv(tmp_path / "bad.csv", ["torch.bfloat17,256,256,256,30,20,1.5,sq"])
+    assert main(["gpu", "validate", "--data", str(bad), "--no-fit"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "line 2: column dtype 'torch.bfloat17': not one of" in line
+
+
 def test_scores_by_hand():
     """MAPE = mean |predicted / measured - 1| over the scored rows only; the speedup MAPE compares
     predicted dense/sparse with the measured speedup; winner agreement counts the rows where both

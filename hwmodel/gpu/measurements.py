@@ -56,8 +56,11 @@ PACKED_K_SOURCES = ("bcacdwk/vllmbench@",)
 def canonical_dtype(name: str) -> str:
     """Full dtype name for ``name`` (an alias such as "bf16" or a full name, any case)."""
     name = str(name).strip()
-    # Case-blind like the aliases: "BF16" worked but "INT8" and "BFloat16" were refused.
-    full = DTYPE_ALIASES.get(name.lower(), name.lower())
+    # Case-blind like the aliases: "BF16" worked but "INT8" and "BFloat16" were refused. str() of a torch
+    # dtype, "torch.bfloat16", names the dtype as plainly (a timing file of one's own may hold it).
+    low = name.lower()
+    low = low[len("torch."):] if low.startswith("torch.") else low
+    full = DTYPE_ALIASES.get(low, low)
     if full not in OPERAND_BYTES:
         raise NmlabError(f"dtype {name!r}: not one of {', '.join(sorted(set(OPERAND_BYTES) | set(DTYPE_ALIASES)))}")
     return full
