@@ -243,6 +243,12 @@ def _bench(path: Path) -> Measurements:
             continue
         if row.get("impl") not in ("dense", "sparse_cslt") or row.get("check_ok") is False:
             continue  # a row whose result failed the numerical check timed a wrong kernel
+        # Keyed by the dtype it names, not its spelling: a dense 'bfloat16' row and a sparse_cslt 'bf16' row of
+        # one case were never paired (both left out), and one case under both spellings was scored twice.
+        try:
+            row["dtype"] = canonical_dtype(row["dtype"] or "")
+        except NmlabError as exc:
+            raise NmlabError(f"{path}: line {line}: column {exc}") from None
         key = (row["device_name"], row["dtype"], row["m"], row["k"], row["n"], row["kind"], row["name"],
                row["env"], row["width"])
         case = cases.setdefault(key, {})
@@ -262,10 +268,7 @@ def _bench(path: Path) -> Measurements:
         where = f"{path}: {gpu} {dtype} {m}x{k}x{n}"
         m, k, n = (_positive(v, where, c, integer=True) for v, c in ((m, "m"), (k, "k"), (n, "n")))
         times = [_positive(t, where, c) for t, c in zip(times, ("dense time", "sparse_cslt time"))]
-        try:
-            full = canonical_dtype(dtype)
-        except NmlabError as exc:
-            raise NmlabError(f"{path}: column {exc}") from None
+        full = dtype
         out = {"int32": 4.0, "bfloat16": 2.0, "float16": 2.0}.get(impls["dense"].get("out_dtype") or "", OUTPUT_BYTES[full])
         for c, v in (("gpu", gpu), ("dtype", full), ("m", m), ("k", k), ("n", n), ("dense_us", times[0]),
                      ("sparse_us", times[1]), ("out", out)):
