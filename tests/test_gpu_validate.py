@@ -556,3 +556,17 @@ def test_bench_rows_pair_by_the_dtype_they_name_not_its_spelling(tmp_path, capsy
     assert main(["gpu", "validate", "--data", str(path), "--no-fit"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "line 2: column dtype 'bfloat17': not one of" in line
+
+
+def test_a_spaced_header_of_ones_own_is_read(tmp_path, capsys):
+    # "gpu, dtype, m, ..." (a file written with ", ") was "missing column(s) dtype, m, k, n, dense_us, sparse_us",
+    # though every cell is read without its spaces; a name spaced twice over is still one column given twice.
+    path = tmp_path / "spaced.csv"
+    path.write_text("gpu, dtype, m, k, n, dense_us, sparse_us\nNVIDIA H100 PCIe, bf16, 256, 256, 256, 30, 20\n")
+    meas = read_measurements(path)
+    assert (meas.gpu.tolist(), meas.dtype.tolist(), meas.m.tolist(), meas.dense_us.tolist()) == (
+        ["NVIDIA H100 PCIe"], ["bfloat16"], [256.0], [30.0])
+    path.write_text("gpu,dtype,m,k,n,dense_us,sparse_us, dense_us\nNVIDIA H100 PCIe,bf16,256,256,256,30,20,9\n")
+    assert main(["gpu", "validate", "--data", str(path), "--no-fit"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "line 1: column dense_us: given twice in the header" in line

@@ -288,6 +288,9 @@ def read_measurements(path: str | os.PathLike) -> Measurements:
     header = reader.fieldnames or []
     if "schema" in header:
         return _bench(path)
+    # A file of one's own may space its header ("gpu, dtype, m, ..."): every cell is read without the spaces
+    # around it, so the names are too (they were "missing column(s) dtype, m, ...").
+    reader.fieldnames = [name.strip() for name in header]
     return _published(path, reader)
 
 
