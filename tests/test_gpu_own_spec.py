@@ -337,3 +337,19 @@ def test_an_architecture_in_capitals_gets_its_set(tmp_path, capsys):
     assert main(["gpu", "predict", "--gpu", str(path), "--gemm", "4096,4096,4096"]) == 0
     assert capsys.readouterr().out.startswith("mygpu (My Lab Card), ampere parameters (fitted on a100_pcie")
     assert gpu_for(str(path)).architecture == "ampere" and gpu_for(str(path)).compute_capability == "8.0"
+
+
+@pytest.mark.parametrize("key,needle", [("bf16", "tensor_tflops.bf16: not a dtype of the model (one of bfloat16, "),
+                                        ("bfloat_16", "tensor_tflops.bfloat_16: not a dtype of the model")])
+def test_a_tensor_rate_under_a_name_the_model_does_not_read_is_refused(tmp_path, capsys, key, needle):
+    # 'bf16:' loaded; every bf16 GEMM then said "no tensor-core rate for dtype bfloat16" and simulate at 16 bits
+    # "runs 8 (int8) bits, not 16", though the file gives the rate.
+    path = own_spec(tmp_path)
+    path.write_text(path.read_text().replace("  bfloat16: {", f"  {key}: {{").replace(
+        "tensor_tflops.bfloat16:", f"tensor_tflops.{key}:"))
+    for argv in (["gpu", "predict", "--gpu", str(path), "--gemm", "64,64,64"], ["simulate", "--design", str(path)]):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        (line,) = captured.err.strip().splitlines()
+        assert captured.out == "" and needle in line and "gpu 'mygpu'" in line, line
+    assert ("write bf16 as bfloat16" in line) == (key == "bf16")

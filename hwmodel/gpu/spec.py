@@ -199,6 +199,13 @@ def _rates(doc: dict, key: str, where: str, required: bool) -> dict[str, dict[st
         raise NmlabError(f"{where}: {key}: missing or empty")
     flops = {}
     for dtype, pair in rates.items():
+        if dtype not in DTYPES:  # 'bf16:' loaded, then every bf16 GEMM was "no tensor-core rate for dtype bfloat16"
+            from hwmodel.gpu.measurements import DTYPE_ALIASES
+
+            full = DTYPE_ALIASES.get(str(dtype).strip().lower())
+            hint = f"; write {dtype} as {full}" if full else ""
+            raise NmlabError(f"{where}: {key}.{str(dtype)[:40]}: not a dtype of the model (one of "
+                             f"{', '.join(DTYPES)}{hint})")
         if not isinstance(pair, dict):
             raise NmlabError(f"{where}: {key}.{dtype}: expected {{dense, sparse}}")
         dense = _need(pair, "dense", f"{where}: {key}.{dtype}", float)
