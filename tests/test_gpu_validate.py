@@ -570,3 +570,24 @@ def test_a_spaced_header_of_ones_own_is_read(tmp_path, capsys):
     assert main(["gpu", "validate", "--data", str(path), "--no-fit"]) == 2
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert "line 1: column dense_us: given twice in the header" in line
+
+
+@pytest.mark.parametrize("column,value,spec_has", [("sm_count", 82, 114), ("compute_capability", "8.6", "9.0")])
+def test_bench_rows_of_another_card_than_the_spec_are_refused(tmp_path, capsys, column, value, spec_has):
+    # An RTX 3090's bench timings under --gpu h100_pcie were scored, and `gpu fit` wrote them into a set "for
+    # h100_pcie", without a word, though the file records the card's SMs and compute capability.
+    path = tmp_path / "bench.csv"
+    rows = _bench_rows(**{column: value}) + _bench_rows(times=(31.0, 22.0), m=1024, **{column: value})
+    schema.write_rows(path, rows)
+    out = tmp_path / "p.yaml"
+    for argv in (["gpu", "validate", "--data", str(path), "--no-fit"],
+                 ["gpu", "fit", "--data", str(path), "--gpu", "h100_pcie", "--out", str(out)]):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        (line,) = captured.err.strip().splitlines()
+        assert captured.out == "" and f"line 2: column {column}: the bench ran on 'NVIDIA H100 PCIe' with {column} " \
+            f"{value}, the GPU spec h100_pcie has {spec_has}" in line, line
+    assert not out.exists()
+    # The figures of the card the spec describes pass.
+    schema.write_rows(path, [dict(r, sm_count=114, compute_capability="9.0") for r in rows])
+    assert main(["gpu", "validate", "--data", str(path), "--no-fit"]) == 0
