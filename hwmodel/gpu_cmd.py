@@ -164,5 +164,10 @@ def _fit_own(args: argparse.Namespace) -> int:
     print(f"wrote {path}: the '{name}' set for {entry['fitted_on'][0]}, fitted on all {entry['rows']} rows of "
           f"{entry['data']['file']} ({info['timings']} timings, {info['parameters']} parameters, rms log residual "
           f"{info['rms_log_residual']:.3f})")
+    if info.get("unpinned"):
+        # Written as fitted on this card, they are not (a heat constant of rows that never throttle, say).
+        print(f"not set by these timings: {', '.join(info['unpinned'])} (from the written value, a factor of 2.7 in "
+              f"each moves the fitted times under 0.1% rms: the value is the fit's start, the prior's or a bound's, "
+              f"not a measurement of this card; docs/gpu.md)")
     print(f"to predict with it, add to the GPU spec file: params: {path.name} (a path relative to the spec's folder)")
     return 0

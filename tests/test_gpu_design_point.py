@@ -266,9 +266,11 @@ def test_a_spec_of_an_unfitted_architecture_says_it_runs_the_generic_set(tmp_pat
 
     with open(dp.gpu_design("h100_sxm").source) as fh:
         text = fh.read()
-    spec_file = tmp_path / "volta_like.yaml"
-    spec_file.write_text(text.replace("architecture: hopper", "architecture: volta").replace(
-        "name: h100_sxm", "name: volta_like"))
+    # A compute capability the kernel tables do not know, of an architecture without a set of its own (a
+    # known compute capability with another architecture is refused: tests/test_gpu_own_spec.py).
+    spec_file = tmp_path / "next_arch.yaml"
+    spec_file.write_text(text.replace("architecture: hopper", "architecture: nextgen").replace(
+        "name: h100_sxm", "name: next_arch").replace('compute_capability: "9.0"', 'compute_capability: "13.0"'))
     gpu = dp.gpu_design(str(spec_file))
     assert set_name_for(gpu.spec) == "generic" and set_name_for(gpu_for("h100_sxm")) == "hopper"
     res = simulate(_td3(_nm("2:4")), str(spec_file), bits=16)

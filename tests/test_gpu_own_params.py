@@ -7,6 +7,7 @@ h100_pcie spec, the rows and code the bundled `hopper` set is fitted from.
 
 import hashlib
 import json
+import math
 import os
 import shutil
 from pathlib import Path
@@ -81,6 +82,22 @@ def test_fit_on_the_bundled_h100_rows_gives_the_bundled_hopper_set(fitted):
                              "format": "published"}
     assert printed.startswith(f"wrote {out}: the 'hopper' set for h100_pcie, fitted on all 528 rows of slidesparse_h100.csv")
     assert "params: h100_params.yaml" in printed
+
+
+def test_fit_names_the_parameters_its_timings_do_not_set(fitted, tmp_path, capsys):
+    """A fit on timings that never throttle wrote the power scalars (the prior's centres) and an issue floor at its
+    bound as fitted on the card, without a word; the H100's full file sets every parameter and says nothing."""
+    assert "not set by these timings" not in fitted[2]
+    lines = H100_CSV.read_text().splitlines(keepends=True)
+    small = [ln for ln in lines[1:] if ",bfloat16," in ln and math.prod(map(int, ln.split(",")[3:6])) <= 2**30]
+    data = tmp_path / "small_shapes.csv"
+    data.write_text(lines[0] + "".join(small))
+    out = tmp_path / "p.yaml"
+    assert main(["gpu", "fit", "--data", str(data), "--gpu", "h100_pcie", "--out", str(out)]) == 0
+    note = next(ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("not set by these timings: "))
+    named = note.split(": ", 1)[1].split(" (")[0].split(", ")
+    assert {"tensor_pj_per_flop", "sparse_energy", "heat_ms"} <= set(named), note
+    assert "not a measurement of this card" in note
 
 
 def test_too_few_rows_say_how_many_a_fit_needs_and_write_nothing(tmp_path, capsys):

@@ -304,3 +304,52 @@ def test_every_command_words_a_gpus_parameter_notes_alike(tmp_path, capsys):
     assert main(["gpu", "predict", "--gpu", "h100_pcie", "--gemm", "64,64,64", "--dtype", "fp16"]) == 0
     (predicted,) = [x.strip() for x in capsys.readouterr().out.splitlines() if "note:" in x]
     assert validated == predicted
+
+
+@pytest.mark.parametrize("arch,cc,needle", [
+    # A Volta or Turing part has no 2:4 sparse tensor cores: the model predicted a 1.8x 2:4 speedup for it.
+    ("volta", '"7.0"', 'compute_capability: 7.0 has no 2:4 sparse tensor cores'),
+    ("turing", '"7.5"', 'compute_capability: 7.5 has no 2:4 sparse tensor cores'),
+    # A made-up name ran the generic set with Ampere's kernel tables; an AMD "9.4" Hopper's tables.
+    ("zorblax", '"8.6"', "architecture: 'zorblax', but compute capability 8.6 is ampere"),
+    ("cdna3", '"9.4"', "architecture: 'cdna3', but compute capability 9.4 is hopper"),
+    ("ampere", '"9.0"', "architecture: 'ampere', but compute capability 9.0 is hopper"),
+    # No kernel table is keyed by these: they ran the generic major-less tables without a word.
+    ("ampere", '"sm_86"', "compute_capability: expected a CUDA compute capability major.minor"),
+    ("ada", '"8.90"', "compute_capability: expected a CUDA compute capability major.minor"),
+])
+def test_a_spec_of_an_architecture_the_model_cannot_time_is_one_line(tmp_path, capsys, arch, cc, needle):
+    text = own_spec(tmp_path).read_text().replace("architecture: ampere", f"architecture: {arch}")
+    path = tmp_path / "odd.yaml"
+    path.write_text(text.replace('compute_capability: "8.0"', f"compute_capability: {cc}"))
+    for argv in (["gpu", "predict", "--gpu", str(path), "--gemm", "64,64,64"], ["simulate", "--design", str(path)]):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        (line,) = captured.err.strip().splitlines()
+        assert captured.out == "" and needle in line and "gpu 'odd'" in line, line
+
+
+def test_an_architecture_in_capitals_gets_its_set(tmp_path, capsys):
+    # "architecture: Ampere" ran the generic set (fitted on four GPUs) in place of the ampere one, silently.
+    path = own_spec(tmp_path)
+    path.write_text(path.read_text().replace("architecture: ampere", "architecture: Ampere ")
+                    .replace('compute_capability: "8.0"', "compute_capability: 8.0"))
+    assert main(["gpu", "predict", "--gpu", str(path), "--gemm", "4096,4096,4096"]) == 0
+    assert capsys.readouterr().out.startswith("mygpu (My Lab Card), ampere parameters (fitted on a100_pcie")
+    assert gpu_for(str(path)).architecture == "ampere" and gpu_for(str(path)).compute_capability == "8.0"
+
+
+@pytest.mark.parametrize("key,needle", [("bf16", "tensor_tflops.bf16: not a dtype of the model (one of bfloat16, "),
+                                        ("bfloat_16", "tensor_tflops.bfloat_16: not a dtype of the model")])
+def test_a_tensor_rate_under_a_name_the_model_does_not_read_is_refused(tmp_path, capsys, key, needle):
+    # 'bf16:' loaded; every bf16 GEMM then said "no tensor-core rate for dtype bfloat16" and simulate at 16 bits
+    # "runs 8 (int8) bits, not 16", though the file gives the rate.
+    path = own_spec(tmp_path)
+    path.write_text(path.read_text().replace("  bfloat16: {", f"  {key}: {{").replace(
+        "tensor_tflops.bfloat16:", f"tensor_tflops.{key}:"))
+    for argv in (["gpu", "predict", "--gpu", str(path), "--gemm", "64,64,64"], ["simulate", "--design", str(path)]):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        (line,) = captured.err.strip().splitlines()
+        assert captured.out == "" and needle in line and "gpu 'mygpu'" in line, line
+    assert ("write bf16 as bfloat16" in line) == (key == "bf16")

@@ -407,6 +407,21 @@ def test_dtype_names_are_case_blind():
         "bfloat16", "int8", "bfloat16", "float8_e4m3fn", "float8_e4m3fn"]
 
 
+def test_a_torch_dtype_as_str_writes_it_is_read(tmp_path, capsys):
+    # str(torch.bfloat16) is "torch.bfloat16", what a timing script of one's own writes: it was refused
+    # ("column dtype 'torch.bfloat16': not one of ..."). A name that is no dtype still is.
+    path = _published_csv(tmp_path / "own.csv", ["torch.bfloat16,256,256,256,30,20,1.5,sq",
+                                                 "torch.int8,256,256,256,25,18,1.4,sq"])
+    meas = read_measurements(path)
+    assert meas.dtype.tolist() == ["bfloat16", "int8"]
+    assert main(["gpu", "validate", "--data", str(path), "--no-fit"]) == 0
+    capsys.readouterr()
+    bad = _published_csv(tmp_path / "bad.csv", ["torch.bfloat17,256,256,256,30,20,1.5,sq"])
+    assert main(["gpu", "validate", "--data", str(bad), "--no-fit"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "line 2: column dtype 'torch.bfloat17': not one of" in line
+
+
 def test_scores_by_hand():
     """MAPE = mean |predicted / measured - 1| over the scored rows only; the speedup MAPE compares
     predicted dense/sparse with the measured speedup; winner agreement counts the rows where both
@@ -496,3 +511,83 @@ def test_leave_one_out_fits_on_the_other_blocks_only(tmp_path, monkeypatch):
     assert lo < hi
     monkeypatch.setitem(TARGETS, "logo_mape", (lo + hi) / 2)
     assert validate.leave_one_out(blocks)[0]["meets_target"] is False
+
+
+@pytest.mark.parametrize("fmt", ["published", "bench"])
+def test_a_column_named_twice_is_refused_naming_it(tmp_path, capsys, fmt):
+    # csv.DictReader keeps the last cell of a repeated name: a published file ending in an extra dense_us
+    # column (99999) was scored with those times as the dense ones (98.9% dense MAPE, exit 0).
+    path = tmp_path / "twice.csv"
+    if fmt == "published":
+        path.write_text("gpu,dtype,m,k,n,dense_us,sparse_us,dense_us\nNVIDIA H100 PCIe,bf16,256,256,256,30,20,99999\n")
+        column = "dense_us"
+    else:
+        schema.write_rows(path, _bench_rows())
+        head, *rows = path.read_text().splitlines()
+        path.write_text("\n".join([head + ",graph_median_us"] + [r + ",99999" for r in rows]) + "\n")
+        column = "graph_median_us"
+    out = tmp_path / "p.yaml"
+    for argv in (["gpu", "validate", "--data", str(path), "--no-fit"],
+                 ["gpu", "fit", "--data", str(path), "--gpu", "h100_pcie", "--out", str(out)]):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        (line,) = captured.err.strip().splitlines()
+        assert captured.out == "" and f"{path}: line 1: column {column}: given twice in the header" in line, line
+    assert not out.exists()
+
+
+def test_bench_rows_pair_by_the_dtype_they_name_not_its_spelling(tmp_path, capsys):
+    # A dense 'bfloat16' row and a sparse_cslt 'bf16' row of one case were never paired (the case was left
+    # out without a word), and one case under both spellings was scored twice.
+    path = tmp_path / "bench.csv"
+    mixed = _bench_rows()
+    mixed[1]["dtype"] = "bf16"
+    schema.write_rows(path, mixed + _bench_rows(times=(31.0, 22.0), m=1024))
+    meas = read_measurements(path)
+    assert sorted(meas.dense_us.tolist()) == [30.0, 31.0] and set(meas.dtype.tolist()) == {"bfloat16"}
+    twice = [dict(r, dtype="BF16") for r in _bench_rows(times=(33.0, 21.0))]
+    schema.write_rows(path, _bench_rows() + twice)
+    assert main(["gpu", "validate", "--data", str(path), "--no-fit"]) == 2
+    captured = capsys.readouterr()
+    (line,) = captured.err.strip().splitlines()
+    assert captured.out == "" and "line 4:" in line and "bfloat16 256x256x256 dense is already on line 2" in line
+    unknown = [dict(r, dtype="bfloat17") for r in _bench_rows()]
+    schema.write_rows(path, unknown)
+    assert main(["gpu", "validate", "--data", str(path), "--no-fit"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "line 2: column dtype 'bfloat17': not one of" in line
+
+
+def test_a_spaced_header_of_ones_own_is_read(tmp_path, capsys):
+    # "gpu, dtype, m, ..." (a file written with ", ") was "missing column(s) dtype, m, k, n, dense_us, sparse_us",
+    # though every cell is read without its spaces; a name spaced twice over is still one column given twice.
+    path = tmp_path / "spaced.csv"
+    path.write_text("gpu, dtype, m, k, n, dense_us, sparse_us\nNVIDIA H100 PCIe, bf16, 256, 256, 256, 30, 20\n")
+    meas = read_measurements(path)
+    assert (meas.gpu.tolist(), meas.dtype.tolist(), meas.m.tolist(), meas.dense_us.tolist()) == (
+        ["NVIDIA H100 PCIe"], ["bfloat16"], [256.0], [30.0])
+    path.write_text("gpu,dtype,m,k,n,dense_us,sparse_us, dense_us\nNVIDIA H100 PCIe,bf16,256,256,256,30,20,9\n")
+    assert main(["gpu", "validate", "--data", str(path), "--no-fit"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert "line 1: column dense_us: given twice in the header" in line
+
+
+@pytest.mark.parametrize("column,value,spec_has", [("sm_count", 82, 114), ("compute_capability", "8.6", "9.0")])
+def test_bench_rows_of_another_card_than_the_spec_are_refused(tmp_path, capsys, column, value, spec_has):
+    # An RTX 3090's bench timings under --gpu h100_pcie were scored, and `gpu fit` wrote them into a set "for
+    # h100_pcie", without a word, though the file records the card's SMs and compute capability.
+    path = tmp_path / "bench.csv"
+    rows = _bench_rows(**{column: value}) + _bench_rows(times=(31.0, 22.0), m=1024, **{column: value})
+    schema.write_rows(path, rows)
+    out = tmp_path / "p.yaml"
+    for argv in (["gpu", "validate", "--data", str(path), "--no-fit"],
+                 ["gpu", "fit", "--data", str(path), "--gpu", "h100_pcie", "--out", str(out)]):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        (line,) = captured.err.strip().splitlines()
+        assert captured.out == "" and f"line 2: column {column}: the bench ran on 'NVIDIA H100 PCIe' with {column} " \
+            f"{value}, the GPU spec h100_pcie has {spec_has}" in line, line
+    assert not out.exists()
+    # The figures of the card the spec describes pass.
+    schema.write_rows(path, [dict(r, sm_count=114, compute_capability="9.0") for r in rows])
+    assert main(["gpu", "validate", "--data", str(path), "--no-fit"]) == 0

@@ -25,7 +25,7 @@ import csv
 import io
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
@@ -56,8 +56,11 @@ PACKED_K_SOURCES = ("bcacdwk/vllmbench@",)
 def canonical_dtype(name: str) -> str:
     """Full dtype name for ``name`` (an alias such as "bf16" or a full name, any case)."""
     name = str(name).strip()
-    # Case-blind like the aliases: "BF16" worked but "INT8" and "BFloat16" were refused.
-    full = DTYPE_ALIASES.get(name.lower(), name.lower())
+    # Case-blind like the aliases: "BF16" worked but "INT8" and "BFloat16" were refused. str() of a torch
+    # dtype, "torch.bfloat16", names the dtype as plainly (a timing file of one's own may hold it).
+    low = name.lower()
+    low = low[len("torch."):] if low.startswith("torch.") else low
+    full = DTYPE_ALIASES.get(low, low)
     if full not in OPERAND_BYTES:
         raise NmlabError(f"dtype {name!r}: not one of {', '.join(sorted(set(OPERAND_BYTES) | set(DTYPE_ALIASES)))}")
     return full
@@ -79,6 +82,9 @@ class Measurements:
         out_bytes: output bytes per element per row.
         l2: "warm" (operands reused from L2 between calls) or "cold" (read from DRAM).
         loop_calls: back-to-back calls per timing (heats the card).
+        device: bench files only: device name -> the figures the bench recorded of the card it ran on
+            (``compute_capability``, ``sm_count``, where given) and ``line``, the first row giving them;
+            :func:`check_device` holds them against the GPU spec the rows are scored with.
     """
 
     path: str
@@ -94,6 +100,7 @@ class Measurements:
     l2: str
     loop_calls: int
     dense_k: Optional[np.ndarray] = None
+    device: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.dense_k is None:
@@ -107,7 +114,7 @@ class Measurements:
         pick = lambda a: a[idx]  # noqa: E731
         return Measurements(self.path, self.fmt, pick(self.gpu), pick(self.dtype), pick(self.m), pick(self.k),
                             pick(self.n), pick(self.dense_us), pick(self.sparse_us), pick(self.out_bytes),
-                            self.l2, self.loop_calls, pick(self.dense_k))
+                            self.l2, self.loop_calls, pick(self.dense_k), self.device)
 
     @property
     def speedup(self) -> np.ndarray:
@@ -170,7 +177,10 @@ def _check_rows(path: Path, count: int) -> None:
 
 
 def _published(path: Path, reader: csv.DictReader) -> Measurements:
+    from hwmodel.gpu import schema
+
     header = reader.fieldnames or []
+    schema.repeated_column(path, header)
     missing = [c for c in PUBLISHED_COLUMNS if c not in header]
     if missing:
         raise NmlabError(f"{path}: missing column(s) {', '.join(missing)} "
@@ -232,11 +242,18 @@ def _bench(path: Path) -> Measurements:
     # same shape are two cases, each pairs its own dense and sparse_cslt rows (keyed by shape
     # alone, the later silently replaced the earlier).
     cases: dict[tuple, dict[str, dict]] = {}
+    device: dict[str, dict] = {}
     for line, row in enumerate(rows, start=2):
         if row.get("status") != "ok" or row.get("kind") not in ("gemm", "layer"):
             continue
         if row.get("impl") not in ("dense", "sparse_cslt") or row.get("check_ok") is False:
             continue  # a row whose result failed the numerical check timed a wrong kernel
+        # Keyed by the dtype it names, not its spelling: a dense 'bfloat16' row and a sparse_cslt 'bf16' row of
+        # one case were never paired (both left out), and one case under both spellings was scored twice.
+        try:
+            row["dtype"] = canonical_dtype(row["dtype"] or "")
+        except NmlabError as exc:
+            raise NmlabError(f"{path}: line {line}: column {exc}") from None
         key = (row["device_name"], row["dtype"], row["m"], row["k"], row["n"], row["kind"], row["name"],
                row["env"], row["width"])
         case = cases.setdefault(key, {})
@@ -245,6 +262,9 @@ def _bench(path: Path) -> Measurements:
                              f"{row['m']}x{row['k']}x{row['n']} {row['impl']} is already on line "
                              f"{case[row['impl']]['_line']}; keep one ok row per case")
         case[row["impl"]] = {**row, "_line": line}
+        if row["device_name"] not in device and (row.get("compute_capability") or row.get("sm_count")):
+            device[row["device_name"]] = {"compute_capability": row.get("compute_capability"),
+                                          "sm_count": row.get("sm_count"), "line": line}
     cols: dict[str, list] = {c: [] for c in ("gpu", "dtype", "m", "k", "n", "dense_us", "sparse_us", "out")}
     for (gpu, dtype, m, k, n, *_case), impls in sorted(cases.items(), key=_case_order):
         if "dense" not in impls or "sparse_cslt" not in impls:
@@ -256,10 +276,7 @@ def _bench(path: Path) -> Measurements:
         where = f"{path}: {gpu} {dtype} {m}x{k}x{n}"
         m, k, n = (_positive(v, where, c, integer=True) for v, c in ((m, "m"), (k, "k"), (n, "n")))
         times = [_positive(t, where, c) for t, c in zip(times, ("dense time", "sparse_cslt time"))]
-        try:
-            full = canonical_dtype(dtype)
-        except NmlabError as exc:
-            raise NmlabError(f"{path}: column {exc}") from None
+        full = dtype
         out = {"int32": 4.0, "bfloat16": 2.0, "float16": 2.0}.get(impls["dense"].get("out_dtype") or "", OUTPUT_BYTES[full])
         for c, v in (("gpu", gpu), ("dtype", full), ("m", m), ("k", k), ("n", n), ("dense_us", times[0]),
                      ("sparse_us", times[1]), ("out", out)):
@@ -268,7 +285,8 @@ def _bench(path: Path) -> Measurements:
         raise NmlabError(f"{path}: no ok GEMM or layer case with both a dense and a sparse_cslt graph time")
     return Measurements(str(path), "bench", np.array(cols["gpu"]), np.array(cols["dtype"]),
                         *(np.array(cols[c], dtype=float) for c in ("m", "k", "n", "dense_us", "sparse_us")),
-                        out_bytes=np.array(cols["out"], dtype=float), l2="cold", loop_calls=BENCH_LOOP_CALLS)
+                        out_bytes=np.array(cols["out"], dtype=float), l2="cold", loop_calls=BENCH_LOOP_CALLS,
+                        device=device)
 
 
 def read_measurements(path: str | os.PathLike) -> Measurements:
@@ -279,6 +297,9 @@ def read_measurements(path: str | os.PathLike) -> Measurements:
     header = reader.fieldnames or []
     if "schema" in header:
         return _bench(path)
+    # A file of one's own may space its header ("gpu, dtype, m, ..."): every cell is read without the spaces
+    # around it, so the names are too (they were "missing column(s) dtype, m, ...").
+    reader.fieldnames = [name.strip() for name in header]
     return _published(path, reader)
 
 
@@ -311,6 +332,22 @@ def specs_for(meas: Measurements, gpu: Optional[str] = None,
                              f"(one of {', '.join(specs)}) or --gpu FILE, a spec file of your own (docs/gpu.md)")
         out[hits[0]] = out.get(hits[0], np.zeros(len(meas), dtype=bool)) | (meas.gpu == device)
     return [(specs[name], mask) for name, mask in out.items()]
+
+
+def check_device(meas: Measurements, spec: "GpuSpec", mask: np.ndarray) -> None:
+    """Refuse bench rows scored with a spec of another card: the compute capability or SM count the bench
+    recorded differs from the spec's (an RTX 3090's timings under --gpu rtx4090 were scored, and fitted into a
+    set 'for rtx4090', silently; a MIG slice's under its whole GPU's SMs)."""
+    for name in sorted(set(meas.gpu[mask].tolist())):
+        recorded = meas.device.get(name)
+        if not recorded:
+            continue
+        for column, theirs, ours in (("compute_capability", recorded["compute_capability"], spec.compute_capability),
+                                     ("sm_count", recorded["sm_count"], spec.sm_count)):
+            if theirs not in (None, "", -1) and str(theirs) != str(ours):
+                raise NmlabError(f"{meas.path}: line {recorded['line']}: column {column}: the bench ran on {name!r} "
+                                 f"with {column} {theirs}, the GPU spec {spec.name} has {ours}: give the spec of the "
+                                 f"card the file timed (--gpu FILE: a spec file of your own, docs/gpu.md)")
 
 
 def check_dtypes(meas: Measurements, spec_name: str, mask: np.ndarray, dtypes: Sequence[str]) -> None:

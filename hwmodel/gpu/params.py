@@ -26,14 +26,12 @@ from typing import Any, Optional, Sequence
 
 from hwmodel.errors import NmlabError
 from hwmodel.gpu.model import BOUNDS, GpuParams
-from hwmodel.gpu.spec import GpuSpec
+# ARCH_BY_CC (compute capability -> architecture) lives with the spec loader, which checks the two agree.
+from hwmodel.gpu.spec import ARCH_BY_CC, GpuSpec  # noqa: F401
 
 FORMAT_NAME = "nmlab-gpu-params"
 FORMAT_VERSION = 1
 GENERIC = "generic"
-#: compute capability major.minor -> architecture (for spec files that do not name one).
-ARCH_BY_CC = {"8.0": "ampere", "8.6": "ampere", "8.7": "ampere", "8.9": "ada", "9.0": "hopper",
-              "10.0": "blackwell", "10.3": "blackwell", "12.0": "blackwell", "12.1": "blackwell"}
 
 
 def architecture(spec: GpuSpec) -> str:

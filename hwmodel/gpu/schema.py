@@ -208,6 +208,17 @@ def write_rows(path: str | os.PathLike, rows: Iterable[dict[str, Any]]) -> int:
     return writer.count
 
 
+def repeated_column(path: Path, header: Iterable[str]) -> None:
+    """Refuse a CSV header that names a column twice (a bench CSV or a published-format timing file):
+    csv.DictReader keeps the last cell of a name, so ``...,dense_us,sparse_us,dense_us`` scored the extra
+    column's times as the dense ones, silently."""
+    seen = set()
+    for name in header:
+        if name in seen:
+            raise NmlabError(f"{path}: line 1: column {name}: given twice in the header (keep one)")
+        seen.add(name)
+
+
 def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
     """Rows of a bench CSV with typed values (None for empty cells).
 
@@ -221,6 +232,7 @@ def read_rows(path: str | os.PathLike) -> list[dict[str, Any]]:
         raise not_a_file("gpu bench csv", path)  # a folder says so, not "no such file"
     reader = _dict_reader(path)
     header = reader.fieldnames or []
+    repeated_column(path, header)
     missing = [f for f in FIELDNAMES if f not in header]
     if missing:
         raise NmlabError(f"{path}: not a {SCHEMA_NAME} csv: missing columns {', '.join(missing[:5])}")

@@ -50,6 +50,17 @@ RANGES: dict[str, tuple[float, float]] = {
     "hbm_bytes_per_s": (1e6, 1e15), "power_limit_w": (1e-3, 1e6), "launch_overhead_us": (1e-3, 1e6),
     "dense": (1e-3, 1e6), "sparse": (1e-3, 1e6),  # tensor rates, TFLOP/s
 }
+#: compute capability major.minor -> architecture (for spec files that do not name one).
+ARCH_BY_CC = {"8.0": "ampere", "8.6": "ampere", "8.7": "ampere", "8.9": "ada", "9.0": "hopper",
+              "10.0": "blackwell", "10.3": "blackwell", "12.0": "blackwell", "12.1": "blackwell"}
+#: compute-capability major -> the architectures of its parts. The kernel tables follow the compute
+#: capability (hwmodel.gpu.kernels) and the parameter set the architecture (hwmodel.gpu.params), so
+#: a spec naming another architecture for a major listed here ran one GPU's kernels with another's set.
+ARCHS_BY_MAJOR = {"8": ("ampere", "ada"), "9": ("hopper",), "10": ("blackwell",), "11": ("blackwell",),
+                  "12": ("blackwell",)}
+#: Lowest compute-capability major the model takes: 2:4 sparse tensor cores (and cuSPARSELt) start at 8.0,
+#: Ampere; a Volta or Turing part (7.x) has none, so a 2:4 time for it would be made up.
+MIN_CC_MAJOR = 8
 KEYS = {1: frozenset(_COMMON_KEYS + ("hbm_bytes", "hbm_bytes_per_s")),
         2: frozenset(_COMMON_KEYS + FIGURES + ("architecture", "tensor_accumulate", "tensor_tflops_fp16_accumulate",
                                               "sources", "references"))}
@@ -188,6 +199,13 @@ def _rates(doc: dict, key: str, where: str, required: bool) -> dict[str, dict[st
         raise NmlabError(f"{where}: {key}: missing or empty")
     flops = {}
     for dtype, pair in rates.items():
+        if dtype not in DTYPES:  # 'bf16:' loaded, then every bf16 GEMM was "no tensor-core rate for dtype bfloat16"
+            from hwmodel.gpu.measurements import DTYPE_ALIASES
+
+            full = DTYPE_ALIASES.get(str(dtype).strip().lower())
+            hint = f"; write {dtype} as {full}" if full else ""
+            raise NmlabError(f"{where}: {key}.{str(dtype)[:40]}: not a dtype of the model (one of "
+                             f"{', '.join(DTYPES)}{hint})")
         if not isinstance(pair, dict):
             raise NmlabError(f"{where}: {key}.{dtype}: expected {{dense, sparse}}")
         dense = _need(pair, "dense", f"{where}: {key}.{dtype}", float)
@@ -225,6 +243,34 @@ def _check_sources(doc: dict, where: str, tensor_keys: list[str]) -> tuple[dict[
         if key in FIGURES and (doc.get(key) is None) != unpublished:
             raise NmlabError(f"{where}: {key}: a figure is null exactly when its source says 'unpublished:'")
     return sources, references
+
+
+def _compute_capability(doc: dict, where: str) -> str:
+    """The spec's compute capability, "major.minor" of a part with 2:4 sparse tensor cores (8.0 on)."""
+    raw = doc.get("compute_capability")
+    # "sm_86", "8" or "8.60" read no kernel table of their own; a bare 8.6 is a YAML number and reads the same.
+    cc = _need(doc, "compute_capability", where, str, positive=False).strip()
+    if isinstance(raw, bool) or not re.fullmatch(r"[0-9]{1,2}\.[0-9]", cc):
+        raise NmlabError(f"{where}: compute_capability: expected a CUDA compute capability major.minor such as "
+                         f"\"8.6\", got {str(raw)[:40]!r} (the GPU model is of NVIDIA's cuBLASLt and cuSPARSELt)")
+    if int(cc.split(".")[0]) < MIN_CC_MAJOR:
+        raise NmlabError(f"{where}: compute_capability: {cc} has no 2:4 sparse tensor cores (cuSPARSELt needs "
+                         f"{MIN_CC_MAJOR}.0, Ampere, or later), so the GPU model cannot time its 2:4 GEMMs")
+    return cc
+
+
+def _architecture(doc: dict, where: str, cc: str) -> str:
+    """The spec's architecture, lower case ("Ampere" is ampere: it ran the generic set); refused where the
+    compute capability belongs to another one (its kernel tables would run with that one's parameter set)."""
+    arch = _need(doc, "architecture", where, str, positive=False).strip().lower()
+    if not arch:
+        raise NmlabError(f"{where}: architecture: empty")
+    known = (ARCH_BY_CC[cc],) if cc in ARCH_BY_CC else ARCHS_BY_MAJOR.get(cc.split(".")[0])
+    if known and arch not in known:
+        raise NmlabError(f"{where}: architecture: {str(doc['architecture'])[:40]!r}, but compute capability {cc} "
+                         f"is {' or '.join(known)} (the kernel tables follow compute_capability and the parameter set "
+                         f"architecture, so the two must name one GPU)")
+    return arch
 
 
 def load_gpu(path: str | os.PathLike, own_params: bool = True) -> GpuSpec:
@@ -288,10 +334,11 @@ def _load_gpu(path: Path) -> tuple[GpuSpec, Optional[str]]:
         if problem:
             raise NmlabError(f"{where}: {key}: {problem}")
         names[key] = value
+    cc = _compute_capability(doc, where)
     common = dict(
         **names,
         device_name_patterns=tuple(patterns),
-        compute_capability=_need(doc, "compute_capability", where, str, positive=False),
+        compute_capability=cc,
         sm_count=_need(doc, "sm_count", where, int),
         tensor_clock_mhz=_need(doc, "tensor_clock_mhz", where, float),
         boost_clock_mhz=_need(doc, "boost_clock_mhz", where, float),
@@ -314,7 +361,7 @@ def _load_gpu(path: Path) -> tuple[GpuSpec, Optional[str]]:
     return GpuSpec(
         memory_bytes=_need(doc, "memory_bytes", where, float),
         memory_bytes_per_s=_need(doc, "memory_bytes_per_s", where, float),
-        architecture=_need(doc, "architecture", where, str, positive=False),
+        architecture=_architecture(doc, where, cc),
         base_clock_mhz=optional["base_clock_mhz"],
         memory_type=optional["memory_type"],
         power_limit_w=optional["power_limit_w"],

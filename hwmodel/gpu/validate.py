@@ -27,7 +27,7 @@ import numpy as np
 
 from hwmodel.errors import NmlabError
 from hwmodel.gpu.fit import GpuData, fit
-from hwmodel.gpu.measurements import Measurements, bundled_files, check_dtypes, read_measurements, specs_for
+from hwmodel.gpu.measurements import Measurements, bundled_files, check_device, check_dtypes, read_measurements, specs_for
 from hwmodel.gpu.spec import GpuSpec
 from hwmodel.limits import finite_or_none
 
@@ -53,6 +53,7 @@ def load_blocks(paths: Sequence[str | os.PathLike], gpu: Optional[str] = None,
     for path in paths:
         meas = read_measurements(path)
         for spec, mask in specs_for(meas, gpu, own_params):
+            check_device(meas, spec, mask)
             check_dtypes(meas, spec.name, mask, list(spec.tensor_flops))
             blocks.append(GpuBlock(spec, meas.subset(mask)))
     return blocks
