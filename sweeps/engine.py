@@ -14,8 +14,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -236,42 +238,47 @@ class _Pool:
 
 
 _LOCATORS = ("_workload_path", "_design_path")
-_local_copies: dict[str, str] = {}
+#: (the sweep's folder for input copies, the driver's path) -> this worker process's copy of that file.
+_local_copies: dict[tuple[str, str], str] = {}
 
 
-def _materialize(path: str, ref) -> str:
-    """A local copy of an input file shipped through Ray's object store (once per worker process).
+def _materialize(root: str, path: str, ref) -> str:
+    """A local copy of an input file shipped through Ray's object store, once per worker process and
+    sweep, under ``root``: the folder the sweep's driver made for them and removes when it ends (each
+    worker writes into its own subfolder). A worker on another machine, where ``root`` does not exist,
+    creates it and removes it when its process exits normally. Keyed by ``root`` too: a worker that
+    serves two sweeps of one driver (a cluster the caller started) never runs the second on the first's
+    copy of a file edited in between.
 
     Keeps the file name: a design's name is its file stem.
     """
     import atexit
-    import shutil
-    import tempfile
 
     import ray
 
-    local = _local_copies.get(path)
+    local = _local_copies.get((root, path))
     if local is None:
         data = ray.get(ref)
-        root = _local_copies.get("") or tempfile.mkdtemp(prefix="nmlab-ray-inputs-")
-        if "" not in _local_copies:
-            _local_copies[""] = root
-            atexit.register(shutil.rmtree, root, True)
-        target = Path(root) / str(len(_local_copies)) / Path(path).name
-        target.parent.mkdir(parents=True)
+        base = Path(root)
+        if not base.exists():
+            base.mkdir(parents=True, exist_ok=True)
+            atexit.register(shutil.rmtree, str(base), True)
+        target = base / f"worker-{os.getpid()}" / str(len(_local_copies)) / Path(path).name
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(data)
-        local = _local_copies[path] = str(target)
+        local = _local_copies[(root, path)] = str(target)
     return local
 
 
-def ray_evaluate_chunk(points: dict[str, list], evaluate: Callable, blobs: dict[str, Any]):
-    """A Ray task: point locators are rewritten to local copies of the shipped inputs, then evaluated.
+def ray_evaluate_chunk(points: dict[str, list], evaluate: Callable, blobs: dict[str, Any], root: str):
+    """A Ray task: point locators are rewritten to local copies of the shipped inputs (under ``root``),
+    then evaluated.
 
     Workers on other machines need not see the driver's files (only nmlab installed).
     """
     local = dict(points)
     for k in _LOCATORS:
-        local[k] = [_materialize(path, blobs[path]) for path in points[k]]
+        local[k] = [_materialize(root, path, blobs[path]) for path in points[k]]
     return evaluate_chunk(local, evaluate)
 
 
@@ -299,6 +306,10 @@ class _RayPool:
         self.pending: list = []
         self.tags: dict[Any, int] = {}
         self.capacity = max(1, int(ray.cluster_resources().get("CPU", workers)))
+        # The workers' copies of the input files, removed at close(): each worker process made a
+        # folder of its own under the system temp folder and none was ever removed (Ray ends its
+        # workers without running their exit handlers), each as large as the sweep's input files.
+        self.inputs_root = tempfile.mkdtemp(prefix="nmlab-ray-inputs-")
 
     def submit(self, chunk: dict[str, list], tag: int) -> None:
         blobs = {}
@@ -307,7 +318,7 @@ class _RayPool:
                 if path not in self.refs:
                     self.refs[path] = self.ray.put(Path(path).read_bytes())
                 blobs[path] = self.refs[path]
-        ref = self.task.remote(chunk, self.evaluate, blobs)
+        ref = self.task.remote(chunk, self.evaluate, blobs, self.inputs_root)
         self.pending.append(ref)
         self.tags[ref] = tag
 
@@ -340,6 +351,7 @@ class _RayPool:
             pass
         if self.started:
             self.ray.shutdown()
+        shutil.rmtree(self.inputs_root, ignore_errors=True)
 
 
 def write_manifest(out: Path, manifest: dict[str, Any]) -> None:

@@ -385,12 +385,24 @@ def shipped_evaluate(point: dict) -> dict:
     return fake_evaluate(point)
 
 
-def test_ray_gives_the_same_rows(tmp_path):
+def test_ray_gives_the_same_rows_and_leaves_no_input_copies(tmp_path, monkeypatch):
+    """Each Ray worker copied the shipped inputs into a temp folder of its own that nobody removed (Ray ends
+    its workers without their exit handlers): one more folder in the temp dir per worker and sweep."""
+    import tempfile
+
     import ray
     cfg = write_config(tmp_path, patterns=["dense", "2:4"], bits=[8])
     _run(cfg, tmp_path / "pool", workers=2)
-    api.run(cfg, tmp_path / "ray", workers=1, use_ray=True, evaluate=shipped_evaluate, progress=False)
-    assert not ray.is_initialized(), "a Ray instance started by the sweep is shut down after it"
+    # A short temp dir of its own (Ray puts its session's sockets there too: at most 107 bytes a path).
+    temp = Path(tempfile.mkdtemp(prefix="nmlab-t-"))
+    try:
+        monkeypatch.setenv("TMPDIR", str(temp))  # the workers' (the local instance starts after this)
+        monkeypatch.setattr(tempfile, "tempdir", str(temp))  # this process's, read once
+        api.run(cfg, tmp_path / "ray", workers=1, use_ray=True, evaluate=shipped_evaluate, progress=False)
+        assert not ray.is_initialized(), "a Ray instance started by the sweep is shut down after it"
+        assert list(temp.glob("nmlab-ray-inputs-*")) == []
+    finally:
+        shutil.rmtree(temp, ignore_errors=True)
     a = store.read_table(tmp_path / "pool").to_pandas()
     b = store.read_table(tmp_path / "ray").to_pandas()
     assert len(a) == 2 * 2 * 2 * 3 and a.equals(b)
@@ -927,3 +939,19 @@ def test_one_shot_unstructured_masks_of_weightless_layers_are_the_same_every_run
     a, b = prune_one_shot(wl, "unstructured:0.75"), prune_one_shot(wl, "unstructured:0.75")
     for la, lb in zip(a.layers, b.layers):
         assert la.mask is not None and (la.mask == lb.mask).all(), la.name
+
+
+def test_a_worker_copies_a_file_again_for_another_sweep(tmp_path, monkeypatch):
+    """A worker kept one copy per driver path: serving a second sweep of the same driver (a Ray instance the
+    caller started) after the file was edited, it evaluated the first sweep's bytes."""
+    import ray
+
+    from sweeps import engine
+
+    monkeypatch.setattr(ray, "get", lambda ref: ref)  # the "object store" hands back the bytes themselves
+    monkeypatch.setattr(engine, "_local_copies", {})
+    first = engine._materialize(str(tmp_path / "sweep1"), "/somewhere/edge_ws.yaml", b"first")
+    second = engine._materialize(str(tmp_path / "sweep2"), "/somewhere/edge_ws.yaml", b"edited")
+    assert Path(first).read_bytes() == b"first" and Path(second).read_bytes() == b"edited"
+    assert Path(first).name == Path(second).name == "edge_ws.yaml"  # a design's name is its file stem
+    assert engine._materialize(str(tmp_path / "sweep2"), "/somewhere/edge_ws.yaml", b"not read") == second
