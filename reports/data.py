@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
+import hashlib
 import json
 import math
 import os
+import re
 from contextlib import contextmanager
 from functools import lru_cache, partial
 from pathlib import Path
@@ -274,6 +275,12 @@ def md_text(text) -> str:
     space (it ended the table row). Text without those characters is unchanged."""
     text = "".join(ch if ch.isprintable() else " " for ch in str(text))
     return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text)
+
+
+def name_digest(name) -> str:
+    """8 hex digits of ``name``'s SHA-256 (UTF-8): added where a name's plain form (a page anchor, a file
+    name) would be shared with another name's or say nothing (``env_anchor``, ``figures.env_png_names``)."""
+    return hashlib.sha256(str(name).encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
 
 def section_key(env: str, scenario: str, batch: int) -> str:
