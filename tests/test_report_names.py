@@ -337,3 +337,17 @@ def test_a_control_character_refusal_names_where_the_env_or_method_came_from(tmp
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and f"{named}: must be printable" in err[0], err
     assert "\t" not in err[0] and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["__init__", "__x__ y", "a __b__ c", "edge_ws", "x__y", "_u_", "dense_td3__v2"])
+def test_summary_md_leaves_no_underscore_that_markdown_reads_as_emphasis(name):
+    """Markdown takes ``_`` for punctuation, so in ``__init__`` the inner ``_init_`` is emphasis even with
+    the outer two escaped (``\\__init_\\_`` rendered as _*init*_). An underscore left as it is must sit
+    between two letters or digits (``edge_ws``): there it never opens or closes emphasis."""
+    from reports.data import md_text
+
+    out = md_text(name)
+    assert re.sub(r"\\(.)", r"\1", out) == name, out  # the name, as written, once the escapes are read
+    raw = [i for i, ch in enumerate(out) if ch == "_" and (i == 0 or out[i - 1] != "\\")]
+    assert all(0 < i < len(out) - 1 and out[i - 1].isalnum() and out[i + 1].isalnum() for i in raw), out
+    assert md_text("edge_ws") == "edge_ws"
