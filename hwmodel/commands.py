@@ -18,13 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_workload_info)
 
 
-
-def _one_line(value) -> str:
-    """``value`` as text on one line: a control character (newline, tab, escape) written as Python writes
-    it in a string, ``\\n``, ``\\x1b``."""
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape").decode("ascii") for ch in str(value))
-
 def _workload_info(args: argparse.Namespace) -> int:
+    from hwmodel.limits import one_line
     from hwmodel.sparsity import group_padding, parse_pattern
     from hwmodel.workload import default_workload, load_workload
 
@@ -52,7 +47,7 @@ def _workload_info(args: argparse.Namespace) -> int:
     print(f"{path}")
     for key, value in wl.meta.items():
         # meta is free text of the file's: a newline split its line, an escape sequence reached the terminal
-        print(f"  {_one_line(key)}: {_one_line(value)}")
+        print(f"  {one_line(key)}: {one_line(value)}")
     print(f"{'layer':<24}{'network':<16}{'in':>6}{'out':>6}  {'pattern':<13}{'bits':>4}{'density':>9}{'pad':>5}")
     for r in rows:
         print(

@@ -172,6 +172,12 @@ def short(value: Any, chars: int = SHORT_CHARS) -> str:
     return text if len(text) <= chars else text[: chars - 3] + "..."
 
 
+def one_line(value: Any) -> str:
+    """``value`` as text on one line: a control character (newline, tab, escape) written as Python writes
+    it in a string, ``\\n``, ``\\x1b``. For free text of users' files printed in a line of its own."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(value))
+
+
 # ----------------------------------------------------------------------------- numbers
 
 

@@ -28,7 +28,7 @@ import yaml
 
 from hwmodel.design import DATATYPE_BITS, DRAM_TYPES, NAME_MAX_CHARS, name_problem, parse_design
 from hwmodel.errors import NmlabError
-from hwmodel.limits import check_output_file, is_int, load_yaml, read_text, short
+from hwmodel.limits import check_output_file, is_int, load_yaml, one_line, read_text, short
 from hwmodel.timeloop import SPATIAL
 
 #: Largest depth, width, bank or port count read (the design loader bounds capacity itself).
@@ -1288,12 +1288,10 @@ def build_design(arch_doc: Any, name: str, constraints_doc: Any = None, sparse_d
 
 def render(design: dict, defaults: list[str], sources: list[str]) -> str:
     """The design YAML text with a comment header naming the inputs and every stated default."""
-    def line(text: str) -> str:  # a comment stays one line whatever a file name or data space name holds
-        return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
-
-    head = ["# Written by `nmlab import-timeloop` (docs/timeloop.md) from " + line(", ".join(sources)) + ".",
+    # A comment stays one line whatever a file name or data space name holds.
+    head = ["# Written by `nmlab import-timeloop` (docs/timeloop.md) from " + one_line(", ".join(sources)) + ".",
             "# Not carried by the Timeloop files, so set to a stated default:"]
-    head += [f"#   - {line(d)}" for d in defaults]
+    head += [f"#   - {one_line(d)}" for d in defaults]
     return "\n".join(head) + "\n" + yaml.safe_dump(design, sort_keys=False, default_flow_style=None)
 
 

@@ -27,7 +27,7 @@ import pandas as pd
 
 from reports import returns
 from reports.data import (agent_label, agent_order, design_order, design_title, fmt_bytes, fmt_energy, fmt_ratio, fmt_time,
-                          is_gpu, md_text, one_row_per, seed_range_text, with_agent)
+                          is_gpu, md_text, name_digest, one_row_per, seed_range_text, with_agent)
 from reports.quality import HW_BITS, hardware_scenario
 from reports.style import design_colors
 from reports.why import NO_GAIN, is_extreme, limiters, skipped_share, small_pct, verdict_word
@@ -665,12 +665,10 @@ def env_anchor(env: str) -> str:
     """The page anchor of an env's answer: ``answer-Hopper-v5``, one per env name. Ids are case-sensitive,
     so case is kept; a character outside a-z, A-Z, 0-9 and ``-`` becomes ``-`` and 8 hex digits of the
     name's SHA-256 are added (``hopper_v5`` and ``hopper-v5`` got one anchor, and a link jumped to the other)."""
-    import hashlib
-
     env = str(env)
     plain = "".join(ch if (ch.isascii() and ch.isalnum()) or ch == "-" else "-" for ch in env)
     if plain != env or not env:
-        plain += "-" + hashlib.sha256(env.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        plain += "-" + name_digest(env)
     return "answer-" + plain
 
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import re
+import hashlib
 import json
 import math
 import os
+import re
 from contextlib import contextmanager
 from functools import lru_cache, partial
 from pathlib import Path
@@ -263,17 +264,25 @@ def axis_label(col: str, log: bool) -> str:
     return text[:-1] + ", log scale)" if text.endswith(")") else text + " (log scale)"
 
 
-_MD_SPECIAL = re.compile(r"[\\`*|<>\[\]$#~&]|(?<!\w)_|_(?!\w)")
+#: Markdown's characters, and an underscore not between two letters or digits: Markdown counts ``_`` itself as
+#: punctuation, so in ``__init__`` the inner ``_init_`` was emphasis (an underscore next to another one).
+_MD_SPECIAL = re.compile(r"[\\`*|<>\[\]$#~&]|(?<![^\W_])_|_(?![^\W_])")
 
 
 def md_text(text) -> str:
     """``text`` (a name or a sentence built from names in users' files) as summary.md shows it as written:
     Markdown's characters escaped with a backslash (a ``|`` split a table row into one column too many,
     ``<b>x</b>`` and ``<script>`` were raw HTML, backticks, ``*``, ``$`` and brackets were markup), an
-    underscore inside a word left as it is (``edge_ws``), and a line break or other control character as a
-    space (it ended the table row). Text without those characters is unchanged."""
+    underscore between two letters or digits left as it is (``edge_ws``), and a line break or other control
+    character as a space (it ended the table row). Text without those characters is unchanged."""
     text = "".join(ch if ch.isprintable() else " " for ch in str(text))
     return _MD_SPECIAL.sub(lambda m: "\\" + m.group(0), text)
+
+
+def name_digest(name) -> str:
+    """8 hex digits of ``name``'s SHA-256 (UTF-8): added where a name's plain form (a page anchor, a file
+    name) would be shared with another name's or say nothing (``env_anchor``, ``figures.env_png_names``)."""
+    return hashlib.sha256(str(name).encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
 
 def section_key(env: str, scenario: str, batch: int) -> str:

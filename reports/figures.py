@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 from typing import Any, Optional
@@ -17,7 +16,7 @@ import pandas as pd  # noqa: E402
 
 from hwmodel.io import atomic_write  # noqa: E402
 from reports.data import (ENERGY_COMPONENTS, agent_label, component_label, axis_label, agent_order, design_order, design_title,  # noqa: E402
-                          fmt_energy, fmt_ratio, is_gpu, log_axis, one_row_per, shown, with_agent)
+                          fmt_energy, fmt_ratio, is_gpu, log_axis, name_digest, one_row_per, shown, with_agent)
 from reports.fronts import FRONT_SPECS  # noqa: E402
 from reports.style import COMPONENT_COLORS, MPL_MARKERS, bit_size, design_colors, pattern_symbol, place_front_labels  # noqa: E402
 
@@ -47,8 +46,7 @@ def env_png_names(envs) -> dict[str, str]:
         if s and count[s] == 1 and len(s) <= SLUG_MAX_CHARS:
             names[e] = f"energy_{s}.png"
         else:
-            digest = hashlib.sha256(str(e).encode("utf-8", "surrogatepass")).hexdigest()[:8]
-            names[e] = f"energy_{s[:SLUG_MAX_CHARS] + '_' if s else ''}{digest}.png"
+            names[e] = f"energy_{s[:SLUG_MAX_CHARS] + '_' if s else ''}{name_digest(e)}.png"
     return names
 
 

@@ -119,10 +119,12 @@ def _workload_info(path: str) -> WorkloadInfo:
     env = str(meta.get("env") or stem.split("_")[0])
     method = str(meta.get("method") or meta.get("source") or "unknown")
     # Both name the workload's points in every table, heading, file name and stderr note: a newline
-    # split a Markdown table row and an escape sequence reached the terminal.
-    for key, value in (("env", env), ("method", method)):
+    # split a Markdown table row and an escape sequence reached the terminal. The error names where
+    # each came from (a file without meta.env or meta.method has neither key).
+    for where, value in (("meta.env" if meta.get("env") else "env (the file name's start; no meta.env)", env),
+                         ("meta.method" if meta.get("method") else "meta.source", method)):
         if not value.isprintable():
-            raise NmlabError(f"workload {path}: meta.{key}: must be printable (no newline, tab, escape or other "
+            raise NmlabError(f"workload {path}: {where}: must be printable (no newline, tab, escape or other "
                              f"control character), got {short(value)}")
     return WorkloadInfo(
         path=str(Path(path).resolve()), name=stem, sha=file_sha(path), env=env,

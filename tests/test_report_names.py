@@ -313,3 +313,41 @@ def test_each_env_gets_its_own_page_anchor():
     assert len({glance_anchor(e) for e in envs}) == len(envs)
     assert all(re.fullmatch(r"answer-[A-Za-z0-9-]+", a) for a in anchors), anchors
     assert (env_anchor("Hopper-v5"), glance_anchor("HalfCheetah-v5")) == ("answer-Hopper-v5", "glance-HalfCheetah-v5")
+
+
+@pytest.mark.parametrize("drop, file, meta, named", [
+    ("env", "Hop\nper_dense_s0.nmw", {}, "env (the file name's start; no meta.env)"),
+    ("method", "w_dense_s0.nmw", {"source": "td3\tx"}, "meta.source"),
+])
+def test_a_control_character_refusal_names_where_the_env_or_method_came_from(tmp_path, capsys, drop, file, meta,
+                                                                             named):
+    """A workload without ``meta.env`` takes its env from its file name, one without ``meta.method`` its
+    method from ``meta.source``: a control character there was refused as ``meta.env`` / ``meta.method``,
+    keys the file does not have, and a newline in the file name split the one-line error in two."""
+    from hwmodel.cli import main
+
+    wl = load_workload(data_path("workloads", "hopper_dense_s0.nmw"))
+    wl.meta.pop(drop)
+    wl.meta.update(meta)
+    save_workload(wl, tmp_path / file)
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump({
+        "version": 1, "workloads": [file], "patterns": ["dense"], "bits": [8], "designs": ["edge_ws"],
+        "gpus": "none", "quality": "none"}))
+    assert main(["sweep", str(tmp_path / "sweep.yaml"), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{named}: must be printable" in err[0], err
+    assert "\t" not in err[0] and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["__init__", "__x__ y", "a __b__ c", "edge_ws", "x__y", "_u_", "dense_td3__v2"])
+def test_summary_md_leaves_no_underscore_that_markdown_reads_as_emphasis(name):
+    """Markdown takes ``_`` for punctuation, so in ``__init__`` the inner ``_init_`` is emphasis even with
+    the outer two escaped (``\\__init_\\_`` rendered as _*init*_). An underscore left as it is must sit
+    between two letters or digits (``edge_ws``): there it never opens or closes emphasis."""
+    from reports.data import md_text
+
+    out = md_text(name)
+    assert re.sub(r"\\(.)", r"\1", out) == name, out  # the name, as written, once the escapes are read
+    raw = [i for i, ch in enumerate(out) if ch == "_" and (i == 0 or out[i - 1] != "\\")]
+    assert all(0 < i < len(out) - 1 and out[i - 1].isalnum() and out[i + 1].isalnum() for i in raw), out
+    assert md_text("edge_ws") == "edge_ws"
