@@ -58,8 +58,8 @@ def _report(args: argparse.Namespace) -> int:
     print(f"report of {info['points']} points, {info['fronts']} fronts in {info['seconds']:.1f} s: {info['dir']}/index.html "
           f"(+ summary.md, fronts.json, quality_vs_hardware.json{pngs})")
     if info["removed_pngs"]:
-        names = ", ".join(p.name for p in info["removed_pngs"])
-        print(f"removed {len(info['removed_pngs'])} PNGs of the previous report that this one does not draw"
+        n, names = len(info["removed_pngs"]), ", ".join(p.name for p in info["removed_pngs"])
+        print(f"removed {n} PNG{'s' if n != 1 else ''} of the previous report that this one does not draw"
               f"{'' if info['pngs'] else ' (no --png)'}: {names}")
     if info["missing_return"]:
         print(f"note: {info['missing_return']} points have no evaluation return ({info['missing_why']}); "

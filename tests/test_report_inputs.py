@@ -332,7 +332,8 @@ def test_a_first_png_report_that_fails_leaves_no_report_folder(default_sweep, tm
     assert not (out / "report").exists()
 
 
-def test_a_report_keeps_no_png_of_the_previous_report_that_it_does_not_draw(default_sweep, tmp_path, monkeypatch):
+def test_a_report_keeps_no_png_of_the_previous_report_that_it_does_not_draw(default_sweep, tmp_path, monkeypatch,
+                                                                              capsys):
     """A report without --png after one with it kept the old PNGs (of the sweep as it was then) beside a page
     and a summary.md that link none of them; so did a PNG report after an env left the sweep. The report folder
     holds one report: such PNGs are removed; files a report never writes are left alone."""
@@ -354,6 +355,13 @@ def test_a_report_keeps_no_png_of_the_previous_report_that_it_does_not_draw(defa
                                                 "notes.txt", "my_plot.png"}
     assert len(info["removed_pngs"]) == 7 and not info["pngs"]
     assert ".png" not in (rdir / "summary.md").read_text()
+    # What the command says, one PNG in the singular ("removed 1 PNGs" before).
+    (rdir / "energy_gone_v5.png").write_bytes(b"old")
+    from hwmodel.cli import main
+
+    assert main(["report", str(out), "--quiet"]) == 0
+    assert ("removed 1 PNG of the previous report that this one does not draw (no --png): energy_gone_v5.png"
+            in capsys.readouterr().out)
 
 
 def test_a_killed_reports_staging_folder_is_removed_and_a_folder_in_a_files_place_fails_first(default_sweep, tmp_path,
