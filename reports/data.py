@@ -265,8 +265,11 @@ def axis_label(col: str, log: bool) -> str:
 
 
 #: Markdown's characters, and an underscore not between two letters or digits: Markdown counts ``_`` itself as
-#: punctuation, so in ``__init__`` the inner ``_init_`` was emphasis (an underscore next to another one).
-_MD_SPECIAL = re.compile(r"[\\`*|<>\[\]$#~&]|(?<![^\W_])_|_(?![^\W_])")
+#: punctuation, so in ``__init__`` the inner ``_init_`` was emphasis (an underscore next to another one). A ``<``
+#: only where it could open a tag or an autolink (a letter, ``/``, ``!`` or ``?`` after it), an ``&`` only where
+#: it could open an entity, ``#`` and ``>`` only at the start (a heading, a quote): ``<= 2`` and ``A & B`` read
+#: as written in the raw file too.
+_MD_SPECIAL = re.compile(r"[\\`*|\[\]$~]|<(?=[A-Za-z/!?])|&(?=[A-Za-z#])|^[#>]|(?<![^\W_])_|_(?![^\W_])")
 
 
 def md_text(text) -> str:

@@ -196,9 +196,9 @@ def test_summary_md_tables_keep_their_columns_and_names_are_text(odd_report):
         assert len(set(cols)) == 1, "\n".join(t)
     for raw in ("<b>x</b>", "<i>Hop</i>", "<s>td3</s>", "`t`", "*s*", "$m$", "[l](x)"):
         assert raw not in md, raw
-    assert "\\<b\\>x\\</b\\>\\|\"q\"\\&'s %{y}" in md  # the design, each table and heading alike
+    assert "\\<b>x\\</b>\\|\"q\"&'s %{y}" in md  # the design, each table and heading alike ("<" only before a tag)
     assert "\\`t\\` \\*s\\* \\_u\\_ \\[l\\](x) \\$m\\$" in md
-    assert "### \\<i\\>Hop\\</i\\> %{x} \\& co" in md
+    assert "### \\<i>Hop\\</i> %{x} & co" in md
 
 
 @pytest.mark.parametrize("key, value", [("env", "Hop\nper"), ("env", "Hopper\x1b[31m"), ("method", "td3\tx")])
@@ -351,3 +351,18 @@ def test_summary_md_leaves_no_underscore_that_markdown_reads_as_emphasis(name):
     raw = [i for i, ch in enumerate(out) if ch == "_" and (i == 0 or out[i - 1] != "\\")]
     assert all(0 < i < len(out) - 1 and out[i - 1].isalnum() and out[i + 1].isalnum() for i in raw), out
     assert md_text("edge_ws") == "edge_ws"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("runs 1:4 as 2:4 (every group of 4 holds <= 2)", "runs 1:4 as 2:4 (every group of 4 holds <= 2)"),
+    ("A & B, a > b, a#b", "A & B, a > b, a#b"),
+    ("<b>x</b>", "\\<b>x\\</b>"), ("<!--", "\\<!--"), ("&amp; &#60;", "\\&amp; \\&#60;"),
+    ("# h", "\\# h"), ("> q", "\\> q"),
+])
+def test_summary_md_escapes_only_what_markdown_would_read(text, expected):
+    """Every ``<``, ``>``, ``&`` and ``#`` was escaped, so the program's own notes read ``\\<= 2`` in the raw
+    summary.md; only a ``<`` that could open a tag, an ``&`` that could open an entity, and a ``#`` or ``>``
+    opening the text are Markdown."""
+    from reports.data import md_text
+
+    assert md_text(text) == expected
