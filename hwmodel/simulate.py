@@ -3,7 +3,7 @@
 Scenarios:
 
 * ``inference``: one forward pass of the policy (the ``actor`` network when the workload has
-  one, else every network) at batch ``batch`` -- the control loop.
+  one, else the only network; several without an ``actor`` are refused) at batch ``batch``.
 * ``train_step``: one TD3 update, amortized per environment step (policy_delay = 2):
   critic update every step (target actor + both target critics forward for the TD target,
   both critics forward, backward-data except into the first layer, weight gradients, Adam),
