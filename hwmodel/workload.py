@@ -149,10 +149,19 @@ def _validate_layer(layer: Layer, index: int, arrays: bool = True) -> None:
         if layer.weight.shape != shape:
             raise NmlabError(f"{where}: weight: shape {tuple(layer.weight.shape)} does not match {list(shape)}")
         check_finite_array(layer.weight, f"{where}: weight")
+        if layer.mask is not None:
+            # The format stores weights already masked; an unmasked weight was kept silently.
+            stray = np.argwhere((np.asarray(layer.weight) != 0) & ~np.asarray(layer.mask, dtype=bool))
+            if len(stray):
+                r, c = (int(x) for x in stray[0])
+                raise NmlabError(f"{where}: weight: row {r} column {c} is {layer.weight[r, c].item()!r} where the mask "
+                                 f"is 0 ({len(stray)} such weights); weights are stored already masked: pass "
+                                 f"weight * mask")
     if layer.bias is not None:
         if layer.bias.shape != (layer.out_features,):
             raise NmlabError(f"{where}: bias: shape {tuple(layer.bias.shape)} does not match [{layer.out_features}]")
         check_finite_array(layer.bias, f"{where}: bias")
+
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:

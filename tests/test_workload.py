@@ -266,3 +266,44 @@ def test_a_training_run_listed_under_a_sweep_configs_workloads_says_to_export_it
         f"nmlab sweep: error: sweep config: workloads[0]: run: is a training run, not a workload file; nmlab export "
         f"{run} --out FILE.nmw writes its workload"]
     assert not out.exists()
+
+
+def test_unmasked_weight_is_refused_on_save_and_load(tmp_path):
+    # A weight kept where the mask is 0 (an agent trained elsewhere, saved before masking) was written
+    # and read back silently, though the format stores weights already masked.
+    wl = make_workload()
+    layer = wl.layers[1]
+    r, c = (int(x) for x in np.argwhere(~layer.mask)[0])
+    layer.weight = layer.weight.copy()
+    layer.weight[r, c] = 0.5
+    with pytest.raises(NmlabError, match=rf"layer 'actor.fc1': weight: row {r} column {c} is 0.5 where the mask is 0 "
+                                         r"\(1 such weights\).*pass weight \* mask"):
+        save_workload(wl, tmp_path / "w.nmw")
+    assert not list(tmp_path.iterdir())
+    layer.weight[r, c] = 0.0
+    save_workload(wl, tmp_path / "ok.nmw")
+    layer.weight[r, c] = 0.5
+    # a file holding one (written by other code) is refused on load, naming the file
+    members = {}
+    with zipfile.ZipFile(tmp_path / "ok.nmw") as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        member = manifest["layers"][1]["weight"]
+    buf = __import__("io").BytesIO()
+    np.save(buf, layer.weight.astype(np.float32))
+    members[member] = buf.getvalue()
+    _rewrite(tmp_path / "ok.nmw", tmp_path / "bad.nmw", replace=members)
+    with pytest.raises(NmlabError, match=r"bad.nmw: layer 'actor.fc1': weight: row .* where the mask is 0"):
+        load_workload(tmp_path / "bad.nmw")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float16])
+def test_wider_or_narrower_float_weights_round_trip_as_float32(tmp_path, dtype):
+    wl = make_workload()
+    for layer in wl.layers:
+        if layer.weight is not None:
+            layer.weight, layer.bias = layer.weight.astype(dtype), layer.bias.astype(dtype)
+    save_workload(wl, tmp_path / "w.nmw")
+    back = load_workload(tmp_path / "w.nmw")
+    assert all(b.weight.dtype == np.float32 for b in back.layers if b.weight is not None)
+    np.testing.assert_array_equal(back.layers[0].weight, wl.layers[0].weight.astype(np.float32))
+
