@@ -149,6 +149,7 @@ def _validate_layer(layer: Layer, index: int, arrays: bool = True) -> None:
         if layer.weight.shape != shape:
             raise NmlabError(f"{where}: weight: shape {tuple(layer.weight.shape)} does not match {list(shape)}")
         check_finite_array(layer.weight, f"{where}: weight")
+        _check_weight_fits_float32(layer.weight, where)
         if layer.mask is not None:
             # The format stores weights already masked; an unmasked weight was kept silently.
             stray = np.argwhere((np.asarray(layer.weight) != 0) & ~np.asarray(layer.mask, dtype=bool))
@@ -161,7 +162,22 @@ def _validate_layer(layer: Layer, index: int, arrays: bool = True) -> None:
         if layer.bias.shape != (layer.out_features,):
             raise NmlabError(f"{where}: bias: shape {tuple(layer.bias.shape)} does not match [{layer.out_features}]")
         check_finite_array(layer.bias, f"{where}: bias")
+        _check_weight_fits_float32(layer.bias, where, "bias")
 
+
+#: Largest finite float32: a wider array is stored as float32, and a value beyond it became inf on
+#: save, writing a file that loading then refused.
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_weight_fits_float32(arr: np.ndarray, where: str, key: str = "weight") -> None:
+    arr = np.asarray(arr)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4 and arr.size:
+        big = np.argwhere(np.abs(arr) > _F32_MAX)
+        if len(big):
+            idx = [int(x) for x in big[0]]
+            raise NmlabError(f"{where}: {key}: value {arr[tuple(idx)].item()!r} at index {idx} does not fit float32, "
+                             f"the format's type (largest {_F32_MAX:.4g})")
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:

@@ -1,6 +1,7 @@
 """Workload format: round trip, and a one-line error naming layer and field for every bad input."""
 
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -307,3 +308,16 @@ def test_wider_or_narrower_float_weights_round_trip_as_float32(tmp_path, dtype):
     assert all(b.weight.dtype == np.float32 for b in back.layers if b.weight is not None)
     np.testing.assert_array_equal(back.layers[0].weight, wl.layers[0].weight.astype(np.float32))
 
+
+@pytest.mark.parametrize("key", ["weight", "bias"])
+def test_float64_value_beyond_float32_is_refused_not_written_as_inf(tmp_path, key):
+    # 1e39 is finite in float64 but inf once stored as float32: save wrote a file load refused.
+    wl = make_workload()
+    layer = wl.layers[-1]  # the dense layer: no mask
+    layer.weight = np.zeros((7, 5), np.float64)
+    layer.bias = np.zeros(7, np.float64)
+    getattr(layer, key)[(3, 2) if key == "weight" else 3] = -1e39
+    idx = "[3, 2]" if key == "weight" else "[3]"
+    with pytest.raises(NmlabError, match=rf"layer 'extra.dense': {key}: value -1e\+39 at index {re.escape(idx)} does not fit float32"):
+        save_workload(wl, tmp_path / "w.nmw")
+    assert not list(tmp_path.iterdir())
