@@ -144,7 +144,8 @@ def _validate_layer(layer: Layer, index: int, arrays: bool = True) -> None:
             )
         bad = verify(layer.mask, pattern)
         if bad is not None:
-            raise NmlabError(f"{where}: mask: row {bad[0]} group {bad[1]} keeps more than {pattern.n} of {pattern.m}, violating {pattern}")
+            raise NmlabError(f"{where}: mask: row {bad[0]} group {bad[1]} keeps more than {pattern.n} of {pattern.m}, violating "
+                             f"{pattern}{_other_convention(layer.mask, pattern)}")
     if layer.weight is not None:
         if layer.weight.shape != shape:
             raise NmlabError(f"{where}: weight: shape {tuple(layer.weight.shape)} does not match {list(shape)}")
@@ -178,6 +179,21 @@ def _check_weight_fits_float32(arr: np.ndarray, where: str, key: str = "weight")
             idx = [int(x) for x in big[0]]
             raise NmlabError(f"{where}: {key}: value {arr[tuple(idx)].item()!r} at index {idx} does not fit float32, "
                              f"the format's type (largest {_F32_MAX:.4g})")
+
+
+def _other_convention(mask: np.ndarray, pattern: Pattern) -> str:
+    """What to do when ``mask`` is not N:M as nmlab counts it (row-wise groups of M consecutive
+    inputs from column 0), naming the convention it does follow when it is column-wise or
+    right-aligned N:M."""
+    rule = (f"nmlab's {pattern} groups {pattern.m} consecutive weights of each row (along in_features) from column 0, "
+            f"docs/workload.md 'N:M semantics'")
+    if verify(mask.T, pattern) is None:
+        seen = f"it is {pattern} column-wise (groups along out_features), but "
+    elif verify(mask[:, ::-1], pattern) is None:
+        seen = f"it is {pattern} with groups counted from the last column, but "
+    else:
+        seen = ""
+    return f" ({seen}{rule}; declare the layer 'unstructured' to run this mask as it is)"
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:

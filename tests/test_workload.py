@@ -321,3 +321,40 @@ def test_float64_value_beyond_float32_is_refused_not_written_as_inf(tmp_path, ke
     with pytest.raises(NmlabError, match=rf"layer 'extra.dense': {key}: value -1e\+39 at index {re.escape(idx)} does not fit float32"):
         save_workload(wl, tmp_path / "w.nmw")
     assert not list(tmp_path.iterdir())
+
+
+def _nm_along_rows(scores, n, m, right=False):
+    """Keep the n largest of each group of m consecutive entries of each row (groups from the right with ``right``)."""
+    s = scores[:, ::-1] if right else scores
+    out, cols = s.shape
+    pad = (-cols) % m
+    groups = np.pad(s, ((0, 0), (0, pad)), constant_values=-np.inf).reshape(out, -1, m)
+    keep = np.zeros(groups.shape, bool)
+    np.put_along_axis(keep, np.argsort(-groups, axis=-1)[..., :n], True, axis=-1)
+    keep = keep.reshape(out, -1)[:, :cols]
+    return keep[:, ::-1] if right else keep
+
+
+@pytest.mark.parametrize("convention, hint", [
+    ("column-wise", "\\(it is 2:4 column-wise \\(groups along out_features\\), but nmlab's 2:4 groups 4 consecutive"),
+    ("right-aligned", "\\(it is 2:4 with groups counted from the last column, but nmlab's 2:4"),
+    ("a few rows off", "\\(nmlab's 2:4 groups 4 consecutive weights of each row"),
+])
+def test_mask_in_another_nm_convention_is_refused_saying_which_and_what_to_do(tmp_path, convention, hint):
+    # Masks made elsewhere: grouped along the output dimension, padded on the left, or N:M but for a row.
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((64, 14))
+    if convention == "column-wise":
+        mask = _nm_along_rows(np.abs(w.T), 2, 4).T
+    elif convention == "right-aligned":
+        mask = _nm_along_rows(np.abs(w), 2, 4, right=True)
+    else:
+        mask = _nm_along_rows(np.abs(w), 2, 4)
+        mask[5, :4] = True
+    wl = Workload([Layer("pi.fc1", "actor", 14, 64, "2:4", mask=mask)])
+    with pytest.raises(NmlabError, match=r"layer 'pi.fc1': mask: row \d+ group \d+ keeps more than 2 of 4, violating 2:4 "
+                                         + hint + r".*declare the layer 'unstructured' to run this mask as it is\)$"):
+        save_workload(wl, tmp_path / "w.nmw")
+    wl.layers[0].pattern = "unstructured"
+    save_workload(wl, tmp_path / "w.nmw")
+    np.testing.assert_array_equal(load_workload(tmp_path / "w.nmw").layers[0].mask, mask)
