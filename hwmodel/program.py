@@ -137,7 +137,7 @@ def build_program(wl: Workload, scenario: str, policy_delay: int = 2) -> Program
     if missing:
         raise NmlabError(f"workload: train_step needs networks actor, critic1 and critic2 (a TD3 update); missing "
                          f"{', '.join(missing)} (this file's networks: {', '.join(nets)}); name the twin critics' layers' "
-                         f"network critic1 and critic2 (docs/workload.md), or model --scenario inference only")
+                         f"network critic1 and critic2 (docs/workload.md), or model the inference scenario only")
     # Target networks share the online networks' shapes and masks when the file omits them.
     for online in ("actor", "critic1", "critic2"):
         nets.setdefault(f"{online}_target", [
