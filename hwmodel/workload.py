@@ -132,6 +132,7 @@ def _validate_layer(layer: Layer, index: int, arrays: bool = True) -> None:
     pattern = parse_pattern(layer.pattern, field=f"{where}: pattern")
     if not arrays:
         return
+    check_array_types(layer, where)
     shape = (layer.out_features, layer.in_features)
     if layer.mask is None:
         if pattern.kind != "dense":
@@ -194,6 +195,19 @@ def _other_convention(mask: np.ndarray, pattern: Pattern) -> str:
     else:
         seen = ""
     return f" ({seen}{rule}; declare the layer 'unstructured' to run this mask as it is)"
+
+
+def check_array_types(layer: Layer, where: str = "") -> None:
+    """NmlabError unless the layer's mask, weight and bias are numpy arrays (or None): a torch
+    tensor or a list failed with AttributeError ('Tensor' object has no attribute 'astype')."""
+    for key in ("mask", "weight", "bias"):
+        value = getattr(layer, key)
+        if value is not None and not isinstance(value, np.ndarray):
+            kind = type(value)
+            fix = ("tensor.detach().cpu().numpy()" if kind.__module__.split(".")[0] == "torch"
+                   else "np.asarray(...)")
+            raise NmlabError(f"{where or 'layer ' + short(layer.name)}: {key}: must be a numpy array, got "
+                             f"{kind.__module__}.{kind.__qualname__}; pass {fix}")
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:

@@ -358,3 +358,30 @@ def test_mask_in_another_nm_convention_is_refused_saying_which_and_what_to_do(tm
     wl.layers[0].pattern = "unstructured"
     save_workload(wl, tmp_path / "w.nmw")
     np.testing.assert_array_equal(load_workload(tmp_path / "w.nmw").layers[0].mask, mask)
+
+
+@pytest.mark.parametrize("key", ["mask", "weight", "bias"])
+def test_non_numpy_arrays_are_a_one_line_error_not_attribute_error(tmp_path, key):
+    # A list (or a torch tensor straight from a state_dict) failed with AttributeError on save and simulate.
+    import hwmodel
+
+    w = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+    mask = nm_mask(w, "2:4")
+    arrays = {"mask": mask, "weight": w * mask, "bias": np.zeros(8, np.float32)}
+    arrays[key] = arrays[key].tolist()
+    wl = Workload([Layer("actor.fc1", "actor", 4, 8, "2:4", **arrays)])
+    expect = rf"layer 'actor.fc1': {key}: must be a numpy array, got builtins.list; pass np.asarray\(...\)"
+    with pytest.raises(NmlabError, match=expect):
+        save_workload(wl, tmp_path / "w.nmw")
+    assert not list(tmp_path.iterdir())
+    for design in ("edge_ws", "h100_sxm"):
+        with pytest.raises(NmlabError, match=expect):
+            hwmodel.simulate(wl, design)
+
+
+def test_torch_tensor_error_says_how_to_convert(tmp_path):
+    torch = pytest.importorskip("torch")
+    w = torch.ones(8, 4)
+    wl = Workload([Layer("actor.fc1", "actor", 4, 8, weight=w)])
+    with pytest.raises(NmlabError, match=r"weight: must be a numpy array, got torch.Tensor; pass tensor.detach\(\).cpu\(\).numpy\(\)"):
+        save_workload(wl, tmp_path / "w.nmw")
