@@ -308,6 +308,20 @@ def run_folder_hint(path: str | os.PathLike) -> str:
     return ""
 
 
+def bundled_hint(path: str | os.PathLike) -> str:
+    """" (the bundled workload of that name is PATH)" when ``path`` is a bare name (``hopper_dense_s0``
+    or ``hopper_dense_s0.nmw``) of a bundled workload, else "". Designs and GPUs take bundled names;
+    workloads take paths: a bare ``hopper_dense_s0.nmw`` said only "no such file"."""
+    path = Path(path)
+    if path.parent != Path("."):
+        return ""
+    for name in (path.name, f"{path.name}.nmw"):
+        bundled = data_path("workloads", name)
+        if name.endswith(".nmw") and is_file(bundled):
+            return f" (the bundled workload of that name is {bundled})"
+    return ""
+
+
 def load_workload(path: str | os.PathLike) -> Workload:
     """Read and validate a workload file. Errors are :class:`NmlabError` naming layer and field.
 
@@ -315,10 +329,9 @@ def load_workload(path: str | os.PathLike) -> Workload:
     """
     path = Path(path)
     if not is_file(path):
-        bundled = data_path("workloads", f"{path.name}.nmw")
-        if path.parent == Path(".") and is_file(bundled):
-            # Designs and GPUs take bundled names; workloads take paths: say where the file is.
-            raise NmlabError(f"workload: no such file: {path} (the bundled workload of that name is {bundled})")
+        bundled = bundled_hint(path)
+        if bundled:
+            raise NmlabError(f"workload: no such file: {path}{bundled}")
         hint = run_folder_hint(path)
         if hint:
             raise NmlabError(f"workload: {path}: {hint}")
