@@ -91,6 +91,8 @@ class Workload:
     def validate(self) -> None:
         """Raise :class:`NmlabError` naming the layer and field of the first inconsistency."""
         seen: set[str] = set()
+        if not self.layers:  # save wrote an empty workload that load then refused
+            raise NmlabError("workload: layers: must be a non-empty list")
         check_limit("layers", len(self.layers), "workload: layers")
         total = 0
         for i, layer in enumerate(self.layers):

@@ -385,3 +385,10 @@ def test_torch_tensor_error_says_how_to_convert(tmp_path):
     wl = Workload([Layer("actor.fc1", "actor", 4, 8, weight=w)])
     with pytest.raises(NmlabError, match=r"weight: must be a numpy array, got torch.Tensor; pass tensor.detach\(\).cpu\(\).numpy\(\)"):
         save_workload(wl, tmp_path / "w.nmw")
+
+
+def test_an_empty_workload_is_refused_on_save_as_on_load(tmp_path):
+    # save wrote it; load then said "layers: must be a non-empty list"
+    with pytest.raises(NmlabError, match=r"^workload: layers: must be a non-empty list$"):
+        save_workload(Workload([]), tmp_path / "w.nmw")
+    assert not list(tmp_path.iterdir())
