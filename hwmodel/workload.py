@@ -143,7 +143,7 @@ def _validate_layer(layer: Layer, index: int, arrays: bool = True) -> None:
         if layer.mask.shape != shape:
             raise NmlabError(
                 f"{where}: mask: shape {tuple(layer.mask.shape)} does not match "
-                f"[out_features, in_features] = {list(shape)}"
+                f"[out_features, in_features] = {list(shape)}{_transposed(layer.mask, shape, 'mask')}"
             )
         bad = verify(layer.mask, pattern)
         if bad is not None:
@@ -151,7 +151,8 @@ def _validate_layer(layer: Layer, index: int, arrays: bool = True) -> None:
                              f"{pattern}{_other_convention(layer.mask, pattern)}")
     if layer.weight is not None:
         if layer.weight.shape != shape:
-            raise NmlabError(f"{where}: weight: shape {tuple(layer.weight.shape)} does not match {list(shape)}")
+            raise NmlabError(f"{where}: weight: shape {tuple(layer.weight.shape)} does not match "
+                             f"[out_features, in_features] = {list(shape)}{_transposed(layer.weight, shape, 'weight')}")
         check_finite_array(layer.weight, f"{where}: weight")
         _check_weight_fits_float32(layer.weight, where)
         if layer.mask is not None:
@@ -197,6 +198,14 @@ def _other_convention(mask: np.ndarray, pattern: Pattern) -> str:
     else:
         seen = ""
     return f" ({seen}{rule}; declare the layer 'unstructured' to run this mask as it is)"
+
+
+def _transposed(arr: np.ndarray, shape: tuple[int, int], key: str) -> str:
+    """A hint when ``arr`` is the layer's array stored [in_features, out_features] (a JAX/Flax or
+    Keras kernel), else ""."""
+    if shape[0] != shape[1] and tuple(arr.shape) == shape[::-1]:
+        return f" (it is [in_features, out_features], as JAX and Keras store a kernel: pass {key}.T)"
+    return ""
 
 
 def check_array_types(layer: Layer, where: str = "") -> None:

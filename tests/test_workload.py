@@ -392,3 +392,20 @@ def test_an_empty_workload_is_refused_on_save_as_on_load(tmp_path):
     with pytest.raises(NmlabError, match=r"^workload: layers: must be a non-empty list$"):
         save_workload(Workload([]), tmp_path / "w.nmw")
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("key", ["mask", "weight"])
+def test_an_array_stored_in_by_out_says_to_transpose_it(tmp_path, key):
+    # A JAX/Flax or Keras kernel is [in_features, out_features]: the error named only the shapes.
+    w = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+    mask = nm_mask(w, "2:4")
+    arrays = {"mask": mask, "weight": w * mask}
+    arrays[key] = arrays[key].T
+    with pytest.raises(NmlabError, match=rf"^layer 'actor.fc1': {key}: shape \(4, 8\) does not match \[out_features, "
+                                         rf"in_features\] = \[8, 4\] \(it is \[in_features, out_features\], as JAX and "
+                                         rf"Keras store a kernel: pass {key}.T\)$"):
+        save_workload(Workload([Layer("actor.fc1", "actor", 4, 8, "2:4", **arrays)]), tmp_path / "w.nmw")
+    # a square layer cannot tell: the shapes only
+    sq = Workload([Layer("actor.fc1", "actor", 4, 4, "dense", weight=np.zeros((4, 5), np.float32))])
+    with pytest.raises(NmlabError, match=r"weight: shape \(4, 5\) does not match \[out_features, in_features\] = \[4, 4\]$"):
+        save_workload(sq, tmp_path / "w.nmw")
