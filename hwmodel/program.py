@@ -1,7 +1,7 @@
 """Which GEMMs and element-wise updates a scenario runs on a workload, in result order.
 
 * ``inference``: one forward pass of the policy (the ``actor`` network when the workload has
-  one, else every network) -- the control loop.
+  one, else the only network; several networks without an ``actor`` are refused) -- the control loop.
 * ``train_step``: one TD3 update, amortized per environment step (policy_delay = 2):
   critic update every step (target actor + both target critics forward for the TD target,
   both critics forward, backward-data except into the first layer, weight gradients, Adam),
@@ -121,6 +121,11 @@ def build_program(wl: Workload, scenario: str, policy_delay: int = 2) -> Program
     for layer in wl.layers:
         nets.setdefault(layer.network, []).append(layer)
     if scenario == "inference":
+        if "actor" not in nets and len(nets) > 1:
+            # Summing every network (critics too) into "the policy's forward pass" was silent and wrong.
+            raise NmlabError(f"workload: inference runs the policy, the network named 'actor'; this file's networks are "
+                             f"{', '.join(nets)}: set layers[].network to 'actor' for the policy's layers "
+                             f"(docs/workload.md)")
         run_nets = ["actor"] if "actor" in nets else list(nets)
         layers = [layer for net in run_nets for layer in nets[net]]
         prog = Program(scenario, policy_delay, layers, list(range(len(layers))))
@@ -130,7 +135,9 @@ def build_program(wl: Workload, scenario: str, policy_delay: int = 2) -> Program
         return prog
     missing = [x for x in ("actor", "critic1", "critic2") if x not in nets]
     if missing:
-        raise NmlabError(f"workload: train_step needs networks actor, critic1 and critic2; missing {', '.join(missing)}")
+        raise NmlabError(f"workload: train_step needs networks actor, critic1 and critic2 (a TD3 update); missing "
+                         f"{', '.join(missing)} (this file's networks: {', '.join(nets)}); name the twin critics' layers' "
+                         f"network critic1 and critic2 (docs/workload.md), or model the inference scenario only")
     # Target networks share the online networks' shapes and masks when the file omits them.
     for online in ("actor", "critic1", "critic2"):
         nets.setdefault(f"{online}_target", [

@@ -3,7 +3,7 @@
 Scenarios:
 
 * ``inference``: one forward pass of the policy (the ``actor`` network when the workload has
-  one, else every network) at batch ``batch`` -- the control loop.
+  one, else the only network; several without an ``actor`` are refused) at batch ``batch``.
 * ``train_step``: one TD3 update, amortized per environment step (policy_delay = 2):
   critic update every step (target actor + both target critics forward for the TD target,
   both critics forward, backward-data except into the first layer, weight gradients, Adam),
@@ -38,7 +38,7 @@ from hwmodel.model import FIELDS, Evaluation, MappedProgram, evaluate_many, map_
 from hwmodel.program import SCENARIOS, GemmEntry, build_program
 from hwmodel.result import Figures, LayerResult, SimResult
 from hwmodel.sparsity import parse_pattern
-from hwmodel.workload import Workload, load_workload
+from hwmodel.workload import Workload, check_array_types, load_workload
 
 RESIDENCY = ("auto", "cold", "stream")
 _pattern_names: dict[str, str] = {}
@@ -71,6 +71,8 @@ def check_arguments(wl: Workload, batch, bits, scenario: str, residency: str, po
         raise NmlabError(f"bits: must be an integer, got {bits!r}")
     if not is_int(policy_delay) or policy_delay < 1:
         raise NmlabError(f"policy_delay: must be a positive integer, got {policy_delay!r}")
+    for layer in wl.layers:  # an in-memory workload is not validated here; its arrays must be numpy's
+        check_array_types(layer)
     return int(bits)
 
 

@@ -91,6 +91,8 @@ class Workload:
     def validate(self) -> None:
         """Raise :class:`NmlabError` naming the layer and field of the first inconsistency."""
         seen: set[str] = set()
+        if not self.layers:  # save wrote an empty workload that load then refused
+            raise NmlabError("workload: layers: must be a non-empty list")
         check_limit("layers", len(self.layers), "workload: layers")
         total = 0
         for i, layer in enumerate(self.layers):
@@ -132,6 +134,7 @@ def _validate_layer(layer: Layer, index: int, arrays: bool = True) -> None:
     pattern = parse_pattern(layer.pattern, field=f"{where}: pattern")
     if not arrays:
         return
+    check_array_types(layer, where)
     shape = (layer.out_features, layer.in_features)
     if layer.mask is None:
         if pattern.kind != "dense":
@@ -140,19 +143,82 @@ def _validate_layer(layer: Layer, index: int, arrays: bool = True) -> None:
         if layer.mask.shape != shape:
             raise NmlabError(
                 f"{where}: mask: shape {tuple(layer.mask.shape)} does not match "
-                f"[out_features, in_features] = {list(shape)}"
+                f"[out_features, in_features] = {list(shape)}{_transposed(layer.mask, shape, 'mask')}"
             )
         bad = verify(layer.mask, pattern)
         if bad is not None:
-            raise NmlabError(f"{where}: mask: row {bad[0]} group {bad[1]} keeps more than {pattern.n} of {pattern.m}, violating {pattern}")
+            raise NmlabError(f"{where}: mask: row {bad[0]} group {bad[1]} keeps more than {pattern.n} of {pattern.m}, violating "
+                             f"{pattern}{_other_convention(layer.mask, pattern)}")
     if layer.weight is not None:
         if layer.weight.shape != shape:
-            raise NmlabError(f"{where}: weight: shape {tuple(layer.weight.shape)} does not match {list(shape)}")
+            raise NmlabError(f"{where}: weight: shape {tuple(layer.weight.shape)} does not match "
+                             f"[out_features, in_features] = {list(shape)}{_transposed(layer.weight, shape, 'weight')}")
         check_finite_array(layer.weight, f"{where}: weight")
+        _check_weight_fits_float32(layer.weight, where)
+        if layer.mask is not None:
+            # The format stores weights already masked; an unmasked weight was kept silently.
+            stray = np.argwhere((np.asarray(layer.weight) != 0) & ~np.asarray(layer.mask, dtype=bool))
+            if len(stray):
+                r, c = (int(x) for x in stray[0])
+                raise NmlabError(f"{where}: weight: row {r} column {c} is {layer.weight[r, c].item()!r} where the mask "
+                                 f"is 0 ({len(stray)} such weights); weights are stored already masked: pass "
+                                 f"weight * mask")
     if layer.bias is not None:
         if layer.bias.shape != (layer.out_features,):
             raise NmlabError(f"{where}: bias: shape {tuple(layer.bias.shape)} does not match [{layer.out_features}]")
         check_finite_array(layer.bias, f"{where}: bias")
+        _check_weight_fits_float32(layer.bias, where, "bias")
+
+
+#: Largest finite float32: a wider array is stored as float32, and a value beyond it became inf on
+#: save, writing a file that loading then refused.
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_weight_fits_float32(arr: np.ndarray, where: str, key: str = "weight") -> None:
+    arr = np.asarray(arr)
+    if arr.dtype.kind == "f" and arr.dtype.itemsize > 4 and arr.size:
+        big = np.argwhere(np.abs(arr) > _F32_MAX)
+        if len(big):
+            idx = [int(x) for x in big[0]]
+            raise NmlabError(f"{where}: {key}: value {arr[tuple(idx)].item()!r} at index {idx} does not fit float32, "
+                             f"the format's type (largest {_F32_MAX:.4g})")
+
+
+def _other_convention(mask: np.ndarray, pattern: Pattern) -> str:
+    """What to do when ``mask`` is not N:M as nmlab counts it (row-wise groups of M consecutive
+    inputs from column 0), naming the convention it does follow when it is column-wise or
+    right-aligned N:M."""
+    rule = (f"nmlab's {pattern} groups {pattern.m} consecutive weights of each row (along in_features) from column 0, "
+            f"docs/workload.md 'N:M semantics'")
+    if verify(mask.T, pattern) is None:
+        seen = f"it is {pattern} column-wise (groups along out_features), but "
+    elif verify(mask[:, ::-1], pattern) is None:
+        seen = f"it is {pattern} with groups counted from the last column, but "
+    else:
+        seen = ""
+    return f" ({seen}{rule}; declare the layer 'unstructured' to run this mask as it is)"
+
+
+def _transposed(arr: np.ndarray, shape: tuple[int, int], key: str) -> str:
+    """A hint when ``arr`` is the layer's array stored [in_features, out_features] (a JAX/Flax or
+    Keras kernel), else ""."""
+    if shape[0] != shape[1] and tuple(arr.shape) == shape[::-1]:
+        return f" (it is [in_features, out_features], as JAX and Keras store a kernel: pass {key}.T)"
+    return ""
+
+
+def check_array_types(layer: Layer, where: str = "") -> None:
+    """NmlabError unless the layer's mask, weight and bias are numpy arrays (or None): a torch
+    tensor or a list failed with AttributeError ('Tensor' object has no attribute 'astype')."""
+    for key in ("mask", "weight", "bias"):
+        value = getattr(layer, key)
+        if value is not None and not isinstance(value, np.ndarray):
+            kind = type(value)
+            fix = ("tensor.detach().cpu().numpy()" if kind.__module__.split(".")[0] == "torch"
+                   else "np.asarray(...)")
+            raise NmlabError(f"{where or 'layer ' + short(layer.name)}: {key}: must be a numpy array, got "
+                             f"{kind.__module__}.{kind.__qualname__}; pass {fix}")
 
 
 def _npy_bytes(a: np.ndarray) -> bytes:
@@ -253,6 +319,20 @@ def run_folder_hint(path: str | os.PathLike) -> str:
     return ""
 
 
+def bundled_hint(path: str | os.PathLike) -> str:
+    """" (the bundled workload of that name is PATH)" when ``path`` is a bare name (``hopper_dense_s0``
+    or ``hopper_dense_s0.nmw``) of a bundled workload, else "". Designs and GPUs take bundled names;
+    workloads take paths: a bare ``hopper_dense_s0.nmw`` said only "no such file"."""
+    path = Path(path)
+    if path.parent != Path("."):
+        return ""
+    for name in (path.name, f"{path.name}.nmw"):
+        bundled = data_path("workloads", name)
+        if name.endswith(".nmw") and is_file(bundled):
+            return f" (the bundled workload of that name is {bundled})"
+    return ""
+
+
 def load_workload(path: str | os.PathLike) -> Workload:
     """Read and validate a workload file. Errors are :class:`NmlabError` naming layer and field.
 
@@ -260,10 +340,9 @@ def load_workload(path: str | os.PathLike) -> Workload:
     """
     path = Path(path)
     if not is_file(path):
-        bundled = data_path("workloads", f"{path.name}.nmw")
-        if path.parent == Path(".") and is_file(bundled):
-            # Designs and GPUs take bundled names; workloads take paths: say where the file is.
-            raise NmlabError(f"workload: no such file: {path} (the bundled workload of that name is {bundled})")
+        bundled = bundled_hint(path)
+        if bundled:
+            raise NmlabError(f"workload: no such file: {path}{bundled}")
         hint = run_folder_hint(path)
         if hint:
             raise NmlabError(f"workload: {path}: {hint}")

@@ -151,13 +151,17 @@ def _paths(value: list, key: str, base: Path, must_exist: bool) -> list[str]:
 
 def _workload_paths(value: list, base: Path) -> list[str]:
     """The ``workloads`` paths, each an existing file; a training run's folder says what to give instead."""
-    from hwmodel.workload import run_folder_hint
+    from hwmodel.workload import bundled_hint, run_folder_hint
 
     for i, item in enumerate(value):
         if isinstance(item, str) and item.strip():
             hint = run_folder_hint(config_relative(item, base))
             if hint:
                 _fail(f"workloads[{i}]", f"{item}: {hint}")
+            if not is_file(config_relative(item, base)):
+                hint = bundled_hint(os.path.expanduser(item))
+                if hint:
+                    _fail(f"workloads[{i}]", f"no such file: {item}{hint}")
     return _paths(value, "workloads", base, must_exist=True)
 
 

@@ -59,6 +59,12 @@ def test_a_bundled_workload_name_is_answered_with_its_path():
     assert out.stderr.strip().splitlines() == [
         f"nmlab workload: error: workload: no such file: hopper_2of4_s0 (the bundled workload of that name is "
         f"{data_path('workloads', 'hopper_2of4_s0.nmw')})"]
+    # with its extension too (a newcomer writes the file's name): it said only "no such file"
+    out = run("workload", "hopper_2of4_s0.nmw")
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"nmlab workload: error: workload: no such file: hopper_2of4_s0.nmw (the bundled workload of that name is "
+        f"{data_path('workloads', 'hopper_2of4_s0.nmw')})"]
 
 
 def test_a_directory_given_as_a_file_says_so(tmp_path):

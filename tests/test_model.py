@@ -239,6 +239,28 @@ def test_train_step_needs_actor_and_critics():
         hwmodel.simulate(wl, "edge_ws", scenario="train_step")
 
 
+def test_train_step_without_critics_names_the_files_networks_and_the_fix():
+    # A CleanRL TD3 agent's critics are qf1/qf2: the message says what the file has and what to rename.
+    wl = Workload([Layer("actor.fc1", "actor", 8, 8), Layer("qf1.fc1", "qf1", 10, 1), Layer("qf2.fc1", "qf2", 10, 1)])
+    with pytest.raises(NmlabError, match=r"missing critic1, critic2 \(this file's networks: actor, qf1, qf2\).*critic1 and critic2"):
+        hwmodel.simulate(wl, "edge_ws", scenario="train_step")
+
+
+def test_inference_without_an_actor_network_is_refused_not_summed():
+    # A SAC agent named 'policy' beside its critic 'qf1': inference ran both and called it the policy's forward pass.
+    wl = Workload([Layer("policy.fc1", "policy", 8, 16), Layer("policy.fc_mean", "policy", 16, 2),
+                   Layer("qf1.fc1", "qf1", 10, 16), Layer("qf1.fc2", "qf1", 16, 1)])
+    with pytest.raises(NmlabError, match=r"networks are policy, qf1: set layers\[\]\.network to 'actor'"):
+        hwmodel.simulate(wl, "edge_ws")
+    with pytest.raises(NmlabError, match="network named 'actor'"):
+        hwmodel.simulate(wl, "h100_sxm")
+    # one network, whatever its name, is the policy; with an 'actor' only the actor runs
+    one = hwmodel.simulate(Workload(wl.layers[:2]), "edge_ws")
+    assert [r.name for r in one.layers] == ["policy.fc1", "policy.fc_mean"]
+    wl.layers[0].network = wl.layers[1].network = "actor"
+    assert [r.name for r in hwmodel.simulate(wl, "edge_ws").layers] == ["policy.fc1", "policy.fc_mean"]
+
+
 # ---------------------------------------------------------------- residency and stalls
 
 

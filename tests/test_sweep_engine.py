@@ -955,3 +955,20 @@ def test_a_worker_copies_a_file_again_for_another_sweep(tmp_path, monkeypatch):
     assert Path(first).read_bytes() == b"first" and Path(second).read_bytes() == b"edited"
     assert Path(first).name == Path(second).name == "edge_ws.yaml"  # a design's name is its file stem
     assert engine._materialize(str(tmp_path / "sweep2"), "/somewhere/edge_ws.yaml", b"not read") == second
+
+
+@pytest.mark.parametrize("item", ["hopper_dense_s0.nmw", "hopper_dense_s0"])
+def test_a_bundled_workload_listed_by_name_is_answered_with_its_path(tmp_path, item):
+    # docs/sweeps.md "Your own agent in a sweep": list bundled workloads beside yours by path. A bare
+    # name said only "no such file" and left the user to find hwmodel/data/workloads.
+    from hwmodel.errors import NmlabError
+    from hwmodel.io import data_path
+    from sweeps.config import parse_config
+
+    with pytest.raises(NmlabError) as exc:
+        parse_config({"workloads": [item]}, base=tmp_path)
+    assert str(exc.value) == (f"sweep config: workloads[0]: no such file: {item} (the bundled workload of that name is "
+                              f"{data_path('workloads', 'hopper_dense_s0.nmw')})")
+    # a file of that name beside the config is the user's own, and is taken
+    (tmp_path / "hopper_dense_s0.nmw").write_bytes(data_path("workloads", "hopper_dense_s0.nmw").read_bytes())
+    assert parse_config({"workloads": ["hopper_dense_s0.nmw"]}, base=tmp_path).workloads == [str(tmp_path / "hopper_dense_s0.nmw")]

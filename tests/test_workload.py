@@ -1,6 +1,7 @@
 """Workload format: round trip, and a one-line error naming layer and field for every bad input."""
 
 import json
+import re
 import subprocess
 import sys
 import zipfile
@@ -266,3 +267,145 @@ def test_a_training_run_listed_under_a_sweep_configs_workloads_says_to_export_it
         f"nmlab sweep: error: sweep config: workloads[0]: run: is a training run, not a workload file; nmlab export "
         f"{run} --out FILE.nmw writes its workload"]
     assert not out.exists()
+
+
+def test_unmasked_weight_is_refused_on_save_and_load(tmp_path):
+    # A weight kept where the mask is 0 (an agent trained elsewhere, saved before masking) was written
+    # and read back silently, though the format stores weights already masked.
+    wl = make_workload()
+    layer = wl.layers[1]
+    r, c = (int(x) for x in np.argwhere(~layer.mask)[0])
+    layer.weight = layer.weight.copy()
+    layer.weight[r, c] = 0.5
+    with pytest.raises(NmlabError, match=rf"layer 'actor.fc1': weight: row {r} column {c} is 0.5 where the mask is 0 "
+                                         r"\(1 such weights\).*pass weight \* mask"):
+        save_workload(wl, tmp_path / "w.nmw")
+    assert not list(tmp_path.iterdir())
+    layer.weight[r, c] = 0.0
+    save_workload(wl, tmp_path / "ok.nmw")
+    layer.weight[r, c] = 0.5
+    # a file holding one (written by other code) is refused on load, naming the file
+    members = {}
+    with zipfile.ZipFile(tmp_path / "ok.nmw") as zf:
+        manifest = json.loads(zf.read("manifest.json"))
+        member = manifest["layers"][1]["weight"]
+    buf = __import__("io").BytesIO()
+    np.save(buf, layer.weight.astype(np.float32))
+    members[member] = buf.getvalue()
+    _rewrite(tmp_path / "ok.nmw", tmp_path / "bad.nmw", replace=members)
+    with pytest.raises(NmlabError, match=r"bad.nmw: layer 'actor.fc1': weight: row .* where the mask is 0"):
+        load_workload(tmp_path / "bad.nmw")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float16])
+def test_wider_or_narrower_float_weights_round_trip_as_float32(tmp_path, dtype):
+    wl = make_workload()
+    for layer in wl.layers:
+        if layer.weight is not None:
+            layer.weight, layer.bias = layer.weight.astype(dtype), layer.bias.astype(dtype)
+    save_workload(wl, tmp_path / "w.nmw")
+    back = load_workload(tmp_path / "w.nmw")
+    assert all(b.weight.dtype == np.float32 for b in back.layers if b.weight is not None)
+    np.testing.assert_array_equal(back.layers[0].weight, wl.layers[0].weight.astype(np.float32))
+
+
+@pytest.mark.parametrize("key", ["weight", "bias"])
+def test_float64_value_beyond_float32_is_refused_not_written_as_inf(tmp_path, key):
+    # 1e39 is finite in float64 but inf once stored as float32: save wrote a file load refused.
+    wl = make_workload()
+    layer = wl.layers[-1]  # the dense layer: no mask
+    layer.weight = np.zeros((7, 5), np.float64)
+    layer.bias = np.zeros(7, np.float64)
+    getattr(layer, key)[(3, 2) if key == "weight" else 3] = -1e39
+    idx = "[3, 2]" if key == "weight" else "[3]"
+    with pytest.raises(NmlabError, match=rf"layer 'extra.dense': {key}: value -1e\+39 at index {re.escape(idx)} does not fit float32"):
+        save_workload(wl, tmp_path / "w.nmw")
+    assert not list(tmp_path.iterdir())
+
+
+def _nm_along_rows(scores, n, m, right=False):
+    """Keep the n largest of each group of m consecutive entries of each row (groups from the right with ``right``)."""
+    s = scores[:, ::-1] if right else scores
+    out, cols = s.shape
+    pad = (-cols) % m
+    groups = np.pad(s, ((0, 0), (0, pad)), constant_values=-np.inf).reshape(out, -1, m)
+    keep = np.zeros(groups.shape, bool)
+    np.put_along_axis(keep, np.argsort(-groups, axis=-1)[..., :n], True, axis=-1)
+    keep = keep.reshape(out, -1)[:, :cols]
+    return keep[:, ::-1] if right else keep
+
+
+@pytest.mark.parametrize("convention, hint", [
+    ("column-wise", "\\(it is 2:4 column-wise \\(groups along out_features\\), but nmlab's 2:4 groups 4 consecutive"),
+    ("right-aligned", "\\(it is 2:4 with groups counted from the last column, but nmlab's 2:4"),
+    ("a few rows off", "\\(nmlab's 2:4 groups 4 consecutive weights of each row"),
+])
+def test_mask_in_another_nm_convention_is_refused_saying_which_and_what_to_do(tmp_path, convention, hint):
+    # Masks made elsewhere: grouped along the output dimension, padded on the left, or N:M but for a row.
+    rng = np.random.default_rng(1)
+    w = rng.standard_normal((64, 14))
+    if convention == "column-wise":
+        mask = _nm_along_rows(np.abs(w.T), 2, 4).T
+    elif convention == "right-aligned":
+        mask = _nm_along_rows(np.abs(w), 2, 4, right=True)
+    else:
+        mask = _nm_along_rows(np.abs(w), 2, 4)
+        mask[5, :4] = True
+    wl = Workload([Layer("pi.fc1", "actor", 14, 64, "2:4", mask=mask)])
+    with pytest.raises(NmlabError, match=r"layer 'pi.fc1': mask: row \d+ group \d+ keeps more than 2 of 4, violating 2:4 "
+                                         + hint + r".*declare the layer 'unstructured' to run this mask as it is\)$"):
+        save_workload(wl, tmp_path / "w.nmw")
+    wl.layers[0].pattern = "unstructured"
+    save_workload(wl, tmp_path / "w.nmw")
+    np.testing.assert_array_equal(load_workload(tmp_path / "w.nmw").layers[0].mask, mask)
+
+
+@pytest.mark.parametrize("key", ["mask", "weight", "bias"])
+def test_non_numpy_arrays_are_a_one_line_error_not_attribute_error(tmp_path, key):
+    # A list (or a torch tensor straight from a state_dict) failed with AttributeError on save and simulate.
+    import hwmodel
+
+    w = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+    mask = nm_mask(w, "2:4")
+    arrays = {"mask": mask, "weight": w * mask, "bias": np.zeros(8, np.float32)}
+    arrays[key] = arrays[key].tolist()
+    wl = Workload([Layer("actor.fc1", "actor", 4, 8, "2:4", **arrays)])
+    expect = rf"layer 'actor.fc1': {key}: must be a numpy array, got builtins.list; pass np.asarray\(...\)"
+    with pytest.raises(NmlabError, match=expect):
+        save_workload(wl, tmp_path / "w.nmw")
+    assert not list(tmp_path.iterdir())
+    for design in ("edge_ws", "h100_sxm"):
+        with pytest.raises(NmlabError, match=expect):
+            hwmodel.simulate(wl, design)
+
+
+def test_torch_tensor_error_says_how_to_convert(tmp_path):
+    torch = pytest.importorskip("torch")
+    w = torch.ones(8, 4)
+    wl = Workload([Layer("actor.fc1", "actor", 4, 8, weight=w)])
+    with pytest.raises(NmlabError, match=r"weight: must be a numpy array, got torch.Tensor; pass tensor.detach\(\).cpu\(\).numpy\(\)"):
+        save_workload(wl, tmp_path / "w.nmw")
+
+
+def test_an_empty_workload_is_refused_on_save_as_on_load(tmp_path):
+    # save wrote it; load then said "layers: must be a non-empty list"
+    with pytest.raises(NmlabError, match=r"^workload: layers: must be a non-empty list$"):
+        save_workload(Workload([]), tmp_path / "w.nmw")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("key", ["mask", "weight"])
+def test_an_array_stored_in_by_out_says_to_transpose_it(tmp_path, key):
+    # A JAX/Flax or Keras kernel is [in_features, out_features]: the error named only the shapes.
+    w = np.random.default_rng(0).standard_normal((8, 4)).astype(np.float32)
+    mask = nm_mask(w, "2:4")
+    arrays = {"mask": mask, "weight": w * mask}
+    arrays[key] = arrays[key].T
+    with pytest.raises(NmlabError, match=rf"^layer 'actor.fc1': {key}: shape \(4, 8\) does not match \[out_features, "
+                                         rf"in_features\] = \[8, 4\] \(it is \[in_features, out_features\], as JAX and "
+                                         rf"Keras store a kernel: pass {key}.T\)$"):
+        save_workload(Workload([Layer("actor.fc1", "actor", 4, 8, "2:4", **arrays)]), tmp_path / "w.nmw")
+    # a square layer cannot tell: the shapes only
+    sq = Workload([Layer("actor.fc1", "actor", 4, 4, "dense", weight=np.zeros((4, 5), np.float32))])
+    with pytest.raises(NmlabError, match=r"weight: shape \(4, 5\) does not match \[out_features, in_features\] = \[4, 4\]$"):
+        save_workload(sq, tmp_path / "w.nmw")
