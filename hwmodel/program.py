@@ -113,10 +113,10 @@ class Program:
         return list(dict.fromkeys(names))
 
 
-def build_program(wl: Workload, scenario: str, policy_delay: int = 2) -> Program:
-    """The entries of ``scenario`` on ``wl`` (NmlabError when train_step lacks a network)."""
-    if scenario not in SCENARIOS:
-        raise NmlabError(f"scenario: must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
+def networks_for(wl: Workload, scenario: str) -> dict[str, list[Layer]]:
+    """``wl``'s layers by network, once the file has the networks ``scenario`` runs (NmlabError, one
+    line, when not): inference the ``actor`` (or the file's one network), train_step ``actor``,
+    ``critic1`` and ``critic2``. A sweep checks it when it plans, before any point."""
     nets: dict[str, list[Layer]] = {}
     for layer in wl.layers:
         nets.setdefault(layer.network, []).append(layer)
@@ -126,6 +126,21 @@ def build_program(wl: Workload, scenario: str, policy_delay: int = 2) -> Program
             raise NmlabError(f"workload: inference runs the policy, the network named 'actor'; this file's networks are "
                              f"{', '.join(nets)}: set layers[].network to 'actor' for the policy's layers "
                              f"(docs/workload.md)")
+        return nets
+    missing = [x for x in ("actor", "critic1", "critic2") if x not in nets]
+    if missing:
+        raise NmlabError(f"workload: train_step needs networks actor, critic1 and critic2 (a TD3 update); missing "
+                         f"{', '.join(missing)} (this file's networks: {', '.join(nets)}); name the twin critics' layers' "
+                         f"network critic1 and critic2 (docs/workload.md), or model the inference scenario only")
+    return nets
+
+
+def build_program(wl: Workload, scenario: str, policy_delay: int = 2) -> Program:
+    """The entries of ``scenario`` on ``wl`` (NmlabError when train_step lacks a network)."""
+    if scenario not in SCENARIOS:
+        raise NmlabError(f"scenario: must be one of {', '.join(SCENARIOS)}, got {scenario!r}")
+    nets = networks_for(wl, scenario)
+    if scenario == "inference":
         run_nets = ["actor"] if "actor" in nets else list(nets)
         layers = [layer for net in run_nets for layer in nets[net]]
         prog = Program(scenario, policy_delay, layers, list(range(len(layers))))
@@ -133,11 +148,6 @@ def build_program(wl: Workload, scenario: str, policy_delay: int = 2) -> Program
         for net in run_nets:
             _forward(prog, index, nets[net], "", 1.0)
         return prog
-    missing = [x for x in ("actor", "critic1", "critic2") if x not in nets]
-    if missing:
-        raise NmlabError(f"workload: train_step needs networks actor, critic1 and critic2 (a TD3 update); missing "
-                         f"{', '.join(missing)} (this file's networks: {', '.join(nets)}); name the twin critics' layers' "
-                         f"network critic1 and critic2 (docs/workload.md), or model the inference scenario only")
     # Target networks share the online networks' shapes and masks when the file omits them.
     for online in ("actor", "critic1", "critic2"):
         nets.setdefault(f"{online}_target", [

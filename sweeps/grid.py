@@ -423,6 +423,22 @@ def make_point(w: WorkloadInfo, mask_source: str, pattern: str, bits: int, d: De
     return {"point_id": point_id(canonical), **canonical, "_workload_path": w.path, "_design_path": d.path}
 
 
+def _check_networks(sources: dict[str, list[tuple[WorkloadInfo, str]]], cfg: SweepConfig) -> None:
+    """Every workload the grid runs has the networks each scenario runs (``hwmodel.program.networks_for``):
+    a file without critics in a grid with train_step failed at its first such point, mid-sweep."""
+    from hwmodel.program import networks_for
+    from sweeps.evaluate import loaded_workload
+
+    used = {w.path: w for pairs in sources.values() for w, _src in pairs}
+    for w in used.values():
+        for scenario in dict.fromkeys(s.name for s in cfg.scenarios):
+            try:
+                networks_for(loaded_workload(w.path), scenario)
+            except NmlabError as exc:
+                raise NmlabError(f"sweep config: scenarios: {scenario} on workload {w.name}: "
+                                 f"{str(exc).removeprefix('workload: ')}") from None
+
+
 def plan(cfg: SweepConfig) -> Plan:
     """Resolve files and expand the grid; errors name the config key. Every file is read as it
     is now: what an earlier plan in this process read of them is dropped first."""
@@ -443,6 +459,7 @@ def plan(cfg: SweepConfig) -> Plan:
         missing_envs = sorted({w.env for w in workloads} - have)
         if missing_envs:
             skipped.append(f"unstructured: no trained unstructured workload for {', '.join(missing_envs)}")
+    _check_networks(sources, cfg)
     mixed = [w.name for w in workloads if w.pattern == MIXED]
     if mixed and MIXED not in sources:
         skipped.append(f"{', '.join(mixed)}: per-layer patterns (mixed: trained with --layer-sparsity, or N:M layers "

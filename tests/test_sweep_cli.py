@@ -350,3 +350,30 @@ def test_a_sweep_that_takes_the_lock_after_the_first_look_is_refused_there(tmp_p
     assert code == 2 and len(err.splitlines()) == 1, err
     assert err.startswith(f"nmlab sweep: error: --out: {out} is in use by another nmlab sweep (pid {holder.pid} on "), err
     assert sorted(p.name for p in out.iterdir()) == [engine.LOCK]
+
+
+@pytest.mark.parametrize("keep, scenario, expected", [
+    ({"actor"}, "train_step", "train_step on workload mine_s0: train_step needs networks actor, critic1 and critic2 "
+                              "(a TD3 update); missing critic1, critic2 (this file's networks: actor)"),
+    ({"critic1", "critic2"}, "inference", "inference on workload mine_s0: inference runs the policy, the network "
+                                          "named 'actor'; this file's networks are critic1, critic2"),
+])
+def test_a_workload_without_a_scenarios_networks_is_refused_when_the_sweep_plans(tmp_path, capsys, keep, scenario,
+                                                                                   expected):
+    """An agent trained elsewhere with an actor only, in a grid with train_step, stopped the sweep at its first
+    train-step point, after the inference points had run; the plan refuses it now, naming the workload and the
+    scenario, before anything is written."""
+    from hwmodel.workload import Workload, save_workload, synthetic_td3_workload
+
+    wl = synthetic_td3_workload(11, 3, pattern="dense", seed=0, with_weights=True)
+    save_workload(Workload(layers=[x for x in wl.layers if x.network in keep], meta={"env": "Mine-v0"}),
+                  tmp_path / "mine_s0.nmw")
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(yaml.safe_dump({"workloads": ["mine_s0.nmw"], "patterns": ["dense"], "bits": [8],
+                                   "designs": ["edge_ws"], "gpus": "none", "quality": "none",
+                                   "scenarios": [{"scenario": "inference", "batch": 1},
+                                                 {"scenario": "train_step", "batch": 256}]}))
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"nmlab sweep: error: sweep config: scenarios: {expected}"), err
+    assert not (tmp_path / "out").exists()
