@@ -168,8 +168,8 @@ def build_grid(evaluations: int) -> tuple[list, int]:
     """Jobs (workload, design name, bits, batch) adding up to at least ``evaluations`` layer evaluations.
 
     Each workload holds the 18 layers of TD3's six networks for one environment, pattern and
-    seed (random weights, real N:M masks); network names carry the environment so inference
-    runs all of them.
+    seed (random weights, real N:M masks), all in one network named after the environment, so
+    that inference runs all 18 (it runs a file's ``actor``, or its one network).
     """
     designs = {name: load_design(name) for name in ("edge_ws", "stc_hbm", "flex_nm", "scalesim_default_ws")}
     combos = []
@@ -186,7 +186,7 @@ def build_grid(evaluations: int) -> tuple[list, int]:
             for pattern in PATTERNS:
                 wl = synthetic_td3_workload(obs, act, pattern, seed=seed)
                 for layer in wl.layers:
-                    layer.network = f"{env}.{layer.network}"
+                    layer.network = env
                 for name, b in combos:
                     for batch in BATCHES:
                         jobs.append((wl, name, b, batch))
@@ -280,7 +280,7 @@ def bench_throughput(evaluations: int, workers: int, profile: bool, baseline: st
     warm_wls = [synthetic_td3_workload(11, 3, p, seed=10**6) for p in PATTERNS[:2]]
     for wl in warm_wls:
         for layer in wl.layers:
-            layer.network = f"warmup.{layer.network}"
+            layer.network = "warmup"
     warm = [(wl, name, b, 1) for wl in warm_wls for name, b in combos]
     _run_jobs(warm)
     if profile:
