@@ -513,6 +513,18 @@ def test_leave_one_out_fits_on_the_other_blocks_only(tmp_path, monkeypatch):
     assert validate.leave_one_out(blocks)[0]["meets_target"] is False
 
 
+def _validate_and_fit_refuse(path, out, capsys, expected: str) -> None:
+    """`gpu validate` and `gpu fit` on the timings at ``path`` each end in one line holding ``expected``,
+    exit 2, print nothing on stdout, and fit writes nothing to ``out``."""
+    for argv in (["gpu", "validate", "--data", str(path), "--no-fit"],
+                 ["gpu", "fit", "--data", str(path), "--gpu", "h100_pcie", "--out", str(out)]):
+        assert main(argv) == 2
+        captured = capsys.readouterr()
+        (line,) = captured.err.strip().splitlines()
+        assert captured.out == "" and expected in line, line
+    assert not out.exists()
+
+
 @pytest.mark.parametrize("fmt", ["published", "bench"])
 def test_a_column_named_twice_is_refused_naming_it(tmp_path, capsys, fmt):
     # csv.DictReader keeps the last cell of a repeated name: a published file ending in an extra dense_us
@@ -526,14 +538,7 @@ def test_a_column_named_twice_is_refused_naming_it(tmp_path, capsys, fmt):
         head, *rows = path.read_text().splitlines()
         path.write_text("\n".join([head + ",graph_median_us"] + [r + ",99999" for r in rows]) + "\n")
         column = "graph_median_us"
-    out = tmp_path / "p.yaml"
-    for argv in (["gpu", "validate", "--data", str(path), "--no-fit"],
-                 ["gpu", "fit", "--data", str(path), "--gpu", "h100_pcie", "--out", str(out)]):
-        assert main(argv) == 2
-        captured = capsys.readouterr()
-        (line,) = captured.err.strip().splitlines()
-        assert captured.out == "" and f"{path}: line 1: column {column}: given twice in the header" in line, line
-    assert not out.exists()
+    _validate_and_fit_refuse(path, tmp_path / "p.yaml", capsys, f"{path}: line 1: column {column}: given twice in the header")
 
 
 def test_bench_rows_pair_by_the_dtype_they_name_not_its_spelling(tmp_path, capsys):
@@ -580,14 +585,8 @@ def test_bench_rows_of_another_card_than_the_spec_are_refused(tmp_path, capsys, 
     rows = _bench_rows(**{column: value}) + _bench_rows(times=(31.0, 22.0), m=1024, **{column: value})
     schema.write_rows(path, rows)
     out = tmp_path / "p.yaml"
-    for argv in (["gpu", "validate", "--data", str(path), "--no-fit"],
-                 ["gpu", "fit", "--data", str(path), "--gpu", "h100_pcie", "--out", str(out)]):
-        assert main(argv) == 2
-        captured = capsys.readouterr()
-        (line,) = captured.err.strip().splitlines()
-        assert captured.out == "" and f"line 2: column {column}: the bench ran on 'NVIDIA H100 PCIe' with {column} " \
-            f"{value}, the GPU spec h100_pcie has {spec_has}" in line, line
-    assert not out.exists()
+    _validate_and_fit_refuse(path, out, capsys, f"line 2: column {column}: the bench ran on 'NVIDIA H100 PCIe' with "
+                                                f"{column} {value}, the GPU spec h100_pcie has {spec_has}")
     # The figures of the card the spec describes pass.
     schema.write_rows(path, [dict(r, sm_count=114, compute_capability="9.0") for r in rows])
     assert main(["gpu", "validate", "--data", str(path), "--no-fit"]) == 0
