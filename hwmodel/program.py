@@ -122,7 +122,7 @@ def networks_for(wl: Workload, scenario: str) -> dict[str, list[Layer]]:
         nets.setdefault(layer.network, []).append(layer)
     if scenario == "inference":
         if "actor" not in nets and len(nets) > 1:
-            # Summing every network (critics too) into "the policy's forward pass" was silent and wrong.
+            # The critics are no part of the policy's forward pass: without an actor the file cannot say which is.
             raise NmlabError(f"workload: inference runs the policy, the network named 'actor'; this file's networks are "
                              f"{', '.join(nets)}: set layers[].network to 'actor' for the policy's layers "
                              f"(docs/workload.md)")

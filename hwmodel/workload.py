@@ -156,7 +156,7 @@ def _validate_layer(layer: Layer, index: int, arrays: bool = True) -> None:
         check_finite_array(layer.weight, f"{where}: weight")
         _check_weight_fits_float32(layer.weight, where)
         if layer.mask is not None:
-            # The format stores weights already masked; an unmasked weight was kept silently.
+            # The format stores weights already masked: a weight where the mask is 0 is a wrong file.
             stray = np.argwhere((np.asarray(layer.weight) != 0) & ~np.asarray(layer.mask, dtype=bool))
             if len(stray):
                 r, c = (int(x) for x in stray[0])

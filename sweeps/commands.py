@@ -36,7 +36,7 @@ def _sweep(args: argparse.Namespace) -> int:
     from hwmodel.raycluster import is_local
 
     if not is_local(args.ray) and args.workers is not None:
-        # as nmlab campaign says: K was silently ignored where the cluster's CPUs run the chunks
+        # as nmlab campaign says: a cluster's own CPUs run the chunks, so K would mean nothing
         raise NmlabError("--workers: sets the local pool's or local Ray instance's CPUs; a cluster (--ray ADDRESS) "
                          "has its own")
     from hwmodel.stop import interrupt_status, sigterm_as_interrupt

@@ -56,8 +56,8 @@ def load_quality(path: str | Path) -> dict[tuple[str, str, int], list[dict]]:
     _header, rows = read_csv(path, "quality table", required=("env", "sparsity", "bits", "return_mean"))
     for i, rec in rows:
         where = f"quality table {path.name}: line {i}"
-        # Cells without their surrounding spaces, as the header's names are read: in a table written
-        # "Hopper-v5, td3, dense, 8, ..." the method " td3" joined no workload, and every return was missing.
+        # Cells without their surrounding spaces, as the header's names are read: a table written
+        # "Hopper-v5, td3, dense, 8, ..." names the method "td3".
         rec = {k: v.strip() for k, v in rec.items()}
         if not rec["env"]:
             raise NmlabError(f"{where}: env: empty")

@@ -306,9 +306,8 @@ class _RayPool:
         self.pending: list = []
         self.tags: dict[Any, int] = {}
         self.capacity = max(1, int(ray.cluster_resources().get("CPU", workers)))
-        # The workers' copies of the input files, removed at close(): each worker process made a
-        # folder of its own under the system temp folder and none was ever removed (Ray ends its
-        # workers without running their exit handlers), each as large as the sweep's input files.
+        # The workers' copies of the input files go here and are removed at close(): Ray ends its
+        # workers without running their exit handlers, so a worker cannot remove its own.
         self.inputs_root = tempfile.mkdtemp(prefix="nmlab-ray-inputs-")
 
     def submit(self, chunk: dict[str, list], tag: int) -> None:

@@ -56,8 +56,8 @@ PACKED_K_SOURCES = ("bcacdwk/vllmbench@",)
 def canonical_dtype(name: str) -> str:
     """Full dtype name for ``name`` (an alias such as "bf16" or a full name, any case)."""
     name = str(name).strip()
-    # Case-blind like the aliases: "BF16" worked but "INT8" and "BFloat16" were refused. str() of a torch
-    # dtype, "torch.bfloat16", names the dtype as plainly (a timing file of one's own may hold it).
+    # Case-blind, as the aliases are ("BF16", "INT8", "BFloat16"); str() of a torch dtype, "torch.bfloat16",
+    # names the dtype as plainly (a timing file of one's own may hold it).
     low = name.lower()
     low = low[len("torch."):] if low.startswith("torch.") else low
     full = DTYPE_ALIASES.get(low, low)
@@ -249,7 +249,7 @@ def _bench(path: Path) -> Measurements:
         if row.get("impl") not in ("dense", "sparse_cslt") or row.get("check_ok") is False:
             continue  # a row whose result failed the numerical check timed a wrong kernel
         # Keyed by the dtype it names, not its spelling: a dense 'bfloat16' row and a sparse_cslt 'bf16' row of
-        # one case were never paired (both left out), and one case under both spellings was scored twice.
+        # one case pair up, and one case under both spellings is one case.
         try:
             row["dtype"] = canonical_dtype(row["dtype"] or "")
         except NmlabError as exc:
@@ -298,7 +298,7 @@ def read_measurements(path: str | os.PathLike) -> Measurements:
     if "schema" in header:
         return _bench(path)
     # A file of one's own may space its header ("gpu, dtype, m, ..."): every cell is read without the spaces
-    # around it, so the names are too (they were "missing column(s) dtype, m, ...").
+    # around it, so the names are too.
     reader.fieldnames = [name.strip() for name in header]
     return _published(path, reader)
 

@@ -199,7 +199,7 @@ def _rates(doc: dict, key: str, where: str, required: bool) -> dict[str, dict[st
         raise NmlabError(f"{where}: {key}: missing or empty")
     flops = {}
     for dtype, pair in rates.items():
-        if dtype not in DTYPES:  # 'bf16:' loaded, then every bf16 GEMM was "no tensor-core rate for dtype bfloat16"
+        if dtype not in DTYPES:  # at load, not at the first GEMM of that dtype ('bf16:' names none)
             from hwmodel.gpu.measurements import DTYPE_ALIASES
 
             full = DTYPE_ALIASES.get(str(dtype).strip().lower())
