@@ -182,7 +182,7 @@ def split_layers_label(text: Any) -> tuple[str, str]:
     return str(text).strip(), ""
 
 
-def agent_label(meta: dict[str, Any], method: str, pattern: str) -> str:
+def agent_label(meta: dict[str, Any], method: str, pattern: str, layers: Any = None) -> str:
     """The label of a trained agent from its workload's ``meta`` (as ``nmlab export`` writes it).
 
     Args:
@@ -190,6 +190,9 @@ def agent_label(meta: dict[str, Any], method: str, pattern: str) -> str:
             ``critic_sparsity`` and ``qat_bits``; rlx2 exports may carry the same keys).
         method: the workload's method (``td3``, ``rnm-td3``, ``rlx2``, ``gmp``, or another name).
         pattern: the workload's pattern as the sweep sees it (``dense``, ``2:4``, ``unstructured``).
+        layers: the workload's layers; a ``mixed`` workload that is no ``--layer-sparsity`` run is
+            labelled by them (:func:`mixed_layers_label`), else it would share the bare label
+            ``mixed`` with every other such agent of its method.
     """
     actor, critic = meta.get("actor_sparsity"), meta.get("critic_sparsity")
     if method == "rlx2":
@@ -215,7 +218,41 @@ def agent_label(meta: dict[str, Any], method: str, pattern: str) -> str:
         except NmlabError:
             return pattern  # free-form meta that is not a --layer-sparsity text: labelled as before
         return f"{base} {layers}" if layers else base
+    if pattern == MIXED and layers is not None:
+        return mixed_layers_label(layers)
     return pattern
+
+
+#: Layers named per pattern in a :func:`mixed_layers_label`; past this the label counts them.
+MIXED_LABEL_NAMES = 3
+
+
+def mixed_layers_label(layers: Any) -> str:
+    """The label of a workload whose layers carry two or more N:M patterns, from the layers: the pattern
+    most layers have, then each other pattern (dense included) with the layers at it, in layer order:
+    ``2:4 + 1:4 at actor.fc2`` or, past :data:`MIXED_LABEL_NAMES` layers, their count and 8 hex digits of
+    the layers' names and patterns (``2:4 + 1:4 at 6 layers #3f0a9c1e``), so that two agents whose layers
+    differ get two labels while seeds of one agent share theirs. No ``=`` in it: it is never read as a
+    ``--layer-sparsity`` label."""
+    import hashlib
+
+    from hwmodel.sparsity import parse_pattern
+
+    pats = [(str(layer.name), str(parse_pattern(layer.pattern))) for layer in layers]
+    count: dict[str, int] = {}
+    for _name, p in pats:
+        if p != "dense":
+            count[p] = count.get(p, 0) + 1
+    base = max(count, key=lambda p: count[p])  # first of the most common (dicts keep insertion order)
+    parts = [base]
+    for p in dict.fromkeys(p for _n, p in pats if p != base):
+        names = [n for n, q in pats if q == p]
+        if len(names) <= MIXED_LABEL_NAMES:
+            parts.append(f"{p} at {' '.join(names)}")
+        else:
+            digest = hashlib.sha256(repr(pats).encode("utf-8", "surrogatepass")).hexdigest()[:8]
+            parts.append(f"{p} at {len(names)} layers #{digest}")
+    return " + ".join(parts)
 
 
 def _qat_text(qat: Any) -> str:

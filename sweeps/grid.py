@@ -130,7 +130,7 @@ def _workload_info(path: str) -> WorkloadInfo:
         path=str(Path(path).resolve()), name=stem, sha=file_sha(path), env=env,
         method=method, pattern=pattern, seed=seed,
         has_weights=all(layer.weight is not None for layer in wl.layers),
-        agent=agent_label(meta, method, pattern),
+        agent=agent_label(meta, method, pattern, wl.layers),
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -425,6 +426,51 @@ def test_a_plan_without_mixed_says_why_it_leaves_a_workload_of_two_nm_patterns_o
                            "designs": ["edge_ws"], "gpus": "none", "quality": None}, base=tmp_path))
     assert ("hopper_2of4_densehead_s0: per-layer patterns (mixed: trained with --layer-sparsity, or N:M layers of "
             "more than one pattern), swept only where patterns lists mixed") in p.skipped, p.skipped
+
+
+def _two_pattern_workload(folder, name, quarter_layers, seed=0):
+    """A 2:4 TD3 workload (method ``mine``, no meta.layer_sparsity) whose ``quarter_layers`` are 1:4."""
+    wl = synthetic_td3_workload(11, 3, pattern="2:4", seed=seed, with_weights=True)
+    other = synthetic_td3_workload(11, 3, pattern="1:4", seed=seed, with_weights=True)
+    wl.layers = [o if layer.name in quarter_layers else layer for layer, o in zip(wl.layers, other.layers)]
+    wl.meta.update(env="Hopper-v5", sparsity="2:4", method="mine", seed=seed)
+    path = folder / f"{name}.nmw"
+    save_workload(wl, path)
+    return path
+
+
+def test_two_agents_of_two_nm_patterns_each_are_two_agents_named_by_their_layers(tmp_path, capsys):
+    """Workloads of 2:4 and 1:4 layers with no meta.layer_sparsity were all labelled ``mixed``: two agents of one
+    method whose layers differ were taken for one, and the sweep ran only the first. Their labels now say which
+    layers carry the other pattern; two seeds of one agent share their label (one agent, lowest seed swept)."""
+    import pandas as pd
+    import yaml
+
+    from hwmodel.agents import mixed_layers_label
+    from sweeps.grid import _workload_info
+
+    a = _two_pattern_workload(tmp_path, "hopper_a_s0", {"actor.fc2"})
+    a1 = _two_pattern_workload(tmp_path, "hopper_a_s1", {"actor.fc2"}, seed=1)
+    b = _two_pattern_workload(tmp_path, "hopper_b_s0", {"actor.fc1", "critic1.fc1", "critic2.fc1"})
+    many = _two_pattern_workload(tmp_path, "hopper_c_s0", {"actor.fc1", "actor.fc2", "critic1.fc1", "critic2.fc1"})
+    labels = {p.stem: _workload_info(str(p)).agent for p in (a, a1, b, many)}
+    assert labels["hopper_a_s0"] == labels["hopper_a_s1"] == "2:4 + 1:4 at actor.fc2"
+    assert labels["hopper_b_s0"] == "2:4 + 1:4 at actor.fc1 critic1.fc1 critic2.fc1"
+    assert re.fullmatch(r"2:4 \+ 1:4 at 4 layers #[0-9a-f]{8}", labels["hopper_c_s0"]), labels
+    # The pattern most layers carry comes first; never read as a --layer-sparsity label (no "=").
+    flipped = synthetic_td3_workload(11, 3, pattern="1:4")
+    flipped.layers[1] = synthetic_td3_workload(11, 3, pattern="2:4").layers[1]
+    assert mixed_layers_label(flipped.layers) == f"1:4 + 2:4 at {flipped.layers[1].name}"
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(yaml.safe_dump({"workloads": [str(p) for p in (a, a1, b, many)], "patterns": ["mixed"],
+                                   "bits": [8], "designs": ["edge_ws"], "gpus": "none", "quality": None,
+                                   "scenarios": [{"scenario": "inference", "batch": 1}]}))
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"]) == 0
+    err = capsys.readouterr().err
+    df = pd.read_parquet(tmp_path / "out" / "points.parquet")
+    assert sorted(df.workload) == ["hopper_a_s0", "hopper_b_s0", "hopper_c_s0"]
+    assert df.agent.nunique() == 3
+    assert "hopper_a_s1: hopper_a_s0 stands for" in err
 
 
 @pytest.mark.parametrize("stem", ["dense", "2of4", "1of4", "1of8", "rlx2", "gmp"])
