@@ -314,6 +314,9 @@ def test_every_command_words_a_gpus_parameter_notes_alike(tmp_path, capsys):
     ("zorblax", '"8.6"', "architecture: 'zorblax', but compute capability 8.6 is ampere"),
     ("cdna3", '"9.4"', "architecture: 'cdna3', but compute capability 9.4 is hopper"),
     ("ampere", '"9.0"', "architecture: 'ampere', but compute capability 9.0 is hopper"),
+    # A major newer than every table ran Hopper's set on a part of 13.0 that named hopper.
+    ("hopper", '"13.0"', "architecture: 'hopper' parts have compute capability 9.x, not 13.0"),
+    ("Blackwell", '"14.2"', "architecture: 'Blackwell' parts have compute capability 10.x or 11.x or 12.x, not 14.2"),
     # No kernel table is keyed by these: they ran the generic major-less tables without a word.
     ("ampere", '"sm_86"', "compute_capability: expected a CUDA compute capability major.minor"),
     ("ada", '"8.90"', "compute_capability: expected a CUDA compute capability major.minor"),

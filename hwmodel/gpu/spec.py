@@ -266,6 +266,14 @@ def _architecture(doc: dict, where: str, cc: str) -> str:
     if not arch:
         raise NmlabError(f"{where}: architecture: empty")
     known = (ARCH_BY_CC[cc],) if cc in ARCH_BY_CC else ARCHS_BY_MAJOR.get(cc.split(".")[0])
+    named = {a for archs in ARCHS_BY_MAJOR.values() for a in archs}
+    if not known and arch in named:
+        # A major no table knows is a part newer than every named architecture: naming one of them
+        # would run that one's parameter set on the newer part's figures.
+        majors = sorted({int(m) for m, archs in ARCHS_BY_MAJOR.items() if arch in archs})
+        raise NmlabError(f"{where}: architecture: {str(doc['architecture'])[:40]!r} parts have compute capability "
+                         f"{' or '.join(f'{m}.x' for m in majors)}, not {cc} (name the new part's own architecture: it "
+                         f"gets the generic parameter set)")
     if known and arch not in known:
         raise NmlabError(f"{where}: architecture: {str(doc['architecture'])[:40]!r}, but compute capability {cc} "
                          f"is {' or '.join(known)} (the kernel tables follow compute_capability and the parameter set "
