@@ -1202,3 +1202,31 @@ def test_a_ratio_that_rounds_to_1000_is_written_as_a_whole_number_with_a_separat
 
     assert fmt_ratio(999.7) == fmt_ratio(1000.0) == "1,000"
     assert fmt_ratio(999.4) == "999"
+
+
+def test_glance_first_row_is_dense_at_the_glance_bits(sweep, page):
+    """The glance compared each sparse agent's 8-bit return with nothing at 8 bits: its fractions divide dense
+    TD3 as trained (32 b), and dense's own 8-bit return (HalfCheetah 1.01, not 1.00) was only in the return table
+    further down. Its first row is dense itself: its return at 8 bits with the seed range, and per design the
+    latency / energy its ratios divide, each equal to a recomputation from points.parquet; in summary.md too."""
+    from reports.data import fmt_energy, fmt_time
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    md = (sweep / "report" / "summary.md").read_text()
+    for env, t in re.findall(r'<table class="ans glance" data-env="([^"]+)">(.*?)</table>', page):
+        first = re.search(r"<tbody>(<tr[^>]*>.*?</tr>)", t).group(1)
+        assert first.startswith("<tr class=abs><td class=l>dense (td3): reference</td>"), first
+        dense = df[(df.env == env) & (df.method == "td3") & (df.pattern == "dense")]
+        d8 = dense[(dense.scenario == "inference") & (dense.batch == 1) & (dense.bits == 8)]
+        dense32 = dense[dense.bits == 32].return_mean.iloc[0]
+        v = float(re.search(r'data-col="glance_reference_return_fraction" data-value="([^"]+)"', first).group(1))
+        assert v == pytest.approx(d8.return_mean.iloc[0] / dense32, rel=1e-12)
+        cells = re.findall(r'data-point="([0-9a-f]+)" data-col="glance_reference">([^<]+)<', first)
+        assert {pid for pid, _ in cells} == set(d8.point_id)
+        by_id = d8.set_index("point_id")
+        for pid, text in cells:
+            assert text == f"{fmt_time(by_id.latency_s[pid])} / {fmt_energy(by_id.energy_pj[pid])}", pid
+        glance_md = md.split(f"**{env} at a glance", 1)[1].split("\n\n", 2)[1]
+        row = next(line for line in glance_md.splitlines() if line.startswith("| dense (td3): reference |"))
+        assert row.startswith(f"| dense (td3): reference | {d8.return_mean.iloc[0] / dense32:.2f} [")
+    assert "<span class=unit>of dense as trained, seed range</span>" in page
