@@ -562,12 +562,84 @@ def _plotly_js() -> str:
     return get_plotlyjs().replace("</script", "<\\/script")
 
 
+#: A list of plain values this long (as JSON) or longer that occurs twice or more in the page's figures is
+#: sent once: a why figure repeats each design's categories and point ids in all ten of its traces, and the
+#: four fronts of a section repeat their points' hover texts.
+SHARED_MIN_CHARS = 64
+#: The placeholder of a shared list in the payload: an object with this one key, the list's index in "S".
+SHARED_KEY = "$s"
+
+
+def share_repeats(figures: list[dict]) -> tuple[list[dict], list[list]]:
+    """``figures`` with every list of plain values (no list or object in it) of at least
+    ``SHARED_MIN_CHARS`` JSON characters that occurs more than once replaced by ``{SHARED_KEY: k}``, and the
+    shared lists (``k`` indexes them). :func:`expand_shared` undoes it exactly; the page's script does the same."""
+    def key(v: list) -> str:
+        return json.dumps(v, separators=(",", ":"), allow_nan=False)
+
+    count: dict[str, int] = {}
+
+    def scan(o: Any) -> None:
+        if isinstance(o, dict):
+            for v in o.values():
+                scan(v)
+        elif isinstance(o, list):
+            if all(not isinstance(v, (list, dict)) for v in o):
+                k = key(o)
+                if len(k) >= SHARED_MIN_CHARS:
+                    count[k] = count.get(k, 0) + 1
+            else:
+                for v in o:
+                    scan(v)
+
+    scan(figures)
+    index: dict[str, int] = {}
+    shared: list[list] = []
+
+    def swap(o: Any) -> Any:
+        if isinstance(o, dict):
+            return {k: swap(v) for k, v in o.items()}
+        if isinstance(o, list):
+            if all(not isinstance(v, (list, dict)) for v in o):
+                k = key(o)
+                if count.get(k, 0) > 1:
+                    if k not in index:
+                        index[k] = len(shared)
+                        shared.append(o)
+                    return {SHARED_KEY: index[k]}
+                return o
+            return [swap(v) for v in o]
+        return o
+
+    return swap(figures), shared
+
+
+def expand_shared(figures: Any, shared: list[list]) -> Any:
+    """The figures :func:`share_repeats` was given (each shared list a copy of its own)."""
+    if isinstance(figures, dict):
+        if len(figures) == 1 and SHARED_KEY in figures:
+            return list(shared[figures[SHARED_KEY]])
+        return {k: expand_shared(v, shared) for k, v in figures.items()}
+    if isinstance(figures, list):
+        return [expand_shared(v, shared) for v in figures]
+    return figures
+
+
+def page_figures(page: str) -> list[dict]:
+    """The plotly figures of a report page as its script draws them (shared lists expanded)."""
+    payload = page.split("<script>(function(){var P=", 1)[1].split(";var C=", 1)[0]
+    doc = json.loads(payload)
+    return expand_shared(doc["figures"], doc.get("S", []))
+
+
 def _plots_script(figs: list[tuple[str, dict]]) -> str:
-    """One script drawing every plot; the shared template is sent once."""
+    """One script drawing every plot; the shared template is sent once, and so is each repeated list
+    (``share_repeats``; the script puts a copy back in each place before drawing)."""
     import plotly.io as pio
 
     template = pio.templates["plotly_white"].to_plotly_json()
-    payload = {"template": template, "figures": [{"id": i, **f} for i, f in figs]}
+    figures, shared = share_repeats([{"id": i, **f} for i, f in figs])
+    payload = {"template": template, "S": shared, "figures": figures}
     # No "<" in the script at all: a name's "<!--<script>" (a legendgroup is the design's name as it is)
     # put the parser in the script's escaped state, where the closing </script> did not end it, and no
     # plot of the page was drawn. Inside JSON strings \u003c is the same character.
@@ -576,6 +648,11 @@ def _plots_script(figs: list[tuple[str, dict]]) -> str:
     return (
         "<script>(function(){var P=" + text + ";"
         "var C={displaylogo:false,responsive:true};"
-        "P.figures.forEach(function(f){f.layout.template=P.template;"
+        # one shared list back in each place, a copy each (plotly may write into a trace's arrays)
+        "function X(o){if(Array.isArray(o))return o.map(X);"
+        "if(o!==null&&typeof o==='object'){var k=Object.keys(o);"
+        "if(k.length===1&&k[0]==='" + SHARED_KEY + "')return P.S[o['" + SHARED_KEY + "']].slice();"
+        "k.forEach(function(j){o[j]=X(o[j]);});}return o;}"
+        "P.figures.forEach(function(f){f=X(f);f.layout.template=P.template;"
         "Plotly.newPlot(document.getElementById(f.id),f.data,f.layout,C);});})();</script>"
     )

@@ -89,8 +89,9 @@ def test_a_design_swept_at_one_bitwidth_has_no_quantization_row(sweep):
 
 
 def _figures(page: str) -> list[dict]:
-    payload = page.split("<script>(function(){var P=", 1)[1].split(";var C=", 1)[0]
-    return json.loads(payload.replace("<\\/", "</"))["figures"]
+    from reports.html import page_figures
+
+    return page_figures(page)
 
 
 def test_no_figure_averages_two_agents(sweep, page):
