@@ -125,7 +125,10 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
                      "marker": {"size": 13, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}}})
     excluded = int((~ok).sum())
     title = spec.title + (f"  ({excluded} points without return left out)" if excluded else "")
+    # One legend symbol size for every design: plotly sizes each by its trace's first marker, so a design swept
+    # from 32 bits showed a big dot and one from 8 bits a small one, read as bits ("marker size = bits").
     layout = {"title": {"text": title, "font": {"size": 14}}, "height": 440, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+              "legend": {"itemsizing": "constant"},
               "xaxis": {"title": {"text": axis_label(xc, log_axis(xc))},
                         "type": "log" if log_axis(xc) else "linear", **(_log_format(x[ok]) if log_axis(xc) else {})},
               "yaxis": {"title": {"text": axis_label(yc, log_axis(yc))},

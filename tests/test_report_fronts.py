@@ -255,6 +255,18 @@ def test_page_fronts_key_the_dotted_per_design_fronts(default_sweep):
     assert "a dotted line in a design's colour is that design's own front" in html.unescape(page)
 
 
+def test_page_front_legend_symbols_are_one_size(default_sweep):
+    """Marker size is bits, and plotly sized each design's legend symbol by its trace's first marker: the legend
+    drew scalesim_default_ws (first point at 32 bits) as a big dot and edge_ws (8 bits) as a small one, as if
+    the designs had bitwidths. Every design's marker trace varies in size; the legend draws them all alike."""
+    page = (default_sweep / "report" / "index.html").read_text()
+    fronts = _front_figures(page)
+    assert fronts
+    for fig in fronts:
+        sizes = [t["marker"]["size"] for t in fig["data"] if t.get("mode") == "markers"]
+        assert len({s[0] for s in sizes if isinstance(s, list) and s}) > 1  # the first markers differ in size
+        assert fig["layout"]["legend"]["itemsizing"] == "constant"
+
 
 def _one_text_one_value(rows: list[list[str]], ids: list[str], cols: dict[str, int], df: pd.DataFrame) -> None:
     for c, i in cols.items():
