@@ -13,7 +13,7 @@ import pandas as pd
 
 from hwmodel.gpu.design_point import IDLE_FRACTION
 from reports.data import (ENERGY_COMPONENTS, GPU_COMPONENT_NAMES, agent_label, axis_label, agent_order, design_order, design_title,
-                          component_label, fmt_bytes, fmt_energy, fmt_time, front_formats, is_gpu, log_axis, one_row_per, pattern_order, section_key,
+                          component_label, fmt_bytes, fmt_energy, fmt_time, front_formats, is_gpu, log_axis, one_row_per, pattern_order, per_scenario, section_key,
                           seed_range_text, shown, with_agent)
 from reports.answer import CSS as ANSWER_CSS, env_anchor
 from reports.fronts import FRONT_SPECS
@@ -124,14 +124,16 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
                      "line": {"color": "black", "width": 2, "shape": "hv"},
                      "marker": {"size": 13, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}}})
     excluded = int((~ok).sum())
-    title = spec.title + (f"  ({excluded} points without return left out)" if excluded else "")
+    scenarios = rows.scenario.unique() if "scenario" in rows else []
+    scenario = str(scenarios[0]) if len(scenarios) == 1 else None  # a train step's energy is per TD3 update
+    title = per_scenario(spec.title, scenario) + (f"  ({excluded} points without return left out)" if excluded else "")
     # One legend symbol size for every design: plotly sizes each by its trace's first marker, so a design swept
     # from 32 bits showed a big dot and one from 8 bits a small one, read as bits ("marker size = bits").
     layout = {"title": {"text": title, "font": {"size": 14}}, "height": 440, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
               "legend": {"itemsizing": "constant"},
-              "xaxis": {"title": {"text": axis_label(xc, log_axis(xc))},
+              "xaxis": {"title": {"text": axis_label(xc, log_axis(xc), scenario)},
                         "type": "log" if log_axis(xc) else "linear", **(_log_format(x[ok]) if log_axis(xc) else {})},
-              "yaxis": {"title": {"text": axis_label(yc, log_axis(yc))},
+              "yaxis": {"title": {"text": axis_label(yc, log_axis(yc), scenario)},
                         "type": "log" if log_axis(yc) else "linear", **(_log_format(y[ok]) if log_axis(yc) else {})}}
     return {"data": data, "layout": layout}
 
@@ -509,12 +511,12 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], manifest: dict[str, A
             if not rows[cols].notna().all(axis=1).any():  # nothing to draw: say why instead of an empty plot
                 reason = (" (train-step points carry the return of the agent as trained, and no agent here has a "
                           "return at its own precision)" if scenario == "train_step" and "return_mean" in cols else "")
-                parts.append(f"<p class=small><b>{html.escape(spec.title)}</b>: no point has every objective{reason}.</p>")
+                parts.append(f"<p class=small><b>{html.escape(per_scenario(spec.title, scenario))}</b>: no point has every objective{reason}.</p>")
                 continue
             parts.append(fig_html(pareto_figure(rows, spec, fr.get(spec.name, {}), designs, hover)))
         parts.append("</div>")
         main_front = "return_vs_energy" if rows.return_mean.notna().any() else "energy_vs_latency"
-        spec_title = next(s.title for s in FRONT_SPECS if s.name == main_front)
+        spec_title = per_scenario(next(s.title for s in FRONT_SPECS if s.name == main_front), scenario)
         parts.append('<div class="frame">' + front_table(rows, fr.get(main_front, {}).get(None, []),
                                                         f"Front (all designs): {spec_title}") + "</div>")
         sections.append("\n".join(parts))
