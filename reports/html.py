@@ -126,10 +126,13 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
     excluded = int((~ok).sum())
     scenarios = rows.scenario.unique() if "scenario" in rows else []
     scenario = str(scenarios[0]) if len(scenarios) == 1 else None  # a train step's energy is per TD3 update
-    title = per_scenario(spec.title, scenario) + (f"  ({excluded} points without return left out)" if excluded else "")
+    # The count goes under the title: beside it, the title ran under plotly's toolbar at 1400 px.
+    title = {"text": per_scenario(spec.title, scenario), "font": {"size": 14},
+             **({"subtitle": {"text": f"{excluded} points without return left out", "font": {"size": 11, "color": "#555"}}}
+                if excluded else {})}
     # One legend symbol size for every design: plotly sizes each by its trace's first marker, so a design swept
     # from 32 bits showed a big dot and one from 8 bits a small one, read as bits ("marker size = bits").
-    layout = {"title": {"text": title, "font": {"size": 14}}, "height": 440, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+    layout = {"title": title, "height": 440, "margin": {"l": 60, "r": 20, "t": 60, "b": 50},
               "legend": {"itemsizing": "constant"},
               "xaxis": {"title": {"text": axis_label(xc, log_axis(xc), scenario)},
                         "type": "log" if log_axis(xc) else "linear", **(_log_format(x[ok]) if log_axis(xc) else {})},

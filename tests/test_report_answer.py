@@ -1231,3 +1231,43 @@ def test_glance_first_row_is_dense_at_the_glance_bits(sweep, page):
         row = next(line for line in glance_md.splitlines() if line.startswith("| dense (td3): reference |"))
         assert row.startswith(f"| dense (td3): reference | {d8.return_mean.iloc[0] / dense32:.2f} [")
     assert "<span class=unit>of dense as trained, seed range</span>" in page
+
+
+PLOT_TITLES_JS = """Array.from(document.querySelectorAll('div.plot')).map(function (d) {
+  var m = d.querySelector('.modebar'), b = m.getBoundingClientRect();
+  return {id: d.id, modebar: [b.left, b.top, b.right, b.bottom],
+          titles: Array.from(d.querySelectorAll('.gtitle, .gtitle-subtitle')).map(function (t) {
+            var r = t.getBoundingClientRect(); return [t.textContent, r.left, r.top, r.right, r.bottom]; })};
+})"""
+
+
+@needs_chromium
+def test_plot_titles_clear_the_toolbar_at_1400_px(page, sweep):
+    """'Return vs energy per pass  (18 points without return left out)' ran 7 px under plotly's toolbar (its
+    camera and zoom icons) at 1400 px. No plot's title or subtitle overlaps its toolbar; a front's count of
+    points left out is its subtitle."""
+    url = (sweep / "report" / "index.html").resolve().as_uri()
+    b = Browser()
+    try:
+        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Runtime", "Log", "Page"):
+            b.send(f"{domain}.enable", session=session)
+        b.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1000, "deviceScaleFactor": 1,
+                                                      "mobile": False}, session=session)
+        b.send("Page.navigate", {"url": url}, session=session)
+        b.wait_event("Page.loadEventFired", timeout=90)
+        b.drain(1.0)
+        plots = b.send("Runtime.evaluate", {"expression": PLOT_TITLES_JS, "returnByValue": True},
+                       session=session)["result"]["value"]
+    finally:
+        b.close()
+    assert len(plots) == page.count('class="plot"') > 0
+    subtitles = 0
+    for p in plots:
+        ml, mt, mr, mb = p["modebar"]
+        assert p["titles"], p["id"]
+        for text, left, top, right, bottom in p["titles"]:
+            assert not (left < mr and ml < right and top < mb and mt < bottom), (p["id"], text, p["modebar"])
+            subtitles += "points without return left out" in text
+    assert subtitles >= 12  # the return fronts of every section say what they leave out
