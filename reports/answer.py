@@ -363,11 +363,14 @@ GLANCE_MORE_MD = " Every scenario, batch and bitwidth is in the tables below."
 
 
 def glance_rows(table: pd.DataFrame, ret: pd.DataFrame, env: str,
-                agents: list[tuple[str, str]]) -> tuple[str, str, list[str], list[tuple]] | None:
+                agents: list[tuple[str, str]]) -> tuple[str, str, list[str], list[tuple], Optional[tuple]] | None:
     """What the glance table shows, for the page and summary.md alike: (title, return column's title,
-    designs, rows), a row (method, agent, its return-table row or None, its same-bits record or None per
-    design) per agent with a sparse cell; None when the env has no points or no sparse agent (the page
-    and summary.md then show no glance table, not an empty one)."""
+    designs, rows, reference), a row (method, agent, its return-table row or None, its same-bits record or
+    None per design) per agent with a sparse cell; ``reference``: the same for dense (dense TD3, else the
+    first trained dense agent; None when the setting has none), whose return at the glance bits is what a
+    sparse agent's return compares with at equal bits, and whose latency and energy the ratios divide.
+    None when the env has no points or no sparse agent (the page and summary.md then show no glance table,
+    not an empty one)."""
     setting = glance_setting(table[table.env == env])
     if setting is None:
         return None
@@ -376,14 +379,17 @@ def glance_rows(table: pd.DataFrame, ret: pd.DataFrame, env: str,
     by = {(r["design"], r["method"], r["agent"]): r for r in recs.to_dict("records")}
     designs = design_order(recs.design.unique())
     rt, ret_head = _glance_returns(ret, env, sc, bits)
-    rows = []
+    rows, refs = [], []
     for method, agent in agents:
         cells = [by.get((d, method, agent)) for d in designs]
         if not all(c is None or c["pattern"] == "dense" for c in cells):
             rows.append((method, agent, rt.get((method, agent)), cells))
+        elif any(c is not None and c.get("mask_source", "trained") == "trained" for c in cells):
+            refs.append((method, agent, rt.get((method, agent)), cells))
     if not rows:
         return None
-    return f"{env} at a glance: {_section_title(sc, batch)}, {bits} bits", ret_head, designs, rows
+    ref = next((r for r in refs if r[0] == "td3"), refs[0] if refs else None)
+    return f"{env} at a glance: {_section_title(sc, batch)}, {bits} bits", ret_head, designs, rows, ref
 
 
 def _returns_only(rows: list[tuple]) -> bool:
@@ -399,13 +405,13 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
     glance = glance_rows(table, ret, env, agents)
     if glance is None:
         return ""
-    title, ret_head, designs, rows = glance
+    title, ret_head, designs, rows, ref = glance
     colors = design_colors(table.design.unique())
-    unit = "no dense reference: the return, seed range" if _returns_only(rows) else "of dense, seed range"
+    unit = "no dense reference: the return, seed range" if _returns_only(rows) else "of dense as trained, seed range"
     head = (f"<thead><tr><th class=l>agent</th><th>{ret_head}<br><span class=unit>{unit}</span></th>"
             + "".join(f'<th><span class="sw" style="background:{colors[d]}"></span>{html.escape(d).replace("_", "_<wbr>")}'
                       f'{"<br>(GPU)" if is_gpu(d) else ""}</th>' for d in designs) + "</tr></thead>")
-    body = []
+    body = [] if ref is None else [_glance_reference_html(ref)]
     for method, agent, r, cells in rows:
         if r is None:
             one_shot = any(c is not None and c.get("mask_source", "trained") != "trained" for c in cells)
@@ -435,7 +441,44 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
 
 
 #: What a glance design cell holds, under the glance's title on the page (summary.md says it beside the title).
-GLANCE_KEY = "each design: speedup x / energy ratio, both vs dense on that design at the same bits; what limits it below"
+GLANCE_KEY = ("each design: speedup x / energy ratio, both vs dense on that design at the same bits; what limits it "
+              "below. First row: dense itself, its return at these bits and its latency / energy")
+#: The glance's first row: dense, whose return a sparse agent's is compared with at equal bits.
+GLANCE_REF_LABEL = "reference"
+
+
+def _glance_reference_html(ref: tuple) -> str:
+    """The glance's dense row: its return at the glance bits (fraction of dense as trained, seed range) and on
+    each design its own latency / energy, the figures the row's ratios below divide."""
+    method, agent, r, cells = ref
+    if r is not None and r["fraction"] == r["fraction"]:
+        spread = (f'<br><span class=spread>{r["fraction_min"]:.2f}\u2013{r["fraction_max"]:.2f}</span>'
+                  if r["spread_kind"] else "")
+        ret_cell = (f'<td title="return {r["return_mean"]:.0f}, dense TD3 as trained {r["dense_return"]:.0f}" '
+                    f'data-col="glance_reference_return_fraction" data-value="{r["fraction"]!r}">{r["fraction"]:.2f}{spread}</td>')
+    elif r is not None:
+        rng = seed_range_text(r["return_min"], r["return_max"], "\u2013", unknown="") if r["spread_kind"] else ""
+        ret_cell = f'<td>{r["return_mean"]:.0f}' + (f"<br><span class=spread>{rng}</span>" if rng else "") + "</td>"
+    else:
+        ret_cell = '<td class=na title="no evaluation return at these bits">\u2013</td>'
+    tds = "".join(
+        '<td class="na" title="not run at these bits">\u2013</td>' if c is None else
+        f'<td title="dense at these bits: latency {fmt_time(c["latency_s"])}, energy {fmt_energy(c["energy_pj"])}. '
+        f'Point {c["point_id"]}." data-point="{c["point_id"]}" data-col="glance_reference">'
+        f'{fmt_time(c["latency_s"])} / {fmt_energy(c["energy_pj"])}<br><span class=lim>= 1x / 1</span></td>'
+        for c in cells)
+    return (f'<tr class=abs><td class=l>{html.escape(agent_label(method, agent))}: '
+            f'{GLANCE_REF_LABEL}</td>{ret_cell}{tds}</tr>')
+
+
+def _glance_return_md(r: Optional[dict]) -> str:
+    """A glance row's return in summary.md: the fraction of dense with its seed range, or (no dense reference)
+    the return itself with its seed range, as in the return table."""
+    if r is None:
+        return "-"
+    if r["fraction"] == r["fraction"]:
+        return f"{r['fraction']:.2f}" + (f" [{r['fraction_min']:.2f}-{r['fraction_max']:.2f}]" if r["spread_kind"] else "")
+    return f"{r['return_mean']:.0f}" + (f" [{seed_range_text(r['return_min'], r['return_max'])}]" if r["spread_kind"] else "")
 
 
 def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[tuple[str, str]]) -> str:
@@ -443,21 +486,19 @@ def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: li
     glance = glance_rows(table, ret, env, agents)
     if glance is None:
         return ""
-    title, ret_head, designs, rows = glance
+    title, ret_head, designs, rows, ref = glance
     of = "(no dense TD3 reference: the return itself)" if _returns_only(rows) else "as a fraction of dense TD3 as trained"
     lines = [f"**{md_text(title)}** (speedup x / energy ratio vs dense at "
-             f"the same bits [limiter]; {ret_head} {of} [min-max over seeds])\n",
+             f"the same bits [limiter]; {ret_head} {of} [min-max over seeds]"
+             + ("; first row: dense itself, its return and its latency / energy" if ref is not None else "") + ")\n",
              f"| agent | {ret_head} | " + " | ".join(md_text(design_title(d)) for d in designs) + " |",
              "|---|---:|" + "---:|" * len(designs)]
+    if ref is not None:
+        method, agent, r, cells = ref
+        lines.append(f"| {md_text(agent_label(method, agent))}: {GLANCE_REF_LABEL} | {_glance_return_md(r)} | " + " | ".join(
+            "-" if c is None else f"{fmt_time(c['latency_s'])} / {fmt_energy(c['energy_pj'])}" for c in cells) + " |")
     for method, agent, r, cells in rows:
-        if r is None:
-            rtxt = "-"
-        elif r["fraction"] == r["fraction"]:
-            rtxt = f"{r['fraction']:.2f}" + (f" [{r['fraction_min']:.2f}-{r['fraction_max']:.2f}]" if r["spread_kind"] else "")
-        else:  # no dense reference: the return itself, with its seed range, as in the return table
-            rtxt = f"{r['return_mean']:.0f}" + (f" [{seed_range_text(r['return_min'], r['return_max'])}]"
-                                               if r["spread_kind"] else "")
-        lines.append(f"| {md_text(agent_label(method, agent))} | {rtxt} | " + " | ".join(
+        lines.append(f"| {md_text(agent_label(method, agent))} | {_glance_return_md(r)} | " + " | ".join(
             "-" if c is None else f"{fmt_ratio(c['speedup_vs_dense'])}x / {fmt_ratio(c['energy_ratio_vs_dense'])} "
             f"[{limiter_word(c)}]" for c in cells) + " |")
     return "\n".join(lines) + "\n"

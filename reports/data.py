@@ -256,9 +256,16 @@ def log_axis(col: str) -> bool:
     return col != "return_mean"
 
 
-def axis_label(col: str, log: bool) -> str:
-    """An axis title with its unit and, on a log axis, "log scale": "energy per pass (uJ, log scale)"."""
-    text = label(col)
+def per_scenario(text: str, scenario: Optional[str]) -> str:
+    """``text`` for points of one scenario: a train step's "pass" is one TD3 update (all six networks, forward
+    and backward, at the batch), so there "energy per pass" reads "energy per train step"."""
+    return text.replace("per pass", "per train step") if scenario == "train_step" else text
+
+
+def axis_label(col: str, log: bool, scenario: Optional[str] = None) -> str:
+    """An axis title with its unit and, on a log axis, "log scale": "energy per pass (uJ, log scale)" (for
+    ``scenario`` "train_step": "energy per train step (uJ, log scale)", ``per_scenario``)."""
+    text = per_scenario(label(col), scenario)
     if not log:
         return text
     return text[:-1] + ", log scale)" if text.endswith(")") else text + " (log scale)"

@@ -15,7 +15,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from hwmodel.io import atomic_write  # noqa: E402
-from reports.data import (ENERGY_COMPONENTS, agent_label, component_label, axis_label, agent_order, design_order, design_title,  # noqa: E402
+from reports.data import (ENERGY_COMPONENTS, agent_label, component_label, axis_label, per_scenario, agent_order, design_order, design_title,  # noqa: E402
                           fmt_energy, fmt_ratio, is_gpu, log_axis, name_digest, one_row_per, shown, with_agent)
 from reports.fronts import FRONT_SPECS  # noqa: E402
 from reports.style import COMPONENT_COLORS, MPL_MARKERS, bit_size, design_colors, pattern_symbol, place_front_labels  # noqa: E402
@@ -157,8 +157,8 @@ def front_png(df: pd.DataFrame, spec, fronts_by_key: dict, out: Path) -> Path:
             ax.set_title(f"{env}, {sc.replace('_', ' ')}, batch {batch}"
                          + (f"\n({excluded} without return left out)" if excluded else ""),
                          fontsize=10)
-            ax.set_xlabel(axis_label(xc, xlog and bool(len(data))), fontsize=9)
-            ax.set_ylabel(axis_label(yc, ylog and bool(len(data))), fontsize=9)
+            ax.set_xlabel(axis_label(xc, xlog and bool(len(data)), sc), fontsize=9)
+            ax.set_ylabel(axis_label(yc, ylog and bool(len(data)), sc), fontsize=9)
             ax.tick_params(labelsize=8)
             ax.grid(True, alpha=0.3, which="both")
             if not len(data):
@@ -333,7 +333,7 @@ def energy_figure(df: pd.DataFrame, env: str):
         dcol = design_colors(designs)
         for tick, d in zip(ax.get_yticklabels(), g.design):
             tick.set_color(dcol[d])
-        ax.set_xlabel("share of the energy per pass (total at the right)", fontsize=9)
+        ax.set_xlabel(per_scenario("share of the energy per pass (total at the right)", sc), fontsize=9)
         ax.set_title(f"{sc.replace('_', ' ')} (batch {batch})", fontsize=10)
         ax.grid(True, axis="x", alpha=0.3)
     h, lab = axes[0][0].get_legend_handles_labels()

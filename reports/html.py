@@ -13,7 +13,7 @@ import pandas as pd
 
 from hwmodel.gpu.design_point import IDLE_FRACTION
 from reports.data import (ENERGY_COMPONENTS, GPU_COMPONENT_NAMES, agent_label, axis_label, agent_order, design_order, design_title,
-                          component_label, fmt_bytes, fmt_energy, fmt_time, front_formats, is_gpu, log_axis, one_row_per, pattern_order, section_key,
+                          component_label, fmt_bytes, fmt_energy, fmt_time, front_formats, is_gpu, log_axis, one_row_per, pattern_order, per_scenario, section_key,
                           seed_range_text, shown, with_agent)
 from reports.answer import CSS as ANSWER_CSS, env_anchor
 from reports.fronts import FRONT_SPECS
@@ -124,11 +124,19 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
                      "line": {"color": "black", "width": 2, "shape": "hv"},
                      "marker": {"size": 13, "color": "rgba(0,0,0,0)", "line": {"color": "black", "width": 2}}})
     excluded = int((~ok).sum())
-    title = spec.title + (f"  ({excluded} points without return left out)" if excluded else "")
-    layout = {"title": {"text": title, "font": {"size": 14}}, "height": 440, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
-              "xaxis": {"title": {"text": axis_label(xc, log_axis(xc))},
+    scenarios = rows.scenario.unique() if "scenario" in rows else []
+    scenario = str(scenarios[0]) if len(scenarios) == 1 else None  # a train step's energy is per TD3 update
+    # The count goes under the title: beside it, the title ran under plotly's toolbar at 1400 px.
+    title = {"text": per_scenario(spec.title, scenario), "font": {"size": 14},
+             **({"subtitle": {"text": f"{excluded} points without return left out", "font": {"size": 11, "color": "#555"}}}
+                if excluded else {})}
+    # One legend symbol size for every design: plotly sizes each by its trace's first marker, so a design swept
+    # from 32 bits showed a big dot and one from 8 bits a small one, read as bits ("marker size = bits").
+    layout = {"title": title, "height": 440, "margin": {"l": 60, "r": 20, "t": 60, "b": 50},
+              "legend": {"itemsizing": "constant"},
+              "xaxis": {"title": {"text": axis_label(xc, log_axis(xc), scenario)},
                         "type": "log" if log_axis(xc) else "linear", **(_log_format(x[ok]) if log_axis(xc) else {})},
-              "yaxis": {"title": {"text": axis_label(yc, log_axis(yc))},
+              "yaxis": {"title": {"text": axis_label(yc, log_axis(yc), scenario)},
                         "type": "log" if log_axis(yc) else "linear", **(_log_format(y[ok]) if log_axis(yc) else {})}}
     return {"data": data, "layout": layout}
 
@@ -506,12 +514,12 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], manifest: dict[str, A
             if not rows[cols].notna().all(axis=1).any():  # nothing to draw: say why instead of an empty plot
                 reason = (" (train-step points carry the return of the agent as trained, and no agent here has a "
                           "return at its own precision)" if scenario == "train_step" and "return_mean" in cols else "")
-                parts.append(f"<p class=small><b>{html.escape(spec.title)}</b>: no point has every objective{reason}.</p>")
+                parts.append(f"<p class=small><b>{html.escape(per_scenario(spec.title, scenario))}</b>: no point has every objective{reason}.</p>")
                 continue
             parts.append(fig_html(pareto_figure(rows, spec, fr.get(spec.name, {}), designs, hover)))
         parts.append("</div>")
         main_front = "return_vs_energy" if rows.return_mean.notna().any() else "energy_vs_latency"
-        spec_title = next(s.title for s in FRONT_SPECS if s.name == main_front)
+        spec_title = per_scenario(next(s.title for s in FRONT_SPECS if s.name == main_front), scenario)
         parts.append('<div class="frame">' + front_table(rows, fr.get(main_front, {}).get(None, []),
                                                         f"Front (all designs): {spec_title}") + "</div>")
         sections.append("\n".join(parts))
@@ -562,12 +570,84 @@ def _plotly_js() -> str:
     return get_plotlyjs().replace("</script", "<\\/script")
 
 
+#: A list of plain values this long (as JSON) or longer that occurs twice or more in the page's figures is
+#: sent once: a why figure repeats each design's categories and point ids in all ten of its traces, and the
+#: four fronts of a section repeat their points' hover texts.
+SHARED_MIN_CHARS = 64
+#: The placeholder of a shared list in the payload: an object with this one key, the list's index in "S".
+SHARED_KEY = "$s"
+
+
+def share_repeats(figures: list[dict]) -> tuple[list[dict], list[list]]:
+    """``figures`` with every list of plain values (no list or object in it) of at least
+    ``SHARED_MIN_CHARS`` JSON characters that occurs more than once replaced by ``{SHARED_KEY: k}``, and the
+    shared lists (``k`` indexes them). :func:`expand_shared` undoes it exactly; the page's script does the same."""
+    def key(v: list) -> str:
+        return json.dumps(v, separators=(",", ":"), allow_nan=False)
+
+    count: dict[str, int] = {}
+
+    def scan(o: Any) -> None:
+        if isinstance(o, dict):
+            for v in o.values():
+                scan(v)
+        elif isinstance(o, list):
+            if all(not isinstance(v, (list, dict)) for v in o):
+                k = key(o)
+                if len(k) >= SHARED_MIN_CHARS:
+                    count[k] = count.get(k, 0) + 1
+            else:
+                for v in o:
+                    scan(v)
+
+    scan(figures)
+    index: dict[str, int] = {}
+    shared: list[list] = []
+
+    def swap(o: Any) -> Any:
+        if isinstance(o, dict):
+            return {k: swap(v) for k, v in o.items()}
+        if isinstance(o, list):
+            if all(not isinstance(v, (list, dict)) for v in o):
+                k = key(o)
+                if count.get(k, 0) > 1:
+                    if k not in index:
+                        index[k] = len(shared)
+                        shared.append(o)
+                    return {SHARED_KEY: index[k]}
+                return o
+            return [swap(v) for v in o]
+        return o
+
+    return swap(figures), shared
+
+
+def expand_shared(figures: Any, shared: list[list]) -> Any:
+    """The figures :func:`share_repeats` was given (each shared list a copy of its own)."""
+    if isinstance(figures, dict):
+        if len(figures) == 1 and SHARED_KEY in figures:
+            return list(shared[figures[SHARED_KEY]])
+        return {k: expand_shared(v, shared) for k, v in figures.items()}
+    if isinstance(figures, list):
+        return [expand_shared(v, shared) for v in figures]
+    return figures
+
+
+def page_figures(page: str) -> list[dict]:
+    """The plotly figures of a report page as its script draws them (shared lists expanded)."""
+    payload = page.split("<script>(function(){var P=", 1)[1].split(";var C=", 1)[0]
+    doc = json.loads(payload)
+    return expand_shared(doc["figures"], doc.get("S", []))
+
+
 def _plots_script(figs: list[tuple[str, dict]]) -> str:
-    """One script drawing every plot; the shared template is sent once."""
+    """One script drawing every plot; the shared template is sent once, and so is each repeated list
+    (``share_repeats``; the script puts a copy back in each place before drawing)."""
     import plotly.io as pio
 
     template = pio.templates["plotly_white"].to_plotly_json()
-    payload = {"template": template, "figures": [{"id": i, **f} for i, f in figs]}
+    figures, shared = share_repeats([{"id": i, **f} for i, f in figs])
+    payload = {"template": template, "S": shared, "figures": figures}
     # No "<" in the script at all: a name's "<!--<script>" (a legendgroup is the design's name as it is)
     # put the parser in the script's escaped state, where the closing </script> did not end it, and no
     # plot of the page was drawn. Inside JSON strings \u003c is the same character.
@@ -576,6 +656,11 @@ def _plots_script(figs: list[tuple[str, dict]]) -> str:
     return (
         "<script>(function(){var P=" + text + ";"
         "var C={displaylogo:false,responsive:true};"
-        "P.figures.forEach(function(f){f.layout.template=P.template;"
+        # one shared list back in each place, a copy each (plotly may write into a trace's arrays)
+        "function X(o){if(Array.isArray(o))return o.map(X);"
+        "if(o!==null&&typeof o==='object'){var k=Object.keys(o);"
+        "if(k.length===1&&k[0]==='" + SHARED_KEY + "')return P.S[o['" + SHARED_KEY + "']].slice();"
+        "k.forEach(function(j){o[j]=X(o[j]);});}return o;}"
+        "P.figures.forEach(function(f){f=X(f);f.layout.template=P.template;"
         "Plotly.newPlot(document.getElementById(f.id),f.data,f.layout,C);});})();</script>"
     )

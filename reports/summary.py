@@ -7,7 +7,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
-from reports.data import design_order, fmt_ratio, front_formats, md_text, pattern_order, section_key, seed_range_text
+from reports.data import design_order, fmt_ratio, front_formats, md_text, pattern_order, per_scenario, section_key, seed_range_text
 from reports.fronts import FRONT_SPECS
 
 
@@ -76,7 +76,7 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], pngs: list[Path], not
                 continue
             obj = ", ".join(f"{o['sense']} {o['column']}" for o in f["objectives"])
             extra = f"; {f['excluded_missing']} points without return left out" if f["excluded_missing"] else ""
-            out.append(f"\n**{spec.title}** ({obj}; {len(f['point_ids'])} of {f['candidates']} points on the front{extra})\n\n")
+            out.append(f"\n**{per_scenario(spec.title, sc)}** ({obj}; {len(f['point_ids'])} of {f['candidates']} points on the front{extra})\n\n")
             out.append(_front_rows(rows, f["point_ids"]))
     out.append("\n## Figures\n")
     out += [f"![{p.stem}]({p.name})\n" for p in pngs]

@@ -89,8 +89,9 @@ def test_a_design_swept_at_one_bitwidth_has_no_quantization_row(sweep):
 
 
 def _figures(page: str) -> list[dict]:
-    payload = page.split("<script>(function(){var P=", 1)[1].split(";var C=", 1)[0]
-    return json.loads(payload.replace("<\\/", "</"))["figures"]
+    from reports.html import page_figures
+
+    return page_figures(page)
 
 
 def test_no_figure_averages_two_agents(sweep, page):
@@ -1202,3 +1203,71 @@ def test_a_ratio_that_rounds_to_1000_is_written_as_a_whole_number_with_a_separat
 
     assert fmt_ratio(999.7) == fmt_ratio(1000.0) == "1,000"
     assert fmt_ratio(999.4) == "999"
+
+
+def test_glance_first_row_is_dense_at_the_glance_bits(sweep, page):
+    """The glance compared each sparse agent's 8-bit return with nothing at 8 bits: its fractions divide dense
+    TD3 as trained (32 b), and dense's own 8-bit return (HalfCheetah 1.01, not 1.00) was only in the return table
+    further down. Its first row is dense itself: its return at 8 bits with the seed range, and per design the
+    latency / energy its ratios divide, each equal to a recomputation from points.parquet; in summary.md too."""
+    from reports.data import fmt_energy, fmt_time
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    md = (sweep / "report" / "summary.md").read_text()
+    for env, t in re.findall(r'<table class="ans glance" data-env="([^"]+)">(.*?)</table>', page):
+        first = re.search(r"<tbody>(<tr[^>]*>.*?</tr>)", t).group(1)
+        assert first.startswith("<tr class=abs><td class=l>dense (td3): reference</td>"), first
+        dense = df[(df.env == env) & (df.method == "td3") & (df.pattern == "dense")]
+        d8 = dense[(dense.scenario == "inference") & (dense.batch == 1) & (dense.bits == 8)]
+        dense32 = dense[dense.bits == 32].return_mean.iloc[0]
+        v = float(re.search(r'data-col="glance_reference_return_fraction" data-value="([^"]+)"', first).group(1))
+        assert v == pytest.approx(d8.return_mean.iloc[0] / dense32, rel=1e-12)
+        cells = re.findall(r'data-point="([0-9a-f]+)" data-col="glance_reference">([^<]+)<', first)
+        assert {pid for pid, _ in cells} == set(d8.point_id)
+        by_id = d8.set_index("point_id")
+        for pid, text in cells:
+            assert text == f"{fmt_time(by_id.latency_s[pid])} / {fmt_energy(by_id.energy_pj[pid])}", pid
+        glance_md = md.split(f"**{env} at a glance", 1)[1].split("\n\n", 2)[1]
+        row = next(line for line in glance_md.splitlines() if line.startswith("| dense (td3): reference |"))
+        assert row.startswith(f"| dense (td3): reference | {d8.return_mean.iloc[0] / dense32:.2f} [")
+    assert "<span class=unit>of dense as trained, seed range</span>" in page
+
+
+PLOT_TITLES_JS = """Array.from(document.querySelectorAll('div.plot')).map(function (d) {
+  var m = d.querySelector('.modebar'), b = m.getBoundingClientRect();
+  return {id: d.id, modebar: [b.left, b.top, b.right, b.bottom],
+          titles: Array.from(d.querySelectorAll('.gtitle, .gtitle-subtitle')).map(function (t) {
+            var r = t.getBoundingClientRect(); return [t.textContent, r.left, r.top, r.right, r.bottom]; })};
+})"""
+
+
+@needs_chromium
+def test_plot_titles_clear_the_toolbar_at_1400_px(page, sweep):
+    """'Return vs energy per pass  (18 points without return left out)' ran 7 px under plotly's toolbar (its
+    camera and zoom icons) at 1400 px. No plot's title or subtitle overlaps its toolbar; a front's count of
+    points left out is its subtitle."""
+    url = (sweep / "report" / "index.html").resolve().as_uri()
+    b = Browser()
+    try:
+        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Runtime", "Log", "Page"):
+            b.send(f"{domain}.enable", session=session)
+        b.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1000, "deviceScaleFactor": 1,
+                                                      "mobile": False}, session=session)
+        b.send("Page.navigate", {"url": url}, session=session)
+        b.wait_event("Page.loadEventFired", timeout=90)
+        b.drain(1.0)
+        plots = b.send("Runtime.evaluate", {"expression": PLOT_TITLES_JS, "returnByValue": True},
+                       session=session)["result"]["value"]
+    finally:
+        b.close()
+    assert len(plots) == page.count('class="plot"') > 0
+    subtitles = 0
+    for p in plots:
+        ml, mt, mr, mb = p["modebar"]
+        assert p["titles"], p["id"]
+        for text, left, top, right, bottom in p["titles"]:
+            assert not (left < mr and ml < right and top < mb and mt < bottom), (p["id"], text, p["modebar"])
+            subtitles += "points without return left out" in text
+    assert subtitles >= 12  # the return fronts of every section say what they leave out

@@ -255,6 +255,18 @@ def test_page_fronts_key_the_dotted_per_design_fronts(default_sweep):
     assert "a dotted line in a design's colour is that design's own front" in html.unescape(page)
 
 
+def test_page_front_legend_symbols_are_one_size(default_sweep):
+    """Marker size is bits, and plotly sized each design's legend symbol by its trace's first marker: the legend
+    drew scalesim_default_ws (first point at 32 bits) as a big dot and edge_ws (8 bits) as a small one, as if
+    the designs had bitwidths. Every design's marker trace varies in size; the legend draws them all alike."""
+    page = (default_sweep / "report" / "index.html").read_text()
+    fronts = _front_figures(page)
+    assert fronts
+    for fig in fronts:
+        sizes = [t["marker"]["size"] for t in fig["data"] if t.get("mode") == "markers"]
+        assert len({s[0] for s in sizes if isinstance(s, list) and s}) > 1  # the first markers differ in size
+        assert fig["layout"]["legend"]["itemsizing"] == "constant"
+
 
 def _one_text_one_value(rows: list[list[str]], ids: list[str], cols: dict[str, int], df: pd.DataFrame) -> None:
     for c, i in cols.items():
@@ -676,3 +688,51 @@ def test_png_front_y_axis_labels_stay_inside_a_one_scenario_figure(default_sweep
             for t in texts:
                 ext = t.get_window_extent(renderer)
                 assert ext.x0 >= fig.bbox.x0 - 0.5, (spec.name, t.get_text(), ext)
+
+
+def test_train_step_energy_reads_per_train_step(default_sweep, monkeypatch):
+    """A train step's energy is one TD3 update's (six networks, forward and backward, batch 256), but its fronts
+    said 'energy per pass', read as one forward pass: 585 uJ 'per pass' for edge_ws beside 169 nJ at inference.
+    Train-step plots, front tables and PNG panels say 'per train step'; inference keeps 'per pass'."""
+    import json as json_lib
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reports import figures
+    from reports.fronts import FRONT_SPECS as SPECS
+    from reports.returns import as_trained, return_table, with_seed_range
+
+    page = (default_sweep / "report" / "index.html").read_text()
+    seen = {"train": 0, "inference": 0}
+    sections = re.split(r'<h3 id="s\d+">', page)[1:]
+    assert len(sections) == 4
+    from reports.html import page_figures
+
+    figs = iter(f for f in page_figures(page) if any(t.get("name") == "front (all designs)" for t in f["data"]))
+    for sec in sections:
+        train = sec.startswith(tuple(f"{e} - train step" for e in ("HalfCheetah-v5", "Hopper-v5")))
+        word, other = ("per train step", "per pass") if train else ("per pass", "per train step")
+        caption = re.search(r"<caption>Front \(all designs\): ([^<]*)</caption>", sec).group(1)
+        assert word in caption and other not in caption
+        for _ in range(4):
+            fig = next(figs)
+            texts = [fig["layout"]["title"]["text"], fig["layout"]["xaxis"]["title"]["text"],
+                     fig["layout"]["yaxis"]["title"]["text"]]
+            energy = [t for t in texts if "energy per" in t.lower()]
+            assert all(word in t and other not in t for t in energy), texts
+            seen["train" if train else "inference"] += len(energy)
+    assert seen["train"] and seen["inference"]
+    md = (default_sweep / "report" / "summary.md").read_text()
+    assert "**Return vs energy per train step**" in md and "**Return vs energy per pass**" in md
+
+    raw = pd.read_parquet(default_sweep / "points.parquet")
+    df = with_seed_range(as_trained(raw), return_table(raw, json_lib.loads((default_sweep / "sweep.json").read_text())["quality_table"]))
+    spec = next(s for s in SPECS if s.name == "energy_vs_latency")
+    fig = _saved_figure(monkeypatch, figures.front_png, df, spec, {}, default_sweep / "unused.png")
+    for ax in (a for a in fig.axes if a.get_title()):
+        want = "per train step" if "train step" in ax.get_title() else "per pass"
+        assert want in ax.get_ylabel(), (ax.get_title(), ax.get_ylabel())
+    plt.close(fig)
