@@ -194,3 +194,30 @@ def _init_ray(ray: Any, address: Optional[str], workers: int) -> Any:
         sys.stderr.write("".join(logged))
         raise
     return ray
+
+
+def on_every_node(ray: Any, fn: Any, *args: Any, timeout_s: float) -> list[tuple[str, Any]]:
+    """``fn(*args)`` as a Ray task on each alive node of the cluster that has CPUs (the nodes
+    that run nmlab's tasks), pinned there (``NodeAffinitySchedulingStrategy``, soft=False) and
+    needing no CPU of its own, so it runs beside busy workers. Returns (the node's address, the
+    result) for the nodes that answered within ``timeout_s`` (together): a node lost meanwhile,
+    or one too slow to start a worker, is left out rather than waited for."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [node for node in ray.nodes() if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) > 0]
+    if not nodes:
+        return []
+    task = ray.remote(fn)
+    refs = {}
+    for node in nodes:
+        strategy = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+        ref = task.options(num_cpus=0, max_retries=0, scheduling_strategy=strategy).remote(*args)
+        refs[ref] = node.get("NodeManagerAddress", "?")
+    ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout_s)
+    answers = []
+    for ref in ready:
+        try:
+            answers.append((refs[ref], ray.get(ref)))
+        except ray.exceptions.RayError:  # its node went away after all
+            pass
+    return answers

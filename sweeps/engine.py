@@ -370,18 +370,12 @@ class _RayPool:
 
     def _remove_inputs_on_every_node(self) -> None:
         """Remove the workers' input copies on each node of the cluster that runs tasks (its
-        ``/tmp`` is not the driver's on another machine): one task pinned to each alive node with
-        CPUs, needing none (it runs beside busy workers), waited for at most
-        :data:`CLEANUP_TIMEOUT_S`. A node lost during the sweep keeps its copies."""
-        try:
-            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+        ``/tmp`` is not the driver's on another machine; :func:`hwmodel.raycluster.on_every_node`),
+        waited for at most :data:`CLEANUP_TIMEOUT_S`. A node lost during the sweep keeps its copies."""
+        from hwmodel.raycluster import on_every_node
 
-            task = self.ray.remote(num_cpus=0, max_retries=0)(remove_inputs)
-            refs = [task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False))
-                    .remote(self.inputs_root)
-                    for node in self.ray.nodes() if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) > 0]
-            if refs:
-                self.ray.wait(refs, num_returns=len(refs), timeout=CLEANUP_TIMEOUT_S)
+        try:
+            on_every_node(self.ray, remove_inputs, self.inputs_root, timeout_s=CLEANUP_TIMEOUT_S)
         except Exception:  # a lost cluster, or a node gone meanwhile: nothing more to remove there
             pass
 

@@ -439,6 +439,9 @@ class _NoGpuRay(_FakeRay):
     def cluster_resources(self):
         return {"CPU": 2.0}
 
+    def nodes(self):
+        return []  # no node to ask whether it sees DIR
+
     def shutdown(self):
         self.shut = True
 

@@ -1,11 +1,17 @@
-"""`nmlab sweep --ray ADDRESS` on a cluster of several nodes (simulated on this machine by
-tests/raycluster_sim.py: every worker node has a /tmp of its own, as another machine has)."""
+"""`nmlab sweep --ray ADDRESS` and `nmlab campaign --ray ADDRESS` on a cluster of several nodes
+(simulated on this machine by tests/raycluster_sim.py: every worker node has a /tmp of its own, as
+another machine has). The commands run as child processes, as a user runs them: a driver in this
+process would carry the Ray settings of the instances earlier tests started here."""
 
 from __future__ import annotations
+
+import subprocess
+import sys
 
 import pytest
 
 from tests import raycluster_sim
+from tests.conftest import repo_env
 
 # A cluster starts and stops in about 10 s.
 pytestmark = [pytest.mark.slow,
@@ -13,21 +19,53 @@ pytestmark = [pytest.mark.slow,
                                  reason="needs Linux user + mount namespaces (unshare) for a node's own /tmp")]
 
 
+def _nmlab(*args: str) -> subprocess.CompletedProcess:
+    env = repo_env()
+    for key in ("RAY_ADDRESS", *raycluster_sim.AUTH_VARS):
+        env.pop(key, None)
+    return subprocess.run([sys.executable, "-m", "hwmodel", *args], capture_output=True, text=True, env=env, timeout=300)
+
+
 def test_a_sweep_on_a_cluster_leaves_no_input_copies_on_the_other_nodes(tmp_path):
     """The workers on a node other than the driver's copied the shipped workloads and designs into
     that node's /tmp and nobody removed them (Ray ends its workers without their exit handlers):
     one folder more per worker node and sweep, there for good."""
-    import ray
+    from tests.test_sweep_cli import config
 
-    from sweeps import api, store
-    from tests.test_sweep_engine import fake_evaluate, shipped_evaluate, write_config
-
-    cfg = write_config(tmp_path, patterns=["dense", "2:4"], bits=[8], chunk_size=4)
-    with raycluster_sim.cluster(worker_cpus=(1,)) as (address, (node_tmp,)):
-        api.run(cfg, tmp_path / "ray", use_ray=True, ray_address=address, evaluate=shipped_evaluate, progress=False)
-        assert not ray.is_initialized()
+    cfg = config(tmp_path, patterns=["dense", "2:4"], bits=[8], chunk_size=4)
+    with raycluster_sim.cluster(worker_cpus=(1,)) as (address, (node_tmp,), _):
+        run = _nmlab("sweep", str(cfg), "--out", str(tmp_path / "ray"), "--ray", address, "--quiet")
+        assert run.returncode == 0, run.stderr[-3000:]
         left = sorted(p.name for p in node_tmp.glob("nmlab-ray-inputs-*"))
     assert left == [], f"input copies left on the worker node: {left}"
 
-    api.run(cfg, tmp_path / "local", workers=1, evaluate=fake_evaluate, progress=False)
-    assert store.read_table(tmp_path / "ray").to_pandas().equals(store.read_table(tmp_path / "local").to_pandas())
+    run = _nmlab("sweep", str(cfg), "--out", str(tmp_path / "local"), "--workers", "1", "--quiet")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert (tmp_path / "ray" / "points.parquet").read_bytes() == (tmp_path / "local" / "points.parquet").read_bytes()
+
+
+CAMPAIGN = ("version: 1\nenvs: [Hopper-v5]\nagents: [dense]\nseeds: [0]\nsteps: 300\nquality_bits: [32]\n"
+            "quality_episodes: 1\ntrain: {learning_starts: 100, batch_size: 32, hidden: 32, eval_every: 300, "
+            "eval_episodes: 1}\n")
+
+
+def test_a_campaign_on_a_cluster_refuses_a_dir_a_node_does_not_see(tmp_path):
+    """A campaign whose DIR a worker node does not see trained its runs into that node's own disk,
+    said `done hopper_dense_s0`, then showed the run as `new` (0 steps) and exited 0: the driver's
+    DIR held nothing, and a second invocation "trained" it again there."""
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CAMPAIGN)
+    with raycluster_sim.cluster(worker_cpus=(1,)) as (address, _, shared):
+        run = _nmlab("campaign", str(cfg), "--out", str(tmp_path / "c"), "--ray", address)
+        assert run.returncode == 2, run.stdout + run.stderr[-3000:]
+        err = run.stderr.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"nmlab campaign: error: --out: {tmp_path / 'c'} is not on storage "
+                                                   "every node of the Ray cluster sees (1 node(s) do not: "), err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml"], "nothing written, no probe left"
+
+        # DIR on storage every node sees: the run trains there, where the driver finds it.
+        run = _nmlab("campaign", str(cfg), "--out", str(shared / "c"), "--ray", address)
+        assert run.returncode == 0, run.stdout + run.stderr[-3000:]
+        assert "done hopper_dense_s0: 300 steps" in run.stdout and "300/300" in run.stdout, run.stdout
+        assert (shared / "c" / "hopper_dense_s0" / "done.json").is_file()
+        assert [p.name for p in shared.glob(".nmlab-campaign-probe-*")] == []
