@@ -145,6 +145,16 @@ def init_ray(address: Optional[str], workers: int) -> Any:
         return _init_ray(ray, address, workers)
 
 
+def _one_line(exc: BaseException) -> str:
+    """What a failed join says, on one line: the first line of Ray's message (the rest is retries,
+    tracebacks), except for a version mismatch, whose versions are on the lines after it."""
+    text = str(exc).strip()
+    if text.startswith("Version mismatch"):
+        # "The cluster was started with:\n    Ray: 2.9.0\n    Python: 3.10.12\nThis process on ..."
+        return " ".join(text.split())
+    return (text.splitlines() or [type(exc).__name__])[0]
+
+
 def _init_ray(ray: Any, address: Optional[str], workers: int) -> Any:
     kw: dict[str, Any] = dict(log_to_driver=False, logging_level="ERROR", configure_logging=False)
     if is_local(address):
@@ -176,7 +186,7 @@ def _init_ray(ray: Any, address: Optional[str], workers: int) -> Any:
             warnings.simplefilter("ignore")
             ray.init(address=address, **kw)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = _one_line(exc)
         token_mode = os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
         hint = ""
         if any(t in "".join(logged) for t in TOKEN_REFUSED):
@@ -184,6 +194,8 @@ def _init_ray(ray: Any, address: Optional[str], workers: int) -> Any:
                     if token_mode or address == "auto" else
                     "; the cluster has token authentication: set RAY_AUTH_MODE=token here, with the cluster's token "
                     "in ~/.ray/auth_token or RAY_AUTH_TOKEN")
+        elif first.startswith("Version mismatch"):
+            hint = "; run nmlab where Ray and Python are the cluster's versions"
         # Only a refused connection can be the token (not a malformed address).
         elif isinstance(exc, ConnectionError) and address != "auto" and not token_mode:
             hint = ("; a cluster with token authentication (`ray start` turns it on where ~/.ray/auth_token "

@@ -481,3 +481,25 @@ def test_a_campaign_whose_runs_would_not_learn_says_so(tmp_path, monkeypatch, ca
     cfg.write_text(CAMPAIGN + f"train: {{{key}: 999}}\n")
     assert main(["campaign", str(cfg), "--out", str(tmp_path / "d"), "--ray", "auto"]) == 0
     assert "learning_starts" not in capsys.readouterr().out
+
+
+def test_a_ray_version_mismatch_names_both_versions_in_one_line(tmp_path, monkeypatch, capsys):
+    """Ray says which versions differ on the lines after 'Version mismatch: The cluster was started
+    with:', and the error kept only that first line: the versions were lost."""
+    import ray
+    from ray._private.utils import check_version_info
+
+    def mismatch(*args, **kw):  # what ray.init raises, from Ray's own check
+        check_version_info({"ray_version": "2.9.0", "python_version": "3.10.12"}, "node 10.0.0.5")
+
+    monkeypatch.setattr(ray, "init", mismatch)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    with _listening_head() as address:
+        assert main(["sweep", str(config(tmp_path)), "--out", str(tmp_path / "o"), "--ray", address, "--quiet"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "points left out" not in line]
+    assert len(err) == 1, err
+    assert err[0].startswith(f"nmlab sweep: error: --ray: cannot join the Ray cluster at {address} (Version mismatch: "
+                             "The cluster was started with: Ray: 2.9.0 Python: 3.10.12 This process on node 10.0.0.5 "
+                             f"was started with: Ray: {ray.__version__} Python: "), err[0]
+    assert err[0].endswith("); run nmlab where Ray and Python are the cluster's versions"), err[0]
+    assert not (tmp_path / "o").exists()
