@@ -233,3 +233,15 @@ def on_every_node(ray: Any, fn: Any, *args: Any, timeout_s: float) -> list[tuple
         except ray.exceptions.RayError:  # its node went away after all
             pass
     return answers
+
+
+def require_cpus(ray: Any, address: Optional[str]) -> None:
+    """Refuse a cluster without a CPU (one NmlabError line): every nmlab task needs one, and Ray
+    holds tasks it cannot place without a word, so the command would wait forever at 0%. A cluster
+    whose CPUs are all busy is fine: its tasks wait their turn."""
+    if float(ray.cluster_resources().get("CPU", 0)) >= 1:
+        return
+    alive = sum(1 for node in ray.nodes() if node.get("Alive"))
+    raise NmlabError(f"--ray: the Ray cluster at {address} has no CPU (its {alive} node(s) alive have none): Ray would "
+                     f"hold every task until a node with CPUs joins; start one (`ray start --address=HEAD:PORT`), "
+                     f"or give an autoscaling cluster one at its minimum, then run the same command")

@@ -294,7 +294,7 @@ def _failure(ray: Any, exc: Exception) -> str:
 def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, workers: int = 1,
                  progress: bool = True) -> int:
     """Train every unfinished run of ``cfg`` in ``out``; returns 0 when all are done, 1 if some failed."""
-    from hwmodel.raycluster import is_local
+    from hwmodel.raycluster import is_local, require_cpus
 
     runs = cfg.runs()
     # A DIR another driver holds is refused first, in one line and without touching Ray (joining
@@ -310,7 +310,8 @@ def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, 
     try:
         if ray is not None:
             _check_gpus(ray, cfg, address)
-            if not is_local(address):  # a local instance is this machine
+            if not is_local(address):  # a local instance is this machine, with --workers CPUs
+                require_cpus(ray, address)
                 _check_out_is_shared(ray, out)
         out.mkdir(parents=True, exist_ok=True)
         with lock.hold():

@@ -19,11 +19,11 @@ pytestmark = [pytest.mark.slow,
                                  reason="needs Linux user + mount namespaces (unshare) for a node's own /tmp")]
 
 
-def _nmlab(*args: str) -> subprocess.CompletedProcess:
+def _nmlab(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     env = repo_env()
     for key in ("RAY_ADDRESS", *raycluster_sim.AUTH_VARS):
         env.pop(key, None)
-    return subprocess.run([sys.executable, "-m", "hwmodel", *args], capture_output=True, text=True, env=env, timeout=300)
+    return subprocess.run([sys.executable, "-m", "hwmodel", *args], capture_output=True, text=True, env=env, timeout=timeout)
 
 
 def test_a_sweep_on_a_cluster_leaves_no_input_copies_on_the_other_nodes(tmp_path):
@@ -69,3 +69,24 @@ def test_a_campaign_on_a_cluster_refuses_a_dir_a_node_does_not_see(tmp_path):
         assert "done hopper_dense_s0: 300 steps" in run.stdout and "300/300" in run.stdout, run.stdout
         assert (shared / "c" / "hopper_dense_s0" / "done.json").is_file()
         assert [p.name for p in shared.glob(".nmlab-campaign-probe-*")] == []
+
+
+def test_a_cluster_without_a_cpu_is_one_line_not_a_wait_forever(tmp_path):
+    """A cluster whose nodes have no CPU (a head started with --num-cpus=0 before any worker node
+    joined): the sweep sat at 0% and the campaign at 0 steps, silently, until killed."""
+    from tests.test_sweep_cli import config
+
+    cfg = config(tmp_path, patterns=["dense"], bits=[8])
+    camp = tmp_path / "c.yaml"
+    camp.write_text(CAMPAIGN)
+    with raycluster_sim.cluster(worker_cpus=(), head_cpus=0) as (address, _, shared):
+        for command, out in (("sweep", tmp_path / "o"), ("campaign", shared / "c")):
+            args = [str(cfg if command == "sweep" else camp), "--out", str(out), "--ray", address]
+            # A wait forever meets the timeout.
+            run = _nmlab(command, *args, *(["--quiet"] if command == "sweep" else []), timeout=60)
+            err = [line for line in run.stderr.strip().splitlines() if "points left out" not in line]
+            assert run.returncode == 2 and err == [
+                f"nmlab {command}: error: --ray: the Ray cluster at {address} has no CPU (its 1 node(s) alive have none): "
+                "Ray would hold every task until a node with CPUs joins; start one (`ray start --address=HEAD:PORT`), "
+                "or give an autoscaling cluster one at its minimum, then run the same command"], run.stderr[-3000:]
+            assert not out.exists(), "nothing written"
