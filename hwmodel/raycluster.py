@@ -142,7 +142,50 @@ def init_ray(address: Optional[str], workers: int) -> Any:
     # ray.init installs its own SIGTERM handlers (a Python one that exits 15, and its core's,
     # which prints C++ stack lines): a command that stops on SIGTERM as on Ctrl-C keeps its own.
     with keeping_sigterm_handler():
-        return _init_ray(ray, address, workers)
+        ray = _init_ray(ray, address, workers)
+    _cluster_messages_on_stderr()
+    return ray
+
+
+#: How Ray's message about a node whose raylet ended begins; its first line ends with this
+#: announcement of the 20 lines of that raylet's log that follow.
+RAYLET_DIED = "Raylet is terminated"
+RAYLET_LOG_TAIL = "Last 20 lines of the Raylet logs:"
+
+
+def _cluster_messages_on_stderr() -> None:
+    """Print what the cluster publishes to the driver (Ray's ``(raylet)`` messages: a node lost, a
+    task retried) on stderr, one line each, rather than on stdout, which is the command's own output.
+
+    A node whose raylet ends (SIGKILL, the OOM killer, a machine gone) is reported twice, each time
+    with that raylet's last 20 log lines, and again by the head once it marks the node dead: 47
+    lines of state dump on a sweep's stdout for one node lost, while the sweep itself goes on (Ray
+    retries the node's tasks on the others). Here that is the note's first line, once, and the
+    head's note with its line breaks joined. Other output (a task's own, Ray's autoscaler) is
+    printed as Ray prints it; a Ray without this printer is left as it is."""
+    worker = sys.modules.get("ray._private.worker")
+    original = getattr(worker, "print_to_stdstream", None)
+    if original is None or getattr(original, "nmlab_condensed", False):
+        return
+    said: set[str] = set()
+
+    def printer(data: dict, ignore_prefix: bool = False) -> None:
+        if data.get("pid") != "raylet":
+            original(data, ignore_prefix=ignore_prefix)
+            return
+        for message in data.get("lines") or []:
+            text = str(message)
+            first = text.split("\n", 1)[0]
+            if first.startswith(RAYLET_DIED):
+                text = f"{first.removesuffix(RAYLET_LOG_TAIL).strip()} (its log: raylet.out in the node's Ray session folder)"
+                if text in said:  # each of the node's watchers publishes it
+                    continue
+                said.add(text)
+            sys.stderr.write(f"(raylet) {' '.join(text.split())}\n")
+        sys.stderr.flush()
+
+    printer.nmlab_condensed = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = printer
 
 
 def _one_line(exc: BaseException) -> str:
