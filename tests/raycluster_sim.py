@@ -2,9 +2,9 @@
 
 Each worker node runs in a mount namespace of its own whose temp folder (``/tmp``) is a private
 folder (Linux ``unshare``), as another machine's is: what a worker leaves there stays out of the
-driver's sight, and the driver's temporary files out of the node's, as on a real second machine. Every process is ours to stop
-(its own process group, SIGKILLed at the end): never ``ray stop``, which would stop every Ray
-instance of the machine.
+driver's sight, and the driver's temporary files out of the node's, as on a real second machine.
+Every process is ours to stop (each node its own process group, stopped at the end and when the
+process that started it dies): never ``ray stop``, which would stop every Ray instance of the machine.
 """
 
 from __future__ import annotations
@@ -40,6 +40,14 @@ def _ports() -> list[str]:
     names = ["node-manager-port", "object-manager-port", "dashboard-agent-listen-port",
              "dashboard-agent-grpc-port", "runtime-env-agent-port", "metrics-export-port"]
     return [f"--{name}={_free_port()}" for name in names]
+
+
+def _end_with_this_process() -> None:
+    """In a `ray start` about to run: SIGTERM when the process that started it dies (Linux), so a
+    test run killed outright (SIGTERM, SIGKILL: no ``finally``) leaves no cluster running."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)  # PR_SET_PDEATHSIG
 
 
 def can_isolate_tmp() -> bool:
@@ -110,7 +118,8 @@ def cluster(worker_cpus: tuple[int, ...] = (1,), head_cpus: int = 0) -> Iterator
 
     def start(argv: list[str], log: str) -> None:
         logs.append(os.open(root / log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
-        procs.append(subprocess.Popen(argv, env=env, stdout=logs[-1], stderr=subprocess.STDOUT, start_new_session=True))
+        procs.append(subprocess.Popen(argv, env=env, stdout=logs[-1], stderr=subprocess.STDOUT, start_new_session=True,
+                                      preexec_fn=_end_with_this_process))
 
     try:
         start(
