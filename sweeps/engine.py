@@ -312,6 +312,7 @@ class _RayPool:
         self.started = start_ray(address, workers) is not None
         # A local instance's workers share this machine's temp folder; a cluster's may not.
         self.one_machine = self.started and is_local(address)
+        self.lost = False  # Ray lost a worker, node or the cluster for good: no node is asked for anything more
         self.task = ray.remote(num_cpus=1)(ray_evaluate_chunk)
         self.evaluate = evaluate
         self.refs: dict[str, Any] = {}   # input file path -> ObjectRef of its bytes (put once)
@@ -351,6 +352,7 @@ class _RayPool:
             # Workers or nodes gone for good (Ray has retried the task), or the cluster itself
             # (`ray stop` mid-sweep): nothing the model did; the finished chunks are on disk.
             first = (str(exc).strip().splitlines() or [""])[0][:200]
+            self.lost = True
             raise NmlabError(f"--ray: Ray lost a task's worker, node or cluster ({type(exc).__name__}: {first}); "
                              f"the chunks finished so far are kept: the same command continues from them") from None
 
@@ -361,7 +363,7 @@ class _RayPool:
         except Exception:  # a lost cluster cannot cancel; its tasks are gone anyway
             pass
         try:
-            if not self.one_machine:
+            if not self.one_machine and not self.lost:
                 self._remove_inputs_on_every_node()
         finally:  # a second Ctrl-C while the nodes remove theirs still ends a Ray instance started here
             if self.started:
