@@ -142,7 +142,60 @@ def init_ray(address: Optional[str], workers: int) -> Any:
     # ray.init installs its own SIGTERM handlers (a Python one that exits 15, and its core's,
     # which prints C++ stack lines): a command that stops on SIGTERM as on Ctrl-C keeps its own.
     with keeping_sigterm_handler():
-        return _init_ray(ray, address, workers)
+        ray = _init_ray(ray, address, workers)
+    _cluster_messages_on_stderr()
+    return ray
+
+
+#: How Ray's message about a node whose raylet ended begins; its first line ends with this
+#: announcement of the 20 lines of that raylet's log that follow.
+RAYLET_DIED = "Raylet is terminated"
+RAYLET_LOG_TAIL = "Last 20 lines of the Raylet logs:"
+
+
+def _cluster_messages_on_stderr() -> None:
+    """Print what the cluster publishes to the driver (Ray's ``(raylet)`` messages: a node lost, a
+    task retried) on stderr, one line each, rather than on stdout, which is the command's own output.
+
+    A node whose raylet ends (SIGKILL, the OOM killer, a machine gone) is reported twice, each time
+    with that raylet's last 20 log lines, and again by the head once it marks the node dead: 47
+    lines of state dump on a sweep's stdout for one node lost, while the sweep itself goes on (Ray
+    retries the node's tasks on the others). Here that is the note's first line, once, and the
+    head's note with its line breaks joined. Other output (a task's own, Ray's autoscaler) is
+    printed as Ray prints it; a Ray without this printer is left as it is."""
+    worker = sys.modules.get("ray._private.worker")
+    original = getattr(worker, "print_to_stdstream", None)
+    if original is None or getattr(original, "nmlab_condensed", False):
+        return
+    said: set[str] = set()
+
+    def printer(data: dict, ignore_prefix: bool = False) -> None:
+        if data.get("pid") != "raylet":
+            original(data, ignore_prefix=ignore_prefix)
+            return
+        for message in data.get("lines") or []:
+            text = str(message)
+            first = text.split("\n", 1)[0]
+            if first.startswith(RAYLET_DIED):
+                text = f"{first.removesuffix(RAYLET_LOG_TAIL).strip()} (its log: raylet.out in the node's Ray session folder)"
+                if text in said:  # each of the node's watchers publishes it
+                    continue
+                said.add(text)
+            sys.stderr.write(f"(raylet) {' '.join(text.split())}\n")
+        sys.stderr.flush()
+
+    printer.nmlab_condensed = True  # type: ignore[attr-defined]
+    worker.print_to_stdstream = printer
+
+
+def _one_line(exc: BaseException) -> str:
+    """What a failed join says, on one line: the first line of Ray's message (the rest is retries,
+    tracebacks), except for a version mismatch, whose versions are on the lines after it."""
+    text = str(exc).strip()
+    if text.startswith("Version mismatch"):
+        # "The cluster was started with:\n    Ray: 2.9.0\n    Python: 3.10.12\nThis process on ..."
+        return " ".join(text.split())
+    return (text.splitlines() or [type(exc).__name__])[0]
 
 
 def _init_ray(ray: Any, address: Optional[str], workers: int) -> Any:
@@ -176,7 +229,7 @@ def _init_ray(ray: Any, address: Optional[str], workers: int) -> Any:
             warnings.simplefilter("ignore")
             ray.init(address=address, **kw)
     except (ConnectionError, RuntimeError, ValueError) as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = _one_line(exc)
         token_mode = os.environ.get("RAY_AUTH_MODE", "").lower() == "token"
         hint = ""
         if any(t in "".join(logged) for t in TOKEN_REFUSED):
@@ -184,6 +237,8 @@ def _init_ray(ray: Any, address: Optional[str], workers: int) -> Any:
                     if token_mode or address == "auto" else
                     "; the cluster has token authentication: set RAY_AUTH_MODE=token here, with the cluster's token "
                     "in ~/.ray/auth_token or RAY_AUTH_TOKEN")
+        elif first.startswith("Version mismatch"):
+            hint = "; run nmlab where Ray and Python are the cluster's versions"
         # Only a refused connection can be the token (not a malformed address).
         elif isinstance(exc, ConnectionError) and address != "auto" and not token_mode:
             hint = ("; a cluster with token authentication (`ray start` turns it on where ~/.ray/auth_token "
@@ -194,3 +249,42 @@ def _init_ray(ray: Any, address: Optional[str], workers: int) -> Any:
         sys.stderr.write("".join(logged))
         raise
     return ray
+
+
+def on_every_node(ray: Any, fn: Any, *args: Any, timeout_s: float) -> list[tuple[str, Any]]:
+    """``fn(*args)`` as a Ray task on each alive node of the cluster that has CPUs (the nodes
+    that run nmlab's tasks), pinned there (``NodeAffinitySchedulingStrategy``, soft=False) and
+    needing no CPU of its own, so it runs beside busy workers. Returns (the node's address, the
+    result) for the nodes that answered within ``timeout_s`` (together): a node lost meanwhile,
+    or one too slow to start a worker, is left out rather than waited for."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    nodes = [node for node in ray.nodes() if node.get("Alive") and node.get("Resources", {}).get("CPU", 0) > 0]
+    if not nodes:
+        return []
+    task = ray.remote(fn)
+    refs = {}
+    for node in nodes:
+        strategy = NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)
+        ref = task.options(num_cpus=0, max_retries=0, scheduling_strategy=strategy).remote(*args)
+        refs[ref] = node.get("NodeManagerAddress", "?")
+    ready, _ = ray.wait(list(refs), num_returns=len(refs), timeout=timeout_s)
+    answers = []
+    for ref in ready:
+        try:
+            answers.append((refs[ref], ray.get(ref)))
+        except ray.exceptions.RayError:  # its node went away after all
+            pass
+    return answers
+
+
+def require_cpus(ray: Any, address: Optional[str]) -> None:
+    """Refuse a cluster without a CPU (one NmlabError line): every nmlab task needs one, and Ray
+    holds tasks it cannot place without a word, so the command would wait forever at 0%. A cluster
+    whose CPUs are all busy is fine: its tasks wait their turn."""
+    if float(ray.cluster_resources().get("CPU", 0)) >= 1:
+        return
+    alive = sum(1 for node in ray.nodes() if node.get("Alive"))
+    raise NmlabError(f"--ray: the Ray cluster at {address} has no CPU (its {alive} node(s) alive have none): Ray would "
+                     f"hold every task until a node with CPUs joins; start one (`ray start --address=HEAD:PORT`), "
+                     f"or give an autoscaling cluster one at its minimum, then run the same command")

@@ -23,7 +23,8 @@ second driver on DIR is refused naming it.
 
 Without ``--ray`` a local Ray instance with ``--workers`` CPUs runs the tasks; ``--ray``
 (address ``auto``) or ``--ray ADDRESS`` joins a running cluster, whose nodes must all see DIR
-(shared storage) and have nmlab installed.
+(shared storage; checked before anything is written, :func:`_check_out_is_shared`) and have nmlab
+installed.
 """
 
 from __future__ import annotations
@@ -240,6 +241,46 @@ def _check_gpus(ray: Any, cfg: CampaignConfig, address: Optional[str]) -> None:
                          f"{gpus:g}; Ray would wait for one forever (train on the CPU: leave device out)")
 
 
+#: Seconds the driver waits for the nodes of a cluster to say whether they see DIR (each starts a worker).
+SHARED_CHECK_TIMEOUT_S = 60.0
+
+
+def _exists(path: str) -> bool:
+    """Run on a node of the cluster: whether the driver's file ``path`` is there too."""
+    return os.path.exists(path)
+
+
+def _check_out_is_shared(ray: Any, out: Path) -> None:
+    """Refuse a DIR that a node of the cluster does not see (one NmlabError line, before anything is
+    written): the runs on that node would write their folders on its own disk, each reported done
+    while the driver's DIR, its table and a second invocation never see them.
+
+    A probe file is made where DIR is (DIR itself, else the nearest folder above it that exists),
+    each node with CPUs looks for it at the same path (:func:`hwmodel.raycluster.on_every_node`),
+    and it is removed. Where the probe cannot be made, the check is left to the writes that follow."""
+    import tempfile
+
+    from hwmodel.raycluster import on_every_node
+
+    anchor = out.resolve()
+    while not anchor.is_dir() and anchor != anchor.parent:
+        anchor = anchor.parent
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".nmlab-campaign-probe-", dir=anchor)
+    except OSError:
+        return
+    try:
+        os.close(fd)
+        answers = on_every_node(ray, _exists, probe, timeout_s=SHARED_CHECK_TIMEOUT_S)
+    finally:
+        os.unlink(probe)
+    blind = sorted({node for node, seen in answers if not seen})
+    if blind:
+        raise NmlabError(f"--out: {out} is not on storage every node of the Ray cluster sees ({len(blind)} node(s) "
+                         f"do not: {', '.join(blind)}); the runs write their folders in DIR on the node that trains "
+                         f"them: give a DIR on shared storage mounted at the same path on every node")
+
+
 def _failure(ray: Any, exc: Exception) -> str:
     """One line for a run that failed: the NmlabError of a bad setting, else the error's last line."""
     cause = getattr(exc, "cause", None)
@@ -253,6 +294,8 @@ def _failure(ray: Any, exc: Exception) -> str:
 def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, workers: int = 1,
                  progress: bool = True) -> int:
     """Train every unfinished run of ``cfg`` in ``out``; returns 0 when all are done, 1 if some failed."""
+    from hwmodel.raycluster import is_local, require_cpus
+
     runs = cfg.runs()
     # A DIR another driver holds is refused first, in one line and without touching Ray (joining
     # or starting it takes seconds, and a local instance a whole machine's CPUs). The lock itself
@@ -267,6 +310,9 @@ def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, 
     try:
         if ray is not None:
             _check_gpus(ray, cfg, address)
+            if not is_local(address):  # a local instance is this machine, with --workers CPUs
+                require_cpus(ray, address)
+                _check_out_is_shared(ray, out)
         out.mkdir(parents=True, exist_ok=True)
         with lock.hold():
             done = [(r, read_done(out / r.name)) for r in runs]  # each done.json read once under the lock

@@ -99,6 +99,7 @@ def run(
     holds is refused (NmlabError) before anything is planned, started or written.
     """
     from hwmodel.limits import check_output_dir
+    from hwmodel.raycluster import is_local, require_cpus
 
     if not isinstance(cfg, SweepConfig):
         cfg = load_config(cfg)
@@ -140,6 +141,8 @@ def run(
     # Ray is joined (or started) before anything is written: an address it cannot join is a bad input too.
     ray = engine.start_ray(ray_address, workers) if use_ray else None
     try:
+        if ray is not None and not is_local(ray_address):
+            require_cpus(ray, ray_address)
         out.mkdir(parents=True, exist_ok=True)
         # sweep.json, the parts and points.parquet are written under the lock: two sweeps on one
         # folder would overwrite each other's manifest and table (one with fewer points, or another grid's).

@@ -246,7 +246,8 @@ def _materialize(root: str, path: str, ref) -> str:
     """A local copy of an input file shipped through Ray's object store, once per worker process and
     sweep, under ``root``: the folder the sweep's driver made for them and removes when it ends (each
     worker writes into its own subfolder). A worker on another machine, where ``root`` does not exist,
-    creates it and removes it when its process exits normally. Keyed by ``root`` too: a worker that
+    creates it; the driver removes it there too when the sweep ends (:func:`remove_inputs`, a task on
+    every node), and the worker when its process exits normally. Keyed by ``root`` too: a worker that
     serves two sweeps of one driver (a cluster the caller started) never runs the second on the first's
     copy of a file edited in between.
 
@@ -282,6 +283,15 @@ def ray_evaluate_chunk(points: dict[str, list], evaluate: Callable, blobs: dict[
     return evaluate_chunk(local, evaluate)
 
 
+def remove_inputs(root: str) -> None:
+    """A Ray task pinned to one node (:meth:`_RayPool.close`): removes the sweep's input copies there."""
+    shutil.rmtree(root, ignore_errors=True)
+
+
+#: Seconds the driver waits, at the end of a sweep on a cluster, for every node to remove its input copies.
+CLEANUP_TIMEOUT_S = 30.0
+
+
 def start_ray(address: Optional[str], workers: int) -> Any:
     """``ray`` after joining the cluster at ``address`` or starting a local instance of ``workers``
     CPUs (:func:`hwmodel.raycluster.init_ray`); None where Ray is already initialized here (its
@@ -295,11 +305,14 @@ class _RayPool:
     """The same interface over Ray tasks (one task per chunk); input files travel through the object store."""
 
     def __init__(self, address: Optional[str], workers: int, evaluate: Callable):
-        from hwmodel.raycluster import import_ray
+        from hwmodel.raycluster import import_ray, is_local
 
         ray = import_ray()
         self.ray = ray
         self.started = start_ray(address, workers) is not None
+        # A local instance's workers share this machine's temp folder; a cluster's may not.
+        self.one_machine = self.started and is_local(address)
+        self.lost = False  # Ray lost a worker, node or the cluster for good: no node is asked for anything more
         self.task = ray.remote(num_cpus=1)(ray_evaluate_chunk)
         self.evaluate = evaluate
         self.refs: dict[str, Any] = {}   # input file path -> ObjectRef of its bytes (put once)
@@ -339,6 +352,7 @@ class _RayPool:
             # Workers or nodes gone for good (Ray has retried the task), or the cluster itself
             # (`ray stop` mid-sweep): nothing the model did; the finished chunks are on disk.
             first = (str(exc).strip().splitlines() or [""])[0][:200]
+            self.lost = True
             raise NmlabError(f"--ray: Ray lost a task's worker, node or cluster ({type(exc).__name__}: {first}); "
                              f"the chunks finished so far are kept: the same command continues from them") from None
 
@@ -348,9 +362,24 @@ class _RayPool:
                 self.ray.cancel(ref, force=True)
         except Exception:  # a lost cluster cannot cancel; its tasks are gone anyway
             pass
-        if self.started:
-            self.ray.shutdown()
-        shutil.rmtree(self.inputs_root, ignore_errors=True)
+        try:
+            if not self.one_machine and not self.lost:
+                self._remove_inputs_on_every_node()
+        finally:  # a second Ctrl-C while the nodes remove theirs still ends a Ray instance started here
+            if self.started:
+                self.ray.shutdown()
+            shutil.rmtree(self.inputs_root, ignore_errors=True)
+
+    def _remove_inputs_on_every_node(self) -> None:
+        """Remove the workers' input copies on each node of the cluster that runs tasks (its
+        ``/tmp`` is not the driver's on another machine; :func:`hwmodel.raycluster.on_every_node`),
+        waited for at most :data:`CLEANUP_TIMEOUT_S`. A node lost during the sweep keeps its copies."""
+        from hwmodel.raycluster import on_every_node
+
+        try:
+            on_every_node(self.ray, remove_inputs, self.inputs_root, timeout_s=CLEANUP_TIMEOUT_S)
+        except Exception:  # a lost cluster, or a node gone meanwhile: nothing more to remove there
+            pass
 
 
 def write_manifest(out: Path, manifest: dict[str, Any]) -> None:

@@ -439,6 +439,9 @@ class _NoGpuRay(_FakeRay):
     def cluster_resources(self):
         return {"CPU": 2.0}
 
+    def nodes(self):
+        return []  # no node to ask whether it sees DIR
+
     def shutdown(self):
         self.shut = True
 
@@ -478,3 +481,60 @@ def test_a_campaign_whose_runs_would_not_learn_says_so(tmp_path, monkeypatch, ca
     cfg.write_text(CAMPAIGN + f"train: {{{key}: 999}}\n")
     assert main(["campaign", str(cfg), "--out", str(tmp_path / "d"), "--ray", "auto"]) == 0
     assert "learning_starts" not in capsys.readouterr().out
+
+
+def test_a_ray_version_mismatch_names_both_versions_in_one_line(tmp_path, monkeypatch, capsys):
+    """Ray says which versions differ on the lines after 'Version mismatch: The cluster was started
+    with:', and the error kept only that first line: the versions were lost."""
+    import ray
+    from ray._private.utils import check_version_info
+
+    def mismatch(*args, **kw):  # what ray.init raises, from Ray's own check
+        check_version_info({"ray_version": "2.9.0", "python_version": "3.10.12"}, "node 10.0.0.5")
+
+    monkeypatch.setattr(ray, "init", mismatch)
+    monkeypatch.delenv("RAY_AUTH_MODE", raising=False)
+    with _listening_head() as address:
+        assert main(["sweep", str(config(tmp_path)), "--out", str(tmp_path / "o"), "--ray", address, "--quiet"]) == 2
+    err = [line for line in capsys.readouterr().err.splitlines() if "points left out" not in line]
+    assert len(err) == 1, err
+    assert err[0].startswith(f"nmlab sweep: error: --ray: cannot join the Ray cluster at {address} (Version mismatch: "
+                             "The cluster was started with: Ray: 2.9.0 Python: 3.10.12 This process on node 10.0.0.5 "
+                             f"was started with: Ray: {ray.__version__} Python: "), err[0]
+    assert err[0].endswith("); run nmlab where Ray and Python are the cluster's versions"), err[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_what_the_cluster_publishes_is_one_line_each_on_stderr(tmp_path, capfd):
+    """A node whose raylet was SIGKILLed mid-sweep: the sweep went on (Ray retried the node's chunks
+    on the others) but its stdout got Ray's note with the raylet's last 20 log lines twice and the
+    head's note on the node marked dead, 47 lines; now one line each, once, on stderr."""
+    import ray
+    import ray._private.worker as ray_worker
+
+    from hwmodel.raycluster import init_ray
+
+    died = ("Raylet is terminated. Termination is unexpected. Possible reasons include: (1) SIGKILL by the user or "
+            "system OOM killer, (2) Invalid memory access from Raylet causing SIGSEGV or SIGBUS, (3) Other "
+            "termination signals. Last 20 lines of the Raylet logs:\n"
+            + "    ".join(f"    [state-dump] line {i}\n" for i in range(20)))
+    dead = ("The node with node id: 46182e and address: 10.0.0.5 and node name: 10.0.0.5 has been marked dead because "
+            "the detector has missed too many heartbeats from it. This can happen when a \t(1) raylet crashes "
+            "unexpectedly (OOM, etc.) \n\t(2) raylet has lagging heartbeats due to slow network or busy workload.")
+    init_ray(None, 1)
+    try:
+        capfd.readouterr()
+        # What Ray's listener thread calls for each error the cluster publishes (ray._private.worker).
+        for note in (died, died, dead):
+            ray_worker.print_to_stdstream({"lines": [note], "pid": "raylet", "is_err": False}, ignore_prefix=False)
+        out, err = capfd.readouterr()
+    finally:
+        ray.shutdown()
+    assert out == ""
+    assert err.splitlines() == [
+        "(raylet) Raylet is terminated. Termination is unexpected. Possible reasons include: (1) SIGKILL by the user "
+        "or system OOM killer, (2) Invalid memory access from Raylet causing SIGSEGV or SIGBUS, (3) Other termination "
+        "signals. (its log: raylet.out in the node's Ray session folder)",
+        "(raylet) The node with node id: 46182e and address: 10.0.0.5 and node name: 10.0.0.5 has been marked dead "
+        "because the detector has missed too many heartbeats from it. This can happen when a (1) raylet crashes "
+        "unexpectedly (OOM, etc.) (2) raylet has lagging heartbeats due to slow network or busy workload."]
