@@ -30,7 +30,7 @@ from reports.data import (agent_label, agent_order, design_order, design_title, 
                           is_gpu, md_text, name_digest, one_row_per, seed_range_text, with_agent)
 from reports.quality import HW_BITS, hardware_scenario
 from reports.style import design_colors
-from reports.why import NO_GAIN, is_extreme, limiters, skipped_share, small_pct, verdict_word
+from reports.why import NO_GAIN, Verdict, is_extreme, limiters, skipped_share, small_pct, verdict_word
 
 SAME_BITS = ("speedup_vs_dense", "energy_ratio_vs_dense")
 SECTION = ("env", "scenario", "batch")
@@ -239,7 +239,7 @@ def extreme_notes(rows: list[dict]) -> list[dict]:
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         if is_extreme(r["pattern"], r["speedup_vs_dense"], r["energy_ratio_vs_dense"]) and r.get("why"):
-            groups.setdefault((r["design"], r["why"].partition(": ")[0]), []).append(r)  # "runs as 2:4", whole
+            groups.setdefault((r["design"], why_cause(r)[0]), []).append(r)
     rank = {d: i for i, d in enumerate(design_order({d for d, _ in groups}))}
     out = []
     for (design, _), rs in sorted(groups.items(), key=lambda kv: (rank[kv[0][0]], kv[0][1])):
@@ -249,11 +249,25 @@ def extreme_notes(rows: list[dict]) -> list[dict]:
         for r in rs:
             by_agent.setdefault(r["label"], []).append(
                 f"{r['bits']} b {fmt_ratio(r['speedup_vs_dense'])}x/{fmt_ratio(r['energy_ratio_vs_dense'])}")
-        cause, _, numbers = worst["why"].partition(": ")
+        cause, numbers = why_cause(worst)
         out.append({"design": design, "cause": cause, "numbers": numbers,
                     "example": f"{worst['label']} @{worst['bits']} b" if len(rs) > 1 else "",
                     "cells": [(a, ", ".join(v)) for a, v in by_agent.items()]})
     return out
+
+
+def why_cause(r: dict) -> tuple[str, str]:
+    """(cause, numbers) of a same-bits record's why line for the extreme-cell table: the words before its first
+    ": " and the rest ("SRAM cliff", "runs as 2:4", "no gain in speed"), or, where those words carry the record's
+    own figures ("leakage is 69% of the energy: ...", "compute-bound (63% of cycles computing); ...") or there is no
+    ": ", its verdict's name and the whole line: one row per cause, not one per percentage, and no line in the
+    cause column."""
+    why = r.get("why") or ""
+    head, sep, rest = why.partition(": ")
+    verdict = str(r.get("verdict") or "")
+    if sep and (verdict == Verdict.RUNS_AS or not any(ch.isdigit() for ch in head)):
+        return head, rest
+    return (verdict, why) if verdict else (head, rest)
 
 
 EXTREME_HEAD = ("design", "cause", "the numbers behind it", "cells it explains (speedup x / energy ratio vs dense)")
@@ -729,6 +743,7 @@ table.ans td.na{color:#aaa}table.ans sup{color:#333}
 .lead{font-size:14px}details.why{font-size:13px;margin:4px 0 14px}table.whyt{border-collapse:collapse;font-size:12.5px;margin-top:4px}
 table.whyt td,table.whyt th{border:1px solid #ddd;padding:3px 6px;vertical-align:top;text-align:left}
 table.whyt th{background:#f3f3f3}table.whyt td.cells,table.whyt td:nth-child(-n+2){white-space:nowrap}
+table.whyt td:nth-child(3){min-width:22em}
 h4{margin:18px 0 4px}.cells{color:#555}
 .glance{overflow-x:auto;max-width:100%}table.glance{font-size:13px}table.glance td{white-space:nowrap;line-height:1.2}
 table.glance caption{font-size:14px}table.glance .lim,table.glance .spread,.unit{font-size:11px;color:#444;font-weight:normal}

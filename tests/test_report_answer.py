@@ -1271,3 +1271,30 @@ def test_plot_titles_clear_the_toolbar_at_1400_px(page, sweep):
             assert not (left < mr and ml < right and top < mb and mt < bottom), (p["id"], text, p["modebar"])
             subtitles += "points without return left out" in text
     assert subtitles >= 12  # the return fronts of every section say what they leave out
+
+
+def test_extreme_cells_group_leakage_and_compute_bound_under_their_cause_word():
+    """A why line whose first words carry its own figures ('leakage is 69% of the energy: ...') or that has no ': '
+    ('compute-bound (63% of cycles computing); energy mostly dram (93%)') went whole into the cause column (one row
+    per percentage, an empty numbers column, and a cause column so wide that the numbers wrapped to one word a line:
+    13,000 px per scenario of a 15-design sweep). The cause is the verdict's name, the line its numbers."""
+    from reports.answer import extreme_html, extreme_notes
+
+    def rec(label, sp, er, verdict, why):
+        return {"design": "scalesim_default_ws", "pattern": "unstructured:0.5", "label": label, "bits": 8,
+                "speedup_vs_dense": sp, "energy_ratio_vs_dense": er, "verdict": verdict, "why": why}
+
+    leak = [rec("a one-shot", 0.5, 1.5, "leakage", "leakage is 69% of the energy: energy follows latency, not the MAC count"),
+            rec("b one-shot", 0.6, 1.4, "leakage", "leakage is 61% of the energy: energy follows latency, not the MAC count")]
+    comp = [rec("c one-shot", 0.78, 1.35, "compute-bound", "compute-bound (63% of cycles computing); energy mostly dram (93%)")]
+    cliff = [rec("d", 5.0, 0.01, "SRAM cliff", "SRAM cliff: these weights (21 KB) fit the 65 KB SRAM, dense (286 KB) does not")]
+    runs = [rec("e", 5.0, 0.01, "runs as", "runs as 2:4: this design runs 1:4 as 2:4: the figures are 2:4's")]
+    notes = extreme_notes(leak + comp + cliff + runs)
+    got = {n["cause"]: n["numbers"] for n in notes}
+    assert got == {"leakage": "leakage is 69% of the energy: energy follows latency, not the MAC count",
+                   "compute-bound": "compute-bound (63% of cycles computing); energy mostly dram (93%)",
+                   "SRAM cliff": "these weights (21 KB) fit the 65 KB SRAM, dense (286 KB) does not",
+                   "runs as 2:4": "this design runs 1:4 as 2:4: the figures are 2:4's"}, got
+    assert [c for c in notes if c["cause"] == "leakage"][0]["cells"] == [("a one-shot", "8 b 0.500x/1.50"),
+                                                                         ("b one-shot", "8 b 0.600x/1.40")]
+    assert "<td class=l><b>leakage</b></td>" in extreme_html(notes, {})
