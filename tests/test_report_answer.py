@@ -1298,3 +1298,27 @@ def test_extreme_cells_group_leakage_and_compute_bound_under_their_cause_word():
     assert [c for c in notes if c["cause"] == "leakage"][0]["cells"] == [("a one-shot", "8 b 0.500x/1.50"),
                                                                          ("b one-shot", "8 b 0.600x/1.40")]
     assert "<td class=l><b>leakage</b></td>" in extreme_html(notes, {})
+
+
+def test_summary_md_opens_with_a_contents_list_whose_links_reach_their_headings(sweep):
+    """summary.md of a 15-design sweep is 5,000 lines under 32 headings with no way to them but scrolling. It
+    has a contents list after its notes: every heading ## to ####, each a link to the anchor GitHub gives it
+    (the second 'Hopper-v5' heading: #hopper-v5-1)."""
+    from reports.summary import heading_anchor
+
+    md = (sweep / "report" / "summary.md").read_text()
+    head, toc = md.split("\n## Contents\n", 1)
+    toc, body = toc.split("\n\n\n", 1) if "\n\n\n" in toc else toc.split("\n\n## ", 1)
+    links = re.findall(r"^( *)- \[(.+)\]\(#([^)]+)\)$", toc, re.M)
+    headings = re.findall(r"^(#{2,4}) (.+?)\s*$", md.split("\n## Contents\n", 1)[1], re.M)[0:]
+    anchors, seen = [], {}
+    for _, text in headings:
+        base = heading_anchor(text)
+        anchors.append(base + (f"-{seen[base]}" if seen.get(base) else ""))
+        seen[base] = seen.get(base, 0) + 1
+    assert [(len(h) - 2, t, a) for (h, t), a in zip(headings, anchors)] == [(len(i) // 2, t, a) for i, t, a in links]
+    assert len(links) == len(set(a for *_, a in links)) >= 10
+    assert ("", "What each pattern buys at equal bits, and what it costs",
+            "what-each-pattern-buys-at-equal-bits-and-what-it-costs") in links
+    assert "hopper-v5-1" in {a for *_, a in links} and ("", "Figures", "figures") in links
+    assert heading_anchor(r"a\_b: c, batch 1 (x)") == "a_b-c-batch-1-x"
