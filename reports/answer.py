@@ -104,11 +104,14 @@ def _tip(r: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _td(v: float, col: str, good_high: bool, r: dict[str, Any] | None) -> str:
+def _td(v: float, col: str, good_high: bool, r: dict[str, Any] | None, tip: bool = True) -> str:
+    """A same-bits cell; ``tip``: with the point's tooltip (False: the energy ratio cell, whose tooltip the page's
+    script copies from the speedup cell of its point, :data:`SHARED_TIPS_JS`)."""
     if r is None:
         return '<td class="na" title="not run (no datatype of that width on this design)">\u2013</td>'
     mark = CLIFF_MARKS.get(r.get("sram", ""), "")
-    return (f'<td style="background:{ratio_color(v, good_high)}" title="{html.escape(_tip(r))}" '
+    title = f' title="{html.escape(_tip(r))}"' if tip else ""
+    return (f'<td style="background:{ratio_color(v, good_high)}"{title} '
             f'data-point="{r["point_id"]}" data-col="{col}" data-value="{v!r}">{fmt_ratio(v)}'
             f'{f"<sup>{mark}</sup>" if mark else ""}</td>')
 
@@ -217,8 +220,8 @@ def design_card(rows: list[dict], design: str, color: str, agents: list[tuple[st
         label = agent_label(method, agent)
         body.append(f"<tr><td class=l>{html.escape(label)}</td>"
                     + "".join(_td(c["speedup_vs_dense"] if c else math.nan, "speedup_vs_dense", True, c) for c in cells)
-                    + "".join(_td(c["energy_ratio_vs_dense"] if c else math.nan, "energy_ratio_vs_dense", False, c)
-                              for c in cells) + "</tr>")
+                    + "".join(_td(c["energy_ratio_vs_dense"] if c else math.nan, "energy_ratio_vs_dense", False, c,
+                                  tip=False) for c in cells) + "</tr>")
     gpu = bool(rows) and bool(rows[0].get("gpu"))
     if gpu:
         note = f'<p class="small gpunote">{html.escape(gpu_mapping_note(rows))}</p>'
@@ -596,7 +599,15 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
             notes = extreme_notes(rows)
             if notes:
                 parts.append(extreme_html(notes, colors))
+    parts.append(SHARED_TIPS_JS)
     return "\n".join(parts)
+
+
+#: A point's tooltip is written once, on its speedup cell (half a kilobyte each: 3 MB of a 15-design sweep's page
+#: said twice); this copies it to the energy ratio cell of the same point, in the same row, as the page loads.
+SHARED_TIPS_JS = ("<script>document.querySelectorAll('table.ans td[data-col=\"energy_ratio_vs_dense\"]:not([title])')"
+                  ".forEach(function(td){var s=td.parentNode.querySelector('td[data-col=\"speedup_vs_dense\"][data-point=\"'"
+                  "+td.dataset.point+'\"][title]');if(s)td.title=s.title;});</script>")
 
 
 def _pct_removed(x: float) -> str:

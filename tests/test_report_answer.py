@@ -455,7 +455,7 @@ def test_why_legend_gives_one_colour_one_cause(page):
     assert legend["mac"]["name"] == "compute cycles / mac energy (GPU: active power)"
 
 
-from tests.test_report_html import Browser, needs_chromium, problems  # noqa: E402
+from tests.test_report_html import Browser, load_page, needs_chromium, problems  # noqa: E402
 
 LAYOUT_JS = """(function () {
   function box(el) { return {sw: el.scrollWidth, cw: el.clientWidth, ox: getComputedStyle(el).overflowX}; }
@@ -1322,3 +1322,26 @@ def test_summary_md_opens_with_a_contents_list_whose_links_reach_their_headings(
             "what-each-pattern-buys-at-equal-bits-and-what-it-costs") in links
     assert "hopper-v5-1" in {a for *_, a in links} and ("", "Figures", "figures") in links
     assert heading_anchor(r"a\_b: c, batch 1 (x)") == "a_b-c-batch-1-x"
+
+
+@needs_chromium
+def test_each_same_bits_tooltip_is_sent_once_and_shown_on_both_cells_of_its_point(page, sweep):
+    """A same-bits row gave each point's tooltip (~550 characters) on its speedup cell and again on its energy ratio
+    cell: 0.25 MB of the default page, 3 MB of a 15-design sweep's. The page carries it once, on the speedup cell,
+    and in the browser the energy ratio cell of the same point shows the same tooltip."""
+    cells = re.findall(r'<td style="[^"]*"( title="[^"]*")? data-point="([0-9a-f]+)" data-col="(speedup_vs_dense|'
+                       r'energy_ratio_vs_dense)"', page)
+    assert cells and all(bool(t) == (c == "speedup_vs_dense") for t, _, c in cells)
+    url = (sweep / "report" / "index.html").resolve().as_uri()
+    b, session = load_page(url)
+    try:
+        assert problems(b.events, url) == []
+        got = b.send("Runtime.evaluate", {"returnByValue": True, "expression": """
+            Array.from(document.querySelectorAll('table.ans td[data-col="energy_ratio_vs_dense"]')).map(function (td) {
+              var s = td.parentNode.querySelector('td[data-col="speedup_vs_dense"][data-point="' + td.dataset.point + '"]');
+              return [td.dataset.point, td.title, s ? s.title : null]; })"""}, session=session)["result"]["value"]
+    finally:
+        b.close()
+    assert len(got) == sum(c == "energy_ratio_vs_dense" for *_, c in cells) > 100
+    for pid, tip, speedup_tip in got:
+        assert tip and tip == speedup_tip and tip.endswith(f"Point {pid}."), (pid, tip, speedup_tip)
