@@ -661,6 +661,21 @@ def _plots_script(figs: list[tuple[str, dict]]) -> str:
         "if(o!==null&&typeof o==='object'){var k=Object.keys(o);"
         "if(k.length===1&&k[0]==='" + SHARED_KEY + "')return P.S[o['" + SHARED_KEY + "']].slice();"
         "k.forEach(function(j){o[j]=X(o[j]);});}return o;}"
-        "P.figures.forEach(function(f){f=X(f);f.layout.template=P.template;"
-        "Plotly.newPlot(document.getElementById(f.id),f.data,f.layout,C);});})();</script>"
+        # One plot per task, those in or near the window first (an IntersectionObserver says which), then the rest in
+        # page order: the page reads, scrolls and follows its links while they draw (a 15-design sweep's 68 plots
+        # take 20 s), and a link from the navigation lands on plots drawn next. Each plot's place has its height
+        # from the start, so the page does not move under the reader as they draw. The root element's data-plots
+        # is "drawn" once all are. (No less-than sign in this script: see above.)
+        "var F=P.figures,V={},n=0,E=document.documentElement;E.setAttribute('data-plots','drawing');"
+        "function D(i){var f=X(F[i]);F[i]=null;f.layout.template=P.template;"
+        "Plotly.newPlot(document.getElementById(f.id),f.data,f.layout,C);}"
+        "function G(){var i=-1;Object.keys(V).forEach(function(k){if(i===-1&&F[+k])i=+k;});"
+        "while(i===-1&&n!==F.length){if(F[n])i=n;n++;}"
+        "if(i===-1){E.setAttribute('data-plots','drawn');return;}D(i);setTimeout(G,0);}"
+        "var O=window.IntersectionObserver?new IntersectionObserver(function(es){es.forEach(function(e){"
+        "var k=e.target.getAttribute('data-i');if(e.isIntersecting)V[k]=1;else delete V[k];});},"
+        "{rootMargin:'600px 0px'}):null;"
+        "F.forEach(function(f,i){var d=document.getElementById(f.id);d.style.minHeight=(f.layout.height||450)+'px';"
+        "d.setAttribute('data-i',i);if(O)O.observe(d);});"
+        "setTimeout(G,0);})();</script>"
     )

@@ -484,6 +484,7 @@ def test_main_tables_fit_1400_px_without_horizontal_overflow(page, sweep):
                                                       "mobile": False}, session=session)
         b.send("Page.navigate", {"url": url}, session=session)
         b.wait_event("Page.loadEventFired", timeout=90)
+        b.wait_plots(session)
         b.drain(1.0)
         assert problems(b.events, url) == []
         got = b.send("Runtime.evaluate", {"expression": LAYOUT_JS, "returnByValue": True}, session=session)["result"]["value"]
@@ -1257,6 +1258,7 @@ def test_plot_titles_clear_the_toolbar_at_1400_px(page, sweep):
                                                       "mobile": False}, session=session)
         b.send("Page.navigate", {"url": url}, session=session)
         b.wait_event("Page.loadEventFired", timeout=90)
+        b.wait_plots(session)
         b.drain(1.0)
         plots = b.send("Runtime.evaluate", {"expression": PLOT_TITLES_JS, "returnByValue": True},
                        session=session)["result"]["value"]
