@@ -757,6 +757,7 @@ table.whyt th{background:#f3f3f3}table.whyt td.cells,table.whyt td:nth-child(-n+
 table.whyt td:nth-child(3){min-width:22em}
 h4{margin:18px 0 4px}.cells{color:#555}
 .glance{overflow-x:auto;max-width:100%}table.glance{font-size:13px}table.glance td{white-space:nowrap;line-height:1.2}
+table.glance tr>:first-child{position:sticky;left:0;z-index:1;background:#fff;box-shadow:inset -1px 0 #ccc}table.glance th:first-child{background:#f3f3f3}
 table.glance caption{font-size:14px}table.glance .lim,table.glance .spread,.unit{font-size:11px;color:#444;font-weight:normal}
 """
 

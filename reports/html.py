@@ -398,6 +398,7 @@ td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3
 .frame{overflow-x:auto;max-width:100%}
 nav{line-height:1.8}nav a{margin-right:12px}nav b{margin-right:6px}
 table.quality{font-size:12.5px}table.quality td,table.quality th{padding:3px 5px}
+table.quality tr>:first-child{position:sticky;left:0;z-index:1;background:#fff;box-shadow:inset -1px 0 #ccc}table.quality th:first-child{background:#f3f3f3}
 table.quality td{white-space:nowrap}table.quality td.ret{white-space:normal;min-width:4.5em}
 table.quality td:last-child{white-space:normal;text-align:left;min-width:12em}table.quality th:last-child{text-align:left}
 table.quality td.agent{white-space:normal;text-align:left;min-width:8em}table.quality th.l{text-align:left}

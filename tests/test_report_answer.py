@@ -1347,3 +1347,39 @@ def test_each_same_bits_tooltip_is_sent_once_and_shown_on_both_cells_of_its_poin
     assert len(got) == sum(c == "energy_ratio_vs_dense" for *_, c in cells) > 100
     for pid, tip, speedup_tip in got:
         assert tip and tip == speedup_tip and tip.endswith(f"Point {pid}."), (pid, tip, speedup_tip)
+
+
+@needs_chromium
+def test_wide_glance_and_quality_tables_keep_their_agent_column_in_view_when_scrolled(sweep):
+    """With 15 designs the glance table (1,870 px) and the RL quality table (1,787 px) scroll sideways inside their
+    frame at 1400 px, and their agent column scrolled away with the rest: a reader looking at rtx5080's column no
+    longer saw which agent a row was. The first column stays at the frame's left edge (here at a 700 px window,
+    where the default report's tables are as much wider than the window)."""
+    url = (sweep / "report" / "index.html").resolve().as_uri()
+    b = Browser()
+    try:
+        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Runtime", "Page"):
+            b.send(f"{domain}.enable", session=session)
+        b.send("Emulation.setDeviceMetricsOverride", {"width": 700, "height": 900, "deviceScaleFactor": 1,
+                                                      "mobile": False}, session=session)
+        b.send("Page.navigate", {"url": url}, session=session)
+        b.wait_event("Page.loadEventFired", timeout=90)
+        got = b.send("Runtime.evaluate", {"returnByValue": True, "expression": """
+            Array.from(document.querySelectorAll('div.glance, div.frame')).filter(function (f) {
+              return f.querySelector('table.glance, table.quality'); }).map(function (f) {
+              var before = f.scrollWidth - f.clientWidth;
+              f.scrollLeft = 100000;
+              var fl = f.getBoundingClientRect().left;
+              return [f.querySelector('table').className, before,
+                      Array.from(f.querySelectorAll('tr')).map(function (tr) {
+                        return Math.round(tr.firstElementChild.getBoundingClientRect().left - fl); })]; })"""},
+            session=session)["result"]["value"]
+    finally:
+        b.close()
+    kinds = {k for k, *_ in got}
+    assert {"ans glance", "quality"} <= kinds, kinds
+    for kind, overflow, lefts in got:
+        assert overflow > 100, (kind, overflow)  # the table is wider than its frame: scrolled
+        assert lefts and all(0 <= x <= 2 for x in lefts), (kind, lefts)
