@@ -582,7 +582,8 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
         env_agents = [a for a in agents_all if ((df.env == env) & (df.method == a[0]) & (df.agent == a[1])).any()] \
             if "agent" in df.columns else agents_all
         for (sc, batch), rows in sections.get(env, {}).items():
-            parts.append(f"<h4>{html.escape(env)}: {_section_title(sc, int(batch))}</h4>")
+            parts.append(f'<h4 id="{scenario_anchor(env, sc, int(batch))}">{html.escape(env)}: '
+                         f'{_section_title(sc, int(batch))}</h4>')
             if sc == "train_step":
                 parts.append("<p class=small>Train-step points: the hardware runs one TD3 update with B-bit "
                              "arithmetic; the return beside them is the agent <b>as trained</b> (the "
@@ -736,6 +737,11 @@ def env_anchor(env: str) -> str:
     if plain != env or not env:
         plain += "-" + name_digest(env)
     return "answer-" + plain
+
+
+def scenario_anchor(env: str, scenario: str, batch: int) -> str:
+    """The page anchor of an env's same-bits tables at one scenario and batch: ``answer-Hopper-v5-inference-1``."""
+    return f"{env_anchor(env)}-{scenario}-{int(batch)}"
 
 
 def glance_anchor(env: str) -> str:

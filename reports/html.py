@@ -15,7 +15,7 @@ from hwmodel.gpu.design_point import IDLE_FRACTION
 from reports.data import (ENERGY_COMPONENTS, GPU_COMPONENT_NAMES, agent_label, axis_label, agent_order, design_order, design_title,
                           component_label, fmt_bytes, fmt_energy, fmt_time, front_formats, is_gpu, log_axis, one_row_per, pattern_order, per_scenario, section_key,
                           seed_range_text, shown, with_agent)
-from reports.answer import CSS as ANSWER_CSS, env_anchor
+from reports.answer import CSS as ANSWER_CSS, env_anchor, scenario_anchor
 from reports.fronts import FRONT_SPECS
 from reports.style import (COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, pattern_symbol, place_front_labels,
                            plotly_template_text, plotly_text)
@@ -396,7 +396,7 @@ table{border-collapse:collapse;font-size:13px;margin:8px 0 16px}caption{text-ali
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 12px}
 .frame{overflow-x:auto;max-width:100%}
-nav{line-height:1.8}nav a{margin-right:12px}nav b{margin-right:6px}
+nav{line-height:1.8}nav a{margin-right:8px;white-space:nowrap}nav b{margin-right:6px;white-space:nowrap}nav .sub{margin-right:16px}nav .sub a{margin-right:0}
 table.quality{font-size:12.5px}table.quality td,table.quality th{padding:3px 5px}
 table.quality tr>:first-child{position:sticky;left:0;z-index:1;background:#fff;box-shadow:inset -1px 0 #ccc}table.quality th:first-child{background:#f3f3f3}
 table.quality td{white-space:nowrap}table.quality td.ret{white-space:normal;min-width:4.5em}
@@ -538,12 +538,23 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], manifest: dict[str, A
     )
     note_html = "".join(f'<p class="note">{html.escape(t)}</p>' for t in notes)
     envs = sorted(df.env.unique())
+    # Each env, then each of its scenario and batch's same-bits tables: with many designs a scenario's tables and
+    # their explanations run to 10,000 px, and the env's link alone left the reader scrolling past the others.
+    answer_nav = []
+    for e in envs:
+        batches: dict[str, list[int]] = {}
+        for sc, b in sorted({(str(sc), int(b)) for sc, b in zip(df.scenario[df.env == e], df.batch[df.env == e])}):
+            batches.setdefault(sc, []).append(b)
+        answer_nav.append(f'<a href="#{env_anchor(e)}">{html.escape(e)}</a><span class=sub>(' + "; ".join(
+            f"{html.escape(sc.replace('_', ' '))}, batch "
+            + " \u00b7 ".join(f'<a href="#{scenario_anchor(e, sc, b)}">{b}</a>' for b in bs)
+            for sc, bs in batches.items()) + ")</span>")
     nav_html = ("<nav>"
-                + (("<b>Answer:</b>" + "".join(f'<a href="#{env_anchor(e)}">{html.escape(e)}</a>' for e in envs) + "<br>")
+                + (("<b>Answer:</b>" + " ".join(answer_nav) + "<br>")
                    if answer_html else "")
-                + "<b>Why:</b>" + "".join(why_nav) + "<br>"
+                + "<b>Why:</b>" + " ".join(why_nav) + "<br>"
                 + ('<a href="#quality">RL quality vs hardware (published figures)</a><br>' if quality_html else "")
-                + '<b id="fronts">Pareto fronts:</b>' + "".join(nav)
+                + '<b id="fronts">Pareto fronts:</b>' + " ".join(nav)
                 + ("<br>" + "".join(f'<a href="#{s.anchor}">{html.escape(s.title)}</a>' for s in extra) if extra else "")
                 + "</nav>")
     say("page")

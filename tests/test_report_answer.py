@@ -1416,3 +1416,43 @@ def test_energy_png_names_its_rows_once_and_each_total_is_its_points_energy(swee
         checked += len(got)
     assert checked == len(e)
     plt.close(fig)
+
+
+@needs_chromium
+def test_navigation_links_each_scenario_of_the_answer_and_never_breaks_a_link(sweep, page):
+    """The navigation linked each env's answer only: with 15 designs each scenario's same-bits tables run to 10,000 px,
+    and reaching 'Hopper-v5: train step, batch 1024' meant scrolling past the others. It links each env's scenarios
+    and batches ('inference, batch 1 · 32 · 128'), each to its heading; and its links never break over two lines
+    ('HalfCheetah-v5 - train step (batch' / '64)' did), at 1400 px or on a narrow window."""
+    nav = page.split("<nav>", 1)[1].split("</nav>", 1)[0]
+    answer = nav.split("<b>Answer:</b>", 1)[1].split("<br>", 1)[0]
+    targets = re.findall(r'href="#([^"]+)"', answer)
+    df = pd.read_parquet(sweep / "points.parquet")
+    want = {f"answer-{e}-{sc}-{int(b)}" for e, sc, b in zip(df.env, df.scenario, df.batch)} | {f"answer-{e}" for e in df.env}
+    assert set(targets) == want, (sorted(targets), sorted(want))
+    for t in targets:
+        assert page.count(f' id="{t}"') == 1, t
+    h4 = re.findall(r'<h4 id="(answer-[^"]+)">([^<]+)</h4>', page)
+    assert ("answer-Hopper-v5-train_step-256", "Hopper-v5: train step, batch 256") in h4
+    assert "(inference, batch <a" in answer
+    url = (sweep / "report" / "index.html").resolve().as_uri()
+    for width in (1400, 600):
+        b = Browser()
+        try:
+            target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+            session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            for domain in ("Runtime", "Page"):
+                b.send(f"{domain}.enable", session=session)
+            b.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": 900, "deviceScaleFactor": 1,
+                                                          "mobile": False}, session=session)
+            b.send("Page.navigate", {"url": url}, session=session)
+            b.wait_event("Page.loadEventFired", timeout=90)
+            got = b.send("Runtime.evaluate", {"returnByValue": True, "expression": """
+                [Array.from(document.querySelectorAll('nav a')).filter(function (a) {
+                   return a.getClientRects().length !== 1; }).map(function (a) { return a.textContent; }),
+                 document.querySelector('nav').scrollWidth, document.querySelector('nav').clientWidth]"""},
+                session=session)["result"]["value"]
+        finally:
+            b.close()
+        broken, sw, cw = got
+        assert broken == [] and sw <= cw, (width, got)
