@@ -54,6 +54,11 @@ def _axes(k: int) -> dict[str, str]:
     return {"xaxis": "x" if k == 1 else f"x{k}", "yaxis": "y" if k == 1 else f"y{k}"}
 
 
+#: A front plot's height, and what its legend needs (px): the plot's margins and the legend's padding, and a row
+#: per entry (plotly's 12 px legend font).
+FRONT_PLOT_PX, LEGEND_BASE_PX, LEGEND_ROW_PX = 440, 130, 20
+
+
 def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], designs: list[str],
                   hover: Optional[list[str]] = None) -> dict[str, Any]:
     """All points of one section with each design's front and the overall front. Colour = design (the
@@ -132,8 +137,12 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
                 if excluded else {})}
     # One legend symbol size for every design: plotly sizes each by its trace's first marker, so a design swept
     # from 32 bits showed a big dot and one from 8 bits a small one, read as bits ("marker size = bits").
-    layout = {"title": title, "height": 440, "margin": {"l": 60, "r": 20, "t": 60, "b": 50},
-              "legend": {"itemsizing": "constant"},
+    # Tall enough for every legend entry: with 15 designs plotly's legend scrolled inside the plot, and the last
+    # designs and the key to the black front line sat below its fold.
+    keyed = sum(1 for t in data if t.get("showlegend", True))
+    layout = {"title": title, "height": max(FRONT_PLOT_PX, LEGEND_BASE_PX + LEGEND_ROW_PX * keyed),
+              "margin": {"l": 60, "r": 20, "t": 60, "b": 50},
+              "legend": {"itemsizing": "constant", "tracegroupgap": 0},  # a design's group is one entry: no gap
               "xaxis": {"title": {"text": axis_label(xc, log_axis(xc), scenario)},
                         "type": "log" if log_axis(xc) else "linear", **(_log_format(x[ok]) if log_axis(xc) else {})},
               "yaxis": {"title": {"text": axis_label(yc, log_axis(yc), scenario)},

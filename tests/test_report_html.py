@@ -404,3 +404,38 @@ def test_plots_are_drawn_after_the_load_event_those_in_the_window_first(report_d
     # script starts, so the few plots drawn by then come first.
     assert n_plots >= len(wanted) + 10 and wanted[-1] == f"plot{n_plots - 1}"  # in page order: drawn last
     assert max(order.index(w) for w in wanted) < len(wanted) + 5, (order, wanted)
+
+
+@needs_chromium
+def test_a_front_plot_of_15_designs_shows_every_legend_entry(tmp_path):
+    """With every bundled design and GPU (15 designs, 17 legend entries with the two front keys) a front plot's legend
+    scrolled inside its 440 px plot: the last five designs and the key to the black front line were below its fold
+    (plotly also put a 10 px gap after each design's group). The plot is as tall as its legend needs, and no entry is
+    hidden."""
+    from reports.fronts import FRONT_SPECS
+    from reports.html import _plotly_js, _plots_script, pareto_figure
+
+    designs = [f"design_{i:02d}" for i in range(15)]
+    rows = pd.DataFrame([{"design": d, "pattern": p, "bits": 8, "mask_source": "trained", "method": "rnm-td3",
+                          "agent": p, "point_id": f"{i:02d}{j}", "scenario": "inference", "latency_s": 1e-6 * (i + j + 1),
+                          "energy_pj": 1e3 * (15 - i + j), "model_bytes": 1e4, "return_mean": 1000.0 + 100 * j}
+                         for i, d in enumerate(designs) for j, p in enumerate(["dense", "2:4"])])
+    spec = next(s for s in FRONT_SPECS if s.name == "energy_vs_latency")
+    fronts = {None: ["000", "140"], **{d: [f"{i:02d}0"] for i, d in enumerate(designs)}}
+    fig = pareto_figure(rows, spec, fronts, designs)
+    page = tmp_path / "legend.html"
+    page.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><script>{_plotly_js()}</script></head><body>"
+                    f"<div id='p0' class='plot'></div>{_plots_script([('p0', fig)])}</body></html>")
+    url = page.resolve().as_uri()
+    b, session = load_page(url)
+    try:
+        got = b.send("Runtime.evaluate", {"returnByValue": True, "expression": """
+            (function () { var lg = document.querySelector('#p0 g.legend'), bg = lg.querySelector('rect.bg')
+                .getBoundingClientRect(), items = Array.from(lg.querySelectorAll('g.traces'));
+              return [items.length, items.filter(function (it) { var r = it.getBoundingClientRect();
+                return r.height === 0 || r.bottom > bg.bottom + 1; }).map(function (it) { return it.textContent; })]; })()"""},
+            session=session)["result"]["value"]
+    finally:
+        b.close()
+    n, hidden = got
+    assert n == 17 and hidden == [], got
