@@ -273,6 +273,8 @@ def why_cause(r: dict) -> tuple[str, str]:
     return (verdict, why) if verdict else (head, rest)
 
 
+#: Rows of a "why the extreme cells are extreme" table shown open on the page; a longer one starts closed.
+EXTREME_OPEN_MAX = 20
 EXTREME_HEAD = ("design", "cause", "the numbers behind it", "cells it explains (speedup x / energy ratio vs dense)")
 
 
@@ -288,7 +290,12 @@ def extreme_html(notes: list[dict], colors: dict[str, str]) -> str:
                     f'<td class=l><b>{html.escape(n["cause"])}</b></td><td class=l>{html.escape(n["numbers"])}{eg}</td>'
                     f'<td class="l cells">{cells}</td></tr>')
     head = "".join(f"<th class=l>{h}</th>" for h in EXTREME_HEAD)
-    return (f"<details open class=why><summary>Why the extreme cells are extreme</summary><table class=whyt>"
+    # A long table starts closed: with 15 designs each scenario's ran to 40 rows (4,000 px) between one scenario's
+    # same-bits tables and the next's; each cell's tooltip still says what limits it.
+    shut = len(notes) > EXTREME_OPEN_MAX
+    summary = (f"Why the extreme cells are extreme ({len(notes)} rows, one per design and cause: click to open)"
+               if shut else "Why the extreme cells are extreme")
+    return (f"<details{'' if shut else ' open'} class=why><summary>{summary}</summary><table class=whyt>"
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></details>")
 
 

@@ -1456,3 +1456,21 @@ def test_navigation_links_each_scenario_of_the_answer_and_never_breaks_a_link(sw
             b.close()
         broken, sw, cw = got
         assert broken == [] and sw <= cw, (width, got)
+
+
+def test_a_long_extreme_cells_table_starts_closed_and_says_how_long_it_is(page):
+    """With 15 designs each scenario's 'why the extreme cells are extreme' table ran to 40-44 rows (about 4,000 px)
+    between one scenario's same-bits tables and the next's. One of over EXTREME_OPEN_MAX rows starts closed, its
+    summary giving its row count; a shorter one (the default report's) starts open, as before."""
+    from reports.answer import EXTREME_OPEN_MAX, extreme_html
+
+    def notes(n):
+        return [{"design": f"d{i}", "cause": "no gain", "numbers": "x", "example": "", "cells": [("a", "8 b 1.00x/1.00")]}
+                for i in range(n)]
+
+    short, long_ = extreme_html(notes(EXTREME_OPEN_MAX), {}), extreme_html(notes(EXTREME_OPEN_MAX + 1), {})
+    assert short.startswith("<details open class=why><summary>Why the extreme cells are extreme</summary>")
+    assert long_.startswith(f"<details class=why><summary>Why the extreme cells are extreme ({EXTREME_OPEN_MAX + 1} "
+                            "rows, one per design and cause: click to open)</summary>")
+    assert long_.count("<tr data-design=") == EXTREME_OPEN_MAX + 1
+    assert page.count("<details open class=why>") == len(re.findall(r"<details[^>]*class=why", page)) > 0  # default: open
