@@ -775,6 +775,11 @@ table.glance caption{font-size:14px}table.glance .lim,table.glance .spread,.unit
 """
 
 
+#: summary.md's key to the design tables of a scenario.
+DESIGN_TABLE_KEY_MD = ("Each design's table: speedup x | energy ratio, vs dense on that design at the same bits; "
+                       "first row: dense's latency / energy.")
+
+
 def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
              table: pd.DataFrame | None = None, quant: pd.DataFrame | None = None) -> str:
     """The answer section of summary.md: the same tables as the page, as Markdown."""
@@ -833,10 +838,12 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
             out.append("\n".join(lines) + f"\n\n(bold: as trained{f'; eval {own_bits_text} b: {md_text(own_src)}' if own_src else ''})\n")
         for (sc, batch), rows in sections.get(env, {}).items():
             out.append(f"\n#### {md_text(env)}: {_section_title(sc, int(batch))}\n")
+            # What a design's table holds, said once per scenario, not under each of its (up to 15) designs.
+            out.append(f"{DESIGN_TABLE_KEY_MD}\n")
             for design, g in _by_design(rows):
                 by = {(r["method"], r["agent"], int(r["bits"])): r for r in g}
                 gpu = bool(g[0].get("gpu"))
-                lines = [f"**{md_text(design)}**{' (GPU)' if gpu else ''} (speedup x | energy ratio, vs dense at the same bits; first row: dense's latency / energy)\n",
+                lines = [f"**{md_text(design)}**{' (GPU)' if gpu else ''}\n",
                          "| agent | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits),
                          # dense's own latency and energy, the page's "dense, absolute" row: what the ratios divide
                          "| dense, absolute | " + " | ".join(f"{fmt_time(d['latency_s'])} / {fmt_energy(d['energy_pj'])}"

@@ -281,8 +281,7 @@ def test_summary_md_same_bits_tables_give_dense_absolute_figures(sweep):
     for sec in re.split(r"\n#### ", md)[1:]:
         env, rest = sec.split(": ", 1)
         sc, batch = ("inference", 1) if rest.startswith("inference, batch 1") else ("train_step", 256)
-        for design, block in re.findall(r"\*\*([a-z0-9_]+)\*\*(?: \(GPU\))? \(speedup x \| energy ratio.*?\n\n(.*?)\n\n",
-                                        sec, re.S):
+        for design, block in re.findall(r"\n\*\*([a-z0-9_]+)\*\*(?: \(GPU\))?\n\n(.*?)\n\n", sec, re.S):
             lines = block.splitlines()
             bits = [int(b.strip().split()[0]) for b in lines[0].strip("|").split("|")[1:]]
             assert lines[2].startswith("| dense, absolute | "), lines[:3]
@@ -1474,3 +1473,19 @@ def test_a_long_extreme_cells_table_starts_closed_and_says_how_long_it_is(page):
                             "rows, one per design and cause: click to open)</summary>")
     assert long_.count("<tr data-design=") == EXTREME_OPEN_MAX + 1
     assert page.count("<details open class=why>") == len(re.findall(r"<details[^>]*class=why", page)) > 0  # default: open
+
+
+def test_summary_md_says_what_a_design_table_holds_once_per_scenario(sweep):
+    """summary.md wrote '(speedup x | energy ratio, vs dense at the same bits; first row: dense's latency / energy)'
+    after every design's name: 180 times with 15 designs and 12 scenarios. It says it once under each scenario's
+    heading; each design's table is headed by its name alone."""
+    from reports.answer import DESIGN_TABLE_KEY_MD
+
+    md = (sweep / "report" / "summary.md").read_text()
+    answer = md.split("\n## What each pattern buys", 1)[1].split("\n## RL quality", 1)[0]
+    sections = re.findall(r"^#### .+$", answer, re.M)
+    assert sections and answer.count(DESIGN_TABLE_KEY_MD) == len(sections)
+    for part in answer.split("\n#### ")[1:]:
+        assert part.split("\n\n", 2)[1] == DESIGN_TABLE_KEY_MD
+    heads = re.findall(r"^\*\*([a-z0-9_]+)\*\*( \(GPU\))?$", answer, re.M)
+    assert len(heads) >= 2 * len(sections) and "speedup x | energy ratio, vs dense at the same bits" not in answer
