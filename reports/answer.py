@@ -30,7 +30,7 @@ from reports.data import (agent_label, agent_order, design_order, design_title, 
                           is_gpu, md_text, name_digest, one_row_per, seed_range_text, with_agent)
 from reports.quality import HW_BITS, hardware_scenario
 from reports.style import design_colors
-from reports.why import NO_GAIN, is_extreme, limiters, skipped_share, small_pct, verdict_word
+from reports.why import NO_GAIN, Verdict, is_extreme, limiters, skipped_share, small_pct, verdict_word
 
 SAME_BITS = ("speedup_vs_dense", "energy_ratio_vs_dense")
 SECTION = ("env", "scenario", "batch")
@@ -104,11 +104,14 @@ def _tip(r: dict[str, Any]) -> str:
     return " ".join(parts)
 
 
-def _td(v: float, col: str, good_high: bool, r: dict[str, Any] | None) -> str:
+def _td(v: float, col: str, good_high: bool, r: dict[str, Any] | None, tip: bool = True) -> str:
+    """A same-bits cell; ``tip``: with the point's tooltip (False: the energy ratio cell, whose tooltip the page's
+    script copies from the speedup cell of its point, :data:`SHARED_TIPS_JS`)."""
     if r is None:
         return '<td class="na" title="not run (no datatype of that width on this design)">\u2013</td>'
     mark = CLIFF_MARKS.get(r.get("sram", ""), "")
-    return (f'<td style="background:{ratio_color(v, good_high)}" title="{html.escape(_tip(r))}" '
+    title = f' title="{html.escape(_tip(r))}"' if tip else ""
+    return (f'<td style="background:{ratio_color(v, good_high)}"{title} '
             f'data-point="{r["point_id"]}" data-col="{col}" data-value="{v!r}">{fmt_ratio(v)}'
             f'{f"<sup>{mark}</sup>" if mark else ""}</td>')
 
@@ -217,8 +220,8 @@ def design_card(rows: list[dict], design: str, color: str, agents: list[tuple[st
         label = agent_label(method, agent)
         body.append(f"<tr><td class=l>{html.escape(label)}</td>"
                     + "".join(_td(c["speedup_vs_dense"] if c else math.nan, "speedup_vs_dense", True, c) for c in cells)
-                    + "".join(_td(c["energy_ratio_vs_dense"] if c else math.nan, "energy_ratio_vs_dense", False, c)
-                              for c in cells) + "</tr>")
+                    + "".join(_td(c["energy_ratio_vs_dense"] if c else math.nan, "energy_ratio_vs_dense", False, c,
+                                  tip=False) for c in cells) + "</tr>")
     gpu = bool(rows) and bool(rows[0].get("gpu"))
     if gpu:
         note = f'<p class="small gpunote">{html.escape(gpu_mapping_note(rows))}</p>'
@@ -239,7 +242,7 @@ def extreme_notes(rows: list[dict]) -> list[dict]:
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in rows:
         if is_extreme(r["pattern"], r["speedup_vs_dense"], r["energy_ratio_vs_dense"]) and r.get("why"):
-            groups.setdefault((r["design"], r["why"].partition(": ")[0]), []).append(r)  # "runs as 2:4", whole
+            groups.setdefault((r["design"], why_cause(r)[0]), []).append(r)
     rank = {d: i for i, d in enumerate(design_order({d for d, _ in groups}))}
     out = []
     for (design, _), rs in sorted(groups.items(), key=lambda kv: (rank[kv[0][0]], kv[0][1])):
@@ -249,13 +252,29 @@ def extreme_notes(rows: list[dict]) -> list[dict]:
         for r in rs:
             by_agent.setdefault(r["label"], []).append(
                 f"{r['bits']} b {fmt_ratio(r['speedup_vs_dense'])}x/{fmt_ratio(r['energy_ratio_vs_dense'])}")
-        cause, _, numbers = worst["why"].partition(": ")
+        cause, numbers = why_cause(worst)
         out.append({"design": design, "cause": cause, "numbers": numbers,
                     "example": f"{worst['label']} @{worst['bits']} b" if len(rs) > 1 else "",
                     "cells": [(a, ", ".join(v)) for a, v in by_agent.items()]})
     return out
 
 
+def why_cause(r: dict) -> tuple[str, str]:
+    """(cause, numbers) of a same-bits record's why line for the extreme-cell table: the words before its first
+    ": " and the rest ("SRAM cliff", "runs as 2:4", "no gain in speed"), or, where those words carry the record's
+    own figures ("leakage is 69% of the energy: ...", "compute-bound (63% of cycles computing); ...") or there is no
+    ": ", its verdict's name and the whole line: one row per cause, not one per percentage, and no line in the
+    cause column."""
+    why = r.get("why") or ""
+    head, sep, rest = why.partition(": ")
+    verdict = str(r.get("verdict") or "")
+    if sep and (verdict == Verdict.RUNS_AS or not any(ch.isdigit() for ch in head)):
+        return head, rest
+    return (verdict, why) if verdict else (head, rest)
+
+
+#: Rows of a "why the extreme cells are extreme" table shown open on the page; a longer one starts closed.
+EXTREME_OPEN_MAX = 20
 EXTREME_HEAD = ("design", "cause", "the numbers behind it", "cells it explains (speedup x / energy ratio vs dense)")
 
 
@@ -271,7 +290,12 @@ def extreme_html(notes: list[dict], colors: dict[str, str]) -> str:
                     f'<td class=l><b>{html.escape(n["cause"])}</b></td><td class=l>{html.escape(n["numbers"])}{eg}</td>'
                     f'<td class="l cells">{cells}</td></tr>')
     head = "".join(f"<th class=l>{h}</th>" for h in EXTREME_HEAD)
-    return (f"<details open class=why><summary>Why the extreme cells are extreme</summary><table class=whyt>"
+    # A long table starts closed: with 15 designs each scenario's ran to 40 rows (4,000 px) between one scenario's
+    # same-bits tables and the next's; each cell's tooltip still says what limits it.
+    shut = len(notes) > EXTREME_OPEN_MAX
+    summary = (f"Why the extreme cells are extreme ({len(notes)} rows, one per design and cause: click to open)"
+               if shut else "Why the extreme cells are extreme")
+    return (f"<details{'' if shut else ' open'} class=why><summary>{summary}</summary><table class=whyt>"
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table></details>")
 
 
@@ -565,7 +589,8 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
         env_agents = [a for a in agents_all if ((df.env == env) & (df.method == a[0]) & (df.agent == a[1])).any()] \
             if "agent" in df.columns else agents_all
         for (sc, batch), rows in sections.get(env, {}).items():
-            parts.append(f"<h4>{html.escape(env)}: {_section_title(sc, int(batch))}</h4>")
+            parts.append(f'<h4 id="{scenario_anchor(env, sc, int(batch))}">{html.escape(env)}: '
+                         f'{_section_title(sc, int(batch))}</h4>')
             if sc == "train_step":
                 parts.append("<p class=small>Train-step points: the hardware runs one TD3 update with B-bit "
                              "arithmetic; the return beside them is the agent <b>as trained</b> (the "
@@ -582,7 +607,15 @@ def html_section(df: pd.DataFrame, returns_html: dict[str, str], caveats: dict[s
             notes = extreme_notes(rows)
             if notes:
                 parts.append(extreme_html(notes, colors))
+    parts.append(SHARED_TIPS_JS)
     return "\n".join(parts)
+
+
+#: A point's tooltip is written once, on its speedup cell (half a kilobyte each: 3 MB of a 15-design sweep's page
+#: said twice); this copies it to the energy ratio cell of the same point, in the same row, as the page loads.
+SHARED_TIPS_JS = ("<script>document.querySelectorAll('table.ans td[data-col=\"energy_ratio_vs_dense\"]:not([title])')"
+                  ".forEach(function(td){var s=td.parentNode.querySelector('td[data-col=\"speedup_vs_dense\"][data-point=\"'"
+                  "+td.dataset.point+'\"][title]');if(s)td.title=s.title;});</script>")
 
 
 def _pct_removed(x: float) -> str:
@@ -713,6 +746,11 @@ def env_anchor(env: str) -> str:
     return "answer-" + plain
 
 
+def scenario_anchor(env: str, scenario: str, batch: int) -> str:
+    """The page anchor of an env's same-bits tables at one scenario and batch: ``answer-Hopper-v5-inference-1``."""
+    return f"{env_anchor(env)}-{scenario}-{int(batch)}"
+
+
 def glance_anchor(env: str) -> str:
     """The page anchor of an env's glance table."""
     return "glance-" + env_anchor(env)[len("answer-"):]
@@ -729,10 +767,17 @@ table.ans td.na{color:#aaa}table.ans sup{color:#333}
 .lead{font-size:14px}details.why{font-size:13px;margin:4px 0 14px}table.whyt{border-collapse:collapse;font-size:12.5px;margin-top:4px}
 table.whyt td,table.whyt th{border:1px solid #ddd;padding:3px 6px;vertical-align:top;text-align:left}
 table.whyt th{background:#f3f3f3}table.whyt td.cells,table.whyt td:nth-child(-n+2){white-space:nowrap}
+table.whyt td:nth-child(3){min-width:22em}
 h4{margin:18px 0 4px}.cells{color:#555}
 .glance{overflow-x:auto;max-width:100%}table.glance{font-size:13px}table.glance td{white-space:nowrap;line-height:1.2}
+table.glance tr>:first-child{position:sticky;left:0;z-index:1;background:#fff;box-shadow:inset -1px 0 #ccc}table.glance th:first-child{background:#f3f3f3}
 table.glance caption{font-size:14px}table.glance .lim,table.glance .spread,.unit{font-size:11px;color:#444;font-weight:normal}
 """
+
+
+#: summary.md's key to the design tables of a scenario.
+DESIGN_TABLE_KEY_MD = ("Each design's table: speedup x | energy ratio, vs dense on that design at the same bits; "
+                       "first row: dense's latency / energy.")
 
 
 def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
@@ -793,10 +838,12 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
             out.append("\n".join(lines) + f"\n\n(bold: as trained{f'; eval {own_bits_text} b: {md_text(own_src)}' if own_src else ''})\n")
         for (sc, batch), rows in sections.get(env, {}).items():
             out.append(f"\n#### {md_text(env)}: {_section_title(sc, int(batch))}\n")
+            # What a design's table holds, said once per scenario, not under each of its (up to 15) designs.
+            out.append(f"{DESIGN_TABLE_KEY_MD}\n")
             for design, g in _by_design(rows):
                 by = {(r["method"], r["agent"], int(r["bits"])): r for r in g}
                 gpu = bool(g[0].get("gpu"))
-                lines = [f"**{md_text(design)}**{' (GPU)' if gpu else ''} (speedup x | energy ratio, vs dense at the same bits; first row: dense's latency / energy)\n",
+                lines = [f"**{md_text(design)}**{' (GPU)' if gpu else ''}\n",
                          "| agent | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits),
                          # dense's own latency and energy, the page's "dense, absolute" row: what the ratios divide
                          "| dense, absolute | " + " | ".join(f"{fmt_time(d['latency_s'])} / {fmt_energy(d['energy_pj'])}"

@@ -15,7 +15,7 @@ from hwmodel.gpu.design_point import IDLE_FRACTION
 from reports.data import (ENERGY_COMPONENTS, GPU_COMPONENT_NAMES, agent_label, axis_label, agent_order, design_order, design_title,
                           component_label, fmt_bytes, fmt_energy, fmt_time, front_formats, is_gpu, log_axis, one_row_per, pattern_order, per_scenario, section_key,
                           seed_range_text, shown, with_agent)
-from reports.answer import CSS as ANSWER_CSS, env_anchor
+from reports.answer import CSS as ANSWER_CSS, env_anchor, scenario_anchor
 from reports.fronts import FRONT_SPECS
 from reports.style import (COMPONENT_COLORS, CYCLE_COLORS, bit_size, design_colors, pattern_symbol, place_front_labels,
                            plotly_template_text, plotly_text)
@@ -52,6 +52,11 @@ def _num(values) -> list:
 
 def _axes(k: int) -> dict[str, str]:
     return {"xaxis": "x" if k == 1 else f"x{k}", "yaxis": "y" if k == 1 else f"y{k}"}
+
+
+#: A front plot's height, and what its legend needs (px): the plot's margins and the legend's padding, and a row
+#: per entry (plotly's 12 px legend font).
+FRONT_PLOT_PX, LEGEND_BASE_PX, LEGEND_ROW_PX = 440, 130, 20
 
 
 def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], designs: list[str],
@@ -132,8 +137,12 @@ def pareto_figure(rows: pd.DataFrame, spec, fronts: dict[Any, list[str]], design
                 if excluded else {})}
     # One legend symbol size for every design: plotly sizes each by its trace's first marker, so a design swept
     # from 32 bits showed a big dot and one from 8 bits a small one, read as bits ("marker size = bits").
-    layout = {"title": title, "height": 440, "margin": {"l": 60, "r": 20, "t": 60, "b": 50},
-              "legend": {"itemsizing": "constant"},
+    # Tall enough for every legend entry: with 15 designs plotly's legend scrolled inside the plot, and the last
+    # designs and the key to the black front line sat below its fold.
+    keyed = sum(1 for t in data if t.get("showlegend", True))
+    layout = {"title": title, "height": max(FRONT_PLOT_PX, LEGEND_BASE_PX + LEGEND_ROW_PX * keyed),
+              "margin": {"l": 60, "r": 20, "t": 60, "b": 50},
+              "legend": {"itemsizing": "constant", "tracegroupgap": 0},  # a design's group is one entry: no gap
               "xaxis": {"title": {"text": axis_label(xc, log_axis(xc), scenario)},
                         "type": "log" if log_axis(xc) else "linear", **(_log_format(x[ok]) if log_axis(xc) else {})},
               "yaxis": {"title": {"text": axis_label(yc, log_axis(yc), scenario)},
@@ -396,8 +405,9 @@ table{border-collapse:collapse;font-size:13px;margin:8px 0 16px}caption{text-ali
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3}
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:6px 12px}
 .frame{overflow-x:auto;max-width:100%}
-nav{line-height:1.8}nav a{margin-right:12px}nav b{margin-right:6px}
+nav{line-height:1.8}nav a{margin-right:8px;white-space:nowrap}nav b{margin-right:6px;white-space:nowrap}nav .sub{margin-right:16px}nav .sub a{margin-right:0}
 table.quality{font-size:12.5px}table.quality td,table.quality th{padding:3px 5px}
+table.quality tr>:first-child{position:sticky;left:0;z-index:1;background:#fff;box-shadow:inset -1px 0 #ccc}table.quality th:first-child{background:#f3f3f3}
 table.quality td{white-space:nowrap}table.quality td.ret{white-space:normal;min-width:4.5em}
 table.quality td:last-child{white-space:normal;text-align:left;min-width:12em}table.quality th:last-child{text-align:left}
 table.quality td.agent{white-space:normal;text-align:left;min-width:8em}table.quality th.l{text-align:left}
@@ -537,12 +547,23 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], manifest: dict[str, A
     )
     note_html = "".join(f'<p class="note">{html.escape(t)}</p>' for t in notes)
     envs = sorted(df.env.unique())
+    # Each env, then each of its scenario and batch's same-bits tables: with many designs a scenario's tables and
+    # their explanations run to 10,000 px, and the env's link alone left the reader scrolling past the others.
+    answer_nav = []
+    for e in envs:
+        batches: dict[str, list[int]] = {}
+        for sc, b in sorted({(str(sc), int(b)) for sc, b in zip(df.scenario[df.env == e], df.batch[df.env == e])}):
+            batches.setdefault(sc, []).append(b)
+        answer_nav.append(f'<a href="#{env_anchor(e)}">{html.escape(e)}</a><span class=sub>(' + "; ".join(
+            f"{html.escape(sc.replace('_', ' '))}, batch "
+            + " \u00b7 ".join(f'<a href="#{scenario_anchor(e, sc, b)}">{b}</a>' for b in bs)
+            for sc, bs in batches.items()) + ")</span>")
     nav_html = ("<nav>"
-                + (("<b>Answer:</b>" + "".join(f'<a href="#{env_anchor(e)}">{html.escape(e)}</a>' for e in envs) + "<br>")
+                + (("<b>Answer:</b>" + " ".join(answer_nav) + "<br>")
                    if answer_html else "")
-                + "<b>Why:</b>" + "".join(why_nav) + "<br>"
+                + "<b>Why:</b>" + " ".join(why_nav) + "<br>"
                 + ('<a href="#quality">RL quality vs hardware (published figures)</a><br>' if quality_html else "")
-                + '<b id="fronts">Pareto fronts:</b>' + "".join(nav)
+                + '<b id="fronts">Pareto fronts:</b>' + " ".join(nav)
                 + ("<br>" + "".join(f'<a href="#{s.anchor}">{html.escape(s.title)}</a>' for s in extra) if extra else "")
                 + "</nav>")
     say("page")
@@ -661,6 +682,21 @@ def _plots_script(figs: list[tuple[str, dict]]) -> str:
         "if(o!==null&&typeof o==='object'){var k=Object.keys(o);"
         "if(k.length===1&&k[0]==='" + SHARED_KEY + "')return P.S[o['" + SHARED_KEY + "']].slice();"
         "k.forEach(function(j){o[j]=X(o[j]);});}return o;}"
-        "P.figures.forEach(function(f){f=X(f);f.layout.template=P.template;"
-        "Plotly.newPlot(document.getElementById(f.id),f.data,f.layout,C);});})();</script>"
+        # One plot per task, those in or near the window first (an IntersectionObserver says which), then the rest in
+        # page order: the page reads, scrolls and follows its links while they draw (a 15-design sweep's 68 plots
+        # take 20 s), and a link from the navigation lands on plots drawn next. Each plot's place has its height
+        # from the start, so the page does not move under the reader as they draw. The root element's data-plots
+        # is "drawn" once all are. (No less-than sign in this script: see above.)
+        "var F=P.figures,V={},n=0,E=document.documentElement;E.setAttribute('data-plots','drawing');"
+        "function D(i){var f=X(F[i]);F[i]=null;f.layout.template=P.template;"
+        "Plotly.newPlot(document.getElementById(f.id),f.data,f.layout,C);}"
+        "function G(){var i=-1;Object.keys(V).forEach(function(k){if(i===-1&&F[+k])i=+k;});"
+        "while(i===-1&&n!==F.length){if(F[n])i=n;n++;}"
+        "if(i===-1){E.setAttribute('data-plots','drawn');return;}D(i);setTimeout(G,0);}"
+        "var O=window.IntersectionObserver?new IntersectionObserver(function(es){es.forEach(function(e){"
+        "var k=e.target.getAttribute('data-i');if(e.isIntersecting)V[k]=1;else delete V[k];});},"
+        "{rootMargin:'600px 0px'}):null;"
+        "F.forEach(function(f,i){var d=document.getElementById(f.id);d.style.minHeight=(f.layout.height||450)+'px';"
+        "d.setAttribute('data-i',i);if(O)O.observe(d);});"
+        "setTimeout(G,0);})();</script>"
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Optional
 
@@ -80,4 +81,32 @@ def render(df: pd.DataFrame, fronts: list[dict[str, Any]], pngs: list[Path], not
             out.append(_front_rows(rows, f["point_ids"]))
     out.append("\n## Figures\n")
     out += [f"![{p.stem}]({p.name})\n" for p in pngs]
-    return "\n".join(out)
+    head, body = "\n".join(out[:CONTENTS_AT + len(notes)]), "\n".join(out[CONTENTS_AT + len(notes):])
+    return head + "\n" + contents(body) + "\n" + body
+
+
+#: The contents list goes after the title, the sweep's one-line description, the fronts line and the notes.
+CONTENTS_AT = 3
+
+
+def heading_anchor(text: str) -> str:
+    """The anchor GitHub and GitLab give a Markdown heading: the text as read (backslash escapes dropped),
+    lower case, every character but letters, digits, spaces, ``-`` and ``_`` removed, spaces as ``-``."""
+    text = re.sub(r"\\(.)", r"\1", text).lower()
+    return "".join(ch for ch in text if ch.isalnum() or ch in " -_").replace(" ", "-")
+
+
+def contents(md: str, depth: int = 4) -> str:
+    """A contents list of ``md``'s headings ``##`` to ``depth`` ``#``s, nested by level, each a link to its
+    heading's anchor (a repeated heading's anchor numbered ``-1``, ``-2`` as GitHub numbers them): summary.md of
+    a big sweep is thousands of lines."""
+    seen: dict[str, int] = {}
+    lines = ["## Contents\n"]
+    for m in re.finditer(r"^(#{2,6}) (.+?)\s*$", md, re.M):
+        level, text = len(m.group(1)), m.group(2)
+        base = heading_anchor(text)
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        if level <= depth:
+            lines.append(f"{'  ' * (level - 2)}- [{text}](#{base}{f'-{n}' if n else ''})")
+    return "\n".join(lines) + "\n"

@@ -281,8 +281,7 @@ def test_summary_md_same_bits_tables_give_dense_absolute_figures(sweep):
     for sec in re.split(r"\n#### ", md)[1:]:
         env, rest = sec.split(": ", 1)
         sc, batch = ("inference", 1) if rest.startswith("inference, batch 1") else ("train_step", 256)
-        for design, block in re.findall(r"\*\*([a-z0-9_]+)\*\*(?: \(GPU\))? \(speedup x \| energy ratio.*?\n\n(.*?)\n\n",
-                                        sec, re.S):
+        for design, block in re.findall(r"\n\*\*([a-z0-9_]+)\*\*(?: \(GPU\))?\n\n(.*?)\n\n", sec, re.S):
             lines = block.splitlines()
             bits = [int(b.strip().split()[0]) for b in lines[0].strip("|").split("|")[1:]]
             assert lines[2].startswith("| dense, absolute | "), lines[:3]
@@ -455,7 +454,7 @@ def test_why_legend_gives_one_colour_one_cause(page):
     assert legend["mac"]["name"] == "compute cycles / mac energy (GPU: active power)"
 
 
-from tests.test_report_html import Browser, needs_chromium, problems  # noqa: E402
+from tests.test_report_html import Browser, load_page, needs_chromium, problems  # noqa: E402
 
 LAYOUT_JS = """(function () {
   function box(el) { return {sw: el.scrollWidth, cw: el.clientWidth, ox: getComputedStyle(el).overflowX}; }
@@ -484,6 +483,7 @@ def test_main_tables_fit_1400_px_without_horizontal_overflow(page, sweep):
                                                       "mobile": False}, session=session)
         b.send("Page.navigate", {"url": url}, session=session)
         b.wait_event("Page.loadEventFired", timeout=90)
+        b.wait_plots(session)
         b.drain(1.0)
         assert problems(b.events, url) == []
         got = b.send("Runtime.evaluate", {"expression": LAYOUT_JS, "returnByValue": True}, session=session)["result"]["value"]
@@ -718,14 +718,11 @@ def test_energy_png_lists_designs_in_table_order_with_its_title_and_no_overlap(s
     assert tb.y1 <= fig_box.y1 and tb.y0 >= 0
     axes = fig.axes
     assert len(axes) == 2
-    for ax in axes:
-        labels = [t.get_text() for t in ax.get_yticklabels()][::-1]  # top to bottom
-        designs = list(dict.fromkeys(lab.split("  ")[0] for lab in labels))
-        assert designs == design_order(df.design.unique()) and designs[-2:] == ["a100_sxm", "h100_sxm"]
+    labels = [t.get_text() for t in axes[0].get_yticklabels()][::-1]  # top to bottom
+    designs = list(dict.fromkeys(lab.split("  ")[0] for lab in labels))
+    assert designs == design_order(df.design.unique()) and designs[-2:] == ["a100_sxm", "h100_sxm"]
     left_texts = [t.get_window_extent(r) for t in axes[0].texts]
-    right_labels = [t.get_window_extent(r) for t in axes[1].get_yticklabels() if t.get_text()]
-    assert left_texts and right_labels
-    assert max(b.x1 for b in left_texts) < min(b.x0 for b in right_labels)
+    assert left_texts and max(b.x1 for b in left_texts) < axes[1].get_window_extent(r).x0
     import matplotlib.pyplot as plt
 
     plt.close(fig)
@@ -1257,6 +1254,7 @@ def test_plot_titles_clear_the_toolbar_at_1400_px(page, sweep):
                                                       "mobile": False}, session=session)
         b.send("Page.navigate", {"url": url}, session=session)
         b.wait_event("Page.loadEventFired", timeout=90)
+        b.wait_plots(session)
         b.drain(1.0)
         plots = b.send("Runtime.evaluate", {"expression": PLOT_TITLES_JS, "returnByValue": True},
                        session=session)["result"]["value"]
@@ -1271,3 +1269,223 @@ def test_plot_titles_clear_the_toolbar_at_1400_px(page, sweep):
             assert not (left < mr and ml < right and top < mb and mt < bottom), (p["id"], text, p["modebar"])
             subtitles += "points without return left out" in text
     assert subtitles >= 12  # the return fronts of every section say what they leave out
+
+
+def test_extreme_cells_group_leakage_and_compute_bound_under_their_cause_word():
+    """A why line whose first words carry its own figures ('leakage is 69% of the energy: ...') or that has no ': '
+    ('compute-bound (63% of cycles computing); energy mostly dram (93%)') went whole into the cause column (one row
+    per percentage, an empty numbers column, and a cause column so wide that the numbers wrapped to one word a line:
+    13,000 px per scenario of a 15-design sweep). The cause is the verdict's name, the line its numbers."""
+    from reports.answer import extreme_html, extreme_notes
+
+    def rec(label, sp, er, verdict, why):
+        return {"design": "scalesim_default_ws", "pattern": "unstructured:0.5", "label": label, "bits": 8,
+                "speedup_vs_dense": sp, "energy_ratio_vs_dense": er, "verdict": verdict, "why": why}
+
+    leak = [rec("a one-shot", 0.5, 1.5, "leakage", "leakage is 69% of the energy: energy follows latency, not the MAC count"),
+            rec("b one-shot", 0.6, 1.4, "leakage", "leakage is 61% of the energy: energy follows latency, not the MAC count")]
+    comp = [rec("c one-shot", 0.78, 1.35, "compute-bound", "compute-bound (63% of cycles computing); energy mostly dram (93%)")]
+    cliff = [rec("d", 5.0, 0.01, "SRAM cliff", "SRAM cliff: these weights (21 KB) fit the 65 KB SRAM, dense (286 KB) does not")]
+    runs = [rec("e", 5.0, 0.01, "runs as", "runs as 2:4: this design runs 1:4 as 2:4: the figures are 2:4's")]
+    notes = extreme_notes(leak + comp + cliff + runs)
+    got = {n["cause"]: n["numbers"] for n in notes}
+    assert got == {"leakage": "leakage is 69% of the energy: energy follows latency, not the MAC count",
+                   "compute-bound": "compute-bound (63% of cycles computing); energy mostly dram (93%)",
+                   "SRAM cliff": "these weights (21 KB) fit the 65 KB SRAM, dense (286 KB) does not",
+                   "runs as 2:4": "this design runs 1:4 as 2:4: the figures are 2:4's"}, got
+    assert [c for c in notes if c["cause"] == "leakage"][0]["cells"] == [("a one-shot", "8 b 0.500x/1.50"),
+                                                                         ("b one-shot", "8 b 0.600x/1.40")]
+    assert "<td class=l><b>leakage</b></td>" in extreme_html(notes, {})
+
+
+def test_summary_md_opens_with_a_contents_list_whose_links_reach_their_headings(sweep):
+    """summary.md of a 15-design sweep is 5,000 lines under 32 headings with no way to them but scrolling. It
+    has a contents list after its notes: every heading ## to ####, each a link to the anchor GitHub gives it
+    (the second 'Hopper-v5' heading: #hopper-v5-1)."""
+    from reports.summary import heading_anchor
+
+    md = (sweep / "report" / "summary.md").read_text()
+    head, toc = md.split("\n## Contents\n", 1)
+    toc, body = toc.split("\n\n\n", 1) if "\n\n\n" in toc else toc.split("\n\n## ", 1)
+    links = re.findall(r"^( *)- \[(.+)\]\(#([^)]+)\)$", toc, re.M)
+    headings = re.findall(r"^(#{2,4}) (.+?)\s*$", md.split("\n## Contents\n", 1)[1], re.M)[0:]
+    anchors, seen = [], {}
+    for _, text in headings:
+        base = heading_anchor(text)
+        anchors.append(base + (f"-{seen[base]}" if seen.get(base) else ""))
+        seen[base] = seen.get(base, 0) + 1
+    assert [(len(h) - 2, t, a) for (h, t), a in zip(headings, anchors)] == [(len(i) // 2, t, a) for i, t, a in links]
+    assert len(links) == len(set(a for *_, a in links)) >= 10
+    assert ("", "What each pattern buys at equal bits, and what it costs",
+            "what-each-pattern-buys-at-equal-bits-and-what-it-costs") in links
+    assert "hopper-v5-1" in {a for *_, a in links} and ("", "Figures", "figures") in links
+    assert heading_anchor(r"a\_b: c, batch 1 (x)") == "a_b-c-batch-1-x"
+
+
+@needs_chromium
+def test_each_same_bits_tooltip_is_sent_once_and_shown_on_both_cells_of_its_point(page, sweep):
+    """A same-bits row gave each point's tooltip (~550 characters) on its speedup cell and again on its energy ratio
+    cell: 0.25 MB of the default page, 3 MB of a 15-design sweep's. The page carries it once, on the speedup cell,
+    and in the browser the energy ratio cell of the same point shows the same tooltip."""
+    cells = re.findall(r'<td style="[^"]*"( title="[^"]*")? data-point="([0-9a-f]+)" data-col="(speedup_vs_dense|'
+                       r'energy_ratio_vs_dense)"', page)
+    assert cells and all(bool(t) == (c == "speedup_vs_dense") for t, _, c in cells)
+    url = (sweep / "report" / "index.html").resolve().as_uri()
+    b, session = load_page(url)
+    try:
+        assert problems(b.events, url) == []
+        got = b.send("Runtime.evaluate", {"returnByValue": True, "expression": """
+            Array.from(document.querySelectorAll('table.ans td[data-col="energy_ratio_vs_dense"]')).map(function (td) {
+              var s = td.parentNode.querySelector('td[data-col="speedup_vs_dense"][data-point="' + td.dataset.point + '"]');
+              return [td.dataset.point, td.title, s ? s.title : null]; })"""}, session=session)["result"]["value"]
+    finally:
+        b.close()
+    assert len(got) == sum(c == "energy_ratio_vs_dense" for *_, c in cells) > 100
+    for pid, tip, speedup_tip in got:
+        assert tip and tip == speedup_tip and tip.endswith(f"Point {pid}."), (pid, tip, speedup_tip)
+
+
+@needs_chromium
+def test_wide_glance_and_quality_tables_keep_their_agent_column_in_view_when_scrolled(sweep):
+    """With 15 designs the glance table (1,870 px) and the RL quality table (1,787 px) scroll sideways inside their
+    frame at 1400 px, and their agent column scrolled away with the rest: a reader looking at rtx5080's column no
+    longer saw which agent a row was. The first column stays at the frame's left edge (here at a 700 px window,
+    where the default report's tables are as much wider than the window)."""
+    url = (sweep / "report" / "index.html").resolve().as_uri()
+    b = Browser()
+    try:
+        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Runtime", "Page"):
+            b.send(f"{domain}.enable", session=session)
+        b.send("Emulation.setDeviceMetricsOverride", {"width": 700, "height": 900, "deviceScaleFactor": 1,
+                                                      "mobile": False}, session=session)
+        b.send("Page.navigate", {"url": url}, session=session)
+        b.wait_event("Page.loadEventFired", timeout=90)
+        got = b.send("Runtime.evaluate", {"returnByValue": True, "expression": """
+            Array.from(document.querySelectorAll('div.glance, div.frame')).filter(function (f) {
+              return f.querySelector('table.glance, table.quality'); }).map(function (f) {
+              var before = f.scrollWidth - f.clientWidth;
+              f.scrollLeft = 100000;
+              var fl = f.getBoundingClientRect().left;
+              return [f.querySelector('table').className, before,
+                      Array.from(f.querySelectorAll('tr')).map(function (tr) {
+                        return Math.round(tr.firstElementChild.getBoundingClientRect().left - fl); })]; })"""},
+            session=session)["result"]["value"]
+    finally:
+        b.close()
+    kinds = {k for k, *_ in got}
+    assert {"ans glance", "quality"} <= kinds, kinds
+    for kind, overflow, lefts in got:
+        assert overflow > 100, (kind, overflow)  # the table is wider than its frame: scrolled
+        assert lefts and all(0 <= x <= 2 for x in lefts), (kind, lefts)
+
+
+def test_energy_png_names_its_rows_once_and_each_total_is_its_points_energy(sweep):
+    """energy_<env>.png wrote every row's 'design  agent @ bits b' left of each scenario's panel: with every bundled
+    design and GPU, 440 rows x 6 panels, a 4,354 px wide PNG two thirds labels, 5,354 texts and 21 s to draw. The
+    rows are one list for every panel (the same row is the same point's agent and bits), named once, left of the
+    first panel; each total at a row's right is that scenario's point's energy."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from reports.data import agent_label, fmt_energy, with_agent
+    from reports.figures import energy_figure
+
+    df = with_agent(pd.read_parquet(sweep / "points.parquet"))
+    env = "Hopper-v5"
+    fig = energy_figure(df, env)
+    first, *rest = fig.axes
+    labels = [t.get_text() for t in first.get_yticklabels()]
+    fig.canvas.draw()
+    assert rest and all(not [t for t in ax.get_yticklabels(which="both") if t.get_visible() and t.get_text()]
+                        for ax in rest)
+    assert len(labels) == len(set(labels)) == df[df.env == env].groupby(["design", "method", "agent", "bits"]).ngroups
+    e = df[df.env == env]
+    secs = sorted({(sc, int(b)) for sc, b in zip(e.scenario, e.batch)})
+    checked = 0
+    for ax, (sc, batch) in zip(fig.axes, secs):
+        want = {}
+        for r in e[(e.scenario == sc) & (e.batch == batch)].itertuples():
+            want[labels.index(f"{r.design}  {agent_label(r.method, r.agent)} @ {r.bits} b")] = fmt_energy(r.energy_pj)
+        got = {round(t.get_position()[1]): t.get_text() for t in ax.texts}
+        assert got == want, (sc, batch)
+        checked += len(got)
+    assert checked == len(e)
+    plt.close(fig)
+
+
+@needs_chromium
+def test_navigation_links_each_scenario_of_the_answer_and_never_breaks_a_link(sweep, page):
+    """The navigation linked each env's answer only: with 15 designs each scenario's same-bits tables run to 10,000 px,
+    and reaching 'Hopper-v5: train step, batch 1024' meant scrolling past the others. It links each env's scenarios
+    and batches ('inference, batch 1 · 32 · 128'), each to its heading; and its links never break over two lines
+    ('HalfCheetah-v5 - train step (batch' / '64)' did), at 1400 px or on a narrow window."""
+    nav = page.split("<nav>", 1)[1].split("</nav>", 1)[0]
+    answer = nav.split("<b>Answer:</b>", 1)[1].split("<br>", 1)[0]
+    targets = re.findall(r'href="#([^"]+)"', answer)
+    df = pd.read_parquet(sweep / "points.parquet")
+    want = {f"answer-{e}-{sc}-{int(b)}" for e, sc, b in zip(df.env, df.scenario, df.batch)} | {f"answer-{e}" for e in df.env}
+    assert set(targets) == want, (sorted(targets), sorted(want))
+    for t in targets:
+        assert page.count(f' id="{t}"') == 1, t
+    h4 = re.findall(r'<h4 id="(answer-[^"]+)">([^<]+)</h4>', page)
+    assert ("answer-Hopper-v5-train_step-256", "Hopper-v5: train step, batch 256") in h4
+    assert "(inference, batch <a" in answer
+    url = (sweep / "report" / "index.html").resolve().as_uri()
+    for width in (1400, 600):
+        b = Browser()
+        try:
+            target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+            session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+            for domain in ("Runtime", "Page"):
+                b.send(f"{domain}.enable", session=session)
+            b.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": 900, "deviceScaleFactor": 1,
+                                                          "mobile": False}, session=session)
+            b.send("Page.navigate", {"url": url}, session=session)
+            b.wait_event("Page.loadEventFired", timeout=90)
+            got = b.send("Runtime.evaluate", {"returnByValue": True, "expression": """
+                [Array.from(document.querySelectorAll('nav a')).filter(function (a) {
+                   return a.getClientRects().length !== 1; }).map(function (a) { return a.textContent; }),
+                 document.querySelector('nav').scrollWidth, document.querySelector('nav').clientWidth]"""},
+                session=session)["result"]["value"]
+        finally:
+            b.close()
+        broken, sw, cw = got
+        assert broken == [] and sw <= cw, (width, got)
+
+
+def test_a_long_extreme_cells_table_starts_closed_and_says_how_long_it_is(page):
+    """With 15 designs each scenario's 'why the extreme cells are extreme' table ran to 40-44 rows (about 4,000 px)
+    between one scenario's same-bits tables and the next's. One of over EXTREME_OPEN_MAX rows starts closed, its
+    summary giving its row count; a shorter one (the default report's) starts open, as before."""
+    from reports.answer import EXTREME_OPEN_MAX, extreme_html
+
+    def notes(n):
+        return [{"design": f"d{i}", "cause": "no gain", "numbers": "x", "example": "", "cells": [("a", "8 b 1.00x/1.00")]}
+                for i in range(n)]
+
+    short, long_ = extreme_html(notes(EXTREME_OPEN_MAX), {}), extreme_html(notes(EXTREME_OPEN_MAX + 1), {})
+    assert short.startswith("<details open class=why><summary>Why the extreme cells are extreme</summary>")
+    assert long_.startswith(f"<details class=why><summary>Why the extreme cells are extreme ({EXTREME_OPEN_MAX + 1} "
+                            "rows, one per design and cause: click to open)</summary>")
+    assert long_.count("<tr data-design=") == EXTREME_OPEN_MAX + 1
+    assert page.count("<details open class=why>") == len(re.findall(r"<details[^>]*class=why", page)) > 0  # default: open
+
+
+def test_summary_md_says_what_a_design_table_holds_once_per_scenario(sweep):
+    """summary.md wrote '(speedup x | energy ratio, vs dense at the same bits; first row: dense's latency / energy)'
+    after every design's name: 180 times with 15 designs and 12 scenarios. It says it once under each scenario's
+    heading; each design's table is headed by its name alone."""
+    from reports.answer import DESIGN_TABLE_KEY_MD
+
+    md = (sweep / "report" / "summary.md").read_text()
+    answer = md.split("\n## What each pattern buys", 1)[1].split("\n## RL quality", 1)[0]
+    sections = re.findall(r"^#### .+$", answer, re.M)
+    assert sections and answer.count(DESIGN_TABLE_KEY_MD) == len(sections)
+    for part in answer.split("\n#### ")[1:]:
+        assert part.split("\n\n", 2)[1] == DESIGN_TABLE_KEY_MD
+    heads = re.findall(r"^\*\*([a-z0-9_]+)\*\*( \(GPU\))?$", answer, re.M)
+    assert len(heads) >= 2 * len(sections) and "speedup x | energy ratio, vs dense at the same bits" not in answer

@@ -257,6 +257,7 @@ def test_section_draws_in_chromium_without_errors_or_overflow_at_1400_px(sweep):
                                                       "mobile": False}, session=session)
         b.send("Page.navigate", {"url": url}, session=session)
         b.wait_event("Page.loadEventFired", timeout=90)
+        b.wait_plots(session)
         b.drain(1.0)
         assert problems(b.events, url) == []
         got = b.send("Runtime.evaluate", {"expression": SECTION_JS, "returnByValue": True}, session=session)["result"]["value"]

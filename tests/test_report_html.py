@@ -11,6 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -94,6 +95,19 @@ class Browser:
             if ev.get("method") == method:
                 return ev
 
+    def wait_plots(self, session: str, timeout: float = 120) -> None:
+        """Wait until the page has drawn every plot: its script draws them one per task after the load event
+        (nearest the window first) and sets the root element's data-plots to "drawn" when all are."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.send("Runtime.evaluate", {"returnByValue": True, "expression":
+                            "document.documentElement.getAttribute('data-plots')"}, session=session)["result"]
+            if got.get("value") in ("drawn", None):  # None: a page without plots
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError("the page did not draw its plots")
+            time.sleep(0.1)
+
     def drain(self, seconds: float) -> None:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
@@ -125,6 +139,7 @@ def load_page(url: str) -> tuple[Browser, str]:
         b.send(f"{domain}.enable", session=session)
     b.send("Page.navigate", {"url": url}, session=session)
     b.wait_event("Page.loadEventFired", timeout=90)
+    b.wait_plots(session)
     b.drain(1.0)  # let late console messages and requests arrive
     return b, session
 
@@ -345,3 +360,82 @@ def test_the_fronts_legend_names_the_shape_of_every_pattern_of_the_sweep():
     assert "1:4" not in legend and "1:8" not in legend  # not in this sweep
     from reports.style import MPL_MARKERS
     assert all(s in MPL_MARKERS for s in shapes)  # the PNGs draw the same shapes
+
+
+@needs_chromium
+def test_plots_are_drawn_after_the_load_event_those_in_the_window_first(report_dir):
+    """The page drew all its plots in one script before its load event: a 15-design sweep's 68 plots (12 why figures
+    of 45 panels each) kept it blank to links and hover for 20-25 s. Its script now draws one plot per task, the ones
+    near the window first: a reader who opens a link to the last section of fronts gets its plots before those at the
+    top of the page, and the root element's data-plots says "drawn" once every plot is."""
+    page = report_dir / "report" / "index.html"
+    html = page.read_text()
+    last = max(int(m) for m in re.findall(r'<h3 id="s(\d+)">', html))
+    url = page.resolve().as_uri() + f"#s{last}"
+    b = Browser()
+    try:
+        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Runtime", "Log", "Page"):
+            b.send(f"{domain}.enable", session=session)
+        b.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 900, "deviceScaleFactor": 1,
+                                                      "mobile": False}, session=session)
+        # The order the plots are drawn in: the first node plotly adds into each div.plot.
+        b.send("Page.addScriptToEvaluateOnNewDocument", {"source": """
+            window.ORDER = [];
+            new MutationObserver(function (ms) { ms.forEach(function (m) { m.addedNodes.forEach(function (n) {
+              var d = n.closest ? n.closest('div.plot') : null;
+              if (d && d !== n && window.ORDER.indexOf(d.id) === -1) window.ORDER.push(d.id); }); }); })
+              .observe(document, {childList: true, subtree: true});"""}, session=session)
+        b.send("Page.navigate", {"url": url}, session=session)
+        b.wait_event("Page.loadEventFired", timeout=90)
+        b.wait_plots(session)
+        got = b.send("Runtime.evaluate", {"returnByValue": True, "expression": """
+            [window.ORDER, Array.from(document.getElementById('s%d').nextElementSibling.querySelectorAll('div.plot'))
+               .map(function (d) { return d.id; }), document.documentElement.getAttribute('data-plots'),
+             document.querySelectorAll('div.plot').length]""" % last}, session=session)["result"]["value"]
+        assert problems(b.events, url) == []
+    finally:
+        b.close()
+    order, wanted, state, n_plots = got
+    assert state == "drawn" and sorted(order) == sorted(f"plot{i}" for i in range(n_plots)), (order, n_plots)
+    assert wanted and wanted[0] != "plot0"
+    # Drawn among the first, not in page order (last): the observer reports the window's plots a few frames after the
+    # script starts, so the few plots drawn by then come first.
+    assert n_plots >= len(wanted) + 10 and wanted[-1] == f"plot{n_plots - 1}"  # in page order: drawn last
+    assert max(order.index(w) for w in wanted) < len(wanted) + 5, (order, wanted)
+
+
+@needs_chromium
+def test_a_front_plot_of_15_designs_shows_every_legend_entry(tmp_path):
+    """With every bundled design and GPU (15 designs, 17 legend entries with the two front keys) a front plot's legend
+    scrolled inside its 440 px plot: the last five designs and the key to the black front line were below its fold
+    (plotly also put a 10 px gap after each design's group). The plot is as tall as its legend needs, and no entry is
+    hidden."""
+    from reports.fronts import FRONT_SPECS
+    from reports.html import _plotly_js, _plots_script, pareto_figure
+
+    designs = [f"design_{i:02d}" for i in range(15)]
+    rows = pd.DataFrame([{"design": d, "pattern": p, "bits": 8, "mask_source": "trained", "method": "rnm-td3",
+                          "agent": p, "point_id": f"{i:02d}{j}", "scenario": "inference", "latency_s": 1e-6 * (i + j + 1),
+                          "energy_pj": 1e3 * (15 - i + j), "model_bytes": 1e4, "return_mean": 1000.0 + 100 * j}
+                         for i, d in enumerate(designs) for j, p in enumerate(["dense", "2:4"])])
+    spec = next(s for s in FRONT_SPECS if s.name == "energy_vs_latency")
+    fronts = {None: ["000", "140"], **{d: [f"{i:02d}0"] for i, d in enumerate(designs)}}
+    fig = pareto_figure(rows, spec, fronts, designs)
+    page = tmp_path / "legend.html"
+    page.write_text(f"<!DOCTYPE html><html><head><meta charset='utf-8'><script>{_plotly_js()}</script></head><body>"
+                    f"<div id='p0' class='plot'></div>{_plots_script([('p0', fig)])}</body></html>")
+    url = page.resolve().as_uri()
+    b, session = load_page(url)
+    try:
+        got = b.send("Runtime.evaluate", {"returnByValue": True, "expression": """
+            (function () { var lg = document.querySelector('#p0 g.legend'), bg = lg.querySelector('rect.bg')
+                .getBoundingClientRect(), items = Array.from(lg.querySelectorAll('g.traces'));
+              return [items.length, items.filter(function (it) { var r = it.getBoundingClientRect();
+                return r.height === 0 || r.bottom > bg.bottom + 1; }).map(function (it) { return it.textContent; })]; })()"""},
+            session=session)["result"]["value"]
+    finally:
+        b.close()
+    n, hidden = got
+    assert n == 17 and hidden == [], got

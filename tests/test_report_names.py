@@ -163,7 +163,8 @@ def test_page_draws_odd_names_as_written(odd_report):
     """In the browser: the legend and the why row title read the design's name as written, and
     none of the names' tags became an element."""
     page = odd_report / "report" / "index.html"
-    dom = subprocess.run(["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+    dom = subprocess.run(["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=60000",
+                          "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=120).stdout
     legend = re.findall(r'<text class="legendtext"[^>]*>(.*?)</text>', dom)
     assert "&lt;b&gt;x&lt;/b&gt;|\"q\"&amp;'s %{y}" in legend, sorted(set(legend))[:20]
@@ -249,7 +250,8 @@ def test_a_name_opening_an_html_comment_leaves_every_plot_drawn(tmp_path):
     build_report(out)
     if shutil.which("chromium"):
         page = out / "report" / "index.html"
-        dom = subprocess.run(["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--dump-dom", page.as_uri()],
+        dom = subprocess.run(["chromium", "--headless=new", "--no-sandbox", "--disable-gpu", "--virtual-time-budget=60000",
+                          "--dump-dom", page.as_uri()],
                              capture_output=True, text=True, timeout=120).stdout
         plots = len(re.findall(r'<div id="plot\d+"', page.read_text()))
         assert plots and dom.count('class="main-svg"') >= plots, (plots, dom.count('class="main-svg"'))
