@@ -486,3 +486,21 @@ def test_bundled_workloads_keep_the_pattern_check_and_sweep_give_them(stem):
     assert len(paths) == 2
     for p in paths:
         assert workload_pattern(load_workload(p)) == _workload_info(str(p)).pattern == expected
+
+
+@pytest.mark.parametrize("meta", [{"layer_sparsity": "see the notes"}, {"layer_sparsity": "fc1=dense"}],
+                         ids=["free-form", "no-meta-sparsity"])
+def test_a_two_pattern_workload_whose_layer_sparsity_is_unreadable_is_named_by_its_layers(tmp_path, meta):
+    """A meta.layer_sparsity that is no --layer-sparsity run's (free-form text, or no meta.sparsity to read
+    it against) says nothing of the layers: such a workload of 2:4 and 1:4 layers is named by them, as one
+    without the key is, not the bare 'mixed' every such agent of its method would share."""
+    from hwmodel.workload import load_workload
+    from sweeps.grid import _workload_info
+
+    a = _two_pattern_workload(tmp_path, "hopper_a_s0", {"actor.fc2"})
+    wl = load_workload(a)
+    wl.meta.update(meta)
+    if "sparsity" not in meta:
+        wl.meta.pop("sparsity", None)
+    save_workload(wl, a)
+    assert _workload_info(str(a)).agent == "2:4 + 1:4 at actor.fc2"
