@@ -564,3 +564,28 @@ def test_the_cluster_message_printer_passes_what_it_does_not_condense_to_ray_as_
                     ({"pid": "raylet", "lines": "one string"}, (), {"ignore_prefix": False})]
     assert capfd.readouterr().err == ("(raylet) Raylet is terminated. Termination is unexpected. (its log: raylet.out "
                                       "in the node's Ray session folder)\n")
+
+
+def test_a_campaign_that_starts_ray_under_its_lock_checks_the_cluster_as_at_first(tmp_path, monkeypatch, capsys):
+    """Every run done at the first look starts no Ray; a done.json gone by the look under the lock starts it
+    there, and that join is checked as the first one is (here a DIR a node does not see): one line, exit 2,
+    no run submitted."""
+    import rl.campaign as campaign
+    from hwmodel.errors import NmlabError
+
+    fake = _NoGpuRay(1000)
+    looks = []
+    monkeypatch.setattr(campaign, "_start_ray", lambda address, workers: fake)
+    monkeypatch.setattr(campaign, "read_done", lambda path: looks.append(path) or ({} if len(looks) == 1 else None))
+
+    def blind(ray, out):
+        raise NmlabError(f"--out: {out} is not on storage every node of the Ray cluster sees")
+
+    monkeypatch.setattr(campaign, "_check_out_is_shared", blind)
+    monkeypatch.setattr(campaign, "_drive", lambda *a: pytest.fail("a run was submitted"))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CAMPAIGN)
+    out = tmp_path / "c"
+    assert main(["campaign", str(cfg), "--out", str(out), "--ray", "10.0.0.1:6379"]) == 2
+    assert capsys.readouterr().err.strip().endswith("is not on storage every node of the Ray cluster sees")
+    assert len(looks) == 2 and fake.shut
