@@ -455,7 +455,7 @@ def test_why_legend_gives_one_colour_one_cause(page):
     assert legend["mac"]["name"] == "compute cycles / mac energy (GPU: active power)"
 
 
-from tests.test_report_html import Browser, needs_chromium, problems  # noqa: E402
+from tests.test_report_html import load_page, needs_chromium, problems  # noqa: E402
 
 LAYOUT_JS = """(function () {
   function box(el) { return {sw: el.scrollWidth, cw: el.clientWidth, ox: getComputedStyle(el).overflowX}; }
@@ -474,17 +474,8 @@ LAYOUT_JS = """(function () {
 @needs_chromium
 def test_main_tables_fit_1400_px_without_horizontal_overflow(page, sweep):
     url = (sweep / "report" / "index.html").resolve().as_uri()
-    b = Browser()
+    b, session = load_page(url, width=1400)
     try:
-        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Runtime", "Log", "Page"):
-            b.send(f"{domain}.enable", session=session)
-        b.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1000, "deviceScaleFactor": 1,
-                                                      "mobile": False}, session=session)
-        b.send("Page.navigate", {"url": url}, session=session)
-        b.wait_event("Page.loadEventFired", timeout=90)
-        b.drain(1.0)
         assert problems(b.events, url) == []
         got = b.send("Runtime.evaluate", {"expression": LAYOUT_JS, "returnByValue": True}, session=session)["result"]["value"]
         shot = b.send("Page.captureScreenshot", {"format": "png"}, session=session)["data"]
@@ -1247,17 +1238,8 @@ def test_plot_titles_clear_the_toolbar_at_1400_px(page, sweep):
     camera and zoom icons) at 1400 px. No plot's title or subtitle overlaps its toolbar; a front's count of
     points left out is its subtitle."""
     url = (sweep / "report" / "index.html").resolve().as_uri()
-    b = Browser()
+    b, session = load_page(url, width=1400)
     try:
-        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Runtime", "Log", "Page"):
-            b.send(f"{domain}.enable", session=session)
-        b.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1000, "deviceScaleFactor": 1,
-                                                      "mobile": False}, session=session)
-        b.send("Page.navigate", {"url": url}, session=session)
-        b.wait_event("Page.loadEventFired", timeout=90)
-        b.drain(1.0)
         plots = b.send("Runtime.evaluate", {"expression": PLOT_TITLES_JS, "returnByValue": True},
                        session=session)["result"]["value"]
     finally:

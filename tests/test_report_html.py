@@ -117,15 +117,24 @@ class Browser:
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
-def load_page(url: str) -> tuple[Browser, str]:
+def load_page(url: str, width: int | None = None) -> tuple[Browser, str]:
+    """A Browser that has loaded ``url``, and its page's session; the caller closes it. ``width``: the
+    viewport's width in CSS px (1000 px high), else Chromium's default window."""
     b = Browser()
-    target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-    session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-    for domain in ("Runtime", "Log", "Network", "Page"):
-        b.send(f"{domain}.enable", session=session)
-    b.send("Page.navigate", {"url": url}, session=session)
-    b.wait_event("Page.loadEventFired", timeout=90)
-    b.drain(1.0)  # let late console messages and requests arrive
+    try:
+        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Runtime", "Log", "Network", "Page"):
+            b.send(f"{domain}.enable", session=session)
+        if width is not None:
+            b.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": 1000, "deviceScaleFactor": 1,
+                                                          "mobile": False}, session=session)
+        b.send("Page.navigate", {"url": url}, session=session)
+        b.wait_event("Page.loadEventFired", timeout=90)
+        b.drain(1.0)  # let late console messages and requests arrive
+    except BaseException:
+        b.close()
+        raise
     return b, session
 
 
