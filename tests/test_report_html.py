@@ -354,3 +354,16 @@ def test_the_fronts_legend_names_the_shape_of_every_pattern_of_the_sweep():
     assert "1:4" not in legend and "1:8" not in legend  # not in this sweep
     from reports.style import MPL_MARKERS
     assert all(s in MPL_MARKERS for s in shapes)  # the PNGs draw the same shapes
+
+
+def test_figure_content_is_never_taken_for_a_shared_list():
+    """The page's script draws a shared list wherever an object's one key is the placeholder's: a figure
+    holding such an object is refused when the page is built rather than drawn with another list in its
+    place, and page_figures reads a page whose names hold the script's own text ("var C=")."""
+    from reports.html import SHARED_KEY, _plots_script, page_figures, share_repeats
+
+    with pytest.raises(ValueError, match="shared-list placeholder"):
+        share_repeats([{"id": "a", "data": [{"x": [1], "meta": {SHARED_KEY: 0}}], "layout": {}}])
+    names = ["a;var C={};" * 8] * 2
+    figs = [("p", {"data": [{"x": names, "name": "x;var C=1"}, {"x": names}], "layout": {}})]
+    assert page_figures(_plots_script(figs)) == [{"id": "p", **figs[0][1]}]
