@@ -428,12 +428,13 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
                        f'<b>{fmt_ratio(sp)}x</b> / {fmt_ratio(en)}<br><span class=lim>{html.escape(limiter_word(c))}</span></td>')
         body.append(f"<tr><td class=l>{html.escape(agent_label(method, agent))}</td>{ret_cell}{''.join(tds)}</tr>")
     return (f'<div class="card glance" id="{glance_anchor(env)}"><table class="ans glance" data-env="{html.escape(env)}"><caption>{html.escape(title)}'
-            f'<br><span class=unit>{GLANCE_KEY}</span></caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
+            f'<br><span class=unit>{GLANCE_KEY}{"" if ref is None else GLANCE_REF_KEY}</span></caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
 
 
 #: What a glance design cell holds, under the glance's title on the page (summary.md says it beside the title).
-GLANCE_KEY = ("each design: speedup x / energy ratio, both vs dense on that design at the same bits; what limits it "
-              "below. First row: dense itself, its return at these bits and its latency / energy")
+GLANCE_KEY = "each design: speedup x / energy ratio, both vs dense on that design at the same bits; what limits it below"
+#: What follows GLANCE_KEY where the glance has dense's row (a sweep with a trained dense agent).
+GLANCE_REF_KEY = ". First row: dense itself, its return at these bits and its latency / energy"
 #: The glance's first row: dense, whose return a sparse agent's is compared with at equal bits.
 GLANCE_REF_LABEL = "reference"
 

@@ -1253,3 +1253,25 @@ def test_plot_titles_clear_the_toolbar_at_1400_px(page, sweep):
             assert not (left < mr and ml < right and top < mb and mt < bottom), (p["id"], text, p["modebar"])
             subtitles += "points without return left out" in text
     assert subtitles >= 12  # the return fronts of every section say what they leave out
+
+
+def test_a_glance_without_dense_does_not_announce_a_dense_first_row(sweep, tmp_path):
+    """A sweep without a dense agent has no dense row in its glance; the page's caption still said 'First row:
+    dense itself' over a first row that was a sparse agent's (summary.md said it only with the row)."""
+    import shutil
+
+    from reports import answer
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    out = tmp_path / "no_dense"
+    out.mkdir()
+    shutil.copy(sweep / "sweep.json", out / "sweep.json")
+    df[df.pattern != "dense"].to_parquet(out / "points.parquet")
+    build_report(out)
+    page = (out / "report" / "index.html").read_text()
+    captions = re.findall(r'<table class="ans glance"[^>]*><caption>(.*?)</caption>', page)
+    assert captions and all(answer.GLANCE_KEY in c and "First row" not in c for c in captions), captions
+    assert "reference</td>" not in page and "first row: dense itself" not in (out / "report" / "summary.md").read_text()
+    assert all(answer.GLANCE_KEY + answer.GLANCE_REF_KEY in c
+               for c in re.findall(r'<table class="ans glance"[^>]*><caption>(.*?)</caption>',
+                                   (sweep / "report" / "index.html").read_text()))
