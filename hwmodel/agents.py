@@ -214,10 +214,11 @@ def agent_label(meta: dict[str, Any], method: str, pattern: str, layers: Any = N
         # Per-layer patterns: the run's own agent, not the plain one of its --sparsity.
         base = str(meta.get("sparsity") or pattern)
         try:
-            layers = layers_text(base, spec)
+            differing = layers_text(base, spec)
         except NmlabError:
-            return pattern  # free-form meta that is not a --layer-sparsity text: labelled as before
-        return f"{base} {layers}" if layers else base
+            differing = None  # free-form meta that is no --layer-sparsity text: labelled as any other workload
+        if differing is not None:
+            return f"{base} {differing}" if differing else base
     if pattern == MIXED and layers is not None:
         return mixed_layers_label(layers)
     return pattern

@@ -11,6 +11,7 @@ an explicit address only when ``RAY_AUTH_MODE=token``: without it, 20 s of retri
 from __future__ import annotations
 
 import os
+import re
 import socket
 import sys
 import tempfile
@@ -147,10 +148,10 @@ def init_ray(address: Optional[str], workers: int) -> Any:
     return ray
 
 
-#: How Ray's message about a node whose raylet ended begins; its first line ends with this
-#: announcement of the 20 lines of that raylet's log that follow.
+#: How Ray's message about a node whose raylet ended begins; its first line ends with the
+#: announcement of that raylet's last log lines, which follow (Ray publishes 20).
 RAYLET_DIED = "Raylet is terminated"
-RAYLET_LOG_TAIL = "Last 20 lines of the Raylet logs:"
+RAYLET_LOG_TAIL = re.compile(r"\s*Last \d+ lines of the Raylet logs:\s*$")
 
 
 def _cluster_messages_on_stderr() -> None:
@@ -162,22 +163,27 @@ def _cluster_messages_on_stderr() -> None:
     lines of state dump on a sweep's stdout for one node lost, while the sweep itself goes on (Ray
     retries the node's tasks on the others). Here that is the note's first line, once, and the
     head's note with its line breaks joined. Other output (a task's own, Ray's autoscaler) is
-    printed as Ray prints it; a Ray without this printer is left as it is."""
+    printed as Ray prints it, and so is anything not shaped as this Ray version's raylet messages
+    (Ray's printer is called with whatever arguments it was given); a Ray without this printer is
+    left as it is."""
     worker = sys.modules.get("ray._private.worker")
     original = getattr(worker, "print_to_stdstream", None)
     if original is None or getattr(original, "nmlab_condensed", False):
         return
     said: set[str] = set()
 
-    def printer(data: dict, ignore_prefix: bool = False) -> None:
-        if data.get("pid") != "raylet":
-            original(data, ignore_prefix=ignore_prefix)
+    def printer(data: Any, *args: Any, **kwargs: Any) -> None:
+        # Ray's listener thread calls this; an exception here would end that thread and every later
+        # message with it, so only a dict with a list of raylet lines is condensed.
+        lines = data.get("lines") if isinstance(data, dict) and data.get("pid") == "raylet" else None
+        if not isinstance(lines, list):
+            original(data, *args, **kwargs)
             return
-        for message in data.get("lines") or []:
+        for message in lines:
             text = str(message)
             first = text.split("\n", 1)[0]
             if first.startswith(RAYLET_DIED):
-                text = f"{first.removesuffix(RAYLET_LOG_TAIL).strip()} (its log: raylet.out in the node's Ray session folder)"
+                text = f"{RAYLET_LOG_TAIL.sub('', first).strip()} (its log: raylet.out in the node's Ray session folder)"
                 if text in said:  # each of the node's watchers publishes it
                     continue
                 said.add(text)

@@ -424,8 +424,9 @@ def _returns_only(rows: list[tuple]) -> bool:
 
 
 def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[tuple[str, str]]) -> str:
-    """The env's answer in one table: per sparse agent, its return at the glance bits (fraction of dense with
-    the seed range) and on every design its speedup, energy ratio and limiter at those bits."""
+    """The env's answer in one table: first dense itself (:func:`_glance_reference_html`), then per sparse
+    agent its return at the glance bits (fraction of dense with the seed range) and on every design its
+    speedup, energy ratio and limiter at those bits."""
     glance = glance_rows(table, ret, env, agents)
     if glance is None:
         return ""
@@ -437,19 +438,9 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
                       f'{"<br>(GPU)" if is_gpu(d) else ""}</th>' for d in designs) + "</tr></thead>")
     body = [] if ref is None else [_glance_reference_html(ref)]
     for method, agent, r, cells in rows:
-        if r is None:
-            one_shot = any(c is not None and c.get("mask_source", "trained") != "trained" for c in cells)
-            why = "pruned one-shot: never trained, so never evaluated" if one_shot else "no evaluation return at these bits"
-            ret_cell = f'<td class=na title="{why}">\u2013</td>'
-        elif r["fraction"] == r["fraction"]:
-            spread = (f'<br><span class=spread>{r["fraction_min"]:.2f}\u2013{r["fraction_max"]:.2f}</span>'
-                      if r["spread_kind"] else "")
-            ret_cell = (f'<td title="return {r["return_mean"]:.0f}, dense TD3 as trained {r["dense_return"]:.0f}" '
-                        f'data-col="glance_return_fraction" data-value="{r["fraction"]!r}">{r["fraction"]:.2f}{spread}</td>')
-        else:  # no dense reference: the return itself, with its seed range
-            rng = seed_range_text(r["return_min"], r["return_max"], "\u2013", unknown="") if r["spread_kind"] else ""
-            ret_cell = (f'<td title="{html.escape(r["dense_missing"])}">{r["return_mean"]:.0f}'
-                        + (f"<br><span class=spread>{rng}</span>" if rng else "") + "</td>")
+        one_shot = any(c is not None and c.get("mask_source", "trained") != "trained" for c in cells)
+        ret_cell = _glance_return_html(r, "glance_return_fraction", "pruned one-shot: never trained, so never evaluated"
+                                       if one_shot else "no evaluation return at these bits")
         tds = []
         for c in cells:
             if c is None:
@@ -461,12 +452,13 @@ def glance_html(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: list[t
                        f'<b>{fmt_ratio(sp)}x</b> / {fmt_ratio(en)}<br><span class=lim>{html.escape(limiter_word(c))}</span></td>')
         body.append(f"<tr><td class=l>{html.escape(agent_label(method, agent))}</td>{ret_cell}{''.join(tds)}</tr>")
     return (f'<div class="card glance" id="{glance_anchor(env)}"><table class="ans glance" data-env="{html.escape(env)}"><caption>{html.escape(title)}'
-            f'<br><span class=unit>{GLANCE_KEY}</span></caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
+            f'<br><span class=unit>{GLANCE_KEY}{"" if ref is None else GLANCE_REF_KEY}</span></caption>{head}<tbody>{"".join(body)}</tbody></table></div>')
 
 
 #: What a glance design cell holds, under the glance's title on the page (summary.md says it beside the title).
-GLANCE_KEY = ("each design: speedup x / energy ratio, both vs dense on that design at the same bits; what limits it "
-              "below. First row: dense itself, its return at these bits and its latency / energy")
+GLANCE_KEY = "each design: speedup x / energy ratio, both vs dense on that design at the same bits; what limits it below"
+#: What follows GLANCE_KEY where the glance has dense's row (a sweep with a trained dense agent).
+GLANCE_REF_KEY = ". First row: dense itself, its return at these bits and its latency / energy"
 #: The glance's first row: dense, whose return a sparse agent's is compared with at equal bits.
 GLANCE_REF_LABEL = "reference"
 
@@ -475,16 +467,7 @@ def _glance_reference_html(ref: tuple) -> str:
     """The glance's dense row: its return at the glance bits (fraction of dense as trained, seed range) and on
     each design its own latency / energy, the figures the row's ratios below divide."""
     method, agent, r, cells = ref
-    if r is not None and r["fraction"] == r["fraction"]:
-        spread = (f'<br><span class=spread>{r["fraction_min"]:.2f}\u2013{r["fraction_max"]:.2f}</span>'
-                  if r["spread_kind"] else "")
-        ret_cell = (f'<td title="return {r["return_mean"]:.0f}, dense TD3 as trained {r["dense_return"]:.0f}" '
-                    f'data-col="glance_reference_return_fraction" data-value="{r["fraction"]!r}">{r["fraction"]:.2f}{spread}</td>')
-    elif r is not None:
-        rng = seed_range_text(r["return_min"], r["return_max"], "\u2013", unknown="") if r["spread_kind"] else ""
-        ret_cell = f'<td>{r["return_mean"]:.0f}' + (f"<br><span class=spread>{rng}</span>" if rng else "") + "</td>"
-    else:
-        ret_cell = '<td class=na title="no evaluation return at these bits">\u2013</td>'
+    ret_cell = _glance_return_html(r, "glance_reference_return_fraction", "no evaluation return at these bits")
     tds = "".join(
         '<td class="na" title="not run at these bits">\u2013</td>' if c is None else
         f'<td title="dense at these bits: latency {fmt_time(c["latency_s"])}, energy {fmt_energy(c["energy_pj"])}. '
@@ -493,6 +476,22 @@ def _glance_reference_html(ref: tuple) -> str:
         for c in cells)
     return (f'<tr class=abs><td class=l>{html.escape(agent_label(method, agent))}: '
             f'{GLANCE_REF_LABEL}</td>{ret_cell}{tds}</tr>')
+
+
+def _glance_return_html(r: Optional[dict], col: str, missing: str) -> str:
+    """A glance row's return cell on the page: the fraction of dense TD3 as trained with its seed range (its
+    ``data-col`` is ``col``), or (no dense reference) the return itself with its seed range, or, where ``r``
+    is None, a dash whose title is ``missing`` (why there is no return)."""
+    if r is None:
+        return f'<td class=na title="{missing}">\u2013</td>'
+    if r["fraction"] == r["fraction"]:
+        spread = (f'<br><span class=spread>{r["fraction_min"]:.2f}\u2013{r["fraction_max"]:.2f}</span>'
+                  if r["spread_kind"] else "")
+        return (f'<td title="return {r["return_mean"]:.0f}, dense TD3 as trained {r["dense_return"]:.0f}" '
+                f'data-col="{col}" data-value="{r["fraction"]!r}">{r["fraction"]:.2f}{spread}</td>')
+    rng = seed_range_text(r["return_min"], r["return_max"], "\u2013", unknown="") if r["spread_kind"] else ""
+    return (f'<td title="{html.escape(r["dense_missing"])}">{r["return_mean"]:.0f}'
+            + (f"<br><span class=spread>{rng}</span>" if rng else "") + "</td>")
 
 
 def _glance_return_md(r: Optional[dict]) -> str:

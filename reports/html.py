@@ -610,6 +610,8 @@ def share_repeats(figures: list[dict]) -> tuple[list[dict], list[list]]:
 
     def scan(o: Any) -> None:
         if isinstance(o, dict):
+            if list(o) == [SHARED_KEY]:  # the script would draw a shared list in its place
+                raise ValueError(f"a figure holds an object whose one key is {SHARED_KEY!r}, the shared-list placeholder")
             for v in o.values():
                 scan(v)
         elif isinstance(o, list):
@@ -656,8 +658,8 @@ def expand_shared(figures: Any, shared: list[list]) -> Any:
 
 def page_figures(page: str) -> list[dict]:
     """The plotly figures of a report page as its script draws them (shared lists expanded)."""
-    payload = page.split("<script>(function(){var P=", 1)[1].split(";var C=", 1)[0]
-    doc = json.loads(payload)
+    start = "<script>(function(){var P="
+    doc, _end = json.JSONDecoder().raw_decode(page, page.index(start) + len(start))
     return expand_shared(doc["figures"], doc.get("S", []))
 
 

@@ -281,6 +281,23 @@ def _check_out_is_shared(ray: Any, out: Path) -> None:
                          f"them: give a DIR on shared storage mounted at the same path on every node")
 
 
+def _checked_ray(cfg: CampaignConfig, out: Path, address: Optional[str], workers: int) -> Any:
+    """Ray joined (or started) and checked to run ``cfg``'s runs in ``out``: GPUs where the runs want
+    one, and on a cluster a CPU and a DIR every node sees. A refusal (NmlabError) shuts Ray down."""
+    from hwmodel.raycluster import is_local, require_cpus
+
+    ray = _start_ray(address, workers)
+    try:
+        _check_gpus(ray, cfg, address)
+        if not is_local(address):  # a local instance is this machine, with --workers CPUs
+            require_cpus(ray, address)
+            _check_out_is_shared(ray, out)
+    except BaseException:
+        ray.shutdown()
+        raise
+    return ray
+
+
 def _failure(ray: Any, exc: Exception) -> str:
     """One line for a run that failed: the NmlabError of a bad setting, else the error's last line."""
     cause = getattr(exc, "cause", None)
@@ -294,8 +311,6 @@ def _failure(ray: Any, exc: Exception) -> str:
 def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, workers: int = 1,
                  progress: bool = True) -> int:
     """Train every unfinished run of ``cfg`` in ``out``; returns 0 when all are done, 1 if some failed."""
-    from hwmodel.raycluster import is_local, require_cpus
-
     runs = cfg.runs()
     # A DIR another driver holds is refused first, in one line and without touching Ray (joining
     # or starting it takes seconds, and a local instance a whole machine's CPUs). The lock itself
@@ -306,13 +321,8 @@ def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, 
     # to join (nothing answers, a refused token, a malformed address) is bad input and leaves
     # neither DIR nor its campaign.lock. Only where a run is left to train: a finished campaign
     # starts no Ray. Runs only become finished, so the runs left under the lock are among these.
-    ray = _start_ray(address, workers) if any(read_done(out / r.name) is None for r in runs) else None
+    ray = _checked_ray(cfg, out, address, workers) if any(read_done(out / r.name) is None for r in runs) else None
     try:
-        if ray is not None:
-            _check_gpus(ray, cfg, address)
-            if not is_local(address):  # a local instance is this machine, with --workers CPUs
-                require_cpus(ray, address)
-                _check_out_is_shared(ray, out)
         out.mkdir(parents=True, exist_ok=True)
         with lock.hold():
             done = [(r, read_done(out / r.name)) for r in runs]  # each done.json read once under the lock
@@ -328,7 +338,7 @@ def run_campaign(cfg: CampaignConfig, out: Path, address: Optional[str] = None, 
                 return 0
             _note_untrained(todo)
             if ray is None:  # a done.json removed since the first look
-                ray = _start_ray(address, workers)
+                ray = _checked_ray(cfg, out, address, workers)
             failed = _drive(ray, cfg, out, todo, progress)
     finally:
         if ray is not None:

@@ -10,7 +10,8 @@ with an empty method match any method). An rlx2/gmp row whose sparsity is the fr
 removed (``0.98/0.95``, ``0.9``: what ``nmlab evaluate`` writes for RLx2) is an
 ``unstructured`` row that joins only the agent whose label has those fractions. A row of a
 run trained with per-layer patterns (``2:8 fc1=dense``: ``nmlab train --layer-sparsity``) is a
-``mixed`` row that joins only the agent of that label. Rows
+``mixed`` row that joins only the agent of that label, and so is a row naming the label of a
+workload of two N:M patterns (``2:4 + 1:4 at actor.fc2``). Rows
 pruned one-shot and rows without a match get NaN and ``return_missing=True``.
 
 Dense reference: per (env, design, scenario, batch), the dense row at the highest bitwidth
@@ -67,7 +68,12 @@ def load_quality(path: str | Path) -> dict[tuple[str, str, int], list[dict]]:
         # A run trained with per-layer patterns ("2:8 fc1=dense", nmlab evaluate): a "mixed" agent,
         # told apart from other mixed agents by its label (the workload's, hwmodel.agents.agent_label).
         label = None
-        if not fractions:
+        if not fractions and " + " in rec["sparsity"]:
+            # A workload of two N:M patterns or more, by its label ("2:4 + 1:4 at actor.fc2",
+            # hwmodel.agents.mixed_layers_label): a "mixed" agent, joined only by that label.
+            parse_grid_pattern(rec["sparsity"].split(" + ", 1)[0], f"{where}: sparsity")
+            label = normalize_label(rec["sparsity"])
+        elif not fractions:
             base, layers = _split_layers(rec["sparsity"], f"{where}: sparsity")
             if layers:
                 label = f"{parse_grid_pattern(base, f'{where}: sparsity')} {layers}"

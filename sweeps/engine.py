@@ -373,13 +373,17 @@ class _RayPool:
     def _remove_inputs_on_every_node(self) -> None:
         """Remove the workers' input copies on each node of the cluster that runs tasks (its
         ``/tmp`` is not the driver's on another machine; :func:`hwmodel.raycluster.on_every_node`),
-        waited for at most :data:`CLEANUP_TIMEOUT_S`. A node lost during the sweep keeps its copies."""
+        waited for at most :data:`CLEANUP_TIMEOUT_S`. A node lost during the sweep keeps its copies.
+        Where Ray cannot be asked (the cluster lost since the last chunk, a Ray whose API differs) the
+        sweep's outcome stands and one line on stderr says where the copies may stay."""
         from hwmodel.raycluster import on_every_node
 
         try:
             on_every_node(self.ray, remove_inputs, self.inputs_root, timeout_s=CLEANUP_TIMEOUT_S)
-        except Exception:  # a lost cluster, or a node gone meanwhile: nothing more to remove there
-            pass
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            print(f"nmlab sweep: note: the workers' input copies may stay in {self.inputs_root} on the cluster's "
+                  f"nodes (removing them: {type(exc).__name__}: {first})", file=sys.stderr)
 
 
 def write_manifest(out: Path, manifest: dict[str, Any]) -> None:

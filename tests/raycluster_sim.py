@@ -112,13 +112,13 @@ def cluster(worker_cpus: tuple[int, ...] = (1,), head_cpus: int = 0) -> Iterator
     env = dict(os.environ, RAY_USAGE_STATS_ENABLED="0", HOME=str(root / "home"))
     env.pop("RAY_ADDRESS", None)
     procs: list[subprocess.Popen] = []
-    logs: list[int] = []
+    log_fds: list[int] = []
     port = _free_port()
     address = f"127.0.0.1:{port}"
 
     def start(argv: list[str], log: str) -> None:
-        logs.append(os.open(root / log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
-        procs.append(subprocess.Popen(argv, env=env, stdout=logs[-1], stderr=subprocess.STDOUT, start_new_session=True,
+        log_fds.append(os.open(root / log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644))
+        procs.append(subprocess.Popen(argv, env=env, stdout=log_fds[-1], stderr=subprocess.STDOUT, start_new_session=True,
                                       preexec_fn=_end_with_this_process))
 
     try:
@@ -150,7 +150,7 @@ def cluster(worker_cpus: tuple[int, ...] = (1,), head_cpus: int = 0) -> Iterator
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
-        for fd in logs:
+        for fd in log_fds:
             os.close(fd)
         shutil.rmtree(root, ignore_errors=True)
         os.environ.update(saved)

@@ -486,3 +486,42 @@ def test_bundled_workloads_keep_the_pattern_check_and_sweep_give_them(stem):
     assert len(paths) == 2
     for p in paths:
         assert workload_pattern(load_workload(p)) == _workload_info(str(p)).pattern == expected
+
+
+@pytest.mark.parametrize("meta", [{"layer_sparsity": "see the notes"}, {"layer_sparsity": "fc1=dense"}],
+                         ids=["free-form", "no-meta-sparsity"])
+def test_a_two_pattern_workload_whose_layer_sparsity_is_unreadable_is_named_by_its_layers(tmp_path, meta):
+    """A meta.layer_sparsity that is no --layer-sparsity run's (free-form text, or no meta.sparsity to read
+    it against) says nothing of the layers: such a workload of 2:4 and 1:4 layers is named by them, as one
+    without the key is, not the bare 'mixed' every such agent of its method would share."""
+    from hwmodel.workload import load_workload
+    from sweeps.grid import _workload_info
+
+    a = _two_pattern_workload(tmp_path, "hopper_a_s0", {"actor.fc2"})
+    wl = load_workload(a)
+    wl.meta.update(meta)
+    if "sparsity" not in meta:
+        wl.meta.pop("sparsity", None)
+    save_workload(wl, a)
+    assert _workload_info(str(a)).agent == "2:4 + 1:4 at actor.fc2"
+
+
+def test_two_agents_of_two_nm_patterns_each_join_their_own_quality_row(tmp_path):
+    """Each two-pattern agent has a label of its own; a quality row naming that label as its sparsity gives
+    that agent its return and no other (a row naming the label was refused as no pattern)."""
+    import pandas as pd
+    import yaml
+
+    a = _two_pattern_workload(tmp_path, "hopper_a_s0", {"actor.fc2"})
+    b = _two_pattern_workload(tmp_path, "hopper_b_s0", {"actor.fc1", "critic1.fc1", "critic2.fc1"})
+    quality = tmp_path / "q.csv"
+    quality.write_text("env,method,sparsity,bits,seed,return_mean\n"
+                       "Hopper-v5,mine,2:4 + 1:4 at actor.fc2,8,0,1000\n"
+                       "Hopper-v5,mine, 2:4  +  1:4 at actor.fc1 critic1.fc1 critic2.fc1 ,8,0,2000\n")
+    cfg = tmp_path / "sweep.yaml"
+    cfg.write_text(yaml.safe_dump({"workloads": [str(a), str(b)], "patterns": ["mixed"], "bits": [8],
+                                   "designs": ["edge_ws"], "gpus": "none", "quality": str(quality),
+                                   "scenarios": [{"scenario": "inference", "batch": 1}]}))
+    assert main(["sweep", str(cfg), "--out", str(tmp_path / "out"), "--workers", "1", "--quiet"]) == 0
+    df = pd.read_parquet(tmp_path / "out" / "points.parquet").set_index("workload")
+    assert df.return_mean.to_dict() == {"hopper_a_s0": 1000.0, "hopper_b_s0": 2000.0}

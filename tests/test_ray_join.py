@@ -538,3 +538,54 @@ def test_what_the_cluster_publishes_is_one_line_each_on_stderr(tmp_path, capfd):
         "(raylet) The node with node id: 46182e and address: 10.0.0.5 and node name: 10.0.0.5 has been marked dead "
         "because the detector has missed too many heartbeats from it. This can happen when a (1) raylet crashes "
         "unexpectedly (OOM, etc.) (2) raylet has lagging heartbeats due to slow network or busy workload."]
+
+
+def test_the_cluster_message_printer_passes_what_it_does_not_condense_to_ray_as_given(monkeypatch, capfd):
+    """Ray's listener thread calls print_to_stdstream: a call this Ray's printer takes (another keyword, data
+    that is no raylet dict) reaches it as given instead of raising in that thread, and a raylet note is cut
+    at Ray's announcement of its log lines whatever their count."""
+    import types
+
+    from hwmodel.raycluster import _cluster_messages_on_stderr
+
+    seen = []
+    fake = types.ModuleType("ray._private.worker")
+    fake.print_to_stdstream = lambda data, *args, **kw: seen.append((data, args, kw))
+    monkeypatch.setitem(sys.modules, "ray._private.worker", fake)
+    _cluster_messages_on_stderr()
+    printer = fake.print_to_stdstream
+    printer({"lines": ["x"], "pid": 7, "is_err": False}, ignore_prefix=True, sink="later Ray")
+    printer(("raylet", ["x"]), False)
+    printer({"pid": "raylet", "lines": "one string"}, ignore_prefix=False)
+    printer({"pid": "raylet", "lines": ["Raylet is terminated. Termination is unexpected. Last 30 lines of the "
+                                        "Raylet logs:\n    [state-dump] 1\n"]}, ignore_prefix=False)
+    assert seen == [({"lines": ["x"], "pid": 7, "is_err": False}, (), {"ignore_prefix": True, "sink": "later Ray"}),
+                    (("raylet", ["x"]), (False,), {}),
+                    ({"pid": "raylet", "lines": "one string"}, (), {"ignore_prefix": False})]
+    assert capfd.readouterr().err == ("(raylet) Raylet is terminated. Termination is unexpected. (its log: raylet.out "
+                                      "in the node's Ray session folder)\n")
+
+
+def test_a_campaign_that_starts_ray_under_its_lock_checks_the_cluster_as_at_first(tmp_path, monkeypatch, capsys):
+    """Every run done at the first look starts no Ray; a done.json gone by the look under the lock starts it
+    there, and that join is checked as the first one is (here a DIR a node does not see): one line, exit 2,
+    no run submitted."""
+    import rl.campaign as campaign
+    from hwmodel.errors import NmlabError
+
+    fake = _NoGpuRay(1000)
+    looks = []
+    monkeypatch.setattr(campaign, "_start_ray", lambda address, workers: fake)
+    monkeypatch.setattr(campaign, "read_done", lambda path: looks.append(path) or ({} if len(looks) == 1 else None))
+
+    def blind(ray, out):
+        raise NmlabError(f"--out: {out} is not on storage every node of the Ray cluster sees")
+
+    monkeypatch.setattr(campaign, "_check_out_is_shared", blind)
+    monkeypatch.setattr(campaign, "_drive", lambda *a: pytest.fail("a run was submitted"))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CAMPAIGN)
+    out = tmp_path / "c"
+    assert main(["campaign", str(cfg), "--out", str(out), "--ray", "10.0.0.1:6379"]) == 2
+    assert capsys.readouterr().err.strip().endswith("is not on storage every node of the Ray cluster sees")
+    assert len(looks) == 2 and fake.shut

@@ -473,18 +473,8 @@ LAYOUT_JS = """(function () {
 @needs_chromium
 def test_main_tables_fit_1400_px_without_horizontal_overflow(page, sweep):
     url = (sweep / "report" / "index.html").resolve().as_uri()
-    b = Browser()
+    b, session = load_page(url, width=1400)
     try:
-        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Runtime", "Log", "Page"):
-            b.send(f"{domain}.enable", session=session)
-        b.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1000, "deviceScaleFactor": 1,
-                                                      "mobile": False}, session=session)
-        b.send("Page.navigate", {"url": url}, session=session)
-        b.wait_event("Page.loadEventFired", timeout=90)
-        b.wait_plots(session)
-        b.drain(1.0)
         assert problems(b.events, url) == []
         got = b.send("Runtime.evaluate", {"expression": LAYOUT_JS, "returnByValue": True}, session=session)["result"]["value"]
         shot = b.send("Page.captureScreenshot", {"format": "png"}, session=session)["data"]
@@ -1244,18 +1234,8 @@ def test_plot_titles_clear_the_toolbar_at_1400_px(page, sweep):
     camera and zoom icons) at 1400 px. No plot's title or subtitle overlaps its toolbar; a front's count of
     points left out is its subtitle."""
     url = (sweep / "report" / "index.html").resolve().as_uri()
-    b = Browser()
+    b, session = load_page(url, width=1400)
     try:
-        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Runtime", "Log", "Page"):
-            b.send(f"{domain}.enable", session=session)
-        b.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1000, "deviceScaleFactor": 1,
-                                                      "mobile": False}, session=session)
-        b.send("Page.navigate", {"url": url}, session=session)
-        b.wait_event("Page.loadEventFired", timeout=90)
-        b.wait_plots(session)
-        b.drain(1.0)
         plots = b.send("Runtime.evaluate", {"expression": PLOT_TITLES_JS, "returnByValue": True},
                        session=session)["result"]["value"]
     finally:
@@ -1489,3 +1469,25 @@ def test_summary_md_says_what_a_design_table_holds_once_per_scenario(sweep):
         assert part.split("\n\n", 2)[1] == DESIGN_TABLE_KEY_MD
     heads = re.findall(r"^\*\*([a-z0-9_]+)\*\*( \(GPU\))?$", answer, re.M)
     assert len(heads) >= 2 * len(sections) and "speedup x | energy ratio, vs dense at the same bits" not in answer
+
+
+def test_a_glance_without_dense_does_not_announce_a_dense_first_row(sweep, tmp_path):
+    """A sweep without a dense agent has no dense row in its glance; the page's caption still said 'First row:
+    dense itself' over a first row that was a sparse agent's (summary.md said it only with the row)."""
+    import shutil
+
+    from reports import answer
+
+    df = pd.read_parquet(sweep / "points.parquet")
+    out = tmp_path / "no_dense"
+    out.mkdir()
+    shutil.copy(sweep / "sweep.json", out / "sweep.json")
+    df[df.pattern != "dense"].to_parquet(out / "points.parquet")
+    build_report(out)
+    page = (out / "report" / "index.html").read_text()
+    captions = re.findall(r'<table class="ans glance"[^>]*><caption>(.*?)</caption>', page)
+    assert captions and all(answer.GLANCE_KEY in c and "First row" not in c for c in captions), captions
+    assert "reference</td>" not in page and "first row: dense itself" not in (out / "report" / "summary.md").read_text()
+    assert all(answer.GLANCE_KEY + answer.GLANCE_REF_KEY in c
+               for c in re.findall(r'<table class="ans glance"[^>]*><caption>(.*?)</caption>',
+                                   (sweep / "report" / "index.html").read_text()))

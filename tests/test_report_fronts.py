@@ -709,9 +709,7 @@ def test_train_step_energy_reads_per_train_step(default_sweep, monkeypatch):
     seen = {"train": 0, "inference": 0}
     sections = re.split(r'<h3 id="s\d+">', page)[1:]
     assert len(sections) == 4
-    from reports.html import page_figures
-
-    figs = iter(f for f in page_figures(page) if any(t.get("name") == "front (all designs)" for t in f["data"]))
+    figs = iter(_front_figures(page))
     for sec in sections:
         train = sec.startswith(tuple(f"{e} - train step" for e in ("HalfCheetah-v5", "Hopper-v5")))
         word, other = ("per train step", "per pass") if train else ("per pass", "per train step")

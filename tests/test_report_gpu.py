@@ -230,7 +230,7 @@ def test_gpu_limiter_text_speaks_of_fixed_cost_and_the_2_4_only_mapping(table, p
 
 
 # ----------------------------------------------------------------------------- in a real browser
-from tests.test_report_html import Browser, needs_chromium, problems  # noqa: E402
+from tests.test_report_html import load_page, needs_chromium, problems  # noqa: E402
 
 SECTION_JS = """(function () {
   var h = document.getElementById('%s'); var plots = [], el = h.nextElementSibling;
@@ -247,18 +247,8 @@ SECTION_JS = """(function () {
 @needs_chromium
 def test_section_draws_in_chromium_without_errors_or_overflow_at_1400_px(sweep):
     url = (sweep / "report" / "index.html").resolve().as_uri()
-    b = Browser()
+    b, session = load_page(url, width=1400)
     try:
-        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Runtime", "Log", "Network", "Page"):
-            b.send(f"{domain}.enable", session=session)
-        b.send("Emulation.setDeviceMetricsOverride", {"width": 1400, "height": 1000, "deviceScaleFactor": 1,
-                                                      "mobile": False}, session=session)
-        b.send("Page.navigate", {"url": url}, session=session)
-        b.wait_event("Page.loadEventFired", timeout=90)
-        b.wait_plots(session)
-        b.drain(1.0)
         assert problems(b.events, url) == []
         got = b.send("Runtime.evaluate", {"expression": SECTION_JS, "returnByValue": True}, session=session)["result"]["value"]
     finally:

@@ -131,16 +131,25 @@ class Browser:
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
-def load_page(url: str) -> tuple[Browser, str]:
+def load_page(url: str, width: int | None = None) -> tuple[Browser, str]:
+    """A Browser that has loaded ``url``, and its page's session; the caller closes it. ``width``: the
+    viewport's width in CSS px (1000 px high), else Chromium's default window."""
     b = Browser()
-    target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-    session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-    for domain in ("Runtime", "Log", "Network", "Page"):
-        b.send(f"{domain}.enable", session=session)
-    b.send("Page.navigate", {"url": url}, session=session)
-    b.wait_event("Page.loadEventFired", timeout=90)
-    b.wait_plots(session)
-    b.drain(1.0)  # let late console messages and requests arrive
+    try:
+        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
+        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
+        for domain in ("Runtime", "Log", "Network", "Page"):
+            b.send(f"{domain}.enable", session=session)
+        if width is not None:
+            b.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": 1000, "deviceScaleFactor": 1,
+                                                          "mobile": False}, session=session)
+        b.send("Page.navigate", {"url": url}, session=session)
+        b.wait_event("Page.loadEventFired", timeout=90)
+        b.wait_plots(session)
+        b.drain(1.0)  # let late console messages and requests arrive
+    except BaseException:
+        b.close()
+        raise
     return b, session
 
 
@@ -439,3 +448,16 @@ def test_a_front_plot_of_15_designs_shows_every_legend_entry(tmp_path):
         b.close()
     n, hidden = got
     assert n == 17 and hidden == [], got
+
+
+def test_figure_content_is_never_taken_for_a_shared_list():
+    """The page's script draws a shared list wherever an object's one key is the placeholder's: a figure
+    holding such an object is refused when the page is built rather than drawn with another list in its
+    place, and page_figures reads a page whose names hold the script's own text ("var C=")."""
+    from reports.html import SHARED_KEY, _plots_script, page_figures, share_repeats
+
+    with pytest.raises(ValueError, match="shared-list placeholder"):
+        share_repeats([{"id": "a", "data": [{"x": [1], "meta": {SHARED_KEY: 0}}], "layout": {}}])
+    names = ["a;var C={};" * 8] * 2
+    figs = [("p", {"data": [{"x": names, "name": "x;var C=1"}, {"x": names}], "layout": {}})]
+    assert page_figures(_plots_script(figs)) == [{"id": "p", **figs[0][1]}]

@@ -972,3 +972,22 @@ def test_a_bundled_workload_listed_by_name_is_answered_with_its_path(tmp_path, i
     # a file of that name beside the config is the user's own, and is taken
     (tmp_path / "hopper_dense_s0.nmw").write_bytes(data_path("workloads", "hopper_dense_s0.nmw").read_bytes())
     assert parse_config({"workloads": ["hopper_dense_s0.nmw"]}, base=tmp_path).workloads == [str(tmp_path / "hopper_dense_s0.nmw")]
+
+
+def test_a_cluster_sweep_that_cannot_remove_its_input_copies_says_where_they_stay(tmp_path, monkeypatch, capsys):
+    """Removing the workers' input copies on a cluster's nodes can fail after the sweep's last chunk (the
+    cluster lost, a Ray whose API differs): the sweep ends as it would have, and one line on stderr names
+    the folder the copies may stay in, rather than nothing at all."""
+    import hwmodel.raycluster as raycluster
+
+    def unreachable(*args, **kw):
+        raise ConnectionError("GCS unreachable\nretrying...")
+
+    monkeypatch.setattr(raycluster, "on_every_node", unreachable)
+    pool = object.__new__(engine._RayPool)
+    pool.ray, pool.pending, pool.started, pool.one_machine, pool.lost = None, [], False, False, False
+    pool.inputs_root = str(tmp_path / "nmlab-ray-inputs-x")
+    pool.close()
+    err = capsys.readouterr().err.splitlines()
+    assert err == [f"nmlab sweep: note: the workers' input copies may stay in {pool.inputs_root} on the cluster's "
+                   "nodes (removing them: ConnectionError: GCS unreachable)"], err
