@@ -65,11 +65,25 @@ def can_isolate_tmp() -> bool:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _wait_for_nodes(address: str, procs: list[subprocess.Popen], logs: list[Path], deadline_s: float = 60.0) -> None:
-    """Until all ``procs``' nodes are alive; RuntimeError with their logs' tails where one ends first
-    or they are not up within ``deadline_s`` (ray.init alone would retry a dead head for minutes)."""
-    import ray
+#: Run in a child process by :func:`_wait_for_nodes`: exits 0 once argv[2] nodes are alive at argv[1].
+_COUNT_NODES = """
+import sys, time, ray
+ray.init(address=sys.argv[1], log_to_driver=False, logging_level="ERROR", configure_logging=False)
+end = time.monotonic() + float(sys.argv[3])
+while sum(1 for node in ray.nodes() if node["Alive"]) < int(sys.argv[2]):
+    if time.monotonic() > end:
+        sys.exit(1)
+    time.sleep(0.2)
+"""
 
+
+def _wait_for_nodes(address: str, procs: list[subprocess.Popen], logs: list[Path], env: dict[str, str],
+                    deadline_s: float = 60.0) -> None:
+    """Until all ``procs``' nodes are alive; RuntimeError with their logs' tails where one ends first
+    or they are not up within ``deadline_s`` (ray.init alone would retry a dead head for minutes).
+    The nodes are counted by a child process with the nodes' ``env``: a ``ray.init`` here would fix
+    this process's Ray settings (its authentication mode among them) for the local instances later
+    tests start in it."""
     def failed(why: str) -> RuntimeError:
         tails = "\n".join(f"--- {log.name}:\n{log.read_text(errors='replace')[-2000:]}" for log in logs if log.exists())
         return RuntimeError(f"the simulated Ray cluster did not come up: {why}\n{tails}")
@@ -84,16 +98,16 @@ def _wait_for_nodes(address: str, procs: list[subprocess.Popen], logs: list[Path
         if time.monotonic() > end:
             raise failed(f"nothing answers at {address} after {deadline_s} s")
         time.sleep(0.2)
-    ray.init(address=address, log_to_driver=False, logging_level="ERROR", configure_logging=False)
+    left = max(1.0, end - time.monotonic())
     try:
-        while sum(1 for node in ray.nodes() if node["Alive"]) < len(procs):
-            if any(proc.poll() is not None for proc in procs):
-                raise failed("a `ray start` ended")
-            if time.monotonic() > end:
-                raise failed(f"{len(procs)} nodes are not up after {deadline_s} s")
-            time.sleep(0.2)
-    finally:
-        ray.shutdown()
+        counted = subprocess.run([sys.executable, "-c", _COUNT_NODES, address, str(len(procs)), str(left)], env=env,
+                                 capture_output=True, text=True, timeout=left + 30)
+    except subprocess.TimeoutExpired:
+        raise failed(f"{len(procs)} nodes are not up after {deadline_s} s") from None
+    if counted.returncode != 0:
+        if any(proc.poll() is not None for proc in procs):
+            raise failed("a `ray start` ended")
+        raise failed(f"{len(procs)} nodes are not up after {deadline_s} s\n{counted.stderr[-2000:]}")
 
 
 @contextlib.contextmanager
@@ -137,7 +151,7 @@ def cluster(worker_cpus: tuple[int, ...] = (1,), head_cpus: int = 0) -> Iterator
             command = (f"mount --bind {shared} {inner} && mount --rbind {tmp} {TMP} && exec {RAY} start --block --address={address} "
                      f"--node-ip-address=127.0.0.1 --num-cpus={cpus} --disable-usage-stats {' '.join(_ports())}")
             start(["unshare", "-Urm", "sh", "-c", command], f"node{i}.log")
-        _wait_for_nodes(address, procs, [root / "head.log", *(root / f"node{i}.log" for i in range(len(worker_cpus)))])
+        _wait_for_nodes(address, procs, [root / "head.log", *(root / f"node{i}.log" for i in range(len(worker_cpus)))], env)
         yield address, tmps, shared
     finally:
         # SIGTERM to `ray start --block` first: it stops its node's processes and reaps them (an
