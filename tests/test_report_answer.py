@@ -454,7 +454,7 @@ def test_why_legend_gives_one_colour_one_cause(page):
     assert legend["mac"]["name"] == "compute cycles / mac energy (GPU: active power)"
 
 
-from tests.test_report_html import Browser, load_page, needs_chromium, problems  # noqa: E402
+from tests.test_report_html import load_page, needs_chromium, problems  # noqa: E402
 
 LAYOUT_JS = """(function () {
   function box(el) { return {sw: el.scrollWidth, cw: el.clientWidth, ox: getComputedStyle(el).overflowX}; }
@@ -1332,16 +1332,8 @@ def test_wide_glance_and_quality_tables_keep_their_agent_column_in_view_when_scr
     longer saw which agent a row was. The first column stays at the frame's left edge (here at a 700 px window,
     where the default report's tables are as much wider than the window)."""
     url = (sweep / "report" / "index.html").resolve().as_uri()
-    b = Browser()
+    b, session = load_page(url, width=700, height=900)
     try:
-        target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-        for domain in ("Runtime", "Page"):
-            b.send(f"{domain}.enable", session=session)
-        b.send("Emulation.setDeviceMetricsOverride", {"width": 700, "height": 900, "deviceScaleFactor": 1,
-                                                      "mobile": False}, session=session)
-        b.send("Page.navigate", {"url": url}, session=session)
-        b.wait_event("Page.loadEventFired", timeout=90)
         got = b.send("Runtime.evaluate", {"returnByValue": True, "expression": """
             Array.from(document.querySelectorAll('div.glance, div.frame')).filter(function (f) {
               return f.querySelector('table.glance, table.quality'); }).map(function (f) {
@@ -1416,16 +1408,8 @@ def test_navigation_links_each_scenario_of_the_answer_and_never_breaks_a_link(sw
     assert "(inference, batch <a" in answer
     url = (sweep / "report" / "index.html").resolve().as_uri()
     for width in (1400, 600):
-        b = Browser()
+        b, session = load_page(url, width=width, height=900)
         try:
-            target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-            session = b.send("Target.attachToTarget", {"targetId": target, "flatten": True})["sessionId"]
-            for domain in ("Runtime", "Page"):
-                b.send(f"{domain}.enable", session=session)
-            b.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": 900, "deviceScaleFactor": 1,
-                                                          "mobile": False}, session=session)
-            b.send("Page.navigate", {"url": url}, session=session)
-            b.wait_event("Page.loadEventFired", timeout=90)
             got = b.send("Runtime.evaluate", {"returnByValue": True, "expression": """
                 [Array.from(document.querySelectorAll('nav a')).filter(function (a) {
                    return a.getClientRects().length !== 1; }).map(function (a) { return a.textContent; }),

@@ -131,9 +131,9 @@ class Browser:
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
-def load_page(url: str, width: int | None = None) -> tuple[Browser, str]:
-    """A Browser that has loaded ``url``, and its page's session; the caller closes it. ``width``: the
-    viewport's width in CSS px (1000 px high), else Chromium's default window."""
+def load_page(url: str, width: int | None = None, height: int = 1000) -> tuple[Browser, str]:
+    """A Browser that has loaded ``url`` and drawn its plots, and its page's session; the caller closes it.
+    ``width``, ``height``: the viewport in CSS px, else (no ``width``) Chromium's default window."""
     b = Browser()
     try:
         target = b.send("Target.createTarget", {"url": "about:blank"})["targetId"]
@@ -141,7 +141,7 @@ def load_page(url: str, width: int | None = None) -> tuple[Browser, str]:
         for domain in ("Runtime", "Log", "Network", "Page"):
             b.send(f"{domain}.enable", session=session)
         if width is not None:
-            b.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": 1000, "deviceScaleFactor": 1,
+            b.send("Emulation.setDeviceMetricsOverride", {"width": width, "height": height, "deviceScaleFactor": 1,
                                                           "mobile": False}, session=session)
         b.send("Page.navigate", {"url": url}, session=session)
         b.wait_event("Page.loadEventFired", timeout=90)
