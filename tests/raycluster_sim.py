@@ -65,6 +65,14 @@ def can_isolate_tmp() -> bool:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
+def _code_under_tmp() -> list[Path]:
+    """The checkout and the Python environment a node runs, those of them under the temp folder (a
+    clone in /tmp), outermost only: a node's own /tmp hides them unless they are mounted into it."""
+    paths = sorted({Path(__file__).resolve().parents[1], Path(sys.prefix).resolve()} - {TMP})
+    under = [p for p in paths if p.is_relative_to(TMP)]
+    return [p for p in under if not any(q != p and p.is_relative_to(q) for q in under)]
+
+
 #: Run in a child process by :func:`_wait_for_nodes`: exits 0 once argv[2] nodes are alive at argv[1].
 _COUNT_NODES = """
 import sys, time, ray
@@ -148,7 +156,12 @@ def cluster(worker_cpus: tuple[int, ...] = (1,), head_cpus: int = 0) -> Iterator
             # The shared folder is mounted into the node's own /tmp at its path here, then that /tmp over /tmp.
             inner = tmp / shared.relative_to(TMP)
             inner.mkdir(parents=True)
-            command = (f"mount --bind {shared} {inner} && mount --rbind {tmp} {TMP} && exec {RAY} start --block --address={address} "
+            # So is what the node runs, where it lies under /tmp (a checkout or its .venv there): its code and Ray.
+            mounts = [f"mount --bind {shared} {inner}"]
+            for path in _code_under_tmp():
+                (tmp / path.relative_to(TMP)).mkdir(parents=True, exist_ok=True)
+                mounts.append(f"mount --bind {path} {tmp / path.relative_to(TMP)}")
+            command = (f"{' && '.join(mounts)} && mount --rbind {tmp} {TMP} && exec {RAY} start --block --address={address} "
                      f"--node-ip-address=127.0.0.1 --num-cpus={cpus} --disable-usage-stats {' '.join(_ports())}")
             start(["unshare", "-Urm", "sh", "-c", command], f"node{i}.log")
         _wait_for_nodes(address, procs, [root / "head.log", *(root / f"node{i}.log" for i in range(len(worker_cpus)))], env)
