@@ -210,9 +210,10 @@ def design_card(rows: list[dict], design: str, color: str, agents: list[tuple[st
             + "".join(f"<th>{b} b</th>" for b in bits) * 2 + "</tr></thead>")
     body = []
     dense = _dense_per_bits(by, bits)
-    body.append("<tr class=abs><td class=l>dense, absolute</td>"
-                + "".join(f"<td>{fmt_time(d['latency_s']) if d else '&ndash;'}</td>" for d in dense)
-                + "".join(f"<td>{fmt_energy(d['energy_pj']) if d else '&ndash;'}</td>" for d in dense) + "</tr>")
+    if any(dense):  # a sweep without dense points has no absolute figures to give
+        body.append("<tr class=abs><td class=l>dense, absolute</td>"
+                    + "".join(f"<td>{fmt_time(d['latency_s']) if d else '&ndash;'}</td>" for d in dense)
+                    + "".join(f"<td>{fmt_energy(d['energy_pj']) if d else '&ndash;'}</td>" for d in dense) + "</tr>")
     for method, agent in agents:
         cells = [by.get((method, agent, b)) for b in bits]
         if all(c is None for c in cells) or (cells and all(c is None or c["pattern"] == "dense" for c in cells)):
@@ -775,8 +776,9 @@ table.glance caption{font-size:14px}table.glance .lim,table.glance .spread,.unit
 
 
 #: summary.md's key to the design tables of a scenario.
-DESIGN_TABLE_KEY_MD = ("Each design's table: speedup x | energy ratio, vs dense on that design at the same bits; "
-                       "first row: dense's latency / energy.")
+DESIGN_TABLE_KEY_MD = "Each design's table: speedup x | energy ratio, vs dense on that design at the same bits"
+#: Added to it where the tables have dense's own row.
+DESIGN_TABLE_REF_MD = "; first row: dense's latency / energy"
 
 
 def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
@@ -838,15 +840,18 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
         for (sc, batch), rows in sections.get(env, {}).items():
             out.append(f"\n#### {md_text(env)}: {_section_title(sc, int(batch))}\n")
             # What a design's table holds, said once per scenario, not under each of its (up to 15) designs.
-            out.append(f"{DESIGN_TABLE_KEY_MD}\n")
-            for design, g in _by_design(rows):
-                by = {(r["method"], r["agent"], int(r["bits"])): r for r in g}
+            designs = [(design, g, {(r["method"], r["agent"], int(r["bits"])): r for r in g})
+                       for design, g in _by_design(rows)]
+            any_dense = any(any(_dense_per_bits(by, bits)) for _, _, by in designs)
+            out.append(f"{DESIGN_TABLE_KEY_MD}{DESIGN_TABLE_REF_MD if any_dense else ''}.\n")
+            for design, g, by in designs:
                 gpu = bool(g[0].get("gpu"))
+                dense = _dense_per_bits(by, bits)
                 lines = [f"**{md_text(design)}**{' (GPU)' if gpu else ''}\n",
-                         "| agent | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits),
-                         # dense's own latency and energy, the page's "dense, absolute" row: what the ratios divide
-                         "| dense, absolute | " + " | ".join(f"{fmt_time(d['latency_s'])} / {fmt_energy(d['energy_pj'])}"
-                                                             if d else "-" for d in _dense_per_bits(by, bits)) + " |"]
+                         "| agent | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
+                if any(dense):  # dense's own latency and energy, the page's "dense, absolute" row: what the ratios divide
+                    lines.append("| dense, absolute | " + " | ".join(
+                        f"{fmt_time(d['latency_s'])} / {fmt_energy(d['energy_pj'])}" if d else "-" for d in dense) + " |")
                 for method, agent in agents:
                     cells = [by.get((method, agent, b)) for b in bits]
                     if all(c is None or c["pattern"] == "dense" for c in cells):

@@ -1443,14 +1443,14 @@ def test_summary_md_says_what_a_design_table_holds_once_per_scenario(sweep):
     """summary.md wrote '(speedup x | energy ratio, vs dense at the same bits; first row: dense's latency / energy)'
     after every design's name: 180 times with 15 designs and 12 scenarios. It says it once under each scenario's
     heading; each design's table is headed by its name alone."""
-    from reports.answer import DESIGN_TABLE_KEY_MD
+    from reports.answer import DESIGN_TABLE_KEY_MD, DESIGN_TABLE_REF_MD
 
     md = (sweep / "report" / "summary.md").read_text()
     answer = md.split("\n## What each pattern buys", 1)[1].split("\n## RL quality", 1)[0]
     sections = re.findall(r"^#### .+$", answer, re.M)
     assert sections and answer.count(DESIGN_TABLE_KEY_MD) == len(sections)
     for part in answer.split("\n#### ")[1:]:
-        assert part.split("\n\n", 2)[1] == DESIGN_TABLE_KEY_MD
+        assert part.split("\n\n", 2)[1] == DESIGN_TABLE_KEY_MD + DESIGN_TABLE_REF_MD + "."
     heads = re.findall(r"^\*\*([a-z0-9_]+)\*\*( \(GPU\))?$", answer, re.M)
     assert len(heads) >= 2 * len(sections) and "speedup x | energy ratio, vs dense at the same bits" not in answer
 
@@ -1471,7 +1471,11 @@ def test_a_glance_without_dense_does_not_announce_a_dense_first_row(sweep, tmp_p
     page = (out / "report" / "index.html").read_text()
     captions = re.findall(r'<table class="ans glance"[^>]*><caption>(.*?)</caption>', page)
     assert captions and all(answer.GLANCE_KEY in c and "First row" not in c for c in captions), captions
-    assert "reference</td>" not in page and "first row: dense itself" not in (out / "report" / "summary.md").read_text()
+    md = (out / "report" / "summary.md").read_text()
+    assert "reference</td>" not in page and "first row: dense itself" not in md
+    # Nor do the design tables: no "dense, absolute" row of dashes, no key announcing it.
+    assert "dense, absolute" not in page and "dense, absolute" not in md
+    assert answer.DESIGN_TABLE_KEY_MD + "." in md and answer.DESIGN_TABLE_REF_MD not in md
     assert all(answer.GLANCE_KEY + answer.GLANCE_REF_KEY in c
                for c in re.findall(r'<table class="ans glance"[^>]*><caption>(.*?)</caption>',
                                    (sweep / "report" / "index.html").read_text()))
