@@ -326,11 +326,9 @@ def bundled_hint(path: str | os.PathLike) -> str:
     path = Path(path)
     if path.parent != Path("."):
         return ""
-    for name in (path.name, f"{path.name}.nmw"):
-        bundled = data_path("workloads", name)
-        if name.endswith(".nmw") and is_file(bundled):
-            return f" (the bundled workload of that name is {bundled})"
-    return ""
+    name = path.name if path.name.endswith(".nmw") else f"{path.name}.nmw"
+    bundled = data_path("workloads", name)
+    return f" (the bundled workload of that name is {bundled})" if is_file(bundled) else ""
 
 
 def load_workload(path: str | os.PathLike) -> Workload:

@@ -155,10 +155,11 @@ def _workload_paths(value: list, base: Path) -> list[str]:
 
     for i, item in enumerate(value):
         if isinstance(item, str) and item.strip():
-            hint = run_folder_hint(config_relative(item, base))
+            path = config_relative(item, base)
+            hint = run_folder_hint(path)
             if hint:
                 _fail(f"workloads[{i}]", f"{item}: {hint}")
-            if not is_file(config_relative(item, base)):
+            if not is_file(path):
                 hint = bundled_hint(os.path.expanduser(item))
                 if hint:
                     _fail(f"workloads[{i}]", f"no such file: {item}{hint}")
