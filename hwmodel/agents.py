@@ -245,14 +245,12 @@ def mixed_layers_label(layers: Any) -> str:
         if p != "dense":
             count[p] = count.get(p, 0) + 1
     base = max(count, key=lambda p: count[p])  # first of the most common (dicts keep insertion order)
+    digest = hashlib.sha256(repr(pats).encode("utf-8", "surrogatepass")).hexdigest()[:8]  # of the whole workload
     parts = [base]
     for p in dict.fromkeys(p for _n, p in pats if p != base):
         names = [n for n, q in pats if q == p]
-        if len(names) <= MIXED_LABEL_NAMES:
-            parts.append(f"{p} at {' '.join(names)}")
-        else:
-            digest = hashlib.sha256(repr(pats).encode("utf-8", "surrogatepass")).hexdigest()[:8]
-            parts.append(f"{p} at {len(names)} layers #{digest}")
+        parts.append(f"{p} at {' '.join(names)}" if len(names) <= MIXED_LABEL_NAMES
+                     else f"{p} at {len(names)} layers #{digest}")
     return " + ".join(parts)
 
 

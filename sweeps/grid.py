@@ -430,8 +430,9 @@ def _check_networks(sources: dict[str, list[tuple[WorkloadInfo, str]]], cfg: Swe
     from sweeps.evaluate import loaded_workload
 
     used = {w.path: w for pairs in sources.values() for w, _src in pairs}
+    scenarios = list(dict.fromkeys(s.name for s in cfg.scenarios))
     for w in used.values():
-        for scenario in dict.fromkeys(s.name for s in cfg.scenarios):
+        for scenario in scenarios:
             try:
                 networks_for(loaded_workload(w.path), scenario)
             except NmlabError as exc:
