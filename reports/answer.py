@@ -840,13 +840,14 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
         for (sc, batch), rows in sections.get(env, {}).items():
             out.append(f"\n#### {md_text(env)}: {_section_title(sc, int(batch))}\n")
             # What a design's table holds, said once per scenario, not under each of its (up to 15) designs.
-            designs = [(design, g, {(r["method"], r["agent"], int(r["bits"])): r for r in g})
-                       for design, g in _by_design(rows)]
-            any_dense = any(any(_dense_per_bits(by, bits)) for _, _, by in designs)
+            designs = []
+            for design, g in _by_design(rows):
+                by = {(r["method"], r["agent"], int(r["bits"])): r for r in g}
+                designs.append((design, g, by, _dense_per_bits(by, bits)))
+            any_dense = any(any(dense) for *_, dense in designs)
             out.append(f"{DESIGN_TABLE_KEY_MD}{DESIGN_TABLE_REF_MD if any_dense else ''}.\n")
-            for design, g, by in designs:
+            for design, g, by, dense in designs:
                 gpu = bool(g[0].get("gpu"))
-                dense = _dense_per_bits(by, bits)
                 lines = [f"**{md_text(design)}**{' (GPU)' if gpu else ''}\n",
                          "| agent | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
                 if any(dense):  # dense's own latency and energy, the page's "dense, absolute" row: what the ratios divide
