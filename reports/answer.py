@@ -464,6 +464,11 @@ GLANCE_REF_KEY = ". First row: dense itself, its return at these bits and its la
 GLANCE_REF_LABEL = "reference"
 
 
+def _latency_energy(r: dict) -> str:
+    """A record's own latency and energy, as dense's rows show them: ``12.3 us / 4.56 uJ``."""
+    return f"{fmt_time(r['latency_s'])} / {fmt_energy(r['energy_pj'])}"
+
+
 def _glance_reference_html(ref: tuple) -> str:
     """The glance's dense row: its return at the glance bits (fraction of dense as trained, seed range) and on
     each design its own latency / energy, the figures the row's ratios below divide."""
@@ -473,7 +478,7 @@ def _glance_reference_html(ref: tuple) -> str:
         '<td class="na" title="not run at these bits">\u2013</td>' if c is None else
         f'<td title="dense at these bits: latency {fmt_time(c["latency_s"])}, energy {fmt_energy(c["energy_pj"])}. '
         f'Point {c["point_id"]}." data-point="{c["point_id"]}" data-col="glance_reference">'
-        f'{fmt_time(c["latency_s"])} / {fmt_energy(c["energy_pj"])}<br><span class=lim>= 1x / 1</span></td>'
+        f'{_latency_energy(c)}<br><span class=lim>= 1x / 1</span></td>'
         for c in cells)
     return (f'<tr class=abs><td class=l>{html.escape(agent_label(method, agent))}: '
             f'{GLANCE_REF_LABEL}</td>{ret_cell}{tds}</tr>')
@@ -520,7 +525,7 @@ def glance_markdown(table: pd.DataFrame, ret: pd.DataFrame, env: str, agents: li
     if ref is not None:
         method, agent, r, cells = ref
         lines.append(f"| {md_text(agent_label(method, agent))}: {GLANCE_REF_LABEL} | {_glance_return_md(r)} | " + " | ".join(
-            "-" if c is None else f"{fmt_time(c['latency_s'])} / {fmt_energy(c['energy_pj'])}" for c in cells) + " |")
+            "-" if c is None else _latency_energy(c) for c in cells) + " |")
     for method, agent, r, cells in rows:
         lines.append(f"| {md_text(agent_label(method, agent))} | {_glance_return_md(r)} | " + " | ".join(
             "-" if c is None else f"{fmt_ratio(c['speedup_vs_dense'])}x / {fmt_ratio(c['energy_ratio_vs_dense'])} "
@@ -840,18 +845,18 @@ def markdown(df: pd.DataFrame, ret: pd.DataFrame, caveats: dict[str, list[str]],
         for (sc, batch), rows in sections.get(env, {}).items():
             out.append(f"\n#### {md_text(env)}: {_section_title(sc, int(batch))}\n")
             # What a design's table holds, said once per scenario, not under each of its (up to 15) designs.
-            designs = [(design, g, {(r["method"], r["agent"], int(r["bits"])): r for r in g})
-                       for design, g in _by_design(rows)]
-            any_dense = any(any(_dense_per_bits(by, bits)) for _, _, by in designs)
+            designs = []
+            for design, g in _by_design(rows):
+                by = {(r["method"], r["agent"], int(r["bits"])): r for r in g}
+                designs.append((design, g, by, _dense_per_bits(by, bits)))
+            any_dense = any(any(dense) for *_, dense in designs)
             out.append(f"{DESIGN_TABLE_KEY_MD}{DESIGN_TABLE_REF_MD if any_dense else ''}.\n")
-            for design, g, by in designs:
+            for design, g, by, dense in designs:
                 gpu = bool(g[0].get("gpu"))
-                dense = _dense_per_bits(by, bits)
                 lines = [f"**{md_text(design)}**{' (GPU)' if gpu else ''}\n",
                          "| agent | " + " | ".join(f"{b} b" for b in bits) + " |", "|---|" + "---:|" * len(bits)]
                 if any(dense):  # dense's own latency and energy, the page's "dense, absolute" row: what the ratios divide
-                    lines.append("| dense, absolute | " + " | ".join(
-                        f"{fmt_time(d['latency_s'])} / {fmt_energy(d['energy_pj'])}" if d else "-" for d in dense) + " |")
+                    lines.append("| dense, absolute | " + " | ".join(_latency_energy(d) if d else "-" for d in dense) + " |")
                 for method, agent in agents:
                     cells = [by.get((method, agent, b)) for b in bits]
                     if all(c is None or c["pattern"] == "dense" for c in cells):
